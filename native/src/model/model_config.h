@@ -1,0 +1,57 @@
+// The architecture-independent description of a decoder-only transformer, parsed from a
+// Hugging Face `config.json`. Every field the forward pass needs is resolved here (defaults
+// applied, head_dim derived), so the compute code never reads JSON.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tidal {
+
+enum class Architecture { Llama, Mistral, Qwen2, Qwen3 };
+
+const char* architecture_name(Architecture arch);
+
+struct RopeScaling {
+  // "none" or "llama3" (Llama 3.1/3.2 frequency-dependent scaling). "linear" and
+  // "dynamic" are rejected by the parser with a clear error until implemented.
+  std::string type = "none";
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 8192;
+};
+
+struct ModelConfig {
+  Architecture architecture = Architecture::Llama;
+  std::string model_type;           // as written in config.json ("llama", "qwen2", ...)
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_layers = 0;
+  int64_t num_heads = 0;            // query heads
+  int64_t num_kv_heads = 0;         // key/value heads (GQA when < num_heads)
+  int64_t head_dim = 0;             // explicit in Qwen3 configs, else hidden_size / num_heads
+  int64_t max_position_embeddings = 0;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;      // q/k/v projections carry biases (Qwen2: always true)
+  bool qk_norm = false;             // per-head RMSNorm of q and k before RoPE (Qwen3)
+  int64_t sliding_window = 0;       // 0 = none; recorded, not applied (see notes)
+  std::string torch_dtype;          // "bfloat16", "float16", "float32" or empty
+  std::vector<int64_t> bos_token_ids;
+  std::vector<int64_t> eos_token_ids;  // config.json's eos_token_id (int or list)
+};
+
+// Parses config.json text. Throws tidal::ModelError naming the field and the value found
+// for: unsupported architecture/model_type (listing the supported ones), missing or
+// non-positive sizes, num_heads not a multiple of num_kv_heads, absurd values (e.g. more
+// than 1M layers or a vocabulary over 16M entries), unknown rope_scaling types.
+ModelConfig parse_model_config(const std::string& json_text);
+
+// Reads and parses `<dir>/config.json`.
+ModelConfig load_model_config(const std::string& model_dir);
+
+}  // namespace tidal

@@ -1,6 +1,7 @@
 // N-API entry point: registers every binding of the engine on the module's exports.
 #include <napi.h>
 
+#include "tidal/cuda_probe.h"
 #include "tidal/version.h"
 
 namespace {
@@ -16,9 +17,24 @@ Napi::Value CompiledBackends(const Napi::CallbackInfo& info) {
   return array;
 }
 
+Napi::Value ProbeCuda(const Napi::CallbackInfo& info) {
+  tidal::CudaProbe probe = tidal::probe_cuda();
+  Napi::Env env = info.Env();
+  auto out = Napi::Object::New(env);
+  out.Set("compiled", Napi::Boolean::New(env, probe.compiled));
+  out.Set("deviceCount", Napi::Number::New(env, probe.device_count));
+  out.Set("usable", Napi::Boolean::New(env, probe.usable));
+  out.Set("deviceName", Napi::String::New(env, probe.device_name));
+  out.Set("computeCapability", Napi::Number::New(env, probe.compute_capability));
+  out.Set("memoryTotalGiB", Napi::Number::New(env, probe.memory_total_gib));
+  out.Set("message", Napi::String::New(env, probe.message));
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("engineVersion", Napi::Function::New(env, EngineVersion, "engineVersion"));
   exports.Set("compiledBackends", Napi::Function::New(env, CompiledBackends, "compiledBackends"));
+  exports.Set("probeCuda", Napi::Function::New(env, ProbeCuda, "probeCuda"));
   return exports;
 }
 

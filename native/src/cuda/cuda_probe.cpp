@@ -16,9 +16,13 @@ CudaProbe probe_cuda() {
   cudaError_t err = cudaGetDeviceCount(&probe.device_count);
   if (err != cudaSuccess || probe.device_count == 0) {
     probe.device_count = 0;
-    probe.message = err == cudaSuccess ? "no CUDA device is visible"
-                                       : std::string("the CUDA runtime found no usable device: ") +
-                                             cudaGetErrorString(err);
+    if (err == cudaSuccess || err == cudaErrorNoDevice) {
+      probe.message = "no CUDA device is visible";
+    } else if (err == cudaErrorInsufficientDriver) {
+      probe.message = "no NVIDIA driver for CUDA 13 was found (no GPU here, or the driver needs an update)";
+    } else {
+      probe.message = std::string("the CUDA runtime found no usable device: ") + cudaGetErrorString(err);
+    }
     return probe;
   }
   cudaDeviceProp prop{};

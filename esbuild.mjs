@@ -1,0 +1,47 @@
+// Bundles src/ into dist/: the extension (runs in VS Code's extension host) and the engine
+// host (a separate Node process). `vscode` stays external; the native addon is copied next
+// to the bundles, never bundled.
+//   node esbuild.mjs [--production] [--watch]
+import * as esbuild from 'esbuild';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+
+const production = process.argv.includes('--production');
+const watch = process.argv.includes('--watch');
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  sourcemap: !production,
+  minify: production,
+  external: ['vscode'],
+  logLevel: 'info',
+};
+
+const addonBuilt = 'native/build/Release/tidal_native.node';
+const copyAddon = {
+  name: 'copy-native-addon',
+  setup(build) {
+    build.onEnd(() => {
+      if (!existsSync(addonBuilt)) {
+        console.warn(`esbuild: ${addonBuilt} is missing; run \`npm run install\` to build the native engine.`);
+        return;
+      }
+      mkdirSync('dist/native', { recursive: true });
+      copyFileSync(addonBuilt, 'dist/native/tidal_native.node');
+    });
+  },
+};
+
+const contexts = await Promise.all([
+  esbuild.context({ ...common, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist' }),
+  esbuild.context({ ...common, entryPoints: { 'engine-host': 'src/engine/main.ts' }, outdir: 'dist', plugins: [copyAddon] }),
+]);
+
+if (watch) {
+  await Promise.all(contexts.map((context) => context.watch()));
+} else {
+  await Promise.all(contexts.map((context) => context.rebuild()));
+  await Promise.all(contexts.map((context) => context.dispose()));
+}

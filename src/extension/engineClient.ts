@@ -1,0 +1,151 @@
+// Owns the engine host child process: starts it with VS Code's own Node runtime
+// (process.execPath + ELECTRON_RUN_AS_NODE), speaks JSON-RPC to it, restarts it when it
+// crashes, and reports its state to whoever listens (status bar, chat view).
+import { ChildProcess, spawn } from 'node:child_process';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { createMessageConnection, MessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+
+import { EngineInfo, engineInfoRequest, logNotification, shutdownRequest } from '../engine/protocol';
+import { RestartPolicy } from './restartPolicy';
+
+export type EngineState = 'stopped' | 'starting' | 'ready' | 'error';
+
+export interface EngineStatus {
+  state: EngineState;
+  info?: EngineInfo;
+  message?: string;
+}
+
+export class EngineClient implements vscode.Disposable {
+  private child?: ChildProcess;
+  private connection?: MessageConnection;
+  private status: EngineStatus = { state: 'stopped' };
+  private readonly policy = new RestartPolicy();
+  private readonly changed = new vscode.EventEmitter<EngineStatus>();
+  private restartTimer?: NodeJS.Timeout;
+  private disposed = false;
+  readonly onDidChangeStatus = this.changed.event;
+
+  constructor(
+    private readonly hostScript: string,
+    private readonly log: vscode.LogOutputChannel,
+  ) {}
+
+  get currentStatus(): EngineStatus {
+    return this.status;
+  }
+
+  get rpc(): MessageConnection | undefined {
+    return this.status.state === 'ready' ? this.connection : undefined;
+  }
+
+  async start(): Promise<void> {
+    if (this.disposed) return;
+    this.setStatus({ state: 'starting' });
+    const child = spawn(process.execPath, [this.hostScript], {
+      cwd: path.dirname(this.hostScript),
+      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    const connection = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
+    this.connection = connection;
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (chunk: string) => {
+      for (const line of chunk.split('\n')) if (line.trim()) this.log.warn(`[engine] ${line}`);
+    });
+    connection.onNotification(logNotification, ({ level, message }) => this.log[level](`[engine] ${message}`));
+    child.on('exit', (code, signal) => this.onExit(child, code, signal));
+    child.on('error', (error) => this.log.error(`engine process error: ${error.message}`));
+    connection.listen();
+    try {
+      const info = await withTimeout(connection.sendRequest(engineInfoRequest), 30_000, 'the engine did not answer within 30 s');
+      if (this.child !== child) return;
+      this.log.info(
+        `engine ${info.engineVersion} ready (pid ${info.pid}, Node ${info.nodeVersion}, backends ${info.compiledBackends.join('/')}` +
+          `, CUDA: ${info.cuda.usable ? info.cuda.deviceName : info.cuda.message})`,
+      );
+      this.setStatus({ state: 'ready', info });
+    } catch (error) {
+      if (this.child !== child) return;
+      this.log.error(`engine failed to start: ${(error as Error).message}`);
+      this.setStatus({ state: 'error', message: (error as Error).message });
+      child.kill();
+    }
+  }
+
+  async restart(): Promise<void> {
+    this.policy.reset();
+    await this.stop();
+    await this.start();
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.restartTimer);
+    const child = this.child;
+    const connection = this.connection;
+    this.child = undefined;
+    this.connection = undefined;
+    if (!child) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    try {
+      await withTimeout(connection!.sendRequest(shutdownRequest), 2_000, 'shutdown timed out');
+      connection!.dispose();
+      child.stdin?.end();
+    } catch {
+      child.kill('SIGKILL');
+    }
+    await withTimeout(exited, 3_000, 'exit timed out').catch(() => child.kill('SIGKILL'));
+    connection?.dispose();
+    this.setStatus({ state: 'stopped' });
+  }
+
+  private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.child !== child) return;  // an exit we asked for
+    this.connection?.dispose();
+    this.child = undefined;
+    this.connection = undefined;
+    const why = signal ? `signal ${signal}` : `exit code ${code}`;
+    const decision = this.policy.onCrash(Date.now());
+    this.log.error(`engine process stopped unexpectedly (${why}); ${decision.reason}`);
+    this.setStatus({ state: 'error', message: `The engine stopped unexpectedly (${why}).` });
+    if (decision.restart && !this.disposed) {
+      this.restartTimer = setTimeout(() => void this.start(), decision.delayMs);
+    } else if (!this.disposed) {
+      void vscode.window
+        .showErrorMessage(`Tidal: ${decision.reason}. See the engine log for details.`, 'Show Log', 'Restart')
+        .then((choice) => {
+          if (choice === 'Show Log') this.log.show();
+          if (choice === 'Restart') void this.restart();
+        });
+    }
+  }
+
+  private setStatus(status: EngineStatus): void {
+    this.status = status;
+    this.changed.fire(status);
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    void this.stop();
+    this.changed.dispose();
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(message)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}

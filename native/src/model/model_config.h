@@ -38,6 +38,7 @@ struct ModelConfig {
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
   bool attention_bias = false;      // q/k/v projections carry biases (Qwen2: always true)
+  bool o_proj_bias = false;         // o_proj carries a bias too (Llama/Qwen3 attention_bias; never Qwen2)
   bool qk_norm = false;             // per-head RMSNorm of q and k before RoPE (Qwen3)
   int64_t sliding_window = 0;       // 0 = none; recorded, not applied (see notes)
   std::string torch_dtype;          // "bfloat16", "float16", "float32" or empty
@@ -48,7 +49,7 @@ struct ModelConfig {
 // Parses config.json text. Throws tidal::ModelError naming the field and the value found
 // for: unsupported architecture/model_type (listing the supported ones), missing or
 // non-positive sizes, num_heads not a multiple of num_kv_heads, absurd values (e.g. more
-// than 1M layers or a vocabulary over 16M entries), unknown rope_scaling types.
+// than 4096 layers or a vocabulary over 16M entries), unknown rope_scaling types.
 ModelConfig parse_model_config(const std::string& json_text);
 
 // Reads and parses `<dir>/config.json`.

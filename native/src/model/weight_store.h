@@ -16,7 +16,10 @@ enum class DType { F32, F16, BF16 };
 const char* dtype_name(DType dtype);
 size_t dtype_size(DType dtype);
 
-// A view into a mapped file: valid while the WeightStore lives.
+// A view into a mapped file: valid while the WeightStore lives. `data` points at the
+// tensor's first byte, row-major little-endian; it is only as aligned as the file lays it
+// out (writers pad the header to 8 bytes, so in practice it is), so read through memcpy or
+// the converters below when alignment matters.
 struct TensorView {
   std::string name;
   DType dtype = DType::F32;
@@ -51,13 +54,40 @@ class WeightStore {
   std::vector<std::string> names() const;
   size_t total_bytes() const;
 
+  // Number of tensors.
+  size_t size() const { return tensors_.size(); }
+  // The folder or file this store was opened from, as given.
+  const std::string& source() const { return source_; }
+  // "__metadata__" entries of every file (later shards do not overwrite earlier keys).
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+
  private:
   WeightStore();
+  void add_file(std::unique_ptr<MappedFile> file, const std::string& label);
   std::vector<std::unique_ptr<MappedFile>> files_;
   std::map<std::string, TensorView> tensors_;
+  std::map<std::string, std::string> tensor_files_;  // tensor name -> file label, for messages
+  std::map<std::string, std::string> metadata_;
+  std::string source_;
 };
 
-// Converts one element range of a tensor to float32 (bf16/f16/f32 sources).
+// Converts a whole tensor (numel() elements) to float32 (bf16/f16/f32 sources).
 void convert_to_f32(const TensorView& tensor, float* out);
+
+// Converts elements [first, first + count) of a tensor (in row-major order) to float32,
+// e.g. one embedding row. Throws tidal::Error when the range is outside the tensor.
+void convert_to_f32(const TensorView& tensor, size_t first, size_t count, float* out);
+
+// Bulk conversion of `count` elements at `src` (any alignment) to float32. Uses the F16C
+// instructions for F16 on x86-64 CPUs that have them; results are bit-identical to the
+// scalar conversions in model/half.h (subnormals, infinities and NaNs included).
+void convert_to_f32(DType dtype, const void* src, float* out, size_t count);
+
+// Throws tidal::ModelError("tensor '<name>' contains NaN/Inf at element i ...") naming the
+// first non-finite element. Checks the bit patterns directly, without converting.
+void check_finite(const TensorView& tensor);
+
+// "[4096, 128]"; "[]" for a scalar.
+std::string shape_string(const std::vector<int64_t>& shape);
 
 }  // namespace tidal

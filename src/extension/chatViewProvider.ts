@@ -32,6 +32,10 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     return this.view !== undefined;
   }
 
+  get isVisible(): boolean {
+    return this.view?.visible ?? false;
+  }
+
   // Shows the panel and asks `question` in it (from the command palette).
   async ask(question: string): Promise<void> {
     this.pendingQuestion = question;

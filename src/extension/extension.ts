@@ -11,7 +11,7 @@ import { TidalStatusBar } from './statusBar';
 
 // What activate() returns: a small read-only API, used by the integration tests.
 export interface TidalApi {
-  getState(): { activated: true; engineState: string; engineMessage?: string; commandsRegistered: string[]; backend?: string };
+  getState(): { activated: true; engineState: string; engineMessage?: string; commandsRegistered: string[]; backend?: string; chatViewVisible: boolean };
   waitForEngine(timeoutMs: number): Promise<string>;
 }
 
@@ -71,6 +71,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       engineMessage: engine.currentStatus.message,
       backend: engine.currentStatus.info ? (engine.currentStatus.info.cuda.usable ? 'cuda' : 'cpu') : undefined,
       commandsRegistered: [...COMMAND_IDS],
+      chatViewVisible: chat.isVisible,
     }),
     waitForEngine: (timeoutMs) =>
       new Promise((resolve) => {

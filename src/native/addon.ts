@@ -12,10 +12,131 @@ export interface CudaProbe {
   message: string;
 }
 
+export type AttentionModeName = 'full' | 'tidal' | 'quest';
+export type SelectionPolicyName = 'perQueryHead' | 'perKvHeadMax' | 'perKvHeadSum';
+export type FinishReason = 'length' | 'stop' | 'cancelled' | 'callback' | 'context_full';
+
+export interface EngineOptions {
+  backend?: 'cpu' | 'cuda';
+  threads?: number;        // 0 or absent: every hardware thread
+  maxContext?: number;     // tokens per sequence; 0 or absent: the model's maximum
+  prefillChunk?: number;   // tokens per prefill pass (cancellation is checked between)
+  maxKvBytes?: number;     // KV cache cap over all sequences; 0 or absent: none
+}
+
+export interface ModelInfo {
+  architecture: 'llama' | 'mistral' | 'qwen2' | 'qwen3';
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  vocabSize: number;
+  maxPositionEmbeddings: number;
+  maxContext: number;
+  dtype: string;
+  weightBytes: number;
+  kvBytesPerToken: number;
+  eosTokenIds: number[];
+  backend: string;
+  threads: number;
+}
+
+export interface AttentionOptions {
+  mode?: AttentionModeName;
+  tokenBudget?: number;          // tokens per query head in sparse layers, current token included
+  denseLayers?: number;          // layers [0, denseLayers) use full attention
+  selectionLayers?: number[];    // tidal: layers that (re-)select positions; empty = preset
+  selectionPolicy?: SelectionPolicyName;
+  correctionInterval?: number;   // tidal: KV-cache correction every N generated tokens; 0 = off
+}
+
+export interface SamplingOptions {
+  temperature?: number;  // 0: greedy
+  topK?: number;
+  topP?: number;
+  seed?: number;
+}
+
+export interface GenerateOptions {
+  maxTokens?: number;
+  stopTokens?: number[];
+  stopAtEos?: boolean;
+  sampling?: SamplingOptions;
+  attention?: AttentionOptions;
+}
+
+export interface GenerateResult {
+  tokens: Int32Array;
+  finishReason: FinishReason;
+  promptTokens: number;
+  prefillSeconds: number;
+  decodeSeconds: number;
+}
+
+export interface UsageStats {
+  weightBytes: number;
+  kvBytes: number;
+  kvBytesPeak: number;
+  sequences: number;
+  tokensPrefilled: number;
+  tokensDecoded: number;
+  prefillSeconds: number;
+  decodeSeconds: number;
+  lastSelection: {
+    mode: AttentionModeName;
+    contextLength: number;
+    tokenBudget: number;
+    selectionLayersRun: number;
+    attendedFraction: number;
+    corrections: number;
+  };
+}
+
+// Errors from the engine carry one of these codes.
+export type EngineErrorCode =
+  | 'ERR_TIDAL_MODEL'
+  | 'ERR_TIDAL_REQUEST'
+  | 'ERR_TIDAL_OUT_OF_MEMORY'
+  | 'ERR_TIDAL_CANCELLED'
+  | 'ERR_TIDAL_ENGINE';
+
+export interface CancelToken {
+  cancel(): void;
+  readonly cancelled: boolean;
+}
+
+// One loaded model. Methods that may wait for the engine return promises and run off the
+// JS thread; requests are served one at a time in the order they were made.
+export interface NativeEngine {
+  readonly modelInfo: ModelInfo;
+  usage(): UsageStats;
+  createSequence(): Promise<number>;
+  forkSequence(source: number, length?: number): Promise<number>;
+  trimSequence(sequence: number, length: number): Promise<void>;
+  releaseSequence(sequence: number): Promise<void>;
+  sequenceLength(sequence: number): Promise<number>;
+  sequenceTokens(sequence: number): Promise<Int32Array>;
+  prefill(sequence: number, tokens: ArrayLike<number>, options?: { allLogits?: boolean; cancel?: CancelToken }): Promise<Float32Array>;
+  decode(sequence: number, token: number, attention?: AttentionOptions): Promise<Float32Array>;
+  // Tokens reach onToken in order, on the JS thread, before the promise settles.
+  generate(
+    sequence: number,
+    prompt: ArrayLike<number>,
+    options: GenerateOptions,
+    onToken?: (token: number) => void,
+    cancel?: CancelToken,
+  ): Promise<GenerateResult>;
+  unload(): Promise<void>;
+}
+
 export interface NativeAddon {
   engineVersion(): string;
   compiledBackends(): string[];
   probeCuda(): CudaProbe;
+  loadModel(dir: string, options?: EngineOptions): Promise<NativeEngine>;
+  CancelToken: new () => CancelToken;
 }
 
 export class AddonLoadError extends Error {}

@@ -1,0 +1,113 @@
+// Integration tests in a real VS Code: installs the packaged extension (dist/tidal-code.vsix)
+// into a fresh profile, opens test/integration/fixtures/workspace, runs test/integration/suite
+// inside VS Code's extension host and prints `N passed, M failed` as its last line.
+//
+//   npm run test:integration
+//
+// Runner, chosen by TIDAL_VSCODE:
+//   code-server (default)  offline: code-server + headless Chromium; tools in .tools/ are
+//                          installed on first use by scripts/setup-vscode-server.mjs
+//   electron               desktop VS Code downloaded by @vscode/test-electron (needs internet)
+// Other knobs:
+//   TIDAL_VSIX=path                 test this VSIX instead of dist/tidal-code.vsix
+//   TIDAL_INTEGRATION_TIMEOUT_S=n   limit for starting VS Code and running the suite (default 150)
+//   TIDAL_KEEP_TEMP=1               keep the scratch folder (profile, workspace copy) for a look
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
+
+import { Cleanup, log, prepareRun, readResults, repoRoot, reportResults } from './runners/common.mjs';
+
+const runnerName = (process.env.TIDAL_VSCODE || 'code-server').toLowerCase();
+const timeoutSeconds = Number(process.env.TIDAL_INTEGRATION_TIMEOUT_S || 150);
+
+/** The VSIX under test; `npm run package` (re)builds it when it is missing or older than its sources. */
+function ensureVsix() {
+  if (process.env.TIDAL_VSIX) {
+    const vsix = path.resolve(process.env.TIDAL_VSIX);
+    if (!existsSync(vsix)) throw new Error(`TIDAL_VSIX=${process.env.TIDAL_VSIX} does not exist`);
+    return vsix;
+  }
+  const vsix = path.join(repoRoot, 'dist', 'tidal-code.vsix');
+  const newer = newestSource();
+  const stale = existsSync(vsix) && newer && newer.mtimeMs > statSync(vsix).mtimeMs;
+  if (!existsSync(vsix) || stale) {
+    log(stale ? `${path.relative(repoRoot, newer.file)} is newer than dist/tidal-code.vsix: running \`npm run package\``
+              : 'dist/tidal-code.vsix is missing: running `npm run package`');
+    const result = spawnSync('npm', ['run', 'package'], { cwd: repoRoot, stdio: 'inherit', timeout: 5 * 60_000 });
+    if (result.status !== 0 || !existsSync(vsix)) throw new Error(`\`npm run package\` failed (exit ${result.status ?? result.signal}); the VSIX is needed to test the extension as users install it`);
+  }
+  return vsix;
+}
+
+/** The most recently changed file of what goes into the VSIX (sources, media, manifest). */
+function newestSource() {
+  /** @type {{ file: string, mtimeMs: number } | undefined} */
+  let newest;
+  const visit = (file) => {
+    if (!existsSync(file)) return;
+    const stats = statSync(file);
+    if (stats.isDirectory()) {
+      for (const entry of readdirSync(file)) visit(path.join(file, entry));
+    } else if (!newest || stats.mtimeMs > newest.mtimeMs) {
+      newest = { file, mtimeMs: stats.mtimeMs };
+    }
+  };
+  for (const part of ['src', 'media', 'package.json', 'native/build/Release/tidal_native.node']) visit(path.join(repoRoot, part));
+  return newest;
+}
+
+async function main() {
+  const cleanup = new Cleanup();
+  let run;
+  let results;
+  let harnessError;
+  let exitCode = 1;
+  const finish = async () => {
+    results ??= run && readResults(run.resultsFile); // what the suite got through before a stop
+    await cleanup.run();
+    exitCode = reportResults(results, harnessError);
+  };
+  // Ctrl-C, a CI timeout, or a hang past every limit: stop what was started, then report.
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, async () => {
+      harnessError = `interrupted by ${signal}`;
+      await finish();
+      process.exit(130);
+    });
+  }
+
+  run = prepareRun();
+  cleanup.add('remove scratch folder', () => {
+    if (process.env.TIDAL_KEEP_TEMP === '1') log(`scratch folder kept: ${run.tempRoot}`);
+    else rmSync(run.tempRoot, { recursive: true, force: true, maxRetries: 3 });
+  });
+  try {
+    const vsix = ensureVsix();
+    const started = Date.now();
+    let runner;
+    if (runnerName === 'electron') {
+      runner = (await import('./runners/electron.mjs')).runWithElectron;
+    } else if (runnerName === 'code-server') {
+      runner = (await import('./runners/codeServer.mjs')).runWithCodeServer;
+    } else {
+      throw new Error(`TIDAL_VSCODE=${runnerName}: expected "code-server" or "electron"`);
+    }
+    // Last resort if something hangs past its own limits: the suite's limit, plus room for a
+    // first-time tool install (which has its own 9-minute limit per step).
+    const watchdog = setTimeout(async () => {
+      harnessError = 'the run hung past every time limit; stopped';
+      await finish();
+      process.exit(1);
+    }, (timeoutSeconds + 12 * 60) * 1000);
+    watchdog.unref();
+    ({ results, harnessError } = await runner({ vsix, run, cleanup, timeoutMs: timeoutSeconds * 1000 }));
+    log(`${runnerName} runner finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  } catch (error) {
+    harnessError = error instanceof Error ? error.message : String(error);
+  }
+  await finish();
+  process.exit(exitCode);
+}
+
+await main();

@@ -1,0 +1,297 @@
+// The offline runner: a real VS Code (code-server 4.139, VS Code's server with its web
+// workbench) on a loopback port, its workbench opened in headless Chromium.
+//
+// The suite runs in code-server's extension host (Node 24), loaded the way VS Code loads
+// extension tests: the URL's `payload` names an extension development folder
+// (test/integration, whose package.json carries the suite) and the test module. code-server
+// honours those two only with `--vscode-option enable-smoke-test-driver`.
+//
+// Screenshots: the suite writes `<name>.request.json` into TIDAL_TEST_CHECKPOINTS; this runner
+// looks at the workbench, saves `.test-artifacts/screenshots/<name>.png` and answers with
+// `<name>.response.json` (what it saw: the active view container, the chat webview).
+import { spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { setupVscodeServer } from '../../../scripts/setup-vscode-server.mjs';
+import { integrationDir, keepVscodeLogs, log, logsDir, readResults, repoRoot, screenshotsDir, suiteEntry, userSettings } from './common.mjs';
+
+const EXTENSION_ID = 'tidal-code.tidal-code';
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-dev-shm-usage', // containers often have a tiny /dev/shm
+  // Loopback only: any other host name fails to resolve inside the browser.
+  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
+];
+const VIEWPORT = { width: 1400, height: 900 };
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** vscode-remote URI of a path on the server (this machine) as the workbench names it. */
+function remoteUri(authority, absolutePath) {
+  return `vscode-remote://${authority}${absolutePath.split(path.sep).map(encodeURIComponent).join('/')}`;
+}
+
+function writeJsonAtomically(file, value) {
+  writeFileSync(`${file}.tmp`, JSON.stringify(value, null, 2));
+  renameSync(`${file}.tmp`, file);
+}
+
+function scratchTmpDir(tempRoot) {
+  const dir = path.join(tempRoot, 'tmp');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** The environment code-server runs in: nothing from the user's own code-server setup leaks in. */
+function codeServerEnvironment(tempRoot) {
+  const env = { ...process.env };
+  for (const name of ['PORT', 'PASSWORD', 'HASHED_PASSWORD', 'VSCODE_OPTIONS', 'VSCODE_PROXY_URI', 'CODE_SERVER_CONFIG']) delete env[name];
+  return {
+    ...env,
+    EXTENSIONS_GALLERY: '{}', // no marketplace: nothing is queried over the network
+    XDG_CONFIG_HOME: path.join(tempRoot, 'xdg-config'),
+    XDG_DATA_HOME: path.join(tempRoot, 'xdg-data'),
+    XDG_CACHE_HOME: path.join(tempRoot, 'xdg-cache'),
+    TMPDIR: scratchTmpDir(tempRoot), // its sockets and caches go away with the scratch folder
+  };
+}
+
+function installVsix(tools, baseArgs, env, vsix) {
+  const result = spawnSync(tools.node, [...baseArgs, '--install-extension', vsix], { env, encoding: 'utf8', timeout: 90_000 });
+  const output = `${result.stdout ?? ''}${result.stderr ?? ''}`;
+  writeFileSync(path.join(logsDir, 'install-extension.log'), output);
+  if (result.status !== 0 || !/successfully installed/i.test(output)) {
+    throw new Error(`code-server --install-extension ${path.relative(repoRoot, vsix)} failed (exit ${result.status ?? result.signal}):\n${output.trim()}`);
+  }
+}
+
+/** Starts code-server on 127.0.0.1 with a port the OS picks; resolves with that port. */
+async function startCodeServer(tools, baseArgs, env, workspace, cleanup) {
+  const args = [
+    ...baseArgs,
+    '--auth', 'none',
+    '--bind-addr', '127.0.0.1:0',
+    '--disable-telemetry',
+    '--disable-update-check',
+    '--disable-workspace-trust',
+    '--disable-getting-started-override',
+    '--ignore-last-opened',
+    '--vscode-option', 'enable-smoke-test-driver',
+    workspace,
+  ];
+  // Its own process group, so that stopping it also stops the extension host and the other
+  // processes it starts.
+  const server = spawn(tools.node, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const serverLog = createWriteStream(path.join(logsDir, 'code-server.log'));
+  server.stdout.pipe(serverLog, { end: false });
+  server.stderr.pipe(serverLog, { end: false });
+  const killGroup = (signal) => {
+    try {
+      process.kill(-server.pid, signal);
+    } catch {
+      // already gone
+    }
+  };
+  const exited = new Promise((resolve) => server.once('exit', (code, signal) => resolve({ code, signal })));
+  const killOnExit = () => killGroup('SIGKILL');
+  process.once('exit', killOnExit);
+  cleanup.add('stop code-server', async () => {
+    killGroup('SIGTERM');
+    const stopped = await Promise.race([exited.then(() => true), sleep(3000).then(() => false)]);
+    if (!stopped) killGroup('SIGKILL');
+    killGroup('SIGKILL'); // children that outlived their parent in the same group
+    process.removeListener('exit', killOnExit);
+    serverLog.end();
+  });
+
+  const port = await new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => reject(new Error('code-server did not report a listening port within 30 s (see .test-artifacts/integration/code-server.log)')), 30_000);
+    server.stdout.on('data', (chunk) => {
+      seen += chunk;
+      const match = /HTTP server listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(seen);
+      if (match) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`code-server exited (${code ?? signal}) before listening (see .test-artifacts/integration/code-server.log)`));
+    });
+  });
+  return { port, exited };
+}
+
+/** The chat webview's frames: the outer one VS Code positions, the inner one with the content. */
+function findChatWebviewFrames(page) {
+  const frames = [];
+  for (const frame of page.frames()) {
+    let url;
+    try {
+      url = new URL(frame.url());
+    } catch {
+      continue;
+    }
+    if (url.searchParams.get('extensionId') === EXTENSION_ID && url.pathname.endsWith('/index.html')) {
+      frames.push({ outer: frame, content: frame.childFrames()[0] });
+    }
+  }
+  return frames;
+}
+
+async function chatWebviewState(page) {
+  for (const { outer, content } of findChatWebviewFrames(page)) {
+    const element = await outer.frameElement().catch(() => undefined);
+    const visible = element ? await element.isVisible().catch(() => false) : false;
+    const text = content ? await content.evaluate(() => document.body?.innerText ?? '').catch(() => '') : '';
+    if (visible) return { chatWebviewVisible: true, chatWebviewText: text };
+  }
+  return { chatWebviewVisible: false, chatWebviewText: '' };
+}
+
+/** What the workbench shows: the side bar's view container and the chat webview. */
+async function inspectWorkbench(page, { waitForChatView }) {
+  let webview = await chatWebviewState(page);
+  const deadline = Date.now() + 15_000;
+  while (waitForChatView && !(webview.chatWebviewVisible && webview.chatWebviewText.trim()) && Date.now() < deadline) {
+    await sleep(200);
+    webview = await chatWebviewState(page);
+  }
+  if (waitForChatView) await sleep(300); // let the webview paint before the screenshot
+  const sidebar = await page.evaluate(() => {
+    const part = document.getElementById('workbench.parts.sidebar');
+    return {
+      activeViewContainer: part?.getAttribute('data-active-composite') ?? null,
+      sidebarTitle: part?.querySelector('.composite.title h2')?.textContent ?? null,
+    };
+  });
+  return { ...sidebar, ...webview };
+}
+
+async function answerScreenshotRequests(page, checkpointsDir) {
+  for (const file of readdirSync(checkpointsDir).filter((name) => name.endsWith('.request.json'))) {
+    const requestFile = path.join(checkpointsDir, file);
+    let request;
+    try {
+      request = JSON.parse(readFileSync(requestFile, 'utf8'));
+    } catch {
+      continue; // still being written
+    }
+    rmSync(requestFile, { force: true });
+    const name = String(request.name).replace(/[^\w.-]/g, '_');
+    let response;
+    try {
+      const workbench = await inspectWorkbench(page, { waitForChatView: Boolean(request.waitForChatView) });
+      const screenshot = path.join(screenshotsDir, `${name}.png`);
+      await page.screenshot({ path: screenshot, timeout: 15_000 });
+      log(`screenshot ${path.relative(repoRoot, screenshot)}`);
+      response = { screenshot: path.relative(repoRoot, screenshot), workbench };
+    } catch (error) {
+      response = { error: error instanceof Error ? error.message : String(error) };
+    }
+    writeJsonAtomically(path.join(checkpointsDir, `${name}.response.json`), response);
+  }
+}
+
+/**
+ * Runs the suite in code-server; resolves with what the suite wrote (and a harness error when
+ * the run could not finish). Everything started is registered with `cleanup`.
+ */
+export async function runWithCodeServer({ vsix, run, cleanup, timeoutMs }) {
+  const tools = setupVscodeServer();
+  // The limit covers starting VS Code and the suite, not a first-time tool install.
+  const deadline = Date.now() + timeoutMs;
+  const { chromium } = await import('playwright-core');
+
+  mkdirSync(path.join(run.userDataDir, 'User'), { recursive: true });
+  writeFileSync(path.join(run.userDataDir, 'User', 'settings.json'), JSON.stringify(userSettings, null, 2));
+  const configFile = path.join(run.tempRoot, 'code-server.yaml');
+  writeFileSync(configFile, 'auth: none\n');
+  const env = codeServerEnvironment(run.tempRoot);
+  const baseArgs = [tools.codeServerEntry, '--config', configFile, '--user-data-dir', run.userDataDir, '--extensions-dir', run.extensionsDir];
+  cleanup.add('keep VS Code logs', () => keepVscodeLogs(run.userDataDir));
+
+  log(`installing ${path.relative(repoRoot, vsix)} into a fresh extensions folder`);
+  installVsix(tools, baseArgs, env, vsix);
+
+  const { port, exited } = await startCodeServer(tools, baseArgs, env, run.workspace, cleanup);
+  const authority = `127.0.0.1:${port}`;
+  log(`code-server listening on http://${authority}/`);
+
+  const context = await chromium.launchPersistentContext(path.join(run.tempRoot, 'chromium-profile'), {
+    executablePath: tools.chromium,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: VIEWPORT,
+    timeout: 60_000,
+    // Chromium's crash-report and cache folders go to the scratch folder, not the user's home.
+    env: {
+      ...process.env,
+      TMPDIR: scratchTmpDir(run.tempRoot),
+      XDG_CONFIG_HOME: path.join(run.tempRoot, 'xdg-config'),
+      XDG_CACHE_HOME: path.join(run.tempRoot, 'xdg-cache'),
+    },
+  });
+  cleanup.add('close Chromium', () => context.close());
+  const page = context.pages()[0] ?? (await context.newPage());
+  const consoleLog = createWriteStream(path.join(logsDir, 'browser-console.log'));
+  cleanup.add('close browser console log', () => new Promise((resolve) => consoleLog.end(resolve)));
+  page.on('console', (message) => consoleLog.write(`[${message.type()}] ${message.text()}\n`));
+  page.on('pageerror', (error) => consoleLog.write(`[pageerror] ${error.message}\n`));
+
+  const payload = [
+    ['extensionDevelopmentPath', remoteUri(authority, integrationDir)],
+    ['extensionTestsPath', remoteUri(authority, suiteEntry)],
+    [
+      'extensionEnvironment',
+      JSON.stringify({ TIDAL_TEST_RESULTS: run.resultsFile, TIDAL_TEST_CHECKPOINTS: run.checkpointsDir, TIDAL_TEST_EXTENSIONS_DIR: run.extensionsDir }),
+    ],
+    ['skipWelcome', 'true'],
+    ['skipReleaseNotes', 'true'],
+  ];
+  const query = new URLSearchParams({ folder: run.workspace, payload: JSON.stringify(payload) });
+  await page.goto(`http://${authority}/?${query}`, { timeout: 60_000 });
+  log('workbench loaded; the suite runs in the extension host');
+
+  /** @type {{ code: number | null, signal: string | null } | undefined} */
+  let serverExit;
+  exited.then((status) => (serverExit = status));
+  let results;
+  let harnessError;
+  const startDeadline = Math.min(deadline, Date.now() + 60_000);
+  for (;;) {
+    await answerScreenshotRequests(page, run.checkpointsDir);
+    results = readResults(run.resultsFile);
+    if (results?.finished) break;
+    if (serverExit) {
+      harnessError = `code-server exited (${serverExit.code ?? serverExit.signal}) while the suite ran`;
+      break;
+    }
+    if (!results && Date.now() > startDeadline) {
+      harnessError = 'the suite did not start within 60 s of the workbench loading (see .test-artifacts/integration/)';
+      break;
+    }
+    if (Date.now() > deadline) {
+      harnessError = 'the suite did not finish before the time limit (TIDAL_INTEGRATION_TIMEOUT_S)';
+      break;
+    }
+    await sleep(200);
+  }
+  if (harnessError) {
+    const screenshot = path.join(screenshotsDir, 'integration-failure.png');
+    await page.screenshot({ path: screenshot, timeout: 10_000 }).then(
+      () => log(`screenshot ${path.relative(repoRoot, screenshot)}`),
+      () => undefined,
+    );
+  }
+  if (!existsSync(run.resultsFile) && !harnessError) harnessError = 'the suite wrote no results';
+  return { results, harnessError };
+}

@@ -1,0 +1,100 @@
+// A small test harness that runs inside VS Code's extension host: tests run one after another
+// (they share one VS Code window), each under a time limit, and the results are written as
+// JSON after every test, so the runner outside sees progress even if a test hangs.
+//
+// Environment, set by test/integration/run.mjs:
+//   TIDAL_TEST_RESULTS      file to write results to (required)
+//   TIDAL_TEST_CHECKPOINTS  folder for screenshot requests to the runner (absent: no screenshots)
+'use strict';
+
+const fs = require('node:fs');
+const path = require('node:path');
+
+/** @typedef {{ name: string, fn: () => Promise<void> | void, timeoutMs: number }} TestCase */
+/** @typedef {{ name: string, passed: boolean, durationMs: number, error?: string }} TestResult */
+
+/** @type {TestCase[]} */
+const registered = [];
+
+/** Registers a test; `timeoutMs` bounds it (default 20 s). */
+function test(name, fn, { timeoutMs = 20_000 } = {}) {
+  registered.push({ name, fn, timeoutMs });
+}
+
+function writeJsonAtomically(file, value) {
+  const staging = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(staging, JSON.stringify(value, null, 2));
+  fs.renameSync(staging, file);
+}
+
+function withTimeout(promise, timeoutMs, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${timeoutMs} ms`)), timeoutMs);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function describeError(error) {
+  if (error instanceof Error) return error.stack || `${error.name}: ${error.message}`;
+  return String(error);
+}
+
+/** Runs every registered test and returns the results; never throws for a failing test. */
+async function runRegisteredTests() {
+  const resultsFile = process.env.TIDAL_TEST_RESULTS;
+  if (!resultsFile) throw new Error('TIDAL_TEST_RESULTS is not set; run the suite through test/integration/run.mjs');
+  const planned = registered.map((testCase) => testCase.name);
+  /** @type {TestResult[]} */
+  const results = [];
+  const write = (finished) => writeJsonAtomically(resultsFile, { planned, results, finished, vscodeVersion: require('vscode').version, node: process.version });
+  write(false);
+  for (const testCase of registered) {
+    const started = Date.now();
+    try {
+      await withTimeout(Promise.resolve().then(testCase.fn), testCase.timeoutMs, `test "${testCase.name}"`);
+      results.push({ name: testCase.name, passed: true, durationMs: Date.now() - started });
+    } catch (error) {
+      results.push({ name: testCase.name, passed: false, durationMs: Date.now() - started, error: describeError(error) });
+    }
+    write(false);
+  }
+  // One last look at the window while the extension host still runs (it stops once run()
+  // returns), so that a failure can be read off the screenshot.
+  await captureWorkbench('integration-final').catch(() => undefined);
+  write(true);
+  return results;
+}
+
+/** Polls `probe` until it returns a truthy value or `timeoutMs` passes; returns the last value. */
+async function waitFor(probe, { timeoutMs = 10_000, intervalMs = 100 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value || Date.now() >= deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/**
+ * Asks the runner for a screenshot of the workbench named `name` and waits for it. The runner
+ * answers with what it saw in the workbench DOM (see test/integration/runners/codeServer.mjs).
+ * Returns undefined when the runner takes no screenshots (e.g. the Electron runner).
+ * @param {string} name file name without extension
+ * @param {{ waitForChatView?: boolean, timeoutMs?: number }} [options]
+ * @returns {Promise<undefined | { screenshot: string, workbench: { activeViewContainer: string | null, sidebarTitle: string | null, chatWebviewVisible: boolean, chatWebviewText: string } }>}
+ */
+async function captureWorkbench(name, { waitForChatView = false, timeoutMs = 30_000 } = {}) {
+  const folder = process.env.TIDAL_TEST_CHECKPOINTS;
+  if (!folder) return undefined;
+  const responseFile = path.join(folder, `${name}.response.json`);
+  fs.rmSync(responseFile, { force: true });
+  writeJsonAtomically(path.join(folder, `${name}.request.json`), { name, waitForChatView });
+  const answered = await waitFor(() => fs.existsSync(responseFile), { timeoutMs, intervalMs: 100 });
+  if (!answered) throw new Error(`the runner did not take screenshot "${name}" within ${timeoutMs} ms`);
+  const response = JSON.parse(fs.readFileSync(responseFile, 'utf8'));
+  if (response.error) throw new Error(`screenshot "${name}": ${response.error}`);
+  return response;
+}
+
+module.exports = { test, runRegisteredTests, waitFor, captureWorkbench };

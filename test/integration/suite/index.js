@@ -1,0 +1,29 @@
+// Entry point VS Code's extension host loads through --extensionTestsPath: registers every
+// *.test.js file in this folder, runs them, and rejects when any failed (VS Code then exits
+// with a non-zero code, which is what the Electron runner sees).
+'use strict';
+
+const fs = require('node:fs');
+const path = require('node:path');
+
+const { runRegisteredTests, test } = require('./harness');
+
+async function run() {
+  const testFiles = fs.readdirSync(__dirname).filter((name) => name.endsWith('.test.js')).sort();
+  for (const file of testFiles) {
+    try {
+      require(path.join(__dirname, file));
+    } catch (error) {
+      // Reported as a failing test, so the runner hears of it at once instead of at its time limit.
+      test(`load ${file}`, () => {
+        throw error;
+      });
+    }
+  }
+  const results = await runRegisteredTests();
+  const failed = results.filter((result) => !result.passed);
+  if (results.length === 0) throw new Error('no integration tests were registered');
+  if (failed.length > 0) throw new Error(`${failed.length} integration test(s) failed: ${failed.map((result) => result.name).join(', ')}`);
+}
+
+module.exports = { run };

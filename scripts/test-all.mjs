@@ -1,29 +1,66 @@
-// `npm test`: every test layer in order — TypeScript type check, unit tests, native tests
-// (ctest), integration tests inside a real VS Code. Stops at the first failing layer and
-// prints one summary line per layer.
-import { spawnSync } from 'node:child_process';
+// `npm test`: bundles src/ (the unit tests start the built engine host), then every test
+// layer in order — TypeScript type check, unit tests, native tests (ctest), integration
+// tests inside a real VS Code. Stops at the first failing layer, prints one summary line
+// per layer and a last line with the test counts over all layers.
+import { spawn } from 'node:child_process';
 
 const layers = [
+  ['build', 'node', ['esbuild.mjs']],
   ['typecheck', 'npx', ['tsc', '-p', '.', '--noEmit']],
   ['unit', 'node', ['scripts/test-unit.mjs']],
-  ['native', 'ctest', ['--test-dir', 'native/build', '--output-on-failure']],
+  ['native', 'ctest', ['--test-dir', 'native/build', '--output-on-failure', '--verbose']],
   ['integration', 'node', ['test/integration/run.mjs']],
 ];
+
+// Counts from each runner's own closing lines.
+function countTests(output) {
+  let passed = 0;
+  let failed = 0;
+  const nodePass = output.match(/^ℹ pass (\d+)$/m);
+  const nodeFail = output.match(/^ℹ fail (\d+)$/m);
+  if (nodePass) passed += Number(nodePass[1]);
+  if (nodeFail) failed += Number(nodeFail[1]);
+  // Our native harness and the integration runner both end with "N passed, M failed".
+  for (const match of output.matchAll(/(?:^|\s)(\d+) passed, (\d+) failed\s*$/gm)) {
+    passed += Number(match[1]);
+    failed += Number(match[2]);
+  }
+  return { passed, failed };
+}
+
+function runLayer(command, args) {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let output = '';
+    child.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk);
+      output += chunk.toString();
+    });
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
+
 const only = process.argv.slice(2);
 const summary = [];
-let failed = false;
+let total = { passed: 0, failed: 0 };
+let failedLayer = false;
 for (const [name, command, args] of layers) {
   if (only.length && !only.includes(name)) continue;
   const start = Date.now();
   console.log(`\n=== ${name} ===`);
-  const result = spawnSync(command, args, { stdio: 'inherit' });
+  const { code, output } = await runLayer(command, args);
+  const counts = countTests(output);
+  total = { passed: total.passed + counts.passed, failed: total.failed + counts.failed };
   const seconds = ((Date.now() - start) / 1000).toFixed(1);
-  const ok = result.status === 0;
-  summary.push(`${ok ? 'ok  ' : 'FAIL'} ${name} (${seconds} s)`);
+  const ok = code === 0;
+  const tally = counts.passed + counts.failed > 0 ? `, ${counts.passed} passed, ${counts.failed} failed` : '';
+  summary.push(`${ok ? 'ok  ' : 'FAIL'} ${name} (${seconds} s${tally})`);
   if (!ok) {
-    failed = true;
+    failedLayer = true;
+    if (counts.failed === 0) total.failed += 1;  // a layer that broke before its tests ran
     break;
   }
 }
 console.log(`\n${summary.join('\n')}`);
-process.exit(failed ? 1 : 0);
+console.log(`Total: ${total.passed} passed, ${total.failed} failed`);
+process.exit(failedLayer || total.passed === 0 ? 1 : 0);

@@ -1,6 +1,8 @@
 // N-API entry point: registers every binding of the engine on the module's exports.
 #include <napi.h>
 
+#include "cancel_token.h"
+#include "engine_wrap.h"
 #include "tidal/cuda_probe.h"
 #include "tidal/version.h"
 
@@ -34,6 +36,9 @@ Napi::Value ProbeCuda(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("engineVersion", Napi::Function::New(env, EngineVersion, "engineVersion"));
   exports.Set("compiledBackends", Napi::Function::New(env, CompiledBackends, "compiledBackends"));
+  exports.Set("CancelToken", tidal_addon::CancelToken::Define(env));
+  exports.Set("Engine", tidal_addon::EngineWrap::Define(env));
+  exports.Set("loadModel", Napi::Function::New(env, tidal_addon::EngineWrap::LoadModel, "loadModel"));
   exports.Set("probeCuda", Napi::Function::New(env, ProbeCuda, "probeCuda"));
   return exports;
 }

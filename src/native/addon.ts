@@ -108,7 +108,8 @@ export interface CancelToken {
 }
 
 // One loaded model. Methods that may wait for the engine return promises and run off the
-// JS thread; requests are served one at a time in the order they were made.
+// JS thread; requests are served one at a time. Bad arguments throw synchronously
+// (TypeError/RangeError); engine errors reject with an Error whose `code` is an EngineErrorCode.
 export interface NativeEngine {
   readonly modelInfo: ModelInfo;
   usage(): UsageStats;

@@ -1,0 +1,248 @@
+#include "convert.h"
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+#include "tidal/error.h"
+
+namespace tidal_addon {
+namespace {
+
+Napi::Object AsOptionalObject(Napi::Env env, Napi::Value value, const char* what) {
+  if (value.IsUndefined() || value.IsNull()) return Napi::Object::New(env);
+  if (!value.IsObject() || value.IsArray()) throw Napi::TypeError::New(env, std::string(what) + " must be an object");
+  return value.As<Napi::Object>();
+}
+
+// Reads an integer field in [lo, hi]; absent fields keep `fallback`.
+int64_t IntField(Napi::Env env, Napi::Object object, const char* name, int64_t fallback, int64_t lo, int64_t hi) {
+  Napi::Value value = object.Get(name);
+  if (value.IsUndefined()) return fallback;
+  if (!value.IsNumber()) throw Napi::TypeError::New(env, std::string(name) + " must be a number");
+  double number = value.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(number) || std::floor(number) != number || number < double(lo) || number > double(hi)) {
+    throw Napi::RangeError::New(env, std::string(name) + " must be an integer in [" + std::to_string(lo) + ", " +
+                                         std::to_string(hi) + "], got " + value.ToString().Utf8Value());
+  }
+  return int64_t(number);
+}
+
+double NumberField(Napi::Env env, Napi::Object object, const char* name, double fallback, double lo, double hi) {
+  Napi::Value value = object.Get(name);
+  if (value.IsUndefined()) return fallback;
+  if (!value.IsNumber()) throw Napi::TypeError::New(env, std::string(name) + " must be a number");
+  double number = value.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(number) || number < lo || number > hi) {
+    throw Napi::RangeError::New(env, std::string(name) + " must be in [" + std::to_string(lo) + ", " +
+                                         std::to_string(hi) + "], got " + value.ToString().Utf8Value());
+  }
+  return number;
+}
+
+std::vector<int32_t> IntList(Napi::Env env, Napi::Value value, const char* name, int64_t lo, int64_t hi) {
+  std::vector<int32_t> out;
+  if (value.IsUndefined()) return out;
+  if (!value.IsArray()) throw Napi::TypeError::New(env, std::string(name) + " must be an array of integers");
+  auto array = value.As<Napi::Array>();
+  if (array.Length() > 4096) throw Napi::RangeError::New(env, std::string(name) + " has more than 4096 entries");
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    Napi::Value item = array.Get(i);
+    double number = item.IsNumber() ? item.As<Napi::Number>().DoubleValue() : std::nan("");
+    if (!std::isfinite(number) || std::floor(number) != number || number < double(lo) || number > double(hi)) {
+      throw Napi::RangeError::New(env, std::string(name) + "[" + std::to_string(i) + "] must be an integer in [" +
+                                           std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    }
+    out.push_back(int32_t(number));
+  }
+  return out;
+}
+
+}  // namespace
+
+tidal::EngineOptions ToEngineOptions(Napi::Env env, Napi::Value value) {
+  Napi::Object object = AsOptionalObject(env, value, "options");
+  tidal::EngineOptions options;
+  Napi::Value backend = object.Get("backend");
+  if (!backend.IsUndefined()) {
+    if (!backend.IsString()) throw Napi::TypeError::New(env, "backend must be a string");
+    options.backend = backend.As<Napi::String>().Utf8Value();
+  }
+  options.threads = int(IntField(env, object, "threads", 0, 0, 1024));
+  options.max_context = IntField(env, object, "maxContext", 0, 0, int64_t(1) << 24);
+  options.prefill_chunk = IntField(env, object, "prefillChunk", options.prefill_chunk, 1, 1 << 16);
+  options.max_kv_bytes = size_t(IntField(env, object, "maxKvBytes", 0, 0, int64_t(1) << 50));
+  return options;
+}
+
+tidal::AttentionOptions ToAttentionOptions(Napi::Env env, Napi::Value value) {
+  Napi::Object object = AsOptionalObject(env, value, "attention");
+  tidal::AttentionOptions options;
+  Napi::Value mode = object.Get("mode");
+  if (!mode.IsUndefined()) {
+    std::string name = mode.IsString() ? mode.As<Napi::String>().Utf8Value() : "";
+    if (name == "full") options.mode = tidal::AttentionMode::Full;
+    else if (name == "tidal") options.mode = tidal::AttentionMode::Tidal;
+    else if (name == "quest") options.mode = tidal::AttentionMode::Quest;
+    else throw Napi::TypeError::New(env, "attention.mode must be 'full', 'tidal' or 'quest'");
+  }
+  options.token_budget = IntField(env, object, "tokenBudget", options.token_budget, 1, int64_t(1) << 24);
+  options.dense_layers = IntField(env, object, "denseLayers", options.dense_layers, 0, 4096);
+  for (int32_t layer : IntList(env, object.Get("selectionLayers"), "selectionLayers", 0, 4095)) {
+    options.selection_layers.push_back(layer);
+  }
+  Napi::Value policy = object.Get("selectionPolicy");
+  if (!policy.IsUndefined()) {
+    std::string name = policy.IsString() ? policy.As<Napi::String>().Utf8Value() : "";
+    if (name == "perQueryHead") options.selection_policy = tidal::SelectionPolicy::PerQueryHead;
+    else if (name == "perKvHeadMax") options.selection_policy = tidal::SelectionPolicy::PerKvHeadMax;
+    else if (name == "perKvHeadSum") options.selection_policy = tidal::SelectionPolicy::PerKvHeadSum;
+    else throw Napi::TypeError::New(env, "selectionPolicy must be 'perQueryHead', 'perKvHeadMax' or 'perKvHeadSum'");
+  }
+  options.correction_interval = IntField(env, object, "correctionInterval", 0, 0, 1 << 20);
+  return options;
+}
+
+tidal::GenerateOptions ToGenerateOptions(Napi::Env env, Napi::Value value) {
+  Napi::Object object = AsOptionalObject(env, value, "options");
+  tidal::GenerateOptions options;
+  options.max_tokens = IntField(env, object, "maxTokens", options.max_tokens, 0, 1 << 20);
+  options.stop_tokens = IntList(env, object.Get("stopTokens"), "stopTokens", 0, std::numeric_limits<int32_t>::max());
+  Napi::Value stop_at_eos = object.Get("stopAtEos");
+  if (!stop_at_eos.IsUndefined()) options.stop_at_eos = stop_at_eos.ToBoolean().Value();
+  Napi::Object sampling = AsOptionalObject(env, object.Get("sampling"), "sampling");
+  options.sampling.temperature = float(NumberField(env, sampling, "temperature", 0.0, 0.0, 100.0));
+  options.sampling.top_k = IntField(env, sampling, "topK", 0, 0, int64_t(1) << 24);
+  options.sampling.top_p = float(NumberField(env, sampling, "topP", 1.0, 0.0, 1.0));
+  options.sampling.seed = uint64_t(IntField(env, sampling, "seed", 0, 0, (int64_t(1) << 53) - 1));
+  options.attention = ToAttentionOptions(env, object.Get("attention"));
+  return options;
+}
+
+std::vector<int32_t> ToTokens(Napi::Env env, Napi::Value value, int64_t vocab_size, const char* what) {
+  std::vector<int32_t> tokens;
+  auto check = [&](double number, size_t index) {
+    if (!std::isfinite(number) || std::floor(number) != number || number < 0 || number >= double(vocab_size)) {
+      std::ostringstream shown;
+      shown << number;
+      throw Napi::RangeError::New(env, std::string(what) + "[" + std::to_string(index) + "] = " + shown.str() +
+                                           " is not a token id in [0, " +
+                                           std::to_string(vocab_size) + ")");
+    }
+    return int32_t(number);
+  };
+  if (value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+    auto array = value.As<Napi::Int32Array>();
+    tokens.reserve(array.ElementLength());
+    for (size_t i = 0; i < array.ElementLength(); ++i) tokens.push_back(check(array[i], i));
+  } else if (value.IsArray()) {
+    auto array = value.As<Napi::Array>();
+    tokens.reserve(array.Length());
+    for (uint32_t i = 0; i < array.Length(); ++i) {
+      Napi::Value item = array.Get(i);
+      tokens.push_back(check(item.IsNumber() ? item.As<Napi::Number>().DoubleValue() : std::nan(""), i));
+    }
+  } else {
+    throw Napi::TypeError::New(env, std::string(what) + " must be an array of token ids or an Int32Array");
+  }
+  return tokens;
+}
+
+Napi::Object FromModelInfo(Napi::Env env, const tidal::ModelInfo& info) {
+  auto out = Napi::Object::New(env);
+  out.Set("architecture", info.architecture);
+  out.Set("numLayers", double(info.num_layers));
+  out.Set("numHeads", double(info.num_heads));
+  out.Set("numKvHeads", double(info.num_kv_heads));
+  out.Set("headDim", double(info.head_dim));
+  out.Set("hiddenSize", double(info.hidden_size));
+  out.Set("intermediateSize", double(info.intermediate_size));
+  out.Set("vocabSize", double(info.vocab_size));
+  out.Set("maxPositionEmbeddings", double(info.max_position_embeddings));
+  out.Set("maxContext", double(info.max_context));
+  out.Set("dtype", info.dtype);
+  out.Set("weightBytes", double(info.weight_bytes));
+  out.Set("kvBytesPerToken", double(info.kv_bytes_per_token));
+  auto eos = Napi::Array::New(env, info.eos_token_ids.size());
+  for (size_t i = 0; i < info.eos_token_ids.size(); ++i) eos.Set(uint32_t(i), double(info.eos_token_ids[i]));
+  out.Set("eosTokenIds", eos);
+  out.Set("backend", info.backend);
+  out.Set("threads", info.threads);
+  return out;
+}
+
+static const char* ModeName(tidal::AttentionMode mode) {
+  switch (mode) {
+    case tidal::AttentionMode::Full: return "full";
+    case tidal::AttentionMode::Tidal: return "tidal";
+    case tidal::AttentionMode::Quest: return "quest";
+  }
+  return "full";
+}
+
+Napi::Object FromUsage(Napi::Env env, const tidal::UsageStats& usage) {
+  auto out = Napi::Object::New(env);
+  out.Set("weightBytes", double(usage.weight_bytes));
+  out.Set("kvBytes", double(usage.kv_bytes));
+  out.Set("kvBytesPeak", double(usage.kv_bytes_peak));
+  out.Set("sequences", double(usage.sequences));
+  out.Set("tokensPrefilled", double(usage.tokens_prefilled));
+  out.Set("tokensDecoded", double(usage.tokens_decoded));
+  out.Set("prefillSeconds", usage.prefill_seconds);
+  out.Set("decodeSeconds", usage.decode_seconds);
+  auto selection = Napi::Object::New(env);
+  selection.Set("mode", ModeName(usage.last_selection.mode));
+  selection.Set("contextLength", double(usage.last_selection.context_length));
+  selection.Set("tokenBudget", double(usage.last_selection.token_budget));
+  selection.Set("selectionLayersRun", double(usage.last_selection.selection_layers_run));
+  selection.Set("attendedFraction", usage.last_selection.attended_fraction);
+  selection.Set("corrections", double(usage.last_selection.corrections));
+  out.Set("lastSelection", selection);
+  return out;
+}
+
+Napi::Object FromGenerateResult(Napi::Env env, const tidal::GenerateResult& result) {
+  auto out = Napi::Object::New(env);
+  auto tokens = Napi::Int32Array::New(env, result.tokens.size());
+  for (size_t i = 0; i < result.tokens.size(); ++i) tokens[i] = result.tokens[i];
+  out.Set("tokens", tokens);
+  out.Set("finishReason", tidal::finish_reason_name(result.finish_reason));
+  out.Set("promptTokens", double(result.prompt_tokens));
+  out.Set("prefillSeconds", result.prefill_seconds);
+  out.Set("decodeSeconds", result.decode_seconds);
+  return out;
+}
+
+Napi::Float32Array FromFloats(Napi::Env env, const std::vector<float>& values) {
+  auto array = Napi::Float32Array::New(env, values.size());
+  std::copy(values.begin(), values.end(), array.Data());
+  return array;
+}
+
+Napi::Error ToJsError(Napi::Env env, const std::string& message, const std::string& code) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  return error;
+}
+
+void DescribeCurrentException(std::string& message, std::string& code) {
+  try {
+    throw;
+  } catch (const tidal::ModelError& e) {
+    message = e.what(), code = "ERR_TIDAL_MODEL";
+  } catch (const tidal::RequestError& e) {
+    message = e.what(), code = "ERR_TIDAL_REQUEST";
+  } catch (const tidal::OutOfMemoryError& e) {
+    message = e.what(), code = "ERR_TIDAL_OUT_OF_MEMORY";
+  } catch (const tidal::CancelledError& e) {
+    message = e.what(), code = "ERR_TIDAL_CANCELLED";
+  } catch (const std::bad_alloc&) {
+    message = "out of memory", code = "ERR_TIDAL_OUT_OF_MEMORY";
+  } catch (const std::exception& e) {
+    message = e.what(), code = "ERR_TIDAL_ENGINE";
+  } catch (...) {
+    message = "unknown engine error", code = "ERR_TIDAL_ENGINE";
+  }
+}
+
+}  // namespace tidal_addon

@@ -1,0 +1,31 @@
+// Conversions between JS values and the engine's option/result structs. Every bad field
+// becomes a TypeError/RangeError naming the field and what was expected.
+#pragma once
+#include <napi.h>
+
+#include <string>
+#include <vector>
+
+#include "tidal/engine.h"
+
+namespace tidal_addon {
+
+tidal::EngineOptions ToEngineOptions(Napi::Env env, Napi::Value value);
+tidal::AttentionOptions ToAttentionOptions(Napi::Env env, Napi::Value value);
+tidal::GenerateOptions ToGenerateOptions(Napi::Env env, Napi::Value value);
+// number[] or Int32Array of token ids; each must be an integer in [0, vocab_size).
+std::vector<int32_t> ToTokens(Napi::Env env, Napi::Value value, int64_t vocab_size, const char* what);
+
+Napi::Object FromModelInfo(Napi::Env env, const tidal::ModelInfo& info);
+Napi::Object FromUsage(Napi::Env env, const tidal::UsageStats& usage);
+Napi::Object FromGenerateResult(Napi::Env env, const tidal::GenerateResult& result);
+Napi::Float32Array FromFloats(Napi::Env env, const std::vector<float>& values);
+
+// A JS Error whose `code` property says which engine error it was: "ERR_TIDAL_MODEL",
+// "ERR_TIDAL_REQUEST", "ERR_TIDAL_OUT_OF_MEMORY", "ERR_TIDAL_CANCELLED" or "ERR_TIDAL_ENGINE".
+Napi::Error ToJsError(Napi::Env env, const std::string& message, const std::string& code);
+
+// Classifies the exception in flight (call inside a catch block) into {message, code}.
+void DescribeCurrentException(std::string& message, std::string& code);
+
+}  // namespace tidal_addon

@@ -1,0 +1,75 @@
+#include "engine_setup.h"
+
+#include <chrono>
+
+#include "engine/synthetic_model.h"
+
+namespace tidal::cli {
+
+const char* const kEngineOptionsUsage =
+    "(--model DIR | --synthetic tiny|qwen2.5-0.5b|qwen2.5-1.5b|llama-3.2-1b) [--threads N] [--max-context N]";
+const char* const kAttentionOptionsUsage =
+    "[--mode full|tidal|quest] [--budget TOKENS] [--dense-layers N] [--selection-layers 2,13] "
+    "[--selection-policy query|kv-max|kv-sum] [--correction N]";
+
+OpenedEngine open_engine(Arguments& arguments, const std::string& default_synthetic) {
+  EngineOptions options;
+  options.threads = static_cast<int>(arguments.integer("--threads", 0));
+  options.max_context = arguments.integer("--max-context", 0);
+  const std::string model_dir = arguments.text("--model", "");
+  std::string synthetic = arguments.text("--synthetic", "");
+  if (!model_dir.empty() && !synthetic.empty()) throw UsageError("give --model or --synthetic, not both");
+  if (model_dir.empty() && synthetic.empty()) {
+    if (default_synthetic.empty()) throw UsageError("missing option --model");
+    synthetic = default_synthetic;
+  }
+  OpenedEngine opened;
+  const auto started = std::chrono::steady_clock::now();
+  if (!model_dir.empty()) {
+    opened.engine = Engine::load(model_dir, options);
+    opened.description = model_dir;
+  } else {
+    SyntheticModel model = make_synthetic_model(synthetic_model_preset(synthetic));
+    opened.engine = Engine::from_tensors(model.config, model.tensors, options);
+    opened.description = "synthetic " + synthetic;
+  }
+  opened.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return opened;
+}
+
+AttentionMode parse_attention_mode(const std::string& text) {
+  if (text == "full") return AttentionMode::Full;
+  if (text == "tidal") return AttentionMode::Tidal;
+  if (text == "quest") return AttentionMode::Quest;
+  throw UsageError("attention mode '" + text + "' is not one of full, tidal, quest");
+}
+
+const char* attention_mode_name(AttentionMode mode) {
+  switch (mode) {
+    case AttentionMode::Full: return "full";
+    case AttentionMode::Tidal: return "tidal";
+    case AttentionMode::Quest: return "quest";
+  }
+  return "?";
+}
+
+AttentionOptions read_attention_options(Arguments& arguments) {
+  AttentionOptions options;
+  options.mode = parse_attention_mode(arguments.text("--mode", "full"));
+  options.token_budget = arguments.integer("--budget", options.token_budget);
+  options.dense_layers = arguments.integer("--dense-layers", options.dense_layers);
+  options.selection_layers = arguments.integer_list("--selection-layers", {});
+  const std::string policy = arguments.text("--selection-policy", "query");
+  if (policy == "query")
+    options.selection_policy = SelectionPolicy::PerQueryHead;
+  else if (policy == "kv-max")
+    options.selection_policy = SelectionPolicy::PerKvHeadMax;
+  else if (policy == "kv-sum")
+    options.selection_policy = SelectionPolicy::PerKvHeadSum;
+  else
+    throw UsageError("selection policy '" + policy + "' is not one of query, kv-max, kv-sum");
+  options.correction_interval = arguments.integer("--correction", 0);
+  return options;
+}
+
+}  // namespace tidal::cli

@@ -1,0 +1,204 @@
+// The decode engine's public C++ API: load a model, keep sequences (token history + KV
+// cache), prefill, decode with full, TidalDecode or Quest attention, sample, stream tokens.
+//
+// Thread safety: an Engine serves one request at a time. Every method that touches
+// sequences or runs the model takes the engine's request mutex, so calls from several
+// threads are safe but run one after another. model_info() and usage() never wait for a
+// running request. A generate() in progress is stopped from another thread through its
+// `cancel` flag (checked before every decode step and between prefill chunks) or by
+// returning false from its token callback.
+//
+// Errors are the tidal::Error family of tidal/error.h: ModelError (the model folder),
+// RequestError (arguments, unknown sequences, context too long), OutOfMemoryError (the KV
+// cache could not grow; the message says how many bytes were asked), CancelledError.
+#pragma once
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tidal {
+
+struct ModelConfig;
+class TensorSource;
+
+struct EngineOptions {
+  std::string backend = "cpu";  // "cpu" (the reference backend)
+  int threads = 0;              // 0 = every hardware thread
+  int64_t max_context = 0;      // tokens per sequence; 0 = the model's maximum (max_position_embeddings,
+                                // or sliding_window when smaller: sliding windows are not applied)
+  int64_t prefill_chunk = 256;  // tokens per prefill forward pass (cancellation is checked between)
+  size_t max_kv_bytes = 0;      // KV cache memory cap over all sequences; 0 = none
+};
+
+struct ModelInfo {
+  std::string architecture;  // "llama", "mistral", "qwen2", "qwen3"
+  int64_t num_layers = 0;
+  int64_t num_heads = 0;     // query heads
+  int64_t num_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t vocab_size = 0;
+  int64_t max_position_embeddings = 0;
+  int64_t max_context = 0;   // the per-sequence cap this engine enforces
+  std::string dtype;         // storage dtype of the matrices: "f32", "f16", "bf16" or "mixed"
+  size_t weight_bytes = 0;   // bytes of the tensors the model uses
+  size_t kv_bytes_per_token = 0;
+  std::vector<int32_t> eos_token_ids;
+  std::string backend;
+  int threads = 0;
+};
+
+enum class AttentionMode { Full, Tidal, Quest };
+
+// How the query heads of one GQA group pick tokens in a tidal selection layer.
+enum class SelectionPolicy {
+  PerQueryHead,  // each query head keeps its own top-k (the reference behaviour)
+  PerKvHeadMax,  // one list per KV head, ranked by the max score over its query heads
+  PerKvHeadSum,  // one list per KV head, ranked by the summed scores of its query heads
+};
+
+// Attention used by decode steps. Prefill is always full causal attention.
+struct AttentionOptions {
+  AttentionMode mode = AttentionMode::Full;
+  // Tokens attended per query head in sparse layers, the current token included
+  // (tidal: top budget-1 positions + current; quest: budget/16 pages, at least one).
+  int64_t token_budget = 256;
+  // Tidal and Quest: layers [0, dense_layers) use full attention.
+  int64_t dense_layers = 2;
+  // Tidal: layers that run full attention and re-select positions for the layers after
+  // them. Empty = preset {dense_layers, num_layers * 13 / 32} (layers 2 and 13 of 32).
+  std::vector<int64_t> selection_layers;
+  SelectionPolicy selection_policy = SelectionPolicy::PerQueryHead;
+  // Tidal: every N generated tokens, recompute the K/V of the last N tokens with full
+  // attention and overwrite their cache entries. 0 = off.
+  int64_t correction_interval = 0;
+};
+
+struct SamplingOptions {
+  float temperature = 0.0f;  // <= 0: greedy (argmax, lowest id on ties)
+  int64_t top_k = 0;         // keep the k most likely tokens; 0 = all
+  float top_p = 1.0f;        // keep the smallest set of most likely tokens with mass >= top_p
+  uint64_t seed = 0;         // same seed, same options, same logits -> same tokens
+};
+
+struct GenerateOptions {
+  int64_t max_tokens = 128;
+  std::vector<int32_t> stop_tokens;  // a stop token is reported, then generation ends
+  bool stop_at_eos = true;           // the model's eos ids count as stop tokens
+  SamplingOptions sampling;
+  AttentionOptions attention;
+};
+
+enum class FinishReason {
+  Length,       // max_tokens reached
+  Stop,         // a stop (or eos) token was produced
+  Cancelled,    // the cancel flag was set
+  Callback,     // the token callback returned false
+  ContextFull,  // the sequence reached max_context
+};
+
+const char* finish_reason_name(FinishReason reason);
+
+struct GenerateResult {
+  std::vector<int32_t> tokens;  // generated tokens, in order (a final stop token included)
+  FinishReason finish_reason = FinishReason::Length;
+  int64_t prompt_tokens = 0;    // tokens prefilled by this call
+  double prefill_seconds = 0.0;
+  double decode_seconds = 0.0;
+};
+
+// Called with every generated token as soon as it is sampled, on the thread running
+// generate() and while the engine's request mutex is held: it may call model_info() and
+// usage(), not other Engine methods. Return false to stop.
+using TokenCallback = std::function<bool(int32_t token)>;
+
+using SequenceId = uint64_t;
+
+// What the last decode step's attention read.
+struct SelectionStats {
+  AttentionMode mode = AttentionMode::Full;
+  int64_t context_length = 0;        // positions in the cache at that step
+  int64_t token_budget = 0;
+  int64_t selection_layers_run = 0;  // tidal selection (or quest scoring) layers
+  double attended_fraction = 1.0;    // positions read / positions full attention would read
+  int64_t corrections = 0;           // KV-cache corrections run by the last generate()
+};
+
+struct UsageStats {
+  size_t weight_bytes = 0;
+  size_t kv_bytes = 0;       // KV cache memory in use over all sequences (shared pages once)
+  size_t kv_bytes_peak = 0;
+  int64_t sequences = 0;
+  int64_t tokens_prefilled = 0;
+  int64_t tokens_decoded = 0;
+  double prefill_seconds = 0.0;
+  double decode_seconds = 0.0;
+  SelectionStats last_selection;
+};
+
+struct PrefillOptions {
+  // Return [count][vocab] logits of every token processed by the call, not only the last
+  // (when nothing needed processing: the last token's logits, one row).
+  bool all_logits = false;
+};
+
+class Engine {
+ public:
+  // Loads `<model_dir>/config.json` and its safetensors weights. Throws ModelError.
+  static std::unique_ptr<Engine> load(const std::string& model_dir, const EngineOptions& options = {});
+
+  // Builds an engine over tensors already in memory (tests, synthetic benchmarks). The
+  // source is validated like a model folder and kept alive by the engine.
+  static std::unique_ptr<Engine> from_tensors(const ModelConfig& config, std::shared_ptr<const TensorSource> tensors,
+                                              const EngineOptions& options = {});
+
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const ModelInfo& model_info() const;
+
+  // Sequences: a token history and the KV cache of the tokens processed so far.
+  SequenceId create_sequence();
+  // A new sequence holding the first `length` tokens of `source` (-1: all of them); their KV
+  // cache pages are shared with the source, not copied.
+  SequenceId fork_sequence(SequenceId source, int64_t length = -1);
+  // Keeps the first `length` tokens.
+  void trim_sequence(SequenceId sequence, int64_t length);
+  void release_sequence(SequenceId sequence);
+  // Tokens in the sequence (prompt and generated; the last generated token may not be in
+  // the KV cache yet, it is processed by the next call).
+  int64_t sequence_length(SequenceId sequence) const;
+  std::vector<int32_t> sequence_tokens(SequenceId sequence) const;
+
+  // Appends `tokens` and runs them (and any token not yet processed) through the model with
+  // full attention; returns the logits of the last token ([vocab]), or of every processed
+  // token ([count][vocab]) with all_logits. Throws RequestError past max_context and
+  // CancelledError when `cancel` is set between chunks (the sequence is then left as it was).
+  std::vector<float> prefill(SequenceId sequence, const std::vector<int32_t>& tokens, const PrefillOptions& options = {},
+                             const std::atomic<bool>* cancel = nullptr);
+
+  // Appends one token and runs it with the given attention; returns its logits.
+  std::vector<float> decode(SequenceId sequence, int32_t token, const AttentionOptions& attention = {});
+
+  // Prefills `prompt` (may be empty when the sequence already holds tokens), then samples up
+  // to max_tokens tokens, streaming each to `on_token`. A cancelled or stopped generation
+  // returns normally with its finish reason and the tokens produced so far.
+  GenerateResult generate(SequenceId sequence, const std::vector<int32_t>& prompt, const GenerateOptions& options,
+                          const TokenCallback& on_token = {}, const std::atomic<bool>* cancel = nullptr);
+
+  UsageStats usage() const;
+
+  struct Impl;
+
+ private:
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tidal

@@ -1,0 +1,109 @@
+#include "cpu/linear.h"
+
+#include <algorithm>
+
+#include "cpu/dot_kernels.h"
+#include "cpu/simd_support.h"
+
+namespace tidal::cpu {
+
+namespace {
+
+using kernels::element_bytes;
+
+// One weight row against NT activation rows, on the chosen instruction path.
+template <DType D, int NT, bool Simd>
+inline void dot_rows(const unsigned char* w, const float* const* x, int64_t n, float* out) {
+#if TIDAL_X86_SIMD
+  if constexpr (Simd) {
+    kernels::dot_rows_avx2<D, NT>(w, x, n, out);
+    return;
+  }
+#endif
+  kernels::dot_rows_portable<D, NT>(w, x, n, out);
+}
+
+// Rows are taken in blocks small enough to stay in L2 while every tile of up to four
+// tokens streams past them, so a prefill reads each weight block once per block, not once
+// per token.
+template <DType D, bool Simd>
+void linear_rows_typed(const MatrixView& w, const float* bias, const float* x, int64_t x_stride, int64_t tokens,
+                       float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
+  constexpr int64_t kTile = 4;
+  const int64_t row_bytes = w.cols * element_bytes<D>();
+  const int64_t block_rows = std::clamp<int64_t>((256 * 1024) / std::max<int64_t>(row_bytes, 1), 4, 256);
+  const auto* base = static_cast<const unsigned char*>(w.data);
+  for (int64_t block = row_begin; block < row_end; block += block_rows) {
+    const int64_t block_end = std::min(row_end, block + block_rows);
+    for (int64_t t0 = 0; t0 < tokens; t0 += kTile) {
+      const int64_t nt = std::min(kTile, tokens - t0);
+      const float* xs[kTile];
+      for (int64_t i = 0; i < nt; ++i) xs[i] = x + (t0 + i) * x_stride;
+      for (int64_t r = block; r < block_end; ++r) {
+        const unsigned char* row = base + r * row_bytes;
+        float out[kTile];
+        switch (nt) {
+          case 4: dot_rows<D, 4, Simd>(row, xs, w.cols, out); break;
+          case 3: dot_rows<D, 3, Simd>(row, xs, w.cols, out); break;
+          case 2: dot_rows<D, 2, Simd>(row, xs, w.cols, out); break;
+          default: dot_rows<D, 1, Simd>(row, xs, w.cols, out); break;
+        }
+        for (int64_t i = 0; i < nt; ++i) y[(t0 + i) * y_stride + r] = bias ? out[i] + bias[r] : out[i];
+      }
+    }
+  }
+}
+
+template <bool Simd>
+void linear_rows_path(const MatrixView& w, const float* bias, const float* x, int64_t x_stride, int64_t tokens,
+                      float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
+  switch (w.dtype) {
+    case DType::F32:
+      return linear_rows_typed<DType::F32, Simd>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);
+    case DType::BF16:
+      return linear_rows_typed<DType::BF16, Simd>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);
+    case DType::F16:
+      return linear_rows_typed<DType::F16, Simd>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);
+  }
+}
+
+}  // namespace
+
+void load_matrix_row(const MatrixView& m, int64_t row, float* out) {
+  const auto* base = static_cast<const unsigned char*>(m.data);
+  switch (m.dtype) {
+    case DType::F32:
+      for (int64_t c = 0; c < m.cols; ++c) out[c] = kernels::load_element<DType::F32>(base + row * m.cols * 4, c);
+      break;
+    case DType::BF16:
+      for (int64_t c = 0; c < m.cols; ++c) out[c] = kernels::load_element<DType::BF16>(base + row * m.cols * 2, c);
+      break;
+    case DType::F16:
+      for (int64_t c = 0; c < m.cols; ++c) out[c] = kernels::load_element<DType::F16>(base + row * m.cols * 2, c);
+      break;
+  }
+}
+
+void linear_rows(const MatrixView& w, const float* bias, const float* x, int64_t x_stride, int64_t tokens,
+                 float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
+  if (tokens <= 0 || row_begin >= row_end) return;
+  if (simd_enabled())
+    linear_rows_path<true>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);
+  else
+    linear_rows_path<false>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  float out;
+  const auto* w = reinterpret_cast<const unsigned char*>(a);
+#if TIDAL_X86_SIMD
+  if (simd_enabled()) {
+    kernels::dot_rows_avx2<DType::F32, 1>(w, &b, n, &out);
+    return out;
+  }
+#endif
+  kernels::dot_rows_portable<DType::F32, 1>(w, &b, n, &out);
+  return out;
+}
+
+}  // namespace tidal::cpu

@@ -1,0 +1,37 @@
+// Rotary position embedding in the "rotate half" (GPT-NeoX) form used by Hugging Face Llama,
+// Mistral and Qwen: a head vector of size d is split into halves (x1, x2) and, with angle
+// a_i = position * inv_freq_i for i < d/2,
+//   out_i       = x1_i * cos a_i - x2_i * sin a_i
+//   out_{i+d/2} = x2_i * cos a_i + x1_i * sin a_i
+// inv_freq_i = theta^(-2i/d), optionally rescaled by the Llama 3 rule (see below).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace tidal::cpu {
+
+// Llama 3.1 frequency-dependent scaling. With wavelength w_i = 2 pi / inv_freq_i,
+// low = original_max / low_freq_factor and high = original_max / high_freq_factor:
+//   w_i > low   (long wavelengths)  -> inv_freq_i / factor
+//   w_i < high  (short wavelengths) -> inv_freq_i unchanged
+//   otherwise, with s = (original_max / w_i - low_freq_factor) / (high_freq_factor - low_freq_factor):
+//              (1 - s) * inv_freq_i / factor + s * inv_freq_i
+struct Llama3RopeScaling {
+  bool enabled = false;
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  double original_max_position_embeddings = 8192.0;
+};
+
+// The d/2 inverse frequencies, computed in double and rounded once to f32.
+std::vector<float> rope_inverse_frequencies(int64_t head_dim, double theta, const Llama3RopeScaling& scaling);
+
+// cos and sin of position * inv_freq_i for i < half (the angle is formed in f32 like the
+// reference implementation, then its cosine and sine are taken in double).
+void rope_angles(const float* inverse_frequencies, int64_t half, int64_t position, float* cos_out, float* sin_out);
+
+// Rotates one head vector of size 2 * half in place.
+void apply_rope(float* head, const float* cos_values, const float* sin_values, int64_t half);
+
+}  // namespace tidal::cpu

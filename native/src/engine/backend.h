@@ -1,0 +1,84 @@
+// The seam between the engine (sequences, sampling, attention policy) and a compute
+// backend (CPU now, CUDA next). A backend owns the model's working memory and KV caches and
+// runs forward passes; the engine decides what to run. Everything a backend needs to know
+// about sparse attention is in AttentionPlan: which layers are dense, which select tokens,
+// which attend over the selection or over Quest pages.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "tidal/engine.h"
+
+namespace tidal {
+
+// What one layer's attention does in a one-token decode step.
+enum class LayerAttention : uint8_t {
+  Dense,           // every cached position
+  DenseAndSelect,  // tidal selection layer: dense, and its scores pick the positions the next layers use
+  Selected,        // tidal sparse layer: the positions of the last selection layer + the current token
+  QuestPages,      // quest: the pages with the largest key upper bound, per query head
+};
+
+struct AttentionPlan {
+  AttentionMode mode = AttentionMode::Full;
+  std::vector<LayerAttention> layers;  // one entry per model layer
+  int64_t token_budget = 0;
+  SelectionPolicy selection_policy = SelectionPolicy::PerQueryHead;
+};
+
+// Counts of KV positions read by attention in one forward pass (summed over layers and
+// query heads), against what dense attention would read.
+struct ForwardStats {
+  int64_t attended_positions = 0;
+  int64_t dense_positions = 0;
+  int64_t selection_layers = 0;
+};
+
+enum class LogitsWanted { None, Last, All };
+
+// What the last tidal selection layer of the most recent decode step chose, from which
+// scores: for tests and diagnostics.
+struct SelectionTrace {
+  int64_t positions = 0;                        // cache length at that step (current token included)
+  std::vector<float> scores;                    // [query heads][positions]: scaled q.k
+  std::vector<std::vector<int32_t>> selected;   // per query head, ascending, current token last
+};
+
+// The K/V of one sequence's processed tokens, in the backend's memory.
+class KvCache {
+ public:
+  virtual ~KvCache() = default;
+  virtual int64_t length() const = 0;
+  // Drops positions >= length (length <= length()).
+  virtual void trim(int64_t length) = 0;
+  // A cache holding positions [0, length) of this one, sharing storage where it can.
+  virtual std::unique_ptr<KvCache> fork(int64_t length) const = 0;
+  // Bytes of the pages this cache refers to (shared pages counted in every cache).
+  virtual size_t bytes_referenced() const = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+  virtual int threads() const = 0;
+  virtual std::unique_ptr<KvCache> create_kv_cache() = 0;
+  // KV memory in use over every cache of this backend, each page once.
+  virtual size_t kv_bytes_in_use() const = 0;
+  virtual size_t kv_bytes_peak() const = 0;
+  virtual size_t kv_bytes_per_token() const = 0;
+
+  // Runs tokens[0, count) at positions cache.length() ... through the model, appends their
+  // K/V to the cache, and writes logits ([vocab] for Last, [count][vocab] for All). `plan`
+  // applies to one-token steps; null or count > 1 means dense causal attention. On an
+  // exception the cache keeps its previous length. Throws OutOfMemoryError.
+  virtual void forward(KvCache& cache, const int32_t* tokens, int64_t count, const AttentionPlan* plan,
+                       LogitsWanted wanted, float* logits, ForwardStats* stats) = 0;
+
+  // Empty when no selection layer has run yet.
+  virtual SelectionTrace last_selection_trace() const = 0;
+};
+
+}  // namespace tidal

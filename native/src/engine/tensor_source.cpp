@@ -1,0 +1,48 @@
+#include "engine/tensor_source.h"
+
+#include <cstring>
+
+#include "model/half.h"
+#include "tidal/error.h"
+
+namespace tidal {
+
+void InMemoryTensors::add(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* bytes,
+                          size_t byte_count) {
+  auto entry = std::make_unique<Entry>();
+  entry->bytes.resize(byte_count);
+  if (byte_count) std::memcpy(entry->bytes.data(), bytes, byte_count);
+  entry->view.name = name;
+  entry->view.dtype = dtype;
+  entry->view.shape = std::move(shape);
+  entry->view.data = entry->bytes.data();
+  entry->view.bytes = byte_count;
+  entries_[name] = std::move(entry);
+}
+
+void InMemoryTensors::add_f32(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                              const std::vector<float>& values) {
+  if (dtype == DType::F32) {
+    add(name, dtype, std::move(shape), values.data(), values.size() * sizeof(float));
+    return;
+  }
+  std::vector<uint16_t> halves(values.size());
+  for (size_t i = 0; i < values.size(); ++i)
+    halves[i] = dtype == DType::BF16 ? f32_to_bf16(values[i]) : f32_to_f16(values[i]);
+  add(name, dtype, std::move(shape), halves.data(), halves.size() * sizeof(uint16_t));
+}
+
+void InMemoryTensors::remove(const std::string& name) { entries_.erase(name); }
+
+void* InMemoryTensors::mutable_data(const std::string& name) {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) throw Error("no in-memory tensor '" + name + "'");
+  return it->second->bytes.data();
+}
+
+const TensorView* InMemoryTensors::find(const std::string& name) const {
+  auto it = entries_.find(name);
+  return it == entries_.end() ? nullptr : &it->second->view;
+}
+
+}  // namespace tidal

@@ -1,0 +1,58 @@
+// Where the engine finds a model's tensors by Hugging Face name: a WeightStore over
+// memory-mapped safetensors files, or tensors held in memory (tests, synthetic benchmarks).
+#pragma once
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/weight_store.h"
+
+namespace tidal {
+
+class TensorSource {
+ public:
+  virtual ~TensorSource() = default;
+  // The tensor, or null when absent. Views stay valid while the source lives.
+  virtual const TensorView* find(const std::string& name) const = 0;
+  // Where the tensors come from, for messages.
+  virtual std::string description() const = 0;
+};
+
+// Tensors owned in memory, each stored in the dtype it was added with.
+class InMemoryTensors final : public TensorSource {
+ public:
+  // Adds (or replaces) a tensor from raw little-endian bytes of `dtype`.
+  void add(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* bytes, size_t byte_count);
+  // Adds a tensor given as f32 values, stored after conversion to `dtype`.
+  void add_f32(const std::string& name, DType dtype, std::vector<int64_t> shape, const std::vector<float>& values);
+  void remove(const std::string& name);
+  // Writable bytes of a tensor (tests that plant defects).
+  void* mutable_data(const std::string& name);
+
+  const TensorView* find(const std::string& name) const override;
+  std::string description() const override { return "in-memory tensors"; }
+
+ private:
+  struct Entry {
+    TensorView view;
+    std::vector<unsigned char> bytes;
+  };
+  std::map<std::string, std::unique_ptr<Entry>> entries_;
+};
+
+// A model folder's safetensors files.
+class WeightStoreTensors final : public TensorSource {
+ public:
+  explicit WeightStoreTensors(WeightStore store) : store_(std::move(store)) {}
+  const TensorView* find(const std::string& name) const override {
+    return store_.has(name) ? &store_.get(name) : nullptr;
+  }
+  std::string description() const override { return store_.source(); }
+
+ private:
+  WeightStore store_;
+};
+
+}  // namespace tidal

@@ -1,0 +1,458 @@
+// Decode attention, flash-decoding style: one query vector per head against one layer's KV
+// cache, the positions split over blocks so that a long context fills every SM.
+//
+// Block (split, unit) attends the positions [split * split_rows, +split_rows) of its list
+// (dense: the positions themselves). A unit is a KV head with its `group` query heads (dense
+// and per-KV-head lists: each K/V row is read once for the whole group) or one query head
+// (per-query-head lists: every head reads its own rows of its KV head).
+//
+// K/V rows stream through shared memory in tiles of kTileRows rows: cp.async copies (16
+// bytes each, coalesced along the rows) keep kAttentionStages - 1 tiles in flight while the
+// block computes on the oldest. Threads work in row groups of kLanesPerRow lanes; a row group
+// owns one row of the tile at a time and each lane holds kVecs 16-byte pieces of it (8 bf16
+// each), the matching slices of the group's query vectors, and the matching slice of the
+// output accumulators. Per row:
+//   s_g   = sum over lanes (q_g . k)          (XOR-butterfly inside the row group)
+//   m'    = max(m, s), alpha = 2^(m - m'), p = 2^(s - m')
+//   l     = l * alpha + p,   acc = acc * alpha + p * v
+// with q prescaled by log2(e) / sqrt(head_dim), so s is in base-2 units (alpha is applied once
+// per kRows rows). At the end the row groups of the block are merged through shared memory
+// into one partial (max, sum, acc[head_dim]) per (query head, split); combine_splits_kernel
+// merges the splits:
+//   out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s,   M = max_s m_s.
+#include <cuda_bf16.h>
+
+#include <type_traits>
+
+#include "common.cuh"
+#include "cuda/kernel_launch.h"
+
+namespace tidal::cuda::detail {
+
+namespace {
+
+// Tiles in the shared-memory pipeline (kAttentionStages - 1 in flight while one is used).
+constexpr int kAttentionStages = 4;
+
+// A running max below any real score: keeps 2^(m - m') finite (0 or 1) before the first row.
+constexpr float kEmptyMax = -1e30f;
+
+template <int kHeadDim, int kGroup, int kVecs, int kRows>
+struct SplitLayout {
+  static constexpr int kLanesPerRow = kHeadDim / (8 * kVecs);
+  static constexpr int kRowGroups = kAttentionThreads / kLanesPerRow;
+  static constexpr int kTileRows = kRowGroups * kRows;
+  static constexpr int kUnitsPerRow = kHeadDim / 8;  // 16-byte units
+  static constexpr int kTileElems = kTileRows * kHeadDim;
+  static constexpr int kStageElems = 2 * kTileElems;  // K tile then V tile
+  static constexpr int kCopiesPerThread = 2 * kTileRows * kUnitsPerRow / kAttentionThreads;
+  // Rows read by one 8-lane shared-memory phase; their units are XOR-swizzled apart.
+  static constexpr int kSwizzleRows = kLanesPerRow >= 8 ? 1 : 8 / kLanesPerRow;
+  static constexpr size_t kSharedBytes = size_t(kAttentionStages) * kStageElems * sizeof(uint16_t);
+  static_assert(kLanesPerRow >= 1 && kLanesPerRow <= kWarpSize && kHeadDim % (8 * kVecs) == 0, "bad row split");
+  static_assert((2 * kTileRows * kUnitsPerRow) % kAttentionThreads == 0, "tile copies must spread evenly");
+  static_assert(kSharedBytes >= size_t(kRowGroups) * kGroup * kHeadDim * sizeof(float), "merge buffer must fit");
+
+  // Where unit `unit` of tile row `row` lives in a stage's K (or V) tile.
+  __device__ static __forceinline__ int offset(int row, int unit) {
+    return row * kHeadDim + (unit ^ ((row % kSwizzleRows) * kLanesPerRow)) * 8;
+  }
+};
+
+template <int kHeadDim, int kGroup, int kVecs, int kRows, PositionMode kMode, typename QueryT>
+__global__ void __launch_bounds__(kAttentionThreads)
+    attention_split_kernel(const AttentionLaunch p) {
+  using Layout = SplitLayout<kHeadDim, kGroup, kVecs, kRows>;
+  constexpr int kLanesPerRow = Layout::kLanesPerRow;
+  constexpr int kRowGroups = Layout::kRowGroups;
+  constexpr int kTileRows = Layout::kTileRows;
+  extern __shared__ __align__(16) uint16_t tiles[];
+
+  const int split = blockIdx.x;
+  const int unit = blockIdx.y;
+  const int lane = threadIdx.x % kLanesPerRow;
+  const int row_group = threadIdx.x / kLanesPerRow;
+
+  int kv_head, first_head, heads;
+  if constexpr (kMode == PositionMode::PerQueryHead) {
+    first_head = unit;
+    kv_head = unit / p.group;
+    heads = 1;
+  } else {
+    kv_head = unit;
+    first_head = unit * p.group;
+    heads = p.group;
+  }
+
+  const int32_t* list = nullptr;
+  if constexpr (kMode != PositionMode::Dense)
+    list = p.positions + int64_t(kMode == PositionMode::PerQueryHead ? first_head : kv_head) * p.position_stride;
+  const uint16_t* keys = p.keys + int64_t(kv_head) * p.key_head_stride;
+  const uint16_t* values = p.values + int64_t(kv_head) * p.value_head_stride;
+  const int64_t begin = int64_t(split) * p.split_rows;
+  const int64_t end = min(p.count, begin + p.split_rows);
+  const int tile_count = static_cast<int>(ceil_div(end - begin, kTileRows));
+
+  // Queues the copies of tile `tile` (K and V rows, 16 bytes per copy) into its stage; rows
+  // past the split are zero-filled. Always commits a group, so that group counts line up.
+  auto issue = [&](int tile) {
+    if (tile < tile_count) {
+      uint16_t* stage = tiles + (tile % kAttentionStages) * Layout::kStageElems;
+      const int64_t tile_begin = begin + int64_t(tile) * kTileRows;
+#pragma unroll
+      for (int j = 0; j < Layout::kCopiesPerThread; ++j) {
+        constexpr int kHalf = kTileRows * Layout::kUnitsPerRow;
+        const int copy = threadIdx.x + j * kAttentionThreads;
+        const bool is_value = copy >= kHalf;
+        const int row = (copy % kHalf) / Layout::kUnitsPerRow;
+        const int piece = copy % Layout::kUnitsPerRow;
+        const int64_t i = tile_begin + row;
+        const bool valid = i < end;
+        int64_t position = i;
+        if constexpr (kMode != PositionMode::Dense) position = valid ? int64_t(__ldg(list + i)) : 0;
+        const uint16_t* source = is_value ? values + position * p.value_row_stride : keys + position * p.key_row_stride;
+        copy_async_16(stage + (is_value ? Layout::kTileElems : 0) + Layout::offset(row, piece),
+                      valid ? source + piece * 8 : keys, valid);
+      }
+    }
+    copy_async_commit();
+  };
+  // Start the first tiles before anything else, so that their latency overlaps the query load.
+  for (int s = 0; s < kAttentionStages - 1; ++s) issue(s);
+
+  // This lane's slice of every query vector of the unit, in base-2 softmax units.
+  float q[kGroup][kVecs][8];
+  const QueryT* query = static_cast<const QueryT*>(p.query);
+#pragma unroll
+  for (int g = 0; g < kGroup; ++g) {
+#pragma unroll
+    for (int v = 0; v < kVecs; ++v) {
+      if (g < heads) {
+        load_floats8(query + int64_t(first_head + g) * kHeadDim + (lane + v * kLanesPerRow) * 8, q[g][v]);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) q[g][v][e] *= p.scale_log2;
+      } else {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) q[g][v][e] = 0.0f;
+      }
+    }
+  }
+
+  float m[kGroup], l[kGroup], acc[kGroup][kVecs][8];
+#pragma unroll
+  for (int g = 0; g < kGroup; ++g) {
+    m[g] = kEmptyMax;
+    l[g] = 0.0f;
+#pragma unroll
+    for (int v = 0; v < kVecs; ++v)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[g][v][e] = 0.0f;
+  }
+
+  for (int tile = 0; tile < tile_count; ++tile) {
+    copy_async_wait<kAttentionStages - 2>();  // this thread's copies of `tile` have landed
+    __syncthreads();  // everyone's have, and everyone is done with the stage refilled next
+    issue(tile + kAttentionStages - 1);
+    const uint16_t* key_tile = tiles + (tile % kAttentionStages) * Layout::kStageElems;
+    const uint16_t* value_tile = key_tile + Layout::kTileElems;
+    const int64_t tile_begin = begin + int64_t(tile) * kTileRows;
+
+    float s[kRows][kGroup];
+    bool valid[kRows];
+#pragma unroll
+    for (int u = 0; u < kRows; ++u) {
+      const int row = u * kRowGroups + row_group;
+      valid[u] = tile_begin + row < end;
+      float k[kVecs][8];
+#pragma unroll
+      for (int v = 0; v < kVecs; ++v)
+        unpack_bf16x8(*reinterpret_cast<const uint4*>(key_tile + Layout::offset(row, lane + v * kLanesPerRow)), k[v]);
+#pragma unroll
+      for (int g = 0; g < kGroup; ++g) {
+        float dot = 0.0f;
+#pragma unroll
+        for (int v = 0; v < kVecs; ++v)
+#pragma unroll
+          for (int e = 0; e < 8; ++e) dot = fmaf(q[g][v][e], k[v][e], dot);
+        dot = group_sum<kLanesPerRow>(dot);
+        s[u][g] = valid[u] ? dot : -INFINITY;
+      }
+    }
+
+    if (p.scores != nullptr) {
+      // Dense only: the position is the row's index. Lane g % kLanesPerRow writes head g.
+#pragma unroll
+      for (int u = 0; u < kRows; ++u)
+#pragma unroll
+        for (int g = 0; g < kGroup; ++g)
+          if (valid[u] && g < heads && lane == g % kLanesPerRow)
+            p.scores[int64_t(first_head + g) * p.score_stride + tile_begin + u * kRowGroups + row_group] =
+                s[u][g] * kLn2;
+    }
+
+    uint4 value_raw[kRows][kVecs];
+#pragma unroll
+    for (int u = 0; u < kRows; ++u)
+#pragma unroll
+      for (int v = 0; v < kVecs; ++v)
+        value_raw[u][v] = *reinterpret_cast<const uint4*>(
+            value_tile + Layout::offset(u * kRowGroups + row_group, lane + v * kLanesPerRow));
+
+#pragma unroll
+    for (int g = 0; g < kGroup; ++g) {
+      float new_max = m[g];
+#pragma unroll
+      for (int u = 0; u < kRows; ++u) new_max = fmaxf(new_max, s[u][g]);
+      const float alpha = exp2f(m[g] - new_max);
+      float weight[kRows];
+      float weight_sum = 0.0f;
+#pragma unroll
+      for (int u = 0; u < kRows; ++u) {
+        weight[u] = exp2f(s[u][g] - new_max);
+        weight_sum += weight[u];
+      }
+      m[g] = new_max;
+      l[g] = fmaf(l[g], alpha, weight_sum);
+#pragma unroll
+      for (int v = 0; v < kVecs; ++v) {
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          float a = acc[g][v][e] * alpha;
+#pragma unroll
+          for (int u = 0; u < kRows; ++u) {
+            const uint32_t word = (&value_raw[u][v].x)[e / 2];
+            a = fmaf(weight[u], (e % 2 == 0) ? bf16_low(word) : bf16_high(word), a);
+          }
+          acc[g][v][e] = a;
+        }
+      }
+    }
+  }
+  copy_async_wait<0>();
+  __syncthreads();  // the stages are reused as the merge buffer below
+
+  // Merge the row groups of the block.
+  __shared__ float merge_max[kRowGroups][kGroup];  // becomes the weight 2^(m - M) in place
+  __shared__ float merge_sum[kRowGroups][kGroup];
+  __shared__ float head_max[kGroup];
+  auto merge_acc = reinterpret_cast<float (*)[kGroup][kHeadDim]>(tiles);
+  if (lane == 0) {
+#pragma unroll
+    for (int g = 0; g < kGroup; ++g) {
+      merge_max[row_group][g] = m[g];
+      merge_sum[row_group][g] = l[g];
+    }
+  }
+#pragma unroll
+  for (int g = 0; g < kGroup; ++g)
+#pragma unroll
+    for (int v = 0; v < kVecs; ++v) {
+      float4* target = reinterpret_cast<float4*>(&merge_acc[row_group][g][(lane + v * kLanesPerRow) * 8]);
+      target[0] = make_float4(acc[g][v][0], acc[g][v][1], acc[g][v][2], acc[g][v][3]);
+      target[1] = make_float4(acc[g][v][4], acc[g][v][5], acc[g][v][6], acc[g][v][7]);
+    }
+  __syncthreads();
+  if (threadIdx.x < kGroup) {
+    float block_max = kEmptyMax;
+    for (int r = 0; r < kRowGroups; ++r) block_max = fmaxf(block_max, merge_max[r][threadIdx.x]);
+    head_max[threadIdx.x] = block_max;
+  }
+  __syncthreads();
+  for (int index = threadIdx.x; index < kRowGroups * kGroup; index += kAttentionThreads) {
+    const int r = index / kGroup, g = index % kGroup;
+    merge_max[r][g] = exp2f(merge_max[r][g] - head_max[g]);
+  }
+  __syncthreads();
+
+  if (threadIdx.x < heads) {
+    const int g = threadIdx.x;
+    float sum = 0.0f;
+    for (int r = 0; r < kRowGroups; ++r) sum = fmaf(merge_sum[r][g], merge_max[r][g], sum);
+    float* stats = p.partial_stats + (int64_t(first_head + g) * p.num_splits + split) * 2;
+    stats[0] = head_max[g];
+    stats[1] = sum;
+  }
+  for (int index = threadIdx.x; index < heads * kHeadDim; index += kAttentionThreads) {
+    const int g = index / kHeadDim, d = index % kHeadDim;
+    float sum = 0.0f;
+    for (int r = 0; r < kRowGroups; ++r) sum = fmaf(merge_acc[r][g][d], merge_max[r][g], sum);
+    p.partial_acc[(int64_t(first_head + g) * p.num_splits + split) * kHeadDim + d] = sum;
+  }
+}
+
+// One block per query head, one thread per output dimension. Every load is independent of
+// the arithmetic, so they are issued together (the partials sit in L2): the stats of all
+// splits at once, the accumulators 8 splits at a time.
+template <int kHeadDim, typename OutT>
+__global__ void __launch_bounds__(kHeadDim)
+    combine_splits_kernel(const float* partial_acc, const float* partial_stats, int num_splits, OutT* out) {
+  constexpr int kWarps = kHeadDim / kWarpSize;
+  constexpr int kSplitsPerThread = kMaxSplits / kHeadDim;
+  constexpr int kBatch = 8;
+  __shared__ float weights[kMaxSplits];
+  __shared__ float warp_values[kWarps];
+  const int head = blockIdx.x;
+  const int d = threadIdx.x;
+  const int warp = d / kWarpSize;
+  const float* stats = partial_stats + int64_t(head) * num_splits * 2;
+
+  float split_max[kSplitsPerThread], split_sum[kSplitsPerThread];
+  float local_max = kEmptyMax;
+#pragma unroll
+  for (int j = 0; j < kSplitsPerThread; ++j) {
+    const int s = d + j * kHeadDim;
+    split_max[j] = s < num_splits ? stats[2 * s] : kEmptyMax;
+    split_sum[j] = s < num_splits ? stats[2 * s + 1] : 0.0f;
+    local_max = fmaxf(local_max, split_max[j]);
+  }
+  local_max = warp_max(local_max);
+  if (d % kWarpSize == 0) warp_values[warp] = local_max;
+  __syncthreads();
+  float total_max = warp_values[0];
+#pragma unroll
+  for (int w = 1; w < kWarps; ++w) total_max = fmaxf(total_max, warp_values[w]);
+  float local_sum = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kSplitsPerThread; ++j) {
+    const int s = d + j * kHeadDim;
+    const float weight = exp2f(split_max[j] - total_max);
+    if (s < num_splits) weights[s] = weight;
+    local_sum = fmaf(split_sum[j], weight, local_sum);
+  }
+  local_sum = warp_sum(local_sum);
+  __syncthreads();  // every thread has read warp_values (the maxima) before it is reused
+  if (d % kWarpSize == 0) warp_values[warp] = local_sum;
+  __syncthreads();
+  float total_sum = 0.0f;
+#pragma unroll
+  for (int w = 0; w < kWarps; ++w) total_sum += warp_values[w];
+
+  const float* acc = partial_acc + int64_t(head) * num_splits * kHeadDim + d;
+  float value = 0.0f;
+  int s = 0;
+  for (; s + kBatch <= num_splits; s += kBatch) {
+    float a[kBatch];
+#pragma unroll
+    for (int j = 0; j < kBatch; ++j) a[j] = acc[int64_t(s + j) * kHeadDim];
+#pragma unroll
+    for (int j = 0; j < kBatch; ++j) value = fmaf(a[j], weights[s + j], value);
+  }
+  for (; s < num_splits; ++s) value = fmaf(acc[int64_t(s) * kHeadDim], weights[s], value);
+  store_value(out + int64_t(head) * kHeadDim + d, value / total_sum);
+}
+
+// Lanes per row and rows per tile by group size: q and acc slices cost 16 * group * vecs
+// registers, kept at 64 to 128; a tile is 16 KB of K and V (32 rows of 128 or 64 of 64).
+template <int kGroup>
+struct SplitShape {
+  static constexpr int kVecs = kGroup <= 2 ? 4 : (kGroup == 4 ? 2 : 1);
+  static constexpr int kRows = 4 / kVecs;
+};
+
+template <typename Kernel>
+struct SplitKernel {
+  Kernel kernel;
+  size_t shared_bytes;
+  int blocks_per_sm;  // resident blocks per SM (occupancy), 1 if it could not be read
+};
+
+// The split kernel instance for a head size, group bucket, list mode and query type, with
+// its shared-memory size (above the default 48 KB limit, raised once per instance) and its
+// occupancy, read once (devices of one process are assumed alike).
+template <int kHeadDim, int kGroup, PositionMode kMode, typename QueryT>
+auto split_kernel() {
+  using Shape = SplitShape<kGroup>;
+  constexpr auto kernel = attention_split_kernel<kHeadDim, kGroup, Shape::kVecs, Shape::kRows, kMode, QueryT>;
+  constexpr size_t shared = SplitLayout<kHeadDim, kGroup, Shape::kVecs, Shape::kRows>::kSharedBytes;
+  static const int blocks_per_sm = [] {
+    int blocks = 0;
+    // A failure here shows again, with its message, when the kernel is launched.
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared)) !=
+            cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kAttentionThreads, shared) != cudaSuccess)
+      return 1;
+    return blocks > 0 ? blocks : 1;
+  }();
+  return SplitKernel<decltype(kernel)>{kernel, shared, blocks_per_sm};
+}
+
+int group_bucket(const AttentionLaunch& launch) {
+  if (launch.mode == PositionMode::PerQueryHead) return 1;
+  const int g = launch.group;
+  return g <= 1 ? 1 : g <= 2 ? 2 : g <= 4 ? 4 : 8;
+}
+
+// Calls fn(kernel) with the split kernel instance for this launch (`mode` overrides the
+// launch's own, for the occupancy query).
+template <typename Fn>
+cudaError_t with_split_kernel(const AttentionLaunch& launch, PositionMode mode, Fn&& fn) {
+  auto by_group = [&](auto head_dim_tag, auto query_tag) -> cudaError_t {
+    constexpr int kHeadDim = decltype(head_dim_tag)::value;
+    using QueryT = typename decltype(query_tag)::type;
+    if (mode == PositionMode::PerQueryHead) return fn(split_kernel<kHeadDim, 1, PositionMode::PerQueryHead, QueryT>());
+    const bool dense = mode == PositionMode::Dense;
+    switch (group_bucket(launch)) {
+      case 1:
+        return dense ? fn(split_kernel<kHeadDim, 1, PositionMode::Dense, QueryT>())
+                     : fn(split_kernel<kHeadDim, 1, PositionMode::PerKvHead, QueryT>());
+      case 2:
+        return dense ? fn(split_kernel<kHeadDim, 2, PositionMode::Dense, QueryT>())
+                     : fn(split_kernel<kHeadDim, 2, PositionMode::PerKvHead, QueryT>());
+      case 4:
+        return dense ? fn(split_kernel<kHeadDim, 4, PositionMode::Dense, QueryT>())
+                     : fn(split_kernel<kHeadDim, 4, PositionMode::PerKvHead, QueryT>());
+      default:
+        return dense ? fn(split_kernel<kHeadDim, 8, PositionMode::Dense, QueryT>())
+                     : fn(split_kernel<kHeadDim, 8, PositionMode::PerKvHead, QueryT>());
+    }
+  };
+  struct Bf16 { using type = __nv_bfloat16; };
+  struct F32 { using type = float; };
+  if (launch.head_dim == 64) {
+    using D = std::integral_constant<int, 64>;
+    return launch.query_bf16 ? by_group(D{}, Bf16{}) : by_group(D{}, F32{});
+  }
+  using D = std::integral_constant<int, 128>;
+  return launch.query_bf16 ? by_group(D{}, Bf16{}) : by_group(D{}, F32{});
+}
+
+template <int kHeadDim>
+cudaError_t launch_combine(const AttentionLaunch& launch, cudaStream_t stream) {
+  if (launch.out_bf16) {
+    combine_splits_kernel<kHeadDim, __nv_bfloat16><<<launch.num_heads, kHeadDim, 0, stream>>>(
+        launch.partial_acc, launch.partial_stats, launch.num_splits, static_cast<__nv_bfloat16*>(launch.out));
+  } else {
+    combine_splits_kernel<kHeadDim, float><<<launch.num_heads, kHeadDim, 0, stream>>>(
+        launch.partial_acc, launch.partial_stats, launch.num_splits, static_cast<float*>(launch.out));
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+int attention_blocks_per_sm(const AttentionLaunch& launch) {
+  const PositionMode mode = launch.mode == PositionMode::PerQueryHead ? PositionMode::PerQueryHead : PositionMode::Dense;
+  int blocks = 1;
+  with_split_kernel(launch, mode, [&](auto kernel) {
+    blocks = kernel.blocks_per_sm;
+    return cudaSuccess;
+  });
+  return blocks;
+}
+
+int attention_rows_per_step(const AttentionLaunch& launch) {
+  // kRowGroups * kRows = kAttentionThreads * 8 * kVecs / head_dim * 4 / kVecs.
+  return kAttentionThreads * 32 / launch.head_dim;
+}
+
+cudaError_t launch_decode_attention(const AttentionLaunch& launch, cudaStream_t stream) {
+  const dim3 grid(launch.num_splits, launch.mode == PositionMode::PerQueryHead ? launch.num_heads : launch.num_kv_heads);
+  cudaError_t error = with_split_kernel(launch, launch.mode, [&](auto kernel) {
+    kernel.kernel<<<grid, kAttentionThreads, kernel.shared_bytes, stream>>>(launch);
+    return cudaGetLastError();
+  });
+  if (error != cudaSuccess) return error;
+  return launch.head_dim == 64 ? launch_combine<64>(launch, stream) : launch_combine<128>(launch, stream);
+}
+
+}  // namespace tidal::cuda::detail

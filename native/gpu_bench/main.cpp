@@ -1,0 +1,415 @@
+// Kernel benchmark of the attention family against the bandwidth floor.
+//
+// For each model shape and context: per-layer time of dense decode attention, dense with the
+// fused score output, top-k selection, sparse attention over 2048 positions, and the Quest
+// step; the floor is the bytes that must move over the device-to-device copy bandwidth
+// measured in the same run. Times are medians of CUDA-event intervals over 30 repetitions
+// after warm-up, queued behind a busy kernel (so that they time the GPU, not the launch
+// calls), rotating over enough KV buffers that the 50 MB L2 cannot serve a repeat.
+//
+// Usage: tidal_gpu_bench [--quick | --smoke]
+//   --quick: the 32K context only; --smoke: a 4K context, 2 repetitions (checks that every
+//   path runs, times mean nothing).
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bench_kernels.h"
+#include "cuda/kernel_launch.h"
+#include "cuda/attention_kernels.h"
+#include "cuda/quest_kernels.h"
+#include "cuda/selection_kernels.h"
+
+namespace {
+
+using namespace tidal;
+
+void check(cudaError_t code, const char* what) {
+  if (code != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(code));
+}
+
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(size_t bytes) : bytes_(bytes) { check(cudaMalloc(&data_, std::max<size_t>(bytes, 16)), "cudaMalloc"); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer() { cudaFree(data_); }
+  template <typename T = void>
+  T* as() const {
+    return static_cast<T*>(data_);
+  }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+struct Settings {
+  int warmup = 5;
+  int reps = 30;
+  size_t copy_bytes = size_t(1) << 30;
+};
+Settings settings;
+
+// Median over settings.reps runs of the GPU time of launch(rep), in microseconds.
+double median_us(const std::function<void(int)>& launch, cudaStream_t stream) {
+  for (int i = 0; i < settings.warmup; ++i) launch(i);
+  check(cudaStreamSynchronize(stream), "warm-up");
+  std::vector<cudaEvent_t> start(settings.reps), stop(settings.reps);
+  for (int i = 0; i < settings.reps; ++i) {
+    check(cudaEventCreate(&start[size_t(i)]), "event");
+    check(cudaEventCreate(&stop[size_t(i)]), "event");
+  }
+  gpu_bench::busy_wait(4000.0, stream);
+  for (int i = 0; i < settings.reps; ++i) {
+    check(cudaEventRecord(start[size_t(i)], stream), "event record");
+    launch(settings.warmup + i);
+    check(cudaEventRecord(stop[size_t(i)], stream), "event record");
+  }
+  check(cudaStreamSynchronize(stream), "timed runs");
+  std::vector<double> times;
+  for (int i = 0; i < settings.reps; ++i) {
+    float ms = 0;
+    check(cudaEventElapsedTime(&ms, start[size_t(i)], stop[size_t(i)]), "elapsed");
+    times.push_back(ms * 1000.0);
+    cudaEventDestroy(start[size_t(i)]);
+    cudaEventDestroy(stop[size_t(i)]);
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+struct Shape {
+  const char* name;
+  int heads, kv_heads, head_dim;
+};
+
+struct Row {
+  std::string model;
+  int64_t context;
+  std::string op;
+  double us;
+  double bytes;
+};
+
+class Bench {
+ public:
+  Bench() {
+    check(cudaStreamCreate(&stream_), "stream");
+    cudaDeviceProp prop{};
+    check(cudaGetDeviceProperties(&prop, 0), "device properties");
+    l2_bytes_ = size_t(prop.l2CacheSize);
+    std::printf("device: %s, %d SMs, L2 %.0f MB\n", prop.name, prop.multiProcessorCount, l2_bytes_ / 1e6);
+  }
+
+  void measure_bandwidth() {
+    const size_t bytes = settings.copy_bytes;
+    DeviceBuffer a(bytes), b(bytes);
+    gpu_bench::fill_random_bf16(a.as<uint16_t>(), bytes / 2, 1, stream_);
+    const double copy_us = median_us(
+        [&](int) { check(cudaMemcpyAsync(b.as(), a.as(), bytes, cudaMemcpyDeviceToDevice, stream_), "copy"); },
+        stream_);
+    copy_gbs_ = 2.0 * bytes / copy_us / 1e3;
+    DeviceBuffer sink(1 << 16);
+    const double read_us = median_us([&](int) { gpu_bench::read_sweep(a.as(), bytes, sink.as<uint32_t>(), stream_); }, stream_);
+    read_gbs_ = bytes / read_us / 1e3;
+    std::printf("device-to-device copy: %.0f GB/s (read + write, %.0f MiB);  read-only sweep: %.0f GB/s\n",
+                copy_gbs_, bytes / 1048576.0, read_gbs_);
+  }
+
+  void run_shape(const Shape& shape, int64_t context) {
+    const int d = shape.head_dim, heads = shape.heads, kv_heads = shape.kv_heads, group = heads / kv_heads;
+    const size_t layer_bytes = size_t(2) * kv_heads * context * d * 2;
+    const int buffers = int(std::max<size_t>(2, (4 * l2_bytes_ + layer_bytes - 1) / layer_bytes));
+    const int64_t pages = cuda::quest_page_count(context);
+    const int64_t page_head_stride = pages * d;
+    const size_t page_bytes = size_t(2) * kv_heads * page_head_stride * 2;
+
+    std::vector<std::unique_ptr<DeviceBuffer>> kv, page_tables;
+    for (int b = 0; b < buffers; ++b) {
+      kv.push_back(std::make_unique<DeviceBuffer>(layer_bytes));
+      gpu_bench::fill_random_bf16(kv.back()->as<uint16_t>(), layer_bytes / 2, 1000 + b, stream_);
+      page_tables.push_back(std::make_unique<DeviceBuffer>(page_bytes));
+    }
+    auto view = [&](int b) {
+      cuda::KvLayerView v;
+      v.keys = kv[size_t(b)]->as<uint16_t>();
+      v.values = kv[size_t(b)]->as<uint16_t>() + size_t(kv_heads) * context * d;
+      v.key_head_stride = v.value_head_stride = context * d;
+      v.key_row_stride = v.value_row_stride = d;
+      v.num_kv_heads = kv_heads;
+      v.head_dim = d;
+      return v;
+    };
+    auto table = [&](int b) {
+      cuda::QuestPageTable t;
+      t.key_min = page_tables[size_t(b)]->as<uint16_t>();
+      t.key_max = page_tables[size_t(b)]->as<uint16_t>() + size_t(kv_heads) * page_head_stride;
+      t.head_stride = page_head_stride;
+      t.max_pages = pages;
+      return t;
+    };
+    for (int b = 0; b < buffers; ++b) cuda::update_quest_pages(view(b), table(b), 0, context, stream_);
+
+    DeviceBuffer query(size_t(heads) * d * 2), out(size_t(heads) * d * 2);
+    gpu_bench::fill_random_bf16(query.as<uint16_t>(), size_t(heads) * d, 7, stream_);
+    DeviceBuffer workspace(cuda::decode_attention_workspace_bytes(heads, d));
+    const size_t score_bytes = size_t(heads) * context * 4;
+    const int score_buffers = int(std::max<size_t>(2, (4 * l2_bytes_ + score_bytes - 1) / score_bytes));
+    std::vector<std::unique_ptr<DeviceBuffer>> scores;
+    for (int b = 0; b < score_buffers; ++b) {
+      scores.push_back(std::make_unique<DeviceBuffer>(score_bytes));
+      gpu_bench::fill_random_f32(scores.back()->as<float>(), score_bytes / 4, 50 + b, stream_);
+    }
+
+    // Sparse lists: 2048 random ascending positions per query head, the current one last.
+    constexpr int64_t kBudget = 2048;
+    std::vector<int32_t> lists(size_t(heads * kBudget));
+    uint64_t state = 12345;
+    for (int h = 0; h < heads; ++h) {
+      std::vector<int32_t> row;
+      std::vector<char> taken(size_t(context), 0);
+      taken[size_t(context - 1)] = 1;
+      row.push_back(int32_t(context - 1));
+      while (int64_t(row.size()) < kBudget) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        const int64_t p = int64_t((state >> 33) % uint64_t(context - 1));
+        if (!taken[size_t(p)]) {
+          taken[size_t(p)] = 1;
+          row.push_back(int32_t(p));
+        }
+      }
+      std::sort(row.begin(), row.end());
+      std::copy(row.begin(), row.end(), lists.begin() + h * kBudget);
+    }
+    DeviceBuffer positions(lists.size() * 4);
+    check(cudaMemcpy(positions.as(), lists.data(), lists.size() * 4, cudaMemcpyHostToDevice), "upload lists");
+    DeviceBuffer selected(size_t(heads) * (kBudget + 1) * 4);
+
+    cuda::DecodeAttentionArgs dense;
+    dense.query = query.as();
+    dense.query_type = cuda::ElementType::BF16;
+    dense.num_heads = heads;
+    dense.seq_len = context;
+    dense.out = out.as();
+    dense.out_type = cuda::ElementType::BF16;
+    dense.workspace = workspace.as();
+    dense.workspace_bytes = workspace.bytes();
+
+    const double kv_read = double(layer_bytes);
+    {
+      const int64_t blocks = cuda::detail::kTopKClusterSize;
+      const size_t slice_bytes = size_t((context - 1 + blocks - 1) / blocks) * sizeof(uint32_t);
+      std::printf("%s %lldK: top-k clusters resident at once: %d (rows: %d per query head, %d per KV head)\n",
+                  shape.name, static_cast<long long>(context / 1000),
+                  cuda::detail::top_k_max_active_clusters(true, slice_bytes), heads, kv_heads);
+    }
+    const std::string model = shape.name;
+    auto add = [&](const std::string& op, double us, double bytes) { rows_.push_back({model, context, op, us, bytes}); };
+
+    add("dense attention",
+        median_us([&](int rep) {
+          cuda::DecodeAttentionArgs a = dense;
+          a.kv = view(rep % buffers);
+          cuda::decode_attention(a, stream_);
+        }, stream_),
+        kv_read);
+
+    add("dense + scores",
+        median_us([&](int rep) {
+          cuda::DecodeAttentionArgs a = dense;
+          a.kv = view(rep % buffers);
+          a.scores = scores[size_t(rep % score_buffers)]->as<float>();
+          a.score_stride = context;
+          cuda::decode_attention(a, stream_);
+        }, stream_),
+        kv_read + double(score_bytes));
+
+    cuda::TopKArgs top;
+    top.score_stride = context;
+    top.rows = heads;
+    top.candidates = context - 1;
+    top.k = kBudget - 1;
+    top.append_position = context - 1;
+    top.out = selected.as<int32_t>();
+    top.out_stride = kBudget;
+    add("top-k 2048/query head",
+        median_us([&](int rep) {
+          cuda::TopKArgs t = top;
+          t.scores = scores[size_t(rep % score_buffers)]->as<float>();
+          cuda::select_top_k(t, stream_);
+        }, stream_),
+        double(score_bytes));
+    if (group > 1) {
+      add("top-k 2048/KV head (max)",
+          median_us([&](int rep) {
+            cuda::TopKArgs t = top;
+            t.scores = scores[size_t(rep % score_buffers)]->as<float>();
+            t.rows = kv_heads;
+            t.group = group;
+            t.reduce = cuda::ScoreReduce::Max;
+            cuda::select_top_k(t, stream_);
+          }, stream_),
+          double(score_bytes));
+    }
+    add("tidal selection layer",
+        median_us([&](int rep) {
+          cuda::DecodeAttentionArgs a = dense;
+          a.kv = view(rep % buffers);
+          a.scores = scores[size_t(rep % score_buffers)]->as<float>();
+          a.score_stride = context;
+          cuda::decode_attention(a, stream_);
+          cuda::TopKArgs t = top;
+          t.scores = a.scores;
+          cuda::select_top_k(t, stream_);
+        }, stream_),
+        kv_read + double(score_bytes));
+
+    cuda::PositionLists per_head;
+    per_head.positions = positions.as<int32_t>();
+    per_head.stride = kBudget;
+    per_head.count = kBudget;
+    per_head.sharing = cuda::PositionSharing::PerQueryHead;
+    const double row_bytes = 2.0 * d * 2;
+    add("sparse 2048/query head",
+        median_us([&](int rep) {
+          cuda::DecodeAttentionArgs a = dense;
+          a.kv = view(rep % buffers);
+          a.sparse = &per_head;
+          cuda::decode_attention(a, stream_);
+        }, stream_),
+        double(heads) * kBudget * (row_bytes + 4));
+    if (group > 1) {
+      cuda::PositionLists per_kv = per_head;
+      per_kv.sharing = cuda::PositionSharing::PerKvHead;
+      add("sparse 2048/KV head",
+          median_us([&](int rep) {
+            cuda::DecodeAttentionArgs a = dense;
+            a.kv = view(rep % buffers);
+            a.sparse = &per_kv;
+            cuda::decode_attention(a, stream_);
+          }, stream_),
+          double(kv_heads) * kBudget * (row_bytes + 4));
+    }
+
+    // Quest: bounds of every page, 128 pages per head (the last always), their positions,
+    // sparse attention over them.
+    const int64_t page_budget = kBudget / cuda::kQuestPageTokens;
+    const int64_t quest_count = cuda::quest_position_count(context, page_budget);
+    DeviceBuffer bounds(size_t(heads) * pages * 4);
+    DeviceBuffer page_lists(size_t(heads) * page_budget * 4);
+    DeviceBuffer quest_positions(size_t(heads) * page_budget * cuda::kQuestPageTokens * 4);
+    cuda::QuestScoreArgs quest;
+    quest.query = query.as();
+    quest.query_type = cuda::ElementType::BF16;
+    quest.num_heads = heads;
+    quest.num_kv_heads = kv_heads;
+    quest.head_dim = d;
+    quest.num_pages = pages;
+    quest.bounds = bounds.as<float>();
+    quest.bounds_stride = pages;
+    cuda::TopKArgs page_top;
+    page_top.scores = bounds.as<float>();
+    page_top.score_stride = pages;
+    page_top.rows = heads;
+    page_top.candidates = pages - 1;
+    page_top.k = page_budget - 1;
+    page_top.append_position = pages - 1;
+    page_top.out = page_lists.as<int32_t>();
+    page_top.out_stride = page_budget;
+    cuda::PositionLists quest_lists;
+    quest_lists.positions = quest_positions.as<int32_t>();
+    quest_lists.stride = page_budget * cuda::kQuestPageTokens;
+    quest_lists.count = quest_count;
+    quest_lists.sharing = cuda::PositionSharing::PerQueryHead;
+    const double page_meta_bytes = double(kv_heads) * pages * d * 2 * 2;
+    const double bounds_bytes = double(heads) * pages * 4;
+    auto quest_select = [&](int b) {
+      cuda::QuestScoreArgs q = quest;
+      q.pages = table(b);
+      cuda::quest_page_scores(q, stream_);
+      cuda::select_top_k(page_top, stream_);
+      cuda::expand_pages(page_lists.as<int32_t>(), heads, page_budget, page_budget, context,
+                         quest_positions.as<int32_t>(), quest_lists.stride, stream_);
+    };
+    add("quest page bounds",
+        median_us([&](int rep) {
+          cuda::QuestScoreArgs q = quest;
+          q.pages = table(rep % buffers);
+          cuda::quest_page_scores(q, stream_);
+        }, stream_),
+        page_meta_bytes + bounds_bytes);
+    add("quest select (bounds+top-k+expand)", median_us([&](int rep) { quest_select(rep % buffers); }, stream_),
+        page_meta_bytes + 2 * bounds_bytes);
+    add("quest step (select + sparse attn)",
+        median_us([&](int rep) {
+          quest_select(rep % buffers);
+          cuda::DecodeAttentionArgs a = dense;
+          a.kv = view(rep % buffers);
+          a.sparse = &quest_lists;
+          cuda::decode_attention(a, stream_);
+        }, stream_),
+        page_meta_bytes + 2 * bounds_bytes + double(heads) * quest_count * (row_bytes + 4));
+    check(cudaStreamSynchronize(stream_), "benchmark runs");
+  }
+
+  void print_table() const {
+    std::printf("\nfloor = bytes that must move / %.0f GB/s (device-to-device copy, same run)\n\n", copy_gbs_);
+    std::printf("| model | context | op | time (us) | floor (us) | time/floor | GB/s |\n");
+    std::printf("|---|---|---|---:|---:|---:|---:|\n");
+    for (const Row& row : rows_) {
+      const double floor_us = row.bytes / (copy_gbs_ * 1e3);
+      std::printf("| %s | %lldK | %s | %.1f | %.1f | %.2f | %.0f |\n", row.model.c_str(),
+                  static_cast<long long>(row.context / 1000), row.op.c_str(), row.us, floor_us, row.us / floor_us,
+                  row.bytes / row.us / 1e3);
+    }
+  }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+  size_t l2_bytes_ = 0;
+  double copy_gbs_ = 0, read_gbs_ = 0;
+  std::vector<Row> rows_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
+  const bool smoke = argc > 1 && std::strcmp(argv[1], "--smoke") == 0;
+  if (smoke) {
+    settings.warmup = 1;
+    settings.reps = 2;
+    settings.copy_bytes = size_t(64) << 20;
+  }
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    std::printf("no usable CUDA device\n");
+    return 77;
+  }
+  try {
+    Bench bench;
+    bench.measure_bandwidth();
+    const Shape shapes[] = {{"Llama-3.1-8B", 32, 8, 128}, {"Llama-2-7B", 32, 32, 128}};
+    std::vector<int64_t> contexts = {10000, 32000, 100000};
+    if (quick) contexts = {32000};
+    if (smoke) contexts = {4096};
+    for (const Shape& shape : shapes)
+      for (int64_t context : contexts) bench.run_shape(shape, context);
+    bench.print_table();
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "benchmark failed: %s\n", error.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,48 @@
+// GPU tests of the attention-family kernels against float64 CPU references. Exits 77 (the
+// CTest skip code) when there is no device to run them on, 1 when a check failed.
+// Usage: tidal_gpu_tests [--quick]   (--quick: small cases only)
+#include <cuda_runtime_api.h>
+
+#include <cstdio>
+#include <string>
+
+#include "test_support.h"
+
+namespace {
+
+// Empty when a device able to run these kernels (Hopper or newer: thread-block clusters)
+// is present, else why not.
+std::string why_no_device() {
+  int count = 0;
+  const cudaError_t error = cudaGetDeviceCount(&count);
+  if (error != cudaSuccess) return cudaGetErrorString(error);
+  if (count == 0) return "the CUDA runtime sees no device";
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) return "cannot read the properties of device 0";
+  if (prop.major < 9)
+    return std::string(prop.name) + " has compute capability " + std::to_string(prop.major) + "." +
+           std::to_string(prop.minor) + "; these kernels need 9.0 (Hopper) or newer";
+  return "";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--quick") tidal::gpu_test::quick_mode() = true;
+  const std::string reason = why_no_device();
+  if (!reason.empty()) {
+    std::printf("no usable CUDA device: %s\n", reason.c_str());
+    return 77;
+  }
+  cudaDeviceProp prop{};
+  cudaGetDeviceProperties(&prop, 0);
+  std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
+
+  tidal::gpu_test::Report report;
+  report.run("decode attention", [&] { tidal::gpu_test::test_decode_attention(report); });
+  report.run("top-k selection", [&] { tidal::gpu_test::test_top_k(report); });
+  report.run("quest", [&] { tidal::gpu_test::test_quest(report); });
+  std::printf("%d passed, %d failed\n", report.passed(), report.failed());
+  return report.failed() == 0 ? 0 : 1;
+}

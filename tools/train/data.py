@@ -1,0 +1,228 @@
+"""Training and evaluation streams for tidal-code-mini.
+
+Three kinds of rows, each exactly `length` tokens with a per-token loss weight:
+  code       repository-style concatenation of whole files: <|file_sep|>path\\ncontent ...
+  fim        fill-in-the-middle examples in PSM order, packed back to back:
+             <|fim_prefix|>prefix<|fim_suffix|>suffix<|fim_middle|>middle<|endoftext|>
+  retrieval  a long window of real code with a key line planted at a random depth, and at the
+             end a code line that asks for it; the answer tokens carry a larger loss weight.
+Rows are drawn from train files only; evaluation builds the same rows from held-out files.
+"""
+import os
+import random
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+from tokenizers import Tokenizer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import corpus  # noqa: E402
+from special_tokens import (END_OF_TEXT, FILE_SEP, FIM_MIDDLE, FIM_PREFIX,  # noqa: E402
+                            FIM_SUFFIX, SPECIAL_TOKENS)
+
+ANSWER_WEIGHT = 5.0
+MAX_FIM_FILE_CHARS = 6000
+SYLLABLES = ["ka", "zo", "ri", "mu", "te", "lan", "vor", "qui", "ber", "ost", "nix", "dal", "pre",
+             "sul", "gam", "tor", "wen", "yel", "fap", "hob", "jid", "cru", "ely", "mon"]
+
+
+@dataclass
+class Row:
+    ids: np.ndarray      # int64 [length]
+    weights: np.ndarray  # float32 [length]; weight of predicting ids[t] from ids[:t]
+    kind: str
+
+
+@dataclass
+class Needle:
+    """One planted key: the line placed in the context, the query line, and the answer."""
+    definition: str
+    query: str
+    answer: str
+
+
+def random_needle(rng, name=None):
+    """A key/value line in one of a few code shapes, and the matching query line. The value is a
+    5-8 digit number; the query ends with '# ->' and expects ' <value>' next."""
+    name = name or "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 3))).upper()
+    value = str(rng.randint(10_000, 99_999_999))
+    value = value[:rng.randint(5, 8)] if len(value) > 5 else value
+    shape = rng.randrange(3)
+    if shape == 0:
+        return Needle(f'SECRET_KEY_{name} = "{value}"\n', f"print(SECRET_KEY_{name})  # ->", f' "{value}"\n')
+    if shape == 1:
+        return Needle(f'    "{name.lower()}": {value},\n', f'print(CONFIG["{name.lower()}"])  # ->', f" {value}\n")
+    return Needle(f"#define PASSKEY_{name} {value}\n", f"printf(\"%d\", PASSKEY_{name});  // ->", f" {value}\n")
+
+
+class Tokens:
+    """Thin wrapper over the tokenizer with the ids this module needs."""
+
+    def __init__(self, tokenizer_path):
+        self.tokenizer = Tokenizer.from_file(tokenizer_path)
+        self.special = {token: self.tokenizer.token_to_id(token) for token in SPECIAL_TOKENS}
+        self.eos = self.special[END_OF_TEXT]
+        vocab = self.tokenizer.get_vocab()
+        # ids whose text ends a line ("Ċ" is the byte-level newline)
+        self.line_end_ids = np.array(sorted(i for t, i in vocab.items() if t.endswith("Ċ")), dtype=np.int64)
+
+    def encode(self, text):
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts):
+        return [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+    def decode(self, ids):
+        return self.tokenizer.decode(list(ids), skip_special_tokens=False)
+
+
+class CodeBuffer:
+    """All files of one split as one token array, repository-style."""
+
+    def __init__(self, tokens, files):
+        headers = [f"{f.path}\n" for f in files]
+        encoded = tokens.encode_batch([h + f.text for h, f in zip(headers, files)])
+        sep = tokens.special[FILE_SEP]
+        pieces = []
+        for ids in encoded:
+            pieces.append([sep])
+            pieces.append(ids)
+        self.ids = np.array([i for piece in pieces for i in piece], dtype=np.int64)
+        self.line_end = np.isin(self.ids, tokens.line_end_ids)
+
+    def window(self, rng, length):
+        start = rng.randrange(0, len(self.ids) - length)
+        return self.ids[start:start + length], start
+
+
+class RowBuilder:
+    def __init__(self, tokens, files, seed):
+        self.tokens = tokens
+        self.files = files
+        self.buffer = CodeBuffer(tokens, files)
+        self.rng = random.Random(seed)
+
+    # -- code ------------------------------------------------------------------------------
+    def code_row(self, length):
+        ids, _ = self.buffer.window(self.rng, length)
+        return Row(ids.copy(), np.ones(length, np.float32), "code")
+
+    # -- fill in the middle ----------------------------------------------------------------
+    def fim_example(self, rng=None, line_span=None):
+        """Returns (prefix, suffix, middle) cut from a random file. Half the examples cut on
+        line boundaries (1-3 whole lines as the middle), half at random characters."""
+        rng = rng or self.rng
+        text = ""
+        while len(text) < 64:
+            text = rng.choice(self.files).text
+        if len(text) > MAX_FIM_FILE_CHARS:
+            start = rng.randrange(0, len(text) - MAX_FIM_FILE_CHARS)
+            text = text[start:start + MAX_FIM_FILE_CHARS]
+        line_span = rng.random() < 0.5 if line_span is None else line_span
+        if line_span:
+            lines = text.splitlines(keepends=True)
+            candidates = [i for i, line in enumerate(lines) if line.strip()]
+            if len(candidates) >= 4:
+                first = rng.choice(candidates[1:-1])
+                count = rng.randint(1, 3)
+                return ("".join(lines[:first]), "".join(lines[first + count:]),
+                        "".join(lines[first:first + count]))
+        a, b = sorted(rng.sample(range(len(text) + 1), 2))
+        return text[:a], text[b:], text[a:b]
+
+    def fim_ids(self, prefix, suffix, middle):
+        s = self.tokens.special
+        prompt = ([s[FIM_PREFIX]] + self.tokens.encode(prefix) + [s[FIM_SUFFIX]] +
+                  self.tokens.encode(suffix) + [s[FIM_MIDDLE]])
+        return prompt, self.tokens.encode(middle) + [self.tokens.eos]
+
+    def fim_row(self, length):
+        ids, weights = [], []
+        while len(ids) < length:
+            prompt, answer = self.fim_ids(*self.fim_example())
+            ids += prompt + answer
+            weights += [1.0] * len(prompt) + [2.0] * len(answer)
+        return Row(np.array(ids[:length], np.int64), np.array(weights[:length], np.float32), "fim")
+
+    # -- long-range retrieval --------------------------------------------------------------
+    def retrieval_ids(self, length, depth, needle, distractors=(), rng=None):
+        """A `length`-token row: code context with `needle` planted at relative `depth`, the
+        distractor needles at random depths, then the query and the answer. Returns (ids,
+        answer_start) so the answer is ids[answer_start:]."""
+        rng = rng or self.rng
+        query = self.tokens.encode("\n" + needle.query)
+        answer = self.tokens.encode(needle.answer)
+        planted = [(depth, self.tokens.encode(needle.definition))]
+        planted += [(rng.random(), self.tokens.encode(d.definition)) for d in distractors]
+        context_length = length - len(query) - len(answer) - sum(len(p) for _, p in planted)
+        context, start = self.buffer.window(rng, context_length)
+        line_end = self.buffer.line_end[start:start + context_length]
+        ends = np.flatnonzero(line_end) + 1  # insert after a line break
+        if len(ends) == 0:
+            ends = np.array([context_length])
+        cuts = []
+        for relative, piece in planted:
+            at = int(ends[min(np.searchsorted(ends, relative * context_length), len(ends) - 1)])
+            cuts.append((at, piece))
+        cuts.sort(key=lambda c: c[0])
+        out, previous = [], 0
+        for at, piece in cuts:
+            out += context[previous:at].tolist() + piece
+            previous = at
+        out += context[previous:].tolist() + query
+        return out + answer, len(out)
+
+    def retrieval_row(self, length):
+        rng = self.rng
+        needle = random_needle(rng)
+        names = {needle.query}
+        distractors = []
+        for _ in range(rng.randint(0, 3)):
+            other = random_needle(rng)
+            if other.query not in names:
+                names.add(other.query)
+                distractors.append(other)
+        ids, answer_start = self.retrieval_ids(length, rng.random(), needle, distractors)
+        weights = np.ones(length, np.float32)
+        weights[answer_start:] = ANSWER_WEIGHT
+        return Row(np.array(ids, np.int64), weights, "retrieval")
+
+
+class Curriculum:
+    """Sequence length and stream mix as a function of training progress (0..1). `stages` is a
+    list of (progress_start, length, retrieval_probability); FIM probability is fixed."""
+
+    def __init__(self, stages, fim_probability=0.25):
+        self.stages = sorted(stages)
+        self.fim_probability = fim_probability
+
+    def at(self, progress):
+        current = self.stages[0]
+        for stage in self.stages:
+            if progress >= stage[0]:
+                current = stage
+        return current[1], current[2]
+
+
+def make_batch(builder, curriculum, progress, tokens_per_batch):
+    length, retrieval_probability = curriculum.at(progress)
+    rows = []
+    for _ in range(max(1, tokens_per_batch // length)):
+        draw = builder.rng.random()
+        if draw < retrieval_probability:
+            rows.append(builder.retrieval_row(length))
+        elif draw < retrieval_probability + curriculum.fim_probability:
+            rows.append(builder.fim_row(length))
+        else:
+            rows.append(builder.code_row(length))
+    ids = np.stack([r.ids for r in rows])
+    weights = np.stack([r.weights for r in rows])
+    return ids, weights, length, [r.kind for r in rows]
+
+
+def load_splits(tokenizer_path, max_bytes, seed):
+    tokens = Tokens(tokenizer_path)
+    files = corpus.load_corpus(max_bytes=max_bytes, seed=seed)
+    train_files, held_out_files = corpus.split(files)
+    return tokens, train_files, held_out_files

@@ -1,10 +1,22 @@
 // Engine host process: started by the extension with VS Code's own Node, it loads the
 // native engine and serves JSON-RPC on stdin/stdout. A crash here never takes the editor down.
 import * as path from 'node:path';
-import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { createMessageConnection, ErrorCodes, ResponseError, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 
 import { loadAddon } from '../native/addon';
-import { echoRequest, engineInfoRequest, logNotification, shutdownRequest } from './protocol';
+import { ModelSession } from './modelSession';
+import {
+  cancelRequest,
+  echoRequest,
+  engineInfoRequest,
+  generateRequest,
+  loadModelRequest,
+  logNotification,
+  shutdownRequest,
+  statsRequest,
+  tokenNotification,
+  unloadModelRequest,
+} from './protocol';
 
 const connection = createMessageConnection(new StreamMessageReader(process.stdin), new StreamMessageWriter(process.stdout));
 
@@ -25,6 +37,65 @@ connection.onRequest(engineInfoRequest, () => {
 });
 
 connection.onRequest(echoRequest, ({ text }) => ({ text }));
+
+// The model layer: one loaded model at a time; loading another unloads the previous one.
+let session: ModelSession | undefined;
+
+// Errors reach the extension with their message and, where the engine gave one, their code
+// (ERR_TIDAL_*) in `data.code`, so the extension can tell a bad request from a broken engine.
+async function answering<T>(work: () => Promise<T> | T): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    throw new ResponseError(ErrorCodes.InternalError, (error as Error).message ?? String(error), {
+      code: typeof code === 'string' ? code : 'ERR_TIDAL_ENGINE',
+    });
+  }
+}
+
+function loadedSession(): ModelSession {
+  if (session === undefined) {
+    throw Object.assign(new Error('No model is loaded: send engine/loadModel first.'), { code: 'ERR_TIDAL_REQUEST' });
+  }
+  return session;
+}
+
+connection.onRequest(loadModelRequest, (params) => answering(async () => {
+  const previous = session;
+  session = undefined;
+  await previous?.unload();
+  session = await ModelSession.load(addon, params);
+  const info = session.info();
+  connection.sendNotification(logNotification, {
+    level: 'info',
+    message: `loaded ${info.model.architecture} model from ${params.modelDir} (${info.model.backend}, ${info.tokenizer.vocabSize} tokens)`,
+  });
+  return info;
+}));
+
+connection.onRequest(unloadModelRequest, async () => {
+  const previous = session;
+  session = undefined;
+  await previous?.unload();
+});
+
+connection.onRequest(generateRequest, (params) =>
+  answering(() =>
+    loadedSession().generate(params, (text) => connection.sendNotification(tokenNotification, { requestId: params.requestId, text })),
+  ),
+);
+
+connection.onRequest(cancelRequest, ({ requestId }) => ({ cancelled: session?.cancel(requestId) ?? false }));
+
+connection.onRequest(statsRequest, () =>
+  session?.stats() ?? {
+    model: null,
+    usage: null,
+    prefixCache: { slots: 0, cachedTokens: 0, requests: 0, tokensReused: 0, tokensRecomputed: 0 },
+    queue: { queued: 0, running: null, completed: 0, cancelled: 0 },
+  },
+);
 
 // Answer first; the client then closes stdin (onClose below). The timer is a backstop for a
 // client that never closes, long enough for the answer to be flushed.

@@ -1,0 +1,136 @@
+// One engine request at a time, highest priority first (inline completions before chat),
+// first come first served within a priority. Queued and running requests can be cancelled;
+// a request may supersede the earlier ones of its group (a newer completion replaces the
+// older, now stale one).
+import type { CancelToken } from '../native/addon';
+
+export const PRIORITY_COMPLETION = 2;
+export const PRIORITY_CHAT = 1;
+export const PRIORITY_BACKGROUND = 0;
+
+export class RequestCancelledError extends Error {
+  readonly code = 'ERR_TIDAL_CANCELLED';
+  constructor(readonly requestId: string, readonly reason: 'cancelled' | 'superseded') {
+    super(`Request ${requestId} was ${reason} before it started.`);
+  }
+}
+
+export interface QueuedJob<T> {
+  id: string;
+  priority: number;
+  group?: string;       // jobs of one group can supersede each other
+  supersede?: boolean;  // cancel the queued and running jobs of the same group
+  run(cancel: CancelToken): Promise<T>;
+}
+
+interface Entry {
+  job: QueuedJob<unknown>;
+  sequence: number;
+  cancel: CancelToken;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+export interface QueueStats {
+  queued: number;
+  running: string | undefined;
+  completed: number;
+  cancelled: number;
+}
+
+export class RequestQueue {
+  private readonly waiting: Entry[] = [];
+  private running: Entry | undefined;
+  private nextSequence = 0;
+  private completed = 0;
+  private cancelledCount = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly createCancelToken: () => CancelToken) {}
+
+  enqueue<T>(job: QueuedJob<T>): Promise<T> {
+    if (job.supersede && job.group !== undefined) this.cancelGroup(job.group, 'superseded');
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.push({
+        job: job as QueuedJob<unknown>,
+        sequence: this.nextSequence++,
+        cancel: this.createCancelToken(),
+        resolve: resolve as (value: unknown) => void,
+        reject,
+      });
+      this.pump();
+    });
+  }
+
+  // Cancels a queued request (its promise rejects with RequestCancelledError) or signals a
+  // running one (its job sees the cancel token). Returns false when the id is unknown.
+  cancel(id: string): boolean {
+    return this.cancelWhere((entry) => entry.job.id === id, 'cancelled') > 0;
+  }
+
+  cancelGroup(group: string, reason: 'cancelled' | 'superseded' = 'cancelled'): number {
+    return this.cancelWhere((entry) => entry.job.group === group, reason);
+  }
+
+  cancelAll(): number {
+    return this.cancelWhere(() => true, 'cancelled');
+  }
+
+  // Resolves once nothing runs and nothing waits (e.g. after cancelAll, before unloading).
+  whenIdle(): Promise<void> {
+    if (this.running === undefined && this.waiting.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  stats(): QueueStats {
+    return { queued: this.waiting.length, running: this.running?.job.id, completed: this.completed, cancelled: this.cancelledCount };
+  }
+
+  private cancelWhere(match: (entry: Entry) => boolean, reason: 'cancelled' | 'superseded'): number {
+    let count = 0;
+    for (let i = this.waiting.length - 1; i >= 0; i--) {
+      const entry = this.waiting[i];
+      if (!match(entry)) continue;
+      this.waiting.splice(i, 1);
+      entry.cancel.cancel();
+      this.cancelledCount++;
+      entry.reject(new RequestCancelledError(entry.job.id, reason));
+      count++;
+    }
+    if (this.running !== undefined && match(this.running) && !this.running.cancel.cancelled) {
+      this.running.cancel.cancel();
+      this.cancelledCount++;
+      count++;
+    }
+    return count;
+  }
+
+  private pump(): void {
+    if (this.running !== undefined) return;
+    if (this.waiting.length === 0) {
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
+      return;
+    }
+    let best = 0;
+    for (let i = 1; i < this.waiting.length; i++) {
+      const candidate = this.waiting[i];
+      const current = this.waiting[best];
+      if (candidate.job.priority > current.job.priority || (candidate.job.priority === current.job.priority && candidate.sequence < current.sequence)) {
+        best = i;
+      }
+    }
+    const [entry] = this.waiting.splice(best, 1);
+    this.running = entry;
+    let result: Promise<unknown>;
+    try {
+      result = entry.job.run(entry.cancel);
+    } catch (error) {
+      result = Promise.reject(error);
+    }
+    result.then(entry.resolve, entry.reject).finally(() => {
+      this.completed++;
+      this.running = undefined;
+      this.pump();
+    });
+  }
+}

@@ -37,6 +37,7 @@ const copyAddon = {
 const contexts = await Promise.all([
   esbuild.context({ ...common, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist' }),
   esbuild.context({ ...common, entryPoints: { 'engine-host': 'src/engine/main.ts' }, outdir: 'dist', plugins: [copyAddon] }),
+  esbuild.context({ ...common, entryPoints: { 'embedded-demo': 'src/engine/embeddedDemo.ts' }, outdir: 'dist' }),
 ]);
 
 if (watch) {

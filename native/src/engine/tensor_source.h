@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "model/gguf_model.h"
 #include "model/weight_store.h"
 
 namespace tidal {
@@ -53,6 +54,18 @@ class WeightStoreTensors final : public TensorSource {
 
  private:
   WeightStore store_;
+};
+
+// Tensors of a GGUF file, under Hugging Face names (mapping, Q/K row order and
+// dequantisation are done by GgufModel).
+class GgufTensors final : public TensorSource {
+ public:
+  explicit GgufTensors(GgufModel model) : model_(std::move(model)) {}
+  const TensorView* find(const std::string& name) const override { return model_.find(name); }
+  std::string description() const override { return model_.file().path(); }
+
+ private:
+  GgufModel model_;
 };
 
 }  // namespace tidal

@@ -14,13 +14,7 @@ namespace tidal {
 namespace {
 
 // The same bounds parse_model_config applies to config.json.
-constexpr int64_t kMaxLayers = 4096;
-constexpr int64_t kMaxVocab = 16'777'216;
-constexpr int64_t kMaxHidden = 131'072;
-constexpr int64_t kMaxIntermediate = 1'048'576;
-constexpr int64_t kMaxHeads = 1024;
-constexpr int64_t kMaxHeadDim = 1024;
-constexpr int64_t kMaxPositions = int64_t(1) << 26;
+using namespace config_limits;
 
 constexpr const char* kSupportedArchitectures = "llama, qwen2";
 

@@ -21,15 +21,7 @@ const char* architecture_name(Architecture arch) {
 
 namespace {
 
-// Bounds far beyond any released model of these families; larger values mean a corrupt or
-// hostile config and would otherwise turn into absurd allocations later.
-constexpr int64_t kMaxLayers = 4096;
-constexpr int64_t kMaxVocab = 16'777'216;
-constexpr int64_t kMaxHidden = 131'072;
-constexpr int64_t kMaxIntermediate = 1'048'576;
-constexpr int64_t kMaxHeads = 1024;
-constexpr int64_t kMaxHeadDim = 1024;
-constexpr int64_t kMaxPositions = int64_t(1) << 26;
+using namespace config_limits;
 constexpr size_t kMaxTokenIdList = 64;
 constexpr size_t kMaxConfigBytes = 16u << 20;
 

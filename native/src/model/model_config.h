@@ -12,6 +12,19 @@ enum class Architecture { Llama, Mistral, Qwen2, Qwen3 };
 
 const char* architecture_name(Architecture arch);
 
+// Bounds far beyond any released model of these families, applied to config.json and GGUF
+// metadata alike; larger values mean a corrupt or hostile file and would otherwise turn into
+// absurd allocations later.
+namespace config_limits {
+constexpr int64_t kMaxLayers = 4096;
+constexpr int64_t kMaxVocab = 16'777'216;
+constexpr int64_t kMaxHidden = 131'072;
+constexpr int64_t kMaxIntermediate = 1'048'576;
+constexpr int64_t kMaxHeads = 1024;
+constexpr int64_t kMaxHeadDim = 1024;
+constexpr int64_t kMaxPositions = int64_t(1) << 26;
+}  // namespace config_limits
+
 struct RopeScaling {
   // "none" or "llama3" (Llama 3.1/3.2 frequency-dependent scaling). "linear" and
   // "dynamic" are rejected by the parser with a clear error until implemented.

@@ -11,12 +11,10 @@ import { AttentionMode, generateRequest, loadModelRequest, shutdownRequest, stat
 const root = path.resolve(__dirname, '..');
 const modelDir = process.env.TIDAL_MODEL ?? path.join(root, 'models', 'tidal-code-mini');
 const tokenBudget = Number(process.env.TIDAL_BUDGET ?? 64);
-// TidalDecode selection layers: 2, and re-selection at 4, the setting that retrieves the key on
-// this 6-layer model at budgets 32-64 (the depth-scaled default {2, 6*13/32} = {2} does not:
-// layers 3-5 then reuse layer 2's positions, and the answer is lost). Override with
-// TIDAL_SELECTION_LAYERS=2,3 (comma-separated; "preset" for the engine's default).
-const selectionSetting = process.env.TIDAL_SELECTION_LAYERS || '2,4';
-const selectionLayers = selectionSetting === 'preset' ? undefined : selectionSetting.split(',').map(Number);
+// TidalDecode selection layers: the engine's preset ({2, 4} on this 6-layer model), or a
+// comma-separated list in TIDAL_SELECTION_LAYERS to compare others (e.g. "2" alone loses the
+// answer at budget 64).
+const selectionLayers = process.env.TIDAL_SELECTION_LAYERS ? process.env.TIDAL_SELECTION_LAYERS.split(',').map(Number) : undefined;
 
 // A small repository: the answer to the question is planted in one file, far from the end.
 const sampleRepo = [

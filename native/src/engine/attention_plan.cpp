@@ -9,7 +9,13 @@ namespace tidal {
 
 std::vector<int64_t> default_selection_layers(int64_t num_layers, int64_t dense_layers) {
   std::vector<int64_t> layers;
-  for (int64_t layer : {dense_layers, num_layers * 13 / 32})
+  // Shallow models: 13/32 of the depth falls on or before the first selection layer, which
+  // would leave no re-selection at all; then re-select halfway through the remaining layers.
+  // (On the 6-layer embedded model, selecting only at layer 2 loses a planted key at budgets
+  // 64 and 128; re-selecting at layer 4 finds it even at 32.)
+  int64_t reselection = num_layers * 13 / 32;
+  if (reselection <= dense_layers) reselection = dense_layers + (num_layers - dense_layers) / 2;
+  for (int64_t layer : {dense_layers, reselection})
     if (layer >= dense_layers && layer < num_layers && std::find(layers.begin(), layers.end(), layer) == layers.end())
       layers.push_back(layer);
   std::sort(layers.begin(), layers.end());

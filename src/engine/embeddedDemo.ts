@@ -2,10 +2,9 @@
 // engine host process the extension starts: complete a code snippet, then answer a question
 // about a small sample repository that sits in the context, for each attention mode; print
 // what came out and tokens/s. Run with `node dist/embedded-demo.js` after `npm run build`.
-import { spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 
+import { startEngineHost } from './hostProcess';
 import { AttentionMode, generateRequest, loadModelRequest, shutdownRequest, statsRequest } from './protocol';
 
 const root = path.resolve(__dirname, '..');
@@ -24,8 +23,8 @@ const sampleRepo = [
 ];
 
 async function main(): Promise<void> {
-  const host = spawn(process.execPath, [path.join(root, 'dist', 'engine-host.js')], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const rpc = createMessageConnection(new StreamMessageReader(host.stdout!), new StreamMessageWriter(host.stdin!));
+  const { child: host, connection: rpc } = startEngineHost(path.join(root, 'dist', 'engine-host.js'));
+  host.stderr.pipe(process.stderr);
   rpc.listen();
   try {
     const loaded = await rpc.sendRequest(loadModelRequest, { modelDir });
@@ -63,7 +62,7 @@ async function main(): Promise<void> {
     await rpc.sendRequest(shutdownRequest);
   } finally {
     rpc.dispose();
-    host.stdin?.end();
+    host.stdin.end();
   }
 }
 

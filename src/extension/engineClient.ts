@@ -1,11 +1,11 @@
 // Owns the engine host child process: starts it with VS Code's own Node runtime
 // (process.execPath + ELECTRON_RUN_AS_NODE), speaks JSON-RPC to it, restarts it when it
 // crashes, and reports its state to whoever listens (status bar, chat view).
-import { ChildProcess, spawn } from 'node:child_process';
-import * as path from 'node:path';
+import { ChildProcess } from 'node:child_process';
 import * as vscode from 'vscode';
-import { createMessageConnection, MessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { MessageConnection } from 'vscode-jsonrpc/node';
 
+import { startEngineHost } from '../engine/hostProcess';
 import { EngineInfo, engineInfoRequest, logNotification, shutdownRequest } from '../engine/protocol';
 import { RestartPolicy } from './restartPolicy';
 
@@ -43,16 +43,11 @@ export class EngineClient implements vscode.Disposable {
   async start(): Promise<void> {
     if (this.disposed) return;
     this.setStatus({ state: 'starting' });
-    const child = spawn(process.execPath, [this.hostScript], {
-      cwd: path.dirname(this.hostScript),
-      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const { child, connection } = startEngineHost(this.hostScript);
     this.child = child;
-    const connection = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
     this.connection = connection;
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (chunk: string) => {
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => {
       for (const line of chunk.split('\n')) if (line.trim()) this.log.warn(`[engine] ${line}`);
     });
     connection.onNotification(logNotification, ({ level, message }) => this.log[level](`[engine] ${message}`));

@@ -1,23 +1,21 @@
 // Starts the built engine host (dist/engine-host.js) as the extension does and talks
 // JSON-RPC to it: proves the chain TypeScript → child process → N-API → C++ engine.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 
+import { startEngineHost } from '../../../src/engine/hostProcess';
 import { echoRequest, engineInfoRequest, shutdownRequest } from '../../../src/engine/protocol';
 
 const hostScript = path.resolve('dist/engine-host.js');
 
 test('engine host answers engine/info with the native engine facts and shuts down on request', { timeout: 30_000 }, async () => {
   assert.ok(existsSync(hostScript), 'dist/engine-host.js is missing: run `npm run build` first');
-  const child = spawn(process.execPath, [hostScript], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const { child, connection } = startEngineHost(hostScript);
   let stderr = '';
   child.stderr.on('data', (chunk) => (stderr += chunk));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const connection = createMessageConnection(new StreamMessageReader(child.stdout), new StreamMessageWriter(child.stdin));
   connection.listen();
   try {
     const info = await connection.sendRequest(engineInfoRequest);

@@ -1,12 +1,11 @@
 // The model layer over JSON-RPC: spawn the built engine host, load a fixture model with the
 // fixture tokenizer, stream a generation as engine/token notifications, cancel one, read stats.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 
+import { startEngineHost } from '../../../src/engine/hostProcess';
 import {
   cancelRequest,
   echoRequest,
@@ -21,11 +20,10 @@ const hostScript = path.resolve('dist/engine-host.js');
 
 test('engine host loads a model, streams engine/token chunks that add up to the result, and cancels', { timeout: 60_000 }, async () => {
   assert.ok(existsSync(hostScript), 'dist/engine-host.js is missing: run `npm run build` first');
-  const child = spawn(process.execPath, [hostScript], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const { child, connection } = startEngineHost(hostScript);
   let stderr = '';
   child.stderr.on('data', (chunk) => (stderr += chunk));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const connection = createMessageConnection(new StreamMessageReader(child.stdout), new StreamMessageWriter(child.stdin));
   const chunks = new Map<string, string[]>();
   connection.onNotification(tokenNotification, ({ requestId, text }) => {
     chunks.set(requestId, [...(chunks.get(requestId) ?? []), text]);

@@ -7,13 +7,14 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "engine_test_models.h"
 #include "harness.h"
 #include "model/json.h"
+#include "model/mapped_file.h"
 #include "tidal/engine.h"
 
 namespace {
@@ -33,14 +34,6 @@ struct Reference {
   std::vector<int32_t> greedy_tokens;
 };
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open " + path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 std::vector<int32_t> int_list(const tidal::json::Value& array) {
   std::vector<int32_t> out;
   for (const auto& item : array.items()) out.push_back(int32_t(item.as_int()));
@@ -49,15 +42,17 @@ std::vector<int32_t> int_list(const tidal::json::Value& array) {
 
 Reference load_reference(const std::string& dir) {
   Reference ref;
-  tidal::json::Value root = tidal::json::parse(read_file(dir + "/reference.json"));
+  auto json_file = tidal::MappedFile::open(dir + "/reference.json");
+  tidal::json::Value root = tidal::json::parse(
+      std::string_view(reinterpret_cast<const char*>(json_file->data()), json_file->size()));
   ref.vocab = root.find("vocab_size")->as_int();
   for (const auto& sequence : root.find("sequences")->items()) {
     ref.sequences.push_back(int_list(*sequence.find("tokens")));
     ref.offsets.push_back(sequence.find("logits_offset")->as_int());
   }
-  std::string raw = read_file(dir + "/" + root.find("logits_file")->as_string());
-  ref.logits.resize(raw.size() / sizeof(float));
-  std::memcpy(ref.logits.data(), raw.data(), ref.logits.size() * sizeof(float));
+  auto logits_file = tidal::MappedFile::open(dir + "/" + root.find("logits_file")->as_string());
+  ref.logits.resize(logits_file->size() / sizeof(float));
+  std::memcpy(ref.logits.data(), logits_file->data(), ref.logits.size() * sizeof(float));
   const auto* greedy = root.find("greedy");
   ref.greedy_prompt = int_list(*greedy->find("prompt"));
   ref.greedy_tokens = int_list(*greedy->find("new_tokens"));
@@ -77,18 +72,12 @@ double relative_l2(const float* a, const float* b, size_t count) {
 
 std::string model_dir(const char* name) { return tidal_test::fixtures_dir() + "/models/" + name; }
 
-tidal::EngineOptions test_options() {
-  tidal::EngineOptions options;
-  options.threads = 2;
-  return options;
-}
-
 }  // namespace
 
 TIDAL_TEST(reference_prefill_logits_match_transformers_for_every_architecture) {
   for (const char* name : kFixtureModels) {
     Reference ref = load_reference(model_dir(name));
-    auto engine = tidal::Engine::load(model_dir(name), test_options());
+    auto engine = tidal::Engine::load(model_dir(name), tidal_test::test_engine_options());
     CHECK_EQ(engine->model_info().vocab_size, ref.vocab);
     double worst = 0;
     for (size_t s = 0; s < ref.sequences.size(); ++s) {
@@ -112,7 +101,7 @@ TIDAL_TEST(reference_prefill_logits_match_transformers_for_every_architecture) {
 TIDAL_TEST(reference_decode_steps_match_transformers_logits_position_by_position) {
   for (const char* name : kFixtureModels) {
     Reference ref = load_reference(model_dir(name));
-    auto engine = tidal::Engine::load(model_dir(name), test_options());
+    auto engine = tidal::Engine::load(model_dir(name), tidal_test::test_engine_options());
     const auto& tokens = ref.sequences.back();  // the longest sequence
     const size_t half = tokens.size() / 2;
     auto sequence = engine->create_sequence();
@@ -131,7 +120,7 @@ TIDAL_TEST(reference_decode_steps_match_transformers_logits_position_by_position
 TIDAL_TEST(reference_greedy_generation_matches_transformers_generate) {
   for (const char* name : kFixtureModels) {
     Reference ref = load_reference(model_dir(name));
-    auto engine = tidal::Engine::load(model_dir(name), test_options());
+    auto engine = tidal::Engine::load(model_dir(name), tidal_test::test_engine_options());
     for (auto mode : {tidal::AttentionMode::Full, tidal::AttentionMode::Tidal, tidal::AttentionMode::Quest}) {
       auto sequence = engine->create_sequence();
       tidal::GenerateOptions options;
@@ -153,7 +142,7 @@ TIDAL_TEST(reference_greedy_generation_matches_transformers_generate) {
 
 TIDAL_TEST(reference_sparse_modes_at_full_budget_give_the_full_attention_logits_exactly) {
   Reference ref = load_reference(model_dir("llama3-gqa-f32"));
-  auto engine = tidal::Engine::load(model_dir("llama3-gqa-f32"), test_options());
+  auto engine = tidal::Engine::load(model_dir("llama3-gqa-f32"), tidal_test::test_engine_options());
   const auto& tokens = ref.sequences.back();
   std::vector<std::vector<float>> by_mode;
   for (auto mode : {tidal::AttentionMode::Full, tidal::AttentionMode::Tidal, tidal::AttentionMode::Quest}) {

@@ -9,6 +9,11 @@
 namespace tidal_addon {
 namespace {
 
+// A finite whole number in [lo, hi] (NaN and non-numbers, passed as NaN, are not).
+bool IsIntegerIn(double number, int64_t lo, int64_t hi) {
+  return std::isfinite(number) && std::floor(number) == number && number >= double(lo) && number <= double(hi);
+}
+
 Napi::Object AsOptionalObject(Napi::Env env, Napi::Value value, const char* what) {
   if (value.IsUndefined() || value.IsNull()) return Napi::Object::New(env);
   if (!value.IsObject() || value.IsArray()) throw Napi::TypeError::New(env, std::string(what) + " must be an object");
@@ -21,7 +26,7 @@ int64_t IntField(Napi::Env env, Napi::Object object, const char* name, int64_t f
   if (value.IsUndefined()) return fallback;
   if (!value.IsNumber()) throw Napi::TypeError::New(env, std::string(name) + " must be a number");
   double number = value.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(number) || std::floor(number) != number || number < double(lo) || number > double(hi)) {
+  if (!IsIntegerIn(number, lo, hi)) {
     throw Napi::RangeError::New(env, std::string(name) + " must be an integer in [" + std::to_string(lo) + ", " +
                                          std::to_string(hi) + "], got " + value.ToString().Utf8Value());
   }
@@ -49,7 +54,7 @@ std::vector<int32_t> IntList(Napi::Env env, Napi::Value value, const char* name,
   for (uint32_t i = 0; i < array.Length(); ++i) {
     Napi::Value item = array.Get(i);
     double number = item.IsNumber() ? item.As<Napi::Number>().DoubleValue() : std::nan("");
-    if (!std::isfinite(number) || std::floor(number) != number || number < double(lo) || number > double(hi)) {
+    if (!IsIntegerIn(number, lo, hi)) {
       throw Napi::RangeError::New(env, std::string(name) + "[" + std::to_string(i) + "] must be an integer in [" +
                                            std::to_string(lo) + ", " + std::to_string(hi) + "]");
     }
@@ -122,7 +127,7 @@ tidal::GenerateOptions ToGenerateOptions(Napi::Env env, Napi::Value value) {
 std::vector<int32_t> ToTokens(Napi::Env env, Napi::Value value, int64_t vocab_size, const char* what) {
   std::vector<int32_t> tokens;
   auto check = [&](double number, size_t index) {
-    if (!std::isfinite(number) || std::floor(number) != number || number < 0 || number >= double(vocab_size)) {
+    if (!IsIntegerIn(number, 0, vocab_size - 1)) {
       std::ostringstream shown;
       shown << number;
       throw Napi::RangeError::New(env, std::string(what) + "[" + std::to_string(index) + "] = " + shown.str() +

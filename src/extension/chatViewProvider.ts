@@ -28,10 +28,6 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     );
   }
 
-  get isResolved(): boolean {
-    return this.view !== undefined;
-  }
-
   get isVisible(): boolean {
     return this.view?.visible ?? false;
   }

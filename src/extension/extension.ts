@@ -19,8 +19,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
   const log = vscode.window.createOutputChannel('Tidal Engine', { log: true });
   context.subscriptions.push(log);
 
-  const { problems } = readSettings((key) => vscode.workspace.getConfiguration('tidal').get(key));
-  for (const problem of problems) log.warn(`setting ${problem}`);
+  const logSettingProblems = () => {
+    for (const problem of readSettings((key) => vscode.workspace.getConfiguration('tidal').get(key)).problems) {
+      log.warn(`setting ${problem}`);
+    }
+  };
+  logSettingProblems();
 
   const engine = new EngineClient(path.join(context.extensionPath, 'dist', 'engine-host.js'), log);
   const statusBar = new TidalStatusBar();
@@ -54,9 +58,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     }),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (!event.affectsConfiguration('tidal')) return;
-      for (const problem of readSettings((key) => vscode.workspace.getConfiguration('tidal').get(key)).problems) {
-        log.warn(`setting ${problem}`);
-      }
+      logSettingProblems();
       statusBar.update(engine.currentStatus, completionsEnabled());
     }),
     ...registerCommands({ engine, chat, log }),

@@ -281,25 +281,19 @@ class Bench {
     per_head.count = kBudget;
     per_head.sharing = cuda::PositionSharing::PerQueryHead;
     const double row_bytes = 2.0 * d * 2;
-    add("sparse 2048/query head",
-        median_us([&](int rep) {
-          cuda::DecodeAttentionArgs a = dense;
-          a.kv = view(rep % buffers);
-          a.sparse = &per_head;
-          cuda::decode_attention(a, stream_);
-        }, stream_),
-        double(heads) * kBudget * (row_bytes + 4));
+    auto sparse_attention_us = [&](const cuda::PositionLists* lists) {
+      return median_us([&](int rep) {
+        cuda::DecodeAttentionArgs a = dense;
+        a.kv = view(rep % buffers);
+        a.sparse = lists;
+        cuda::decode_attention(a, stream_);
+      }, stream_);
+    };
+    add("sparse 2048/query head", sparse_attention_us(&per_head), double(heads) * kBudget * (row_bytes + 4));
     if (group > 1) {
       cuda::PositionLists per_kv = per_head;
       per_kv.sharing = cuda::PositionSharing::PerKvHead;
-      add("sparse 2048/KV head",
-          median_us([&](int rep) {
-            cuda::DecodeAttentionArgs a = dense;
-            a.kv = view(rep % buffers);
-            a.sparse = &per_kv;
-            cuda::decode_attention(a, stream_);
-          }, stream_),
-          double(kv_heads) * kBudget * (row_bytes + 4));
+      add("sparse 2048/KV head", sparse_attention_us(&per_kv), double(kv_heads) * kBudget * (row_bytes + 4));
     }
 
     // Quest: bounds of every page, 128 pages per head (the last always), their positions,

@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import { MessageConnection } from 'vscode-jsonrpc/node';
 
 import { startEngineHost } from '../engine/hostProcess';
-import { EngineInfo, engineInfoRequest, logNotification, shutdownRequest } from '../engine/protocol';
+import { EngineInfo, engineInfoRequest, logNotification, shutdownRequest, tokenNotification, type TokenChunk } from '../engine/protocol';
 import { RestartPolicy } from './restartPolicy';
 
 export type EngineState = 'stopped' | 'starting' | 'ready' | 'error';
@@ -23,9 +23,12 @@ export class EngineClient implements vscode.Disposable {
   private status: EngineStatus = { state: 'stopped' };
   private readonly policy = new RestartPolicy();
   private readonly changed = new vscode.EventEmitter<EngineStatus>();
+  private readonly tokens = new vscode.EventEmitter<TokenChunk>();
   private restartTimer?: NodeJS.Timeout;
   private disposed = false;
   readonly onDidChangeStatus = this.changed.event;
+  /** engine/token notifications: the streamed text of running requests. */
+  readonly onToken = this.tokens.event;
 
   constructor(
     private readonly hostScript: string,
@@ -51,6 +54,7 @@ export class EngineClient implements vscode.Disposable {
       for (const line of chunk.split('\n')) if (line.trim()) this.log.warn(`[engine] ${line}`);
     });
     connection.onNotification(logNotification, ({ level, message }) => this.log[level](`[engine] ${message}`));
+    connection.onNotification(tokenNotification, (chunk) => this.tokens.fire(chunk));
     child.on('exit', (code, signal) => this.onExit(child, code, signal));
     child.on('error', (error) => this.log.error(`engine process error: ${error.message}`));
     connection.listen();
@@ -126,6 +130,7 @@ export class EngineClient implements vscode.Disposable {
     this.disposed = true;
     void this.stop();
     this.changed.dispose();
+    this.tokens.dispose();
   }
 }
 

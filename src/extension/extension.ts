@@ -1,24 +1,42 @@
-// Extension entry: wires the engine process, status bar, chat view and commands together.
-// Everything disposable goes onto context.subscriptions.
+// Extension entry: wires the engine process, the model it keeps loaded, the repository
+// context, the status bar, the chat view and the commands together. Everything disposable
+// goes onto context.subscriptions.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 
 import { ChatViewProvider } from './chatViewProvider';
 import { COMMAND_IDS, registerCommands } from './commands';
 import { EngineClient } from './engineClient';
-import { readSettings } from './settings';
+import type { GenerationBackend } from './generationBackend';
+import { LocalBackend, newRequestId } from './localBackend';
+import { ModelController, type ModelState } from './modelController';
+import { repositoryBudget } from './contextBudget';
+import { RepositoryContext } from './repositoryContext';
+import { readSettings, type TidalSettings } from './settings';
 import { TidalStatusBar } from './statusBar';
 
 // What activate() returns: a small read-only API, used by the integration tests.
 export interface TidalApi {
-  getState(): { activated: true; engineState: string; engineMessage?: string; commandsRegistered: string[]; backend?: string; chatViewVisible: boolean };
+  getState(): {
+    activated: true;
+    engineState: string;
+    engineMessage?: string;
+    enginePid?: number;
+    commandsRegistered: string[];
+    backend?: string;
+    chatViewVisible: boolean;
+    model: { state: ModelState['state']; message?: string; architecture?: string; backend?: string; maxContext?: number };
+  };
   waitForEngine(timeoutMs: number): Promise<string>;
+  /** Resolves with the model state once it is 'ready' or 'error' (or the time is up). */
+  waitForModel(timeoutMs: number): Promise<ModelState['state']>;
 }
 
 export async function activate(context: vscode.ExtensionContext): Promise<TidalApi> {
   const log = vscode.window.createOutputChannel('Tidal Engine', { log: true });
   context.subscriptions.push(log);
 
+  const settings = (): TidalSettings => readSettings((key) => vscode.workspace.getConfiguration('tidal').get(key)).settings;
   const logSettingProblems = () => {
     for (const problem of readSettings((key) => vscode.workspace.getConfiguration('tidal').get(key)).problems) {
       log.warn(`setting ${problem}`);
@@ -27,70 +45,147 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
   logSettingProblems();
 
   const engine = new EngineClient(path.join(context.extensionPath, 'dist', 'engine-host.js'), log);
+  const embeddedModelDir = path.join(context.extensionPath, 'models', 'tidal-code-mini');
+  const workspaceRoot = () => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+  const model = new ModelController(engine, embeddedModelDir, settings, log, workspaceRoot);
+  const repository = new RepositoryContext(log);
+  const local = new LocalBackend({
+    get rpc() {
+      return engine.rpc;
+    },
+    onToken: (listener) => engine.onToken(listener),
+    whenModelReady: () => model.whenReady().then(() => undefined),
+  });
+  const backend = (): GenerationBackend => local;
+
   const statusBar = new TidalStatusBar();
-  const summary = () => {
-    const status = engine.currentStatus;
-    if (status.state === 'ready' && status.info) {
-      return `Engine ${status.info.engineVersion} · ${status.info.cuda.usable ? `CUDA (${status.info.cuda.deviceName})` : 'CPU'} · no model loaded`;
-    }
-    return status.state === 'error' ? `Engine error: ${status.message}` : `Engine ${status.state}…`;
-  };
+  const summary = () => describeState(engine, model.state);
   const chat = new ChatViewProvider(
     context.extensionUri,
-    async () => {
-      throw new Error(
-        'No model is loaded, so there is no answer yet. Loading a model and generating an answer ' +
-          'arrive with the engine host; the engine itself is running (see the header above).',
+    async (question) => {
+      const loaded = await model.whenReady();
+      const current = settings();
+      const reserve = Math.min(4096, Math.floor(loaded.model.maxContext / 4));
+      const snapshot = await repository.snapshot(repositoryBudget(current.context.maxTokens, loaded.model.maxContext, reserve));
+      const files = snapshot.files.map((file) => `<file path="${file.path}">\n${file.content}</file>`).join('\n');
+      const result = await backend().generate(
+        {
+          requestId: newRequestId('chat'),
+          kind: 'chat',
+          messages: [
+            { role: 'system', content: `You answer questions about this repository. Its files:\n${files}` },
+            { role: 'user', content: question },
+          ],
+          attention: { mode: current.attention.mode, tokenBudget: current.attention.tokenBudget, selectionLayers: current.attention.selectionLayers },
+        },
+        () => undefined,
       );
+      return result.text;
     },
     summary,
   );
-  const completionsEnabled = () => vscode.workspace.getConfiguration('tidal').get<boolean>('inlineCompletions.enabled', true);
+  const completionsEnabled = () => settings().inlineCompletions.enabled;
+  const refresh = () => {
+    statusBar.update(engine.currentStatus, completionsEnabled(), model.state);
+    chat.refreshEngine();
+  };
+  const configureContext = () => {
+    const loaded = model.loaded;
+    repository.configure(settings(), loaded ? (loaded.modelDir.toLowerCase().endsWith('.gguf') ? path.dirname(loaded.modelDir) : loaded.modelDir) : undefined);
+  };
 
   context.subscriptions.push(
     engine,
+    model,
+    repository,
     statusBar,
     chat,
     vscode.window.registerWebviewViewProvider(ChatViewProvider.viewId, chat, { webviewOptions: { retainContextWhenHidden: true } }),
-    engine.onDidChangeStatus((status) => {
-      statusBar.update(status, completionsEnabled());
-      chat.refreshEngine();
+    engine.onDidChangeStatus(refresh),
+    model.onDidChange((state) => {
+      refresh();
+      if (state.state === 'ready') configureContext();
     }),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (!event.affectsConfiguration('tidal')) return;
       logSettingProblems();
-      statusBar.update(engine.currentStatus, completionsEnabled());
+      if (['tidal.modelPath', 'tidal.backend'].some((key) => event.affectsConfiguration(key))) void model.reload();
+      if (['tidal.context.include', 'tidal.context.exclude'].some((key) => event.affectsConfiguration(key))) configureContext();
+      refresh();
     }),
+    vscode.workspace.onDidChangeWorkspaceFolders(configureContext),
     ...registerCommands({ engine, chat, log }),
   );
-  statusBar.update(engine.currentStatus, completionsEnabled());
+  refresh();
   void engine.start();
 
+  const waitUntil = <T>(done: () => boolean, value: () => T, timeoutMs: number, events: vscode.Event<unknown>[]) =>
+    new Promise<T>((resolve) => {
+      if (done()) return resolve(value());
+      const listeners: vscode.Disposable[] = [];
+      const finish = () => {
+        clearTimeout(timer);
+        for (const listener of listeners) listener.dispose();
+        resolve(value());
+      };
+      const timer = setTimeout(finish, timeoutMs);
+      for (const event of events) listeners.push(event(() => done() && finish()));
+    });
+
   return {
-    getState: () => ({
-      activated: true,
-      engineState: engine.currentStatus.state,
-      engineMessage: engine.currentStatus.message,
-      backend: engine.currentStatus.info ? (engine.currentStatus.info.cuda.usable ? 'cuda' : 'cpu') : undefined,
-      commandsRegistered: [...COMMAND_IDS],
-      chatViewVisible: chat.isVisible,
-    }),
+    getState: () => {
+      const state = model.state;
+      return {
+        activated: true,
+        engineState: engine.currentStatus.state,
+        engineMessage: engine.currentStatus.message,
+        enginePid: engine.currentStatus.info?.pid,
+        backend: engine.currentStatus.info ? (engine.currentStatus.info.cuda.usable ? 'cuda' : 'cpu') : undefined,
+        commandsRegistered: [...COMMAND_IDS],
+        chatViewVisible: chat.isVisible,
+        model: {
+          state: state.state,
+          message: state.state === 'error' || state.state === 'idle' ? state.message : undefined,
+          architecture: state.state === 'ready' ? state.loaded.model.architecture : undefined,
+          backend: state.state === 'ready' ? state.loaded.model.backend : undefined,
+          maxContext: state.state === 'ready' ? state.loaded.model.maxContext : undefined,
+        },
+      };
+    },
     waitForEngine: (timeoutMs) =>
-      new Promise((resolve) => {
-        const done = () => engine.currentStatus.state === 'ready' || engine.currentStatus.state === 'error';
-        if (done()) return resolve(engine.currentStatus.state);
-        const timer = setTimeout(() => {
-          listener.dispose();
-          resolve(engine.currentStatus.state);
-        }, timeoutMs);
-        const listener = engine.onDidChangeStatus(() => {
-          if (!done()) return;
-          clearTimeout(timer);
-          listener.dispose();
-          resolve(engine.currentStatus.state);
-        });
-      }),
+      waitUntil(
+        () => engine.currentStatus.state === 'ready' || engine.currentStatus.state === 'error',
+        () => engine.currentStatus.state,
+        timeoutMs,
+        [engine.onDidChangeStatus],
+      ),
+    waitForModel: (timeoutMs) =>
+      waitUntil(
+        () => model.state.state === 'ready' || model.state.state === 'error',
+        () => model.state.state,
+        timeoutMs,
+        [model.onDidChange],
+      ),
   };
+}
+
+function describeState(engine: EngineClient, model: ModelState): string {
+  const status = engine.currentStatus;
+  if (status.state === 'error') return `Engine error: ${status.message}`;
+  if (status.state !== 'ready' || !status.info) return `Engine ${status.state}…`;
+  switch (model.state) {
+    case 'ready': {
+      const m = model.loaded.model;
+      const name = model.embedded ? 'tidal-code-mini' : path.basename(model.loaded.modelDir);
+      return `${name} · ${m.architecture} · ${m.backend.toUpperCase()} · context ${m.maxContext.toLocaleString('en-US')} tokens`;
+    }
+    case 'loading':
+      return `Loading ${path.basename(model.modelDir)}…`;
+    case 'error':
+      return model.message;
+    case 'idle':
+      return model.message;
+  }
 }
 
 export function deactivate(): void {}

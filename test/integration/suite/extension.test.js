@@ -110,12 +110,34 @@ test('the engine host starts and reports ready', async () => {
   await captureWorkbench('integration-engine-ready');
 }, { timeoutMs: 60_000 });
 
+test('the embedded default model loads in the engine, on the CPU here', async () => {
+  const api = await tidalApi();
+  const state = await api.waitForModel(60_000);
+  const model = api.getState().model;
+  assert.equal(state, 'ready', `model state "${state}": ${model.message ?? 'no message'}`);
+  assert.equal(model.architecture, 'llama');
+  assert.equal(model.backend, 'cpu');
+  assert.ok(model.maxContext >= 8192, `context ${model.maxContext}`);
+}, { timeoutMs: 75_000 });
+
+test('a crashed engine process is restarted and the model is loaded again', async () => {
+  const api = await tidalApi();
+  const before = api.getState().enginePid;
+  assert.ok(before, 'no engine pid reported');
+  process.kill(before, 'SIGKILL');
+  const crashed = await waitFor(() => api.getState().enginePid !== before || api.getState().engineState !== 'ready', { timeoutMs: 10_000 });
+  assert.ok(crashed, 'the extension did not notice the engine process was killed');
+  const back = await waitFor(() => api.getState().model.state === 'ready' && api.getState().enginePid !== before, { timeoutMs: 60_000, intervalMs: 200 });
+  assert.ok(back, `after the crash: engine ${api.getState().engineState}, model ${JSON.stringify(api.getState().model)}`);
+}, { timeoutMs: 80_000 });
+
 test('tidal.restartEngine brings the engine back to ready', async () => {
   const api = await tidalApi();
   await vscode.commands.executeCommand('tidal.restartEngine');
   const state = await api.waitForEngine(40_000);
   assert.equal(state, 'ready', `engine state "${state}" after restart: ${api.getState().engineMessage ?? 'no message'}`);
-}, { timeoutMs: 60_000 });
+  assert.equal(await api.waitForModel(60_000), 'ready', `model after restart: ${JSON.stringify(api.getState().model)}`);
+}, { timeoutMs: 110_000 });
 
 test('tidal.openChat reveals the chat view', async () => {
   const api = await tidalApi();

@@ -1,0 +1,46 @@
+// Where the configured model is and which engine backend runs it: pure functions of the
+// settings, unit-tested without VS Code.
+import { existsSync, statSync } from 'node:fs';
+import * as path from 'node:path';
+
+import type { TidalSettings } from './settings';
+
+/** Where the model at `modelPath` lives and where its tokenizer files are. */
+export interface ModelLocation {
+  modelDir: string;
+  tokenizerDir?: string;
+  embedded: boolean;
+}
+
+export function resolveModelLocation(modelPath: string, embeddedModelDir: string, workspaceRoot?: string): ModelLocation {
+  const trimmed = modelPath.trim();
+  if (trimmed === '') return { modelDir: embeddedModelDir, embedded: true };
+  const expanded = trimmed.startsWith('~/') ? path.join(process.env.HOME ?? '', trimmed.slice(2)) : trimmed;
+  const absolute = path.isAbsolute(expanded) ? expanded : path.resolve(workspaceRoot ?? process.cwd(), expanded);
+  if (absolute.toLowerCase().endsWith('.gguf')) {
+    // A GGUF file carries its weights; the tokenizer files are looked for next to it.
+    return { modelDir: absolute, tokenizerDir: path.dirname(absolute), embedded: false };
+  }
+  return { modelDir: absolute, embedded: false };
+}
+
+/** The engine backend for the setting: CUDA where it was built and a usable GPU is present. */
+export function engineBackendFor(setting: TidalSettings['backend'], cudaUsable: boolean, compiled: readonly string[]): 'cpu' | 'cuda' {
+  if (setting === 'cuda') return 'cuda';
+  if (setting === 'auto' && cudaUsable && compiled.includes('cuda')) return 'cuda';
+  return 'cpu';
+}
+
+/** Why the model at `location` cannot be loaded, or undefined when it may be. */
+export function missingModelProblem(location: ModelLocation): string | undefined {
+  if (!existsSync(location.modelDir)) {
+    return location.embedded
+      ? `The embedded model is missing from the extension (${location.modelDir}); reinstall Tidal Code.`
+      : `The model path ${location.modelDir} does not exist. Fix tidal.modelPath or run "Tidal: Select Model".`;
+  }
+  const isFile = statSync(location.modelDir).isFile();
+  if (isFile && !location.modelDir.toLowerCase().endsWith('.gguf')) {
+    return `tidal.modelPath points to the file ${location.modelDir}: use a model folder (config.json + *.safetensors) or a .gguf file.`;
+  }
+  return undefined;
+}

@@ -1,0 +1,100 @@
+// The extension's local backend against a real engine host process with the embedded model:
+// streamed text adds up to the result, an abort stops the request inside the engine, and a
+// crashed engine gives a message instead of a hang.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { startEngineHost } from '../../../src/engine/hostProcess';
+import { loadModelRequest, statsRequest, tokenNotification, type TokenChunk } from '../../../src/engine/protocol';
+import { EngineNotReadyError, LocalBackend, newRequestId } from '../../../src/extension/localBackend';
+
+const hostScript = path.resolve('dist/engine-host.js');
+const modelDir = path.resolve('models/tidal-code-mini');
+const repoPrompt = '<|file_sep|>src/cache.py\nclass LruCache:\n    def __init__(self, capacity):\n        self.capacity = capacity\n';
+
+function connect() {
+  assert.ok(existsSync(hostScript), 'dist/engine-host.js is missing: run `npm run build` first');
+  const host = startEngineHost(hostScript);
+  const listeners = new Set<(chunk: TokenChunk) => void>();
+  host.connection.onNotification(tokenNotification, (chunk) => listeners.forEach((listener) => listener(chunk)));
+  host.connection.listen();
+  let alive = true;
+  // As EngineClient does: a process that exits takes its connection with it.
+  host.child.on('exit', () => {
+    alive = false;
+    host.connection.dispose();
+  });
+  const backend = new LocalBackend({
+    get rpc() {
+      return alive ? host.connection : undefined;
+    },
+    onToken: (listener) => {
+      listeners.add(listener);
+      return { dispose: () => listeners.delete(listener) };
+    },
+    whenModelReady: async () => undefined,
+  });
+  return { host, backend };
+}
+
+test('local backend: streamed chunks add up to the answer; an abort cancels inside the engine', { timeout: 90_000 }, async () => {
+  const { host, backend } = connect();
+  try {
+    await host.connection.sendRequest(loadModelRequest, { modelDir, options: { backend: 'cpu', threads: 2 } });
+    const chunks: string[] = [];
+    const first = await backend.generate(
+      { requestId: newRequestId('raw'), kind: 'raw', prompt: repoPrompt, maxTokens: 24, attention: { mode: 'full' } },
+      (chunk) => chunks.push(chunk),
+    );
+    assert.ok(first.tokens > 0 && first.tokens <= 24, `generated ${first.tokens} tokens`);
+    assert.ok(chunks.length > 1, 'the text arrived in one piece, not streamed');
+    assert.equal(chunks.join(''), first.text);
+    assert.notEqual(first.text.trim(), '');
+
+    // Abort after the first streamed chunk of a long request: it ends early as 'cancelled'.
+    const controller = new AbortController();
+    let streamed = 0;
+    const long = await backend.generate(
+      { requestId: newRequestId('raw'), kind: 'raw', prompt: repoPrompt, maxTokens: 4000, attention: { mode: 'tidal', tokenBudget: 64 } },
+      () => {
+        streamed++;
+        if (streamed === 1) controller.abort();
+      },
+      controller.signal,
+    );
+    assert.equal(long.finishReason, 'cancelled');
+    assert.ok(long.tokens < 4000, `the cancelled request still generated ${long.tokens} tokens`);
+    const stats = await host.connection.sendRequest(statsRequest);
+    assert.equal(stats.queue.running, null, 'a request is still running in the engine');
+    assert.ok(stats.queue.cancelled >= 1);
+
+    // An already aborted signal never reaches the engine.
+    const aborted = new AbortController();
+    aborted.abort();
+    const skipped = await backend.generate({ requestId: 'never', kind: 'raw', prompt: repoPrompt }, () => assert.fail('no text expected'), aborted.signal);
+    assert.equal(skipped.finishReason, 'cancelled');
+  } finally {
+    host.child.kill('SIGKILL');
+  }
+});
+
+test('local backend: an engine that dies mid-request gives a clear error, then a not-running error', { timeout: 90_000 }, async () => {
+  const { host, backend } = connect();
+  try {
+    await host.connection.sendRequest(loadModelRequest, { modelDir, options: { backend: 'cpu', threads: 1 } });
+    const request = backend.generate(
+      { requestId: newRequestId('raw'), kind: 'raw', prompt: repoPrompt, maxTokens: 100_000 },
+      () => host.child.kill('SIGKILL'),
+    );
+    await assert.rejects(request, (error: Error) => error instanceof EngineNotReadyError && /stopped while answering/.test(error.message));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await assert.rejects(
+      backend.generate({ requestId: newRequestId('raw'), kind: 'raw', prompt: repoPrompt }, () => undefined),
+      (error: Error) => error instanceof EngineNotReadyError && /not running/.test(error.message),
+    );
+  } finally {
+    host.child.kill('SIGKILL');
+  }
+});

@@ -98,6 +98,12 @@ int run_eval(Arguments& arguments) {
     const int64_t ppl_scored = arguments.integer("--perplexity-scored", 256);
     const uint64_t seed = static_cast<uint64_t>(arguments.integer("--seed", 1234));
     const std::string save = arguments.text("--save", "");
+    const std::string shard_text = arguments.text("--shard", "0/1");
+    int64_t shard = 0, shards = 1;
+    if (std::sscanf(shard_text.c_str(), "%lld/%lld", reinterpret_cast<long long*>(&shard),
+                    reinterpret_cast<long long*>(&shards)) != 2 ||
+        shards < 1 || shard < 0 || shard >= shards)
+      throw UsageError("--shard takes I/N with 0 <= I < N, e.g. 0/4");
     EngineOptions options;
     options.threads = static_cast<int>(arguments.integer("--threads", 0));
     const int64_t max_positions = arguments.integer("--max-positions", 0);
@@ -107,6 +113,20 @@ int run_eval(Arguments& arguments) {
       throw UsageError("--perplexity-scored must be in [1, --perplexity-length - 2]");
     for (int64_t b : budgets)
       if (b < 1) throw UsageError("--budgets must be positive token counts");
+
+    // Records are appended to --save as each sample finishes, so a run stopped early keeps them.
+    std::ofstream saved;
+    if (!save.empty()) {
+      saved.open(save, std::ios::binary | std::ios::trunc);
+      if (!saved) throw RequestError("cannot write " + save);
+    }
+    auto keep = [&](const EvalResults& sample) {
+      results.passkey.insert(results.passkey.end(), sample.passkey.begin(), sample.passkey.end());
+      results.perplexity.insert(results.perplexity.end(), sample.perplexity.begin(), sample.perplexity.end());
+      if (saved.is_open()) saved << serialize_results(sample) << std::flush;
+    };
+    int64_t sample_index = 0;  // samples are dealt round-robin to the --shard processes
+    auto mine = [&] { return sample_index++ % shards == shard; };
 
     const auto started = std::chrono::steady_clock::now();
     const BpeTokenizer tokenizer = BpeTokenizer::load(tokenizer_path);
@@ -137,23 +157,27 @@ int run_eval(Arguments& arguments) {
 
     for (int64_t context : contexts) {
       const auto context_started = std::chrono::steady_clock::now();
-      int64_t full_hits = 0;
-      for (size_t d = 0; d < depths.size(); ++d)
-        for (int64_t trial = 0; trial < trials; ++trial) {
+      int64_t full_hits = 0, samples = 0;
+      for (int64_t trial = 0; trial < trials; ++trial)
+        for (size_t d = 0; d < depths.size(); ++d) {
+          if (!mine()) continue;
           std::mt19937_64 rng = sample_rng(seed, static_cast<uint64_t>(context), d, static_cast<uint64_t>(trial));
           const Needle needle = random_needle(rng);
           const PasskeyPrompt sample = build_passkey_prompt(tokenizer, stream, context, depths[d], needle, rng);
           const std::vector<bool> correct = score_passkey(*engine, sample.prompt, sample.answer, configs);
+          EvalResults sample_results;
           for (size_t c = 0; c < configs.size(); ++c)
-            results.passkey.push_back({context, depths[d], trial, key_of(configs[c]), correct[c]});
+            sample_results.passkey.push_back({context, depths[d], trial, key_of(configs[c]), correct[c]});
+          keep(sample_results);
           full_hits += correct[0];
+          ++samples;
         }
       std::fprintf(stderr, "passkey %lld: full attention %lld/%lld (%.1f s)\n", static_cast<long long>(context),
-                   static_cast<long long>(full_hits), static_cast<long long>(trials * static_cast<int64_t>(depths.size())),
-                   seconds_since(context_started));
+                   static_cast<long long>(full_hits), static_cast<long long>(samples), seconds_since(context_started));
     }
 
     for (int64_t w = 0; w < ppl_windows; ++w) {
+      if (!mine()) continue;
       const auto window_started = std::chrono::steady_clock::now();
       std::mt19937_64 rng = sample_rng(seed, 0xC0DE, static_cast<uint64_t>(w), 0);
       if (static_cast<int64_t>(stream.ids.size()) <= ppl_length)
@@ -162,17 +186,15 @@ int run_eval(Arguments& arguments) {
           uniform_below(rng, static_cast<uint64_t>(static_cast<int64_t>(stream.ids.size()) - ppl_length)));
       const std::vector<int32_t> window(stream.ids.begin() + start, stream.ids.begin() + start + ppl_length);
       const std::vector<NllSum> sums = score_perplexity(*engine, window, ppl_length - ppl_scored, configs);
-      results.perplexity.push_back({w, ppl_length, {"full-prefill", "-", 0}, sums[0].nll, sums[0].tokens});
+      EvalResults window_results;
+      window_results.perplexity.push_back({w, ppl_length, {"full-prefill", "-", 0}, sums[0].nll, sums[0].tokens});
       for (size_t c = 0; c < configs.size(); ++c)
-        results.perplexity.push_back({w, ppl_length, key_of(configs[c]), sums[c + 1].nll, sums[c + 1].tokens});
+        window_results.perplexity.push_back({w, ppl_length, key_of(configs[c]), sums[c + 1].nll, sums[c + 1].tokens});
+      keep(window_results);
       std::fprintf(stderr, "perplexity window %lld: full %.3f (%.1f s)\n", static_cast<long long>(w),
                    std::exp(sums[1].nll / static_cast<double>(sums[1].tokens)), seconds_since(window_started));
     }
-    if (!save.empty()) {
-      std::ofstream out(save, std::ios::binary);
-      out << serialize_results(results);
-      if (!out) throw RequestError("cannot write " + save);
-    }
+    if (saved.is_open() && !saved) throw RequestError("cannot write " + save);
   }
   const std::string report = render_report(results, trained_length);
   std::fputs(report.c_str(), stdout);
@@ -191,7 +213,7 @@ TIDAL_CLI_COMMAND(eval, "eval", "passkey accuracy and perplexity of full, tidal 
                   "[--contexts 4096,8192,16384,32768] [--depths 0.1,0.3,0.5,0.7,0.9] [--trials N] "
                   "[--budgets 64,128,...,4096] [--selection-choices '2;2,4;2,3'] [--no-quest] "
                   "[--perplexity-windows N] [--perplexity-length N] [--perplexity-scored N] [--seed S] "
-                  "[--threads N] [--max-positions N] [--trained-length N] [--save FILE] [--output FILE.md]\n"
+                  "[--threads N] [--max-positions N] [--trained-length N] [--shard I/N] [--save FILE] [--output FILE.md]\n"
                   "   or: tidal eval --load a.tsv,b.tsv [--trained-length N] [--output FILE.md]",
                   {"--no-quest"}, run_eval);
 

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   report.run("decode attention", [&] { tidal::gpu_test::test_decode_attention(report); });
   report.run("top-k selection", [&] { tidal::gpu_test::test_top_k(report); });
   report.run("quest", [&] { tidal::gpu_test::test_quest(report); });
+  report.run("model", [&] { tidal::gpu_test::test_model(report); });
   std::printf("%d passed, %d failed\n", report.passed(), report.failed());
   return report.failed() == 0 ? 0 : 1;
 }

@@ -149,5 +149,6 @@ inline std::string format(const char* fmt, double a) {
 void test_decode_attention(Report& report);
 void test_top_k(Report& report);
 void test_quest(Report& report);
+void test_model(Report& report);
 
 }  // namespace tidal::gpu_test

@@ -4,26 +4,60 @@
 
 #include "cpu/cpu_backend.h"
 #include "tidal/error.h"
+#ifdef TIDAL_HAVE_CUDA
+#include "cuda/cuda_backend.h"
+#endif
 
 namespace tidal {
 
-std::vector<std::string> available_backends() { return {"cpu"}; }
+namespace {
+
+std::unique_ptr<Backend> create_cpu(const ModelConfig& config, const ModelWeights& weights,
+                                    const EngineOptions& options) {
+  CpuBackendOptions cpu_options;
+  cpu_options.threads = options.threads;
+  cpu_options.max_kv_bytes = options.max_kv_bytes;
+  return create_cpu_backend(config, weights, cpu_options);
+}
+
+}  // namespace
+
+// "cpu" is the default and the reference; "cuda" runs on the GPU or fails with the reason;
+// "auto" takes the GPU when the cuda backend can run there and falls back to the CPU
+// otherwise (the only case in which the engine falls back).
+std::vector<std::string> available_backends() {
+#ifdef TIDAL_HAVE_CUDA
+  return {"cpu", "cuda", "auto"};
+#else
+  return {"cpu"};
+#endif
+}
 
 void require_available_backend(const std::string& name) {
   const std::vector<std::string> backends = available_backends();
   if (std::find(backends.begin(), backends.end(), name) != backends.end()) return;
   std::string names;
   for (const std::string& backend : backends) names += (names.empty() ? "" : ", ") + backend;
-  throw RequestError("backend '" + name + "' is not available in this engine; available: " + names);
+  std::string hint;
+  if (name == "cuda" || name == "auto") hint = " (this engine was built without the CUDA backend: nvcc was not found)";
+  throw RequestError("backend '" + name + "' is not available in this engine" + hint + "; available: " + names);
 }
 
 std::unique_ptr<Backend> create_backend(const ModelConfig& config, const ModelWeights& weights,
                                         const EngineOptions& options) {
   require_available_backend(options.backend);
-  CpuBackendOptions cpu_options;
-  cpu_options.threads = options.threads;
-  cpu_options.max_kv_bytes = options.max_kv_bytes;
-  return create_cpu_backend(config, weights, cpu_options);
+#ifdef TIDAL_HAVE_CUDA
+  if (options.backend == "cuda" || (options.backend == "auto" && cuda_backend_unavailable_reason().empty())) {
+    CudaBackendOptions cuda_options;
+    cuda_options.max_kv_bytes = options.max_kv_bytes;
+    try {
+      return create_cuda_backend(config, weights, cuda_options);
+    } catch (const RequestError&) {
+      if (options.backend != "auto") throw;  // e.g. an unsupported head size or no cuBLAS
+    }
+  }
+#endif
+  return create_cpu(config, weights, options);
 }
 
 }  // namespace tidal

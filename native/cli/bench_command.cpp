@@ -1,0 +1,312 @@
+// `tidal bench`: the CUDA backend on a random-weight model of a public checkpoint's shape
+// (no checkpoint, no Node needed): per-token decode latency for full / tidal / quest
+// attention at several contexts, attention-only time per layer, prefill tokens/s, and each
+// result against its floor (the bytes that must move over the device-to-device copy
+// bandwidth measured in the same run). Prints Markdown tables; with --sdpa-peer, PyTorch
+// SDPA's decode attention on the same shapes (native/gpu_bench/sdpa_peer.py) as a peer.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "cli_command.h"
+#include "engine_setup.h"
+#include "tidal/error.h"
+
+#ifdef TIDAL_HAVE_CUDA
+#include <cuda_runtime_api.h>
+
+#include "engine/attention_plan.h"
+#include "engine/sampler.h"
+#include "cuda/cuda_backend.h"
+#endif
+
+namespace tidal::cli {
+
+namespace {
+
+#ifdef TIDAL_HAVE_CUDA
+
+using Clock = std::chrono::steady_clock;
+
+ModelConfig bench_shape(const std::string& name) {
+  ModelConfig c;
+  c.architecture = Architecture::Llama;
+  c.model_type = "llama";
+  c.head_dim = 128;
+  c.max_position_embeddings = 131072;
+  c.rms_norm_eps = 1e-5;
+  if (name == "llama-3.1-8b") {
+    c.vocab_size = 128256, c.hidden_size = 4096, c.intermediate_size = 14336, c.num_layers = 32;
+    c.num_heads = 32, c.num_kv_heads = 8, c.rope_theta = 500000.0;
+    c.rope_scaling.type = "llama3";
+    c.rope_scaling.factor = 8.0;
+    c.rope_scaling.low_freq_factor = 1.0;
+    c.rope_scaling.high_freq_factor = 4.0;
+    c.rope_scaling.original_max_position_embeddings = 8192;
+  } else if (name == "llama-2-7b") {
+    c.vocab_size = 32000, c.hidden_size = 4096, c.intermediate_size = 11008, c.num_layers = 32;
+    c.num_heads = 32, c.num_kv_heads = 32;
+  } else if (name == "qwen2.5-coder-7b") {
+    c.architecture = Architecture::Qwen2, c.model_type = "qwen2";
+    c.vocab_size = 152064, c.hidden_size = 3584, c.intermediate_size = 18944, c.num_layers = 28;
+    c.num_heads = 28, c.num_kv_heads = 4, c.rope_theta = 1000000.0, c.attention_bias = true;
+  } else if (name == "qwen2.5-coder-1.5b") {
+    c.architecture = Architecture::Qwen2, c.model_type = "qwen2";
+    c.vocab_size = 151936, c.hidden_size = 1536, c.intermediate_size = 8960, c.num_layers = 28;
+    c.num_heads = 12, c.num_kv_heads = 2, c.rope_theta = 1000000.0, c.attention_bias = true;
+    c.tie_word_embeddings = true;
+  } else {
+    throw RequestError("unknown shape '" + name +
+                       "'; use llama-3.1-8b, llama-2-7b, qwen2.5-coder-7b or qwen2.5-coder-1.5b");
+  }
+  return c;
+}
+
+void check(cudaError_t error, const char* what) {
+  if (error != cudaSuccess) throw Error(std::string(what) + ": " + cudaGetErrorString(error));
+}
+
+// Device-to-device copy of 2 GiB, bytes read + written per second (median of 9).
+double measure_copy_bandwidth() {
+  const size_t bytes = size_t(1) << 31;
+  void *a = nullptr, *b = nullptr;
+  check(cudaMalloc(&a, bytes), "cudaMalloc for the bandwidth probe");
+  check(cudaMalloc(&b, bytes), "cudaMalloc for the bandwidth probe");
+  check(cudaMemset(a, 0x3c, bytes), "cudaMemset");
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  std::vector<float> times;
+  for (int i = 0; i < 12; ++i) {
+    cudaEventRecord(start);
+    check(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice), "copy");
+    cudaEventRecord(stop);
+    cudaEventSynchronize(stop);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    if (i >= 3) times.push_back(ms);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaFree(a);
+  cudaFree(b);
+  std::sort(times.begin(), times.end());
+  return 2.0 * double(bytes) / (times[times.size() / 2] * 1e-3);
+}
+
+AttentionPlan plan_for(AttentionMode mode, const AttentionOptions& base, int64_t layers) {
+  AttentionOptions options = base;
+  options.mode = mode;
+  return make_attention_plan(options, layers);
+}
+
+// Bytes one decode step's attention must read in every layer, by role.
+struct StepBytes {
+  double weights = 0, kv = 0;
+};
+StepBytes step_bytes(const ModelConfig& c, const AttentionPlan& plan, int64_t positions, double weight_bytes) {
+  const double d = double(c.head_dim), row = 2.0 * d * 2.0;  // K + V bf16 of one head and position
+  StepBytes bytes;
+  bytes.weights = weight_bytes;
+  for (LayerAttention role : plan.layers) {
+    switch (role) {
+      case LayerAttention::Dense: bytes.kv += double(c.num_kv_heads) * double(positions) * row; break;
+      case LayerAttention::DenseAndSelect:
+        bytes.kv += double(c.num_kv_heads) * double(positions) * row + 2.0 * double(c.num_heads * positions) * 4.0;
+        break;
+      case LayerAttention::Selected: {
+        const double lists = plan.selection_policy == SelectionPolicy::PerQueryHead ? double(c.num_heads)
+                                                                                     : double(c.num_kv_heads);
+        bytes.kv += lists * double(std::min(plan.token_budget, positions)) * row;
+        break;
+      }
+      case LayerAttention::QuestPages: {
+        const double pages = double((positions + 15) / 16);
+        bytes.kv += double(c.num_kv_heads) * pages * 2.0 * d * 2.0 +
+                    double(c.num_heads) * double(std::min(plan.token_budget, positions)) * row;
+        break;
+      }
+    }
+  }
+  return bytes;
+}
+
+const char* mode_label(AttentionMode mode) {
+  return mode == AttentionMode::Full ? "full" : mode == AttentionMode::Tidal ? "tidal" : "quest";
+}
+
+int run_bench(Arguments& arguments) {
+  const std::vector<std::string> shapes = arguments.text_list("--shapes", {"llama-3.1-8b", "llama-2-7b"});
+  const std::vector<int64_t> contexts = arguments.integer_list("--contexts", {10000, 32000, 100000});
+  const int64_t steps = std::max<int64_t>(2, arguments.integer("--decode-tokens", 10));
+  const int64_t prefill_tokens = arguments.integer("--prefill", 0);
+  const int64_t prefill_chunk = std::max<int64_t>(64, arguments.integer("--prefill-chunk", 8192));
+  const std::string sdpa = arguments.text("--sdpa-peer", "");
+  AttentionOptions attention = read_attention_options(arguments);
+  if (!arguments.has("--budget")) attention.token_budget = 2048;
+  arguments.reject_unused();
+
+  const std::string reason = cuda_backend_unavailable_reason();
+  if (!reason.empty()) throw RequestError("tidal bench needs the cuda backend: " + reason);
+  cudaDeviceProp prop{};
+  check(cudaGetDeviceProperties(&prop, 0), "reading the device properties");
+  const double bandwidth = measure_copy_bandwidth();
+  std::printf("device: %s, %d SMs, %.0f GiB; copy bandwidth (read + write) %.0f GB/s\n", prop.name,
+              prop.multiProcessorCount, double(prop.totalGlobalMem) / double(1 << 30), bandwidth / 1e9);
+  std::printf("tidal budget %lld, quest budget %lld (%lld pages), dense layers %lld\n\n",
+              static_cast<long long>(attention.token_budget), static_cast<long long>(attention.token_budget),
+              static_cast<long long>(attention.token_budget / 16), static_cast<long long>(attention.dense_layers));
+
+  std::vector<std::string> decode_rows, attention_rows, prefill_rows;
+  SamplingRandom random(1);
+  for (const std::string& shape : shapes) {
+    const ModelConfig config = bench_shape(shape);
+    auto backend = create_random_cuda_backend(config, 1234, CudaBackendOptions{});
+    auto* tools = dynamic_cast<CudaBackendTools*>(backend.get());
+    const double weight_bytes = double(tools->decode_weight_bytes());
+    std::fprintf(stderr, "%s: %.2f GB of bf16 weights on the device\n", shape.c_str(), weight_bytes / 1e9);
+    auto token = [&] { return static_cast<int32_t>(random.next() % static_cast<uint64_t>(config.vocab_size)); };
+
+    if (prefill_tokens > 0) {
+      auto cache = backend->create_kv_cache();
+      std::vector<int32_t> prompt(static_cast<size_t>(prefill_tokens));
+      for (int32_t& t : prompt) t = token();
+      std::vector<float> logits(static_cast<size_t>(config.vocab_size));
+      // A warm-up chunk first (cuBLAS heuristics, module loads), on its own cache.
+      {
+        auto warm = backend->create_kv_cache();
+        const int64_t n = std::min<int64_t>(prefill_chunk, prefill_tokens);
+        backend->forward(*warm, prompt.data(), n, nullptr, LogitsWanted::Last, logits.data(), nullptr);
+      }
+      const auto started = Clock::now();
+      for (int64_t done = 0; done < prefill_tokens; done += prefill_chunk) {
+        const int64_t n = std::min(prefill_chunk, prefill_tokens - done);
+        backend->forward(*cache, prompt.data() + done, n, nullptr,
+                         done + n == prefill_tokens ? LogitsWanted::Last : LogitsWanted::None, logits.data(), nullptr);
+      }
+      const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+      // Matrix work 2 * params * tokens; causal attention 4 * heads * d * tokens^2 / 2 per layer.
+      const double n = double(prefill_tokens);
+      const double flops = 2.0 * (weight_bytes / 2.0) * n +
+                           4.0 * double(config.num_heads * config.head_dim) * n * n / 2.0 * double(config.num_layers);
+      char line[256];
+      std::snprintf(line, sizeof line, "| %s | %lld | %lld | %.2f | %.0f | %.0f |", shape.c_str(),
+                    static_cast<long long>(prefill_tokens), static_cast<long long>(prefill_chunk), seconds,
+                    n / seconds, flops / seconds / 1e12);
+      prefill_rows.push_back(line);
+      std::fprintf(stderr, "%s\n", line);
+    }
+
+    for (int64_t context : contexts) {
+      auto cache = backend->create_kv_cache();
+      tools->fill_kv_random(*cache, context, 99);
+      const AttentionPlan tidal_plan = plan_for(AttentionMode::Tidal, attention, config.num_layers);
+      // Attention of one layer, by role.
+      const double bytes_layer = 2.0 * double(config.num_kv_heads * context * config.head_dim) * 2.0;
+      const double floor_layer_us = bytes_layer / bandwidth * 1e6;
+      const double dense_us = tools->time_layer_attention(*cache, LayerAttention::Dense, tidal_plan, 30);
+      const double select_us = tools->time_layer_attention(*cache, LayerAttention::DenseAndSelect, tidal_plan, 30);
+      const double sparse_us = tools->time_layer_attention(*cache, LayerAttention::Selected, tidal_plan, 30);
+      const AttentionPlan quest_plan = plan_for(AttentionMode::Quest, attention, config.num_layers);
+      const double quest_us = tools->time_layer_attention(*cache, LayerAttention::QuestPages, quest_plan, 30);
+      const double sparse_bytes = double(config.num_heads) * double(attention.token_budget) * double(config.head_dim) * 4.0;
+      const double quest_bytes = sparse_bytes + double(config.num_kv_heads) * double((context + 15) / 16) *
+                                                    double(config.head_dim) * 4.0;
+      char line[320];
+      auto attention_row = [&](const char* op, double us, double floor_us) {
+        std::snprintf(line, sizeof line, "| %s | %lldK | %s | %.1f | %.1f | %.2f | %.0f%% |", shape.c_str(),
+                      static_cast<long long>(context / 1000), op, us, floor_us, us / floor_us, 100.0 * floor_us / us);
+        attention_rows.push_back(line);
+        std::fprintf(stderr, "%s\n", line);
+      };
+      attention_row("dense", dense_us, floor_layer_us);
+      attention_row("tidal selection (dense + scores + top-k)", select_us,
+                    (bytes_layer + 2.0 * double(config.num_heads * context) * 4.0) / bandwidth * 1e6);
+      attention_row("tidal sparse", sparse_us, sparse_bytes / bandwidth * 1e6);
+      attention_row("quest (bounds + top-k + sparse)", quest_us, quest_bytes / bandwidth * 1e6);
+      std::snprintf(line, sizeof line, "| %s | %lldK | selection layer / dense layer | %.2fx | | | |", shape.c_str(),
+                    static_cast<long long>(context / 1000), select_us / dense_us);
+      attention_rows.push_back(line);
+
+      // Whole decode steps.
+      double full_ms = 0;
+      for (AttentionMode mode : {AttentionMode::Full, AttentionMode::Tidal, AttentionMode::Quest}) {
+        const AttentionPlan plan = plan_for(mode, attention, config.num_layers);
+        for (bool graphs : {true, false}) {
+          if (!graphs && mode != AttentionMode::Full) continue;
+          tools->set_graphs(graphs);
+          std::vector<float> logits(static_cast<size_t>(config.vocab_size));
+          std::vector<double> times;
+          int32_t next = token();
+          for (int64_t s = 0; s < steps + 2; ++s) {
+            const auto started = Clock::now();
+            backend->forward(*cache, &next, 1, &plan, LogitsWanted::Last, logits.data(), nullptr);
+            const double ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+            next = tools->last_argmax();
+            if (s >= 2) times.push_back(ms);
+          }
+          cache->trim(context);
+          std::sort(times.begin(), times.end());
+          const double ms = times[times.size() / 2];
+          if (mode == AttentionMode::Full && graphs) full_ms = ms;
+          const StepBytes bytes = step_bytes(config, plan, context + 1, weight_bytes);
+          const double floor_ms = (bytes.weights + bytes.kv) / bandwidth * 1e3;
+          std::snprintf(line, sizeof line, "| %s | %lldK | %s%s | %.3f | %.3f | %.2f | %.2fx | %.1f | %.1f |",
+                        shape.c_str(), static_cast<long long>(context / 1000), mode_label(mode),
+                        graphs ? "" : " (no graph)", ms, floor_ms, ms / floor_ms, full_ms / ms, bytes.weights / 1e9,
+                        bytes.kv / 1e9);
+          decode_rows.push_back(line);
+          std::fprintf(stderr, "%s\n", line);
+        }
+      }
+      tools->set_graphs(true);
+    }
+  }
+
+  std::printf("Decode step, batch 1 (median of %lld steps; floor = (weights + attention K/V reads) / copy bandwidth)\n\n",
+              static_cast<long long>(steps));
+  std::printf("| shape | context | mode | ms/token | floor (ms) | time/floor | speed-up vs full | weights GB | KV GB |\n");
+  std::printf("|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+  for (const std::string& row : decode_rows) std::printf("%s\n", row.c_str());
+  std::printf("\nAttention only, one layer (median of 30 launches over rotating layers)\n\n");
+  std::printf("| shape | context | op | time (us) | floor (us) | time/floor | of bandwidth |\n");
+  std::printf("|---|---|---|---:|---:|---:|---:|\n");
+  for (const std::string& row : attention_rows) std::printf("%s\n", row.c_str());
+  if (!prefill_rows.empty()) {
+    std::printf("\nPrefill (chunked, dense causal attention)\n\n");
+    std::printf("| shape | tokens | chunk | seconds | tokens/s | TFLOP/s |\n|---|---:|---:|---:|---:|---:|\n");
+    for (const std::string& row : prefill_rows) std::printf("%s\n", row.c_str());
+  }
+  std::fflush(stdout);
+  if (!sdpa.empty()) {
+    std::printf("\nPyTorch SDPA decode attention, same shapes (peer)\n\n");
+    std::fflush(stdout);
+    const std::string command = "python3 '" + sdpa + "' " + std::to_string(bandwidth / 1e9);
+    if (std::system(command.c_str()) != 0) std::printf("(the SDPA peer did not run: %s)\n", command.c_str());
+  }
+  return 0;
+}
+
+#else
+
+int run_bench(Arguments&) {
+  throw RequestError("this build of tidal has no CUDA backend (nvcc was not found when it was built); "
+                     "`tidal bench-cpu` measures the CPU backend");
+}
+
+#endif
+
+}  // namespace
+
+TIDAL_CLI_COMMAND(bench, "bench",
+                  "decode / prefill speed of the CUDA backend on random-weight 7-8B shapes, against the floor",
+                  "[--shapes llama-3.1-8b,llama-2-7b,qwen2.5-coder-7b,qwen2.5-coder-1.5b] "
+                  "[--contexts 10000,32000,100000] [--decode-tokens N] [--prefill N] [--prefill-chunk N] "
+                  "[--sdpa-peer native/gpu_bench/sdpa_peer.py] " +
+                      std::string(kAttentionOptionsUsage),
+                  {}, run_bench);
+
+}  // namespace tidal::cli

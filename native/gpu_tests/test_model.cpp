@@ -1,0 +1,433 @@
+// GPU tests of the CUDA backend: the model kernels (prefill attention, RMSNorm, RoPE with
+// llama3 scaling, SwiGLU, argmax) against float64 CPU references on random inputs of awkward
+// sizes, and whole-model logits of the CUDA backend against the CPU backend (the reference,
+// itself checked against transformers in native/tests) on random bf16 models of every
+// architecture: prefill in chunks, decode with full, tidal and quest attention, graph replay
+// against plain launches, fork and trim. Outputs are poisoned before every run.
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cpu/cpu_backend.h"
+#include "cuda/cuda_backend.h"
+#include "cuda/model_kernels.h"
+#include "engine/attention_plan.h"
+#include "engine/model_weights.h"
+#include "engine/synthetic_model.h"
+#include "test_support.h"
+#include "tidal/engine.h"
+
+namespace tidal::gpu_test {
+
+namespace {
+
+std::vector<double> widen(const std::vector<uint16_t>& bits) {
+  std::vector<double> out(bits.size());
+  for (size_t i = 0; i < bits.size(); ++i) out[i] = from_bf16(bits[i]);
+  return out;
+}
+std::vector<double> widen(const std::vector<float>& values) { return std::vector<double>(values.begin(), values.end()); }
+
+std::vector<uint16_t> random_bf16_vector(Rng& rng, size_t count, double lo = -1.0, double hi = 1.0) {
+  std::vector<uint16_t> out(count);
+  for (uint16_t& v : out) v = random_bf16(rng, lo, hi);
+  return out;
+}
+
+void test_prefill_attention(Report& report) {
+  struct Case {
+    int tokens;
+    int64_t start;
+    int heads, kv_heads, head_dim;
+  };
+  const Case cases[] = {{77, 0, 4, 2, 128}, {130, 45, 8, 2, 64}, {64, 0, 2, 2, 128},
+                        {200, 1000, 8, 2, 128}, {2, 3, 4, 4, 64}, {333, 131, 4, 1, 128}};
+  Rng rng(11);
+  for (const Case& c : cases) {
+    const int64_t total = c.start + c.tokens;
+    const int64_t capacity = (total + 255) / 256 * 256 + 16;  // an odd capacity: rows past total hold garbage
+    const int group = c.heads / c.kv_heads;
+    std::vector<uint16_t> q = random_bf16_vector(rng, size_t(c.tokens) * c.heads * c.head_dim);
+    std::vector<uint16_t> k = random_bf16_vector(rng, size_t(c.kv_heads) * capacity * c.head_dim, -2, 2);
+    std::vector<uint16_t> v = random_bf16_vector(rng, size_t(c.kv_heads) * capacity * c.head_dim);
+    // Past the valid positions: NaN, which must never leak into the output.
+    for (int h = 0; h < c.kv_heads; ++h)
+      for (int64_t p = total; p < capacity; ++p)
+        for (int i = 0; i < c.head_dim; ++i) {
+          k[(h * capacity + p) * c.head_dim + i] = 0x7fc0;
+          v[(h * capacity + p) * c.head_dim + i] = 0x7fc0;
+        }
+    DeviceArray<uint16_t> dq(q), dk(k), dv(v), dout(q.size());
+    dout.poison();
+    cuda::PrefillAttentionLaunch p;
+    p.q = dq.data();
+    p.keys = dk.data();
+    p.values = dv.data();
+    p.head_stride = capacity * c.head_dim;
+    p.tokens = c.tokens;
+    p.heads = c.heads;
+    p.kv_heads = c.kv_heads;
+    p.head_dim = c.head_dim;
+    p.start = c.start;
+    p.scale = float(1.0 / std::sqrt(double(c.head_dim)));
+    p.out = dout.data();
+    check_cuda(cuda::launch_prefill_attention(p, nullptr), "prefill attention");
+    check_cuda(cudaDeviceSynchronize(), "prefill attention");
+    const std::vector<double> got = widen(dout.download());
+    std::vector<double> ref(got.size());
+    std::vector<double> scores;
+    for (int t = 0; t < c.tokens; ++t)
+      for (int h = 0; h < c.heads; ++h) {
+        const int j = h / group;
+        const int64_t visible = c.start + t + 1;
+        scores.assign(size_t(visible), 0.0);
+        double top = -INFINITY;
+        for (int64_t s = 0; s < visible; ++s) {
+          double dot = 0;
+          for (int i = 0; i < c.head_dim; ++i)
+            dot += double(from_bf16(q[(size_t(t) * c.heads + h) * c.head_dim + i])) *
+                   from_bf16(k[(j * capacity + s) * c.head_dim + i]);
+          scores[size_t(s)] = dot * p.scale;
+          top = std::max(top, scores[size_t(s)]);
+        }
+        double sum = 0;
+        for (double& s : scores) sum += (s = std::exp(s - top));
+        for (int i = 0; i < c.head_dim; ++i) {
+          double acc = 0;
+          for (int64_t s = 0; s < visible; ++s) acc += scores[size_t(s)] * from_bf16(v[(j * capacity + s) * c.head_dim + i]);
+          ref[(size_t(t) * c.heads + h) * c.head_dim + i] = acc / sum;
+        }
+      }
+    const double error = relative_l2(ref, got);
+    char name[160];
+    std::snprintf(name, sizeof name, "prefill attention tokens=%d start=%lld heads=%d/%d d=%d", c.tokens,
+                  static_cast<long long>(c.start), c.heads, c.kv_heads, c.head_dim);
+    report.check(error < 1e-2, name, format("rel L2 %.2e", error));
+  }
+}
+
+void test_elementwise(Report& report) {
+  Rng rng(12);
+  {  // RMSNorm of awkward widths, bf16 out.
+    for (int width : {64, 1000, 4099}) {
+      const int rows = 7;
+      std::vector<float> x(size_t(rows) * width), w(static_cast<size_t>(width));
+      for (float& value : x) value = float(rng.uniform(-3, 3));
+      for (float& value : w) value = float(rng.uniform(0.5, 1.5));
+      DeviceArray<float> dx(x), dw(w);
+      DeviceArray<uint16_t> out(x.size());
+      out.poison();
+      check_cuda(cuda::launch_rms_norm(dx.data(), width, dw.data(), rows, width, 1e-6f, out.data(), width, nullptr),
+                 "rms_norm");
+      const std::vector<double> got = widen(out.download());
+      std::vector<double> ref(got.size());
+      for (int r = 0; r < rows; ++r) {
+        double sum = 0;
+        for (int i = 0; i < width; ++i) sum += double(x[size_t(r) * width + i]) * x[size_t(r) * width + i];
+        const double inv = 1.0 / std::sqrt(sum / width + 1e-6);
+        for (int i = 0; i < width; ++i) ref[size_t(r) * width + i] = x[size_t(r) * width + i] * inv * w[size_t(i)];
+      }
+      const double error = relative_l2(ref, got);
+      report.check(error < 5e-3, "rms_norm width " + std::to_string(width), format("rel L2 %.2e", error));
+    }
+  }
+  {  // RoPE with llama3-scaled frequencies at large positions, q and k heads, bf16 copy of q.
+    const int tokens = 5, heads = 4, kv_heads = 2, d = 128, half = d / 2;
+    const int64_t start = 100003;
+    const int64_t stride = int64_t(heads + 2 * kv_heads) * d;
+    std::vector<float> inv(static_cast<size_t>(half));
+    for (int i = 0; i < half; ++i) {
+      double f = std::pow(500000.0, -2.0 * i / d);
+      const double wavelength = 2 * M_PI / f;
+      if (wavelength > 8192) f /= 8;
+      else if (wavelength >= 2048) {
+        const double smooth = (8192 / wavelength - 1) / 3;
+        f = (1 - smooth) * f / 8 + smooth * f;
+      }
+      inv[size_t(i)] = float(f);
+    }
+    std::vector<float> qkv(size_t(tokens) * stride);
+    for (float& value : qkv) value = float(rng.uniform());
+    DeviceArray<float> dqkv(qkv), dinv(inv);
+    DeviceArray<uint16_t> qb(size_t(tokens) * heads * d);
+    qb.poison();
+    cuda::RopeLaunch r;
+    r.qkv = dqkv.data();
+    r.stride = stride;
+    r.tokens = tokens;
+    r.heads = heads;
+    r.kv_heads = kv_heads;
+    r.head_dim = d;
+    r.inv_freq = dinv.data();
+    r.start = start;
+    r.q_bf16 = qb.data();
+    check_cuda(cuda::launch_rope(r, nullptr), "rope");
+    const std::vector<double> got = widen(dqkv.download());
+    std::vector<double> ref = widen(qkv);
+    for (int t = 0; t < tokens; ++t)
+      for (int h = 0; h < heads + kv_heads; ++h)
+        for (int i = 0; i < half; ++i) {
+          const double angle = double(float(start + t) * inv[size_t(i)]);
+          const size_t a = size_t(t) * stride + size_t(h) * d + i, b = a + half;
+          ref[a] = qkv[a] * std::cos(angle) - qkv[b] * std::sin(angle);
+          ref[b] = qkv[b] * std::cos(angle) + qkv[a] * std::sin(angle);
+        }
+    const double error = relative_l2(ref, got);
+    report.check(error < 1e-6, "rope llama3 at position 100003", format("rel L2 %.2e", error));
+    const std::vector<double> qgot = widen(qb.download());
+    std::vector<double> qref(qgot.size());
+    for (int t = 0; t < tokens; ++t)
+      for (int i = 0; i < heads * d; ++i) qref[size_t(t) * heads * d + i] = ref[size_t(t) * stride + i];
+    const double qerror = relative_l2(qref, qgot);
+    report.check(qerror < 5e-3, "rope bf16 copy of q", format("rel L2 %.2e", qerror));
+  }
+  {  // SwiGLU, an odd width.
+    const int tokens = 3, inner = 1377;
+    std::vector<float> gu(size_t(tokens) * 2 * inner);
+    for (float& value : gu) value = float(rng.uniform(-4, 4));
+    DeviceArray<float> dgu(gu);
+    DeviceArray<uint16_t> out(size_t(tokens) * inner);
+    out.poison();
+    check_cuda(cuda::launch_swiglu(dgu.data(), tokens, inner, out.data(), nullptr), "swiglu");
+    const std::vector<double> got = widen(out.download());
+    std::vector<double> ref(got.size());
+    for (int t = 0; t < tokens; ++t)
+      for (int i = 0; i < inner; ++i) {
+        const double g = gu[size_t(t) * 2 * inner + i], u = gu[size_t(t) * 2 * inner + inner + i];
+        ref[size_t(t) * inner + i] = g / (1 + std::exp(-g)) * u;
+      }
+    const double error = relative_l2(ref, got);
+    report.check(error < 5e-3, "swiglu inner 1377", format("rel L2 %.2e", error));
+  }
+  {  // Argmax with a tie (lowest index wins) and a NaN (never wins), 151936 wide.
+    const int64_t width = 151936;
+    std::vector<float> logits(size_t(2 * width));
+    for (float& value : logits) value = float(rng.uniform(-5, 5));
+    logits[size_t(9000)] = 7.0f;
+    logits[size_t(120000)] = 7.0f;
+    logits[size_t(width + 5)] = NAN;
+    logits[size_t(width + 77777)] = 9.0f;
+    DeviceArray<float> dl(logits);
+    DeviceArray<int32_t> out(2);
+    out.poison();
+    check_cuda(cuda::launch_argmax(dl.data(), 2, width, out.data(), nullptr), "argmax");
+    const std::vector<int32_t> got = out.download();
+    report.check(got[0] == 9000 && got[1] == 77777, "argmax ties and NaN",
+                 std::to_string(got[0]) + ", " + std::to_string(got[1]));
+  }
+}
+
+double relative_l2f(const std::vector<float>& ref, const std::vector<float>& got) {
+  if (ref.size() != got.size()) return INFINITY;
+  return relative_l2(widen(ref), widen(got));
+}
+
+SyntheticModelSpec gpu_model_spec(const std::string& kind) {
+  SyntheticModelSpec spec;
+  spec.seed = 21;
+  spec.dtype = DType::BF16;
+  spec.vocab_size = 1000;
+  spec.hidden_size = 256;
+  spec.intermediate_size = 688;
+  spec.num_layers = 6;
+  spec.num_heads = 8;
+  spec.num_kv_heads = 2;
+  spec.head_dim = 64;
+  spec.max_position_embeddings = 4096;
+  if (kind == "llama3") {
+    spec.llama3_rope_scaling = true;
+    spec.rope_theta = 500000.0;
+  } else if (kind == "llama2-mha") {
+    spec.num_heads = 2;
+    spec.num_kv_heads = 2;
+    spec.head_dim = 128;
+  } else if (kind == "qwen2") {
+    spec.architecture = Architecture::Qwen2;
+    spec.attention_bias = true;
+    spec.tie_word_embeddings = true;
+    spec.num_kv_heads = 1;
+  } else if (kind == "qwen3") {
+    spec.architecture = Architecture::Qwen3;
+    spec.qk_norm = true;
+    spec.head_dim = 128;
+    spec.num_heads = 4;
+    spec.o_proj_bias = true;
+  } else if (kind == "llama-f32") {
+    spec.dtype = DType::F32;  // converted to bf16 on upload: compared with the CPU's f32 at a looser bound
+  }
+  return spec;
+}
+
+AttentionPlan make_plan(const ModelConfig& config, AttentionMode mode, int64_t budget, SelectionPolicy policy) {
+  AttentionOptions options;
+  options.mode = mode;
+  options.token_budget = budget;
+  options.selection_policy = policy;
+  options.dense_layers = 2;
+  return make_attention_plan(options, config.num_layers);
+}
+
+void test_backend_against_cpu(Report& report, const std::string& kind) {
+  const SyntheticModelSpec spec = gpu_model_spec(kind);
+  SyntheticModel model = make_synthetic_model(spec);
+  const ModelWeights weights = bind_model_weights(model.config, *model.tensors);
+  auto cpu = create_cpu_backend(model.config, weights, CpuBackendOptions{0, 0});
+  auto gpu = create_cuda_backend(model.config, weights, CudaBackendOptions{});
+  auto* tools = dynamic_cast<CudaBackendTools*>(gpu.get());
+  const int64_t vocab = model.config.vocab_size;
+  const double bound = spec.dtype == DType::BF16 ? 2e-2 : 3e-2;
+  Rng rng(31);
+  std::vector<int32_t> prompt(333);
+  for (int32_t& t : prompt) t = int32_t(rng.below(vocab));
+
+  auto cpu_cache = cpu->create_kv_cache();
+  auto gpu_cache = gpu->create_kv_cache();
+  // Prefill in two chunks (the second attends the cache the first filled), every row's logits.
+  double prefill_error = 0;
+  for (auto [offset, count] : {std::pair<int64_t, int64_t>{0, 190}, {190, 143}}) {
+    std::vector<float> a(size_t(count * vocab)), b(size_t(count * vocab), NAN);
+    cpu->forward(*cpu_cache, prompt.data() + offset, count, nullptr, LogitsWanted::All, a.data(), nullptr);
+    gpu->forward(*gpu_cache, prompt.data() + offset, count, nullptr, LogitsWanted::All, b.data(), nullptr);
+    prefill_error = std::max(prefill_error, relative_l2f(a, b));
+  }
+  report.check(prefill_error < bound && gpu_cache->length() == 333, kind + ": prefill logits vs cpu (2 chunks)",
+               format("rel L2 %.2e", prefill_error));
+
+  struct Mode {
+    const char* name;
+    AttentionMode mode;
+    SelectionPolicy policy;
+  };
+  const Mode modes[] = {{"full", AttentionMode::Full, SelectionPolicy::PerQueryHead},
+                        {"tidal", AttentionMode::Tidal, SelectionPolicy::PerQueryHead},
+                        {"tidal kv-max", AttentionMode::Tidal, SelectionPolicy::PerKvHeadMax},
+                        {"quest", AttentionMode::Quest, SelectionPolicy::PerQueryHead}};
+  for (const Mode& mode : modes) {
+    const AttentionPlan plan = make_plan(model.config, mode.mode, 96, mode.policy);
+    auto c = cpu_cache->fork(333);
+    auto g = gpu_cache->fork(333);
+    double worst = 0, overlap = 1;
+    int64_t cpu_attended = 0, gpu_attended = 0;
+    for (int step = 0; step < 5; ++step) {
+      const int32_t token = int32_t(rng.below(vocab));
+      std::vector<float> a(static_cast<size_t>(vocab)), b(size_t(vocab), NAN);
+      ForwardStats sa, sb;
+      cpu->forward(*c, &token, 1, &plan, LogitsWanted::Last, a.data(), &sa);
+      gpu->forward(*g, &token, 1, &plan, LogitsWanted::Last, b.data(), &sb);
+      worst = std::max(worst, relative_l2f(a, b));
+      cpu_attended += sa.attended_positions;
+      gpu_attended += sb.attended_positions;
+      if (mode.mode == AttentionMode::Tidal) {
+        const SelectionTrace ta = cpu->last_selection_trace(), tb = gpu->last_selection_trace();
+        if (ta.selected.size() != tb.selected.size() || ta.positions != tb.positions) {
+          overlap = 0;
+          continue;
+        }
+        int64_t same = 0, total = 0;
+        for (size_t h = 0; h < ta.selected.size(); ++h) {
+          const std::set<int32_t> chosen(tb.selected[h].begin(), tb.selected[h].end());
+          for (int32_t pos : ta.selected[h]) same += chosen.count(pos);
+          total += int64_t(ta.selected[h].size());
+        }
+        overlap = std::min(overlap, total ? double(same) / double(total) : 0.0);
+      }
+    }
+    // Sparse modes pick near-tied positions differently when bf16 rounding moves a score.
+    const double mode_bound = mode.mode == AttentionMode::Full ? bound : 2.5 * bound;
+    report.check(worst < mode_bound, kind + ": decode logits vs cpu, " + mode.name, format("rel L2 %.2e", worst));
+    if (mode.mode == AttentionMode::Tidal)
+      report.check(overlap >= 0.85, kind + ": tidal selection overlaps the cpu's, " + mode.name,
+                   format("%.3f", overlap));
+    if (mode.mode != AttentionMode::Quest)
+      report.check(cpu_attended == gpu_attended, kind + ": attended positions equal the cpu's, " + mode.name,
+                   std::to_string(gpu_attended) + " vs " + std::to_string(cpu_attended));
+  }
+
+  // Graph replay against plain launches, bit for bit; fork and trim keep the cache usable.
+  {
+    const AttentionPlan plan = make_plan(model.config, AttentionMode::Tidal, 64, SelectionPolicy::PerQueryHead);
+    auto g1 = gpu_cache->fork(333);
+    auto g2 = gpu_cache->fork(300);
+    g2->trim(290);
+    std::vector<float> plain, graphed;
+    const int64_t replays_before = tools->graph_replays();
+    for (int pass = 0; pass < 2; ++pass) {
+      tools->set_graphs(pass == 1);
+      auto g = gpu_cache->fork(333);
+      std::vector<float> all;
+      for (int step = 0; step < 4; ++step) {
+        const int32_t token = int32_t(7 + step);
+        std::vector<float> b(size_t(vocab), NAN);
+        gpu->forward(*g, &token, 1, &plan, LogitsWanted::Last, b.data(), nullptr);
+        all.insert(all.end(), b.begin(), b.end());
+      }
+      (pass == 0 ? plain : graphed) = all;
+    }
+    tools->set_graphs(true);
+    bool equal = plain.size() == graphed.size();
+    for (size_t i = 0; equal && i < plain.size(); ++i) equal = plain[i] == graphed[i];
+    report.check(equal && tools->graph_replays() > replays_before, kind + ": graph replay equals plain launches",
+                 std::to_string(tools->graph_replays() - replays_before) + " replays");
+    // The trimmed fork continues like a cache prefilled to 290 positions.
+    auto c2 = cpu_cache->fork(290);
+    std::vector<float> a(static_cast<size_t>(vocab)), b(size_t(vocab), NAN);
+    const int32_t token = 5;
+    const AttentionPlan quest = make_plan(model.config, AttentionMode::Quest, 64, SelectionPolicy::PerQueryHead);
+    cpu->forward(*c2, &token, 1, &quest, LogitsWanted::Last, a.data(), nullptr);
+    gpu->forward(*g2, &token, 1, &quest, LogitsWanted::Last, b.data(), nullptr);
+    const double error = relative_l2f(a, b);
+    report.check(error < 2.5 * bound && g2->length() == 291, kind + ": fork + trim inside a page, quest step",
+                 format("rel L2 %.2e", error));
+  }
+}
+
+// The engine with EngineOptions::backend "cuda" and "auto" against the default cpu engine.
+void test_engine_backend(Report& report) {
+  const SyntheticModelSpec spec = gpu_model_spec("llama3");
+  SyntheticModel model = make_synthetic_model(spec);
+  EngineOptions cpu_options, cuda_options, auto_options;
+  cuda_options.backend = "cuda";
+  auto_options.backend = "auto";
+  auto cpu = Engine::from_tensors(model.config, model.tensors, cpu_options);
+  auto gpu = Engine::from_tensors(model.config, model.tensors, cuda_options);
+  auto chosen = Engine::from_tensors(model.config, model.tensors, auto_options);
+  report.check(gpu->model_info().backend == "cuda" && chosen->model_info().backend == "cuda" &&
+                   cpu->model_info().backend == "cpu",
+               "engine: backend cuda and auto run on the GPU, cpu stays the default");
+  Rng rng(41);
+  std::vector<int32_t> prompt(600);  // several prefill chunks of 256
+  for (int32_t& t : prompt) t = int32_t(rng.below(model.config.vocab_size));
+  const SequenceId a = cpu->create_sequence(), b = gpu->create_sequence();
+  std::vector<float> la = cpu->prefill(a, prompt), lb = gpu->prefill(b, prompt);
+  AttentionOptions tidal;
+  tidal.mode = AttentionMode::Tidal;
+  tidal.token_budget = 128;
+  double worst = relative_l2f(la, lb);
+  for (int step = 0; step < 4; ++step) {
+    la = cpu->decode(a, 3 + step, tidal);
+    lb = gpu->decode(b, 3 + step, tidal);
+    worst = std::max(worst, relative_l2f(la, lb));
+  }
+  report.check(worst < 5e-2, "engine: cuda prefill (3 chunks) + tidal decode logits vs cpu", format("rel L2 %.2e", worst));
+}
+
+}  // namespace
+
+void test_model(Report& report) {
+  report.run("prefill attention", [&] { test_prefill_attention(report); });
+  report.run("elementwise kernels", [&] { test_elementwise(report); });
+  const std::string reason = cuda_backend_unavailable_reason();
+  if (!reason.empty()) {
+    report.check(false, "cuda backend", reason);
+    return;
+  }
+  report.run("engine backend", [&] { test_engine_backend(report); });
+  for (const char* kind : {"llama3", "llama2-mha", "qwen2", "qwen3", "llama-f32"})
+    report.run(std::string("cuda backend ") + kind, [&] { test_backend_against_cpu(report, kind); });
+}
+
+}  // namespace tidal::gpu_test

@@ -1,0 +1,883 @@
+#include "cuda/cuda_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cuda/attention_kernels.h"
+#include "cuda/cublas_loader.h"
+#include "cuda/cuda_error.h"
+#include "cuda/model_kernels.h"
+#include "cuda/quest_kernels.h"
+#include "cuda/selection_kernels.h"
+#include "model/half.h"
+#include "tidal/error.h"
+
+namespace tidal {
+
+namespace {
+
+using cuda::throw_if_failed;
+
+std::string gib(size_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f GiB", static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0));
+  return text;
+}
+
+// cudaMalloc that throws OutOfMemoryError saying what was asked and what is free.
+void* device_alloc(size_t bytes, const char* what) {
+  void* pointer = nullptr;
+  const cudaError_t error = cudaMalloc(&pointer, std::max<size_t>(bytes, 16));
+  if (error == cudaSuccess) return pointer;
+  cudaGetLastError();
+  size_t free_bytes = 0, total_bytes = 0;
+  cudaMemGetInfo(&free_bytes, &total_bytes);
+  if (error == cudaErrorMemoryAllocation)
+    throw OutOfMemoryError(std::string("GPU out of memory: ") + what + " needs " + gib(bytes) + ", " +
+                           gib(free_bytes) + " of " + gib(total_bytes) +
+                           " free; use a smaller model or context, or the cpu backend");
+  throw cuda::CudaError(std::string("cudaMalloc for ") + what, error);
+}
+
+// An owned device allocation.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  DeviceBuffer(size_t bytes, const char* what) : data_(device_alloc(bytes, what)), bytes_(bytes) {}
+  DeviceBuffer(DeviceBuffer&& other) noexcept { *this = std::move(other); }
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
+    std::swap(data_, other.data_);
+    std::swap(bytes_, other.bytes_);
+    return *this;
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer() {
+    if (data_) cudaFree(data_);
+  }
+  template <class T = void>
+  T* get() const {
+    return static_cast<T*>(data_);
+  }
+  size_t bytes() const { return bytes_; }
+  // Grows (contents lost) to at least `bytes`; new memory is poisoned (0xFF: NaN floats).
+  void ensure(size_t bytes, const char* what) {
+    if (bytes <= bytes_) return;
+    DeviceBuffer bigger(bytes, what);
+    throw_if_failed(cudaMemset(bigger.data_, 0xFF, bytes), "poisoning a scratch buffer");
+    *this = std::move(bigger);
+  }
+
+ private:
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+std::vector<float> inverse_frequencies(const ModelConfig& config) {
+  // The formula of cpu/rope.cpp (double precision, llama3 frequency bands).
+  const int64_t half = config.head_dim / 2;
+  std::vector<float> out(static_cast<size_t>(half));
+  const bool llama3 = config.rope_scaling.type == "llama3";
+  const double factor = config.rope_scaling.factor, low = config.rope_scaling.low_freq_factor;
+  const double high = config.rope_scaling.high_freq_factor;
+  const double original = static_cast<double>(config.rope_scaling.original_max_position_embeddings);
+  for (int64_t i = 0; i < half; ++i) {
+    double inv = std::pow(config.rope_theta, -static_cast<double>(2 * i) / static_cast<double>(config.head_dim));
+    if (llama3) {
+      const double wavelength = 6.283185307179586476925286766559 / inv;
+      if (wavelength > original / low) {
+        inv = inv / factor;
+      } else if (wavelength >= original / high) {
+        const double smooth = (original / wavelength - low) / (high - low);
+        inv = (1.0 - smooth) * inv / factor + smooth * inv;
+      }
+    }
+    out[static_cast<size_t>(i)] = static_cast<float>(inv);
+  }
+  return out;
+}
+
+// KV memory of every cache of one backend.
+struct KvAccount {
+  size_t in_use = 0, peak = 0, cap = 0;
+  cudaStream_t stream = nullptr;
+  void add(size_t bytes) {
+    in_use += bytes;
+    peak = std::max(peak, in_use);
+  }
+};
+
+struct KvShape {
+  int64_t layers = 0, kv_heads = 0, head_dim = 0;
+  size_t bytes_for(int64_t capacity) const {
+    const size_t rows = static_cast<size_t>(layers * kv_heads);
+    const size_t kv = rows * static_cast<size_t>(capacity * head_dim) * 2 * 2;
+    const size_t pages = rows * static_cast<size_t>(capacity / cuda::kQuestPageTokens * head_dim) * 2 * 2;
+    return kv + pages;
+  }
+};
+
+// One sequence's cache: K and V [layer][kv_head][capacity][head_dim] bf16, Quest key min/max
+// [layer][kv_head][capacity / 16][head_dim] bf16. Capacity grows by doubling (copying the
+// valid positions); fork copies.
+class CudaKvCache final : public KvCache {
+ public:
+  CudaKvCache(std::shared_ptr<KvAccount> account, KvShape shape) : account_(std::move(account)), shape_(shape) {}
+  ~CudaKvCache() override { account_->in_use -= shape_.bytes_for(capacity_); }
+
+  int64_t length() const override { return length_; }
+  void trim(int64_t length) override {
+    if (length < 0 || length > length_) throw RequestError("KV cache trim beyond its length");
+    length_ = length;
+    refresh_partial_page();
+  }
+  std::unique_ptr<KvCache> fork(int64_t length) const override {
+    if (length < 0 || length > length_) throw RequestError("KV cache fork beyond its length");
+    auto copy = std::make_unique<CudaKvCache>(account_, shape_);
+    copy->reserve(length);
+    copy_positions(*this, *copy, length);
+    copy->length_ = length;
+    copy->refresh_partial_page();
+    return copy;
+  }
+  size_t bytes_referenced() const override { return shape_.bytes_for(capacity_); }
+
+  void reserve(int64_t positions) {
+    if (positions <= capacity_) return;
+    // Grows by a quarter at least (a 100K-token cache of a 7B MHA model is 52 GB: doubling
+    // would ask for twice that).
+    int64_t capacity = std::max<int64_t>({positions, capacity_ + capacity_ / 4, 256});
+    capacity = (capacity + 255) / 256 * 256;
+    const size_t bytes = shape_.bytes_for(capacity);
+    const size_t old_bytes = shape_.bytes_for(capacity_);
+    if (account_->cap && account_->in_use - old_bytes + bytes > account_->cap)
+      throw OutOfMemoryError("the KV cache needs " + gib(account_->in_use - old_bytes + bytes) + " for " +
+                             std::to_string(positions) + " positions, over the max_kv_bytes cap of " +
+                             gib(account_->cap) + "; raise the cap or use a shorter context");
+    CudaKvCache grown(account_, shape_);
+    grown.allocate(capacity);
+    copy_positions(*this, grown, length_);
+    std::swap(keys_, grown.keys_);
+    std::swap(values_, grown.values_);
+    std::swap(key_min_, grown.key_min_);
+    std::swap(key_max_, grown.key_max_);
+    std::swap(capacity_, grown.capacity_);
+  }
+  void commit(int64_t length) { length_ = length; }
+
+  int64_t capacity() const { return capacity_; }
+  uint16_t* keys(int64_t layer) const { return keys_.get<uint16_t>() + layer * layer_elements(); }
+  uint16_t* values(int64_t layer) const { return values_.get<uint16_t>() + layer * layer_elements(); }
+  cuda::KvLayerView view(int64_t layer) const {
+    cuda::KvLayerView v;
+    v.keys = keys(layer);
+    v.values = values(layer);
+    v.key_head_stride = v.value_head_stride = capacity_ * shape_.head_dim;
+    v.key_row_stride = v.value_row_stride = shape_.head_dim;
+    v.num_kv_heads = static_cast<int>(shape_.kv_heads);
+    v.head_dim = static_cast<int>(shape_.head_dim);
+    return v;
+  }
+  cuda::QuestPageTable pages(int64_t layer) const {
+    cuda::QuestPageTable t;
+    const int64_t page_elements = shape_.kv_heads * page_capacity() * shape_.head_dim;
+    t.key_min = key_min_.get<uint16_t>() + layer * page_elements;
+    t.key_max = key_max_.get<uint16_t>() + layer * page_elements;
+    t.head_stride = page_capacity() * shape_.head_dim;
+    t.max_pages = page_capacity();
+    return t;
+  }
+  void update_pages(int64_t first, int64_t end) const {
+    if (end <= first) return;
+    for (int64_t layer = 0; layer < shape_.layers; ++layer)
+      cuda::update_quest_pages(view(layer), pages(layer), first, end, account_->stream);
+  }
+
+ private:
+  int64_t layer_elements() const { return shape_.kv_heads * capacity_ * shape_.head_dim; }
+  int64_t page_capacity() const { return capacity_ / cuda::kQuestPageTokens; }
+
+  void allocate(int64_t capacity) {
+    const size_t kv_bytes = static_cast<size_t>(shape_.layers * shape_.kv_heads * capacity * shape_.head_dim) * 2;
+    const size_t page_bytes = kv_bytes / cuda::kQuestPageTokens;
+    keys_ = DeviceBuffer(kv_bytes, "the KV cache (keys)");
+    values_ = DeviceBuffer(kv_bytes, "the KV cache (values)");
+    key_min_ = DeviceBuffer(page_bytes, "Quest page metadata");
+    key_max_ = DeviceBuffer(page_bytes, "Quest page metadata");
+    capacity_ = capacity;
+    account_->add(shape_.bytes_for(capacity));
+  }
+
+  static void copy_positions(const CudaKvCache& from, CudaKvCache& to, int64_t length) {
+    if (length <= 0) return;
+    const int64_t rows = from.shape_.layers * from.shape_.kv_heads, d = from.shape_.head_dim;
+    const cudaStream_t stream = from.account_->stream;
+    for (const auto& [source, target] : {std::pair{&from.keys_, &to.keys_}, std::pair{&from.values_, &to.values_}})
+      throw_if_failed(cudaMemcpy2DAsync(target->get(), to.capacity_ * d * 2, source->get(), from.capacity_ * d * 2,
+                                        length * d * 2, rows, cudaMemcpyDeviceToDevice, stream),
+                      "copying the KV cache");
+    const int64_t pages = (length + cuda::kQuestPageTokens - 1) / cuda::kQuestPageTokens;
+    for (const auto& [source, target] :
+         {std::pair{&from.key_min_, &to.key_min_}, std::pair{&from.key_max_, &to.key_max_}})
+      throw_if_failed(cudaMemcpy2DAsync(target->get(), to.page_capacity() * d * 2, source->get(),
+                                        from.page_capacity() * d * 2, pages * d * 2, rows, cudaMemcpyDeviceToDevice,
+                                        stream),
+                      "copying Quest page metadata");
+  }
+
+  // After a cut inside a page, that page's bounds are recomputed from the positions kept.
+  void refresh_partial_page() const {
+    const int64_t first = length_ / cuda::kQuestPageTokens * cuda::kQuestPageTokens;
+    update_pages(first, length_);
+  }
+
+  std::shared_ptr<KvAccount> account_;
+  KvShape shape_;
+  DeviceBuffer keys_, values_, key_min_, key_max_;
+  int64_t capacity_ = 0;
+  int64_t length_ = 0;
+};
+
+struct DeviceLayer {
+  DeviceBuffer qkv, o, gate_up, down;                  // bf16 matrices
+  DeviceBuffer input_norm, post_norm;                  // fp32 [hidden]
+  DeviceBuffer qkv_bias, o_bias, q_norm, k_norm;       // fp32, may be empty
+};
+
+// Copies a matrix to the device as bf16, starting at row `row_offset` of `target`.
+void upload_matrix(const cpu::MatrixView& m, uint16_t* target, cudaStream_t stream) {
+  const size_t count = static_cast<size_t>(m.rows * m.cols);
+  std::vector<uint16_t> staging;
+  const void* source = m.data;
+  if (m.dtype != DType::BF16) {
+    staging.resize(count);
+    if (m.dtype == DType::F32) {
+      const float* f = static_cast<const float*>(m.data);
+      for (size_t i = 0; i < count; ++i) {
+        float v;
+        std::memcpy(&v, f + i, sizeof v);
+        staging[i] = f32_to_bf16(v);
+      }
+    } else {
+      const uint16_t* h = static_cast<const uint16_t*>(m.data);
+      for (size_t i = 0; i < count; ++i) {
+        uint16_t v;
+        std::memcpy(&v, h + i, sizeof v);
+        staging[i] = f32_to_bf16(f16_to_f32(v));
+      }
+    }
+    source = staging.data();
+  }
+  throw_if_failed(cudaMemcpyAsync(target, source, count * 2, cudaMemcpyHostToDevice, stream), "uploading weights");
+  throw_if_failed(cudaStreamSynchronize(stream), "uploading weights");
+}
+
+DeviceBuffer upload_floats(const std::vector<float>& values, const char* what) {
+  if (values.empty()) return {};
+  DeviceBuffer buffer(values.size() * sizeof(float), what);
+  throw_if_failed(cudaMemcpy(buffer.get(), values.data(), values.size() * sizeof(float), cudaMemcpyHostToDevice),
+                  what);
+  return buffer;
+}
+
+class CudaBackend final : public Backend, public CudaBackendTools {
+ public:
+  CudaBackend(const ModelConfig& config, const CudaBackendOptions& options) : config_(config), options_(options) {
+    const std::string reason = cuda_backend_unavailable_reason(options.device);
+    if (!reason.empty()) throw RequestError("the cuda backend cannot run: " + reason);
+    if (config.head_dim != 64 && config.head_dim != 128)
+      throw RequestError("the cuda backend supports head_dim 64 and 128; this model has " +
+                         std::to_string(config.head_dim) + " (use the cpu backend)");
+    if (config.num_heads % config.num_kv_heads != 0 || config.num_heads / config.num_kv_heads > 8)
+      throw RequestError("the cuda backend supports up to 8 query heads per KV head");
+    throw_if_failed(cudaSetDevice(options.device), "selecting the CUDA device");
+    throw_if_failed(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "creating a CUDA stream");
+    try {
+      blas_ = std::make_unique<cuda::Blas>(stream_);
+    } catch (const std::runtime_error& e) {
+      throw RequestError(std::string("the cuda backend cannot run: ") + e.what());
+    }
+    const char* graphs = std::getenv("TIDAL_CUDA_GRAPHS");
+    graphs_ = options.graphs && !(graphs && std::string(graphs) == "0");
+    account_ = std::make_shared<KvAccount>();
+    account_->cap = options.max_kv_bytes;
+    account_->stream = stream_;
+    inv_freq_ = upload_floats(inverse_frequencies(config), "RoPE frequencies");
+    workspace_ = DeviceBuffer(cuda::decode_attention_workspace_bytes(static_cast<int>(config.num_heads),
+                                                                     static_cast<int>(config.head_dim)),
+                              "attention workspace");
+    layers_.resize(static_cast<size_t>(config.num_layers));
+  }
+
+  ~CudaBackend() override {
+    if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
+    layers_.clear();
+    blas_.reset();
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  void upload(const ModelWeights& weights) {
+    const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size;
+    const int64_t q = q_size(), kv = kv_size();
+    embed_ = DeviceBuffer(static_cast<size_t>(config_.vocab_size * hidden) * 2, "the embedding matrix");
+    upload_matrix(weights.embed_tokens, embed_.get<uint16_t>(), stream_);
+    if (weights.lm_head.data != weights.embed_tokens.data) {
+      lm_head_ = DeviceBuffer(static_cast<size_t>(config_.vocab_size * hidden) * 2, "the output matrix");
+      upload_matrix(weights.lm_head, lm_head_.get<uint16_t>(), stream_);
+    }
+    final_norm_ = upload_floats(weights.final_norm, "the final norm");
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      const LayerWeights& w = weights.layers[l];
+      DeviceLayer& d = layers_[l];
+      allocate_layer(d);
+      uint16_t* qkv = d.qkv.get<uint16_t>();
+      upload_matrix(w.q_proj, qkv, stream_);
+      upload_matrix(w.k_proj, qkv + q * hidden, stream_);
+      upload_matrix(w.v_proj, qkv + (q + kv) * hidden, stream_);
+      upload_matrix(w.o_proj, d.o.get<uint16_t>(), stream_);
+      upload_matrix(w.gate_proj, d.gate_up.get<uint16_t>(), stream_);
+      upload_matrix(w.up_proj, d.gate_up.get<uint16_t>() + inner * hidden, stream_);
+      upload_matrix(w.down_proj, d.down.get<uint16_t>(), stream_);
+      d.input_norm = upload_floats(w.input_norm, "a norm");
+      d.post_norm = upload_floats(w.post_attention_norm, "a norm");
+      if (!w.q_bias.empty()) {
+        std::vector<float> bias(w.q_bias);
+        bias.insert(bias.end(), w.k_bias.begin(), w.k_bias.end());
+        bias.insert(bias.end(), w.v_bias.begin(), w.v_bias.end());
+        d.qkv_bias = upload_floats(bias, "a bias");
+      }
+      d.o_bias = upload_floats(w.o_bias, "a bias");
+      d.q_norm = upload_floats(w.q_norm, "a norm");
+      d.k_norm = upload_floats(w.k_norm, "a norm");
+    }
+  }
+
+  void randomize(uint64_t seed) {
+    const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size;
+    auto fill = [&](DeviceBuffer& b, float center, float half) {
+      throw_if_failed(cuda::launch_fill_uniform_bf16(b.get<uint16_t>(), b.bytes() / 2, center, half, seed++, stream_),
+                      "filling random weights");
+    };
+    auto fill_f32 = [&](DeviceBuffer& b, float center, float half) {
+      throw_if_failed(cuda::launch_fill_uniform_f32(b.get<float>(), b.bytes() / 4, center, half, seed++, stream_),
+                      "filling random weights");
+    };
+    auto fan_in = [](int64_t cols) { return static_cast<float>(std::sqrt(3.0 / static_cast<double>(cols))); };
+    embed_ = DeviceBuffer(static_cast<size_t>(config_.vocab_size * hidden) * 2, "the embedding matrix");
+    fill(embed_, 0.0f, 1.0f);
+    if (!config_.tie_word_embeddings) {
+      lm_head_ = DeviceBuffer(static_cast<size_t>(config_.vocab_size * hidden) * 2, "the output matrix");
+      fill(lm_head_, 0.0f, fan_in(hidden));
+    }
+    final_norm_ = DeviceBuffer(static_cast<size_t>(hidden) * 4, "the final norm");
+    fill_f32(final_norm_, 1.0f, 0.1f);
+    for (DeviceLayer& d : layers_) {
+      allocate_layer(d);
+      fill(d.qkv, 0.0f, fan_in(hidden));
+      fill(d.o, 0.0f, fan_in(q_size()));
+      fill(d.gate_up, 0.0f, fan_in(hidden));
+      fill(d.down, 0.0f, fan_in(inner));
+      d.input_norm = DeviceBuffer(static_cast<size_t>(hidden) * 4, "a norm");
+      d.post_norm = DeviceBuffer(static_cast<size_t>(hidden) * 4, "a norm");
+      fill_f32(d.input_norm, 1.0f, 0.1f);
+      fill_f32(d.post_norm, 1.0f, 0.1f);
+      if (config_.attention_bias) {
+        d.qkv_bias = DeviceBuffer(static_cast<size_t>(q_size() + 2 * kv_size()) * 4, "a bias");
+        fill_f32(d.qkv_bias, 0.0f, 0.02f);
+      }
+      if (config_.qk_norm) {
+        d.q_norm = DeviceBuffer(static_cast<size_t>(config_.head_dim) * 4, "a norm");
+        d.k_norm = DeviceBuffer(static_cast<size_t>(config_.head_dim) * 4, "a norm");
+        fill_f32(d.q_norm, 1.0f, 0.1f);
+        fill_f32(d.k_norm, 1.0f, 0.1f);
+      }
+    }
+    throw_if_failed(cudaStreamSynchronize(stream_), "filling random weights");
+  }
+
+  // ---- Backend ----
+  const char* name() const override { return "cuda"; }
+  int threads() const override { return 1; }
+  std::unique_ptr<KvCache> create_kv_cache() override { return std::make_unique<CudaKvCache>(account_, kv_shape()); }
+  size_t kv_bytes_in_use() const override { return account_->in_use; }
+  size_t kv_bytes_peak() const override { return account_->peak; }
+  size_t kv_bytes_per_token() const override { return kv_shape().bytes_for(256) / 256; }
+
+  SelectionTrace last_selection_trace() const override {
+    SelectionTrace trace;
+    if (traced_positions_ == 0) return trace;
+    const int64_t heads = config_.num_heads, group = heads / config_.num_kv_heads;
+    trace.positions = traced_positions_;
+    trace.scores.resize(static_cast<size_t>(heads * traced_positions_));
+    throw_if_failed(cudaMemcpy(trace.scores.data(), trace_scores_.get(), trace.scores.size() * 4,
+                               cudaMemcpyDeviceToHost),
+                    "reading the selection scores");
+    const int64_t lists = traced_shared_ ? config_.num_kv_heads : heads;
+    std::vector<int32_t> selected(static_cast<size_t>(lists * traced_stride_));
+    throw_if_failed(cudaMemcpy(selected.data(), trace_selected_.get(), selected.size() * 4, cudaMemcpyDeviceToHost),
+                    "reading the selection");
+    for (int64_t h = 0; h < heads; ++h) {
+      const int64_t list = traced_shared_ ? h / group : h;
+      trace.selected.emplace_back(selected.begin() + list * traced_stride_,
+                                  selected.begin() + list * traced_stride_ + traced_count_);
+    }
+    return trace;
+  }
+
+  void forward(KvCache& cache_base, const int32_t* tokens, int64_t count, const AttentionPlan* plan,
+               LogitsWanted wanted, float* logits, ForwardStats* stats) override {
+    if (count <= 0) return;
+    auto& cache = dynamic_cast<CudaKvCache&>(cache_base);
+    if (count > 1) plan = nullptr;
+    for (int64_t i = 0; i < count; ++i)
+      if (tokens[i] < 0 || tokens[i] >= config_.vocab_size)
+        throw RequestError("token id " + std::to_string(tokens[i]) + " is outside the vocabulary");
+    const int64_t start = cache.length();
+    cache.reserve(start + count);
+    prepare_scratch(count, start + count, plan);
+    throw_if_failed(cudaMemcpyAsync(tokens_.get(), tokens, static_cast<size_t>(count) * 4, cudaMemcpyHostToDevice,
+                                    stream_),
+                    "uploading tokens");
+    const int64_t logit_rows = wanted == LogitsWanted::All ? count : wanted == LogitsWanted::Last ? 1 : 0;
+    ForwardStats local;
+    const bool capture = graphs_ && count == 1 && plan_seen(plan);
+    if (capture) {
+      throw_if_failed(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "beginning graph capture");
+      cudaGraph_t graph = nullptr;
+      try {
+        enqueue(cache, start, count, plan, logit_rows, local);
+      } catch (...) {
+        cudaStreamEndCapture(stream_, &graph);
+        if (graph) cudaGraphDestroy(graph);
+        cudaGetLastError();
+        throw;
+      }
+      throw_if_failed(cudaStreamEndCapture(stream_, &graph), "ending graph capture");
+      replay(graph);
+      cudaGraphDestroy(graph);
+    } else {
+      enqueue(cache, start, count, plan, logit_rows, local);
+      if (count == 1) remember_plan(plan);
+    }
+    if (logit_rows > 0 && logits)
+      throw_if_failed(cudaMemcpyAsync(logits, logits_.get(), static_cast<size_t>(logit_rows * config_.vocab_size) * 4,
+                                      cudaMemcpyDeviceToHost, stream_),
+                      "reading logits");
+    throw_if_failed(cudaStreamSynchronize(stream_), "running the forward pass");
+    throw_if_failed(cudaGetLastError(), "running the forward pass");
+    cache.commit(start + count);
+    if (pending_trace_) {
+      traced_positions_ = start + count;
+      pending_trace_ = false;
+    }
+    if (stats) {
+      stats->attended_positions += local.attended_positions;
+      stats->dense_positions += local.dense_positions;
+      stats->selection_layers += local.selection_layers;
+    }
+  }
+
+  // ---- CudaBackendTools ----
+  cudaStream_t stream() const override { return stream_; }
+  size_t decode_weight_bytes() const override {
+    size_t bytes = (lm_head_.bytes() ? lm_head_.bytes() : embed_.bytes()) + final_norm_.bytes();
+    for (const DeviceLayer& d : layers_)
+      bytes += d.qkv.bytes() + d.o.bytes() + d.gate_up.bytes() + d.down.bytes() + d.input_norm.bytes() +
+               d.post_norm.bytes();
+    return bytes;
+  }
+  void set_graphs(bool enabled) override { graphs_ = enabled; }
+  int64_t graph_replays() const override { return graph_replays_; }
+
+  void fill_kv_random(KvCache& cache_base, int64_t length, uint64_t seed) override {
+    auto& cache = dynamic_cast<CudaKvCache&>(cache_base);
+    cache.reserve(length + 1024);  // room for the decode steps that follow, without a copy
+    const size_t per_layer = static_cast<size_t>(config_.num_kv_heads * cache.capacity() * config_.head_dim);
+    for (int64_t layer = 0; layer < config_.num_layers; ++layer) {
+      throw_if_failed(cuda::launch_fill_uniform_bf16(cache.keys(layer), per_layer, 0.0f, 1.0f, seed++, stream_),
+                      "filling the KV cache");
+      throw_if_failed(cuda::launch_fill_uniform_bf16(cache.values(layer), per_layer, 0.0f, 1.0f, seed++, stream_),
+                      "filling the KV cache");
+    }
+    cache.commit(length);
+    cache.update_pages(0, length);
+    throw_if_failed(cudaStreamSynchronize(stream_), "filling the KV cache");
+  }
+
+  double time_layer_attention(KvCache& cache_base, LayerAttention role, const AttentionPlan& plan,
+                              int repetitions) override {
+    auto& cache = dynamic_cast<CudaKvCache&>(cache_base);
+    const int64_t positions = cache.length();
+    prepare_scratch(1, positions, &plan);
+    throw_if_failed(cuda::launch_fill_uniform_f32(qkv_.get<float>(), static_cast<size_t>(qkv_width()), 0.0f, 1.0f, 7,
+                                                  stream_),
+                    "filling a query");
+    ForwardStats ignored;
+    // A selection first, so that Selected layers have lists to read.
+    attention_select(cache, 0, positions, plan);
+    cudaEvent_t begin, end;
+    throw_if_failed(cudaEventCreate(&begin), "creating an event");
+    throw_if_failed(cudaEventCreate(&end), "creating an event");
+    std::vector<float> times;
+    for (int r = 0; r < repetitions + 3; ++r) {
+      const int64_t layer = r % config_.num_layers;
+      throw_if_failed(cudaEventRecord(begin, stream_), "recording an event");
+      attention(cache, layer, positions - 1, 1, role, &plan, ignored);
+      throw_if_failed(cudaEventRecord(end, stream_), "recording an event");
+      throw_if_failed(cudaEventSynchronize(end), "timing attention");
+      float ms = 0;
+      cudaEventElapsedTime(&ms, begin, end);
+      if (r >= 3) times.push_back(ms * 1000.0f);
+    }
+    cudaEventDestroy(begin);
+    cudaEventDestroy(end);
+    pending_trace_ = false;
+    std::sort(times.begin(), times.end());
+    return times[times.size() / 2];
+  }
+
+  int32_t last_argmax() override {
+    throw_if_failed(cuda::launch_argmax(logits_.get<float>(), 1, config_.vocab_size, argmax_.get<int32_t>(), stream_),
+                    "launching argmax");
+    int32_t token = 0;
+    throw_if_failed(cudaMemcpyAsync(&token, argmax_.get(), 4, cudaMemcpyDeviceToHost, stream_), "reading argmax");
+    throw_if_failed(cudaStreamSynchronize(stream_), "reading argmax");
+    return token;
+  }
+
+ private:
+  int64_t q_size() const { return config_.num_heads * config_.head_dim; }
+  int64_t kv_size() const { return config_.num_kv_heads * config_.head_dim; }
+  int64_t qkv_width() const { return q_size() + 2 * kv_size(); }
+  int group() const { return static_cast<int>(config_.num_heads / config_.num_kv_heads); }
+  KvShape kv_shape() const { return {config_.num_layers, config_.num_kv_heads, config_.head_dim}; }
+  const uint16_t* lm_head() const { return lm_head_.bytes() ? lm_head_.get<uint16_t>() : embed_.get<uint16_t>(); }
+
+  void allocate_layer(DeviceLayer& d) {
+    const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size;
+    d.qkv = DeviceBuffer(static_cast<size_t>(qkv_width() * hidden) * 2, "the q|k|v matrices");
+    d.o = DeviceBuffer(static_cast<size_t>(hidden * q_size()) * 2, "o_proj");
+    d.gate_up = DeviceBuffer(static_cast<size_t>(2 * inner * hidden) * 2, "the gate|up matrices");
+    d.down = DeviceBuffer(static_cast<size_t>(hidden * inner) * 2, "down_proj");
+  }
+
+  void prepare_scratch(int64_t count, int64_t positions, const AttentionPlan* plan) {
+    const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size, heads = config_.num_heads;
+    const size_t t = static_cast<size_t>(count);
+    tokens_.ensure(t * 4, "token ids");
+    hidden_.ensure(t * hidden * 4, "activations");
+    normed_.ensure(t * std::max(hidden, inner) * 2, "activations");
+    qkv_.ensure(t * qkv_width() * 4, "activations");
+    q_bf16_.ensure(t * q_size() * 2, "activations");
+    attention_out_.ensure(t * q_size() * 2, "activations");
+    gate_up_.ensure(t * 2 * inner * 4, "activations");
+    logits_.ensure(t * config_.vocab_size * 4, "logits");
+    argmax_.ensure(16, "argmax");
+    if (plan) {
+      const int64_t budget = std::max<int64_t>(plan->token_budget, 1);
+      scores_.ensure(static_cast<size_t>(heads * positions) * 4, "selection scores");
+      trace_scores_.ensure(static_cast<size_t>(heads * positions) * 4, "selection scores");
+      selected_.ensure(static_cast<size_t>(heads * budget) * 4, "selected positions");
+      trace_selected_.ensure(static_cast<size_t>(heads * budget) * 4, "selected positions");
+      const int64_t pages = (positions + cuda::kQuestPageTokens - 1) / cuda::kQuestPageTokens;
+      bounds_.ensure(static_cast<size_t>(heads * pages) * 4, "Quest page bounds");
+      const int64_t page_budget = std::max<int64_t>(1, budget / cuda::kQuestPageTokens);
+      pages_.ensure(static_cast<size_t>(heads * page_budget) * 4, "Quest pages");
+      quest_positions_.ensure(static_cast<size_t>(heads * page_budget * cuda::kQuestPageTokens) * 4,
+                              "Quest positions");
+    }
+  }
+
+  // Graphs are captured only for plans whose every kernel has run once uncaptured (lazy
+  // per-kernel setup then happened outside the capture).
+  int plan_key(const AttentionPlan* plan) const { return plan ? static_cast<int>(plan->mode) + 1 : 0; }
+  bool plan_seen(const AttentionPlan* plan) const { return seen_plans_ & (1 << plan_key(plan)); }
+  void remember_plan(const AttentionPlan* plan) { seen_plans_ |= 1 << plan_key(plan); }
+
+  void replay(cudaGraph_t graph) {
+    if (graph_exec_) {
+      cudaGraphExecUpdateResultInfo info{};
+      if (cudaGraphExecUpdate(graph_exec_, graph, &info) != cudaSuccess) {
+        cudaGetLastError();
+        cudaGraphExecDestroy(graph_exec_);
+        graph_exec_ = nullptr;
+      }
+    }
+    if (!graph_exec_) throw_if_failed(cudaGraphInstantiate(&graph_exec_, graph, 0), "instantiating the decode graph");
+    throw_if_failed(cudaGraphLaunch(graph_exec_, stream_), "launching the decode graph");
+    ++graph_replays_;
+  }
+
+  void enqueue(CudaKvCache& cache, int64_t start, int64_t count, const AttentionPlan* plan, int64_t logit_rows,
+               ForwardStats& stats) {
+    const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size, heads = config_.num_heads;
+    const float eps = static_cast<float>(config_.rms_norm_eps);
+    const int t = static_cast<int>(count);
+    float* x = hidden_.get<float>();
+    uint16_t* normed = normed_.get<uint16_t>();
+    float* qkv = qkv_.get<float>();
+    throw_if_failed(cuda::launch_embedding(embed_.get<uint16_t>(), tokens_.get<int32_t>(), t,
+                                           static_cast<int>(hidden), x, stream_),
+                    "launching the embedding");
+    has_selection_ = false;
+    for (int64_t l = 0; l < config_.num_layers; ++l) {
+      DeviceLayer& d = layers_[static_cast<size_t>(l)];
+      throw_if_failed(cuda::launch_rms_norm(x, hidden, d.input_norm.get<float>(), t, static_cast<int>(hidden), eps,
+                                            normed, hidden, stream_),
+                      "launching rms_norm");
+      blas_->linear(d.qkv.get<uint16_t>(), qkv_width(), hidden, normed, hidden, count, qkv, qkv_width(), 0.0f);
+      if (d.qkv_bias.bytes())
+        throw_if_failed(cuda::launch_bias_add(qkv, qkv_width(), d.qkv_bias.get<float>(), t,
+                                              static_cast<int>(qkv_width()), stream_),
+                        "launching bias_add");
+      cuda::RopeLaunch rope;
+      rope.qkv = qkv;
+      rope.stride = qkv_width();
+      rope.tokens = t;
+      rope.heads = static_cast<int>(heads);
+      rope.kv_heads = static_cast<int>(config_.num_kv_heads);
+      rope.head_dim = static_cast<int>(config_.head_dim);
+      rope.inv_freq = inv_freq_.get<float>();
+      rope.start = start;
+      rope.q_norm = d.q_norm.bytes() ? d.q_norm.get<float>() : nullptr;
+      rope.k_norm = d.k_norm.bytes() ? d.k_norm.get<float>() : nullptr;
+      rope.eps = eps;
+      rope.q_bf16 = count > 1 ? q_bf16_.get<uint16_t>() : nullptr;
+      throw_if_failed(cuda::launch_rope(rope, stream_), "launching rope");
+      throw_if_failed(cuda::launch_kv_append(qkv, qkv_width(), t, rope.heads, rope.kv_heads, rope.head_dim,
+                                             cache.keys(l), cache.values(l), cache.capacity() * config_.head_dim,
+                                             start, stream_),
+                      "launching kv_append");
+      const cuda::KvLayerView view = cache.view(l);
+      cuda::update_quest_pages(view, cache.pages(l), start, start + count, stream_);
+
+      const LayerAttention role = plan ? plan->layers[static_cast<size_t>(l)] : LayerAttention::Dense;
+      attention(cache, l, start, count, role, plan, stats);
+
+      blas_->linear(d.o.get<uint16_t>(), hidden, q_size(), attention_out_.get<uint16_t>(), q_size(), count, x, hidden,
+                    1.0f);
+      if (d.o_bias.bytes())
+        throw_if_failed(cuda::launch_bias_add(x, hidden, d.o_bias.get<float>(), t, static_cast<int>(hidden), stream_),
+                        "launching bias_add");
+      throw_if_failed(cuda::launch_rms_norm(x, hidden, d.post_norm.get<float>(), t, static_cast<int>(hidden), eps,
+                                            normed, hidden, stream_),
+                      "launching rms_norm");
+      blas_->linear(d.gate_up.get<uint16_t>(), 2 * inner, hidden, normed, hidden, count, gate_up_.get<float>(),
+                    2 * inner, 0.0f);
+      throw_if_failed(cuda::launch_swiglu(gate_up_.get<float>(), t, static_cast<int>(inner), normed, stream_),
+                      "launching swiglu");
+      blas_->linear(d.down.get<uint16_t>(), hidden, inner, normed, inner, count, x, hidden, 1.0f);
+    }
+    if (logit_rows > 0) {
+      const int64_t first = count - logit_rows;
+      throw_if_failed(cuda::launch_rms_norm(x + first * hidden, hidden, final_norm_.get<float>(),
+                                            static_cast<int>(logit_rows), static_cast<int>(hidden), eps, normed,
+                                            hidden, stream_),
+                      "launching rms_norm");
+      blas_->linear(lm_head(), config_.vocab_size, hidden, normed, hidden, logit_rows, logits_.get<float>(),
+                    config_.vocab_size, 0.0f);
+    }
+  }
+
+  // One layer's attention for tokens [start, start + count) (the K/V already appended).
+  void attention(CudaKvCache& cache, int64_t layer, int64_t start, int64_t count, LayerAttention role,
+                 const AttentionPlan* plan, ForwardStats& stats) {
+    const int64_t heads = config_.num_heads, positions = start + count;
+    const int64_t dense_reads = heads * (count * start + count * (count + 1) / 2);
+    stats.dense_positions += dense_reads;
+    if (count > 1) {
+      cuda::PrefillAttentionLaunch p;
+      p.q = q_bf16_.get<uint16_t>();
+      p.keys = cache.keys(layer);
+      p.values = cache.values(layer);
+      p.head_stride = cache.capacity() * config_.head_dim;
+      p.tokens = static_cast<int>(count);
+      p.heads = static_cast<int>(heads);
+      p.kv_heads = static_cast<int>(config_.num_kv_heads);
+      p.head_dim = static_cast<int>(config_.head_dim);
+      p.start = start;
+      p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(config_.head_dim)));
+      p.out = attention_out_.get<uint16_t>();
+      throw_if_failed(cuda::launch_prefill_attention(p, stream_), "launching prefill attention");
+      stats.attended_positions += dense_reads;
+      return;
+    }
+    if (role == LayerAttention::DenseAndSelect) {
+      attention_select(cache, layer, positions, *plan);
+      stats.attended_positions += dense_reads;
+      ++stats.selection_layers;
+      return;
+    }
+    if (role == LayerAttention::Selected && has_selection_) {
+      cuda::PositionLists lists;
+      lists.positions = selected_.get<int32_t>();
+      lists.stride = selected_stride_;
+      lists.count = selected_count_;
+      lists.sharing = selected_shared_ ? cuda::PositionSharing::PerKvHead : cuda::PositionSharing::PerQueryHead;
+      decode(cache, layer, positions, &lists, nullptr);
+      stats.attended_positions += heads * selected_count_;
+      return;
+    }
+    if (role == LayerAttention::QuestPages) {
+      attention_quest(cache, layer, positions, *plan);
+      stats.attended_positions += heads * cuda::quest_position_count(positions, page_budget(*plan));
+      ++stats.selection_layers;
+      return;
+    }
+    decode(cache, layer, positions, nullptr, nullptr);
+    stats.attended_positions += dense_reads;
+  }
+
+  static int64_t page_budget(const AttentionPlan& plan) {
+    return std::max<int64_t>(1, plan.token_budget / cuda::kQuestPageTokens);
+  }
+
+  void decode(CudaKvCache& cache, int64_t layer, int64_t positions, const cuda::PositionLists* lists,
+              float* scores) {
+    cuda::DecodeAttentionArgs a;
+    a.query = qkv_.get<float>();
+    a.query_type = cuda::ElementType::F32;
+    a.num_heads = static_cast<int>(config_.num_heads);
+    a.kv = cache.view(layer);
+    a.seq_len = positions;
+    a.sparse = lists;
+    a.scores = scores;
+    a.score_stride = positions;
+    a.out = attention_out_.get();
+    a.out_type = cuda::ElementType::BF16;
+    a.workspace = workspace_.get();
+    a.workspace_bytes = workspace_.bytes();
+    cuda::decode_attention(a, stream_);
+  }
+
+  void attention_select(CudaKvCache& cache, int64_t layer, int64_t positions, const AttentionPlan& plan) {
+    const int64_t heads = config_.num_heads;
+    decode(cache, layer, positions, nullptr, scores_.get<float>());
+    cuda::TopKArgs k;
+    k.scores = scores_.get<float>();
+    k.score_stride = positions;
+    selected_shared_ = plan.selection_policy != SelectionPolicy::PerQueryHead;
+    k.rows = static_cast<int>(selected_shared_ ? config_.num_kv_heads : heads);
+    k.group = selected_shared_ ? group() : 1;
+    k.reduce = plan.selection_policy == SelectionPolicy::PerKvHeadMax   ? cuda::ScoreReduce::Max
+               : plan.selection_policy == SelectionPolicy::PerKvHeadSum ? cuda::ScoreReduce::Sum
+                                                                        : cuda::ScoreReduce::None;
+    k.candidates = positions - 1;
+    k.k = std::max<int64_t>(plan.token_budget, 1) - 1;
+    k.out = selected_.get<int32_t>();
+    k.out_stride = std::max<int64_t>(plan.token_budget, 1);
+    k.append_position = positions - 1;
+    cuda::select_top_k(k, stream_);
+    selected_stride_ = k.out_stride;
+    selected_count_ = cuda::top_k_output_count(k);
+    has_selection_ = true;
+    // The trace keeps this selection (the last one of the step wins).
+    throw_if_failed(cudaMemcpyAsync(trace_scores_.get(), scores_.get(), static_cast<size_t>(heads * positions) * 4,
+                                    cudaMemcpyDeviceToDevice, stream_),
+                    "keeping the selection trace");
+    throw_if_failed(cudaMemcpyAsync(trace_selected_.get(), selected_.get(),
+                                    static_cast<size_t>(k.rows * selected_stride_) * 4, cudaMemcpyDeviceToDevice,
+                                    stream_),
+                    "keeping the selection trace");
+    traced_stride_ = selected_stride_;
+    traced_count_ = selected_count_;
+    traced_shared_ = selected_shared_;
+    pending_trace_ = true;
+  }
+
+  void attention_quest(CudaKvCache& cache, int64_t layer, int64_t positions, const AttentionPlan& plan) {
+    const int64_t heads = config_.num_heads;
+    const int64_t pages = cuda::quest_page_count(positions);
+    cuda::QuestScoreArgs s;
+    s.query = qkv_.get<float>();
+    s.query_type = cuda::ElementType::F32;
+    s.num_heads = static_cast<int>(heads);
+    s.num_kv_heads = static_cast<int>(config_.num_kv_heads);
+    s.head_dim = static_cast<int>(config_.head_dim);
+    s.pages = cache.pages(layer);
+    s.num_pages = pages;
+    s.bounds = bounds_.get<float>();
+    s.bounds_stride = pages;
+    cuda::quest_page_scores(s, stream_);
+    const int64_t budget = page_budget(plan);
+    cuda::TopKArgs k;
+    k.scores = bounds_.get<float>();
+    k.score_stride = pages;
+    k.rows = static_cast<int>(heads);
+    k.candidates = pages - 1;
+    k.k = budget - 1;
+    k.out = pages_.get<int32_t>();
+    k.out_stride = budget;
+    k.append_position = pages - 1;
+    cuda::select_top_k(k, stream_);
+    const int64_t chosen = cuda::top_k_output_count(k);
+    const int64_t position_stride = budget * cuda::kQuestPageTokens;
+    cuda::expand_pages(pages_.get<int32_t>(), static_cast<int>(heads), budget, chosen, positions,
+                       quest_positions_.get<int32_t>(), position_stride, stream_);
+    cuda::PositionLists lists;
+    lists.positions = quest_positions_.get<int32_t>();
+    lists.stride = position_stride;
+    lists.count = cuda::quest_position_count(positions, budget);
+    lists.sharing = cuda::PositionSharing::PerQueryHead;
+    decode(cache, layer, positions, &lists, nullptr);
+  }
+
+  ModelConfig config_;
+  CudaBackendOptions options_;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<cuda::Blas> blas_;
+  bool graphs_ = true;
+  cudaGraphExec_t graph_exec_ = nullptr;
+  int64_t graph_replays_ = 0;
+  int seen_plans_ = 0;
+  std::shared_ptr<KvAccount> account_;
+
+  DeviceBuffer embed_, lm_head_, final_norm_, inv_freq_, workspace_;
+  std::vector<DeviceLayer> layers_;
+  DeviceBuffer tokens_, hidden_, normed_, qkv_, q_bf16_, attention_out_, gate_up_, logits_, argmax_;
+  DeviceBuffer scores_, selected_, bounds_, pages_, quest_positions_, trace_scores_, trace_selected_;
+  bool has_selection_ = false, selected_shared_ = false;
+  int64_t selected_stride_ = 0, selected_count_ = 0;
+  bool pending_trace_ = false, traced_shared_ = false;
+  int64_t traced_positions_ = 0, traced_stride_ = 0, traced_count_ = 0;
+};
+
+}  // namespace
+
+std::string cuda_backend_unavailable_reason(int device) {
+  int count = 0;
+  const cudaError_t error = cudaGetDeviceCount(&count);
+  if (error != cudaSuccess) {
+    cudaGetLastError();
+    return std::string("no usable CUDA device (") + cudaGetErrorString(error) + ")";
+  }
+  if (count == 0) return "no CUDA device is visible";
+  if (device < 0 || device >= count) return "device " + std::to_string(device) + " does not exist";
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, device) != cudaSuccess) return "the properties of the device cannot be read";
+  if (prop.major < 9)
+    return std::string(prop.name) + " has compute capability " + std::to_string(prop.major) + "." +
+           std::to_string(prop.minor) + "; the cuda backend's kernels need 9.0 (Hopper) or newer";
+  return "";
+}
+
+std::unique_ptr<Backend> create_cuda_backend(const ModelConfig& config, const ModelWeights& weights,
+                                             const CudaBackendOptions& options) {
+  auto backend = std::make_unique<CudaBackend>(config, options);
+  backend->upload(weights);
+  return backend;
+}
+
+std::unique_ptr<Backend> create_random_cuda_backend(const ModelConfig& config, uint64_t seed,
+                                                    const CudaBackendOptions& options) {
+  auto backend = std::make_unique<CudaBackend>(config, options);
+  backend->randomize(seed);
+  return backend;
+}
+
+}  // namespace tidal

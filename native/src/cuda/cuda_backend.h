@@ -1,0 +1,66 @@
+// The CUDA backend: the forward pass of llama / mistral / qwen2 / qwen3 models on one GPU.
+// Weights are bf16 on the device (f32/f16 models are converted once on upload; q|k|v and
+// gate|up are stored as one matrix each so a layer does 4 matrix products), activations
+// fp32 with bf16 copies at the inputs of the matrix products (cuBLAS, fp32 accumulation),
+// KV cache bf16 [layer][kv_head][capacity][head_dim] with Quest page min/max beside it.
+// Prefill runs the tensor-core flash kernel (kernels/prefill_attention.cu), a decode step
+// the split-K kernels (kernels/decode_attention.cu, topk_select.cu, quest_pages.cu) and,
+// from its second occurrence on, replays as a CUDA graph (captured per step, the
+// executable graph updated in place).
+//
+// The CPU backend is the reference; GPU tests compare the two (native/gpu_tests).
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "engine/backend.h"
+#include "engine/model_weights.h"
+#include "model/model_config.h"
+
+namespace tidal {
+
+struct CudaBackendOptions {
+  int device = 0;
+  size_t max_kv_bytes = 0;  // 0 = no cap (the device memory is the limit)
+  bool graphs = true;       // replay decode steps as CUDA graphs ($TIDAL_CUDA_GRAPHS=0 turns them off)
+};
+
+// Why the CUDA backend cannot run here (no device, unsupported GPU, no cuBLAS), or empty.
+std::string cuda_backend_unavailable_reason(int device = 0);
+
+// `weights` must outlive the call only (they are copied to the device). Throws RequestError
+// for an unsupported model shape or GPU, OutOfMemoryError when the weights do not fit.
+std::unique_ptr<Backend> create_cuda_backend(const ModelConfig& config, const ModelWeights& weights,
+                                             const CudaBackendOptions& options);
+
+// A model of `config`'s shape with random bf16 weights generated on the device (benchmarks of
+// 7-8B shapes without a checkpoint): variance ~1/fan_in, norms near 1, as synthetic_model.h.
+std::unique_ptr<Backend> create_random_cuda_backend(const ModelConfig& config, uint64_t seed,
+                                                    const CudaBackendOptions& options);
+
+// What the CUDA backend offers beyond Backend, for `tidal bench` and the GPU tests
+// (dynamic_cast a Backend created above).
+class CudaBackendTools {
+ public:
+  virtual ~CudaBackendTools() = default;
+  virtual cudaStream_t stream() const = 0;
+  // Sets the cache to `length` positions of random K/V (and their Quest pages) without
+  // running the model (capacity for 1024 more positions reserved).
+  virtual void fill_kv_random(KvCache& cache, int64_t length, uint64_t seed) = 0;
+  // Bytes of the matrices one decode step reads (every layer's weights and the output head).
+  virtual size_t decode_weight_bytes() const = 0;
+  virtual void set_graphs(bool enabled) = 0;
+  virtual int64_t graph_replays() const = 0;
+  // Median time (us) of one layer's attention of a one-token step over the whole cache in
+  // the given role (the layer index rotates so the K/V read is not in L2), q random.
+  virtual double time_layer_attention(KvCache& cache, LayerAttention role, const AttentionPlan& plan,
+                                      int repetitions) = 0;
+  // Device greedy token of the last forward's last logits row.
+  virtual int32_t last_argmax() = 0;
+};
+
+}  // namespace tidal

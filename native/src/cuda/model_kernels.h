@@ -1,0 +1,76 @@
+// Launchers of the per-token model kernels of the CUDA backend (kernels/embedding.cu,
+// rms_norm.cu, rope.cu, kv_append.cu, swiglu.cu, bias_add.cu, prefill_attention.cu,
+// sampling.cu, random_fill.cu). Activations are fp32 row-major [tokens][width] unless said;
+// bf16 arrays are passed as uint16_t bits. Every launcher is asynchronous on `stream` and
+// returns the launch's error code; the arguments are checked by the caller (the backend).
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace tidal::cuda {
+
+// out[t][i] = table[tokens[t]][i] (bf16 -> fp32).
+cudaError_t launch_embedding(const uint16_t* table, const int32_t* tokens, int count, int hidden, float* out,
+                             cudaStream_t stream);
+
+// out[r] = bf16(x[r] / rms(x[r]) * weight), rms over `width` values, eps inside the root.
+cudaError_t launch_rms_norm(const float* x, int64_t x_stride, const float* weight, int rows, int width, float eps,
+                            uint16_t* out, int64_t out_stride, cudaStream_t stream);
+
+// x[r][i] += bias[i] for i < width.
+cudaError_t launch_bias_add(float* x, int64_t stride, const float* bias, int rows, int width, cudaStream_t stream);
+
+// In place over qkv [tokens][stride] (q heads, then k heads, then v heads of head_dim each):
+// optional per-head RMSNorm of q and k (Qwen3, q_norm/k_norm non-null), then RoPE (rotate-half
+// pairs (i, i + head_dim/2), angle = float(start + t) * inv_freq[i]). Also writes q as bf16
+// to q_bf16 [tokens][heads * head_dim] when non-null.
+struct RopeLaunch {
+  float* qkv = nullptr;
+  int64_t stride = 0;
+  int tokens = 0, heads = 0, kv_heads = 0, head_dim = 0;
+  const float* inv_freq = nullptr;  // [head_dim / 2]
+  int64_t start = 0;
+  const float* q_norm = nullptr;
+  const float* k_norm = nullptr;
+  float eps = 0;
+  uint16_t* q_bf16 = nullptr;
+};
+cudaError_t launch_rope(const RopeLaunch& launch, cudaStream_t stream);
+
+// keys[h * head_stride + (start + t) * head_dim + i] = bf16(k of token t, head h), values likewise.
+cudaError_t launch_kv_append(const float* qkv, int64_t stride, int tokens, int heads, int kv_heads, int head_dim,
+                             uint16_t* keys, uint16_t* values, int64_t head_stride, int64_t start,
+                             cudaStream_t stream);
+
+// out[t][i] = bf16(silu(gate_up[t][i]) * gate_up[t][inner + i]).
+cudaError_t launch_swiglu(const float* gate_up, int tokens, int inner, uint16_t* out, cudaStream_t stream);
+
+// Causal attention of `tokens` queries at positions start .. start + tokens - 1 over the
+// cache positions [0, start + tokens) (the new tokens' K/V already appended). q [tokens][heads
+// * head_dim] bf16, K/V [kv_head][head_stride] bf16 rows of head_dim, out [tokens][heads *
+// head_dim] bf16. Tensor cores (bf16 mma, fp32 accumulators), online softmax in fp32.
+struct PrefillAttentionLaunch {
+  const uint16_t* q = nullptr;
+  const uint16_t* keys = nullptr;
+  const uint16_t* values = nullptr;
+  int64_t head_stride = 0;
+  int tokens = 0, heads = 0, kv_heads = 0, head_dim = 0;
+  int64_t start = 0;
+  float scale = 0;
+  uint16_t* out = nullptr;
+};
+cudaError_t launch_prefill_attention(const PrefillAttentionLaunch& launch, cudaStream_t stream);
+
+// out[r] = the lowest index of the largest value of row r (greedy sampling on the device).
+cudaError_t launch_argmax(const float* logits, int rows, int64_t width, int32_t* out, cudaStream_t stream);
+
+// Deterministic pseudo-random fills (hash of seed and index), uniform in
+// [center - half_width, center + half_width].
+cudaError_t launch_fill_uniform_bf16(uint16_t* out, size_t count, float center, float half_width, uint64_t seed,
+                                     cudaStream_t stream);
+cudaError_t launch_fill_uniform_f32(float* out, size_t count, float center, float half_width, uint64_t seed,
+                                    cudaStream_t stream);
+
+}  // namespace tidal::cuda

@@ -60,7 +60,7 @@ function encodeEntry(key: string, entry: GgufEntry): Buffer {
 
 export function ggufImage(metadata: Record<string, GgufEntry>, tensors: GgufTensor[] = [], alignment = 32): Buffer {
   const align = (n: number) => Math.ceil(n / alignment) * alignment;
-  const head = [Buffer.from('GGUF'), u32(3), u64(tensors.length), u64(Object.keys(metadata).length)];
+  const head: Buffer[] = [Buffer.from('GGUF'), u32(3), u64(tensors.length), u64(Object.keys(metadata).length)];
   for (const [key, entry] of Object.entries(metadata)) head.push(encodeEntry(key, entry));
   let offset = 0;
   for (const t of tensors) {

@@ -8,7 +8,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 
 export class GgufFormatError extends Error {
-  readonly code = 'ERR_TIDAL_GGUF';
+  readonly code = 'ERR_TIDAL_MODEL';
 }
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[];

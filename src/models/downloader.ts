@@ -168,8 +168,9 @@ async function fetchFile(
       onBytes(bytes);
     };
     try {
+      if (existsSync(part) && statSync(part).size > file.size) rmSync(part, { force: true }); // not this file
       if (existsSync(part)) {
-        const existing = Math.min(statSync(part).size, file.size);
+        const existing = statSync(part).size;
         if (existing > 0) {
           await hashExisting(part, hashes, options.signal);
           count(existing);

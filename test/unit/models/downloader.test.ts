@@ -2,7 +2,7 @@
 // complete downloads byte for byte, resume after a dropped connection and after a cancel,
 // checksum and size mismatches that leave nothing corrupt in place, 404s, a hub that is down.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -170,4 +170,11 @@ test('a hub that is down, and bad hub settings, give errors that name the settin
 test('include picks the files to fetch', async () => {
   await downloadModel({ location: location(), destination, include: (f) => f.path.endsWith('.json') });
   assert.deepEqual(readdirSync(destination).sort(), ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json']);
+});
+
+test('a stale part file longer than the listed size is discarded, not resumed', async () => {
+  mkdirSync(stagingFolder(destination), { recursive: true });
+  writeFileSync(path.join(stagingFolder(destination), 'config.json.part'), Buffer.alloc(100_000, 1));
+  await downloadModel({ location: location(), destination });
+  assertComplete(destination);
 });

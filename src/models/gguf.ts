@@ -105,16 +105,23 @@ class FileCursor {
   u32(): number { return this.take(4).readUInt32LE(0); }
   u64(): bigint { return this.take(8).readBigUInt64LE(0); }
 
+  // A u64 count, refused above `limit` (read as two u32 halves: no BigInt on the hot path).
   count(limit: number, what: string): number {
-    const value = this.u64();
-    if (value > BigInt(limit)) this.fail(`${what} ${value} is larger than ${limit}`);
-    return Number(value);
+    this.need(8);
+    const low = this.buffer.readUInt32LE(this.at);
+    const high = this.buffer.readUInt32LE(this.at + 4);
+    this.at += 8;
+    const value = high * 2 ** 32 + low;
+    if (value > limit) this.fail(`${what} ${high > 0x1fffff ? 'beyond 2^53' : value} is larger than ${limit}`);
+    return value;
   }
 
   string(): string {
     const length = this.count(MAX_STRING_BYTES, 'string length');
-    const bytes = this.take(length);
-    return new TextDecoder('utf-8', { fatal: false }).decode(bytes);
+    this.need(length);
+    const text = this.buffer.toString('utf8', this.at, this.at + length);
+    this.at += length;
+    return text;
   }
 }
 
@@ -141,7 +148,11 @@ function readValue(cursor: FileCursor, type: number, depth: number): GgufValue {
       const elementType = cursor.u32();
       const count = cursor.count(MAX_ARRAY_ELEMENTS, 'array length');
       const out: GgufValue[] = new Array(count);
-      for (let i = 0; i < count; i++) out[i] = readValue(cursor, elementType, depth + 1);
+      if (elementType === ValueType.String) {
+        for (let i = 0; i < count; i++) out[i] = cursor.string(); // token lists: the bulk of a header
+      } else {
+        for (let i = 0; i < count; i++) out[i] = readValue(cursor, elementType, depth + 1);
+      }
       return out;
     }
     default:

@@ -202,6 +202,25 @@ export function convertGgufTokenizer(header: GgufHeader): ConvertedTokenizer {
   return { tokenizerJson, tokenizerConfig };
 }
 
+// The cheap part of the conversion, for validation before loading: the tokenizer kind, the
+// pre-tokenizer family and the arrays each kind needs are present.
+export function checkGgufTokenizer(header: GgufHeader): void {
+  const model = metadataString(header, 'tokenizer.ggml.model');
+  if (model === undefined) {
+    throw new GgufTokenizerError('The GGUF file has no tokenizer (tokenizer.ggml.model is missing). Use a GGUF file converted with its tokenizer, or the Hugging Face folder.');
+  }
+  if (model !== 'gpt2' && model !== 'llama') {
+    throw new GgufTokenizerError(`The GGUF tokenizer type '${model}' is not supported (only 'gpt2' byte-level BPE and 'llama' SentencePiece). Use the Hugging Face folder of this model.`);
+  }
+  if (!metadataArray(header, 'tokenizer.ggml.tokens')?.length) throw new GgufTokenizerError('The GGUF file has no tokenizer.ggml.tokens. Use a GGUF file converted with its tokenizer.');
+  if (model === 'gpt2') {
+    byteLevelPreTokenizer(metadataString(header, 'tokenizer.ggml.pre') ?? 'default');
+    if (!metadataArray(header, 'tokenizer.ggml.merges')) throw new GgufTokenizerError('The GGUF byte-level BPE tokenizer has no tokenizer.ggml.merges. Use a complete GGUF file or the Hugging Face folder.');
+  } else if (!metadataArray(header, 'tokenizer.ggml.scores')) {
+    throw new GgufTokenizerError('The GGUF SentencePiece tokenizer has no tokenizer.ggml.scores. Use a complete GGUF file or the Hugging Face folder.');
+  }
+}
+
 // The converted tokenizer of a .gguf file. Throws GgufFormatError or GgufTokenizerError
 // with a message the user can act on.
 export function loadGgufTokenizer(filePath: string): ConvertedTokenizer {

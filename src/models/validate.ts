@@ -5,7 +5,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } fro
 import * as path from 'node:path';
 
 import { ENGINE_GGML_TYPES, GGML_TYPES, GgufFormatError, GgufHeader, ggmlTensorBytes, metadataArray, metadataNumber, metadataString, readGgufHeader } from './gguf';
-import { convertGgufTokenizer, GgufTokenizerError } from './ggufTokenizer';
+import { checkGgufTokenizer, GgufTokenizerError } from './ggufTokenizer';
 import { estimateMemory, formatBytes, MemoryEstimate, ModelConfigError, ModelShape, parameterCount, shapeFromConfig } from './modelShape';
 
 export interface ValidationIssue {
@@ -251,7 +251,7 @@ export function validateGgufFile(file: string, options: ValidationOptions): Vali
   let shape: ModelShape;
   try {
     shape = ggufShape(header, architecture as 'llama' | 'qwen2');
-    convertGgufTokenizer(header);
+    checkGgufTokenizer(header);
   } catch (e) {
     if (e instanceof GgufTokenizerError || e instanceof GgufFormatError) return error(e.message);
     throw e;

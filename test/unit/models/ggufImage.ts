@@ -51,9 +51,9 @@ function encodeEntry(key: string, entry: GgufEntry): Buffer {
     case 'f32': parts.push(u32(6), f32(entry.value)); break;
     case 'bool': parts.push(u32(7), Buffer.from([entry.value ? 1 : 0])); break;
     case 'string': parts.push(u32(8), str(entry.value)); break;
-    case 'strings': parts.push(u32(9), u32(8), u64(entry.value.length), ...entry.value.map(str)); break;
-    case 'f32s': parts.push(u32(9), u32(6), u64(entry.value.length), ...entry.value.map(f32)); break;
-    case 'i32s': parts.push(u32(9), u32(5), u64(entry.value.length), ...entry.value.map(i32)); break;
+    case 'strings': parts.push(u32(9), u32(8), u64(entry.value.length), Buffer.concat(entry.value.map(str))); break;
+    case 'f32s': parts.push(u32(9), u32(6), u64(entry.value.length), Buffer.concat(entry.value.map(f32))); break;
+    case 'i32s': parts.push(u32(9), u32(5), u64(entry.value.length), Buffer.concat(entry.value.map(i32))); break;
   }
   return Buffer.concat(parts);
 }

@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 
 import { TextTokenizer } from '../../../src/engine/tokenizer';
 import { GgufFormatError, readGgufHeader } from '../../../src/models/gguf';
-import { GgufTokenizerError, loadGgufTokenizer } from '../../../src/models/ggufTokenizer';
+import { checkGgufTokenizer, GgufTokenizerError, loadGgufTokenizer } from '../../../src/models/ggufTokenizer';
 import { GgufEntry, ggufImage, gpt2TokenizerMetadata } from './ggufImage';
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'tidal-gguf-tok-'));
@@ -202,8 +202,13 @@ test('malformed GGUF tokenizer metadata is refused with a message that says what
     [{ ...base, 'tokenizer.ggml.tokens': { type: 'u32', value: 3 } }, /should be an array/, GgufFormatError],
   ];
   for (const [metadata, message, kind] of cases) {
-    assert.throws(() => loadGgufTokenizer(writeGguf(metadata)), (error: Error) => error instanceof kind && message.test(error.message), String(message));
+    const file = writeGguf(metadata);
+    assert.throws(() => loadGgufTokenizer(file), (error: Error) => error instanceof kind && message.test(error.message), String(message));
+    // The quick check before loading catches the same tokenizer-level problems.
+    if (kind === GgufTokenizerError) assert.throws(() => checkGgufTokenizer(readGgufHeader(file)), (error: Error) => message.test(error.message));
   }
+  checkGgufTokenizer(readGgufHeader(writeGguf(base)));
+  assert.throws(() => checkGgufTokenizer(readGgufHeader(writeGguf({ ...base, 'tokenizer.ggml.model': { type: 'string', value: 'llama' } }))), /no tokenizer\.ggml\.scores/);
 });
 
 test('broken GGUF headers are refused: magic, version, truncation, absurd counts', () => {

@@ -163,14 +163,31 @@ export function parseTreeListing(body: unknown): HubFile[] {
   return files;
 }
 
+// The next page of a paginated listing: Link: <url>; rel="next".
+export function nextPageUrl(link: string | undefined, current: URL): URL | undefined {
+  const match = link ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(link) : null;
+  if (!match) return undefined;
+  const next = new URL(match[1], current);
+  return next.origin === current.origin ? next : undefined; // pages stay on the hub
+}
+
+const MAX_PAGES = 100;
+
 export async function listRepoFiles(location: HubLocation, signal?: AbortSignal): Promise<HubFile[]> {
-  const { response } = await hubGet(treeUrl(location), { signal, headers: { accept: 'application/json' } });
-  const text = await readBody(response, 32 << 20);
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new HubError(`The hub's file list for ${location.repo} is not JSON; is tidal.models.hubUrl a Hugging Face-compatible hub?`);
+  const files: HubFile[] = [];
+  let url: URL | undefined = treeUrl(location);
+  for (let page = 0; url && page < MAX_PAGES; page++) {
+    const { response, url: answered } = await hubGet(url, { signal, headers: { accept: 'application/json' } });
+    const text = await readBody(response, 32 << 20);
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new HubError(`The hub's file list for ${location.repo} is not JSON; is tidal.models.hubUrl a Hugging Face-compatible hub?`);
+    }
+    files.push(...parseTreeListing(body));
+    const link = response.headers.link;
+    url = nextPageUrl(Array.isArray(link) ? link.join(', ') : link, answered);
   }
-  return parseTreeListing(body);
+  return files;
 }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, beforeEach, test } from 'node:test';
 
 import { ChecksumError, discardPartialDownload, DownloadProgress, downloadModel, stagingFolder } from '../../../src/models/downloader';
-import { DownloadCancelledError, HubError, listRepoFiles, parseTreeListing } from '../../../src/models/hubClient';
+import { DownloadCancelledError, HubError, listRepoFiles, nextPageUrl, parseTreeListing } from '../../../src/models/hubClient';
 import { FixtureHub } from './fixtureHub';
 
 const REPO = 'tidal-test/tiny-coder';
@@ -177,4 +177,12 @@ test('a stale part file longer than the listed size is discarded, not resumed', 
   writeFileSync(path.join(stagingFolder(destination), 'config.json.part'), Buffer.alloc(100_000, 1));
   await downloadModel({ location: location(), destination });
   assertComplete(destination);
+});
+
+test('a tree listing split over pages (Link rel="next") is read to the end', async () => {
+  hub.faults.pageSize = 2;
+  const files = await listRepoFiles(location());
+  assert.deepEqual(files.map((f) => f.path).sort(), Object.keys(SOURCES).sort());
+  assert.equal(hub.requests.filter((r) => r.url.startsWith('/api/')).length, 3);
+  assert.equal(nextPageUrl('<https://elsewhere.example/api/x?cursor=2>; rel="next"', new URL('http://127.0.0.1/api/x')), undefined);
 });

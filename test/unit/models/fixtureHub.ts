@@ -20,6 +20,7 @@ export interface Faults {
   wrongBlobOid?: Set<string>;
   extraBytes?: Set<string>; // serves the file with 16 bytes too many
   missingFile?: Set<string>; // listed, but /resolve/ answers 404
+  pageSize?: number; // tree listing entries per page (Link: rel="next")
 }
 
 export interface RecordedRequest {
@@ -70,8 +71,17 @@ export class FixtureHub {
     if (tree) {
       const files = this.repos.get(decodeURIComponent(tree[1]));
       if (!files) return this.notFound(res);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify([{ type: 'directory', path: 'extra', oid: '1'.repeat(40), size: 0 }, ...this.listing(files)]));
+      const entries = [{ type: 'directory', path: 'extra', oid: '1'.repeat(40), size: 0 }, ...this.listing(files)];
+      const size = this.faults.pageSize ?? entries.length;
+      const start = Number(url.searchParams.get('cursor') ?? 0);
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (start + size < entries.length) {
+        const next = new URL(url.href);
+        next.searchParams.set('cursor', String(start + size));
+        headers.link = `<${next.pathname}${next.search}>; rel="next"`;
+      }
+      res.writeHead(200, headers);
+      res.end(JSON.stringify(entries.slice(start, start + size)));
       return;
     }
     const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);

@@ -93,7 +93,9 @@ async function download(context: vscode.ExtensionContext, model: CatalogueModel,
   } catch {
     // reported by the download itself
   }
-  if (downloadState(modelsFolder(context), model) === 'absent') {
+  const state = downloadState(modelsFolder(context), model);
+  if (state === 'downloaded') return destination;
+  if (state === 'absent') {
     const go = await vscode.window.showInformationMessage(
       `Download ${model.label} (about ${formatBytes(facts.downloadBytes)}) from ${hubHost} into ${destination}?`,
       { modal: true },

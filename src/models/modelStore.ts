@@ -1,0 +1,53 @@
+// The models folder (downloaded catalogue models, one folder each) and the text the model
+// picker shows for catalogue entries and download progress.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import * as path from 'node:path';
+
+import { CatalogueFacts, catalogueFolder, CatalogueModel } from './catalogue';
+import type { DownloadProgress } from './downloader';
+import { stagingFolder } from './downloader';
+import { formatBytes, formatParameters } from './modelShape';
+
+export type DownloadState = 'downloaded' | 'partial' | 'absent';
+
+export function downloadState(modelsFolder: string, model: CatalogueModel): DownloadState {
+  const folder = catalogueFolder(modelsFolder, model);
+  if (existsSync(folder)) return 'downloaded';
+  return existsSync(stagingFolder(folder)) ? 'partial' : 'absent';
+}
+
+// Bytes already received for a partial download (verified files and part files).
+export function partialBytes(modelsFolder: string, model: CatalogueModel): number {
+  const walk = (dir: string): number =>
+    readdirSync(dir, { withFileTypes: true }).reduce((sum, entry) => {
+      const full = path.join(dir, entry.name);
+      return sum + (entry.isDirectory() ? walk(full) : statSync(full).size);
+    }, 0);
+  const staging = stagingFolder(catalogueFolder(modelsFolder, model));
+  return existsSync(staging) ? walk(staging) : 0;
+}
+
+export function formatDuration(seconds: number): string {
+  if (seconds < 60) return `${Math.max(1, Math.round(seconds))} s`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
+  return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
+}
+
+// "model.safetensors: 1.2 GB of 3.1 GB, 25.0 MB/s, 2 min left"
+export function progressMessage(p: DownloadProgress): string {
+  let text = `${p.file}: ${formatBytes(p.receivedBytes)} of ${formatBytes(p.totalBytes)}`;
+  if (p.bytesPerSecond > 0) text += `, ${formatBytes(p.bytesPerSecond)}/s`;
+  if (p.etaSeconds !== undefined && p.receivedBytes < p.totalBytes) text += `, ${formatDuration(p.etaSeconds)} left`;
+  return text;
+}
+
+// The description line of a catalogue entry: parameters, download or on-disk state, memory.
+export function catalogueDescription(model: CatalogueModel, facts: CatalogueFacts, state: DownloadState, partial = 0): string {
+  const size =
+    state === 'downloaded'
+      ? 'downloaded'
+      : state === 'partial'
+        ? `${formatBytes(partial)} of ${formatBytes(facts.downloadBytes)} downloaded, resumes`
+        : `${formatBytes(facts.downloadBytes)} download`;
+  return `${formatParameters(facts.parameters)} · ${size} · needs ~${formatBytes(facts.memory.totalBytes)} at ${facts.memory.contextTokens} tokens`;
+}

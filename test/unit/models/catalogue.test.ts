@@ -1,0 +1,93 @@
+// Parameter counts and KV bytes per token computed from config numbers, checked against the
+// fixture models' real tensors (safetensors headers) and the engine's own figures, and the
+// catalogue's models against their published parameter counts.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { loadAddon } from '../../../src/native/addon';
+import { CATALOGUE, catalogueFacts, isModelFile } from '../../../src/models/catalogue';
+import { estimateMemory, kvBytesPerToken, parameterCount, shapeFromConfig } from '../../../src/models/modelShape';
+
+const FIXTURES = 'test/fixtures/models';
+
+// Elements of every tensor in a folder's safetensors files, from their JSON headers.
+function safetensorsElements(folder: string): number {
+  let total = 0;
+  for (const name of readdirSync(folder).filter((n) => n.endsWith('.safetensors'))) {
+    const bytes = readFileSync(path.join(folder, name));
+    const headerLength = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, { shape: number[] }>;
+    for (const [key, info] of Object.entries(header)) if (key !== '__metadata__') total += info.shape.reduce((a, b) => a * b, 1);
+  }
+  return total;
+}
+
+test('parameter counts from config.json equal the tensors each fixture model stores (llama, mistral, qwen2 tied, qwen3)', () => {
+  const folders = readdirSync(FIXTURES);
+  assert.ok(folders.length >= 5);
+  for (const name of [...folders.map((f) => path.join(FIXTURES, f)), 'models/tidal-code-mini']) {
+    const shape = shapeFromConfig(JSON.parse(readFileSync(path.join(name, 'config.json'), 'utf8')));
+    assert.equal(parameterCount(shape), safetensorsElements(name), name);
+  }
+});
+
+test('KV bytes per token match what the engine reports for each fixture model', async () => {
+  const addon = loadAddon(path.resolve('dist'));
+  for (const folder of readdirSync(FIXTURES)) {
+    const dir = path.join(FIXTURES, folder);
+    const shape = shapeFromConfig(JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')));
+    const engine = await addon.loadModel(dir, { threads: 1, maxContext: 64 });
+    try {
+      assert.equal(kvBytesPerToken(shape), engine.modelInfo.kvBytesPerToken, folder);
+    } finally {
+      await engine.unload();
+    }
+  }
+});
+
+test('catalogue models have their published parameter counts and sensible memory at 8k and full context', () => {
+  const published: Record<string, number> = {
+    'qwen2.5-coder-0.5b-instruct': 0.49e9,
+    'qwen2.5-coder-1.5b-instruct': 1.54e9,
+    'qwen2.5-coder-3b-instruct': 3.09e9,
+    'qwen2.5-coder-7b-instruct': 7.61e9,
+    'qwen2.5-coder-14b-instruct': 14.7e9,
+    'qwen3-4b': 4.02e9,
+  };
+  assert.deepEqual(CATALOGUE.map((m) => m.id).sort(), Object.keys(published).sort());
+  for (const model of CATALOGUE) {
+    const facts = catalogueFacts(model, 8192);
+    const expected = published[model.id];
+    assert.ok(Math.abs(facts.parameters - expected) / expected < 0.01, `${model.id}: ${facts.parameters}`);
+    assert.ok(facts.downloadBytes > facts.parameters * 2 && facts.downloadBytes < facts.parameters * 2 + 20e6);
+    const m = facts.memory;
+    assert.equal(m.contextTokens, 8192);
+    assert.equal(m.totalBytes, m.weightBytes + m.kvBytes + m.overheadBytes);
+    // f32 K and V for every layer and KV head, + 1/16 for page bounds.
+    const s = model.shape;
+    assert.equal(m.kvBytes, Math.ceil(8192 * s.layers * 2 * s.kvHeads * s.headDim * 4 * 17 / 16));
+    const full = catalogueFacts(model, 0).memory;
+    assert.equal(full.contextTokens, s.maxPositions);
+    assert.ok(full.kvBytes > m.kvBytes);
+  }
+  // 0.5B at 32k: 24 layers x 2 x 2 heads x 64 x 4 B = 24 KiB per token (+1/16) -> ~0.84 GB of KV.
+  const small = catalogueFacts(CATALOGUE[0], 32768).memory;
+  assert.equal(small.kvBytes, 32768 * 24 * 2 * 2 * 64 * 4 * 17 / 16);
+  // A context longer than the model's maximum is capped.
+  assert.equal(estimateMemory(CATALOGUE[0].shape, 0, 1 << 20).contextTokens, 32768);
+});
+
+test('only the files a model folder needs are fetched from a repository', () => {
+  const keep = ['config.json', 'model-00001-of-00004.safetensors', 'model.safetensors.index.json', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json'];
+  const skip = ['README.md', '.gitattributes', 'vocab.json', 'merges.txt', 'onnx/model.safetensors', 'LICENSE', 'model.gguf'];
+  for (const p of keep) assert.ok(isModelFile({ path: p }), p);
+  for (const p of skip) assert.ok(!isModelFile({ path: p }), p);
+});
+
+test('unsupported or broken config.json is refused with what to do', () => {
+  assert.throws(() => shapeFromConfig({ model_type: 'gpt_neox', architectures: ['GPTNeoXForCausalLM'] }), /'gpt_neox' is not supported.*llama, mistral, qwen2, qwen3/);
+  assert.throws(() => shapeFromConfig({ architectures: ['LlamaForCausalLM'], hidden_size: 64 }), /num_attention_heads/);
+  assert.throws(() => shapeFromConfig({ model_type: 'llama', hidden_size: 60, num_attention_heads: 6, num_key_value_heads: 4, num_hidden_layers: 1, intermediate_size: 8, vocab_size: 4 }), /not a multiple/);
+});

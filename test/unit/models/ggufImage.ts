@@ -1,0 +1,115 @@
+// Test helper: writes GGUF (version 3) images from metadata and tensor entries, laid out by
+// the format's description (independent of src/models/gguf.ts), plus the tokenizer metadata
+// a converter writes for a Hugging Face byte-level BPE tokenizer.json.
+export type GgufEntry =
+  | { type: 'u32'; value: number }
+  | { type: 'i32'; value: number }
+  | { type: 'f32'; value: number }
+  | { type: 'bool'; value: boolean }
+  | { type: 'string'; value: string }
+  | { type: 'strings'; value: string[] }
+  | { type: 'f32s'; value: number[] }
+  | { type: 'i32s'; value: number[] };
+
+export interface GgufTensor {
+  name: string;
+  type: number;
+  ne: number[];
+  bytes: Buffer;
+}
+
+const u32 = (v: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v);
+  return b;
+};
+const i32 = (v: number) => {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(v);
+  return b;
+};
+const u64 = (v: number | bigint) => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt(v));
+  return b;
+};
+const f32 = (v: number) => {
+  const b = Buffer.alloc(4);
+  b.writeFloatLE(v);
+  return b;
+};
+const str = (s: string) => {
+  const bytes = Buffer.from(s, 'utf8');
+  return Buffer.concat([u64(bytes.length), bytes]);
+};
+
+function encodeEntry(key: string, entry: GgufEntry): Buffer {
+  const parts: Buffer[] = [str(key)];
+  switch (entry.type) {
+    case 'u32': parts.push(u32(4), u32(entry.value)); break;
+    case 'i32': parts.push(u32(5), i32(entry.value)); break;
+    case 'f32': parts.push(u32(6), f32(entry.value)); break;
+    case 'bool': parts.push(u32(7), Buffer.from([entry.value ? 1 : 0])); break;
+    case 'string': parts.push(u32(8), str(entry.value)); break;
+    case 'strings': parts.push(u32(9), u32(8), u64(entry.value.length), Buffer.concat(entry.value.map(str))); break;
+    case 'f32s': parts.push(u32(9), u32(6), u64(entry.value.length), Buffer.concat(entry.value.map(f32))); break;
+    case 'i32s': parts.push(u32(9), u32(5), u64(entry.value.length), Buffer.concat(entry.value.map(i32))); break;
+  }
+  return Buffer.concat(parts);
+}
+
+export function ggufImage(metadata: Record<string, GgufEntry>, tensors: GgufTensor[] = [], alignment = 32): Buffer {
+  const align = (n: number) => Math.ceil(n / alignment) * alignment;
+  const head: Buffer[] = [Buffer.from('GGUF'), u32(3), u64(tensors.length), u64(Object.keys(metadata).length)];
+  for (const [key, entry] of Object.entries(metadata)) head.push(encodeEntry(key, entry));
+  let offset = 0;
+  for (const t of tensors) {
+    head.push(str(t.name), u32(t.ne.length), ...t.ne.map(u64), u32(t.type), u64(offset));
+    offset = align(offset + t.bytes.length);
+  }
+  const header = Buffer.concat(head);
+  const data = Buffer.alloc(offset);
+  let at = 0;
+  for (const t of tensors) {
+    t.bytes.copy(data, at);
+    at = align(at + t.bytes.length);
+  }
+  return Buffer.concat([header, Buffer.alloc(align(header.length) - header.length), data]);
+}
+
+interface TokenizerJson {
+  model: { vocab: Record<string, number>; merges: (string | [string, string])[] };
+  added_tokens: { id: number; content: string; special: boolean }[];
+}
+
+// The tokenizer.* metadata of a byte-level BPE tokenizer: every id's piece, control type for
+// special added tokens, user-defined for other added tokens, merges as 'a b'.
+export function gpt2TokenizerMetadata(
+  json: TokenizerJson,
+  config: { bos_token?: string | null; eos_token?: string | null; chat_template?: string },
+  pre: string,
+): Record<string, GgufEntry> {
+  const byId = new Map<number, string>();
+  for (const [piece, id] of Object.entries(json.model.vocab)) byId.set(id, piece);
+  for (const t of json.added_tokens) byId.set(t.id, t.content);
+  const size = Math.max(...byId.keys()) + 1;
+  const tokens: string[] = [];
+  const types: number[] = [];
+  for (let id = 0; id < size; id++) {
+    const added = json.added_tokens.find((t) => t.id === id);
+    tokens.push(byId.get(id) ?? `[PAD${id}]`);
+    types.push(added ? (added.special ? 3 : 4) : byId.has(id) ? 1 : 5);
+  }
+  const idOf = (piece: string | null | undefined) => (piece ? tokens.indexOf(piece) : -1);
+  const out: Record<string, GgufEntry> = {
+    'tokenizer.ggml.model': { type: 'string', value: 'gpt2' },
+    'tokenizer.ggml.pre': { type: 'string', value: pre },
+    'tokenizer.ggml.tokens': { type: 'strings', value: tokens },
+    'tokenizer.ggml.token_type': { type: 'i32s', value: types },
+    'tokenizer.ggml.merges': { type: 'strings', value: json.model.merges.map((m) => (Array.isArray(m) ? m.join(' ') : m)) },
+  };
+  if (idOf(config.bos_token) >= 0) out['tokenizer.ggml.bos_token_id'] = { type: 'u32', value: idOf(config.bos_token) };
+  if (idOf(config.eos_token) >= 0) out['tokenizer.ggml.eos_token_id'] = { type: 'u32', value: idOf(config.eos_token) };
+  if (config.chat_template) out['tokenizer.chat_template'] = { type: 'string', value: config.chat_template };
+  return out;
+}

@@ -1,0 +1,102 @@
+// A .gguf model end to end through the host's pieces: a GGUF image of the qwen2 fixture model
+// (F32 tensors under their GGUF names) with the fixture tokenizer in its metadata. The
+// converted tokenizer encodes as the tokenizer.json does, and the engine loaded from the .gguf
+// generates what transformers recorded for the safetensors folder.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+
+import { TextTokenizer } from '../../../src/engine/tokenizer';
+import { loadAddon } from '../../../src/native/addon';
+import { tokenizerForModel } from '../../../src/models/modelTokenizer';
+import { validateModel } from '../../../src/models/validate';
+import { GgufEntry, ggufImage, GgufTensor, gpt2TokenizerMetadata } from './ggufImage';
+
+const FOLDER = 'test/fixtures/models/qwen2-tied-sharded-f32';
+const TOKENIZER = 'test/fixtures/tokenizers/chatml-byte-bpe';
+const scratch = mkdtempSync(path.join(os.tmpdir(), 'tidal-gguf-model-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+// Hugging Face tensor name -> GGUF name, as the llama.cpp converter spells them.
+function ggufName(hf: string): string {
+  if (hf === 'model.embed_tokens.weight') return 'token_embd.weight';
+  if (hf === 'model.norm.weight') return 'output_norm.weight';
+  const parts: [string, string][] = [
+    ['.self_attn.q_proj.', '.attn_q.'], ['.self_attn.k_proj.', '.attn_k.'], ['.self_attn.v_proj.', '.attn_v.'], ['.self_attn.o_proj.', '.attn_output.'],
+    ['.mlp.gate_proj.', '.ffn_gate.'], ['.mlp.up_proj.', '.ffn_up.'], ['.mlp.down_proj.', '.ffn_down.'],
+    ['.input_layernorm.', '.attn_norm.'], ['.post_attention_layernorm.', '.ffn_norm.'],
+  ];
+  const name = hf.replace(/^model\.layers\./, 'blk.');
+  for (const [from, to] of parts) if (name.includes(from)) return name.replace(from, to);
+  throw new Error(`no GGUF name for ${hf}`);
+}
+
+function folderTensors(folder: string): GgufTensor[] {
+  const tensors: GgufTensor[] = [];
+  for (const file of readdirSync(folder).filter((f) => f.endsWith('.safetensors')).sort()) {
+    const bytes = readFileSync(path.join(folder, file));
+    const length = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + length).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+    for (const [name, t] of Object.entries(header)) {
+      if (name === '__metadata__') continue;
+      assert.equal(t.dtype, 'F32');
+      tensors.push({ name: ggufName(name), type: 0, ne: [...t.shape].reverse(), bytes: bytes.subarray(8 + length + t.data_offsets[0], 8 + length + t.data_offsets[1]) });
+    }
+  }
+  return tensors;
+}
+
+test('a qwen2 .gguf model: its tokenizer encodes like tokenizer.json and the engine generates the recorded tokens', async () => {
+  const config = JSON.parse(readFileSync(path.join(FOLDER, 'config.json'), 'utf8'));
+  const tokenizerJson = JSON.parse(readFileSync(path.join(TOKENIZER, 'tokenizer.json'), 'utf8'));
+  const tokenizerConfig = JSON.parse(readFileSync(path.join(TOKENIZER, 'tokenizer_config.json'), 'utf8'));
+  const metadata: Record<string, GgufEntry> = {
+    'general.architecture': { type: 'string', value: 'qwen2' },
+    'qwen2.block_count': { type: 'u32', value: config.num_hidden_layers },
+    'qwen2.embedding_length': { type: 'u32', value: config.hidden_size },
+    'qwen2.feed_forward_length': { type: 'u32', value: config.intermediate_size },
+    'qwen2.attention.head_count': { type: 'u32', value: config.num_attention_heads },
+    'qwen2.attention.head_count_kv': { type: 'u32', value: config.num_key_value_heads },
+    'qwen2.attention.layer_norm_rms_epsilon': { type: 'f32', value: config.rms_norm_eps },
+    'qwen2.rope.freq_base': { type: 'f32', value: config.rope_parameters.rope_theta },
+    'qwen2.context_length': { type: 'u32', value: config.max_position_embeddings },
+    ...gpt2TokenizerMetadata(tokenizerJson, tokenizerConfig, 'gpt-2'),
+  };
+  const file = path.join(scratch, 'qwen2-fixture-f32.gguf');
+  const tensors = folderTensors(FOLDER);
+  writeFileSync(file, ggufImage(metadata, tensors));
+
+  const validation = validateModel(file, { contextTokens: 0, freeMemoryBytes: 64e9 });
+  assert.deepEqual(validation.issues, []);
+  assert.equal(validation.summary!.dtype, 'F32');
+  assert.equal(validation.summary!.parameters, tensors.reduce((sum, t) => sum + t.bytes.length / 4, 0));
+
+  const fromGguf = tokenizerForModel(file);
+  const fromJson = TextTokenizer.fromDirectory(TOKENIZER);
+  const text = '<|im_start|>user\nfunction add(a, b) { return a + b; }<|im_end|>\n';
+  assert.deepEqual(fromGguf.encode(text), fromJson.encode(text));
+  assert.deepEqual(fromGguf.endOfTurnTokenIds().sort(), fromJson.endOfTurnTokenIds().sort());
+  assert.equal(tokenizerForModel(FOLDER, TOKENIZER).vocabSize, fromJson.vocabSize);
+  assert.throws(() => tokenizerForModel(FOLDER), /no tokenizer\.json/);
+
+  const reference = JSON.parse(readFileSync(path.join(FOLDER, 'reference.json'), 'utf8')) as { greedy: { prompt: number[]; new_tokens: number[] } };
+  const addon = loadAddon(path.resolve('dist'));
+  const engine = await addon.loadModel(file, { threads: 2 });
+  try {
+    assert.equal(engine.modelInfo.architecture, 'qwen2');
+    assert.ok(fromGguf.vocabSize <= engine.modelInfo.vocabSize);
+    const sequence = await engine.createSequence();
+    const result = await engine.generate(sequence, reference.greedy.prompt, { maxTokens: reference.greedy.new_tokens.length, stopAtEos: false, attention: { mode: 'full' } });
+    assert.deepEqual(Array.from(result.tokens), reference.greedy.new_tokens);
+  } finally {
+    await engine.unload();
+  }
+});
+
+test('a broken .gguf gives the host a tokenizer error it can show', () => {
+  const file = path.join(scratch, 'broken.gguf');
+  writeFileSync(file, Buffer.from('GGUF\x03\x00\x00\x00'));
+  assert.throws(() => tokenizerForModel(file), (e: Error & { code?: string }) => e.code === 'ERR_TIDAL_MODEL' && /not a valid GGUF file/.test(e.message));
+});

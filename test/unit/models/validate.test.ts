@@ -1,0 +1,147 @@
+// Validation of model folders and GGUF files before loading: complete fixtures pass with a
+// summary; each kind of broken folder or file is refused with a message saying what to do.
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+
+import { validateModel, ValidationResult } from '../../../src/models/validate';
+import { ggufImage, gpt2TokenizerMetadata, GgufEntry } from './ggufImage';
+
+const scratch = mkdtempSync(path.join(os.tmpdir(), 'tidal-validate-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+const PLENTY = { contextTokens: 0, freeMemoryBytes: 64e9 };
+const TOKENIZER = 'test/fixtures/tokenizers/chatml-byte-bpe';
+let folders = 0;
+
+// A model folder from a fixture model plus the fixture tokenizer, optionally edited.
+function folderOf(fixture: string, edit?: (dir: string) => void, tokenizer = true): string {
+  const dir = path.join(scratch, `m${folders++}`);
+  mkdirSync(dir);
+  const source = path.join('test/fixtures/models', fixture);
+  for (const name of ['config.json', 'generation_config.json', 'model.safetensors', 'model.safetensors.index.json', ...[1, 2, 3, 4].map((i) => `model-0000${i}-of-00004.safetensors`)]) {
+    try {
+      copyFileSync(path.join(source, name), path.join(dir, name));
+    } catch {
+      // not every fixture has every file
+    }
+  }
+  if (tokenizer) for (const name of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(path.join(TOKENIZER, name), path.join(dir, name));
+  edit?.(dir);
+  return dir;
+}
+
+const errors = (r: ValidationResult) => r.issues.filter((i) => i.severity === 'error').map((i) => i.message);
+function assertRefused(result: ValidationResult, pattern: RegExp): void {
+  assert.equal(result.ok, false);
+  assert.ok(errors(result).some((m) => pattern.test(m)), `errors: ${errors(result).join(' | ')}`);
+}
+
+test('complete folders of every supported architecture pass, with their dtype and sizes', () => {
+  for (const [fixture, arch, dtype] of [
+    ['llama2-mha-bf16', 'llama', 'BF16'],
+    ['llama3-gqa-f32', 'llama', 'F32'],
+    ['mistral-gqa-f16', 'mistral', 'F16'],
+    ['qwen2-tied-sharded-f32', 'qwen2', 'F32'],
+    ['qwen3-qknorm-f32', 'qwen3', 'F32'],
+  ]) {
+    const result = validateModel(folderOf(fixture), { contextTokens: 256, freeMemoryBytes: 64e9 });
+    assert.deepEqual(result.issues, [], fixture);
+    assert.equal(result.ok, true);
+    assert.equal(result.summary!.architecture, arch);
+    assert.equal(result.summary!.dtype, dtype);
+    assert.equal(result.summary!.memory.contextTokens, 256);
+    assert.ok(result.summary!.memory.weightBytes > 0 && result.summary!.memory.weightBytes < result.summary!.fileBytes);
+  }
+  const shipped = validateModel('models/tidal-code-mini', PLENTY);
+  assert.equal(shipped.ok, true, JSON.stringify(shipped.issues));
+  assert.equal(shipped.summary!.memory.contextTokens, 16384);
+});
+
+test('broken folders are refused with what to do', () => {
+  assertRefused(validateModel(path.join(scratch, 'nowhere'), PLENTY), /is not a folder/);
+  assertRefused(validateModel(folderOf('mistral-gqa-f16', (d) => rmSync(path.join(d, 'config.json'))), PLENTY), /no config\.json.*Pick the folder/);
+  assertRefused(validateModel(folderOf('mistral-gqa-f16', undefined, false), PLENTY), /no tokenizer\.json.*Download the tokenizer files/);
+  assertRefused(validateModel(folderOf('mistral-gqa-f16', (d) => rmSync(path.join(d, 'model.safetensors'))), PLENTY), /no model\.safetensors/);
+  assertRefused(validateModel(folderOf('qwen2-tied-sharded-f32', (d) => rmSync(path.join(d, 'model-00003-of-00004.safetensors'))), PLENTY), /missing: model-00003-of-00004.*download the model again/);
+  assertRefused(
+    validateModel(folderOf('mistral-gqa-f16', (d) => truncateSync(path.join(d, 'model.safetensors'), 300_000)), PLENTY),
+    /cut short.*download the model again/,
+  );
+  assertRefused(validateModel(folderOf('mistral-gqa-f16', (d) => writeFileSync(path.join(d, 'model.safetensors'), 'garbage')), PLENTY), /not a valid safetensors/);
+  const editConfig = (change: (c: Record<string, unknown>) => void) => (d: string) => {
+    const file = path.join(d, 'config.json');
+    const config = JSON.parse(readFileSync(file, 'utf8'));
+    change(config);
+    writeFileSync(file, JSON.stringify(config));
+  };
+  assertRefused(validateModel(folderOf('mistral-gqa-f16', editConfig((c) => { c.model_type = 'gemma2'; c.architectures = ['Gemma2ForCausalLM']; })), PLENTY), /'gemma2' is not supported/);
+  assertRefused(validateModel(folderOf('mistral-gqa-f16', editConfig((c) => { c.quantization_config = { quant_method: 'awq' }; })), PLENTY), /quantised with 'awq'/);
+  assertRefused(validateModel(folderOf('mistral-gqa-f16', editConfig((c) => { c.dtype = 'float8_e4m3fn'; })), PLENTY), /dtype 'float8_e4m3fn'/);
+  assertRefused(validateModel(folderOf('mistral-gqa-f16', editConfig((c) => { c.num_hidden_layers = 7; })), PLENTY), /no tensor 'model\.layers\.6\./);
+  assertRefused(validateModel(folderOf('mistral-gqa-f16', editConfig((c) => { c.intermediate_size = 180; })), PLENTY), /gate_proj.*176x64.*180x64/);
+  const noChat = validateModel(folderOf('mistral-gqa-f16', (d) => rmSync(path.join(d, 'tokenizer_config.json'))), PLENTY);
+  assert.equal(noChat.ok, true);
+  assert.match(noChat.issues[0].message, /tokenizer_config\.json is missing/);
+});
+
+test('a model that does not fit the free memory or the free GPU memory gets a warning with the numbers', () => {
+  const dir = folderOf('llama3-gqa-f32');
+  const cpu = validateModel(dir, { contextTokens: 0, freeMemoryBytes: 1e6 });
+  assert.equal(cpu.ok, true);
+  assert.equal(cpu.issues.length, 1);
+  assert.match(cpu.issues[0].message, /needs about .* KV cache at \d+ tokens.* 1\.0 MB of memory is free.*tidal\.context\.maxTokens/);
+  const gpu = validateModel(dir, { contextTokens: 0, freeMemoryBytes: 64e9, gpuFreeBytes: 1e6 });
+  assert.match(gpu.issues[0].message, /the GPU has 1\.0 MB free/);
+  assert.deepEqual(validateModel(dir, { contextTokens: 0, freeMemoryBytes: 1e6, gpuFreeBytes: 64e9 }).issues, []);
+});
+
+// ---- GGUF files ----
+
+const tokenizerMeta = gpt2TokenizerMetadata(JSON.parse(readFileSync(path.join(TOKENIZER, 'tokenizer.json'), 'utf8')), { eos_token: '<|im_end|>' }, 'qwen2');
+const qwen2Meta: Record<string, GgufEntry> = {
+  'general.architecture': { type: 'string', value: 'qwen2' },
+  'qwen2.block_count': { type: 'u32', value: 1 },
+  'qwen2.embedding_length': { type: 'u32', value: 256 },
+  'qwen2.feed_forward_length': { type: 'u32', value: 512 },
+  'qwen2.attention.head_count': { type: 'u32', value: 4 },
+  'qwen2.attention.head_count_kv': { type: 'u32', value: 2 },
+  'qwen2.context_length': { type: 'u32', value: 2048 },
+  ...tokenizerMeta,
+};
+function ggufFile(metadata: Record<string, GgufEntry>, types: { embd: number; q: number }): string {
+  const file = path.join(scratch, `g${folders++}.gguf`);
+  // token_embd: F16 256 x 512 -> 2 bytes each; attn_q: 256 x 256 in the given type.
+  const qBytes = types.q === 12 ? (256 * 256 / 256) * 144 : types.q === 10 ? (256 * 256 / 256) * 84 : 256 * 256 * 4;
+  writeFileSync(file, ggufImage(metadata, [
+    { name: 'token_embd.weight', type: types.embd, ne: [256, 512], bytes: Buffer.alloc(256 * 512 * 2, 1) },
+    { name: 'blk.0.attn_q.weight', type: types.q, ne: [256, 256], bytes: Buffer.alloc(qBytes, 3) },
+  ]));
+  return file;
+}
+
+test('a GGUF file passes with its shape; quantised tensors count as f32 in memory', () => {
+  const result = validateModel(ggufFile(qwen2Meta, { embd: 1, q: 12 }), { contextTokens: 1024, freeMemoryBytes: 64e9 });
+  assert.deepEqual(result.issues, []);
+  const s = result.summary!;
+  assert.equal(s.kind, 'gguf');
+  assert.equal(s.architecture, 'qwen2');
+  assert.equal(s.dtype, 'F16+Q4_K');
+  assert.equal(s.parameters, 256 * 512 + 256 * 256);
+  assert.equal(s.fileBytes, 256 * 512 * 2 + 256 * 144);
+  assert.equal(s.memory.weightBytes, 256 * 512 * 2 + 256 * 256 * 4);
+  // 1 layer x 2 x 2 KV heads x head_dim 64 x 4 bytes x 17/16 per token.
+  assert.equal(s.memory.kvBytes, 1024 * 1 * 2 * 2 * 64 * 4 * 17 / 16);
+});
+
+test('GGUF files the engine cannot run are refused with what to do', () => {
+  assertRefused(validateModel(ggufFile(qwen2Meta, { embd: 1, q: 10 }), PLENTY), /Q2_K, which Tidal does not dequantise.*Q4_K_M/);
+  assertRefused(validateModel(ggufFile({ ...qwen2Meta, 'general.architecture': { type: 'string', value: 'phi3' } }, { embd: 1, q: 0 }), PLENTY), /'phi3' is not supported/);
+  const { ['qwen2.block_count']: _, ...noLayers } = qwen2Meta;
+  assertRefused(validateModel(ggufFile(noLayers, { embd: 1, q: 0 }), PLENTY), /qwen2\.block_count/);
+  assertRefused(validateModel(ggufFile({ ...qwen2Meta, 'tokenizer.ggml.pre': { type: 'string', value: 'exotic' } }, { embd: 1, q: 0 }), PLENTY), /'exotic' pre-tokenizer/);
+  const cut = ggufFile(qwen2Meta, { embd: 1, q: 0 });
+  truncateSync(cut, 60_000);
+  assertRefused(validateModel(cut, PLENTY), /not a valid GGUF file.*Download the file again/);
+});

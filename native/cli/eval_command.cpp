@@ -90,6 +90,7 @@ int run_eval(Arguments& arguments) {
     const std::vector<int64_t> contexts = arguments.integer_list("--contexts", {4096, 8192, 16384, 32768});
     const std::vector<double> depths = parse_depths(arguments.text("--depths", "0.1,0.3,0.5,0.7,0.9"));
     const int64_t trials = arguments.integer("--trials", 4);
+    const int64_t distractors = arguments.integer("--distractors", 0);
     const std::vector<int64_t> budgets = arguments.integer_list("--budgets", {64, 128, 256, 512, 1024, 2048, 4096});
     const auto selections = parse_selection_choices(arguments.text("--selection-choices", "2;2,4;2,3"));
     const bool with_quest = !arguments.flag("--no-quest");
@@ -108,7 +109,8 @@ int run_eval(Arguments& arguments) {
     options.threads = static_cast<int>(arguments.integer("--threads", 0));
     const int64_t max_positions = arguments.integer("--max-positions", 0);
     arguments.reject_unused();
-    if (trials < 0 || ppl_windows < 0) throw UsageError("--trials and --perplexity-windows must be >= 0");
+    if (trials < 0 || ppl_windows < 0 || distractors < 0)
+      throw UsageError("--trials, --distractors and --perplexity-windows must be >= 0");
     if (ppl_windows > 0 && (ppl_scored < 1 || ppl_scored + 2 > ppl_length))
       throw UsageError("--perplexity-scored must be in [1, --perplexity-length - 2]");
     for (int64_t b : budgets)
@@ -163,7 +165,8 @@ int run_eval(Arguments& arguments) {
           if (!mine()) continue;
           std::mt19937_64 rng = sample_rng(seed, static_cast<uint64_t>(context), d, static_cast<uint64_t>(trial));
           const Needle needle = random_needle(rng);
-          const PasskeyPrompt sample = build_passkey_prompt(tokenizer, stream, context, depths[d], needle, rng);
+          const std::vector<Needle> others = random_distractors(rng, needle, distractors);
+          const PasskeyPrompt sample = build_passkey_prompt(tokenizer, stream, context, depths[d], needle, rng, others);
           const std::vector<bool> correct = score_passkey(*engine, sample.prompt, sample.answer, configs);
           EvalResults sample_results;
           for (size_t c = 0; c < configs.size(); ++c)
@@ -210,7 +213,7 @@ int run_eval(Arguments& arguments) {
 
 TIDAL_CLI_COMMAND(eval, "eval", "passkey accuracy and perplexity of full, tidal and quest attention",
                   "--model DIR [--tokenizer FILE] [--corpus src,native/src] [--corpus-base DIR] "
-                  "[--contexts 4096,8192,16384,32768] [--depths 0.1,0.3,0.5,0.7,0.9] [--trials N] "
+                  "[--contexts 4096,8192,16384,32768] [--depths 0.1,0.3,0.5,0.7,0.9] [--trials N] [--distractors N] "
                   "[--budgets 64,128,...,4096] [--selection-choices '2;2,4;2,3'] [--no-quest] "
                   "[--perplexity-windows N] [--perplexity-length N] [--perplexity-scored N] [--seed S] "
                   "[--threads N] [--max-positions N] [--trained-length N] [--shard I/N] [--save FILE] [--output FILE.md]\n"

@@ -92,46 +92,71 @@ Needle random_needle(std::mt19937_64& rng) {
   switch (uniform_below(rng, 3)) {
     case 0:
       return {"SECRET_KEY_" + upper + " = \"" + value + "\"\n", "print(SECRET_KEY_" + upper + ")  # ->",
-              " \"" + value + "\"\n"};
+              " \"" + value + "\"\n", upper};
     case 1:
-      return {"    \"" + name + "\": " + value + ",\n", "print(CONFIG[\"" + name + "\"])  # ->", " " + value + "\n"};
+      return {"    \"" + name + "\": " + value + ",\n", "print(CONFIG[\"" + name + "\"])  # ->", " " + value + "\n",
+              upper};
     default:
       return {"#define PASSKEY_" + upper + " " + value + "\n", "printf(\"%d\", PASSKEY_" + upper + ");  // ->",
-              " " + value + "\n"};
+              " " + value + "\n", upper};
   }
 }
 
+std::vector<Needle> random_distractors(std::mt19937_64& rng, const Needle& needle, int64_t count) {
+  std::vector<Needle> out;
+  std::vector<std::string> names = {needle.name};
+  while (static_cast<int64_t>(out.size()) < count) {
+    Needle other = random_needle(rng);
+    if (std::find(names.begin(), names.end(), other.name) != names.end()) continue;
+    names.push_back(other.name);
+    out.push_back(std::move(other));
+  }
+  return out;
+}
+
 PasskeyPrompt build_passkey_prompt(const BpeTokenizer& tokenizer, const CodeStream& stream, int64_t length, double depth,
-                                   const Needle& needle, std::mt19937_64& rng) {
+                                   const Needle& needle, std::mt19937_64& rng, const std::vector<Needle>& distractors) {
   const std::vector<int32_t> query = tokenizer.encode("\n" + needle.query);
   const std::vector<int32_t> answer = tokenizer.encode(needle.answer);
-  const std::vector<int32_t> planted = tokenizer.encode(needle.definition);
-  const int64_t context_length = length - static_cast<int64_t>(query.size() + answer.size() + planted.size());
+  struct Planted {
+    double depth;
+    std::vector<int32_t> ids;
+    bool is_needle;
+  };
+  std::vector<Planted> planted = {{depth, tokenizer.encode(needle.definition), true}};
+  for (const Needle& d : distractors)
+    planted.push_back({static_cast<double>(uniform_below(rng, 1000001)) / 1e6, tokenizer.encode(d.definition), false});
+  int64_t planted_tokens = 0;
+  for (const Planted& p : planted) planted_tokens += static_cast<int64_t>(p.ids.size());
+  const int64_t context_length = length - static_cast<int64_t>(query.size() + answer.size()) - planted_tokens;
   if (context_length < 1 || context_length >= static_cast<int64_t>(stream.ids.size()))
     throw RequestError("a " + std::to_string(length) + "-token passkey prompt needs more code than the corpus's " +
                        std::to_string(stream.ids.size()) + " tokens; add folders to --corpus or use shorter --contexts");
   const int64_t start =
       static_cast<int64_t>(uniform_below(rng, static_cast<uint64_t>(static_cast<int64_t>(stream.ids.size()) - context_length)));
-  // Insert after the first line break at or past the depth (or at the end of the window).
-  const int64_t target = static_cast<int64_t>(depth * static_cast<double>(context_length));
-  int64_t at = context_length;
-  for (int64_t i = std::max<int64_t>(target, 1); i <= context_length; ++i)
-    if (stream.line_end[static_cast<size_t>(start + i - 1)]) {
-      at = i;
-      break;
-    }
-  if (at == context_length)  // no line break after the target: take the last one before it
+  // Where a piece goes: after the first line break at or past its depth (or, past the last
+  // line break, after the last one before it; at the end of a window without any).
+  auto insertion_point = [&](double at_depth) {
+    const int64_t target = static_cast<int64_t>(at_depth * static_cast<double>(context_length));
+    for (int64_t i = std::max<int64_t>(target, 1); i < context_length; ++i)
+      if (stream.line_end[static_cast<size_t>(start + i - 1)]) return i;
     for (int64_t i = std::min<int64_t>(target, context_length); i >= 1; --i)
-      if (stream.line_end[static_cast<size_t>(start + i - 1)]) {
-        at = i;
-        break;
-      }
+      if (stream.line_end[static_cast<size_t>(start + i - 1)]) return i;
+    return context_length;
+  };
+  std::vector<std::pair<int64_t, size_t>> cuts;  // (window offset, planted index)
+  for (size_t i = 0; i < planted.size(); ++i) cuts.emplace_back(insertion_point(planted[i].depth), i);
+  std::stable_sort(cuts.begin(), cuts.end());
   PasskeyPrompt out;
   const auto window = stream.ids.begin() + start;
-  out.prompt.assign(window, window + at);
-  out.needle_position = at;
-  out.prompt.insert(out.prompt.end(), planted.begin(), planted.end());
-  out.prompt.insert(out.prompt.end(), window + at, window + context_length);
+  int64_t previous = 0;
+  for (const auto& [at, index] : cuts) {
+    out.prompt.insert(out.prompt.end(), window + previous, window + at);
+    if (planted[index].is_needle) out.needle_position = static_cast<int64_t>(out.prompt.size());
+    out.prompt.insert(out.prompt.end(), planted[index].ids.begin(), planted[index].ids.end());
+    previous = at;
+  }
+  out.prompt.insert(out.prompt.end(), window + previous, window + context_length);
   out.prompt.insert(out.prompt.end(), query.begin(), query.end());
   out.answer = answer;
   return out;

@@ -33,6 +33,7 @@ struct Needle {
   std::string definition;  // the planted line, e.g. `#define PASSKEY_KAZO 123456\n`
   std::string query;       // the last prompt line, e.g. `printf("%d", PASSKEY_KAZO);  // ->`
   std::string answer;      // what should follow, e.g. ` 123456\n`
+  std::string name;        // the key's name in capitals, e.g. `KAZO`
 };
 
 // A key in one of the three training shapes (string constant, dict entry, #define), a name
@@ -47,9 +48,14 @@ struct PasskeyPrompt {
 
 // A prompt of exactly `length` tokens counting the answer: a window of `stream` starting at a
 // random token, the needle inserted after the first line break at or after `depth` (0..1) of
-// the window, then the query. Throws RequestError when the stream is too short.
+// the window, each distractor (another key of another name) likewise at a random depth, then
+// the query. Throws RequestError when the stream is too short.
 PasskeyPrompt build_passkey_prompt(const BpeTokenizer& tokenizer, const CodeStream& stream, int64_t length, double depth,
-                                   const Needle& needle, std::mt19937_64& rng);
+                                   const Needle& needle, std::mt19937_64& rng,
+                                   const std::vector<Needle>& distractors = {});
+
+// `count` needles whose names differ from `needle`'s and from each other.
+std::vector<Needle> random_distractors(std::mt19937_64& rng, const Needle& needle, int64_t count);
 
 // A uniform integer in [0, n) that is the same on every standard library.
 uint64_t uniform_below(std::mt19937_64& rng, uint64_t n);

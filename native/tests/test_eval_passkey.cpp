@@ -143,3 +143,23 @@ TIDAL_TEST(eval_uniform_below_covers_its_range) {
   }
   for (int c : counts) CHECK(c > 850 && c < 1150);
 }
+
+TIDAL_TEST(eval_passkey_prompt_with_distractors_keeps_length_and_needle) {
+  const CodeStream stream = synthetic_stream(4000);
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    std::mt19937_64 rng(seed);
+    const Needle needle = random_needle(rng);
+    const std::vector<Needle> others = random_distractors(rng, needle, 3);
+    CHECK_EQ(others.size(), size_t(3));
+    std::set<std::string> names = {needle.name};
+    for (const Needle& o : others) names.insert(o.name);
+    CHECK_EQ(names.size(), size_t(4));
+    const PasskeyPrompt p = build_passkey_prompt(tokenizer(), stream, 2000, 0.5, needle, rng, others);
+    CHECK_EQ(static_cast<int64_t>(p.prompt.size() + p.answer.size()), int64_t(2000));
+    const std::vector<int32_t> planted = tokenizer().encode(needle.definition);
+    CHECK(std::equal(planted.begin(), planted.end(), p.prompt.begin() + p.needle_position));
+    const std::string text = tokenizer().decode(p.prompt);
+    for (const Needle& o : others) CHECK(text.find(o.definition) != std::string::npos);
+    CHECK(text.find(needle.definition) != std::string::npos);
+  }
+}

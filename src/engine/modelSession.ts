@@ -6,6 +6,7 @@ import { buildFimPrompt, detectFimFormat, encodePromptParts, FimFormat } from '.
 import { PrefixCache } from './prefixCache';
 import type { EngineStats, GenerateParams, GenerateResult, LoadedModel, LoadModelParams } from './protocol';
 import { PRIORITY_CHAT, PRIORITY_COMPLETION, RequestCancelledError, RequestQueue } from './requestQueue';
+import { tokenizerForModel } from '../models/modelTokenizer';
 import { TextTokenizer } from './tokenizer';
 
 export class ModelRequestError extends Error {
@@ -35,7 +36,7 @@ export class ModelSession {
   }
 
   static async load(addon: NativeAddon, params: LoadModelParams): Promise<ModelSession> {
-    const tokenizer = TextTokenizer.fromDirectory(params.tokenizerDir ?? params.modelDir);
+    const tokenizer = tokenizerForModel(params.modelDir, params.tokenizerDir);
     const engine = await addon.loadModel(params.modelDir, params.options);
     if (tokenizer.vocabSize > engine.modelInfo.vocabSize) {
       await engine.unload();

@@ -1,4 +1,5 @@
-// The command palette surface of the extension: one function per contributed command.
+// The command palette surface of the extension: one function per contributed command
+// (tidal.selectModel lives in modelPicker.ts).
 import * as vscode from 'vscode';
 
 import type { ChatViewProvider } from './chatViewProvider';
@@ -36,20 +37,6 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     }),
     vscode.commands.registerCommand('tidal.openChat', async () => {
       await vscode.commands.executeCommand(`${'tidal.chat'}.focus`);
-    }),
-    vscode.commands.registerCommand('tidal.selectModel', async () => {
-      const picked = await vscode.window.showOpenDialog({
-        title: 'Tidal: Select Model Folder',
-        openLabel: 'Use This Model',
-        canSelectFiles: false,
-        canSelectFolders: true,
-        canSelectMany: false,
-      });
-      if (!picked || picked.length === 0) return undefined;
-      const folder = picked[0].fsPath;
-      await vscode.workspace.getConfiguration('tidal').update('modelPath', folder, vscode.ConfigurationTarget.Global);
-      ctx.log.info(`model folder set to ${folder}`);
-      return folder;
     }),
     vscode.commands.registerCommand('tidal.toggleInlineCompletions', async () => {
       const config = vscode.workspace.getConfiguration('tidal');

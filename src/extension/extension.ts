@@ -10,6 +10,7 @@ import { EngineClient } from './engineClient';
 import type { GenerationBackend } from './generationBackend';
 import { LocalBackend, newRequestId } from './localBackend';
 import { ModelController, type ModelState } from './modelController';
+import { registerModelPicker } from './modelPicker';
 import { repositoryBudget } from './contextBudget';
 import { RepositoryContext } from './repositoryContext';
 import { readSettings, type TidalSettings } from './settings';
@@ -89,10 +90,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     statusBar.update(engine.currentStatus, completionsEnabled(), model.state);
     chat.refreshEngine();
   };
-  const configureContext = () => {
-    const loaded = model.loaded;
-    repository.configure(settings(), loaded ? (loaded.modelDir.toLowerCase().endsWith('.gguf') ? path.dirname(loaded.modelDir) : loaded.modelDir) : undefined);
-  };
+  const configureContext = () => repository.configure(settings(), model.loaded?.modelDir);
 
   context.subscriptions.push(
     engine,
@@ -115,6 +113,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(configureContext),
     ...registerCommands({ engine, chat, log }),
+    ...registerModelPicker(context, log),
   );
   refresh();
   void engine.start();

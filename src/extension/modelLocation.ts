@@ -18,8 +18,11 @@ export function resolveModelLocation(modelPath: string, embeddedModelDir: string
   const expanded = trimmed.startsWith('~/') ? path.join(process.env.HOME ?? '', trimmed.slice(2)) : trimmed;
   const absolute = path.isAbsolute(expanded) ? expanded : path.resolve(workspaceRoot ?? process.cwd(), expanded);
   if (absolute.toLowerCase().endsWith('.gguf')) {
-    // A GGUF file carries its weights; the tokenizer files are looked for next to it.
-    return { modelDir: absolute, tokenizerDir: path.dirname(absolute), embedded: false };
+    // A GGUF file carries its weights and tokenizer; a tokenizer.json beside it wins.
+    const besideIt = path.dirname(absolute);
+    return existsSync(path.join(besideIt, 'tokenizer.json'))
+      ? { modelDir: absolute, tokenizerDir: besideIt, embedded: false }
+      : { modelDir: absolute, embedded: false };
   }
   return { modelDir: absolute, embedded: false };
 }

@@ -7,7 +7,7 @@ import { DEFAULT_FILE_SEPARATOR } from '../context/repoContext';
 import type { CountTokens } from '../context/types';
 import { WorkspaceContext } from '../context/vscodeWorkspace';
 import type { ContextFileParam } from '../engine/protocol';
-import { TextTokenizer } from '../engine/tokenizer';
+import { tokenizerForModel } from '../models/modelTokenizer';
 import { estimateTokens } from './contextBudget';
 import type { TidalSettings } from './settings';
 
@@ -20,10 +20,10 @@ export interface ContextSnapshot {
 }
 
 
-export function tokenCounterFor(tokenizerDir: string | undefined): { count: CountTokens; exact: boolean } {
-  if (tokenizerDir) {
+export function tokenCounterFor(modelPath: string | undefined): { count: CountTokens; exact: boolean } {
+  if (modelPath) {
     try {
-      const tokenizer = TextTokenizer.fromDirectory(tokenizerDir);
+      const tokenizer = tokenizerForModel(modelPath);
       return { count: (text) => tokenizer.encode(text).length, exact: true };
     } catch {
       // Fall through to the estimate; the engine host reports tokenizer problems itself.
@@ -45,17 +45,17 @@ export class RepositoryContext implements vscode.Disposable {
     return this.lastTokens;
   }
 
-  /** (Re)builds the context when the folder, the tokenizer or the globs changed. */
-  configure(settings: TidalSettings, tokenizerDir: string | undefined): void {
+  /** (Re)builds the context when the folder, the model (its tokenizer) or the globs changed. */
+  configure(settings: TidalSettings, modelPath: string | undefined): void {
     const folder = vscode.workspace.workspaceFolders?.[0];
-    const key = JSON.stringify([folder?.uri.toString(), tokenizerDir, settings.context.include, settings.context.exclude]);
+    const key = JSON.stringify([folder?.uri.toString(), modelPath, settings.context.include, settings.context.exclude]);
     if (key === this.key) return;
     this.key = key;
     this.workspace?.dispose();
     this.workspace = undefined;
     this.scanning = undefined;
     if (!folder) return;
-    const counter = tokenCounterFor(tokenizerDir);
+    const counter = tokenCounterFor(modelPath);
     const workspace = new WorkspaceContext(folder, {
       countTokens: counter.count,
       include: settings.context.include,

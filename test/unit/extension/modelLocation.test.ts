@@ -11,12 +11,15 @@ test('an empty tidal.modelPath means the embedded model; relative paths resolve 
   assert.deepEqual(resolveModelLocation('  ', '/ext/models/mini', '/ws'), { modelDir: '/ext/models/mini', embedded: true });
   assert.deepEqual(resolveModelLocation('models/qwen', '/ext/models/mini', '/ws'), { modelDir: '/ws/models/qwen', embedded: false });
   assert.deepEqual(resolveModelLocation('/m/qwen', '/ext/models/mini', '/ws'), { modelDir: '/m/qwen', embedded: false });
-  // A GGUF file: the weights are the file, the tokenizer files are looked for beside it.
-  assert.deepEqual(resolveModelLocation('/m/Qwen2.5-Coder-1.5B-Q8_0.GGUF', '/e', '/ws'), {
-    modelDir: '/m/Qwen2.5-Coder-1.5B-Q8_0.GGUF',
-    tokenizerDir: '/m',
-    embedded: false,
-  });
+  // A GGUF file carries its tokenizer; a tokenizer.json beside it is used instead when present.
+  assert.deepEqual(resolveModelLocation('/m/Qwen2.5-Coder-1.5B-Q8_0.GGUF', '/e', '/ws'), { modelDir: '/m/Qwen2.5-Coder-1.5B-Q8_0.GGUF', embedded: false });
+  const dir = mkdtempSync(path.join(tmpdir(), 'tidal-gguf-'));
+  try {
+    writeFileSync(path.join(dir, 'tokenizer.json'), '{}');
+    assert.deepEqual(resolveModelLocation(path.join(dir, 'm.gguf'), '/e'), { modelDir: path.join(dir, 'm.gguf'), tokenizerDir: dir, embedded: false });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('the backend setting picks CUDA only where it is compiled and usable, unless CUDA is demanded', () => {

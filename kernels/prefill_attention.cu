@@ -1,6 +1,6 @@
 // Prefill attention: causal, GQA, flash-style tiling on the tensor cores.
 //
-// A block of 4 warps takes 64 consecutive queries of one head; each warp holds 16 query
+// A block of 8 warps takes 128 consecutive queries of one head; each warp holds 16 query
 // rows. Keys and values stream through shared memory in tiles of 64 positions (cp.async,
 // two stages: the next tile loads while this one is computed), up to the block's last
 // query position, so memory is O(tile) whatever the prompt length and a chunk of a prompt
@@ -20,9 +20,8 @@ namespace tidal::cuda {
 
 namespace {
 
-constexpr int kQueryRows = 64;   // per block
-constexpr int kKeyRows = 64;     // per tile
-constexpr int kPrefillThreads = 128;
+// A block has Warps warps (4 or 8) of 16 query rows each; they share every K/V tile.
+constexpr int kKeyRows = 64;  // per tile
 
 template <int D>
 struct PrefillShape {
@@ -44,6 +43,13 @@ __device__ __forceinline__ uint32_t pack_bf16(float low, float high) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* shared) {
+  const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(shared));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(address));
+}
+
 __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* shared) {
   const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(shared));
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -51,13 +57,13 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
                : "r"(address));
 }
 
-template <int D>
+template <int D, int Threads>
 __device__ __forceinline__ void load_tile(const PrefillAttentionLaunch& p, const uint16_t* keys,
                                           const uint16_t* values, int64_t first, int64_t end, uint16_t* ks,
                                           uint16_t* vs) {
   constexpr int kVectorsPerRow = D / 8;
   constexpr int kLd = PrefillShape<D>::kLd;
-  for (int v = threadIdx.x; v < kKeyRows * kVectorsPerRow; v += kPrefillThreads) {
+  for (int v = threadIdx.x; v < kKeyRows * kVectorsPerRow; v += Threads) {
     const int row = v / kVectorsPerRow, column = (v % kVectorsPerRow) * 8;
     const int64_t position = first + row;
     const bool valid = position < end;
@@ -67,8 +73,10 @@ __device__ __forceinline__ void load_tile(const PrefillAttentionLaunch& p, const
   }
 }
 
-template <int D>
-__global__ void __launch_bounds__(kPrefillThreads) prefill_attention_kernel(PrefillAttentionLaunch p) {
+template <int D, int Warps>
+__global__ void __launch_bounds__(Warps * 32) prefill_attention_kernel(PrefillAttentionLaunch p) {
+  constexpr int kQueryRows = Warps * 16;
+  constexpr int kThreads = Warps * 32;
   using Shape = PrefillShape<D>;
   constexpr int kLd = Shape::kLd;
   extern __shared__ __align__(16) uint16_t shared[];
@@ -109,13 +117,13 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_attention_kernel(Pref
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
 
   const int tiles = static_cast<int>(ceil_div(kv_end, kKeyRows));
-  load_tile<D>(p, keys, values, 0, kv_end, shared, shared + Shape::kTileElements);
+  load_tile<D, kThreads>(p, keys, values, 0, kv_end, shared, shared + Shape::kTileElements);
   copy_async_commit();
   for (int tile = 0; tile < tiles; ++tile) {
     const int stage = tile & 1;
     if (tile + 1 < tiles) {
       uint16_t* next = shared + (stage ^ 1) * 2 * Shape::kTileElements;
-      load_tile<D>(p, keys, values, int64_t(tile + 1) * kKeyRows, kv_end, next, next + Shape::kTileElements);
+      load_tile<D, kThreads>(p, keys, values, int64_t(tile + 1) * kKeyRows, kv_end, next, next + Shape::kTileElements);
     }
     copy_async_commit();
     copy_async_wait<1>();
@@ -124,16 +132,19 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_attention_kernel(Pref
     const uint16_t* vs = ks + Shape::kTileElements;
     const int64_t first = int64_t(tile) * kKeyRows;
 
+    // S = Q K^T: per 8 keys, two 16-dim steps per ldmatrix.x4 (lanes 8i..8i+7 address the
+    // rows of matrix i: keys j*8 + (lane & 7), dims 16 kk + 8 (lane >> 3)).
     float s[kKeyRows / 8][4];
+    const uint16_t* kaddress = ks + (lane & 7) * kLd + (lane >> 3) * 8;
 #pragma unroll
     for (int j = 0; j < kKeyRows / 8; ++j) {
       s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
-      const uint16_t* krow = ks + (j * 8 + g) * kLd + 2 * t;
 #pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const uint32_t b0 = *reinterpret_cast<const uint32_t*>(krow + kk * 16);
-        const uint32_t b1 = *reinterpret_cast<const uint32_t*>(krow + kk * 16 + 8);
-        mma_bf16(s[j], qa[kk], b0, b1);
+      for (int kk = 0; kk < D / 16; kk += 2) {
+        uint32_t b[4];
+        ldmatrix_x4(b, kaddress + j * 8 * kLd + kk * 16);
+        mma_bf16(s[j], qa[kk], b[0], b[1]);
+        mma_bf16(s[j], qa[kk + 1], b[2], b[3]);
       }
     }
     // Scale into base 2, mask the future, new running maxima.
@@ -214,14 +225,14 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_attention_kernel(Pref
   }
 }
 
-template <int D>
+template <int D, int Warps>
 cudaError_t launch_for(const PrefillAttentionLaunch& p, cudaStream_t stream) {
   constexpr int kBytes = PrefillShape<D>::kSharedBytes;
   static const cudaError_t prepared =
-      cudaFuncSetAttribute(prefill_attention_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
+      cudaFuncSetAttribute(prefill_attention_kernel<D, Warps>, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
   if (prepared != cudaSuccess) return prepared;
-  const dim3 grid(static_cast<unsigned>(ceil_div(p.tokens, kQueryRows)), p.heads);
-  prefill_attention_kernel<D><<<grid, kPrefillThreads, kBytes, stream>>>(p);
+  const dim3 grid(static_cast<unsigned>(ceil_div(p.tokens, Warps * 16)), p.heads);
+  prefill_attention_kernel<D, Warps><<<grid, Warps * 32, kBytes, stream>>>(p);
   return cudaGetLastError();
 }
 
@@ -230,8 +241,9 @@ cudaError_t launch_for(const PrefillAttentionLaunch& p, cudaStream_t stream) {
 cudaError_t launch_prefill_attention(const PrefillAttentionLaunch& launch, cudaStream_t stream) {
   if (launch.tokens <= 0) return cudaSuccess;
   if (launch.kv_heads <= 0 || launch.heads % launch.kv_heads != 0) return cudaErrorInvalidValue;
-  if (launch.head_dim == 128) return launch_for<128>(launch, stream);
-  if (launch.head_dim == 64) return launch_for<64>(launch, stream);
+  const bool wide = launch.warps != 4;
+  if (launch.head_dim == 128) return wide ? launch_for<128, 8>(launch, stream) : launch_for<128, 4>(launch, stream);
+  if (launch.head_dim == 64) return wide ? launch_for<64, 8>(launch, stream) : launch_for<64, 4>(launch, stream);
   return cudaErrorInvalidValue;
 }
 

@@ -170,7 +170,10 @@ int run_bench(Arguments& arguments) {
     std::fprintf(stderr, "%s: %.2f GB of bf16 weights on the device\n", shape.c_str(), weight_bytes / 1e9);
     auto token = [&] { return static_cast<int32_t>(random.next() % static_cast<uint64_t>(config.vocab_size)); };
 
-    if (prefill_tokens > 0) {
+    for (int warps : {8, 4}) {
+      if (prefill_tokens <= 0 || (warps == 4 && &shape != &shapes.front())) continue;
+      tools->set_prefill_warps(warps);
+      cudaDeviceSynchronize();
       auto cache = backend->create_kv_cache();
       std::vector<int32_t> prompt(static_cast<size_t>(prefill_tokens));
       for (int32_t& t : prompt) t = token();
@@ -193,12 +196,13 @@ int run_bench(Arguments& arguments) {
       const double flops = 2.0 * (weight_bytes / 2.0) * n +
                            4.0 * double(config.num_heads * config.head_dim) * n * n / 2.0 * double(config.num_layers);
       char line[256];
-      std::snprintf(line, sizeof line, "| %s | %lld | %lld | %.2f | %.0f | %.0f |", shape.c_str(),
-                    static_cast<long long>(prefill_tokens), static_cast<long long>(prefill_chunk), seconds,
+      std::snprintf(line, sizeof line, "| %s | %lld | %lld | %d | %.2f | %.0f | %.0f |", shape.c_str(),
+                    static_cast<long long>(prefill_tokens), static_cast<long long>(prefill_chunk), warps, seconds,
                     n / seconds, flops / seconds / 1e12);
       prefill_rows.push_back(line);
       std::fprintf(stderr, "%s\n", line);
     }
+    tools->set_prefill_warps(8);
 
     for (int64_t context : contexts) {
       auto cache = backend->create_kv_cache();
@@ -235,9 +239,17 @@ int run_bench(Arguments& arguments) {
       double full_ms = 0;
       for (AttentionMode mode : {AttentionMode::Full, AttentionMode::Tidal, AttentionMode::Quest}) {
         const AttentionPlan plan = plan_for(mode, attention, config.num_layers);
-        for (bool graphs : {true, false}) {
-          if (!graphs && mode != AttentionMode::Full) continue;
+        struct Variant {
+          bool graphs, gemv;
+          const char* label;
+        };
+        const Variant variants[] = {{false, true, ""}, {true, true, " (graph)"}, {false, false, " (cuBLAS n=1)"}};
+        for (const Variant& variant : variants) {
+          const bool graphs = variant.graphs;
+          if ((graphs || !variant.gemv) && mode != AttentionMode::Full) continue;
           tools->set_graphs(graphs);
+          tools->set_gemv(variant.gemv);
+          const int64_t instantiations = tools->graph_instantiations(), replays = tools->graph_replays();
           std::vector<float> logits(static_cast<size_t>(config.vocab_size));
           std::vector<double> times;
           int32_t next = token();
@@ -251,18 +263,23 @@ int run_bench(Arguments& arguments) {
           cache->trim(context);
           std::sort(times.begin(), times.end());
           const double ms = times[times.size() / 2];
-          if (mode == AttentionMode::Full && graphs) full_ms = ms;
+          if (mode == AttentionMode::Full && !graphs && variant.gemv) full_ms = ms;
+          if (graphs)
+            std::fprintf(stderr, "%s %lldK: %lld graph replays, %lld instantiations\n", shape.c_str(),
+                         static_cast<long long>(context / 1000),
+                         static_cast<long long>(tools->graph_replays() - replays),
+                         static_cast<long long>(tools->graph_instantiations() - instantiations));
           const StepBytes bytes = step_bytes(config, plan, context + 1, weight_bytes);
           const double floor_ms = (bytes.weights + bytes.kv) / bandwidth * 1e3;
           std::snprintf(line, sizeof line, "| %s | %lldK | %s%s | %.3f | %.3f | %.2f | %.2fx | %.1f | %.1f |",
-                        shape.c_str(), static_cast<long long>(context / 1000), mode_label(mode),
-                        graphs ? "" : " (no graph)", ms, floor_ms, ms / floor_ms, full_ms / ms, bytes.weights / 1e9,
+                        shape.c_str(), static_cast<long long>(context / 1000), mode_label(mode), variant.label, ms, floor_ms, ms / floor_ms, full_ms / ms, bytes.weights / 1e9,
                         bytes.kv / 1e9);
           decode_rows.push_back(line);
           std::fprintf(stderr, "%s\n", line);
         }
       }
-      tools->set_graphs(true);
+      tools->set_graphs(false);
+      tools->set_gemv(true);
     }
   }
 
@@ -277,7 +294,8 @@ int run_bench(Arguments& arguments) {
   for (const std::string& row : attention_rows) std::printf("%s\n", row.c_str());
   if (!prefill_rows.empty()) {
     std::printf("\nPrefill (chunked, dense causal attention)\n\n");
-    std::printf("| shape | tokens | chunk | seconds | tokens/s | TFLOP/s |\n|---|---:|---:|---:|---:|---:|\n");
+    std::printf("| shape | tokens | chunk | attention warps/block | seconds | tokens/s | TFLOP/s |\n");
+    std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
     for (const std::string& row : prefill_rows) std::printf("%s\n", row.c_str());
   }
   std::fflush(stdout);

@@ -62,8 +62,10 @@ void test_prefill_attention(Report& report) {
           v[(h * capacity + p) * c.head_dim + i] = 0x7fc0;
         }
     DeviceArray<uint16_t> dq(q), dk(k), dv(v), dout(q.size());
+    for (int warps : {8, 4}) {
     dout.poison();
     cuda::PrefillAttentionLaunch p;
+    p.warps = warps;
     p.q = dq.data();
     p.keys = dk.data();
     p.values = dv.data();
@@ -104,9 +106,10 @@ void test_prefill_attention(Report& report) {
       }
     const double error = relative_l2(ref, got);
     char name[160];
-    std::snprintf(name, sizeof name, "prefill attention tokens=%d start=%lld heads=%d/%d d=%d", c.tokens,
-                  static_cast<long long>(c.start), c.heads, c.kv_heads, c.head_dim);
+    std::snprintf(name, sizeof name, "prefill attention tokens=%d start=%lld heads=%d/%d d=%d warps=%d", c.tokens,
+                  static_cast<long long>(c.start), c.heads, c.kv_heads, c.head_dim, warps);
     report.check(error < 1e-2, name, format("rel L2 %.2e", error));
+    }
   }
 }
 
@@ -202,6 +205,29 @@ void test_elementwise(Report& report) {
       }
     const double error = relative_l2(ref, got);
     report.check(error < 5e-3, "swiglu inner 1377", format("rel L2 %.2e", error));
+  }
+  {  // One-token GEMV, awkward shapes, beta 0 (y poisoned) and 1 (accumulate).
+    for (auto [rows, cols] : {std::pair<int, int>{1003, 4104}, {37, 8}, {4096, 14336}, {5, 30008}}) {
+      std::vector<uint16_t> w = random_bf16_vector(rng, size_t(rows) * cols), x = random_bf16_vector(rng, size_t(cols));
+      std::vector<float> y0(static_cast<size_t>(rows));
+      for (float& value : y0) value = float(rng.uniform());
+      DeviceArray<uint16_t> dw(w), dx(x);
+      DeviceArray<float> dy(static_cast<size_t>(rows));
+      for (float beta : {0.0f, 1.0f}) {
+        if (beta == 0.0f) dy.poison(); else dy.upload(y0);
+        check_cuda(cuda::launch_gemv(dw.data(), rows, cols, dx.data(), dy.data(), beta, nullptr), "gemv");
+        const std::vector<double> got = widen(dy.download());
+        std::vector<double> ref(got.size());
+        for (int r = 0; r < rows; ++r) {
+          double acc = beta * double(y0[size_t(r)]);
+          for (int c = 0; c < cols; ++c) acc += double(from_bf16(w[size_t(r) * cols + c])) * from_bf16(x[size_t(c)]);
+          ref[size_t(r)] = acc;
+        }
+        const double error = relative_l2(ref, got);
+        report.check(error < 1e-5, "gemv " + std::to_string(rows) + "x" + std::to_string(cols) + " beta " +
+                                       std::to_string(int(beta)), format("rel L2 %.2e", error));
+      }
+    }
   }
   {  // Argmax with a tie (lowest index wins) and a NaN (never wins), 151936 wide.
     const int64_t width = 151936;
@@ -336,8 +362,12 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
         overlap = std::min(overlap, total ? double(same) / double(total) : 0.0);
       }
     }
-    // Sparse modes pick near-tied positions differently when bf16 rounding moves a score.
-    const double mode_bound = mode.mode == AttentionMode::Full ? bound : 2.5 * bound;
+    // Sparse modes pick near-tied positions differently when bf16 rounding moves a score;
+    // a Quest swap moves a whole page (16 of the 96 positions), so its bound is a sanity
+    // bound only: the exact check of its mechanics is the full-budget case below and the
+    // kernel tests (test_quest.cpp).
+    const double mode_bound =
+        mode.mode == AttentionMode::Full ? bound : mode.mode == AttentionMode::Quest ? 8 * bound : 2.5 * bound;
     report.check(worst < mode_bound, kind + ": decode logits vs cpu, " + mode.name, format("rel L2 %.2e", worst));
     if (mode.mode == AttentionMode::Tidal)
       report.check(overlap >= 0.85, kind + ": tidal selection overlaps the cpu's, " + mode.name,
@@ -376,11 +406,13 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
     auto c2 = cpu_cache->fork(290);
     std::vector<float> a(static_cast<size_t>(vocab)), b(size_t(vocab), NAN);
     const int32_t token = 5;
-    const AttentionPlan quest = make_plan(model.config, AttentionMode::Quest, 64, SelectionPolicy::PerQueryHead);
+    // Budget 4096: every page is chosen, so the step must equal dense attention over the
+    // positions kept (K/V past the cut must not leak in through the page expansion).
+    const AttentionPlan quest = make_plan(model.config, AttentionMode::Quest, 4096, SelectionPolicy::PerQueryHead);
     cpu->forward(*c2, &token, 1, &quest, LogitsWanted::Last, a.data(), nullptr);
     gpu->forward(*g2, &token, 1, &quest, LogitsWanted::Last, b.data(), nullptr);
     const double error = relative_l2f(a, b);
-    report.check(error < 2.5 * bound && g2->length() == 291, kind + ": fork + trim inside a page, quest step",
+    report.check(error < bound && g2->length() == 291, kind + ": fork + trim inside a page, quest full-budget step",
                  format("rel L2 %.2e", error));
   }
 }

@@ -304,6 +304,8 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     }
     const char* graphs = std::getenv("TIDAL_CUDA_GRAPHS");
     graphs_ = options.graphs && !(graphs && std::string(graphs) == "0");
+    const char* gemv = std::getenv("TIDAL_CUDA_GEMV");
+    gemv_ = !(gemv && std::string(gemv) == "0");
     account_ = std::make_shared<KvAccount>();
     account_->cap = options.max_kv_bytes;
     account_->stream = stream_;
@@ -493,6 +495,9 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   }
   void set_graphs(bool enabled) override { graphs_ = enabled; }
   int64_t graph_replays() const override { return graph_replays_; }
+  int64_t graph_instantiations() const override { return graph_instantiations_; }
+  void set_gemv(bool enabled) override { gemv_ = enabled; }
+  void set_prefill_warps(int warps) override { prefill_warps_ = warps == 4 ? 4 : 8; }
 
   void fill_kv_random(KvCache& cache_base, int64_t length, uint64_t seed) override {
     auto& cache = dynamic_cast<CudaKvCache&>(cache_base);
@@ -558,6 +563,16 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   KvShape kv_shape() const { return {config_.num_layers, config_.num_kv_heads, config_.head_dim}; }
   const uint16_t* lm_head() const { return lm_head_.bytes() ? lm_head_.get<uint16_t>() : embed_.get<uint16_t>(); }
 
+  // One token: the bandwidth-bound GEMV kernel (unless $TIDAL_CUDA_GEMV=0); more: cuBLAS.
+  void linear(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x, int64_t x_stride, int64_t tokens,
+              float* y, int64_t y_stride, float beta) {
+    if (tokens == 1 && gemv_ && cols % 8 == 0 && cols <= 100 * 1024) {
+      throw_if_failed(cuda::launch_gemv(w, rows, static_cast<int>(cols), x, y, beta, stream_), "launching gemv");
+      return;
+    }
+    blas_->linear(w, rows, cols, x, x_stride, tokens, y, y_stride, beta);
+  }
+
   void allocate_layer(DeviceLayer& d) {
     const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size;
     d.qkv = DeviceBuffer(static_cast<size_t>(qkv_width() * hidden) * 2, "the q|k|v matrices");
@@ -608,7 +623,10 @@ class CudaBackend final : public Backend, public CudaBackendTools {
         graph_exec_ = nullptr;
       }
     }
-    if (!graph_exec_) throw_if_failed(cudaGraphInstantiate(&graph_exec_, graph, 0), "instantiating the decode graph");
+    if (!graph_exec_) {
+      throw_if_failed(cudaGraphInstantiate(&graph_exec_, graph, 0), "instantiating the decode graph");
+      ++graph_instantiations_;
+    }
     throw_if_failed(cudaGraphLaunch(graph_exec_, stream_), "launching the decode graph");
     ++graph_replays_;
   }
@@ -630,7 +648,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
       throw_if_failed(cuda::launch_rms_norm(x, hidden, d.input_norm.get<float>(), t, static_cast<int>(hidden), eps,
                                             normed, hidden, stream_),
                       "launching rms_norm");
-      blas_->linear(d.qkv.get<uint16_t>(), qkv_width(), hidden, normed, hidden, count, qkv, qkv_width(), 0.0f);
+      linear(d.qkv.get<uint16_t>(), qkv_width(), hidden, normed, hidden, count, qkv, qkv_width(), 0.0f);
       if (d.qkv_bias.bytes())
         throw_if_failed(cuda::launch_bias_add(qkv, qkv_width(), d.qkv_bias.get<float>(), t,
                                               static_cast<int>(qkv_width()), stream_),
@@ -659,7 +677,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
       const LayerAttention role = plan ? plan->layers[static_cast<size_t>(l)] : LayerAttention::Dense;
       attention(cache, l, start, count, role, plan, stats);
 
-      blas_->linear(d.o.get<uint16_t>(), hidden, q_size(), attention_out_.get<uint16_t>(), q_size(), count, x, hidden,
+      linear(d.o.get<uint16_t>(), hidden, q_size(), attention_out_.get<uint16_t>(), q_size(), count, x, hidden,
                     1.0f);
       if (d.o_bias.bytes())
         throw_if_failed(cuda::launch_bias_add(x, hidden, d.o_bias.get<float>(), t, static_cast<int>(hidden), stream_),
@@ -667,11 +685,11 @@ class CudaBackend final : public Backend, public CudaBackendTools {
       throw_if_failed(cuda::launch_rms_norm(x, hidden, d.post_norm.get<float>(), t, static_cast<int>(hidden), eps,
                                             normed, hidden, stream_),
                       "launching rms_norm");
-      blas_->linear(d.gate_up.get<uint16_t>(), 2 * inner, hidden, normed, hidden, count, gate_up_.get<float>(),
+      linear(d.gate_up.get<uint16_t>(), 2 * inner, hidden, normed, hidden, count, gate_up_.get<float>(),
                     2 * inner, 0.0f);
       throw_if_failed(cuda::launch_swiglu(gate_up_.get<float>(), t, static_cast<int>(inner), normed, stream_),
                       "launching swiglu");
-      blas_->linear(d.down.get<uint16_t>(), hidden, inner, normed, inner, count, x, hidden, 1.0f);
+      linear(d.down.get<uint16_t>(), hidden, inner, normed, inner, count, x, hidden, 1.0f);
     }
     if (logit_rows > 0) {
       const int64_t first = count - logit_rows;
@@ -679,7 +697,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
                                             static_cast<int>(logit_rows), static_cast<int>(hidden), eps, normed,
                                             hidden, stream_),
                       "launching rms_norm");
-      blas_->linear(lm_head(), config_.vocab_size, hidden, normed, hidden, logit_rows, logits_.get<float>(),
+      linear(lm_head(), config_.vocab_size, hidden, normed, hidden, logit_rows, logits_.get<float>(),
                     config_.vocab_size, 0.0f);
     }
   }
@@ -703,6 +721,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
       p.start = start;
       p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(config_.head_dim)));
       p.out = attention_out_.get<uint16_t>();
+      p.warps = prefill_warps_;
       throw_if_failed(cuda::launch_prefill_attention(p, stream_), "launching prefill attention");
       stats.attended_positions += dense_reads;
       return;
@@ -832,6 +851,9 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::Blas> blas_;
   bool graphs_ = true;
+  bool gemv_ = true;
+  int prefill_warps_ = 8;
+  int64_t graph_instantiations_ = 0;
   cudaGraphExec_t graph_exec_ = nullptr;
   int64_t graph_replays_ = 0;
   int seen_plans_ = 0;

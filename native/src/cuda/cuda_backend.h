@@ -55,6 +55,12 @@ class CudaBackendTools {
   virtual size_t decode_weight_bytes() const = 0;
   virtual void set_graphs(bool enabled) = 0;
   virtual int64_t graph_replays() const = 0;
+  // Executable graphs built (a step whose graph could not be updated in place builds one).
+  virtual int64_t graph_instantiations() const = 0;
+  // One-token linear layers through the GEMV kernel (default) or cuBLAS.
+  virtual void set_gemv(bool enabled) = 0;
+  // Warps per prefill attention block (16 query rows each): 8 (default) or 4.
+  virtual void set_prefill_warps(int warps) = 0;
   // Median time (us) of one layer's attention of a one-token step over the whole cache in
   // the given role (the layer index rotates so the K/V read is not in L2), q random.
   virtual double time_layer_attention(KvCache& cache, LayerAttention role, const AttentionPlan& plan,

@@ -1,5 +1,5 @@
 // Launchers of the per-token model kernels of the CUDA backend (kernels/embedding.cu,
-// rms_norm.cu, rope.cu, kv_append.cu, swiglu.cu, bias_add.cu, prefill_attention.cu,
+// rms_norm.cu, rope.cu, kv_append.cu, swiglu.cu, bias_add.cu, gemv.cu, prefill_attention.cu,
 // sampling.cu, random_fill.cu). Activations are fp32 row-major [tokens][width] unless said;
 // bf16 arrays are passed as uint16_t bits. Every launcher is asynchronous on `stream` and
 // returns the launch's error code; the arguments are checked by the caller (the backend).
@@ -60,8 +60,14 @@ struct PrefillAttentionLaunch {
   int64_t start = 0;
   float scale = 0;
   uint16_t* out = nullptr;
+  int warps = 8;  // per block (16 query rows each): 8 or 4
 };
 cudaError_t launch_prefill_attention(const PrefillAttentionLaunch& launch, cudaStream_t stream);
+
+// One-token linear layer: y[r] = beta * y[r] + sum_c W[r][c] x[c] (W bf16 [rows][cols], x bf16,
+// y fp32; beta == 0 never reads y). cols a multiple of 8, W and x 16-byte aligned.
+cudaError_t launch_gemv(const uint16_t* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta,
+                        cudaStream_t stream);
 
 // out[r] = the lowest index of the largest value of row r (greedy sampling on the device).
 cudaError_t launch_argmax(const float* logits, int rows, int64_t width, int32_t* out, cudaStream_t stream);

@@ -54,6 +54,12 @@ export function highlightCode(code: string, language: string): string {
   return escapeHtml(code);
 }
 
+/** The language named after a fence: its first word when it looks like one, else ''. */
+export function fenceLanguage(info: string): string {
+  const word = info.trim().split(/\s+/)[0] ?? '';
+  return /^[\w+#.-]{1,24}$/.test(word) ? word : '';
+}
+
 export function createMarkdownRenderer(): (source: string) => RenderedMarkdown {
   const md = new MarkdownIt({ html: false, linkify: true, breaks: false, typographer: false });
   md.disable('image');
@@ -61,7 +67,7 @@ export function createMarkdownRenderer(): (source: string) => RenderedMarkdown {
   let blocks: CodeBlock[] = [];
   md.renderer.rules.fence = (tokens, index) => {
     const token = tokens[index];
-    const language = token.info.trim().split(/\s+/)[0] ?? '';
+    const language = fenceLanguage(token.info);
     const block = blocks.length;
     blocks.push({ language, code: token.content });
     const known = language && hljs.getLanguage(language.toLowerCase()) ? language.toLowerCase() : '';

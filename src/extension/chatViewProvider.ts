@@ -12,6 +12,8 @@ import type { ChatSession } from '../chat/chatSession';
 export interface PanelSnapshot {
   turns: { role: 'user' | 'assistant'; text: string }[];
   visibleText: string;
+  /** Length of the last turn's text in each report so far (the last 500), to see an answer grow. */
+  lastTurnLengths: number[];
 }
 
 // Fence languages to VS Code language ids, where they differ.
@@ -126,7 +128,11 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
         await this.codeAction(message.action, message.code, message.language);
         return;
       case 'rendered':
-        this.snapshot = { turns: message.turns, visibleText: message.visibleText };
+        this.snapshot = {
+          turns: message.turns,
+          visibleText: message.visibleText,
+          lastTurnLengths: [...(this.snapshot?.lastTurnLengths ?? []), message.turns.at(-1)?.text.length ?? 0].slice(-500),
+        };
         return;
     }
   }

@@ -42,7 +42,7 @@ export interface TidalApi {
     /** Resolves once no answer is being generated. */
     idle(): Promise<void>;
     /** What the panel reported it shows after its last render. */
-    panel(): { turns: { role: 'user' | 'assistant'; text: string }[]; visibleText: string } | undefined;
+    panel(): { turns: { role: 'user' | 'assistant'; text: string }[]; visibleText: string; lastTurnLengths: number[] } | undefined;
     /** The panel's Stop button. */
     stop(): void;
     /** Number of turns per stored conversation in the workspace state, current first. */

@@ -101,6 +101,8 @@ function report(): void {
 }
 
 function renderAll(): void {
+  clearTimeout(pendingRender);
+  pendingRender = undefined;
   codeBlocks.clear();
   Array.from(messages.querySelectorAll('article.turn')).forEach((node) => node.remove());
   empty.hidden = turns.length > 0;
@@ -126,9 +128,12 @@ function appendDelta(id: string, text: string): void {
   if (pendingRender) return;
   pendingRender = setTimeout(() => {
     pendingRender = undefined;
+    // The turn as it is now: a finished turn may have replaced the streaming one meanwhile.
+    const current = turns.find((existing) => existing.id === id);
+    if (!current || current.status !== 'streaming') return;
     const node = messages.querySelector(`article[data-turn="${CSS.escape(id)}"]`);
     const atBottom = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 40;
-    if (node) node.replaceWith(renderTurn(turn, false));
+    if (node) node.replaceWith(renderTurn(current, false));
     if (atBottom) messages.scrollTop = messages.scrollHeight;
     report();
   }, 40);

@@ -55,7 +55,10 @@ test('fenced code: highlighted, with its exact source kept for the buttons', () 
   }
   // Unknown languages fall back to escaped text; the language label is escaped too.
   assert.equal(highlightCode('<x>', 'no-such-language'), '&lt;x&gt;');
-  assert.match(render('```"><b>\nx\n```').html, /<span class="code-language">&quot;&gt;&lt;b&gt;<\/span>/);
+  // Only a word that looks like a language name labels the block; anything else reads 'text'.
+  assert.match(render('```"><b>\nx\n```').html, /<span class="code-language">text<\/span>/);
+  assert.deepEqual(render('```{{{{{{{{{{{{{{{{{{{{{{{{{{{{{\nx\n```').codeBlocks, [{ language: '', code: 'x\n' }]);
+  assert.equal(render('```c++ title\nx\n```').codeBlocks[0].language, 'c++');
 });
 
 test('an answer cut mid-stream (an open fence) still renders, and each render starts its own block list', () => {

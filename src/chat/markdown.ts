@@ -68,8 +68,10 @@ export function createMarkdownRenderer(): (source: string) => RenderedMarkdown {
   md.renderer.rules.fence = (tokens, index) => {
     const token = tokens[index];
     const language = fenceLanguage(token.info);
+    // A fence whose only text is on its opening line (e.g. "```{{{"): show that text as the code.
+    const content = token.content === '' && language === '' ? token.info.trim() : token.content;
     const block = blocks.length;
-    blocks.push({ language, code: token.content });
+    blocks.push({ language, code: content });
     const known = language && hljs.getLanguage(language.toLowerCase()) ? language.toLowerCase() : '';
     const button = (action: string, label: string, title: string) =>
       `<button type="button" class="code-action" data-action="${action}" data-block="${block}" title="${title}">${label}</button>`;
@@ -79,7 +81,7 @@ export function createMarkdownRenderer(): (source: string) => RenderedMarkdown {
       button('copy', 'Copy', 'Copy to the clipboard') +
       button('insert', 'Insert', 'Insert at the cursor in the editor') +
       button('newFile', 'New file', 'Open as a new untitled file') +
-      `</div><pre><code class="hljs${known ? ` language-${known}` : ''}">${highlightCode(token.content, known)}</code></pre></div>\n`
+      `</div><pre><code class="hljs${known ? ` language-${known}` : ''}">${highlightCode(content, known)}</code></pre></div>\n`
     );
   };
   // Links open outside the webview (the panel asks VS Code to open them); mark them for it.

@@ -70,10 +70,7 @@ test('chat: Ask About This Repository streams the engine answer into the panel, 
   const partial = lengths.filter((length) => length > 0 && length < answer.text.length);
   assert.ok(partial.length >= 1, `no partial answer was rendered (lengths ${lengths.slice(-20).join(',')})`);
 
-  // What the workbench shows, read from the webview's page by the runner (a wider side bar,
-  // as people use a chat panel).
-  await vscode.commands.executeCommand('tidal.chat.focus');
-  for (let i = 0; i < 4; i++) await vscode.commands.executeCommand('workbench.action.increaseViewWidth').then(undefined, () => undefined);
+  // What the workbench shows, read from the webview's page by the runner.
   const dark = await screenshotInTheme('Default Dark Modern', 'chat-answer-dark');
   if (dark) {
     const shown = normalise(dark.workbench.chatWebviewText);

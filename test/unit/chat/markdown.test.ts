@@ -58,6 +58,10 @@ test('fenced code: highlighted, with its exact source kept for the buttons', () 
   // Only a word that looks like a language name labels the block; anything else reads 'text'.
   assert.match(render('```"><b>\nx\n```').html, /<span class="code-language">text<\/span>/);
   assert.deepEqual(render('```{{{{{{{{{{{{{{{{{{{{{{{{{{{{{\nx\n```').codeBlocks, [{ language: '', code: 'x\n' }]);
+  // A fence with text only on its opening line shows that text rather than an empty box.
+  const bare = render('```{{{ <b>');
+  assert.deepEqual(bare.codeBlocks, [{ language: '', code: '{{{ <b>' }]);
+  assert.match(bare.html, /<code class="hljs">\{\{\{ &lt;b&gt;<\/code>/);
   assert.equal(render('```c++ title\nx\n```').codeBlocks[0].language, 'c++');
 });
 

@@ -162,11 +162,12 @@ export class ChatSession {
       turn.error = (error as Error).message || String(error);
       record.error = turn.error;
     } finally {
-      this.running = undefined;
       this.deps.post({ type: 'turn', turn: { ...turn } });
+      // Saved before the session reads as idle, so whoever waits for idle() finds it stored.
+      await this.deps.history.save().catch(() => undefined);
+      this.running = undefined;
       this.deps.post({ type: 'busy', busy: false });
       finish();
-      await this.deps.history.save().catch(() => undefined);
     }
   }
 }

@@ -1,7 +1,7 @@
 // A loaded model with everything around it: tokenizer, prompt building, prefix KV reuse,
 // and the request queue. Text in, text out; tokens are streamed as text chunks.
 import type { CancelToken, NativeAddon, NativeEngine } from '../native/addon';
-import { findChatTemplate, renderChat } from './chatTemplate';
+import { findChatTemplate, renderChat, repositoryPrefixParts, withoutLeadingBos } from './chatTemplate';
 import { buildFimPrompt, detectFimFormat, encodePromptParts, FimFormat } from './fimPrompt';
 import { PrefixCache } from './prefixCache';
 import type { EngineStats, GenerateParams, GenerateResult, LoadedModel, LoadModelParams } from './protocol';
@@ -75,7 +75,16 @@ export class ModelSession {
       case 'chat': {
         if (!params.messages || params.messages.length === 0) throw new ModelRequestError('A chat request needs at least one message.');
         const text = renderChat(tokenizer.config, params.messages, { addGenerationPrompt: true, modelName: this.modelDir });
-        tokens = tokenizer.encode(text);
+        // [repository files, as completions render them][conversation]: the shared prefix
+        // keeps one KV for both (see repositoryPrefixParts).
+        const repoParts = repositoryPrefixParts(this.fimFormat, params.repoContext ?? [], params.repoName);
+        if (repoParts.length === 0) {
+          tokens = tokenizer.encode(text);
+          break;
+        }
+        tokens = encodePromptParts(repoParts, (part) => this.encodeCached(part), (token) => tokenizer.tokenId(token));
+        if (bos !== undefined) tokens.unshift(bos);
+        tokens.push(...tokenizer.encode(bos !== undefined ? withoutLeadingBos(text, tokenizer.bosToken) : text));
         break;
       }
       case 'completion': {
@@ -222,6 +231,7 @@ export class ModelSession {
       );
       emit(decoder.flush());
       const finished = performance.now();
+      const selection = this.engine.usage().lastSelection;
       return {
         requestId: params.requestId,
         text,
@@ -236,6 +246,7 @@ export class ModelSession {
           decodeMs: result.decodeSeconds * 1000,
           totalMs: finished - enqueued,
         },
+        attention: selection ? { mode: selection.mode, contextLength: selection.contextLength, attendedFraction: selection.attendedFraction } : undefined,
       };
     } finally {
       const fork = prepared.sequence;

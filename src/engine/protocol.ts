@@ -76,7 +76,7 @@ export interface GenerateParams {
   suffix?: string;                  // completion: text after the cursor
   filePath?: string;                // completion: workspace-relative path of the current file
   repoName?: string;
-  repoContext?: ContextFileParam[]; // completion: files put before the current one
+  repoContext?: ContextFileParam[]; // completion: files put before the current one; chat: files put before the conversation
   prompt?: string;                  // raw: the prompt text as is (special tokens written out)
   maxTokens?: number;
   attention?: AttentionOptions;
@@ -99,6 +99,13 @@ export interface GenerateResult {
   reusedTokens: number;    // prompt tokens whose KV came from the prefix cache
   recomputedTokens: number;
   timings: GenerateTimings;
+  attention?: AttentionRun; // the attention the engine ran for this request's decode steps
+}
+
+export interface AttentionRun {
+  mode: AttentionMode;
+  contextLength: number;
+  attendedFraction: number; // share of the context each sparse layer attended to (1 for full)
 }
 
 export interface TokenChunk {

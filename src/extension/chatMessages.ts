@@ -1,8 +1,111 @@
-// Messages exchanged between the chat webview (media/chat.js) and the extension.
-export type PanelToChat = { type: 'ready' } | { type: 'ask'; text: string };
+// Messages exchanged between the chat webview (src/chat/webview/chatPanel.ts, bundled to
+// dist/chat-panel.js) and the extension (chatViewProvider.ts). Both sides import these types;
+// each side checks what it receives with the parser for its direction, since a webview message
+// is just JSON.
+import type { AnswerMeta, Turn } from '../chat/conversation';
+
+export type CodeAction = 'copy' | 'insert' | 'newFile';
+
+export type PanelToChat =
+  | { type: 'ready' }
+  | { type: 'ask'; text: string; attachments: string[] }
+  | { type: 'stop' }
+  | { type: 'regenerate' }
+  | { type: 'newChat' }
+  | { type: 'pickAttachment' }
+  | { type: 'codeAction'; action: CodeAction; code: string; language: string }
+  /** What the panel shows after a render: each turn's source text, and the page's visible text. */
+  | { type: 'rendered'; turns: { role: 'user' | 'assistant'; text: string }[]; visibleText: string };
 
 export type ChatToPanel =
   | { type: 'engine'; summary: string }
-  | { type: 'user'; text: string }
-  | { type: 'answer'; text: string }
-  | { type: 'error'; text: string };
+  /** The whole conversation (on load, new chat, regenerate); replaces what the panel shows. */
+  | { type: 'conversation'; turns: Turn[]; busy: boolean }
+  /** One turn added or replaced (same id). */
+  | { type: 'turn'; turn: Turn }
+  /** Text appended to a streaming answer. */
+  | { type: 'delta'; id: string; text: string }
+  | { type: 'busy'; busy: boolean; status?: string }
+  /** Files picked to attach to the next question. */
+  | { type: 'attach'; paths: string[] }
+  | { type: 'notice'; text: string };
+
+export type { AnswerMeta, Turn };
+
+// Sizes beyond which a message from the panel is refused (a question, a code block).
+export const MAX_TEXT_CHARS = 200_000;
+export const MAX_ATTACHMENTS = 32;
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isText = (value: unknown, max = MAX_TEXT_CHARS): value is string => typeof value === 'string' && value.length <= max;
+const isPathList = (value: unknown): value is string[] =>
+  Array.isArray(value) && value.length <= MAX_ATTACHMENTS && value.every((path) => isText(path, 4096) && path.length > 0);
+
+/** A message from the panel, checked; undefined for anything that is not one. */
+export function parsePanelMessage(value: unknown): PanelToChat | undefined {
+  if (!isRecord(value)) return undefined;
+  switch (value.type) {
+    case 'ready':
+    case 'stop':
+    case 'regenerate':
+    case 'newChat':
+    case 'pickAttachment':
+      return { type: value.type };
+    case 'ask':
+      if (!isText(value.text)) return undefined;
+      if (value.attachments !== undefined && !isPathList(value.attachments)) return undefined;
+      return { type: 'ask', text: value.text, attachments: (value.attachments as string[] | undefined) ?? [] };
+    case 'codeAction':
+      if (value.action !== 'copy' && value.action !== 'insert' && value.action !== 'newFile') return undefined;
+      if (!isText(value.code) || !isText(value.language ?? '', 64)) return undefined;
+      return { type: 'codeAction', action: value.action, code: value.code, language: (value.language as string | undefined) ?? '' };
+    case 'rendered': {
+      if (!Array.isArray(value.turns) || !isText(value.visibleText, 4 * MAX_TEXT_CHARS)) return undefined;
+      const turns: { role: 'user' | 'assistant'; text: string }[] = [];
+      for (const turn of value.turns) {
+        if (!isRecord(turn) || (turn.role !== 'user' && turn.role !== 'assistant') || !isText(turn.text)) return undefined;
+        turns.push({ role: turn.role, text: turn.text });
+      }
+      return { type: 'rendered', turns, visibleText: value.visibleText };
+    }
+    default:
+      return undefined;
+  }
+}
+
+function isTurn(value: unknown): value is Turn {
+  return (
+    isRecord(value) &&
+    typeof value.id === 'string' &&
+    (value.role === 'user' || value.role === 'assistant') &&
+    typeof value.text === 'string' &&
+    (value.status === 'streaming' || value.status === 'done' || value.status === 'stopped' || value.status === 'error')
+  );
+}
+
+/** A message from the extension, checked in the panel; undefined for anything else. */
+export function parseChatMessage(value: unknown): ChatToPanel | undefined {
+  if (!isRecord(value)) return undefined;
+  switch (value.type) {
+    case 'engine':
+      return typeof value.summary === 'string' ? { type: 'engine', summary: value.summary } : undefined;
+    case 'conversation':
+      return Array.isArray(value.turns) && value.turns.every(isTurn) && typeof value.busy === 'boolean'
+        ? { type: 'conversation', turns: value.turns, busy: value.busy }
+        : undefined;
+    case 'turn':
+      return isTurn(value.turn) ? { type: 'turn', turn: value.turn } : undefined;
+    case 'delta':
+      return typeof value.id === 'string' && typeof value.text === 'string' ? { type: 'delta', id: value.id, text: value.text } : undefined;
+    case 'busy':
+      return typeof value.busy === 'boolean' && (value.status === undefined || typeof value.status === 'string')
+        ? { type: 'busy', busy: value.busy, ...(value.status !== undefined ? { status: value.status as string } : {}) }
+        : undefined;
+    case 'attach':
+      return isPathList(value.paths) ? { type: 'attach', paths: value.paths } : undefined;
+    case 'notice':
+      return typeof value.text === 'string' ? { type: 'notice', text: value.text } : undefined;
+    default:
+      return undefined;
+  }
+}

@@ -1,30 +1,60 @@
-// The chat side panel: a webview view with a strict Content-Security-Policy (nonce-gated
-// script, no remote resources). Messages between panel and extension are typed in
-// src/extension/chatMessages.ts.
+// The chat side panel: a webview view with a strict Content-Security-Policy (a nonce-gated
+// script bundled into dist/chat-panel.js, styles from media/, nothing remote), VS Code theme
+// colours. It forwards what the user does to the ChatSession (src/chat/chatSession.ts) and
+// carries out the code-block actions (copy, insert at the cursor, open as a new file).
 import * as crypto from 'node:crypto';
 import * as vscode from 'vscode';
 
-import type { ChatToPanel, PanelToChat } from './chatMessages';
+import { parsePanelMessage, type ChatToPanel, type CodeAction, type PanelToChat } from './chatMessages';
+import type { ChatSession } from '../chat/chatSession';
+
+/** What the panel last said it shows (its report after each render). */
+export interface PanelSnapshot {
+  turns: { role: 'user' | 'assistant'; text: string }[];
+  visibleText: string;
+  /** Length of the last turn's text in each report so far (the last 500), to see an answer grow. */
+  lastTurnLengths: number[];
+}
+
+// Fence languages to VS Code language ids, where they differ.
+const LANGUAGE_IDS: Record<string, string> = { js: 'javascript', ts: 'typescript', py: 'python', sh: 'shellscript', bash: 'shellscript', shell: 'shellscript', 'c++': 'cpp', rs: 'rust', yml: 'yaml', md: 'markdown' };
 
 export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disposable {
   static readonly viewId = 'tidal.chat';
   private view?: vscode.WebviewView;
   private readonly disposables: vscode.Disposable[] = [];
-  private pendingQuestion?: string;
+  private lastEditor?: vscode.TextEditor;
+  private snapshot?: PanelSnapshot;
+  private readyListeners: (() => void)[] = [];
 
   constructor(
     private readonly extensionUri: vscode.Uri,
-    private readonly onQuestion: (question: string) => Promise<string>,
+    private readonly session: () => ChatSession,
     private readonly engineSummary: () => string,
-  ) {}
+  ) {
+    this.lastEditor = vscode.window.activeTextEditor;
+    this.disposables.push(
+      vscode.window.onDidChangeActiveTextEditor((editor) => {
+        if (editor) this.lastEditor = editor;
+      }),
+    );
+  }
 
   resolveWebviewView(view: vscode.WebviewView): void {
     this.view = view;
-    view.webview.options = { enableScripts: true, localResourceRoots: [vscode.Uri.joinPath(this.extensionUri, 'media')] };
+    view.webview.options = {
+      enableScripts: true,
+      localResourceRoots: [vscode.Uri.joinPath(this.extensionUri, 'media'), vscode.Uri.joinPath(this.extensionUri, 'dist')],
+    };
     view.webview.html = this.html(view.webview);
     this.disposables.push(
-      view.webview.onDidReceiveMessage((message: PanelToChat) => void this.receive(message)),
-      view.onDidDispose(() => (this.view = undefined)),
+      view.webview.onDidReceiveMessage((message: unknown) => {
+        const parsed = parsePanelMessage(message);
+        if (parsed) void this.receive(parsed).catch((error) => this.post({ type: 'notice', text: (error as Error).message }));
+      }),
+      view.onDidDispose(() => {
+        if (this.view === view) this.view = undefined;
+      }),
     );
   }
 
@@ -32,51 +62,120 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     return this.view?.visible ?? false;
   }
 
-  // Shows the panel and asks `question` in it (from the command palette).
-  async ask(question: string): Promise<void> {
-    this.pendingQuestion = question;
+  /** The panel's last report of what it shows; undefined before it rendered anything. */
+  get panelSnapshot(): PanelSnapshot | undefined {
+    return this.snapshot;
+  }
+
+  /** The editor the user worked in last (the panel has the focus while its buttons are used). */
+  get editor(): vscode.TextEditor | undefined {
+    const active = vscode.window.activeTextEditor;
+    if (active) return active;
+    return this.lastEditor && vscode.window.visibleTextEditors.includes(this.lastEditor) ? this.lastEditor : undefined;
+  }
+
+  /** Shows the panel and asks `question` in it (from the command palette); resolves when answered. */
+  async ask(question: string, attachments: string[] = []): Promise<void> {
+    await this.reveal();
+    await this.session().ask(question, attachments);
+  }
+
+  async reveal(): Promise<void> {
     await vscode.commands.executeCommand(`${ChatViewProvider.viewId}.focus`);
-    if (this.view) this.flushPending();
+  }
+
+  /** Loads the panel's page again, as when the view is re-created; resolves once it is ready. */
+  async reloadPanel(): Promise<void> {
+    if (!this.view) return;
+    const ready = new Promise<void>((resolve) => this.readyListeners.push(resolve));
+    this.snapshot = undefined;
+    this.view.webview.html = this.html(this.view.webview);
+    await ready;
   }
 
   refreshEngine(): void {
     this.post({ type: 'engine', summary: this.engineSummary() });
   }
 
-  private flushPending(): void {
-    if (this.pendingQuestion === undefined) return;
-    const question = this.pendingQuestion;
-    this.pendingQuestion = undefined;
-    void this.receive({ type: 'ask', text: question });
+  post(message: ChatToPanel): void {
+    void this.view?.webview.postMessage(message);
   }
 
   private async receive(message: PanelToChat): Promise<void> {
+    const session = this.session();
     switch (message.type) {
       case 'ready':
         this.refreshEngine();
-        this.flushPending();
+        session.showConversation();
+        for (const listener of this.readyListeners.splice(0)) listener();
         return;
-      case 'ask': {
-        const text = message.text.trim();
-        if (!text) return;
-        this.post({ type: 'user', text });
-        try {
-          this.post({ type: 'answer', text: await this.onQuestion(text) });
-        } catch (error) {
-          this.post({ type: 'error', text: (error as Error).message });
+      case 'ask':
+        await session.ask(message.text, message.attachments);
+        return;
+      case 'stop':
+        session.stop();
+        return;
+      case 'regenerate':
+        await session.regenerate();
+        return;
+      case 'newChat':
+        await session.newChat();
+        return;
+      case 'pickAttachment':
+        await this.pickAttachment();
+        return;
+      case 'codeAction':
+        await this.codeAction(message.action, message.code, message.language);
+        return;
+      case 'rendered':
+        this.snapshot = {
+          turns: message.turns,
+          visibleText: message.visibleText,
+          lastTurnLengths: [...(this.snapshot?.lastTurnLengths ?? []), message.turns.at(-1)?.text.length ?? 0].slice(-500),
+        };
+        return;
+    }
+  }
+
+  private async pickAttachment(): Promise<void> {
+    const files = await vscode.workspace.findFiles('**/*', '{**/node_modules/**,**/.git/**}', 5000);
+    const items = files.map((uri) => ({ label: vscode.workspace.asRelativePath(uri, false), uri })).sort((a, b) => a.label.localeCompare(b.label));
+    const picked = await vscode.window.showQuickPick(items, { title: 'Tidal: Attach Files to the Question', canPickMany: true, matchOnDescription: true });
+    if (picked && picked.length > 0) this.post({ type: 'attach', paths: picked.map((item) => item.label) });
+  }
+
+  private async codeAction(action: CodeAction, code: string, language: string): Promise<void> {
+    switch (action) {
+      case 'copy':
+        await vscode.env.clipboard.writeText(code);
+        return;
+      case 'insert': {
+        const editor = this.editor;
+        if (!editor) {
+          void vscode.window.showWarningMessage('Tidal: open a file and place the cursor where the code should go, then press Insert again.');
+          return;
         }
+        await editor.edit((edit) => {
+          for (const selection of editor.selections) edit.replace(selection, code);
+        });
+        await vscode.window.showTextDocument(editor.document, editor.viewColumn);
+        return;
+      }
+      case 'newFile': {
+        const name = language.toLowerCase();
+        const document = await vscode.workspace.openTextDocument({ content: code, language: LANGUAGE_IDS[name] ?? (name || 'plaintext') }).then(
+          (doc) => doc,
+          () => vscode.workspace.openTextDocument({ content: code }),
+        );
+        await vscode.window.showTextDocument(document);
         return;
       }
     }
   }
 
-  private post(message: ChatToPanel): void {
-    void this.view?.webview.postMessage(message);
-  }
-
   private html(webview: vscode.Webview): string {
     const nonce = crypto.randomBytes(16).toString('base64');
-    const media = (file: string) => webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'media', file));
+    const resource = (...parts: string[]) => webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, ...parts));
     const csp = [
       "default-src 'none'",
       `style-src ${webview.cspSource}`,
@@ -90,22 +189,33 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
   <meta charset="UTF-8">
   <meta http-equiv="Content-Security-Policy" content="${csp}">
   <meta name="viewport" content="width=device-width, initial-scale=1.0">
-  <link href="${media('chat.css')}" rel="stylesheet">
+  <link href="${resource('media', 'chat.css')}" rel="stylesheet">
   <title>Tidal Chat</title>
 </head>
 <body>
-  <header class="engine" id="engine" aria-live="polite">Starting the engine…</header>
+  <header class="toolbar">
+    <span class="engine" id="engine" aria-live="polite">Starting the engine…</span>
+    <button type="button" class="icon-button" id="new-chat" title="Start a new chat">New chat</button>
+  </header>
   <main id="messages" class="messages" aria-live="polite">
     <section class="empty" id="empty">
       <h2>Ask about this repository</h2>
       <p>Tidal answers with your whole workspace in context, on this machine. Nothing leaves it.</p>
+      <p class="hint">The active file and selection come along. Attach more files with <code>#file:path</code> or the Attach button.</p>
     </section>
   </main>
+  <div class="status" id="status" role="status" hidden></div>
   <form id="composer" class="composer">
-    <textarea id="input" rows="3" placeholder="Ask a question about the code… (Enter to send, Shift+Enter for a new line)" aria-label="Question"></textarea>
-    <button type="submit" id="send">Send</button>
+    <div class="chips" id="attachments" hidden></div>
+    <textarea id="input" rows="3" placeholder="Ask about the code… (Enter to send, Shift+Enter for a new line)" aria-label="Question"></textarea>
+    <div class="composer-actions">
+      <button type="button" class="secondary" id="attach" title="Attach workspace files to the question">Attach…</button>
+      <span class="spacer"></span>
+      <button type="button" class="secondary stop" id="stop" title="Stop generating" hidden>Stop</button>
+      <button type="submit" id="send">Send</button>
+    </div>
   </form>
-  <script nonce="${nonce}" src="${media('chat.js')}"></script>
+  <script nonce="${nonce}" src="${resource('dist', 'chat-panel.js')}"></script>
 </body>
 </html>`;
   }

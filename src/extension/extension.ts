@@ -4,6 +4,9 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 
+import { ChatSession } from '../chat/chatSession';
+import { ChatHistory, HISTORY_KEY } from '../chat/historyStore';
+import { gatherChatContext } from '../chat/vscodeChatContext';
 import { ChatViewProvider } from './chatViewProvider';
 import { COMMAND_IDS, registerCommands } from './commands';
 import { EngineClient } from './engineClient';
@@ -11,7 +14,6 @@ import type { GenerationBackend } from './generationBackend';
 import { LocalBackend, newRequestId } from './localBackend';
 import { ModelController, type ModelState } from './modelController';
 import { registerModelPicker } from './modelPicker';
-import { repositoryBudget } from './contextBudget';
 import { RepositoryContext } from './repositoryContext';
 import { readSettings, type TidalSettings } from './settings';
 import { TidalStatusBar } from './statusBar';
@@ -31,6 +33,36 @@ export interface TidalApi {
   waitForEngine(timeoutMs: number): Promise<string>;
   /** Resolves with the model state once it is 'ready' or 'error' (or the time is up). */
   waitForModel(timeoutMs: number): Promise<ModelState['state']>;
+  /** The chat, as the panel's user sees it. */
+  chat: {
+    /** The current conversation's turns. */
+    turns(): { role: 'user' | 'assistant'; text: string; status: string; error?: string }[];
+    /** The last answer: the engine's result and the text streamed to the panel. */
+    lastAnswer(): ChatAnswerState | undefined;
+    busy(): boolean;
+    /** Resolves once no answer is being generated. */
+    idle(): Promise<void>;
+    /** What the panel reported it shows after its last render. */
+    panel(): { turns: { role: 'user' | 'assistant'; text: string }[]; visibleText: string; lastTurnLengths: number[] } | undefined;
+    /** The panel's Stop button. */
+    stop(): void;
+    /** Number of turns per stored conversation in the workspace state, current first. */
+    storedTurnCounts(): number[];
+    /** Drops the in-memory chat, reads it back from the workspace state and reloads the panel's page. */
+    reloadFromStorage(): Promise<void>;
+  };
+}
+
+export interface ChatAnswerState {
+  text: string;
+  streamed: string;
+  chunks: number;
+  finishReason?: string;
+  tokens?: number;
+  promptTokens?: number;
+  reusedTokens?: number;
+  attention?: { mode: string; attendedFraction: number };
+  error?: string;
 }
 
 export async function activate(context: vscode.ExtensionContext): Promise<TidalApi> {
@@ -61,30 +93,18 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
 
   const statusBar = new TidalStatusBar();
   const summary = () => describeState(engine, model.state);
-  const chat = new ChatViewProvider(
-    context.extensionUri,
-    async (question) => {
-      const loaded = await model.whenReady();
-      const current = settings();
-      const reserve = Math.min(4096, Math.floor(loaded.model.maxContext / 4));
-      const snapshot = await repository.snapshot(repositoryBudget(current.context.maxTokens, loaded.model.maxContext, reserve));
-      const files = snapshot.files.map((file) => `<file path="${file.path}">\n${file.content}</file>`).join('\n');
-      const result = await backend().generate(
-        {
-          requestId: newRequestId('chat'),
-          kind: 'chat',
-          messages: [
-            { role: 'system', content: `You answer questions about this repository. Its files:\n${files}` },
-            { role: 'user', content: question },
-          ],
-          attention: { mode: current.attention.mode, tokenBudget: current.attention.tokenBudget, selectionLayers: current.attention.selectionLayers },
-        },
-        () => undefined,
-      );
-      return result.text;
-    },
-    summary,
-  );
+  const chatHistory = () => new ChatHistory(context.workspaceState);
+  let chatSession: ChatSession;
+  const chat = new ChatViewProvider(context.extensionUri, () => chatSession, summary);
+  const newChatSession = () =>
+    new ChatSession({
+      backend,
+      history: chatHistory(),
+      post: (message) => chat.post(message),
+      newRequestId: () => newRequestId('chat'),
+      gatherContext: (attachments) => gatherChatContext(attachments, chat.editor, model, repository, settings()),
+    });
+  chatSession = newChatSession();
   const completionsEnabled = () => settings().inlineCompletions.enabled;
   const refresh = () => {
     statusBar.update(engine.currentStatus, completionsEnabled(), model.state);
@@ -165,6 +185,40 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
         timeoutMs,
         [model.onDidChange],
       ),
+    chat: {
+      turns: () => chatSession.turns.map((turn) => ({ role: turn.role, text: turn.text, status: turn.status, error: turn.error })),
+      lastAnswer: () => {
+        const last = chatSession.lastAnswer;
+        if (!last) return undefined;
+        const turn = chatSession.turns.find((candidate) => candidate.id === last.turnId);
+        const result = last.result;
+        return {
+          text: turn?.text ?? '',
+          streamed: last.streamed,
+          chunks: last.chunks,
+          finishReason: result?.finishReason,
+          tokens: result?.tokens,
+          promptTokens: result?.promptTokens,
+          reusedTokens: result?.reusedTokens,
+          attention: result?.attention,
+          error: last.error,
+        };
+      },
+      busy: () => chatSession.busy,
+      idle: () => chatSession.idle(),
+      panel: () => chat.panelSnapshot,
+      stop: () => chatSession.stop(),
+      storedTurnCounts: () => {
+        const stored = context.workspaceState.get<{ conversations?: { turns?: unknown[] }[] }>(HISTORY_KEY);
+        return (stored?.conversations ?? []).map((conversation) => conversation.turns?.length ?? 0);
+      },
+      reloadFromStorage: async () => {
+        chatSession.stop();
+        await chatSession.idle();
+        chatSession = newChatSession();
+        await chat.reloadPanel();
+      },
+    },
   };
 }
 

@@ -1,0 +1,77 @@
+// What a chat request takes from the editor: the repository files (as completions get them,
+// the active file left out of them), the active file and selection, and the attached files.
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+
+import { estimateTokens, repositoryBudget } from '../extension/contextBudget';
+import type { ModelController } from '../extension/modelController';
+import type { RepositoryContext } from '../extension/repositoryContext';
+import type { TidalSettings } from '../extension/settings';
+import type { ChatRequestContext } from './chatSession';
+import type { EditorFile } from './promptAssembly';
+
+/** Tokens kept free for the answer. */
+const ANSWER_TOKENS = 1024;
+/** Largest attached file read, in bytes. */
+const MAX_ATTACHED_BYTES = 512 * 1024;
+
+export async function gatherChatContext(
+  attachments: string[],
+  editor: vscode.TextEditor | undefined,
+  model: ModelController,
+  repository: RepositoryContext,
+  settings: TidalSettings,
+): Promise<ChatRequestContext> {
+  const loaded = await model.whenReady();
+  if (!loaded.tokenizer.hasChatTemplate) {
+    throw new Error(
+      `The model ${path.basename(loaded.modelDir)} has no chat template in its tokenizer_config.json, so it cannot chat. ` +
+        'Pick an instruction-tuned (chat) model with "Tidal: Select Model"; this one still works for inline completions.',
+    );
+  }
+  const folder = vscode.workspace.workspaceFolders?.[0];
+  const relative = (uri: vscode.Uri) => vscode.workspace.asRelativePath(uri, false);
+
+  const document = editor?.document;
+  const inWorkspace = document && document.uri.scheme === 'file' && folder && vscode.workspace.getWorkspaceFolder(document.uri) !== undefined;
+  const activeFile: EditorFile | undefined =
+    document && (inWorkspace || document.isUntitled) ? { path: inWorkspace ? relative(document.uri) : document.fileName, content: document.getText(), language: document.languageId } : undefined;
+  const selection =
+    editor && activeFile && !editor.selection.isEmpty
+      ? { path: activeFile.path, text: document!.getText(editor.selection), startLine: editor.selection.start.line + 1, endLine: editor.selection.end.line + 1 }
+      : undefined;
+
+  const attached: EditorFile[] = [];
+  for (const name of attachments) {
+    if (!folder) throw new Error(`Open a folder to attach ${name}: attached files are read from the workspace.`);
+    const uri = vscode.Uri.joinPath(folder.uri, name);
+    let stat: vscode.FileStat;
+    try {
+      stat = await vscode.workspace.fs.stat(uri);
+    } catch {
+      throw new Error(`#file:${name} is not a file in this workspace. Attach files with the Attach button, or write #file: followed by a workspace-relative path.`);
+    }
+    if (stat.type & vscode.FileType.Directory) throw new Error(`#file:${name} is a folder; attach the files in it one by one.`);
+    if (stat.size > MAX_ATTACHED_BYTES) throw new Error(`#file:${name} is ${Math.round(stat.size / 1024)} KiB, more than the ${MAX_ATTACHED_BYTES / 1024} KiB an attached file may have. Select the part you mean and ask about the selection.`);
+    const open = vscode.workspace.textDocuments.find((doc) => doc.uri.toString() === uri.toString());
+    const content = open ? open.getText() : new TextDecoder().decode(await vscode.workspace.fs.readFile(uri));
+    attached.push({ path: name, content, language: open?.languageId });
+  }
+
+  const maxContext = loaded.model.maxContext;
+  const editorTokens = estimateTokens((activeFile?.content ?? '') + attached.map((file) => file.content).join(''));
+  const reserve = ANSWER_TOKENS + Math.min(editorTokens + 512, Math.floor(maxContext / 4));
+  const snapshot = await repository.snapshot(
+    repositoryBudget(settings.context.maxTokens, maxContext, reserve),
+    inWorkspace ? activeFile?.path : undefined,
+  );
+  const limit = settings.context.maxTokens > 0 ? Math.min(settings.context.maxTokens, maxContext) : maxContext;
+  return {
+    repoContext: snapshot.files,
+    repoName: folder?.name,
+    editor: { activeFile, selection, attached },
+    maxContext,
+    conversationBudgetTokens: Math.max(256, limit - snapshot.tokens - ANSWER_TOKENS),
+    attention: { mode: settings.attention.mode, tokenBudget: settings.attention.tokenBudget, selectionLayers: settings.attention.selectionLayers },
+  };
+}

@@ -1,0 +1,243 @@
+// The chat panel's script, in the webview (bundled with markdown-it and highlight.js into
+// dist/chat-panel.js; no remote resources). It draws what the extension sends and sends back
+// what the user does; the messages are typed and checked in src/extension/chatMessages.ts.
+import { parseChatMessage, type ChatToPanel, type PanelToChat, type Turn } from '../../extension/chatMessages';
+import { createMarkdownRenderer, type CodeBlock } from '../markdown';
+
+declare function acquireVsCodeApi(): { postMessage(message: unknown): void; getState(): unknown; setState(state: unknown): void };
+
+const vscode = acquireVsCodeApi();
+const send = (message: PanelToChat) => vscode.postMessage(message);
+const renderMarkdown = createMarkdownRenderer();
+
+const byId = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const messages = byId<HTMLElement>('messages');
+const empty = byId<HTMLElement>('empty');
+const engine = byId<HTMLElement>('engine');
+const status = byId<HTMLElement>('status');
+const form = byId<HTMLFormElement>('composer');
+const input = byId<HTMLTextAreaElement>('input');
+const sendButton = byId<HTMLButtonElement>('send');
+const stopButton = byId<HTMLButtonElement>('stop');
+const attachButton = byId<HTMLButtonElement>('attach');
+const newChatButton = byId<HTMLButtonElement>('new-chat');
+const chips = byId<HTMLElement>('attachments');
+
+let turns: Turn[] = [];
+let busy = false;
+let attachments: string[] = [];
+const codeBlocks = new Map<string, CodeBlock[]>();
+const ATTENTION_NAMES = { full: 'full attention', tidal: 'TidalDecode', quest: 'Quest' } as const;
+
+function element<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function describeMeta(turn: Turn): string {
+  const meta = turn.meta;
+  if (!meta) return '';
+  const parts = [`${meta.promptTokens.toLocaleString('en-US')} / ${meta.maxContext.toLocaleString('en-US')} tokens of context`];
+  parts.push(`${meta.contextFiles} ${meta.contextFiles === 1 ? 'file' : 'files'}`);
+  if (meta.reusedTokens > 0) parts.push(`${meta.reusedTokens.toLocaleString('en-US')} cached`);
+  if (meta.attention) {
+    const name = ATTENTION_NAMES[meta.attention.mode];
+    parts.push(meta.attention.mode === 'full' ? name : `${name}, ${Math.round(meta.attention.attendedFraction * 100)}% attended`);
+  }
+  if (meta.tokens > 0 && meta.decodeMs > 0) parts.push(`${Math.round((meta.tokens * 1000) / meta.decodeMs)} tokens/s`);
+  return parts.join(' · ');
+}
+
+function renderTurn(turn: Turn, isLast: boolean): HTMLElement {
+  const article = element('article', `turn ${turn.role} ${turn.status}`);
+  article.dataset.turn = turn.id;
+  const header = element('div', 'turn-header');
+  header.append(element('span', 'who', turn.role === 'user' ? 'You' : 'Tidal'));
+  if (turn.role === 'assistant' && turn.status === 'streaming') header.append(element('span', 'badge live', 'answering'));
+  if (turn.status === 'stopped') header.append(element('span', 'badge', 'stopped'));
+  article.append(header);
+
+  if (turn.role === 'user') {
+    article.append(element('div', 'body plain', turn.text));
+    if (turn.attachments?.length) {
+      const list = element('div', 'chips');
+      for (const path of turn.attachments) list.append(element('span', 'chip', path));
+      article.append(list);
+    }
+    return article;
+  }
+  const body = element('div', 'body markdown');
+  if (turn.text.length > 0) {
+    const rendered = renderMarkdown(turn.text);
+    body.innerHTML = rendered.html; // markdown-it output: raw HTML escaped, links checked
+    codeBlocks.set(turn.id, rendered.codeBlocks);
+  } else if (turn.status === 'streaming') {
+    body.append(element('span', 'thinking', 'Reading the repository…'));
+  }
+  article.append(body);
+  if (turn.status === 'error') article.append(element('div', 'error-text', turn.error ?? 'The answer failed.'));
+  const footer = element('div', 'turn-footer');
+  const meta = describeMeta(turn);
+  if (meta) footer.append(element('span', 'meta', meta));
+  if (isLast && turn.status !== 'streaming') {
+    const again = element('button', 'link-button', 'Regenerate');
+    again.type = 'button';
+    again.dataset.command = 'regenerate';
+    again.title = 'Answer the last question again';
+    footer.append(again);
+  }
+  if (footer.childElementCount > 0) article.append(footer);
+  return article;
+}
+
+let reportTimer: ReturnType<typeof setTimeout> | undefined;
+function report(): void {
+  clearTimeout(reportTimer);
+  reportTimer = setTimeout(() => {
+    send({ type: 'rendered', turns: turns.map((turn) => ({ role: turn.role, text: turn.text })), visibleText: messages.innerText });
+  }, 50);
+}
+
+function renderAll(): void {
+  clearTimeout(pendingRender);
+  pendingRender = undefined;
+  codeBlocks.clear();
+  Array.from(messages.querySelectorAll('article.turn')).forEach((node) => node.remove());
+  empty.hidden = turns.length > 0;
+  const lastAssistant = turns.map((turn) => turn.role).lastIndexOf('assistant');
+  turns.forEach((turn, index) => messages.append(renderTurn(turn, index === lastAssistant && index === turns.length - 1)));
+  messages.scrollTop = messages.scrollHeight;
+  report();
+}
+
+function replaceTurn(turn: Turn): void {
+  const index = turns.findIndex((existing) => existing.id === turn.id);
+  if (index >= 0) turns[index] = turn;
+  else turns.push(turn);
+  renderAll();
+}
+
+// Streaming: text arrives in small chunks; the answer is re-rendered at most every 40 ms.
+let pendingRender: ReturnType<typeof setTimeout> | undefined;
+function appendDelta(id: string, text: string): void {
+  const turn = turns.find((existing) => existing.id === id);
+  if (!turn) return;
+  turn.text += text;
+  if (pendingRender) return;
+  pendingRender = setTimeout(() => {
+    pendingRender = undefined;
+    // The turn as it is now: a finished turn may have replaced the streaming one meanwhile.
+    const current = turns.find((existing) => existing.id === id);
+    if (!current || current.status !== 'streaming') return;
+    const node = messages.querySelector(`article[data-turn="${CSS.escape(id)}"]`);
+    const atBottom = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 40;
+    if (node) node.replaceWith(renderTurn(current, false));
+    if (atBottom) messages.scrollTop = messages.scrollHeight;
+    report();
+  }, 40);
+}
+
+function setBusy(value: boolean, text?: string): void {
+  busy = value;
+  sendButton.hidden = value;
+  stopButton.hidden = !value;
+  status.textContent = value ? text ?? 'Answering…' : '';
+  status.hidden = !value;
+}
+
+function renderChips(): void {
+  chips.replaceChildren();
+  chips.hidden = attachments.length === 0;
+  for (const path of attachments) {
+    const chip = element('span', 'chip removable');
+    chip.append(element('span', undefined, path));
+    const remove = element('button', 'chip-remove', '×');
+    remove.type = 'button';
+    remove.title = `Remove ${path}`;
+    remove.addEventListener('click', () => {
+      attachments = attachments.filter((other) => other !== path);
+      renderChips();
+    });
+    chip.append(remove);
+    chips.append(chip);
+  }
+}
+
+function receive(message: ChatToPanel): void {
+  switch (message.type) {
+    case 'engine':
+      engine.textContent = message.summary;
+      engine.title = message.summary;
+      return;
+    case 'conversation':
+      turns = message.turns;
+      setBusy(message.busy);
+      renderAll();
+      return;
+    case 'turn':
+      replaceTurn(message.turn);
+      return;
+    case 'delta':
+      appendDelta(message.id, message.text);
+      return;
+    case 'busy':
+      setBusy(message.busy, message.status);
+      return;
+    case 'attach':
+      attachments = [...new Set([...attachments, ...message.paths])];
+      renderChips();
+      return;
+    case 'notice':
+      status.hidden = false;
+      status.textContent = message.text;
+      return;
+  }
+}
+
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = input.value.trim();
+  if (!text || busy) return;
+  send({ type: 'ask', text, attachments });
+  input.value = '';
+  attachments = [];
+  renderChips();
+});
+input.addEventListener('keydown', (event) => {
+  if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    form.requestSubmit();
+  }
+});
+stopButton.addEventListener('click', () => send({ type: 'stop' }));
+attachButton.addEventListener('click', () => send({ type: 'pickAttachment' }));
+newChatButton.addEventListener('click', () => send({ type: 'newChat' }));
+messages.addEventListener('click', (event) => {
+  const target = (event.target as HTMLElement).closest('button');
+  if (!target) return;
+  if (target.dataset.command === 'regenerate') {
+    send({ type: 'regenerate' });
+    return;
+  }
+  const action = target.dataset.action;
+  const turnId = target.closest<HTMLElement>('article.turn')?.dataset.turn;
+  const block = turnId ? codeBlocks.get(turnId)?.[Number(target.dataset.block)] : undefined;
+  if (!block || (action !== 'copy' && action !== 'insert' && action !== 'newFile')) return;
+  send({ type: 'codeAction', action, code: block.code, language: block.language });
+  if (action === 'copy') {
+    const label = target.textContent;
+    target.textContent = 'Copied';
+    setTimeout(() => (target.textContent = label), 1200);
+  }
+});
+
+window.addEventListener('message', (event) => {
+  const message = parseChatMessage(event.data);
+  if (message) receive(message);
+});
+
+setBusy(false);
+renderChips();
+send({ type: 'ready' });

@@ -1,0 +1,121 @@
+// Integration tests of the chat panel in a real VS Code: "Tidal: Ask About This Repository"
+// streams the engine's answer into the panel, Stop cancels it in the engine, and the history
+// is read back from the workspace state when the panel is re-created. Screenshots of the
+// panel with an answer, in the light and the dark theme.
+'use strict';
+
+const assert = require('node:assert/strict');
+const vscode = require('vscode');
+
+const { test, waitFor, captureWorkbench } = require('./harness');
+
+/** @typedef {import('../../../src/extension/extension').TidalApi} TidalApi */
+
+async function tidalApi() {
+  const extension = vscode.extensions.getExtension('tidal-code.tidal-code');
+  assert.ok(extension, 'the Tidal extension is not installed');
+  /** @type {TidalApi} */
+  const api = await extension.activate();
+  assert.ok(api && api.chat, 'activate() returned no chat API');
+  return api;
+}
+
+const normalise = (text) => text.replace(/\s+/g, ' ').trim();
+
+/** A stretch of plain words from an answer, which any Markdown rendering shows as is. */
+function plainFragment(text) {
+  const runs = text.match(/[A-Za-z][A-Za-z ]{11,}[A-Za-z]/g) ?? [];
+  return runs.sort((a, b) => b.length - a.length)[0]?.slice(0, 40).trim();
+}
+
+async function screenshotInTheme(theme, name) {
+  await vscode.workspace.getConfiguration('workbench').update('colorTheme', theme, vscode.ConfigurationTarget.Global);
+  await waitFor(() => vscode.window.activeColorTheme.kind === (theme.includes('Light') ? vscode.ColorThemeKind.Light : vscode.ColorThemeKind.Dark), { timeoutMs: 5_000 });
+  await new Promise((resolve) => setTimeout(resolve, 800)); // the webview takes the new colours
+  return captureWorkbench(name, { waitForChatView: true });
+}
+
+test('chat: Ask About This Repository streams the engine answer into the panel, with the repository in context', async () => {
+  const api = await tidalApi();
+  assert.equal(await api.waitForModel(90_000), 'ready', `model: ${JSON.stringify(api.getState().model)}`);
+  const folder = vscode.workspace.workspaceFolders[0];
+  const document = await vscode.workspace.openTextDocument(vscode.Uri.joinPath(folder.uri, 'src', 'select_top_k.py'));
+  const editor = await vscode.window.showTextDocument(document);
+  editor.selection = new vscode.Selection(0, 0, 1, 0);
+  await vscode.commands.executeCommand('tidal.openChat');
+  assert.ok(await waitFor(() => api.chat.panel() !== undefined, { timeoutMs: 15_000 }), 'the chat panel never reported a render');
+
+  const question = 'What does select_top_k do?';
+  await vscode.commands.executeCommand('tidal.askAboutRepo', question);
+  const answer = api.chat.lastAnswer();
+  assert.ok(answer, 'no answer recorded');
+  assert.equal(answer.error, undefined, `the answer failed: ${answer.error}`);
+  assert.ok(answer.finishReason === 'length' || answer.finishReason === 'stop', `finish reason ${answer.finishReason}`);
+  // The engine's text arrived in many chunks and they add up to it.
+  assert.ok(answer.chunks >= 2, `${answer.chunks} chunks`);
+  assert.equal(answer.streamed, answer.text);
+  assert.ok(answer.tokens > 0 && answer.text.length > 0);
+  // The repository was in the prompt (its three files are ~400 tokens), with the configured attention.
+  assert.ok(answer.promptTokens > 300, `prompt of ${answer.promptTokens} tokens`);
+  assert.equal(answer.attention?.mode, 'tidal');
+  assert.deepEqual(api.chat.turns().slice(-2).map((turn) => [turn.role, turn.status]), [['user', 'done'], ['assistant', 'done']]);
+  assert.equal(api.chat.turns().at(-2).text, question);
+  assert.equal(api.chat.turns().at(-1).text, answer.text);
+  assert.equal(api.getState().chatViewVisible, true, 'the chat panel is not shown');
+
+  // The panel rendered the answer growing, then whole.
+  const rendered = await waitFor(() => api.chat.panel()?.turns.at(-1)?.text === answer.text, { timeoutMs: 10_000 });
+  assert.ok(rendered, 'the panel does not show the final answer');
+  const lengths = api.chat.panel().lastTurnLengths;
+  const partial = lengths.filter((length) => length > 0 && length < answer.text.length);
+  assert.ok(partial.length >= 1, `no partial answer was rendered (lengths ${lengths.slice(-20).join(',')})`);
+
+  // What the workbench shows, read from the webview's page by the runner.
+  const dark = await screenshotInTheme('Default Dark Modern', 'chat-answer-dark');
+  if (dark) {
+    const shown = normalise(dark.workbench.chatWebviewText);
+    assert.ok(shown.includes(question), `the panel text lacks the question: ${shown.slice(0, 300)}`);
+    const fragment = plainFragment(answer.text);
+    if (fragment) assert.ok(shown.includes(normalise(fragment)), `the panel text lacks "${fragment}"`);
+    assert.match(shown, /[\d,]+ \/ [\d,]+ tokens of context/);
+    assert.match(shown, /TidalDecode, \d+% attended/);
+  }
+  const light = await screenshotInTheme('Default Light Modern', 'chat-answer-light');
+  if (light) assert.ok(normalise(light.workbench.chatWebviewText).includes(question));
+  await vscode.workspace.getConfiguration('workbench').update('colorTheme', undefined, vscode.ConfigurationTarget.Global);
+}, { timeoutMs: 180_000 });
+
+test('chat: Stop cancels the answer in the engine; what came so far stays, marked stopped', async () => {
+  const api = await tidalApi();
+  const asking = vscode.commands.executeCommand('tidal.askAboutRepo', 'Write a function that trims the KV cache.');
+  const started = await waitFor(() => api.chat.busy() && (api.chat.lastAnswer()?.chunks ?? 0) >= 3, { timeoutMs: 30_000, intervalMs: 10 });
+  assert.ok(started, `no streamed answer to stop: ${JSON.stringify(api.chat.lastAnswer())}`);
+  api.chat.stop();
+  await asking;
+  const answer = api.chat.lastAnswer();
+  assert.equal(answer.finishReason, 'cancelled');
+  // The engine stopped decoding: far fewer tokens than the 1024 an answer may have.
+  assert.ok(answer.tokens < 1000, `${answer.tokens} tokens after Stop`);
+  assert.equal(api.chat.busy(), false);
+  assert.equal(api.chat.turns().at(-1).status, 'stopped');
+  assert.equal(api.chat.turns().at(-1).text, answer.streamed);
+  assert.ok(answer.streamed.length > 0);
+  await captureWorkbench('chat-stopped', { waitForChatView: true });
+}, { timeoutMs: 60_000 });
+
+test('chat: the history is kept in the workspace state and shown again when the panel is re-created', async () => {
+  const api = await tidalApi();
+  const before = api.chat.turns();
+  assert.equal(before.length, 4);
+  assert.equal(api.chat.storedTurnCounts()[0], 4, `stored: ${JSON.stringify(api.chat.storedTurnCounts())}`);
+  // Drops the chat held in memory, reads it back from the workspace state, reloads the panel page.
+  await api.chat.reloadFromStorage();
+  assert.deepEqual(api.chat.turns(), before);
+  const shown = await waitFor(() => {
+    const panel = api.chat.panel();
+    return panel && panel.turns.length === before.length && panel.turns.every((turn, i) => turn.text === before[i].text && turn.role === before[i].role);
+  }, { timeoutMs: 15_000 });
+  assert.ok(shown, `the re-created panel shows ${JSON.stringify(api.chat.panel()?.turns.map((turn) => turn.text.slice(0, 20)))}`);
+  const seen = await captureWorkbench('chat-after-reload', { waitForChatView: true });
+  if (seen) assert.ok(normalise(seen.workbench.chatWebviewText).includes('What does select_top_k do?'));
+}, { timeoutMs: 60_000 });

@@ -188,6 +188,10 @@ std::string render_report(const EvalResults& results, int64_t trained_length) {
           }
         return "none of the budgets";
       };
+      if (full.hits == 0) {
+        out << "; with nothing retrieved by full attention, the sparse modes are not compared here\n";
+        continue;
+      }
       for (const std::string& s : selections) out << "; tidal {" << s << "} matches it from budget " << smallest("tidal", s);
       out << "; quest from budget " << smallest("quest", "-") << "\n";
     }
@@ -198,12 +202,14 @@ std::string render_report(const EvalResults& results, int64_t trained_length) {
         for (size_t q = 0; q < configs.size(); ++q) {
           if (configs[q].mode != "quest" || configs[q].budget != configs[c].budget) continue;
           for (int64_t context : contexts) {
+            if (context > trained_length) continue;
             const double a = by_context[c][context].rate(), b = by_context[q][context].rate();
             (a > b ? wins : a < b ? losses : ties) += 1;
           }
         }
       }
-      out << "- tidal {" << s << "} vs quest at equal budget, over (budget, context) cells: " << wins << " better, "
+      out << "- tidal {" << s << "} vs quest at equal budget, over (budget, context) cells within the trained length: "
+          << wins << " better, "
           << ties << " equal, " << losses << " worse\n";
     }
   }

@@ -57,8 +57,9 @@ TIDAL_TEST(eval_report_counts_the_records) {
   contains(report, "| quest | - | 128 | 75% | 0% |");
   contains(report, "- 4K: full attention 100% (>= 95%: met); tidal {2,4} matches it from budget 128; quest from budget none");
   contains(report, "- 16K: full attention 25% (beyond the trained length)");
-  // 4K b64 50% > 25%, b128 100% > 75%; 16K both 0% = 0%.
-  contains(report, "tidal {2,4} vs quest at equal budget, over (budget, context) cells: 2 better, 2 equal, 0 worse");
+  // 4K b64 50% > 25%, b128 100% > 75%; 16K is past the trained length and not counted.
+  contains(report, "tidal {2,4} vs quest at equal budget, over (budget, context) cells within the trained length: "
+                   "2 better, 0 equal, 0 worse");
   // full: 210 nats / 100 tokens; tidal: 250 / 100 -> exp(0.4) - 1 = +49.18%.
   contains(report, "| full | - | - | 2.1000 | 8.166 | +0.00% |");
   contains(report, "| tidal | 2,4 | 64 | 2.5000 | 12.182 | +49.18% |");

@@ -1,7 +1,7 @@
 // Prefill attention: causal, GQA, flash-style tiling on the tensor cores.
 //
-// A block of 8 warps takes 128 consecutive queries of one head; each warp holds 16 query
-// rows. Keys and values stream through shared memory in tiles of 64 positions (cp.async,
+// A block of 4 (or 8) warps takes 64 (128) consecutive queries of one head; each warp holds
+// 16 query rows. Keys and values stream through shared memory in tiles of 64 positions (cp.async,
 // two stages: the next tile loads while this one is computed), up to the block's last
 // query position, so memory is O(tile) whatever the prompt length and a chunk of a prompt
 // attends the cache that earlier chunks filled (queries at start .. start + tokens - 1).
@@ -73,7 +73,7 @@ __device__ __forceinline__ void load_tile(const PrefillAttentionLaunch& p, const
   }
 }
 
-template <int D, int Warps>
+template <int D, int Warps, bool LdmatrixK>
 __global__ void __launch_bounds__(Warps * 32) prefill_attention_kernel(PrefillAttentionLaunch p) {
   constexpr int kQueryRows = Warps * 16;
   constexpr int kThreads = Warps * 32;
@@ -132,19 +132,35 @@ __global__ void __launch_bounds__(Warps * 32) prefill_attention_kernel(PrefillAt
     const uint16_t* vs = ks + Shape::kTileElements;
     const int64_t first = int64_t(tile) * kKeyRows;
 
-    // S = Q K^T: per 8 keys, two 16-dim steps per ldmatrix.x4 (lanes 8i..8i+7 address the
-    // rows of matrix i: keys j*8 + (lane & 7), dims 16 kk + 8 (lane >> 3)).
     float s[kKeyRows / 8][4];
-    const uint16_t* kaddress = ks + (lane & 7) * kLd + (lane >> 3) * 8;
+    if constexpr (LdmatrixK) {
+      // S = Q K^T: per 8 keys, two 16-dim steps per ldmatrix.x4 (lanes 8i..8i+7 address the
+      // rows of matrix i: keys j*8 + (lane & 7), dims 16 kk + 8 (lane >> 3)).
+      const uint16_t* kaddress = ks + (lane & 7) * kLd + (lane >> 3) * 8;
 #pragma unroll
-    for (int j = 0; j < kKeyRows / 8; ++j) {
-      s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+      for (int j = 0; j < kKeyRows / 8; ++j) {
+        s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
 #pragma unroll
-      for (int kk = 0; kk < D / 16; kk += 2) {
-        uint32_t b[4];
-        ldmatrix_x4(b, kaddress + j * 8 * kLd + kk * 16);
-        mma_bf16(s[j], qa[kk], b[0], b[1]);
-        mma_bf16(s[j], qa[kk + 1], b[2], b[3]);
+        for (int kk = 0; kk < D / 16; kk += 2) {
+          uint32_t b[4];
+          ldmatrix_x4(b, kaddress + j * 8 * kLd + kk * 16);
+          mma_bf16(s[j], qa[kk], b[0], b[1]);
+          mma_bf16(s[j], qa[kk + 1], b[2], b[3]);
+        }
+      }
+    } else {
+      // S = Q K^T with 32-bit shared loads: b0 = K[g][2t..], b1 = K[g][2t+8..] (conflict-free
+      // with the padded rows).
+#pragma unroll
+      for (int j = 0; j < kKeyRows / 8; ++j) {
+        s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+        const uint16_t* krow = ks + (j * 8 + g) * kLd + 2 * t;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+          const uint32_t b0 = *reinterpret_cast<const uint32_t*>(krow + kk * 16);
+          const uint32_t b1 = *reinterpret_cast<const uint32_t*>(krow + kk * 16 + 8);
+          mma_bf16(s[j], qa[kk], b0, b1);
+        }
       }
     }
     // Scale into base 2, mask the future, new running maxima.
@@ -225,14 +241,14 @@ __global__ void __launch_bounds__(Warps * 32) prefill_attention_kernel(PrefillAt
   }
 }
 
-template <int D, int Warps>
+template <int D, int Warps, bool LdmatrixK>
 cudaError_t launch_for(const PrefillAttentionLaunch& p, cudaStream_t stream) {
   constexpr int kBytes = PrefillShape<D>::kSharedBytes;
   static const cudaError_t prepared =
-      cudaFuncSetAttribute(prefill_attention_kernel<D, Warps>, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
+      cudaFuncSetAttribute(prefill_attention_kernel<D, Warps, LdmatrixK>, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
   if (prepared != cudaSuccess) return prepared;
   const dim3 grid(static_cast<unsigned>(ceil_div(p.tokens, Warps * 16)), p.heads);
-  prefill_attention_kernel<D, Warps><<<grid, Warps * 32, kBytes, stream>>>(p);
+  prefill_attention_kernel<D, Warps, LdmatrixK><<<grid, Warps * 32, kBytes, stream>>>(p);
   return cudaGetLastError();
 }
 
@@ -241,9 +257,13 @@ cudaError_t launch_for(const PrefillAttentionLaunch& p, cudaStream_t stream) {
 cudaError_t launch_prefill_attention(const PrefillAttentionLaunch& launch, cudaStream_t stream) {
   if (launch.tokens <= 0) return cudaSuccess;
   if (launch.kv_heads <= 0 || launch.heads % launch.kv_heads != 0) return cudaErrorInvalidValue;
-  const bool wide = launch.warps != 4;
-  if (launch.head_dim == 128) return wide ? launch_for<128, 8>(launch, stream) : launch_for<128, 4>(launch, stream);
-  if (launch.head_dim == 64) return wide ? launch_for<64, 8>(launch, stream) : launch_for<64, 4>(launch, stream);
+  // 4 warps with 32-bit K loads: the variant measured on the H200 (bench/NOTES.md); 8 warps
+  // with ldmatrix K loads: the next candidate, built and tested, not yet measured.
+  const bool wide = launch.warps == 8;
+  if (launch.head_dim == 128)
+    return wide ? launch_for<128, 8, true>(launch, stream) : launch_for<128, 4, false>(launch, stream);
+  if (launch.head_dim == 64)
+    return wide ? launch_for<64, 8, true>(launch, stream) : launch_for<64, 4, false>(launch, stream);
   return cudaErrorInvalidValue;
 }
 

@@ -170,8 +170,8 @@ int run_bench(Arguments& arguments) {
     std::fprintf(stderr, "%s: %.2f GB of bf16 weights on the device\n", shape.c_str(), weight_bytes / 1e9);
     auto token = [&] { return static_cast<int32_t>(random.next() % static_cast<uint64_t>(config.vocab_size)); };
 
-    for (int warps : {8, 4}) {
-      if (prefill_tokens <= 0 || (warps == 4 && &shape != &shapes.front())) continue;
+    for (int warps : {4, 8}) {
+      if (prefill_tokens <= 0 || (warps == 8 && &shape != &shapes.front())) continue;
       tools->set_prefill_warps(warps);
       cudaDeviceSynchronize();
       auto cache = backend->create_kv_cache();
@@ -202,7 +202,7 @@ int run_bench(Arguments& arguments) {
       prefill_rows.push_back(line);
       std::fprintf(stderr, "%s\n", line);
     }
-    tools->set_prefill_warps(8);
+    tools->set_prefill_warps(4);
 
     for (int64_t context : contexts) {
       auto cache = backend->create_kv_cache();
@@ -243,10 +243,10 @@ int run_bench(Arguments& arguments) {
           bool graphs, gemv;
           const char* label;
         };
-        const Variant variants[] = {{false, true, ""}, {true, true, " (graph)"}, {false, false, " (cuBLAS n=1)"}};
+        const Variant variants[] = {{false, false, ""}, {true, false, " (graph)"}, {false, true, " (GEMV kernel)"}};
         for (const Variant& variant : variants) {
           const bool graphs = variant.graphs;
-          if ((graphs || !variant.gemv) && mode != AttentionMode::Full) continue;
+          if ((graphs || variant.gemv) && mode != AttentionMode::Full) continue;
           tools->set_graphs(graphs);
           tools->set_gemv(variant.gemv);
           const int64_t instantiations = tools->graph_instantiations(), replays = tools->graph_replays();
@@ -263,7 +263,7 @@ int run_bench(Arguments& arguments) {
           cache->trim(context);
           std::sort(times.begin(), times.end());
           const double ms = times[times.size() / 2];
-          if (mode == AttentionMode::Full && !graphs && variant.gemv) full_ms = ms;
+          if (mode == AttentionMode::Full && !graphs && !variant.gemv) full_ms = ms;
           if (graphs)
             std::fprintf(stderr, "%s %lldK: %lld graph replays, %lld instantiations\n", shape.c_str(),
                          static_cast<long long>(context / 1000),
@@ -279,7 +279,7 @@ int run_bench(Arguments& arguments) {
         }
       }
       tools->set_graphs(false);
-      tools->set_gemv(true);
+      tools->set_gemv(false);
     }
   }
 

@@ -397,7 +397,7 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
       }
       (pass == 0 ? plain : graphed) = all;
     }
-    tools->set_graphs(true);
+    tools->set_graphs(false);
     bool equal = plain.size() == graphed.size();
     for (size_t i = 0; equal && i < plain.size(); ++i) equal = plain[i] == graphed[i];
     report.check(equal && tools->graph_replays() > replays_before, kind + ": graph replay equals plain launches",
@@ -414,6 +414,22 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
     const double error = relative_l2f(a, b);
     report.check(error < bound && g2->length() == 291, kind + ": fork + trim inside a page, quest full-budget step",
                  format("rel L2 %.2e", error));
+  }
+  {  // One-token linear layers through the GEMV kernel instead of cuBLAS.
+    tools->set_gemv(true);
+    const AttentionPlan plan = make_plan(model.config, AttentionMode::Full, 64, SelectionPolicy::PerQueryHead);
+    auto c = cpu_cache->fork(333);
+    auto g = gpu_cache->fork(333);
+    double worst = 0;
+    for (int step = 0; step < 3; ++step) {
+      const int32_t token = int32_t(11 + step);
+      std::vector<float> a(static_cast<size_t>(vocab)), b(static_cast<size_t>(vocab), NAN);
+      cpu->forward(*c, &token, 1, &plan, LogitsWanted::Last, a.data(), nullptr);
+      gpu->forward(*g, &token, 1, &plan, LogitsWanted::Last, b.data(), nullptr);
+      worst = std::max(worst, relative_l2f(a, b));
+    }
+    tools->set_gemv(false);
+    report.check(worst < bound, kind + ": decode logits vs cpu, full, GEMV kernel", format("rel L2 %.2e", worst));
   }
 }
 

@@ -302,10 +302,14 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     } catch (const std::runtime_error& e) {
       throw RequestError(std::string("the cuda backend cannot run: ") + e.what());
     }
+    // Defaults are what was measured best on the H200 (bench/NOTES.md): no graph capture
+    // (capturing and updating a step cost more than its launches), cuBLAS for one token
+    // (the GEMV kernel is opt-in until measured); $TIDAL_CUDA_GRAPHS=1 / $TIDAL_CUDA_GEMV=1
+    // turn them on.
     const char* graphs = std::getenv("TIDAL_CUDA_GRAPHS");
-    graphs_ = options.graphs && !(graphs && std::string(graphs) == "0");
+    graphs_ = graphs ? std::string(graphs) == "1" : options.graphs;
     const char* gemv = std::getenv("TIDAL_CUDA_GEMV");
-    gemv_ = !(gemv && std::string(gemv) == "0");
+    gemv_ = gemv && std::string(gemv) == "1";
     account_ = std::make_shared<KvAccount>();
     account_->cap = options.max_kv_bytes;
     account_->stream = stream_;
@@ -497,7 +501,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   int64_t graph_replays() const override { return graph_replays_; }
   int64_t graph_instantiations() const override { return graph_instantiations_; }
   void set_gemv(bool enabled) override { gemv_ = enabled; }
-  void set_prefill_warps(int warps) override { prefill_warps_ = warps == 4 ? 4 : 8; }
+  void set_prefill_warps(int warps) override { prefill_warps_ = warps == 8 ? 8 : 4; }
 
   void fill_kv_random(KvCache& cache_base, int64_t length, uint64_t seed) override {
     auto& cache = dynamic_cast<CudaKvCache&>(cache_base);
@@ -563,7 +567,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   KvShape kv_shape() const { return {config_.num_layers, config_.num_kv_heads, config_.head_dim}; }
   const uint16_t* lm_head() const { return lm_head_.bytes() ? lm_head_.get<uint16_t>() : embed_.get<uint16_t>(); }
 
-  // One token: the bandwidth-bound GEMV kernel (unless $TIDAL_CUDA_GEMV=0); more: cuBLAS.
+  // One token with the GEMV kernel switched on: kernels/gemv.cu; otherwise cuBLAS.
   void linear(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x, int64_t x_stride, int64_t tokens,
               float* y, int64_t y_stride, float beta) {
     if (tokens == 1 && gemv_ && cols % 8 == 0 && cols <= 100 * 1024) {
@@ -851,8 +855,8 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::Blas> blas_;
   bool graphs_ = true;
-  bool gemv_ = true;
-  int prefill_warps_ = 8;
+  bool gemv_ = false;
+  int prefill_warps_ = 4;
   int64_t graph_instantiations_ = 0;
   cudaGraphExec_t graph_exec_ = nullptr;
   int64_t graph_replays_ = 0;

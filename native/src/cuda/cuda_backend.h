@@ -4,9 +4,9 @@
 // fp32 with bf16 copies at the inputs of the matrix products (cuBLAS, fp32 accumulation),
 // KV cache bf16 [layer][kv_head][capacity][head_dim] with Quest page min/max beside it.
 // Prefill runs the tensor-core flash kernel (kernels/prefill_attention.cu), a decode step
-// the split-K kernels (kernels/decode_attention.cu, topk_select.cu, quest_pages.cu) and,
-// from its second occurrence on, replays as a CUDA graph (captured per step, the
-// executable graph updated in place).
+// the split-K kernels (kernels/decode_attention.cu, topk_select.cu, quest_pages.cu); with
+// graphs on, a decode step from its second occurrence on is captured and replayed as a CUDA
+// graph (the executable graph updated in place).
 //
 // The CPU backend is the reference; GPU tests compare the two (native/gpu_tests).
 #pragma once
@@ -26,7 +26,9 @@ namespace tidal {
 struct CudaBackendOptions {
   int device = 0;
   size_t max_kv_bytes = 0;  // 0 = no cap (the device memory is the limit)
-  bool graphs = true;       // replay decode steps as CUDA graphs ($TIDAL_CUDA_GRAPHS=0 turns them off)
+  // Replay decode steps as CUDA graphs (captured per step, updated in place). Off by default:
+  // on the H200 the capture + update of a step cost more than launching it ($TIDAL_CUDA_GRAPHS=1).
+  bool graphs = false;
 };
 
 // Why the CUDA backend cannot run here (no device, unsupported GPU, no cuBLAS), or empty.
@@ -57,9 +59,9 @@ class CudaBackendTools {
   virtual int64_t graph_replays() const = 0;
   // Executable graphs built (a step whose graph could not be updated in place builds one).
   virtual int64_t graph_instantiations() const = 0;
-  // One-token linear layers through the GEMV kernel (default) or cuBLAS.
+  // One-token linear layers through the GEMV kernel or cuBLAS (default).
   virtual void set_gemv(bool enabled) = 0;
-  // Warps per prefill attention block (16 query rows each): 8 (default) or 4.
+  // Warps per prefill attention block (16 query rows each): 4 (default) or 8.
   virtual void set_prefill_warps(int warps) = 0;
   // Median time (us) of one layer's attention of a one-token step over the whole cache in
   // the given role (the layer index rotates so the K/V read is not in L2), q random.

@@ -11,6 +11,8 @@
 #include "cuda/attention_kernels.h"
 #include "cuda/cublas_loader.h"
 #include "cuda/cuda_error.h"
+#include "cuda/cuda_kv_cache.h"
+#include "cuda/device_buffer.h"
 #include "cuda/model_kernels.h"
 #include "cuda/quest_kernels.h"
 #include "cuda/selection_kernels.h"
@@ -21,62 +23,11 @@ namespace tidal {
 
 namespace {
 
+using cuda::CudaKvCache;
+using cuda::DeviceBuffer;
+using cuda::KvAccount;
+using cuda::KvShape;
 using cuda::throw_if_failed;
-
-std::string gib(size_t bytes) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.2f GiB", static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0));
-  return text;
-}
-
-// cudaMalloc that throws OutOfMemoryError saying what was asked and what is free.
-void* device_alloc(size_t bytes, const char* what) {
-  void* pointer = nullptr;
-  const cudaError_t error = cudaMalloc(&pointer, std::max<size_t>(bytes, 16));
-  if (error == cudaSuccess) return pointer;
-  cudaGetLastError();
-  size_t free_bytes = 0, total_bytes = 0;
-  cudaMemGetInfo(&free_bytes, &total_bytes);
-  if (error == cudaErrorMemoryAllocation)
-    throw OutOfMemoryError(std::string("GPU out of memory: ") + what + " needs " + gib(bytes) + ", " +
-                           gib(free_bytes) + " of " + gib(total_bytes) +
-                           " free; use a smaller model or context, or the cpu backend");
-  throw cuda::CudaError(std::string("cudaMalloc for ") + what, error);
-}
-
-// An owned device allocation.
-class DeviceBuffer {
- public:
-  DeviceBuffer() = default;
-  DeviceBuffer(size_t bytes, const char* what) : data_(device_alloc(bytes, what)), bytes_(bytes) {}
-  DeviceBuffer(DeviceBuffer&& other) noexcept { *this = std::move(other); }
-  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
-    std::swap(data_, other.data_);
-    std::swap(bytes_, other.bytes_);
-    return *this;
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() {
-    if (data_) cudaFree(data_);
-  }
-  template <class T = void>
-  T* get() const {
-    return static_cast<T*>(data_);
-  }
-  size_t bytes() const { return bytes_; }
-  // Grows (contents lost) to at least `bytes`; new memory is poisoned (0xFF: NaN floats).
-  void ensure(size_t bytes, const char* what) {
-    if (bytes <= bytes_) return;
-    DeviceBuffer bigger(bytes, what);
-    throw_if_failed(cudaMemset(bigger.data_, 0xFF, bytes), "poisoning a scratch buffer");
-    *this = std::move(bigger);
-  }
-
- private:
-  void* data_ = nullptr;
-  size_t bytes_ = 0;
-};
 
 std::vector<float> inverse_frequencies(const ModelConfig& config) {
   // The formula of cpu/rope.cpp (double precision, llama3 frequency bands).
@@ -101,147 +52,6 @@ std::vector<float> inverse_frequencies(const ModelConfig& config) {
   }
   return out;
 }
-
-// KV memory of every cache of one backend.
-struct KvAccount {
-  size_t in_use = 0, peak = 0, cap = 0;
-  cudaStream_t stream = nullptr;
-  void add(size_t bytes) {
-    in_use += bytes;
-    peak = std::max(peak, in_use);
-  }
-};
-
-struct KvShape {
-  int64_t layers = 0, kv_heads = 0, head_dim = 0;
-  size_t bytes_for(int64_t capacity) const {
-    const size_t rows = static_cast<size_t>(layers * kv_heads);
-    const size_t kv = rows * static_cast<size_t>(capacity * head_dim) * 2 * 2;
-    const size_t pages = rows * static_cast<size_t>(capacity / cuda::kQuestPageTokens * head_dim) * 2 * 2;
-    return kv + pages;
-  }
-};
-
-// One sequence's cache: K and V [layer][kv_head][capacity][head_dim] bf16, Quest key min/max
-// [layer][kv_head][capacity / 16][head_dim] bf16. Capacity grows by doubling (copying the
-// valid positions); fork copies.
-class CudaKvCache final : public KvCache {
- public:
-  CudaKvCache(std::shared_ptr<KvAccount> account, KvShape shape) : account_(std::move(account)), shape_(shape) {}
-  ~CudaKvCache() override { account_->in_use -= shape_.bytes_for(capacity_); }
-
-  int64_t length() const override { return length_; }
-  void trim(int64_t length) override {
-    if (length < 0 || length > length_) throw RequestError("KV cache trim beyond its length");
-    length_ = length;
-    refresh_partial_page();
-  }
-  std::unique_ptr<KvCache> fork(int64_t length) const override {
-    if (length < 0 || length > length_) throw RequestError("KV cache fork beyond its length");
-    auto copy = std::make_unique<CudaKvCache>(account_, shape_);
-    copy->reserve(length);
-    copy_positions(*this, *copy, length);
-    copy->length_ = length;
-    copy->refresh_partial_page();
-    return copy;
-  }
-  size_t bytes_referenced() const override { return shape_.bytes_for(capacity_); }
-
-  void reserve(int64_t positions) {
-    if (positions <= capacity_) return;
-    // Grows by a quarter at least (a 100K-token cache of a 7B MHA model is 52 GB: doubling
-    // would ask for twice that).
-    int64_t capacity = std::max<int64_t>({positions, capacity_ + capacity_ / 4, 256});
-    capacity = (capacity + 255) / 256 * 256;
-    const size_t bytes = shape_.bytes_for(capacity);
-    const size_t old_bytes = shape_.bytes_for(capacity_);
-    if (account_->cap && account_->in_use - old_bytes + bytes > account_->cap)
-      throw OutOfMemoryError("the KV cache needs " + gib(account_->in_use - old_bytes + bytes) + " for " +
-                             std::to_string(positions) + " positions, over the max_kv_bytes cap of " +
-                             gib(account_->cap) + "; raise the cap or use a shorter context");
-    CudaKvCache grown(account_, shape_);
-    grown.allocate(capacity);
-    copy_positions(*this, grown, length_);
-    std::swap(keys_, grown.keys_);
-    std::swap(values_, grown.values_);
-    std::swap(key_min_, grown.key_min_);
-    std::swap(key_max_, grown.key_max_);
-    std::swap(capacity_, grown.capacity_);
-  }
-  void commit(int64_t length) { length_ = length; }
-
-  int64_t capacity() const { return capacity_; }
-  uint16_t* keys(int64_t layer) const { return keys_.get<uint16_t>() + layer * layer_elements(); }
-  uint16_t* values(int64_t layer) const { return values_.get<uint16_t>() + layer * layer_elements(); }
-  cuda::KvLayerView view(int64_t layer) const {
-    cuda::KvLayerView v;
-    v.keys = keys(layer);
-    v.values = values(layer);
-    v.key_head_stride = v.value_head_stride = capacity_ * shape_.head_dim;
-    v.key_row_stride = v.value_row_stride = shape_.head_dim;
-    v.num_kv_heads = static_cast<int>(shape_.kv_heads);
-    v.head_dim = static_cast<int>(shape_.head_dim);
-    return v;
-  }
-  cuda::QuestPageTable pages(int64_t layer) const {
-    cuda::QuestPageTable t;
-    const int64_t page_elements = shape_.kv_heads * page_capacity() * shape_.head_dim;
-    t.key_min = key_min_.get<uint16_t>() + layer * page_elements;
-    t.key_max = key_max_.get<uint16_t>() + layer * page_elements;
-    t.head_stride = page_capacity() * shape_.head_dim;
-    t.max_pages = page_capacity();
-    return t;
-  }
-  void update_pages(int64_t first, int64_t end) const {
-    if (end <= first) return;
-    for (int64_t layer = 0; layer < shape_.layers; ++layer)
-      cuda::update_quest_pages(view(layer), pages(layer), first, end, account_->stream);
-  }
-
- private:
-  int64_t layer_elements() const { return shape_.kv_heads * capacity_ * shape_.head_dim; }
-  int64_t page_capacity() const { return capacity_ / cuda::kQuestPageTokens; }
-
-  void allocate(int64_t capacity) {
-    const size_t kv_bytes = static_cast<size_t>(shape_.layers * shape_.kv_heads * capacity * shape_.head_dim) * 2;
-    const size_t page_bytes = kv_bytes / cuda::kQuestPageTokens;
-    keys_ = DeviceBuffer(kv_bytes, "the KV cache (keys)");
-    values_ = DeviceBuffer(kv_bytes, "the KV cache (values)");
-    key_min_ = DeviceBuffer(page_bytes, "Quest page metadata");
-    key_max_ = DeviceBuffer(page_bytes, "Quest page metadata");
-    capacity_ = capacity;
-    account_->add(shape_.bytes_for(capacity));
-  }
-
-  static void copy_positions(const CudaKvCache& from, CudaKvCache& to, int64_t length) {
-    if (length <= 0) return;
-    const int64_t rows = from.shape_.layers * from.shape_.kv_heads, d = from.shape_.head_dim;
-    const cudaStream_t stream = from.account_->stream;
-    for (const auto& [source, target] : {std::pair{&from.keys_, &to.keys_}, std::pair{&from.values_, &to.values_}})
-      throw_if_failed(cudaMemcpy2DAsync(target->get(), to.capacity_ * d * 2, source->get(), from.capacity_ * d * 2,
-                                        length * d * 2, rows, cudaMemcpyDeviceToDevice, stream),
-                      "copying the KV cache");
-    const int64_t pages = (length + cuda::kQuestPageTokens - 1) / cuda::kQuestPageTokens;
-    for (const auto& [source, target] :
-         {std::pair{&from.key_min_, &to.key_min_}, std::pair{&from.key_max_, &to.key_max_}})
-      throw_if_failed(cudaMemcpy2DAsync(target->get(), to.page_capacity() * d * 2, source->get(),
-                                        from.page_capacity() * d * 2, pages * d * 2, rows, cudaMemcpyDeviceToDevice,
-                                        stream),
-                      "copying Quest page metadata");
-  }
-
-  // After a cut inside a page, that page's bounds are recomputed from the positions kept.
-  void refresh_partial_page() const {
-    const int64_t first = length_ / cuda::kQuestPageTokens * cuda::kQuestPageTokens;
-    update_pages(first, length_);
-  }
-
-  std::shared_ptr<KvAccount> account_;
-  KvShape shape_;
-  DeviceBuffer keys_, values_, key_min_, key_max_;
-  int64_t capacity_ = 0;
-  int64_t length_ = 0;
-};
 
 struct DeviceLayer {
   DeviceBuffer qkv, o, gate_up, down;                  // bf16 matrices
@@ -588,27 +398,27 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   void prepare_scratch(int64_t count, int64_t positions, const AttentionPlan* plan) {
     const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size, heads = config_.num_heads;
     const size_t t = static_cast<size_t>(count);
-    tokens_.ensure(t * 4, "token ids");
-    hidden_.ensure(t * hidden * 4, "activations");
-    normed_.ensure(t * std::max(hidden, inner) * 2, "activations");
-    qkv_.ensure(t * qkv_width() * 4, "activations");
-    q_bf16_.ensure(t * q_size() * 2, "activations");
-    attention_out_.ensure(t * q_size() * 2, "activations");
-    gate_up_.ensure(t * 2 * inner * 4, "activations");
-    logits_.ensure(t * config_.vocab_size * 4, "logits");
-    argmax_.ensure(16, "argmax");
+    tokens_.ensure(t * 4, "token ids", stream_);
+    hidden_.ensure(t * hidden * 4, "activations", stream_);
+    normed_.ensure(t * std::max(hidden, inner) * 2, "activations", stream_);
+    qkv_.ensure(t * qkv_width() * 4, "activations", stream_);
+    q_bf16_.ensure(t * q_size() * 2, "activations", stream_);
+    attention_out_.ensure(t * q_size() * 2, "activations", stream_);
+    gate_up_.ensure(t * 2 * inner * 4, "activations", stream_);
+    logits_.ensure(t * config_.vocab_size * 4, "logits", stream_);
+    argmax_.ensure(16, "argmax", stream_);
     if (plan) {
       const int64_t budget = std::max<int64_t>(plan->token_budget, 1);
-      scores_.ensure(static_cast<size_t>(heads * positions) * 4, "selection scores");
-      trace_scores_.ensure(static_cast<size_t>(heads * positions) * 4, "selection scores");
-      selected_.ensure(static_cast<size_t>(heads * budget) * 4, "selected positions");
-      trace_selected_.ensure(static_cast<size_t>(heads * budget) * 4, "selected positions");
+      scores_.ensure(static_cast<size_t>(heads * positions) * 4, "selection scores", stream_);
+      trace_scores_.ensure(static_cast<size_t>(heads * positions) * 4, "selection scores", stream_);
+      selected_.ensure(static_cast<size_t>(heads * budget) * 4, "selected positions", stream_);
+      trace_selected_.ensure(static_cast<size_t>(heads * budget) * 4, "selected positions", stream_);
       const int64_t pages = (positions + cuda::kQuestPageTokens - 1) / cuda::kQuestPageTokens;
-      bounds_.ensure(static_cast<size_t>(heads * pages) * 4, "Quest page bounds");
+      bounds_.ensure(static_cast<size_t>(heads * pages) * 4, "Quest page bounds", stream_);
       const int64_t page_budget = std::max<int64_t>(1, budget / cuda::kQuestPageTokens);
-      pages_.ensure(static_cast<size_t>(heads * page_budget) * 4, "Quest pages");
+      pages_.ensure(static_cast<size_t>(heads * page_budget) * 4, "Quest pages", stream_);
       quest_positions_.ensure(static_cast<size_t>(heads * page_budget * cuda::kQuestPageTokens) * 4,
-                              "Quest positions");
+                              "Quest positions", stream_);
     }
   }
 
@@ -896,6 +706,8 @@ std::unique_ptr<Backend> create_cuda_backend(const ModelConfig& config, const Mo
                                              const CudaBackendOptions& options) {
   auto backend = std::make_unique<CudaBackend>(config, options);
   backend->upload(weights);
+  // Small vectors went through plain cudaMemcpy, which need not be finished on return.
+  throw_if_failed(cudaDeviceSynchronize(), "uploading the model");
   return backend;
 }
 
@@ -903,6 +715,7 @@ std::unique_ptr<Backend> create_random_cuda_backend(const ModelConfig& config, u
                                                     const CudaBackendOptions& options) {
   auto backend = std::make_unique<CudaBackend>(config, options);
   backend->randomize(seed);
+  throw_if_failed(cudaDeviceSynchronize(), "building the random model");
   return backend;
 }
 

@@ -5,9 +5,13 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 
 import { ChatViewProvider } from './chatViewProvider';
+import { CompletionService, type CompletionCounters } from '../completion/completionService';
+import { statsRequest, type EngineStats } from '../engine/protocol';
 import { COMMAND_IDS, registerCommands } from './commands';
 import { EngineClient } from './engineClient';
 import type { GenerationBackend } from './generationBackend';
+import { completionBudget, readCompletionMode } from './inlineCompletionConfig';
+import { TidalInlineCompletionProvider } from './inlineCompletionProvider';
 import { LocalBackend, newRequestId } from './localBackend';
 import { ModelController, type ModelState } from './modelController';
 import { repositoryBudget } from './contextBudget';
@@ -30,6 +34,12 @@ export interface TidalApi {
   waitForEngine(timeoutMs: number): Promise<string>;
   /** Resolves with the model state once it is 'ready' or 'error' (or the time is up). */
   waitForModel(timeoutMs: number): Promise<ModelState['state']>;
+  /** Inline completions: requests started/finished/cancelled and the last text shown. */
+  completionStats(): CompletionCounters & { lastText?: string; lastSource?: 'engine' | 'cache'; lastRequestId?: string; lastError?: string };
+  /** The engine host's own counters (queue, prefix cache), or undefined while it is not ready. */
+  engineStats(): Promise<EngineStats | undefined>;
+  /** The status bar item's text. */
+  statusBarText(): string;
 }
 
 export async function activate(context: vscode.ExtensionContext): Promise<TidalApi> {
@@ -85,8 +95,29 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     summary,
   );
   const completionsEnabled = () => settings().inlineCompletions.enabled;
+  const completionSettings = () =>
+    completionBudget(
+      settings(),
+      readCompletionMode(vscode.workspace.getConfiguration('tidal').get('inlineCompletions.mode')),
+      model.loaded?.model.maxContext ?? 0,
+      vscode.workspace.workspaceFolders?.[0]?.name,
+    );
+  const completions = new CompletionService({
+    backend,
+    config: () => completionSettings().config,
+    repositoryContext: (excludePath) => repository.snapshot(completionSettings().repositoryTokens, excludePath),
+    newRequestId: () => newRequestId('completion'),
+  });
+  const updateStatusBar = () =>
+    statusBar.update(engine.currentStatus, completionsEnabled(), model.state, {
+      busy: completions.counters.inFlight > 0,
+      contextTokens: completions.last?.result?.promptTokens,
+      lastLatencyMs: completions.last?.source === 'engine' ? completions.last.totalMs : undefined,
+      lastFirstTokenMs: completions.last?.firstTokenMs,
+      lastError: completions.lastError,
+    });
   const refresh = () => {
-    statusBar.update(engine.currentStatus, completionsEnabled(), model.state);
+    updateStatusBar();
     chat.refreshEngine();
   };
   const configureContext = () => {
@@ -114,6 +145,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       refresh();
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(configureContext),
+    vscode.languages.registerInlineCompletionItemProvider({ pattern: '**' }, new TidalInlineCompletionProvider(completions, (uri) => repository.relativePath(uri), log)),
+    completions.onDidChange(updateStatusBar),
+    vscode.workspace.onDidChangeConfiguration((event) => {
+      if (event.affectsConfiguration('tidal.inlineCompletions.enabled') && !completionsEnabled()) completions.cancelAll();
+      if (['tidal.modelPath', 'tidal.backend', 'tidal.attention'].some((key) => event.affectsConfiguration(key))) completions.clearCache();
+    }),
     ...registerCommands({ engine, chat, log }),
   );
   refresh();
@@ -166,6 +203,15 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
         timeoutMs,
         [model.onDidChange],
       ),
+    completionStats: () => ({
+      ...completions.counters,
+      lastText: completions.last?.text,
+      lastSource: completions.last?.source,
+      lastRequestId: completions.last?.requestId,
+      lastError: completions.lastError,
+    }),
+    engineStats: async () => engine.rpc?.sendRequest(statsRequest).catch(() => undefined),
+    statusBarText: () => statusBar.text,
   };
 }
 

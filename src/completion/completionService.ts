@@ -83,6 +83,8 @@ export class CompletionService {
   private readonly now: () => number;
   readonly counters: CompletionCounters = { started: 0, finished: 0, cancelled: 0, failed: 0, cacheHits: 0, inFlight: 0 };
   last: CompletionOutcome | undefined;
+  /** The last outcome that came from the engine (not the cache): its latency and prompt size. */
+  lastFromEngine: CompletionOutcome | undefined;
   lastError: string | undefined;
 
   constructor(private readonly deps: CompletionServiceDeps) {
@@ -188,6 +190,7 @@ export class CompletionService {
         result,
         repositoryTokens: repository.tokens,
       };
+      this.lastFromEngine = this.last;
       return this.last;
     } catch (error) {
       if (request$.signal.aborted) {

@@ -111,9 +111,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
   const updateStatusBar = () =>
     statusBar.update(engine.currentStatus, completionsEnabled(), model.state, {
       busy: completions.counters.inFlight > 0,
-      contextTokens: completions.last?.result?.promptTokens,
-      lastLatencyMs: completions.last?.source === 'engine' ? completions.last.totalMs : undefined,
-      lastFirstTokenMs: completions.last?.firstTokenMs,
+      contextTokens: completions.lastFromEngine?.result?.promptTokens,
+      lastLatencyMs: completions.lastFromEngine?.totalMs,
+      lastFirstTokenMs: completions.lastFromEngine?.firstTokenMs,
       lastError: completions.lastError,
     });
   const refresh = () => {

@@ -1,0 +1,232 @@
+// Typing replay benchmark for inline completions: a scripted editing session (insertions,
+// typos deleted with backspace, line rewrites, file switches) over a real TypeScript library,
+// replayed against the engine through the same CompletionService the editor uses, in-process
+// with ModelSession on the CPU.
+//
+// Timing model: keystrokes come with the gaps a person leaves (within a word 60-140 ms,
+// between words 180-450 ms, at the end of a line 1.2 s). A request starts only where the gap
+// is longer than the debounce; it then has (gap - debounce) to finish before the next
+// keystroke supersedes it (it is cancelled into the engine, and the time the cancellation
+// takes is measured). Times are from the request leaving the debounce.
+//
+//   node bench/completions/run.mjs [--workspace DIR] [--files a.ts,b.ts] [--edits N] [--threads N]
+import * as path from 'node:path';
+
+import { NodeFileSystem, RepoContext } from '../../src/context';
+import { CompletionService, type CompletionOutcome } from '../../src/completion/completionService';
+import { ModelSession } from '../../src/engine/modelSession';
+import type { GenerateParams, GenerateResult } from '../../src/engine/protocol';
+import { completionBudget } from '../../src/extension/inlineCompletionConfig';
+import type { GenerationBackend } from '../../src/extension/generationBackend';
+import { DEFAULT_SETTINGS } from '../../src/extension/settings';
+import { loadAddon } from '../../src/native/addon';
+import { promises as fs } from 'node:fs';
+
+const root = process.cwd(); // run from the repository root
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), process.argv[i + 1]);
+const workspace = path.resolve(args.get('workspace') ?? path.join(root, 'node_modules', '@huggingface', 'jinja'));
+const files = (args.get('files') ?? 'src/lexer.ts,src/parser.ts,src/runtime.ts,src/utils.ts').split(',');
+const editsPerFile = Number(args.get('edits') ?? 6);
+const threads = Number(args.get('threads') ?? 2);
+const modelDir = args.get('model') ?? path.join(root, 'models', 'tidal-code-mini');
+const DEBOUNCE_MS = DEFAULT_SETTINGS.inlineCompletions.debounceMs;
+
+// mulberry32: the session is the same on every run.
+let seed = 20261201;
+function random(): number {
+  seed = (seed + 0x6d2b79f5) | 0;
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+const between = (lo: number, hi: number) => lo + random() * (hi - lo);
+
+interface Keystroke {
+  file: string;
+  text: string;
+  offset: number;
+  /** Milliseconds until the next keystroke. */
+  gapMs: number;
+  kind: 'insert' | 'delete';
+}
+
+// For each file: pick lines of code, delete their second half, retype it with the occasional
+// typo (a wrong letter, then backspace).
+function scriptSession(contents: Map<string, string>): Keystroke[] {
+  const strokes: Keystroke[] = [];
+  for (const file of files) {
+    let text = contents.get(file)!;
+    const lines = text.split('\n');
+    const candidates = lines.map((line, index) => ({ line, index })).filter(({ line }) => line.trim().length >= 24 && !line.trim().startsWith('//') && !line.trim().startsWith('*'));
+    for (let edit = 0; edit < editsPerFile; edit++) {
+      const { index } = candidates[Math.floor(random() * candidates.length)];
+      const lineStart = text.split('\n').slice(0, index).join('\n').length + (index > 0 ? 1 : 0);
+      const line = text.split('\n')[index];
+      const indent = line.length - line.trimStart().length;
+      const cut = indent + Math.floor((line.length - indent) * between(0.3, 0.6));
+      const removed = line.slice(cut);
+      // Deleting the tail: one backspace-word at a time, quickly.
+      let offset = lineStart + line.length;
+      text = text.slice(0, lineStart + cut) + text.slice(offset);
+      offset = lineStart + cut;
+      strokes.push({ file, text, offset, gapMs: 900, kind: 'delete' });
+      for (let i = 0; i < removed.length; i++) {
+        const ch = removed[i];
+        if (random() < 0.04 && /[a-z]/.test(ch)) {
+          const wrong = String.fromCharCode(97 + Math.floor(random() * 26));
+          text = text.slice(0, offset) + wrong + text.slice(offset);
+          strokes.push({ file, text, offset: offset + 1, gapMs: between(250, 500), kind: 'insert' });
+          text = text.slice(0, offset) + text.slice(offset + 1);
+          strokes.push({ file, text, offset, gapMs: between(80, 160), kind: 'delete' });
+        }
+        text = text.slice(0, offset) + ch + text.slice(offset);
+        offset++;
+        const next = removed[i + 1];
+        const gapMs = next === undefined ? 1200 : /\w/.test(ch) && /\w/.test(next) ? between(60, 140) : between(180, 450);
+        strokes.push({ file, text, offset, gapMs, kind: 'insert' });
+      }
+    }
+  }
+  return strokes;
+}
+
+// GenerationBackend over an in-process ModelSession: abort cancels the engine request.
+function sessionBackend(session: ModelSession): GenerationBackend {
+  return {
+    kind: 'local',
+    async generate(params: GenerateParams, onText, signal) {
+      const onAbort = () => session.cancel(params.requestId);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        return await session.generate(params, onText);
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    },
+  };
+}
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+async function main(): Promise<void> {
+  const addon = loadAddon(path.join(root, 'dist'));
+  const session = await ModelSession.load(addon, { modelDir, options: { threads } });
+  const info = session.info();
+  const maxContext = info.model.maxContext;
+  const budget = completionBudget(DEFAULT_SETTINGS, 'auto', maxContext, path.basename(workspace));
+
+  const repo = new RepoContext({
+    fileSystem: new NodeFileSystem(workspace),
+    countTokens: (text) => session.tokenizer.encode(text).length,
+    include: ['src/**/*.ts', 'README.md', 'package.json'],
+  });
+  await repo.scan();
+  const contents = new Map<string, string>();
+  for (const file of files) contents.set(file, await fs.readFile(path.join(workspace, file), 'utf8'));
+  const strokes = scriptSession(contents);
+
+  let activeFile = '';
+  const completions = new CompletionService({
+    backend: () => sessionBackend(session),
+    config: () => ({ ...budget.config, debounceMs: 0 }),
+    repositoryContext: async (excludePath) => {
+      const rendered = repo.render(budget.repositoryTokens);
+      const out = [];
+      let tokens = 0;
+      for (let i = 0; i < rendered.files.length; i++) {
+        const file = rendered.files[i];
+        if (file.path === excludePath) continue;
+        const end = i + 1 < rendered.files.length ? rendered.files[i + 1].startOffset : rendered.text.length;
+        const header = '<|file_sep|>'.length + file.path.length + 1;
+        out.push({ path: file.path, content: rendered.text.slice(file.startOffset + header, end) });
+        tokens += file.tokens;
+      }
+      return { files: out, tokens };
+    },
+    newRequestId: (() => {
+      let id = 0;
+      return () => `bench-${++id}`;
+    })(),
+  });
+
+  interface Row { outcome: CompletionOutcome; result: GenerateResult; fileSwitch: boolean; kind: Keystroke['kind'] }
+  const finished: Row[] = [];
+  const cancelLatencies: number[] = [];
+  let requests = 0;
+  let cancelled = 0;
+  let cacheHits = 0;
+  let keystrokes = 0;
+  const wallStart = performance.now();
+  for (const stroke of strokes) {
+    keystrokes++;
+    const fileSwitch = stroke.file !== activeFile;
+    if (fileSwitch) {
+      activeFile = stroke.file;
+      repo.setActiveFile(stroke.file);
+    }
+    // Every keystroke updates the repository's copy of the file (the editor does the same).
+    await repo.applyChange({ path: stroke.file, kind: 'changed', text: stroke.text });
+    if (stroke.gapMs <= DEBOUNCE_MS) continue;
+    const hitsBefore = completions.counters.cacheHits;
+    const controller = new AbortController();
+    const allowed = stroke.gapMs - DEBOUNCE_MS;
+    let abortedAt = 0;
+    const timer = setTimeout(() => {
+      abortedAt = performance.now();
+      controller.abort();
+    }, allowed);
+    const outcome = await completions.complete({ documentKey: stroke.file, filePath: stroke.file, text: stroke.text, offset: stroke.offset }, controller.signal);
+    clearTimeout(timer);
+    if (completions.counters.cacheHits > hitsBefore) {
+      cacheHits++;
+      continue;
+    }
+    requests++;
+    if (outcome === undefined) {
+      cancelled++;
+      if (abortedAt > 0) cancelLatencies.push(performance.now() - abortedAt);
+      continue;
+    }
+    if (outcome.result) finished.push({ outcome, result: outcome.result, fileSwitch, kind: stroke.kind });
+  }
+  const wallSeconds = (performance.now() - wallStart) / 1000;
+
+  const warm = finished.filter((row) => !row.fileSwitch);
+  const ttft = warm.map((row) => row.outcome.firstTokenMs).filter((value): value is number => value !== undefined);
+  const total = warm.map((row) => row.outcome.totalMs);
+  const recomputed = warm.map((row) => row.result.recomputedTokens);
+  const prompt = warm.map((row) => row.result.promptTokens);
+  const decodePerToken = warm.filter((row) => row.result.tokens > 1).map((row) => row.result.timings.decodeMs / row.result.tokens);
+  const switches = finished.filter((row) => row.fileSwitch);
+  const fmt = (value: number) => (Number.isFinite(value) ? value.toFixed(1) : '-');
+  const m = info.model;
+  console.log(`model ${path.relative(root, modelDir) || modelDir}: ${m.architecture} ${m.numLayers} layers, backend ${m.backend} (${m.threads} threads), max context ${maxContext}`);
+  console.log(`workspace ${path.relative(root, workspace)}: ${repo.paths.length} files in context; edited ${files.join(', ')}`);
+  console.log(`session: ${keystrokes} keystrokes, ${requests} engine requests (${finished.length} finished, ${cancelled} superseded), ${cacheHits} cache hits, debounce ${DEBOUNCE_MS} ms, ${wallSeconds.toFixed(0)} s`);
+  console.log('');
+  console.log('| measure (warm requests, after the debounce) | p50 | p95 | n |');
+  console.log('|---|---|---|---|');
+  console.log(`| time to first token, ms | ${fmt(percentile(ttft, 50))} | ${fmt(percentile(ttft, 95))} | ${ttft.length} |`);
+  console.log(`| time to full completion, ms | ${fmt(percentile(total, 50))} | ${fmt(percentile(total, 95))} | ${total.length} |`);
+  console.log(`| tokens recomputed per request | ${fmt(percentile(recomputed, 50))} | ${fmt(percentile(recomputed, 95))} | ${recomputed.length} |`);
+  console.log(`| prompt tokens per request | ${fmt(percentile(prompt, 50))} | ${fmt(percentile(prompt, 95))} | ${prompt.length} |`);
+  console.log(`| decode time per generated token, ms | ${fmt(percentile(decodePerToken, 50))} | ${fmt(percentile(decodePerToken, 95))} | ${decodePerToken.length} |`);
+  console.log(`| cancellation, abort to request settled, ms | ${fmt(percentile(cancelLatencies, 50))} | ${fmt(percentile(cancelLatencies, 95))} | ${cancelLatencies.length} |`);
+  console.log('');
+  for (const row of switches) {
+    console.log(`first request after switching to a file: first token ${fmt(row.outcome.firstTokenMs ?? NaN)} ms, full ${fmt(row.outcome.totalMs)} ms, ${row.result.recomputedTokens} of ${row.result.promptTokens} prompt tokens recomputed`);
+  }
+  const stopped = warm.filter((row) => row.outcome.stoppedEarly).length;
+  console.log(`completions ended by a stop rule (engine request cancelled early): ${stopped} of ${warm.length}`);
+  await session.unload();
+}
+
+main().catch((error) => {
+  console.error(`typing replay failed: ${(error as Error).stack ?? error}`);
+  process.exit(1);
+});

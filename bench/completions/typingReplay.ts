@@ -10,12 +10,15 @@
 // takes is measured). Times are from the request leaving the debounce.
 //
 //   node bench/completions/run.mjs [--workspace DIR] [--files a.ts,b.ts] [--edits N] [--threads N]
+//                                  [--context-tokens N] [--model DIR] [--verbose 1]
 import * as path from 'node:path';
 
 import { NodeFileSystem, RepoContext } from '../../src/context';
 import { CompletionService, type CompletionOutcome } from '../../src/completion/completionService';
 import { ModelSession } from '../../src/engine/modelSession';
 import type { GenerateParams, GenerateResult } from '../../src/engine/protocol';
+import { fitRepository } from '../../src/completion/repositoryFit';
+import { estimateTokens } from '../../src/extension/contextBudget';
 import { completionBudget } from '../../src/extension/inlineCompletionConfig';
 import type { GenerationBackend } from '../../src/extension/generationBackend';
 import { DEFAULT_SETTINGS } from '../../src/extension/settings';
@@ -29,6 +32,8 @@ const workspace = path.resolve(args.get('workspace') ?? path.join(root, 'node_mo
 const files = (args.get('files') ?? 'src/lexer.ts,src/parser.ts,src/runtime.ts,src/utils.ts').split(',');
 const editsPerFile = Number(args.get('edits') ?? 6);
 const threads = Number(args.get('threads') ?? 2);
+// The prompt size: 0 is the model's whole context. The default keeps a CPU run to minutes.
+const contextTokens = Number(args.get('context-tokens') ?? 4096);
 const modelDir = args.get('model') ?? path.join(root, 'models', 'tidal-code-mini');
 const DEBOUNCE_MS = DEFAULT_SETTINGS.inlineCompletions.debounceMs;
 
@@ -91,7 +96,9 @@ function scriptSession(contents: Map<string, string>): Keystroke[] {
   return strokes;
 }
 
-// GenerationBackend over an in-process ModelSession: abort cancels the engine request.
+// GenerationBackend over an in-process ModelSession: abort cancels the engine request. The
+// last result is kept, cancelled ones included, for the verbose log.
+let lastResult: GenerateResult | undefined;
 function sessionBackend(session: ModelSession): GenerationBackend {
   return {
     kind: 'local',
@@ -99,13 +106,15 @@ function sessionBackend(session: ModelSession): GenerationBackend {
       const onAbort = () => session.cancel(params.requestId);
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
-        return await session.generate(params, onText);
+        lastResult = await session.generate(params, onText);
+        return lastResult;
       } finally {
         signal?.removeEventListener('abort', onAbort);
       }
     },
   };
 }
+const verbose = args.has('verbose');
 
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
@@ -118,7 +127,9 @@ async function main(): Promise<void> {
   const session = await ModelSession.load(addon, { modelDir, options: { threads } });
   const info = session.info();
   const maxContext = info.model.maxContext;
-  const budget = completionBudget(DEFAULT_SETTINGS, 'auto', maxContext, path.basename(workspace));
+  // tidal.context.maxTokens for the replay: the whole prompt (repository + file window + answer).
+  const settings = { ...DEFAULT_SETTINGS, context: { ...DEFAULT_SETTINGS.context, maxTokens: contextTokens } };
+  const budget = completionBudget(settings, 'auto', maxContext, path.basename(workspace));
 
   const repo = new RepoContext({
     fileSystem: new NodeFileSystem(workspace),
@@ -134,8 +145,8 @@ async function main(): Promise<void> {
   const completions = new CompletionService({
     backend: () => sessionBackend(session),
     config: () => ({ ...budget.config, debounceMs: 0 }),
-    repositoryContext: async (excludePath) => {
-      const rendered = repo.render(budget.repositoryTokens);
+    repositoryContext: (excludePath, activeText) => fitRepository(budget.repositoryTokens, estimateTokens(activeText), async (repositoryTokens) => {
+      const rendered = repo.render(repositoryTokens);
       const out = [];
       let tokens = 0;
       for (let i = 0; i < rendered.files.length; i++) {
@@ -147,7 +158,7 @@ async function main(): Promise<void> {
         tokens += file.tokens;
       }
       return { files: out, tokens };
-    },
+    }),
     newRequestId: (() => {
       let id = 0;
       return () => `bench-${++id}`;
@@ -156,7 +167,8 @@ async function main(): Promise<void> {
 
   interface Row { outcome: CompletionOutcome; result: GenerateResult; fileSwitch: boolean; kind: Keystroke['kind'] }
   const finished: Row[] = [];
-  const cancelLatencies: number[] = [];
+  const cancelInPrefill: number[] = [];
+  const cancelInDecode: number[] = [];
   let requests = 0;
   let cancelled = 0;
   let cacheHits = 0;
@@ -171,17 +183,29 @@ async function main(): Promise<void> {
     }
     // Every keystroke updates the repository's copy of the file (the editor does the same).
     await repo.applyChange({ path: stroke.file, kind: 'changed', text: stroke.text });
-    if (stroke.gapMs <= DEBOUNCE_MS) continue;
+    if (stroke.gapMs <= DEBOUNCE_MS && !fileSwitch) continue;
     const hitsBefore = completions.counters.cacheHits;
     const controller = new AbortController();
     const allowed = stroke.gapMs - DEBOUNCE_MS;
     let abortedAt = 0;
-    const timer = setTimeout(() => {
-      abortedAt = performance.now();
-      controller.abort();
-    }, allowed);
+    // The first request in a file (the repository part of the prompt changed) runs to the end:
+    // it stands for opening the file and waiting; it is reported on its own.
+    const timer = fileSwitch
+      ? undefined
+      : setTimeout(() => {
+          abortedAt = performance.now();
+          controller.abort();
+        }, allowed);
     const outcome = await completions.complete({ documentKey: stroke.file, filePath: stroke.file, text: stroke.text, offset: stroke.offset }, controller.signal);
+    const settledAt = performance.now();
     clearTimeout(timer);
+    const result = lastResult;
+    if (verbose) {
+      const r = lastResult;
+      console.error(`${stroke.file}@${stroke.offset} ${stroke.kind} gap ${stroke.gapMs.toFixed(0)}: ${outcome ? 'done' : 'cancelled'} ` +
+        `prompt ${r?.promptTokens} recomputed ${r?.recomputedTokens} tokens ${r?.tokens} prefill ${r?.timings.prefillMs.toFixed(0)} decode ${r?.timings.decodeMs.toFixed(0)} ms ${JSON.stringify(outcome?.text ?? '')}`);
+    }
+    lastResult = undefined;
     if (completions.counters.cacheHits > hitsBefore) {
       cacheHits++;
       continue;
@@ -189,7 +213,7 @@ async function main(): Promise<void> {
     requests++;
     if (outcome === undefined) {
       cancelled++;
-      if (abortedAt > 0) cancelLatencies.push(performance.now() - abortedAt);
+      if (abortedAt > 0) (result !== undefined && result.tokens > 0 ? cancelInDecode : cancelInPrefill).push(settledAt - abortedAt);
       continue;
     }
     if (outcome.result) finished.push({ outcome, result: outcome.result, fileSwitch, kind: stroke.kind });
@@ -216,7 +240,8 @@ async function main(): Promise<void> {
   console.log(`| tokens recomputed per request | ${fmt(percentile(recomputed, 50))} | ${fmt(percentile(recomputed, 95))} | ${recomputed.length} |`);
   console.log(`| prompt tokens per request | ${fmt(percentile(prompt, 50))} | ${fmt(percentile(prompt, 95))} | ${prompt.length} |`);
   console.log(`| decode time per generated token, ms | ${fmt(percentile(decodePerToken, 50))} | ${fmt(percentile(decodePerToken, 95))} | ${decodePerToken.length} |`);
-  console.log(`| cancellation, abort to request settled, ms | ${fmt(percentile(cancelLatencies, 50))} | ${fmt(percentile(cancelLatencies, 95))} | ${cancelLatencies.length} |`);
+  console.log(`| cancellation while decoding, abort to request settled, ms | ${fmt(percentile(cancelInDecode, 50))} | ${fmt(percentile(cancelInDecode, 95))} | ${cancelInDecode.length} |`);
+  console.log(`| cancellation while prefilling, abort to request settled, ms | ${fmt(percentile(cancelInPrefill, 50))} | ${fmt(percentile(cancelInPrefill, 95))} | ${cancelInPrefill.length} |`);
   console.log('');
   for (const row of switches) {
     console.log(`first request after switching to a file: first token ${fmt(row.outcome.firstTokenMs ?? NaN)} ms, full ${fmt(row.outcome.totalMs)} ms, ${row.result.recomputedTokens} of ${row.result.promptTokens} prompt tokens recomputed`);

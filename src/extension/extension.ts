@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 
 import { ChatViewProvider } from './chatViewProvider';
 import { CompletionService, type CompletionCounters } from '../completion/completionService';
+import { fitRepository } from '../completion/repositoryFit';
 import { statsRequest, type EngineStats } from '../engine/protocol';
 import { COMMAND_IDS, registerCommands } from './commands';
 import { EngineClient } from './engineClient';
@@ -14,7 +15,7 @@ import { completionBudget, readCompletionMode } from './inlineCompletionConfig';
 import { TidalInlineCompletionProvider } from './inlineCompletionProvider';
 import { LocalBackend, newRequestId } from './localBackend';
 import { ModelController, type ModelState } from './modelController';
-import { repositoryBudget } from './contextBudget';
+import { estimateTokens, repositoryBudget } from './contextBudget';
 import { RepositoryContext } from './repositoryContext';
 import { readSettings, type TidalSettings } from './settings';
 import { TidalStatusBar } from './statusBar';
@@ -105,7 +106,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
   const completions = new CompletionService({
     backend,
     config: () => completionSettings().config,
-    repositoryContext: (excludePath) => repository.snapshot(completionSettings().repositoryTokens, excludePath),
+    repositoryContext: (excludePath, activeText) =>
+      fitRepository(completionSettings().repositoryTokens, excludePath ? estimateTokens(activeText) : 0, (budget) => repository.snapshot(budget, excludePath)),
     newRequestId: () => newRequestId('completion'),
   });
   const updateStatusBar = () =>

@@ -10,6 +10,12 @@ export const MAX_FILE_WINDOW_TOKENS = 2048;
 /** Characters per token assumed when cutting the file window (code averages 3-4). */
 export const CHARS_PER_TOKEN = 3;
 export const MAX_TOKENS = { singleLine: 48, multiLine: 128 } as const;
+/**
+ * Characters after the cursor at most. Families trained prefix-suffix-middle only (Qwen2.5-Coder,
+ * DeepSeek-Coder) put the suffix after the prefix, so every keystroke recomputes the suffix's
+ * tokens: a dozen lines of it carry most of what the model uses, at a bounded cost.
+ */
+export const MAX_SUFFIX_CHARS = 768;
 const MODES: readonly CompletionModeSetting[] = ['auto', 'single-line', 'multi-line'];
 
 export function readCompletionMode(value: unknown): CompletionModeSetting {
@@ -31,8 +37,8 @@ export function completionBudget(settings: TidalSettings, mode: CompletionModeSe
       enabled: settings.inlineCompletions.enabled,
       debounceMs: settings.inlineCompletions.debounceMs,
       mode,
-      maxPrefixChars: Math.floor((windowChars * 3) / 4),
-      maxSuffixChars: Math.floor(windowChars / 4),
+      maxPrefixChars: windowChars - Math.min(MAX_SUFFIX_CHARS, Math.floor(windowChars / 4)),
+      maxSuffixChars: Math.min(MAX_SUFFIX_CHARS, Math.floor(windowChars / 4)),
       maxLines: 16,
       maxTokens: { ...MAX_TOKENS },
       attention: { mode: settings.attention.mode, tokenBudget: settings.attention.tokenBudget, selectionLayers: settings.attention.selectionLayers },

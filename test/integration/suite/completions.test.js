@@ -58,7 +58,7 @@ async function engineQueue(api) {
   return stats.queue;
 }
 
-test('completions: typing produces ghost text from the engine, and accepting it inserts exactly that text', async () => {
+test('completions: typing produces ghost text from the engine; accepting a word, then the rest, inserts exactly that text', async () => {
   const api = await tidalApi();
   assert.equal(await api.waitForModel(60_000), 'ready', `model: ${JSON.stringify(api.getState().model)}`);
   await quietEditor();
@@ -102,6 +102,13 @@ test('completions: typing produces ghost text from the engine, and accepting it 
     assert.ok(await waitFor(() => api.completionStats().cacheHits > hitsBefore, { timeoutMs: 10_000 }), 'VS Code did not ask for the completion again');
     await sleep(500);
     await captureWorkbench('integration-completion-ghost-text');
+    // Partial accept as VS Code provides it: the next word goes in, the rest stays as ghost text.
+    await vscode.commands.executeCommand('editor.action.inlineSuggest.acceptNextWord');
+    const partly = await waitFor(() => {
+      const inserted = editor.document.getText().length - textBefore.length;
+      return inserted > 0 && editor.document.getText() === textBefore.slice(0, cursor) + outcome.text.slice(0, inserted) + textBefore.slice(cursor);
+    }, { timeoutMs: 5_000 });
+    assert.ok(partly, `accepting the next word did not insert the start of ${JSON.stringify(outcome.text)}:\n${editor.document.getText()}`);
     await vscode.commands.executeCommand('editor.action.inlineSuggest.commit');
     const expected = textBefore.slice(0, cursor) + outcome.text + textBefore.slice(cursor);
     const accepted = await waitFor(() => editor.document.getText() === expected, { timeoutMs: 5_000 });

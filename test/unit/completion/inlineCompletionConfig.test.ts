@@ -5,13 +5,14 @@ import { test } from 'node:test';
 import { completionBudget, readCompletionMode } from '../../../src/extension/inlineCompletionConfig';
 import { DEFAULT_SETTINGS } from '../../../src/extension/settings';
 
-test('the file window is a quarter of the context up to 2048 tokens; the repository gets the rest', () => {
+test('the file window is a quarter of the context up to 2048 tokens, the suffix at most 768 characters; the repository gets the rest', () => {
   const small = completionBudget(DEFAULT_SETTINGS, 'auto', 4096);
   assert.equal(small.config.maxPrefixChars + small.config.maxSuffixChars, 1024 * 3);
   assert.equal(small.repositoryTokens, 4096 - (1024 + 128 + 64));
   const large = completionBudget(DEFAULT_SETTINGS, 'auto', 131072, 'repo');
-  assert.equal(large.config.maxPrefixChars, 4608);
-  assert.equal(large.config.maxSuffixChars, 1536);
+  assert.equal(large.config.maxSuffixChars, 768, 'the suffix is capped: it is recomputed on every keystroke');
+  assert.equal(large.config.maxPrefixChars, 2048 * 3 - 768);
+  assert.equal(small.config.maxSuffixChars, 768);
   assert.equal(large.repositoryTokens, 131072 - (2048 + 128 + 64));
   assert.equal(large.config.repoName, 'repo');
   // tidal.context.maxTokens caps the whole prompt.

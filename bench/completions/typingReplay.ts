@@ -10,7 +10,7 @@
 // takes is measured). Times are from the request leaving the debounce.
 //
 //   node bench/completions/run.mjs [--workspace DIR] [--files a.ts,b.ts] [--edits N] [--threads N]
-//                                  [--context-tokens N] [--model DIR] [--verbose 1]
+//                                  [--paused-edits N] [--phases typing,pauses] [--context-tokens N] [--model DIR] [--verbose 1]
 import * as path from 'node:path';
 
 import { NodeFileSystem, RepoContext } from '../../src/context';
@@ -31,6 +31,8 @@ for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i].replac
 const workspace = path.resolve(args.get('workspace') ?? path.join(root, 'node_modules', '@huggingface', 'jinja'));
 const files = (args.get('files') ?? 'src/lexer.ts,src/parser.ts,src/runtime.ts,src/utils.ts').split(',');
 const editsPerFile = Number(args.get('edits') ?? 6);
+const pausedEditsPerFile = Number(args.get('paused-edits') ?? 2);
+const phases = (args.get('phases') ?? 'typing,pauses').split(',');
 const threads = Number(args.get('threads') ?? 2);
 // The prompt size: 0 is the model's whole context. The default keeps a CPU run to minutes.
 const contextTokens = Number(args.get('context-tokens') ?? 4096);
@@ -58,7 +60,7 @@ interface Keystroke {
 
 // For each file: pick lines of code, delete their second half, retype it with the occasional
 // typo (a wrong letter, then backspace).
-function scriptSession(contents: Map<string, string>): Keystroke[] {
+function scriptSession(contents: Map<string, string>, editsPerFile: number): Keystroke[] {
   const strokes: Keystroke[] = [];
   for (const file of files) {
     let text = contents.get(file)!;
@@ -139,7 +141,8 @@ async function main(): Promise<void> {
   await repo.scan();
   const contents = new Map<string, string>();
   for (const file of files) contents.set(file, await fs.readFile(path.join(workspace, file), 'utf8'));
-  const strokes = scriptSession(contents);
+  const strokes = scriptSession(contents, editsPerFile);
+  const pausedStrokes = scriptSession(contents, pausedEditsPerFile);
 
   let activeFile = '';
   const completions = new CompletionService({
@@ -165,89 +168,99 @@ async function main(): Promise<void> {
     })(),
   });
 
-  interface Row { outcome: CompletionOutcome; result: GenerateResult; fileSwitch: boolean; kind: Keystroke['kind'] }
-  const finished: Row[] = [];
-  const cancelInPrefill: number[] = [];
-  const cancelInDecode: number[] = [];
-  let requests = 0;
-  let cancelled = 0;
-  let cacheHits = 0;
-  let keystrokes = 0;
-  const wallStart = performance.now();
-  for (const stroke of strokes) {
-    keystrokes++;
-    const fileSwitch = stroke.file !== activeFile;
-    if (fileSwitch) {
-      activeFile = stroke.file;
-      repo.setActiveFile(stroke.file);
-    }
-    // Every keystroke updates the repository's copy of the file (the editor does the same).
-    await repo.applyChange({ path: stroke.file, kind: 'changed', text: stroke.text });
-    if (stroke.gapMs <= DEBOUNCE_MS && !fileSwitch) continue;
-    const hitsBefore = completions.counters.cacheHits;
-    const controller = new AbortController();
-    const allowed = stroke.gapMs - DEBOUNCE_MS;
-    let abortedAt = 0;
-    // The first request in a file (the repository part of the prompt changed) runs to the end:
-    // it stands for opening the file and waiting; it is reported on its own.
-    const timer = fileSwitch
-      ? undefined
-      : setTimeout(() => {
-          abortedAt = performance.now();
-          controller.abort();
-        }, allowed);
-    const outcome = await completions.complete({ documentKey: stroke.file, filePath: stroke.file, text: stroke.text, offset: stroke.offset }, controller.signal);
-    const settledAt = performance.now();
-    clearTimeout(timer);
-    const result = lastResult;
-    if (verbose) {
-      const r = lastResult;
-      console.error(`${stroke.file}@${stroke.offset} ${stroke.kind} gap ${stroke.gapMs.toFixed(0)}: ${outcome ? 'done' : 'cancelled'} ` +
-        `prompt ${r?.promptTokens} recomputed ${r?.recomputedTokens} tokens ${r?.tokens} prefill ${r?.timings.prefillMs.toFixed(0)} decode ${r?.timings.decodeMs.toFixed(0)} ms ${JSON.stringify(outcome?.text ?? '')}`);
-    }
-    lastResult = undefined;
-    if (completions.counters.cacheHits > hitsBefore) {
-      cacheHits++;
-      continue;
-    }
-    requests++;
-    if (outcome === undefined) {
-      cancelled++;
-      if (abortedAt > 0) (result !== undefined && result.tokens > 0 ? cancelInDecode : cancelInPrefill).push(settledAt - abortedAt);
-      continue;
-    }
-    if (outcome.result) finished.push({ outcome, result: outcome.result, fileSwitch, kind: stroke.kind });
-  }
-  const wallSeconds = (performance.now() - wallStart) / 1000;
-
-  const warm = finished.filter((row) => !row.fileSwitch);
-  const ttft = warm.map((row) => row.outcome.firstTokenMs).filter((value): value is number => value !== undefined);
-  const total = warm.map((row) => row.outcome.totalMs);
-  const recomputed = warm.map((row) => row.result.recomputedTokens);
-  const prompt = warm.map((row) => row.result.promptTokens);
-  const decodePerToken = warm.filter((row) => row.result.tokens > 1).map((row) => row.result.timings.decodeMs / row.result.tokens);
-  const switches = finished.filter((row) => row.fileSwitch);
+  interface Row { outcome: CompletionOutcome; result: GenerateResult; fileSwitch: boolean; file: string }
   const fmt = (value: number) => (Number.isFinite(value) ? value.toFixed(1) : '-');
   const m = info.model;
-  console.log(`model ${path.relative(root, modelDir) || modelDir}: ${m.architecture} ${m.numLayers} layers, backend ${m.backend} (${m.threads} threads), max context ${maxContext}`);
-  console.log(`workspace ${path.relative(root, workspace)}: ${repo.paths.length} files in context; edited ${files.join(', ')}`);
-  console.log(`session: ${keystrokes} keystrokes, ${requests} engine requests (${finished.length} finished, ${cancelled} superseded), ${cacheHits} cache hits, debounce ${DEBOUNCE_MS} ms, ${wallSeconds.toFixed(0)} s`);
-  console.log('');
-  console.log('| measure (warm requests, after the debounce) | p50 | p95 | n |');
-  console.log('|---|---|---|---|');
-  console.log(`| time to first token, ms | ${fmt(percentile(ttft, 50))} | ${fmt(percentile(ttft, 95))} | ${ttft.length} |`);
-  console.log(`| time to full completion, ms | ${fmt(percentile(total, 50))} | ${fmt(percentile(total, 95))} | ${total.length} |`);
-  console.log(`| tokens recomputed per request | ${fmt(percentile(recomputed, 50))} | ${fmt(percentile(recomputed, 95))} | ${recomputed.length} |`);
-  console.log(`| prompt tokens per request | ${fmt(percentile(prompt, 50))} | ${fmt(percentile(prompt, 95))} | ${prompt.length} |`);
-  console.log(`| decode time per generated token, ms | ${fmt(percentile(decodePerToken, 50))} | ${fmt(percentile(decodePerToken, 95))} | ${decodePerToken.length} |`);
-  console.log(`| cancellation while decoding, abort to request settled, ms | ${fmt(percentile(cancelInDecode, 50))} | ${fmt(percentile(cancelInDecode, 95))} | ${cancelInDecode.length} |`);
-  console.log(`| cancellation while prefilling, abort to request settled, ms | ${fmt(percentile(cancelInPrefill, 50))} | ${fmt(percentile(cancelInPrefill, 95))} | ${cancelInPrefill.length} |`);
-  console.log('');
-  for (const row of switches) {
-    console.log(`first request after switching to a file: first token ${fmt(row.outcome.firstTokenMs ?? NaN)} ms, full ${fmt(row.outcome.totalMs)} ms, ${row.result.recomputedTokens} of ${row.result.promptTokens} prompt tokens recomputed`);
+  console.log(`model ${path.relative(root, modelDir) || modelDir}: ${m.architecture} ${m.numLayers} layers, backend ${m.backend} (${m.threads} threads), prompt limit ${contextTokens || maxContext} of ${maxContext} tokens`);
+  console.log(`workspace ${path.relative(root, workspace)}: ${repo.paths.length} files in context; edited ${files.join(', ')}; debounce ${DEBOUNCE_MS} ms`);
+
+  // 'typing': each request has until the next keystroke; 'pauses': each runs to the end (as if
+  // the person stopped after every word), which gives the cost of every request.
+  async function replay(phase: 'typing' | 'pauses', session$: Keystroke[]): Promise<void> {
+    const finished: Row[] = [];
+    const cancelInPrefill: number[] = [];
+    const cancelInDecode: number[] = [];
+    let requests = 0;
+    let cancelled = 0;
+    let cacheHits = 0;
+    const wallStart = performance.now();
+    activeFile = '';
+    for (const stroke of session$) {
+      const fileSwitch = stroke.file !== activeFile;
+      if (fileSwitch) {
+        activeFile = stroke.file;
+        repo.setActiveFile(stroke.file);
+      }
+      // Every keystroke updates the repository's copy of the file (the editor does the same).
+      await repo.applyChange({ path: stroke.file, kind: 'changed', text: stroke.text });
+      if (stroke.gapMs <= DEBOUNCE_MS && !fileSwitch) continue;
+      const hitsBefore = completions.counters.cacheHits;
+      const controller = new AbortController();
+      let abortedAt = 0;
+      // The first request in a file (the repository part of the prompt changed) runs to the
+      // end: it stands for opening the file and waiting; it is reported on its own.
+      const timer = fileSwitch || phase === 'pauses'
+        ? undefined
+        : setTimeout(() => {
+            abortedAt = performance.now();
+            controller.abort();
+          }, stroke.gapMs - DEBOUNCE_MS);
+      const outcome = await completions.complete({ documentKey: stroke.file, filePath: stroke.file, text: stroke.text, offset: stroke.offset }, controller.signal);
+      const settledAt = performance.now();
+      clearTimeout(timer);
+      const result = lastResult;
+      lastResult = undefined;
+      if (verbose) {
+        console.error(`${phase} ${stroke.file}@${stroke.offset} ${stroke.kind} gap ${stroke.gapMs.toFixed(0)}: ${outcome ? 'done' : 'cancelled'} ` +
+          `prompt ${result?.promptTokens} recomputed ${result?.recomputedTokens} tokens ${result?.tokens} prefill ${result?.timings.prefillMs.toFixed(0)} decode ${result?.timings.decodeMs.toFixed(0)} ms ${JSON.stringify(outcome?.text ?? '')}`);
+      }
+      if (completions.counters.cacheHits > hitsBefore) {
+        cacheHits++;
+        continue;
+      }
+      requests++;
+      if (outcome === undefined) {
+        cancelled++;
+        if (abortedAt > 0) (result !== undefined && result.tokens > 0 ? cancelInDecode : cancelInPrefill).push(settledAt - abortedAt);
+        continue;
+      }
+      if (outcome.result) finished.push({ outcome, result: outcome.result, fileSwitch, file: stroke.file });
+    }
+    const wallSeconds = (performance.now() - wallStart) / 1000;
+
+    const warm = finished.filter((row) => !row.fileSwitch);
+    const ttft = warm.map((row) => row.outcome.firstTokenMs).filter((value): value is number => value !== undefined);
+    const total = warm.map((row) => row.outcome.totalMs);
+    const recomputed = warm.map((row) => row.result.recomputedTokens);
+    const prompt = warm.map((row) => row.result.promptTokens);
+    const decodePerToken = warm.filter((row) => row.result.tokens > 1).map((row) => row.result.timings.decodeMs / row.result.tokens);
+    const row = (name: string, values: number[]) => console.log(`| ${name} | ${fmt(percentile(values, 50))} | ${fmt(percentile(values, 95))} | ${values.length} |`);
+    console.log('');
+    console.log(`### ${phase === 'typing' ? 'typing with real gaps: a request has until the next keystroke' : 'a pause after every word: every request runs to the end'}`);
+    console.log('');
+    console.log(`${session$.length} keystrokes, ${requests} engine requests (${finished.length} finished, ${cancelled} superseded), ${cacheHits} cache hits, ${wallSeconds.toFixed(0)} s`);
+    console.log('');
+    console.log('| measure (warm requests, from the end of the debounce) | p50 | p95 | n |');
+    console.log('|---|---|---|---|');
+    row('time to first token, ms', ttft);
+    row('time to full completion, ms', total);
+    row('tokens recomputed per request', recomputed);
+    row('prompt tokens per request', prompt);
+    row('decode time per generated token, ms', decodePerToken);
+    if (phase === 'typing') {
+      row('cancellation while decoding, abort to settled, ms', cancelInDecode);
+      row('cancellation while prefilling, abort to settled, ms', cancelInPrefill);
+    }
+    console.log('');
+    for (const first of finished.filter((candidate) => candidate.fileSwitch)) {
+      console.log(`- first request in ${first.file}: first token ${fmt(first.outcome.firstTokenMs ?? NaN)} ms, full ${fmt(first.outcome.totalMs)} ms, ${first.result.recomputedTokens} of ${first.result.promptTokens} prompt tokens recomputed`);
+    }
+    const stopped = warm.filter((candidate) => candidate.outcome.stoppedEarly).length;
+    console.log(`- completions ended by a stop rule (engine request cancelled early): ${stopped} of ${warm.length}`);
   }
-  const stopped = warm.filter((row) => row.outcome.stoppedEarly).length;
-  console.log(`completions ended by a stop rule (engine request cancelled early): ${stopped} of ${warm.length}`);
+
+  if (phases.includes('typing')) await replay('typing', strokes);
+  if (phases.includes('pauses')) await replay('pauses', pausedStrokes);
   await session.unload();
 }
 

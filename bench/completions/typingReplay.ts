@@ -10,7 +10,8 @@
 // takes is measured). Times are from the request leaving the debounce.
 //
 //   node bench/completions/run.mjs [--workspace DIR] [--files a.ts,b.ts] [--edits N] [--threads N]
-//                                  [--paused-edits N] [--phases typing,pauses] [--context-tokens N] [--model DIR] [--verbose 1]
+//                                  [--paused-edits N] [--phases typing,pauses] [--context-tokens N] [--prefill-chunk N]
+//                                  [--model DIR] [--verbose 1]
 import * as path from 'node:path';
 
 import { NodeFileSystem, RepoContext } from '../../src/context';
@@ -36,6 +37,8 @@ const phases = (args.get('phases') ?? 'typing,pauses').split(',');
 const threads = Number(args.get('threads') ?? 2);
 // The prompt size: 0 is the model's whole context. The default keeps a CPU run to minutes.
 const contextTokens = Number(args.get('context-tokens') ?? 4096);
+// Tokens per prefill pass (the engine checks cancellation between passes); 0: the engine's default.
+const prefillChunk = Number(args.get('prefill-chunk') ?? 0);
 const modelDir = args.get('model') ?? path.join(root, 'models', 'tidal-code-mini');
 const DEBOUNCE_MS = DEFAULT_SETTINGS.inlineCompletions.debounceMs;
 
@@ -126,7 +129,7 @@ function percentile(values: number[], p: number): number {
 
 async function main(): Promise<void> {
   const addon = loadAddon(path.join(root, 'dist'));
-  const session = await ModelSession.load(addon, { modelDir, options: { threads } });
+  const session = await ModelSession.load(addon, { modelDir, options: { threads, ...(prefillChunk > 0 ? { prefillChunk } : {}) } });
   const info = session.info();
   const maxContext = info.model.maxContext;
   // tidal.context.maxTokens for the replay: the whole prompt (repository + file window + answer).
@@ -171,7 +174,7 @@ async function main(): Promise<void> {
   interface Row { outcome: CompletionOutcome; result: GenerateResult; fileSwitch: boolean; file: string }
   const fmt = (value: number) => (Number.isFinite(value) ? value.toFixed(1) : '-');
   const m = info.model;
-  console.log(`model ${path.relative(root, modelDir) || modelDir}: ${m.architecture} ${m.numLayers} layers, backend ${m.backend} (${m.threads} threads), prompt limit ${contextTokens || maxContext} of ${maxContext} tokens`);
+  console.log(`model ${path.relative(root, modelDir) || modelDir}: ${m.architecture} ${m.numLayers} layers, backend ${m.backend} (${m.threads} threads), prefill chunk ${prefillChunk || 'default'}, prompt limit ${contextTokens || maxContext} of ${maxContext} tokens`);
   console.log(`workspace ${path.relative(root, workspace)}: ${repo.paths.length} files in context; edited ${files.join(', ')}; debounce ${DEBOUNCE_MS} ms`);
 
   // 'typing': each request has until the next keystroke; 'pauses': each runs to the end (as if

@@ -147,7 +147,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       refresh();
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(configureContext),
-    vscode.languages.registerInlineCompletionItemProvider({ pattern: '**' }, new TidalInlineCompletionProvider(completions, (uri) => repository.relativePath(uri), log)),
+    vscode.languages.registerInlineCompletionItemProvider([{ pattern: '**' }, { scheme: 'untitled' }], new TidalInlineCompletionProvider(completions, (uri) => repository.relativePath(uri), log)),
     completions.onDidChange(updateStatusBar),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (event.affectsConfiguration('tidal.inlineCompletions.enabled') && !completionsEnabled()) completions.cancelAll();

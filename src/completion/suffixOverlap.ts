@@ -38,8 +38,14 @@ export function removeSuffixOverlap(completion: string, suffix: string): string 
     }
   }
 
-  // Nothing new: the document already continues with exactly this text.
+  // Nothing new: the document already continues with exactly this text (up to a word
+  // boundary: 'x' before 'x_total' is new text).
   const trimmed = text.trim();
-  if (trimmed.length > 0 && suffix.trimStart().startsWith(text.trimStart())) return '';
+  const following = suffix.trimStart();
+  const own = text.trimStart();
+  if (trimmed.length > 0 && following.startsWith(own)) {
+    const next = following[own.length];
+    if (next === undefined || !/\w/.test(next) || !/\w/.test(own[own.length - 1])) return '';
+  }
   return trimmed.length === 0 ? '' : text;
 }

@@ -29,4 +29,6 @@ test('a completion that is exactly what follows brings nothing', () => {
   assert.equal(removeSuffixOverlap('   ', 'abc'), '');
   assert.equal(removeSuffixOverlap('', ')'), '');
   assert.equal(removeSuffixOverlap('foo()', '\nbar()\n'), 'foo()');
+  assert.equal(removeSuffixOverlap('x', '\nx_total = 3\n'), 'x', 'the start of a longer word is not a repeat');
+  assert.equal(removeSuffixOverlap('total', '\ntotal = 3\n'), '');
 });

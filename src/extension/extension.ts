@@ -117,6 +117,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       lastLatencyMs: completions.lastFromEngine?.totalMs,
       lastFirstTokenMs: completions.lastFromEngine?.firstTokenMs,
       lastError: completions.lastError,
+      remoteUrl: settings().backend === 'remote' ? settings().remoteUrl : undefined,
     });
   const refresh = () => {
     updateStatusBar();

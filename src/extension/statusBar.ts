@@ -15,6 +15,8 @@ export interface CompletionActivity {
   lastLatencyMs?: number;
   lastFirstTokenMs?: number;
   lastError?: string;
+  /** Set when tidal.backend is 'remote': the server's URL. */
+  remoteUrl?: string;
 }
 
 export class TidalStatusBar implements vscode.Disposable {
@@ -76,6 +78,11 @@ export class TidalStatusBar implements vscode.Disposable {
         return;
       }
       default:
+        if (activity?.remoteUrl) {
+          this.item.text = `${activity.busy ? '$(sync~spin)' : '$(pulse)'} Tidal REMOTE${activityFigures(activity).short}${completions}`;
+          this.item.tooltip = `Tidal: OpenAI-compatible server at ${activity.remoteUrl}${activity.lastError ? `; last completion failed: ${activity.lastError}` : ''} — click for options`;
+          return;
+        }
         this.item.text = `$(pulse) Tidal${completions}`;
         this.item.tooltip = `Tidal: engine ${status.info?.engineVersion} ready${gpu}; ${model?.message ?? 'no model loaded'}`;
     }

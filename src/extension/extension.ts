@@ -8,12 +8,18 @@ import { ChatSession } from '../chat/chatSession';
 import { ChatHistory, HISTORY_KEY } from '../chat/historyStore';
 import { gatherChatContext } from '../chat/vscodeChatContext';
 import { ChatViewProvider } from './chatViewProvider';
+import { CompletionService, type CompletionCounters } from '../completion/completionService';
+import { fitRepository } from '../completion/repositoryFit';
+import { statsRequest, type EngineStats } from '../engine/protocol';
 import { COMMAND_IDS, registerCommands } from './commands';
 import { EngineClient } from './engineClient';
 import type { GenerationBackend } from './generationBackend';
+import { completionBudget, readCompletionMode } from './inlineCompletionConfig';
+import { TidalInlineCompletionProvider } from './inlineCompletionProvider';
 import { LocalBackend, newRequestId } from './localBackend';
 import { ModelController, type ModelState } from './modelController';
 import { registerModelPicker } from './modelPicker';
+import { estimateTokens, repositoryBudget } from './contextBudget';
 import { RepositoryContext } from './repositoryContext';
 import { readSettings, type TidalSettings } from './settings';
 import { TidalStatusBar } from './statusBar';
@@ -51,6 +57,12 @@ export interface TidalApi {
     /** Drops the in-memory chat, reads it back from the workspace state and reloads the panel's page. */
     reloadFromStorage(): Promise<void>;
   };
+  /** Inline completions: requests started/finished/cancelled and the last text shown. */
+  completionStats(): CompletionCounters & { lastText?: string; lastSource?: 'engine' | 'cache'; lastRequestId?: string; lastError?: string };
+  /** The engine host's own counters (queue, prefix cache), or undefined while it is not ready. */
+  engineStats(): Promise<EngineStats | undefined>;
+  /** The status bar item's text. */
+  statusBarText(): string;
 }
 
 export interface ChatAnswerState {
@@ -106,8 +118,31 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     });
   chatSession = newChatSession();
   const completionsEnabled = () => settings().inlineCompletions.enabled;
+  const completionSettings = () =>
+    completionBudget(
+      settings(),
+      readCompletionMode(vscode.workspace.getConfiguration('tidal').get('inlineCompletions.mode')),
+      model.loaded?.model.maxContext ?? 0,
+      vscode.workspace.workspaceFolders?.[0]?.name,
+    );
+  const completions = new CompletionService({
+    backend,
+    config: () => completionSettings().config,
+    repositoryContext: (excludePath, activeText) =>
+      fitRepository(completionSettings().repositoryTokens, excludePath ? estimateTokens(activeText) : 0, (budget) => repository.snapshot(budget, excludePath)),
+    newRequestId: () => newRequestId('completion'),
+  });
+  const updateStatusBar = () =>
+    statusBar.update(engine.currentStatus, completionsEnabled(), model.state, {
+      busy: completions.counters.inFlight > 0,
+      contextTokens: completions.lastFromEngine?.result?.promptTokens,
+      lastLatencyMs: completions.lastFromEngine?.totalMs,
+      lastFirstTokenMs: completions.lastFromEngine?.firstTokenMs,
+      lastError: completions.lastError,
+      remoteUrl: settings().backend === 'remote' ? settings().remoteUrl : undefined,
+    });
   const refresh = () => {
-    statusBar.update(engine.currentStatus, completionsEnabled(), model.state);
+    updateStatusBar();
     chat.refreshEngine();
   };
   const configureContext = () => repository.configure(settings(), model.loaded?.modelDir);
@@ -132,6 +167,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       refresh();
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(configureContext),
+    vscode.languages.registerInlineCompletionItemProvider([{ pattern: '**' }, { scheme: 'untitled' }], new TidalInlineCompletionProvider(completions, (uri) => repository.relativePath(uri), log)),
+    completions.onDidChange(updateStatusBar),
+    vscode.workspace.onDidChangeConfiguration((event) => {
+      if (event.affectsConfiguration('tidal.inlineCompletions.enabled') && !completionsEnabled()) completions.cancelAll();
+      if (['tidal.modelPath', 'tidal.backend', 'tidal.attention'].some((key) => event.affectsConfiguration(key))) completions.clearCache();
+    }),
     ...registerCommands({ engine, chat, log }),
     ...registerModelPicker(context, log),
   );
@@ -219,6 +260,15 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
         await chat.reloadPanel();
       },
     },
+    completionStats: () => ({
+      ...completions.counters,
+      lastText: completions.last?.text,
+      lastSource: completions.last?.source,
+      lastRequestId: completions.last?.requestId,
+      lastError: completions.lastError,
+    }),
+    engineStats: async () => engine.rpc?.sendRequest(statsRequest).catch(() => undefined),
+    statusBarText: () => statusBar.text,
   };
 }
 

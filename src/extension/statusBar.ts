@@ -1,10 +1,23 @@
-// The status bar item: engine and model state and backend at a glance; a click opens the
-// Tidal menu.
+// The status bar item: engine state (loading / ready / busy / error), backend, context tokens
+// in use and the last completion's latency at a glance; a click opens the Tidal menu
+// (toggle completions, select model, show log, ...).
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 
 import type { EngineStatus } from './engineClient';
 import type { ModelState } from './modelController';
+
+/** What the inline completions add to the status bar. */
+export interface CompletionActivity {
+  busy: boolean;
+  /** Prompt tokens of the last completion (repository context + file window). */
+  contextTokens?: number;
+  lastLatencyMs?: number;
+  lastFirstTokenMs?: number;
+  lastError?: string;
+  /** Set when tidal.backend is 'remote': the server's URL. */
+  remoteUrl?: string;
+}
 
 export class TidalStatusBar implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('tidal.status', vscode.StatusBarAlignment.Right, 100);
@@ -15,7 +28,12 @@ export class TidalStatusBar implements vscode.Disposable {
     this.item.show();
   }
 
-  update(status: EngineStatus, completionsEnabled: boolean, model?: ModelState): void {
+  /** The item's current text (for the integration tests). */
+  get text(): string {
+    return this.item.text;
+  }
+
+  update(status: EngineStatus, completionsEnabled: boolean, model?: ModelState, activity?: CompletionActivity): void {
     const completions = completionsEnabled ? '' : ' (completions off)';
     this.item.backgroundColor = undefined;
     switch (status.state) {
@@ -48,11 +66,23 @@ export class TidalStatusBar implements vscode.Disposable {
         return;
       case 'ready': {
         const backend = model.loaded.model.backend.toUpperCase();
-        this.item.text = `$(pulse) Tidal ${backend}${completions}`;
-        this.item.tooltip = `Tidal: ${model.embedded ? 'tidal-code-mini (embedded)' : model.loaded.modelDir} on ${backend}${gpu}`;
+        const icon = activity?.busy ? '$(sync~spin)' : '$(pulse)';
+        const figures = activityFigures(activity);
+        this.item.text = `${icon} Tidal ${backend}${figures.short}${completions}`;
+        const tooltip = new vscode.MarkdownString(undefined, true);
+        tooltip.appendMarkdown(`**Tidal Code** — ${activity?.busy ? 'busy (completing)' : 'ready'}\n\n`);
+        tooltip.appendMarkdown(`Model: ${model.embedded ? 'tidal-code-mini (embedded)' : model.loaded.modelDir} on ${backend}${gpu}\n\n`);
+        for (const line of figures.lines) tooltip.appendMarkdown(`${line}\n\n`);
+        tooltip.appendMarkdown(`Inline completions: ${completionsEnabled ? 'on' : 'off'} — click for options`);
+        this.item.tooltip = tooltip;
         return;
       }
       default:
+        if (activity?.remoteUrl) {
+          this.item.text = `${activity.busy ? '$(sync~spin)' : '$(pulse)'} Tidal REMOTE${activityFigures(activity).short}${completions}`;
+          this.item.tooltip = `Tidal: OpenAI-compatible server at ${activity.remoteUrl}${activity.lastError ? `; last completion failed: ${activity.lastError}` : ''} — click for options`;
+          return;
+        }
         this.item.text = `$(pulse) Tidal${completions}`;
         this.item.tooltip = `Tidal: engine ${status.info?.engineVersion} ready${gpu}; ${model?.message ?? 'no model loaded'}`;
     }
@@ -61,4 +91,25 @@ export class TidalStatusBar implements vscode.Disposable {
   dispose(): void {
     this.item.dispose();
   }
+}
+
+function activityFigures(activity: CompletionActivity | undefined): { short: string; lines: string[] } {
+  if (!activity) return { short: '', lines: [] };
+  const parts: string[] = [];
+  const lines: string[] = [];
+  if (activity.contextTokens !== undefined) {
+    parts.push(`${compactCount(activity.contextTokens)} ctx`);
+    lines.push(`Context in use: ${activity.contextTokens.toLocaleString('en-US')} tokens`);
+  }
+  if (activity.lastLatencyMs !== undefined) {
+    parts.push(`${Math.round(activity.lastLatencyMs)} ms`);
+    const first = activity.lastFirstTokenMs !== undefined ? `, first token ${Math.round(activity.lastFirstTokenMs)} ms` : '';
+    lines.push(`Last completion: ${Math.round(activity.lastLatencyMs)} ms${first}`);
+  }
+  if (activity.lastError) lines.push(`Last completion failed: ${activity.lastError}`);
+  return { short: parts.length > 0 ? ` · ${parts.join(' · ')}` : '', lines };
+}
+
+function compactCount(count: number): string {
+  return count >= 10_000 ? `${Math.round(count / 1000)}K` : count >= 1000 ? `${(count / 1000).toFixed(1)}K` : String(count);
 }

@@ -9,7 +9,9 @@ const path = require('node:path');
 const { runRegisteredTests, test } = require('./harness');
 
 async function run() {
-  const testFiles = fs.readdirSync(__dirname).filter((name) => name.endsWith('.test.js')).sort();
+  // extension.test.js first: it checks the fresh window and loads the model the others use.
+  const first = (name) => (name === 'extension.test.js' ? 0 : 1);
+  const testFiles = fs.readdirSync(__dirname).filter((name) => name.endsWith('.test.js')).sort((a, b) => first(a) - first(b) || a.localeCompare(b));
   for (const file of testFiles) {
     try {
       require(path.join(__dirname, file));

@@ -83,3 +83,25 @@ test('a tokenizer without FIM tokens has no format; prompt parts encode special 
   assert.deepEqual(ids, [1000, 120, 121, 122, 1001]);
   assert.throws(() => encodePromptParts([{ token: '<C>' }], () => [], () => undefined), /no <C> token/);
 });
+
+test('every family keeps the repository part a stable prefix: a keystroke changes only the text after it', () => {
+  const vocabularies = [
+    vocabulary('<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>', '<|file_sep|>', '<|repo_name|>'),
+    vocabulary('<fim_prefix>', '<fim_suffix>', '<fim_middle>', '<file_sep>', '<repo_name>'),
+    vocabulary('<｜fim▁begin｜>', '<｜fim▁hole｜>', '<｜fim▁end｜>'),
+    vocabulary('<PRE>', '<SUF>', '<MID>', '<EOT>'),
+  ];
+  const repo = { repoName: 'demo', filePath: 'src/main.py', repoContext: [{ path: 'src/a.py', content: 'A = 1\n' }, { path: 'src/b.py', content: 'B = 2\n' }] };
+  for (const hasToken of vocabularies) {
+    const format = detectFimFormat(hasToken)!;
+    const before = promptText(buildFimPrompt(format, { ...repo, prefix: 'x = A', suffix: '\nprint(x)\n' }));
+    const typed = promptText(buildFimPrompt(format, { ...repo, prefix: 'x = A +', suffix: '\nprint(x)\n' }));
+    const sentinel = format.family === 'codellama' ? '<PRE>' : format.prefix;
+    const repoPart = before.slice(0, before.indexOf(sentinel));
+    assert.ok(repoPart.includes('src/a.py') && repoPart.includes('B = 2'), `${format.family}: the repository comes first`);
+    assert.ok(typed.startsWith(repoPart), `${format.family}: the repository part changed`);
+    // Suffix-first formats: typing at the cursor only appends.
+    if (format.order === 'spm') assert.ok(typed.startsWith(before), `${format.family}: typing did not only append`);
+    else assert.ok(!typed.startsWith(before));
+  }
+});

@@ -1,0 +1,163 @@
+// The completion pipeline over a scripted backend that streams chunks and honours its
+// AbortSignal: typing pause, supersession (the previous request's signal aborts), stop rules
+// that cancel the generation, the cache, de-duplication, completions off, failures.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { CompletionService, type CompletionConfig } from '../../../src/completion/completionService';
+import type { GenerateParams, GenerateResult } from '../../../src/engine/protocol';
+import type { GenerationBackend } from '../../../src/extension/generationBackend';
+
+const baseConfig: CompletionConfig = {
+  enabled: true,
+  debounceMs: 0,
+  mode: 'auto',
+  maxPrefixChars: 1000,
+  maxSuffixChars: 200,
+  maxLines: 16,
+  maxTokens: { singleLine: 48, multiLine: 128 },
+};
+
+interface Call {
+  params: GenerateParams;
+  signal?: AbortSignal;
+  chunksSent: number;
+  aborted: boolean;
+}
+
+// Streams `chunks` one per macrotask; stops at once when aborted (as the engine does).
+function scriptedBackend(chunks: string[] | ((params: GenerateParams) => string[]), options: { fail?: Error } = {}) {
+  const calls: Call[] = [];
+  const backend: GenerationBackend = {
+    kind: 'local',
+    async generate(params, onText, signal) {
+      const call: Call = { params, signal, chunksSent: 0, aborted: false };
+      calls.push(call);
+      if (options.fail) throw options.fail;
+      let text = '';
+      for (const chunk of typeof chunks === 'function' ? chunks(params) : chunks) {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        if (signal?.aborted) {
+          call.aborted = true;
+          return result(params.requestId, text, 'cancelled');
+        }
+        text += chunk;
+        call.chunksSent++;
+        onText(chunk);
+      }
+      return result(params.requestId, text, 'stop');
+    },
+  };
+  return { backend, calls };
+}
+
+function result(requestId: string, text: string, finishReason: GenerateResult['finishReason']): GenerateResult {
+  return { requestId, text, finishReason, tokens: text.length, promptTokens: 100, reusedTokens: 90, recomputedTokens: 10, timings: { queuedMs: 0, prefillMs: 1, decodeMs: 1, totalMs: 2 } };
+}
+
+function service(backend: GenerationBackend, config: Partial<CompletionConfig> = {}) {
+  let id = 0;
+  return new CompletionService({
+    backend: () => backend,
+    config: () => ({ ...baseConfig, ...config }),
+    repositoryContext: async (excludePath) => ({ files: [{ path: 'other.ts', content: `export const notThe = '${excludePath}';\n` }], tokens: 12 }),
+    newRequestId: () => `c${++id}`,
+  });
+}
+
+const at = (text: string, marker = '|') => ({ documentKey: 'file:///a.ts', filePath: 'a.ts', text: text.replace(marker, ''), offset: text.indexOf(marker) });
+
+test('the request carries the prompt window, the repository files and the path; the text is the backend output after stop rules', async () => {
+  const { backend, calls } = scriptedBackend(['add', '(1, 2);', '\nconsole', '.log(total);\n']);
+  const completions = service(backend);
+  const outcome = await completions.complete(at('import { add } from "./math";\nconst total = |\n'));
+  assert.equal(outcome?.text, 'add(1, 2);');
+  assert.equal(outcome.mode, 'single-line');
+  assert.equal(outcome.source, 'engine');
+  assert.equal(outcome.stoppedEarly, true);
+  assert.equal(calls.length, 1);
+  const params = calls[0].params;
+  assert.equal(params.kind, 'completion');
+  assert.equal(params.prefix, 'import { add } from "./math";\nconst total = ');
+  assert.equal(params.suffix, '\n');
+  assert.equal(params.filePath, 'a.ts');
+  assert.deepEqual(params.repoContext, [{ path: 'other.ts', content: "export const notThe = 'a.ts';\n" }]);
+  assert.equal(params.maxTokens, 48);
+  assert.deepEqual(params.sampling, { temperature: 0 });
+  // The stop rule cancelled the generation: the last chunk was never produced.
+  assert.equal(calls[0].aborted, true);
+  assert.equal(calls[0].chunksSent, 3);
+  assert.deepEqual({ ...completions.counters }, { started: 1, finished: 1, cancelled: 0, failed: 0, cacheHits: 0, inFlight: 0 });
+});
+
+test('the same prefix again is answered from the cache without a request', async () => {
+  const { backend, calls } = scriptedBackend(['x + 1']);
+  const completions = service(backend);
+  const request = at('let y = |;\n');
+  assert.equal((await completions.complete(request))?.text, 'x + 1');
+  const again = await completions.complete(request);
+  assert.equal(again?.text, 'x + 1');
+  assert.equal(again?.source, 'cache');
+  assert.equal(calls.length, 1);
+  assert.equal(completions.counters.cacheHits, 1);
+});
+
+test('a newer request supersedes the running one: its signal aborts and it reports nothing', async () => {
+  const { backend, calls } = scriptedBackend(Array.from({ length: 50 }, () => 'a'));
+  const completions = service(backend);
+  const first = completions.complete(at('const a = |'));
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  const second = completions.complete(at('const ab = |'));
+  assert.equal(await first, undefined);
+  assert.equal((await second)?.text, 'a'.repeat(50));
+  assert.equal(calls[0].signal?.aborted, true);
+  assert.equal(calls[0].aborted, true);
+  assert.ok(calls[0].chunksSent < 50);
+  assert.deepEqual({ ...completions.counters }, { started: 2, finished: 1, cancelled: 1, failed: 0, cacheHits: 0, inFlight: 0 });
+});
+
+test('the typing pause: a request cancelled during it never reaches the backend', async () => {
+  const { backend, calls } = scriptedBackend(['z']);
+  const completions = service(backend, { debounceMs: 200 });
+  const controller = new AbortController();
+  const pending = completions.complete(at('x = |'), controller.signal);
+  setTimeout(() => controller.abort(), 20);
+  assert.equal(await pending, undefined);
+  assert.equal(calls.length, 0);
+  assert.equal(completions.counters.started, 0);
+  // Cancelled by the editor while running: counted as cancelled, aborted in the backend.
+  const slow = scriptedBackend(Array.from({ length: 100 }, () => 'b'));
+  const running = service(slow.backend);
+  const editor = new AbortController();
+  const result = running.complete(at('y = |'), editor.signal);
+  setTimeout(() => editor.abort(), 15);
+  assert.equal(await result, undefined);
+  assert.equal(slow.calls[0].aborted, true);
+  assert.equal(running.counters.cancelled, 1);
+});
+
+test('completions off: no request at all', async () => {
+  const { backend, calls } = scriptedBackend(['q']);
+  const completions = service(backend, { enabled: false });
+  assert.equal(await completions.complete(at('x = |')), undefined);
+  assert.equal(calls.length, 0);
+  assert.equal(completions.counters.started, 0);
+});
+
+test('text already after the cursor is not repeated; a multi-line block keeps its body', async () => {
+  const { backend } = scriptedBackend(['a, b', ')']);
+  assert.equal((await service(backend).complete(at('print(|)\n')))?.text, 'a, b');
+  const block = scriptedBackend(['\n  return a', ' + b;\n}', '\n\nfunction next() {\n']);
+  const outcome = await service(block.backend).complete(at('function sum(a, b) {|\n}\n'));
+  assert.equal(outcome?.mode, 'multi-line');
+  assert.equal(outcome?.text, '\n  return a + b;');
+  assert.equal(block.calls[0].params.maxTokens, 128);
+});
+
+test('a failing backend is reported through lastError and counters, not thrown', async () => {
+  const { backend } = scriptedBackend([], { fail: new Error('The Tidal engine is not running right now') });
+  const completions = service(backend);
+  assert.equal(await completions.complete(at('x = |')), undefined);
+  assert.equal(completions.counters.failed, 1);
+  assert.match(completions.lastError ?? '', /not running/);
+});

@@ -1,0 +1,30 @@
+// Budgets of a completion request from the settings and the model's context size.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { completionBudget, readCompletionMode } from '../../../src/extension/inlineCompletionConfig';
+import { DEFAULT_SETTINGS } from '../../../src/extension/settings';
+
+test('the file window is a quarter of the context up to 2048 tokens, the suffix at most 768 characters; the repository gets the rest', () => {
+  const small = completionBudget(DEFAULT_SETTINGS, 'auto', 4096);
+  assert.equal(small.config.maxPrefixChars + small.config.maxSuffixChars, 1024 * 3);
+  assert.equal(small.repositoryTokens, 4096 - (1024 + 128 + 64));
+  const large = completionBudget(DEFAULT_SETTINGS, 'auto', 131072, 'repo');
+  assert.equal(large.config.maxSuffixChars, 768, 'the suffix is capped: it is recomputed on every keystroke');
+  assert.equal(large.config.maxPrefixChars, 2048 * 3 - 768);
+  assert.equal(small.config.maxSuffixChars, 768);
+  assert.equal(large.repositoryTokens, 131072 - (2048 + 128 + 64));
+  assert.equal(large.config.repoName, 'repo');
+  // tidal.context.maxTokens caps the whole prompt.
+  const capped = completionBudget({ ...DEFAULT_SETTINGS, context: { ...DEFAULT_SETTINGS.context, maxTokens: 8192 } }, 'auto', 131072);
+  assert.equal(capped.repositoryTokens, 8192 - (2048 + 128 + 64));
+  assert.equal(completionBudget(DEFAULT_SETTINGS, 'auto', 0).repositoryTokens, 32768 - (2048 + 128 + 64));
+  assert.deepEqual(large.config.attention, { mode: 'tidal', tokenBudget: 2048, selectionLayers: [] });
+});
+
+test('the mode setting falls back to auto when it is not one of the three', () => {
+  assert.equal(readCompletionMode('single-line'), 'single-line');
+  assert.equal(readCompletionMode('multi-line'), 'multi-line');
+  assert.equal(readCompletionMode('lines'), 'auto');
+  assert.equal(readCompletionMode(undefined), 'auto');
+});

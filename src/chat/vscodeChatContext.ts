@@ -3,9 +3,8 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 
-import { estimateTokens, repositoryBudget } from '../extension/contextBudget';
 import type { ModelController } from '../extension/modelController';
-import type { RepositoryContext } from '../extension/repositoryContext';
+import type { ContextSnapshot } from '../extension/repositoryContext';
 import type { TidalSettings } from '../extension/settings';
 import type { ChatRequestContext } from './chatSession';
 import type { EditorFile } from './promptAssembly';
@@ -19,7 +18,12 @@ export async function gatherChatContext(
   attachments: string[],
   editor: vscode.TextEditor | undefined,
   model: ModelController,
-  repository: RepositoryContext,
+  /**
+   * The repository files, sized exactly as for completions (same budget, same active file left
+   * out), so that chat and completion prompts begin with the same tokens and share one cached
+   * KV prefix.
+   */
+  repositoryFor: (excludePath: string | undefined, activeText: string) => Promise<ContextSnapshot>,
   settings: TidalSettings,
 ): Promise<ChatRequestContext> {
   const loaded = await model.whenReady();
@@ -59,12 +63,7 @@ export async function gatherChatContext(
   }
 
   const maxContext = loaded.model.maxContext;
-  const editorTokens = estimateTokens((activeFile?.content ?? '') + attached.map((file) => file.content).join(''));
-  const reserve = ANSWER_TOKENS + Math.min(editorTokens + 512, Math.floor(maxContext / 4));
-  const snapshot = await repository.snapshot(
-    repositoryBudget(settings.context.maxTokens, maxContext, reserve),
-    inWorkspace ? activeFile?.path : undefined,
-  );
+  const snapshot = await repositoryFor(inWorkspace ? activeFile?.path : undefined, inWorkspace ? activeFile?.content ?? '' : '');
   const limit = settings.context.maxTokens > 0 ? Math.min(settings.context.maxTokens, maxContext) : maxContext;
   return {
     repoContext: snapshot.files,

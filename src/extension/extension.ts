@@ -105,6 +105,17 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
 
   const statusBar = new TidalStatusBar();
   const summary = () => describeState(engine, model.state);
+  const completionSettings = () =>
+    completionBudget(
+      settings(),
+      readCompletionMode(vscode.workspace.getConfiguration('tidal').get('inlineCompletions.mode')),
+      model.loaded?.model.maxContext ?? 0,
+      vscode.workspace.workspaceFolders?.[0]?.name,
+    );
+  // One repository part for completions and chat: same budget, active file left out, so both
+  // prompts start with the same tokens and reuse one cached KV prefix in the engine.
+  const repositoryFor = (excludePath: string | undefined, activeText: string) =>
+    fitRepository(completionSettings().repositoryTokens, excludePath ? estimateTokens(activeText) : 0, (budget) => repository.snapshot(budget, excludePath));
   const chatHistory = () => new ChatHistory(context.workspaceState);
   let chatSession: ChatSession;
   const chat = new ChatViewProvider(context.extensionUri, () => chatSession, summary);
@@ -114,22 +125,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       history: chatHistory(),
       post: (message) => chat.post(message),
       newRequestId: () => newRequestId('chat'),
-      gatherContext: (attachments) => gatherChatContext(attachments, chat.editor, model, repository, settings()),
+      gatherContext: (attachments) => gatherChatContext(attachments, chat.editor, model, repositoryFor, settings()),
     });
   chatSession = newChatSession();
   const completionsEnabled = () => settings().inlineCompletions.enabled;
-  const completionSettings = () =>
-    completionBudget(
-      settings(),
-      readCompletionMode(vscode.workspace.getConfiguration('tidal').get('inlineCompletions.mode')),
-      model.loaded?.model.maxContext ?? 0,
-      vscode.workspace.workspaceFolders?.[0]?.name,
-    );
   const completions = new CompletionService({
     backend,
     config: () => completionSettings().config,
-    repositoryContext: (excludePath, activeText) =>
-      fitRepository(completionSettings().repositoryTokens, excludePath ? estimateTokens(activeText) : 0, (budget) => repository.snapshot(budget, excludePath)),
+    repositoryContext: repositoryFor,
     newRequestId: () => newRequestId('completion'),
   });
   const updateStatusBar = () =>

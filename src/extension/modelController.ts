@@ -106,12 +106,12 @@ export class ModelController implements vscode.Disposable {
     try {
       let loaded: LoadedModel;
       try {
-        loaded = await attempt({ backend });
+        loaded = await attempt({ backend, prefillChunk: prefillChunkFor(backend) });
       } catch (error) {
         // 'auto' may fall back to the CPU; an explicit 'cuda' setting reports the failure.
         if (backend !== 'cuda' || settings.backend !== 'auto') throw error;
         this.log.warn(`loading on CUDA failed (${(error as Error).message}); loading on the CPU instead`);
-        loaded = await attempt({ backend: 'cpu' });
+        loaded = await attempt({ backend: 'cpu', prefillChunk: prefillChunkFor('cpu') });
       }
       if (ticket !== this.generation) return;
       const loadMs = Date.now() - started;
@@ -137,4 +137,14 @@ export class ModelController implements vscode.Disposable {
     for (const disposable of this.disposables.splice(0)) disposable.dispose();
     this.changed.dispose();
   }
+}
+
+/**
+ * Tokens per prefill pass. A cancelled request stops between passes, so on the CPU short
+ * passes let a superseded completion give way within ~30 ms (bench/completions measured p50
+ * 257 ms with 256-token passes, 28 ms with 32, at the same time to first token); the GPU keeps
+ * the engine's default, where long passes are what makes prefill fast.
+ */
+function prefillChunkFor(backend: 'cpu' | 'cuda'): number | undefined {
+  return backend === 'cpu' ? 32 : undefined;
 }

@@ -38,6 +38,7 @@ const contexts = await Promise.all([
   esbuild.context({ ...common, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist' }),
   esbuild.context({ ...common, entryPoints: { 'engine-host': 'src/engine/main.ts' }, outdir: 'dist', plugins: [copyAddon] }),
   esbuild.context({ ...common, entryPoints: { 'embedded-demo': 'src/engine/embeddedDemo.ts' }, outdir: 'dist' }),
+  esbuild.context({ ...common, entryPoints: { 'tidal-serve': 'src/serve/main.ts' }, outdir: 'dist' }),
 ]);
 
 if (watch) {

@@ -159,8 +159,15 @@ export function createServeHandler(options: ServeOptions): (req: http.IncomingMe
             choices: [{ index: 0, delta: text === undefined ? {} : first ? { role: 'assistant', content: text } : { content: text }, logprobs: null, finish_reason: reason }],
           }
         : { id, object: 'text_completion', created: Math.floor(Date.now() / 1000), model: modelId, choices: [{ index: 0, text: text ?? '', logprobs: null, finish_reason: reason }] };
+    // The stream's headers go out with its first event, so a request the engine refuses
+    // before generating (a bad option, a prompt over the context) still gets its 4xx status.
     const writeEvent = (data: unknown) => {
-      if (!res.writableEnded && !res.destroyed) res.write(`data: ${JSON.stringify(data)}\n\n`);
+      if (res.writableEnded || res.destroyed) return;
+      if (!res.headersSent) {
+        res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+        if (kind === 'chat') res.write(`data: ${JSON.stringify(chunkOf('', null, true))}\n\n`);
+      }
+      res.write(`data: ${JSON.stringify(data)}\n\n`);
     };
 
     let sent = '';
@@ -172,11 +179,6 @@ export function createServeHandler(options: ServeOptions): (req: http.IncomingMe
       if (request.stream) writeEvent(chunkOf(text, null));
     };
 
-    if (request.stream) {
-      res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
-      res.flushHeaders();
-      if (kind === 'chat') writeEvent(chunkOf('', null, true));
-    }
     let result: GenerateResult;
     try {
       result = await model.generate(request.params, onText);
@@ -188,7 +190,7 @@ export function createServeHandler(options: ServeOptions): (req: http.IncomingMe
           ? new HttpError(400, (error as Error).message, 'invalid_request_error', 'invalid_request')
           : new HttpError(500, `The engine failed: ${(error as Error).message}`, 'server_error', typeof code === 'string' ? code : null);
       log(`${id}: ${httpError.status} ${httpError.message}`);
-      if (!request.stream) return sendJson(res, httpError.status, errorBody(httpError));
+      if (!res.headersSent) return sendJson(res, httpError.status, errorBody(httpError));
       writeEvent(errorBody(httpError));
       res.end('data: [DONE]\n\n');
       return;

@@ -117,7 +117,7 @@ export function splitRepoPrompt(format: FimFormat | undefined, prompt: string): 
   }
   const split = { repoName, repoContext, filePath: current.slice(0, currentEnd), prefix: current.slice(currentEnd + 1) };
   // Accept the split only if the prompt builder gives back the very text that came in.
-  const withContext = promptText(buildFimPrompt(format, { ...split, suffix: '' }));
+  const withContext = promptText(buildFimPrompt(format, { ...split, prefix: '', suffix: '' }));
   const sentinels = promptText(buildFimPrompt(format, { prefix: '', suffix: '' }));
   const rebuilt = withContext.endsWith(sentinels) ? withContext.slice(0, withContext.length - sentinels.length) + split.prefix : undefined;
   return rebuilt === prompt ? split : whole;

@@ -57,7 +57,11 @@ export function repoContextText(params: GenerateParams, fileSeparator?: string, 
   return text;
 }
 
-class RemoteHttpError extends Error {}
+class RemoteHttpError extends Error {
+  constructor(message: string, readonly code?: string) {
+    super(message);
+  }
+}
 
 function describeFetchFailure(error: unknown, url: string): Error {
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
@@ -74,17 +78,18 @@ function describeFetchFailure(error: unknown, url: string): Error {
   return new Error(`Could not talk to the server at ${origin}: ${detail}. Check tidal.remoteUrl.`);
 }
 
-async function serverMessage(response: Response): Promise<string> {
+async function serverMessage(response: Response): Promise<{ message: string; code?: string }> {
   const text = await response.text().catch(() => '');
   try {
-    const body = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown; detail?: unknown };
+    const body = JSON.parse(text) as { error?: { message?: unknown; code?: unknown } | string; message?: unknown; detail?: unknown };
     const message = typeof body.error === 'string' ? body.error : body.error?.message ?? body.message ?? body.detail;
-    if (typeof message === 'string' && message.length > 0) return message;
+    const code = typeof body.error === 'object' && typeof body.error.code === 'string' ? body.error.code : undefined;
+    if (typeof message === 'string' && message.length > 0) return { message, code };
   } catch {
     // not JSON: the text itself
   }
   const trimmed = text.trim().slice(0, 300);
-  return trimmed.length > 0 ? trimmed : response.statusText;
+  return { message: trimmed.length > 0 ? trimmed : response.statusText };
 }
 
 export class RemoteBackend implements GenerationBackend {
@@ -176,6 +181,8 @@ export class RemoteBackend implements GenerationBackend {
             'Check that it is running and not overloaded, and check tidal.remoteUrl.',
         );
       }
+      if (error instanceof RemoteHttpError && error.code === SUPERSEDED) return result('cancelled');
+      if (error instanceof StreamError && error.code === SUPERSEDED) return result('cancelled');
       if (error instanceof RemoteHttpError) throw error;
       if (error instanceof StreamError) throw new Error(`The server at ${new URL(url).origin} reported an error: ${error.message}`);
       throw describeFetchFailure(error, url);
@@ -190,7 +197,8 @@ export class RemoteBackend implements GenerationBackend {
   }
 
   private async httpError(response: Response, what: string): Promise<Error> {
-    const message = await serverMessage(response);
+    const { message, code } = await serverMessage(response);
+    if (code === SUPERSEDED) return new RemoteHttpError(message, code);
     const origin = new URL(this.baseUrl).origin;
     if (response.status === 401 || response.status === 403) {
       return new RemoteHttpError(
@@ -302,7 +310,15 @@ interface Answer {
   usage?: Usage;
 }
 
-class StreamError extends Error {}
+class StreamError extends Error {
+  constructor(message: string, readonly code?: string) {
+    super(message);
+  }
+}
+
+// `tidal serve` answers a completion that a newer one replaced with this code: for the
+// caller that is a cancellation, not a failure.
+const SUPERSEDED = 'request_superseded';
 
 function finishReasonOf(reason: string | null | undefined): FinishReason {
   return reason === 'length' ? 'length' : 'stop';
@@ -330,13 +346,16 @@ async function readEventStream(response: Response, emit: (text: string) => void,
       .join('\n');
     if (data.length === 0) return false;
     if (data.trim() === '[DONE]') return true;
-    let chunk: { choices?: Choice[]; usage?: Usage | null; error?: { message?: string } | string };
+    let chunk: { choices?: Choice[]; usage?: Usage | null; error?: { message?: string; code?: string | null } | string };
     try {
       chunk = JSON.parse(data);
     } catch {
       throw new StreamError(`it sent an event that is not JSON: ${data.slice(0, 200)}`);
     }
-    if (chunk.error !== undefined) throw new StreamError(typeof chunk.error === 'string' ? chunk.error : chunk.error.message ?? 'unknown error');
+    if (chunk.error !== undefined) {
+      const error = chunk.error;
+      throw typeof error === 'string' ? new StreamError(error) : new StreamError(error.message ?? 'unknown error', error.code ?? undefined);
+    }
     const choice = chunk.choices?.[0];
     if (choice) {
       emit(choice.delta?.content ?? choice.text ?? '');

@@ -147,7 +147,6 @@ export function createServeHandler(options: ServeOptions): (req: http.IncomingMe
     res.on('close', () => {
       if (!finished) model.cancel(id);
     });
-    req.on('aborted', () => model.cancel(id));
 
     const chunkOf = (text: string | undefined, reason: string | null, first = false) =>
       kind === 'chat'
@@ -192,6 +191,17 @@ export function createServeHandler(options: ServeOptions): (req: http.IncomingMe
       log(`${id}: ${httpError.status} ${httpError.message}`);
       if (!res.headersSent) return sendJson(res, httpError.status, errorBody(httpError));
       writeEvent(errorBody(httpError));
+      res.end('data: [DONE]\n\n');
+      return;
+    }
+    if (result.finishReason === 'cancelled' && !stopFilter.stopped) {
+      // Not by this client (it is still here) nor by a stop string: the engine runs one
+      // completion at a time and a newer completion request replaced this one.
+      finished = true;
+      if (res.destroyed) return;
+      const superseded = new HttpError(409, 'A newer completion request replaced this one on the server (completions are served one at a time, the latest wins).', 'server_error', 'request_superseded');
+      if (!res.headersSent) return sendJson(res, superseded.status, errorBody(superseded));
+      writeEvent(errorBody(superseded));
       res.end('data: [DONE]\n\n');
       return;
     }

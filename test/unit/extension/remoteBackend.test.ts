@@ -103,6 +103,20 @@ test('aborting mid-stream cancels the request on the server; the text so far com
   assert.equal(server.results.length, before);
 });
 
+test('a completion that a newer one replaces on the server resolves as cancelled, not as an error', async () => {
+  let startNewer: () => void = () => undefined;
+  const started = new Promise<void>((resolve) => (startNewer = resolve));
+  // Precondition: greedy, this completion runs its whole 400 tokens.
+  const long: GenerateParams = { requestId: 'older', kind: 'completion', prefix: 'const numbers = [1, 2, 3, ', suffix: '];\n', maxTokens: 400, sampling: { temperature: 0 } };
+  assert.equal((await session.generate({ ...long, requestId: 'ref-long' })).finishReason, 'length');
+  const older = backend().generate(long, () => startNewer());
+  await started;
+  const newer = await backend().generate({ ...completion, requestId: 'newer' }, () => undefined);
+  assert.notEqual(newer.finishReason, 'cancelled');
+  const result = await older;
+  assert.equal(result.finishReason, 'cancelled');
+});
+
 test('a wrong key, a server that is down, a wrong URL or model, a silent server: messages say what to check', async () => {
   await assert.rejects(new RemoteBackend({ baseUrl: server.baseUrl, apiKey: 'wrong' }).generate(completion, () => undefined), /refused the API key \(HTTP 401/);
   await assert.rejects(new RemoteBackend({ baseUrl: server.baseUrl }).generate(completion, () => undefined), /API key/);

@@ -161,6 +161,26 @@ test('a client that disconnects mid-stream cancels its request in the engine', a
   await stillServes();
 });
 
+test('a newer completion replaces a running one: the older stream ends with a request_superseded error', async () => {
+  // Precondition: greedy, this completion runs its whole 400 tokens.
+  const long = { prefix: 'const numbers = [1, 2, 3, ', suffix: '];\n' };
+  const reference = await session.generate({ requestId: 'ref-long', kind: 'completion', ...long, maxTokens: 400, sampling: { temperature: 0 } });
+  assert.equal(reference.finishReason, 'length');
+  const older = await post('/completions', { prompt: long.prefix, suffix: long.suffix, max_tokens: 400, temperature: 0, stream: true });
+  const reader = (older.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let text = decoder.decode((await reader.read()).value);
+  const newer = await post('/completions', { prompt: 'const x = ', suffix: ';\n', max_tokens: 4, temperature: 0 });
+  assert.equal(newer.status, 200);
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value);
+  }
+  const last = events(text).slice(-2)[0];
+  assert.equal(JSON.parse(last).error.code, 'request_superseded');
+});
+
 test('bad requests get 4xx with a message, and the server keeps serving', async () => {
   await expectError(await post('/completions', '{"prompt": "x", ', auth), 400, /not valid JSON/);
   await stillServes();

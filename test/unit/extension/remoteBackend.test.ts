@@ -189,3 +189,38 @@ test('servers that are not ours get the model family\'s FIM prompt as text, with
   assert.equal(inferFimFormat('bigcode/starcoder2-15b')?.order, 'spm');
   assert.equal(inferFimFormat('meta-llama/Llama-3.1-8B'), undefined);
 });
+
+test('a server error (HTTP 500), an error event mid-stream and a stream cut short are reported as such', async () => {
+  let mode = '';
+  const fake = http.createServer((req, res) => {
+    if (req.url === '/v1/models') {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ data: [{ id: 'some-model' }] }));
+      return;
+    }
+    if (mode === '500') {
+      res.writeHead(500, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ error: { message: 'CUDA out of memory' } }));
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+    res.write('data: {"choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]}\n\n');
+    if (mode === 'event') res.end('data: {"error":{"message":"engine crashed","code":null}}\n\n');
+    else res.end(); // no finish_reason, no [DONE]
+  });
+  await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+  try {
+    const remote = new RemoteBackend({ baseUrl: `http://127.0.0.1:${(fake.address() as AddressInfo).port}/v1` });
+    const chat: GenerateParams = { requestId: 'x', kind: 'chat', messages: [{ role: 'user', content: 'hi' }] };
+    mode = '500';
+    await assert.rejects(remote.generate(chat, () => undefined), /failed \(HTTP 500\): CUDA out of memory\. Check the server's log/);
+    mode = 'event';
+    const seen: string[] = [];
+    await assert.rejects(remote.generate(chat, (chunk) => seen.push(chunk)), /reported an error: engine crashed/);
+    assert.deepEqual(seen, ['Hel']);
+    mode = 'cut';
+    await assert.rejects(remote.generate(chat, () => undefined), /ended before the answer was complete/);
+  } finally {
+    fake.close();
+  }
+});

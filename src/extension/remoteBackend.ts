@@ -167,7 +167,11 @@ export class RemoteBackend implements GenerationBackend {
         if (chunk.length === 0) return;
         firstChunkAt ??= performance.now();
         text += chunk;
-        onText(chunk);
+        try {
+          onText(chunk);
+        } catch {
+          // A listener that fails must not stop the generation.
+        }
       };
       const answer = (response.headers.get('content-type') ?? '').includes('text/event-stream')
         ? await readEventStream(response, emit, armTimeout)
@@ -177,7 +181,7 @@ export class RemoteBackend implements GenerationBackend {
       if (signal?.aborted) return result('cancelled');
       if (timedOut) {
         throw new Error(
-          `The server at ${new URL(url).origin} sent nothing for ${Math.round(this.timeoutMs / 1000)} s. ` +
+          `The server at ${new URL(url).origin} sent nothing for ${(this.timeoutMs / 1000).toFixed(this.timeoutMs < 10_000 ? 1 : 0)} s. ` +
             'Check that it is running and not overloaded, and check tidal.remoteUrl.',
         );
       }

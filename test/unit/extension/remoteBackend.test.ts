@@ -137,7 +137,7 @@ test('a wrong key, a server that is down, a wrong URL or model, a silent server:
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
   try {
     const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/v1`;
-    await assert.rejects(new RemoteBackend({ baseUrl: url, timeoutMs: 200 }).generate(completion, () => undefined), /sent nothing for 0 s.*tidal\.remoteUrl/);
+    await assert.rejects(new RemoteBackend({ baseUrl: url, timeoutMs: 200 }).generate(completion, () => undefined), /sent nothing for 0\.2 s.*tidal\.remoteUrl/);
   } finally {
     silent.closeAllConnections();
     silent.close();

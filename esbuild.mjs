@@ -40,6 +40,7 @@ const contexts = await Promise.all([
   esbuild.context({ ...common, entryPoints: { 'embedded-demo': 'src/engine/embeddedDemo.ts' }, outdir: 'dist' }),
   // The chat panel's script runs in the webview (a browser), with markdown-it and highlight.js inside.
   esbuild.context({ ...common, platform: 'browser', target: 'es2022', format: 'iife', external: [], entryPoints: { 'chat-panel': 'src/chat/webview/chatPanel.ts' }, outdir: 'dist' }),
+  esbuild.context({ ...common, entryPoints: { 'tidal-serve': 'src/serve/main.ts' }, outdir: 'dist' }),
 ]);
 
 if (watch) {

@@ -91,6 +91,8 @@ int run_eval(Arguments& arguments) {
     const std::vector<double> depths = parse_depths(arguments.text("--depths", "0.1,0.3,0.5,0.7,0.9"));
     const int64_t trials = arguments.integer("--trials", 4);
     const int64_t distractors = arguments.integer("--distractors", 0);
+    // Trials [first_trial, trials): a later run adds trials without repeating earlier ones.
+    const int64_t first_trial = arguments.integer("--first-trial", 0);
     const std::vector<int64_t> budgets = arguments.integer_list("--budgets", {64, 128, 256, 512, 1024, 2048, 4096});
     const auto selections = parse_selection_choices(arguments.text("--selection-choices", "2;2,4;2,3"));
     const bool with_quest = !arguments.flag("--no-quest");
@@ -109,8 +111,8 @@ int run_eval(Arguments& arguments) {
     options.threads = static_cast<int>(arguments.integer("--threads", 0));
     const int64_t max_positions = arguments.integer("--max-positions", 0);
     arguments.reject_unused();
-    if (trials < 0 || ppl_windows < 0 || distractors < 0)
-      throw UsageError("--trials, --distractors and --perplexity-windows must be >= 0");
+    if (trials < 0 || ppl_windows < 0 || distractors < 0 || first_trial < 0)
+      throw UsageError("--trials, --first-trial, --distractors and --perplexity-windows must be >= 0");
     if (ppl_windows > 0 && (ppl_scored < 1 || ppl_scored + 2 > ppl_length))
       throw UsageError("--perplexity-scored must be in [1, --perplexity-length - 2]");
     for (int64_t b : budgets)
@@ -160,7 +162,7 @@ int run_eval(Arguments& arguments) {
     for (int64_t context : contexts) {
       const auto context_started = std::chrono::steady_clock::now();
       int64_t full_hits = 0, samples = 0;
-      for (int64_t trial = 0; trial < trials; ++trial)
+      for (int64_t trial = first_trial; trial < trials; ++trial)
         for (size_t d = 0; d < depths.size(); ++d) {
           if (!mine()) continue;
           std::mt19937_64 rng = sample_rng(seed, static_cast<uint64_t>(context), d, static_cast<uint64_t>(trial));
@@ -213,7 +215,7 @@ int run_eval(Arguments& arguments) {
 
 TIDAL_CLI_COMMAND(eval, "eval", "passkey accuracy and perplexity of full, tidal and quest attention",
                   "--model DIR [--tokenizer FILE] [--corpus src,native/src] [--corpus-base DIR] "
-                  "[--contexts 4096,8192,16384,32768] [--depths 0.1,0.3,0.5,0.7,0.9] [--trials N] [--distractors N] "
+                  "[--contexts 4096,8192,16384,32768] [--depths 0.1,0.3,0.5,0.7,0.9] [--trials N] [--first-trial N] [--distractors N] "
                   "[--budgets 64,128,...,4096] [--selection-choices '2;2,4;2,3'] [--no-quest] "
                   "[--perplexity-windows N] [--perplexity-length N] [--perplexity-scored N] [--seed S] "
                   "[--threads N] [--max-positions N] [--trained-length N] [--shard I/N] [--save FILE] [--output FILE.md]\n"

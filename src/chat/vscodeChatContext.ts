@@ -3,6 +3,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 
+import { FALLBACK_CONTEXT_TOKENS } from '../extension/contextBudget';
 import type { ModelController } from '../extension/modelController';
 import type { ContextSnapshot } from '../extension/repositoryContext';
 import type { TidalSettings } from '../extension/settings';
@@ -26,8 +27,9 @@ export async function gatherChatContext(
   repositoryFor: (excludePath: string | undefined, activeText: string) => Promise<ContextSnapshot>,
   settings: TidalSettings,
 ): Promise<ChatRequestContext> {
-  const loaded = await model.whenReady();
-  if (!loaded.tokenizer.hasChatTemplate) {
+  // A remote server renders the chat with its own template; locally the model must have one.
+  const loaded = settings.backend === 'remote' ? undefined : await model.whenReady();
+  if (loaded && !loaded.tokenizer.hasChatTemplate) {
     throw new Error(
       `The model ${path.basename(loaded.modelDir)} has no chat template in its tokenizer_config.json, so it cannot chat. ` +
         'Pick an instruction-tuned (chat) model with "Tidal: Select Model"; this one still works for inline completions.',
@@ -62,7 +64,7 @@ export async function gatherChatContext(
     attached.push({ path: name, content, language: open?.languageId });
   }
 
-  const maxContext = loaded.model.maxContext;
+  const maxContext = loaded?.model.maxContext ?? FALLBACK_CONTEXT_TOKENS;
   const snapshot = await repositoryFor(inWorkspace ? activeFile?.path : undefined, inWorkspace ? activeFile?.content ?? '' : '');
   const limit = settings.context.maxTokens > 0 ? Math.min(settings.context.maxTokens, maxContext) : maxContext;
   return {

@@ -13,6 +13,7 @@ export const COMMAND_IDS = [
   'tidal.restartEngine',
   'tidal.showEngineLog',
   'tidal.showMenu',
+  'tidal.setRemoteApiKey',
 ] as const;
 
 export interface CommandContext {

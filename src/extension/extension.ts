@@ -21,6 +21,7 @@ import { ModelController, type ModelState } from './modelController';
 import { registerModelPicker } from './modelPicker';
 import { estimateTokens, repositoryBudget } from './contextBudget';
 import { RepositoryContext } from './repositoryContext';
+import { RemoteBackend } from './remoteBackend';
 import { readSettings, type TidalSettings } from './settings';
 import { TidalStatusBar } from './statusBar';
 
@@ -101,7 +102,20 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     onToken: (listener) => engine.onToken(listener),
     whenModelReady: () => model.whenReady().then(() => undefined),
   });
-  const backend = (): GenerationBackend => local;
+  // The remote backend (tidal.backend = remote): one client per URL, model and key. The key
+  // lives in VS Code's secret storage, never in settings.
+  const REMOTE_KEY_SECRET = 'tidal.remoteApiKey';
+  let remoteApiKey = (await context.secrets.get(REMOTE_KEY_SECRET)) || undefined;
+  let remote: { key: string; backend: RemoteBackend } | undefined;
+  const backend = (): GenerationBackend => {
+    const current = settings();
+    if (current.backend !== 'remote') return local;
+    const key = JSON.stringify([current.remoteUrl, current.remoteModel, remoteApiKey ?? '']);
+    if (remote?.key !== key) {
+      remote = { key, backend: new RemoteBackend({ baseUrl: current.remoteUrl, model: current.remoteModel || undefined, apiKey: remoteApiKey }) };
+    }
+    return remote.backend;
+  };
 
   const statusBar = new TidalStatusBar();
   const summary = () => describeState(engine, model.state);
@@ -178,6 +192,22 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     }),
     ...registerCommands({ engine, chat, log }),
     ...registerModelPicker(context, log),
+    context.secrets.onDidChange(async (event) => {
+      if (event.key === REMOTE_KEY_SECRET) remoteApiKey = (await context.secrets.get(REMOTE_KEY_SECRET)) || undefined;
+    }),
+    vscode.commands.registerCommand('tidal.setRemoteApiKey', async () => {
+      const value = await vscode.window.showInputBox({
+        title: 'Tidal: Remote Server API Key',
+        prompt: `The key ${settings().remoteUrl} expects (sent as "Authorization: Bearer …"). Empty: remove the stored key.`,
+        password: true,
+        ignoreFocusOut: true,
+      });
+      if (value === undefined) return;
+      if (value.trim() === '') await context.secrets.delete(REMOTE_KEY_SECRET);
+      else await context.secrets.store(REMOTE_KEY_SECRET, value.trim());
+      remoteApiKey = value.trim() || undefined;
+      vscode.window.setStatusBarMessage(`Tidal: remote API key ${remoteApiKey ? 'stored' : 'removed'}`, 3000);
+    }),
   );
   refresh();
   void engine.start();

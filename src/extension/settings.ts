@@ -6,6 +6,7 @@ export interface TidalSettings {
   modelPath: string;
   backend: BackendSetting;
   remoteUrl: string;
+  remoteModel: string;
   attention: { mode: AttentionMode; tokenBudget: number; selectionLayers: number[] };
   context: { maxTokens: number; include: string[]; exclude: string[] };
   inlineCompletions: { enabled: boolean; debounceMs: number };
@@ -26,6 +27,7 @@ export const DEFAULT_SETTINGS: TidalSettings = {
   modelPath: '',
   backend: 'auto',
   remoteUrl: 'http://127.0.0.1:8765/v1',
+  remoteModel: '',
   attention: { mode: 'tidal', tokenBudget: 2048, selectionLayers: [] },
   context: {
     maxTokens: 0,
@@ -68,6 +70,7 @@ export function readSettings(get: SettingGetter): SettingsResult {
       modelPath: pick('modelPath', d.modelPath, isString),
       backend: pick('backend', d.backend, (v) => BACKENDS.includes(v as BackendSetting)),
       remoteUrl: pick('remoteUrl', d.remoteUrl, isHttpUrl),
+      remoteModel: pick('remoteModel', d.remoteModel, isString),
       attention: {
         mode: pick('attention.mode', d.attention.mode, (v) => MODES.includes(v as AttentionMode)),
         tokenBudget: pick('attention.tokenBudget', d.attention.tokenBudget, intIn(16, 1 << 20)),

@@ -15,6 +15,7 @@ test('valid values pass through, selection layers sorted and de-duplicated', () 
     modelPath: '/models/qwen',
     backend: 'remote',
     remoteUrl: 'https://gpu-box.example:8443/v1',
+    remoteModel: 'Qwen/Qwen2.5-Coder-7B-Instruct',
     'attention.mode': 'quest',
     'attention.tokenBudget': 512,
     'attention.selectionLayers': [13, 2, 13],
@@ -26,6 +27,7 @@ test('valid values pass through, selection layers sorted and de-duplicated', () 
   assert.deepEqual(problems, []);
   assert.equal(settings.backend, 'remote');
   assert.equal(settings.remoteUrl, 'https://gpu-box.example:8443/v1');
+  assert.equal(settings.remoteModel, 'Qwen/Qwen2.5-Coder-7B-Instruct');
   assert.equal(settings.attention.mode, 'quest');
   assert.equal(settings.attention.tokenBudget, 512);
   assert.deepEqual(settings.attention.selectionLayers, [2, 13]);

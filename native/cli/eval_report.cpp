@@ -180,20 +180,24 @@ std::string render_report(const EvalResults& results, int64_t trained_length) {
       out << "- " << context_name(context) << ": full attention " << percent(full.hits, full.total);
       if (context <= trained_length) out << (full.rate() >= 0.95 ? " (>= 95%: met)" : " (< 95%: not met)");
       else out << " (beyond the trained length)";
-      auto smallest = [&](const std::string& mode, const std::string& selection) -> std::string {
+      // The budgets at which a mode is at least as accurate as full attention.
+      auto matching = [&](const std::string& mode, const std::string& selection) -> std::string {
+        std::string budgets;
         for (size_t c = 0; c < configs.size(); ++c)
           if (configs[c].mode == mode && configs[c].selection == selection) {
             const Tally t = by_context[c][context];
-            if (t.total && t.rate() >= full.rate() - 1e-12) return std::to_string(configs[c].budget);
+            if (t.total && t.rate() >= full.rate() - 1e-12)
+              budgets += (budgets.empty() ? "" : ", ") + std::to_string(configs[c].budget);
           }
-        return "none of the budgets";
+        return budgets.empty() ? "none" : budgets;
       };
       if (full.hits == 0) {
         out << "; with nothing retrieved by full attention, the sparse modes are not compared here\n";
         continue;
       }
-      for (const std::string& s : selections) out << "; tidal {" << s << "} matches it from budget " << smallest("tidal", s);
-      out << "; quest from budget " << smallest("quest", "-") << "\n";
+      out << "; budgets at which it is matched:";
+      for (const std::string& s : selections) out << " tidal {" << s << "}: " << matching("tidal", s) << ";";
+      out << " quest: " << matching("quest", "-") << "\n";
     }
     for (const std::string& s : selections) {
       int64_t wins = 0, ties = 0, losses = 0;

@@ -55,7 +55,7 @@ TIDAL_TEST(eval_report_counts_the_records) {
   contains(report, "| 16K (beyond training) | 0% | 50% | 25% | 4 |");
   contains(report, "| tidal | 2,4 | 64 | 50% | 0% |");
   contains(report, "| quest | - | 128 | 75% | 0% |");
-  contains(report, "- 4K: full attention 100% (>= 95%: met); tidal {2,4} matches it from budget 128; quest from budget none");
+  contains(report, "- 4K: full attention 100% (>= 95%: met); budgets at which it is matched: tidal {2,4}: 128; quest: none");
   contains(report, "- 16K: full attention 25% (beyond the trained length)");
   // 4K b64 50% > 25%, b128 100% > 75%; 16K is past the trained length and not counted.
   contains(report, "tidal {2,4} vs quest at equal budget, over (budget, context) cells within the trained length: "
@@ -63,4 +63,14 @@ TIDAL_TEST(eval_report_counts_the_records) {
   // full: 210 nats / 100 tokens; tidal: 250 / 100 -> exp(0.4) - 1 = +49.18%.
   contains(report, "| full | - | - | 2.1000 | 8.166 | +0.00% |");
   contains(report, "| tidal | 2,4 | 64 | 2.5000 | 12.182 | +49.18% |");
+}
+
+TIDAL_TEST(eval_report_skips_comparisons_where_full_attention_retrieves_nothing) {
+  EvalResults r;
+  r.passkey.push_back({32768, 0.5, 0, {"full", "-", 0}, false});
+  r.passkey.push_back({32768, 0.5, 0, {"tidal", "2,4", 64}, false});
+  r.passkey.push_back({32768, 0.5, 0, {"quest", "-", 64}, true});
+  const std::string report = render_report(r, 8192);
+  contains(report, "- 32K: full attention 0% (beyond the trained length); with nothing retrieved by full attention");
+  contains(report, "cells within the trained length: 0 better, 0 equal, 0 worse");
 }

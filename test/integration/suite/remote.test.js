@@ -1,0 +1,78 @@
+// The remote backend in a real VS Code: `tidal serve` runs on loopback with the embedded model,
+// the settings point the extension at it, and a question asked from the command palette is
+// answered by that server (the local engine does no work meanwhile).
+'use strict';
+
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const vscode = require('vscode');
+
+const { test, waitFor } = require('./harness');
+
+const repoRoot = path.resolve(__dirname, '..', '..', '..');
+
+async function tidalApi() {
+  const extension = vscode.extensions.getExtension('tidal-code.tidal-code');
+  assert.ok(extension, 'the Tidal extension is not installed');
+  return extension.activate();
+}
+
+/** Starts dist/tidal-serve.js on a port the OS picks; resolves with its base URL and process. */
+function startServer() {
+  const script = path.join(repoRoot, 'dist', 'tidal-serve.js');
+  assert.ok(fs.existsSync(script), `${script} is missing: build with \`node esbuild.mjs\``);
+  const child = spawn(process.execPath, [script, '--model', path.join(repoRoot, 'models', 'tidal-code-mini'), '--port', '0', '--threads', '1', '--backend', 'cpu'], {
+    env: { ...process.env, ELECTRON_RUN_AS_NODE: '1', TIDAL_API_KEY: '' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let stderr = '';
+    const timer = setTimeout(() => reject(new Error(`tidal-serve did not start within 30 s: ${stderr}`)), 30_000);
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+      const match = /at (http:\/\/127\.0\.0\.1:\d+\/v1)/.exec(stderr);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ url: match[1], child });
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`tidal-serve exited with ${code}: ${stderr}`));
+    });
+  });
+}
+
+test('remote backend: a question is answered by tidal serve on loopback, not by the local engine', async () => {
+  const api = await tidalApi();
+  assert.equal(await api.waitForModel(60_000), 'ready');
+  const { url, child } = await startServer();
+  const config = vscode.workspace.getConfiguration('tidal');
+  try {
+    const before = await api.engineStats();
+    await config.update('remoteUrl', url, vscode.ConfigurationTarget.Global);
+    await config.update('backend', 'remote', vscode.ConfigurationTarget.Global);
+    assert.ok(await waitFor(() => /Remote backend/.test(api.getState().model.message ?? ''), { timeoutMs: 10_000 }), `model state ${JSON.stringify(api.getState().model)}`);
+    assert.ok(await waitFor(() => /REMOTE/i.test(api.statusBarText())), `status bar: ${api.statusBarText()}`);
+
+    await vscode.commands.executeCommand('tidal.askAboutRepo', 'Which function picks the top k positions?');
+    const answer = api.chat.lastAnswer();
+    assert.ok(answer, 'no answer recorded');
+    assert.equal(answer.error, undefined, `the remote answer failed: ${answer.error}`);
+    assert.ok(answer.finishReason === 'length' || answer.finishReason === 'stop', `finish reason ${answer.finishReason}`);
+    assert.ok(answer.text.length > 0 && answer.chunks >= 2, `${answer.chunks} chunks of "${answer.text.slice(0, 80)}"`);
+    assert.equal(answer.streamed, answer.text);
+    assert.ok(answer.promptTokens > 300, `the server saw a prompt of ${answer.promptTokens} tokens; the repository should be in it`);
+
+    // The local engine host did none of this work.
+    const after = await api.engineStats();
+    if (before && after) assert.equal(after.queue.completed, before.queue.completed, 'the local engine answered a request meant for the server');
+  } finally {
+    await config.update('backend', undefined, vscode.ConfigurationTarget.Global);
+    await config.update('remoteUrl', undefined, vscode.ConfigurationTarget.Global);
+    child.kill('SIGTERM');
+  }
+  assert.equal(await api.waitForModel(60_000), 'ready', 'the local model did not come back after leaving the remote backend');
+}, { timeoutMs: 150_000 });

@@ -32,6 +32,7 @@ run local_4k_8k_ppl --contexts 4096,8192 --trials 4 --perplexity-windows 4 --per
   --perplexity-scored 256
 run local12k --contexts 12288 --trials 1 --perplexity-windows 0 --max-positions 32768
 run local16k --contexts 16384 --trials 2 --perplexity-windows 0 --max-positions 32768
+run local24k --contexts 24576 --trials 1 --perplexity-windows 0 --max-positions 32768
 run d32k --contexts 32768 --trials 1 --perplexity-windows 0 --max-positions 32768
 run distract --contexts 4096,8192 --trials 1 --distractors 2 --perplexity-windows 0 --max-positions 32768
 rm -rf "$CORPUS"

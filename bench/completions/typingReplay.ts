@@ -18,8 +18,6 @@ import { NodeFileSystem, RepoContext } from '../../src/context';
 import { CompletionService, type CompletionOutcome } from '../../src/completion/completionService';
 import { ModelSession } from '../../src/engine/modelSession';
 import type { GenerateParams, GenerateResult } from '../../src/engine/protocol';
-import { fitRepository } from '../../src/completion/repositoryFit';
-import { estimateTokens } from '../../src/extension/contextBudget';
 import { completionBudget } from '../../src/extension/inlineCompletionConfig';
 import type { GenerationBackend } from '../../src/extension/generationBackend';
 import { DEFAULT_SETTINGS } from '../../src/extension/settings';
@@ -151,20 +149,7 @@ async function main(): Promise<void> {
   const completions = new CompletionService({
     backend: () => sessionBackend(session),
     config: () => ({ ...budget.config, debounceMs: 0 }),
-    repositoryContext: (excludePath, activeText) => fitRepository(budget.repositoryTokens, estimateTokens(activeText), async (repositoryTokens) => {
-      const rendered = repo.render(repositoryTokens);
-      const out = [];
-      let tokens = 0;
-      for (let i = 0; i < rendered.files.length; i++) {
-        const file = rendered.files[i];
-        if (file.path === excludePath) continue;
-        const end = i + 1 < rendered.files.length ? rendered.files[i + 1].startOffset : rendered.text.length;
-        const header = '<|file_sep|>'.length + file.path.length + 1;
-        out.push({ path: file.path, content: rendered.text.slice(file.startOffset + header, end) });
-        tokens += file.tokens;
-      }
-      return { files: out, tokens };
-    }),
+    repositoryContext: async (excludePath) => repo.renderFiles(budget.repositoryTokens, excludePath),
     newRequestId: (() => {
       let id = 0;
       return () => `bench-${++id}`;

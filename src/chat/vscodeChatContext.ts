@@ -24,7 +24,7 @@ export async function gatherChatContext(
    * out), so that chat and completion prompts begin with the same tokens and share one cached
    * KV prefix.
    */
-  repositoryFor: (excludePath: string | undefined, activeText: string) => Promise<ContextSnapshot>,
+  repositoryFor: (excludePath: string | undefined) => Promise<ContextSnapshot>,
   settings: TidalSettings,
 ): Promise<ChatRequestContext> {
   // A remote server renders the chat with its own template; locally the model must have one.
@@ -65,7 +65,7 @@ export async function gatherChatContext(
   }
 
   const maxContext = loaded?.model.maxContext ?? FALLBACK_CONTEXT_TOKENS;
-  const snapshot = await repositoryFor(inWorkspace ? activeFile?.path : undefined, inWorkspace ? activeFile?.content ?? '' : '');
+  const snapshot = await repositoryFor(inWorkspace ? activeFile?.path : undefined);
   const limit = settings.context.maxTokens > 0 ? Math.min(settings.context.maxTokens, maxContext) : maxContext;
   return {
     repoContext: snapshot.files,

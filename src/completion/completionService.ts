@@ -44,8 +44,8 @@ export interface RepositoryFiles {
 export interface CompletionServiceDeps {
   backend: () => GenerationBackend;
   config: () => CompletionConfig;
-  /** The repository files for a request in `excludePath` (its text is `activeText`). */
-  repositoryContext?: (excludePath: string | undefined, activeText: string) => Promise<RepositoryFiles>;
+  /** The repository files for a request in `excludePath`, that file left out. */
+  repositoryContext?: (excludePath: string | undefined) => Promise<RepositoryFiles>;
   newRequestId: () => string;
   now?: () => number;
 }
@@ -142,7 +142,7 @@ export class CompletionService {
     this.counters.inFlight++;
     this.changed();
     try {
-      const repository = this.deps.repositoryContext ? await this.deps.repositoryContext(request.filePath, request.text) : { files: [], tokens: 0 };
+      const repository = this.deps.repositoryContext ? await this.deps.repositoryContext(request.filePath) : { files: [], tokens: 0 };
       if (request$.signal.aborted) {
         this.counters.cancelled++;
         return undefined;

@@ -14,6 +14,7 @@ import type {
   FileChange,
   FileStat,
   RenderedContext,
+  RenderedFiles,
   RepoContextCounters,
   RepoContextOptions,
 } from './types';
@@ -171,6 +172,22 @@ export class RepoContext {
   /** Renders the files that fit `budgetTokens`, least relevant first. */
   render(budgetTokens: number): RenderedContext {
     return renderWithinBudget(this.currentOrder(), (path) => this.entries.get(path)!.segment, budgetTokens);
+  }
+
+  /**
+   * The files that fit `budgetTokens` with their contents, least relevant first. `excludePath`
+   * (the file being completed, whose text goes into the prompt around the cursor instead) is
+   * left out before the budget is applied, so it takes no room from the other files.
+   */
+  renderFiles(budgetTokens: number, excludePath?: string): RenderedFiles {
+    const excluded = excludePath === undefined ? undefined : normalizePath(excludePath);
+    const order = this.currentOrder().filter((ranked) => ranked.path !== excluded);
+    const rendered = renderWithinBudget(order, (path) => this.entries.get(path)!.segment, budgetTokens);
+    const files = rendered.files.map(({ path }) => {
+      const entry = this.entries.get(path)!;
+      return { path, content: entry.segment.text.slice(entry.headerLength) };
+    });
+    return { files, tokens: rendered.totalTokens, droppedFiles: rendered.droppedFiles };
   }
 
   // ---- ordering ----

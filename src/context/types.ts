@@ -78,3 +78,13 @@ export interface RepoContextCounters {
   /** File segments passed to the token counter. */
   filesTokenized: number;
 }
+
+/** The files that fit a budget with their contents, as a prompt builder takes them. */
+export interface RenderedFiles {
+  /** Least relevant first; `content` is the file's text as rendered (closed with a newline). */
+  files: { path: string; content: string }[];
+  /** Tokens of the files' whole segments (separator and path line included). */
+  tokens: number;
+  /** Files that did not fit the budget, most relevant first. */
+  droppedFiles: string[];
+}

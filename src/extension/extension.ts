@@ -9,7 +9,6 @@ import { ChatHistory, HISTORY_KEY } from '../chat/historyStore';
 import { gatherChatContext } from '../chat/vscodeChatContext';
 import { ChatViewProvider } from './chatViewProvider';
 import { CompletionService, type CompletionCounters } from '../completion/completionService';
-import { fitRepository } from '../completion/repositoryFit';
 import { statsRequest, type EngineStats } from '../engine/protocol';
 import { COMMAND_IDS, registerCommands } from './commands';
 import { EngineClient } from './engineClient';
@@ -19,7 +18,6 @@ import { TidalInlineCompletionProvider } from './inlineCompletionProvider';
 import { LocalBackend, newRequestId } from './localBackend';
 import { ModelController, type ModelState } from './modelController';
 import { registerModelPicker } from './modelPicker';
-import { estimateTokens, repositoryBudget } from './contextBudget';
 import { RepositoryContext } from './repositoryContext';
 import { RemoteBackend } from './remoteBackend';
 import { readSettings, type TidalSettings } from './settings';
@@ -128,8 +126,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     );
   // One repository part for completions and chat: same budget, active file left out, so both
   // prompts start with the same tokens and reuse one cached KV prefix in the engine.
-  const repositoryFor = (excludePath: string | undefined, activeText: string) =>
-    fitRepository(completionSettings().repositoryTokens, excludePath ? estimateTokens(activeText) : 0, (budget) => repository.snapshot(budget, excludePath));
+  const repositoryFor = (excludePath: string | undefined) => repository.snapshot(completionSettings().repositoryTokens, excludePath);
   const chatHistory = () => new ChatHistory(context.workspaceState);
   let chatSession: ChatSession;
   const chat = new ChatViewProvider(context.extensionUri, () => chatSession, summary);

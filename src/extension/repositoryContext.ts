@@ -3,7 +3,6 @@
 // that go in front of a completion or a chat question within the token budget.
 import * as vscode from 'vscode';
 
-import { DEFAULT_FILE_SEPARATOR } from '../context/repoContext';
 import type { CountTokens } from '../context/types';
 import { WorkspaceContext } from '../context/vscodeWorkspace';
 import type { ContextFileParam } from '../engine/protocol';
@@ -71,26 +70,16 @@ export class RepositoryContext implements vscode.Disposable {
 
   /**
    * The files that fit `budgetTokens`, least relevant first, leaving out `excludePath` (the
-   * file being completed, which goes into the prompt as prefix and suffix).
+   * file being completed, which goes into the prompt as prefix and suffix) before the budget.
    */
   async snapshot(budgetTokens: number, excludePath?: string): Promise<ContextSnapshot> {
     const workspace = this.workspace;
     if (!workspace || budgetTokens <= 0) return { files: [], tokens: 0, droppedFiles: 0 };
     await this.scanning;
     await workspace.context.idle();
-    const rendered = workspace.context.render(budgetTokens);
-    const files: ContextFileParam[] = [];
-    let tokens = 0;
-    for (let i = 0; i < rendered.files.length; i++) {
-      const file = rendered.files[i];
-      if (file.path === excludePath) continue;
-      const end = i + 1 < rendered.files.length ? rendered.files[i + 1].startOffset : rendered.text.length;
-      const header = DEFAULT_FILE_SEPARATOR.length + file.path.length + 1;
-      files.push({ path: file.path, content: rendered.text.slice(file.startOffset + header, end) });
-      tokens += file.tokens;
-    }
-    this.lastTokens = tokens;
-    return { files, tokens, droppedFiles: rendered.droppedFiles.length };
+    const rendered = workspace.context.renderFiles(budgetTokens, excludePath);
+    this.lastTokens = rendered.tokens;
+    return { files: rendered.files, tokens: rendered.tokens, droppedFiles: rendered.droppedFiles.length };
   }
 
   /** Workspace-relative path of a document of the context's folder. */

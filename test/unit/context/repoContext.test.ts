@@ -148,6 +148,33 @@ function sourceOf(rendered: ReturnType<RepoContext['render']>, path: string): st
   return rendered.text.slice(start, end);
 }
 
+test('renderFiles gives each file with its contents, and the excluded file takes no room from the others', async () => {
+  const repo = fixture();
+  const context = await scanned(repo);
+  const active = 'src/mod10/file03.ts';
+  context.setActiveFile(active);
+  const full = context.render(UNLIMITED);
+  const activeTokens = full.files.find((f) => f.path === active)!.tokens;
+
+  // Unlimited: every file but the excluded one, in render's order, with render's contents.
+  const all = context.renderFiles(UNLIMITED, `./${active}`);
+  assert.deepEqual(all.files.map((f) => f.path), full.files.map((f) => f.path).filter((p) => p !== active));
+  for (const file of all.files.slice(0, 20)) assert.equal(file.content, sourceOf(full, file.path));
+  assert.equal(all.tokens, full.totalTokens - activeTokens);
+  assert.deepEqual(all.droppedFiles, []);
+
+  // A budget: the others get all of it (not what is left after the active file), never more.
+  const budget = Math.floor(full.totalTokens / 3);
+  const fitted = context.renderFiles(budget, active);
+  assert.ok(fitted.tokens <= budget);
+  assert.ok(fitted.tokens > budget - 100, `${fitted.tokens} of ${budget} tokens used`);
+  assert.ok(!fitted.files.some((f) => f.path === active) && !fitted.droppedFiles.includes(active));
+  const withActive = context.render(budget);
+  assert.ok(fitted.tokens > withActive.totalTokens - activeTokens, 'the excluded file was charged to the budget');
+  assert.equal(fitted.files.length + fitted.droppedFiles.length, full.files.length - 1);
+  assert.equal(context.renderFiles(0, active).files.length, 0);
+});
+
 test('a disk edit re-reads and re-tokenizes exactly that file and keeps the prefix before it', async () => {
   const repo = fixture();
   const context = await scanned(repo);

@@ -59,36 +59,6 @@ export function renderChat(
   }
 }
 
-// ---- The repository prefix of a chat prompt ----
-//
-// A chat prompt starts with the repository files rendered exactly as completion prompts render
-// them (src/engine/fimPrompt.ts: `<file_sep>path\ncontent\n` per file, after `<repo_name>name\n`,
-// or `// File: path` lines for tokenizers without a file separator), so the KV of that prefix,
-// computed once, serves both. The conversation, rendered with the chat template, follows.
-
-export interface RepositoryPrefixTokens {
-  fileSeparator?: string; // e.g. '<|file_sep|>'
-  repoName?: string;      // e.g. '<|repo_name|>'
-}
-
-export type RepositoryPrefixPart = { text: string } | { token: string };
-
-export function repositoryPrefixParts(
-  tokens: RepositoryPrefixTokens | undefined,
-  files: { path: string; content: string }[],
-  repoName?: string,
-): RepositoryPrefixPart[] {
-  const parts: RepositoryPrefixPart[] = [];
-  if (files.length === 0) return parts;
-  if (tokens?.fileSeparator !== undefined) {
-    if (tokens.repoName !== undefined && repoName !== undefined) parts.push({ token: tokens.repoName }, { text: `${repoName}\n` });
-    for (const file of files) parts.push({ token: tokens.fileSeparator }, { text: `${file.path}\n${file.content}\n` });
-  } else {
-    for (const file of files) parts.push({ text: `// File: ${file.path}\n${file.content}\n\n` });
-  }
-  return parts;
-}
-
 /** Drops a leading BOS that the chat template wrote, for prompts that already start with one. */
 export function withoutLeadingBos(text: string, bosToken: string | undefined): string {
   return bosToken && text.startsWith(bosToken) ? text.slice(bosToken.length) : text;

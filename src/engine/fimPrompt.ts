@@ -116,22 +116,35 @@ export function detectFimFormat(hasToken: (token: string) => boolean, preferOrde
   return undefined;
 }
 
-// Repository context: with a file-separator token, each file is <sep>path\ncontent; without
-// one, each file is introduced by a path line.
-function repoContextParts(format: FimFormat, request: FimRequest): PromptPart[] {
+// The repository's files as prompts start with them, completions and chat alike, so that both
+// share one cached KV prefix: with a file-separator token, [<repo_name>name\n] and then
+// <sep>path\ncontent\n per file; without one, each file after a `// File: path` line.
+export function repositoryFileParts(
+  format: Pick<FimFormat, 'fileSeparator' | 'repoName'> | undefined,
+  files: readonly ContextFile[],
+  repoName: string | undefined,
+  withRepoName: boolean,
+): PromptPart[] {
   const parts: PromptPart[] = [];
-  const files = request.repoContext ?? [];
-  if (format.fileSeparator !== undefined) {
-    if (format.repoName !== undefined && request.repoName !== undefined && (files.length > 0 || request.filePath)) {
-      parts.push({ token: format.repoName }, { text: `${request.repoName}\n` });
-    }
+  if (format?.fileSeparator !== undefined) {
+    if (withRepoName && format.repoName !== undefined && repoName !== undefined) parts.push({ token: format.repoName }, { text: `${repoName}\n` });
     for (const file of files) parts.push({ token: format.fileSeparator }, { text: `${file.path}\n${file.content}\n` });
+  } else {
+    for (const file of files) parts.push({ text: `// File: ${file.path}\n${file.content}\n\n` });
+  }
+  return parts;
+}
+
+// A completion's repository part: the files, then the current file's own separator and path.
+function repoContextParts(format: FimFormat, request: FimRequest): PromptPart[] {
+  const files = request.repoContext ?? [];
+  const parts = repositoryFileParts(format, files, request.repoName, files.length > 0 || request.filePath !== undefined);
+  if (format.fileSeparator !== undefined) {
     if (request.filePath !== undefined && (files.length > 0 || request.repoName !== undefined)) {
       parts.push({ token: format.fileSeparator }, { text: `${request.filePath}\n` });
     }
-  } else {
-    for (const file of files) parts.push({ text: `// File: ${file.path}\n${file.content}\n\n` });
-    if (files.length > 0 && request.filePath !== undefined) parts.push({ text: `// File: ${request.filePath}\n` });
+  } else if (files.length > 0 && request.filePath !== undefined) {
+    parts.push({ text: `// File: ${request.filePath}\n` });
   }
   return parts;
 }

@@ -1,8 +1,8 @@
 // A loaded model with everything around it: tokenizer, prompt building, prefix KV reuse,
 // and the request queue. Text in, text out; tokens are streamed as text chunks.
 import type { CancelToken, NativeAddon, NativeEngine } from '../native/addon';
-import { findChatTemplate, renderChat, repositoryPrefixParts, withoutLeadingBos } from './chatTemplate';
-import { buildFimPrompt, detectFimFormat, encodePromptParts, FimFormat } from './fimPrompt';
+import { findChatTemplate, renderChat, withoutLeadingBos } from './chatTemplate';
+import { buildFimPrompt, detectFimFormat, encodePromptParts, FimFormat, repositoryFileParts } from './fimPrompt';
 import { PrefixCache } from './prefixCache';
 import type { EngineStats, GenerateParams, GenerateResult, LoadedModel, LoadModelParams } from './protocol';
 import { PRIORITY_CHAT, PRIORITY_COMPLETION, RequestCancelledError, RequestQueue } from './requestQueue';
@@ -76,8 +76,9 @@ export class ModelSession {
         if (!params.messages || params.messages.length === 0) throw new ModelRequestError('A chat request needs at least one message.');
         const text = renderChat(tokenizer.config, params.messages, { addGenerationPrompt: true, modelName: this.modelDir });
         // [repository files, as completions render them][conversation]: the shared prefix
-        // keeps one KV for both (see repositoryPrefixParts).
-        const repoParts = repositoryPrefixParts(this.fimFormat, params.repoContext ?? [], params.repoName);
+        // keeps one KV for both (see repositoryFileParts).
+        const files = params.repoContext ?? [];
+        const repoParts = repositoryFileParts(this.fimFormat, files, params.repoName, files.length > 0);
         if (repoParts.length === 0) {
           tokens = tokenizer.encode(text);
           break;

@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 
 import { FALLBACK_CONTEXT_TOKENS } from '../extension/contextBudget';
 import type { ModelController } from '../extension/modelController';
-import type { ContextSnapshot } from '../extension/repositoryContext';
+import type { RenderedFiles } from '../context/types';
 import type { TidalSettings } from '../extension/settings';
 import type { ChatRequestContext } from './chatSession';
 import type { EditorFile } from './promptAssembly';
@@ -24,7 +24,7 @@ export async function gatherChatContext(
    * out), so that chat and completion prompts begin with the same tokens and share one cached
    * KV prefix.
    */
-  repositoryFor: (excludePath: string | undefined) => Promise<ContextSnapshot>,
+  repositoryFor: (excludePath: string | undefined) => Promise<RenderedFiles>,
   settings: TidalSettings,
 ): Promise<ChatRequestContext> {
   // A remote server renders the chat with its own template; locally the model must have one.

@@ -146,15 +146,17 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     repositoryContext: repositoryFor,
     newRequestId: () => newRequestId('completion'),
   });
-  const updateStatusBar = () =>
-    statusBar.update(engine.currentStatus, completionsEnabled(), model.state, {
+  const updateStatusBar = () => {
+    const current = settings();
+    statusBar.update(engine.currentStatus, current.inlineCompletions.enabled, model.state, {
       busy: completions.counters.inFlight > 0,
       contextTokens: completions.lastFromEngine?.result?.promptTokens,
       lastLatencyMs: completions.lastFromEngine?.totalMs,
       lastFirstTokenMs: completions.lastFromEngine?.firstTokenMs,
       lastError: completions.lastError,
-      remoteUrl: settings().backend === 'remote' ? settings().remoteUrl : undefined,
+      remoteUrl: current.backend === 'remote' ? current.remoteUrl : undefined,
     });
+  };
   const refresh = () => {
     updateStatusBar();
     chat.refreshEngine();
@@ -175,18 +177,17 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     }),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (!event.affectsConfiguration('tidal')) return;
+      const affects = (...keys: string[]) => keys.some((key) => event.affectsConfiguration(key));
       logSettingProblems();
-      if (['tidal.modelPath', 'tidal.backend'].some((key) => event.affectsConfiguration(key))) void model.reload();
-      if (['tidal.context.include', 'tidal.context.exclude'].some((key) => event.affectsConfiguration(key))) configureContext();
+      if (affects('tidal.modelPath', 'tidal.backend')) void model.reload();
+      if (affects('tidal.context.include', 'tidal.context.exclude')) configureContext();
+      if (affects('tidal.inlineCompletions.enabled') && !completionsEnabled()) completions.cancelAll();
+      if (affects('tidal.modelPath', 'tidal.backend', 'tidal.attention')) completions.clearCache();
       refresh();
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(configureContext),
     vscode.languages.registerInlineCompletionItemProvider([{ pattern: '**' }, { scheme: 'untitled' }], new TidalInlineCompletionProvider(completions, (uri) => repository.relativePath(uri), log)),
     completions.onDidChange(updateStatusBar),
-    vscode.workspace.onDidChangeConfiguration((event) => {
-      if (event.affectsConfiguration('tidal.inlineCompletions.enabled') && !completionsEnabled()) completions.cancelAll();
-      if (['tidal.modelPath', 'tidal.backend', 'tidal.attention'].some((key) => event.affectsConfiguration(key))) completions.clearCache();
-    }),
     ...registerCommands({ engine, chat, log }),
     ...registerModelPicker(context, log),
     context.secrets.onDidChange(async (event) => {

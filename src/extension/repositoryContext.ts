@@ -3,21 +3,11 @@
 // that go in front of a completion or a chat question within the token budget.
 import * as vscode from 'vscode';
 
-import type { CountTokens } from '../context/types';
+import type { CountTokens, RenderedFiles } from '../context/types';
 import { WorkspaceContext } from '../context/vscodeWorkspace';
-import type { ContextFileParam } from '../engine/protocol';
 import { tokenizerForModel } from '../models/modelTokenizer';
 import { estimateTokens } from './contextBudget';
 import type { TidalSettings } from './settings';
-
-export interface ContextSnapshot {
-  files: ContextFileParam[];
-  /** Tokens of the rendered files (separators and path lines included). */
-  tokens: number;
-  /** Files that did not fit the budget. */
-  droppedFiles: number;
-}
-
 
 export function tokenCounterFor(modelPath: string | undefined): { count: CountTokens; exact: boolean } {
   if (modelPath) {
@@ -35,14 +25,8 @@ export class RepositoryContext implements vscode.Disposable {
   private workspace: WorkspaceContext | undefined;
   private scanning: Promise<void> | undefined;
   private key = '';
-  private lastTokens = 0;
 
   constructor(private readonly log: vscode.LogOutputChannel) {}
-
-  /** Tokens of the last rendered context (for the status bar). */
-  get tokensInUse(): number {
-    return this.lastTokens;
-  }
 
   /** (Re)builds the context when the folder, the model (its tokenizer) or the globs changed. */
   configure(settings: TidalSettings, modelPath: string | undefined): void {
@@ -72,14 +56,12 @@ export class RepositoryContext implements vscode.Disposable {
    * The files that fit `budgetTokens`, least relevant first, leaving out `excludePath` (the
    * file being completed, which goes into the prompt as prefix and suffix) before the budget.
    */
-  async snapshot(budgetTokens: number, excludePath?: string): Promise<ContextSnapshot> {
+  async snapshot(budgetTokens: number, excludePath?: string): Promise<RenderedFiles> {
     const workspace = this.workspace;
-    if (!workspace || budgetTokens <= 0) return { files: [], tokens: 0, droppedFiles: 0 };
+    if (!workspace || budgetTokens <= 0) return { files: [], tokens: 0, droppedFiles: [] };
     await this.scanning;
     await workspace.context.idle();
-    const rendered = workspace.context.renderFiles(budgetTokens, excludePath);
-    this.lastTokens = rendered.tokens;
-    return { files: rendered.files, tokens: rendered.tokens, droppedFiles: rendered.droppedFiles.length };
+    return workspace.context.renderFiles(budgetTokens, excludePath);
   }
 
   /** Workspace-relative path of a document of the context's folder. */

@@ -89,6 +89,18 @@ const FAMILIES: FamilySpec[] = [
   },
 ];
 
+// The FIM format of a family as a server that takes text writes its tokens: the first spelling
+// of each (the '▁'-prefixed ones are SentencePiece's alternative spellings of the same token).
+export function fimFormatOfFamily(family: FimFamily): FimFormat | undefined {
+  const spec = FAMILIES.find((candidate) => candidate.family === family);
+  if (spec === undefined) return undefined;
+  const spelled = new Set(
+    [spec.prefix, spec.suffix, spec.middle, spec.fileSeparator, spec.repoName].flatMap((names) => (names ? [names[0]] : [])),
+  );
+  for (const token of spec.stopTokens) if (!token.startsWith('▁')) spelled.add(token);
+  return detectFimFormat((token) => spelled.has(token));
+}
+
 export class FimUnsupportedError extends Error {
   readonly code = 'ERR_TIDAL_REQUEST';
 }
@@ -136,7 +148,9 @@ export function repositoryFileParts(
 }
 
 // A completion's repository part: the files, then the current file's own separator and path.
-function repoContextParts(format: FimFormat, request: FimRequest): PromptPart[] {
+// Also the text the remote backend puts in front of the prefix for servers that build the FIM
+// prompt themselves.
+export function repoContextParts(format: Pick<FimFormat, 'fileSeparator' | 'repoName'>, request: Omit<FimRequest, 'prefix' | 'suffix'>): PromptPart[] {
   const files = request.repoContext ?? [];
   const parts = repositoryFileParts(format, files, request.repoName, files.length > 0 || request.filePath !== undefined);
   if (format.fileSeparator !== undefined) {

@@ -2,7 +2,7 @@
 // tidal.remoteUrl. Chat goes to /chat/completions, completions and raw prompts to
 // /completions, always streamed (SSE). Aborting the signal aborts the HTTP request, which
 // cancels the generation on the server.
-import { buildFimPrompt, detectFimFormat, FimFormat, promptText } from '../engine/fimPrompt';
+import { buildFimPrompt, FimFamily, fimFormatOfFamily, FimFormat, promptText, repoContextParts } from '../engine/fimPrompt';
 import type { FinishReason, GenerateParams, GenerateResult } from '../engine/protocol';
 import type { GenerationBackend } from './generationBackend';
 
@@ -26,35 +26,24 @@ interface ServedModel {
 const DEFAULT_TIMEOUT_MS = 120_000;
 const DEFAULT_MAX_TOKENS = { chat: 1024, completion: 128, raw: 256 } as const;
 
-// Special tokens of the FIM families, to recognise a model served elsewhere by its name.
-const FAMILY_TOKENS: { pattern: RegExp; tokens: string[] }[] = [
-  { pattern: /qwen.*coder/i, tokens: ['<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>', '<|file_sep|>', '<|repo_name|>', '<|endoftext|>', '<|fim_pad|>', '<|im_end|>'] },
-  { pattern: /starcoder/i, tokens: ['<fim_prefix>', '<fim_suffix>', '<fim_middle>', '<file_sep>', '<repo_name>', '<|endoftext|>', '<fim_pad>'] },
-  { pattern: /deepseek.*coder/i, tokens: ['<｜fim▁begin｜>', '<｜fim▁hole｜>', '<｜fim▁end｜>', '<｜end▁of▁sentence｜>', '<|EOT|>'] },
-  { pattern: /codellama|code-llama/i, tokens: ['<PRE>', '<SUF>', '<MID>', '<EOT>', '</s>'] },
+// The FIM families, to recognise a model served elsewhere by its name.
+const FAMILY_NAMES: { pattern: RegExp; family: FimFamily }[] = [
+  { pattern: /qwen.*coder/i, family: 'qwen' },
+  { pattern: /starcoder/i, family: 'starcoder' },
+  { pattern: /deepseek.*coder/i, family: 'deepseek' },
+  { pattern: /codellama|code-llama/i, family: 'codellama' },
 ];
 
 export function inferFimFormat(modelId: string): FimFormat | undefined {
-  const family = FAMILY_TOKENS.find((entry) => entry.pattern.test(modelId));
-  return family ? detectFimFormat((token) => family.tokens.includes(token)) : undefined;
+  const known = FAMILY_NAMES.find((entry) => entry.pattern.test(modelId));
+  return known ? fimFormatOfFamily(known.family) : undefined;
 }
 
-// The repository in front of the prefix, as the local FIM prompt lays it out: with a
-// file-separator token each file is <sep>path\ncontent\n; without one, a `// File:` line.
+// The repository in front of the prefix, as the local FIM prompt lays it out (see
+// repoContextParts): with a file-separator token each file is <sep>path\ncontent\n; without
+// one, a `// File:` line.
 export function repoContextText(params: GenerateParams, fileSeparator?: string, repoNameToken?: string): string {
-  const files = params.repoContext ?? [];
-  let text = '';
-  if (fileSeparator !== undefined) {
-    if (repoNameToken !== undefined && params.repoName !== undefined && (files.length > 0 || params.filePath !== undefined)) {
-      text += `${repoNameToken}${params.repoName}\n`;
-    }
-    for (const file of files) text += `${fileSeparator}${file.path}\n${file.content}\n`;
-    if (params.filePath !== undefined && (files.length > 0 || params.repoName !== undefined)) text += `${fileSeparator}${params.filePath}\n`;
-  } else {
-    for (const file of files) text += `// File: ${file.path}\n${file.content}\n\n`;
-    if (files.length > 0 && params.filePath !== undefined) text += `// File: ${params.filePath}\n`;
-  }
-  return text;
+  return promptText(repoContextParts({ fileSeparator, repoName: repoNameToken }, params));
 }
 
 class RemoteHttpError extends Error {

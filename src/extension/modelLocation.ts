@@ -3,6 +3,7 @@
 import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 
+import { isGgufPath } from '../models/ggufTokenizer';
 import type { TidalSettings } from './settings';
 
 /** Where the model at `modelPath` lives and where its tokenizer files are. */
@@ -17,7 +18,7 @@ export function resolveModelLocation(modelPath: string, embeddedModelDir: string
   if (trimmed === '') return { modelDir: embeddedModelDir, embedded: true };
   const expanded = trimmed.startsWith('~/') ? path.join(process.env.HOME ?? '', trimmed.slice(2)) : trimmed;
   const absolute = path.isAbsolute(expanded) ? expanded : path.resolve(workspaceRoot ?? process.cwd(), expanded);
-  if (absolute.toLowerCase().endsWith('.gguf')) {
+  if (isGgufPath(absolute)) {
     // A GGUF file carries its weights and tokenizer; a tokenizer.json beside it wins.
     const besideIt = path.dirname(absolute);
     return existsSync(path.join(besideIt, 'tokenizer.json'))
@@ -42,7 +43,7 @@ export function missingModelProblem(location: ModelLocation): string | undefined
       : `The model path ${location.modelDir} does not exist. Fix tidal.modelPath or run "Tidal: Select Model".`;
   }
   const isFile = statSync(location.modelDir).isFile();
-  if (isFile && !location.modelDir.toLowerCase().endsWith('.gguf')) {
+  if (isFile && !isGgufPath(location.modelDir)) {
     return `tidal.modelPath points to the file ${location.modelDir}: use a model folder (config.json + *.safetensors) or a .gguf file.`;
   }
   return undefined;

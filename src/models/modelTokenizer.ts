@@ -3,8 +3,8 @@
 import { statSync } from 'node:fs';
 
 import { TextTokenizer, TokenizerLoadError } from '../engine/tokenizer';
-import { GgufFormatError, readGgufHeader } from './gguf';
-import { convertGgufTokenizer, GgufTokenizerError } from './ggufTokenizer';
+import { GgufFormatError } from './gguf';
+import { GgufTokenizerError, loadGgufTokenizer } from './ggufTokenizer';
 
 function isFile(p: string): boolean {
   try {
@@ -19,7 +19,7 @@ export function tokenizerForModel(modelPath: string, tokenizerDir?: string): Tex
   if (tokenizerDir !== undefined) return TextTokenizer.fromDirectory(tokenizerDir);
   if (!isFile(modelPath)) return TextTokenizer.fromDirectory(modelPath);
   try {
-    const { tokenizerJson, tokenizerConfig } = convertGgufTokenizer(readGgufHeader(modelPath));
+    const { tokenizerJson, tokenizerConfig } = loadGgufTokenizer(modelPath);
     return TextTokenizer.fromJson(tokenizerJson, tokenizerConfig);
   } catch (error) {
     if (error instanceof GgufFormatError || error instanceof GgufTokenizerError) throw new TokenizerLoadError(error.message);

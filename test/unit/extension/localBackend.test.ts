@@ -17,6 +17,9 @@ const repoPrompt = '<|file_sep|>src/cache.py\nclass LruCache:\n    def __init__(
 function connect() {
   assert.ok(existsSync(hostScript), 'dist/engine-host.js is missing: run `npm run build` first');
   const host = startEngineHost(hostScript);
+  // Drain the host's stderr: a pipe nobody reads can keep this process alive after the host exits.
+  host.child.stderr.resume();
+  const exited = new Promise<void>((resolve) => host.child.once('exit', () => resolve()));
   const listeners = new Set<(chunk: TokenChunk) => void>();
   host.connection.onNotification(tokenNotification, (chunk) => listeners.forEach((listener) => listener(chunk)));
   host.connection.listen();
@@ -36,11 +39,16 @@ function connect() {
     },
     whenModelReady: async () => undefined,
   });
-  return { host, backend };
+  /** Kills the host and waits until it is gone, so no handle of it outlives the test. */
+  const shutDown = async () => {
+    host.child.kill('SIGKILL');
+    await exited;
+  };
+  return { host, backend, shutDown };
 }
 
 test('local backend: streamed chunks add up to the answer; an abort cancels inside the engine', { timeout: 90_000 }, async () => {
-  const { host, backend } = connect();
+  const { host, backend, shutDown } = connect();
   try {
     await host.connection.sendRequest(loadModelRequest, { modelDir, options: { backend: 'cpu', threads: 2 } });
     const chunks: string[] = [];
@@ -76,12 +84,12 @@ test('local backend: streamed chunks add up to the answer; an abort cancels insi
     const skipped = await backend.generate({ requestId: 'never', kind: 'raw', prompt: repoPrompt }, () => assert.fail('no text expected'), aborted.signal);
     assert.equal(skipped.finishReason, 'cancelled');
   } finally {
-    host.child.kill('SIGKILL');
+    await shutDown();
   }
 });
 
 test('local backend: an engine that dies mid-request gives a clear error, then a not-running error', { timeout: 90_000 }, async () => {
-  const { host, backend } = connect();
+  const { host, backend, shutDown } = connect();
   try {
     await host.connection.sendRequest(loadModelRequest, { modelDir, options: { backend: 'cpu', threads: 1 } });
     const request = backend.generate(
@@ -95,6 +103,6 @@ test('local backend: an engine that dies mid-request gives a clear error, then a
       (error: Error) => error instanceof EngineNotReadyError && /not running/.test(error.message),
     );
   } finally {
-    host.child.kill('SIGKILL');
+    await shutDown();
   }
 });

@@ -17,9 +17,11 @@
 //   l     = l * alpha + p,   acc = acc * alpha + p * v
 // with q prescaled by log2(e) / sqrt(head_dim), so s is in base-2 units (alpha is applied once
 // per kRows rows). At the end the row groups of the block are merged through shared memory
-// into one partial (max, sum, acc[head_dim]) per (query head, split); combine_splits_kernel
-// merges the splits:
+// into one partial (max, sum, acc[head_dim]) per (query head, split), and the last block of
+// a unit to finish (a counter per unit, bumped after a memory fence, reset by that block)
+// merges the splits of the unit's heads:
 //   out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s,   M = max_s m_s.
+// (A separate combine kernel cost ~4.5 us a layer on the H200, mostly its launch latency.)
 #include <cuda_bf16.h>
 
 #include <type_traits>
@@ -52,12 +54,84 @@ struct SplitLayout {
   static_assert(kLanesPerRow >= 1 && kLanesPerRow <= kWarpSize && kHeadDim % (8 * kVecs) == 0, "bad row split");
   static_assert((2 * kTileRows * kUnitsPerRow) % kAttentionThreads == 0, "tile copies must spread evenly");
   static_assert(kSharedBytes >= size_t(kRowGroups) * kGroup * kHeadDim * sizeof(float), "merge buffer must fit");
+  static_assert(kSharedBytes >= size_t(kGroup) * (kMaxSplits + 1) * sizeof(float), "combine buffer must fit");
 
   // Where unit `unit` of tile row `row` lives in a stage's K (or V) tile.
   __device__ static __forceinline__ int offset(int row, int unit) {
     return row * kHeadDim + (unit ^ ((row % kSwizzleRows) * kLanesPerRow)) * 8;
   }
 };
+
+// Merges the num_splits partials of the unit's `heads` query heads (first_head onwards) into
+// their outputs, all heads at once so that one round of loads serves them all: warp w weighs
+// the splits of heads w, w + 4, ... (max, 2^(m_s - M), sum), then thread t owns dimension
+// t % kHeadDim of heads t / kHeadDim, t / kHeadDim + kSlots, ..., with kBatch splits of each
+// loaded per round (32 loads in flight per thread). The partials come from other blocks of
+// this launch, so they are read through L2 (__ldcg), never a stale L1 line. `scratch` holds
+// kGroup * (kMaxSplits + 1) floats.
+template <int kHeadDim, int kGroup>
+__device__ __forceinline__ void combine_unit(const AttentionLaunch& p, int first_head, int heads, float* scratch) {
+  constexpr int kWarps = kAttentionThreads / kWarpSize;
+  constexpr int kSlots = kAttentionThreads / kHeadDim;  // heads served side by side
+  constexpr int kHeadsPerThread = (kGroup + kSlots - 1) / kSlots;
+  constexpr int kBatch = 32 / kHeadsPerThread;
+  float* weights = scratch;                        // [kGroup][kMaxSplits]
+  float* totals = scratch + kGroup * kMaxSplits;   // [kGroup]
+  const int t = threadIdx.x, warp = t / kWarpSize, lane = t % kWarpSize;
+  const int splits = p.num_splits;
+
+  for (int g = warp; g < heads; g += kWarps) {
+    const float* stats = p.partial_stats + int64_t(first_head + g) * splits * 2;
+    float local_max = kEmptyMax;
+    for (int s = lane; s < splits; s += kWarpSize) local_max = fmaxf(local_max, __ldcg(stats + 2 * s));
+    const float total_max = warp_max(local_max);
+    float local_sum = 0.0f;
+    for (int s = lane; s < splits; s += kWarpSize) {
+      const float weight = exp2f(__ldcg(stats + 2 * s) - total_max);
+      weights[g * kMaxSplits + s] = weight;
+      local_sum = fmaf(__ldcg(stats + 2 * s + 1), weight, local_sum);
+    }
+    const float total_sum = warp_sum(local_sum);
+    if (lane == 0) totals[g] = total_sum;
+  }
+  __syncthreads();
+
+  const int d = t % kHeadDim, slot = t / kHeadDim;
+  float value[kHeadsPerThread];
+  const float* acc[kHeadsPerThread];
+#pragma unroll
+  for (int h = 0; h < kHeadsPerThread; ++h) {
+    value[h] = 0.0f;
+    const int g = slot + h * kSlots;
+    acc[h] = p.partial_acc + int64_t(first_head + (g < heads ? g : 0)) * splits * kHeadDim + d;
+  }
+  for (int s = 0; s < splits; s += kBatch) {
+    float a[kHeadsPerThread][kBatch];
+#pragma unroll
+    for (int h = 0; h < kHeadsPerThread; ++h)
+#pragma unroll
+      for (int j = 0; j < kBatch; ++j) a[h][j] = s + j < splits ? __ldcg(acc[h] + int64_t(s + j) * kHeadDim) : 0.0f;
+#pragma unroll
+    for (int h = 0; h < kHeadsPerThread; ++h) {
+      const float* w = weights + (slot + h * kSlots) * kMaxSplits;
+#pragma unroll
+      for (int j = 0; j < kBatch; ++j)
+        if (s + j < splits) value[h] = fmaf(a[h][j], w[s + j], value[h]);
+    }
+  }
+#pragma unroll
+  for (int h = 0; h < kHeadsPerThread; ++h) {
+    const int g = slot + h * kSlots;
+    if (g >= heads) continue;
+    const float out = value[h] / totals[g];
+    const int64_t index = int64_t(first_head + g) * kHeadDim + d;
+    if (p.out_bf16) {
+      store_value(static_cast<__nv_bfloat16*>(p.out) + index, out);
+    } else {
+      store_value(static_cast<float*>(p.out) + index, out);
+    }
+  }
+}
 
 template <int kHeadDim, int kGroup, int kVecs, int kRows, PositionMode kMode, typename QueryT>
 __global__ void __launch_bounds__(kAttentionThreads)
@@ -93,15 +167,32 @@ __global__ void __launch_bounds__(kAttentionThreads)
   const int64_t end = min(p.count, begin + p.split_rows);
   const int tile_count = static_cast<int>(ceil_div(end - begin, kTileRows));
 
+  // Sparse lists: the positions of this thread's rows of a tile (its K and V copies share
+  // rows, so half as many as copies), loaded one tile ahead of their copies. A list load
+  // issued right before the copies that need its result would put one global-memory latency
+  // on the critical path of every tile.
+  constexpr int kHalf = kTileRows * Layout::kUnitsPerRow;  // copies of one tile's K (or V)
+  constexpr int kListLoads = Layout::kCopiesPerThread / 2;
+  static_assert(kHalf % kAttentionThreads == 0, "a thread's K and V copies must share rows");
+  auto load_positions = [&](int tile, int32_t (&out)[kListLoads]) {
+    if constexpr (kMode != PositionMode::Dense) {
+      const int64_t tile_begin = begin + int64_t(tile) * kTileRows;
+#pragma unroll
+      for (int j = 0; j < kListLoads; ++j) {
+        const int64_t i = tile_begin + ((threadIdx.x + j * kAttentionThreads) % kHalf) / Layout::kUnitsPerRow;
+        out[j] = tile < tile_count && i < end ? __ldg(list + i) : 0;
+      }
+    }
+  };
+
   // Queues the copies of tile `tile` (K and V rows, 16 bytes per copy) into its stage; rows
   // past the split are zero-filled. Always commits a group, so that group counts line up.
-  auto issue = [&](int tile) {
+  auto issue = [&](int tile, const int32_t (&listed)[kListLoads]) {
     if (tile < tile_count) {
       uint16_t* stage = tiles + (tile % kAttentionStages) * Layout::kStageElems;
       const int64_t tile_begin = begin + int64_t(tile) * kTileRows;
 #pragma unroll
       for (int j = 0; j < Layout::kCopiesPerThread; ++j) {
-        constexpr int kHalf = kTileRows * Layout::kUnitsPerRow;
         const int copy = threadIdx.x + j * kAttentionThreads;
         const bool is_value = copy >= kHalf;
         const int row = (copy % kHalf) / Layout::kUnitsPerRow;
@@ -109,7 +200,7 @@ __global__ void __launch_bounds__(kAttentionThreads)
         const int64_t i = tile_begin + row;
         const bool valid = i < end;
         int64_t position = i;
-        if constexpr (kMode != PositionMode::Dense) position = valid ? int64_t(__ldg(list + i)) : 0;
+        if constexpr (kMode != PositionMode::Dense) position = listed[j % kListLoads];
         const uint16_t* source = is_value ? values + position * p.value_row_stride : keys + position * p.key_row_stride;
         copy_async_16(stage + (is_value ? Layout::kTileElems : 0) + Layout::offset(row, piece),
                       valid ? source + piece * 8 : keys, valid);
@@ -118,7 +209,15 @@ __global__ void __launch_bounds__(kAttentionThreads)
     copy_async_commit();
   };
   // Start the first tiles before anything else, so that their latency overlaps the query load.
-  for (int s = 0; s < kAttentionStages - 1; ++s) issue(s);
+  int32_t listed[kListLoads] = {};
+  {
+    int32_t first[kAttentionStages - 1][kListLoads] = {};
+#pragma unroll
+    for (int s = 0; s < kAttentionStages - 1; ++s) load_positions(s, first[s]);
+#pragma unroll
+    for (int s = 0; s < kAttentionStages - 1; ++s) issue(s, first[s]);
+  }
+  load_positions(kAttentionStages - 1, listed);
 
   // This lane's slice of every query vector of the unit, in base-2 softmax units.
   float q[kGroup][kVecs][8];
@@ -152,7 +251,8 @@ __global__ void __launch_bounds__(kAttentionThreads)
   for (int tile = 0; tile < tile_count; ++tile) {
     copy_async_wait<kAttentionStages - 2>();  // this thread's copies of `tile` have landed
     __syncthreads();  // everyone's have, and everyone is done with the stage refilled next
-    issue(tile + kAttentionStages - 1);
+    issue(tile + kAttentionStages - 1, listed);
+    load_positions(tile + kAttentionStages, listed);
     const uint16_t* key_tile = tiles + (tile % kAttentionStages) * Layout::kStageElems;
     const uint16_t* value_tile = key_tile + Layout::kTileElems;
     const int64_t tile_begin = begin + int64_t(tile) * kTileRows;
@@ -278,67 +378,17 @@ __global__ void __launch_bounds__(kAttentionThreads)
     for (int r = 0; r < kRowGroups; ++r) sum = fmaf(merge_acc[r][g][d], merge_max[r][g], sum);
     p.partial_acc[(int64_t(first_head + g) * p.num_splits + split) * kHeadDim + d] = sum;
   }
-}
 
-// One block per query head, one thread per output dimension. Every load is independent of
-// the arithmetic, so they are issued together (the partials sit in L2): the stats of all
-// splits at once, the accumulators 8 splits at a time.
-template <int kHeadDim, typename OutT>
-__global__ void __launch_bounds__(kHeadDim)
-    combine_splits_kernel(const float* partial_acc, const float* partial_stats, int num_splits, OutT* out) {
-  constexpr int kWarps = kHeadDim / kWarpSize;
-  constexpr int kSplitsPerThread = kMaxSplits / kHeadDim;
-  constexpr int kBatch = 8;
-  __shared__ float weights[kMaxSplits];
-  __shared__ float warp_values[kWarps];
-  const int head = blockIdx.x;
-  const int d = threadIdx.x;
-  const int warp = d / kWarpSize;
-  const float* stats = partial_stats + int64_t(head) * num_splits * 2;
-
-  float split_max[kSplitsPerThread], split_sum[kSplitsPerThread];
-  float local_max = kEmptyMax;
-#pragma unroll
-  for (int j = 0; j < kSplitsPerThread; ++j) {
-    const int s = d + j * kHeadDim;
-    split_max[j] = s < num_splits ? stats[2 * s] : kEmptyMax;
-    split_sum[j] = s < num_splits ? stats[2 * s + 1] : 0.0f;
-    local_max = fmaxf(local_max, split_max[j]);
-  }
-  local_max = warp_max(local_max);
-  if (d % kWarpSize == 0) warp_values[warp] = local_max;
+  // The last block of the unit merges its splits.
+  __shared__ bool last_block;
+  __threadfence();  // this thread's partials are visible device-wide before the count says so
   __syncthreads();
-  float total_max = warp_values[0];
-#pragma unroll
-  for (int w = 1; w < kWarps; ++w) total_max = fmaxf(total_max, warp_values[w]);
-  float local_sum = 0.0f;
-#pragma unroll
-  for (int j = 0; j < kSplitsPerThread; ++j) {
-    const int s = d + j * kHeadDim;
-    const float weight = exp2f(split_max[j] - total_max);
-    if (s < num_splits) weights[s] = weight;
-    local_sum = fmaf(split_sum[j], weight, local_sum);
-  }
-  local_sum = warp_sum(local_sum);
-  __syncthreads();  // every thread has read warp_values (the maxima) before it is reused
-  if (d % kWarpSize == 0) warp_values[warp] = local_sum;
+  if (threadIdx.x == 0) last_block = atomicAdd(p.split_counters + unit, 1u) == unsigned(p.num_splits - 1);
   __syncthreads();
-  float total_sum = 0.0f;
-#pragma unroll
-  for (int w = 0; w < kWarps; ++w) total_sum += warp_values[w];
-
-  const float* acc = partial_acc + int64_t(head) * num_splits * kHeadDim + d;
-  float value = 0.0f;
-  int s = 0;
-  for (; s + kBatch <= num_splits; s += kBatch) {
-    float a[kBatch];
-#pragma unroll
-    for (int j = 0; j < kBatch; ++j) a[j] = acc[int64_t(s + j) * kHeadDim];
-#pragma unroll
-    for (int j = 0; j < kBatch; ++j) value = fmaf(a[j], weights[s + j], value);
-  }
-  for (; s < num_splits; ++s) value = fmaf(acc[int64_t(s) * kHeadDim], weights[s], value);
-  store_value(out + int64_t(head) * kHeadDim + d, value / total_sum);
+  if (!last_block) return;
+  __threadfence();  // and the other blocks' partials are visible to this one
+  combine_unit<kHeadDim, kGroup>(p, first_head, heads, reinterpret_cast<float*>(tiles));
+  if (threadIdx.x == 0) p.split_counters[unit] = 0;  // ready for the next launch
 }
 
 // Lanes per row and rows per tile by group size: q and acc slices cost 16 * group * vecs
@@ -416,18 +466,6 @@ cudaError_t with_split_kernel(const AttentionLaunch& launch, PositionMode mode, 
   return launch.query_bf16 ? by_group(D{}, Bf16{}) : by_group(D{}, F32{});
 }
 
-template <int kHeadDim>
-cudaError_t launch_combine(const AttentionLaunch& launch, cudaStream_t stream) {
-  if (launch.out_bf16) {
-    combine_splits_kernel<kHeadDim, __nv_bfloat16><<<launch.num_heads, kHeadDim, 0, stream>>>(
-        launch.partial_acc, launch.partial_stats, launch.num_splits, static_cast<__nv_bfloat16*>(launch.out));
-  } else {
-    combine_splits_kernel<kHeadDim, float><<<launch.num_heads, kHeadDim, 0, stream>>>(
-        launch.partial_acc, launch.partial_stats, launch.num_splits, static_cast<float*>(launch.out));
-  }
-  return cudaGetLastError();
-}
-
 }  // namespace
 
 int attention_blocks_per_sm(const AttentionLaunch& launch) {
@@ -447,12 +485,10 @@ int attention_rows_per_step(const AttentionLaunch& launch) {
 
 cudaError_t launch_decode_attention(const AttentionLaunch& launch, cudaStream_t stream) {
   const dim3 grid(launch.num_splits, launch.mode == PositionMode::PerQueryHead ? launch.num_heads : launch.num_kv_heads);
-  cudaError_t error = with_split_kernel(launch, launch.mode, [&](auto kernel) {
+  return with_split_kernel(launch, launch.mode, [&](auto kernel) {
     kernel.kernel<<<grid, kAttentionThreads, kernel.shared_bytes, stream>>>(launch);
     return cudaGetLastError();
   });
-  if (error != cudaSuccess) return error;
-  return launch.head_dim == 64 ? launch_combine<64>(launch, stream) : launch_combine<128>(launch, stream);
 }
 
 }  // namespace tidal::cuda::detail

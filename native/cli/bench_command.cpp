@@ -240,18 +240,23 @@ int run_bench(Arguments& arguments) {
       for (AttentionMode mode : {AttentionMode::Full, AttentionMode::Tidal, AttentionMode::Quest}) {
         const AttentionPlan plan = plan_for(mode, attention, config.num_layers);
         struct Variant {
-          bool graphs, gemv;
+          bool graphs;
+          CudaBackendTools::GemvUse gemv;
           const char* label;
         };
-        const Variant variants[] = {{false, false, ""}, {true, false, " (graph)"}, {false, true, " (GEMV kernel)"}};
+        using Gemv = CudaBackendTools::GemvUse;
+        const Variant variants[] = {{false, Gemv::Auto, ""},
+                                    {true, Gemv::Auto, " (graph)"},
+                                    {false, Gemv::Never, " (cuBLAS only)"},
+                                    {false, Gemv::Always, " (GEMV kernel only)"}};
         for (const Variant& variant : variants) {
           const bool graphs = variant.graphs;
-          if ((graphs || variant.gemv) && mode != AttentionMode::Full) continue;
+          if (variant.gemv != Gemv::Auto && mode != AttentionMode::Full) continue;
           tools->set_graphs(graphs);
           tools->set_gemv(variant.gemv);
           const int64_t instantiations = tools->graph_instantiations(), replays = tools->graph_replays();
           std::vector<float> logits(static_cast<size_t>(config.vocab_size));
-          std::vector<double> times;
+          std::vector<double> times, graph_gpu;
           int32_t next = token();
           for (int64_t s = 0; s < steps + 2; ++s) {
             const auto started = Clock::now();
@@ -259,16 +264,20 @@ int run_bench(Arguments& arguments) {
             const double ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
             next = tools->last_argmax();
             if (s >= 2) times.push_back(ms);
+            if (s >= 2 && graphs) graph_gpu.push_back(tools->last_graph_gpu_ms());
           }
           cache->trim(context);
           std::sort(times.begin(), times.end());
           const double ms = times[times.size() / 2];
-          if (mode == AttentionMode::Full && !graphs && !variant.gemv) full_ms = ms;
-          if (graphs)
-            std::fprintf(stderr, "%s %lldK: %lld graph replays, %lld instantiations\n", shape.c_str(),
-                         static_cast<long long>(context / 1000),
+          if (mode == AttentionMode::Full && !graphs && variant.gemv == Gemv::Auto) full_ms = ms;
+          if (graphs) {
+            std::sort(graph_gpu.begin(), graph_gpu.end());
+            std::fprintf(stderr, "%s %lldK %s: %lld graph replays, %lld instantiations, graph alone on the GPU %.3f ms\n",
+                         shape.c_str(), static_cast<long long>(context / 1000), mode_label(mode),
                          static_cast<long long>(tools->graph_replays() - replays),
-                         static_cast<long long>(tools->graph_instantiations() - instantiations));
+                         static_cast<long long>(tools->graph_instantiations() - instantiations),
+                         graph_gpu[graph_gpu.size() / 2]);
+          }
           const StepBytes bytes = step_bytes(config, plan, context + 1, weight_bytes);
           const double floor_ms = (bytes.weights + bytes.kv) / bandwidth * 1e3;
           std::snprintf(line, sizeof line, "| %s | %lldK | %s%s | %.3f | %.3f | %.2f | %.2fx | %.1f | %.1f |",
@@ -279,7 +288,7 @@ int run_bench(Arguments& arguments) {
         }
       }
       tools->set_graphs(false);
-      tools->set_gemv(false);
+      tools->set_gemv(CudaBackendTools::GemvUse::Auto);
     }
   }
 

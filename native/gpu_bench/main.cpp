@@ -164,6 +164,7 @@ class Bench {
     DeviceBuffer query(size_t(heads) * d * 2), out(size_t(heads) * d * 2);
     gpu_bench::fill_random_bf16(query.as<uint16_t>(), size_t(heads) * d, 7, stream_);
     DeviceBuffer workspace(cuda::decode_attention_workspace_bytes(heads, d));
+    cuda::prepare_decode_attention_workspace(workspace.as(), heads, d, stream_);
     const size_t score_bytes = size_t(heads) * context * 4;
     const int score_buffers = int(std::max<size_t>(2, (4 * l2_bytes_ + score_bytes - 1) / score_bytes));
     std::vector<std::unique_ptr<DeviceBuffer>> scores;

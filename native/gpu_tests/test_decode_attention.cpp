@@ -42,7 +42,8 @@ struct Outputs {
       : out(size_t(num_heads) * head_dim * (type == cuda::ElementType::BF16 ? 2 : 4)),
         workspace(cuda::decode_attention_workspace_bytes(num_heads, head_dim)) {
     out.poison();
-    workspace.poison();
+    workspace.poison();  // the partials; the split counters must start cleared
+    cuda::prepare_decode_attention_workspace(workspace.data(), num_heads, head_dim, nullptr);
   }
 };
 

@@ -116,7 +116,7 @@ void test_prefill_attention(Report& report) {
 void test_elementwise(Report& report) {
   Rng rng(12);
   {  // RMSNorm of awkward widths, bf16 out.
-    for (int width : {64, 1000, 4099}) {
+    for (int width : {64, 1000, 4096, 4099, 14336}) {
       const int rows = 7;
       std::vector<float> x(size_t(rows) * width), w(static_cast<size_t>(width));
       for (float& value : x) value = float(rng.uniform(-3, 3));
@@ -188,8 +188,8 @@ void test_elementwise(Report& report) {
     const double qerror = relative_l2(qref, qgot);
     report.check(qerror < 5e-3, "rope bf16 copy of q", format("rel L2 %.2e", qerror));
   }
-  {  // SwiGLU, an odd width.
-    const int tokens = 3, inner = 1377;
+  for (int inner : {1377, 14336}) {  // SwiGLU, an odd width (scalar path) and a model's (vector path).
+    const int tokens = 3;
     std::vector<float> gu(size_t(tokens) * 2 * inner);
     for (float& value : gu) value = float(rng.uniform(-4, 4));
     DeviceArray<float> dgu(gu);
@@ -204,7 +204,7 @@ void test_elementwise(Report& report) {
         ref[size_t(t) * inner + i] = g / (1 + std::exp(-g)) * u;
       }
     const double error = relative_l2(ref, got);
-    report.check(error < 5e-3, "swiglu inner 1377", format("rel L2 %.2e", error));
+    report.check(error < 5e-3, "swiglu inner " + std::to_string(inner), format("rel L2 %.2e", error));
   }
   {  // One-token GEMV, awkward shapes, beta 0 (y poisoned) and 1 (accumulate).
     for (auto [rows, cols] : {std::pair<int, int>{1003, 4104}, {37, 8}, {4096, 14336}, {5, 30008}}) {
@@ -416,7 +416,7 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
                  format("rel L2 %.2e", error));
   }
   {  // One-token linear layers through the GEMV kernel instead of cuBLAS.
-    tools->set_gemv(true);
+    tools->set_gemv(CudaBackendTools::GemvUse::Always);
     const AttentionPlan plan = make_plan(model.config, AttentionMode::Full, 64, SelectionPolicy::PerQueryHead);
     auto c = cpu_cache->fork(333);
     auto g = gpu_cache->fork(333);
@@ -428,7 +428,7 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
       gpu->forward(*g, &token, 1, &plan, LogitsWanted::Last, b.data(), nullptr);
       worst = std::max(worst, relative_l2f(a, b));
     }
-    tools->set_gemv(false);
+    tools->set_gemv(CudaBackendTools::GemvUse::Auto);
     report.check(worst < bound, kind + ": decode logits vs cpu, full, GEMV kernel", format("rel L2 %.2e", worst));
   }
 }

@@ -200,6 +200,8 @@ void test_quest_step(Report& report, Rng& rng, int64_t seq, int group, int head_
   DeviceArray<float> out(size_t(num_heads * head_dim));
   out.poison();
   DeviceArray<uint8_t> workspace(cuda::decode_attention_workspace_bytes(num_heads, head_dim));
+  workspace.poison();
+  cuda::prepare_decode_attention_workspace(workspace.data(), num_heads, head_dim, nullptr);
   cuda::DecodeAttentionArgs args;
   args.query = query.device.data();
   args.query_type = query.type;

@@ -18,10 +18,6 @@ namespace {
 using detail::AttentionLaunch;
 using detail::PositionMode;
 
-// A split covers at least this many positions: below it, the per-block fixed cost (query
-// load, merge, partial write) outweighs the parallelism gained.
-constexpr int64_t kMinSplitRows = 128;
-
 bool aligned16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
 
 void require(bool condition, const std::string& message) {
@@ -32,15 +28,21 @@ size_t partial_floats(int num_heads, int head_dim) {
   return size_t(num_heads) * detail::kMaxSplits * size_t(head_dim + 2);
 }
 
+// One finished-split counter per unit (at most num_heads units), padded to 16 bytes.
+size_t counter_bytes(int num_heads) { return (size_t(num_heads) * sizeof(unsigned) + 15) / 16 * 16; }
+
 // Splits per unit: as many as fill the resident-block capacity of the GPU in one wave (never
-// more, so no block waits for a second wave), each at least kMinSplitRows positions long.
+// more, so no block waits for a second wave), each at least one step of rows (one tile)
+// long. With 128 rows at least, a sparse list of 2048 positions for 8 KV heads took 18.7 us
+// on the H200 split 16 ways, most of it the latency of each block's chain of gathers. Dense
+// and sparse split alike, so that a list of every position gives bitwise the dense result.
 void plan_splits(AttentionLaunch& launch, int units) {
   const DeviceInfo& device = current_device_info();
   const int64_t capacity = int64_t(device.sm_count) * detail::attention_blocks_per_sm(launch);
   int64_t splits = std::max<int64_t>(1, capacity / units);
-  splits = std::min<int64_t>(splits, (launch.count + kMinSplitRows - 1) / kMinSplitRows);
-  splits = std::clamp<int64_t>(splits, 1, detail::kMaxSplits);
   const int64_t step = detail::attention_rows_per_step(launch);
+  splits = std::min<int64_t>(splits, (launch.count + step - 1) / step);
+  splits = std::clamp<int64_t>(splits, 1, detail::kMaxSplits);
   int64_t rows = (launch.count + splits - 1) / splits;
   rows = (rows + step - 1) / step * step;
   launch.split_rows = rows;
@@ -50,7 +52,13 @@ void plan_splits(AttentionLaunch& launch, int units) {
 }  // namespace
 
 size_t decode_attention_workspace_bytes(int num_heads, int head_dim) {
-  return partial_floats(num_heads, head_dim) * sizeof(float);
+  return partial_floats(num_heads, head_dim) * sizeof(float) + counter_bytes(num_heads);
+}
+
+void prepare_decode_attention_workspace(void* workspace, int num_heads, int head_dim, cudaStream_t stream) {
+  throw_if_failed(cudaMemsetAsync(static_cast<char*>(workspace) + partial_floats(num_heads, head_dim) * sizeof(float),
+                                  0, counter_bytes(num_heads), stream),
+                  "clearing the decode attention counters");
 }
 
 void decode_attention(const DecodeAttentionArgs& args, cudaStream_t stream) {
@@ -116,6 +124,7 @@ void decode_attention(const DecodeAttentionArgs& args, cudaStream_t stream) {
   float* partials = static_cast<float*>(args.workspace);
   launch.partial_acc = partials;
   launch.partial_stats = partials + size_t(args.num_heads) * launch.num_splits * kv.head_dim;
+  launch.split_counters = reinterpret_cast<unsigned*>(partials + partial_floats(args.num_heads, kv.head_dim));
   throw_if_failed(detail::launch_decode_attention(launch, stream), "launching decode attention");
 }
 

@@ -76,6 +76,9 @@ struct DecodeAttentionArgs {
 
 // Workspace one call of decode_attention needs for this many query heads.
 size_t decode_attention_workspace_bytes(int num_heads, int head_dim);
+// Clears the workspace's per-unit counters: once, before its first decode_attention (every
+// launch leaves them cleared again). The partials need no initialisation.
+void prepare_decode_attention_workspace(void* workspace, int num_heads, int head_dim, cudaStream_t stream);
 
 void decode_attention(const DecodeAttentionArgs& args, cudaStream_t stream);
 

@@ -95,6 +95,12 @@ DeviceBuffer upload_floats(const std::vector<float>& values, const char* what) {
   return buffer;
 }
 
+// Longest rows the GEMV kernel takes in GemvUse::Auto (see linear()).
+constexpr int64_t kGemvAutoCols = 8192;
+
+// Positions by which the selection scratch buffers grow.
+constexpr int64_t kScratchPositions = 16384;
+
 class CudaBackend final : public Backend, public CudaBackendTools {
  public:
   CudaBackend(const ModelConfig& config, const CudaBackendOptions& options) : config_(config), options_(options) {
@@ -113,13 +119,14 @@ class CudaBackend final : public Backend, public CudaBackendTools {
       throw RequestError(std::string("the cuda backend cannot run: ") + e.what());
     }
     // Defaults are what was measured best on the H200 (bench/NOTES.md): no graph capture
-    // (capturing and updating a step cost more than its launches), cuBLAS for one token
-    // (the GEMV kernel is opt-in until measured); $TIDAL_CUDA_GRAPHS=1 / $TIDAL_CUDA_GEMV=1
-    // turn them on.
+    // (capturing and updating a step cost more than its launches, and the GPU alone takes as
+    // long as plain launches: the host stays ahead), the GEMV kernel or cuBLAS per matrix
+    // shape; $TIDAL_CUDA_GRAPHS=1 turns graphs on, $TIDAL_CUDA_GEMV=1 / 0 forces one product.
     const char* graphs = std::getenv("TIDAL_CUDA_GRAPHS");
     graphs_ = graphs ? std::string(graphs) == "1" : options.graphs;
     const char* gemv = std::getenv("TIDAL_CUDA_GEMV");
-    gemv_ = gemv && std::string(gemv) == "1";
+    if (gemv) gemv_ = std::string(gemv) == "1" ? GemvUse::Always : std::string(gemv) == "0" ? GemvUse::Never
+                                                                                          : GemvUse::Auto;
     account_ = std::make_shared<KvAccount>();
     account_->cap = options.max_kv_bytes;
     account_->stream = stream_;
@@ -127,11 +134,15 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     workspace_ = DeviceBuffer(cuda::decode_attention_workspace_bytes(static_cast<int>(config.num_heads),
                                                                      static_cast<int>(config.head_dim)),
                               "attention workspace");
+    cuda::prepare_decode_attention_workspace(workspace_.get(), static_cast<int>(config.num_heads),
+                                             static_cast<int>(config.head_dim), stream_);
     layers_.resize(static_cast<size_t>(config.num_layers));
   }
 
   ~CudaBackend() override {
     if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
+    for (cudaEvent_t e : graph_events_)
+      if (e) cudaEventDestroy(e);
     layers_.clear();
     blas_.reset();
     if (stream_) cudaStreamDestroy(stream_);
@@ -230,12 +241,12 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     const int64_t heads = config_.num_heads, group = heads / config_.num_kv_heads;
     trace.positions = traced_positions_;
     trace.scores.resize(static_cast<size_t>(heads * traced_positions_));
-    throw_if_failed(cudaMemcpy(trace.scores.data(), trace_scores_.get(), trace.scores.size() * 4,
+    throw_if_failed(cudaMemcpy(trace.scores.data(), scores_.get(), trace.scores.size() * 4,
                                cudaMemcpyDeviceToHost),
                     "reading the selection scores");
     const int64_t lists = traced_shared_ ? config_.num_kv_heads : heads;
     std::vector<int32_t> selected(static_cast<size_t>(lists * traced_stride_));
-    throw_if_failed(cudaMemcpy(selected.data(), trace_selected_.get(), selected.size() * 4, cudaMemcpyDeviceToHost),
+    throw_if_failed(cudaMemcpy(selected.data(), selected_.get(), selected.size() * 4, cudaMemcpyDeviceToHost),
                     "reading the selection");
     for (int64_t h = 0; h < heads; ++h) {
       const int64_t list = traced_shared_ ? h / group : h;
@@ -310,7 +321,13 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   void set_graphs(bool enabled) override { graphs_ = enabled; }
   int64_t graph_replays() const override { return graph_replays_; }
   int64_t graph_instantiations() const override { return graph_instantiations_; }
-  void set_gemv(bool enabled) override { gemv_ = enabled; }
+  double last_graph_gpu_ms() override {
+    if (!graph_timed_) return 0.0;
+    float ms = 0;
+    throw_if_failed(cudaEventElapsedTime(&ms, graph_events_[0], graph_events_[1]), "timing the decode graph");
+    return ms;
+  }
+  void set_gemv(GemvUse use) override { gemv_ = use; }
   void set_prefill_warps(int warps) override { prefill_warps_ = warps == 8 ? 8 : 4; }
 
   void fill_kv_random(KvCache& cache_base, int64_t length, uint64_t seed) override {
@@ -377,10 +394,15 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   KvShape kv_shape() const { return {config_.num_layers, config_.num_kv_heads, config_.head_dim}; }
   const uint16_t* lm_head() const { return lm_head_.bytes() ? lm_head_.get<uint16_t>() : embed_.get<uint16_t>(); }
 
-  // One token with the GEMV kernel switched on: kernels/gemv.cu; otherwise cuBLAS.
+  // One token: the GEMV kernel (kernels/gemv.cu) or cuBLAS, per gemv_. Auto takes the GEMV
+  // kernel for rows of up to kGemvAutoCols values: on the H200 it beat cuBLAS on the q|k|v,
+  // o, gate|up and output matrices of Llama-3.1-8B (hidden 4096: 15.6 / 13.3 / 56.0 / 232 us
+  // against 16.2 / 15.4 / 57.0 / 244 us, cuBLAS's split-K reduction included) and lost on
+  // down_proj (rows of 14336: 36.9 against 33.3 us).
   void linear(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x, int64_t x_stride, int64_t tokens,
               float* y, int64_t y_stride, float beta) {
-    if (tokens == 1 && gemv_ && cols % 8 == 0 && cols <= 100 * 1024) {
+    const bool gemv = gemv_ == GemvUse::Always || (gemv_ == GemvUse::Auto && cols <= kGemvAutoCols);
+    if (tokens == 1 && gemv && cols % 8 == 0 && cols <= 100 * 1024) {
       throw_if_failed(cuda::launch_gemv(w, rows, static_cast<int>(cols), x, y, beta, stream_), "launching gemv");
       return;
     }
@@ -408,11 +430,12 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     logits_.ensure(t * config_.vocab_size * 4, "logits", stream_);
     argmax_.ensure(16, "argmax", stream_);
     if (plan) {
+      // Sized for the next multiple of kScratchPositions: a decode step is one position longer
+      // than the last, and growing these every step would reallocate them every step.
+      positions = (positions + kScratchPositions - 1) / kScratchPositions * kScratchPositions;
       const int64_t budget = std::max<int64_t>(plan->token_budget, 1);
       scores_.ensure(static_cast<size_t>(heads * positions) * 4, "selection scores", stream_);
-      trace_scores_.ensure(static_cast<size_t>(heads * positions) * 4, "selection scores", stream_);
       selected_.ensure(static_cast<size_t>(heads * budget) * 4, "selected positions", stream_);
-      trace_selected_.ensure(static_cast<size_t>(heads * budget) * 4, "selected positions", stream_);
       const int64_t pages = (positions + cuda::kQuestPageTokens - 1) / cuda::kQuestPageTokens;
       bounds_.ensure(static_cast<size_t>(heads * pages) * 4, "Quest page bounds", stream_);
       const int64_t page_budget = std::max<int64_t>(1, budget / cuda::kQuestPageTokens);
@@ -441,8 +464,70 @@ class CudaBackend final : public Backend, public CudaBackendTools {
       throw_if_failed(cudaGraphInstantiate(&graph_exec_, graph, 0), "instantiating the decode graph");
       ++graph_instantiations_;
     }
+    if (!graph_events_[0]) {
+      throw_if_failed(cudaEventCreate(&graph_events_[0]), "creating an event");
+      throw_if_failed(cudaEventCreate(&graph_events_[1]), "creating an event");
+    }
+    throw_if_failed(cudaEventRecord(graph_events_[0], stream_), "recording an event");
     throw_if_failed(cudaGraphLaunch(graph_exec_, stream_), "launching the decode graph");
+    throw_if_failed(cudaEventRecord(graph_events_[1], stream_), "recording an event");
+    graph_timed_ = true;
     ++graph_replays_;
+  }
+
+  // Bias, q/k norms, RoPE, the K/V append and the Quest pages of one token: one launch.
+  void decode_qkv(CudaKvCache& cache, int64_t layer, const DeviceLayer& d, int64_t position) {
+    cuda::DecodeQkvLaunch q;
+    q.qkv = qkv_.get<float>();
+    q.bias = d.qkv_bias.bytes() ? d.qkv_bias.get<float>() : nullptr;
+    q.heads = static_cast<int>(config_.num_heads);
+    q.kv_heads = static_cast<int>(config_.num_kv_heads);
+    q.head_dim = static_cast<int>(config_.head_dim);
+    q.inv_freq = inv_freq_.get<float>();
+    q.position = position;
+    q.q_norm = d.q_norm.bytes() ? d.q_norm.get<float>() : nullptr;
+    q.k_norm = d.k_norm.bytes() ? d.k_norm.get<float>() : nullptr;
+    q.eps = static_cast<float>(config_.rms_norm_eps);
+    q.keys = cache.keys(layer);
+    q.values = cache.values(layer);
+    q.head_stride = cache.capacity() * config_.head_dim;
+    const cuda::QuestPageTable pages = cache.pages(layer);
+    q.key_min = static_cast<uint16_t*>(pages.key_min);
+    q.key_max = static_cast<uint16_t*>(pages.key_max);
+    q.page_head_stride = pages.head_stride;
+    throw_if_failed(cuda::launch_decode_qkv(q, stream_), "launching decode_qkv");
+  }
+
+  // The same for a chunk of tokens, one kernel per stage.
+  void prefill_qkv(CudaKvCache& cache, int64_t l, const DeviceLayer& d, int64_t start, int64_t count) {
+    const int64_t heads = config_.num_heads;
+    const float eps = static_cast<float>(config_.rms_norm_eps);
+    const int t = static_cast<int>(count);
+    float* qkv = qkv_.get<float>();
+    if (d.qkv_bias.bytes())
+      throw_if_failed(cuda::launch_bias_add(qkv, qkv_width(), d.qkv_bias.get<float>(), t,
+                                            static_cast<int>(qkv_width()), stream_),
+                      "launching bias_add");
+    cuda::RopeLaunch rope;
+    rope.qkv = qkv;
+    rope.stride = qkv_width();
+    rope.tokens = t;
+    rope.heads = static_cast<int>(heads);
+    rope.kv_heads = static_cast<int>(config_.num_kv_heads);
+    rope.head_dim = static_cast<int>(config_.head_dim);
+    rope.inv_freq = inv_freq_.get<float>();
+    rope.start = start;
+    rope.q_norm = d.q_norm.bytes() ? d.q_norm.get<float>() : nullptr;
+    rope.k_norm = d.k_norm.bytes() ? d.k_norm.get<float>() : nullptr;
+    rope.eps = eps;
+    rope.q_bf16 = q_bf16_.get<uint16_t>();
+    throw_if_failed(cuda::launch_rope(rope, stream_), "launching rope");
+    throw_if_failed(cuda::launch_kv_append(qkv, qkv_width(), t, rope.heads, rope.kv_heads, rope.head_dim,
+                                           cache.keys(l), cache.values(l), cache.capacity() * config_.head_dim,
+                                           start, stream_),
+                    "launching kv_append");
+    const cuda::KvLayerView view = cache.view(l);
+    cuda::update_quest_pages(view, cache.pages(l), start, start + count, stream_);
   }
 
   void enqueue(CudaKvCache& cache, int64_t start, int64_t count, const AttentionPlan* plan, int64_t logit_rows,
@@ -463,30 +548,11 @@ class CudaBackend final : public Backend, public CudaBackendTools {
                                             normed, hidden, stream_),
                       "launching rms_norm");
       linear(d.qkv.get<uint16_t>(), qkv_width(), hidden, normed, hidden, count, qkv, qkv_width(), 0.0f);
-      if (d.qkv_bias.bytes())
-        throw_if_failed(cuda::launch_bias_add(qkv, qkv_width(), d.qkv_bias.get<float>(), t,
-                                              static_cast<int>(qkv_width()), stream_),
-                        "launching bias_add");
-      cuda::RopeLaunch rope;
-      rope.qkv = qkv;
-      rope.stride = qkv_width();
-      rope.tokens = t;
-      rope.heads = static_cast<int>(heads);
-      rope.kv_heads = static_cast<int>(config_.num_kv_heads);
-      rope.head_dim = static_cast<int>(config_.head_dim);
-      rope.inv_freq = inv_freq_.get<float>();
-      rope.start = start;
-      rope.q_norm = d.q_norm.bytes() ? d.q_norm.get<float>() : nullptr;
-      rope.k_norm = d.k_norm.bytes() ? d.k_norm.get<float>() : nullptr;
-      rope.eps = eps;
-      rope.q_bf16 = count > 1 ? q_bf16_.get<uint16_t>() : nullptr;
-      throw_if_failed(cuda::launch_rope(rope, stream_), "launching rope");
-      throw_if_failed(cuda::launch_kv_append(qkv, qkv_width(), t, rope.heads, rope.kv_heads, rope.head_dim,
-                                             cache.keys(l), cache.values(l), cache.capacity() * config_.head_dim,
-                                             start, stream_),
-                      "launching kv_append");
-      const cuda::KvLayerView view = cache.view(l);
-      cuda::update_quest_pages(view, cache.pages(l), start, start + count, stream_);
+      if (count == 1) {
+        decode_qkv(cache, l, d, start);
+      } else {
+        prefill_qkv(cache, l, d, start, count);
+      }
 
       const LayerAttention role = plan ? plan->layers[static_cast<size_t>(l)] : LayerAttention::Dense;
       attention(cache, l, start, count, role, plan, stats);
@@ -609,14 +675,8 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     selected_stride_ = k.out_stride;
     selected_count_ = cuda::top_k_output_count(k);
     has_selection_ = true;
-    // The trace keeps this selection (the last one of the step wins).
-    throw_if_failed(cudaMemcpyAsync(trace_scores_.get(), scores_.get(), static_cast<size_t>(heads * positions) * 4,
-                                    cudaMemcpyDeviceToDevice, stream_),
-                    "keeping the selection trace");
-    throw_if_failed(cudaMemcpyAsync(trace_selected_.get(), selected_.get(),
-                                    static_cast<size_t>(k.rows * selected_stride_) * 4, cudaMemcpyDeviceToDevice,
-                                    stream_),
-                    "keeping the selection trace");
+    // The trace is this selection (the last one of the step wins): scores_ and selected_
+    // keep it until the next selection layer, so nothing is copied.
     traced_stride_ = selected_stride_;
     traced_count_ = selected_count_;
     traced_shared_ = selected_shared_;
@@ -665,18 +725,20 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::Blas> blas_;
   bool graphs_ = true;
-  bool gemv_ = false;
+  GemvUse gemv_ = GemvUse::Auto;
   int prefill_warps_ = 4;
   int64_t graph_instantiations_ = 0;
   cudaGraphExec_t graph_exec_ = nullptr;
   int64_t graph_replays_ = 0;
+  cudaEvent_t graph_events_[2] = {nullptr, nullptr};
+  bool graph_timed_ = false;
   int seen_plans_ = 0;
   std::shared_ptr<KvAccount> account_;
 
   DeviceBuffer embed_, lm_head_, final_norm_, inv_freq_, workspace_;
   std::vector<DeviceLayer> layers_;
   DeviceBuffer tokens_, hidden_, normed_, qkv_, q_bf16_, attention_out_, gate_up_, logits_, argmax_;
-  DeviceBuffer scores_, selected_, bounds_, pages_, quest_positions_, trace_scores_, trace_selected_;
+  DeviceBuffer scores_, selected_, bounds_, pages_, quest_positions_;
   bool has_selection_ = false, selected_shared_ = false;
   int64_t selected_stride_ = 0, selected_count_ = 0;
   bool pending_trace_ = false, traced_shared_ = false;

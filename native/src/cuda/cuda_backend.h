@@ -59,8 +59,12 @@ class CudaBackendTools {
   virtual int64_t graph_replays() const = 0;
   // Executable graphs built (a step whose graph could not be updated in place builds one).
   virtual int64_t graph_instantiations() const = 0;
-  // One-token linear layers through the GEMV kernel or cuBLAS (default).
-  virtual void set_gemv(bool enabled) = 0;
+  // GPU time (ms) of the last replayed decode graph alone (its launch to its end), 0 if none.
+  virtual double last_graph_gpu_ms() = 0;
+  // One-token linear layers through the GEMV kernel, cuBLAS, or (Auto, the default) whichever
+  // was measured faster for the matrix's row length ($TIDAL_CUDA_GEMV=1 / 0 force one).
+  enum class GemvUse { Auto, Always, Never };
+  virtual void set_gemv(GemvUse use) = 0;
   // Warps per prefill attention block (16 query rows each): 4 (default) or 8.
   virtual void set_prefill_warps(int warps) = 0;
   // Median time (us) of one layer's attention of a one-token step over the whole cache in

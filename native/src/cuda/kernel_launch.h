@@ -42,6 +42,8 @@ struct AttentionLaunch {
   int64_t split_rows = 0;
   float* partial_acc = nullptr;    // [num_heads][num_splits][head_dim]
   float* partial_stats = nullptr;  // [num_heads][num_splits][2]: running max (log2 units), sum
+  // [units] finished splits per unit, zero between launches (the last block resets its own).
+  unsigned* split_counters = nullptr;
   void* out = nullptr;
   bool out_bf16 = false;
 };

@@ -1,5 +1,5 @@
 // Launchers of the per-token model kernels of the CUDA backend (kernels/embedding.cu,
-// rms_norm.cu, rope.cu, kv_append.cu, swiglu.cu, bias_add.cu, gemv.cu, prefill_attention.cu,
+// rms_norm.cu, rope.cu, kv_append.cu, decode_qkv.cu, swiglu.cu, bias_add.cu, gemv.cu, prefill_attention.cu,
 // sampling.cu, random_fill.cu). Activations are fp32 row-major [tokens][width] unless said;
 // bf16 arrays are passed as uint16_t bits. Every launcher is asynchronous on `stream` and
 // returns the launch's error code; the arguments are checked by the caller (the backend).
@@ -43,6 +43,31 @@ cudaError_t launch_rope(const RopeLaunch& launch, cudaStream_t stream);
 cudaError_t launch_kv_append(const float* qkv, int64_t stride, int tokens, int heads, int kv_heads, int head_dim,
                              uint16_t* keys, uint16_t* values, int64_t head_stride, int64_t start,
                              cudaStream_t stream);
+
+// One token's bias_add + rope + kv_append + Quest page update in one launch (kernels/decode_qkv.cu):
+// over qkv [heads + 2 * kv_heads][head_dim] in place, bias added to q, k and v (when non-null),
+// q/k per-head RMSNorm (when non-null), RoPE of q and k at `position` (read from
+// position_device instead when non-null); k and v go to keys / values [kv_head][head_stride]
+// at row `position`, and the page of `position` gets its key min/max recomputed (key_min /
+// key_max [kv_head][page_head_stride], pages of 16 rows; skipped when key_min is null).
+struct DecodeQkvLaunch {
+  float* qkv = nullptr;
+  const float* bias = nullptr;
+  int heads = 0, kv_heads = 0, head_dim = 0;
+  const float* inv_freq = nullptr;  // [head_dim / 2]
+  int64_t position = 0;
+  const int64_t* position_device = nullptr;
+  const float* q_norm = nullptr;
+  const float* k_norm = nullptr;
+  float eps = 0;
+  uint16_t* keys = nullptr;
+  uint16_t* values = nullptr;
+  int64_t head_stride = 0;  // elements between KV heads of the cache (rows of head_dim)
+  uint16_t* key_min = nullptr;
+  uint16_t* key_max = nullptr;
+  int64_t page_head_stride = 0;
+};
+cudaError_t launch_decode_qkv(const DecodeQkvLaunch& launch, cudaStream_t stream);
 
 // out[t][i] = bf16(silu(gate_up[t][i]) * gate_up[t][inner + i]).
 cudaError_t launch_swiglu(const float* gate_up, int tokens, int inner, uint16_t* out, cudaStream_t stream);

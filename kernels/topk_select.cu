@@ -68,8 +68,12 @@ __global__ void __cluster_dims__(kTopKClusterSize, 1, 1) __launch_bounds__(kTopK
   const int rank = static_cast<int>(cluster.block_rank());
   const int row = blockIdx.y;
   const int tid = threadIdx.x, lane = tid % kWarpSize, warp = tid / kWarpSize;
-  const int64_t slice_begin = int64_t(rank) * p.slice;
-  const int64_t slice_end = min(p.candidates, slice_begin + p.slice);
+  // A replayed decode graph reads the step's candidate count from the device (p.candidates
+  // and p.slice are then upper bounds that size the launch).
+  const int64_t candidates = p.candidates_device ? *p.candidates_device : p.candidates;
+  const int64_t slice = p.candidates_device ? ceil_div(candidates, kTopKClusterSize) : p.slice;
+  const int64_t slice_begin = int64_t(rank) * slice;
+  const int64_t slice_end = min(candidates, slice_begin + slice);
 
   if (tid == 0) block_above = 0;
 
@@ -214,7 +218,8 @@ __global__ void __cluster_dims__(kTopKClusterSize, 1, 1) __launch_bounds__(kTopK
     for (int64_t i = run_begin; i < run_end; ++i)
       if (is_selected(i)) out[slot++] = static_cast<int32_t>(i);
   }
-  if (p.append_position >= 0 && rank == 0 && tid == 0) out[p.k] = static_cast<int32_t>(p.append_position);
+  if (p.append_position >= 0 && rank == 0 && tid == 0)
+    out[p.k] = static_cast<int32_t>(p.candidates_device ? candidates : p.append_position);
   cluster.barrier_wait(std::move(arrival));
 }
 

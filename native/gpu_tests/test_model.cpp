@@ -402,6 +402,32 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
     for (size_t i = 0; equal && i < plain.size(); ++i) equal = plain[i] == graphed[i];
     report.check(equal && tools->graph_replays() > replays_before, kind + ": graph replay equals plain launches",
                  std::to_string(tools->graph_replays() - replays_before) + " replays");
+    // Across the end of a length bucket (1024 positions) the replayed graph is captured anew
+    // for the next bucket, full and tidal alike, and still matches plain launches bit for bit.
+    auto long_cache = gpu->create_kv_cache();
+    std::vector<int32_t> long_prompt(1020);
+    for (int32_t& t : long_prompt) t = int32_t(rng.below(vocab));
+    gpu->forward(*long_cache, long_prompt.data(), 1020, nullptr, LogitsWanted::None, nullptr, nullptr);
+    for (AttentionMode mode : {AttentionMode::Full, AttentionMode::Tidal}) {
+      const AttentionPlan long_plan = make_plan(model.config, mode, 64, SelectionPolicy::PerQueryHead);
+      const int64_t instantiations_before = tools->graph_instantiations();
+      std::vector<float> runs[2];
+      for (int pass = 0; pass < 2; ++pass) {
+        tools->set_graphs(pass == 1);
+        auto g = long_cache->fork(1020);
+        for (int step = 0; step < 8; ++step) {
+          const int32_t token = int32_t(3 + step);
+          std::vector<float> b(size_t(vocab), NAN);
+          gpu->forward(*g, &token, 1, &long_plan, LogitsWanted::Last, b.data(), nullptr);
+          runs[pass].insert(runs[pass].end(), b.begin(), b.end());
+        }
+      }
+      tools->set_graphs(false);
+      const bool same = runs[0] == runs[1];
+      report.check(same, kind + ": graph replay across a length bucket equals plain launches, " +
+                             std::string(mode == AttentionMode::Full ? "full" : "tidal"),
+                   std::to_string(tools->graph_instantiations() - instantiations_before) + " instantiations");
+    }
     // The trimmed fork continues like a cache prefilled to 290 positions.
     auto c2 = cpu_cache->fork(290);
     std::vector<float> a(static_cast<size_t>(vocab)), b(size_t(vocab), NAN);

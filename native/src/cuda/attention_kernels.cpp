@@ -100,6 +100,7 @@ void decode_attention(const DecodeAttentionArgs& args, cudaStream_t stream) {
     require(args.seq_len > 0, "seq_len must be positive");
     launch.mode = PositionMode::Dense;
     launch.count = args.seq_len;
+    launch.count_device = args.seq_len_device;
     if (args.scores != nullptr) {
       require(args.score_stride >= args.seq_len, "score_stride must be at least seq_len");
       launch.scores = args.scores;
@@ -108,6 +109,7 @@ void decode_attention(const DecodeAttentionArgs& args, cudaStream_t stream) {
   } else {
     const PositionLists& lists = *args.sparse;
     require(args.scores == nullptr, "scores are written by dense attention only");
+    require(args.seq_len_device == nullptr, "a device seq_len is for dense attention only");
     require(lists.positions != nullptr && lists.count > 0, "sparse position lists must hold at least one position");
     require(lists.stride >= lists.count, "position list stride must be at least count");
     launch.count = lists.count;

@@ -61,6 +61,9 @@ struct DecodeAttentionArgs {
   KvLayerView kv;
   // Dense attention: positions [0, seq_len), the current token's K/V already stored.
   int64_t seq_len = 0;
+  // Dense only, optional (replayed decode graphs): the kernel reads seq_len from here, and
+  // seq_len above is an upper bound that the launch is planned for.
+  const int64_t* seq_len_device = nullptr;
   // Sparse attention when non-null: exactly the listed positions (seq_len is then unused).
   const PositionLists* sparse = nullptr;
   // Optional, dense only: scores[h * score_stride + i] = q_h . K[i] / sqrt(head_dim) for

@@ -118,15 +118,17 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     } catch (const std::runtime_error& e) {
       throw RequestError(std::string("the cuda backend cannot run: ") + e.what());
     }
-    // Defaults are what was measured best on the H200 (bench/NOTES.md): no graph capture
-    // (capturing and updating a step cost more than its launches, and the GPU alone takes as
-    // long as plain launches: the host stays ahead), the GEMV kernel or cuBLAS per matrix
-    // shape; $TIDAL_CUDA_GRAPHS=1 turns graphs on, $TIDAL_CUDA_GEMV=1 / 0 forces one product.
+    // Defaults are what was measured best on the H200 (bench/NOTES.md): replayed decode
+    // graphs, the GEMV kernel or cuBLAS per matrix shape; $TIDAL_CUDA_GRAPHS=0 turns graphs
+    // off, $TIDAL_CUDA_GEMV=1 / 0 forces one product.
     const char* graphs = std::getenv("TIDAL_CUDA_GRAPHS");
-    graphs_ = graphs ? std::string(graphs) == "1" : options.graphs;
+    graphs_ = graphs ? std::string(graphs) != "0" : options.graphs;
     const char* gemv = std::getenv("TIDAL_CUDA_GEMV");
     if (gemv) gemv_ = std::string(gemv) == "1" ? GemvUse::Always : std::string(gemv) == "0" ? GemvUse::Never
                                                                                           : GemvUse::Auto;
+    step_ = DeviceBuffer(4 * sizeof(int64_t), "the step position");
+    throw_if_failed(cudaMallocHost(reinterpret_cast<void**>(&step_host_), 4 * sizeof(int64_t)),
+                    "allocating pinned host memory");
     account_ = std::make_shared<KvAccount>();
     account_->cap = options.max_kv_bytes;
     account_->stream = stream_;
@@ -143,6 +145,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
     for (cudaEvent_t e : graph_events_)
       if (e) cudaEventDestroy(e);
+    if (step_host_) cudaFreeHost(step_host_);
     layers_.clear();
     blas_.reset();
     if (stream_) cudaStreamDestroy(stream_);
@@ -241,8 +244,9 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     const int64_t heads = config_.num_heads, group = heads / config_.num_kv_heads;
     trace.positions = traced_positions_;
     trace.scores.resize(static_cast<size_t>(heads * traced_positions_));
-    throw_if_failed(cudaMemcpy(trace.scores.data(), scores_.get(), trace.scores.size() * 4,
-                               cudaMemcpyDeviceToHost),
+    throw_if_failed(cudaMemcpy2D(trace.scores.data(), static_cast<size_t>(traced_positions_) * 4, scores_.get(),
+                                 static_cast<size_t>(score_stride_) * 4, static_cast<size_t>(traced_positions_) * 4,
+                                 static_cast<size_t>(heads), cudaMemcpyDeviceToHost),
                     "reading the selection scores");
     const int64_t lists = traced_shared_ ? config_.num_kv_heads : heads;
     std::vector<int32_t> selected(static_cast<size_t>(lists * traced_stride_));
@@ -272,21 +276,10 @@ class CudaBackend final : public Backend, public CudaBackendTools {
                     "uploading tokens");
     const int64_t logit_rows = wanted == LogitsWanted::All ? count : wanted == LogitsWanted::Last ? 1 : 0;
     ForwardStats local;
-    const bool capture = graphs_ && count == 1 && plan_seen(plan);
-    if (capture) {
-      throw_if_failed(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "beginning graph capture");
-      cudaGraph_t graph = nullptr;
-      try {
-        enqueue(cache, start, count, plan, logit_rows, local);
-      } catch (...) {
-        cudaStreamEndCapture(stream_, &graph);
-        if (graph) cudaGraphDestroy(graph);
-        cudaGetLastError();
-        throw;
-      }
-      throw_if_failed(cudaStreamEndCapture(stream_, &graph), "ending graph capture");
-      replay(graph);
-      cudaGraphDestroy(graph);
+    // Graphs only for plans whose kernels have run once uncaptured (their lazy set-up, such
+    // as shared-memory limits and cuBLAS's first-call work, then happened outside a capture).
+    if (graphs_ && count == 1 && plan_seen(plan) && replayable(plan, start + 1)) {
+      replay_step(cache, start, plan, logit_rows, local);
     } else {
       enqueue(cache, start, count, plan, logit_rows, local);
       if (count == 1) remember_plan(plan);
@@ -433,6 +426,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
       // Sized for the next multiple of kScratchPositions: a decode step is one position longer
       // than the last, and growing these every step would reallocate them every step.
       positions = (positions + kScratchPositions - 1) / kScratchPositions * kScratchPositions;
+      score_stride_ = positions;
       const int64_t budget = std::max<int64_t>(plan->token_budget, 1);
       scores_.ensure(static_cast<size_t>(heads * positions) * 4, "selection scores", stream_);
       selected_.ensure(static_cast<size_t>(heads * budget) * 4, "selected positions", stream_);
@@ -445,13 +439,116 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     }
   }
 
+  // ---- decode graphs ----
+  //
+  // A replayable step graph reads the step's position, length and selection candidate count
+  // from step_ (device), so one captured graph serves every step until its signature changes:
+  // another plan, cache allocation or scratch buffer, or the next kGraphBucket of lengths
+  // (the attention split plan and the top-k launch are sized for the bucket's end). Replay
+  // is one 24-byte upload and one graph launch. Quest steps and steps whose selection keeps
+  // every position (length <= budget) have length-dependent launches: they run as plain
+  // launches (capturing and updating a graph for every step measured slower than that).
+  static constexpr int64_t kGraphBucket = 1024;
+
+  bool replayable(const AttentionPlan* plan, int64_t positions) const {
+    if (!plan || plan->mode == AttentionMode::Full) return true;
+    return plan->mode == AttentionMode::Tidal && positions > std::max<int64_t>(plan->token_budget, 1);
+  }
+
+  std::vector<int64_t> graph_signature(const CudaKvCache& cache, const AttentionPlan* plan, int64_t bound) const {
+    std::vector<int64_t> sig = {plan ? static_cast<int64_t>(plan->mode) + 1 : 0,
+                                plan ? plan->token_budget : 0,
+                                plan ? static_cast<int64_t>(plan->selection_policy) : 0,
+                                static_cast<int64_t>(gemv_),
+                                bound,
+                                cache.capacity()};
+    if (plan)
+      for (LayerAttention role : plan->layers) sig.push_back(static_cast<int64_t>(role));
+    const void* pointers[] = {cache.keys(0), cache.values(0), tokens_.get(), hidden_.get(), normed_.get(),
+                              qkv_.get(), attention_out_.get(), gate_up_.get(), logits_.get(), scores_.get(),
+                              selected_.get()};
+    for (const void* pointer : pointers)
+      sig.push_back(static_cast<int64_t>(reinterpret_cast<uintptr_t>(pointer)));
+    return sig;
+  }
+
+  void replay_step(CudaKvCache& cache, int64_t start, const AttentionPlan* plan, int64_t logit_rows,
+                   ForwardStats& stats) {
+    const int64_t positions = start + 1;
+    const int64_t bound = (positions + kGraphBucket - 1) / kGraphBucket * kGraphBucket;
+    step_host_[0] = start;
+    step_host_[1] = positions;
+    step_host_[2] = positions - 1;
+    throw_if_failed(cudaMemcpyAsync(step_.get(), step_host_, 3 * sizeof(int64_t), cudaMemcpyHostToDevice, stream_),
+                    "uploading the step position");
+    std::vector<int64_t> signature = graph_signature(cache, plan, bound);
+    if (!graph_exec_ || signature != graph_signature_) {
+      step_bound_ = bound;
+      graph_signature_.clear();  // a capture that fails leaves no executable graph claimed valid
+      capture_and_launch(cache, start, 1, plan, logit_rows, stats);
+      step_bound_ = 0;
+      graph_signature_ = std::move(signature);
+      graph_has_selection_ = pending_trace_;
+      return;
+    }
+    launch_graph();
+    stats = replay_stats(plan, positions);
+    pending_trace_ = graph_has_selection_;
+  }
+
+  // What enqueue() counts for one token at `positions` (attention()'s arithmetic).
+  ForwardStats replay_stats(const AttentionPlan* plan, int64_t positions) const {
+    ForwardStats s;
+    const int64_t dense = config_.num_heads * positions;
+    bool selection = false;
+    for (int64_t l = 0; l < config_.num_layers; ++l) {
+      const LayerAttention role = plan ? plan->layers[static_cast<size_t>(l)] : LayerAttention::Dense;
+      s.dense_positions += dense;
+      if (role == LayerAttention::DenseAndSelect) {
+        s.attended_positions += dense;
+        ++s.selection_layers;
+        selection = true;
+      } else if (role == LayerAttention::Selected && selection) {
+        s.attended_positions += config_.num_heads * selected_count_;
+      } else {
+        s.attended_positions += dense;
+      }
+    }
+    return s;
+  }
+
+  void capture_and_launch(CudaKvCache& cache, int64_t start, int64_t count, const AttentionPlan* plan,
+                          int64_t logit_rows, ForwardStats& stats) {
+    throw_if_failed(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "beginning graph capture");
+    cudaGraph_t graph = nullptr;
+    try {
+      enqueue(cache, start, count, plan, logit_rows, stats);
+    } catch (...) {
+      cudaStreamEndCapture(stream_, &graph);
+      if (graph) cudaGraphDestroy(graph);
+      cudaGetLastError();
+      throw;
+    }
+    throw_if_failed(cudaStreamEndCapture(stream_, &graph), "ending graph capture");
+    try {
+      install(graph);
+    } catch (...) {
+      cudaGraphDestroy(graph);
+      throw;
+    }
+    cudaGraphDestroy(graph);
+    launch_graph();
+  }
+
   // Graphs are captured only for plans whose every kernel has run once uncaptured (lazy
   // per-kernel setup then happened outside the capture).
   int plan_key(const AttentionPlan* plan) const { return plan ? static_cast<int>(plan->mode) + 1 : 0; }
   bool plan_seen(const AttentionPlan* plan) const { return seen_plans_ & (1 << plan_key(plan)); }
   void remember_plan(const AttentionPlan* plan) { seen_plans_ |= 1 << plan_key(plan); }
 
-  void replay(cudaGraph_t graph) {
+  // Makes `graph` the executable graph: updated in place when its topology allows, else
+  // instantiated anew.
+  void install(cudaGraph_t graph) {
     if (graph_exec_) {
       cudaGraphExecUpdateResultInfo info{};
       if (cudaGraphExecUpdate(graph_exec_, graph, &info) != cudaSuccess) {
@@ -464,6 +561,9 @@ class CudaBackend final : public Backend, public CudaBackendTools {
       throw_if_failed(cudaGraphInstantiate(&graph_exec_, graph, 0), "instantiating the decode graph");
       ++graph_instantiations_;
     }
+  }
+
+  void launch_graph() {
     if (!graph_events_[0]) {
       throw_if_failed(cudaEventCreate(&graph_events_[0]), "creating an event");
       throw_if_failed(cudaEventCreate(&graph_events_[1]), "creating an event");
@@ -485,6 +585,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     q.head_dim = static_cast<int>(config_.head_dim);
     q.inv_freq = inv_freq_.get<float>();
     q.position = position;
+    if (step_bound_) q.position_device = step_.get<int64_t>();
     q.q_norm = d.q_norm.bytes() ? d.q_norm.get<float>() : nullptr;
     q.k_norm = d.k_norm.bytes() ? d.k_norm.get<float>() : nullptr;
     q.eps = static_cast<float>(config_.rms_norm_eps);
@@ -644,9 +745,13 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     a.num_heads = static_cast<int>(config_.num_heads);
     a.kv = cache.view(layer);
     a.seq_len = positions;
+    if (step_bound_ && !lists) {
+      a.seq_len = step_bound_;
+      a.seq_len_device = step_.get<int64_t>() + 1;
+    }
     a.sparse = lists;
     a.scores = scores;
-    a.score_stride = positions;
+    a.score_stride = score_stride_;
     a.out = attention_out_.get();
     a.out_type = cuda::ElementType::BF16;
     a.workspace = workspace_.get();
@@ -659,7 +764,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     decode(cache, layer, positions, nullptr, scores_.get<float>());
     cuda::TopKArgs k;
     k.scores = scores_.get<float>();
-    k.score_stride = positions;
+    k.score_stride = score_stride_;
     selected_shared_ = plan.selection_policy != SelectionPolicy::PerQueryHead;
     k.rows = static_cast<int>(selected_shared_ ? config_.num_kv_heads : heads);
     k.group = selected_shared_ ? group() : 1;
@@ -671,6 +776,11 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     k.out = selected_.get<int32_t>();
     k.out_stride = std::max<int64_t>(plan.token_budget, 1);
     k.append_position = positions - 1;
+    if (step_bound_) {
+      k.candidates = step_bound_ - 1;
+      k.append_position = step_bound_ - 1;
+      k.candidates_device = step_.get<int64_t>() + 2;
+    }
     cuda::select_top_k(k, stream_);
     selected_stride_ = k.out_stride;
     selected_count_ = cuda::top_k_output_count(k);
@@ -731,6 +841,12 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   cudaGraphExec_t graph_exec_ = nullptr;
   int64_t graph_replays_ = 0;
   cudaEvent_t graph_events_[2] = {nullptr, nullptr};
+  std::vector<int64_t> graph_signature_;  // what the executable graph was captured for (empty: none)
+  bool graph_has_selection_ = false;
+  DeviceBuffer step_;                     // position, length, candidates of the step (int64)
+  int64_t* step_host_ = nullptr;          // pinned staging for step_
+  int64_t step_bound_ = 0;                // non-zero while capturing a replayable step
+  int64_t score_stride_ = 0;
   bool graph_timed_ = false;
   int seen_plans_ = 0;
   std::shared_ptr<KvAccount> account_;

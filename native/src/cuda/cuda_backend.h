@@ -4,9 +4,8 @@
 // fp32 with bf16 copies at the inputs of the matrix products (cuBLAS, fp32 accumulation),
 // KV cache bf16 [layer][kv_head][capacity][head_dim] with Quest page min/max beside it.
 // Prefill runs the tensor-core flash kernel (kernels/prefill_attention.cu), a decode step
-// the split-K kernels (kernels/decode_attention.cu, topk_select.cu, quest_pages.cu); with
-// graphs on, a decode step from its second occurrence on is captured and replayed as a CUDA
-// graph (the executable graph updated in place).
+// the split-K kernels (kernels/decode_attention.cu, topk_select.cu, quest_pages.cu), and
+// full and tidal decode steps are replayed from one captured CUDA graph per length bucket.
 //
 // The CPU backend is the reference; GPU tests compare the two (native/gpu_tests).
 #pragma once
@@ -26,9 +25,11 @@ namespace tidal {
 struct CudaBackendOptions {
   int device = 0;
   size_t max_kv_bytes = 0;  // 0 = no cap (the device memory is the limit)
-  // Replay decode steps as CUDA graphs (captured per step, updated in place). Off by default:
-  // on the H200 the capture + update of a step cost more than launching it ($TIDAL_CUDA_GRAPHS=1).
-  bool graphs = false;
+  // Replay decode steps as CUDA graphs: full and tidal steps read their position from device
+  // memory, so one captured graph serves every step of a 1024-position length bucket
+  // ($TIDAL_CUDA_GRAPHS=0 turns this off). On the H200: 4-6% faster per token than plain
+  // launches (Llama-3.1-8B 10K 5.28 -> 5.02 ms, tidal at 100K 5.73 -> 5.49 ms).
+  bool graphs = true;
 };
 
 // Why the CUDA backend cannot run here (no device, unsupported GPU, no cuBLAS), or empty.

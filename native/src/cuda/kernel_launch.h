@@ -31,6 +31,9 @@ struct AttentionLaunch {
   int head_dim = 0;
   PositionMode mode = PositionMode::Dense;
   int64_t count = 0;  // positions attended per head (seq_len when dense)
+  // Dense only, when set (replayed decode graphs): seq_len read by the kernel; count is then
+  // an upper bound that the split plan was made for.
+  const int64_t* count_device = nullptr;
   const int32_t* positions = nullptr;
   int64_t position_stride = 0;
   float* scores = nullptr;  // dense only, optional
@@ -80,6 +83,9 @@ struct TopKLaunch {
   // Keys of a block's slice are cached in dynamic shared memory when they fit.
   int64_t slice = 0;  // candidates per block
   bool keys_in_shared = false;
+  // When set (replayed decode graphs): the candidate count, read by the kernel; candidates and
+  // slice above are then upper bounds, and the appended position is the candidate count.
+  const int64_t* candidates_device = nullptr;
 };
 
 cudaError_t launch_select_top_k(const TopKLaunch& launch, cudaStream_t stream);

@@ -67,7 +67,10 @@ void select_top_k(const TopKArgs& args, cudaStream_t stream) {
   launch.out = args.out;
   launch.out_stride = args.out_stride;
   launch.append_position = args.append_position;
+  launch.candidates_device = args.candidates_device;
 
+  require(args.candidates_device == nullptr || (args.k > 0 && args.k < args.candidates),
+          "a device candidate count needs 0 < k < candidates");
   if (args.k >= args.candidates || args.k == 0) {
     // Everything (or nothing) is kept: no ranking needed.
     if (args.k == 0) launch.candidates = 0;

@@ -36,6 +36,10 @@ struct TopKArgs {
   // When >= 0: written after the kept positions of every row (out[min(k, candidates)]). It
   // must be >= candidates so that the row stays ascending: the current token.
   int64_t append_position = -1;
+  // Optional (replayed decode graphs): the kernel reads the candidate count from here; then
+  // `candidates` above is an upper bound the launch is sized for, k must stay below the
+  // count read, and an appended position is written as that count (the current token).
+  const int64_t* candidates_device = nullptr;
 };
 
 // Positions written per row: min(k, candidates), plus one with append_position.

@@ -26,12 +26,18 @@ export const DEFAULT_INCLUDE: readonly string[] = ['**/*'];
 /** Why a file seen on disk is not in the context; kept so an unchanged file is not re-read. */
 export type SkipReason = 'too-large' | 'binary' | 'generated' | 'unreadable';
 
+/** A segment whose token count is taken when a render first needs it. */
+interface LazySegment {
+  text: string;
+  tokens: number | undefined;
+}
+
 interface FileEntry {
   size: number;
   /** -1 when the contents came from an editor buffer rather than the disk. */
   mtimeMs: number;
   /** The rendered segment; the contents are not kept a second time. */
-  segment: Segment;
+  segment: LazySegment;
   /** Length of the separator and path line in front of the contents. */
   headerLength: number;
 }
@@ -171,7 +177,7 @@ export class RepoContext {
 
   /** Renders the files that fit `budgetTokens`, least relevant first. */
   render(budgetTokens: number): RenderedContext {
-    return renderWithinBudget(this.currentOrder(), (path) => this.entries.get(path)!.segment, budgetTokens);
+    return renderWithinBudget(this.currentOrder(), this.segmentOf, budgetTokens);
   }
 
   /**
@@ -182,13 +188,23 @@ export class RepoContext {
   renderFiles(budgetTokens: number, excludePath?: string): RenderedFiles {
     const excluded = excludePath === undefined ? undefined : normalizePath(excludePath);
     const order = this.currentOrder().filter((ranked) => ranked.path !== excluded);
-    const rendered = renderWithinBudget(order, (path) => this.entries.get(path)!.segment, budgetTokens);
+    const rendered = renderWithinBudget(order, this.segmentOf, budgetTokens);
     const files = rendered.files.map(({ path }) => {
       const entry = this.entries.get(path)!;
       return { path, content: entry.segment.text.slice(entry.headerLength) };
     });
     return { files, tokens: rendered.totalTokens, droppedFiles: rendered.droppedFiles };
   }
+
+  /** A file's segment, its tokens counted the first time they are asked for. */
+  private readonly segmentOf = (path: string): Segment => {
+    const segment = this.entries.get(path)!.segment;
+    if (segment.tokens === undefined) {
+      this.counters.filesTokenized++;
+      segment.tokens = this.countTokens(segment.text);
+    }
+    return segment as Segment;
+  };
 
   // ---- ordering ----
 
@@ -355,8 +371,9 @@ export class RepoContext {
       previous.mtimeMs = mtimeMs;
       return;
     }
-    this.counters.filesTokenized++;
-    const segment = { text: segmentText, tokens: this.countTokens(segmentText) };
+    // Counted when a render first needs it: the file being typed in is re-stored on every
+    // keystroke, but a completion leaves it out of the repository part and never counts it.
+    const segment: LazySegment = { text: segmentText, tokens: undefined };
     const headerLength = this.separator.length + path.length + 1;
     this.entries.set(path, { size, mtimeMs, segment, headerLength });
     if (!previous) this.order = undefined;

@@ -24,6 +24,7 @@ function fixture(): FixtureRepo {
 async function scanned(repo: FixtureRepo, options: Partial<RepoContextOptions> = {}): Promise<RepoContext> {
   const context = new RepoContext({ fileSystem: new NodeFileSystem(repo.root), countTokens, ...options });
   await context.scan();
+  context.render(UNLIMITED);  // tokens are counted when a render first needs them
   return context;
 }
 
@@ -42,12 +43,16 @@ function commonPrefixLength(a: string, b: string): number {
   return i;
 }
 
+/** Files read and tokenized by `run` and the render of everything that follows it. */
 function deltaCounters(context: RepoContext, run: () => Promise<void>): Promise<{ read: number; tokenized: number }> {
   const before = { ...context.counters };
-  return run().then(() => ({
-    read: context.counters.filesRead - before.filesRead,
-    tokenized: context.counters.filesTokenized - before.filesTokenized,
-  }));
+  return run().then(() => {
+    context.render(UNLIMITED);
+    return {
+      read: context.counters.filesRead - before.filesRead,
+      tokenized: context.counters.filesTokenized - before.filesTokenized,
+    };
+  });
 }
 
 test('scan includes exactly the expected files and says why others are left out', async () => {
@@ -228,6 +233,33 @@ test('editor buffers update without reading the disk; typing in the active file 
     assert.ok(commonPrefixLength(previous.text, next.text) >= next.files.at(-1)!.startOffset + text.length - 1);
     previous = next;
   }
+});
+
+test('typing in the file being completed tokenizes nothing while completions leave it out', async () => {
+  const repo = fixture();
+  const context = await scanned(repo);
+  const active = 'src/mod03/file04.ts';
+  context.setActiveFile(active);
+  let text = sourceOf(context.render(UNLIMITED), active);
+  for (let keystroke = 0; keystroke < 10; keystroke++) {
+    text += keystroke % 4 === 3 ? '\n' : 'y';
+    const before = context.counters.filesTokenized;
+    await context.applyChange({ path: active, kind: 'changed', text });
+    const rendered = context.renderFiles(UNLIMITED, active);
+    assert.equal(context.counters.filesTokenized - before, 0, `keystroke ${keystroke}`);
+    assert.ok(!rendered.files.some((f) => f.path === active));
+    assert.equal(rendered.files.length, repo.included.length - 1);
+  }
+  // A render that includes it counts it once, with the text typed last.
+  const before = context.counters.filesTokenized;
+  const full = context.render(UNLIMITED);
+  assert.equal(context.counters.filesTokenized - before, 1);
+  const last = full.files.at(-1)!;
+  assert.equal(last.path, active);
+  assert.equal(sourceOf(full, active), text.endsWith('\n') ? text : `${text}\n`);
+  assert.equal(last.tokens, countTokens(full.text.slice(last.startOffset)));
+  context.render(UNLIMITED);
+  assert.equal(context.counters.filesTokenized - before, 1, 'and only once');
 });
 
 test('the active file pulls its folder and its imports next to it', async () => {

@@ -156,7 +156,7 @@ export class ModelSession {
       return await this.queue.enqueue({
         id: params.requestId,
         priority: isCompletion ? PRIORITY_COMPLETION : PRIORITY_CHAT,
-        group: isCompletion ? 'completion' : undefined,
+        group: isCompletion ? `completion:${params.client ?? ''}` : undefined,
         supersede: isCompletion,
         run: (cancel) => this.run(params, tokens, stopTokens, cancel, enqueued, onText),
       });

@@ -81,6 +81,9 @@ export interface GenerateParams {
   maxTokens?: number;
   attention?: AttentionOptions;
   sampling?: SamplingOptions;
+  // Completions of one client supersede each other (a newer one cancels the older, latest
+  // wins); those of different clients do not. Absent: the one default client.
+  client?: string;
 }
 
 export interface GenerateTimings {

@@ -2,6 +2,8 @@
 // tidal.remoteUrl. Chat goes to /chat/completions, completions and raw prompts to
 // /completions, always streamed (SSE). Aborting the signal aborts the HTTP request, which
 // cancels the generation on the server.
+import { randomUUID } from 'node:crypto';
+
 import { buildFimPrompt, FimFamily, fimFormatOfFamily, FimFormat, promptText, repoContextParts } from '../engine/fimPrompt';
 import type { FinishReason, GenerateParams, GenerateResult } from '../engine/protocol';
 import type { GenerationBackend } from './generationBackend';
@@ -12,6 +14,9 @@ export interface RemoteBackendOptions {
   model?: string;       // empty: the first model the server lists
   fetchImpl?: typeof fetch;
   timeoutMs?: number;   // longest wait for the server's answer or its next chunk
+  // Sent as OpenAI's `user`: a server supersedes completions per user, so this window's
+  // completions never cancel another editor's. Default: a random id per backend.
+  client?: string;
 }
 
 // What the server says about the model it serves (GET /models).
@@ -86,6 +91,7 @@ export class RemoteBackend implements GenerationBackend {
   private readonly baseUrl: string;
   private readonly fetchImpl: typeof fetch;
   private readonly timeoutMs: number;
+  private readonly client: string;
   private served: Promise<ServedModel> | undefined;
 
   constructor(private readonly options: RemoteBackendOptions) {
@@ -101,6 +107,7 @@ export class RemoteBackend implements GenerationBackend {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.fetchImpl = options.fetchImpl ?? fetch;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.client = options.client ?? randomUUID();
   }
 
   async generate(params: GenerateParams, onText: (chunk: string) => void, signal?: AbortSignal): Promise<GenerateResult> {
@@ -251,6 +258,7 @@ export class RemoteBackend implements GenerationBackend {
     const sampling = params.sampling ?? {};
     const body: Record<string, unknown> = {
       model: served.id,
+      user: this.client,
       stream: true,
       stream_options: { include_usage: true },
       max_tokens: params.maxTokens ?? DEFAULT_MAX_TOKENS[params.kind],

@@ -199,7 +199,7 @@ export function createServeHandler(options: ServeOptions): (req: http.IncomingMe
       // completion at a time and a newer completion request replaced this one.
       finished = true;
       if (res.destroyed) return;
-      const superseded = new HttpError(409, 'A newer completion request replaced this one on the server (completions are served one at a time, the latest wins).', 'server_error', 'request_superseded');
+      const superseded = new HttpError(409, 'A newer completion request from the same client replaced this one on the server (the completions of one `user` are served latest-wins).', 'server_error', 'request_superseded');
       if (!res.headersSent) return sendJson(res, superseded.status, errorBody(superseded));
       writeEvent(errorBody(superseded));
       res.end('data: [DONE]\n\n');

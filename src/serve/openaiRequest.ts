@@ -49,7 +49,7 @@ function stopSequences(body: Body): string[] {
 }
 
 // Fields shared by both endpoints: sampling, length, streaming, Tidal's attention extras.
-function commonFields(body: Body): Omit<ParsedRequest, 'params'> & { maxTokens?: number; sampling: SamplingOptions; attention?: AttentionOptions } {
+function commonFields(body: Body): Omit<ParsedRequest, 'params'> & { maxTokens?: number; sampling: SamplingOptions; attention?: AttentionOptions; client?: string } {
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw new BadRequestError('Only `n` = 1 is supported.', 'n');
   const maxTokens = optionalNumber(body, 'max_completion_tokens', 1, 1 << 20, true) ?? optionalNumber(body, 'max_tokens', 1, 1 << 20, true);
   const sampling: SamplingOptions = {};
@@ -76,7 +76,16 @@ function commonFields(body: Body): Omit<ParsedRequest, 'params'> & { maxTokens?:
     }
     attention = body.attention as AttentionOptions; // the engine checks each field and says what is wrong
   }
-  return { maxTokens, sampling, attention, stop: stopSequences(body), stream: optionalBoolean(body, 'stream') ?? false, includeUsage };
+  return { maxTokens, sampling, attention, client: clientOf(body), stop: stopSequences(body), stream: optionalBoolean(body, 'stream') ?? false, includeUsage };
+}
+
+// OpenAI's `user` (a stable id of the end user): completions supersede each other per user,
+// so several editors can share one server without cancelling each other's requests.
+function clientOf(body: Body): string | undefined {
+  const user = body.user;
+  if (user === undefined || user === null) return undefined;
+  if (typeof user !== 'string' || user.length > 256) throw new BadRequestError('`user` must be a string of at most 256 characters.', 'user');
+  return user;
 }
 
 function textOf(value: unknown, name: string): string {
@@ -141,6 +150,7 @@ export function parseCompletionRequest(body: Body, requestId: string, fimFormat:
   params.maxTokens = common.maxTokens;
   params.sampling = common.sampling;
   params.attention = common.attention;
+  if (common.client !== undefined) params.client = common.client;
   return { params, stop: common.stop, stream: common.stream, includeUsage: common.includeUsage };
 }
 
@@ -161,5 +171,6 @@ export function parseChatRequest(body: Body, requestId: string): ParsedRequest {
   });
   const common = commonFields(body);
   const params: GenerateParams = { requestId, kind: 'chat', messages: parsed, maxTokens: common.maxTokens, sampling: common.sampling, attention: common.attention };
+  if (common.client !== undefined) params.client = common.client;
   return { params, stop: common.stop, stream: common.stream, includeUsage: common.includeUsage };
 }

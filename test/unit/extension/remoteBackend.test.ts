@@ -109,9 +109,11 @@ test('a completion that a newer one replaces on the server resolves as cancelled
   // Precondition: greedy, this completion runs its whole 400 tokens.
   const long: GenerateParams = { requestId: 'older', kind: 'completion', prefix: 'const numbers = [1, 2, 3, ', suffix: '];\n', maxTokens: 400, sampling: { temperature: 0 } };
   assert.equal((await session.generate({ ...long, requestId: 'ref-long' })).finishReason, 'length');
-  const older = backend().generate(long, () => startNewer());
+  // One backend is one client (one editor window): its newer completion replaces its older one.
+  const remote = backend();
+  const older = remote.generate(long, () => startNewer());
   await started;
-  const newer = await backend().generate({ ...completion, requestId: 'newer' }, () => undefined);
+  const newer = await remote.generate({ ...completion, requestId: 'newer' }, () => undefined);
   assert.notEqual(newer.finishReason, 'cancelled');
   const result = await older;
   assert.equal(result.finishReason, 'cancelled');
@@ -183,6 +185,13 @@ test('servers that are not ours get the model family\'s FIM prompt as text, with
         "\n<|file_sep|>src/main.ts\n<|fim_prefix|>import { add } from './math';\nconst total = add(<|fim_suffix|>);\nconsole.log(total);\n<|fim_middle|>",
     );
     assert.ok((body.stop as string[]).includes('<|endoftext|>'));
+    // Every request of one backend names the same client (OpenAI's `user`), another backend another.
+    await remote.generate(completion, () => undefined);
+    const other = new RemoteBackend({ baseUrl: `http://127.0.0.1:${(fake.address() as AddressInfo).port}/v1/` });
+    await other.generate(completion, () => undefined);
+    assert.equal(typeof body.user, 'string');
+    assert.equal(bodies[1].user, body.user);
+    assert.notEqual(bodies[2].user, body.user);
   } finally {
     fake.close();
   }

@@ -181,6 +181,54 @@ test('a newer completion replaces a running one: the older stream ends with a re
   assert.equal(JSON.parse(last).error.code, 'request_superseded');
 });
 
+test('completions of different users do not supersede each other; those of one user do', async () => {
+  const long = { prefix: 'const numbers = [1, 2, 3, ', suffix: '];\n' };
+  const reference = await session.generate({ requestId: 'ref-long-users', kind: 'completion', ...long, maxTokens: 120, sampling: { temperature: 0 } });
+  assert.equal(reference.finishReason, 'length');
+  const readAll = async (response: Response) => {
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return text;
+      text += decoder.decode(value);
+    }
+  };
+  const request = (user: string) => ({ prompt: long.prefix, suffix: long.suffix, max_tokens: 120, temperature: 0, stream: true, user });
+  // Alice's stream is running when Bob's request arrives: both finish with the whole text.
+  const alice = await post('/completions', request('alice'));
+  const aliceReader = (alice.body as ReadableStream<Uint8Array>).getReader();
+  const firstChunk = new TextDecoder().decode((await aliceReader.read()).value);
+  const bob = await post('/completions', request('bob'));
+  const bobText = await readAll(bob);
+  let aliceText = firstChunk;
+  for (;;) {
+    const { done, value } = await aliceReader.read();
+    if (done) break;
+    aliceText += new TextDecoder().decode(value);
+  }
+  const textOf = (sse: string) => events(sse).filter((e) => e !== '[DONE]').map((e) => JSON.parse(e) as { choices?: { text?: string }[]; error?: unknown });
+  for (const [who, sse] of [['alice', aliceText], ['bob', bobText]] as const) {
+    const parsed = textOf(sse);
+    assert.ok(parsed.every((event) => event.error === undefined), `${who} was not superseded`);
+    assert.equal(parsed.map((event) => event.choices?.[0]?.text ?? '').join(''), reference.text, who);
+  }
+  // A second request of Alice's replaces her first.
+  const first = await post('/completions', request('alice'));
+  const firstReader = (first.body as ReadableStream<Uint8Array>).getReader();
+  let firstText = new TextDecoder().decode((await firstReader.read()).value);
+  const second = await post('/completions', { ...request('alice'), max_tokens: 4, stream: false });
+  assert.equal(second.status, 200);
+  for (;;) {
+    const { done, value } = await firstReader.read();
+    if (done) break;
+    firstText += new TextDecoder().decode(value);
+  }
+  assert.equal(JSON.parse(events(firstText).slice(-2)[0]).error.code, 'request_superseded');
+  await expectError(await post('/completions', { prompt: 'x', user: 42 }), 400, /`user`/);
+});
+
 test('bad requests get 4xx with a message, and the server keeps serving', async () => {
   await expectError(await post('/completions', '{"prompt": "x", ', auth), 400, /not valid JSON/);
   await stillServes();

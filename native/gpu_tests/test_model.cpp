@@ -428,6 +428,23 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
                              std::string(mode == AttentionMode::Full ? "full" : "tidal"),
                    std::to_string(tools->graph_instantiations() - instantiations_before) + " instantiations");
     }
+    {  // A step that wants no logits must not leave a graph behind that skips them for the next.
+      const AttentionPlan full = make_plan(model.config, AttentionMode::Full, 64, SelectionPolicy::PerQueryHead);
+      std::vector<float> runs[2];
+      for (int pass = 0; pass < 2; ++pass) {
+        tools->set_graphs(pass == 1);
+        auto g = long_cache->fork(1020);
+        for (int step = 0; step < 6; ++step) {
+          const int32_t token = int32_t(9 + step);
+          std::vector<float> b(size_t(vocab), NAN);
+          const bool wanted = step % 3 != 0;  // the first step of the graph wants none
+          gpu->forward(*g, &token, 1, &full, wanted ? LogitsWanted::Last : LogitsWanted::None, b.data(), nullptr);
+          if (wanted) runs[pass].insert(runs[pass].end(), b.begin(), b.end());
+        }
+      }
+      tools->set_graphs(false);
+      report.check(runs[0] == runs[1], kind + ": graph replay with and without logits equals plain launches");
+    }
     // The trimmed fork continues like a cache prefilled to 290 positions.
     auto c2 = cpu_cache->fork(290);
     std::vector<float> a(static_cast<size_t>(vocab)), b(size_t(vocab), NAN);

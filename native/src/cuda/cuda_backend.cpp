@@ -455,8 +455,10 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     return plan->mode == AttentionMode::Tidal && positions > std::max<int64_t>(plan->token_budget, 1);
   }
 
-  std::vector<int64_t> graph_signature(const CudaKvCache& cache, const AttentionPlan* plan, int64_t bound) const {
-    std::vector<int64_t> sig = {plan ? static_cast<int64_t>(plan->mode) + 1 : 0,
+  std::vector<int64_t> graph_signature(const CudaKvCache& cache, const AttentionPlan* plan, int64_t bound,
+                                       int64_t logit_rows) const {
+    std::vector<int64_t> sig = {logit_rows,
+                                plan ? static_cast<int64_t>(plan->mode) + 1 : 0,
                                 plan ? plan->token_budget : 0,
                                 plan ? static_cast<int64_t>(plan->selection_policy) : 0,
                                 static_cast<int64_t>(gemv_),
@@ -481,11 +483,16 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     step_host_[2] = positions - 1;
     throw_if_failed(cudaMemcpyAsync(step_.get(), step_host_, 3 * sizeof(int64_t), cudaMemcpyHostToDevice, stream_),
                     "uploading the step position");
-    std::vector<int64_t> signature = graph_signature(cache, plan, bound);
+    std::vector<int64_t> signature = graph_signature(cache, plan, bound, logit_rows);
     if (!graph_exec_ || signature != graph_signature_) {
-      step_bound_ = bound;
       graph_signature_.clear();  // a capture that fails leaves no executable graph claimed valid
-      capture_and_launch(cache, start, 1, plan, logit_rows, stats);
+      step_bound_ = bound;
+      try {
+        capture_and_launch(cache, start, 1, plan, logit_rows, stats);
+      } catch (...) {
+        step_bound_ = 0;  // later plain launches take their positions from the host again
+        throw;
+      }
       step_bound_ = 0;
       graph_signature_ = std::move(signature);
       graph_has_selection_ = pending_trace_;

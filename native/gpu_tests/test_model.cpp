@@ -7,7 +7,9 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -383,24 +385,31 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
     auto g1 = gpu_cache->fork(333);
     auto g2 = gpu_cache->fork(300);
     g2->trim(290);
-    std::vector<float> plain, graphed;
-    const int64_t replays_before = tools->graph_replays();
-    for (int pass = 0; pass < 2; ++pass) {
-      tools->set_graphs(pass == 1);
-      auto g = gpu_cache->fork(333);
-      std::vector<float> all;
-      for (int step = 0; step < 4; ++step) {
-        const int32_t token = int32_t(7 + step);
-        std::vector<float> b(size_t(vocab), NAN);
-        gpu->forward(*g, &token, 1, &plan, LogitsWanted::Last, b.data(), nullptr);
-        all.insert(all.end(), b.begin(), b.end());
+    // Logits of `steps` one-token steps (tokens first_token, first_token + 1, ...) on a fork of
+    // `from` at `length`, with plain launches ([0]) and with graphs ([1]); a step for which
+    // `wants(step)` is false asks for no logits.
+    auto plain_and_graphed = [&](KvCache& from, int64_t length, const AttentionPlan& steps_plan, int steps,
+                                 int32_t first_token, const std::function<bool(int)>& wants) {
+      std::array<std::vector<float>, 2> runs;
+      for (size_t pass = 0; pass < 2; ++pass) {
+        tools->set_graphs(pass == 1);
+        auto g = from.fork(length);
+        for (int step = 0; step < steps; ++step) {
+          const int32_t token = first_token + step;
+          std::vector<float> b(size_t(vocab), NAN);
+          const bool wanted = wants(step);
+          gpu->forward(*g, &token, 1, &steps_plan, wanted ? LogitsWanted::Last : LogitsWanted::None, b.data(), nullptr);
+          if (wanted) runs[pass].insert(runs[pass].end(), b.begin(), b.end());
+        }
       }
-      (pass == 0 ? plain : graphed) = all;
-    }
-    tools->set_graphs(false);
-    bool equal = plain.size() == graphed.size();
-    for (size_t i = 0; equal && i < plain.size(); ++i) equal = plain[i] == graphed[i];
-    report.check(equal && tools->graph_replays() > replays_before, kind + ": graph replay equals plain launches",
+      tools->set_graphs(false);
+      return runs;
+    };
+    const auto every_step = [](int) { return true; };
+    const int64_t replays_before = tools->graph_replays();
+    const auto short_runs = plain_and_graphed(*gpu_cache, 333, plan, 4, 7, every_step);
+    report.check(short_runs[0] == short_runs[1] && tools->graph_replays() > replays_before,
+                 kind + ": graph replay equals plain launches",
                  std::to_string(tools->graph_replays() - replays_before) + " replays");
     // Across the end of a length bucket (1024 positions) the replayed graph is captured anew
     // for the next bucket, full and tidal alike, and still matches plain launches bit for bit.
@@ -411,40 +420,16 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
     for (AttentionMode mode : {AttentionMode::Full, AttentionMode::Tidal}) {
       const AttentionPlan long_plan = make_plan(model.config, mode, 64, SelectionPolicy::PerQueryHead);
       const int64_t instantiations_before = tools->graph_instantiations();
-      std::vector<float> runs[2];
-      for (int pass = 0; pass < 2; ++pass) {
-        tools->set_graphs(pass == 1);
-        auto g = long_cache->fork(1020);
-        for (int step = 0; step < 8; ++step) {
-          const int32_t token = int32_t(3 + step);
-          std::vector<float> b(size_t(vocab), NAN);
-          gpu->forward(*g, &token, 1, &long_plan, LogitsWanted::Last, b.data(), nullptr);
-          runs[pass].insert(runs[pass].end(), b.begin(), b.end());
-        }
-      }
-      tools->set_graphs(false);
-      const bool same = runs[0] == runs[1];
-      report.check(same, kind + ": graph replay across a length bucket equals plain launches, " +
-                             std::string(mode == AttentionMode::Full ? "full" : "tidal"),
+      const auto runs = plain_and_graphed(*long_cache, 1020, long_plan, 8, 3, every_step);
+      report.check(runs[0] == runs[1], kind + ": graph replay across a length bucket equals plain launches, " +
+                                           std::string(mode == AttentionMode::Full ? "full" : "tidal"),
                    std::to_string(tools->graph_instantiations() - instantiations_before) + " instantiations");
     }
-    {  // A step that wants no logits must not leave a graph behind that skips them for the next.
-      const AttentionPlan full = make_plan(model.config, AttentionMode::Full, 64, SelectionPolicy::PerQueryHead);
-      std::vector<float> runs[2];
-      for (int pass = 0; pass < 2; ++pass) {
-        tools->set_graphs(pass == 1);
-        auto g = long_cache->fork(1020);
-        for (int step = 0; step < 6; ++step) {
-          const int32_t token = int32_t(9 + step);
-          std::vector<float> b(size_t(vocab), NAN);
-          const bool wanted = step % 3 != 0;  // the first step of the graph wants none
-          gpu->forward(*g, &token, 1, &full, wanted ? LogitsWanted::Last : LogitsWanted::None, b.data(), nullptr);
-          if (wanted) runs[pass].insert(runs[pass].end(), b.begin(), b.end());
-        }
-      }
-      tools->set_graphs(false);
-      report.check(runs[0] == runs[1], kind + ": graph replay with and without logits equals plain launches");
-    }
+    // A step that wants no logits must not leave a graph behind that skips them for the next
+    // (the first step of the graph wants none).
+    const AttentionPlan full = make_plan(model.config, AttentionMode::Full, 64, SelectionPolicy::PerQueryHead);
+    const auto mixed = plain_and_graphed(*long_cache, 1020, full, 6, 9, [](int step) { return step % 3 != 0; });
+    report.check(mixed[0] == mixed[1], kind + ": graph replay with and without logits equals plain launches");
     // The trimmed fork continues like a cache prefilled to 290 positions.
     auto c2 = cpu_cache->fork(290);
     std::vector<float> a(static_cast<size_t>(vocab)), b(size_t(vocab), NAN);

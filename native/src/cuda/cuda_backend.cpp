@@ -126,8 +126,8 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     const char* gemv = std::getenv("TIDAL_CUDA_GEMV");
     if (gemv) gemv_ = std::string(gemv) == "1" ? GemvUse::Always : std::string(gemv) == "0" ? GemvUse::Never
                                                                                           : GemvUse::Auto;
-    step_ = DeviceBuffer(4 * sizeof(int64_t), "the step position");
-    throw_if_failed(cudaMallocHost(reinterpret_cast<void**>(&step_host_), 4 * sizeof(int64_t)),
+    step_ = DeviceBuffer(kStepScalars * sizeof(int64_t), "the step position");
+    throw_if_failed(cudaMallocHost(reinterpret_cast<void**>(&step_host_), kStepScalars * sizeof(int64_t)),
                     "allocating pinned host memory");
     account_ = std::make_shared<KvAccount>();
     account_->cap = options.max_kv_bytes;
@@ -275,13 +275,12 @@ class CudaBackend final : public Backend, public CudaBackendTools {
                                     stream_),
                     "uploading tokens");
     const int64_t logit_rows = wanted == LogitsWanted::All ? count : wanted == LogitsWanted::Last ? 1 : 0;
-    ForwardStats local;
     // Graphs only for plans whose kernels have run once uncaptured (their lazy set-up, such
     // as shared-memory limits and cuBLAS's first-call work, then happened outside a capture).
     if (graphs_ && count == 1 && plan_seen(plan) && replayable(plan, start + 1)) {
-      replay_step(cache, start, plan, logit_rows, local);
+      replay_step(cache, start, plan, logit_rows);
     } else {
-      enqueue(cache, start, count, plan, logit_rows, local);
+      enqueue(cache, start, count, plan, logit_rows);
       if (count == 1) remember_plan(plan);
     }
     if (logit_rows > 0 && logits)
@@ -296,6 +295,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
       pending_trace_ = false;
     }
     if (stats) {
+      const ForwardStats local = attention_stats(plan, start, count);
       stats->attended_positions += local.attended_positions;
       stats->dense_positions += local.dense_positions;
       stats->selection_layers += local.selection_layers;
@@ -346,7 +346,6 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     throw_if_failed(cuda::launch_fill_uniform_f32(qkv_.get<float>(), static_cast<size_t>(qkv_width()), 0.0f, 1.0f, 7,
                                                   stream_),
                     "filling a query");
-    ForwardStats ignored;
     // A selection first, so that Selected layers have lists to read.
     attention_select(cache, 0, positions, plan);
     cudaEvent_t begin, end;
@@ -356,7 +355,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     for (int r = 0; r < repetitions + 3; ++r) {
       const int64_t layer = r % config_.num_layers;
       throw_if_failed(cudaEventRecord(begin, stream_), "recording an event");
-      attention(cache, layer, positions - 1, 1, role, &plan, ignored);
+      attention(cache, layer, positions - 1, 1, role, &plan);
       throw_if_failed(cudaEventRecord(end, stream_), "recording an event");
       throw_if_failed(cudaEventSynchronize(end), "timing attention");
       float ms = 0;
@@ -449,6 +448,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   // every position (length <= budget) have length-dependent launches: they run as plain
   // launches (capturing and updating a graph for every step measured slower than that).
   static constexpr int64_t kGraphBucket = 1024;
+  static constexpr size_t kStepScalars = 3;  // step_: position, length, selection candidates
 
   bool replayable(const AttentionPlan* plan, int64_t positions) const {
     if (!plan || plan->mode == AttentionMode::Full) return true;
@@ -474,21 +474,21 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     return sig;
   }
 
-  void replay_step(CudaKvCache& cache, int64_t start, const AttentionPlan* plan, int64_t logit_rows,
-                   ForwardStats& stats) {
+  void replay_step(CudaKvCache& cache, int64_t start, const AttentionPlan* plan, int64_t logit_rows) {
     const int64_t positions = start + 1;
     const int64_t bound = (positions + kGraphBucket - 1) / kGraphBucket * kGraphBucket;
     step_host_[0] = start;
     step_host_[1] = positions;
     step_host_[2] = positions - 1;
-    throw_if_failed(cudaMemcpyAsync(step_.get(), step_host_, 3 * sizeof(int64_t), cudaMemcpyHostToDevice, stream_),
+    throw_if_failed(cudaMemcpyAsync(step_.get(), step_host_, kStepScalars * sizeof(int64_t), cudaMemcpyHostToDevice,
+                                    stream_),
                     "uploading the step position");
     std::vector<int64_t> signature = graph_signature(cache, plan, bound, logit_rows);
     if (!graph_exec_ || signature != graph_signature_) {
       graph_signature_.clear();  // a capture that fails leaves no executable graph claimed valid
       step_bound_ = bound;
       try {
-        capture_and_launch(cache, start, 1, plan, logit_rows, stats);
+        capture_and_launch(cache, start, 1, plan, logit_rows);
       } catch (...) {
         step_bound_ = 0;  // later plain launches take their positions from the host again
         throw;
@@ -499,37 +499,15 @@ class CudaBackend final : public Backend, public CudaBackendTools {
       return;
     }
     launch_graph();
-    stats = replay_stats(plan, positions);
     pending_trace_ = graph_has_selection_;
   }
 
-  // What enqueue() counts for one token at `positions` (attention()'s arithmetic).
-  ForwardStats replay_stats(const AttentionPlan* plan, int64_t positions) const {
-    ForwardStats s;
-    const int64_t dense = config_.num_heads * positions;
-    bool selection = false;
-    for (int64_t l = 0; l < config_.num_layers; ++l) {
-      const LayerAttention role = plan ? plan->layers[static_cast<size_t>(l)] : LayerAttention::Dense;
-      s.dense_positions += dense;
-      if (role == LayerAttention::DenseAndSelect) {
-        s.attended_positions += dense;
-        ++s.selection_layers;
-        selection = true;
-      } else if (role == LayerAttention::Selected && selection) {
-        s.attended_positions += config_.num_heads * selected_count_;
-      } else {
-        s.attended_positions += dense;
-      }
-    }
-    return s;
-  }
-
   void capture_and_launch(CudaKvCache& cache, int64_t start, int64_t count, const AttentionPlan* plan,
-                          int64_t logit_rows, ForwardStats& stats) {
+                          int64_t logit_rows) {
     throw_if_failed(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "beginning graph capture");
     cudaGraph_t graph = nullptr;
     try {
-      enqueue(cache, start, count, plan, logit_rows, stats);
+      enqueue(cache, start, count, plan, logit_rows);
     } catch (...) {
       cudaStreamEndCapture(stream_, &graph);
       if (graph) cudaGraphDestroy(graph);
@@ -638,8 +616,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     cuda::update_quest_pages(view, cache.pages(l), start, start + count, stream_);
   }
 
-  void enqueue(CudaKvCache& cache, int64_t start, int64_t count, const AttentionPlan* plan, int64_t logit_rows,
-               ForwardStats& stats) {
+  void enqueue(CudaKvCache& cache, int64_t start, int64_t count, const AttentionPlan* plan, int64_t logit_rows) {
     const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size, heads = config_.num_heads;
     const float eps = static_cast<float>(config_.rms_norm_eps);
     const int t = static_cast<int>(count);
@@ -663,7 +640,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
       }
 
       const LayerAttention role = plan ? plan->layers[static_cast<size_t>(l)] : LayerAttention::Dense;
-      attention(cache, l, start, count, role, plan, stats);
+      attention(cache, l, start, count, role, plan);
 
       linear(d.o.get<uint16_t>(), hidden, q_size(), attention_out_.get<uint16_t>(), q_size(), count, x, hidden,
                     1.0f);
@@ -690,12 +667,37 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     }
   }
 
-  // One layer's attention for tokens [start, start + count) (the K/V already appended).
-  void attention(CudaKvCache& cache, int64_t layer, int64_t start, int64_t count, LayerAttention role,
-                 const AttentionPlan* plan, ForwardStats& stats) {
+  // The KV positions a forward of `count` tokens from `start` reads, by the routing of
+  // attention() (for a one-token step, after it ran: selected_count_ is that step's).
+  ForwardStats attention_stats(const AttentionPlan* plan, int64_t start, int64_t count) const {
     const int64_t heads = config_.num_heads, positions = start + count;
     const int64_t dense_reads = heads * (count * start + count * (count + 1) / 2);
-    stats.dense_positions += dense_reads;
+    ForwardStats s;
+    bool selection = false;
+    for (int64_t l = 0; l < config_.num_layers; ++l) {
+      const LayerAttention role =
+          plan && count == 1 ? plan->layers[static_cast<size_t>(l)] : LayerAttention::Dense;
+      s.dense_positions += dense_reads;
+      if (role == LayerAttention::DenseAndSelect) {
+        s.attended_positions += dense_reads;
+        ++s.selection_layers;
+        selection = true;
+      } else if (role == LayerAttention::Selected && selection) {
+        s.attended_positions += heads * selected_count_;
+      } else if (role == LayerAttention::QuestPages) {
+        s.attended_positions += heads * cuda::quest_position_count(positions, page_budget(*plan));
+        ++s.selection_layers;
+      } else {
+        s.attended_positions += dense_reads;
+      }
+    }
+    return s;
+  }
+
+  // One layer's attention for tokens [start, start + count) (the K/V already appended).
+  void attention(CudaKvCache& cache, int64_t layer, int64_t start, int64_t count, LayerAttention role,
+                 const AttentionPlan* plan) {
+    const int64_t heads = config_.num_heads, positions = start + count;
     if (count > 1) {
       cuda::PrefillAttentionLaunch p;
       p.q = q_bf16_.get<uint16_t>();
@@ -711,13 +713,10 @@ class CudaBackend final : public Backend, public CudaBackendTools {
       p.out = attention_out_.get<uint16_t>();
       p.warps = prefill_warps_;
       throw_if_failed(cuda::launch_prefill_attention(p, stream_), "launching prefill attention");
-      stats.attended_positions += dense_reads;
       return;
     }
     if (role == LayerAttention::DenseAndSelect) {
       attention_select(cache, layer, positions, *plan);
-      stats.attended_positions += dense_reads;
-      ++stats.selection_layers;
       return;
     }
     if (role == LayerAttention::Selected && has_selection_) {
@@ -727,17 +726,13 @@ class CudaBackend final : public Backend, public CudaBackendTools {
       lists.count = selected_count_;
       lists.sharing = selected_shared_ ? cuda::PositionSharing::PerKvHead : cuda::PositionSharing::PerQueryHead;
       decode(cache, layer, positions, &lists, nullptr);
-      stats.attended_positions += heads * selected_count_;
       return;
     }
     if (role == LayerAttention::QuestPages) {
       attention_quest(cache, layer, positions, *plan);
-      stats.attended_positions += heads * cuda::quest_position_count(positions, page_budget(*plan));
-      ++stats.selection_layers;
       return;
     }
     decode(cache, layer, positions, nullptr, nullptr);
-    stats.attended_positions += dense_reads;
   }
 
   static int64_t page_budget(const AttentionPlan& plan) {

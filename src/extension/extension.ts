@@ -110,7 +110,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     if (current.backend !== 'remote') return local;
     const key = JSON.stringify([current.remoteUrl, current.remoteModel, remoteApiKey ?? '']);
     if (remote?.key !== key) {
-      remote = { key, backend: new RemoteBackend({ baseUrl: current.remoteUrl, model: current.remoteModel || undefined, apiKey: remoteApiKey }) };
+      // The window's session id names this editor to the server (completions supersede per client).
+      remote = { key, backend: new RemoteBackend({ baseUrl: current.remoteUrl, model: current.remoteModel || undefined, apiKey: remoteApiKey, client: vscode.env.sessionId }) };
     }
     return remote.backend;
   };

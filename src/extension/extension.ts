@@ -180,7 +180,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       if (!event.affectsConfiguration('tidal')) return;
       const affects = (...keys: string[]) => keys.some((key) => event.affectsConfiguration(key));
       logSettingProblems();
-      if (affects('tidal.modelPath', 'tidal.backend')) void model.reload();
+      if (affects('tidal.modelPath', 'tidal.backend', 'tidal.engine.maxKvMemoryGB')) void model.reload();
       if (affects('tidal.context.include', 'tidal.context.exclude')) configureContext();
       if (affects('tidal.inlineCompletions.enabled') && !completionsEnabled()) completions.cancelAll();
       if (affects('tidal.modelPath', 'tidal.backend', 'tidal.attention')) completions.clearCache();

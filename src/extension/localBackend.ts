@@ -58,12 +58,23 @@ export class LocalBackend implements GenerationBackend {
       if (/connection (is )?(closed|disposed)|Connection got disposed|Pending response rejected/i.test(message)) {
         throw new EngineNotReadyError('The Tidal engine stopped while answering; it is being restarted. See "Tidal: Show Engine Log" for why.');
       }
+      const explained = explainKvCap(message);
+      if (explained !== message) throw new Error(explained);
       throw error;
     } finally {
       signal?.removeEventListener('abort', onAbort);
       subscription.dispose();
     }
   }
+}
+
+/**
+ * An engine error about the KV cache cap (the native max_kv_bytes) names the setting that sets
+ * it, tidal.engine.maxKvMemoryGB; any other message comes back as it is.
+ */
+export function explainKvCap(message: string): string {
+  if (!/max_kv_bytes|KV memory cap/i.test(message) || message.includes('tidal.engine.maxKvMemoryGB')) return message;
+  return `${message}. The KV cache cap is the setting tidal.engine.maxKvMemoryGB: raise it (0: no cap), or lower tidal.context.maxTokens.`;
 }
 
 function cancelledResult(requestId: string): GenerateResult {

@@ -7,7 +7,8 @@ import * as vscode from 'vscode';
 import { loadModelRequest, type EngineOptions, type LoadedModel } from '../engine/protocol';
 import type { EngineClient } from './engineClient';
 import { engineBackendFor, missingModelProblem, resolveModelLocation } from './modelLocation';
-import type { TidalSettings } from './settings';
+import { explainKvCap } from './localBackend';
+import { maxKvBytesOf, type TidalSettings } from './settings';
 
 export type ModelState =
   | { state: 'idle'; message: string }
@@ -103,15 +104,16 @@ export class ModelController implements vscode.Disposable {
     const started = Date.now();
     const attempt = (options: EngineOptions) =>
       rpc.sendRequest(loadModelRequest, { modelDir: location.modelDir, tokenizerDir: location.tokenizerDir, options });
+    const maxKvBytes = maxKvBytesOf(settings);
     try {
       let loaded: LoadedModel;
       try {
-        loaded = await attempt({ backend, prefillChunk: prefillChunkFor(backend) });
+        loaded = await attempt({ backend, prefillChunk: prefillChunkFor(backend), maxKvBytes });
       } catch (error) {
         // 'auto' may fall back to the CPU; an explicit 'cuda' setting reports the failure.
         if (backend !== 'cuda' || settings.backend !== 'auto') throw error;
         this.log.warn(`loading on CUDA failed (${(error as Error).message}); loading on the CPU instead`);
-        loaded = await attempt({ backend: 'cpu', prefillChunk: prefillChunkFor('cpu') });
+        loaded = await attempt({ backend: 'cpu', prefillChunk: prefillChunkFor('cpu'), maxKvBytes });
       }
       if (ticket !== this.generation) return;
       const loadMs = Date.now() - started;
@@ -122,7 +124,7 @@ export class ModelController implements vscode.Disposable {
       this.set({ state: 'ready', loaded, loadMs, embedded: location.embedded });
     } catch (error) {
       if (ticket !== this.generation) return;
-      const message = (error as Error).message ?? String(error);
+      const message = explainKvCap((error as Error).message ?? String(error));
       this.log.error(`loading the model ${location.modelDir} failed: ${message}`);
       this.set({ state: 'error', modelDir: location.modelDir, message: `Could not load the model: ${message}` });
     }

@@ -8,7 +8,17 @@ export interface TidalSettings {
   remoteUrl: string;
   remoteModel: string;
   attention: { mode: AttentionMode; tokenBudget: number; selectionLayers: number[] };
-  context: { maxTokens: number; include: string[]; exclude: string[] };
+  context: {
+    maxTokens: number;
+    include: string[];
+    exclude: string[];
+    /** After a change, move the KV of the files behind it instead of recomputing it. */
+    reuseShiftedKv: boolean;
+    /** Keep the repository's KV on disk across restarts. */
+    persist: boolean;
+    persistMaxGB: number;
+  };
+  engine: { maxKvMemoryGB: number };
   inlineCompletions: { enabled: boolean; debounceMs: number };
 }
 
@@ -33,9 +43,16 @@ export const DEFAULT_SETTINGS: TidalSettings = {
     maxTokens: 0,
     include: ['**/*'],
     exclude: ['**/node_modules/**', '**/.git/**', '**/dist/**', '**/build/**', '**/*.min.js', '**/*.lock'],
+    reuseShiftedKv: true,
+    persist: true,
+    persistMaxGB: 20,
   },
+  engine: { maxKvMemoryGB: 0 },
   inlineCompletions: { enabled: true, debounceMs: 150 },
 };
+
+/** Bytes in one GB of the settings (tidal.context.persistMaxGB, tidal.engine.maxKvMemoryGB). */
+export const BYTES_PER_GB = 1024 ** 3;
 
 export function readSettings(get: SettingGetter): SettingsResult {
   const problems: string[] = [];
@@ -50,6 +67,7 @@ export function readSettings(get: SettingGetter): SettingsResult {
   const isString = (v: unknown) => typeof v === 'string';
   const isBool = (v: unknown) => typeof v === 'boolean';
   const intIn = (lo: number, hi: number) => (v: unknown) => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
+  const numberIn = (lo: number, hi: number) => (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= lo && v <= hi;
   const stringArray = (v: unknown) => Array.isArray(v) && v.every((item) => typeof item === 'string');
   const isHttpUrl = (v: unknown) => {
     if (typeof v !== 'string') return false;
@@ -80,6 +98,12 @@ export function readSettings(get: SettingGetter): SettingsResult {
         maxTokens: pick('context.maxTokens', d.context.maxTokens, intIn(0, 1 << 24)),
         include: pick('context.include', d.context.include, stringArray),
         exclude: pick('context.exclude', d.context.exclude, stringArray),
+        reuseShiftedKv: pick('context.reuseShiftedKv', d.context.reuseShiftedKv, isBool),
+        persist: pick('context.persist', d.context.persist, isBool),
+        persistMaxGB: pick('context.persistMaxGB', d.context.persistMaxGB, numberIn(0, 1 << 20)),
+      },
+      engine: {
+        maxKvMemoryGB: pick('engine.maxKvMemoryGB', d.engine.maxKvMemoryGB, numberIn(0, 1 << 20)),
       },
       inlineCompletions: {
         enabled: pick('inlineCompletions.enabled', d.inlineCompletions.enabled, isBool),
@@ -88,4 +112,10 @@ export function readSettings(get: SettingGetter): SettingsResult {
     },
     problems,
   };
+}
+
+/** The KV cache cap of tidal.engine.maxKvMemoryGB in bytes; undefined: no cap. */
+export function maxKvBytesOf(settings: TidalSettings): number | undefined {
+  const gb = settings.engine.maxKvMemoryGB;
+  return gb > 0 ? Math.floor(gb * BYTES_PER_GB) : undefined;
 }

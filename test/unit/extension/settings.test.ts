@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
-import { DEFAULT_SETTINGS, readSettings } from '../../../src/extension/settings';
+import { DEFAULT_SETTINGS, maxKvBytesOf, readSettings } from '../../../src/extension/settings';
 
 test('no values configured gives the documented defaults and no problems', () => {
   const { settings, problems } = readSettings(() => undefined);
@@ -74,4 +74,39 @@ test('the defaults equal the manifest defaults in package.json', () => {
   const fromManifest = readSettings((key) => properties[`tidal.${key}`]?.default);
   assert.deepEqual(fromManifest.problems, []);
   assert.deepEqual(fromManifest.settings, DEFAULT_SETTINGS);
+});
+
+test('repository context and KV memory settings: valid values pass through, invalid ones fall back by name', () => {
+  const valid: Record<string, unknown> = {
+    'context.reuseShiftedKv': false,
+    'context.persist': false,
+    'context.persistMaxGB': 2.5,
+    'engine.maxKvMemoryGB': 12,
+  };
+  const good = readSettings((key) => valid[key]);
+  assert.deepEqual(good.problems, []);
+  assert.equal(good.settings.context.reuseShiftedKv, false);
+  assert.equal(good.settings.context.persist, false);
+  assert.equal(good.settings.context.persistMaxGB, 2.5);
+  assert.equal(good.settings.engine.maxKvMemoryGB, 12);
+  assert.equal(maxKvBytesOf(good.settings), 12 * 1024 ** 3);
+  assert.equal(maxKvBytesOf(DEFAULT_SETTINGS), undefined, '0 GB: no cap');
+
+  const invalid: Record<string, unknown> = {
+    'context.reuseShiftedKv': 'yes',
+    'context.persist': 1,
+    'context.persistMaxGB': -1,
+    'engine.maxKvMemoryGB': Number.NaN,
+  };
+  const bad = readSettings((key) => invalid[key]);
+  assert.equal(bad.settings.context.reuseShiftedKv, true);
+  assert.equal(bad.settings.context.persist, true);
+  assert.equal(bad.settings.context.persistMaxGB, 20);
+  assert.equal(bad.settings.engine.maxKvMemoryGB, 0);
+  assert.deepEqual(bad.problems.map((line) => line.split(':')[0]).sort(), [
+    'tidal.context.persist',
+    'tidal.context.persistMaxGB',
+    'tidal.context.reuseShiftedKv',
+    'tidal.engine.maxKvMemoryGB',
+  ]);
 });

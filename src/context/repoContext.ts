@@ -106,6 +106,19 @@ export class RepoContext {
     return [...this.entries.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
 
+  /**
+   * Every file in the context with its contents and modification time (-1: the contents came
+   * from an editor buffer or an event, not from the disk), in no particular order.
+   */
+  files(): { path: string; content: string; mtimeMs: number }[] {
+    return [...this.entries].map(([path, entry]) => ({ path, content: entry.segment.text.slice(entry.headerLength), mtimeMs: entry.mtimeMs }));
+  }
+
+  /** How many files seen on disk were left out (binary, too large, generated, unreadable). */
+  get skippedCount(): number {
+    return this.skipped.size;
+  }
+
   /** Why a path seen by the last scan was left out, if it was. */
   skipReason(path: string): SkipReason | undefined {
     return this.skipped.get(normalizePath(path))?.reason;

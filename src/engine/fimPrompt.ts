@@ -164,7 +164,18 @@ export function repoContextParts(format: Pick<FimFormat, 'fileSeparator' | 'repo
 }
 
 export function buildFimPrompt(format: FimFormat, request: FimRequest): PromptPart[] {
-  const parts = repoContextParts(format, request);
+  return [...repoContextParts(format, request), ...fimCursorParts(format, request)];
+}
+
+// The current file's separator and path, as a completion puts them after the repository files
+// (the engine host's own repository part is followed by these and the cursor parts).
+export function currentFileParts(format: Pick<FimFormat, 'fileSeparator'>, filePath: string): PromptPart[] {
+  return format.fileSeparator !== undefined ? [{ token: format.fileSeparator }, { text: `${filePath}\n` }] : [{ text: `// File: ${filePath}\n` }];
+}
+
+// The fill-in-the-middle arrangement of the text around the cursor, in the family's order.
+export function fimCursorParts(format: FimFormat, request: Pick<FimRequest, 'prefix' | 'suffix'>): PromptPart[] {
+  const parts: PromptPart[] = [];
   const text = (value: string): PromptPart[] => (value.length > 0 ? [{ text: value }] : []);
   if (format.family === 'codellama') {
     // CodeLlama spaces its sentinels: "<PRE> {prefix} <SUF>{suffix} <MID>" (PSM) and

@@ -16,6 +16,12 @@ import {
   statsRequest,
   tokenNotification,
   unloadModelRequest,
+  workspaceCloseRequest,
+  workspaceEventsNotification,
+  workspaceOpenRequest,
+  workspaceStatusNotification,
+  workspaceStatusRequest,
+  type RepositoryStatus,
 } from './protocol';
 
 const connection = createMessageConnection(new StreamMessageReader(process.stdin), new StreamMessageWriter(process.stdout));
@@ -65,7 +71,8 @@ connection.onRequest(loadModelRequest, (params) => answering(async () => {
   const previous = session;
   session = undefined;
   await previous?.unload();
-  session = await ModelSession.load(addon, params);
+  session = await ModelSession.load(addon, params, (message) => connection.sendNotification(logNotification, { level: 'info', message }));
+  session.onRepositoryStatus((status) => connection.sendNotification(workspaceStatusNotification, status));
   const info = session.info();
   connection.sendNotification(logNotification, {
     level: 'info',
@@ -85,6 +92,35 @@ connection.onRequest(generateRequest, (params) =>
     loadedSession().generate(params, (text) => connection.sendNotification(tokenNotification, { requestId: params.requestId, text })),
   ),
 );
+
+// The workspace: the host reads the files itself; the extension sends events only. A model
+// load starts with no workspace: the extension opens it again once the model is ready.
+const closedRepository: RepositoryStatus = { state: 'closed', files: 0, droppedFiles: 0, skippedFiles: 0, totalTokens: 0, warmTokens: 0 };
+
+connection.onRequest(workspaceOpenRequest, (params) =>
+  answering(() => {
+    if (typeof params?.root !== 'string' || !path.isAbsolute(params.root)) {
+      throw Object.assign(new Error('workspace/open needs an absolute folder path in `root`.'), { code: 'ERR_TIDAL_REQUEST' });
+    }
+    if (!Array.isArray(params.include) || !Array.isArray(params.exclude) || !Number.isFinite(params.maxTokens) || params.maxTokens < 0) {
+      throw Object.assign(new Error('workspace/open needs `include` and `exclude` glob lists and a non-negative `maxTokens`.'), { code: 'ERR_TIDAL_REQUEST' });
+    }
+    return loadedSession().openWorkspace(params);
+  }),
+);
+
+connection.onNotification(workspaceEventsNotification, (params) => {
+  const events = Array.isArray(params?.events)
+    ? params.events.filter((event) => typeof event?.path === 'string' && ['created', 'changed', 'deleted'].includes(event.kind) && (event.text === undefined || typeof event.text === 'string'))
+    : [];
+  if (events.length > 0) void session?.workspaceEvents(events).catch((error) => connection.sendNotification(logNotification, { level: 'warn', message: `workspace events failed: ${(error as Error).message}` }));
+});
+
+connection.onRequest(workspaceCloseRequest, async () => {
+  await session?.closeWorkspace();
+});
+
+connection.onRequest(workspaceStatusRequest, () => session?.repositoryStatus() ?? closedRepository);
 
 connection.onRequest(cancelRequest, ({ requestId }) => ({ cancelled: session?.cancel(requestId) ?? false }));
 

@@ -1,11 +1,34 @@
 // A loaded model with everything around it: tokenizer, prompt building, prefix KV reuse,
 // and the request queue. Text in, text out; tokens are streamed as text chunks.
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
 import type { CancelToken, NativeAddon, NativeEngine } from '../native/addon';
 import { findChatTemplate, renderChat, withoutLeadingBos } from './chatTemplate';
-import { buildFimPrompt, detectFimFormat, encodePromptParts, FimFormat, repositoryFileParts } from './fimPrompt';
-import { PrefixCache } from './prefixCache';
-import type { EngineStats, GenerateParams, GenerateResult, LoadedModel, LoadModelParams } from './protocol';
-import { PRIORITY_CHAT, PRIORITY_COMPLETION, RequestCancelledError, RequestQueue } from './requestQueue';
+import {
+  buildFimPrompt,
+  currentFileParts,
+  detectFimFormat,
+  encodePromptParts,
+  fimCursorParts,
+  FimFormat,
+  repositoryFileParts,
+  type PromptPart,
+} from './fimPrompt';
+import { PrefixCache, type PromptBlock, type PromptLayout } from './prefixCache';
+import type {
+  EngineStats,
+  GenerateParams,
+  GenerateResult,
+  LoadedModel,
+  LoadModelParams,
+  RepositoryStatus,
+  WorkspaceFileEvent,
+  WorkspaceOpenParams,
+} from './protocol';
+import { RepositoryService } from './repositoryService';
+import { PRIORITY_BACKGROUND, PRIORITY_CHAT, PRIORITY_COMPLETION, RequestCancelledError, RequestQueue } from './requestQueue';
 import { tokenizerForModel } from '../models/modelTokenizer';
 import { TextTokenizer } from './tokenizer';
 
@@ -18,10 +41,37 @@ const ENCODE_CACHE_ENTRIES = 4096;
 
 const DEFAULT_MAX_TOKENS = { chat: 1024, completion: 128, raw: 256 } as const;
 
+/** A prompt ready for the engine: its tokens, the repository blocks in it, what ends it. */
+interface BuiltPrompt extends PromptLayout {
+  stopTokens: number[];
+  repositoryTokens: number;
+}
+
+// What identifies a model for the stored KV: its files (path, size, modification time) and the
+// engine options that shape the KV. The engine checks the model's shape again on load.
+function modelKeyOf(params: LoadModelParams, info: NativeEngine['modelInfo']): string {
+  const files: string[] = [];
+  try {
+    const stat = fs.statSync(params.modelDir);
+    const names = stat.isDirectory() ? fs.readdirSync(params.modelDir).filter((name) => /\.(json|safetensors|gguf)$/.test(name)).sort() : [''];
+    for (const name of names) {
+      const file = name === '' ? params.modelDir : path.join(params.modelDir, name);
+      const fileStat = fs.statSync(file);
+      files.push(`${name}:${fileStat.size}:${Math.round(fileStat.mtimeMs)}`);
+    }
+  } catch {
+    files.push('unreadable');
+  }
+  const shape = [info.architecture, info.numLayers, info.numKvHeads, info.headDim, info.backend, info.maxContext, info.dtype].join(',');
+  return createHash('sha1').update(`${path.resolve(params.modelDir)}\0${files.join('|')}\0${shape}`).digest('hex');
+}
+
 export class ModelSession {
   private readonly prefixCache: PrefixCache;
   private readonly queue: RequestQueue;
   private readonly encodeCache = new Map<string, number[]>();
+  private readonly repository: RepositoryService;
+  private readonly bosId: number | undefined;
   readonly fimFormat: FimFormat | undefined;
 
   private constructor(
@@ -29,13 +79,29 @@ export class ModelSession {
     readonly tokenizer: TextTokenizer,
     readonly modelDir: string,
     createCancelToken: () => CancelToken,
+    modelKey: string,
+    log?: (message: string) => void,
   ) {
     this.prefixCache = new PrefixCache(engine);
     this.queue = new RequestQueue(createCancelToken);
     this.fimFormat = detectFimFormat((token) => tokenizer.specialTokens.has(token) || tokenizer.hasToken(token));
+    this.bosId = tokenizer.config.add_bos_token && tokenizer.bosToken !== undefined ? tokenizer.tokenId(tokenizer.bosToken) : undefined;
+    this.repository = new RepositoryService({
+      prefixCache: this.prefixCache,
+      engine,
+      tokenizer: {
+        format: this.fimFormat,
+        encode: (text) => this.encodeCached(text),
+        tokenId: (token) => tokenizer.tokenId(token),
+        bos: this.bosId,
+      },
+      runInBackground: (id, job) => this.queue.enqueue({ id, priority: PRIORITY_BACKGROUND, run: job }),
+      modelKey,
+      log,
+    });
   }
 
-  static async load(addon: NativeAddon, params: LoadModelParams): Promise<ModelSession> {
+  static async load(addon: NativeAddon, params: LoadModelParams, log?: (message: string) => void): Promise<ModelSession> {
     const tokenizer = tokenizerForModel(params.modelDir, params.tokenizerDir);
     const engine = await addon.loadModel(params.modelDir, params.options);
     if (tokenizer.vocabSize > engine.modelInfo.vocabSize) {
@@ -45,7 +111,40 @@ export class ModelSession {
           'they do not belong together. Use the tokenizer files that came with the model.',
       );
     }
-    return new ModelSession(engine, tokenizer, params.modelDir, () => new addon.CancelToken());
+    return new ModelSession(engine, tokenizer, params.modelDir, () => new addon.CancelToken(), modelKeyOf(params, engine.modelInfo), log);
+  }
+
+  // ---- the repository (workspace/* requests) ----
+
+  /** Reads the workspace, restores its stored KV if any, and starts warming it. */
+  openWorkspace(params: WorkspaceOpenParams): Promise<RepositoryStatus> {
+    return this.repository.open(params);
+  }
+
+  workspaceEvents(events: readonly WorkspaceFileEvent[]): Promise<void> {
+    return this.repository.applyEvents(events);
+  }
+
+  closeWorkspace(): Promise<void> {
+    return this.repository.close();
+  }
+
+  repositoryStatus(): RepositoryStatus {
+    return this.repository.status();
+  }
+
+  onRepositoryStatus(listener: (status: RepositoryStatus) => void): { dispose(): void } {
+    return this.repository.onStatus(listener);
+  }
+
+  /** Resolves once the repository part is warm (or failed, or closed). */
+  whenRepositoryReady(): Promise<RepositoryStatus> {
+    return this.repository.whenReady();
+  }
+
+  /** Saves the repository's KV to the store now (normally done when idle). */
+  flushRepository(): Promise<{ saved: boolean; bytes: number }> {
+    return this.repository.flush();
   }
 
   info(): LoadedModel {
@@ -65,19 +164,30 @@ export class ModelSession {
     };
   }
 
-  // The prompt tokens of a request and the extra tokens that end it.
-  buildPrompt(params: GenerateParams): { tokens: number[]; stopTokens: number[] } {
+  // The prompt of a request: its tokens, the repository blocks in it, the tokens that end it.
+  buildPrompt(params: GenerateParams): BuiltPrompt {
     const tokenizer = this.tokenizer;
     const stopTokens = new Set(tokenizer.endOfTurnTokenIds());
-    const bos = tokenizer.config.add_bos_token && tokenizer.bosToken !== undefined ? tokenizer.tokenId(tokenizer.bosToken) : undefined;
+    const bos = this.bosId;
     let tokens: number[];
+    let blocks: readonly PromptBlock[] = [];
+    let repositoryTokens = 0;
+    const hostRepository = params.repository === true && (params.kind === 'chat' || params.kind === 'completion') ? this.repository.promptPart(params.kind) : undefined;
     switch (params.kind) {
       case 'chat': {
         if (!params.messages || params.messages.length === 0) throw new ModelRequestError('A chat request needs at least one message.');
         const text = renderChat(tokenizer.config, params.messages, { addGenerationPrompt: true, modelName: this.modelDir });
+        const conversation = () => tokenizer.encode(bos !== undefined ? withoutLeadingBos(text, tokenizer.bosToken) : text);
+        if (hostRepository !== undefined && hostRepository.tokens.length > 0) {
+          // [the host's repository part][conversation]: the same repository tokens as completions.
+          tokens = [...hostRepository.tokens, ...conversation()];
+          blocks = hostRepository.blocks;
+          repositoryTokens = hostRepository.tokens.length;
+          break;
+        }
         // [repository files, as completions render them][conversation]: the shared prefix
         // keeps one KV for both (see repositoryFileParts).
-        const files = params.repoContext ?? [];
+        const files = params.repository ? [] : params.repoContext ?? [];
         const repoParts = repositoryFileParts(this.fimFormat, files, params.repoName, files.length > 0);
         if (repoParts.length === 0) {
           tokens = tokenizer.encode(text);
@@ -85,7 +195,7 @@ export class ModelSession {
         }
         tokens = encodePromptParts(repoParts, (part) => this.encodeCached(part), (token) => tokenizer.tokenId(token));
         if (bos !== undefined) tokens.unshift(bos);
-        tokens.push(...tokenizer.encode(bos !== undefined ? withoutLeadingBos(text, tokenizer.bosToken) : text));
+        tokens.push(...conversation());
         break;
       }
       case 'completion': {
@@ -96,15 +206,27 @@ export class ModelSession {
               'Pick a code model (Qwen2.5-Coder, StarCoder2, DeepSeek-Coder, CodeLlama) for inline completions.',
           );
         }
-        const parts = buildFimPrompt(format, {
-          prefix: params.prefix ?? '',
-          suffix: params.suffix ?? '',
-          filePath: params.filePath,
-          repoName: params.repoName,
-          repoContext: params.repoContext,
-        });
-        tokens = encodePromptParts(parts, (text) => this.encodeCached(text), (token) => tokenizer.tokenId(token));
-        if (bos !== undefined) tokens.unshift(bos);
+        const cursor = { prefix: params.prefix ?? '', suffix: params.suffix ?? '' };
+        if (params.repository === true) {
+          // [the host's repository part][current file's path][cursor window]
+          const repository = hostRepository?.tokens.length ? hostRepository : undefined;
+          const tail: PromptPart[] = [];
+          if (params.filePath !== undefined && repository !== undefined) tail.push(...currentFileParts(format, params.filePath));
+          tail.push(...fimCursorParts(format, cursor));
+          const tailTokens = this.encodeWindowParts(tail, cursor.prefix);
+          if (repository !== undefined) {
+            tokens = [...repository.tokens, ...tailTokens];
+            blocks = repository.blocks;
+            repositoryTokens = repository.tokens.length;
+          } else {
+            tokens = tailTokens;
+            if (bos !== undefined) tokens.unshift(bos);
+          }
+        } else {
+          const parts = buildFimPrompt(format, { ...cursor, filePath: params.filePath, repoName: params.repoName, repoContext: params.repoContext });
+          tokens = encodePromptParts(parts, (text) => this.encodeCached(text), (token) => tokenizer.tokenId(token));
+          if (bos !== undefined) tokens.unshift(bos);
+        }
         for (const name of format.stopTokens) {
           const id = tokenizer.tokenId(name);
           if (id !== undefined) stopTokens.add(id);
@@ -128,7 +250,31 @@ export class ModelSession {
           'Lower tidal.context.maxTokens, or shorten the conversation.',
       );
     }
-    return { tokens, stopTokens: [...stopTokens] };
+    return { tokens, blocks, stopTokens: [...stopTokens], repositoryTokens };
+  }
+
+  // The cursor window's parts, each text part encoded on its own. The prefix is split at its
+  // last line break: the lines before the cursor's line keep their tokens (and their cached
+  // KV) while a person types on that line; only the line itself is encoded again.
+  private encodeWindowParts(parts: PromptPart[], prefix: string): number[] {
+    const ids: number[] = [];
+    for (const part of parts) {
+      if ('token' in part) {
+        const id = this.tokenizer.tokenId(part.token);
+        if (id === undefined) throw new ModelRequestError(`The tokenizer has no ${part.token} token.`);
+        ids.push(id);
+        continue;
+      }
+      const text = part.text;
+      const at = prefix.length > 0 ? text.lastIndexOf(prefix) : -1;
+      const cut = at >= 0 && at + prefix.length === text.length ? at + prefix.lastIndexOf('\n') + 1 : 0;
+      if (cut > 0 && cut < text.length) {
+        ids.push(...this.encodeCached(text.slice(0, cut)), ...this.tokenizer.encode(text.slice(cut)));
+      } else {
+        ids.push(...this.encodeCached(text));
+      }
+    }
+    return ids;
   }
 
   // Repository files come back with every completion: long text segments keep their tokens,
@@ -149,7 +295,9 @@ export class ModelSession {
 
   // Queues a request; onText receives the generated text chunk by chunk, in order.
   async generate(params: GenerateParams, onText?: (text: string) => void): Promise<GenerateResult> {
-    const { tokens, stopTokens } = this.buildPrompt(params);
+    const built = performance.now();
+    const prompt = this.buildPrompt(params);
+    const hostMs = performance.now() - built;
     const enqueued = performance.now();
     const isCompletion = params.kind === 'completion';
     try {
@@ -158,10 +306,10 @@ export class ModelSession {
         priority: isCompletion ? PRIORITY_COMPLETION : PRIORITY_CHAT,
         group: isCompletion ? `completion:${params.client ?? ''}` : undefined,
         supersede: isCompletion,
-        run: (cancel) => this.run(params, tokens, stopTokens, cancel, enqueued, onText),
+        run: (cancel) => this.run(params, prompt, hostMs, cancel, enqueued, onText),
       });
     } catch (error) {
-      if (error instanceof RequestCancelledError) return this.emptyResult(params.requestId, tokens.length, enqueued);
+      if (error instanceof RequestCancelledError) return this.emptyResult(params.requestId, prompt.tokens.length, enqueued);
       throw error;
     }
   }
@@ -176,13 +324,24 @@ export class ModelSession {
     return {
       model: this.info(),
       usage: this.engine.usage(),
-      prefixCache: { slots: cache.slots, cachedTokens: cache.cachedTokens, requests: cache.requests, tokensReused: cache.tokensReused, tokensRecomputed: cache.tokensRecomputed },
+      prefixCache: {
+        slots: cache.slots,
+        cachedTokens: cache.cachedTokens,
+        requests: cache.requests,
+        tokensReused: cache.tokensReused,
+        tokensShifted: cache.tokensShifted,
+        tokensRecomputed: cache.tokensRecomputed,
+        forks: cache.forks,
+      },
+      repository: this.repository.status(),
       queue: { queued: queue.queued, running: queue.running ?? null, completed: queue.completed, cancelled: queue.cancelled },
     };
   }
 
   async unload(): Promise<void> {
+    const closing = this.repository.close();
     this.queue.cancelAll();
+    await closing;
     await this.queue.whenIdle();
     await this.prefixCache.clear();
     await this.engine.unload();
@@ -190,16 +349,17 @@ export class ModelSession {
 
   private async run(
     params: GenerateParams,
-    tokens: number[],
-    stopTokens: number[],
+    prompt: BuiltPrompt,
+    buildMs: number,
     cancel: CancelToken,
     enqueued: number,
     onText?: (text: string) => void,
   ): Promise<GenerateResult> {
     const started = performance.now();
+    const { tokens, stopTokens } = prompt;
     let prepared;
     try {
-      prepared = await this.prefixCache.prepare(tokens, cancel);
+      prepared = await this.prepareWithMemory(prompt, cancel);
     } catch (error) {
       if (cancel.cancelled) return this.emptyResult(params.requestId, tokens.length, enqueued, started);
       throw error;
@@ -207,6 +367,7 @@ export class ModelSession {
     const prefilled = performance.now();
     const decoder = this.tokenizer.createStreamDecoder({ skipSpecialTokens: true });
     let text = '';
+    let firstTokenAt: number | undefined;
     const emit = (chunk: string) => {
       if (chunk.length === 0) return;
       text += chunk;
@@ -227,7 +388,10 @@ export class ModelSession {
           sampling: params.sampling,
           attention: params.attention,
         },
-        (token) => emit(decoder.push(token)),
+        (token) => {
+          firstTokenAt ??= performance.now();
+          emit(decoder.push(token));
+        },
         cancel,
       );
       emit(decoder.flush());
@@ -240,20 +404,36 @@ export class ModelSession {
         tokens: result.tokens.length,
         promptTokens: tokens.length,
         reusedTokens: prepared.reusedTokens,
+        shiftedTokens: prepared.shiftedTokens,
         recomputedTokens: prepared.recomputedTokens,
+        repositoryTokens: prompt.repositoryTokens,
         timings: {
           queuedMs: started - enqueued,
-          prefillMs: prefilled - started + result.prefillSeconds * 1000,
+          hostMs: buildMs + prepared.planMs,
+          prefillMs: prefilled - started - prepared.planMs + result.prefillSeconds * 1000,
+          ...(firstTokenAt !== undefined ? { firstDecodeMs: firstTokenAt - prefilled } : {}),
           decodeMs: result.decodeSeconds * 1000,
           totalMs: finished - enqueued,
         },
         attention: selection ? { mode: selection.mode, contextLength: selection.contextLength, attendedFraction: selection.attendedFraction } : undefined,
       };
     } finally {
-      const fork = prepared.sequence;
-      await Promise.resolve()
-        .then(() => this.engine.releaseSequence(fork))
-        .catch(() => undefined);
+      // Generated on the slot itself: trim it back to the prompt, keeping the prompt's KV.
+      await this.prefixCache.finish(prepared.sequence, prompt).catch(() => undefined);
+    }
+  }
+
+  // A prompt that does not fit the KV memory next to another slot gets the memory of the other
+  // slots (they are released), once; a second failure reaches the caller with the engine's words.
+  private async prepareWithMemory(prompt: BuiltPrompt, cancel: CancelToken) {
+    const options = { cancel, reuseShifted: this.repository.reuseShifted };
+    try {
+      return await this.prefixCache.prepare(prompt, options);
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ERR_TIDAL_OUT_OF_MEMORY' || cancel.cancelled) throw error;
+      if ((await this.prefixCache.shrink()) === 0) throw error;
+      this.prefixCache.setMaxSlots(1);
+      return this.prefixCache.prepare(prompt, options);
     }
   }
 

@@ -71,6 +71,10 @@ export interface ContextFileParam {
 export interface GenerateParams {
   requestId: string;
   kind: 'chat' | 'completion' | 'raw';
+  // Chat and completion: put the engine host's own repository part (workspace/open) in front
+  // of the request, instead of repoContext. Nothing of the repository crosses the process
+  // boundary per request.
+  repository?: boolean;
   messages?: ChatMessageParam[];    // chat
   prefix?: string;                  // completion: text before the cursor
   suffix?: string;                  // completion: text after the cursor
@@ -88,9 +92,14 @@ export interface GenerateParams {
 
 export interface GenerateTimings {
   queuedMs: number;  // waiting behind other requests
-  prefillMs: number; // prompt tokens not found in the prefix cache
+  prefillMs: number; // prompt tokens not found in the prefix cache (compaction included)
   decodeMs: number;
   totalMs: number;
+  // The engine host's own work for the request: prompt assembly, tokenizing, prefix matching.
+  hostMs?: number;
+  // From the start of generation (after prefill) to the first generated token: the last prompt
+  // token's forward pass and the first sampling.
+  firstDecodeMs?: number;
 }
 
 export interface GenerateResult {
@@ -101,6 +110,11 @@ export interface GenerateResult {
   promptTokens: number;
   reusedTokens: number;    // prompt tokens whose KV came from the prefix cache
   recomputedTokens: number;
+  // Of reusedTokens, those whose KV was moved to a new position (re-rotated keys) because a
+  // block before them changed: approximate reuse (tidal.context.reuseShiftedKv).
+  shiftedTokens?: number;
+  // Repository tokens of the prompt (the host's repository part; 0 without one).
+  repositoryTokens?: number;
   timings: GenerateTimings;
   attention?: AttentionRun; // the attention the engine ran for this request's decode steps
 }
@@ -119,9 +133,53 @@ export interface TokenChunk {
 export interface EngineStats {
   model: LoadedModel | null;
   usage: UsageStats | null;
-  prefixCache: { slots: number; cachedTokens: number; requests: number; tokensReused: number; tokensRecomputed: number };
+  prefixCache: { slots: number; cachedTokens: number; requests: number; tokensReused: number; tokensShifted?: number; tokensRecomputed: number; forks?: number };
+  repository?: RepositoryStatus;
   queue: { queued: number; running: string | null; completed: number; cancelled: number };
 }
+
+// ---- Workspace layer: the engine host owns the repository part of every prompt. ----
+//
+// The extension opens the workspace once (the host reads its files itself) and then sends only
+// file events; the host keeps each file's tokens and its place in the prompt, warms the KV of
+// the repository part in the background, and keeps it on disk across restarts.
+
+export interface WorkspaceOpenParams {
+  root: string;                 // absolute folder path the host reads files from
+  repoName?: string;
+  include: string[];
+  exclude: string[];
+  maxTokens: number;            // tokens the repository part may take (0: none)
+  reuseShiftedKv?: boolean;     // default true: reuse blocks after a changed one, keys re-rotated
+  persistDir?: string;          // folder for the saved KV; absent: no persistence
+  persistMaxBytes?: number;     // disk bound of persistDir over all workspaces
+}
+
+export interface WorkspaceFileEvent {
+  path: string;                                  // workspace-relative, '/' separated
+  kind: 'created' | 'changed' | 'deleted';
+  text?: string;                                 // only for files the host cannot read from disk
+}
+
+export type RepositoryState = 'closed' | 'scanning' | 'warming' | 'ready' | 'paused' | 'error';
+
+export interface RepositoryStatus {
+  state: RepositoryState;
+  files: number;                // files in the repository part
+  droppedFiles: number;         // files left out by the token budget
+  skippedFiles: number;         // binary, too large, unreadable
+  totalTokens: number;          // tokens of the repository part
+  warmTokens: number;           // of them, whose KV is computed
+  etaMs?: number;               // time left for warm-up at the measured rate
+  restoredTokens?: number;      // tokens restored from disk at open
+  message?: string;             // what went wrong, in words for the user
+}
+
+export const workspaceOpenRequest = new RequestType<WorkspaceOpenParams, RepositoryStatus, void>('workspace/open');
+export const workspaceEventsNotification = new NotificationType<{ events: WorkspaceFileEvent[] }>('workspace/events');
+export const workspaceCloseRequest = new RequestType0<void, void>('workspace/close');
+export const workspaceStatusRequest = new RequestType0<RepositoryStatus, void>('workspace/status');
+export const workspaceStatusNotification = new NotificationType<RepositoryStatus>('workspace/status');
 
 export const loadModelRequest = new RequestType<LoadModelParams, LoadedModel, void>('engine/loadModel');
 export const unloadModelRequest = new RequestType0<void, void>('engine/unloadModel');

@@ -119,7 +119,14 @@ export interface NativeEngine {
   releaseSequence(sequence: number): Promise<void>;
   sequenceLength(sequence: number): Promise<number>;
   sequenceTokens(sequence: number): Promise<Int32Array>;
-  prefill(sequence: number, tokens: ArrayLike<number>, options?: { allLogits?: boolean; cancel?: CancelToken }): Promise<Float32Array>;
+  prefill(sequence: number, tokens: ArrayLike<number>, options?: { allLogits?: boolean; cancel?: CancelToken; chunk?: number }): Promise<Float32Array>;
+  // Keeps only `ranges` ([start, count], ascending, non-overlapping) of the sequence's processed
+  // positions, moved down to follow each other; moved keys are re-rotated to their new positions.
+  compactSequence(sequence: number, ranges: [number, number][]): Promise<void>;
+  // Writes the sequence's tokens and KV cache to `path`; resolves with the bytes written.
+  saveSequence(sequence: number, path: string): Promise<number>;
+  // A new sequence from a file written by saveSequence for the same model and backend.
+  loadSequence(path: string): Promise<number>;
   decode(sequence: number, token: number, attention?: AttentionOptions): Promise<Float32Array>;
   // Tokens reach onToken in order, on the JS thread, before the promise settles.
   generate(

@@ -1,16 +1,18 @@
 // The chat's behaviour, without the `vscode` module: a question becomes a user turn and a
 // streamed answer, Stop aborts the request into the engine, Regenerate replaces the last
 // answer, New chat starts over; every change is posted to the panel and saved to the history.
-import type { AttentionOptions, ContextFileParam, GenerateResult } from '../engine/protocol';
+import type { AttentionOptions, GenerateResult } from '../engine/protocol';
 import type { GenerationBackend } from '../extension/generationBackend';
 import type { ChatToPanel } from '../extension/chatMessages';
+import { repositoryFileCount, repositoryParams, type RepositoryPart } from '../extension/repositoryPart';
 import { newId, type Turn } from './conversation';
 import type { ChatHistory } from './historyStore';
 import { buildChatMessages, fileMentions, type EditorContext } from './promptAssembly';
 
 /** Everything a request needs from the editor and the model, gathered when it is asked. */
 export interface ChatRequestContext {
-  repoContext: ContextFileParam[];
+  /** The engine host's own repository part (local backend) or files sent as text (remote). */
+  repository: RepositoryPart;
   repoName?: string;
   editor: EditorContext;
   maxContext: number;
@@ -123,13 +125,14 @@ export class ChatSession {
         return;
       }
       const messages = buildChatMessages(earlier, question.text, context.editor, context.conversationBudgetTokens);
-      this.deps.post({ type: 'busy', busy: true, status: `Answering with ${context.repoContext.length} repository files in context…` });
+      const contextFiles = repositoryFileCount(context.repository);
+      this.deps.post({ type: 'busy', busy: true, status: `Answering with ${contextFiles} repository files in context…` });
       const result = await this.deps.backend().generate(
         {
           requestId: this.deps.newRequestId(),
           kind: 'chat',
           messages,
-          repoContext: context.repoContext,
+          ...repositoryParams(context.repository),
           repoName: context.repoName,
           attention: context.attention,
           ...(this.deps.maxTokens ? { maxTokens: this.deps.maxTokens } : {}),
@@ -152,7 +155,7 @@ export class ChatSession {
         maxContext: context.maxContext,
         reusedTokens: result.reusedTokens,
         tokens: result.tokens,
-        contextFiles: context.repoContext.length,
+        contextFiles,
         attention: result.attention ? { mode: result.attention.mode, attendedFraction: result.attention.attendedFraction } : undefined,
         decodeMs: result.timings.decodeMs,
         finishReason: result.finishReason,

@@ -1,11 +1,12 @@
-// What a chat request takes from the editor: the repository files (as completions get them,
-// the active file left out of them), the active file and selection, and the attached files.
+// What a chat request takes from the editor: the repository part (as completions get it: the
+// engine host's own, or for the remote backend files rendered here with the active file left
+// out), the active file and selection, and the attached files.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 
 import { FALLBACK_CONTEXT_TOKENS } from '../extension/contextBudget';
 import type { ModelController } from '../extension/modelController';
-import type { RenderedFiles } from '../context/types';
+import type { RepositoryPart } from '../extension/repositoryPart';
 import type { TidalSettings } from '../extension/settings';
 import type { ChatRequestContext } from './chatSession';
 import type { EditorFile } from './promptAssembly';
@@ -20,11 +21,12 @@ export async function gatherChatContext(
   editor: vscode.TextEditor | undefined,
   model: ModelController,
   /**
-   * The repository files, sized exactly as for completions (same budget, same active file left
-   * out), so that chat and completion prompts begin with the same tokens and share one cached
-   * KV prefix.
+   * The repository part, exactly as for completions (the host's own; or files with the same
+   * budget and the same active file left out), so that chat and completion prompts begin with
+   * the same tokens and share one cached KV prefix. Its `tokens` (for the host's part: the
+   * host's last reported total) is what the conversation budget leaves room for.
    */
-  repositoryFor: (excludePath: string | undefined) => Promise<RenderedFiles>,
+  repositoryFor: (excludePath: string | undefined) => Promise<RepositoryPart>,
   settings: TidalSettings,
 ): Promise<ChatRequestContext> {
   // A remote server renders the chat with its own template; locally the model must have one.
@@ -65,14 +67,14 @@ export async function gatherChatContext(
   }
 
   const maxContext = loaded?.model.maxContext ?? FALLBACK_CONTEXT_TOKENS;
-  const snapshot = await repositoryFor(inWorkspace ? activeFile?.path : undefined);
+  const repository = await repositoryFor(inWorkspace ? activeFile?.path : undefined);
   const limit = settings.context.maxTokens > 0 ? Math.min(settings.context.maxTokens, maxContext) : maxContext;
   return {
-    repoContext: snapshot.files,
+    repository,
     repoName: folder?.name,
     editor: { activeFile, selection, attached },
     maxContext,
-    conversationBudgetTokens: Math.max(256, limit - snapshot.tokens - ANSWER_TOKENS),
+    conversationBudgetTokens: Math.max(256, limit - repository.tokens - ANSWER_TOKENS),
     attention: { mode: settings.attention.mode, tokenBudget: settings.attention.tokenBudget, selectionLayers: settings.attention.selectionLayers },
   };
 }

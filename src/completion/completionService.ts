@@ -4,8 +4,9 @@
 // and de-duplication against the text after the cursor. The VS Code provider is a thin
 // adapter over this (src/extension/inlineCompletionProvider.ts); the typing benchmark drives
 // it directly.
-import type { AttentionOptions, ContextFileParam, GenerateResult } from '../engine/protocol';
+import type { AttentionOptions, GenerateResult } from '../engine/protocol';
 import type { GenerationBackend } from '../extension/generationBackend';
+import { NO_REPOSITORY, repositoryParams, type RepositoryPart } from '../extension/repositoryPart';
 import { CompletionCache } from './completionCache';
 import { chooseCompletionMode, type CompletionMode, type CompletionModeSetting } from './completionMode';
 import { linkedAbortController, pause } from './debounce';
@@ -28,7 +29,7 @@ export interface CompletionConfig {
 export interface CompletionRequest {
   /** Identifies the document (its URI); the cache is per document. */
   documentKey: string;
-  /** Workspace-relative path, also left out of the repository context. */
+  /** Workspace-relative path (left out of the repository files rendered by the extension). */
   filePath?: string;
   text: string;
   /** Cursor offset in `text` (UTF-16). */
@@ -36,16 +37,14 @@ export interface CompletionRequest {
   tabSize?: number;
 }
 
-export interface RepositoryFiles {
-  files: ContextFileParam[];
-  tokens: number;
-}
-
 export interface CompletionServiceDeps {
   backend: () => GenerationBackend;
   config: () => CompletionConfig;
-  /** The repository files for a request in `excludePath`, that file left out. */
-  repositoryContext?: (excludePath: string | undefined) => Promise<RepositoryFiles>;
+  /**
+   * The repository part of a request in `excludePath`: the engine host's own, or the files
+   * rendered by the extension with that file left out.
+   */
+  repositoryContext?: (excludePath: string | undefined) => Promise<RepositoryPart>;
   newRequestId: () => string;
   now?: () => number;
 }
@@ -142,7 +141,7 @@ export class CompletionService {
     this.counters.inFlight++;
     this.changed();
     try {
-      const repository = this.deps.repositoryContext ? await this.deps.repositoryContext(request.filePath) : { files: [], tokens: 0 };
+      const repository = this.deps.repositoryContext ? await this.deps.repositoryContext(request.filePath) : NO_REPOSITORY;
       if (request$.signal.aborted) {
         this.counters.cancelled++;
         return undefined;
@@ -155,7 +154,7 @@ export class CompletionService {
           suffix: window.suffix,
           filePath: request.filePath,
           repoName: config.repoName,
-          repoContext: repository.files,
+          ...repositoryParams(repository),
           maxTokens: mode === 'single-line' ? config.maxTokens.singleLine : config.maxTokens.multiLine,
           attention: config.attention,
           sampling: { temperature: 0 },
@@ -189,7 +188,7 @@ export class CompletionService {
         stoppedEarly,
         rawText: generated,
         result,
-        repositoryTokens: repository.tokens,
+        repositoryTokens: result.repositoryTokens ?? repository.tokens,
       };
       this.lastFromEngine = this.last;
       return this.last;

@@ -6,7 +6,16 @@ import * as vscode from 'vscode';
 import { MessageConnection } from 'vscode-jsonrpc/node';
 
 import { startEngineHost } from '../engine/hostProcess';
-import { EngineInfo, engineInfoRequest, logNotification, shutdownRequest, tokenNotification, type TokenChunk } from '../engine/protocol';
+import {
+  EngineInfo,
+  engineInfoRequest,
+  logNotification,
+  shutdownRequest,
+  tokenNotification,
+  workspaceStatusNotification,
+  type RepositoryStatus,
+  type TokenChunk,
+} from '../engine/protocol';
 import { RestartPolicy } from './restartPolicy';
 
 export type EngineState = 'stopped' | 'starting' | 'ready' | 'error';
@@ -24,11 +33,14 @@ export class EngineClient implements vscode.Disposable {
   private readonly policy = new RestartPolicy();
   private readonly changed = new vscode.EventEmitter<EngineStatus>();
   private readonly tokens = new vscode.EventEmitter<TokenChunk>();
+  private readonly repositoryStatuses = new vscode.EventEmitter<RepositoryStatus>();
   private restartTimer?: NodeJS.Timeout;
   private disposed = false;
   readonly onDidChangeStatus = this.changed.event;
   /** engine/token notifications: the streamed text of running requests. */
   readonly onToken = this.tokens.event;
+  /** workspace/status notifications: the host's repository warming up, ready, or failing. */
+  readonly onRepositoryStatus = this.repositoryStatuses.event;
 
   constructor(
     private readonly hostScript: string,
@@ -55,6 +67,7 @@ export class EngineClient implements vscode.Disposable {
     });
     connection.onNotification(logNotification, ({ level, message }) => this.log[level](`[engine] ${message}`));
     connection.onNotification(tokenNotification, (chunk) => this.tokens.fire(chunk));
+    connection.onNotification(workspaceStatusNotification, (status) => this.repositoryStatuses.fire(status));
     child.on('exit', (code, signal) => this.onExit(child, code, signal));
     child.on('error', (error) => this.log.error(`engine process error: ${error.message}`));
     connection.listen();
@@ -131,6 +144,7 @@ export class EngineClient implements vscode.Disposable {
     void this.stop();
     this.changed.dispose();
     this.tokens.dispose();
+    this.repositoryStatuses.dispose();
   }
 }
 

@@ -1,5 +1,6 @@
-// Extension entry: wires the engine process, the model it keeps loaded, the repository
-// context, the status bar, the chat view and the commands together. Everything disposable
+// Extension entry: wires the engine process, the model it keeps loaded, the repository (the
+// engine host's, or rendered here for the remote backend), the status bar, the chat view and
+// the commands together. Everything disposable
 // goes onto context.subscriptions.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
@@ -9,16 +10,19 @@ import { ChatHistory, HISTORY_KEY } from '../chat/historyStore';
 import { gatherChatContext } from '../chat/vscodeChatContext';
 import { ChatViewProvider } from './chatViewProvider';
 import { CompletionService, type CompletionCounters } from '../completion/completionService';
-import { statsRequest, type EngineStats } from '../engine/protocol';
+import { statsRequest, type EngineStats, type RepositoryStatus } from '../engine/protocol';
 import { COMMAND_IDS, registerCommands } from './commands';
 import { EngineClient } from './engineClient';
 import type { GenerationBackend } from './generationBackend';
+import { HostRepository, workspaceOpenParams } from './hostRepository';
+import { watchHostRepository } from './hostRepositoryWatch';
 import { completionBudget, readCompletionMode } from './inlineCompletionConfig';
 import { TidalInlineCompletionProvider } from './inlineCompletionProvider';
 import { LocalBackend, newRequestId } from './localBackend';
 import { ModelController, type ModelState } from './modelController';
 import { registerModelPicker } from './modelPicker';
 import { RepositoryContext } from './repositoryContext';
+import { hostRendersRepository, repositoryPartFor } from './repositoryPart';
 import { RemoteBackend } from './remoteBackend';
 import { readSettings, type TidalSettings } from './settings';
 import { TidalStatusBar } from './statusBar';
@@ -62,6 +66,8 @@ export interface TidalApi {
   engineStats(): Promise<EngineStats | undefined>;
   /** The status bar item's text. */
   statusBarText(): string;
+  /** The engine host's latest report on the repository (warm-up, ready); undefined while none is open there. */
+  repositoryStatus(): RepositoryStatus | undefined;
 }
 
 export interface ChatAnswerState {
@@ -125,9 +131,25 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       model.loaded?.model.maxContext ?? 0,
       vscode.workspace.workspaceFolders?.[0]?.name,
     );
-  // One repository part for completions and chat: same budget, active file left out, so both
-  // prompts start with the same tokens and reuse one cached KV prefix in the engine.
-  const repositoryFor = (excludePath: string | undefined) => repository.snapshot(completionSettings().repositoryTokens, excludePath);
+  // One repository part for completions and chat, so both prompts start with the same tokens
+  // and reuse one cached KV prefix in the engine: the engine host's own (local backend), or
+  // files rendered here with the same budget and the active file left out.
+  const firstFolder = () => vscode.workspace.workspaceFolders?.[0];
+  const hostRenders = () => hostRendersRepository(settings().backend, firstFolder()?.uri.scheme);
+  const hostRepository = new HostRepository({
+    rpc: () => engine.rpc,
+    target: () => {
+      const folder = firstFolder();
+      if (!folder || !hostRenders() || !model.loaded) return undefined;
+      return { folder, params: workspaceOpenParams(folder, settings(), completionSettings().repositoryTokens, context.globalStorageUri.fsPath) };
+    },
+    log,
+  });
+  const repositoryFor = repositoryPartFor({
+    hostRenders,
+    host: () => hostRepository.part(),
+    files: (excludePath) => repository.snapshot(completionSettings().repositoryTokens, excludePath),
+  });
   const chatHistory = () => new ChatHistory(context.workspaceState);
   let chatSession: ChatSession;
   const chat = new ChatViewProvider(context.extensionUri, () => chatSession, summary);
@@ -156,13 +178,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       lastFirstTokenMs: completions.lastFromEngine?.firstTokenMs,
       lastError: completions.lastError,
       remoteUrl: current.backend === 'remote' ? current.remoteUrl : undefined,
+      repository: hostRenders() ? hostRepository.status : undefined,
     });
   };
   const refresh = () => {
     updateStatusBar();
     chat.refreshEngine();
   };
-  const configureContext = () => repository.configure(settings(), model.loaded?.modelDir);
+  const configureContext = () => (hostRenders() ? repository.clear() : repository.configure(settings(), model.loaded?.modelDir));
 
   context.subscriptions.push(
     engine,
@@ -181,7 +204,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       const affects = (...keys: string[]) => keys.some((key) => event.affectsConfiguration(key));
       logSettingProblems();
       if (affects('tidal.modelPath', 'tidal.backend', 'tidal.engine.maxKvMemoryGB')) void model.reload();
-      if (affects('tidal.context.include', 'tidal.context.exclude')) configureContext();
+      if (affects('tidal.context.include', 'tidal.context.exclude', 'tidal.backend')) configureContext();
       if (affects('tidal.inlineCompletions.enabled') && !completionsEnabled()) completions.cancelAll();
       if (affects('tidal.modelPath', 'tidal.backend', 'tidal.attention')) completions.clearCache();
       refresh();
@@ -189,6 +212,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     vscode.workspace.onDidChangeWorkspaceFolders(configureContext),
     vscode.languages.registerInlineCompletionItemProvider([{ pattern: '**' }, { scheme: 'untitled' }], new TidalInlineCompletionProvider(completions, (uri) => repository.relativePath(uri), log)),
     completions.onDidChange(updateStatusBar),
+    ...watchHostRepository(hostRepository, engine, model),
+    hostRepository.onDidChange(updateStatusBar),
     ...registerCommands({ engine, chat, log }),
     ...registerModelPicker(context, log),
     context.secrets.onDidChange(async (event) => {
@@ -208,6 +233,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       vscode.window.setStatusBarMessage(`Tidal: remote API key ${remoteApiKey ? 'stored' : 'removed'}`, 3000);
     }),
   );
+  configureContext();
   refresh();
   void engine.start();
 
@@ -301,6 +327,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     }),
     engineStats: async () => engine.rpc?.sendRequest(statsRequest).catch(() => undefined),
     statusBarText: () => statusBar.text,
+    repositoryStatus: () => hostRepository.status,
   };
 }
 

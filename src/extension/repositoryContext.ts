@@ -1,6 +1,9 @@
-// The whole-repository context as the editor features use it: a WorkspaceContext over the
-// first workspace folder, counted with the loaded model's tokenizer, rendered to the files
-// that go in front of a completion or a chat question within the token budget.
+// The whole-repository context rendered by the extension, for the remote backend (whose server
+// cannot read this disk) and folders the engine host cannot read (virtual file systems): a
+// WorkspaceContext over the first workspace folder, counted with the loaded model's tokenizer
+// (else estimated), rendered to the files sent in front of a completion or a chat question
+// within the token budget. For the local backend the engine host owns the repository
+// (hostRepository.ts) and this stays empty: nothing is scanned or tokenized here.
 import * as vscode from 'vscode';
 
 import type { CountTokens, RenderedFiles } from '../context/types';
@@ -50,6 +53,14 @@ export class RepositoryContext implements vscode.Disposable {
       () => this.log.info(`repository context: ${workspace.context.paths.length} files from ${folder.name} in ${Date.now() - started} ms (${counter.exact ? 'model tokenizer' : 'estimated tokens'})`),
       (error) => this.log.warn(`repository context scan failed: ${(error as Error).message}`),
     );
+  }
+
+  /** Stops following the folder and forgets its files (the engine host renders the repository). */
+  clear(): void {
+    this.key = '';
+    this.workspace?.dispose();
+    this.workspace = undefined;
+    this.scanning = undefined;
   }
 
   /**

@@ -1,11 +1,14 @@
 // The status bar item: engine state (loading / ready / busy / error), backend, context tokens
-// in use and the last completion's latency at a glance; a click opens the Tidal menu
-// (toggle completions, select model, show log, ...).
+// in use and the last completion's latency at a glance, the repository's warm-up in the engine
+// host while it runs; a click opens the Tidal menu (toggle completions, select model, show
+// log, ...). Engine and model problems take precedence over the repository's.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 
+import type { RepositoryStatus } from '../engine/protocol';
 import type { EngineStatus } from './engineClient';
 import type { ModelState } from './modelController';
+import { compactCount, repositoryProgressText, repositoryTooltipLine } from './repositoryStatusText';
 
 /** What the inline completions add to the status bar. */
 export interface CompletionActivity {
@@ -17,6 +20,8 @@ export interface CompletionActivity {
   lastError?: string;
   /** Set when tidal.backend is 'remote': the server's URL. */
   remoteUrl?: string;
+  /** The engine host's repository (local backend), as its last workspace/status said. */
+  repository?: RepositoryStatus;
 }
 
 export class TidalStatusBar implements vscode.Disposable {
@@ -66,12 +71,15 @@ export class TidalStatusBar implements vscode.Disposable {
         return;
       case 'ready': {
         const backend = model.loaded.model.backend.toUpperCase();
-        const icon = activity?.busy ? '$(sync~spin)' : '$(pulse)';
+        const repository = activity?.repository;
+        const icon = repository?.state === 'error' ? '$(warning)' : activity?.busy ? '$(sync~spin)' : '$(pulse)';
         const figures = activityFigures(activity);
-        this.item.text = `${icon} Tidal ${backend}${figures.short}${completions}`;
+        this.item.text = `${repositoryProgressText(repository) ?? `${icon} Tidal ${backend}${figures.short}`}${completions}`;
         const tooltip = new vscode.MarkdownString(undefined, true);
         tooltip.appendMarkdown(`**Tidal Code** — ${activity?.busy ? 'busy (completing)' : 'ready'}\n\n`);
         tooltip.appendMarkdown(`Model: ${model.embedded ? 'tidal-code-mini (embedded)' : model.loaded.modelDir} on ${backend}${gpu}\n\n`);
+        const repositoryLine = repositoryTooltipLine(repository);
+        if (repositoryLine) tooltip.appendText(repositoryLine).appendMarkdown('\n\n');
         for (const line of figures.lines) tooltip.appendMarkdown(`${line}\n\n`);
         tooltip.appendMarkdown(`Inline completions: ${completionsEnabled ? 'on' : 'off'} — click for options`);
         this.item.tooltip = tooltip;
@@ -108,8 +116,4 @@ function activityFigures(activity: CompletionActivity | undefined): { short: str
   }
   if (activity.lastError) lines.push(`Last completion failed: ${activity.lastError}`);
   return { short: parts.length > 0 ? ` · ${parts.join(' · ')}` : '', lines };
-}
-
-function compactCount(count: number): string {
-  return count >= 10_000 ? `${Math.round(count / 1000)}K` : count >= 1000 ? `${(count / 1000).toFixed(1)}K` : String(count);
 }

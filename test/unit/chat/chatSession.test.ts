@@ -58,7 +58,7 @@ class ScriptedBackend implements GenerationBackend {
 }
 
 const context: ChatRequestContext = {
-  repoContext: [{ path: 'src/kvCache.ts', content: 'export class KvCache {}\n' }],
+  repository: { files: [{ path: 'src/kvCache.ts', content: 'export class KvCache {}\n' }], tokens: 9 },
   repoName: 'demo',
   editor: { activeFile: { path: 'src/main.ts', content: 'const x = 1;\n', language: 'typescript' }, attached: [] },
   maxContext: 16384,
@@ -87,7 +87,8 @@ test('a question streams its answer to the panel in order, ends as the engine te
 
   const request = backend.requests[0];
   assert.equal(request.kind, 'chat');
-  assert.deepEqual(request.repoContext, context.repoContext);
+  assert.deepEqual(request.repoContext, [{ path: 'src/kvCache.ts', content: 'export class KvCache {}\n' }]);
+  assert.equal(request.repository, undefined);
   assert.equal(request.repoName, 'demo');
   assert.deepEqual(request.attention, context.attention);
   const last = request.messages!.at(-1)!;
@@ -183,4 +184,17 @@ test('a failure reaches the user as an error turn, and the session can ask again
   assert.equal(session.turns.at(-1)?.text, 'fine');
   // The failed exchange is left out of the next prompt.
   assert.deepEqual(backend.requests[0].messages!.map((message) => message.role), ['system', 'user']);
+});
+
+test("with the engine host's own repository part the request says `repository: true` and carries no files", async () => {
+  const backend = new ScriptedBackend([['It is ', 'in kvCache.ts.']]);
+  const hostContext: ChatRequestContext = { ...context, repository: { source: 'host', files: 42, tokens: 50_000 } };
+  const { session, posted } = setup(backend, new MemoryStore(), async () => hostContext);
+  await session.ask('Where is the cache?');
+  const request = backend.requests[0];
+  assert.equal(request.repository, true);
+  assert.equal('repoContext' in request, false, 'no repoContext field at all');
+  assert.ok(posted.some((message) => message.type === 'busy' && message.status === 'Answering with 42 repository files in context…'));
+  const finalTurn = posted.filter((message) => message.type === 'turn').at(-1) as Extract<ChatToPanel, { type: 'turn' }>;
+  assert.equal(finalTurn.turn.meta?.contextFiles, 42);
 });

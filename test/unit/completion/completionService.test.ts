@@ -82,6 +82,7 @@ test('the request carries the prompt window, the repository files and the path; 
   assert.equal(params.suffix, '\n');
   assert.equal(params.filePath, 'a.ts');
   assert.deepEqual(params.repoContext, [{ path: 'other.ts', content: "export const notThe = 'a.ts';\n" }]);
+  assert.equal(params.repository, undefined);
   assert.equal(params.maxTokens, 48);
   assert.deepEqual(params.sampling, { temperature: 0 });
   // The stop rule cancelled the generation: the last chunk was never produced.
@@ -160,4 +161,26 @@ test('a failing backend is reported through lastError and counters, not thrown',
   assert.equal(await completions.complete(at('x = |')), undefined);
   assert.equal(completions.counters.failed, 1);
   assert.match(completions.lastError ?? '', /not running/);
+});
+
+test("with the engine host's own repository part the request says `repository: true`, carries no files, and the outcome counts the host's repository tokens", async () => {
+  const { backend, calls } = scriptedBackend(['x + 1']);
+  const asked: (string | undefined)[] = [];
+  const completions = new CompletionService({
+    backend: () => ({
+      kind: 'local',
+      generate: async (params, onText, signal) => ({ ...(await backend.generate(params, onText, signal)), repositoryTokens: 5000 }),
+    }),
+    config: () => baseConfig,
+    repositoryContext: async (excludePath) => (asked.push(excludePath), { source: 'host', files: 40, tokens: 4800 }),
+    newRequestId: () => 'c1',
+  });
+  const outcome = await completions.complete(at('let y = |;\n'));
+  assert.equal(outcome?.text, 'x + 1');
+  assert.deepEqual(asked, ['a.ts']);
+  const params = calls[0].params;
+  assert.equal(params.repository, true);
+  assert.equal('repoContext' in params, false, 'no repoContext field at all');
+  assert.equal(params.filePath, 'a.ts');
+  assert.equal(outcome.repositoryTokens, 5000, "the host's count for this prompt, not its last status");
 });

@@ -1,0 +1,113 @@
+// The status bar item's text and tooltip in each state, over a stand-in for the few `vscode`
+// classes it uses: the repository's warm-up from the engine host's workspace/status, and engine
+// and model problems taking precedence over it.
+import Module from 'node:module';
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+class MarkdownString {
+  value = '';
+  constructor(value = '') {
+    this.value = value;
+  }
+  appendMarkdown(text: string) {
+    this.value += text;
+    return this;
+  }
+  appendText(text: string) {
+    this.value += text.replace(/[\\`*_{}[\]()#+\-.!]/g, '\\$&');
+    return this;
+  }
+}
+class ThemeColor {
+  constructor(readonly id: string) {}
+}
+const fakeVscode = {
+  StatusBarAlignment: { Left: 1, Right: 2 },
+  MarkdownString,
+  ThemeColor,
+  window: { createStatusBarItem: () => ({ text: '', tooltip: undefined as unknown, show() {}, dispose() {} }) },
+};
+const loader = Module as unknown as { _load: (request: string, ...rest: unknown[]) => unknown };
+const load = loader._load;
+loader._load = function (request: string, ...rest: unknown[]) {
+  return request === 'vscode' ? fakeVscode : load.call(this, request, ...rest);
+};
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { TidalStatusBar } = require('../../../src/extension/statusBar') as typeof import('../../../src/extension/statusBar');
+import type { RepositoryStatus } from '../../../src/engine/protocol';
+import type { EngineStatus } from '../../../src/extension/engineClient';
+import type { ModelState } from '../../../src/extension/modelController';
+import { repositoryProgressText, repositoryTooltipLine, timeLeft } from '../../../src/extension/repositoryStatusText';
+
+const engine: EngineStatus = {
+  state: 'ready',
+  info: { engineVersion: '0.1.0', compiledBackends: ['cpu'], cuda: { usable: false, deviceName: '', message: 'no GPU' }, pid: 1, nodeVersion: 'v20' },
+};
+const model = {
+  state: 'ready',
+  loaded: { modelDir: '/models/mini', model: { backend: 'cpu', maxContext: 8192 }, tokenizer: {} },
+  loadMs: 10,
+  embedded: true,
+} as unknown as ModelState;
+const status = (state: RepositoryStatus['state'], extra: Partial<RepositoryStatus> = {}): RepositoryStatus => ({
+  state, files: 120, droppedFiles: 3, skippedFiles: 2, totalTokens: 99_000, warmTokens: 45_000, ...extra,
+});
+
+function show(repository: RepositoryStatus | undefined, engineStatus = engine, modelState: ModelState = model) {
+  const bar = new TidalStatusBar();
+  bar.update(engineStatus, true, modelState, { busy: false, contextTokens: 1234, lastLatencyMs: 80, repository });
+  const item = (bar as unknown as { item: { text: string; tooltip: unknown; backgroundColor?: ThemeColor } }).item;
+  const tooltip = typeof item.tooltip === 'string' ? item.tooltip : (item.tooltip as MarkdownString).value;
+  return { text: item.text, tooltip, background: item.backgroundColor?.id };
+}
+
+test('reading the repository, then its context warming up with the time left', () => {
+  assert.equal(show(status('scanning')).text, '$(sync~spin) Tidal: reading repository…');
+  assert.equal(show(status('warming', { etaMs: 12_300 })).text, '$(sync~spin) Tidal: context 45K/99K tokens, 12 s left');
+  assert.equal(show(status('warming')).text, '$(sync~spin) Tidal: context 45K/99K tokens', 'no time when none is known');
+  assert.equal(show(status('warming', { warmTokens: 4500, totalTokens: 9000, etaMs: 150_000 })).text, '$(sync~spin) Tidal: context 4.5K/9.0K tokens, 3 min left');
+  assert.match(show(status('warming', { etaMs: 12_300 })).tooltip, /45,000 of 99,000 tokens done/);
+});
+
+test('ready: the usual text; the tooltip counts files, tokens, the restored ones and those left out', () => {
+  const ready = show(status('ready', { warmTokens: 99_000, restoredTokens: 60_000 }));
+  assert.equal(ready.text, '$(pulse) Tidal CPU · 1.2K ctx · 80 ms');
+  assert.match(ready.tooltip, /Repository: 120 files, 99,000 tokens in context \\\(60,000 restored from disk\\\), 3 files left out by the token budget/);
+  const plain = show(status('ready', { droppedFiles: 0 }));
+  assert.doesNotMatch(plain.tooltip, /restored|left out/);
+});
+
+test('a repository error: warning icon, the message in the tooltip; no host repository: nothing about it', () => {
+  const failed = show(status('error', { message: 'cannot read /work/demo' }));
+  assert.equal(failed.text, '$(warning) Tidal CPU · 1.2K ctx · 80 ms');
+  assert.match(failed.tooltip, /Repository context failed: cannot read \/work\/demo\\\. Completions and chat work without it\\\./);
+  const none = show(undefined);
+  assert.equal(none.text, '$(pulse) Tidal CPU · 1.2K ctx · 80 ms');
+  assert.doesNotMatch(none.tooltip, /Repository/);
+  assert.equal(show(status('closed')).text, none.text);
+});
+
+test('engine and model problems take precedence over the repository', () => {
+  const warming = status('warming', { etaMs: 5000 });
+  const engineDown = show(warming, { state: 'error', message: 'The engine stopped unexpectedly (signal SIGKILL).' });
+  assert.equal(engineDown.text, '$(error) Tidal');
+  assert.match(engineDown.tooltip, /SIGKILL/);
+  const modelFailed = show(warming, engine, { state: 'error', modelDir: '/m', message: 'Could not load the model: out of memory' });
+  assert.equal(modelFailed.text, '$(warning) Tidal');
+  assert.equal(modelFailed.background, 'statusBarItem.warningBackground');
+  assert.equal(show(warming, engine, { state: 'loading', modelDir: '/m' }).text, '$(loading~spin) Tidal');
+});
+
+test('the texts as functions: progress only while reading or warming; times in s, then min', () => {
+  assert.equal(repositoryProgressText(undefined), undefined);
+  assert.equal(repositoryProgressText(status('ready')), undefined);
+  assert.equal(repositoryProgressText(status('paused')), undefined);
+  assert.match(repositoryTooltipLine(status('paused'))!, /paused at 45,000 of 99,000 tokens/);
+  assert.equal(repositoryTooltipLine(status('ready', { files: 1, droppedFiles: 1 })), 'Repository: 1 file, 99,000 tokens in context, 1 file left out by the token budget');
+  assert.equal(timeLeft(undefined), undefined);
+  assert.equal(timeLeft(400), '1 s');
+  assert.equal(timeLeft(89_000), '89 s');
+  assert.equal(timeLeft(600_000), '10 min');
+});

@@ -201,7 +201,10 @@ def main():
     print(f'make_model: {params / 1e9:.2f}B parameters ({shape["num_hidden_layers"]} layers, hidden {shape["hidden_size"]}, '
           f'vocab {config["vocab_size"]}) into {args.out}, drawn with {source.name}', flush=True)
     started = time.time()
-    size = write_safetensors(os.path.join(args.out, 'model.safetensors'), tensors, source, log=not args.tiny)
+    # Written under another name, renamed when complete: a folder with model.safetensors is whole.
+    partial = os.path.join(args.out, 'model.safetensors.partial')
+    size = write_safetensors(partial, tensors, source, log=not args.tiny)
+    os.replace(partial, os.path.join(args.out, 'model.safetensors'))
     print(f'make_model: wrote {size / 2**30:.2f} GiB in {time.time() - started:.1f} s', flush=True)
 
 

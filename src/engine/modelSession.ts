@@ -41,6 +41,20 @@ const ENCODE_CACHE_ENTRIES = 4096;
 
 const DEFAULT_MAX_TOKENS = { chat: 1024, completion: 128, raw: 256 } as const;
 
+// Prefill chunks of a request are sized from the measured prefill rate so that one chunk takes
+// about CANCEL_SECONDS: a superseded request stops within that, and nothing is cut smaller than
+// it needs to be (small chunks use the GPU worse than large ones).
+const CANCEL_SECONDS = 0.05;
+const MIN_CHUNK = 256;
+const MAX_CHUNK = 8192;
+
+function concatTokens(head: Int32Array, tail: readonly number[]): Int32Array {
+  const tokens = new Int32Array(head.length + tail.length);
+  tokens.set(head, 0);
+  tokens.set(tail, head.length);
+  return tokens;
+}
+
 /** A prompt ready for the engine: its tokens, the repository blocks in it, what ends it. */
 interface BuiltPrompt extends PromptLayout {
   stopTokens: number[];
@@ -72,6 +86,7 @@ export class ModelSession {
   private readonly encodeCache = new Map<string, number[]>();
   private readonly repository: RepositoryService;
   private readonly bosId: number | undefined;
+  private prefillTokensPerSecond = 0;
   readonly fimFormat: FimFormat | undefined;
 
   private constructor(
@@ -169,7 +184,7 @@ export class ModelSession {
     const tokenizer = this.tokenizer;
     const stopTokens = new Set(tokenizer.endOfTurnTokenIds());
     const bos = this.bosId;
-    let tokens: number[];
+    let tokens: number[] | Int32Array;
     let blocks: readonly PromptBlock[] = [];
     let repositoryTokens = 0;
     const hostRepository = params.repository === true && (params.kind === 'chat' || params.kind === 'completion') ? this.repository.promptPart(params.kind) : undefined;
@@ -180,7 +195,7 @@ export class ModelSession {
         const conversation = () => tokenizer.encode(bos !== undefined ? withoutLeadingBos(text, tokenizer.bosToken) : text);
         if (hostRepository !== undefined && hostRepository.tokens.length > 0) {
           // [the host's repository part][conversation]: the same repository tokens as completions.
-          tokens = [...hostRepository.tokens, ...conversation()];
+          tokens = concatTokens(hostRepository.tokens, conversation());
           blocks = hostRepository.blocks;
           repositoryTokens = hostRepository.tokens.length;
           break;
@@ -215,7 +230,7 @@ export class ModelSession {
           tail.push(...fimCursorParts(format, cursor));
           const tailTokens = this.encodeWindowParts(tail, cursor.prefix);
           if (repository !== undefined) {
-            tokens = [...repository.tokens, ...tailTokens];
+            tokens = concatTokens(repository.tokens, tailTokens);
             blocks = repository.blocks;
             repositoryTokens = repository.tokens.length;
           } else {
@@ -250,7 +265,7 @@ export class ModelSession {
           'Lower tidal.context.maxTokens, or shorten the conversation.',
       );
     }
-    return { tokens, blocks, stopTokens: [...stopTokens], repositoryTokens };
+    return { tokens: tokens instanceof Int32Array ? tokens : Int32Array.from(tokens), blocks, stopTokens: [...stopTokens], repositoryTokens };
   }
 
   // The cursor window's parts, each text part encoded on its own. The prefix is split at its
@@ -426,15 +441,27 @@ export class ModelSession {
   // A prompt that does not fit the KV memory next to another slot gets the memory of the other
   // slots (they are released), once; a second failure reaches the caller with the engine's words.
   private async prepareWithMemory(prompt: BuiltPrompt, cancel: CancelToken) {
-    const options = { cancel, reuseShifted: this.repository.reuseShifted };
+    const options = { cancel, reuseShifted: this.repository.reuseShifted, chunk: this.requestChunk() };
+    let prepared;
     try {
-      return await this.prefixCache.prepare(prompt, options);
+      prepared = await this.prefixCache.prepare(prompt, options);
     } catch (error) {
       if ((error as { code?: string }).code !== 'ERR_TIDAL_OUT_OF_MEMORY' || cancel.cancelled) throw error;
       if ((await this.prefixCache.shrink()) === 0) throw error;
       this.prefixCache.setMaxSlots(1);
-      return this.prefixCache.prepare(prompt, options);
+      prepared = await this.prefixCache.prepare(prompt, options);
     }
+    if (prepared.recomputedTokens >= MIN_CHUNK && prepared.engineMs > 0) {
+      const rate = (prepared.recomputedTokens / prepared.engineMs) * 1000;
+      this.prefillTokensPerSecond = this.prefillTokensPerSecond > 0 ? 0.5 * this.prefillTokensPerSecond + 0.5 * rate : rate;
+    }
+    return prepared;
+  }
+
+  /** Tokens per prefill pass for a request: about CANCEL_SECONDS of work at the measured rate. */
+  private requestChunk(): number | undefined {
+    if (this.prefillTokensPerSecond <= 0) return undefined;
+    return Math.round(Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, this.prefillTokensPerSecond * CANCEL_SECONDS)));
   }
 
   private emptyResult(requestId: string, promptTokens: number, enqueued: number, started = performance.now()): GenerateResult {

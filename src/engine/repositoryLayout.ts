@@ -105,18 +105,23 @@ export class RepositoryLayout {
       firstKept = i;
     }
     const kept = room < 0 ? [] : files.slice(firstKept);
-    const tokens = [...header];
     const blocks: PromptBlock[] = [];
+    let length = header.length;
     for (const file of kept) {
       const entry = this.tokensByPath.get(file.path)!;
-      blocks.push({ key: entry.key, start: tokens.length, length: entry.tokens.length });
-      for (const token of entry.tokens) tokens.push(token);
+      blocks.push({ key: entry.key, start: length, length: entry.tokens.length });
+      length += entry.tokens.length;
+    }
+    const tokens = new Int32Array(kept.length > 0 ? length : 0);
+    if (kept.length > 0) {
+      tokens.set(header, 0);
+      for (let i = 0; i < kept.length; i++) tokens.set(this.tokensByPath.get(kept[i].path)!.tokens, blocks[i].start);
     }
     // Forget the tokens of files that left the context.
     const present = new Set(files.map((file) => file.path));
     for (const path of [...this.tokensByPath.keys()]) if (!present.has(path)) this.tokensByPath.delete(path);
     this.laidOut = {
-      tokens: kept.length > 0 ? tokens : [],
+      tokens,
       blocks,
       headerTokens: kept.length > 0 ? header.length : 0,
       files: kept.length,

@@ -168,7 +168,7 @@ export class RepositoryService {
     const blocks = laid.blocks.filter((block) => block.start + block.length <= reusable);
     const end = blocks.length > 0 ? blocks[blocks.length - 1].start + blocks[blocks.length - 1].length : 0;
     if (blocks.length === 0) return undefined;
-    return { ...laid, tokens: laid.tokens.slice(0, end), blocks, files: blocks.length, droppedFiles: laid.droppedFiles + laid.files - blocks.length };
+    return { ...laid, tokens: laid.tokens.subarray(0, end), blocks, files: blocks.length, droppedFiles: laid.droppedFiles + laid.files - blocks.length };
   }
 
   /** Saves the repository's KV now (when warm and a store is configured). */
@@ -208,7 +208,7 @@ export class RepositoryService {
       if (this.state !== 'warming') this.setState('warming');
       const reusable = this.deps.prefixCache.bestReuse(laid, this.reuseShifted);
       const end = Math.min(total, Math.max(reusable, this.warmTokens(laid)) + this.stepTokens);
-      const step: PromptLayout = { tokens: laid.tokens.slice(0, end), blocks: laid.blocks.filter((block) => block.start + block.length <= end) };
+      const step: PromptLayout = { tokens: laid.tokens.subarray(0, end), blocks: laid.blocks.filter((block) => block.start + block.length <= end) };
       const started = performance.now();
       let recomputed = 0;
       try {
@@ -298,7 +298,7 @@ export class RepositoryService {
         if (generation !== this.openGeneration) return;
         const started = performance.now();
         const sequence = await this.deps.engine.loadSequence(found.kvPath);
-        const tokens = Array.from(await this.deps.engine.sequenceTokens(sequence));
+        const tokens = await this.deps.engine.sequenceTokens(sequence);
         await this.deps.prefixCache.adopt(sequence, tokens, found.record.blocks);
         const laid = this.layout?.layout();
         this.restoredTokens = laid ? this.deps.prefixCache.bestReuse(laid, this.reuseShifted) : 0;

@@ -68,7 +68,7 @@ test('switching files leaves the repository tokens byte-identical and recomputes
     const inMain = session.buildPrompt(completion('x', 'src/main.ts', 'const t = add('));
     const inText = session.buildPrompt(completion('y', 'src/text.ts', 'export const g = '));
     assert.equal(inMain.repositoryTokens, status.totalTokens);
-    assert.deepEqual(inMain.tokens.slice(0, inMain.repositoryTokens), inText.tokens.slice(0, inText.repositoryTokens));
+    assert.deepEqual(Array.from(inMain.tokens.slice(0, inMain.repositoryTokens)), Array.from(inText.tokens.slice(0, inText.repositoryTokens)));
 
     const a = await session.generate(completion('a', 'src/main.ts', 'const t = add('));
     assert.equal(a.repositoryTokens, status.totalTokens);

@@ -66,7 +66,7 @@ function layoutOf(header: number[], files: { key: string; tokens: number[] }[], 
     tokens.push(...file.tokens);
   }
   tokens.push(...tail);
-  return { tokens, blocks };
+  return { tokens: Int32Array.from(tokens), blocks };
 }
 
 test('only the tokens after the longest common prefix are prefilled; a request generates on the slot, which is trimmed back after', async () => {
@@ -152,7 +152,7 @@ test('a changed block in the middle: with shifted reuse the later blocks are com
     const compact = engine.calls.find((call) => call.startsWith('compact'));
     assert.deepEqual(JSON.parse(compact!.split(' ').slice(2).join(' ')), [[0, exactPrefix], [before.blocks[3].start, moved]]);
     // The slot now holds the new prompt minus its last token, in order.
-    assert.deepEqual(engine.sequences.get(second.sequence), after.tokens.slice(0, -1));
+    assert.deepEqual(engine.sequences.get(second.sequence), Array.from(after.tokens.slice(0, -1)));
   }
 });
 
@@ -172,9 +172,10 @@ test('planReuse on random layouts: what a compaction keeps is the new prompt, to
     if (random() < 0.5) kept.push({ key: 'new', tokens: [1, 2, 3, 4] });
     const fresh = layoutOf(header, kept, [8]);
     const plan = planReuse(old.tokens, old.blocks, fresh, fresh.tokens.length - 1, true);
-    const held = plan.ranges ? plan.ranges.flatMap(([start, length]) => old.tokens.slice(start, start + length)) : old.tokens.slice(0, plan.exact);
+    const oldTokens = Array.from(old.tokens);
+    const held = plan.ranges ? plan.ranges.flatMap(([start, length]) => oldTokens.slice(start, start + length)) : oldTokens.slice(0, plan.exact);
     assert.ok(plan.kept <= fresh.tokens.length - 1);
-    assert.deepEqual(held.slice(0, plan.kept), fresh.tokens.slice(0, plan.kept), `trial ${trial}`);
+    assert.deepEqual(held.slice(0, plan.kept), Array.from(fresh.tokens.slice(0, plan.kept)), `trial ${trial}`);
     assert.ok(plan.kept >= plan.exact);
     if (plan.ranges) {
       for (let i = 1; i < plan.ranges.length; i++) assert.ok(plan.ranges[i][0] >= plan.ranges[i - 1][0] + plan.ranges[i - 1][1], 'ranges ascend without overlap');

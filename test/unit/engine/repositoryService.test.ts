@@ -121,13 +121,13 @@ test('files are laid out oldest first, independent of any active file; a save mo
   await layout.apply([{ path: 'src/b.ts', kind: 'changed' }]);
   const second = layout.layout();
   const bStart = first.blocks[1].start;
-  assert.deepEqual(second.tokens.slice(0, bStart), first.tokens.slice(0, bStart), 'identical up to b');
+  assert.deepEqual(Array.from(second.tokens.slice(0, bStart)), Array.from(first.tokens.slice(0, bStart)), 'identical up to b');
   assert.ok(commonPrefixLength(first.tokens, second.tokens) < first.blocks[1].start + first.blocks[1].length, 'b itself is no longer there');
   assert.deepEqual(second.blocks.map((block) => block.key.split('#')[0]), ['src/a.ts', 'src/c.ts', 'lib/d.ts', 'README.md', 'src/b.ts']);
   // The other blocks' tokens are unchanged, only moved.
   for (const block of second.blocks.slice(0, 4)) {
     const before = first.blocks.find((candidate) => candidate.key === block.key)!;
-    assert.deepEqual(second.tokens.slice(block.start, block.start + block.length), first.tokens.slice(before.start, before.start + before.length));
+    assert.deepEqual(Array.from(second.tokens.slice(block.start, block.start + block.length)), Array.from(first.tokens.slice(before.start, before.start + before.length)));
   }
 });
 

@@ -64,13 +64,14 @@ test('the chat prompt is [repository files as completions render them][ChatML co
       '<|im_start|>user\nWhat does trim do?<|im_end|>\n<|im_start|>assistant\n';
     const expectedChat = [...expectedPrefix, ...tokenizer.encode(conversation)];
 
-    const chatTokens = session.buildPrompt(chat('x', 'What does trim do?')).tokens;
+    // Prompt tokens come as an Int32Array; compared as plain arrays.
+    const chatTokens = Array.from(session.buildPrompt(chat('x', 'What does trim do?')).tokens);
     assert.deepEqual(chatTokens, expectedChat);
-    const completionTokens = session.buildPrompt(completion('y')).tokens;
+    const completionTokens = Array.from(session.buildPrompt(completion('y')).tokens);
     assert.deepEqual(completionTokens.slice(0, expectedPrefix.length), expectedPrefix, 'completion prompts start with the same repository tokens');
 
     // Without repository files the prompt is the conversation alone.
-    const bare = session.buildPrompt({ ...chat('z', 'What does trim do?'), repoContext: [] }).tokens;
+    const bare = Array.from(session.buildPrompt({ ...chat('z', 'What does trim do?'), repoContext: [] }).tokens);
     assert.deepEqual(bare, tokenizer.encode(conversation));
   } finally {
     await session.unload();
@@ -83,7 +84,7 @@ test('a chat after a completion reuses the KV of the shared repository prefix; t
     const first = await session.generate(completion('c1'));
     assert.equal(first.reusedTokens, 0);
     const chatTokens = session.buildPrompt(chat('x', 'Where is the cache trimmed?')).tokens;
-    const completionTokens = session.buildPrompt(completion('y')).tokens;
+    const completionTokens = Array.from(session.buildPrompt(completion('y')).tokens);
     let common = 0;
     while (chatTokens[common] === completionTokens[common]) common++;
     assert.ok(common > 50, `shared prefix of ${common} tokens`);

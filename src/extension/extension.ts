@@ -60,8 +60,11 @@ export interface TidalApi {
     /** Drops the in-memory chat, reads it back from the workspace state and reloads the panel's page. */
     reloadFromStorage(): Promise<void>;
   };
-  /** Inline completions: requests started/finished/cancelled and the last text shown. */
-  completionStats(): CompletionCounters & { lastText?: string; lastSource?: 'engine' | 'cache'; lastRequestId?: string; lastError?: string };
+  /**
+   * Inline completions: requests started/finished/cancelled, the last text shown, and the
+   * repository tokens in the last engine completion's prompt.
+   */
+  completionStats(): CompletionCounters & { lastText?: string; lastSource?: 'engine' | 'cache'; lastRequestId?: string; lastError?: string; lastRepositoryTokens?: number };
   /** The engine host's own counters (queue, prefix cache), or undefined while it is not ready. */
   engineStats(): Promise<EngineStats | undefined>;
   /** The status bar item's text. */
@@ -324,6 +327,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       lastSource: completions.last?.source,
       lastRequestId: completions.last?.requestId,
       lastError: completions.lastError,
+      lastRepositoryTokens: completions.lastFromEngine?.repositoryTokens,
     }),
     engineStats: async () => engine.rpc?.sendRequest(statsRequest).catch(() => undefined),
     statusBarText: () => statusBar.text,

@@ -10,7 +10,7 @@
 //   electron               desktop VS Code downloaded by @vscode/test-electron (needs internet)
 // Other knobs:
 //   TIDAL_VSIX=path                 test this VSIX instead of dist/tidal-code.vsix
-//   TIDAL_INTEGRATION_TIMEOUT_S=n   limit for starting VS Code and running the suite (default 150)
+//   TIDAL_INTEGRATION_TIMEOUT_S=n   limit for starting VS Code and running the suite (default 300)
 //   TIDAL_KEEP_TEMP=1               keep the scratch folder (profile, workspace copy) for a look
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -19,7 +19,7 @@ import path from 'node:path';
 import { Cleanup, log, prepareRun, readResults, repoRoot, reportResults } from './runners/common.mjs';
 
 const runnerName = (process.env.TIDAL_VSCODE || 'code-server').toLowerCase();
-const timeoutSeconds = Number(process.env.TIDAL_INTEGRATION_TIMEOUT_S || 150);
+const timeoutSeconds = Number(process.env.TIDAL_INTEGRATION_TIMEOUT_S || 300);
 
 /** The VSIX under test; `npm run package` (re)builds it when it is missing or older than its sources. */
 function ensureVsix() {

@@ -1,0 +1,121 @@
+// Integration test of the repository as the engine host holds it (local backend): the host
+// opens the workspace after the model loads, a file written to disk reaches it as a watcher
+// event, its warm-up shows in the status bar, a save is forwarded, and inline completions
+// still work with the host's repository part in their prompts.
+'use strict';
+
+const assert = require('node:assert/strict');
+const vscode = require('vscode');
+
+const { test, waitFor } = require('./harness');
+
+async function tidalApi() {
+  const extension = vscode.extensions.getExtension('tidal-code.tidal-code');
+  assert.ok(extension, 'the Tidal extension is not installed');
+  return extension.activate();
+}
+
+const PROGRESS = /^\$\(sync~spin\) Tidal: (reading repository…|context [\d.]+K?\/[\d.]+K? tokens(, \d+ (s|min) left)?)/;
+
+/**
+ * About 3 KB of plain Python: some 1,500 tokens, a few seconds of warm-up on a small CPU (the
+ * embedded model prefills a few hundred tokens per second on 2 cores).
+ */
+function generatedModule() {
+  const lines = ['"""Helpers for the attention experiments (generated for the integration test)."""', ''];
+  for (let i = 0; i < 16; i++) {
+    lines.push(
+      `def window_score_${i}(scores: list[float], start: int, width: int = ${4 + (i % 7)}) -> float:`,
+      `    """Mean of scores[start:start + width], 0.0 when the window is empty (variant ${i})."""`,
+      '    window = scores[start:start + width]',
+      `    return sum(window) / len(window) if window else 0.0`,
+      '',
+    );
+  }
+  return lines.join('\n');
+}
+
+/** Samples the repository status and the status bar text every few ms until stopped. */
+function sampler(api) {
+  const states = [];
+  const texts = [];
+  const timer = setInterval(() => {
+    const state = api.repositoryStatus()?.state ?? 'none';
+    if (states.at(-1) !== state) states.push(state);
+    const text = api.statusBarText();
+    if (texts.at(-1) !== text) texts.push(text);
+  }, 5);
+  return { states, texts, stop: () => clearInterval(timer) };
+}
+
+const readyWith = (api, accept) => () => {
+  const status = api.repositoryStatus();
+  return status?.state === 'ready' && accept(status) ? status : undefined;
+};
+
+test('repository: the engine host reads and warms the workspace, the status bar shows it, files on disk follow; completions still work', async () => {
+  const api = await tidalApi();
+  assert.equal(await api.waitForModel(60_000), 'ready', `model: ${JSON.stringify(api.getState().model)}`);
+  const folder = vscode.workspace.workspaceFolders[0];
+
+  // Opened once the model was ready; the fixture's three files are small and warm quickly.
+  const first = await waitFor(readyWith(api, (status) => status.files >= 3), { timeoutMs: 60_000 });
+  assert.ok(first, `the host's repository did not become ready: ${JSON.stringify(api.repositoryStatus())}; status bar: ${api.statusBarText()}`);
+  assert.ok(first.totalTokens > 100 && first.warmTokens === first.totalTokens, JSON.stringify(first));
+  assert.match(api.statusBarText(), /^\$\((pulse|sync~spin)\) Tidal CPU/, `status bar: ${api.statusBarText()}`);
+
+  const added = vscode.Uri.joinPath(folder.uri, 'src', 'window_scores.py');
+  const watch = sampler(api);
+  let grown;
+  try {
+    // A file written to disk: the watcher's event goes to the host, which warms its tokens.
+    await vscode.workspace.fs.writeFile(added, Buffer.from(generatedModule(), 'utf8'));
+    grown = await waitFor(readyWith(api, (status) => status.files === first.files + 1), { timeoutMs: 90_000, intervalMs: 20 });
+  } finally {
+    watch.stop();
+  }
+  assert.ok(grown, `the new file did not reach the host's repository: ${JSON.stringify(api.repositoryStatus())}; states seen ${watch.states.join(' → ')}`);
+  assert.ok(grown.totalTokens > first.totalTokens + 500, `${first.totalTokens} → ${grown.totalTokens} tokens`);
+  assert.ok(watch.states.includes('warming'), `no warm-up seen: ${watch.states.join(' → ')}`);
+  const progress = watch.texts.filter((text) => PROGRESS.test(text));
+  assert.ok(progress.length > 0, `the status bar showed no progress: ${JSON.stringify(watch.texts)}`);
+  assert.match(api.statusBarText(), /^\$\((pulse|sync~spin)\) Tidal CPU/, `status bar once ready: ${api.statusBarText()}`);
+
+  // A save is forwarded as a change: the host reads the file as saved.
+  const document = await vscode.workspace.openTextDocument(vscode.Uri.joinPath(folder.uri, 'src', 'select_top_k.py'));
+  const editor = await vscode.window.showTextDocument(document, { preview: false });
+  const originalText = document.getText();
+  try {
+    const end = document.lineAt(document.lineCount - 1).range.end;
+    await editor.edit((edit) => edit.insert(end, '\n\ndef top_one(scores: list[float]) -> int:\n    return select_top_k(scores, 1)[0]\n'));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(api.repositoryStatus()?.totalTokens, grown.totalTokens, 'an unsaved edit changed the repository part');
+    await document.save();
+    const saved = await waitFor(readyWith(api, (status) => status.totalTokens > grown.totalTokens), { timeoutMs: 60_000, intervalMs: 20 });
+    assert.ok(saved, `the saved file did not reach the host: ${JSON.stringify(api.repositoryStatus())}`);
+
+    // An inline completion with the host's repository part in front of its prompt.
+    await vscode.workspace.getConfiguration('tidal').update('inlineCompletions.debounceMs', 0, vscode.ConfigurationTarget.Global);
+    const last = document.lineCount - 1;
+    editor.selection = new vscode.Selection(last, 0, last, 0);
+    const before = api.completionStats();
+    await vscode.commands.executeCommand('type', { text: 'print(' });
+    await vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+    const done = await waitFor(() => {
+      const now = api.completionStats();
+      return now.finished > before.finished && now.inFlight === 0 && now.lastSource === 'engine' ? now : undefined;
+    }, { timeoutMs: 30_000 });
+    assert.ok(done, `no completion finished: ${JSON.stringify(api.completionStats())}`);
+    assert.equal(done.lastError, undefined);
+    assert.ok(done.lastRepositoryTokens > 0, `the completion's prompt had no repository part: ${JSON.stringify(done)}`);
+  } finally {
+    await vscode.workspace.getConfiguration('tidal').update('inlineCompletions.debounceMs', undefined, vscode.ConfigurationTarget.Global);
+    // Back to the fixture as it was, on disk too.
+    await vscode.window.showTextDocument(document);
+    await vscode.commands.executeCommand('workbench.action.files.revert');
+    await vscode.workspace.fs.writeFile(document.uri, Buffer.from(originalText, 'utf8'));
+    await vscode.workspace.fs.delete(added).then(undefined, () => undefined);
+  }
+  const back = await waitFor(readyWith(api, (status) => status.files === first.files), { timeoutMs: 60_000 });
+  assert.ok(back, `the deleted file is still in the host's repository: ${JSON.stringify(api.repositoryStatus())}`);
+}, { timeoutMs: 240_000 });

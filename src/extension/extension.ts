@@ -1,7 +1,6 @@
 // Extension entry: wires the engine process, the model it keeps loaded, the repository (the
 // engine host's, or rendered here for the remote backend), the status bar, the chat view and
-// the commands together. Everything disposable
-// goes onto context.subscriptions.
+// the commands together. Everything disposable goes onto context.subscriptions.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 
@@ -14,15 +13,14 @@ import { statsRequest, type EngineStats, type RepositoryStatus } from '../engine
 import { COMMAND_IDS, registerCommands } from './commands';
 import { EngineClient } from './engineClient';
 import type { GenerationBackend } from './generationBackend';
-import { HostRepository, workspaceOpenParams } from './hostRepository';
-import { watchHostRepository } from './hostRepositoryWatch';
+import { connectHostRepository } from './hostRepositoryWatch';
 import { completionBudget, readCompletionMode } from './inlineCompletionConfig';
 import { TidalInlineCompletionProvider } from './inlineCompletionProvider';
 import { LocalBackend, newRequestId } from './localBackend';
 import { ModelController, type ModelState } from './modelController';
 import { registerModelPicker } from './modelPicker';
 import { RepositoryContext } from './repositoryContext';
-import { hostRendersRepository, repositoryPartFor } from './repositoryPart';
+import { repositoryPartFor } from './repositoryPart';
 import { RemoteBackend } from './remoteBackend';
 import { readSettings, type TidalSettings } from './settings';
 import { TidalStatusBar } from './statusBar';
@@ -137,21 +135,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
   // One repository part for completions and chat, so both prompts start with the same tokens
   // and reuse one cached KV prefix in the engine: the engine host's own (local backend), or
   // files rendered here with the same budget and the active file left out.
-  const firstFolder = () => vscode.workspace.workspaceFolders?.[0];
-  const hostRenders = () => hostRendersRepository(settings().backend, firstFolder()?.uri.scheme);
-  const hostRepository = new HostRepository({
-    rpc: () => engine.rpc,
-    target: () => {
-      const folder = firstFolder();
-      if (!folder || !hostRenders() || !model.loaded) return undefined;
-      return { folder, params: workspaceOpenParams(folder, settings(), completionSettings().repositoryTokens, context.globalStorageUri.fsPath) };
-    },
-    log,
-  });
+  const repositoryTokens = () => completionSettings().repositoryTokens;
+  const host = connectHostRepository({ engine, model, settings, repositoryTokens, globalStorageDir: context.globalStorageUri.fsPath, log });
+  const { repository: hostRepository, hostRenders } = host;
   const repositoryFor = repositoryPartFor({
     hostRenders,
     host: () => hostRepository.part(),
-    files: (excludePath) => repository.snapshot(completionSettings().repositoryTokens, excludePath),
+    files: (excludePath) => repository.snapshot(repositoryTokens(), excludePath),
   });
   const chatHistory = () => new ChatHistory(context.workspaceState);
   let chatSession: ChatSession;
@@ -215,7 +205,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     vscode.workspace.onDidChangeWorkspaceFolders(configureContext),
     vscode.languages.registerInlineCompletionItemProvider([{ pattern: '**' }, { scheme: 'untitled' }], new TidalInlineCompletionProvider(completions, (uri) => repository.relativePath(uri), log)),
     completions.onDidChange(updateStatusBar),
-    ...watchHostRepository(hostRepository, engine, model),
+    ...host.disposables,
     hostRepository.onDidChange(updateStatusBar),
     ...registerCommands({ engine, chat, log }),
     ...registerModelPicker(context, log),

@@ -6,27 +6,56 @@
 import * as vscode from 'vscode';
 
 import type { EngineClient } from './engineClient';
-import type { HostRepository } from './hostRepository';
+import { HostRepository, workspaceOpenParams } from './hostRepository';
 import type { ModelController } from './modelController';
+import { hostRendersRepository } from './repositoryPart';
+import type { TidalSettings } from './settings';
 
-export function watchHostRepository(repository: HostRepository, engine: EngineClient, model: ModelController): vscode.Disposable[] {
+export interface HostRepositoryWiring {
+  repository: HostRepository;
+  /** Whether the engine host renders the repository now (local backend, folder on disk). */
+  hostRenders(): boolean;
+  disposables: vscode.Disposable[];
+}
+
+export function connectHostRepository(deps: {
+  engine: EngineClient;
+  model: ModelController;
+  settings: () => TidalSettings;
+  /** The repository's token budget (what the files rendered here would get). */
+  repositoryTokens: () => number;
+  globalStorageDir: string;
+  log: vscode.LogOutputChannel;
+}): HostRepositoryWiring {
+  const { engine, model, settings } = deps;
+  const firstFolder = () => vscode.workspace.workspaceFolders?.[0];
+  const hostRenders = () => hostRendersRepository(settings().backend, firstFolder()?.uri.scheme);
+  const repository = new HostRepository({
+    rpc: () => engine.rpc,
+    target: () => {
+      const folder = firstFolder();
+      if (!folder || !hostRenders() || !model.loaded) return undefined;
+      return { folder, params: workspaceOpenParams(folder, settings(), deps.repositoryTokens(), deps.globalStorageDir) };
+    },
+    log: deps.log,
+  });
+
   let watcher: vscode.Disposable | undefined;
   const watchFirstFolder = () => {
     watcher?.dispose();
     watcher = undefined;
-    const folder = vscode.workspace.workspaceFolders?.[0];
+    const folder = firstFolder();
     if (!folder || folder.uri.scheme !== 'file') return;
     const fileWatcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(folder, '**/*'));
-    const subscriptions = [
+    watcher = vscode.Disposable.from(
       fileWatcher,
       fileWatcher.onDidCreate((uri) => repository.fileEvent(uri, 'created')),
       fileWatcher.onDidChange((uri) => repository.fileEvent(uri, 'changed')),
       fileWatcher.onDidDelete((uri) => repository.fileEvent(uri, 'deleted')),
-    ];
-    watcher = vscode.Disposable.from(...subscriptions);
+    );
   };
   watchFirstFolder();
-  return [
+  const disposables: vscode.Disposable[] = [
     { dispose: () => watcher?.dispose() },
     { dispose: () => repository.dispose() },
     engine.onRepositoryStatus((status) => repository.statusNotified(status)),
@@ -39,4 +68,5 @@ export function watchHostRepository(repository: HostRepository, engine: EngineCl
     }),
     vscode.workspace.onDidChangeConfiguration((event) => repository.settingsChanged((section) => event.affectsConfiguration(section))),
   ];
+  return { repository, hostRenders, disposables };
 }

@@ -57,7 +57,7 @@ fi
 if [ -f "$MODEL/model.safetensors" ]; then
   echo "run_gpu: reusing the model in $MODEL"
 else
-  python3 bench/e2e/make_model.py --out "$MODEL" "${MODEL_ARGS[@]}" 2>&1 | tee "$OUT/make_model.log"
+  python3 bench/e2e/make_model.py --out "$MODEL" ${MODEL_ARGS[@]+"${MODEL_ARGS[@]}"} 2>&1 | tee "$OUT/make_model.log"
 fi
 
 LEFT=$((BUDGET - (SECONDS - START)))

@@ -42,6 +42,17 @@ case ",$BACKENDS," in
   *,cuda,*) echo "pack: addon backends: $BACKENDS" ;;
   *) echo "pack: $ADDON has no CUDA backend ($BACKENDS); build it where nvcc is" >&2; exit 1 ;;
 esac
+# The engine calls the repository needs (moving KV, saving and loading it) must be there.
+CHECK_MODEL=$(mktemp -d /tmp/tidal-e2e-check-XXXXXX)
+python3 bench/e2e/make_model.py --out "$CHECK_MODEL" --tiny > /dev/null
+node -e '
+  const addon = require(process.argv[1]);
+  addon.loadModel(process.argv[2], { backend: "cpu", threads: 1, maxContext: 256 }).then(async (engine) => {
+    const missing = ["compactSequence", "saveSequence", "loadSequence"].filter((name) => typeof engine[name] !== "function");
+    await engine.unload();
+    if (missing.length) { console.error(`pack: the addon has no ${missing.join(", ")}: build it from a tree that has them`); process.exit(1); }
+  });' "./$ADDON" "$CHECK_MODEL" || { rm -rf "$CHECK_MODEL"; exit 1; }
+rm -rf "$CHECK_MODEL"
 strip --strip-unneeded -o "$CARRY/tidal_native.node" "$ADDON"
 xz -9e --x86 --lzma2=preset=9e -f "$CARRY/tidal_native.node"
 

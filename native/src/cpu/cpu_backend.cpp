@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cpu/attention.h"
+#include "cpu/kv_compaction.h"
 #include "cpu/linear.h"
 #include "cpu/paged_kv_cache.h"
 #include "cpu/quest_pages.h"
@@ -91,6 +92,20 @@ class CpuBackend final : public Backend {
       trace.selected.emplace_back(selected_.begin() + h * selected_stride_,
                                   selected_.begin() + h * selected_stride_ + selected_stride_);
     return trace;
+  }
+
+  const char* kv_dtype() const override { return "f32"; }
+
+  void compact(KvCache& cache, const KvRanges& ranges) override {
+    cpu::compact_paged_kv(dynamic_cast<PagedKvCache&>(cache), ranges, inverse_frequencies_, pool_);
+  }
+
+  void save_kv(const KvCache& cache, KvByteSink& sink) override {
+    dynamic_cast<const PagedKvCache&>(cache).save(sink);
+  }
+
+  void load_kv(KvCache& cache, int64_t length, KvByteSource& source) override {
+    dynamic_cast<PagedKvCache&>(cache).load(length, source);
   }
 
   void forward(KvCache& cache_base, const int32_t* tokens, int64_t count, const AttentionPlan* plan,

@@ -132,6 +132,68 @@ void PagedKvCache::trim(int64_t length) {
   length_ = length;
 }
 
+void PagedKvCache::make_writable(int64_t first_position, int64_t end_position) {
+  const int64_t end_page = std::min<int64_t>(pages_for(end_position), static_cast<int64_t>(pages_.size()));
+  for (int64_t page = first_position / kKvPageTokens; page < end_page; ++page) make_page_private(page);
+}
+
+float* PagedKvCache::key_row(int64_t layer, int64_t kv_head, int64_t position) {
+  return pages_[static_cast<size_t>(position / kKvPageTokens)].get() + pool_->layout().key_offset(layer, kv_head) +
+         position % kKvPageTokens * pool_->layout().head_dim;
+}
+
+float* PagedKvCache::value_row(int64_t layer, int64_t kv_head, int64_t position) {
+  return pages_[static_cast<size_t>(position / kKvPageTokens)].get() + pool_->layout().value_offset(layer, kv_head) +
+         position % kKvPageTokens * pool_->layout().head_dim;
+}
+
+void PagedKvCache::finish_rewrite(int64_t first_position, int64_t new_length) {
+  const int64_t kept_pages = pages_for(new_length);
+  pages_.resize(static_cast<size_t>(kept_pages));
+  page_pointers_.resize(static_cast<size_t>(kept_pages));
+  length_ = new_length;
+  for (int64_t page = first_position / kKvPageTokens; page < kept_pages; ++page)
+    rebuild_bounds(page, std::min<int64_t>(kKvPageTokens, new_length - page * kKvPageTokens));
+}
+
+// File order is [layer][keys, values][kv_head][position][head_dim]; a page holds 16 rows of
+// one (layer, kv_head) block contiguously, so each page contributes one piece per block.
+void PagedKvCache::save(KvByteSink& sink) const {
+  const KvPageLayout& layout = pool_->layout();
+  const size_t row_bytes = static_cast<size_t>(layout.head_dim) * sizeof(float);
+  for (int64_t layer = 0; layer < layout.layers; ++layer)
+    for (int values = 0; values < 2; ++values)
+      for (int64_t head = 0; head < layout.kv_heads; ++head) {
+        const int64_t offset = values ? layout.value_offset(layer, head) : layout.key_offset(layer, head);
+        for (int64_t page = 0; page < pages_for(length_); ++page) {
+          const int64_t rows = std::min<int64_t>(kKvPageTokens, length_ - page * kKvPageTokens);
+          sink.write(page_pointers_[static_cast<size_t>(page)] + offset, static_cast<size_t>(rows) * row_bytes);
+        }
+      }
+}
+
+void PagedKvCache::load(int64_t length, KvByteSource& source) {
+  if (length_ != 0 || !pages_.empty()) throw RequestError("KV cache load into a cache that is not empty");
+  reserve(length);
+  try {
+    const KvPageLayout& layout = pool_->layout();
+    const size_t row_bytes = static_cast<size_t>(layout.head_dim) * sizeof(float);
+    for (int64_t layer = 0; layer < layout.layers; ++layer)
+      for (int values = 0; values < 2; ++values)
+        for (int64_t head = 0; head < layout.kv_heads; ++head) {
+          const int64_t offset = values ? layout.value_offset(layer, head) : layout.key_offset(layer, head);
+          for (int64_t page = 0; page < pages_for(length); ++page) {
+            const int64_t rows = std::min<int64_t>(kKvPageTokens, length - page * kKvPageTokens);
+            source.read(pages_[static_cast<size_t>(page)].get() + offset, static_cast<size_t>(rows) * row_bytes);
+          }
+        }
+  } catch (...) {
+    rollback();
+    throw;
+  }
+  finish_rewrite(0, length);
+}
+
 std::unique_ptr<KvCache> PagedKvCache::fork(int64_t length) const {
   if (length < 0 || length > length_)
     throw RequestError("cannot fork " + std::to_string(length) + " positions of a KV cache holding " +

@@ -70,6 +70,7 @@ class PagedKvCache final : public KvCache {
   explicit PagedKvCache(std::shared_ptr<KvPagePool> pool);
 
   int64_t length() const override { return length_; }
+  const KvPageLayout& layout() const { return pool_->layout(); }
   void trim(int64_t length) override;
   std::unique_ptr<KvCache> fork(int64_t length) const override;
   size_t bytes_referenced() const override { return pages_.size() * pool_->layout().page_bytes(); }
@@ -86,6 +87,22 @@ class PagedKvCache final : public KvCache {
   // Stores the key and value of one KV head at `position` (reserved, >= every position
   // written before in this page) and widens the page's key bounds.
   void write(int64_t layer, int64_t kv_head, int64_t position, const float* key, const float* value);
+
+  // Rewriting rows in place (compaction, cpu/kv_compaction.h): make_writable copies the
+  // shared pages among those holding positions [first_position, end_position) so their rows
+  // can be rewritten (throws OutOfMemoryError with nothing visible changed: a private copy
+  // holds what the shared page held); finish_rewrite then keeps `new_length` positions and
+  // rebuilds the bounds of every page from first_position's.
+  void make_writable(int64_t first_position, int64_t end_position);
+  float* key_row(int64_t layer, int64_t kv_head, int64_t position);
+  float* value_row(int64_t layer, int64_t kv_head, int64_t position);
+  void finish_rewrite(int64_t first_position, int64_t new_length);
+
+  // The K/V of positions [0, length()) in file order (see KvByteSink).
+  void save(KvByteSink& sink) const;
+  // Fills an empty cache with `length` positions in file order and rebuilds their bounds. On
+  // an exception the cache stays empty.
+  void load(int64_t length, KvByteSource& source);
 
   // Page base pointers, one per page.
   const float* const* page_table() const { return page_pointers_.data(); }

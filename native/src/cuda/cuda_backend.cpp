@@ -13,6 +13,8 @@
 #include "cuda/cuda_error.h"
 #include "cuda/cuda_kv_cache.h"
 #include "cuda/device_buffer.h"
+#include "cuda/kv_compaction.h"
+#include "cuda/kv_transfer.h"
 #include "cuda/model_kernels.h"
 #include "cuda/quest_kernels.h"
 #include "cuda/selection_kernels.h"
@@ -132,7 +134,8 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     account_ = std::make_shared<KvAccount>();
     account_->cap = options.max_kv_bytes;
     account_->stream = stream_;
-    inv_freq_ = upload_floats(inverse_frequencies(config), "RoPE frequencies");
+    inv_freq_host_ = inverse_frequencies(config);
+    inv_freq_ = upload_floats(inv_freq_host_, "RoPE frequencies");
     workspace_ = DeviceBuffer(cuda::decode_attention_workspace_bytes(static_cast<int>(config.num_heads),
                                                                      static_cast<int>(config.head_dim)),
                               "attention workspace");
@@ -260,6 +263,20 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     return trace;
   }
 
+  const char* kv_dtype() const override { return "bf16"; }
+
+  void compact(KvCache& cache, const KvRanges& ranges) override {
+    cuda::compact_kv_cache(dynamic_cast<CudaKvCache&>(cache), ranges, inv_freq_host_, compact_chunk_);
+  }
+
+  void save_kv(const KvCache& cache, KvByteSink& sink) override {
+    cuda::save_kv_cache(dynamic_cast<const CudaKvCache&>(cache), sink);
+  }
+
+  void load_kv(KvCache& cache, int64_t length, KvByteSource& source) override {
+    cuda::load_kv_cache(dynamic_cast<CudaKvCache&>(cache), length, source);
+  }
+
   void forward(KvCache& cache_base, const int32_t* tokens, int64_t count, const AttentionPlan* plan,
                LogitsWanted wanted, float* logits, ForwardStats* stats) override {
     if (count <= 0) return;
@@ -322,6 +339,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   }
   void set_gemv(GemvUse use) override { gemv_ = use; }
   void set_prefill_warps(int warps) override { prefill_warps_ = warps == 8 ? 8 : 4; }
+  void set_compact_chunk(int64_t positions) override { compact_chunk_ = std::max<int64_t>(positions, 0); }
 
   void fill_kv_random(KvCache& cache_base, int64_t length, uint64_t seed) override {
     auto& cache = dynamic_cast<CudaKvCache&>(cache_base);
@@ -839,6 +857,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   bool graphs_ = true;
   GemvUse gemv_ = GemvUse::Auto;
   int prefill_warps_ = 4;
+  int64_t compact_chunk_ = 0;  // positions per compaction chunk; 0 = as many as the scratch bound allows
   int64_t graph_instantiations_ = 0;
   cudaGraphExec_t graph_exec_ = nullptr;
   int64_t graph_replays_ = 0;
@@ -854,6 +873,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   std::shared_ptr<KvAccount> account_;
 
   DeviceBuffer embed_, lm_head_, final_norm_, inv_freq_, workspace_;
+  std::vector<float> inv_freq_host_;
   std::vector<DeviceLayer> layers_;
   DeviceBuffer tokens_, hidden_, normed_, qkv_, q_bf16_, attention_out_, gate_up_, logits_, argmax_;
   DeviceBuffer scores_, selected_, bounds_, pages_, quest_positions_;

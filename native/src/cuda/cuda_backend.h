@@ -68,6 +68,9 @@ class CudaBackendTools {
   virtual void set_gemv(GemvUse use) = 0;
   // Warps per prefill attention block (16 query rows each): 4 (default) or 8.
   virtual void set_prefill_warps(int warps) = 0;
+  // Positions moved per chunk by Backend::compact (tests: a small chunk makes chunks overlap
+  // the sources of later ones); 0 (default) = as many as a 256 MiB scratch buffer holds.
+  virtual void set_compact_chunk(int64_t positions) = 0;
   // Median time (us) of one layer's attention of a one-token step over the whole cache in
   // the given role (the layer index rotates so the K/V read is not in L2), q random.
   virtual double time_layer_attention(KvCache& cache, LayerAttention role, const AttentionPlan& plan,

@@ -86,6 +86,8 @@ class CudaKvCache final : public KvCache {
   void commit(int64_t length) { length_ = length; }
 
   int64_t capacity() const { return capacity_; }
+  const KvShape& shape() const { return shape_; }
+  cudaStream_t stream() const { return account_->stream; }
   uint16_t* keys(int64_t layer) const { return keys_.get<uint16_t>() + layer * layer_elements(); }
   uint16_t* values(int64_t layer) const { return values_.get<uint16_t>() + layer * layer_elements(); }
   KvLayerView view(int64_t layer) const {

@@ -1,8 +1,9 @@
 // Launchers of the per-token model kernels of the CUDA backend (kernels/embedding.cu,
 // rms_norm.cu, rope.cu, kv_append.cu, decode_qkv.cu, swiglu.cu, bias_add.cu, gemv.cu, prefill_attention.cu,
-// sampling.cu, random_fill.cu). Activations are fp32 row-major [tokens][width] unless said;
-// bf16 arrays are passed as uint16_t bits. Every launcher is asynchronous on `stream` and
-// returns the launch's error code; the arguments are checked by the caller (the backend).
+// sampling.cu, random_fill.cu) and of the KV-cache compaction (kv_shift.cu). Activations are
+// fp32 row-major [tokens][width] unless said; bf16 arrays are passed as uint16_t bits. Every
+// launcher is asynchronous on `stream` and returns the launch's error code; the arguments are
+// checked by the caller (the backend).
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -96,6 +97,26 @@ cudaError_t launch_gemv(const uint16_t* w, int64_t rows, int cols, const uint16_
 
 // out[r] = the lowest index of the largest value of row r (greedy sampling on the device).
 cudaError_t launch_argmax(const float* logits, int rows, int64_t width, int32_t* out, cudaStream_t stream);
+
+// One chunk of a KV-cache compaction (kernels/kv_shift.cu): for every cache row (layer,
+// kv_head) r < rows and entry c < count, with (source, table) = moves[c]:
+//   key_scratch[r][c]   = bf16(rotate(keys[r][source], rotations[table]))
+//   value_scratch[r][c] = values[r][source]
+// rotate: rotate-half pairs (i, i + head_dim/2) by the angle whose (cos, sin) are
+// rotations[table][i] (fp32 pairs). Cache rows are row_stride elements apart; scratch rows
+// count * head_dim. head_dim even and <= 512.
+struct KvShiftLaunch {
+  const uint16_t* keys = nullptr;
+  const uint16_t* values = nullptr;
+  int64_t row_stride = 0;
+  int rows = 0, head_dim = 0;
+  const int32_t* moves = nullptr;     // [count][2]: source position, rotation table
+  const float* rotations = nullptr;   // [tables][head_dim / 2][2]: cos, sin
+  int count = 0;
+  uint16_t* key_scratch = nullptr;    // [rows][count][head_dim]
+  uint16_t* value_scratch = nullptr;
+};
+cudaError_t launch_kv_shift_gather(const KvShiftLaunch& launch, cudaStream_t stream);
 
 // Deterministic pseudo-random fills (hash of seed and index), uniform in
 // [center - half_width, center + half_width].

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "tidal/engine.h"
@@ -59,6 +60,23 @@ class KvCache {
   virtual size_t bytes_referenced() const = 0;
 };
 
+// Position ranges (start, count) of a cache, ascending and disjoint (the engine validates them).
+using KvRanges = std::vector<std::pair<int64_t, int64_t>>;
+
+// The K/V section of a saved sequence, as a byte stream in "file order": for every layer, its
+// keys [kv_head][position][head_dim], then its values likewise, elements in the backend's
+// kv_dtype(). A backend writes or reads it in pieces of any size, in order.
+class KvByteSink {
+ public:
+  virtual ~KvByteSink() = default;
+  virtual void write(const void* data, size_t bytes) = 0;
+};
+class KvByteSource {
+ public:
+  virtual ~KvByteSource() = default;
+  virtual void read(void* data, size_t bytes) = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -79,6 +97,23 @@ class Backend {
 
   // Empty when no selection layer has run yet.
   virtual SelectionTrace last_selection_trace() const = 0;
+
+  // How K/V elements are stored, and so saved: "f32" or "bf16".
+  virtual const char* kv_dtype() const = 0;
+
+  // Context shift: afterwards the cache holds the positions of `ranges`, back to back, in
+  // order. A position moved from `old` to `new` keeps its value; its key, rotated by RoPE at
+  // `old`, is rotated further by (new - old) * inv_freq_i per pair (rotations compose), so it
+  // reads as a key at `new`. Quest page bounds are rebuilt from the first moved position.
+  // Throws OutOfMemoryError (or RequestError) before changing anything; any other exception
+  // means the move was interrupted and the cache must be dropped.
+  virtual void compact(KvCache& cache, const KvRanges& ranges) = 0;
+
+  // Writes the K/V of positions [0, cache.length()) to `sink` in file order.
+  virtual void save_kv(const KvCache& cache, KvByteSink& sink) = 0;
+  // Fills an empty cache with `length` positions read from `source` in file order and
+  // rebuilds their Quest page bounds. Throws OutOfMemoryError when the cache cannot grow.
+  virtual void load_kv(KvCache& cache, int64_t length, KvByteSource& source) = 0;
 };
 
 }  // namespace tidal

@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace tidal {
@@ -93,6 +94,7 @@ struct GenerateOptions {
   bool stop_at_eos = true;           // the model's eos ids count as stop tokens
   SamplingOptions sampling;
   AttentionOptions attention;
+  int64_t prefill_chunk = 0;         // tokens per prefill pass of the prompt; 0 = EngineOptions::prefill_chunk
 };
 
 enum class FinishReason {
@@ -146,6 +148,8 @@ struct PrefillOptions {
   // Return [count][vocab] logits of every token processed by the call, not only the last
   // (when nothing needed processing: the last token's logits, one row).
   bool all_logits = false;
+  // Tokens per forward pass (cancellation is checked between passes); 0 = EngineOptions::prefill_chunk.
+  int64_t chunk = 0;
 };
 
 class Engine {
@@ -192,6 +196,36 @@ class Engine {
   // returns normally with its finish reason and the tokens produced so far.
   GenerateResult generate(SequenceId sequence, const std::vector<int32_t>& prompt, const GenerateOptions& options,
                           const TokenCallback& on_token = {}, const std::atomic<bool>* cancel = nullptr);
+
+  // Context shift (llama.cpp's idea): keeps only `ranges` of the sequence's processed
+  // positions, each (start, count) with count >= 1, ascending, disjoint and within [0,
+  // processed length), moved down to follow each other from position 0. The token history
+  // becomes the kept tokens in order; their values move unchanged and their keys are
+  // re-rotated from the old position to the new one (RoPE rotations compose), Quest page
+  // bounds are rebuilt from the first moved position. Tokens not processed yet are dropped,
+  // and the last token's logits are recomputed by the next call that needs them. Approximate:
+  // the moved K/V were computed attending to the tokens removed, which a fresh prefill of the
+  // kept tokens would not see; in exchange it costs a copy of the moved K/V, not a forward pass.
+  // Ranges that stay in place (a leading range from 0) cost nothing; an empty list empties
+  // the sequence. Throws RequestError for bad ranges and OutOfMemoryError when K/V pages
+  // shared with a fork cannot be copied, the sequence unchanged in both cases. Should the
+  // move itself fail part-way (a device error), the sequence is released and the Error says so.
+  void compact_sequence(SequenceId sequence, const std::vector<std::pair<int64_t, int64_t>>& ranges);
+
+  // Writes the sequence (token history, the K/V of its processed tokens in the backend's own
+  // storage, its last logits when valid) to `path`, for load_sequence after a restart. The
+  // file is written as `path + ".tmp"` and renamed once complete, so `path` never holds a
+  // partial file after a crash of this process. Returns the bytes written. Throws
+  // RequestError when the file cannot be written (the .tmp file is removed).
+  size_t save_sequence(SequenceId sequence, const std::string& path);
+
+  // A new sequence from a file save_sequence wrote for the same model on the same backend
+  // (engine/kv_file.h has the format). Throws RequestError saying what is wrong: a missing
+  // or unreadable file, not a Tidal KV file, another format version, another model (naming
+  // the field that differs), another backend or KV dtype, a truncated or corrupt file, token
+  // ids outside the vocabulary, more tokens than max_context; OutOfMemoryError when the
+  // K/V would exceed max_kv_bytes or the device memory.
+  SequenceId load_sequence(const std::string& path);
 
   UsageStats usage() const;
 

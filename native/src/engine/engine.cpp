@@ -1,20 +1,13 @@
 #include "tidal/engine.h"
 
 #include <algorithm>
-#include <chrono>
 #include <limits>
-#include <map>
-#include <mutex>
-#include <set>
 #include <string>
 
 #include "engine/attention_plan.h"
 #include "engine/backend_factory.h"
-#include "engine/model_weights.h"
+#include "engine/engine_impl.h"
 #include "engine/sampler.h"
-#include "engine/sequence.h"
-#include "engine/tensor_source.h"
-#include "model/model_config.h"
 #include "tidal/error.h"
 
 namespace tidal {
@@ -31,12 +24,6 @@ const char* finish_reason_name(FinishReason reason) {
 }
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 void validate_config(const ModelConfig& config) {
   auto positive = [](const char* field, int64_t value) {
@@ -63,158 +50,148 @@ void validate_config(const ModelConfig& config) {
 
 }  // namespace
 
-struct Engine::Impl {
-  EngineOptions options;
-  ModelConfig config;
-  std::shared_ptr<const TensorSource> tensors;
-  ModelWeights weights;
-  std::unique_ptr<Backend> backend;  // declared after the weights it reads: destroyed first
-  ModelInfo info;
-  std::set<int32_t> eos;
+Sequence& Engine::Impl::find(SequenceId id) {
+  auto it = sequences.find(id);
+  if (it == sequences.end())
+    throw RequestError("unknown sequence " + std::to_string(id) + " (never created, or already released)");
+  return *it->second;
+}
 
-  std::mutex request_mutex;
-  std::map<SequenceId, std::unique_ptr<Sequence>> sequences;
-  SequenceId next_id = 1;
-  std::atomic<int64_t> sequence_count{0};
+SequenceId Engine::Impl::add(std::unique_ptr<Sequence> sequence) {
+  const SequenceId id = next_id++;
+  sequences[id] = std::move(sequence);
+  sequence_count.store(static_cast<int64_t>(sequences.size()));
+  return id;
+}
 
-  mutable std::mutex stats_mutex;
-  UsageStats stats;
+void Engine::Impl::check_tokens(const int32_t* tokens, size_t count) const {
+  for (size_t i = 0; i < count; ++i)
+    if (tokens[i] < 0 || tokens[i] >= vocab())
+      throw RequestError("token id " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
+                         " is outside the vocabulary [0, " + std::to_string(vocab()) + ")");
+}
 
-  int64_t vocab() const { return config.vocab_size; }
+void Engine::Impl::check_room(const Sequence& sequence, size_t extra) const {
+  const int64_t wanted = static_cast<int64_t>(sequence.tokens.size() + extra);
+  if (wanted > info.max_context)
+    throw RequestError("sequence of " + std::to_string(wanted) + " tokens would exceed the context limit of " +
+                       std::to_string(info.max_context) + " tokens; trim or fork the sequence, or raise max_context");
+}
 
-  Sequence& find(SequenceId id) {
-    auto it = sequences.find(id);
-    if (it == sequences.end())
-      throw RequestError("unknown sequence " + std::to_string(id) + " (never created, or already released)");
-    return *it->second;
-  }
+int64_t Engine::Impl::prefill_chunk(int64_t requested) const {
+  if (requested < 0)
+    throw RequestError("prefill chunk must be >= 0 tokens (0 = the engine's prefill_chunk), got " +
+                       std::to_string(requested));
+  return requested > 0 ? requested : options.prefill_chunk;
+}
 
-  void check_tokens(const int32_t* tokens, size_t count) const {
-    for (size_t i = 0; i < count; ++i)
-      if (tokens[i] < 0 || tokens[i] >= vocab())
-        throw RequestError("token id " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
-                           " is outside the vocabulary [0, " + std::to_string(vocab()) + ")");
-  }
+void Engine::Impl::record_prefill(int64_t tokens, double seconds) {
+  std::lock_guard<std::mutex> lock(stats_mutex);
+  stats.tokens_prefilled += tokens;
+  stats.prefill_seconds += seconds;
+}
 
-  void check_room(const Sequence& sequence, size_t extra) const {
-    const int64_t wanted = static_cast<int64_t>(sequence.tokens.size() + extra);
-    if (wanted > info.max_context)
-      throw RequestError("sequence of " + std::to_string(wanted) + " tokens would exceed the context limit of " +
-                         std::to_string(info.max_context) + " tokens; trim or fork the sequence, or raise max_context");
-  }
+void Engine::Impl::record_decode(double seconds, const AttentionPlan& plan, const ForwardStats& forward,
+                                 int64_t context) {
+  std::lock_guard<std::mutex> lock(stats_mutex);
+  stats.tokens_decoded += 1;
+  stats.decode_seconds += seconds;
+  SelectionStats& s = stats.last_selection;
+  s.mode = plan.mode;
+  s.context_length = context;
+  s.token_budget = plan.mode == AttentionMode::Full ? context : plan.token_budget;
+  s.selection_layers_run = forward.selection_layers;
+  s.attended_fraction = forward.dense_positions > 0 ? static_cast<double>(forward.attended_positions) /
+                                                          static_cast<double>(forward.dense_positions)
+                                                    : 1.0;
+}
 
-  void record_prefill(int64_t tokens, double seconds) {
-    std::lock_guard<std::mutex> lock(stats_mutex);
-    stats.tokens_prefilled += tokens;
-    stats.prefill_seconds += seconds;
-  }
-
-  void record_decode(double seconds, const AttentionPlan& plan, const ForwardStats& forward, int64_t context) {
-    std::lock_guard<std::mutex> lock(stats_mutex);
-    stats.tokens_decoded += 1;
-    stats.decode_seconds += seconds;
-    SelectionStats& s = stats.last_selection;
-    s.mode = plan.mode;
-    s.context_length = context;
-    s.token_budget = plan.mode == AttentionMode::Full ? context : plan.token_budget;
-    s.selection_layers_run = forward.selection_layers;
-    s.attended_fraction = forward.dense_positions > 0 ? static_cast<double>(forward.attended_positions) /
-                                                            static_cast<double>(forward.dense_positions)
-                                                      : 1.0;
-  }
-
-  // Runs tokens[cache length, end) densely in chunks of options.prefill_chunk, checking
-  // `cancel` before each chunk; sets the sequence's logits. On failure the cache returns to
-  // its length before the call. With `all_logits`, returns every processed token's logits.
-  void run_pending(Sequence& sequence, const std::atomic<bool>* cancel, std::vector<float>* all_logits) {
-    int64_t pending = sequence.pending();
-    if (pending == 0) {
-      if (sequence.logits_valid) {
-        if (all_logits) *all_logits = sequence.logits;
-        return;
-      }
-      if (sequence.tokens.empty()) throw RequestError("the sequence is empty: give it tokens to prefill first");
-      // Logits were dropped by a trim: run the last token again.
-      trim_cache(sequence, sequence.cache->length() - 1);
-      pending = 1;
+void Engine::Impl::run_pending(Sequence& sequence, const std::atomic<bool>* cancel, std::vector<float>* all_logits,
+                               int64_t chunk) {
+  int64_t pending = sequence.pending();
+  if (pending == 0) {
+    if (sequence.logits_valid) {
+      if (all_logits) *all_logits = sequence.logits;
+      return;
     }
-    const int64_t start = sequence.cache->length();
-    const bool logits_were_valid = sequence.logits_valid;
-    const auto started = Clock::now();
-    std::vector<float> last(static_cast<size_t>(vocab()));
-    if (all_logits) all_logits->assign(static_cast<size_t>(pending * vocab()), 0.0f);
-    try {
-      for (int64_t done = 0; done < pending;) {
-        if (cancel && cancel->load())
-          throw CancelledError("prefill cancelled after " + std::to_string(done) + " of " + std::to_string(pending) +
-                               " tokens; the sequence was left as it was");
-        const int64_t n = std::min<int64_t>(options.prefill_chunk, pending - done);
-        const int32_t* chunk = sequence.tokens.data() + start + done;
-        if (all_logits) {
-          backend->forward(*sequence.cache, chunk, n, nullptr, LogitsWanted::All, all_logits->data() + done * vocab(),
-                           nullptr);
-        } else {
-          const bool final_chunk = done + n == pending;
-          backend->forward(*sequence.cache, chunk, n, nullptr, final_chunk ? LogitsWanted::Last : LogitsWanted::None,
-                           last.data(), nullptr);
-        }
-        done += n;
+    if (sequence.tokens.empty()) throw RequestError("the sequence is empty: give it tokens to prefill first");
+    // Logits were dropped by a trim or a compaction: run the last token again.
+    trim_cache(sequence, sequence.cache->length() - 1);
+    pending = 1;
+  }
+  const int64_t start = sequence.cache->length();
+  const bool logits_were_valid = sequence.logits_valid;
+  const auto started = Clock::now();
+  std::vector<float> last(static_cast<size_t>(vocab()));
+  if (all_logits) all_logits->assign(static_cast<size_t>(pending * vocab()), 0.0f);
+  try {
+    for (int64_t done = 0; done < pending;) {
+      if (cancel && cancel->load())
+        throw CancelledError("prefill cancelled after " + std::to_string(done) + " of " + std::to_string(pending) +
+                             " tokens; the sequence was left as it was");
+      const int64_t n = std::min<int64_t>(chunk, pending - done);
+      const int32_t* tokens = sequence.tokens.data() + start + done;
+      if (all_logits) {
+        backend->forward(*sequence.cache, tokens, n, nullptr, LogitsWanted::All, all_logits->data() + done * vocab(),
+                         nullptr);
+      } else {
+        const bool final_chunk = done + n == pending;
+        backend->forward(*sequence.cache, tokens, n, nullptr, final_chunk ? LogitsWanted::Last : LogitsWanted::None,
+                         last.data(), nullptr);
       }
+      done += n;
+    }
+  } catch (...) {
+    // Back to the state before the call, whose logits (still stored) apply again.
+    trim_cache(sequence, start);
+    sequence.logits_valid = logits_were_valid;
+    throw;
+  }
+  if (all_logits)
+    sequence.logits.assign(all_logits->end() - vocab(), all_logits->end());
+  else
+    sequence.logits = std::move(last);
+  sequence.logits_valid = true;
+  record_prefill(pending, seconds_since(started));
+}
+
+void Engine::Impl::trim_cache(Sequence& sequence, int64_t length) {
+  if (length < sequence.cache->length()) {
+    sequence.cache->trim(length);
+    sequence.logits_valid = false;
+  }
+  if (sequence.first_sparse_position >= length) sequence.first_sparse_position = Sequence::kNoSparsePosition;
+}
+
+void Engine::Impl::decode_last(Sequence& sequence, const AttentionPlan& plan) {
+  const int32_t token = sequence.tokens.back();
+  if (sequence.pending() > 1) {
+    sequence.tokens.pop_back();
+    try {
+      run_pending(sequence, nullptr, nullptr, options.prefill_chunk);
     } catch (...) {
-      // Back to the state before the call, whose logits (still stored) apply again.
-      trim_cache(sequence, start);
-      sequence.logits_valid = logits_were_valid;
+      sequence.tokens.push_back(token);
       throw;
     }
-    if (all_logits)
-      sequence.logits.assign(all_logits->end() - vocab(), all_logits->end());
-    else
-      sequence.logits = std::move(last);
-    sequence.logits_valid = true;
-    record_prefill(pending, seconds_since(started));
+    sequence.tokens.push_back(token);
   }
+  const int64_t position = sequence.cache->length();
+  const auto started = Clock::now();
+  std::vector<float> logits(static_cast<size_t>(vocab()));
+  ForwardStats forward;
+  backend->forward(*sequence.cache, &token, 1, &plan, LogitsWanted::Last, logits.data(), &forward);
+  sequence.logits = std::move(logits);
+  sequence.logits_valid = true;
+  if (plan.mode != AttentionMode::Full)
+    sequence.first_sparse_position = std::min(sequence.first_sparse_position, position);
+  record_decode(seconds_since(started), plan, forward, position + 1);
+}
 
-  void trim_cache(Sequence& sequence, int64_t length) {
-    if (length < sequence.cache->length()) {
-      sequence.cache->trim(length);
-      sequence.logits_valid = false;
-    }
-    if (sequence.first_sparse_position >= length) sequence.first_sparse_position = Sequence::kNoSparsePosition;
-  }
-
-  // One decode step for the last pending token (the others, if any, are prefilled first).
-  void decode_last(Sequence& sequence, const AttentionPlan& plan) {
-    const int32_t token = sequence.tokens.back();
-    if (sequence.pending() > 1) {
-      sequence.tokens.pop_back();
-      try {
-        run_pending(sequence, nullptr, nullptr);
-      } catch (...) {
-        sequence.tokens.push_back(token);
-        throw;
-      }
-      sequence.tokens.push_back(token);
-    }
-    const int64_t position = sequence.cache->length();
-    const auto started = Clock::now();
-    std::vector<float> logits(static_cast<size_t>(vocab()));
-    ForwardStats forward;
-    backend->forward(*sequence.cache, &token, 1, &plan, LogitsWanted::Last, logits.data(), &forward);
-    sequence.logits = std::move(logits);
-    sequence.logits_valid = true;
-    if (plan.mode != AttentionMode::Full)
-      sequence.first_sparse_position = std::min(sequence.first_sparse_position, position);
-    record_decode(seconds_since(started), plan, forward, position + 1);
-  }
-
-  // KV-cache correction: recompute every cache entry written under sparse attention with a
-  // dense pass over those tokens, overwriting them; the logits become the dense ones.
-  void correct_sparse_entries(Sequence& sequence) {
-    if (sequence.first_sparse_position >= sequence.cache->length()) return;
-    trim_cache(sequence, sequence.first_sparse_position);
-    run_pending(sequence, nullptr, nullptr);
-  }
-};
+void Engine::Impl::correct_sparse_entries(Sequence& sequence) {
+  if (sequence.first_sparse_position >= sequence.cache->length()) return;
+  trim_cache(sequence, sequence.first_sparse_position);
+  run_pending(sequence, nullptr, nullptr, options.prefill_chunk);
+}
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() = default;
@@ -276,10 +253,7 @@ SequenceId Engine::create_sequence() {
   std::lock_guard<std::mutex> lock(impl_->request_mutex);
   auto sequence = std::make_unique<Sequence>();
   sequence->cache = impl_->backend->create_kv_cache();
-  const SequenceId id = impl_->next_id++;
-  impl_->sequences[id] = std::move(sequence);
-  impl_->sequence_count.store(static_cast<int64_t>(impl_->sequences.size()));
-  return id;
+  return impl_->add(std::move(sequence));
 }
 
 SequenceId Engine::fork_sequence(SequenceId source_id, int64_t length) {
@@ -299,10 +273,7 @@ SequenceId Engine::fork_sequence(SequenceId source_id, int64_t length) {
     sequence->logits_valid = true;
   }
   if (source.first_sparse_position < cached) sequence->first_sparse_position = source.first_sparse_position;
-  const SequenceId id = impl_->next_id++;
-  impl_->sequences[id] = std::move(sequence);
-  impl_->sequence_count.store(static_cast<int64_t>(impl_->sequences.size()));
-  return id;
+  return impl_->add(std::move(sequence));
 }
 
 void Engine::trim_sequence(SequenceId id, int64_t length) {
@@ -338,15 +309,16 @@ std::vector<float> Engine::prefill(SequenceId id, const std::vector<int32_t>& to
   Sequence& sequence = impl_->find(id);
   impl_->check_tokens(tokens.data(), tokens.size());
   impl_->check_room(sequence, tokens.size());
+  const int64_t chunk = impl_->prefill_chunk(options.chunk);
   const size_t old_size = sequence.tokens.size();
   sequence.tokens.insert(sequence.tokens.end(), tokens.begin(), tokens.end());
   try {
     if (options.all_logits) {
       std::vector<float> all;
-      impl_->run_pending(sequence, cancel, &all);
+      impl_->run_pending(sequence, cancel, &all, chunk);
       return all;
     }
-    impl_->run_pending(sequence, cancel, nullptr);
+    impl_->run_pending(sequence, cancel, nullptr, chunk);
     return sequence.logits;
   } catch (...) {
     sequence.tokens.resize(old_size);
@@ -381,6 +353,7 @@ GenerateResult Engine::generate(SequenceId id, const std::vector<int32_t>& promp
   if (options.max_tokens < 0) throw RequestError("max_tokens must be >= 0");
   for (int32_t stop : options.stop_tokens) engine.check_tokens(&stop, 1);
   const AttentionPlan plan = make_attention_plan(options.attention, engine.config.num_layers);
+  const int64_t chunk = engine.prefill_chunk(options.prefill_chunk);
   engine.check_room(sequence, prompt.size());
 
   GenerateResult result;
@@ -389,7 +362,7 @@ GenerateResult Engine::generate(SequenceId id, const std::vector<int32_t>& promp
   result.prompt_tokens = static_cast<int64_t>(prompt.size()) + sequence.pending();
   sequence.tokens.insert(sequence.tokens.end(), prompt.begin(), prompt.end());
   try {
-    engine.run_pending(sequence, cancel, nullptr);
+    engine.run_pending(sequence, cancel, nullptr, chunk);
   } catch (const CancelledError&) {
     sequence.tokens.resize(old_size);
     result.finish_reason = FinishReason::Cancelled;

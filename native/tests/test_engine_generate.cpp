@@ -146,3 +146,33 @@ TIDAL_TEST(engine_sampled_generate_is_deterministic_given_the_seed) {
   options.sampling.top_p = 1.5f;
   CHECK_THROWS_WITH(engine->generate(engine->create_sequence(), prompt, options), "top_p");
 }
+
+TIDAL_TEST(engine_prefill_chunk_per_call_changes_no_result_and_is_validated) {
+  SyntheticModelSpec spec = tiny_model_spec("llama3");
+  auto engine = make_test_engine(spec);
+  const auto prompt = random_tokens(45, spec.vocab_size, 9);
+  PrefillOptions all;
+  all.all_logits = true;
+  const SequenceId whole = engine->create_sequence();
+  const std::vector<float> reference = engine->prefill(whole, prompt, all);
+  for (int64_t chunk : {int64_t{1}, int64_t{7}, int64_t{45}, int64_t{1000}}) {
+    PrefillOptions options = all;
+    options.chunk = chunk;
+    const SequenceId seq = engine->create_sequence();
+    CHECK(bitwise_equal(engine->prefill(seq, prompt, options), reference));
+    engine->release_sequence(seq);
+  }
+  PrefillOptions negative;
+  negative.chunk = -1;
+  const SequenceId seq = engine->create_sequence();
+  CHECK_THROWS_WITH(engine->prefill(seq, prompt, negative), "prefill chunk must be >= 0");
+  CHECK_EQ(engine->sequence_length(seq), 0);
+
+  GenerateOptions options = greedy(5);
+  const std::vector<int32_t> expected = engine->generate(seq, prompt, options).tokens;
+  options.prefill_chunk = 4;
+  const SequenceId chunked = engine->create_sequence();
+  CHECK(engine->generate(chunked, prompt, options).tokens == expected);
+  options.prefill_chunk = -2;
+  CHECK_THROWS_WITH(engine->generate(chunked, {}, options), "prefill chunk must be >= 0");
+}

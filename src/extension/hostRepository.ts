@@ -186,6 +186,11 @@ export class HostRepository {
         return;
       }
       const message = (error as Error).message ?? String(error);
+      if (/connection (is )?(closed|disposed)|connection got disposed|pending response rejected/i.test(message)) {
+        // The engine stopped meanwhile; its restart and model load open the workspace again.
+        this.setStatus(undefined);
+        return;
+      }
       this.deps.log.warn(`repository: opening ${folder.name} in the engine host failed: ${message}`);
       this.setStatus({ state: 'error', files: 0, droppedFiles: 0, skippedFiles: 0, totalTokens: 0, warmTokens: 0, message });
     }

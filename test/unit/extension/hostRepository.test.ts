@@ -241,3 +241,13 @@ test("the host's workspace/status notifications are the latest status while the 
   assert.deepEqual(repository.part(), { source: 'host', files: 12, tokens: 99_000 });
   assert.deepEqual(seen, [ready, warming]);
 });
+
+test('an open cut short by the engine stopping is no error: the restart opens again', async () => {
+  const { rpc, repository, logged } = setup();
+  rpc.answerOpen = async () => {
+    throw new Error('Pending response rejected since connection got disposed');
+  };
+  await repository.open('model ready');
+  assert.equal(repository.status, undefined);
+  assert.deepEqual(logged.filter((line) => line.startsWith('warn')), []);
+});

@@ -425,7 +425,9 @@ export class ModelSession {
         timings: {
           queuedMs: started - enqueued,
           hostMs: buildMs + prepared.planMs,
-          prefillMs: prefilled - started - prepared.planMs + result.prefillSeconds * 1000,
+          // Before generate: compaction, trim and prefill of all but the last prompt token. The
+          // last token's forward pass is part of the first decode step.
+          prefillMs: prefilled - started - prepared.planMs,
           ...(firstTokenAt !== undefined ? { firstDecodeMs: firstTokenAt - prefilled } : {}),
           decodeMs: result.decodeSeconds * 1000,
           totalMs: finished - enqueued,

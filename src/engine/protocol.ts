@@ -92,7 +92,7 @@ export interface GenerateParams {
 
 export interface GenerateTimings {
   queuedMs: number;  // waiting behind other requests
-  prefillMs: number; // prompt tokens not found in the prefix cache (compaction included)
+  prefillMs: number; // prompt tokens not found in the prefix cache, but the last (compaction included)
   decodeMs: number;
   totalMs: number;
   // The engine host's own work for the request: prompt assembly, tokenizing, prefix matching.

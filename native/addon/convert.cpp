@@ -121,7 +121,49 @@ tidal::GenerateOptions ToGenerateOptions(Napi::Env env, Napi::Value value) {
   options.sampling.top_p = float(NumberField(env, sampling, "topP", 1.0, 0.0, 1.0));
   options.sampling.seed = uint64_t(IntField(env, sampling, "seed", 0, 0, (int64_t(1) << 53) - 1));
   options.attention = ToAttentionOptions(env, object.Get("attention"));
+  options.prefill_chunk = IntField(env, object, "prefillChunk", 0, 0, 1 << 16);
   return options;
+}
+
+tidal::PrefillOptions ToPrefillOptions(Napi::Env env, Napi::Value value) {
+  Napi::Object object = AsOptionalObject(env, value, "prefill options");
+  tidal::PrefillOptions options;
+  options.all_logits = object.Get("allLogits").ToBoolean().Value();
+  options.chunk = IntField(env, object, "chunk", 0, 0, 1 << 16);
+  return options;
+}
+
+std::vector<std::pair<int64_t, int64_t>> ToRanges(Napi::Env env, Napi::Value value) {
+  if (!value.IsArray()) throw Napi::TypeError::New(env, "ranges must be an array of [start, count] pairs");
+  auto array = value.As<Napi::Array>();
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  ranges.reserve(array.Length());
+  const int64_t limit = (int64_t(1) << 53) - 1;
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    Napi::Value item = array.Get(i);
+    const std::string name = "ranges[" + std::to_string(i) + "]";
+    if (!item.IsArray() || item.As<Napi::Array>().Length() != 2)
+      throw Napi::TypeError::New(env, name + " must be a [start, count] pair");
+    auto pair = item.As<Napi::Array>();
+    int64_t parts[2];
+    for (uint32_t j = 0; j < 2; ++j) {
+      Napi::Value part = pair.Get(j);
+      const double number = part.IsNumber() ? part.As<Napi::Number>().DoubleValue() : std::nan("");
+      if (!IsIntegerIn(number, 0, limit))
+        throw Napi::RangeError::New(env, name + (j == 0 ? ": start" : ": count") + " must be an integer >= 0");
+      parts[j] = int64_t(number);
+    }
+    ranges.emplace_back(parts[0], parts[1]);
+  }
+  return ranges;
+}
+
+std::string ToPath(Napi::Env env, Napi::Value value, const char* call) {
+  if (!value.IsString()) throw Napi::TypeError::New(env, std::string(call) + ": path must be a string");
+  std::string path = value.As<Napi::String>().Utf8Value();
+  if (path.empty() || path.find('\0') != std::string::npos)
+    throw Napi::TypeError::New(env, std::string(call) + ": path must be a non-empty string without NUL characters");
+  return path;
 }
 
 std::vector<int32_t> ToTokens(Napi::Env env, Napi::Value value, int64_t vocab_size, const char* what) {

@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tidal/engine.h"
@@ -13,6 +14,12 @@ namespace tidal_addon {
 tidal::EngineOptions ToEngineOptions(Napi::Env env, Napi::Value value);
 tidal::AttentionOptions ToAttentionOptions(Napi::Env env, Napi::Value value);
 tidal::GenerateOptions ToGenerateOptions(Napi::Env env, Napi::Value value);
+// { allLogits?, chunk? } (the cancel token is read by the caller).
+tidal::PrefillOptions ToPrefillOptions(Napi::Env env, Napi::Value value);
+// [start, count][] of integers >= 0 (the engine checks order, bounds and empty ranges).
+std::vector<std::pair<int64_t, int64_t>> ToRanges(Napi::Env env, Napi::Value value);
+// A non-empty string without NUL characters; `call` names the method in the error.
+std::string ToPath(Napi::Env env, Napi::Value value, const char* call);
 // number[] or Int32Array of token ids; each must be an integer in [0, vocab_size).
 std::vector<int32_t> ToTokens(Napi::Env env, Napi::Value value, int64_t vocab_size, const char* what);
 

@@ -103,6 +103,9 @@ Napi::Function EngineWrap::Define(Napi::Env env) {
                                         InstanceMethod("sequenceLength", &EngineWrap::SequenceLength),
                                         InstanceMethod("sequenceTokens", &EngineWrap::SequenceTokens),
                                         InstanceMethod("prefill", &EngineWrap::Prefill),
+                                        InstanceMethod("compactSequence", &EngineWrap::CompactSequence),
+                                        InstanceMethod("saveSequence", &EngineWrap::SaveSequence),
+                                        InstanceMethod("loadSequence", &EngineWrap::LoadSequence),
                                         InstanceMethod("decode", &EngineWrap::Decode),
                                         InstanceMethod("generate", &EngineWrap::Generate),
                                         InstanceMethod("unload", &EngineWrap::Unload),
@@ -224,19 +227,16 @@ Napi::Value EngineWrap::SequenceTokens(const Napi::CallbackInfo& info) {
       "tidal.sequenceTokens");
 }
 
-// prefill(sequence, tokens, { allLogits?, cancel? }) -> Promise<Float32Array>
+// prefill(sequence, tokens, { allLogits?, cancel?, chunk? }) -> Promise<Float32Array>
 Napi::Value EngineWrap::Prefill(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto engine = Require(env);
   tidal::SequenceId sequence = SequenceArg(env, info[0]);
   std::vector<int32_t> tokens = ToTokens(env, info[1], info_.vocab_size, "tokens");
-  tidal::PrefillOptions options;
+  Napi::Value options_value = info.Length() > 2 ? info[2] : env.Undefined();
+  tidal::PrefillOptions options = ToPrefillOptions(env, options_value);
   std::shared_ptr<std::atomic<bool>> cancel;
-  if (info.Length() > 2 && info[2].IsObject()) {
-    Napi::Object object = info[2].As<Napi::Object>();
-    options.all_logits = object.Get("allLogits").ToBoolean().Value();
-    cancel = CancelToken::FromValue(env, object.Get("cancel"));
-  }
+  if (options_value.IsObject()) cancel = CancelToken::FromValue(env, options_value.As<Napi::Object>().Get("cancel"));
   auto logits = std::make_shared<std::vector<float>>();
   return PromiseWorker::Start(
       env,
@@ -244,6 +244,40 @@ Napi::Value EngineWrap::Prefill(const Napi::CallbackInfo& info) {
         *logits = engine->prefill(sequence, tokens, options, cancel.get());
       },
       [logits](Napi::Env env) -> Napi::Value { return FromFloats(env, *logits); }, "tidal.prefill");
+}
+
+// compactSequence(sequence, ranges: [start, count][]) -> Promise<void>
+Napi::Value EngineWrap::CompactSequence(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto engine = Require(env);
+  tidal::SequenceId sequence = SequenceArg(env, info[0]);
+  auto ranges = ToRanges(env, info.Length() > 1 ? info[1] : env.Undefined());
+  return PromiseWorker::Start(
+      env, [engine, sequence, ranges = std::move(ranges)] { engine->compact_sequence(sequence, ranges); },
+      [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, "tidal.compactSequence");
+}
+
+// saveSequence(sequence, path) -> Promise<number> (bytes written)
+Napi::Value EngineWrap::SaveSequence(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto engine = Require(env);
+  tidal::SequenceId sequence = SequenceArg(env, info[0]);
+  std::string path = ToPath(env, info.Length() > 1 ? info[1] : env.Undefined(), "saveSequence(sequence, path)");
+  auto bytes = std::make_shared<size_t>(0);
+  return PromiseWorker::Start(
+      env, [engine, sequence, path, bytes] { *bytes = engine->save_sequence(sequence, path); },
+      [bytes](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, double(*bytes)); }, "tidal.saveSequence");
+}
+
+// loadSequence(path) -> Promise<number> (the new sequence's id)
+Napi::Value EngineWrap::LoadSequence(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto engine = Require(env);
+  std::string path = ToPath(env, info.Length() > 0 ? info[0] : env.Undefined(), "loadSequence(path)");
+  auto id = std::make_shared<tidal::SequenceId>(0);
+  return PromiseWorker::Start(
+      env, [engine, path, id] { *id = engine->load_sequence(path); },
+      [id](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, double(*id)); }, "tidal.loadSequence");
 }
 
 // decode(sequence, token, attention?) -> Promise<Float32Array>

@@ -30,6 +30,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value SequenceLength(const Napi::CallbackInfo& info);
   Napi::Value SequenceTokens(const Napi::CallbackInfo& info);
   Napi::Value Prefill(const Napi::CallbackInfo& info);
+  Napi::Value CompactSequence(const Napi::CallbackInfo& info);
+  Napi::Value SaveSequence(const Napi::CallbackInfo& info);
+  Napi::Value LoadSequence(const Napi::CallbackInfo& info);
   Napi::Value Decode(const Napi::CallbackInfo& info);
   Napi::Value Generate(const Napi::CallbackInfo& info);
   Napi::Value Unload(const Napi::CallbackInfo& info);

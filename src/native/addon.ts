@@ -119,13 +119,21 @@ export interface NativeEngine {
   releaseSequence(sequence: number): Promise<void>;
   sequenceLength(sequence: number): Promise<number>;
   sequenceTokens(sequence: number): Promise<Int32Array>;
+  // chunk: tokens per forward pass (cancellation is checked between passes); 0 or absent: the
+  // engine's prefillChunk.
   prefill(sequence: number, tokens: ArrayLike<number>, options?: { allLogits?: boolean; cancel?: CancelToken; chunk?: number }): Promise<Float32Array>;
-  // Keeps only `ranges` ([start, count], ascending, non-overlapping) of the sequence's processed
-  // positions, moved down to follow each other; moved keys are re-rotated to their new positions.
+  // Context shift: keeps only `ranges` ([start, count], count >= 1, ascending, non-overlapping,
+  // within the processed positions) of the sequence, moved down to follow each other; moved keys
+  // are re-rotated to their new positions, values move unchanged. Approximate (the moved K/V saw
+  // the removed tokens) but far cheaper than a prefill. Tokens not yet processed are dropped.
+  // Bad ranges reject with ERR_TIDAL_REQUEST, the sequence unchanged.
   compactSequence(sequence: number, ranges: [number, number][]): Promise<void>;
-  // Writes the sequence's tokens and KV cache to `path`; resolves with the bytes written.
+  // Writes the sequence's tokens, KV cache and last logits to `path` (via `path + '.tmp'`,
+  // renamed when complete); resolves with the bytes written.
   saveSequence(sequence: number, path: string): Promise<number>;
-  // A new sequence from a file written by saveSequence for the same model and backend.
+  // A new sequence from a file written by saveSequence for the same model on the same backend.
+  // A missing, truncated or corrupt file, or one of another model (the message names the
+  // differing field), backend or context limit, rejects with ERR_TIDAL_REQUEST.
   loadSequence(path: string): Promise<number>;
   decode(sequence: number, token: number, attention?: AttentionOptions): Promise<Float32Array>;
   // Tokens reach onToken in order, on the JS thread, before the promise settles.

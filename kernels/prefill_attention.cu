@@ -13,7 +13,21 @@
 //   A 16x16: a0 = A[g][2t..2t+1], a1 = A[g+8][2t..], a2 = A[g][2t+8..], a3 = A[g+8][2t+8..]
 //   B 16x8:  b0 = B[2t..2t+1][g], b1 = B[2t+8..2t+9][g]
 //   C 16x8:  c0,c1 = C[g][2t..2t+1], c2,c3 = C[g+8][2t..2t+1]
+//
+// Split-KV (short chunks against long caches): (query tiles x heads) blocks are too few to
+// fill the GPU, and each would stream the whole cache alone. The key tiles of every query
+// tile are then cut into S parts (split_tiles) and block (query tile, head, part) computes,
+// over its part only, the unnormalised partial output and its row statistics in base 2:
+//   m_s = max_k x_k,  l_s = sum_k 2^(x_k - m_s),  O_s = sum_k 2^(x_k - m_s) V_k
+// (x_k = q.k_k * scale * log2(e), masked keys excluded; a row whose keys in the part are all
+// in its future has m_s = -inf, l_s = 0, O_s = 0). The combine kernel merges the parts:
+//   m = max_s m_s,  w_s = 2^(m_s - m),  out = sum_s w_s O_s / sum_s w_s l_s.
+// The inner loop is the same for both; only the key range and the epilogue differ.
+#include <algorithm>
+#include <cstdlib>
+
 #include "common.cuh"
+#include "cuda/device_info.h"
 #include "cuda/model_kernels.h"
 
 namespace tidal::cuda {
@@ -23,12 +37,55 @@ namespace {
 // A block has Warps warps (4 or 8) of 16 query rows each; they share every K/V tile.
 constexpr int kKeyRows = 64;  // per tile
 
+// The split rule's constants (see prefill_attention_splits).
+constexpr int kMaxSplits = 64;
+constexpr int kSplitMaxTokens = 1024;       // chunks this long fill the GPU unsplit
+constexpr int kMinKeyTilesPerSplit = 16;    // 1024 keys: the combine's reads stay small against a part's work
+constexpr int kCombineWarps = 8;            // rows (token, head) per combine block, one per warp
+
 template <int D>
 struct PrefillShape {
   static constexpr int kLd = D + 8;  // shared row stride in bf16 (16 bytes of padding: no bank conflicts)
   static constexpr int kTileElements = kKeyRows * kLd;
   static constexpr int kSharedBytes = 2 /*stages*/ * 2 /*K, V*/ * kTileElements * 2;
 };
+
+// Where the partial results of a split launch go (unused when splits == 1).
+//   out   [splits][tokens][heads][D]: O_s of each row (fp32, unnormalised)
+//   stats [splits][tokens][heads]: (m_s, l_s)
+// Only the parts that are not empty for a row's query tile are written (and read).
+struct SplitPartials {
+  float* out = nullptr;
+  float2* stats = nullptr;
+  int splits = 1;
+};
+
+// End (exclusive) of the keys the query tile starting at chunk token q_first attends: its last
+// query's position + 1, or the chunk's end.
+__host__ __device__ inline int64_t query_tile_key_end(const PrefillAttentionLaunch& p, int q_first, int rows) {
+  const int64_t total = p.start + p.tokens;
+  const int64_t block_end = p.start + q_first + rows;
+  return total < block_end ? total : block_end;
+}
+
+// The key tiles [begin, end) of part `split` of `splits` for a query tile whose keys span
+// `tiles` tiles: consecutive parts of ceil(tiles / splits) tiles from key 0, so only the last
+// non-empty part reaches the diagonal, and parts from ceil(tiles / per) on are empty (when
+// tiles < splits * per).
+struct TileRange {
+  int begin, end;
+};
+__host__ __device__ inline TileRange split_tiles(int tiles, int splits, int split) {
+  const int per = (tiles + splits - 1) / splits;
+  const int begin = split * per < tiles ? split * per : tiles;
+  const int end = begin + per < tiles ? begin + per : tiles;
+  return {begin, end};
+}
+// How many parts are non-empty.
+__host__ __device__ inline int split_parts(int tiles, int splits) {
+  const int per = (tiles + splits - 1) / splits;
+  return (tiles + per - 1) / per;
+}
 
 __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   asm volatile(
@@ -73,8 +130,12 @@ __device__ __forceinline__ void load_tile(const PrefillAttentionLaunch& p, const
   }
 }
 
-template <int D, int Warps, bool LdmatrixK>
-__global__ void __launch_bounds__(Warps * 32) prefill_attention_kernel(PrefillAttentionLaunch p) {
+// Partial == false: grid (query tiles, heads), every block over all its keys, bf16 output.
+// Partial == true: grid (query tiles, heads, splits), block z over part z of its key tiles,
+// O_s / (m_s, l_s) into `partials`.
+template <int D, int Warps, bool LdmatrixK, bool Partial>
+__global__ void __launch_bounds__(Warps * 32)
+    prefill_attention_kernel(PrefillAttentionLaunch p, SplitPartials partials) {
   constexpr int kQueryRows = Warps * 16;
   constexpr int kThreads = Warps * 32;
   using Shape = PrefillShape<D>;
@@ -86,9 +147,15 @@ __global__ void __launch_bounds__(Warps * 32) prefill_attention_kernel(PrefillAt
   const int head = blockIdx.y;
   const int kv_head = head / (p.heads / p.kv_heads);
   const int q_first = query_block * kQueryRows;  // token index within this chunk
-  const int64_t total = p.start + p.tokens;
-  const int64_t block_end = p.start + q_first + kQueryRows;
-  const int64_t kv_end = total < block_end ? total : block_end;
+  const int64_t kv_end = query_tile_key_end(p, q_first, kQueryRows);
+  const int key_tiles = static_cast<int>(ceil_div(kv_end, kKeyRows));
+  int tile_begin = 0, tile_end = key_tiles;
+  if constexpr (Partial) {
+    const TileRange range = split_tiles(key_tiles, partials.splits, blockIdx.z);
+    if (range.begin >= range.end) return;  // an empty part: the combine does not read it
+    tile_begin = range.begin;
+    tile_end = range.end;
+  }
   const uint16_t* keys = p.keys + int64_t(kv_head) * p.head_stride;
   const uint16_t* values = p.values + int64_t(kv_head) * p.head_stride;
 
@@ -116,12 +183,12 @@ __global__ void __launch_bounds__(Warps * 32) prefill_attention_kernel(PrefillAt
   for (int d = 0; d < D / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
 
-  const int tiles = static_cast<int>(ceil_div(kv_end, kKeyRows));
-  load_tile<D, kThreads>(p, keys, values, 0, kv_end, shared, shared + Shape::kTileElements);
+  load_tile<D, kThreads>(p, keys, values, int64_t(tile_begin) * kKeyRows, kv_end, shared,
+                         shared + Shape::kTileElements);
   copy_async_commit();
-  for (int tile = 0; tile < tiles; ++tile) {
-    const int stage = tile & 1;
-    if (tile + 1 < tiles) {
+  for (int tile = tile_begin; tile < tile_end; ++tile) {
+    const int stage = (tile - tile_begin) & 1;
+    if (tile + 1 < tile_end) {
       uint16_t* next = shared + (stage ^ 1) * 2 * Shape::kTileElements;
       load_tile<D, kThreads>(p, keys, values, int64_t(tile + 1) * kKeyRows, kv_end, next, next + Shape::kTileElements);
     }
@@ -163,7 +230,8 @@ __global__ void __launch_bounds__(Warps * 32) prefill_attention_kernel(PrefillAt
         }
       }
     }
-    // Scale into base 2, mask the future, new running maxima.
+    // Scale into base 2, mask the future (only tiles that reach this warp's diagonal), new
+    // running maxima.
     float tile_max0 = -INFINITY, tile_max1 = -INFINITY;
     const bool needs_mask = first + kKeyRows - 1 > p.start + q_first + warp * 16;
 #pragma unroll
@@ -227,44 +295,202 @@ __global__ void __launch_bounds__(Warps * 32) prefill_attention_kernel(PrefillAt
   l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
   l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
   l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-  const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
   const int64_t out_stride = int64_t(p.heads) * D;
-  __nv_bfloat16* out = reinterpret_cast<__nv_bfloat16*>(p.out) + int64_t(head) * D + 2 * t;
+  if constexpr (Partial) {
+    // O_s as fp32 pairs (each row's 8 columns of a dimension tile are one 32-byte sector);
+    // lane t == 0 of each quad writes the row's (m_s, l_s).
+    const int64_t split_rows = int64_t(blockIdx.z) * p.tokens;
+    float* out = partials.out + split_rows * out_stride + int64_t(head) * D + 2 * t;
 #pragma unroll
-  for (int d = 0; d < D / 8; ++d) {
-    if (row0 < p.tokens)
-      *reinterpret_cast<__nv_bfloat162*>(out + int64_t(row0) * out_stride + d * 8) =
-          __floats2bfloat162_rn(o[d][0] * inv0, o[d][1] * inv0);
-    if (row1 < p.tokens)
-      *reinterpret_cast<__nv_bfloat162*>(out + int64_t(row1) * out_stride + d * 8) =
-          __floats2bfloat162_rn(o[d][2] * inv1, o[d][3] * inv1);
+    for (int d = 0; d < D / 8; ++d) {
+      if (row0 < p.tokens)
+        *reinterpret_cast<float2*>(out + int64_t(row0) * out_stride + d * 8) = make_float2(o[d][0], o[d][1]);
+      if (row1 < p.tokens)
+        *reinterpret_cast<float2*>(out + int64_t(row1) * out_stride + d * 8) = make_float2(o[d][2], o[d][3]);
+    }
+    if (t == 0) {
+      float2* stats = partials.stats + split_rows * p.heads + head;
+      if (row0 < p.tokens) stats[int64_t(row0) * p.heads] = make_float2(m0, l0);
+      if (row1 < p.tokens) stats[int64_t(row1) * p.heads] = make_float2(m1, l1);
+    }
+  } else {
+    const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
+    __nv_bfloat16* out = reinterpret_cast<__nv_bfloat16*>(p.out) + int64_t(head) * D + 2 * t;
+#pragma unroll
+    for (int d = 0; d < D / 8; ++d) {
+      if (row0 < p.tokens)
+        *reinterpret_cast<__nv_bfloat162*>(out + int64_t(row0) * out_stride + d * 8) =
+            __floats2bfloat162_rn(o[d][0] * inv0, o[d][1] * inv0);
+      if (row1 < p.tokens)
+        *reinterpret_cast<__nv_bfloat162*>(out + int64_t(row1) * out_stride + d * 8) =
+            __floats2bfloat162_rn(o[d][2] * inv1, o[d][3] * inv1);
+    }
   }
 }
 
-template <int D, int Warps, bool LdmatrixK>
-cudaError_t launch_for(const PrefillAttentionLaunch& p, cudaStream_t stream) {
-  constexpr int kBytes = PrefillShape<D>::kSharedBytes;
+// One warp per (token, head) row: merges the row's non-empty parts (see the top of the file)
+// and writes the bf16 output where the unsplit kernel writes it. Each lane owns D / 32
+// consecutive dimensions.
+template <int D>
+__global__ void __launch_bounds__(kCombineWarps * 32)
+    prefill_combine_kernel(PrefillAttentionLaunch p, SplitPartials partials, int query_rows) {
+  constexpr int kPerLane = D / kWarpSize;  // 2 or 4
+  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int64_t rows = int64_t(p.tokens) * p.heads;
+  const int64_t row = int64_t(blockIdx.x) * kCombineWarps + warp;  // token * heads + head
+  if (row >= rows) return;
+  const int token = static_cast<int>(row / p.heads);
+  const int q_first = token / query_rows * query_rows;
+  const int key_tiles = static_cast<int>(ceil_div(query_tile_key_end(p, q_first, query_rows), kKeyRows));
+  const int parts = split_parts(key_tiles, partials.splits);
+
+  float m = -INFINITY;
+  for (int s = 0; s < parts; ++s) m = fmaxf(m, partials.stats[s * rows + row].x);
+  float acc[kPerLane] = {};
+  float l = 0.0f;
+  for (int s = 0; s < parts; ++s) {
+    const float2 stat = partials.stats[s * rows + row];
+    if (stat.x == -INFINITY) continue;  // every key of this part is in the row's future
+    const float w = exp2f(stat.x - m);
+    l += w * stat.y;
+    const float* partial = partials.out + (s * rows + row) * D + lane * kPerLane;
+    if constexpr (kPerLane == 4) {
+      const float4 v = *reinterpret_cast<const float4*>(partial);
+      acc[0] += w * v.x;
+      acc[1] += w * v.y;
+      acc[2] += w * v.z;
+      acc[3] += w * v.w;
+    } else {
+      const float2 v = *reinterpret_cast<const float2*>(partial);
+      acc[0] += w * v.x;
+      acc[1] += w * v.y;
+    }
+  }
+  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+  uint16_t* out = p.out + row * D + lane * kPerLane;  // [token][head][D]
+  if constexpr (kPerLane == 4) {
+    *reinterpret_cast<uint2*>(out) =
+        make_uint2(pack_bf16(acc[0] * inv, acc[1] * inv), pack_bf16(acc[2] * inv, acc[3] * inv));
+  } else {
+    *reinterpret_cast<uint32_t*>(out) = pack_bf16(acc[0] * inv, acc[1] * inv);
+  }
+}
+
+template <int D, int Warps, bool LdmatrixK, bool Partial>
+cudaError_t prepare_kernel() {
   static const cudaError_t prepared =
-      cudaFuncSetAttribute(prefill_attention_kernel<D, Warps, LdmatrixK>, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
+      cudaFuncSetAttribute(prefill_attention_kernel<D, Warps, LdmatrixK, Partial>,
+                           cudaFuncAttributeMaxDynamicSharedMemorySize, PrefillShape<D>::kSharedBytes);
+  return prepared;
+}
+
+// Blocks of the split kernel resident on one SM at once (registers and shared memory allow).
+template <int D, int Warps, bool LdmatrixK>
+int resident_blocks() {
+  static const int resident = [] {
+    int blocks = 0;
+    if (prepare_kernel<D, Warps, LdmatrixK, true>() != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, prefill_attention_kernel<D, Warps, LdmatrixK, true>,
+                                                      Warps * 32, PrefillShape<D>::kSharedBytes) != cudaSuccess) {
+      cudaGetLastError();
+      blocks = 1;
+    }
+    return std::max(blocks, 1);
+  }();
+  return resident;
+}
+
+int resident_blocks_for(const PrefillAttentionLaunch& p) {
+  const bool wide = p.warps == 8;
+  if (p.head_dim == 64) return wide ? resident_blocks<64, 8, true>() : resident_blocks<64, 4, false>();
+  return wide ? resident_blocks<128, 8, true>() : resident_blocks<128, 4, false>();
+}
+
+template <int D, int Warps, bool LdmatrixK>
+cudaError_t launch_for(const PrefillAttentionLaunch& p, int splits, cudaStream_t stream) {
+  constexpr int kBytes = PrefillShape<D>::kSharedBytes;
+  const unsigned query_tiles = static_cast<unsigned>(ceil_div(p.tokens, Warps * 16));
+  if (splits == 1) {
+    const cudaError_t prepared = prepare_kernel<D, Warps, LdmatrixK, false>();
+    if (prepared != cudaSuccess) return prepared;
+    prefill_attention_kernel<D, Warps, LdmatrixK, false>
+        <<<dim3(query_tiles, p.heads), Warps * 32, kBytes, stream>>>(p, SplitPartials{});
+    return cudaGetLastError();
+  }
+  const cudaError_t prepared = prepare_kernel<D, Warps, LdmatrixK, true>();
   if (prepared != cudaSuccess) return prepared;
-  const dim3 grid(static_cast<unsigned>(ceil_div(p.tokens, Warps * 16)), p.heads);
-  prefill_attention_kernel<D, Warps, LdmatrixK><<<grid, Warps * 32, kBytes, stream>>>(p);
+  const int64_t rows = int64_t(p.tokens) * p.heads;
+  SplitPartials partials;
+  partials.out = static_cast<float*>(p.split_scratch);
+  partials.stats = reinterpret_cast<float2*>(partials.out + splits * rows * D);
+  partials.splits = splits;
+  prefill_attention_kernel<D, Warps, LdmatrixK, true>
+      <<<dim3(query_tiles, p.heads, splits), Warps * 32, kBytes, stream>>>(p, partials);
+  const cudaError_t launched = cudaGetLastError();
+  if (launched != cudaSuccess) return launched;
+  prefill_combine_kernel<D><<<static_cast<unsigned>(ceil_div(rows, kCombineWarps)), kCombineWarps * 32, 0, stream>>>(
+      p, partials, Warps * 16);
   return cudaGetLastError();
+}
+
+// $TIDAL_PREFILL_SPLITS: 1 keeps every chunk on the one-pass kernel, N > 1 forces N parts
+// (A/B runs of whole prefills); unset or 0: the rule.
+int splits_from_environment() {
+  static const int forced = [] {
+    const char* text = std::getenv("TIDAL_PREFILL_SPLITS");
+    return text ? std::clamp(std::atoi(text), 0, kMaxSplits) : 0;
+  }();
+  return forced;
 }
 
 }  // namespace
 
+int prefill_attention_splits(const PrefillAttentionLaunch& p) {
+  if (p.splits > 0) return std::min(p.splits, kMaxSplits);
+  if (const int forced = splits_from_environment(); forced > 0) return forced;
+  if (p.tokens <= 0 || p.tokens >= kSplitMaxTokens) return 1;
+  const int64_t key_tiles = ceil_div(p.start + p.tokens, kKeyRows);  // of the last query tile, the longest
+  const int64_t most = std::min<int64_t>(kMaxSplits, key_tiles / kMinKeyTilesPerSplit);
+  if (most < 2) return 1;
+  const int64_t blocks = ceil_div(p.tokens, (p.warps == 8 ? 8 : 4) * 16) * p.heads;
+  const int64_t slots = int64_t(current_device_info().sm_count) * resident_blocks_for(p);
+  if (blocks <= 0 || blocks >= 2 * slots) return 1;
+  // Parts that make 2 to 4 waves of resident blocks; of those, the one whose last wave is
+  // fullest (the fewest parts on a tie).
+  const int64_t low = ceil_div(2 * slots, blocks), high = std::max(low, 4 * slots / blocks);
+  int64_t best = low;
+  double best_fill = 0.0;
+  for (int64_t s = low; s <= high; ++s) {
+    const double fill = double(s * blocks) / double(ceil_div(s * blocks, slots) * slots);
+    if (fill > best_fill + 1e-9) {
+      best = s;
+      best_fill = fill;
+    }
+  }
+  return static_cast<int>(std::clamp<int64_t>(std::min(best, most), 1, kMaxSplits));
+}
+
+size_t prefill_attention_scratch_bytes(const PrefillAttentionLaunch& p, int splits) {
+  if (splits <= 1) return 0;
+  return size_t(splits) * size_t(p.tokens) * size_t(p.heads) * size_t(p.head_dim + 2) * sizeof(float);
+}
+
 cudaError_t launch_prefill_attention(const PrefillAttentionLaunch& launch, cudaStream_t stream) {
   if (launch.tokens <= 0) return cudaSuccess;
   if (launch.kv_heads <= 0 || launch.heads % launch.kv_heads != 0) return cudaErrorInvalidValue;
+  if (launch.head_dim != 64 && launch.head_dim != 128) return cudaErrorInvalidValue;
+  int splits = prefill_attention_splits(launch);
+  const bool room = launch.split_scratch && launch.split_scratch_bytes >= prefill_attention_scratch_bytes(launch, splits);
+  if (splits > 1 && !room) {
+    if (launch.splits > 1) return cudaErrorInvalidValue;  // forced without room for the partials
+    splits = 1;
+  }
   // 4 warps with 32-bit K loads: the variant measured on the H200 (bench/NOTES.md); 8 warps
   // with ldmatrix K loads: the next candidate, built and tested, not yet measured.
   const bool wide = launch.warps == 8;
   if (launch.head_dim == 128)
-    return wide ? launch_for<128, 8, true>(launch, stream) : launch_for<128, 4, false>(launch, stream);
-  if (launch.head_dim == 64)
-    return wide ? launch_for<64, 8, true>(launch, stream) : launch_for<64, 4, false>(launch, stream);
-  return cudaErrorInvalidValue;
+    return wide ? launch_for<128, 8, true>(launch, splits, stream) : launch_for<128, 4, false>(launch, splits, stream);
+  return wide ? launch_for<64, 8, true>(launch, splits, stream) : launch_for<64, 4, false>(launch, splits, stream);
 }
 
 }  // namespace tidal::cuda

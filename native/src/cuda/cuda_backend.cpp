@@ -730,6 +730,13 @@ class CudaBackend final : public Backend, public CudaBackendTools {
       p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(config_.head_dim)));
       p.out = attention_out_.get<uint16_t>();
       p.warps = prefill_warps_;
+      p.splits = cuda::prefill_attention_splits(p);  // > 1: a short chunk against a long cache
+      if (p.splits > 1) {
+        prefill_partials_.ensure(cuda::prefill_attention_scratch_bytes(p, p.splits), "prefill attention partials",
+                                 stream_);
+        p.split_scratch = prefill_partials_.get();
+        p.split_scratch_bytes = prefill_partials_.bytes();
+      }
       throw_if_failed(cuda::launch_prefill_attention(p, stream_), "launching prefill attention");
       return;
     }
@@ -877,6 +884,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   std::vector<DeviceLayer> layers_;
   DeviceBuffer tokens_, hidden_, normed_, qkv_, q_bf16_, attention_out_, gate_up_, logits_, argmax_;
   DeviceBuffer scores_, selected_, bounds_, pages_, quest_positions_;
+  DeviceBuffer prefill_partials_;  // split-KV prefill attention: partial outputs and row statistics
   bool has_selection_ = false, selected_shared_ = false;
   int64_t selected_stride_ = 0, selected_count_ = 0;
   bool pending_trace_ = false, traced_shared_ = false;

@@ -87,8 +87,21 @@ struct PrefillAttentionLaunch {
   float scale = 0;
   uint16_t* out = nullptr;
   int warps = 4;  // per block (16 query rows each): 4 (measured default) or 8 (ldmatrix K loads)
+  // Split-KV for short chunks against long caches (kernels/prefill_attention.cu): 0 lets
+  // prefill_attention_splits() decide, 1 is one pass, N > 1 forces N key parts (tests, bench).
+  // Split launches need split_scratch_bytes >= prefill_attention_scratch_bytes() of device
+  // memory; without it an undecided launch runs in one pass and a forced one fails.
+  int splits = 0;
+  void* split_scratch = nullptr;
+  size_t split_scratch_bytes = 0;
 };
 cudaError_t launch_prefill_attention(const PrefillAttentionLaunch& launch, cudaStream_t stream);
+// The key parts a launch runs with: its `splits` when set, else $TIDAL_PREFILL_SPLITS when
+// set, else 1 for chunks of 1024+ queries or caches under 2048 keys, else enough parts for
+// 2 to 4 waves of resident blocks (the fullest last wave), at least 1024 keys a part, <= 64.
+int prefill_attention_splits(const PrefillAttentionLaunch& launch);
+// Scratch bytes for `splits` parts: splits * tokens * heads * (head_dim + 2) floats.
+size_t prefill_attention_scratch_bytes(const PrefillAttentionLaunch& launch, int splits);
 
 // One-token linear layer: y[r] = beta * y[r] + sum_c W[r][c] x[c] (W bf16 [rows][cols], x bf16,
 // y fp32; beta == 0 never reads y). cols a multiple of 8, W and x 16-byte aligned.

@@ -1,9 +1,11 @@
 // GPU tests of the attention-family kernels against float64 CPU references. Exits 77 (the
 // CTest skip code) when there is no device to run them on, 1 when a check failed.
-// Usage: tidal_gpu_tests [--quick]   (--quick: small cases only)
+// Usage: tidal_gpu_tests [--quick] [--only GROUP]   (--quick: small cases only; --only: the
+// groups whose name contains GROUP, e.g. --only "prefill attention split")
 #include <cuda_runtime_api.h>
 
 #include <cstdio>
+#include <functional>
 #include <string>
 
 #include "test_support.h"
@@ -28,8 +30,11 @@ std::string why_no_device() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i)
+  std::string only;
+  for (int i = 1; i < argc; ++i) {
     if (std::string(argv[i]) == "--quick") tidal::gpu_test::quick_mode() = true;
+    if (std::string(argv[i]) == "--only" && i + 1 < argc) only = argv[++i];
+  }
   const std::string reason = why_no_device();
   if (!reason.empty()) {
     std::printf("no usable CUDA device: %s\n", reason.c_str());
@@ -40,10 +45,14 @@ int main(int argc, char** argv) {
   std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
 
   tidal::gpu_test::Report report;
-  report.run("decode attention", [&] { tidal::gpu_test::test_decode_attention(report); });
-  report.run("top-k selection", [&] { tidal::gpu_test::test_top_k(report); });
-  report.run("quest", [&] { tidal::gpu_test::test_quest(report); });
-  report.run("model", [&] { tidal::gpu_test::test_model(report); });
+  auto group = [&](const std::string& name, const std::function<void()>& body) {
+    if (only.empty() || name.find(only) != std::string::npos) report.run(name, body);
+  };
+  group("decode attention", [&] { tidal::gpu_test::test_decode_attention(report); });
+  group("top-k selection", [&] { tidal::gpu_test::test_top_k(report); });
+  group("quest", [&] { tidal::gpu_test::test_quest(report); });
+  group("model", [&] { tidal::gpu_test::test_model(report); });
+  group("prefill attention split", [&] { tidal::gpu_test::test_prefill_attention_split(report); });
   std::printf("%d passed, %d failed\n", report.passed(), report.failed());
   return report.failed() == 0 ? 0 : 1;
 }

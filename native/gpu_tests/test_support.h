@@ -150,5 +150,6 @@ void test_decode_attention(Report& report);
 void test_top_k(Report& report);
 void test_quest(Report& report);
 void test_model(Report& report);
+void test_prefill_attention_split(Report& report);
 
 }  // namespace tidal::gpu_test

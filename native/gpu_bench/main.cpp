@@ -7,9 +7,14 @@
 // after warm-up, queued behind a busy kernel (so that they time the GPU, not the launch
 // calls), rotating over enough KV buffers that the 50 MB L2 cannot serve a repeat.
 //
-// Usage: tidal_gpu_bench [--quick | --smoke]
+// Then prefill attention of a keystroke chunk (256 queries after 99K cached keys, one layer):
+// the one-pass kernel against the split-KV path the rule picks, with 4- and 8-warp blocks,
+// against the compute floor (causal flops 4 * d * heads * sum of visible keys at 790 TFLOP/s,
+// the dense-bf16 rate measured on the H200).
+//
+// Usage: tidal_gpu_bench [--quick | --smoke | --prefill]
 //   --quick: the 32K context only; --smoke: a 4K context, 2 repetitions (checks that every
-//   path runs, times mean nothing).
+//   path runs, times mean nothing); --prefill: the prefill attention rows only.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -26,6 +31,7 @@
 #include "bench_kernels.h"
 #include "cuda/kernel_launch.h"
 #include "cuda/attention_kernels.h"
+#include "cuda/model_kernels.h"
 #include "cuda/quest_kernels.h"
 #include "cuda/selection_kernels.h"
 
@@ -358,6 +364,57 @@ class Bench {
     check(cudaStreamSynchronize(stream_), "benchmark runs");
   }
 
+  // One layer's prefill attention of `tokens` queries at positions start .. start + tokens - 1.
+  void run_prefill(const Shape& shape, int tokens, int64_t start) {
+    const int d = shape.head_dim, heads = shape.heads, kv_heads = shape.kv_heads;
+    const int64_t total = start + tokens;
+    DeviceBuffer keys(size_t(kv_heads) * total * d * 2), values(size_t(kv_heads) * total * d * 2);
+    DeviceBuffer q(size_t(tokens) * heads * d * 2), out(size_t(tokens) * heads * d * 2);
+    gpu_bench::fill_random_bf16(keys.as<uint16_t>(), size_t(kv_heads) * total * d, 21, stream_);
+    gpu_bench::fill_random_bf16(values.as<uint16_t>(), size_t(kv_heads) * total * d, 22, stream_);
+    gpu_bench::fill_random_bf16(q.as<uint16_t>(), size_t(tokens) * heads * d, 23, stream_);
+    double flops = 0;
+    for (int t = 0; t < tokens; ++t) flops += 4.0 * d * heads * double(start + t + 1);
+    for (int warps : {4, 8})
+      for (int splits : {1, 0}) {
+        cuda::PrefillAttentionLaunch p;
+        p.q = q.as<uint16_t>();
+        p.keys = keys.as<uint16_t>();
+        p.values = values.as<uint16_t>();
+        p.head_stride = total * d;
+        p.tokens = tokens;
+        p.heads = heads;
+        p.kv_heads = kv_heads;
+        p.head_dim = d;
+        p.start = start;
+        p.scale = float(1.0 / std::sqrt(double(d)));
+        p.out = out.as<uint16_t>();
+        p.warps = warps;
+        p.splits = cuda::prefill_attention_splits(p);
+        if (splits == 1) p.splits = 1;
+        DeviceBuffer scratch(cuda::prefill_attention_scratch_bytes(p, p.splits));
+        p.split_scratch = scratch.as();
+        p.split_scratch_bytes = scratch.bytes();
+        const double us = median_us(
+            [&](int) { check(cuda::launch_prefill_attention(p, stream_), "launching prefill attention"); }, stream_);
+        char variant[64];
+        std::snprintf(variant, sizeof variant, "%s, %d warps", p.splits == 1 ? "one pass" : "split", warps);
+        prefill_rows_.push_back({shape.name, tokens, start, variant, p.splits, us, flops});
+      }
+  }
+
+  void print_prefill_table() const {
+    std::printf("\nprefill attention, one layer; floor = causal flops / %.0f TFLOP/s\n\n", kPeakTflops);
+    std::printf("| model | chunk | cached keys | path | parts | time (ms) | TFLOP/s | floor (ms) | time/floor |\n");
+    std::printf("|---|---:|---:|---|---:|---:|---:|---:|---:|\n");
+    for (const PrefillRow& row : prefill_rows_) {
+      const double floor_ms = row.flops / (kPeakTflops * 1e12) * 1e3;
+      std::printf("| %s | %d | %lldK | %s | %d | %.3f | %.0f | %.3f | %.2f |\n", row.model.c_str(), row.tokens,
+                  static_cast<long long>(row.start / 1000), row.variant.c_str(), row.splits, row.us / 1e3,
+                  row.flops / row.us / 1e6, floor_ms, row.us / 1e3 / floor_ms);
+    }
+  }
+
   void print_table() const {
     std::printf("\nfloor = bytes that must move / %.0f GB/s (device-to-device copy, same run)\n\n", copy_gbs_);
     std::printf("| model | context | op | time (us) | floor (us) | time/floor | GB/s |\n");
@@ -375,6 +432,16 @@ class Bench {
   size_t l2_bytes_ = 0;
   double copy_gbs_ = 0, read_gbs_ = 0;
   std::vector<Row> rows_;
+  struct PrefillRow {
+    std::string model;
+    int tokens;
+    int64_t start;
+    std::string variant;
+    int splits;
+    double us, flops;
+  };
+  static constexpr double kPeakTflops = 790;
+  std::vector<PrefillRow> prefill_rows_;
 };
 
 }  // namespace
@@ -382,6 +449,7 @@ class Bench {
 int main(int argc, char** argv) {
   const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
   const bool smoke = argc > 1 && std::strcmp(argv[1], "--smoke") == 0;
+  const bool prefill_only = argc > 1 && std::strcmp(argv[1], "--prefill") == 0;
   if (smoke) {
     settings.warmup = 1;
     settings.reps = 2;
@@ -394,14 +462,19 @@ int main(int argc, char** argv) {
   }
   try {
     Bench bench;
-    bench.measure_bandwidth();
-    const Shape shapes[] = {{"Llama-3.1-8B", 32, 8, 128}, {"Llama-2-7B", 32, 32, 128}};
-    std::vector<int64_t> contexts = {10000, 32000, 100000};
-    if (quick) contexts = {32000};
-    if (smoke) contexts = {4096};
-    for (const Shape& shape : shapes)
-      for (int64_t context : contexts) bench.run_shape(shape, context);
-    bench.print_table();
+    if (!prefill_only) {
+      bench.measure_bandwidth();
+      const Shape shapes[] = {{"Llama-3.1-8B", 32, 8, 128}, {"Llama-2-7B", 32, 32, 128}};
+      std::vector<int64_t> contexts = {10000, 32000, 100000};
+      if (quick) contexts = {32000};
+      if (smoke) contexts = {4096};
+      for (const Shape& shape : shapes)
+        for (int64_t context : contexts) bench.run_shape(shape, context);
+      bench.print_table();
+    }
+    const Shape prefill_shapes[] = {{"Llama-3.1-8B", 32, 8, 128}, {"Qwen2.5-7B", 28, 4, 128}};
+    for (const Shape& shape : prefill_shapes) bench.run_prefill(shape, 256, smoke ? 4096 : 99000);
+    bench.print_prefill_table();
   } catch (const std::exception& error) {
     std::fprintf(stderr, "benchmark failed: %s\n", error.what());
     return 1;

@@ -150,6 +150,7 @@ void test_decode_attention(Report& report);
 void test_top_k(Report& report);
 void test_quest(Report& report);
 void test_model(Report& report);
+void test_kv_sequences(Report& report);
 void test_prefill_attention_split(Report& report);
 
 }  // namespace tidal::gpu_test

@@ -102,6 +102,31 @@ export class CompletionService {
   }
 
   /**
+   * Computes the prompt of a completion at `request`'s cursor ahead of time (the editor
+   * switched to a file): the engine prefills it in the background, so the first completion
+   * there costs what a keystroke costs. Only backends that keep a KV cache do anything.
+   */
+  async prefetch(request: CompletionRequest): Promise<void> {
+    const config = this.deps.config();
+    const backend = this.deps.backend();
+    if (!config.enabled || backend.prefetch === undefined) return;
+    const window = cutPromptWindow(request.text, request.offset, { maxPrefixChars: config.maxPrefixChars, maxSuffixChars: config.maxSuffixChars });
+    const repository = this.deps.repositoryContext ? await this.deps.repositoryContext(request.filePath) : NO_REPOSITORY;
+    backend.prefetch({
+      requestId: this.deps.newRequestId(),
+      kind: 'completion',
+      prefix: window.prefix,
+      suffix: window.suffix,
+      filePath: request.filePath,
+      repoName: config.repoName,
+      ...repositoryParams(repository),
+      maxTokens: 1,
+      attention: config.attention,
+      sampling: { temperature: 0 },
+    });
+  }
+
+  /**
    * The completion at the cursor, or undefined when there is none to show: completions are
    * off, `signal` aborted (the editor moved on), or the request failed (see `lastError`).
    */

@@ -12,6 +12,7 @@ import {
   generateRequest,
   loadModelRequest,
   logNotification,
+  prefetchNotification,
   shutdownRequest,
   statsRequest,
   tokenNotification,
@@ -121,6 +122,11 @@ connection.onRequest(workspaceCloseRequest, async () => {
 });
 
 connection.onRequest(workspaceStatusRequest, () => session?.repositoryStatus() ?? closedRepository);
+
+connection.onNotification(prefetchNotification, (params) => {
+  if (params?.kind !== 'completion' || typeof params.requestId !== 'string') return;
+  session?.prefetch(params).catch(() => undefined);
+});
 
 connection.onRequest(cancelRequest, ({ requestId }) => ({ cancelled: session?.cancel(requestId) ?? false }));
 

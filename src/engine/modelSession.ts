@@ -329,6 +329,29 @@ export class ModelSession {
     }
   }
 
+  /**
+   * Prefills a completion's prompt in the background (lowest priority, after the warm-up's
+   * current step) without generating; a newer prefetch of the same client replaces a queued
+   * one. A completion at the same cursor then reuses all of it.
+   */
+  async prefetch(params: GenerateParams): Promise<void> {
+    if (params.kind !== 'completion') return;
+    const prompt = this.buildPrompt(params);
+    try {
+      await this.queue.enqueue({
+        id: params.requestId,
+        priority: PRIORITY_BACKGROUND,
+        group: `prefetch:${params.client ?? ''}`,
+        supersede: true,
+        run: async (cancel) => {
+          await this.prefixCache.prepare(prompt, { cancel, reuseShifted: this.repository.reuseShifted, chunk: this.requestChunk() });
+        },
+      });
+    } catch (error) {
+      if (!(error instanceof RequestCancelledError) && (error as { code?: string }).code !== 'ERR_TIDAL_CANCELLED') throw error;
+    }
+  }
+
   cancel(requestId: string): boolean {
     return this.queue.cancel(requestId);
   }

@@ -185,5 +185,9 @@ export const loadModelRequest = new RequestType<LoadModelParams, LoadedModel, vo
 export const unloadModelRequest = new RequestType0<void, void>('engine/unloadModel');
 export const generateRequest = new RequestType<GenerateParams, GenerateResult, void>('engine/generate');
 export const tokenNotification = new NotificationType<TokenChunk>('engine/token');
+// Computes a completion's prompt in the background without generating (the editor switched
+// files: the first completion there then costs what a keystroke costs). A newer prefetch of the
+// same client replaces an older one that has not run yet.
+export const prefetchNotification = new NotificationType<GenerateParams>('engine/prefetch');
 export const cancelRequest = new RequestType<{ requestId: string }, { cancelled: boolean }, void>('engine/cancel');
 export const statsRequest = new RequestType0<EngineStats, void>('engine/stats');

@@ -13,6 +13,7 @@ import { statsRequest, type EngineStats, type RepositoryStatus } from '../engine
 import { COMMAND_IDS, registerCommands } from './commands';
 import { EngineClient } from './engineClient';
 import type { GenerationBackend } from './generationBackend';
+import { prefetchOnEditorSwitch } from './cursorPrefetch';
 import { connectHostRepository } from './hostRepositoryWatch';
 import { completionBudget, readCompletionMode } from './inlineCompletionConfig';
 import { TidalInlineCompletionProvider } from './inlineCompletionProvider';
@@ -204,6 +205,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(configureContext),
     vscode.languages.registerInlineCompletionItemProvider([{ pattern: '**' }, { scheme: 'untitled' }], new TidalInlineCompletionProvider(completions, (uri) => repository.relativePath(uri), log)),
+    prefetchOnEditorSwitch(completions, (uri) => repository.relativePath(uri)),
     completions.onDidChange(updateStatusBar),
     ...host.disposables,
     hostRepository.onDidChange(updateStatusBar),

@@ -15,4 +15,9 @@ export interface GenerationBackend {
    * Failures reject with an Error whose message says what the user can do next.
    */
   generate(params: GenerateParams, onText: (chunk: string) => void, signal?: AbortSignal): Promise<GenerateResult>;
+  /**
+   * Computes `params`' prompt in the background without generating (a completion's window
+   * after the editor switched files). Best effort: nothing is reported back.
+   */
+  prefetch?(params: GenerateParams): void;
 }

@@ -2,7 +2,7 @@
 // streamed back as engine/token notifications, engine/cancel when the caller aborts.
 import type { MessageConnection } from 'vscode-jsonrpc';
 
-import { cancelRequest, generateRequest, type GenerateParams, type GenerateResult, type TokenChunk } from '../engine/protocol';
+import { cancelRequest, generateRequest, prefetchNotification, type GenerateParams, type GenerateResult, type TokenChunk } from '../engine/protocol';
 import type { GenerationBackend } from './generationBackend';
 
 /** What the local backend needs of the engine process (EngineClient provides it). */
@@ -30,6 +30,10 @@ export class LocalBackend implements GenerationBackend {
   readonly kind = 'local' as const;
 
   constructor(private readonly engine: EngineConnection) {}
+
+  prefetch(params: GenerateParams): void {
+    void this.engine.rpc?.sendNotification(prefetchNotification, params).catch(() => undefined);
+  }
 
   async generate(params: GenerateParams, onText: (chunk: string) => void, signal?: AbortSignal): Promise<GenerateResult> {
     if (signal?.aborted) return cancelledResult(params.requestId);

@@ -184,3 +184,20 @@ test("with the engine host's own repository part the request says `repository: t
   assert.equal(params.filePath, 'a.ts');
   assert.equal(outcome.repositoryTokens, 5000, "the host's count for this prompt, not its last status");
 });
+
+test('prefetch hands the backend the prompt a completion at the same cursor would send, without generating', async () => {
+  const { backend, calls } = scriptedBackend(['x']);
+  const prefetched: GenerateParams[] = [];
+  const completions = service({ ...backend, prefetch: (params) => prefetched.push(params) });
+  const cursor = at('import { add } from "./math";\nconst total = |\n');
+  await completions.prefetch(cursor);
+  assert.equal(calls.length, 0, 'nothing generated');
+  assert.equal(prefetched.length, 1);
+  await completions.complete(cursor);
+  const sent = calls[0].params;
+  const ahead = prefetched[0];
+  for (const key of ['kind', 'prefix', 'suffix', 'filePath', 'repoContext', 'repository', 'attention'] as const) assert.deepEqual(ahead[key], sent[key], key);
+  // A backend without a KV cache (remote) has no prefetch: nothing happens.
+  await service(backend).prefetch(cursor);
+  assert.equal(calls.length, 1);
+});

@@ -160,3 +160,22 @@ test('the repository KV saved to disk comes back in a new session: nothing recom
     await third.unload();
   }
 });
+
+test('a prefetched cursor window: the first completion there recomputes one token', async () => {
+  const root = await workspace();
+  const session = await load();
+  try {
+    await session.openWorkspace(open(root));
+    await session.whenRepositoryReady();
+    await session.generate(completion('a', 'src/main.ts', 'const t = add('));
+    // The editor switches to text.ts: its window is computed in the background.
+    await session.prefetch(completion('p', 'src/text.ts', 'export const g = '));
+    const first = await session.generate(completion('b', 'src/text.ts', 'export const g = '));
+    assert.equal(first.recomputedTokens, 1, 'only the last prompt token, which generation processes anyway');
+    // Without the prefetch, a switch recomputes the window.
+    const other = await session.generate(completion('c', 'src/list.ts', 'export const x = '));
+    assert.ok(other.recomputedTokens > 5, `recomputed ${other.recomputedTokens}`);
+  } finally {
+    await session.unload();
+  }
+});

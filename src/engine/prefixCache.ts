@@ -85,6 +85,8 @@ const MIN_SHIFT_GAIN = 32;
 // a second slot is forked off instead (while there is room), so alternating chat and
 // completions keeps both tails.
 const MIN_TAIL_TO_KEEP = 64;
+// A slot keeping at most this many tokens fewer than the best one is as good as the best.
+const NEAR_BEST_TOKENS = 64;
 
 interface Slot {
   sequence: number;
@@ -313,11 +315,23 @@ export class PrefixCache {
   private async chooseSlot(prompt: PromptLayout, target: number, shifted: boolean, planned: () => void): Promise<{ slot: Slot; plan: ReusePlan }> {
     let best: Slot | undefined;
     let bestPlan: ReusePlan | undefined;
-    for (const slot of this.slots) {
-      const plan = planReuse(slot.tokens, slot.blocks, prompt, target, shifted);
+    const plans = this.slots.map((slot) => ({ slot, plan: planReuse(slot.tokens, slot.blocks, prompt, target, shifted) }));
+    for (const { slot, plan } of plans) {
       if (bestPlan === undefined || plan.kept > bestPlan.kept) {
         best = slot;
         bestPlan = plan;
+      }
+    }
+    // Slots that give nearly as much (both hold the repository) are equals: take the least
+    // recently used one, so the tail of the recent one (a completion's window while a chat
+    // comes in) stays for its next request.
+    if (bestPlan !== undefined && bestPlan.kept >= MIN_SHARED_TOKENS) {
+      const floor = bestPlan.kept - NEAR_BEST_TOKENS;
+      for (const { slot, plan } of plans) {
+        if (plan.kept >= floor && plan.kept >= MIN_SHARED_TOKENS && slot.lastUsed < best!.lastUsed) {
+          best = slot;
+          bestPlan = plan;
+        }
       }
     }
     planned();

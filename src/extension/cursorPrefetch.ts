@@ -1,5 +1,5 @@
-// When the editor switches to another file, the completion prompt at its cursor is computed in
-// the background (CompletionService.prefetch), so the first completion there costs what a
+// When the editor switches to another file (and when the repository becomes ready), the
+// completion prompt at its cursor is computed in the background (CompletionService.prefetch), so the first completion there costs what a
 // keystroke costs instead of computing the whole cursor window. A short pause first: flipping
 // through files quickly computes nothing.
 import * as vscode from 'vscode';
@@ -8,7 +8,12 @@ import type { CompletionService } from '../completion/completionService';
 
 const SETTLE_MS = 250;
 
-export function prefetchOnEditorSwitch(service: CompletionService, relativePath: (uri: vscode.Uri) => string | undefined): vscode.Disposable {
+export function prefetchOnEditorSwitch(
+  service: CompletionService,
+  relativePath: (uri: vscode.Uri) => string | undefined,
+  /** Fires when the repository becomes ready: the active editor's window is prefetched then too. */
+  onRepositoryReady: (listener: () => void) => { dispose(): void },
+): vscode.Disposable {
   let timer: NodeJS.Timeout | undefined;
   const schedule = (editor: vscode.TextEditor | undefined) => {
     clearTimeout(timer);
@@ -26,9 +31,9 @@ export function prefetchOnEditorSwitch(service: CompletionService, relativePath:
         .catch(() => undefined);
     }, SETTLE_MS);
   };
-  const subscription = vscode.window.onDidChangeActiveTextEditor(schedule);
+  const subscriptions = [vscode.window.onDidChangeActiveTextEditor(schedule), onRepositoryReady(() => schedule(vscode.window.activeTextEditor))];
   return new vscode.Disposable(() => {
     clearTimeout(timer);
-    subscription.dispose();
+    for (const subscription of subscriptions) subscription.dispose();
   });
 }

@@ -205,7 +205,18 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(configureContext),
     vscode.languages.registerInlineCompletionItemProvider([{ pattern: '**' }, { scheme: 'untitled' }], new TidalInlineCompletionProvider(completions, (uri) => repository.relativePath(uri), log)),
-    prefetchOnEditorSwitch(completions, (uri) => repository.relativePath(uri)),
+    prefetchOnEditorSwitch(
+      completions,
+      (uri) => repository.relativePath(uri),
+      (listener) => {
+        let wasReady = false;
+        return hostRepository.onDidChange((status) => {
+          const ready = status?.state === 'ready';
+          if (ready && !wasReady) listener();
+          wasReady = ready;
+        });
+      },
+    ),
     completions.onDidChange(updateStatusBar),
     ...host.disposables,
     hostRepository.onDidChange(updateStatusBar),

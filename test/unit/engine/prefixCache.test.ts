@@ -207,3 +207,22 @@ test('a warm-up holds every token; shrink keeps only the most recently used slot
   assert.equal(await cache.shrink(), 1);
   assert.deepEqual(cache.cachedPrompts(), [range(3000, 3049)]);
 });
+
+test('with both slots holding the repository, a new kind of prompt takes the least recently used one, so the recent tail survives', async () => {
+  const engine = new RecordingEngine();
+  const cache = new PrefixCache(engine, 2);
+  const repository = range(0, 1000);
+  const run = async (prompt: number[]) => {
+    const prepared = await cache.prepare(prompt);
+    engine.generateOn(prepared.sequence, prepared.lastTokens, [1]);
+    await cache.finish(prepared.sequence, prompt);
+    return prepared;
+  };
+  await run([...repository, ...range(5000, 5200)]); // completion in file A
+  await run([...repository, ...range(7000, 7300)]); // a chat: forks the second slot
+  const completionB = [...repository, ...range(6000, 6200)];
+  await run(completionB); // a completion in file B: takes the least recently used slot (A's)
+  const chat = [...repository, ...range(7000, 7300), 42];
+  assert.equal((await run(chat)).reusedTokens, chat.length - 1, 'the chat slot was left alone');
+  assert.equal((await run([...completionB, 9])).reusedTokens, completionB.length, "B's window survived the chat");
+});

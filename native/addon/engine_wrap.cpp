@@ -257,15 +257,17 @@ Napi::Value EngineWrap::CompactSequence(const Napi::CallbackInfo& info) {
       [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, "tidal.compactSequence");
 }
 
-// saveSequence(sequence, path) -> Promise<number> (bytes written)
+// saveSequence(sequence, path, { cancel }?) -> Promise<number> (bytes written)
 Napi::Value EngineWrap::SaveSequence(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto engine = Require(env);
   tidal::SequenceId sequence = SequenceArg(env, info[0]);
   std::string path = ToPath(env, info.Length() > 1 ? info[1] : env.Undefined(), "saveSequence(sequence, path)");
+  std::shared_ptr<std::atomic<bool>> cancel;
+  if (info.Length() > 2 && info[2].IsObject()) cancel = CancelToken::FromValue(env, info[2].As<Napi::Object>().Get("cancel"));
   auto bytes = std::make_shared<size_t>(0);
   return PromiseWorker::Start(
-      env, [engine, sequence, path, bytes] { *bytes = engine->save_sequence(sequence, path); },
+      env, [engine, sequence, path, bytes, cancel] { *bytes = engine->save_sequence(sequence, path, cancel.get()); },
       [bytes](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, double(*bytes)); }, "tidal.saveSequence");
 }
 

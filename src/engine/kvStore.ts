@@ -81,9 +81,19 @@ export class KvStore {
   async save(key: string, record: Omit<StoredRecord, 'version' | 'bytes' | 'savedAt'>, write: (kvPath: string) => Promise<number>): Promise<{ saved: boolean; bytes: number }> {
     const dir = this.entryDir(key);
     await fs.mkdir(dir, { recursive: true });
-    await fs.rm(path.join(dir, RECORD_FILE), { force: true });
+    // The engine writes the KV under a temporary name and renames it when complete: a save that
+    // fails or is cancelled leaves the previous file, whose record is put back.
+    const recordPath = path.join(dir, RECORD_FILE);
+    const previous = await fs.readFile(recordPath, 'utf8').catch(() => undefined);
+    await fs.rm(recordPath, { force: true });
     const kvPath = path.join(dir, KV_FILE);
-    const bytes = await write(kvPath);
+    let bytes: number;
+    try {
+      bytes = await write(kvPath);
+    } catch (error) {
+      if (previous !== undefined) await fs.writeFile(recordPath, previous).catch(() => undefined);
+      throw error;
+    }
     if (bytes > this.maxBytes) {
       await this.remove(key);
       return { saved: false, bytes };

@@ -110,7 +110,7 @@ export class ModelSession {
         tokenId: (token) => tokenizer.tokenId(token),
         bos: this.bosId,
       },
-      runInBackground: (id, job) => this.queue.enqueue({ id, priority: PRIORITY_BACKGROUND, run: job }),
+      runInBackground: (id, job, options) => this.queue.enqueue({ id, priority: PRIORITY_BACKGROUND, preemptible: options?.preemptible, run: job }),
       modelKey,
       log,
     });

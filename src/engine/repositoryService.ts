@@ -32,13 +32,13 @@ const DEFAULT_SAVE_IDLE_MS = 10_000;
 export interface RepositoryHostDeps {
   prefixCache: PrefixCache;
   engine: {
-    saveSequence(sequence: number, path: string): Promise<number>;
+    saveSequence(sequence: number, path: string, options?: { cancel?: CancelToken }): Promise<number>;
     loadSequence(path: string): Promise<number>;
     sequenceTokens(sequence: number): Promise<Int32Array>;
   };
   tokenizer: RepositoryTokenizer;
-  /** Runs a job in the request queue at background priority. */
-  runInBackground<T>(id: string, job: (cancel: CancelToken) => Promise<T>): Promise<T>;
+  /** Runs a job in the request queue at background priority; a preemptible one is cancelled by any request. */
+  runInBackground<T>(id: string, job: (cancel: CancelToken) => Promise<T>, options?: { preemptible?: boolean }): Promise<T>;
   /** Identifies the model and its settings for the KV store (same key: same KV). */
   modelKey: string;
   log?: (message: string) => void;
@@ -261,7 +261,9 @@ export class RepositoryService {
     const params = this.params;
     if (!store || !layout || !params || this.closed) return { saved: false, bytes: 0 };
     const version = layout.version;
-    return this.deps.runInBackground(`save-${version}`, async () => {
+    // The save holds the engine for seconds (12 GiB at 100K tokens of an 8B model): a request
+    // arriving meanwhile cancels it, and it is tried again after the next quiet spell.
+    return this.deps.runInBackground(`save-${version}`, async (cancel) => {
       const laid = layout.layout();
       const holder = this.deps.prefixCache.exactHolder(laid);
       if (!holder || holder.tokens < laid.tokens.length || laid.tokens.length === 0) return { saved: false, bytes: 0 };
@@ -269,7 +271,7 @@ export class RepositoryService {
       const result = await store.save(
         this.storeKey,
         { root: params.root, modelKey: this.deps.modelKey, tokens: holder.tokens, blocks: holder.blocks },
-        (kvPath) => this.deps.engine.saveSequence(holder.sequence, kvPath),
+        (kvPath) => this.deps.engine.saveSequence(holder.sequence, kvPath, { cancel }),
       );
       if (result.saved) this.savedVersion = version;
       this.deps.log?.(
@@ -278,6 +280,11 @@ export class RepositoryService {
           : `the repository KV (${(result.bytes / 2 ** 30).toFixed(2)} GiB) is larger than tidal.context.persistMaxGB: not kept on disk`,
       );
       return result;
+    }, { preemptible: true }).catch((error) => {
+      if ((error as { code?: string }).code !== 'ERR_TIDAL_CANCELLED') throw error;
+      this.deps.log?.('saving the repository KV gave way to a request; it is saved after the next quiet spell');
+      this.scheduleSave();
+      return { saved: false, bytes: 0 };
     });
   }
 

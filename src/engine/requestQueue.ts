@@ -20,6 +20,9 @@ export interface QueuedJob<T> {
   priority: number;
   group?: string;       // jobs of one group can supersede each other
   supersede?: boolean;  // cancel the queued and running jobs of the same group
+  // While it runs, a job of higher priority arriving cancels it (a background save that would
+  // hold the engine for seconds); the job sees its cancel token and gives up.
+  preemptible?: boolean;
   run(cancel: CancelToken): Promise<T>;
 }
 
@@ -50,6 +53,11 @@ export class RequestQueue {
 
   enqueue<T>(job: QueuedJob<T>): Promise<T> {
     if (job.supersede && job.group !== undefined) this.cancelGroup(job.group, 'superseded');
+    const running = this.running;
+    if (running?.job.preemptible && job.priority > running.job.priority && !running.cancel.cancelled) {
+      running.cancel.cancel();
+      this.cancelledCount++;
+    }
     return new Promise<T>((resolve, reject) => {
       this.waiting.push({
         job: job as QueuedJob<unknown>,

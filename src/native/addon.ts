@@ -130,7 +130,7 @@ export interface NativeEngine {
   compactSequence(sequence: number, ranges: [number, number][]): Promise<void>;
   // Writes the sequence's tokens, KV cache and last logits to `path` (via `path + '.tmp'`,
   // renamed when complete); resolves with the bytes written.
-  saveSequence(sequence: number, path: string): Promise<number>;
+  saveSequence(sequence: number, path: string, options?: { cancel?: CancelToken }): Promise<number>;
   // A new sequence from a file written by saveSequence for the same model on the same backend.
   // A missing, truncated or corrupt file, or one of another model (the message names the
   // differing field), backend or context limit, rejects with ERR_TIDAL_REQUEST.

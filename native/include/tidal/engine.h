@@ -216,8 +216,10 @@ class Engine {
   // storage, its last logits when valid) to `path`, for load_sequence after a restart. The
   // file is written as `path + ".tmp"` and renamed once complete, so `path` never holds a
   // partial file after a crash of this process. Returns the bytes written. Throws
-  // RequestError when the file cannot be written (the .tmp file is removed).
-  size_t save_sequence(SequenceId sequence, const std::string& path);
+  // RequestError when the file cannot be written (the .tmp file is removed). `cancel` is
+  // checked before each piece of K/V is written: once set, the save stops with CancelledError
+  // and leaves no file (a save of a long sequence takes seconds and holds the engine).
+  size_t save_sequence(SequenceId sequence, const std::string& path, const std::atomic<bool>* cancel = nullptr);
 
   // A new sequence from a file save_sequence wrote for the same model on the same backend
   // (engine/kv_file.h has the format). Throws RequestError saying what is wrong: a missing

@@ -45,9 +45,23 @@ void check_fits(Engine::Impl& engine, const KvFileReader& file, const std::strin
   }
 }
 
+// Passes K/V pieces on to the file unless the caller cancelled the save.
+class CancellableSink final : public KvByteSink {
+ public:
+  CancellableSink(KvByteSink& inner, const std::atomic<bool>* cancel) : inner_(inner), cancel_(cancel) {}
+  void write(const void* data, size_t bytes) override {
+    if (cancel_ && cancel_->load()) throw CancelledError("the save was cancelled");
+    inner_.write(data, bytes);
+  }
+
+ private:
+  KvByteSink& inner_;
+  const std::atomic<bool>* cancel_;
+};
+
 }  // namespace
 
-size_t Engine::save_sequence(SequenceId id, const std::string& path) {
+size_t Engine::save_sequence(SequenceId id, const std::string& path, const std::atomic<bool>* cancel) {
   std::lock_guard<std::mutex> lock(impl_->request_mutex);
   Impl& engine = *impl_;
   const Sequence& sequence = engine.find(id);
@@ -66,7 +80,10 @@ size_t Engine::save_sequence(SequenceId id, const std::string& path) {
                                      ? -1
                                      : sequence.first_sparse_position;
   return write_kv_file(path, header, sequence.tokens, with_logits ? sequence.logits : std::vector<float>{},
-                       [&](KvByteSink& sink) { engine.backend->save_kv(*sequence.cache, sink); });
+                       [&](KvByteSink& sink) {
+                         CancellableSink checked(sink, cancel);
+                         engine.backend->save_kv(*sequence.cache, checked);
+                       });
 }
 
 SequenceId Engine::load_sequence(const std::string& path) {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import type { CancelToken } from '../../../src/native/addon';
-import { PRIORITY_CHAT, PRIORITY_COMPLETION, RequestCancelledError, RequestQueue } from '../../../src/engine/requestQueue';
+import { PRIORITY_BACKGROUND, PRIORITY_CHAT, PRIORITY_COMPLETION, RequestCancelledError, RequestQueue } from '../../../src/engine/requestQueue';
 
 class FlagToken implements CancelToken {
   cancelled = false;
@@ -126,4 +126,28 @@ test('cancelAll stops everything and whenIdle resolves once the running job has 
   assert.equal(await running, 'a:cancelled');
   await queuedRejected;
   assert.deepEqual(started, ['a']);
+});
+
+test('a preemptible background job is cancelled by a request of higher priority; others are not', async () => {
+  const started: string[] = [];
+  const queue = new RequestQueue(() => new FlagToken());
+  const { make, release } = controllableJob(started);
+  const save = queue.enqueue({ ...make('save', PRIORITY_BACKGROUND), preemptible: true });
+  const completion = queue.enqueue(make('completion', PRIORITY_COMPLETION));
+  assert.equal(await save, 'save:cancelled');
+  await tick();
+  release('completion');
+  assert.equal(await completion, 'completion:done');
+  // A warm-up step (not preemptible) runs to its end.
+  await tick();
+  const warm = queue.enqueue(make('warm', PRIORITY_BACKGROUND));
+  await tick();
+  const chat = queue.enqueue(make('chat', PRIORITY_CHAT));
+  await tick();
+  assert.deepEqual(started, ['save', 'completion', 'warm'], 'the chat waits for the warm-up step');
+  release('warm');
+  assert.equal(await warm, 'warm:done');
+  await tick();
+  release('chat');
+  assert.equal(await chat, 'chat:done');
 });

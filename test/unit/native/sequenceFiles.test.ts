@@ -70,3 +70,23 @@ test('a saved sequence loads into another engine with the same tokens and logits
     rmSync(directory, { recursive: true, force: true });
   }
 });
+
+test('a cancelled save rejects with ERR_TIDAL_CANCELLED and leaves no file', async () => {
+  const engine = await addon.loadModel(fixture('llama3-gqa-f32'), { threads: 2 });
+  const dir = mkdtempSync(path.join(tmpdir(), 'tidal-save-cancel-'));
+  try {
+    const sequence = await engine.createSequence();
+    await engine.prefill(sequence, prompt);
+    const cancel = new addon.CancelToken();
+    cancel.cancel();
+    const file = path.join(dir, 'cancelled.kv');
+    await assert.rejects(engine.saveSequence(sequence, file, { cancel }), (error: Error & { code?: string }) => error.code === 'ERR_TIDAL_CANCELLED');
+    assert.throws(() => statSync(file), /ENOENT/);
+    assert.throws(() => statSync(`${file}.tmp`), /ENOENT/);
+    // Not cancelled: written as usual.
+    assert.ok((await engine.saveSequence(sequence, file, { cancel: new addon.CancelToken() })) > 0);
+  } finally {
+    await engine.unload();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -4,7 +4,7 @@
 // and de-duplication against the text after the cursor. The VS Code provider is a thin
 // adapter over this (src/extension/inlineCompletionProvider.ts); the typing benchmark drives
 // it directly.
-import type { AttentionOptions, GenerateResult } from '../engine/protocol';
+import type { AttentionOptions, GenerateParams, GenerateResult } from '../engine/protocol';
 import type { GenerationBackend } from '../extension/generationBackend';
 import { NO_REPOSITORY, repositoryParams, type RepositoryPart } from '../extension/repositoryPart';
 import { CompletionCache } from './completionCache';
@@ -76,6 +76,29 @@ export interface CompletionCounters {
   inFlight: number;
 }
 
+/** The engine request of a completion (or of its prefetch) at the cursor window `window`. */
+function completionParams(
+  requestId: string,
+  window: { prefix: string; suffix: string },
+  request: CompletionRequest,
+  config: CompletionConfig,
+  repository: RepositoryPart,
+  maxTokens: number,
+): GenerateParams {
+  return {
+    requestId,
+    kind: 'completion',
+    prefix: window.prefix,
+    suffix: window.suffix,
+    filePath: request.filePath,
+    repoName: config.repoName,
+    ...repositoryParams(repository),
+    maxTokens,
+    attention: config.attention,
+    sampling: { temperature: 0 },
+  };
+}
+
 export class CompletionService {
   private readonly cache = new CompletionCache();
   private current: AbortController | undefined;
@@ -112,18 +135,7 @@ export class CompletionService {
     if (!config.enabled || backend.prefetch === undefined) return;
     const window = cutPromptWindow(request.text, request.offset, { maxPrefixChars: config.maxPrefixChars, maxSuffixChars: config.maxSuffixChars });
     const repository = this.deps.repositoryContext ? await this.deps.repositoryContext(request.filePath) : NO_REPOSITORY;
-    backend.prefetch({
-      requestId: this.deps.newRequestId(),
-      kind: 'completion',
-      prefix: window.prefix,
-      suffix: window.suffix,
-      filePath: request.filePath,
-      repoName: config.repoName,
-      ...repositoryParams(repository),
-      maxTokens: 1,
-      attention: config.attention,
-      sampling: { temperature: 0 },
-    });
+    backend.prefetch(completionParams(this.deps.newRequestId(), window, request, config, repository, 1));
   }
 
   /**
@@ -172,18 +184,7 @@ export class CompletionService {
         return undefined;
       }
       const result = await this.deps.backend().generate(
-        {
-          requestId,
-          kind: 'completion',
-          prefix: window.prefix,
-          suffix: window.suffix,
-          filePath: request.filePath,
-          repoName: config.repoName,
-          ...repositoryParams(repository),
-          maxTokens: mode === 'single-line' ? config.maxTokens.singleLine : config.maxTokens.multiLine,
-          attention: config.attention,
-          sampling: { temperature: 0 },
-        },
+        completionParams(requestId, window, request, config, repository, mode === 'single-line' ? config.maxTokens.singleLine : config.maxTokens.multiLine),
         (chunk) => {
           firstTokenAt ??= this.now();
           generated += chunk;

@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { ModelSession } from '../../../src/engine/modelSession';
 import type { GenerateParams, WorkspaceOpenParams } from '../../../src/engine/protocol';
 import { loadAddon } from '../../../src/native/addon';
+import { writeWorkspace } from './workspaceFolder';
 
 const addon = loadAddon(path.resolve('dist'));
 const modelDir = path.resolve('test/fixtures/models/qwen2-tied-sharded-f32');
@@ -18,7 +19,6 @@ const tokenizerDir = path.resolve('test/fixtures/tokenizers/chatml-byte-bpe');
 const load = () => ModelSession.load(addon, { modelDir, tokenizerDir, options: { threads: 2 } });
 
 async function workspace(): Promise<string> {
-  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'tidal-host-repo-'));
   const files: Record<string, string> = {
     'src/math.ts': 'export function add(a: number, b: number): number {\n  return a + b;\n}\n'.repeat(4),
     'src/text.ts': "export const greeting = 'hello world';\nexport function shout(text: string) { return text.toUpperCase(); }\n",
@@ -26,15 +26,7 @@ async function workspace(): Promise<string> {
     'src/main.ts': "import { add } from './math';\nconst total = add(1, 2);\nconsole.log(total);\n",
     'README.md': '# demo\nA small project.\n',
   };
-  let time = 1_700_000_000;
-  for (const [name, content] of Object.entries(files)) {
-    const file = path.join(root, name);
-    await fs.mkdir(path.dirname(file), { recursive: true });
-    await fs.writeFile(file, content);
-    await fs.utimes(file, time, time);
-    time += 10;
-  }
-  return root;
+  return writeWorkspace(files);
 }
 
 const open = (root: string, extra: Partial<WorkspaceOpenParams> = {}): WorkspaceOpenParams => ({

@@ -13,6 +13,7 @@ import { RepositoryLayout, type RepositoryTokenizer } from '../../../src/engine/
 import { RepositoryService } from '../../../src/engine/repositoryService';
 import { PRIORITY_BACKGROUND, PRIORITY_COMPLETION, RequestQueue } from '../../../src/engine/requestQueue';
 import type { CancelToken } from '../../../src/native/addon';
+import { writeWorkspace } from './workspaceFolder';
 
 const SEP = 5000;
 const REPO = 5001;
@@ -70,18 +71,7 @@ class SlowEngine implements PrefixEngine {
   }
 }
 
-async function workspace(files: Record<string, string | Buffer>): Promise<string> {
-  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'tidal-repo-'));
-  let time = 1_700_000_000;
-  for (const [name, content] of Object.entries(files)) {
-    const file = path.join(root, name);
-    await fs.mkdir(path.dirname(file), { recursive: true });
-    await fs.writeFile(file, content);
-    await fs.utimes(file, time, time);
-    time += 10;
-  }
-  return root;
-}
+const workspace = writeWorkspace;
 
 function service(engine: SlowEngine, cache: PrefixCache, queue: RequestQueue) {
   return new RepositoryService({

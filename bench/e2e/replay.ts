@@ -604,7 +604,15 @@ async function main(): Promise<void> {
   // g. A chat question between completions: does the completion's KV survive it?
   if (phases.has('chat')) {
     const before = await complete(s, 'completion before chat', fileA.path, textA, offsetA);
+    const forksBefore = s.session.stats().prefixCache.forks ?? 0;
     const asked = await chat(s, 'chat question', chatQuestion);
+    const cacheAfterChat = s.session.stats().prefixCache;
+    if ((cacheAfterChat.forks ?? 0) > forksBefore) {
+      figures.fork_ms = round(cacheAfterChat.lastForkMs ?? NaN);
+      log(`the chat forked a second slot at ${asked.reusedTokens} tokens in ${fmt(cacheAfterChat.lastForkMs ?? NaN)} ms (KV ${cacheAfterChat.slots} slots, ${cacheAfterChat.cachedTokens} tokens cached)`);
+    } else {
+      log(`the chat forked no slot (${cacheAfterChat.slots} slots already)`);
+    }
     const after = await complete(s, 'completion after chat', fileA.path, textA, offsetA);
     figures.chat_ttft_ms = round(asked.ttftMs);
     figures.completion_after_chat_ttft_ms = round(after.ttftMs);

@@ -370,6 +370,7 @@ export class ModelSession {
         tokensShifted: cache.tokensShifted,
         tokensRecomputed: cache.tokensRecomputed,
         forks: cache.forks,
+        ...(cache.lastForkMs !== undefined ? { lastForkMs: cache.lastForkMs } : {}),
       },
       repository: this.repository.status(),
       queue: { queued: queue.queued, running: queue.running ?? null, completed: queue.completed, cancelled: queue.cancelled },

@@ -67,6 +67,8 @@ export interface PrefixCacheStats {
   tokensShifted: number;
   tokensRecomputed: number;
   forks: number;
+  /** Duration of the last fork (a second slot made from the first), ms. */
+  lastForkMs?: number;
   last?: { reusedTokens: number; shiftedTokens: number; recomputedTokens: number };
 }
 
@@ -168,6 +170,7 @@ export class PrefixCache {
   private clock = 0;
   private readonly totals = { requests: 0, tokensReused: 0, tokensShifted: 0, tokensRecomputed: 0, forks: 0 };
   private last: PrefixCacheStats['last'];
+  private lastForkMs: number | undefined;
 
   constructor(private readonly engine: PrefixEngine, private maxSlots = 2) {
     if (maxSlots < 1) throw new RangeError('A prefix cache needs at least one slot.');
@@ -303,7 +306,7 @@ export class PrefixCache {
 
   stats(): PrefixCacheStats {
     const cachedTokens = this.slots.reduce((sum, slot) => sum + slot.tokens.length, 0);
-    return { slots: this.slots.length, cachedTokens, ...this.totals, last: this.last };
+    return { slots: this.slots.length, cachedTokens, ...this.totals, lastForkMs: this.lastForkMs, last: this.last };
   }
 
   /** Drops the cached KV (e.g. before unloading the model). */
@@ -356,7 +359,9 @@ export class PrefixCache {
     }
     if (bestPlan.ranges === undefined && lost >= MIN_TAIL_TO_KEEP && this.slots.length < this.maxSlots) {
       try {
+        const forkStarted = performance.now();
         const sequence = await this.engine.forkSequence(best.sequence, bestPlan.exact);
+        this.lastForkMs = performance.now() - forkStarted;
         this.totals.forks++;
         const slot: Slot = { sequence, tokens: best.tokens.slice(0, bestPlan.exact), blocks: bestPlan.blocks, lastUsed: 0 };
         this.slots.push(slot);

@@ -133,7 +133,7 @@ export interface TokenChunk {
 export interface EngineStats {
   model: LoadedModel | null;
   usage: UsageStats | null;
-  prefixCache: { slots: number; cachedTokens: number; requests: number; tokensReused: number; tokensShifted?: number; tokensRecomputed: number; forks?: number };
+  prefixCache: { slots: number; cachedTokens: number; requests: number; tokensReused: number; tokensShifted?: number; tokensRecomputed: number; forks?: number; lastForkMs?: number };
   repository?: RepositoryStatus;
   queue: { queued: number; running: string | null; completed: number; cancelled: number };
 }

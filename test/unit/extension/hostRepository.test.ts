@@ -46,7 +46,7 @@ function setup(options: { settings?: TidalSettings } = {}) {
   const rpc = new FakeRpc();
   const world = {
     rpc: rpc.connection as RepositoryConnection | undefined,
-    folder: folder('/work/demo') as FolderParts | undefined,
+    folder: folder('/home/dev/demo') as FolderParts | undefined,
     settings: options.settings ?? DEFAULT_SETTINGS,
     modelReady: true,
     maxTokens: 30_000,
@@ -71,7 +71,7 @@ test('model ready opens the folder in the host with the settings; the answer is 
   await afterBatch();
   assert.deepEqual(rpc.opens, [
     {
-      root: '/work/demo',
+      root: '/home/dev/demo',
       repoName: 'demo',
       include: DEFAULT_SETTINGS.context.include,
       exclude: DEFAULT_SETTINGS.context.exclude,
@@ -99,8 +99,8 @@ test('workspace/open: persistence off (or a 0 GB bound) sends no persistDir; reu
 test('a save becomes one changed event, also when the watcher reports the same change', async () => {
   const { rpc, repository } = setup();
   await repository.open('test');
-  repository.fileEvent(uri('/work/demo/src/a.ts'), 'changed'); // onDidSaveTextDocument
-  repository.fileEvent(uri('/work/demo/src/a.ts'), 'changed'); // the watcher, a little later
+  repository.fileEvent(uri('/home/dev/demo/src/a.ts'), 'changed'); // onDidSaveTextDocument
+  repository.fileEvent(uri('/home/dev/demo/src/a.ts'), 'changed'); // the watcher, a little later
   assert.deepEqual(rpc.events, [], 'nothing is sent before the batch closes');
   await afterBatch();
   assert.deepEqual(rpc.events, [[{ path: 'src/a.ts', kind: 'changed' }]]);
@@ -109,12 +109,12 @@ test('a save becomes one changed event, also when the watcher reports the same c
 test('a burst of watcher events within 50 ms is one notification; a file created then changed stays created', async () => {
   const { rpc, repository } = setup();
   await repository.open('test');
-  repository.fileEvent(uri('/work/demo/src/new.ts'), 'created');
+  repository.fileEvent(uri('/home/dev/demo/src/new.ts'), 'created');
   await sleep(10);
-  repository.fileEvent(uri('/work/demo/src/b.ts'), 'changed');
-  repository.fileEvent(uri('/work/demo/src/new.ts'), 'changed');
+  repository.fileEvent(uri('/home/dev/demo/src/b.ts'), 'changed');
+  repository.fileEvent(uri('/home/dev/demo/src/new.ts'), 'changed');
   await sleep(10);
-  repository.fileEvent(uri('/work/demo/old/c.py'), 'deleted');
+  repository.fileEvent(uri('/home/dev/demo/old/c.py'), 'deleted');
   await afterBatch();
   assert.deepEqual(rpc.events, [
     [
@@ -124,7 +124,7 @@ test('a burst of watcher events within 50 ms is one notification; a file created
     ],
   ]);
   // The next event starts a new batch.
-  repository.fileEvent(uri('/work/demo/src/b.ts'), 'deleted');
+  repository.fileEvent(uri('/home/dev/demo/src/b.ts'), 'deleted');
   await afterBatch();
   assert.equal(rpc.events.length, 2);
   assert.deepEqual(rpc.events[1], [{ path: 'src/b.ts', kind: 'deleted' }]);
@@ -133,23 +133,23 @@ test('a burst of watcher events within 50 ms is one notification; a file created
 test('events outside the folder, in another scheme, or in skipped folders are not sent', async () => {
   const { rpc, repository } = setup();
   await repository.open('test');
-  repository.fileEvent(uri('/work/other/a.ts'), 'changed');
-  repository.fileEvent(uri('/work/demo-two/a.ts'), 'changed');
-  repository.fileEvent(uri('/work/demo/a.ts', 'untitled'), 'changed');
-  repository.fileEvent(uri('/work/demo/.git/index'), 'changed');
-  repository.fileEvent(uri('/work/demo/node_modules/x/index.js'), 'created');
-  repository.fileEvent(uri('/work/demo/node_modules'), 'deleted');
+  repository.fileEvent(uri('/home/dev/other/a.ts'), 'changed');
+  repository.fileEvent(uri('/home/dev/demo-two/a.ts'), 'changed');
+  repository.fileEvent(uri('/home/dev/demo/a.ts', 'untitled'), 'changed');
+  repository.fileEvent(uri('/home/dev/demo/.git/index'), 'changed');
+  repository.fileEvent(uri('/home/dev/demo/node_modules/x/index.js'), 'created');
+  repository.fileEvent(uri('/home/dev/demo/node_modules'), 'deleted');
   await afterBatch();
   assert.deepEqual(rpc.events, []);
-  assert.equal(relativePathIn(uri('/work/demo/'), uri('/work/demo/src/a.ts')), 'src/a.ts');
+  assert.equal(relativePathIn(uri('/home/dev/demo/'), uri('/home/dev/demo/src/a.ts')), 'src/a.ts');
 });
 
 test('nothing is forwarded before the workspace is open, nor after the engine went down', async () => {
   const { rpc, repository, world } = setup();
-  repository.fileEvent(uri('/work/demo/a.ts'), 'changed');
+  repository.fileEvent(uri('/home/dev/demo/a.ts'), 'changed');
   await afterBatch();
   await repository.open('test');
-  repository.fileEvent(uri('/work/demo/a.ts'), 'changed');
+  repository.fileEvent(uri('/home/dev/demo/a.ts'), 'changed');
   repository.engineChanged('error');
   world.rpc = undefined;
   await afterBatch();
@@ -178,12 +178,12 @@ test('re-opens on model ready (after a load dropped it), on tidal.context.* chan
   assert.deepEqual(rpc.opens[2].exclude, ['**/vendor/**']);
   assert.equal(rpc.opens[2].maxTokens, 9000);
 
-  world.folder = folder('/work/next');
+  world.folder = folder('/home/dev/next');
   repository.foldersChanged();
   await afterBatch();
-  assert.equal(rpc.opens.at(-1)?.root, '/work/next');
-  repository.fileEvent(uri('/work/demo/a.ts'), 'changed');
-  repository.fileEvent(uri('/work/next/b.ts'), 'changed');
+  assert.equal(rpc.opens.at(-1)?.root, '/home/dev/next');
+  repository.fileEvent(uri('/home/dev/demo/a.ts'), 'changed');
+  repository.fileEvent(uri('/home/dev/next/b.ts'), 'changed');
   await afterBatch();
   assert.deepEqual(rpc.events, [[{ path: 'b.ts', kind: 'changed' }]], 'events follow the folder now open');
 
@@ -215,7 +215,7 @@ test('a host without workspace/open: logged once, no status, requests still get 
   assert.deepEqual(seen, []);
   assert.equal(logged.filter((line) => /does not take workspace\/open/.test(line)).length, 1);
   assert.deepEqual(repository.part(), { source: 'host', files: 0, tokens: 0 });
-  repository.fileEvent(uri('/work/demo/a.ts'), 'changed');
+  repository.fileEvent(uri('/home/dev/demo/a.ts'), 'changed');
   await afterBatch();
   assert.deepEqual(rpc.events, []);
 });
@@ -223,11 +223,11 @@ test('a host without workspace/open: logged once, no status, requests still get 
 test('an open that fails otherwise is the error state with its message', async () => {
   const { rpc, repository } = setup();
   rpc.answerOpen = async () => {
-    throw new ResponseError(ErrorCodes.InternalError, 'the folder /work/demo cannot be read');
+    throw new ResponseError(ErrorCodes.InternalError, 'the folder /home/dev/demo cannot be read');
   };
   await repository.open('model ready');
   assert.equal(repository.status?.state, 'error');
-  assert.equal(repository.status?.message, 'the folder /work/demo cannot be read');
+  assert.equal(repository.status?.message, 'the folder /home/dev/demo cannot be read');
 });
 
 test("the host's workspace/status notifications are the latest status while the workspace is open", async () => {

@@ -80,9 +80,9 @@ test('ready: the usual text; the tooltip counts files, tokens, the restored ones
 });
 
 test('a repository error: warning icon, the message in the tooltip; no host repository: nothing about it', () => {
-  const failed = show(status('error', { message: 'cannot read /work/demo' }));
+  const failed = show(status('error', { message: 'cannot read /home/dev/demo' }));
   assert.equal(failed.text, '$(warning) Tidal CPU · 1.2K ctx · 80 ms');
-  assert.match(failed.tooltip, /Repository context failed: cannot read \/work\/demo\\\. Completions and chat work without it\\\./);
+  assert.match(failed.tooltip, /Repository context failed: cannot read \/home\/dev\/demo\\\. Completions and chat work without it\\\./);
   const none = show(undefined);
   assert.equal(none.text, '$(pulse) Tidal CPU · 1.2K ctx · 80 ms');
   assert.doesNotMatch(none.tooltip, /Repository/);

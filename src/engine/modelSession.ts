@@ -16,7 +16,7 @@ import {
   repositoryFileParts,
   type PromptPart,
 } from './fimPrompt';
-import { PrefixCache, type PromptBlock, type PromptLayout } from './prefixCache';
+import { PrefixCache, type PrepareOptions, type PromptBlock, type PromptLayout } from './prefixCache';
 import type {
   EngineStats,
   GenerateParams,
@@ -272,24 +272,13 @@ export class ModelSession {
   // last line break: the lines before the cursor's line keep their tokens (and their cached
   // KV) while a person types on that line; only the line itself is encoded again.
   private encodeWindowParts(parts: PromptPart[], prefix: string): number[] {
-    const ids: number[] = [];
-    for (const part of parts) {
-      if ('token' in part) {
-        const id = this.tokenizer.tokenId(part.token);
-        if (id === undefined) throw new ModelRequestError(`The tokenizer has no ${part.token} token.`);
-        ids.push(id);
-        continue;
-      }
-      const text = part.text;
+    const encode = (text: string): number[] => {
       const at = prefix.length > 0 ? text.lastIndexOf(prefix) : -1;
       const cut = at >= 0 && at + prefix.length === text.length ? at + prefix.lastIndexOf('\n') + 1 : 0;
-      if (cut > 0 && cut < text.length) {
-        ids.push(...this.encodeCached(text.slice(0, cut)), ...this.tokenizer.encode(text.slice(cut)));
-      } else {
-        ids.push(...this.encodeCached(text));
-      }
-    }
-    return ids;
+      if (cut > 0 && cut < text.length) return [...this.encodeCached(text.slice(0, cut)), ...this.tokenizer.encode(text.slice(cut))];
+      return this.encodeCached(text);
+    };
+    return parts.flatMap((part) => encodePromptParts([part], encode, (token) => this.tokenizer.tokenId(token)));
   }
 
   // Repository files come back with every completion: long text segments keep their tokens,
@@ -344,7 +333,7 @@ export class ModelSession {
         group: `prefetch:${params.client ?? ''}`,
         supersede: true,
         run: async (cancel) => {
-          await this.prefixCache.prepare(prompt, { cancel, reuseShifted: this.repository.reuseShifted, chunk: this.requestChunk() });
+          await this.prefixCache.prepare(prompt, this.requestPrepareOptions(cancel));
         },
       });
     } catch (error) {
@@ -467,7 +456,7 @@ export class ModelSession {
   // A prompt that does not fit the KV memory next to another slot gets the memory of the other
   // slots (they are released), once; a second failure reaches the caller with the engine's words.
   private async prepareWithMemory(prompt: BuiltPrompt, cancel: CancelToken) {
-    const options = { cancel, reuseShifted: this.repository.reuseShifted, chunk: this.requestChunk() };
+    const options = this.requestPrepareOptions(cancel);
     let prepared;
     try {
       prepared = await this.prefixCache.prepare(prompt, options);
@@ -482,6 +471,11 @@ export class ModelSession {
       this.prefillTokensPerSecond = this.prefillTokensPerSecond > 0 ? 0.5 * this.prefillTokensPerSecond + 0.5 * rate : rate;
     }
     return prepared;
+  }
+
+  /** How a request (or a prefetch) brings a slot to its prompt. */
+  private requestPrepareOptions(cancel: CancelToken): PrepareOptions {
+    return { cancel, reuseShifted: this.repository.reuseShifted, chunk: this.requestChunk() };
   }
 
   /** Tokens per prefill pass for a request: about CANCEL_SECONDS of work at the measured rate. */

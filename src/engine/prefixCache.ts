@@ -72,6 +72,11 @@ export interface PrefixCacheStats {
   last?: { reusedTokens: number; shiftedTokens: number; recomputedTokens: number };
 }
 
+/** The blocks that lie wholly within the first `end` tokens. */
+export function blocksWithin(blocks: readonly PromptBlock[], end: number): PromptBlock[] {
+  return blocks.filter((block) => block.start + block.length <= end);
+}
+
 export function commonPrefixLength(a: ArrayLike<number>, b: ArrayLike<number>): number {
   const limit = Math.min(a.length, b.length);
   let length = 0;
@@ -122,8 +127,7 @@ function equalSpan(a: ArrayLike<number>, aStart: number, b: ArrayLike<number>, b
  */
 export function planReuse(held: ArrayLike<number>, heldBlocks: readonly PromptBlock[], prompt: PromptLayout, target: number, shifted: boolean): ReusePlan {
   const exact = Math.min(commonPrefixLength(held, prompt.tokens), target);
-  const blocksWithin = (end: number) => prompt.blocks.filter((block) => block.start + block.length <= end);
-  const exactPlan: ReusePlan = { exact, kept: exact, shifted: 0, blocks: blocksWithin(exact) };
+  const exactPlan: ReusePlan = { exact, kept: exact, shifted: 0, blocks: blocksWithin(prompt.blocks, exact) };
   if (!shifted || heldBlocks.length === 0) return exactPlan;
 
   // The first prompt block not wholly inside the exact prefix: compaction starts at its start.
@@ -136,7 +140,7 @@ export function planReuse(held: ArrayLike<number>, heldBlocks: readonly PromptBl
   if (candidate < 0) return exactPlan;
 
   const ranges: [number, number][] = cut > 0 ? [[0, cut]] : [];
-  const kept: PromptBlock[] = blocksWithin(cut);
+  const kept: PromptBlock[] = blocksWithin(prompt.blocks, cut);
   let length = cut;
   let moved = 0;
   for (; first < prompt.blocks.length; first++) {
@@ -199,17 +203,13 @@ export class PrefixCache {
         bestShared = shared;
       }
     }
-    return best && { sequence: best.sequence, tokens: bestShared, blocks: best.blocks.filter((block) => block.start + block.length <= bestShared) };
+    return best && { sequence: best.sequence, tokens: bestShared, blocks: blocksWithin(best.blocks, bestShared) };
   }
 
   /** Adopts a sequence restored from disk as a slot (replacing the least recently used one when full). */
   async adopt(sequence: number, tokens: Int32Array, blocks: PromptBlock[]): Promise<void> {
-    if (this.slots.length >= this.maxSlots) {
-      const oldest = this.slots.reduce((a, b) => (a.lastUsed < b.lastUsed ? a : b));
-      this.slots.splice(this.slots.indexOf(oldest), 1);
-      await this.engine.releaseSequence(oldest.sequence).catch(() => undefined);
-    }
-    this.slots.push({ sequence, tokens, blocks: blocks.filter((block) => block.start + block.length <= tokens.length), lastUsed: ++this.clock });
+    if (this.slots.length >= this.maxSlots) await this.dropSlot(this.leastRecentlyUsed(this.slots));
+    this.slots.push({ sequence, tokens, blocks: blocksWithin(blocks, tokens.length), lastUsed: ++this.clock });
   }
 
   /**
@@ -234,17 +234,15 @@ export class PrefixCache {
       if (plan.ranges !== undefined) {
         await this.engine.compactSequence(slot.sequence, plan.ranges);
         slot.tokens = tokens.slice(0, plan.kept);
-        slot.blocks = plan.blocks;
       } else if (plan.exact < slot.tokens.length) {
         await this.engine.trimSequence(slot.sequence, plan.exact);
         slot.tokens = tokens.slice(0, plan.exact);
-        slot.blocks = plan.blocks;
       }
       if (plan.kept < target) {
         await this.engine.prefill(slot.sequence, tokens.slice(plan.kept, target), { cancel: options.cancel, ...(options.chunk ? { chunk: options.chunk } : {}) });
         slot.tokens = tokens.slice(0, target);
       }
-      slot.blocks = prompt.blocks.filter((block) => block.start + block.length <= slot.tokens.length);
+      slot.blocks = blocksWithin(prompt.blocks, slot.tokens.length);
     } catch (error) {
       // A cancelled or failed prefill may have left part of its tokens in the slot: re-read it.
       await this.resync(slot, prompt);
@@ -281,7 +279,7 @@ export class PrefixCache {
       const keep = Math.min(commonPrefixLength(held, layout.tokens), layout.tokens.length);
       if (keep < held.length) await this.engine.trimSequence(sequence, keep);
       slot.tokens = held.slice(0, keep);
-      slot.blocks = layout.blocks.filter((block) => block.start + block.length <= keep);
+      slot.blocks = blocksWithin(layout.blocks, keep);
     } catch {
       await this.dropSlot(slot);
     }
@@ -338,39 +336,43 @@ export class PrefixCache {
       }
     }
     planned();
-    const emptyPlan: ReusePlan = { exact: 0, kept: 0, shifted: 0, blocks: [] };
     if (best === undefined || bestPlan === undefined || bestPlan.kept < MIN_SHARED_TOKENS) {
-      // Nothing worth keeping: a fresh slot while there is room, else the least recently used.
-      if (this.slots.length < this.maxSlots) return { slot: await this.newSlot(), plan: emptyPlan };
-      const oldest = best !== undefined && bestPlan !== undefined && bestPlan.kept > 0 ? best : this.slots.reduce((a, b) => (a.lastUsed < b.lastUsed ? a : b));
-      return { slot: oldest, plan: planReuse(oldest.tokens, oldest.blocks, prompt, target, shifted) };
+      // Nothing worth keeping: a fresh slot while there is room, else the one that keeps
+      // something, else the least recently used.
+      if (this.slots.length < this.maxSlots) return { slot: await this.newSlot(), plan: { exact: 0, kept: 0, shifted: 0, blocks: [] } };
+      if (best !== undefined && bestPlan !== undefined && bestPlan.kept > 0) return { slot: best, plan: bestPlan };
+      const oldest = this.leastRecentlyUsed(this.slots);
+      return { slot: oldest, plan: plans.find((candidate) => candidate.slot === oldest)!.plan };
     }
     // The best slot would lose a long tail of its own (a chat after completions): fork a second
     // slot at the shared prefix, so both tails stay. When every slot is taken, a stale one (it
-    // holds less than half of what the best one shares) gives its place.
+    // holds less than half of what the best one shares exactly) gives its place.
     const lost = best.tokens.length - bestPlan.exact;
     if (bestPlan.ranges === undefined && lost >= MIN_TAIL_TO_KEEP && this.maxSlots > 1) {
       if (this.slots.length >= this.maxSlots) {
-        const stale = this.slots
-          .filter((slot) => slot !== best && planReuse(slot.tokens, slot.blocks, prompt, target, false).kept * 2 < bestPlan!.exact)
-          .sort((a, b) => a.lastUsed - b.lastUsed)[0];
-        if (stale !== undefined) await this.dropSlot(stale);
+        const shared = bestPlan.exact;
+        const stale = plans.filter(({ slot, plan }) => slot !== best && plan.exact * 2 < shared).map(({ slot }) => slot);
+        if (stale.length > 0) await this.dropSlot(this.leastRecentlyUsed(stale));
       }
-    }
-    if (bestPlan.ranges === undefined && lost >= MIN_TAIL_TO_KEEP && this.slots.length < this.maxSlots) {
-      try {
-        const forkStarted = performance.now();
-        const sequence = await this.engine.forkSequence(best.sequence, bestPlan.exact);
-        this.lastForkMs = performance.now() - forkStarted;
-        this.totals.forks++;
-        const slot: Slot = { sequence, tokens: best.tokens.slice(0, bestPlan.exact), blocks: bestPlan.blocks, lastUsed: 0 };
-        this.slots.push(slot);
-        return { slot, plan: { ...bestPlan } };
-      } catch {
-        // Out of KV memory for a copy: share the one slot instead.
+      if (this.slots.length < this.maxSlots) {
+        try {
+          const forkStarted = performance.now();
+          const sequence = await this.engine.forkSequence(best.sequence, bestPlan.exact);
+          this.lastForkMs = performance.now() - forkStarted;
+          this.totals.forks++;
+          const slot: Slot = { sequence, tokens: best.tokens.slice(0, bestPlan.exact), blocks: bestPlan.blocks, lastUsed: 0 };
+          this.slots.push(slot);
+          return { slot, plan: bestPlan };
+        } catch {
+          // Out of KV memory for a copy: share the one slot instead.
+        }
       }
     }
     return { slot: best, plan: bestPlan };
+  }
+
+  private leastRecentlyUsed(slots: readonly Slot[]): Slot {
+    return slots.reduce((a, b) => (a.lastUsed < b.lastUsed ? a : b));
   }
 
   private async newSlot(): Promise<Slot> {
@@ -389,7 +391,7 @@ export class PrefixCache {
     try {
       slot.tokens = await this.engine.sequenceTokens(slot.sequence);
       const shared = commonPrefixLength(slot.tokens, prompt.tokens);
-      slot.blocks = prompt.blocks.filter((block) => block.start + block.length <= shared);
+      slot.blocks = blocksWithin(prompt.blocks, shared);
     } catch {
       slot.tokens = new Int32Array(0);
       slot.blocks = [];

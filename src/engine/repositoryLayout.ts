@@ -96,26 +96,26 @@ export class RepositoryLayout {
       .map((file) => ({ ...file, order: file.mtimeMs >= 0 ? file.mtimeMs : this.eventTimes.get(file.path) ?? Date.now() }))
       .sort((a, b) => a.order - b.order || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     // Newest first into the budget; stop at the first that does not fit.
+    // (A header larger than the budget leaves no room: the first file does not fit.)
     let room = this.options.maxTokens - header.length;
-    let firstKept = files.length;
+    const kept: FileTokens[] = [];
     for (let i = files.length - 1; i >= 0; i--) {
-      const tokens = this.fileTokens(files[i].path, files[i].content);
-      if (tokens.tokens.length > room) break;
-      room -= tokens.tokens.length;
-      firstKept = i;
+      const entry = this.fileTokens(files[i].path, files[i].content);
+      if (entry.tokens.length > room) break;
+      room -= entry.tokens.length;
+      kept.push(entry);
     }
-    const kept = room < 0 ? [] : files.slice(firstKept);
+    kept.reverse();
     const blocks: PromptBlock[] = [];
     let length = header.length;
-    for (const file of kept) {
-      const entry = this.tokensByPath.get(file.path)!;
+    for (const entry of kept) {
       blocks.push({ key: entry.key, start: length, length: entry.tokens.length });
       length += entry.tokens.length;
     }
     const tokens = new Int32Array(kept.length > 0 ? length : 0);
     if (kept.length > 0) {
       tokens.set(header, 0);
-      for (let i = 0; i < kept.length; i++) tokens.set(this.tokensByPath.get(kept[i].path)!.tokens, blocks[i].start);
+      kept.forEach((entry, i) => tokens.set(entry.tokens, blocks[i].start));
     }
     // Forget the tokens of files that left the context.
     const present = new Set(files.map((file) => file.path));

@@ -15,8 +15,8 @@
 // is saved to the KV store; at open, a stored entry for the same workspace and model is
 // loaded and the prefix cache reuses whatever of it still matches, token for token.
 import type { CancelToken } from '../native/addon';
-import { KvStore, type StoredEntry } from './kvStore';
-import type { PrefixCache, PromptLayout } from './prefixCache';
+import { KvStore } from './kvStore';
+import { blocksWithin, type PrefixCache, type PromptLayout } from './prefixCache';
 import type { RepositoryStatus, WorkspaceFileEvent, WorkspaceOpenParams } from './protocol';
 import { RepositoryLayout, type LaidOutRepository, type RepositoryTokenizer } from './repositoryLayout';
 
@@ -75,10 +75,6 @@ export class RepositoryService {
 
   get reuseShifted(): boolean {
     return this.params?.reuseShiftedKv ?? true;
-  }
-
-  get isOpen(): boolean {
-    return !this.closed;
   }
 
   /** Scans the workspace (resolves after the scan), restores stored KV, starts the warm-up. */
@@ -165,9 +161,9 @@ export class RepositoryService {
     if (laid.tokens.length === 0 || kind === 'chat') return laid;
     const reusable = this.deps.prefixCache.bestReuse(laid, this.reuseShifted);
     if (laid.tokens.length - reusable <= COLD_TOKENS_FOR_COMPLETION) return laid;
-    const blocks = laid.blocks.filter((block) => block.start + block.length <= reusable);
-    const end = blocks.length > 0 ? blocks[blocks.length - 1].start + blocks[blocks.length - 1].length : 0;
+    const blocks = blocksWithin(laid.blocks, reusable);
     if (blocks.length === 0) return undefined;
+    const end = blocks[blocks.length - 1].start + blocks[blocks.length - 1].length;
     return { ...laid, tokens: laid.tokens.subarray(0, end), blocks, files: blocks.length, droppedFiles: laid.droppedFiles + laid.files - blocks.length };
   }
 
@@ -200,15 +196,16 @@ export class RepositoryService {
       const version = this.layout.version;
       const laid = this.layout.layout();
       const total = laid.tokens.length;
-      if (this.warmTokens(laid) >= total) {
+      const warm = this.warmTokens(laid);
+      if (warm >= total) {
         this.setState('ready');
         this.scheduleSave();
         return;
       }
       if (this.state !== 'warming') this.setState('warming');
       const reusable = this.deps.prefixCache.bestReuse(laid, this.reuseShifted);
-      const end = Math.min(total, Math.max(reusable, this.warmTokens(laid)) + this.stepTokens);
-      const step: PromptLayout = { tokens: laid.tokens.subarray(0, end), blocks: laid.blocks.filter((block) => block.start + block.length <= end) };
+      const end = Math.min(total, Math.max(reusable, warm) + this.stepTokens);
+      const step: PromptLayout = { tokens: laid.tokens.subarray(0, end), blocks: blocksWithin(laid.blocks, end) };
       const started = performance.now();
       let recomputed = 0;
       try {
@@ -243,7 +240,7 @@ export class RepositoryService {
     if (!this.store || !this.layout || this.savedVersion === this.layout.version) return;
     clearTimeout(this.saveTimer);
     const idle = this.deps.saveIdleMs ?? DEFAULT_SAVE_IDLE_MS;
-    const wait = Math.max(0, this.lastRequestAt + idle - Date.now());
+    // Checked again when the time is up: a request meanwhile starts the wait over.
     this.saveTimer = setTimeout(() => {
       this.saveTimer = undefined;
       if (Date.now() - this.lastRequestAt < idle) {
@@ -251,7 +248,7 @@ export class RepositoryService {
         return;
       }
       void this.save().catch((error) => this.deps.log?.(`saving the repository KV failed: ${(error as Error).message}`));
-    }, Math.max(wait, idle));
+    }, idle);
     this.saveTimer.unref?.();
   }
 
@@ -292,14 +289,8 @@ export class RepositoryService {
     const store = this.store;
     const params = this.params;
     if (!store || !params) return;
-    let entry: StoredEntry | undefined;
-    try {
-      entry = await store.find(this.storeKey, params.root, this.deps.modelKey);
-    } catch {
-      entry = undefined;
-    }
-    if (!entry) return;
-    const found = entry;
+    const found = await store.find(this.storeKey, params.root, this.deps.modelKey).catch(() => undefined);
+    if (!found) return;
     try {
       await this.deps.runInBackground(`restore-${generation}`, async () => {
         if (generation !== this.openGeneration) return;
@@ -321,7 +312,7 @@ export class RepositoryService {
 
   private setState(state: RepositoryStatus['state']): void {
     this.state = state;
-    if (state !== 'error') this.message = state === 'closed' ? undefined : this.message;
+    if (state === 'closed') this.message = undefined;
     this.emit();
     if (state !== 'warming' && state !== 'scanning') for (const resolve of this.readyWaiters.splice(0)) resolve(this.status());
   }

@@ -4,6 +4,7 @@
 import * as vscode from 'vscode';
 
 import { RepoContext } from './repoContext';
+import { relativePathIn } from './uriPath';
 import type { ContextFileSystem, CountTokens, DirectoryEntry, FileStat } from './types';
 
 function kindOf(type: vscode.FileType): DirectoryEntry['kind'] {
@@ -84,10 +85,7 @@ export class WorkspaceContext implements vscode.Disposable {
 
   /** Workspace-relative path of a file of this folder, or undefined for anything else. */
   private relativePath(uri: vscode.Uri): string | undefined {
-    if (uri.scheme !== this.folder.uri.scheme || uri.authority !== this.folder.uri.authority) return undefined;
-    const root = this.folder.uri.path.replace(/\/$/, '');
-    if (!uri.path.startsWith(`${root}/`)) return undefined;
-    return uri.path.slice(root.length + 1);
+    return relativePathIn(this.folder.uri, uri);
   }
 
   private syncEditors(): void {

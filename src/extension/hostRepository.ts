@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { ErrorCodes, type MessageConnection } from 'vscode-jsonrpc';
 
 import { PathFilter } from '../context/pathFilter';
+import { relativePathIn, type UriParts } from '../context/uriPath';
 import {
   workspaceCloseRequest,
   workspaceEventsNotification,
@@ -16,6 +17,7 @@ import {
   type WorkspaceOpenParams,
 } from '../engine/protocol';
 import type { EngineState } from './engineClient';
+import { isConnectionGone } from './localBackend';
 import type { ModelState } from './modelController';
 import type { RepositoryPart } from './repositoryPart';
 import { BYTES_PER_GB, type TidalSettings } from './settings';
@@ -23,12 +25,6 @@ import { BYTES_PER_GB, type TidalSettings } from './settings';
 /** Events closer together than this go to the host in one notification. */
 export const EVENT_BATCH_MS = 50;
 
-/** The parts of a vscode.Uri this file reads. */
-export interface UriParts {
-  scheme: string;
-  authority: string;
-  path: string;
-}
 
 export interface FolderParts {
   uri: UriParts & { fsPath: string };
@@ -62,14 +58,6 @@ export function workspaceOpenParams(folder: FolderParts, settings: TidalSettings
     reuseShiftedKv,
     ...(persistOn ? { persistDir: path.join(globalStorageDir, 'kv'), persistMaxBytes: Math.floor(persistMaxGB * BYTES_PER_GB) } : {}),
   };
-}
-
-/** Workspace-relative path ('/' separated) of a file inside `folder`, else undefined. */
-export function relativePathIn(folder: UriParts, uri: UriParts): string | undefined {
-  if (uri.scheme !== folder.scheme || uri.authority !== folder.authority) return undefined;
-  const root = folder.path.replace(/\/$/, '');
-  if (!uri.path.startsWith(`${root}/`)) return undefined;
-  return uri.path.slice(root.length + 1);
 }
 
 interface OpenWorkspace {
@@ -186,7 +174,7 @@ export class HostRepository {
         return;
       }
       const message = (error as Error).message ?? String(error);
-      if (/connection (is )?(closed|disposed)|connection got disposed|pending response rejected/i.test(message)) {
+      if (isConnectionGone(message)) {
         // The engine stopped meanwhile; its restart and model load open the workspace again.
         this.setStatus(undefined);
         return;

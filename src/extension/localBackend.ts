@@ -19,6 +19,11 @@ export class EngineNotReadyError extends Error {
   readonly code = 'ERR_TIDAL_NOT_READY';
 }
 
+/** Whether a request failed because the engine host's connection went away (it stopped). */
+export function isConnectionGone(message: string): boolean {
+  return /connection (is )?(closed|disposed)|connection got disposed|pending response rejected/i.test(message);
+}
+
 let nextRequest = 0;
 
 export function newRequestId(kind: string): string {
@@ -59,7 +64,7 @@ export class LocalBackend implements GenerationBackend {
     } catch (error) {
       if (signal?.aborted) return cancelledResult(params.requestId);
       const message = (error as Error).message ?? String(error);
-      if (/connection (is )?(closed|disposed)|Connection got disposed|Pending response rejected/i.test(message)) {
+      if (isConnectionGone(message)) {
         throw new EngineNotReadyError('The Tidal engine stopped while answering; it is being restarted. See "Tidal: Show Engine Log" for why.');
       }
       const explained = explainKvCap(message);

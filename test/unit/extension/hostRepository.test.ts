@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import { ErrorCodes, ResponseError } from 'vscode-jsonrpc';
 
 import type { RepositoryStatus, WorkspaceFileEvent, WorkspaceOpenParams } from '../../../src/engine/protocol';
-import { EVENT_BATCH_MS, HostRepository, relativePathIn, workspaceOpenParams, type FolderParts, type RepositoryConnection } from '../../../src/extension/hostRepository';
+import { relativePathIn } from '../../../src/context/uriPath';
+import { EVENT_BATCH_MS, HostRepository, workspaceOpenParams, type FolderParts, type RepositoryConnection } from '../../../src/extension/hostRepository';
 import { DEFAULT_SETTINGS, type TidalSettings } from '../../../src/extension/settings';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

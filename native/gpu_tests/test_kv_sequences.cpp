@@ -25,6 +25,7 @@
 #include "engine/kv_file.h"
 #include "engine/model_weights.h"
 #include "engine/synthetic_model.h"
+#include "../tests/kv_snapshot.h"
 #include "test_support.h"
 #include "tidal/engine.h"
 #include "tidal/error.h"
@@ -33,28 +34,8 @@ namespace tidal::gpu_test {
 
 namespace {
 
-class MemorySink final : public KvByteSink {
- public:
-  void write(const void* data, size_t bytes) override {
-    const char* p = static_cast<const char*>(data);
-    bytes_.insert(bytes_.end(), p, p + bytes);
-  }
-  std::vector<char> bytes_;
-};
-
-class MemorySource final : public KvByteSource {
- public:
-  explicit MemorySource(const std::vector<char>& bytes) : bytes_(bytes) {}
-  void read(void* data, size_t bytes) override {
-    if (bytes > bytes_.size() - at_) throw std::runtime_error("MemorySource: read past the end");
-    std::memcpy(data, bytes_.data() + at_, bytes);
-    at_ += bytes;
-  }
-
- private:
-  const std::vector<char>& bytes_;
-  size_t at_ = 0;
-};
+using tidal_test::MemorySink;
+using tidal_test::MemorySource;
 
 // A cache's K/V in file order ([layer][keys, values][kv_head][position][head_dim]) as doubles.
 struct Kv {
@@ -70,12 +51,12 @@ Kv read_kv(Backend& backend, const KvCache& cache, const ModelConfig& config) {
   backend.save_kv(cache, sink);
   Kv kv{config.num_layers, config.num_kv_heads, config.head_dim, cache.length(), {}};
   if (std::string(backend.kv_dtype()) == "bf16") {
-    std::vector<uint16_t> bits(sink.bytes_.size() / 2);
-    std::memcpy(bits.data(), sink.bytes_.data(), bits.size() * 2);
+    std::vector<uint16_t> bits(sink.bytes().size() / 2);
+    std::memcpy(bits.data(), sink.bytes().data(), bits.size() * 2);
     for (uint16_t b : bits) kv.data.push_back(from_bf16(b));
   } else {
-    std::vector<float> values(sink.bytes_.size() / 4);
-    std::memcpy(values.data(), sink.bytes_.data(), values.size() * 4);
+    std::vector<float> values(sink.bytes().size() / 4);
+    std::memcpy(values.data(), sink.bytes().data(), values.size() * 4);
     kv.data.assign(values.begin(), values.end());
   }
   return kv;
@@ -289,16 +270,16 @@ void test_transfer(Report& report) {
   MemorySink saved;
   gpu->save_kv(*cache, saved);
   auto loaded = gpu->create_kv_cache();
-  MemorySource source(saved.bytes_);
+  MemorySource source(saved.bytes());
   gpu->load_kv(*loaded, length, source);
   MemorySink again;
   gpu->save_kv(*loaded, again);
-  const bool same = saved.bytes_ == again.bytes_ && saved.bytes_.size() > cuda::kTransferChunkBytes;
+  const bool same = saved.bytes() == again.bytes() && saved.bytes().size() > cuda::kTransferChunkBytes;
   const Kv kv = read_kv(*gpu, *loaded, model.config);
   const int64_t bad_pages = page_bound_mismatches(dynamic_cast<const cuda::CudaKvCache&>(*loaded), kv);
   report.check(same && bad_pages == 0 && loaded->length() == length,
                "K/V saved, loaded and saved again bit for bit over several transfer chunks, page bounds rebuilt",
-               std::to_string(saved.bytes_.size()) + " bytes, " + std::to_string(bad_pages) + " page entries wrong");
+               std::to_string(saved.bytes().size()) + " bytes, " + std::to_string(bad_pages) + " page entries wrong");
 
   // The same through a KV file (its reads of pieces in the page cache run on several threads).
   const std::string path = (std::filesystem::temp_directory_path() /
@@ -319,7 +300,7 @@ void test_transfer(Report& report) {
     gpu->load_kv(*from_file, length, reader.kv());
     MemorySink third;
     gpu->save_kv(*from_file, third);
-    same_through_file = third.bytes_ == saved.bytes_ && reader.kv_bytes_read() == reader.kv_bytes();
+    same_through_file = third.bytes() == saved.bytes() && reader.kv_bytes_read() == reader.kv_bytes();
   }
   std::remove(path.c_str());
   report.check(same_through_file, "K/V written to a KV file and read back bit for bit");

@@ -14,6 +14,24 @@ namespace {
 
 int64_t pages_for(int64_t positions) { return (positions + kKvPageTokens - 1) / kKvPageTokens; }
 
+// File order is [layer][keys, values][kv_head][position][head_dim]; a page holds 16 rows of
+// one (layer, kv_head) block contiguously, so each page contributes one piece per block.
+// Calls piece(page, float offset in the page, bytes) for the pieces of `length` positions in
+// file order: save and load walk the same way.
+template <typename Piece>
+void for_each_file_piece(const KvPageLayout& layout, int64_t length, Piece piece) {
+  const size_t row_bytes = static_cast<size_t>(layout.head_dim) * sizeof(float);
+  for (int64_t layer = 0; layer < layout.layers; ++layer)
+    for (int values = 0; values < 2; ++values)
+      for (int64_t head = 0; head < layout.kv_heads; ++head) {
+        const int64_t offset = values ? layout.value_offset(layer, head) : layout.key_offset(layer, head);
+        for (int64_t page = 0; page < pages_for(length); ++page) {
+          const int64_t rows = std::min<int64_t>(kKvPageTokens, length - page * kKvPageTokens);
+          piece(static_cast<size_t>(page), offset, static_cast<size_t>(rows) * row_bytes);
+        }
+      }
+}
+
 }  // namespace
 
 KvPagePool::KvPagePool(const KvPageLayout& layout, size_t max_bytes)
@@ -156,37 +174,19 @@ void PagedKvCache::finish_rewrite(int64_t first_position, int64_t new_length) {
     rebuild_bounds(page, std::min<int64_t>(kKvPageTokens, new_length - page * kKvPageTokens));
 }
 
-// File order is [layer][keys, values][kv_head][position][head_dim]; a page holds 16 rows of
-// one (layer, kv_head) block contiguously, so each page contributes one piece per block.
 void PagedKvCache::save(KvByteSink& sink) const {
-  const KvPageLayout& layout = pool_->layout();
-  const size_t row_bytes = static_cast<size_t>(layout.head_dim) * sizeof(float);
-  for (int64_t layer = 0; layer < layout.layers; ++layer)
-    for (int values = 0; values < 2; ++values)
-      for (int64_t head = 0; head < layout.kv_heads; ++head) {
-        const int64_t offset = values ? layout.value_offset(layer, head) : layout.key_offset(layer, head);
-        for (int64_t page = 0; page < pages_for(length_); ++page) {
-          const int64_t rows = std::min<int64_t>(kKvPageTokens, length_ - page * kKvPageTokens);
-          sink.write(page_pointers_[static_cast<size_t>(page)] + offset, static_cast<size_t>(rows) * row_bytes);
-        }
-      }
+  for_each_file_piece(pool_->layout(), length_, [&](size_t page, int64_t offset, size_t bytes) {
+    sink.write(page_pointers_[page] + offset, bytes);
+  });
 }
 
 void PagedKvCache::load(int64_t length, KvByteSource& source) {
   if (length_ != 0 || !pages_.empty()) throw RequestError("KV cache load into a cache that is not empty");
   reserve(length);
   try {
-    const KvPageLayout& layout = pool_->layout();
-    const size_t row_bytes = static_cast<size_t>(layout.head_dim) * sizeof(float);
-    for (int64_t layer = 0; layer < layout.layers; ++layer)
-      for (int values = 0; values < 2; ++values)
-        for (int64_t head = 0; head < layout.kv_heads; ++head) {
-          const int64_t offset = values ? layout.value_offset(layer, head) : layout.key_offset(layer, head);
-          for (int64_t page = 0; page < pages_for(length); ++page) {
-            const int64_t rows = std::min<int64_t>(kKvPageTokens, length - page * kKvPageTokens);
-            source.read(pages_[static_cast<size_t>(page)].get() + offset, static_cast<size_t>(rows) * row_bytes);
-          }
-        }
+    for_each_file_piece(pool_->layout(), length, [&](size_t page, int64_t offset, size_t bytes) {
+      source.read(pages_[page].get() + offset, bytes);
+    });
   } catch (...) {
     rollback();
     throw;

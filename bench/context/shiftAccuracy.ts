@@ -41,6 +41,7 @@ import { commonPrefixLength, planReuse, type PromptBlock, type PromptLayout } fr
 import type { GenerateParams } from '../../src/engine/protocol';
 import { RepositoryLayout } from '../../src/engine/repositoryLayout';
 import { loadAddon, type NativeAddon, type NativeEngine } from '../../src/native/addon';
+import { logProbability, mean, pathOfBlock, seededRandom, shuffle as shuffleWith } from './common';
 
 const root = process.cwd(); // run from the repository root
 const args = new Map<string, string>();
@@ -63,21 +64,9 @@ const modelDir = path.resolve(args.get('model') ?? path.join(root, 'models', 'ti
 const jsonOut = args.get('json');
 
 // mulberry32: the same trials on every run.
-let seed = 20261204;
-function random(): number {
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
+const random = seededRandom(20261204);
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
-function shuffle<T>(items: T[]): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [items[i], items[j]] = [items[j], items[i]];
-  }
-  return items;
-}
+const shuffle = <T>(items: T[]): T[] => shuffleWith(items, random);
 
 // ---- the workspace: a copy of a code folder, modification times set by a seeded order ----
 
@@ -123,7 +112,6 @@ async function keepWhatFits(session: ModelSession, dir: string): Promise<string[
   return kept;
 }
 
-const pathOfBlock = (block: PromptBlock) => block.key.slice(0, block.key.lastIndexOf('#'));
 
 // ---- saved edits ----
 
@@ -254,15 +242,6 @@ function argmax(row: Float32Array): number {
   let best = 0;
   for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
   return best;
-}
-
-/** log softmax(row)[token], in float64. */
-function logProbability(row: Float32Array, token: number): number {
-  let max = -Infinity;
-  for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
-  let sum = 0;
-  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
-  return row[token] - max - Math.log(sum);
 }
 
 // KL(p || q) of the softmaxes of two logit rows, in nats, in float64.
@@ -622,7 +601,6 @@ async function main(): Promise<void> {
 
 // ---- the tables ----
 
-const mean = (values: number[]) => (values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0) / values.length);
 const percent = (value: number) => `${(100 * value).toFixed(0)}%`;
 const share = (flags: boolean[]) => `${percent(mean(flags.map((flag) => (flag ? 1 : 0))))} (${flags.filter(Boolean).length}/${flags.length})`;
 const signed = (value: number) => (value === 0 ? '0' : `${value > 0 ? '+' : '-'}${small(Math.abs(value))}`);

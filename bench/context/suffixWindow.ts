@@ -27,12 +27,12 @@ import * as path from 'node:path';
 import { applyStopRules } from '../../src/completion/stopRules';
 import { cutPromptWindow } from '../../src/completion/promptWindow';
 import { ModelSession } from '../../src/engine/modelSession';
-import type { PromptBlock } from '../../src/engine/prefixCache';
 import { commonPrefixLength } from '../../src/engine/prefixCache';
 import type { GenerateParams } from '../../src/engine/protocol';
 import { completionBudget, MAX_SUFFIX_CHARS } from '../../src/extension/inlineCompletionConfig';
 import type { TidalSettings } from '../../src/extension/settings';
 import { loadAddon, type NativeAddon, type NativeEngine } from '../../src/native/addon';
+import { logProbability, mean, pathOfBlock, seededRandom, shuffle as shuffleWith } from './common';
 
 const root = process.cwd(); // run from the repository root
 const args = new Map<string, string>();
@@ -49,20 +49,8 @@ const jsonOut = args.get('json');
 const bootstrapRounds = 2000;
 
 // mulberry32: the same cursors on every run.
-let seed = number('seed', 20261204);
-function random(): number {
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-}
-function shuffle<T>(items: T[]): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [items[i], items[j]] = [items[j], items[i]];
-  }
-  return items;
-}
+const random = seededRandom(number('seed', 20261204));
+const shuffle = <T>(items: T[]): T[] => shuffleWith(items, random);
 
 // ---- the workspace ----
 
@@ -92,7 +80,6 @@ async function copyWorkspace(names: string[]): Promise<string> {
   return dir;
 }
 
-const pathOfBlock = (block: PromptBlock) => block.key.slice(0, block.key.lastIndexOf('#'));
 
 // ---- cursors ----
 
@@ -131,14 +118,6 @@ function cursorsIn(file: string, content: string, count: number): Cursor[] {
 }
 
 // ---- scoring ----
-
-function logProbability(row: Float32Array, token: number): number {
-  let max = -Infinity;
-  for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
-  let sum = 0;
-  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
-  return row[token] - max - Math.log(sum);
-}
 
 function levenshtein(a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
@@ -325,7 +304,6 @@ async function main(): Promise<void> {
 
 // ---- the table ----
 
-const mean = (values: number[]) => (values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0) / values.length);
 
 /** A 95% paired bootstrap interval of mean(metric(other) - metric(reference)) over cursors. */
 function bootstrap(differences: number[]): [number, number] {

@@ -5,55 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { commonPrefixLength, planReuse, PrefixCache, type PrefixEngine, type PromptBlock, type PromptLayout } from '../../../src/engine/prefixCache';
-
-class RecordingEngine implements PrefixEngine {
-  readonly sequences = new Map<number, number[]>();
-  readonly calls: string[] = [];
-  failNextPrefillAfter: number | undefined; // keep this many tokens, then reject
-  private next = 1;
-
-  async createSequence() {
-    this.sequences.set(this.next, []);
-    return this.next++;
-  }
-  async forkSequence(source: number, length?: number) {
-    const tokens = this.sequences.get(source)!.slice(0, length);
-    this.calls.push(`fork ${source} ${tokens.length}`);
-    this.sequences.set(this.next, tokens);
-    return this.next++;
-  }
-  async trimSequence(sequence: number, length: number) {
-    this.calls.push(`trim ${sequence} ${length}`);
-    this.sequences.set(sequence, this.sequences.get(sequence)!.slice(0, length));
-  }
-  async compactSequence(sequence: number, ranges: [number, number][]) {
-    this.calls.push(`compact ${sequence} ${JSON.stringify(ranges)}`);
-    const held = this.sequences.get(sequence)!;
-    this.sequences.set(sequence, ranges.flatMap(([start, count]) => held.slice(start, start + count)));
-  }
-  async releaseSequence(sequence: number) {
-    this.sequences.delete(sequence);
-  }
-  async sequenceTokens(sequence: number) {
-    return Int32Array.from(this.sequences.get(sequence)!);
-  }
-  async prefill(sequence: number, tokens: ArrayLike<number>) {
-    const list = Array.from(tokens);
-    if (this.failNextPrefillAfter !== undefined) {
-      this.sequences.get(sequence)!.push(...list.slice(0, this.failNextPrefillAfter));
-      this.failNextPrefillAfter = undefined;
-      throw Object.assign(new Error('cancelled'), { code: 'ERR_TIDAL_CANCELLED' });
-    }
-    this.calls.push(`prefill ${sequence} ${list.length}`);
-    this.sequences.get(sequence)!.push(...list);
-    return new Float32Array(0);
-  }
-  /** What generate does to a slot: the last prompt token and the generated ones are appended. */
-  generateOn(sequence: number, lastTokens: number[], generated: number[]) {
-    this.sequences.get(sequence)!.push(...lastTokens, ...generated);
-  }
-}
+import { commonPrefixLength, planReuse, PrefixCache, type PromptBlock, type PromptLayout } from '../../../src/engine/prefixCache';
+import { RecordingEngine } from './recordingEngine';
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
 

@@ -4,15 +4,15 @@
 // input (vanishing, binary, oversized files, edits during warm-up) is handled.
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
-import { PrefixCache, commonPrefixLength, type PrefixEngine } from '../../../src/engine/prefixCache';
+import { PrefixCache, commonPrefixLength } from '../../../src/engine/prefixCache';
 import { RepositoryLayout, type RepositoryTokenizer } from '../../../src/engine/repositoryLayout';
 import { RepositoryService } from '../../../src/engine/repositoryService';
 import { PRIORITY_BACKGROUND, PRIORITY_COMPLETION, RequestQueue } from '../../../src/engine/requestQueue';
 import type { CancelToken } from '../../../src/native/addon';
+import { RecordingEngine } from './recordingEngine';
 import { writeWorkspace } from './workspaceFolder';
 
 const SEP = 5000;
@@ -31,49 +31,9 @@ class Token implements CancelToken {
   }
 }
 
-class SlowEngine implements PrefixEngine {
-  readonly sequences = new Map<number, number[]>();
-  readonly log: string[] = [];
-  private next = 1;
-  constructor(private readonly msPerToken = 0.01) {}
-  async createSequence() {
-    this.sequences.set(this.next, []);
-    return this.next++;
-  }
-  async forkSequence(source: number, length?: number) {
-    this.sequences.set(this.next, this.sequences.get(source)!.slice(0, length));
-    return this.next++;
-  }
-  async trimSequence(sequence: number, length: number) {
-    this.sequences.set(sequence, this.sequences.get(sequence)!.slice(0, length));
-  }
-  async compactSequence(sequence: number, ranges: [number, number][]) {
-    const held = this.sequences.get(sequence)!;
-    this.sequences.set(sequence, ranges.flatMap(([start, count]) => held.slice(start, start + count)));
-  }
-  async releaseSequence(sequence: number) {
-    this.sequences.delete(sequence);
-  }
-  async sequenceTokens(sequence: number) {
-    return Int32Array.from(this.sequences.get(sequence)!);
-  }
-  async prefill(sequence: number, tokens: ArrayLike<number>) {
-    this.log.push(`prefill ${tokens.length}`);
-    await new Promise((resolve) => setTimeout(resolve, Math.ceil(tokens.length * this.msPerToken)));
-    this.sequences.get(sequence)!.push(...Array.from(tokens));
-    return new Float32Array(0);
-  }
-  async saveSequence(): Promise<number> {
-    throw new Error('not used');
-  }
-  async loadSequence(): Promise<number> {
-    throw new Error('not used');
-  }
-}
-
 const workspace = writeWorkspace;
 
-function service(engine: SlowEngine, cache: PrefixCache, queue: RequestQueue) {
+function service(engine: RecordingEngine, cache: PrefixCache, queue: RequestQueue) {
   return new RepositoryService({
     prefixCache: cache,
     engine,
@@ -138,7 +98,7 @@ test('a file that vanishes or is binary leaves the layout; a repository bigger t
 
 test('warm-up runs in steps at background priority, yields to a request, and resumes to ready', async () => {
   const root = await workspace(files);
-  const engine = new SlowEngine(0.05);
+  const engine = new RecordingEngine(0.05);
   const cache = new PrefixCache(engine);
   const queue = new RequestQueue(() => new Token());
   const repository = service(engine, cache, queue);
@@ -150,20 +110,20 @@ test('warm-up runs in steps at background priority, yields to a request, and res
   // A request arrives while the warm-up runs: it goes before the next warm step.
   await new Promise((resolve) => setTimeout(resolve, 30));
   const order: string[] = [];
-  const request = queue.enqueue({ id: 'completion', priority: PRIORITY_COMPLETION, run: async () => order.push(`request after ${engine.log.length} prefills`) });
+  const request = queue.enqueue({ id: 'completion', priority: PRIORITY_COMPLETION, run: async () => order.push(`request after ${engine.prefills} prefills`) });
   await request;
   const ready = await repository.whenReady();
   assert.equal(ready.state, 'ready');
   assert.equal(ready.warmTokens, ready.totalTokens);
-  assert.ok(engine.log.length > 2, 'several steps');
+  assert.ok(engine.prefills > 2, 'several steps');
   assert.ok(states.some((state) => state.startsWith('warming')));
-  assert.ok(order.length === 1 && Number(order[0].split(' ')[2]) < engine.log.length, 'the request ran between warm-up steps');
+  assert.ok(order.length === 1 && Number(order[0].split(' ')[2]) < engine.prefills, 'the request ran between warm-up steps');
   await repository.close();
 });
 
 test('a completion during a cold warm-up takes only the repository blocks already computed; chat takes all', async () => {
   const root = await workspace(files);
-  const engine = new SlowEngine(0.05);
+  const engine = new RecordingEngine(0.05);
   const cache = new PrefixCache(engine);
   const queue = new RequestQueue(() => new Token());
   const repository = service(engine, cache, queue);
@@ -179,7 +139,7 @@ test('a completion during a cold warm-up takes only the repository blocks alread
 
 test('an edit that arrives during the warm-up is laid out and warmed too', async () => {
   const root = await workspace(files);
-  const engine = new SlowEngine(0.05);
+  const engine = new RecordingEngine(0.05);
   const cache = new PrefixCache(engine);
   const queue = new RequestQueue(() => new Token());
   const repository = service(engine, cache, queue);
@@ -199,7 +159,7 @@ test('a completion never waits for a cold repository: it takes the blocks alread
   const big: Record<string, string> = {};
   for (let i = 0; i < 6; i++) big[`src/file${i}.ts`] = `export const value${i} = ${i};\n`.repeat(100);
   const root = await workspace(big);
-  const engine = new SlowEngine(0.02);
+  const engine = new RecordingEngine(0.02);
   const cache = new PrefixCache(engine);
   const queue = new RequestQueue(() => new Token());
   const repository = service(engine, cache, queue);

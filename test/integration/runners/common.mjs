@@ -1,6 +1,6 @@
 // What both runners share: the run's folders, the results file the suite writes, clean-up of
 // the processes a run starts, and the summary printed at the end.
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,10 +21,18 @@ export function log(message) {
  * fixture workspace (tests may write settings into it), the results file and the folder for
  * screenshot requests. Old artifacts of this runner are cleared so none is mistaken for new.
  */
+const FIXTURE_MTIME = new Date('2026-01-01T00:00:00Z');
+
 export function prepareRun() {
   const tempRoot = mkdtempSync(path.join(os.tmpdir(), 'tidal-it-'));
   const workspace = path.join(tempRoot, 'workspace');
   cpSync(path.join(integrationDir, 'fixtures', 'workspace'), workspace, { recursive: true });
+  // One modification time for every fixture file: the engine host lays files out by it, and
+  // copies made within the same clock tick (or not) would otherwise order them differently from
+  // run to run, and with them every prompt the tests see.
+  for (const entry of readdirSync(workspace, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile()) utimesSync(path.join(entry.parentPath ?? entry.path, entry.name), FIXTURE_MTIME, FIXTURE_MTIME);
+  }
   const checkpointsDir = path.join(tempRoot, 'checkpoints');
   mkdirSync(checkpointsDir);
   rmSync(logsDir, { recursive: true, force: true });

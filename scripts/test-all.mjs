@@ -1,5 +1,5 @@
 // `npm test`: bundles src/ (the unit tests start the built engine host), then every test
-// layer in order — TypeScript type check, unit tests, native tests (ctest), integration
+// layer in order — TypeScript type check, unit tests, the hostile-input suite, native tests (ctest), integration
 // tests inside a real VS Code. Stops at the first failing layer, prints one summary line
 // per layer and a last line with the test counts over all layers.
 import { spawn } from 'node:child_process';
@@ -8,6 +8,7 @@ const layers = [
   ['build', 'node', ['esbuild.mjs']],
   ['typecheck', 'npx', ['tsc', '-p', '.', '--noEmit']],
   ['unit', 'node', ['scripts/test-unit.mjs']],
+  ['adversarial', 'node', ['scripts/test-unit.mjs', 'test/adversarial']],
   ['native', 'ctest', ['--test-dir', 'native/build', '--output-on-failure', '--verbose']],
   ['integration', 'node', ['test/integration/run.mjs']],
 ];

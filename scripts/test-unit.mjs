@@ -1,5 +1,6 @@
 // Unit tests: bundles each test/unit/**/*.test.ts with esbuild and runs them with Node's
 // test runner. Tests that need the built engine host use dist/ (built by `npm run build`).
+// `node scripts/test-unit.mjs test/adversarial` runs another folder of tests the same way.
 import * as esbuild from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
@@ -13,12 +14,14 @@ function findTests(dir) {
   });
 }
 
-const tests = findTests('test/unit');
-rmSync('out/test/unit', { recursive: true, force: true });
+const root = process.argv[2] ?? 'test/unit';
+const outDir = path.join('out', root);
+const tests = findTests(root);
+rmSync(outDir, { recursive: true, force: true });
 await esbuild.build({
   entryPoints: tests,
-  outdir: 'out/test/unit',
-  outbase: 'test/unit',
+  outdir: outDir,
+  outbase: root,
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -27,7 +30,7 @@ await esbuild.build({
   external: ['vscode'],
   logLevel: 'warning',
 });
-const compiled = tests.map((file) => path.join('out/test/unit', path.relative('test/unit', file)).replace(/\.ts$/, '.js'));
+const compiled = tests.map((file) => path.join(outDir, path.relative(root, file)).replace(/\.ts$/, '.js'));
 // --test-force-exit: a test file whose tests are done exits even if some handle (a child's
 // pipe, a timer) is still open, instead of holding CI until its time limit.
 const result = spawnSync(process.execPath, ['--test', '--test-force-exit', '--test-reporter=spec', ...compiled], { stdio: 'inherit' });

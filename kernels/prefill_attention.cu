@@ -23,12 +23,18 @@
 // in its future has m_s = -inf, l_s = 0, O_s = 0). The combine kernel merges the parts:
 //   m = max_s m_s,  w_s = 2^(m_s - m),  out = sum_s w_s O_s / sum_s w_s l_s.
 // The inner loop is the same for both; only the key range and the epilogue differ.
+//
+// On Hopper, launch_prefill_attention runs kernels/prefill_attention_hopper.cu instead (128
+// queries and 128 keys a tile, the same partial format); the split rule and the combine kernel
+// here serve both, with each kernel's tile sizes.
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 #include "common.cuh"
 #include "cuda/device_info.h"
 #include "cuda/model_kernels.h"
+#include "prefill_attention_hopper.h"
 
 namespace tidal::cuda {
 
@@ -40,7 +46,7 @@ constexpr int kKeyRows = 64;  // per tile
 // The split rule's constants (see prefill_attention_splits).
 constexpr int kMaxSplits = 64;
 constexpr int kSplitMaxTokens = 1024;       // chunks this long fill the GPU unsplit
-constexpr int kMinKeyTilesPerSplit = 16;    // 1024 keys: the combine's reads stay small against a part's work
+constexpr int kMinKeysPerSplit = 1024;      // the combine's reads stay small against a part's work
 constexpr int kCombineWarps = 8;            // rows (token, head) per combine block, one per warp
 
 template <int D>
@@ -330,10 +336,10 @@ __global__ void __launch_bounds__(Warps * 32)
 
 // One warp per (token, head) row: merges the row's non-empty parts (see the top of the file)
 // and writes the bf16 output where the unsplit kernel writes it. Each lane owns D / 32
-// consecutive dimensions.
+// consecutive dimensions. query_rows and key_rows: the tiles of the kernel that wrote the parts.
 template <int D>
 __global__ void __launch_bounds__(kCombineWarps * 32)
-    prefill_combine_kernel(PrefillAttentionLaunch p, SplitPartials partials, int query_rows) {
+    prefill_combine_kernel(PrefillAttentionLaunch p, SplitPartials partials, int query_rows, int key_rows) {
   constexpr int kPerLane = D / kWarpSize;  // 2 or 4
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   const int64_t rows = int64_t(p.tokens) * p.heads;
@@ -341,7 +347,7 @@ __global__ void __launch_bounds__(kCombineWarps * 32)
   if (row >= rows) return;
   const int token = static_cast<int>(row / p.heads);
   const int q_first = token / query_rows * query_rows;
-  const int key_tiles = static_cast<int>(ceil_div(query_tile_key_end(p, q_first, query_rows), kKeyRows));
+  const int key_tiles = static_cast<int>(ceil_div(query_tile_key_end(p, q_first, query_rows), key_rows));
   const int parts = split_parts(key_tiles, partials.splits);
 
   float m = -INFINITY;
@@ -406,6 +412,17 @@ int resident_blocks_for(const PrefillAttentionLaunch& p) {
   return wide ? resident_blocks<128, 8, true>() : resident_blocks<128, 4, false>();
 }
 
+cudaError_t launch_combine(const PrefillAttentionLaunch& p, const SplitPartials& partials, int query_rows,
+                           int key_rows, cudaStream_t stream) {
+  const int64_t rows = int64_t(p.tokens) * p.heads;
+  const unsigned blocks = static_cast<unsigned>(ceil_div(rows, kCombineWarps));
+  if (p.head_dim == 128)
+    prefill_combine_kernel<128><<<blocks, kCombineWarps * 32, 0, stream>>>(p, partials, query_rows, key_rows);
+  else
+    prefill_combine_kernel<64><<<blocks, kCombineWarps * 32, 0, stream>>>(p, partials, query_rows, key_rows);
+  return cudaGetLastError();
+}
+
 template <int D, int Warps, bool LdmatrixK>
 cudaError_t launch_for(const PrefillAttentionLaunch& p, int splits, cudaStream_t stream) {
   constexpr int kBytes = PrefillShape<D>::kSharedBytes;
@@ -428,9 +445,40 @@ cudaError_t launch_for(const PrefillAttentionLaunch& p, int splits, cudaStream_t
       <<<dim3(query_tiles, p.heads, splits), Warps * 32, kBytes, stream>>>(p, partials);
   const cudaError_t launched = cudaGetLastError();
   if (launched != cudaSuccess) return launched;
-  prefill_combine_kernel<D><<<static_cast<unsigned>(ceil_div(rows, kCombineWarps)), kCombineWarps * 32, 0, stream>>>(
-      p, partials, Warps * 16);
-  return cudaGetLastError();
+  return launch_combine(p, partials, Warps * 16, kKeyRows, stream);
+}
+
+// The Hopper kernel, then the combine over its parts.
+cudaError_t launch_hopper(const PrefillAttentionLaunch& p, int splits, cudaStream_t stream) {
+  SplitPartials partials;
+  if (splits > 1) {
+    partials.out = static_cast<float*>(p.split_scratch);
+    partials.stats = reinterpret_cast<float2*>(partials.out + int64_t(splits) * p.tokens * p.heads * p.head_dim);
+    partials.splits = splits;
+  }
+  const cudaError_t launched = launch_prefill_attention_hopper(p, splits, partials.out, partials.stats, stream);
+  if (launched != cudaSuccess || splits == 1) return launched;
+  return launch_combine(p, partials, kHopperQueryRows, kHopperKeyRows, stream);
+}
+
+// $TIDAL_PREFILL_KERNEL: mma or wgmma replaces Auto (A/B runs of whole prefills).
+PrefillKernel kernel_from_environment() {
+  static const PrefillKernel chosen = [] {
+    const char* text = std::getenv("TIDAL_PREFILL_KERNEL");
+    if (text && std::strcmp(text, "mma") == 0) return PrefillKernel::MmaSync;
+    if (text && std::strcmp(text, "wgmma") == 0) return PrefillKernel::Wgmma;
+    return PrefillKernel::Auto;
+  }();
+  return chosen;
+}
+
+// The tiles of the kernel a launch runs, and its blocks resident on one SM.
+struct Geometry {
+  int query_rows, key_rows, resident;
+};
+Geometry geometry_for(const PrefillAttentionLaunch& p) {
+  if (prefill_attention_kernel(p) == PrefillKernel::Wgmma) return {kHopperQueryRows, kHopperKeyRows, 1};
+  return {(p.warps == 8 ? 8 : 4) * 16, kKeyRows, resident_blocks_for(p)};
 }
 
 // $TIDAL_PREFILL_SPLITS: 1 keeps every chunk on the one-pass kernel, N > 1 forces N parts
@@ -445,15 +493,22 @@ int splits_from_environment() {
 
 }  // namespace
 
+PrefillKernel prefill_attention_kernel(const PrefillAttentionLaunch& p) {
+  if (p.kernel != PrefillKernel::Auto) return p.kernel;
+  if (const PrefillKernel forced = kernel_from_environment(); forced != PrefillKernel::Auto) return forced;
+  return hopper_prefill_available() ? PrefillKernel::Wgmma : PrefillKernel::MmaSync;
+}
+
 int prefill_attention_splits(const PrefillAttentionLaunch& p) {
   if (p.splits > 0) return std::min(p.splits, kMaxSplits);
   if (const int forced = splits_from_environment(); forced > 0) return forced;
   if (p.tokens <= 0 || p.tokens >= kSplitMaxTokens) return 1;
-  const int64_t key_tiles = ceil_div(p.start + p.tokens, kKeyRows);  // of the last query tile, the longest
-  const int64_t most = std::min<int64_t>(kMaxSplits, key_tiles / kMinKeyTilesPerSplit);
+  const Geometry geometry = geometry_for(p);
+  const int64_t key_tiles = ceil_div(p.start + p.tokens, geometry.key_rows);  // of the last query tile, the longest
+  const int64_t most = std::min<int64_t>(kMaxSplits, key_tiles / (kMinKeysPerSplit / geometry.key_rows));
   if (most < 2) return 1;
-  const int64_t blocks = ceil_div(p.tokens, (p.warps == 8 ? 8 : 4) * 16) * p.heads;
-  const int64_t slots = int64_t(current_device_info().sm_count) * resident_blocks_for(p);
+  const int64_t blocks = ceil_div(p.tokens, geometry.query_rows) * p.heads;
+  const int64_t slots = int64_t(current_device_info().sm_count) * geometry.resident;
   if (blocks <= 0 || blocks >= 2 * slots) return 1;
   // Parts that make 2 to 4 waves of resident blocks; of those, the one whose last wave is
   // fullest (the fewest parts on a tie).
@@ -484,6 +539,11 @@ cudaError_t launch_prefill_attention(const PrefillAttentionLaunch& launch, cudaS
   if (splits > 1 && !room) {
     if (launch.splits > 1) return cudaErrorInvalidValue;  // forced without room for the partials
     splits = 1;
+  }
+  if (prefill_attention_kernel(launch) == PrefillKernel::Wgmma) {
+    const cudaError_t launched = launch_hopper(launch, splits, stream);
+    // Auto falls back to the mma.sync kernel for a launch the tensor maps cannot take.
+    if (launched != cudaErrorInvalidValue || launch.kernel == PrefillKernel::Wgmma) return launched;
   }
   // 4 warps with 32-bit K loads: the variant measured on the H200 (bench/NOTES.md); 8 warps
   // with ldmatrix K loads: the next candidate, built and tested, not yet measured.

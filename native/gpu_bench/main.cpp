@@ -7,8 +7,9 @@
 // after warm-up, queued behind a busy kernel (so that they time the GPU, not the launch
 // calls), rotating over enough KV buffers that the 50 MB L2 cannot serve a repeat.
 //
-// Then prefill attention of a keystroke chunk (256 queries after 99K cached keys, one layer):
-// the one-pass kernel against the split-KV path the rule picks, with 4- and 8-warp blocks,
+// Then prefill attention of a keystroke chunk (256 queries after 99K cached keys, one layer)
+// and of the last 8192-token chunk of 32K and 100K prompts: the one-pass kernel against the
+// split-KV path the rule picks, mma.sync with 4- and 8-warp blocks and the Hopper wgmma kernel,
 // against the compute floor (causal flops 4 * d * heads * sum of visible keys at 790 TFLOP/s,
 // the dense-bf16 rate measured on the H200).
 //
@@ -375,9 +376,24 @@ class Bench {
     gpu_bench::fill_random_bf16(q.as<uint16_t>(), size_t(tokens) * heads * d, 23, stream_);
     double flops = 0;
     for (int t = 0; t < tokens; ++t) flops += 4.0 * d * heads * double(start + t + 1);
-    for (int warps : {4, 8})
+    struct Variant {
+      cuda::PrefillKernel kernel;
+      int warps;
+      const char* name;
+    };
+    std::vector<Variant> variants = {{cuda::PrefillKernel::MmaSync, 4, "mma 4 warps"},
+                                     {cuda::PrefillKernel::MmaSync, 8, "mma 8 warps"}};
+    {
+      cuda::PrefillAttentionLaunch probe;
+      probe.kernel = cuda::PrefillKernel::Auto;
+      if (cuda::prefill_attention_kernel(probe) == cuda::PrefillKernel::Wgmma)
+        variants.push_back({cuda::PrefillKernel::Wgmma, 4, "wgmma"});
+    }
+    for (const Variant& v : variants)
       for (int splits : {1, 0}) {
+        if (splits == 0 && tokens >= 1024) continue;  // the rule runs long chunks in one pass
         cuda::PrefillAttentionLaunch p;
+        p.kernel = v.kernel;
         p.q = q.as<uint16_t>();
         p.keys = keys.as<uint16_t>();
         p.values = values.as<uint16_t>();
@@ -389,7 +405,7 @@ class Bench {
         p.start = start;
         p.scale = float(1.0 / std::sqrt(double(d)));
         p.out = out.as<uint16_t>();
-        p.warps = warps;
+        p.warps = v.warps;
         p.splits = cuda::prefill_attention_splits(p);
         if (splits == 1) p.splits = 1;
         DeviceBuffer scratch(cuda::prefill_attention_scratch_bytes(p, p.splits));
@@ -398,7 +414,7 @@ class Bench {
         const double us = median_us(
             [&](int) { check(cuda::launch_prefill_attention(p, stream_), "launching prefill attention"); }, stream_);
         char variant[64];
-        std::snprintf(variant, sizeof variant, "%s, %d warps", p.splits == 1 ? "one pass" : "split", warps);
+        std::snprintf(variant, sizeof variant, "%s, %s", v.name, p.splits == 1 ? "one pass" : "split");
         prefill_rows_.push_back({shape.name, tokens, start, variant, p.splits, us, flops});
       }
   }
@@ -474,6 +490,9 @@ int main(int argc, char** argv) {
     }
     const Shape prefill_shapes[] = {{"Llama-3.1-8B", 32, 8, 128}, {"Qwen2.5-7B", 28, 4, 128}};
     for (const Shape& shape : prefill_shapes) bench.run_prefill(shape, 256, smoke ? 4096 : 99000);
+    // The last 8192-token chunk of a 32K and of a 100K prefill: attention at the full-prefill rate.
+    for (int64_t context : {32768, 100000})
+      bench.run_prefill(prefill_shapes[0], 8192, smoke ? 4096 : context - 8192);
     bench.print_prefill_table();
   } catch (const std::exception& error) {
     std::fprintf(stderr, "benchmark failed: %s\n", error.what());

@@ -16,6 +16,7 @@
 
 #include "cpu/cpu_backend.h"
 #include "cuda/cuda_backend.h"
+#include "prefill_variants.h"
 #include "cuda/model_kernels.h"
 #include "engine/attention_plan.h"
 #include "engine/model_weights.h"
@@ -64,10 +65,11 @@ void test_prefill_attention(Report& report) {
           v[(h * capacity + p) * c.head_dim + i] = 0x7fc0;
         }
     DeviceArray<uint16_t> dq(q), dk(k), dv(v), dout(q.size());
-    for (int warps : {8, 4}) {
+    for (const PrefillVariant& variant : prefill_variants()) {
     dout.poison();
     cuda::PrefillAttentionLaunch p;
-    p.warps = warps;
+    p.warps = variant.warps;
+    p.kernel = variant.kernel;
     p.q = dq.data();
     p.keys = dk.data();
     p.values = dv.data();
@@ -108,8 +110,8 @@ void test_prefill_attention(Report& report) {
       }
     const double error = relative_l2(ref, got);
     char name[160];
-    std::snprintf(name, sizeof name, "prefill attention tokens=%d start=%lld heads=%d/%d d=%d warps=%d", c.tokens,
-                  static_cast<long long>(c.start), c.heads, c.kv_heads, c.head_dim, warps);
+    std::snprintf(name, sizeof name, "prefill attention tokens=%d start=%lld heads=%d/%d d=%d %s", c.tokens,
+                  static_cast<long long>(c.start), c.heads, c.kv_heads, c.head_dim, variant.name);
     report.check(error < 1e-2, name, format("rel L2 %.2e", error));
     }
   }

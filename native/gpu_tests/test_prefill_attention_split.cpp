@@ -1,7 +1,8 @@
 // Split-KV prefill attention (kernels/prefill_attention.cu) against a float64 reference and
 // against the one-pass kernel: short chunks (1 to 300 queries) at cache lengths around the
 // 64-key tile and up to ~99K, head dims 64 and 128, GQA groups 1, 4 and 7, 4- and 8-warp
-// blocks, the key range forced into 1, 2, 3 and 13 parts and left to the rule. Keys with
+// blocks and the Hopper kernel, the key range forced into 1, 2, 3 and 13 parts and left to the
+// rule. Keys with
 // large scores ("spikes") sit on both sides of every part boundary, at the chunk's first and
 // last positions and inside it, so a part that drops, repeats or unmasks a key shows. Keys and
 // values past the valid positions are NaN; outputs and scratch are poisoned (NaN) before every
@@ -17,13 +18,13 @@
 #include <vector>
 
 #include "cuda/model_kernels.h"
+#include "prefill_variants.h"
 #include "test_support.h"
 
 namespace tidal::gpu_test {
 
 namespace {
 
-constexpr int kKeyTile = 64;  // keys per tile of the kernel; parts are whole tiles
 constexpr int kForcedSplits[] = {1, 2, 3, 13};
 // Relative L2 of the whole output (what the prefill tests accept: bf16 P and output roundings
 // give 2e-3 to 4e-3), and of the worst (token, head) row, so that one wrong row cannot hide in
@@ -48,11 +49,11 @@ struct CaseData {
 
 // Part boundaries (in keys) of a query tile whose keys end at `key_end`, by the kernel's rule:
 // parts of ceil(tiles / splits) tiles from key 0.
-std::vector<int64_t> part_boundaries(int64_t key_end, int splits) {
-  const int64_t tiles = (key_end + kKeyTile - 1) / kKeyTile;
+std::vector<int64_t> part_boundaries(int64_t key_end, int splits, int key_tile) {
+  const int64_t tiles = (key_end + key_tile - 1) / key_tile;
   const int64_t per = (tiles + splits - 1) / splits;
   std::vector<int64_t> out;
-  for (int64_t b = per; b < tiles; b += per) out.push_back(b * kKeyTile);
+  for (int64_t b = per; b < tiles; b += per) out.push_back(b * key_tile);
   return out;
 }
 
@@ -75,14 +76,15 @@ CaseData make_case(const Case& c, Rng& rng) {
   // Spikes: key = 8 x the query of the first head of the group of the first token that sees
   // the position (score ~30 there: that row's output is about V at the spike; other rows give
   // it a large but not dominant weight). Positions: 0, the chunk's first, middle and last, and
-  // both sides of every boundary of 2, 3 and 13 parts of the longest query tile (64 rows; for
-  // 128-row tiles the last tile's keys end at the same place).
+  // both sides of every boundary of 2, 3 and 13 parts of the longest query tile, for the
+  // 64-key tiles of the mma.sync kernel and the 128-key tiles of the Hopper kernel.
   std::vector<int64_t> spikes = {0, c.start, c.start + c.tokens / 2, total - 1};
-  for (int splits : {2, 3, 13})
-    for (int64_t b : part_boundaries(total, splits)) {
-      spikes.push_back(b - 1);
-      spikes.push_back(b);
-    }
+  for (int key_tile : {64, 128})
+    for (int splits : {2, 3, 13})
+      for (int64_t b : part_boundaries(total, splits, key_tile)) {
+        spikes.push_back(b - 1);
+        spikes.push_back(b);
+      }
   std::sort(spikes.begin(), spikes.end());
   spikes.erase(std::unique(spikes.begin(), spikes.end()), spikes.end());
   for (int64_t p : spikes) {
@@ -160,7 +162,8 @@ struct DeviceCase {
   explicit DeviceCase(const CaseData& data) : q(data.q), k(data.k), v(data.v), out(data.q.size()) {}
 };
 
-cuda::PrefillAttentionLaunch launch_for(const CaseData& data, const DeviceCase& device, int warps, int splits) {
+cuda::PrefillAttentionLaunch launch_for(const CaseData& data, const DeviceCase& device, const PrefillVariant& variant,
+                                        int splits) {
   const Case& c = data.c;
   cuda::PrefillAttentionLaunch p;
   p.q = device.q.data();
@@ -174,7 +177,8 @@ cuda::PrefillAttentionLaunch launch_for(const CaseData& data, const DeviceCase& 
   p.start = c.start;
   p.scale = float(1.0 / std::sqrt(double(c.head_dim)));
   p.out = device.out.data();
-  p.warps = warps;
+  p.warps = variant.warps;
+  p.kernel = variant.kernel;
   p.splits = splits;
   return p;
 }
@@ -201,27 +205,27 @@ std::vector<double> run(const cuda::PrefillAttentionLaunch& base, DeviceCase& de
   return widen(device.out.download());
 }
 
-std::string case_name(const Case& c, int warps) {
+std::string case_name(const Case& c, const PrefillVariant& variant) {
   char name[200];
-  std::snprintf(name, sizeof name, "prefill split tokens=%d start=%lld heads=%d/%d d=%d warps=%d%s%s", c.tokens,
-                static_cast<long long>(c.start), c.heads, c.kv_heads, c.head_dim, warps, c.note[0] ? " " : "",
+  std::snprintf(name, sizeof name, "prefill split tokens=%d start=%lld heads=%d/%d d=%d %s%s%s", c.tokens,
+                static_cast<long long>(c.start), c.heads, c.kv_heads, c.head_dim, variant.name, c.note[0] ? " " : "",
                 c.note);
   return name;
 }
 
-// Every part count (forced 1, 2, 3, 13 and the rule's) with 4- and 8-warp blocks: one check
-// per block size, its detail "S=parts error/worst row/against one pass" per run.
+// Every part count (forced 1, 2, 3, 13 and the rule's) on every kernel variant: one check per
+// variant, its detail "S=parts error/worst row/against one pass" per run.
 void check_case(Report& report, const Case& c, Rng& rng) {
   const CaseData data = make_case(c, rng);
   const std::vector<double> ref = reference(data);
   DeviceCase device(data);
-  for (int warps : {4, 8}) {
+  for (const PrefillVariant& variant : prefill_variants()) {
     std::vector<double> one_pass;
     bool ok = true;
     std::string detail;
     for (int forced : {1, 2, 3, 13, 0}) {
       int used = 0;
-      const std::vector<double> got = run(launch_for(data, device, warps, forced), device, &used);
+      const std::vector<double> got = run(launch_for(data, device, variant, forced), device, &used);
       if (forced == 1) one_pass = got;
       const double error = relative_l2(ref, got);
       const double row = worst_row_error(ref, got, c.head_dim);
@@ -233,7 +237,7 @@ void check_case(Report& report, const Case& c, Rng& rng) {
                     forced == 0 ? "(rule)" : "", error, row, against_one_pass, pass ? "" : " FAIL");
       detail += part;
     }
-    report.check(ok, case_name(c, warps), detail);
+    report.check(ok, case_name(c, variant), detail);
   }
 }
 
@@ -285,6 +289,12 @@ void test_split_rule(Report& report) {
   p.kv_heads = 8;
   p.head_dim = 128;
   p.warps = 4;
+  p.kernel = cuda::PrefillKernel::MmaSync;
+  int major = 0, minor = 0;
+  check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), "compute capability");
+  check_cuda(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0), "compute capability");
+  if (major == 9 && minor == 0)
+    report.check(cuda::hopper_prefill_available(), "prefill: the Hopper kernel runs on this compute capability 9.0 device");
   if (std::getenv("TIDAL_PREFILL_SPLITS")) {
     report.check(true, "prefill split rule (skipped: $TIDAL_PREFILL_SPLITS is set)");
   } else {
@@ -308,6 +318,17 @@ void test_split_rule(Report& report) {
     report.check(cuda::prefill_attention_splits(p) == 1, "prefill split rule: a short cache runs in one pass");
     p.start = 1000;
     report.check(cuda::prefill_attention_splits(p) == 1, "prefill split rule: 1230 keys run in one pass");
+    if (cuda::hopper_prefill_available()) {
+      cuda::PrefillAttentionLaunch h = p;
+      h.kernel = cuda::PrefillKernel::Wgmma;
+      h.tokens = 230;
+      h.start = 99000;
+      const int hopper = cuda::prefill_attention_splits(h);
+      report.check(hopper >= 2, "prefill split rule: 230 queries at 99K split on the Hopper kernel",
+                   "S=" + std::to_string(hopper) + ", " + std::to_string(2 * 32 * hopper) + " blocks");
+      h.tokens = 1024;
+      report.check(cuda::prefill_attention_splits(h) == 1, "prefill split rule: the Hopper kernel runs 1024 queries in one pass");
+    }
   }
   p.tokens = 230;
   p.start = 99000;
@@ -325,8 +346,9 @@ void test_split_rule(Report& report) {
   const CaseData data = make_case({7, 20000, 8, 2, 128, ""}, rng);
   DeviceCase device(data);
   int used = 0;
-  const std::vector<double> one_pass = run(launch_for(data, device, 4, 1), device, &used);
-  cuda::PrefillAttentionLaunch bare = launch_for(data, device, 4, 0);
+  const PrefillVariant mma = prefill_variants()[1];
+  const std::vector<double> one_pass = run(launch_for(data, device, mma, 1), device, &used);
+  cuda::PrefillAttentionLaunch bare = launch_for(data, device, mma, 0);
   const int rule = cuda::prefill_attention_splits(bare);
   device.out.poison();
   check_cuda(cuda::launch_prefill_attention(bare, nullptr), "prefill attention without scratch");

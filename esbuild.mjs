@@ -8,6 +8,20 @@ import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 const production = process.argv.includes('--production');
 const watch = process.argv.includes('--watch');
 
+// Chat templates render in a worker thread, which runs code given as text (src/engine/chatTemplate.ts):
+// the bundles carry @huggingface/jinja as text too, as the global `tidalJinja`.
+const jinja = await esbuild.build({
+  stdin: { contents: "export * from '@huggingface/jinja';", resolveDir: process.cwd() },
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'iife',
+  globalName: 'tidalJinja',
+  minify: true,
+  write: false,
+  logLevel: 'warning',
+});
+
 const common = {
   bundle: true,
   platform: 'node',
@@ -16,6 +30,7 @@ const common = {
   sourcemap: !production,
   minify: production,
   external: ['vscode'],
+  define: { TIDAL_JINJA_BUNDLE: JSON.stringify(jinja.outputFiles[0].text) },
   logLevel: 'info',
 };
 

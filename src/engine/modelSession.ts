@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import type { CancelToken, NativeAddon, NativeEngine } from '../native/addon';
-import { findChatTemplate, renderChat, withoutLeadingBos } from './chatTemplate';
+import { findChatTemplate, renderChat, startChatRenderer, withoutLeadingBos } from './chatTemplate';
 import {
   buildFimPrompt,
   currentFileParts,
@@ -114,6 +114,7 @@ export class ModelSession {
       modelKey,
       log,
     });
+    if (findChatTemplate(tokenizer.config) !== undefined) startChatRenderer();
   }
 
   static async load(addon: NativeAddon, params: LoadModelParams, log?: (message: string) => void): Promise<ModelSession> {

@@ -40,6 +40,16 @@ const ENCODE_CACHE_MIN_CHARS = 512;
 const ENCODE_CACHE_ENTRIES = 4096;
 
 const DEFAULT_MAX_TOKENS = { chat: 1024, completion: 128, raw: 256 } as const;
+// The engine refuses a maxTokens above this (native/addon/convert.cpp).
+const ENGINE_MAX_TOKENS = 1 << 20;
+
+export interface SessionOptions {
+  // How long one request may hold the engine, from leaving the queue to its last token; past
+  // it the request stops with finish reason 'length' and the text it has. Default 300 s.
+  requestTimeLimitMs?: number;
+}
+
+const DEFAULT_REQUEST_TIME_LIMIT_MS = 300_000;
 
 // Prefill chunks of a request are sized from the measured prefill rate so that one chunk takes
 // about CANCEL_SECONDS: a superseded request stops within that, and nothing is cut smaller than
@@ -87,6 +97,7 @@ export class ModelSession {
   private readonly repository: RepositoryService;
   private readonly bosId: number | undefined;
   private prefillTokensPerSecond = 0;
+  private readonly requestTimeLimitMs: number;
   readonly fimFormat: FimFormat | undefined;
 
   private constructor(
@@ -95,8 +106,10 @@ export class ModelSession {
     readonly modelDir: string,
     createCancelToken: () => CancelToken,
     modelKey: string,
-    log?: (message: string) => void,
+    log: ((message: string) => void) | undefined,
+    options: SessionOptions,
   ) {
+    this.requestTimeLimitMs = options.requestTimeLimitMs ?? DEFAULT_REQUEST_TIME_LIMIT_MS;
     this.prefixCache = new PrefixCache(engine);
     this.queue = new RequestQueue(createCancelToken);
     this.fimFormat = detectFimFormat((token) => tokenizer.specialTokens.has(token) || tokenizer.hasToken(token));
@@ -117,7 +130,7 @@ export class ModelSession {
     if (findChatTemplate(tokenizer.config) !== undefined) startChatRenderer();
   }
 
-  static async load(addon: NativeAddon, params: LoadModelParams, log?: (message: string) => void): Promise<ModelSession> {
+  static async load(addon: NativeAddon, params: LoadModelParams, log?: (message: string) => void, options: SessionOptions = {}): Promise<ModelSession> {
     const tokenizer = tokenizerForModel(params.modelDir, params.tokenizerDir);
     const engine = await addon.loadModel(params.modelDir, params.options);
     if (tokenizer.vocabSize > engine.modelInfo.vocabSize) {
@@ -127,7 +140,7 @@ export class ModelSession {
           'they do not belong together. Use the tokenizer files that came with the model.',
       );
     }
-    return new ModelSession(engine, tokenizer, params.modelDir, () => new addon.CancelToken(), modelKeyOf(params, engine.modelInfo), log);
+    return new ModelSession(engine, tokenizer, params.modelDir, () => new addon.CancelToken(), modelKeyOf(params, engine.modelInfo), log, options);
   }
 
   // ---- the repository (workspace/* requests) ----
@@ -311,7 +324,7 @@ export class ModelSession {
         priority: isCompletion ? PRIORITY_COMPLETION : PRIORITY_CHAT,
         group: isCompletion ? `completion:${params.client ?? ''}` : undefined,
         supersede: isCompletion,
-        run: (cancel) => this.run(params, prompt, hostMs, cancel, enqueued, onText),
+        run: (cancel) => this.withinTimeLimit(cancel, () => this.run(params, prompt, hostMs, cancel, enqueued, onText)),
       });
     } catch (error) {
       if (error instanceof RequestCancelledError) return this.emptyResult(params.requestId, prompt.tokens.length, enqueued);
@@ -411,7 +424,7 @@ export class ModelSession {
         prepared.sequence,
         prepared.lastTokens,
         {
-          maxTokens: params.maxTokens ?? DEFAULT_MAX_TOKENS[params.kind],
+          maxTokens: this.maxTokensFor(params, tokens.length),
           stopTokens,
           stopAtEos: true,
           sampling: params.sampling,
@@ -452,6 +465,32 @@ export class ModelSession {
       // Generated on the slot itself: trim it back to the prompt, keeping the prompt's KV.
       await this.prefixCache.finish(prepared.sequence, prompt).catch(() => undefined);
     }
+  }
+
+  // Stops a request that holds the engine past the time limit through its cancel token; what it
+  // stopped then ends with 'length' (the limit is a length in time), not 'cancelled'.
+  private async withinTimeLimit(cancel: CancelToken, run: () => Promise<GenerateResult>): Promise<GenerateResult> {
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      cancel.cancel();
+    }, this.requestTimeLimitMs);
+    try {
+      const result = await run();
+      return timedOut && result.finishReason === 'cancelled' ? { ...result, finishReason: 'length' } : result;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // The tokens a request may generate: what it asked for (or its kind's default), at most the
+  // room its prompt leaves in the context, so it ends with 'length' instead of running into the
+  // end of the context.
+  private maxTokensFor(params: GenerateParams, promptTokens: number): number {
+    const asked = params.maxTokens ?? DEFAULT_MAX_TOKENS[params.kind];
+    const maxContext = this.engine.modelInfo.maxContext;
+    const room = maxContext > 0 ? maxContext - promptTokens : ENGINE_MAX_TOKENS;
+    return Math.max(0, Math.min(asked, room, ENGINE_MAX_TOKENS));
   }
 
   // A prompt that does not fit the KV memory next to another slot gets the memory of the other

@@ -1,10 +1,10 @@
 // A loaded model with everything around it: tokenizer, prompt building, prefix KV reuse,
 // and the request queue. Text in, text out; tokens are streamed as text chunks.
-import { createHash } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import type { CancelToken, NativeAddon, NativeEngine } from '../native/addon';
+import type { CancelToken, NativeAddon, NativeEngine, SamplingOptions } from '../native/addon';
 import { findChatTemplate, renderChat, startChatRenderer, withoutLeadingBos } from './chatTemplate';
 import {
   buildFimPrompt,
@@ -50,6 +50,8 @@ export interface SessionOptions {
 }
 
 const DEFAULT_REQUEST_TIME_LIMIT_MS = 300_000;
+// Seeds drawn for sampling requests that gave none: any the engine takes (it takes up to 2^53).
+const DRAWN_SEED_LIMIT = 2 ** 48 - 1;
 
 // Prefill chunks of a request are sized from the measured prefill rate so that one chunk takes
 // about CANCEL_SECONDS: a superseded request stops within that, and nothing is cut smaller than
@@ -57,6 +59,15 @@ const DEFAULT_REQUEST_TIME_LIMIT_MS = 300_000;
 const CANCEL_SECONDS = 0.05;
 const MIN_CHUNK = 256;
 const MAX_CHUNK = 8192;
+
+/**
+ * Sampling with a temperature and no seed gets a fresh random seed, so that asking again gives
+ * another answer; a given seed is kept, so that it reproduces one. Greedy decoding needs none.
+ */
+function withSeed(sampling: SamplingOptions | undefined): SamplingOptions | undefined {
+  if (sampling === undefined || !((sampling.temperature ?? 0) > 0) || sampling.seed !== undefined) return sampling;
+  return { ...sampling, seed: randomInt(DRAWN_SEED_LIMIT) };
+}
 
 function concatTokens(head: Int32Array, tail: readonly number[]): Int32Array {
   const tokens = new Int32Array(head.length + tail.length);
@@ -419,6 +430,7 @@ export class ModelSession {
         // A listener that fails must not stop the generation.
       }
     };
+    const sampling = withSeed(params.sampling);
     try {
       const result = await this.engine.generate(
         prepared.sequence,
@@ -427,7 +439,7 @@ export class ModelSession {
           maxTokens: this.maxTokensFor(params, tokens.length),
           stopTokens,
           stopAtEos: true,
-          sampling: params.sampling,
+          sampling,
           attention: params.attention,
         },
         (token) => {
@@ -460,6 +472,7 @@ export class ModelSession {
           totalMs: finished - enqueued,
         },
         attention: selection ? { mode: selection.mode, contextLength: selection.contextLength, attendedFraction: selection.attendedFraction } : undefined,
+        ...(sampling?.seed !== undefined ? { seed: sampling.seed } : {}),
       };
     } finally {
       // Generated on the slot itself: trim it back to the prompt, keeping the prompt's KV.

@@ -119,6 +119,9 @@ export interface GenerateResult {
   repositoryTokens?: number;
   timings: GenerateTimings;
   attention?: AttentionRun; // the attention the engine ran for this request's decode steps
+  // The sampling seed, when sampling with a temperature: the request's own, or one drawn for it
+  // (send it back in sampling.seed to get the same text again).
+  seed?: number;
 }
 
 export interface AttentionRun {

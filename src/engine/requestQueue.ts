@@ -1,12 +1,21 @@
 // One engine request at a time, highest priority first (inline completions before chat),
-// first come first served within a priority. Queued and running requests can be cancelled;
-// a request may supersede the earlier ones of its group (a newer completion replaces the
-// older, now stale one).
+// first come first served within a priority. A request that has waited rises one priority per
+// agingMs it waits, up to the top, so a stream of completions cannot starve a chat request: once
+// it has waited 2 s it runs next. Queued and running requests can be cancelled; a request may
+// supersede the earlier ones of its group (a newer completion replaces the older, now stale one).
 import type { CancelToken } from '../native/addon';
 
 export const PRIORITY_COMPLETION = 2;
 export const PRIORITY_CHAT = 1;
 export const PRIORITY_BACKGROUND = 0;
+const PRIORITY_TOP = PRIORITY_COMPLETION;
+
+export interface QueueOptions {
+  now?: () => number;  // milliseconds; performance.now by default (tests move their own clock)
+  // A waiting request rises one priority per agingMs waited, up to PRIORITY_TOP. Background jobs
+  // do not rise: nobody waits for them, and they run whenever no request waits.
+  agingMs?: number;
+}
 
 export class RequestCancelledError extends Error {
   readonly code = 'ERR_TIDAL_CANCELLED';
@@ -29,6 +38,7 @@ export interface QueuedJob<T> {
 interface Entry {
   job: QueuedJob<unknown>;
   sequence: number;
+  enqueuedAt: number;
   cancel: CancelToken;
   resolve(value: unknown): void;
   reject(error: unknown): void;
@@ -48,8 +58,16 @@ export class RequestQueue {
   private completed = 0;
   private cancelledCount = 0;
   private idleWaiters: (() => void)[] = [];
+  private readonly now: () => number;
+  private readonly agingMs: number;
 
-  constructor(private readonly createCancelToken: () => CancelToken) {}
+  constructor(
+    private readonly createCancelToken: () => CancelToken,
+    options: QueueOptions = {},
+  ) {
+    this.now = options.now ?? (() => performance.now());
+    this.agingMs = options.agingMs ?? 2_000;
+  }
 
   enqueue<T>(job: QueuedJob<T>): Promise<T> {
     if (job.supersede && job.group !== undefined) this.cancelGroup(job.group, 'superseded');
@@ -62,6 +80,7 @@ export class RequestQueue {
       this.waiting.push({
         job: job as QueuedJob<unknown>,
         sequence: this.nextSequence++,
+        enqueuedAt: this.now(),
         cancel: this.createCancelToken(),
         resolve: resolve as (value: unknown) => void,
         reject,
@@ -113,17 +132,23 @@ export class RequestQueue {
     return count;
   }
 
+  private effectivePriority(entry: Entry, now: number): number {
+    const priority = entry.job.priority;
+    if (priority <= PRIORITY_BACKGROUND || priority >= PRIORITY_TOP) return priority;
+    return Math.min(PRIORITY_TOP, priority + Math.floor((now - entry.enqueuedAt) / this.agingMs));
+  }
+
   private pump(): void {
     if (this.running !== undefined) return;
     if (this.waiting.length === 0) {
       for (const resolve of this.idleWaiters.splice(0)) resolve();
       return;
     }
+    const now = this.now();
+    const priorities = this.waiting.map((entry) => this.effectivePriority(entry, now));
     let best = 0;
     for (let i = 1; i < this.waiting.length; i++) {
-      const candidate = this.waiting[i];
-      const current = this.waiting[best];
-      if (candidate.job.priority > current.job.priority || (candidate.job.priority === current.job.priority && candidate.sequence < current.sequence)) {
+      if (priorities[i] > priorities[best] || (priorities[i] === priorities[best] && this.waiting[i].sequence < this.waiting[best].sequence)) {
         best = i;
       }
     }

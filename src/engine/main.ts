@@ -1,5 +1,6 @@
 // Engine host process: started by the extension with VS Code's own Node, it loads the
 // native engine and serves JSON-RPC on stdin/stdout. A crash here never takes the editor down.
+// Every request's params are checked on arrival (protocolCheck.ts).
 import * as path from 'node:path';
 import { createMessageConnection, ErrorCodes, ResponseError, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 
@@ -24,6 +25,15 @@ import {
   workspaceStatusRequest,
   type RepositoryStatus,
 } from './protocol';
+import {
+  checkCancelParams,
+  checkEchoParams,
+  checkGenerateParams,
+  checkLoadModelParams,
+  checkWorkspaceOpenParams,
+  InvalidParamsError,
+  wellFormedEvents,
+} from './protocolCheck';
 
 const connection = createMessageConnection(new StreamMessageReader(process.stdin), new StreamMessageWriter(process.stdout));
 
@@ -43,7 +53,17 @@ connection.onRequest(engineInfoRequest, () => {
   };
 });
 
-connection.onRequest(echoRequest, ({ text }) => ({ text }));
+// A request's params, checked: a bad field is answered with InvalidParams naming it.
+function checkedParams<T>(method: string, check: (value: unknown) => T, params: unknown): T {
+  try {
+    return check(params);
+  } catch (error) {
+    if (!(error instanceof InvalidParamsError)) throw error;
+    throw new ResponseError(ErrorCodes.InvalidParams, `${method}: ${error.message}`, { code: error.code });
+  }
+}
+
+connection.onRequest(echoRequest, (params) => ({ text: checkedParams(echoRequest.method, checkEchoParams, params).text }));
 
 // The model layer: one loaded model at a time; loading another unloads the previous one.
 let session: ModelSession | undefined;
@@ -54,6 +74,7 @@ async function answering<T>(work: () => Promise<T> | T): Promise<T> {
   try {
     return await work();
   } catch (error) {
+    if (error instanceof ResponseError) throw error;
     const code = (error as { code?: unknown }).code;
     throw new ResponseError(ErrorCodes.InternalError, (error as Error).message ?? String(error), {
       code: typeof code === 'string' ? code : 'ERR_TIDAL_ENGINE',
@@ -68,7 +89,8 @@ function loadedSession(): ModelSession {
   return session;
 }
 
-connection.onRequest(loadModelRequest, (params) => answering(async () => {
+connection.onRequest(loadModelRequest, (raw) => answering(async () => {
+  const params = checkedParams(loadModelRequest.method, checkLoadModelParams, raw);
   const previous = session;
   session = undefined;
   await previous?.unload();
@@ -88,32 +110,25 @@ connection.onRequest(unloadModelRequest, async () => {
   await previous?.unload();
 });
 
-connection.onRequest(generateRequest, (params) =>
-  answering(() =>
-    loadedSession().generate(params, (text) => connection.sendNotification(tokenNotification, { requestId: params.requestId, text })),
-  ),
+connection.onRequest(generateRequest, (raw) =>
+  answering(() => {
+    const params = checkedParams(generateRequest.method, checkGenerateParams, raw);
+    return loadedSession().generate(params, (text) => connection.sendNotification(tokenNotification, { requestId: params.requestId, text }));
+  }),
 );
 
 // The workspace: the host reads the files itself; the extension sends events only. A model
 // load starts with no workspace: the extension opens it again once the model is ready.
 const closedRepository: RepositoryStatus = { state: 'closed', files: 0, droppedFiles: 0, skippedFiles: 0, totalTokens: 0, warmTokens: 0 };
 
-connection.onRequest(workspaceOpenRequest, (params) =>
-  answering(() => {
-    if (typeof params?.root !== 'string' || !path.isAbsolute(params.root)) {
-      throw Object.assign(new Error('workspace/open needs an absolute folder path in `root`.'), { code: 'ERR_TIDAL_REQUEST' });
-    }
-    if (!Array.isArray(params.include) || !Array.isArray(params.exclude) || !Number.isFinite(params.maxTokens) || params.maxTokens < 0) {
-      throw Object.assign(new Error('workspace/open needs `include` and `exclude` glob lists and a non-negative `maxTokens`.'), { code: 'ERR_TIDAL_REQUEST' });
-    }
-    return loadedSession().openWorkspace(params);
-  }),
+connection.onRequest(workspaceOpenRequest, (raw) =>
+  answering(() => loadedSession().openWorkspace(checkedParams(workspaceOpenRequest.method, checkWorkspaceOpenParams, raw))),
 );
 
+// Notifications cannot be answered: malformed events are dropped, and the log says so.
 connection.onNotification(workspaceEventsNotification, (params) => {
-  const events = Array.isArray(params?.events)
-    ? params.events.filter((event) => typeof event?.path === 'string' && ['created', 'changed', 'deleted'].includes(event.kind) && (event.text === undefined || typeof event.text === 'string'))
-    : [];
+  const { events, dropped } = wellFormedEvents(params);
+  if (dropped > 0) connection.sendNotification(logNotification, { level: 'warn', message: `workspace/events: dropped ${dropped} malformed event(s)` });
   if (events.length > 0) void session?.workspaceEvents(events).catch((error) => connection.sendNotification(logNotification, { level: 'warn', message: `workspace events failed: ${(error as Error).message}` }));
 });
 
@@ -123,12 +138,19 @@ connection.onRequest(workspaceCloseRequest, async () => {
 
 connection.onRequest(workspaceStatusRequest, () => session?.repositoryStatus() ?? closedRepository);
 
-connection.onNotification(prefetchNotification, (params) => {
-  if (params?.kind !== 'completion' || typeof params.requestId !== 'string') return;
+connection.onNotification(prefetchNotification, (raw) => {
+  let params;
+  try {
+    params = checkGenerateParams(raw);
+  } catch (error) {
+    connection.sendNotification(logNotification, { level: 'warn', message: `engine/prefetch: dropped, ${(error as Error).message}` });
+    return;
+  }
+  if (params.kind !== 'completion') return;
   session?.prefetch(params).catch(() => undefined);
 });
 
-connection.onRequest(cancelRequest, ({ requestId }) => ({ cancelled: session?.cancel(requestId) ?? false }));
+connection.onRequest(cancelRequest, (params) => ({ cancelled: session?.cancel(checkedParams(cancelRequest.method, checkCancelParams, params).requestId) ?? false }));
 
 connection.onRequest(statsRequest, () =>
   session?.stats() ?? {

@@ -1,10 +1,13 @@
 // Engine host process: started by the extension with VS Code's own Node, it loads the
 // native engine and serves JSON-RPC on stdin/stdout. A crash here never takes the editor down.
-// Every request's params are checked on arrival (protocolCheck.ts).
+// Every request's params are checked on arrival (protocolCheck.ts); input whose framing is
+// broken ends the process with a non-zero code, since no later message can be found in it, and
+// the extension starts a new one.
 import * as path from 'node:path';
-import { createMessageConnection, ErrorCodes, ResponseError, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { createMessageConnection, ErrorCodes, ResponseError, StreamMessageWriter } from 'vscode-jsonrpc/node';
 
 import { loadAddon } from '../native/addon';
+import { StrictMessageReader } from './messageReader';
 import { ModelSession } from './modelSession';
 import {
   cancelRequest,
@@ -35,7 +38,15 @@ import {
   wellFormedEvents,
 } from './protocolCheck';
 
-const connection = createMessageConnection(new StreamMessageReader(process.stdin), new StreamMessageWriter(process.stdout));
+const reader = new StrictMessageReader(process.stdin);
+const writer = new StreamMessageWriter(process.stdout);
+const connection = createMessageConnection(reader, writer);
+
+reader.onError((error) => {
+  process.stderr.write(`engine host ${process.pid}: stopping, its input is not JSON-RPC any more: ${error.message}\n`);
+  process.exit(2);
+});
+writer.onError(([error]) => process.stderr.write(`engine host ${process.pid}: could not write a message: ${error.message}\n`));
 
 // stdout carries the protocol: route stray console output to stderr, which the extension logs.
 console.log = (...args: unknown[]) => console.error(...args);

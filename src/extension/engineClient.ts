@@ -1,12 +1,14 @@
 // Owns the engine host child process: starts it with VS Code's own Node runtime
 // (process.execPath + ELECTRON_RUN_AS_NODE), speaks JSON-RPC to it, restarts it when it
-// crashes, and reports its state to whoever listens (status bar, chat view).
+// crashes or stops answering (a watchdog pings it), and reports its state to whoever listens
+// (status bar, chat view).
 import { ChildProcess } from 'node:child_process';
 import * as vscode from 'vscode';
 import { MessageConnection } from 'vscode-jsonrpc/node';
 
 import { startEngineHost } from '../engine/hostProcess';
 import {
+  echoRequest,
   EngineInfo,
   engineInfoRequest,
   logNotification,
@@ -16,7 +18,7 @@ import {
   type RepositoryStatus,
   type TokenChunk,
 } from '../engine/protocol';
-import { RestartPolicy } from './restartPolicy';
+import { ResponseWatchdog, RestartPolicy, type WatchdogOptions } from './restartPolicy';
 
 export type EngineState = 'stopped' | 'starting' | 'ready' | 'error';
 
@@ -35,6 +37,9 @@ export class EngineClient implements vscode.Disposable {
   private readonly tokens = new vscode.EventEmitter<TokenChunk>();
   private readonly repositoryStatuses = new vscode.EventEmitter<RepositoryStatus>();
   private restartTimer?: NodeJS.Timeout;
+  private watchdog?: ResponseWatchdog;
+  // Why the current process was killed by us while it still ran (it stopped answering).
+  private killedBecause?: string;
   private disposed = false;
   readonly onDidChangeStatus = this.changed.event;
   /** engine/token notifications: the streamed text of running requests. */
@@ -45,6 +50,7 @@ export class EngineClient implements vscode.Disposable {
   constructor(
     private readonly hostScript: string,
     private readonly log: vscode.LogOutputChannel,
+    private readonly watchdogOptions: Pick<WatchdogOptions, 'intervalMs' | 'timeoutMs' | 'timers'> = {},
   ) {}
 
   get currentStatus(): EngineStatus {
@@ -58,6 +64,7 @@ export class EngineClient implements vscode.Disposable {
   async start(): Promise<void> {
     if (this.disposed) return;
     this.setStatus({ state: 'starting' });
+    this.killedBecause = undefined;
     const { child, connection } = startEngineHost(this.hostScript);
     this.child = child;
     this.connection = connection;
@@ -79,12 +86,30 @@ export class EngineClient implements vscode.Disposable {
           `, CUDA: ${info.cuda.usable ? info.cuda.deviceName : info.cuda.message})`,
       );
       this.setStatus({ state: 'ready', info });
+      this.watch(child, connection);
     } catch (error) {
       if (this.child !== child) return;
       this.log.error(`engine failed to start: ${(error as Error).message}`);
       this.setStatus({ state: 'error', message: (error as Error).message });
       child.kill();
     }
+  }
+
+  // A host that stays alive but leaves a ping unanswered is killed, and its exit goes through
+  // onExit like a crash: the restart policy decides what comes next.
+  private watch(child: ChildProcess, connection: MessageConnection): void {
+    this.watchdog?.stop();
+    this.watchdog = new ResponseWatchdog({
+      ...this.watchdogOptions,
+      ping: () => connection.sendRequest(echoRequest, { text: 'ping' }),
+      onUnresponsive: (waitedMs) => {
+        if (this.child !== child) return;
+        this.killedBecause = `it did not answer for ${Math.round(waitedMs / 1000)} s`;
+        this.log.error(`engine process ${child.pid} stopped answering (no reply to a ping within ${Math.round(waitedMs / 1000)} s); stopping it`);
+        child.kill('SIGKILL');
+      },
+    });
+    this.watchdog.start();
   }
 
   async restart(): Promise<void> {
@@ -95,6 +120,7 @@ export class EngineClient implements vscode.Disposable {
 
   async stop(): Promise<void> {
     clearTimeout(this.restartTimer);
+    this.watchdog?.stop();
     const child = this.child;
     const connection = this.connection;
     this.child = undefined;
@@ -115,10 +141,12 @@ export class EngineClient implements vscode.Disposable {
 
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (this.child !== child) return;  // an exit we asked for
+    this.watchdog?.stop();
     this.connection?.dispose();
     this.child = undefined;
     this.connection = undefined;
-    const why = signal ? `signal ${signal}` : `exit code ${code}`;
+    const why = this.killedBecause ?? (signal ? `signal ${signal}` : `exit code ${code}`);
+    this.killedBecause = undefined;
     const decision = this.policy.onCrash(Date.now());
     this.log.error(`engine process stopped unexpectedly (${why}); ${decision.reason}`);
     this.setStatus({ state: 'error', message: `The engine stopped unexpectedly (${why}).` });

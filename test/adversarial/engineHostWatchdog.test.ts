@@ -145,7 +145,7 @@ test('cause 12: EngineClient kills a host that stops answering and the restart p
     error: (line: string) => lines.push(line),
     show: () => undefined,
   };
-  const client = new EngineClient(hostScript, log as never, { intervalMs: 200, timeoutMs: 1_500 });
+  const client = new EngineClient(hostScript, log as never, { intervalMs: 200, timeoutMs: 3_000 });
   const statuses: EngineStatus[] = [];
   client.onDidChangeStatus((status) => statuses.push(status));
   const ready = () =>
@@ -170,7 +170,7 @@ test('cause 12: EngineClient kills a host that stops answering and the restart p
     process.kill(frozenPid, 'SIGSTOP'); // alive, and deaf
     const restarted = await second;
     assert.notEqual(restarted.info!.pid, frozenPid);
-    assert.ok(statuses.some((status) => status.state === 'error' && /did not answer for 2 s/.test(status.message ?? '')), JSON.stringify(statuses));
+    assert.ok(statuses.some((status) => status.state === 'error' && /did not answer for 3 s/.test(status.message ?? '')), JSON.stringify(statuses));
     assert.ok(lines.some((line) => /stopped answering/.test(line)), lines.join('\n'));
     assert.throws(() => process.kill(frozenPid, 0), 'the frozen host was killed');
     assert.deepEqual(shownErrors, []);

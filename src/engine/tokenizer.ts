@@ -17,6 +17,123 @@ export interface TokenizerConfig {
   [key: string]: unknown;
 }
 
+// ---- Counting a long text's tokens without blocking (a server's guard against huge prompts) ----
+//
+// Byte-level BPE (GPT-2, Llama 3, Qwen 2, StarCoder 2) turns the UTF-8 bytes of a text into
+// tokens, every byte being a token of its own, so nothing is dropped: n bytes become at least
+// n / (longest token) tokens. A token lying wholly inside a text is made of that text's bytes,
+// so the longest token made only of those bytes bounds it better (a run of one letter cannot
+// use the long tokens of the vocabulary).
+//
+// Some places are token boundaries whatever surrounds them ("cuts"): after a line break between
+// two non-space characters, and before a space that follows a non-space character and precedes
+// a letter. The GPT-2, Llama 3 and Qwen 2 pre-tokenizer patterns always split there, and neither
+// NFC nor a special token without spaces reaches across. The tokens of a slice between cuts are
+// then exactly its tokens in the whole text, so a long text can be counted a slice at a time.
+interface CountingFacts {
+  nfc: boolean;             // the normalizer is NFC (else there is none)
+  exactCuts: boolean;       // slices between cuts tokenize as they do in the whole text
+  prefixSpace: boolean;     // the pre-tokenizer puts a space in front of the text
+}
+
+interface TokenTable {
+  maxBytes: number;
+  lengths: Int32Array;      // bytes per token, longest first
+  masks: Uint32Array;       // 8 words per token: the set of byte values it is made of
+}
+
+const SPLIT_PATTERNS_WITH_CUTS = new Set([
+  // Qwen 2, Qwen 3
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+  // Llama 3
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+]);
+const SLICE_CHARS = 16 * 1024;
+// NFC may merge up to three combining marks at a text's open edge into the character before it.
+const NFC_EDGE_BYTES = 16;
+
+type JsonStep = { type?: string; pattern?: { Regex?: string }; behavior?: string; invert?: boolean; add_prefix_space?: boolean; pretokenizers?: JsonStep[] };
+type TokenizerJson = {
+  normalizer?: { type?: string } | null;
+  pre_tokenizer?: JsonStep | null;
+  model?: { type?: string };
+  added_tokens?: { content: string; lstrip?: boolean; rstrip?: boolean }[];
+};
+
+// Whether the bounds above hold for this tokenizer: byte-level BPE, no normalizer but NFC, and
+// no step that removes text (whitespace stripped around special tokens, removing splits).
+function countingFactsOf(json: TokenizerJson, config: TokenizerConfig): CountingFacts | undefined {
+  if (json.model?.type !== 'BPE' || config.remove_space === true || config.do_lowercase_and_remove_accent === true) return undefined;
+  const normalizer = json.normalizer?.type;
+  if (normalizer !== undefined && normalizer !== 'NFC') return undefined;
+  const added = json.added_tokens ?? [];
+  if (added.some((token) => token.lstrip === true || token.rstrip === true)) return undefined;
+  const root = json.pre_tokenizer;
+  const steps = root?.type === 'Sequence' ? root.pretokenizers ?? [] : root ? [root] : [];
+  const last = steps.at(-1);
+  if (last?.type !== 'ByteLevel') return undefined;
+  let exactCuts = last.add_prefix_space !== true && !added.some((token) => /\s/.test(token.content));
+  for (const step of steps.slice(0, -1)) {
+    if (step.type === 'Split') {
+      if (step.invert === true || step.behavior?.toLowerCase() === 'removed') return undefined;
+      exactCuts &&= step.behavior === 'Isolated' && SPLIT_PATTERNS_WITH_CUTS.has(step.pattern?.Regex ?? '');
+    } else if (step.type !== 'Digits') {
+      return undefined;
+    }
+  }
+  return { nfc: normalizer === 'NFC', exactCuts, prefixSpace: last.add_prefix_space === true };
+}
+
+// GPT-2's byte-level alphabet: printable Latin-1 bytes stand for themselves, the others for
+// U+0100, U+0101, ... in byte order.
+function byteLevelAlphabet(): Map<string, number> {
+  const bytes = new Map<string, number>();
+  let next = 256;
+  for (let byte = 0; byte < 256; byte++) {
+    const printable = (byte >= 0x21 && byte <= 0x7e) || (byte >= 0xa1 && byte <= 0xac) || byte >= 0xae;
+    bytes.set(String.fromCharCode(printable ? byte : next++), byte);
+  }
+  return bytes;
+}
+
+function isSpaceAt(text: string, at: number): boolean {
+  const code = text.charCodeAt(at);
+  if (code === 32 || (code >= 9 && code <= 13)) return true;
+  return code >= 128 && /\s/.test(text[at]);
+}
+
+function isLetterAt(text: string, at: number): boolean {
+  if (at >= text.length) return false;
+  const code = text.charCodeAt(at) | 32;
+  if (code >= 97 && code <= 122) return true;
+  return text.charCodeAt(at) >= 128 && /^\p{L}/u.test(text.slice(at, at + 2));
+}
+
+// A cut between text[at - 1] and text[at] (see above).
+function isCut(text: string, at: number): boolean {
+  if (at < 2 || at >= text.length) return false;
+  if (text.charCodeAt(at - 1) === 10) return !isSpaceAt(text, at - 2) && !isSpaceAt(text, at);
+  return text.charCodeAt(at) === 32 && !isSpaceAt(text, at - 1) && isLetterAt(text, at + 1);
+}
+
+function firstCut(text: string, from: number, to: number): number | undefined {
+  for (let at = from; at <= to; at++) if (isCut(text, at)) return at;
+  return undefined;
+}
+
+function lastCut(text: string, from: number, to: number): number | undefined {
+  for (let at = to; at >= from; at--) if (isCut(text, at)) return at;
+  return undefined;
+}
+
+function byteMask(bytes: Uint8Array): Uint32Array {
+  const mask = new Uint32Array(8);
+  for (const byte of bytes) mask[byte >> 5] |= 1 << (byte & 31);
+  return mask;
+}
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 export class TokenizerLoadError extends Error {
   readonly code = 'ERR_TIDAL_MODEL';
 }
@@ -32,8 +149,14 @@ export class TextTokenizer {
   readonly bosToken: string | undefined;
   readonly eosToken: string | undefined;
 
-  private constructor(private readonly tokenizer: Tokenizer, readonly config: TokenizerConfig) {
+  private readonly counting: CountingFacts | undefined;
+  private tokenTable: TokenTable | undefined;
+
+  private constructor(private readonly tokenizer: Tokenizer, readonly config: TokenizerConfig, counting: CountingFacts | undefined) {
     this.vocabSize = tokenizer.get_vocab(true).size;
+    // The bounds need every byte to be a token (else BPE may drop text it cannot spell).
+    const everyByte = [...byteLevelAlphabet().keys()].every((char) => tokenizer.token_to_id(char) !== undefined);
+    this.counting = everyByte ? counting : undefined;
     const special = new Map<string, number>();
     for (const [id, token] of tokenizer.get_added_tokens_decoder()) {
       if (token.special) special.set(token.content, id);
@@ -64,13 +187,89 @@ export class TextTokenizer {
   }
 
   static fromJson(tokenizerJson: object, config: TokenizerConfig = {}): TextTokenizer {
-    return new TextTokenizer(new Tokenizer(tokenizerJson, config), config);
+    return new TextTokenizer(new Tokenizer(tokenizerJson, config), config, countingFactsOf(tokenizerJson as TokenizerJson, config));
   }
 
   // Special tokens written in the text (e.g. <|im_start|>) become their single ids.
   // addSpecialTokens applies the tokenizer's post-processor (a leading BOS, for instance).
   encode(text: string, options: { addSpecialTokens?: boolean } = {}): number[] {
     return this.tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? false }).ids;
+  }
+
+  /**
+   * A lower bound on the tokens `text` becomes, found without holding the event loop: the text
+   * is encoded a slice at a time (slices end at cuts, see above) with a turn of the event loop
+   * between slices, and a stretch without cuts longer than a slice is bounded by its bytes
+   * instead of encoded. Stops once the count reaches `stopAt`. `standalone`: the text is encoded
+   * on its own; otherwise it sits inside a longer text (a chat message inside its template) and
+   * only the tokens wholly inside it are counted. 0 for tokenizers these bounds do not hold for.
+   */
+  async countTokensAtLeast(text: string, options: { stopAt: number; standalone: boolean }): Promise<number> {
+    const facts = this.counting;
+    if (facts === undefined) return 0;
+    let count = 0;
+    let start = 0;
+    let openStart = !options.standalone;
+    while (start < text.length && count < options.stopAt) {
+      let end = text.length;
+      if (facts.exactCuts && openStart) {
+        end = firstCut(text, start + 1, text.length - 1) ?? text.length; // the open edge on its own
+      } else if (facts.exactCuts && start + SLICE_CHARS < text.length) {
+        end = lastCut(text, start + 1, start + SLICE_CHARS) ?? firstCut(text, start + SLICE_CHARS, text.length - 1) ?? text.length;
+      }
+      let openEnd = end === text.length && !options.standalone;
+      if (openEnd && facts.exactCuts && !openStart) {
+        const cut = lastCut(text, start + 1, text.length - 1); // the open edge on its own
+        if (cut !== undefined) [end, openEnd] = [cut, false];
+      }
+      const slice = text.slice(start, end);
+      const openEdges = (openStart ? 1 : 0) + (openEnd ? 1 : 0);
+      const exact = openEdges === 0 && (facts.exactCuts || options.standalone) && slice.length <= 2 * SLICE_CHARS;
+      count += exact ? this.encode(slice).length : this.boundOfStretch(slice, openEdges, facts);
+      start = end;
+      openStart = false;
+      if (start < text.length && count < options.stopAt) await nextTurn();
+    }
+    return count;
+  }
+
+  // Tokens wholly inside `text`, a stretch whose `openEdges` ends (0, 1 or 2) may be crossed by a
+  // token reaching outside it: they are made of its bytes only, each covering at most the longest
+  // such token; an open edge gives away what one crossing token can cover.
+  private boundOfStretch(text: string, openEdges: number, facts: CountingFacts): number {
+    const bytes = Buffer.from(facts.nfc ? text.normalize('NFC') : text, 'utf8');
+    const table = this.countingTable();
+    const mask = byteMask(bytes);
+    if (facts.prefixSpace) mask[1] |= 1; // byte 32
+    let longest = table.maxBytes;
+    for (let i = 0; i < table.lengths.length; i++) {
+      let within = true;
+      for (let word = 0; word < 8 && within; word++) within = (table.masks[i * 8 + word] & ~mask[word]) === 0;
+      if (within) {
+        longest = table.lengths[i];
+        break;
+      }
+    }
+    const slack = openEdges * (table.maxBytes - 1 + (facts.nfc ? NFC_EDGE_BYTES : 0));
+    return Math.ceil(Math.max(0, bytes.length - slack) / longest);
+  }
+
+  // Every token's bytes as a set, longest first (built on first use: a few MB for 150k tokens).
+  private countingTable(): TokenTable {
+    if (this.tokenTable !== undefined) return this.tokenTable;
+    const alphabet = byteLevelAlphabet();
+    const added = new Set([...this.tokenizer.get_added_tokens_decoder().values()].map((token) => token.content));
+    const tokens: { length: number; mask: Uint32Array }[] = [];
+    for (const token of this.tokenizer.get_vocab(true).keys()) {
+      const mapped = added.has(token) ? undefined : Array.from(token, (char) => alphabet.get(char));
+      const bytes = mapped !== undefined && mapped.every((byte) => byte !== undefined) ? Uint8Array.from(mapped as number[]) : Buffer.from(token, 'utf8');
+      tokens.push({ length: bytes.length, mask: byteMask(bytes) });
+    }
+    tokens.sort((a, b) => b.length - a.length);
+    const masks = new Uint32Array(tokens.length * 8);
+    tokens.forEach((token, i) => masks.set(token.mask, i * 8));
+    this.tokenTable = { maxBytes: tokens[0]?.length ?? 1, lengths: Int32Array.from(tokens, (token) => token.length), masks };
+    return this.tokenTable;
   }
 
   decode(tokens: ArrayLike<number>, options: { skipSpecialTokens?: boolean } = {}): string {

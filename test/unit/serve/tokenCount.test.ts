@@ -1,0 +1,75 @@
+// The serve layer's guard against huge prompts counts tokens a slice at a time
+// (TextTokenizer.countTokensAtLeast): exact where it encodes, never above the real count,
+// early out at the limit, and the event loop keeps turning while it works.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+
+import { TextTokenizer } from '../../../src/engine/tokenizer';
+
+const tokenizers = ['models/tidal-code-mini', 'test/fixtures/tokenizers/chatml-byte-bpe'].map((dir) => ({ dir, tokenizer: TextTokenizer.fromDirectory(dir) }));
+
+// A small deterministic generator (mulberry32), so failures reproduce.
+function random(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// Pieces that stress the places where slices are cut: line breaks, spaces before letters,
+// \r\n, tabs, combining marks, special tokens, letters outside ASCII and the BMP.
+const pieces = ['a', 'b', 'Z', 'é', ' ', ' ', '\n', '\n', '\r', '\t', '1', '2', '{', '}', ';', "'", 's', '<|im_end|>', 'e\u0301', '\u0301', '🚨', 'я', '  ', 'll', '.', '_'];
+
+function randomText(next: () => number, count: number): string {
+  let text = '';
+  for (let i = 0; i < count; i++) text += pieces[Math.floor(next() * pieces.length)];
+  return text;
+}
+
+test('a long text counted in slices gives the very count of encoding it whole', async () => {
+  const code = readFileSync('src/engine/modelSession.ts', 'utf8').repeat(4);
+  const next = random(5);
+  for (const { dir, tokenizer } of tokenizers) {
+    for (const text of [code, randomText(next, 60_000)]) {
+      assert.ok(text.length > 64 * 1024, 'long enough to be cut into several slices');
+      assert.equal(await tokenizer.countTokensAtLeast(text, { stopAt: Infinity, standalone: true }), tokenizer.encode(text).length, dir);
+    }
+  }
+});
+
+test('the count never exceeds the tokens of a text, alone or inside a longer one', async () => {
+  const next = random(9);
+  for (const { dir, tokenizer } of tokenizers) {
+    for (let round = 0; round < 400; round++) {
+      const text = randomText(next, 1 + Math.floor(next() * 40));
+      const alone = tokenizer.encode(text).length;
+      assert.equal(await tokenizer.countTokensAtLeast(text, { stopAt: Infinity, standalone: true }), alone, `${dir}: ${JSON.stringify(text)}`);
+      const around = randomText(next, 3);
+      const inside = tokenizer.encode(`${around}${text}${around}`).length;
+      assert.ok((await tokenizer.countTokensAtLeast(text, { stopAt: Infinity, standalone: false })) <= inside, `${dir}: ${JSON.stringify(text)} inside ${JSON.stringify(around)}`);
+    }
+    // Long stretches without a cut are bounded by their bytes, not encoded.
+    for (const text of ['x'.repeat(300_000), 'é'.repeat(200_000), `${'a b\n'.repeat(1000)}${'q'.repeat(100_000)}${'c d\n'.repeat(1000)}`]) {
+      const bound = await tokenizer.countTokensAtLeast(text, { stopAt: Infinity, standalone: true });
+      assert.ok(bound > 0 && bound <= tokenizer.encode(text).length, `${dir}: ${bound} for ${text.length} characters`);
+    }
+  }
+});
+
+test('a hostile text is refused after a little work, with the event loop turning all along', async () => {
+  const { tokenizer } = tokenizers[0];
+  for (const text of ['x'.repeat(2_000_000), 'a b\n'.repeat(480_000)]) {
+    let turns = 0;
+    const ticker = setInterval(() => turns++, 0);
+    const started = performance.now();
+    const count = await tokenizer.countTokensAtLeast(text, { stopAt: 16_384, standalone: true });
+    clearInterval(ticker);
+    assert.ok(count >= 16_384, `${count}`);
+    // Encoding 'a b\n' x 480k whole takes seconds; the early stop reads a few slices of it.
+    assert.ok(performance.now() - started < 5_000);
+    if (text.startsWith('a')) assert.ok(turns > 0, 'timers ran between slices');
+  }
+});

@@ -1,5 +1,6 @@
 #include "engine/model_weights.h"
 
+#include <map>
 #include <set>
 
 #include "engine/tensor_source.h"
@@ -15,6 +16,58 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return out + "]";
 }
 
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool is_digits(const std::string& text) {
+  return !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+}
+
+// The layer number of "model.layers.<n>.<rest>" (saturating for absurd numbers), or -1.
+int64_t layer_of(const std::string& name) {
+  const std::string prefix = "model.layers.";
+  if (name.compare(0, prefix.size(), prefix) != 0) return -1;
+  const size_t dot = name.find('.', prefix.size());
+  const std::string digits = name.substr(prefix.size(), dot == std::string::npos ? std::string::npos : dot - prefix.size());
+  if (!is_digits(digits)) return -1;
+  return digits.size() > 18 ? INT64_MAX : std::stoll(digits);
+}
+
+// "model.layers.5.*" from "model.layers.5.mlp.up_proj.weight", "blk.5.*" from
+// "blk.5.ffn_up.weight": the name up to its first all-digit part.
+std::string layer_pattern(const std::string& stored_name) {
+  size_t begin = 0;
+  while (begin < stored_name.size()) {
+    const size_t dot = stored_name.find('.', begin);
+    if (dot == std::string::npos) break;
+    if (is_digits(stored_name.substr(begin, dot - begin))) return stored_name.substr(0, dot) + ".*";
+    begin = dot + 1;
+  }
+  return stored_name;
+}
+
+// Tensors a checkpoint may carry that the forward pass has no use for: RoPE inverse
+// frequencies that older checkpoints save (they follow from the config), and a tied model's
+// stored lm_head.weight (transformers replaces it with the embedding when it ties the two).
+bool unused_is_harmless(const std::string& name, const ModelConfig& config) {
+  return ends_with(name, ".rotary_emb.inv_freq") || (config.tie_word_embeddings && name == "lm_head.weight");
+}
+
+std::string count_of(size_t count, const char* what) {
+  return std::to_string(count) + " " + what + (count == 1 ? "" : "s");
+}
+
+// "'a', 'b', 'c' and 2 more"
+std::string quoted_list(const std::vector<std::string>& names) {
+  constexpr size_t kShown = 3;
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < kShown; ++i)
+    out += std::string(i == 0 ? "" : i + 1 == names.size() ? " and " : ", ") + "'" + names[i] + "'";
+  if (names.size() > kShown) out += " and " + std::to_string(names.size() - kShown) + " more";
+  return out;
+}
+
 class Binder {
  public:
   Binder(const TensorSource& tensors) : tensors_(tensors) {}
@@ -22,11 +75,14 @@ class Binder {
   const TensorView& require(const std::string& name, const std::vector<int64_t>& shape) {
     const TensorView* view = tensors_.find(name);
     if (!view)
-      throw ModelError("missing tensor '" + name + "' (expected shape " + shape_text(shape) + ") in " +
-                       tensors_.description() + "; the checkpoint does not match its config.json");
+      throw ModelError("missing tensor '" + tensors_.stored_name(name) + "' (expected shape " + shape_text(shape) +
+                       ") in " + tensors_.description() + "; the checkpoint does not match its " +
+                       tensors_.config_name());
     if (view->shape != shape)
-      throw ModelError("tensor '" + name + "' has shape " + shape_text(view->shape) + ", expected " +
-                       shape_text(shape) + " from config.json (" + tensors_.description() + ")");
+      throw ModelError("tensor '" + tensors_.stored_name(name) + "' has shape " + shape_text(view->shape) +
+                       ", expected " + shape_text(shape) + " from " + tensors_.config_name() + " (" +
+                       tensors_.description() + ")");
+    used_names_.insert(name);
     if (used_.insert(view).second) {
       check_finite(*view);
       bytes_ += view->bytes;
@@ -48,6 +104,47 @@ class Binder {
   }
 
   bool has(const std::string& name) const { return tensors_.find(name) != nullptr; }
+
+  // Throws when the source holds tensors the config does not use: the config describes
+  // another model than the weights (fewer layers, no biases where the weights have them),
+  // and running it would silently compute something else.
+  void reject_unused(const ModelConfig& config) const {
+    struct ExtraLayer {
+      std::string first;  // one of its tensors, as stored
+      size_t tensors = 0;
+    };
+    std::map<int64_t, ExtraLayer> extra_layers;  // layers at or past config.num_layers
+    std::vector<std::string> others;
+    for (const std::string& name : tensors_.names()) {
+      if (used_names_.count(name) || unused_is_harmless(name, config)) continue;
+      const int64_t layer = layer_of(name);
+      if (layer >= config.num_layers) {
+        ExtraLayer& extra = extra_layers[layer];
+        if (extra.tensors++ == 0) extra.first = tensors_.stored_name(name);
+      } else {
+        others.push_back(tensors_.stored_name(name));
+      }
+    }
+    const std::string mismatch = "; the config does not match the weights in '" + tensors_.description() + "'";
+    if (!extra_layers.empty()) {
+      constexpr size_t kShown = 3;
+      std::string layers;
+      size_t tensors = 0, shown = 0;
+      for (const auto& [layer, extra] : extra_layers) {
+        tensors += extra.tensors;
+        if (shown < kShown) layers += std::string(shown++ ? ", " : "") + layer_pattern(extra.first);
+      }
+      if (extra_layers.size() > kShown) layers += " and " + count_of(extra_layers.size() - kShown, "more layer");
+      throw ModelError(layers + " (" + count_of(tensors, "tensor") + ") " + (tensors == 1 ? "is" : "are") +
+                       " in the weights but not used by " + tensors_.config_name() + "'s " +
+                       count_of(static_cast<size_t>(config.num_layers), "layer") + " (" +
+                       tensors_.layer_count_name() + " = " + std::to_string(config.num_layers) + ")" + mismatch);
+    }
+    if (!others.empty())
+      throw ModelError(std::string(others.size() == 1 ? "tensor " : count_of(others.size(), "tensor") + " (") +
+                       quoted_list(others) + (others.size() == 1 ? " is" : ") are") +
+                       " in the weights but not used by the model " + tensors_.config_name() + " describes" + mismatch);
+  }
   size_t bytes() const { return bytes_; }
   std::string dtype() const {
     if (dtypes_.size() != 1) return "mixed";
@@ -62,6 +159,7 @@ class Binder {
  private:
   const TensorSource& tensors_;
   std::set<const TensorView*> used_;
+  std::set<std::string> used_names_;
   std::set<DType> dtypes_;
   size_t bytes_ = 0;
 };
@@ -106,6 +204,7 @@ ModelWeights bind_model_weights(const ModelConfig& config, const TensorSource& t
     weights.lm_head = weights.embed_tokens;
   else
     weights.lm_head = binder.matrix("lm_head.weight", config.vocab_size, hidden);
+  binder.reject_unused(config);
   weights.bytes = binder.bytes();
   weights.dtype = binder.dtype();
   return weights;

@@ -35,9 +35,11 @@ struct ModelWeights {
 };
 
 // Finds, shape-checks and finiteness-checks every tensor the architecture needs. Throws
-// ModelError naming the tensor with the expected and found shape, a missing tensor, or the
-// first NaN/Inf. Tied embeddings (tie_word_embeddings, or no lm_head.weight when tied) use
-// model.embed_tokens.weight as the output matrix.
+// ModelError naming the tensor with the expected and found shape, a missing tensor, the
+// first NaN/Inf, or tensors the config leaves unused (layers past num_hidden_layers, biases
+// the config does not have): such weights belong to another model than the config. Tied
+// embeddings (tie_word_embeddings) use model.embed_tokens.weight as the output matrix; a
+// stored lm_head.weight is then ignored, as are saved RoPE inverse frequencies.
 ModelWeights bind_model_weights(const ModelConfig& config, const TensorSource& tensors);
 
 }  // namespace tidal

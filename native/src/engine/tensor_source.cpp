@@ -40,6 +40,18 @@ void* InMemoryTensors::mutable_data(const std::string& name) {
   return it->second->bytes.data();
 }
 
+std::vector<std::string> InMemoryTensors::names() const {
+  std::vector<std::string> out;
+  out.reserve(entries_.size());
+  for (const auto& entry : entries_) out.push_back(entry.first);
+  return out;
+}
+
+std::string GgufTensors::stored_name(const std::string& name) const {
+  const std::string gguf_name = hf_to_gguf_tensor_name(name);
+  return gguf_name.empty() ? name : gguf_name;
+}
+
 const TensorView* InMemoryTensors::find(const std::string& name) const {
   auto it = entries_.find(name);
   return it == entries_.end() ? nullptr : &it->second->view;

@@ -17,8 +17,15 @@ class TensorSource {
   virtual ~TensorSource() = default;
   // The tensor, or null when absent. Views stay valid while the source lives.
   virtual const TensorView* find(const std::string& name) const = 0;
+  // Every tensor name, sorted.
+  virtual std::vector<std::string> names() const = 0;
   // Where the tensors come from, for messages.
   virtual std::string description() const = 0;
+  // For messages: a tensor's name as the source stores it (GGUF: "blk.0.attn_q.weight"),
+  // what describes the model the tensors must match, and its layer-count field.
+  virtual std::string stored_name(const std::string& name) const { return name; }
+  virtual std::string config_name() const { return "config.json"; }
+  virtual std::string layer_count_name() const { return "num_hidden_layers"; }
 };
 
 // Tensors owned in memory, each stored in the dtype it was added with.
@@ -33,7 +40,9 @@ class InMemoryTensors final : public TensorSource {
   void* mutable_data(const std::string& name);
 
   const TensorView* find(const std::string& name) const override;
+  std::vector<std::string> names() const override;
   std::string description() const override { return "in-memory tensors"; }
+  std::string config_name() const override { return "the model config"; }
 
  private:
   struct Entry {
@@ -50,6 +59,7 @@ class WeightStoreTensors final : public TensorSource {
   const TensorView* find(const std::string& name) const override {
     return store_.has(name) ? &store_.get(name) : nullptr;
   }
+  std::vector<std::string> names() const override { return store_.names(); }
   std::string description() const override { return store_.source(); }
 
  private:
@@ -62,7 +72,11 @@ class GgufTensors final : public TensorSource {
  public:
   explicit GgufTensors(GgufModel model) : model_(std::move(model)) {}
   const TensorView* find(const std::string& name) const override { return model_.find(name); }
+  std::vector<std::string> names() const override { return model_.names(); }
   std::string description() const override { return model_.file().path(); }
+  std::string stored_name(const std::string& name) const override;
+  std::string config_name() const override { return "the GGUF metadata"; }
+  std::string layer_count_name() const override { return model_.config().model_type + ".block_count"; }
 
  private:
   GgufModel model_;

@@ -1,31 +1,49 @@
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 
 #include "engine/tensor_source.h"
+#include "model/gguf.h"
 #include "model/model_config.h"
 #include "model/weight_store.h"
 #include "tidal/engine.h"
+#include "tidal/error.h"
 
 namespace tidal {
 
 namespace {
 
-bool is_gguf_file(const std::string& path) {
+enum class ModelPathKind { Folder, GgufFile };
+
+// A folder is read as a Hugging Face model folder, a file must be GGUF; anything else is
+// refused here, before a file is mistaken for a folder ("config.json: Not a directory").
+ModelPathKind model_path_kind(const std::string& path) {
   struct stat info {};
-  if (::stat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) return false;
+  if (::stat(path.c_str(), &info) != 0)
+    throw ModelError("model path '" + path + "' does not exist; give a model folder (config.json and " +
+                     "*.safetensors) or a .gguf file");
+  if (S_ISDIR(info.st_mode)) return ModelPathKind::Folder;
+  if (!S_ISREG(info.st_mode))
+    throw ModelError("'" + path + "' is neither a file nor a folder; give a model folder or a .gguf file");
   std::ifstream in(path, std::ios::binary);
-  char magic[4] = {};
-  in.read(magic, 4);
-  return in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+  if (!in) throw ModelError("cannot open '" + path + "': " + std::strerror(errno));
+  uint8_t head[16] = {};
+  in.read(reinterpret_cast<char*>(head), sizeof head);
+  const size_t size = static_cast<size_t>(in.gcount());
+  if (size >= 4 && std::memcmp(head, "GGUF", 4) == 0) return ModelPathKind::GgufFile;
+  const std::string found = size < 4 ? "it is " + std::to_string(info.st_size) + " bytes, too short for the magic"
+                                     : "bad magic: " + describe_gguf_magic(head, size);
+  throw ModelError("'" + path + "' is not a GGUF file (" + found + ") nor a model folder; give a .gguf file, or " +
+                   "the folder that holds config.json and the safetensors weights");
 }
 
 }  // namespace
 
 // `model_dir` is a Hugging Face model folder, or a single .gguf file.
 std::unique_ptr<Engine> Engine::load(const std::string& model_dir, const EngineOptions& options) {
-  if (is_gguf_file(model_dir)) {
+  if (model_path_kind(model_dir) == ModelPathKind::GgufFile) {
     GgufModel model = GgufModel::open(model_dir);
     ModelConfig config = model.config();
     return from_tensors(config, std::make_shared<GgufTensors>(std::move(model)), options);

@@ -221,34 +221,6 @@ class Reader {
   size_t pos_ = 0;
 };
 
-// The first bytes of a non-GGUF file, shown as text when printable, else in hex, with a
-// guess at what the file is.
-std::string describe_magic(const uint8_t* bytes, size_t size) {
-  const size_t n = std::min<size_t>(size, 4);
-  bool printable = true;
-  for (size_t i = 0; i < n; ++i) printable = printable && std::isprint(bytes[i]);
-  std::string shown;
-  if (printable) {
-    shown = "\"" + std::string(reinterpret_cast<const char*>(bytes), n) + "\"";
-  } else {
-    for (size_t i = 0; i < n; ++i) {
-      char hex[4];
-      std::snprintf(hex, sizeof hex, "%02x", bytes[i]);
-      shown += (i ? " " : "") + std::string(hex);
-    }
-  }
-  std::string message = "not a GGUF file: expected the magic \"GGUF\", found " + shown;
-  if (size >= 9 && bytes[8] == '{')
-    message += "; this looks like a safetensors file, which is opened as part of a Hugging Face model folder";
-  else if (size >= 4 && bytes[0] == 'P' && bytes[1] == 'K' && bytes[2] == 3 && bytes[3] == 4)
-    message += "; this looks like a PyTorch checkpoint (zip archive), which is not supported: convert it to "
-               "safetensors or GGUF";
-  else if (size >= 2 && bytes[0] == 0x80 && bytes[1] <= 5)
-    message += "; this looks like a pickled PyTorch checkpoint, which is not supported: convert it to safetensors "
-               "or GGUF";
-  return message;
-}
-
 bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
 }  // namespace
@@ -344,12 +316,39 @@ const GgufTensorInfo* GgufContents::find_tensor(const std::string& name) const {
   return it == tensor_index.end() ? nullptr : &tensors[it->second];
 }
 
+// The first bytes are shown as text when printable, else in hex, with a guess at the format.
+std::string describe_gguf_magic(const uint8_t* bytes, size_t size) {
+  const size_t n = std::min<size_t>(size, 4);
+  bool printable = true;
+  for (size_t i = 0; i < n; ++i) printable = printable && std::isprint(bytes[i]);
+  std::string shown;
+  if (printable) {
+    shown = "\"" + std::string(reinterpret_cast<const char*>(bytes), n) + "\"";
+  } else {
+    for (size_t i = 0; i < n; ++i) {
+      char hex[4];
+      std::snprintf(hex, sizeof hex, "%02x", bytes[i]);
+      shown += (i ? " " : "") + std::string(hex);
+    }
+  }
+  std::string message = "expected the magic \"GGUF\", found " + shown;
+  if (size >= 9 && bytes[8] == '{')
+    message += "; this looks like a safetensors file, which is opened as part of a Hugging Face model folder";
+  else if (size >= 4 && bytes[0] == 'P' && bytes[1] == 'K' && bytes[2] == 3 && bytes[3] == 4)
+    message += "; this looks like a PyTorch checkpoint (zip archive), which is not supported: convert it to "
+               "safetensors or GGUF";
+  else if (size >= 2 && bytes[0] == 0x80 && bytes[1] <= 5)
+    message += "; this looks like a pickled PyTorch checkpoint, which is not supported: convert it to safetensors "
+               "or GGUF";
+  return message;
+}
+
 GgufContents parse_gguf(const uint8_t* bytes, size_t size, const std::string& label) {
   Reader in(bytes, size, label);
   if (size < 4 || std::memcmp(bytes, "GGUF", 4) != 0) {
     if (size < 4)
       in.fail("not a GGUF file: it is " + std::to_string(size) + " bytes, too short to hold the magic \"GGUF\"");
-    in.fail(describe_magic(bytes, size));
+    in.fail("not a GGUF file: " + describe_gguf_magic(bytes, size));
   }
   in.skip_to(4);
 

@@ -126,6 +126,10 @@ constexpr size_t kMaxGgufDims = 4;
 // error messages. Tensor `data` pointers point into `bytes`. Throws tidal::ModelError.
 GgufContents parse_gguf(const uint8_t* bytes, size_t size, const std::string& label);
 
+// What the first bytes of a file that is not GGUF are instead: 'expected the magic "GGUF",
+// found "PK\x03\x04"; this looks like a PyTorch checkpoint ...'. Reads at most 9 bytes.
+std::string describe_gguf_magic(const uint8_t* bytes, size_t size);
+
 class MappedFile;
 
 // A memory-mapped GGUF file and its parsed header.

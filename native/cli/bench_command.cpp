@@ -13,6 +13,7 @@
 
 #include "cli_command.h"
 #include "engine_setup.h"
+#include "option_limits.h"
 #include "tidal/error.h"
 
 #ifdef TIDAL_HAVE_CUDA
@@ -140,10 +141,10 @@ const char* mode_label(AttentionMode mode) {
 
 int run_bench(Arguments& arguments) {
   const std::vector<std::string> shapes = arguments.text_list("--shapes", {"llama-3.1-8b", "llama-2-7b"});
-  const std::vector<int64_t> contexts = arguments.integer_list("--contexts", {10000, 32000, 100000});
-  const int64_t steps = std::max<int64_t>(2, arguments.integer("--decode-tokens", 10));
-  const int64_t prefill_tokens = arguments.integer("--prefill", 0);
-  const int64_t prefill_chunk = std::max<int64_t>(64, arguments.integer("--prefill-chunk", 8192));
+  const std::vector<int64_t> contexts = arguments.integer_list("--contexts", {10000, 32000, 100000}, 1, limits::kMaxContext);
+  const int64_t steps = arguments.integer("--decode-tokens", 10, 2, limits::kMaxCount);
+  const int64_t prefill_tokens = arguments.integer("--prefill", 0, 0, limits::kMaxContext);
+  const int64_t prefill_chunk = arguments.integer("--prefill-chunk", 8192, 64, limits::kMaxPrefillChunk);
   const std::string sdpa = arguments.text("--sdpa-peer", "");
   AttentionOptions attention = read_attention_options(arguments);
   if (!arguments.has("--budget")) attention.token_budget = 2048;

@@ -11,6 +11,7 @@
 #include "cpu/simd_support.h"
 #include "engine/sampler.h"
 #include "engine_setup.h"
+#include "option_limits.h"
 
 namespace tidal::cli {
 
@@ -27,8 +28,8 @@ int32_t argmax(const std::vector<float>& logits) {
 }
 
 int run_bench_cpu(Arguments& arguments) {
-  const std::vector<int64_t> contexts = arguments.integer_list("--contexts", {256, 1024, 4096});
-  const int64_t decode_tokens = std::max<int64_t>(1, arguments.integer("--decode-tokens", 8));
+  const std::vector<int64_t> contexts = arguments.integer_list("--contexts", {256, 1024, 4096}, 1, limits::kMaxContext);
+  const int64_t decode_tokens = arguments.integer("--decode-tokens", 8, 1, limits::kMaxCount);
   const std::vector<std::string> modes = arguments.text_list("--modes", {"full", "tidal", "quest"});
   AttentionOptions base_attention = read_attention_options(arguments);
   OpenedEngine opened = open_engine(arguments, "qwen2.5-0.5b");

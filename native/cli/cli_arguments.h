@@ -23,10 +23,13 @@ class Arguments {
   bool flag(const std::string& name);
   std::string text(const std::string& name, const std::string& fallback);
   std::string required_text(const std::string& name);
-  int64_t integer(const std::string& name, int64_t fallback);
-  double number(const std::string& name, double fallback);
-  // "1,2,3" -> {1, 2, 3}
-  std::vector<int64_t> integer_list(const std::string& name, const std::vector<int64_t>& fallback);
+  // Numbers must lie in [lo, hi]; anything else (text, overflow, NaN, infinity, a value
+  // outside the range) throws UsageError naming the option and the range.
+  int64_t integer(const std::string& name, int64_t fallback, int64_t lo, int64_t hi);
+  double number(const std::string& name, double fallback, double lo, double hi);
+  // "1,2,3" -> {1, 2, 3}, each in [lo, hi]
+  std::vector<int64_t> integer_list(const std::string& name, const std::vector<int64_t>& fallback, int64_t lo,
+                                    int64_t hi);
   std::vector<std::string> text_list(const std::string& name, const std::vector<std::string>& fallback);
   // Throws UsageError naming the first option no command took.
   void reject_unused() const;
@@ -36,6 +39,7 @@ class Arguments {
   std::map<std::string, bool> used_;
 };
 
-std::vector<int64_t> parse_integer_list(const std::string& text, const std::string& option);
+// Comma-separated integers, each in [lo, hi]; throws UsageError naming `option`.
+std::vector<int64_t> parse_integer_list(const std::string& text, const std::string& option, int64_t lo, int64_t hi);
 
 }  // namespace tidal::cli

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "engine/synthetic_model.h"
+#include "option_limits.h"
 
 namespace tidal::cli {
 
@@ -14,8 +15,8 @@ const char* const kAttentionOptionsUsage =
 
 OpenedEngine open_engine(Arguments& arguments, const std::string& default_synthetic) {
   EngineOptions options;
-  options.threads = static_cast<int>(arguments.integer("--threads", 0));
-  options.max_context = arguments.integer("--max-context", 0);
+  options.threads = static_cast<int>(arguments.integer("--threads", 0, 0, limits::kMaxThreads));
+  options.max_context = arguments.integer("--max-context", 0, 0, limits::kMaxContext);
   const std::string model_dir = arguments.text("--model", "");
   std::string synthetic = arguments.text("--synthetic", "");
   if (!model_dir.empty() && !synthetic.empty()) throw UsageError("give --model or --synthetic, not both");
@@ -56,9 +57,9 @@ const char* attention_mode_name(AttentionMode mode) {
 AttentionOptions read_attention_options(Arguments& arguments) {
   AttentionOptions options;
   options.mode = parse_attention_mode(arguments.text("--mode", "full"));
-  options.token_budget = arguments.integer("--budget", options.token_budget);
-  options.dense_layers = arguments.integer("--dense-layers", options.dense_layers);
-  options.selection_layers = arguments.integer_list("--selection-layers", {});
+  options.token_budget = arguments.integer("--budget", options.token_budget, 1, limits::kMaxTokenBudget);
+  options.dense_layers = arguments.integer("--dense-layers", options.dense_layers, 0, limits::kMaxDenseLayers);
+  options.selection_layers = arguments.integer_list("--selection-layers", {}, 0, limits::kMaxLayerIndex);
   const std::string policy = arguments.text("--selection-policy", "query");
   if (policy == "query")
     options.selection_policy = SelectionPolicy::PerQueryHead;
@@ -68,7 +69,7 @@ AttentionOptions read_attention_options(Arguments& arguments) {
     options.selection_policy = SelectionPolicy::PerKvHeadSum;
   else
     throw UsageError("selection policy '" + policy + "' is not one of query, kv-max, kv-sum");
-  options.correction_interval = arguments.integer("--correction", 0);
+  options.correction_interval = arguments.integer("--correction", 0, 0, limits::kMaxCorrectionInterval);
   return options;
 }
 

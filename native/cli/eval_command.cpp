@@ -17,6 +17,7 @@
 #include "eval_scoring.h"
 #include "eval_tokenizer.h"
 #include "model/model_config.h"
+#include "option_limits.h"
 #include "tidal/error.h"
 
 namespace tidal::cli {
@@ -29,7 +30,7 @@ std::vector<std::vector<int64_t>> parse_selection_choices(const std::string& tex
   std::vector<std::vector<int64_t>> out;
   std::istringstream in(text);
   std::string item;
-  while (std::getline(in, item, ';')) out.push_back(parse_integer_list(item, "--selection-choices"));
+  while (std::getline(in, item, ';')) out.push_back(parse_integer_list(item, "--selection-choices", 0, limits::kMaxLayerIndex));
   if (out.empty()) throw UsageError("--selection-choices needs at least one list, e.g. 2;2,4");
   return out;
 }
@@ -76,7 +77,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 int run_eval(Arguments& arguments) {
   EvalResults results;
-  const int64_t trained_length = arguments.integer("--trained-length", 8192);
+  const int64_t trained_length = arguments.integer("--trained-length", 8192, 1, limits::kMaxPositions);
   const std::string output = arguments.text("--output", "");
   const std::vector<std::string> load = arguments.text_list("--load", {});
   if (!load.empty()) {
@@ -87,19 +88,21 @@ int run_eval(Arguments& arguments) {
     const std::string tokenizer_path = arguments.text("--tokenizer", model_dir + "/tokenizer.json");
     const std::vector<std::string> corpus = arguments.text_list("--corpus", {});
     const std::string corpus_base = arguments.text("--corpus-base", ".");
-    const std::vector<int64_t> contexts = arguments.integer_list("--contexts", {4096, 8192, 16384, 32768});
+    const std::vector<int64_t> contexts =
+        arguments.integer_list("--contexts", {4096, 8192, 16384, 32768}, 1, limits::kMaxContext);
     const std::vector<double> depths = parse_depths(arguments.text("--depths", "0.1,0.3,0.5,0.7,0.9"));
-    const int64_t trials = arguments.integer("--trials", 4);
-    const int64_t distractors = arguments.integer("--distractors", 0);
+    const int64_t trials = arguments.integer("--trials", 4, 0, limits::kMaxCount);
+    const int64_t distractors = arguments.integer("--distractors", 0, 0, limits::kMaxDistractors);
     // Trials [first_trial, trials): a later run adds trials without repeating earlier ones.
-    const int64_t first_trial = arguments.integer("--first-trial", 0);
-    const std::vector<int64_t> budgets = arguments.integer_list("--budgets", {64, 128, 256, 512, 1024, 2048, 4096});
+    const int64_t first_trial = arguments.integer("--first-trial", 0, 0, limits::kMaxCount);
+    const std::vector<int64_t> budgets =
+        arguments.integer_list("--budgets", {64, 128, 256, 512, 1024, 2048, 4096}, 1, limits::kMaxTokenBudget);
     const auto selections = parse_selection_choices(arguments.text("--selection-choices", "2;2,4;2,3"));
     const bool with_quest = !arguments.flag("--no-quest");
-    const int64_t ppl_windows = arguments.integer("--perplexity-windows", 2);
-    const int64_t ppl_length = arguments.integer("--perplexity-length", 4096);
-    const int64_t ppl_scored = arguments.integer("--perplexity-scored", 256);
-    const uint64_t seed = static_cast<uint64_t>(arguments.integer("--seed", 1234));
+    const int64_t ppl_windows = arguments.integer("--perplexity-windows", 2, 0, limits::kMaxCount);
+    const int64_t ppl_length = arguments.integer("--perplexity-length", 4096, 3, limits::kMaxContext);
+    const int64_t ppl_scored = arguments.integer("--perplexity-scored", 256, 1, limits::kMaxContext);
+    const uint64_t seed = static_cast<uint64_t>(arguments.integer("--seed", 1234, 0, limits::kMaxSeed));
     const std::string save = arguments.text("--save", "");
     const std::string shard_text = arguments.text("--shard", "0/1");
     int64_t shard = 0, shards = 1;
@@ -108,15 +111,11 @@ int run_eval(Arguments& arguments) {
         shards < 1 || shard < 0 || shard >= shards)
       throw UsageError("--shard takes I/N with 0 <= I < N, e.g. 0/4");
     EngineOptions options;
-    options.threads = static_cast<int>(arguments.integer("--threads", 0));
-    const int64_t max_positions = arguments.integer("--max-positions", 0);
+    options.threads = static_cast<int>(arguments.integer("--threads", 0, 0, limits::kMaxThreads));
+    const int64_t max_positions = arguments.integer("--max-positions", 0, 0, limits::kMaxPositions);
     arguments.reject_unused();
-    if (trials < 0 || ppl_windows < 0 || distractors < 0 || first_trial < 0)
-      throw UsageError("--trials, --first-trial, --distractors and --perplexity-windows must be >= 0");
     if (ppl_windows > 0 && (ppl_scored < 1 || ppl_scored + 2 > ppl_length))
       throw UsageError("--perplexity-scored must be in [1, --perplexity-length - 2]");
-    for (int64_t b : budgets)
-      if (b < 1) throw UsageError("--budgets must be positive token counts");
 
     // Records are appended to --save as each sample finishes, so a run stopped early keeps them.
     std::ofstream saved;

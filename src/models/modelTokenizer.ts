@@ -1,10 +1,13 @@
 // The tokenizer of a model path as the engine host loads it: a .gguf file's own tokenizer
-// (converted from its metadata), else tokenizer.json in the folder (or tokenizerDir).
-import { statSync } from 'node:fs';
+// (converted from its metadata), else tokenizer.json in the folder (or tokenizerDir). Either
+// must fit the model: a tokenizer with no vocabulary, or with token ids the model's embedding
+// does not hold, is refused here rather than producing empty or failing answers later.
+import { readFileSync, statSync } from 'node:fs';
+import * as path from 'node:path';
 
-import { TextTokenizer, TokenizerLoadError } from '../engine/tokenizer';
-import { GgufFormatError } from './gguf';
-import { GgufTokenizerError, loadGgufTokenizer } from './ggufTokenizer';
+import { TextTokenizer, tokenContent, TokenizerConfig, TokenizerLoadError } from '../engine/tokenizer';
+import { GgufFormatError, GgufHeader, readGgufHeader } from './gguf';
+import { convertGgufTokenizer, GgufTokenizerError } from './ggufTokenizer';
 
 function isFile(p: string): boolean {
   try {
@@ -14,14 +17,131 @@ function isFile(p: string): boolean {
   }
 }
 
+const USE_THE_MODELS_OWN = 'Use the tokenizer files that came with the model.';
+
+// Every piece -> id a tokenizer.json assigns: its model's vocabulary (an object of piece -> id,
+// or Unigram's list of [piece, score] with ids by position) and its added tokens. Throws
+// TokenizerLoadError naming `source` when the structure or an id is not usable.
+function tokenizerIds(tokenizerJson: unknown, source: string): { vocabulary: Map<string, number>; added: Map<string, number> } {
+  const fail = (what: string) => new TokenizerLoadError(`The tokenizer ${source} ${what}. ${USE_THE_MODELS_OWN}`);
+  const model = (tokenizerJson as { model?: { vocab?: unknown } } | null)?.model;
+  const vocab = model?.vocab;
+  const vocabulary = new Map<string, number>();
+  const checkedId = (piece: string, id: unknown): number => {
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) throw fail(`gives token '${piece}' the id ${JSON.stringify(id)}, which is not a token id`);
+    return id;
+  };
+  if (Array.isArray(vocab)) {
+    vocab.forEach((entry, id) => vocabulary.set(Array.isArray(entry) ? String(entry[0]) : String(entry), id));
+  } else if (typeof vocab === 'object' && vocab !== null) {
+    for (const [piece, id] of Object.entries(vocab)) vocabulary.set(piece, checkedId(piece, id));
+  } else {
+    throw fail('has no vocabulary (model.vocab is missing)');
+  }
+  const added = new Map<string, number>();
+  const addedTokens = (tokenizerJson as { added_tokens?: unknown }).added_tokens ?? [];
+  if (!Array.isArray(addedTokens)) throw fail('has an added_tokens field that is not a list');
+  for (const token of addedTokens as { content?: unknown; id?: unknown }[]) {
+    const content = String(token?.content);
+    added.set(content, checkedId(content, token?.id));
+  }
+  return { vocabulary, added };
+}
+
+/**
+ * Throws TokenizerLoadError (naming `source`, the tokenizer's file) unless the tokenizer can
+ * drive a model with `modelVocabSize` token ids: a non-empty vocabulary, every id (vocabulary,
+ * added and special tokens such as BOS, EOS and the FIM markers) below modelVocabSize, and the
+ * BOS/EOS tokens tokenizer_config.json names present in the vocabulary. With modelVocabSize
+ * undefined only the tokenizer itself is checked.
+ */
+export function checkTokenizerFitsModel(
+  tokenizerJson: unknown,
+  tokenizerConfig: TokenizerConfig,
+  modelVocabSize: number | undefined,
+  source: string,
+): void {
+  const { vocabulary, added } = tokenizerIds(tokenizerJson, source);
+  if (vocabulary.size === 0) {
+    throw new TokenizerLoadError(`The tokenizer ${source} has an empty vocabulary (model.vocab holds no tokens), so it cannot encode any text. ${USE_THE_MODELS_OWN}`);
+  }
+  const idOf = (piece: string) => added.get(piece) ?? vocabulary.get(piece);
+  const specials: [string, string | undefined][] = [
+    ['bos_token', tokenContent(tokenizerConfig.bos_token)],
+    ['eos_token', tokenContent(tokenizerConfig.eos_token)],
+  ];
+  for (const [field, piece] of specials) {
+    if (piece !== undefined && idOf(piece) === undefined) {
+      throw new TokenizerLoadError(`The ${field} '${piece}' of the tokenizer ${source} is not in its vocabulary. ${USE_THE_MODELS_OWN}`);
+    }
+  }
+  if (modelVocabSize === undefined) return;
+  const outside = (ids: Map<string, number>) => [...ids].filter(([, id]) => id >= modelVocabSize).sort((a, b) => b[1] - a[1]);
+  const describe = (tokens: [string, number][]) =>
+    tokens.slice(0, 3).map(([piece, id]) => `'${piece}' = ${id}`).join(', ') + (tokens.length > 3 ? ` and ${tokens.length - 3} more` : '');
+  const mismatch = `the model's embedding holds only ${modelVocabSize} token ids (vocab_size), so the tokenizer and the model do not belong together. ${USE_THE_MODELS_OWN}`;
+  for (const [field, piece] of specials) {
+    const id = piece === undefined ? undefined : idOf(piece);
+    if (id !== undefined && id >= modelVocabSize) throw new TokenizerLoadError(`The ${field} '${piece}' of the tokenizer ${source} has id ${id}, but ${mismatch}`);
+  }
+  const addedOutside = outside(added);
+  if (addedOutside.length > 0) {
+    throw new TokenizerLoadError(`The tokenizer ${source} has special or added tokens outside the model (${describe(addedOutside)}): ${mismatch}`);
+  }
+  const vocabularyOutside = outside(vocabulary);
+  if (vocabularyOutside.length > 0) {
+    throw new TokenizerLoadError(
+      `The tokenizer ${source} has ${vocabulary.size} tokens, ${vocabularyOutside.length} of them with ids outside the model (${describe(vocabularyOutside)}): ${mismatch}`,
+    );
+  }
+}
+
+// The rows of a GGUF file's token_embd.weight (its vocabulary size), when it has one.
+export function ggufEmbeddingRows(header: GgufHeader): number | undefined {
+  const embedding = header.tensors.find((t) => t.name === 'token_embd.weight');
+  return embedding?.shape.length === 2 ? Number(embedding.shape[1]) : undefined;
+}
+
+// The model's vocabulary size: config.json's vocab_size in a folder, the embedding rows of a
+// .gguf file; undefined when it cannot be read (loading the engine reports that itself).
+function modelVocabSize(modelPath: string): number | undefined {
+  try {
+    if (isFile(modelPath)) return ggufEmbeddingRows(readGgufHeader(modelPath));
+    const vocabSize = (JSON.parse(readFileSync(path.join(modelPath, 'config.json'), 'utf8')) as { vocab_size?: unknown }).vocab_size;
+    return typeof vocabSize === 'number' && Number.isSafeInteger(vocabSize) && vocabSize > 0 ? vocabSize : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function readJsonOrEmpty(file: string): Record<string, unknown> {
+  return isFile(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
+}
+
 // Throws TokenizerLoadError (code ERR_TIDAL_MODEL) with a message that says what to do.
 export function tokenizerForModel(modelPath: string, tokenizerDir?: string): TextTokenizer {
-  if (tokenizerDir !== undefined) return TextTokenizer.fromDirectory(tokenizerDir);
-  if (!isFile(modelPath)) return TextTokenizer.fromDirectory(modelPath);
+  if (tokenizerDir !== undefined || !isFile(modelPath)) {
+    const dir = tokenizerDir ?? modelPath;
+    const tokenizer = TextTokenizer.fromDirectory(dir);
+    const file = path.join(dir, 'tokenizer.json');
+    let tokenizerJson: unknown;
+    let tokenizerConfig: TokenizerConfig;
+    try {
+      tokenizerJson = JSON.parse(readFileSync(file, 'utf8'));
+      tokenizerConfig = readJsonOrEmpty(path.join(dir, 'tokenizer_config.json'));
+    } catch (error) {
+      throw new TokenizerLoadError(`The tokenizer in ${dir} could not be read: ${(error as Error).message}`);
+    }
+    checkTokenizerFitsModel(tokenizerJson, tokenizerConfig, modelVocabSize(modelPath), file);
+    return tokenizer;
+  }
   try {
-    const { tokenizerJson, tokenizerConfig } = loadGgufTokenizer(modelPath);
+    const header = readGgufHeader(modelPath);
+    const { tokenizerJson, tokenizerConfig } = convertGgufTokenizer(header);
+    checkTokenizerFitsModel(tokenizerJson, tokenizerConfig, ggufEmbeddingRows(header), modelPath);
     return TextTokenizer.fromJson(tokenizerJson, tokenizerConfig);
   } catch (error) {
+    if (error instanceof TokenizerLoadError) throw error;
     if (error instanceof GgufFormatError || error instanceof GgufTokenizerError) throw new TokenizerLoadError(error.message);
     throw new TokenizerLoadError(`The tokenizer in ${modelPath} could not be read: ${(error as Error).message}`);
   }

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 
 import { ENGINE_GGML_TYPES, GGML_TYPES, GgufFormatError, GgufHeader, ggmlTensorBytes, metadataArray, metadataNumber, metadataString, readGgufHeader } from './gguf';
 import { checkGgufTokenizer, GgufTokenizerError } from './ggufTokenizer';
+import { checkTokenizerFitsModel, ggufEmbeddingRows } from './modelTokenizer';
 import { estimateMemory, formatBytes, MemoryEstimate, ModelConfigError, ModelShape, parameterCount, shapeFromConfig } from './modelShape';
 
 export interface ValidationIssue {
@@ -108,6 +109,33 @@ function checkShapes(shape: ModelShape, tensors: Map<string, SafetensorsTensor>)
   return undefined;
 }
 
+// Layer tensors past config.json's layer count: the engine refuses them (a config that does
+// not describe the weights would run only the first layers).
+function layersBeyondConfig(shape: ModelShape, tensors: Map<string, SafetensorsTensor>): string | undefined {
+  const extra = new Map<number, number>();
+  for (const name of tensors.keys()) {
+    const layer = /^model\.layers\.(\d+)\./.exec(name);
+    if (layer && Number(layer[1]) >= shape.layers) extra.set(Number(layer[1]), (extra.get(Number(layer[1])) ?? 0) + 1);
+  }
+  if (extra.size === 0) return undefined;
+  const layers = [...extra.keys()].sort((a, b) => a - b);
+  const count = [...extra.values()].reduce((a, b) => a + b, 0);
+  const named = layers.slice(0, 3).map((l) => `model.layers.${l}.*`).join(', ') + (layers.length > 3 ? ` and ${layers.length - 3} more layers` : '');
+  return `${named} (${count} tensors) are in the weights but not used by config.json's ${shape.layers} layers (num_hidden_layers)`;
+}
+
+// Why a folder's tokenizer cannot drive a model of `vocabSize` tokens, or undefined.
+function tokenizerMismatch(tokenizerPath: string, tokenizerConfigPath: string, vocabSize: number): string | undefined {
+  try {
+    const tokenizerJson: unknown = JSON.parse(readFileSync(tokenizerPath, 'utf8'));
+    const tokenizerConfig = existsSync(tokenizerConfigPath) ? readJson(tokenizerConfigPath) : {};
+    checkTokenizerFitsModel(tokenizerJson, tokenizerConfig, vocabSize, tokenizerPath);
+    return undefined;
+  } catch (e) {
+    return e instanceof SyntaxError ? `${tokenizerPath} could not be read (${e.message}). Download the tokenizer files again.` : (e as Error).message;
+  }
+}
+
 export function validateModelFolder(folder: string, options: ValidationOptions): ValidationResult {
   const issues: ValidationIssue[] = [];
   const error = (message: string): ValidationResult => {
@@ -132,10 +160,16 @@ export function validateModelFolder(folder: string, options: ValidationOptions):
   const configDtype = String(config.torch_dtype ?? config.dtype ?? 'bfloat16');
   if (!CONFIG_DTYPES[configDtype]) return error(`config.json says dtype '${configDtype}'; Tidal runs float32, float16 and bfloat16 weights. Use such a version of the model.`);
 
-  if (!existsSync(path.join(folder, 'tokenizer.json'))) {
+  const tokenizerPath = path.join(folder, 'tokenizer.json');
+  const tokenizerConfigPath = path.join(folder, 'tokenizer_config.json');
+  if (!existsSync(tokenizerPath)) {
     issues.push({ severity: 'error', message: `${folder} has no tokenizer.json. Download the tokenizer files with the model (tokenizer.json and tokenizer_config.json).` });
-  } else if (!existsSync(path.join(folder, 'tokenizer_config.json'))) {
-    issues.push({ severity: 'warning', message: 'tokenizer_config.json is missing: no chat template and no special-token settings. Chat may not work; completions will.' });
+  } else {
+    const tokenizerProblem = tokenizerMismatch(tokenizerPath, tokenizerConfigPath, shape.vocabSize);
+    if (tokenizerProblem) issues.push({ severity: 'error', message: tokenizerProblem });
+    if (!existsSync(tokenizerConfigPath)) {
+      issues.push({ severity: 'warning', message: 'tokenizer_config.json is missing: no chat template and no special-token settings. Chat may not work; completions will.' });
+    }
   }
 
   // Weight files: one model.safetensors, or the shards an index names.
@@ -185,13 +219,13 @@ export function validateModelFolder(folder: string, options: ValidationOptions):
       return error(`${file} is cut short (${size} of ${header.dataStart + end} bytes). The download is incomplete; download the model again.`);
     }
   }
-  const shapeProblem = checkShapes(shape, tensors);
+  const shapeProblem = checkShapes(shape, tensors) ?? layersBeyondConfig(shape, tensors);
   if (shapeProblem) return error(`The weights do not match config.json: ${shapeProblem}. The folder mixes files of different models; download the model again.`);
   const parameters = parameterCount(shape);
   let elements = 0;
   for (const t of tensors.values()) elements += t.shape.reduce((a, b) => a * b, 1);
   if (elements !== parameters) {
-    issues.push({ severity: 'warning', message: `The weights hold ${elements} values where config.json implies ${parameters}; extra tensors are ignored.` });
+    issues.push({ severity: 'warning', message: `The weights hold ${elements} values where config.json implies ${parameters}; the engine refuses tensors config.json does not use, so loading may fail.` });
   }
   const memory = estimateMemory(shape, dataBytes, options.contextTokens);
   memoryIssues(memory, options, issues);
@@ -255,6 +289,11 @@ export function validateGgufFile(file: string, options: ValidationOptions): Vali
   } catch (e) {
     if (e instanceof GgufTokenizerError || e instanceof GgufFormatError) return error(e.message);
     throw e;
+  }
+  const tokens = metadataArray(header, 'tokenizer.ggml.tokens')?.length ?? 0;
+  const rows = ggufEmbeddingRows(header);
+  if (rows !== undefined && tokens > rows) {
+    return error(`The GGUF tokenizer has ${tokens} tokens but the model's embedding only ${rows} rows, so the tokenizer and the model do not belong together. Pick another file.`);
   }
   // In memory, F32/F16/BF16 tensors stay as stored; block-quantised ones become F32.
   let memoryWeights = 0;

@@ -1,6 +1,10 @@
 // Test helper: writes GGUF (version 3) images from metadata and tensor entries, laid out by
 // the format's description (independent of src/models/gguf.ts), plus the tokenizer metadata
-// a converter writes for a Hugging Face byte-level BPE tokenizer.json.
+// a converter writes for a Hugging Face byte-level BPE tokenizer.json, and the F32 tensors of
+// a fixture model folder under their GGUF names.
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
 export type GgufEntry =
   | { type: 'u32'; value: number }
   | { type: 'i32'; value: number }
@@ -112,4 +116,36 @@ export function gpt2TokenizerMetadata(
   if (idOf(config.eos_token) >= 0) out['tokenizer.ggml.eos_token_id'] = { type: 'u32', value: idOf(config.eos_token) };
   if (config.chat_template) out['tokenizer.chat_template'] = { type: 'string', value: config.chat_template };
   return out;
+}
+
+// Hugging Face tensor name -> GGUF name, as the llama.cpp converter spells them.
+export function ggufName(hf: string): string {
+  if (hf === 'model.embed_tokens.weight') return 'token_embd.weight';
+  if (hf === 'model.norm.weight') return 'output_norm.weight';
+  if (hf === 'lm_head.weight') return 'output.weight';
+  const parts: [string, string][] = [
+    ['.self_attn.q_proj.', '.attn_q.'], ['.self_attn.k_proj.', '.attn_k.'], ['.self_attn.v_proj.', '.attn_v.'], ['.self_attn.o_proj.', '.attn_output.'],
+    ['.mlp.gate_proj.', '.ffn_gate.'], ['.mlp.up_proj.', '.ffn_up.'], ['.mlp.down_proj.', '.ffn_down.'],
+    ['.input_layernorm.', '.attn_norm.'], ['.post_attention_layernorm.', '.ffn_norm.'],
+  ];
+  const name = hf.replace(/^model\.layers\./, 'blk.');
+  for (const [from, to] of parts) if (name.includes(from)) return name.replace(from, to);
+  throw new Error(`no GGUF name for ${hf}`);
+}
+
+// Every tensor of a fixture folder whose weights are F32 (qwen2 keeps its Q/K row order in
+// GGUF, so the bytes are copied as they are).
+export function folderTensors(folder: string): GgufTensor[] {
+  const tensors: GgufTensor[] = [];
+  for (const file of readdirSync(folder).filter((f) => f.endsWith('.safetensors')).sort()) {
+    const bytes = readFileSync(path.join(folder, file));
+    const length = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + length).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+    for (const [name, t] of Object.entries(header)) {
+      if (name === '__metadata__') continue;
+      if (t.dtype !== 'F32') throw new Error(`${file}: tensor ${name} is ${t.dtype}, not F32`);
+      tensors.push({ name: ggufName(name), type: 0, ne: [...t.shape].reverse(), bytes: bytes.subarray(8 + length + t.data_offsets[0], 8 + length + t.data_offsets[1]) });
+    }
+  }
+  return tensors;
 }

@@ -3,7 +3,7 @@
 // converted tokenizer encodes as the tokenizer.json does, and the engine loaded from the .gguf
 // generates what transformers recorded for the safetensors folder.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
@@ -12,41 +12,12 @@ import { TextTokenizer } from '../../../src/engine/tokenizer';
 import { loadAddon } from '../../../src/native/addon';
 import { tokenizerForModel } from '../../../src/models/modelTokenizer';
 import { validateModel } from '../../../src/models/validate';
-import { GgufEntry, ggufImage, GgufTensor, gpt2TokenizerMetadata } from './ggufImage';
+import { folderTensors, GgufEntry, ggufImage, gpt2TokenizerMetadata } from './ggufImage';
 
 const FOLDER = 'test/fixtures/models/qwen2-tied-sharded-f32';
 const TOKENIZER = 'test/fixtures/tokenizers/chatml-byte-bpe';
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'tidal-gguf-model-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
-
-// Hugging Face tensor name -> GGUF name, as the llama.cpp converter spells them.
-function ggufName(hf: string): string {
-  if (hf === 'model.embed_tokens.weight') return 'token_embd.weight';
-  if (hf === 'model.norm.weight') return 'output_norm.weight';
-  const parts: [string, string][] = [
-    ['.self_attn.q_proj.', '.attn_q.'], ['.self_attn.k_proj.', '.attn_k.'], ['.self_attn.v_proj.', '.attn_v.'], ['.self_attn.o_proj.', '.attn_output.'],
-    ['.mlp.gate_proj.', '.ffn_gate.'], ['.mlp.up_proj.', '.ffn_up.'], ['.mlp.down_proj.', '.ffn_down.'],
-    ['.input_layernorm.', '.attn_norm.'], ['.post_attention_layernorm.', '.ffn_norm.'],
-  ];
-  const name = hf.replace(/^model\.layers\./, 'blk.');
-  for (const [from, to] of parts) if (name.includes(from)) return name.replace(from, to);
-  throw new Error(`no GGUF name for ${hf}`);
-}
-
-function folderTensors(folder: string): GgufTensor[] {
-  const tensors: GgufTensor[] = [];
-  for (const file of readdirSync(folder).filter((f) => f.endsWith('.safetensors')).sort()) {
-    const bytes = readFileSync(path.join(folder, file));
-    const length = Number(bytes.readBigUInt64LE(0));
-    const header = JSON.parse(bytes.subarray(8, 8 + length).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-    for (const [name, t] of Object.entries(header)) {
-      if (name === '__metadata__') continue;
-      assert.equal(t.dtype, 'F32');
-      tensors.push({ name: ggufName(name), type: 0, ne: [...t.shape].reverse(), bytes: bytes.subarray(8 + length + t.data_offsets[0], 8 + length + t.data_offsets[1]) });
-    }
-  }
-  return tensors;
-}
 
 test('a qwen2 .gguf model: its tokenizer encodes like tokenizer.json and the engine generates the recorded tokens', async () => {
   const config = JSON.parse(readFileSync(path.join(FOLDER, 'config.json'), 'utf8'));

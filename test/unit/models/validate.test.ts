@@ -86,6 +86,35 @@ test('broken folders are refused with what to do', () => {
   assert.match(noChat.issues[0].message, /tokenizer_config\.json is missing/);
 });
 
+test('cause 11: weights beyond config.json\'s layers, and a tokenizer that does not fit the model, are refused', () => {
+  const editJson = (name: string, change: (c: Record<string, any>) => void) => (d: string) => {
+    const file = path.join(d, name);
+    const json = JSON.parse(readFileSync(file, 'utf8'));
+    change(json);
+    writeFileSync(file, JSON.stringify(json));
+  };
+  assertRefused(
+    validateModel(folderOf('mistral-gqa-f16', editJson('config.json', (c) => { c.num_hidden_layers = 5; })), PLENTY),
+    /model\.layers\.5\.\* \(9 tensors\) are in the weights but not used by config\.json's 5 layers/,
+  );
+  assertRefused(
+    validateModel(folderOf('mistral-gqa-f16', editJson('tokenizer.json', (t) => { t.model.vocab = {}; t.model.merges = []; })), PLENTY),
+    /tokenizer\.json has an empty vocabulary/,
+  );
+  assertRefused(
+    validateModel(folderOf('mistral-gqa-f16', editJson('tokenizer.json', (t) => { t.model.vocab.far = 4096; })), PLENTY),
+    /ids outside the model \('far' = 4096\): the model's embedding holds only 512 token ids/,
+  );
+  assertRefused(
+    validateModel(folderOf('mistral-gqa-f16', editJson('tokenizer_config.json', (c) => { c.eos_token = '<|absent|>'; })), PLENTY),
+    /The eos_token '<\|absent\|>' of the tokenizer .*tokenizer\.json is not in its vocabulary/,
+  );
+  const longTokens = ggufFile({ ...qwen2Meta, ...gpt2TokenizerMetadata(
+    { ...JSON.parse(readFileSync(path.join(TOKENIZER, 'tokenizer.json'), 'utf8')), added_tokens: [{ id: 600, content: '<|far|>', special: true }] },
+    { eos_token: '<|far|>' }, 'qwen2') }, { embd: 1, q: 0 });
+  assertRefused(validateModel(longTokens, PLENTY), /The GGUF tokenizer has 601 tokens but the model's embedding only 512 rows/);
+});
+
 test('a model that does not fit the free memory or the free GPU memory gets a warning with the numbers', () => {
   const dir = folderOf('llama3-gqa-f32');
   const cpu = validateModel(dir, { contextTokens: 0, freeMemoryBytes: 1e6 });

@@ -10,7 +10,8 @@
 //   electron               desktop VS Code downloaded by @vscode/test-electron (needs internet)
 // Other knobs:
 //   TIDAL_VSIX=path                 test this VSIX instead of dist/tidal-code.vsix
-//   TIDAL_INTEGRATION_TIMEOUT_S=n   limit for starting VS Code and running the suite (default 300)
+//   TIDAL_INTEGRATION_TIMEOUT_S=n   limit for starting VS Code and running the suite (default: none
+//                                   beyond the tests' own limits, see runners/common.mjs)
 //   TIDAL_KEEP_TEMP=1               keep the scratch folder (profile, workspace copy) for a look
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -19,7 +20,7 @@ import path from 'node:path';
 import { Cleanup, log, prepareRun, readResults, repoRoot, reportResults } from './runners/common.mjs';
 
 const runnerName = (process.env.TIDAL_VSCODE || 'code-server').toLowerCase();
-const timeoutSeconds = Number(process.env.TIDAL_INTEGRATION_TIMEOUT_S || 300);
+const timeoutSeconds = process.env.TIDAL_INTEGRATION_TIMEOUT_S ? Number(process.env.TIDAL_INTEGRATION_TIMEOUT_S) : undefined;
 
 /** The VSIX under test; `npm run package` (re)builds it when it is missing or older than its sources. */
 function ensureVsix() {
@@ -93,15 +94,15 @@ async function main() {
     } else {
       throw new Error(`TIDAL_VSCODE=${runnerName}: expected "code-server" or "electron"`);
     }
-    // Last resort if something hangs past its own limits: the suite's limit, plus room for a
-    // first-time tool install (which has its own 9-minute limit per step).
+    // Last resort if something hangs past its own limits: the suite's limit (or, without one,
+    // two hours), plus room for a first-time tool install (9 minutes at most per step).
     const watchdog = setTimeout(async () => {
       harnessError = 'the run hung past every time limit; stopped';
       await finish();
       process.exit(1);
-    }, (timeoutSeconds + 12 * 60) * 1000);
+    }, ((timeoutSeconds ?? 2 * 3600) + 12 * 60) * 1000);
     watchdog.unref();
-    ({ results, harnessError } = await runner({ vsix, run, cleanup, timeoutMs: timeoutSeconds * 1000 }));
+    ({ results, harnessError } = await runner({ vsix, run, cleanup, timeoutMs: timeoutSeconds === undefined ? undefined : timeoutSeconds * 1000 }));
     log(`${runnerName} runner finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } catch (error) {
     harnessError = error instanceof Error ? error.message : String(error);

@@ -14,7 +14,19 @@ import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, re
 import path from 'node:path';
 
 import { setupVscodeServer } from '../../../scripts/setup-vscode-server.mjs';
-import { integrationDir, keepVscodeLogs, log, logsDir, readResults, repoRoot, screenshotsDir, suiteEntry, userSettings } from './common.mjs';
+import {
+  integrationDir,
+  keepVscodeLogs,
+  log,
+  logsDir,
+  readResults,
+  repoRoot,
+  RunDeadline,
+  screenshotsDir,
+  SUITE_START_TIMEOUT_MS,
+  suiteEntry,
+  userSettings,
+} from './common.mjs';
 
 const EXTENSION_ID = 'tidal-code.tidal-code';
 const CHROMIUM_ARGS = [
@@ -30,6 +42,10 @@ const CHROMIUM_ARGS = [
   '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
 ];
 const VIEWPORT = { width: 1400, height: 900 };
+// Failure guards, not pauses: how long the runner waits for what a screenshot request names
+// (the suite waits longer for the answer), and for code-server to report its port.
+const WORKBENCH_WAIT_MS = 60_000;
+const LISTEN_TIMEOUT_MS = 60_000;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -113,7 +129,10 @@ async function startCodeServer(tools, baseArgs, env, workspace, cleanup) {
 
   const port = await new Promise((resolve, reject) => {
     let seen = '';
-    const timer = setTimeout(() => reject(new Error('code-server did not report a listening port within 30 s (see .test-artifacts/integration/code-server.log)')), 30_000);
+    const timer = setTimeout(
+      () => reject(new Error(`code-server did not report a listening port within ${LISTEN_TIMEOUT_MS / 1000} s (see .test-artifacts/integration/code-server.log)`)),
+      LISTEN_TIMEOUT_MS,
+    );
     server.stdout.on('data', (chunk) => {
       seen += chunk;
       const match = /HTTP server listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(seen);
@@ -151,21 +170,46 @@ async function chatWebviewState(page) {
   for (const { outer, content } of findChatWebviewFrames(page)) {
     const element = await outer.frameElement().catch(() => undefined);
     const visible = element ? await element.isVisible().catch(() => false) : false;
-    const text = content ? await content.evaluate(() => document.body?.innerText ?? '').catch(() => '') : '';
-    if (visible) return { chatWebviewVisible: true, chatWebviewText: text };
+    if (!visible) continue;
+    const seen = content
+      ? await content.evaluate(() => ({ text: document.body?.innerText ?? '', theme: document.body?.dataset.vscodeThemeKind ?? null })).catch(() => undefined)
+      : undefined;
+    return { chatWebviewVisible: true, chatWebviewText: seen?.text ?? '', chatWebviewTheme: seen?.theme ?? null, content };
   }
-  return { chatWebviewVisible: false, chatWebviewText: '' };
+  return { chatWebviewVisible: false, chatWebviewText: '', chatWebviewTheme: null, content: undefined };
 }
 
-/** What the workbench shows: the side bar's view container and the chat webview. */
-async function inspectWorkbench(page, { waitForChatView }) {
-  let webview = await chatWebviewState(page);
-  const deadline = Date.now() + 15_000;
-  while (waitForChatView && !(webview.chatWebviewVisible && webview.chatWebviewText.trim()) && Date.now() < deadline) {
-    await sleep(200);
-    webview = await chatWebviewState(page);
+/** Resolves once `frame` has drawn two more frames (what was just rendered is on screen), or after a second. */
+async function nextPaint(frame) {
+  const painted = frame.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve(true)))));
+  await Promise.race([painted.catch(() => false), sleep(1000)]);
+}
+
+/**
+ * What the workbench shows: the side bar's view container, the chat webview, ghost text. Waits
+ * first, up to WORKBENCH_WAIT_MS, for what the request names: the chat webview on screen with
+ * text in it, the webview in a theme (after a theme change), ghost text in the editor.
+ */
+async function inspectWorkbench(page, { waitForChatView, waitForTheme, waitForGhostText }) {
+  const ghostTextShown = () => page.evaluate(() => document.querySelector('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text') !== null).catch(() => false);
+  const look = async () => {
+    const webview = await chatWebviewState(page);
+    const ghostText = await ghostTextShown();
+    const ready =
+      (!waitForChatView || (webview.chatWebviewVisible && webview.chatWebviewText.trim() !== '')) &&
+      (!waitForTheme || webview.chatWebviewTheme === waitForTheme) &&
+      (!waitForGhostText || ghostText);
+    return { webview, ghostText, ready };
+  };
+  const deadline = Date.now() + WORKBENCH_WAIT_MS;
+  let seen = await look();
+  while (!seen.ready && Date.now() < deadline) {
+    await sleep(100);
+    seen = await look();
   }
-  if (waitForChatView) await sleep(300); // let the webview paint before the screenshot
+  // What was waited for is in the page; let it reach the screen before the screenshot.
+  await nextPaint(page);
+  if (seen.webview.content) await nextPaint(seen.webview.content);
   const sidebar = await page.evaluate(() => {
     const part = document.getElementById('workbench.parts.sidebar');
     return {
@@ -173,7 +217,8 @@ async function inspectWorkbench(page, { waitForChatView }) {
       sidebarTitle: part?.querySelector('.composite.title h2')?.textContent ?? null,
     };
   });
-  return { ...sidebar, ...webview };
+  const { content: _content, ...webview } = seen.webview;
+  return { ...sidebar, ...webview, ghostTextVisible: seen.ghostText };
 }
 
 async function answerScreenshotRequests(page, checkpointsDir) {
@@ -189,9 +234,13 @@ async function answerScreenshotRequests(page, checkpointsDir) {
     const name = String(request.name).replace(/[^\w.-]/g, '_');
     let response;
     try {
-      const workbench = await inspectWorkbench(page, { waitForChatView: Boolean(request.waitForChatView) });
+      const workbench = await inspectWorkbench(page, {
+        waitForChatView: Boolean(request.waitForChatView),
+        waitForTheme: typeof request.waitForTheme === 'string' ? request.waitForTheme : undefined,
+        waitForGhostText: Boolean(request.waitForGhostText),
+      });
       const screenshot = path.join(screenshotsDir, `${name}.png`);
-      await page.screenshot({ path: screenshot, timeout: 15_000 });
+      await page.screenshot({ path: screenshot, timeout: 30_000 });
       log(`screenshot ${path.relative(repoRoot, screenshot)}`);
       response = { screenshot: path.relative(repoRoot, screenshot), workbench };
     } catch (error) {
@@ -208,7 +257,7 @@ async function answerScreenshotRequests(page, checkpointsDir) {
 export async function runWithCodeServer({ vsix, run, cleanup, timeoutMs }) {
   const tools = setupVscodeServer();
   // The limit covers starting VS Code and the suite, not a first-time tool install.
-  const deadline = Date.now() + timeoutMs;
+  const deadline = new RunDeadline(timeoutMs);
   const { chromium } = await import('playwright-core');
 
   mkdirSync(path.join(run.userDataDir, 'User'), { recursive: true });
@@ -266,7 +315,7 @@ export async function runWithCodeServer({ vsix, run, cleanup, timeoutMs }) {
   exited.then((status) => (serverExit = status));
   let results;
   let harnessError;
-  const startDeadline = Math.min(deadline, Date.now() + 60_000);
+  const startDeadline = Date.now() + SUITE_START_TIMEOUT_MS;
   for (;;) {
     await answerScreenshotRequests(page, run.checkpointsDir);
     results = readResults(run.resultsFile);
@@ -276,11 +325,13 @@ export async function runWithCodeServer({ vsix, run, cleanup, timeoutMs }) {
       break;
     }
     if (!results && Date.now() > startDeadline) {
-      harnessError = 'the suite did not start within 60 s of the workbench loading (see .test-artifacts/integration/)';
+      harnessError = `the suite did not start within ${SUITE_START_TIMEOUT_MS / 1000} s of the workbench loading (see .test-artifacts/integration/)`;
       break;
     }
-    if (Date.now() > deadline) {
-      harnessError = 'the suite did not finish before the time limit (TIDAL_INTEGRATION_TIMEOUT_S)';
+    if (deadline.passed(results)) {
+      harnessError = timeoutMs === undefined
+        ? 'the suite ran past the sum of its tests\' time limits'
+        : 'the suite did not finish before the time limit (TIDAL_INTEGRATION_TIMEOUT_S)';
       break;
     }
     await sleep(200);

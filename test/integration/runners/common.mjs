@@ -81,6 +81,35 @@ export const userSettings = {
   'window.restoreWindows': 'none',
 };
 
+/** How long the suite may take to write its first results once VS Code is up (a failure guard). */
+export const SUITE_START_TIMEOUT_MS = 120_000;
+/** Room after the suite's planned time: the results written, the final screenshot. */
+const SUITE_GRACE_MS = 60_000;
+
+/**
+ * When a run gives up. With a limit set (TIDAL_INTEGRATION_TIMEOUT_S), at that limit from now.
+ * Otherwise from the moment the suite started: after the sum of its tests' own time limits
+ * (`plannedMs`, in the results file) plus some room. So a slow machine never cuts a run short
+ * while a test is still within its limit; each test's limit catches a hang first.
+ */
+export class RunDeadline {
+  #fixedAt;
+  #suiteStartedAt;
+
+  /** @param {number | undefined} timeoutMs */
+  constructor(timeoutMs) {
+    this.#fixedAt = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+  }
+
+  /** Whether the run is past its limit, given the results the suite has written so far. */
+  passed(results) {
+    if (this.#fixedAt !== undefined) return Date.now() > this.#fixedAt;
+    if (!results) return false; // not started yet: SUITE_START_TIMEOUT_MS guards that
+    this.#suiteStartedAt ??= Date.now();
+    return Date.now() > this.#suiteStartedAt + (results.plannedMs ?? 0) + SUITE_GRACE_MS;
+  }
+}
+
 /** Clean-up steps run once, newest first, on normal exit, on failure and on SIGINT/SIGTERM. */
 export class Cleanup {
   #steps = [];

@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { integrationDir, keepVscodeLogs, log, logsDir, readResults, repoRoot, suiteEntry, userSettings } from './common.mjs';
+import { integrationDir, keepVscodeLogs, log, logsDir, readResults, repoRoot, RunDeadline, SUITE_START_TIMEOUT_MS, suiteEntry, userSettings } from './common.mjs';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -20,7 +20,7 @@ export async function runWithElectron({ vsix, run, cleanup, timeoutMs }) {
   }
   const version = process.env.TIDAL_VSCODE_VERSION || 'stable';
   const vscodeExecutablePath = await downloadAndUnzipVSCode({ version, cachePath: path.join(repoRoot, '.vscode-test') });
-  const deadline = Date.now() + timeoutMs;
+  const deadline = new RunDeadline(timeoutMs);
 
   mkdirSync(path.join(run.userDataDir, 'User'), { recursive: true });
   writeFileSync(path.join(run.userDataDir, 'User', 'settings.json'), JSON.stringify(userSettings, null, 2));
@@ -77,6 +77,7 @@ export async function runWithElectron({ vsix, run, cleanup, timeoutMs }) {
   });
 
   let harnessError;
+  const startDeadline = Date.now() + SUITE_START_TIMEOUT_MS;
   for (;;) {
     const results = readResults(run.resultsFile);
     if (results?.finished) break;
@@ -84,8 +85,14 @@ export async function runWithElectron({ vsix, run, cleanup, timeoutMs }) {
       harnessError = `VS Code exited (${exitStatus.code ?? exitStatus.signal}) before the suite finished (see .test-artifacts/integration/vscode.log)`;
       break;
     }
-    if (Date.now() > deadline) {
-      harnessError = 'the suite did not finish before the time limit (TIDAL_INTEGRATION_TIMEOUT_S)';
+    if (!results && Date.now() > startDeadline) {
+      harnessError = `the suite did not start within ${SUITE_START_TIMEOUT_MS / 1000} s of VS Code starting (see .test-artifacts/integration/vscode.log)`;
+      break;
+    }
+    if (deadline.passed(results)) {
+      harnessError = timeoutMs === undefined
+        ? 'the suite ran past the sum of its tests\' time limits'
+        : 'the suite did not finish before the time limit (TIDAL_INTEGRATION_TIMEOUT_S)';
       break;
     }
     await sleep(200);

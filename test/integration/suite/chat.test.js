@@ -2,11 +2,16 @@
 // streams the engine's answer into the panel, Stop cancels it in the engine, and the history
 // is read back from the workspace state when the panel is re-created. Screenshots of the
 // panel with an answer, in the light and the dark theme.
+//
+// Where a test needs to see an answer half written (the panel rendering it, Stop), it holds the
+// engine as soon as the first chunks have arrived (engineHold.js): from then on the answer
+// cannot go on until the test releases it, however fast the engine decodes.
 'use strict';
 
 const assert = require('node:assert/strict');
 const vscode = require('vscode');
 
+const { holdEngine } = require('./engineHold');
 const { test, waitFor, captureWorkbench } = require('./harness');
 
 /** @typedef {import('../../../src/extension/extension').TidalApi} TidalApi */
@@ -29,10 +34,32 @@ function plainFragment(text) {
 }
 
 async function screenshotInTheme(theme, name) {
+  const light = theme.includes('Light');
   await vscode.workspace.getConfiguration('workbench').update('colorTheme', theme, vscode.ConfigurationTarget.Global);
-  await waitFor(() => vscode.window.activeColorTheme.kind === (theme.includes('Light') ? vscode.ColorThemeKind.Light : vscode.ColorThemeKind.Dark), { timeoutMs: 5_000 });
-  await new Promise((resolve) => setTimeout(resolve, 800)); // the webview takes the new colours
-  return captureWorkbench(name, { waitForChatView: true });
+  const applied = await waitFor(() => vscode.window.activeColorTheme.kind === (light ? vscode.ColorThemeKind.Light : vscode.ColorThemeKind.Dark), { timeoutMs: 30_000 });
+  assert.ok(applied, `VS Code did not switch to ${theme}`);
+  // The runner waits until the webview has taken the theme before it looks.
+  return captureWorkbench(name, { waitForChatView: true, waitForTheme: light ? 'vscode-light' : 'vscode-dark' });
+}
+
+/**
+ * Asks `question` and holds the engine once its answer has streamed `chunks` chunks: polled
+ * every millisecond, so the engine is stopped a few tokens later, long before the answer ends
+ * (under greedy decoding both questions of this file are answered up to the 1024-token limit).
+ * Returns the command's promise (it resolves once the answer ends) and the hold.
+ */
+async function askAndHoldAfterChunks(api, question, chunks) {
+  const turnsBefore = api.chat.turns().length;
+  const asking = vscode.commands.executeCommand('tidal.askAboutRepo', question);
+  // The answer's turn exists (question and answer pushed); then its chunks, or its end.
+  const streaming = await waitFor(() => {
+    const answerTurn = api.chat.turns().length >= turnsBefore + 2 ? api.chat.turns().at(-1) : undefined;
+    if (!answerTurn) return false;
+    return answerTurn.status !== 'streaming' || (api.chat.lastAnswer()?.chunks ?? 0) >= chunks;
+  }, { timeoutMs: 120_000, intervalMs: 1 });
+  const hold = holdEngine(api);
+  assert.ok(streaming && api.chat.busy(), `the answer was not streaming when the engine was to be held: ${JSON.stringify(api.chat.lastAnswer())}`);
+  return { asking, hold };
 }
 
 test('chat: Ask About This Repository streams the engine answer into the panel, with the repository in context', async () => {
@@ -43,10 +70,23 @@ test('chat: Ask About This Repository streams the engine answer into the panel, 
   const editor = await vscode.window.showTextDocument(document);
   editor.selection = new vscode.Selection(0, 0, 1, 0);
   await vscode.commands.executeCommand('tidal.openChat');
-  assert.ok(await waitFor(() => api.chat.panel() !== undefined, { timeoutMs: 15_000 }), 'the chat panel never reported a render');
+  assert.ok(await waitFor(() => api.chat.panel() !== undefined, { timeoutMs: 30_000 }), 'the chat panel never reported a render');
 
   const question = 'What does select_top_k do?';
-  await vscode.commands.executeCommand('tidal.askAboutRepo', question);
+  // The answer half written, held there: the panel renders it as it stands.
+  const { asking, hold } = await askAndHoldAfterChunks(api, question, 1);
+  let partial;
+  try {
+    partial = await waitFor(() => {
+      const streamed = api.chat.lastAnswer()?.streamed ?? '';
+      const shown = api.chat.panel()?.turns.at(-1);
+      return api.chat.busy() && shown?.role === 'assistant' && shown.text.length > 0 && shown.text === streamed ? shown.text : undefined;
+    }, { timeoutMs: 30_000 });
+  } finally {
+    hold.release();
+  }
+  assert.ok(partial, `the panel did not render the partial answer: ${JSON.stringify(api.chat.panel()?.turns.at(-1))}`);
+  await asking;
   const answer = api.chat.lastAnswer();
   assert.ok(answer, 'no answer recorded');
   assert.equal(answer.error, undefined, `the answer failed: ${answer.error}`);
@@ -63,12 +103,10 @@ test('chat: Ask About This Repository streams the engine answer into the panel, 
   assert.equal(api.chat.turns().at(-1).text, answer.text);
   assert.equal(api.getState().chatViewVisible, true, 'the chat panel is not shown');
 
-  // The panel rendered the answer growing, then whole.
-  const rendered = await waitFor(() => api.chat.panel()?.turns.at(-1)?.text === answer.text, { timeoutMs: 10_000 });
+  // The panel rendered the answer growing (the part shown while the engine was held), then whole.
+  assert.ok(partial.length < answer.text.length && answer.text.startsWith(partial), `partial ${JSON.stringify(partial)} of ${JSON.stringify(answer.text)}`);
+  const rendered = await waitFor(() => api.chat.panel()?.turns.at(-1)?.text === answer.text, { timeoutMs: 30_000 });
   assert.ok(rendered, 'the panel does not show the final answer');
-  const lengths = api.chat.panel().lastTurnLengths;
-  const partial = lengths.filter((length) => length > 0 && length < answer.text.length);
-  assert.ok(partial.length >= 1, `no partial answer was rendered (lengths ${lengths.slice(-20).join(',')})`);
 
   // What the workbench shows, read from the webview's page by the runner.
   const dark = await screenshotInTheme('Default Dark Modern', 'chat-answer-dark');
@@ -83,14 +121,20 @@ test('chat: Ask About This Repository streams the engine answer into the panel, 
   const light = await screenshotInTheme('Default Light Modern', 'chat-answer-light');
   if (light) assert.ok(normalise(light.workbench.chatWebviewText).includes(question));
   await vscode.workspace.getConfiguration('workbench').update('colorTheme', undefined, vscode.ConfigurationTarget.Global);
-}, { timeoutMs: 180_000 });
+}, { timeoutMs: 300_000 });
 
 test('chat: Stop cancels the answer in the engine; what came so far stays, marked stopped', async () => {
   const api = await tidalApi();
-  const asking = vscode.commands.executeCommand('tidal.askAboutRepo', 'Write a function that trims the KV cache.');
-  const started = await waitFor(() => api.chat.busy() && (api.chat.lastAnswer()?.chunks ?? 0) >= 3, { timeoutMs: 30_000, intervalMs: 10 });
-  assert.ok(started, `no streamed answer to stop: ${JSON.stringify(api.chat.lastAnswer())}`);
-  api.chat.stop();
+  const queueBefore = (await api.engineStats())?.queue;
+  assert.ok(queueBefore, 'the engine host did not answer engine/stats');
+  // Stop is pressed while the answer is half written: the engine is held there, so the answer
+  // cannot end on its own before the cancellation reaches the engine.
+  const { asking, hold } = await askAndHoldAfterChunks(api, 'Write a function that trims the KV cache.', 3);
+  try {
+    api.chat.stop();
+  } finally {
+    hold.release();
+  }
   await asking;
   const answer = api.chat.lastAnswer();
   assert.equal(answer.finishReason, 'cancelled');
@@ -100,8 +144,11 @@ test('chat: Stop cancels the answer in the engine; what came so far stays, marke
   assert.equal(api.chat.turns().at(-1).status, 'stopped');
   assert.equal(api.chat.turns().at(-1).text, answer.streamed);
   assert.ok(answer.streamed.length > 0);
-  await captureWorkbench('chat-stopped', { waitForChatView: true });
-}, { timeoutMs: 60_000 });
+  const queueAfter = (await api.engineStats())?.queue;
+  assert.ok(queueAfter && queueAfter.cancelled > queueBefore.cancelled, `the engine cancelled nothing: ${JSON.stringify(queueAfter)}`);
+  const seen = await captureWorkbench('chat-stopped', { waitForChatView: true });
+  if (seen) assert.match(seen.workbench.chatWebviewText, /stopped/, 'the panel does not mark the answer stopped');
+}, { timeoutMs: 120_000 });
 
 test('chat: the history is kept in the workspace state and shown again when the panel is re-created', async () => {
   const api = await tidalApi();
@@ -114,7 +161,7 @@ test('chat: the history is kept in the workspace state and shown again when the 
   const shown = await waitFor(() => {
     const panel = api.chat.panel();
     return panel && panel.turns.length === before.length && panel.turns.every((turn, i) => turn.text === before[i].text && turn.role === before[i].role);
-  }, { timeoutMs: 15_000 });
+  }, { timeoutMs: 30_000 });
   assert.ok(shown, `the re-created panel shows ${JSON.stringify(api.chat.panel()?.turns.map((turn) => turn.text.slice(0, 20)))}`);
   const seen = await captureWorkbench('chat-after-reload', { waitForChatView: true });
   if (seen) assert.ok(normalise(seen.workbench.chatWebviewText).includes('What does select_top_k do?'));

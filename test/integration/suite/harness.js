@@ -2,6 +2,10 @@
 // (they share one VS Code window), each under a time limit, and the results are written as
 // JSON after every test, so the runner outside sees progress even if a test hangs.
 //
+// Time limits here are failure guards only: no test waits a fixed time for something to
+// happen; it waits for an observable state (waitFor) and the limit only bounds how long a broken
+// run takes to report. The runner sizes its own limit from the sum of the tests' limits.
+//
 // Environment, set by test/integration/run.mjs:
 //   TIDAL_TEST_RESULTS      file to write results to (required)
 //   TIDAL_TEST_CHECKPOINTS  folder for screenshot requests to the runner (absent: no screenshots)
@@ -10,14 +14,19 @@
 const fs = require('node:fs');
 const path = require('node:path');
 
+const { releaseHeldEngines } = require('./engineHold');
+
 /** @typedef {{ name: string, fn: () => Promise<void> | void, timeoutMs: number }} TestCase */
 /** @typedef {{ name: string, passed: boolean, durationMs: number, error?: string }} TestResult */
 
 /** @type {TestCase[]} */
 const registered = [];
 
-/** Registers a test; `timeoutMs` bounds it (default 20 s). */
-function test(name, fn, { timeoutMs = 20_000 } = {}) {
+/** How long the suite waits for the runner's screenshot (more than the runner's own waits). */
+const SCREENSHOT_TIMEOUT_MS = 120_000;
+
+/** Registers a test; `timeoutMs` bounds it (default 30 s). */
+function test(name, fn, { timeoutMs = 30_000 } = {}) {
   registered.push({ name, fn, timeoutMs });
 }
 
@@ -45,9 +54,11 @@ async function runRegisteredTests() {
   const resultsFile = process.env.TIDAL_TEST_RESULTS;
   if (!resultsFile) throw new Error('TIDAL_TEST_RESULTS is not set; run the suite through test/integration/run.mjs');
   const planned = registered.map((testCase) => testCase.name);
+  // The longest the suite may take: every test's limit, and the final screenshot's.
+  const plannedMs = registered.reduce((sum, testCase) => sum + testCase.timeoutMs, 0) + SCREENSHOT_TIMEOUT_MS;
   /** @type {TestResult[]} */
   const results = [];
-  const write = (finished) => writeJsonAtomically(resultsFile, { planned, results, finished, vscodeVersion: require('vscode').version, node: process.version });
+  const write = (finished) => writeJsonAtomically(resultsFile, { planned, plannedMs, results, finished, vscodeVersion: require('vscode').version, node: process.version });
   write(false);
   for (const testCase of registered) {
     const started = Date.now();
@@ -57,6 +68,7 @@ async function runRegisteredTests() {
     } catch (error) {
       results.push({ name: testCase.name, passed: false, durationMs: Date.now() - started, error: describeError(error) });
     }
+    releaseHeldEngines(); // a test that failed while holding the engine must not leave it stopped
     write(false);
   }
   // One last look at the window while the extension host still runs (it stops once run()
@@ -80,16 +92,19 @@ async function waitFor(probe, { timeoutMs = 10_000, intervalMs = 100 } = {}) {
  * Asks the runner for a screenshot of the workbench named `name` and waits for it. The runner
  * answers with what it saw in the workbench DOM (see test/integration/runners/codeServer.mjs).
  * Returns undefined when the runner takes no screenshots (e.g. the Electron runner).
+ * Before the screenshot the runner waits, up to its own limit, for what the options name: the
+ * chat webview on screen with text in it, the webview in a theme ('vscode-dark' or
+ * 'vscode-light'), ghost text in the editor.
  * @param {string} name file name without extension
- * @param {{ waitForChatView?: boolean, timeoutMs?: number }} [options]
+ * @param {{ waitForChatView?: boolean, waitForTheme?: 'vscode-dark' | 'vscode-light', waitForGhostText?: boolean, timeoutMs?: number }} [options]
  * @returns {Promise<undefined | { screenshot: string, workbench: { activeViewContainer: string | null, sidebarTitle: string | null, chatWebviewVisible: boolean, chatWebviewText: string } }>}
  */
-async function captureWorkbench(name, { waitForChatView = false, timeoutMs = 30_000 } = {}) {
+async function captureWorkbench(name, { waitForChatView = false, waitForTheme, waitForGhostText = false, timeoutMs = SCREENSHOT_TIMEOUT_MS } = {}) {
   const folder = process.env.TIDAL_TEST_CHECKPOINTS;
   if (!folder) return undefined;
   const responseFile = path.join(folder, `${name}.response.json`);
   fs.rmSync(responseFile, { force: true });
-  writeJsonAtomically(path.join(folder, `${name}.request.json`), { name, waitForChatView });
+  writeJsonAtomically(path.join(folder, `${name}.request.json`), { name, waitForChatView, waitForTheme, waitForGhostText });
   const answered = await waitFor(() => fs.existsSync(responseFile), { timeoutMs, intervalMs: 100 });
   if (!answered) throw new Error(`the runner did not take screenshot "${name}" within ${timeoutMs} ms`);
   const response = JSON.parse(fs.readFileSync(responseFile, 'utf8'));

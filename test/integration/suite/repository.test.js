@@ -53,28 +53,48 @@ const readyWith = (api, accept) => () => {
   return status?.state === 'ready' && accept(status) ? status : undefined;
 };
 
+/**
+ * Waits until the host has taken every file event sent so far, and returns its status then: a
+ * marker file written and deleted on disk, each waited for. The host takes events in the order
+ * they come, so once it has taken the marker's, it has taken all earlier ones (a file written
+ * in several steps, an edit forwarded by mistake). `files`: the file count without the marker.
+ */
+async function afterEarlierEvents(api, folder, files) {
+  const marker = vscode.Uri.joinPath(folder.uri, 'src', 'zz_marker.py');
+  await vscode.workspace.fs.writeFile(marker, Buffer.from('MARKER = 1\n', 'utf8'));
+  const added = await waitFor(readyWith(api, (status) => status.files === files + 1), { timeoutMs: 90_000, intervalMs: 20 });
+  assert.ok(added, `the marker file did not reach the host: ${JSON.stringify(api.repositoryStatus())}`);
+  await vscode.workspace.fs.delete(marker);
+  const removed = await waitFor(readyWith(api, (status) => status.files === files), { timeoutMs: 90_000, intervalMs: 20 });
+  assert.ok(removed, `the deleted marker file is still in the host's repository: ${JSON.stringify(api.repositoryStatus())}`);
+  return removed;
+}
+
 test('repository: the engine host reads and warms the workspace, the status bar shows it, files on disk follow; completions still work', async () => {
   const api = await tidalApi();
-  assert.equal(await api.waitForModel(60_000), 'ready', `model: ${JSON.stringify(api.getState().model)}`);
+  assert.equal(await api.waitForModel(120_000), 'ready', `model: ${JSON.stringify(api.getState().model)}`);
   const folder = vscode.workspace.workspaceFolders[0];
 
   // Opened once the model was ready; the fixture's three files are small and warm quickly.
-  const first = await waitFor(readyWith(api, (status) => status.files >= 3), { timeoutMs: 60_000 });
+  const first = await waitFor(readyWith(api, (status) => status.files >= 3), { timeoutMs: 120_000 });
   assert.ok(first, `the host's repository did not become ready: ${JSON.stringify(api.repositoryStatus())}; status bar: ${api.statusBarText()}`);
   assert.ok(first.totalTokens > 100 && first.warmTokens === first.totalTokens, JSON.stringify(first));
   assert.match(api.statusBarText(), /^\$\((pulse|sync~spin)\) Tidal CPU/, `status bar: ${api.statusBarText()}`);
 
   const added = vscode.Uri.joinPath(folder.uri, 'src', 'window_scores.py');
   const watch = sampler(api);
-  let grown;
+  let reached;
   try {
     // A file written to disk: the watcher's event goes to the host, which warms its tokens.
     await vscode.workspace.fs.writeFile(added, Buffer.from(generatedModule(), 'utf8'));
-    grown = await waitFor(readyWith(api, (status) => status.files === first.files + 1), { timeoutMs: 90_000, intervalMs: 20 });
+    reached = await waitFor(readyWith(api, (status) => status.files === first.files + 1), { timeoutMs: 90_000, intervalMs: 20 });
   } finally {
     watch.stop();
   }
-  assert.ok(grown, `the new file did not reach the host's repository: ${JSON.stringify(api.repositoryStatus())}; states seen ${watch.states.join(' → ')}`);
+  assert.ok(reached, `the new file did not reach the host's repository: ${JSON.stringify(api.repositoryStatus())}; states seen ${watch.states.join(' → ')}`);
+  // The watcher may report the write in steps (created, then changed): the host as it stands
+  // once it has taken all of them.
+  const grown = await afterEarlierEvents(api, folder, first.files + 1);
   assert.ok(grown.totalTokens > first.totalTokens + 500, `${first.totalTokens} → ${grown.totalTokens} tokens`);
   assert.ok(watch.states.includes('warming'), `no warm-up seen: ${watch.states.join(' → ')}`);
   const progress = watch.texts.filter((text) => PROGRESS.test(text));
@@ -88,10 +108,12 @@ test('repository: the engine host reads and warms the workspace, the status bar 
   try {
     const end = document.lineAt(document.lineCount - 1).range.end;
     await editor.edit((edit) => edit.insert(end, '\n\ndef top_one(scores: list[float]) -> int:\n    return select_top_k(scores, 1)[0]\n'));
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    assert.equal(api.repositoryStatus()?.totalTokens, grown.totalTokens, 'an unsaved edit changed the repository part');
+    // Nothing is sent for an unsaved edit, so there is nothing to wait for: wait instead until
+    // the host has taken what came after it.
+    const unchanged = await afterEarlierEvents(api, folder, grown.files);
+    assert.equal(unchanged.totalTokens, grown.totalTokens, `an unsaved edit changed the repository part: ${JSON.stringify(grown)} → ${JSON.stringify(unchanged)}`);
     await document.save();
-    const saved = await waitFor(readyWith(api, (status) => status.totalTokens > grown.totalTokens), { timeoutMs: 60_000, intervalMs: 20 });
+    const saved = await waitFor(readyWith(api, (status) => status.totalTokens > grown.totalTokens), { timeoutMs: 90_000, intervalMs: 20 });
     assert.ok(saved, `the saved file did not reach the host: ${JSON.stringify(api.repositoryStatus())}`);
 
     // An inline completion with the host's repository part in front of its prompt.
@@ -104,7 +126,7 @@ test('repository: the engine host reads and warms the workspace, the status bar 
     const done = await waitFor(() => {
       const now = api.completionStats();
       return now.finished > before.finished && now.inFlight === 0 && now.lastSource === 'engine' ? now : undefined;
-    }, { timeoutMs: 30_000 });
+    }, { timeoutMs: 60_000 });
     assert.ok(done, `no completion finished: ${JSON.stringify(api.completionStats())}`);
     assert.equal(done.lastError, undefined);
     assert.ok(done.lastRepositoryTokens > 0, `the completion's prompt had no repository part: ${JSON.stringify(done)}`);
@@ -116,6 +138,6 @@ test('repository: the engine host reads and warms the workspace, the status bar 
     await vscode.workspace.fs.writeFile(document.uri, Buffer.from(originalText, 'utf8'));
     await vscode.workspace.fs.delete(added).then(undefined, () => undefined);
   }
-  const back = await waitFor(readyWith(api, (status) => status.files === first.files), { timeoutMs: 60_000 });
+  const back = await waitFor(readyWith(api, (status) => status.files === first.files), { timeoutMs: 90_000 });
   assert.ok(back, `the deleted file is still in the host's repository: ${JSON.stringify(api.repositoryStatus())}`);
-}, { timeoutMs: 240_000 });
+}, { timeoutMs: 600_000 });

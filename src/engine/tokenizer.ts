@@ -96,34 +96,77 @@ function byteLevelAlphabet(): Map<string, number> {
   return bytes;
 }
 
-function isSpaceAt(text: string, at: number): boolean {
+// Where cuts are: after a line break between two non-space characters, before a space between
+// a non-space character and a letter.
+function isSpace(text: string, at: number): boolean {
   const code = text.charCodeAt(at);
-  if (code === 32 || (code >= 9 && code <= 13)) return true;
-  return code >= 128 && /\s/.test(text[at]);
+  return code === 32 || (code >= 9 && code <= 13) || (code >= 128 && /\s/.test(text[at]));
 }
 
-function isLetterAt(text: string, at: number): boolean {
-  if (at >= text.length) return false;
-  const code = text.charCodeAt(at) | 32;
-  if (code >= 97 && code <= 122) return true;
-  return text.charCodeAt(at) >= 128 && /^\p{L}/u.test(text.slice(at, at + 2));
-}
-
-// A cut between text[at - 1] and text[at] (see above).
 function isCut(text: string, at: number): boolean {
   if (at < 2 || at >= text.length) return false;
-  if (text.charCodeAt(at - 1) === 10) return !isSpaceAt(text, at - 2) && !isSpaceAt(text, at);
-  return text.charCodeAt(at) === 32 && !isSpaceAt(text, at - 1) && isLetterAt(text, at + 1);
+  if (text.charCodeAt(at - 1) === 10) return !isSpace(text, at - 2) && !isSpace(text, at);
+  return text.charCodeAt(at) === 32 && !isSpace(text, at - 1) && /^\p{L}/u.test(text.slice(at + 1, at + 3));
+}
+
+// The cuts in [from, to], in order (only line breaks and spaces are looked at).
+function* cutsBetween(text: string, from: number, to: number): Generator<number> {
+  let lineBreak = text.indexOf('\n', from - 1);
+  let space = text.indexOf(' ', from);
+  for (;;) {
+    if (lineBreak < 0 && space < 0) return;
+    const useSpace = lineBreak < 0 || (space >= 0 && space < lineBreak + 1);
+    const at = useSpace ? space : lineBreak + 1;
+    if (at > to) return;
+    if (isCut(text, at)) yield at;
+    if (useSpace) space = text.indexOf(' ', space + 1);
+    else lineBreak = text.indexOf('\n', lineBreak + 1);
+  }
 }
 
 function firstCut(text: string, from: number, to: number): number | undefined {
-  for (let at = from; at <= to; at++) if (isCut(text, at)) return at;
+  for (const at of cutsBetween(text, from, to)) return at;
   return undefined;
 }
 
 function lastCut(text: string, from: number, to: number): number | undefined {
-  for (let at = to; at >= from; at--) if (isCut(text, at)) return at;
-  return undefined;
+  let last: number | undefined;
+  for (const at of cutsBetween(text, from, to)) last = at;
+  return last;
+}
+
+// The UTF-8 length of a text and the set of byte values in it (as TextEncoder writes it: a
+// lone surrogate becomes U+FFFD).
+function utf8Facts(text: string): { bytes: number; mask: Uint32Array } {
+  const seen = new Uint8Array(256);
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    let code = text.charCodeAt(i);
+    if (code < 0x80) {
+      seen[code] = 1;
+      bytes += 1;
+      continue;
+    }
+    if (code < 0x800) {
+      seen[0xc0 | (code >> 6)] = seen[0x80 | (code & 63)] = 1;
+      bytes += 2;
+      continue;
+    }
+    const low = text.charCodeAt(i + 1);
+    if (code >= 0xd800 && code < 0xdc00 && low >= 0xdc00 && low < 0xe000) {
+      code = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
+      seen[0xf0 | (code >> 18)] = seen[0x80 | ((code >> 12) & 63)] = seen[0x80 | ((code >> 6) & 63)] = seen[0x80 | (code & 63)] = 1;
+      bytes += 4;
+      i++;
+      continue;
+    }
+    if (code >= 0xd800 && code < 0xe000) code = 0xfffd;
+    seen[0xe0 | (code >> 12)] = seen[0x80 | ((code >> 6) & 63)] = seen[0x80 | (code & 63)] = 1;
+    bytes += 3;
+  }
+  const mask = new Uint32Array(8);
+  for (let byte = 0; byte < 256; byte++) if (seen[byte]) mask[byte >> 5] |= 1 << (byte & 31);
+  return { bytes, mask };
 }
 
 function byteMask(bytes: Uint8Array): Uint32Array {
@@ -237,9 +280,8 @@ export class TextTokenizer {
   // token reaching outside it: they are made of its bytes only, each covering at most the longest
   // such token; an open edge gives away what one crossing token can cover.
   private boundOfStretch(text: string, openEdges: number, facts: CountingFacts): number {
-    const bytes = Buffer.from(facts.nfc ? text.normalize('NFC') : text, 'utf8');
+    const { bytes, mask } = utf8Facts(facts.nfc ? text.normalize('NFC') : text);
     const table = this.countingTable();
-    const mask = byteMask(bytes);
     if (facts.prefixSpace) mask[1] |= 1; // byte 32
     let longest = table.maxBytes;
     for (let i = 0; i < table.lengths.length; i++) {
@@ -251,7 +293,7 @@ export class TextTokenizer {
       }
     }
     const slack = openEdges * (table.maxBytes - 1 + (facts.nfc ? NFC_EDGE_BYTES : 0));
-    return Math.ceil(Math.max(0, bytes.length - slack) / longest);
+    return Math.ceil(Math.max(0, bytes - slack) / longest);
   }
 
   // Every token's bytes as a set, longest first (built on first use: a few MB for 150k tokens).

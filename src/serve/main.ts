@@ -32,6 +32,13 @@ async function main(): Promise<void> {
     modelId: args.modelName,
     apiKey: args.apiKey,
     maxBodyBytes: args.maxBodyBytes,
+    host: args.host,
+    allowedHosts: args.allowedHosts,
+    allowedOrigins: args.allowedOrigins,
+    maxTokens: args.maxTokens,
+    requestTimeoutMs: args.requestTimeoutMs,
+    maxQueue: args.maxQueue,
+    maxConnections: args.maxConnections,
     log: (line) => console.error(line),
   });
   const warning = exposureWarning(args);

@@ -161,16 +161,16 @@ test('a client that disconnects mid-stream cancels its request in the engine', a
   await stillServes();
 });
 
-test('a newer completion replaces a running one: the older stream ends with a request_superseded error', async () => {
+test('a newer completion of the same user replaces a running one: the older stream ends with a request_superseded error', async () => {
   // Precondition: greedy, this completion runs its whole 400 tokens.
   const long = { prefix: 'const numbers = [1, 2, 3, ', suffix: '];\n' };
   const reference = await session.generate({ requestId: 'ref-long', kind: 'completion', ...long, maxTokens: 400, sampling: { temperature: 0 } });
   assert.equal(reference.finishReason, 'length');
-  const older = await post('/completions', { prompt: long.prefix, suffix: long.suffix, max_tokens: 400, temperature: 0, stream: true });
+  const older = await post('/completions', { prompt: long.prefix, suffix: long.suffix, max_tokens: 400, temperature: 0, stream: true, user: 'carol' });
   const reader = (older.body as ReadableStream<Uint8Array>).getReader();
   const decoder = new TextDecoder();
   let text = decoder.decode((await reader.read()).value);
-  const newer = await post('/completions', { prompt: 'const x = ', suffix: ';\n', max_tokens: 4, temperature: 0 });
+  const newer = await post('/completions', { prompt: 'const x = ', suffix: ';\n', max_tokens: 4, temperature: 0, user: 'carol' });
   assert.equal(newer.status, 200);
   for (;;) {
     const { done, value } = await reader.read();
@@ -254,7 +254,7 @@ test('bad requests get 4xx with a message, and the server keeps serving', async 
   const tooLong = 'word '.repeat(40_000);
   const big = await startServer(session, { apiKey: API_KEY });
   try {
-    const response = await fetch(`${big.baseUrl}/completions`, { method: 'POST', headers: auth, body: JSON.stringify({ prompt: tooLong, max_tokens: 1 }) });
+    const response = await fetch(`${big.baseUrl}/completions`, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/json' }, body: JSON.stringify({ prompt: tooLong, max_tokens: 1 }) });
     await expectError(response, 400, /context holds/);
   } finally {
     await big.close();

@@ -10,6 +10,7 @@ import { StopSequenceFilter } from '../../../src/serve/stopSequences';
 
 const qwenTokens = ['<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>', '<|file_sep|>', '<|repo_name|>', '<|endoftext|>'];
 const qwen = detectFimFormat((token) => qwenTokens.includes(token));
+const limits = { maxTokens: 4096 };
 
 // A small deterministic generator (mulberry32), so failures reproduce.
 function random(seed: number): () => number {
@@ -81,18 +82,18 @@ test('stop strings: streamed in random chunks, the text stops where indexOf over
 });
 
 test('completion and chat bodies map to GenerateParams; unsupported fields are refused by name', () => {
-  const fim = parseCompletionRequest({ prompt: 'a', suffix: 'b', max_tokens: 5, temperature: 0.5, top_p: 0.9, seed: 3, stream: true }, 'id1', qwen);
-  assert.deepEqual(fim.params, { requestId: 'id1', kind: 'completion', prefix: 'a', suffix: 'b', maxTokens: 5, sampling: { temperature: 0.5, topP: 0.9, seed: 3 }, attention: undefined });
+  const fim = parseCompletionRequest({ prompt: 'a', suffix: 'b', max_tokens: 5, temperature: 0.5, top_p: 0.9, seed: 3, stream: true }, 'id1', qwen, limits);
+  assert.deepEqual(fim.params, { requestId: 'id1', kind: 'completion', prefix: 'a', suffix: 'b', maxTokens: 5, sampling: { temperature: 0.5, topP: 0.9, seed: 3 }, attention: undefined, client: 'request:id1' });
   assert.equal(fim.stream, true);
-  const raw = parseCompletionRequest({ prompt: ['only one'], stop: 'x' }, 'id2', qwen);
+  const raw = parseCompletionRequest({ prompt: ['only one'], stop: 'x' }, 'id2', qwen, limits);
   assert.equal(raw.params.kind, 'raw');
   assert.equal(raw.params.prompt, 'only one');
   assert.deepEqual(raw.stop, ['x']);
-  const chat = parseChatRequest({ messages: [{ role: 'developer', content: [{ type: 'text', text: 'be brief' }] }, { role: 'user', content: 'hi' }] }, 'id3');
+  const chat = parseChatRequest({ messages: [{ role: 'developer', content: [{ type: 'text', text: 'be brief' }] }, { role: 'user', content: 'hi' }] }, 'id3', limits);
   assert.deepEqual(chat.params.messages, [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi' }]);
-  assert.throws(() => parseCompletionRequest({ prompt: 'a', logprobs: 2 }, 'x', qwen), /logprobs/);
-  assert.throws(() => parseCompletionRequest({ prompt: 'a', max_tokens: 0 }, 'x', qwen), /max_tokens/);
-  assert.throws(() => parseCompletionRequest({ prompt: 'a', stop: ['', 'b'] }, 'x', qwen), /stop/);
-  assert.throws(() => parseCompletionRequest({ prompt: 'a', echo: true }, 'x', qwen), /echo/);
-  assert.throws(() => parseChatRequest({ messages: 'hi' }, 'x'), /messages/);
+  assert.throws(() => parseCompletionRequest({ prompt: 'a', logprobs: 2 }, 'x', qwen, limits), /logprobs/);
+  assert.throws(() => parseCompletionRequest({ prompt: 'a', max_tokens: 0 }, 'x', qwen, limits), /max_tokens/);
+  assert.throws(() => parseCompletionRequest({ prompt: 'a', stop: ['', 'b'] }, 'x', qwen, limits), /stop/);
+  assert.throws(() => parseCompletionRequest({ prompt: 'a', echo: true }, 'x', qwen, limits), /echo/);
+  assert.throws(() => parseChatRequest({ messages: 'hi' }, 'x', limits), /messages/);
 });

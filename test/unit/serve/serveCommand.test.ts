@@ -20,7 +20,19 @@ test('arguments: defaults, key from a file or the environment, clear errors', ()
     assert.equal(defaults.port, 8765);
     assert.equal(defaults.apiKey, undefined);
     assert.equal(defaults.modelName, 'tidal-code-mini');
-    assert.equal(defaults.maxBodyBytes, 16 * 1024 * 1024);
+    assert.equal(defaults.maxBodyBytes, 4 * 1024 * 1024);
+    assert.equal(defaults.maxTokens, 4096);
+    assert.equal(defaults.requestTimeoutMs, 300_000);
+    assert.equal(defaults.maxQueue, 16);
+    assert.equal(defaults.maxConnections, 64);
+    assert.deepEqual([defaults.allowedHosts, defaults.allowedOrigins], [[], []]);
+    const repeated = parseServeArgs(['--model', 'm', '--allow-host', 'box.lan', '--allow-host=10.0.0.5', '--allow-origin', 'https://App.example/', '--max-tokens', '512'], {});
+    assert.deepEqual(repeated.allowedHosts, ['box.lan', '10.0.0.5']);
+    assert.deepEqual(repeated.allowedOrigins, ['https://app.example']);
+    assert.equal(repeated.maxTokens, 512);
+    assert.throws(() => parseServeArgs(['--model', 'm', '--allow-origin', 'app.example'], {}), /--allow-origin takes an origin/);
+    assert.throws(() => parseServeArgs(['--model', 'm', '--allow-host', 'http://box.lan/'], {}), /--allow-host takes a host name/);
+    assert.throws(() => parseServeArgs(['--model', 'm', '--max-queue', '-1'], {}), /--max-queue must be an integer/);
     const keyFile = path.join(dir, 'key');
     writeFileSync(keyFile, 'from-file\n');
     assert.equal(parseServeArgs(['--model', 'm', `--api-key-file=${keyFile}`], { TIDAL_API_KEY: 'from-env' }).apiKey, 'from-file');
@@ -63,7 +75,7 @@ test('the built server starts, answers with the key from TIDAL_API_KEY, and exit
     assert.equal((await fetch(`${url}/models`)).status, 401);
     const response = await fetch(`${url}/completions`, {
       method: 'POST',
-      headers: { Authorization: 'Bearer cli-key' },
+      headers: { Authorization: 'Bearer cli-key', 'Content-Type': 'application/json' },
       body: JSON.stringify({ prompt: 'const answer = ', max_tokens: 3, temperature: 0 }),
     });
     assert.equal(response.status, 200);

@@ -25,6 +25,7 @@ export async function startServer(session: ModelSession, options: Partial<ServeO
   const results: GenerateResult[] = [];
   const spy: ServedModel = {
     fimFormat: session.fimFormat,
+    tokenizer: session.tokenizer,
     info: () => session.info(),
     cancel: (id) => session.cancel(id),
     generate: async (params: GenerateParams, onText?: (text: string) => void) => {

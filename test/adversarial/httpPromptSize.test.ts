@@ -20,26 +20,29 @@ after(async () => {
   await session.unload();
 });
 
-// Sends a hostile request and probes /health every 50 ms until it is answered; the slowest
-// probe says how long the event loop was held.
-async function whileHandled(route: string, body: unknown): Promise<{ status: number; message: string; slowestHealthMs: number; probes: number }> {
+// Sends a hostile request and probes /health every 50 ms until it is answered. The server runs
+// in this process, so a held event loop shows as a long gap between two answers to the probes
+// (or between the last one and the hostile request's answer).
+async function whileHandled(route: string, body: unknown): Promise<{ status: number; message: string; longestGapMs: number; probes: number }> {
   let done = false;
-  let slowest = 0;
+  let last = performance.now();
+  let longest = 0;
   let probes = 0;
   const prober = (async () => {
     while (!done) {
-      const sent = performance.now();
       const health = await request(`${server.baseUrl.replace(/\/v1$/, '')}/health`);
       assert.equal(health.status, 200);
-      slowest = Math.max(slowest, performance.now() - sent);
+      longest = Math.max(longest, performance.now() - last);
+      last = performance.now();
       probes++;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   })();
   const answer = await postJson(`${server.baseUrl}${route}`, body);
+  longest = Math.max(longest, performance.now() - last);
   done = true;
   await prober;
-  return { status: answer.status, message: answer.status === 200 ? '' : errorOf(answer, answer.status).message, slowestHealthMs: slowest, probes };
+  return { status: answer.status, message: answer.status === 200 ? '' : errorOf(answer, answer.status).message, longestGapMs: longest, probes };
 }
 
 test('cause 3: hostile prompts get 400 naming the context, and /health answers all along', async () => {
@@ -53,7 +56,7 @@ test('cause 3: hostile prompts get 400 naming the context, and /health answers a
   for (const [route, body] of hostile) {
     const outcome = await whileHandled(route, body);
     // Tokenizing any of these whole holds the event loop for seconds (14 s for the second).
-    assert.ok(outcome.slowestHealthMs < 1_000, `/health waited ${outcome.slowestHealthMs.toFixed(0)} ms (${outcome.probes} probes)`);
+    assert.ok(outcome.longestGapMs < 1_000, `/health went unanswered for ${outcome.longestGapMs.toFixed(0)} ms (${outcome.probes} probes)`);
     assert.equal(outcome.status, 400, outcome.message);
     assert.match(outcome.message, new RegExp(`at least \\d+ tokens but the model's context holds ${maxContext}`));
   }

@@ -5,15 +5,16 @@
 //
 // A block takes 128 consecutive queries of one head and has three warpgroups (384 threads):
 //   - the producer warpgroup: one thread issues every copy. Q (128 rows) once, then K and V
-//     in tiles of 128 positions into a ring of `Stages` shared-memory stages. Each stage has a
+//     in tiles of 128 positions into a ring of `Stages` (3) shared-memory stages. Each stage has a
 //     "full" barrier (the copy engine counts the bytes in) and an "empty" barrier (each
 //     consumer warp arrives when it is done with the stage). The producer gives most of its
 //     registers back (setmaxnreg) to the consumers.
 //   - two consumer warpgroups of 64 query rows each. Per key tile: S = Q K^T (wgmma, both
 //     operands in shared memory), causal mask and online softmax on the fp32 accumulators, P
 //     rounded to bf16 straight from the S registers into the A operand of O += P V (wgmma with
-//     A in registers, V in shared memory read transposed). While one warpgroup does its
-//     softmax, the other's products keep the tensor cores busy.
+//     A in registers, V in shared memory read transposed). Inside a warpgroup, tile n's
+//     softmax runs while tile n - 1's O += P V is on the tensor cores; the two warpgroups also
+//     overlap each other.
 //
 // Shared memory layout (every tile 1024-byte aligned): tiles are stored as column blocks of
 // 64 bf16 (128 bytes a row) with the 128-byte swizzle that both TMA and wgmma understand: the
@@ -39,6 +40,7 @@
 #include <cudaTypedefs.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <mutex>
 
 #include "common.cuh"
@@ -145,7 +147,11 @@ __device__ __forceinline__ uint64_t make_descriptor(uint32_t address, uint32_t l
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// Waits until at most `Pending` committed groups of products are still running.
+template <int Pending>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(Pending) : "memory");
+}
 // Keeps the compiler from touching accumulators across the asynchronous products.
 template <int N>
 __device__ __forceinline__ void hold_registers(float (&r)[N]) {
@@ -312,29 +318,29 @@ __global__ void __launch_bounds__(kThreads, 1)
   float s[kHopperKeyRows / 2];
 #pragma unroll
   for (int i = 0; i < kHopperKeyRows / 2; ++i) s[i] = 0.0f;
+  uint32_t pa[kHopperKeyRows / 16][4];  // P of the previous tile, the A operand of O += P V
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
 
-  barrier_wait(q_full, 0);
-  for (int n = 0; n < tiles; ++n) {
-    const int stage = n % Stages;
-    const uint32_t k_address = shared_address(stages) + stage * Shape::kStageBytes;
-    const uint32_t v_address = k_address + Shape::kTileBytes;
-    barrier_wait(&full[stage], (n / Stages) & 1);
-
-    // S = Q K^T over D / 16 k-steps.
-    wgmma_fence();
+  const auto k_address = [&](int n) { return shared_address(stages) + (n % Stages) * Shape::kStageBytes; };
+  // S = Q K^T of tile n, issued (not waited for).
+  const auto issue_scores = [&](int n) {
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t column = (kk / 4) * kColumnBlockBytes + (kk % 4) * 32;
       wgmma_m64n128_ss(s, make_descriptor(q_address + column, 16, kGroupBytes),
-                       make_descriptor(k_address + column, 16, kGroupBytes), kk > 0);
+                       make_descriptor(k_address(n) + column, 16, kGroupBytes), kk > 0);
     }
-    wgmma_commit();
-    wgmma_wait_all();
-    hold_registers(s);
-
-    // Base-2 scores, the causal mask (only tiles that reach past the warp's first row), the
-    // new running maxima.
+  };
+  // O += P V of tile n, issued.
+  const auto issue_values = [&](int n) {
+    const uint32_t v_address = k_address(n) + Shape::kTileBytes;
+#pragma unroll
+    for (int i = 0; i < kHopperKeyRows / 16; ++i)
+      product_pv<D>(o, pa[i], make_descriptor(v_address + i * 2 * kGroupBytes, kColumnBlockBytes, kGroupBytes));
+  };
+  // Base-2 scores of tile n, the causal mask (only tiles that reach past the warp's first row),
+  // new running maxima; s ends holding 2^(x - m) in fp32. Gives the rescale of the old rows.
+  const auto softmax = [&](int n, float* alpha0, float* alpha1) {
     const int64_t first = int64_t(tile_begin + n) * kHopperKeyRows;
     const bool needs_mask = first + kHopperKeyRows - 1 > warp_first_position;
     float tile_max0 = -INFINITY, tile_max1 = -INFINITY;
@@ -356,22 +362,25 @@ __global__ void __launch_bounds__(kThreads, 1)
     tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 2));
     const float new0 = fmaxf(m0, tile_max0), new1 = fmaxf(m1, tile_max1);
     const float base0 = new0 == -INFINITY ? 0.0f : new0, base1 = new1 == -INFINITY ? 0.0f : new1;
-    const float alpha0 = exp2f(m0 - base0), alpha1 = exp2f(m1 - base1);
+    *alpha0 = exp2f(m0 - base0);
+    *alpha1 = exp2f(m1 - base1);
     m0 = new0;
     m1 = new1;
     float sum0 = 0.0f, sum1 = 0.0f;
-    uint32_t pa[kHopperKeyRows / 16][4];
 #pragma unroll
     for (int j = 0; j < kHopperKeyRows / 8; ++j) {
-      const float p0 = exp2f(s[4 * j] - base0), p1 = exp2f(s[4 * j + 1] - base0);
-      const float p2 = exp2f(s[4 * j + 2] - base1), p3 = exp2f(s[4 * j + 3] - base1);
-      sum0 += p0 + p1;
-      sum1 += p2 + p3;
-      pa[j / 2][(j & 1) * 2 + 0] = pack_bf16(p0, p1);
-      pa[j / 2][(j & 1) * 2 + 1] = pack_bf16(p2, p3);
+      s[4 * j] = exp2f(s[4 * j] - base0);
+      s[4 * j + 1] = exp2f(s[4 * j + 1] - base0);
+      s[4 * j + 2] = exp2f(s[4 * j + 2] - base1);
+      s[4 * j + 3] = exp2f(s[4 * j + 3] - base1);
+      sum0 += s[4 * j] + s[4 * j + 1];
+      sum1 += s[4 * j + 2] + s[4 * j + 3];
     }
-    l0 = l0 * alpha0 + sum0;
-    l1 = l1 * alpha1 + sum1;
+    l0 = l0 * *alpha0 + sum0;
+    l1 = l1 * *alpha1 + sum1;
+  };
+  // Rescales O (no product in flight) and rounds P into the A fragments.
+  const auto rescale_and_pack = [&](float alpha0, float alpha1) {
 #pragma unroll
     for (int d = 0; d < D / 8; ++d) {
       o[4 * d] *= alpha0;
@@ -379,18 +388,54 @@ __global__ void __launch_bounds__(kThreads, 1)
       o[4 * d + 2] *= alpha1;
       o[4 * d + 3] *= alpha1;
     }
-
-    // O += P V over 8 k-steps of 16 keys.
-    wgmma_fence();
 #pragma unroll
-    for (int i = 0; i < kHopperKeyRows / 16; ++i)
-      product_pv<D>(o, pa[i], make_descriptor(v_address + i * 2 * kGroupBytes, kColumnBlockBytes, kGroupBytes));
-    wgmma_commit();
-    wgmma_wait_all();
-    hold_registers(o);
+    for (int j = 0; j < kHopperKeyRows / 8; ++j) {
+      pa[j / 2][(j & 1) * 2 + 0] = pack_bf16(s[4 * j], s[4 * j + 1]);
+      pa[j / 2][(j & 1) * 2 + 1] = pack_bf16(s[4 * j + 2], s[4 * j + 3]);
+    }
+  };
+  const auto release = [&](int n) {
     __syncwarp();
-    if (lane == 0) barrier_arrive(&empty[stage]);
+    if (lane == 0) barrier_arrive(&empty[n % Stages]);
+  };
+
+  // Tile n's scores and softmax overlap tile n - 1's O += P V: per tile, issue S_n and PV_{n-1},
+  // wait for S_n only, do its softmax while PV_{n-1} runs, then wait for PV_{n-1}, release its
+  // stage, rescale O and pack P_n.
+  barrier_wait(q_full, 0);
+  barrier_wait(&full[0], 0);
+  wgmma_fence();
+  issue_scores(0);
+  wgmma_commit();
+  wgmma_wait<0>();
+  hold_registers(s);
+  {
+    float alpha0, alpha1;
+    softmax(0, &alpha0, &alpha1);
+    rescale_and_pack(alpha0, alpha1);
   }
+  for (int n = 1; n < tiles; ++n) {
+    barrier_wait(&full[n % Stages], (n / Stages) & 1);
+      wgmma_fence();
+    issue_scores(n);
+    wgmma_commit();
+    issue_values(n - 1);
+    wgmma_commit();
+      wgmma_wait<1>();
+    hold_registers(s);
+    float alpha0, alpha1;
+    softmax(n, &alpha0, &alpha1);
+    wgmma_wait<0>();
+    hold_registers(o);
+    release(n - 1);
+    rescale_and_pack(alpha0, alpha1);
+  }
+  wgmma_fence();
+  issue_values(tiles - 1);
+  wgmma_commit();
+  wgmma_wait<0>();
+  hold_registers(o);
+  release(tiles - 1);
 
   l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
   l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
@@ -535,8 +580,16 @@ cudaError_t launch_prefill_attention_hopper(const PrefillAttentionLaunch& launch
   params.partial_stats = partial_stats;
   params.splits = std::max(splits, 1);
   const unsigned query_tiles = static_cast<unsigned>(ceil_div(launch.tokens, kHopperQueryRows));
-  if (d == 128) return launch_shape<128, 2>(q_map, k_map, v_map, params, query_tiles, stream);
-  return launch_shape<64, 3>(q_map, k_map, v_map, params, query_tiles, stream);
+  // Stages: 3 (224 KB of shared memory at head dim 128) unless $TIDAL_PREFILL_STAGES=2 (A/B runs).
+  static const bool two_stages = [] {
+    const char* text = std::getenv("TIDAL_PREFILL_STAGES");
+    return text && std::atoi(text) == 2;
+  }();
+  if (d == 128)
+    return two_stages ? launch_shape<128, 2>(q_map, k_map, v_map, params, query_tiles, stream)
+                      : launch_shape<128, 3>(q_map, k_map, v_map, params, query_tiles, stream);
+  return two_stages ? launch_shape<64, 2>(q_map, k_map, v_map, params, query_tiles, stream)
+                    : launch_shape<64, 3>(q_map, k_map, v_map, params, query_tiles, stream);
 }
 
 }  // namespace tidal::cuda

@@ -61,6 +61,16 @@ std::string fixtures_dir();
     }                                                                                     \
   } while (0)
 
+// Checks that a string contains `fragment`.
+#define CHECK_CONTAINS(text, fragment)                                                     \
+  do {                                                                                    \
+    const std::string tidal_text_ = (text);                                               \
+    if (tidal_text_.find(fragment) == std::string::npos)                                  \
+      ::tidal_test::record_failure(__FILE__, __LINE__,                                    \
+                                   std::string("expected '") + (fragment) + "' in '" +     \
+                                       tidal_text_ + "'");                                \
+  } while (0)
+
 // Runs stmt and checks that it throws an exception whose what() contains `fragment`.
 #define CHECK_THROWS_WITH(stmt, fragment)                                                  \
   do {                                                                                    \

@@ -59,14 +59,6 @@ std::string from_tensors_error(const ModelConfig& config, std::shared_ptr<const 
   }
 }
 
-#define CHECK_CONTAINS(text, fragment)                                                                    \
-  do {                                                                                                    \
-    const std::string tidal_text_ = (text);                                                               \
-    if (tidal_text_.find(fragment) == std::string::npos)                                                  \
-      ::tidal_test::record_failure(__FILE__, __LINE__,                                                    \
-                                   std::string("expected '") + (fragment) + "' in '" + tidal_text_ + "'"); \
-  } while (0)
-
 }  // namespace
 
 TIDAL_TEST(cause11_config_with_fewer_layers_than_the_safetensors_is_refused) {

@@ -22,14 +22,6 @@ std::string load_error(const std::string& path) {
   }
 }
 
-#define CHECK_CONTAINS(text, fragment)                                                                    \
-  do {                                                                                                    \
-    const std::string tidal_text_ = (text);                                                               \
-    if (tidal_text_.find(fragment) == std::string::npos)                                                  \
-      ::tidal_test::record_failure(__FILE__, __LINE__,                                                    \
-                                   std::string("expected '") + (fragment) + "' in '" + tidal_text_ + "'"); \
-  } while (0)
-
 }  // namespace
 
 TIDAL_TEST(cause15_a_file_that_is_not_gguf_is_not_read_as_a_folder) {

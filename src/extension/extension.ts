@@ -70,6 +70,11 @@ export interface TidalApi {
   statusBarText(): string;
   /** The engine host's latest report on the repository (warm-up, ready); undefined while none is open there. */
   repositoryStatus(): RepositoryStatus | undefined;
+  /**
+   * Calls `listener` with every report the engine host sends on the repository, and with the
+   * status bar's text right after it was updated for that report.
+   */
+  onDidChangeRepositoryStatus(listener: (status: RepositoryStatus | undefined, statusBarText: string) => void): { dispose(): void };
 }
 
 export interface ChatAnswerState {
@@ -335,6 +340,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     engineStats: async () => engine.rpc?.sendRequest(statsRequest).catch(() => undefined),
     statusBarText: () => statusBar.text,
     repositoryStatus: () => hostRepository.status,
+    // Registered after the status bar's own listener, so the text given is already updated.
+    onDidChangeRepositoryStatus: (listener) => hostRepository.onDidChange((status) => listener(status, statusBar.text)),
   };
 }
 

@@ -35,17 +35,19 @@ function generatedModule() {
   return lines.join('\n');
 }
 
-/** Samples the repository status and the status bar text every few ms until stopped. */
-function sampler(api) {
+/**
+ * Records every repository report the engine host sends and the status bar's text right after
+ * it (the extension's event, so no report is missed however short the warm-up).
+ */
+function recorder(api) {
   const states = [];
   const texts = [];
-  const timer = setInterval(() => {
-    const state = api.repositoryStatus()?.state ?? 'none';
+  const subscription = api.onDidChangeRepositoryStatus((status, text) => {
+    const state = status?.state ?? 'none';
     if (states.at(-1) !== state) states.push(state);
-    const text = api.statusBarText();
     if (texts.at(-1) !== text) texts.push(text);
-  }, 5);
-  return { states, texts, stop: () => clearInterval(timer) };
+  });
+  return { states, texts, stop: () => subscription.dispose() };
 }
 
 const readyWith = (api, accept) => () => {
@@ -82,7 +84,7 @@ test('repository: the engine host reads and warms the workspace, the status bar 
   assert.match(api.statusBarText(), /^\$\((pulse|sync~spin)\) Tidal CPU/, `status bar: ${api.statusBarText()}`);
 
   const added = vscode.Uri.joinPath(folder.uri, 'src', 'window_scores.py');
-  const watch = sampler(api);
+  const watch = recorder(api);
   let reached;
   try {
     // A file written to disk: the watcher's event goes to the host, which warms its tokens.

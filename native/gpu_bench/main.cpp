@@ -13,6 +13,9 @@
 // against the compute floor (causal flops 4 * d * heads * sum of visible keys at 790 TFLOP/s,
 // the dense-bf16 rate measured on the H200).
 //
+// Then the four matrix products of a layer at 256, 2048 and 8192 tokens (cuBLAS, as prefill
+// runs them), against the same compute floor.
+//
 // Usage: tidal_gpu_bench [--quick | --smoke | --prefill]
 //   --quick: the 32K context only; --smoke: a 4K context, 2 repetitions (checks that every
 //   path runs, times mean nothing); --prefill: the prefill attention rows only.
@@ -32,6 +35,7 @@
 #include "bench_kernels.h"
 #include "cuda/kernel_launch.h"
 #include "cuda/attention_kernels.h"
+#include "cuda/cublas_loader.h"
 #include "cuda/model_kernels.h"
 #include "cuda/quest_kernels.h"
 #include "cuda/selection_kernels.h"
@@ -431,6 +435,49 @@ class Bench {
     }
   }
 
+  // The four matrix products of one Llama-3.1-8B layer as the engine runs them in prefill
+  // (bf16 weights and activations, fp32 out, cuBLAS), for a chunk of `tokens`: time per product
+  // and TFLOP/s against the dense-bf16 rate. Rotates over enough weight copies that L2 holds none.
+  void run_matmuls(int tokens) {
+    struct Product {
+      const char* name;
+      int64_t rows, cols;
+    };
+    const Product products[] = {{"q|k|v", 6144, 4096}, {"o", 4096, 4096}, {"gate|up", 28672, 4096}, {"down", 4096, 14336}};
+    cuda::Blas blas(stream_);
+    constexpr int kCopies = 3;
+    for (const Product& product : products) {
+      const size_t weight = size_t(product.rows * product.cols);
+      std::vector<std::unique_ptr<DeviceBuffer>> weights;
+      for (int c = 0; c < kCopies; ++c) {
+        weights.push_back(std::make_unique<DeviceBuffer>(weight * 2));
+        gpu_bench::fill_random_bf16(weights.back()->as<uint16_t>(), weight, 11 + c, stream_);
+      }
+      DeviceBuffer x(size_t(tokens) * product.cols * 2), y(size_t(tokens) * product.rows * 4);
+      gpu_bench::fill_random_bf16(x.as<uint16_t>(), size_t(tokens) * product.cols, 5, stream_);
+      const double us = median_us(
+          [&](int rep) {
+            blas.linear(weights[rep % kCopies]->as<uint16_t>(), product.rows, product.cols, x.as<uint16_t>(),
+                        product.cols, tokens, y.as<float>(), product.rows, 0.0f);
+          },
+          stream_);
+      matmul_rows_.push_back({product.name, tokens, product.rows, product.cols, us});
+    }
+  }
+
+  void print_matmul_table() const {
+    std::printf("\nprefill matrix products (cuBLAS, bf16 x bf16 -> fp32), Llama-3.1-8B layer; floor = flops / %.0f TFLOP/s\n\n",
+                kPeakTflops);
+    std::printf("| product | tokens | rows x cols | time (us) | TFLOP/s | time/floor |\n");
+    std::printf("|---|---:|---|---:|---:|---:|\n");
+    for (const MatmulRow& row : matmul_rows_) {
+      const double flops = 2.0 * double(row.tokens) * double(row.rows) * double(row.cols);
+      const double tflops = flops / row.us / 1e6;
+      std::printf("| %s | %d | %lld x %lld | %.1f | %.0f | %.2f |\n", row.name.c_str(), row.tokens,
+                  static_cast<long long>(row.rows), static_cast<long long>(row.cols), row.us, tflops, kPeakTflops / tflops);
+    }
+  }
+
   void print_table() const {
     std::printf("\nfloor = bytes that must move / %.0f GB/s (device-to-device copy, same run)\n\n", copy_gbs_);
     std::printf("| model | context | op | time (us) | floor (us) | time/floor | GB/s |\n");
@@ -458,6 +505,13 @@ class Bench {
   };
   static constexpr double kPeakTflops = 790;
   std::vector<PrefillRow> prefill_rows_;
+  struct MatmulRow {
+    std::string name;
+    int tokens;
+    int64_t rows, cols;
+    double us;
+  };
+  std::vector<MatmulRow> matmul_rows_;
 };
 
 }  // namespace
@@ -494,6 +548,8 @@ int main(int argc, char** argv) {
     for (int64_t context : {32768, 100000})
       bench.run_prefill(prefill_shapes[0], 8192, smoke ? 4096 : context - 8192);
     bench.print_prefill_table();
+    for (int tokens : {256, 2048, 8192}) bench.run_matmuls(tokens);
+    bench.print_matmul_table();
   } catch (const std::exception& error) {
     std::fprintf(stderr, "benchmark failed: %s\n", error.what());
     return 1;

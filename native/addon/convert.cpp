@@ -75,7 +75,7 @@ tidal::EngineOptions ToEngineOptions(Napi::Env env, Napi::Value value) {
   }
   options.threads = int(IntField(env, object, "threads", 0, 0, 1024));
   options.max_context = IntField(env, object, "maxContext", 0, 0, int64_t(1) << 24);
-  options.prefill_chunk = IntField(env, object, "prefillChunk", options.prefill_chunk, 1, 1 << 16);
+  options.prefill_chunk = IntField(env, object, "prefillChunk", 0, 0, 1 << 16);
   options.max_kv_bytes = size_t(IntField(env, object, "maxKvBytes", 0, 0, int64_t(1) << 50));
   return options;
 }

@@ -4,6 +4,7 @@
 // itself checked against transformers in native/tests) on random bf16 models of every
 // architecture: prefill in chunks, decode with full, tidal and quest attention, graph replay
 // against plain launches, fork and trim. Outputs are poisoned before every run.
+#include <atomic>
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "cpu/cpu_backend.h"
+#include "tidal/error.h"
 #include "cuda/cuda_backend.h"
 #include "prefill_variants.h"
 #include "cuda/model_kernels.h"
@@ -326,6 +328,32 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
   }
   report.check(prefill_error < bound && gpu_cache->length() == 333, kind + ": prefill logits vs cpu (2 chunks)",
                format("rel L2 %.2e", prefill_error));
+
+  {
+    // A cancelled pass: the flag read after the first layer stops it, nothing is committed, and
+    // the same pass afterwards equals the CPU's (the interrupted K/V writes past the cache's
+    // length are overwritten).
+    auto c = cpu->create_kv_cache();
+    auto g = gpu->create_kv_cache();
+    cpu->forward(*c, prompt.data(), 100, nullptr, LogitsWanted::None, nullptr, nullptr);
+    gpu->forward(*g, prompt.data(), 100, nullptr, LogitsWanted::None, nullptr, nullptr);
+    std::atomic<bool> cancel{true};
+    std::vector<float> a(static_cast<size_t>(vocab)), b(static_cast<size_t>(vocab), NAN);
+    std::string message;
+    try {
+      gpu->forward(*g, prompt.data() + 100, 233, nullptr, LogitsWanted::Last, b.data(), nullptr, &cancel);
+    } catch (const CancelledError& error) {
+      message = error.what();
+    }
+    report.check(message.find("cancelled after layer 0") != std::string::npos && g->length() == 100 && std::isnan(b[0]),
+                 kind + ": a cancelled prefill pass stops after its first layer and leaves the cache", message);
+    cancel = false;
+    cpu->forward(*c, prompt.data() + 100, 233, nullptr, LogitsWanted::Last, a.data(), nullptr);
+    gpu->forward(*g, prompt.data() + 100, 233, nullptr, LogitsWanted::Last, b.data(), nullptr, &cancel);
+    const double error = relative_l2f(a, b);
+    report.check(error < bound && g->length() == 333, kind + ": the pass after a cancelled one vs cpu",
+                 format("rel L2 %.2e", error));
+  }
 
   struct Mode {
     const char* name;

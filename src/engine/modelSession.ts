@@ -53,9 +53,10 @@ const DEFAULT_REQUEST_TIME_LIMIT_MS = 300_000;
 // Seeds drawn for sampling requests that gave none: any the engine takes (it takes up to 2^53).
 const DRAWN_SEED_LIMIT = 2 ** 48 - 1;
 
-// Prefill chunks of a request are sized from the measured prefill rate so that one chunk takes
-// about CANCEL_SECONDS: a superseded request stops within that, and nothing is cut smaller than
-// it needs to be (small chunks use the GPU worse than large ones).
+// Prefill passes of a request are sized from the measured prefill rate. The engine reads a
+// cancel between the layers of a pass and stops within about two layers, so a pass may take
+// about CANCEL_SECONDS per two layers: a superseded request still stops within CANCEL_SECONDS,
+// and passes are as long as that allows (short passes use the GPU worse than long ones).
 const CANCEL_SECONDS = 0.05;
 const MIN_CHUNK = 256;
 const MAX_CHUNK = 8192;
@@ -531,10 +532,11 @@ export class ModelSession {
     return { cancel, reuseShifted: this.repository.reuseShifted, chunk: this.requestChunk() };
   }
 
-  /** Tokens per prefill pass for a request: about CANCEL_SECONDS of work at the measured rate. */
+  /** Tokens per prefill pass for a request: two layers' share of it take about CANCEL_SECONDS at the measured rate. */
   private requestChunk(): number | undefined {
     if (this.prefillTokensPerSecond <= 0) return undefined;
-    return Math.round(Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, this.prefillTokensPerSecond * CANCEL_SECONDS)));
+    const layerPairs = Math.max(1, (this.engine.modelInfo.numLayers || 2) / 2);
+    return Math.round(Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, this.prefillTokensPerSecond * CANCEL_SECONDS * layerPairs)));
   }
 
   private emptyResult(requestId: string, promptTokens: number, enqueued: number, started = performance.now()): GenerateResult {

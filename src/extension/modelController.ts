@@ -142,10 +142,11 @@ export class ModelController implements vscode.Disposable {
 }
 
 /**
- * Tokens per prefill pass. A cancelled request stops between passes, so on the CPU short
- * passes let a superseded completion give way within ~30 ms (bench/completions measured p50
- * 257 ms with 256-token passes, 28 ms with 32, at the same time to first token); the GPU keeps
- * the engine's default, where long passes are what makes prefill fast.
+ * Tokens per prefill pass. The engine reads a cancel between the layers of a pass, and on the
+ * CPU short passes still let a superseded completion give way sooner (bench/completions measured
+ * p50 257 ms with 256-token passes, 28 ms with 32, at the same time to first token, when a cancel
+ * was read only between passes); the GPU takes the engine's default (2048), where long passes
+ * are what makes prefill fast.
  */
 function prefillChunkFor(backend: 'cpu' | 'cuda'): number | undefined {
   return backend === 'cpu' ? 32 : undefined;

@@ -20,7 +20,7 @@ export interface EngineOptions {
   backend?: 'cpu' | 'cuda';
   threads?: number;        // 0 or absent: every hardware thread
   maxContext?: number;     // tokens per sequence; 0 or absent: the model's maximum
-  prefillChunk?: number;   // tokens per prefill pass (cancellation is checked between)
+  prefillChunk?: number;   // tokens per prefill pass; 0 or absent: the backend's default (2048 on CUDA, 256 on the CPU)
   maxKvBytes?: number;     // KV cache cap over all sequences; 0 or absent: none
 }
 
@@ -119,8 +119,8 @@ export interface NativeEngine {
   releaseSequence(sequence: number): Promise<void>;
   sequenceLength(sequence: number): Promise<number>;
   sequenceTokens(sequence: number): Promise<Int32Array>;
-  // chunk: tokens per forward pass (cancellation is checked between passes); 0 or absent: the
-  // engine's prefillChunk.
+  // chunk: tokens per forward pass; 0 or absent: the engine's prefillChunk. A cancel takes
+  // effect between the layers of a pass.
   prefill(sequence: number, tokens: ArrayLike<number>, options?: { allLogits?: boolean; cancel?: CancelToken; chunk?: number }): Promise<Float32Array>;
   // Context shift: keeps only `ranges` ([start, count], count >= 1, ascending, non-overlapping,
   // within the processed positions) of the sequence, moved down to follow each other; moved keys

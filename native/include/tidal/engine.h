@@ -5,7 +5,7 @@
 // sequences or runs the model takes the engine's request mutex, so calls from several
 // threads are safe but run one after another. model_info() and usage() never wait for a
 // running request. A generate() in progress is stopped from another thread through its
-// `cancel` flag (checked before every decode step and between prefill chunks) or by
+// `cancel` flag (checked before every decode step and between the layers of each prefill pass) or by
 // returning false from its token callback.
 //
 // Errors are the tidal::Error family of tidal/error.h: ModelError (the model folder),
@@ -26,12 +26,20 @@ namespace tidal {
 struct ModelConfig;
 class TensorSource;
 
+// Default tokens per prefill pass. On CUDA, long passes are what makes prefill fast (the matrix
+// products and the attention kernel fill the GPU); a cancel still stops a pass within about two
+// layers, a few ms at this size. On the CPU, passes long enough for the matrix kernels' reuse.
+inline constexpr int64_t kCudaPrefillChunk = 2048;
+inline constexpr int64_t kCpuPrefillChunk = 256;
+
 struct EngineOptions {
   std::string backend = "cpu";  // "cpu" (the reference backend)
   int threads = 0;              // 0 = every hardware thread
   int64_t max_context = 0;      // tokens per sequence; 0 = the model's maximum (max_position_embeddings,
                                 // or sliding_window when smaller: sliding windows are not applied)
-  int64_t prefill_chunk = 256;  // tokens per prefill forward pass (cancellation is checked between)
+  // Tokens per prefill forward pass; 0 = the backend's default (kCudaPrefillChunk on CUDA,
+  // kCpuPrefillChunk on the CPU). A cancel takes effect between the layers of a pass.
+  int64_t prefill_chunk = 0;
   size_t max_kv_bytes = 0;      // KV cache memory cap over all sequences; 0 = none
 };
 
@@ -148,7 +156,7 @@ struct PrefillOptions {
   // Return [count][vocab] logits of every token processed by the call, not only the last
   // (when nothing needed processing: the last token's logits, one row).
   bool all_logits = false;
-  // Tokens per forward pass (cancellation is checked between passes); 0 = EngineOptions::prefill_chunk.
+  // Tokens per forward pass (cancellation is checked between layers); 0 = EngineOptions::prefill_chunk.
   int64_t chunk = 0;
 };
 
@@ -184,7 +192,7 @@ class Engine {
   // Appends `tokens` and runs them (and any token not yet processed) through the model with
   // full attention; returns the logits of the last token ([vocab]), or of every processed
   // token ([count][vocab]) with all_logits. Throws RequestError past max_context and
-  // CancelledError when `cancel` is set between chunks (the sequence is then left as it was).
+  // CancelledError when `cancel` is set, read between layers (the sequence is then left as it was).
   std::vector<float> prefill(SequenceId sequence, const std::vector<int32_t>& tokens, const PrefillOptions& options = {},
                              const std::atomic<bool>* cancel = nullptr);
 

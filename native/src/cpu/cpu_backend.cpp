@@ -109,13 +109,13 @@ class CpuBackend final : public Backend {
   }
 
   void forward(KvCache& cache_base, const int32_t* tokens, int64_t count, const AttentionPlan* plan,
-               LogitsWanted wanted, float* logits, ForwardStats* stats) override {
+               LogitsWanted wanted, float* logits, ForwardStats* stats, const std::atomic<bool>* cancel) override {
     if (count <= 0) return;
     auto& cache = dynamic_cast<PagedKvCache&>(cache_base);
     const int64_t start = cache.length();
     cache.reserve(start + count);
     try {
-      run(cache, tokens, count, count == 1 ? plan : nullptr, wanted, logits, stats);
+      run(cache, tokens, count, count == 1 ? plan : nullptr, wanted, logits, stats, count > 1 ? cancel : nullptr);
     } catch (...) {
       cache.rollback();
       throw;
@@ -125,7 +125,7 @@ class CpuBackend final : public Backend {
 
  private:
   void run(PagedKvCache& cache, const int32_t* tokens, int64_t count, const AttentionPlan* plan,
-           LogitsWanted wanted, float* logits, ForwardStats* stats);
+           LogitsWanted wanted, float* logits, ForwardStats* stats, const std::atomic<bool>* cancel);
   void run_linears(const std::vector<LinearJob>& jobs, const float* x, int64_t x_stride, int64_t tokens);
   void rms_norm_rows(const float* x, const std::vector<float>& weight, int64_t tokens, float* out);
   void project_qkv(const LayerWeights& layer, int64_t count);
@@ -397,7 +397,8 @@ void CpuBackend::attention_quest(PagedKvCache& cache, int64_t layer, int64_t pos
 }
 
 void CpuBackend::run(PagedKvCache& cache, const int32_t* tokens, int64_t count, const AttentionPlan* plan,
-                     LogitsWanted wanted, float* logits, ForwardStats* stats) {
+                     LogitsWanted wanted, float* logits, ForwardStats* stats,
+                     const std::atomic<bool>* cancel) {
   const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size;
   const int64_t heads = config_.num_heads, half = config_.head_dim / 2;
   const int64_t start = cache.length();
@@ -426,6 +427,9 @@ void CpuBackend::run(PagedKvCache& cache, const int32_t* tokens, int64_t count, 
   selected_count_ = 0;
   ForwardStats local;
   for (int64_t layer_index = 0; layer_index < config_.num_layers; ++layer_index) {
+    if (cancel && cancel->load())
+      throw CancelledError("prefill cancelled at layer " + std::to_string(layer_index) + " of a " +
+                           std::to_string(count) + "-token pass; the sequence was left as it was");
     const LayerWeights& layer = weights_.layers[static_cast<size_t>(layer_index)];
     rms_norm_rows(hidden_.data(), layer.input_norm, count, normed_.data());
     project_qkv(layer, count);

@@ -148,6 +148,8 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
     for (cudaEvent_t e : graph_events_)
       if (e) cudaEventDestroy(e);
+    for (cudaEvent_t e : layer_events_)
+      if (e) cudaEventDestroy(e);
     if (step_host_) cudaFreeHost(step_host_);
     layers_.clear();
     blas_.reset();
@@ -278,7 +280,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   }
 
   void forward(KvCache& cache_base, const int32_t* tokens, int64_t count, const AttentionPlan* plan,
-               LogitsWanted wanted, float* logits, ForwardStats* stats) override {
+               LogitsWanted wanted, float* logits, ForwardStats* stats, const std::atomic<bool>* cancel) override {
     if (count <= 0) return;
     auto& cache = dynamic_cast<CudaKvCache&>(cache_base);
     if (count > 1) plan = nullptr;
@@ -287,17 +289,17 @@ class CudaBackend final : public Backend, public CudaBackendTools {
         throw RequestError("token id " + std::to_string(tokens[i]) + " is outside the vocabulary");
     const int64_t start = cache.length();
     cache.reserve(start + count);
-    prepare_scratch(count, start + count, plan);
+    const int64_t logit_rows = wanted == LogitsWanted::All ? count : wanted == LogitsWanted::Last ? 1 : 0;
+    prepare_scratch(count, start + count, plan, logit_rows);
     throw_if_failed(cudaMemcpyAsync(tokens_.get(), tokens, static_cast<size_t>(count) * 4, cudaMemcpyHostToDevice,
                                     stream_),
                     "uploading tokens");
-    const int64_t logit_rows = wanted == LogitsWanted::All ? count : wanted == LogitsWanted::Last ? 1 : 0;
     // Graphs only for plans whose kernels have run once uncaptured (their lazy set-up, such
     // as shared-memory limits and cuBLAS's first-call work, then happened outside a capture).
     if (graphs_ && count == 1 && plan_seen(plan) && replayable(plan, start + 1)) {
       replay_step(cache, start, plan, logit_rows);
     } else {
-      enqueue(cache, start, count, plan, logit_rows);
+      enqueue(cache, start, count, plan, logit_rows, count > 1 ? cancel : nullptr);
       if (count == 1) remember_plan(plan);
     }
     if (logit_rows > 0 && logits)
@@ -360,7 +362,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
                               int repetitions) override {
     auto& cache = dynamic_cast<CudaKvCache&>(cache_base);
     const int64_t positions = cache.length();
-    prepare_scratch(1, positions, &plan);
+    prepare_scratch(1, positions, &plan, 1);
     throw_if_failed(cuda::launch_fill_uniform_f32(qkv_.get<float>(), static_cast<size_t>(qkv_width()), 0.0f, 1.0f, 7,
                                                   stream_),
                     "filling a query");
@@ -427,7 +429,9 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     d.down = DeviceBuffer(static_cast<size_t>(hidden * inner) * 2, "down_proj");
   }
 
-  void prepare_scratch(int64_t count, int64_t positions, const AttentionPlan* plan) {
+  // Activations for `count` tokens; logits for `logit_rows` of them (a long prefill pass wants
+  // none or one: rows of the vocabulary for every token would be gigabytes at 2048 tokens).
+  void prepare_scratch(int64_t count, int64_t positions, const AttentionPlan* plan, int64_t logit_rows) {
     const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size, heads = config_.num_heads;
     const size_t t = static_cast<size_t>(count);
     tokens_.ensure(t * 4, "token ids", stream_);
@@ -437,7 +441,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     q_bf16_.ensure(t * q_size() * 2, "activations", stream_);
     attention_out_.ensure(t * q_size() * 2, "activations", stream_);
     gate_up_.ensure(t * 2 * inner * 4, "activations", stream_);
-    logits_.ensure(t * config_.vocab_size * 4, "logits", stream_);
+    logits_.ensure(static_cast<size_t>(std::max<int64_t>(logit_rows, 1) * config_.vocab_size) * 4, "logits", stream_);
     argmax_.ensure(16, "argmax", stream_);
     if (plan) {
       // Sized for the next multiple of kScratchPositions: a decode step is one position longer
@@ -634,7 +638,11 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     cuda::update_quest_pages(view, cache.pages(l), start, start + count, stream_);
   }
 
-  void enqueue(CudaKvCache& cache, int64_t start, int64_t count, const AttentionPlan* plan, int64_t logit_rows) {
+  // With `cancel`, at most two layers are queued at a time: after queueing layer l the host
+  // waits for layer l - 1 and then reads the flag, so a cancel stops the pass within about two
+  // layers while the GPU always has the next layer waiting.
+  void enqueue(CudaKvCache& cache, int64_t start, int64_t count, const AttentionPlan* plan, int64_t logit_rows,
+               const std::atomic<bool>* cancel = nullptr) {
     const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size, heads = config_.num_heads;
     const float eps = static_cast<float>(config_.rms_norm_eps);
     const int t = static_cast<int>(count);
@@ -673,6 +681,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
       throw_if_failed(cuda::launch_swiglu(gate_up_.get<float>(), t, static_cast<int>(inner), normed, stream_),
                       "launching swiglu");
       linear(d.down.get<uint16_t>(), hidden, inner, normed, inner, count, x, hidden, 1.0f);
+      if (cancel) stop_if_cancelled(cancel, l, count);
     }
     if (logit_rows > 0) {
       const int64_t first = count - logit_rows;
@@ -683,6 +692,19 @@ class CudaBackend final : public Backend, public CudaBackendTools {
       linear(lm_head(), config_.vocab_size, hidden, normed, hidden, logit_rows, logits_.get<float>(),
                     config_.vocab_size, 0.0f);
     }
+  }
+
+  void stop_if_cancelled(const std::atomic<bool>* cancel, int64_t layer, int64_t count) {
+    if (!layer_events_[0]) {
+      throw_if_failed(cudaEventCreateWithFlags(&layer_events_[0], cudaEventDisableTiming), "creating an event");
+      throw_if_failed(cudaEventCreateWithFlags(&layer_events_[1], cudaEventDisableTiming), "creating an event");
+    }
+    throw_if_failed(cudaEventRecord(layer_events_[layer % 2], stream_), "recording an event");
+    if (layer > 0) throw_if_failed(cudaEventSynchronize(layer_events_[(layer - 1) % 2]), "running a prefill layer");
+    if (!cancel->load()) return;
+    throw_if_failed(cudaStreamSynchronize(stream_), "stopping a cancelled prefill pass");
+    throw CancelledError("prefill cancelled after layer " + std::to_string(layer) + " of a " + std::to_string(count) +
+                         "-token pass; the sequence was left as it was");
   }
 
   // The KV positions a forward of `count` tokens from `start` reads, by the routing of
@@ -869,6 +891,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   cudaGraphExec_t graph_exec_ = nullptr;
   int64_t graph_replays_ = 0;
   cudaEvent_t graph_events_[2] = {nullptr, nullptr};
+  cudaEvent_t layer_events_[2] = {nullptr, nullptr};  // the last two layers of a cancellable pass
   std::vector<int64_t> graph_signature_;  // what the executable graph was captured for (empty: none)
   bool graph_has_selection_ = false;
   DeviceBuffer step_;                     // position, length, candidates of the step (int64)

@@ -4,6 +4,7 @@
 // about sparse attention is in AttentionPlan: which layers are dense, which select tokens,
 // which attend over the selection or over Quest pages.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -91,9 +92,12 @@ class Backend {
   // Runs tokens[0, count) at positions cache.length() ... through the model, appends their
   // K/V to the cache, and writes logits ([vocab] for Last, [count][vocab] for All). `plan`
   // applies to one-token steps; null or count > 1 means dense causal attention. On an
-  // exception the cache keeps its previous length. Throws OutOfMemoryError.
+  // exception the cache keeps its previous length. Throws OutOfMemoryError. `cancel`, when
+  // given, is read between the layers of a pass of more than one token: once it is set the pass
+  // stops within about two layers and throws CancelledError (the cache as before the call).
   virtual void forward(KvCache& cache, const int32_t* tokens, int64_t count, const AttentionPlan* plan,
-                       LogitsWanted wanted, float* logits, ForwardStats* stats) = 0;
+                       LogitsWanted wanted, float* logits, ForwardStats* stats,
+                       const std::atomic<bool>* cancel = nullptr) = 0;
 
   // Empty when no selection layer has run yet.
   virtual SelectionTrace last_selection_trace() const = 0;

@@ -133,11 +133,11 @@ void Engine::Impl::run_pending(Sequence& sequence, const std::atomic<bool>* canc
       const int32_t* tokens = sequence.tokens.data() + start + done;
       if (all_logits) {
         backend->forward(*sequence.cache, tokens, n, nullptr, LogitsWanted::All, all_logits->data() + done * vocab(),
-                         nullptr);
+                         nullptr, cancel);
       } else {
         const bool final_chunk = done + n == pending;
         backend->forward(*sequence.cache, tokens, n, nullptr, final_chunk ? LogitsWanted::Last : LogitsWanted::None,
-                         last.data(), nullptr);
+                         last.data(), nullptr, cancel);
       }
       done += n;
     }
@@ -201,7 +201,7 @@ std::unique_ptr<Engine> Engine::from_tensors(const ModelConfig& config, std::sha
   if (!tensors) throw RequestError("no tensors given to Engine::from_tensors");
   require_available_backend(options.backend);
   if (options.threads < 0) throw RequestError("threads must be >= 0 (0 = all hardware threads)");
-  if (options.prefill_chunk < 1) throw RequestError("prefill_chunk must be at least 1 token");
+  if (options.prefill_chunk < 0) throw RequestError("prefill_chunk must be >= 0 tokens (0 = the backend's default)");
   validate_config(config);
   // Sliding-window attention is not implemented; within the window it equals full
   // attention, so the context is capped at the window instead of computing wrong logits.
@@ -217,6 +217,8 @@ std::unique_ptr<Engine> Engine::from_tensors(const ModelConfig& config, std::sha
 
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  if (impl->options.prefill_chunk == 0)
+    impl->options.prefill_chunk = options.backend == "cuda" ? kCudaPrefillChunk : kCpuPrefillChunk;
   impl->config = config;
   impl->tensors = std::move(tensors);
   impl->weights = bind_model_weights(config, *impl->tensors);

@@ -3,7 +3,11 @@
 //
 // Warm-up: whenever the layout changes (open, file events, a model load), the repository part
 // is prefilled in steps at the lowest queue priority. Each step is sized from the measured
-// prefill rate to take about STEP_SECONDS, so a user request waits at most one step; requests
+// prefill rate. While requests come, a step takes about STEP_SECONDS and runs to its end, so a
+// request waits at most one short step and the warm-up still advances between keystrokes.
+// After IDLE_MS without a request, steps take about LONG_STEP_SECONDS (long passes use the GPU
+// better) and any request preempts them: the engine stops the pass between two layers, the
+// step's work is dropped, and the steps are short again until the next quiet spell. Requests
 // run first and the warm-up resumes after them. Progress (tokens done of total, time left) is
 // reported as RepositoryStatus.
 //
@@ -20,10 +24,15 @@ import { blocksWithin, type PrefixCache, type PromptLayout } from './prefixCache
 import type { RepositoryStatus, WorkspaceFileEvent, WorkspaceOpenParams } from './protocol';
 import { RepositoryLayout, type LaidOutRepository, type RepositoryTokenizer } from './repositoryLayout';
 
-/** Target duration of one warm-up step (a request waits at most about this long). */
+/** Target duration of one warm-up step while requests come (a request waits at most about this long). */
 const STEP_SECONDS = 0.2;
+/** Target duration of a preemptible warm-up step, after IDLE_MS without a request. */
+const LONG_STEP_SECONDS = 1.0;
+const IDLE_MS = 1000;
 const MIN_STEP_TOKENS = 64;
 const MAX_STEP_TOKENS = 16384;
+/** Tokens per engine pass of a step (a pass's activations grow with it: ~1 GB at 8192 on an 8B model). */
+const MAX_PASS_TOKENS = 8192;
 /** Missing repository tokens a completion still computes itself rather than leaving files out. */
 const COLD_TOKENS_FOR_COMPLETION = 4096;
 /** Quiet time after the last request before a changed repository's KV is saved. */
@@ -43,8 +52,12 @@ export interface RepositoryHostDeps {
   modelKey: string;
   log?: (message: string) => void;
   saveIdleMs?: number;
-  /** Target duration of one warm-up step; default STEP_SECONDS. */
+  /** Target duration of one warm-up step while requests come; default STEP_SECONDS. */
   stepSeconds?: number;
+  /** Target duration of a preemptible step after a quiet spell; default LONG_STEP_SECONDS. */
+  longStepSeconds?: number;
+  /** Quiet time before steps become long and preemptible; default IDLE_MS. */
+  idleMs?: number;
 }
 
 export class RepositoryService {
@@ -57,7 +70,6 @@ export class RepositoryService {
   private restoredTokens: number | undefined;
   private warming: Promise<void> | undefined;
   private tokensPerSecond = 0;
-  private stepTokens = 1024;
   private closed = true;
   private openGeneration = 0;
   private savedVersion = -1;
@@ -204,19 +216,32 @@ export class RepositoryService {
       }
       if (this.state !== 'warming') this.setState('warming');
       const reusable = this.deps.prefixCache.bestReuse(laid, this.reuseShifted);
-      const end = Math.min(total, Math.max(reusable, warm) + this.stepTokens);
+      const long = Date.now() - this.lastRequestAt >= (this.deps.idleMs ?? IDLE_MS);
+      const stepTokens = this.stepTokensFor(long ? (this.deps.longStepSeconds ?? LONG_STEP_SECONDS) : (this.deps.stepSeconds ?? STEP_SECONDS));
+      const end = Math.min(total, Math.max(reusable, warm) + stepTokens);
       const step: PromptLayout = { tokens: laid.tokens.subarray(0, end), blocks: blocksWithin(laid.blocks, end) };
       const started = performance.now();
       let recomputed = 0;
       try {
-        recomputed = await this.deps.runInBackground(`warm-${generation}-${version}-${end}`, async (cancel) => {
-          if (this.closed || generation !== this.openGeneration) return 0;
-          const prepared = await this.deps.prefixCache.prepare(step, { holdAll: true, reuseShifted: this.reuseShifted, chunk: this.stepTokens, cancel });
-          return prepared.recomputedTokens;
-        });
+        recomputed = await this.deps.runInBackground(
+          `warm-${generation}-${version}-${end}`,
+          async (cancel) => {
+            if (this.closed || generation !== this.openGeneration) return 0;
+            const chunk = Math.min(stepTokens, MAX_PASS_TOKENS);
+            const prepared = await this.deps.prefixCache.prepare(step, { holdAll: true, reuseShifted: this.reuseShifted, chunk, cancel });
+            return prepared.recomputedTokens;
+          },
+          { preemptible: long },
+        );
       } catch (error) {
         const code = (error as { code?: string }).code;
-        if (code === 'ERR_TIDAL_CANCELLED' || this.closed || generation !== this.openGeneration) return;
+        if (this.closed || generation !== this.openGeneration) return;
+        if (code === 'ERR_TIDAL_CANCELLED') {
+          // A long step preempted by a request: short steps until the next quiet spell.
+          if (!long) return;
+          this.lastRequestAt = Date.now();
+          continue;
+        }
         this.message =
           code === 'ERR_TIDAL_OUT_OF_MEMORY'
             ? `The repository part (${total} tokens) does not fit the KV memory: ${(error as Error).message} Lower tidal.context.maxTokens, or raise tidal.engine.maxKvMemoryGB.`
@@ -226,12 +251,15 @@ export class RepositoryService {
         return;
       }
       const seconds = (performance.now() - started) / 1000;
-      if (recomputed >= MIN_STEP_TOKENS && seconds > 0) {
-        this.tokensPerSecond = recomputed / seconds;
-        this.stepTokens = Math.round(Math.min(MAX_STEP_TOKENS, Math.max(MIN_STEP_TOKENS, this.tokensPerSecond * (this.deps.stepSeconds ?? STEP_SECONDS))));
-      }
+      if (recomputed >= MIN_STEP_TOKENS && seconds > 0) this.tokensPerSecond = recomputed / seconds;
       this.emit();
     }
+  }
+
+  /** Tokens of a step that takes about `seconds` at the measured rate (1024 before any rate). */
+  private stepTokensFor(seconds: number): number {
+    if (this.tokensPerSecond <= 0) return 1024;
+    return Math.round(Math.min(MAX_STEP_TOKENS, Math.max(MIN_STEP_TOKENS, this.tokensPerSecond * seconds)));
   }
 
   // ---- persistence ----

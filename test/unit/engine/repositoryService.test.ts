@@ -41,6 +41,7 @@ function service(engine: RecordingEngine, cache: PrefixCache, queue: RequestQueu
     runInBackground: (id, job) => queue.enqueue({ id, priority: PRIORITY_BACKGROUND, run: job }),
     modelKey: 'test-model',
     stepSeconds: 0.02,
+    longStepSeconds: 0.02,
   });
 }
 
@@ -118,6 +119,59 @@ test('warm-up runs in steps at background priority, yields to a request, and res
   assert.ok(engine.prefills > 2, 'several steps');
   assert.ok(states.some((state) => state.startsWith('warming')));
   assert.ok(order.length === 1 && Number(order[0].split(' ')[2]) < engine.prefills, 'the request ran between warm-up steps');
+  await repository.close();
+});
+
+test('after a quiet spell warm-up steps are long and a request preempts one: its work is dropped, short steps follow, the warm-up still ends ready', async () => {
+  const root = await workspace(files);
+  // An engine whose prefill reads the cancel token at its end, as the real one does between layers.
+  class CancellableEngine extends RecordingEngine {
+    cancelled = 0;
+    override async prefill(sequence: number, tokens: ArrayLike<number>, options?: { cancel?: CancelToken; chunk?: number }) {
+      await new Promise((resolve) => setTimeout(resolve, Math.ceil(tokens.length * 0.05)));
+      if (options?.cancel?.cancelled) {
+        this.cancelled += 1;
+        throw Object.assign(new Error('prefill cancelled'), { code: 'ERR_TIDAL_CANCELLED' });
+      }
+      this.calls.push(`prefill ${sequence} ${tokens.length} chunk ${options?.chunk}`);
+      this.sequences.get(sequence)!.push(...Array.from(tokens));
+      return new Float32Array(0);
+    }
+  }
+  const engine = new CancellableEngine();
+  const cache = new PrefixCache(engine);
+  const queue = new RequestQueue(() => new Token());
+  const preemptible: boolean[] = [];
+  const repository = new RepositoryService({
+    prefixCache: cache,
+    engine,
+    tokenizer,
+    runInBackground: (id, job, options) => {
+      preemptible.push(options?.preemptible ?? false);
+      return queue.enqueue({ id, priority: PRIORITY_BACKGROUND, preemptible: options?.preemptible, run: job });
+    },
+    modelKey: 'test-model',
+    stepSeconds: 0.01,
+    longStepSeconds: 0.1,
+    idleMs: 10_000,
+  });
+  const opened = await repository.open({ root, include: ['**/*'], exclude: [], maxTokens: 100_000, repoName: 'demo' });
+  assert.ok(opened.totalTokens > 2000);
+  // Nothing was asked before the open: the first step is long (1024 tokens before any rate is
+  // known, ~51 ms here) and preemptible. A request 20 ms into it preempts it.
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const order: string[] = [];
+  await queue.enqueue({ id: 'completion', priority: PRIORITY_COMPLETION, run: async () => order.push(`request after ${engine.prefills} prefills`) });
+  const ready = await repository.whenReady();
+  assert.equal(ready.state, 'ready');
+  assert.equal(ready.warmTokens, ready.totalTokens);
+  assert.equal(engine.cancelled, 1, 'the long step was cancelled once');
+  assert.deepEqual(order, ['request after 0 prefills'], 'the request did not wait for the long step');
+  assert.equal(preemptible[0], true, 'the first step (no request yet) is preemptible');
+  assert.ok(preemptible.length > 2 && preemptible.slice(1).every((p) => !p), `after the preemption steps are short and run to their end: ${preemptible}`);
+  // Every token was prefilled once by the steps that completed: the dropped step left nothing.
+  const prefilled = engine.calls.filter((call) => call.startsWith('prefill')).reduce((sum, call) => sum + Number(call.split(' ')[2]), 0);
+  assert.equal(prefilled, ready.totalTokens);
   await repository.close();
 });
 

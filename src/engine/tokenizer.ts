@@ -30,7 +30,13 @@ export interface TokenizerConfig {
 // a letter. The GPT-2, Llama 3 and Qwen 2 pre-tokenizer patterns always split there, and neither
 // NFC nor a special token without spaces reaches across. The tokens of a slice between cuts are
 // then exactly its tokens in the whole text, so a long text can be counted a slice at a time.
+//
+// SentencePiece-style BPE (Llama 2, Code Llama, Mistral 7B) writes spaces as "▁", may put one in
+// front of the text, and spells a character outside its vocabulary with <0xNN> byte tokens, so
+// it too drops nothing: with spaces counted as the three bytes of "▁" and a byte token as its
+// byte, the same bounds hold. It has no cuts, so a long text is bounded, not encoded.
 interface CountingFacts {
+  metaspace: boolean;       // SentencePiece-style (above) rather than byte-level
   nfc: boolean;             // the normalizer is NFC (else there is none)
   exactCuts: boolean;       // slices between cuts tokenize as they do in the whole text
   prefixSpace: boolean;     // the pre-tokenizer puts a space in front of the text
@@ -52,18 +58,32 @@ const SLICE_CHARS = 16 * 1024;
 // NFC may merge up to three combining marks at a text's open edge into the character before it.
 const NFC_EDGE_BYTES = 16;
 
-type JsonStep = { type?: string; pattern?: { Regex?: string }; behavior?: string; invert?: boolean; add_prefix_space?: boolean; pretokenizers?: JsonStep[] };
+const METASPACE = '\u2581';
+
+type JsonStep = {
+  type?: string;
+  pattern?: { Regex?: string; String?: string };
+  behavior?: string;
+  invert?: boolean;
+  add_prefix_space?: boolean;
+  pretokenizers?: JsonStep[];
+  replacement?: string;
+  prepend_scheme?: string;
+};
+type JsonNormalizer = { type?: string; normalizers?: JsonNormalizer[]; prepend?: string; pattern?: { String?: string; Regex?: string }; content?: string };
 type TokenizerJson = {
-  normalizer?: { type?: string } | null;
+  normalizer?: JsonNormalizer | null;
   pre_tokenizer?: JsonStep | null;
-  model?: { type?: string };
+  model?: { type?: string; byte_fallback?: boolean };
   added_tokens?: { content: string; lstrip?: boolean; rstrip?: boolean }[];
 };
 
 // Whether the bounds above hold for this tokenizer: byte-level BPE, no normalizer but NFC, and
-// no step that removes text (whitespace stripped around special tokens, removing splits).
+// no step that removes text (whitespace stripped around special tokens, removing splits); or
+// SentencePiece-style BPE with byte fallback.
 function countingFactsOf(json: TokenizerJson, config: TokenizerConfig): CountingFacts | undefined {
   if (json.model?.type !== 'BPE' || config.remove_space === true || config.do_lowercase_and_remove_accent === true) return undefined;
+  if (json.model.byte_fallback === true) return metaspaceFactsOf(json);
   const normalizer = json.normalizer?.type;
   if (normalizer !== undefined && normalizer !== 'NFC') return undefined;
   const added = json.added_tokens ?? [];
@@ -81,7 +101,30 @@ function countingFactsOf(json: TokenizerJson, config: TokenizerConfig): Counting
       return undefined;
     }
   }
-  return { nfc: normalizer === 'NFC', exactCuts, prefixSpace: last.add_prefix_space === true };
+  return { metaspace: false, nfc: normalizer === 'NFC', exactCuts, prefixSpace: last.add_prefix_space === true };
+}
+
+// SentencePiece-style BPE with byte fallback: the normalizer only prepends "▁" and writes
+// spaces as "▁" (Llama 2's tokenizer.json), or a Metaspace pre-tokenizer does (Mistral's).
+function metaspaceFactsOf(json: TokenizerJson): CountingFacts | undefined {
+  if ((json.added_tokens ?? []).some((token) => token.lstrip === true || token.rstrip === true)) return undefined;
+  const root = json.normalizer;
+  const normalizers = root?.type === 'Sequence' ? root.normalizers ?? [] : root ? [root] : [];
+  let prefixSpace = false;
+  for (const step of normalizers) {
+    if (step.type === 'Prepend' && step.prepend === METASPACE) prefixSpace = true;
+    else if (!(step.type === 'Replace' && step.pattern?.String === ' ' && step.content === METASPACE)) return undefined;
+  }
+  const pre = json.pre_tokenizer;
+  if (pre !== null && pre !== undefined) {
+    if (pre.type !== 'Metaspace' || pre.replacement !== METASPACE) return undefined;
+    prefixSpace ||= pre.add_prefix_space === true || pre.prepend_scheme === 'always' || pre.prepend_scheme === 'first';
+  }
+  return { metaspace: true, nfc: false, exactCuts: false, prefixSpace };
+}
+
+function byteTokenName(byte: number): string {
+  return `<0x${byte.toString(16).toUpperCase().padStart(2, '0')}>`;
 }
 
 // GPT-2's byte-level alphabet: printable Latin-1 bytes stand for themselves, the others for
@@ -198,7 +241,9 @@ export class TextTokenizer {
   private constructor(private readonly tokenizer: Tokenizer, readonly config: TokenizerConfig, counting: CountingFacts | undefined) {
     this.vocabSize = tokenizer.get_vocab(true).size;
     // The bounds need every byte to be a token (else BPE may drop text it cannot spell).
-    const everyByte = [...byteLevelAlphabet().keys()].every((char) => tokenizer.token_to_id(char) !== undefined);
+    const everyByte = counting?.metaspace
+      ? Array.from({ length: 256 }, (_, byte) => byteTokenName(byte)).every((name) => tokenizer.token_to_id(name) !== undefined)
+      : [...byteLevelAlphabet().keys()].every((char) => tokenizer.token_to_id(char) !== undefined);
     this.counting = everyByte ? counting : undefined;
     const special = new Map<string, number>();
     for (const [id, token] of tokenizer.get_added_tokens_decoder()) {
@@ -280,9 +325,10 @@ export class TextTokenizer {
   // token reaching outside it: they are made of its bytes only, each covering at most the longest
   // such token; an open edge gives away what one crossing token can cover.
   private boundOfStretch(text: string, openEdges: number, facts: CountingFacts): number {
-    const { bytes, mask } = utf8Facts(facts.nfc ? text.normalize('NFC') : text);
-    const table = this.countingTable();
-    if (facts.prefixSpace) mask[1] |= 1; // byte 32
+    const { bytes, mask } = utf8Facts(facts.nfc ? text.normalize('NFC') : facts.metaspace ? text.replaceAll(' ', METASPACE) : text);
+    const table = this.countingTable(facts);
+    if (facts.prefixSpace && facts.metaspace) for (const byte of [0xe2, 0x96, 0x81]) mask[byte >> 5] |= 1 << (byte & 31);
+    else if (facts.prefixSpace) mask[1] |= 1; // byte 32
     let longest = table.maxBytes;
     for (let i = 0; i < table.lengths.length; i++) {
       let within = true;
@@ -297,13 +343,14 @@ export class TextTokenizer {
   }
 
   // Every token's bytes as a set, longest first (built on first use: a few MB for 150k tokens).
-  private countingTable(): TokenTable {
+  private countingTable(facts: CountingFacts): TokenTable {
     if (this.tokenTable !== undefined) return this.tokenTable;
-    const alphabet = byteLevelAlphabet();
+    const alphabet = facts.metaspace ? new Map(Array.from({ length: 256 }, (_, byte) => [byteTokenName(byte), byte])) : byteLevelAlphabet();
     const added = new Set([...this.tokenizer.get_added_tokens_decoder().values()].map((token) => token.content));
     const tokens: { length: number; mask: Uint32Array }[] = [];
     for (const token of this.tokenizer.get_vocab(true).keys()) {
-      const mapped = added.has(token) ? undefined : Array.from(token, (char) => alphabet.get(char));
+      const byteToken = facts.metaspace ? alphabet.get(token) : undefined;
+      const mapped = added.has(token) ? undefined : facts.metaspace ? (byteToken === undefined ? undefined : [byteToken]) : Array.from(token, (char) => alphabet.get(char));
       const bytes = mapped !== undefined && mapped.every((byte) => byte !== undefined) ? Uint8Array.from(mapped as number[]) : Buffer.from(token, 'utf8');
       tokens.push({ length: bytes.length, mask: byteMask(bytes) });
     }

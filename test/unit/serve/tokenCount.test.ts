@@ -7,7 +7,10 @@ import { test } from 'node:test';
 
 import { TextTokenizer } from '../../../src/engine/tokenizer';
 
-const tokenizers = ['models/tidal-code-mini', 'test/fixtures/tokenizers/chatml-byte-bpe'].map((dir) => ({ dir, tokenizer: TextTokenizer.fromDirectory(dir) }));
+const byteLevel = ['models/tidal-code-mini', 'test/fixtures/tokenizers/chatml-byte-bpe'].map((dir) => ({ dir, tokenizer: TextTokenizer.fromDirectory(dir) }));
+// Llama 2 / Mistral style: spaces as "▁", a "▁" in front, byte fallback, no cuts.
+const metaspace = { dir: 'test/fixtures/tokenizers/llama-sp-bpe', tokenizer: TextTokenizer.fromDirectory('test/fixtures/tokenizers/llama-sp-bpe') };
+const tokenizers = [...byteLevel, metaspace];
 
 // A small deterministic generator (mulberry32), so failures reproduce.
 function random(seed: number): () => number {
@@ -21,7 +24,7 @@ function random(seed: number): () => number {
 
 // Pieces that stress the places where slices are cut: line breaks, spaces before letters,
 // \r\n, tabs, combining marks, special tokens, letters outside ASCII and the BMP.
-const pieces = ['a', 'b', 'Z', 'é', ' ', ' ', '\n', '\n', '\r', '\t', '1', '2', '{', '}', ';', "'", 's', '<|im_end|>', 'e\u0301', '\u0301', '🚨', 'я', '  ', 'll', '.', '_'];
+const pieces = ['▁', 'a', 'b', 'Z', 'é', ' ', ' ', '\n', '\n', '\r', '\t', '1', '2', '{', '}', ';', "'", 's', '<|im_end|>', 'e\u0301', '\u0301', '🚨', 'я', '  ', 'll', '.', '_'];
 
 function randomText(next: () => number, count: number): string {
   let text = '';
@@ -32,7 +35,7 @@ function randomText(next: () => number, count: number): string {
 test('a long text counted in slices gives the very count of encoding it whole', async () => {
   const code = readFileSync('src/engine/modelSession.ts', 'utf8').repeat(4);
   const next = random(5);
-  for (const { dir, tokenizer } of tokenizers) {
+  for (const { dir, tokenizer } of byteLevel) {
     for (const text of [code, randomText(next, 60_000)]) {
       assert.ok(text.length > 64 * 1024, 'long enough to be cut into several slices');
       assert.equal(await tokenizer.countTokensAtLeast(text, { stopAt: Infinity, standalone: true }), tokenizer.encode(text).length, dir);
@@ -72,4 +75,24 @@ test('a hostile text is refused after a little work, with the event loop turning
     assert.ok(performance.now() - started < 5_000);
     if (text.startsWith('a')) assert.ok(turns > 0, 'timers ran between slices');
   }
+});
+
+test('a SentencePiece-style tokenizer is bounded too: never above the real count, and tight enough to refuse a huge prompt', async () => {
+  const { tokenizer } = metaspace;
+  const next = random(13);
+  const code = readFileSync('src/engine/modelSession.ts', 'utf8').repeat(4);
+  for (const text of [code, randomText(next, 60_000), 'x'.repeat(300_000), ' '.repeat(100_000), '▁'.repeat(100_000), 'é🚨'.repeat(50_000)]) {
+    const real = tokenizer.encode(text).length;
+    for (const standalone of [true, false]) {
+      const bound = await tokenizer.countTokensAtLeast(text, { stopAt: Infinity, standalone });
+      assert.ok(bound > 0 && bound <= real, `${bound} of ${real} for ${JSON.stringify(text.slice(0, 20))}... (${text.length}), standalone ${standalone}`);
+      // Not a token of the vocabulary is longer than a few dozen bytes: the bound is within reach.
+      assert.ok(bound * 64 >= real, `${bound} is too loose for ${real}`);
+    }
+  }
+  // A 4 MB prompt without spaces takes seconds to encode; its bound says at once that it cannot fit.
+  const started = performance.now();
+  const count = await tokenizer.countTokensAtLeast('q'.repeat(4_000_000), { stopAt: 131_072, standalone: true });
+  assert.ok(count >= 131_072, `${count}`);
+  assert.ok(performance.now() - started < 2_000);
 });

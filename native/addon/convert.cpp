@@ -5,8 +5,10 @@
 #include <sstream>
 
 #include "tidal/error.h"
+#include "tidal/option_limits.h"
 
 namespace tidal_addon {
+namespace limits = tidal::limits;
 namespace {
 
 // A finite whole number in [lo, hi] (NaN and non-numbers, passed as NaN, are not).
@@ -73,10 +75,10 @@ tidal::EngineOptions ToEngineOptions(Napi::Env env, Napi::Value value) {
     if (!backend.IsString()) throw Napi::TypeError::New(env, "backend must be a string");
     options.backend = backend.As<Napi::String>().Utf8Value();
   }
-  options.threads = int(IntField(env, object, "threads", 0, 0, 1024));
-  options.max_context = IntField(env, object, "maxContext", 0, 0, int64_t(1) << 24);
-  options.prefill_chunk = IntField(env, object, "prefillChunk", 0, 0, 1 << 16);
-  options.max_kv_bytes = size_t(IntField(env, object, "maxKvBytes", 0, 0, int64_t(1) << 50));
+  options.threads = int(IntField(env, object, "threads", 0, 0, limits::kMaxThreads));
+  options.max_context = IntField(env, object, "maxContext", 0, 0, limits::kMaxContext);
+  options.prefill_chunk = IntField(env, object, "prefillChunk", 0, 0, limits::kMaxPrefillChunk);
+  options.max_kv_bytes = size_t(IntField(env, object, "maxKvBytes", 0, 0, limits::kMaxKvBytes));
   return options;
 }
 
@@ -91,9 +93,9 @@ tidal::AttentionOptions ToAttentionOptions(Napi::Env env, Napi::Value value) {
     else if (name == "quest") options.mode = tidal::AttentionMode::Quest;
     else throw Napi::TypeError::New(env, "attention.mode must be 'full', 'tidal' or 'quest'");
   }
-  options.token_budget = IntField(env, object, "tokenBudget", options.token_budget, 1, int64_t(1) << 24);
-  options.dense_layers = IntField(env, object, "denseLayers", options.dense_layers, 0, 4096);
-  for (int32_t layer : IntList(env, object.Get("selectionLayers"), "selectionLayers", 0, 4095)) {
+  options.token_budget = IntField(env, object, "tokenBudget", options.token_budget, 1, limits::kMaxTokenBudget);
+  options.dense_layers = IntField(env, object, "denseLayers", options.dense_layers, 0, limits::kMaxDenseLayers);
+  for (int32_t layer : IntList(env, object.Get("selectionLayers"), "selectionLayers", 0, limits::kMaxLayerIndex)) {
     options.selection_layers.push_back(layer);
   }
   Napi::Value policy = object.Get("selectionPolicy");
@@ -104,24 +106,24 @@ tidal::AttentionOptions ToAttentionOptions(Napi::Env env, Napi::Value value) {
     else if (name == "perKvHeadSum") options.selection_policy = tidal::SelectionPolicy::PerKvHeadSum;
     else throw Napi::TypeError::New(env, "selectionPolicy must be 'perQueryHead', 'perKvHeadMax' or 'perKvHeadSum'");
   }
-  options.correction_interval = IntField(env, object, "correctionInterval", 0, 0, 1 << 20);
+  options.correction_interval = IntField(env, object, "correctionInterval", 0, 0, limits::kMaxCorrectionInterval);
   return options;
 }
 
 tidal::GenerateOptions ToGenerateOptions(Napi::Env env, Napi::Value value) {
   Napi::Object object = AsOptionalObject(env, value, "options");
   tidal::GenerateOptions options;
-  options.max_tokens = IntField(env, object, "maxTokens", options.max_tokens, 0, 1 << 20);
-  options.stop_tokens = IntList(env, object.Get("stopTokens"), "stopTokens", 0, std::numeric_limits<int32_t>::max());
+  options.max_tokens = IntField(env, object, "maxTokens", options.max_tokens, 0, limits::kMaxNewTokens);
+  options.stop_tokens = IntList(env, object.Get("stopTokens"), "stopTokens", 0, limits::kMaxTokenId);
   Napi::Value stop_at_eos = object.Get("stopAtEos");
   if (!stop_at_eos.IsUndefined()) options.stop_at_eos = stop_at_eos.ToBoolean().Value();
   Napi::Object sampling = AsOptionalObject(env, object.Get("sampling"), "sampling");
-  options.sampling.temperature = float(NumberField(env, sampling, "temperature", 0.0, 0.0, 100.0));
-  options.sampling.top_k = IntField(env, sampling, "topK", 0, 0, int64_t(1) << 24);
+  options.sampling.temperature = float(NumberField(env, sampling, "temperature", 0.0, 0.0, limits::kMaxTemperature));
+  options.sampling.top_k = IntField(env, sampling, "topK", 0, 0, limits::kMaxTopK);
   options.sampling.top_p = float(NumberField(env, sampling, "topP", 1.0, 0.0, 1.0));
-  options.sampling.seed = uint64_t(IntField(env, sampling, "seed", 0, 0, (int64_t(1) << 53) - 1));
+  options.sampling.seed = uint64_t(IntField(env, sampling, "seed", 0, 0, limits::kMaxSeed));
   options.attention = ToAttentionOptions(env, object.Get("attention"));
-  options.prefill_chunk = IntField(env, object, "prefillChunk", 0, 0, 1 << 16);
+  options.prefill_chunk = IntField(env, object, "prefillChunk", 0, 0, limits::kMaxPrefillChunk);
   return options;
 }
 
@@ -129,7 +131,7 @@ tidal::PrefillOptions ToPrefillOptions(Napi::Env env, Napi::Value value) {
   Napi::Object object = AsOptionalObject(env, value, "prefill options");
   tidal::PrefillOptions options;
   options.all_logits = object.Get("allLogits").ToBoolean().Value();
-  options.chunk = IntField(env, object, "chunk", 0, 0, 1 << 16);
+  options.chunk = IntField(env, object, "chunk", 0, 0, limits::kMaxPrefillChunk);
   return options;
 }
 

@@ -13,7 +13,7 @@
 
 #include "cli_command.h"
 #include "engine_setup.h"
-#include "option_limits.h"
+#include "tidal/option_limits.h"
 #include "tidal/error.h"
 
 #ifdef TIDAL_HAVE_CUDA

@@ -11,7 +11,7 @@
 #include "cpu/simd_support.h"
 #include "engine/sampler.h"
 #include "engine_setup.h"
-#include "option_limits.h"
+#include "tidal/option_limits.h"
 
 namespace tidal::cli {
 

@@ -3,7 +3,7 @@
 #include <chrono>
 
 #include "engine/synthetic_model.h"
-#include "option_limits.h"
+#include "tidal/option_limits.h"
 
 namespace tidal::cli {
 

@@ -17,7 +17,7 @@
 #include "eval_scoring.h"
 #include "eval_tokenizer.h"
 #include "model/model_config.h"
-#include "option_limits.h"
+#include "tidal/option_limits.h"
 #include "tidal/error.h"
 
 namespace tidal::cli {

@@ -4,7 +4,7 @@
 
 #include "cli_command.h"
 #include "engine_setup.h"
-#include "option_limits.h"
+#include "tidal/option_limits.h"
 
 namespace tidal::cli {
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "../cli/cli_arguments.h"
-#include "../cli/option_limits.h"
+#include "tidal/option_limits.h"
 #include "harness.h"
 
 using tidal::cli::Arguments;
@@ -19,7 +19,7 @@ Arguments arguments_of(const std::vector<std::string>& argv) { return Arguments(
 }  // namespace
 
 TIDAL_TEST(cause15_cli_numbers_outside_their_range_are_usage_errors) {
-  using namespace tidal::cli::limits;
+  using namespace tidal::limits;
   {
     Arguments a = arguments_of({"--temperature", "-1"});
     CHECK_THROWS_WITH(a.number("--temperature", 0.0, 0.0, kMaxTemperature),
@@ -71,7 +71,7 @@ TIDAL_TEST(cause15_cli_numbers_outside_their_range_are_usage_errors) {
 }
 
 TIDAL_TEST(cause15_cli_numbers_inside_their_range_are_read) {
-  using namespace tidal::cli::limits;
+  using namespace tidal::limits;
   Arguments a = arguments_of({"--temperature", "0.7", "--seed", "+42", "--threads", "1024", "--top-p", "1",
                               "--stop-tokens", "0,2147483647", "--budget", "16777216"});
   CHECK_EQ(a.number("--temperature", 0.0, 0.0, kMaxTemperature), 0.7);

@@ -1,16 +1,17 @@
-// Ranges of the numeric command-line options. The options the N-API addon also takes use the
-// addon's ranges (native/addon/convert.cpp), so the CLI and the extension refuse the same
-// values; the CLI-only ones (benchmark and evaluation sizes) are bounded likewise.
+// Ranges of the numeric engine options, shared by the command line (native/cli) and the N-API
+// addon (native/addon/convert.cpp), so the CLI and the extension refuse the same values. The
+// CLI-only ones (benchmark and evaluation sizes) are bounded likewise.
 #pragma once
 #include <cstdint>
 #include <limits>
 
-namespace tidal::cli::limits {
+namespace tidal::limits {
 
 // Engine options.
 constexpr int64_t kMaxThreads = 1024;                 // 0 = every hardware thread
 constexpr int64_t kMaxContext = int64_t(1) << 24;     // 0 = the model's maximum
 constexpr int64_t kMaxPrefillChunk = int64_t(1) << 16;
+constexpr int64_t kMaxKvBytes = int64_t(1) << 50;       // 0 = no cap
 
 // Attention options.
 constexpr int64_t kMaxTokenBudget = int64_t(1) << 24;  // at least 1
@@ -30,4 +31,4 @@ constexpr int64_t kMaxCount = int64_t(1) << 20;        // trials, windows, decod
 constexpr int64_t kMaxDistractors = 1024;
 constexpr int64_t kMaxPositions = int64_t(1) << 26;    // as config.json's max_position_embeddings
 
-}  // namespace tidal::cli::limits
+}  // namespace tidal::limits

@@ -54,6 +54,9 @@ namespace {
 constexpr int kConsumerGroups = 2;
 constexpr int kThreads = 128 * (1 + kConsumerGroups);
 constexpr int kConsumerWarps = 4 * kConsumerGroups;
+// Shared-memory stages of the K/V ring: 3 (224 KB at head dim 128). With 2, softmax of tile n
+// overlapping the product of tile n - 1 measured slower (the next copy waits for that stage).
+constexpr int kStages = 3;
 constexpr int kBlockColumns = 64;            // bf16 columns of one swizzled column block
 constexpr int kRowBytes = 128;               // one row of a column block
 constexpr int kGroupBytes = 8 * kRowBytes;   // 8 rows: one swizzle atom
@@ -168,6 +171,23 @@ __device__ __forceinline__ void registers_claim() {
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(Registers));
 }
 
+// Named barriers 1 and 2 (0 is __syncthreads) order the two consumer warpgroups' product
+// issues: 256 threads take part, one warpgroup waiting (sync) and the other arriving.
+__device__ __forceinline__ void named_barrier_sync(int id) {
+  asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory");
+}
+__device__ __forceinline__ void named_barrier_arrive(int id) {
+  asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory");
+}
+
+// 2^x on the special-function unit, subnormal results flushed to zero (they are below the
+// bf16 rounding of P anyway).
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 __device__ __forceinline__ uint32_t pack_bf16(float low, float high) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(low, high);
   return *reinterpret_cast<const uint32_t*>(&v);
@@ -240,7 +260,7 @@ __device__ __forceinline__ void product_pv(float (&o)[D / 2], const uint32_t (&a
   }
 }
 
-template <int D, int Stages, bool Partial>
+template <int D, int Stages, bool Partial, bool PingPong>
 __global__ void __launch_bounds__(kThreads, 1)
     hopper_prefill_kernel(const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap k_map,
                           const __grid_constant__ CUtensorMap v_map, HopperParams p) {
@@ -338,21 +358,26 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int i = 0; i < kHopperKeyRows / 16; ++i)
       product_pv<D>(o, pa[i], make_descriptor(v_address + i * 2 * kGroupBytes, kColumnBlockBytes, kGroupBytes));
   };
-  // Base-2 scores of tile n, the causal mask (only tiles that reach past the warp's first row),
-  // new running maxima; s ends holding 2^(x - m) in fp32. Gives the rescale of the old rows.
+  // The causal mask of tile n (only tiles that reach past the warp's first row) and new running
+  // maxima, both on the raw scores Q K^T; then s = 2^(x * scale_log2 - m * scale_log2), one FFMA
+  // and one ex2 per score. Gives the rescale of the old rows. m0 and m1 stay in raw units.
+  const float scale = p.scale_log2;
   const auto softmax = [&](int n, float* alpha0, float* alpha1) {
     const int64_t first = int64_t(tile_begin + n) * kHopperKeyRows;
     const bool needs_mask = first + kHopperKeyRows - 1 > warp_first_position;
+    if (needs_mask) {
+#pragma unroll
+      for (int j = 0; j < kHopperKeyRows / 8; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int64_t key = first + j * 8 + 2 * t + (e & 1);
+          if (key > (e < 2 ? pos0 : pos1)) s[4 * j + e] = -INFINITY;
+        }
+      }
+    }
     float tile_max0 = -INFINITY, tile_max1 = -INFINITY;
 #pragma unroll
     for (int j = 0; j < kHopperKeyRows / 8; ++j) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t key = first + j * 8 + 2 * t + (e & 1);
-        float v = s[4 * j + e] * p.scale_log2;
-        if (needs_mask && key > (e < 2 ? pos0 : pos1)) v = -INFINITY;
-        s[4 * j + e] = v;
-      }
       tile_max0 = fmaxf(tile_max0, fmaxf(s[4 * j], s[4 * j + 1]));
       tile_max1 = fmaxf(tile_max1, fmaxf(s[4 * j + 2], s[4 * j + 3]));
     }
@@ -361,18 +386,18 @@ __global__ void __launch_bounds__(kThreads, 1)
     tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 1));
     tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 2));
     const float new0 = fmaxf(m0, tile_max0), new1 = fmaxf(m1, tile_max1);
-    const float base0 = new0 == -INFINITY ? 0.0f : new0, base1 = new1 == -INFINITY ? 0.0f : new1;
-    *alpha0 = exp2f(m0 - base0);
-    *alpha1 = exp2f(m1 - base1);
+    const float base0 = new0 == -INFINITY ? 0.0f : new0 * scale, base1 = new1 == -INFINITY ? 0.0f : new1 * scale;
+    *alpha0 = fast_exp2(fmaf(m0, scale, -base0));
+    *alpha1 = fast_exp2(fmaf(m1, scale, -base1));
     m0 = new0;
     m1 = new1;
     float sum0 = 0.0f, sum1 = 0.0f;
 #pragma unroll
     for (int j = 0; j < kHopperKeyRows / 8; ++j) {
-      s[4 * j] = exp2f(s[4 * j] - base0);
-      s[4 * j + 1] = exp2f(s[4 * j + 1] - base0);
-      s[4 * j + 2] = exp2f(s[4 * j + 2] - base1);
-      s[4 * j + 3] = exp2f(s[4 * j + 3] - base1);
+      s[4 * j] = fast_exp2(fmaf(s[4 * j], scale, -base0));
+      s[4 * j + 1] = fast_exp2(fmaf(s[4 * j + 1], scale, -base0));
+      s[4 * j + 2] = fast_exp2(fmaf(s[4 * j + 2], scale, -base1));
+      s[4 * j + 3] = fast_exp2(fmaf(s[4 * j + 3], scale, -base1));
       sum0 += s[4 * j] + s[4 * j + 1];
       sum1 += s[4 * j + 2] + s[4 * j + 3];
     }
@@ -399,14 +424,32 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (lane == 0) barrier_arrive(&empty[n % Stages]);
   };
 
+  // Ping-pong: the two consumer warpgroups take turns to issue their products (named barrier
+  // 1 + c is consumer c's turn), so one's products run on the tensor cores while the other
+  // does its softmax. Both issue tiles + 1 times; consumer 1 opens the first turn of consumer
+  // 0 and does not hand over after its last issue, so every barrier phase completes.
+  const auto take_turn = [&] {
+    if constexpr (PingPong) named_barrier_sync(1 + consumer);
+  };
+  const auto hand_over = [&](bool last) {
+    if constexpr (PingPong) {
+      if (!(last && consumer == 1)) named_barrier_arrive(2 - consumer);
+    }
+  };
+  if constexpr (PingPong) {
+    if (consumer == 1) named_barrier_arrive(1);
+  }
+
   // Tile n's scores and softmax overlap tile n - 1's O += P V: per tile, issue S_n and PV_{n-1},
   // wait for S_n only, do its softmax while PV_{n-1} runs, then wait for PV_{n-1}, release its
   // stage, rescale O and pack P_n.
   barrier_wait(q_full, 0);
   barrier_wait(&full[0], 0);
+  take_turn();
   wgmma_fence();
   issue_scores(0);
   wgmma_commit();
+  hand_over(false);
   wgmma_wait<0>();
   hold_registers(s);
   {
@@ -416,12 +459,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   for (int n = 1; n < tiles; ++n) {
     barrier_wait(&full[n % Stages], (n / Stages) & 1);
-      wgmma_fence();
+    take_turn();
+    wgmma_fence();
     issue_scores(n);
     wgmma_commit();
     issue_values(n - 1);
     wgmma_commit();
-      wgmma_wait<1>();
+    hand_over(false);
+    wgmma_wait<1>();
     hold_registers(s);
     float alpha0, alpha1;
     softmax(n, &alpha0, &alpha1);
@@ -430,9 +475,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     release(n - 1);
     rescale_and_pack(alpha0, alpha1);
   }
+  take_turn();
   wgmma_fence();
   issue_values(tiles - 1);
   wgmma_commit();
+  hand_over(true);
   wgmma_wait<0>();
   hold_registers(o);
   release(tiles - 1);
@@ -455,8 +502,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     if (t == 0) {
       float2* stats = p.partial_stats + split_rows * p.heads + head;
-      if (row0 < p.tokens) stats[int64_t(row0) * p.heads] = make_float2(m0, l0);
-      if (row1 < p.tokens) stats[int64_t(row1) * p.heads] = make_float2(m1, l1);
+      if (row0 < p.tokens) stats[int64_t(row0) * p.heads] = make_float2(m0 * scale, l0);
+      if (row1 < p.tokens) stats[int64_t(row1) * p.heads] = make_float2(m1 * scale, l1);
     }
   } else {
     const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
@@ -502,26 +549,26 @@ bool encode_map(CUtensorMap* map, const void* base, int rank, const cuuint64_t* 
                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-template <int D, int Stages, bool Partial>
+template <int D, int Stages, bool Partial, bool PingPong>
 cudaError_t prepare() {
-  static const cudaError_t prepared =
-      cudaFuncSetAttribute(hopper_prefill_kernel<D, Stages, Partial>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           HopperShape<D, Stages>::kSharedBytes);
+  static const cudaError_t prepared = cudaFuncSetAttribute(hopper_prefill_kernel<D, Stages, Partial, PingPong>,
+                                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                           HopperShape<D, Stages>::kSharedBytes);
   return prepared;
 }
 
-template <int D, int Stages>
+template <int D, int Stages, bool PingPong>
 cudaError_t launch_shape(const CUtensorMap& q_map, const CUtensorMap& k_map, const CUtensorMap& v_map,
                          const HopperParams& params, unsigned query_tiles, cudaStream_t stream) {
   constexpr int kBytes = HopperShape<D, Stages>::kSharedBytes;
   if (params.splits == 1) {
-    if (const cudaError_t prepared = prepare<D, Stages, false>(); prepared != cudaSuccess) return prepared;
-    hopper_prefill_kernel<D, Stages, false>
+    if (const cudaError_t prepared = prepare<D, Stages, false, PingPong>(); prepared != cudaSuccess) return prepared;
+    hopper_prefill_kernel<D, Stages, false, PingPong>
         <<<dim3(query_tiles, params.heads), kThreads, kBytes, stream>>>(q_map, k_map, v_map, params);
   } else {
-    if (const cudaError_t prepared = prepare<D, Stages, true>(); prepared != cudaSuccess) return prepared;
-    hopper_prefill_kernel<D, Stages, true><<<dim3(query_tiles, params.heads, params.splits), kThreads, kBytes, stream>>>(
-        q_map, k_map, v_map, params);
+    if (const cudaError_t prepared = prepare<D, Stages, true, PingPong>(); prepared != cudaSuccess) return prepared;
+    hopper_prefill_kernel<D, Stages, true, PingPong>
+        <<<dim3(query_tiles, params.heads, params.splits), kThreads, kBytes, stream>>>(q_map, k_map, v_map, params);
   }
   return cudaGetLastError();
 }
@@ -536,7 +583,7 @@ bool hopper_prefill_available() {
     cudaFuncAttributes attributes{};
     available = cudaGetDevice(&device) == cudaSuccess && current_device_info().compute_capability == 90 &&
                 tensor_map_encoder() != nullptr &&
-                cudaFuncGetAttributes(&attributes, hopper_prefill_kernel<128, 2, false>) == cudaSuccess &&
+                cudaFuncGetAttributes(&attributes, hopper_prefill_kernel<128, kStages, false, true>) == cudaSuccess &&
                 attributes.binaryVersion == 90;
     cudaGetLastError();
   });
@@ -580,16 +627,17 @@ cudaError_t launch_prefill_attention_hopper(const PrefillAttentionLaunch& launch
   params.partial_stats = partial_stats;
   params.splits = std::max(splits, 1);
   const unsigned query_tiles = static_cast<unsigned>(ceil_div(launch.tokens, kHopperQueryRows));
-  // Stages: 3 (224 KB of shared memory at head dim 128) unless $TIDAL_PREFILL_STAGES=2 (A/B runs).
-  static const bool two_stages = [] {
-    const char* text = std::getenv("TIDAL_PREFILL_STAGES");
-    return text && std::atoi(text) == 2;
+  // The two consumer warpgroups take turns on the tensor cores unless $TIDAL_PREFILL_PINGPONG=0
+  // (A/B runs).
+  static const bool ping_pong = [] {
+    const char* text = std::getenv("TIDAL_PREFILL_PINGPONG");
+    return !(text && std::atoi(text) == 0);
   }();
   if (d == 128)
-    return two_stages ? launch_shape<128, 2>(q_map, k_map, v_map, params, query_tiles, stream)
-                      : launch_shape<128, 3>(q_map, k_map, v_map, params, query_tiles, stream);
-  return two_stages ? launch_shape<64, 2>(q_map, k_map, v_map, params, query_tiles, stream)
-                    : launch_shape<64, 3>(q_map, k_map, v_map, params, query_tiles, stream);
+    return ping_pong ? launch_shape<128, kStages, true>(q_map, k_map, v_map, params, query_tiles, stream)
+                     : launch_shape<128, kStages, false>(q_map, k_map, v_map, params, query_tiles, stream);
+  return ping_pong ? launch_shape<64, kStages, true>(q_map, k_map, v_map, params, query_tiles, stream)
+                   : launch_shape<64, kStages, false>(q_map, k_map, v_map, params, query_tiles, stream);
 }
 
 }  // namespace tidal::cuda

@@ -56,9 +56,16 @@ rm -rf "$CHECK_MODEL"
 strip --strip-unneeded -o "$CARRY/tidal_native.node" "$ADDON"
 xz -9e --x86 --lzma2=preset=9e -f "$CARRY/tidal_native.node"
 
-# The replay, one CommonJS file with its dependencies.
-node_modules/.bin/esbuild bench/e2e/replay.ts --bundle --platform=node --target=node20 --format=cjs \
-  --outfile="$CARRY/replay.js" --log-level=warning
+# The replay, one CommonJS file with its dependencies; @huggingface/jinja goes in as text, as in
+# the extension's bundles (esbuild.mjs), because chat templates render in a worker thread and
+# the GPU machine has no node_modules.
+CARRY="$CARRY" node --input-type=module -e '
+import * as esbuild from "esbuild";
+const jinja = await esbuild.build({ stdin: { contents: "export * from \"@huggingface/jinja\";", resolveDir: process.cwd() },
+  bundle: true, platform: "node", target: "node20", format: "iife", globalName: "tidalJinja", minify: true, write: false, logLevel: "warning" });
+await esbuild.build({ entryPoints: ["bench/e2e/replay.ts"], bundle: true, platform: "node", target: "node20", format: "cjs",
+  outfile: `${process.env.CARRY}/replay.js`, define: { TIDAL_JINJA_BUNDLE: JSON.stringify(jinja.outputFiles[0].text) }, logLevel: "warning" });
+'
 
 # Node: made once per binary (it takes a minute), kept while the binary is the same.
 NODE_ID="$("$NODE_BIN" --version) $(sha1sum "$NODE_BIN" | cut -c1-16)"

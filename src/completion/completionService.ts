@@ -4,7 +4,7 @@
 // and de-duplication against the text after the cursor. The VS Code provider is a thin
 // adapter over this (src/extension/inlineCompletionProvider.ts); the typing benchmark drives
 // it directly.
-import type { AttentionOptions, GenerateParams, GenerateResult } from '../engine/protocol';
+import type { AttentionOptions, GenerateParams, GenerateResult, SamplingOptions } from '../engine/protocol';
 import type { GenerationBackend } from '../extension/generationBackend';
 import { NO_REPOSITORY, repositoryParams, type RepositoryPart } from '../extension/repositoryPart';
 import { CompletionCache } from './completionCache';
@@ -35,6 +35,44 @@ export interface CompletionRequest {
   /** Cursor offset in `text` (UTF-16). */
   offset: number;
   tabSize?: number;
+  /**
+   * How many different completions to look for (1 while typing; ALTERNATIVE_COUNT on a manual
+   * trigger, so the editor can cycle through them). At most MAX_CANDIDATES.
+   */
+  candidates?: number;
+}
+
+/** Candidates asked for on a manual trigger: the greedy one and two sampled ones. */
+export const ALTERNATIVE_COUNT = 3;
+export const MAX_CANDIDATES = 5;
+/** Sampling of the alternatives after the greedy one: varied, still likely code. */
+export const ALTERNATIVE_TEMPERATURE = 0.8;
+export const ALTERNATIVE_TOP_P = 0.95;
+
+interface Candidate {
+  text: string;
+  /** Undefined when the text came from the cache. */
+  requestId?: string;
+  firstTokenMs?: number;
+  stoppedEarly: boolean;
+  rawText?: string;
+  result?: GenerateResult;
+}
+
+/**
+ * The completions worth showing, in order: empty ones and repeats left out. Two that differ
+ * only in trailing white space look the same as ghost text, so they count as one.
+ */
+export function distinctCompletions(texts: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const text of texts) {
+    const key = text.trimEnd();
+    if (key.length === 0 || seen.has(key)) continue;
+    seen.add(key);
+    out.push(text);
+  }
+  return out;
 }
 
 export interface CompletionServiceDeps {
@@ -47,10 +85,14 @@ export interface CompletionServiceDeps {
   repositoryContext?: (excludePath: string | undefined) => Promise<RepositoryPart>;
   newRequestId: () => string;
   now?: () => number;
+  /** Seeds of the sampled alternatives; default random. */
+  seed?: () => number;
 }
 
 export interface CompletionOutcome {
   text: string;
+  /** The distinct non-empty completions found, `text` first when it is not empty (one unless more were asked for). */
+  alternatives: string[];
   source: 'engine' | 'cache';
   mode: CompletionMode;
   requestId?: string;
@@ -84,6 +126,7 @@ function completionParams(
   config: CompletionConfig,
   repository: RepositoryPart,
   maxTokens: number,
+  sampling: SamplingOptions = { temperature: 0 },
 ): GenerateParams {
   return {
     requestId,
@@ -95,7 +138,7 @@ function completionParams(
     ...repositoryParams(repository),
     maxTokens,
     attention: config.attention,
-    sampling: { temperature: 0 },
+    sampling,
   };
 }
 
@@ -141,10 +184,15 @@ export class CompletionService {
   /**
    * The completion at the cursor, or undefined when there is none to show: completions are
    * off, `signal` aborted (the editor moved on), or the request failed (see `lastError`).
+   *
+   * With `request.candidates` above 1 (a manual trigger) there is no typing pause, and after
+   * the greedy completion the engine is asked for more, one after another, sampled with a
+   * temperature and a seed each; the distinct ones are in `alternatives`, the greedy one first.
    */
   async complete(request: CompletionRequest, signal?: AbortSignal): Promise<CompletionOutcome | undefined> {
     const config = this.deps.config();
     if (!config.enabled || signal?.aborted) return undefined;
+    const candidates = Math.max(1, Math.min(MAX_CANDIDATES, Math.floor(request.candidates ?? 1)));
     const { text, offset } = request;
     const window = cutPromptWindow(text, offset, { maxPrefixChars: config.maxPrefixChars, maxSuffixChars: config.maxSuffixChars });
     const lineStart = text.lastIndexOf('\n', offset - 1) + 1;
@@ -155,26 +203,21 @@ export class CompletionService {
     const cacheKey = { documentKey: request.documentKey, prefix: window.prefix, suffix: window.suffix };
 
     const cached = this.cache.get(cacheKey);
-    if (cached !== undefined) {
+    if (cached !== undefined && candidates === 1) {
       this.counters.cacheHits++;
-      this.last = { text: cached, source: 'cache', mode, totalMs: 0, stoppedEarly: false };
+      this.last = { text: cached, alternatives: [cached], source: 'cache', mode, totalMs: 0, stoppedEarly: false };
       this.changed();
       return this.last;
     }
-    if (!(await pause(config.debounceMs, signal))) return undefined;
+    if (candidates === 1 && !(await pause(config.debounceMs, signal))) return undefined;
 
     // A newer request supersedes the one still running, all the way into the engine.
     this.current?.abort();
     const request$ = linkedAbortController(signal);
     this.current = request$;
-    const generation = linkedAbortController(request$.signal);
     const stopContext: StopContext = { mode, linePrefix, suffix: window.suffix, maxLines: config.maxLines, tabSize: request.tabSize };
-    const requestId = this.deps.newRequestId();
+    const maxTokens = mode === 'single-line' ? config.maxTokens.singleLine : config.maxTokens.multiLine;
     const started = this.now();
-    let firstTokenAt: number | undefined;
-    let generated = '';
-    let stop: StopResult = { text: '', done: false };
-    this.counters.started++;
     this.counters.inFlight++;
     this.changed();
     try {
@@ -183,8 +226,74 @@ export class CompletionService {
         this.counters.cancelled++;
         return undefined;
       }
+      const generateOne = (sampling: SamplingOptions) =>
+        this.generateCandidate(window, request, config, repository, maxTokens, sampling, stopContext, request$.signal);
+
+      let first: Candidate | 'cancelled' | 'failed';
+      if (cached !== undefined) {
+        this.counters.cacheHits++;
+        first = { text: cached, stoppedEarly: false };
+      } else {
+        first = await generateOne({ temperature: 0 });
+        if (first === 'cancelled' || first === 'failed') return undefined;
+        this.cache.set(cacheKey, first.text);
+      }
+      const alternatives = [first.text];
+      for (let i = 1; i < candidates; i++) {
+        const other = await generateOne({ temperature: ALTERNATIVE_TEMPERATURE, topP: ALTERNATIVE_TOP_P, seed: this.seed() });
+        if (other === 'cancelled') return undefined;
+        // A failed alternative leaves the ones already there; the next may still come.
+        if (other !== 'failed') alternatives.push(other.text);
+      }
+      const distinct = distinctCompletions(alternatives);
+      this.last = {
+        text: first.text,
+        alternatives: distinct,
+        source: first.requestId === undefined ? 'cache' : 'engine',
+        mode,
+        requestId: first.requestId,
+        firstTokenMs: first.firstTokenMs,
+        totalMs: this.now() - started,
+        stoppedEarly: first.stoppedEarly,
+        rawText: first.rawText,
+        result: first.result,
+        repositoryTokens: first.result ? (first.result.repositoryTokens ?? repository.tokens) : undefined,
+      };
+      if (first.result) this.lastFromEngine = this.last;
+      return this.last;
+    } finally {
+      this.counters.inFlight--;
+      if (this.current === request$) this.current = undefined;
+      this.changed();
+    }
+  }
+
+  /**
+   * One engine request at the window: its text after the stop rules and de-duplication against
+   * the suffix, 'cancelled' when `cancelSignal` aborted (or the engine cancelled it), 'failed'
+   * when it failed (lastError says why).
+   */
+  private async generateCandidate(
+    window: { prefix: string; suffix: string },
+    request: CompletionRequest,
+    config: CompletionConfig,
+    repository: RepositoryPart,
+    maxTokens: number,
+    sampling: SamplingOptions,
+    stopContext: StopContext,
+    cancelSignal: AbortSignal,
+  ): Promise<Candidate | 'cancelled' | 'failed'> {
+    const generation = linkedAbortController(cancelSignal);
+    const requestId = this.deps.newRequestId();
+    const started = this.now();
+    let firstTokenAt: number | undefined;
+    let generated = '';
+    let stop: StopResult = { text: '', done: false };
+    this.counters.started++;
+    this.changed();
+    try {
       const result = await this.deps.backend().generate(
-        completionParams(requestId, window, request, config, repository, mode === 'single-line' ? config.maxTokens.singleLine : config.maxTokens.multiLine),
+        completionParams(requestId, window, request, config, repository, maxTokens, sampling),
         (chunk) => {
           firstTokenAt ??= this.now();
           generated += chunk;
@@ -194,43 +303,35 @@ export class CompletionService {
         },
         generation.signal,
       );
-      if (request$.signal.aborted || (result.finishReason === 'cancelled' && !stop.done)) {
+      if (cancelSignal.aborted || (result.finishReason === 'cancelled' && !stop.done)) {
         this.counters.cancelled++;
-        return undefined;
+        return 'cancelled';
       }
       const stoppedEarly = stop.done;
       if (!stop.done) stop = applyStopRules(generated, stopContext, true);
-      const completion = removeSuffixOverlap(stop.text, window.suffix);
-      this.cache.set(cacheKey, completion);
       this.counters.finished++;
       this.lastError = undefined;
-      this.last = {
-        text: completion,
-        source: 'engine',
-        mode,
+      return {
+        text: removeSuffixOverlap(stop.text, window.suffix),
         requestId,
         firstTokenMs: firstTokenAt === undefined ? undefined : firstTokenAt - started,
-        totalMs: this.now() - started,
         stoppedEarly,
         rawText: generated,
         result,
-        repositoryTokens: result.repositoryTokens ?? repository.tokens,
       };
-      this.lastFromEngine = this.last;
-      return this.last;
     } catch (error) {
-      if (request$.signal.aborted) {
+      if (cancelSignal.aborted) {
         this.counters.cancelled++;
-        return undefined;
+        return 'cancelled';
       }
       this.counters.failed++;
       this.lastError = (error as Error).message ?? String(error);
-      return undefined;
-    } finally {
-      this.counters.inFlight--;
-      if (this.current === request$) this.current = undefined;
-      this.changed();
+      return 'failed';
     }
+  }
+
+  private seed(): number {
+    return this.deps.seed ? this.deps.seed() : Math.floor(Math.random() * 2 ** 31);
   }
 
   /** Cancels the request in flight, if any (completions turned off, editor closed). */

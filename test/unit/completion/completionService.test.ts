@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { CompletionService, type CompletionConfig } from '../../../src/completion/completionService';
+import { CompletionService, distinctCompletions, type CompletionConfig } from '../../../src/completion/completionService';
 import type { GenerateParams, GenerateResult } from '../../../src/engine/protocol';
 import type { GenerationBackend } from '../../../src/extension/generationBackend';
 
@@ -200,4 +200,119 @@ test('prefetch hands the backend the prompt a completion at the same cursor woul
   // A backend without a KV cache (remote) has no prefetch: nothing happens.
   await service(backend).prefetch(cursor);
   assert.equal(calls.length, 1);
+});
+
+// ---- alternatives on a manual trigger ----
+
+test('a manual trigger asks for the greedy completion, then sampled ones with their own seeds, one after another; the distinct ones come back in order', async () => {
+  const seeds = Array.from({ length: 4 }, () => 1 + Math.floor(Math.random() * 2 ** 30));
+  const words = Array.from({ length: 4 }, () => `v${Math.random().toString(36).slice(2, 7)}`);
+  // Seed 0 and 1 give the same text but for trailing white space, seed 2 an empty one.
+  const bySeed = new Map<number | undefined, string[]>([
+    [undefined, [words[0], ' + 1;']],
+    [seeds[0], [words[1], ';']],
+    [seeds[1], [words[1], ';   ']],
+  ]);
+  let running = 0;
+  let overlapped = false;
+  const { backend, calls } = scriptedBackend((params) => {
+    running++;
+    if (running > 1) overlapped = true;
+    setTimeout(() => running--, 0);
+    return bySeed.get(params.sampling?.seed) ?? [];
+  });
+  let seedIndex = 0;
+  let id = 0;
+  const completions = new CompletionService({
+    backend: () => backend,
+    config: () => ({ ...baseConfig, debounceMs: 60_000 }),
+    newRequestId: () => `c${++id}`,
+    seed: () => seeds[seedIndex++],
+  });
+  // A typing pause of a minute: a manual trigger does not wait for it.
+  const outcome = await completions.complete({ ...at('const total = |\n'), candidates: 3 });
+  assert.ok(outcome);
+  assert.equal(calls.length, 3);
+  assert.deepEqual(calls[0].params.sampling, { temperature: 0 });
+  for (const [i, call] of calls.slice(1).entries()) {
+    assert.equal(call.params.sampling?.seed, seeds[i]);
+    assert.ok((call.params.sampling?.temperature ?? 0) > 0, 'an alternative is sampled with a temperature');
+  }
+  assert.equal(overlapped, false, 'the requests ran one after another');
+  assert.equal(outcome.text, `${words[0]} + 1;`);
+  assert.deepEqual(outcome.alternatives, [`${words[0]} + 1;`, `${words[1]};`]);
+  assert.deepEqual({ ...completions.counters }, { started: 3, finished: 3, cancelled: 0, failed: 0, cacheHits: 0, inFlight: 0 });
+
+  // While typing (one candidate) the greedy text comes from the cache; nothing is sampled.
+  const typing = await completions.complete(at('const total = |\n'));
+  assert.equal(typing?.source, 'cache');
+  assert.deepEqual(typing?.alternatives, [`${words[0]} + 1;`]);
+  assert.equal(calls.length, 3);
+});
+
+test('a manual trigger after typing reuses the cached greedy completion and asks only for the sampled ones', async () => {
+  const word = `w${Math.random().toString(36).slice(2, 8)}`;
+  const { backend, calls } = scriptedBackend((params) => ((params.sampling?.temperature ?? 0) > 0 ? [`${word}_${params.sampling?.seed}`] : [word]));
+  let seed = 100 + Math.floor(Math.random() * 1000);
+  let id = 0;
+  const completions = new CompletionService({ backend: () => backend, config: () => baseConfig, newRequestId: () => `c${++id}`, seed: () => seed++ });
+  const request = at('let x = |\n');
+  assert.deepEqual((await completions.complete(request))?.alternatives, [word]);
+  const manual = await completions.complete({ ...request, candidates: 3 });
+  assert.equal(calls.length, 3);
+  assert.deepEqual(calls.slice(1).map((call) => call.params.sampling?.temperature && call.params.sampling.seed), [seed - 2, seed - 1]);
+  assert.deepEqual(manual?.alternatives, [word, `${word}_${seed - 2}`, `${word}_${seed - 1}`]);
+  assert.equal(completions.counters.cacheHits, 1);
+});
+
+test('cancelling a manual trigger during the alternatives aborts the running request and reports nothing; no further one starts', async () => {
+  const { backend, calls } = scriptedBackend((params) => ((params.sampling?.temperature ?? 0) > 0 ? Array.from({ length: 200 }, () => 'z') : ['greedy']));
+  const completions = service(backend);
+  const editor = new AbortController();
+  const pending = completions.complete({ ...at('const q = |\n'), candidates: 3 }, editor.signal);
+  while (calls.length < 2 || calls[1].chunksSent < 2) await new Promise((resolve) => setTimeout(resolve, 1));
+  editor.abort();
+  assert.equal(await pending, undefined);
+  assert.equal(calls.length, 2, 'no alternative started after the cancel');
+  assert.equal(calls[1].signal?.aborted, true);
+  assert.equal(calls[1].aborted, true);
+  assert.ok(calls[1].chunksSent < 200);
+  assert.deepEqual({ ...completions.counters }, { started: 2, finished: 1, cancelled: 1, failed: 0, cacheHits: 0, inFlight: 0 });
+});
+
+test('a newer keystroke supersedes a manual trigger still looking for alternatives', async () => {
+  const { backend, calls } = scriptedBackend((params) => ((params.sampling?.temperature ?? 0) > 0 ? Array.from({ length: 200 }, () => 'y') : ['g']));
+  const completions = service(backend);
+  const manual = completions.complete({ ...at('const r = |\n'), candidates: 3 });
+  while (calls.length < 2) await new Promise((resolve) => setTimeout(resolve, 1));
+  const typed = await completions.complete(at('const rs = |\n'));
+  assert.equal(await manual, undefined);
+  assert.equal(typed?.text, 'g');
+  assert.equal(calls[1].aborted, true);
+  assert.equal(calls.length, 3);
+});
+
+test('a failing alternative keeps the ones found; the candidate count is capped', async () => {
+  let n = 0;
+  const failing: GenerationBackend = {
+    kind: 'local',
+    async generate(params, onText) {
+      n++;
+      if (n === 2) throw new Error('engine busy');
+      onText(`t${n}`);
+      return result(params.requestId, `t${n}`, 'stop');
+    },
+  };
+  const completions = service(failing);
+  const outcome = await completions.complete({ ...at('a = |\n'), candidates: 1000 });
+  assert.equal(n, 5, 'at most MAX_CANDIDATES requests');
+  assert.deepEqual(outcome?.alternatives, ['t1', 't3', 't4', 't5']);
+  assert.equal(completions.counters.failed, 1);
+});
+
+test('distinctCompletions drops empty ones and repeats that differ only in trailing white space, keeping the first', () => {
+  const words = Array.from({ length: 5 }, () => Math.random().toString(36).slice(2, 8));
+  assert.deepEqual(distinctCompletions([words[0], '', `${words[0]}  \n`, '   ', words[1], `${words[0]}x`, words[1]]), [words[0], words[1], `${words[0]}x`]);
+  // Leading white space is part of the completion (indentation): not a repeat.
+  assert.deepEqual(distinctCompletions([words[2], ` ${words[2]}`]), [words[2], ` ${words[2]}`]);
 });

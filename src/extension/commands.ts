@@ -2,19 +2,11 @@
 // (tidal.selectModel lives in modelPicker.ts).
 import * as vscode from 'vscode';
 
+import { completionsOnFor, isLanguageSwitch, toggleLanguage, DEFAULT_LANGUAGE_SWITCH } from '../completion/languageSwitch';
 import type { ChatViewProvider } from './chatViewProvider';
 import type { EngineClient } from './engineClient';
 
-export const COMMAND_IDS = [
-  'tidal.askAboutRepo',
-  'tidal.openChat',
-  'tidal.selectModel',
-  'tidal.toggleInlineCompletions',
-  'tidal.restartEngine',
-  'tidal.showEngineLog',
-  'tidal.showMenu',
-  'tidal.setRemoteApiKey',
-] as const;
+export { COMMAND_IDS } from './commandIds';
 
 export interface CommandContext {
   engine: EngineClient;
@@ -46,6 +38,18 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
       vscode.window.setStatusBarMessage(`Tidal: inline completions ${enabled ? 'on' : 'off'}`, 3000);
       return enabled;
     }),
+    vscode.commands.registerCommand('tidal.toggleInlineCompletionsForLanguage', async (languageId?: string) => {
+      const language = typeof languageId === 'string' ? languageId : vscode.window.activeTextEditor?.document.languageId;
+      if (!language) {
+        vscode.window.showInformationMessage('Tidal: open a file first; inline completions are switched per language of the active editor.');
+        return undefined;
+      }
+      const config = vscode.workspace.getConfiguration('tidal');
+      const languages = toggleLanguage(languageSwitchOf(config), language);
+      await config.update('inlineCompletions.languages', languages, vscode.ConfigurationTarget.Global);
+      vscode.window.setStatusBarMessage(`Tidal: inline completions ${languages[language] ? 'on' : 'off'} for ${language}`, 3000);
+      return languages[language];
+    }),
     vscode.commands.registerCommand('tidal.restartEngine', async () => {
       await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: 'Tidal: restarting the engine…' },
@@ -55,9 +59,19 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     }),
     vscode.commands.registerCommand('tidal.showEngineLog', () => ctx.log.show(true)),
     vscode.commands.registerCommand('tidal.showMenu', async () => {
-      const enabled = vscode.workspace.getConfiguration('tidal').get<boolean>('inlineCompletions.enabled', true);
+      const config = vscode.workspace.getConfiguration('tidal');
+      const enabled = config.get<boolean>('inlineCompletions.enabled', true);
+      const language = vscode.window.activeTextEditor?.document.languageId;
       const items: (vscode.QuickPickItem & { command: string })[] = [
         { label: `$(${enabled ? 'debug-pause' : 'play'}) ${enabled ? 'Disable' : 'Enable'} Inline Completions`, command: 'tidal.toggleInlineCompletions' },
+        ...(language
+          ? [
+              {
+                label: `$(${completionsOnFor(languageSwitchOf(config), language) ? 'debug-pause' : 'play'}) ${completionsOnFor(languageSwitchOf(config), language) ? 'Disable' : 'Enable'} Inline Completions for ${language}`,
+                command: 'tidal.toggleInlineCompletionsForLanguage',
+              },
+            ]
+          : []),
         { label: '$(comment-discussion) Open Chat', command: 'tidal.openChat' },
         { label: '$(question) Ask About This Repository', command: 'tidal.askAboutRepo' },
         { label: '$(folder-opened) Select Model…', command: 'tidal.selectModel' },
@@ -68,4 +82,10 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
       if (choice) await vscode.commands.executeCommand(choice.command);
     }),
   ];
+}
+
+/** tidal.inlineCompletions.languages as set, or the default when it is not a valid one. */
+function languageSwitchOf(config: vscode.WorkspaceConfiguration) {
+  const value = config.get('inlineCompletions.languages');
+  return isLanguageSwitch(value) ? value : DEFAULT_LANGUAGE_SWITCH;
 }

@@ -13,11 +13,14 @@ export function prefetchOnEditorSwitch(
   relativePath: (uri: vscode.Uri) => string | undefined,
   /** Fires when the repository becomes ready: the active editor's window is prefetched then too. */
   onRepositoryReady: (listener: () => void) => { dispose(): void },
+  /** Whether completions are on in a language (tidal.inlineCompletions.languages): no prefetch where off. */
+  languageOn: (languageId: string) => boolean = () => true,
 ): vscode.Disposable {
   let timer: NodeJS.Timeout | undefined;
   const schedule = (editor: vscode.TextEditor | undefined) => {
     clearTimeout(timer);
     if (!editor || (editor.document.uri.scheme !== 'file' && editor.document.uri.scheme !== 'untitled')) return;
+    if (!languageOn(editor.document.languageId)) return;
     timer = setTimeout(() => {
       if (vscode.window.activeTextEditor !== editor) return;
       const document = editor.document;

@@ -9,6 +9,7 @@ import { ChatHistory, HISTORY_KEY } from '../chat/historyStore';
 import { gatherChatContext } from '../chat/vscodeChatContext';
 import { ChatViewProvider } from './chatViewProvider';
 import { CompletionService, type CompletionCounters } from '../completion/completionService';
+import { completionsOnFor } from '../completion/languageSwitch';
 import { statsRequest, type EngineStats, type RepositoryStatus } from '../engine/protocol';
 import { COMMAND_IDS, registerCommands } from './commands';
 import { EngineClient } from './engineClient';
@@ -63,7 +64,7 @@ export interface TidalApi {
    * Inline completions: requests started/finished/cancelled, the last text shown, and the
    * repository tokens in the last engine completion's prompt.
    */
-  completionStats(): CompletionCounters & { lastText?: string; lastSource?: 'engine' | 'cache'; lastRequestId?: string; lastError?: string; lastRepositoryTokens?: number };
+  completionStats(): CompletionCounters & { lastText?: string; lastSource?: 'engine' | 'cache'; lastRequestId?: string; lastError?: string; lastRepositoryTokens?: number; lastAlternatives?: string[] };
   /** The engine host's own counters (queue, prefix cache), or undefined while it is not ready. */
   engineStats(): Promise<EngineStats | undefined>;
   /** The status bar item's text. */
@@ -162,6 +163,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     });
   chatSession = newChatSession();
   const completionsEnabled = () => settings().inlineCompletions.enabled;
+  const languageOn = (languageId: string) => completionsOnFor(settings().inlineCompletions.languages, languageId);
   const completions = new CompletionService({
     backend,
     config: () => completionSettings().config,
@@ -209,7 +211,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       refresh();
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(configureContext),
-    vscode.languages.registerInlineCompletionItemProvider([{ pattern: '**' }, { scheme: 'untitled' }], new TidalInlineCompletionProvider(completions, (uri) => repository.relativePath(uri), log)),
+    vscode.languages.registerInlineCompletionItemProvider([{ pattern: '**' }, { scheme: 'untitled' }], new TidalInlineCompletionProvider(completions, (uri) => repository.relativePath(uri), log, languageOn)),
     prefetchOnEditorSwitch(
       completions,
       (uri) => repository.relativePath(uri),
@@ -221,6 +223,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
           wasReady = ready;
         });
       },
+      languageOn,
     ),
     completions.onDidChange(updateStatusBar),
     ...host.disposables,
@@ -336,6 +339,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       lastRequestId: completions.last?.requestId,
       lastError: completions.lastError,
       lastRepositoryTokens: completions.lastFromEngine?.repositoryTokens,
+      lastAlternatives: completions.last?.alternatives,
     }),
     engineStats: async () => engine.rpc?.sendRequest(statsRequest).catch(() => undefined),
     statusBarText: () => statusBar.text,

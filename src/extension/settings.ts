@@ -1,5 +1,6 @@
 // Typed view of the `tidal.*` settings. `readSettings` is pure (it takes a getter), so the
 // validation is unit-tested without VS Code.
+import { DEFAULT_LANGUAGE_SWITCH, isLanguageSwitch, type LanguageSwitch } from '../completion/languageSwitch';
 import type { AttentionMode, BackendSetting } from '../engine/protocol';
 
 export interface TidalSettings {
@@ -19,7 +20,8 @@ export interface TidalSettings {
     persistMaxGB: number;
   };
   engine: { maxKvMemoryGB: number };
-  inlineCompletions: { enabled: boolean; debounceMs: number };
+  /** `languages`: on or off per VS Code language id, "*" for the others (completionsOnFor). */
+  inlineCompletions: { enabled: boolean; debounceMs: number; languages: LanguageSwitch };
 }
 
 export type SettingGetter = (key: string) => unknown;
@@ -48,7 +50,7 @@ export const DEFAULT_SETTINGS: TidalSettings = {
     persistMaxGB: 20,
   },
   engine: { maxKvMemoryGB: 0 },
-  inlineCompletions: { enabled: true, debounceMs: 150 },
+  inlineCompletions: { enabled: true, debounceMs: 150, languages: DEFAULT_LANGUAGE_SWITCH },
 };
 
 /** Bytes in one GB of the settings (tidal.context.persistMaxGB, tidal.engine.maxKvMemoryGB). */
@@ -108,6 +110,7 @@ export function readSettings(get: SettingGetter): SettingsResult {
       inlineCompletions: {
         enabled: pick('inlineCompletions.enabled', d.inlineCompletions.enabled, isBool),
         debounceMs: pick('inlineCompletions.debounceMs', d.inlineCompletions.debounceMs, intIn(0, 5000)),
+        languages: pick('inlineCompletions.languages', d.inlineCompletions.languages, isLanguageSwitch),
       },
     },
     problems,

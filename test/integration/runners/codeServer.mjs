@@ -192,6 +192,11 @@ async function nextPaint(frame) {
  */
 async function inspectWorkbench(page, { waitForChatView, waitForTheme, waitForGhostText }) {
   const ghostTextShown = () => page.evaluate(() => document.querySelector('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text') !== null).catch(() => false);
+  // The ghost text as shown: its inline part on the cursor's line and the lines below it.
+  const ghostTextContent = () =>
+    page
+      .evaluate(() => [...document.querySelectorAll('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text .view-line')].map((node) => node.textContent).join('\n'))
+      .catch(() => '');
   const look = async () => {
     const webview = await chatWebviewState(page);
     const ghostText = await ghostTextShown();
@@ -218,7 +223,7 @@ async function inspectWorkbench(page, { waitForChatView, waitForTheme, waitForGh
     };
   });
   const { content: _content, ...webview } = seen.webview;
-  return { ...sidebar, ...webview, ghostTextVisible: seen.ghostText };
+  return { ...sidebar, ...webview, ghostTextVisible: seen.ghostText, ghostText: seen.ghostText ? await ghostTextContent() : '' };
 }
 
 async function answerScreenshotRequests(page, checkpointsDir) {
@@ -234,6 +239,8 @@ async function answerScreenshotRequests(page, checkpointsDir) {
     const name = String(request.name).replace(/[^\w.-]/g, '_');
     let response;
     try {
+      // Keys the suite wants pressed first, as a person would (Playwright names: 'Alt+Backslash').
+      for (const key of Array.isArray(request.press) ? request.press : []) await page.keyboard.press(String(key));
       const workbench = await inspectWorkbench(page, {
         waitForChatView: Boolean(request.waitForChatView),
         waitForTheme: typeof request.waitForTheme === 'string' ? request.waitForTheme : undefined,

@@ -96,15 +96,17 @@ async function waitFor(probe, { timeoutMs = 10_000, intervalMs = 100 } = {}) {
  * chat webview on screen with text in it, the webview in a theme ('vscode-dark' or
  * 'vscode-light'), ghost text in the editor.
  * @param {string} name file name without extension
- * @param {{ waitForChatView?: boolean, waitForTheme?: 'vscode-dark' | 'vscode-light', waitForGhostText?: boolean, timeoutMs?: number }} [options]
- * @returns {Promise<undefined | { screenshot: string, workbench: { activeViewContainer: string | null, sidebarTitle: string | null, chatWebviewVisible: boolean, chatWebviewText: string } }>}
+ * `press` names keys the runner presses in the page first, in order, as a person would
+ * (Playwright's names, e.g. 'Alt+Backslash'): how a test reaches a keybinding.
+ * @param {{ waitForChatView?: boolean, waitForTheme?: 'vscode-dark' | 'vscode-light', waitForGhostText?: boolean, press?: string[], timeoutMs?: number }} [options]
+ * @returns {Promise<undefined | { screenshot: string, workbench: { activeViewContainer: string | null, sidebarTitle: string | null, chatWebviewVisible: boolean, chatWebviewText: string, ghostTextVisible: boolean, ghostText: string } }>}
  */
-async function captureWorkbench(name, { waitForChatView = false, waitForTheme, waitForGhostText = false, timeoutMs = SCREENSHOT_TIMEOUT_MS } = {}) {
+async function captureWorkbench(name, { waitForChatView = false, waitForTheme, waitForGhostText = false, press = [], timeoutMs = SCREENSHOT_TIMEOUT_MS } = {}) {
   const folder = process.env.TIDAL_TEST_CHECKPOINTS;
   if (!folder) return undefined;
   const responseFile = path.join(folder, `${name}.response.json`);
   fs.rmSync(responseFile, { force: true });
-  writeJsonAtomically(path.join(folder, `${name}.request.json`), { name, waitForChatView, waitForTheme, waitForGhostText });
+  writeJsonAtomically(path.join(folder, `${name}.request.json`), { name, waitForChatView, waitForTheme, waitForGhostText, press });
   const answered = await waitFor(() => fs.existsSync(responseFile), { timeoutMs, intervalMs: 100 });
   if (!answered) throw new Error(`the runner did not take screenshot "${name}" within ${timeoutMs} ms`);
   const response = JSON.parse(fs.readFileSync(responseFile, 'utf8'));

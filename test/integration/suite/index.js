@@ -11,7 +11,12 @@ const { runRegisteredTests, test } = require('./harness');
 async function run() {
   // extension.test.js first: it checks the fresh window and loads the model the others use.
   const first = (name) => (name === 'extension.test.js' ? 0 : 1);
-  const testFiles = fs.readdirSync(__dirname).filter((name) => name.endsWith('.test.js')).sort((a, b) => first(a) - first(b) || a.localeCompare(b));
+  // TIDAL_INTEGRATION_FILES=a.test.js,b.test.js runs only those (extension.test.js always).
+  const only = process.env.TIDAL_INTEGRATION_FILES ? new Set(['extension.test.js', ...process.env.TIDAL_INTEGRATION_FILES.split(',').map((name) => name.trim())]) : undefined;
+  const testFiles = fs
+    .readdirSync(__dirname)
+    .filter((name) => name.endsWith('.test.js') && (!only || only.has(name)))
+    .sort((a, b) => first(a) - first(b) || a.localeCompare(b));
   for (const file of testFiles) {
     try {
       require(path.join(__dirname, file));

@@ -4,7 +4,9 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 
+import { locateRepositoryPath, repositoryPathOf } from '../context/workspaceFolders';
 import { FALLBACK_CONTEXT_TOKENS } from '../extension/contextBudget';
+import { repositoryName } from '../extension/hostRepository';
 import type { ModelController } from '../extension/modelController';
 import type { RepositoryPart } from '../extension/repositoryPart';
 import type { TidalSettings } from '../extension/settings';
@@ -37,13 +39,14 @@ export async function gatherChatContext(
         'Pick an instruction-tuned (chat) model with "Tidal: Select Model"; this one still works for inline completions.',
     );
   }
-  const folder = vscode.workspace.workspaceFolders?.[0];
-  const relative = (uri: vscode.Uri) => vscode.workspace.asRelativePath(uri, false);
+  const folders = vscode.workspace.workspaceFolders ?? [];
 
   const document = editor?.document;
-  const inWorkspace = document && document.uri.scheme === 'file' && folder && vscode.workspace.getWorkspaceFolder(document.uri) !== undefined;
+  // The repository path (the folder's name first when there are several), as the repository part names it.
+  const repositoryPath = document && document.uri.scheme === 'file' ? repositoryPathOf(folders, document.uri) : undefined;
+  const inWorkspace = repositoryPath !== undefined;
   const activeFile: EditorFile | undefined =
-    document && (inWorkspace || document.isUntitled) ? { path: inWorkspace ? relative(document.uri) : document.fileName, content: document.getText(), language: document.languageId } : undefined;
+    document && (inWorkspace || document.isUntitled) ? { path: repositoryPath ?? document.fileName, content: document.getText(), language: document.languageId } : undefined;
   const selection =
     editor && activeFile && !editor.selection.isEmpty
       ? { path: activeFile.path, text: document!.getText(editor.selection), startLine: editor.selection.start.line + 1, endLine: editor.selection.end.line + 1 }
@@ -51,8 +54,10 @@ export async function gatherChatContext(
 
   const attached: EditorFile[] = [];
   for (const name of attachments) {
-    if (!folder) throw new Error(`Open a folder to attach ${name}: attached files are read from the workspace.`);
-    const uri = vscode.Uri.joinPath(folder.uri, name);
+    if (folders.length === 0) throw new Error(`Open a folder to attach ${name}: attached files are read from the workspace.`);
+    const located = locateRepositoryPath(folders, name);
+    if (!located) throw new Error(`#file:${name} is in none of the workspace folders (${folders.map((folder) => folder.name).join(', ')}). With several folders, a path starts with the folder's name.`);
+    const uri = vscode.Uri.joinPath(located.folder.uri, ...located.relative.split('/'));
     let stat: vscode.FileStat;
     try {
       stat = await vscode.workspace.fs.stat(uri);
@@ -71,7 +76,7 @@ export async function gatherChatContext(
   const limit = settings.context.maxTokens > 0 ? Math.min(settings.context.maxTokens, maxContext) : maxContext;
   return {
     repository,
-    repoName: folder?.name,
+    repoName: repositoryName(folders, vscode.workspace.name),
     editor: { activeFile, selection, attached },
     maxContext,
     conversationBudgetTokens: Math.max(256, limit - repository.tokens - ANSWER_TOKENS),

@@ -34,7 +34,12 @@ export class PathFilter {
   /** Exclude patterns of the form 'X/**', as matchers for the folder X itself. */
   private readonly excludeDirectory: MMRegExp[];
 
-  constructor(include: readonly string[], exclude: readonly string[]) {
+  /**
+   * `folderLevel` 1: the first segment of every path names a workspace folder (a multi-root
+   * workspace, see foldersFileSystem.ts). The globs then apply to the path inside the folder,
+   * as VS Code's own globs do, and a folder itself is never skipped by name.
+   */
+  constructor(include: readonly string[], exclude: readonly string[], private readonly folderLevel: 0 | 1 = 0) {
     this.include = compile(include);
     this.exclude = compile(exclude);
     this.excludeDirectory = compile(exclude.filter((p) => p.endsWith('/**')).map((p) => p.slice(0, -3)));
@@ -42,6 +47,11 @@ export class PathFilter {
 
   /** Whether a whole folder can be skipped without looking inside it. */
   skipsDirectory(path: string): boolean {
+    if (this.folderLevel === 1) {
+      const slash = path.indexOf('/');
+      if (slash < 0) return false;
+      path = path.slice(slash + 1);
+    }
     const name = path.slice(path.lastIndexOf('/') + 1);
     if (GENERATED_DIRECTORY_NAMES.has(name)) return true;
     return this.excludeDirectory.some((regex) => regex.test(path));
@@ -49,6 +59,7 @@ export class PathFilter {
 
   /** Whether a file is wanted by name: included, not excluded, not a generated file. */
   acceptsFile(path: string): boolean {
+    if (this.folderLevel === 1) path = path.slice(path.indexOf('/') + 1);
     const name = path.slice(path.lastIndexOf('/') + 1);
     if (isGeneratedFileName(name)) return false;
     if (!this.include.some((regex) => regex.test(path))) return false;

@@ -98,7 +98,7 @@ export class RepoContext {
     this.maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
     this.maxRecentFiles = options.maxRecentFiles ?? 32;
     this.readConcurrency = Math.max(1, options.readConcurrency ?? 32);
-    this.filter = new PathFilter(options.include ?? DEFAULT_INCLUDE, options.exclude ?? []);
+    this.filter = new PathFilter(options.include ?? DEFAULT_INCLUDE, options.exclude ?? [], options.folderLevel ?? 0);
   }
 
   /** Paths currently in the context (before any budget), sorted by path. */

@@ -41,6 +41,11 @@ export interface RepoContextOptions {
   maxFileBytes?: number;
   /** How many recently edited files are kept near the end; default 32. */
   maxRecentFiles?: number;
+  /**
+   * 1 when the file system's top level holds the workspace folders of a multi-root workspace
+   * (FoldersFileSystem): globs apply inside each folder. Default 0.
+   */
+  folderLevel?: 0 | 1;
   /** Parallel reads while scanning; default 32. */
   readConcurrency?: number;
 }

@@ -1,10 +1,12 @@
-// Connects a RepoContext to one VS Code workspace folder: its files through
+// Connects a RepoContext to the VS Code workspace folders (several: paths '<name>/<path>', see
+// workspaceFolders.ts): their files through
 // vscode.workspace.fs, disk changes through a FileSystemWatcher, unsaved edits through
 // onDidChangeTextDocument, and the active / visible editors through the window events.
 import * as vscode from 'vscode';
 
+import { FoldersFileSystem } from './foldersFileSystem';
 import { RepoContext } from './repoContext';
-import { relativePathIn } from './uriPath';
+import { folderPathNames, repositoryPathOf } from './workspaceFolders';
 import type { ContextFileSystem, CountTokens, DirectoryEntry, FileStat } from './types';
 
 function kindOf(type: vscode.FileType): DirectoryEntry['kind'] {
@@ -48,24 +50,31 @@ export interface WorkspaceContextOptions {
   maxFileBytes?: number;
 }
 
-/** A RepoContext that follows the first workspace folder; dispose it to stop listening. */
+/** A RepoContext that follows the workspace folders (one or several); dispose it to stop listening. */
 export class WorkspaceContext implements vscode.Disposable {
   readonly context: RepoContext;
   private readonly disposables: vscode.Disposable[] = [];
 
-  constructor(private readonly folder: vscode.WorkspaceFolder, options: WorkspaceContextOptions) {
-    this.context = new RepoContext({ ...options, fileSystem: new VscodeFileSystem(folder.uri) });
+  constructor(private readonly folders: readonly vscode.WorkspaceFolder[], options: WorkspaceContextOptions) {
+    const names = folderPathNames(folders);
+    this.context = new RepoContext({
+      ...options,
+      fileSystem:
+        folders.length > 1
+          ? new FoldersFileSystem(folders.map((folder, index) => ({ name: names[index], fileSystem: new VscodeFileSystem(folder.uri) })))
+          : new VscodeFileSystem(folders[0].uri),
+      folderLevel: folders.length > 1 ? 1 : 0,
+    });
 
-    const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(folder, '**/*'));
     const onDisk = (kind: 'created' | 'changed' | 'deleted') => (uri: vscode.Uri) => {
       const path = this.relativePath(uri);
       if (path !== undefined) void this.context.applyChange({ path, kind });
     };
+    for (const folder of folders) {
+      const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(folder, '**/*'));
+      this.disposables.push(watcher, watcher.onDidCreate(onDisk('created')), watcher.onDidChange(onDisk('changed')), watcher.onDidDelete(onDisk('deleted')));
+    }
     this.disposables.push(
-      watcher,
-      watcher.onDidCreate(onDisk('created')),
-      watcher.onDidChange(onDisk('changed')),
-      watcher.onDidDelete(onDisk('deleted')),
       vscode.workspace.onDidChangeTextDocument((event) => {
         const path = this.relativePath(event.document.uri);
         if (path !== undefined && event.contentChanges.length > 0) {
@@ -83,9 +92,9 @@ export class WorkspaceContext implements vscode.Disposable {
     return this.context.scan();
   }
 
-  /** Workspace-relative path of a file of this folder, or undefined for anything else. */
+  /** Repository path of a file of the folders, or undefined for anything else. */
   private relativePath(uri: vscode.Uri): string | undefined {
-    return relativePathIn(this.folder.uri, uri);
+    return repositoryPathOf(this.folders, uri);
   }
 
   private syncEditors(): void {

@@ -149,8 +149,17 @@ export interface EngineStats {
 // file events; the host keeps each file's tokens and its place in the prompt, warms the KV of
 // the repository part in the background, and keeps it on disk across restarts.
 
+export interface WorkspaceFolderParam {
+  name: string;                 // the folder's name in paths: unique, no '/'
+  path: string;                 // absolute folder path the host reads its files from
+}
+
 export interface WorkspaceOpenParams {
-  root: string;                 // absolute folder path the host reads files from
+  root: string;                 // absolute folder path the host reads files from (the first folder)
+  // A workspace of several folders: all of them, the first at `root`. The repository then holds
+  // every folder's files, each path written '<name>/<path in the folder>' (in the prompt and in
+  // workspace/events); with one folder (or none given) paths are relative to `root`.
+  folders?: WorkspaceFolderParam[];
   repoName?: string;
   include: string[];
   exclude: string[];

@@ -111,6 +111,7 @@ const generateParams = object(
       selectionLayers: listOf(integer(0)),
       selectionPolicy: oneOf('perQueryHead', 'perKvHeadMax', 'perKvHeadSum'),
       correctionInterval: integer(0),
+      sparseFirstStep: boolean,
     }),
     sampling: options({ temperature: number(0, 100), topK: integer(0), topP: number(0, 1), seed: integer(0) }),
     client: string,
@@ -127,9 +128,29 @@ const loadModelParams = object(
   ['tokenizerDir', 'options'],
 );
 
+const folderName: Check = (value, at) => {
+  string(value, at);
+  const name = value as string;
+  if (name.length === 0 || name.length > 256 || name.includes('/') || name === '.' || name === '..') {
+    throw new InvalidParamsError(`${at} must be a folder name of 1 to 256 characters without '/'.`);
+  }
+};
+
+const workspaceFolder = object({ name: folderName, path: absolutePath });
+
+/** Workspace folders: at least one, names unique (they prefix the paths). */
+const uniqueFolders: Check = (value, at) => {
+  listOf(workspaceFolder)(value, at);
+  const names = (value as { name: string }[]).map((folder) => folder.name);
+  if (names.length === 0) throw new InvalidParamsError(`${at} must name at least one folder.`);
+  const repeated = names.find((name, index) => names.indexOf(name) !== index);
+  if (repeated !== undefined) throw new InvalidParamsError(`${at} names the folder ${JSON.stringify(repeated)} twice.`);
+};
+
 const workspaceOpenParams = object(
   {
     root: absolutePath,
+    folders: uniqueFolders,
     repoName: string,
     include: listOf(string),
     exclude: listOf(string),
@@ -138,7 +159,7 @@ const workspaceOpenParams = object(
     persistDir: absolutePath,
     persistMaxBytes: number(0),
   },
-  ['repoName', 'reuseShiftedKv', 'persistDir', 'persistMaxBytes'],
+  ['folders', 'repoName', 'reuseShiftedKv', 'persistDir', 'persistMaxBytes'],
 );
 
 const workspaceFileEvent = object({ path: string, kind: oneOf('created', 'changed', 'deleted'), text: string }, ['text']);

@@ -13,12 +13,15 @@
 import { createHash } from 'node:crypto';
 
 import { NodeFileSystem, RepoContext } from '../context';
+import { FoldersFileSystem } from '../context/foldersFileSystem';
 import type { ContextFileSystem } from '../context/types';
 import { encodePromptParts, repositoryFileParts, type FimFormat } from './fimPrompt';
 import type { PromptBlock, PromptLayout } from './prefixCache';
 
 export interface RepositoryLayoutOptions {
   root: string;
+  /** Several workspace folders (the first at `root`): paths are '<name>/<path>'. */
+  folders?: readonly { name: string; path: string }[];
   include: readonly string[];
   exclude: readonly string[];
   repoName?: string;
@@ -59,8 +62,12 @@ export class RepositoryLayout {
   private generation = 0;
 
   constructor(private readonly options: RepositoryLayoutOptions, private readonly tokenizer: RepositoryTokenizer) {
+    const multiRoot = options.folders !== undefined && options.folders.length > 1;
     this.context = new RepoContext({
-      fileSystem: options.fileSystem ?? new NodeFileSystem(options.root),
+      fileSystem:
+        options.fileSystem ??
+        (multiRoot ? new FoldersFileSystem(options.folders!.map((folder) => ({ name: folder.name, fileSystem: new NodeFileSystem(folder.path) }))) : new NodeFileSystem(options.root)),
+      folderLevel: multiRoot ? 1 : 0,
       // Budgeting happens here, with the real tokens; RepoContext's own count is unused.
       countTokens: () => 0,
       include: options.include,

@@ -60,6 +60,15 @@ export interface RepositoryHostDeps {
   idleMs?: number;
 }
 
+/**
+ * What identifies a workspace's saved KV: its folder, or for several folders every folder's
+ * name and path in order (the same folders in another order lay out differently).
+ */
+export function workspaceIdentity(params: Pick<WorkspaceOpenParams, 'root' | 'folders'>): string {
+  if (!params.folders || params.folders.length <= 1) return params.root;
+  return params.folders.map((folder) => `${folder.name}\t${folder.path}`).join('\n');
+}
+
 export class RepositoryService {
   private layout: RepositoryLayout | undefined;
   private params: WorkspaceOpenParams | undefined;
@@ -98,7 +107,7 @@ export class RepositoryService {
     this.restoredTokens = undefined;
     this.message = undefined;
     this.layout = new RepositoryLayout(
-      { root: params.root, include: params.include, exclude: params.exclude, repoName: params.repoName, maxTokens: params.maxTokens },
+      { root: params.root, folders: params.folders, include: params.include, exclude: params.exclude, repoName: params.repoName, maxTokens: params.maxTokens },
       this.deps.tokenizer,
     );
     this.setState('scanning');
@@ -112,7 +121,7 @@ export class RepositoryService {
     if (generation !== this.openGeneration) return this.status();
     if (params.persistDir) {
       this.store = new KvStore(params.persistDir, params.persistMaxBytes ?? 20 * 2 ** 30);
-      this.storeKey = KvStore.entryKey(params.root, this.deps.modelKey);
+      this.storeKey = KvStore.entryKey(workspaceIdentity(params), this.deps.modelKey);
       await this.restore(generation);
     }
     this.scheduleWarm();
@@ -295,7 +304,7 @@ export class RepositoryService {
       const started = performance.now();
       const result = await store.save(
         this.storeKey,
-        { root: params.root, modelKey: this.deps.modelKey, tokens: holder.tokens, blocks: holder.blocks },
+        { root: workspaceIdentity(params), modelKey: this.deps.modelKey, tokens: holder.tokens, blocks: holder.blocks },
         (kvPath) => this.deps.engine.saveSequence(holder.sequence, kvPath, { cancel }),
       );
       if (result.saved) this.savedVersion = version;
@@ -317,7 +326,7 @@ export class RepositoryService {
     const store = this.store;
     const params = this.params;
     if (!store || !params) return;
-    const found = await store.find(this.storeKey, params.root, this.deps.modelKey).catch(() => undefined);
+    const found = await store.find(this.storeKey, workspaceIdentity(params), this.deps.modelKey).catch(() => undefined);
     if (!found) return;
     try {
       await this.deps.runInBackground(`restore-${generation}`, async () => {

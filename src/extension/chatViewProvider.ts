@@ -5,6 +5,8 @@
 import * as crypto from 'node:crypto';
 import * as vscode from 'vscode';
 
+import { repositoryPathOf } from '../context/workspaceFolders';
+
 import { parsePanelMessage, type ChatToPanel, type CodeAction, type PanelToChat } from './chatMessages';
 import type { ChatSession } from '../chat/chatSession';
 
@@ -139,7 +141,11 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
 
   private async pickAttachment(): Promise<void> {
     const files = await vscode.workspace.findFiles('**/*', '{**/node_modules/**,**/.git/**}', 5000);
-    const items = files.map((uri) => ({ label: vscode.workspace.asRelativePath(uri, false), uri })).sort((a, b) => a.label.localeCompare(b.label));
+    const folders = vscode.workspace.workspaceFolders ?? [];
+    // Repository paths: with several folders the folder's name comes first (gatherChatContext reads them back).
+    const items = files
+      .map((uri) => ({ label: repositoryPathOf(folders, uri) ?? vscode.workspace.asRelativePath(uri, false), uri }))
+      .sort((a, b) => a.label.localeCompare(b.label));
     const picked = await vscode.window.showQuickPick(items, { title: 'Tidal: Attach Files to the Question', canPickMany: true, matchOnDescription: true });
     if (picked && picked.length > 0) this.post({ type: 'attach', paths: picked.map((item) => item.label) });
   }

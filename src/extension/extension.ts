@@ -15,6 +15,7 @@ import { COMMAND_IDS, registerCommands } from './commands';
 import { EngineClient } from './engineClient';
 import type { GenerationBackend } from './generationBackend';
 import { prefetchOnEditorSwitch } from './cursorPrefetch';
+import { repositoryName } from './hostRepository';
 import { connectHostRepository } from './hostRepositoryWatch';
 import { completionBudget, readCompletionMode } from './inlineCompletionConfig';
 import { TidalInlineCompletionProvider } from './inlineCompletionProvider';
@@ -104,6 +105,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
 
   const engine = new EngineClient(path.join(context.extensionPath, 'dist', 'engine-host.js'), log);
   const embeddedModelDir = path.join(context.extensionPath, 'models', 'tidal-code-mini');
+  // A relative tidal.modelPath is read from the first folder (a model is one path, not per folder).
   const workspaceRoot = () => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
   const model = new ModelController(engine, embeddedModelDir, settings, log, workspaceRoot);
   const repository = new RepositoryContext(log);
@@ -137,7 +139,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       settings(),
       readCompletionMode(vscode.workspace.getConfiguration('tidal').get('inlineCompletions.mode')),
       model.loaded?.model.maxContext ?? 0,
-      vscode.workspace.workspaceFolders?.[0]?.name,
+      repositoryName(vscode.workspace.workspaceFolders ?? [], vscode.workspace.name),
     );
   // One repository part for completions and chat, so both prompts start with the same tokens
   // and reuse one cached KV prefix in the engine: the engine host's own (local backend), or

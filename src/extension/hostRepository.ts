@@ -1,5 +1,5 @@
-// The workspace as the engine host holds it (local backend): the extension opens the first
-// workspace folder in the host once (workspace/open; the host reads the files from disk
+// The workspace as the engine host holds it (local backend): the extension opens the
+// workspace folders (all of them; see context/workspaceFolders.ts for their paths) in the host once (workspace/open; the host reads the files from disk
 // itself), then forwards only file events (workspace/events), batched, and keeps the host's
 // latest RepositoryStatus for the status bar, the chat budget and the tests. No `vscode`
 // import: hostRepositoryWatch.ts connects the editor's events to it.
@@ -7,7 +7,8 @@ import * as path from 'node:path';
 import { ErrorCodes, type MessageConnection } from 'vscode-jsonrpc';
 
 import { PathFilter } from '../context/pathFilter';
-import { relativePathIn, type UriParts } from '../context/uriPath';
+import type { UriParts } from '../context/uriPath';
+import { folderPathNames, repositoryPathOf } from '../context/workspaceFolders';
 import {
   workspaceCloseRequest,
   workspaceEventsNotification,
@@ -40,18 +41,23 @@ export interface HostRepositoryDeps {
    * What the host should have open now, or undefined when it should have nothing open (no
    * folder, the remote backend, a folder the host cannot read, no model loaded).
    */
-  target(): { folder: FolderParts; params: WorkspaceOpenParams } | undefined;
+  target(): { folders: FolderParts[]; params: WorkspaceOpenParams } | undefined;
   log: { info(message: string): void; warn(message: string): void };
   batchMs?: number;
 }
 
-/** The workspace/open parameters for `folder` under the current settings. */
-export function workspaceOpenParams(folder: FolderParts, settings: TidalSettings, maxTokens: number, globalStorageDir: string): WorkspaceOpenParams {
+/**
+ * The workspace/open parameters for `folders` (at least one) under the current settings;
+ * `workspaceName` names a workspace of several folders (VS Code's workspace name).
+ */
+export function workspaceOpenParams(folders: readonly FolderParts[], settings: TidalSettings, maxTokens: number, globalStorageDir: string, workspaceName?: string): WorkspaceOpenParams {
   const { include, exclude, reuseShiftedKv, persist, persistMaxGB } = settings.context;
   const persistOn = persist && persistMaxGB > 0;
+  const names = folderPathNames(folders);
   return {
-    root: folder.uri.fsPath,
-    repoName: folder.name,
+    root: folders[0].uri.fsPath,
+    ...(folders.length > 1 ? { folders: folders.map((folder, index) => ({ name: names[index], path: folder.uri.fsPath })) } : {}),
+    repoName: repositoryName(folders, workspaceName),
     include,
     exclude,
     maxTokens,
@@ -60,8 +66,14 @@ export function workspaceOpenParams(folder: FolderParts, settings: TidalSettings
   };
 }
 
+/** The repository's name in prompts: the folder's, or for several the workspace's. */
+export function repositoryName(folders: readonly { name: string }[], workspaceName?: string): string | undefined {
+  if (folders.length <= 1) return folders[0]?.name;
+  return workspaceName?.replace(/ \(Workspace\)$/, '') || folders.map((folder) => folder.name).join('+');
+}
+
 interface OpenWorkspace {
-  folder: FolderParts;
+  folders: FolderParts[];
   rpc: RepositoryConnection;
   filter: PathFilter;
 }
@@ -122,7 +134,7 @@ export class HostRepository {
   fileEvent(uri: UriParts, kind: WorkspaceFileEvent['kind']): void {
     const opened = this.opened;
     if (!opened) return;
-    const relative = relativePathIn(opened.folder.uri, uri);
+    const relative = repositoryPathOf(opened.folders, uri);
     if (relative === undefined || opened.filter.skipsDirectory(relative) || opened.filter.skipsAncestorOf(relative)) return;
     const before = this.pending.get(relative);
     // A file created and then changed within one batch is still new to the host.
@@ -152,14 +164,15 @@ export class HostRepository {
       if (wasOpen && rpc === wasOpen.rpc) await rpc.sendRequest(workspaceCloseRequest).catch(() => undefined);
       return;
     }
-    const { folder, params } = target;
+    const { folders, params } = target;
+    const name = folders.length > 1 ? `${folders.length} folders (${folders.map((folder) => folder.name).join(', ')})` : folders[0].name;
     // Events from here on follow the open request on the same stream, so the host sees them after it.
-    this.opened = { folder, rpc, filter: new PathFilter(params.include, params.exclude) };
+    this.opened = { folders, rpc, filter: new PathFilter(params.include, params.exclude, folders.length > 1 ? 1 : 0) };
     try {
       const status = await rpc.sendRequest(workspaceOpenRequest, params);
       if (ticket !== this.generation) return;
       this.deps.log.info(
-        `repository: ${folder.name} opened in the engine host (${reason}): ${status.state}, ${status.files} files, ${status.totalTokens} tokens` +
+        `repository: ${name} opened in the engine host (${reason}): ${status.state}, ${status.files} files, ${status.totalTokens} tokens` +
           `${status.restoredTokens ? `, ${status.restoredTokens} restored from disk` : ''}`,
       );
       this.setStatus(status);
@@ -179,7 +192,7 @@ export class HostRepository {
         this.setStatus(undefined);
         return;
       }
-      this.deps.log.warn(`repository: opening ${folder.name} in the engine host failed: ${message}`);
+      this.deps.log.warn(`repository: opening ${name} in the engine host failed: ${message}`);
       this.setStatus({ state: 'error', files: 0, droppedFiles: 0, skippedFiles: 0, totalTokens: 0, warmTokens: 0, message });
     }
   }

@@ -1,6 +1,6 @@
 // Connects the editor to the HostRepository: what (re)opens the workspace in the engine host
 // (the model ready, the engine restarted, the folder or tidal.context.* changed) and the file
-// events it forwards (the first folder's FileSystemWatcher, and saves, which the watcher may
+// events it forwards (a FileSystemWatcher per workspace folder, and saves, which the watcher may
 // report late or not at all). Unsaved edits are never forwarded: the repository part is built
 // from files as saved; the live text around the cursor travels with each completion.
 import * as vscode from 'vscode';
@@ -28,33 +28,40 @@ export function connectHostRepository(deps: {
   log: vscode.LogOutputChannel;
 }): HostRepositoryWiring {
   const { engine, model, settings } = deps;
-  const firstFolder = () => vscode.workspace.workspaceFolders?.[0];
-  const hostRenders = () => hostRendersRepository(settings().backend, firstFolder()?.uri.scheme);
+  const folders = () => vscode.workspace.workspaceFolders ?? [];
+  // The host reads the files itself: every folder must be on this machine's disk.
+  const hostRenders = () => {
+    const current = folders();
+    return current.length === 0 ? hostRendersRepository(settings().backend, undefined) : current.every((folder) => hostRendersRepository(settings().backend, folder.uri.scheme));
+  };
   const repository = new HostRepository({
     rpc: () => engine.rpc,
     target: () => {
-      const folder = firstFolder();
-      if (!folder || !hostRenders() || !model.loaded) return undefined;
-      return { folder, params: workspaceOpenParams(folder, settings(), deps.repositoryTokens(), deps.globalStorageDir) };
+      const current = [...folders()];
+      if (current.length === 0 || !hostRenders() || !model.loaded) return undefined;
+      return { folders: current, params: workspaceOpenParams(current, settings(), deps.repositoryTokens(), deps.globalStorageDir, vscode.workspace.name) };
     },
     log: deps.log,
   });
 
   let watcher: vscode.Disposable | undefined;
-  const watchFirstFolder = () => {
+  const watchFolders = () => {
     watcher?.dispose();
     watcher = undefined;
-    const folder = firstFolder();
-    if (!folder || folder.uri.scheme !== 'file') return;
-    const fileWatcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(folder, '**/*'));
+    const watched = folders().filter((folder) => folder.uri.scheme === 'file');
     watcher = vscode.Disposable.from(
-      fileWatcher,
-      fileWatcher.onDidCreate((uri) => repository.fileEvent(uri, 'created')),
-      fileWatcher.onDidChange((uri) => repository.fileEvent(uri, 'changed')),
-      fileWatcher.onDidDelete((uri) => repository.fileEvent(uri, 'deleted')),
+      ...watched.flatMap((folder) => {
+        const fileWatcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(folder, '**/*'));
+        return [
+          fileWatcher,
+          fileWatcher.onDidCreate((uri) => repository.fileEvent(uri, 'created')),
+          fileWatcher.onDidChange((uri) => repository.fileEvent(uri, 'changed')),
+          fileWatcher.onDidDelete((uri) => repository.fileEvent(uri, 'deleted')),
+        ];
+      }),
     );
   };
-  watchFirstFolder();
+  watchFolders();
   const disposables: vscode.Disposable[] = [
     { dispose: () => watcher?.dispose() },
     { dispose: () => repository.dispose() },
@@ -63,7 +70,7 @@ export function connectHostRepository(deps: {
     model.onDidChange((state) => repository.modelChanged(state.state)),
     vscode.workspace.onDidSaveTextDocument((document) => repository.fileEvent(document.uri, 'changed')),
     vscode.workspace.onDidChangeWorkspaceFolders(() => {
-      watchFirstFolder();
+      watchFolders();
       repository.foldersChanged();
     }),
     vscode.workspace.onDidChangeConfiguration((event) => repository.settingsChanged((section) => event.affectsConfiguration(section))),

@@ -1,6 +1,6 @@
 // The whole-repository context rendered by the extension, for the remote backend (whose server
 // cannot read this disk) and folders the engine host cannot read (virtual file systems): a
-// WorkspaceContext over the first workspace folder, counted with the loaded model's tokenizer
+// WorkspaceContext over every workspace folder (paths '<name>/<path>' when there are several), counted with the loaded model's tokenizer
 // (else estimated), rendered to the files sent in front of a completion or a chat question
 // within the token budget. For the local backend the engine host owns the repository
 // (hostRepository.ts) and this stays empty: nothing is scanned or tokenized here.
@@ -8,6 +8,7 @@ import * as vscode from 'vscode';
 
 import type { CountTokens, RenderedFiles } from '../context/types';
 import { WorkspaceContext } from '../context/vscodeWorkspace';
+import { repositoryPathOf } from '../context/workspaceFolders';
 import { tokenizerForModel } from '../models/modelTokenizer';
 import { estimateTokens } from './contextBudget';
 import type { TidalSettings } from './settings';
@@ -33,16 +34,16 @@ export class RepositoryContext implements vscode.Disposable {
 
   /** (Re)builds the context when the folder, the model (its tokenizer) or the globs changed. */
   configure(settings: TidalSettings, modelPath: string | undefined): void {
-    const folder = vscode.workspace.workspaceFolders?.[0];
-    const key = JSON.stringify([folder?.uri.toString(), modelPath, settings.context.include, settings.context.exclude]);
+    const folders = vscode.workspace.workspaceFolders ?? [];
+    const key = JSON.stringify([folders.map((folder) => [folder.name, folder.uri.toString()]), modelPath, settings.context.include, settings.context.exclude]);
     if (key === this.key) return;
     this.key = key;
     this.workspace?.dispose();
     this.workspace = undefined;
     this.scanning = undefined;
-    if (!folder) return;
+    if (folders.length === 0) return;
     const counter = tokenCounterFor(modelPath);
-    const workspace = new WorkspaceContext(folder, {
+    const workspace = new WorkspaceContext(folders, {
       countTokens: counter.count,
       include: settings.context.include,
       exclude: settings.context.exclude,
@@ -50,7 +51,7 @@ export class RepositoryContext implements vscode.Disposable {
     this.workspace = workspace;
     const started = Date.now();
     this.scanning = workspace.scan().then(
-      () => this.log.info(`repository context: ${workspace.context.paths.length} files from ${folder.name} in ${Date.now() - started} ms (${counter.exact ? 'model tokenizer' : 'estimated tokens'})`),
+      () => this.log.info(`repository context: ${workspace.context.paths.length} files from ${folders.map((folder) => folder.name).join(', ')} in ${Date.now() - started} ms (${counter.exact ? 'model tokenizer' : 'estimated tokens'})`),
       (error) => this.log.warn(`repository context scan failed: ${(error as Error).message}`),
     );
   }
@@ -75,11 +76,12 @@ export class RepositoryContext implements vscode.Disposable {
     return workspace.context.renderFiles(budgetTokens, excludePath);
   }
 
-  /** Workspace-relative path of a document of the context's folder. */
+  /**
+   * The repository path of a document in a workspace folder (with the folder's name in front
+   * when there are several), as the repository part names the file; undefined outside them.
+   */
   relativePath(uri: vscode.Uri): string | undefined {
-    const folder = vscode.workspace.getWorkspaceFolder(uri);
-    if (!folder || folder !== vscode.workspace.workspaceFolders?.[0]) return undefined;
-    return vscode.workspace.asRelativePath(uri, false);
+    return repositoryPathOf(vscode.workspace.workspaceFolders ?? [], uri);
   }
 
   dispose(): void {

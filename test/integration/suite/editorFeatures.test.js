@@ -111,6 +111,10 @@ test('per-language switch: no request in a language switched off; the toggle com
     // VS Code merges an object setting with its default: the other entries are the default's.
     assert.equal(tidal().get('inlineCompletions.languages').python, true);
     assert.equal(tidal().inspect('inlineCompletions.languages').globalValue.python, true);
+    // VS Code asks again once the cursor moved (a second trigger at the same place reuses the first's answer).
+    await vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
+    const moved = editor.document.lineAt(editor.selection.active.line).range.end;
+    editor.selection = new vscode.Selection(moved, moved);
     await vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
     const on = await waitFor(() => {
       const now = api.completionStats();

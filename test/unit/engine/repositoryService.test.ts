@@ -234,3 +234,29 @@ test('a completion never waits for a cold repository: it takes the blocks alread
   assert.equal(repository.promptPart('completion')!.tokens.length, opened.totalTokens);
   await repository.close();
 });
+
+test('several workspace folders: every folder is in the layout, each file under its folder name (in the block keys and in the prompt tokens); the saved KV is keyed by all folders', async () => {
+  const first = await workspace({ 'src/a.ts': `export const a = ${Math.random()};\n`, 'node_modules/x/i.js': 'x' });
+  const second = await workspace({ 'lib/b.py': `b = ${Math.random()}\n`, 'build/out.js': 'x' });
+  const names = [`front-${Math.random().toString(36).slice(2, 6)}`, 'build'];
+  const folders = [{ name: names[0], path: first }, { name: names[1], path: second }];
+  const layout = new RepositoryLayout({ root: first, folders, include: ['**/*'], exclude: [], repoName: 'team', maxTokens: 100_000 }, tokenizer);
+  await layout.scan();
+  const laid = layout.layout();
+  const paths = laid.blocks.map((block) => block.key.split('#')[0]).sort();
+  assert.deepEqual(paths, [`${names[0]}/src/a.ts`, 'build/lib/b.py'].sort());
+  const text = String.fromCodePoint(...Array.from(laid.tokens).filter((token) => token < 4096 && token > 1));
+  for (const p of paths) assert.ok(text.includes(p), `${p} is not written in the prompt`);
+  // An event in the second folder changes that file's block only.
+  await fs.writeFile(path.join(second, 'lib/b.py'), 'b = "changed"\n');
+  await layout.apply([{ path: 'build/lib/b.py', kind: 'changed' }]);
+  const after = String.fromCodePoint(...Array.from(layout.layout().tokens).filter((token) => token < 4096 && token > 1));
+  assert.ok(after.includes('b = "changed"'));
+
+  const { workspaceIdentity } = await import('../../../src/engine/repositoryService');
+  assert.equal(workspaceIdentity({ root: first }), first);
+  assert.equal(workspaceIdentity({ root: first, folders: [folders[0]] }), first);
+  const both = workspaceIdentity({ root: first, folders });
+  assert.notEqual(both, first);
+  assert.notEqual(both, workspaceIdentity({ root: second, folders: [...folders].reverse() }));
+});

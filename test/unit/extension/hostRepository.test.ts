@@ -48,6 +48,8 @@ function setup(options: { settings?: TidalSettings } = {}) {
   const world = {
     rpc: rpc.connection as RepositoryConnection | undefined,
     folder: folder('/home/dev/demo') as FolderParts | undefined,
+    /** More folders after `folder` (a multi-root workspace). */
+    moreFolders: [] as FolderParts[],
     settings: options.settings ?? DEFAULT_SETTINGS,
     modelReady: true,
     maxTokens: 30_000,
@@ -57,7 +59,10 @@ function setup(options: { settings?: TidalSettings } = {}) {
     rpc: () => world.rpc,
     target: () =>
       world.folder && world.modelReady
-        ? { folder: world.folder, params: workspaceOpenParams(world.folder, world.settings, world.maxTokens, '/storage/tidal') }
+        ? {
+            folders: [world.folder, ...world.moreFolders],
+            params: workspaceOpenParams([world.folder, ...world.moreFolders], world.settings, world.maxTokens, '/storage/tidal', 'team (Workspace)'),
+          }
         : undefined,
     log: { info: (message) => logged.push(`info ${message}`), warn: (message) => logged.push(`warn ${message}`) },
   });
@@ -89,12 +94,12 @@ test('model ready opens the folder in the host with the settings; the answer is 
 
 test('workspace/open: persistence off (or a 0 GB bound) sends no persistDir; reuseShiftedKv follows the setting', () => {
   const off = { ...DEFAULT_SETTINGS, context: { ...DEFAULT_SETTINGS.context, persist: false, reuseShiftedKv: false } };
-  const params = workspaceOpenParams(folder('/w'), off, 100, '/storage');
+  const params = workspaceOpenParams([folder('/w')], off, 100, '/storage');
   assert.equal(params.persistDir, undefined);
   assert.equal(params.persistMaxBytes, undefined);
   assert.equal(params.reuseShiftedKv, false);
   const zero = { ...DEFAULT_SETTINGS, context: { ...DEFAULT_SETTINGS.context, persistMaxGB: 0 } };
-  assert.equal(workspaceOpenParams(folder('/w'), zero, 100, '/storage').persistDir, undefined);
+  assert.equal(workspaceOpenParams([folder('/w')], zero, 100, '/storage').persistDir, undefined);
 });
 
 test('a save becomes one changed event, also when the watcher reports the same change', async () => {
@@ -251,4 +256,37 @@ test('an open cut short by the engine stopping is no error: the restart opens ag
   await repository.open('model ready');
   assert.equal(repository.status, undefined);
   assert.deepEqual(logged.filter((line) => line.startsWith('warn')), []);
+});
+
+test('several workspace folders: all of them are opened (names made unique), and file events of each carry the folder name; files outside every folder and excluded ones are dropped', async () => {
+  const { rpc, world, repository } = setup();
+  const suffix = Math.random().toString(36).slice(2, 7);
+  // Two folders named alike (different parents) and a third nested inside the first.
+  world.folder = folder(`/home/dev/app-${suffix}`);
+  world.moreFolders = [folder(`/srv/other/app-${suffix}`), folder(`/home/dev/app-${suffix}/vendor/lib`)];
+  await repository.open('test');
+  assert.equal(rpc.opens.length, 1);
+  const opened = rpc.opens[0] as { root: string; folders?: { name: string; path: string }[]; repoName?: string };
+  assert.equal(opened.root, `/home/dev/app-${suffix}`);
+  assert.deepEqual(opened.folders, [
+    { name: `app-${suffix}`, path: `/home/dev/app-${suffix}` },
+    { name: `app-${suffix} (2)`, path: `/srv/other/app-${suffix}` },
+    { name: 'lib', path: `/home/dev/app-${suffix}/vendor/lib` },
+  ]);
+  assert.equal(opened.repoName, 'team');
+
+  repository.fileEvent(uri(`/home/dev/app-${suffix}/src/main.ts`), 'changed');
+  repository.fileEvent(uri(`/srv/other/app-${suffix}/index.ts`), 'created');
+  // In the nested folder: the innermost folder names it.
+  repository.fileEvent(uri(`/home/dev/app-${suffix}/vendor/lib/util.ts`), 'deleted');
+  repository.fileEvent(uri(`/tmp/elsewhere/x.ts`), 'changed');
+  repository.fileEvent(uri(`/srv/other/app-${suffix}/node_modules/dep/index.js`), 'changed');
+  await afterBatch();
+  assert.deepEqual(rpc.events, [
+    [
+      { path: `app-${suffix}/src/main.ts`, kind: 'changed' },
+      { path: `app-${suffix} (2)/index.ts`, kind: 'created' },
+      { path: 'lib/util.ts', kind: 'deleted' },
+    ],
+  ]);
 });

@@ -1,0 +1,51 @@
+// The folders of a multi-root workspace as one file system: its top level lists the folders
+// by name, and '<name>/<path>' is <path> inside that folder. The repository context then walks
+// every folder, and each file's path in the prompt says which folder it is in. A RepoContext
+// over it takes `folderLevel: 1` (globs apply inside each folder, as VS Code's do).
+import type { ContextFileSystem, DirectoryEntry, FileStat } from './types';
+
+export interface NamedFileSystem {
+  name: string;
+  fileSystem: ContextFileSystem;
+}
+
+export class FoldersFileSystem implements ContextFileSystem {
+  private readonly byName = new Map<string, ContextFileSystem>();
+
+  constructor(folders: readonly NamedFileSystem[]) {
+    for (const folder of folders) {
+      if (folder.name === '' || folder.name.includes('/') || this.byName.has(folder.name)) {
+        throw new Error(`workspace folder names must be unique and free of '/': ${JSON.stringify(folder.name)}`);
+      }
+      this.byName.set(folder.name, folder.fileSystem);
+    }
+  }
+
+  /** The folder's file system and the path inside it; throws for a path outside every folder. */
+  private locate(relativePath: string): { fileSystem: ContextFileSystem; inner: string } {
+    const slash = relativePath.indexOf('/');
+    const name = slash < 0 ? relativePath : relativePath.slice(0, slash);
+    const fileSystem = this.byName.get(name);
+    if (!fileSystem) throw new Error(`${relativePath} is in no workspace folder`);
+    return { fileSystem, inner: slash < 0 ? '' : relativePath.slice(slash + 1) };
+  }
+
+  async readDirectory(relativeDir: string): Promise<DirectoryEntry[]> {
+    if (relativeDir === '') return [...this.byName.keys()].map((name) => ({ name, kind: 'directory' }));
+    const { fileSystem, inner } = this.locate(relativeDir);
+    return fileSystem.readDirectory(inner);
+  }
+
+  async stat(relativePath: string): Promise<FileStat | undefined> {
+    if (relativePath === '') return { kind: 'directory', size: 0, mtimeMs: 0 };
+    const slash = relativePath.indexOf('/');
+    if (!this.byName.has(slash < 0 ? relativePath : relativePath.slice(0, slash))) return undefined;
+    const { fileSystem, inner } = this.locate(relativePath);
+    return fileSystem.stat(inner);
+  }
+
+  readFile(relativePath: string): Promise<Uint8Array> {
+    const { fileSystem, inner } = this.locate(relativePath);
+    return fileSystem.readFile(inner);
+  }
+}

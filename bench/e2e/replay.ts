@@ -17,6 +17,7 @@
 //                  [--keystrokes 40] [--switches 4] [--max-tokens 16] [--deadline-s S]
 //                  [--phases warmup,keys,switch,save,chat,noshift,persist] [--drop-caches 1]
 //                  [--addon-dir DIR] [--source-root DIR] [--workspace-dir DIR] [--verbose 1]
+//                  [--sparse-first-step 1]
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -57,6 +58,8 @@ const maxContext = numberOption('max-context', 0);
 const prefillChunk = numberOption('prefill-chunk', 0);
 const targetTokens = numberOption('target-tokens', 99000);
 const attentionMode = option('attention', 'tidal') as 'tidal' | 'full';
+// --sparse-first-step 1: completions run the prompt's last token as a sparse decode step.
+const completionAttention = { mode: attentionMode, ...(option('sparse-first-step', '0') === '1' ? { sparseFirstStep: true } : {}) };
 const outFile = args.has('out') ? path.resolve(args.get('out')!) : undefined;
 const keystrokeCount = numberOption('keystrokes', 40);
 const switchCount = numberOption('switches', 4);
@@ -283,7 +286,7 @@ async function complete(s: Scenario, label: string, file: string, text: string, 
     filePath: file,
     maxTokens,
     sampling: { temperature: 0 },
-    attention: { mode: attentionMode },
+    attention: completionAttention,
   };
   const started = performance.now();
   let firstText: number | undefined;
@@ -479,6 +482,7 @@ async function main(): Promise<void> {
   const s: Scenario = { session, workspace, files, openParams, windowLimits: { maxPrefixChars: budget.config.maxPrefixChars, maxSuffixChars: budget.config.maxSuffixChars } };
   figures.backend = m.backend;
   figures.attention = attentionMode;
+  figures.sparse_first_step = completionAttention.sparseFirstStep === true;
   figures.model = `${m.architecture} ${m.numLayers} layers, hidden ${m.hiddenSize}`;
   figures.node = process.version;
 

@@ -107,6 +107,11 @@ tidal::AttentionOptions ToAttentionOptions(Napi::Env env, Napi::Value value) {
     else throw Napi::TypeError::New(env, "selectionPolicy must be 'perQueryHead', 'perKvHeadMax' or 'perKvHeadSum'");
   }
   options.correction_interval = IntField(env, object, "correctionInterval", 0, 0, limits::kMaxCorrectionInterval);
+  Napi::Value sparse_first_step = object.Get("sparseFirstStep");
+  if (!sparse_first_step.IsUndefined()) {
+    if (!sparse_first_step.IsBoolean()) throw Napi::TypeError::New(env, "sparseFirstStep must be a boolean");
+    options.sparse_first_step = sparse_first_step.As<Napi::Boolean>().Value();
+  }
   return options;
 }
 

@@ -1,6 +1,7 @@
 // Tidal and Quest decoding through the engine: with a budget covering the whole context they
 // reproduce full attention bitwise; with small budgets they read fewer positions; KV-cache
 // correction restores the dense cache.
+#include <atomic>
 #include <vector>
 
 #include "engine_test_models.h"
@@ -131,4 +132,74 @@ TIDAL_TEST(engine_rejects_invalid_attention_options) {
   bad.selection_layers = {9};
   CHECK_THROWS_WITH(engine->decode(seq, 4, bad), "selection layer 9");
   CHECK_EQ(engine->sequence_length(seq), 3);  // nothing appended
+}
+
+// sparse_first_step: the prompt's last token runs as a decode step with the plan. The cache
+// and the first token then equal prefill(all but the last) + decode(last, plan), bitwise, and
+// differ from the dense prefill's with a small budget.
+TIDAL_TEST(engine_sparse_first_step_equals_prefill_then_a_sparse_decode_step) {
+  SyntheticModelSpec spec = tiny_model_spec("deep");
+  auto engine = make_test_engine(spec);
+  for (uint64_t seed = 11; seed < 14; ++seed) {
+    const auto prompt = random_tokens(80 + seed, spec.vocab_size, seed);
+    GenerateOptions options;
+    options.max_tokens = 1;
+    options.stop_at_eos = false;
+    options.attention = tidal_attention(8);
+    options.attention.sparse_first_step = true;
+
+    const SequenceId sparse = engine->create_sequence();
+    const GenerateResult result = engine->generate(sparse, prompt, options);
+    CHECK_EQ(result.tokens.size(), size_t(1));
+    CHECK_EQ(engine->usage().last_selection.context_length, int64_t(prompt.size()));
+    const std::vector<float> after_sparse = engine->prefill(sparse, {});  // the generated token, densely
+
+    const SequenceId reference = engine->create_sequence();
+    engine->prefill(reference, std::vector<int32_t>(prompt.begin(), prompt.end() - 1));
+    const std::vector<float> first = engine->decode(reference, prompt.back(), options.attention);
+    int32_t best = 0;
+    for (int32_t i = 1; i < static_cast<int32_t>(first.size()); ++i)
+      if (first[i] > first[best]) best = i;
+    CHECK_EQ(result.tokens[0], best);
+    CHECK(bitwise_equal(after_sparse, engine->prefill(reference, {result.tokens[0]})));
+
+    // The dense prefill of the same prompt leaves another cache behind.
+    options.attention.sparse_first_step = false;
+    const SequenceId dense = engine->create_sequence();
+    const GenerateResult dense_result = engine->generate(dense, prompt, options);
+    const SequenceId dense_reference = engine->create_sequence();
+    engine->prefill(dense_reference, prompt);
+    const std::vector<float> dense_after = engine->prefill(dense_reference, {dense_result.tokens[0]});
+    CHECK(bitwise_equal(engine->prefill(dense, {}), dense_after));
+    if (dense_result.tokens[0] == result.tokens[0]) CHECK(!bitwise_equal(after_sparse, dense_after));
+    for (SequenceId id : {sparse, reference, dense, dense_reference}) engine->release_sequence(id);
+  }
+}
+
+// A cancel before the last token leaves the sequence as it was; full attention ignores the flag.
+TIDAL_TEST(engine_sparse_first_step_cancelled_or_with_full_attention) {
+  SyntheticModelSpec spec = tiny_model_spec("deep");
+  auto engine = make_test_engine(spec);
+  const auto prompt = random_tokens(40, spec.vocab_size, 21);
+  GenerateOptions options;
+  options.max_tokens = 3;
+  options.stop_at_eos = false;
+  options.attention = tidal_attention(8);
+  options.attention.sparse_first_step = true;
+  const SequenceId seq = engine->create_sequence();
+  engine->prefill(seq, {prompt[0], prompt[1]});
+  std::atomic<bool> cancel{true};
+  const GenerateResult cancelled = engine->generate(seq, prompt, options, nullptr, &cancel);
+  CHECK(cancelled.finish_reason == FinishReason::Cancelled);
+  CHECK_EQ(engine->sequence_length(seq), 2);
+
+  AttentionOptions full;
+  full.sparse_first_step = true;
+  options.attention = full;
+  const SequenceId a = engine->create_sequence();
+  const SequenceId b = engine->create_sequence();
+  const GenerateResult with_flag = engine->generate(a, prompt, options);
+  options.attention.sparse_first_step = false;
+  const GenerateResult without = engine->generate(b, prompt, options);
+  CHECK(with_flag.tokens == without.tokens);
 }

@@ -477,7 +477,9 @@ export class ModelSession {
       };
     } finally {
       // Generated on the slot itself: trim it back to the prompt, keeping the prompt's KV.
-      await this.prefixCache.finish(prepared.sequence, prompt).catch(() => undefined);
+      // With a sparse first step the prompt's last K/V entry is a sparse one: not kept for reuse.
+      const sparseLast = params.attention?.sparseFirstStep === true && (params.attention.mode ?? 'full') !== 'full';
+      await this.prefixCache.finish(prepared.sequence, prompt, sparseLast ? tokens.length - 1 : undefined).catch(() => undefined);
     }
   }
 

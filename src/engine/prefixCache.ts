@@ -268,15 +268,16 @@ export class PrefixCache {
 
   /**
    * After generating on a prepared slot: trims it back to the prompt (the generated tokens are
-   * dropped, the prompt's KV stays). Call it whether the generation succeeded or not.
+   * dropped, the prompt's KV stays), or to `keepAtMost` tokens when fewer of them may be
+   * reused. Call it whether the generation succeeded or not.
    */
-  async finish(sequence: number, prompt: PromptLayout | ArrayLike<number>): Promise<void> {
+  async finish(sequence: number, prompt: PromptLayout | ArrayLike<number>, keepAtMost = Infinity): Promise<void> {
     const slot = this.slots.find((candidate) => candidate.sequence === sequence);
     if (!slot) return;
     const layout: PromptLayout = 'tokens' in prompt ? prompt : { tokens: Int32Array.from(prompt), blocks: [] };
     try {
       const held = await this.engine.sequenceTokens(sequence);
-      const keep = Math.min(commonPrefixLength(held, layout.tokens), layout.tokens.length);
+      const keep = Math.min(commonPrefixLength(held, layout.tokens), layout.tokens.length, Math.max(0, keepAtMost));
       if (keep < held.length) await this.engine.trimSequence(sequence, keep);
       slot.tokens = held.slice(0, keep);
       slot.blocks = blocksWithin(layout.blocks, keep);

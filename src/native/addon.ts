@@ -50,6 +50,7 @@ export interface AttentionOptions {
   selectionLayers?: number[];    // tidal: layers that (re-)select positions; empty = preset
   selectionPolicy?: SelectionPolicyName;
   correctionInterval?: number;   // tidal: KV-cache correction every N generated tokens; 0 = off
+  sparseFirstStep?: boolean;     // tidal/quest: the prompt's last token runs as a sparse decode step
 }
 
 export interface SamplingOptions {

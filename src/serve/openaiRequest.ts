@@ -35,7 +35,7 @@ const COMMON_FIELDS = [
 ];
 const COMPLETION_FIELDS = new Set([...COMMON_FIELDS, 'prompt', 'suffix', 'echo', 'best_of']);
 const CHAT_FIELDS = new Set([...COMMON_FIELDS, 'messages']);
-const ATTENTION_FIELDS = new Set(['mode', 'tokenBudget', 'denseLayers', 'selectionLayers', 'selectionPolicy', 'correctionInterval']);
+const ATTENTION_FIELDS = new Set(['mode', 'tokenBudget', 'denseLayers', 'selectionLayers', 'selectionPolicy', 'correctionInterval', 'sparseFirstStep']);
 // What an OpenAI client library puts back into the history with an assistant message.
 const EMPTY_MESSAGE_FIELDS = new Set(['refusal', 'tool_calls', 'function_call', 'audio', 'annotations']);
 

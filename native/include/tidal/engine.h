@@ -87,6 +87,13 @@ struct AttentionOptions {
   // Tidal: every N generated tokens, recompute the K/V of the last N tokens with full
   // attention and overwrite their cache entries. 0 = off.
   int64_t correction_interval = 0;
+  // Tidal and Quest: generate() runs the prompt's last token, whose logits give the first
+  // generated token, as a decode step with this plan instead of in the dense prefill. That
+  // saves one full-attention pass over the whole cache per request (about half of a short
+  // request's time to first token at 100K); the first token's logits and that token's K/V are
+  // then sparse ones, as every later step's are (the correction above covers it). Off: the
+  // TidalDecode setup, where the whole prompt is prefilled with full attention.
+  bool sparse_first_step = false;
 };
 
 struct SamplingOptions {

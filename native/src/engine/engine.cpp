@@ -363,17 +363,41 @@ GenerateResult Engine::generate(SequenceId id, const std::vector<int32_t>& promp
   const size_t old_size = sequence.tokens.size();
   result.prompt_tokens = static_cast<int64_t>(prompt.size()) + sequence.pending();
   sequence.tokens.insert(sequence.tokens.end(), prompt.begin(), prompt.end());
-  try {
-    engine.run_pending(sequence, cancel, nullptr, chunk);
-  } catch (const CancelledError&) {
+  // Back to the tokens before the call; KV computed for the prompt goes with them.
+  auto restore = [&engine, &sequence, old_size] {
     sequence.tokens.resize(old_size);
+    engine.trim_cache(sequence, std::min<int64_t>(sequence.cache->length(), static_cast<int64_t>(old_size)));
+  };
+  const bool sparse_first_step = options.attention.sparse_first_step && plan.mode != AttentionMode::Full &&
+                                 sequence.pending() > 0;
+  try {
+    if (sparse_first_step) {
+      // All but the last token densely, then the last one as a decode step with the plan.
+      const int32_t last = sequence.tokens.back();
+      sequence.tokens.pop_back();
+      try {
+        if (sequence.pending() > 0) engine.run_pending(sequence, cancel, nullptr, chunk);
+      } catch (...) {
+        sequence.tokens.push_back(last);
+        throw;
+      }
+      sequence.tokens.push_back(last);
+      if (cancel && cancel->load())
+        throw CancelledError("prefill cancelled before the prompt's last token; the sequence was left as it was");
+      result.prefill_seconds = seconds_since(prefill_started);
+      engine.decode_last(sequence, plan);
+    } else {
+      engine.run_pending(sequence, cancel, nullptr, chunk);
+      result.prefill_seconds = seconds_since(prefill_started);
+    }
+  } catch (const CancelledError&) {
+    restore();
     result.finish_reason = FinishReason::Cancelled;
     return result;
   } catch (...) {
-    sequence.tokens.resize(old_size);
+    restore();
     throw;
   }
-  result.prefill_seconds = seconds_since(prefill_started);
 
   std::set<int32_t> stops(options.stop_tokens.begin(), options.stop_tokens.end());
   if (options.stop_at_eos) stops.insert(engine.eos.begin(), engine.eos.end());

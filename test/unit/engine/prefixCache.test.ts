@@ -179,3 +179,16 @@ test('with both slots holding the repository, a new kind of prompt takes the lea
   assert.equal((await run(chat)).reusedTokens, chat.length - 1, 'the chat slot was left alone');
   assert.equal((await run([...completionB, 9])).reusedTokens, completionB.length, "B's window survived the chat");
 });
+
+test('finish with keepAtMost keeps no more of the prompt than that (a sparse last entry is not reused)', async () => {
+  const engine = new RecordingEngine();
+  const cache = new PrefixCache(engine);
+  const prompt = range(0, 60);
+  const first = await cache.prepare(prompt);
+  engine.generateOn(first.sequence, first.lastTokens, [700, 701]);
+  await cache.finish(first.sequence, prompt, prompt.length - 1);
+  assert.deepEqual(engine.sequences.get(first.sequence), range(0, 59));
+  // The next request with the same prompt recomputes only that last token.
+  const again = await cache.prepare(prompt);
+  assert.deepEqual([again.reusedTokens, again.recomputedTokens, again.lastTokens], [59, 1, [59]]);
+});

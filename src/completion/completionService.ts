@@ -222,10 +222,9 @@ export class CompletionService {
     this.changed();
     try {
       const repository = this.deps.repositoryContext ? await this.deps.repositoryContext(request.filePath) : NO_REPOSITORY;
-      if (request$.signal.aborted) {
-        this.counters.cancelled++;
-        return undefined;
-      }
+      // Superseded before any engine request: nothing started, so nothing counts as cancelled
+      // (started = finished + cancelled + failed).
+      if (request$.signal.aborted) return undefined;
       const generateOne = (sampling: SamplingOptions) =>
         this.generateCandidate(window, request, config, repository, maxTokens, sampling, stopContext, request$.signal);
 

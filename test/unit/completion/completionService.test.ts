@@ -316,3 +316,34 @@ test('distinctCompletions drops empty ones and repeats that differ only in trail
   // Leading white space is part of the completion (indentation): not a repeat.
   assert.deepEqual(distinctCompletions([words[2], ` ${words[2]}`]), [words[2], ` ${words[2]}`]);
 });
+
+test('every engine request started ends as finished, cancelled or failed, also when requests are superseded while the repository part is read', async () => {
+  const { backend } = scriptedBackend((params) => ((params.sampling?.temperature ?? 0) > 0 ? ['s', 't'] : ['g', 'h']));
+  let id = 0;
+  const waiting: (() => void)[] = [];
+  /** Lets the reads finish, all but the newest `keep`. */
+  const release = (keep = 0) => waiting.splice(0, waiting.length - keep).forEach((resolve) => resolve());
+  const completions = new CompletionService({
+    backend: () => backend,
+    config: () => baseConfig,
+    newRequestId: () => `c${++id}`,
+    // Slow repository part: the next keystroke lands while it is read.
+    repositoryContext: () => new Promise((resolve) => waiting.push(() => resolve({ files: [], tokens: 0 }))),
+  });
+  const runs: Promise<unknown>[] = [];
+  const rounds = 3 + Math.floor(Math.random() * 5);
+  for (let i = 0; i < rounds; i++) {
+    // The previous request is still reading the repository part when this one supersedes it.
+    const before = waiting.length;
+    runs.push(completions.complete({ ...at(`const v${i} = |\n`), candidates: Math.random() < 0.5 ? 3 : 1 }));
+    while (waiting.length === before) await new Promise((resolve) => setTimeout(resolve, 1));
+    release(1);
+    await new Promise((resolve) => setTimeout(resolve, Math.random() < 0.5 ? 0 : 3));
+  }
+  release();
+  await Promise.all(runs);
+  const c = completions.counters;
+  assert.equal(c.inFlight, 0);
+  assert.ok(c.started > 0);
+  assert.equal(c.started, c.finished + c.cancelled + c.failed, JSON.stringify(c));
+});

@@ -163,18 +163,21 @@ void Engine::Impl::trim_cache(Sequence& sequence, int64_t length) {
   if (sequence.first_sparse_position >= length) sequence.first_sparse_position = Sequence::kNoSparsePosition;
 }
 
-void Engine::Impl::decode_last(Sequence& sequence, const AttentionPlan& plan) {
+void Engine::Impl::decode_last(Sequence& sequence, const AttentionPlan& plan, const std::atomic<bool>* cancel,
+                               int64_t chunk) {
   const int32_t token = sequence.tokens.back();
   if (sequence.pending() > 1) {
     sequence.tokens.pop_back();
     try {
-      run_pending(sequence, nullptr, nullptr, options.prefill_chunk);
+      run_pending(sequence, cancel, nullptr, chunk > 0 ? chunk : options.prefill_chunk);
     } catch (...) {
       sequence.tokens.push_back(token);
       throw;
     }
     sequence.tokens.push_back(token);
   }
+  if (cancel && cancel->load())
+    throw CancelledError("cancelled before the decode step of the last token; the tokens before it were prefilled");
   const int64_t position = sequence.cache->length();
   const auto started = Clock::now();
   std::vector<float> logits(static_cast<size_t>(vocab()));
@@ -371,25 +374,11 @@ GenerateResult Engine::generate(SequenceId id, const std::vector<int32_t>& promp
   const bool sparse_first_step = options.attention.sparse_first_step && plan.mode != AttentionMode::Full &&
                                  sequence.pending() > 0;
   try {
-    if (sparse_first_step) {
-      // All but the last token densely, then the last one as a decode step with the plan.
-      const int32_t last = sequence.tokens.back();
-      sequence.tokens.pop_back();
-      try {
-        if (sequence.pending() > 0) engine.run_pending(sequence, cancel, nullptr, chunk);
-      } catch (...) {
-        sequence.tokens.push_back(last);
-        throw;
-      }
-      sequence.tokens.push_back(last);
-      if (cancel && cancel->load())
-        throw CancelledError("prefill cancelled before the prompt's last token; the sequence was left as it was");
-      result.prefill_seconds = seconds_since(prefill_started);
-      engine.decode_last(sequence, plan);
-    } else {
+    // With the sparse first step: all but the last token densely, the last one as a decode step.
+    if (sparse_first_step)
+      engine.decode_last(sequence, plan, cancel, chunk);
+    else
       engine.run_pending(sequence, cancel, nullptr, chunk);
-      result.prefill_seconds = seconds_since(prefill_started);
-    }
   } catch (const CancelledError&) {
     restore();
     result.finish_reason = FinishReason::Cancelled;
@@ -398,6 +387,7 @@ GenerateResult Engine::generate(SequenceId id, const std::vector<int32_t>& promp
     restore();
     throw;
   }
+  result.prefill_seconds = seconds_since(prefill_started);
 
   std::set<int32_t> stops(options.stop_tokens.begin(), options.stop_tokens.end());
   if (options.stop_at_eos) stops.insert(engine.eos.begin(), engine.eos.end());

@@ -65,8 +65,11 @@ struct Engine::Impl {
   void run_pending(Sequence& sequence, const std::atomic<bool>* cancel, std::vector<float>* all_logits,
                    int64_t chunk);
   void trim_cache(Sequence& sequence, int64_t length);
-  // One decode step for the last pending token (the others, if any, are prefilled first).
-  void decode_last(Sequence& sequence, const AttentionPlan& plan);
+  // One decode step for the last pending token (the others, if any, are prefilled first, in
+  // chunks of `chunk` tokens, 0 = the engine's; `cancel` is read as run_pending reads it and
+  // once more before the step).
+  void decode_last(Sequence& sequence, const AttentionPlan& plan, const std::atomic<bool>* cancel = nullptr,
+                   int64_t chunk = 0);
   // KV-cache correction: recompute every cache entry written under sparse attention with a
   // dense pass over those tokens, overwriting them; the logits become the dense ones.
   void correct_sparse_entries(Sequence& sequence);

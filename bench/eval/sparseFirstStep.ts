@@ -12,6 +12,7 @@ import * as path from 'node:path';
 
 import { TextTokenizer } from '../../src/engine/tokenizer';
 import { loadAddon, type AttentionOptions, type NativeEngine } from '../../src/native/addon';
+import { seededRandom } from '../context/common';
 
 const args = new Map<string, string>();
 for (let i = 2; i + 1 < process.argv.length; i += 2) args.set(process.argv[i].replace(/^--/, ''), process.argv[i + 1]);
@@ -32,16 +33,6 @@ function sourceFiles(dir: string): string[] {
   return out;
 }
 
-// A small deterministic generator (mulberry32).
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 async function complete(engine: NativeEngine, base: number, baseLength: number, tokens: number[], attention: AttentionOptions): Promise<number[]> {
   const sequence = await engine.forkSequence(base, baseLength);
   try {
@@ -57,7 +48,7 @@ async function main(): Promise<void> {
   const tokenizer = TextTokenizer.fromDirectory(modelDir);
   const engine = await addon.loadModel(modelDir, { backend: option('backend', 'cpu'), threads: Number(option('threads', '0')) });
   const files = [...sourceFiles('src'), ...sourceFiles('native/src')];
-  const next = random(7);
+  const next = seededRandom(7);
 
   // The repository part: whole files, in a fixed shuffled order, up to contextTokens.
   const order = files.map((file) => ({ file, key: next() })).sort((a, b) => a.key - b.key).map(({ file }) => file);

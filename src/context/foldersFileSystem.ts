@@ -21,13 +21,18 @@ export class FoldersFileSystem implements ContextFileSystem {
     }
   }
 
-  /** The folder's file system and the path inside it; throws for a path outside every folder. */
-  private locate(relativePath: string): { fileSystem: ContextFileSystem; inner: string } {
+  /** The folder's file system and the path inside it, or undefined for a path outside every folder. */
+  private find(relativePath: string): { fileSystem: ContextFileSystem; inner: string } | undefined {
     const slash = relativePath.indexOf('/');
-    const name = slash < 0 ? relativePath : relativePath.slice(0, slash);
-    const fileSystem = this.byName.get(name);
-    if (!fileSystem) throw new Error(`${relativePath} is in no workspace folder`);
-    return { fileSystem, inner: slash < 0 ? '' : relativePath.slice(slash + 1) };
+    const fileSystem = this.byName.get(slash < 0 ? relativePath : relativePath.slice(0, slash));
+    return fileSystem && { fileSystem, inner: slash < 0 ? '' : relativePath.slice(slash + 1) };
+  }
+
+  /** As find, but a path outside every folder throws. */
+  private locate(relativePath: string): { fileSystem: ContextFileSystem; inner: string } {
+    const found = this.find(relativePath);
+    if (!found) throw new Error(`${relativePath} is in no workspace folder`);
+    return found;
   }
 
   async readDirectory(relativeDir: string): Promise<DirectoryEntry[]> {
@@ -38,10 +43,8 @@ export class FoldersFileSystem implements ContextFileSystem {
 
   async stat(relativePath: string): Promise<FileStat | undefined> {
     if (relativePath === '') return { kind: 'directory', size: 0, mtimeMs: 0 };
-    const slash = relativePath.indexOf('/');
-    if (!this.byName.has(slash < 0 ? relativePath : relativePath.slice(0, slash))) return undefined;
-    const { fileSystem, inner } = this.locate(relativePath);
-    return fileSystem.stat(inner);
+    const found = this.find(relativePath);
+    return found?.fileSystem.stat(found.inner);
   }
 
   readFile(relativePath: string): Promise<Uint8Array> {

@@ -62,12 +62,13 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
       const config = vscode.workspace.getConfiguration('tidal');
       const enabled = config.get<boolean>('inlineCompletions.enabled', true);
       const language = vscode.window.activeTextEditor?.document.languageId;
+      const languageOn = language !== undefined && completionsOnFor(languageSwitchOf(config), language);
       const items: (vscode.QuickPickItem & { command: string })[] = [
         { label: `$(${enabled ? 'debug-pause' : 'play'}) ${enabled ? 'Disable' : 'Enable'} Inline Completions`, command: 'tidal.toggleInlineCompletions' },
         ...(language
           ? [
               {
-                label: `$(${completionsOnFor(languageSwitchOf(config), language) ? 'debug-pause' : 'play'}) ${completionsOnFor(languageSwitchOf(config), language) ? 'Disable' : 'Enable'} Inline Completions for ${language}`,
+                label: `$(${languageOn ? 'debug-pause' : 'play'}) ${languageOn ? 'Disable' : 'Enable'} Inline Completions for ${language}`,
                 command: 'tidal.toggleInlineCompletionsForLanguage',
               },
             ]

@@ -1,13 +1,14 @@
 // The chat's behaviour, without the `vscode` module: a question becomes a user turn and a
 // streamed answer, Stop aborts the request into the engine, Regenerate replaces the last
 // answer, New chat starts over; every change is posted to the panel and saved to the history.
-import type { AttentionOptions, GenerateResult } from '../engine/protocol';
+import type { AttentionOptions, ChatMessageParam, GenerateResult } from '../engine/protocol';
 import type { GenerationBackend } from '../extension/generationBackend';
 import type { ChatToPanel } from '../extension/chatMessages';
 import { repositoryFileCount, repositoryParams, type RepositoryPart } from '../extension/repositoryPart';
 import { newId, type Turn } from './conversation';
 import type { ChatHistory } from './historyStore';
-import { buildChatMessages, fileMentions, type EditorContext } from './promptAssembly';
+import { parseMentions } from './mentions';
+import { buildChatMessages, type EditorContext } from './promptAssembly';
 
 /** Everything a request needs from the editor and the model, gathered when it is asked. */
 export interface ChatRequestContext {
@@ -39,6 +40,8 @@ export interface AnswerRecord {
   streamed: string;
   chunks: number;
   error?: string;
+  /** The chat messages sent to the backend. */
+  messages?: ChatMessageParam[];
 }
 
 export class ChatSession {
@@ -76,7 +79,7 @@ export class ChatSession {
       this.deps.post({ type: 'notice', text: 'An answer is still being written. Stop it first, or wait for it to finish.' });
       return;
     }
-    const attached = [...new Set([...attachments, ...fileMentions(text)])];
+    const attached = [...new Set([...attachments, ...parseMentions(text)])];
     const turn: Turn = { id: newId('user'), role: 'user', text, status: 'done', ...(attached.length > 0 ? { attachments: attached } : {}) };
     this.deps.history.current.turns.push(turn);
     this.deps.post({ type: 'turn', turn: { ...turn } });
@@ -124,7 +127,9 @@ export class ChatSession {
         turn.status = 'stopped';
         return;
       }
-      const messages = buildChatMessages(earlier, question.text, context.editor, context.conversationBudgetTokens);
+      const cutToFit: string[] = [];
+      const messages = buildChatMessages(earlier, question.text, context.editor, context.conversationBudgetTokens, cutToFit);
+      record.messages = messages;
       const contextFiles = repositoryFileCount(context.repository);
       this.deps.post({ type: 'busy', busy: true, status: `Answering with ${contextFiles} repository files in context…` });
       const result = await this.deps.backend().generate(
@@ -159,6 +164,7 @@ export class ChatSession {
         attention: result.attention ? { mode: result.attention.mode, attendedFraction: result.attention.attendedFraction } : undefined,
         decodeMs: result.timings.decodeMs,
         finishReason: result.finishReason,
+        ...(cutToFit.length > 0 ? { cutToFit } : {}),
       };
     } catch (error) {
       turn.status = 'error';

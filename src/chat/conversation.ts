@@ -15,6 +15,8 @@ export interface AnswerMeta {
   attention?: { mode: 'full' | 'tidal' | 'quest'; attendedFraction: number };
   decodeMs: number;
   finishReason: string;
+  /** Attachments cut or left out to fit the context, said to the user under the answer. */
+  cutToFit?: string[];
 }
 
 export interface Turn {

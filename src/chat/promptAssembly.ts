@@ -24,10 +24,22 @@ export interface EditorSelection {
   endLine: number;
 }
 
+/** Editor state attached as text (problems, git diff), under its own header. */
+export interface AttachedText {
+  /** What the chip said, for the notes on what was cut. */
+  label: string;
+  title: string;
+  text: string;
+}
+
 export interface EditorContext {
   activeFile?: EditorFile;
   selection?: EditorSelection;
+  /** The selection was attached (#selection): its block is cut to fit rather than left out. */
+  selectionAttached?: boolean;
   attached: EditorFile[];
+  /** Problems, git diff: after the files and the selection, before the active file. */
+  attachedText?: AttachedText[];
 }
 
 /** Characters one token stands for, roughly, when cutting text down to a token budget. */
@@ -36,27 +48,43 @@ const CHARS_PER_TOKEN = 3;
 /**
  * The chat messages of a request: the system prompt, earlier exchanges (oldest dropped first
  * when they do not fit `budgetTokens`), then the question with the editor context before it.
- * The editor context is cut to fit: attached files whole where possible, the active file around
- * the selection.
+ * The editor context is cut to fit: attachments (files, the attached selection, problems, git
+ * diff) first, each whole where possible, else its start with a marker saying how much is
+ * shown (`notes` gets a line for the user on each attachment cut or left out); then the active
+ * file around the selection.
  */
-export function buildChatMessages(history: readonly Turn[], question: string, editor: EditorContext, budgetTokens: number): ChatMessageParam[] {
+export function buildChatMessages(history: readonly Turn[], question: string, editor: EditorContext, budgetTokens: number, notes: string[] = []): ChatMessageParam[] {
   let budgetChars = Math.max(0, budgetTokens) * CHARS_PER_TOKEN - SYSTEM_PROMPT.length - question.length;
   const blocks: string[] = [];
+  // Each block also costs the blank line that separates it from the next.
   const take = (text: string) => {
-    if (text.length > budgetChars) return undefined;
-    budgetChars -= text.length;
+    if (text.length + BLOCK_SEPARATOR.length > budgetChars) return undefined;
+    budgetChars -= text.length + BLOCK_SEPARATOR.length;
     return text;
   };
-  for (const file of editor.attached) {
-    const block = take(fileBlock('Attached file', file.path, file.content, file.language));
-    if (block !== undefined) blocks.push(block);
-    else blocks.push(`Attached file ${file.path} was left out: it does not fit the context.`);
-  }
+  const takeAttachment = (label: string, title: string, path: string | undefined, content: string, language?: string) => {
+    const whole = take(fileBlock(title, path, content, language));
+    if (whole !== undefined) return blocks.push(whole);
+    const cut = cutBlock(title, path, content, language, budgetChars - BLOCK_SEPARATOR.length);
+    if (cut !== undefined) {
+      notes.push(`${label}: cut to fit the context (${cut.shown.toLocaleString('en-US')} of ${content.length.toLocaleString('en-US')} characters)`);
+      return blocks.push(take(cut.block)!);
+    }
+    notes.push(`${label}: left out, it does not fit the context`);
+    const leftOut = take(`${title}${path ? ` ${path}` : ''} was left out: it does not fit the context.`);
+    if (leftOut !== undefined) blocks.push(leftOut);
+  };
+  for (const file of editor.attached) takeAttachment(file.path, 'Attached file', file.path, file.content, file.language);
   if (editor.selection && editor.selection.text.trim() !== '') {
     const s = editor.selection;
-    const block = take(fileBlock(`Selection in ${s.path}, lines ${s.startLine}-${s.endLine}`, undefined, s.text, editor.activeFile?.language));
-    if (block !== undefined) blocks.push(block);
+    const range = `${s.path}, lines ${s.startLine}-${s.endLine}`;
+    if (editor.selectionAttached) takeAttachment(`Selection (${range})`, `Attached selection in ${range}`, undefined, s.text, editor.activeFile?.language);
+    else {
+      const block = take(fileBlock(`Selection in ${range}`, undefined, s.text, editor.activeFile?.language));
+      if (block !== undefined) blocks.push(block);
+    }
   }
+  for (const extra of editor.attachedText ?? []) takeAttachment(extra.label, extra.title, undefined, extra.text);
   const active = editor.activeFile;
   if (active && !editor.attached.some((file) => file.path === active.path)) {
     const room = Math.max(0, budgetChars - 200);
@@ -79,6 +107,35 @@ export function buildChatMessages(history: readonly Turn[], question: string, ed
   }
   const userContent = blocks.length > 0 ? `${blocks.join('\n\n')}\n\n${question}` : question;
   return [{ role: 'system', content: SYSTEM_PROMPT }, ...kept, { role: 'user', content: userContent }];
+}
+
+const BLOCK_SEPARATOR = '\n\n';
+/** Attachments cut shorter than this are left out instead. */
+const MIN_CUT_CHARS = 200;
+
+/** The line that ends a cut attachment, inside its fence. */
+export function cutMarker(shown: number, total: number): string {
+  return `[… cut here to fit the context: ${shown.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} characters shown]`;
+}
+
+/**
+ * The attachment's block with only its start (whole lines where it can), then the cut marker,
+ * in at most `maxChars`; undefined when less than MIN_CUT_CHARS of it would be left, or when
+ * it needs no cutting.
+ */
+export function cutBlock(title: string, path: string | undefined, content: string, language: string | undefined, maxChars: number): { block: string; shown: number } | undefined {
+  const build = (kept: string) => fileBlock(path ? title : `${title} (cut to fit)`, path ? `${path} (cut to fit)` : undefined, `${kept}${kept.endsWith('\n') ? '' : '\n'}${cutMarker(kept.length, content.length)}`, language);
+  let room = maxChars - (build('').length + 2);
+  for (;;) {
+    if (room < MIN_CUT_CHARS || room >= content.length) return undefined;
+    let kept = content.slice(0, room);
+    const lineEnd = kept.lastIndexOf('\n');
+    if (lineEnd + 1 >= Math.max(room / 2, MIN_CUT_CHARS)) kept = kept.slice(0, lineEnd + 1);
+    const block = build(kept);
+    // The marker's numbers and the fence (fewer backticks in a shorter text) change its size a little.
+    if (block.length <= maxChars) return { block, shown: kept.length };
+    room -= block.length - maxChars;
+  }
 }
 
 function fence(content: string): string {

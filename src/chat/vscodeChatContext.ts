@@ -11,7 +11,9 @@ import type { ModelController } from '../extension/modelController';
 import type { RepositoryPart } from '../extension/repositoryPart';
 import type { TidalSettings } from '../extension/settings';
 import type { ChatRequestContext } from './chatSession';
-import type { EditorFile } from './promptAssembly';
+import { readGitDiff, readProblems } from './editorAttachments';
+import { splitAttachments } from './mentions';
+import type { AttachedText, EditorFile } from './promptAssembly';
 
 /** Tokens kept free for the answer. */
 const ANSWER_TOKENS = 1024;
@@ -52,8 +54,18 @@ export async function gatherChatContext(
       ? { path: activeFile.path, text: document!.getText(editor.selection), startLine: editor.selection.start.line + 1, endLine: editor.selection.end.line + 1 }
       : undefined;
 
+  const request = splitAttachments(attachments);
+  if (request.selection && !selection) {
+    throw new Error(
+      activeFile ? `#selection: nothing is selected in ${activeFile.path}. Select the code you mean, then send again.` : '#selection: no editor is open. Open a file and select the code you mean, then send again.',
+    );
+  }
+  const attachedText: AttachedText[] = [];
+  if (request.problems) attachedText.push(readProblems(request.problems, document));
+  if (request.gitDiff) attachedText.push(await readGitDiff());
+
   const attached: EditorFile[] = [];
-  for (const name of attachments) {
+  for (const name of request.files) {
     if (folders.length === 0) throw new Error(`Open a folder to attach ${name}: attached files are read from the workspace.`);
     const located = locateRepositoryPath(folders, name);
     if (!located) throw new Error(`#file:${name} is in none of the workspace folders (${folders.map((folder) => folder.name).join(', ')}). With several folders, a path starts with the folder's name.`);
@@ -77,7 +89,7 @@ export async function gatherChatContext(
   return {
     repository,
     repoName: repositoryName(folders, vscode.workspace.name),
-    editor: { activeFile, selection, attached },
+    editor: { activeFile, selection, selectionAttached: request.selection, attached, attachedText },
     maxContext,
     conversationBudgetTokens: Math.max(256, limit - repository.tokens - ANSWER_TOKENS),
     attention: { mode: settings.attention.mode, tokenBudget: settings.attention.tokenBudget, selectionLayers: settings.attention.selectionLayers },

@@ -13,6 +13,10 @@ export type PanelToChat =
   | { type: 'regenerate' }
   | { type: 'newChat' }
   | { type: 'pickAttachment' }
+  /** The panel wants the workspace's file paths, to complete a `#`/`@` mention. */
+  | { type: 'listFiles' }
+  /** The attachments the composer's chips show now (sent whenever they change). */
+  | { type: 'chips'; attachments: string[] }
   | { type: 'codeAction'; action: CodeAction; code: string; language: string }
   /** What the panel shows after a render: each turn's source text, and the page's visible text. */
   | { type: 'rendered'; turns: { role: 'user' | 'assistant'; text: string }[]; visibleText: string };
@@ -28,6 +32,13 @@ export type ChatToPanel =
   | { type: 'busy'; busy: boolean; status?: string }
   /** Files picked to attach to the next question. */
   | { type: 'attach'; paths: string[] }
+  /** The workspace's file paths, for `#`/`@` completion (answers listFiles). */
+  | { type: 'files'; paths: string[] }
+  /**
+   * Drives the composer as a person would (the tests' API): sets the question's text, presses a
+   * chip's remove button (by attachment id), presses Send.
+   */
+  | { type: 'composer'; text?: string; remove?: string; submit?: boolean }
   | { type: 'notice'; text: string };
 
 export type { AnswerMeta, Turn };
@@ -35,6 +46,8 @@ export type { AnswerMeta, Turn };
 // Sizes beyond which a message from the panel is refused (a question, a code block).
 export const MAX_TEXT_CHARS = 200_000;
 export const MAX_ATTACHMENTS = 32;
+/** Most workspace paths offered for `#`/`@` completion. */
+export const MAX_LISTED_FILES = 5000;
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 const isText = (value: unknown, max = MAX_TEXT_CHARS): value is string => typeof value === 'string' && value.length <= max;
@@ -50,7 +63,10 @@ export function parsePanelMessage(value: unknown): PanelToChat | undefined {
     case 'regenerate':
     case 'newChat':
     case 'pickAttachment':
+    case 'listFiles':
       return { type: value.type };
+    case 'chips':
+      return isPathList(value.attachments) ? { type: 'chips', attachments: value.attachments } : undefined;
     case 'ask':
       if (!isText(value.text)) return undefined;
       if (value.attachments !== undefined && !isPathList(value.attachments)) return undefined;
@@ -103,6 +119,20 @@ export function parseChatMessage(value: unknown): ChatToPanel | undefined {
         : undefined;
     case 'attach':
       return isPathList(value.paths) ? { type: 'attach', paths: value.paths } : undefined;
+    case 'files':
+      return Array.isArray(value.paths) && value.paths.length <= MAX_LISTED_FILES && value.paths.every((path) => isText(path, 4096))
+        ? { type: 'files', paths: value.paths }
+        : undefined;
+    case 'composer':
+      if (value.text !== undefined && !isText(value.text)) return undefined;
+      if (value.remove !== undefined && !isText(value.remove, 4096)) return undefined;
+      if (value.submit !== undefined && typeof value.submit !== 'boolean') return undefined;
+      return {
+        type: 'composer',
+        ...(value.text !== undefined ? { text: value.text as string } : {}),
+        ...(value.remove !== undefined ? { remove: value.remove as string } : {}),
+        ...(value.submit !== undefined ? { submit: value.submit as boolean } : {}),
+      };
     case 'notice':
       return typeof value.text === 'string' ? { type: 'notice', text: value.text } : undefined;
     default:

@@ -7,7 +7,8 @@ import * as vscode from 'vscode';
 
 import { repositoryPathOf } from '../context/workspaceFolders';
 
-import { parsePanelMessage, type ChatToPanel, type CodeAction, type PanelToChat } from './chatMessages';
+import { CONTEXT_MENTIONS, type ContextMention } from '../chat/mentions';
+import { MAX_LISTED_FILES, parsePanelMessage, type ChatToPanel, type CodeAction, type PanelToChat } from './chatMessages';
 import type { ChatSession } from '../chat/chatSession';
 
 /** What the panel last said it shows (its report after each render). */
@@ -28,6 +29,8 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
   private lastEditor?: vscode.TextEditor;
   private snapshot?: PanelSnapshot;
   private readyListeners: (() => void)[] = [];
+  /** The attachments the composer's chips show, as the panel last said. */
+  private chips: string[] = [];
 
   constructor(
     private readonly extensionUri: vscode.Uri,
@@ -82,6 +85,21 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     await this.session().ask(question, attachments);
   }
 
+  /** The attachments the composer's chips show, as the panel last said. */
+  get composerAttachments(): readonly string[] {
+    return this.chips;
+  }
+
+  /** Adds attachments (file paths or mention ids such as '#selection') to the composer's chips. */
+  attach(ids: string[]): void {
+    if (ids.length > 0) this.post({ type: 'attach', paths: ids });
+  }
+
+  /** Drives the composer as a person would: text, a chip's remove button, Send. */
+  driveComposer(action: { text?: string; remove?: string; submit?: boolean }): void {
+    this.post({ type: 'composer', ...action });
+  }
+
   async reveal(): Promise<void> {
     await vscode.commands.executeCommand(`${ChatViewProvider.viewId}.focus`);
   }
@@ -126,6 +144,12 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
       case 'pickAttachment':
         await this.pickAttachment();
         return;
+      case 'listFiles':
+        this.post({ type: 'files', paths: (await this.workspaceFiles()).map((file) => file.label) });
+        return;
+      case 'chips':
+        this.chips = message.attachments;
+        return;
       case 'codeAction':
         await this.codeAction(message.action, message.code, message.language);
         return;
@@ -139,15 +163,30 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     }
   }
 
+  /** The Add context button: files, or the editor's selection, problems or git diff. */
   private async pickAttachment(): Promise<void> {
-    const files = await vscode.workspace.findFiles('**/*', '{**/node_modules/**,**/.git/**}', 5000);
+    const file = this.editor?.document;
+    const items: (vscode.QuickPickItem & { id?: ContextMention })[] = [
+      { label: '$(file) File…', detail: 'Workspace files, whole' },
+      { label: `$(selection) ${CONTEXT_MENTIONS['#selection']}`, id: '#selection', detail: 'The text selected in the editor when the question is sent' },
+      { label: `$(warning) ${CONTEXT_MENTIONS['#problems']}`, id: '#problems', description: file ? vscode.workspace.asRelativePath(file.uri) : undefined, detail: 'Errors and warnings of the active file' },
+      { label: `$(warning) ${CONTEXT_MENTIONS['#problems:workspace']}`, id: '#problems:workspace', detail: 'Errors and warnings of every file' },
+      { label: `$(git-compare) ${CONTEXT_MENTIONS['#diff']}`, id: '#diff', detail: 'Staged and unstaged changes, from the Git extension' },
+    ];
+    const picked = await vscode.window.showQuickPick(items, { title: 'Tidal: Add Context to the Question' });
+    if (!picked) return;
+    if (picked.id) return this.attach([picked.id]);
+    const files = await vscode.window.showQuickPick(this.workspaceFiles(), { title: 'Tidal: Attach Files to the Question', canPickMany: true, matchOnDescription: true });
+    if (files && files.length > 0) this.attach(files.map((item) => item.label));
+  }
+
+  /** Workspace files by repository path (with several folders the folder's name first; gatherChatContext reads them back). */
+  private async workspaceFiles(): Promise<{ label: string; uri: vscode.Uri }[]> {
+    const files = await vscode.workspace.findFiles('**/*', '{**/node_modules/**,**/.git/**}', MAX_LISTED_FILES);
     const folders = vscode.workspace.workspaceFolders ?? [];
-    // Repository paths: with several folders the folder's name comes first (gatherChatContext reads them back).
-    const items = files
+    return files
       .map((uri) => ({ label: repositoryPathOf(folders, uri) ?? vscode.workspace.asRelativePath(uri, false), uri }))
       .sort((a, b) => a.label.localeCompare(b.label));
-    const picked = await vscode.window.showQuickPick(items, { title: 'Tidal: Attach Files to the Question', canPickMany: true, matchOnDescription: true });
-    if (picked && picked.length > 0) this.post({ type: 'attach', paths: picked.map((item) => item.label) });
   }
 
   private async codeAction(action: CodeAction, code: string, language: string): Promise<void> {
@@ -207,15 +246,16 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     <section class="empty" id="empty">
       <h2>Ask about this repository</h2>
       <p>Tidal answers with your whole workspace in context, on this machine. Nothing leaves it.</p>
-      <p class="hint">The active file and selection come along. Attach more files with <code>#file:path</code> or the Attach button.</p>
+      <p class="hint">The active file and selection come along. Type <code>#</code> or <code>@</code> to attach a file, the selection (<code>#selection</code>), the problems (<code>#problems</code>) or the git diff (<code>#diff</code>), or use the paperclip.</p>
     </section>
   </main>
   <div class="status" id="status" role="status" hidden></div>
   <form id="composer" class="composer">
-    <div class="chips" id="attachments" hidden></div>
+    <div class="chips" id="attachments" aria-label="Attached to the question" hidden></div>
+    <ul class="mention-list" id="mention-list" role="listbox" aria-label="Attach" hidden></ul>
     <textarea id="input" rows="3" placeholder="Ask about the code… (Enter to send, Shift+Enter for a new line)" aria-label="Question"></textarea>
     <div class="composer-actions">
-      <button type="button" class="secondary" id="attach" title="Attach workspace files to the question">Attach…</button>
+      <button type="button" class="secondary icon" id="attach" title="Add context: a file, the selection, problems or the git diff" aria-label="Add context"><svg width="16" height="16" viewBox="0 0 16 16" aria-hidden="true"><path fill="currentColor" d="M10.5 2a2.5 2.5 0 0 1 2.5 2.5v6a4.5 4.5 0 0 1-9 0V5h1v5.5a3.5 3.5 0 0 0 7 0v-6a1.5 1.5 0 0 0-3 0V10a.5.5 0 0 0 1 0V5h1v5a1.5 1.5 0 0 1-3 0V4.5A2.5 2.5 0 0 1 10.5 2z"/></svg></button>
       <span class="spacer"></span>
       <button type="button" class="secondary stop" id="stop" title="Stop generating" hidden>Stop</button>
       <button type="submit" id="send">Send</button>

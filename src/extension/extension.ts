@@ -46,7 +46,7 @@ export interface TidalApi {
   /** The chat, as the panel's user sees it. */
   chat: {
     /** The current conversation's turns. */
-    turns(): { role: 'user' | 'assistant'; text: string; status: string; error?: string }[];
+    turns(): { role: 'user' | 'assistant'; text: string; status: string; error?: string; attachments?: string[] }[];
     /** The last answer: the engine's result and the text streamed to the panel. */
     lastAnswer(): ChatAnswerState | undefined;
     busy(): boolean;
@@ -60,6 +60,12 @@ export interface TidalApi {
     storedTurnCounts(): number[];
     /** Drops the in-memory chat, reads it back from the workspace state and reloads the panel's page. */
     reloadFromStorage(): Promise<void>;
+    /** Adds chips to the composer, as the Add context quick pick does (file paths, '#selection', '#problems', '#diff'). */
+    attach(ids: string[]): void;
+    /** Drives the composer in the panel: sets the text, presses a chip's remove button, presses Send. */
+    composer(action: { text?: string; remove?: string; submit?: boolean }): void;
+    /** The attachments the composer's chips show, as the panel last said. */
+    composerAttachments(): readonly string[];
   };
   /**
    * Inline completions: requests started/finished/cancelled, the last text shown, and the
@@ -89,6 +95,10 @@ export interface ChatAnswerState {
   reusedTokens?: number;
   attention?: { mode: string; attendedFraction: number };
   error?: string;
+  /** The chat messages sent to the engine (the prompt before its chat template). */
+  messages?: { role: string; content: string }[];
+  /** Attachments cut or left out to fit the context. */
+  cutToFit?: string[];
 }
 
 export async function activate(context: vscode.ExtensionContext): Promise<TidalApi> {
@@ -301,7 +311,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
         [model.onDidChange],
       ),
     chat: {
-      turns: () => chatSession.turns.map((turn) => ({ role: turn.role, text: turn.text, status: turn.status, error: turn.error })),
+      turns: () => chatSession.turns.map((turn) => ({ role: turn.role, text: turn.text, status: turn.status, error: turn.error, attachments: turn.attachments })),
       lastAnswer: () => {
         const last = chatSession.lastAnswer;
         if (!last) return undefined;
@@ -317,6 +327,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
           reusedTokens: result?.reusedTokens,
           attention: result?.attention,
           error: last.error,
+          messages: last.messages,
+          cutToFit: turn?.meta?.cutToFit,
         };
       },
       busy: () => chatSession.busy,
@@ -333,6 +345,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
         chatSession = newChatSession();
         await chat.reloadPanel();
       },
+      attach: (ids) => chat.attach(ids),
+      composer: (action) => chat.driveComposer(action),
+      composerAttachments: () => chat.composerAttachments,
     },
     completionStats: () => ({
       ...completions.counters,

@@ -3,6 +3,7 @@
 // what the user does; the messages are typed and checked in src/extension/chatMessages.ts.
 import { parseChatMessage, type ChatToPanel, type PanelToChat, type Turn } from '../../extension/chatMessages';
 import { createMarkdownRenderer, type CodeBlock } from '../markdown';
+import { attachmentLabel, mentionCandidates, mentionQueryAt, type MentionCandidate, type MentionQuery } from '../mentions';
 
 declare function acquireVsCodeApi(): { postMessage(message: unknown): void; getState(): unknown; setState(state: unknown): void };
 
@@ -22,6 +23,7 @@ const stopButton = byId<HTMLButtonElement>('stop');
 const attachButton = byId<HTMLButtonElement>('attach');
 const newChatButton = byId<HTMLButtonElement>('new-chat');
 const chips = byId<HTMLElement>('attachments');
+const mentionList = byId<HTMLUListElement>('mention-list');
 
 let turns: Turn[] = [];
 let busy = false;
@@ -63,7 +65,7 @@ function renderTurn(turn: Turn, isLast: boolean): HTMLElement {
     article.append(element('div', 'body plain', turn.text));
     if (turn.attachments?.length) {
       const list = element('div', 'chips');
-      for (const path of turn.attachments) list.append(element('span', 'chip', path));
+      for (const path of turn.attachments) list.append(element('span', 'chip', attachmentLabel(path)));
       article.append(list);
     }
     return article;
@@ -78,6 +80,7 @@ function renderTurn(turn: Turn, isLast: boolean): HTMLElement {
   }
   article.append(body);
   if (turn.status === 'error') article.append(element('div', 'error-text', turn.error ?? 'The answer failed.'));
+  if (turn.meta?.cutToFit?.length) article.append(element('div', 'meta cut-note', `Attachments cut to fit the context: ${turn.meta.cutToFit.join('; ')}`));
   const footer = element('div', 'turn-footer');
   const meta = describeMeta(turn);
   if (meta) footer.append(element('span', 'meta', meta));
@@ -151,19 +154,95 @@ function renderChips(): void {
   chips.replaceChildren();
   chips.hidden = attachments.length === 0;
   for (const path of attachments) {
+    const label = attachmentLabel(path);
     const chip = element('span', 'chip removable');
-    chip.append(element('span', undefined, path));
+    chip.dataset.attachment = path;
+    chip.title = path;
+    chip.append(element('span', undefined, label));
     const remove = element('button', 'chip-remove', '×');
     remove.type = 'button';
-    remove.title = `Remove ${path}`;
+    remove.title = `Remove ${label}`;
+    remove.setAttribute('aria-label', `Remove ${label}`);
     remove.addEventListener('click', () => {
       attachments = attachments.filter((other) => other !== path);
       renderChips();
+      input.focus();
     });
     chip.append(remove);
     chips.append(chip);
   }
+  send({ type: 'chips', attachments });
 }
+
+// `#` or `@` completion: workspace paths (asked of the extension once per mention typed) and
+// the editor's selection, problems and git diff; the one picked becomes a chip.
+let workspacePaths: string[] | undefined;
+let mention: { query: MentionQuery; items: MentionCandidate[]; active: number } | undefined;
+
+function updateMention(): void {
+  const query = input.selectionStart === input.selectionEnd ? mentionQueryAt(input.value, input.selectionStart) : undefined;
+  if (!query) return closeMention();
+  if (!mention) workspacePaths = undefined;
+  if (workspacePaths === undefined) send({ type: 'listFiles' });
+  const items = mentionCandidates(query.query, workspacePaths ?? []).filter((item) => !attachments.includes(item.id));
+  mention = { query, items, active: Math.min(mention?.active ?? 0, Math.max(0, items.length - 1)) };
+  renderMention();
+}
+
+function closeMention(): void {
+  mention = undefined;
+  mentionList.hidden = true;
+  mentionList.replaceChildren();
+  input.removeAttribute('aria-activedescendant');
+}
+
+function renderMention(): void {
+  if (!mention) return;
+  mentionList.replaceChildren();
+  mentionList.hidden = mention.items.length === 0;
+  mention.items.forEach((item, index) => {
+    const option = element('li', index === mention!.active ? 'mention active' : 'mention', item.label);
+    option.id = `mention-${index}`;
+    option.setAttribute('role', 'option');
+    option.setAttribute('aria-selected', String(index === mention!.active));
+    option.addEventListener('mousedown', (event) => event.preventDefault()); // the input keeps the focus
+    option.addEventListener('click', () => pickMention(index));
+    mentionList.append(option);
+  });
+  if (mention.items.length > 0) input.setAttribute('aria-activedescendant', `mention-${mention.active}`);
+  mentionList.querySelector('.active')?.scrollIntoView({ block: 'nearest' });
+}
+
+function pickMention(index: number): void {
+  const item = mention?.items[index];
+  if (!mention || !item) return;
+  // The typed `#query` gives way to the chip.
+  const cursor = input.selectionStart;
+  input.value = input.value.slice(0, mention.query.start) + input.value.slice(cursor);
+  input.setSelectionRange(mention.query.start, mention.query.start);
+  closeMention();
+  attachments = [...new Set([...attachments, item.id])];
+  renderChips();
+  input.focus();
+}
+
+input.addEventListener('input', updateMention);
+input.addEventListener('blur', closeMention);
+input.addEventListener('keydown', (event) => {
+  if (!mention || mention.items.length === 0) return;
+  const moves: Record<string, number> = { ArrowDown: 1, ArrowUp: -1 };
+  if (event.key in moves) {
+    mention.active = (mention.active + moves[event.key] + mention.items.length) % mention.items.length;
+    renderMention();
+  } else if ((event.key === 'Enter' || event.key === 'Tab') && !event.shiftKey && !event.isComposing) {
+    pickMention(mention.active);
+  } else if (event.key === 'Escape') {
+    closeMention();
+  } else return;
+  // Handled here: not a new line, not a send, not a focus move.
+  event.preventDefault();
+  event.stopImmediatePropagation();
+});
 
 function receive(message: ChatToPanel): void {
   switch (message.type) {
@@ -188,6 +267,15 @@ function receive(message: ChatToPanel): void {
     case 'attach':
       attachments = [...new Set([...attachments, ...message.paths])];
       renderChips();
+      return;
+    case 'files':
+      workspacePaths = message.paths;
+      if (mention) updateMention();
+      return;
+    case 'composer':
+      if (message.text !== undefined) input.value = message.text;
+      if (message.remove !== undefined) chips.querySelector<HTMLElement>(`[data-attachment="${CSS.escape(message.remove)}"] .chip-remove`)?.click();
+      if (message.submit) form.requestSubmit();
       return;
     case 'notice':
       status.hidden = false;

@@ -10,4 +10,10 @@ export const COMMAND_IDS = [
   'tidal.showEngineLog',
   'tidal.showMenu',
   'tidal.setRemoteApiKey',
+  'tidal.inlineEdit',
+  'tidal.acceptHunk',
+  'tidal.rejectHunk',
+  'tidal.acceptAllHunks',
+  'tidal.rejectAllHunks',
+  'tidal.showProposedDiff',
 ] as const;

@@ -19,6 +19,7 @@ import { repositoryName } from './hostRepository';
 import { connectHostRepository } from './hostRepositoryWatch';
 import { completionBudget, readCompletionMode } from './inlineCompletionConfig';
 import { TidalInlineCompletionProvider } from './inlineCompletionProvider';
+import { registerInlineEdit } from './inlineEdit';
 import { LocalBackend, newRequestId } from './localBackend';
 import { ModelController, type ModelState } from './modelController';
 import { registerModelPicker } from './modelPicker';
@@ -259,6 +260,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       vscode.window.setStatusBarMessage(`Tidal: remote API key ${remoteApiKey ? 'stored' : 'removed'}`, 3000);
     }),
   );
+  // Edit Selection with Instruction, a chat code block's Apply, and the hunk review both end in.
+  const inlineEdit = registerInlineEdit({
+    backend,
+    gatherContext: (editor) => gatherChatContext([], editor, model, repositoryFor, settings()),
+    newRequestId: () => newRequestId('edit'),
+  });
+  context.subscriptions.push(...inlineEdit.disposables);
   configureContext();
   refresh();
   void engine.start();

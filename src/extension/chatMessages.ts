@@ -5,6 +5,9 @@
 import type { AnswerMeta, Turn } from '../chat/conversation';
 
 export type CodeAction = 'copy' | 'insert' | 'newFile';
+/** Keys the tests' API may press in the composer. */
+export type ComposerKey = 'Enter' | 'Tab' | 'ArrowDown' | 'ArrowUp' | 'Escape';
+const COMPOSER_KEYS: readonly string[] = ['Enter', 'Tab', 'ArrowDown', 'ArrowUp', 'Escape'];
 
 export type PanelToChat =
   | { type: 'ready' }
@@ -15,8 +18,8 @@ export type PanelToChat =
   | { type: 'pickAttachment' }
   /** The panel wants the workspace's file paths, to complete a `#`/`@` mention. */
   | { type: 'listFiles' }
-  /** The attachments the composer's chips show now (sent whenever they change). */
-  | { type: 'chips'; attachments: string[] }
+  /** The attachments the composer's chips show now, and the ids the `#`/`@` list offers (sent whenever they change). */
+  | { type: 'chips'; attachments: string[]; offered?: string[] }
   | { type: 'codeAction'; action: CodeAction; code: string; language: string }
   /** What the panel shows after a render: each turn's source text, and the page's visible text. */
   | { type: 'rendered'; turns: { role: 'user' | 'assistant'; text: string }[]; visibleText: string };
@@ -35,10 +38,11 @@ export type ChatToPanel =
   /** The workspace's file paths, for `#`/`@` completion (answers listFiles). */
   | { type: 'files'; paths: string[] }
   /**
-   * Drives the composer as a person would (the tests' API): sets the question's text, presses a
-   * chip's remove button (by attachment id), presses Send.
+   * Drives the composer as a person would (the tests' API): types the question's text (the
+   * cursor at its end), presses a key in it, presses a chip's remove button (by attachment id),
+   * presses Send.
    */
-  | { type: 'composer'; text?: string; remove?: string; submit?: boolean }
+  | { type: 'composer'; text?: string; press?: ComposerKey; remove?: string; submit?: boolean }
   | { type: 'notice'; text: string };
 
 export type { AnswerMeta, Turn };
@@ -66,7 +70,8 @@ export function parsePanelMessage(value: unknown): PanelToChat | undefined {
     case 'listFiles':
       return { type: value.type };
     case 'chips':
-      return isPathList(value.attachments) ? { type: 'chips', attachments: value.attachments } : undefined;
+      if (!isPathList(value.attachments) || (value.offered !== undefined && !isPathList(value.offered))) return undefined;
+      return { type: 'chips', attachments: value.attachments, ...(value.offered !== undefined ? { offered: value.offered as string[] } : {}) };
     case 'ask':
       if (!isText(value.text)) return undefined;
       if (value.attachments !== undefined && !isPathList(value.attachments)) return undefined;
@@ -127,9 +132,11 @@ export function parseChatMessage(value: unknown): ChatToPanel | undefined {
       if (value.text !== undefined && !isText(value.text)) return undefined;
       if (value.remove !== undefined && !isText(value.remove, 4096)) return undefined;
       if (value.submit !== undefined && typeof value.submit !== 'boolean') return undefined;
+      if (value.press !== undefined && !COMPOSER_KEYS.includes(value.press as string)) return undefined;
       return {
         type: 'composer',
         ...(value.text !== undefined ? { text: value.text as string } : {}),
+        ...(value.press !== undefined ? { press: value.press as ComposerKey } : {}),
         ...(value.remove !== undefined ? { remove: value.remove as string } : {}),
         ...(value.submit !== undefined ? { submit: value.submit as boolean } : {}),
       };

@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import { repositoryPathOf } from '../context/workspaceFolders';
 
 import { CONTEXT_MENTIONS, type ContextMention } from '../chat/mentions';
-import { MAX_LISTED_FILES, parsePanelMessage, type ChatToPanel, type CodeAction, type PanelToChat } from './chatMessages';
+import { MAX_LISTED_FILES, parsePanelMessage, type ChatToPanel, type CodeAction, type ComposerKey, type PanelToChat } from './chatMessages';
 import type { ChatSession } from '../chat/chatSession';
 
 /** What the panel last said it shows (its report after each render). */
@@ -31,6 +31,8 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
   private readyListeners: (() => void)[] = [];
   /** The attachments the composer's chips show, as the panel last said. */
   private chips: string[] = [];
+  /** The ids the composer's `#`/`@` list offers, as the panel last said (empty: no list). */
+  private offered: string[] = [];
 
   constructor(
     private readonly extensionUri: vscode.Uri,
@@ -90,13 +92,18 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     return this.chips;
   }
 
+  /** The ids the composer's `#`/`@` completion list offers now, best first; empty when it is closed. */
+  get mentionOptions(): readonly string[] {
+    return this.offered;
+  }
+
   /** Adds attachments (file paths or mention ids such as '#selection') to the composer's chips. */
   attach(ids: string[]): void {
     if (ids.length > 0) this.post({ type: 'attach', paths: ids });
   }
 
   /** Drives the composer as a person would: text, a chip's remove button, Send. */
-  driveComposer(action: { text?: string; remove?: string; submit?: boolean }): void {
+  driveComposer(action: { text?: string; press?: ComposerKey; remove?: string; submit?: boolean }): void {
     this.post({ type: 'composer', ...action });
   }
 
@@ -149,6 +156,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
         return;
       case 'chips':
         this.chips = message.attachments;
+        this.offered = message.offered ?? [];
         return;
       case 'codeAction':
         await this.codeAction(message.action, message.code, message.language);

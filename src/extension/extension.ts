@@ -63,10 +63,12 @@ export interface TidalApi {
     reloadFromStorage(): Promise<void>;
     /** Adds chips to the composer, as the Add context quick pick does (file paths, '#selection', '#problems', '#diff'). */
     attach(ids: string[]): void;
-    /** Drives the composer in the panel: sets the text, presses a chip's remove button, presses Send. */
-    composer(action: { text?: string; remove?: string; submit?: boolean }): void;
+    /** Drives the composer in the panel: types the text, presses a key in it ('Enter', 'Tab', 'ArrowDown', …), presses a chip's remove button, presses Send. */
+    composer(action: { text?: string; press?: 'Enter' | 'Tab' | 'ArrowDown' | 'ArrowUp' | 'Escape'; remove?: string; submit?: boolean }): void;
     /** The attachments the composer's chips show, as the panel last said. */
     composerAttachments(): readonly string[];
+    /** The ids the composer's `#`/`@` completion list offers now, best first; empty when it is closed. */
+    mentionOptions(): readonly string[];
   };
   /**
    * Inline completions: requests started/finished/cancelled, the last text shown, and the
@@ -356,6 +358,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       attach: (ids) => chat.attach(ids),
       composer: (action) => chat.driveComposer(action),
       composerAttachments: () => chat.composerAttachments,
+      mentionOptions: () => chat.mentionOptions,
     },
     completionStats: () => ({
       ...completions.counters,

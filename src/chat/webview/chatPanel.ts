@@ -171,7 +171,12 @@ function renderChips(): void {
     chip.append(remove);
     chips.append(chip);
   }
-  send({ type: 'chips', attachments });
+  reportComposer();
+}
+
+/** Tells the extension what the composer offers and holds (the tests' API reads it). */
+function reportComposer(): void {
+  send({ type: 'chips', attachments, ...(mention ? { offered: mention.items.map((item) => item.id) } : {}) });
 }
 
 // `#` or `@` completion: workspace paths (asked of the extension once per mention typed) and
@@ -190,7 +195,9 @@ function updateMention(): void {
 }
 
 function closeMention(): void {
+  const wasOpen = mention !== undefined;
   mention = undefined;
+  if (wasOpen) reportComposer();
   mentionList.hidden = true;
   mentionList.replaceChildren();
   input.removeAttribute('aria-activedescendant');
@@ -211,6 +218,7 @@ function renderMention(): void {
   });
   if (mention.items.length > 0) input.setAttribute('aria-activedescendant', `mention-${mention.active}`);
   mentionList.querySelector('.active')?.scrollIntoView({ block: 'nearest' });
+  reportComposer();
 }
 
 function pickMention(index: number): void {
@@ -273,7 +281,12 @@ function receive(message: ChatToPanel): void {
       if (mention) updateMention();
       return;
     case 'composer':
-      if (message.text !== undefined) input.value = message.text;
+      if (message.text !== undefined) {
+        input.value = message.text;
+        input.setSelectionRange(input.value.length, input.value.length);
+        input.dispatchEvent(new Event('input'));
+      }
+      if (message.press !== undefined) input.dispatchEvent(new KeyboardEvent('keydown', { key: message.press, bubbles: true, cancelable: true }));
       if (message.remove !== undefined) chips.querySelector<HTMLElement>(`[data-attachment="${CSS.escape(message.remove)}"] .chip-remove`)?.click();
       if (message.submit) form.requestSubmit();
       return;

@@ -1,6 +1,7 @@
-// Integration test of mentions in the chat panel: a file, the editor's selection and the active
-// file's problems (a diagnostic this test sets) are attached as chips in the composer, a fourth
-// chip (the git diff) is removed with its × button, the question is sent from the panel, and
+// Integration test of mentions in the chat panel: a file (typed as `#kvc` and picked from the
+// completion list with Enter), the editor's selection and the active file's problems (a
+// diagnostic this test sets) are attached as chips in the composer, a fourth
+// chip (the git diff) is removed with its × button, the question is sent with Enter, and
 // the prompt that went to the engine holds what was attached, under its headers, and nothing
 // of the removed chip. The sent question shows its attachments. Screenshots of the chips and
 // of the sent question.
@@ -47,12 +48,22 @@ test('mentions: a file, the selection and problems attached as chips reach the e
 
     await vscode.commands.executeCommand('tidal.openChat');
     assert.ok(await waitFor(() => api.chat.panel() !== undefined, { timeoutMs: 30_000 }), 'the chat panel never reported a render');
-    // The chat view has the focus now; the selection stays in the editor it was made in.
-    const attached = ['src/kvCache.ts', '#selection', '#problems', '#diff'];
-    api.chat.attach(attached);
-    assert.ok(await waitFor(() => sameList(api.chat.composerAttachments(), attached), { timeoutMs: 30_000 }), `chips: ${JSON.stringify(api.chat.composerAttachments())}`);
+    const turnsAtStart = api.chat.turns().length;
+    // The file through `#` completion, typed in the composer: the list offers the file first, Enter picks it.
     const question = 'How do these fit together?';
-    api.chat.composer({ text: question });
+    api.chat.composer({ text: `${question} #kvc` });
+    const offered = await waitFor(() => (api.chat.mentionOptions()[0] === 'src/kvCache.ts' ? api.chat.mentionOptions() : undefined), { timeoutMs: 30_000 });
+    assert.ok(offered, `the # list offers ${JSON.stringify(api.chat.mentionOptions())}`);
+    const completion = await captureWorkbench('mentions-completion', { waitForChatView: true });
+    if (completion) assert.ok(normalise(completion.workbench.chatWebviewText).includes('src/kvCache.ts'), 'the # list is not shown');
+    api.chat.composer({ press: 'Enter' });
+    assert.ok(await waitFor(() => sameList(api.chat.composerAttachments(), ['src/kvCache.ts']) && api.chat.mentionOptions().length === 0, { timeoutMs: 30_000 }), `chips after Enter: ${JSON.stringify(api.chat.composerAttachments())}`);
+    assert.equal(api.chat.turns().length, turnsAtStart, 'Enter in the # list sent the question');
+
+    // The rest as the paperclip's quick pick adds them. The chat view has the focus now; the selection stays in the editor it was made in.
+    const attached = ['src/kvCache.ts', '#selection', '#problems', '#diff'];
+    api.chat.attach(attached.slice(1));
+    assert.ok(await waitFor(() => sameList(api.chat.composerAttachments(), attached), { timeoutMs: 30_000 }), `chips: ${JSON.stringify(api.chat.composerAttachments())}`);
     const withChips = await captureWorkbench('mentions-chips', { waitForChatView: true });
 
     // The git diff chip's × button, pressed in the panel.
@@ -61,7 +72,7 @@ test('mentions: a file, the selection and problems attached as chips reach the e
     assert.ok(await waitFor(() => sameList(api.chat.composerAttachments(), kept), { timeoutMs: 30_000 }), `chips after removing: ${JSON.stringify(api.chat.composerAttachments())}`);
 
     const turnsBefore = api.chat.turns().length;
-    api.chat.composer({ submit: true });
+    api.chat.composer({ press: 'Enter' });
     // The question is asked; once the engine has streamed a first chunk it has the prompt, and the answer is stopped.
     const started = await waitFor(() => {
       const answer = api.chat.lastAnswer();

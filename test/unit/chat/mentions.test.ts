@@ -238,4 +238,8 @@ test('composer messages: files, chips and composer actions are checked', () => {
   assert.deepEqual(parseChatMessage({ type: 'composer', remove: '#diff', submit: true }), { type: 'composer', remove: '#diff', submit: true });
   assert.equal(parseChatMessage({ type: 'composer', submit: 'yes' }), undefined);
   assert.equal(parseChatMessage({ type: 'composer', text: 5 }), undefined);
+  assert.deepEqual(parseChatMessage({ type: 'composer', text: '#kv', press: 'Tab' }), { type: 'composer', text: '#kv', press: 'Tab' });
+  assert.equal(parseChatMessage({ type: 'composer', press: 'Delete' }), undefined);
+  assert.deepEqual(parsePanelMessage({ type: 'chips', attachments: [], offered: ['#selection'] }), { type: 'chips', attachments: [], offered: ['#selection'] });
+  assert.equal(parsePanelMessage({ type: 'chips', attachments: [], offered: [''] }), undefined);
 });

@@ -22,7 +22,7 @@ export type PanelToChat =
   | { type: 'chips'; attachments: string[]; offered?: string[] }
   | { type: 'codeAction'; action: CodeAction; code: string; language: string }
   /** What the panel shows after a render: each turn's source text, and the page's visible text. */
-  | { type: 'rendered'; turns: { role: 'user' | 'assistant'; text: string }[]; visibleText: string };
+  | { type: 'rendered'; turns: { role: 'user' | 'assistant'; text: string }[]; visibleText: string; draft?: string };
 
 export type ChatToPanel =
   | { type: 'engine'; summary: string }
@@ -43,6 +43,8 @@ export type ChatToPanel =
    * presses Send.
    */
   | { type: 'composer'; text?: string; press?: ComposerKey; remove?: string; submit?: boolean }
+  /** Text added to the question being written (an editor selection, quoted). */
+  | { type: 'draft'; text: string }
   | { type: 'notice'; text: string };
 
 export type { AnswerMeta, Turn };
@@ -87,7 +89,8 @@ export function parsePanelMessage(value: unknown): PanelToChat | undefined {
         if (!isRecord(turn) || (turn.role !== 'user' && turn.role !== 'assistant') || !isText(turn.text)) return undefined;
         turns.push({ role: turn.role, text: turn.text });
       }
-      return { type: 'rendered', turns, visibleText: value.visibleText };
+      if (value.draft !== undefined && !isText(value.draft)) return undefined;
+      return { type: 'rendered', turns, visibleText: value.visibleText, ...(value.draft !== undefined ? { draft: value.draft as string } : {}) };
     }
     default:
       return undefined;
@@ -142,6 +145,8 @@ export function parseChatMessage(value: unknown): ChatToPanel | undefined {
       };
     case 'notice':
       return typeof value.text === 'string' ? { type: 'notice', text: value.text } : undefined;
+    case 'draft':
+      return isText(value.text) ? { type: 'draft', text: value.text } : undefined;
     default:
       return undefined;
   }

@@ -15,6 +15,8 @@ import type { ChatSession } from '../chat/chatSession';
 export interface PanelSnapshot {
   turns: { role: 'user' | 'assistant'; text: string }[];
   visibleText: string;
+  /** The question being written in the composer. */
+  draft: string;
   /** Length of the last turn's text in each report so far (the last 500), to see an answer grow. */
   lastTurnLengths: number[];
 }
@@ -33,6 +35,9 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
   private chips: string[] = [];
   /** The ids the composer's `#`/`@` list offers, as the panel last said (empty: no list). */
   private offered: string[] = [];
+  /** Whether the panel's page has said it is ready (messages posted before that are lost). */
+  private pageReady = false;
+  private pendingDrafts: string[] = [];
 
   constructor(
     private readonly extensionUri: vscode.Uri,
@@ -49,6 +54,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
 
   resolveWebviewView(view: vscode.WebviewView): void {
     this.view = view;
+    this.pageReady = false;
     view.webview.options = {
       enableScripts: true,
       localResourceRoots: [vscode.Uri.joinPath(this.extensionUri, 'media'), vscode.Uri.joinPath(this.extensionUri, 'dist')],
@@ -87,6 +93,13 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     await this.session().ask(question, attachments);
   }
 
+  /** Shows the panel and adds `text` to the question being written there (not sent). */
+  async addToDraft(text: string): Promise<void> {
+    await this.reveal();
+    if (this.view && this.pageReady) this.post({ type: 'draft', text });
+    else this.pendingDrafts.push(text);
+  }
+
   /** The attachments the composer's chips show, as the panel last said. */
   get composerAttachments(): readonly string[] {
     return this.chips;
@@ -116,6 +129,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     if (!this.view) return;
     const ready = new Promise<void>((resolve) => this.readyListeners.push(resolve));
     this.snapshot = undefined;
+    this.pageReady = false;
     this.view.webview.html = this.html(this.view.webview);
     await ready;
   }
@@ -132,8 +146,10 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     const session = this.session();
     switch (message.type) {
       case 'ready':
+        this.pageReady = true;
         this.refreshEngine();
         session.showConversation();
+        for (const text of this.pendingDrafts.splice(0)) this.post({ type: 'draft', text });
         for (const listener of this.readyListeners.splice(0)) listener();
         return;
       case 'ask':
@@ -165,6 +181,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
         this.snapshot = {
           turns: message.turns,
           visibleText: message.visibleText,
+          draft: message.draft ?? '',
           lastTurnLengths: [...(this.snapshot?.lastTurnLengths ?? []), message.turns.at(-1)?.text.length ?? 0].slice(-500),
         };
         return;

@@ -20,12 +20,14 @@ import { connectHostRepository } from './hostRepositoryWatch';
 import { completionBudget, readCompletionMode } from './inlineCompletionConfig';
 import { TidalInlineCompletionProvider } from './inlineCompletionProvider';
 import { registerInlineEdit } from './inlineEdit';
+import { registerLanguageModelProvider } from './languageModelProvider';
 import { LocalBackend, newRequestId } from './localBackend';
 import { ModelController, type ModelState } from './modelController';
 import { registerModelPicker } from './modelPicker';
 import { RepositoryContext } from './repositoryContext';
 import { repositoryPartFor } from './repositoryPart';
 import { RemoteBackend } from './remoteBackend';
+import { registerSelectionCommands } from './selectionCommands';
 import { readSettings, type TidalSettings } from './settings';
 import { TidalStatusBar } from './statusBar';
 
@@ -247,6 +249,16 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     ...registerModelPicker(context, log),
     context.secrets.onDidChange(async (event) => {
       if (event.key === REMOTE_KEY_SECRET) remoteApiKey = (await context.secrets.get(REMOTE_KEY_SECRET)) || undefined;
+    ...registerSelectionCommands(chat),
+    ...registerLanguageModelProvider({
+      backend,
+      model: () => model.state,
+      onDidChangeModel: model.onDidChange,
+      repositoryFor,
+      repoName: () => repositoryName(vscode.workspace.workspaceFolders ?? [], vscode.workspace.name),
+      newRequestId: () => newRequestId('lm'),
+      log,
+    }),
     }),
     vscode.commands.registerCommand('tidal.setRemoteApiKey', async () => {
       const value = await vscode.window.showInputBox({

@@ -99,7 +99,7 @@ let reportTimer: ReturnType<typeof setTimeout> | undefined;
 function report(): void {
   clearTimeout(reportTimer);
   reportTimer = setTimeout(() => {
-    send({ type: 'rendered', turns: turns.map((turn) => ({ role: turn.role, text: turn.text })), visibleText: messages.innerText });
+    send({ type: 'rendered', turns: turns.map((turn) => ({ role: turn.role, text: turn.text })), visibleText: messages.innerText, draft: input.value });
   }, 50);
 }
 
@@ -289,6 +289,11 @@ function receive(message: ChatToPanel): void {
       if (message.press !== undefined) input.dispatchEvent(new KeyboardEvent('keydown', { key: message.press, bubbles: true, cancelable: true }));
       if (message.remove !== undefined) chips.querySelector<HTMLElement>(`[data-attachment="${CSS.escape(message.remove)}"] .chip-remove`)?.click();
       if (message.submit) form.requestSubmit();
+      return;
+    case 'draft':
+      input.value = input.value.trim() ? `${input.value.trimEnd()}\n\n${message.text}` : message.text;
+      input.focus();
+      report();
       return;
     case 'notice':
       status.hidden = false;

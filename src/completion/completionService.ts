@@ -167,6 +167,14 @@ export class CompletionService {
     this.cache.clear(documentKey);
   }
 
+  /** Drops the last outcome's figures (another model is loading: they describe the old one). */
+  forgetFigures(): void {
+    this.last = undefined;
+    this.lastFromEngine = undefined;
+    this.lastError = undefined;
+    for (const listener of this.listeners) listener();
+  }
+
   /**
    * Computes the prompt of a completion at `request`'s cursor ahead of time (the editor
    * switched to a file): the engine prefills it in the background, so the first completion

@@ -194,6 +194,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       contextTokens: completions.lastFromEngine?.result?.promptTokens,
       lastLatencyMs: completions.lastFromEngine?.totalMs,
       lastFirstTokenMs: completions.lastFromEngine?.firstTokenMs,
+      lastTokens: completions.lastFromEngine?.result?.tokens,
+      lastDecodeMs: completions.lastFromEngine?.result?.timings.decodeMs,
       lastError: completions.lastError,
       remoteUrl: current.backend === 'remote' ? current.remoteUrl : undefined,
       repository: hostRenders() ? hostRepository.status : undefined,
@@ -214,6 +216,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     vscode.window.registerWebviewViewProvider(ChatViewProvider.viewId, chat, { webviewOptions: { retainContextWhenHidden: true } }),
     engine.onDidChangeStatus(refresh),
     model.onDidChange((state) => {
+      if (state.state === 'loading') completions.forgetFigures();
       refresh();
       if (state.state === 'ready') configureContext();
     }),

@@ -15,6 +15,18 @@ export function timeLeft(etaMs: number | undefined): string | undefined {
   return seconds < 90 ? `${seconds} s` : `${Math.round(seconds / 60)} min`;
 }
 
+/** A duration as a person reads it: 80 → "80 ms", 5_400 → "5.4 s", 54_197 → "54 s", 125_000 → "2 min 5 s". */
+export function humanDuration(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return '–';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 9950) return `${(ms / 1000).toFixed(1)} s`;
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 60) return `${seconds} s`;
+  const minutes = Math.floor(seconds / 60);
+  const rest = seconds % 60;
+  return rest === 0 ? `${minutes} min` : `${minutes} min ${rest} s`;
+}
+
 /**
  * The status bar text while the repository is being read or warmed up, which then replaces
  * the usual text; undefined in the other states.

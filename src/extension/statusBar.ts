@@ -8,7 +8,11 @@ import * as vscode from 'vscode';
 import type { RepositoryStatus } from '../engine/protocol';
 import type { EngineStatus } from './engineClient';
 import type { ModelState } from './modelController';
-import { compactCount, repositoryProgressText, repositoryTooltipLine } from './repositoryStatusText';
+import { compactCount, humanDuration, repositoryProgressText, repositoryTooltipLine } from './repositoryStatusText';
+
+/** What the tooltip says about the embedded model, with a link to choose a real one. */
+export const DEMO_MODEL_NOTE =
+  'tidal-code-mini, the embedded **demo** model: it is there to try the extension out, and its answers are not useful. [Select a real model](command:tidal.selectModel)';
 
 /** What the inline completions add to the status bar. */
 export interface CompletionActivity {
@@ -17,6 +21,9 @@ export interface CompletionActivity {
   contextTokens?: number;
   lastLatencyMs?: number;
   lastFirstTokenMs?: number;
+  /** Tokens the last completion generated, and the engine's decode time for them. */
+  lastTokens?: number;
+  lastDecodeMs?: number;
   lastError?: string;
   /** Set when tidal.backend is 'remote': the server's URL. */
   remoteUrl?: string;
@@ -76,10 +83,16 @@ export class TidalStatusBar implements vscode.Disposable {
         const figures = activityFigures(activity);
         this.item.text = `${repositoryProgressText(repository) ?? `${icon} Tidal ${backend}${figures.short}`}${completions}`;
         const tooltip = new vscode.MarkdownString(undefined, true);
+        tooltip.isTrusted = { enabledCommands: ['tidal.selectModel', 'tidal.showMenu'] };
         tooltip.appendMarkdown(`**Tidal Code** — ${activity?.busy ? 'busy (completing)' : 'ready'}\n\n`);
-        tooltip.appendMarkdown(`Model: ${model.embedded ? 'tidal-code-mini (embedded)' : model.loaded.modelDir} on ${backend}${gpu}\n\n`);
+        if (model.embedded) tooltip.appendMarkdown(`Model: ${DEMO_MODEL_NOTE}\n\n`);
+        else tooltip.appendMarkdown('Model: ').appendText(model.loaded.modelDir).appendMarkdown('\n\n');
+        const device = model.loaded.model.backend === 'cuda' && status.info?.cuda.deviceName ? `GPU (${status.info.cuda.deviceName})` : model.loaded.model.backend === 'cuda' ? 'GPU' : 'CPU';
+        tooltip.appendText(`Runs on: ${device}${gpu}`).appendMarkdown('\n\n');
         const repositoryLine = repositoryTooltipLine(repository);
         if (repositoryLine) tooltip.appendText(repositoryLine).appendMarkdown('\n\n');
+        const share = repositoryShare(repository);
+        if (share) tooltip.appendText(share).appendMarkdown('\n\n');
         for (const line of figures.lines) tooltip.appendMarkdown(`${line}\n\n`);
         tooltip.appendMarkdown(`Inline completions: ${completionsEnabled ? 'on' : 'off'} — click for options`);
         this.item.tooltip = tooltip;
@@ -110,10 +123,28 @@ function activityFigures(activity: CompletionActivity | undefined): { short: str
     lines.push(`Context in use: ${activity.contextTokens.toLocaleString('en-US')} tokens`);
   }
   if (activity.lastLatencyMs !== undefined) {
-    parts.push(`${Math.round(activity.lastLatencyMs)} ms`);
-    const first = activity.lastFirstTokenMs !== undefined ? `, first token ${Math.round(activity.lastFirstTokenMs)} ms` : '';
-    lines.push(`Last completion: ${Math.round(activity.lastLatencyMs)} ms${first}`);
+    parts.push(humanDuration(activity.lastLatencyMs));
+    const first = activity.lastFirstTokenMs !== undefined ? `, first token after ${humanDuration(activity.lastFirstTokenMs)}` : '';
+    const rate = tokensPerSecond(activity.lastTokens, activity.lastDecodeMs);
+    const generated = activity.lastTokens !== undefined ? `, ${activity.lastTokens} token${activity.lastTokens === 1 ? '' : 's'}${rate ? ` at ${rate}` : ''}` : '';
+    lines.push(`Last completion: ${humanDuration(activity.lastLatencyMs)}${first}${generated}`);
   }
   if (activity.lastError) lines.push(`Last completion failed: ${activity.lastError}`);
   return { short: parts.length > 0 ? ` · ${parts.join(' · ')}` : '', lines };
+}
+
+/** "42 tokens/s" from a decode of `tokens` in `ms`; undefined when too short to say. */
+export function tokensPerSecond(tokens: number | undefined, ms: number | undefined): string | undefined {
+  if (tokens === undefined || ms === undefined || tokens < 2 || !(ms > 0)) return undefined;
+  const rate = (tokens / ms) * 1000;
+  return `${rate >= 100 ? Math.round(rate) : rate.toFixed(1)} tokens/s`;
+}
+
+/** The repository's share in the prompt: "In the prompt: 120 of 123 repository files (98%)". */
+export function repositoryShare(status: RepositoryStatus | undefined): string | undefined {
+  if (status?.state !== 'ready') return undefined;
+  const all = status.files + status.droppedFiles;
+  if (all === 0) return undefined;
+  const percent = Math.floor((status.files / all) * 100);
+  return `In the prompt: ${status.files.toLocaleString('en-US')} of ${all.toLocaleString('en-US')} repository files (${percent}%)`;
 }

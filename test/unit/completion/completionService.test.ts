@@ -347,3 +347,18 @@ test('every engine request started ends as finished, cancelled or failed, also w
   assert.ok(c.started > 0);
   assert.equal(c.started, c.finished + c.cancelled + c.failed, JSON.stringify(c));
 });
+
+test("forgetFigures drops the last outcome's figures (a model change) and tells the listeners", async () => {
+  const { backend } = scriptedBackend(['x + 1']);
+  const completions = service(backend);
+  let told = 0;
+  completions.onDidChange(() => told++);
+  await completions.complete(at('let y = |;\n'));
+  assert.equal(completions.lastFromEngine?.result?.promptTokens, 100);
+  const before = told;
+  completions.forgetFigures();
+  assert.equal(completions.last, undefined);
+  assert.equal(completions.lastFromEngine, undefined);
+  assert.equal(completions.lastError, undefined);
+  assert.equal(told, before + 1);
+});

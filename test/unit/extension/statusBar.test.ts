@@ -35,11 +35,12 @@ loader._load = function (request: string, ...rest: unknown[]) {
 };
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { TidalStatusBar } = require('../../../src/extension/statusBar') as typeof import('../../../src/extension/statusBar');
+const { TidalStatusBar, DEMO_MODEL_NOTE, repositoryShare, tokensPerSecond } = require('../../../src/extension/statusBar') as typeof import('../../../src/extension/statusBar');
 import type { RepositoryStatus } from '../../../src/engine/protocol';
 import type { EngineStatus } from '../../../src/extension/engineClient';
 import type { ModelState } from '../../../src/extension/modelController';
-import { repositoryProgressText, repositoryTooltipLine, timeLeft } from '../../../src/extension/repositoryStatusText';
+import type { CompletionActivity } from '../../../src/extension/statusBar';
+import { humanDuration, repositoryProgressText, repositoryTooltipLine, timeLeft } from '../../../src/extension/repositoryStatusText';
 
 const engine: EngineStatus = {
   state: 'ready',
@@ -55,9 +56,9 @@ const status = (state: RepositoryStatus['state'], extra: Partial<RepositoryStatu
   state, files: 120, droppedFiles: 3, skippedFiles: 2, totalTokens: 99_000, warmTokens: 45_000, ...extra,
 });
 
-function show(repository: RepositoryStatus | undefined, engineStatus = engine, modelState: ModelState = model) {
+function show(repository: RepositoryStatus | undefined, engineStatus = engine, modelState: ModelState = model, figures: Partial<CompletionActivity> = {}) {
   const bar = new TidalStatusBar();
-  bar.update(engineStatus, true, modelState, { busy: false, contextTokens: 1234, lastLatencyMs: 80, repository });
+  bar.update(engineStatus, true, modelState, { busy: false, contextTokens: 1234, lastLatencyMs: 80, repository, ...figures });
   const item = (bar as unknown as { item: { text: string; tooltip: unknown; backgroundColor?: ThemeColor } }).item;
   const tooltip = typeof item.tooltip === 'string' ? item.tooltip : (item.tooltip as MarkdownString).value;
   return { text: item.text, tooltip, background: item.backgroundColor?.id };
@@ -110,4 +111,64 @@ test('the texts as functions: progress only while reading or warming; times in s
   assert.equal(timeLeft(400), '1 s');
   assert.equal(timeLeft(89_000), '89 s');
   assert.equal(timeLeft(600_000), '10 min');
+});
+
+test('durations read as a person reads them, at every scale and at the unit boundaries', () => {
+  assert.equal(humanDuration(0), '0 ms');
+  assert.equal(humanDuration(80.4), '80 ms');
+  assert.equal(humanDuration(999.4), '999 ms');
+  assert.equal(humanDuration(1000), '1.0 s');
+  assert.equal(humanDuration(5_449), '5.4 s');
+  assert.equal(humanDuration(9_949), '9.9 s');
+  assert.equal(humanDuration(9_950), '10 s');
+  assert.equal(humanDuration(54_197), '54 s');
+  assert.equal(humanDuration(59_499), '59 s');
+  assert.equal(humanDuration(59_500), '1 min');
+  assert.equal(humanDuration(125_000), '2 min 5 s');
+  assert.equal(humanDuration(Number.NaN), '–');
+  assert.equal(humanDuration(-1), '–');
+  // Random durations: the text's number, scaled by its unit, is within rounding of the input.
+  let seed = 0x2545f491;
+  const random = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  for (let i = 0; i < 500; i++) {
+    const ms = random() ** 3 * 600_000;
+    const text = humanDuration(ms);
+    const m = /^(?:(\d+) min(?: (\d+) s)?|([\d.]+) (ms|s))$/.exec(text);
+    assert.ok(m, `${ms} -> ${text}`);
+    const back = m[1] !== undefined ? Number(m[1]) * 60_000 + Number(m[2] ?? 0) * 1000 : Number(m[3]) * (m[4] === 's' ? 1000 : 1);
+    const tolerance = ms < 1000 ? 0.5 : ms < 9950 ? 50 : 500;
+    assert.ok(Math.abs(back - ms) <= tolerance + 1e-9, `${ms} -> ${text} reads as ${back}`);
+  }
+});
+
+test('a long completion shows "54 s", not "54197 ms"; the tooltip gives first token, tokens and their rate', () => {
+  const slow = show(undefined, engine, model, { lastLatencyMs: 54_197, lastFirstTokenMs: 1_250, lastTokens: 24, lastDecodeMs: 800 });
+  assert.equal(slow.text, '$(pulse) Tidal CPU · 1.2K ctx · 54 s');
+  assert.match(slow.tooltip, /Last completion: 54 s, first token after 1\.3 s, 24 tokens at 30\.0 tokens\/s/);
+  assert.equal(tokensPerSecond(1, 10), undefined, 'one token has no rate');
+  assert.equal(tokensPerSecond(10, 0), undefined);
+  assert.equal(tokensPerSecond(300, 1000), '300 tokens/s');
+});
+
+test('the embedded model is called a demo, with a link to select a real one; where it runs is said', () => {
+  const demo = show(undefined);
+  assert.ok(demo.tooltip.includes(DEMO_MODEL_NOTE));
+  assert.match(DEMO_MODEL_NOTE, /demo/);
+  assert.match(DEMO_MODEL_NOTE, /\(command:tidal\.selectModel\)/);
+  assert.match(demo.tooltip, /Runs on: CPU/);
+  const real = show(undefined, engine, { ...model, embedded: false } as ModelState);
+  assert.doesNotMatch(real.tooltip, /demo/);
+  assert.match(real.tooltip, /Model: \/models\/mini/);
+  const gpu = show(undefined, { ...engine, info: { ...engine.info!, cuda: { usable: true, deviceName: 'NVIDIA H100', message: '' } } },
+    { ...model, loaded: { ...(model as { loaded: object }).loaded, model: { backend: 'cuda', maxContext: 8192 } } } as unknown as ModelState);
+  assert.match(gpu.tooltip, /Runs on: GPU \\\(NVIDIA H100\\\)/);
+  assert.equal(gpu.text, '$(pulse) Tidal CUDA · 1.2K ctx · 80 ms');
+});
+
+test("the repository's share of the prompt: files in it of all it has, only once ready", () => {
+  assert.equal(repositoryShare(status('ready', { files: 120, droppedFiles: 3 })), 'In the prompt: 120 of 123 repository files (97%)');
+  assert.equal(repositoryShare(status('ready', { files: 1399, droppedFiles: 1 })), 'In the prompt: 1,399 of 1,400 repository files (99%)', 'never rounds up to 100% while a file is out');
+  assert.equal(repositoryShare(status('ready', { files: 0, droppedFiles: 0 })), undefined);
+  assert.equal(repositoryShare(status('warming')), undefined);
+  assert.match(show(status('ready', { files: 120, droppedFiles: 3 })).tooltip, /In the prompt: 120 of 123 repository files \\\(97%\\\)/);
 });

@@ -249,9 +249,6 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     ...host.disposables,
     hostRepository.onDidChange(updateStatusBar),
     ...registerCommands({ engine, chat, log }),
-    ...registerModelPicker(context, log),
-    context.secrets.onDidChange(async (event) => {
-      if (event.key === REMOTE_KEY_SECRET) remoteApiKey = (await context.secrets.get(REMOTE_KEY_SECRET)) || undefined;
     ...registerSelectionCommands(chat),
     ...registerLanguageModelProvider({
       backend,
@@ -262,6 +259,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       newRequestId: () => newRequestId('lm'),
       log,
     }),
+    ...registerModelPicker(context, log),
+    context.secrets.onDidChange(async (event) => {
+      if (event.key === REMOTE_KEY_SECRET) remoteApiKey = (await context.secrets.get(REMOTE_KEY_SECRET)) || undefined;
     }),
     vscode.commands.registerCommand('tidal.setRemoteApiKey', async () => {
       const value = await vscode.window.showInputBox({

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { cutPromptWindow } from '../../../src/completion/promptWindow';
+import { random as seeded } from '../seededRandom';
 
 function randomDocument(random: () => number, length: number): string {
   const alphabet = 'abc def\n\n  x();{}\t';
@@ -13,15 +14,6 @@ function randomDocument(random: () => number, length: number): string {
   return text;
 }
 
-// A small deterministic generator (mulberry32), so a failure can be replayed.
-function seeded(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('a short document goes in whole', () => {
   const text = 'const a = 1;\nconst b = 2;\n';

@@ -20,16 +20,8 @@ import {
   type RequestMessage,
 } from '../../../src/extension/languageModelMessages';
 import { quoteSelection } from '../../../src/extension/selectionPrompt';
+import { random } from '../seededRandom';
 
-// mulberry32, so a failure can be replayed from its seed.
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const pick = <T>(next: () => number, items: readonly T[]): T => items[Math.floor(next() * items.length)];
 const pieces = ['a', 'def ', 'x = 1', '\n', ' ', '```', '`', 'é', '🚨', '<|im_end|>', '\t', 'return', '  '];
 const randomText = (next: () => number, max: number) => Array.from({ length: Math.floor(next() * max) }, () => pick(next, pieces)).join('');

@@ -7,20 +7,12 @@ import { test } from 'node:test';
 import { detectFimFormat } from '../../../src/engine/fimPrompt';
 import { parseChatRequest, parseCompletionRequest, splitRepoPrompt } from '../../../src/serve/openaiRequest';
 import { StopSequenceFilter } from '../../../src/serve/stopSequences';
+import { random } from '../seededRandom';
 
 const qwenTokens = ['<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>', '<|file_sep|>', '<|repo_name|>', '<|endoftext|>'];
 const qwen = detectFimFormat((token) => qwenTokens.includes(token));
 const limits = { maxTokens: 4096 };
 
-// A small deterministic generator (mulberry32), so failures reproduce.
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomText(next: () => number, length: number): string {
   const alphabet = 'abc xyz{}();\n\n=<>|_/';

@@ -6,21 +6,13 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 import { TextTokenizer } from '../../../src/engine/tokenizer';
+import { random } from '../seededRandom';
 
 const byteLevel = ['models/tidal-code-mini', 'test/fixtures/tokenizers/chatml-byte-bpe'].map((dir) => ({ dir, tokenizer: TextTokenizer.fromDirectory(dir) }));
 // Llama 2 / Mistral style: spaces as "▁", a "▁" in front, byte fallback, no cuts.
 const metaspace = { dir: 'test/fixtures/tokenizers/llama-sp-bpe', tokenizer: TextTokenizer.fromDirectory('test/fixtures/tokenizers/llama-sp-bpe') };
 const tokenizers = [...byteLevel, metaspace];
 
-// A small deterministic generator (mulberry32), so failures reproduce.
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Pieces that stress the places where slices are cut: line breaks, spaces before letters,
 // \r\n, tabs, combining marks, special tokens, letters outside ASCII and the BMP.

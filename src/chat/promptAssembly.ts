@@ -138,7 +138,8 @@ export function cutBlock(title: string, path: string | undefined, content: strin
   }
 }
 
-function fence(content: string): string {
+/** A backtick fence longer than any run of backticks in `content` (at least three). */
+export function fence(content: string): string {
   let ticks = '```';
   while (content.includes(ticks)) ticks += '`';
   return ticks;
@@ -172,17 +173,4 @@ export function clipAround(text: string, line: number | undefined, maxChars: num
     }
   }
   return lines.slice(first, last + 1).join('\n');
-}
-
-/**
- * `#file:path` mentions in a question (paths without spaces; a trailing `.`/`,`/`?`/`)` is
- * punctuation, not part of the path), in order, without repeats.
- */
-export function fileMentions(question: string): string[] {
-  const found: string[] = [];
-  for (const match of question.matchAll(/(?:^|\s)#file:(\S+)/g)) {
-    const path = match[1].replace(/[.,;:!?)\]]+$/, '');
-    if (path && !found.includes(path)) found.push(path);
-  }
-  return found;
 }

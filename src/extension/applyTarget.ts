@@ -14,6 +14,8 @@
 // 4. nothing matches: the block is inserted at the cursor's line.
 // Then the review shows the whole file's change hunk by hunk, so a wrong guess costs a Reject.
 
+import { lineTexts } from './lineDiff';
+
 const PATH_LIKE = /^(?:\.{0,2}\/)?[\w@.+-]+(?:\/[\w@.+-]+)*\.[\w+-]{1,12}$/;
 
 function pathLike(word: string): string | undefined {
@@ -53,23 +55,15 @@ export interface Placement {
   how: 'selection' | 'wholeFile' | 'matchedRegion' | 'cursor';
 }
 
-/** Lines of `text` without line breaks ('' has none). */
-function lineList(text: string): string[] {
-  if (text === '') return [];
-  const lines = text.replace(/\r\n/g, '\n').split('\n');
-  if (lines.at(-1) === '') lines.pop();
-  return lines;
-}
-
 /**
  * Where `code` goes in a file of `fileText`: the lines it replaces. `selection` is the target
  * editor's selection as whole lines ([startLine, endLine)), empty when there is none;
  * `cursorLine` is where to insert when nothing matches.
  */
 export function placeCodeBlock(fileText: string, code: string, selection: { startLine: number; endLine: number } | undefined, cursorLine: number): Placement {
-  const file = lineList(fileText);
+  const file = lineTexts(fileText);
   if (selection && selection.endLine > selection.startLine) return { ...selection, how: 'selection' };
-  const block = lineList(code);
+  const block = lineTexts(code);
   const significant = (lines: string[]) => lines.map((line) => line.trim()).filter((line) => line !== '');
   const fileSig = significant(file);
   const blockSig = significant(block);
@@ -109,7 +103,7 @@ export function replaceLines(fileText: string, placement: { startLine: number; e
   const lines = fileText === '' ? [] : fileText.split(/(?<=\n)/);
   const head = lines.slice(0, placement.startLine).join('');
   const tail = lines.slice(placement.endLine).join('');
-  let body = lineList(code).join(eol);
+  let body = lineTexts(code).join(eol);
   const endsFile = tail === '';
   const fileEndedWithBreak = fileText === '' || fileText.endsWith('\n');
   if (body !== '' && (!endsFile || fileEndedWithBreak)) body += eol;

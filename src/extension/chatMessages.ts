@@ -6,8 +6,8 @@ import type { AnswerMeta, Turn } from '../chat/conversation';
 
 export type CodeAction = 'copy' | 'insert' | 'newFile';
 /** Keys the tests' API may press in the composer. */
-export type ComposerKey = 'Enter' | 'Tab' | 'ArrowDown' | 'ArrowUp' | 'Escape';
-const COMPOSER_KEYS: readonly string[] = ['Enter', 'Tab', 'ArrowDown', 'ArrowUp', 'Escape'];
+const COMPOSER_KEYS = ['Enter', 'Tab', 'ArrowDown', 'ArrowUp', 'Escape'] as const;
+export type ComposerKey = (typeof COMPOSER_KEYS)[number];
 
 export type PanelToChat =
   | { type: 'ready' }
@@ -135,7 +135,7 @@ export function parseChatMessage(value: unknown): ChatToPanel | undefined {
       if (value.text !== undefined && !isText(value.text)) return undefined;
       if (value.remove !== undefined && !isText(value.remove, 4096)) return undefined;
       if (value.submit !== undefined && typeof value.submit !== 'boolean') return undefined;
-      if (value.press !== undefined && !COMPOSER_KEYS.includes(value.press as string)) return undefined;
+      if (value.press !== undefined && !(COMPOSER_KEYS as readonly unknown[]).includes(value.press)) return undefined;
       return {
         type: 'composer',
         ...(value.text !== undefined ? { text: value.text as string } : {}),

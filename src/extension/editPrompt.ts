@@ -3,7 +3,8 @@
 // out of the answer's first fenced block (or the whole answer when it has none), fitted to
 // the selection's indentation and line ending.
 import type { ChatMessageParam } from '../engine/protocol';
-import { clipAround } from '../chat/promptAssembly';
+import { clipAround, fence } from '../chat/promptAssembly';
+import { lineTexts } from './lineDiff';
 
 export const EDIT_SYSTEM_PROMPT =
   'You are Tidal, a coding assistant that rewrites code. You are given a file, the lines selected in it and an ' +
@@ -19,12 +20,6 @@ export interface EditRequest {
   instruction: string;
   /** Characters of the file shown around the selection (the rest is left out). */
   contextChars: number;
-}
-
-function fence(content: string): string {
-  let ticks = '```';
-  while (content.includes(ticks)) ticks += '`';
-  return ticks;
 }
 
 /** The chat messages asking for the selection rewritten per the instruction. */
@@ -83,8 +78,7 @@ const indentOf = (line: string) => /^[ \t]*/.exec(line)![0];
  */
 export function fitToSelection(code: string, selection: string): string {
   const eol = selection.includes('\r\n') ? '\r\n' : '\n';
-  let lines = code.replace(/\r\n/g, '\n').split('\n');
-  if (lines.at(-1) === '') lines.pop();
+  let lines = lineTexts(code);
   const firstSelected = selection.split('\n').find((line) => line.trim() !== '') ?? '';
   const want = indentOf(firstSelected);
   const firstCode = lines.find((line) => line.trim() !== '');

@@ -7,6 +7,7 @@ import * as vscode from 'vscode';
 import { ChatSession } from '../chat/chatSession';
 import { ChatHistory, HISTORY_KEY } from '../chat/historyStore';
 import { gatherChatContext } from '../chat/vscodeChatContext';
+import type { ComposerKey } from './chatMessages';
 import { ChatViewProvider } from './chatViewProvider';
 import { CompletionService, type CompletionCounters } from '../completion/completionService';
 import { completionsOnFor } from '../completion/languageSwitch';
@@ -66,7 +67,7 @@ export interface TidalApi {
     /** Adds chips to the composer, as the Add context quick pick does (file paths, '#selection', '#problems', '#diff'). */
     attach(ids: string[]): void;
     /** Drives the composer in the panel: types the text, presses a key in it ('Enter', 'Tab', 'ArrowDown', …), presses a chip's remove button, presses Send. */
-    composer(action: { text?: string; press?: 'Enter' | 'Tab' | 'ArrowDown' | 'ArrowUp' | 'Escape'; remove?: string; submit?: boolean }): void;
+    composer(action: { text?: string; press?: ComposerKey; remove?: string; submit?: boolean }): void;
     /** The attachments the composer's chips show, as the panel last said. */
     composerAttachments(): readonly string[];
     /** The ids the composer's `#`/`@` completion list offers now, best first; empty when it is closed. */

@@ -10,6 +10,7 @@ import { buildEditMessages, extractCode, fitToSelection } from './editPrompt';
 import type { GenerationBackend } from './generationBackend';
 import { HunkReview } from './hunkReview';
 import { repositoryParams } from './repositoryPart';
+import { wholeLinesEnd } from './selectionPrompt';
 
 export interface InlineEditDeps {
   backend(): GenerationBackend;
@@ -34,8 +35,7 @@ export function registerInlineEdit(deps: InlineEditDeps): { review: HunkReview; 
     const document = editor.document;
     // Whole lines: from the start of the selection's first line to the start of the line after its last.
     const selection = editor.selection;
-    const endLine = selection.end.character === 0 && selection.end.line > selection.start.line ? selection.end.line : selection.end.line + 1;
-    const range = document.validateRange(new vscode.Range(selection.start.line, 0, endLine, 0));
+    const range = document.validateRange(new vscode.Range(selection.start.line, 0, wholeLinesEnd(selection), 0));
     const instruction =
       typeof instructionArg === 'string'
         ? instructionArg
@@ -103,7 +103,7 @@ export function registerInlineEdit(deps: InlineEditDeps): { review: HunkReview; 
     const editor = await vscode.window.showTextDocument(document);
     const selection = editor.selection.isEmpty
       ? undefined
-      : { startLine: editor.selection.start.line, endLine: editor.selection.end.character === 0 ? editor.selection.end.line : editor.selection.end.line + 1 };
+      : { startLine: editor.selection.start.line, endLine: wholeLinesEnd(editor.selection) };
     const text = document.getText();
     const placement = placeCodeBlock(text, block.code, selection, editor.selection.active.line);
     const started = await review.start(document, replaceLines(text, placement, block.code));

@@ -29,6 +29,14 @@ export function splitLines(text: string): string[] {
   return lines;
 }
 
+/** `text`'s lines without their line breaks ('\r\n' read as '\n'; '' is no lines, a final break starts none). */
+export function lineTexts(text: string): string[] {
+  if (text === '') return [];
+  const lines = text.replace(/\r\n/g, '\n').split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  return lines;
+}
+
 /** The hunks that turn `original` into `proposed`, in order, none adjacent to another. */
 export function diffLines(original: readonly string[], proposed: readonly string[]): LineHunk[] {
   let head = 0;

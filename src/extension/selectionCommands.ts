@@ -4,7 +4,7 @@ import * as vscode from 'vscode';
 
 import { repositoryPathOf } from '../context/workspaceFolders';
 import type { ChatViewProvider } from './chatViewProvider';
-import { askAboutSelectionPrompt, explainSelectionPrompt, quoteSelection, type QuotedSelection } from './selectionPrompt';
+import { askAboutSelectionPrompt, explainSelectionPrompt, quoteSelection, wholeLinesEnd, type QuotedSelection } from './selectionPrompt';
 
 /** The active editor's selection, quoted; undefined (after saying why) when there is none. */
 function currentSelection(): QuotedSelection | undefined {
@@ -16,9 +16,7 @@ function currentSelection(): QuotedSelection | undefined {
   const { document, selection } = editor;
   const folders = vscode.workspace.workspaceFolders ?? [];
   const path = (document.uri.scheme === 'file' ? repositoryPathOf(folders, document.uri) : undefined) ?? vscode.workspace.asRelativePath(document.uri, false);
-  // A selection ending at column 0 ends on the line before.
-  const endLine = selection.end.character === 0 && selection.end.line > selection.start.line ? selection.end.line : selection.end.line + 1;
-  return { path, language: document.languageId, text: document.getText(selection), startLine: selection.start.line + 1, endLine };
+  return { path, language: document.languageId, text: document.getText(selection), startLine: selection.start.line + 1, endLine: wholeLinesEnd(selection) };
 }
 
 export function registerSelectionCommands(chat: ChatViewProvider): vscode.Disposable[] {

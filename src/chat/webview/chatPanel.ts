@@ -182,13 +182,20 @@ function reportComposer(): void {
 // `#` or `@` completion: workspace paths (asked of the extension once per mention typed) and
 // the editor's selection, problems and git diff; the one picked becomes a chip.
 let workspacePaths: string[] | undefined;
+let workspacePathsAsked = false;
 let mention: { query: MentionQuery; items: MentionCandidate[]; active: number } | undefined;
 
 function updateMention(): void {
   const query = input.selectionStart === input.selectionEnd ? mentionQueryAt(input.value, input.selectionStart) : undefined;
   if (!query) return closeMention();
-  if (!mention) workspacePaths = undefined;
-  if (workspacePaths === undefined) send({ type: 'listFiles' });
+  if (!mention) {
+    workspacePaths = undefined;
+    workspacePathsAsked = false;
+  }
+  if (!workspacePathsAsked) {
+    workspacePathsAsked = true;
+    send({ type: 'listFiles' });
+  }
   const items = mentionCandidates(query.query, workspacePaths ?? []).filter((item) => !attachments.includes(item.id));
   mention = { query, items, active: Math.min(mention?.active ?? 0, Math.max(0, items.length - 1)) };
   renderMention();

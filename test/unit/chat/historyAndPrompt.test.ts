@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import type { Conversation, Turn } from '../../../src/chat/conversation';
 import { priorExchanges } from '../../../src/chat/conversation';
 import { bound, ChatHistory, HISTORY_KEY, readHistory } from '../../../src/chat/historyStore';
-import { buildChatMessages, clipAround, fileMentions, SYSTEM_PROMPT } from '../../../src/chat/promptAssembly';
+import { parseMentions } from '../../../src/chat/mentions';
+import { buildChatMessages, clipAround, SYSTEM_PROMPT } from '../../../src/chat/promptAssembly';
 
 const turn = (role: Turn['role'], text: string, status: Turn['status'] = 'done'): Turn => ({ id: `${role}-${text}`, role, text, status });
 const conversation = (id: string, texts: string[]): Conversation => ({ id, createdAt: 1, turns: texts.map((text, i) => turn(i % 2 === 0 ? 'user' : 'assistant', text)) });
@@ -79,7 +80,7 @@ test('chat messages: system prompt, newest exchanges that fit, then editor conte
   assert.equal(buildChatMessages([], 'Hi', { attached: [] }, 100).at(-1)!.content, 'Hi');
 });
 
-test('clipAround keeps whole lines around the given line; fileMentions finds #file: paths', () => {
+test('clipAround keeps whole lines around the given line; parseMentions finds #file: paths', () => {
   const text = Array.from({ length: 100 }, (_, i) => `line ${i + 1}`).join('\n');
   const clip = clipAround(text, 50, 60);
   assert.ok(clip.includes('line 50'), clip);
@@ -87,7 +88,7 @@ test('clipAround keeps whole lines around the given line; fileMentions finds #fi
   assert.ok(text.includes(clip), 'a contiguous excerpt');
   assert.equal(clipAround(text, 1, 7), 'line 1');
   assert.equal(clipAround('abcdefgh', 1, 3), 'abc');
-  assert.deepEqual(fileMentions('see #file:src/a.ts, and #file:b.py? also #file:src/a.ts x#file:no'), ['src/a.ts', 'b.py']);
-  assert.deepEqual(fileMentions('#file:README.md'), ['README.md']);
-  assert.deepEqual(fileMentions('no mentions #filename'), []);
+  assert.deepEqual(parseMentions('see #file:src/a.ts, and #file:b.py? also #file:src/a.ts x#file:no'), ['src/a.ts', 'b.py']);
+  assert.deepEqual(parseMentions('#file:README.md'), ['README.md']);
+  assert.deepEqual(parseMentions('no mentions #filename'), []);
 });

@@ -6,16 +6,11 @@ import { test } from 'node:test';
 
 import { codeBlockPath, placeCodeBlock, replaceLines } from '../../../src/extension/applyTarget';
 import { extractCode, fitToSelection } from '../../../src/extension/editPrompt';
-import { applyHunks, diffLines, splitLines } from '../../../src/extension/lineDiff';
+import { applyHunks, diffLines, lineTexts, splitLines } from '../../../src/extension/lineDiff';
 import { PendingEdit } from '../../../src/extension/pendingEdit';
+import { wholeLinesEnd } from '../../../src/extension/selectionPrompt';
+import { random } from '../seededRandom';
 
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state * 1664525 + 1013904223) >>> 0;
-    return state / 2 ** 32;
-  };
-}
 
 function randomText(next: () => number, maxLines: number): string {
   const count = Math.floor(next() * (maxLines + 1));
@@ -124,4 +119,23 @@ test('placeCodeBlock: selection, whole file, matched region, else the cursor', (
   assert.equal(replaceLines(file, region, 'def g():\n    return 3'), file.replace('return 2', 'return 3'));
   assert.deepEqual(placeCodeBlock(file, 'z = 1\n', undefined, 8), { startLine: 8, endLine: 8, how: 'cursor' });
   assert.equal(replaceLines('a\nb', { startLine: 2, endLine: 2 }, 'c\n'), 'a\nb\nc');
+});
+
+test('lineTexts is splitLines without the line breaks, on random texts with LF, CRLF and no final break', () => {
+  const next = random(77);
+  const pieces = ['a', 'bc', ' ', '\n', '\r\n', '\t', 'x = 1'];
+  for (let round = 0; round < 300; round += 1) {
+    const text = Array.from({ length: Math.floor(next() * 12) }, () => pieces[Math.floor(next() * pieces.length)]).join('');
+    assert.deepEqual(lineTexts(text), splitLines(text).map((line) => line.replace(/\r?\n$/, '')), JSON.stringify(text));
+  }
+  assert.deepEqual(lineTexts(''), []);
+  assert.deepEqual(lineTexts('\n'), ['']);
+});
+
+test('a selection as whole lines ends after its last line, or before a line it only touches at column 0', () => {
+  const at = (startLine: number, endLine: number, character: number) => wholeLinesEnd({ start: { line: startLine }, end: { line: endLine, character } });
+  assert.equal(at(3, 5, 4), 6);
+  assert.equal(at(3, 5, 0), 5, 'ends at the start of line 5: lines 3-4');
+  assert.equal(at(3, 3, 0), 4, 'an empty selection at column 0 is its own line');
+  assert.equal(at(3, 3, 7), 4);
 });

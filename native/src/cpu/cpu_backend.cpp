@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 #include "cpu/attention.h"
@@ -15,6 +16,7 @@
 #include "cpu/swiglu.h"
 #include "cpu/thread_pool.h"
 #include "cpu/token_selection.h"
+#include "engine/decoder.h"
 #include "tidal/error.h"
 
 namespace tidal {
@@ -25,6 +27,7 @@ using cpu::KvHeadView;
 using cpu::kKvPageTokens;
 using cpu::MatrixView;
 using cpu::PagedKvCache;
+static_assert(kKvPageTokens == kQuestPageTokens, "Quest pages are the cache's pages");
 
 // One matrix of a fused group of linear layers that read the same input.
 struct LinearJob {
@@ -60,7 +63,7 @@ T* sized(std::vector<T>& buffer, int64_t count) {
   return buffer.data();
 }
 
-class CpuBackend final : public Backend {
+class CpuBackend final : public Backend, public DecoderOps {
  public:
   CpuBackend(const ModelConfig& config, const ModelWeights& weights, const CpuBackendOptions& options)
       : config_(config),
@@ -71,8 +74,7 @@ class CpuBackend final : public Backend {
         inverse_frequencies_(cpu::rope_inverse_frequencies(config.head_dim, config.rope_theta, rope_scaling(config))),
         thread_scores_(static_cast<size_t>(pool_.size())),
         thread_indices_(static_cast<size_t>(pool_.size())),
-        thread_floats_(static_cast<size_t>(pool_.size())),
-        thread_attended_(static_cast<size_t>(pool_.size())) {}
+        thread_floats_(static_cast<size_t>(pool_.size())) {}
 
   const char* name() const override { return "cpu"; }
   int threads() const override { return pool_.size(); }
@@ -112,29 +114,44 @@ class CpuBackend final : public Backend {
                LogitsWanted wanted, float* logits, ForwardStats* stats, const std::atomic<bool>* cancel) override {
     if (count <= 0) return;
     auto& cache = dynamic_cast<PagedKvCache&>(cache_base);
-    const int64_t start = cache.length();
-    cache.reserve(start + count);
+    DecoderPass pass;
+    pass.start = cache.length();
+    pass.count = count;
+    pass.plan = count == 1 ? plan : nullptr;
+    pass.logit_rows = wanted == LogitsWanted::All ? count : wanted == LogitsWanted::Last ? 1 : 0;
+    pass.cancel = count > 1 ? cancel : nullptr;
+    const DecoderRoute route = route_pass(config_, pass);
+    cache.reserve(pass.positions());
+    cache_ = &cache;
+    tokens_ = tokens;
+    logits_ = logits;
     try {
-      run(cache, tokens, count, count == 1 ? plan : nullptr, wanted, logits, stats, count > 1 ? cancel : nullptr);
+      run_decoder(config_, *this, pass, route);
     } catch (...) {
       cache.rollback();
       throw;
     }
-    cache.commit(start + count);
+    cache.commit(pass.positions());
+    if (route.selects) traced_positions_ = pass.positions();
+    add_stats(stats, route.stats);
   }
 
+  // ---- DecoderOps ----
+  void embed(const DecoderPass& pass) override;
+  void rms_norm(Activation in, int64_t layer, NormWeight weight, Activation out, int64_t first_row) override;
+  void linear(int64_t layer, LayerMatrix matrix, Activation in, Activation out, bool accumulate) override;
+  void qkv_rope_append(int64_t layer, const DecoderPass& pass) override;
+  void attend_dense(int64_t layer, const DecoderPass& pass, bool keep_scores) override;
+  void select_top_k(const SelectionSpec& selection) override;
+  void quest_pages(int64_t layer, const QuestSpec& quest) override;
+  void attend_lists(int64_t layer, PositionLists lists, const DecoderPass& pass) override;
+  void swiglu() override;
+  void logits(int64_t rows) override;
+
  private:
-  void run(PagedKvCache& cache, const int32_t* tokens, int64_t count, const AttentionPlan* plan,
-           LogitsWanted wanted, float* logits, ForwardStats* stats, const std::atomic<bool>* cancel);
   void run_linears(const std::vector<LinearJob>& jobs, const float* x, int64_t x_stride, int64_t tokens);
-  void rms_norm_rows(const float* x, const std::vector<float>& weight, int64_t tokens, float* out);
-  void project_qkv(const LayerWeights& layer, int64_t count);
-  void position_encode_and_store(PagedKvCache& cache, int64_t layer_index, const LayerWeights& layer, int64_t start,
-                                 int64_t count);
-  void attention_dense(PagedKvCache& cache, int64_t layer, int64_t start, int64_t count);
-  void attention_select(PagedKvCache& cache, int64_t layer, int64_t positions, const AttentionPlan& plan);
-  void attention_selected(PagedKvCache& cache, int64_t layer);
-  void attention_quest(PagedKvCache& cache, int64_t layer, int64_t positions, const AttentionPlan& plan);
+  // An activation's rows: its first element and the distance between rows.
+  float* rows_of(Activation a, int64_t* stride);
 
   // A share of the attention work: `heads` consecutive query heads of one GQA group
   // (starting at `first_head`) for one token.
@@ -158,22 +175,30 @@ class CpuBackend final : public Backend {
   std::shared_ptr<cpu::KvPagePool> kv_pool_;
   std::vector<float> inverse_frequencies_;
 
-  // Activations of the tokens in flight, row-major [tokens][width].
+  // The pass in flight (set by forward()).
+  PagedKvCache* cache_ = nullptr;
+  const int32_t* tokens_ = nullptr;
+  float* logits_ = nullptr;
+  int64_t count_ = 0;
+
+  // Activations of the tokens in flight, row-major [tokens][width]. Gated is gate_ (swiglu
+  // writes over the gate products); accumulating products go through projected_.
   std::vector<float> hidden_, normed_, q_, k_, v_, attention_out_, projected_, gate_, up_;
   std::vector<float> rope_cos_, rope_sin_;
   // Per-thread scratch: attention scores, index lists, floats.
   std::vector<std::vector<float>> thread_scores_;
   std::vector<std::vector<int32_t>> thread_indices_;
   std::vector<std::vector<float>> thread_floats_;
-  std::vector<int64_t> thread_attended_;
   // Tidal selection of the current decode step: scores [heads][positions] of the last
   // selection layer, and per query head its positions [heads][selected_stride_].
   std::vector<float> selection_scores_;
   std::vector<int32_t> selected_;
   int64_t selected_stride_ = 0;
-  int64_t selected_count_ = 0;  // 0 = no selection yet in this step
   bool selected_shared_by_group_ = false;  // one list per KV head (the per-KV-head policies)
-  int64_t traced_positions_ = 0;  // positions of the last selection made, 0 = none yet
+  int64_t traced_positions_ = 0;           // positions of the last selection made, 0 = none yet
+  // Quest lists of the current layer: per query head [heads][quest_stride_] positions.
+  std::vector<int32_t> quest_positions_;
+  int64_t quest_stride_ = 0, quest_count_ = 0;
 };
 
 void CpuBackend::run_linears(const std::vector<LinearJob>& jobs, const float* x, int64_t x_stride, int64_t tokens) {
@@ -194,29 +219,99 @@ void CpuBackend::run_linears(const std::vector<LinearJob>& jobs, const float* x,
   });
 }
 
-void CpuBackend::rms_norm_rows(const float* x, const std::vector<float>& weight, int64_t tokens, float* out) {
+float* CpuBackend::rows_of(Activation a, int64_t* stride) {
+  switch (a) {
+    case Activation::Residual: *stride = config_.hidden_size; return hidden_.data();
+    case Activation::Normed: *stride = config_.hidden_size; return normed_.data();
+    case Activation::Attention: *stride = q_size(); return attention_out_.data();
+    case Activation::Gated: *stride = config_.intermediate_size; return gate_.data();
+    case Activation::Qkv:
+    case Activation::GateUp: break;  // several matrices: linear() names their buffers
+  }
+  throw std::logic_error("the cpu backend has no single row layout for this activation");
+}
+
+// Sizes the activations for the pass and reads the embedding rows; the RoPE angles of the
+// pass's positions are computed here too, once for every layer.
+void CpuBackend::embed(const DecoderPass& pass) {
+  const int64_t count = pass.count, hidden = config_.hidden_size, inner = config_.intermediate_size;
+  const int64_t half = config_.head_dim / 2;
+  count_ = count;
+  sized(hidden_, count * hidden);
+  sized(normed_, count * hidden);
+  sized(q_, count * q_size());
+  sized(k_, count * kv_size());
+  sized(v_, count * kv_size());
+  sized(attention_out_, count * q_size());
+  sized(projected_, count * hidden);
+  sized(gate_, count * inner);
+  sized(up_, count * inner);
+  sized(rope_cos_, count * half);
+  sized(rope_sin_, count * half);
+  pool_.parallel_for(count, [&](int64_t begin, int64_t end, int) {
+    for (int64_t t = begin; t < end; ++t) {
+      cpu::load_matrix_row(weights_.embed_tokens, tokens_[t], hidden_.data() + t * hidden);
+      cpu::rope_angles(inverse_frequencies_.data(), half, pass.start + t, rope_cos_.data() + t * half,
+                       rope_sin_.data() + t * half);
+    }
+  }, 4);
+}
+
+void CpuBackend::rms_norm(Activation in, int64_t layer, NormWeight which, Activation out, int64_t first_row) {
+  const std::vector<float>& weight =
+      which == NormWeight::Final ? weights_.final_norm
+      : which == NormWeight::Input ? weights_.layers[static_cast<size_t>(layer)].input_norm
+                                   : weights_.layers[static_cast<size_t>(layer)].post_attention_norm;
+  int64_t in_stride = 0, out_stride = 0;
+  const float* x = rows_of(in, &in_stride) + first_row * in_stride;
+  float* y = rows_of(out, &out_stride);
   const int64_t width = static_cast<int64_t>(weight.size());
   const float eps = static_cast<float>(config_.rms_norm_eps);
-  pool_.parallel_for(tokens, [&](int64_t begin, int64_t end, int) {
-    for (int64_t t = begin; t < end; ++t) cpu::rms_norm(x + t * width, weight.data(), width, eps, out + t * width);
+  pool_.parallel_for(count_ - first_row, [&](int64_t begin, int64_t end, int) {
+    for (int64_t t = begin; t < end; ++t)
+      cpu::rms_norm(x + t * in_stride, weight.data(), width, eps, y + t * out_stride);
   }, 8);
 }
 
-void CpuBackend::project_qkv(const LayerWeights& layer, int64_t count) {
-  const int64_t hidden = config_.hidden_size;
+void CpuBackend::linear(int64_t layer_index, LayerMatrix matrix, Activation in, Activation out, bool accumulate) {
+  const LayerWeights& layer = weights_.layers[static_cast<size_t>(layer_index)];
+  const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size;
   auto bias = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
-  run_linears({{&layer.q_proj, bias(layer.q_bias), q_.data(), q_size()},
-               {&layer.k_proj, bias(layer.k_bias), k_.data(), kv_size()},
-               {&layer.v_proj, bias(layer.v_bias), v_.data(), kv_size()}},
-              normed_.data(), hidden, count);
+  int64_t in_stride = 0;
+  const float* x = rows_of(in, &in_stride);
+  std::vector<LinearJob> jobs;
+  switch (matrix) {
+    case LayerMatrix::Qkv:
+      jobs = {{&layer.q_proj, bias(layer.q_bias), q_.data(), q_size()},
+              {&layer.k_proj, bias(layer.k_bias), k_.data(), kv_size()},
+              {&layer.v_proj, bias(layer.v_bias), v_.data(), kv_size()}};
+      break;
+    case LayerMatrix::GateUp:
+      jobs = {{&layer.gate_proj, nullptr, gate_.data(), inner}, {&layer.up_proj, nullptr, up_.data(), inner}};
+      break;
+    case LayerMatrix::O:
+    case LayerMatrix::Down: {
+      int64_t out_stride = 0;
+      float* y = accumulate ? projected_.data() : rows_of(out, &out_stride);
+      const MatrixView& w = matrix == LayerMatrix::O ? layer.o_proj : layer.down_proj;
+      jobs = {{&w, matrix == LayerMatrix::O ? bias(layer.o_bias) : nullptr, y, hidden}};
+      break;
+    }
+  }
+  run_linears(jobs, x, in_stride, count_);
+  if (!accumulate) return;
+  // The residual add: out += projected (the product's rows are `hidden` wide).
+  int64_t out_stride = 0;
+  float* y = rows_of(out, &out_stride);
+  for (int64_t i = 0; i < count_ * hidden; ++i) y[i] += projected_[static_cast<size_t>(i)];
 }
 
 // Qwen3's per-head RMSNorm of q and k, then RoPE, then the new keys and values go into the
 // cache (one thread per KV head, positions in order, so page bounds grow in order).
-void CpuBackend::position_encode_and_store(PagedKvCache& cache, int64_t layer_index, const LayerWeights& layer,
-                                           int64_t start, int64_t count) {
+void CpuBackend::qkv_rope_append(int64_t layer_index, const DecoderPass& pass) {
+  const LayerWeights& layer = weights_.layers[static_cast<size_t>(layer_index)];
   const int64_t heads = config_.num_heads, kv_heads = config_.num_kv_heads, head_dim = config_.head_dim;
-  const int64_t half = head_dim / 2;
+  const int64_t half = head_dim / 2, count = pass.count;
   const float eps = static_cast<float>(config_.rms_norm_eps);
   const bool qk_norm = !layer.q_norm.empty();
   pool_.parallel_for(count * (heads + kv_heads), [&](int64_t begin, int64_t end, int) {
@@ -234,8 +329,8 @@ void CpuBackend::position_encode_and_store(PagedKvCache& cache, int64_t layer_in
   pool_.parallel_for(kv_heads, [&](int64_t begin, int64_t end, int) {
     for (int64_t h = begin; h < end; ++h)
       for (int64_t t = 0; t < count; ++t)
-        cache.write(layer_index, h, start + t, k_.data() + t * kv_size() + h * head_dim,
-                    v_.data() + t * kv_size() + h * head_dim);
+        cache_->write(layer_index, h, pass.start + t, k_.data() + t * kv_size() + h * head_dim,
+                      v_.data() + t * kv_size() + h * head_dim);
   });
 }
 
@@ -264,223 +359,135 @@ CpuBackend::HeadTask CpuBackend::HeadTasks::task(int64_t index, int64_t kv_heads
 }
 
 // Causal attention of tokens [start, start + count): token t sees positions [0, start + t].
-void CpuBackend::attention_dense(PagedKvCache& cache, int64_t layer, int64_t start, int64_t count) {
-  const int64_t head_dim = config_.head_dim;
+// With keep_scores (one token), each head's scaled scores stay in selection_scores_.
+void CpuBackend::attend_dense(int64_t layer, const DecoderPass& pass, bool keep_scores) {
+  const int64_t head_dim = config_.head_dim, positions = pass.positions();
   const float scale = attention_scale();
-  const HeadTasks tasks = head_tasks(count);
+  const HeadTasks tasks = head_tasks(pass.count);
+  float* kept_scores = keep_scores ? sized(selection_scores_, config_.num_heads * positions) : nullptr;
   pool_.parallel_for(tasks.count, [&](int64_t begin, int64_t end, int thread) {
     for (int64_t i = begin; i < end; ++i) {
       const HeadTask task = tasks.task(i, config_.num_kv_heads, group_size());
-      const int64_t visible = start + task.token + 1;
+      const int64_t visible = pass.start + task.token + 1;
+      const KvHeadView kv = cache_->head_view(layer, task.kv_head);
       float* scores = sized(thread_scores_[static_cast<size_t>(thread)], task.heads * visible);
       const int64_t offset = task.token * q_size() + task.first_head * head_dim;
-      cpu::attend_grouped(q_.data() + offset, task.heads, cache.head_view(layer, task.kv_head), nullptr, visible, scale,
-                          scores, attention_out_.data() + offset);
-    }
-  });
-}
-
-// A tidal selection layer: dense attention for the one decoding token, keeping each head's
-// scaled scores to choose the positions the following layers attend.
-void CpuBackend::attention_select(PagedKvCache& cache, int64_t layer, int64_t positions, const AttentionPlan& plan) {
-  const int64_t heads = config_.num_heads, head_dim = config_.head_dim, group = group_size();
-  const float scale = attention_scale();
-  float* all_scores = sized(selection_scores_, heads * positions);
-  const HeadTasks tasks = head_tasks(1);
-  pool_.parallel_for(tasks.count, [&](int64_t begin, int64_t end, int thread) {
-    for (int64_t i = begin; i < end; ++i) {
-      const HeadTask task = tasks.task(i, config_.num_kv_heads, group);
-      const KvHeadView kv = cache.head_view(layer, task.kv_head);
-      const int64_t offset = task.first_head * head_dim;
-      float* kept = all_scores + task.first_head * positions;
+      if (!kept_scores) {
+        cpu::attend_grouped(q_.data() + offset, task.heads, kv, nullptr, visible, scale, scores,
+                            attention_out_.data() + offset);
+        continue;
+      }
+      float* kept = kept_scores + task.first_head * positions;
       cpu::attention_scores_grouped(q_.data() + offset, task.heads, kv, nullptr, positions, scale, kept, positions);
-      float* scores = sized(thread_scores_[static_cast<size_t>(thread)], task.heads * positions);
       std::memcpy(scores, kept, static_cast<size_t>(task.heads * positions) * sizeof(float));
       cpu::attention_weighted_values_grouped(scores, positions, task.heads, kv, nullptr, positions,
                                              attention_out_.data() + offset);
     }
   });
+}
 
-  // Candidates are every position but the current one; keep budget - 1 of them.
-  const int64_t candidates = positions - 1;
-  const int64_t keep = std::min(plan.token_budget - 1, candidates);
-  selected_stride_ = keep + 1;
-  selected_shared_by_group_ = plan.selection_policy != SelectionPolicy::PerQueryHead;
+// A tidal selection layer's choice from the scores attend_dense kept: per query head (or per
+// GQA group, reducing its heads' scores) the top `keep` earlier positions, the current last.
+void CpuBackend::select_top_k(const SelectionSpec& s) {
+  const int64_t heads = config_.num_heads, group = group_size(), positions = s.positions;
+  const float* all_scores = selection_scores_.data();
+  selected_stride_ = s.count();
+  selected_shared_by_group_ = s.per_kv_head();
   int32_t* selected = sized(selected_, heads * selected_stride_);
-  const cpu::GroupSelection reduce = group_selection(plan.selection_policy);
-  const bool per_head = !selected_shared_by_group_;
+  const cpu::GroupSelection reduce = group_selection(s.policy);
+  const bool per_head = !s.per_kv_head();
   const int64_t selectors = per_head ? heads : config_.num_kv_heads;
   pool_.parallel_for(selectors, [&](int64_t begin, int64_t end, int thread) {
-    int32_t* scratch = sized(thread_indices_[static_cast<size_t>(thread)], std::max<int64_t>(candidates, 1));
-    float* combined = sized(thread_floats_[static_cast<size_t>(thread)], std::max<int64_t>(candidates, 1));
-    for (int64_t s = begin; s < end; ++s) {
-      const int64_t first_head = per_head ? s : s * group;
+    int32_t* scratch = sized(thread_indices_[static_cast<size_t>(thread)], std::max<int64_t>(s.candidates, 1));
+    float* combined = sized(thread_floats_[static_cast<size_t>(thread)], std::max<int64_t>(s.candidates, 1));
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t first_head = per_head ? i : i * group;
       int32_t* out = selected + first_head * selected_stride_;
       const float* ranked = all_scores + first_head * positions;
       if (!per_head) {
-        cpu::reduce_group_scores(all_scores, positions, first_head, group, candidates, reduce, combined);
+        cpu::reduce_group_scores(all_scores, positions, first_head, group, s.candidates, reduce, combined);
         ranked = combined;
       }
-      cpu::select_top_positions(ranked, candidates, keep, out, scratch);
-      out[keep] = static_cast<int32_t>(positions - 1);  // the current token, always attended
+      cpu::select_top_positions(ranked, s.candidates, s.keep, out, scratch);
+      out[s.keep] = static_cast<int32_t>(positions - 1);  // the current token, always attended
       if (!per_head)
         for (int64_t g = 1; g < group; ++g)
           std::copy(out, out + selected_stride_, selected + (first_head + g) * selected_stride_);
     }
   });
-  selected_count_ = selected_stride_;
-  traced_positions_ = positions;
 }
 
-// A tidal sparse layer: each query head attends over its selected positions (heads of one
-// group together when they share a list).
-void CpuBackend::attention_selected(PagedKvCache& cache, int64_t layer) {
+// Quest: per query head, rank pages by their key upper bound and list the positions of the
+// best page_budget pages (the current page always among them).
+void CpuBackend::quest_pages(int64_t layer, const QuestSpec& quest) {
+  const int64_t heads = config_.num_heads, head_dim = config_.head_dim, group = group_size();
+  const int64_t pages = quest.pages, positions = quest.positions;
+  quest_stride_ = quest.page_budget * kKvPageTokens;
+  quest_count_ = quest.count;
+  int32_t* lists = sized(quest_positions_, heads * quest_stride_);
+  pool_.parallel_for(heads, [&](int64_t begin, int64_t end, int thread) {
+    // Per-thread layout: indices [pages chosen | page scratch], floats [bounds].
+    int32_t* chosen = sized(thread_indices_[static_cast<size_t>(thread)], 2 * pages);
+    int32_t* scratch = chosen + pages;
+    float* bounds = sized(thread_floats_[static_cast<size_t>(thread)], pages);
+    for (int64_t h = begin; h < end; ++h) {
+      const int64_t kv_head = h / group;
+      const float* q = q_.data() + h * head_dim;
+      for (int64_t p = 0; p < pages; ++p)
+        bounds[p] = cpu::page_score_upper_bound(q, cache_->key_min(p, layer, kv_head),
+                                                cache_->key_max(p, layer, kv_head), head_dim);
+      const int64_t chosen_count = cpu::select_pages(bounds, pages, quest.page_budget, chosen, scratch);
+      int32_t* list = lists + h * quest_stride_;
+      int64_t listed = 0;
+      for (int64_t c = 0; c < chosen_count; ++c) {
+        const int64_t first = int64_t{chosen[c]} * kKvPageTokens;
+        const int64_t last = std::min(positions, first + kKvPageTokens);
+        for (int64_t pos = first; pos < last; ++pos) list[listed++] = static_cast<int32_t>(pos);
+      }
+    }
+  });
+}
+
+// Attention of the one decoding token over position lists: each query head its own list, or
+// the heads of a group together when they share one.
+void CpuBackend::attend_lists(int64_t layer, PositionLists which, const DecoderPass&) {
   const int64_t heads = config_.num_heads, head_dim = config_.head_dim, group = group_size();
   const float scale = attention_scale();
-  if (selected_shared_by_group_) {
+  const bool selection = which == PositionLists::Selection;
+  const int32_t* lists = selection ? selected_.data() : quest_positions_.data();
+  const int64_t stride = selection ? selected_stride_ : quest_stride_;
+  const int64_t count = selection ? selected_stride_ : quest_count_;
+  if (selection && selected_shared_by_group_) {
     const HeadTasks tasks = head_tasks(1);
     pool_.parallel_for(tasks.count, [&](int64_t begin, int64_t end, int thread) {
       for (int64_t i = begin; i < end; ++i) {
         const HeadTask task = tasks.task(i, config_.num_kv_heads, group);
-        float* scores = sized(thread_scores_[static_cast<size_t>(thread)], task.heads * selected_count_);
-        cpu::attend_grouped(q_.data() + task.first_head * head_dim, task.heads, cache.head_view(layer, task.kv_head),
-                            selected_.data() + task.first_head * selected_stride_, selected_count_, scale, scores,
+        float* scores = sized(thread_scores_[static_cast<size_t>(thread)], task.heads * count);
+        cpu::attend_grouped(q_.data() + task.first_head * head_dim, task.heads, cache_->head_view(layer, task.kv_head),
+                            lists + task.first_head * stride, count, scale, scores,
                             attention_out_.data() + task.first_head * head_dim);
       }
     });
     return;
   }
   pool_.parallel_for(heads, [&](int64_t begin, int64_t end, int thread) {
-    float* scores = sized(thread_scores_[static_cast<size_t>(thread)], selected_count_);
-    for (int64_t h = begin; h < end; ++h) {
-      const KvHeadView kv = cache.head_view(layer, h / group);
-      cpu::attend(q_.data() + h * head_dim, kv, selected_.data() + h * selected_stride_, selected_count_, scale, scores,
-                  attention_out_.data() + h * head_dim);
-    }
+    float* scores = sized(thread_scores_[static_cast<size_t>(thread)], count);
+    for (int64_t h = begin; h < end; ++h)
+      cpu::attend(q_.data() + h * head_dim, cache_->head_view(layer, h / group), lists + h * stride, count, scale,
+                  scores, attention_out_.data() + h * head_dim);
   });
 }
 
-// Quest: per query head, rank pages by their key upper bound and attend over the tokens of
-// the best budget/16 pages (the current page always among them).
-void CpuBackend::attention_quest(PagedKvCache& cache, int64_t layer, int64_t positions, const AttentionPlan& plan) {
-  const int64_t heads = config_.num_heads, head_dim = config_.head_dim, group = group_size();
-  const float scale = attention_scale();
-  const int64_t pages = (positions + kKvPageTokens - 1) / kKvPageTokens;
-  const int64_t page_budget = std::max<int64_t>(1, plan.token_budget / kKvPageTokens);
-  pool_.parallel_for(heads, [&](int64_t begin, int64_t end, int thread) {
-    // Per-thread layout: indices [pages chosen | page scratch | positions], floats [bounds | scores].
-    int32_t* indices = sized(thread_indices_[static_cast<size_t>(thread)], 2 * pages + positions);
-    float* floats = sized(thread_floats_[static_cast<size_t>(thread)], pages + positions);
-    int32_t* chosen = indices;
-    int32_t* scratch = indices + pages;
-    int32_t* attended = indices + 2 * pages;
-    float* bounds = floats;
-    float* scores = floats + pages;
-    for (int64_t h = begin; h < end; ++h) {
-      const int64_t kv_head = h / group;
-      const float* q = q_.data() + h * head_dim;
-      for (int64_t p = 0; p < pages; ++p)
-        bounds[p] = cpu::page_score_upper_bound(q, cache.key_min(p, layer, kv_head), cache.key_max(p, layer, kv_head),
-                                                head_dim);
-      const int64_t chosen_count = cpu::select_pages(bounds, pages, page_budget, chosen, scratch);
-      int64_t attended_count = 0;
-      for (int64_t c = 0; c < chosen_count; ++c) {
-        const int64_t first = int64_t{chosen[c]} * kKvPageTokens;
-        const int64_t last = std::min(positions, first + kKvPageTokens);
-        for (int64_t pos = first; pos < last; ++pos) attended[attended_count++] = static_cast<int32_t>(pos);
-      }
-      const KvHeadView kv = cache.head_view(layer, kv_head);
-      cpu::attend(q, kv, attended, attended_count, scale, scores, attention_out_.data() + h * head_dim);
-      thread_attended_[static_cast<size_t>(thread)] += attended_count;
-    }
-  });
-}
-
-void CpuBackend::run(PagedKvCache& cache, const int32_t* tokens, int64_t count, const AttentionPlan* plan,
-                     LogitsWanted wanted, float* logits, ForwardStats* stats,
-                     const std::atomic<bool>* cancel) {
-  const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size;
-  const int64_t heads = config_.num_heads, half = config_.head_dim / 2;
-  const int64_t start = cache.length();
-  const int64_t positions = start + count;  // cache length once these tokens are in
-
-  sized(hidden_, count * hidden);
-  sized(normed_, count * hidden);
-  sized(q_, count * q_size());
-  sized(k_, count * kv_size());
-  sized(v_, count * kv_size());
-  sized(attention_out_, count * q_size());
-  sized(projected_, count * hidden);
-  sized(gate_, count * inner);
-  sized(up_, count * inner);
-  sized(rope_cos_, count * half);
-  sized(rope_sin_, count * half);
-
-  pool_.parallel_for(count, [&](int64_t begin, int64_t end, int) {
-    for (int64_t t = begin; t < end; ++t) {
-      cpu::load_matrix_row(weights_.embed_tokens, tokens[t], hidden_.data() + t * hidden);
-      cpu::rope_angles(inverse_frequencies_.data(), half, start + t, rope_cos_.data() + t * half,
-                       rope_sin_.data() + t * half);
-    }
+void CpuBackend::swiglu() {
+  const int64_t inner = config_.intermediate_size;
+  pool_.parallel_for(count_, [&](int64_t begin, int64_t end, int) {
+    for (int64_t t = begin; t < end; ++t)
+      cpu::swiglu(gate_.data() + t * inner, up_.data() + t * inner, inner, gate_.data() + t * inner);
   }, 4);
+}
 
-  selected_count_ = 0;
-  ForwardStats local;
-  for (int64_t layer_index = 0; layer_index < config_.num_layers; ++layer_index) {
-    if (cancel && cancel->load())
-      throw CancelledError("prefill cancelled at layer " + std::to_string(layer_index) + " of a " +
-                           std::to_string(count) + "-token pass; the sequence was left as it was");
-    const LayerWeights& layer = weights_.layers[static_cast<size_t>(layer_index)];
-    rms_norm_rows(hidden_.data(), layer.input_norm, count, normed_.data());
-    project_qkv(layer, count);
-    position_encode_and_store(cache, layer_index, layer, start, count);
-
-    const LayerAttention role = plan ? plan->layers[static_cast<size_t>(layer_index)] : LayerAttention::Dense;
-    const int64_t dense_reads = heads * (count * start + count * (count + 1) / 2);
-    local.dense_positions += dense_reads;
-    if (role == LayerAttention::DenseAndSelect) {
-      attention_select(cache, layer_index, positions, *plan);
-      local.attended_positions += dense_reads;
-      ++local.selection_layers;
-    } else if (role == LayerAttention::Selected && selected_count_ > 0) {
-      attention_selected(cache, layer_index);
-      local.attended_positions += heads * selected_count_;
-    } else if (role == LayerAttention::QuestPages) {
-      std::fill(thread_attended_.begin(), thread_attended_.end(), 0);
-      attention_quest(cache, layer_index, positions, *plan);
-      for (int64_t n : thread_attended_) local.attended_positions += n;
-      ++local.selection_layers;
-    } else {
-      attention_dense(cache, layer_index, start, count);
-      local.attended_positions += dense_reads;
-    }
-
-    // Residual stream: x += o_proj(attention); x += down(silu(gate(norm x)) * up(norm x)).
-    run_linears({{&layer.o_proj, layer.o_bias.empty() ? nullptr : layer.o_bias.data(), projected_.data(), hidden}},
-                attention_out_.data(), q_size(), count);
-    for (int64_t i = 0; i < count * hidden; ++i) hidden_[static_cast<size_t>(i)] += projected_[static_cast<size_t>(i)];
-    rms_norm_rows(hidden_.data(), layer.post_attention_norm, count, normed_.data());
-    run_linears({{&layer.gate_proj, nullptr, gate_.data(), inner}, {&layer.up_proj, nullptr, up_.data(), inner}},
-                normed_.data(), hidden, count);
-    pool_.parallel_for(count, [&](int64_t begin, int64_t end, int) {
-      for (int64_t t = begin; t < end; ++t)
-        cpu::swiglu(gate_.data() + t * inner, up_.data() + t * inner, inner, gate_.data() + t * inner);
-    }, 4);
-    run_linears({{&layer.down_proj, nullptr, projected_.data(), hidden}}, gate_.data(), inner, count);
-    for (int64_t i = 0; i < count * hidden; ++i) hidden_[static_cast<size_t>(i)] += projected_[static_cast<size_t>(i)];
-  }
-
-  if (wanted != LogitsWanted::None) {
-    const int64_t first = wanted == LogitsWanted::All ? 0 : count - 1;
-    const int64_t rows = count - first;
-    rms_norm_rows(hidden_.data() + first * hidden, weights_.final_norm, rows, normed_.data());
-    run_linears({{&weights_.lm_head, nullptr, logits, config_.vocab_size}}, normed_.data(), hidden, rows);
-  }
-  if (stats) {
-    stats->attended_positions += local.attended_positions;
-    stats->dense_positions += local.dense_positions;
-    stats->selection_layers += local.selection_layers;
-  }
+void CpuBackend::logits(int64_t rows) {
+  run_linears({{&weights_.lm_head, nullptr, logits_, config_.vocab_size}}, normed_.data(), config_.hidden_size, rows);
 }
 
 }  // namespace

@@ -1,0 +1,115 @@
+#include "engine/decoder.h"
+
+#include <algorithm>
+#include <string>
+
+#include "tidal/error.h"
+
+namespace tidal {
+
+QuestSpec quest_spec(int64_t positions, int64_t token_budget) {
+  QuestSpec quest;
+  quest.positions = positions;
+  quest.pages = (positions + kQuestPageTokens - 1) / kQuestPageTokens;
+  quest.page_budget = std::max<int64_t>(1, token_budget / kQuestPageTokens);
+  const int64_t kept = std::min(quest.page_budget, quest.pages);
+  // Whole pages, and the last page as far as it is filled.
+  quest.count = kept <= 0 ? 0 : (kept - 1) * kQuestPageTokens + (positions - (quest.pages - 1) * kQuestPageTokens);
+  return quest;
+}
+
+DecoderRoute route_pass(const ModelConfig& config, const DecoderPass& pass) {
+  DecoderRoute route;
+  const int64_t heads = config.num_heads, start = pass.start, count = pass.count, positions = pass.positions();
+  // Every query head of every token reads the positions up to its own.
+  const int64_t dense_reads = heads * (count * start + count * (count + 1) / 2);
+  const AttentionPlan* plan = count == 1 ? pass.plan : nullptr;
+  if (plan) {
+    route.selection.policy = plan->selection_policy;
+    route.selection.token_budget = std::max<int64_t>(plan->token_budget, 1);
+    route.selection.positions = positions;
+    route.selection.candidates = positions - 1;
+    route.selection.keep = std::min(route.selection.token_budget - 1, route.selection.candidates);
+    route.quest = quest_spec(positions, plan->token_budget);
+  }
+  route.layers.resize(static_cast<size_t>(config.num_layers), LayerAttention::Dense);
+  for (int64_t l = 0; l < config.num_layers; ++l) {
+    LayerAttention role = plan ? plan->layers[static_cast<size_t>(l)] : LayerAttention::Dense;
+    if (role == LayerAttention::Selected && !route.selects) role = LayerAttention::Dense;
+    route.layers[static_cast<size_t>(l)] = role;
+    route.stats.dense_positions += dense_reads;
+    switch (role) {
+      case LayerAttention::DenseAndSelect:
+        route.selects = true;
+        route.stats.attended_positions += dense_reads;
+        ++route.stats.selection_layers;
+        break;
+      case LayerAttention::Selected:
+        route.stats.attended_positions += heads * route.selection.count();
+        break;
+      case LayerAttention::QuestPages:
+        route.stats.attended_positions += heads * route.quest.count;
+        ++route.stats.selection_layers;
+        break;
+      case LayerAttention::Dense:
+        route.stats.attended_positions += dense_reads;
+        break;
+    }
+  }
+  return route;
+}
+
+void attend_layer(DecoderOps& ops, const DecoderRoute& route, int64_t layer, const DecoderPass& pass) {
+  switch (route.layers[static_cast<size_t>(layer)]) {
+    case LayerAttention::Dense:
+      ops.attend_dense(layer, pass, false);
+      return;
+    case LayerAttention::DenseAndSelect:
+      ops.attend_dense(layer, pass, true);
+      ops.select_top_k(route.selection);
+      return;
+    case LayerAttention::Selected:
+      ops.attend_lists(layer, PositionLists::Selection, pass);
+      return;
+    case LayerAttention::QuestPages:
+      ops.quest_pages(layer, route.quest);
+      ops.attend_lists(layer, PositionLists::Quest, pass);
+      return;
+  }
+}
+
+void run_decoder(const ModelConfig& config, DecoderOps& ops, const DecoderPass& pass, const DecoderRoute& route) {
+  ops.embed(pass);
+  for (int64_t layer = 0; layer < config.num_layers; ++layer) {
+    if (pass.cancel) {
+      ops.pace_layer(layer);
+      if (pass.cancel->load()) {
+        ops.abandon_pass();
+        throw CancelledError("prefill cancelled at layer " + std::to_string(layer) + " of a " +
+                             std::to_string(pass.count) + "-token pass; the sequence was left as it was");
+      }
+    }
+    ops.rms_norm(Activation::Residual, layer, NormWeight::Input, Activation::Normed, 0);
+    ops.linear(layer, LayerMatrix::Qkv, Activation::Normed, Activation::Qkv, false);
+    ops.qkv_rope_append(layer, pass);
+    attend_layer(ops, route, layer, pass);
+    ops.linear(layer, LayerMatrix::O, Activation::Attention, Activation::Residual, true);
+    ops.rms_norm(Activation::Residual, layer, NormWeight::PostAttention, Activation::Normed, 0);
+    ops.linear(layer, LayerMatrix::GateUp, Activation::Normed, Activation::GateUp, false);
+    ops.swiglu();
+    ops.linear(layer, LayerMatrix::Down, Activation::Gated, Activation::Residual, true);
+  }
+  if (pass.logit_rows > 0) {
+    ops.rms_norm(Activation::Residual, -1, NormWeight::Final, Activation::Normed, pass.count - pass.logit_rows);
+    ops.logits(pass.logit_rows);
+  }
+}
+
+void add_stats(ForwardStats* into, const ForwardStats& stats) {
+  if (!into) return;
+  into->attended_positions += stats.attended_positions;
+  into->dense_positions += stats.dense_positions;
+  into->selection_layers += stats.selection_layers;
+}
+
+}  // namespace tidal

@@ -299,6 +299,8 @@ GgufTokenizerMetadata read_gguf_tokenizer(const GgufContents& gguf) {
   t.padding_id = token_id(gguf, "tokenizer.ggml.padding_token_id", vocab);
   if (const GgufValue* v = gguf.find("tokenizer.ggml.add_bos_token")) t.add_bos = v->as_bool("tokenizer.ggml.add_bos_token");
   if (const GgufValue* v = gguf.find("tokenizer.ggml.add_eos_token")) t.add_eos = v->as_bool("tokenizer.ggml.add_eos_token");
+  if (const GgufValue* v = gguf.find("tokenizer.ggml.add_space_prefix"))
+    t.add_space_prefix = v->as_bool("tokenizer.ggml.add_space_prefix");
   const std::string template_key = "tokenizer.chat_template";
   for (const auto& [key, value] : gguf.metadata) {
     if (key == template_key) {

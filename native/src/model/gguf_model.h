@@ -44,6 +44,7 @@ struct GgufTokenizerMetadata {
   std::optional<int64_t> padding_id;
   std::optional<bool> add_bos;           // tokenizer.ggml.add_bos_token
   std::optional<bool> add_eos;
+  std::optional<bool> add_space_prefix;  // tokenizer.ggml.add_space_prefix (SentencePiece)
   std::string chat_template;             // tokenizer.chat_template, empty when absent
   std::map<std::string, std::string> named_chat_templates;  // tokenizer.chat_template.<name>
 };

@@ -3,6 +3,7 @@
 
 #include "cancel_token.h"
 #include "engine_wrap.h"
+#include "model_inspect_binding.h"
 #include "tidal/cuda_probe.h"
 #include "tidal/version.h"
 
@@ -40,6 +41,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", tidal_addon::EngineWrap::Define(env));
   exports.Set("loadModel", Napi::Function::New(env, tidal_addon::EngineWrap::LoadModel, "loadModel"));
   exports.Set("probeCuda", Napi::Function::New(env, ProbeCuda, "probeCuda"));
+  exports.Set("inspectModel", Napi::Function::New(env, tidal_addon::InspectModel, "inspectModel"));
+  exports.Set("readGgufTokenizer", Napi::Function::New(env, tidal_addon::ReadGgufTokenizer, "readGgufTokenizer"));
   return exports;
 }
 

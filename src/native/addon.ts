@@ -148,7 +148,77 @@ export interface NativeEngine {
   unload(): Promise<void>;
 }
 
-export interface NativeAddon {
+// What a model folder or .gguf file holds, read by the engine's parsers from headers only
+// (native/src/model/model_inspect.h): no weight bytes are read, so a 16 GB file takes
+// milliseconds. `family` and `shape` are present when the configuration resolved.
+export interface ModelProblem {
+  kind: 'missing' | 'truncated' | 'malformed' | 'unsupported' | 'mismatch';
+  message: string; // names the file and the field
+}
+
+export interface RopeParameters {
+  theta: number;
+  scaling: { type: 'none' | 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
+}
+
+export interface InspectedShape {
+  layers: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  maxPositions: number; // context length
+  tiedEmbeddings: boolean;
+  rope: RopeParameters;
+}
+
+export interface ModelInspection {
+  path: string;
+  format: 'safetensors' | 'gguf' | 'unknown'; // safetensors: a Hugging Face model folder
+  architecture: string; // as the files name it (config.json architectures[0], GGUF general.architecture); '' when unread
+  family?: ModelInfo['architecture']; // the engine's model family
+  name: string; // GGUF general.name, else ''
+  shape?: InspectedShape;
+  dtypes: string[]; // storage types ('BF16', 'Q4_K', ...), most bytes first
+  tensorCount: number;
+  parameters: number;
+  weightBytes: number; // tensor bytes as stored
+  loadedWeightBytes: number; // once loaded (block-quantised GGUF tensors become f32)
+  tokenizerTokens: number; // GGUF tokenizer.ggml.tokens entries; 0 for a folder
+  problems: ModelProblem[]; // empty: the engine can load the model
+}
+
+// The tokenizer.* metadata of a GGUF file as the engine reads it (read_gguf_tokenizer). Ids
+// and flags absent from the file are undefined; scores and tokenTypes are empty when absent.
+export interface GgufTokenizerMetadata {
+  model: string; // 'gpt2' (byte-level BPE), 'llama' (SentencePiece), ... ; '' when absent
+  pre: string; // pre-tokenizer family; '' when absent
+  tokens: string[];
+  merges: string[];
+  scores: Float32Array;
+  tokenTypes: Int32Array;
+  bosId?: number;
+  eosId?: number;
+  eotId?: number;
+  unknownId?: number;
+  paddingId?: number;
+  addBos?: boolean;
+  addEos?: boolean;
+  addSpacePrefix?: boolean;
+  chatTemplate: string; // '' when absent
+}
+
+// The addon's model-reading functions alone: what the extension host needs.
+export interface ModelReader {
+  // Synchronous; never throws for a broken model (see `problems`).
+  inspectModel(path: string): ModelInspection;
+  // Synchronous; throws an Error with code ERR_TIDAL_MODEL for a broken file or metadata.
+  readGgufTokenizer(path: string): GgufTokenizerMetadata;
+}
+
+export interface NativeAddon extends ModelReader {
   engineVersion(): string;
   compiledBackends(): string[];
   probeCuda(): CudaProbe;
@@ -185,4 +255,19 @@ export function loadAddon(bundleDir: string): NativeAddon {
         `(Node ${process.versions.node}): ${(error as Error).message}`,
     );
   }
+}
+
+// The addon beside this bundle (dist/ for the extension and the engine host), loaded once, or
+// the reason it is not there: a machine without the native engine (another platform, a
+// source checkout not built) still runs the extension, without local model checks.
+let bundled: { addon?: NativeAddon; error?: AddonLoadError } | undefined;
+export function bundledAddon(): { addon?: NativeAddon; error?: AddonLoadError } {
+  if (!bundled) {
+    try {
+      bundled = { addon: loadAddon(__dirname) };
+    } catch (error) {
+      bundled = { error: error instanceof AddonLoadError ? error : new AddonLoadError((error as Error).message) };
+    }
+  }
+  return bundled;
 }

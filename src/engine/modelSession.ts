@@ -143,7 +143,7 @@ export class ModelSession {
   }
 
   static async load(addon: NativeAddon, params: LoadModelParams, log?: (message: string) => void, options: SessionOptions = {}): Promise<ModelSession> {
-    const tokenizer = tokenizerForModel(params.modelDir, params.tokenizerDir);
+    const tokenizer = tokenizerForModel(params.modelDir, params.tokenizerDir, addon);
     const engine = await addon.loadModel(params.modelDir, params.options);
     if (tokenizer.vocabSize > engine.modelInfo.vocabSize) {
       await engine.unload();

@@ -3,8 +3,12 @@
 import { existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 
-import { isGgufPath } from '../models/ggufTokenizer';
 import type { TidalSettings } from './settings';
+
+/** A .gguf file by its name (the engine tells GGUF files by their magic when it loads them). */
+export function isGgufPath(modelPath: string): boolean {
+  return modelPath.toLowerCase().endsWith('.gguf');
+}
 
 /** Where the model at `modelPath` lives and where its tokenizer files are. */
 export interface ModelLocation {

@@ -11,10 +11,14 @@ import { DEFAULT_HUB_URL, DownloadCancelledError, HubError } from '../models/hub
 import { formatBytes } from '../models/modelShape';
 import { catalogueDescription, downloadState, partialBytes, progressMessage } from '../models/modelStore';
 import { validateModel, ValidationResult } from '../models/validate';
+import { bundledAddon, type ModelReader } from '../native/addon';
 
 export interface ModelPickerOptions {
   // Free memory of the GPU the engine runs on, when known (bytes).
   gpuFreeBytes?: () => Promise<number | undefined>;
+  // Reads the picked model (the engine's inspectModel). Default: the addon beside the
+  // extension; where there is none, models are applied with a warning and checked on load.
+  reader?: ModelReader;
 }
 
 interface PickItem extends vscode.QuickPickItem {
@@ -68,9 +72,10 @@ async function validateAndApply(
 ): Promise<string | undefined | 'again'> {
   const { contextTokens } = settings();
   const gpuFreeBytes = await options.gpuFreeBytes?.().catch(() => undefined);
+  const bundled = options.reader ? { addon: options.reader, error: undefined } : bundledAddon();
   let result: ValidationResult;
   try {
-    result = validateModel(modelPath, { contextTokens, freeMemoryBytes: os.freemem(), gpuFreeBytes });
+    result = validateModel(modelPath, { contextTokens, freeMemoryBytes: os.freemem(), gpuFreeBytes }, bundled.addon, bundled.error?.message);
   } catch (error) {
     result = { ok: false, issues: [{ severity: 'error', message: (error as Error).message }] };
   }

@@ -1,12 +1,15 @@
 // The tokenizer stored in a GGUF file's metadata, rebuilt as a tokenizer.json (and the
-// tokenizer_config.json fields the host reads) that @huggingface/tokenizers loads.
+// tokenizer_config.json fields the host reads) that @huggingface/tokenizers loads. The
+// metadata is read by the engine (readGgufTokenizer in the addon, native/src/model/
+// gguf_model.h), which also checks its types, array lengths and token ids; this file only
+// builds the tokenizer from it.
 //
-// Keys read: tokenizer.ggml.model ('gpt2': byte-level BPE; 'llama': SentencePiece BPE with
-// byte fallback), .tokens (id -> piece), .token_type (1 normal, 2 unknown, 3 control, 4 user
-// defined, 5 unused, 6 byte), .merges ('a b', gpt2 only), .scores (llama only), .pre (the
-// pre-tokenizer regex family, gpt2 only), .bos/.eos/.unknown/.padding_token_id,
-// .add_bos_token, .add_space_prefix (llama), and tokenizer.chat_template.
-import { GgufFormatError, GgufHeader, metadataArray, metadataBool, metadataNumber, metadataString, readGgufHeader } from './gguf';
+// Fields used: model ('gpt2': byte-level BPE; 'llama': SentencePiece BPE with byte
+// fallback), tokens (id -> piece), tokenTypes (1 normal, 2 unknown, 3 control, 4 user
+// defined, 5 unused, 6 byte), merges ('a b', gpt2 only), scores (llama only), pre (the
+// pre-tokenizer regex family, gpt2 only), the bos/eos/unknown/padding ids, addBos,
+// addSpacePrefix (llama), and chatTemplate.
+import type { GgufTokenizerMetadata, ModelReader } from '../native/addon';
 
 export class GgufTokenizerError extends Error {
   readonly code = 'ERR_TIDAL_MODEL';
@@ -53,33 +56,10 @@ function byteLevelPreTokenizer(pre: string): Record<string, unknown> {
   }
 }
 
-function stringArray(header: GgufHeader, key: string): string[] | undefined {
-  const values = metadataArray(header, key);
-  if (values === undefined) return undefined;
-  if (!values.every((v): v is string => typeof v === 'string')) throw new GgufFormatError(`GGUF metadata '${key}' should be an array of strings.`);
-  return values;
-}
-
-function numberArray(header: GgufHeader, key: string, length: number): number[] | undefined {
-  const values = metadataArray(header, key);
-  if (values === undefined) return undefined;
-  if (values.length !== length || !values.every((v): v is number => typeof v === 'number')) {
-    throw new GgufFormatError(`GGUF metadata '${key}' should be ${length} numbers, one per token.`);
-  }
-  return values;
-}
-
-function tokenId(header: GgufHeader, key: string, vocabSize: number): number | undefined {
-  const id = metadataNumber(header, key);
-  if (id === undefined) return undefined;
-  if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new GgufFormatError(`GGUF metadata '${key}' = ${id} is not a token id (0..${vocabSize - 1}).`);
-  return id;
-}
-
 // Every split of each piece into two pieces of the vocabulary is a merge, ranked by the score
 // of the merged piece (higher first): byte-pair merging in that order picks, at each step, the
 // adjacent pair whose union scores best, as SentencePiece BPE does.
-function sentencePieceMerges(tokens: readonly string[], scores: readonly number[], mergeable: (id: number) => boolean): [string, string][] {
+function sentencePieceMerges(tokens: readonly string[], scores: ArrayLike<number>, mergeable: (id: number) => boolean): [string, string][] {
   const idOf = new Map<string, number>();
   tokens.forEach((piece, id) => {
     if (mergeable(id) && !idOf.has(piece)) idOf.set(piece, id);
@@ -98,19 +78,12 @@ function sentencePieceMerges(tokens: readonly string[], scores: readonly number[
   return merges.map((m) => [m.left, m.right]);
 }
 
-export function convertGgufTokenizer(header: GgufHeader): ConvertedTokenizer {
-  const model = metadataString(header, 'tokenizer.ggml.model');
-  if (model === undefined) {
-    throw new GgufTokenizerError('The GGUF file has no tokenizer (tokenizer.ggml.model is missing). Use a GGUF file converted with its tokenizer, or the Hugging Face folder.');
-  }
-  const tokens = stringArray(header, 'tokenizer.ggml.tokens');
-  if (!tokens || tokens.length === 0) throw new GgufTokenizerError('The GGUF file has no tokenizer.ggml.tokens. Use a GGUF file converted with its tokenizer.');
-  const types = numberArray(header, 'tokenizer.ggml.token_type', tokens.length) ?? tokens.map(() => TOKEN_TYPE.normal);
-  const bos = tokenId(header, 'tokenizer.ggml.bos_token_id', tokens.length);
-  const eos = tokenId(header, 'tokenizer.ggml.eos_token_id', tokens.length);
-  const unk = tokenId(header, 'tokenizer.ggml.unknown_token_id', tokens.length);
-  const pad = tokenId(header, 'tokenizer.ggml.padding_token_id', tokens.length);
-  const chatTemplate = metadataString(header, 'tokenizer.chat_template');
+export function convertGgufTokenizer(metadata: GgufTokenizerMetadata): ConvertedTokenizer {
+  checkGgufTokenizer(metadata);
+  const model = metadata.model;
+  const tokens = metadata.tokens;
+  const types: ArrayLike<number> = metadata.tokenTypes.length === tokens.length ? metadata.tokenTypes : tokens.map(() => TOKEN_TYPE.normal);
+  const { bosId: bos, eosId: eos, unknownId: unk, paddingId: pad } = metadata;
 
   const isAdded = (id: number) => types[id] === TOKEN_TYPE.control || types[id] === TOKEN_TYPE.userDefined || (model === 'llama' && types[id] === TOKEN_TYPE.unknown);
   const addedTokens = tokens.flatMap((content, id) =>
@@ -126,28 +99,27 @@ export function convertGgufTokenizer(header: GgufHeader): ConvertedTokenizer {
   let addBos: boolean;
   let body: Record<string, unknown>;
   if (model === 'gpt2') {
-    const mergeStrings = stringArray(header, 'tokenizer.ggml.merges');
-    if (!mergeStrings) throw new GgufTokenizerError('The GGUF byte-level BPE tokenizer has no tokenizer.ggml.merges. Use a complete GGUF file or the Hugging Face folder.');
-    const merges = mergeStrings.map((merge, i) => {
+    const merges = metadata.merges.map((merge, i) => {
       const parts = merge.split(' ');
-      if (parts.length !== 2 || parts[0] === '' || parts[1] === '') throw new GgufFormatError(`GGUF merge ${i} '${merge}' is not two pieces separated by one space.`);
+      if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
+        throw new GgufTokenizerError(`GGUF merge ${i} '${merge}' is not two pieces separated by one space. Use a complete GGUF file or the Hugging Face folder.`);
+      }
       return parts as [string, string];
     });
-    addBos = metadataBool(header, 'tokenizer.ggml.add_bos_token') ?? false;
+    addBos = metadata.addBos ?? false;
     body = {
       normalizer: null,
-      pre_tokenizer: byteLevelPreTokenizer(metadataString(header, 'tokenizer.ggml.pre') ?? 'default'),
+      pre_tokenizer: byteLevelPreTokenizer(metadata.pre || 'default'),
       model: {
         type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
         fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges,
       },
       decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     };
-  } else if (model === 'llama') {
-    const scores = numberArray(header, 'tokenizer.ggml.scores', tokens.length);
-    if (!scores) throw new GgufTokenizerError('The GGUF SentencePiece tokenizer has no tokenizer.ggml.scores. Use a complete GGUF file or the Hugging Face folder.');
-    addBos = metadataBool(header, 'tokenizer.ggml.add_bos_token') ?? true;
-    const addSpacePrefix = metadataBool(header, 'tokenizer.ggml.add_space_prefix') ?? true;
+  } else {
+    const scores = metadata.scores;
+    addBos = metadata.addBos ?? true;
+    const addSpacePrefix = metadata.addSpacePrefix ?? true;
     const mergeable = (id: number) => types[id] === TOKEN_TYPE.normal || types[id] === TOKEN_TYPE.userDefined;
     body = {
       // As llama.cpp does: a space before each text run (also one that starts with a space),
@@ -174,10 +146,6 @@ export function convertGgufTokenizer(header: GgufHeader): ConvertedTokenizer {
         ],
       },
     };
-  } else {
-    throw new GgufTokenizerError(
-      `The GGUF tokenizer type '${model}' is not supported (only 'gpt2' byte-level BPE and 'llama' SentencePiece). Use the Hugging Face folder of this model.`,
-    );
   }
 
   const postProcessor =
@@ -198,35 +166,31 @@ export function convertGgufTokenizer(header: GgufHeader): ConvertedTokenizer {
     unk_token: unk === undefined ? null : tokens[unk],
     clean_up_tokenization_spaces: false,
   };
-  if (chatTemplate !== undefined) tokenizerConfig.chat_template = chatTemplate;
+  if (metadata.chatTemplate !== '') tokenizerConfig.chat_template = metadata.chatTemplate;
   return { tokenizerJson, tokenizerConfig };
 }
 
-// The cheap part of the conversion, for validation before loading: the tokenizer kind, the
-// pre-tokenizer family and the arrays each kind needs are present.
-export function checkGgufTokenizer(header: GgufHeader): void {
-  const model = metadataString(header, 'tokenizer.ggml.model');
-  if (model === undefined) {
+// What the conversion needs beyond what the engine checked: a tokenizer kind it knows, its
+// pre-tokenizer family, and the arrays that kind needs. Throws GgufTokenizerError.
+export function checkGgufTokenizer(metadata: GgufTokenizerMetadata): void {
+  const model = metadata.model;
+  if (model === '') {
     throw new GgufTokenizerError('The GGUF file has no tokenizer (tokenizer.ggml.model is missing). Use a GGUF file converted with its tokenizer, or the Hugging Face folder.');
   }
   if (model !== 'gpt2' && model !== 'llama') {
     throw new GgufTokenizerError(`The GGUF tokenizer type '${model}' is not supported (only 'gpt2' byte-level BPE and 'llama' SentencePiece). Use the Hugging Face folder of this model.`);
   }
-  if (!metadataArray(header, 'tokenizer.ggml.tokens')?.length) throw new GgufTokenizerError('The GGUF file has no tokenizer.ggml.tokens. Use a GGUF file converted with its tokenizer.');
+  if (metadata.tokens.length === 0) throw new GgufTokenizerError('The GGUF file has no tokenizer.ggml.tokens. Use a GGUF file converted with its tokenizer.');
   if (model === 'gpt2') {
-    byteLevelPreTokenizer(metadataString(header, 'tokenizer.ggml.pre') ?? 'default');
-    if (!metadataArray(header, 'tokenizer.ggml.merges')) throw new GgufTokenizerError('The GGUF byte-level BPE tokenizer has no tokenizer.ggml.merges. Use a complete GGUF file or the Hugging Face folder.');
-  } else if (!metadataArray(header, 'tokenizer.ggml.scores')) {
+    byteLevelPreTokenizer(metadata.pre || 'default');
+    if (metadata.merges.length === 0) throw new GgufTokenizerError('The GGUF byte-level BPE tokenizer has no tokenizer.ggml.merges. Use a complete GGUF file or the Hugging Face folder.');
+  } else if (metadata.scores.length !== metadata.tokens.length) {
     throw new GgufTokenizerError('The GGUF SentencePiece tokenizer has no tokenizer.ggml.scores. Use a complete GGUF file or the Hugging Face folder.');
   }
 }
 
-// The converted tokenizer of a .gguf file. Throws GgufFormatError or GgufTokenizerError
-// with a message the user can act on.
-export function loadGgufTokenizer(filePath: string): ConvertedTokenizer {
-  return convertGgufTokenizer(readGgufHeader(filePath));
-}
-
-export function isGgufPath(modelPath: string): boolean {
-  return modelPath.toLowerCase().endsWith('.gguf');
+// The converted tokenizer of a .gguf file. Throws an Error with code ERR_TIDAL_MODEL (from the
+// engine, for a broken file or metadata) or a GgufTokenizerError, each saying what to do.
+export function loadGgufTokenizer(filePath: string, reader: ModelReader): ConvertedTokenizer {
+  return convertGgufTokenizer(reader.readGgufTokenizer(filePath));
 }

@@ -1,70 +1,11 @@
-// The numbers of a decoder-only transformer that decide its size: read from config.json,
-// turned into a parameter count and a memory estimate at a context length.
-export type Architecture = 'llama' | 'mistral' | 'qwen2' | 'qwen3';
-export const SUPPORTED_ARCHITECTURES: readonly Architecture[] = ['llama', 'mistral', 'qwen2', 'qwen3'];
+// The numbers of a decoder-only transformer that decide its size (read by the engine:
+// inspectModel in src/native/addon.ts), turned into a parameter count and a memory estimate
+// at a context length.
+import type { InspectedShape, ModelInfo } from '../native/addon';
 
-export interface ModelShape {
-  architecture: Architecture;
-  layers: number;
-  hiddenSize: number;
-  heads: number;
-  kvHeads: number;
-  headDim: number;
-  intermediateSize: number;
-  vocabSize: number;
-  tiedEmbeddings: boolean;
-  maxPositions: number;
-}
+export type Architecture = ModelInfo['architecture'];
 
-export class ModelConfigError extends Error {
-  readonly code = 'ERR_TIDAL_MODEL';
-}
-
-const ARCHITECTURE_CLASSES: Record<string, Architecture> = {
-  LlamaForCausalLM: 'llama',
-  MistralForCausalLM: 'mistral',
-  Qwen2ForCausalLM: 'qwen2',
-  Qwen3ForCausalLM: 'qwen3',
-};
-
-// The architecture of a config.json: model_type, else the architectures class name.
-export function architectureOf(config: Record<string, unknown>): { architecture?: Architecture; named: string } {
-  const type = typeof config.model_type === 'string' ? config.model_type : undefined;
-  if (type && (SUPPORTED_ARCHITECTURES as readonly string[]).includes(type)) return { architecture: type as Architecture, named: type };
-  const classes = Array.isArray(config.architectures) ? config.architectures.filter((c): c is string => typeof c === 'string') : [];
-  for (const name of classes) if (ARCHITECTURE_CLASSES[name]) return { architecture: ARCHITECTURE_CLASSES[name], named: name };
-  return { named: type ?? classes[0] ?? 'none' };
-}
-
-export function shapeFromConfig(config: Record<string, unknown>): ModelShape {
-  const { architecture, named } = architectureOf(config);
-  if (!architecture) {
-    throw new ModelConfigError(`The model architecture '${named}' is not supported; Tidal runs ${SUPPORTED_ARCHITECTURES.join(', ')} models. Pick one of those.`);
-  }
-  const int = (key: string, fallback?: number): number => {
-    const value = config[key] ?? fallback;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-      throw new ModelConfigError(`config.json has no valid '${key}' (a positive integer); the model folder looks incomplete or damaged. Download it again.`);
-    }
-    return value;
-  };
-  const hiddenSize = int('hidden_size');
-  const heads = int('num_attention_heads');
-  const shape: ModelShape = {
-    architecture,
-    layers: int('num_hidden_layers'),
-    hiddenSize,
-    heads,
-    kvHeads: int('num_key_value_heads', heads),
-    headDim: int('head_dim', hiddenSize / heads),
-    intermediateSize: int('intermediate_size'),
-    vocabSize: int('vocab_size'),
-    tiedEmbeddings: config.tie_word_embeddings === true,
-    maxPositions: int('max_position_embeddings', 4096),
-  };
-  if (shape.heads % shape.kvHeads !== 0) throw new ModelConfigError(`config.json has ${shape.heads} attention heads, not a multiple of its ${shape.kvHeads} key/value heads.`);
-  return shape;
-}
+export type ModelShape = Omit<InspectedShape, 'rope'> & { architecture: Architecture };
 
 // Parameters: embeddings, per layer the Q/K/V/O projections (qwen2 with Q/K/V biases,
 // qwen3 with per-head Q/K norms), the gated MLP and two norms, the final norm, and the

@@ -2,11 +2,14 @@
 // (converted from its metadata), else tokenizer.json in the folder (or tokenizerDir). Either
 // must fit the model: a tokenizer with no vocabulary, or with token ids the model's embedding
 // does not hold, is refused here rather than producing empty or failing answers later.
+// The model's vocabulary size and a GGUF file's tokenizer metadata come from the native
+// engine's readers (ModelReader); without them (no addon on this machine) a folder's tokenizer
+// is checked on its own and a GGUF tokenizer cannot be read.
 import { readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 
 import { TextTokenizer, tokenContent, TokenizerConfig, TokenizerLoadError } from '../engine/tokenizer';
-import { GgufFormatError, GgufHeader, readGgufHeader } from './gguf';
+import { bundledAddon, type ModelReader } from '../native/addon';
 import { convertGgufTokenizer, GgufTokenizerError } from './ggufTokenizer';
 
 function isFile(p: string): boolean {
@@ -96,22 +99,10 @@ export function checkTokenizerFitsModel(
   }
 }
 
-// The rows of a GGUF file's token_embd.weight (its vocabulary size), when it has one.
-export function ggufEmbeddingRows(header: GgufHeader): number | undefined {
-  const embedding = header.tensors.find((t) => t.name === 'token_embd.weight');
-  return embedding?.shape.length === 2 ? Number(embedding.shape[1]) : undefined;
-}
-
-// The model's vocabulary size: config.json's vocab_size in a folder, the embedding rows of a
-// .gguf file; undefined when it cannot be read (loading the engine reports that itself).
-function modelVocabSize(modelPath: string): number | undefined {
-  try {
-    if (isFile(modelPath)) return ggufEmbeddingRows(readGgufHeader(modelPath));
-    const vocabSize = (JSON.parse(readFileSync(path.join(modelPath, 'config.json'), 'utf8')) as { vocab_size?: unknown }).vocab_size;
-    return typeof vocabSize === 'number' && Number.isSafeInteger(vocabSize) && vocabSize > 0 ? vocabSize : undefined;
-  } catch {
-    return undefined;
-  }
+// The model's vocabulary size (config.json's vocab_size, a GGUF file's embedding rows), as the
+// engine reads it; undefined when it cannot be read (loading the engine reports that itself).
+function modelVocabSize(modelPath: string, reader: ModelReader | undefined): number | undefined {
+  return reader?.inspectModel(modelPath).shape?.vocabSize;
 }
 
 function readJsonOrEmpty(file: string): Record<string, unknown> {
@@ -119,7 +110,8 @@ function readJsonOrEmpty(file: string): Record<string, unknown> {
 }
 
 // Throws TokenizerLoadError (code ERR_TIDAL_MODEL) with a message that says what to do.
-export function tokenizerForModel(modelPath: string, tokenizerDir?: string): TextTokenizer {
+// `reader` defaults to the addon beside this bundle, where there is one.
+export function tokenizerForModel(modelPath: string, tokenizerDir?: string, reader: ModelReader | undefined = bundledAddon().addon): TextTokenizer {
   if (tokenizerDir !== undefined || !isFile(modelPath)) {
     const dir = tokenizerDir ?? modelPath;
     const tokenizer = TextTokenizer.fromDirectory(dir);
@@ -132,17 +124,22 @@ export function tokenizerForModel(modelPath: string, tokenizerDir?: string): Tex
     } catch (error) {
       throw new TokenizerLoadError(`The tokenizer in ${dir} could not be read: ${(error as Error).message}`);
     }
-    checkTokenizerFitsModel(tokenizerJson, tokenizerConfig, modelVocabSize(modelPath), file);
+    checkTokenizerFitsModel(tokenizerJson, tokenizerConfig, modelVocabSize(modelPath, reader), file);
     return tokenizer;
   }
+  if (!reader) {
+    throw new TokenizerLoadError(
+      `The tokenizer of ${modelPath} is read by the native engine, which is not available here (${bundledAddon().error?.message ?? 'no addon'}). ` +
+        'Put the tokenizer.json of the model beside the .gguf file, or use the model\'s Hugging Face folder.',
+    );
+  }
   try {
-    const header = readGgufHeader(modelPath);
-    const { tokenizerJson, tokenizerConfig } = convertGgufTokenizer(header);
-    checkTokenizerFitsModel(tokenizerJson, tokenizerConfig, ggufEmbeddingRows(header), modelPath);
+    const { tokenizerJson, tokenizerConfig } = convertGgufTokenizer(reader.readGgufTokenizer(modelPath));
+    checkTokenizerFitsModel(tokenizerJson, tokenizerConfig, modelVocabSize(modelPath, reader), modelPath);
     return TextTokenizer.fromJson(tokenizerJson, tokenizerConfig);
   } catch (error) {
     if (error instanceof TokenizerLoadError) throw error;
-    if (error instanceof GgufFormatError || error instanceof GgufTokenizerError) throw new TokenizerLoadError(error.message);
+    if (error instanceof GgufTokenizerError || (error as { code?: string }).code === 'ERR_TIDAL_MODEL') throw new TokenizerLoadError((error as Error).message);
     throw new TokenizerLoadError(`The tokenizer in ${modelPath} could not be read: ${(error as Error).message}`);
   }
 }

@@ -1,7 +1,8 @@
 // Hostile model folders and files (reliability issue, cause 11): each is built on the fly from
 // a committed fixture model in a temp folder, then loaded through the real addon (and through
 // ModelSession.load where the tokenizer is involved). Every one must end in a clear
-// ERR_TIDAL_MODEL error that names what is wrong, never in a crash or a silent load.
+// ERR_TIDAL_MODEL error that names what is wrong, never in a crash or a silent load; and
+// inspectModel, which reads only the headers, must report the same problem before any load.
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -58,6 +59,8 @@ function editSafetensors(dir: string, edit: (header: Json) => void): void {
 }
 
 async function assertLoadRefused(modelPath: string, pattern: RegExp): Promise<void> {
+  const inspection = addon.inspectModel(modelPath);
+  assert.ok(inspection.problems.some((p) => pattern.test(p.message)), `inspectModel(${modelPath}): ${JSON.stringify(inspection.problems)}`);
   await assert.rejects(addon.loadModel(modelPath, { threads: 2 }), (error: Error & { code?: string }) => {
     assert.equal(error.code, 'ERR_TIDAL_MODEL', error.message);
     assert.match(error.message, pattern);
@@ -109,6 +112,7 @@ function qwen2Gguf(name: string, editMetadata?: (m: Record<string, GgufEntry>) =
 
 test('cause 11: a GGUF whose block_count is below its blk.N tensors is refused, naming blk.5.*', async () => {
   // The same file with its true block_count loads.
+  assert.deepEqual(addon.inspectModel(qwen2Gguf('intact.gguf')).problems, []);
   const intact = await addon.loadModel(qwen2Gguf('intact.gguf'), { threads: 2 });
   await intact.unload();
   const file = qwen2Gguf('five-of-six.gguf', (m) => (m['qwen2.block_count'] = { type: 'u32', value: 5 }));
@@ -158,7 +162,7 @@ test('cause 11: a GGUF whose token list is longer than its embedding is refused 
     const types = (m['tokenizer.ggml.token_type'] as { value: number[] }).value;
     for (let id = tokens.length; id < 520; id++) tokens.push(`[EXTRA${id}]`), types.push(1);
   });
-  assert.throws(() => tokenizerForModel(file), (e: Error & { code?: string }) => {
+  assert.throws(() => tokenizerForModel(file, undefined, addon), (e: Error & { code?: string }) => {
     assert.equal(e.code, 'ERR_TIDAL_MODEL');
     assert.match(e.message, /long-token-list\.gguf has 520 tokens, 8 of them with ids outside the model .*holds only 512 token ids/);
     return true;

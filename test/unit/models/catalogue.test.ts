@@ -1,16 +1,27 @@
-// Parameter counts and KV bytes per token computed from config numbers, checked against the
-// fixture models' real tensors (safetensors headers) and the engine's own figures, and the
-// catalogue's models against their published parameter counts.
+// Parameter counts and KV bytes per token computed from a model's shape (as the engine reads
+// it: inspectModel), checked against the fixture models' real tensors (safetensors headers)
+// and the engine's own figures, and the catalogue's models against their published parameter
+// counts.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 
 import { loadAddon } from '../../../src/native/addon';
 import { CATALOGUE, catalogueFacts, isModelFile } from '../../../src/models/catalogue';
-import { estimateMemory, kvBytesPerToken, parameterCount, shapeFromConfig } from '../../../src/models/modelShape';
+import { estimateMemory, kvBytesPerToken, ModelShape, parameterCount } from '../../../src/models/modelShape';
 
 const FIXTURES = 'test/fixtures/models';
+const addon = loadAddon(path.resolve('dist'));
+const scratch = mkdtempSync(path.join(os.tmpdir(), 'tidal-catalogue-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+function shapeOf(dir: string): ModelShape {
+  const inspection = addon.inspectModel(dir);
+  assert.deepEqual(inspection.problems, [], dir);
+  return { architecture: inspection.family!, ...inspection.shape! };
+}
 
 // Elements of every tensor in a folder's safetensors files, from their JSON headers.
 function safetensorsElements(folder: string): number {
@@ -24,20 +35,19 @@ function safetensorsElements(folder: string): number {
   return total;
 }
 
-test('parameter counts from config.json equal the tensors each fixture model stores (llama, mistral, qwen2 tied, qwen3)', () => {
+test('parameter counts from the shape equal the tensors each fixture model stores (llama, mistral, qwen2 tied, qwen3)', () => {
   const folders = readdirSync(FIXTURES);
   assert.ok(folders.length >= 5);
   for (const name of [...folders.map((f) => path.join(FIXTURES, f)), 'models/tidal-code-mini']) {
-    const shape = shapeFromConfig(JSON.parse(readFileSync(path.join(name, 'config.json'), 'utf8')));
-    assert.equal(parameterCount(shape), safetensorsElements(name), name);
+    assert.equal(parameterCount(shapeOf(name)), safetensorsElements(name), name);
+    assert.equal(addon.inspectModel(name).parameters, safetensorsElements(name), name);
   }
 });
 
 test('KV bytes per token match what the engine reports for each fixture model', async () => {
-  const addon = loadAddon(path.resolve('dist'));
   for (const folder of readdirSync(FIXTURES)) {
     const dir = path.join(FIXTURES, folder);
-    const shape = shapeFromConfig(JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')));
+    const shape = shapeOf(dir);
     const engine = await addon.loadModel(dir, { threads: 1, maxContext: 64 });
     try {
       assert.equal(kvBytesPerToken(shape), engine.modelInfo.kvBytesPerToken, folder);
@@ -87,7 +97,21 @@ test('only the files a model folder needs are fetched from a repository', () => 
 });
 
 test('unsupported or broken config.json is refused with what to do', () => {
-  assert.throws(() => shapeFromConfig({ model_type: 'gpt_neox', architectures: ['GPTNeoXForCausalLM'] }), /'gpt_neox' is not supported.*llama, mistral, qwen2, qwen3/);
-  assert.throws(() => shapeFromConfig({ architectures: ['LlamaForCausalLM'], hidden_size: 64 }), /num_attention_heads/);
-  assert.throws(() => shapeFromConfig({ model_type: 'llama', hidden_size: 60, num_attention_heads: 6, num_key_value_heads: 4, num_hidden_layers: 1, intermediate_size: 8, vocab_size: 4 }), /not a multiple/);
+  let made = 0;
+  const withConfig = (config: Record<string, unknown>) => {
+    const dir = path.join(scratch, `c${made++}`);
+    mkdirSync(dir);
+    writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+    copyFileSync(path.join(FIXTURES, 'llama3-gqa-f32', 'model.safetensors'), path.join(dir, 'model.safetensors'));
+    return addon.inspectModel(dir);
+  };
+  const refused = (config: Record<string, unknown>, kind: string, pattern: RegExp) => {
+    const inspection = withConfig(config);
+    assert.equal(inspection.shape, undefined);
+    assert.ok(inspection.problems.some((p) => p.kind === kind && pattern.test(p.message)), JSON.stringify(inspection.problems));
+  };
+  refused({ model_type: 'gpt_neox', architectures: ['GPTNeoXForCausalLM'] }, 'unsupported', /unsupported model architecture 'GPTNeoXForCausalLM'.*supported: llama, mistral, qwen2, qwen3/);
+  refused({ architectures: ['LlamaForCausalLM'], hidden_size: 64 }, 'malformed', /required field 'vocab_size' is missing|num_attention_heads/);
+  refused({ model_type: 'llama', hidden_size: 60, num_attention_heads: 6, num_key_value_heads: 4, num_hidden_layers: 1, intermediate_size: 8, vocab_size: 4 }, 'malformed', /not a multiple/);
+  assert.equal(withConfig({ model_type: 'gpt_neox', architectures: ['GPTNeoXForCausalLM'] }).architecture, 'GPTNeoXForCausalLM');
 });

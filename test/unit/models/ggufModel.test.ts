@@ -1,7 +1,8 @@
 // A .gguf model end to end through the host's pieces: a GGUF image of the qwen2 fixture model
-// (F32 tensors under their GGUF names) with the fixture tokenizer in its metadata. The
-// converted tokenizer encodes as the tokenizer.json does, and the engine loaded from the .gguf
-// generates what transformers recorded for the safetensors folder.
+// (F32 tensors under their GGUF names) with the fixture tokenizer in its metadata. The engine
+// inspects it as it would load it, the tokenizer converted from the metadata the engine reads
+// encodes as the tokenizer.json does, and the engine loaded from the .gguf generates what
+// transformers recorded for the safetensors folder.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -14,6 +15,7 @@ import { tokenizerForModel } from '../../../src/models/modelTokenizer';
 import { validateModel } from '../../../src/models/validate';
 import { folderTensors, GgufEntry, ggufImage, gpt2TokenizerMetadata } from './ggufImage';
 
+const addon = loadAddon(path.resolve('dist'));
 const FOLDER = 'test/fixtures/models/qwen2-tied-sharded-f32';
 const TOKENIZER = 'test/fixtures/tokenizers/chatml-byte-bpe';
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'tidal-gguf-model-'));
@@ -39,21 +41,34 @@ test('a qwen2 .gguf model: its tokenizer encodes like tokenizer.json and the eng
   const tensors = folderTensors(FOLDER);
   writeFileSync(file, ggufImage(metadata, tensors));
 
-  const validation = validateModel(file, { contextTokens: 0, freeMemoryBytes: 64e9 });
+  const validation = validateModel(file, { contextTokens: 0, freeMemoryBytes: 64e9 }, addon);
   assert.deepEqual(validation.issues, []);
   assert.equal(validation.summary!.dtype, 'F32');
   assert.equal(validation.summary!.parameters, tensors.reduce((sum, t) => sum + t.bytes.length / 4, 0));
+  // The GGUF shape is the folder's: the same model under two containers.
+  const fromFile = addon.inspectModel(file);
+  const fromFolder = addon.inspectModel(FOLDER);
+  assert.deepEqual(fromFile.problems, []);
+  assert.equal(fromFile.format, 'gguf');
+  assert.equal(fromFolder.format, 'safetensors');
+  assert.equal(fromFile.family, fromFolder.family);
+  assert.deepEqual({ ...fromFile.shape, rope: undefined }, { ...fromFolder.shape, rope: undefined });
+  assert.ok(Math.abs(fromFile.shape!.rope.theta - fromFolder.shape!.rope.theta) < 1e-3 * fromFolder.shape!.rope.theta);
+  assert.equal(fromFile.parameters, fromFolder.parameters);
+  assert.equal(fromFile.tokenizerTokens, Math.max(...(Object.values(tokenizerJson.model.vocab) as number[]), ...tokenizerJson.added_tokens.map((t: { id: number }) => t.id)) + 1);
 
-  const fromGguf = tokenizerForModel(file);
+  const fromGguf = tokenizerForModel(file, undefined, addon);
   const fromJson = TextTokenizer.fromDirectory(TOKENIZER);
   const text = '<|im_start|>user\nfunction add(a, b) { return a + b; }<|im_end|>\n';
   assert.deepEqual(fromGguf.encode(text), fromJson.encode(text));
   assert.deepEqual(fromGguf.endOfTurnTokenIds().sort(), fromJson.endOfTurnTokenIds().sort());
-  assert.equal(tokenizerForModel(FOLDER, TOKENIZER).vocabSize, fromJson.vocabSize);
-  assert.throws(() => tokenizerForModel(FOLDER), /no tokenizer\.json/);
+  assert.equal(tokenizerForModel(FOLDER, TOKENIZER, addon).vocabSize, fromJson.vocabSize);
+  assert.throws(() => tokenizerForModel(FOLDER, undefined, addon), /no tokenizer\.json/);
+  // Without the engine the GGUF tokenizer cannot be read: a clear error, which callers that
+  // only count tokens turn into an estimate.
+  assert.throws(() => tokenizerForModel(file, undefined, undefined), (e: Error & { code?: string }) => e.code === 'ERR_TIDAL_MODEL' && /read by the native engine, which is not available here/.test(e.message));
 
   const reference = JSON.parse(readFileSync(path.join(FOLDER, 'reference.json'), 'utf8')) as { greedy: { prompt: number[]; new_tokens: number[] } };
-  const addon = loadAddon(path.resolve('dist'));
   const engine = await addon.loadModel(file, { threads: 2 });
   try {
     assert.equal(engine.modelInfo.architecture, 'qwen2');
@@ -69,5 +84,5 @@ test('a qwen2 .gguf model: its tokenizer encodes like tokenizer.json and the eng
 test('a broken .gguf gives the host a tokenizer error it can show', () => {
   const file = path.join(scratch, 'broken.gguf');
   writeFileSync(file, Buffer.from('GGUF\x03\x00\x00\x00'));
-  assert.throws(() => tokenizerForModel(file), (e: Error & { code?: string }) => e.code === 'ERR_TIDAL_MODEL' && /not a valid GGUF file/.test(e.message));
+  assert.throws(() => tokenizerForModel(file, undefined, addon), (e: Error & { code?: string }) => e.code === 'ERR_TIDAL_MODEL' && /GGUF file .*broken\.gguf.*truncated/.test(e.message));
 });

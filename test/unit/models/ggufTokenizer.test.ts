@@ -1,7 +1,8 @@
-// GGUF tokenizer metadata -> tokenizer.json: byte-level BPE files written from the fixture
-// tokenizers must encode every text to the same ids as the original tokenizer.json; a
-// SentencePiece-style ('llama') vocabulary must encode as SentencePiece BPE merging does
-// (a brute-force reference below); malformed metadata is refused with a clear error.
+// GGUF tokenizer metadata (read by the engine: readGgufTokenizer) -> tokenizer.json: byte-level
+// BPE files written from the fixture tokenizers must encode every text to the same ids as the
+// original tokenizer.json; a SentencePiece-style ('llama') vocabulary must encode as
+// SentencePiece BPE merging does (a brute-force reference below); malformed metadata and
+// broken headers are refused with a clear error, never a crash.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -9,9 +10,13 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 
 import { TextTokenizer } from '../../../src/engine/tokenizer';
-import { GgufFormatError, readGgufHeader } from '../../../src/models/gguf';
-import { checkGgufTokenizer, GgufTokenizerError, loadGgufTokenizer } from '../../../src/models/ggufTokenizer';
+import { checkGgufTokenizer, GgufTokenizerError, loadGgufTokenizer as loadWith } from '../../../src/models/ggufTokenizer';
+import { loadAddon } from '../../../src/native/addon';
+import { random as seeded } from '../seededRandom';
 import { GgufEntry, ggufImage, gpt2TokenizerMetadata } from './ggufImage';
+
+const addon = loadAddon(path.resolve('dist'));
+const loadGgufTokenizer = (file: string) => loadWith(file, addon);
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'tidal-gguf-tok-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -192,39 +197,106 @@ test('malformed GGUF tokenizer metadata is refused with a message that says what
     {},
     'gpt-2',
   );
-  const cases: [Record<string, GgufEntry>, RegExp, Function][] = [
-    [{}, /no tokenizer.*Hugging Face folder/, GgufTokenizerError],
-    [{ ...base, 'tokenizer.ggml.model': { type: 'string', value: 'bert' } }, /'bert' is not supported/, GgufTokenizerError],
-    [{ ...base, 'tokenizer.ggml.pre': { type: 'string', value: 'mystery' } }, /'mystery' pre-tokenizer.*Hugging Face folder/, GgufTokenizerError],
-    [{ ...base, 'tokenizer.ggml.merges': { type: 'strings', value: ['a b c'] } }, /merge 0 'a b c'/, GgufFormatError],
-    [{ ...base, 'tokenizer.ggml.token_type': { type: 'i32s', value: [1, 2] } }, /one per token/, GgufFormatError],
-    [{ ...base, 'tokenizer.ggml.eos_token_id': { type: 'u32', value: 100000 } }, /not a token id/, GgufFormatError],
-    [{ ...base, 'tokenizer.ggml.tokens': { type: 'u32', value: 3 } }, /should be an array/, GgufFormatError],
+  // 'converter': refused while building tokenizer.json; 'engine': refused by the engine's reader.
+  const cases: [Record<string, GgufEntry>, RegExp, 'converter' | 'engine'][] = [
+    [{}, /no tokenizer.*Hugging Face folder/, 'converter'],
+    [{ ...base, 'tokenizer.ggml.model': { type: 'string', value: 'bert' } }, /'bert' is not supported/, 'converter'],
+    [{ ...base, 'tokenizer.ggml.pre': { type: 'string', value: 'mystery' } }, /'mystery' pre-tokenizer.*Hugging Face folder/, 'converter'],
+    [{ ...base, 'tokenizer.ggml.merges': { type: 'strings', value: ['a b c'] } }, /merge 0 'a b c'/, 'converter'],
+    [{ ...base, 'tokenizer.ggml.token_type': { type: 'i32s', value: [1, 2] } }, /token_type has 2 entries but tokenizer\.ggml\.tokens has \d+/, 'engine'],
+    [{ ...base, 'tokenizer.ggml.eos_token_id': { type: 'u32', value: 100000 } }, /'tokenizer\.ggml\.eos_token_id' = 100000 is not a token id/, 'engine'],
+    [{ ...base, 'tokenizer.ggml.tokens': { type: 'u32', value: 3 } }, /'tokenizer\.ggml\.tokens' must be an array of strings, found u32 3/, 'engine'],
+    [{ ...base, 'tokenizer.ggml.scores': { type: 'i32s', value: [1] } }, /'tokenizer\.ggml\.scores' must be an array of f32/, 'engine'],
   ];
-  for (const [metadata, message, kind] of cases) {
+  for (const [metadata, message, by] of cases) {
     const file = writeGguf(metadata);
-    assert.throws(() => loadGgufTokenizer(file), (error: Error) => error instanceof kind && message.test(error.message), String(message));
+    assert.throws(
+      () => loadGgufTokenizer(file),
+      (error: Error & { code?: string }) => error.code === 'ERR_TIDAL_MODEL' && (error instanceof GgufTokenizerError) === (by === 'converter') && message.test(error.message),
+      String(message),
+    );
     // The quick check before loading catches the same tokenizer-level problems.
-    if (kind === GgufTokenizerError) assert.throws(() => checkGgufTokenizer(readGgufHeader(file)), (error: Error) => message.test(error.message));
+    if (by === 'converter' && !/merge/.test(String(message))) assert.throws(() => checkGgufTokenizer(addon.readGgufTokenizer(file)), (error: Error) => message.test(error.message));
   }
-  checkGgufTokenizer(readGgufHeader(writeGguf(base)));
-  assert.throws(() => checkGgufTokenizer(readGgufHeader(writeGguf({ ...base, 'tokenizer.ggml.model': { type: 'string', value: 'llama' } }))), /no tokenizer\.ggml\.scores/);
+  checkGgufTokenizer(addon.readGgufTokenizer(writeGguf(base)));
+  assert.throws(() => checkGgufTokenizer(addon.readGgufTokenizer(writeGguf({ ...base, 'tokenizer.ggml.model': { type: 'string', value: 'llama' } }))), /no tokenizer\.ggml\.scores/);
+});
+
+test('the engine reads every tokenizer field the converter uses', () => {
+  const tokens = ['<unk>', '<s>', '</s>', 'a', 'b', 'ab'];
+  const metadata = addon.readGgufTokenizer(writeGguf({
+    'tokenizer.ggml.model': { type: 'string', value: 'llama' },
+    'tokenizer.ggml.pre': { type: 'string', value: 'default' },
+    'tokenizer.ggml.tokens': { type: 'strings', value: tokens },
+    'tokenizer.ggml.scores': { type: 'f32s', value: [0, 0, 0, -1, -2, -0.5] },
+    'tokenizer.ggml.token_type': { type: 'i32s', value: [2, 3, 3, 1, 1, 1] },
+    'tokenizer.ggml.merges': { type: 'strings', value: ['a b'] },
+    'tokenizer.ggml.unknown_token_id': { type: 'u32', value: 0 },
+    'tokenizer.ggml.bos_token_id': { type: 'u32', value: 1 },
+    'tokenizer.ggml.eos_token_id': { type: 'u32', value: 2 },
+    'tokenizer.ggml.padding_token_id': { type: 'u32', value: 2 },
+    'tokenizer.ggml.add_bos_token': { type: 'bool', value: false },
+    'tokenizer.ggml.add_space_prefix': { type: 'bool', value: false },
+    'tokenizer.chat_template': { type: 'string', value: '{{ messages }}' },
+  }));
+  assert.equal(metadata.model, 'llama');
+  assert.equal(metadata.pre, 'default');
+  assert.deepEqual(metadata.tokens, tokens);
+  assert.deepEqual(Array.from(metadata.scores), [0, 0, 0, -1, -2, -0.5]);
+  assert.deepEqual(Array.from(metadata.tokenTypes), [2, 3, 3, 1, 1, 1]);
+  assert.deepEqual(metadata.merges, ['a b']);
+  assert.deepEqual([metadata.unknownId, metadata.bosId, metadata.eosId, metadata.paddingId, metadata.eotId], [0, 1, 2, 2, undefined]);
+  assert.deepEqual([metadata.addBos, metadata.addEos, metadata.addSpacePrefix], [false, undefined, false]);
+  assert.equal(metadata.chatTemplate, '{{ messages }}');
+  const absent = addon.readGgufTokenizer(writeGguf({}));
+  assert.deepEqual([absent.model, absent.tokens.length, absent.scores.length, absent.bosId, absent.chatTemplate], ['', 0, 0, undefined, '']);
 });
 
 test('broken GGUF headers are refused: magic, version, truncation, absurd counts', () => {
-  const good = ggufImage({ 'general.architecture': { type: 'string', value: 'llama' }, 'x.y': { type: 'strings', value: ['a', 'b'] } });
+  const good = ggufImage({ 'general.architecture': { type: 'string', value: 'llama' }, 'tokenizer.ggml.tokens': { type: 'strings', value: ['a', 'b'] } });
   const variants: [string, Buffer, RegExp][] = [
-    ['magic', Buffer.concat([Buffer.from('GGUG'), good.subarray(4)]), /does not start with "GGUF"/],
-    ['version', (() => { const b = Buffer.from(good); b.writeUInt32LE(9, 4); return b; })(), /version 9/],
-    ['truncated', good.subarray(0, 40), /ends early/],
-    ['count', (() => { const b = Buffer.from(good); b.writeBigUInt64LE(1n << 40n, 16); return b; })(), /metadata count/],
+    ['magic', Buffer.concat([Buffer.from('GGUG'), good.subarray(4)]), /expected the magic "GGUF", found "GGUG"/],
+    ['version', (() => { const b = Buffer.from(good); b.writeUInt32LE(9, 4); return b; })(), /unsupported GGUF version 9/],
+    ['truncated', good.subarray(0, 40), /truncated/],
+    ['count', (() => { const b = Buffer.from(good); b.writeBigUInt64LE(1n << 40n, 16); return b; })(), /metadata count 1099511627776 is larger than the file allows/],
   ];
   for (const [name, bytes, message] of variants) {
     const file = path.join(scratch, `broken-${name}.gguf`);
     writeFileSync(file, bytes);
-    assert.throws(() => readGgufHeader(file), (e: Error) => e instanceof GgufFormatError && message.test(e.message), name);
+    assert.throws(() => addon.readGgufTokenizer(file), (e: Error & { code?: string }) => e.code === 'ERR_TIDAL_MODEL' && message.test(e.message), name);
+    const inspection = addon.inspectModel(file);
+    assert.ok(inspection.problems.some((p) => message.test(p.message)), `${name}: ${JSON.stringify(inspection.problems)}`);
   }
   const file = path.join(scratch, 'good.gguf');
   writeFileSync(file, good);
-  assert.deepEqual(readGgufHeader(file).metadata.get('x.y'), ['a', 'b']);
+  assert.deepEqual(addon.readGgufTokenizer(file).tokens, ['a', 'b']);
+  const inspection = addon.inspectModel(file);
+  assert.equal(inspection.format, 'gguf');
+  assert.equal(inspection.architecture, 'llama');
+  assert.equal(inspection.tokenizerTokens, 2);
+  assert.match(inspection.problems.map((p) => p.message).join(), /required metadata 'llama\.block_count' is missing/);
+});
+
+test('random truncations and corrupted bytes of a GGUF header end in problems or errors, never a crash', () => {
+  const json = JSON.parse(readFileSync('test/fixtures/tokenizers/chatml-byte-bpe/tokenizer.json', 'utf8'));
+  const image = ggufImage({ 'general.architecture': { type: 'string', value: 'qwen2' }, ...gpt2TokenizerMetadata(json, { eos_token: '<|im_end|>' }, 'gpt-2') });
+  const next = seeded(1217);
+  const file = path.join(scratch, 'mangled.gguf');
+  let refused = 0;
+  for (let i = 0; i < 300; i++) {
+    const bytes = Buffer.from(i % 2 === 0 ? image.subarray(0, Math.floor(next() * image.length)) : image);
+    if (i % 2 === 1) for (let flips = 1 + Math.floor(next() * 4); flips > 0; flips--) bytes[Math.floor(next() * Math.min(bytes.length, 4096))] = Math.floor(next() * 256);
+    writeFileSync(file, bytes);
+    const inspection = addon.inspectModel(file);
+    assert.ok(inspection.problems.length > 0); // no model metadata at all: never loadable
+    for (const problem of inspection.problems) assert.ok(['missing', 'truncated', 'malformed', 'unsupported', 'mismatch'].includes(problem.kind));
+    try {
+      const metadata = addon.readGgufTokenizer(file);
+      assert.ok(Array.isArray(metadata.tokens));
+    } catch (error) {
+      assert.equal((error as { code?: string }).code, 'ERR_TIDAL_MODEL', (error as Error).message);
+      refused++;
+    }
+  }
+  assert.ok(refused > 150, `${refused} of 300 refused`);
 });

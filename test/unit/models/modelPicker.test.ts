@@ -1,6 +1,7 @@
 // The Select Model flow with a scripted VS Code: the embedded default, a local folder with
-// validation errors and warnings, and a recommended model downloaded from the loopback hub
-// under a progress notification, cancelled and resumed.
+// validation errors and warnings (read by the engine's inspectModel), a machine without the
+// engine, and a recommended model downloaded from the loopback hub under a progress
+// notification, cancelled and resumed.
 import './fakeVscode';
 
 import assert from 'node:assert/strict';
@@ -11,9 +12,11 @@ import { after, before, beforeEach, test } from 'node:test';
 
 import { registerModelPicker, selectModel } from '../../../src/extension/modelPicker';
 import { CATALOGUE } from '../../../src/models/catalogue';
+import { loadAddon } from '../../../src/native/addon';
 import { fake } from './fakeVscode';
 import { FixtureHub } from './fixtureHub';
 
+const reader = loadAddon(path.resolve('dist'));
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'tidal-picker-'));
 const context = { globalStorageUri: { fsPath: path.join(scratch, 'storage') }, subscriptions: [] } as never;
 const logged: string[] = [];
@@ -56,11 +59,11 @@ test('the command is registered as tidal.selectModel', () => {
 
 test('the embedded default writes an empty tidal.modelPath; dismissing changes nothing', async () => {
   fake.answers.push(pickAction('embedded'));
-  assert.equal(await selectModel(context, log), '');
+  assert.equal(await selectModel(context, log, { reader }), '');
   assert.deepEqual(fake.updates, [['tidal.modelPath', '']]);
   fake.updates.length = 0;
   fake.answers.push(() => undefined);
-  assert.equal(await selectModel(context, log), undefined);
+  assert.equal(await selectModel(context, log, { reader }), undefined);
   assert.deepEqual(fake.updates, []);
 });
 
@@ -76,19 +79,31 @@ test('a folder without a tokenizer is refused with an error; Pick Another Model 
     },
     () => undefined, // the list again, dismissed
   );
-  assert.equal(await selectModel(context, log), undefined);
+  assert.equal(await selectModel(context, log, { reader }), undefined);
   assert.deepEqual(fake.updates, []);
   assert.deepEqual(fake.shown.map((s) => s.kind), ['quickPick', 'openDialog', 'error', 'quickPick']);
 });
 
 test('a folder that does not fit memory asks first; Use Anyway applies it', async () => {
   fake.settings.set('tidal.context.maxTokens', 16384);
-  const options = { gpuFreeBytes: async () => 1000 };
+  const options = { gpuFreeBytes: async () => 1000, reader };
   fake.answers.push(pickAction('folder'), () => [{ fsPath: path.resolve(shipped) }], ({ message }) => {
     assert.match(message!, /needs about .* the GPU has 1\.0 KB free/);
     return 'Use Anyway';
   });
   assert.equal(await selectModel(context, log, options), path.resolve(shipped));
+  assert.deepEqual(fake.updates, [['tidal.modelPath', path.resolve(shipped)]]);
+});
+
+test('without the native engine beside the extension a folder is applied after a warning', async () => {
+  // The bundle this test runs from has no addon beside it: the picker's default reader is missing.
+  fake.answers.push(pickAction('folder'), () => [{ fsPath: path.resolve(shipped) }], ({ kind, message, actions }) => {
+    assert.equal(kind, 'warning');
+    assert.match(message!, /could not check this model here \(The Tidal native engine is missing .*\); the engine checks it when it loads/);
+    assert.deepEqual(actions, ['Use Anyway', 'Pick Another Model']);
+    return 'Use Anyway';
+  });
+  assert.equal(await selectModel(context, log), path.resolve(shipped));
   assert.deepEqual(fake.updates, [['tidal.modelPath', path.resolve(shipped)]]);
 });
 
@@ -110,7 +125,7 @@ test('a recommended model downloads under progress, can be cancelled, resumes, a
   });
   hub.faults.stallAfterBytes = new Map([['model.safetensors', 1_000_000]]);
   fake.cancelProgress = (report) => /model\.safetensors/.test(report.message ?? '');
-  assert.equal(await selectModel(context, log), undefined);
+  assert.equal(await selectModel(context, log, { reader }), undefined);
   assert.match(listed!.description!, /494M · 995 MB download · needs ~/);
   assert.equal(existsSync(destination), false);
   assert.deepEqual(fake.updates, []);
@@ -122,7 +137,7 @@ test('a recommended model downloads under progress, can be cancelled, resumes, a
     listed = (items as Item[]).find((i) => i.model?.id === model.id);
     return listed;
   });
-  assert.equal(await selectModel(context, log), destination);
+  assert.equal(await selectModel(context, log, { reader }), destination);
   assert.match(listed!.description!, /of 995 MB downloaded, resumes/);
   assert.deepEqual(fake.updates, [['tidal.modelPath', destination]]);
   assert.ok(existsSync(path.join(destination, 'model.safetensors')));
@@ -137,7 +152,7 @@ test('a recommended model downloads under progress, can be cancelled, resumes, a
     listed = (items as Item[]).find((i) => i.model?.id === model.id);
     return listed;
   });
-  assert.equal(await selectModel(context, log), destination);
+  assert.equal(await selectModel(context, log, { reader }), destination);
   assert.match(listed!.description!, /downloaded ·/);
   assert.match(listed!.label, /^\$\(check\)/);
   assert.equal(hub.requests.length, 0);
@@ -151,7 +166,7 @@ test('a hub that is down shows the error with Retry and a way to the hub setting
     assert.deepEqual(actions, ['Retry', 'Open Hub Setting']);
     return 'Open Hub Setting';
   });
-  assert.equal(await selectModel(context, log), undefined);
+  assert.equal(await selectModel(context, log, { reader }), undefined);
   assert.deepEqual(fake.executed, [['workbench.action.openSettings', 'tidal.models.hubUrl']]);
   assert.deepEqual(fake.updates, []);
 });

@@ -1,13 +1,20 @@
-// Validation of model folders and GGUF files before loading: complete fixtures pass with a
-// summary; each kind of broken folder or file is refused with a message saying what to do.
+// Validation of model folders and GGUF files before loading, through the engine's readers
+// (inspectModel): complete fixtures pass with a summary; each kind of broken folder or file is
+// refused with a message saying what to do; without the engine a model is let through with a
+// warning.
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 
-import { validateModel, ValidationResult } from '../../../src/models/validate';
-import { ggufImage, gpt2TokenizerMetadata, GgufEntry } from './ggufImage';
+import { validateModel as validateWith, ValidationOptions, ValidationResult } from '../../../src/models/validate';
+import { loadAddon } from '../../../src/native/addon';
+import { random } from '../seededRandom';
+import { ggufImage, gpt2TokenizerMetadata, GgufEntry, GgufTensor } from './ggufImage';
+
+const addon = loadAddon(path.resolve('dist'));
+const validateModel = (modelPath: string, options: ValidationOptions) => validateWith(modelPath, options, addon);
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'tidal-validate-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -52,7 +59,8 @@ test('complete folders of every supported architecture pass, with their dtype an
     assert.equal(result.summary!.architecture, arch);
     assert.equal(result.summary!.dtype, dtype);
     assert.equal(result.summary!.memory.contextTokens, 256);
-    assert.ok(result.summary!.memory.weightBytes > 0 && result.summary!.memory.weightBytes < result.summary!.fileBytes);
+    // Safetensors weights are used as stored.
+    assert.ok(result.summary!.memory.weightBytes > 0 && result.summary!.memory.weightBytes === result.summary!.fileBytes);
   }
   const shipped = validateModel('models/tidal-code-mini', PLENTY);
   assert.equal(shipped.ok, true, JSON.stringify(shipped.issues));
@@ -60,30 +68,47 @@ test('complete folders of every supported architecture pass, with their dtype an
 });
 
 test('broken folders are refused with what to do', () => {
-  assertRefused(validateModel(path.join(scratch, 'nowhere'), PLENTY), /is not a folder/);
-  assertRefused(validateModel(folderOf('mistral-gqa-f16', (d) => rmSync(path.join(d, 'config.json'))), PLENTY), /no config\.json.*Pick the folder/);
+  assertRefused(validateModel(path.join(scratch, 'nowhere'), PLENTY), /does not exist.*Pick a model folder/);
+  assertRefused(validateModel(folderOf('mistral-gqa-f16', (d) => rmSync(path.join(d, 'config.json'))), PLENTY), /config\.json.*Pick a model folder/);
   assertRefused(validateModel(folderOf('mistral-gqa-f16', undefined, false), PLENTY), /no tokenizer\.json.*Download the tokenizer files/);
-  assertRefused(validateModel(folderOf('mistral-gqa-f16', (d) => rmSync(path.join(d, 'model.safetensors'))), PLENTY), /no model\.safetensors/);
-  assertRefused(validateModel(folderOf('qwen2-tied-sharded-f32', (d) => rmSync(path.join(d, 'model-00003-of-00004.safetensors'))), PLENTY), /missing: model-00003-of-00004.*download the model again/);
+  assertRefused(validateModel(folderOf('mistral-gqa-f16', (d) => rmSync(path.join(d, 'model.safetensors'))), PLENTY), /no model weights in .*model\.safetensors/);
+  assertRefused(validateModel(folderOf('qwen2-tied-sharded-f32', (d) => rmSync(path.join(d, 'model-00003-of-00004.safetensors'))), PLENTY), /model-00003-of-00004\.safetensors.*download the model again/);
   assertRefused(
     validateModel(folderOf('mistral-gqa-f16', (d) => truncateSync(path.join(d, 'model.safetensors'), 300_000)), PLENTY),
-    /cut short.*download the model again/,
+    /truncated.*download the model again/,
   );
-  assertRefused(validateModel(folderOf('mistral-gqa-f16', (d) => writeFileSync(path.join(d, 'model.safetensors'), 'garbage')), PLENTY), /not a valid safetensors/);
+  assertRefused(validateModel(folderOf('mistral-gqa-f16', (d) => writeFileSync(path.join(d, 'model.safetensors'), 'garbage')), PLENTY), /too short for a safetensors file.*download the model again/);
   const editConfig = (change: (c: Record<string, unknown>) => void) => (d: string) => {
     const file = path.join(d, 'config.json');
     const config = JSON.parse(readFileSync(file, 'utf8'));
     change(config);
     writeFileSync(file, JSON.stringify(config));
   };
-  assertRefused(validateModel(folderOf('mistral-gqa-f16', editConfig((c) => { c.model_type = 'gemma2'; c.architectures = ['Gemma2ForCausalLM']; })), PLENTY), /'gemma2' is not supported/);
-  assertRefused(validateModel(folderOf('mistral-gqa-f16', editConfig((c) => { c.quantization_config = { quant_method: 'awq' }; })), PLENTY), /quantised with 'awq'/);
-  assertRefused(validateModel(folderOf('mistral-gqa-f16', editConfig((c) => { c.dtype = 'float8_e4m3fn'; })), PLENTY), /dtype 'float8_e4m3fn'/);
-  assertRefused(validateModel(folderOf('mistral-gqa-f16', editConfig((c) => { c.num_hidden_layers = 7; })), PLENTY), /no tensor 'model\.layers\.6\./);
-  assertRefused(validateModel(folderOf('mistral-gqa-f16', editConfig((c) => { c.intermediate_size = 180; })), PLENTY), /gate_proj.*176x64.*180x64/);
+  assertRefused(validateModel(folderOf('mistral-gqa-f16', editConfig((c) => { c.model_type = 'gemma2'; c.architectures = ['Gemma2ForCausalLM']; })), PLENTY), /unsupported model architecture 'Gemma2ForCausalLM'.*Pick another model/);
+  assertRefused(validateModel(folderOf('mistral-gqa-f16', editConfig((c) => { c.quantization_config = { quant_method: 'awq' }; })), PLENTY), /quantized checkpoints are not supported \(quantization_config method 'awq'\)/);
+  const f8 = folderOf('mistral-gqa-f16', (d) => {
+    const file = path.join(d, 'model.safetensors');
+    const bytes = readFileSync(file);
+    const length = Number(bytes.readBigUInt64LE(0));
+    const header = Buffer.from(bytes.subarray(8, 8 + length).toString('utf8').replace('"F16"', '"F8_E4M3"'));
+    const newLength = Buffer.alloc(8);
+    newLength.writeBigUInt64LE(BigInt(header.length));
+    writeFileSync(file, Buffer.concat([newLength, header, bytes.subarray(8 + length)]));
+  });
+  assertRefused(validateModel(f8, PLENTY), /dtype 'F8_E4M3', which is not supported; supported dtypes: F32, F16, BF16.*Pick another model/);
+  assertRefused(validateModel(folderOf('mistral-gqa-f16', editConfig((c) => { c.num_hidden_layers = 7; })), PLENTY), /missing tensor 'model\.layers\.6\..*do not belong to one model/);
+  assertRefused(validateModel(folderOf('mistral-gqa-f16', editConfig((c) => { c.intermediate_size = 180; })), PLENTY), /gate_proj.*\[176, 64\], expected \[180, 64\]/);
   const noChat = validateModel(folderOf('mistral-gqa-f16', (d) => rmSync(path.join(d, 'tokenizer_config.json'))), PLENTY);
   assert.equal(noChat.ok, true);
   assert.match(noChat.issues[0].message, /tokenizer_config\.json is missing/);
+});
+
+test('without the native engine a model is let through with a warning; the engine checks it on load', () => {
+  const result = validateWith(path.join(scratch, 'nowhere'), PLENTY, undefined, 'no addon for linux-riscv64');
+  assert.equal(result.ok, true);
+  assert.equal(result.summary, undefined);
+  assert.deepEqual(result.issues.map((i) => i.severity), ['warning']);
+  assert.match(result.issues[0].message, /could not check this model here \(no addon for linux-riscv64\)/);
 });
 
 test('cause 11: weights beyond config.json\'s layers, and a tokenizer that does not fit the model, are refused', () => {
@@ -112,7 +137,7 @@ test('cause 11: weights beyond config.json\'s layers, and a tokenizer that does 
   const longTokens = ggufFile({ ...qwen2Meta, ...gpt2TokenizerMetadata(
     { ...JSON.parse(readFileSync(path.join(TOKENIZER, 'tokenizer.json'), 'utf8')), added_tokens: [{ id: 600, content: '<|far|>', special: true }] },
     { eos_token: '<|far|>' }, 'qwen2') }, { embd: 1, q: 0 });
-  assertRefused(validateModel(longTokens, PLENTY), /The GGUF tokenizer has 601 tokens but the model's embedding only 512 rows/);
+  assertRefused(validateModel(longTokens, PLENTY), /the tokenizer has 601 tokens but the embedding token_embd\.weight only 512 rows, so the tokenizer and the model do not belong together/);
 });
 
 test('a model that does not fit the free memory or the free GPU memory gets a warning with the numbers', () => {
@@ -139,38 +164,67 @@ const qwen2Meta: Record<string, GgufEntry> = {
   'qwen2.context_length': { type: 'u32', value: 2048 },
   ...tokenizerMeta,
 };
-function ggufFile(metadata: Record<string, GgufEntry>, types: { embd: number; q: number }): string {
+// Every tensor of the one-layer qwen2 model above (tied embeddings), with random bytes; the
+// embedding and attn_q in the given ggml types. Quantised types are stored in blocks.
+const BLOCK: Record<number, [number, number]> = { 0: [1, 4], 1: [1, 2], 10: [256, 84], 12: [256, 144], 14: [256, 210], 8: [32, 34] };
+function qwen2Tensors(types: { embd: number; q: number }, seed: number): GgufTensor[] {
+  const next = random(seed);
+  const tensor = (name: string, ne: number[], type = 0): GgufTensor => {
+    const [elements, bytes] = BLOCK[type];
+    const data = Buffer.alloc((ne.reduce((a, b) => a * b, 1) / elements) * bytes);
+    for (let i = 0; i < data.length; i++) data[i] = Math.floor(next() * 256);
+    return { name, type, ne, bytes: data };
+  };
+  return [
+    tensor('token_embd.weight', [256, 512], types.embd),
+    tensor('blk.0.attn_norm.weight', [256]),
+    tensor('blk.0.attn_q.weight', [256, 256], types.q),
+    tensor('blk.0.attn_q.bias', [256]),
+    tensor('blk.0.attn_k.weight', [256, 128]),
+    tensor('blk.0.attn_k.bias', [128]),
+    tensor('blk.0.attn_v.weight', [256, 128]),
+    tensor('blk.0.attn_v.bias', [128]),
+    tensor('blk.0.attn_output.weight', [256, 256]),
+    tensor('blk.0.ffn_norm.weight', [256]),
+    tensor('blk.0.ffn_gate.weight', [256, 512]),
+    tensor('blk.0.ffn_up.weight', [256, 512]),
+    tensor('blk.0.ffn_down.weight', [512, 256]),
+    tensor('output_norm.weight', [256]),
+  ];
+}
+function ggufFile(metadata: Record<string, GgufEntry>, types: { embd: number; q: number }, tensors = qwen2Tensors(types, folders)): string {
   const file = path.join(scratch, `g${folders++}.gguf`);
-  // token_embd: F16 256 x 512 -> 2 bytes each; attn_q: 256 x 256 in the given type.
-  const qBytes = types.q === 12 ? (256 * 256 / 256) * 144 : types.q === 10 ? (256 * 256 / 256) * 84 : 256 * 256 * 4;
-  writeFileSync(file, ggufImage(metadata, [
-    { name: 'token_embd.weight', type: types.embd, ne: [256, 512], bytes: Buffer.alloc(256 * 512 * 2, 1) },
-    { name: 'blk.0.attn_q.weight', type: types.q, ne: [256, 256], bytes: Buffer.alloc(qBytes, 3) },
-  ]));
+  writeFileSync(file, ggufImage(metadata, tensors));
   return file;
 }
 
 test('a GGUF file passes with its shape; quantised tensors count as f32 in memory', () => {
-  const result = validateModel(ggufFile(qwen2Meta, { embd: 1, q: 12 }), { contextTokens: 1024, freeMemoryBytes: 64e9 });
-  assert.deepEqual(result.issues, []);
-  const s = result.summary!;
-  assert.equal(s.kind, 'gguf');
-  assert.equal(s.architecture, 'qwen2');
-  assert.equal(s.dtype, 'F16+Q4_K');
-  assert.equal(s.parameters, 256 * 512 + 256 * 256);
-  assert.equal(s.fileBytes, 256 * 512 * 2 + 256 * 144);
-  assert.equal(s.memory.weightBytes, 256 * 512 * 2 + 256 * 256 * 4);
-  // 1 layer x 2 x 2 KV heads x head_dim 64 x 4 bytes x 17/16 per token.
-  assert.equal(s.memory.kvBytes, 1024 * 1 * 2 * 2 * 64 * 4 * 17 / 16);
+  for (const [embd, q, dtype] of [[1, 12, 'F32+F16+Q4_K'], [0, 14, 'F32+Q6_K'], [1, 8, 'F32+F16+Q8_0']] as const) {
+    const tensors = qwen2Tensors({ embd, q }, 100 + q);
+    const result = validateModel(ggufFile(qwen2Meta, { embd, q }, tensors), { contextTokens: 1024, freeMemoryBytes: 64e9 });
+    assert.deepEqual(result.issues, []);
+    const s = result.summary!;
+    assert.equal(s.kind, 'gguf');
+    assert.equal(s.architecture, 'qwen2');
+    assert.equal(s.dtype, dtype);
+    const elements = (t: GgufTensor) => t.ne.reduce((a, b) => a * b, 1);
+    assert.equal(s.parameters, tensors.reduce((sum, t) => sum + elements(t), 0));
+    assert.equal(s.fileBytes, tensors.reduce((sum, t) => sum + t.bytes.length, 0));
+    assert.equal(s.memory.weightBytes, tensors.reduce((sum, t) => sum + (t.type <= 1 ? t.bytes.length : elements(t) * 4), 0));
+    // 1 layer x 2 x 2 KV heads x head_dim 64 x 4 bytes x 17/16 per token.
+    assert.equal(s.memory.kvBytes, 1024 * 1 * 2 * 2 * 64 * 4 * 17 / 16);
+  }
 });
 
 test('GGUF files the engine cannot run are refused with what to do', () => {
-  assertRefused(validateModel(ggufFile(qwen2Meta, { embd: 1, q: 10 }), PLENTY), /Q2_K, which Tidal does not dequantise.*Q4_K_M/);
-  assertRefused(validateModel(ggufFile({ ...qwen2Meta, 'general.architecture': { type: 'string', value: 'phi3' } }, { embd: 1, q: 0 }), PLENTY), /'phi3' is not supported/);
+  assertRefused(validateModel(ggufFile(qwen2Meta, { embd: 1, q: 10 }), PLENTY), /stores tensors as Q2_K, which the engine does not dequantise.*Q4_K_M/);
+  assertRefused(validateModel(ggufFile({ ...qwen2Meta, 'general.architecture': { type: 'string', value: 'phi3' } }, { embd: 1, q: 0 }), PLENTY), /unsupported architecture 'phi3'.*Pick another model/);
   const { ['qwen2.block_count']: _, ...noLayers } = qwen2Meta;
   assertRefused(validateModel(ggufFile(noLayers, { embd: 1, q: 0 }), PLENTY), /qwen2\.block_count/);
   assertRefused(validateModel(ggufFile({ ...qwen2Meta, 'tokenizer.ggml.pre': { type: 'string', value: 'exotic' } }, { embd: 1, q: 0 }), PLENTY), /'exotic' pre-tokenizer/);
   const cut = ggufFile(qwen2Meta, { embd: 1, q: 0 });
   truncateSync(cut, 60_000);
-  assertRefused(validateModel(cut, PLENTY), /not a valid GGUF file.*Download the file again/);
+  assertRefused(validateModel(cut, PLENTY), /truncated.*download the model again/);
+  const noOutputNorm = qwen2Tensors({ embd: 1, q: 0 }, 7).filter((t) => t.name !== 'output_norm.weight');
+  assertRefused(validateModel(ggufFile(qwen2Meta, { embd: 1, q: 0 }, noOutputNorm), PLENTY), /missing tensor 'output_norm\.weight' \(expected shape \[256\]\)/);
 });

@@ -1,7 +1,9 @@
 // Markdown of the chat's answers to HTML, for the panel: markdown-it with raw HTML off (it is
 // shown as text), links only to http(s) and mailto, no images (nothing remote is ever
 // loaded), and fenced code highlighted by highlight.js inside a block with Copy / Insert /
-// New file buttons. Runs in the webview bundle and, for the tests, in Node.
+// New file / Apply buttons. Apply edits the file the block names (its fence info or the line
+// above it, applyTarget.ts), so the block keeps both. Runs in the webview bundle and, for the
+// tests, in Node.
 import hljs from 'highlight.js/lib/core';
 import bash from 'highlight.js/lib/languages/bash';
 import c from 'highlight.js/lib/languages/c';
@@ -24,12 +26,19 @@ import xml from 'highlight.js/lib/languages/xml';
 import yaml from 'highlight.js/lib/languages/yaml';
 import MarkdownIt from 'markdown-it';
 
+import { codeBlockPath } from '../extension/applyTarget';
+import { MAX_INFO_CHARS, MAX_LINE_BEFORE_CHARS } from '../extension/chatMessages';
+
 const LANGUAGES = { bash, c, cpp, csharp, css, diff, go, java, javascript, json, markdown, plaintext, python, rust, shell, sql, typescript, xml, yaml };
 for (const [name, language] of Object.entries(LANGUAGES)) hljs.registerLanguage(name, language);
 
 export interface CodeBlock {
   language: string; // as written after the fence ('' when none)
   code: string;
+  /** The fence's whole info string ("ts src/a.ts"), at most MAX_INFO_CHARS. */
+  info: string;
+  /** The last non-blank line of the answer above the fence ("In `src/a.ts`:"), trimmed, at most MAX_LINE_BEFORE_CHARS. */
+  lineBefore: string;
 }
 
 export interface RenderedMarkdown {
@@ -60,27 +69,45 @@ export function fenceLanguage(info: string): string {
   return /^[\w+#.-]{1,24}$/.test(word) ? word : '';
 }
 
+/** The last non-blank line above line `fenceLine` of the source, trimmed ('' when none). */
+function lineAbove(lines: string[], fenceLine: number): string {
+  for (let line = Math.min(fenceLine, lines.length) - 1; line >= 0; line -= 1) {
+    if (lines[line].trim() !== '') return lines[line].trim();
+  }
+  return '';
+}
+
 export function createMarkdownRenderer(): (source: string) => RenderedMarkdown {
   const md = new MarkdownIt({ html: false, linkify: true, breaks: false, typographer: false });
   md.disable('image');
   md.validateLink = isSafeLink;
   let blocks: CodeBlock[] = [];
+  let sourceLines: string[] = [];
   md.renderer.rules.fence = (tokens, index) => {
     const token = tokens[index];
     const language = fenceLanguage(token.info);
     // A fence whose only text is on its opening line (e.g. "```{{{"): show that text as the code.
     const content = token.content === '' && language === '' ? token.info.trim() : token.content;
     const block = blocks.length;
-    blocks.push({ language, code: content });
+    const info = token.info.trim().slice(0, MAX_INFO_CHARS);
+    const lineBefore = lineAbove(sourceLines, token.map?.[0] ?? 0).slice(0, MAX_LINE_BEFORE_CHARS);
+    blocks.push({ language, code: content, info, lineBefore });
     const known = language && hljs.getLanguage(language.toLowerCase()) ? language.toLowerCase() : '';
-    const button = (action: string, label: string, title: string) =>
-      `<button type="button" class="code-action" data-action="${action}" data-block="${block}" title="${title}">${label}</button>`;
+    const button = (action: string, label: string, title: string, data = '') =>
+      `<button type="button" class="code-action" data-action="${action}" data-block="${block}"${data} title="${escapeHtml(title)}">${label}</button>`;
+    const target = codeBlockPath(info, lineBefore);
     return (
       `<div class="code-block" data-block="${block}">` +
       `<div class="code-toolbar"><span class="code-language">${escapeHtml(language || 'text')}</span>` +
       button('copy', 'Copy', 'Copy to the clipboard') +
       button('insert', 'Insert', 'Insert at the cursor in the editor') +
       button('newFile', 'New file', 'Open as a new untitled file') +
+      button(
+        'apply',
+        'Apply',
+        `Apply to ${target ?? 'the active editor'}, then review the change hunk by hunk`,
+        ` data-info="${escapeHtml(info)}" data-line-before="${escapeHtml(lineBefore)}"`,
+      ) +
       `</div><pre><code class="hljs${known ? ` language-${known}` : ''}">${highlightCode(content, known)}</code></pre></div>\n`
     );
   };
@@ -92,6 +119,7 @@ export function createMarkdownRenderer(): (source: string) => RenderedMarkdown {
   };
   return (source) => {
     blocks = [];
+    sourceLines = source.split(/\r?\n/);
     const html = md.render(source);
     return { html, codeBlocks: blocks };
   };

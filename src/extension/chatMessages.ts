@@ -4,7 +4,9 @@
 // is just JSON.
 import type { AnswerMeta, Turn } from '../chat/conversation';
 
-export type CodeAction = 'copy' | 'insert' | 'newFile';
+const CODE_ACTIONS = ['copy', 'insert', 'newFile', 'apply'] as const;
+/** A code block's buttons: Copy, Insert at the cursor, New file, Apply (to the file it names, reviewed hunk by hunk). */
+export type CodeAction = (typeof CODE_ACTIONS)[number];
 /** Keys the tests' API may press in the composer. */
 const COMPOSER_KEYS = ['Enter', 'Tab', 'ArrowDown', 'ArrowUp', 'Escape'] as const;
 export type ComposerKey = (typeof COMPOSER_KEYS)[number];
@@ -20,7 +22,11 @@ export type PanelToChat =
   | { type: 'listFiles' }
   /** The attachments the composer's chips show now, and the ids the `#`/`@` list offers (sent whenever they change). */
   | { type: 'chips'; attachments: string[]; offered?: string[] }
-  | { type: 'codeAction'; action: CodeAction; code: string; language: string }
+  /**
+   * A code block's button pressed. `info` (the fence's info string) and `lineBefore` (the
+   * answer's last non-blank line above the block) name the file Apply edits.
+   */
+  | { type: 'codeAction'; action: CodeAction; code: string; language: string; info?: string; lineBefore?: string }
   /** What the panel shows after a render: each turn's source text, and the page's visible text. */
   | { type: 'rendered'; turns: { role: 'user' | 'assistant'; text: string }[]; visibleText: string; draft?: string };
 
@@ -43,6 +49,8 @@ export type ChatToPanel =
    * presses Send.
    */
   | { type: 'composer'; text?: string; press?: ComposerKey; remove?: string; submit?: boolean }
+  /** Presses a code block's button (`block`: its index) in the last answer, as a person would (the tests' API). */
+  | { type: 'codeButton'; action: CodeAction; block: number }
   /** Text added to the question being written (an editor selection, quoted). */
   | { type: 'draft'; text: string }
   | { type: 'notice'; text: string };
@@ -54,9 +62,13 @@ export const MAX_TEXT_CHARS = 200_000;
 export const MAX_ATTACHMENTS = 32;
 /** Most workspace paths offered for `#`/`@` completion. */
 export const MAX_LISTED_FILES = 5000;
+/** Longest fence info string and line before a code block a codeAction may carry. */
+export const MAX_INFO_CHARS = 1024;
+export const MAX_LINE_BEFORE_CHARS = 4096;
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 const isText = (value: unknown, max = MAX_TEXT_CHARS): value is string => typeof value === 'string' && value.length <= max;
+const isCodeAction = (value: unknown): value is CodeAction => (CODE_ACTIONS as readonly unknown[]).includes(value);
 const isPathList = (value: unknown): value is string[] =>
   Array.isArray(value) && value.length <= MAX_ATTACHMENTS && value.every((path) => isText(path, 4096) && path.length > 0);
 
@@ -79,9 +91,18 @@ export function parsePanelMessage(value: unknown): PanelToChat | undefined {
       if (value.attachments !== undefined && !isPathList(value.attachments)) return undefined;
       return { type: 'ask', text: value.text, attachments: (value.attachments as string[] | undefined) ?? [] };
     case 'codeAction':
-      if (value.action !== 'copy' && value.action !== 'insert' && value.action !== 'newFile') return undefined;
+      if (!isCodeAction(value.action)) return undefined;
       if (!isText(value.code) || !isText(value.language ?? '', 64)) return undefined;
-      return { type: 'codeAction', action: value.action, code: value.code, language: (value.language as string | undefined) ?? '' };
+      if (value.info !== undefined && !isText(value.info, MAX_INFO_CHARS)) return undefined;
+      if (value.lineBefore !== undefined && !isText(value.lineBefore, MAX_LINE_BEFORE_CHARS)) return undefined;
+      return {
+        type: 'codeAction',
+        action: value.action,
+        code: value.code,
+        language: (value.language as string | undefined) ?? '',
+        ...(value.info !== undefined ? { info: value.info as string } : {}),
+        ...(value.lineBefore !== undefined ? { lineBefore: value.lineBefore as string } : {}),
+      };
     case 'rendered': {
       if (!Array.isArray(value.turns) || !isText(value.visibleText, 4 * MAX_TEXT_CHARS)) return undefined;
       const turns: { role: 'user' | 'assistant'; text: string }[] = [];
@@ -145,6 +166,10 @@ export function parseChatMessage(value: unknown): ChatToPanel | undefined {
       };
     case 'notice':
       return typeof value.text === 'string' ? { type: 'notice', text: value.text } : undefined;
+    case 'codeButton':
+      return isCodeAction(value.action) && Number.isInteger(value.block) && (value.block as number) >= 0
+        ? { type: 'codeButton', action: value.action, block: value.block as number }
+        : undefined;
     case 'draft':
       return isText(value.text) ? { type: 'draft', text: value.text } : undefined;
     default:

@@ -1,7 +1,8 @@
 // The chat side panel: a webview view with a strict Content-Security-Policy (a nonce-gated
 // script bundled into dist/chat-panel.js, styles from media/, nothing remote), VS Code theme
 // colours. It forwards what the user does to the ChatSession (src/chat/chatSession.ts) and
-// carries out the code-block actions (copy, insert at the cursor, open as a new file).
+// carries out the code-block actions (copy, insert at the cursor, open as a new file, apply to
+// the file the block names through tidal.applyCodeBlock and its hunk review).
 import * as crypto from 'node:crypto';
 import * as vscode from 'vscode';
 
@@ -175,7 +176,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
         this.offered = message.offered ?? [];
         return;
       case 'codeAction':
-        await this.codeAction(message.action, message.code, message.language);
+        await this.codeAction(message);
         return;
       case 'rendered':
         this.snapshot = {
@@ -214,7 +215,12 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
       .sort((a, b) => a.label.localeCompare(b.label));
   }
 
-  private async codeAction(action: CodeAction, code: string, language: string): Promise<void> {
+  /** Presses a code block's button in the last answer, as a person would (the tests' API). */
+  pressCodeButton(action: CodeAction, block: number): void {
+    this.post({ type: 'codeButton', action, block });
+  }
+
+  private async codeAction({ action, code, language, info, lineBefore }: Extract<PanelToChat, { type: 'codeAction' }>): Promise<void> {
     switch (action) {
       case 'copy':
         await vscode.env.clipboard.writeText(code);
@@ -240,6 +246,11 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
         await vscode.window.showTextDocument(document);
         return;
       }
+      case 'apply':
+        // Places the block in the file its fence or the line above it names (else the active
+        // editor) and opens the review there; the command says itself when it cannot.
+        await vscode.commands.executeCommand('tidal.applyCodeBlock', { code, info, lineBefore });
+        return;
     }
   }
 

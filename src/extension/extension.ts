@@ -7,7 +7,7 @@ import * as vscode from 'vscode';
 import { ChatSession } from '../chat/chatSession';
 import { ChatHistory, HISTORY_KEY } from '../chat/historyStore';
 import { gatherChatContext } from '../chat/vscodeChatContext';
-import type { ComposerKey } from './chatMessages';
+import type { CodeAction, ComposerKey } from './chatMessages';
 import { ChatViewProvider } from './chatViewProvider';
 import { CompletionService, type CompletionCounters } from '../completion/completionService';
 import { completionsOnFor } from '../completion/languageSwitch';
@@ -20,6 +20,7 @@ import { repositoryName } from './hostRepository';
 import { connectHostRepository } from './hostRepositoryWatch';
 import { completionBudget, readCompletionMode } from './inlineCompletionConfig';
 import { TidalInlineCompletionProvider } from './inlineCompletionProvider';
+import type { ReviewSnapshot } from './hunkReview';
 import { registerInlineEdit } from './inlineEdit';
 import { registerLanguageModelProvider } from './languageModelProvider';
 import { LocalBackend, newRequestId } from './localBackend';
@@ -72,7 +73,11 @@ export interface TidalApi {
     composerAttachments(): readonly string[];
     /** The ids the composer's `#`/`@` completion list offers now, best first; empty when it is closed. */
     mentionOptions(): readonly string[];
+    /** Presses a code block's button (Copy, Insert, New file, Apply; `block`: its index) in the last answer. */
+    pressCodeButton(action: CodeAction, block: number): void;
   };
+  /** The hunk review of a proposed edit (inline edit, chat Apply) running in `uri`, as shown; undefined when none. */
+  review(uri: vscode.Uri): ReviewSnapshot | undefined;
   /**
    * Inline completions: requests started/finished/cancelled, the last text shown, and the
    * repository tokens in the last engine completion's prompt.
@@ -375,7 +380,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       composer: (action) => chat.driveComposer(action),
       composerAttachments: () => chat.composerAttachments,
       mentionOptions: () => chat.mentionOptions,
+      pressCodeButton: (action, block) => chat.pressCodeButton(action, block),
     },
+    review: (uri) => inlineEdit.review.snapshot(uri),
     completionStats: () => ({
       ...completions.counters,
       lastText: completions.last?.text,

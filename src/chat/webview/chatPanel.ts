@@ -297,6 +297,12 @@ function receive(message: ChatToPanel): void {
       if (message.remove !== undefined) chips.querySelector<HTMLElement>(`[data-attachment="${CSS.escape(message.remove)}"] .chip-remove`)?.click();
       if (message.submit) form.requestSubmit();
       return;
+    case 'codeButton': {
+      const answers = messages.querySelectorAll<HTMLElement>('article.turn.assistant');
+      const button = answers[answers.length - 1]?.querySelector<HTMLButtonElement>(`button.code-action[data-action="${message.action}"][data-block="${message.block}"]`);
+      button?.click();
+      return;
+    }
     case 'draft':
       input.value = input.value.trim() ? `${input.value.trimEnd()}\n\n${message.text}` : message.text;
       input.focus();
@@ -337,8 +343,9 @@ messages.addEventListener('click', (event) => {
   const action = target.dataset.action;
   const turnId = target.closest<HTMLElement>('article.turn')?.dataset.turn;
   const block = turnId ? codeBlocks.get(turnId)?.[Number(target.dataset.block)] : undefined;
-  if (!block || (action !== 'copy' && action !== 'insert' && action !== 'newFile')) return;
-  send({ type: 'codeAction', action, code: block.code, language: block.language });
+  if (!block || (action !== 'copy' && action !== 'insert' && action !== 'newFile' && action !== 'apply')) return;
+  if (action === 'apply') send({ type: 'codeAction', action, code: block.code, language: block.language, info: block.info, lineBefore: block.lineBefore });
+  else send({ type: 'codeAction', action, code: block.code, language: block.language });
   if (action === 'copy') {
     const label = target.textContent;
     target.textContent = 'Copied';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { MAX_ATTACHMENTS, MAX_TEXT_CHARS, parseChatMessage, parsePanelMessage, type ChatToPanel, type PanelToChat } from '../../../src/extension/chatMessages';
+import { MAX_ATTACHMENTS, MAX_INFO_CHARS, MAX_LINE_BEFORE_CHARS, MAX_TEXT_CHARS, parseChatMessage, parsePanelMessage, type ChatToPanel, type PanelToChat } from '../../../src/extension/chatMessages';
 
 const panelMessages: PanelToChat[] = [
   { type: 'ready' },
@@ -16,6 +16,9 @@ const panelMessages: PanelToChat[] = [
   { type: 'codeAction', action: 'copy', code: 'const a = 1;\n', language: 'ts' },
   { type: 'codeAction', action: 'insert', code: 'x', language: '' },
   { type: 'codeAction', action: 'newFile', code: 'print(1)', language: 'python' },
+  { type: 'codeAction', action: 'apply', code: 'trim() {}\n', language: 'ts', info: 'ts src/kvCache.ts', lineBefore: 'In `src/kvCache.ts`:' },
+  { type: 'codeAction', action: 'apply', code: 'x', language: '', info: '', lineBefore: '' },
+  { type: 'codeAction', action: 'apply', code: 'x', language: '' },
   { type: 'rendered', turns: [{ role: 'user', text: 'q' }, { role: 'assistant', text: 'a' }], visibleText: 'You q Tidal a' },
 ];
 
@@ -36,6 +39,8 @@ const chatMessages: ChatToPanel[] = [
   { type: 'busy', busy: false },
   { type: 'attach', paths: ['src/kvCache.ts'] },
   { type: 'notice', text: 'Stop it first.' },
+  { type: 'codeButton', action: 'apply', block: 0 },
+  { type: 'codeButton', action: 'copy', block: 3 },
 ];
 
 test('every message of either direction passes its parser unchanged (after a JSON round trip)', () => {
@@ -64,6 +69,12 @@ test('malformed messages are refused', () => {
     { type: 'codeAction', action: 'delete', code: 'x', language: '' },
     { type: 'codeAction', action: 'copy', code: 3, language: '' },
     { type: 'codeAction', action: 'copy', code: 'x', language: 'l'.repeat(65) },
+    { type: 'codeAction', action: 'Apply', code: 'x', language: '' },
+    { type: 'codeAction', action: 'apply', code: 'x', language: '', info: 7 },
+    { type: 'codeAction', action: 'apply', code: 'x', language: '', info: ['ts'] },
+    { type: 'codeAction', action: 'apply', code: 'x', language: '', lineBefore: null },
+    { type: 'codeAction', action: 'apply', code: 'x', language: '', info: 'i'.repeat(MAX_INFO_CHARS + 1) },
+    { type: 'codeAction', action: 'apply', code: 'x', language: '', lineBefore: 'l'.repeat(MAX_LINE_BEFORE_CHARS + 1) },
     { type: 'rendered', turns: [{ role: 'system', text: 'x' }], visibleText: '' },
     { type: 'rendered', turns: 'x', visibleText: '' },
     { type: 'rendered', turns: [] },
@@ -79,6 +90,11 @@ test('malformed messages are refused', () => {
     { type: 'busy', busy: 'yes' },
     { type: 'attach', paths: [3] },
     { type: 'engine' },
+    { type: 'codeButton', action: 'apply' },
+    { type: 'codeButton', action: 'apply', block: -1 },
+    { type: 'codeButton', action: 'apply', block: 1.5 },
+    { type: 'codeButton', action: 'apply', block: '0' },
+    { type: 'codeButton', action: 'delete', block: 0 },
   ];
   for (const value of badChat) assert.equal(parseChatMessage(value), undefined, JSON.stringify(value));
 });
@@ -86,7 +102,7 @@ test('malformed messages are refused', () => {
 test('random values never throw and are either refused or a well-formed message', () => {
   let seed = 12345;
   const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-  const types = ['ready', 'ask', 'stop', 'regenerate', 'newChat', 'pickAttachment', 'codeAction', 'rendered', 'engine', 'conversation', 'turn', 'delta', 'busy', 'attach', 'notice'];
+  const types = ['ready', 'ask', 'stop', 'regenerate', 'newChat', 'pickAttachment', 'codeAction', 'codeButton', 'rendered', 'engine', 'conversation', 'turn', 'delta', 'busy', 'attach', 'notice'];
   const value = (depth: number): unknown => {
     const pick = Math.floor(random() * 8);
     if (depth > 2) return pick % 2 === 0 ? 'text' : 3;
@@ -94,11 +110,11 @@ test('random values never throw and are either refused or a well-formed message'
       case 0: return null;
       case 1: return random() > 0.5;
       case 2: return Math.floor(random() * 100) - 50;
-      case 3: return ['', 'x', 'copy', 'user', 'assistant', 'done', 'streaming'][Math.floor(random() * 7)];
+      case 3: return ['', 'x', 'copy', 'apply', 'user', 'assistant', 'done', 'streaming'][Math.floor(random() * 8)];
       case 4: return Array.from({ length: Math.floor(random() * 3) }, () => value(depth + 1));
       default: {
         const record: Record<string, unknown> = { type: types[Math.floor(random() * types.length)] };
-        for (const key of ['text', 'attachments', 'action', 'code', 'language', 'turns', 'visibleText', 'summary', 'busy', 'turn', 'id', 'paths', 'status', 'role']) {
+        for (const key of ['text', 'attachments', 'action', 'code', 'language', 'info', 'lineBefore', 'block', 'turns', 'visibleText', 'summary', 'busy', 'turn', 'id', 'paths', 'status', 'role']) {
           if (random() < 0.4) record[key] = value(depth + 1);
         }
         return record;

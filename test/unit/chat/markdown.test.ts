@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { createMarkdownRenderer, highlightCode, isSafeLink } from '../../../src/chat/markdown';
+import { MAX_INFO_CHARS, MAX_LINE_BEFORE_CHARS } from '../../../src/extension/chatMessages';
 
 const render = createMarkdownRenderer();
 
@@ -43,13 +44,13 @@ test('fenced code: highlighted, with its exact source kept for the buttons', () 
   const code = 'def select_top_k(scores, k):\n    return sorted(scores)[-k:]  # <top>\n';
   const { html, codeBlocks } = render(`Here:\n\n\`\`\`python\n${code}\`\`\`\n\nand\n\n\`\`\`\nplain & <text>\n\`\`\`\n`);
   assert.deepEqual(codeBlocks, [
-    { language: 'python', code },
-    { language: '', code: 'plain & <text>\n' },
+    { language: 'python', code, info: 'python', lineBefore: 'Here:' },
+    { language: '', code: 'plain & <text>\n', info: '', lineBefore: 'and' },
   ]);
   assert.match(html, /<code class="hljs language-python"><span class="hljs-keyword">def<\/span>/);
   assert.match(html, /# &lt;top&gt;/);
   assert.match(html, /plain &amp; &lt;text&gt;/);
-  for (const action of ['copy', 'insert', 'newFile']) {
+  for (const action of ['copy', 'insert', 'newFile', 'apply']) {
     assert.match(html, new RegExp(`data-action="${action}" data-block="0"`));
     assert.match(html, new RegExp(`data-action="${action}" data-block="1"`));
   }
@@ -57,10 +58,10 @@ test('fenced code: highlighted, with its exact source kept for the buttons', () 
   assert.equal(highlightCode('<x>', 'no-such-language'), '&lt;x&gt;');
   // Only a word that looks like a language name labels the block; anything else reads 'text'.
   assert.match(render('```"><b>\nx\n```').html, /<span class="code-language">text<\/span>/);
-  assert.deepEqual(render('```{{{{{{{{{{{{{{{{{{{{{{{{{{{{{\nx\n```').codeBlocks, [{ language: '', code: 'x\n' }]);
+  assert.deepEqual(render('```{{{{{{{{{{{{{{{{{{{{{{{{{{{{{\nx\n```').codeBlocks, [{ language: '', code: 'x\n', info: '{{{{{{{{{{{{{{{{{{{{{{{{{{{{{', lineBefore: '' }]);
   // A fence with text only on its opening line shows that text rather than an empty box.
   const bare = render('```{{{ <b>');
-  assert.deepEqual(bare.codeBlocks, [{ language: '', code: '{{{ <b>' }]);
+  assert.deepEqual(bare.codeBlocks, [{ language: '', code: '{{{ <b>', info: '{{{ <b>', lineBefore: '' }]);
   assert.match(bare.html, /<code class="hljs">\{\{\{ &lt;b&gt;<\/code>/);
   assert.equal(render('```c++ title\nx\n```').codeBlocks[0].language, 'c++');
 });
@@ -70,4 +71,82 @@ test('an answer cut mid-stream (an open fence) still renders, and each render st
   assert.equal(open.codeBlocks.length, 1);
   assert.equal(open.codeBlocks[0].code, 'const a = 1;');
   assert.equal(render('no code').codeBlocks.length, 0);
+});
+
+// The attributes of the Apply button of block `index` in `html`, unescaped as a browser would.
+function applyButton(html: string, index: number): { info: string; lineBefore: string; title: string; raw: string } {
+  const raw = new RegExp(`<button [^>]*data-action="apply" data-block="${index}"[^>]*>Apply</button>`).exec(html)?.[0];
+  assert.ok(raw, `no Apply button for block ${index}: ${html}`);
+  const attribute = (name: string) => {
+    const value = new RegExp(` ${name}="([^"]*)"`).exec(raw)?.[1];
+    assert.ok(value !== undefined, `no ${name} on ${raw}`);
+    return value.replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  };
+  return { info: attribute('data-info'), lineBefore: attribute('data-line-before'), title: attribute('title'), raw };
+}
+
+test('Apply: each code block has one, carrying its fence info and the line above it (what names the target file)', () => {
+  const source = [
+    'Two changes.',
+    '',
+    'In `src/kvCache.ts`:',
+    '',
+    '```ts',
+    'trim(position: number): void {}',
+    '```',
+    '',
+    '```ts src/other.ts',
+    'export const a = 1;',
+    '```',
+    '',
+    '- and in a list, after text on the line right above:',
+    '  ```python',
+    '  print(1)',
+    '  ```',
+  ].join('\n');
+  const { html, codeBlocks } = render(source);
+  assert.equal(codeBlocks.length, 3);
+  assert.equal((html.match(/data-action="apply"/g) ?? []).length, 3);
+  assert.deepEqual(codeBlocks.map(({ info, lineBefore }) => ({ info, lineBefore })), [
+    { info: 'ts', lineBefore: 'In `src/kvCache.ts`:' },
+    { info: 'ts src/other.ts', lineBefore: '```' },
+    { info: 'python', lineBefore: '- and in a list, after text on the line right above:' },
+  ]);
+  for (const [index, block] of codeBlocks.entries()) {
+    const button = applyButton(html, index);
+    assert.equal(button.info, block.info);
+    assert.equal(button.lineBefore, block.lineBefore);
+  }
+  // The title says where it goes, as tidal.applyCodeBlock will find it.
+  assert.equal(applyButton(html, 0).title, 'Apply to src/kvCache.ts, then review the change hunk by hunk');
+  assert.equal(applyButton(html, 1).title, 'Apply to src/other.ts, then review the change hunk by hunk');
+  assert.equal(applyButton(html, 2).title, 'Apply to the active editor, then review the change hunk by hunk');
+});
+
+test('Apply: the info string and the line above are escaped in its attributes, whatever they hold', () => {
+  const hostile = [
+    { info: 'ts" onclick="alert(1)', lineBefore: 'See `a.ts`"><img src=x onerror=alert(1)>' },
+    { info: "ts title='x' <script>&amp;", lineBefore: '<script>alert("x")</script> & \'quoted\'' },
+    { info: 'ts src/a&b.ts', lineBefore: '">' },
+  ];
+  for (const { info, lineBefore } of hostile) {
+    const { html, codeBlocks } = render(`${lineBefore}\n\n\`\`\`${info}\ncode\n\`\`\`\n`);
+    assert.equal(codeBlocks.length, 1, html);
+    const button = applyButton(html, 0);
+    // The start tag is name="value" pairs only, and the names are the button's own (no value
+    // ended early to start an attribute such as onclick).
+    const startTag = button.raw.slice(0, button.raw.indexOf('>Apply<') + 1);
+    assert.match(startTag, /^<button(?: [\w-]+="[^"<>]*")*>$/, startTag);
+    const names = [...startTag.matchAll(/ ([\w-]+)="/g)].map((match) => match[1]);
+    assert.deepEqual(names, ['type', 'class', 'data-action', 'data-block', 'data-info', 'data-line-before', 'title'], startTag);
+    assert.equal(button.info, info.trim());
+    assert.equal(button.lineBefore, codeBlocks[0].lineBefore);
+    for (const tag of tags(html)) assert.ok(ALLOWED.has(tag), `tag <${tag}> from ${JSON.stringify(info)}: ${html}`);
+  }
+});
+
+test('Apply: a very long info string or line above is cut to what a panel message may carry', () => {
+  const { codeBlocks } = render(`${'w'.repeat(10_000)}\n\n\`\`\`ts ${'x'.repeat(5000)}\ncode\n\`\`\`\n`);
+  assert.equal(codeBlocks[0].info.length, MAX_INFO_CHARS);
+  assert.equal(codeBlocks[0].lineBefore.length, MAX_LINE_BEFORE_CHARS);
 });

@@ -17,8 +17,6 @@ export interface InlineEditDeps {
   /** The chat's context for `editor` (repository part, budget, attention). */
   gatherContext(editor: vscode.TextEditor): Promise<ChatRequestContext>;
   newRequestId(): string;
-  /** Tests only: an answer used instead of the model's. */
-  answerStub?(): string | undefined;
 }
 
 /** Characters of the file shown around the selection, at most. */
@@ -48,8 +46,6 @@ export function registerInlineEdit(deps: InlineEditDeps): { review: HunkReview; 
     const answer = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: 'Tidal: editing the selection…', cancellable: true },
       async (progress, token) => {
-        const stub = deps.answerStub?.();
-        if (stub !== undefined) return stub;
         const controller = new AbortController();
         token.onCancellationRequested(() => controller.abort());
         const context = await deps.gatherContext(editor);

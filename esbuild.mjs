@@ -56,6 +56,7 @@ const contexts = await Promise.all([
   // The chat panel's script runs in the webview (a browser), with markdown-it and highlight.js inside.
   esbuild.context({ ...common, platform: 'browser', target: 'es2022', format: 'iife', external: [], entryPoints: { 'chat-panel': 'src/chat/webview/chatPanel.ts' }, outdir: 'dist' }),
   esbuild.context({ ...common, entryPoints: { 'tidal-serve': 'src/serve/main.ts' }, outdir: 'dist' }),
+  esbuild.context({ ...common, entryPoints: { 'tidal-eval': 'src/eval/main.ts' }, outdir: 'dist' }),
 ]);
 
 if (watch) {

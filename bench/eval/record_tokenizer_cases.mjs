@@ -1,8 +1,10 @@
 // Records the embedded model's tokenizer encodings (through @huggingface/tokenizers, the
-// tokenizer the extension uses) of fixed strings and of excerpts of this repository's files,
-// for the C++ encoder's test (native/tests/test_eval_tokenizer.cpp).
+// tokenizer the extension and `tidal-eval` use) of fixed strings and of excerpts of this
+// repository's files: test/fixtures/shipped-model/tokenizer_cases.json, which
+// test/unit/evalTokenizer.test.ts holds the tokenizer to, so that an upgrade of the library
+// that changes the ids (and with them the eval prompts) is noticed. Record again only on purpose.
 //
-//   node bench/eval/record_tokenizer_cases.mjs native/tests/test_eval_tokenizer_cases.json [--all-files]
+//   node bench/eval/record_tokenizer_cases.mjs test/fixtures/shipped-model/tokenizer_cases.json [--all-files]
 //
 // --all-files encodes every whole file of the eval corpus instead of excerpts (a larger
 // one-off check, not committed).

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Every run behind bench/eval/eval.md and eval_distractors.md, then the tables.
 #
-#   bash bench/eval/run.sh            # from the repository root, after `cmake --build native/build`
+#   bash bench/eval/run.sh            # from the repository root, after `npm run build`
 #
-# TIDAL (default native/build/tidal), THREADS per process (default 2) and SHARDS (parallel
-# processes per run, default 1; the samples are the same for any number of shards) can be
-# set in the environment. On 2 cores this takes about an hour and a half, most of it in the
+# TIDAL_EVAL (default `node dist/tidal-eval.js`), THREADS per process (default 2) and SHARDS
+# (parallel processes per run, default 1; the samples are the same for any number of shards)
+# can be set in the environment. On 2 cores this takes about an hour and a half, most of it in the
 # 16K and 32K prefills (32K: about 200 s per sample on 3 threads of a 16-core machine).
 set -euo pipefail
-TIDAL=${TIDAL:-native/build/tidal}
+read -r -a TIDAL_EVAL <<< "${TIDAL_EVAL:-node dist/tidal-eval.js}"
 THREADS=${THREADS:-2}
 SHARDS=${SHARDS:-1}
 RAW=bench/eval/raw
@@ -22,7 +22,7 @@ git archive 45be93b src native/src native/cli native/include native/addon | tar 
 run() {  # run NAME ARGS...: one eval, split over $SHARDS processes
   local name=$1; shift
   for ((s = 0; s < SHARDS; s++)); do
-    "$TIDAL" eval --model models/tidal-code-mini --corpus-base "$CORPUS" --threads "$THREADS" \
+    "${TIDAL_EVAL[@]}" --model models/tidal-code-mini --corpus-base "$CORPUS" --threads "$THREADS" \
       --shard "$s/$SHARDS" --save "$RAW/${name}_$s.tsv" "$@" > /dev/null &
   done
   wait
@@ -38,5 +38,5 @@ run distract --contexts 4096,8192 --trials 1 --distractors 2 --perplexity-window
 rm -rf "$CORPUS"
 
 join() { local IFS=,; echo "$*"; }
-"$TIDAL" eval --load "$(join $(ls $RAW/*.tsv | grep -v distract))" --output bench/eval/eval.md
-"$TIDAL" eval --load "$(join $RAW/distract*.tsv)" --output bench/eval/eval_distractors.md
+"${TIDAL_EVAL[@]}" --load "$(join $(ls $RAW/*.tsv | grep -v distract))" --output bench/eval/eval.md
+"${TIDAL_EVAL[@]}" --load "$(join $RAW/distract*.tsv)" --output bench/eval/eval_distractors.md

@@ -1,0 +1,41 @@
+// `tidal-eval` entry point: accuracy of full, TidalDecode and Quest attention through the
+// engine, with prompts tokenized by the model's own tokenizer (the engine host's), or the
+// tables of saved records (--load). Prints Markdown to stdout and progress to stderr.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { loadAddon } from '../native/addon';
+import { parseEvalArgs, USAGE, UsageError } from './evalArgs';
+import { appendResults, EvalResults, renderReport } from './report';
+import { runEval } from './runEval';
+
+async function main(argv: string[]): Promise<number> {
+  if (argv[0] === '--help' || argv[0] === '-h') {
+    console.log(USAGE);
+    return 0;
+  }
+  try {
+    const args = parseEvalArgs(argv);
+    let results: EvalResults = { passkey: [], perplexity: [] };
+    if (args.kind === 'load') {
+      for (const file of args.load) appendResults(fs.readFileSync(file, 'utf8'), file, results);
+    } else {
+      results = await runEval(loadAddon(path.dirname(__filename)), args, (line) => console.error(line));
+    }
+    const report = renderReport(results, args.trainedLength);
+    process.stdout.write(report);
+    if (args.output !== undefined) fs.writeFileSync(args.output, report);
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`tidal-eval: ${error.message}\n${USAGE}`);
+      return 2;
+    }
+    console.error(`tidal-eval: ${(error as Error)?.message ?? String(error)}`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

@@ -1,0 +1,136 @@
+// Scoring of `tidal-eval`: one full-attention prefill per sample, then each attention
+// configuration decodes from a fork of that sequence (TidalDecode and Quest act only on decode
+// steps, so the prefill is shared).
+import type { AttentionOptions, NativeEngine } from '../native/addon';
+import type { ConfigKey } from './report';
+
+export interface EvalConfig {
+  attention: Required<Pick<AttentionOptions, 'mode'>> & AttentionOptions;
+}
+
+// "2,4" for tidal, "-" otherwise.
+export function selectionOf(config: EvalConfig): string {
+  return config.attention.mode === 'tidal' ? (config.attention.selectionLayers ?? []).join(',') : '-';
+}
+
+// "full", "tidal 2,4 b256", "quest b256".
+export function labelOf(config: EvalConfig): string {
+  const { mode, tokenBudget } = config.attention;
+  return mode === 'full' ? 'full' : mode === 'tidal' ? `tidal ${selectionOf(config)} b${tokenBudget}` : `quest b${tokenBudget}`;
+}
+
+export function keyOf(config: EvalConfig): ConfigKey {
+  const { mode, tokenBudget } = config.attention;
+  return { mode, selection: selectionOf(config), budget: mode === 'full' ? 0 : (tokenBudget ?? 0) };
+}
+
+// full; tidal at every budget for every selection-layer choice; quest at every budget.
+export function makeEvalConfigs(budgets: readonly number[], selectionChoices: readonly (readonly number[])[], withQuest: boolean): EvalConfig[] {
+  const configs: EvalConfig[] = [{ attention: { mode: 'full' } }];
+  for (const layers of selectionChoices) {
+    for (const budget of budgets) configs.push({ attention: { mode: 'tidal', tokenBudget: budget, selectionLayers: [...layers] } });
+  }
+  if (withQuest) for (const budget of budgets) configs.push({ attention: { mode: 'quest', tokenBudget: budget } });
+  return configs;
+}
+
+// The highest logit's token, the lowest id on ties.
+export function argmaxToken(logits: ArrayLike<number>, offset = 0, vocab = logits.length - offset): number {
+  let best = 0;
+  for (let i = 1; i < vocab; i++) if (logits[offset + i] > logits[offset + best]) best = i;
+  return best;
+}
+
+// -log softmax(logits)[token], in double precision.
+export function negativeLogLikelihood(logits: ArrayLike<number>, offset: number, vocab: number, token: number): number {
+  let max = logits[offset];
+  for (let i = 1; i < vocab; i++) max = Math.max(max, logits[offset + i]);
+  let sum = 0;
+  for (let i = 0; i < vocab; i++) sum += Math.exp(logits[offset + i] - max);
+  return Math.log(sum) + max - logits[offset + token];
+}
+
+// Runs `body` with a sequence that is released afterwards, so an error leaks no KV cache.
+async function withSequence<T>(engine: NativeEngine, sequence: Promise<number>, body: (id: number) => Promise<T>): Promise<T> {
+  const id = await sequence;
+  try {
+    return await body(id);
+  } finally {
+    await engine.releaseSequence(id);
+  }
+}
+
+export class ScoringError extends Error {}
+
+/**
+ * Prefills all prompt tokens but the last with full attention; then, per configuration, a fork
+ * decodes the last prompt token and greedily the answer (stopping at the first wrong token), so
+ * every answer token is predicted by a decode step under that configuration. Returns, per
+ * configuration, whether the whole answer came out.
+ */
+export async function scorePasskey(engine: NativeEngine, prompt: readonly number[], answer: readonly number[], configs: readonly EvalConfig[]): Promise<boolean[]> {
+  if (prompt.length < 2 || answer.length === 0) throw new ScoringError('a passkey sample needs a prompt of 2+ tokens and an answer');
+  return withSequence(engine, engine.createSequence(), async (base) => {
+    await engine.prefill(base, prompt.slice(0, -1));
+    const correct: boolean[] = [];
+    for (const config of configs) {
+      correct.push(
+        await withSequence(engine, engine.forkSequence(base), async (fork) => {
+          let token = prompt[prompt.length - 1];
+          for (const expected of answer) {
+            token = argmaxToken(await engine.decode(fork, token, config.attention));
+            if (token !== expected) return false;
+          }
+          return true;
+        }),
+      );
+    }
+    return correct;
+  });
+}
+
+export interface NllSum {
+  nll: number;     // sum of -log p(token) in nats
+  tokens: number;
+}
+
+/**
+ * Teacher-forced negative log-likelihood of window[prefix..]: window[0, prefix - 1) is prefilled
+ * with full attention; then tokens window[prefix - 1 .. end - 1) are decoded one by one under
+ * each configuration and score the next token. Element 0 of the result is the same tokens
+ * scored from one full-attention prefill of the whole window (all logits), a reference the
+ * `full` decode must match.
+ */
+export async function scorePerplexity(engine: NativeEngine, window: readonly number[], prefix: number, configs: readonly EvalConfig[]): Promise<NllSum[]> {
+  const length = window.length;
+  if (prefix < 2 || prefix >= length) throw new ScoringError('perplexity prefix must be in [2, window length)');
+  const vocab = engine.modelInfo.vocabSize;
+  const out: NllSum[] = [];
+  out.push(
+    await withSequence(engine, engine.createSequence(), async (whole) => {
+      const logits = await engine.prefill(whole, window, { allLogits: true });
+      const sum: NllSum = { nll: 0, tokens: 0 };
+      for (let t = prefix - 1; t + 1 < length; t++) {
+        sum.nll += negativeLogLikelihood(logits, t * vocab, vocab, window[t + 1]);
+        sum.tokens++;
+      }
+      return sum;
+    }),
+  );
+  await withSequence(engine, engine.createSequence(), async (base) => {
+    await engine.prefill(base, window.slice(0, prefix - 1));
+    for (const config of configs) {
+      out.push(
+        await withSequence(engine, engine.forkSequence(base), async (fork) => {
+          const sum: NllSum = { nll: 0, tokens: 0 };
+          for (let t = prefix - 1; t + 1 < length; t++) {
+            sum.nll += negativeLogLikelihood(await engine.decode(fork, window[t], config.attention), 0, vocab, window[t + 1]);
+            sum.tokens++;
+          }
+          return sum;
+        }),
+      );
+    }
+  });
+  return out;
+}

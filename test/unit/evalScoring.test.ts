@@ -1,0 +1,91 @@
+// Scoring of `tidal-eval` through the native engine on fixture models whose outputs
+// transformers recorded: passkey answers against transformers' greedy generation, perplexity
+// against transformers' logits, and sparse configurations equal to full attention when their
+// budget covers the whole context (and different when it does not).
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+
+import { labelOf, makeEvalConfigs, negativeLogLikelihood, argmaxToken, scorePasskey, scorePerplexity, selectionOf } from '../../src/eval/scoring';
+import { loadAddon } from '../../src/native/addon';
+import { random } from './seededRandom';
+
+const fixture = path.resolve('test/fixtures/models/llama3-gqa-f32');  // 6 layers, vocabulary 512
+const reference = JSON.parse(readFileSync(path.join(fixture, 'reference.json'), 'utf8')) as {
+  vocab_size: number;
+  sequences: { tokens: number[]; logits_offset: number; length: number }[];
+  greedy: { prompt: number[]; new_tokens: number[] };
+};
+
+test('configurations: full, tidal per selection choice and budget, quest per budget', () => {
+  const configs = makeEvalConfigs([64, 256], [[2], [2, 4]], true);
+  assert.deepEqual(configs.map(labelOf), ['full', 'tidal 2 b64', 'tidal 2 b256', 'tidal 2,4 b64', 'tidal 2,4 b256', 'quest b64', 'quest b256']);
+  assert.equal(selectionOf(configs[6]), '-');
+  assert.equal(selectionOf(configs[4]), '2,4');
+  assert.equal(makeEvalConfigs([64], [[2]], false).length, 2);
+});
+
+test('negative log-likelihood matches a direct softmax; argmax takes the lowest id on ties', () => {
+  const next = random(9);
+  const logits = Float32Array.from({ length: 300 }, () => -20 + 40 * next());
+  for (const token of [0, 17, 299]) {
+    let total = 0;
+    for (const v of logits) total += Math.exp(v);
+    const expected = -Math.log(Math.exp(logits[token]) / total);
+    assert.ok(Math.abs(negativeLogLikelihood(logits, 0, 300, token) - expected) < 1e-9);
+  }
+  const padded = Float32Array.from([9, 9, ...logits]);
+  assert.equal(negativeLogLikelihood(padded, 2, 300, 17), negativeLogLikelihood(logits, 0, 300, 17));
+  assert.equal(argmaxToken([0.5, 3, -1, 3]), 1);
+});
+
+test('passkey scoring accepts transformers\' greedy answer under every configuration at full budget, and nothing else', async () => {
+  const engine = await loadAddon(path.resolve('dist')).loadModel(fixture, { threads: 2 });
+  try {
+    const { prompt, new_tokens: answer } = reference.greedy;
+    const configs = makeEvalConfigs([4096], [[2], [2, 5]], true);
+    const right = await scorePasskey(engine, prompt, answer, configs);
+    assert.deepEqual(right, configs.map(() => true), configs.map(labelOf).join(', '));
+    // Poisoned answers: a wrong first or last token is never accepted.
+    for (const poisoned of [0, answer.length - 1]) {
+      const wrong = [...answer];
+      wrong[poisoned] = (wrong[poisoned] + 1) % reference.vocab_size;
+      assert.deepEqual(await scorePasskey(engine, prompt, wrong, configs), configs.map(() => false));
+    }
+    await assert.rejects(scorePasskey(engine, [1], answer, configs), /prompt of 2\+ tokens/);
+    assert.equal(engine.usage().sequences, 0);  // every fork was released
+  } finally {
+    await engine.unload();
+  }
+});
+
+test('perplexity matches transformers\' logits; a budget that covers the context equals full attention', async () => {
+  const engine = await loadAddon(path.resolve('dist')).loadModel(fixture, { threads: 2 });
+  try {
+    const { tokens: window, logits_offset } = reference.sequences[2];
+    const vocab = reference.vocab_size;
+    const raw = readFileSync(path.join(fixture, 'reference_logits.f32'));
+    const logits = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+    const prefix = 40;
+    let expected = 0;
+    for (let t = prefix - 1; t + 1 < window.length; t++) expected += negativeLogLikelihood(logits, logits_offset + t * vocab, vocab, window[t + 1]);
+
+    const configs = makeEvalConfigs([4, 4096], [[2, 5]], true);  // full, tidal b4, tidal b4096, quest b4, quest b4096
+    const sums = await scorePerplexity(engine, window, prefix, configs);
+    assert.equal(sums.length, configs.length + 1);
+    const near = (value: number, what: string) => assert.ok(Math.abs(value - expected) < 1e-4 * Math.abs(expected), `${what}: ${value} vs ${expected}`);
+    assert.equal(sums[0].tokens, window.length - prefix);
+    near(sums[0].nll, 'one prefill, all logits');
+    near(sums[1].nll, 'full attention decode');
+    near(sums[3].nll, 'tidal, budget covers the context');
+    near(sums[5].nll, 'quest, budget covers the context');
+    // A 4-token budget really is sparse: its likelihood differs.
+    assert.ok(Math.abs(sums[2].nll - expected) > 1e-3 * Math.abs(expected));
+    assert.ok(Math.abs(sums[4].nll - expected) > 1e-3 * Math.abs(expected));
+    await assert.rejects(scorePerplexity(engine, window, window.length, configs), /prefix/);
+    assert.equal(engine.usage().sequences, 0);
+  } finally {
+    await engine.unload();
+  }
+});

@@ -38,6 +38,12 @@ int main(int argc, char** argv) {
   const Command* command = nullptr;
   for (const Command& c : commands())
     if (c.name == name) command = &c;
+  if (!command && name == "eval") {
+    // The evaluation runs where the model's own tokenizer is: the Node entry (src/eval/).
+    std::fprintf(stderr, "tidal: `tidal eval` is now `node dist/tidal-eval.js` (npm run eval -- OPTIONS), "
+                         "with the same options; build it with `npm run build`\n");
+    return 2;
+  }
   if (!command) {
     std::fprintf(stderr, "tidal: unknown command '%s'\n\n", name.c_str());
     print_help();

@@ -1,6 +1,7 @@
 // Bias add over fp32 rows (Qwen2's q/k/v biases, an o_proj bias).
+#include "bias_add.h"
+
 #include "common.cuh"
-#include "cuda/model_kernels.h"
 
 namespace tidal::cuda {
 

@@ -22,12 +22,13 @@
 // merges the splits of the unit's heads:
 //   out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s,   M = max_s m_s.
 // (A separate combine kernel cost ~4.5 us a layer on the H200, mostly its launch latency.)
+#include "decode_attention.h"
+
 #include <cuda_bf16.h>
 
 #include <type_traits>
 
 #include "common.cuh"
-#include "cuda/kernel_launch.h"
 
 namespace tidal::cuda::detail {
 

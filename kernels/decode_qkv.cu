@@ -9,8 +9,9 @@
 // float(position) * inv_freq[i] with its cosine and sine in double. A KV-head block writes
 // its key and value, then (after the block barrier that makes those writes visible to it)
 // recomputes its page's element-wise key min / max from the page's keys in the cache.
+#include "decode_qkv.h"
+
 #include "common.cuh"
-#include "cuda/model_kernels.h"
 
 namespace tidal::cuda {
 

@@ -1,6 +1,8 @@
 // A kernel whose only job is to prove that this build's device code runs on the GPU:
 // out[i] = i * 3 + 1 for i < n. A wrong or missing result means the GPU's architecture is
 // not among those compiled (or the driver is too old).
+#include "device_probe.h"
+
 #include <cuda_runtime.h>
 
 namespace tidal::cuda {

@@ -1,6 +1,7 @@
 // Embedding lookup: one block per token, bf16 table row widened to fp32.
+#include "embedding.h"
+
 #include "common.cuh"
-#include "cuda/model_kernels.h"
 
 namespace tidal::cuda {
 

@@ -11,8 +11,9 @@
 // The first version staged x in shared memory and kept 8 loads in flight per lane; on the
 // H200 it reached 2.2-3.0 TB/s on the 33-117 MB matrices of a 7-8B model, where cuBLAS
 // reached 2.8-3.8 (with a split-K reduction kernel after two of them).
+#include "gemv.h"
+
 #include "common.cuh"
-#include "cuda/model_kernels.h"
 
 namespace tidal::cuda {
 

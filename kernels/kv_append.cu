@@ -1,7 +1,8 @@
 // KV-cache append: the new tokens' keys (after RoPE) and values go from the fp32 qkv rows
 // into the bf16 cache at their positions. Layout per layer: [kv_head][capacity][head_dim].
+#include "kv_append.h"
+
 #include "common.cuh"
-#include "cuda/model_kernels.h"
 
 namespace tidal::cuda {
 

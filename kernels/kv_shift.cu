@@ -21,8 +21,9 @@
 // ascending order, so a chunk's destinations lie below every later chunk's sources.
 //
 // Threads: x = pair i (head_dim / 2 of them), y = chunk entries; grid (entry blocks, rows).
+#include "kv_shift.h"
+
 #include "common.cuh"
-#include "cuda/model_kernels.h"
 
 namespace tidal::cuda {
 

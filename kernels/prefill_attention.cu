@@ -27,13 +27,14 @@
 // On Hopper, launch_prefill_attention runs kernels/prefill_attention_hopper.cu instead (128
 // queries and 128 keys a tile, the same partial format); the split rule and the combine kernel
 // here serve both, with each kernel's tile sizes.
+#include "prefill_attention.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
 #include "common.cuh"
-#include "cuda/device_info.h"
-#include "cuda/model_kernels.h"
+#include "device_info.h"
 #include "prefill_attention_hopper.h"
 
 namespace tidal::cuda {

@@ -44,7 +44,7 @@
 #include <mutex>
 
 #include "common.cuh"
-#include "cuda/device_info.h"
+#include "device_info.h"
 #include "prefill_attention_hopper.h"
 
 namespace tidal::cuda {

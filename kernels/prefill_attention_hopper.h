@@ -1,10 +1,10 @@
 // The Hopper prefill attention (kernels/prefill_attention_hopper.cu): the same computation as
 // kernels/prefill_attention.cu's, on wgmma with TMA loads and warp specialisation. Internal to
-// the kernels; callers go through launch_prefill_attention (cuda/model_kernels.h).
+// the kernels; callers go through launch_prefill_attention (kernels/prefill_attention.h).
 #pragma once
 #include <cuda_runtime_api.h>
 
-#include "cuda/model_kernels.h"
+#include "prefill_attention.h"
 
 namespace tidal::cuda {
 

@@ -11,12 +11,13 @@
 // [first, end) only pages first / 16 .. (end - 1) / 16 are touched.
 // page_scores_kernel reads each page's min/max rows once for all query heads of a KV head
 // (row groups of head_dim / 8 lanes, one 16-byte piece each, as in decode attention).
+#include "quest_pages.h"
+
 #include <cuda_bf16.h>
 
 #include <type_traits>
 
 #include "common.cuh"
-#include "cuda/kernel_launch.h"
 
 namespace tidal::cuda::detail {
 

@@ -1,10 +1,11 @@
 // Deterministic pseudo-random fills for random-weight benchmark models and KV caches built
 // on the device (a 16 GB model would take minutes to generate on the host). Each element is
 // a hash (splitmix64) of the seed and its index; zero is never produced.
+#include "random_fill.h"
+
 #include <algorithm>
 
 #include "common.cuh"
-#include "cuda/model_kernels.h"
 
 namespace tidal::cuda {
 

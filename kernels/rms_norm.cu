@@ -7,8 +7,9 @@
 // counts: the row and the weight are loaded once, as 16-byte vectors all issued before the
 // reduction (up to kCached vectors per thread held in registers), instead of a strided loop
 // that waits on one load per iteration and then reads the row a second time.
+#include "rms_norm.h"
+
 #include "common.cuh"
-#include "cuda/model_kernels.h"
 
 namespace tidal::cuda {
 

@@ -3,8 +3,9 @@
 // is float(position) * inv_freq[i] in fp32 and its cosine/sine are taken in double, as the
 // CPU backend does, so both see the same rotation; llama3 scaling lives in inv_freq.
 // One block per (token, head), one thread per rotated pair.
+#include "rope.h"
+
 #include "common.cuh"
-#include "cuda/model_kernels.h"
 
 namespace tidal::cuda {
 

@@ -1,7 +1,8 @@
 // Greedy sampling on the device: per row, the lowest index of the largest logit (NaN never
 // wins), so that a decode loop need not copy the vocabulary back to pick a token.
+#include "sampling.h"
+
 #include "common.cuh"
-#include "cuda/model_kernels.h"
 
 namespace tidal::cuda {
 

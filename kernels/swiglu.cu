@@ -2,8 +2,9 @@
 // of down_proj). One thread per 4 outputs (16-byte loads of gate and up, 8-byte stores)
 // where the width allows, one per output otherwise; no thread loops, so a one-token step
 // pays one round of loads.
+#include "swiglu.h"
+
 #include "common.cuh"
-#include "cuda/model_kernels.h"
 
 namespace tidal::cuda {
 

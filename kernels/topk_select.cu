@@ -19,10 +19,11 @@
 // once (with the per-KV-head max or sum over the group's score rows) and cached in shared
 // memory when the slice fits. Output: each block counts its selected positions from its own
 // histograms, learns the counts of the blocks before it, and writes its positions in order.
+#include "topk_select.h"
+
 #include <cooperative_groups.h>
 
 #include "common.cuh"
-#include "cuda/kernel_launch.h"
 
 namespace tidal::cuda::detail {
 

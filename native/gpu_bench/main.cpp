@@ -33,12 +33,12 @@
 #include <vector>
 
 #include "bench_kernels.h"
-#include "cuda/kernel_launch.h"
 #include "cuda/attention_kernels.h"
 #include "cuda/cublas_loader.h"
-#include "cuda/model_kernels.h"
 #include "cuda/quest_kernels.h"
 #include "cuda/selection_kernels.h"
+#include "kernels/prefill_attention.h"
+#include "kernels/topk_select.h"
 
 namespace {
 

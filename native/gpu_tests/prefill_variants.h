@@ -3,8 +3,8 @@
 #pragma once
 #include <vector>
 
-#include "cuda/model_kernels.h"
-#include "prefill_attention_hopper.h"
+#include "kernels/prefill_attention.h"
+#include "kernels/prefill_attention_hopper.h"
 
 namespace tidal::gpu_test {
 

@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "cuda/model_kernels.h"
+#include "kernels/prefill_attention.h"
 #include "prefill_variants.h"
 #include "test_support.h"
 

@@ -8,8 +8,8 @@
 #include <string>
 
 #include "cuda/cuda_error.h"
-#include "cuda/device_info.h"
-#include "cuda/kernel_launch.h"
+#include "kernels/decode_attention.h"
+#include "kernels/device_info.h"
 
 namespace tidal::cuda {
 

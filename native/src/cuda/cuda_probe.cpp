@@ -4,9 +4,7 @@
 
 #include <vector>
 
-namespace tidal::cuda {
-cudaError_t launch_probe(int* out, int n, cudaStream_t stream);
-}
+#include "kernels/device_probe.h"
 
 namespace tidal {
 

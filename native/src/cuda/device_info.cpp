@@ -1,4 +1,4 @@
-#include "cuda/device_info.h"
+#include "kernels/device_info.h"
 
 #include <cuda_runtime_api.h>
 

@@ -5,7 +5,7 @@
 
 #include "cuda/cuda_error.h"
 #include "cuda/device_buffer.h"
-#include "cuda/model_kernels.h"
+#include "kernels/kv_shift.h"
 
 namespace tidal::cuda {
 

@@ -7,8 +7,8 @@
 #include <string>
 
 #include "cuda/cuda_error.h"
-#include "cuda/device_info.h"
-#include "cuda/kernel_launch.h"
+#include "kernels/device_info.h"
+#include "kernels/quest_pages.h"
 
 namespace tidal::cuda {
 

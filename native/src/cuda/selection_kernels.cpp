@@ -8,8 +8,8 @@
 #include <string>
 
 #include "cuda/cuda_error.h"
-#include "cuda/device_info.h"
-#include "cuda/kernel_launch.h"
+#include "kernels/device_info.h"
+#include "kernels/topk_select.h"
 
 namespace tidal::cuda {
 

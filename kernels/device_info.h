@@ -1,5 +1,6 @@
 // Properties of the current CUDA device that kernel launches size themselves by, read once
-// per device and cached.
+// per device and cached. Defined on the host side (native/src/cuda/device_info.cpp), where a
+// failed query becomes a CudaError.
 #pragma once
 #include <cstddef>
 

@@ -1,0 +1,14 @@
+// Launcher of kernels/gemv.cu. Asynchronous on `stream`; returns the launch's error code.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace tidal::cuda {
+
+// One-token linear layer: y[r] = beta * y[r] + sum_c W[r][c] x[c] (W bf16 [rows][cols], x bf16,
+// y fp32; beta == 0 never reads y). cols a multiple of 8, W and x 16-byte aligned.
+cudaError_t launch_gemv(const uint16_t* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta,
+                        cudaStream_t stream);
+
+}  // namespace tidal::cuda

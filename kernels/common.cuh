@@ -1,5 +1,6 @@
-// Device helpers shared by the attention-family kernels: bf16 unpacking, 16-byte loads,
-// warp reductions and the order-preserving float -> uint32 key of the top-k selection.
+// Device helpers shared by the kernels: bf16 unpacking and packing, 16-byte loads, warp,
+// quad and block reductions, the online softmax's weights and merge, the split-KV part rule of
+// prefill attention, and the order-preserving float -> uint32 key of the top-k selection.
 //
 // bf16 is the top half of a float32, so widening is a shift: the low bf16 of a 32-bit word
 // becomes `word << 16`, the high one `word & 0xffff0000`. A 16-byte vector holds 8 bf16.
@@ -30,6 +31,12 @@ __device__ __forceinline__ void unpack_bf16x8(const uint4& raw, float (&out)[8])
   out[5] = bf16_high(raw.z);
   out[6] = bf16_low(raw.w);
   out[7] = bf16_high(raw.w);
+}
+
+// Two floats rounded to bf16 (to nearest even) in one 32-bit word, `low` first in memory.
+__device__ __forceinline__ uint32_t pack_bf16(float low, float high) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(low, high);
+  return *reinterpret_cast<const uint32_t*>(&v);
 }
 
 // Read-only 16-byte load through the non-coherent path (the KV cache does not change while a
@@ -70,17 +77,16 @@ __device__ __forceinline__ void store_value(__nv_bfloat16* target, float value) 
 // Sum over aligned groups of `Width` lanes (a power of two <= 32). XOR butterflies add the
 // same two operands on both partners at every step, so every lane of a group ends with the
 // bitwise-identical sum.
-template <int Width>
-__device__ __forceinline__ float group_sum(float value) {
+template <int Width, typename T>
+__device__ __forceinline__ T group_sum(T value) {
 #pragma unroll
   for (int offset = Width / 2; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffffu, value, offset);
   return value;
 }
 
-__device__ __forceinline__ float warp_sum(float value) {
-#pragma unroll
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffffu, value, offset);
-  return value;
+template <typename T>
+__device__ __forceinline__ T warp_sum(T value) {
+  return group_sum<kWarpSize>(value);
 }
 
 __device__ __forceinline__ float warp_max(float value) {
@@ -88,6 +94,77 @@ __device__ __forceinline__ float warp_max(float value) {
   for (int offset = kWarpSize / 2; offset > 0; offset /= 2)
     value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, offset));
   return value;
+}
+
+// Max and sum over the 4 lanes of a quad (lanes 4g .. 4g + 3, which hold one row of an mma
+// m16n8 accumulator fragment): XOR 1, then XOR 2, so that every lane of the quad ends with the
+// same value.
+__device__ __forceinline__ float quad_max(float value) {
+  value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, 1));
+  return fmaxf(value, __shfl_xor_sync(0xffffffffu, value, 2));
+}
+__device__ __forceinline__ float quad_sum(float value) {
+  value += __shfl_xor_sync(0xffffffffu, value, 1);
+  return value + __shfl_xor_sync(0xffffffffu, value, 2);
+}
+
+// Sum of every thread's value over the block, returned to every thread: warp sums, then the
+// `warps` warp sums added in warp order. `partial` is shared memory for one float per warp.
+// One __syncthreads: a second call on the same `partial` needs a barrier before it.
+__device__ __forceinline__ float block_sum(float value, float* partial, int warps) {
+  value = warp_sum(value);
+  if (threadIdx.x % kWarpSize == 0) partial[threadIdx.x / kWarpSize] = value;
+  __syncthreads();
+  float total = 0.0f;
+  for (int w = 0; w < warps; ++w) total += partial[w];
+  return total;
+}
+// The same over all blockDim.x threads.
+__device__ __forceinline__ float block_sum(float value, float* partial) {
+  return block_sum(value, partial, (blockDim.x + kWarpSize - 1) / kWarpSize);
+}
+
+// ---- online softmax, base 2 ----------------------------------------------------------------
+// An attention row's state over the keys seen so far, with logits x = q.k * scale * log2(e):
+//   m = max_k x_k,   l = sum_k 2^(x_k - m),   O = sum_k 2^(x_k - m) v_k
+// (O: the caller's accumulators; out = O / l at the end). States of disjoint key sets merge:
+// with M = max_s m_s, state s enters with weight w_s = 2^(m_s - M),
+//   l = sum_s w_s l_s,   O = sum_s w_s O_s.
+// A tile of keys is taken in that way (the running state's weight is the rescale factor
+// alpha = 2^(m - M), each key's is 2^(x - M)), and so are split-KV parts and a block's row
+// groups, M taken over all of them first.
+
+// 2^(x - max): the weight of a logit x, or of a state whose max is x, against the max `max`.
+__device__ __forceinline__ float softmax_weight(float x, float max) { return exp2f(x - max); }
+
+// What a row's weights are taken against: its running max, or 0 while every logit seen is
+// -inf (every key so far masked), so that the weights come out 0 rather than NaN.
+__device__ __forceinline__ float softmax_base(float max) { return max == -INFINITY ? 0.0f : max; }
+
+// total + weight * part, rounded once: a state's sum (or an element of its O) added to the
+// merged one.
+__device__ __forceinline__ float merge_add(float total, float part, float weight) {
+  return fmaf(part, weight, total);
+}
+
+// ---- split-KV parts of prefill attention ------------------------------------------------------
+// The key tiles [begin, end) of part `split` of `splits` for a query tile whose keys span
+// `tiles` tiles: consecutive parts of ceil(tiles / splits) tiles from key 0, so only the last
+// non-empty part reaches the diagonal, and parts from ceil(tiles / per) on are empty (when
+// tiles < splits * per). Both prefill kernels (mma.sync and Hopper) cut their keys so.
+struct TileRange {
+  int begin, end;
+};
+__host__ __device__ inline TileRange split_tiles(int tiles, int splits, int split) {
+  const int per = (tiles + splits - 1) / splits;
+  const int begin = split * per < tiles ? split * per : tiles;
+  const int end = begin + per < tiles ? begin + per : tiles;
+  return {begin, end};
+}
+// How many parts are non-empty.
+__host__ __device__ inline int split_parts(int tiles, int splits) {
+  const int per = (tiles + splits - 1) / splits;
+  return (tiles + per - 1) / per;
 }
 
 // Maps a float to a uint32 whose unsigned order is the float order: flip every bit of a

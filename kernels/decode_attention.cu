@@ -88,9 +88,9 @@ __device__ __forceinline__ void combine_unit(const AttentionLaunch& p, int first
     const float total_max = warp_max(local_max);
     float local_sum = 0.0f;
     for (int s = lane; s < splits; s += kWarpSize) {
-      const float weight = exp2f(__ldcg(stats + 2 * s) - total_max);
+      const float weight = softmax_weight(__ldcg(stats + 2 * s), total_max);
       weights[g * kMaxSplits + s] = weight;
-      local_sum = fmaf(__ldcg(stats + 2 * s + 1), weight, local_sum);
+      local_sum = merge_add(local_sum, __ldcg(stats + 2 * s + 1), weight);
     }
     const float total_sum = warp_sum(local_sum);
     if (lane == 0) totals[g] = total_sum;
@@ -117,7 +117,7 @@ __device__ __forceinline__ void combine_unit(const AttentionLaunch& p, int first
       const float* w = weights + (slot + h * kSlots) * kMaxSplits;
 #pragma unroll
       for (int j = 0; j < kBatch; ++j)
-        if (s + j < splits) value[h] = fmaf(a[h][j], w[s + j], value[h]);
+        if (s + j < splits) value[h] = merge_add(value[h], a[h][j], w[s + j]);
     }
   }
 #pragma unroll
@@ -305,12 +305,12 @@ __global__ void __launch_bounds__(kAttentionThreads)
       float new_max = m[g];
 #pragma unroll
       for (int u = 0; u < kRows; ++u) new_max = fmaxf(new_max, s[u][g]);
-      const float alpha = exp2f(m[g] - new_max);
+      const float alpha = softmax_weight(m[g], new_max);
       float weight[kRows];
       float weight_sum = 0.0f;
 #pragma unroll
       for (int u = 0; u < kRows; ++u) {
-        weight[u] = exp2f(s[u][g] - new_max);
+        weight[u] = softmax_weight(s[u][g], new_max);
         weight_sum += weight[u];
       }
       // Once the running max settles, most rows leave it unchanged (alpha exactly 1): with
@@ -320,7 +320,7 @@ __global__ void __launch_bounds__(kAttentionThreads)
       // KV head the vote cost more than it saved: 155 -> 168 us at 32K on Llama-2-7B).
       const bool rescale = kGroup < 4 || __any_sync(0xffffffffu, new_max != m[g]);
       m[g] = new_max;
-      l[g] = fmaf(l[g], alpha, weight_sum);
+      l[g] = merge_add(weight_sum, l[g], alpha);
       if (rescale) {
 #pragma unroll
         for (int v = 0; v < kVecs; ++v)
@@ -374,14 +374,14 @@ __global__ void __launch_bounds__(kAttentionThreads)
   __syncthreads();
   for (int index = threadIdx.x; index < kRowGroups * kGroup; index += kAttentionThreads) {
     const int r = index / kGroup, g = index % kGroup;
-    merge_max[r][g] = exp2f(merge_max[r][g] - head_max[g]);
+    merge_max[r][g] = softmax_weight(merge_max[r][g], head_max[g]);
   }
   __syncthreads();
 
   if (threadIdx.x < heads) {
     const int g = threadIdx.x;
     float sum = 0.0f;
-    for (int r = 0; r < kRowGroups; ++r) sum = fmaf(merge_sum[r][g], merge_max[r][g], sum);
+    for (int r = 0; r < kRowGroups; ++r) sum = merge_add(sum, merge_sum[r][g], merge_max[r][g]);
     float* stats = p.partial_stats + (int64_t(first_head + g) * p.num_splits + split) * 2;
     stats[0] = head_max[g];
     stats[1] = sum;
@@ -389,7 +389,7 @@ __global__ void __launch_bounds__(kAttentionThreads)
   for (int index = threadIdx.x; index < heads * kHeadDim; index += kAttentionThreads) {
     const int g = index / kHeadDim, d = index % kHeadDim;
     float sum = 0.0f;
-    for (int r = 0; r < kRowGroups; ++r) sum = fmaf(merge_acc[r][g][d], merge_max[r][g], sum);
+    for (int r = 0; r < kRowGroups; ++r) sum = merge_add(sum, merge_acc[r][g][d], merge_max[r][g]);
     p.partial_acc[(int64_t(first_head + g) * p.num_splits + split) * kHeadDim + d] = sum;
   }
 

@@ -12,21 +12,13 @@
 #include "decode_qkv.h"
 
 #include "common.cuh"
+#include "quest_pages.h"
 
 namespace tidal::cuda {
 
 namespace {
 
-constexpr int kPageTokens = 16;  // kQuestPageTokens
-
-__device__ __forceinline__ float block_sum(float value, float* partial) {
-  value = warp_sum(value);
-  if (threadIdx.x % kWarpSize == 0) partial[threadIdx.x / kWarpSize] = value;
-  __syncthreads();
-  float total = 0.0f;
-  for (int w = 0; w < (blockDim.x + kWarpSize - 1) / kWarpSize; ++w) total += partial[w];
-  return total;
-}
+constexpr int kPageTokens = detail::kQuestPageTokens;
 
 __global__ void decode_qkv_kernel(const DecodeQkvLaunch p) {
   __shared__ float partial[8];

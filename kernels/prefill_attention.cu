@@ -16,7 +16,7 @@
 //
 // Split-KV (short chunks against long caches): (query tiles x heads) blocks are too few to
 // fill the GPU, and each would stream the whole cache alone. The key tiles of every query
-// tile are then cut into S parts (split_tiles) and block (query tile, head, part) computes,
+// tile are then cut into S parts (split_tiles, common.cuh) and block (query tile, head, part) computes,
 // over its part only, the unnormalised partial output and its row statistics in base 2:
 //   m_s = max_k x_k,  l_s = sum_k 2^(x_k - m_s),  O_s = sum_k 2^(x_k - m_s) V_k
 // (x_k = q.k_k * scale * log2(e), masked keys excluded; a row whose keys in the part are all
@@ -75,36 +75,12 @@ __host__ __device__ inline int64_t query_tile_key_end(const PrefillAttentionLaun
   return total < block_end ? total : block_end;
 }
 
-// The key tiles [begin, end) of part `split` of `splits` for a query tile whose keys span
-// `tiles` tiles: consecutive parts of ceil(tiles / splits) tiles from key 0, so only the last
-// non-empty part reaches the diagonal, and parts from ceil(tiles / per) on are empty (when
-// tiles < splits * per).
-struct TileRange {
-  int begin, end;
-};
-__host__ __device__ inline TileRange split_tiles(int tiles, int splits, int split) {
-  const int per = (tiles + splits - 1) / splits;
-  const int begin = split * per < tiles ? split * per : tiles;
-  const int end = begin + per < tiles ? begin + per : tiles;
-  return {begin, end};
-}
-// How many parts are non-empty.
-__host__ __device__ inline int split_parts(int tiles, int splits) {
-  const int per = (tiles + splits - 1) / splits;
-  return (tiles + per - 1) / per;
-}
-
 __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t pack_bf16(float low, float high) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(low, high);
-  return *reinterpret_cast<const uint32_t*>(&v);
 }
 
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* shared) {
@@ -253,28 +229,26 @@ __global__ void __launch_bounds__(Warps * 32)
       tile_max0 = fmaxf(tile_max0, fmaxf(s[j][0], s[j][1]));
       tile_max1 = fmaxf(tile_max1, fmaxf(s[j][2], s[j][3]));
     }
-    tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 1));
-    tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 2));
-    tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 1));
-    tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 2));
+    tile_max0 = quad_max(tile_max0);
+    tile_max1 = quad_max(tile_max1);
     const float new0 = fmaxf(m0, tile_max0), new1 = fmaxf(m1, tile_max1);
-    const float base0 = new0 == -INFINITY ? 0.0f : new0, base1 = new1 == -INFINITY ? 0.0f : new1;
-    const float alpha0 = exp2f(m0 - base0), alpha1 = exp2f(m1 - base1);
+    const float base0 = softmax_base(new0), base1 = softmax_base(new1);
+    const float alpha0 = softmax_weight(m0, base0), alpha1 = softmax_weight(m1, base1);
     m0 = new0;
     m1 = new1;
     float sum0 = 0.0f, sum1 = 0.0f;
     uint32_t pa[kKeyRows / 16][4];
 #pragma unroll
     for (int j = 0; j < kKeyRows / 8; ++j) {
-      const float p0 = exp2f(s[j][0] - base0), p1 = exp2f(s[j][1] - base0);
-      const float p2 = exp2f(s[j][2] - base1), p3 = exp2f(s[j][3] - base1);
+      const float p0 = softmax_weight(s[j][0], base0), p1 = softmax_weight(s[j][1], base0);
+      const float p2 = softmax_weight(s[j][2], base1), p3 = softmax_weight(s[j][3], base1);
       sum0 += p0 + p1;
       sum1 += p2 + p3;
       pa[j / 2][(j & 1) * 2 + 0] = pack_bf16(p0, p1);
       pa[j / 2][(j & 1) * 2 + 1] = pack_bf16(p2, p3);
     }
-    l0 = l0 * alpha0 + sum0;
-    l1 = l1 * alpha1 + sum1;
+    l0 = merge_add(sum0, l0, alpha0);
+    l1 = merge_add(sum1, l1, alpha1);
 #pragma unroll
     for (int d = 0; d < D / 8; ++d) {
       o[d][0] *= alpha0;
@@ -298,10 +272,8 @@ __global__ void __launch_bounds__(Warps * 32)
   }
   copy_async_wait<0>();
 
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  l0 = quad_sum(l0);
+  l1 = quad_sum(l1);
   const int64_t out_stride = int64_t(p.heads) * D;
   if constexpr (Partial) {
     // O_s as fp32 pairs (each row's 8 columns of a dimension tile are one 32-byte sector);
@@ -358,19 +330,19 @@ __global__ void __launch_bounds__(kCombineWarps * 32)
   for (int s = 0; s < parts; ++s) {
     const float2 stat = partials.stats[s * rows + row];
     if (stat.x == -INFINITY) continue;  // every key of this part is in the row's future
-    const float w = exp2f(stat.x - m);
-    l += w * stat.y;
+    const float w = softmax_weight(stat.x, m);
+    l = merge_add(l, stat.y, w);
     const float* partial = partials.out + (s * rows + row) * D + lane * kPerLane;
     if constexpr (kPerLane == 4) {
       const float4 v = *reinterpret_cast<const float4*>(partial);
-      acc[0] += w * v.x;
-      acc[1] += w * v.y;
-      acc[2] += w * v.z;
-      acc[3] += w * v.w;
+      acc[0] = merge_add(acc[0], v.x, w);
+      acc[1] = merge_add(acc[1], v.y, w);
+      acc[2] = merge_add(acc[2], v.z, w);
+      acc[3] = merge_add(acc[3], v.w, w);
     } else {
       const float2 v = *reinterpret_cast<const float2*>(partial);
-      acc[0] += w * v.x;
-      acc[1] += w * v.y;
+      acc[0] = merge_add(acc[0], v.x, w);
+      acc[1] = merge_add(acc[1], v.y, w);
     }
   }
   const float inv = l > 0.0f ? 1.0f / l : 0.0f;

@@ -83,13 +83,6 @@ struct HopperParams {
   int splits = 1;
 };
 
-// The same part rule as kernels/prefill_attention.cu's split_tiles.
-__device__ __forceinline__ void part_tiles(int tiles, int splits, int split, int* begin, int* end) {
-  const int per = (tiles + splits - 1) / splits;
-  *begin = min(split * per, tiles);
-  *end = min(*begin + per, tiles);
-}
-
 __device__ __forceinline__ uint32_t shared_address(const void* pointer) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
 }
@@ -188,11 +181,6 @@ __device__ __forceinline__ float fast_exp2(float x) {
   return y;
 }
 
-__device__ __forceinline__ uint32_t pack_bf16(float low, float high) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(low, high);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
 // D (64 x 128, fp32) = (scale_d ? D : 0) + A (64 x 16) * B (16 x 128); A and B in shared
 // memory, both K-major (128-byte swizzle, see make_descriptor).
 __device__ __forceinline__ void wgmma_m64n128_ss(float (&d)[64], uint64_t a, uint64_t b, int scale_d) {
@@ -285,8 +273,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int key_tiles = static_cast<int>(ceil_div(kv_end, kHopperKeyRows));
   int tile_begin = 0, tile_end = key_tiles;
   if constexpr (Partial) {
-    part_tiles(key_tiles, p.splits, blockIdx.z, &tile_begin, &tile_end);
-    if (tile_begin >= tile_end) return;  // an empty part: the combine does not read it
+    const TileRange range = split_tiles(key_tiles, p.splits, blockIdx.z);
+    if (range.begin >= range.end) return;  // an empty part: the combine does not read it
+    tile_begin = range.begin;
+    tile_end = range.end;
   }
   const int tiles = tile_end - tile_begin;
 
@@ -381,10 +371,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       tile_max0 = fmaxf(tile_max0, fmaxf(s[4 * j], s[4 * j + 1]));
       tile_max1 = fmaxf(tile_max1, fmaxf(s[4 * j + 2], s[4 * j + 3]));
     }
-    tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 1));
-    tile_max0 = fmaxf(tile_max0, __shfl_xor_sync(0xffffffffu, tile_max0, 2));
-    tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 1));
-    tile_max1 = fmaxf(tile_max1, __shfl_xor_sync(0xffffffffu, tile_max1, 2));
+    tile_max0 = quad_max(tile_max0);
+    tile_max1 = quad_max(tile_max1);
     const float new0 = fmaxf(m0, tile_max0), new1 = fmaxf(m1, tile_max1);
     const float base0 = new0 == -INFINITY ? 0.0f : new0 * scale, base1 = new1 == -INFINITY ? 0.0f : new1 * scale;
     *alpha0 = fast_exp2(fmaf(m0, scale, -base0));
@@ -484,10 +472,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   hold_registers(o);
   release(tiles - 1);
 
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  l0 = quad_sum(l0);
+  l1 = quad_sum(l1);
   const int64_t out_stride = int64_t(p.heads) * D;
   if constexpr (Partial) {
     const int64_t split_rows = int64_t(blockIdx.z) * p.tokens;

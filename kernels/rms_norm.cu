@@ -18,18 +18,8 @@ namespace {
 constexpr int kNormThreads = 256;
 constexpr int kCached = 4;  // float4 vectors per thread held across the reduction
 
-__device__ __forceinline__ float block_sum(float value, float* partial, int warps) {
-  value = warp_sum(value);
-  if (threadIdx.x % kWarpSize == 0) partial[threadIdx.x / kWarpSize] = value;
-  __syncthreads();
-  float total = 0.0f;
-  for (int w = 0; w < warps; ++w) total += partial[w];
-  return total;
-}
-
 __device__ __forceinline__ uint2 pack_bf16x4(float a, float b, float c, float d) {
-  const __nv_bfloat162 low = __floats2bfloat162_rn(a, b), high = __floats2bfloat162_rn(c, d);
-  return make_uint2(*reinterpret_cast<const uint32_t*>(&low), *reinterpret_cast<const uint32_t*>(&high));
+  return make_uint2(pack_bf16(a, b), pack_bf16(c, d));
 }
 
 // width % 4 == 0, rows 16-byte aligned, width <= 4 * kCached * blockDim.x.

@@ -22,12 +22,7 @@ __global__ void rope_kernel(RopeLaunch p) {
   const float* norm = is_query ? p.q_norm : p.k_norm;
   if (norm) {
     __shared__ float partial[8];
-    float sum = warp_sum(x1 * x1 + x2 * x2);
-    if (i % kWarpSize == 0) partial[i / kWarpSize] = sum;
-    __syncthreads();
-    float total = 0.0f;
-    for (int w = 0; w < (half + kWarpSize - 1) / kWarpSize; ++w) total += partial[w];
-    const float inv = rsqrtf(total / float(p.head_dim) + p.eps);
+    const float inv = rsqrtf(block_sum(x1 * x1 + x2 * x2, partial) / float(p.head_dim) + p.eps);
     x1 = x1 * inv * norm[i];
     x2 = x2 * inv * norm[i + half];
   }

@@ -28,10 +28,9 @@ __global__ void swiglu_vector_kernel(const float* gate_up, int inner, uint16_t* 
   if (i >= inner / 4) return;
   const float4* gate = reinterpret_cast<const float4*>(gate_up + int64_t(blockIdx.y) * 2 * inner);
   const float4 g = gate[i], u = gate[inner / 4 + i];
-  const __nv_bfloat162 low = __floats2bfloat162_rn(silu_times(g.x, u.x), silu_times(g.y, u.y));
-  const __nv_bfloat162 high = __floats2bfloat162_rn(silu_times(g.z, u.z), silu_times(g.w, u.w));
   reinterpret_cast<uint2*>(out + int64_t(blockIdx.y) * inner)[i] =
-      make_uint2(*reinterpret_cast<const uint32_t*>(&low), *reinterpret_cast<const uint32_t*>(&high));
+      make_uint2(pack_bf16(silu_times(g.x, u.x), silu_times(g.y, u.y)),
+                 pack_bf16(silu_times(g.z, u.z), silu_times(g.w, u.w)));
 }
 
 }  // namespace

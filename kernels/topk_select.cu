@@ -166,8 +166,7 @@ __global__ void __cluster_dims__(kTopKClusterSize, 1, 1) __launch_bounds__(kTopK
 #pragma unroll
       for (int j = 0; j < 8; ++j)
         if (uint32_t(lane * 8 + j) > digit) mine += local[lane * 8 + j];
-#pragma unroll
-      for (int offset = kWarpSize / 2; offset > 0; offset /= 2) mine += __shfl_xor_sync(0xffffffffu, mine, offset);
+      mine = warp_sum(mine);
       if (lane == 0) {
         block_above += mine;
         block_selected = block_above + local[digit];

@@ -350,7 +350,7 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
     } catch (const CancelledError& error) {
       message = error.what();
     }
-    report.check(message.find("cancelled after layer 0") != std::string::npos && g->length() == 100 && std::isnan(b[0]),
+    report.check(message.find("cancelled at layer 0") != std::string::npos && g->length() == 100 && std::isnan(b[0]),
                  kind + ": a cancelled prefill pass stops after its first layer and leaves the cache", message);
     cancel = false;
     cpu->forward(*c, prompt.data() + 100, 233, nullptr, LogitsWanted::Last, a.data(), nullptr);

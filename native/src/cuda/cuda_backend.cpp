@@ -18,6 +18,7 @@
 #include "cuda/model_kernels.h"
 #include "cuda/quest_kernels.h"
 #include "cuda/selection_kernels.h"
+#include "engine/decoder.h"
 #include "model/half.h"
 #include "tidal/error.h"
 
@@ -30,6 +31,7 @@ using cuda::DeviceBuffer;
 using cuda::KvAccount;
 using cuda::KvShape;
 using cuda::throw_if_failed;
+static_assert(cuda::kQuestPageTokens == kQuestPageTokens, "Quest pages of the engine and of the kernels");
 
 std::vector<float> inverse_frequencies(const ModelConfig& config) {
   // The formula of cpu/rope.cpp (double precision, llama3 frequency bands).
@@ -103,7 +105,7 @@ constexpr int64_t kGemvAutoCols = 8192;
 // Positions by which the selection scratch buffers grow.
 constexpr int64_t kScratchPositions = 16384;
 
-class CudaBackend final : public Backend, public CudaBackendTools {
+class CudaBackend final : public Backend, public DecoderOps, public CudaBackendTools {
  public:
   CudaBackend(const ModelConfig& config, const CudaBackendOptions& options) : config_(config), options_(options) {
     const std::string reason = cuda_backend_unavailable_reason(options.device);
@@ -294,12 +296,20 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     throw_if_failed(cudaMemcpyAsync(tokens_.get(), tokens, static_cast<size_t>(count) * 4, cudaMemcpyHostToDevice,
                                     stream_),
                     "uploading tokens");
+    DecoderPass pass;
+    pass.start = start;
+    pass.count = count;
+    pass.plan = plan;
+    pass.logit_rows = logit_rows;
+    pass.cancel = count > 1 ? cancel : nullptr;
+    const DecoderRoute route = route_pass(config_, pass);
+    cache_ = &cache;
     // Graphs only for plans whose kernels have run once uncaptured (their lazy set-up, such
     // as shared-memory limits and cuBLAS's first-call work, then happened outside a capture).
     if (graphs_ && count == 1 && plan_seen(plan) && replayable(plan, start + 1)) {
-      replay_step(cache, start, plan, logit_rows);
+      replay_step(pass, route);
     } else {
-      enqueue(cache, start, count, plan, logit_rows, count > 1 ? cancel : nullptr);
+      run_decoder(config_, *this, pass, route);
       if (count == 1) remember_plan(plan);
     }
     if (logit_rows > 0 && logits)
@@ -309,16 +319,190 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     throw_if_failed(cudaStreamSynchronize(stream_), "running the forward pass");
     throw_if_failed(cudaGetLastError(), "running the forward pass");
     cache.commit(start + count);
-    if (pending_trace_) {
+    if (route.selects) {
+      // The selection's scores and lists stay in scores_ and selected_ until the next one.
       traced_positions_ = start + count;
-      pending_trace_ = false;
+      traced_stride_ = route.selection.token_budget;
+      traced_count_ = route.selection.count();
+      traced_shared_ = route.selection.per_kv_head();
     }
-    if (stats) {
-      const ForwardStats local = attention_stats(plan, start, count);
-      stats->attended_positions += local.attended_positions;
-      stats->dense_positions += local.dense_positions;
-      stats->selection_layers += local.selection_layers;
+    add_stats(stats, route.stats);
+  }
+
+  // ---- DecoderOps ----
+  void embed(const DecoderPass& pass) override {
+    count_ = pass.count;
+    throw_if_failed(cuda::launch_embedding(embed_.get<uint16_t>(), tokens_.get<int32_t>(), static_cast<int>(count_),
+                                           static_cast<int>(config_.hidden_size), hidden_.get<float>(), stream_),
+                    "launching the embedding");
+  }
+
+  void rms_norm(Activation in, int64_t layer, NormWeight which, Activation out, int64_t first_row) override {
+    const float* weight = which == NormWeight::Final ? final_norm_.get<float>()
+                          : which == NormWeight::Input ? layers_[static_cast<size_t>(layer)].input_norm.get<float>()
+                                                       : layers_[static_cast<size_t>(layer)].post_norm.get<float>();
+    const Rows x = rows_of(in), y = rows_of(out);
+    throw_if_failed(cuda::launch_rms_norm(static_cast<const float*>(x.data) + first_row * x.stride, x.stride, weight,
+                                          static_cast<int>(count_ - first_row), static_cast<int>(config_.hidden_size),
+                                          static_cast<float>(config_.rms_norm_eps), static_cast<uint16_t*>(y.data),
+                                          y.stride, stream_),
+                    "launching rms_norm");
+  }
+
+  void linear(int64_t layer, LayerMatrix matrix, Activation in, Activation out, bool accumulate) override {
+    const DeviceLayer& d = layers_[static_cast<size_t>(layer)];
+    const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size;
+    const Rows x = rows_of(in), y = rows_of(out);
+    float* target = static_cast<float*>(y.data);
+    const float beta = accumulate ? 1.0f : 0.0f;
+    switch (matrix) {
+      case LayerMatrix::Qkv: product(d.qkv.get<uint16_t>(), qkv_width(), hidden, x, target, y.stride, beta); break;
+      case LayerMatrix::O:
+        product(d.o.get<uint16_t>(), hidden, q_size(), x, target, y.stride, beta);
+        if (d.o_bias.bytes())
+          throw_if_failed(cuda::launch_bias_add(target, y.stride, d.o_bias.get<float>(), static_cast<int>(count_),
+                                                static_cast<int>(hidden), stream_),
+                          "launching bias_add");
+        break;
+      case LayerMatrix::GateUp: product(d.gate_up.get<uint16_t>(), 2 * inner, hidden, x, target, y.stride, beta); break;
+      case LayerMatrix::Down: product(d.down.get<uint16_t>(), hidden, inner, x, target, y.stride, beta); break;
     }
+  }
+
+  void qkv_rope_append(int64_t layer, const DecoderPass& pass) override {
+    const DeviceLayer& d = layers_[static_cast<size_t>(layer)];
+    if (pass.count == 1) {
+      decode_qkv(*cache_, layer, d, pass.start);
+    } else {
+      prefill_qkv(*cache_, layer, d, pass.start, pass.count);
+    }
+  }
+
+  void attend_dense(int64_t layer, const DecoderPass& pass, bool keep_scores) override {
+    if (pass.count == 1) {
+      decode(*cache_, layer, pass.positions(), nullptr, keep_scores ? scores_.get<float>() : nullptr);
+      return;
+    }
+    cuda::PrefillAttentionLaunch p;
+    p.q = q_bf16_.get<uint16_t>();
+    p.keys = cache_->keys(layer);
+    p.values = cache_->values(layer);
+    p.head_stride = cache_->capacity() * config_.head_dim;
+    p.tokens = static_cast<int>(pass.count);
+    p.heads = static_cast<int>(config_.num_heads);
+    p.kv_heads = static_cast<int>(config_.num_kv_heads);
+    p.head_dim = static_cast<int>(config_.head_dim);
+    p.start = pass.start;
+    p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(config_.head_dim)));
+    p.out = attention_out_.get<uint16_t>();
+    p.warps = prefill_warps_;
+    p.splits = cuda::prefill_attention_splits(p);  // > 1: a short chunk against a long cache
+    if (p.splits > 1) {
+      prefill_partials_.ensure(cuda::prefill_attention_scratch_bytes(p, p.splits), "prefill attention partials",
+                               stream_);
+      p.split_scratch = prefill_partials_.get();
+      p.split_scratch_bytes = prefill_partials_.bytes();
+    }
+    throw_if_failed(cuda::launch_prefill_attention(p, stream_), "launching prefill attention");
+  }
+
+  // The top positions of the scores the last attend_dense kept. Lists have a fixed stride
+  // (the budget), so a captured graph serves every length of its bucket.
+  void select_top_k(const SelectionSpec& s) override {
+    cuda::TopKArgs k;
+    k.scores = scores_.get<float>();
+    k.score_stride = score_stride_;
+    selected_shared_ = s.per_kv_head();
+    k.rows = static_cast<int>(selected_shared_ ? config_.num_kv_heads : config_.num_heads);
+    k.group = selected_shared_ ? group() : 1;
+    k.reduce = s.policy == SelectionPolicy::PerKvHeadMax   ? cuda::ScoreReduce::Max
+               : s.policy == SelectionPolicy::PerKvHeadSum ? cuda::ScoreReduce::Sum
+                                                           : cuda::ScoreReduce::None;
+    k.candidates = s.candidates;
+    k.k = s.token_budget - 1;
+    k.out = selected_.get<int32_t>();
+    k.out_stride = s.token_budget;
+    k.append_position = s.positions - 1;
+    if (step_bound_) {
+      k.candidates = step_bound_ - 1;
+      k.append_position = step_bound_ - 1;
+      k.candidates_device = step_.get<int64_t>() + 2;
+    }
+    cuda::select_top_k(k, stream_);
+    selected_stride_ = k.out_stride;
+    selected_count_ = s.count();
+  }
+
+  void quest_pages(int64_t layer, const QuestSpec& quest) override {
+    const int64_t heads = config_.num_heads;
+    cuda::QuestScoreArgs s;
+    s.query = qkv_.get<float>();
+    s.query_type = cuda::ElementType::F32;
+    s.num_heads = static_cast<int>(heads);
+    s.num_kv_heads = static_cast<int>(config_.num_kv_heads);
+    s.head_dim = static_cast<int>(config_.head_dim);
+    s.pages = cache_->pages(layer);
+    s.num_pages = quest.pages;
+    s.bounds = bounds_.get<float>();
+    s.bounds_stride = quest.pages;
+    cuda::quest_page_scores(s, stream_);
+    cuda::TopKArgs k;
+    k.scores = bounds_.get<float>();
+    k.score_stride = quest.pages;
+    k.rows = static_cast<int>(heads);
+    k.candidates = quest.pages - 1;
+    k.k = quest.page_budget - 1;
+    k.out = pages_.get<int32_t>();
+    k.out_stride = quest.page_budget;
+    k.append_position = quest.pages - 1;
+    cuda::select_top_k(k, stream_);
+    quest_stride_ = quest.page_budget * kQuestPageTokens;
+    quest_count_ = quest.count;
+    cuda::expand_pages(pages_.get<int32_t>(), static_cast<int>(heads), quest.page_budget,
+                       cuda::top_k_output_count(k), quest.positions, quest_positions_.get<int32_t>(), quest_stride_,
+                       stream_);
+  }
+
+  void attend_lists(int64_t layer, PositionLists which, const DecoderPass& pass) override {
+    cuda::PositionLists lists;
+    if (which == PositionLists::Selection) {
+      lists.positions = selected_.get<int32_t>();
+      lists.stride = selected_stride_;
+      lists.count = selected_count_;
+      lists.sharing = selected_shared_ ? cuda::PositionSharing::PerKvHead : cuda::PositionSharing::PerQueryHead;
+    } else {
+      lists.positions = quest_positions_.get<int32_t>();
+      lists.stride = quest_stride_;
+      lists.count = quest_count_;
+      lists.sharing = cuda::PositionSharing::PerQueryHead;
+    }
+    decode(*cache_, layer, pass.positions(), &lists, nullptr);
+  }
+
+  void swiglu() override {
+    throw_if_failed(cuda::launch_swiglu(gate_up_.get<float>(), static_cast<int>(count_),
+                                        static_cast<int>(config_.intermediate_size), normed_.get<uint16_t>(), stream_),
+                    "launching swiglu");
+  }
+
+  void logits(int64_t rows) override {
+    product(lm_head(), config_.vocab_size, config_.hidden_size, rows_of(Activation::Normed), logits_.get<float>(),
+            config_.vocab_size, 0.0f, rows);
+  }
+
+  // A cancellable pass keeps at most one layer queued ahead of the host: before issuing
+  // layer l it waits for layer l - 2, so the flag is read while layer l - 1 runs.
+  void pace_layer(int64_t layer) override {
+    if (!layer_events_[0]) {
+      throw_if_failed(cudaEventCreateWithFlags(&layer_events_[0], cudaEventDisableTiming), "creating an event");
+      throw_if_failed(cudaEventCreateWithFlags(&layer_events_[1], cudaEventDisableTiming), "creating an event");
+    }
+    throw_if_failed(cudaEventRecord(layer_events_[layer % 2], stream_), "recording an event");
+    if (layer > 0) throw_if_failed(cudaEventSynchronize(layer_events_[(layer - 1) % 2]), "running a prefill layer");
+  }
+
+  void abandon_pass() override {
+    throw_if_failed(cudaStreamSynchronize(stream_), "stopping a cancelled prefill pass");
   }
 
   // ---- CudaBackendTools ----
@@ -366,8 +550,17 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     throw_if_failed(cuda::launch_fill_uniform_f32(qkv_.get<float>(), static_cast<size_t>(qkv_width()), 0.0f, 1.0f, 7,
                                                   stream_),
                     "filling a query");
+    DecoderPass pass;
+    pass.start = positions - 1;
+    pass.count = 1;
+    pass.plan = &plan;
+    DecoderRoute route = route_pass(config_, pass);
+    cache_ = &cache;
+    count_ = 1;
     // A selection first, so that Selected layers have lists to read.
-    attention_select(cache, 0, positions, plan);
+    attend_dense(0, pass, true);
+    select_top_k(route.selection);
+    route.layers.assign(route.layers.size(), role);
     cudaEvent_t begin, end;
     throw_if_failed(cudaEventCreate(&begin), "creating an event");
     throw_if_failed(cudaEventCreate(&end), "creating an event");
@@ -375,7 +568,7 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     for (int r = 0; r < repetitions + 3; ++r) {
       const int64_t layer = r % config_.num_layers;
       throw_if_failed(cudaEventRecord(begin, stream_), "recording an event");
-      attention(cache, layer, positions - 1, 1, role, &plan);
+      attend_layer(*this, route, layer, pass);
       throw_if_failed(cudaEventRecord(end, stream_), "recording an event");
       throw_if_failed(cudaEventSynchronize(end), "timing attention");
       float ms = 0;
@@ -384,7 +577,6 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     }
     cudaEventDestroy(begin);
     cudaEventDestroy(end);
-    pending_trace_ = false;
     std::sort(times.begin(), times.end());
     return times[times.size() / 2];
   }
@@ -406,19 +598,37 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   KvShape kv_shape() const { return {config_.num_layers, config_.num_kv_heads, config_.head_dim}; }
   const uint16_t* lm_head() const { return lm_head_.bytes() ? lm_head_.get<uint16_t>() : embed_.get<uint16_t>(); }
 
-  // One token: the GEMV kernel (kernels/gemv.cu) or cuBLAS, per gemv_. Auto takes the GEMV
-  // kernel for rows of up to kGemvAutoCols values: on the H200 it beat cuBLAS on the q|k|v,
-  // o, gate|up and output matrices of Llama-3.1-8B (hidden 4096: 15.6 / 13.3 / 56.0 / 232 us
-  // against 16.2 / 15.4 / 57.0 / 244 us, cuBLAS's split-K reduction included) and lost on
-  // down_proj (rows of 14336: 36.9 against 33.3 us).
-  void linear(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x, int64_t x_stride, int64_t tokens,
-              float* y, int64_t y_stride, float beta) {
+  // An activation's rows in device memory: fp32 for what products write, bf16 for what they read.
+  struct Rows {
+    void* data;
+    int64_t stride;  // elements between rows
+  };
+  Rows rows_of(Activation a) {
+    const int64_t hidden = config_.hidden_size;
+    switch (a) {
+      case Activation::Residual: return {hidden_.get(), hidden};
+      case Activation::Normed: return {normed_.get(), hidden};
+      case Activation::Qkv: return {qkv_.get(), qkv_width()};
+      case Activation::Attention: return {attention_out_.get(), q_size()};
+      case Activation::GateUp: return {gate_up_.get(), 2 * config_.intermediate_size};
+      case Activation::Gated: return {normed_.get(), config_.intermediate_size};  // shares normed_
+    }
+    return {nullptr, 0};
+  }
+
+  // y = x W^T (+ beta y) for `tokens` rows (default: the pass's). One token: the GEMV kernel
+  // (kernels/gemv.cu) or cuBLAS, per gemv_; Auto takes the GEMV kernel for rows of up to
+  // kGemvAutoCols values, the shapes where it measured faster (bench/NOTES.md, "GEMV").
+  void product(const uint16_t* w, int64_t rows, int64_t cols, Rows x, float* y, int64_t y_stride, float beta,
+               int64_t tokens = 0) {
+    if (tokens == 0) tokens = count_;
+    const auto* in = static_cast<const uint16_t*>(x.data);
     const bool gemv = gemv_ == GemvUse::Always || (gemv_ == GemvUse::Auto && cols <= kGemvAutoCols);
     if (tokens == 1 && gemv && cols % 8 == 0 && cols <= 100 * 1024) {
-      throw_if_failed(cuda::launch_gemv(w, rows, static_cast<int>(cols), x, y, beta, stream_), "launching gemv");
+      throw_if_failed(cuda::launch_gemv(w, rows, static_cast<int>(cols), in, y, beta, stream_), "launching gemv");
       return;
     }
-    blas_->linear(w, rows, cols, x, x_stride, tokens, y, y_stride, beta);
+    blas_->linear(w, rows, cols, in, x.stride, tokens, y, y_stride, beta);
   }
 
   void allocate_layer(DeviceLayer& d) {
@@ -496,40 +706,37 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     return sig;
   }
 
-  void replay_step(CudaKvCache& cache, int64_t start, const AttentionPlan* plan, int64_t logit_rows) {
-    const int64_t positions = start + 1;
+  void replay_step(const DecoderPass& pass, const DecoderRoute& route) {
+    const int64_t positions = pass.positions();
     const int64_t bound = (positions + kGraphBucket - 1) / kGraphBucket * kGraphBucket;
-    step_host_[0] = start;
+    step_host_[0] = pass.start;
     step_host_[1] = positions;
     step_host_[2] = positions - 1;
     throw_if_failed(cudaMemcpyAsync(step_.get(), step_host_, kStepScalars * sizeof(int64_t), cudaMemcpyHostToDevice,
                                     stream_),
                     "uploading the step position");
-    std::vector<int64_t> signature = graph_signature(cache, plan, bound, logit_rows);
+    std::vector<int64_t> signature = graph_signature(*cache_, pass.plan, bound, pass.logit_rows);
     if (!graph_exec_ || signature != graph_signature_) {
       graph_signature_.clear();  // a capture that fails leaves no executable graph claimed valid
       step_bound_ = bound;
       try {
-        capture_and_launch(cache, start, 1, plan, logit_rows);
+        capture_and_launch(pass, route);
       } catch (...) {
         step_bound_ = 0;  // later plain launches take their positions from the host again
         throw;
       }
       step_bound_ = 0;
       graph_signature_ = std::move(signature);
-      graph_has_selection_ = pending_trace_;
       return;
     }
     launch_graph();
-    pending_trace_ = graph_has_selection_;
   }
 
-  void capture_and_launch(CudaKvCache& cache, int64_t start, int64_t count, const AttentionPlan* plan,
-                          int64_t logit_rows) {
+  void capture_and_launch(const DecoderPass& pass, const DecoderRoute& route) {
     throw_if_failed(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "beginning graph capture");
     cudaGraph_t graph = nullptr;
     try {
-      enqueue(cache, start, count, plan, logit_rows);
+      run_decoder(config_, *this, pass, route);
     } catch (...) {
       cudaStreamEndCapture(stream_, &graph);
       if (graph) cudaGraphDestroy(graph);
@@ -638,154 +845,6 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     cuda::update_quest_pages(view, cache.pages(l), start, start + count, stream_);
   }
 
-  // With `cancel`, at most two layers are queued at a time: after queueing layer l the host
-  // waits for layer l - 1 and then reads the flag, so a cancel stops the pass within about two
-  // layers while the GPU always has the next layer waiting.
-  void enqueue(CudaKvCache& cache, int64_t start, int64_t count, const AttentionPlan* plan, int64_t logit_rows,
-               const std::atomic<bool>* cancel = nullptr) {
-    const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size, heads = config_.num_heads;
-    const float eps = static_cast<float>(config_.rms_norm_eps);
-    const int t = static_cast<int>(count);
-    float* x = hidden_.get<float>();
-    uint16_t* normed = normed_.get<uint16_t>();
-    float* qkv = qkv_.get<float>();
-    throw_if_failed(cuda::launch_embedding(embed_.get<uint16_t>(), tokens_.get<int32_t>(), t,
-                                           static_cast<int>(hidden), x, stream_),
-                    "launching the embedding");
-    has_selection_ = false;
-    for (int64_t l = 0; l < config_.num_layers; ++l) {
-      DeviceLayer& d = layers_[static_cast<size_t>(l)];
-      throw_if_failed(cuda::launch_rms_norm(x, hidden, d.input_norm.get<float>(), t, static_cast<int>(hidden), eps,
-                                            normed, hidden, stream_),
-                      "launching rms_norm");
-      linear(d.qkv.get<uint16_t>(), qkv_width(), hidden, normed, hidden, count, qkv, qkv_width(), 0.0f);
-      if (count == 1) {
-        decode_qkv(cache, l, d, start);
-      } else {
-        prefill_qkv(cache, l, d, start, count);
-      }
-
-      const LayerAttention role = plan ? plan->layers[static_cast<size_t>(l)] : LayerAttention::Dense;
-      attention(cache, l, start, count, role, plan);
-
-      linear(d.o.get<uint16_t>(), hidden, q_size(), attention_out_.get<uint16_t>(), q_size(), count, x, hidden,
-                    1.0f);
-      if (d.o_bias.bytes())
-        throw_if_failed(cuda::launch_bias_add(x, hidden, d.o_bias.get<float>(), t, static_cast<int>(hidden), stream_),
-                        "launching bias_add");
-      throw_if_failed(cuda::launch_rms_norm(x, hidden, d.post_norm.get<float>(), t, static_cast<int>(hidden), eps,
-                                            normed, hidden, stream_),
-                      "launching rms_norm");
-      linear(d.gate_up.get<uint16_t>(), 2 * inner, hidden, normed, hidden, count, gate_up_.get<float>(),
-                    2 * inner, 0.0f);
-      throw_if_failed(cuda::launch_swiglu(gate_up_.get<float>(), t, static_cast<int>(inner), normed, stream_),
-                      "launching swiglu");
-      linear(d.down.get<uint16_t>(), hidden, inner, normed, inner, count, x, hidden, 1.0f);
-      if (cancel) stop_if_cancelled(cancel, l, count);
-    }
-    if (logit_rows > 0) {
-      const int64_t first = count - logit_rows;
-      throw_if_failed(cuda::launch_rms_norm(x + first * hidden, hidden, final_norm_.get<float>(),
-                                            static_cast<int>(logit_rows), static_cast<int>(hidden), eps, normed,
-                                            hidden, stream_),
-                      "launching rms_norm");
-      linear(lm_head(), config_.vocab_size, hidden, normed, hidden, logit_rows, logits_.get<float>(),
-                    config_.vocab_size, 0.0f);
-    }
-  }
-
-  void stop_if_cancelled(const std::atomic<bool>* cancel, int64_t layer, int64_t count) {
-    if (!layer_events_[0]) {
-      throw_if_failed(cudaEventCreateWithFlags(&layer_events_[0], cudaEventDisableTiming), "creating an event");
-      throw_if_failed(cudaEventCreateWithFlags(&layer_events_[1], cudaEventDisableTiming), "creating an event");
-    }
-    throw_if_failed(cudaEventRecord(layer_events_[layer % 2], stream_), "recording an event");
-    if (layer > 0) throw_if_failed(cudaEventSynchronize(layer_events_[(layer - 1) % 2]), "running a prefill layer");
-    if (!cancel->load()) return;
-    throw_if_failed(cudaStreamSynchronize(stream_), "stopping a cancelled prefill pass");
-    throw CancelledError("prefill cancelled after layer " + std::to_string(layer) + " of a " + std::to_string(count) +
-                         "-token pass; the sequence was left as it was");
-  }
-
-  // The KV positions a forward of `count` tokens from `start` reads, by the routing of
-  // attention() (for a one-token step, after it ran: selected_count_ is that step's).
-  ForwardStats attention_stats(const AttentionPlan* plan, int64_t start, int64_t count) const {
-    const int64_t heads = config_.num_heads, positions = start + count;
-    const int64_t dense_reads = heads * (count * start + count * (count + 1) / 2);
-    ForwardStats s;
-    bool selection = false;
-    for (int64_t l = 0; l < config_.num_layers; ++l) {
-      const LayerAttention role =
-          plan && count == 1 ? plan->layers[static_cast<size_t>(l)] : LayerAttention::Dense;
-      s.dense_positions += dense_reads;
-      if (role == LayerAttention::DenseAndSelect) {
-        s.attended_positions += dense_reads;
-        ++s.selection_layers;
-        selection = true;
-      } else if (role == LayerAttention::Selected && selection) {
-        s.attended_positions += heads * selected_count_;
-      } else if (role == LayerAttention::QuestPages) {
-        s.attended_positions += heads * cuda::quest_position_count(positions, page_budget(*plan));
-        ++s.selection_layers;
-      } else {
-        s.attended_positions += dense_reads;
-      }
-    }
-    return s;
-  }
-
-  // One layer's attention for tokens [start, start + count) (the K/V already appended).
-  void attention(CudaKvCache& cache, int64_t layer, int64_t start, int64_t count, LayerAttention role,
-                 const AttentionPlan* plan) {
-    const int64_t heads = config_.num_heads, positions = start + count;
-    if (count > 1) {
-      cuda::PrefillAttentionLaunch p;
-      p.q = q_bf16_.get<uint16_t>();
-      p.keys = cache.keys(layer);
-      p.values = cache.values(layer);
-      p.head_stride = cache.capacity() * config_.head_dim;
-      p.tokens = static_cast<int>(count);
-      p.heads = static_cast<int>(heads);
-      p.kv_heads = static_cast<int>(config_.num_kv_heads);
-      p.head_dim = static_cast<int>(config_.head_dim);
-      p.start = start;
-      p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(config_.head_dim)));
-      p.out = attention_out_.get<uint16_t>();
-      p.warps = prefill_warps_;
-      p.splits = cuda::prefill_attention_splits(p);  // > 1: a short chunk against a long cache
-      if (p.splits > 1) {
-        prefill_partials_.ensure(cuda::prefill_attention_scratch_bytes(p, p.splits), "prefill attention partials",
-                                 stream_);
-        p.split_scratch = prefill_partials_.get();
-        p.split_scratch_bytes = prefill_partials_.bytes();
-      }
-      throw_if_failed(cuda::launch_prefill_attention(p, stream_), "launching prefill attention");
-      return;
-    }
-    if (role == LayerAttention::DenseAndSelect) {
-      attention_select(cache, layer, positions, *plan);
-      return;
-    }
-    if (role == LayerAttention::Selected && has_selection_) {
-      cuda::PositionLists lists;
-      lists.positions = selected_.get<int32_t>();
-      lists.stride = selected_stride_;
-      lists.count = selected_count_;
-      lists.sharing = selected_shared_ ? cuda::PositionSharing::PerKvHead : cuda::PositionSharing::PerQueryHead;
-      decode(cache, layer, positions, &lists, nullptr);
-      return;
-    }
-    if (role == LayerAttention::QuestPages) {
-      attention_quest(cache, layer, positions, *plan);
-      return;
-    }
-    decode(cache, layer, positions, nullptr, nullptr);
-  }
-
-  static int64_t page_budget(const AttentionPlan& plan) {
-    return std::max<int64_t>(1, plan.token_budget / cuda::kQuestPageTokens);
-  }
-
   void decode(CudaKvCache& cache, int64_t layer, int64_t positions, const cuda::PositionLists* lists,
               float* scores) {
     cuda::DecodeAttentionArgs a;
@@ -808,77 +867,6 @@ class CudaBackend final : public Backend, public CudaBackendTools {
     cuda::decode_attention(a, stream_);
   }
 
-  void attention_select(CudaKvCache& cache, int64_t layer, int64_t positions, const AttentionPlan& plan) {
-    const int64_t heads = config_.num_heads;
-    decode(cache, layer, positions, nullptr, scores_.get<float>());
-    cuda::TopKArgs k;
-    k.scores = scores_.get<float>();
-    k.score_stride = score_stride_;
-    selected_shared_ = plan.selection_policy != SelectionPolicy::PerQueryHead;
-    k.rows = static_cast<int>(selected_shared_ ? config_.num_kv_heads : heads);
-    k.group = selected_shared_ ? group() : 1;
-    k.reduce = plan.selection_policy == SelectionPolicy::PerKvHeadMax   ? cuda::ScoreReduce::Max
-               : plan.selection_policy == SelectionPolicy::PerKvHeadSum ? cuda::ScoreReduce::Sum
-                                                                        : cuda::ScoreReduce::None;
-    k.candidates = positions - 1;
-    k.k = std::max<int64_t>(plan.token_budget, 1) - 1;
-    k.out = selected_.get<int32_t>();
-    k.out_stride = std::max<int64_t>(plan.token_budget, 1);
-    k.append_position = positions - 1;
-    if (step_bound_) {
-      k.candidates = step_bound_ - 1;
-      k.append_position = step_bound_ - 1;
-      k.candidates_device = step_.get<int64_t>() + 2;
-    }
-    cuda::select_top_k(k, stream_);
-    selected_stride_ = k.out_stride;
-    selected_count_ = cuda::top_k_output_count(k);
-    has_selection_ = true;
-    // The trace is this selection (the last one of the step wins): scores_ and selected_
-    // keep it until the next selection layer, so nothing is copied.
-    traced_stride_ = selected_stride_;
-    traced_count_ = selected_count_;
-    traced_shared_ = selected_shared_;
-    pending_trace_ = true;
-  }
-
-  void attention_quest(CudaKvCache& cache, int64_t layer, int64_t positions, const AttentionPlan& plan) {
-    const int64_t heads = config_.num_heads;
-    const int64_t pages = cuda::quest_page_count(positions);
-    cuda::QuestScoreArgs s;
-    s.query = qkv_.get<float>();
-    s.query_type = cuda::ElementType::F32;
-    s.num_heads = static_cast<int>(heads);
-    s.num_kv_heads = static_cast<int>(config_.num_kv_heads);
-    s.head_dim = static_cast<int>(config_.head_dim);
-    s.pages = cache.pages(layer);
-    s.num_pages = pages;
-    s.bounds = bounds_.get<float>();
-    s.bounds_stride = pages;
-    cuda::quest_page_scores(s, stream_);
-    const int64_t budget = page_budget(plan);
-    cuda::TopKArgs k;
-    k.scores = bounds_.get<float>();
-    k.score_stride = pages;
-    k.rows = static_cast<int>(heads);
-    k.candidates = pages - 1;
-    k.k = budget - 1;
-    k.out = pages_.get<int32_t>();
-    k.out_stride = budget;
-    k.append_position = pages - 1;
-    cuda::select_top_k(k, stream_);
-    const int64_t chosen = cuda::top_k_output_count(k);
-    const int64_t position_stride = budget * cuda::kQuestPageTokens;
-    cuda::expand_pages(pages_.get<int32_t>(), static_cast<int>(heads), budget, chosen, positions,
-                       quest_positions_.get<int32_t>(), position_stride, stream_);
-    cuda::PositionLists lists;
-    lists.positions = quest_positions_.get<int32_t>();
-    lists.stride = position_stride;
-    lists.count = cuda::quest_position_count(positions, budget);
-    lists.sharing = cuda::PositionSharing::PerQueryHead;
-    decode(cache, layer, positions, &lists, nullptr);
-  }
-
   ModelConfig config_;
   CudaBackendOptions options_;
   cudaStream_t stream_ = nullptr;
@@ -893,7 +881,6 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   cudaEvent_t graph_events_[2] = {nullptr, nullptr};
   cudaEvent_t layer_events_[2] = {nullptr, nullptr};  // the last two layers of a cancellable pass
   std::vector<int64_t> graph_signature_;  // what the executable graph was captured for (empty: none)
-  bool graph_has_selection_ = false;
   DeviceBuffer step_;                     // position, length, candidates of the step (int64)
   int64_t* step_host_ = nullptr;          // pinned staging for step_
   int64_t step_bound_ = 0;                // non-zero while capturing a replayable step
@@ -908,9 +895,12 @@ class CudaBackend final : public Backend, public CudaBackendTools {
   DeviceBuffer tokens_, hidden_, normed_, qkv_, q_bf16_, attention_out_, gate_up_, logits_, argmax_;
   DeviceBuffer scores_, selected_, bounds_, pages_, quest_positions_;
   DeviceBuffer prefill_partials_;  // split-KV prefill attention: partial outputs and row statistics
-  bool has_selection_ = false, selected_shared_ = false;
+  CudaKvCache* cache_ = nullptr;  // the pass in flight
+  int64_t count_ = 0;             // its tokens
+  bool selected_shared_ = false;
   int64_t selected_stride_ = 0, selected_count_ = 0;
-  bool pending_trace_ = false, traced_shared_ = false;
+  int64_t quest_stride_ = 0, quest_count_ = 0;
+  bool traced_shared_ = false;
   int64_t traced_positions_ = 0, traced_stride_ = 0, traced_count_ = 0;
 };
 

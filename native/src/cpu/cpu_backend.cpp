@@ -46,17 +46,6 @@ cpu::GroupSelection group_selection(SelectionPolicy policy) {
   return cpu::GroupSelection::PerQueryHead;
 }
 
-cpu::Llama3RopeScaling rope_scaling(const ModelConfig& config) {
-  cpu::Llama3RopeScaling scaling;
-  scaling.enabled = config.rope_scaling.type == "llama3";
-  scaling.factor = config.rope_scaling.factor;
-  scaling.low_freq_factor = config.rope_scaling.low_freq_factor;
-  scaling.high_freq_factor = config.rope_scaling.high_freq_factor;
-  scaling.original_max_position_embeddings =
-      static_cast<double>(config.rope_scaling.original_max_position_embeddings);
-  return scaling;
-}
-
 template <class T>
 T* sized(std::vector<T>& buffer, int64_t count) {
   if (static_cast<int64_t>(buffer.size()) < count) buffer.resize(static_cast<size_t>(count));
@@ -71,7 +60,7 @@ class CpuBackend final : public Backend, public DecoderOps {
         pool_(options.threads),
         kv_pool_(std::make_shared<cpu::KvPagePool>(
             cpu::KvPageLayout{config.num_layers, config.num_kv_heads, config.head_dim}, options.max_kv_bytes)),
-        inverse_frequencies_(cpu::rope_inverse_frequencies(config.head_dim, config.rope_theta, rope_scaling(config))),
+        inverse_frequencies_(cpu::rope_inverse_frequencies(config)),
         thread_scores_(static_cast<size_t>(pool_.size())),
         thread_indices_(static_cast<size_t>(pool_.size())),
         thread_floats_(static_cast<size_t>(pool_.size())) {}

@@ -27,6 +27,16 @@ std::vector<float> rope_inverse_frequencies(int64_t head_dim, double theta, cons
   return out;
 }
 
+std::vector<float> rope_inverse_frequencies(const ModelConfig& config) {
+  Llama3RopeScaling scaling;
+  scaling.enabled = config.rope_scaling.type == "llama3";
+  scaling.factor = config.rope_scaling.factor;
+  scaling.low_freq_factor = config.rope_scaling.low_freq_factor;
+  scaling.high_freq_factor = config.rope_scaling.high_freq_factor;
+  scaling.original_max_position_embeddings = static_cast<double>(config.rope_scaling.original_max_position_embeddings);
+  return rope_inverse_frequencies(config.head_dim, config.rope_theta, scaling);
+}
+
 void rope_angles(const float* inverse_frequencies, int64_t half, int64_t position, float* cos_out, float* sin_out) {
   const float p = static_cast<float>(position);
   for (int64_t i = 0; i < half; ++i) {

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "model/model_config.h"
+
 namespace tidal::cpu {
 
 // Llama 3.1 frequency-dependent scaling. With wavelength w_i = 2 pi / inv_freq_i,
@@ -26,6 +28,9 @@ struct Llama3RopeScaling {
 
 // The d/2 inverse frequencies, computed in double and rounded once to f32.
 std::vector<float> rope_inverse_frequencies(int64_t head_dim, double theta, const Llama3RopeScaling& scaling);
+// A model's frequencies, from its rope_theta and rope_scaling: what every backend computes
+// once at load (the CPU's rotations and the CUDA kernels read the same vector).
+std::vector<float> rope_inverse_frequencies(const ModelConfig& config);
 
 // cos and sin of position * inv_freq_i for i < half (the angle is formed in f32 like the
 // reference implementation, then its cosine and sine are taken in double).

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/rope.h"
 #include "cuda/attention_kernels.h"
 #include "cuda/cublas_loader.h"
 #include "cuda/cuda_error.h"
@@ -32,30 +33,6 @@ using cuda::KvAccount;
 using cuda::KvShape;
 using cuda::throw_if_failed;
 static_assert(cuda::kQuestPageTokens == kQuestPageTokens, "Quest pages of the engine and of the kernels");
-
-std::vector<float> inverse_frequencies(const ModelConfig& config) {
-  // The formula of cpu/rope.cpp (double precision, llama3 frequency bands).
-  const int64_t half = config.head_dim / 2;
-  std::vector<float> out(static_cast<size_t>(half));
-  const bool llama3 = config.rope_scaling.type == "llama3";
-  const double factor = config.rope_scaling.factor, low = config.rope_scaling.low_freq_factor;
-  const double high = config.rope_scaling.high_freq_factor;
-  const double original = static_cast<double>(config.rope_scaling.original_max_position_embeddings);
-  for (int64_t i = 0; i < half; ++i) {
-    double inv = std::pow(config.rope_theta, -static_cast<double>(2 * i) / static_cast<double>(config.head_dim));
-    if (llama3) {
-      const double wavelength = 6.283185307179586476925286766559 / inv;
-      if (wavelength > original / low) {
-        inv = inv / factor;
-      } else if (wavelength >= original / high) {
-        const double smooth = (original / wavelength - low) / (high - low);
-        inv = (1.0 - smooth) * inv / factor + smooth * inv;
-      }
-    }
-    out[static_cast<size_t>(i)] = static_cast<float>(inv);
-  }
-  return out;
-}
 
 struct DeviceLayer {
   DeviceBuffer qkv, o, gate_up, down;                  // bf16 matrices
@@ -136,7 +113,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     account_ = std::make_shared<KvAccount>();
     account_->cap = options.max_kv_bytes;
     account_->stream = stream_;
-    inv_freq_host_ = inverse_frequencies(config);
+    inv_freq_host_ = cpu::rope_inverse_frequencies(config);
     inv_freq_ = upload_floats(inv_freq_host_, "RoPE frequencies");
     workspace_ = DeviceBuffer(cuda::decode_attention_workspace_bytes(static_cast<int>(config.num_heads),
                                                                      static_cast<int>(config.head_dim)),

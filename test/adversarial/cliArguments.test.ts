@@ -58,15 +58,31 @@ test('cause 15: the other commands check their numbers too', { skip }, () => {
     [['info', '--model', MODEL, '--threads', '5000'], /option --threads must be in \[0, 1024\]/],
     [['bench-cpu', '--decode-tokens', '0'], /option --decode-tokens must be in \[1, 1048576\], got '0'/],
     [['bench-cpu', '--contexts', '256,-1'], /option --contexts must be in \[1, 16777216\], got '-1'/],
-    [['eval', '--model', MODEL, '--trials', '-1'], /option --trials must be in \[0, 1048576\], got '-1'/],
-    [['eval', '--model', MODEL, '--seed', '-1'], /option --seed must be in \[0, 9007199254740991\], got '-1'/],
-    [['eval', '--model', MODEL, '--threads', '5000'], /option --threads must be in \[0, 1024\], got '5000'/],
   ];
   for (const [args, pattern] of cases) {
     const result = tidal(...args);
     assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);
     assert.match(result.stderr, pattern);
   }
+});
+
+// `tidal eval` moved to a Node entry (it tokenizes with the host's tokenizer); its numbers are
+// checked the same way.
+const EVAL = path.resolve('dist/tidal-eval.js');
+test('cause 15: the eval entry checks its numbers too', { skip: existsSync(EVAL) ? false : `${EVAL} is not built` }, () => {
+  const cases: [string[], RegExp][] = [
+    [['--trials', '-1'], /option --trials must be in \[0, 1048576\], got '-1'/],
+    [['--seed', '-1'], /option --seed must be in \[0, 9007199254740991\], got '-1'/],
+    [['--threads', '5000'], /option --threads must be in \[0, 1024\], got '5000'/],
+  ];
+  for (const [args, pattern] of cases) {
+    const result = spawnSync(process.execPath, [EVAL, '--model', MODEL, ...args], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);
+    assert.match(result.stderr, pattern);
+  }
+  const moved = tidal('eval', '--model', MODEL);
+  assert.equal(moved.status, 2);
+  assert.match(moved.stderr, /tidal-eval\.js/);
 });
 
 test('cause 15: numbers inside the ranges still run', { skip }, () => {

@@ -21,7 +21,7 @@
 // a unit to finish (a counter per unit, bumped after a memory fence, reset by that block)
 // merges the splits of the unit's heads:
 //   out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s,   M = max_s m_s.
-// (A separate combine kernel cost ~4.5 us a layer on the H200, mostly its launch latency.)
+// (A separate combine kernel cost more, mostly its launch latency: bench/NOTES.md.)
 #include "decode_attention.h"
 
 #include <cuda_bf16.h>
@@ -316,8 +316,8 @@ __global__ void __launch_bounds__(kAttentionThreads)
       // Once the running max settles, most rows leave it unchanged (alpha exactly 1): with
       // a group of 4 or more heads the accumulators are rescaled only when some lane of the
       // warp saw it grow, a uniform branch that skips 8 * kVecs multiplies per head and kRows
-      // rows, bitwise the same (H200, Llama-3.1-8B at 100K: 137 -> 129 us; for one head per
-      // KV head the vote cost more than it saved: 155 -> 168 us at 32K on Llama-2-7B).
+      // rows, bitwise the same (faster with groups of 4+; for one head per KV head the vote
+      // cost more than it saved: bench/NOTES.md).
       const bool rescale = kGroup < 4 || __any_sync(0xffffffffu, new_max != m[g]);
       m[g] = new_max;
       l[g] = merge_add(weight_sum, l[g], alpha);

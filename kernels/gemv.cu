@@ -8,9 +8,8 @@
 // waits for a shared-memory prologue before its first weight load; row sums are warp
 // reductions. beta = 1 accumulates into the fp32 residual stream (the residual add is fused).
 //
-// The first version staged x in shared memory and kept 8 loads in flight per lane; on the
-// H200 it reached 2.2-3.0 TB/s on the 33-117 MB matrices of a 7-8B model, where cuBLAS
-// reached 2.8-3.8 (with a split-K reduction kernel after two of them).
+// The first version staged x in shared memory and kept 8 loads in flight per lane, and was
+// slower than cuBLAS on a 7-8B model's matrices (bench/NOTES.md).
 #include "gemv.h"
 
 #include "common.cuh"

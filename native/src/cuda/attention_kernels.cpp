@@ -33,9 +33,8 @@ size_t counter_bytes(int num_heads) { return (size_t(num_heads) * sizeof(unsigne
 
 // Splits per unit: as many as fill the resident-block capacity of the GPU in one wave (never
 // more, so no block waits for a second wave), each at least one step of rows (one tile)
-// long. With 128 rows at least, a sparse list of 2048 positions for 8 KV heads took 18.7 us
-// on the H200 split 16 ways, most of it the latency of each block's chain of gathers. Dense
-// and sparse split alike, so that a list of every position gives bitwise the dense result.
+// long (128 rows at least: a short sparse list's time is mostly the latency of each block's
+// chain of gathers; bench/NOTES.md has the measurement). Dense and sparse split alike, so that a list of every position gives bitwise the dense result.
 void plan_splits(AttentionLaunch& launch, int units) {
   const DeviceInfo& device = current_device_info();
   const int64_t capacity = int64_t(device.sm_count) * detail::attention_blocks_per_sm(launch);

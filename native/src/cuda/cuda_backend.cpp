@@ -99,7 +99,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     } catch (const std::runtime_error& e) {
       throw RequestError(std::string("the cuda backend cannot run: ") + e.what());
     }
-    // Defaults are what was measured best on the H200 (bench/NOTES.md): replayed decode
+    // Defaults are what was measured best (bench/NOTES.md): replayed decode
     // graphs, the GEMV kernel or cuBLAS per matrix shape; $TIDAL_CUDA_GRAPHS=0 turns graphs
     // off, $TIDAL_CUDA_GEMV=1 / 0 forces one product.
     const char* graphs = std::getenv("TIDAL_CUDA_GRAPHS");

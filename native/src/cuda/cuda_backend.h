@@ -27,8 +27,8 @@ struct CudaBackendOptions {
   size_t max_kv_bytes = 0;  // 0 = no cap (the device memory is the limit)
   // Replay decode steps as CUDA graphs: full and tidal steps read their position from device
   // memory, so one captured graph serves every step of a 1024-position length bucket
-  // ($TIDAL_CUDA_GRAPHS=0 turns this off). On the H200: 4-6% faster per token than plain
-  // launches (Llama-3.1-8B 10K 5.28 -> 5.02 ms, tidal at 100K 5.73 -> 5.49 ms).
+  // ($TIDAL_CUDA_GRAPHS=0 turns this off). Faster per token than plain launches: the
+  // figures are in bench/NOTES.md ("Figures moved out of code comments").
   bool graphs = true;
 };
 

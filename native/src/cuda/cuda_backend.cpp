@@ -14,6 +14,8 @@
 #include "cuda/cuda_error.h"
 #include "cuda/cuda_kv_cache.h"
 #include "cuda/device_buffer.h"
+#include "cuda/device_weights.h"
+#include "cuda/workspace.h"
 #include "cuda/kv_compaction.h"
 #include "cuda/kv_transfer.h"
 #include "cuda/model_kernels.h"
@@ -29,58 +31,15 @@ namespace {
 
 using cuda::CudaKvCache;
 using cuda::DeviceBuffer;
+using cuda::DeviceLayer;
 using cuda::KvAccount;
 using cuda::KvShape;
 using cuda::throw_if_failed;
 static_assert(cuda::kQuestPageTokens == kQuestPageTokens, "Quest pages of the engine and of the kernels");
 
-struct DeviceLayer {
-  DeviceBuffer qkv, o, gate_up, down;                  // bf16 matrices
-  DeviceBuffer input_norm, post_norm;                  // fp32 [hidden]
-  DeviceBuffer qkv_bias, o_bias, q_norm, k_norm;       // fp32, may be empty
-};
-
-// Copies a matrix to the device as bf16, starting at row `row_offset` of `target`.
-void upload_matrix(const cpu::MatrixView& m, uint16_t* target, cudaStream_t stream) {
-  const size_t count = static_cast<size_t>(m.rows * m.cols);
-  std::vector<uint16_t> staging;
-  const void* source = m.data;
-  if (m.dtype != DType::BF16) {
-    staging.resize(count);
-    if (m.dtype == DType::F32) {
-      const float* f = static_cast<const float*>(m.data);
-      for (size_t i = 0; i < count; ++i) {
-        float v;
-        std::memcpy(&v, f + i, sizeof v);
-        staging[i] = f32_to_bf16(v);
-      }
-    } else {
-      const uint16_t* h = static_cast<const uint16_t*>(m.data);
-      for (size_t i = 0; i < count; ++i) {
-        uint16_t v;
-        std::memcpy(&v, h + i, sizeof v);
-        staging[i] = f32_to_bf16(f16_to_f32(v));
-      }
-    }
-    source = staging.data();
-  }
-  throw_if_failed(cudaMemcpyAsync(target, source, count * 2, cudaMemcpyHostToDevice, stream), "uploading weights");
-  throw_if_failed(cudaStreamSynchronize(stream), "uploading weights");
-}
-
-DeviceBuffer upload_floats(const std::vector<float>& values, const char* what) {
-  if (values.empty()) return {};
-  DeviceBuffer buffer(values.size() * sizeof(float), what);
-  throw_if_failed(cudaMemcpy(buffer.get(), values.data(), values.size() * sizeof(float), cudaMemcpyHostToDevice),
-                  what);
-  return buffer;
-}
-
 // Longest rows the GEMV kernel takes in GemvUse::Auto (see linear()).
 constexpr int64_t kGemvAutoCols = 8192;
 
-// Positions by which the selection scratch buffers grow.
-constexpr int64_t kScratchPositions = 16384;
 
 class CudaBackend final : public Backend, public DecoderOps, public CudaBackendTools {
  public:
@@ -114,13 +73,14 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     account_->cap = options.max_kv_bytes;
     account_->stream = stream_;
     inv_freq_host_ = cpu::rope_inverse_frequencies(config);
-    inv_freq_ = upload_floats(inv_freq_host_, "RoPE frequencies");
+    inv_freq_ = DeviceBuffer(inv_freq_host_.size() * sizeof(float), "RoPE frequencies");
+    throw_if_failed(cudaMemcpy(inv_freq_.get(), inv_freq_host_.data(), inv_freq_.bytes(), cudaMemcpyHostToDevice),
+                    "uploading the RoPE frequencies");
     workspace_ = DeviceBuffer(cuda::decode_attention_workspace_bytes(static_cast<int>(config.num_heads),
                                                                      static_cast<int>(config.head_dim)),
                               "attention workspace");
     cuda::prepare_decode_attention_workspace(workspace_.get(), static_cast<int>(config.num_heads),
                                              static_cast<int>(config.head_dim), stream_);
-    layers_.resize(static_cast<size_t>(config.num_layers));
   }
 
   ~CudaBackend() override {
@@ -130,89 +90,13 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     for (cudaEvent_t e : layer_events_)
       if (e) cudaEventDestroy(e);
     if (step_host_) cudaFreeHost(step_host_);
-    layers_.clear();
+    weights_.layers.clear();
     blas_.reset();
     if (stream_) cudaStreamDestroy(stream_);
   }
 
-  void upload(const ModelWeights& weights) {
-    const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size;
-    const int64_t q = q_size(), kv = kv_size();
-    embed_ = DeviceBuffer(static_cast<size_t>(config_.vocab_size * hidden) * 2, "the embedding matrix");
-    upload_matrix(weights.embed_tokens, embed_.get<uint16_t>(), stream_);
-    if (weights.lm_head.data != weights.embed_tokens.data) {
-      lm_head_ = DeviceBuffer(static_cast<size_t>(config_.vocab_size * hidden) * 2, "the output matrix");
-      upload_matrix(weights.lm_head, lm_head_.get<uint16_t>(), stream_);
-    }
-    final_norm_ = upload_floats(weights.final_norm, "the final norm");
-    for (size_t l = 0; l < layers_.size(); ++l) {
-      const LayerWeights& w = weights.layers[l];
-      DeviceLayer& d = layers_[l];
-      allocate_layer(d);
-      uint16_t* qkv = d.qkv.get<uint16_t>();
-      upload_matrix(w.q_proj, qkv, stream_);
-      upload_matrix(w.k_proj, qkv + q * hidden, stream_);
-      upload_matrix(w.v_proj, qkv + (q + kv) * hidden, stream_);
-      upload_matrix(w.o_proj, d.o.get<uint16_t>(), stream_);
-      upload_matrix(w.gate_proj, d.gate_up.get<uint16_t>(), stream_);
-      upload_matrix(w.up_proj, d.gate_up.get<uint16_t>() + inner * hidden, stream_);
-      upload_matrix(w.down_proj, d.down.get<uint16_t>(), stream_);
-      d.input_norm = upload_floats(w.input_norm, "a norm");
-      d.post_norm = upload_floats(w.post_attention_norm, "a norm");
-      if (!w.q_bias.empty()) {
-        std::vector<float> bias(w.q_bias);
-        bias.insert(bias.end(), w.k_bias.begin(), w.k_bias.end());
-        bias.insert(bias.end(), w.v_bias.begin(), w.v_bias.end());
-        d.qkv_bias = upload_floats(bias, "a bias");
-      }
-      d.o_bias = upload_floats(w.o_bias, "a bias");
-      d.q_norm = upload_floats(w.q_norm, "a norm");
-      d.k_norm = upload_floats(w.k_norm, "a norm");
-    }
-  }
-
-  void randomize(uint64_t seed) {
-    const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size;
-    auto fill = [&](DeviceBuffer& b, float center, float half) {
-      throw_if_failed(cuda::launch_fill_uniform_bf16(b.get<uint16_t>(), b.bytes() / 2, center, half, seed++, stream_),
-                      "filling random weights");
-    };
-    auto fill_f32 = [&](DeviceBuffer& b, float center, float half) {
-      throw_if_failed(cuda::launch_fill_uniform_f32(b.get<float>(), b.bytes() / 4, center, half, seed++, stream_),
-                      "filling random weights");
-    };
-    auto fan_in = [](int64_t cols) { return static_cast<float>(std::sqrt(3.0 / static_cast<double>(cols))); };
-    embed_ = DeviceBuffer(static_cast<size_t>(config_.vocab_size * hidden) * 2, "the embedding matrix");
-    fill(embed_, 0.0f, 1.0f);
-    if (!config_.tie_word_embeddings) {
-      lm_head_ = DeviceBuffer(static_cast<size_t>(config_.vocab_size * hidden) * 2, "the output matrix");
-      fill(lm_head_, 0.0f, fan_in(hidden));
-    }
-    final_norm_ = DeviceBuffer(static_cast<size_t>(hidden) * 4, "the final norm");
-    fill_f32(final_norm_, 1.0f, 0.1f);
-    for (DeviceLayer& d : layers_) {
-      allocate_layer(d);
-      fill(d.qkv, 0.0f, fan_in(hidden));
-      fill(d.o, 0.0f, fan_in(q_size()));
-      fill(d.gate_up, 0.0f, fan_in(hidden));
-      fill(d.down, 0.0f, fan_in(inner));
-      d.input_norm = DeviceBuffer(static_cast<size_t>(hidden) * 4, "a norm");
-      d.post_norm = DeviceBuffer(static_cast<size_t>(hidden) * 4, "a norm");
-      fill_f32(d.input_norm, 1.0f, 0.1f);
-      fill_f32(d.post_norm, 1.0f, 0.1f);
-      if (config_.attention_bias) {
-        d.qkv_bias = DeviceBuffer(static_cast<size_t>(q_size() + 2 * kv_size()) * 4, "a bias");
-        fill_f32(d.qkv_bias, 0.0f, 0.02f);
-      }
-      if (config_.qk_norm) {
-        d.q_norm = DeviceBuffer(static_cast<size_t>(config_.head_dim) * 4, "a norm");
-        d.k_norm = DeviceBuffer(static_cast<size_t>(config_.head_dim) * 4, "a norm");
-        fill_f32(d.q_norm, 1.0f, 0.1f);
-        fill_f32(d.k_norm, 1.0f, 0.1f);
-      }
-    }
-    throw_if_failed(cudaStreamSynchronize(stream_), "filling random weights");
-  }
+  void upload(const ModelWeights& weights) { weights_.upload(config_, weights, stream_); }
+  void randomize(uint64_t seed) { weights_.randomize(config_, seed, stream_); }
 
   // ---- Backend ----
   const char* name() const override { return "cuda"; }
@@ -228,13 +112,13 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     const int64_t heads = config_.num_heads, group = heads / config_.num_kv_heads;
     trace.positions = traced_positions_;
     trace.scores.resize(static_cast<size_t>(heads * traced_positions_));
-    throw_if_failed(cudaMemcpy2D(trace.scores.data(), static_cast<size_t>(traced_positions_) * 4, scores_.get(),
-                                 static_cast<size_t>(score_stride_) * 4, static_cast<size_t>(traced_positions_) * 4,
+    throw_if_failed(cudaMemcpy2D(trace.scores.data(), static_cast<size_t>(traced_positions_) * 4, ws_.scores.get(),
+                                 static_cast<size_t>(ws_.score_stride) * 4, static_cast<size_t>(traced_positions_) * 4,
                                  static_cast<size_t>(heads), cudaMemcpyDeviceToHost),
                     "reading the selection scores");
     const int64_t lists = traced_shared_ ? config_.num_kv_heads : heads;
     std::vector<int32_t> selected(static_cast<size_t>(lists * traced_stride_));
-    throw_if_failed(cudaMemcpy(selected.data(), selected_.get(), selected.size() * 4, cudaMemcpyDeviceToHost),
+    throw_if_failed(cudaMemcpy(selected.data(), ws_.selected.get(), selected.size() * 4, cudaMemcpyDeviceToHost),
                     "reading the selection");
     for (int64_t h = 0; h < heads; ++h) {
       const int64_t list = traced_shared_ ? h / group : h;
@@ -269,8 +153,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     const int64_t start = cache.length();
     cache.reserve(start + count);
     const int64_t logit_rows = wanted == LogitsWanted::All ? count : wanted == LogitsWanted::Last ? 1 : 0;
-    prepare_scratch(count, start + count, plan, logit_rows);
-    throw_if_failed(cudaMemcpyAsync(tokens_.get(), tokens, static_cast<size_t>(count) * 4, cudaMemcpyHostToDevice,
+    ws_.prepare(config_, count, start + count, plan, logit_rows, stream_);
+    throw_if_failed(cudaMemcpyAsync(ws_.tokens.get(), tokens, static_cast<size_t>(count) * 4, cudaMemcpyHostToDevice,
                                     stream_),
                     "uploading tokens");
     DecoderPass pass;
@@ -290,14 +174,14 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
       if (count == 1) remember_plan(plan);
     }
     if (logit_rows > 0 && logits)
-      throw_if_failed(cudaMemcpyAsync(logits, logits_.get(), static_cast<size_t>(logit_rows * config_.vocab_size) * 4,
+      throw_if_failed(cudaMemcpyAsync(logits, ws_.logits.get(), static_cast<size_t>(logit_rows * config_.vocab_size) * 4,
                                       cudaMemcpyDeviceToHost, stream_),
                       "reading logits");
     throw_if_failed(cudaStreamSynchronize(stream_), "running the forward pass");
     throw_if_failed(cudaGetLastError(), "running the forward pass");
     cache.commit(start + count);
     if (route.selects) {
-      // The selection's scores and lists stay in scores_ and selected_ until the next one.
+      // The selection's scores and lists stay in ws_.scores and ws_.selected until the next one.
       traced_positions_ = start + count;
       traced_stride_ = route.selection.token_budget;
       traced_count_ = route.selection.count();
@@ -309,15 +193,15 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   // ---- DecoderOps ----
   void embed(const DecoderPass& pass) override {
     count_ = pass.count;
-    throw_if_failed(cuda::launch_embedding(embed_.get<uint16_t>(), tokens_.get<int32_t>(), static_cast<int>(count_),
-                                           static_cast<int>(config_.hidden_size), hidden_.get<float>(), stream_),
+    throw_if_failed(cuda::launch_embedding(weights_.embed.get<uint16_t>(), ws_.tokens.get<int32_t>(), static_cast<int>(count_),
+                                           static_cast<int>(config_.hidden_size), ws_.hidden.get<float>(), stream_),
                     "launching the embedding");
   }
 
   void rms_norm(Activation in, int64_t layer, NormWeight which, Activation out, int64_t first_row) override {
-    const float* weight = which == NormWeight::Final ? final_norm_.get<float>()
-                          : which == NormWeight::Input ? layers_[static_cast<size_t>(layer)].input_norm.get<float>()
-                                                       : layers_[static_cast<size_t>(layer)].post_norm.get<float>();
+    const float* weight = which == NormWeight::Final ? weights_.final_norm.get<float>()
+                          : which == NormWeight::Input ? weights_.layers[static_cast<size_t>(layer)].input_norm.get<float>()
+                                                       : weights_.layers[static_cast<size_t>(layer)].post_norm.get<float>();
     const Rows x = rows_of(in), y = rows_of(out);
     throw_if_failed(cuda::launch_rms_norm(static_cast<const float*>(x.data) + first_row * x.stride, x.stride, weight,
                                           static_cast<int>(count_ - first_row), static_cast<int>(config_.hidden_size),
@@ -327,7 +211,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   }
 
   void linear(int64_t layer, LayerMatrix matrix, Activation in, Activation out, bool accumulate) override {
-    const DeviceLayer& d = layers_[static_cast<size_t>(layer)];
+    const DeviceLayer& d = weights_.layers[static_cast<size_t>(layer)];
     const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size;
     const Rows x = rows_of(in), y = rows_of(out);
     float* target = static_cast<float*>(y.data);
@@ -347,7 +231,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   }
 
   void qkv_rope_append(int64_t layer, const DecoderPass& pass) override {
-    const DeviceLayer& d = layers_[static_cast<size_t>(layer)];
+    const DeviceLayer& d = weights_.layers[static_cast<size_t>(layer)];
     if (pass.count == 1) {
       decode_qkv(*cache_, layer, d, pass.start);
     } else {
@@ -357,11 +241,11 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
 
   void attend_dense(int64_t layer, const DecoderPass& pass, bool keep_scores) override {
     if (pass.count == 1) {
-      decode(*cache_, layer, pass.positions(), nullptr, keep_scores ? scores_.get<float>() : nullptr);
+      decode(*cache_, layer, pass.positions(), nullptr, keep_scores ? ws_.scores.get<float>() : nullptr);
       return;
     }
     cuda::PrefillAttentionLaunch p;
-    p.q = q_bf16_.get<uint16_t>();
+    p.q = ws_.q_bf16.get<uint16_t>();
     p.keys = cache_->keys(layer);
     p.values = cache_->values(layer);
     p.head_stride = cache_->capacity() * config_.head_dim;
@@ -371,14 +255,14 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     p.head_dim = static_cast<int>(config_.head_dim);
     p.start = pass.start;
     p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(config_.head_dim)));
-    p.out = attention_out_.get<uint16_t>();
+    p.out = ws_.attention_out.get<uint16_t>();
     p.warps = prefill_warps_;
     p.splits = cuda::prefill_attention_splits(p);  // > 1: a short chunk against a long cache
     if (p.splits > 1) {
-      prefill_partials_.ensure(cuda::prefill_attention_scratch_bytes(p, p.splits), "prefill attention partials",
+      ws_.prefill_partials.ensure(cuda::prefill_attention_scratch_bytes(p, p.splits), "prefill attention partials",
                                stream_);
-      p.split_scratch = prefill_partials_.get();
-      p.split_scratch_bytes = prefill_partials_.bytes();
+      p.split_scratch = ws_.prefill_partials.get();
+      p.split_scratch_bytes = ws_.prefill_partials.bytes();
     }
     throw_if_failed(cuda::launch_prefill_attention(p, stream_), "launching prefill attention");
   }
@@ -387,8 +271,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   // (the budget), so a captured graph serves every length of its bucket.
   void select_top_k(const SelectionSpec& s) override {
     cuda::TopKArgs k;
-    k.scores = scores_.get<float>();
-    k.score_stride = score_stride_;
+    k.scores = ws_.scores.get<float>();
+    k.score_stride = ws_.score_stride;
     selected_shared_ = s.per_kv_head();
     k.rows = static_cast<int>(selected_shared_ ? config_.num_kv_heads : config_.num_heads);
     k.group = selected_shared_ ? group() : 1;
@@ -397,7 +281,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
                                                            : cuda::ScoreReduce::None;
     k.candidates = s.candidates;
     k.k = s.token_budget - 1;
-    k.out = selected_.get<int32_t>();
+    k.out = ws_.selected.get<int32_t>();
     k.out_stride = s.token_budget;
     k.append_position = s.positions - 1;
     if (step_bound_) {
@@ -413,42 +297,42 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   void quest_pages(int64_t layer, const QuestSpec& quest) override {
     const int64_t heads = config_.num_heads;
     cuda::QuestScoreArgs s;
-    s.query = qkv_.get<float>();
+    s.query = ws_.qkv.get<float>();
     s.query_type = cuda::ElementType::F32;
     s.num_heads = static_cast<int>(heads);
     s.num_kv_heads = static_cast<int>(config_.num_kv_heads);
     s.head_dim = static_cast<int>(config_.head_dim);
     s.pages = cache_->pages(layer);
     s.num_pages = quest.pages;
-    s.bounds = bounds_.get<float>();
+    s.bounds = ws_.bounds.get<float>();
     s.bounds_stride = quest.pages;
     cuda::quest_page_scores(s, stream_);
     cuda::TopKArgs k;
-    k.scores = bounds_.get<float>();
+    k.scores = ws_.bounds.get<float>();
     k.score_stride = quest.pages;
     k.rows = static_cast<int>(heads);
     k.candidates = quest.pages - 1;
     k.k = quest.page_budget - 1;
-    k.out = pages_.get<int32_t>();
+    k.out = ws_.pages.get<int32_t>();
     k.out_stride = quest.page_budget;
     k.append_position = quest.pages - 1;
     cuda::select_top_k(k, stream_);
     quest_stride_ = quest.page_budget * kQuestPageTokens;
     quest_count_ = quest.count;
-    cuda::expand_pages(pages_.get<int32_t>(), static_cast<int>(heads), quest.page_budget,
-                       cuda::top_k_output_count(k), quest.positions, quest_positions_.get<int32_t>(), quest_stride_,
+    cuda::expand_pages(ws_.pages.get<int32_t>(), static_cast<int>(heads), quest.page_budget,
+                       cuda::top_k_output_count(k), quest.positions, ws_.quest_positions.get<int32_t>(), quest_stride_,
                        stream_);
   }
 
   void attend_lists(int64_t layer, PositionLists which, const DecoderPass& pass) override {
     cuda::PositionLists lists;
     if (which == PositionLists::Selection) {
-      lists.positions = selected_.get<int32_t>();
+      lists.positions = ws_.selected.get<int32_t>();
       lists.stride = selected_stride_;
       lists.count = selected_count_;
       lists.sharing = selected_shared_ ? cuda::PositionSharing::PerKvHead : cuda::PositionSharing::PerQueryHead;
     } else {
-      lists.positions = quest_positions_.get<int32_t>();
+      lists.positions = ws_.quest_positions.get<int32_t>();
       lists.stride = quest_stride_;
       lists.count = quest_count_;
       lists.sharing = cuda::PositionSharing::PerQueryHead;
@@ -457,13 +341,13 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   }
 
   void swiglu() override {
-    throw_if_failed(cuda::launch_swiglu(gate_up_.get<float>(), static_cast<int>(count_),
-                                        static_cast<int>(config_.intermediate_size), normed_.get<uint16_t>(), stream_),
+    throw_if_failed(cuda::launch_swiglu(ws_.gate_up.get<float>(), static_cast<int>(count_),
+                                        static_cast<int>(config_.intermediate_size), ws_.normed.get<uint16_t>(), stream_),
                     "launching swiglu");
   }
 
   void logits(int64_t rows) override {
-    product(lm_head(), config_.vocab_size, config_.hidden_size, rows_of(Activation::Normed), logits_.get<float>(),
+    product(weights_.output(), config_.vocab_size, config_.hidden_size, rows_of(Activation::Normed), ws_.logits.get<float>(),
             config_.vocab_size, 0.0f, rows);
   }
 
@@ -484,13 +368,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
 
   // ---- CudaBackendTools ----
   cudaStream_t stream() const override { return stream_; }
-  size_t decode_weight_bytes() const override {
-    size_t bytes = (lm_head_.bytes() ? lm_head_.bytes() : embed_.bytes()) + final_norm_.bytes();
-    for (const DeviceLayer& d : layers_)
-      bytes += d.qkv.bytes() + d.o.bytes() + d.gate_up.bytes() + d.down.bytes() + d.input_norm.bytes() +
-               d.post_norm.bytes();
-    return bytes;
-  }
+  size_t decode_weight_bytes() const override { return weights_.decode_bytes(); }
   void set_graphs(bool enabled) override { graphs_ = enabled; }
   int64_t graph_replays() const override { return graph_replays_; }
   int64_t graph_instantiations() const override { return graph_instantiations_; }
@@ -523,8 +401,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
                               int repetitions) override {
     auto& cache = dynamic_cast<CudaKvCache&>(cache_base);
     const int64_t positions = cache.length();
-    prepare_scratch(1, positions, &plan, 1);
-    throw_if_failed(cuda::launch_fill_uniform_f32(qkv_.get<float>(), static_cast<size_t>(qkv_width()), 0.0f, 1.0f, 7,
+    ws_.prepare(config_, 1, positions, &plan, 1, stream_);
+    throw_if_failed(cuda::launch_fill_uniform_f32(ws_.qkv.get<float>(), static_cast<size_t>(qkv_width()), 0.0f, 1.0f, 7,
                                                   stream_),
                     "filling a query");
     DecoderPass pass;
@@ -559,10 +437,10 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   }
 
   int32_t last_argmax() override {
-    throw_if_failed(cuda::launch_argmax(logits_.get<float>(), 1, config_.vocab_size, argmax_.get<int32_t>(), stream_),
+    throw_if_failed(cuda::launch_argmax(ws_.logits.get<float>(), 1, config_.vocab_size, ws_.argmax.get<int32_t>(), stream_),
                     "launching argmax");
     int32_t token = 0;
-    throw_if_failed(cudaMemcpyAsync(&token, argmax_.get(), 4, cudaMemcpyDeviceToHost, stream_), "reading argmax");
+    throw_if_failed(cudaMemcpyAsync(&token, ws_.argmax.get(), 4, cudaMemcpyDeviceToHost, stream_), "reading argmax");
     throw_if_failed(cudaStreamSynchronize(stream_), "reading argmax");
     return token;
   }
@@ -573,7 +451,6 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   int64_t qkv_width() const { return q_size() + 2 * kv_size(); }
   int group() const { return static_cast<int>(config_.num_heads / config_.num_kv_heads); }
   KvShape kv_shape() const { return {config_.num_layers, config_.num_kv_heads, config_.head_dim}; }
-  const uint16_t* lm_head() const { return lm_head_.bytes() ? lm_head_.get<uint16_t>() : embed_.get<uint16_t>(); }
 
   // An activation's rows in device memory: fp32 for what products write, bf16 for what they read.
   struct Rows {
@@ -583,12 +460,12 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   Rows rows_of(Activation a) {
     const int64_t hidden = config_.hidden_size;
     switch (a) {
-      case Activation::Residual: return {hidden_.get(), hidden};
-      case Activation::Normed: return {normed_.get(), hidden};
-      case Activation::Qkv: return {qkv_.get(), qkv_width()};
-      case Activation::Attention: return {attention_out_.get(), q_size()};
-      case Activation::GateUp: return {gate_up_.get(), 2 * config_.intermediate_size};
-      case Activation::Gated: return {normed_.get(), config_.intermediate_size};  // shares normed_
+      case Activation::Residual: return {ws_.hidden.get(), hidden};
+      case Activation::Normed: return {ws_.normed.get(), hidden};
+      case Activation::Qkv: return {ws_.qkv.get(), qkv_width()};
+      case Activation::Attention: return {ws_.attention_out.get(), q_size()};
+      case Activation::GateUp: return {ws_.gate_up.get(), 2 * config_.intermediate_size};
+      case Activation::Gated: return {ws_.normed.get(), config_.intermediate_size};  // shares ws_.normed
     }
     return {nullptr, 0};
   }
@@ -606,45 +483,6 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
       return;
     }
     blas_->linear(w, rows, cols, in, x.stride, tokens, y, y_stride, beta);
-  }
-
-  void allocate_layer(DeviceLayer& d) {
-    const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size;
-    d.qkv = DeviceBuffer(static_cast<size_t>(qkv_width() * hidden) * 2, "the q|k|v matrices");
-    d.o = DeviceBuffer(static_cast<size_t>(hidden * q_size()) * 2, "o_proj");
-    d.gate_up = DeviceBuffer(static_cast<size_t>(2 * inner * hidden) * 2, "the gate|up matrices");
-    d.down = DeviceBuffer(static_cast<size_t>(hidden * inner) * 2, "down_proj");
-  }
-
-  // Activations for `count` tokens; logits for `logit_rows` of them (a long prefill pass wants
-  // none or one: rows of the vocabulary for every token would be gigabytes at 2048 tokens).
-  void prepare_scratch(int64_t count, int64_t positions, const AttentionPlan* plan, int64_t logit_rows) {
-    const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size, heads = config_.num_heads;
-    const size_t t = static_cast<size_t>(count);
-    tokens_.ensure(t * 4, "token ids", stream_);
-    hidden_.ensure(t * hidden * 4, "activations", stream_);
-    normed_.ensure(t * std::max(hidden, inner) * 2, "activations", stream_);
-    qkv_.ensure(t * qkv_width() * 4, "activations", stream_);
-    q_bf16_.ensure(t * q_size() * 2, "activations", stream_);
-    attention_out_.ensure(t * q_size() * 2, "activations", stream_);
-    gate_up_.ensure(t * 2 * inner * 4, "activations", stream_);
-    logits_.ensure(static_cast<size_t>(std::max<int64_t>(logit_rows, 1) * config_.vocab_size) * 4, "logits", stream_);
-    argmax_.ensure(16, "argmax", stream_);
-    if (plan) {
-      // Sized for the next multiple of kScratchPositions: a decode step is one position longer
-      // than the last, and growing these every step would reallocate them every step.
-      positions = (positions + kScratchPositions - 1) / kScratchPositions * kScratchPositions;
-      score_stride_ = positions;
-      const int64_t budget = std::max<int64_t>(plan->token_budget, 1);
-      scores_.ensure(static_cast<size_t>(heads * positions) * 4, "selection scores", stream_);
-      selected_.ensure(static_cast<size_t>(heads * budget) * 4, "selected positions", stream_);
-      const int64_t pages = (positions + cuda::kQuestPageTokens - 1) / cuda::kQuestPageTokens;
-      bounds_.ensure(static_cast<size_t>(heads * pages) * 4, "Quest page bounds", stream_);
-      const int64_t page_budget = std::max<int64_t>(1, budget / cuda::kQuestPageTokens);
-      pages_.ensure(static_cast<size_t>(heads * page_budget) * 4, "Quest pages", stream_);
-      quest_positions_.ensure(static_cast<size_t>(heads * page_budget * cuda::kQuestPageTokens) * 4,
-                              "Quest positions", stream_);
-    }
   }
 
   // ---- decode graphs ----
@@ -675,9 +513,9 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
                                 cache.capacity()};
     if (plan)
       for (LayerAttention role : plan->layers) sig.push_back(static_cast<int64_t>(role));
-    const void* pointers[] = {cache.keys(0), cache.values(0), tokens_.get(), hidden_.get(), normed_.get(),
-                              qkv_.get(), attention_out_.get(), gate_up_.get(), logits_.get(), scores_.get(),
-                              selected_.get()};
+    const void* pointers[] = {cache.keys(0), cache.values(0), ws_.tokens.get(), ws_.hidden.get(), ws_.normed.get(),
+                              ws_.qkv.get(), ws_.attention_out.get(), ws_.gate_up.get(), ws_.logits.get(), ws_.scores.get(),
+                              ws_.selected.get()};
     for (const void* pointer : pointers)
       sig.push_back(static_cast<int64_t>(reinterpret_cast<uintptr_t>(pointer)));
     return sig;
@@ -769,7 +607,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   // Bias, q/k norms, RoPE, the K/V append and the Quest pages of one token: one launch.
   void decode_qkv(CudaKvCache& cache, int64_t layer, const DeviceLayer& d, int64_t position) {
     cuda::DecodeQkvLaunch q;
-    q.qkv = qkv_.get<float>();
+    q.qkv = ws_.qkv.get<float>();
     q.bias = d.qkv_bias.bytes() ? d.qkv_bias.get<float>() : nullptr;
     q.heads = static_cast<int>(config_.num_heads);
     q.kv_heads = static_cast<int>(config_.num_kv_heads);
@@ -795,7 +633,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     const int64_t heads = config_.num_heads;
     const float eps = static_cast<float>(config_.rms_norm_eps);
     const int t = static_cast<int>(count);
-    float* qkv = qkv_.get<float>();
+    float* qkv = ws_.qkv.get<float>();
     if (d.qkv_bias.bytes())
       throw_if_failed(cuda::launch_bias_add(qkv, qkv_width(), d.qkv_bias.get<float>(), t,
                                             static_cast<int>(qkv_width()), stream_),
@@ -812,7 +650,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     rope.q_norm = d.q_norm.bytes() ? d.q_norm.get<float>() : nullptr;
     rope.k_norm = d.k_norm.bytes() ? d.k_norm.get<float>() : nullptr;
     rope.eps = eps;
-    rope.q_bf16 = q_bf16_.get<uint16_t>();
+    rope.q_bf16 = ws_.q_bf16.get<uint16_t>();
     throw_if_failed(cuda::launch_rope(rope, stream_), "launching rope");
     throw_if_failed(cuda::launch_kv_append(qkv, qkv_width(), t, rope.heads, rope.kv_heads, rope.head_dim,
                                            cache.keys(l), cache.values(l), cache.capacity() * config_.head_dim,
@@ -825,7 +663,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   void decode(CudaKvCache& cache, int64_t layer, int64_t positions, const cuda::PositionLists* lists,
               float* scores) {
     cuda::DecodeAttentionArgs a;
-    a.query = qkv_.get<float>();
+    a.query = ws_.qkv.get<float>();
     a.query_type = cuda::ElementType::F32;
     a.num_heads = static_cast<int>(config_.num_heads);
     a.kv = cache.view(layer);
@@ -836,8 +674,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     }
     a.sparse = lists;
     a.scores = scores;
-    a.score_stride = score_stride_;
-    a.out = attention_out_.get();
+    a.score_stride = ws_.score_stride;
+    a.out = ws_.attention_out.get();
     a.out_type = cuda::ElementType::BF16;
     a.workspace = workspace_.get();
     a.workspace_bytes = workspace_.bytes();
@@ -861,17 +699,14 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   DeviceBuffer step_;                     // position, length, candidates of the step (int64)
   int64_t* step_host_ = nullptr;          // pinned staging for step_
   int64_t step_bound_ = 0;                // non-zero while capturing a replayable step
-  int64_t score_stride_ = 0;
   bool graph_timed_ = false;
   int seen_plans_ = 0;
   std::shared_ptr<KvAccount> account_;
 
-  DeviceBuffer embed_, lm_head_, final_norm_, inv_freq_, workspace_;
+  cuda::DeviceWeights weights_;
+  DeviceBuffer inv_freq_, workspace_;
   std::vector<float> inv_freq_host_;
-  std::vector<DeviceLayer> layers_;
-  DeviceBuffer tokens_, hidden_, normed_, qkv_, q_bf16_, attention_out_, gate_up_, logits_, argmax_;
-  DeviceBuffer scores_, selected_, bounds_, pages_, quest_positions_;
-  DeviceBuffer prefill_partials_;  // split-KV prefill attention: partial outputs and row statistics
+  cuda::Workspace ws_;
   CudaKvCache* cache_ = nullptr;  // the pass in flight
   int64_t count_ = 0;             // its tokens
   bool selected_shared_ = false;

@@ -1,0 +1,27 @@
+// The CUDA backend's scratch memory for the tokens in flight: activations (fp32 where
+// products write, bf16 where they read), logits, and the selection / Quest lists of a decode
+// step. Buffers only grow, so a captured decode graph stays valid while they keep their address.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "cuda/device_buffer.h"
+#include "engine/backend.h"
+#include "model/model_config.h"
+
+namespace tidal::cuda {
+
+struct Workspace {
+  DeviceBuffer tokens, hidden, normed, qkv, q_bf16, attention_out, gate_up, logits, argmax;
+  DeviceBuffer scores, selected, bounds, pages, quest_positions;
+  DeviceBuffer prefill_partials;  // split-KV prefill attention: partial outputs and row statistics
+  int64_t score_stride = 0;       // positions per row of `scores`
+
+  // Activations for `count` tokens; logits for `logit_rows` of them (a long prefill pass wants
+  // none or one: rows of the vocabulary for every token would be gigabytes at 2048 tokens).
+  void prepare(const ModelConfig& config, int64_t count, int64_t positions, const AttentionPlan* plan,
+               int64_t logit_rows, cudaStream_t stream);
+};
+
+}  // namespace tidal::cuda

@@ -15,6 +15,7 @@
 #include "cuda/cuda_kv_cache.h"
 #include "cuda/device_buffer.h"
 #include "cuda/device_weights.h"
+#include "cuda/step_graph.h"
 #include "cuda/workspace.h"
 #include "cuda/kv_compaction.h"
 #include "cuda/kv_transfer.h"
@@ -84,9 +85,6 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   }
 
   ~CudaBackend() override {
-    if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
-    for (cudaEvent_t e : graph_events_)
-      if (e) cudaEventDestroy(e);
     for (cudaEvent_t e : layer_events_)
       if (e) cudaEventDestroy(e);
     if (step_host_) cudaFreeHost(step_host_);
@@ -370,14 +368,9 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   cudaStream_t stream() const override { return stream_; }
   size_t decode_weight_bytes() const override { return weights_.decode_bytes(); }
   void set_graphs(bool enabled) override { graphs_ = enabled; }
-  int64_t graph_replays() const override { return graph_replays_; }
-  int64_t graph_instantiations() const override { return graph_instantiations_; }
-  double last_graph_gpu_ms() override {
-    if (!graph_timed_) return 0.0;
-    float ms = 0;
-    throw_if_failed(cudaEventElapsedTime(&ms, graph_events_[0], graph_events_[1]), "timing the decode graph");
-    return ms;
-  }
+  int64_t graph_replays() const override { return step_graph_.replays(); }
+  int64_t graph_instantiations() const override { return step_graph_.instantiations(); }
+  double last_graph_gpu_ms() override { return step_graph_.last_gpu_ms(); }
   void set_gemv(GemvUse use) override { gemv_ = use; }
   void set_prefill_warps(int warps) override { prefill_warps_ = warps == 8 ? 8 : 4; }
   void set_compact_chunk(int64_t positions) override { compact_chunk_ = std::max<int64_t>(positions, 0); }
@@ -502,9 +495,10 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     return plan->mode == AttentionMode::Tidal && positions > std::max<int64_t>(plan->token_budget, 1);
   }
 
-  std::vector<int64_t> graph_signature(const CudaKvCache& cache, const AttentionPlan* plan, int64_t bound,
-                                       int64_t logit_rows) const {
-    std::vector<int64_t> sig = {logit_rows,
+  // The step plan a graph is captured for; with the addresses below, StepGraph::can_reuse.
+  std::vector<int64_t> step_plan(const CudaKvCache& cache, const AttentionPlan* plan, int64_t bound,
+                                 int64_t logit_rows) const {
+    std::vector<int64_t> key = {logit_rows,
                                 plan ? static_cast<int64_t>(plan->mode) + 1 : 0,
                                 plan ? plan->token_budget : 0,
                                 plan ? static_cast<int64_t>(plan->selection_policy) : 0,
@@ -512,13 +506,14 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
                                 bound,
                                 cache.capacity()};
     if (plan)
-      for (LayerAttention role : plan->layers) sig.push_back(static_cast<int64_t>(role));
-    const void* pointers[] = {cache.keys(0), cache.values(0), ws_.tokens.get(), ws_.hidden.get(), ws_.normed.get(),
-                              ws_.qkv.get(), ws_.attention_out.get(), ws_.gate_up.get(), ws_.logits.get(), ws_.scores.get(),
-                              ws_.selected.get()};
-    for (const void* pointer : pointers)
-      sig.push_back(static_cast<int64_t>(reinterpret_cast<uintptr_t>(pointer)));
-    return sig;
+      for (LayerAttention role : plan->layers) key.push_back(static_cast<int64_t>(role));
+    return key;
+  }
+
+  std::vector<const void*> step_bindings(const CudaKvCache& cache) const {
+    return {cache.keys(0),      cache.values(0),     ws_.tokens.get(),        ws_.hidden.get(),
+            ws_.normed.get(),   ws_.qkv.get(),       ws_.attention_out.get(), ws_.gate_up.get(),
+            ws_.logits.get(),   ws_.scores.get(),    ws_.selected.get()};
   }
 
   void replay_step(const DecoderPass& pass, const DecoderRoute& route) {
@@ -530,43 +525,21 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     throw_if_failed(cudaMemcpyAsync(step_.get(), step_host_, kStepScalars * sizeof(int64_t), cudaMemcpyHostToDevice,
                                     stream_),
                     "uploading the step position");
-    std::vector<int64_t> signature = graph_signature(*cache_, pass.plan, bound, pass.logit_rows);
-    if (!graph_exec_ || signature != graph_signature_) {
-      graph_signature_.clear();  // a capture that fails leaves no executable graph claimed valid
-      step_bound_ = bound;
-      try {
-        capture_and_launch(pass, route);
-      } catch (...) {
-        step_bound_ = 0;  // later plain launches take their positions from the host again
-        throw;
-      }
-      step_bound_ = 0;
-      graph_signature_ = std::move(signature);
+    std::vector<int64_t> plan = step_plan(*cache_, pass.plan, bound, pass.logit_rows);
+    std::vector<const void*> bindings = step_bindings(*cache_);
+    if (step_graph_.can_reuse(plan, bindings)) {
+      step_graph_.launch(stream_);
       return;
     }
-    launch_graph();
-  }
-
-  void capture_and_launch(const DecoderPass& pass, const DecoderRoute& route) {
-    throw_if_failed(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "beginning graph capture");
-    cudaGraph_t graph = nullptr;
+    step_bound_ = bound;
     try {
-      run_decoder(config_, *this, pass, route);
+      step_graph_.capture_and_launch(stream_, [&] { run_decoder(config_, *this, pass, route); }, std::move(plan),
+                                     std::move(bindings));
     } catch (...) {
-      cudaStreamEndCapture(stream_, &graph);
-      if (graph) cudaGraphDestroy(graph);
-      cudaGetLastError();
+      step_bound_ = 0;  // later plain launches take their positions from the host again
       throw;
     }
-    throw_if_failed(cudaStreamEndCapture(stream_, &graph), "ending graph capture");
-    try {
-      install(graph);
-    } catch (...) {
-      cudaGraphDestroy(graph);
-      throw;
-    }
-    cudaGraphDestroy(graph);
-    launch_graph();
+    step_bound_ = 0;
   }
 
   // Graphs are captured only for plans whose every kernel has run once uncaptured (lazy
@@ -574,35 +547,6 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   int plan_key(const AttentionPlan* plan) const { return plan ? static_cast<int>(plan->mode) + 1 : 0; }
   bool plan_seen(const AttentionPlan* plan) const { return seen_plans_ & (1 << plan_key(plan)); }
   void remember_plan(const AttentionPlan* plan) { seen_plans_ |= 1 << plan_key(plan); }
-
-  // Makes `graph` the executable graph: updated in place when its topology allows, else
-  // instantiated anew.
-  void install(cudaGraph_t graph) {
-    if (graph_exec_) {
-      cudaGraphExecUpdateResultInfo info{};
-      if (cudaGraphExecUpdate(graph_exec_, graph, &info) != cudaSuccess) {
-        cudaGetLastError();
-        cudaGraphExecDestroy(graph_exec_);
-        graph_exec_ = nullptr;
-      }
-    }
-    if (!graph_exec_) {
-      throw_if_failed(cudaGraphInstantiate(&graph_exec_, graph, 0), "instantiating the decode graph");
-      ++graph_instantiations_;
-    }
-  }
-
-  void launch_graph() {
-    if (!graph_events_[0]) {
-      throw_if_failed(cudaEventCreate(&graph_events_[0]), "creating an event");
-      throw_if_failed(cudaEventCreate(&graph_events_[1]), "creating an event");
-    }
-    throw_if_failed(cudaEventRecord(graph_events_[0], stream_), "recording an event");
-    throw_if_failed(cudaGraphLaunch(graph_exec_, stream_), "launching the decode graph");
-    throw_if_failed(cudaEventRecord(graph_events_[1], stream_), "recording an event");
-    graph_timed_ = true;
-    ++graph_replays_;
-  }
 
   // Bias, q/k norms, RoPE, the K/V append and the Quest pages of one token: one launch.
   void decode_qkv(CudaKvCache& cache, int64_t layer, const DeviceLayer& d, int64_t position) {
@@ -690,16 +634,11 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   GemvUse gemv_ = GemvUse::Auto;
   int prefill_warps_ = 4;
   int64_t compact_chunk_ = 0;  // positions per compaction chunk; 0 = as many as the scratch bound allows
-  int64_t graph_instantiations_ = 0;
-  cudaGraphExec_t graph_exec_ = nullptr;
-  int64_t graph_replays_ = 0;
-  cudaEvent_t graph_events_[2] = {nullptr, nullptr};
+  cuda::StepGraph step_graph_;
   cudaEvent_t layer_events_[2] = {nullptr, nullptr};  // the last two layers of a cancellable pass
-  std::vector<int64_t> graph_signature_;  // what the executable graph was captured for (empty: none)
   DeviceBuffer step_;                     // position, length, candidates of the step (int64)
   int64_t* step_host_ = nullptr;          // pinned staging for step_
   int64_t step_bound_ = 0;                // non-zero while capturing a replayable step
-  bool graph_timed_ = false;
   int seen_plans_ = 0;
   std::shared_ptr<KvAccount> account_;
 

@@ -37,6 +37,7 @@
 #include "cuda/cublas_loader.h"
 #include "cuda/quest_kernels.h"
 #include "cuda/selection_kernels.h"
+#include "engine/decoder.h"
 #include "kernels/prefill_attention.h"
 #include "kernels/topk_select.h"
 
@@ -311,7 +312,7 @@ class Bench {
     // Quest: bounds of every page, 128 pages per head (the last always), their positions,
     // sparse attention over them.
     const int64_t page_budget = kBudget / cuda::kQuestPageTokens;
-    const int64_t quest_count = cuda::quest_position_count(context, page_budget);
+    const int64_t quest_count = tidal::quest_position_count(context, page_budget);
     DeviceBuffer bounds(size_t(heads) * pages * 4);
     DeviceBuffer page_lists(size_t(heads) * page_budget * 4);
     DeviceBuffer quest_positions(size_t(heads) * page_budget * cuda::kQuestPageTokens * 4);

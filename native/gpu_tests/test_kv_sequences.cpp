@@ -87,16 +87,6 @@ SyntheticModelSpec spec_of(const std::string& kind) {
   return spec;
 }
 
-std::vector<float> frequencies_of(const ModelConfig& config) {
-  cpu::Llama3RopeScaling scaling;
-  scaling.enabled = config.rope_scaling.type == "llama3";
-  scaling.factor = config.rope_scaling.factor;
-  scaling.low_freq_factor = config.rope_scaling.low_freq_factor;
-  scaling.high_freq_factor = config.rope_scaling.high_freq_factor;
-  scaling.original_max_position_embeddings = double(config.rope_scaling.original_max_position_embeddings);
-  return cpu::rope_inverse_frequencies(config.head_dim, config.rope_theta, scaling);
-}
-
 std::vector<int64_t> sources_of(const KvRanges& ranges) {
   std::vector<int64_t> out;
   for (const auto& [start, count] : ranges)
@@ -163,7 +153,7 @@ void test_compaction(Report& report, const std::string& kind) {
   const KvRanges ranges = {{0, 100}, {180, 250}, {520, 80}};
   const int64_t length = 430;
   const std::vector<int64_t> sources = sources_of(ranges);
-  const std::vector<float> frequencies = frequencies_of(config);
+  const std::vector<float> frequencies = cpu::rope_inverse_frequencies(config);
   const Kv before = read_kv(*gpu, *gpu_cache, config);
   auto cpu_compacted = cpu_cache->fork(600);
   cpu->compact(*cpu_compacted, ranges);

@@ -11,6 +11,7 @@
 #include "cuda/attention_kernels.h"
 #include "cuda/quest_kernels.h"
 #include "cuda/selection_kernels.h"
+#include "engine/decoder.h"
 #include "test_support.h"
 
 namespace tidal::gpu_test {
@@ -186,7 +187,7 @@ void test_quest_step(Report& report, Rng& rng, int64_t seq, int group, int head_
   page_lists.poison();
   select.out = page_lists.data();
   cuda::select_top_k(select, nullptr);
-  const int64_t count = cuda::quest_position_count(seq, page_budget);
+  const int64_t count = quest_position_count(seq, page_budget);
   const int64_t position_stride = chosen * kPage;
   DeviceArray<int32_t> positions(size_t(num_heads * position_stride));
   positions.poison();

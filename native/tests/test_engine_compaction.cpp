@@ -21,17 +21,6 @@ using namespace tidal_test;
 
 namespace {
 
-// The backend's per-pair frequencies (cpu/rope.h), llama3 scaling included.
-std::vector<float> frequencies_of(const ModelConfig& config) {
-  cpu::Llama3RopeScaling scaling;
-  scaling.enabled = config.rope_scaling.type == "llama3";
-  scaling.factor = config.rope_scaling.factor;
-  scaling.low_freq_factor = config.rope_scaling.low_freq_factor;
-  scaling.high_freq_factor = config.rope_scaling.high_freq_factor;
-  scaling.original_max_position_embeddings = static_cast<double>(config.rope_scaling.original_max_position_embeddings);
-  return cpu::rope_inverse_frequencies(config.head_dim, config.rope_theta, scaling);
-}
-
 // The float64 reference: `key` rotated by delta * inv_freq_i on every rotate-half pair.
 std::vector<double> rotated(const float* key, int64_t head_dim, const std::vector<float>& frequencies, int64_t delta) {
   const int64_t half = head_dim / 2;
@@ -81,7 +70,7 @@ TIDAL_TEST(cpu_compaction_keeps_the_leading_range_and_rerotates_moved_keys) {
     f.backend->compact(*cache, ranges);
     CHECK_EQ(cache->length(), 61);
     const KvSnapshot after = snapshot(*f.backend, *cache, config);
-    const std::vector<float> frequencies = frequencies_of(config);
+    const std::vector<float> frequencies = cpu::rope_inverse_frequencies(config);
     const std::vector<int64_t> sources = sources_of(ranges);
     int64_t unchanged = 0, moved = 0;
     double worst = 0;

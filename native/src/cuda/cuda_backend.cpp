@@ -74,9 +74,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     account_->cap = options.max_kv_bytes;
     account_->stream = stream_;
     inv_freq_host_ = cpu::rope_inverse_frequencies(config);
-    inv_freq_ = DeviceBuffer(inv_freq_host_.size() * sizeof(float), "RoPE frequencies");
-    throw_if_failed(cudaMemcpy(inv_freq_.get(), inv_freq_host_.data(), inv_freq_.bytes(), cudaMemcpyHostToDevice),
-                    "uploading the RoPE frequencies");
+    inv_freq_ = cuda::upload_floats(inv_freq_host_, "RoPE frequencies");
     workspace_ = DeviceBuffer(cuda::decode_attention_workspace_bytes(static_cast<int>(config.num_heads),
                                                                      static_cast<int>(config.head_dim)),
                               "attention workspace");

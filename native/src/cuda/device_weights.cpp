@@ -39,14 +39,6 @@ void upload_matrix(const cpu::MatrixView& m, uint16_t* target, cudaStream_t stre
   throw_if_failed(cudaStreamSynchronize(stream), "uploading weights");
 }
 
-DeviceBuffer upload_floats(const std::vector<float>& values, const char* what) {
-  if (values.empty()) return {};
-  DeviceBuffer buffer(values.size() * sizeof(float), what);
-  throw_if_failed(cudaMemcpy(buffer.get(), values.data(), values.size() * sizeof(float), cudaMemcpyHostToDevice),
-                  what);
-  return buffer;
-}
-
 void allocate_layer(const ModelConfig& config, DeviceLayer& d) {
   const int64_t q_size = config.num_heads * config.head_dim, kv_size = config.num_kv_heads * config.head_dim;
   const int64_t hidden = config.hidden_size, inner = config.intermediate_size;
@@ -57,6 +49,14 @@ void allocate_layer(const ModelConfig& config, DeviceLayer& d) {
 }
 
 }  // namespace
+
+DeviceBuffer upload_floats(const std::vector<float>& values, const char* what) {
+  if (values.empty()) return {};
+  DeviceBuffer buffer(values.size() * sizeof(float), what);
+  throw_if_failed(cudaMemcpy(buffer.get(), values.data(), values.size() * sizeof(float), cudaMemcpyHostToDevice),
+                  what);
+  return buffer;
+}
 
 void DeviceWeights::upload(const ModelConfig& config, const ModelWeights& weights, cudaStream_t stream) {
   const int64_t q = config.num_heads * config.head_dim, kv = config.num_kv_heads * config.head_dim;

@@ -19,6 +19,9 @@ struct DeviceLayer {
   DeviceBuffer qkv_bias, o_bias, q_norm, k_norm;       // fp32, may be empty
 };
 
+// fp32 values in a new device buffer (empty when there are none); synchronous.
+DeviceBuffer upload_floats(const std::vector<float>& values, const char* what);
+
 struct DeviceWeights {
   DeviceBuffer embed, lm_head, final_norm;  // bf16 [vocab][hidden] x2 (lm_head empty when tied), fp32
   std::vector<DeviceLayer> layers;

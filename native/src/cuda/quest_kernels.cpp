@@ -22,13 +22,6 @@ bool aligned16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer
 
 }  // namespace
 
-int64_t quest_position_count(int64_t seq_len, int64_t page_budget) {
-  const int64_t pages = quest_page_count(seq_len);
-  const int64_t kept = std::min(page_budget, pages);
-  if (kept <= 0) return 0;
-  return (kept - 1) * kQuestPageTokens + (seq_len - (pages - 1) * kQuestPageTokens);
-}
-
 void update_quest_pages(const KvLayerView& kv, const QuestPageTable& pages, int64_t first_position,
                         int64_t end_position, cudaStream_t stream) {
   const char* name = "update_quest_pages";

@@ -7,7 +7,7 @@
 //   select_top_k        over pages [0, num_pages - 1), keep page_budget - 1, append the last
 //                       page (it holds the current token)
 //   expand_pages        pages -> positions (the last page only up to seq_len)
-//   decode_attention    sparse, per query head, quest_position_count() positions per list
+//   decode_attention    sparse, per query head, tidal::quest_position_count() (engine/decoder.h) positions per list
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -30,10 +30,6 @@ struct QuestPageTable {
 };
 
 inline int64_t quest_page_count(int64_t seq_len) { return (seq_len + kQuestPageTokens - 1) / kQuestPageTokens; }
-
-// Positions a per-head list holds after selecting min(page_budget, pages) pages, the last page
-// (partial when seq_len is not a multiple of 16) among them.
-int64_t quest_position_count(int64_t seq_len, int64_t page_budget);
 
 // Recomputes the pages holding positions [first_position, end_position) from the keys in
 // `kv`: after appending tokens, only the last page(s) are touched. Positions below

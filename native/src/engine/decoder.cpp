@@ -7,14 +7,20 @@
 
 namespace tidal {
 
+int64_t quest_position_count(int64_t positions, int64_t page_budget) {
+  const int64_t pages = (positions + kQuestPageTokens - 1) / kQuestPageTokens;
+  const int64_t kept = std::min(page_budget, pages);
+  if (kept <= 0) return 0;
+  // Whole pages, and the last page as far as it is filled.
+  return (kept - 1) * kQuestPageTokens + (positions - (pages - 1) * kQuestPageTokens);
+}
+
 QuestSpec quest_spec(int64_t positions, int64_t token_budget) {
   QuestSpec quest;
   quest.positions = positions;
   quest.pages = (positions + kQuestPageTokens - 1) / kQuestPageTokens;
   quest.page_budget = std::max<int64_t>(1, token_budget / kQuestPageTokens);
-  const int64_t kept = std::min(quest.page_budget, quest.pages);
-  // Whole pages, and the last page as far as it is filled.
-  quest.count = kept <= 0 ? 0 : (kept - 1) * kQuestPageTokens + (positions - (quest.pages - 1) * kQuestPageTokens);
+  quest.count = quest_position_count(positions, quest.page_budget);
   return quest;
 }
 

@@ -59,6 +59,9 @@ struct SelectionSpec {
 // Quest: per query head, the `page_budget` pages with the largest key upper bound (the
 // current, possibly partial, page always among them), as a list of `count` positions.
 constexpr int64_t kQuestPageTokens = 16;
+// Positions a per-head list holds after selecting min(page_budget, pages) pages, the last page
+// (partial when `positions` is not a multiple of kQuestPageTokens) among them.
+int64_t quest_position_count(int64_t positions, int64_t page_budget);
 struct QuestSpec {
   int64_t positions = 0;
   int64_t pages = 0;        // ceil(positions / kQuestPageTokens)

@@ -72,8 +72,8 @@ QuestSpec quest_spec(int64_t positions, int64_t token_budget);
 
 enum class PositionLists : uint8_t { Selection, Quest };
 
-// What a backend supplies. Every op works on the pass given to begin(); `rows` are counted
-// in tokens of the pass.
+// What a backend supplies. Every op works on the tokens of the pass last given to embed();
+// `rows` are counted in tokens of that pass.
 class DecoderOps {
  public:
   virtual ~DecoderOps() = default;

@@ -25,6 +25,7 @@ import { registerInlineEdit } from './inlineEdit';
 import { registerLanguageModelProvider } from './languageModelProvider';
 import { LocalBackend, newRequestId } from './localBackend';
 import { ModelController, type ModelState } from './modelController';
+import { ModelNotifications, type ShownNotice } from './modelNotifications';
 import { registerModelPicker } from './modelPicker';
 import { RepositoryContext } from './repositoryContext';
 import { repositoryPartFor } from './repositoryPart';
@@ -94,6 +95,10 @@ export interface TidalApi {
    * status bar's text right after it was updated for that report.
    */
   onDidChangeRepositoryStatus(listener: (status: RepositoryStatus | undefined, statusBarText: string) => void): { dispose(): void };
+  /** The notifications about the model shown in this window (demo note, load failures), oldest first. */
+  notifications(): readonly ShownNotice[];
+  /** The file the `Tidal Engine` output channel is written to. */
+  logFile(): string;
 }
 
 export interface ChatAnswerState {
@@ -129,6 +134,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
   // A relative tidal.modelPath is read from the first folder (a model is one path, not per folder).
   const workspaceRoot = () => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
   const model = new ModelController(engine, embeddedModelDir, settings, log, workspaceRoot);
+  const modelNotifications = new ModelNotifications(model, context.globalState, log);
   const repository = new RepositoryContext(log);
   const local = new LocalBackend({
     get rpc() {
@@ -216,6 +222,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
   context.subscriptions.push(
     engine,
     model,
+    modelNotifications,
     repository,
     statusBar,
     chat,
@@ -397,6 +404,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     repositoryStatus: () => hostRepository.status,
     // Registered after the status bar's own listener, so the text given is already updated.
     onDidChangeRepositoryStatus: (listener) => hostRepository.onDidChange((status) => listener(status, statusBar.text)),
+    notifications: () => modelNotifications.shown,
+    logFile: () => path.join(context.logUri.fsPath, `${log.name}.log`),
   };
 }
 

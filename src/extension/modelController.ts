@@ -14,7 +14,15 @@ export type ModelState =
   | { state: 'idle'; message: string }
   | { state: 'loading'; modelDir: string }
   | { state: 'ready'; loaded: LoadedModel; loadMs: number; embedded: boolean }
-  | { state: 'error'; modelDir: string; message: string };
+  | { state: 'error'; modelDir: string; message: string; embedded: boolean; cause: ModelErrorCause };
+
+/**
+ * Why a model failed to load: `path` (tidal.modelPath names nothing loadable: no such path, or a
+ * file that is not a .gguf), `model` (the engine read the files and refused them: not a model,
+ * an unsupported architecture, a broken file), `memory` (out of memory or over the KV cap),
+ * `engine` (anything else, e.g. no usable GPU for tidal.backend = cuda).
+ */
+export type ModelErrorCause = 'path' | 'model' | 'memory' | 'engine';
 
 export class ModelController implements vscode.Disposable {
   private current: ModelState = { state: 'idle', message: 'Waiting for the engine…' };
@@ -96,7 +104,8 @@ export class ModelController implements vscode.Disposable {
     const location = resolveModelLocation(settings.modelPath, this.embeddedModelDir, this.workspaceRoot());
     const problem = missingModelProblem(location);
     if (problem) {
-      this.set({ state: 'error', modelDir: location.modelDir, message: problem });
+      this.log.error(`model ${location.modelDir}: ${problem}`);
+      this.set({ state: 'error', modelDir: location.modelDir, message: problem, embedded: location.embedded, cause: 'path' });
       return;
     }
     this.set({ state: 'loading', modelDir: location.modelDir });
@@ -126,7 +135,13 @@ export class ModelController implements vscode.Disposable {
       if (ticket !== this.generation) return;
       const message = explainKvCap((error as Error).message ?? String(error));
       this.log.error(`loading the model ${location.modelDir} failed: ${message}`);
-      this.set({ state: 'error', modelDir: location.modelDir, message: `Could not load the model: ${message}` });
+      this.set({
+        state: 'error',
+        modelDir: location.modelDir,
+        message: `Could not load the model: ${message}`,
+        embedded: location.embedded,
+        cause: loadErrorCause(error, message),
+      });
     }
   }
 
@@ -139,6 +154,14 @@ export class ModelController implements vscode.Disposable {
     for (const disposable of this.disposables.splice(0)) disposable.dispose();
     this.changed.dispose();
   }
+}
+
+/** The cause of a failed engine/loadModel, from the engine's error code (carried in the response's data). */
+function loadErrorCause(error: unknown, message: string): ModelErrorCause {
+  const code = (error as { data?: { code?: unknown } }).data?.code;
+  if (code === 'ERR_TIDAL_MODEL') return 'model';
+  if (code === 'ERR_TIDAL_OUT_OF_MEMORY' || message.includes('tidal.engine.maxKvMemoryGB')) return 'memory';
+  return 'engine';
 }
 
 /**

@@ -95,7 +95,7 @@ test('engine and model problems take precedence over the repository', () => {
   const engineDown = show(warming, { state: 'error', message: 'The engine stopped unexpectedly (signal SIGKILL).' });
   assert.equal(engineDown.text, '$(error) Tidal');
   assert.match(engineDown.tooltip, /SIGKILL/);
-  const modelFailed = show(warming, engine, { state: 'error', modelDir: '/m', message: 'Could not load the model: out of memory' });
+  const modelFailed = show(warming, engine, { state: 'error', modelDir: '/m', message: 'Could not load the model: out of memory', embedded: false, cause: 'memory' });
   assert.equal(modelFailed.text, '$(warning) Tidal');
   assert.equal(modelFailed.background, 'statusBarItem.warningBackground');
   assert.equal(show(warming, engine, { state: 'loading', modelDir: '/m' }).text, '$(loading~spin) Tidal');

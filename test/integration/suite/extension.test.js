@@ -69,7 +69,8 @@ test('every contributed command is registered', async () => {
 });
 
 test('settings under tidal.* have their defaults', async () => {
-  const properties = contributes().configuration.properties;
+  // contributes.configuration is a list of sections (the main one, Advanced: attention).
+  const properties = Object.assign({}, ...[contributes().configuration].flat().map((section) => section.properties));
   const keys = Object.keys(properties);
   assert.ok(keys.length > 0, 'the manifest contributes no settings');
   const config = vscode.workspace.getConfiguration();

@@ -1,8 +1,9 @@
-// The manifest (package.json) as VS Code reads it: keybindings run commands that exist (ours,
-// or the few of VS Code's we bind) and have `when` clauses that parse; the extension runs on
-// the workspace side (where the files and the GPU are); every tidal.* setting says what it does.
+// The manifest (package.json) as VS Code reads it: keybindings, menus, the walkthrough and
+// command links run commands that exist (ours, or the few of VS Code's we use) and have `when`
+// clauses that parse; the extension runs on the workspace side (where the files and the GPU
+// are); every tidal.* setting says what it does, Model, Backend and Completions come first.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 import { COMMAND_IDS } from '../../../src/extension/commandIds';
@@ -21,12 +22,40 @@ const manifest = JSON.parse(readFileSync('package.json', 'utf8')) as {
   contributes: {
     commands: { command: string; title: string }[];
     keybindings?: Keybinding[];
-    configuration: { properties: Record<string, { description?: string; markdownDescription?: string; type?: string; default?: unknown }> };
+    configuration: ConfigurationSection[];
+    menus?: Record<string, { command: string; when?: string }[]>;
+    walkthroughs?: Walkthrough[];
   };
 };
 
-/** VS Code's own commands that the manifest binds keys to (they had none of their own). */
-const VSCODE_COMMANDS = new Set(['editor.action.inlineSuggest.trigger', 'editor.action.inlineSuggest.acceptNextLine']);
+interface SettingSchema {
+  description?: string;
+  markdownDescription?: string;
+  type?: string;
+  default?: unknown;
+  order?: number;
+  enumDescriptions?: string[];
+}
+
+interface ConfigurationSection {
+  id?: string;
+  title: string;
+  order?: number;
+  properties: Record<string, SettingSchema>;
+}
+
+interface Walkthrough {
+  id: string;
+  title: string;
+  description: string;
+  steps: { id: string; title: string; description: string; media: { markdown?: string; image?: string; altText?: string }; completionEvents?: string[] }[];
+}
+
+/** Every setting of every configuration section. */
+const settingsSchema: Record<string, SettingSchema> = Object.assign({}, ...manifest.contributes.configuration.map((section) => section.properties));
+
+/** VS Code's own commands that the manifest binds keys to (they had none of their own) or links to. */
+const VSCODE_COMMANDS = new Set(['editor.action.inlineSuggest.trigger', 'editor.action.inlineSuggest.acceptNextLine', 'workbench.action.openSettings']);
 
 const MODIFIERS = new Set(['ctrl', 'shift', 'alt', 'cmd', 'meta', 'win']);
 const KEY_NAMES = /^([a-z0-9]|f([1-9]|1[0-9])|[`\-=[\]\\;',./]|up|down|left|right|home|end|pageup|pagedown|tab|enter|escape|space|backspace|delete|insert)$/;
@@ -126,7 +155,7 @@ test('keybindings: each runs a contributed and registered command (or one of VS 
     if (binding.when !== undefined) {
       const keys = parseWhen(binding.when);
       for (const key of keys.filter((k) => k.startsWith('config.'))) {
-        assert.ok(manifest.contributes.configuration.properties[key.slice('config.'.length)], `${binding.when} reads a setting that does not exist: ${key}`);
+        assert.ok(settingsSchema[key.slice('config.'.length)], `${binding.when} reads a setting that does not exist: ${key}`);
       }
     }
   }
@@ -151,7 +180,7 @@ test('the extension runs on the workspace side, where the engine and the GPU are
 });
 
 test('every setting is under tidal.*, has a type and a description, and its default has that type', () => {
-  const properties = Object.entries(manifest.contributes.configuration.properties);
+  const properties = Object.entries(settingsSchema);
   assert.ok(properties.length > 10);
   for (const [name, property] of properties) {
     assert.match(name, /^tidal\.[a-zA-Z]+(\.[a-zA-Z]+)*$/);
@@ -162,4 +191,80 @@ test('every setting is under tidal.*, has a type and a description, and its defa
     const allowed = property.type === 'number' ? ['number', 'integer'] : [property.type];
     assert.ok(allowed.includes(actual as string), `${name}: default ${JSON.stringify(property.default)} is not a ${property.type}`);
   }
+});
+
+/** The command ids in `command:` links of a markdown text (with or without arguments). */
+function commandLinks(markdown: string): string[] {
+  return [...markdown.matchAll(/\]\(command:([\w.-]+)/g)].map((match) => match[1]);
+}
+
+test('every command the manifest uses (keybindings, menus, walkthrough, links in settings) is declared with a title, or is VS Code\'s', () => {
+  const declared = new Map(manifest.contributes.commands.map((command) => [command.command, command.title]));
+  const used: { command: string; where: string }[] = [];
+  for (const binding of manifest.contributes.keybindings ?? []) used.push({ command: binding.command, where: 'keybindings' });
+  for (const [menu, items] of Object.entries(manifest.contributes.menus ?? {})) {
+    for (const item of items) {
+      used.push({ command: item.command, where: `menus.${menu}` });
+      if (item.when !== undefined) parseWhen(item.when);
+    }
+  }
+  for (const walkthrough of manifest.contributes.walkthroughs ?? []) {
+    for (const step of walkthrough.steps) {
+      for (const command of commandLinks(step.description)) used.push({ command, where: `walkthrough step ${step.id}` });
+      for (const event of step.completionEvents ?? []) {
+        if (event.startsWith('onCommand:')) used.push({ command: event.slice('onCommand:'.length), where: `walkthrough step ${step.id} completion` });
+      }
+    }
+  }
+  for (const [name, schema] of Object.entries(settingsSchema)) {
+    for (const command of commandLinks(`${schema.markdownDescription ?? ''} ${(schema.enumDescriptions ?? []).join(' ')}`)) used.push({ command, where: `setting ${name}` });
+  }
+  assert.ok(used.some((use) => use.where.startsWith('walkthrough')), 'the walkthrough links no command');
+  assert.ok(used.some((use) => use.where.startsWith('setting')), 'no setting links a command');
+  for (const { command, where } of used) {
+    if (VSCODE_COMMANDS.has(command)) continue;
+    assert.ok(command.startsWith('tidal.'), `${where} uses ${command}, which is neither ours nor a known VS Code command`);
+    assert.ok(declared.get(command)?.trim(), `${where} uses ${command}, which contributes.commands does not declare with a title`);
+  }
+  // Commands palette entries hidden or narrowed by menus.commandPalette must still be declared.
+  for (const item of manifest.contributes.menus?.commandPalette ?? []) assert.ok(declared.has(item.command), item.command);
+});
+
+test('settings: Model, Backend and Completions come first; the attention research knobs are in "Advanced: attention"', () => {
+  const sections = manifest.contributes.configuration;
+  assert.ok(Array.isArray(sections) && sections.length >= 2, 'configuration is a list of sections');
+  const [main] = [...sections].sort((a, b) => (a.order ?? 0) - (b.order ?? 0));
+  assert.equal(main.title, 'Tidal Code', 'the first section carries the extension\'s name, so its settings show at the top level');
+  const byOrder = Object.entries(main.properties).sort(([, a], [, b]) => (a.order ?? Infinity) - (b.order ?? Infinity)).map(([name]) => name);
+  assert.deepEqual(byOrder.slice(0, 3), ['tidal.modelPath', 'tidal.backend', 'tidal.inlineCompletions.enabled']);
+  for (const section of sections) {
+    const orders = Object.values(section.properties).map((schema) => schema.order);
+    assert.ok(orders.every((order) => Number.isInteger(order)), `every setting of "${section.title}" has an order`);
+    assert.equal(new Set(orders).size, orders.length, `two settings of "${section.title}" share an order`);
+  }
+  const attention = sections.find((section) => section.title === 'Advanced: attention');
+  assert.ok(attention, 'an "Advanced: attention" section');
+  assert.deepEqual(Object.keys(attention.properties).sort(), Object.keys(settingsSchema).filter((name) => name.startsWith('tidal.attention.')).sort());
+  assert.ok(!Object.keys(main.properties).some((name) => name.startsWith('tidal.attention.')));
+  // A setting in two sections would be registered twice.
+  const all = sections.flatMap((section) => Object.keys(section.properties));
+  assert.equal(new Set(all).size, all.length);
+  assert.match(settingsSchema['tidal.modelPath'].markdownDescription ?? '', /\(command:tidal\.selectModel\)/);
+});
+
+test('the walkthrough covers choosing a model, GPU or CPU and what is in context, with media that ships', () => {
+  const walkthroughs = manifest.contributes.walkthroughs ?? [];
+  assert.equal(walkthroughs.length, 1);
+  const [walkthrough] = walkthroughs;
+  const ignore = readFileSync('.vscodeignore', 'utf8');
+  assert.match(ignore, /^!media\/\*\*$/m, 'media/ goes into the VSIX');
+  const text = walkthrough.steps.map((step) => `${step.description}\n${step.media.markdown ? readFileSync(step.media.markdown, 'utf8') : ''}`);
+  for (const step of walkthrough.steps) {
+    assert.ok(step.media.markdown ?? step.media.image, `${step.id} has no media`);
+    if (step.media.markdown) assert.ok(existsSync(step.media.markdown), `${step.media.markdown} is missing`);
+    assert.ok(step.title.trim() && step.description.trim(), step.id);
+  }
+  assert.ok(text.some((t) => t.includes('(command:tidal.selectModel)') && /demo/i.test(t)), 'a step offers Select Model and says the embedded model is a demo');
+  assert.ok(text.some((t) => t.includes('tidal.backend') && /\bcpu\b/i.test(t) && /\bgpu\b/i.test(t)), 'a step explains tidal.backend, GPU or CPU');
+  assert.ok(text.some((t) => t.includes('tidal.context.maxTokens') && /\(command:/.test(t)), 'a step explains the context budget and links where to see it');
 });

@@ -68,9 +68,9 @@ test('each invalid value falls back to its default and is reported by name', () 
 
 test('the defaults equal the manifest defaults in package.json', () => {
   const manifest = JSON.parse(readFileSync('package.json', 'utf8')) as {
-    contributes: { configuration: { properties: Record<string, { default: unknown }> } };
+    contributes: { configuration: { properties: Record<string, { default: unknown }> }[] };
   };
-  const properties = manifest.contributes.configuration.properties;
+  const properties = Object.assign({}, ...manifest.contributes.configuration.map((section) => section.properties)) as Record<string, { default: unknown }>;
   const fromManifest = readSettings((key) => properties[`tidal.${key}`]?.default);
   assert.deepEqual(fromManifest.problems, []);
   assert.deepEqual(fromManifest.settings, DEFAULT_SETTINGS);

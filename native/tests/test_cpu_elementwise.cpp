@@ -1,4 +1,5 @@
-// RMSNorm, RoPE (default and Llama 3 scaled), SwiGLU and softmax against float64 references.
+// RMSNorm, RoPE rotations, SwiGLU and softmax against float64 references. (The frequencies
+// themselves are tested with the model layer: test_rope_frequencies.cpp.)
 #include <cmath>
 #include <vector>
 
@@ -9,6 +10,7 @@
 #include "engine_test_models.h"
 #include "cpu/vector_exp.h"
 #include "harness.h"
+#include "model/rope_frequencies.h"
 #include "simd_paths.h"
 
 using namespace tidal;
@@ -102,7 +104,7 @@ TIDAL_TEST(cpu_vector_exp_is_within_two_ulp) {
 
 TIDAL_TEST(cpu_rope_default_rotates_half_pairs) {
   const int64_t head_dim = 16, half = 8;
-  const auto inv_freq = cpu::rope_inverse_frequencies(head_dim, 10000.0, {});
+  const auto inv_freq = rope_frequencies_from_parameters(head_dim, 10000.0, {});
   for (int64_t i = 0; i < half; ++i)
     CHECK_NEAR(inv_freq[i], std::pow(10000.0, -2.0 * i / head_dim), 1e-7 * std::pow(10000.0, -2.0 * i / head_dim));
   for (int64_t position : {0, 1, 7, 300}) {
@@ -116,38 +118,4 @@ TIDAL_TEST(cpu_rope_default_rotates_half_pairs) {
       CHECK_NEAR(y[i + half], x[i + half] * std::cos(a) + x[i] * std::sin(a), 1e-6);
     }
   }
-}
-
-TIDAL_TEST(cpu_rope_llama3_scaling_covers_all_three_bands) {
-  cpu::Llama3RopeScaling scaling;
-  scaling.enabled = true;
-  scaling.factor = 8.0;
-  scaling.low_freq_factor = 1.0;
-  scaling.high_freq_factor = 4.0;
-  scaling.original_max_position_embeddings = 64.0;
-  const int64_t head_dim = 32;
-  const auto plain = cpu::rope_inverse_frequencies(head_dim, 500000.0, {});
-  const auto scaled = cpu::rope_inverse_frequencies(head_dim, 500000.0, scaling);
-  int unchanged = 0, divided = 0, smoothed = 0;
-  for (int64_t i = 0; i < head_dim / 2; ++i) {
-    const double f = std::pow(500000.0, -2.0 * i / head_dim);
-    const double wavelength = 2.0 * M_PI / f;
-    double expected;
-    if (wavelength < 64.0 / 4.0) {
-      expected = f;
-      ++unchanged;
-    } else if (wavelength > 64.0 / 1.0) {
-      expected = f / 8.0;
-      ++divided;
-    } else {
-      const double smooth = (64.0 / wavelength - 1.0) / (4.0 - 1.0);
-      expected = (1.0 - smooth) * f / 8.0 + smooth * f;
-      ++smoothed;
-    }
-    CHECK_NEAR(scaled[i], expected, 1e-7 * expected);
-    CHECK(scaled[i] <= plain[i]);
-  }
-  CHECK(unchanged > 0);
-  CHECK(divided > 0);
-  CHECK(smoothed > 0);
 }

@@ -70,7 +70,7 @@ TIDAL_TEST(cpu_compaction_keeps_the_leading_range_and_rerotates_moved_keys) {
     f.backend->compact(*cache, ranges);
     CHECK_EQ(cache->length(), 61);
     const KvSnapshot after = snapshot(*f.backend, *cache, config);
-    const std::vector<float> frequencies = cpu::rope_inverse_frequencies(config);
+    const std::vector<float>& frequencies = config.rope_frequencies;
     const std::vector<int64_t> sources = sources_of(ranges);
     int64_t unchanged = 0, moved = 0;
     double worst = 0;

@@ -3,6 +3,7 @@
 // way a file can be wrong is a RequestError saying which.
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -128,9 +129,9 @@ TIDAL_TEST(engine_load_sequence_rejects_bad_files_with_clear_errors) {
   write_bytes(bad.path, std::vector<char>(100, 'x'));
   CHECK_THROWS_WITH(engine->load_sequence(bad.path), "is not a Tidal KV file");
   std::vector<char> patched = bytes;
-  patched[8] = 2;
+  patched[8] = 9;
   write_bytes(bad.path, patched);
-  CHECK_THROWS_WITH(engine->load_sequence(bad.path), "format version 2");
+  CHECK_THROWS_WITH(engine->load_sequence(bad.path), "format version 9");
 
   // Cut files: inside the header, inside the K/V, the end marker missing; and extra bytes.
   write_bytes(bad.path, std::vector<char>(bytes.begin(), bytes.begin() + 30));
@@ -206,6 +207,21 @@ TIDAL_TEST(engine_load_sequence_rejects_bad_files_with_clear_errors) {
   CHECK_EQ(engine->sequence_length(engine->load_sequence(bad.path)), 3);  // the same, well formed
 
   CHECK_EQ(engine->usage().sequences, sequences + 1);
+}
+
+TIDAL_TEST(model_fingerprint_covers_every_rope_frequency_bit) {
+  // Keys rotated with other frequencies are other keys: one frequency one step away in f32
+  // is another model, whatever theta and rope_scaling say.
+  SyntheticModel model = make_synthetic_model(tiny_model_spec("llama3"));
+  const ModelWeights weights = bind_model_weights(model.config, *model.tensors);
+  const ModelFingerprint base = model_fingerprint(model.config, weights);
+  CHECK_EQ(fingerprint_difference(base, model_fingerprint(model.config, weights)), std::string(""));
+  for (size_t i : {size_t(0), model.config.rope_frequencies.size() - 1}) {
+    ModelConfig nudged = model.config;
+    nudged.rope_frequencies[i] = std::nextafter(nudged.rope_frequencies[i], 0.0f);
+    const std::string difference = fingerprint_difference(base, model_fingerprint(nudged, weights));
+    CHECK_EQ(difference.substr(0, 45), std::string("rope_frequencies: the file has 6 pairs, hash "));
+  }
 }
 
 TIDAL_TEST(engine_save_sequence_errors_leave_no_file) {

@@ -181,6 +181,21 @@ TIDAL_TEST(engine_binding_rejects_wrong_shapes_missing_tensors_and_nan) {
     model.config.num_kv_heads = 3;
     CHECK_THROWS_WITH(Engine::from_tensors(model.config, model.tensors, test_engine_options()), "multiple");
   }
+  {
+    // RoPE frequencies: head_dim / 2 finite positive values, resolved before the engine sees them.
+    SyntheticModel model = make_synthetic_model(spec);
+    ModelConfig unresolved = model.config;
+    unresolved.rope_frequencies.clear();
+    CHECK_THROWS_WITH(Engine::from_tensors(unresolved, model.tensors, test_engine_options()),
+                      "model config has 0 RoPE frequencies, expected head_dim / 2 = 6 (a config filled in by hand "
+                      "needs resolve_rope_frequencies)");
+    for (float bad : {0.0f, -1.0f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+      ModelConfig broken = model.config;
+      broken.rope_frequencies[4] = bad;
+      CHECK_THROWS_WITH(Engine::from_tensors(broken, model.tensors, test_engine_options()),
+                        "RoPE frequency 4 of the model config is");
+    }
+  }
 }
 
 TIDAL_TEST(engine_caps_context_at_an_unapplied_sliding_window) {

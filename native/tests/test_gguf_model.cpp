@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <set>
 #include <string>
@@ -16,6 +17,7 @@
 #include "model/gguf_model.h"
 #include "model/half.h"
 #include "model/model_config.h"
+#include "model/rope_frequencies.h"
 #include "model/weight_store.h"
 #include "safetensors_writer.h"
 #include "tidal/error.h"
@@ -144,11 +146,12 @@ TIDAL_TEST(gguf_model_fixture_round_trip_gives_back_the_safetensors_tensors) {
   CHECK_EQ(c.rope_theta, hf.rope_theta);
   CHECK_EQ(c.tie_word_embeddings, hf.tie_word_embeddings);
   CHECK_EQ(c.attention_bias, false);
-  CHECK_EQ(c.rope_scaling.type, "llama3");
-  CHECK_NEAR(c.rope_scaling.factor, hf.rope_scaling.factor, 1e-6);
-  CHECK_NEAR(c.rope_scaling.low_freq_factor, hf.rope_scaling.low_freq_factor, 1e-6);
-  CHECK_NEAR(c.rope_scaling.high_freq_factor, hf.rope_scaling.high_freq_factor, 1e-6);
-  CHECK_EQ(c.rope_scaling.original_max_position_embeddings, hf.rope_scaling.original_max_position_embeddings);
+  // The file gives per-pair divisors, not Llama 3 parameters; the frequencies are the
+  // folder's, to the f32 rounding of the stored divisors.
+  CHECK_EQ(c.rope_scaling.type, "per-pair");
+  CHECK_EQ(c.rope_frequencies.size(), hf.rope_frequencies.size());
+  for (size_t i = 0; i < c.rope_frequencies.size() && i < hf.rope_frequencies.size(); ++i)
+    CHECK_NEAR(c.rope_frequencies[i], hf.rope_frequencies[i], 0x1p-23 * hf.rope_frequencies[i]);
   CHECK(c.bos_token_ids == std::vector<int64_t>({1}));
   CHECK(c.eos_token_ids == std::vector<int64_t>({2}));
   CHECK_EQ(model.rope_freq_factors().size(), static_cast<size_t>(hf.head_dim / 2));
@@ -311,11 +314,28 @@ TIDAL_TEST(gguf_model_rejects_unsupported_or_incomplete_metadata) {
     CHECK(error_of(w).find("unsupported RoPE scaling 'yarn'") != std::string::npos);
   }
   {
-    GgufWriter w;
-    add_llama_metadata(w, "llama", 1, 8, 16, 2, 1);
-    w.add_tensor("token_embd.weight", tidal_test::kGgmlF32, {8, 2}, tidal_test::f32_bytes(random_values(16, 1)));
-    w.add_tensor("rope_freqs.weight", tidal_test::kGgmlF32, {2}, tidal_test::f32_bytes({3.0f, 1.0f}));
-    CHECK(error_of(w).find("no Llama 3 RoPE scaling reproduces") != std::string::npos);
+    // rope_freqs.weight: one finite positive divisor per pair (head_dim 4: two), else refused.
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const struct {
+      std::vector<uint64_t> ne;
+      std::vector<float> divisors;
+      const char* error;
+    } bad[] = {
+        {{3}, {1.0f, 1.0f, 1.0f}, "rope_freqs.weight has shape [3]; expected [2], one divisor per rotated pair"},
+        {{2, 1}, {1.0f, 1.0f}, "rope_freqs.weight has shape [1, 2]; expected [2]"},
+        {{2}, {1.0f, 0.0f}, "rope_freqs.weight holds 0 for pair 1; every divisor must be a finite positive number"},
+        {{2}, {nan, 1.0f}, "rope_freqs.weight holds nan for pair 0"},
+        {{2}, {1.0f, -4.0f}, "rope_freqs.weight holds -4 for pair 1"},
+    };
+    for (const auto& k : bad) {
+      GgufWriter w;
+      add_llama_metadata(w, "llama", 1, 8, 16, 2, 1);
+      w.add_tensor("token_embd.weight", tidal_test::kGgmlF32, {8, 2}, tidal_test::f32_bytes(random_values(16, 1)));
+      w.add_tensor("rope_freqs.weight", tidal_test::kGgmlF32, k.ne, tidal_test::f32_bytes(k.divisors));
+      const std::string e = error_of(w);
+      if (e.find(k.error) == std::string::npos || e.find("m.gguf") == std::string::npos)
+        ::tidal_test::record_failure(__FILE__, __LINE__, "expected '" + std::string(k.error) + "', got '" + e + "'");
+    }
   }
   {
     GgufWriter w;
@@ -392,43 +412,46 @@ TIDAL_TEST(gguf_model_exposes_tokenizer_metadata) {
   CHECK_THROWS_WITH(tidal::read_gguf_tokenizer(c), "'tokenizer.ggml.eos_token_id' = 7 is not a token id");
 }
 
-TIDAL_TEST(gguf_model_recovers_llama3_rope_scaling_from_divisors) {
-  // Llama 3.1's published settings, head_dim 128: many interpolated pairs. Then a step
-  // with no interpolated pair (high_freq_factor = low_freq_factor would divide by zero, so
-  // a very narrow band instead).
-  struct Case {
-    double theta, factor, low, high;
-    int64_t original;
-  };
-  for (const Case& k : {Case{500000.0, 8.0, 1.0, 4.0, 8192}, Case{500000.0, 32.0, 1.0, 4.0, 8192},
-                        Case{10000.0, 4.0, 1.0, 1.0001, 1000}}) {
-    tidal::ModelConfig target;
-    target.head_dim = 128;
-    target.rope_theta = k.theta;
-    target.rope_scaling.type = "llama3";
-    target.rope_scaling.factor = k.factor;
-    target.rope_scaling.low_freq_factor = k.low;
-    target.rope_scaling.high_freq_factor = k.high;
-    target.rope_scaling.original_max_position_embeddings = k.original;
-    const std::vector<float> divisors = tidal_test::llama3_divisors(target);
+TIDAL_TEST(gguf_model_rope_frequencies_are_the_divisors_applied_as_given) {
+  // Any positive divisors, whether or not a Llama 3 rule produced them: frequency i is
+  // theta^(-2i/d) / divisor_i. Then Llama-3.1-8B's divisors (head_dim 128) as a converter
+  // stores them, which give the config.json frequencies to one unit in the last place.
+  {
+    GgufWriter w;
+    add_llama_metadata(w, "llama", 1, 8, 16, 2, 1, 1e-6f, 10000.0f);
+    w.add_tensor("token_embd.weight", tidal_test::kGgmlF32, {8, 2}, tidal_test::f32_bytes(random_values(16, 1)));
+    w.add_tensor("rope_freqs.weight", tidal_test::kGgmlF32, {2}, tidal_test::f32_bytes({3.0f, 0.5f}));
+    TempDir dir;
+    GgufModel model = open_image(dir, w.bytes());
+    const tidal::ModelConfig& c = model.config();
+    CHECK_EQ(c.rope_scaling.type, "per-pair");
+    CHECK(c.rope_frequencies == std::vector<float>({static_cast<float>(1.0 / 3.0), static_cast<float>(0.01 / 0.5)}));
+  }
+  {
+    tidal::ModelConfig hf;
+    hf.head_dim = 128;
+    hf.rope_theta = 500000.0;
+    hf.rope_scaling.type = "llama3";
+    hf.rope_scaling.factor = 8.0;
+    hf.rope_scaling.low_freq_factor = 1.0;
+    hf.rope_scaling.high_freq_factor = 4.0;
+    hf.rope_scaling.original_max_position_embeddings = 8192;
+    tidal::resolve_rope_frequencies(hf);
+    const std::vector<float> divisors = tidal_test::llama3_divisors(hf);
 
     GgufWriter w;
-    add_llama_metadata(w, "llama", 1, 128, 16, 1, 1, 1e-5f, static_cast<float>(k.theta));
+    add_llama_metadata(w, "llama", 1, 128, 16, 1, 1, 1e-5f, 500000.0f);
     w.add_tensor("token_embd.weight", tidal_test::kGgmlF32, {128, 2}, tidal_test::f32_bytes(random_values(256, 1)));
     w.add_tensor("rope_freqs.weight", tidal_test::kGgmlF32, {64}, tidal_test::f32_bytes(divisors));
     TempDir dir;
     GgufModel model = open_image(dir, w.bytes());
-    const tidal::RopeScaling& got = model.config().rope_scaling;
-    CHECK_EQ(got.type, "llama3");
-    CHECK_NEAR(got.factor, k.factor, 1e-5);
-    // Whatever parameters were recovered, they must give the same divisors.
-    tidal::ModelConfig fitted = target;
-    fitted.rope_scaling = got;
-    const std::vector<float> again = tidal_test::llama3_divisors(fitted);
-    for (size_t i = 0; i < divisors.size(); ++i) CHECK_NEAR(again[i], divisors[i], 1e-4 * divisors[i]);
-    if (k.high == 4.0) {
-      CHECK_EQ(got.original_max_position_embeddings, k.original);
-      CHECK_NEAR(got.high_freq_factor, 4.0, 1e-3);
+    const std::vector<float>& got = model.config().rope_frequencies;
+    CHECK_EQ(got.size(), size_t(64));
+    for (size_t i = 0; i < got.size(); ++i) {
+      const long double plain = std::pow(500000.0L, -2.0L * static_cast<long double>(i) / 128.0L);
+      const long double expected = plain / divisors[i];
+      CHECK(std::fabs(static_cast<long double>(got[i]) - expected) <= expected * 0x1p-24L * (1.0L + 1e-9L));
+      CHECK_NEAR(got[i], hf.rope_frequencies[i], 0x1p-23 * hf.rope_frequencies[i]);
     }
   }
 }

@@ -2,39 +2,14 @@
 
 #include <cmath>
 
+#include "tidal/error.h"
+
 namespace tidal::cpu {
 
-std::vector<float> rope_inverse_frequencies(int64_t head_dim, double theta, const Llama3RopeScaling& scaling) {
-  const int64_t half = head_dim / 2;
-  std::vector<float> out(static_cast<size_t>(half));
-  const double kTwoPi = 6.283185307179586476925286766559;
-  for (int64_t i = 0; i < half; ++i) {
-    double inv_freq = std::pow(theta, -static_cast<double>(2 * i) / static_cast<double>(head_dim));
-    if (scaling.enabled) {
-      const double wavelength = kTwoPi / inv_freq;
-      const double low_freq_wavelength = scaling.original_max_position_embeddings / scaling.low_freq_factor;
-      const double high_freq_wavelength = scaling.original_max_position_embeddings / scaling.high_freq_factor;
-      if (wavelength > low_freq_wavelength) {
-        inv_freq = inv_freq / scaling.factor;
-      } else if (wavelength >= high_freq_wavelength) {
-        const double smooth = (scaling.original_max_position_embeddings / wavelength - scaling.low_freq_factor) /
-                              (scaling.high_freq_factor - scaling.low_freq_factor);
-        inv_freq = (1.0 - smooth) * inv_freq / scaling.factor + smooth * inv_freq;
-      }
-    }
-    out[static_cast<size_t>(i)] = static_cast<float>(inv_freq);
-  }
-  return out;
-}
-
 std::vector<float> rope_inverse_frequencies(const ModelConfig& config) {
-  Llama3RopeScaling scaling;
-  scaling.enabled = config.rope_scaling.type == "llama3";
-  scaling.factor = config.rope_scaling.factor;
-  scaling.low_freq_factor = config.rope_scaling.low_freq_factor;
-  scaling.high_freq_factor = config.rope_scaling.high_freq_factor;
-  scaling.original_max_position_embeddings = static_cast<double>(config.rope_scaling.original_max_position_embeddings);
-  return rope_inverse_frequencies(config.head_dim, config.rope_theta, scaling);
+  if (static_cast<int64_t>(config.rope_frequencies.size()) != config.head_dim / 2)
+    throw ModelError("the model config's rope_frequencies are not resolved (call resolve_rope_frequencies)");
+  return config.rope_frequencies;
 }
 
 void rope_angles(const float* inverse_frequencies, int64_t half, int64_t position, float* cos_out, float* sin_out) {

@@ -3,7 +3,8 @@
 // a_i = position * inv_freq_i for i < d/2,
 //   out_i       = x1_i * cos a_i - x2_i * sin a_i
 //   out_{i+d/2} = x2_i * cos a_i + x1_i * sin a_i
-// inv_freq_i = theta^(-2i/d), optionally rescaled by the Llama 3 rule (see below).
+// inv_freq_i comes from ModelConfig::rope_frequencies, resolved once at load (see
+// model/rope_frequencies.h).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -12,24 +13,8 @@
 
 namespace tidal::cpu {
 
-// Llama 3.1 frequency-dependent scaling. With wavelength w_i = 2 pi / inv_freq_i,
-// low = original_max / low_freq_factor and high = original_max / high_freq_factor:
-//   w_i > low   (long wavelengths)  -> inv_freq_i / factor
-//   w_i < high  (short wavelengths) -> inv_freq_i unchanged
-//   otherwise, with s = (original_max / w_i - low_freq_factor) / (high_freq_factor - low_freq_factor):
-//              (1 - s) * inv_freq_i / factor + s * inv_freq_i
-struct Llama3RopeScaling {
-  bool enabled = false;
-  double factor = 1.0;
-  double low_freq_factor = 1.0;
-  double high_freq_factor = 4.0;
-  double original_max_position_embeddings = 8192.0;
-};
-
-// The d/2 inverse frequencies, computed in double and rounded once to f32.
-std::vector<float> rope_inverse_frequencies(int64_t head_dim, double theta, const Llama3RopeScaling& scaling);
-// A model's frequencies, from its rope_theta and rope_scaling: what every backend computes
-// once at load (the CPU's rotations and the CUDA kernels read the same vector).
+// config.rope_frequencies, checked to have head_dim / 2 entries. Going away: callers will read
+// config.rope_frequencies directly.
 std::vector<float> rope_inverse_frequencies(const ModelConfig& config);
 
 // cos and sin of position * inv_freq_i for i < half (the angle is formed in f32 like the

@@ -29,7 +29,8 @@
 
 namespace tidal {
 
-constexpr uint32_t kKvFileVersion = 1;
+// 2: the model fingerprint hashes the exact RoPE frequencies instead of naming the scaling.
+constexpr uint32_t kKvFileVersion = 2;
 
 struct KvFileHeader {
   std::string backend;   // the backend that computed and stored the K/V: "cpu", "cuda"

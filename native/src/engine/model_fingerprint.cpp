@@ -26,6 +26,12 @@ void hash_sample(uint64_t& hash, const cpu::MatrixView& m) {
   hash_bytes(hash, m.data, std::min(bytes, kSampleBytes));
 }
 
+std::string hex(uint64_t value) {
+  char text[24];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(value));
+  return text;
+}
+
 std::string exact(double value) {
   char text[40];
   std::snprintf(text, sizeof text, "%.17g", value);
@@ -41,9 +47,10 @@ ModelFingerprint model_fingerprint(const ModelConfig& config, const ModelWeights
     hash_sample(sample, layer.k_proj);
     hash_sample(sample, layer.v_proj);
   }
-  char sample_text[24];
-  std::snprintf(sample_text, sizeof sample_text, "%016llx", static_cast<unsigned long long>(sample));
-  const bool llama3 = config.rope_scaling.type == "llama3";
+  // The exact bits of every RoPE frequency: two scalings, or a GGUF file's divisors and the
+  // formula they came from, give the same keys only when they give the same frequencies.
+  uint64_t frequencies = 14695981039346656037ull;
+  hash_bytes(frequencies, config.rope_frequencies.data(), config.rope_frequencies.size() * sizeof(float));
   ModelFingerprint f;
   f.fields = {
       {"architecture", architecture_name(config.architecture)},
@@ -55,16 +62,11 @@ ModelFingerprint model_fingerprint(const ModelConfig& config, const ModelWeights
       {"num_kv_heads", std::to_string(config.num_kv_heads)},
       {"head_dim", std::to_string(config.head_dim)},
       {"rope_theta", exact(config.rope_theta)},
-      {"rope_scaling", config.rope_scaling.type},
-      {"rope_scaling_factors",
-       llama3 ? exact(config.rope_scaling.factor) + "/" + exact(config.rope_scaling.low_freq_factor) + "/" +
-                    exact(config.rope_scaling.high_freq_factor) + "/" +
-                    std::to_string(config.rope_scaling.original_max_position_embeddings)
-              : "-"},
+      {"rope_frequencies", std::to_string(config.rope_frequencies.size()) + " pairs, hash " + hex(frequencies)},
       {"rms_norm_eps", exact(config.rms_norm_eps)},
       {"weight_dtype", weights.dtype},
       {"weight_bytes", std::to_string(weights.bytes)},
-      {"weight_sample_hash", sample_text},
+      {"weight_sample_hash", hex(sample)},
   };
   return f;
 }

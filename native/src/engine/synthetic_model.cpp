@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "engine/sampler.h"
+#include "model/rope_frequencies.h"
 #include "tidal/error.h"
 
 namespace tidal {
@@ -64,6 +65,7 @@ SyntheticModel make_synthetic_model(const SyntheticModelSpec& spec) {
     c.rope_scaling.high_freq_factor = 4.0;
     c.rope_scaling.original_max_position_embeddings = 64;
   }
+  resolve_rope_frequencies(c);
   c.tie_word_embeddings = spec.tie_word_embeddings;
   c.attention_bias = spec.attention_bias;
   c.o_proj_bias = spec.o_proj_bias;

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "model/half.h"
+#include "model/rope_frequencies.h"
 
 #include "tidal/error.h"
 
@@ -112,102 +113,6 @@ std::optional<int64_t> token_id(const GgufContents& gguf, const std::string& key
     fail("metadata '" + key + "' = " + std::to_string(id) + " is not a token id of the vocabulary (0 to " +
          std::to_string(static_cast<int64_t>(vocab) - 1) + ")");
   return id;
-}
-
-// The divisor llama.cpp stores per rotated pair for Llama 3 scaling with these parameters.
-double llama3_divisor(double wavelength, const RopeScaling& s) {
-  const double low_freq_wavelength = s.original_max_position_embeddings / s.low_freq_factor;
-  const double high_freq_wavelength = s.original_max_position_embeddings / s.high_freq_factor;
-  if (wavelength < high_freq_wavelength) return 1.0;
-  if (wavelength > low_freq_wavelength) return s.factor;
-  const double smooth = (s.original_max_position_embeddings / wavelength - s.low_freq_factor) /
-                        (s.high_freq_factor - s.low_freq_factor);
-  return 1.0 / ((1.0 - smooth) / s.factor + smooth);
-}
-
-bool divisors_match(const std::vector<float>& divisors, const std::vector<double>& wavelengths, const RopeScaling& s) {
-  for (size_t i = 0; i < divisors.size(); ++i) {
-    double expected = llama3_divisor(wavelengths[i], s);
-    if (std::fabs(expected - divisors[i]) > 1e-4 * std::fabs(expected)) return false;
-  }
-  return true;
-}
-
-// A context length from a fitted value; -1 when the value is not a usable length.
-int64_t to_length(double value) {
-  if (!std::isfinite(value) || value < 1.0 || value > static_cast<double>(kMaxPositions)) return -1;
-  return std::llround(value);
-}
-
-// Finds Llama 3 scaling parameters that reproduce `divisors`. Only the divisors matter to
-// the rotation, so when several parameter sets fit, any of them is exact; low_freq_factor
-// is taken as 1 (every Llama 3.x release) and the rest solved from the interpolated pairs.
-RopeScaling fit_llama3_scaling(const std::vector<float>& divisors, double theta, int64_t head_dim) {
-  const double pi = 3.14159265358979323846;
-  std::vector<double> wavelengths(divisors.size());
-  for (size_t i = 0; i < divisors.size(); ++i)
-    wavelengths[i] = 2.0 * pi * std::pow(theta, 2.0 * static_cast<double>(i) / static_cast<double>(head_dim));
-  double factor = 1.0;
-  for (float d : divisors) {
-    if (!std::isfinite(d) || d <= 0.0f) fail("rope_freqs.weight holds a non-positive or non-finite divisor");
-    factor = std::max(factor, static_cast<double>(d));
-  }
-  RopeScaling s;
-  if (factor == 1.0) return s;  // all ones: no scaling
-  s.type = "llama3";
-  s.factor = factor;
-  s.low_freq_factor = 1.0;
-  s.high_freq_factor = 4.0;
-  // Interpolated pairs: smooth = (1/d - 1/factor) / (1 - 1/factor) = orig/wavelength * a - b.
-  std::vector<std::pair<double, double>> points;  // (1 / wavelength, smooth)
-  double longest_unscaled = 0.0, shortest_scaled = 1e300;
-  for (size_t i = 0; i < divisors.size(); ++i) {
-    double d = divisors[i];
-    if (std::fabs(d - 1.0) <= 1e-6) {
-      longest_unscaled = std::max(longest_unscaled, wavelengths[i]);
-    } else if (std::fabs(d - factor) <= 1e-6 * factor) {
-      shortest_scaled = std::min(shortest_scaled, wavelengths[i]);
-    } else {
-      points.push_back({1.0 / wavelengths[i], (1.0 / d - 1.0 / factor) / (1.0 - 1.0 / factor)});
-    }
-  }
-  std::vector<RopeScaling> candidates;
-  if (points.size() >= 2) {
-    // smooth = slope / wavelength + intercept with slope = orig / (high - low), intercept = -low / (high - low).
-    const auto& p = points.front();
-    const auto& q = points.back();
-    if (p.first != q.first) {
-      double slope = (q.second - p.second) / (q.first - p.first);
-      double intercept = p.second - slope * p.first;
-      if (intercept < 0.0 && std::isfinite(slope)) {
-        RopeScaling c = s;
-        c.high_freq_factor = 1.0 - 1.0 / intercept;
-        c.original_max_position_embeddings = to_length(-slope / intercept);
-        candidates.push_back(c);
-      }
-    }
-  }
-  if (points.size() == 1) {
-    // With low = 1, high = 4: smooth = (orig / wavelength - 1) / 3.
-    RopeScaling c = s;
-    c.original_max_position_embeddings = to_length((3.0 * points[0].second + 1.0) / points[0].first);
-    candidates.push_back(c);
-  }
-  if (points.empty() && shortest_scaled < 1e300) {
-    // A plain step: orig just below the shortest scaled wavelength, and orig / high just
-    // above the longest unscaled one, so that no pair falls in between.
-    RopeScaling c = s;
-    c.original_max_position_embeddings = to_length(std::ceil(shortest_scaled) - 1.0);
-    const double orig = static_cast<double>(c.original_max_position_embeddings);
-    if (longest_unscaled > 0.0 && orig > longest_unscaled) c.high_freq_factor = (orig / longest_unscaled + 1.0) / 2.0;
-    candidates.push_back(c);
-  }
-  for (const RopeScaling& c : candidates)
-    if (c.original_max_position_embeddings >= 1 && c.high_freq_factor > c.low_freq_factor &&
-        divisors_match(divisors, wavelengths, c))
-      return c;
-  fail("rope_freqs.weight holds per-pair frequency divisors that no Llama 3 RoPE scaling reproduces; such files are "
-       "not supported");
 }
 
 void check_permutable(int64_t rows, int64_t heads) {
@@ -378,11 +283,13 @@ ModelConfig gguf_model_config(const GgufContents& gguf) {
     c.o_proj_bias = gguf.find_tensor("blk.0.attn_output.bias") != nullptr;
   }
 
-  // RoPE scaling: explicit metadata (linear, yarn: not supported) or Llama 3 divisors.
+  // RoPE: explicit scaling metadata (linear, yarn: not supported), or per-pair divisors in
+  // rope_freqs.weight (how the llama.cpp converter stores Llama 3 scaling), used as given.
   if (const GgufValue* v = gguf.find(p + "rope.scaling.type")) {
     const std::string type = v->as_string(p + "rope.scaling.type");
     if (type != "none")
-      fail("unsupported RoPE scaling '" + type + "' (" + p + "rope.scaling.type); supported: none, llama3");
+      fail("unsupported RoPE scaling '" + type + "' (" + p + "rope.scaling.type); supported: none, or per-pair " +
+           "divisors in rope_freqs.weight");
   }
   if (const GgufTensorInfo* freqs = gguf.find_tensor("rope_freqs.weight")) {
     if (freqs->ne.size() != 1 || freqs->ne[0] != c.head_dim / 2)
@@ -390,9 +297,14 @@ ModelConfig gguf_model_config(const GgufContents& gguf) {
            std::to_string(c.head_dim / 2) + "], one divisor per rotated pair");
     std::vector<float> divisors(static_cast<size_t>(freqs->numel));
     gguf_tensor_to_f32(*freqs, divisors.data());
-    c.rope_scaling = fit_llama3_scaling(divisors, c.rope_theta, c.head_dim);
-    if (c.rope_scaling.original_max_position_embeddings > kMaxPositions)
-      fail("rope_freqs.weight implies an original context beyond " + std::to_string(kMaxPositions) + " positions");
+    c.rope_scaling.type = "per-pair";
+    try {
+      c.rope_frequencies = rope_frequencies_from_divisors(c.head_dim, c.rope_theta, divisors);
+    } catch (const ModelError& e) {
+      fail(e.what());
+    }
+  } else {
+    c.rope_frequencies = rope_frequencies_from_parameters(c.head_dim, c.rope_theta, c.rope_scaling);
   }
 
   GgufTokenizerMetadata tokenizer = read_gguf_tokenizer(gguf);

@@ -14,8 +14,8 @@
 // original checkpoint's. qwen2 files are written without the reordering.
 //
 // Llama 3 RoPE scaling: GGUF files carry it as `rope_freqs.weight`, one divisor per rotated
-// pair, instead of the parameters. gguf_model_config recovers parameters that reproduce
-// those divisors (checked to 1e-4 relative) and rejects files where none do.
+// pair, instead of the parameters. gguf_model_config takes the frequencies as the file gives
+// them, theta^(-2i/d) / divisor_i, and reports the scaling as "per-pair".
 #pragma once
 #include <cstdint>
 #include <map>
@@ -54,8 +54,10 @@ struct GgufTokenizerMetadata {
 GgufTokenizerMetadata read_gguf_tokenizer(const GgufContents& gguf);
 
 // Builds the ModelConfig of a llama or qwen2 GGUF file from `<arch>.*` metadata and tensor
-// shapes. Throws tidal::ModelError for other architectures (listing the supported ones),
-// missing or out-of-range fields (naming the key), and unsupported RoPE scaling.
+// shapes, with its rope_frequencies resolved. Throws tidal::ModelError for other
+// architectures (listing the supported ones), missing or out-of-range fields (naming the
+// key), unsupported RoPE scaling, and a rope_freqs.weight of the wrong shape or with a
+// zero, negative or non-finite divisor.
 ModelConfig gguf_model_config(const GgufContents& gguf);
 
 // "blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight"; "" for names without

@@ -5,6 +5,7 @@
 
 #include "model/json.h"
 #include "model/mapped_file.h"
+#include "model/rope_frequencies.h"
 #include "tidal/error.h"
 
 namespace tidal {
@@ -300,6 +301,7 @@ ModelConfig parse_model_config(const std::string& json_text) {
   config.max_position_embeddings = fields.int_or("max_position_embeddings", default_positions, 1, kMaxPositions);
   config.rms_norm_eps = fields.number_or("rms_norm_eps", 1e-6, 0.0, 0.1, true);
   parse_rope(fields, kMaxPositions, config);
+  resolve_rope_frequencies(config);
 
   config.tie_word_embeddings = fields.bool_or("tie_word_embeddings", false);
   bool attention_bias = fields.bool_or("attention_bias", false);

@@ -25,9 +25,13 @@ constexpr int64_t kMaxHeadDim = 1024;
 constexpr int64_t kMaxPositions = int64_t(1) << 26;
 }  // namespace config_limits
 
+// How a model's RoPE frequencies were derived, as its files state it; kept for display. What
+// the forward pass reads is ModelConfig::rope_frequencies.
 struct RopeScaling {
-  // "none" or "llama3" (Llama 3.1/3.2 frequency-dependent scaling). "linear" and
-  // "dynamic" are rejected by the parser with a clear error until implemented.
+  // "none", "llama3" (Llama 3.1/3.2 frequency-dependent scaling, from config.json), or
+  // "per-pair" (a GGUF file's rope_freqs.weight gave one divisor per pair; the parameters
+  // below are then unused). "linear" and "dynamic" are rejected by the parser with a clear
+  // error until implemented.
   std::string type = "none";
   double factor = 1.0;
   double low_freq_factor = 1.0;
@@ -49,6 +53,9 @@ struct ModelConfig {
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
+  // Inverse frequency of each rotated pair (head_dim / 2 entries), resolved by the loader
+  // from the settings above or the GGUF file (see model/rope_frequencies.h).
+  std::vector<float> rope_frequencies;
   bool tie_word_embeddings = false;
   bool attention_bias = false;      // q/k/v projections carry biases (Qwen2: always true)
   bool o_proj_bias = false;         // o_proj carries a bias too (Llama/Qwen3 attention_bias; never Qwen2)
@@ -62,7 +69,8 @@ struct ModelConfig {
 // Parses config.json text. Throws tidal::ModelError naming the field and the value found
 // for: unsupported architecture/model_type (listing the supported ones), missing or
 // non-positive sizes, num_heads not a multiple of num_kv_heads, absurd values (e.g. more
-// than 4096 layers or a vocabulary over 16M entries), unknown rope_scaling types.
+// than 4096 layers or a vocabulary over 16M entries), unknown rope_scaling types. The
+// result's rope_frequencies are resolved.
 ModelConfig parse_model_config(const std::string& json_text);
 
 // Reads and parses `<dir>/config.json`.

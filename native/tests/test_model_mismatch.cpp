@@ -8,11 +8,13 @@
 #include <sstream>
 #include <string>
 
+#include "engine/model_weights.h"
 #include "engine/synthetic_model.h"
 #include "engine/tensor_source.h"
 #include "engine_test_models.h"
 #include "gguf_writer.h"
 #include "harness.h"
+#include "model/tensor_names.h"
 #include "safetensors_writer.h"
 #include "tidal/engine.h"
 #include "tidal/error.h"
@@ -115,4 +117,33 @@ TIDAL_TEST(cause11_tensors_checkpoints_carry_without_needing_them_still_load) {
                    std::vector<float>(static_cast<size_t>(spec.vocab_size * spec.hidden_size), 0.25f));
   CHECK(model.config.tie_word_embeddings);
   CHECK_EQ(from_tensors_error(model.config, tensors), std::string(""));
+}
+
+TIDAL_TEST(binding_requires_exactly_the_expected_tensors_of_the_config) {
+  // bind_model_weights takes its list from expected_tensors: each required entry, removed,
+  // is the missing tensor the binding names (biases, q/k norms and lm_head included where the
+  // config has them), and a model holding just those tensors binds.
+  for (const char* kind : {"llama", "llama-bf16", "mistral-f16", "qwen2", "qwen3"}) {
+    const SyntheticModelSpec spec = tidal_test::tiny_model_spec(kind);
+    const SyntheticModel full = make_synthetic_model(spec);
+    bind_model_weights(full.config, *full.tensors);
+    size_t required = 0;
+    for (const ExpectedTensor& expected : expected_tensors(full.config)) {
+      if (expected.optional) {
+        CHECK(expected.name == "lm_head.weight" && full.config.tie_word_embeddings);
+        continue;
+      }
+      ++required;
+      SyntheticModel model = make_synthetic_model(spec);
+      model.tensors->remove(expected.name);
+      std::string error;
+      try {
+        bind_model_weights(model.config, *model.tensors);
+      } catch (const ModelError& e) {
+        error = e.what();
+      }
+      CHECK_CONTAINS(error, "missing tensor '" + expected.name + "'");
+    }
+    CHECK_EQ(required, full.tensors->names().size());
+  }
 }

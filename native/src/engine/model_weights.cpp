@@ -17,17 +17,6 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return out + "]";
 }
 
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// Tensors a checkpoint may carry that the forward pass has no use for: RoPE inverse
-// frequencies that older checkpoints save (they follow from the config), and a tied model's
-// stored lm_head.weight (transformers replaces it with the embedding when it ties the two).
-bool unused_is_harmless(const std::string& name, const ModelConfig& config) {
-  return ends_with(name, ".rotary_emb.inv_freq") || (config.tie_word_embeddings && name == "lm_head.weight");
-}
-
 std::string count_of(size_t count, const char* what) {
   return std::to_string(count) + " " + what + (count == 1 ? "" : "s");
 }
@@ -64,20 +53,21 @@ class Binder {
     return *view;
   }
 
-  cpu::MatrixView matrix(const std::string& name, int64_t rows, int64_t cols) {
-    const TensorView& view = require(name, {rows, cols});
+  cpu::MatrixView matrix(const ExpectedTensor& expected) {
+    const TensorView& view = require(expected.name, expected.shape);
     dtypes_.insert(view.dtype);
-    return cpu::MatrixView{view.dtype, view.data, rows, cols};
+    return cpu::MatrixView{view.dtype, view.data, expected.shape[0], expected.shape[1]};
   }
 
-  std::vector<float> vector(const std::string& name, int64_t size) {
-    const TensorView& view = require(name, {size});
-    std::vector<float> out(static_cast<size_t>(size));
+  std::vector<float> vector(const ExpectedTensor& expected) {
+    const TensorView& view = require(expected.name, expected.shape);
+    std::vector<float> out(static_cast<size_t>(expected.shape[0]));
     convert_to_f32(view, out.data());
     return out;
   }
 
-  bool has(const std::string& name) const { return tensors_.find(name) != nullptr; }
+  // A tensor the forward pass does not read but the checkpoint may store (ExpectedTensor::optional).
+  void allow(const std::string& name) { used_names_.insert(name); }
 
   // Throws when the source holds tensors the config does not use: the config describes
   // another model than the weights (fewer layers, no biases where the weights have them),
@@ -90,7 +80,7 @@ class Binder {
     std::map<int64_t, ExtraLayer> extra_layers;  // layers at or past config.num_layers
     std::vector<std::string> others;
     for (const std::string& name : tensors_.names()) {
-      if (used_names_.count(name) || unused_is_harmless(name, config)) continue;
+      if (used_names_.count(name) || is_derived_tensor(name)) continue;
       const int64_t layer = layer_of(name);
       if (layer >= config.num_layers) {
         ExtraLayer& extra = extra_layers[layer];
@@ -143,41 +133,35 @@ class Binder {
 ModelWeights bind_model_weights(const ModelConfig& config, const TensorSource& tensors) {
   Binder binder(tensors);
   ModelWeights weights;
-  const int64_t hidden = config.hidden_size;
-  const int64_t q_size = config.num_heads * config.head_dim;
-  const int64_t kv_size = config.num_kv_heads * config.head_dim;
-  const int64_t inner = config.intermediate_size;
-
-  weights.embed_tokens = binder.matrix("model.embed_tokens.weight", config.vocab_size, hidden);
   weights.layers.resize(static_cast<size_t>(config.num_layers));
-  for (int64_t i = 0; i < config.num_layers; ++i) {
-    const std::string prefix = "model.layers." + std::to_string(i) + ".";
-    LayerWeights& layer = weights.layers[static_cast<size_t>(i)];
-    layer.input_norm = binder.vector(prefix + "input_layernorm.weight", hidden);
-    layer.q_proj = binder.matrix(prefix + "self_attn.q_proj.weight", q_size, hidden);
-    layer.k_proj = binder.matrix(prefix + "self_attn.k_proj.weight", kv_size, hidden);
-    layer.v_proj = binder.matrix(prefix + "self_attn.v_proj.weight", kv_size, hidden);
-    if (config.attention_bias) {
-      layer.q_bias = binder.vector(prefix + "self_attn.q_proj.bias", q_size);
-      layer.k_bias = binder.vector(prefix + "self_attn.k_proj.bias", kv_size);
-      layer.v_bias = binder.vector(prefix + "self_attn.v_proj.bias", kv_size);
+  for (const ExpectedTensor& t : expected_tensors(config)) {
+    if (t.optional) {
+      binder.allow(t.name);
+      continue;
     }
-    if (config.qk_norm) {
-      layer.q_norm = binder.vector(prefix + "self_attn.q_norm.weight", config.head_dim);
-      layer.k_norm = binder.vector(prefix + "self_attn.k_norm.weight", config.head_dim);
+    LayerWeights* layer = t.layer >= 0 ? &weights.layers[static_cast<size_t>(t.layer)] : nullptr;
+    switch (t.role) {
+      case TensorRole::Embedding: weights.embed_tokens = binder.matrix(t); break;
+      case TensorRole::InputNorm: layer->input_norm = binder.vector(t); break;
+      case TensorRole::QProj: layer->q_proj = binder.matrix(t); break;
+      case TensorRole::KProj: layer->k_proj = binder.matrix(t); break;
+      case TensorRole::VProj: layer->v_proj = binder.matrix(t); break;
+      case TensorRole::QBias: layer->q_bias = binder.vector(t); break;
+      case TensorRole::KBias: layer->k_bias = binder.vector(t); break;
+      case TensorRole::VBias: layer->v_bias = binder.vector(t); break;
+      case TensorRole::QNorm: layer->q_norm = binder.vector(t); break;
+      case TensorRole::KNorm: layer->k_norm = binder.vector(t); break;
+      case TensorRole::OProj: layer->o_proj = binder.matrix(t); break;
+      case TensorRole::OBias: layer->o_bias = binder.vector(t); break;
+      case TensorRole::PostAttentionNorm: layer->post_attention_norm = binder.vector(t); break;
+      case TensorRole::GateProj: layer->gate_proj = binder.matrix(t); break;
+      case TensorRole::UpProj: layer->up_proj = binder.matrix(t); break;
+      case TensorRole::DownProj: layer->down_proj = binder.matrix(t); break;
+      case TensorRole::FinalNorm: weights.final_norm = binder.vector(t); break;
+      case TensorRole::LmHead: weights.lm_head = binder.matrix(t); break;
     }
-    layer.o_proj = binder.matrix(prefix + "self_attn.o_proj.weight", hidden, q_size);
-    if (config.o_proj_bias) layer.o_bias = binder.vector(prefix + "self_attn.o_proj.bias", hidden);
-    layer.post_attention_norm = binder.vector(prefix + "post_attention_layernorm.weight", hidden);
-    layer.gate_proj = binder.matrix(prefix + "mlp.gate_proj.weight", inner, hidden);
-    layer.up_proj = binder.matrix(prefix + "mlp.up_proj.weight", inner, hidden);
-    layer.down_proj = binder.matrix(prefix + "mlp.down_proj.weight", hidden, inner);
   }
-  weights.final_norm = binder.vector("model.norm.weight", hidden);
-  if (config.tie_word_embeddings)
-    weights.lm_head = weights.embed_tokens;
-  else
-    weights.lm_head = binder.matrix("lm_head.weight", config.vocab_size, hidden);
+  if (config.tie_word_embeddings) weights.lm_head = weights.embed_tokens;
   binder.reject_unused(config);
   weights.bytes = binder.bytes();
   weights.dtype = binder.dtype();

@@ -34,7 +34,8 @@ struct ModelWeights {
   std::string dtype;              // "f32" | "f16" | "bf16" | "mixed" over the matrices
 };
 
-// Finds, shape-checks and finiteness-checks every tensor the architecture needs. Throws
+// Finds, shape-checks and finiteness-checks every tensor the architecture needs (the list is
+// model/tensor_names.h's expected_tensors, which inspection checks against too). Throws
 // ModelError naming the tensor with the expected and found shape, a missing tensor, the
 // first NaN/Inf, or tensors the config leaves unused (layers past num_hidden_layers, biases
 // the config does not have): such weights belong to another model than the config. Tied

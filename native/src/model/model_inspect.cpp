@@ -31,47 +31,9 @@ const char* model_problem_kind_name(ModelProblemKind kind) {
   return "malformed";
 }
 
-std::vector<ExpectedTensor> expected_tensors(const ModelConfig& config) {
-  const int64_t hidden = config.hidden_size;
-  const int64_t q_size = config.num_heads * config.head_dim;
-  const int64_t kv_size = config.num_kv_heads * config.head_dim;
-  const int64_t inner = config.intermediate_size;
-  std::vector<ExpectedTensor> out;
-  out.push_back({"model.embed_tokens.weight", {config.vocab_size, hidden}});
-  for (int64_t i = 0; i < config.num_layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    out.push_back({p + "input_layernorm.weight", {hidden}});
-    out.push_back({p + "self_attn.q_proj.weight", {q_size, hidden}});
-    out.push_back({p + "self_attn.k_proj.weight", {kv_size, hidden}});
-    out.push_back({p + "self_attn.v_proj.weight", {kv_size, hidden}});
-    if (config.attention_bias) {
-      out.push_back({p + "self_attn.q_proj.bias", {q_size}});
-      out.push_back({p + "self_attn.k_proj.bias", {kv_size}});
-      out.push_back({p + "self_attn.v_proj.bias", {kv_size}});
-    }
-    if (config.qk_norm) {
-      out.push_back({p + "self_attn.q_norm.weight", {config.head_dim}});
-      out.push_back({p + "self_attn.k_norm.weight", {config.head_dim}});
-    }
-    out.push_back({p + "self_attn.o_proj.weight", {hidden, q_size}});
-    if (config.o_proj_bias) out.push_back({p + "self_attn.o_proj.bias", {hidden}});
-    out.push_back({p + "post_attention_layernorm.weight", {hidden}});
-    out.push_back({p + "mlp.gate_proj.weight", {inner, hidden}});
-    out.push_back({p + "mlp.up_proj.weight", {inner, hidden}});
-    out.push_back({p + "mlp.down_proj.weight", {hidden, inner}});
-  }
-  out.push_back({"model.norm.weight", {hidden}});
-  if (!config.tie_word_embeddings) out.push_back({"lm_head.weight", {config.vocab_size, hidden}});
-  return out;
-}
-
 namespace {
 
 bool contains(const std::string& text, const char* fragment) { return text.find(fragment) != std::string::npos; }
-
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // The kind of a parser's exception, from the words its messages use for each case.
 ModelProblemKind classify(const std::string& message, ModelProblemKind fallback) {
@@ -120,12 +82,13 @@ std::string plural(size_t count, const char* what) {
 
 // The checks bind_model_weights makes while loading, on names and shapes alone: the first
 // missing or misshapen tensor, and tensors the config leaves unused (layers past its layer
-// count, biases or norms it does not have). RoPE inverse frequencies and a tied model's
-// stored lm_head.weight are ignored, as the engine ignores them.
+// count, biases or norms it does not have). Saved RoPE inverse frequencies and optional
+// tensors (a tied model's stored lm_head.weight) are ignored, as the engine ignores them.
 void check_tensors(const ModelConfig& config, const TensorTable& table, ModelInspection& out) {
   std::map<std::string, bool> used;
   for (const ExpectedTensor& expected : expected_tensors(config)) {
     used[expected.name] = true;
+    if (expected.optional) continue;
     auto found = table.shapes.find(expected.name);
     if (found == table.shapes.end()) {
       add_problem(out, ModelProblemKind::Mismatch,
@@ -143,9 +106,7 @@ void check_tensors(const ModelConfig& config, const TensorTable& table, ModelIns
   std::map<int64_t, std::pair<std::string, size_t>> extra_layers;  // layer -> (first stored name, tensors)
   std::vector<std::string> others;
   for (const auto& [name, shape] : table.shapes) {
-    if (used.count(name) || ends_with(name, ".rotary_emb.inv_freq") ||
-        (config.tie_word_embeddings && name == "lm_head.weight"))
-      continue;
+    if (used.count(name) || is_derived_tensor(name)) continue;
     const int64_t layer = layer_of(name);
     if (layer >= config.num_layers) {
       auto& extra = extra_layers[layer];

@@ -2,7 +2,7 @@
 // safetensors headers, or a GGUF file's header (metadata and tensor infos). The parsers are
 // the ones the engine loads with (parse_model_config, parse_safetensors via WeightStore,
 // parse_gguf, gguf_model_config, read_gguf_tokenizer); inspection adds the header-only checks
-// the engine otherwise makes while binding weights (every tensor the architecture needs, with
+// the engine otherwise makes while binding weights (every tensor of expected_tensors, with
 // its shape; none the config leaves unused) and collects every problem instead of stopping
 // at the first exception.
 //
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "model/model_config.h"
+#include "model/tensor_names.h"  // expected_tensors: the list the checks below share with the engine
 
 namespace tidal {
 
@@ -33,15 +34,6 @@ struct ModelProblem {
   ModelProblemKind kind;
   std::string message;
 };
-
-struct ExpectedTensor {
-  std::string name;            // Hugging Face name
-  std::vector<int64_t> shape;  // row-major
-};
-
-// The tensors the forward pass binds for `config`, in binding order, with their shapes: the
-// list bind_model_weights (engine/model_weights.cpp) requires.
-std::vector<ExpectedTensor> expected_tensors(const ModelConfig& config);
 
 struct ModelInspection {
   std::string path;

@@ -21,6 +21,9 @@
 
 #include "engine/attention_plan.h"
 #include "engine/sampler.h"
+#include "bench/device_bandwidth.h"
+#include "bench/op_timing.h"
+#include "bench/shapes.h"
 #include "cuda/cuda_backend.h"
 #endif
 
@@ -32,70 +35,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-ModelConfig bench_shape(const std::string& name) {
-  ModelConfig c;
-  c.architecture = Architecture::Llama;
-  c.model_type = "llama";
-  c.head_dim = 128;
-  c.max_position_embeddings = 131072;
-  c.rms_norm_eps = 1e-5;
-  if (name == "llama-3.1-8b") {
-    c.vocab_size = 128256, c.hidden_size = 4096, c.intermediate_size = 14336, c.num_layers = 32;
-    c.num_heads = 32, c.num_kv_heads = 8, c.rope_theta = 500000.0;
-    c.rope_scaling.type = "llama3";
-    c.rope_scaling.factor = 8.0;
-    c.rope_scaling.low_freq_factor = 1.0;
-    c.rope_scaling.high_freq_factor = 4.0;
-    c.rope_scaling.original_max_position_embeddings = 8192;
-  } else if (name == "llama-2-7b") {
-    c.vocab_size = 32000, c.hidden_size = 4096, c.intermediate_size = 11008, c.num_layers = 32;
-    c.num_heads = 32, c.num_kv_heads = 32;
-  } else if (name == "qwen2.5-coder-7b") {
-    c.architecture = Architecture::Qwen2, c.model_type = "qwen2";
-    c.vocab_size = 152064, c.hidden_size = 3584, c.intermediate_size = 18944, c.num_layers = 28;
-    c.num_heads = 28, c.num_kv_heads = 4, c.rope_theta = 1000000.0, c.attention_bias = true;
-  } else if (name == "qwen2.5-coder-1.5b") {
-    c.architecture = Architecture::Qwen2, c.model_type = "qwen2";
-    c.vocab_size = 151936, c.hidden_size = 1536, c.intermediate_size = 8960, c.num_layers = 28;
-    c.num_heads = 12, c.num_kv_heads = 2, c.rope_theta = 1000000.0, c.attention_bias = true;
-    c.tie_word_embeddings = true;
-  } else {
-    throw RequestError("unknown shape '" + name +
-                       "'; use llama-3.1-8b, llama-2-7b, qwen2.5-coder-7b or qwen2.5-coder-1.5b");
-  }
-  return c;
-}
-
 void check(cudaError_t error, const char* what) {
   if (error != cudaSuccess) throw Error(std::string(what) + ": " + cudaGetErrorString(error));
-}
-
-// Device-to-device copy of 2 GiB, bytes read + written per second (median of 9).
-double measure_copy_bandwidth() {
-  const size_t bytes = size_t(1) << 31;
-  void *a = nullptr, *b = nullptr;
-  check(cudaMalloc(&a, bytes), "cudaMalloc for the bandwidth probe");
-  check(cudaMalloc(&b, bytes), "cudaMalloc for the bandwidth probe");
-  check(cudaMemset(a, 0x3c, bytes), "cudaMemset");
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  std::vector<float> times;
-  for (int i = 0; i < 12; ++i) {
-    cudaEventRecord(start);
-    check(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice), "copy");
-    cudaEventRecord(stop);
-    cudaEventSynchronize(stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    if (i >= 3) times.push_back(ms);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  cudaFree(a);
-  cudaFree(b);
-  std::sort(times.begin(), times.end());
-  return 2.0 * double(bytes) / (times[times.size() / 2] * 1e-3);
 }
 
 AttentionPlan plan_for(AttentionMode mode, const AttentionOptions& base, int64_t layers) {
@@ -154,7 +95,7 @@ int run_bench(Arguments& arguments) {
   if (!reason.empty()) throw RequestError("tidal bench needs the cuda backend: " + reason);
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, 0), "reading the device properties");
-  const double bandwidth = measure_copy_bandwidth();
+  const double bandwidth = bench::measure_copy_bandwidth();
   std::printf("device: %s, %d SMs, %.0f GiB; copy bandwidth (read + write) %.0f GB/s\n", prop.name,
               prop.multiProcessorCount, double(prop.totalGlobalMem) / double(1 << 30), bandwidth / 1e9);
   std::printf("tidal budget %lld, quest budget %lld (%lld pages), dense layers %lld\n\n",
@@ -164,7 +105,7 @@ int run_bench(Arguments& arguments) {
   std::vector<std::string> decode_rows, attention_rows, prefill_rows;
   SamplingRandom random(1);
   for (const std::string& shape : shapes) {
-    const ModelConfig config = bench_shape(shape);
+    const ModelConfig config = bench::bench_shape(shape);
     auto backend = create_random_cuda_backend(config, 1234, CudaBackendOptions{});
     auto* tools = dynamic_cast<CudaBackendTools*>(backend.get());
     const double weight_bytes = double(tools->decode_weight_bytes());
@@ -207,16 +148,16 @@ int run_bench(Arguments& arguments) {
 
     for (int64_t context : contexts) {
       auto cache = backend->create_kv_cache();
-      tools->fill_kv_random(*cache, context, 99);
+      bench::fill_cache_random(config, *backend, *cache, context, 99);
       const AttentionPlan tidal_plan = plan_for(AttentionMode::Tidal, attention, config.num_layers);
       // Attention of one layer, by role.
       const double bytes_layer = 2.0 * double(config.num_kv_heads * context * config.head_dim) * 2.0;
       const double floor_layer_us = bytes_layer / bandwidth * 1e6;
-      const double dense_us = tools->time_layer_attention(*cache, LayerAttention::Dense, tidal_plan, 30);
-      const double select_us = tools->time_layer_attention(*cache, LayerAttention::DenseAndSelect, tidal_plan, 30);
-      const double sparse_us = tools->time_layer_attention(*cache, LayerAttention::Selected, tidal_plan, 30);
+      const double dense_us = bench::time_layer_attention(config, *backend, *cache, LayerAttention::Dense, tidal_plan, 30);
+      const double select_us = bench::time_layer_attention(config, *backend, *cache, LayerAttention::DenseAndSelect, tidal_plan, 30);
+      const double sparse_us = bench::time_layer_attention(config, *backend, *cache, LayerAttention::Selected, tidal_plan, 30);
       const AttentionPlan quest_plan = plan_for(AttentionMode::Quest, attention, config.num_layers);
-      const double quest_us = tools->time_layer_attention(*cache, LayerAttention::QuestPages, quest_plan, 30);
+      const double quest_us = bench::time_layer_attention(config, *backend, *cache, LayerAttention::QuestPages, quest_plan, 30);
       const double sparse_bytes = double(config.num_heads) * double(attention.token_budget) * double(config.head_dim) * 4.0;
       const double quest_bytes = sparse_bytes + double(config.num_kv_heads) * double((context + 15) / 16) *
                                                     double(config.head_dim) * 4.0;
@@ -267,7 +208,7 @@ int run_bench(Arguments& arguments) {
             const auto started = Clock::now();
             backend->forward(*cache, &next, 1, &plan, LogitsWanted::Last, logits.data(), nullptr);
             const double ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
-            next = tools->last_argmax();
+            next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
             if (s >= 2) times.push_back(ms);
             if (s >= 2 && tools->graph_replays() > replays_before) graph_gpu.push_back(tools->last_graph_gpu_ms());
           }
@@ -302,7 +243,7 @@ int run_bench(Arguments& arguments) {
   std::printf("| shape | context | mode | ms/token | floor (ms) | time/floor | speed-up vs full | weights GB | KV GB |\n");
   std::printf("|---|---|---|---:|---:|---:|---:|---:|---:|\n");
   for (const std::string& row : decode_rows) std::printf("%s\n", row.c_str());
-  std::printf("\nAttention only, one layer (median of 30 launches over rotating layers)\n\n");
+  std::printf("\nAttention only, one layer (mean of 30 back-to-back launches over rotating layers)\n\n");
   std::printf("| shape | context | op | time (us) | floor (us) | time/floor | of bandwidth |\n");
   std::printf("|---|---|---|---:|---:|---:|---:|\n");
   for (const std::string& row : attention_rows) std::printf("%s\n", row.c_str());

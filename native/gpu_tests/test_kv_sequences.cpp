@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/op_timing.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/rope.h"
 #include "cuda/cuda_backend.h"
@@ -252,11 +253,10 @@ void test_transfer(Report& report) {
   SyntheticModel model = make_synthetic_model(spec);
   const ModelWeights weights = bind_model_weights(model.config, *model.tensors);
   auto gpu = create_cuda_backend(model.config, weights, CudaBackendOptions{});
-  auto* tools = dynamic_cast<CudaBackendTools*>(gpu.get());
   // 30000 positions of 6 layers x 2 heads x 64 x bf16, keys and values: 92 MB, two transfer chunks.
   const int64_t length = 30000;
   auto cache = gpu->create_kv_cache();
-  tools->fill_kv_random(*cache, length, 71);
+  bench::fill_cache_random(model.config, *gpu, *cache, length, 71);
   MemorySink saved;
   gpu->save_kv(*cache, saved);
   auto loaded = gpu->create_kv_cache();

@@ -99,10 +99,9 @@ class CpuBackend final : public Backend, public DecoderOps {
     dynamic_cast<PagedKvCache&>(cache).load(length, source);
   }
 
-  void forward(KvCache& cache_base, const int32_t* tokens, int64_t count, const AttentionPlan* plan,
+  void forward(KvCache& cache, const int32_t* tokens, int64_t count, const AttentionPlan* plan,
                LogitsWanted wanted, float* logits, ForwardStats* stats, const std::atomic<bool>* cancel) override {
     if (count <= 0) return;
-    auto& cache = dynamic_cast<PagedKvCache&>(cache_base);
     DecoderPass pass;
     pass.start = cache.length();
     pass.count = count;
@@ -110,20 +109,20 @@ class CpuBackend final : public Backend, public DecoderOps {
     pass.logit_rows = wanted == LogitsWanted::All ? count : wanted == LogitsWanted::Last ? 1 : 0;
     pass.cancel = count > 1 ? cancel : nullptr;
     const DecoderRoute route = route_pass(config_, pass);
-    cache.reserve(pass.positions());
-    cache_ = &cache;
-    tokens_ = tokens;
-    logits_ = logits;
+    begin_pass(cache, tokens, pass);
+    if (logits) logits_ = logits;
     try {
       run_decoder(config_, *this, pass, route);
     } catch (...) {
-      cache.rollback();
+      end_pass(false);
       throw;
     }
-    cache.commit(pass.positions());
+    end_pass(true);
     if (route.selects) traced_positions_ = pass.positions();
     add_stats(stats, route.stats);
   }
+
+  DecoderOps& decoder_ops() override { return *this; }
 
   // ---- DecoderOps ----
   void embed(const DecoderPass& pass) override;
@@ -137,7 +136,34 @@ class CpuBackend final : public Backend, public DecoderOps {
   void swiglu() override;
   void logits(int64_t rows) override;
 
+  void begin_pass(KvCache& cache_base, const int32_t* tokens, const DecoderPass& pass) override {
+    auto& cache = dynamic_cast<PagedKvCache&>(cache_base);
+    if (pass.start != cache.length() || pass.count <= 0)
+      throw std::logic_error("a pass starts at the cache's length and has tokens");
+    cache.reserve(pass.positions());
+    cache_ = &cache;
+    tokens_ = tokens;
+    pass_positions_ = pass.positions();
+    logits_ = sized(pass_logits_, std::max<int64_t>(pass.logit_rows, 1) * config_.vocab_size);
+  }
+
+  void end_pass(bool keep) override {
+    if (keep) {
+      cache_->commit(pass_positions_);
+    } else {
+      cache_->rollback();
+    }
+  }
+
+  void synchronize() override {}
+  void write_activation(Activation activation, int64_t rows, const float* values) override;
+  void read_activation(Activation activation, int64_t rows, float* values) override;
+  std::vector<std::vector<int32_t>> read_position_lists(PositionLists lists) override;
+
  private:
+  // The buffers of an activation's rows, side by side: (first element, width) each, the
+  // distance between rows being the width.
+  std::vector<std::pair<float*, int64_t>> activation_parts(Activation a);
   void run_linears(const std::vector<LinearJob>& jobs, const float* x, int64_t x_stride, int64_t tokens);
   // An activation's rows: its first element and the distance between rows.
   float* rows_of(Activation a, int64_t* stride);
@@ -169,6 +195,8 @@ class CpuBackend final : public Backend, public DecoderOps {
   const int32_t* tokens_ = nullptr;
   float* logits_ = nullptr;
   int64_t count_ = 0;
+  int64_t pass_positions_ = 0;
+  std::vector<float> pass_logits_;  // logits of a pass begun without a caller's buffer
 
   // Activations of the tokens in flight, row-major [tokens][width]. Gated is gate_ (swiglu
   // writes over the gate products); accumulating products go through projected_.
@@ -215,9 +243,58 @@ float* CpuBackend::rows_of(Activation a, int64_t* stride) {
     case Activation::Attention: *stride = q_size(); return attention_out_.data();
     case Activation::Gated: *stride = config_.intermediate_size; return gate_.data();
     case Activation::Qkv:
-    case Activation::GateUp: break;  // several matrices: linear() names their buffers
+    case Activation::GateUp:
+    case Activation::Logits: break;  // several matrices, or the caller's buffer
   }
   throw std::logic_error("the cpu backend has no single row layout for this activation");
+}
+
+std::vector<std::pair<float*, int64_t>> CpuBackend::activation_parts(Activation a) {
+  switch (a) {
+    case Activation::Qkv: return {{q_.data(), q_size()}, {k_.data(), kv_size()}, {v_.data(), kv_size()}};
+    case Activation::GateUp:
+      return {{gate_.data(), config_.intermediate_size}, {up_.data(), config_.intermediate_size}};
+    case Activation::Logits: return {{logits_, config_.vocab_size}};
+    default: {
+      int64_t stride = 0;
+      float* first = rows_of(a, &stride);
+      return {{first, stride}};
+    }
+  }
+}
+
+void CpuBackend::write_activation(Activation a, int64_t rows, const float* values) {
+  if (rows > count_ && a != Activation::Logits) throw std::logic_error("more rows than the pass has tokens");
+  const int64_t width = activation_width(config_, a);
+  for (int64_t t = 0; t < rows; ++t) {
+    const float* in = values + t * width;
+    for (const auto& [first, part] : activation_parts(a)) {
+      std::copy(in, in + part, first + t * part);
+      in += part;
+    }
+  }
+}
+
+void CpuBackend::read_activation(Activation a, int64_t rows, float* values) {
+  if (rows > count_ && a != Activation::Logits) throw std::logic_error("more rows than the pass has tokens");
+  const int64_t width = activation_width(config_, a);
+  for (int64_t t = 0; t < rows; ++t) {
+    float* out = values + t * width;
+    for (const auto& [first, part] : activation_parts(a)) {
+      std::copy(first + t * part, first + (t + 1) * part, out);
+      out += part;
+    }
+  }
+}
+
+std::vector<std::vector<int32_t>> CpuBackend::read_position_lists(PositionLists which) {
+  const bool selection = which == PositionLists::Selection;
+  const int32_t* lists = selection ? selected_.data() : quest_positions_.data();
+  const int64_t stride = selection ? selected_stride_ : quest_stride_;
+  const int64_t count = selection ? selected_stride_ : quest_count_;
+  std::vector<std::vector<int32_t>> out;
+  for (int64_t h = 0; h < config_.num_heads; ++h) out.emplace_back(lists + h * stride, lists + h * stride + count);
+  return out;
 }
 
 // Sizes the activations for the pass and reads the embedding rows; the RoPE angles of the
@@ -271,9 +348,10 @@ void CpuBackend::linear(int64_t layer_index, LayerMatrix matrix, Activation in, 
   std::vector<LinearJob> jobs;
   switch (matrix) {
     case LayerMatrix::Qkv:
-      jobs = {{&layer.q_proj, bias(layer.q_bias), q_.data(), q_size()},
-              {&layer.k_proj, bias(layer.k_bias), k_.data(), kv_size()},
-              {&layer.v_proj, bias(layer.v_bias), v_.data(), kv_size()}};
+      // Their biases are added by qkv_rope_append.
+      jobs = {{&layer.q_proj, nullptr, q_.data(), q_size()},
+              {&layer.k_proj, nullptr, k_.data(), kv_size()},
+              {&layer.v_proj, nullptr, v_.data(), kv_size()}};
       break;
     case LayerMatrix::GateUp:
       jobs = {{&layer.gate_proj, nullptr, gate_.data(), inner}, {&layer.up_proj, nullptr, up_.data(), inner}};
@@ -295,23 +373,32 @@ void CpuBackend::linear(int64_t layer_index, LayerMatrix matrix, Activation in, 
   for (int64_t i = 0; i < count_ * hidden; ++i) y[i] += projected_[static_cast<size_t>(i)];
 }
 
-// Qwen3's per-head RMSNorm of q and k, then RoPE, then the new keys and values go into the
-// cache (one thread per KV head, positions in order, so page bounds grow in order).
+// The q|k|v biases, Qwen3's per-head RMSNorm of q and k, then RoPE, then the new keys and
+// values go into the cache (one thread per KV head, positions in order, so page bounds grow
+// in order).
 void CpuBackend::qkv_rope_append(int64_t layer_index, const DecoderPass& pass) {
   const LayerWeights& layer = weights_.layers[static_cast<size_t>(layer_index)];
   const int64_t heads = config_.num_heads, kv_heads = config_.num_kv_heads, head_dim = config_.head_dim;
   const int64_t half = head_dim / 2, count = pass.count;
   const float eps = static_cast<float>(config_.rms_norm_eps);
   const bool qk_norm = !layer.q_norm.empty();
+  auto add_bias = [&](float* vec, const std::vector<float>& bias, int64_t offset) {
+    if (bias.empty()) return;
+    for (int64_t j = 0; j < head_dim; ++j) vec[j] += bias[static_cast<size_t>(offset + j)];
+  };
+  // Work items: per token, its query heads, then its KV heads (key and value).
   pool_.parallel_for(count * (heads + kv_heads), [&](int64_t begin, int64_t end, int) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t t = i / (heads + kv_heads);
       const int64_t h = i % (heads + kv_heads);
       const float* cos_values = rope_cos_.data() + t * half;
       const float* sin_values = rope_sin_.data() + t * half;
-      float* vec = h < heads ? q_.data() + t * q_size() + h * head_dim
-                             : k_.data() + t * kv_size() + (h - heads) * head_dim;
-      if (qk_norm) cpu::rms_norm(vec, h < heads ? layer.q_norm.data() : layer.k_norm.data(), head_dim, eps, vec);
+      const bool query = h < heads;
+      const int64_t offset = (query ? h : h - heads) * head_dim;
+      float* vec = query ? q_.data() + t * q_size() + offset : k_.data() + t * kv_size() + offset;
+      add_bias(vec, query ? layer.q_bias : layer.k_bias, offset);
+      if (!query) add_bias(v_.data() + t * kv_size() + offset, layer.v_bias, offset);
+      if (qk_norm) cpu::rms_norm(vec, query ? layer.q_norm.data() : layer.k_norm.data(), head_dim, eps, vec);
       cpu::apply_rope(vec, cos_values, sin_values, half);
     }
   }, 16);

@@ -143,16 +143,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     if (count <= 0) return;
     auto& cache = dynamic_cast<CudaKvCache&>(cache_base);
     if (count > 1) plan = nullptr;
-    for (int64_t i = 0; i < count; ++i)
-      if (tokens[i] < 0 || tokens[i] >= config_.vocab_size)
-        throw RequestError("token id " + std::to_string(tokens[i]) + " is outside the vocabulary");
     const int64_t start = cache.length();
-    cache.reserve(start + count);
     const int64_t logit_rows = wanted == LogitsWanted::All ? count : wanted == LogitsWanted::Last ? 1 : 0;
-    ws_.prepare(config_, count, start + count, plan, logit_rows, stream_);
-    throw_if_failed(cudaMemcpyAsync(ws_.tokens.get(), tokens, static_cast<size_t>(count) * 4, cudaMemcpyHostToDevice,
-                                    stream_),
-                    "uploading tokens");
     DecoderPass pass;
     pass.start = start;
     pass.count = count;
@@ -160,7 +152,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     pass.logit_rows = logit_rows;
     pass.cancel = count > 1 ? cancel : nullptr;
     const DecoderRoute route = route_pass(config_, pass);
-    cache_ = &cache;
+    begin_pass(cache, tokens, pass);
     // Graphs only for plans whose kernels have run once uncaptured (their lazy set-up, such
     // as shared-memory limits and cuBLAS's first-call work, then happened outside a capture).
     if (graphs_ && count == 1 && plan_seen(plan) && replayable(plan, start + 1)) {
@@ -173,9 +165,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
       throw_if_failed(cudaMemcpyAsync(logits, ws_.logits.get(), static_cast<size_t>(logit_rows * config_.vocab_size) * 4,
                                       cudaMemcpyDeviceToHost, stream_),
                       "reading logits");
-    throw_if_failed(cudaStreamSynchronize(stream_), "running the forward pass");
-    throw_if_failed(cudaGetLastError(), "running the forward pass");
-    cache.commit(start + count);
+    end_pass(true);
     if (route.selects) {
       // The selection's scores and lists stay in ws_.scores and ws_.selected until the next one.
       traced_positions_ = start + count;
@@ -186,7 +176,97 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     add_stats(stats, route.stats);
   }
 
+  DecoderOps& decoder_ops() override { return *this; }
+
   // ---- DecoderOps ----
+  void begin_pass(KvCache& cache_base, const int32_t* tokens, const DecoderPass& pass) override {
+    auto& cache = dynamic_cast<CudaKvCache&>(cache_base);
+    if (pass.start != cache.length() || pass.count <= 0)
+      throw std::logic_error("a pass starts at the cache's length and has tokens");
+    for (int64_t i = 0; i < pass.count; ++i)
+      if (tokens[i] < 0 || tokens[i] >= config_.vocab_size)
+        throw RequestError("token id " + std::to_string(tokens[i]) + " is outside the vocabulary");
+    cache.reserve(pass.positions());
+    ws_.prepare(config_, pass.count, pass.positions(), pass.plan, pass.logit_rows, stream_);
+    throw_if_failed(cudaMemcpyAsync(ws_.tokens.get(), tokens, static_cast<size_t>(pass.count) * 4,
+                                    cudaMemcpyHostToDevice, stream_),
+                    "uploading tokens");
+    cache_ = &cache;
+    count_ = pass.count;
+    pass_positions_ = pass.positions();
+  }
+
+  // The cache's length moves only once the pass's work has finished without an error.
+  void end_pass(bool keep) override {
+    synchronize();
+    if (keep) cache_->commit(pass_positions_);
+  }
+
+  void synchronize() override {
+    throw_if_failed(cudaStreamSynchronize(stream_), "running the forward pass");
+    throw_if_failed(cudaGetLastError(), "running the forward pass");
+  }
+
+  void write_activation(Activation a, int64_t rows, const float* values) override {
+    const Rows r = rows_of(a);
+    const int64_t width = activation_width(config_, a);
+    const size_t element = bf16_activation(a) ? 2 : 4;
+    std::vector<uint8_t> staged(static_cast<size_t>(rows * width) * element);
+    for (int64_t i = 0; i < rows * width; ++i) {
+      if (element == 2) {
+        const uint16_t h = f32_to_bf16(values[i]);
+        std::memcpy(staged.data() + i * 2, &h, 2);
+      } else {
+        std::memcpy(staged.data() + i * 4, values + i, 4);
+      }
+    }
+    throw_if_failed(cudaMemcpy2DAsync(r.data, static_cast<size_t>(r.stride) * element, staged.data(),
+                                      static_cast<size_t>(width) * element, static_cast<size_t>(width) * element,
+                                      static_cast<size_t>(rows), cudaMemcpyHostToDevice, stream_),
+                    "writing an activation");
+    synchronize();
+  }
+
+  void read_activation(Activation a, int64_t rows, float* values) override {
+    const Rows r = rows_of(a);
+    const int64_t width = activation_width(config_, a);
+    const size_t element = bf16_activation(a) ? 2 : 4;
+    std::vector<uint8_t> staged(static_cast<size_t>(rows * width) * element);
+    throw_if_failed(cudaMemcpy2DAsync(staged.data(), static_cast<size_t>(width) * element, r.data,
+                                      static_cast<size_t>(r.stride) * element, static_cast<size_t>(width) * element,
+                                      static_cast<size_t>(rows), cudaMemcpyDeviceToHost, stream_),
+                    "reading an activation");
+    synchronize();
+    for (int64_t i = 0; i < rows * width; ++i) {
+      if (element == 2) {
+        uint16_t h;
+        std::memcpy(&h, staged.data() + i * 2, 2);
+        values[i] = bf16_to_f32(h);
+      } else {
+        std::memcpy(values + i, staged.data() + i * 4, 4);
+      }
+    }
+  }
+
+  std::vector<std::vector<int32_t>> read_position_lists(PositionLists which) override {
+    const bool selection = which == PositionLists::Selection;
+    const int64_t heads = config_.num_heads;
+    const bool shared = selection && selected_shared_;
+    const int64_t stride = selection ? selected_stride_ : quest_stride_;
+    const int64_t count = selection ? selected_count_ : quest_count_;
+    std::vector<int32_t> all(static_cast<size_t>((shared ? config_.num_kv_heads : heads) * stride));
+    throw_if_failed(cudaMemcpyAsync(all.data(), selection ? ws_.selected.get() : ws_.quest_positions.get(), all.size() * 4,
+                                    cudaMemcpyDeviceToHost, stream_),
+                    "reading position lists");
+    synchronize();
+    std::vector<std::vector<int32_t>> out;
+    for (int64_t h = 0; h < heads; ++h) {
+      const int64_t list = shared ? h / group() : h;
+      out.emplace_back(all.begin() + list * stride, all.begin() + list * stride + count);
+    }
+    return out;
+  }
+
   void embed(const DecoderPass& pass) override {
     count_ = pass.count;
     throw_if_failed(cuda::launch_embedding(weights_.embed.get<uint16_t>(), ws_.tokens.get<int32_t>(), static_cast<int>(count_),
@@ -363,7 +443,6 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   }
 
   // ---- CudaBackendTools ----
-  cudaStream_t stream() const override { return stream_; }
   size_t decode_weight_bytes() const override { return weights_.decode_bytes(); }
   void set_graphs(bool enabled) override { graphs_ = enabled; }
   int64_t graph_replays() const override { return step_graph_.replays(); }
@@ -372,69 +451,6 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   void set_gemv(GemvUse use) override { gemv_ = use; }
   void set_prefill_warps(int warps) override { prefill_warps_ = warps == 8 ? 8 : 4; }
   void set_compact_chunk(int64_t positions) override { compact_chunk_ = std::max<int64_t>(positions, 0); }
-
-  void fill_kv_random(KvCache& cache_base, int64_t length, uint64_t seed) override {
-    auto& cache = dynamic_cast<CudaKvCache&>(cache_base);
-    cache.reserve(length + 1024);  // room for the decode steps that follow, without a copy
-    const size_t per_layer = static_cast<size_t>(config_.num_kv_heads * cache.capacity() * config_.head_dim);
-    for (int64_t layer = 0; layer < config_.num_layers; ++layer) {
-      throw_if_failed(cuda::launch_fill_uniform_bf16(cache.keys(layer), per_layer, 0.0f, 1.0f, seed++, stream_),
-                      "filling the KV cache");
-      throw_if_failed(cuda::launch_fill_uniform_bf16(cache.values(layer), per_layer, 0.0f, 1.0f, seed++, stream_),
-                      "filling the KV cache");
-    }
-    cache.commit(length);
-    cache.update_pages(0, length);
-    throw_if_failed(cudaStreamSynchronize(stream_), "filling the KV cache");
-  }
-
-  double time_layer_attention(KvCache& cache_base, LayerAttention role, const AttentionPlan& plan,
-                              int repetitions) override {
-    auto& cache = dynamic_cast<CudaKvCache&>(cache_base);
-    const int64_t positions = cache.length();
-    ws_.prepare(config_, 1, positions, &plan, 1, stream_);
-    throw_if_failed(cuda::launch_fill_uniform_f32(ws_.qkv.get<float>(), static_cast<size_t>(qkv_width()), 0.0f, 1.0f, 7,
-                                                  stream_),
-                    "filling a query");
-    DecoderPass pass;
-    pass.start = positions - 1;
-    pass.count = 1;
-    pass.plan = &plan;
-    DecoderRoute route = route_pass(config_, pass);
-    cache_ = &cache;
-    count_ = 1;
-    // A selection first, so that Selected layers have lists to read.
-    attend_dense(0, pass, true);
-    select_top_k(route.selection);
-    route.layers.assign(route.layers.size(), role);
-    cudaEvent_t begin, end;
-    throw_if_failed(cudaEventCreate(&begin), "creating an event");
-    throw_if_failed(cudaEventCreate(&end), "creating an event");
-    std::vector<float> times;
-    for (int r = 0; r < repetitions + 3; ++r) {
-      const int64_t layer = r % config_.num_layers;
-      throw_if_failed(cudaEventRecord(begin, stream_), "recording an event");
-      attend_layer(*this, route, layer, pass);
-      throw_if_failed(cudaEventRecord(end, stream_), "recording an event");
-      throw_if_failed(cudaEventSynchronize(end), "timing attention");
-      float ms = 0;
-      cudaEventElapsedTime(&ms, begin, end);
-      if (r >= 3) times.push_back(ms * 1000.0f);
-    }
-    cudaEventDestroy(begin);
-    cudaEventDestroy(end);
-    std::sort(times.begin(), times.end());
-    return times[times.size() / 2];
-  }
-
-  int32_t last_argmax() override {
-    throw_if_failed(cuda::launch_argmax(ws_.logits.get<float>(), 1, config_.vocab_size, ws_.argmax.get<int32_t>(), stream_),
-                    "launching argmax");
-    int32_t token = 0;
-    throw_if_failed(cudaMemcpyAsync(&token, ws_.argmax.get(), 4, cudaMemcpyDeviceToHost, stream_), "reading argmax");
-    throw_if_failed(cudaStreamSynchronize(stream_), "reading argmax");
-    return token;
-  }
 
  private:
   int64_t q_size() const { return config_.num_heads * config_.head_dim; }
@@ -457,8 +473,14 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
       case Activation::Attention: return {ws_.attention_out.get(), q_size()};
       case Activation::GateUp: return {ws_.gate_up.get(), 2 * config_.intermediate_size};
       case Activation::Gated: return {ws_.normed.get(), config_.intermediate_size};  // shares ws_.normed
+      case Activation::Logits: return {ws_.logits.get(), config_.vocab_size};
     }
     return {nullptr, 0};
+  }
+
+  // Activations the products read are bf16 on the device; the rest fp32.
+  static bool bf16_activation(Activation a) {
+    return a == Activation::Normed || a == Activation::Attention || a == Activation::Gated;
   }
 
   // y = x W^T (+ beta y) for `tokens` rows (default: the pass's). One token: the GEMV kernel
@@ -646,6 +668,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   cuda::Workspace ws_;
   CudaKvCache* cache_ = nullptr;  // the pass in flight
   int64_t count_ = 0;             // its tokens
+  int64_t pass_positions_ = 0;    // the cache's length once it is kept
   bool selected_shared_ = false;
   int64_t selected_stride_ = 0, selected_count_ = 0;
   int64_t quest_stride_ = 0, quest_count_ = 0;

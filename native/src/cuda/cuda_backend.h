@@ -45,15 +45,12 @@ std::unique_ptr<Backend> create_cuda_backend(const ModelConfig& config, const Mo
 std::unique_ptr<Backend> create_random_cuda_backend(const ModelConfig& config, uint64_t seed,
                                                     const CudaBackendOptions& options);
 
-// What the CUDA backend offers beyond Backend, for `tidal bench` and the GPU tests
-// (dynamic_cast a Backend created above).
+// The CUDA backend's switches and counters beyond Backend, for `tidal bench` and the GPU
+// tests (dynamic_cast a Backend created above). Measurements built on the ops themselves
+// (a cache of random K/V, one layer's attention) are in native/bench.
 class CudaBackendTools {
  public:
   virtual ~CudaBackendTools() = default;
-  virtual cudaStream_t stream() const = 0;
-  // Sets the cache to `length` positions of random K/V (and their Quest pages) without
-  // running the model (capacity for 1024 more positions reserved).
-  virtual void fill_kv_random(KvCache& cache, int64_t length, uint64_t seed) = 0;
   // Bytes of the matrices one decode step reads (every layer's weights and the output head).
   virtual size_t decode_weight_bytes() const = 0;
   virtual void set_graphs(bool enabled) = 0;
@@ -71,12 +68,6 @@ class CudaBackendTools {
   // Positions moved per chunk by Backend::compact (tests: a small chunk makes chunks overlap
   // the sources of later ones); 0 (default) = as many as a 256 MiB scratch buffer holds.
   virtual void set_compact_chunk(int64_t positions) = 0;
-  // Median time (us) of one layer's attention of a one-token step over the whole cache in
-  // the given role (the layer index rotates so the K/V read is not in L2), q random.
-  virtual double time_layer_attention(KvCache& cache, LayerAttention role, const AttentionPlan& plan,
-                                      int repetitions) = 0;
-  // Device greedy token of the last forward's last logits row.
-  virtual int32_t last_argmax() = 0;
 };
 
 }  // namespace tidal

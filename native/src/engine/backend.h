@@ -78,11 +78,16 @@ class KvByteSource {
   virtual void read(void* data, size_t bytes) = 0;
 };
 
+class DecoderOps;  // engine/decoder.h
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
   virtual int threads() const = 0;
+  // The ops this backend's forward is made of (engine/decoder.h), for the op harness and
+  // benchmarks; forward() is the way to run the model.
+  virtual DecoderOps& decoder_ops() = 0;
   virtual std::unique_ptr<KvCache> create_kv_cache() = 0;
   // KV memory in use over every cache of this backend, each page once.
   virtual size_t kv_bytes_in_use() const = 0;

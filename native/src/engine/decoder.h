@@ -31,7 +31,9 @@ struct DecoderPass {
 
 // Activations of the tokens in flight, by role. A backend keeps them in its own layout and
 // dtype, and may let two roles share memory where their lifetimes in the recipe do not
-// overlap (Gated is written after Normed's last read in a layer).
+// overlap: Gated is written after the last read of Normed and of GateUp in a layer, so it
+// may live in either (the CUDA backend puts it in Normed's memory, the CPU backend over
+// GateUp's gate half).
 enum class Activation : uint8_t {
   Residual,   // [tokens][hidden] the residual stream x
   Normed,     // [tokens][hidden] rms_norm output, input of the products that follow it
@@ -39,7 +41,10 @@ enum class Activation : uint8_t {
   Attention,  // [tokens][heads * head_dim]
   GateUp,     // gate | up products
   Gated,      // [tokens][intermediate] silu(gate) * up
+  Logits,     // [logit rows][vocab], written by logits()
 };
+// Values per row of an activation.
+int64_t activation_width(const ModelConfig& config, Activation activation);
 
 enum class LayerMatrix : uint8_t { Qkv, O, GateUp, Down };
 enum class NormWeight : uint8_t { Input, PostAttention, Final };
@@ -101,6 +106,23 @@ class DecoderOps {
   // bound the work queued ahead of the flag (and drain it before the pass is abandoned).
   virtual void pace_layer(int64_t /*layer*/) {}
   virtual void abandon_pass() {}
+
+  // Direct use of the ops outside Backend::forward (the op harness, benchmarks).
+  // begin_pass binds a pass as forward does before its first op: the cache it appends to
+  // (room reserved for pass.positions()), its tokens (valid until end_pass) and the
+  // activations sized for it; then embed(pass) and any ops may run, in any order that gives
+  // each op its inputs. end_pass waits for the queued work; keep = true makes the cache's
+  // length pass.positions(), false leaves it as it was.
+  virtual void begin_pass(KvCache& cache, const int32_t* tokens, const DecoderPass& pass) = 0;
+  virtual void end_pass(bool keep) = 0;
+  // Waits for the queued ops (an asynchronous backend's stream).
+  virtual void synchronize() = 0;
+  // Rows [0, rows) of an activation of the bound pass, [rows][activation_width] as float. A
+  // backend that keeps an activation in a narrower type rounds what is written to it.
+  virtual void write_activation(Activation activation, int64_t rows, const float* values) = 0;
+  virtual void read_activation(Activation activation, int64_t rows, float* values) = 0;
+  // Per query head, the positions listed by the last select_top_k or quest_pages.
+  virtual std::vector<std::vector<int32_t>> read_position_lists(PositionLists lists) = 0;
 };
 
 // Each layer's effective attention in a pass, its reads, and the selection the trace shows:

@@ -8,7 +8,8 @@
 //
 // Screenshots: the suite writes `<name>.request.json` into TIDAL_TEST_CHECKPOINTS; this runner
 // looks at the workbench, saves `.test-artifacts/screenshots/<name>.png` and answers with
-// `<name>.response.json` (what it saw: the active view container, the chat webview).
+// `<name>.response.json` (what it saw: the active view container, the chat webview, the
+// notifications on screen); it may press a notification's button after the screenshot.
 import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -186,11 +187,45 @@ async function nextPaint(frame) {
 }
 
 /**
- * What the workbench shows: the side bar's view container, the chat webview, ghost text. Waits
- * first, up to WORKBENCH_WAIT_MS, for what the request names: the chat webview on screen with
- * text in it, the webview in a theme (after a theme change), ghost text in the editor.
+ * Notifications on screen, in toasts or in the open notification center: each one's message and
+ * the labels of its buttons. With the smoke-test driver on (as here) VS Code shows no toasts, so
+ * a test opens the center (`notifications.showList`) to have its notifications seen.
  */
-async function inspectWorkbench(page, { waitForChatView, waitForTheme, waitForGhostText }) {
+const NOTIFICATION_ITEMS = '.notifications-toasts .notification-list-item, .notifications-center .notification-list-item';
+
+function notificationItems(page) {
+  return page
+    .evaluate((selector) =>
+      [...document.querySelectorAll(selector)]
+        .filter((toast) => toast.getBoundingClientRect().height > 0)
+        .map((toast) => ({
+          message: toast.querySelector('.notification-list-item-message')?.textContent ?? '',
+          buttons: [...toast.querySelectorAll('.notification-list-item-buttons-container .monaco-button')].map((button) => button.textContent ?? ''),
+        })),
+      NOTIFICATION_ITEMS,
+    )
+    .catch(() => []);
+}
+
+/**
+ * Presses the button labelled `label` on the first notification on screen whose message contains
+ * `messagePart`, as a person would (a real click); resolves with whether there was one to press.
+ */
+async function pressNotificationButton(page, messagePart, label) {
+  const toast = page.locator(NOTIFICATION_ITEMS, { has: page.locator('.notification-list-item-message', { hasText: messagePart }) }).first();
+  const button = toast.locator('.notification-list-item-buttons-container .monaco-button', { hasText: label }).first();
+  if ((await button.count()) === 0) return false;
+  await button.click({ timeout: 10_000 });
+  return true;
+}
+
+/**
+ * What the workbench shows: the side bar's view container, the chat webview, ghost text, the
+ * notifications on screen. Waits first, up to WORKBENCH_WAIT_MS, for what the request names:
+ * the chat webview on screen with text in it, the webview in a theme (after a theme change),
+ * ghost text in the editor, a notification whose message contains a text.
+ */
+async function inspectWorkbench(page, { waitForChatView, waitForTheme, waitForGhostText, waitForNotification }) {
   const ghostTextShown = () => page.evaluate(() => document.querySelector('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text') !== null).catch(() => false);
   // The ghost text as shown: its inline part on the cursor's line and the lines below it.
   const ghostTextContent = () =>
@@ -200,11 +235,13 @@ async function inspectWorkbench(page, { waitForChatView, waitForTheme, waitForGh
   const look = async () => {
     const webview = await chatWebviewState(page);
     const ghostText = await ghostTextShown();
+    const notifications = await notificationItems(page);
     const ready =
       (!waitForChatView || (webview.chatWebviewVisible && webview.chatWebviewText.trim() !== '')) &&
       (!waitForTheme || webview.chatWebviewTheme === waitForTheme) &&
-      (!waitForGhostText || ghostText);
-    return { webview, ghostText, ready };
+      (!waitForGhostText || ghostText) &&
+      (!waitForNotification || notifications.some((toast) => toast.message.includes(waitForNotification)));
+    return { webview, ghostText, notifications, ready };
   };
   const deadline = Date.now() + WORKBENCH_WAIT_MS;
   let seen = await look();
@@ -223,7 +260,7 @@ async function inspectWorkbench(page, { waitForChatView, waitForTheme, waitForGh
     };
   });
   const { content: _content, ...webview } = seen.webview;
-  return { ...sidebar, ...webview, ghostTextVisible: seen.ghostText, ghostText: seen.ghostText ? await ghostTextContent() : '' };
+  return { ...sidebar, ...webview, ghostTextVisible: seen.ghostText, ghostText: seen.ghostText ? await ghostTextContent() : '', notifications: seen.notifications };
 }
 
 async function answerScreenshotRequests(page, checkpointsDir) {
@@ -245,11 +282,17 @@ async function answerScreenshotRequests(page, checkpointsDir) {
         waitForChatView: Boolean(request.waitForChatView),
         waitForTheme: typeof request.waitForTheme === 'string' ? request.waitForTheme : undefined,
         waitForGhostText: Boolean(request.waitForGhostText),
+        waitForNotification: typeof request.waitForNotification === 'string' ? request.waitForNotification : undefined,
       });
       const screenshot = path.join(screenshotsDir, `${name}.png`);
       await page.screenshot({ path: screenshot, timeout: 30_000 });
       log(`screenshot ${path.relative(repoRoot, screenshot)}`);
       response = { screenshot: path.relative(repoRoot, screenshot), workbench };
+      // After the screenshot, so that it shows the notification as it was offered.
+      const press = request.pressNotificationButton;
+      if (press && typeof press.message === 'string' && typeof press.button === 'string') {
+        response.pressedNotificationButton = await pressNotificationButton(page, press.message, press.button);
+      }
     } catch (error) {
       response = { error: error instanceof Error ? error.message : String(error) };
     }

@@ -94,19 +94,24 @@ async function waitFor(probe, { timeoutMs = 10_000, intervalMs = 100 } = {}) {
  * Returns undefined when the runner takes no screenshots (e.g. the Electron runner).
  * Before the screenshot the runner waits, up to its own limit, for what the options name: the
  * chat webview on screen with text in it, the webview in a theme ('vscode-dark' or
- * 'vscode-light'), ghost text in the editor.
+ * 'vscode-light'), ghost text in the editor, a notification on screen whose message contains
+ * `waitForNotification` (VS Code shows no toasts under the runner's smoke-test driver: open the
+ * notification center first, `notifications.showList`).
  * @param {string} name file name without extension
  * `press` names keys the runner presses in the page first, in order, as a person would
  * (Playwright's names, e.g. 'Alt+Backslash'): how a test reaches a keybinding.
- * @param {{ waitForChatView?: boolean, waitForTheme?: 'vscode-dark' | 'vscode-light', waitForGhostText?: boolean, press?: string[], timeoutMs?: number }} [options]
- * @returns {Promise<undefined | { screenshot: string, workbench: { activeViewContainer: string | null, sidebarTitle: string | null, chatWebviewVisible: boolean, chatWebviewText: string, ghostTextVisible: boolean, ghostText: string } }>}
+ * `pressNotificationButton` ({ message, button }): after the screenshot the runner clicks the
+ * button labelled `button` on the notification whose message contains `message`; the response's
+ * `pressedNotificationButton` says whether it found one.
+ * @param {{ waitForChatView?: boolean, waitForTheme?: 'vscode-dark' | 'vscode-light', waitForGhostText?: boolean, waitForNotification?: string, press?: string[], pressNotificationButton?: { message: string, button: string }, timeoutMs?: number }} [options]
+ * @returns {Promise<undefined | { screenshot: string, pressedNotificationButton?: boolean, workbench: { activeViewContainer: string | null, sidebarTitle: string | null, chatWebviewVisible: boolean, chatWebviewText: string, ghostTextVisible: boolean, ghostText: string, notifications: { message: string, buttons: string[] }[] } }>}
  */
-async function captureWorkbench(name, { waitForChatView = false, waitForTheme, waitForGhostText = false, press = [], timeoutMs = SCREENSHOT_TIMEOUT_MS } = {}) {
+async function captureWorkbench(name, { waitForChatView = false, waitForTheme, waitForGhostText = false, waitForNotification, press = [], pressNotificationButton, timeoutMs = SCREENSHOT_TIMEOUT_MS } = {}) {
   const folder = process.env.TIDAL_TEST_CHECKPOINTS;
   if (!folder) return undefined;
   const responseFile = path.join(folder, `${name}.response.json`);
   fs.rmSync(responseFile, { force: true });
-  writeJsonAtomically(path.join(folder, `${name}.request.json`), { name, waitForChatView, waitForTheme, waitForGhostText, press });
+  writeJsonAtomically(path.join(folder, `${name}.request.json`), { name, waitForChatView, waitForTheme, waitForGhostText, waitForNotification, press, pressNotificationButton });
   const answered = await waitFor(() => fs.existsSync(responseFile), { timeoutMs, intervalMs: 100 });
   if (!answered) throw new Error(`the runner did not take screenshot "${name}" within ${timeoutMs} ms`);
   const response = JSON.parse(fs.readFileSync(responseFile, 'utf8'));

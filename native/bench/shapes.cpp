@@ -1,5 +1,6 @@
 #include "bench/shapes.h"
 
+#include "model/rope_frequencies.h"
 #include "tidal/error.h"
 
 namespace tidal::bench {
@@ -35,6 +36,7 @@ ModelConfig bench_shape(const std::string& name) {
     throw RequestError("unknown shape '" + name +
                        "'; use llama-3.1-8b, llama-2-7b, qwen2.5-coder-7b or qwen2.5-coder-1.5b");
   }
+  resolve_rope_frequencies(c);
   return c;
 }
 }  // namespace tidal::bench

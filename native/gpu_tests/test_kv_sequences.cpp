@@ -154,7 +154,7 @@ void test_compaction(Report& report, const std::string& kind) {
   const KvRanges ranges = {{0, 100}, {180, 250}, {520, 80}};
   const int64_t length = 430;
   const std::vector<int64_t> sources = sources_of(ranges);
-  const std::vector<float> frequencies = cpu::rope_inverse_frequencies(config);
+  const std::vector<float>& frequencies = config.rope_frequencies;
   const Kv before = read_kv(*gpu, *gpu_cache, config);
   auto cpu_compacted = cpu_cache->fork(600);
   cpu->compact(*cpu_compacted, ranges);

@@ -158,7 +158,16 @@ export interface ModelProblem {
 
 export interface RopeParameters {
   theta: number;
-  scaling: { type: 'none' | 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
+  // 'per-pair': a GGUF file's rope_freqs.weight gave the frequencies; the other fields are unused.
+  scaling: {
+    type: 'none' | 'llama3' | 'per-pair';
+    factor: number;
+    lowFreqFactor: number;
+    highFreqFactor: number;
+    originalMaxPositions: number;
+  };
+  // The inverse frequency of each rotated pair (head_dim / 2), what the engine applies.
+  frequencies: number[];
 }
 
 export interface InspectedShape {

@@ -17,6 +17,7 @@
 #include "cpu/thread_pool.h"
 #include "cpu/token_selection.h"
 #include "engine/decoder.h"
+#include "model/rope_frequencies.h"
 #include "tidal/error.h"
 
 namespace tidal {
@@ -60,10 +61,12 @@ class CpuBackend final : public Backend, public DecoderOps {
         pool_(options.threads),
         kv_pool_(std::make_shared<cpu::KvPagePool>(
             cpu::KvPageLayout{config.num_layers, config.num_kv_heads, config.head_dim}, options.max_kv_bytes)),
-        inverse_frequencies_(cpu::rope_inverse_frequencies(config)),
+        inverse_frequencies_(config.rope_frequencies),
         thread_scores_(static_cast<size_t>(pool_.size())),
         thread_indices_(static_cast<size_t>(pool_.size())),
-        thread_floats_(static_cast<size_t>(pool_.size())) {}
+        thread_floats_(static_cast<size_t>(pool_.size())) {
+    check_rope_frequencies(config);
+  }
 
   const char* name() const override { return "cpu"; }
   int threads() const override { return pool_.size(); }

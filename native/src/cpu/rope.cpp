@@ -2,15 +2,7 @@
 
 #include <cmath>
 
-#include "tidal/error.h"
-
 namespace tidal::cpu {
-
-std::vector<float> rope_inverse_frequencies(const ModelConfig& config) {
-  if (static_cast<int64_t>(config.rope_frequencies.size()) != config.head_dim / 2)
-    throw ModelError("the model config's rope_frequencies are not resolved (call resolve_rope_frequencies)");
-  return config.rope_frequencies;
-}
 
 void rope_angles(const float* inverse_frequencies, int64_t half, int64_t position, float* cos_out, float* sin_out) {
   const float p = static_cast<float>(position);

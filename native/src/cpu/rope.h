@@ -9,13 +9,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/model_config.h"
-
 namespace tidal::cpu {
-
-// config.rope_frequencies, checked to have head_dim / 2 entries. Going away: callers will read
-// config.rope_frequencies directly.
-std::vector<float> rope_inverse_frequencies(const ModelConfig& config);
 
 // cos and sin of position * inv_freq_i for i < half (the angle is formed in f32 like the
 // reference implementation, then its cosine and sine are taken in double).

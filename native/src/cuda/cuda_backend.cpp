@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "cpu/rope.h"
 #include "cuda/attention_kernels.h"
 #include "cuda/cublas_loader.h"
 #include "cuda/cuda_error.h"
@@ -24,6 +23,7 @@
 #include "cuda/selection_kernels.h"
 #include "engine/decoder.h"
 #include "model/half.h"
+#include "model/rope_frequencies.h"
 #include "tidal/error.h"
 
 namespace tidal {
@@ -73,7 +73,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     account_ = std::make_shared<KvAccount>();
     account_->cap = options.max_kv_bytes;
     account_->stream = stream_;
-    inv_freq_host_ = cpu::rope_inverse_frequencies(config);
+    check_rope_frequencies(config);
+    inv_freq_host_ = config.rope_frequencies;
     inv_freq_ = cuda::upload_floats(inv_freq_host_, "RoPE frequencies");
     workspace_ = DeviceBuffer(cuda::decode_attention_workspace_bytes(static_cast<int>(config.num_heads),
                                                                      static_cast<int>(config.head_dim)),

@@ -9,6 +9,7 @@
 #include "engine/backend_factory.h"
 #include "engine/engine_impl.h"
 #include "engine/sampler.h"
+#include "model/rope_frequencies.h"
 #include "tidal/error.h"
 
 namespace tidal {
@@ -44,17 +45,7 @@ void validate_config(const ModelConfig& config) {
                      ") is not a multiple of num_key_value_heads (" + std::to_string(config.num_kv_heads) + ")");
   if (config.head_dim % 2 != 0)
     throw ModelError("head_dim must be even for rotary embeddings, got " + std::to_string(config.head_dim));
-  const int64_t pairs = config.head_dim / 2;
-  if (static_cast<int64_t>(config.rope_frequencies.size()) != pairs)
-    throw ModelError("model config has " + std::to_string(config.rope_frequencies.size()) +
-                     " RoPE frequencies, expected head_dim / 2 = " + std::to_string(pairs) +
-                     " (a config filled in by hand needs resolve_rope_frequencies)");
-  for (int64_t i = 0; i < pairs; ++i) {
-    const float frequency = config.rope_frequencies[static_cast<size_t>(i)];
-    if (!std::isfinite(frequency) || !(frequency > 0.0f))
-      throw ModelError("RoPE frequency " + std::to_string(i) + " of the model config is " + std::to_string(frequency) +
-                       "; every frequency must be finite and positive");
-  }
+  check_rope_frequencies(config);
 }
 
 }  // namespace

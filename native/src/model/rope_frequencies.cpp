@@ -84,4 +84,18 @@ void resolve_rope_frequencies(ModelConfig& config) {
   config.rope_frequencies = rope_frequencies_from_parameters(config.head_dim, config.rope_theta, config.rope_scaling);
 }
 
+void check_rope_frequencies(const ModelConfig& config) {
+  const int64_t pairs = config.head_dim / 2;
+  if (static_cast<int64_t>(config.rope_frequencies.size()) != pairs)
+    throw ModelError("model config has " + std::to_string(config.rope_frequencies.size()) +
+                     " RoPE frequencies, expected head_dim / 2 = " + std::to_string(pairs) +
+                     " (a config filled in by hand needs resolve_rope_frequencies)");
+  for (int64_t i = 0; i < pairs; ++i) {
+    const float frequency = config.rope_frequencies[static_cast<size_t>(i)];
+    if (!std::isfinite(frequency) || !(frequency > 0.0f))
+      throw ModelError("RoPE frequency " + std::to_string(i) + " of the model config is " + std::to_string(frequency) +
+                       "; every frequency must be finite and positive");
+  }
+}
+
 }  // namespace tidal

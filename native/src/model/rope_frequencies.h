@@ -37,4 +37,8 @@ std::vector<float> rope_frequencies_from_divisors(int64_t head_dim, double theta
 // rope_frequencies_from_parameters does.
 void resolve_rope_frequencies(ModelConfig& config);
 
+// Throws tidal::ModelError unless config.rope_frequencies holds head_dim / 2 finite positive
+// values: the engine and both backends check a config before using it.
+void check_rope_frequencies(const ModelConfig& config);
+
 }  // namespace tidal

@@ -54,6 +54,14 @@ test('a qwen2 .gguf model: its tokenizer encodes like tokenizer.json and the eng
   assert.equal(fromFile.family, fromFolder.family);
   assert.deepEqual({ ...fromFile.shape, rope: undefined }, { ...fromFolder.shape, rope: undefined });
   assert.ok(Math.abs(fromFile.shape!.rope.theta - fromFolder.shape!.rope.theta) < 1e-3 * fromFolder.shape!.rope.theta);
+  // The per-pair frequencies the engine applies: one per rotated pair, the same from both.
+  const fileFrequencies = fromFile.shape!.rope.frequencies;
+  const folderFrequencies = fromFolder.shape!.rope.frequencies;
+  assert.equal(folderFrequencies.length, fromFolder.shape!.headDim / 2);
+  assert.equal(fileFrequencies.length, folderFrequencies.length);
+  folderFrequencies.forEach((f, i) => {
+    assert.ok(f > 0 && Math.abs(fileFrequencies[i] - f) <= 1e-6 * f, `pair ${i}: ${fileFrequencies[i]} vs ${f}`);
+  });
   assert.equal(fromFile.parameters, fromFolder.parameters);
   assert.equal(fromFile.tokenizerTokens, Math.max(...(Object.values(tokenizerJson.model.vocab) as number[]), ...tokenizerJson.added_tokens.map((t: { id: number }) => t.id)) + 1);
 

@@ -164,7 +164,7 @@ function buildItems(context: vscode.ExtensionContext): PickItem[] {
   const folder = modelsFolder(context);
   const current = (p: string) => (p === modelPath ? '$(check) ' : '');
   const items: PickItem[] = [
-    { label: `${current('')}$(package) Embedded default model`, description: 'tidal-code-mini, small and fast, ships with the extension', action: 'embedded' },
+    { label: `${current('')}$(package) Embedded demo model`, description: 'tidal-code-mini: ships with the extension, for trying it out; its answers are not useful', action: 'embedded' },
     { label: '$(folder-opened) Local model folder…', description: 'Hugging Face layout: config.json, *.safetensors, tokenizer.json', action: 'folder' },
     { label: '$(file-binary) GGUF file…', description: 'llama or qwen2 .gguf (F16, BF16, Q8_0, Q4_K, Q6_K, …)', action: 'gguf' },
   ];

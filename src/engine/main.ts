@@ -8,6 +8,7 @@ import { createMessageConnection, ErrorCodes, ResponseError, StreamMessageWriter
 
 import { loadAddon } from '../native/addon';
 import { StrictMessageReader } from './messageReader';
+import { formatFailedRequestLog, formatRequestLog, requestLogEntry } from './requestLog';
 import { ModelSession } from './modelSession';
 import {
   cancelRequest,
@@ -121,10 +122,21 @@ connection.onRequest(unloadModelRequest, async () => {
   await previous?.unload();
 });
 
+// One log line per request (requestLog.ts), answered or failed.
+const logRequest = (message: string) => connection.sendNotification(logNotification, { level: 'info', message });
+
 connection.onRequest(generateRequest, (raw) =>
-  answering(() => {
+  answering(async () => {
     const params = checkedParams(generateRequest.method, checkGenerateParams, raw);
-    return loadedSession().generate(params, (text) => connection.sendNotification(tokenNotification, { requestId: params.requestId, text }));
+    const arrived = performance.now();
+    try {
+      const result = await loadedSession().generate(params, (text) => connection.sendNotification(tokenNotification, { requestId: params.requestId, text }));
+      logRequest(formatRequestLog(requestLogEntry(params, result)));
+      return result;
+    } catch (error) {
+      logRequest(formatFailedRequestLog(params, performance.now() - arrived, (error as Error).message ?? String(error)));
+      throw error;
+    }
   }),
 );
 

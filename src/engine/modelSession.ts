@@ -27,6 +27,7 @@ import type {
   WorkspaceFileEvent,
   WorkspaceOpenParams,
 } from './protocol';
+import { RepetitionGuard } from './repetitionGuard';
 import { RepositoryService } from './repositoryService';
 import { PRIORITY_BACKGROUND, PRIORITY_CHAT, PRIORITY_COMPLETION, RequestCancelledError, RequestQueue } from './requestQueue';
 import { tokenizerForModel } from '../models/modelTokenizer';
@@ -81,6 +82,7 @@ function concatTokens(head: Int32Array, tail: readonly number[]): Int32Array {
 interface BuiltPrompt extends PromptLayout {
   stopTokens: number[];
   repositoryTokens: number;
+  files: number; // repository files in the prompt
 }
 
 // What identifies a model for the stored KV: its files (path, size, modification time) and the
@@ -213,27 +215,33 @@ export class ModelSession {
     let tokens: number[] | Int32Array;
     let blocks: readonly PromptBlock[] = [];
     let repositoryTokens = 0;
+    let files = 0;
     const hostRepository = params.repository === true && (params.kind === 'chat' || params.kind === 'completion') ? this.repository.promptPart(params.kind) : undefined;
     switch (params.kind) {
       case 'chat': {
         if (!params.messages || params.messages.length === 0) throw new ModelRequestError('A chat request needs at least one message.');
         const text = renderChat(tokenizer.config, params.messages, { addGenerationPrompt: true, modelName: this.modelDir });
-        const conversation = () => tokenizer.encode(bos !== undefined ? withoutLeadingBos(text, tokenizer.bosToken) : text);
+        // A continued answer: its start follows the generation prompt, encoded on its own so
+        // that the conversation keeps the tokens (and the cached KV) of the first request.
+        const answerStart = params.answerPrefix ? tokenizer.encode(params.answerPrefix) : [];
+        const conversation = () => [...tokenizer.encode(bos !== undefined ? withoutLeadingBos(text, tokenizer.bosToken) : text), ...answerStart];
         if (hostRepository !== undefined && hostRepository.tokens.length > 0) {
           // [the host's repository part][conversation]: the same repository tokens as completions.
           tokens = concatTokens(hostRepository.tokens, conversation());
           blocks = hostRepository.blocks;
           repositoryTokens = hostRepository.tokens.length;
+          files = hostRepository.files;
           break;
         }
         // [repository files, as completions render them][conversation]: the shared prefix
         // keeps one KV for both (see repositoryFileParts).
-        const files = params.repository ? [] : params.repoContext ?? [];
-        const repoParts = repositoryFileParts(this.fimFormat, files, params.repoName, files.length > 0);
+        const repoFiles = params.repository ? [] : params.repoContext ?? [];
+        const repoParts = repositoryFileParts(this.fimFormat, repoFiles, params.repoName, repoFiles.length > 0);
         if (repoParts.length === 0) {
-          tokens = tokenizer.encode(text);
+          tokens = [...tokenizer.encode(text), ...answerStart];
           break;
         }
+        files = repoFiles.length;
         tokens = encodePromptParts(repoParts, (part) => this.encodeCached(part), (token) => tokenizer.tokenId(token));
         if (bos !== undefined) tokens.unshift(bos);
         tokens.push(...conversation());
@@ -259,12 +267,14 @@ export class ModelSession {
             tokens = concatTokens(repository.tokens, tailTokens);
             blocks = repository.blocks;
             repositoryTokens = repository.tokens.length;
+            files = repository.files;
           } else {
             tokens = tailTokens;
             if (bos !== undefined) tokens.unshift(bos);
           }
         } else {
           const parts = buildFimPrompt(format, { ...cursor, filePath: params.filePath, repoName: params.repoName, repoContext: params.repoContext });
+          files = params.repoContext?.length ?? 0;
           tokens = encodePromptParts(parts, (text) => this.encodeCached(text), (token) => tokenizer.tokenId(token));
           if (bos !== undefined) tokens.unshift(bos);
         }
@@ -291,7 +301,7 @@ export class ModelSession {
           'Lower tidal.context.maxTokens, or shorten the conversation.',
       );
     }
-    return { tokens: tokens instanceof Int32Array ? tokens : Int32Array.from(tokens), blocks, stopTokens: [...stopTokens], repositoryTokens };
+    return { tokens: tokens instanceof Int32Array ? tokens : Int32Array.from(tokens), blocks, stopTokens: [...stopTokens], repositoryTokens, files };
   }
 
   // The cursor window's parts, each text part encoded on its own. The prefix is split at its
@@ -325,7 +335,7 @@ export class ModelSession {
 
   // Queues a request; onText receives the generated text chunk by chunk, in order.
   async generate(params: GenerateParams, onText?: (text: string) => void): Promise<GenerateResult> {
-    const built = performance.now();
+    const built = performance.now(); // the request's arrival
     const prompt = this.buildPrompt(params);
     const hostMs = performance.now() - built;
     const enqueued = performance.now();
@@ -336,7 +346,7 @@ export class ModelSession {
         priority: isCompletion ? PRIORITY_COMPLETION : PRIORITY_CHAT,
         group: isCompletion ? `completion:${params.client ?? ''}` : undefined,
         supersede: isCompletion,
-        run: (cancel) => this.withinTimeLimit(cancel, () => this.run(params, prompt, hostMs, cancel, enqueued, onText)),
+        run: (cancel) => this.withinTimeLimit(cancel, () => this.run(params, prompt, hostMs, cancel, built, onText)),
       });
     } catch (error) {
       if (error instanceof RequestCancelledError) return this.emptyResult(params.requestId, prompt.tokens.length, enqueued);
@@ -406,10 +416,11 @@ export class ModelSession {
     prompt: BuiltPrompt,
     buildMs: number,
     cancel: CancelToken,
-    enqueued: number,
+    arrived: number,
     onText?: (text: string) => void,
   ): Promise<GenerateResult> {
     const started = performance.now();
+    const enqueued = arrived + buildMs;
     const { tokens, stopTokens } = prompt;
     let prepared;
     try {
@@ -422,6 +433,11 @@ export class ModelSession {
     const decoder = this.tokenizer.createStreamDecoder({ skipSpecialTokens: true });
     let text = '';
     let firstTokenAt: number | undefined;
+    // A chat answer that repeats itself is stopped through the request's cancel token; tokens
+    // the engine still sends after that are not part of the answer.
+    const guard = params.stopOnRepetition ? new RepetitionGuard() : undefined;
+    let repeated = false;
+    let accepted = 0;
     const emit = (chunk: string) => {
       if (chunk.length === 0) return;
       text += chunk;
@@ -444,8 +460,14 @@ export class ModelSession {
           attention: params.attention,
         },
         (token) => {
+          if (repeated) return;
+          accepted++;
           firstTokenAt ??= performance.now();
           emit(decoder.push(token));
+          if (guard?.push(token)) {
+            repeated = true;
+            cancel.cancel();
+          }
         },
         cancel,
       );
@@ -455,20 +477,21 @@ export class ModelSession {
       return {
         requestId: params.requestId,
         text,
-        finishReason: result.finishReason,
-        tokens: result.tokens.length,
+        finishReason: repeated ? 'repetition' : result.finishReason,
+        tokens: repeated ? accepted : result.tokens.length,
         promptTokens: tokens.length,
         reusedTokens: prepared.reusedTokens,
         shiftedTokens: prepared.shiftedTokens,
         recomputedTokens: prepared.recomputedTokens,
         repositoryTokens: prompt.repositoryTokens,
+        contextFiles: prompt.files,
         timings: {
           queuedMs: started - enqueued,
           hostMs: buildMs + prepared.planMs,
           // Before generate: compaction, trim and prefill of all but the last prompt token. The
           // last token's forward pass is part of the first decode step.
           prefillMs: prefilled - started - prepared.planMs,
-          ...(firstTokenAt !== undefined ? { firstDecodeMs: firstTokenAt - prefilled } : {}),
+          ...(firstTokenAt !== undefined ? { firstDecodeMs: firstTokenAt - prefilled, firstTokenMs: firstTokenAt - arrived } : {}),
           decodeMs: result.decodeSeconds * 1000,
           totalMs: finished - enqueued,
         },

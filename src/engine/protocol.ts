@@ -2,7 +2,7 @@
 // Both sides import these types, so a change here is checked on both ends.
 import { RequestType, RequestType0, NotificationType } from 'vscode-jsonrpc';
 
-import type { AttentionOptions, EngineOptions, FinishReason, ModelInfo, SamplingOptions, UsageStats } from '../native/addon';
+import type { AttentionOptions, EngineOptions, FinishReason as EngineFinishReason, ModelInfo, SamplingOptions, UsageStats } from '../native/addon';
 
 export type BackendSetting = 'auto' | 'cuda' | 'cpu' | 'remote';
 export type AttentionMode = 'full' | 'tidal' | 'quest';
@@ -30,11 +30,14 @@ export const logNotification = new NotificationType<LogMessage>('engine/log');
 export type {
   AttentionOptions,
   EngineOptions,
-  FinishReason,
   ModelInfo,
   SamplingOptions,
   UsageStats,
 } from '../native/addon';
+
+// Why a request ended: the engine's reasons, and 'repetition' when the engine host stopped an
+// answer that repeated itself (GenerateParams.stopOnRepetition; see repetitionGuard.ts).
+export type FinishReason = EngineFinishReason | 'repetition';
 
 export interface LoadModelParams {
   modelDir: string;
@@ -85,6 +88,16 @@ export interface GenerateParams {
   maxTokens?: number;               // at most the room the prompt leaves in the model's context
   attention?: AttentionOptions;
   sampling?: SamplingOptions;
+  // Chat: the start of the assistant's answer, written after the conversation's generation
+  // prompt; the model continues it (an answer that stopped at its token limit goes on where it
+  // stopped). The conversation's tokens are the same as the first request's, so their KV is
+  // reused. The result's text is the continuation only.
+  answerPrefix?: string;
+  // Stop when the answer repeats itself (the same clause again and again): finish reason
+  // 'repetition', the text up to there. Default off.
+  stopOnRepetition?: boolean;
+  // What the request is for, as named in the engine host's log line; default: its kind.
+  purpose?: 'completion' | 'chat' | 'ask' | 'edit' | 'raw';
   // Completions of one client supersede each other (a newer one cancels the older, latest
   // wins); those of different clients do not. Absent: the one default client.
   client?: string;
@@ -100,6 +113,8 @@ export interface GenerateTimings {
   // From the start of generation (after prefill) to the first generated token: the last prompt
   // token's forward pass and the first sampling.
   firstDecodeMs?: number;
+  // From the request's arrival at the engine host to its first generated token (absent: none).
+  firstTokenMs?: number;
 }
 
 export interface GenerateResult {
@@ -117,6 +132,8 @@ export interface GenerateResult {
   shiftedTokens?: number;
   // Repository tokens of the prompt (the host's repository part; 0 without one).
   repositoryTokens?: number;
+  // Repository files in the prompt (the host's repository part or repoContext).
+  contextFiles?: number;
   timings: GenerateTimings;
   attention?: AttentionRun; // the attention the engine ran for this request's decode steps
   // The sampling seed, when sampling with a temperature: the request's own, or one drawn for it

@@ -115,8 +115,11 @@ const generateParams = object(
     }),
     sampling: options({ temperature: number(0, 100), topK: integer(0), topP: number(0, 1), seed: integer(0) }),
     client: string,
+    answerPrefix: string,
+    stopOnRepetition: boolean,
+    purpose: oneOf('completion', 'chat', 'ask', 'edit', 'raw'),
   },
-  ['repository', 'messages', 'prefix', 'suffix', 'filePath', 'repoName', 'repoContext', 'prompt', 'maxTokens', 'attention', 'sampling', 'client'],
+  ['repository', 'messages', 'prefix', 'suffix', 'filePath', 'repoName', 'repoContext', 'prompt', 'maxTokens', 'attention', 'sampling', 'client', 'answerPrefix', 'stopOnRepetition', 'purpose'],
 );
 
 const loadModelParams = object(

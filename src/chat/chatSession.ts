@@ -1,8 +1,9 @@
 // The chat's behaviour, without the `vscode` module: a question becomes a user turn and a
 // streamed answer, Stop aborts the request into the engine, Regenerate replaces the last
-// answer, New chat starts over; every change is posted to the panel and saved to the history.
+// answer, Continue goes on with an answer that stopped at its token limit, New chat starts
+// over; every change is posted to the panel and saved to the history.
 import type { AttentionOptions, ChatMessageParam, GenerateResult } from '../engine/protocol';
-import type { GenerationBackend } from '../extension/generationBackend';
+import { canRetry, type GenerationBackend } from '../extension/generationBackend';
 import type { ChatToPanel } from '../extension/chatMessages';
 import { repositoryFileCount, repositoryParams, type RepositoryPart } from '../extension/repositoryPart';
 import { newId, type Turn } from './conversation';
@@ -20,7 +21,12 @@ export interface ChatRequestContext {
   /** Tokens left for the conversation and editor context after the repository files. */
   conversationBudgetTokens: number;
   attention: AttentionOptions;
+  /** Tokens an answer may have per request (absent: the engine's default). */
+  maxTokens?: number;
 }
+
+/** Where a question came from, named in the engine's log line: the panel, or a command. */
+export type ChatPurpose = 'chat' | 'ask';
 
 export interface ChatSessionDeps {
   backend(): GenerationBackend;
@@ -72,7 +78,7 @@ export class ChatSession {
     this.deps.post({ type: 'conversation', turns: this.turns.map((turn) => ({ ...turn })), busy: this.busy });
   }
 
-  async ask(question: string, attachments: string[] = []): Promise<void> {
+  async ask(question: string, attachments: string[] = [], purpose: ChatPurpose = 'chat'): Promise<void> {
     const text = question.trim();
     if (!text) return;
     if (this.busy) {
@@ -83,7 +89,7 @@ export class ChatSession {
     const turn: Turn = { id: newId('user'), role: 'user', text, status: 'done', ...(attached.length > 0 ? { attachments: attached } : {}) };
     this.deps.history.current.turns.push(turn);
     this.deps.post({ type: 'turn', turn: { ...turn } });
-    await this.answer(turn);
+    await this.answer(turn, purpose);
   }
 
   stop(): void {
@@ -98,7 +104,20 @@ export class ChatSession {
     const question = turns[turns.length - 1];
     if (!question) return;
     this.showConversation();
-    await this.answer(question);
+    await this.answer(question, 'chat');
+  }
+
+  /**
+   * Goes on with the last answer where it stopped at its token limit: the same conversation
+   * with the answer so far as the start of the model's reply, the new text appended to it.
+   */
+  async continueAnswer(): Promise<void> {
+    if (this.busy) return;
+    const turns = this.deps.history.current.turns;
+    const answer = turns.at(-1);
+    const question = turns.at(-2);
+    if (answer?.role !== 'assistant' || question?.role !== 'user' || answer.status !== 'done' || !answer.meta?.canContinue) return;
+    await this.answer(question, 'chat', answer);
   }
 
   async newChat(): Promise<void> {
@@ -109,11 +128,23 @@ export class ChatSession {
     await this.deps.history.save();
   }
 
-  private async answer(question: Turn): Promise<void> {
+  /** Answers `question` in a new turn, or continues `continuing` (its last answer). */
+  private async answer(question: Turn, purpose: ChatPurpose, continuing?: Turn): Promise<void> {
     const turns = this.deps.history.current.turns;
     const earlier = turns.slice(0, turns.indexOf(question));
-    const turn: Turn = { id: newId('answer'), role: 'assistant', text: '', status: 'streaming' };
-    turns.push(turn);
+    const answerStart = continuing?.text ?? '';
+    // The conversation exactly as sent for the answer being continued, where this session sent
+    // it: the same prompt tokens, so the engine reuses their KV.
+    const sentBefore = continuing !== undefined && this.last?.turnId === continuing.id ? this.last.messages : undefined;
+    let turn: Turn;
+    if (continuing !== undefined) {
+      turn = continuing;
+      turn.status = 'streaming';
+      delete turn.error;
+    } else {
+      turn = { id: newId('answer'), role: 'assistant', text: '', status: 'streaming' };
+      turns.push(turn);
+    }
     const record: AnswerRecord = { turnId: turn.id, streamed: '', chunks: 0 };
     this.last = record;
     const controller = new AbortController();
@@ -128,11 +159,13 @@ export class ChatSession {
         return;
       }
       const cutToFit: string[] = [];
-      const messages = buildChatMessages(earlier, question.text, context.editor, context.conversationBudgetTokens, cutToFit);
+      const messages = sentBefore ?? buildChatMessages(earlier, question.text, context.editor, context.conversationBudgetTokens, cutToFit);
       record.messages = messages;
       const contextFiles = repositoryFileCount(context.repository);
+      const maxTokens = context.maxTokens ?? this.deps.maxTokens;
+      const backend = this.deps.backend();
       this.deps.post({ type: 'busy', busy: true, status: `Answering with ${contextFiles} repository files in context…` });
-      const result = await this.deps.backend().generate(
+      const result = await backend.generate(
         {
           requestId: this.deps.newRequestId(),
           kind: 'chat',
@@ -140,7 +173,10 @@ export class ChatSession {
           ...repositoryParams(context.repository),
           repoName: context.repoName,
           attention: context.attention,
-          ...(this.deps.maxTokens ? { maxTokens: this.deps.maxTokens } : {}),
+          stopOnRepetition: true,
+          purpose,
+          ...(answerStart !== '' ? { answerPrefix: answerStart } : {}),
+          ...(maxTokens ? { maxTokens } : {}),
         },
         (chunk) => {
           if (chunk.length === 0) return;
@@ -152,8 +188,8 @@ export class ChatSession {
         controller.signal,
       );
       record.result = result;
-      // The engine's text is the answer; the streamed chunks add up to it.
-      turn.text = result.text;
+      // The engine's text is the answer (after the part it continued); the streamed chunks add up to it.
+      turn.text = answerStart + result.text;
       turn.status = result.finishReason === 'cancelled' ? 'stopped' : 'done';
       turn.meta = {
         promptTokens: result.promptTokens,
@@ -164,11 +200,16 @@ export class ChatSession {
         attention: result.attention ? { mode: result.attention.mode, attendedFraction: result.attention.attendedFraction } : undefined,
         decodeMs: result.timings.decodeMs,
         finishReason: result.finishReason,
-        ...(cutToFit.length > 0 ? { cutToFit } : {}),
+        // Only the local engine takes the start of an answer to continue (answerPrefix).
+        ...(result.finishReason === 'length' && backend.kind === 'local' ? { canContinue: true } : {}),
+        ...(cutToFit.length > 0 ? { cutToFit } : continuing?.meta?.cutToFit ? { cutToFit: continuing.meta.cutToFit } : {}),
       };
     } catch (error) {
       turn.status = 'error';
       turn.error = (error as Error).message || String(error);
+      // Asking again fails the same way after a configuration error (no model, a model that
+      // cannot chat, a prompt the engine refuses): Regenerate is not offered then.
+      if (!canRetry(error)) turn.canRetry = false;
       record.error = turn.error;
     } finally {
       this.deps.post({ type: 'turn', turn: { ...turn } });

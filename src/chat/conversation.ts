@@ -17,6 +17,8 @@ export interface AnswerMeta {
   finishReason: string;
   /** Attachments cut or left out to fit the context, said to the user under the answer. */
   cutToFit?: string[];
+  /** Stopped at its token limit ('length') where the answer can be continued (the local engine). */
+  canContinue?: boolean;
 }
 
 export interface Turn {
@@ -28,6 +30,8 @@ export interface Turn {
   attachments?: string[];
   /** assistant turns: why it failed, for the user. */
   error?: string;
+  /** assistant turns that failed: false when asking again would fail the same way (a configuration error). */
+  canRetry?: boolean;
   meta?: AnswerMeta;
 }
 

@@ -101,6 +101,7 @@ function readTurn(value: unknown): Turn | undefined {
   const turn: Turn = { id: value.id, role: value.role, text: value.text, status };
   if (Array.isArray(value.attachments)) turn.attachments = value.attachments.filter((path): path is string => typeof path === 'string');
   if (typeof value.error === 'string') turn.error = value.error;
+  if (value.canRetry === false) turn.canRetry = false;
   const meta = readMeta(value.meta);
   if (meta) turn.meta = meta;
   return turn;
@@ -123,6 +124,7 @@ function readMeta(value: unknown): AnswerMeta | undefined {
   if (isRecord(attention) && (attention.mode === 'full' || attention.mode === 'tidal' || attention.mode === 'quest') && typeof attention.attendedFraction === 'number') {
     meta.attention = { mode: attention.mode, attendedFraction: attention.attendedFraction };
   }
+  if (value.canContinue === true) meta.canContinue = true;
   return meta;
 }
 

@@ -7,6 +7,7 @@ import * as vscode from 'vscode';
 import { locateRepositoryPath, repositoryPathOf } from '../context/workspaceFolders';
 import { FALLBACK_CONTEXT_TOKENS } from '../extension/contextBudget';
 import { repositoryName } from '../extension/hostRepository';
+import { ConfigurationError, modelUnavailable } from '../extension/generationBackend';
 import type { ModelController } from '../extension/modelController';
 import type { RepositoryPart } from '../extension/repositoryPart';
 import type { TidalSettings } from '../extension/settings';
@@ -34,9 +35,9 @@ export async function gatherChatContext(
   settings: TidalSettings,
 ): Promise<ChatRequestContext> {
   // A remote server renders the chat with its own template; locally the model must have one.
-  const loaded = settings.backend === 'remote' ? undefined : await model.whenReady();
+  const loaded = settings.backend === 'remote' ? undefined : await model.whenReady().catch((error: unknown) => Promise.reject(modelUnavailable(error)));
   if (loaded && !loaded.tokenizer.hasChatTemplate) {
-    throw new Error(
+    throw new ConfigurationError(
       `The model ${path.basename(loaded.modelDir)} has no chat template in its tokenizer_config.json, so it cannot chat. ` +
         'Pick an instruction-tuned (chat) model with "Tidal: Select Model"; this one still works for inline completions.',
     );
@@ -85,6 +86,8 @@ export async function gatherChatContext(
 
   const maxContext = loaded?.model.maxContext ?? FALLBACK_CONTEXT_TOKENS;
   const repository = await repositoryFor(inWorkspace ? activeFile?.path : undefined);
+  // tidal.chat.maxTokens: tokens per answer before it stops with [Continue] (0 or unset: the engine's default).
+  const answerTokens = chatAnswerTokens(vscode.workspace.getConfiguration('tidal').get('chat.maxTokens'));
   const limit = settings.context.maxTokens > 0 ? Math.min(settings.context.maxTokens, maxContext) : maxContext;
   return {
     repository,
@@ -93,5 +96,11 @@ export async function gatherChatContext(
     maxContext,
     conversationBudgetTokens: Math.max(256, limit - repository.tokens - ANSWER_TOKENS),
     attention: { mode: settings.attention.mode, tokenBudget: settings.attention.tokenBudget, selectionLayers: settings.attention.selectionLayers },
+    ...(answerTokens > 0 ? { maxTokens: answerTokens } : {}),
   };
+}
+
+/** tidal.chat.maxTokens as a whole number of tokens, 0 when unset or not a positive number. */
+function chatAnswerTokens(value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 1 ? Math.min(Math.floor(value), 1 << 20) : 0;
 }

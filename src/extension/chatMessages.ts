@@ -16,6 +16,8 @@ export type PanelToChat =
   | { type: 'ask'; text: string; attachments: string[] }
   | { type: 'stop' }
   | { type: 'regenerate' }
+  /** Continue an answer that stopped at its token limit. */
+  | { type: 'continue' }
   | { type: 'newChat' }
   | { type: 'pickAttachment' }
   /** The panel wants the workspace's file paths, to complete a `#`/`@` mention. */
@@ -79,6 +81,7 @@ export function parsePanelMessage(value: unknown): PanelToChat | undefined {
     case 'ready':
     case 'stop':
     case 'regenerate':
+    case 'continue':
     case 'newChat':
     case 'pickAttachment':
     case 'listFiles':

@@ -91,7 +91,13 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
   /** Shows the panel and asks `question` in it (from the command palette); resolves when answered. */
   async ask(question: string, attachments: string[] = []): Promise<void> {
     await this.reveal();
-    await this.session().ask(question, attachments);
+    await this.session().ask(question, attachments, 'ask');
+  }
+
+  /** Continues the last answer where it stopped at its token limit (its Continue button); resolves when answered. */
+  async continueAnswer(): Promise<void> {
+    await this.reveal();
+    await this.session().continueAnswer();
   }
 
   /** Shows the panel and adds `text` to the question being written there (not sent). */
@@ -161,6 +167,9 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
         return;
       case 'regenerate':
         await session.regenerate();
+        return;
+      case 'continue':
+        await session.continueAnswer();
         return;
       case 'newChat':
         await session.newChat();

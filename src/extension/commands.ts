@@ -28,6 +28,8 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
             });
       if (text && text.trim()) await ctx.chat.ask(text.trim());
     }),
+    // The Continue button under an answer that stopped at its token limit, for the keyboard.
+    vscode.commands.registerCommand('tidal.continueAnswer', () => ctx.chat.continueAnswer()),
     vscode.commands.registerCommand('tidal.openChat', async () => {
       await vscode.commands.executeCommand(`${'tidal.chat'}.focus`);
     }),

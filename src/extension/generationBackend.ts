@@ -21,3 +21,37 @@ export interface GenerationBackend {
    */
   prefetch?(params: GenerateParams): void;
 }
+
+/**
+ * A request that cannot succeed until the user changes something: no model is loaded, the model
+ * cannot chat. Asking again fails the same way, so the chat offers no Regenerate after it.
+ */
+export class ConfigurationError extends Error {
+  readonly code = 'ERR_TIDAL_CONFIGURATION';
+}
+
+/**
+ * The rejection of waiting for the model, as the user meets it: a model that failed to load (or
+ * none, or the remote backend chosen) is a ConfigurationError; a model still loading is not (a
+ * moment later the same request succeeds).
+ */
+export function modelUnavailable(error: unknown): Error {
+  const message = error instanceof Error ? error.message : String(error);
+  if (/still loading/i.test(message)) return error instanceof Error ? error : new Error(message);
+  return new ConfigurationError(message);
+}
+
+/**
+ * Whether asking again can succeed after `error`: not after a ConfigurationError, nor after the
+ * engine refused the request itself (code ERR_TIDAL_REQUEST or ERR_TIDAL_MODEL in the JSON-RPC
+ * error's data: no chat template, a prompt larger than the context, no model loaded); yes after
+ * anything else (the engine stopped or restarted, a network error).
+ */
+export function canRetry(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return true;
+  const code = (error as { code?: unknown }).code;
+  const data = (error as { data?: unknown }).data;
+  const engineCode = typeof data === 'object' && data !== null ? (data as { code?: unknown }).code : undefined;
+  if (code === 'ERR_TIDAL_CONFIGURATION' || code === 'ERR_TIDAL_REQUEST' || code === 'ERR_TIDAL_MODEL') return false;
+  return !(engineCode === 'ERR_TIDAL_REQUEST' || engineCode === 'ERR_TIDAL_MODEL');
+}

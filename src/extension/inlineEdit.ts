@@ -60,7 +60,7 @@ export function registerInlineEdit(deps: InlineEditDeps): { review: HunkReview; 
         });
         let written = 0;
         const result = await deps.backend().generate(
-          { requestId: deps.newRequestId(), kind: 'chat', messages, ...repositoryParams(context.repository), repoName: context.repoName, attention: context.attention },
+          { requestId: deps.newRequestId(), kind: 'chat', purpose: 'edit', messages, ...repositoryParams(context.repository), repoName: context.repoName, attention: context.attention },
           (chunk) => {
             written += chunk.length;
             progress.report({ message: `${written} characters written` });

@@ -3,7 +3,7 @@
 import type { MessageConnection } from 'vscode-jsonrpc';
 
 import { cancelRequest, generateRequest, prefetchNotification, type GenerateParams, type GenerateResult, type TokenChunk } from '../engine/protocol';
-import type { GenerationBackend } from './generationBackend';
+import { modelUnavailable, type GenerationBackend } from './generationBackend';
 
 /** What the local backend needs of the engine process (EngineClient provides it). */
 export interface EngineConnection {
@@ -42,7 +42,11 @@ export class LocalBackend implements GenerationBackend {
 
   async generate(params: GenerateParams, onText: (chunk: string) => void, signal?: AbortSignal): Promise<GenerateResult> {
     if (signal?.aborted) return cancelledResult(params.requestId);
-    await this.engine.whenModelReady();
+    try {
+      await this.engine.whenModelReady();
+    } catch (error) {
+      throw modelUnavailable(error);
+    }
     if (signal?.aborted) return cancelledResult(params.requestId);
     const rpc = this.engine.rpc;
     if (!rpc) throw new EngineNotReadyError('The Tidal engine is not running right now (it may be restarting). Try again in a moment, or run "Tidal: Restart Engine".');

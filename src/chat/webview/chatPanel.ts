@@ -2,6 +2,7 @@
 // dist/chat-panel.js; no remote resources). It draws what the extension sends and sends back
 // what the user does; the messages are typed and checked in src/extension/chatMessages.ts.
 import { parseChatMessage, type ChatToPanel, type PanelToChat, type Turn } from '../../extension/chatMessages';
+import { offersContinue, offersRegenerate, stopMarker } from '../answerMarkers';
 import { createMarkdownRenderer, type CodeBlock } from '../markdown';
 import { attachmentLabel, mentionCandidates, mentionQueryAt, type MentionCandidate, type MentionQuery } from '../mentions';
 
@@ -80,11 +81,24 @@ function renderTurn(turn: Turn, isLast: boolean): HTMLElement {
   }
   article.append(body);
   if (turn.status === 'error') article.append(element('div', 'error-text', turn.error ?? 'The answer failed.'));
+  const marker = stopMarker(turn);
+  if (marker) {
+    const note = element('div', 'stop-note', marker);
+    note.setAttribute('role', 'note');
+    if (offersContinue(turn, isLast)) {
+      const more = element('button', 'link-button', 'Continue');
+      more.type = 'button';
+      more.dataset.command = 'continue';
+      more.title = 'Go on with this answer where it stopped';
+      note.append(' ', more);
+    }
+    article.append(note);
+  }
   if (turn.meta?.cutToFit?.length) article.append(element('div', 'meta cut-note', `Attachments cut to fit the context: ${turn.meta.cutToFit.join('; ')}`));
   const footer = element('div', 'turn-footer');
   const meta = describeMeta(turn);
   if (meta) footer.append(element('span', 'meta', meta));
-  if (isLast && turn.status !== 'streaming') {
+  if (offersRegenerate(turn, isLast)) {
     const again = element('button', 'link-button', 'Regenerate');
     again.type = 'button';
     again.dataset.command = 'regenerate';
@@ -336,8 +350,8 @@ newChatButton.addEventListener('click', () => send({ type: 'newChat' }));
 messages.addEventListener('click', (event) => {
   const target = (event.target as HTMLElement).closest('button');
   if (!target) return;
-  if (target.dataset.command === 'regenerate') {
-    send({ type: 'regenerate' });
+  if (target.dataset.command === 'regenerate' || target.dataset.command === 'continue') {
+    send({ type: target.dataset.command });
     return;
   }
   const action = target.dataset.action;

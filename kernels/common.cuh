@@ -49,8 +49,14 @@ __device__ __forceinline__ uint4 load_vector(const void* address) {
 __device__ __forceinline__ void load_floats8(const float* source, float (&out)[8]) {
   const float4 a = __ldg(reinterpret_cast<const float4*>(source));
   const float4 b = __ldg(reinterpret_cast<const float4*>(source) + 1);
-  out[0] = a.x; out[1] = a.y; out[2] = a.z; out[3] = a.w;
-  out[4] = b.x; out[5] = b.y; out[6] = b.z; out[7] = b.w;
+  out[0] = a.x;
+  out[1] = a.y;
+  out[2] = a.z;
+  out[3] = a.w;
+  out[4] = b.x;
+  out[5] = b.y;
+  out[6] = b.z;
+  out[7] = b.w;
 }
 __device__ __forceinline__ void load_floats8(const __nv_bfloat16* source, float (&out)[8]) {
   unpack_bf16x8(load_vector(source), out);
@@ -72,7 +78,9 @@ __device__ __forceinline__ void copy_async_wait() {
 }
 
 __device__ __forceinline__ void store_value(float* target, float value) { *target = value; }
-__device__ __forceinline__ void store_value(__nv_bfloat16* target, float value) { *target = __float2bfloat16_rn(value); }
+__device__ __forceinline__ void store_value(__nv_bfloat16* target, float value) {
+  *target = __float2bfloat16_rn(value);
+}
 
 // Sum over aligned groups of `Width` lanes (a power of two <= 32). XOR butterflies add the
 // same two operands on both partners at every step, so every lane of a group ends with the
@@ -143,9 +151,7 @@ __device__ __forceinline__ float softmax_base(float max) { return max == -INFINI
 
 // total + weight * part, rounded once: a state's sum (or an element of its O) added to the
 // merged one.
-__device__ __forceinline__ float merge_add(float total, float part, float weight) {
-  return fmaf(part, weight, total);
-}
+__device__ __forceinline__ float merge_add(float total, float part, float weight) { return fmaf(part, weight, total); }
 
 // ---- split-KV parts of prefill attention ------------------------------------------------------
 // The key tiles [begin, end) of part `split` of `splits` for a query tile whose keys span

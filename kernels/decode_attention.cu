@@ -76,8 +76,8 @@ __device__ __forceinline__ void combine_unit(const AttentionLaunch& p, int first
   constexpr int kSlots = kAttentionThreads / kHeadDim;  // heads served side by side
   constexpr int kHeadsPerThread = (kGroup + kSlots - 1) / kSlots;
   constexpr int kBatch = 32 / kHeadsPerThread;
-  float* weights = scratch;                        // [kGroup][kMaxSplits]
-  float* totals = scratch + kGroup * kMaxSplits;   // [kGroup]
+  float* weights = scratch;                       // [kGroup][kMaxSplits]
+  float* totals = scratch + kGroup * kMaxSplits;  // [kGroup]
   const int t = threadIdx.x, warp = t / kWarpSize, lane = t % kWarpSize;
   const int splits = p.num_splits;
 
@@ -135,8 +135,7 @@ __device__ __forceinline__ void combine_unit(const AttentionLaunch& p, int first
 }
 
 template <int kHeadDim, int kGroup, int kVecs, int kRows, PositionMode kMode, typename QueryT>
-__global__ void __launch_bounds__(kAttentionThreads)
-    attention_split_kernel(const AttentionLaunch p) {
+__global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(const AttentionLaunch p) {
   using Layout = SplitLayout<kHeadDim, kGroup, kVecs, kRows>;
   constexpr int kLanesPerRow = Layout::kLanesPerRow;
   constexpr int kRowGroups = Layout::kRowGroups;
@@ -176,7 +175,7 @@ __global__ void __launch_bounds__(kAttentionThreads)
   constexpr int kHalf = kTileRows * Layout::kUnitsPerRow;  // copies of one tile's K (or V)
   constexpr int kListLoads = Layout::kCopiesPerThread / 2;
   static_assert(kHalf % kAttentionThreads == 0, "a thread's K and V copies must share rows");
-  auto load_positions = [&](int tile, int32_t (&out)[kListLoads]) {
+  auto load_positions = [&](int tile, int32_t(&out)[kListLoads]) {
     if constexpr (kMode != PositionMode::Dense) {
       const int64_t tile_begin = begin + int64_t(tile) * kTileRows;
 #pragma unroll
@@ -189,7 +188,7 @@ __global__ void __launch_bounds__(kAttentionThreads)
 
   // Queues the copies of tile `tile` (K and V rows, 16 bytes per copy) into its stage; rows
   // past the split are zero-filled. Always commits a group, so that group counts line up.
-  auto issue = [&](int tile, const int32_t (&listed)[kListLoads]) {
+  auto issue = [&](int tile, const int32_t(&listed)[kListLoads]) {
     if (tile < tile_count) {
       uint16_t* stage = tiles + (tile % kAttentionStages) * Layout::kStageElems;
       const int64_t tile_begin = begin + int64_t(tile) * kTileRows;
@@ -252,7 +251,7 @@ __global__ void __launch_bounds__(kAttentionThreads)
 
   for (int tile = 0; tile < tile_count; ++tile) {
     copy_async_wait<kAttentionStages - 2>();  // this thread's copies of `tile` have landed
-    __syncthreads();  // everyone's have, and everyone is done with the stage refilled next
+    __syncthreads();                          // everyone's have, and everyone is done with the stage refilled next
     issue(tile + kAttentionStages - 1, listed);
     load_positions(tile + kAttentionStages, listed);
     const uint16_t* key_tile = tiles + (tile % kAttentionStages) * Layout::kStageElems;
@@ -349,7 +348,7 @@ __global__ void __launch_bounds__(kAttentionThreads)
   __shared__ float merge_max[kRowGroups][kGroup];  // becomes the weight 2^(m - M) in place
   __shared__ float merge_sum[kRowGroups][kGroup];
   __shared__ float head_max[kGroup];
-  auto merge_acc = reinterpret_cast<float (*)[kGroup][kHeadDim]>(tiles);
+  auto merge_acc = reinterpret_cast<float(*)[kGroup][kHeadDim]>(tiles);
   if (lane == 0) {
 #pragma unroll
     for (int g = 0; g < kGroup; ++g) {
@@ -470,8 +469,12 @@ cudaError_t with_split_kernel(const AttentionLaunch& launch, PositionMode mode, 
                      : fn(split_kernel<kHeadDim, 8, PositionMode::PerKvHead, QueryT>());
     }
   };
-  struct Bf16 { using type = __nv_bfloat16; };
-  struct F32 { using type = float; };
+  struct Bf16 {
+    using type = __nv_bfloat16;
+  };
+  struct F32 {
+    using type = float;
+  };
   if (launch.head_dim == 64) {
     using D = std::integral_constant<int, 64>;
     return launch.query_bf16 ? by_group(D{}, Bf16{}) : by_group(D{}, F32{});
@@ -483,7 +486,8 @@ cudaError_t with_split_kernel(const AttentionLaunch& launch, PositionMode mode, 
 }  // namespace
 
 int attention_blocks_per_sm(const AttentionLaunch& launch) {
-  const PositionMode mode = launch.mode == PositionMode::PerQueryHead ? PositionMode::PerQueryHead : PositionMode::Dense;
+  const PositionMode mode =
+      launch.mode == PositionMode::PerQueryHead ? PositionMode::PerQueryHead : PositionMode::Dense;
   int blocks = 1;
   with_split_kernel(launch, mode, [&](auto kernel) {
     blocks = kernel.blocks_per_sm;
@@ -498,7 +502,8 @@ int attention_rows_per_step(const AttentionLaunch& launch) {
 }
 
 cudaError_t launch_decode_attention(const AttentionLaunch& launch, cudaStream_t stream) {
-  const dim3 grid(launch.num_splits, launch.mode == PositionMode::PerQueryHead ? launch.num_heads : launch.num_kv_heads);
+  const dim3 grid(launch.num_splits,
+                  launch.mode == PositionMode::PerQueryHead ? launch.num_heads : launch.num_kv_heads);
   return with_split_kernel(launch, launch.mode, [&](auto kernel) {
     kernel.kernel<<<grid, kAttentionThreads, kernel.shared_bytes, stream>>>(launch);
     return cudaGetLastError();

@@ -32,8 +32,8 @@ __device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
 // Weights are streamed once: no L1 allocation for them (x stays cached).
 __device__ __forceinline__ uint4 load_streaming(const uint4* address) { return __ldcs(address); }
 
-__global__ void __launch_bounds__(kGemvThreads) gemv_kernel(const uint16_t* w, int64_t rows, int cols,
-                                                            const uint16_t* x, float* y, float beta) {
+__global__ void __launch_bounds__(kGemvThreads)
+    gemv_kernel(const uint16_t* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta) {
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   const int64_t first = int64_t(blockIdx.x) * kRowsPerBlock + warp * kRowsPerWarp;
   if (first >= rows) return;
@@ -80,7 +80,7 @@ cudaError_t launch_gemv(const uint16_t* w, int64_t rows, int cols, const uint16_
   if (rows <= 0) return cudaSuccess;
   if (cols % 8 != 0 || cols <= 0) return cudaErrorInvalidValue;
   gemv_kernel<<<static_cast<unsigned>(ceil_div(rows, kRowsPerBlock)), kGemvThreads, 0, stream>>>(w, rows, cols, x, y,
-                                                                                                  beta);
+                                                                                                 beta);
   return cudaGetLastError();
 }
 

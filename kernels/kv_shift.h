@@ -19,10 +19,10 @@ struct KvShiftLaunch {
   const uint16_t* values = nullptr;
   int64_t row_stride = 0;
   int rows = 0, head_dim = 0;
-  const int32_t* moves = nullptr;     // [count][2]: source position, rotation table
-  const float* rotations = nullptr;   // [tables][head_dim / 2][2]: cos, sin
+  const int32_t* moves = nullptr;    // [count][2]: source position, rotation table
+  const float* rotations = nullptr;  // [tables][head_dim / 2][2]: cos, sin
   int count = 0;
-  uint16_t* key_scratch = nullptr;    // [rows][count][head_dim]
+  uint16_t* key_scratch = nullptr;  // [rows][count][head_dim]
   uint16_t* value_scratch = nullptr;
 };
 cudaError_t launch_kv_shift_gather(const KvShiftLaunch& launch, cudaStream_t stream);

@@ -46,9 +46,9 @@ constexpr int kKeyRows = 64;  // per tile
 
 // The split rule's constants (see prefill_attention_splits).
 constexpr int kMaxSplits = 64;
-constexpr int kSplitMaxTokens = 1024;       // chunks this long fill the GPU unsplit
-constexpr int kMinKeysPerSplit = 1024;      // the combine's reads stay small against a part's work
-constexpr int kCombineWarps = 8;            // rows (token, head) per combine block, one per warp
+constexpr int kSplitMaxTokens = 1024;   // chunks this long fill the GPU unsplit
+constexpr int kMinKeysPerSplit = 1024;  // the combine's reads stay small against a part's work
+constexpr int kCombineWarps = 8;        // rows (token, head) per combine block, one per warp
 
 template <int D>
 struct PrefillShape {
@@ -98,9 +98,8 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
 }
 
 template <int D, int Threads>
-__device__ __forceinline__ void load_tile(const PrefillAttentionLaunch& p, const uint16_t* keys,
-                                          const uint16_t* values, int64_t first, int64_t end, uint16_t* ks,
-                                          uint16_t* vs) {
+__device__ __forceinline__ void load_tile(const PrefillAttentionLaunch& p, const uint16_t* keys, const uint16_t* values,
+                                          int64_t first, int64_t end, uint16_t* ks, uint16_t* vs) {
   constexpr int kVectorsPerRow = D / 8;
   constexpr int kLd = PrefillShape<D>::kLd;
   for (int v = threadIdx.x; v < kKeyRows * kVectorsPerRow; v += Threads) {
@@ -385,8 +384,8 @@ int resident_blocks_for(const PrefillAttentionLaunch& p) {
   return wide ? resident_blocks<128, 8, true>() : resident_blocks<128, 4, false>();
 }
 
-cudaError_t launch_combine(const PrefillAttentionLaunch& p, const SplitPartials& partials, int query_rows,
-                           int key_rows, cudaStream_t stream) {
+cudaError_t launch_combine(const PrefillAttentionLaunch& p, const SplitPartials& partials, int query_rows, int key_rows,
+                           cudaStream_t stream) {
   const int64_t rows = int64_t(p.tokens) * p.heads;
   const unsigned blocks = static_cast<unsigned>(ceil_div(rows, kCombineWarps));
   if (p.head_dim == 128)
@@ -508,7 +507,8 @@ cudaError_t launch_prefill_attention(const PrefillAttentionLaunch& launch, cudaS
   if (launch.kv_heads <= 0 || launch.heads % launch.kv_heads != 0) return cudaErrorInvalidValue;
   if (launch.head_dim != 64 && launch.head_dim != 128) return cudaErrorInvalidValue;
   int splits = prefill_attention_splits(launch);
-  const bool room = launch.split_scratch && launch.split_scratch_bytes >= prefill_attention_scratch_bytes(launch, splits);
+  const bool room =
+      launch.split_scratch && launch.split_scratch_bytes >= prefill_attention_scratch_bytes(launch, splits);
   if (splits > 1 && !room) {
     if (launch.splits > 1) return cudaErrorInvalidValue;  // forced without room for the partials
     splits = 1;

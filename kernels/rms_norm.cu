@@ -45,8 +45,8 @@ __global__ void rms_norm_vector_kernel(const float* x, int64_t x_stride, const f
   for (int j = 0; j < kCached; ++j) {
     const int i = threadIdx.x + j * blockDim.x;
     if (i < vectors)
-      target[i] = pack_bf16x4(v[j].x * inv * g[j].x, v[j].y * inv * g[j].y, v[j].z * inv * g[j].z,
-                              v[j].w * inv * g[j].w);
+      target[i] =
+          pack_bf16x4(v[j].x * inv * g[j].x, v[j].y * inv * g[j].y, v[j].z * inv * g[j].z, v[j].w * inv * g[j].w);
   }
 }
 

@@ -28,23 +28,22 @@ __global__ void swiglu_vector_kernel(const float* gate_up, int inner, uint16_t* 
   if (i >= inner / 4) return;
   const float4* gate = reinterpret_cast<const float4*>(gate_up + int64_t(blockIdx.y) * 2 * inner);
   const float4 g = gate[i], u = gate[inner / 4 + i];
-  reinterpret_cast<uint2*>(out + int64_t(blockIdx.y) * inner)[i] =
-      make_uint2(pack_bf16(silu_times(g.x, u.x), silu_times(g.y, u.y)),
-                 pack_bf16(silu_times(g.z, u.z), silu_times(g.w, u.w)));
+  reinterpret_cast<uint2*>(out + int64_t(blockIdx.y) * inner)[i] = make_uint2(
+      pack_bf16(silu_times(g.x, u.x), silu_times(g.y, u.y)), pack_bf16(silu_times(g.z, u.z), silu_times(g.w, u.w)));
 }
 
 }  // namespace
 
 cudaError_t launch_swiglu(const float* gate_up, int tokens, int inner, uint16_t* out, cudaStream_t stream) {
   if (tokens <= 0) return cudaSuccess;
-  const bool vector = inner % 4 == 0 && reinterpret_cast<uintptr_t>(gate_up) % 16 == 0 &&
-                      reinterpret_cast<uintptr_t>(out) % 8 == 0;
+  const bool vector =
+      inner % 4 == 0 && reinterpret_cast<uintptr_t>(gate_up) % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0;
   if (vector) {
     swiglu_vector_kernel<<<dim3(static_cast<unsigned>(ceil_div(inner / 4, kThreads)), tokens), kThreads, 0, stream>>>(
         gate_up, inner, out);
   } else {
-    swiglu_kernel<<<dim3(static_cast<unsigned>(ceil_div(inner, kThreads)), tokens), kThreads, 0, stream>>>(
-        gate_up, inner, out);
+    swiglu_kernel<<<dim3(static_cast<unsigned>(ceil_div(inner, kThreads)), tokens), kThreads, 0, stream>>>(gate_up,
+                                                                                                           inner, out);
   }
   return cudaGetLastError();
 }

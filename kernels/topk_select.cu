@@ -80,7 +80,7 @@ __global__ void __cluster_dims__(kTopKClusterSize, 1, 1) __launch_bounds__(kTopK
 
   uint64_t prefix = 0;  // the bytes of the threshold fixed so far
   uint32_t remaining = static_cast<uint32_t>(p.k);
-  int shift = 48;       // bit position of the byte this pass histograms
+  int shift = 48;  // bit position of the byte this pass histograms
   int buffer = 0;
   for (bool first_pass = true;; first_pass = false) {
     uint32_t* local = histogram[buffer];
@@ -226,7 +226,8 @@ __global__ void __cluster_dims__(kTopKClusterSize, 1, 1) __launch_bounds__(kTopK
 __global__ void select_all_kernel(const TopKLaunch p) {
   const int row = blockIdx.y;
   int32_t* out = p.out + int64_t(row) * p.out_stride;
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < p.candidates; i += int64_t(gridDim.x) * blockDim.x)
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < p.candidates;
+       i += int64_t(gridDim.x) * blockDim.x)
     out[i] = static_cast<int32_t>(i);
   if (p.append_position >= 0 && blockIdx.x == 0 && threadIdx.x == 0)
     out[p.candidates] = static_cast<int32_t>(p.append_position);
@@ -235,8 +236,7 @@ __global__ void select_all_kernel(const TopKLaunch p) {
 }  // namespace
 
 cudaError_t prepare_select_top_k(int max_shared_bytes) {
-  return cudaFuncSetAttribute(select_top_k_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                              max_shared_bytes);
+  return cudaFuncSetAttribute(select_top_k_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, max_shared_bytes);
 }
 
 int top_k_max_active_clusters(bool keys_in_shared, size_t shared_bytes) {
@@ -245,9 +245,9 @@ int top_k_max_active_clusters(bool keys_in_shared, size_t shared_bytes) {
   config.blockDim = dim3(kTopKThreads);
   config.dynamicSmemBytes = keys_in_shared ? shared_bytes : 0;
   int clusters = 0;
-  const cudaError_t error =
-      keys_in_shared ? cudaOccupancyMaxActiveClusters(&clusters, select_top_k_kernel<true>, &config)
-                     : cudaOccupancyMaxActiveClusters(&clusters, select_top_k_kernel<false>, &config);
+  const cudaError_t error = keys_in_shared
+                                ? cudaOccupancyMaxActiveClusters(&clusters, select_top_k_kernel<true>, &config)
+                                : cudaOccupancyMaxActiveClusters(&clusters, select_top_k_kernel<false>, &config);
   return error == cudaSuccess ? clusters : -1;
 }
 
@@ -263,7 +263,8 @@ cudaError_t launch_select_top_k(const TopKLaunch& launch, cudaStream_t stream) {
 }
 
 cudaError_t launch_select_all(const TopKLaunch& launch, cudaStream_t stream) {
-  const int blocks = static_cast<int>(ceil_div(launch.candidates + 1, 256) < 64 ? ceil_div(launch.candidates + 1, 256) : 64);
+  const int blocks =
+      static_cast<int>(ceil_div(launch.candidates + 1, 256) < 64 ? ceil_div(launch.candidates + 1, 256) : 64);
   select_all_kernel<<<dim3(blocks, launch.rows), 256, 0, stream>>>(launch);
   return cudaGetLastError();
 }

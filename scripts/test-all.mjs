@@ -1,12 +1,14 @@
 // `npm test`: bundles src/ (the unit tests start the built engine host), then every test
-// layer in order — TypeScript type check, unit tests, the hostile-input suite, native tests (ctest), integration
-// tests inside a real VS Code. Stops at the first failing layer, prints one summary line
-// per layer and a last line with the test counts over all layers.
+// layer in order — TypeScript type check, the C++/CUDA format check, unit tests, the
+// hostile-input suite, native tests (ctest), integration tests inside a real VS Code. Stops
+// at the first failing layer, prints one summary line per layer and a last line with the
+// test counts over all layers.
 import { spawn } from 'node:child_process';
 
 const layers = [
   ['build', 'node', ['esbuild.mjs']],
   ['typecheck', 'npx', ['tsc', '-p', '.', '--noEmit']],
+  ['format', 'node', ['scripts/check-format.mjs']],
   ['unit', 'node', ['scripts/test-unit.mjs']],
   ['adversarial', 'node', ['scripts/test-unit.mjs', 'test/adversarial']],
   ['native', 'ctest', ['--test-dir', 'native/build', '--output-on-failure', '--verbose']],

@@ -88,10 +88,14 @@ tidal::AttentionOptions ToAttentionOptions(Napi::Env env, Napi::Value value) {
   Napi::Value mode = object.Get("mode");
   if (!mode.IsUndefined()) {
     std::string name = mode.IsString() ? mode.As<Napi::String>().Utf8Value() : "";
-    if (name == "full") options.mode = tidal::AttentionMode::Full;
-    else if (name == "tidal") options.mode = tidal::AttentionMode::Tidal;
-    else if (name == "quest") options.mode = tidal::AttentionMode::Quest;
-    else throw Napi::TypeError::New(env, "attention.mode must be 'full', 'tidal' or 'quest'");
+    if (name == "full")
+      options.mode = tidal::AttentionMode::Full;
+    else if (name == "tidal")
+      options.mode = tidal::AttentionMode::Tidal;
+    else if (name == "quest")
+      options.mode = tidal::AttentionMode::Quest;
+    else
+      throw Napi::TypeError::New(env, "attention.mode must be 'full', 'tidal' or 'quest'");
   }
   options.token_budget = IntField(env, object, "tokenBudget", options.token_budget, 1, limits::kMaxTokenBudget);
   options.dense_layers = IntField(env, object, "denseLayers", options.dense_layers, 0, limits::kMaxDenseLayers);
@@ -101,10 +105,14 @@ tidal::AttentionOptions ToAttentionOptions(Napi::Env env, Napi::Value value) {
   Napi::Value policy = object.Get("selectionPolicy");
   if (!policy.IsUndefined()) {
     std::string name = policy.IsString() ? policy.As<Napi::String>().Utf8Value() : "";
-    if (name == "perQueryHead") options.selection_policy = tidal::SelectionPolicy::PerQueryHead;
-    else if (name == "perKvHeadMax") options.selection_policy = tidal::SelectionPolicy::PerKvHeadMax;
-    else if (name == "perKvHeadSum") options.selection_policy = tidal::SelectionPolicy::PerKvHeadSum;
-    else throw Napi::TypeError::New(env, "selectionPolicy must be 'perQueryHead', 'perKvHeadMax' or 'perKvHeadSum'");
+    if (name == "perQueryHead")
+      options.selection_policy = tidal::SelectionPolicy::PerQueryHead;
+    else if (name == "perKvHeadMax")
+      options.selection_policy = tidal::SelectionPolicy::PerKvHeadMax;
+    else if (name == "perKvHeadSum")
+      options.selection_policy = tidal::SelectionPolicy::PerKvHeadSum;
+    else
+      throw Napi::TypeError::New(env, "selectionPolicy must be 'perQueryHead', 'perKvHeadMax' or 'perKvHeadSum'");
   }
   options.correction_interval = IntField(env, object, "correctionInterval", 0, 0, limits::kMaxCorrectionInterval);
   Napi::Value sparse_first_step = object.Get("sparseFirstStep");
@@ -180,8 +188,7 @@ std::vector<int32_t> ToTokens(Napi::Env env, Napi::Value value, int64_t vocab_si
       std::ostringstream shown;
       shown << number;
       throw Napi::RangeError::New(env, std::string(what) + "[" + std::to_string(index) + "] = " + shown.str() +
-                                           " is not a token id in [0, " +
-                                           std::to_string(vocab_size) + ")");
+                                           " is not a token id in [0, " + std::to_string(vocab_size) + ")");
     }
     return int32_t(number);
   };
@@ -227,9 +234,12 @@ Napi::Object FromModelInfo(Napi::Env env, const tidal::ModelInfo& info) {
 
 static const char* ModeName(tidal::AttentionMode mode) {
   switch (mode) {
-    case tidal::AttentionMode::Full: return "full";
-    case tidal::AttentionMode::Tidal: return "tidal";
-    case tidal::AttentionMode::Quest: return "quest";
+    case tidal::AttentionMode::Full:
+      return "full";
+    case tidal::AttentionMode::Tidal:
+      return "tidal";
+    case tidal::AttentionMode::Quest:
+      return "quest";
   }
   return "full";
 }

@@ -126,7 +126,8 @@ EngineWrap::EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine
 
 Napi::Value EngineWrap::LoadModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "loadModel(dir, options?): dir must be a string");
+  if (info.Length() < 1 || !info[0].IsString())
+    throw Napi::TypeError::New(env, "loadModel(dir, options?): dir must be a string");
   std::string dir = info[0].As<Napi::String>().Utf8Value();
   tidal::EngineOptions options = ToEngineOptions(env, info.Length() > 1 ? info[1] : env.Undefined());
   auto loaded = std::make_shared<std::shared_ptr<tidal::Engine>>();
@@ -148,7 +149,8 @@ std::shared_ptr<tidal::Engine> EngineWrap::Require(Napi::Env env) const {
 tidal::SequenceId EngineWrap::SequenceArg(Napi::Env env, Napi::Value value) const {
   if (!value.IsNumber()) throw Napi::TypeError::New(env, "sequence must be a sequence id (a number)");
   double id = value.As<Napi::Number>().DoubleValue();
-  if (!(id >= 0) || id != double(uint64_t(id))) throw Napi::RangeError::New(env, "sequence id must be a non-negative integer");
+  if (!(id >= 0) || id != double(uint64_t(id)))
+    throw Napi::RangeError::New(env, "sequence id must be a non-negative integer");
   return tidal::SequenceId(id);
 }
 
@@ -185,7 +187,8 @@ Napi::Value EngineWrap::TrimSequence(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto engine = Require(env);
   tidal::SequenceId sequence = SequenceArg(env, info[0]);
-  if (info.Length() < 2 || !info[1].IsNumber()) throw Napi::TypeError::New(env, "trimSequence(sequence, length): length must be a number");
+  if (info.Length() < 2 || !info[1].IsNumber())
+    throw Napi::TypeError::New(env, "trimSequence(sequence, length): length must be a number");
   int64_t length = info[1].As<Napi::Number>().Int64Value();
   return PromiseWorker::Start(
       env, [engine, sequence, length] { engine->trim_sequence(sequence, length); },
@@ -264,7 +267,8 @@ Napi::Value EngineWrap::SaveSequence(const Napi::CallbackInfo& info) {
   tidal::SequenceId sequence = SequenceArg(env, info[0]);
   std::string path = ToPath(env, info.Length() > 1 ? info[1] : env.Undefined(), "saveSequence(sequence, path)");
   std::shared_ptr<std::atomic<bool>> cancel;
-  if (info.Length() > 2 && info[2].IsObject()) cancel = CancelToken::FromValue(env, info[2].As<Napi::Object>().Get("cancel"));
+  if (info.Length() > 2 && info[2].IsObject())
+    cancel = CancelToken::FromValue(env, info[2].As<Napi::Object>().Get("cancel"));
   auto bytes = std::make_shared<size_t>(0);
   return PromiseWorker::Start(
       env, [engine, sequence, path, bytes, cancel] { *bytes = engine->save_sequence(sequence, path, cancel.get()); },

@@ -28,7 +28,8 @@ Napi::Object FromRope(Napi::Env env, const tidal::ModelConfig& c) {
   scaling.Set("highFreqFactor", Napi::Number::New(env, c.rope_scaling.high_freq_factor));
   scaling.Set("originalMaxPositions", Napi::Number::New(env, double(c.rope_scaling.original_max_position_embeddings)));
   Napi::Array frequencies = Napi::Array::New(env, c.rope_frequencies.size());
-  for (size_t i = 0; i < c.rope_frequencies.size(); ++i) frequencies.Set(i, Napi::Number::New(env, c.rope_frequencies[i]));
+  for (size_t i = 0; i < c.rope_frequencies.size(); ++i)
+    frequencies.Set(i, Napi::Number::New(env, c.rope_frequencies[i]));
   Napi::Object rope = Napi::Object::New(env);
   rope.Set("theta", Napi::Number::New(env, c.rope_theta));
   rope.Set("scaling", scaling);

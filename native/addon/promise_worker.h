@@ -12,7 +12,7 @@ namespace tidal_addon {
 
 class PromiseWorker : public Napi::AsyncWorker {
  public:
-  using Work = std::function<void()>;                   // runs off the JS thread
+  using Work = std::function<void()>;                    // runs off the JS thread
   using Result = std::function<Napi::Value(Napi::Env)>;  // runs on the JS thread afterwards
 
   static Napi::Promise Start(Napi::Env env, Work work, Result result, const char* name) {
@@ -46,7 +46,9 @@ class PromiseWorker : public Napi::AsyncWorker {
 
  private:
   PromiseWorker(Napi::Env env, Work work, Result result, const char* name)
-      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)),
+      : Napi::AsyncWorker(env, name),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        work_(std::move(work)),
         result_(std::move(result)) {}
 
   Napi::Promise::Deferred deferred_;

@@ -13,18 +13,18 @@
 
 #include "cli_command.h"
 #include "engine_setup.h"
-#include "tidal/option_limits.h"
 #include "tidal/error.h"
+#include "tidal/option_limits.h"
 
 #ifdef TIDAL_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
-#include "engine/attention_plan.h"
-#include "engine/sampler.h"
 #include "bench/device_bandwidth.h"
 #include "bench/op_timing.h"
 #include "bench/shapes.h"
 #include "cuda/cuda_backend.h"
+#include "engine/attention_plan.h"
+#include "engine/sampler.h"
 #endif
 
 namespace tidal::cli {
@@ -55,13 +55,15 @@ StepBytes step_bytes(const ModelConfig& c, const AttentionPlan& plan, int64_t po
   bytes.weights = weight_bytes;
   for (LayerAttention role : plan.layers) {
     switch (role) {
-      case LayerAttention::Dense: bytes.kv += double(c.num_kv_heads) * double(positions) * row; break;
+      case LayerAttention::Dense:
+        bytes.kv += double(c.num_kv_heads) * double(positions) * row;
+        break;
       case LayerAttention::DenseAndSelect:
         bytes.kv += double(c.num_kv_heads) * double(positions) * row + 2.0 * double(c.num_heads * positions) * 4.0;
         break;
       case LayerAttention::Selected: {
-        const double lists = plan.selection_policy == SelectionPolicy::PerQueryHead ? double(c.num_heads)
-                                                                                     : double(c.num_kv_heads);
+        const double lists =
+            plan.selection_policy == SelectionPolicy::PerQueryHead ? double(c.num_heads) : double(c.num_kv_heads);
         bytes.kv += lists * double(std::min(plan.token_budget, positions)) * row;
         break;
       }
@@ -82,7 +84,8 @@ const char* mode_label(AttentionMode mode) {
 
 int run_bench(Arguments& arguments) {
   const std::vector<std::string> shapes = arguments.text_list("--shapes", {"llama-3.1-8b", "llama-2-7b"});
-  const std::vector<int64_t> contexts = arguments.integer_list("--contexts", {10000, 32000, 100000}, 1, limits::kMaxContext);
+  const std::vector<int64_t> contexts =
+      arguments.integer_list("--contexts", {10000, 32000, 100000}, 1, limits::kMaxContext);
   const int64_t steps = arguments.integer("--decode-tokens", 10, 2, limits::kMaxCount);
   const int64_t prefill_tokens = arguments.integer("--prefill", 0, 0, limits::kMaxContext);
   const int64_t prefill_chunk = arguments.integer("--prefill-chunk", 8192, 64, limits::kMaxPrefillChunk);
@@ -153,14 +156,19 @@ int run_bench(Arguments& arguments) {
       // Attention of one layer, by role.
       const double bytes_layer = 2.0 * double(config.num_kv_heads * context * config.head_dim) * 2.0;
       const double floor_layer_us = bytes_layer / bandwidth * 1e6;
-      const double dense_us = bench::time_layer_attention(config, *backend, *cache, LayerAttention::Dense, tidal_plan, 30);
-      const double select_us = bench::time_layer_attention(config, *backend, *cache, LayerAttention::DenseAndSelect, tidal_plan, 30);
-      const double sparse_us = bench::time_layer_attention(config, *backend, *cache, LayerAttention::Selected, tidal_plan, 30);
+      const double dense_us =
+          bench::time_layer_attention(config, *backend, *cache, LayerAttention::Dense, tidal_plan, 30);
+      const double select_us =
+          bench::time_layer_attention(config, *backend, *cache, LayerAttention::DenseAndSelect, tidal_plan, 30);
+      const double sparse_us =
+          bench::time_layer_attention(config, *backend, *cache, LayerAttention::Selected, tidal_plan, 30);
       const AttentionPlan quest_plan = plan_for(AttentionMode::Quest, attention, config.num_layers);
-      const double quest_us = bench::time_layer_attention(config, *backend, *cache, LayerAttention::QuestPages, quest_plan, 30);
-      const double sparse_bytes = double(config.num_heads) * double(attention.token_budget) * double(config.head_dim) * 4.0;
-      const double quest_bytes = sparse_bytes + double(config.num_kv_heads) * double((context + 15) / 16) *
-                                                    double(config.head_dim) * 4.0;
+      const double quest_us =
+          bench::time_layer_attention(config, *backend, *cache, LayerAttention::QuestPages, quest_plan, 30);
+      const double sparse_bytes =
+          double(config.num_heads) * double(attention.token_budget) * double(config.head_dim) * 4.0;
+      const double quest_bytes =
+          sparse_bytes + double(config.num_kv_heads) * double((context + 15) / 16) * double(config.head_dim) * 4.0;
       char line[320];
       auto attention_row = [&](const char* op, double us, double floor_us) {
         std::snprintf(line, sizeof line, "| %s | %lldK | %s | %.1f | %.1f | %.2f | %.0f%% |", shape.c_str(),
@@ -218,7 +226,8 @@ int run_bench(Arguments& arguments) {
           if (mode == AttentionMode::Full && graphs && variant.gemv == Gemv::Auto) full_ms = ms;
           if (!graph_gpu.empty()) {
             std::sort(graph_gpu.begin(), graph_gpu.end());
-            std::fprintf(stderr, "%s %lldK %s: %lld graph replays, %lld instantiations, graph alone on the GPU %.3f ms\n",
+            std::fprintf(stderr,
+                         "%s %lldK %s: %lld graph replays, %lld instantiations, graph alone on the GPU %.3f ms\n",
                          shape.c_str(), static_cast<long long>(context / 1000), mode_label(mode),
                          static_cast<long long>(tools->graph_replays() - replays),
                          static_cast<long long>(tools->graph_instantiations() - instantiations),
@@ -227,8 +236,8 @@ int run_bench(Arguments& arguments) {
           const StepBytes bytes = step_bytes(config, plan, context + 1, weight_bytes);
           const double floor_ms = (bytes.weights + bytes.kv) / bandwidth * 1e3;
           std::snprintf(line, sizeof line, "| %s | %lldK | %s%s | %.3f | %.3f | %.2f | %.2fx | %.1f | %.1f |",
-                        shape.c_str(), static_cast<long long>(context / 1000), mode_label(mode), variant.label, ms, floor_ms, ms / floor_ms, full_ms / ms, bytes.weights / 1e9,
-                        bytes.kv / 1e9);
+                        shape.c_str(), static_cast<long long>(context / 1000), mode_label(mode), variant.label, ms,
+                        floor_ms, ms / floor_ms, full_ms / ms, bytes.weights / 1e9, bytes.kv / 1e9);
           decode_rows.push_back(line);
           std::fprintf(stderr, "%s\n", line);
         }
@@ -238,9 +247,11 @@ int run_bench(Arguments& arguments) {
     }
   }
 
-  std::printf("Decode step, batch 1 (median of %lld steps; floor = (weights + attention K/V reads) / copy bandwidth)\n\n",
-              static_cast<long long>(steps));
-  std::printf("| shape | context | mode | ms/token | floor (ms) | time/floor | speed-up vs full | weights GB | KV GB |\n");
+  std::printf(
+      "Decode step, batch 1 (median of %lld steps; floor = (weights + attention K/V reads) / copy bandwidth)\n\n",
+      static_cast<long long>(steps));
+  std::printf(
+      "| shape | context | mode | ms/token | floor (ms) | time/floor | speed-up vs full | weights GB | KV GB |\n");
   std::printf("|---|---|---|---:|---:|---:|---:|---:|---:|\n");
   for (const std::string& row : decode_rows) std::printf("%s\n", row.c_str());
   std::printf("\nAttention only, one layer (mean of 30 back-to-back launches over rotating layers)\n\n");
@@ -266,8 +277,9 @@ int run_bench(Arguments& arguments) {
 #else
 
 int run_bench(Arguments&) {
-  throw RequestError("this build of tidal has no CUDA backend (nvcc was not found when it was built); "
-                     "`tidal bench-cpu` measures the CPU backend");
+  throw RequestError(
+      "this build of tidal has no CUDA backend (nvcc was not found when it was built); "
+      "`tidal bench-cpu` measures the CPU backend");
 }
 
 #endif

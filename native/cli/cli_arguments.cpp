@@ -58,7 +58,8 @@ int64_t parse_integer(const std::string& text, const std::string& option, int64_
                       const char* what = "an integer") {
   const std::string range = "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
   const size_t first_digit = !text.empty() && (text[0] == '-' || text[0] == '+') ? 1 : 0;
-  const bool digits = text.size() > first_digit && text.find_first_not_of("0123456789", first_digit) == std::string::npos;
+  const bool digits =
+      text.size() > first_digit && text.find_first_not_of("0123456789", first_digit) == std::string::npos;
   if (!digits) throw UsageError("option " + option + " expects " + what + " in " + range + ", got '" + text + "'");
   errno = 0;
   const long long parsed = std::strtoll(text.c_str(), nullptr, 10);

@@ -10,8 +10,8 @@ namespace tidal::cli {
 
 struct Command {
   std::string name;
-  std::string summary;  // one line for `tidal help`
-  std::string usage;    // the options, for `tidal <name> --help`
+  std::string summary;             // one line for `tidal help`
+  std::string usage;               // the options, for `tidal <name> --help`
   std::vector<std::string> flags;  // options that take no value
   int (*run)(Arguments& arguments);
 };

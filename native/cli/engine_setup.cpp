@@ -47,9 +47,12 @@ AttentionMode parse_attention_mode(const std::string& text) {
 
 const char* attention_mode_name(AttentionMode mode) {
   switch (mode) {
-    case AttentionMode::Full: return "full";
-    case AttentionMode::Tidal: return "tidal";
-    case AttentionMode::Quest: return "quest";
+    case AttentionMode::Full:
+      return "full";
+    case AttentionMode::Tidal:
+      return "tidal";
+    case AttentionMode::Quest:
+      return "quest";
   }
   return "?";
 }

@@ -11,16 +11,18 @@ namespace tidal::cli {
 namespace {
 
 int run_generate(Arguments& arguments) {
-  const std::vector<int64_t> prompt_ids = parse_integer_list(arguments.required_text("--prompt-tokens"),
-                                                             "--prompt-tokens", 0, limits::kMaxTokenId);
+  const std::vector<int64_t> prompt_ids =
+      parse_integer_list(arguments.required_text("--prompt-tokens"), "--prompt-tokens", 0, limits::kMaxTokenId);
   GenerateOptions options;
   options.max_tokens = arguments.integer("--max-tokens", 32, 0, limits::kMaxNewTokens);
   options.attention = read_attention_options(arguments);
-  options.sampling.temperature = static_cast<float>(arguments.number("--temperature", 0.0, 0.0, limits::kMaxTemperature));
+  options.sampling.temperature =
+      static_cast<float>(arguments.number("--temperature", 0.0, 0.0, limits::kMaxTemperature));
   options.sampling.top_k = arguments.integer("--top-k", 0, 0, limits::kMaxTopK);
   options.sampling.top_p = static_cast<float>(arguments.number("--top-p", 1.0, 0.0, 1.0));
   options.sampling.seed = static_cast<uint64_t>(arguments.integer("--seed", 0, 0, limits::kMaxSeed));
-  for (int64_t id : arguments.integer_list("--stop-tokens", {}, 0, limits::kMaxTokenId)) options.stop_tokens.push_back(static_cast<int32_t>(id));
+  for (int64_t id : arguments.integer_list("--stop-tokens", {}, 0, limits::kMaxTokenId))
+    options.stop_tokens.push_back(static_cast<int32_t>(id));
   options.stop_at_eos = !arguments.flag("--no-eos-stop");
   OpenedEngine opened = open_engine(arguments, "");
   arguments.reject_unused();

@@ -40,8 +40,9 @@ int main(int argc, char** argv) {
     if (c.name == name) command = &c;
   if (!command && name == "eval") {
     // The evaluation runs where the model's own tokenizer is: the Node entry (src/eval/).
-    std::fprintf(stderr, "tidal: `tidal eval` is now `node dist/tidal-eval.js` (npm run eval -- OPTIONS), "
-                         "with the same options; build it with `npm run build`\n");
+    std::fprintf(stderr,
+                 "tidal: `tidal eval` is now `node dist/tidal-eval.js` (npm run eval -- OPTIONS), "
+                 "with the same options; build it with `npm run build`\n");
     return 2;
   }
   if (!command) {

@@ -51,7 +51,9 @@ void check(cudaError_t code, const char* what) {
 
 class DeviceBuffer {
  public:
-  explicit DeviceBuffer(size_t bytes) : bytes_(bytes) { check(cudaMalloc(&data_, std::max<size_t>(bytes, 16)), "cudaMalloc"); }
+  explicit DeviceBuffer(size_t bytes) : bytes_(bytes) {
+    check(cudaMalloc(&data_, std::max<size_t>(bytes, 16)), "cudaMalloc");
+  }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
   ~DeviceBuffer() { cudaFree(data_); }
@@ -133,10 +135,11 @@ class Bench {
         stream_);
     copy_gbs_ = 2.0 * bytes / copy_us / 1e3;
     DeviceBuffer sink(1 << 16);
-    const double read_us = median_us([&](int) { gpu_bench::read_sweep(a.as(), bytes, sink.as<uint32_t>(), stream_); }, stream_);
+    const double read_us =
+        median_us([&](int) { gpu_bench::read_sweep(a.as(), bytes, sink.as<uint32_t>(), stream_); }, stream_);
     read_gbs_ = bytes / read_us / 1e3;
-    std::printf("device-to-device copy: %.0f GB/s (read + write, %.0f MiB);  read-only sweep: %.0f GB/s\n",
-                copy_gbs_, bytes / 1048576.0, read_gbs_);
+    std::printf("device-to-device copy: %.0f GB/s (read + write, %.0f MiB);  read-only sweep: %.0f GB/s\n", copy_gbs_,
+                bytes / 1048576.0, read_gbs_);
   }
 
   void run_shape(const Shape& shape, int64_t context) {
@@ -228,24 +231,30 @@ class Bench {
                   cuda::detail::top_k_max_active_clusters(true, slice_bytes), heads, kv_heads);
     }
     const std::string model = shape.name;
-    auto add = [&](const std::string& op, double us, double bytes) { rows_.push_back({model, context, op, us, bytes}); };
+    auto add = [&](const std::string& op, double us, double bytes) {
+      rows_.push_back({model, context, op, us, bytes});
+    };
 
     add("dense attention",
-        median_us([&](int rep) {
-          cuda::DecodeAttentionArgs a = dense;
-          a.kv = view(rep % buffers);
-          cuda::decode_attention(a, stream_);
-        }, stream_),
+        median_us(
+            [&](int rep) {
+              cuda::DecodeAttentionArgs a = dense;
+              a.kv = view(rep % buffers);
+              cuda::decode_attention(a, stream_);
+            },
+            stream_),
         kv_read);
 
     add("dense + scores",
-        median_us([&](int rep) {
-          cuda::DecodeAttentionArgs a = dense;
-          a.kv = view(rep % buffers);
-          a.scores = scores[size_t(rep % score_buffers)]->as<float>();
-          a.score_stride = context;
-          cuda::decode_attention(a, stream_);
-        }, stream_),
+        median_us(
+            [&](int rep) {
+              cuda::DecodeAttentionArgs a = dense;
+              a.kv = view(rep % buffers);
+              a.scores = scores[size_t(rep % score_buffers)]->as<float>();
+              a.score_stride = context;
+              cuda::decode_attention(a, stream_);
+            },
+            stream_),
         kv_read + double(score_bytes));
 
     cuda::TopKArgs top;
@@ -257,35 +266,41 @@ class Bench {
     top.out = selected.as<int32_t>();
     top.out_stride = kBudget;
     add("top-k 2048/query head",
-        median_us([&](int rep) {
-          cuda::TopKArgs t = top;
-          t.scores = scores[size_t(rep % score_buffers)]->as<float>();
-          cuda::select_top_k(t, stream_);
-        }, stream_),
+        median_us(
+            [&](int rep) {
+              cuda::TopKArgs t = top;
+              t.scores = scores[size_t(rep % score_buffers)]->as<float>();
+              cuda::select_top_k(t, stream_);
+            },
+            stream_),
         double(score_bytes));
     if (group > 1) {
       add("top-k 2048/KV head (max)",
-          median_us([&](int rep) {
-            cuda::TopKArgs t = top;
-            t.scores = scores[size_t(rep % score_buffers)]->as<float>();
-            t.rows = kv_heads;
-            t.group = group;
-            t.reduce = cuda::ScoreReduce::Max;
-            cuda::select_top_k(t, stream_);
-          }, stream_),
+          median_us(
+              [&](int rep) {
+                cuda::TopKArgs t = top;
+                t.scores = scores[size_t(rep % score_buffers)]->as<float>();
+                t.rows = kv_heads;
+                t.group = group;
+                t.reduce = cuda::ScoreReduce::Max;
+                cuda::select_top_k(t, stream_);
+              },
+              stream_),
           double(score_bytes));
     }
     add("tidal selection layer",
-        median_us([&](int rep) {
-          cuda::DecodeAttentionArgs a = dense;
-          a.kv = view(rep % buffers);
-          a.scores = scores[size_t(rep % score_buffers)]->as<float>();
-          a.score_stride = context;
-          cuda::decode_attention(a, stream_);
-          cuda::TopKArgs t = top;
-          t.scores = a.scores;
-          cuda::select_top_k(t, stream_);
-        }, stream_),
+        median_us(
+            [&](int rep) {
+              cuda::DecodeAttentionArgs a = dense;
+              a.kv = view(rep % buffers);
+              a.scores = scores[size_t(rep % score_buffers)]->as<float>();
+              a.score_stride = context;
+              cuda::decode_attention(a, stream_);
+              cuda::TopKArgs t = top;
+              t.scores = a.scores;
+              cuda::select_top_k(t, stream_);
+            },
+            stream_),
         kv_read + double(score_bytes));
 
     cuda::PositionLists per_head;
@@ -295,12 +310,14 @@ class Bench {
     per_head.sharing = cuda::PositionSharing::PerQueryHead;
     const double row_bytes = 2.0 * d * 2;
     auto sparse_attention_us = [&](const cuda::PositionLists* lists) {
-      return median_us([&](int rep) {
-        cuda::DecodeAttentionArgs a = dense;
-        a.kv = view(rep % buffers);
-        a.sparse = lists;
-        cuda::decode_attention(a, stream_);
-      }, stream_);
+      return median_us(
+          [&](int rep) {
+            cuda::DecodeAttentionArgs a = dense;
+            a.kv = view(rep % buffers);
+            a.sparse = lists;
+            cuda::decode_attention(a, stream_);
+          },
+          stream_);
     };
     add("sparse 2048/query head", sparse_attention_us(&per_head), double(heads) * kBudget * (row_bytes + 4));
     if (group > 1) {
@@ -350,22 +367,26 @@ class Bench {
                          quest_positions.as<int32_t>(), quest_lists.stride, stream_);
     };
     add("quest page bounds",
-        median_us([&](int rep) {
-          cuda::QuestScoreArgs q = quest;
-          q.pages = table(rep % buffers);
-          cuda::quest_page_scores(q, stream_);
-        }, stream_),
+        median_us(
+            [&](int rep) {
+              cuda::QuestScoreArgs q = quest;
+              q.pages = table(rep % buffers);
+              cuda::quest_page_scores(q, stream_);
+            },
+            stream_),
         page_meta_bytes + bounds_bytes);
     add("quest select (bounds+top-k+expand)", median_us([&](int rep) { quest_select(rep % buffers); }, stream_),
         page_meta_bytes + 2 * bounds_bytes);
     add("quest step (select + sparse attn)",
-        median_us([&](int rep) {
-          quest_select(rep % buffers);
-          cuda::DecodeAttentionArgs a = dense;
-          a.kv = view(rep % buffers);
-          a.sparse = &quest_lists;
-          cuda::decode_attention(a, stream_);
-        }, stream_),
+        median_us(
+            [&](int rep) {
+              quest_select(rep % buffers);
+              cuda::DecodeAttentionArgs a = dense;
+              a.kv = view(rep % buffers);
+              a.sparse = &quest_lists;
+              cuda::decode_attention(a, stream_);
+            },
+            stream_),
         page_meta_bytes + 2 * bounds_bytes + double(heads) * quest_count * (row_bytes + 4));
     check(cudaStreamSynchronize(stream_), "benchmark runs");
   }
@@ -444,7 +465,8 @@ class Bench {
       const char* name;
       int64_t rows, cols;
     };
-    const Product products[] = {{"q|k|v", 6144, 4096}, {"o", 4096, 4096}, {"gate|up", 28672, 4096}, {"down", 4096, 14336}};
+    const Product products[] = {
+        {"q|k|v", 6144, 4096}, {"o", 4096, 4096}, {"gate|up", 28672, 4096}, {"down", 4096, 14336}};
     cuda::Blas blas(stream_);
     constexpr int kCopies = 3;
     for (const Product& product : products) {
@@ -467,15 +489,17 @@ class Bench {
   }
 
   void print_matmul_table() const {
-    std::printf("\nprefill matrix products (cuBLAS, bf16 x bf16 -> fp32), Llama-3.1-8B layer; floor = flops / %.0f TFLOP/s\n\n",
-                kPeakTflops);
+    std::printf(
+        "\nprefill matrix products (cuBLAS, bf16 x bf16 -> fp32), Llama-3.1-8B layer; floor = flops / %.0f TFLOP/s\n\n",
+        kPeakTflops);
     std::printf("| product | tokens | rows x cols | time (us) | TFLOP/s | time/floor |\n");
     std::printf("|---|---:|---|---:|---:|---:|\n");
     for (const MatmulRow& row : matmul_rows_) {
       const double flops = 2.0 * double(row.tokens) * double(row.rows) * double(row.cols);
       const double tflops = flops / row.us / 1e6;
       std::printf("| %s | %d | %lld x %lld | %.1f | %.0f | %.2f |\n", row.name.c_str(), row.tokens,
-                  static_cast<long long>(row.rows), static_cast<long long>(row.cols), row.us, tflops, kPeakTflops / tflops);
+                  static_cast<long long>(row.rows), static_cast<long long>(row.cols), row.us, tflops,
+                  kPeakTflops / tflops);
     }
   }
 
@@ -546,8 +570,7 @@ int main(int argc, char** argv) {
     const Shape prefill_shapes[] = {{"Llama-3.1-8B", 32, 8, 128}, {"Qwen2.5-7B", 28, 4, 128}};
     for (const Shape& shape : prefill_shapes) bench.run_prefill(shape, 256, smoke ? 4096 : 99000);
     // The last 8192-token chunk of a 32K and of a 100K prefill: attention at the full-prefill rate.
-    for (int64_t context : {32768, 100000})
-      bench.run_prefill(prefill_shapes[0], 8192, smoke ? 4096 : context - 8192);
+    for (int64_t context : {32768, 100000}) bench.run_prefill(prefill_shapes[0], 8192, smoke ? 4096 : context - 8192);
     bench.print_prefill_table();
     for (int tokens : {256, 2048, 8192}) bench.run_matmuls(tokens);
     bench.print_matmul_table();

@@ -82,7 +82,8 @@ void test_dense(Report& report, Rng& rng, int64_t seq, int group, int head_dim, 
   cuda::decode_attention(args, nullptr);
   check_cuda(cudaDeviceSynchronize(), "decode attention");
 
-  std::vector<std::vector<int32_t>> lists(static_cast<size_t>(num_heads), std::vector<int32_t>(static_cast<size_t>(seq)));
+  std::vector<std::vector<int32_t>> lists(static_cast<size_t>(num_heads),
+                                          std::vector<int32_t>(static_cast<size_t>(seq)));
   for (auto& list : lists) std::iota(list.begin(), list.end(), 0);
   std::vector<double> ref;
   std::vector<std::vector<double>> ref_scores, magnitude;
@@ -90,8 +91,9 @@ void test_dense(Report& report, Rng& rng, int64_t seq, int group, int head_dim, 
   const std::vector<double> got = download_output(outputs.out, out_type, ref.size());
   const double error = relative_l2(ref, got);
   const double tolerance = out_bf16 ? kAttentionTolBf16 : kAttentionTolF32;
-  const std::string name = case_name(with_scores ? "dense+scores" : "dense", seq, -1, group, head_dim, q_bf16, out_bf16) +
-                           (spike ? " spike" : "");
+  const std::string name =
+      case_name(with_scores ? "dense+scores" : "dense", seq, -1, group, head_dim, q_bf16, out_bf16) +
+      (spike ? " spike" : "");
   report.check(error < tolerance, name, "rel L2 " + format("%.2e", error));
 
   if (with_scores) {
@@ -133,7 +135,8 @@ void test_sparse(Report& report, Rng& rng, int64_t seq, int64_t count, int group
 
   const int64_t stride = count + 3;
   std::vector<int32_t> flat(size_t(num_lists * stride), -1);
-  for (int r = 0; r < num_lists; ++r) std::copy(lists[size_t(r)].begin(), lists[size_t(r)].end(), flat.begin() + r * stride);
+  for (int r = 0; r < num_lists; ++r)
+    std::copy(lists[size_t(r)].begin(), lists[size_t(r)].end(), flat.begin() + r * stride);
   DeviceArray<int32_t> positions(flat);
 
   const cuda::ElementType out_type = out_bf16 ? cuda::ElementType::BF16 : cuda::ElementType::F32;
@@ -161,10 +164,10 @@ void test_sparse(Report& report, Rng& rng, int64_t seq, int64_t count, int group
   std::vector<double> ref;
   reference_attention(layer, query.values, num_heads, head_lists, ref);
   const double error = relative_l2(ref, download_output(outputs.out, out_type, ref.size()));
-  report.check(error < (out_bf16 ? kAttentionTolBf16 : kAttentionTolF32),
-               case_name(per_head ? "sparse/query-head" : "sparse/kv-head", seq, count, group, head_dim, q_bf16,
-                         out_bf16),
-               "rel L2 " + format("%.2e", error));
+  report.check(
+      error < (out_bf16 ? kAttentionTolBf16 : kAttentionTolF32),
+      case_name(per_head ? "sparse/query-head" : "sparse/kv-head", seq, count, group, head_dim, q_bf16, out_bf16),
+      "rel L2 " + format("%.2e", error));
 }
 
 // A per-KV-head list holding every position must give bitwise the dense result.

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "../tests/kv_snapshot.h"
 #include "bench/op_timing.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/rope.h"
@@ -26,7 +27,6 @@
 #include "engine/kv_file.h"
 #include "engine/model_weights.h"
 #include "engine/synthetic_model.h"
-#include "../tests/kv_snapshot.h"
 #include "test_support.h"
 #include "tidal/engine.h"
 #include "tidal/error.h"
@@ -185,7 +185,8 @@ void test_compaction(Report& report, const std::string& kind) {
             const double x1 = before.at(layer, 0, head, source, i), x2 = before.at(layer, 0, head, source, i + half);
             const double y1 = x1 * std::cos(angle) - x2 * std::sin(angle);
             const double y2 = x2 * std::cos(angle) + x1 * std::sin(angle);
-            const double got1 = after.at(layer, 0, head, position, i), got2 = after.at(layer, 0, head, position, i + half);
+            const double got1 = after.at(layer, 0, head, position, i),
+                         got2 = after.at(layer, 0, head, position, i + half);
             if (source == position) {
               untouched_changed += got1 != x1 || got2 != x2;
               continue;
@@ -199,14 +200,16 @@ void test_compaction(Report& report, const std::string& kind) {
                  format("worst key error / |pair| %.2e", worst_key) + ", " + std::to_string(values_moved_wrong) +
                      " values wrong, " + std::to_string(untouched_changed) + " kept keys changed");
     const double against_cpu = relative_l2(cpu_kv.data, after.data);
-    report.check(against_cpu < 2e-2, name + ": K/V vs the cpu backend's compaction", format("rel L2 %.2e", against_cpu));
+    report.check(against_cpu < 2e-2, name + ": K/V vs the cpu backend's compaction",
+                 format("rel L2 %.2e", against_cpu));
     const int64_t bad_pages = page_bound_mismatches(dynamic_cast<const cuda::CudaKvCache&>(*g), after);
     report.check(bad_pages == 0, name + ": Quest page bounds rebuilt", std::to_string(bad_pages) + " entries wrong");
 
     // The next steps against the cpu backend: full, quest over every page (= dense), quest.
     double worst = 0, worst_quest = 0;
     auto c = cpu_compacted->fork(length);
-    for (const auto& [mode, budget] : {std::pair{AttentionMode::Full, int64_t{0}}, {AttentionMode::Quest, int64_t{4096}},
+    for (const auto& [mode, budget] : {std::pair{AttentionMode::Full, int64_t{0}},
+                                       {AttentionMode::Quest, int64_t{4096}},
                                        {AttentionMode::Quest, int64_t{96}}}) {
       const AttentionPlan plan = plan_of(config, mode, budget ? budget : 64);
       for (int step = 0; step < 2; ++step) {
@@ -272,8 +275,8 @@ void test_transfer(Report& report) {
                std::to_string(saved.bytes().size()) + " bytes, " + std::to_string(bad_pages) + " page entries wrong");
 
   // The same through a KV file (its reads of pieces in the page cache run on several threads).
-  const std::string path = (std::filesystem::temp_directory_path() /
-                            ("tidal-gpu-transfer-" + std::to_string(::getpid()) + ".kv")).string();
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("tidal-gpu-transfer-" + std::to_string(::getpid()) + ".kv")).string();
   KvFileHeader header;
   header.backend = gpu->name();
   header.kv_dtype = gpu->kv_dtype();
@@ -304,8 +307,8 @@ void test_engine_files(Report& report) {
   auto saver = Engine::from_tensors(model.config, model.tensors, cuda_options);
   auto loader = Engine::from_tensors(model.config, model.tensors, cuda_options);
   auto cpu = Engine::from_tensors(model.config, model.tensors, cpu_options);
-  const std::string path = (std::filesystem::temp_directory_path() /
-                            ("tidal-gpu-kv-" + std::to_string(::getpid()) + ".kv")).string();
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("tidal-gpu-kv-" + std::to_string(::getpid()) + ".kv")).string();
   Rng rng(81);
   std::vector<int32_t> prompt(700);
   for (int32_t& t : prompt) t = int32_t(rng.below(model.config.vocab_size));
@@ -326,8 +329,8 @@ void test_engine_files(Report& report) {
   }
   report.check(tokens_equal && logits_equal && worst == 0.0 && bytes == std::filesystem::file_size(path),
                "engine: cuda sequence saved and loaded, same tokens, saved logits and next steps' logits",
-               std::to_string(bytes) + " bytes, next steps " + (worst == 0 ? std::string("bitwise equal") :
-                                                                format("rel L2 %.2e", worst)));
+               std::to_string(bytes) + " bytes, next steps " +
+                   (worst == 0 ? std::string("bitwise equal") : format("rel L2 %.2e", worst)));
   bool refused = false;
   try {
     cpu->load_sequence(path);

@@ -4,8 +4,8 @@
 // itself checked against transformers in native/tests) on random bf16 models of every
 // architecture: prefill in chunks, decode with full, tidal and quest attention, graph replay
 // against plain launches, fork and trim. Outputs are poisoned before every run.
-#include <atomic>
 #include <cuda_runtime_api.h>
+#include <atomic>
 
 #include <algorithm>
 #include <array>
@@ -16,9 +16,7 @@
 #include <vector>
 
 #include "cpu/cpu_backend.h"
-#include "tidal/error.h"
 #include "cuda/cuda_backend.h"
-#include "prefill_variants.h"
 #include "engine/attention_plan.h"
 #include "engine/model_weights.h"
 #include "engine/synthetic_model.h"
@@ -28,8 +26,10 @@
 #include "kernels/rope.h"
 #include "kernels/sampling.h"
 #include "kernels/swiglu.h"
+#include "prefill_variants.h"
 #include "test_support.h"
 #include "tidal/engine.h"
+#include "tidal/error.h"
 
 namespace tidal::gpu_test {
 
@@ -40,7 +40,9 @@ std::vector<double> widen(const std::vector<uint16_t>& bits) {
   for (size_t i = 0; i < bits.size(); ++i) out[i] = from_bf16(bits[i]);
   return out;
 }
-std::vector<double> widen(const std::vector<float>& values) { return std::vector<double>(values.begin(), values.end()); }
+std::vector<double> widen(const std::vector<float>& values) {
+  return std::vector<double>(values.begin(), values.end());
+}
 
 std::vector<uint16_t> random_bf16_vector(Rng& rng, size_t count, double lo = -1.0, double hi = 1.0) {
   std::vector<uint16_t> out(count);
@@ -54,8 +56,8 @@ void test_prefill_attention(Report& report) {
     int64_t start;
     int heads, kv_heads, head_dim;
   };
-  const Case cases[] = {{77, 0, 4, 2, 128}, {130, 45, 8, 2, 64}, {64, 0, 2, 2, 128},
-                        {200, 1000, 8, 2, 128}, {2, 3, 4, 4, 64}, {333, 131, 4, 1, 128}};
+  const Case cases[] = {{77, 0, 4, 2, 128},     {130, 45, 8, 2, 64}, {64, 0, 2, 2, 128},
+                        {200, 1000, 8, 2, 128}, {2, 3, 4, 4, 64},    {333, 131, 4, 1, 128}};
   Rng rng(11);
   for (const Case& c : cases) {
     const int64_t total = c.start + c.tokens;
@@ -73,53 +75,54 @@ void test_prefill_attention(Report& report) {
         }
     DeviceArray<uint16_t> dq(q), dk(k), dv(v), dout(q.size());
     for (const PrefillVariant& variant : prefill_variants()) {
-    dout.poison();
-    cuda::PrefillAttentionLaunch p;
-    p.warps = variant.warps;
-    p.kernel = variant.kernel;
-    p.q = dq.data();
-    p.keys = dk.data();
-    p.values = dv.data();
-    p.head_stride = capacity * c.head_dim;
-    p.tokens = c.tokens;
-    p.heads = c.heads;
-    p.kv_heads = c.kv_heads;
-    p.head_dim = c.head_dim;
-    p.start = c.start;
-    p.scale = float(1.0 / std::sqrt(double(c.head_dim)));
-    p.out = dout.data();
-    check_cuda(cuda::launch_prefill_attention(p, nullptr), "prefill attention");
-    check_cuda(cudaDeviceSynchronize(), "prefill attention");
-    const std::vector<double> got = widen(dout.download());
-    std::vector<double> ref(got.size());
-    std::vector<double> scores;
-    for (int t = 0; t < c.tokens; ++t)
-      for (int h = 0; h < c.heads; ++h) {
-        const int j = h / group;
-        const int64_t visible = c.start + t + 1;
-        scores.assign(size_t(visible), 0.0);
-        double top = -INFINITY;
-        for (int64_t s = 0; s < visible; ++s) {
-          double dot = 0;
-          for (int i = 0; i < c.head_dim; ++i)
-            dot += double(from_bf16(q[(size_t(t) * c.heads + h) * c.head_dim + i])) *
-                   from_bf16(k[(j * capacity + s) * c.head_dim + i]);
-          scores[size_t(s)] = dot * p.scale;
-          top = std::max(top, scores[size_t(s)]);
+      dout.poison();
+      cuda::PrefillAttentionLaunch p;
+      p.warps = variant.warps;
+      p.kernel = variant.kernel;
+      p.q = dq.data();
+      p.keys = dk.data();
+      p.values = dv.data();
+      p.head_stride = capacity * c.head_dim;
+      p.tokens = c.tokens;
+      p.heads = c.heads;
+      p.kv_heads = c.kv_heads;
+      p.head_dim = c.head_dim;
+      p.start = c.start;
+      p.scale = float(1.0 / std::sqrt(double(c.head_dim)));
+      p.out = dout.data();
+      check_cuda(cuda::launch_prefill_attention(p, nullptr), "prefill attention");
+      check_cuda(cudaDeviceSynchronize(), "prefill attention");
+      const std::vector<double> got = widen(dout.download());
+      std::vector<double> ref(got.size());
+      std::vector<double> scores;
+      for (int t = 0; t < c.tokens; ++t)
+        for (int h = 0; h < c.heads; ++h) {
+          const int j = h / group;
+          const int64_t visible = c.start + t + 1;
+          scores.assign(size_t(visible), 0.0);
+          double top = -INFINITY;
+          for (int64_t s = 0; s < visible; ++s) {
+            double dot = 0;
+            for (int i = 0; i < c.head_dim; ++i)
+              dot += double(from_bf16(q[(size_t(t) * c.heads + h) * c.head_dim + i])) *
+                     from_bf16(k[(j * capacity + s) * c.head_dim + i]);
+            scores[size_t(s)] = dot * p.scale;
+            top = std::max(top, scores[size_t(s)]);
+          }
+          double sum = 0;
+          for (double& s : scores) sum += (s = std::exp(s - top));
+          for (int i = 0; i < c.head_dim; ++i) {
+            double acc = 0;
+            for (int64_t s = 0; s < visible; ++s)
+              acc += scores[size_t(s)] * from_bf16(v[(j * capacity + s) * c.head_dim + i]);
+            ref[(size_t(t) * c.heads + h) * c.head_dim + i] = acc / sum;
+          }
         }
-        double sum = 0;
-        for (double& s : scores) sum += (s = std::exp(s - top));
-        for (int i = 0; i < c.head_dim; ++i) {
-          double acc = 0;
-          for (int64_t s = 0; s < visible; ++s) acc += scores[size_t(s)] * from_bf16(v[(j * capacity + s) * c.head_dim + i]);
-          ref[(size_t(t) * c.heads + h) * c.head_dim + i] = acc / sum;
-        }
-      }
-    const double error = relative_l2(ref, got);
-    char name[160];
-    std::snprintf(name, sizeof name, "prefill attention tokens=%d start=%lld heads=%d/%d d=%d %s", c.tokens,
-                  static_cast<long long>(c.start), c.heads, c.kv_heads, c.head_dim, variant.name);
-    report.check(error < 1e-2, name, format("rel L2 %.2e", error));
+      const double error = relative_l2(ref, got);
+      char name[160];
+      std::snprintf(name, sizeof name, "prefill attention tokens=%d start=%lld heads=%d/%d d=%d %s", c.tokens,
+                    static_cast<long long>(c.start), c.heads, c.kv_heads, c.head_dim, variant.name);
+      report.check(error < 1e-2, name, format("rel L2 %.2e", error));
     }
   }
 }
@@ -157,7 +160,8 @@ void test_elementwise(Report& report) {
     for (int i = 0; i < half; ++i) {
       double f = std::pow(500000.0, -2.0 * i / d);
       const double wavelength = 2 * M_PI / f;
-      if (wavelength > 8192) f /= 8;
+      if (wavelength > 8192)
+        f /= 8;
       else if (wavelength >= 2048) {
         const double smooth = (8192 / wavelength - 1) / 3;
         f = (1 - smooth) * f / 8 + smooth * f;
@@ -225,7 +229,10 @@ void test_elementwise(Report& report) {
       DeviceArray<uint16_t> dw(w), dx(x);
       DeviceArray<float> dy(static_cast<size_t>(rows));
       for (float beta : {0.0f, 1.0f}) {
-        if (beta == 0.0f) dy.poison(); else dy.upload(y0);
+        if (beta == 0.0f)
+          dy.poison();
+        else
+          dy.upload(y0);
         check_cuda(cuda::launch_gemv(dw.data(), rows, cols, dx.data(), dy.data(), beta, nullptr), "gemv");
         const std::vector<double> got = widen(dy.download());
         std::vector<double> ref(got.size());
@@ -235,8 +242,9 @@ void test_elementwise(Report& report) {
           ref[size_t(r)] = acc;
         }
         const double error = relative_l2(ref, got);
-        report.check(error < 1e-5, "gemv " + std::to_string(rows) + "x" + std::to_string(cols) + " beta " +
-                                       std::to_string(int(beta)), format("rel L2 %.2e", error));
+        report.check(error < 1e-5,
+                     "gemv " + std::to_string(rows) + "x" + std::to_string(cols) + " beta " + std::to_string(int(beta)),
+                     format("rel L2 %.2e", error));
       }
     }
   }
@@ -403,8 +411,9 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
     // a Quest swap moves a whole page (16 of the 96 positions), so its bound is a sanity
     // bound only: the exact check of its mechanics is the full-budget case below and the
     // kernel tests (test_quest.cpp).
-    const double mode_bound =
-        mode.mode == AttentionMode::Full ? bound : mode.mode == AttentionMode::Quest ? 8 * bound : 2.5 * bound;
+    const double mode_bound = mode.mode == AttentionMode::Full    ? bound
+                              : mode.mode == AttentionMode::Quest ? 8 * bound
+                                                                  : 2.5 * bound;
     report.check(worst < mode_bound, kind + ": decode logits vs cpu, " + mode.name, format("rel L2 %.2e", worst));
     if (mode.mode == AttentionMode::Tidal)
       report.check(overlap >= 0.85, kind + ": tidal selection overlaps the cpu's, " + mode.name,
@@ -456,8 +465,9 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
       const AttentionPlan long_plan = make_plan(model.config, mode, 64, SelectionPolicy::PerQueryHead);
       const int64_t instantiations_before = tools->graph_instantiations();
       const auto runs = plain_and_graphed(*long_cache, 1020, long_plan, 8, 3, every_step);
-      report.check(runs[0] == runs[1], kind + ": graph replay across a length bucket equals plain launches, " +
-                                           std::string(mode == AttentionMode::Full ? "full" : "tidal"),
+      report.check(runs[0] == runs[1],
+                   kind + ": graph replay across a length bucket equals plain launches, " +
+                       std::string(mode == AttentionMode::Full ? "full" : "tidal"),
                    std::to_string(tools->graph_instantiations() - instantiations_before) + " instantiations");
     }
     // A step that wants no logits must not leave a graph behind that skips them for the next
@@ -523,7 +533,8 @@ void test_engine_backend(Report& report) {
     lb = gpu->decode(b, 3 + step, tidal);
     worst = std::max(worst, relative_l2f(la, lb));
   }
-  report.check(worst < 5e-2, "engine: cuda prefill (3 chunks) + tidal decode logits vs cpu", format("rel L2 %.2e", worst));
+  report.check(worst < 5e-2, "engine: cuda prefill (3 chunks) + tidal decode logits vs cpu",
+               format("rel L2 %.2e", worst));
 }
 
 }  // namespace

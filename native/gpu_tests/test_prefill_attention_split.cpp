@@ -294,7 +294,8 @@ void test_split_rule(Report& report) {
   check_cuda(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), "compute capability");
   check_cuda(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0), "compute capability");
   if (major == 9 && minor == 0)
-    report.check(cuda::hopper_prefill_available(), "prefill: the Hopper kernel runs on this compute capability 9.0 device");
+    report.check(cuda::hopper_prefill_available(),
+                 "prefill: the Hopper kernel runs on this compute capability 9.0 device");
   if (std::getenv("TIDAL_PREFILL_SPLITS")) {
     report.check(true, "prefill split rule (skipped: $TIDAL_PREFILL_SPLITS is set)");
   } else {
@@ -327,7 +328,8 @@ void test_split_rule(Report& report) {
       report.check(hopper >= 2, "prefill split rule: 230 queries at 99K split on the Hopper kernel",
                    "S=" + std::to_string(hopper) + ", " + std::to_string(2 * 32 * hopper) + " blocks");
       h.tokens = 1024;
-      report.check(cuda::prefill_attention_splits(h) == 1, "prefill split rule: the Hopper kernel runs 1024 queries in one pass");
+      report.check(cuda::prefill_attention_splits(h) == 1,
+                   "prefill split rule: the Hopper kernel runs 1024 queries in one pass");
     }
   }
   p.tokens = 230;

@@ -85,8 +85,10 @@ void test_page_update(Report& report, Rng& rng, int head_dim) {
   // Mark every page before the last with a sentinel; appending must leave them alone.
   const int64_t last_page = (seq - 1) / kPage;
   for (int j = 0; j < kv_heads; ++j) {
-    check_cuda(cudaMemset(tables.key_min.data() + j * tables.head_stride, 0x3C, size_t(last_page * head_dim) * 2), "mark");
-    check_cuda(cudaMemset(tables.key_max.data() + j * tables.head_stride, 0x3C, size_t(last_page * head_dim) * 2), "mark");
+    check_cuda(cudaMemset(tables.key_min.data() + j * tables.head_stride, 0x3C, size_t(last_page * head_dim) * 2),
+               "mark");
+    check_cuda(cudaMemset(tables.key_max.data() + j * tables.head_stride, 0x3C, size_t(last_page * head_dim) * 2),
+               "mark");
   }
   cuda::update_quest_pages(device.view(layer), tables.view(), seq, seq + appended, nullptr);
   check_cuda(cudaDeviceSynchronize(), "page update");
@@ -229,7 +231,8 @@ void test_quest_step(Report& report, Rng& rng, int64_t seq, int group, int head_
     order.push_back(int32_t(pages - 1));
     std::vector<int32_t> expected_positions;
     for (int32_t page : order)
-      for (int64_t p = page * kPage; p < std::min(seq, (page + 1) * kPage); ++p) expected_positions.push_back(int32_t(p));
+      for (int64_t p = page * kPage; p < std::min(seq, (page + 1) * kPage); ++p)
+        expected_positions.push_back(int32_t(p));
     bool ok = int64_t(expected_positions.size()) == count;
     for (size_t i = 0; ok && i < order.size(); ++i) ok = got_pages[size_t(h * chosen) + i] == order[i];
     for (int64_t i = 0; ok && i < position_stride; ++i) {

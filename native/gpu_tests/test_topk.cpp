@@ -23,18 +23,25 @@ enum class Data {
 
 const char* data_name(Data data) {
   switch (data) {
-    case Data::Random: return "random";
-    case Data::Ties: return "ties";
-    case Data::Equal: return "all-equal";
-    default: return "nan/inf/-0";
+    case Data::Random:
+      return "random";
+    case Data::Ties:
+      return "ties";
+    case Data::Equal:
+      return "all-equal";
+    default:
+      return "nan/inf/-0";
   }
 }
 
 float random_score(Rng& rng, Data data) {
   switch (data) {
-    case Data::Random: return float(rng.uniform(-8.0, 8.0));
-    case Data::Ties: return float(std::round(rng.uniform(-1.0, 1.0) * 8.0) / 8.0);
-    case Data::Equal: return 0.375f;
+    case Data::Random:
+      return float(rng.uniform(-8.0, 8.0));
+    case Data::Ties:
+      return float(std::round(rng.uniform(-1.0, 1.0) * 8.0) / 8.0);
+    case Data::Equal:
+      return 0.375f;
     default: {
       const int64_t pick = rng.below(40);
       if (pick == 0) return std::numeric_limits<float>::quiet_NaN();
@@ -111,7 +118,7 @@ void run_case(Report& report, Rng& rng, const Case& c) {
       const float* other = row + g * stride;
       for (int64_t i = 0; i < c.n; ++i)
         combined[size_t(i)] = c.reduce == cuda::ScoreReduce::Sum ? combined[size_t(i)] + other[i]
-                                                                  : std::max(combined[size_t(i)], other[i]);
+                                                                 : std::max(combined[size_t(i)], other[i]);
     }
     std::vector<int32_t> expected = brute_force(combined.data(), c.n, c.k);
     if (c.append) expected.push_back(int32_t(c.n));

@@ -196,9 +196,7 @@ class OpChecker {
     return t;
   }
 
-  size_t size_of(Activation a, int64_t rows) const {
-    return static_cast<size_t>(rows * activation_width(config_, a));
-  }
+  size_t size_of(Activation a, int64_t rows) const { return static_cast<size_t>(rows * activation_width(config_, a)); }
 
   // Poisons `output`, writes `inputs` (in that order: an output may share memory with an
   // input, as Gated does with GateUp on the CPU), runs `op`, reads `output`, compares.
@@ -254,42 +252,49 @@ class OpChecker {
     const auto gated = random_values(size_of(Activation::Gated, count), seed + 4);
     const auto qkv = random_values(size_of(Activation::Qkv, count), seed + 5);
     const int64_t layer = config_.num_layers - 1;
-    compare(sides, "rms_norm (input norm), " + at, count, {{Activation::Residual, residual}}, Activation::Normed, count,
-            [&](DecoderOps& o) { o.rms_norm(Activation::Residual, layer, NormWeight::Input, Activation::Normed, 0); },
-            1e-2);
-    compare(sides, "rms_norm (final, last row), " + at, count, {{Activation::Residual, residual}}, Activation::Normed, 1,
-            [&](DecoderOps& o) {
-              o.rms_norm(Activation::Residual, -1, NormWeight::Final, Activation::Normed, count - 1);
-            },
-            1e-2);
-    compare(sides, "linear q|k|v, " + at, count, {{Activation::Normed, normed}}, Activation::Qkv, count,
-            [&](DecoderOps& o) { o.linear(layer, LayerMatrix::Qkv, Activation::Normed, Activation::Qkv, false); }, 1e-2);
-    compare(sides, "linear o (+= residual), " + at, count, {{Activation::Attention, attention}, {Activation::Residual, residual}},
-            Activation::Residual, count, [&](DecoderOps& o) {
-              o.linear(layer, LayerMatrix::O, Activation::Attention, Activation::Residual, true);
-            },
-            1e-2);
-    compare(sides, "linear gate|up, " + at, count, {{Activation::Normed, normed}}, Activation::GateUp, count,
-            [&](DecoderOps& o) { o.linear(layer, LayerMatrix::GateUp, Activation::Normed, Activation::GateUp, false); },
-            1e-2);
-    compare(sides, "swiglu, " + at, count, {{Activation::GateUp, gate_up}}, Activation::Gated, count,
-            [&](DecoderOps& o) { o.swiglu(); }, 1e-2);
-    compare(sides, "linear down (+= residual), " + at, count,
-            {{Activation::Gated, gated}, {Activation::Residual, residual}}, Activation::Residual, count,
-            [&](DecoderOps& o) { o.linear(layer, LayerMatrix::Down, Activation::Gated, Activation::Residual, true); },
-            1e-2);
-    compare(sides, "logits, " + at, count, {{Activation::Normed, normed}}, Activation::Logits, count,
-            [&](DecoderOps& o) { o.logits(count); }, 1e-2);
+    compare(
+        sides, "rms_norm (input norm), " + at, count, {{Activation::Residual, residual}}, Activation::Normed, count,
+        [&](DecoderOps& o) { o.rms_norm(Activation::Residual, layer, NormWeight::Input, Activation::Normed, 0); },
+        1e-2);
+    compare(
+        sides, "rms_norm (final, last row), " + at, count, {{Activation::Residual, residual}}, Activation::Normed, 1,
+        [&](DecoderOps& o) { o.rms_norm(Activation::Residual, -1, NormWeight::Final, Activation::Normed, count - 1); },
+        1e-2);
+    compare(
+        sides, "linear q|k|v, " + at, count, {{Activation::Normed, normed}}, Activation::Qkv, count,
+        [&](DecoderOps& o) { o.linear(layer, LayerMatrix::Qkv, Activation::Normed, Activation::Qkv, false); }, 1e-2);
+    compare(
+        sides, "linear o (+= residual), " + at, count,
+        {{Activation::Attention, attention}, {Activation::Residual, residual}}, Activation::Residual, count,
+        [&](DecoderOps& o) { o.linear(layer, LayerMatrix::O, Activation::Attention, Activation::Residual, true); },
+        1e-2);
+    compare(
+        sides, "linear gate|up, " + at, count, {{Activation::Normed, normed}}, Activation::GateUp, count,
+        [&](DecoderOps& o) { o.linear(layer, LayerMatrix::GateUp, Activation::Normed, Activation::GateUp, false); },
+        1e-2);
+    compare(
+        sides, "swiglu, " + at, count, {{Activation::GateUp, gate_up}}, Activation::Gated, count,
+        [&](DecoderOps& o) { o.swiglu(); }, 1e-2);
+    compare(
+        sides, "linear down (+= residual), " + at, count,
+        {{Activation::Gated, gated}, {Activation::Residual, residual}}, Activation::Residual, count,
+        [&](DecoderOps& o) { o.linear(layer, LayerMatrix::Down, Activation::Gated, Activation::Residual, true); },
+        1e-2);
+    compare(
+        sides, "logits, " + at, count, {{Activation::Normed, normed}}, Activation::Logits, count,
+        [&](DecoderOps& o) { o.logits(count); }, 1e-2);
     // q|k|v bias, norms, RoPE and the append, then causal attention over the cache.
-    compare(sides, "qkv_rope_append + attend_dense, " + at, count, {{Activation::Qkv, qkv}}, Activation::Attention, count,
-            [&](DecoderOps& o) {
-              o.qkv_rope_append(layer, pass);
-              o.attend_dense(layer, pass, false);
-            },
-            2e-2);
+    compare(
+        sides, "qkv_rope_append + attend_dense, " + at, count, {{Activation::Qkv, qkv}}, Activation::Attention, count,
+        [&](DecoderOps& o) {
+          o.qkv_rope_append(layer, pass);
+          o.attend_dense(layer, pass, false);
+        },
+        2e-2);
     for (Side& side : sides) side.ops().end_pass(false);
     for (Side& side : sides)
-      tally_.check(side.cache->length() == start, std::string("end_pass(false) keeps the length, ") + side.backend->name(),
+      tally_.check(side.cache->length() == start,
+                   std::string("end_pass(false) keeps the length, ") + side.backend->name(),
                    std::to_string(side.cache->length()));
   }
 
@@ -504,7 +509,8 @@ int run_perf(const std::string& shape_name) {
     std::fflush(stdout);
   };
   const int64_t hidden = config.hidden_size, inner = config.intermediate_size;
-  const int64_t qkv_rows = activation_width(config, Activation::Qkv), q_width = activation_width(config, Activation::Attention);
+  const int64_t qkv_rows = activation_width(config, Activation::Qkv),
+                q_width = activation_width(config, Activation::Attention);
   // Products and element-wise ops at a prefill chunk, a keystroke chunk and one token.
   for (int64_t count : {4096, 256, 1}) {
     auto cache = backend->create_kv_cache();
@@ -518,24 +524,23 @@ int run_perf(const std::string& shape_name) {
       ops.write_activation(a, count, values.data());
     }
     row("embed", count, 0, time_op(ops, [&] { ops.embed(pass); }), 0);
-    row("rms_norm", count, 0, time_op(ops, [&] {
-          ops.rms_norm(Activation::Residual, 0, NormWeight::Input, Activation::Normed, 0);
-        }), 0);
+    row("rms_norm", count, 0,
+        time_op(ops, [&] { ops.rms_norm(Activation::Residual, 0, NormWeight::Input, Activation::Normed, 0); }), 0);
     const double b = 2.0;  // bf16 weights
-    row("linear q|k|v", count, 0, time_op(ops, [&] {
-          ops.linear(0, LayerMatrix::Qkv, Activation::Normed, Activation::Qkv, false);
-        }), b * double(qkv_rows * hidden));
+    row("linear q|k|v", count, 0,
+        time_op(ops, [&] { ops.linear(0, LayerMatrix::Qkv, Activation::Normed, Activation::Qkv, false); }),
+        b * double(qkv_rows * hidden));
     row("qkv_rope_append", count, 0, time_op(ops, [&] { ops.qkv_rope_append(0, pass); }), 0);
-    row("linear o (+= residual)", count, 0, time_op(ops, [&] {
-          ops.linear(0, LayerMatrix::O, Activation::Attention, Activation::Residual, true);
-        }), b * double(hidden * q_width));
-    row("linear gate|up", count, 0, time_op(ops, [&] {
-          ops.linear(0, LayerMatrix::GateUp, Activation::Normed, Activation::GateUp, false);
-        }), b * double(2 * inner * hidden));
+    row("linear o (+= residual)", count, 0,
+        time_op(ops, [&] { ops.linear(0, LayerMatrix::O, Activation::Attention, Activation::Residual, true); }),
+        b * double(hidden * q_width));
+    row("linear gate|up", count, 0,
+        time_op(ops, [&] { ops.linear(0, LayerMatrix::GateUp, Activation::Normed, Activation::GateUp, false); }),
+        b * double(2 * inner * hidden));
     row("swiglu", count, 0, time_op(ops, [&] { ops.swiglu(); }), 0);
-    row("linear down (+= residual)", count, 0, time_op(ops, [&] {
-          ops.linear(0, LayerMatrix::Down, Activation::Gated, Activation::Residual, true);
-        }), b * double(hidden * inner));
+    row("linear down (+= residual)", count, 0,
+        time_op(ops, [&] { ops.linear(0, LayerMatrix::Down, Activation::Gated, Activation::Residual, true); }),
+        b * double(hidden * inner));
     if (count == 1)
       row("logits", count, 0, time_op(ops, [&] { ops.logits(1); }), b * double(config.vocab_size * hidden));
     ops.end_pass(false);
@@ -575,10 +580,13 @@ int run_perf(const std::string& shape_name) {
     ops.write_activation(Activation::Qkv, count, qkv.data());
     ops.qkv_rope_append(0, pass);
     int64_t layer = 0;
-    row("attend_dense (chunk)", count, context, time_op(ops, [&] {
-          ops.attend_dense(layer, pass, false);
-          layer = (layer + 1) % config.num_layers;
-        }), dense_bytes);
+    row("attend_dense (chunk)", count, context,
+        time_op(ops,
+                [&] {
+                  ops.attend_dense(layer, pass, false);
+                  layer = (layer + 1) % config.num_layers;
+                }),
+        dense_bytes);
     ops.end_pass(false);
   }
   return 0;

@@ -80,8 +80,8 @@ inline tidal::SyntheticModelSpec tiny_model_spec(const std::string& kind, uint64
 }
 
 inline const std::vector<std::string>& tiny_model_kinds() {
-  static const std::vector<std::string> kinds = {"llama", "llama-mha", "llama3", "mistral-f16",
-                                                 "qwen2", "qwen3", "llama-bf16"};
+  static const std::vector<std::string> kinds = {"llama", "llama-mha", "llama3",    "mistral-f16",
+                                                 "qwen2", "qwen3",     "llama-bf16"};
   return kinds;
 }
 

@@ -19,13 +19,31 @@ namespace tidal_test {
 
 // Value type ids of the GGUF format.
 enum GgufTypeId : uint32_t {
-  kGgufU8 = 0, kGgufI8 = 1, kGgufU16 = 2, kGgufI16 = 3, kGgufU32 = 4, kGgufI32 = 5, kGgufF32 = 6,
-  kGgufBool = 7, kGgufString = 8, kGgufArray = 9, kGgufU64 = 10, kGgufI64 = 11, kGgufF64 = 12,
+  kGgufU8 = 0,
+  kGgufI8 = 1,
+  kGgufU16 = 2,
+  kGgufI16 = 3,
+  kGgufU32 = 4,
+  kGgufI32 = 5,
+  kGgufF32 = 6,
+  kGgufBool = 7,
+  kGgufString = 8,
+  kGgufArray = 9,
+  kGgufU64 = 10,
+  kGgufI64 = 11,
+  kGgufF64 = 12,
 };
 
 // ggml tensor type ids.
 enum GgmlTypeId : uint32_t {
-  kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ4_0 = 2, kGgmlQ8_0 = 8, kGgmlQ2_K = 10, kGgmlQ4_K = 12, kGgmlQ6_K = 14, kGgmlBF16 = 30,
+  kGgmlF32 = 0,
+  kGgmlF16 = 1,
+  kGgmlQ4_0 = 2,
+  kGgmlQ8_0 = 8,
+  kGgmlQ2_K = 10,
+  kGgmlQ4_K = 12,
+  kGgmlQ6_K = 14,
+  kGgmlBF16 = 30,
 };
 
 inline void put_le(std::vector<uint8_t>& out, uint64_t value, size_t bytes) {
@@ -51,10 +69,10 @@ inline void put_f64(std::vector<uint8_t>& out, double d) {
 struct GgufTensorEntry {
   std::string name;
   uint32_t type = kGgmlF32;
-  std::vector<uint64_t> ne;             // innermost first
+  std::vector<uint64_t> ne;  // innermost first
   std::vector<uint8_t> bytes;
-  std::optional<uint64_t> offset;       // forced offset (for broken files); else laid out in order
-  std::optional<uint32_t> n_dims;       // forced dimension count written before ne
+  std::optional<uint64_t> offset;  // forced offset (for broken files); else laid out in order
+  std::optional<uint32_t> n_dims;  // forced dimension count written before ne
 };
 
 class GgufWriter {
@@ -222,8 +240,8 @@ inline std::vector<float> llama3_divisors(const tidal::ModelConfig& c) {
     } else if (wavelength > low) {
       divisor = s.factor;
     } else {
-      const double smooth =
-          (s.original_max_position_embeddings / wavelength - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+      const double smooth = (s.original_max_position_embeddings / wavelength - s.low_freq_factor) /
+                            (s.high_freq_factor - s.low_freq_factor);
       divisor = 1.0 / ((1 - smooth) / s.factor + smooth);
     }
     out.push_back(static_cast<float>(divisor));
@@ -242,10 +260,14 @@ inline std::string converter_tensor_name(const std::string& hf) {
   for (const auto& [from, to] : kWhole)
     if (hf == from) return to;
   static const std::pair<const char*, const char*> kParts[] = {
-      {".self_attn.q_proj.", ".attn_q."},       {".self_attn.k_proj.", ".attn_k."},
-      {".self_attn.v_proj.", ".attn_v."},       {".self_attn.o_proj.", ".attn_output."},
-      {".mlp.gate_proj.", ".ffn_gate."},        {".mlp.up_proj.", ".ffn_up."},
-      {".mlp.down_proj.", ".ffn_down."},        {".input_layernorm.", ".attn_norm."},
+      {".self_attn.q_proj.", ".attn_q."},
+      {".self_attn.k_proj.", ".attn_k."},
+      {".self_attn.v_proj.", ".attn_v."},
+      {".self_attn.o_proj.", ".attn_output."},
+      {".mlp.gate_proj.", ".ffn_gate."},
+      {".mlp.up_proj.", ".ffn_up."},
+      {".mlp.down_proj.", ".ffn_down."},
+      {".input_layernorm.", ".attn_norm."},
       {".post_attention_layernorm.", ".ffn_norm."},
   };
   const std::string prefix = "model.layers.";
@@ -289,7 +311,8 @@ inline std::vector<uint8_t> gguf_image_of_folder(const std::string& folder) {
     std::vector<float> values(static_cast<size_t>(t.numel()));
     tidal::convert_to_f32(t, values.data());
     if (llama && name.find("q_proj") != std::string::npos) values = converter_permute(values, t.shape[0], c.num_heads);
-    if (llama && name.find("k_proj") != std::string::npos) values = converter_permute(values, t.shape[0], c.num_kv_heads);
+    if (llama && name.find("k_proj") != std::string::npos)
+      values = converter_permute(values, t.shape[0], c.num_kv_heads);
     std::vector<uint64_t> ne(t.shape.rbegin(), t.shape.rend());
     w.add_tensor(converter_tensor_name(name), kGgmlF32, ne, f32_bytes(values));
   }

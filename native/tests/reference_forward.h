@@ -23,7 +23,8 @@ class ReferenceModel {
     const int64_t hidden = c_.hidden_size, hd = c_.head_dim, nh = c_.num_heads, nkv = c_.num_kv_heads;
     const auto embed = load("model.embed_tokens.weight");
     std::vector<std::vector<double>> x(n);
-    for (int64_t t = 0; t < n; ++t) x[t].assign(embed.begin() + tokens[t] * hidden, embed.begin() + (tokens[t] + 1) * hidden);
+    for (int64_t t = 0; t < n; ++t)
+      x[t].assign(embed.begin() + tokens[t] * hidden, embed.begin() + (tokens[t] + 1) * hidden);
 
     const std::vector<double> inv_freq = inverse_frequencies();
     for (int64_t l = 0; l < c_.num_layers; ++l) {

@@ -19,9 +19,9 @@ namespace tidal_test {
 
 struct TensorSpec {
   std::string name;
-  std::string dtype;               // as written in the header: "F32", "F16", "BF16", or any other string
+  std::string dtype;  // as written in the header: "F32", "F16", "BF16", or any other string
   std::vector<int64_t> shape;
-  std::vector<uint8_t> bytes;      // raw little-endian data
+  std::vector<uint8_t> bytes;  // raw little-endian data
 };
 
 inline std::vector<uint8_t> f32_bytes(const std::vector<float>& values) {
@@ -100,8 +100,8 @@ inline std::vector<uint8_t> safetensors_bytes(const std::vector<TensorSpec>& ten
     if (header.size() > 1) header += ",";
     header += json_quote(t.name) + ":{\"dtype\":" + json_quote(t.dtype) + ",\"shape\":[";
     for (size_t i = 0; i < t.shape.size(); ++i) header += (i ? "," : "") + std::to_string(t.shape[i]);
-    header += "],\"data_offsets\":[" + std::to_string(data.size()) + "," + std::to_string(data.size() + t.bytes.size()) +
-              "]}";
+    header += "],\"data_offsets\":[" + std::to_string(data.size()) + "," +
+              std::to_string(data.size() + t.bytes.size()) + "]}";
     data.insert(data.end(), t.bytes.begin(), t.bytes.end());
   }
   header += "}";

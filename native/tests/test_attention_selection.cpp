@@ -190,7 +190,9 @@ TIDAL_TEST(attention_backend_selection_equals_brute_force_on_its_scores) {
       expected.push_back(static_cast<int32_t>(n - 1));
       CHECK(trace.selected[h] == expected);
     }
-    if (policy != SelectionPolicy::PerQueryHead) CHECK(trace.selected[0] == trace.selected[group - 1]);
-    else CHECK(trace.selected[0] != trace.selected[1]);
+    if (policy != SelectionPolicy::PerQueryHead)
+      CHECK(trace.selected[0] == trace.selected[group - 1]);
+    else
+      CHECK(trace.selected[0] != trace.selected[1]);
   }
 }

@@ -45,13 +45,13 @@ std::vector<uint8_t> with_length(uint64_t n, const std::string& rest) {
 
 bool contains(const std::string& text, const std::string& fragment) { return text.find(fragment) != std::string::npos; }
 
-#define CHECK_LOAD_ERROR(image, fragment)                                            \
-  do {                                                                               \
-    std::string tidal_error_ = load_error(image);                                    \
-    if (!contains(tidal_error_, fragment))                                           \
-      ::tidal_test::record_failure(__FILE__, __LINE__,                              \
-                                   std::string("expected error containing '") +      \
-                                       (fragment) + "', got '" + tidal_error_ + "'"); \
+#define CHECK_LOAD_ERROR(image, fragment)                                                             \
+  do {                                                                                                \
+    std::string tidal_error_ = load_error(image);                                                     \
+    if (!contains(tidal_error_, fragment))                                                            \
+      ::tidal_test::record_failure(                                                                   \
+          __FILE__, __LINE__,                                                                         \
+          std::string("expected error containing '") + (fragment) + "', got '" + tidal_error_ + "'"); \
   } while (0)
 
 // A valid image with metadata and tensors of every dtype, for the corruption fuzzers.
@@ -74,12 +74,15 @@ TIDAL_TEST(bad_safetensors_length_prefix) {
   CHECK_LOAD_ERROR(with_length(1000, std::string(92, ' ')),
                    "header length 1000 runs past the end of the file (100 bytes); the file is truncated or corrupt");
   CHECK_LOAD_ERROR(with_length(3, "{}"), "runs past the end of the file (10 bytes)");
-  CHECK_LOAD_ERROR(with_length(0, ""), "the safetensors header is not valid JSON: invalid JSON at line 1, column 1 (byte 0): expected a value");
+  CHECK_LOAD_ERROR(
+      with_length(0, ""),
+      "the safetensors header is not valid JSON: invalid JSON at line 1, column 1 (byte 0): expected a value");
   // An empty header object is a valid, empty file.
   CHECK_EQ(load_error(with_length(2, "{}")), std::string(""));
   // Well-known impostors get a message of their own.
   std::string lfs = "version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n";
-  CHECK_LOAD_ERROR(std::vector<uint8_t>(lfs.begin(), lfs.end()), "is a Git LFS pointer, not the weights: run 'git lfs pull'");
+  CHECK_LOAD_ERROR(std::vector<uint8_t>(lfs.begin(), lfs.end()),
+                   "is a Git LFS pointer, not the weights: run 'git lfs pull'");
   std::string gguf = std::string("GGUF\x03\0\0\0", 8) + std::string(64, '\0');
   CHECK_LOAD_ERROR(std::vector<uint8_t>(gguf.begin(), gguf.end()), "is a GGUF file, not safetensors");
   std::string zip = std::string("PK\x03\x04", 4) + std::string(64, '\0');
@@ -91,36 +94,45 @@ TIDAL_TEST(bad_safetensors_header_json) {
   CHECK_LOAD_ERROR(raw("[1, 2]", 0), "the safetensors header must be a JSON object, found an array");
   CHECK_LOAD_ERROR(raw("{\"w\": 5}", 0), "tensor 'w' entry must be an object, found integer 5");
   CHECK_LOAD_ERROR(raw(R"({"w": {"shape": [1], "data_offsets": [0, 4]}})", 4), "tensor 'w' has no 'dtype'");
-  CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": 1, "shape": [1], "data_offsets": [0, 4]}})", 4), "'dtype' that is not a string");
+  CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": 1, "shape": [1], "data_offsets": [0, 4]}})", 4),
+                   "'dtype' that is not a string");
   CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": "F32", "data_offsets": [0, 4]}})", 4), "tensor 'w' has no 'shape'");
   CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": "F32", "shape": [1]}})", 4), "tensor 'w' has no 'data_offsets'");
-  CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": "F32", "shape": 1, "data_offsets": [0, 4]}})", 4), "'shape' that is not an array");
+  CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": "F32", "shape": 1, "data_offsets": [0, 4]}})", 4),
+                   "'shape' that is not an array");
   CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0]}})", 4),
                    "'data_offsets' that are not [begin, end] with non-negative integers");
-  CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [-4, 0]}})", 4), "non-negative integers");
-  CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4.0]}})", 4), "non-negative integers");
-  CHECK_LOAD_ERROR(raw(R"({"__metadata__": {"format": 1}})", 0), "__metadata__ entry 'format' must be a string, found integer 1");
+  CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [-4, 0]}})", 4),
+                   "non-negative integers");
+  CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4.0]}})", 4),
+                   "non-negative integers");
+  CHECK_LOAD_ERROR(raw(R"({"__metadata__": {"format": 1}})", 0),
+                   "__metadata__ entry 'format' must be a string, found integer 1");
   CHECK_LOAD_ERROR(raw(R"({"__metadata__": []})", 0), "__metadata__ must be an object of strings");
   // Two entries of one name: the JSON reader refuses duplicate keys.
   CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
-                          "w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})", 8),
+                          "w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})",
+                       8),
                    "duplicate key \"w\"");
-  CHECK_LOAD_ERROR(raw(std::string("{\"w\":{\"dtype\":\"F32\",\"shape\":") + std::string(20, '[') + std::string(20, ']') + "}}", 0),
-                   "nested deeper than 8 levels");
+  CHECK_LOAD_ERROR(
+      raw(std::string("{\"w\":{\"dtype\":\"F32\",\"shape\":") + std::string(20, '[') + std::string(20, ']') + "}}", 0),
+      "nested deeper than 8 levels");
 }
 
 TIDAL_TEST(bad_safetensors_dtype_shape_offsets) {
-  CHECK_LOAD_ERROR(raw(R"({"model.layers.0.mlp.up_proj.qweight": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]}})", 8),
-                   "'t.safetensors': tensor 'model.layers.0.mlp.up_proj.qweight' has dtype 'I64', which is not supported; "
-                   "supported dtypes: F32, F16, BF16");
+  CHECK_LOAD_ERROR(
+      raw(R"({"model.layers.0.mlp.up_proj.qweight": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]}})", 8),
+      "'t.safetensors': tensor 'model.layers.0.mlp.up_proj.qweight' has dtype 'I64', which is not supported; "
+      "supported dtypes: F32, F16, BF16");
   CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": "F8_E4M3", "shape": [1], "data_offsets": [0, 1]}})", 1), "dtype 'F8_E4M3'");
   CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": "f32", "shape": [1], "data_offsets": [0, 4]}})", 4), "dtype 'f32'");
   CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": "F32", "shape": [2, -2], "data_offsets": [0, 0]}})", 0),
                    "tensor 'w' has a negative shape entry -2");
   CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": "F32", "shape": [2, 1.5], "data_offsets": [0, 0]}})", 0),
                    "shape entry that is not an integer: number 1.5");
-  CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": "F32", "shape": [4294967296, 4294967296, 4294967296], "data_offsets": [0, 0]}})", 0),
-                   "tensor 'w' has shape [4294967296, 4294967296]..., whose element count overflows 64 bits");
+  CHECK_LOAD_ERROR(
+      raw(R"({"w": {"dtype": "F32", "shape": [4294967296, 4294967296, 4294967296], "data_offsets": [0, 0]}})", 0),
+      "tensor 'w' has shape [4294967296, 4294967296]..., whose element count overflows 64 bits");
   // Element count fits 64 bits but times 4 bytes it does not.
   CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": "F32", "shape": [4611686018427387904, 2], "data_offsets": [0, 0]}})", 0),
                    "needs more bytes than the data section holds (0)");
@@ -130,25 +142,29 @@ TIDAL_TEST(bad_safetensors_dtype_shape_offsets) {
                    "has 9 dimensions; at most 8 are supported");
   CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [8, 4]}})", 16),
                    "tensor 'w' has data_offsets [8, 4] with end before begin");
-  CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": "F32", "shape": [2], "data_offsets": [12, 20]}})", 16),
-                   "tensor 'w' has data_offsets [12, 20] past the end of the data section (16 bytes); the file is truncated");
+  CHECK_LOAD_ERROR(
+      raw(R"({"w": {"dtype": "F32", "shape": [2], "data_offsets": [12, 20]}})", 16),
+      "tensor 'w' has data_offsets [12, 20] past the end of the data section (16 bytes); the file is truncated");
   CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}})", 16),
                    "tensor 'w' has data_offsets [0, 8] spanning 8 bytes, but shape [3] x F32 needs 12 bytes");
   CHECK_LOAD_ERROR(raw(R"({"w": {"dtype": "BF16", "shape": [3], "data_offsets": [0, 12]}})", 16),
                    "spanning 12 bytes, but shape [3] x BF16 needs 6 bytes");
   CHECK_LOAD_ERROR(raw(R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-                          "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})", 16),
+                          "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})",
+                       16),
                    "tensors 'a' [0, 8) and 'b' [4, 12) overlap in the data section");
   // Order in the header does not matter for the overlap check.
   CHECK_LOAD_ERROR(raw(R"({"b": {"dtype": "F32", "shape": [1], "data_offsets": [12, 16]},
                           "c": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
-                          "a": {"dtype": "F32", "shape": [1], "data_offsets": [16, 20]}})", 20),
+                          "a": {"dtype": "F32", "shape": [1], "data_offsets": [16, 20]}})",
+                       20),
                    "tensors 'c' [0, 16) and 'b' [12, 16) overlap");
   // Empty tensors take no bytes, so they overlap nothing; gaps between tensors are allowed.
   CHECK_EQ(load_error(raw(R"({"e1": {"dtype": "F32", "shape": [0], "data_offsets": [4, 4]},
                             "e2": {"dtype": "F16", "shape": [0, 5], "data_offsets": [4, 4]},
                             "a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
-                            "b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}})", 12)),
+                            "b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}})",
+                          12)),
            std::string(""));
 }
 
@@ -174,14 +190,17 @@ TIDAL_TEST(bad_model_folders) {
     message = e.what();
   }
   CHECK(contains(message, "found model-q4_k_m.gguf: GGUF files are not supported"));
-  CHECK(contains(message, "found consolidated.safetensors: safetensors files under other names are loaded only when "
-                          "model.safetensors.index.json lists them"));
+  CHECK(contains(message,
+                 "found consolidated.safetensors: safetensors files under other names are loaded only when "
+                 "model.safetensors.index.json lists them"));
   CHECK(contains(message, "found pytorch_model.bin: PyTorch pickle"));
 
   // Files that exist but are broken.
   tidal_test::write_bytes(dir.file("model.safetensors"), {});
-  CHECK_THROWS_WITH(WeightStore::open(dir.path()), "model.safetensors' is 0 bytes long, too short for a safetensors file");
-  CHECK_THROWS_WITH(WeightStore::open_file(dir.file("missing.safetensors")), "cannot open '" + dir.file("missing.safetensors") + "'");
+  CHECK_THROWS_WITH(WeightStore::open(dir.path()),
+                    "model.safetensors' is 0 bytes long, too short for a safetensors file");
+  CHECK_THROWS_WITH(WeightStore::open_file(dir.file("missing.safetensors")),
+                    "cannot open '" + dir.file("missing.safetensors") + "'");
   CHECK_THROWS_WITH(WeightStore::open_file(dir.path()), "is not a regular file");
   // The header cap holds even for a file larger than the cap (sparse, so no disk is used).
   std::vector<uint8_t> big = with_length(150000000, "{}");
@@ -200,37 +219,44 @@ TIDAL_TEST(bad_sharded_checkpoints) {
   const std::string index = dir.file("model.safetensors.index.json");
 
   // Path traversal and sub-folders are refused before anything is opened.
-  for (const char* evil : {"../a.safetensors", "sub/a.safetensors", "/etc/passwd", "..", "a..safetensors", "x\\\\y", ""}) {
+  for (const char* evil :
+       {"../a.safetensors", "sub/a.safetensors", "/etc/passwd", "..", "a..safetensors", "x\\\\y", ""}) {
     tidal_test::write_text(index, std::string(R"({"weight_map": {"x": ")") + evil + R"("}})");
     CHECK_THROWS_WITH(WeightStore::open(dir.path()), "which is not a plain file name inside the model folder");
   }
-  tidal_test::write_text(index, R"({"weight_map": {"x": "a.safetensors", "y": "b.safetensors", "z": "b.safetensors"}})");
+  tidal_test::write_text(index,
+                         R"({"weight_map": {"x": "a.safetensors", "y": "b.safetensors", "z": "b.safetensors"}})");
   CHECK_THROWS_WITH(WeightStore::open(dir.path()),
                     "tensor 'z' is listed in '" + index + "' under 'b.safetensors', but that file does not contain it");
-  tidal_test::write_text(index, R"({"weight_map": {"x": "b.safetensors", "y": "b.safetensors", "q": "a.safetensors"}})");
+  tidal_test::write_text(index,
+                         R"({"weight_map": {"x": "b.safetensors", "y": "b.safetensors", "q": "a.safetensors"}})");
   CHECK_THROWS_WITH(WeightStore::open(dir.path()), "tensor 'x' is listed in '" + index +
                                                        "' under 'b.safetensors', but it is stored in '" +
                                                        dir.file("a.safetensors") + "'");
   tidal_test::write_text(index, R"({"weight_map": {"x": "a.safetensors", "y": "c.safetensors"}})");
-  CHECK_THROWS_WITH(WeightStore::open(dir.path()), "shard 'c.safetensors' listed in '" + index + "' is missing from the folder");
+  CHECK_THROWS_WITH(WeightStore::open(dir.path()),
+                    "shard 'c.safetensors' listed in '" + index + "' is missing from the folder");
   tidal_test::write_safetensors(dir.file("c.safetensors"), shard("x"));
   tidal_test::write_text(index, R"({"weight_map": {"x": "a.safetensors", "y": "c.safetensors"}})");
-  CHECK_THROWS_WITH(WeightStore::open(dir.path()), "tensor 'x' appears in both '" + dir.file("a.safetensors") + "' and '" +
-                                                       dir.file("c.safetensors") + "'");
+  CHECK_THROWS_WITH(WeightStore::open(dir.path()), "tensor 'x' appears in both '" + dir.file("a.safetensors") +
+                                                       "' and '" + dir.file("c.safetensors") + "'");
   tidal_test::write_text(index, R"({"weight_map": {"x": "a.safetensors", "x": "a.safetensors"}})");
-  CHECK_THROWS_WITH(WeightStore::open(dir.path()), "is not valid JSON: invalid JSON at line 1, column 16 (byte 15): duplicate key \"x\"");
+  CHECK_THROWS_WITH(WeightStore::open(dir.path()),
+                    "is not valid JSON: invalid JSON at line 1, column 16 (byte 15): duplicate key \"x\"");
   tidal_test::write_text(index, R"({"weight_map": ["a.safetensors"]})");
   CHECK_THROWS_WITH(WeightStore::open(dir.path()), "has no \"weight_map\" object");
   tidal_test::write_text(index, R"({"weight_map": {}})");
   CHECK_THROWS_WITH(WeightStore::open(dir.path()), "has an empty \"weight_map\"");
   tidal_test::write_text(index, R"({"weight_map": {"x": 3}})");
-  CHECK_THROWS_WITH(WeightStore::open(dir.path()), "weight_map entry for tensor 'x' must be a file name, found integer 3");
+  CHECK_THROWS_WITH(WeightStore::open(dir.path()),
+                    "weight_map entry for tensor 'x' must be a file name, found integer 3");
   tidal_test::write_text(index, R"({"weight_map": {"x": "a.safetensors")");
   CHECK_THROWS_WITH(WeightStore::open(dir.path()), "is not valid JSON");
   // A corrupt shard is reported with its own path.
   tidal_test::write_bytes(dir.file("b.safetensors"), with_length(500, "{}"));
   tidal_test::write_text(index, R"({"weight_map": {"x": "a.safetensors", "y": "b.safetensors"}})");
-  CHECK_THROWS_WITH(WeightStore::open(dir.path()), "'" + dir.file("b.safetensors") + "': header length 500 runs past the end");
+  CHECK_THROWS_WITH(WeightStore::open(dir.path()),
+                    "'" + dir.file("b.safetensors") + "': header length 500 runs past the end");
   // And a good index loads, each shard once.
   tidal_test::write_safetensors(dir.file("b.safetensors"), shard("y"));
   WeightStore store = WeightStore::open(dir.path());

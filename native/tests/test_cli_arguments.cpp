@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "../cli/cli_arguments.h"
-#include "tidal/option_limits.h"
 #include "harness.h"
+#include "tidal/option_limits.h"
 
 using tidal::cli::Arguments;
 using tidal::cli::UsageError;
@@ -39,7 +39,8 @@ TIDAL_TEST(cause15_cli_numbers_outside_their_range_are_usage_errors) {
   }
   for (const char* bad : {"nan", "inf", "-inf", "1e999"}) {
     Arguments a = arguments_of({"--top-p", bad});
-    CHECK_THROWS_WITH(a.number("--top-p", 1.0, 0.0, 1.0), "option --top-p must be in [0, 1], got '" + std::string(bad) + "'");
+    CHECK_THROWS_WITH(a.number("--top-p", 1.0, 0.0, 1.0),
+                      "option --top-p must be in [0, 1], got '" + std::string(bad) + "'");
   }
   for (const char* bad : {"", "abc", "12abc", "1.5", "1e3", "0x10", " 7", "-", "+"}) {
     Arguments a = arguments_of({"--max-tokens", bad});
@@ -48,7 +49,8 @@ TIDAL_TEST(cause15_cli_numbers_outside_their_range_are_usage_errors) {
   }
   {
     Arguments a = arguments_of({"--stop-tokens", "2,-3"});
-    CHECK_THROWS_WITH(a.integer_list("--stop-tokens", {}, 0, kMaxTokenId), "option --stop-tokens must be in [0, 2147483647], got '-3'");
+    CHECK_THROWS_WITH(a.integer_list("--stop-tokens", {}, 0, kMaxTokenId),
+                      "option --stop-tokens must be in [0, 2147483647], got '-3'");
   }
   {
     Arguments a = arguments_of({"--selection-layers", "2,,4"});
@@ -57,7 +59,8 @@ TIDAL_TEST(cause15_cli_numbers_outside_their_range_are_usage_errors) {
   }
   {
     Arguments a = arguments_of({"--budget", "0"});
-    CHECK_THROWS_WITH(a.integer("--budget", 256, 1, kMaxTokenBudget), "option --budget must be in [1, 16777216], got '0'");
+    CHECK_THROWS_WITH(a.integer("--budget", 256, 1, kMaxTokenBudget),
+                      "option --budget must be in [1, 16777216], got '0'");
   }
   // Each failure is a UsageError, which main() turns into exit code 2 with the usage line.
   bool usage_error = false;

@@ -139,8 +139,8 @@ TIDAL_TEST(decoder_ops_qkv_rope_append_adds_biases_and_keeps_values) {
     for (int64_t h = 0; h < config.num_kv_heads; ++h)
       for (int64_t j = 0; j < config.head_dim; ++j) {
         const int64_t i = h * config.head_dim + j;
-        const double expected = double(qkv[static_cast<size_t>(t * width + q_size + kv_size + i)]) +
-                                double(v_bias[static_cast<size_t>(i)]);
+        const double expected =
+            double(qkv[static_cast<size_t>(t * width + q_size + kv_size + i)]) + double(v_bias[static_cast<size_t>(i)]);
         worst = std::max(worst, std::fabs(double(s.value(1, h, t)[j]) - expected));
       }
   CHECK(worst < 1e-6);

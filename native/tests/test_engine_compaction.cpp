@@ -48,7 +48,9 @@ std::vector<int32_t> kept_tokens(const std::vector<int32_t>& tokens, const KvRan
   return out;
 }
 
-bool rows_equal(const float* a, const float* b, int64_t n) { return std::memcmp(a, b, static_cast<size_t>(n) * 4) == 0; }
+bool rows_equal(const float* a, const float* b, int64_t n) {
+  return std::memcmp(a, b, static_cast<size_t>(n) * 4) == 0;
+}
 
 AttentionOptions quest(int64_t budget) {
   AttentionOptions a;
@@ -164,7 +166,8 @@ TIDAL_TEST(compaction_is_exact_where_the_removed_tokens_cannot_have_influenced) 
       for (int64_t position = 0; position < 70; ++position) {
         values_equal &= rows_equal(compacted.value(0, head, position), fresh.value(0, head, position), config.head_dim);
         for (int64_t i = 0; i < config.head_dim; ++i)
-          key_error = std::fmax(key_error, std::fabs(compacted.key(0, head, position)[i] - fresh.key(0, head, position)[i]));
+          key_error =
+              std::fmax(key_error, std::fabs(compacted.key(0, head, position)[i] - fresh.key(0, head, position)[i]));
       }
     CHECK(values_equal);
     // The fresh prefill forms its angles in f32 (position * inv_freq): ~1e-5 at these positions.

@@ -93,19 +93,20 @@ TIDAL_TEST(engine_generate_cancellation_stops_within_one_step) {
   std::atomic<bool> cancel{false};
   int seen = 0;
   const SequenceId seq = engine->create_sequence();
-  const GenerateResult result = engine->generate(seq, random_tokens(8, spec.vocab_size, 4), greedy(50),
-                                                 [&](int32_t) {
-                                                   if (++seen == 3) cancel = true;
-                                                   return true;
-                                                 },
-                                                 &cancel);
+  const GenerateResult result = engine->generate(
+      seq, random_tokens(8, spec.vocab_size, 4), greedy(50),
+      [&](int32_t) {
+        if (++seen == 3) cancel = true;
+        return true;
+      },
+      &cancel);
   CHECK(result.finish_reason == FinishReason::Cancelled);
   CHECK(result.tokens.size() == 3 || result.tokens.size() == 4);
   CHECK_EQ(engine->sequence_length(seq), 8 + static_cast<int64_t>(result.tokens.size()));
 
   // A callback returning false stops too.
-  const GenerateResult by_callback = engine->generate(engine->create_sequence(), {1, 2, 3}, greedy(50),
-                                                      [](int32_t) { return false; });
+  const GenerateResult by_callback =
+      engine->generate(engine->create_sequence(), {1, 2, 3}, greedy(50), [](int32_t) { return false; });
   CHECK(by_callback.finish_reason == FinishReason::Callback);
   CHECK_EQ(by_callback.tokens.size(), size_t(1));
 }

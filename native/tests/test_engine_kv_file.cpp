@@ -25,8 +25,7 @@ namespace {
 // A file name of its own in the system's temporary directory, removed with the object.
 struct TempPath {
   explicit TempPath(const std::string& name)
-      : path((std::filesystem::temp_directory_path() /
-              ("tidal-kv-test-" + std::to_string(::getpid()) + "-" + name))
+      : path((std::filesystem::temp_directory_path() / ("tidal-kv-test-" + std::to_string(::getpid()) + "-" + name))
                  .string()) {}
   ~TempPath() {
     std::remove(path.c_str());
@@ -54,9 +53,9 @@ AttentionOptions mode(AttentionMode m) {
 
 // A file of the given header whose K/V are zeros, for the cases an engine cannot produce.
 void write_crafted(const std::string& path, const KvFileHeader& header, const std::vector<int32_t>& tokens) {
-  const size_t bytes = static_cast<size_t>(header.layers * 2 * header.kv_heads * header.cached_count *
-                                           header.head_dim) *
-                       kv_element_bytes(header.kv_dtype);
+  const size_t bytes =
+      static_cast<size_t>(header.layers * 2 * header.kv_heads * header.cached_count * header.head_dim) *
+      kv_element_bytes(header.kv_dtype);
   write_kv_file(path, header, tokens, {}, [&](KvByteSink& sink) {
     const std::vector<char> zeros(bytes);
     sink.write(zeros.data(), zeros.size());
@@ -146,8 +145,8 @@ TIDAL_TEST(engine_load_sequence_rejects_bad_files_with_clear_errors) {
   CHECK_THROWS_WITH(engine->load_sequence(bad.path), "bytes follow");
   // A flipped byte in the tokens; a broken end marker.
   patched = bytes;
-  const size_t tokens_at = std::string(bytes.begin(), bytes.end()).find(
-      std::string(reinterpret_cast<const char*>(tokens.data()), 16));
+  const size_t tokens_at =
+      std::string(bytes.begin(), bytes.end()).find(std::string(reinterpret_cast<const char*>(tokens.data()), 16));
   CHECK(tokens_at != std::string::npos);
   patched[tokens_at + 1] ^= 1;
   write_bytes(bad.path, patched);

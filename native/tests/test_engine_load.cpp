@@ -20,8 +20,8 @@ struct FixtureModel {
 };
 
 const FixtureModel kFixtures[] = {
-    {"llama2-mha-bf16", "llama", "bf16"},        {"llama3-gqa-f32", "llama", "f32"},
-    {"mistral-gqa-f16", "mistral", "f16"},       {"qwen2-tied-sharded-f32", "qwen2", "f32"},
+    {"llama2-mha-bf16", "llama", "bf16"},  {"llama3-gqa-f32", "llama", "f32"},
+    {"mistral-gqa-f16", "mistral", "f16"}, {"qwen2-tied-sharded-f32", "qwen2", "f32"},
     {"qwen3-qknorm-f32", "qwen3", "f32"},
 };
 

@@ -13,7 +13,6 @@
 #include "safetensors_writer.h"
 #include "tidal/engine.h"
 
-
 TIDAL_TEST(gguf_engine_logits_match_the_safetensors_folder) {
   for (const char* folder_name : {"llama3-gqa-f32", "qwen2-tied-sharded-f32"}) {
     const std::string folder = tidal_test::fixtures_dir() + "/models/" + folder_name;
@@ -32,6 +31,7 @@ TIDAL_TEST(gguf_engine_logits_match_the_safetensors_folder) {
     double worst = 0;
     for (size_t i = 0; i < a.size() && i < b.size(); ++i) worst = std::max(worst, std::fabs(double(a[i]) - b[i]));
     if (!(worst < 1e-4))
-      ::tidal_test::record_failure(__FILE__, __LINE__, std::string(folder_name) + ": logits differ by " + std::to_string(worst));
+      ::tidal_test::record_failure(__FILE__, __LINE__,
+                                   std::string(folder_name) + ": logits differ by " + std::to_string(worst));
   }
 }

@@ -48,13 +48,13 @@ std::string load_error(const std::vector<uint8_t>& image, bool* clean = nullptr)
 
 bool contains(const std::string& text, const std::string& fragment) { return text.find(fragment) != std::string::npos; }
 
-#define CHECK_LOAD_ERROR(image, fragment)                                                   \
-  do {                                                                                      \
-    std::string tidal_error_ = load_error(image);                                           \
-    if (!contains(tidal_error_, fragment))                                                  \
-      ::tidal_test::record_failure(__FILE__, __LINE__,                                     \
-                                   std::string("expected error containing '") + (fragment) + \
-                                       "', got '" + tidal_error_ + "'");                    \
+#define CHECK_LOAD_ERROR(image, fragment)                                                             \
+  do {                                                                                                \
+    std::string tidal_error_ = load_error(image);                                                     \
+    if (!contains(tidal_error_, fragment))                                                            \
+      ::tidal_test::record_failure(                                                                   \
+          __FILE__, __LINE__,                                                                         \
+          std::string("expected error containing '") + (fragment) + "', got '" + tidal_error_ + "'"); \
   } while (0)
 
 std::vector<uint8_t> header(uint32_t version, uint64_t tensors, uint64_t metadata) {
@@ -117,7 +117,8 @@ TIDAL_TEST(gguf_malformed_versions_and_counts) {
   CHECK_LOAD_ERROR(std::vector<uint8_t>({'G', 'G', 'U', 'F', 3, 0}), "truncated: version needs 4 bytes");
   CHECK_LOAD_ERROR(header(3, uint64_t(1) << 60, 0), "tensor count 1152921504606846976 is absurdly large");
   CHECK_LOAD_ERROR(header(3, 900000, 0), "tensor count 900000 is larger than the file allows");
-  CHECK_LOAD_ERROR(header(3, 0, uint64_t(1) << 62), "metadata count 4611686018427387904 is larger than the file allows");
+  CHECK_LOAD_ERROR(header(3, 0, uint64_t(1) << 62),
+                   "metadata count 4611686018427387904 is larger than the file allows");
   CHECK_LOAD_ERROR(header(3, 0, ~uint64_t(0)), "metadata count");
 }
 
@@ -224,19 +225,25 @@ TIDAL_TEST(gguf_malformed_tensor_infos) {
     w.add_tensor(std::move(t));
     return w.bytes();
   };
-  CHECK_LOAD_ERROR(one({"t", 99, {4}, f32_tensor(4), {}, {}}), "tensor 't' has ggml type id 99 (type 99), which is unknown");
+  CHECK_LOAD_ERROR(one({"t", 99, {4}, f32_tensor(4), {}, {}}),
+                   "tensor 't' has ggml type id 99 (type 99), which is unknown");
   CHECK_LOAD_ERROR(one({"t", 16, {256}, std::vector<uint8_t>(66), {}, {}}), "ggml type id 16 (IQ2_XXS)");
-  CHECK_LOAD_ERROR(one({"t", 0, {1, 1, 1, 1, 1}, f32_tensor(1), {}, {}}), "tensor 't' has 5 dimensions (expected 1 to 4)");
+  CHECK_LOAD_ERROR(one({"t", 0, {1, 1, 1, 1, 1}, f32_tensor(1), {}, {}}),
+                   "tensor 't' has 5 dimensions (expected 1 to 4)");
   CHECK_LOAD_ERROR(one({"t", 0, {}, f32_tensor(1), {}, {}}), "tensor 't' has 0 dimensions");
-  CHECK_LOAD_ERROR(one({"t", 0, {uint64_t(1) << 32, uint64_t(1) << 32}, {}, {}, {}}), "the product of its dimensions overflows");
+  CHECK_LOAD_ERROR(one({"t", 0, {uint64_t(1) << 32, uint64_t(1) << 32}, {}, {}, {}}),
+                   "the product of its dimensions overflows");
   CHECK_LOAD_ERROR(one({"t", 0, {~uint64_t(0)}, {}, {}, {}}), "the product of its dimensions overflows");
   CHECK_LOAD_ERROR(one({"t", 0, {uint64_t(1) << 62}, {}, {}, {}}), "its byte size overflows");
-  CHECK_LOAD_ERROR(one({"t", 8, {30}, std::vector<uint8_t>(34), {}, {}}), "rows of 30 values, not a multiple of its block size 32");
-  CHECK_LOAD_ERROR(one({"t", 0, {4}, f32_tensor(4), uint64_t(8), {}}), "data offset 8, not a multiple of the alignment 32");
+  CHECK_LOAD_ERROR(one({"t", 8, {30}, std::vector<uint8_t>(34), {}, {}}),
+                   "rows of 30 values, not a multiple of its block size 32");
+  CHECK_LOAD_ERROR(one({"t", 0, {4}, f32_tensor(4), uint64_t(8), {}}),
+                   "data offset 8, not a multiple of the alignment 32");
   CHECK_LOAD_ERROR(one({"t", 0, {1000}, f32_tensor(4), {}, {}}),
                    "tensor 't' (4000 bytes at data offset 0) runs past the end of the file");
   CHECK_LOAD_ERROR(one({"t", 0, {4}, f32_tensor(4), uint64_t(1) << 40, {}}), "runs past the end of the file");
-  CHECK_LOAD_ERROR(one({"t", 0, {4}, f32_tensor(4), ~uint64_t(0) & ~uint64_t(31), {}}), "runs past the end of the file");
+  CHECK_LOAD_ERROR(one({"t", 0, {4}, f32_tensor(4), ~uint64_t(0) & ~uint64_t(31), {}}),
+                   "runs past the end of the file");
   {
     GgufWriter w;
     w.add_tensor("a.tensor.with.a.long.name", 0, {4}, f32_tensor(4));
@@ -253,7 +260,7 @@ TIDAL_TEST(gguf_malformed_tensor_infos) {
   {
     GgufWriter w;
     w.add_tensor("a", 0, {64}, f32_tensor(64));
-    w.add_tensor({"e", 0, {0}, {}, uint64_t(32), {}});          // empty: overlaps nothing
+    w.add_tensor({"e", 0, {0}, {}, uint64_t(32), {}});             // empty: overlaps nothing
     w.add_tensor({"b", 0, {8}, f32_tensor(8), uint64_t(64), {}});  // inside a, after an empty one
     CHECK_LOAD_ERROR(w.bytes(), "tensors 'a' and 'b' overlap");
   }
@@ -296,10 +303,18 @@ TIDAL_TEST(gguf_malformed_random_header_corruption_is_clean) {
     for (int f = 0; f < flips; ++f) {
       const size_t at = rng() % header_bytes;
       switch (rng() % 4) {
-        case 0: corrupt[at] ^= static_cast<uint8_t>(1u << (rng() % 8)); break;
-        case 1: corrupt[at] = 0xFF; break;
-        case 2: corrupt[at] = 0x00; break;
-        default: corrupt[at] = static_cast<uint8_t>(rng()); break;
+        case 0:
+          corrupt[at] ^= static_cast<uint8_t>(1u << (rng() % 8));
+          break;
+        case 1:
+          corrupt[at] = 0xFF;
+          break;
+        case 2:
+          corrupt[at] = 0x00;
+          break;
+        default:
+          corrupt[at] = static_cast<uint8_t>(rng());
+          break;
       }
     }
     bool clean = true;

@@ -123,8 +123,10 @@ TIDAL_TEST(gguf_model_fixture_round_trip_gives_back_the_safetensors_tensors) {
     const std::string gguf_name = tidal_test::converter_tensor_name(name);
     CHECK(!gguf_name.empty());
     CHECK_EQ(tidal::hf_to_gguf_tensor_name(name), gguf_name);
-    if (name.find("q_proj") != std::string::npos) values = tidal_test::converter_permute(values, t.shape[0], hf.num_heads);
-    if (name.find("k_proj") != std::string::npos) values = tidal_test::converter_permute(values, t.shape[0], hf.num_kv_heads);
+    if (name.find("q_proj") != std::string::npos)
+      values = tidal_test::converter_permute(values, t.shape[0], hf.num_heads);
+    if (name.find("k_proj") != std::string::npos)
+      values = tidal_test::converter_permute(values, t.shape[0], hf.num_kv_heads);
     std::vector<uint64_t> ne(t.shape.rbegin(), t.shape.rend());
     w.add_tensor(gguf_name, tidal_test::kGgmlF32, ne, tidal_test::f32_bytes(values));
   }
@@ -173,8 +175,7 @@ TIDAL_TEST(gguf_model_fixture_round_trip_gives_back_the_safetensors_tensors) {
   CHECK(compared >= 9u * static_cast<size_t>(hf.num_layers));
   CHECK(model.find("model.layers.0.self_attn.q_proj.bias") == nullptr);
   // Permuted tensors are converted copies; others are views of the mapping.
-  CHECK(model.find("model.layers.0.mlp.up_proj.weight")->data ==
-        model.file().find_tensor("blk.0.ffn_up.weight")->data);
+  CHECK(model.find("model.layers.0.mlp.up_proj.weight")->data == model.file().find_tensor("blk.0.ffn_up.weight")->data);
   CHECK(model.find("model.layers.0.self_attn.q_proj.weight")->data !=
         model.file().find_tensor("blk.0.attn_q.weight")->data);
 }
@@ -287,7 +288,8 @@ TIDAL_TEST(gguf_model_rejects_unsupported_or_incomplete_metadata) {
     GgufWriter w;
     w.add_string("general.architecture", "gemma");
     std::string e = error_of(w);
-    CHECK(e.find("unsupported architecture 'gemma' (general.architecture); supported: llama, qwen2") != std::string::npos);
+    CHECK(e.find("unsupported architecture 'gemma' (general.architecture); supported: llama, qwen2") !=
+          std::string::npos);
     CHECK(e.find("m.gguf") != std::string::npos);
   }
   {
@@ -403,7 +405,8 @@ TIDAL_TEST(gguf_model_exposes_tokenizer_metadata) {
   bad.add_f32_array("tokenizer.ggml.scores", {0.0f});
   std::vector<uint8_t> image = bad.bytes();
   tidal::GgufContents c = tidal::parse_gguf(image.data(), image.size(), "t.gguf");
-  CHECK_THROWS_WITH(tidal::read_gguf_tokenizer(c), "tokenizer.ggml.scores has 1 entries but tokenizer.ggml.tokens has 2");
+  CHECK_THROWS_WITH(tidal::read_gguf_tokenizer(c),
+                    "tokenizer.ggml.scores has 1 entries but tokenizer.ggml.tokens has 2");
   GgufWriter bad_id;
   bad_id.add_string_array("tokenizer.ggml.tokens", {"a", "b"});
   bad_id.add_u32("tokenizer.ggml.eos_token_id", 7);

@@ -21,7 +21,9 @@ using tidal_test::GgufWriter;
 
 namespace {
 
-GgufContents parse(const std::vector<uint8_t>& image) { return tidal::parse_gguf(image.data(), image.size(), "t.gguf"); }
+GgufContents parse(const std::vector<uint8_t>& image) {
+  return tidal::parse_gguf(image.data(), image.size(), "t.gguf");
+}
 
 std::vector<float> random_values(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -195,7 +197,8 @@ TIDAL_TEST(gguf_parse_reads_scalar_arrays_of_every_type) {
   w.add_raw("i16", tidal_test::kGgufArray, GgufWriter::array_value(tidal_test::kGgufI16, 1, {0x00, 0x80}));
   w.add_raw("i64", tidal_test::kGgufArray,
             GgufWriter::array_value(tidal_test::kGgufI64, 1, {0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}));
-  w.add_raw("u64", tidal_test::kGgufArray, GgufWriter::array_value(tidal_test::kGgufU64, 1, {1, 0, 0, 0, 0, 0, 0, 0x80}));
+  w.add_raw("u64", tidal_test::kGgufArray,
+            GgufWriter::array_value(tidal_test::kGgufU64, 1, {1, 0, 0, 0, 0, 0, 0, 0x80}));
   w.add_raw("bool", tidal_test::kGgufArray, GgufWriter::array_value(tidal_test::kGgufBool, 3, {1, 0, 1}));
   std::vector<uint8_t> f64;
   tidal_test::put_f64(f64, 2.5);

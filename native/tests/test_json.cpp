@@ -54,7 +54,8 @@ TIDAL_TEST(json_strings_decode_escapes_and_utf8) {
   CHECK_EQ(parse(R"("\uDBFF\uDFFF")").as_string(), std::string("\xF4\x8F\xBF\xBF"));
   CHECK_EQ(parse(R"("\u0000")").as_string(), std::string(1, '\0'));
   // Raw UTF-8 passes through unchanged.
-  CHECK_EQ(parse("\"\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\"").as_string(), std::string("\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"));
+  CHECK_EQ(parse("\"\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\"").as_string(),
+           std::string("\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"));
   CHECK_EQ(parse("\"\"").as_string(), std::string());
   // Leading byte order mark is skipped.
   CHECK_EQ(parse("\xEF\xBB\xBF[1]").size(), size_t(1));
@@ -118,8 +119,9 @@ TIDAL_TEST(json_malformed_inputs_name_offset_and_expectation) {
   CHECK_THROWS_WITH(parse("\"\xE2\x82\""), "invalid UTF-8");          // truncated sequence
   CHECK_THROWS_WITH(parse("\"\x80\""), "invalid UTF-8");              // stray continuation byte
   CHECK_THROWS_WITH(parse("{\"a\":1,\"a\":2}"), "duplicate key \"a\"");
-  CHECK_THROWS_WITH(parse("{\"k0\":0,\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4,\"k5\":5,\"k6\":6,\"k7\":7,\"k8\":8,\"k3\":9}"),
-                    "duplicate key \"k3\"");
+  CHECK_THROWS_WITH(
+      parse("{\"k0\":0,\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4,\"k5\":5,\"k6\":6,\"k7\":7,\"k8\":8,\"k3\":9}"),
+      "duplicate key \"k3\"");
   CHECK_THROWS_WITH(parse("\xEF\xBB"), "expected a value");
   CHECK_THROWS_WITH(parse(std::string("[1]\0", 4)), "expected end of input");
 
@@ -199,11 +201,21 @@ TIDAL_TEST(json_random_mutations_never_crash) {
     for (int e = 0; e < edits && !doc.empty(); ++e) {
       size_t at = rng() % doc.size();
       switch (rng() % 5) {
-        case 0: doc[at] = static_cast<char>(rng() & 0xFF); break;                             // random byte
-        case 1: doc[at] = alphabet[rng() % (sizeof alphabet - 1)]; break;                      // syntax byte
-        case 2: doc.erase(at, 1 + rng() % 3); break;                                          // delete
-        case 3: doc.insert(at, 1, alphabet[rng() % (sizeof alphabet - 1)]); break;             // insert
-        case 4: doc.resize(at); break;                                                        // truncate
+        case 0:
+          doc[at] = static_cast<char>(rng() & 0xFF);
+          break;  // random byte
+        case 1:
+          doc[at] = alphabet[rng() % (sizeof alphabet - 1)];
+          break;  // syntax byte
+        case 2:
+          doc.erase(at, 1 + rng() % 3);
+          break;  // delete
+        case 3:
+          doc.insert(at, 1, alphabet[rng() % (sizeof alphabet - 1)]);
+          break;  // insert
+        case 4:
+          doc.resize(at);
+          break;  // truncate
       }
     }
     try {

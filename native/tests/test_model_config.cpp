@@ -13,7 +13,8 @@ using tidal::parse_model_config;
 namespace {
 
 // A minimal valid body; tests append or override fields.
-std::string config_with(const std::string& model_type_and_extra, const std::string& sizes =
+std::string config_with(const std::string& model_type_and_extra,
+                        const std::string& sizes =
                             R"("vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008,
                                "num_hidden_layers": 32, "num_attention_heads": 32)") {
   return "{" + model_type_and_extra + ", " + sizes + "}";
@@ -106,7 +107,8 @@ TIDAL_TEST(config_rope_parameters_new_form) {
   CHECK_EQ(c.rope_scaling.original_max_position_embeddings, 8192);
   CHECK_EQ(c.torch_dtype, std::string("bfloat16"));
 
-  ModelConfig d = parse_model_config(llama_with(R"("rope_parameters": {"rope_type": "default", "rope_theta": 1000000})"));
+  ModelConfig d =
+      parse_model_config(llama_with(R"("rope_parameters": {"rope_type": "default", "rope_theta": 1000000})"));
   CHECK_EQ(d.rope_theta, 1000000.0);
   CHECK_EQ(d.rope_scaling.type, std::string("none"));
 
@@ -157,7 +159,9 @@ TIDAL_TEST(config_mistral_qwen2_qwen3) {
   // attention_bias false in a qwen2 config does not turn the biases off.
   CHECK_EQ(parse_model_config(config_with(R"("model_type": "qwen2", "attention_bias": false)")).attention_bias, true);
   CHECK_EQ(parse_model_config(config_with(R"("model_type": "qwen2", "use_sliding_window": true,
-                                              "sliding_window": 4096)")).sliding_window, 4096);
+                                              "sliding_window": 4096)"))
+               .sliding_window,
+           4096);
 
   // Qwen3-0.6B: head_dim 128 although hidden/heads = 64; q/k norm.
   ModelConfig q3 = parse_model_config(R"({"architectures": ["Qwen3ForCausalLM"], "attention_bias": false,
@@ -199,7 +203,8 @@ TIDAL_TEST(config_defaults_and_lenient_forms) {
   CHECK(c.eos_token_ids.empty());
   CHECK_EQ(c.torch_dtype, std::string(""));
   // Only architectures.
-  CHECK(parse_model_config(config_with(R"("architectures": ["Qwen2ForCausalLM"])")).architecture == Architecture::Qwen2);
+  CHECK(parse_model_config(config_with(R"("architectures": ["Qwen2ForCausalLM"])")).architecture ==
+        Architecture::Qwen2);
   // Integral doubles are accepted for integer fields; null ids mean none.
   ModelConfig d = parse_model_config(config_with(R"("model_type": "llama", "num_key_value_heads": 8.0,
                                                     "bos_token_id": null, "eos_token_id": [2, 3])"));
@@ -215,8 +220,9 @@ TIDAL_TEST(config_defaults_and_lenient_forms) {
 }
 
 TIDAL_TEST(config_rejects_unsupported_architectures) {
-  CHECK_THROWS_WITH(parse_model_config(config_with(R"("model_type": "gpt2")")),
-                    "unsupported model architecture 'gpt2' (model_type 'gpt2'); supported: llama, mistral, qwen2, qwen3");
+  CHECK_THROWS_WITH(
+      parse_model_config(config_with(R"("model_type": "gpt2")")),
+      "unsupported model architecture 'gpt2' (model_type 'gpt2'); supported: llama, mistral, qwen2, qwen3");
   CHECK_THROWS_WITH(parse_model_config(config_with(R"("model_type": "gpt2", "architectures": ["GPT2LMHeadModel"])")),
                     "unsupported model architecture 'GPT2LMHeadModel' (model_type 'gpt2'); supported: llama, mistral");
   CHECK_THROWS_WITH(parse_model_config(config_with(R"("architectures": ["MixtralForCausalLM"])")),
@@ -244,7 +250,8 @@ TIDAL_TEST(config_rejects_absurd_values) {
   };
   CHECK_THROWS_WITH(parse_model_config(config_with(type, sizes("100", "0", "2", "4"))),
                     "config.json: hidden_size = 0 is out of range (expected 1 to 131072)");
-  CHECK_THROWS_WITH(parse_model_config(config_with(type, sizes("100", "-64", "2", "4"))), "hidden_size = -64 is out of range");
+  CHECK_THROWS_WITH(parse_model_config(config_with(type, sizes("100", "-64", "2", "4"))),
+                    "hidden_size = -64 is out of range");
   CHECK_THROWS_WITH(parse_model_config(config_with(type, sizes("100", "131073", "2", "1"))), "hidden_size = 131073");
   CHECK_THROWS_WITH(parse_model_config(config_with(type, sizes("16777217", "64", "2", "4"))),
                     "vocab_size = 16777217 is out of range (expected 1 to 16777216)");
@@ -268,15 +275,17 @@ TIDAL_TEST(config_rejects_absurd_values) {
   CHECK_THROWS_WITH(parse_model_config(config_with(type + R"(, "head_dim": 2048)")),
                     "head_dim = 2048 is out of range (expected 1 to 1024)");
   CHECK_THROWS_WITH(parse_model_config(config_with(type + R"(, "head_dim": 127)")), "head_dim = 127 is odd");
-  CHECK_THROWS_WITH(parse_model_config(config_with(type + R"(, "intermediate_size": 2000000)", sizes("1", "64", "1", "1"))),
-                    "duplicate key \"intermediate_size\"");
+  CHECK_THROWS_WITH(
+      parse_model_config(config_with(type + R"(, "intermediate_size": 2000000)", sizes("1", "64", "1", "1"))),
+      "duplicate key \"intermediate_size\"");
   CHECK_THROWS_WITH(parse_model_config(R"({"model_type": "llama", "vocab_size": 100, "hidden_size": 64,
                                           "intermediate_size": 2000000, "num_hidden_layers": 1, "num_attention_heads": 1})"),
                     "intermediate_size = 2000000 is out of range");
   CHECK_THROWS_WITH(parse_model_config(R"({"model_type": "llama", "hidden_size": 64, "intermediate_size": 64,
                                           "num_hidden_layers": 1, "num_attention_heads": 1})"),
                     "config.json: required field 'vocab_size' is missing");
-  CHECK_THROWS_WITH(parse_model_config(config_with(type + R"(, "rms_norm_eps": 0)")), "rms_norm_eps = 0 is out of range");
+  CHECK_THROWS_WITH(parse_model_config(config_with(type + R"(, "rms_norm_eps": 0)")),
+                    "rms_norm_eps = 0 is out of range");
   CHECK_THROWS_WITH(parse_model_config(config_with(type + R"(, "rope_theta": -1)")), "rope_theta = -1 is out of range");
   CHECK_THROWS_WITH(parse_model_config(config_with(type + R"(, "max_position_embeddings": 0)")),
                     "max_position_embeddings = 0 is out of range");
@@ -288,7 +297,8 @@ TIDAL_TEST(config_rejects_absurd_values) {
   CHECK_THROWS_WITH(parse_model_config(config_with(type + R"(, "tie_word_embeddings": "yes")")),
                     "field 'tie_word_embeddings' must be true or false");
   CHECK_THROWS_WITH(parse_model_config(config_with(type + R"(, "sliding_window": -5)")), "sliding_window = -5");
-  CHECK_THROWS_WITH(parse_model_config(R"(["model_type", "llama"])"), "the top level must be an object, found an array");
+  CHECK_THROWS_WITH(parse_model_config(R"(["model_type", "llama"])"),
+                    "the top level must be an object, found an array");
   CHECK_THROWS_WITH(parse_model_config(R"({"model_type": "llama",})"), "config.json is not valid JSON");
 }
 
@@ -322,9 +332,10 @@ TIDAL_TEST(config_rejects_unknown_rope_scaling) {
   CHECK_THROWS_WITH(parse_model_config(llama_with(
                         R"("rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 1e4}})")),
                     "holds per-layer-type entries ('full_attention')");
-  CHECK_THROWS_WITH(parse_model_config(llama_with(
-                        R"("rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5})")),
-                    "rope_parameters.partial_rotary_factor other than 1 (partial rotary embeddings) is not supported");
+  CHECK_THROWS_WITH(
+      parse_model_config(llama_with(
+          R"("rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5})")),
+      "rope_parameters.partial_rotary_factor other than 1 (partial rotary embeddings) is not supported");
 }
 
 TIDAL_TEST(config_loads_every_reference_fixture) {
@@ -373,7 +384,8 @@ TIDAL_TEST(config_load_errors_name_the_file) {
   tidal_test::TempDir dir;
   CHECK_THROWS_WITH(load_model_config(dir.path()), "cannot read the model's config.json");
   tidal_test::write_text(dir.file("config.json"), R"({"model_type": "llama", "vocab_size": 10})");
-  CHECK_THROWS_WITH(load_model_config(dir.path()), "required field 'hidden_size' is missing (in '" + dir.file("config.json") + "')");
+  CHECK_THROWS_WITH(load_model_config(dir.path()),
+                    "required field 'hidden_size' is missing (in '" + dir.file("config.json") + "')");
   tidal_test::write_text(dir.file("config.json"), "");
   CHECK_THROWS_WITH(load_model_config(dir.path()), "config.json is not valid JSON");
 }

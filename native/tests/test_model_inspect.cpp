@@ -37,9 +37,9 @@ std::string read_file(const std::string& path) {
 
 // A copy of a fixture folder's files in `dir`.
 void copy_folder(const std::string& from, const TempDir& dir) {
-  for (const char* name : {"config.json", "model.safetensors", "model.safetensors.index.json",
-                           "model-00001-of-00004.safetensors", "model-00002-of-00004.safetensors",
-                           "model-00003-of-00004.safetensors", "model-00004-of-00004.safetensors"}) {
+  for (const char* name :
+       {"config.json", "model.safetensors", "model.safetensors.index.json", "model-00001-of-00004.safetensors",
+        "model-00002-of-00004.safetensors", "model-00003-of-00004.safetensors", "model-00004-of-00004.safetensors"}) {
     std::ifstream probe(from + "/" + name);
     if (probe) tidal_test::write_text(dir.file(name), read_file(from + "/" + name));
   }
@@ -58,12 +58,12 @@ std::string problems_text(const ModelInspection& inspection) {
   return text.empty() ? "(none)" : text;
 }
 
-#define CHECK_PROBLEM(inspection, kind, fragment)                                                       \
-  do {                                                                                                  \
-    const ModelInspection& tidal_i_ = (inspection);                                                     \
-    if (!has_problem(tidal_i_, kind, fragment))                                                         \
-      ::tidal_test::record_failure(__FILE__, __LINE__,                                                  \
-                                   std::string("expected a ") + tidal::model_problem_kind_name(kind) + \
+#define CHECK_PROBLEM(inspection, kind, fragment)                                                             \
+  do {                                                                                                        \
+    const ModelInspection& tidal_i_ = (inspection);                                                           \
+    if (!has_problem(tidal_i_, kind, fragment))                                                               \
+      ::tidal_test::record_failure(__FILE__, __LINE__,                                                        \
+                                   std::string("expected a ") + tidal::model_problem_kind_name(kind) +        \
                                        " problem with '" + (fragment) + "', got " + problems_text(tidal_i_)); \
   } while (0)
 
@@ -122,7 +122,8 @@ TIDAL_TEST(inspect_gguf_image_of_a_folder) {
     const ModelInspection inspection = tidal::inspect_model(dir.file("model.gguf"));
     CHECK_EQ(problems_text(inspection), std::string("(none)"));
     CHECK_EQ(inspection.format, std::string("gguf"));
-    check_same_config(inspection.config, tidal::gguf_model_config(tidal::GgufFile::open(dir.file("model.gguf")).contents()));
+    check_same_config(inspection.config,
+                      tidal::gguf_model_config(tidal::GgufFile::open(dir.file("model.gguf")).contents()));
     CHECK_EQ(inspection.config.vocab_size, tidal::load_model_config(fixture(name)).vocab_size);
     // The folder's tensors, plus rope_freqs.weight where GGUF stores Llama 3 RoPE scaling.
     const tidal::GgufFile file = tidal::GgufFile::open(dir.file("model.gguf"));
@@ -193,8 +194,9 @@ TIDAL_TEST(inspect_reports_broken_folders_by_kind) {
   {
     TempDir dir;
     with_config("mistral-gqa-f16", "\"intermediate_size\": 176", "\"intermediate_size\": 180", dir);
-    CHECK_PROBLEM(tidal::inspect_model(dir.path()), ModelProblemKind::Mismatch,
-                  "tensor 'model.layers.0.mlp.gate_proj.weight' has shape [176, 64], expected [180, 64] from config.json");
+    CHECK_PROBLEM(
+        tidal::inspect_model(dir.path()), ModelProblemKind::Mismatch,
+        "tensor 'model.layers.0.mlp.gate_proj.weight' has shape [176, 64], expected [180, 64] from config.json");
   }
 }
 
@@ -221,7 +223,9 @@ TIDAL_TEST(inspect_reports_gguf_problems_by_kind) {
     };
     w.add_tensor("token_embd.weight", tidal_test::kGgmlF16, {256, 64}, std::vector<uint8_t>(256 * 64 * 2, 0));
     f32("blk.0.attn_norm.weight", {256});
-    const size_t q_bytes = q_type == tidal_test::kGgmlQ4_K ? 256 * 144 : q_type == tidal_test::kGgmlQ2_K ? 256 * 84 : 256 * 256 * 4;
+    const size_t q_bytes = q_type == tidal_test::kGgmlQ4_K   ? 256 * 144
+                           : q_type == tidal_test::kGgmlQ2_K ? 256 * 84
+                                                             : 256 * 256 * 4;
     w.add_tensor("blk.0.attn_q.weight", q_type, {256, 256}, std::vector<uint8_t>(q_bytes, 0));
     f32("blk.0.attn_q.bias", {256});
     f32("blk.0.attn_k.weight", {256, 128});
@@ -259,7 +263,8 @@ TIDAL_TEST(inspect_reports_gguf_problems_by_kind) {
   std::vector<uint8_t> bytes = image("qwen2", tidal_test::kGgmlF32, 64);
   bytes.resize(bytes.size() - 1000);
   tidal_test::write_bytes(dir.file("cut.gguf"), bytes);
-  CHECK_PROBLEM(tidal::inspect_model(dir.file("cut.gguf")), ModelProblemKind::Truncated, "runs past the end of the file");
+  CHECK_PROBLEM(tidal::inspect_model(dir.file("cut.gguf")), ModelProblemKind::Truncated,
+                "runs past the end of the file");
   tidal_test::write_text(dir.file("model.safetensors"), "{}");
   CHECK_PROBLEM(tidal::inspect_model(dir.file("model.safetensors")), ModelProblemKind::Unsupported,
                 "is not a GGUF file");
@@ -320,12 +325,12 @@ TIDAL_TEST(inspect_a_16_gb_file_reads_only_its_header) {
     std::vector<uint64_t> ne;
   };
   const std::vector<Tensor> tensors = {
-      {"token_embd.weight", {4096, vocab}},       {"output.weight", {4096, 128000}},
-      {"output_norm.weight", {4096}},             {"blk.0.attn_norm.weight", {4096}},
-      {"blk.0.attn_q.weight", {4096, 4096}},      {"blk.0.attn_k.weight", {4096, 1024}},
-      {"blk.0.attn_v.weight", {4096, 1024}},      {"blk.0.attn_output.weight", {4096, 4096}},
-      {"blk.0.ffn_norm.weight", {4096}},          {"blk.0.ffn_gate.weight", {4096, 11008}},
-      {"blk.0.ffn_up.weight", {4096, 11008}},     {"blk.0.ffn_down.weight", {11008, 4096}},
+      {"token_embd.weight", {4096, vocab}},   {"output.weight", {4096, 128000}},
+      {"output_norm.weight", {4096}},         {"blk.0.attn_norm.weight", {4096}},
+      {"blk.0.attn_q.weight", {4096, 4096}},  {"blk.0.attn_k.weight", {4096, 1024}},
+      {"blk.0.attn_v.weight", {4096, 1024}},  {"blk.0.attn_output.weight", {4096, 4096}},
+      {"blk.0.ffn_norm.weight", {4096}},      {"blk.0.ffn_gate.weight", {4096, 11008}},
+      {"blk.0.ffn_up.weight", {4096, 11008}}, {"blk.0.ffn_down.weight", {11008, 4096}},
   };
   uint64_t offset = 0;
   for (const Tensor& t : tensors) {
@@ -352,7 +357,8 @@ TIDAL_TEST(inspect_a_16_gb_file_reads_only_its_header) {
   CHECK_EQ(inspection.config.vocab_size, int64_t(vocab));
   CHECK(inspection.weight_bytes > (uint64_t(16) << 30));
   CHECK_EQ(inspection.problems.size(), size_t(1));
-  CHECK_PROBLEM(inspection, ModelProblemKind::Mismatch, "tensor 'output.weight' has shape [128000, 4096], expected [1000000, 4096]");
+  CHECK_PROBLEM(inspection, ModelProblemKind::Mismatch,
+                "tensor 'output.weight' has shape [128000, 4096], expected [1000000, 4096]");
   struct stat info {};
   CHECK_EQ(::stat(file.c_str(), &info), 0);
   CHECK(uint64_t(info.st_blocks) * 512 < (uint64_t(64) << 20));  // sparse: nothing was written

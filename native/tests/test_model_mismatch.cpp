@@ -68,7 +68,8 @@ TIDAL_TEST(cause11_config_with_fewer_layers_than_the_safetensors_is_refused) {
   copy_fixture_with_config_edit("llama3-gqa-f32", llama.path(), "\"num_hidden_layers\": 6", "\"num_hidden_layers\": 5");
   CHECK_CONTAINS(load_error(llama.path()),
                  "model.layers.5.* (9 tensors) are in the weights but not used by config.json's 5 layers "
-                 "(num_hidden_layers = 5); the config does not match the weights in '" + llama.path() + "'");
+                 "(num_hidden_layers = 5); the config does not match the weights in '" +
+                     llama.path() + "'");
 
   // Sharded, with biases: 12 tensors a layer, and several layers left over.
   TempDir qwen2;
@@ -82,12 +83,14 @@ TIDAL_TEST(cause11_config_with_fewer_layers_than_the_safetensors_is_refused) {
 TIDAL_TEST(cause11_gguf_block_count_below_its_blk_tensors_is_refused) {
   // The converter writes block_count from the (edited) config and every tensor it finds.
   TempDir folder;
-  copy_fixture_with_config_edit("llama3-gqa-f32", folder.path(), "\"num_hidden_layers\": 6", "\"num_hidden_layers\": 5");
+  copy_fixture_with_config_edit("llama3-gqa-f32", folder.path(), "\"num_hidden_layers\": 6",
+                                "\"num_hidden_layers\": 5");
   TempDir dir;
   tidal_test::write_bytes(dir.file("model.gguf"), tidal_test::gguf_image_of_folder(folder.path()));
   CHECK_CONTAINS(load_error(dir.file("model.gguf")),
                  "blk.5.* (9 tensors) are in the weights but not used by the GGUF metadata's 5 layers "
-                 "(llama.block_count = 5); the config does not match the weights in '" + dir.file("model.gguf") + "'");
+                 "(llama.block_count = 5); the config does not match the weights in '" +
+                     dir.file("model.gguf") + "'");
 }
 
 TIDAL_TEST(cause11_tensors_the_config_does_not_use_are_named) {

@@ -28,8 +28,9 @@ TIDAL_TEST(cause15_a_file_that_is_not_gguf_is_not_read_as_a_folder) {
   TempDir dir;
   tidal_test::write_text(dir.file("model.gguf"), "hello, not a model");
   CHECK_CONTAINS(load_error(dir.file("model.gguf")),
-                 "'" + dir.file("model.gguf") + "' is not a GGUF file (bad magic: expected the magic \"GGUF\", found "
-                 "\"hell\") nor a model folder");
+                 "'" + dir.file("model.gguf") +
+                     "' is not a GGUF file (bad magic: expected the magic \"GGUF\", found "
+                     "\"hell\") nor a model folder");
   tidal_test::write_text(dir.file("empty.gguf"), "");
   CHECK_CONTAINS(load_error(dir.file("empty.gguf")), "is not a GGUF file (it is 0 bytes, too short for the magic)");
   // A safetensors file given where the folder belongs.

@@ -43,8 +43,8 @@ std::vector<int32_t> int_list(const tidal::json::Value& array) {
 Reference load_reference(const std::string& dir) {
   Reference ref;
   auto json_file = tidal::MappedFile::open(dir + "/reference.json");
-  tidal::json::Value root = tidal::json::parse(
-      std::string_view(reinterpret_cast<const char*>(json_file->data()), json_file->size()));
+  tidal::json::Value root =
+      tidal::json::parse(std::string_view(reinterpret_cast<const char*>(json_file->data()), json_file->size()));
   ref.vocab = root.find("vocab_size")->as_int();
   for (const auto& sequence : root.find("sequences")->items()) {
     ref.sequences.push_back(int_list(*sequence.find("tokens")));

@@ -92,7 +92,8 @@ TIDAL_TEST(rope_frequencies_without_scaling_are_theta_powers) {
   CHECK_EQ(c.rope_frequencies.size(), size_t(64));
   for (size_t i = 0; i < c.rope_frequencies.size(); ++i) {
     const long double expected = std::pow(10000.0L, -2.0L * static_cast<long double>(i) / 128.0L);
-    CHECK(std::fabs(static_cast<long double>(c.rope_frequencies[i]) - expected) <= expected * 0x1p-24L * (1.0L + 1e-9L));
+    CHECK(std::fabs(static_cast<long double>(c.rope_frequencies[i]) - expected) <=
+          expected * 0x1p-24L * (1.0L + 1e-9L));
   }
   CHECK_EQ(c.rope_frequencies[0], 1.0f);
 }

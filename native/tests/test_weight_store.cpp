@@ -32,19 +32,19 @@ TIDAL_TEST(f16_to_f32_matches_hand_computed_values) {
   using tidal::f16_to_f32;
   CHECK_EQ(f16_to_f32(0x3C00), 1.0f);
   CHECK_EQ(f16_to_f32(0xC000), -2.0f);
-  CHECK_EQ(f16_to_f32(0x7BFF), 65504.0f);                  // largest finite
-  CHECK_EQ(f16_to_f32(0x0400), 6.103515625e-05f);          // 2^-14, smallest normal
-  CHECK_EQ(f16_to_f32(0x03FF), 6.097555160522461e-05f);    // 1023 * 2^-24, largest subnormal
-  CHECK_EQ(f16_to_f32(0x0001), 5.9604644775390625e-08f);   // 2^-24, smallest subnormal
+  CHECK_EQ(f16_to_f32(0x7BFF), 65504.0f);                 // largest finite
+  CHECK_EQ(f16_to_f32(0x0400), 6.103515625e-05f);         // 2^-14, smallest normal
+  CHECK_EQ(f16_to_f32(0x03FF), 6.097555160522461e-05f);   // 1023 * 2^-24, largest subnormal
+  CHECK_EQ(f16_to_f32(0x0001), 5.9604644775390625e-08f);  // 2^-24, smallest subnormal
   CHECK_EQ(f16_to_f32(0x8001), -5.9604644775390625e-08f);
-  CHECK_EQ(f16_to_f32(0x3555), 0.333251953125f);           // (1 + 341/1024) / 4
-  CHECK_EQ(f16_to_f32(0x5640), 100.0f);                    // 64 * (1 + 576/1024)
+  CHECK_EQ(f16_to_f32(0x3555), 0.333251953125f);  // (1 + 341/1024) / 4
+  CHECK_EQ(f16_to_f32(0x5640), 100.0f);           // 64 * (1 + 576/1024)
   CHECK_EQ(bits_of(f16_to_f32(0x0000)), 0x00000000u);
-  CHECK_EQ(bits_of(f16_to_f32(0x8000)), 0x80000000u);      // -0 keeps its sign
-  CHECK_EQ(bits_of(f16_to_f32(0x7C00)), 0x7F800000u);      // +Inf
-  CHECK_EQ(bits_of(f16_to_f32(0xFC00)), 0xFF800000u);      // -Inf
-  CHECK_EQ(bits_of(f16_to_f32(0x7E00)), 0x7FC00000u);      // quiet NaN
-  CHECK_EQ(bits_of(f16_to_f32(0x7C01)), 0x7FC02000u);      // signalling NaN: payload kept, quieted
+  CHECK_EQ(bits_of(f16_to_f32(0x8000)), 0x80000000u);  // -0 keeps its sign
+  CHECK_EQ(bits_of(f16_to_f32(0x7C00)), 0x7F800000u);  // +Inf
+  CHECK_EQ(bits_of(f16_to_f32(0xFC00)), 0xFF800000u);  // -Inf
+  CHECK_EQ(bits_of(f16_to_f32(0x7E00)), 0x7FC00000u);  // quiet NaN
+  CHECK_EQ(bits_of(f16_to_f32(0x7C01)), 0x7FC02000u);  // signalling NaN: payload kept, quieted
   CHECK_EQ(bits_of(f16_to_f32(0xFE01)), 0xFFC02000u);
 }
 
@@ -54,7 +54,7 @@ TIDAL_TEST(bf16_to_f32_matches_hand_computed_values) {
   CHECK_EQ(bf16_to_f32(0x4049), 3.140625f);
   CHECK_EQ(bf16_to_f32(0xC2F7), -123.5f);
   CHECK_EQ(bf16_to_f32(0x3E80), 0.25f);
-  CHECK_EQ(bf16_to_f32(0x0001), 9.183549615799121e-41f);   // 2^-133, a float32 subnormal
+  CHECK_EQ(bf16_to_f32(0x0001), 9.183549615799121e-41f);  // 2^-133, a float32 subnormal
   CHECK_EQ(bits_of(bf16_to_f32(0x7F80)), 0x7F800000u);
   CHECK_EQ(bits_of(bf16_to_f32(0xFF80)), 0xFF800000u);
   CHECK(std::isnan(bf16_to_f32(0x7FC0)));
@@ -64,15 +64,15 @@ TIDAL_TEST(f32_to_half_rounds_to_nearest_even) {
   using tidal::f32_to_bf16;
   using tidal::f32_to_f16;
   CHECK_EQ(f32_to_f16(1.0f), 0x3C00);
-  CHECK_EQ(f32_to_f16(65519.0f), 0x7BFF);                           // below the rounding midpoint
-  CHECK_EQ(f32_to_f16(65520.0f), 0x7C00);                           // midpoint to odd 0x7BFF: rounds up to Inf
+  CHECK_EQ(f32_to_f16(65519.0f), 0x7BFF);  // below the rounding midpoint
+  CHECK_EQ(f32_to_f16(65520.0f), 0x7C00);  // midpoint to odd 0x7BFF: rounds up to Inf
   CHECK_EQ(f32_to_f16(1e10f), 0x7C00);
   CHECK_EQ(f32_to_f16(-1e10f), 0xFC00);
   CHECK_EQ(f32_to_f16(1.0f + std::ldexp(1.0f, -11)), 0x3C00);      // tie, even is 0x3C00
   CHECK_EQ(f32_to_f16(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3C02);  // tie, even is 0x3C02
   CHECK_EQ(f32_to_f16(1.0f + std::ldexp(1.0f, -11) + std::ldexp(1.0f, -20)), 0x3C01);
-  CHECK_EQ(f32_to_f16(std::ldexp(1.0f, -25)), 0x0000);              // tie between 0 and 2^-24
-  CHECK_EQ(f32_to_f16(3 * std::ldexp(1.0f, -25)), 0x0002);          // tie between 1 and 2 ulps
+  CHECK_EQ(f32_to_f16(std::ldexp(1.0f, -25)), 0x0000);      // tie between 0 and 2^-24
+  CHECK_EQ(f32_to_f16(3 * std::ldexp(1.0f, -25)), 0x0002);  // tie between 1 and 2 ulps
   CHECK_EQ(f32_to_f16(std::ldexp(1.0f, -25) + std::ldexp(1.0f, -30)), 0x0001);
   CHECK_EQ(f32_to_f16(std::ldexp(1.0f, -14) - std::ldexp(1.0f, -25)), 0x0400);  // rounds up into the normals
   CHECK_EQ(f32_to_f16(-0.0f), 0x8000);
@@ -80,10 +80,10 @@ TIDAL_TEST(f32_to_half_rounds_to_nearest_even) {
   uint16_t nan16 = f32_to_f16(std::nanf(""));
   CHECK((nan16 & 0x7C00) == 0x7C00 && (nan16 & 0x03FF) != 0);
 
-  CHECK_EQ(f32_to_bf16(1.0f + std::ldexp(1.0f, -8)), 0x3F80);      // tie to even
+  CHECK_EQ(f32_to_bf16(1.0f + std::ldexp(1.0f, -8)), 0x3F80);  // tie to even
   CHECK_EQ(f32_to_bf16(1.0f + 3 * std::ldexp(1.0f, -8)), 0x3F82);
   CHECK_EQ(f32_to_bf16(1.0f + std::ldexp(1.0f, -8) + std::ldexp(1.0f, -20)), 0x3F81);
-  CHECK_EQ(f32_to_bf16(3.4028235e38f), 0x7F80);                    // FLT_MAX rounds to Inf
+  CHECK_EQ(f32_to_bf16(3.4028235e38f), 0x7F80);  // FLT_MAX rounds to Inf
   CHECK_EQ(f32_to_bf16(std::nanf("")) & 0x7FC0, 0x7FC0);
 
   // Every finite f16 survives the round trip through float32.
@@ -107,7 +107,8 @@ TIDAL_TEST(bulk_conversion_is_bit_identical_to_scalar) {
     tidal::convert_to_f32(dtype, buffer.data() + 1, out.data(), out.size());
     int mismatches = 0;
     for (uint32_t h = 0; h < 65536; ++h) {
-      float expected = dtype == DType::F16 ? tidal::f16_to_f32(static_cast<uint16_t>(h)) : tidal::bf16_to_f32(static_cast<uint16_t>(h));
+      float expected = dtype == DType::F16 ? tidal::f16_to_f32(static_cast<uint16_t>(h))
+                                           : tidal::bf16_to_f32(static_cast<uint16_t>(h));
       if (bits_of(out[h]) != bits_of(expected)) ++mismatches;
     }
     CHECK_EQ(mismatches, 0);
@@ -180,7 +181,8 @@ TIDAL_TEST(weight_store_reads_single_file_with_every_dtype) {
 
   CHECK_THROWS_WITH(store.get("a.f32", {3, 2}),
                     "tensor 'a.f32' in '" + dir.path() + "' has shape [2, 3], expected [3, 2]");
-  CHECK_THROWS_WITH(store.get("lm_head.weight"), "missing tensor 'lm_head.weight' in '" + dir.path() + "' (5 tensors present)");
+  CHECK_THROWS_WITH(store.get("lm_head.weight"),
+                    "missing tensor 'lm_head.weight' in '" + dir.path() + "' (5 tensors present)");
   CHECK_THROWS_WITH(store.get("f16"), "did you mean 'b.f16'?");
 
   // The same file opened directly; a moved store keeps its views valid.
@@ -228,10 +230,8 @@ TIDAL_TEST(weight_store_loads_reference_fixtures) {
   };
   // Byte totals: parameter count x dtype size; the sharded folder's index states 1243392.
   const Expect expected[] = {
-      {"llama2-mha-bf16", 57, DType::BF16, 0},
-      {"llama3-gqa-f32", 57, DType::F32, 0},
-      {"mistral-gqa-f16", 57, DType::F16, 0},
-      {"qwen2-tied-sharded-f32", 74, DType::F32, 1243392},
+      {"llama2-mha-bf16", 57, DType::BF16, 0}, {"llama3-gqa-f32", 57, DType::F32, 0},
+      {"mistral-gqa-f16", 57, DType::F16, 0},  {"qwen2-tied-sharded-f32", 74, DType::F32, 1243392},
       {"qwen3-qknorm-f32", 69, DType::F32, 0},
   };
   for (const Expect& e : expected) {

@@ -40,22 +40,22 @@ struct EngineOptions {
   // Tokens per prefill forward pass; 0 = the backend's default (kCudaPrefillChunk on CUDA,
   // kCpuPrefillChunk on the CPU). A cancel takes effect between the layers of a pass.
   int64_t prefill_chunk = 0;
-  size_t max_kv_bytes = 0;      // KV cache memory cap over all sequences; 0 = none
+  size_t max_kv_bytes = 0;  // KV cache memory cap over all sequences; 0 = none
 };
 
 struct ModelInfo {
   std::string architecture;  // "llama", "mistral", "qwen2", "qwen3"
   int64_t num_layers = 0;
-  int64_t num_heads = 0;     // query heads
+  int64_t num_heads = 0;  // query heads
   int64_t num_kv_heads = 0;
   int64_t head_dim = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
   int64_t vocab_size = 0;
   int64_t max_position_embeddings = 0;
-  int64_t max_context = 0;   // the per-sequence cap this engine enforces
-  std::string dtype;         // storage dtype of the matrices: "f32", "f16", "bf16" or "mixed"
-  size_t weight_bytes = 0;   // bytes of the tensors the model uses
+  int64_t max_context = 0;  // the per-sequence cap this engine enforces
+  std::string dtype;        // storage dtype of the matrices: "f32", "f16", "bf16" or "mixed"
+  size_t weight_bytes = 0;  // bytes of the tensors the model uses
   size_t kv_bytes_per_token = 0;
   std::vector<int32_t> eos_token_ids;
   std::string backend;
@@ -109,7 +109,7 @@ struct GenerateOptions {
   bool stop_at_eos = true;           // the model's eos ids count as stop tokens
   SamplingOptions sampling;
   AttentionOptions attention;
-  int64_t prefill_chunk = 0;         // tokens per prefill pass of the prompt; 0 = EngineOptions::prefill_chunk
+  int64_t prefill_chunk = 0;  // tokens per prefill pass of the prompt; 0 = EngineOptions::prefill_chunk
 };
 
 enum class FinishReason {
@@ -125,7 +125,7 @@ const char* finish_reason_name(FinishReason reason);
 struct GenerateResult {
   std::vector<int32_t> tokens;  // generated tokens, in order (a final stop token included)
   FinishReason finish_reason = FinishReason::Length;
-  int64_t prompt_tokens = 0;    // tokens prefilled by this call
+  int64_t prompt_tokens = 0;  // tokens prefilled by this call
   double prefill_seconds = 0.0;
   double decode_seconds = 0.0;
 };
@@ -140,7 +140,7 @@ using SequenceId = uint64_t;
 // What the last decode step's attention read.
 struct SelectionStats {
   AttentionMode mode = AttentionMode::Full;
-  int64_t context_length = 0;        // positions in the cache at that step
+  int64_t context_length = 0;  // positions in the cache at that step
   int64_t token_budget = 0;
   int64_t selection_layers_run = 0;  // tidal selection (or quest scoring) layers
   double attended_fraction = 1.0;    // positions read / positions full attention would read
@@ -149,7 +149,7 @@ struct SelectionStats {
 
 struct UsageStats {
   size_t weight_bytes = 0;
-  size_t kv_bytes = 0;       // KV cache memory in use over all sequences (shared pages once)
+  size_t kv_bytes = 0;  // KV cache memory in use over all sequences (shared pages once)
   size_t kv_bytes_peak = 0;
   int64_t sequences = 0;
   int64_t tokens_prefilled = 0;
@@ -200,8 +200,8 @@ class Engine {
   // full attention; returns the logits of the last token ([vocab]), or of every processed
   // token ([count][vocab]) with all_logits. Throws RequestError past max_context and
   // CancelledError when `cancel` is set, read between layers (the sequence is then left as it was).
-  std::vector<float> prefill(SequenceId sequence, const std::vector<int32_t>& tokens, const PrefillOptions& options = {},
-                             const std::atomic<bool>* cancel = nullptr);
+  std::vector<float> prefill(SequenceId sequence, const std::vector<int32_t>& tokens,
+                             const PrefillOptions& options = {}, const std::atomic<bool>* cancel = nullptr);
 
   // Appends one token and runs it with the given attention; returns its logits.
   std::vector<float> decode(SequenceId sequence, int32_t token, const AttentionOptions& attention = {});

@@ -39,44 +39,60 @@ inline void prefetch_value(const KvHeadView& kv, const int32_t* positions, int64
 
 // One head: four positions per call, q shared. Several heads: per position, up to four
 // heads per call, the key shared (read once for the group).
-#define TIDAL_SCORES_LOOP(DOT)                                                                 \
-  const int64_t d = kv.head_dim;                                                               \
-  if (heads == 1) {                                                                            \
-    const auto* q_bytes = reinterpret_cast<const unsigned char*>(q);                           \
-    for (int64_t i = 0; i < count; i += 4) {                                                   \
-      const int64_t n = count - i < 4 ? count - i : 4;                                         \
-      const float* keys[4];                                                                    \
-      for (int64_t j = 0; j < n; ++j) {                                                        \
-        prefetch_key(kv, positions, count, i + j);                                             \
-        keys[j] = kv.key(position_at(positions, i + j));                                       \
-      }                                                                                        \
-      float dots[4];                                                                           \
-      switch (n) {                                                                             \
-        case 4: DOT<DType::F32, 4>(q_bytes, keys, d, dots); break;                             \
-        case 3: DOT<DType::F32, 3>(q_bytes, keys, d, dots); break;                             \
-        case 2: DOT<DType::F32, 2>(q_bytes, keys, d, dots); break;                             \
-        default: DOT<DType::F32, 1>(q_bytes, keys, d, dots); break;                            \
-      }                                                                                        \
-      for (int64_t j = 0; j < n; ++j) scores[i + j] = dots[j] * scale;                         \
-    }                                                                                          \
-    return;                                                                                    \
-  }                                                                                            \
-  for (int64_t i = 0; i < count; ++i) {                                                        \
-    prefetch_key(kv, positions, count, i);                                                     \
+#define TIDAL_SCORES_LOOP(DOT)                                                                   \
+  const int64_t d = kv.head_dim;                                                                 \
+  if (heads == 1) {                                                                              \
+    const auto* q_bytes = reinterpret_cast<const unsigned char*>(q);                             \
+    for (int64_t i = 0; i < count; i += 4) {                                                     \
+      const int64_t n = count - i < 4 ? count - i : 4;                                           \
+      const float* keys[4];                                                                      \
+      for (int64_t j = 0; j < n; ++j) {                                                          \
+        prefetch_key(kv, positions, count, i + j);                                               \
+        keys[j] = kv.key(position_at(positions, i + j));                                         \
+      }                                                                                          \
+      float dots[4];                                                                             \
+      switch (n) {                                                                               \
+        case 4:                                                                                  \
+          DOT<DType::F32, 4>(q_bytes, keys, d, dots);                                            \
+          break;                                                                                 \
+        case 3:                                                                                  \
+          DOT<DType::F32, 3>(q_bytes, keys, d, dots);                                            \
+          break;                                                                                 \
+        case 2:                                                                                  \
+          DOT<DType::F32, 2>(q_bytes, keys, d, dots);                                            \
+          break;                                                                                 \
+        default:                                                                                 \
+          DOT<DType::F32, 1>(q_bytes, keys, d, dots);                                            \
+          break;                                                                                 \
+      }                                                                                          \
+      for (int64_t j = 0; j < n; ++j) scores[i + j] = dots[j] * scale;                           \
+    }                                                                                            \
+    return;                                                                                      \
+  }                                                                                              \
+  for (int64_t i = 0; i < count; ++i) {                                                          \
+    prefetch_key(kv, positions, count, i);                                                       \
     const auto* key = reinterpret_cast<const unsigned char*>(kv.key(position_at(positions, i))); \
-    for (int64_t h = 0; h < heads; h += 4) {                                                   \
-      const int64_t n = heads - h < 4 ? heads - h : 4;                                         \
-      const float* queries[4];                                                                 \
-      for (int64_t j = 0; j < n; ++j) queries[j] = q + (h + j) * d;                            \
-      float dots[4];                                                                           \
-      switch (n) {                                                                             \
-        case 4: DOT<DType::F32, 4>(key, queries, d, dots); break;                              \
-        case 3: DOT<DType::F32, 3>(key, queries, d, dots); break;                              \
-        case 2: DOT<DType::F32, 2>(key, queries, d, dots); break;                              \
-        default: DOT<DType::F32, 1>(key, queries, d, dots); break;                             \
-      }                                                                                        \
-      for (int64_t j = 0; j < n; ++j) scores[(h + j) * stride + i] = dots[j] * scale;          \
-    }                                                                                          \
+    for (int64_t h = 0; h < heads; h += 4) {                                                     \
+      const int64_t n = heads - h < 4 ? heads - h : 4;                                           \
+      const float* queries[4];                                                                   \
+      for (int64_t j = 0; j < n; ++j) queries[j] = q + (h + j) * d;                              \
+      float dots[4];                                                                             \
+      switch (n) {                                                                               \
+        case 4:                                                                                  \
+          DOT<DType::F32, 4>(key, queries, d, dots);                                             \
+          break;                                                                                 \
+        case 3:                                                                                  \
+          DOT<DType::F32, 3>(key, queries, d, dots);                                             \
+          break;                                                                                 \
+        case 2:                                                                                  \
+          DOT<DType::F32, 2>(key, queries, d, dots);                                             \
+          break;                                                                                 \
+        default:                                                                                 \
+          DOT<DType::F32, 1>(key, queries, d, dots);                                             \
+          break;                                                                                 \
+      }                                                                                          \
+      for (int64_t j = 0; j < n; ++j) scores[(h + j) * stride + i] = dots[j] * scale;            \
+    }                                                                                            \
   }
 
 void scores_portable(const float* q, int64_t heads, const KvHeadView& kv, const int32_t* positions, int64_t count,
@@ -96,13 +112,11 @@ void weighted_values_portable(const float* probabilities, int64_t stride, int64_
 
 #if TIDAL_X86_SIMD
 TIDAL_TARGET_AVX2 void scores_avx2(const float* q, int64_t heads, const KvHeadView& kv, const int32_t* positions,
-                                   int64_t count, float scale, float* scores, int64_t stride) {
-  TIDAL_SCORES_LOOP(kernels::dot_rows_avx2)
-}
+                                   int64_t count, float scale, float* scores,
+                                   int64_t stride){TIDAL_SCORES_LOOP(kernels::dot_rows_avx2)}
 
 TIDAL_TARGET_AVX2 void weighted_values_avx2(const float* probabilities, int64_t stride, int64_t heads,
-                                            const KvHeadView& kv, const int32_t* positions, int64_t count,
-                                            float* out) {
+                                            const KvHeadView& kv, const int32_t* positions, int64_t count, float* out) {
   const int64_t d = kv.head_dim;
   for (int64_t i = 0; i < count; ++i) {
     prefetch_value(kv, positions, count, i);
@@ -150,8 +164,8 @@ void attention_weighted_values(float* scores, const KvHeadView& kv, const int32_
   attention_weighted_values_grouped(scores, count, 1, kv, positions, count, out);
 }
 
-void attend(const float* q, const KvHeadView& kv, const int32_t* positions, int64_t count, float scale,
-            float* scratch, float* out) {
+void attend(const float* q, const KvHeadView& kv, const int32_t* positions, int64_t count, float scale, float* scratch,
+            float* out) {
   attend_grouped(q, 1, kv, positions, count, scale, scratch, out);
 }
 

@@ -54,7 +54,7 @@ void attention_scores(const float* q, const KvHeadView& kv, const int32_t* posit
                       float* scores);
 void attention_weighted_values(float* scores, const KvHeadView& kv, const int32_t* positions, int64_t count,
                                float* out);
-void attend(const float* q, const KvHeadView& kv, const int32_t* positions, int64_t count, float scale,
-            float* scratch, float* out);
+void attend(const float* q, const KvHeadView& kv, const int32_t* positions, int64_t count, float scale, float* scratch,
+            float* out);
 
 }  // namespace tidal::cpu

@@ -24,8 +24,8 @@ namespace tidal {
 
 namespace {
 
-using cpu::KvHeadView;
 using cpu::kKvPageTokens;
+using cpu::KvHeadView;
 using cpu::MatrixView;
 using cpu::PagedKvCache;
 static_assert(kKvPageTokens == kQuestPageTokens, "Quest pages are the cache's pages");
@@ -40,9 +40,12 @@ struct LinearJob {
 
 cpu::GroupSelection group_selection(SelectionPolicy policy) {
   switch (policy) {
-    case SelectionPolicy::PerKvHeadMax: return cpu::GroupSelection::KvHeadMax;
-    case SelectionPolicy::PerKvHeadSum: return cpu::GroupSelection::KvHeadSum;
-    case SelectionPolicy::PerQueryHead: break;
+    case SelectionPolicy::PerKvHeadMax:
+      return cpu::GroupSelection::KvHeadMax;
+    case SelectionPolicy::PerKvHeadSum:
+      return cpu::GroupSelection::KvHeadSum;
+    case SelectionPolicy::PerQueryHead:
+      break;
   }
   return cpu::GroupSelection::PerQueryHead;
 }
@@ -94,16 +97,14 @@ class CpuBackend final : public Backend, public DecoderOps {
     cpu::compact_paged_kv(dynamic_cast<PagedKvCache&>(cache), ranges, inverse_frequencies_, pool_);
   }
 
-  void save_kv(const KvCache& cache, KvByteSink& sink) override {
-    dynamic_cast<const PagedKvCache&>(cache).save(sink);
-  }
+  void save_kv(const KvCache& cache, KvByteSink& sink) override { dynamic_cast<const PagedKvCache&>(cache).save(sink); }
 
   void load_kv(KvCache& cache, int64_t length, KvByteSource& source) override {
     dynamic_cast<PagedKvCache&>(cache).load(length, source);
   }
 
-  void forward(KvCache& cache, const int32_t* tokens, int64_t count, const AttentionPlan* plan,
-               LogitsWanted wanted, float* logits, ForwardStats* stats, const std::atomic<bool>* cancel) override {
+  void forward(KvCache& cache, const int32_t* tokens, int64_t count, const AttentionPlan* plan, LogitsWanted wanted,
+               float* logits, ForwardStats* stats, const std::atomic<bool>* cancel) override {
     if (count <= 0) return;
     DecoderPass pass;
     pass.start = cache.length();
@@ -241,23 +242,34 @@ void CpuBackend::run_linears(const std::vector<LinearJob>& jobs, const float* x,
 
 float* CpuBackend::rows_of(Activation a, int64_t* stride) {
   switch (a) {
-    case Activation::Residual: *stride = config_.hidden_size; return hidden_.data();
-    case Activation::Normed: *stride = config_.hidden_size; return normed_.data();
-    case Activation::Attention: *stride = q_size(); return attention_out_.data();
-    case Activation::Gated: *stride = config_.intermediate_size; return gate_.data();
+    case Activation::Residual:
+      *stride = config_.hidden_size;
+      return hidden_.data();
+    case Activation::Normed:
+      *stride = config_.hidden_size;
+      return normed_.data();
+    case Activation::Attention:
+      *stride = q_size();
+      return attention_out_.data();
+    case Activation::Gated:
+      *stride = config_.intermediate_size;
+      return gate_.data();
     case Activation::Qkv:
     case Activation::GateUp:
-    case Activation::Logits: break;  // several matrices, or the caller's buffer
+    case Activation::Logits:
+      break;  // several matrices, or the caller's buffer
   }
   throw std::logic_error("the cpu backend has no single row layout for this activation");
 }
 
 std::vector<std::pair<float*, int64_t>> CpuBackend::activation_parts(Activation a) {
   switch (a) {
-    case Activation::Qkv: return {{q_.data(), q_size()}, {k_.data(), kv_size()}, {v_.data(), kv_size()}};
+    case Activation::Qkv:
+      return {{q_.data(), q_size()}, {k_.data(), kv_size()}, {v_.data(), kv_size()}};
     case Activation::GateUp:
       return {{gate_.data(), config_.intermediate_size}, {up_.data(), config_.intermediate_size}};
-    case Activation::Logits: return {{logits_, config_.vocab_size}};
+    case Activation::Logits:
+      return {{logits_, config_.vocab_size}};
     default: {
       int64_t stride = 0;
       float* first = rows_of(a, &stride);
@@ -317,29 +329,35 @@ void CpuBackend::embed(const DecoderPass& pass) {
   sized(up_, count * inner);
   sized(rope_cos_, count * half);
   sized(rope_sin_, count * half);
-  pool_.parallel_for(count, [&](int64_t begin, int64_t end, int) {
-    for (int64_t t = begin; t < end; ++t) {
-      cpu::load_matrix_row(weights_.embed_tokens, tokens_[t], hidden_.data() + t * hidden);
-      cpu::rope_angles(inverse_frequencies_.data(), half, pass.start + t, rope_cos_.data() + t * half,
-                       rope_sin_.data() + t * half);
-    }
-  }, 4);
+  pool_.parallel_for(
+      count,
+      [&](int64_t begin, int64_t end, int) {
+        for (int64_t t = begin; t < end; ++t) {
+          cpu::load_matrix_row(weights_.embed_tokens, tokens_[t], hidden_.data() + t * hidden);
+          cpu::rope_angles(inverse_frequencies_.data(), half, pass.start + t, rope_cos_.data() + t * half,
+                           rope_sin_.data() + t * half);
+        }
+      },
+      4);
 }
 
 void CpuBackend::rms_norm(Activation in, int64_t layer, NormWeight which, Activation out, int64_t first_row) {
-  const std::vector<float>& weight =
-      which == NormWeight::Final ? weights_.final_norm
-      : which == NormWeight::Input ? weights_.layers[static_cast<size_t>(layer)].input_norm
-                                   : weights_.layers[static_cast<size_t>(layer)].post_attention_norm;
+  const std::vector<float>& weight = which == NormWeight::Final ? weights_.final_norm
+                                     : which == NormWeight::Input
+                                         ? weights_.layers[static_cast<size_t>(layer)].input_norm
+                                         : weights_.layers[static_cast<size_t>(layer)].post_attention_norm;
   int64_t in_stride = 0, out_stride = 0;
   const float* x = rows_of(in, &in_stride) + first_row * in_stride;
   float* y = rows_of(out, &out_stride);
   const int64_t width = static_cast<int64_t>(weight.size());
   const float eps = static_cast<float>(config_.rms_norm_eps);
-  pool_.parallel_for(count_ - first_row, [&](int64_t begin, int64_t end, int) {
-    for (int64_t t = begin; t < end; ++t)
-      cpu::rms_norm(x + t * in_stride, weight.data(), width, eps, y + t * out_stride);
-  }, 8);
+  pool_.parallel_for(
+      count_ - first_row,
+      [&](int64_t begin, int64_t end, int) {
+        for (int64_t t = begin; t < end; ++t)
+          cpu::rms_norm(x + t * in_stride, weight.data(), width, eps, y + t * out_stride);
+      },
+      8);
 }
 
 void CpuBackend::linear(int64_t layer_index, LayerMatrix matrix, Activation in, Activation out, bool accumulate) {
@@ -390,21 +408,24 @@ void CpuBackend::qkv_rope_append(int64_t layer_index, const DecoderPass& pass) {
     for (int64_t j = 0; j < head_dim; ++j) vec[j] += bias[static_cast<size_t>(offset + j)];
   };
   // Work items: per token, its query heads, then its KV heads (key and value).
-  pool_.parallel_for(count * (heads + kv_heads), [&](int64_t begin, int64_t end, int) {
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t t = i / (heads + kv_heads);
-      const int64_t h = i % (heads + kv_heads);
-      const float* cos_values = rope_cos_.data() + t * half;
-      const float* sin_values = rope_sin_.data() + t * half;
-      const bool query = h < heads;
-      const int64_t offset = (query ? h : h - heads) * head_dim;
-      float* vec = query ? q_.data() + t * q_size() + offset : k_.data() + t * kv_size() + offset;
-      add_bias(vec, query ? layer.q_bias : layer.k_bias, offset);
-      if (!query) add_bias(v_.data() + t * kv_size() + offset, layer.v_bias, offset);
-      if (qk_norm) cpu::rms_norm(vec, query ? layer.q_norm.data() : layer.k_norm.data(), head_dim, eps, vec);
-      cpu::apply_rope(vec, cos_values, sin_values, half);
-    }
-  }, 16);
+  pool_.parallel_for(
+      count * (heads + kv_heads),
+      [&](int64_t begin, int64_t end, int) {
+        for (int64_t i = begin; i < end; ++i) {
+          const int64_t t = i / (heads + kv_heads);
+          const int64_t h = i % (heads + kv_heads);
+          const float* cos_values = rope_cos_.data() + t * half;
+          const float* sin_values = rope_sin_.data() + t * half;
+          const bool query = h < heads;
+          const int64_t offset = (query ? h : h - heads) * head_dim;
+          float* vec = query ? q_.data() + t * q_size() + offset : k_.data() + t * kv_size() + offset;
+          add_bias(vec, query ? layer.q_bias : layer.k_bias, offset);
+          if (!query) add_bias(v_.data() + t * kv_size() + offset, layer.v_bias, offset);
+          if (qk_norm) cpu::rms_norm(vec, query ? layer.q_norm.data() : layer.k_norm.data(), head_dim, eps, vec);
+          cpu::apply_rope(vec, cos_values, sin_values, half);
+        }
+      },
+      16);
   pool_.parallel_for(kv_heads, [&](int64_t begin, int64_t end, int) {
     for (int64_t h = begin; h < end; ++h)
       for (int64_t t = 0; t < count; ++t)
@@ -559,10 +580,13 @@ void CpuBackend::attend_lists(int64_t layer, PositionLists which, const DecoderP
 
 void CpuBackend::swiglu() {
   const int64_t inner = config_.intermediate_size;
-  pool_.parallel_for(count_, [&](int64_t begin, int64_t end, int) {
-    for (int64_t t = begin; t < end; ++t)
-      cpu::swiglu(gate_.data() + t * inner, up_.data() + t * inner, inner, gate_.data() + t * inner);
-  }, 4);
+  pool_.parallel_for(
+      count_,
+      [&](int64_t begin, int64_t end, int) {
+        for (int64_t t = begin; t < end; ++t)
+          cpu::swiglu(gate_.data() + t * inner, up_.data() + t * inner, inner, gate_.data() + t * inner);
+      },
+      4);
 }
 
 void CpuBackend::logits(int64_t rows) {

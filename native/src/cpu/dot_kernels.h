@@ -116,8 +116,7 @@ TIDAL_TARGET_AVX2 inline float sum_lanes(__m256 lo, __m256 hi) {
 
 // out[t] = sum_c w[c] * x[t][c] for t < NT (AVX2 + FMA path).
 template <DType D, int NT>
-TIDAL_TARGET_AVX2 inline void dot_rows_avx2(const unsigned char* w, const float* const* x, int64_t n,
-                                            float* out) {
+TIDAL_TARGET_AVX2 inline void dot_rows_avx2(const unsigned char* w, const float* const* x, int64_t n, float* out) {
   __m256 lo[NT], hi[NT];
   for (int t = 0; t < NT; ++t) lo[t] = hi[t] = _mm256_setzero_ps();
   int64_t c = 0;

@@ -51,7 +51,8 @@ void compact_paged_kv(PagedKvCache& cache, const KvRanges& ranges, const std::ve
           float* key = cache.key_row(layer, head, move.to + i);
           std::memcpy(key, cache.key_row(layer, head, move.from + i), row_bytes);
           rotate_pairs(key, move.cos_values.data(), move.sin_values.data(), half);
-          std::memcpy(cache.value_row(layer, head, move.to + i), cache.value_row(layer, head, move.from + i), row_bytes);
+          std::memcpy(cache.value_row(layer, head, move.to + i), cache.value_row(layer, head, move.from + i),
+                      row_bytes);
         }
     }
   });

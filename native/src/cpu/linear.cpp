@@ -43,10 +43,18 @@ void linear_rows_typed(const MatrixView& w, const float* bias, const float* x, i
         const unsigned char* row = base + r * row_bytes;
         float out[kTile];
         switch (nt) {
-          case 4: dot_rows<D, 4, Simd>(row, xs, w.cols, out); break;
-          case 3: dot_rows<D, 3, Simd>(row, xs, w.cols, out); break;
-          case 2: dot_rows<D, 2, Simd>(row, xs, w.cols, out); break;
-          default: dot_rows<D, 1, Simd>(row, xs, w.cols, out); break;
+          case 4:
+            dot_rows<D, 4, Simd>(row, xs, w.cols, out);
+            break;
+          case 3:
+            dot_rows<D, 3, Simd>(row, xs, w.cols, out);
+            break;
+          case 2:
+            dot_rows<D, 2, Simd>(row, xs, w.cols, out);
+            break;
+          default:
+            dot_rows<D, 1, Simd>(row, xs, w.cols, out);
+            break;
         }
         for (int64_t i = 0; i < nt; ++i) y[(t0 + i) * y_stride + r] = bias ? out[i] + bias[r] : out[i];
       }
@@ -84,8 +92,8 @@ void load_matrix_row(const MatrixView& m, int64_t row, float* out) {
   }
 }
 
-void linear_rows(const MatrixView& w, const float* bias, const float* x, int64_t x_stride, int64_t tokens,
-                 float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
+void linear_rows(const MatrixView& w, const float* bias, const float* x, int64_t x_stride, int64_t tokens, float* y,
+                 int64_t y_stride, int64_t row_begin, int64_t row_end) {
   if (tokens <= 0 || row_begin >= row_end) return;
   if (simd_enabled())
     linear_rows_path<true>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);

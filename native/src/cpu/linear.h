@@ -25,8 +25,8 @@ void load_matrix_row(const MatrixView& m, int64_t row, float* out);
 //   y[t * y_stride + r] = sum_c W[r][c] * x[t * x_stride + c]  (+ bias[r] when bias is set)
 // Single-threaded over the given rows; callers split rows across threads. Each output is
 // computed by the same sequence of operations whatever `tokens` and the row range are.
-void linear_rows(const MatrixView& w, const float* bias, const float* x, int64_t x_stride, int64_t tokens,
-                 float* y, int64_t y_stride, int64_t row_begin, int64_t row_end);
+void linear_rows(const MatrixView& w, const float* bias, const float* x, int64_t x_stride, int64_t tokens, float* y,
+                 int64_t y_stride, int64_t row_begin, int64_t row_end);
 
 // sum_i a[i] * b[i] with the summation order of the linear kernels.
 float dot(const float* a, const float* b, int64_t n);

@@ -22,8 +22,7 @@ void apply_rope(float* head, const float* cos_values, const float* sin_values, i
 // compose by adding angles, so a key rotated for position p becomes the key for p + delta by
 // one more rotation by delta * inv_freq_i. The angle is formed and its cosine and sine taken
 // in double: at |delta| ~ 1e5 an f32 product would already be off by ~1e-2 radians.
-void rope_delta_angles(const float* inverse_frequencies, int64_t half, int64_t delta, double* cos_out,
-                       double* sin_out);
+void rope_delta_angles(const float* inverse_frequencies, int64_t half, int64_t delta, double* cos_out, double* sin_out);
 
 // Rotates one head vector of size 2 * half in place by the given angles, computing in double
 // and rounding once to f32.

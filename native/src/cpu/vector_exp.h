@@ -29,8 +29,7 @@ TIDAL_TARGET_AVX2 inline __m256 exp8(__m256 x) {
   __m256 y = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
   // 2^n: n + 127 in the exponent field. n is in [-126, 128]; n = 128 only at the clamp,
   // which is replaced by +inf below.
-  const __m256i exponent =
-      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  const __m256i exponent = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   y = _mm256_mul_ps(y, _mm256_castsi256_ps(exponent));
   y = _mm256_blendv_ps(y, _mm256_setzero_ps(), too_small);
   return _mm256_blendv_ps(y, _mm256_set1_ps(__builtin_inff()), too_large);

@@ -34,7 +34,8 @@ size_t counter_bytes(int num_heads) { return (size_t(num_heads) * sizeof(unsigne
 // Splits per unit: as many as fill the resident-block capacity of the GPU in one wave (never
 // more, so no block waits for a second wave), each at least one step of rows (one tile)
 // long (128 rows at least: a short sparse list's time is mostly the latency of each block's
-// chain of gathers; bench/NOTES.md has the measurement). Dense and sparse split alike, so that a list of every position gives bitwise the dense result.
+// chain of gathers; bench/NOTES.md has the measurement). Dense and sparse split alike, so that a list of every position
+// gives bitwise the dense result.
 void plan_splits(AttentionLaunch& launch, int units) {
   const DeviceInfo& device = current_device_info();
   const int64_t capacity = int64_t(device.sm_count) * detail::attention_blocks_per_sm(launch);
@@ -62,8 +63,7 @@ void prepare_decode_attention_workspace(void* workspace, int num_heads, int head
 
 void decode_attention(const DecodeAttentionArgs& args, cudaStream_t stream) {
   const KvLayerView& kv = args.kv;
-  require(kv.head_dim == 64 || kv.head_dim == 128,
-          "head_dim must be 64 or 128, got " + std::to_string(kv.head_dim));
+  require(kv.head_dim == 64 || kv.head_dim == 128, "head_dim must be 64 or 128, got " + std::to_string(kv.head_dim));
   require(kv.num_kv_heads > 0 && args.num_heads > 0 && args.num_heads % kv.num_kv_heads == 0,
           "num_heads must be a positive multiple of num_kv_heads");
   const int group = args.num_heads / kv.num_kv_heads;

@@ -35,16 +35,15 @@ std::vector<std::string> candidates() {
   std::vector<std::string> names;
   if (const char* path = std::getenv("TIDAL_CUBLAS")) names.push_back(path);
   for (const char* name : {"libcublas.so.13", "libcublas.so.12", "libcublas.so"}) names.push_back(name);
-  for (const char* folder : {"/usr/local/cuda/lib64/", "/usr/local/cuda/targets/x86_64-linux/lib/",
-                             "/usr/lib/x86_64-linux-gnu/"})
+  for (const char* folder :
+       {"/usr/local/cuda/lib64/", "/usr/local/cuda/targets/x86_64-linux/lib/", "/usr/lib/x86_64-linux-gnu/"})
     for (const char* name : {"libcublas.so.13", "libcublas.so.12", "libcublas.so"})
       names.push_back(std::string(folder) + name);
   for (const char* python : {"3.13", "3.12", "3.11", "3.10"})
     for (const char* root : {"/usr/local/lib/python", "/usr/lib/python"})
-      for (const char* wheel : {"/dist-packages/nvidia/cublas/lib/libcublas.so.12",
-                                "/dist-packages/nvidia/cu13/lib/libcublas.so.13",
-                                "/site-packages/nvidia/cublas/lib/libcublas.so.12",
-                                "/site-packages/nvidia/cu13/lib/libcublas.so.13"})
+      for (const char* wheel :
+           {"/dist-packages/nvidia/cublas/lib/libcublas.so.12", "/dist-packages/nvidia/cu13/lib/libcublas.so.13",
+            "/site-packages/nvidia/cublas/lib/libcublas.so.12", "/site-packages/nvidia/cu13/lib/libcublas.so.13"})
         names.push_back(std::string(root) + python + wheel);
   return names;
 }
@@ -101,16 +100,16 @@ Blas::~Blas() {
   if (handle_) api().destroy(handle_);
 }
 
-void Blas::linear(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x, int64_t x_stride,
-                  int64_t tokens, float* y, int64_t y_stride, float beta) const {
+void Blas::linear(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x, int64_t x_stride, int64_t tokens,
+                  float* y, int64_t y_stride, float beta) const {
   if (rows <= 0 || tokens <= 0) return;
   const float alpha = 1.0f;
   // Column-major view: Y^T (rows x tokens) = W^T' (W row-major [rows][cols] is col-major
   // cols x rows, transposed) times X^T (col-major cols x tokens).
-  const Status status = api().gemm_ex(handle_, kOpT, kOpN, static_cast<int>(rows), static_cast<int>(tokens),
-                                      static_cast<int>(cols), &alpha, w, kR16BF, static_cast<int>(cols), x, kR16BF,
-                                      static_cast<int>(x_stride), &beta, y, kR32F, static_cast<int>(y_stride),
-                                      kCompute32F, kGemmDefault);
+  const Status status =
+      api().gemm_ex(handle_, kOpT, kOpN, static_cast<int>(rows), static_cast<int>(tokens), static_cast<int>(cols),
+                    &alpha, w, kR16BF, static_cast<int>(cols), x, kR16BF, static_cast<int>(x_stride), &beta, y, kR32F,
+                    static_cast<int>(y_stride), kCompute32F, kGemmDefault);
   if (status != kSuccess)
     throw std::runtime_error("cublasGemmEx failed with status " + std::to_string(status) + " for a " +
                              std::to_string(rows) + "x" + std::to_string(cols) + " matrix and " +

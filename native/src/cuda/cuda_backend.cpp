@@ -14,13 +14,13 @@
 #include "cuda/cuda_kv_cache.h"
 #include "cuda/device_buffer.h"
 #include "cuda/device_weights.h"
-#include "cuda/step_graph.h"
-#include "cuda/workspace.h"
 #include "cuda/kv_compaction.h"
 #include "cuda/kv_transfer.h"
 #include "cuda/model_kernels.h"
 #include "cuda/quest_kernels.h"
 #include "cuda/selection_kernels.h"
+#include "cuda/step_graph.h"
+#include "cuda/workspace.h"
 #include "engine/decoder.h"
 #include "model/half.h"
 #include "model/rope_frequencies.h"
@@ -40,7 +40,6 @@ static_assert(cuda::kQuestPageTokens == kQuestPageTokens, "Quest pages of the en
 
 // Longest rows the GEMV kernel takes in GemvUse::Auto (see linear()).
 constexpr int64_t kGemvAutoCols = 8192;
-
 
 class CudaBackend final : public Backend, public DecoderOps, public CudaBackendTools {
  public:
@@ -65,8 +64,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     const char* graphs = std::getenv("TIDAL_CUDA_GRAPHS");
     graphs_ = graphs ? std::string(graphs) != "0" : options.graphs;
     const char* gemv = std::getenv("TIDAL_CUDA_GEMV");
-    if (gemv) gemv_ = std::string(gemv) == "1" ? GemvUse::Always : std::string(gemv) == "0" ? GemvUse::Never
-                                                                                          : GemvUse::Auto;
+    if (gemv)
+      gemv_ = std::string(gemv) == "1" ? GemvUse::Always : std::string(gemv) == "0" ? GemvUse::Never : GemvUse::Auto;
     step_ = DeviceBuffer(kStepScalars * sizeof(int64_t), "the step position");
     throw_if_failed(cudaMallocHost(reinterpret_cast<void**>(&step_host_), kStepScalars * sizeof(int64_t)),
                     "allocating pinned host memory");
@@ -76,9 +75,9 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     check_rope_frequencies(config);
     inv_freq_host_ = config.rope_frequencies;
     inv_freq_ = cuda::upload_floats(inv_freq_host_, "RoPE frequencies");
-    workspace_ = DeviceBuffer(cuda::decode_attention_workspace_bytes(static_cast<int>(config.num_heads),
-                                                                     static_cast<int>(config.head_dim)),
-                              "attention workspace");
+    workspace_ = DeviceBuffer(
+        cuda::decode_attention_workspace_bytes(static_cast<int>(config.num_heads), static_cast<int>(config.head_dim)),
+        "attention workspace");
     cuda::prepare_decode_attention_workspace(workspace_.get(), static_cast<int>(config.num_heads),
                                              static_cast<int>(config.head_dim), stream_);
   }
@@ -163,9 +162,10 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
       if (count == 1) remember_plan(plan);
     }
     if (logit_rows > 0 && logits)
-      throw_if_failed(cudaMemcpyAsync(logits, ws_.logits.get(), static_cast<size_t>(logit_rows * config_.vocab_size) * 4,
-                                      cudaMemcpyDeviceToHost, stream_),
-                      "reading logits");
+      throw_if_failed(
+          cudaMemcpyAsync(logits, ws_.logits.get(), static_cast<size_t>(logit_rows * config_.vocab_size) * 4,
+                          cudaMemcpyDeviceToHost, stream_),
+          "reading logits");
     end_pass(true);
     if (route.selects) {
       // The selection's scores and lists stay in ws_.scores and ws_.selected until the next one.
@@ -189,9 +189,9 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
         throw RequestError("token id " + std::to_string(tokens[i]) + " is outside the vocabulary");
     cache.reserve(pass.positions());
     ws_.prepare(config_, pass.count, pass.positions(), pass.plan, pass.logit_rows, stream_);
-    throw_if_failed(cudaMemcpyAsync(ws_.tokens.get(), tokens, static_cast<size_t>(pass.count) * 4,
-                                    cudaMemcpyHostToDevice, stream_),
-                    "uploading tokens");
+    throw_if_failed(
+        cudaMemcpyAsync(ws_.tokens.get(), tokens, static_cast<size_t>(pass.count) * 4, cudaMemcpyHostToDevice, stream_),
+        "uploading tokens");
     cache_ = &cache;
     count_ = pass.count;
     pass_positions_ = pass.positions();
@@ -256,8 +256,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     const int64_t stride = selection ? selected_stride_ : quest_stride_;
     const int64_t count = selection ? selected_count_ : quest_count_;
     std::vector<int32_t> all(static_cast<size_t>((shared ? config_.num_kv_heads : heads) * stride));
-    throw_if_failed(cudaMemcpyAsync(all.data(), selection ? ws_.selected.get() : ws_.quest_positions.get(), all.size() * 4,
-                                    cudaMemcpyDeviceToHost, stream_),
+    throw_if_failed(cudaMemcpyAsync(all.data(), selection ? ws_.selected.get() : ws_.quest_positions.get(),
+                                    all.size() * 4, cudaMemcpyDeviceToHost, stream_),
                     "reading position lists");
     synchronize();
     std::vector<std::vector<int32_t>> out;
@@ -270,15 +270,17 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
 
   void embed(const DecoderPass& pass) override {
     count_ = pass.count;
-    throw_if_failed(cuda::launch_embedding(weights_.embed.get<uint16_t>(), ws_.tokens.get<int32_t>(), static_cast<int>(count_),
-                                           static_cast<int>(config_.hidden_size), ws_.hidden.get<float>(), stream_),
-                    "launching the embedding");
+    throw_if_failed(
+        cuda::launch_embedding(weights_.embed.get<uint16_t>(), ws_.tokens.get<int32_t>(), static_cast<int>(count_),
+                               static_cast<int>(config_.hidden_size), ws_.hidden.get<float>(), stream_),
+        "launching the embedding");
   }
 
   void rms_norm(Activation in, int64_t layer, NormWeight which, Activation out, int64_t first_row) override {
     const float* weight = which == NormWeight::Final ? weights_.final_norm.get<float>()
-                          : which == NormWeight::Input ? weights_.layers[static_cast<size_t>(layer)].input_norm.get<float>()
-                                                       : weights_.layers[static_cast<size_t>(layer)].post_norm.get<float>();
+                          : which == NormWeight::Input
+                              ? weights_.layers[static_cast<size_t>(layer)].input_norm.get<float>()
+                              : weights_.layers[static_cast<size_t>(layer)].post_norm.get<float>();
     const Rows x = rows_of(in), y = rows_of(out);
     throw_if_failed(cuda::launch_rms_norm(static_cast<const float*>(x.data) + first_row * x.stride, x.stride, weight,
                                           static_cast<int>(count_ - first_row), static_cast<int>(config_.hidden_size),
@@ -294,7 +296,9 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     float* target = static_cast<float*>(y.data);
     const float beta = accumulate ? 1.0f : 0.0f;
     switch (matrix) {
-      case LayerMatrix::Qkv: product(d.qkv.get<uint16_t>(), qkv_width(), hidden, x, target, y.stride, beta); break;
+      case LayerMatrix::Qkv:
+        product(d.qkv.get<uint16_t>(), qkv_width(), hidden, x, target, y.stride, beta);
+        break;
       case LayerMatrix::O:
         product(d.o.get<uint16_t>(), hidden, q_size(), x, target, y.stride, beta);
         if (d.o_bias.bytes())
@@ -302,8 +306,12 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
                                                 static_cast<int>(hidden), stream_),
                           "launching bias_add");
         break;
-      case LayerMatrix::GateUp: product(d.gate_up.get<uint16_t>(), 2 * inner, hidden, x, target, y.stride, beta); break;
-      case LayerMatrix::Down: product(d.down.get<uint16_t>(), hidden, inner, x, target, y.stride, beta); break;
+      case LayerMatrix::GateUp:
+        product(d.gate_up.get<uint16_t>(), 2 * inner, hidden, x, target, y.stride, beta);
+        break;
+      case LayerMatrix::Down:
+        product(d.down.get<uint16_t>(), hidden, inner, x, target, y.stride, beta);
+        break;
     }
   }
 
@@ -337,7 +345,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     p.splits = cuda::prefill_attention_splits(p);  // > 1: a short chunk against a long cache
     if (p.splits > 1) {
       ws_.prefill_partials.ensure(cuda::prefill_attention_scratch_bytes(p, p.splits), "prefill attention partials",
-                               stream_);
+                                  stream_);
       p.split_scratch = ws_.prefill_partials.get();
       p.split_scratch_bytes = ws_.prefill_partials.bytes();
     }
@@ -418,14 +426,15 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   }
 
   void swiglu() override {
-    throw_if_failed(cuda::launch_swiglu(ws_.gate_up.get<float>(), static_cast<int>(count_),
-                                        static_cast<int>(config_.intermediate_size), ws_.normed.get<uint16_t>(), stream_),
-                    "launching swiglu");
+    throw_if_failed(
+        cuda::launch_swiglu(ws_.gate_up.get<float>(), static_cast<int>(count_),
+                            static_cast<int>(config_.intermediate_size), ws_.normed.get<uint16_t>(), stream_),
+        "launching swiglu");
   }
 
   void logits(int64_t rows) override {
-    product(weights_.output(), config_.vocab_size, config_.hidden_size, rows_of(Activation::Normed), ws_.logits.get<float>(),
-            config_.vocab_size, 0.0f, rows);
+    product(weights_.output(), config_.vocab_size, config_.hidden_size, rows_of(Activation::Normed),
+            ws_.logits.get<float>(), config_.vocab_size, 0.0f, rows);
   }
 
   // A cancellable pass keeps at most one layer queued ahead of the host: before issuing
@@ -439,9 +448,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     if (layer > 0) throw_if_failed(cudaEventSynchronize(layer_events_[(layer - 1) % 2]), "running a prefill layer");
   }
 
-  void abandon_pass() override {
-    throw_if_failed(cudaStreamSynchronize(stream_), "stopping a cancelled prefill pass");
-  }
+  void abandon_pass() override { throw_if_failed(cudaStreamSynchronize(stream_), "stopping a cancelled prefill pass"); }
 
   // ---- CudaBackendTools ----
   size_t decode_weight_bytes() const override { return weights_.decode_bytes(); }
@@ -468,13 +475,20 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   Rows rows_of(Activation a) {
     const int64_t hidden = config_.hidden_size;
     switch (a) {
-      case Activation::Residual: return {ws_.hidden.get(), hidden};
-      case Activation::Normed: return {ws_.normed.get(), hidden};
-      case Activation::Qkv: return {ws_.qkv.get(), qkv_width()};
-      case Activation::Attention: return {ws_.attention_out.get(), q_size()};
-      case Activation::GateUp: return {ws_.gate_up.get(), 2 * config_.intermediate_size};
-      case Activation::Gated: return {ws_.normed.get(), config_.intermediate_size};  // shares ws_.normed
-      case Activation::Logits: return {ws_.logits.get(), config_.vocab_size};
+      case Activation::Residual:
+        return {ws_.hidden.get(), hidden};
+      case Activation::Normed:
+        return {ws_.normed.get(), hidden};
+      case Activation::Qkv:
+        return {ws_.qkv.get(), qkv_width()};
+      case Activation::Attention:
+        return {ws_.attention_out.get(), q_size()};
+      case Activation::GateUp:
+        return {ws_.gate_up.get(), 2 * config_.intermediate_size};
+      case Activation::Gated:
+        return {ws_.normed.get(), config_.intermediate_size};  // shares ws_.normed
+      case Activation::Logits:
+        return {ws_.logits.get(), config_.vocab_size};
     }
     return {nullptr, 0};
   }
@@ -532,9 +546,9 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   }
 
   std::vector<const void*> step_bindings(const CudaKvCache& cache) const {
-    return {cache.keys(0),      cache.values(0),     ws_.tokens.get(),        ws_.hidden.get(),
-            ws_.normed.get(),   ws_.qkv.get(),       ws_.attention_out.get(), ws_.gate_up.get(),
-            ws_.logits.get(),   ws_.scores.get(),    ws_.selected.get()};
+    return {cache.keys(0),    cache.values(0),  ws_.tokens.get(),        ws_.hidden.get(),
+            ws_.normed.get(), ws_.qkv.get(),    ws_.attention_out.get(), ws_.gate_up.get(),
+            ws_.logits.get(), ws_.scores.get(), ws_.selected.get()};
   }
 
   void replay_step(const DecoderPass& pass, const DecoderRoute& route) {
@@ -543,9 +557,9 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     step_host_[0] = pass.start;
     step_host_[1] = positions;
     step_host_[2] = positions - 1;
-    throw_if_failed(cudaMemcpyAsync(step_.get(), step_host_, kStepScalars * sizeof(int64_t), cudaMemcpyHostToDevice,
-                                    stream_),
-                    "uploading the step position");
+    throw_if_failed(
+        cudaMemcpyAsync(step_.get(), step_host_, kStepScalars * sizeof(int64_t), cudaMemcpyHostToDevice, stream_),
+        "uploading the step position");
     std::vector<int64_t> plan = step_plan(*cache_, pass.plan, bound, pass.logit_rows);
     std::vector<const void*> bindings = step_bindings(*cache_);
     if (step_graph_.can_reuse(plan, bindings)) {
@@ -554,8 +568,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     }
     step_bound_ = bound;
     try {
-      step_graph_.capture_and_launch(stream_, [&] { run_decoder(config_, *this, pass, route); }, std::move(plan),
-                                     std::move(bindings));
+      step_graph_.capture_and_launch(
+          stream_, [&] { run_decoder(config_, *this, pass, route); }, std::move(plan), std::move(bindings));
     } catch (...) {
       step_bound_ = 0;  // later plain launches take their positions from the host again
       throw;
@@ -600,9 +614,9 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     const int t = static_cast<int>(count);
     float* qkv = ws_.qkv.get<float>();
     if (d.qkv_bias.bytes())
-      throw_if_failed(cuda::launch_bias_add(qkv, qkv_width(), d.qkv_bias.get<float>(), t,
-                                            static_cast<int>(qkv_width()), stream_),
-                      "launching bias_add");
+      throw_if_failed(
+          cuda::launch_bias_add(qkv, qkv_width(), d.qkv_bias.get<float>(), t, static_cast<int>(qkv_width()), stream_),
+          "launching bias_add");
     cuda::RopeLaunch rope;
     rope.qkv = qkv;
     rope.stride = qkv_width();
@@ -617,16 +631,14 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     rope.eps = eps;
     rope.q_bf16 = ws_.q_bf16.get<uint16_t>();
     throw_if_failed(cuda::launch_rope(rope, stream_), "launching rope");
-    throw_if_failed(cuda::launch_kv_append(qkv, qkv_width(), t, rope.heads, rope.kv_heads, rope.head_dim,
-                                           cache.keys(l), cache.values(l), cache.capacity() * config_.head_dim,
-                                           start, stream_),
+    throw_if_failed(cuda::launch_kv_append(qkv, qkv_width(), t, rope.heads, rope.kv_heads, rope.head_dim, cache.keys(l),
+                                           cache.values(l), cache.capacity() * config_.head_dim, start, stream_),
                     "launching kv_append");
     const cuda::KvLayerView view = cache.view(l);
     cuda::update_quest_pages(view, cache.pages(l), start, start + count, stream_);
   }
 
-  void decode(CudaKvCache& cache, int64_t layer, int64_t positions, const cuda::PositionLists* lists,
-              float* scores) {
+  void decode(CudaKvCache& cache, int64_t layer, int64_t positions, const cuda::PositionLists* lists, float* scores) {
     cuda::DecodeAttentionArgs a;
     a.query = ws_.qkv.get<float>();
     a.query_type = cuda::ElementType::F32;
@@ -657,9 +669,9 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   int64_t compact_chunk_ = 0;  // positions per compaction chunk; 0 = as many as the scratch bound allows
   cuda::StepGraph step_graph_;
   cudaEvent_t layer_events_[2] = {nullptr, nullptr};  // the last two layers of a cancellable pass
-  DeviceBuffer step_;                     // position, length, candidates of the step (int64)
-  int64_t* step_host_ = nullptr;          // pinned staging for step_
-  int64_t step_bound_ = 0;                // non-zero while capturing a replayable step
+  DeviceBuffer step_;                                 // position, length, candidates of the step (int64)
+  int64_t* step_host_ = nullptr;                      // pinned staging for step_
+  int64_t step_bound_ = 0;                            // non-zero while capturing a replayable step
   int seen_plans_ = 0;
   std::shared_ptr<KvAccount> account_;
 

@@ -141,10 +141,10 @@ class CudaKvCache final : public KvCache {
     const int64_t pages = (length + kQuestPageTokens - 1) / kQuestPageTokens;
     for (const auto& [source, target] :
          {std::pair{&from.key_min_, &to.key_min_}, std::pair{&from.key_max_, &to.key_max_}})
-      throw_if_failed(cudaMemcpy2DAsync(target->get(), to.page_capacity() * d * 2, source->get(),
-                                        from.page_capacity() * d * 2, pages * d * 2, rows, cudaMemcpyDeviceToDevice,
-                                        stream),
-                      "copying Quest page metadata");
+      throw_if_failed(
+          cudaMemcpy2DAsync(target->get(), to.page_capacity() * d * 2, source->get(), from.page_capacity() * d * 2,
+                            pages * d * 2, rows, cudaMemcpyDeviceToDevice, stream),
+          "copying Quest page metadata");
   }
 
   // After a cut inside a page, that page's bounds are recomputed from the positions kept.
@@ -159,6 +159,5 @@ class CudaKvCache final : public KvCache {
   int64_t capacity_ = 0;
   int64_t length_ = 0;
 };
-
 
 }  // namespace tidal::cuda

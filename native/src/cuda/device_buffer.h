@@ -29,9 +29,8 @@ inline void* device_alloc(size_t bytes, const char* what) {
   size_t free_bytes = 0, total_bytes = 0;
   cudaMemGetInfo(&free_bytes, &total_bytes);
   if (error == cudaErrorMemoryAllocation)
-    throw OutOfMemoryError(std::string("GPU out of memory: ") + what + " needs " + gib(bytes) + ", " +
-                           gib(free_bytes) + " of " + gib(total_bytes) +
-                           " free; use a smaller model or context, or the cpu backend");
+    throw OutOfMemoryError(std::string("GPU out of memory: ") + what + " needs " + gib(bytes) + ", " + gib(free_bytes) +
+                           " of " + gib(total_bytes) + " free; use a smaller model or context, or the cpu backend");
   throw CudaError(std::string("cudaMalloc for ") + what, error);
 }
 

@@ -25,8 +25,10 @@ const DeviceInfo& current_device_info() {
     throw_if_failed(cudaDeviceGetAttribute(&value, cudaDevAttrMultiProcessorCount, device), "reading the SM count");
     info.sm_count = value;
     int major = 0, minor = 0;
-    throw_if_failed(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "reading the compute capability");
-    throw_if_failed(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), "reading the compute capability");
+    throw_if_failed(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device),
+                    "reading the compute capability");
+    throw_if_failed(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device),
+                    "reading the compute capability");
     info.compute_capability = major * 10 + minor;
     throw_if_failed(cudaDeviceGetAttribute(&value, cudaDevAttrL2CacheSize, device), "reading the L2 size");
     info.l2_bytes = static_cast<size_t>(value);

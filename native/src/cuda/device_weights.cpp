@@ -53,8 +53,7 @@ void allocate_layer(const ModelConfig& config, DeviceLayer& d) {
 DeviceBuffer upload_floats(const std::vector<float>& values, const char* what) {
   if (values.empty()) return {};
   DeviceBuffer buffer(values.size() * sizeof(float), what);
-  throw_if_failed(cudaMemcpy(buffer.get(), values.data(), values.size() * sizeof(float), cudaMemcpyHostToDevice),
-                  what);
+  throw_if_failed(cudaMemcpy(buffer.get(), values.data(), values.size() * sizeof(float), cudaMemcpyHostToDevice), what);
   return buffer;
 }
 
@@ -143,8 +142,8 @@ void DeviceWeights::randomize(const ModelConfig& config, uint64_t seed, cudaStre
 size_t DeviceWeights::decode_bytes() const {
   size_t bytes = (lm_head.bytes() ? lm_head.bytes() : embed.bytes()) + final_norm.bytes();
   for (const DeviceLayer& d : layers)
-    bytes += d.qkv.bytes() + d.o.bytes() + d.gate_up.bytes() + d.down.bytes() + d.input_norm.bytes() +
-             d.post_norm.bytes();
+    bytes +=
+        d.qkv.bytes() + d.o.bytes() + d.gate_up.bytes() + d.down.bytes() + d.input_norm.bytes() + d.post_norm.bytes();
   return bytes;
 }
 

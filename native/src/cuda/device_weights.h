@@ -14,9 +14,9 @@
 namespace tidal::cuda {
 
 struct DeviceLayer {
-  DeviceBuffer qkv, o, gate_up, down;                  // bf16 matrices
-  DeviceBuffer input_norm, post_norm;                  // fp32 [hidden]
-  DeviceBuffer qkv_bias, o_bias, q_norm, k_norm;       // fp32, may be empty
+  DeviceBuffer qkv, o, gate_up, down;             // bf16 matrices
+  DeviceBuffer input_norm, post_norm;             // fp32 [hidden]
+  DeviceBuffer qkv_bias, o_bias, q_norm, k_norm;  // fp32, may be empty
 };
 
 // fp32 values in a new device buffer (empty when there are none); synchronous.

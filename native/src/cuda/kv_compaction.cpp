@@ -60,9 +60,9 @@ void compact_kv_cache(CudaKvCache& cache, const KvRanges& ranges, const std::vec
   DeviceBuffer device_moves(moves.size() * sizeof(int32_t), "the KV compaction moves");
   DeviceBuffer device_rotations(rotations.size() * sizeof(float), "the KV compaction rotations");
   const cudaStream_t stream = cache.stream();
-  throw_if_failed(cudaMemcpyAsync(device_moves.get(), moves.data(), moves.size() * sizeof(int32_t),
-                                  cudaMemcpyHostToDevice, stream),
-                  "uploading the KV compaction moves");
+  throw_if_failed(
+      cudaMemcpyAsync(device_moves.get(), moves.data(), moves.size() * sizeof(int32_t), cudaMemcpyHostToDevice, stream),
+      "uploading the KV compaction moves");
   throw_if_failed(cudaMemcpyAsync(device_rotations.get(), rotations.data(), rotations.size() * sizeof(float),
                                   cudaMemcpyHostToDevice, stream),
                   "uploading the KV compaction rotations");
@@ -89,8 +89,8 @@ void compact_kv_cache(CudaKvCache& cache, const KvRanges& ranges, const std::vec
     const size_t width = static_cast<size_t>(count * shape.head_dim) * 2;
     const int64_t destination = (first_moved + done) * shape.head_dim;
     for (auto [target, source] : {std::pair{keys, key_scratch}, std::pair{values, value_scratch}})
-      throw_if_failed(cudaMemcpy2DAsync(target + destination, static_cast<size_t>(row_stride) * 2, source, width,
-                                        width, static_cast<size_t>(rows), cudaMemcpyDeviceToDevice, stream),
+      throw_if_failed(cudaMemcpy2DAsync(target + destination, static_cast<size_t>(row_stride) * 2, source, width, width,
+                                        static_cast<size_t>(rows), cudaMemcpyDeviceToDevice, stream),
                       "moving KV cache rows");
   }
   cache.commit(new_length);

@@ -52,8 +52,7 @@ void update_quest_pages(const KvLayerView& kv, const QuestPageTable& pages, int6
 void quest_page_scores(const QuestScoreArgs& args, cudaStream_t stream) {
   const char* name = "quest_page_scores";
   require(args.head_dim == 64 || args.head_dim == 128, name, "head_dim must be 64 or 128");
-  require(args.num_kv_heads > 0 && args.num_heads % args.num_kv_heads == 0 &&
-              args.num_heads / args.num_kv_heads <= 8,
+  require(args.num_kv_heads > 0 && args.num_heads % args.num_kv_heads == 0 && args.num_heads / args.num_kv_heads <= 8,
           name, "num_heads must be 1 to 8 times num_kv_heads");
   require(args.query && args.pages.key_min && args.pages.key_max && args.bounds, name, "pointers must be set");
   require(aligned16(args.query) && aligned16(args.pages.key_min) && aligned16(args.pages.key_max), name,

@@ -26,9 +26,8 @@ void require(bool condition, const std::string& message) {
 size_t key_cache_limit() {
   const DeviceInfo& device = current_device_info();
   static std::once_flag once[64];
-  const size_t limit = device.shared_per_block_optin > kStaticSharedReserve
-                           ? device.shared_per_block_optin - kStaticSharedReserve
-                           : 0;
+  const size_t limit =
+      device.shared_per_block_optin > kStaticSharedReserve ? device.shared_per_block_optin - kStaticSharedReserve : 0;
   std::call_once(once[device.device % 64], [limit] {
     throw_if_failed(detail::prepare_select_top_k(static_cast<int>(limit)), "configuring top-k shared memory");
   });
@@ -59,7 +58,7 @@ void select_top_k(const TopKArgs& args, cudaStream_t stream) {
   launch.score_stride = args.score_stride;
   launch.rows = args.rows;
   launch.group = args.group;
-  launch.reduce = args.reduce == ScoreReduce::Sum ? detail::GroupReduce::Sum
+  launch.reduce = args.reduce == ScoreReduce::Sum   ? detail::GroupReduce::Sum
                   : args.reduce == ScoreReduce::Max ? detail::GroupReduce::Max
                                                     : detail::GroupReduce::None;
   launch.candidates = args.candidates;

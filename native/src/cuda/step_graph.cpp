@@ -16,8 +16,8 @@ bool StepGraph::can_reuse(const std::vector<int64_t>& plan, const std::vector<co
   return exec_ && !plan_.empty() && plan == plan_ && bindings == bindings_;
 }
 
-void StepGraph::capture_and_launch(cudaStream_t stream, const std::function<void()>& enqueue,
-                                   std::vector<int64_t> plan, std::vector<const void*> bindings) {
+void StepGraph::capture_and_launch(cudaStream_t stream, const std::function<void()>& enqueue, std::vector<int64_t> plan,
+                                   std::vector<const void*> bindings) {
   plan_.clear();  // a capture that fails leaves no executable graph claimed valid
   throw_if_failed(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "beginning graph capture");
   cudaGraph_t graph = nullptr;

@@ -37,8 +37,7 @@ void Workspace::prepare(const ModelConfig& config, int64_t count, int64_t positi
     bounds.ensure(static_cast<size_t>(heads * page_count) * 4, "Quest page bounds", stream);
     const int64_t page_budget = std::max<int64_t>(1, budget / kQuestPageTokens);
     pages.ensure(static_cast<size_t>(heads * page_budget) * 4, "Quest pages", stream);
-    quest_positions.ensure(static_cast<size_t>(heads * page_budget * kQuestPageTokens) * 4, "Quest positions",
-                           stream);
+    quest_positions.ensure(static_cast<size_t>(heads * page_budget * kQuestPageTokens) * 4, "Quest positions", stream);
   }
 }
 

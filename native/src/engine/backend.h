@@ -43,9 +43,9 @@ enum class LogitsWanted { None, Last, All };
 // What the last tidal selection layer of the most recent decode step chose, from which
 // scores: for tests and diagnostics.
 struct SelectionTrace {
-  int64_t positions = 0;                        // cache length at that step (current token included)
-  std::vector<float> scores;                    // [query heads][positions]: scaled q.k
-  std::vector<std::vector<int32_t>> selected;   // per query head, ascending, current token last
+  int64_t positions = 0;                       // cache length at that step (current token included)
+  std::vector<float> scores;                   // [query heads][positions]: scaled q.k
+  std::vector<std::vector<int32_t>> selected;  // per query head, ascending, current token last
 };
 
 // The K/V of one sequence's processed tokens, in the backend's memory.

@@ -18,12 +18,18 @@ int64_t quest_position_count(int64_t positions, int64_t page_budget) {
 int64_t activation_width(const ModelConfig& config, Activation activation) {
   switch (activation) {
     case Activation::Residual:
-    case Activation::Normed: return config.hidden_size;
-    case Activation::Qkv: return (config.num_heads + 2 * config.num_kv_heads) * config.head_dim;
-    case Activation::Attention: return config.num_heads * config.head_dim;
-    case Activation::GateUp: return 2 * config.intermediate_size;
-    case Activation::Gated: return config.intermediate_size;
-    case Activation::Logits: return config.vocab_size;
+    case Activation::Normed:
+      return config.hidden_size;
+    case Activation::Qkv:
+      return (config.num_heads + 2 * config.num_kv_heads) * config.head_dim;
+    case Activation::Attention:
+      return config.num_heads * config.head_dim;
+    case Activation::GateUp:
+      return 2 * config.intermediate_size;
+    case Activation::Gated:
+      return config.intermediate_size;
+    case Activation::Logits:
+      return config.vocab_size;
   }
   return 0;
 }

@@ -23,9 +23,9 @@ namespace tidal {
 struct DecoderPass {
   int64_t start = 0;
   int64_t count = 0;
-  const AttentionPlan* plan = nullptr;        // one-token passes only; null = dense causal
-  int64_t logit_rows = 0;                      // logits of the last `logit_rows` tokens
-  const std::atomic<bool>* cancel = nullptr;   // read between layers
+  const AttentionPlan* plan = nullptr;                 // one-token passes only; null = dense causal
+  int64_t logit_rows = 0;                              // logits of the last `logit_rows` tokens
+  const std::atomic<bool>* cancel = nullptr;           // read between layers
   int64_t positions() const { return start + count; }  // cache length once the tokens are in
 };
 
@@ -131,7 +131,7 @@ struct DecoderRoute {
   std::vector<LayerAttention> layers;  // Selected before any selection layer reads as Dense
   SelectionSpec selection;             // valid when selects
   bool selects = false;
-  QuestSpec quest;                     // valid when a layer is QuestPages
+  QuestSpec quest;  // valid when a layer is QuestPages
   ForwardStats stats;
 };
 DecoderRoute route_pass(const ModelConfig& config, const DecoderPass& pass);

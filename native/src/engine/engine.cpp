@@ -16,11 +16,16 @@ namespace tidal {
 
 const char* finish_reason_name(FinishReason reason) {
   switch (reason) {
-    case FinishReason::Length: return "length";
-    case FinishReason::Stop: return "stop";
-    case FinishReason::Cancelled: return "cancelled";
-    case FinishReason::Callback: return "callback";
-    case FinishReason::ContextFull: return "context_full";
+    case FinishReason::Length:
+      return "length";
+    case FinishReason::Stop:
+      return "stop";
+    case FinishReason::Cancelled:
+      return "cancelled";
+    case FinishReason::Callback:
+      return "callback";
+    case FinishReason::ContextFull:
+      return "context_full";
   }
   return "unknown";
 }
@@ -29,8 +34,8 @@ namespace {
 
 void validate_config(const ModelConfig& config) {
   auto positive = [](const char* field, int64_t value) {
-    if (value <= 0) throw ModelError(std::string("model config field ") + field + " must be positive, got " +
-                                     std::to_string(value));
+    if (value <= 0)
+      throw ModelError(std::string("model config field ") + field + " must be positive, got " + std::to_string(value));
   };
   positive("vocab_size", config.vocab_size);
   positive("hidden_size", config.hidden_size);
@@ -371,8 +376,8 @@ GenerateResult Engine::generate(SequenceId id, const std::vector<int32_t>& promp
     sequence.tokens.resize(old_size);
     engine.trim_cache(sequence, std::min<int64_t>(sequence.cache->length(), static_cast<int64_t>(old_size)));
   };
-  const bool sparse_first_step = options.attention.sparse_first_step && plan.mode != AttentionMode::Full &&
-                                 sequence.pending() > 0;
+  const bool sparse_first_step =
+      options.attention.sparse_first_step && plan.mode != AttentionMode::Full && sequence.pending() > 0;
   try {
     // With the sparse first step: all but the last token densely, the last one as a decode step.
     if (sparse_first_step)

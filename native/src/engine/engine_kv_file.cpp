@@ -76,9 +76,8 @@ size_t Engine::save_sequence(SequenceId id, const std::string& path, const std::
   header.cached_count = sequence.cache->length();
   const bool with_logits = sequence.logits_valid && header.cached_count > 0;
   header.logits_count = with_logits ? engine.vocab() : 0;
-  header.first_sparse_position = sequence.first_sparse_position == Sequence::kNoSparsePosition
-                                     ? -1
-                                     : sequence.first_sparse_position;
+  header.first_sparse_position =
+      sequence.first_sparse_position == Sequence::kNoSparsePosition ? -1 : sequence.first_sparse_position;
   return write_kv_file(path, header, sequence.tokens, with_logits ? sequence.logits : std::vector<float>{},
                        [&](KvByteSink& sink) {
                          CancellableSink checked(sink, cancel);
@@ -97,9 +96,8 @@ SequenceId Engine::load_sequence(const std::string& path) {
   sequence->cache = engine.backend->create_kv_cache();
   engine.backend->load_kv(*sequence->cache, h.cached_count, file.kv());
   if (file.kv_bytes_read() != file.kv_bytes())
-    throw Error("the " + std::string(engine.backend->name()) + " backend read " +
-                std::to_string(file.kv_bytes_read()) + " of the " + std::to_string(file.kv_bytes()) +
-                " K/V bytes of '" + path + "'");
+    throw Error("the " + std::string(engine.backend->name()) + " backend read " + std::to_string(file.kv_bytes_read()) +
+                " of the " + std::to_string(file.kv_bytes()) + " K/V bytes of '" + path + "'");
   if (h.logits_count > 0) {
     sequence->logits = file.logits();
     sequence->logits_valid = true;

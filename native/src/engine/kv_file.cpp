@@ -111,8 +111,9 @@ KvFileHeader decode_header(const std::string& bytes, const std::string& path) {
   h.kv_heads = d.get<int64_t>();
   h.head_dim = d.get<int64_t>();
   const uint32_t fields = d.get<uint32_t>();
-  if (fields > 1024) throw RequestError("KV file '" + path + "' has a corrupt header (" + std::to_string(fields) +
-                                        " fingerprint fields)");
+  if (fields > 1024)
+    throw RequestError("KV file '" + path + "' has a corrupt header (" + std::to_string(fields) +
+                       " fingerprint fields)");
   for (uint32_t i = 0; i < fields; ++i) {
     std::string name = d.get_string();
     h.model.fields.emplace_back(std::move(name), d.get_string());
@@ -389,7 +390,8 @@ KvFileReader::KvFileReader(const std::string& path) : path_(path) {
     std::memcpy(&header_size, prologue + 12, 4);
     if (version != kKvFileVersion)
       throw RequestError("KV file '" + path + "' has format version " + std::to_string(version) +
-                         "; this engine reads version " + std::to_string(kKvFileVersion) + " (save the sequence again)");
+                         "; this engine reads version " + std::to_string(kKvFileVersion) +
+                         " (save the sequence again)");
     if (header_size > kMaxHeaderBytes)
       throw RequestError("KV file '" + path + "' has a corrupt header (" + std::to_string(header_size) + " bytes)");
     std::string header_bytes(header_size, '\0');
@@ -434,8 +436,7 @@ KvFileReader::KvFileReader(const std::string& path) : path_(path) {
     std::memcpy(tokens_.data(), &front[layout.tokens_offset], tokens_.size() * 4);
     std::memcpy(logits_.data(), &front[layout.tokens_offset + tokens_.size() * 4], logits_.size() * 4);
     kv_bytes_ = layout.kv_bytes;
-    posix_fadvise(fd, static_cast<off_t>(layout.kv_offset), static_cast<off_t>(layout.kv_bytes),
-                  POSIX_FADV_SEQUENTIAL);
+    posix_fadvise(fd, static_cast<off_t>(layout.kv_offset), static_cast<off_t>(layout.kv_bytes), POSIX_FADV_SEQUENTIAL);
     source_ = std::make_unique<Source>(fd, path, layout.kv_offset, layout.kv_bytes);
   } catch (...) {
     ::close(fd);

@@ -37,9 +37,9 @@ struct KvFileHeader {
   std::string kv_dtype;  // its element type: "f32", "bf16"
   int64_t layers = 0, kv_heads = 0, head_dim = 0;
   ModelFingerprint model;
-  int64_t token_count = 0;   // the token history
-  int64_t cached_count = 0;  // tokens [0, cached_count) have K/V in the file
-  int64_t logits_count = 0;  // 0, or the vocabulary size: the logits after token cached_count - 1
+  int64_t token_count = 0;             // the token history
+  int64_t cached_count = 0;            // tokens [0, cached_count) have K/V in the file
+  int64_t logits_count = 0;            // 0, or the vocabulary size: the logits after token cached_count - 1
   int64_t first_sparse_position = -1;  // first position written under sparse attention, -1 for none
 };
 

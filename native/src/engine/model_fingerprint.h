@@ -1,6 +1,6 @@
 // What a saved KV cache depends on besides its tokens: the model's shape, its rotary
-// embedding (theta and a hash of the exact per-pair frequencies), and its weights (their total size and a hash of samples of the tensors that
-// produce keys and values). A KV file is loaded only by an engine whose fingerprint matches
+// embedding (theta and a hash of the exact per-pair frequencies), and its weights (their total size and a hash of
+// samples of the tensors that produce keys and values). A KV file is loaded only by an engine whose fingerprint matches
 // field for field, so two fine-tunes of one base model, equal in shape, still differ.
 #pragma once
 #include <string>

@@ -101,8 +101,8 @@ class Binder {
       if (extra_layers.size() > kShown) layers += " and " + count_of(extra_layers.size() - kShown, "more layer");
       throw ModelError(layers + " (" + count_of(tensors, "tensor") + ") " + (tensors == 1 ? "is" : "are") +
                        " in the weights but not used by " + tensors_.config_name() + "'s " +
-                       count_of(static_cast<size_t>(config.num_layers), "layer") + " (" +
-                       tensors_.layer_count_name() + " = " + std::to_string(config.num_layers) + ")" + mismatch);
+                       count_of(static_cast<size_t>(config.num_layers), "layer") + " (" + tensors_.layer_count_name() +
+                       " = " + std::to_string(config.num_layers) + ")" + mismatch);
     }
     if (!others.empty())
       throw ModelError(std::string(others.size() == 1 ? "tensor " : count_of(others.size(), "tensor") + " (") +
@@ -113,9 +113,12 @@ class Binder {
   std::string dtype() const {
     if (dtypes_.size() != 1) return "mixed";
     switch (*dtypes_.begin()) {
-      case DType::F32: return "f32";
-      case DType::F16: return "f16";
-      case DType::BF16: return "bf16";
+      case DType::F32:
+        return "f32";
+      case DType::F16:
+        return "f16";
+      case DType::BF16:
+        return "bf16";
     }
     return "mixed";
   }
@@ -141,24 +144,60 @@ ModelWeights bind_model_weights(const ModelConfig& config, const TensorSource& t
     }
     LayerWeights* layer = t.layer >= 0 ? &weights.layers[static_cast<size_t>(t.layer)] : nullptr;
     switch (t.role) {
-      case TensorRole::Embedding: weights.embed_tokens = binder.matrix(t); break;
-      case TensorRole::InputNorm: layer->input_norm = binder.vector(t); break;
-      case TensorRole::QProj: layer->q_proj = binder.matrix(t); break;
-      case TensorRole::KProj: layer->k_proj = binder.matrix(t); break;
-      case TensorRole::VProj: layer->v_proj = binder.matrix(t); break;
-      case TensorRole::QBias: layer->q_bias = binder.vector(t); break;
-      case TensorRole::KBias: layer->k_bias = binder.vector(t); break;
-      case TensorRole::VBias: layer->v_bias = binder.vector(t); break;
-      case TensorRole::QNorm: layer->q_norm = binder.vector(t); break;
-      case TensorRole::KNorm: layer->k_norm = binder.vector(t); break;
-      case TensorRole::OProj: layer->o_proj = binder.matrix(t); break;
-      case TensorRole::OBias: layer->o_bias = binder.vector(t); break;
-      case TensorRole::PostAttentionNorm: layer->post_attention_norm = binder.vector(t); break;
-      case TensorRole::GateProj: layer->gate_proj = binder.matrix(t); break;
-      case TensorRole::UpProj: layer->up_proj = binder.matrix(t); break;
-      case TensorRole::DownProj: layer->down_proj = binder.matrix(t); break;
-      case TensorRole::FinalNorm: weights.final_norm = binder.vector(t); break;
-      case TensorRole::LmHead: weights.lm_head = binder.matrix(t); break;
+      case TensorRole::Embedding:
+        weights.embed_tokens = binder.matrix(t);
+        break;
+      case TensorRole::InputNorm:
+        layer->input_norm = binder.vector(t);
+        break;
+      case TensorRole::QProj:
+        layer->q_proj = binder.matrix(t);
+        break;
+      case TensorRole::KProj:
+        layer->k_proj = binder.matrix(t);
+        break;
+      case TensorRole::VProj:
+        layer->v_proj = binder.matrix(t);
+        break;
+      case TensorRole::QBias:
+        layer->q_bias = binder.vector(t);
+        break;
+      case TensorRole::KBias:
+        layer->k_bias = binder.vector(t);
+        break;
+      case TensorRole::VBias:
+        layer->v_bias = binder.vector(t);
+        break;
+      case TensorRole::QNorm:
+        layer->q_norm = binder.vector(t);
+        break;
+      case TensorRole::KNorm:
+        layer->k_norm = binder.vector(t);
+        break;
+      case TensorRole::OProj:
+        layer->o_proj = binder.matrix(t);
+        break;
+      case TensorRole::OBias:
+        layer->o_bias = binder.vector(t);
+        break;
+      case TensorRole::PostAttentionNorm:
+        layer->post_attention_norm = binder.vector(t);
+        break;
+      case TensorRole::GateProj:
+        layer->gate_proj = binder.matrix(t);
+        break;
+      case TensorRole::UpProj:
+        layer->up_proj = binder.matrix(t);
+        break;
+      case TensorRole::DownProj:
+        layer->down_proj = binder.matrix(t);
+        break;
+      case TensorRole::FinalNorm:
+        weights.final_norm = binder.vector(t);
+        break;
+      case TensorRole::LmHead:
+        weights.lm_head = binder.matrix(t);
+        break;
     }
   }
   if (config.tie_word_embeddings) weights.lm_head = weights.embed_tokens;

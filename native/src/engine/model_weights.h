@@ -14,15 +14,15 @@ namespace tidal {
 class TensorSource;
 
 struct LayerWeights {
-  std::vector<float> input_norm;               // [hidden]
-  cpu::MatrixView q_proj, k_proj, v_proj;      // [heads*head_dim | kv_heads*head_dim][hidden]
-  std::vector<float> q_bias, k_bias, v_bias;   // empty unless attention_bias
-  std::vector<float> q_norm, k_norm;           // [head_dim], empty unless qk_norm
-  cpu::MatrixView o_proj;                      // [hidden][heads*head_dim]
-  std::vector<float> o_bias;                   // [hidden], empty unless o_proj_bias
-  std::vector<float> post_attention_norm;      // [hidden]
-  cpu::MatrixView gate_proj, up_proj;          // [intermediate][hidden]
-  cpu::MatrixView down_proj;                   // [hidden][intermediate]
+  std::vector<float> input_norm;              // [hidden]
+  cpu::MatrixView q_proj, k_proj, v_proj;     // [heads*head_dim | kv_heads*head_dim][hidden]
+  std::vector<float> q_bias, k_bias, v_bias;  // empty unless attention_bias
+  std::vector<float> q_norm, k_norm;          // [head_dim], empty unless qk_norm
+  cpu::MatrixView o_proj;                     // [hidden][heads*head_dim]
+  std::vector<float> o_bias;                  // [hidden], empty unless o_proj_bias
+  std::vector<float> post_attention_norm;     // [hidden]
+  cpu::MatrixView gate_proj, up_proj;         // [intermediate][hidden]
+  cpu::MatrixView down_proj;                  // [hidden][intermediate]
 };
 
 struct ModelWeights {

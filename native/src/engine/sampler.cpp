@@ -58,12 +58,14 @@ double SamplingRandom::uniform() { return static_cast<double>(next() >> 11) * 0x
 void validate_sampling_options(const SamplingOptions& options) {
   if (!std::isfinite(options.temperature))
     throw RequestError("sampling temperature must be a finite number (0 = greedy)");
-  if (options.top_k < 0) throw RequestError("sampling top_k must be >= 0 (0 = off), got " + std::to_string(options.top_k));
+  if (options.top_k < 0)
+    throw RequestError("sampling top_k must be >= 0 (0 = off), got " + std::to_string(options.top_k));
   if (!(options.top_p > 0.0f && options.top_p <= 1.0f))
     throw RequestError("sampling top_p must be in (0, 1] (1 = off), got " + std::to_string(options.top_p));
 }
 
-std::vector<TokenProbability> sampling_distribution(const float* logits, int64_t vocab, const SamplingOptions& options) {
+std::vector<TokenProbability> sampling_distribution(const float* logits, int64_t vocab,
+                                                    const SamplingOptions& options) {
   if (options.temperature <= 0.0f) return {{argmax(logits, vocab), 1.0}};
 
   // Candidates ranked most likely first; only the top_k need to be ordered.

@@ -25,10 +25,10 @@ struct SyntheticModelSpec {
   double rope_theta = 10000.0;
   bool llama3_rope_scaling = false;  // factor 8, low 1, high 4, original max 64
   bool tie_word_embeddings = false;
-  bool attention_bias = false;       // Qwen2-style q/k/v biases
-  bool o_proj_bias = false;          // a bias on o_proj too (Llama/Qwen3 attention_bias)
-  bool qk_norm = false;              // Qwen3-style q/k RMSNorm
-  DType dtype = DType::F32;          // storage dtype of every tensor
+  bool attention_bias = false;  // Qwen2-style q/k/v biases
+  bool o_proj_bias = false;     // a bias on o_proj too (Llama/Qwen3 attention_bias)
+  bool qk_norm = false;         // Qwen3-style q/k RMSNorm
+  DType dtype = DType::F32;     // storage dtype of every tensor
   uint64_t seed = 1;
 };
 

@@ -13,19 +13,32 @@ namespace tidal {
 
 const char* gguf_value_type_name(GgufValueType type) {
   switch (type) {
-    case GgufValueType::U8: return "u8";
-    case GgufValueType::I8: return "i8";
-    case GgufValueType::U16: return "u16";
-    case GgufValueType::I16: return "i16";
-    case GgufValueType::U32: return "u32";
-    case GgufValueType::I32: return "i32";
-    case GgufValueType::F32: return "f32";
-    case GgufValueType::Bool: return "bool";
-    case GgufValueType::String: return "string";
-    case GgufValueType::Array: return "array";
-    case GgufValueType::U64: return "u64";
-    case GgufValueType::I64: return "i64";
-    case GgufValueType::F64: return "f64";
+    case GgufValueType::U8:
+      return "u8";
+    case GgufValueType::I8:
+      return "i8";
+    case GgufValueType::U16:
+      return "u16";
+    case GgufValueType::I16:
+      return "i16";
+    case GgufValueType::U32:
+      return "u32";
+    case GgufValueType::I32:
+      return "i32";
+    case GgufValueType::F32:
+      return "f32";
+    case GgufValueType::Bool:
+      return "bool";
+    case GgufValueType::String:
+      return "string";
+    case GgufValueType::Array:
+      return "array";
+    case GgufValueType::U64:
+      return "u64";
+    case GgufValueType::I64:
+      return "i64";
+    case GgufValueType::F64:
+      return "f64";
   }
   return "?";
 }
@@ -44,17 +57,22 @@ size_t scalar_size(GgufValueType type) {
   switch (type) {
     case GgufValueType::U8:
     case GgufValueType::I8:
-    case GgufValueType::Bool: return 1;
+    case GgufValueType::Bool:
+      return 1;
     case GgufValueType::U16:
-    case GgufValueType::I16: return 2;
+    case GgufValueType::I16:
+      return 2;
     case GgufValueType::U32:
     case GgufValueType::I32:
-    case GgufValueType::F32: return 4;
+    case GgufValueType::F32:
+      return 4;
     case GgufValueType::U64:
     case GgufValueType::I64:
-    case GgufValueType::F64: return 8;
+    case GgufValueType::F64:
+      return 8;
     case GgufValueType::String:
-    case GgufValueType::Array: return 0;
+    case GgufValueType::Array:
+      return 0;
   }
   return 0;
 }
@@ -146,8 +164,8 @@ class Reader {
         return v;
       case GgufValueType::Array: {
         if (depth >= kMaxGgufArrayDepth)
-          fail_at(pos_, "metadata key '" + key + "' nests arrays more than " + std::to_string(kMaxGgufArrayDepth) +
-                            " deep");
+          fail_at(pos_,
+                  "metadata key '" + key + "' nests arrays more than " + std::to_string(kMaxGgufArrayDepth) + " deep");
         v.element_type = value_type(key);
         const size_t at = pos_;
         uint64_t count = u64("array length");
@@ -182,15 +200,26 @@ class Reader {
       case GgufValueType::U8:
       case GgufValueType::U16:
       case GgufValueType::U32:
-      case GgufValueType::U64: v.unsigned_value = raw; break;
-      case GgufValueType::Bool:
-        if (raw > 1) fail_at(pos_ - 1, "metadata key '" + key + "' holds bool byte " + std::to_string(raw) + " (expected 0 or 1)");
+      case GgufValueType::U64:
         v.unsigned_value = raw;
         break;
-      case GgufValueType::I8: v.signed_value = static_cast<int8_t>(raw); break;
-      case GgufValueType::I16: v.signed_value = static_cast<int16_t>(raw); break;
-      case GgufValueType::I32: v.signed_value = static_cast<int32_t>(raw); break;
-      case GgufValueType::I64: v.signed_value = static_cast<int64_t>(raw); break;
+      case GgufValueType::Bool:
+        if (raw > 1)
+          fail_at(pos_ - 1, "metadata key '" + key + "' holds bool byte " + std::to_string(raw) + " (expected 0 or 1)");
+        v.unsigned_value = raw;
+        break;
+      case GgufValueType::I8:
+        v.signed_value = static_cast<int8_t>(raw);
+        break;
+      case GgufValueType::I16:
+        v.signed_value = static_cast<int16_t>(raw);
+        break;
+      case GgufValueType::I32:
+        v.signed_value = static_cast<int32_t>(raw);
+        break;
+      case GgufValueType::I64:
+        v.signed_value = static_cast<int64_t>(raw);
+        break;
       case GgufValueType::F32: {
         uint32_t bits = static_cast<uint32_t>(raw);
         float f;
@@ -198,8 +227,11 @@ class Reader {
         v.float_value = f;
         break;
       }
-      case GgufValueType::F64: std::memcpy(&v.float_value, &raw, 8); break;
-      default: break;
+      case GgufValueType::F64:
+        std::memcpy(&v.float_value, &raw, 8);
+        break;
+      default:
+        break;
     }
     return v;
   }
@@ -210,8 +242,8 @@ class Reader {
   // Bool elements must be 0 or 1 like bool scalars.
   void element_check(const GgufValue& v, size_t i, const std::string& key) const {
     if (v.element_type == GgufValueType::Bool && v.scalar_bytes[i] > 1)
-      fail_at(pos_ + i, "metadata key '" + key + "' holds bool byte " + std::to_string(v.scalar_bytes[i]) +
-                            " (expected 0 or 1)");
+      fail_at(pos_ + i,
+              "metadata key '" + key + "' holds bool byte " + std::to_string(v.scalar_bytes[i]) + " (expected 0 or 1)");
   }
 
   size_t nested_arrays_ = 0;
@@ -270,7 +302,8 @@ std::string GgufValue::describe() const {
 
 GgufValue GgufValue::item(size_t i) const {
   if (type != GgufValueType::Array || i >= count)
-    throw Error("GGUF array element " + std::to_string(i) + " is out of range (" + std::to_string(size()) + " elements)");
+    throw Error("GGUF array element " + std::to_string(i) + " is out of range (" + std::to_string(size()) +
+                " elements)");
   if (element_type == GgufValueType::Array) return nested[i];
   GgufValue out;
   out.type = element_type;
@@ -282,10 +315,18 @@ GgufValue GgufValue::item(size_t i) const {
   uint64_t raw = 0;
   for (size_t b = 0; b < n; ++b) raw |= static_cast<uint64_t>(scalar_bytes[i * n + b]) << (8 * b);
   switch (element_type) {
-    case GgufValueType::I8: out.signed_value = static_cast<int8_t>(raw); break;
-    case GgufValueType::I16: out.signed_value = static_cast<int16_t>(raw); break;
-    case GgufValueType::I32: out.signed_value = static_cast<int32_t>(raw); break;
-    case GgufValueType::I64: out.signed_value = static_cast<int64_t>(raw); break;
+    case GgufValueType::I8:
+      out.signed_value = static_cast<int8_t>(raw);
+      break;
+    case GgufValueType::I16:
+      out.signed_value = static_cast<int16_t>(raw);
+      break;
+    case GgufValueType::I32:
+      out.signed_value = static_cast<int32_t>(raw);
+      break;
+    case GgufValueType::I64:
+      out.signed_value = static_cast<int64_t>(raw);
+      break;
     case GgufValueType::F32: {
       uint32_t bits = static_cast<uint32_t>(raw);
       float f;
@@ -293,8 +334,12 @@ GgufValue GgufValue::item(size_t i) const {
       out.float_value = f;
       break;
     }
-    case GgufValueType::F64: std::memcpy(&out.float_value, &raw, 8); break;
-    default: out.unsigned_value = raw; break;
+    case GgufValueType::F64:
+      std::memcpy(&out.float_value, &raw, 8);
+      break;
+    default:
+      out.unsigned_value = raw;
+      break;
   }
   return out;
 }
@@ -335,11 +380,13 @@ std::string describe_gguf_magic(const uint8_t* bytes, size_t size) {
   if (size >= 9 && bytes[8] == '{')
     message += "; this looks like a safetensors file, which is opened as part of a Hugging Face model folder";
   else if (size >= 4 && bytes[0] == 'P' && bytes[1] == 'K' && bytes[2] == 3 && bytes[3] == 4)
-    message += "; this looks like a PyTorch checkpoint (zip archive), which is not supported: convert it to "
-               "safetensors or GGUF";
+    message +=
+        "; this looks like a PyTorch checkpoint (zip archive), which is not supported: convert it to "
+        "safetensors or GGUF";
   else if (size >= 2 && bytes[0] == 0x80 && bytes[1] <= 5)
-    message += "; this looks like a pickled PyTorch checkpoint, which is not supported: convert it to safetensors "
-               "or GGUF";
+    message +=
+        "; this looks like a pickled PyTorch checkpoint, which is not supported: convert it to safetensors "
+        "or GGUF";
   return message;
 }
 

@@ -61,10 +61,10 @@ struct GgufValue {
 
   // Array storage (see above); `count` elements of element_type.
   size_t count = 0;
-  std::vector<uint8_t> scalar_bytes;   // scalar elements, back to back
-  std::string string_bytes;            // string elements, concatenated
-  std::vector<size_t> string_ends;     // end of each string element in string_bytes
-  std::vector<GgufValue> nested;       // array elements
+  std::vector<uint8_t> scalar_bytes;  // scalar elements, back to back
+  std::string string_bytes;           // string elements, concatenated
+  std::vector<size_t> string_ends;    // end of each string element in string_bytes
+  std::vector<GgufValue> nested;      // array elements
 
   // Number of elements of an array; 0 for a scalar.
   size_t size() const { return type == GgufValueType::Array ? count : 0; }
@@ -103,11 +103,11 @@ struct GgufTensorInfo {
 struct GgufContents {
   uint32_t version = 0;
   size_t alignment = 32;
-  size_t data_offset = 0;  // where the data section starts
-  std::vector<std::string> metadata_keys;          // in file order
+  size_t data_offset = 0;                  // where the data section starts
+  std::vector<std::string> metadata_keys;  // in file order
   std::map<std::string, GgufValue> metadata;
-  std::vector<GgufTensorInfo> tensors;             // in file order
-  std::map<std::string, size_t> tensor_index;      // name -> index in `tensors`
+  std::vector<GgufTensorInfo> tensors;         // in file order
+  std::map<std::string, size_t> tensor_index;  // name -> index in `tensors`
 
   const GgufValue* find(const std::string& key) const;
   const GgufTensorInfo* find_tensor(const std::string& name) const;

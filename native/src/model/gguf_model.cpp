@@ -27,20 +27,13 @@ struct LayerName {
   const char* hf;
 };
 constexpr LayerName kLayerNames[] = {
-    {"attn_norm.weight", "input_layernorm.weight"},
-    {"attn_q.weight", "self_attn.q_proj.weight"},
-    {"attn_q.bias", "self_attn.q_proj.bias"},
-    {"attn_k.weight", "self_attn.k_proj.weight"},
-    {"attn_k.bias", "self_attn.k_proj.bias"},
-    {"attn_v.weight", "self_attn.v_proj.weight"},
-    {"attn_v.bias", "self_attn.v_proj.bias"},
-    {"attn_output.weight", "self_attn.o_proj.weight"},
-    {"attn_output.bias", "self_attn.o_proj.bias"},
-    {"attn_q_norm.weight", "self_attn.q_norm.weight"},
-    {"attn_k_norm.weight", "self_attn.k_norm.weight"},
-    {"ffn_norm.weight", "post_attention_layernorm.weight"},
-    {"ffn_gate.weight", "mlp.gate_proj.weight"},
-    {"ffn_up.weight", "mlp.up_proj.weight"},
+    {"attn_norm.weight", "input_layernorm.weight"},    {"attn_q.weight", "self_attn.q_proj.weight"},
+    {"attn_q.bias", "self_attn.q_proj.bias"},          {"attn_k.weight", "self_attn.k_proj.weight"},
+    {"attn_k.bias", "self_attn.k_proj.bias"},          {"attn_v.weight", "self_attn.v_proj.weight"},
+    {"attn_v.bias", "self_attn.v_proj.bias"},          {"attn_output.weight", "self_attn.o_proj.weight"},
+    {"attn_output.bias", "self_attn.o_proj.bias"},     {"attn_q_norm.weight", "self_attn.q_norm.weight"},
+    {"attn_k_norm.weight", "self_attn.k_norm.weight"}, {"ffn_norm.weight", "post_attention_layernorm.weight"},
+    {"ffn_gate.weight", "mlp.gate_proj.weight"},       {"ffn_up.weight", "mlp.up_proj.weight"},
     {"ffn_down.weight", "mlp.down_proj.weight"},
 };
 constexpr LayerName kModelNames[] = {
@@ -190,8 +183,8 @@ GgufTokenizerMetadata read_gguf_tokenizer(const GgufContents& gguf) {
     if (!v->is_array() || !(v->element_type == GgufValueType::I32 || v->element_type == GgufValueType::U32))
       fail("metadata 'tokenizer.ggml.token_type' must be an array of i32, found " + v->describe());
     if (v->size() != t.tokens.size())
-      fail("tokenizer.ggml.token_type has " + std::to_string(v->size()) +
-           " entries but tokenizer.ggml.tokens has " + std::to_string(t.tokens.size()));
+      fail("tokenizer.ggml.token_type has " + std::to_string(v->size()) + " entries but tokenizer.ggml.tokens has " +
+           std::to_string(t.tokens.size()));
     t.token_types.reserve(v->size());
     for (size_t i = 0; i < v->size(); ++i)
       t.token_types.push_back(static_cast<int32_t>(v->item(i).as_int("tokenizer.ggml.token_type")));
@@ -202,15 +195,18 @@ GgufTokenizerMetadata read_gguf_tokenizer(const GgufContents& gguf) {
   t.eot_id = token_id(gguf, "tokenizer.ggml.eot_token_id", vocab);
   t.unknown_id = token_id(gguf, "tokenizer.ggml.unknown_token_id", vocab);
   t.padding_id = token_id(gguf, "tokenizer.ggml.padding_token_id", vocab);
-  if (const GgufValue* v = gguf.find("tokenizer.ggml.add_bos_token")) t.add_bos = v->as_bool("tokenizer.ggml.add_bos_token");
-  if (const GgufValue* v = gguf.find("tokenizer.ggml.add_eos_token")) t.add_eos = v->as_bool("tokenizer.ggml.add_eos_token");
+  if (const GgufValue* v = gguf.find("tokenizer.ggml.add_bos_token"))
+    t.add_bos = v->as_bool("tokenizer.ggml.add_bos_token");
+  if (const GgufValue* v = gguf.find("tokenizer.ggml.add_eos_token"))
+    t.add_eos = v->as_bool("tokenizer.ggml.add_eos_token");
   if (const GgufValue* v = gguf.find("tokenizer.ggml.add_space_prefix"))
     t.add_space_prefix = v->as_bool("tokenizer.ggml.add_space_prefix");
   const std::string template_key = "tokenizer.chat_template";
   for (const auto& [key, value] : gguf.metadata) {
     if (key == template_key) {
       t.chat_template = value.as_string(key);
-    } else if (key.size() > template_key.size() + 1 && key.compare(0, template_key.size() + 1, template_key + ".") == 0) {
+    } else if (key.size() > template_key.size() + 1 &&
+               key.compare(0, template_key.size() + 1, template_key + ".") == 0) {
       t.named_chat_templates[key.substr(template_key.size() + 1)] = value.as_string(key);
     }
   }
@@ -252,11 +248,15 @@ ModelConfig gguf_model_config(const GgufContents& gguf) {
   }
   if (c.head_dim % 2 != 0 || c.head_dim > kMaxHeadDim)
     fail("head dimension " + std::to_string(c.head_dim) + " is odd or too large; rotary embeddings rotate pairs");
-  if (const GgufValue* v = gguf.find(p + "attention.value_length"); v && v->as_int(p + "attention.value_length") != c.head_dim)
+  if (const GgufValue* v = gguf.find(p + "attention.value_length");
+      v && v->as_int(p + "attention.value_length") != c.head_dim)
     fail(p + "attention.value_length differs from the key length; not supported");
-  if (gguf.find(p + "rope.dimension_count") && required_int(gguf, p + "rope.dimension_count", 1, kMaxHeadDim) != c.head_dim)
-    fail(p + "rope.dimension_count = " + std::to_string(required_int(gguf, p + "rope.dimension_count", 1, kMaxHeadDim)) +
-         " differs from the head dimension " + std::to_string(c.head_dim) + "; partial rotary embeddings are not supported");
+  if (gguf.find(p + "rope.dimension_count") &&
+      required_int(gguf, p + "rope.dimension_count", 1, kMaxHeadDim) != c.head_dim)
+    fail(p +
+         "rope.dimension_count = " + std::to_string(required_int(gguf, p + "rope.dimension_count", 1, kMaxHeadDim)) +
+         " differs from the head dimension " + std::to_string(c.head_dim) +
+         "; partial rotary embeddings are not supported");
   c.max_position_embeddings = int_or(gguf, p + "context_length", arch == "qwen2" ? 32768 : 2048, 1, kMaxPositions);
   c.rms_norm_eps = number_or(gguf, p + "attention.layer_norm_rms_epsilon", 1e-6, 0.0, 0.1);
   c.rope_theta = number_or(gguf, p + "rope.freq_base", 10000.0, 1.0, 1e12);
@@ -325,13 +325,13 @@ struct GgufModel::State {
   std::vector<std::string> unmapped;
   struct Entry {
     const GgufTensorInfo* info = nullptr;
-    int64_t permute_heads = 0;   // > 0: llama Q/K rows to put back in Hugging Face order
+    int64_t permute_heads = 0;  // > 0: llama Q/K rows to put back in Hugging Face order
     bool converted = false;
     TensorView view;
     std::vector<uint8_t> bytes;  // a reordered or dequantised copy, when one was needed
   };
   std::map<std::string, Entry> entries;
-  std::mutex mutex;             // guards conversion of entries
+  std::mutex mutex;  // guards conversion of entries
 };
 
 GgufModel::GgufModel() : state_(std::make_unique<State>()) {}
@@ -368,8 +368,9 @@ GgufModel GgufModel::open(const std::string& path, const GgufLoadOptions& option
     if (entry.permute_heads > 0) {
       const int64_t rows = info.ne.back();
       if (rows % entry.permute_heads != 0 || (rows / entry.permute_heads) % 2 != 0)
-        throw ModelError("GGUF: tensor '" + info.name + "' has " + std::to_string(rows) + " rows, which do not split into " +
-                         std::to_string(entry.permute_heads) + " heads of an even size (in '" + path + "')");
+        throw ModelError("GGUF: tensor '" + info.name + "' has " + std::to_string(rows) +
+                         " rows, which do not split into " + std::to_string(entry.permute_heads) +
+                         " heads of an even size (in '" + path + "')");
     }
     entry.view.name = hf;
     entry.view.shape = info.shape();

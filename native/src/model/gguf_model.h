@@ -31,21 +31,21 @@
 namespace tidal {
 
 struct GgufTokenizerMetadata {
-  std::string model;                     // tokenizer.ggml.model: "llama" (SentencePiece), "gpt2" (byte BPE), ...
-  std::string pre;                       // tokenizer.ggml.pre: pre-tokenizer name ("llama-bpe", "qwen2", ...)
-  std::vector<std::string> tokens;       // tokenizer.ggml.tokens
-  std::vector<float> scores;             // tokenizer.ggml.scores, empty when absent
-  std::vector<int32_t> token_types;      // tokenizer.ggml.token_type, empty when absent
-  std::vector<std::string> merges;       // tokenizer.ggml.merges, empty when absent
+  std::string model;                 // tokenizer.ggml.model: "llama" (SentencePiece), "gpt2" (byte BPE), ...
+  std::string pre;                   // tokenizer.ggml.pre: pre-tokenizer name ("llama-bpe", "qwen2", ...)
+  std::vector<std::string> tokens;   // tokenizer.ggml.tokens
+  std::vector<float> scores;         // tokenizer.ggml.scores, empty when absent
+  std::vector<int32_t> token_types;  // tokenizer.ggml.token_type, empty when absent
+  std::vector<std::string> merges;   // tokenizer.ggml.merges, empty when absent
   std::optional<int64_t> bos_id;
   std::optional<int64_t> eos_id;
-  std::optional<int64_t> eot_id;         // tokenizer.ggml.eot_token_id
+  std::optional<int64_t> eot_id;  // tokenizer.ggml.eot_token_id
   std::optional<int64_t> unknown_id;
   std::optional<int64_t> padding_id;
-  std::optional<bool> add_bos;           // tokenizer.ggml.add_bos_token
+  std::optional<bool> add_bos;  // tokenizer.ggml.add_bos_token
   std::optional<bool> add_eos;
-  std::optional<bool> add_space_prefix;  // tokenizer.ggml.add_space_prefix (SentencePiece)
-  std::string chat_template;             // tokenizer.chat_template, empty when absent
+  std::optional<bool> add_space_prefix;                     // tokenizer.ggml.add_space_prefix (SentencePiece)
+  std::string chat_template;                                // tokenizer.chat_template, empty when absent
   std::map<std::string, std::string> named_chat_templates;  // tokenizer.chat_template.<name>
 };
 

@@ -11,19 +11,25 @@ namespace tidal::json {
 
 const char* type_name(Type type) {
   switch (type) {
-    case Type::Null: return "null";
-    case Type::Bool: return "boolean";
-    case Type::Int: return "integer";
-    case Type::Double: return "number";
-    case Type::String: return "string";
-    case Type::Array: return "array";
-    case Type::Object: return "object";
+    case Type::Null:
+      return "null";
+    case Type::Bool:
+      return "boolean";
+    case Type::Int:
+      return "integer";
+    case Type::Double:
+      return "number";
+    case Type::String:
+      return "string";
+    case Type::Array:
+      return "array";
+    case Type::Object:
+      return "object";
   }
   return "?";
 }
 
-ParseError::ParseError(const std::string& message, size_t byte_offset)
-    : ModelError(message), offset(byte_offset) {}
+ParseError::ParseError(const std::string& message, size_t byte_offset) : ModelError(message), offset(byte_offset) {}
 
 // ---- Value accessors ---------------------------------------------------------------
 
@@ -36,17 +42,23 @@ static std::string quoted_excerpt(const std::string& text) {
 
 std::string Value::describe() const {
   switch (type_) {
-    case Type::Null: return "null";
-    case Type::Bool: return scalar_.boolean ? "true" : "false";
-    case Type::Int: return "integer " + std::to_string(scalar_.integer);
+    case Type::Null:
+      return "null";
+    case Type::Bool:
+      return scalar_.boolean ? "true" : "false";
+    case Type::Int:
+      return "integer " + std::to_string(scalar_.integer);
     case Type::Double: {
       char buffer[64];
       std::snprintf(buffer, sizeof buffer, "number %.17g", scalar_.number);
       return buffer;
     }
-    case Type::String: return "string " + quoted_excerpt(string_);
-    case Type::Array: return "an array";
-    case Type::Object: return "an object";
+    case Type::String:
+      return "string " + quoted_excerpt(string_);
+    case Type::Array:
+      return "an array";
+    case Type::Object:
+      return "an object";
   }
   return "?";
 }
@@ -132,13 +144,15 @@ class Parser {
         ++column;
       }
     }
-    throw ParseError("invalid JSON at line " + std::to_string(line) + ", column " + std::to_string(column) +
-                         " (byte " + std::to_string(offset) + "): " + message,
+    throw ParseError("invalid JSON at line " + std::to_string(line) + ", column " + std::to_string(column) + " (byte " +
+                         std::to_string(offset) + "): " + message,
                      offset);
   }
 
   // "expected X, found Y" at the current position.
-  [[noreturn]] void fail(const std::string& expected) const { fail_at(pos_, "expected " + expected + ", found " + found_here()); }
+  [[noreturn]] void fail(const std::string& expected) const {
+    fail_at(pos_, "expected " + expected + ", found " + found_here());
+  }
 
   std::string found_here() const {
     if (pos_ >= text_.size()) return "end of input";
@@ -169,17 +183,22 @@ class Parser {
     if (at_end()) fail("a value");
     count_value();
     switch (peek()) {
-      case '{': return parse_object(depth + 1);
-      case '[': return parse_array(depth + 1);
+      case '{':
+        return parse_object(depth + 1);
+      case '[':
+        return parse_array(depth + 1);
       case '"': {
         Value v;
         v.type_ = Type::String;
         parse_string(v.string_);
         return v;
       }
-      case 't': return parse_literal("true", Type::Bool, true);
-      case 'f': return parse_literal("false", Type::Bool, false);
-      case 'n': return parse_literal("null", Type::Null, false);
+      case 't':
+        return parse_literal("true", Type::Bool, true);
+      case 'f':
+        return parse_literal("false", Type::Bool, false);
+      case 'n':
+        return parse_literal("null", Type::Null, false);
       default:
         if (peek() == '-' || (peek() >= '0' && peek() <= '9')) return parse_number();
         fail("a value (object, array, string, number, true, false or null)");
@@ -308,10 +327,14 @@ class Parser {
       if (at_end()) fail("a hex digit in a \\u escape");
       char c = text_[pos_];
       uint32_t digit;
-      if (c >= '0' && c <= '9') digit = c - '0';
-      else if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F') digit = c - 'A' + 10;
-      else fail("a hex digit in a \\u escape");
+      if (c >= '0' && c <= '9')
+        digit = c - '0';
+      else if (c >= 'a' && c <= 'f')
+        digit = c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F')
+        digit = c - 'A' + 10;
+      else
+        fail("a hex digit in a \\u escape");
       value = value * 16 + digit;
       ++pos_;
     }
@@ -321,8 +344,13 @@ class Parser {
   // Length of the well-formed UTF-8 sequence starting at pos_ (lead byte >= 0x80), or 0.
   // Rejects overlong forms, UTF-16 surrogates (U+D800..DFFF) and code points past U+10FFFF.
   size_t utf8_sequence_length() const {
-    auto byte = [&](size_t i) -> unsigned { return pos_ + i < text_.size() ? static_cast<unsigned char>(text_[pos_ + i]) : 0u; };
-    auto cont = [&](size_t i, unsigned lo = 0x80, unsigned hi = 0xBF) { unsigned b = byte(i); return b >= lo && b <= hi; };
+    auto byte = [&](size_t i) -> unsigned {
+      return pos_ + i < text_.size() ? static_cast<unsigned char>(text_[pos_ + i]) : 0u;
+    };
+    auto cont = [&](size_t i, unsigned lo = 0x80, unsigned hi = 0xBF) {
+      unsigned b = byte(i);
+      return b >= lo && b <= hi;
+    };
     unsigned lead = byte(0);
     if (lead >= 0xC2 && lead <= 0xDF) return cont(1) ? 2 : 0;
     if (lead == 0xE0) return cont(1, 0xA0, 0xBF) && cont(2) ? 3 : 0;
@@ -352,7 +380,8 @@ class Parser {
         ++pos_;
         return;
       }
-      if (c < 0x20) fail_at(pos_, "control character inside a string must be escaped (found byte " + std::to_string(c) + ")");
+      if (c < 0x20)
+        fail_at(pos_, "control character inside a string must be escaped (found byte " + std::to_string(c) + ")");
       if (c >= 0x80) {
         size_t n = utf8_sequence_length();
         if (n == 0) fail_at(pos_, "invalid UTF-8 inside a string");
@@ -366,14 +395,30 @@ class Parser {
       char e = peek();
       ++pos_;
       switch (e) {
-        case '"': out.push_back('"'); break;
-        case '\\': out.push_back('\\'); break;
-        case '/': out.push_back('/'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
+        case '"':
+          out.push_back('"');
+          break;
+        case '\\':
+          out.push_back('\\');
+          break;
+        case '/':
+          out.push_back('/');
+          break;
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
         case 'u': {
           size_t escape_start = pos_ - 2;
           uint32_t cp = parse_hex4();
@@ -381,10 +426,12 @@ class Parser {
           if (cp >= 0xD800 && cp <= 0xDBFF) {
             // A high surrogate must be followed by \u and a low surrogate; together they
             // encode U+10000 + ((high - 0xD800) << 10 | (low - 0xDC00)).
-            if (text_.substr(pos_, 2) != "\\u") fail_at(escape_start, "high surrogate \\u escape not followed by a low surrogate");
+            if (text_.substr(pos_, 2) != "\\u")
+              fail_at(escape_start, "high surrogate \\u escape not followed by a low surrogate");
             pos_ += 2;
             uint32_t low = parse_hex4();
-            if (low < 0xDC00 || low > 0xDFFF) fail_at(escape_start, "high surrogate \\u escape not followed by a low surrogate");
+            if (low < 0xDC00 || low > 0xDFFF)
+              fail_at(escape_start, "high surrogate \\u escape not followed by a low surrogate");
             cp = 0x10000 + (((cp - 0xD800) << 10) | (low - 0xDC00));
           }
           append_utf8(out, cp);

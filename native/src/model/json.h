@@ -28,8 +28,8 @@ struct ParseError : ModelError {
 };
 
 struct ParseOptions {
-  int max_depth = 64;                      // arrays/objects nested deeper are rejected
-  size_t max_values = size_t(1) << 22;     // bounds memory for hostile inputs (~100 B per value)
+  int max_depth = 64;                   // arrays/objects nested deeper are rejected
+  size_t max_values = size_t(1) << 22;  // bounds memory for hostile inputs (~100 B per value)
 };
 
 class Value {
@@ -47,8 +47,8 @@ class Value {
 
   // Typed accessors throw tidal::ModelError naming the type found when the type differs.
   bool as_bool() const;
-  int64_t as_int() const;      // integers, and doubles with an exact int64 value
-  double as_double() const;    // integers (converted) and doubles
+  int64_t as_int() const;    // integers, and doubles with an exact int64 value
+  double as_double() const;  // integers (converted) and doubles
   const std::string& as_string() const;
 
   // Arrays: the elements. Objects: the member values, in document order (keys via key(i)).
@@ -73,8 +73,8 @@ class Value {
     double number;
   } scalar_{};
   std::string string_;
-  std::vector<Value> items_;        // array elements or object member values
-  std::vector<std::string> keys_;   // object member keys, parallel to items_
+  std::vector<Value> items_;       // array elements or object member values
+  std::vector<std::string> keys_;  // object member keys, parallel to items_
 };
 
 // Parses a complete document (one value, surrounded only by whitespace; a leading UTF-8

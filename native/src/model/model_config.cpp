@@ -12,10 +12,14 @@ namespace tidal {
 
 const char* architecture_name(Architecture arch) {
   switch (arch) {
-    case Architecture::Llama: return "llama";
-    case Architecture::Mistral: return "mistral";
-    case Architecture::Qwen2: return "qwen2";
-    case Architecture::Qwen3: return "qwen3";
+    case Architecture::Llama:
+      return "llama";
+    case Architecture::Mistral:
+      return "mistral";
+    case Architecture::Qwen2:
+      return "qwen2";
+    case Architecture::Qwen3:
+      return "qwen3";
   }
   return "?";
 }
@@ -88,8 +92,8 @@ class FieldReader {
     double d = number(key, *v);
     bool ok = std::isfinite(d) && (lo_exclusive ? d > lo : d >= lo) && d <= hi;
     if (!ok)
-      fail(field(key) + " = " + format_number(d) + " is out of range (expected " + (lo_exclusive ? "above " : "at least ") +
-           format_number(lo) + " and at most " + format_number(hi) + ")");
+      fail(field(key) + " = " + format_number(d) + " is out of range (expected " +
+           (lo_exclusive ? "above " : "at least ") + format_number(lo) + " and at most " + format_number(hi) + ")");
     return d;
   }
 
@@ -219,16 +223,17 @@ void parse_rope(const FieldReader& fields, int64_t max_positions, ModelConfig& c
     // ({"full_attention": {...}, "sliding_attention": {...}}) belong to other families.
     for (size_t i = 0; i < rope->size(); ++i)
       if ((*rope)[i].is_object())
-        fail("'" + name + "' holds per-layer-type entries ('" + rope->key(i) + "'), which these model families do not use");
+        fail("'" + name + "' holds per-layer-type entries ('" + rope->key(i) +
+             "'), which these model families do not use");
     if (name == "rope_scaling") fail("'rope_scaling' has no 'rope_type' (or 'type')");
     type = "default";
   }
-  if (rope_fields.has("partial_rotary_factor") && rope_fields.number_or("partial_rotary_factor", 1.0, 0.0, 1.0, true) != 1.0)
+  if (rope_fields.has("partial_rotary_factor") &&
+      rope_fields.number_or("partial_rotary_factor", 1.0, 0.0, 1.0, true) != 1.0)
     fail(name + ".partial_rotary_factor other than 1 (partial rotary embeddings) is not supported");
 
   if (type == "default") return;
-  if (type != "llama3")
-    fail("unsupported " + name + " type '" + type + "'; supported: default, llama3");
+  if (type != "llama3") fail("unsupported " + name + " type '" + type + "'; supported: default, llama3");
 
   // Llama 3.1 frequency-dependent scaling: wavelengths longer than
   // original_max_position_embeddings / low_freq_factor are divided by `factor`, shorter than
@@ -242,8 +247,8 @@ void parse_rope(const FieldReader& fields, int64_t max_positions, ModelConfig& c
     fail("required field '" + name + ".original_max_position_embeddings' is missing");
   s.original_max_position_embeddings = rope_fields.int_or("original_max_position_embeddings", 0, 1, max_positions);
   if (!(s.high_freq_factor > s.low_freq_factor))
-    fail(name + ".high_freq_factor = " + format_number(s.high_freq_factor) + " must be greater than low_freq_factor = " +
-         format_number(s.low_freq_factor));
+    fail(name + ".high_freq_factor = " + format_number(s.high_freq_factor) +
+         " must be greater than low_freq_factor = " + format_number(s.low_freq_factor));
 }
 
 }  // namespace
@@ -279,8 +284,8 @@ ModelConfig parse_model_config(const std::string& json_text) {
   config.num_heads = fields.required_int("num_attention_heads", 1, kMaxHeads);
   config.num_kv_heads = fields.int_or("num_key_value_heads", config.num_heads, 1, config.num_heads);
   if (config.num_heads % config.num_kv_heads != 0)
-    fail("num_attention_heads = " + std::to_string(config.num_heads) + " is not a multiple of num_key_value_heads = " +
-         std::to_string(config.num_kv_heads));
+    fail("num_attention_heads = " + std::to_string(config.num_heads) +
+         " is not a multiple of num_key_value_heads = " + std::to_string(config.num_kv_heads));
 
   if (fields.has("head_dim")) {
     config.head_dim = fields.int_or("head_dim", 0, 1, kMaxHeadDim);

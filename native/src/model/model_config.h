@@ -41,14 +41,14 @@ struct RopeScaling {
 
 struct ModelConfig {
   Architecture architecture = Architecture::Llama;
-  std::string model_type;           // as written in config.json ("llama", "qwen2", ...)
+  std::string model_type;  // as written in config.json ("llama", "qwen2", ...)
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
   int64_t num_layers = 0;
-  int64_t num_heads = 0;            // query heads
-  int64_t num_kv_heads = 0;         // key/value heads (GQA when < num_heads)
-  int64_t head_dim = 0;             // explicit in Qwen3 configs, else hidden_size / num_heads
+  int64_t num_heads = 0;     // query heads
+  int64_t num_kv_heads = 0;  // key/value heads (GQA when < num_heads)
+  int64_t head_dim = 0;      // explicit in Qwen3 configs, else hidden_size / num_heads
   int64_t max_position_embeddings = 0;
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
@@ -57,11 +57,11 @@ struct ModelConfig {
   // from the settings above or the GGUF file (see model/rope_frequencies.h).
   std::vector<float> rope_frequencies;
   bool tie_word_embeddings = false;
-  bool attention_bias = false;      // q/k/v projections carry biases (Qwen2: always true)
-  bool o_proj_bias = false;         // o_proj carries a bias too (Llama/Qwen3 attention_bias; never Qwen2)
-  bool qk_norm = false;             // per-head RMSNorm of q and k before RoPE (Qwen3)
-  int64_t sliding_window = 0;       // 0 = none; recorded, not applied (see notes)
-  std::string torch_dtype;          // "bfloat16", "float16", "float32" or empty
+  bool attention_bias = false;  // q/k/v projections carry biases (Qwen2: always true)
+  bool o_proj_bias = false;     // o_proj carries a bias too (Llama/Qwen3 attention_bias; never Qwen2)
+  bool qk_norm = false;         // per-head RMSNorm of q and k before RoPE (Qwen3)
+  int64_t sliding_window = 0;   // 0 = none; recorded, not applied (see notes)
+  std::string torch_dtype;      // "bfloat16", "float16", "float32" or empty
   std::vector<int64_t> bos_token_ids;
   std::vector<int64_t> eos_token_ids;  // config.json's eos_token_id (int or list)
 };

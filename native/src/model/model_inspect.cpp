@@ -22,11 +22,16 @@ namespace tidal {
 
 const char* model_problem_kind_name(ModelProblemKind kind) {
   switch (kind) {
-    case ModelProblemKind::Missing: return "missing";
-    case ModelProblemKind::Truncated: return "truncated";
-    case ModelProblemKind::Malformed: return "malformed";
-    case ModelProblemKind::Unsupported: return "unsupported";
-    case ModelProblemKind::Mismatch: return "mismatch";
+    case ModelProblemKind::Missing:
+      return "missing";
+    case ModelProblemKind::Truncated:
+      return "truncated";
+    case ModelProblemKind::Malformed:
+      return "malformed";
+    case ModelProblemKind::Unsupported:
+      return "unsupported";
+    case ModelProblemKind::Mismatch:
+      return "mismatch";
   }
   return "malformed";
 }
@@ -37,8 +42,8 @@ bool contains(const std::string& text, const char* fragment) { return text.find(
 
 // The kind of a parser's exception, from the words its messages use for each case.
 ModelProblemKind classify(const std::string& message, ModelProblemKind fallback) {
-  if (contains(message, "cannot open") || contains(message, "does not exist") || contains(message, "no model weights") ||
-      contains(message, "missing from the folder"))
+  if (contains(message, "cannot open") || contains(message, "does not exist") ||
+      contains(message, "no model weights") || contains(message, "missing from the folder"))
     return ModelProblemKind::Missing;
   if (contains(message, "truncated") || contains(message, "past the end") || contains(message, "runs past"))
     return ModelProblemKind::Truncated;
@@ -65,9 +70,9 @@ void add_current_exception(ModelInspection& out, ModelProblemKind fallback) {
 struct TensorTable {
   std::map<std::string, std::vector<int64_t>> shapes;
   std::string (*stored_name)(const std::string&) = nullptr;  // null: names are stored as they are
-  std::string config_name;        // "config.json", "the GGUF metadata"
-  std::string layer_count_name;   // "num_hidden_layers", "llama.block_count"
-  std::string source;             // the folder or file, for messages
+  std::string config_name;                                   // "config.json", "the GGUF metadata"
+  std::string layer_count_name;                              // "num_hidden_layers", "llama.block_count"
+  std::string source;                                        // the folder or file, for messages
 
   std::string shown(const std::string& name) const {
     if (!stored_name) return name;
@@ -92,14 +97,16 @@ void check_tensors(const ModelConfig& config, const TensorTable& table, ModelIns
     auto found = table.shapes.find(expected.name);
     if (found == table.shapes.end()) {
       add_problem(out, ModelProblemKind::Mismatch,
-                  "missing tensor '" + table.shown(expected.name) + "' (expected shape " + shape_string(expected.shape) +
-                      ") in " + table.source + "; the weights do not match " + table.config_name);
+                  "missing tensor '" + table.shown(expected.name) + "' (expected shape " +
+                      shape_string(expected.shape) + ") in " + table.source + "; the weights do not match " +
+                      table.config_name);
       return;
     }
     if (found->second != expected.shape) {
       add_problem(out, ModelProblemKind::Mismatch,
-                  "tensor '" + table.shown(expected.name) + "' has shape " + shape_string(found->second) + ", expected " +
-                      shape_string(expected.shape) + " from " + table.config_name + " (" + table.source + ")");
+                  "tensor '" + table.shown(expected.name) + "' has shape " + shape_string(found->second) +
+                      ", expected " + shape_string(expected.shape) + " from " + table.config_name + " (" +
+                      table.source + ")");
       return;
     }
   }
@@ -134,9 +141,10 @@ void check_tensors(const ModelConfig& config, const TensorTable& table, ModelIns
     std::string listed;
     for (size_t i = 0; i < others.size() && i < 3; ++i) listed += std::string(i ? ", " : "") + "'" + others[i] + "'";
     if (others.size() > 3) listed += " and " + std::to_string(others.size() - 3) + " more";
-    add_problem(out, ModelProblemKind::Mismatch,
-                (others.size() == 1 ? "tensor " + listed + " is" : plural(others.size(), "tensor") + " (" + listed + ") are") +
-                    " in the weights but not used by the model " + table.config_name + " describes" + mismatch);
+    add_problem(
+        out, ModelProblemKind::Mismatch,
+        (others.size() == 1 ? "tensor " + listed + " is" : plural(others.size(), "tensor") + " (" + listed + ") are") +
+            " in the weights but not used by the model " + table.config_name + " describes" + mismatch);
   }
 }
 
@@ -156,8 +164,8 @@ std::string declared_architecture(const std::string& dir) {
     std::unique_ptr<MappedFile> file = MappedFile::open(dir + "/config.json");
     if (file->size() == 0 || file->size() > (16u << 20)) return "";
     json::Value root = json::parse(std::string_view(reinterpret_cast<const char*>(file->data()), file->size()));
-    if (const json::Value* list = root.find("architectures"); list && list->is_array() && list->size() > 0 &&
-                                                               (*list)[0].is_string())
+    if (const json::Value* list = root.find("architectures");
+        list && list->is_array() && list->size() > 0 && (*list)[0].is_string())
       return (*list)[0].as_string();
     if (const json::Value* type = root.find("model_type"); type && type->is_string()) return type->as_string();
   } catch (const std::exception&) {
@@ -226,7 +234,8 @@ void inspect_gguf(const std::string& path, ModelInspection& out) {
     out.weight_bytes += t.bytes;
     const bool plain = t.type == GgmlType::F32 || t.type == GgmlType::F16 || t.type == GgmlType::BF16;
     out.loaded_weight_bytes += plain ? t.bytes : static_cast<uint64_t>(t.numel) * sizeof(float);
-    if ((!info || !info->dequantizable) && std::find(unreadable.begin(), unreadable.end(), type_name) == unreadable.end())
+    if ((!info || !info->dequantizable) &&
+        std::find(unreadable.begin(), unreadable.end(), type_name) == unreadable.end())
       unreadable.push_back(type_name);
   }
   out.tensor_count = static_cast<int64_t>(gguf.tensors.size());
@@ -235,8 +244,9 @@ void inspect_gguf(const std::string& path, ModelInspection& out) {
     std::string types;
     for (size_t i = 0; i < unreadable.size(); ++i) types += (i ? ", " : "") + unreadable[i];
     add_problem(out, ModelProblemKind::Unsupported,
-                "GGUF file '" + path + "' stores tensors as " + types + ", which the engine does not dequantise (it reads " +
-                    ggml_dequantizable_types() + "); pick a Q4_K_M, Q6_K or Q8_0 file instead");
+                "GGUF file '" + path + "' stores tensors as " + types +
+                    ", which the engine does not dequantise (it reads " + ggml_dequantizable_types() +
+                    "); pick a Q4_K_M, Q6_K or Q8_0 file instead");
   }
 
   try {
@@ -279,7 +289,8 @@ ModelInspection inspect_model(const std::string& path) {
   struct stat info {};
   if (path.empty() || ::stat(path.c_str(), &info) != 0) {
     add_problem(out, ModelProblemKind::Missing,
-                "model path '" + path + "' does not exist; give a model folder (config.json and *.safetensors) or a .gguf file");
+                "model path '" + path +
+                    "' does not exist; give a model folder (config.json and *.safetensors) or a .gguf file");
     return out;
   }
   if (S_ISDIR(info.st_mode)) {
@@ -306,7 +317,8 @@ ModelInspection inspect_model(const std::string& path) {
   const std::string found = size < 4 ? "it is " + std::to_string(info.st_size) + " bytes, too short for the magic"
                                      : "bad magic: " + describe_gguf_magic(head, size);
   add_problem(out, ModelProblemKind::Unsupported,
-              "'" + path + "' is not a GGUF file (" + found + ") nor a model folder; give a .gguf file, or the folder " +
+              "'" + path + "' is not a GGUF file (" + found +
+                  ") nor a model folder; give a .gguf file, or the folder " +
                   "that holds config.json and the safetensors weights");
   return out;
 }

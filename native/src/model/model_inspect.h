@@ -45,10 +45,10 @@ struct ModelInspection {
   ModelConfig config;
   std::vector<std::string> dtypes;  // storage types ("BF16", "Q4_K"), most bytes first
   int64_t tensor_count = 0;
-  int64_t parameters = 0;            // elements of every tensor
-  uint64_t weight_bytes = 0;         // tensor bytes as stored
-  uint64_t loaded_weight_bytes = 0;  // once loaded: block-quantised GGUF tensors become f32
-  int64_t tokenizer_tokens = 0;      // GGUF tokenizer.ggml.tokens entries; 0 for a folder
+  int64_t parameters = 0;              // elements of every tensor
+  uint64_t weight_bytes = 0;           // tensor bytes as stored
+  uint64_t loaded_weight_bytes = 0;    // once loaded: block-quantised GGUF tensors become f32
+  int64_t tokenizer_tokens = 0;        // GGUF tokenizer.ggml.tokens entries; 0 for a folder
   std::vector<ModelProblem> problems;  // empty: the engine can load the model
 };
 

@@ -10,26 +10,16 @@ namespace tidal {
 namespace {
 
 constexpr GgmlTypeInfo kTypes[] = {
-    {GgmlType::F32, "F32", 1, 4, true},
-    {GgmlType::F16, "F16", 1, 2, true},
-    {GgmlType::Q4_0, "Q4_0", 32, 18, true},
-    {GgmlType::Q4_1, "Q4_1", 32, 20, true},
-    {GgmlType::Q5_0, "Q5_0", 32, 22, true},
-    {GgmlType::Q5_1, "Q5_1", 32, 24, true},
-    {GgmlType::Q8_0, "Q8_0", 32, 34, true},
-    {GgmlType::Q8_1, "Q8_1", 32, 36, false},
-    {GgmlType::Q2_K, "Q2_K", 256, 84, false},
-    {GgmlType::Q3_K, "Q3_K", 256, 110, false},
-    {GgmlType::Q4_K, "Q4_K", 256, 144, true},
-    {GgmlType::Q5_K, "Q5_K", 256, 176, true},
-    {GgmlType::Q6_K, "Q6_K", 256, 210, true},
-    {GgmlType::Q8_K, "Q8_K", 256, 292, false},
-    {GgmlType::I8, "I8", 1, 1, false},
-    {GgmlType::I16, "I16", 1, 2, false},
-    {GgmlType::I32, "I32", 1, 4, false},
-    {GgmlType::I64, "I64", 1, 8, false},
-    {GgmlType::F64, "F64", 1, 8, false},
-    {GgmlType::BF16, "BF16", 1, 2, true},
+    {GgmlType::F32, "F32", 1, 4, true},       {GgmlType::F16, "F16", 1, 2, true},
+    {GgmlType::Q4_0, "Q4_0", 32, 18, true},   {GgmlType::Q4_1, "Q4_1", 32, 20, true},
+    {GgmlType::Q5_0, "Q5_0", 32, 22, true},   {GgmlType::Q5_1, "Q5_1", 32, 24, true},
+    {GgmlType::Q8_0, "Q8_0", 32, 34, true},   {GgmlType::Q8_1, "Q8_1", 32, 36, false},
+    {GgmlType::Q2_K, "Q2_K", 256, 84, false}, {GgmlType::Q3_K, "Q3_K", 256, 110, false},
+    {GgmlType::Q4_K, "Q4_K", 256, 144, true}, {GgmlType::Q5_K, "Q5_K", 256, 176, true},
+    {GgmlType::Q6_K, "Q6_K", 256, 210, true}, {GgmlType::Q8_K, "Q8_K", 256, 292, false},
+    {GgmlType::I8, "I8", 1, 1, false},        {GgmlType::I16, "I16", 1, 2, false},
+    {GgmlType::I32, "I32", 1, 4, false},      {GgmlType::I64, "I64", 1, 8, false},
+    {GgmlType::F64, "F64", 1, 8, false},      {GgmlType::BF16, "BF16", 1, 2, true},
 };
 
 // ggml ids whose layouts are not read here, named so a message can say what the file holds.
@@ -107,8 +97,7 @@ void dequantize_q4_k(const uint8_t* block, float* out) {
     const float offset = dmin * static_cast<float>(min);
     const uint8_t* group = quants + 32 * (j / 2);
     const int shift = (j % 2) * 4;
-    for (int i = 0; i < 32; ++i)
-      out[32 * j + i] = step * static_cast<float>((group[i] >> shift) & 0x0F) - offset;
+    for (int i = 0; i < 32; ++i) out[32 * j + i] = step * static_cast<float>((group[i] >> shift) & 0x0F) - offset;
   }
 }
 

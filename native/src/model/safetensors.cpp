@@ -9,10 +9,14 @@
 namespace tidal {
 
 bool parse_dtype_name(std::string_view name, DType* dtype) {
-  if (name == "F32") *dtype = DType::F32;
-  else if (name == "F16") *dtype = DType::F16;
-  else if (name == "BF16") *dtype = DType::BF16;
-  else return false;
+  if (name == "F32")
+    *dtype = DType::F32;
+  else if (name == "F16")
+    *dtype = DType::F16;
+  else if (name == "BF16")
+    *dtype = DType::BF16;
+  else
+    return false;
   return true;
 }
 
@@ -32,8 +36,8 @@ void reject_foreign_formats(const uint8_t* bytes, size_t size, const std::string
     throw ModelError("'" + label + "' is a GGUF file, not safetensors: GGUF checkpoints are not supported, " +
                      "use the model's Hugging Face safetensors release");
   if (starts_with(bytes, size, "PK\x03\x04"))
-    throw ModelError("'" + label + "' is a zip archive (a PyTorch checkpoint?), not safetensors: " +
-                     "convert it to safetensors");
+    throw ModelError("'" + label +
+                     "' is a zip archive (a PyTorch checkpoint?), not safetensors: " + "convert it to safetensors");
 }
 
 class HeaderValidator {
@@ -49,7 +53,8 @@ class HeaderValidator {
     if (!value.is_object()) fail("__metadata__ must be an object of strings, found " + value.describe());
     for (size_t i = 0; i < value.size(); ++i) {
       const json::Value& entry = value[i];
-      if (!entry.is_string()) fail("__metadata__ entry '" + value.key(i) + "' must be a string, found " + entry.describe());
+      if (!entry.is_string())
+        fail("__metadata__ entry '" + value.key(i) + "' must be a string, found " + entry.describe());
       metadata.emplace(value.key(i), entry.as_string());
     }
   }
@@ -64,14 +69,15 @@ class HeaderValidator {
     if (!dtype) fail_tensor(name, "has no 'dtype'");
     if (!dtype->is_string()) fail_tensor(name, "has a 'dtype' that is not a string: " + dtype->describe());
     if (!parse_dtype_name(dtype->as_string(), &view.dtype))
-      fail_tensor(name, "has dtype '" + dtype->as_string() + "', which is not supported; supported dtypes: F32, F16, BF16");
+      fail_tensor(name,
+                  "has dtype '" + dtype->as_string() + "', which is not supported; supported dtypes: F32, F16, BF16");
 
     const json::Value* shape = entry.find("shape");
     if (!shape) fail_tensor(name, "has no 'shape'");
     if (!shape->is_array()) fail_tensor(name, "has a 'shape' that is not an array: " + shape->describe());
     if (shape->size() > kMaxTensorRank)
-      fail_tensor(name, "has " + std::to_string(shape->size()) + " dimensions; at most " + std::to_string(kMaxTensorRank) +
-                            " are supported");
+      fail_tensor(name, "has " + std::to_string(shape->size()) + " dimensions; at most " +
+                            std::to_string(kMaxTensorRank) + " are supported");
     uint64_t numel = 1;
     for (const json::Value& dim : shape->items()) {
       if (!dim.is_int()) fail_tensor(name, "has a shape entry that is not an integer: " + dim.describe());
@@ -85,7 +91,8 @@ class HeaderValidator {
         expected_bytes > data_size_)
       // Also catches shapes whose byte count cannot fit the data section at all.
       fail_tensor(name, "has shape " + shape_string(view.shape) + " x " + dtype_name(view.dtype) +
-                            ", which needs more bytes than the data section holds (" + std::to_string(data_size_) + ")");
+                            ", which needs more bytes than the data section holds (" + std::to_string(data_size_) +
+                            ")");
 
     const json::Value* offsets = entry.find("data_offsets");
     if (!offsets) fail_tensor(name, "has no 'data_offsets'");
@@ -97,12 +104,12 @@ class HeaderValidator {
     std::string range = "[" + std::to_string(begin) + ", " + std::to_string(end) + "]";
     if (end < begin) fail_tensor(name, "has data_offsets " + range + " with end before begin");
     if (end > data_size_)
-      fail_tensor(name, "has data_offsets " + range + " past the end of the data section (" + std::to_string(data_size_) +
-                            " bytes); the file is truncated or corrupt");
+      fail_tensor(name, "has data_offsets " + range + " past the end of the data section (" +
+                            std::to_string(data_size_) + " bytes); the file is truncated or corrupt");
     if (end - begin != expected_bytes)
-      fail_tensor(name, "has data_offsets " + range + " spanning " + std::to_string(end - begin) + " bytes, but shape " +
-                            shape_string(view.shape) + " x " + dtype_name(view.dtype) + " needs " +
-                            std::to_string(expected_bytes) + " bytes");
+      fail_tensor(name, "has data_offsets " + range + " spanning " + std::to_string(end - begin) +
+                            " bytes, but shape " + shape_string(view.shape) + " x " + dtype_name(view.dtype) +
+                            " needs " + std::to_string(expected_bytes) + " bytes");
     view.bytes = static_cast<size_t>(expected_bytes);
     *begin_out = begin;
     return view;
@@ -138,7 +145,7 @@ SafetensorsContents parse_safetensors(const uint8_t* bytes, size_t size, const s
   json::Value header;
   try {
     json::ParseOptions options;
-    options.max_depth = 8;               // header objects nest three deep
+    options.max_depth = 8;                 // header objects nest three deep
     options.max_values = size_t(1) << 21;  // ~9 values per tensor: room for 200k tensors
     header = json::parse(std::string_view(reinterpret_cast<const char*>(bytes) + 8, header_length), options);
   } catch (const json::ParseError& e) {
@@ -174,8 +181,8 @@ SafetensorsContents parse_safetensors(const uint8_t* bytes, size_t size, const s
     const Extent& previous = extents[i - 1];
     const Extent& current = extents[i];
     if (current.begin < previous.end)
-      validator.fail("tensors '" + contents.tensors[previous.index].name + "' [" + std::to_string(previous.begin) + ", " +
-                     std::to_string(previous.end) + ") and '" + contents.tensors[current.index].name + "' [" +
+      validator.fail("tensors '" + contents.tensors[previous.index].name + "' [" + std::to_string(previous.begin) +
+                     ", " + std::to_string(previous.end) + ") and '" + contents.tensors[current.index].name + "' [" +
                      std::to_string(current.begin) + ", " + std::to_string(current.end) +
                      ") overlap in the data section");
   }

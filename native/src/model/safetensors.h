@@ -26,9 +26,9 @@ constexpr uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
 constexpr size_t kMaxTensorRank = 8;
 
 struct SafetensorsContents {
-  std::vector<TensorView> tensors;               // in header order
-  std::map<std::string, std::string> metadata;   // "__metadata__", empty when absent
-  size_t data_offset = 0;                        // 8 + N: where the data section starts
+  std::vector<TensorView> tensors;              // in header order
+  std::map<std::string, std::string> metadata;  // "__metadata__", empty when absent
+  size_t data_offset = 0;                       // 8 + N: where the data section starts
 };
 
 // Parses and validates the safetensors image [bytes, bytes + size). `label` names the file

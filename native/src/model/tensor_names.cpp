@@ -56,7 +56,8 @@ int64_t layer_of(const std::string& name) {
   const std::string prefix = "model.layers.";
   if (name.compare(0, prefix.size(), prefix) != 0) return -1;
   const size_t dot = name.find('.', prefix.size());
-  const std::string digits = name.substr(prefix.size(), dot == std::string::npos ? std::string::npos : dot - prefix.size());
+  const std::string digits =
+      name.substr(prefix.size(), dot == std::string::npos ? std::string::npos : dot - prefix.size());
   if (!is_digits(digits)) return -1;
   return digits.size() > 18 ? INT64_MAX : std::stoll(digits);
 }

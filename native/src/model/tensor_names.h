@@ -35,7 +35,7 @@ struct ExpectedTensor {
   std::string name;            // Hugging Face name
   std::vector<int64_t> shape;  // row-major
   TensorRole role;
-  int64_t layer;               // -1 outside the layers
+  int64_t layer;  // -1 outside the layers
   // A tensor a checkpoint may store or not, which the forward pass does not read: a tied
   // model's lm_head.weight (the embedding is the output matrix). Neither looked for nor
   // shape-checked; listed so that, when stored, it does not count as a tensor of another model.

@@ -25,18 +25,24 @@ namespace tidal {
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
+    case DType::F32:
+      return "F32";
+    case DType::F16:
+      return "F16";
+    case DType::BF16:
+      return "BF16";
   }
   return "?";
 }
 
 size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::F32: return 4;
-    case DType::F16: return 2;
-    case DType::BF16: return 2;
+    case DType::F32:
+      return 4;
+    case DType::F16:
+      return 2;
+    case DType::BF16:
+      return 2;
   }
   return 0;
 }
@@ -164,9 +170,15 @@ void check_finite(const TensorView& tensor) {
   size_t count = static_cast<size_t>(tensor.numel());
   size_t index = count;
   switch (tensor.dtype) {
-    case DType::F32: index = first_non_finite<uint32_t>(src, count, 0x7F800000u); break;
-    case DType::F16: index = first_non_finite<uint16_t>(src, count, 0x7C00u); break;
-    case DType::BF16: index = first_non_finite<uint16_t>(src, count, 0x7F80u); break;
+    case DType::F32:
+      index = first_non_finite<uint32_t>(src, count, 0x7F800000u);
+      break;
+    case DType::F16:
+      index = first_non_finite<uint16_t>(src, count, 0x7C00u);
+      break;
+    case DType::BF16:
+      index = first_non_finite<uint16_t>(src, count, 0x7F80u);
+      break;
   }
   if (index == count) return;
   float value;
@@ -208,11 +220,14 @@ std::string join_names(const std::vector<std::string>& names) {
   if (DIR* listing = ::opendir(dir.c_str())) {
     while (const dirent* entry = ::readdir(listing)) {
       std::string name = entry->d_name;
-      if (ends_with(name, ".safetensors")) safetensors.push_back(name);
+      if (ends_with(name, ".safetensors"))
+        safetensors.push_back(name);
       else if (ends_with(name, ".bin") || ends_with(name, ".pt") || ends_with(name, ".pth") || ends_with(name, ".ckpt"))
         pickles.push_back(name);
-      else if (ends_with(name, ".gguf")) gguf.push_back(name);
-      else if (ends_with(name, ".h5") || ends_with(name, ".msgpack")) other_frameworks.push_back(name);
+      else if (ends_with(name, ".gguf"))
+        gguf.push_back(name);
+      else if (ends_with(name, ".h5") || ends_with(name, ".msgpack"))
+        other_frameworks.push_back(name);
     }
     ::closedir(listing);
   }
@@ -223,7 +238,8 @@ std::string join_names(const std::vector<std::string>& names) {
     message += "; found " + join_names(safetensors) + ": safetensors files under other names are loaded only when " +
                kIndexFile + " lists them (rename a single-file checkpoint to " + kSingleFile + ")";
   if (!pickles.empty())
-    message += "; found " + join_names(pickles) + ": PyTorch pickle checkpoints are not supported, convert to safetensors";
+    message +=
+        "; found " + join_names(pickles) + ": PyTorch pickle checkpoints are not supported, convert to safetensors";
   if (!gguf.empty())
     message += "; found " + join_names(gguf) + ": GGUF files are not supported, use the model's Hugging Face " +
                "safetensors release";
@@ -328,11 +344,11 @@ WeightStore WeightStore::open(const std::string& model_dir) {
     const std::string shard_path = model_dir + "/" + (*weight_map)[i].as_string();
     auto found = store.tensor_files_.find(tensor);
     if (found == store.tensor_files_.end())
-      throw ModelError("tensor '" + tensor + "' is listed in '" + index_path + "' under '" + (*weight_map)[i].as_string() +
-                       "', but that file does not contain it");
+      throw ModelError("tensor '" + tensor + "' is listed in '" + index_path + "' under '" +
+                       (*weight_map)[i].as_string() + "', but that file does not contain it");
     if (found->second != shard_path)
-      throw ModelError("tensor '" + tensor + "' is listed in '" + index_path + "' under '" + (*weight_map)[i].as_string() +
-                       "', but it is stored in '" + found->second + "'");
+      throw ModelError("tensor '" + tensor + "' is listed in '" + index_path + "' under '" +
+                       (*weight_map)[i].as_string() + "', but it is stored in '" + found->second + "'");
   }
   return store;
 }
@@ -357,8 +373,8 @@ const TensorView& WeightStore::get(const std::string& name) const {
 const TensorView& WeightStore::get(const std::string& name, const std::vector<int64_t>& expected_shape) const {
   const TensorView& view = get(name);
   if (view.shape != expected_shape)
-    throw ModelError("tensor '" + name + "' in '" + source_ + "' has shape " + shape_string(view.shape) + ", expected " +
-                     shape_string(expected_shape) + "; config.json does not match the weights");
+    throw ModelError("tensor '" + name + "' in '" + source_ + "' has shape " + shape_string(view.shape) +
+                     ", expected " + shape_string(expected_shape) + "; config.json does not match the weights");
   return view;
 }
 

@@ -19,4 +19,5 @@ export const COMMAND_IDS = [
   'tidal.acceptAllHunks',
   'tidal.rejectAllHunks',
   'tidal.showProposedDiff',
+  'tidal.continueAnswer',
 ] as const;

@@ -82,6 +82,7 @@ Napi::Value InspectModel(const Napi::CallbackInfo& info) {
   out.Set("parameters", Napi::Number::New(env, double(inspection.parameters)));
   out.Set("weightBytes", Napi::Number::New(env, double(inspection.weight_bytes)));
   out.Set("loadedWeightBytes", Napi::Number::New(env, double(inspection.loaded_weight_bytes)));
+  out.Set("gpuWeightBytes", Napi::Number::New(env, double(inspection.gpu_weight_bytes)));
   out.Set("tokenizerTokens", Napi::Number::New(env, double(inspection.tokenizer_tokens)));
   Napi::Array problems = Napi::Array::New(env, inspection.problems.size());
   for (size_t i = 0; i < inspection.problems.size(); ++i) {

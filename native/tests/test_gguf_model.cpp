@@ -204,9 +204,9 @@ TIDAL_TEST(gguf_model_qwen2_keeps_rows_and_ties_embeddings) {
   CHECK(tidal::shape_string(model.find("model.embed_tokens.weight")->shape) == "[5, 8]");
 }
 
-TIDAL_TEST(gguf_model_dequantises_and_unpermutes_quantised_llama_tensors) {
-  // attn_q as Q8_0 (rows of 32), attn_k as F16 (needs the row reordering, so converted),
-  // ffn_up as Q6_K and attn_v as BF16 (a view).
+TIDAL_TEST(gguf_model_keeps_quantised_matrices_and_unpermutes_llama_rows) {
+  // attn_q as Q8_0 (rows of 32: its rows move as whole blocks), attn_k as F16 (needs the row
+  // reordering, so copied), ffn_up as Q6_K and attn_v as BF16 (views into the file).
   GgufWriter w;
   add_llama_metadata(w, "llama", 1, 32, 256, 2, 1);
   std::mt19937 rng(5);
@@ -236,7 +236,8 @@ TIDAL_TEST(gguf_model_dequantises_and_unpermutes_quantised_llama_tensors) {
   tidal::gguf_tensor_to_f32(*model.file().find_tensor("blk.0.attn_q.weight"), q_rows.data());
   tidal::gguf_unpermute_qk_rows(q_rows.data(), q_expected.data(), 32, 32, 2);
   const tidal::TensorView* q = model.find("model.layers.0.self_attn.q_proj.weight");
-  CHECK(q->dtype == tidal::DType::F32);
+  CHECK(q->dtype == tidal::DType::Q8_0);
+  CHECK_EQ(q->bytes, 32u * 34u);
   CHECK(q->shape == std::vector<int64_t>({32, 32}));
   CHECK(to_f32(*q) == q_expected);
   // Row 1 of Hugging Face head 0 is GGUF row 2 (pairs interleaved): block 2 has d = 0.03.
@@ -259,10 +260,22 @@ TIDAL_TEST(gguf_model_dequantises_and_unpermutes_quantised_llama_tensors) {
   std::vector<float> up_expected(256 * 32);
   tidal::gguf_tensor_to_f32(*model.file().find_tensor("blk.0.ffn_up.weight"), up_expected.data());
   CHECK(to_f32(*up) == up_expected);
-  CHECK(model.find("model.layers.0.mlp.up_proj.weight") == up);  // converted once, kept
+  CHECK(up->dtype == tidal::DType::Q6_K);
+  CHECK(up->data == model.file().find_tensor("blk.0.ffn_up.weight")->data);  // no copy
+  CHECK(model.find("model.layers.0.mlp.up_proj.weight") == up);
+
+  // Without keep_quantized: dequantised to F32, exactly the kept blocks' values.
+  tidal::GgufLoadOptions dequantise;
+  dequantise.keep_quantized = false;
+  GgufModel full = GgufModel::open(dir.file("m.gguf"), dequantise);
+  const tidal::TensorView* q32 = full.find("model.layers.0.self_attn.q_proj.weight");
+  CHECK(q32->dtype == tidal::DType::F32);
+  CHECK(to_f32(*q32) == q_expected);
+  CHECK(full.find("model.layers.0.mlp.up_proj.weight")->dtype == tidal::DType::F32);
 
   // Dequantising to BF16 rounds each F32 value once.
   tidal::GgufLoadOptions options;
+  options.keep_quantized = false;
   options.dequantized_dtype = tidal::DType::BF16;
   GgufModel half = GgufModel::open(dir.file("m.gguf"), options);
   const tidal::TensorView* q16 = half.find("model.layers.0.self_attn.q_proj.weight");

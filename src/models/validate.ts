@@ -123,7 +123,8 @@ export function validateModel(modelPath: string, options: ValidationOptions, rea
   if (!shape && issues.length === 0) issues.push({ severity: 'error', message: `The engine could not read the shape of ${modelPath}. Pick another model.` });
   if (issues.some((i) => i.severity === 'error') || !shape) return { ok: false, issues };
 
-  const memory = estimateMemory(shape, inspection.loadedWeightBytes, options.contextTokens);
+  const weightBytes = options.gpuFreeBytes !== undefined ? inspection.gpuWeightBytes : inspection.loadedWeightBytes;
+  const memory = estimateMemory(shape, weightBytes, options.contextTokens);
   memoryIssues(memory, options, issues);
   return {
     ok: !issues.some((i) => i.severity === 'error'),

@@ -194,7 +194,8 @@ export interface ModelInspection {
   tensorCount: number;
   parameters: number;
   weightBytes: number; // tensor bytes as stored
-  loadedWeightBytes: number; // once loaded (block-quantised GGUF tensors become f32)
+  loadedWeightBytes: number; // once loaded on the CPU (quantised GGUF matrices stay in their blocks)
+  gpuWeightBytes: number; // once loaded on the GPU (bf16, 2 bytes a value)
   tokenizerTokens: number; // GGUF tokenizer.ggml.tokens entries; 0 for a folder
   problems: ModelProblem[]; // empty: the engine can load the model
 }

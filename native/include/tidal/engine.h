@@ -54,7 +54,7 @@ struct ModelInfo {
   int64_t vocab_size = 0;
   int64_t max_position_embeddings = 0;
   int64_t max_context = 0;  // the per-sequence cap this engine enforces
-  std::string dtype;        // storage dtype of the matrices: "f32", "f16", "bf16" or "mixed"
+  std::string dtype;        // storage dtype of the matrices: "f32", "f16", "bf16", a quantised type ("q4_k") or "mixed"
   size_t weight_bytes = 0;  // bytes of the tensors the model uses
   size_t kv_bytes_per_token = 0;
   std::vector<int32_t> eos_token_ids;

@@ -1,6 +1,7 @@
 #include "cpu/linear.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "cpu/dot_kernels.h"
 #include "cpu/simd_support.h"
@@ -62,6 +63,53 @@ void linear_rows_typed(const MatrixView& w, const float* bias, const float* x, i
   }
 }
 
+// Block-quantised weights: each block of rows is dequantised once into f32 scratch (as many
+// rows as an f32 matrix of this width takes per block), then every tile of tokens runs the f32
+// dot over it. A matrix kept quantised therefore gives bit for bit what the same matrix
+// dequantised to f32 in advance gives, at a quarter to an eighth of the memory and reads.
+template <bool Simd>
+void linear_rows_quantized(const MatrixView& w, const float* bias, const float* x, int64_t x_stride, int64_t tokens,
+                           float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
+  constexpr int64_t kTile = 4;
+  const int64_t f32_row_bytes = w.cols * 4;
+  const int64_t block_rows = std::clamp<int64_t>((256 * 1024) / std::max<int64_t>(f32_row_bytes, 1), 4, 256);
+  const size_t stored_row_bytes = dtype_bytes(w.dtype, w.cols);
+  thread_local std::vector<float> scratch;
+  if (static_cast<int64_t>(scratch.size()) < block_rows * w.cols)
+    scratch.resize(static_cast<size_t>(block_rows * w.cols));
+  const auto* base = static_cast<const unsigned char*>(w.data);
+  for (int64_t block = row_begin; block < row_end; block += block_rows) {
+    const int64_t block_end = std::min(row_end, block + block_rows);
+    for (int64_t r = block; r < block_end; ++r)
+      convert_to_f32(w.dtype, base + static_cast<size_t>(r) * stored_row_bytes, scratch.data() + (r - block) * w.cols,
+                     static_cast<size_t>(w.cols));
+    for (int64_t t0 = 0; t0 < tokens; t0 += kTile) {
+      const int64_t nt = std::min(kTile, tokens - t0);
+      const float* xs[kTile];
+      for (int64_t i = 0; i < nt; ++i) xs[i] = x + (t0 + i) * x_stride;
+      for (int64_t r = block; r < block_end; ++r) {
+        const auto* row = reinterpret_cast<const unsigned char*>(scratch.data() + (r - block) * w.cols);
+        float out[kTile];
+        switch (nt) {
+          case 4:
+            dot_rows<DType::F32, 4, Simd>(row, xs, w.cols, out);
+            break;
+          case 3:
+            dot_rows<DType::F32, 3, Simd>(row, xs, w.cols, out);
+            break;
+          case 2:
+            dot_rows<DType::F32, 2, Simd>(row, xs, w.cols, out);
+            break;
+          default:
+            dot_rows<DType::F32, 1, Simd>(row, xs, w.cols, out);
+            break;
+        }
+        for (int64_t i = 0; i < nt; ++i) y[(t0 + i) * y_stride + r] = bias ? out[i] + bias[r] : out[i];
+      }
+    }
+  }
+}
+
 template <bool Simd>
 void linear_rows_path(const MatrixView& w, const float* bias, const float* x, int64_t x_stride, int64_t tokens,
                       float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
@@ -72,6 +120,8 @@ void linear_rows_path(const MatrixView& w, const float* bias, const float* x, in
       return linear_rows_typed<DType::BF16, Simd>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);
     case DType::F16:
       return linear_rows_typed<DType::F16, Simd>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);
+    default:
+      return linear_rows_quantized<Simd>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);
   }
 }
 
@@ -88,6 +138,10 @@ void load_matrix_row(const MatrixView& m, int64_t row, float* out) {
       break;
     case DType::F16:
       for (int64_t c = 0; c < m.cols; ++c) out[c] = kernels::load_element<DType::F16>(base + row * m.cols * 2, c);
+      break;
+    default:
+      convert_to_f32(m.dtype, base + static_cast<size_t>(row) * dtype_bytes(m.dtype, m.cols), out,
+                     static_cast<size_t>(m.cols));
       break;
   }
 }

@@ -1,7 +1,7 @@
-// Linear layers on the CPU: y = W x (+ b) with W in its stored dtype (f32, bf16 or f16) and
-// f32 activations. Weights are converted to f32 inside the dot product, so a bf16 model keeps
-// its 2 bytes per parameter in memory (a 1.5B model stays ~3 GB) at the price of a widening
-// per element read, which is free next to the memory traffic of a decode step.
+// Linear layers on the CPU: y = W x (+ b) with W in its stored dtype (f32, bf16, f16, or a
+// GGUF block-quantised type: see linear_rows) and f32 activations. Weights are converted to f32 inside the dot product,
+// so a bf16 model keeps its 2 bytes per parameter in memory (a 1.5B model stays ~3 GB) at the price of a widening per
+// element read, which is free next to the memory traffic of a decode step.
 #pragma once
 #include <cstdint>
 
@@ -10,7 +10,8 @@
 namespace tidal::cpu {
 
 // A row-major matrix [rows][cols] in its stored dtype; Hugging Face Linear weights are
-// [out_features][in_features]. `data` may be unaligned.
+// [out_features][in_features]. `data` may be unaligned. A block-quantised row is
+// dtype_bytes(dtype, cols) bytes (cols a multiple of the block).
 struct MatrixView {
   DType dtype = DType::F32;
   const void* data = nullptr;

@@ -1,7 +1,9 @@
 #include "cuda/device_weights.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "cuda/cuda_error.h"
 #include "kernels/random_fill.h"
@@ -11,32 +13,33 @@ namespace tidal::cuda {
 
 namespace {
 
-// Copies a matrix to the device as bf16, starting at row `row_offset` of `target`.
+// Copies a matrix to the device as bf16, starting at row `row_offset` of `target`. Other
+// types (f32, f16, the block-quantised ones) are converted on the host, a slice of rows at a
+// time.
 void upload_matrix(const cpu::MatrixView& m, uint16_t* target, cudaStream_t stream) {
   const size_t count = static_cast<size_t>(m.rows * m.cols);
-  std::vector<uint16_t> staging;
-  const void* source = m.data;
-  if (m.dtype != DType::BF16) {
-    staging.resize(count);
-    if (m.dtype == DType::F32) {
-      const float* f = static_cast<const float*>(m.data);
-      for (size_t i = 0; i < count; ++i) {
-        float v;
-        std::memcpy(&v, f + i, sizeof v);
-        staging[i] = f32_to_bf16(v);
-      }
-    } else {
-      const uint16_t* h = static_cast<const uint16_t*>(m.data);
-      for (size_t i = 0; i < count; ++i) {
-        uint16_t v;
-        std::memcpy(&v, h + i, sizeof v);
-        staging[i] = f32_to_bf16(f16_to_f32(v));
-      }
-    }
-    source = staging.data();
+  if (m.dtype == DType::BF16) {
+    throw_if_failed(cudaMemcpyAsync(target, m.data, count * 2, cudaMemcpyHostToDevice, stream), "uploading weights");
+    throw_if_failed(cudaStreamSynchronize(stream), "uploading weights");
+    return;
   }
-  throw_if_failed(cudaMemcpyAsync(target, source, count * 2, cudaMemcpyHostToDevice, stream), "uploading weights");
-  throw_if_failed(cudaStreamSynchronize(stream), "uploading weights");
+  const int64_t slice_rows = std::max<int64_t>(1, (int64_t(16) << 20) / std::max<int64_t>(m.cols, 1));
+  const size_t stored_row_bytes = dtype_bytes(m.dtype, m.cols);
+  std::vector<float> values;
+  std::vector<uint16_t> staging;
+  for (int64_t first = 0; first < m.rows; first += slice_rows) {
+    const int64_t rows = std::min(slice_rows, m.rows - first);
+    const size_t n = static_cast<size_t>(rows * m.cols);
+    values.resize(n);
+    staging.resize(n);
+    convert_to_f32(m.dtype, static_cast<const uint8_t*>(m.data) + static_cast<size_t>(first) * stored_row_bytes,
+                   values.data(), n);
+    for (size_t i = 0; i < n; ++i) staging[i] = f32_to_bf16(values[i]);
+    throw_if_failed(cudaMemcpyAsync(target + static_cast<size_t>(first * m.cols), staging.data(), n * 2,
+                                    cudaMemcpyHostToDevice, stream),
+                    "uploading weights");
+    throw_if_failed(cudaStreamSynchronize(stream), "uploading weights");
+  }
 }
 
 void allocate_layer(const ModelConfig& config, DeviceLayer& d) {

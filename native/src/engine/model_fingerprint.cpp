@@ -22,7 +22,7 @@ void hash_bytes(uint64_t& hash, const void* data, size_t bytes) {
 }
 
 void hash_sample(uint64_t& hash, const cpu::MatrixView& m) {
-  const size_t bytes = static_cast<size_t>(m.rows * m.cols) * dtype_size(m.dtype);
+  const size_t bytes = dtype_bytes(m.dtype, m.rows * m.cols);
   hash_bytes(hash, m.data, std::min(bytes, kSampleBytes));
 }
 

@@ -1,5 +1,6 @@
 #include "engine/model_weights.h"
 
+#include <cctype>
 #include <map>
 #include <set>
 
@@ -119,8 +120,12 @@ class Binder {
         return "f16";
       case DType::BF16:
         return "bf16";
+      default: {
+        std::string name = dtype_name(*dtypes_.begin());
+        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        return name;
+      }
     }
-    return "mixed";
   }
 
  private:

@@ -31,7 +31,7 @@ struct ModelWeights {
   std::vector<float> final_norm;  // [hidden]
   cpu::MatrixView lm_head;        // [vocab][hidden]; the embedding matrix when tied
   size_t bytes = 0;               // bytes of distinct tensors used
-  std::string dtype;              // "f32" | "f16" | "bf16" | "mixed" over the matrices
+  std::string dtype;              // "f32", "f16", "bf16", a quantised type ("q4_k"), or "mixed"
 };
 
 // Finds, shape-checks and finiteness-checks every tensor the architecture needs (the list is

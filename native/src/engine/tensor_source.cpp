@@ -22,6 +22,7 @@ void InMemoryTensors::add(const std::string& name, DType dtype, std::vector<int6
 
 void InMemoryTensors::add_f32(const std::string& name, DType dtype, std::vector<int64_t> shape,
                               const std::vector<float>& values) {
+  if (is_quantized(dtype)) throw Error("add_f32: " + name + " cannot be quantised to " + dtype_name(dtype));
   if (dtype == DType::F32) {
     add(name, dtype, std::move(shape), values.data(), values.size() * sizeof(float));
     return;

@@ -75,9 +75,13 @@ void gguf_permute_qk_rows(const float* hf_rows, float* gguf_rows, int64_t rows, 
 void gguf_unpermute_qk_rows(const float* gguf_rows, float* hf_rows, int64_t rows, int64_t row_elements, int64_t heads);
 
 struct GgufLoadOptions {
-  // What block-quantised tensors (Q8_0, Q4_K, ...) become when first used: F32 keeps every
-  // dequantised value exactly; F16 / BF16 halve the memory at a rounding of each value.
-  // F32/F16/BF16 tensors in the file keep their own type.
+  // Block-quantised matrices (Q4_0 ... Q6_K) stay in their blocks, as views into the file (the
+  // CPU products read them block by block; the CUDA backend converts them as it uploads).
+  // Off, or for a quantised vector, they are dequantised when first used.
+  bool keep_quantized = true;
+  // What dequantised tensors become: F32 keeps every dequantised value exactly; F16 / BF16
+  // halve the memory at a rounding of each value. F32/F16/BF16 tensors in the file keep their
+  // own type.
   DType dequantized_dtype = DType::F32;
 };
 
@@ -101,11 +105,11 @@ class GgufModel {
   // Per-pair RoPE frequency divisors from rope_freqs.weight; empty when absent.
   const std::vector<float>& rope_freq_factors() const;
 
-  // The tensor under its Hugging Face name, or null. F32/F16/BF16 tensors are views
-  // straight into the mapping, except llama Q/K, whose rows are reordered into a copy of
-  // the same type; quantised tensors are dequantised (to options.dequantized_dtype) on
-  // first use and kept. Views stay valid while the model lives; safe to call from many
-  // threads. Throws tidal::ModelError when the stored type cannot be converted.
+  // The tensor under its Hugging Face name, or null. F32/F16/BF16 tensors and (with
+  // options.keep_quantized) quantised matrices are views straight into the mapping, except
+  // llama Q/K, whose rows are reordered into a copy of the same type; other quantised tensors
+  // are dequantised (to options.dequantized_dtype) on first use and kept. Views stay valid while the model lives; safe
+  // to call from many threads. Throws tidal::ModelError when the stored type cannot be converted.
   const TensorView* find(const std::string& hf_name) const;
 
  private:

@@ -204,6 +204,7 @@ void inspect_folder(const std::string& dir, ModelInspection& out) {
   }
   out.tensor_count = static_cast<int64_t>(store->size());
   out.loaded_weight_bytes = out.weight_bytes;
+  out.gpu_weight_bytes = static_cast<uint64_t>(out.parameters) * 2;
   out.dtypes = dtypes_by_bytes(bytes_by_type);
   if (out.has_config) check_tensors(out.config, table, out);
 }
@@ -233,7 +234,9 @@ void inspect_gguf(const std::string& path, ModelInspection& out) {
     out.parameters += t.numel;
     out.weight_bytes += t.bytes;
     const bool plain = t.type == GgmlType::F32 || t.type == GgmlType::F16 || t.type == GgmlType::BF16;
-    out.loaded_weight_bytes += plain ? t.bytes : static_cast<uint64_t>(t.numel) * sizeof(float);
+    const bool kept_quantised = info && info->dequantizable && t.ne.size() == 2;
+    out.loaded_weight_bytes += plain || kept_quantised ? t.bytes : static_cast<uint64_t>(t.numel) * sizeof(float);
+    out.gpu_weight_bytes += static_cast<uint64_t>(t.numel) * 2;
     if ((!info || !info->dequantizable) &&
         std::find(unreadable.begin(), unreadable.end(), type_name) == unreadable.end())
       unreadable.push_back(type_name);

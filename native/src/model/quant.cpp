@@ -168,6 +168,37 @@ std::string ggml_type_name(uint32_t id) {
 
 const char* ggml_dequantizable_types() { return "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K"; }
 
+size_t first_non_finite_block(GgmlType type, const void* src, size_t blocks) {
+  const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(type));
+  if (!info || !info->dequantizable) return 0;
+  // Byte offsets of the f16 fields in a block (the layouts above).
+  int fields[2] = {0, -1};
+  switch (type) {
+    case GgmlType::Q4_1:
+    case GgmlType::Q5_1:
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+      fields[1] = 2;  // d, then m / dmin
+      break;
+    case GgmlType::Q6_K:
+      fields[0] = 208;
+      break;
+    case GgmlType::Q4_0:
+    case GgmlType::Q5_0:
+    case GgmlType::Q8_0:
+      break;
+    default:
+      return blocks;  // plain types: not blocks of scales
+  }
+  const uint8_t* bytes = static_cast<const uint8_t*>(src);
+  for (size_t b = 0; b < blocks; ++b) {
+    const uint8_t* block = bytes + b * info->block_bytes;
+    for (int field : fields)
+      if (field >= 0 && (read_u16(block + field) & 0x7C00u) == 0x7C00u) return b;
+  }
+  return blocks;
+}
+
 void dequantize_to_f32(GgmlType type, const void* src, size_t count, float* out) {
   const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(type));
   if (!info || !info->dequantizable)

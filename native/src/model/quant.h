@@ -65,6 +65,11 @@ std::string ggml_type_name(uint32_t id);
 // The types dequantize_to_f32 reads, for messages ("F32, F16, BF16, Q4_0, ...").
 const char* ggml_dequantizable_types();
 
+// Index of the first block (of `blocks` consecutive blocks of `type` at `src`) whose f16
+// scale or offset fields are Inf or NaN, or `blocks`. Every value of a block whose fields are
+// finite is finite. `type` must be dequantizable.
+size_t first_non_finite_block(GgmlType type, const void* src, size_t blocks);
+
 // Converts `count` values of `type` starting at `src` (any alignment) to float32.
 // `count` must be a multiple of the type's block_elements. Throws tidal::ModelError for a
 // type that cannot be dequantised (naming it) or a count that is not whole blocks.

@@ -11,6 +11,7 @@
 #include "model/half.h"
 #include "model/json.h"
 #include "model/mapped_file.h"
+#include "model/quant.h"
 #include "model/safetensors.h"
 #include "tidal/error.h"
 
@@ -23,6 +24,39 @@ namespace tidal {
 
 // ---- dtypes ---------------------------------------------------------------------------
 
+namespace {
+
+// The ggml type a quantised DType stores (model/quant.h).
+GgmlType ggml_type(DType dtype) {
+  switch (dtype) {
+    case DType::Q4_0:
+      return GgmlType::Q4_0;
+    case DType::Q4_1:
+      return GgmlType::Q4_1;
+    case DType::Q5_0:
+      return GgmlType::Q5_0;
+    case DType::Q5_1:
+      return GgmlType::Q5_1;
+    case DType::Q8_0:
+      return GgmlType::Q8_0;
+    case DType::Q4_K:
+      return GgmlType::Q4_K;
+    case DType::Q5_K:
+      return GgmlType::Q5_K;
+    case DType::Q6_K:
+      return GgmlType::Q6_K;
+    case DType::F32:
+      return GgmlType::F32;
+    case DType::F16:
+      return GgmlType::F16;
+    case DType::BF16:
+      return GgmlType::BF16;
+  }
+  return GgmlType::F32;
+}
+
+}  // namespace
+
 const char* dtype_name(DType dtype) {
   switch (dtype) {
     case DType::F32:
@@ -31,8 +65,21 @@ const char* dtype_name(DType dtype) {
       return "F16";
     case DType::BF16:
       return "BF16";
+    default:
+      return ggml_type_info(static_cast<uint32_t>(ggml_type(dtype)))->name;
   }
-  return "?";
+}
+
+bool is_quantized(DType dtype) { return dtype != DType::F32 && dtype != DType::F16 && dtype != DType::BF16; }
+
+int64_t dtype_block_elements(DType dtype) {
+  return is_quantized(dtype) ? ggml_type_info(static_cast<uint32_t>(ggml_type(dtype)))->block_elements : 1;
+}
+
+size_t dtype_bytes(DType dtype, int64_t count) {
+  if (!is_quantized(dtype)) return static_cast<size_t>(count) * dtype_size(dtype);
+  const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(ggml_type(dtype)));
+  return static_cast<size_t>(count / info->block_elements) * info->block_bytes;
 }
 
 size_t dtype_size(DType dtype) {
@@ -40,11 +87,11 @@ size_t dtype_size(DType dtype) {
     case DType::F32:
       return 4;
     case DType::F16:
-      return 2;
     case DType::BF16:
       return 2;
+    default:
+      return 0;
   }
-  return 0;
 }
 
 int64_t TensorView::numel() const {
@@ -104,6 +151,10 @@ bool cpu_has_f16c() {
 
 void convert_to_f32(DType dtype, const void* src, float* out, size_t count) {
   const uint8_t* bytes = static_cast<const uint8_t*>(src);
+  if (is_quantized(dtype)) {
+    dequantize_to_f32(ggml_type(dtype), src, count, out);
+    return;
+  }
   switch (dtype) {
     case DType::F32:
       std::memcpy(out, bytes, count * sizeof(float));
@@ -120,6 +171,8 @@ void convert_to_f32(DType dtype, const void* src, float* out, size_t count) {
 #endif
       f16_to_f32_portable(bytes, out, count);
       return;
+    default:
+      return;  // quantised: above
   }
 }
 
@@ -132,7 +185,13 @@ void convert_to_f32(const TensorView& tensor, size_t first, size_t count, float*
   if (first > numel || count > numel - first)
     throw Error("convert_to_f32: elements [" + std::to_string(first) + ", " + std::to_string(first + count) +
                 ") are outside tensor '" + tensor.name + "' of " + std::to_string(numel) + " elements");
-  const uint8_t* src = static_cast<const uint8_t*>(tensor.data) + first * dtype_size(tensor.dtype);
+  const size_t block = static_cast<size_t>(dtype_block_elements(tensor.dtype));
+  if (first % block != 0 || count % block != 0)
+    throw Error("convert_to_f32: elements [" + std::to_string(first) + ", " + std::to_string(first + count) +
+                ") of tensor '" + tensor.name + "' are not whole " + std::to_string(block) + "-value blocks of " +
+                dtype_name(tensor.dtype));
+  const uint8_t* src =
+      static_cast<const uint8_t*>(tensor.data) + dtype_bytes(tensor.dtype, static_cast<int64_t>(first));
   convert_to_f32(tensor.dtype, src, out, count);
 }
 
@@ -179,6 +238,14 @@ void check_finite(const TensorView& tensor) {
     case DType::BF16:
       index = first_non_finite<uint16_t>(src, count, 0x7F80u);
       break;
+    default: {
+      const size_t block = static_cast<size_t>(dtype_block_elements(tensor.dtype));
+      const size_t bad = first_non_finite_block(ggml_type(tensor.dtype), src, count / block);
+      if (bad == count / block) return;
+      throw ModelError("tensor '" + tensor.name + "' has a NaN/Inf scale in its " + dtype_name(tensor.dtype) +
+                       " block at element " + std::to_string(bad * block) + " (of " + std::to_string(count) +
+                       " elements): the file is corrupt; download it again or use another file");
+    }
   }
   if (index == count) return;
   float value;

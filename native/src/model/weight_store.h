@@ -11,9 +11,19 @@
 
 namespace tidal {
 
-enum class DType { F32, F16, BF16 };
+// How a tensor's values are stored. F32, F16 and BF16 are plain elements. The others are
+// ggml's block-quantised types as GGUF files hold them (model/quant.h has the layouts): a
+// row is a whole number of blocks, each block a few scales and small integer quants, and the
+// CPU products read matrices of these types block by block without converting them first.
+enum class DType { F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K };
 
 const char* dtype_name(DType dtype);
+bool is_quantized(DType dtype);
+// Values per block: 1 for the plain types.
+int64_t dtype_block_elements(DType dtype);
+// Bytes of `count` consecutive values (a multiple of dtype_block_elements).
+size_t dtype_bytes(DType dtype, int64_t count);
+// Bytes per value of a plain type; 0 for the block-quantised ones (use dtype_bytes).
 size_t dtype_size(DType dtype);
 
 // A view into a mapped file: valid while the WeightStore lives. `data` points at the
@@ -71,20 +81,25 @@ class WeightStore {
   std::string source_;
 };
 
-// Converts a whole tensor (numel() elements) to float32 (bf16/f16/f32 sources).
+// Converts a whole tensor (numel() elements) to float32 (any dtype; quantised blocks are
+// dequantised).
 void convert_to_f32(const TensorView& tensor, float* out);
 
 // Converts elements [first, first + count) of a tensor (in row-major order) to float32,
-// e.g. one embedding row. Throws tidal::Error when the range is outside the tensor.
+// e.g. one embedding row. Throws tidal::Error when the range is outside the tensor, or,
+// for a quantised tensor, does not start and end on block boundaries.
 void convert_to_f32(const TensorView& tensor, size_t first, size_t count, float* out);
 
 // Bulk conversion of `count` elements at `src` (any alignment) to float32. Uses the F16C
 // instructions for F16 on x86-64 CPUs that have them; results are bit-identical to the
-// scalar conversions in model/half.h (subnormals, infinities and NaNs included).
+// scalar conversions in model/half.h (subnormals, infinities and NaNs included). Quantised
+// types: `count` whole blocks from a block boundary, dequantised as model/quant.h says.
 void convert_to_f32(DType dtype, const void* src, float* out, size_t count);
 
 // Throws tidal::ModelError("tensor '<name>' contains NaN/Inf at element i ...") naming the
-// first non-finite element. Checks the bit patterns directly, without converting.
+// first non-finite element. Checks the bit patterns directly, without converting; for a
+// quantised tensor, its blocks' scales (the quants are integers), naming the block's first
+// element.
 void check_finite(const TensorView& tensor);
 
 // "[4096, 128]"; "[]" for a scalar.

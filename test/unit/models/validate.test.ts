@@ -198,7 +198,7 @@ function ggufFile(metadata: Record<string, GgufEntry>, types: { embd: number; q:
   return file;
 }
 
-test('a GGUF file passes with its shape; quantised tensors count as f32 in memory', () => {
+test('a GGUF file passes with its shape; quantised matrices keep their blocks in memory, and take bf16 on a GPU', () => {
   for (const [embd, q, dtype] of [[1, 12, 'F32+F16+Q4_K'], [0, 14, 'F32+Q6_K'], [1, 8, 'F32+F16+Q8_0']] as const) {
     const tensors = qwen2Tensors({ embd, q }, 100 + q);
     const result = validateModel(ggufFile(qwen2Meta, { embd, q }, tensors), { contextTokens: 1024, freeMemoryBytes: 64e9 });
@@ -210,7 +210,10 @@ test('a GGUF file passes with its shape; quantised tensors count as f32 in memor
     const elements = (t: GgufTensor) => t.ne.reduce((a, b) => a * b, 1);
     assert.equal(s.parameters, tensors.reduce((sum, t) => sum + elements(t), 0));
     assert.equal(s.fileBytes, tensors.reduce((sum, t) => sum + t.bytes.length, 0));
-    assert.equal(s.memory.weightBytes, tensors.reduce((sum, t) => sum + (t.type <= 1 ? t.bytes.length : elements(t) * 4), 0));
+    // On the CPU a quantised matrix stays as stored; a quantised vector would become f32.
+    assert.equal(s.memory.weightBytes, tensors.reduce((sum, t) => sum + (t.type <= 1 || t.ne.length === 2 ? t.bytes.length : elements(t) * 4), 0));
+    const onGpu = validateModel(ggufFile(qwen2Meta, { embd, q }, tensors), { contextTokens: 1024, freeMemoryBytes: 64e9, gpuFreeBytes: 64e9 });
+    assert.equal(onGpu.summary!.memory.weightBytes, s.parameters * 2);
     // 1 layer x 2 x 2 KV heads x head_dim 64 x 4 bytes x 17/16 per token.
     assert.equal(s.memory.kvBytes, 1024 * 1 * 2 * 2 * 64 * 4 * 17 / 16);
   }

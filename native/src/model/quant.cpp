@@ -137,15 +137,18 @@ void dequantize_q6_k(const uint8_t* block, float* out) {
   const uint8_t* scales = block + 192;
   const float d = f16_to_f32(read_u16(block + 208));
   for (int half = 0; half < 2; ++half) {
-    const uint8_t* ql = low + 64 * half;
     const uint8_t* qh = high + 32 * half;
     for (int k = 0; k < 4; ++k) {
-      for (int i = 0; i < 32; ++i) {
-        const int nibble = (ql[i + 32 * (k % 2)] >> (4 * (k / 2))) & 0x0F;
-        const int top = (qh[i] >> (2 * k)) & 0x03;
-        const int v = 128 * half + 32 * k + i;
-        const float scale = static_cast<float>(static_cast<int8_t>(scales[v / 16]));
-        out[v] = d * scale * static_cast<float>((nibble | (top << 4)) - 32);
+      const uint8_t* ql = low + 64 * half + 32 * (k % 2);
+      const int low_shift = 4 * (k / 2), high_shift = 2 * k;
+      // Two runs of 16 values, one scale each; the loops vectorise.
+      for (int run = 0; run < 2; ++run) {
+        const int first = 128 * half + 32 * k + 16 * run;
+        const float step = d * static_cast<float>(static_cast<int8_t>(scales[first / 16]));
+        for (int i = 16 * run; i < 16 * run + 16; ++i) {
+          const int q = ((ql[i] >> low_shift) & 0x0F) | (((qh[i] >> high_shift) & 0x03) << 4);
+          out[first + i - 16 * run] = step * static_cast<float>(q - 32);
+        }
       }
     }
   }

@@ -126,6 +126,12 @@ std::vector<Shape> check_shapes() {
     s.qk_norm = true, s.attention_bias = true, s.o_proj_bias = true;
     shapes.push_back({"qwen3, head_dim 128, q/k norms, q|k|v|o biases", s});
   }
+  {
+    SyntheticModelSpec s = base();
+    s.dtype = DType::Q4_K;  // quantised matrices (rows of 256-value blocks), f32 vectors
+    s.hidden_size = 512, s.intermediate_size = 1024, s.num_heads = 4, s.num_kv_heads = 2, s.head_dim = 128;
+    shapes.push_back({"llama, Q4_K matrices, head_dim 128, 2 heads per KV head", s});
+  }
   return shapes;
 }
 

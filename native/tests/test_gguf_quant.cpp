@@ -399,3 +399,43 @@ TIDAL_TEST(gguf_quant_legacy_32_value_blocks) {
     }
   }
 }
+
+TIDAL_TEST(gguf_quant_quantize_from_f32_round_trips_within_half_a_step) {
+  // The engine's quantiser (synthetic models, tests): every value comes back within half a
+  // step of its block, whose step is bounded by the block's spread; signs, zeros, an outlier,
+  // an all-zero and an all-positive block included.
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(2048);
+  for (float& v : x) v = normal(rng) * 0.03f;
+  x[7] = 0.8f;
+  for (int i = 256; i < 512; ++i) x[static_cast<size_t>(i)] = 0.0f;
+  for (int i = 512; i < 768; ++i) x[static_cast<size_t>(i)] = 0.01f + std::fabs(x[static_cast<size_t>(i)]);
+  struct Case {
+    GgmlType type;
+    double step_per_spread;  // step <= this x the block's spread
+  };
+  for (const Case& c :
+       {Case{GgmlType::Q8_0, 1.002 / 127.0}, Case{GgmlType::Q4_K, 0.075}, Case{GgmlType::Q6_K, 0.0326}}) {
+    const tidal::GgmlTypeInfo* info = tidal::ggml_type_info(static_cast<uint32_t>(c.type));
+    std::vector<uint8_t> bytes(x.size() / static_cast<size_t>(info->block_elements) * info->block_bytes, 0xAB);
+    tidal::quantize_from_f32(c.type, x.data(), x.size(), bytes.data());
+    const std::vector<float> y = dequantize(c.type, bytes, x.size());
+    const size_t block = static_cast<size_t>(info->block_elements);
+    for (size_t b = 0; b < x.size() / block; ++b) {
+      float lo = 0.0f, hi = 0.0f;
+      for (size_t i = b * block; i < (b + 1) * block; ++i) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
+      const double spread = c.type == GgmlType::Q4_K ? double(hi) - double(lo) : std::max(-double(lo), double(hi));
+      double worst = 0.0;
+      for (size_t i = b * block; i < (b + 1) * block; ++i) worst = std::max(worst, std::fabs(double(y[i]) - x[i]));
+      CHECK(worst <= 0.5 * c.step_per_spread * spread + 1e-9);
+    }
+    // The all-zero block comes back as zeros.
+    for (int i = 256; i < 512; ++i) CHECK_EQ(y[static_cast<size_t>(i)], 0.0f);
+  }
+  std::vector<uint8_t> out(34);
+  const std::vector<float> nan_block(32, std::nanf(""));
+  CHECK_THROWS_WITH(tidal::quantize_from_f32(GgmlType::Q8_0, nan_block.data(), 32, out.data()), "non-finite");
+  CHECK_THROWS_WITH(tidal::quantize_from_f32(GgmlType::Q5_K, x.data(), 256, out.data()), "not supported");
+  CHECK_THROWS_WITH(tidal::quantize_from_f32(GgmlType::Q8_0, x.data(), 31, out.data()), "not whole");
+}

@@ -15,7 +15,8 @@ class TensorFiller {
  public:
   TensorFiller(const SyntheticModelSpec& spec) : spec_(spec), random_(spec.seed) {}
 
-  // Uniform in [center - half_width, center + half_width], never exactly zero.
+  // Uniform in [center - half_width, center + half_width], never exactly zero. Matrices are
+  // stored in the spec's dtype; vectors of a quantised model in f32 (as GGUF files keep them).
   void add(InMemoryTensors& tensors, const std::string& name, std::vector<int64_t> shape, double center,
            double half_width) {
     size_t count = 1;
@@ -28,7 +29,8 @@ class TensorFiller {
       } while (x == 0.0f);
       v = x;
     }
-    tensors.add_f32(name, spec_.dtype, std::move(shape), values);
+    const DType dtype = is_quantized(spec_.dtype) && shape.size() != 2 ? DType::F32 : spec_.dtype;
+    tensors.add_f32(name, dtype, std::move(shape), values);
   }
 
   // A linear layer with fan-in `cols`: variance 1/cols.
@@ -70,7 +72,10 @@ SyntheticModel make_synthetic_model(const SyntheticModelSpec& spec) {
   c.attention_bias = spec.attention_bias;
   c.o_proj_bias = spec.o_proj_bias;
   c.qk_norm = spec.qk_norm;
-  c.torch_dtype = spec.dtype == DType::F32 ? "float32" : spec.dtype == DType::F16 ? "float16" : "bfloat16";
+  c.torch_dtype = spec.dtype == DType::F32    ? "float32"
+                  : spec.dtype == DType::F16  ? "float16"
+                  : spec.dtype == DType::BF16 ? "bfloat16"
+                                              : "";  // quantised: no torch dtype
   c.bos_token_ids = {1};
   c.eos_token_ids = {2};
 

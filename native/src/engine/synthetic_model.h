@@ -28,7 +28,9 @@ struct SyntheticModelSpec {
   bool attention_bias = false;  // Qwen2-style q/k/v biases
   bool o_proj_bias = false;     // a bias on o_proj too (Llama/Qwen3 attention_bias)
   bool qk_norm = false;         // Qwen3-style q/k RMSNorm
-  DType dtype = DType::F32;     // storage dtype of every tensor
+  // Storage dtype of every tensor; with Q8_0 / Q4_K / Q6_K, of the matrices (quantised from the
+  // random values; rows must be whole blocks) and the vectors stay f32, as in GGUF files.
+  DType dtype = DType::F32;
   uint64_t seed = 1;
 };
 

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "model/half.h"
+#include "model/quant.h"
 #include "tidal/error.h"
 
 namespace tidal {
@@ -22,7 +23,14 @@ void InMemoryTensors::add(const std::string& name, DType dtype, std::vector<int6
 
 void InMemoryTensors::add_f32(const std::string& name, DType dtype, std::vector<int64_t> shape,
                               const std::vector<float>& values) {
-  if (is_quantized(dtype)) throw Error("add_f32: " + name + " cannot be quantised to " + dtype_name(dtype));
+  if (is_quantized(dtype)) {
+    if (shape.size() != 2 || shape[1] % dtype_block_elements(dtype) != 0)
+      throw Error("add_f32: '" + name + "' is not a matrix of whole " + dtype_name(dtype) + " blocks");
+    std::vector<unsigned char> blocks(dtype_bytes(dtype, static_cast<int64_t>(values.size())));
+    quantize_from_f32(ggml_type_of(dtype), values.data(), values.size(), blocks.data());
+    add(name, dtype, std::move(shape), blocks.data(), blocks.size());
+    return;
+  }
   if (dtype == DType::F32) {
     add(name, dtype, std::move(shape), values.data(), values.size() * sizeof(float));
     return;

@@ -33,7 +33,8 @@ class InMemoryTensors final : public TensorSource {
  public:
   // Adds (or replaces) a tensor from raw little-endian bytes of `dtype`.
   void add(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* bytes, size_t byte_count);
-  // Adds a tensor given as f32 values, stored after conversion to `dtype` (a plain type).
+  // Adds a tensor given as f32 values, stored after conversion to `dtype`: rounded to a plain
+  // type, or quantised (Q8_0, Q4_K, Q6_K; a matrix whose rows are whole blocks).
   void add_f32(const std::string& name, DType dtype, std::vector<int64_t> shape, const std::vector<float>& values);
   void remove(const std::string& name);
   // Writable bytes of a tensor (tests that plant defects).

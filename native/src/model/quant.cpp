@@ -1,5 +1,7 @@
 #include "model/quant.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "model/half.h"
@@ -170,6 +172,125 @@ std::string ggml_type_name(uint32_t id) {
 }
 
 const char* ggml_dequantizable_types() { return "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K"; }
+
+namespace {
+
+void write_f16(uint8_t* at, float value) {
+  const uint16_t h = f32_to_f16(value);
+  at[0] = static_cast<uint8_t>(h);
+  at[1] = static_cast<uint8_t>(h >> 8);
+}
+
+// A scale rounded up to the next f16 value above it, so that value / scale stays in range.
+float f16_at_least(float value) {
+  float rounded = f16_to_f32(f32_to_f16(value));
+  if (rounded < value) rounded = f16_to_f32(static_cast<uint16_t>(f32_to_f16(value) + 1));
+  return rounded;
+}
+
+void quantize_q8_0(const float* x, uint8_t* block) {
+  float amax = 0.0f;
+  for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+  const float d = amax > 0.0f ? f16_at_least(amax / 127.0f) : 0.0f;
+  write_f16(block, d);
+  for (int i = 0; i < 32; ++i) {
+    const long q = d > 0.0f ? std::lround(x[i] / d) : 0;
+    block[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(std::clamp<long>(q, -127, 127)));
+  }
+}
+
+// Sub-block j covers [-dmin * m_j, -dmin * m_j + 15 * d * sc_j] with 6-bit sc_j and m_j,
+// both rounded up so that it contains every value of the sub-block (packing as k_scale_min).
+void quantize_q4_k(const float* x, uint8_t* block) {
+  float low[8], high[8], deepest = 0.0f;
+  for (int j = 0; j < 8; ++j) {
+    low[j] = std::min(0.0f, *std::min_element(x + 32 * j, x + 32 * j + 32));
+    high[j] = std::max(0.0f, *std::max_element(x + 32 * j, x + 32 * j + 32));
+    deepest = std::max(deepest, -low[j]);
+  }
+  const float dmin = deepest > 0.0f ? f16_at_least(deepest / 63.0f) : 0.0f;
+  int mins[8], scales[8];
+  float widest = 0.0f;
+  for (int j = 0; j < 8; ++j) {
+    mins[j] = dmin > 0.0f ? std::min(63, static_cast<int>(std::ceil(-low[j] / dmin))) : 0;
+    widest = std::max(widest, high[j] + dmin * static_cast<float>(mins[j]));
+  }
+  const float d = widest > 0.0f ? f16_at_least(widest / (15.0f * 63.0f)) : 0.0f;
+  for (int j = 0; j < 8; ++j) {
+    const float span = high[j] + dmin * static_cast<float>(mins[j]);
+    scales[j] = d > 0.0f ? std::min(63, static_cast<int>(std::ceil(span / (15.0f * d)))) : 0;
+  }
+  std::fill(block, block + 144, uint8_t{0});
+  write_f16(block, d);
+  write_f16(block + 2, dmin);
+  uint8_t* packed = block + 4;
+  for (int j = 0; j < 4; ++j) {
+    packed[j] = static_cast<uint8_t>((scales[j] & 63) | ((scales[j + 4] >> 4) << 6));
+    packed[j + 4] = static_cast<uint8_t>((mins[j] & 63) | ((mins[j + 4] >> 4) << 6));
+    packed[j + 8] = static_cast<uint8_t>((scales[j + 4] & 15) | ((mins[j + 4] & 15) << 4));
+  }
+  uint8_t* quants = block + 16;
+  for (int j = 0; j < 8; ++j) {
+    const float step = d * static_cast<float>(scales[j]), offset = dmin * static_cast<float>(mins[j]);
+    for (int i = 0; i < 32; ++i) {
+      const long q = step > 0.0f ? std::lround((x[32 * j + i] + offset) / step) : 0;
+      quants[32 * (j / 2) + i] |= static_cast<uint8_t>(std::clamp<long>(q, 0, 15) << (4 * (j % 2)));
+    }
+  }
+}
+
+// Sub-block s (16 values) has an int8 scale sc_s of d; quants q - 32 in [-32, 31].
+void quantize_q6_k(const float* x, uint8_t* block) {
+  float amax[16], top = 0.0f;
+  for (int s = 0; s < 16; ++s) {
+    amax[s] = 0.0f;
+    for (int i = 0; i < 16; ++i) amax[s] = std::max(amax[s], std::fabs(x[16 * s + i]));
+    top = std::max(top, amax[s]);
+  }
+  const float d = top > 0.0f ? f16_at_least(top / (31.0f * 127.0f)) : 0.0f;
+  std::fill(block, block + 210, uint8_t{0});
+  for (int s = 0; s < 16; ++s) {
+    const int scale = d > 0.0f ? std::clamp(static_cast<int>(std::ceil(amax[s] / (31.0f * d))), 1, 127) : 1;
+    block[192 + s] = static_cast<uint8_t>(static_cast<int8_t>(scale));
+    const float step = d * static_cast<float>(scale);
+    for (int i = 0; i < 16; ++i) {
+      const int v = 16 * s + i;
+      const long q = (step > 0.0f ? std::clamp<long>(std::lround(x[v] / step), -32, 31) : 0) + 32;
+      const int half = v / 128, k = (v % 128) / 32, at = v % 32;
+      block[64 * half + at + 32 * (k % 2)] |= static_cast<uint8_t>((q & 15) << (k < 2 ? 0 : 4));
+      block[128 + 32 * half + at] |= static_cast<uint8_t>((q >> 4) << (2 * k));
+    }
+  }
+  write_f16(block + 208, d);
+}
+
+}  // namespace
+
+void quantize_from_f32(GgmlType type, const float* values, size_t count, void* out) {
+  const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(type));
+  if (!info || (type != GgmlType::Q8_0 && type != GgmlType::Q4_K && type != GgmlType::Q6_K))
+    throw ModelError("quantising to ggml type " + ggml_type_name(static_cast<uint32_t>(type)) +
+                     " is not supported; supported: Q8_0, Q4_K, Q6_K");
+  const size_t block = static_cast<size_t>(info->block_elements);
+  if (count % block != 0)
+    throw ModelError("cannot quantise " + std::to_string(count) + " values to " + info->name + ": not whole " +
+                     std::to_string(block) + "-value blocks");
+  for (size_t i = 0; i < count; ++i)
+    if (!std::isfinite(values[i]))
+      throw ModelError("cannot quantise a non-finite value (element " + std::to_string(i) + ")");
+  uint8_t* bytes = static_cast<uint8_t*>(out);
+  for (size_t b = 0; b < count / block; ++b) {
+    const float* x = values + b * block;
+    uint8_t* target = bytes + b * info->block_bytes;
+    if (type == GgmlType::Q8_0) {
+      quantize_q8_0(x, target);
+    } else if (type == GgmlType::Q4_K) {
+      quantize_q4_k(x, target);
+    } else {
+      quantize_q6_k(x, target);
+    }
+  }
+}
 
 size_t first_non_finite_block(GgmlType type, const void* src, size_t blocks) {
   const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(type));

@@ -70,6 +70,14 @@ const char* ggml_dequantizable_types();
 // finite is finite. `type` must be dequantizable.
 size_t first_non_finite_block(GgmlType type, const void* src, size_t blocks);
 
+// Quantises `count` float32 values (a multiple of the block) to Q8_0, Q4_K or Q6_K blocks at
+// `out` (dtype-sized: count / block_elements * block_bytes bytes), rounding every value to the
+// nearest step of its block's scales, which are chosen so that no value is clipped: each value
+// comes back within half a step. For synthetic models and tests; not tuned like llama.cpp's
+// quantisers (no search for the scales that minimise the error). Throws tidal::ModelError for
+// other types, a partial block or a non-finite value.
+void quantize_from_f32(GgmlType type, const float* values, size_t count, void* out);
+
 // Converts `count` values of `type` starting at `src` (any alignment) to float32.
 // `count` must be a multiple of the type's block_elements. Throws tidal::ModelError for a
 // type that cannot be dequantised (naming it) or a count that is not whole blocks.

@@ -24,10 +24,7 @@ namespace tidal {
 
 // ---- dtypes ---------------------------------------------------------------------------
 
-namespace {
-
-// The ggml type a quantised DType stores (model/quant.h).
-GgmlType ggml_type(DType dtype) {
+GgmlType ggml_type_of(DType dtype) {
   switch (dtype) {
     case DType::Q4_0:
       return GgmlType::Q4_0;
@@ -55,8 +52,6 @@ GgmlType ggml_type(DType dtype) {
   return GgmlType::F32;
 }
 
-}  // namespace
-
 const char* dtype_name(DType dtype) {
   switch (dtype) {
     case DType::F32:
@@ -66,19 +61,19 @@ const char* dtype_name(DType dtype) {
     case DType::BF16:
       return "BF16";
     default:
-      return ggml_type_info(static_cast<uint32_t>(ggml_type(dtype)))->name;
+      return ggml_type_info(static_cast<uint32_t>(ggml_type_of(dtype)))->name;
   }
 }
 
 bool is_quantized(DType dtype) { return dtype != DType::F32 && dtype != DType::F16 && dtype != DType::BF16; }
 
 int64_t dtype_block_elements(DType dtype) {
-  return is_quantized(dtype) ? ggml_type_info(static_cast<uint32_t>(ggml_type(dtype)))->block_elements : 1;
+  return is_quantized(dtype) ? ggml_type_info(static_cast<uint32_t>(ggml_type_of(dtype)))->block_elements : 1;
 }
 
 size_t dtype_bytes(DType dtype, int64_t count) {
   if (!is_quantized(dtype)) return static_cast<size_t>(count) * dtype_size(dtype);
-  const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(ggml_type(dtype)));
+  const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(ggml_type_of(dtype)));
   return static_cast<size_t>(count / info->block_elements) * info->block_bytes;
 }
 
@@ -152,7 +147,7 @@ bool cpu_has_f16c() {
 void convert_to_f32(DType dtype, const void* src, float* out, size_t count) {
   const uint8_t* bytes = static_cast<const uint8_t*>(src);
   if (is_quantized(dtype)) {
-    dequantize_to_f32(ggml_type(dtype), src, count, out);
+    dequantize_to_f32(ggml_type_of(dtype), src, count, out);
     return;
   }
   switch (dtype) {
@@ -240,7 +235,7 @@ void check_finite(const TensorView& tensor) {
       break;
     default: {
       const size_t block = static_cast<size_t>(dtype_block_elements(tensor.dtype));
-      const size_t bad = first_non_finite_block(ggml_type(tensor.dtype), src, count / block);
+      const size_t bad = first_non_finite_block(ggml_type_of(tensor.dtype), src, count / block);
       if (bad == count / block) return;
       throw ModelError("tensor '" + tensor.name + "' has a NaN/Inf scale in its " + dtype_name(tensor.dtype) +
                        " block at element " + std::to_string(bad * block) + " (of " + std::to_string(count) +

@@ -25,6 +25,9 @@ int64_t dtype_block_elements(DType dtype);
 size_t dtype_bytes(DType dtype, int64_t count);
 // Bytes per value of a plain type; 0 for the block-quantised ones (use dtype_bytes).
 size_t dtype_size(DType dtype);
+enum class GgmlType : uint32_t;  // model/quant.h
+// The ggml type id a DType stores as in GGUF files.
+GgmlType ggml_type_of(DType dtype);
 
 // A view into a mapped file: valid while the WeightStore lives. `data` points at the
 // tensor's first byte, row-major little-endian; it is only as aligned as the file lays it

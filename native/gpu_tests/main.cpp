@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   group("model", [&] { tidal::gpu_test::test_model(report); });
   group("kv sequences", [&] { tidal::gpu_test::test_kv_sequences(report); });
   group("prefill attention split", [&] { tidal::gpu_test::test_prefill_attention_split(report); });
+  group("quantized weights", [&] { tidal::gpu_test::test_quant_kernels(report); });
   std::printf("%d passed, %d failed\n", report.passed(), report.failed());
   return report.failed() == 0 ? 0 : 1;
 }

@@ -152,5 +152,6 @@ void test_quest(Report& report);
 void test_model(Report& report);
 void test_kv_sequences(Report& report);
 void test_prefill_attention_split(Report& report);
+void test_quant_kernels(Report& report);
 
 }  // namespace tidal::gpu_test

@@ -1,0 +1,280 @@
+// Matrix-vector product of a decode step over block-quantised weights (Q8_0, Q4_K, Q6_K):
+// y[r] = beta * y[r] + sum_c W[r][c] x[c], x bf16, fp32 accumulation, W dequantised in
+// registers. Like kernels/gemv.cu it is bound by the bytes of W, now 0.56 (Q4_K) to 1.06
+// (Q8_0) bytes a value, so the instructions spent per value matter as much as the loads.
+//
+// Loads. Each warp owns kRowsPerWarp rows and walks them in chunks of 1024 values. A chunk of
+// a row is a whole number of blocks (4 K-blocks or 32 Q8_0 blocks), which the warp copies into
+// its own shared-memory stage with coalesced 16-byte cp.async loads (the aligned vectors that
+// cover the chunk's bytes; a Q6_K row need not start on 16 bytes, so the chunk's first byte
+// lies `head` bytes into the stage). kStages stages per warp keep the next chunks in flight
+// while the current one is decoded; only __syncwarp orders them, warps never wait for each
+// other.
+//
+// Decoding. Lane l decodes piece l of the chunk, 32 values of one block (kernels/
+// quant_blocks.cuh says which), for each of the warp's rows; the 32 x values of the piece are
+// read once (16-byte loads through the read-only cache) and serve all rows. A row's sum is a
+// warp reduction at the end.
+//
+// Quants to float without integer conversions: a quant byte b < 128 moved by a byte permute
+// into bits 16-23 of 0x3F000000 is the float 0.5 + b / 256 (exponent 2^-1, b the top 7
+// mantissa bits). With X = sum x over a run, sum (0.5 + b / 256) x = X / 2 + sum b x / 256, so
+// sum b x = 256 * S - 128 * X, where S is the fma sum of the permuted floats. One permute and
+// one fma per value per row; X is needed anyway for Q4_K's min and Q6_K's -32, and is shared
+// by the rows. b = 8q for a Q4_K nibble (b <= 120) and 2q for a Q6_K quant (b <= 126), so
+// the quant's own bits fill the top of the mantissa and the cancellation costs only a few bits
+// of a float's 24. Q8_0's signed quants use the exact 2^23 form instead: 0x4B0000uu is 2^23 +
+// uu, with uu = q + 128 (sign bit flipped), and one subtraction gives q.
+#include "gemv_quant.h"
+
+#include "common.cuh"
+#include "quant_blocks.cuh"
+
+namespace tidal::cuda {
+
+namespace {
+
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / kWarpSize;
+constexpr int kRowsPerWarp = 2;
+constexpr int kStages = 3;
+constexpr int kPieceValues = 32;
+constexpr int kChunkValues = kWarpSize * kPieceValues;
+
+// 16-byte cp.async (global -> shared, L2 only) reading only the first `source_bytes` bytes
+// (0..16) of the source and zero-filling the rest: the last vector of a matrix whose size is
+// not a multiple of 16 reads nothing past its end.
+__device__ __forceinline__ void copy_async_16_bytes(void* shared, const void* global, int source_bytes) {
+  const uint32_t address = static_cast<uint32_t>(__cvta_generic_to_shared(shared));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(address), "l"(global), "r"(source_bytes)
+               : "memory");
+}
+
+// Byte `byte` of `word` (b < 128) as the float 0.5 + b / 256.
+__device__ __forceinline__ float half_plus_byte(uint32_t word, int byte) {
+  return __uint_as_float(__byte_perm(word, 0x3F00u, 0x5044u | (byte << 8)));
+}
+
+// Byte `byte` of `word` (uu) as the float 2^23 + uu.
+__device__ __forceinline__ float two23_plus_byte(uint32_t word, int byte) {
+  return __uint_as_float(__byte_perm(word, 0x4B00u, 0x5440u | byte));
+}
+
+// xs[Offset, Offset + 8) = 8 bf16 of x (16-byte aligned) as floats; their sum added to `sum`.
+template <int Offset>
+__device__ __forceinline__ void load_x8(const uint16_t* x, float (&xs)[32], float& sum) {
+  float values[8];
+  unpack_bf16x8(__ldg(reinterpret_cast<const uint4*>(x)), values);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    xs[Offset + i] = values[i];
+    sum += values[i];
+  }
+}
+
+// Per format: load_x reads the 32 x values of piece `piece` of the block whose first value
+// is x_block[0], in the order dot consumes them, and their run sums; dot returns the piece's
+// contribution sum_i W_i x_i for one row, from the block's bytes in shared memory.
+struct Q8_0Gemv : QuantBlock<QuantFormat::Q8_0> {
+  static constexpr int kRuns = 1;
+  __device__ static void load_x(const uint16_t* x_block, int, float (&xs)[32], float (&sums)[kRuns]) {
+    sums[0] = 0.0f;
+    load_x8<0>(x_block, xs, sums[0]);
+    load_x8<8>(x_block + 8, xs, sums[0]);
+    load_x8<16>(x_block + 16, xs, sums[0]);
+    load_x8<24>(x_block + 24, xs, sums[0]);
+  }
+  __device__ static float dot(const uint8_t* block, int, const float (&xs)[32], const float (&)[kRuns]) {
+    const float d = f16_bits_to_float(load_u16(block));
+    float sum = 0.0f;
+#pragma unroll
+    for (int t = 0; t < 8; ++t) {
+      const uint32_t word = load_u32_even(block + 2 + 4 * t) ^ 0x80808080u;
+#pragma unroll
+      for (int b = 0; b < 4; ++b) sum = fmaf(two23_plus_byte(word, b) - 8388736.0f, xs[4 * t + b], sum);
+    }
+    return d * sum;
+  }
+};
+
+struct Q4_KGemv : QuantBlock<QuantFormat::Q4_K> {
+  static constexpr int kRuns = 2;
+  __device__ static void load_x(const uint16_t* x_block, int piece, float (&xs)[32], float (&sums)[kRuns]) {
+    sums[0] = sums[1] = 0.0f;
+    load_x8<0>(x_block + q4k_run_start(piece, 0), xs, sums[0]);
+    load_x8<8>(x_block + q4k_run_start(piece, 0) + 8, xs, sums[0]);
+    load_x8<16>(x_block + q4k_run_start(piece, 1), xs, sums[1]);
+    load_x8<24>(x_block + q4k_run_start(piece, 1) + 8, xs, sums[1]);
+  }
+  // Block 16-byte aligned (Q4_K blocks always are in a staged chunk: see the kernel).
+  __device__ static float dot(const uint8_t* block, int piece, const float (&xs)[32], const float (&sums)[kRuns]) {
+    const float d = f16_bits_to_float(load_u16(block));
+    const float dmin = f16_bits_to_float(load_u16(block + 2));
+    int scale[2], min[2];
+    q4k_scale_min(block + 4, 2 * (piece / 2), scale[0], min[0]);
+    q4k_scale_min(block + 4, 2 * (piece / 2) + 1, scale[1], min[1]);
+    const uint4 quants = *reinterpret_cast<const uint4*>(block + q4k_quant_offset(piece));
+    const uint32_t words[4] = {quants.x, quants.y, quants.z, quants.w};
+    float s[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int t = 0; t < 4; ++t) {
+      const uint32_t low = (words[t] << 3) & 0x78787878u;   // 8 * low nibble in each byte
+      const uint32_t high = (words[t] >> 1) & 0x78787878u;  // 8 * high nibble in each byte
+#pragma unroll
+      for (int b = 0; b < 4; ++b) {
+        s[0] = fmaf(half_plus_byte(low, b), xs[4 * t + b], s[0]);
+        s[1] = fmaf(half_plus_byte(high, b), xs[16 + 4 * t + b], s[1]);
+      }
+    }
+    float total = 0.0f;
+#pragma unroll
+    for (int run = 0; run < 2; ++run) {
+      // sum 8q x = 256 S - 128 X, so sum q x = 32 S - 16 X.
+      const float quant_dot = 32.0f * s[run] - 16.0f * sums[run];
+      total += d * float(scale[run]) * quant_dot - dmin * float(min[run]) * sums[run];
+    }
+    return total;
+  }
+};
+
+struct Q6_KGemv : QuantBlock<QuantFormat::Q6_K> {
+  static constexpr int kRuns = 4;
+  __device__ static void load_x(const uint16_t* x_block, int piece, float (&xs)[32], float (&sums)[kRuns]) {
+    sums[0] = sums[1] = sums[2] = sums[3] = 0.0f;
+    load_x8<0>(x_block + q6k_run_start(piece, 0), xs, sums[0]);
+    load_x8<8>(x_block + q6k_run_start(piece, 1), xs, sums[1]);
+    load_x8<16>(x_block + q6k_run_start(piece, 2), xs, sums[2]);
+    load_x8<24>(x_block + q6k_run_start(piece, 3), xs, sums[3]);
+  }
+  // Block 2-byte aligned.
+  __device__ static float dot(const uint8_t* block, int piece, const float (&xs)[32], const float (&sums)[kRuns]) {
+    const int half = piece / 4, first = 8 * (piece % 4);
+    const uint8_t* low = block + 64 * half + first;  // k = 0, 2; low + 32: k = 1, 3
+    const uint8_t* high = block + 128 + 32 * half + first;
+    const float d = f16_bits_to_float(load_u16(block + 208));
+    float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+    for (int t = 0; t < 2; ++t) {
+      const uint32_t a = load_u32_even(low + 4 * t), b = load_u32_even(low + 32 + 4 * t);
+      const uint32_t h = load_u32_even(high + 4 * t);
+      // 2q in each byte: the nibble in bits 1-4, the two high bits in bits 5-6.
+      const uint32_t q[4] = {
+          ((a << 1) & 0x1E1E1E1Eu) | ((h << 5) & 0x60606060u), ((b << 1) & 0x1E1E1E1Eu) | ((h << 3) & 0x60606060u),
+          ((a >> 3) & 0x1E1E1E1Eu) | ((h << 1) & 0x60606060u), ((b >> 3) & 0x1E1E1E1Eu) | ((h >> 1) & 0x60606060u)};
+#pragma unroll
+      for (int k = 0; k < 4; ++k)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) s[k] = fmaf(half_plus_byte(q[k], i), xs[8 * k + 4 * t + i], s[k]);
+    }
+    float total = 0.0f;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      // sum 2q x = 256 S - 128 X, so sum (q - 32) x = 128 S - 64 X - 32 X.
+      const float scale = float(static_cast<int8_t>(block[192 + q6k_scale_index(piece, k)]));
+      total += scale * (128.0f * s[k] - 96.0f * sums[k]);
+    }
+    return d * total;
+  }
+};
+
+template <class Format>
+__global__ void __launch_bounds__(kThreads)
+    gemv_quant_kernel(const uint8_t* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta) {
+  constexpr int kChunkBytes = kChunkValues / Format::kValues * Format::kBytes;
+  // The chunk plus up to 15 bytes of head, in whole vectors.
+  constexpr int kStageBytes = (kChunkBytes + 15 + 15) / 16 * 16;
+  __shared__ __align__(16) uint8_t stage[kWarps][kStages][kRowsPerWarp][kStageBytes];
+
+  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int64_t first = (int64_t(blockIdx.x) * kWarps + warp) * kRowsPerWarp;
+  if (first >= rows) return;
+  const int64_t row_bytes = int64_t(cols / Format::kValues) * Format::kBytes;
+  const int64_t matrix_bytes = rows * row_bytes;
+  int64_t row_begin[kRowsPerWarp];
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) row_begin[r] = (first + r < rows ? first + r : rows - 1) * row_bytes;
+  const int chunks = int(ceil_div(cols, kChunkValues));
+
+  // Copies chunk `chunk` of the warp's rows into stage chunk % kStages; one commit group per
+  // call, empty past the last chunk, so that the wait below counts groups uniformly.
+  auto issue = [&](int chunk) {
+    if (chunk < chunks) {
+#pragma unroll
+      for (int r = 0; r < kRowsPerWarp; ++r) {
+        uint8_t* target = stage[warp][chunk % kStages][r];
+        const int64_t begin = row_begin[r] + int64_t(chunk) * kChunkBytes;
+        const int64_t end = min(begin + kChunkBytes, row_begin[r] + row_bytes);
+        const int64_t aligned = begin & ~int64_t(15);
+        const int vectors = int((end - aligned + 15) / 16);
+        for (int v = lane; v < vectors; v += kWarpSize) {
+          const int64_t at = aligned + 16 * v;
+          copy_async_16_bytes(target + 16 * v, w + at, int(min(int64_t(16), matrix_bytes - at)));
+        }
+      }
+    }
+    copy_async_commit();
+  };
+
+  float acc[kRowsPerWarp];
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) acc[r] = 0.0f;
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) issue(s);
+
+  const int block = lane / Format::kPieces, piece = lane % Format::kPieces;
+  for (int chunk = 0; chunk < chunks; ++chunk) {
+    issue(chunk + kStages - 1);
+    // Lane l's piece exists when the chunk (whole blocks) holds 32 * (l + 1) values.
+    const bool active = kPieceValues * lane < cols - chunk * kChunkValues;
+    float xs[32], sums[Format::kRuns];
+    if (active) Format::load_x(x + int64_t(chunk) * kChunkValues + block * Format::kValues, piece, xs, sums);
+    copy_async_wait<kStages - 1>();
+    __syncwarp();
+    if (active) {
+#pragma unroll
+      for (int r = 0; r < kRowsPerWarp; ++r) {
+        // A Q4_K chunk starts on 16 bytes (rows and chunks are multiples of 144 bytes), so its
+        // blocks are 16-byte aligned in the stage, as Q4_KGemv::dot needs.
+        const int head = int((row_begin[r] + int64_t(chunk) * kChunkBytes) & 15);
+        acc[r] += Format::dot(stage[warp][chunk % kStages][r] + head + block * Format::kBytes, piece, xs, sums);
+      }
+    }
+    __syncwarp();  // the stage is refilled by the next iteration's issue
+  }
+
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    const float sum = warp_sum(acc[r]);
+    if (lane == 0 && first + r < rows) y[first + r] = beta == 0.0f ? sum : beta * y[first + r] + sum;
+  }
+}
+
+template <class Format>
+cudaError_t launch(const void* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta,
+                   cudaStream_t stream) {
+  constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
+  gemv_quant_kernel<Format><<<static_cast<unsigned>(ceil_div(rows, kRowsPerBlock)), kThreads, 0, stream>>>(
+      static_cast<const uint8_t*>(w), rows, cols, x, y, beta);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t launch_gemv_quant(QuantFormat format, const void* w, int64_t rows, int cols, const uint16_t* x, float* y,
+                              float beta, cudaStream_t stream) {
+  if (!is_quant_format(uint32_t(format))) return cudaErrorInvalidValue;
+  if (cols <= 0 || cols % quant_block_elements(format) != 0) return cudaErrorInvalidValue;
+  if ((reinterpret_cast<uintptr_t>(w) | reinterpret_cast<uintptr_t>(x)) % 16 != 0) return cudaErrorMisalignedAddress;
+  if (rows <= 0) return cudaSuccess;
+  switch (format) {
+    case QuantFormat::Q8_0:
+      return launch<Q8_0Gemv>(w, rows, cols, x, y, beta, stream);
+    case QuantFormat::Q4_K:
+      return launch<Q4_KGemv>(w, rows, cols, x, y, beta, stream);
+    case QuantFormat::Q6_K:
+      return launch<Q6_KGemv>(w, rows, cols, x, y, beta, stream);
+  }
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace tidal::cuda

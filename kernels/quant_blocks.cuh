@@ -1,0 +1,90 @@
+// Device side of the ggml block formats (kernels/quant_format.h): where each value of a block
+// sits, cut into pieces of 32 values that one thread decodes, and the small field readers
+// shared by the GEMV (kernels/gemv_quant.cu) and the dequantiser (kernels/dequantize.cu).
+//
+// A piece is 32 values of one block, in runs of consecutive values whose positions follow
+// from the bit placement, so that the thread reads whole bytes of the block and whole
+// 16-byte vectors of x or of the output:
+//
+//   Q8_0  one piece, the whole block: value i = d * (int8) q[i], q at byte 2 + i.
+//
+//   Q4_K  [f16 d][f16 dmin][12 bytes packed scales][128 bytes qs]; 8 sub-blocks j of 32
+//         values with 6-bit scale sc_j and min m_j:
+//           j < 4:  sc_j = packed[j] & 63,     m_j = packed[j + 4] & 63
+//           j >= 4: sc_j = packed[j + 4] & 15 | (packed[j - 4] >> 6) << 4
+//                   m_j  = packed[j + 4] >> 4 | (packed[j] >> 6) << 4
+//         qs byte 32g + i (g < 4, i < 32) holds value 64g + i (sub-block 2g) in its low
+//         nibble and value 64g + 32 + i (sub-block 2g + 1) in its high nibble;
+//         value = d * sc_j * q - dmin * m_j.
+//         Piece p (8 per block), g = p / 2, h = p % 2: the 16 bytes qs[32g + 16h, +16), that
+//         is runs [64g + 16h, +16) (low nibbles) and [64g + 32 + 16h, +16) (high nibbles).
+//
+//   Q6_K  [ql: 128 bytes][qh: 64 bytes][int8 scales: 16][f16 d]; two halves H of 128 values;
+//         in half H, for i < 32 the 6-bit quants of values 128H + 32k + i (k < 4) are
+//           k = 0: ql[64H + i]      low nibble  | (qh[32H + i] bits 0-1) << 4
+//           k = 1: ql[64H + 32 + i] low nibble  | (qh[32H + i] bits 2-3) << 4
+//           k = 2: ql[64H + i]      high nibble | (qh[32H + i] bits 4-5) << 4
+//           k = 3: ql[64H + 32 + i] high nibble | (qh[32H + i] bits 6-7) << 4
+//         value v = d * scales[v / 16] * (q - 32).
+//         Piece p (8 per block), H = p / 4, i0 = 8 * (p % 4): i in [i0, i0 + 8) for all four
+//         k, that is runs [128H + 32k + i0, +8), each under one scale, scales[8H + 2k + i0 / 16].
+//
+// Block addresses: a Q4_K block is 144 = 9 * 16 bytes, so in a 16-byte aligned matrix every
+// Q4_K block is 16-byte aligned. Q8_0 (34 bytes) and Q6_K (210 bytes) blocks are only 2-byte
+// aligned in general, so their fields are read as 16-bit halves.
+#pragma once
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "quant_format.h"
+
+namespace tidal::cuda {
+
+// The geometry of a format as compile-time constants, for the kernels' templates.
+template <QuantFormat F>
+struct QuantBlock {
+  static constexpr QuantFormat kFormat = F;
+  static constexpr int kValues = quant_block_elements(F);
+  static constexpr int kBytes = quant_block_bytes(F);
+  static constexpr int kPieceValues = 32;
+  static constexpr int kPieces = kValues / kPieceValues;
+};
+
+// Q4_K piece p: the start of its low-nibble run (run 0) and of its high-nibble run (run 1),
+// and the offset of its 16 quant bytes in the block.
+__device__ __forceinline__ int q4k_run_start(int piece, int run) {
+  return 64 * (piece / 2) + 32 * run + 16 * (piece % 2);
+}
+__device__ __forceinline__ int q4k_quant_offset(int piece) { return 16 + 32 * (piece / 2) + 16 * (piece % 2); }
+
+// Q6_K piece p: the start of run k (k < 4), and its scale's index in scales[16].
+__device__ __forceinline__ int q6k_run_start(int piece, int k) { return 128 * (piece / 4) + 32 * k + 8 * (piece % 4); }
+__device__ __forceinline__ int q6k_scale_index(int piece, int k) { return 8 * (piece / 4) + 2 * k + (piece % 4) / 2; }
+
+// An f16 stored as its 16 bits, widened exactly.
+__device__ __forceinline__ float f16_bits_to_float(uint32_t bits) {
+  return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
+}
+
+// 16 and 32 bits at a 2-byte aligned address (shared or global memory), little-endian.
+__device__ __forceinline__ uint32_t load_u16(const uint8_t* address) {
+  return *reinterpret_cast<const uint16_t*>(address);
+}
+__device__ __forceinline__ uint32_t load_u32_even(const uint8_t* address) {
+  return load_u16(address) | (load_u16(address + 2) << 16);
+}
+
+// Sub-block j's 6-bit scale and min of a Q4_K block, from its 12 packed bytes.
+__device__ __forceinline__ void q4k_scale_min(const uint8_t* packed, int j, int& scale, int& min) {
+  if (j < 4) {
+    scale = packed[j] & 0x3F;
+    min = packed[j + 4] & 0x3F;
+  } else {
+    scale = (packed[j + 4] & 0x0F) | ((packed[j - 4] >> 6) << 4);
+    min = (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
+  }
+}
+
+}  // namespace tidal::cuda

@@ -1,0 +1,234 @@
+// GPU tests of the block-quantised weight kernels (kernels/gemv_quant.cu, kernels/dequantize.cu)
+// against the engine's CPU dequantiser (model/quant.h) on random blocks: random bytes for the
+// quants and packed scales, the f16 scales set to finite values of a weight's magnitude.
+//   gemv_quant: y against a float64 sum over the CPU's dequantised rows, beta 0 and 1; every
+//     row within 1e-4 of sum |W x| of its reference, relative L2 error below 1e-3, and the
+//     NaN poison past the last row untouched.
+//   dequantize_bf16: a whole matrix and a range of rows, every value the CPU's float32 rounded
+//     to bf16, or one bf16 step from it, and the poison past the range untouched.
+// Shapes: cols 256 to 14336, including block counts that leave Q6_K rows off 16-byte
+// boundaries (and Q8_0 rows of 37 blocks), rows 1, 7, 33 and 4097.
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kernels/dequantize.h"
+#include "kernels/gemv_quant.h"
+#include "model/half.h"
+#include "model/quant.h"
+#include "test_support.h"
+
+namespace tidal::gpu_test {
+
+namespace {
+
+using cuda::QuantFormat;
+
+const char* format_name(QuantFormat format) {
+  switch (format) {
+    case QuantFormat::Q8_0:
+      return "Q8_0";
+    case QuantFormat::Q4_K:
+      return "Q4_K";
+    default:
+      return "Q6_K";
+  }
+}
+
+void put_f16(uint8_t* at, float value) {
+  const uint16_t bits = f32_to_f16(value);
+  at[0] = uint8_t(bits & 0xFF);
+  at[1] = uint8_t(bits >> 8);
+}
+
+// A random scale of a weight's magnitude: |d| in [1e-3, 2e-2), either sign.
+float random_scale(Rng& rng) {
+  const double magnitude = rng.uniform(1e-3, 2e-2);
+  return float(rng.next() & 1 ? magnitude : -magnitude);
+}
+
+// rows x cols of `format`: random bytes, then the f16 fields of every block set.
+std::vector<uint8_t> random_matrix(Rng& rng, QuantFormat format, int64_t rows, int cols) {
+  const int64_t bytes = rows * cuda::quant_row_bytes(format, cols);
+  std::vector<uint8_t> data(static_cast<size_t>(bytes));
+  for (size_t i = 0; i < data.size(); i += 8) {
+    const uint64_t word = rng.next();
+    for (size_t j = 0; j < 8 && i + j < data.size(); ++j) data[i + j] = uint8_t(word >> (8 * j));
+  }
+  const int block_bytes = cuda::quant_block_bytes(format);
+  for (int64_t at = 0; at < bytes; at += block_bytes) {
+    uint8_t* block = data.data() + at;
+    switch (format) {
+      case QuantFormat::Q8_0:
+        put_f16(block, random_scale(rng));
+        break;
+      case QuantFormat::Q4_K:
+        put_f16(block, random_scale(rng));      // d
+        put_f16(block + 2, random_scale(rng));  // dmin
+        break;
+      case QuantFormat::Q6_K:
+        put_f16(block + 208, random_scale(rng));
+        break;
+    }
+  }
+  return data;
+}
+
+// Row r of the matrix as the CPU dequantiser's float32.
+std::vector<float> host_row(QuantFormat format, const std::vector<uint8_t>& matrix, int64_t r, int cols) {
+  std::vector<float> row(static_cast<size_t>(cols));
+  const int64_t row_bytes = cuda::quant_row_bytes(format, cols);
+  dequantize_to_f32(static_cast<GgmlType>(uint32_t(format)), matrix.data() + r * row_bytes, size_t(cols), row.data());
+  return row;
+}
+
+struct Shape {
+  int64_t rows;
+  int cols;
+};
+
+void check_gemv(Report& report, Rng& rng, QuantFormat format, const Shape& shape, const std::vector<uint8_t>& matrix) {
+  const int64_t rows = shape.rows;
+  const int cols = shape.cols;
+  std::vector<uint16_t> x(static_cast<size_t>(cols));
+  for (uint16_t& v : x) v = random_bf16(rng);
+  std::vector<double> dot(static_cast<size_t>(rows)), magnitude(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    const std::vector<float> row = host_row(format, matrix, r, cols);
+    double sum = 0, absolute = 0;
+    for (int c = 0; c < cols; ++c) {
+      const double term = double(row[size_t(c)]) * double(from_bf16(x[size_t(c)]));
+      sum += term;
+      absolute += std::fabs(term);
+    }
+    dot[size_t(r)] = sum;
+    magnitude[size_t(r)] = absolute;
+  }
+  DeviceArray<uint8_t> device_matrix(matrix);
+  DeviceArray<uint16_t> device_x(x);
+  constexpr int64_t kTail = 4;  // entries past the last row that must keep the poison
+  for (const float beta : {0.0f, 1.0f}) {
+    DeviceArray<float> y(size_t(rows + kTail));
+    y.poison();
+    std::vector<float> initial(size_t(rows + kTail), NAN);
+    if (beta != 0.0f) {
+      initial = y.download();
+      for (int64_t r = 0; r < rows; ++r) initial[size_t(r)] = float(rng.uniform(-2.0, 2.0));
+      y.upload(initial);
+    }
+    check_cuda(
+        cuda::launch_gemv_quant(format, device_matrix.data(), rows, cols, device_x.data(), y.data(), beta, nullptr),
+        "launch_gemv_quant");
+    check_cuda(cudaDeviceSynchronize(), "gemv_quant");
+    const std::vector<float> got = y.download();
+    std::vector<double> ref(static_cast<size_t>(rows)), out(static_cast<size_t>(rows));
+    double worst = 0;  // max over rows of |error| / sum |W x|
+    for (int64_t r = 0; r < rows; ++r) {
+      ref[size_t(r)] = dot[size_t(r)] + (beta != 0.0f ? double(initial[size_t(r)]) : 0.0);
+      out[size_t(r)] = got[size_t(r)];
+      const double error = std::fabs(out[size_t(r)] - ref[size_t(r)]) / std::max(magnitude[size_t(r)], 1e-30);
+      worst = std::isfinite(out[size_t(r)]) ? std::max(worst, error) : INFINITY;
+    }
+    bool tail_ok = true;
+    for (int64_t i = rows; i < rows + kTail; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, &got[size_t(i)], 4);
+      tail_ok = tail_ok && bits == 0xFFFFFFFFu;
+    }
+    const double relative = relative_l2(ref, out);
+    report.check(worst < 1e-4 && relative < 1e-3 && tail_ok,
+                 std::string("gemv_quant ") + format_name(format) + " rows=" + std::to_string(rows) +
+                     " cols=" + std::to_string(cols) + " beta=" + (beta != 0.0f ? "1" : "0"),
+                 "max |err|/sum|wx| " + gpu_test::format("%.2e", worst) + ", rel L2 " +
+                     gpu_test::format("%.2e", relative) + (tail_ok ? "" : ", wrote past the last row"));
+  }
+}
+
+// Rows [first, first + count) through launch_dequantize_bf16 against the CPU's values in bf16.
+void check_dequantize(Report& report, QuantFormat format, const Shape& shape, const std::vector<uint8_t>& matrix,
+                      const DeviceArray<uint8_t>& device_matrix, int64_t first, int64_t count) {
+  const int cols = shape.cols;
+  constexpr int64_t kTail = 8;
+  DeviceArray<uint16_t> out(size_t(count * cols + kTail));
+  out.poison();
+  check_cuda(cuda::launch_dequantize_bf16(format, device_matrix.data(), first, count, cols, out.data(), nullptr),
+             "launch_dequantize_bf16");
+  check_cuda(cudaDeviceSynchronize(), "dequantize_bf16");
+  const std::vector<uint16_t> got = out.download();
+  int64_t inexact = 0, wrong = 0;
+  for (int64_t r = 0; r < count; ++r) {
+    const std::vector<float> row = host_row(format, matrix, first + r, cols);
+    for (int c = 0; c < cols; ++c) {
+      const uint16_t expected = f32_to_bf16(row[size_t(c)]);
+      const uint16_t value = got[size_t(r * cols + c)];
+      if (value == expected) continue;
+      ++inexact;
+      // One step: same sign, magnitudes one apart (bf16 bits are sign-magnitude).
+      const bool same_sign = (value & 0x8000u) == (expected & 0x8000u);
+      const int step = std::abs(int(value & 0x7FFFu) - int(expected & 0x7FFFu));
+      if (!same_sign || step > 1) ++wrong;
+    }
+  }
+  bool tail_ok = true;
+  for (int64_t i = count * cols; i < count * cols + kTail; ++i) tail_ok = tail_ok && got[size_t(i)] == 0xFFFFu;
+  report.check(wrong == 0 && tail_ok,
+               std::string("dequantize_bf16 ") + format_name(format) + " rows " + std::to_string(first) + "+" +
+                   std::to_string(count) + " of " + std::to_string(shape.rows) + " cols=" + std::to_string(cols),
+               std::to_string(inexact) + " values one bf16 step off, " + std::to_string(wrong) + " further" +
+                   (tail_ok ? "" : ", wrote past the range"));
+}
+
+// Arguments the launchers must refuse without launching.
+void check_refusals(Report& report, QuantFormat format) {
+  DeviceArray<uint8_t> matrix(size_t(4 * cuda::quant_row_bytes(format, 512) + 16));
+  DeviceArray<uint16_t> x(512 + 8), out(4 * 512 + 8);
+  DeviceArray<float> y(4);
+  const int odd_cols = cuda::quant_block_elements(format) + 16;
+  const bool ok =
+      cuda::launch_gemv_quant(format, matrix.data(), 4, odd_cols, x.data(), y.data(), 0.0f, nullptr) ==
+          cudaErrorInvalidValue &&
+      cuda::launch_gemv_quant(format, matrix.data() + 2, 4, 512, x.data(), y.data(), 0.0f, nullptr) ==
+          cudaErrorMisalignedAddress &&
+      cuda::launch_gemv_quant(format, matrix.data(), 4, 512, x.data() + 1, y.data(), 0.0f, nullptr) ==
+          cudaErrorMisalignedAddress &&
+      cuda::launch_dequantize_bf16(format, matrix.data(), 0, 4, odd_cols, out.data(), nullptr) ==
+          cudaErrorInvalidValue &&
+      cuda::launch_dequantize_bf16(format, matrix.data(), 0, 4, 512, out.data() + 1, nullptr) ==
+          cudaErrorMisalignedAddress &&
+      cuda::launch_gemv_quant(QuantFormat(2), matrix.data(), 4, 512, x.data(), y.data(), 0.0f, nullptr) ==
+          cudaErrorInvalidValue &&
+      cuda::launch_gemv_quant(format, matrix.data(), 0, 512, x.data(), y.data(), 0.0f, nullptr) == cudaSuccess;
+  check_cuda(cudaDeviceSynchronize(), "refusals");
+  report.check(ok, std::string("quant launchers refuse bad arguments ") + format_name(format));
+}
+
+}  // namespace
+
+void test_quant_kernels(Report& report) {
+  Rng rng(19001);
+  for (const QuantFormat format : {QuantFormat::Q8_0, QuantFormat::Q4_K, QuantFormat::Q6_K}) {
+    // 768 and 1280 are 3 and 5 K-blocks: Q6_K rows of 630 and 1050 bytes start off 16 bytes.
+    std::vector<Shape> shapes = {{1, 256}, {7, 768}, {33, 1280}, {5, 3072}, {4097, 4096}, {67, 14336}, {512, 14336}};
+    if (format == QuantFormat::Q8_0) {
+      shapes.push_back({5, 96});    // 3 blocks, one partial chunk
+      shapes.push_back({9, 1184});  // 37 blocks: 1258-byte rows
+    }
+    for (const Shape& shape : shapes) {
+      if (quick_mode() && shape.rows * shape.cols > 2'000'000) continue;
+      const std::vector<uint8_t> matrix = random_matrix(rng, format, shape.rows, shape.cols);
+      check_gemv(report, rng, format, shape, matrix);
+      const DeviceArray<uint8_t> device_matrix(matrix);
+      check_dequantize(report, format, shape, matrix, device_matrix, 0, shape.rows);
+      const int64_t first = shape.rows / 2;
+      check_dequantize(report, format, shape, matrix, device_matrix, first,
+                       std::max<int64_t>(1, shape.rows - first - 1));
+    }
+    check_refusals(report, format);
+  }
+}
+
+}  // namespace tidal::gpu_test

@@ -108,11 +108,12 @@ struct Q4_KGemv : QuantBlock<QuantFormat::Q4_K> {
   }
   // Block 16-byte aligned (Q4_K blocks always are in a staged chunk: see the kernel).
   __device__ static float dot(const uint8_t* block, int piece, const float (&xs)[32], const float (&sums)[kRuns]) {
-    const float d = f16_bits_to_float(load_u16(block));
-    const float dmin = f16_bits_to_float(load_u16(block + 2));
+    const uint4 header = *reinterpret_cast<const uint4*>(block);  // d, dmin | packed scales
+    const float d = f16_bits_to_float(header.x & 0xFFFF);
+    const float dmin = f16_bits_to_float(header.x >> 16);
     int scale[2], min[2];
-    q4k_scale_min(block + 4, 2 * (piece / 2), scale[0], min[0]);
-    q4k_scale_min(block + 4, 2 * (piece / 2) + 1, scale[1], min[1]);
+    q4k_scale_min(header.y, header.z, header.w, 2 * (piece / 2), scale[0], min[0]);
+    q4k_scale_min(header.y, header.z, header.w, 2 * (piece / 2) + 1, scale[1], min[1]);
     const uint4 quants = *reinterpret_cast<const uint4*>(block + q4k_quant_offset(piece));
     const uint32_t words[4] = {quants.x, quants.y, quants.z, quants.w};
     float s[2] = {0.0f, 0.0f};
@@ -183,6 +184,7 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int kChunkBytes = kChunkValues / Format::kValues * Format::kBytes;
   // The chunk plus up to 15 bytes of head, in whole vectors.
   constexpr int kStageBytes = (kChunkBytes + 15 + 15) / 16 * 16;
+  constexpr int kVectorsPerLane = (kStageBytes / 16 + kWarpSize - 1) / kWarpSize;
   __shared__ __align__(16) uint8_t stage[kWarps][kStages][kRowsPerWarp][kStageBytes];
 
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
@@ -205,10 +207,13 @@ __global__ void __launch_bounds__(kThreads)
         const int64_t begin = row_begin[r] + int64_t(chunk) * kChunkBytes;
         const int64_t end = min(begin + kChunkBytes, row_begin[r] + row_bytes);
         const int64_t aligned = begin & ~int64_t(15);
-        const int vectors = int((end - aligned + 15) / 16);
-        for (int v = lane; v < vectors; v += kWarpSize) {
-          const int64_t at = aligned + 16 * v;
-          copy_async_16_bytes(target + 16 * v, w + at, int(min(int64_t(16), matrix_bytes - at)));
+        const uint8_t* source = w + aligned;
+        const int span = int(end - aligned);  // bytes to copy from `aligned`, at most kStageBytes
+        const int readable = int(min(int64_t(kStageBytes), matrix_bytes - aligned));  // >= span
+#pragma unroll
+        for (int i = 0; i < kVectorsPerLane; ++i) {
+          const int v = lane + i * kWarpSize;
+          if (16 * v < span) copy_async_16_bytes(target + 16 * v, source + 16 * v, min(16, readable - 16 * v));
         }
       }
     }

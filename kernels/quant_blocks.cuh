@@ -86,5 +86,14 @@ __device__ __forceinline__ void q4k_scale_min(const uint8_t* packed, int j, int&
     min = (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
   }
 }
+// The same from the 12 bytes as three little-endian words p0, p1, p2 (bytes 0-3, 4-7, 8-11):
+// both cases read byte j % 4 of the words (packed[j], packed[j + 4], packed[j + 8] for j < 4;
+// packed[j - 4], packed[j], packed[j + 4] for j >= 4), so no per-lane branch on j is needed.
+__device__ __forceinline__ void q4k_scale_min(uint32_t p0, uint32_t p1, uint32_t p2, int j, int& scale, int& min) {
+  const int shift = 8 * (j & 3);
+  const int a = int((p0 >> shift) & 0xFF), b = int((p1 >> shift) & 0xFF), c = int((p2 >> shift) & 0xFF);
+  scale = j < 4 ? a & 0x3F : (c & 0x0F) | ((a >> 6) << 4);
+  min = j < 4 ? b & 0x3F : (c >> 4) | ((b >> 6) << 4);
+}
 
 }  // namespace tidal::cuda

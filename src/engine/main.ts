@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import { createMessageConnection, ErrorCodes, ResponseError, StreamMessageWriter } from 'vscode-jsonrpc/node';
 
-import { loadAddon } from '../native/addon';
+import { AddonLoadError, loadAddon, type NativeAddon } from '../native/addon';
 import { StrictMessageReader } from './messageReader';
 import { formatFailedRequestLog, formatRequestLog, requestLogEntry } from './requestLog';
 import { ModelSession } from './modelSession';
@@ -27,6 +27,7 @@ import {
   workspaceOpenRequest,
   workspaceStatusNotification,
   workspaceStatusRequest,
+  NO_LOCAL_ENGINE_CODE,
   type RepositoryStatus,
 } from './protocol';
 import {
@@ -52,9 +53,29 @@ writer.onError(([error]) => process.stderr.write(`engine host ${process.pid}: co
 // stdout carries the protocol: route stray console output to stderr, which the extension logs.
 console.log = (...args: unknown[]) => console.error(...args);
 
-const addon = loadAddon(path.dirname(__filename));
+// An addon that does not load here (built for another platform or Node-API version, a shared
+// library missing) leaves the host running: every request that needs it, engine/info first, is
+// answered with NO_LOCAL_ENGINE_CODE and the reason, and the extension stops the host and offers
+// the remote backend instead of restarting it in a loop.
+let loadedAddon: NativeAddon | undefined;
+let addonProblem: AddonLoadError | undefined;
+try {
+  loadedAddon = loadAddon(path.dirname(__filename));
+} catch (error) {
+  addonProblem = error instanceof AddonLoadError ? error : new AddonLoadError((error as Error).message);
+  process.stderr.write(`engine host ${process.pid}: ${addonProblem.message}\n`);
+}
+
+function nativeAddon(): NativeAddon {
+  if (loadedAddon) return loadedAddon;
+  throw new ResponseError(ErrorCodes.InternalError, addonProblem?.message ?? 'The Tidal native engine is not available.', {
+    code: NO_LOCAL_ENGINE_CODE,
+    kind: addonProblem?.kind ?? 'unloadable',
+  });
+}
 
 connection.onRequest(engineInfoRequest, () => {
+  const addon = nativeAddon();
   const cuda = addon.probeCuda();
   return {
     engineVersion: addon.engineVersion(),
@@ -106,7 +127,7 @@ connection.onRequest(loadModelRequest, (raw) => answering(async () => {
   const previous = session;
   session = undefined;
   await previous?.unload();
-  session = await ModelSession.load(addon, params, (message) => connection.sendNotification(logNotification, { level: 'info', message }));
+  session = await ModelSession.load(nativeAddon(), params, (message) => connection.sendNotification(logNotification, { level: 'info', message }));
   session.onRepositoryStatus((status) => connection.sendNotification(workspaceStatusNotification, status));
   const info = session.info();
   connection.sendNotification(logNotification, {

@@ -21,6 +21,11 @@ export interface LogMessage {
 }
 
 export const engineInfoRequest = new RequestType0<EngineInfo, void>('engine/info');
+/**
+ * `data.code` of the error engine/info (and every request that needs the engine) answers with
+ * when the host could not load the native addon; `data.kind` is 'missing' or 'unloadable'.
+ */
+export const NO_LOCAL_ENGINE_CODE = 'ERR_TIDAL_NO_ENGINE';
 export const shutdownRequest = new RequestType0<void, void>('engine/shutdown');
 export const echoRequest = new RequestType<{ text: string }, { text: string }, void>('engine/echo');
 export const logNotification = new NotificationType<LogMessage>('engine/log');

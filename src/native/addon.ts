@@ -236,7 +236,21 @@ export interface NativeAddon extends ModelReader {
   CancelToken: new () => CancelToken;
 }
 
-export class AddonLoadError extends Error {}
+/**
+ * Why the addon is not there: `missing` (no file: a package without a native engine, e.g. the
+ * universal one, or a source checkout not built) or `unloadable` (a file that did not load: built
+ * for another platform or Node-API version, a shared library it needs is absent).
+ */
+export type AddonProblemKind = 'missing' | 'unloadable';
+
+export class AddonLoadError extends Error {
+  constructor(
+    message: string,
+    readonly kind: AddonProblemKind = 'unloadable',
+  ) {
+    super(message);
+  }
+}
 
 // Candidate locations, in order: next to the bundle (packaged extension), then the build tree.
 export function addonCandidates(bundleDir: string): string[] {
@@ -246,13 +260,18 @@ export function addonCandidates(bundleDir: string): string[] {
   ];
 }
 
+/** The addon file a bundle in `bundleDir` would load, or undefined when there is none. */
+export function findAddon(bundleDir: string): string | undefined {
+  return addonCandidates(bundleDir).find((candidate) => fs.existsSync(candidate));
+}
+
 export function loadAddon(bundleDir: string): NativeAddon {
-  const candidates = addonCandidates(bundleDir);
-  const found = candidates.find((candidate) => fs.existsSync(candidate));
+  const found = findAddon(bundleDir);
   if (!found) {
     throw new AddonLoadError(
-      `The Tidal native engine is missing (looked for ${candidates.join(', ')}). ` +
+      `The Tidal native engine is missing (looked for ${addonCandidates(bundleDir).join(', ')}). ` +
         'Reinstall the extension, or run `npm install` in a source checkout to build it.',
+      'missing',
     );
   }
   try {
@@ -263,6 +282,7 @@ export function loadAddon(bundleDir: string): NativeAddon {
     throw new AddonLoadError(
       `The Tidal native engine at ${found} could not be loaded on ${process.platform}-${process.arch} ` +
         `(Node ${process.versions.node}): ${(error as Error).message}`,
+      'unloadable',
     );
   }
 }

@@ -1,8 +1,11 @@
 // Owns the engine host child process: starts it with VS Code's own Node runtime
 // (process.execPath + ELECTRON_RUN_AS_NODE), speaks JSON-RPC to it, restarts it when it
 // crashes or stops answering (a watchdog pings it), and reports its state to whoever listens
-// (status bar, chat view).
+// (status bar, chat view). Without a native engine on this machine (no addon file, or one the
+// host cannot load) it reports 'unavailable' once and starts nothing more: the remote backend
+// needs no engine host.
 import { ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { MessageConnection } from 'vscode-jsonrpc/node';
 
@@ -12,20 +15,25 @@ import {
   EngineInfo,
   engineInfoRequest,
   logNotification,
+  NO_LOCAL_ENGINE_CODE,
   shutdownRequest,
   tokenNotification,
   workspaceStatusNotification,
   type RepositoryStatus,
   type TokenChunk,
 } from '../engine/protocol';
+import { addonCandidates, findAddon, type AddonProblemKind } from '../native/addon';
 import { ResponseWatchdog, RestartPolicy, type WatchdogOptions } from './restartPolicy';
 
-export type EngineState = 'stopped' | 'starting' | 'ready' | 'error';
+/** `unavailable`: there is no native engine here (see `problem`); nothing is restarted. */
+export type EngineState = 'stopped' | 'starting' | 'ready' | 'error' | 'unavailable';
 
 export interface EngineStatus {
   state: EngineState;
   info?: EngineInfo;
   message?: string;
+  /** Set with `unavailable`: why the native addon is not there. */
+  problem?: { kind: AddonProblemKind; message: string };
 }
 
 export class EngineClient implements vscode.Disposable {
@@ -63,6 +71,14 @@ export class EngineClient implements vscode.Disposable {
 
   async start(): Promise<void> {
     if (this.disposed) return;
+    // No addon file beside the host script: no process to start (the universal package).
+    const bundleDir = path.dirname(this.hostScript);
+    if (!findAddon(bundleDir)) {
+      const message = `The Tidal native engine is not in this installation (looked for ${addonCandidates(bundleDir).join(', ')}).`;
+      this.log.warn(`no local engine on ${process.platform}-${process.arch}: ${message}`);
+      this.setStatus({ state: 'unavailable', message, problem: { kind: 'missing', message } });
+      return;
+    }
     this.setStatus({ state: 'starting' });
     this.killedBecause = undefined;
     const { child, connection } = startEngineHost(this.hostScript);
@@ -89,6 +105,18 @@ export class EngineClient implements vscode.Disposable {
       this.watch(child, connection);
     } catch (error) {
       if (this.child !== child) return;
+      const data = (error as { data?: { code?: unknown; kind?: unknown } }).data;
+      if (data?.code === NO_LOCAL_ENGINE_CODE) {
+        // The host runs but its addon did not load: stop it without counting a crash.
+        const message = (error as Error).message;
+        this.log.warn(`no local engine on ${process.platform}-${process.arch}: ${message}`);
+        this.child = undefined;
+        this.connection = undefined;
+        connection.dispose();
+        child.kill();
+        this.setStatus({ state: 'unavailable', message, problem: { kind: data.kind === 'missing' ? 'missing' : 'unloadable', message } });
+        return;
+      }
       this.log.error(`engine failed to start: ${(error as Error).message}`);
       this.setStatus({ state: 'error', message: (error as Error).message });
       child.kill();

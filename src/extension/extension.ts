@@ -24,6 +24,7 @@ import type { ReviewSnapshot } from './hunkReview';
 import { registerInlineEdit } from './inlineEdit';
 import { registerLanguageModelProvider } from './languageModelProvider';
 import { LocalBackend, newRequestId } from './localBackend';
+import { LocalEngineNotice } from './localEngineNotice';
 import { ModelController, type ModelState } from './modelController';
 import { ModelNotifications, type ShownNotice } from './modelNotifications';
 import { registerModelPicker } from './modelPicker';
@@ -43,9 +44,12 @@ export interface TidalApi {
     enginePid?: number;
     commandsRegistered: string[];
     backend?: string;
+    /** Whether this machine has a local engine; without one, the platform and the reason. */
+    localEngine: { available: boolean; platform: string; reason?: string };
     chatViewVisible: boolean;
     model: { state: ModelState['state']; message?: string; architecture?: string; backend?: string; maxContext?: number };
   };
+  /** Resolves with the engine state once it is 'ready', 'error' or 'unavailable' (or the time is up). */
   waitForEngine(timeoutMs: number): Promise<string>;
   /** Resolves with the model state once it is 'ready' or 'error' (or the time is up). */
   waitForModel(timeoutMs: number): Promise<ModelState['state']>;
@@ -88,6 +92,8 @@ export interface TidalApi {
   engineStats(): Promise<EngineStats | undefined>;
   /** The status bar item's text. */
   statusBarText(): string;
+  /** The status bar item's tooltip, as text (Markdown where it is Markdown). */
+  statusBarTooltip(): string;
   /** The engine host's latest report on the repository (warm-up, ready); undefined while none is open there. */
   repositoryStatus(): RepositoryStatus | undefined;
   /**
@@ -135,6 +141,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
   const workspaceRoot = () => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
   const model = new ModelController(engine, embeddedModelDir, settings, log, workspaceRoot);
   const modelNotifications = new ModelNotifications(model, context.globalState, log);
+  const localEngineNotice = new LocalEngineNotice(engine, model, modelNotifications, settings, context.globalState, log);
   const repository = new RepositoryContext(log);
   const local = new LocalBackend({
     get rpc() {
@@ -223,6 +230,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     engine,
     model,
     modelNotifications,
+    localEngineNotice,
     repository,
     statusBar,
     chat,
@@ -317,12 +325,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
   return {
     getState: () => {
       const state = model.state;
+      const offer = model.localEngine();
       return {
         activated: true,
         engineState: engine.currentStatus.state,
         engineMessage: engine.currentStatus.message,
         enginePid: engine.currentStatus.info?.pid,
         backend: engine.currentStatus.info ? (engine.currentStatus.info.cuda.usable ? 'cuda' : 'cpu') : undefined,
+        localEngine: { available: offer.local, platform: offer.platform, reason: offer.local ? undefined : offer.reason },
         commandsRegistered: [...COMMAND_IDS],
         chatViewVisible: chat.isVisible,
         model: {
@@ -336,7 +346,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     },
     waitForEngine: (timeoutMs) =>
       waitUntil(
-        () => engine.currentStatus.state === 'ready' || engine.currentStatus.state === 'error',
+        () => ['ready', 'error', 'unavailable'].includes(engine.currentStatus.state),
         () => engine.currentStatus.state,
         timeoutMs,
         [engine.onDidChangeStatus],
@@ -401,6 +411,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     }),
     engineStats: async () => engine.rpc?.sendRequest(statsRequest).catch(() => undefined),
     statusBarText: () => statusBar.text,
+    statusBarTooltip: () => statusBar.tooltipText,
     repositoryStatus: () => hostRepository.status,
     // Registered after the status bar's own listener, so the text given is already updated.
     onDidChangeRepositoryStatus: (listener) => hostRepository.onDidChange((status) => listener(status, statusBar.text)),
@@ -412,6 +423,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
 function describeState(engine: EngineClient, model: ModelState): string {
   const status = engine.currentStatus;
   if (status.state === 'error') return `Engine error: ${status.message}`;
+  // No local engine: the model's message says so, or names the remote server.
+  if (status.state === 'unavailable') return model.state === 'idle' ? model.message : 'No local engine';
   if (status.state !== 'ready' || !status.info) return `Engine ${status.state}…`;
   switch (model.state) {
     case 'ready': {

@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 
 import { loadModelRequest, type EngineOptions, type LoadedModel } from '../engine/protocol';
 import type { EngineClient } from './engineClient';
+import { addonLoadResultOf, localEngineOffer, platformName, type LocalEngineOffer } from './localEngine';
 import { engineBackendFor, missingModelProblem, resolveModelLocation } from './modelLocation';
 import { explainKvCap } from './localBackend';
 import { maxKvBytesOf, type TidalSettings } from './settings';
@@ -41,7 +42,8 @@ export class ModelController implements vscode.Disposable {
   ) {
     this.disposables.push(
       engine.onDidChangeStatus((status) => {
-        if (status.state === 'ready') void this.reload();
+        // Unavailable: no engine will come; reload() says so, or shows the remote backend.
+        if (status.state === 'ready' || status.state === 'unavailable') void this.reload();
         else {
           this.generation++;
           this.loading = undefined;
@@ -62,6 +64,8 @@ export class ModelController implements vscode.Disposable {
   /** Resolves once a model is loaded; rejects with a message for the user when none can be. */
   async whenReady(timeoutMs = 120_000): Promise<LoadedModel> {
     if (this.settings().backend === 'remote') throw new Error('The remote backend is selected; no local model is loaded.');
+    const offer = this.localEngine();
+    if (!offer.local) throw new Error(offer.modelMessage);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const state = this.current;
@@ -89,12 +93,24 @@ export class ModelController implements vscode.Disposable {
       this.set({ state: 'idle', message: `Remote backend: ${settings.remoteUrl}` });
       return Promise.resolve();
     }
+    const offer = this.localEngine();
+    if (!offer.local) {
+      this.generation++;
+      this.loading = undefined;
+      this.set({ state: 'idle', message: offer.modelMessage });
+      return Promise.resolve();
+    }
     const ticket = ++this.generation;
     const work = this.load(ticket, settings).finally(() => {
       if (this.loading === work) this.loading = undefined;
     });
     this.loading = work;
     return work;
+  }
+
+  /** Whether this machine has a local engine, as the engine client found. */
+  localEngine(): LocalEngineOffer {
+    return localEngineOffer(platformName(process.platform, process.arch), addonLoadResultOf(this.engine.currentStatus));
   }
 
   private async load(ticket: number, settings: TidalSettings): Promise<void> {

@@ -18,10 +18,10 @@ import {
 
 /** A notification as it was shown, and the button pressed (undefined: closed, or still open). */
 export interface ShownNotice {
-  severity: 'information' | 'error';
+  severity: 'information' | 'warning' | 'error';
   message: string;
-  actions: ModelNoticeAction[];
-  answer?: ModelNoticeAction;
+  actions: string[];
+  answer?: string;
   answered: boolean;
 }
 
@@ -92,10 +92,15 @@ export class ModelNotifications implements vscode.Disposable {
     else await this.act(answer);
   }
 
-  private async show(severity: ShownNotice['severity'], message: string, actions: ModelNoticeAction[]): Promise<ModelNoticeAction | undefined> {
+  /** Shows a notification and records it in `shown` (also used for notices other than the model's). */
+  async show<Action extends string>(severity: ShownNotice['severity'], message: string, actions: Action[]): Promise<Action | undefined> {
     const record: ShownNotice = { severity, message, actions, answered: false };
     this.shownNotices.push(record);
-    const answer = await (severity === 'error' ? vscode.window.showErrorMessage(message, ...actions) : vscode.window.showInformationMessage(message, ...actions));
+    const answer = await (severity === 'error'
+      ? vscode.window.showErrorMessage(message, ...actions)
+      : severity === 'warning'
+        ? vscode.window.showWarningMessage(message, ...actions)
+        : vscode.window.showInformationMessage(message, ...actions));
     record.answer = answer;
     record.answered = true;
     return answer;

@@ -1,12 +1,14 @@
 // The status bar item: engine state (loading / ready / busy / error), backend, context tokens
 // in use and the last completion's latency at a glance, the repository's warm-up in the engine
 // host while it runs; a click opens the Tidal menu (toggle completions, select model, show
-// log, ...). Engine and model problems take precedence over the repository's.
+// log, ...). Engine and model problems take precedence over the repository's. Without a local
+// engine on this platform it says so, and its tooltip leads to the remote backend's settings.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 
 import type { RepositoryStatus } from '../engine/protocol';
 import type { EngineStatus } from './engineClient';
+import { addonLoadResultOf, localEngineOffer, platformName, remoteTooltipNote } from './localEngine';
 import type { ModelState } from './modelController';
 import { compactCount, humanDuration, repositoryProgressText, repositoryTooltipLine } from './repositoryStatusText';
 
@@ -34,7 +36,8 @@ export interface CompletionActivity {
 export class TidalStatusBar implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('tidal.status', vscode.StatusBarAlignment.Right, 100);
 
-  constructor() {
+  /** `platform`: as platformName gives it, named in the text when there is no local engine. */
+  constructor(private readonly platform = platformName(process.platform, process.arch)) {
     this.item.name = 'Tidal Code';
     this.item.command = 'tidal.showMenu';
     this.item.show();
@@ -43,6 +46,12 @@ export class TidalStatusBar implements vscode.Disposable {
   /** The item's current text (for the integration tests). */
   get text(): string {
     return this.item.text;
+  }
+
+  /** The item's tooltip as text (for the integration tests). */
+  get tooltipText(): string {
+    const tooltip = this.item.tooltip;
+    return typeof tooltip === 'string' ? tooltip : (tooltip?.value ?? '');
   }
 
   update(status: EngineStatus, completionsEnabled: boolean, model?: ModelState, activity?: CompletionActivity): void {
@@ -62,6 +71,17 @@ export class TidalStatusBar implements vscode.Disposable {
         this.item.text = '$(circle-slash) Tidal';
         this.item.tooltip = 'Tidal: engine stopped';
         return;
+      case 'unavailable': {
+        if (activity?.remoteUrl) break; // the remote backend needs no local engine
+        const offer = localEngineOffer(this.platform, addonLoadResultOf(status));
+        if (offer.local) break;
+        this.item.text = offer.statusText;
+        const tooltip = new vscode.MarkdownString(offer.tooltip, true);
+        tooltip.isTrusted = { enabledCommands: ['workbench.action.openSettings'] };
+        this.item.tooltip = tooltip;
+        this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.warningBackground');
+        return;
+      }
       case 'ready':
         break;
     }
@@ -101,7 +121,8 @@ export class TidalStatusBar implements vscode.Disposable {
       default:
         if (activity?.remoteUrl) {
           this.item.text = `${activity.busy ? '$(sync~spin)' : '$(pulse)'} Tidal REMOTE${activityFigures(activity).short}${completions}`;
-          this.item.tooltip = `Tidal: OpenAI-compatible server at ${activity.remoteUrl}${activity.lastError ? `; last completion failed: ${activity.lastError}` : ''} — click for options`;
+          const note = remoteTooltipNote(localEngineOffer(this.platform, addonLoadResultOf(status)));
+          this.item.tooltip = `Tidal: OpenAI-compatible server at ${activity.remoteUrl}${activity.lastError ? `; last completion failed: ${activity.lastError}` : ''}${note ? `. ${note}` : ''} — click for options`;
           return;
         }
         this.item.text = `$(pulse) Tidal${completions}`;

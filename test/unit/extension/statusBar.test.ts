@@ -172,3 +172,20 @@ test("the repository's share of the prompt: files in it of all it has, only once
   assert.equal(repositoryShare(status('warming')), undefined);
   assert.match(show(status('ready', { files: 120, droppedFiles: 3 })).tooltip, /In the prompt: 120 of 123 repository files \\\(97%\\\)/);
 });
+
+test('no local engine: the status bar names the platform, the tooltip leads to the remote backend; with it selected, REMOTE as usual', () => {
+  const unavailable: EngineStatus = { state: 'unavailable', message: 'not here', problem: { kind: 'missing', message: 'not here' } };
+  const idle: ModelState = { state: 'idle', message: 'Tidal has no local engine on darwin-arm64.' };
+  const render = (remoteUrl?: string) => {
+    const bar = new TidalStatusBar('darwin-arm64');
+    bar.update(unavailable, true, idle, { busy: false, remoteUrl });
+    return { text: bar.text, tooltip: bar.tooltipText };
+  };
+  const local = render();
+  assert.equal(local.text, '$(circle-slash) Tidal: no local engine on darwin-arm64');
+  assert.match(local.tooltip, /this package has no native engine for darwin-arm64/);
+  assert.match(local.tooltip, /Open the remote server settings/);
+  const remote = render('http://gpu-box:8765/v1');
+  assert.equal(remote.text, '$(pulse) Tidal REMOTE');
+  assert.match(remote.tooltip, /OpenAI-compatible server at http:\/\/gpu-box:8765\/v1\. There is no local engine on darwin-arm64; requests go to the remote server/);
+});

@@ -1,6 +1,7 @@
 #include "engine_setup.h"
 
 #include <chrono>
+#include <utility>
 
 #include "engine/synthetic_model.h"
 #include "tidal/option_limits.h"
@@ -8,10 +9,23 @@
 namespace tidal::cli {
 
 const char* const kEngineOptionsUsage =
-    "(--model DIR | --synthetic tiny|qwen2.5-0.5b|qwen2.5-1.5b|llama-3.2-1b) [--threads N] [--max-context N]";
+    "(--model DIR | --synthetic tiny|qwen2.5-0.5b|qwen2.5-1.5b|llama-3.2-1b [--weights f32|bf16|f16|q8_0|q4_k|q6_k]) "
+    "[--threads N] [--max-context N]";
 const char* const kAttentionOptionsUsage =
     "[--mode full|tidal|quest] [--budget TOKENS] [--dense-layers N] [--selection-layers 2,13] "
     "[--selection-policy query|kv-max|kv-sum] [--correction N]";
+
+namespace {
+
+DType parse_weight_dtype(const std::string& text) {
+  const std::pair<const char*, DType> known[] = {{"f32", DType::F32},   {"bf16", DType::BF16}, {"f16", DType::F16},
+                                                 {"q8_0", DType::Q8_0}, {"q4_k", DType::Q4_K}, {"q6_k", DType::Q6_K}};
+  for (const auto& [name, dtype] : known)
+    if (text == name) return dtype;
+  throw UsageError("--weights '" + text + "' is not one of f32, bf16, f16, q8_0, q4_k, q6_k");
+}
+
+}  // namespace
 
 OpenedEngine open_engine(Arguments& arguments, const std::string& default_synthetic) {
   EngineOptions options;
@@ -19,6 +33,8 @@ OpenedEngine open_engine(Arguments& arguments, const std::string& default_synthe
   options.max_context = arguments.integer("--max-context", 0, 0, limits::kMaxContext);
   const std::string model_dir = arguments.text("--model", "");
   std::string synthetic = arguments.text("--synthetic", "");
+  const std::string weights = arguments.text("--weights", "");
+  if (!weights.empty() && !model_dir.empty()) throw UsageError("--weights applies to --synthetic models only");
   if (!model_dir.empty() && !synthetic.empty()) throw UsageError("give --model or --synthetic, not both");
   if (model_dir.empty() && synthetic.empty()) {
     if (default_synthetic.empty()) throw UsageError("missing option --model");
@@ -30,7 +46,9 @@ OpenedEngine open_engine(Arguments& arguments, const std::string& default_synthe
     opened.engine = Engine::load(model_dir, options);
     opened.description = model_dir;
   } else {
-    SyntheticModel model = make_synthetic_model(synthetic_model_preset(synthetic));
+    SyntheticModelSpec spec = synthetic_model_preset(synthetic);
+    if (!weights.empty()) spec.dtype = parse_weight_dtype(weights);
+    SyntheticModel model = make_synthetic_model(spec);
     opened.engine = Engine::from_tensors(model.config, model.tensors, options);
     opened.description = "synthetic " + synthetic;
   }

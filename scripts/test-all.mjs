@@ -1,6 +1,7 @@
 // `npm test`: bundles src/ (the unit tests start the built engine host), then every test
 // layer in order — TypeScript type check, the C++/CUDA format check, unit tests, the
-// hostile-input suite, native tests (ctest), integration tests inside a real VS Code. Stops
+// hostile-input suite, native tests (ctest), integration tests inside a real VS Code (the
+// linux-x64 package, then the universal one without the native engine). Stops
 // at the first failing layer, prints one summary line per layer and a last line with the
 // test counts over all layers.
 import { spawn } from 'node:child_process';
@@ -13,6 +14,8 @@ const layers = [
   ['adversarial', 'node', ['scripts/test-unit.mjs', 'test/adversarial']],
   ['native', 'ctest', ['--test-dir', 'native/build', '--output-on-failure', '--verbose']],
   ['integration', 'node', ['test/integration/run.mjs']],
+  // The universal package (no native engine) in the same VS Code: activation, the status bar, the remote backend.
+  ['integration-no-native', 'node', ['test/integration/run.mjs'], { TIDAL_NATIVE_ENGINE: 'absent' }],
 ];
 
 // Counts from each runner's own closing lines.
@@ -31,9 +34,9 @@ function countTests(output) {
   return { passed, failed };
 }
 
-function runLayer(command, args) {
+function runLayer(command, args, env = {}) {
   return new Promise((resolve) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
     let output = '';
     child.stdout.on('data', (chunk) => {
       process.stdout.write(chunk);
@@ -47,11 +50,11 @@ const only = process.argv.slice(2);
 const summary = [];
 let total = { passed: 0, failed: 0 };
 let failedLayer = false;
-for (const [name, command, args] of layers) {
+for (const [name, command, args, env] of layers) {
   if (only.length && !only.includes(name)) continue;
   const start = Date.now();
   console.log(`\n=== ${name} ===`);
-  const { code, output } = await runLayer(command, args);
+  const { code, output } = await runLayer(command, args, env);
   const counts = countTests(output);
   total = { passed: total.passed + counts.passed, failed: total.failed + counts.failed };
   const seconds = ((Date.now() - start) / 1000).toFixed(1);

@@ -13,8 +13,12 @@
 //   TIDAL_INTEGRATION_TIMEOUT_S=n   limit for starting VS Code and running the suite (default: none
 //                                   beyond the tests' own limits, see runners/common.mjs)
 //   TIDAL_KEEP_TEMP=1               keep the scratch folder (profile, workspace copy) for a look
+//   TIDAL_NATIVE_ENGINE=absent      install the universal package (dist/tidal-code-universal.vsix, no
+//                                   native engine) and run only the tests written for that
+//                                   (suite/withoutNativeEngine.json); implied when
+//                                   TIDAL_INTEGRATION_FILES names only such tests
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 import { Cleanup, log, prepareRun, readResults, repoRoot, reportResults } from './runners/common.mjs';
@@ -22,19 +26,29 @@ import { Cleanup, log, prepareRun, readResults, repoRoot, reportResults } from '
 const runnerName = (process.env.TIDAL_VSCODE || 'code-server').toLowerCase();
 const timeoutSeconds = process.env.TIDAL_INTEGRATION_TIMEOUT_S ? Number(process.env.TIDAL_INTEGRATION_TIMEOUT_S) : undefined;
 
+/** The suite files written for an install without the native engine; the default run leaves them out. */
+const withoutNativeEngineFiles = JSON.parse(readFileSync(path.join(repoRoot, 'test', 'integration', 'suite', 'withoutNativeEngine.json'), 'utf8'));
+
+/** Whether this run installs the package without the native engine (see TIDAL_NATIVE_ENGINE above). */
+function nativeEngineAbsent() {
+  if (process.env.TIDAL_NATIVE_ENGINE === 'absent') return true;
+  const files = (process.env.TIDAL_INTEGRATION_FILES ?? '').split(',').map((name) => name.trim()).filter(Boolean);
+  return files.length > 0 && files.every((name) => withoutNativeEngineFiles.includes(name));
+}
+
 /** The VSIX under test; `npm run package` (re)builds it when it is missing or older than its sources. */
-function ensureVsix() {
+function ensureVsix(packageName) {
   if (process.env.TIDAL_VSIX) {
     const vsix = path.resolve(process.env.TIDAL_VSIX);
     if (!existsSync(vsix)) throw new Error(`TIDAL_VSIX=${process.env.TIDAL_VSIX} does not exist`);
     return vsix;
   }
-  const vsix = path.join(repoRoot, 'dist', 'tidal-code.vsix');
+  const vsix = path.join(repoRoot, 'dist', packageName);
   const newer = newestSource();
   const stale = existsSync(vsix) && newer && newer.mtimeMs > statSync(vsix).mtimeMs;
   if (!existsSync(vsix) || stale) {
-    log(stale ? `${path.relative(repoRoot, newer.file)} is newer than dist/tidal-code.vsix: running \`npm run package\``
-              : 'dist/tidal-code.vsix is missing: running `npm run package`');
+    log(stale ? `${path.relative(repoRoot, newer.file)} is newer than dist/${packageName}: running \`npm run package\``
+              : `dist/${packageName} is missing: running \`npm run package\``);
     const result = spawnSync('npm', ['run', 'package'], { cwd: repoRoot, stdio: 'inherit', timeout: 5 * 60_000 });
     if (result.status !== 0 || !existsSync(vsix)) throw new Error(`\`npm run package\` failed (exit ${result.status ?? result.signal}); the VSIX is needed to test the extension as users install it`);
   }
@@ -84,7 +98,11 @@ async function main() {
     else rmSync(run.tempRoot, { recursive: true, force: true, maxRetries: 3 });
   });
   try {
-    const vsix = ensureVsix();
+    const absent = nativeEngineAbsent();
+    const vsix = ensureVsix(absent ? 'tidal-code-universal.vsix' : 'tidal-code.vsix');
+    // The suite (suite/index.js) picks its files by this; both runners hand it to the extension host.
+    const suiteEnvironment = { TIDAL_TEST_NATIVE_ENGINE: absent ? 'absent' : 'present' };
+    if (absent) log('without the native engine: the universal package, and the tests written for it');
     const started = Date.now();
     let runner;
     if (runnerName === 'electron') {
@@ -102,7 +120,7 @@ async function main() {
       process.exit(1);
     }, ((timeoutSeconds ?? 2 * 3600) + 12 * 60) * 1000);
     watchdog.unref();
-    ({ results, harnessError } = await runner({ vsix, run, cleanup, timeoutMs: timeoutSeconds === undefined ? undefined : timeoutSeconds * 1000 }));
+    ({ results, harnessError } = await runner({ vsix, run, cleanup, suiteEnvironment, timeoutMs: timeoutSeconds === undefined ? undefined : timeoutSeconds * 1000 }));
     log(`${runnerName} runner finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } catch (error) {
     harnessError = error instanceof Error ? error.message : String(error);

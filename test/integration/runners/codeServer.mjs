@@ -304,7 +304,7 @@ async function answerScreenshotRequests(page, checkpointsDir) {
  * Runs the suite in code-server; resolves with what the suite wrote (and a harness error when
  * the run could not finish). Everything started is registered with `cleanup`.
  */
-export async function runWithCodeServer({ vsix, run, cleanup, timeoutMs }) {
+export async function runWithCodeServer({ vsix, run, cleanup, suiteEnvironment = {}, timeoutMs }) {
   const tools = setupVscodeServer();
   // The limit covers starting VS Code and the suite, not a first-time tool install.
   const deadline = new RunDeadline(timeoutMs);
@@ -351,7 +351,7 @@ export async function runWithCodeServer({ vsix, run, cleanup, timeoutMs }) {
     ['extensionTestsPath', remoteUri(authority, suiteEntry)],
     [
       'extensionEnvironment',
-      JSON.stringify({ TIDAL_TEST_RESULTS: run.resultsFile, TIDAL_TEST_CHECKPOINTS: run.checkpointsDir, TIDAL_TEST_EXTENSIONS_DIR: run.extensionsDir }),
+      JSON.stringify({ ...suiteEnvironment, TIDAL_TEST_RESULTS: run.resultsFile, TIDAL_TEST_CHECKPOINTS: run.checkpointsDir, TIDAL_TEST_EXTENSIONS_DIR: run.extensionsDir }),
     ],
     ['skipWelcome', 'true'],
     ['skipReleaseNotes', 'true'],

@@ -13,7 +13,7 @@ import { integrationDir, keepVscodeLogs, log, logsDir, readResults, repoRoot, Ru
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export async function runWithElectron({ vsix, run, cleanup, timeoutMs }) {
+export async function runWithElectron({ vsix, run, cleanup, suiteEnvironment = {}, timeoutMs }) {
   const { downloadAndUnzipVSCode, resolveCliPathFromVSCodeExecutablePath } = await import('@vscode/test-electron');
   if (process.platform === 'linux' && !process.env.DISPLAY && !process.env.WAYLAND_DISPLAY) {
     log('no DISPLAY: desktop VS Code needs one on Linux; run under `xvfb-run -a` if it fails to start');
@@ -50,7 +50,7 @@ export async function runWithElectron({ vsix, run, cleanup, timeoutMs }) {
     '--no-cached-data',
   ];
   /** @type {NodeJS.ProcessEnv} */
-  const env = { ...process.env, TIDAL_TEST_RESULTS: run.resultsFile, TIDAL_TEST_EXTENSIONS_DIR: run.extensionsDir };
+  const env = { ...process.env, ...suiteEnvironment, TIDAL_TEST_RESULTS: run.resultsFile, TIDAL_TEST_EXTENSIONS_DIR: run.extensionsDir };
   delete env.ELECTRON_RUN_AS_NODE; // set by some parents; VS Code would start as plain Node
   const vscodeProcess = spawn(vscodeExecutablePath, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const vscodeLog = createWriteStream(path.join(logsDir, 'vscode.log'));

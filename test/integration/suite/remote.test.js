@@ -5,15 +5,11 @@
 'use strict';
 
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
-const fs = require('node:fs');
-const path = require('node:path');
 const vscode = require('vscode');
 
 const { holdEngine } = require('./engineHold');
 const { test, waitFor } = require('./harness');
-
-const repoRoot = path.resolve(__dirname, '..', '..', '..');
+const { startServer } = require('./tidalServe');
 
 async function tidalApi() {
   const extension = vscode.extensions.getExtension('tidal-code.tidal-code');
@@ -28,32 +24,6 @@ function within(promise, ms, message) {
     timer = setTimeout(() => reject(new Error(message)), ms);
   });
   return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
-}
-
-/** Starts dist/tidal-serve.js on a port the OS picks; resolves with its base URL and process. */
-function startServer() {
-  const script = path.join(repoRoot, 'dist', 'tidal-serve.js');
-  assert.ok(fs.existsSync(script), `${script} is missing: build with \`node esbuild.mjs\``);
-  const child = spawn(process.execPath, [script, '--model', path.join(repoRoot, 'models', 'tidal-code-mini'), '--port', '0', '--threads', '1', '--backend', 'cpu'], {
-    env: { ...process.env, ELECTRON_RUN_AS_NODE: '1', TIDAL_API_KEY: '' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let stderr = '';
-    const timer = setTimeout(() => reject(new Error(`tidal-serve did not start within 120 s: ${stderr}`)), 120_000);
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-      const match = /at (http:\/\/127\.0\.0\.1:\d+\/v1)/.exec(stderr);
-      if (match) {
-        clearTimeout(timer);
-        resolve({ url: match[1], child });
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`tidal-serve exited with ${code}: ${stderr}`));
-    });
-  });
 }
 
 test('remote backend: a question is answered by tidal serve on loopback, not by the local engine', async () => {

@@ -90,6 +90,9 @@ int run_bench(Arguments& arguments) {
   const int64_t prefill_tokens = arguments.integer("--prefill", 0, 0, limits::kMaxContext);
   const int64_t prefill_chunk = arguments.integer("--prefill-chunk", 8192, 64, limits::kMaxPrefillChunk);
   const std::string sdpa = arguments.text("--sdpa-peer", "");
+  const std::string weights = arguments.text("--weights", "bf16");
+  if (weights != "bf16" && weights != "q8_0" && weights != "q4_k_m")
+    throw UsageError("--weights '" + weights + "' is not one of bf16, q8_0, q4_k_m");
   AttentionOptions attention = read_attention_options(arguments);
   if (!arguments.has("--budget")) attention.token_budget = 2048;
   arguments.reject_unused();
@@ -109,10 +112,11 @@ int run_bench(Arguments& arguments) {
   SamplingRandom random(1);
   for (const std::string& shape : shapes) {
     const ModelConfig config = bench::bench_shape(shape);
-    auto backend = create_random_cuda_backend(config, 1234, CudaBackendOptions{});
+    auto backend = create_random_cuda_backend(config, 1234, CudaBackendOptions{}, weights);
     auto* tools = dynamic_cast<CudaBackendTools*>(backend.get());
     const double weight_bytes = double(tools->decode_weight_bytes());
-    std::fprintf(stderr, "%s: %.2f GB of bf16 weights on the device\n", shape.c_str(), weight_bytes / 1e9);
+    std::fprintf(stderr, "%s: %.2f GB of %s weights read per token\n", shape.c_str(), weight_bytes / 1e9,
+                 weights.c_str());
     auto token = [&] { return static_cast<int32_t>(random.next() % static_cast<uint64_t>(config.vocab_size)); };
 
     for (int warps : {4, 8}) {
@@ -138,7 +142,13 @@ int run_bench(Arguments& arguments) {
       const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
       // Matrix work 2 * params * tokens; causal attention 4 * heads * d * tokens^2 / 2 per layer.
       const double n = double(prefill_tokens);
-      const double flops = 2.0 * (weight_bytes / 2.0) * n +
+      const double q_size = double(config.num_heads * config.head_dim),
+                   kv_size = double(config.num_kv_heads * config.head_dim);
+      const double hidden = double(config.hidden_size), inner = double(config.intermediate_size);
+      const double parameters =
+          double(config.num_layers) * (hidden * (2.0 * q_size + 2.0 * kv_size) + 3.0 * inner * hidden) +
+          double(config.vocab_size) * hidden;
+      const double flops = 2.0 * parameters * n +
                            4.0 * double(config.num_heads * config.head_dim) * n * n / 2.0 * double(config.num_layers);
       char line[256];
       std::snprintf(line, sizeof line, "| %s | %lld | %lld | %d | %.2f | %.0f | %.0f |", shape.c_str(),
@@ -290,7 +300,7 @@ TIDAL_CLI_COMMAND(bench, "bench",
                   "decode / prefill speed of the CUDA backend on random-weight 7-8B shapes, against the floor",
                   "[--shapes llama-3.1-8b,llama-2-7b,qwen2.5-coder-7b,qwen2.5-coder-1.5b] "
                   "[--contexts 10000,32000,100000] [--decode-tokens N] [--prefill N] [--prefill-chunk N] "
-                  "[--sdpa-peer native/gpu_bench/sdpa_peer.py] " +
+                  "[--sdpa-peer native/gpu_bench/sdpa_peer.py] [--weights bf16|q8_0|q4_k_m] " +
                       std::string(kAttentionOptionsUsage),
                   {}, run_bench);
 

@@ -131,6 +131,11 @@ std::vector<Shape> check_shapes() {
     s.dtype = DType::Q4_K;  // quantised matrices (rows of 256-value blocks), f32 vectors
     s.hidden_size = 512, s.intermediate_size = 1024, s.num_heads = 4, s.num_kv_heads = 2, s.head_dim = 128;
     shapes.push_back({"llama, Q4_K matrices, head_dim 128, 2 heads per KV head", s});
+    s.dtype = DType::Q6_K;
+    shapes.push_back({"llama, Q6_K matrices, head_dim 128, 2 heads per KV head", s});
+    s.dtype = DType::Q8_0;
+    s.architecture = Architecture::Qwen2, s.attention_bias = true, s.tie_word_embeddings = true;
+    shapes.push_back({"qwen2, Q8_0 matrices, tied embeddings, q|k|v biases", s});
   }
   return shapes;
 }

@@ -22,6 +22,8 @@
 #include "cuda/step_graph.h"
 #include "cuda/workspace.h"
 #include "engine/decoder.h"
+#include "kernels/dequantize.h"
+#include "kernels/gemv_quant.h"
 #include "model/half.h"
 #include "model/rope_frequencies.h"
 #include "tidal/error.h"
@@ -33,8 +35,10 @@ namespace {
 using cuda::CudaKvCache;
 using cuda::DeviceBuffer;
 using cuda::DeviceLayer;
+using cuda::DeviceMatrix;
 using cuda::KvAccount;
 using cuda::KvShape;
+using cuda::QuantMatrix;
 using cuda::throw_if_failed;
 static_assert(cuda::kQuestPageTokens == kQuestPageTokens, "Quest pages of the engine and of the kernels");
 
@@ -63,6 +67,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     // off, $TIDAL_CUDA_GEMV=1 / 0 forces one product.
     const char* graphs = std::getenv("TIDAL_CUDA_GRAPHS");
     graphs_ = graphs ? std::string(graphs) != "0" : options.graphs;
+    const char* quantized = std::getenv("TIDAL_CUDA_QUANTIZED");
+    quantized_weights_ = quantized ? std::string(quantized) != "0" : options.quantized_weights;
     const char* gemv = std::getenv("TIDAL_CUDA_GEMV");
     if (gemv)
       gemv_ = std::string(gemv) == "1" ? GemvUse::Always : std::string(gemv) == "0" ? GemvUse::Never : GemvUse::Auto;
@@ -91,8 +97,14 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     if (stream_) cudaStreamDestroy(stream_);
   }
 
-  void upload(const ModelWeights& weights) { weights_.upload(config_, weights, stream_); }
-  void randomize(uint64_t seed) { weights_.randomize(config_, seed, stream_); }
+  void upload(const ModelWeights& weights) { weights_.upload(config_, weights, quantized_weights_, stream_); }
+  void randomize(uint64_t seed, const std::string& weights) {
+    if (weights == "bf16") {
+      weights_.randomize(config_, seed, stream_);
+    } else {
+      weights_.randomize_quantized(config_, weights, seed, stream_);
+    }
+  }
 
   // ---- Backend ----
   const char* name() const override { return "cuda"; }
@@ -291,26 +303,26 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
 
   void linear(int64_t layer, LayerMatrix matrix, Activation in, Activation out, bool accumulate) override {
     const DeviceLayer& d = weights_.layers[static_cast<size_t>(layer)];
-    const int64_t hidden = config_.hidden_size, inner = config_.intermediate_size;
+    const int64_t hidden = config_.hidden_size;
     const Rows x = rows_of(in), y = rows_of(out);
     float* target = static_cast<float*>(y.data);
     const float beta = accumulate ? 1.0f : 0.0f;
     switch (matrix) {
       case LayerMatrix::Qkv:
-        product(d.qkv.get<uint16_t>(), qkv_width(), hidden, x, target, y.stride, beta);
+        product(d.qkv, x, target, y.stride, beta);
         break;
       case LayerMatrix::O:
-        product(d.o.get<uint16_t>(), hidden, q_size(), x, target, y.stride, beta);
+        product(d.o, x, target, y.stride, beta);
         if (d.o_bias.bytes())
           throw_if_failed(cuda::launch_bias_add(target, y.stride, d.o_bias.get<float>(), static_cast<int>(count_),
                                                 static_cast<int>(hidden), stream_),
                           "launching bias_add");
         break;
       case LayerMatrix::GateUp:
-        product(d.gate_up.get<uint16_t>(), 2 * inner, hidden, x, target, y.stride, beta);
+        product(d.gate_up, x, target, y.stride, beta);
         break;
       case LayerMatrix::Down:
-        product(d.down.get<uint16_t>(), hidden, inner, x, target, y.stride, beta);
+        product(d.down, x, target, y.stride, beta);
         break;
     }
   }
@@ -433,8 +445,12 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   }
 
   void logits(int64_t rows) override {
-    product(weights_.output(), config_.vocab_size, config_.hidden_size, rows_of(Activation::Normed),
-            ws_.logits.get<float>(), config_.vocab_size, 0.0f, rows);
+    if (weights_.output_quantized()) {
+      product(weights_.lm_head, rows_of(Activation::Normed), ws_.logits.get<float>(), config_.vocab_size, 0.0f, rows);
+    } else {
+      product(weights_.output(), config_.vocab_size, config_.hidden_size, rows_of(Activation::Normed),
+              ws_.logits.get<float>(), config_.vocab_size, 0.0f, rows);
+    }
   }
 
   // A cancellable pass keeps at most one layer queued ahead of the host: before issuing
@@ -511,6 +527,37 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
       return;
     }
     blas_->linear(w, rows, cols, in, x.stride, tokens, y, y_stride, beta);
+  }
+
+  // The same for a layer matrix: bf16, or quantised parts (stacked by rows) read in their
+  // blocks by the quantised GEMV for one token, and for more dequantised to bf16 a slice of
+  // rows at a time (no larger than weights_.dequantized) in front of cuBLAS.
+  void product(const DeviceMatrix& m, Rows x, float* y, int64_t y_stride, float beta, int64_t tokens = 0) {
+    if (!m.quantized()) {
+      product(m.bf16.get<uint16_t>(), m.rows, m.cols, x, y, y_stride, beta, tokens);
+      return;
+    }
+    if (tokens == 0) tokens = count_;
+    const auto* in = static_cast<const uint16_t*>(x.data);
+    int64_t row = 0;
+    for (const QuantMatrix& part : m.parts) {
+      if (tokens == 1) {
+        throw_if_failed(cuda::launch_gemv_quant(part.format, part.blocks.get(), part.rows, static_cast<int>(part.cols),
+                                                in, y + row, beta, stream_),
+                        "launching the quantised gemv");
+      } else {
+        const int64_t slice = std::max<int64_t>(1, static_cast<int64_t>(weights_.dequantized.bytes() / 2) / part.cols);
+        auto* scratch = weights_.dequantized.get<uint16_t>();
+        for (int64_t first = 0; first < part.rows; first += slice) {
+          const int64_t rows = std::min(slice, part.rows - first);
+          throw_if_failed(cuda::launch_dequantize_bf16(part.format, part.blocks.get(), first, rows,
+                                                       static_cast<int>(part.cols), scratch, stream_),
+                          "launching the dequantisation");
+          blas_->linear(scratch, rows, part.cols, in, x.stride, tokens, y + row + first, y_stride, beta);
+        }
+      }
+      row += part.rows;
+    }
   }
 
   // ---- decode graphs ----
@@ -664,6 +711,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::Blas> blas_;
   bool graphs_ = true;
+  bool quantized_weights_ = true;
   GemvUse gemv_ = GemvUse::Auto;
   int prefill_warps_ = 4;
   int64_t compact_chunk_ = 0;  // positions per compaction chunk; 0 = as many as the scratch bound allows
@@ -718,9 +766,9 @@ std::unique_ptr<Backend> create_cuda_backend(const ModelConfig& config, const Mo
 }
 
 std::unique_ptr<Backend> create_random_cuda_backend(const ModelConfig& config, uint64_t seed,
-                                                    const CudaBackendOptions& options) {
+                                                    const CudaBackendOptions& options, const std::string& weights) {
   auto backend = std::make_unique<CudaBackend>(config, options);
-  backend->randomize(seed);
+  backend->randomize(seed, weights);
   throw_if_failed(cudaDeviceSynchronize(), "building the random model");
   return backend;
 }

@@ -30,6 +30,10 @@ struct CudaBackendOptions {
   // ($TIDAL_CUDA_GRAPHS=0 turns this off). Faster per token than plain launches: the
   // figures are in bench/NOTES.md ("Figures moved out of code comments").
   bool graphs = true;
+  // GGUF matrices in Q8_0 / Q4_K / Q6_K stay in their blocks on the device (a quarter to a
+  // half of bf16's memory and reads per token); off, every matrix is converted to bf16.
+  // $TIDAL_CUDA_QUANTIZED=0 / 1 overrides.
+  bool quantized_weights = true;
 };
 
 // Why the CUDA backend cannot run here (no device, unsupported GPU, no cuBLAS), or empty.
@@ -40,10 +44,13 @@ std::string cuda_backend_unavailable_reason(int device = 0);
 std::unique_ptr<Backend> create_cuda_backend(const ModelConfig& config, const ModelWeights& weights,
                                              const CudaBackendOptions& options);
 
-// A model of `config`'s shape with random bf16 weights generated on the device (benchmarks of
-// 7-8B shapes without a checkpoint): variance ~1/fan_in, norms near 1, as synthetic_model.h.
+// A model of `config`'s shape with random weights (benchmarks of 7-8B shapes without a
+// checkpoint): variance ~1/fan_in, norms near 1, as synthetic_model.h. `weights`: "bf16"
+// (generated on the device), or quantised layer and output matrices "q8_0" / "q4_k_m" (see
+// DeviceWeights::randomize_quantized).
 std::unique_ptr<Backend> create_random_cuda_backend(const ModelConfig& config, uint64_t seed,
-                                                    const CudaBackendOptions& options);
+                                                    const CudaBackendOptions& options,
+                                                    const std::string& weights = "bf16");
 
 // The CUDA backend's switches and counters beyond Backend, for `tidal bench` and the GPU
 // tests (dynamic_cast a Backend created above). Measurements built on the ops themselves

@@ -3,11 +3,16 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
+#include <tuple>
 #include <vector>
 
 #include "cuda/cuda_error.h"
+#include "engine/sampler.h"
 #include "kernels/random_fill.h"
 #include "model/half.h"
+#include "model/quant.h"
+#include "tidal/error.h"
 
 namespace tidal::cuda {
 
@@ -42,13 +47,71 @@ void upload_matrix(const cpu::MatrixView& m, uint16_t* target, cudaStream_t stre
   }
 }
 
+void allocate_bf16(DeviceMatrix& m, int64_t rows, int64_t cols, const char* what) {
+  m.rows = rows;
+  m.cols = cols;
+  m.bf16 = DeviceBuffer(static_cast<size_t>(rows * cols) * 2, what);
+}
+
 void allocate_layer(const ModelConfig& config, DeviceLayer& d) {
   const int64_t q_size = config.num_heads * config.head_dim, kv_size = config.num_kv_heads * config.head_dim;
   const int64_t hidden = config.hidden_size, inner = config.intermediate_size;
-  d.qkv = DeviceBuffer(static_cast<size_t>((q_size + 2 * kv_size) * hidden) * 2, "the q|k|v matrices");
-  d.o = DeviceBuffer(static_cast<size_t>(hidden * q_size) * 2, "o_proj");
-  d.gate_up = DeviceBuffer(static_cast<size_t>(2 * inner * hidden) * 2, "the gate|up matrices");
-  d.down = DeviceBuffer(static_cast<size_t>(hidden * inner) * 2, "down_proj");
+  allocate_bf16(d.qkv, q_size + 2 * kv_size, hidden, "the q|k|v matrices");
+  allocate_bf16(d.o, hidden, q_size, "o_proj");
+  allocate_bf16(d.gate_up, 2 * inner, hidden, "the gate|up matrices");
+  allocate_bf16(d.down, hidden, inner, "down_proj");
+}
+
+// The kernels' format of a matrix stored as `dtype`, if they read it.
+bool quant_format_of(DType dtype, QuantFormat* format) {
+  switch (dtype) {
+    case DType::Q8_0:
+      *format = QuantFormat::Q8_0;
+      return true;
+    case DType::Q4_K:
+      *format = QuantFormat::Q4_K;
+      return true;
+    case DType::Q6_K:
+      *format = QuantFormat::Q6_K;
+      return true;
+    default:
+      return false;
+  }
+}
+
+// `parts` (stacked by rows) as one device matrix: kept in their blocks when every part is in a
+// format the kernels read, else converted to one bf16 matrix.
+void upload_parts(DeviceMatrix& m, const std::vector<const cpu::MatrixView*>& parts, bool keep_quantized,
+                  const char* what, cudaStream_t stream) {
+  m.rows = 0;
+  m.cols = parts.front()->cols;
+  bool quantized = keep_quantized;
+  for (const cpu::MatrixView* part : parts) {
+    QuantFormat format;
+    quantized = quantized && quant_format_of(part->dtype, &format);
+    m.rows += part->rows;
+  }
+  if (!quantized) {
+    m.bf16 = DeviceBuffer(static_cast<size_t>(m.rows * m.cols) * 2, what);
+    int64_t row = 0;
+    for (const cpu::MatrixView* part : parts) {
+      upload_matrix(*part, m.bf16.get<uint16_t>() + row * m.cols, stream);
+      row += part->rows;
+    }
+    return;
+  }
+  for (const cpu::MatrixView* part : parts) {
+    QuantMatrix q;
+    quant_format_of(part->dtype, &q.format);
+    q.rows = part->rows;
+    q.cols = part->cols;
+    const size_t bytes = static_cast<size_t>(q.rows * quant_row_bytes(q.format, q.cols));
+    q.blocks = DeviceBuffer(bytes, what);
+    throw_if_failed(cudaMemcpyAsync(q.blocks.get(), part->data, bytes, cudaMemcpyHostToDevice, stream),
+                    "uploading weights");
+    throw_if_failed(cudaStreamSynchronize(stream), "uploading weights");
+    m.parts.push_back(std::move(q));
+  }
 }
 
 }  // namespace
@@ -60,29 +123,33 @@ DeviceBuffer upload_floats(const std::vector<float>& values, const char* what) {
   return buffer;
 }
 
-void DeviceWeights::upload(const ModelConfig& config, const ModelWeights& weights, cudaStream_t stream) {
-  const int64_t q = config.num_heads * config.head_dim, kv = config.num_kv_heads * config.head_dim;
-  const int64_t hidden = config.hidden_size, inner = config.intermediate_size;
+size_t DeviceMatrix::bytes() const {
+  size_t total = bf16.bytes();
+  for (const QuantMatrix& part : parts) total += part.blocks.bytes();
+  return total;
+}
+
+void DeviceWeights::upload(const ModelConfig& config, const ModelWeights& weights, bool keep_quantized,
+                           cudaStream_t stream) {
+  const int64_t hidden = config.hidden_size;
   layers.resize(static_cast<size_t>(config.num_layers));
   embed = DeviceBuffer(static_cast<size_t>(config.vocab_size * hidden) * 2, "the embedding matrix");
   upload_matrix(weights.embed_tokens, embed.get<uint16_t>(), stream);
-  if (weights.lm_head.data != weights.embed_tokens.data) {
-    lm_head = DeviceBuffer(static_cast<size_t>(config.vocab_size * hidden) * 2, "the output matrix");
-    upload_matrix(weights.lm_head, lm_head.get<uint16_t>(), stream);
-  }
+  if (weights.lm_head.data != weights.embed_tokens.data)
+    upload_parts(lm_head, {&weights.lm_head}, keep_quantized, "the output matrix", stream);
   final_norm = upload_floats(weights.final_norm, "the final norm");
+  int64_t largest_quantized = 0;  // values of the largest quantised matrix
+  auto note = [&](const DeviceMatrix& m) {
+    if (m.quantized()) largest_quantized = std::max(largest_quantized, m.rows * m.cols);
+  };
   for (size_t l = 0; l < layers.size(); ++l) {
     const LayerWeights& w = weights.layers[l];
     DeviceLayer& d = layers[l];
-    allocate_layer(config, d);
-    uint16_t* qkv = d.qkv.get<uint16_t>();
-    upload_matrix(w.q_proj, qkv, stream);
-    upload_matrix(w.k_proj, qkv + q * hidden, stream);
-    upload_matrix(w.v_proj, qkv + (q + kv) * hidden, stream);
-    upload_matrix(w.o_proj, d.o.get<uint16_t>(), stream);
-    upload_matrix(w.gate_proj, d.gate_up.get<uint16_t>(), stream);
-    upload_matrix(w.up_proj, d.gate_up.get<uint16_t>() + inner * hidden, stream);
-    upload_matrix(w.down_proj, d.down.get<uint16_t>(), stream);
+    upload_parts(d.qkv, {&w.q_proj, &w.k_proj, &w.v_proj}, keep_quantized, "the q|k|v matrices", stream);
+    upload_parts(d.o, {&w.o_proj}, keep_quantized, "o_proj", stream);
+    upload_parts(d.gate_up, {&w.gate_proj, &w.up_proj}, keep_quantized, "the gate|up matrices", stream);
+    upload_parts(d.down, {&w.down_proj}, keep_quantized, "down_proj", stream);
+    for (const DeviceMatrix* m : {&d.qkv, &d.o, &d.gate_up, &d.down}) note(*m);
     d.input_norm = upload_floats(w.input_norm, "a norm");
     d.post_norm = upload_floats(w.post_attention_norm, "a norm");
     if (!w.q_bias.empty()) {
@@ -95,6 +162,11 @@ void DeviceWeights::upload(const ModelConfig& config, const ModelWeights& weight
     d.q_norm = upload_floats(w.q_norm, "a norm");
     d.k_norm = upload_floats(w.k_norm, "a norm");
   }
+  // The output matrix is dequantised a slice of rows at a time, no larger than a layer matrix.
+  if (lm_head.quantized() && largest_quantized == 0)
+    largest_quantized = std::min<int64_t>(lm_head.rows, 32768) * hidden;
+  if (largest_quantized > 0)
+    dequantized = DeviceBuffer(static_cast<size_t>(largest_quantized) * 2, "dequantised weights for prefill");
 }
 
 void DeviceWeights::randomize(const ModelConfig& config, uint64_t seed, cudaStream_t stream) {
@@ -113,17 +185,17 @@ void DeviceWeights::randomize(const ModelConfig& config, uint64_t seed, cudaStre
   embed = DeviceBuffer(static_cast<size_t>(config.vocab_size * hidden) * 2, "the embedding matrix");
   fill(embed, 0.0f, 1.0f);
   if (!config.tie_word_embeddings) {
-    lm_head = DeviceBuffer(static_cast<size_t>(config.vocab_size * hidden) * 2, "the output matrix");
-    fill(lm_head, 0.0f, fan_in(hidden));
+    allocate_bf16(lm_head, config.vocab_size, hidden, "the output matrix");
+    fill(lm_head.bf16, 0.0f, fan_in(hidden));
   }
   final_norm = DeviceBuffer(static_cast<size_t>(hidden) * 4, "the final norm");
   fill_f32(final_norm, 1.0f, 0.1f);
   for (DeviceLayer& d : layers) {
     allocate_layer(config, d);
-    fill(d.qkv, 0.0f, fan_in(hidden));
-    fill(d.o, 0.0f, fan_in(q_size));
-    fill(d.gate_up, 0.0f, fan_in(hidden));
-    fill(d.down, 0.0f, fan_in(inner));
+    fill(d.qkv.bf16, 0.0f, fan_in(hidden));
+    fill(d.o.bf16, 0.0f, fan_in(q_size));
+    fill(d.gate_up.bf16, 0.0f, fan_in(hidden));
+    fill(d.down.bf16, 0.0f, fan_in(inner));
     d.input_norm = DeviceBuffer(static_cast<size_t>(hidden) * 4, "a norm");
     d.post_norm = DeviceBuffer(static_cast<size_t>(hidden) * 4, "a norm");
     fill_f32(d.input_norm, 1.0f, 0.1f);
@@ -140,6 +212,73 @@ void DeviceWeights::randomize(const ModelConfig& config, uint64_t seed, cudaStre
     }
   }
   throw_if_failed(cudaStreamSynchronize(stream), "filling random weights");
+}
+
+void DeviceWeights::randomize_quantized(const ModelConfig& config, const std::string& mix, uint64_t seed,
+                                        cudaStream_t stream) {
+  if (mix != "q8_0" && mix != "q4_k_m")
+    throw RequestError("random weights '" + mix + "' are not one of bf16, q8_0, q4_k_m");
+  randomize(config, seed, stream);  // embedding, norms, biases; the matrices are replaced below
+  const int64_t q_size = config.num_heads * config.head_dim, kv_size = config.num_kv_heads * config.head_dim;
+  const int64_t hidden = config.hidden_size, inner = config.intermediate_size;
+  const bool k_quants = mix == "q4_k_m";
+  const QuantFormat main = k_quants ? QuantFormat::Q4_K : QuantFormat::Q8_0;
+  const QuantFormat wide = k_quants ? QuantFormat::Q6_K : QuantFormat::Q8_0;
+  std::map<std::tuple<int, int64_t, int64_t>, std::vector<uint8_t>> host;  // (format, rows, cols) -> blocks
+  SamplingRandom random(seed);
+  auto blocks_of = [&](QuantFormat format, int64_t rows, int64_t cols) -> const std::vector<uint8_t>& {
+    std::vector<uint8_t>& blocks = host[{static_cast<int>(format), rows, cols}];
+    if (blocks.empty()) {
+      const double half = std::sqrt(3.0 / static_cast<double>(cols));
+      std::vector<float> values(static_cast<size_t>(rows * cols));
+      for (float& v : values) v = static_cast<float>(half * (2.0 * random.uniform() - 1.0));
+      blocks.resize(static_cast<size_t>(rows * quant_row_bytes(format, cols)));
+      quantize_from_f32(static_cast<GgmlType>(format), values.data(), values.size(), blocks.data());
+    }
+    return blocks;
+  };
+  auto part = [&](QuantFormat format, int64_t rows, int64_t cols) {
+    const std::vector<uint8_t>& blocks = blocks_of(format, rows, cols);
+    QuantMatrix q;
+    q.format = format;
+    q.rows = rows;
+    q.cols = cols;
+    q.blocks = DeviceBuffer(blocks.size(), "random quantised weights");
+    throw_if_failed(cudaMemcpyAsync(q.blocks.get(), blocks.data(), blocks.size(), cudaMemcpyHostToDevice, stream),
+                    "uploading weights");
+    throw_if_failed(cudaStreamSynchronize(stream), "uploading weights");
+    return q;
+  };
+  auto quantized = [](DeviceMatrix& m, std::vector<QuantMatrix> parts) {
+    m.bf16 = DeviceBuffer();
+    m.rows = 0;
+    m.cols = parts.front().cols;
+    for (const QuantMatrix& p : parts) m.rows += p.rows;
+    m.parts = std::move(parts);
+  };
+  int64_t largest = 0;
+  for (DeviceLayer& d : layers) {
+    std::vector<QuantMatrix> qkv;
+    qkv.push_back(part(main, q_size, hidden));
+    qkv.push_back(part(main, kv_size, hidden));
+    qkv.push_back(part(wide, kv_size, hidden));
+    quantized(d.qkv, std::move(qkv));
+    std::vector<QuantMatrix> o;
+    o.push_back(part(main, hidden, q_size));
+    quantized(d.o, std::move(o));
+    std::vector<QuantMatrix> gate_up;
+    gate_up.push_back(part(main, inner, hidden));
+    gate_up.push_back(part(main, inner, hidden));
+    quantized(d.gate_up, std::move(gate_up));
+    std::vector<QuantMatrix> down;
+    down.push_back(part(wide, hidden, inner));
+    quantized(d.down, std::move(down));
+    largest = std::max({largest, d.qkv.rows * hidden, d.gate_up.rows * hidden, hidden * inner});
+  }
+  std::vector<QuantMatrix> head;
+  head.push_back(part(wide, config.vocab_size, hidden));
+  quantized(lm_head, std::move(head));
+  dequantized = DeviceBuffer(static_cast<size_t>(largest) * 2, "dequantised weights for prefill");
 }
 
 size_t DeviceWeights::decode_bytes() const {

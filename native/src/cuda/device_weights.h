@@ -1,20 +1,41 @@
 // The model's weights on the device, by job apart from the forward: upload (conversion to bf16
-// and fusion of q|k|v and gate|up into one matrix each, so a layer does 4 matrix products) or
-// random generation for benchmarks without a checkpoint.
+// and fusion of q|k|v and gate|up into one matrix each, so a layer does 4 matrix products; or
+// GGUF's quantised blocks as they are) or random generation for benchmarks without a
+// checkpoint.
 #pragma once
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "cuda/device_buffer.h"
 #include "engine/model_weights.h"
+#include "kernels/quant_format.h"
 #include "model/model_config.h"
 
 namespace tidal::cuda {
 
+// One block-quantised matrix on the device as the file stores it (kernels/quant_format.h).
+struct QuantMatrix {
+  QuantFormat format = QuantFormat::Q8_0;
+  DeviceBuffer blocks;
+  int64_t rows = 0, cols = 0;
+};
+
+// A layer matrix: bf16 (q|k|v and gate|up fused into one), or, for a GGUF model whose matrices
+// are Q8_0 / Q4_K / Q6_K, those matrices kept in their blocks (q|k|v: 3 parts, gate|up: 2, the
+// others 1; parts stacked by rows, each in its own format).
+struct DeviceMatrix {
+  DeviceBuffer bf16;
+  std::vector<QuantMatrix> parts;
+  int64_t rows = 0, cols = 0;
+  bool quantized() const { return !parts.empty(); }
+  size_t bytes() const;
+};
+
 struct DeviceLayer {
-  DeviceBuffer qkv, o, gate_up, down;             // bf16 matrices
+  DeviceMatrix qkv, o, gate_up, down;
   DeviceBuffer input_norm, post_norm;             // fp32 [hidden]
   DeviceBuffer qkv_bias, o_bias, q_norm, k_norm;  // fp32, may be empty
 };
@@ -23,14 +44,26 @@ struct DeviceLayer {
 DeviceBuffer upload_floats(const std::vector<float>& values, const char* what);
 
 struct DeviceWeights {
-  DeviceBuffer embed, lm_head, final_norm;  // bf16 [vocab][hidden] x2 (lm_head empty when tied), fp32
+  DeviceBuffer embed, final_norm;  // bf16 [vocab][hidden] (quantised embeddings are converted), fp32
+  DeviceMatrix lm_head;            // empty when tied to the embedding
   std::vector<DeviceLayer> layers;
+  // bf16 rows of quantised matrices dequantised for products of more than one token; empty
+  // when no matrix is quantised.
+  DeviceBuffer dequantized;
 
-  // Throws OutOfMemoryError when the weights do not fit.
-  void upload(const ModelConfig& config, const ModelWeights& weights, cudaStream_t stream);
+  // Throws OutOfMemoryError when the weights do not fit. keep_quantized: Q8_0 / Q4_K / Q6_K
+  // matrices stay in their blocks (read by kernels/gemv_quant.cu for one token, dequantised
+  // into `dequantized` for more); off, or for other types, every matrix becomes bf16.
+  void upload(const ModelConfig& config, const ModelWeights& weights, bool keep_quantized, cudaStream_t stream);
   // Variance ~1/fan_in, norms near 1, as synthetic_model.h.
   void randomize(const ModelConfig& config, uint64_t seed, cudaStream_t stream);
-  const uint16_t* output() const { return lm_head.bytes() ? lm_head.get<uint16_t>() : embed.get<uint16_t>(); }
+  // The same with quantised layer and output matrices: "q8_0" (all Q8_0) or "q4_k_m" (Q4_K,
+  // with v_proj, down_proj and the output in Q6_K, as llama.cpp's Q4_K_M mostly does). The
+  // blocks are quantised on the host once per matrix shape and every layer gets its own copy.
+  void randomize_quantized(const ModelConfig& config, const std::string& mix, uint64_t seed, cudaStream_t stream);
+  // The output matrix: lm_head, or the embedding's bf16 rows when tied.
+  bool output_quantized() const { return lm_head.quantized(); }
+  const uint16_t* output() const { return lm_head.bf16.bytes() ? lm_head.bf16.get<uint16_t>() : embed.get<uint16_t>(); }
   // Bytes of the matrices one decode step reads (every layer's weights and the output head).
   size_t decode_bytes() const;
 };

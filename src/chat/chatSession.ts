@@ -6,7 +6,7 @@ import type { AttentionOptions, ChatMessageParam, GenerateResult } from '../engi
 import { canRetry, type GenerationBackend } from '../extension/generationBackend';
 import type { ChatToPanel } from '../extension/chatMessages';
 import { repositoryFileCount, repositoryParams, type RepositoryPart } from '../extension/repositoryPart';
-import { newId, type Turn } from './conversation';
+import { newId, type Conversation, type Turn } from './conversation';
 import type { ChatHistory } from './historyStore';
 import { parseMentions } from './mentions';
 import { buildChatMessages, type EditorContext } from './promptAssembly';
@@ -124,6 +124,33 @@ export class ChatSession {
     this.stop();
     await this.idle();
     this.deps.history.startNew();
+    this.showConversation();
+    await this.deps.history.save();
+  }
+
+  /** The saved conversations, most recent first; the first is the one shown. */
+  get conversations(): readonly Conversation[] {
+    return this.deps.history.all;
+  }
+
+  /** Shows the saved conversation `id` (an answer being written is stopped first). */
+  async openConversation(id: string): Promise<boolean> {
+    if (this.deps.history.current.id === id) return true;
+    this.stop();
+    await this.idle();
+    if (!this.deps.history.open(id)) return false;
+    this.showConversation();
+    await this.deps.history.save();
+    return true;
+  }
+
+  /** Deletes the saved conversation `id`; deleting the one shown leaves an empty chat. */
+  async deleteConversation(id: string): Promise<void> {
+    if (this.deps.history.current.id === id) {
+      this.stop();
+      await this.idle();
+    }
+    if (!this.deps.history.remove(id)) return;
     this.showConversation();
     await this.deps.history.save();
   }

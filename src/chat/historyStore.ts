@@ -52,6 +52,29 @@ export class ChatHistory {
     return this.current;
   }
 
+  /**
+   * Makes the conversation `id` the current one (the panel shows it); an empty current
+   * conversation is dropped rather than kept as a past one. False when there is no such conversation.
+   */
+  open(id: string): boolean {
+    const index = this.conversations.findIndex((conversation) => conversation.id === id);
+    if (index < 0) return false;
+    if (index === 0) return true;
+    const [picked] = this.conversations.splice(index, 1);
+    if (this.current.turns.length === 0) this.conversations.shift();
+    this.conversations.unshift(picked);
+    return true;
+  }
+
+  /** Deletes the conversation `id`; deleting the current one leaves a new, empty one current. */
+  remove(id: string): boolean {
+    const index = this.conversations.findIndex((conversation) => conversation.id === id);
+    if (index < 0) return false;
+    this.conversations.splice(index, 1);
+    if (index === 0) this.conversations.unshift(newConversation());
+    return true;
+  }
+
   /** Writes the history, cut down to the limits. Answers still streaming are stored as stopped. */
   async save(): Promise<void> {
     this.conversations = bound(this.conversations, this.limits);

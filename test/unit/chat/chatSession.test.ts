@@ -198,3 +198,29 @@ test("with the engine host's own repository part the request says `repository: t
   const finalTurn = posted.filter((message) => message.type === 'turn').at(-1) as Extract<ChatToPanel, { type: 'turn' }>;
   assert.equal(finalTurn.turn.meta?.contextFiles, 42);
 });
+
+test('History: an earlier conversation opens in the panel and can be asked on; deleting the one shown empties the panel', async () => {
+  const backend = new ScriptedBackend([['a1'], ['a2'], ['a3']]);
+  const { session, store, posted } = setup(backend);
+  await session.ask('Q1');
+  const first = session.conversations[0].id;
+  await session.newChat();
+  await session.ask('Q2');
+  assert.deepEqual(session.conversations.map((conversation) => conversation.turns.length), [2, 2]);
+
+  assert.equal(await session.openConversation(first), true);
+  assert.deepEqual(session.turns.map((turn) => turn.text), ['Q1', 'a1']);
+  assert.deepEqual(posted.at(-1), { type: 'conversation', turns: session.turns.map((turn) => ({ ...turn })), busy: false });
+  const stored = store.get<{ conversations: { id: string }[] }>(HISTORY_KEY)!;
+  assert.equal(stored.conversations[0].id, first, 'the opened conversation is not stored as the current one');
+  // Asking goes on in the opened conversation, with its earlier exchange in the prompt.
+  await session.ask('Q3');
+  assert.deepEqual(session.turns.map((turn) => turn.text), ['Q1', 'a1', 'Q3', 'a3']);
+  assert.ok(backend.requests[2].messages?.some((message) => message.content === 'a1'), 'the earlier answer is not in the prompt');
+  assert.equal(await session.openConversation('no-such-conversation'), false);
+
+  await session.deleteConversation(first);
+  assert.deepEqual(session.turns, []);
+  assert.deepEqual(posted.at(-1), { type: 'conversation', turns: [], busy: false });
+  assert.deepEqual(session.conversations.map((conversation) => conversation.turns.map((turn) => turn.text)), [[], ['Q2', 'a2']]);
+});

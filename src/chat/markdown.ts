@@ -1,7 +1,7 @@
 // Markdown of the chat's answers to HTML, for the panel: markdown-it with raw HTML off (it is
 // shown as text), links only to http(s) and mailto, no images (nothing remote is ever
 // loaded), and fenced code highlighted by highlight.js inside a block with Copy / Insert /
-// New file / Apply buttons. Apply edits the file the block names (its fence info or the line
+// New File / Apply buttons (icons, each with a label for screen readers). Apply edits the file the block names (its fence info or the line
 // above it, applyTarget.ts), so the block keeps both. Runs in the webview bundle and, for the
 // tests, in Node.
 import hljs from 'highlight.js/lib/core';
@@ -93,15 +93,17 @@ export function createMarkdownRenderer(): (source: string) => RenderedMarkdown {
     const lineBefore = lineAbove(sourceLines, token.map?.[0] ?? 0).slice(0, MAX_LINE_BEFORE_CHARS);
     blocks.push({ language, code: content, info, lineBefore });
     const known = language && hljs.getLanguage(language.toLowerCase()) ? language.toLowerCase() : '';
+    // Icon buttons (media/icons/, drawn by CSS); the label is their accessible name, the title their tooltip.
     const button = (action: string, label: string, title: string, data = '') =>
-      `<button type="button" class="code-action" data-action="${action}" data-block="${block}"${data} title="${escapeHtml(title)}">${label}</button>`;
+      `<button type="button" class="code-action" data-action="${action}" data-block="${block}"${data} title="${escapeHtml(title)}">` +
+      `<span class="icon" aria-hidden="true"></span><span class="label">${label}</span></button>`;
     const target = codeBlockPath(info, lineBefore);
     return (
       `<div class="code-block" data-block="${block}">` +
       `<div class="code-toolbar"><span class="code-language">${escapeHtml(language || 'text')}</span>` +
       button('copy', 'Copy', 'Copy to the clipboard') +
-      button('insert', 'Insert', 'Insert at the cursor in the editor') +
-      button('newFile', 'New file', 'Open as a new untitled file') +
+      button('insert', 'Insert at Cursor', 'Insert at the cursor in the editor') +
+      button('newFile', 'New File', 'Open in a new untitled file') +
       button(
         'apply',
         'Apply',

@@ -18,7 +18,8 @@ export type PanelToChat =
   | { type: 'regenerate' }
   /** Continue an answer that stopped at its token limit. */
   | { type: 'continue' }
-  | { type: 'newChat' }
+  /** The header's model button: run Select Model. */
+  | { type: 'selectModel' }
   | { type: 'pickAttachment' }
   /** The panel wants the workspace's file paths, to complete a `#`/`@` mention. */
   | { type: 'listFiles' }
@@ -82,7 +83,7 @@ export function parsePanelMessage(value: unknown): PanelToChat | undefined {
     case 'stop':
     case 'regenerate':
     case 'continue':
-    case 'newChat':
+    case 'selectModel':
     case 'pickAttachment':
     case 'listFiles':
       return { type: value.type };

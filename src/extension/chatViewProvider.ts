@@ -94,6 +94,17 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     await this.session().ask(question, attachments, 'ask');
   }
 
+  /** The chat the panel shows (the view-title actions act on it). */
+  get chatSession(): ChatSession {
+    return this.session();
+  }
+
+  /** Starts a new, empty chat (the view-title action); the one shown stays in the history. */
+  async newChat(): Promise<void> {
+    if (!this.isVisible) await this.reveal();
+    await this.session().newChat();
+  }
+
   /** Continues the last answer where it stopped at its token limit (its Continue button); resolves when answered. */
   async continueAnswer(): Promise<void> {
     await this.reveal();
@@ -171,8 +182,8 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
       case 'continue':
         await session.continueAnswer();
         return;
-      case 'newChat':
-        await session.newChat();
+      case 'selectModel':
+        await vscode.commands.executeCommand('tidal.selectModel');
         return;
       case 'pickAttachment':
         await this.pickAttachment();
@@ -284,17 +295,21 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
 </head>
 <body>
   <header class="toolbar">
-    <span class="engine" id="engine" aria-live="polite">Starting the engine…</span>
-    <button type="button" class="icon-button" id="new-chat" title="Start a new chat">New chat</button>
+    <button type="button" class="model-button" id="model" title="Select Model">
+      <span class="model-name" id="model-name">Starting the engine…</span>
+      <span class="model-detail" id="model-detail"></span>
+      <span class="chevron" aria-hidden="true"></span>
+    </button>
   </header>
-  <main id="messages" class="messages" aria-live="polite">
+  <div class="visually-hidden" id="announcer" role="status" aria-live="polite" aria-atomic="true"></div>
+  <main id="messages" class="messages" aria-label="Conversation">
     <section class="empty" id="empty">
       <h2>Ask about this repository</h2>
       <p>Tidal answers with your whole workspace in context, on this machine. Nothing leaves it.</p>
       <p class="hint">The active file and selection come along. Type <code>#</code> or <code>@</code> to attach a file, the selection (<code>#selection</code>), the problems (<code>#problems</code>) or the git diff (<code>#diff</code>), or use the paperclip.</p>
     </section>
   </main>
-  <div class="status" id="status" role="status" hidden></div>
+  <div class="status" id="status" hidden></div>
   <form id="composer" class="composer">
     <div class="chips" id="attachments" aria-label="Attached to the question" hidden></div>
     <ul class="mention-list" id="mention-list" role="listbox" aria-label="Attach" hidden></ul>

@@ -20,4 +20,7 @@ export const COMMAND_IDS = [
   'tidal.rejectAllHunks',
   'tidal.showProposedDiff',
   'tidal.continueAnswer',
+  'tidal.newChat',
+  'tidal.showChatHistory',
+  'tidal.openSettings',
 ] as const;

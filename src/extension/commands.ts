@@ -3,6 +3,7 @@
 import * as vscode from 'vscode';
 
 import { completionsOnFor, isLanguageSwitch, toggleLanguage, DEFAULT_LANGUAGE_SWITCH } from '../completion/languageSwitch';
+import { registerChatPanelCommands } from './chatPanelCommands';
 import type { ChatViewProvider } from './chatViewProvider';
 import type { EngineClient } from './engineClient';
 
@@ -84,6 +85,7 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
       const choice = await vscode.window.showQuickPick(items, { title: 'Tidal Code' });
       if (choice) await vscode.commands.executeCommand(choice.command);
     }),
+    ...registerChatPanelCommands(ctx.chat),
   ];
 }
 

@@ -2,6 +2,7 @@
 // dist/chat-panel.js; no remote resources). It draws what the extension sends and sends back
 // what the user does; the messages are typed and checked in src/extension/chatMessages.ts.
 import { parseChatMessage, type ChatToPanel, type PanelToChat, type Turn } from '../../extension/chatMessages';
+import { turnAnnouncement } from '../announcements';
 import { offersContinue, offersRegenerate, stopMarker } from '../answerMarkers';
 import { createMarkdownRenderer, type CodeBlock } from '../markdown';
 import { attachmentLabel, mentionCandidates, mentionQueryAt, type MentionCandidate, type MentionQuery } from '../mentions';
@@ -15,14 +16,16 @@ const renderMarkdown = createMarkdownRenderer();
 const byId = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const messages = byId<HTMLElement>('messages');
 const empty = byId<HTMLElement>('empty');
-const engine = byId<HTMLElement>('engine');
+const modelButton = byId<HTMLButtonElement>('model');
+const modelName = byId<HTMLElement>('model-name');
+const modelDetail = byId<HTMLElement>('model-detail');
+const announcer = byId<HTMLElement>('announcer');
 const status = byId<HTMLElement>('status');
 const form = byId<HTMLFormElement>('composer');
 const input = byId<HTMLTextAreaElement>('input');
 const sendButton = byId<HTMLButtonElement>('send');
 const stopButton = byId<HTMLButtonElement>('stop');
 const attachButton = byId<HTMLButtonElement>('attach');
-const newChatButton = byId<HTMLButtonElement>('new-chat');
 const chips = byId<HTMLElement>('attachments');
 const mentionList = byId<HTMLUListElement>('mention-list');
 
@@ -156,6 +159,25 @@ function appendDelta(id: string, text: string): void {
   }, 40);
 }
 
+// The one live region: the start and end of an answer and errors (src/chat/announcements.ts).
+// Cleared first, so that the same words said twice are read twice.
+let announceTimer: ReturnType<typeof setTimeout> | undefined;
+function announce(text: string): void {
+  clearTimeout(announceTimer);
+  announcer.textContent = '';
+  announceTimer = setTimeout(() => (announcer.textContent = text), 50);
+}
+
+/** The header's model button: the model's name, then what the engine says about it (both wrap). */
+function showEngine(summary: string): void {
+  const [name, ...details] = summary.split(' · ');
+  modelName.textContent = name;
+  modelDetail.textContent = details.join(' · ');
+  modelDetail.hidden = details.length === 0;
+  modelButton.title = `${summary}\nSelect Model`;
+  modelButton.setAttribute('aria-label', `Model: ${summary}. Select Model`);
+}
+
 function setBusy(value: boolean, text?: string): void {
   busy = value;
   sendButton.hidden = value;
@@ -276,17 +298,21 @@ input.addEventListener('keydown', (event) => {
 function receive(message: ChatToPanel): void {
   switch (message.type) {
     case 'engine':
-      engine.textContent = message.summary;
-      engine.title = message.summary;
+      showEngine(message.summary);
       return;
     case 'conversation':
       turns = message.turns;
       setBusy(message.busy);
       renderAll();
       return;
-    case 'turn':
+    case 'turn': {
+      const before = turns.find((existing) => existing.id === message.turn.id);
+      const isLast = !before || turns.at(-1)?.id === message.turn.id;
+      const said = turnAnnouncement(before && { ...before }, message.turn, isLast);
       replaceTurn(message.turn);
+      if (said) announce(said);
       return;
+    }
     case 'delta':
       appendDelta(message.id, message.text);
       return;
@@ -325,6 +351,7 @@ function receive(message: ChatToPanel): void {
     case 'notice':
       status.hidden = false;
       status.textContent = message.text;
+      announce(message.text);
       return;
   }
 }
@@ -346,7 +373,7 @@ input.addEventListener('keydown', (event) => {
 });
 stopButton.addEventListener('click', () => send({ type: 'stop' }));
 attachButton.addEventListener('click', () => send({ type: 'pickAttachment' }));
-newChatButton.addEventListener('click', () => send({ type: 'newChat' }));
+modelButton.addEventListener('click', () => send({ type: 'selectModel' }));
 messages.addEventListener('click', (event) => {
   const target = (event.target as HTMLElement).closest('button');
   if (!target) return;
@@ -361,9 +388,18 @@ messages.addEventListener('click', (event) => {
   if (action === 'apply') send({ type: 'codeAction', action, code: block.code, language: block.language, info: block.info, lineBefore: block.lineBefore });
   else send({ type: 'codeAction', action, code: block.code, language: block.language });
   if (action === 'copy') {
-    const label = target.textContent;
-    target.textContent = 'Copied';
-    setTimeout(() => (target.textContent = label), 1200);
+    // The check mark and "Copied" for a moment, in the tooltip and for a screen reader.
+    const label = target.querySelector('.label');
+    const title = target.title;
+    target.classList.add('done');
+    target.title = 'Copied';
+    if (label) label.textContent = 'Copied';
+    announce('Copied to the clipboard.');
+    setTimeout(() => {
+      target.classList.remove('done');
+      target.title = title;
+      if (label) label.textContent = 'Copy';
+    }, 1200);
   }
 });
 

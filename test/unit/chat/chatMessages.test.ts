@@ -11,7 +11,7 @@ const panelMessages: PanelToChat[] = [
   { type: 'ask', text: 'and here? #file:src/a.ts', attachments: ['src/b.ts', 'README.md'] },
   { type: 'stop' },
   { type: 'regenerate' },
-  { type: 'newChat' },
+  { type: 'selectModel' },
   { type: 'pickAttachment' },
   { type: 'codeAction', action: 'copy', code: 'const a = 1;\n', language: 'ts' },
   { type: 'codeAction', action: 'insert', code: 'x', language: '' },
@@ -102,7 +102,7 @@ test('malformed messages are refused', () => {
 test('random values never throw and are either refused or a well-formed message', () => {
   let seed = 12345;
   const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-  const types = ['ready', 'ask', 'stop', 'regenerate', 'newChat', 'pickAttachment', 'codeAction', 'codeButton', 'rendered', 'engine', 'conversation', 'turn', 'delta', 'busy', 'attach', 'notice'];
+  const types = ['ready', 'ask', 'stop', 'regenerate', 'selectModel', 'pickAttachment', 'codeAction', 'codeButton', 'rendered', 'engine', 'conversation', 'turn', 'delta', 'busy', 'attach', 'notice'];
   const value = (depth: number): unknown => {
     const pick = Math.floor(random() * 8);
     if (depth > 2) return pick % 2 === 0 ? 'text' : 3;

@@ -96,7 +96,7 @@ export function createMarkdownRenderer(): (source: string) => RenderedMarkdown {
     // Icon buttons (media/icons/, drawn by CSS); the label is their accessible name, the title their tooltip.
     const button = (action: string, label: string, title: string, data = '') =>
       `<button type="button" class="code-action" data-action="${action}" data-block="${block}"${data} title="${escapeHtml(title)}">` +
-      `<span class="icon" aria-hidden="true"></span><span class="label">${label}</span></button>`;
+      `<span class="glyph" aria-hidden="true"></span><span class="label">${label}</span></button>`;
     const target = codeBlockPath(info, lineBefore);
     return (
       `<div class="code-block" data-block="${block}">` +

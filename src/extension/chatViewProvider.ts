@@ -296,8 +296,10 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
 <body>
   <header class="toolbar">
     <button type="button" class="model-button" id="model" title="Select Model">
-      <span class="model-name" id="model-name">Starting the engine…</span>
-      <span class="model-detail" id="model-detail"></span>
+      <span class="model-text">
+        <span class="model-name" id="model-name">Starting the engine…</span>
+        <span class="model-detail" id="model-detail"></span>
+      </span>
       <span class="chevron" aria-hidden="true"></span>
     </button>
   </header>

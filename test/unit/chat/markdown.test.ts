@@ -75,7 +75,7 @@ test('an answer cut mid-stream (an open fence) still renders, and each render st
 
 // The attributes of the Apply button of block `index` in `html`, unescaped as a browser would.
 function applyButton(html: string, index: number): { info: string; lineBefore: string; title: string; raw: string } {
-  const raw = new RegExp(`<button [^>]*data-action="apply" data-block="${index}"[^>]*><span class="icon" aria-hidden="true"></span><span class="label">Apply</span></button>`).exec(html)?.[0];
+  const raw = new RegExp(`<button [^>]*data-action="apply" data-block="${index}"[^>]*><span class="glyph" aria-hidden="true"></span><span class="label">Apply</span></button>`).exec(html)?.[0];
   assert.ok(raw, `no Apply button for block ${index}: ${html}`);
   const attribute = (name: string) => {
     const value = new RegExp(` ${name}="([^"]*)"`).exec(raw)?.[1];
@@ -135,7 +135,7 @@ test('Apply: the info string and the line above are escaped in its attributes, w
     const button = applyButton(html, 0);
     // The start tag is name="value" pairs only, and the names are the button's own (no value
     // ended early to start an attribute such as onclick).
-    const startTag = button.raw.slice(0, button.raw.indexOf('><span class="icon"') + 1);
+    const startTag = button.raw.slice(0, button.raw.indexOf('><span class="glyph"') + 1);
     assert.match(startTag, /^<button(?: [\w-]+="[^"<>]*")*>$/, startTag);
     const names = [...startTag.matchAll(/ ([\w-]+)="/g)].map((match) => match[1]);
     assert.deepEqual(names, ['type', 'class', 'data-action', 'data-block', 'data-info', 'data-line-before', 'title'], startTag);
@@ -153,7 +153,7 @@ test('Apply: a very long info string or line above is cut to what a panel messag
 
 test('code block buttons: icons with a label for screen readers and a tooltip, in the order Copy, Insert, New File, Apply', () => {
   const { html } = render('In `src/a.ts`:\n\n```ts\nconst a = 1;\n```\n');
-  const buttons = [...html.matchAll(/<button [^>]*data-action="(\w+)"[^>]* title="([^"]*)"><span class="icon" aria-hidden="true"><\/span><span class="label">([^<]+)<\/span><\/button>/g)].map(
+  const buttons = [...html.matchAll(/<button [^>]*data-action="(\w+)"[^>]* title="([^"]*)"><span class="glyph" aria-hidden="true"><\/span><span class="label">([^<]+)<\/span><\/button>/g)].map(
     ([, action, title, label]) => ({ action, title, label }),
   );
   assert.deepEqual(buttons, [

@@ -175,9 +175,72 @@ async function chatWebviewState(page) {
     const seen = content
       ? await content.evaluate(() => ({ text: document.body?.innerText ?? '', theme: document.body?.dataset.vscodeThemeKind ?? null })).catch(() => undefined)
       : undefined;
-    return { chatWebviewVisible: true, chatWebviewText: seen?.text ?? '', chatWebviewTheme: seen?.theme ?? null, content };
+    const box = await element.boundingBox().catch(() => null);
+    return { chatWebviewVisible: true, chatWebviewText: seen?.text ?? '', chatWebviewTheme: seen?.theme ?? null, chatLocation: box ? await partAt(page, box) : null, content };
   }
-  return { chatWebviewVisible: false, chatWebviewText: '', chatWebviewTheme: null, content: undefined };
+  return { chatWebviewVisible: false, chatWebviewText: '', chatWebviewTheme: null, chatLocation: null, content: undefined };
+}
+
+/**
+ * The workbench part the middle of `box` lies in: 'sidebar' (primary side bar), 'auxiliarybar'
+ * (secondary side bar), 'panel' or 'editor'; null for none. A webview is drawn over its part,
+ * not inside it in the DOM, so its place is read off the screen.
+ */
+function partAt(page, box) {
+  const x = box.x + box.width / 2;
+  const y = box.y + box.height / 2;
+  return page
+    .evaluate(
+      ({ x, y }) => {
+        for (const part of ['sidebar', 'auxiliarybar', 'panel', 'editor']) {
+          const rect = document.getElementById(`workbench.parts.${part}`)?.getBoundingClientRect();
+          if (rect && rect.width > 0 && x >= rect.left && x <= rect.right && y >= rect.top && y <= rect.bottom) return part;
+        }
+        return null;
+      },
+      { x, y },
+    )
+    .catch(() => null);
+}
+
+/**
+ * The view-title actions on screen (their labels, as a screen reader reads them) and the quick
+ * input, when one is open: its title and the labels of its rows.
+ */
+function viewActionsAndQuickInput(page) {
+  return page
+    .evaluate(() => {
+      const shown = (node) => node.getBoundingClientRect().width > 0;
+      const viewTitleActions = [...document.querySelectorAll('.title-actions .action-label')].filter(shown).map((node) => node.getAttribute('aria-label') ?? '');
+      const widget = document.querySelector('.quick-input-widget');
+      const open = widget !== null && shown(widget) && getComputedStyle(widget).display !== 'none';
+      const quickInput = open
+        ? {
+            title: widget.querySelector('.quick-input-title')?.textContent ?? '',
+            items: [...widget.querySelectorAll('.quick-input-list .monaco-list-row')].map((row) => row.querySelector('.label-name')?.textContent ?? row.getAttribute('aria-label') ?? ''),
+          }
+        : null;
+      return { viewTitleActions, quickInput };
+    })
+    .catch(() => ({ viewTitleActions: [], quickInput: null }));
+}
+
+/** Clicks the view-title action whose label starts with `label`, as a person would; resolves with whether there was one. */
+async function clickViewAction(page, label) {
+  const action = page.locator(`.title-actions .action-label[aria-label^="${label.replace(/["\\]/g, '')}"]`).filter({ visible: true }).first();
+  if ((await action.count()) === 0) return false;
+  await action.click({ timeout: 10_000 });
+  return true;
+}
+
+/** Clicks the element `selector` in the chat webview, as a person would; resolves with whether there was one. */
+async function clickInChat(page, selector) {
+  const { content } = await chatWebviewState(page);
+  if (!content) return false;
+  const target = content.locator(selector).first();
+  if ((await target.count()) === 0) return false;
+  await target.click({ timeout: 10_000 });
+  return true;
 }
 
 /** Resolves once `frame` has drawn two more frames (what was just rendered is on screen), or after a second. */
@@ -225,7 +288,7 @@ async function pressNotificationButton(page, messagePart, label) {
  * the chat webview on screen with text in it, the webview in a theme (after a theme change),
  * ghost text in the editor, a notification whose message contains a text.
  */
-async function inspectWorkbench(page, { waitForChatView, waitForTheme, waitForGhostText, waitForNotification }) {
+async function inspectWorkbench(page, { waitForChatView, waitForTheme, waitForGhostText, waitForNotification, waitForQuickInput }) {
   const ghostTextShown = () => page.evaluate(() => document.querySelector('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text') !== null).catch(() => false);
   // The ghost text as shown: its inline part on the cursor's line and the lines below it.
   const ghostTextContent = () =>
@@ -236,7 +299,9 @@ async function inspectWorkbench(page, { waitForChatView, waitForTheme, waitForGh
     const webview = await chatWebviewState(page);
     const ghostText = await ghostTextShown();
     const notifications = await notificationItems(page);
+    const { quickInput } = waitForQuickInput ? await viewActionsAndQuickInput(page) : { quickInput: null };
     const ready =
+      (!waitForQuickInput || (quickInput !== null && quickInput.title.includes(waitForQuickInput) && quickInput.items.length > 0)) &&
       (!waitForChatView || (webview.chatWebviewVisible && webview.chatWebviewText.trim() !== '')) &&
       (!waitForTheme || webview.chatWebviewTheme === waitForTheme) &&
       (!waitForGhostText || ghostText) &&
@@ -260,7 +325,7 @@ async function inspectWorkbench(page, { waitForChatView, waitForTheme, waitForGh
     };
   });
   const { content: _content, ...webview } = seen.webview;
-  return { ...sidebar, ...webview, ghostTextVisible: seen.ghostText, ghostText: seen.ghostText ? await ghostTextContent() : '', notifications: seen.notifications };
+  return { ...sidebar, ...webview, ...(await viewActionsAndQuickInput(page)), ghostTextVisible: seen.ghostText, ghostText: seen.ghostText ? await ghostTextContent() : '', notifications: seen.notifications };
 }
 
 async function answerScreenshotRequests(page, checkpointsDir) {
@@ -276,18 +341,23 @@ async function answerScreenshotRequests(page, checkpointsDir) {
     const name = String(request.name).replace(/[^\w.-]/g, '_');
     let response;
     try {
-      // Keys the suite wants pressed first, as a person would (Playwright names: 'Alt+Backslash').
+      // A view-title action or an element of the chat panel to click first, then keys to press,
+      // as a person would (Playwright names: 'Alt+Backslash').
+      const clicked = {};
+      if (typeof request.clickViewAction === 'string') clicked.clickedViewAction = await clickViewAction(page, request.clickViewAction);
+      if (typeof request.clickInChat === 'string') clicked.clickedInChat = await clickInChat(page, request.clickInChat);
       for (const key of Array.isArray(request.press) ? request.press : []) await page.keyboard.press(String(key));
       const workbench = await inspectWorkbench(page, {
         waitForChatView: Boolean(request.waitForChatView),
         waitForTheme: typeof request.waitForTheme === 'string' ? request.waitForTheme : undefined,
         waitForGhostText: Boolean(request.waitForGhostText),
         waitForNotification: typeof request.waitForNotification === 'string' ? request.waitForNotification : undefined,
+        waitForQuickInput: typeof request.waitForQuickInput === 'string' ? request.waitForQuickInput : undefined,
       });
       const screenshot = path.join(screenshotsDir, `${name}.png`);
       await page.screenshot({ path: screenshot, timeout: 30_000 });
       log(`screenshot ${path.relative(repoRoot, screenshot)}`);
-      response = { screenshot: path.relative(repoRoot, screenshot), workbench };
+      response = { screenshot: path.relative(repoRoot, screenshot), workbench, ...clicked };
       // After the screenshot, so that it shows the notification as it was offered.
       const press = request.pressNotificationButton;
       if (press && typeof press.message === 'string' && typeof press.button === 'string') {

@@ -145,9 +145,10 @@ test('tidal.openChat reveals the chat view', async () => {
   await vscode.commands.executeCommand('tidal.openChat');
   const seen = await captureWorkbench('integration-chat-view', { waitForChatView: true });
   if (seen) {
-    // The runner looked at the workbench itself: the Tidal container is the one shown in the
-    // side bar, and the chat webview is on screen with its content rendered.
-    assert.equal(seen.workbench.activeViewContainer, 'workbench.view.extension.tidal');
+    // The runner looked at the workbench itself: the chat is in the secondary side bar (the
+    // primary one keeps the Explorer), and its webview is on screen with its content rendered.
+    assert.equal(seen.workbench.chatLocation, 'auxiliarybar', `the chat is not in the secondary side bar: ${JSON.stringify(seen.workbench)}`);
+    assert.notEqual(seen.workbench.activeViewContainer, 'workbench.view.extension.tidal');
     assert.equal(seen.workbench.chatWebviewVisible, true, 'the chat webview is not on screen');
     assert.notEqual(seen.workbench.chatWebviewText.trim(), '', 'the chat webview rendered no text');
   }

@@ -103,15 +103,21 @@ async function waitFor(probe, { timeoutMs = 10_000, intervalMs = 100 } = {}) {
  * `pressNotificationButton` ({ message, button }): after the screenshot the runner clicks the
  * button labelled `button` on the notification whose message contains `message`; the response's
  * `pressedNotificationButton` says whether it found one.
- * @param {{ waitForChatView?: boolean, waitForTheme?: 'vscode-dark' | 'vscode-light', waitForGhostText?: boolean, waitForNotification?: string, press?: string[], pressNotificationButton?: { message: string, button: string }, timeoutMs?: number }} [options]
- * @returns {Promise<undefined | { screenshot: string, pressedNotificationButton?: boolean, workbench: { activeViewContainer: string | null, sidebarTitle: string | null, chatWebviewVisible: boolean, chatWebviewText: string, ghostTextVisible: boolean, ghostText: string, notifications: { message: string, buttons: string[] }[] } }>}
+ * `clickViewAction` (a label, e.g. 'New Chat'): before the keys, the runner clicks the view-title
+ * action whose label starts with it; `clickInChat` (a CSS selector): it clicks that element of
+ * the chat panel. The response's `clickedViewAction` / `clickedInChat` say whether it found one.
+ * `waitForQuickInput`: wait for a quick pick whose title contains this text, with rows in it.
+ * The response tells where the chat webview is (`chatLocation`: 'sidebar', 'auxiliarybar',
+ * 'panel', 'editor' or null), the view-title actions on screen and the open quick input.
+ * @param {{ waitForChatView?: boolean, waitForTheme?: 'vscode-dark' | 'vscode-light', waitForGhostText?: boolean, waitForNotification?: string, waitForQuickInput?: string, clickViewAction?: string, clickInChat?: string, press?: string[], pressNotificationButton?: { message: string, button: string }, timeoutMs?: number }} [options]
+ * @returns {Promise<undefined | { screenshot: string, pressedNotificationButton?: boolean, clickedViewAction?: boolean, clickedInChat?: boolean, workbench: { activeViewContainer: string | null, sidebarTitle: string | null, chatWebviewVisible: boolean, chatWebviewText: string, chatLocation: string | null, viewTitleActions: string[], quickInput: null | { title: string, items: string[] }, ghostTextVisible: boolean, ghostText: string, notifications: { message: string, buttons: string[] }[] } }>}
  */
-async function captureWorkbench(name, { waitForChatView = false, waitForTheme, waitForGhostText = false, waitForNotification, press = [], pressNotificationButton, timeoutMs = SCREENSHOT_TIMEOUT_MS } = {}) {
+async function captureWorkbench(name, { waitForChatView = false, waitForTheme, waitForGhostText = false, waitForNotification, waitForQuickInput, clickViewAction, clickInChat, press = [], pressNotificationButton, timeoutMs = SCREENSHOT_TIMEOUT_MS } = {}) {
   const folder = process.env.TIDAL_TEST_CHECKPOINTS;
   if (!folder) return undefined;
   const responseFile = path.join(folder, `${name}.response.json`);
   fs.rmSync(responseFile, { force: true });
-  writeJsonAtomically(path.join(folder, `${name}.request.json`), { name, waitForChatView, waitForTheme, waitForGhostText, waitForNotification, press, pressNotificationButton });
+  writeJsonAtomically(path.join(folder, `${name}.request.json`), { name, waitForChatView, waitForTheme, waitForGhostText, waitForNotification, waitForQuickInput, clickViewAction, clickInChat, press, pressNotificationButton });
   const answered = await waitFor(() => fs.existsSync(responseFile), { timeoutMs, intervalMs: 100 });
   if (!answered) throw new Error(`the runner did not take screenshot "${name}" within ${timeoutMs} ms`);
   const response = JSON.parse(fs.readFileSync(responseFile, 'utf8'));

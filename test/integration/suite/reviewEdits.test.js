@@ -10,9 +10,9 @@
 'use strict';
 
 const assert = require('node:assert/strict');
-const http = require('node:http');
 const vscode = require('vscode');
 
+const { withFakeServer } = require('./fakeServer');
 const { test, waitFor, captureWorkbench } = require('./harness');
 
 /** @typedef {import('../../../src/extension/extension').TidalApi} TidalApi */
@@ -24,51 +24,6 @@ async function tidalApi() {
   return extension.activate();
 }
 
-/**
- * An OpenAI-compatible server on 127.0.0.1 (a port the OS picks) that answers chat requests
- * with `server.answer` and completions with nothing. `server.chatRequests` holds the chat
- * requests' bodies, in order.
- */
-async function startFakeServer() {
-  const state = { answer: '', chatRequests: [] };
-  const server = http.createServer((request, response) => {
-    let body = '';
-    request.on('data', (chunk) => (body += chunk));
-    request.on('end', () => {
-      const reply = (value) => {
-        response.writeHead(200, { 'Content-Type': 'application/json' });
-        response.end(JSON.stringify(value));
-      };
-      if (request.method === 'GET' && request.url === '/v1/models') return reply({ object: 'list', data: [{ id: 'fixed-answers', object: 'model' }] });
-      if (request.method === 'POST' && request.url === '/v1/chat/completions') {
-        state.chatRequests.push(JSON.parse(body));
-        return reply({ choices: [{ index: 0, message: { role: 'assistant', content: state.answer }, finish_reason: 'stop' }], usage: { prompt_tokens: 100, completion_tokens: 20 } });
-      }
-      if (request.method === 'POST' && request.url === '/v1/completions') return reply({ choices: [{ index: 0, text: '', finish_reason: 'stop' }] });
-      response.writeHead(404).end();
-    });
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return Object.assign(state, { url: `http://127.0.0.1:${server.address().port}/v1`, close: () => new Promise((resolve) => server.close(resolve)) });
-}
-
-/** Runs `body` with the extension on the fake server; the local model is back afterwards. */
-async function withFakeServer(api, body) {
-  assert.equal(await api.waitForModel(120_000), 'ready', `model: ${JSON.stringify(api.getState().model)}`);
-  const server = await startFakeServer();
-  const config = vscode.workspace.getConfiguration('tidal');
-  try {
-    await config.update('remoteUrl', server.url, vscode.ConfigurationTarget.Global);
-    await config.update('backend', 'remote', vscode.ConfigurationTarget.Global);
-    assert.ok(await waitFor(() => /Remote backend/.test(api.getState().model.message ?? ''), { timeoutMs: 30_000 }), `model state ${JSON.stringify(api.getState().model)}`);
-    await body(server);
-  } finally {
-    await config.update('backend', undefined, vscode.ConfigurationTarget.Global);
-    await config.update('remoteUrl', undefined, vscode.ConfigurationTarget.Global);
-    await server.close();
-  }
-  assert.equal(await api.waitForModel(120_000), 'ready', 'the local model did not come back after the fake server');
-}
 
 async function openFixture(relative) {
   const folder = vscode.workspace.workspaceFolders[0];

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 
 import { buildFimPrompt, FimFamily, fimFormatOfFamily, FimFormat, promptText, repoContextParts } from '../engine/fimPrompt';
-import type { FinishReason, GenerateParams, GenerateResult } from '../engine/protocol';
+import type { ChatMessageParam, ContextFileParam, FinishReason, GenerateParams, GenerateResult } from '../engine/protocol';
 import type { GenerationBackend } from './generationBackend';
 
 export interface RemoteBackendOptions {
@@ -49,6 +49,20 @@ export function inferFimFormat(modelId: string): FimFormat | undefined {
 // one, a `// File:` line.
 export function repoContextText(params: GenerateParams, fileSeparator?: string, repoNameToken?: string): string {
   return promptText(repoContextParts({ fileSeparator, repoName: repoNameToken }, params));
+}
+
+// The repository part of a chat: to our own server as the `repository` extra, which it puts
+// before the conversation as the local engine does (so the prefix it caches is shared with
+// completions); to other servers as a system message in front of the conversation.
+export function chatRepository(params: GenerateParams, served: Pick<ServedModel, 'tidal'>): { messages: ChatMessageParam[]; repository?: { name?: string; files: ContextFileParam[] } } {
+  const messages = params.messages ?? [];
+  const files = params.repoContext ?? [];
+  if (files.length === 0) return { messages };
+  if (served.tidal) return { messages, repository: { name: params.repoName, files } };
+  const repository = `Files of the repository${params.repoName ? ` ${params.repoName}` : ''}:\n\n${repoContextText(params)}`;
+  const [first, ...rest] = messages;
+  if (first?.role === 'system') return { messages: [{ role: 'system', content: `${repository}\n${first.content}` }, ...rest] };
+  return { messages: [{ role: 'system', content: repository }, ...messages] };
 }
 
 class RemoteHttpError extends Error {
@@ -270,7 +284,7 @@ export class RemoteBackend implements GenerationBackend {
     if (served.tidal && params.attention !== undefined) body.attention = params.attention;
     switch (params.kind) {
       case 'chat':
-        return { path: '/chat/completions', body: { ...body, messages: params.messages ?? [] } };
+        return { path: '/chat/completions', body: { ...body, ...chatRepository(params, served) } };
       case 'raw':
         return { path: '/completions', body: { ...body, prompt: params.prompt ?? '' } };
       case 'completion': {

@@ -34,7 +34,12 @@ const COMMON_FIELDS = [
   'response_format', 'tools', 'tool_choice', 'functions', 'function_call', 'parallel_tool_calls', 'metadata', 'store', 'service_tier',
 ];
 const COMPLETION_FIELDS = new Set([...COMMON_FIELDS, 'prompt', 'suffix', 'echo', 'best_of']);
-const CHAT_FIELDS = new Set([...COMMON_FIELDS, 'messages']);
+// `repository` (Tidal extra): {"name"?, "files": [{"path", "content"}]} put before the
+// conversation as the engine puts a workspace's files, so a chat shares its cached prefix with
+// the completions over the same files.
+const CHAT_FIELDS = new Set([...COMMON_FIELDS, 'messages', 'repository']);
+const REPOSITORY_FIELDS = new Set(['name', 'files']);
+const MAX_REPOSITORY_FILES = 100_000;
 const ATTENTION_FIELDS = new Set(['mode', 'tokenBudget', 'denseLayers', 'selectionLayers', 'selectionPolicy', 'correctionInterval', 'sparseFirstStep']);
 // What an OpenAI client library puts back into the history with an assistant message.
 const EMPTY_MESSAGE_FIELDS = new Set(['refusal', 'tool_calls', 'function_call', 'audio', 'annotations']);
@@ -244,6 +249,30 @@ export function parseCompletionRequest(body: Body, requestId: string, fimFormat:
 
 const ROLES = new Set(['system', 'user', 'assistant', 'developer']);
 
+function repositoryOf(body: Body): Pick<GenerateParams, 'repoName' | 'repoContext'> {
+  const repository = body.repository;
+  if (isAbsent(repository)) return {};
+  const shape = '`repository` (Tidal extra) must be {"name"?: string, "files": [{"path": string, "content": string}, ...]}';
+  if (typeof repository !== 'object' || Array.isArray(repository)) throw new BadRequestError(`${shape}.`, 'repository');
+  refuseUnknownFields(repository as Body, REPOSITORY_FIELDS, 'repository.');
+  const { name, files } = repository as Body;
+  if (!isAbsent(name) && typeof name !== 'string') throw new BadRequestError(`${shape}; \`name\` is not a string.`, 'repository.name');
+  if (!Array.isArray(files) || files.length > MAX_REPOSITORY_FILES) {
+    throw new BadRequestError(`${shape}, with at most ${MAX_REPOSITORY_FILES} files.`, 'repository.files');
+  }
+  const repoContext: ContextFileParam[] = files.map((file, index) => {
+    const at = `repository.files[${index}]`;
+    if (typeof file !== 'object' || file === null || Array.isArray(file)) throw new BadRequestError(`\`${at}\` must be {"path", "content"}.`, at);
+    const { path, content, ...rest } = file as Body;
+    if (typeof path !== 'string' || path.length === 0) throw new BadRequestError(`\`${at}.path\` must be a non-empty string.`, `${at}.path`);
+    if (typeof content !== 'string') throw new BadRequestError(`\`${at}.content\` must be a string.`, `${at}.content`);
+    const extra = Object.keys(rest).find((key) => !isAbsent(rest[key]));
+    if (extra !== undefined) throw new BadRequestError(`\`${at}.${extra}\` is not supported by this server; remove it.`, `${at}.${extra}`);
+    return { path, content };
+  });
+  return { repoName: typeof name === 'string' ? name : undefined, repoContext };
+}
+
 export function parseChatRequest(body: Body, requestId: string, limits: RequestLimits): ParsedRequest {
   refuseUnknownFields(body, CHAT_FIELDS, '');
   const messages = body.messages;
@@ -265,6 +294,15 @@ export function parseChatRequest(body: Body, requestId: string, limits: RequestL
     return { role: role === 'developer' ? 'system' : (role as ChatMessageParam['role']), content: contentOf(content, `${at}.content`) };
   });
   const common = commonFields(body, requestId, limits);
-  const params: GenerateParams = { requestId, kind: 'chat', messages: parsed, maxTokens: common.maxTokens, sampling: common.sampling, attention: common.attention, client: common.client };
+  const params: GenerateParams = {
+    requestId,
+    kind: 'chat',
+    messages: parsed,
+    ...repositoryOf(body),
+    maxTokens: common.maxTokens,
+    sampling: common.sampling,
+    attention: common.attention,
+    client: common.client,
+  };
   return { params, stop: common.stop, stream: common.stream, includeUsage: common.includeUsage };
 }

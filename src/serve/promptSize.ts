@@ -28,8 +28,12 @@ function promptTexts(params: GenerateParams, fimFormat: FimFormat | undefined): 
       return texts;
     }
     case 'chat':
-      // Inside the chat template, which may trim each message.
-      return (params.messages ?? []).map((message) => ({ text: message.content.trim(), standalone: false }));
+      // The repository's files (encoded as completions encode them), then the messages inside
+      // the chat template, which may trim each message.
+      return [
+        ...(params.repoContext ?? []).map((file) => ({ text: file.content, standalone: true })),
+        ...(params.messages ?? []).map((message) => ({ text: message.content.trim(), standalone: false })),
+      ];
   }
 }
 

@@ -40,8 +40,10 @@ async function setAnswerTokens(tokens) {
   if (tokens === undefined) delete settings['tidal.chat.maxTokens'];
   else settings['tidal.chat.maxTokens'] = tokens;
   fs.writeFileSync(file, JSON.stringify(settings, null, 2));
-  const applied = await waitFor(() => vscode.workspace.getConfiguration('tidal').get('chat.maxTokens') === tokens, { timeoutMs: 30_000 });
-  assert.ok(applied, `tidal.chat.maxTokens did not become ${tokens}: ${vscode.workspace.getConfiguration('tidal').get('chat.maxTokens')}`);
+  // Cleared, the setting reads as its declared default (0: the engine's limit).
+  const expected = tokens ?? 0;
+  const applied = await waitFor(() => vscode.workspace.getConfiguration('tidal').get('chat.maxTokens') === expected, { timeoutMs: 30_000 });
+  assert.ok(applied, `tidal.chat.maxTokens did not become ${expected}: ${vscode.workspace.getConfiguration('tidal').get('chat.maxTokens')}`);
 }
 
 /** The Tidal Engine output channel's log file in this window's logs, or undefined (the electron runner names no folder). */

@@ -90,7 +90,8 @@ test('chat: Ask About This Repository streams the engine answer into the panel, 
   const answer = api.chat.lastAnswer();
   assert.ok(answer, 'no answer recorded');
   assert.equal(answer.error, undefined, `the answer failed: ${answer.error}`);
-  assert.ok(answer.finishReason === 'length' || answer.finishReason === 'stop', `finish reason ${answer.finishReason}`);
+  // The embedded demo model may also loop until the repetition stop ends the answer.
+  assert.ok(['length', 'stop', 'repetition'].includes(answer.finishReason), `finish reason ${answer.finishReason}`);
   // The engine's text arrived in many chunks and they add up to it.
   assert.ok(answer.chunks >= 2, `${answer.chunks} chunks`);
   assert.equal(answer.streamed, answer.text);

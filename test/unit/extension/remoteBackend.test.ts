@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 
 import type { ModelSession } from '../../../src/engine/modelSession';
 import type { GenerateParams } from '../../../src/engine/protocol';
-import { inferFimFormat, RemoteBackend } from '../../../src/extension/remoteBackend';
+import { chatRepository, inferFimFormat, RemoteBackend } from '../../../src/extension/remoteBackend';
 import { loadEmbeddedSession, ServerFixture, startServer, waitForResults } from '../serve/serveFixture';
 
 const API_KEY = 'remote-test-key';
@@ -54,6 +54,40 @@ test('chat: text arrives streamed in several chunks and equals the engine\'s own
   assert.equal(result.finishReason, reference.finishReason === 'length' ? 'length' : 'stop');
   assert.equal(result.tokens, reference.tokens);
   assert.equal(result.promptTokens, reference.promptTokens);
+});
+
+test('chat with repository files: our server puts them before the conversation as the local engine does', async () => {
+  const params: GenerateParams = {
+    requestId: 'chat-repo',
+    kind: 'chat',
+    repoName: completion.repoName,
+    repoContext: completion.repoContext,
+    messages: [{ role: 'user', content: 'What does add() return?' }],
+    maxTokens: 16,
+    sampling: { temperature: 0 },
+  };
+  const reference = await session.generate({ ...params, requestId: 'ref-chat-repo' });
+  const withoutFiles = await session.generate({ ...params, requestId: 'ref-chat-bare', repoContext: undefined });
+  const result = await backend().generate(params, () => undefined);
+  assert.equal(result.text, reference.text);
+  assert.equal(result.promptTokens, reference.promptTokens);
+  assert.ok(result.promptTokens > withoutFiles.promptTokens + 20, `${result.promptTokens} vs ${withoutFiles.promptTokens} without the files`);
+});
+
+test('chat with repository files to another server: a system message in front of the conversation', () => {
+  const params: GenerateParams = { requestId: 'x', kind: 'chat', repoName: 'demo', repoContext: completion.repoContext, messages: [{ role: 'user', content: 'hi' }] };
+  const other = chatRepository(params, { tidal: false });
+  assert.equal(other.repository, undefined);
+  assert.equal(other.messages.length, 2);
+  assert.equal(other.messages[0].role, 'system');
+  assert.match(other.messages[0].content, /Files of the repository demo:[\s\S]*src\/math\.ts[\s\S]*return a \+ b;[\s\S]*src\/text\.ts/);
+  // An existing system message keeps its text after the files.
+  const withSystem = chatRepository({ ...params, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hi' }] }, { tidal: false });
+  assert.equal(withSystem.messages.length, 2);
+  assert.match(withSystem.messages[0].content, /src\/text\.ts[\s\S]*\nBe brief\.$/);
+  // Ours gets the files as the `repository` extra; no files: the conversation alone.
+  assert.deepEqual(chatRepository(params, { tidal: true }).repository, { name: 'demo', files: completion.repoContext });
+  assert.deepEqual(chatRepository({ ...params, repoContext: [] }, { tidal: true }), { messages: params.messages });
 });
 
 test('completion: the repository goes over as the file-separator stream and becomes the local FIM prompt', async () => {

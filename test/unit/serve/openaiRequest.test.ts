@@ -89,3 +89,28 @@ test('completion and chat bodies map to GenerateParams; unsupported fields are r
   assert.throws(() => parseCompletionRequest({ prompt: 'a', echo: true }, 'x', qwen, limits), /echo/);
   assert.throws(() => parseChatRequest({ messages: 'hi' }, 'x', limits), /messages/);
 });
+
+test('chat: the `repository` extra becomes the files before the conversation; a malformed one is refused by its field', () => {
+  const files = [
+    { path: 'src/a.ts', content: 'export const a = 1;\n' },
+    { path: 'src/b.ts', content: '' },
+  ];
+  const chat = parseChatRequest({ messages: [{ role: 'user', content: 'hi' }], repository: { name: 'demo', files } }, 'r1', limits);
+  assert.deepEqual(chat.params.repoContext, files);
+  assert.equal(chat.params.repoName, 'demo');
+  const unnamed = parseChatRequest({ messages: [{ role: 'user', content: 'hi' }], repository: { files } }, 'r2', limits);
+  assert.equal(unnamed.params.repoName, undefined);
+  assert.deepEqual(parseChatRequest({ messages: [{ role: 'user', content: 'hi' }], repository: null }, 'r3', limits).params.repoContext, undefined);
+  const bad: [unknown, RegExp][] = [
+    ['src/a.ts', /`repository`/],
+    [{ files: 'src/a.ts' }, /files/],
+    [{ files: [{ path: '', content: 'x' }] }, /repository\.files\[0\]\.path/],
+    [{ files: [{ path: 'a', content: 3 }] }, /repository\.files\[0\]\.content/],
+    [{ files: [files[0], { path: 'b', content: 'y', mode: 'rw' }] }, /repository\.files\[1\]\.mode/],
+    [{ name: 7, files }, /repository\.name|`name`/],
+    [{ files, branch: 'main' }, /repository\.branch/],
+  ];
+  for (const [repository, message] of bad) {
+    assert.throws(() => parseChatRequest({ messages: [{ role: 'user', content: 'hi' }], repository }, 'x', limits), message, JSON.stringify(repository));
+  }
+});

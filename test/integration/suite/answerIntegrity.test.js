@@ -145,5 +145,7 @@ test('answers: the demo model looping in an answer is stopped as repetition, wit
     assert.ok(marked, `no repetition marker: ${api.chat.panel()?.visibleText.slice(-400)}`);
   } finally {
     await setAnswerTokens(undefined);
+    // The chat tests that follow count the turns of a conversation of their own.
+    await vscode.commands.executeCommand('tidal.newChat');
   }
 }, { timeoutMs: 300_000 });

@@ -34,10 +34,14 @@ async function quietEditor() {
   await editorSettings().update('suggestOnTriggerCharacters', false, vscode.ConfigurationTarget.Global);
 }
 
+// The text each opened fixture had before a test edited it, by URI.
+const originals = new Map();
+
 /** Opens src/select_top_k.py (a copy of the fixture) with the cursor at the end of `afterText`. */
 async function openAt(afterText) {
   const folder = vscode.workspace.workspaceFolders[0];
   const document = await vscode.workspace.openTextDocument(vscode.Uri.joinPath(folder.uri, 'src', 'select_top_k.py'));
+  if (!originals.has(document.uri.toString())) originals.set(document.uri.toString(), document.getText());
   const editor = await vscode.window.showTextDocument(document, { preview: false });
   const offset = document.getText().indexOf(afterText);
   assert.ok(offset >= 0, `"${afterText}" is not in the file`);
@@ -46,9 +50,19 @@ async function openAt(afterText) {
   return editor;
 }
 
+/** Puts the file back as it was: VS Code's Revert, and where that left the text changed (it
+ * acts on whatever editor is active), the original text written back and saved. */
 async function revert(editor) {
   await vscode.window.showTextDocument(editor.document);
   await vscode.commands.executeCommand('workbench.action.files.revert');
+  const original = originals.get(editor.document.uri.toString());
+  if (original !== undefined && editor.document.getText() !== original) {
+    const edit = new vscode.WorkspaceEdit();
+    edit.replace(editor.document.uri, new vscode.Range(0, 0, editor.document.lineCount, 0), original);
+    await vscode.workspace.applyEdit(edit);
+    await editor.document.save();
+  }
+  assert.equal(editor.document.getText(), original ?? editor.document.getText(), 'the fixture could not be put back');
 }
 
 async function typeText(text) {

@@ -130,6 +130,7 @@ test('Alt+\\ asks the engine for alternatives (sampled, distinct); Alt+] shows t
   const api = await tidalApi();
   assert.equal(await api.waitForModel(60_000), 'ready');
   const editor = await openFixture('src/select_top_k.py', 'print(select_top_k([0.1, 0.7, 0.05, 0.9, 0.3], 2))\n');
+  const original = editor.document.getText();
   try {
     // The small model may answer a position with one distinct completion only; a few starts
     // of a line give it room.
@@ -174,6 +175,13 @@ test('Alt+\\ asks the engine for alternatives (sampled, distinct); Alt+] shows t
     await vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
     await vscode.window.showTextDocument(editor.document);
     await vscode.commands.executeCommand('workbench.action.files.revert');
+    // Revert acts on the active editor; where the text is still changed, write it back.
+    if (editor.document.getText() !== original) {
+      const edit = new vscode.WorkspaceEdit();
+      edit.replace(editor.document.uri, new vscode.Range(0, 0, editor.document.lineCount, 0), original);
+      await vscode.workspace.applyEdit(edit);
+      await editor.document.save();
+    }
   }
 }, { timeoutMs: 600_000 });
 

@@ -711,7 +711,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::Blas> blas_;
   bool graphs_ = true;
-  bool quantized_weights_ = true;
+  bool quantized_weights_ = false;
   GemvUse gemv_ = GemvUse::Auto;
   int prefill_warps_ = 4;
   int64_t compact_chunk_ = 0;  // positions per compaction chunk; 0 = as many as the scratch bound allows

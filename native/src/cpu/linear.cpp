@@ -27,40 +27,52 @@ inline void dot_rows(const unsigned char* w, const float* const* x, int64_t n, f
 // Rows are taken in blocks small enough to stay in L2 while every tile of up to four
 // tokens streams past them, so a prefill reads each weight block once per block, not once
 // per token.
+constexpr int64_t kTile = 4;
+
+int64_t rows_per_block(int64_t row_bytes) {
+  return std::clamp<int64_t>((256 * 1024) / std::max<int64_t>(row_bytes, 1), 4, 256);
+}
+
+// Rows [block, block_end) of W, row r at rows + (r - block) * row_bytes (stored as D), against
+// every tile of tokens: y[t][r] = W[r] . x[t] (+ bias[r]).
+template <DType D, bool Simd>
+void block_products(const unsigned char* rows, int64_t row_bytes, int64_t cols, int64_t block, int64_t block_end,
+                    const float* bias, const float* x, int64_t x_stride, int64_t tokens, float* y, int64_t y_stride) {
+  for (int64_t t0 = 0; t0 < tokens; t0 += kTile) {
+    const int64_t nt = std::min(kTile, tokens - t0);
+    const float* xs[kTile];
+    for (int64_t i = 0; i < nt; ++i) xs[i] = x + (t0 + i) * x_stride;
+    for (int64_t r = block; r < block_end; ++r) {
+      const unsigned char* row = rows + (r - block) * row_bytes;
+      float out[kTile];
+      switch (nt) {
+        case 4:
+          dot_rows<D, 4, Simd>(row, xs, cols, out);
+          break;
+        case 3:
+          dot_rows<D, 3, Simd>(row, xs, cols, out);
+          break;
+        case 2:
+          dot_rows<D, 2, Simd>(row, xs, cols, out);
+          break;
+        default:
+          dot_rows<D, 1, Simd>(row, xs, cols, out);
+          break;
+      }
+      for (int64_t i = 0; i < nt; ++i) y[(t0 + i) * y_stride + r] = bias ? out[i] + bias[r] : out[i];
+    }
+  }
+}
+
 template <DType D, bool Simd>
 void linear_rows_typed(const MatrixView& w, const float* bias, const float* x, int64_t x_stride, int64_t tokens,
                        float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
-  constexpr int64_t kTile = 4;
   const int64_t row_bytes = w.cols * element_bytes<D>();
-  const int64_t block_rows = std::clamp<int64_t>((256 * 1024) / std::max<int64_t>(row_bytes, 1), 4, 256);
+  const int64_t block_rows = rows_per_block(row_bytes);
   const auto* base = static_cast<const unsigned char*>(w.data);
-  for (int64_t block = row_begin; block < row_end; block += block_rows) {
-    const int64_t block_end = std::min(row_end, block + block_rows);
-    for (int64_t t0 = 0; t0 < tokens; t0 += kTile) {
-      const int64_t nt = std::min(kTile, tokens - t0);
-      const float* xs[kTile];
-      for (int64_t i = 0; i < nt; ++i) xs[i] = x + (t0 + i) * x_stride;
-      for (int64_t r = block; r < block_end; ++r) {
-        const unsigned char* row = base + r * row_bytes;
-        float out[kTile];
-        switch (nt) {
-          case 4:
-            dot_rows<D, 4, Simd>(row, xs, w.cols, out);
-            break;
-          case 3:
-            dot_rows<D, 3, Simd>(row, xs, w.cols, out);
-            break;
-          case 2:
-            dot_rows<D, 2, Simd>(row, xs, w.cols, out);
-            break;
-          default:
-            dot_rows<D, 1, Simd>(row, xs, w.cols, out);
-            break;
-        }
-        for (int64_t i = 0; i < nt; ++i) y[(t0 + i) * y_stride + r] = bias ? out[i] + bias[r] : out[i];
-      }
-    }
-  }
+  for (int64_t block = row_begin; block < row_end; block += block_rows)
+    block_products<D, Simd>(base + block * row_bytes, row_bytes, w.cols, block, std::min(row_end, block + block_rows),
+                            bias, x, x_stride, tokens, y, y_stride);
 }
 
 // Block-quantised weights: each block of rows is dequantised once into f32 scratch (as many
@@ -70,9 +82,8 @@ void linear_rows_typed(const MatrixView& w, const float* bias, const float* x, i
 template <bool Simd>
 void linear_rows_quantized(const MatrixView& w, const float* bias, const float* x, int64_t x_stride, int64_t tokens,
                            float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
-  constexpr int64_t kTile = 4;
   const int64_t f32_row_bytes = w.cols * 4;
-  const int64_t block_rows = std::clamp<int64_t>((256 * 1024) / std::max<int64_t>(f32_row_bytes, 1), 4, 256);
+  const int64_t block_rows = rows_per_block(f32_row_bytes);
   const size_t stored_row_bytes = dtype_bytes(w.dtype, w.cols);
   thread_local std::vector<float> scratch;
   if (static_cast<int64_t>(scratch.size()) < block_rows * w.cols)
@@ -83,30 +94,8 @@ void linear_rows_quantized(const MatrixView& w, const float* bias, const float* 
     for (int64_t r = block; r < block_end; ++r)
       convert_to_f32(w.dtype, base + static_cast<size_t>(r) * stored_row_bytes, scratch.data() + (r - block) * w.cols,
                      static_cast<size_t>(w.cols));
-    for (int64_t t0 = 0; t0 < tokens; t0 += kTile) {
-      const int64_t nt = std::min(kTile, tokens - t0);
-      const float* xs[kTile];
-      for (int64_t i = 0; i < nt; ++i) xs[i] = x + (t0 + i) * x_stride;
-      for (int64_t r = block; r < block_end; ++r) {
-        const auto* row = reinterpret_cast<const unsigned char*>(scratch.data() + (r - block) * w.cols);
-        float out[kTile];
-        switch (nt) {
-          case 4:
-            dot_rows<DType::F32, 4, Simd>(row, xs, w.cols, out);
-            break;
-          case 3:
-            dot_rows<DType::F32, 3, Simd>(row, xs, w.cols, out);
-            break;
-          case 2:
-            dot_rows<DType::F32, 2, Simd>(row, xs, w.cols, out);
-            break;
-          default:
-            dot_rows<DType::F32, 1, Simd>(row, xs, w.cols, out);
-            break;
-        }
-        for (int64_t i = 0; i < nt; ++i) y[(t0 + i) * y_stride + r] = bias ? out[i] + bias[r] : out[i];
-      }
-    }
+    block_products<DType::F32, Simd>(reinterpret_cast<const unsigned char*>(scratch.data()), f32_row_bytes, w.cols,
+                                     block, block_end, bias, x, x_stride, tokens, y, y_stride);
   }
 }
 

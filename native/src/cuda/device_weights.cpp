@@ -62,21 +62,13 @@ void allocate_layer(const ModelConfig& config, DeviceLayer& d) {
   allocate_bf16(d.down, hidden, inner, "down_proj");
 }
 
-// The kernels' format of a matrix stored as `dtype`, if they read it.
+// The kernels' format of a matrix stored as `dtype`, if they read it (QuantFormat values are
+// the GGUF type ids).
 bool quant_format_of(DType dtype, QuantFormat* format) {
-  switch (dtype) {
-    case DType::Q8_0:
-      *format = QuantFormat::Q8_0;
-      return true;
-    case DType::Q4_K:
-      *format = QuantFormat::Q4_K;
-      return true;
-    case DType::Q6_K:
-      *format = QuantFormat::Q6_K;
-      return true;
-    default:
-      return false;
-  }
+  const uint32_t id = static_cast<uint32_t>(ggml_type_of(dtype));
+  if (!is_quantized(dtype) || !is_quant_format(id)) return false;
+  *format = static_cast<QuantFormat>(id);
+  return true;
 }
 
 // `parts` (stacked by rows) as one device matrix: kept in their blocks when every part is in a

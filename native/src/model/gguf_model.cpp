@@ -119,37 +119,6 @@ namespace {
 
 // Moves whole rows of `row_bytes` bytes between the two orders. Within a head of D rows,
 // Hugging Face row i * D/2 + j is converter row 2j + i.
-// The DType a tensor of ggml type `type` keeps when not converted: the plain types and the
-// block-quantised types the engine computes with; nothing for the rest.
-std::optional<DType> stored_dtype(GgmlType type) {
-  switch (type) {
-    case GgmlType::F32:
-      return DType::F32;
-    case GgmlType::F16:
-      return DType::F16;
-    case GgmlType::BF16:
-      return DType::BF16;
-    case GgmlType::Q4_0:
-      return DType::Q4_0;
-    case GgmlType::Q4_1:
-      return DType::Q4_1;
-    case GgmlType::Q5_0:
-      return DType::Q5_0;
-    case GgmlType::Q5_1:
-      return DType::Q5_1;
-    case GgmlType::Q8_0:
-      return DType::Q8_0;
-    case GgmlType::Q4_K:
-      return DType::Q4_K;
-    case GgmlType::Q5_K:
-      return DType::Q5_K;
-    case GgmlType::Q6_K:
-      return DType::Q6_K;
-    default:
-      return std::nullopt;
-  }
-}
-
 void reorder_rows(const uint8_t* src, uint8_t* dst, int64_t rows, size_t row_bytes, int64_t heads, bool to_hf) {
   check_permutable(rows, heads);
   const int64_t head_rows = rows / heads, half = head_rows / 2;
@@ -432,7 +401,7 @@ const TensorView* GgufModel::find(const std::string& hf_name) const {
   State::Entry& entry = it->second;
   if (entry.converted) return &entry.view;
   const GgufTensorInfo& info = *entry.info;
-  const std::optional<DType> stored = stored_dtype(info.type);
+  const std::optional<DType> stored = dtype_of_ggml(info.type);
   const bool plain = info.type == GgmlType::F32 || info.type == GgmlType::F16 || info.type == GgmlType::BF16;
   // Quantised matrices stay in their blocks (rows are whole blocks, so Q/K rows move intact);
   // quantised vectors are dequantised.

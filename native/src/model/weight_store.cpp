@@ -52,6 +52,13 @@ GgmlType ggml_type_of(DType dtype) {
   return GgmlType::F32;
 }
 
+std::optional<DType> dtype_of_ggml(GgmlType type) {
+  for (DType dtype : {DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                      DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K})
+    if (ggml_type_of(dtype) == type) return dtype;
+  return std::nullopt;
+}
+
 const char* dtype_name(DType dtype) {
   switch (dtype) {
     case DType::F32:

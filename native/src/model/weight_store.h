@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,8 +27,10 @@ size_t dtype_bytes(DType dtype, int64_t count);
 // Bytes per value of a plain type; 0 for the block-quantised ones (use dtype_bytes).
 size_t dtype_size(DType dtype);
 enum class GgmlType : uint32_t;  // model/quant.h
-// The ggml type id a DType stores as in GGUF files.
+// The ggml type id a DType stores as in GGUF files, and back (nothing for ggml types the engine
+// does not keep as they are).
 GgmlType ggml_type_of(DType dtype);
+std::optional<DType> dtype_of_ggml(GgmlType type);
 
 // A view into a mapped file: valid while the WeightStore lives. `data` points at the
 // tensor's first byte, row-major little-endian; it is only as aligned as the file lays it

@@ -130,10 +130,6 @@ void DeviceWeights::upload(const ModelConfig& config, const ModelWeights& weight
   if (weights.lm_head.data != weights.embed_tokens.data)
     upload_parts(lm_head, {&weights.lm_head}, keep_quantized, "the output matrix", stream);
   final_norm = upload_floats(weights.final_norm, "the final norm");
-  int64_t largest_quantized = 0;  // values of the largest quantised matrix
-  auto note = [&](const DeviceMatrix& m) {
-    if (m.quantized()) largest_quantized = std::max(largest_quantized, m.rows * m.cols);
-  };
   for (size_t l = 0; l < layers.size(); ++l) {
     const LayerWeights& w = weights.layers[l];
     DeviceLayer& d = layers[l];
@@ -141,7 +137,6 @@ void DeviceWeights::upload(const ModelConfig& config, const ModelWeights& weight
     upload_parts(d.o, {&w.o_proj}, keep_quantized, "o_proj", stream);
     upload_parts(d.gate_up, {&w.gate_proj, &w.up_proj}, keep_quantized, "the gate|up matrices", stream);
     upload_parts(d.down, {&w.down_proj}, keep_quantized, "down_proj", stream);
-    for (const DeviceMatrix* m : {&d.qkv, &d.o, &d.gate_up, &d.down}) note(*m);
     d.input_norm = upload_floats(w.input_norm, "a norm");
     d.post_norm = upload_floats(w.post_attention_norm, "a norm");
     if (!w.q_bias.empty()) {
@@ -154,11 +149,7 @@ void DeviceWeights::upload(const ModelConfig& config, const ModelWeights& weight
     d.q_norm = upload_floats(w.q_norm, "a norm");
     d.k_norm = upload_floats(w.k_norm, "a norm");
   }
-  // The output matrix is dequantised a slice of rows at a time, no larger than a layer matrix.
-  if (lm_head.quantized() && largest_quantized == 0)
-    largest_quantized = std::min<int64_t>(lm_head.rows, 32768) * hidden;
-  if (largest_quantized > 0)
-    dequantized = DeviceBuffer(static_cast<size_t>(largest_quantized) * 2, "dequantised weights for prefill");
+  allocate_dequantized();
 }
 
 void DeviceWeights::randomize(const ModelConfig& config, uint64_t seed, cudaStream_t stream) {
@@ -248,7 +239,6 @@ void DeviceWeights::randomize_quantized(const ModelConfig& config, const std::st
     for (const QuantMatrix& p : parts) m.rows += p.rows;
     m.parts = std::move(parts);
   };
-  int64_t largest = 0;
   for (DeviceLayer& d : layers) {
     std::vector<QuantMatrix> qkv;
     qkv.push_back(part(main, q_size, hidden));
@@ -265,12 +255,22 @@ void DeviceWeights::randomize_quantized(const ModelConfig& config, const std::st
     std::vector<QuantMatrix> down;
     down.push_back(part(wide, hidden, inner));
     quantized(d.down, std::move(down));
-    largest = std::max({largest, d.qkv.rows * hidden, d.gate_up.rows * hidden, hidden * inner});
   }
   std::vector<QuantMatrix> head;
   head.push_back(part(wide, config.vocab_size, hidden));
   quantized(lm_head, std::move(head));
-  dequantized = DeviceBuffer(static_cast<size_t>(largest) * 2, "dequantised weights for prefill");
+  allocate_dequantized();
+}
+
+void DeviceWeights::allocate_dequantized() {
+  int64_t largest = 0;  // values of the largest quantised layer matrix
+  for (const DeviceLayer& d : layers)
+    for (const DeviceMatrix* m : {&d.qkv, &d.o, &d.gate_up, &d.down})
+      if (m->quantized()) largest = std::max(largest, m->rows * m->cols);
+  // The output matrix is dequantised a slice of rows at a time, no larger than a layer matrix.
+  if (lm_head.quantized() && largest == 0) largest = std::min<int64_t>(lm_head.rows, 32768) * lm_head.cols;
+  dequantized =
+      largest > 0 ? DeviceBuffer(static_cast<size_t>(largest) * 2, "dequantised weights for prefill") : DeviceBuffer();
 }
 
 size_t DeviceWeights::decode_bytes() const {

@@ -66,6 +66,10 @@ struct DeviceWeights {
   const uint16_t* output() const { return lm_head.bf16.bytes() ? lm_head.bf16.get<uint16_t>() : embed.get<uint16_t>(); }
   // Bytes of the matrices one decode step reads (every layer's weights and the output head).
   size_t decode_bytes() const;
+
+ private:
+  // Sizes `dequantized` for the largest quantised matrix (empty when none is).
+  void allocate_dequantized();
 };
 
 }  // namespace tidal::cuda

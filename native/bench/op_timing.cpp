@@ -56,6 +56,15 @@ void fill_cache_random(const ModelConfig& config, Backend& backend, KvCache& cac
   }
 }
 
+double time_back_to_back(DecoderOps& ops, const std::function<void()>& op, int repetitions, int warm_up) {
+  for (int i = 0; i < warm_up; ++i) op();
+  ops.synchronize();
+  const auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < repetitions; ++i) op();
+  ops.synchronize();
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - started).count() / repetitions;
+}
+
 double time_layer_attention(const ModelConfig& config, Backend& backend, KvCache& cache, LayerAttention role,
                             const AttentionPlan& plan, int repetitions) {
   DecoderOps& ops = backend.decoder_ops();
@@ -69,7 +78,6 @@ double time_layer_attention(const ModelConfig& config, Backend& backend, KvCache
   Uniform random{7};
   fill_uniform(qkv, random);
   ops.begin_pass(cache, &token, pass);
-  using Clock = std::chrono::steady_clock;
   double microseconds = 0;
   try {
     ops.embed(pass);
@@ -79,13 +87,14 @@ double time_layer_attention(const ModelConfig& config, Backend& backend, KvCache
     ops.attend_dense(0, pass, true);
     ops.select_top_k(route.selection);
     route.layers.assign(route.layers.size(), role);
-    const int warm_up = 3;
-    for (int r = 0; r < warm_up; ++r) attend_layer(ops, route, r % config.num_layers, pass);
-    ops.synchronize();
-    const auto started = Clock::now();
-    for (int r = 0; r < repetitions; ++r) attend_layer(ops, route, (warm_up + r) % config.num_layers, pass);
-    ops.synchronize();
-    microseconds = std::chrono::duration<double, std::micro>(Clock::now() - started).count() / repetitions;
+    int64_t layer = 0;
+    microseconds = time_back_to_back(
+        ops,
+        [&] {
+          attend_layer(ops, route, layer, pass);
+          layer = (layer + 1) % config.num_layers;
+        },
+        repetitions);
   } catch (...) {
     ops.end_pass(false);
     throw;

@@ -3,8 +3,10 @@
 // role. `tidal bench`, the op harness and the GPU tests use them; they work on any backend.
 #pragma once
 #include <cstdint>
+#include <functional>
 
 #include "engine/backend.h"
+#include "engine/decoder.h"
 #include "model/model_config.h"
 
 namespace tidal::bench {
@@ -15,6 +17,10 @@ namespace tidal::bench {
 // op runs. The same seed gives the same cache, whatever the chunk.
 void fill_cache_random(const ModelConfig& config, Backend& backend, KvCache& cache, int64_t length, uint64_t seed,
                        int64_t chunk = 4096);
+
+// Mean time (microseconds) of `op` over `repetitions` back-to-back calls after `warm_up` ones:
+// one synchronisation before the clock starts and one before it stops.
+double time_back_to_back(DecoderOps& ops, const std::function<void()>& op, int repetitions, int warm_up = 3);
 
 // Mean time (microseconds) of one layer's attention for a one-token step after the cache's
 // last position, in `role` (a tidal selection runs first so that Selected layers have lists),

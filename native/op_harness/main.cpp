@@ -33,6 +33,7 @@
 #include "engine/decoder.h"
 #include "engine/model_weights.h"
 #include "engine/synthetic_model.h"
+#include "model/half.h"
 #include "tidal/error.h"
 
 namespace tidal {
@@ -329,10 +330,7 @@ class OpChecker {
       }
       uint16_t h;
       std::memcpy(&h, sink.bytes.data() + index * 2, 2);
-      uint32_t bits = uint32_t(h) << 16;
-      float f;
-      std::memcpy(&f, &bits, 4);
-      return f;
+      return bf16_to_f32(h);
     };
     std::vector<float> out;
     // File order: per layer, keys [kv_head][position][d], then values likewise.
@@ -489,22 +487,13 @@ int run_check(bool cuda) {
 
 // ---- perf mode ------------------------------------------------------------
 
-// Mean time (us) of `op` over back-to-back repetitions, after warm-up.
-double time_op(DecoderOps& ops, const std::function<void()>& op, int repetitions = 20) {
-  for (int i = 0; i < 3; ++i) op();
-  ops.synchronize();
-  const auto started = std::chrono::steady_clock::now();
-  for (int i = 0; i < repetitions; ++i) op();
-  ops.synchronize();
-  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - started).count() / repetitions;
-}
-
 #ifdef TIDAL_HAVE_CUDA
 int run_perf(const std::string& shape_name) {
   const ModelConfig config = bench::bench_shape(shape_name);
   const double bandwidth = bench::measure_copy_bandwidth();
   auto backend = create_random_cuda_backend(config, 1234, CudaBackendOptions{});
   DecoderOps& ops = backend->decoder_ops();
+  auto time_op = [&](const std::function<void()>& op) { return bench::time_back_to_back(ops, op, 20); };
   std::printf("%s on the CUDA backend; copy bandwidth (read + write) %.0f GB/s\n", shape_name.c_str(), bandwidth / 1e9);
   std::printf("floor = bytes the op must move / copy bandwidth (weights for products, K/V for attention)\n\n");
   std::printf("| op | tokens | context | time (us) | floor (us) | time/floor |\n|---|---:|---:|---:|---:|---:|\n");
@@ -534,26 +523,25 @@ int run_perf(const std::string& shape_name) {
       const auto values = random_values(static_cast<size_t>(count * activation_width(config, a)), 5);
       ops.write_activation(a, count, values.data());
     }
-    row("embed", count, 0, time_op(ops, [&] { ops.embed(pass); }), 0);
+    row("embed", count, 0, time_op([&] { ops.embed(pass); }), 0);
     row("rms_norm", count, 0,
-        time_op(ops, [&] { ops.rms_norm(Activation::Residual, 0, NormWeight::Input, Activation::Normed, 0); }), 0);
+        time_op([&] { ops.rms_norm(Activation::Residual, 0, NormWeight::Input, Activation::Normed, 0); }), 0);
     const double b = 2.0;  // bf16 weights
     row("linear q|k|v", count, 0,
-        time_op(ops, [&] { ops.linear(0, LayerMatrix::Qkv, Activation::Normed, Activation::Qkv, false); }),
+        time_op([&] { ops.linear(0, LayerMatrix::Qkv, Activation::Normed, Activation::Qkv, false); }),
         b * double(qkv_rows * hidden));
-    row("qkv_rope_append", count, 0, time_op(ops, [&] { ops.qkv_rope_append(0, pass); }), 0);
+    row("qkv_rope_append", count, 0, time_op([&] { ops.qkv_rope_append(0, pass); }), 0);
     row("linear o (+= residual)", count, 0,
-        time_op(ops, [&] { ops.linear(0, LayerMatrix::O, Activation::Attention, Activation::Residual, true); }),
+        time_op([&] { ops.linear(0, LayerMatrix::O, Activation::Attention, Activation::Residual, true); }),
         b * double(hidden * q_width));
     row("linear gate|up", count, 0,
-        time_op(ops, [&] { ops.linear(0, LayerMatrix::GateUp, Activation::Normed, Activation::GateUp, false); }),
+        time_op([&] { ops.linear(0, LayerMatrix::GateUp, Activation::Normed, Activation::GateUp, false); }),
         b * double(2 * inner * hidden));
-    row("swiglu", count, 0, time_op(ops, [&] { ops.swiglu(); }), 0);
+    row("swiglu", count, 0, time_op([&] { ops.swiglu(); }), 0);
     row("linear down (+= residual)", count, 0,
-        time_op(ops, [&] { ops.linear(0, LayerMatrix::Down, Activation::Gated, Activation::Residual, true); }),
+        time_op([&] { ops.linear(0, LayerMatrix::Down, Activation::Gated, Activation::Residual, true); }),
         b * double(hidden * inner));
-    if (count == 1)
-      row("logits", count, 0, time_op(ops, [&] { ops.logits(1); }), b * double(config.vocab_size * hidden));
+    if (count == 1) row("logits", count, 0, time_op([&] { ops.logits(1); }), b * double(config.vocab_size * hidden));
     ops.end_pass(false);
   }
   // Attention at the product's context lengths.
@@ -591,12 +579,10 @@ int run_perf(const std::string& shape_name) {
     ops.write_activation(Activation::Qkv, count, qkv.data());
     ops.qkv_rope_append(0, pass);
     int64_t layer = 0;
-    row("attend_dense (chunk)", count, context,
-        time_op(ops,
-                [&] {
-                  ops.attend_dense(layer, pass, false);
-                  layer = (layer + 1) % config.num_layers;
-                }),
+    row("attend_dense (chunk)", count, context, time_op([&] {
+          ops.attend_dense(layer, pass, false);
+          layer = (layer + 1) % config.num_layers;
+        }),
         dense_bytes);
     ops.end_pass(false);
   }

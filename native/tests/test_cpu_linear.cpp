@@ -10,6 +10,7 @@
 #include "engine_test_models.h"
 #include "harness.h"
 #include "model/half.h"
+#include "random_blocks.h"
 #include "simd_paths.h"
 
 using namespace tidal;
@@ -115,44 +116,6 @@ TIDAL_TEST(cpu_dot_and_row_load_match_reference) {
   cpu::load_matrix_row(m.view, 2, row.data());
   for (int c = 0; c < 9; ++c) CHECK(row[c] == m.values[2 * 9 + c]);
 }
-
-namespace {
-
-// Random blocks of a quantised type: random quant bytes, finite f16 scale fields of a
-// moderate size (the layouts of model/quant.h).
-std::vector<unsigned char> random_blocks(DType dtype, int64_t rows, int64_t cols, uint64_t seed) {
-  const size_t bytes = dtype_bytes(dtype, rows * cols);
-  const size_t block_bytes = dtype_bytes(dtype, dtype_block_elements(dtype));
-  std::vector<unsigned char> out(bytes);
-  SamplingRandom random(seed);
-  for (unsigned char& b : out) b = static_cast<unsigned char>(random.next());
-  auto put_f16 = [&](size_t at, float value) {
-    const uint16_t h = f32_to_f16(value);
-    std::memcpy(out.data() + at, &h, 2);
-  };
-  for (size_t block = 0; block < bytes / block_bytes; ++block) {
-    const size_t at = block * block_bytes;
-    const float d = 0.002f + 0.01f * static_cast<float>(random.uniform());
-    switch (dtype) {
-      case DType::Q6_K:
-        put_f16(at + 208, d);
-        break;
-      case DType::Q4_1:
-      case DType::Q5_1:
-      case DType::Q4_K:
-      case DType::Q5_K:
-        put_f16(at, d);
-        put_f16(at + 2, 0.5f * d);
-        break;
-      default:
-        put_f16(at, d);
-        break;
-    }
-  }
-  return out;
-}
-
-}  // namespace
 
 TIDAL_TEST(cpu_linear_quantised_weights_equal_the_same_weights_dequantised) {
   // A block-quantised matrix gives bit for bit the products of its dequantised f32 copy, for

@@ -12,6 +12,7 @@ const layers = [
   ['typecheck', 'npx', ['tsc', '-p', '.', '--noEmit']],
   ['format', 'node', ['scripts/check-format.mjs']],
   ['lint', 'npx', ['eslint', '--max-warnings', '0', '.']],
+  ['prettier', 'npx', ['prettier', '--check', 'src', 'test']],
   ['unit', 'node', ['scripts/test-unit.mjs']],
   ['adversarial', 'node', ['scripts/test-unit.mjs', 'test/adversarial']],
   ['native', 'ctest', ['--test-dir', 'native/build', '--output-on-failure', '--verbose']],

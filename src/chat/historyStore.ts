@@ -144,7 +144,11 @@ function readMeta(value: unknown): AnswerMeta | undefined {
     finishReason: value.finishReason,
   };
   const attention = value.attention;
-  if (isRecord(attention) && (attention.mode === 'full' || attention.mode === 'tidal' || attention.mode === 'quest') && typeof attention.attendedFraction === 'number') {
+  if (
+    isRecord(attention) &&
+    (attention.mode === 'full' || attention.mode === 'tidal' || attention.mode === 'quest') &&
+    typeof attention.attendedFraction === 'number'
+  ) {
     meta.attention = { mode: attention.mode, attendedFraction: attention.attendedFraction };
   }
   if (value.canContinue === true) meta.canContinue = true;

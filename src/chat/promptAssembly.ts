@@ -53,7 +53,13 @@ const CHARS_PER_TOKEN = 3;
  * shown (`notes` gets a line for the user on each attachment cut or left out); then the active
  * file around the selection.
  */
-export function buildChatMessages(history: readonly Turn[], question: string, editor: EditorContext, budgetTokens: number, notes: string[] = []): ChatMessageParam[] {
+export function buildChatMessages(
+  history: readonly Turn[],
+  question: string,
+  editor: EditorContext,
+  budgetTokens: number,
+  notes: string[] = [],
+): ChatMessageParam[] {
   let budgetChars = Math.max(0, budgetTokens) * CHARS_PER_TOKEN - SYSTEM_PROMPT.length - question.length;
   const blocks: string[] = [];
   // Each block also costs the blank line that separates it from the next.
@@ -123,8 +129,20 @@ export function cutMarker(shown: number, total: number): string {
  * in at most `maxChars`; undefined when less than MIN_CUT_CHARS of it would be left, or when
  * it needs no cutting.
  */
-export function cutBlock(title: string, path: string | undefined, content: string, language: string | undefined, maxChars: number): { block: string; shown: number } | undefined {
-  const build = (kept: string) => fileBlock(path ? title : `${title} (cut to fit)`, path ? `${path} (cut to fit)` : undefined, `${kept}${kept.endsWith('\n') ? '' : '\n'}${cutMarker(kept.length, content.length)}`, language);
+export function cutBlock(
+  title: string,
+  path: string | undefined,
+  content: string,
+  language: string | undefined,
+  maxChars: number,
+): { block: string; shown: number } | undefined {
+  const build = (kept: string) =>
+    fileBlock(
+      path ? title : `${title} (cut to fit)`,
+      path ? `${path} (cut to fit)` : undefined,
+      `${kept}${kept.endsWith('\n') ? '' : '\n'}${cutMarker(kept.length, content.length)}`,
+      language,
+    );
   let room = maxChars - (build('').length + 2);
   for (;;) {
     if (room < MIN_CUT_CHARS || room >= content.length) return undefined;
@@ -159,7 +177,7 @@ export function clipAround(text: string, line: number | undefined, maxChars: num
   let last = first;
   let size = lines[first].length + 1;
   if (size > maxChars) return lines[first].slice(0, maxChars);
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     if (last + 1 < lines.length && size + lines[last + 1].length + 1 <= maxChars) {
       last += 1;

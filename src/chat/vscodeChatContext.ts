@@ -49,7 +49,9 @@ export async function gatherChatContext(
   const repositoryPath = document && document.uri.scheme === 'file' ? repositoryPathOf(folders, document.uri) : undefined;
   const inWorkspace = repositoryPath !== undefined;
   const activeFile: EditorFile | undefined =
-    document && (inWorkspace || document.isUntitled) ? { path: repositoryPath ?? document.fileName, content: document.getText(), language: document.languageId } : undefined;
+    document && (inWorkspace || document.isUntitled)
+      ? { path: repositoryPath ?? document.fileName, content: document.getText(), language: document.languageId }
+      : undefined;
   const selection =
     editor && activeFile && !editor.selection.isEmpty
       ? { path: activeFile.path, text: document!.getText(editor.selection), startLine: editor.selection.start.line + 1, endLine: editor.selection.end.line + 1 }
@@ -58,7 +60,9 @@ export async function gatherChatContext(
   const request = splitAttachments(attachments);
   if (request.selection && !selection) {
     throw new Error(
-      activeFile ? `#selection: nothing is selected in ${activeFile.path}. Select the code you mean, then send again.` : '#selection: no editor is open. Open a file and select the code you mean, then send again.',
+      activeFile
+        ? `#selection: nothing is selected in ${activeFile.path}. Select the code you mean, then send again.`
+        : '#selection: no editor is open. Open a file and select the code you mean, then send again.',
     );
   }
   const attachedText: AttachedText[] = [];
@@ -69,16 +73,24 @@ export async function gatherChatContext(
   for (const name of request.files) {
     if (folders.length === 0) throw new Error(`Open a folder to attach ${name}: attached files are read from the workspace.`);
     const located = locateRepositoryPath(folders, name);
-    if (!located) throw new Error(`#file:${name} is in none of the workspace folders (${folders.map((folder) => folder.name).join(', ')}). With several folders, a path starts with the folder's name.`);
+    if (!located)
+      throw new Error(
+        `#file:${name} is in none of the workspace folders (${folders.map((folder) => folder.name).join(', ')}). With several folders, a path starts with the folder's name.`,
+      );
     const uri = vscode.Uri.joinPath(located.folder.uri, ...located.relative.split('/'));
     let stat: vscode.FileStat;
     try {
       stat = await vscode.workspace.fs.stat(uri);
     } catch {
-      throw new Error(`#file:${name} is not a file in this workspace. Attach files with the Attach button, or write #file: followed by a workspace-relative path.`);
+      throw new Error(
+        `#file:${name} is not a file in this workspace. Attach files with the Attach button, or write #file: followed by a workspace-relative path.`,
+      );
     }
     if (stat.type & vscode.FileType.Directory) throw new Error(`#file:${name} is a folder; attach the files in it one by one.`);
-    if (stat.size > MAX_ATTACHED_BYTES) throw new Error(`#file:${name} is ${Math.round(stat.size / 1024)} KiB, more than the ${MAX_ATTACHED_BYTES / 1024} KiB an attached file may have. Select the part you mean and ask about the selection.`);
+    if (stat.size > MAX_ATTACHED_BYTES)
+      throw new Error(
+        `#file:${name} is ${Math.round(stat.size / 1024)} KiB, more than the ${MAX_ATTACHED_BYTES / 1024} KiB an attached file may have. Select the part you mean and ask about the selection.`,
+      );
     const open = vscode.workspace.textDocuments.find((doc) => doc.uri.toString() === uri.toString());
     const content = open ? open.getText() : new TextDecoder().decode(await vscode.workspace.fs.readFile(uri));
     attached.push({ path: name, content, language: open?.languageId });

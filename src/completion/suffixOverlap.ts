@@ -24,7 +24,11 @@ export function removeSuffixOverlap(completion: string, suffix: string): string 
         break;
       }
     }
-    if (repeated > 0) text = ownLines.slice(0, ownLines.length - repeated).join('\n').replace(/\s+$/, '');
+    if (repeated > 0)
+      text = ownLines
+        .slice(0, ownLines.length - repeated)
+        .join('\n')
+        .replace(/\s+$/, '');
   }
 
   // The end of the completion that the rest of the cursor's line begins with.

@@ -14,11 +14,7 @@ export interface Segment {
   tokens: number;
 }
 
-export function renderWithinBudget(
-  ordered: readonly RankedPath[],
-  segmentOf: (path: string) => Segment,
-  budgetTokens: number,
-): RenderedContext {
+export function renderWithinBudget(ordered: readonly RankedPath[], segmentOf: (path: string) => Segment, budgetTokens: number): RenderedContext {
   const chosen = new Set<string>();
   const dropped: string[] = [];
   let remaining = Math.max(0, Math.floor(budgetTokens));

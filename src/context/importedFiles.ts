@@ -60,10 +60,7 @@ export function importedFiles(path: string, text: string, exists: (path: string)
   for (const include of allMatches(C_INCLUDE, text)) {
     tryPaths([joinPath(dir, include), joinPath('', include), joinPath('', `include/${include}`), joinPath('', `src/${include}`)]);
   }
-  const pythonModules = [
-    ...allMatches(PY_FROM, text),
-    ...allMatches(PY_IMPORT, text).flatMap((list) => list.split(',').map((s) => s.trim())),
-  ];
+  const pythonModules = [...allMatches(PY_FROM, text), ...allMatches(PY_IMPORT, text).flatMap((list) => list.split(',').map((s) => s.trim()))];
   for (const module of pythonModules) {
     const dots = /^\.*/.exec(module)![0].length;
     const rest = module.slice(dots).replace(/\./g, '/');

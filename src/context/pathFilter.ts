@@ -3,18 +3,54 @@
 import { minimatch, type MMRegExp } from 'minimatch';
 
 const LOCKFILE_NAMES = new Set([
-  'package-lock.json', 'npm-shrinkwrap.json', 'yarn.lock', 'pnpm-lock.yaml', 'bun.lockb', 'bun.lock',
-  'Cargo.lock', 'Gemfile.lock', 'composer.lock', 'poetry.lock', 'Pipfile.lock', 'uv.lock', 'pdm.lock',
-  'go.sum', 'flake.lock', 'packages.lock.json', 'gradle.lockfile', 'mix.lock', 'pubspec.lock',
+  'package-lock.json',
+  'npm-shrinkwrap.json',
+  'yarn.lock',
+  'pnpm-lock.yaml',
+  'bun.lockb',
+  'bun.lock',
+  'Cargo.lock',
+  'Gemfile.lock',
+  'composer.lock',
+  'poetry.lock',
+  'Pipfile.lock',
+  'uv.lock',
+  'pdm.lock',
+  'go.sum',
+  'flake.lock',
+  'packages.lock.json',
+  'gradle.lockfile',
+  'mix.lock',
+  'pubspec.lock',
 ]);
 
 const GENERATED_NAME = /\.(min\.(js|mjs|cjs|css)|map|lock|pyc|pyo|class|o|obj|a|so|dylib|dll|exe|wasm|tsbuildinfo)$/i;
 
 /** Folder names that hold build output, caches or installed dependencies. */
 export const GENERATED_DIRECTORY_NAMES: ReadonlySet<string> = new Set([
-  '.git', '.hg', '.svn', 'node_modules', 'bower_components', 'dist', 'build', 'out', 'target',
-  'coverage', '.next', '.nuxt', '.turbo', '.cache', '.parcel-cache', '__pycache__', '.venv',
-  '.tox', '.mypy_cache', '.pytest_cache', '.gradle', 'cmake-build-debug', 'cmake-build-release',
+  '.git',
+  '.hg',
+  '.svn',
+  'node_modules',
+  'bower_components',
+  'dist',
+  'build',
+  'out',
+  'target',
+  'coverage',
+  '.next',
+  '.nuxt',
+  '.turbo',
+  '.cache',
+  '.parcel-cache',
+  '__pycache__',
+  '.venv',
+  '.tox',
+  '.mypy_cache',
+  '.pytest_cache',
+  '.gradle',
+  'cmake-build-debug',
+  'cmake-build-release',
 ]);
 
 export function isGeneratedFileName(name: string): boolean {
@@ -39,7 +75,11 @@ export class PathFilter {
    * workspace, see foldersFileSystem.ts). The globs then apply to the path inside the folder,
    * as VS Code's own globs do, and a folder itself is never skipped by name.
    */
-  constructor(include: readonly string[], exclude: readonly string[], private readonly folderLevel: 0 | 1 = 0) {
+  constructor(
+    include: readonly string[],
+    exclude: readonly string[],
+    private readonly folderLevel: 0 | 1 = 0,
+  ) {
     this.include = compile(include);
     this.exclude = compile(exclude);
     this.excludeDirectory = compile(exclude.filter((p) => p.endsWith('/**')).map((p) => p.slice(0, -3)));

@@ -8,16 +8,7 @@ import { GitignoreRules, ancestorDirectories } from './gitignoreRules';
 import { importedFiles } from './importedFiles';
 import { PathFilter } from './pathFilter';
 import { orderByRelevance, type RankedPath, type RelevanceState } from './relevanceOrder';
-import type {
-  ContextFileSystem,
-  CountTokens,
-  FileChange,
-  FileStat,
-  RenderedContext,
-  RenderedFiles,
-  RepoContextCounters,
-  RepoContextOptions,
-} from './types';
+import type { ContextFileSystem, CountTokens, FileChange, FileStat, RenderedContext, RenderedFiles, RepoContextCounters, RepoContextOptions } from './types';
 
 export const DEFAULT_FILE_SEPARATOR = '<|file_sep|>';
 export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
@@ -50,7 +41,11 @@ interface SkippedEntry {
 
 /** Normalises a workspace-relative path: '/' separators, no './' or leading '/'. */
 export function normalizePath(path: string): string {
-  return path.replace(/\\/g, '/').replace(/^(\.\/)+/, '').replace(/^\/+/, '').replace(/\/+$/, '');
+  return path
+    .replace(/\\/g, '/')
+    .replace(/^(\.\/)+/, '')
+    .replace(/^\/+/, '')
+    .replace(/\/+$/, '');
 }
 
 /** Bytes of `text` in UTF-8, without encoding it. */
@@ -273,7 +268,9 @@ export class RepoContext {
   /** Whether no folder on the way to `path` was skipped by the folder rules or a .gitignore. */
   private ancestorsVisible(path: string): boolean {
     if (this.filter.skipsAncestorOf(path)) return false;
-    return !ancestorDirectories(path).slice(1).some((dir) => this.gitignore.isIgnored(dir, true));
+    return !ancestorDirectories(path)
+      .slice(1)
+      .some((dir) => this.gitignore.isIgnored(dir, true));
   }
 
   private isVisibleFile(path: string): boolean {

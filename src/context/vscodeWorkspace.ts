@@ -55,7 +55,10 @@ export class WorkspaceContext implements vscode.Disposable {
   readonly context: RepoContext;
   private readonly disposables: vscode.Disposable[] = [];
 
-  constructor(private readonly folders: readonly vscode.WorkspaceFolder[], options: WorkspaceContextOptions) {
+  constructor(
+    private readonly folders: readonly vscode.WorkspaceFolder[],
+    options: WorkspaceContextOptions,
+  ) {
     const names = folderPathNames(folders);
     this.context = new RepoContext({
       ...options,

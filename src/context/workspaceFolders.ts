@@ -47,7 +47,8 @@ export function locateRepositoryPath<F extends { name: string }>(folders: readon
   // The longest name that prefixes the path (a name may itself contain what looks like a path).
   let found: { folder: F; relative: string; length: number } | undefined;
   names.forEach((name, index) => {
-    if (path.startsWith(`${name}/`) && (!found || name.length > found.length)) found = { folder: folders[index], relative: path.slice(name.length + 1), length: name.length };
+    if (path.startsWith(`${name}/`) && (!found || name.length > found.length))
+      found = { folder: folders[index], relative: path.slice(name.length + 1), length: name.length };
   });
   return found && { folder: found.folder, relative: found.relative };
 }

@@ -15,10 +15,10 @@ export interface FimFormat {
   prefix: string;
   suffix: string;
   middle: string;
-  order: FimOrder;          // the arrangement used: SPM where the family was trained on it
-  fileSeparator?: string;   // repository-level formats: token that starts each file
+  order: FimOrder; // the arrangement used: SPM where the family was trained on it
+  fileSeparator?: string; // repository-level formats: token that starts each file
   repoName?: string;
-  stopTokens: string[];     // tokens that end a completion
+  stopTokens: string[]; // tokens that end a completion
 }
 
 export interface ContextFile {
@@ -94,9 +94,7 @@ const FAMILIES: FamilySpec[] = [
 export function fimFormatOfFamily(family: FimFamily): FimFormat | undefined {
   const spec = FAMILIES.find((candidate) => candidate.family === family);
   if (spec === undefined) return undefined;
-  const spelled = new Set(
-    [spec.prefix, spec.suffix, spec.middle, spec.fileSeparator, spec.repoName].flatMap((names) => (names ? [names[0]] : [])),
-  );
+  const spelled = new Set([spec.prefix, spec.suffix, spec.middle, spec.fileSeparator, spec.repoName].flatMap((names) => (names ? [names[0]] : [])));
   for (const token of spec.stopTokens) if (!token.startsWith('▁')) spelled.add(token);
   return detectFimFormat((token) => spelled.has(token));
 }
@@ -202,11 +200,7 @@ export function promptText(parts: PromptPart[]): string {
 }
 
 // Encodes text parts with the tokenizer and maps each special token to its id.
-export function encodePromptParts(
-  parts: PromptPart[],
-  encode: (text: string) => number[],
-  tokenId: (token: string) => number | undefined,
-): number[] {
+export function encodePromptParts(parts: PromptPart[], encode: (text: string) => number[], tokenId: (token: string) => number | undefined): number[] {
   const ids: number[] = [];
   let pendingText = '';
   const flush = () => {

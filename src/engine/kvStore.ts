@@ -30,7 +30,10 @@ export interface StoredEntry {
 }
 
 export class KvStore {
-  constructor(private readonly rootDir: string, private readonly maxBytes: number) {}
+  constructor(
+    private readonly rootDir: string,
+    private readonly maxBytes: number,
+  ) {}
 
   static entryKey(workspaceRoot: string, modelKey: string): string {
     return createHash('sha1').update(`${workspaceRoot}\0${modelKey}`).digest('hex').slice(0, 20);
@@ -55,7 +58,15 @@ export class KvStore {
       record.modelKey === modelKey &&
       Number.isInteger(record.tokens) &&
       Array.isArray(record.blocks) &&
-      record.blocks.every((block) => typeof block.key === 'string' && Number.isInteger(block.start) && Number.isInteger(block.length) && block.start >= 0 && block.length > 0 && block.start + block.length <= record.tokens);
+      record.blocks.every(
+        (block) =>
+          typeof block.key === 'string' &&
+          Number.isInteger(block.start) &&
+          Number.isInteger(block.length) &&
+          block.start >= 0 &&
+          block.length > 0 &&
+          block.start + block.length <= record.tokens,
+      );
     if (!valid) {
       await this.remove(key);
       return undefined;
@@ -78,7 +89,11 @@ export class KvStore {
    * record is written last, so a crash in between leaves no record and the entry is ignored.
    * Returns false (and keeps nothing) when the entry alone would exceed the bound.
    */
-  async save(key: string, record: Omit<StoredRecord, 'version' | 'bytes' | 'savedAt'>, write: (kvPath: string) => Promise<number>): Promise<{ saved: boolean; bytes: number }> {
+  async save(
+    key: string,
+    record: Omit<StoredRecord, 'version' | 'bytes' | 'savedAt'>,
+    write: (kvPath: string) => Promise<number>,
+  ): Promise<{ saved: boolean; bytes: number }> {
     const dir = this.entryDir(key);
     await fs.mkdir(dir, { recursive: true });
     // The engine writes the KV under a temporary name and renames it when complete: a save that

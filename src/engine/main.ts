@@ -122,20 +122,22 @@ function loadedSession(): ModelSession {
   return session;
 }
 
-connection.onRequest(loadModelRequest, (raw) => answering(async () => {
-  const params = checkedParams(loadModelRequest.method, checkLoadModelParams, raw);
-  const previous = session;
-  session = undefined;
-  await previous?.unload();
-  session = await ModelSession.load(nativeAddon(), params, (message) => connection.sendNotification(logNotification, { level: 'info', message }));
-  session.onRepositoryStatus((status) => connection.sendNotification(workspaceStatusNotification, status));
-  const info = session.info();
-  connection.sendNotification(logNotification, {
-    level: 'info',
-    message: `loaded ${info.model.architecture} model from ${params.modelDir} (${info.model.backend}, ${info.tokenizer.vocabSize} tokens)`,
-  });
-  return info;
-}));
+connection.onRequest(loadModelRequest, (raw) =>
+  answering(async () => {
+    const params = checkedParams(loadModelRequest.method, checkLoadModelParams, raw);
+    const previous = session;
+    session = undefined;
+    await previous?.unload();
+    session = await ModelSession.load(nativeAddon(), params, (message) => connection.sendNotification(logNotification, { level: 'info', message }));
+    session.onRepositoryStatus((status) => connection.sendNotification(workspaceStatusNotification, status));
+    const info = session.info();
+    connection.sendNotification(logNotification, {
+      level: 'info',
+      message: `loaded ${info.model.architecture} model from ${params.modelDir} (${info.model.backend}, ${info.tokenizer.vocabSize} tokens)`,
+    });
+    return info;
+  }),
+);
 
 connection.onRequest(unloadModelRequest, async () => {
   const previous = session;
@@ -173,7 +175,10 @@ connection.onRequest(workspaceOpenRequest, (raw) =>
 connection.onNotification(workspaceEventsNotification, (params) => {
   const { events, dropped } = wellFormedEvents(params);
   if (dropped > 0) connection.sendNotification(logNotification, { level: 'warn', message: `workspace/events: dropped ${dropped} malformed event(s)` });
-  if (events.length > 0) void session?.workspaceEvents(events).catch((error) => connection.sendNotification(logNotification, { level: 'warn', message: `workspace events failed: ${(error as Error).message}` }));
+  if (events.length > 0)
+    void session
+      ?.workspaceEvents(events)
+      .catch((error) => connection.sendNotification(logNotification, { level: 'warn', message: `workspace events failed: ${(error as Error).message}` }));
 });
 
 connection.onRequest(workspaceCloseRequest, async () => {
@@ -194,15 +199,19 @@ connection.onNotification(prefetchNotification, (raw) => {
   session?.prefetch(params).catch(() => undefined);
 });
 
-connection.onRequest(cancelRequest, (params) => ({ cancelled: session?.cancel(checkedParams(cancelRequest.method, checkCancelParams, params).requestId) ?? false }));
+connection.onRequest(cancelRequest, (params) => ({
+  cancelled: session?.cancel(checkedParams(cancelRequest.method, checkCancelParams, params).requestId) ?? false,
+}));
 
-connection.onRequest(statsRequest, () =>
-  session?.stats() ?? {
-    model: null,
-    usage: null,
-    prefixCache: { slots: 0, cachedTokens: 0, requests: 0, tokensReused: 0, tokensRecomputed: 0 },
-    queue: { queued: 0, running: null, completed: 0, cancelled: 0 },
-  },
+connection.onRequest(
+  statsRequest,
+  () =>
+    session?.stats() ?? {
+      model: null,
+      usage: null,
+      prefixCache: { slots: 0, cachedTokens: 0, requests: 0, tokensReused: 0, tokensRecomputed: 0 },
+      queue: { queued: 0, running: null, completed: 0, cancelled: 0 },
+    },
 );
 
 // Answer first; the client then closes stdin (onClose below). The timer is a backstop for a

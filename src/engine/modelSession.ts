@@ -91,7 +91,12 @@ function modelKeyOf(params: LoadModelParams, info: NativeEngine['modelInfo']): s
   const files: string[] = [];
   try {
     const stat = fs.statSync(params.modelDir);
-    const names = stat.isDirectory() ? fs.readdirSync(params.modelDir).filter((name) => /\.(json|safetensors|gguf)$/.test(name)).sort() : [''];
+    const names = stat.isDirectory()
+      ? fs
+          .readdirSync(params.modelDir)
+          .filter((name) => /\.(json|safetensors|gguf)$/.test(name))
+          .sort()
+      : [''];
     for (const name of names) {
       const file = name === '' ? params.modelDir : path.join(params.modelDir, name);
       const fileStat = fs.statSync(file);
@@ -101,7 +106,9 @@ function modelKeyOf(params: LoadModelParams, info: NativeEngine['modelInfo']): s
     files.push('unreadable');
   }
   const shape = [info.architecture, info.numLayers, info.numKvHeads, info.headDim, info.backend, info.maxContext, info.dtype].join(',');
-  return createHash('sha1').update(`${path.resolve(params.modelDir)}\0${files.join('|')}\0${shape}`).digest('hex');
+  return createHash('sha1')
+    .update(`${path.resolve(params.modelDir)}\0${files.join('|')}\0${shape}`)
+    .digest('hex');
 }
 
 export class ModelSession {
@@ -216,7 +223,8 @@ export class ModelSession {
     let blocks: readonly PromptBlock[] = [];
     let repositoryTokens = 0;
     let files = 0;
-    const hostRepository = params.repository === true && (params.kind === 'chat' || params.kind === 'completion') ? this.repository.promptPart(params.kind) : undefined;
+    const hostRepository =
+      params.repository === true && (params.kind === 'chat' || params.kind === 'completion') ? this.repository.promptPart(params.kind) : undefined;
     switch (params.kind) {
       case 'chat': {
         if (!params.messages || params.messages.length === 0) throw new ModelRequestError('A chat request needs at least one message.');
@@ -235,14 +243,18 @@ export class ModelSession {
         }
         // [repository files, as completions render them][conversation]: the shared prefix
         // keeps one KV for both (see repositoryFileParts).
-        const repoFiles = params.repository ? [] : params.repoContext ?? [];
+        const repoFiles = params.repository ? [] : (params.repoContext ?? []);
         const repoParts = repositoryFileParts(this.fimFormat, repoFiles, params.repoName, repoFiles.length > 0);
         if (repoParts.length === 0) {
           tokens = [...tokenizer.encode(text), ...answerStart];
           break;
         }
         files = repoFiles.length;
-        tokens = encodePromptParts(repoParts, (part) => this.encodeCached(part), (token) => tokenizer.tokenId(token));
+        tokens = encodePromptParts(
+          repoParts,
+          (part) => this.encodeCached(part),
+          (token) => tokenizer.tokenId(token),
+        );
         if (bos !== undefined) tokens.unshift(bos);
         tokens.push(...conversation());
         break;
@@ -275,7 +287,11 @@ export class ModelSession {
         } else {
           const parts = buildFimPrompt(format, { ...cursor, filePath: params.filePath, repoName: params.repoName, repoContext: params.repoContext });
           files = params.repoContext?.length ?? 0;
-          tokens = encodePromptParts(parts, (text) => this.encodeCached(text), (token) => tokenizer.tokenId(token));
+          tokens = encodePromptParts(
+            parts,
+            (text) => this.encodeCached(text),
+            (token) => tokenizer.tokenId(token),
+          );
           if (bos !== undefined) tokens.unshift(bos);
         }
         for (const name of format.stopTokens) {
@@ -297,8 +313,7 @@ export class ModelSession {
     const maxContext = this.engine.modelInfo.maxContext;
     if (maxContext > 0 && tokens.length >= maxContext) {
       throw new ModelRequestError(
-        `The prompt has ${tokens.length} tokens but the model's context holds ${maxContext}. ` +
-          'Lower tidal.context.maxTokens, or shorten the conversation.',
+        `The prompt has ${tokens.length} tokens but the model's context holds ${maxContext}. ` + 'Lower tidal.context.maxTokens, or shorten the conversation.',
       );
     }
     return { tokens: tokens instanceof Int32Array ? tokens : Int32Array.from(tokens), blocks, stopTokens: [...stopTokens], repositoryTokens, files };

@@ -50,13 +50,13 @@ export interface PrepareOptions {
 }
 
 export interface PreparedPrompt {
-  sequence: number;         // the slot: holds the prompt minus its last token (generate on it, then finish())
-  lastTokens: number[];     // the prompt tokens still to feed to generate (at least one unless holdAll)
-  reusedTokens: number;     // tokens whose KV came from the cache (exact or shifted)
-  shiftedTokens: number;    // of them, moved to a new position
+  sequence: number; // the slot: holds the prompt minus its last token (generate on it, then finish())
+  lastTokens: number[]; // the prompt tokens still to feed to generate (at least one unless holdAll)
+  reusedTokens: number; // tokens whose KV came from the cache (exact or shifted)
+  shiftedTokens: number; // of them, moved to a new position
   recomputedTokens: number; // tokens this request computes (prefill + the generate prompt)
-  planMs: number;           // host time spent matching and planning
-  engineMs: number;         // engine time: compaction, trim, prefill
+  planMs: number; // host time spent matching and planning
+  engineMs: number; // engine time: compaction, trim, prefill
 }
 
 export interface PrefixCacheStats {
@@ -97,8 +97,8 @@ const NEAR_BEST_TOKENS = 64;
 
 interface Slot {
   sequence: number;
-  tokens: Int32Array;             // what the engine sequence holds
-  blocks: PromptBlock[];          // named blocks the slot holds whole
+  tokens: Int32Array; // what the engine sequence holds
+  blocks: PromptBlock[]; // named blocks the slot holds whole
   lastUsed: number;
 }
 
@@ -176,7 +176,10 @@ export class PrefixCache {
   private last: PrefixCacheStats['last'];
   private lastForkMs: number | undefined;
 
-  constructor(private readonly engine: PrefixEngine, private maxSlots = 2) {
+  constructor(
+    private readonly engine: PrefixEngine,
+    private maxSlots = 2,
+  ) {
     if (maxSlots < 1) throw new RangeError('A prefix cache needs at least one slot.');
   }
 
@@ -239,7 +242,10 @@ export class PrefixCache {
         slot.tokens = tokens.slice(0, plan.exact);
       }
       if (plan.kept < target) {
-        await this.engine.prefill(slot.sequence, tokens.slice(plan.kept, target), { cancel: options.cancel, ...(options.chunk ? { chunk: options.chunk } : {}) });
+        await this.engine.prefill(slot.sequence, tokens.slice(plan.kept, target), {
+          cancel: options.cancel,
+          ...(options.chunk ? { chunk: options.chunk } : {}),
+        });
         slot.tokens = tokens.slice(0, target);
       }
       slot.blocks = blocksWithin(prompt.blocks, slot.tokens.length);

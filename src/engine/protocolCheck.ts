@@ -50,7 +50,9 @@ function number(min: number, max = Number.MAX_VALUE): Check {
 function oneOf(...choices: string[]): Check {
   return (value, at) => {
     if (typeof value !== 'string' || !choices.includes(value)) {
-      throw new InvalidParamsError(`${at} must be one of ${choices.map((choice) => `'${choice}'`).join(', ')}, not ${typeof value === 'string' ? `'${value.slice(0, 40)}'` : describe(value)}.`);
+      throw new InvalidParamsError(
+        `${at} must be one of ${choices.map((choice) => `'${choice}'`).join(', ')}, not ${typeof value === 'string' ? `'${value.slice(0, 40)}'` : describe(value)}.`,
+      );
     }
   };
 }
@@ -119,7 +121,23 @@ const generateParams = object(
     stopOnRepetition: boolean,
     purpose: oneOf('completion', 'chat', 'ask', 'edit', 'raw'),
   },
-  ['repository', 'messages', 'prefix', 'suffix', 'filePath', 'repoName', 'repoContext', 'prompt', 'maxTokens', 'attention', 'sampling', 'client', 'answerPrefix', 'stopOnRepetition', 'purpose'],
+  [
+    'repository',
+    'messages',
+    'prefix',
+    'suffix',
+    'filePath',
+    'repoName',
+    'repoContext',
+    'prompt',
+    'maxTokens',
+    'attention',
+    'sampling',
+    'client',
+    'answerPrefix',
+    'stopOnRepetition',
+    'purpose',
+  ],
 );
 
 const loadModelParams = object(

@@ -34,7 +34,7 @@ export interface Repetition {
 
 export class RepetitionGuard {
   private readonly recent: Int32Array; // ring of the last maxPeriod tokens
-  private readonly run: Int32Array;    // run[p]: newest tokens in a row equal to the one p before
+  private readonly run: Int32Array; // run[p]: newest tokens in a row equal to the one p before
   private count = 0;
   private found: Repetition | undefined;
 

@@ -61,12 +61,17 @@ export class RepositoryLayout {
   private laidOut: LaidOutRepository | undefined;
   private generation = 0;
 
-  constructor(private readonly options: RepositoryLayoutOptions, private readonly tokenizer: RepositoryTokenizer) {
+  constructor(
+    private readonly options: RepositoryLayoutOptions,
+    private readonly tokenizer: RepositoryTokenizer,
+  ) {
     const multiRoot = options.folders !== undefined && options.folders.length > 1;
     this.context = new RepoContext({
       fileSystem:
         options.fileSystem ??
-        (multiRoot ? new FoldersFileSystem(options.folders!.map((folder) => ({ name: folder.name, fileSystem: new NodeFileSystem(folder.path) }))) : new NodeFileSystem(options.root)),
+        (multiRoot
+          ? new FoldersFileSystem(options.folders!.map((folder) => ({ name: folder.name, fileSystem: new NodeFileSystem(folder.path) })))
+          : new NodeFileSystem(options.root)),
       folderLevel: multiRoot ? 1 : 0,
       // Budgeting happens here, with the real tokens; RepoContext's own count is unused.
       countTokens: () => 0,
@@ -100,7 +105,7 @@ export class RepositoryLayout {
     const header = this.headerTokens();
     const files = this.context
       .files()
-      .map((file) => ({ ...file, order: file.mtimeMs >= 0 ? file.mtimeMs : this.eventTimes.get(file.path) ?? Date.now() }))
+      .map((file) => ({ ...file, order: file.mtimeMs >= 0 ? file.mtimeMs : (this.eventTimes.get(file.path) ?? Date.now()) }))
       .sort((a, b) => a.order - b.order || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     // Newest first into the budget; stop at the first that does not fit.
     // (A header larger than the budget leaves no room: the first file does not fit.)
@@ -146,7 +151,13 @@ export class RepositoryLayout {
   private headerTokens(): number[] {
     const parts = repositoryFileParts(this.tokenizer.format, [], this.options.repoName, true);
     const tokens = this.tokenizer.bos !== undefined ? [this.tokenizer.bos] : [];
-    tokens.push(...encodePromptParts(parts, (text) => this.tokenizer.encode(text), (token) => this.tokenizer.tokenId(token)));
+    tokens.push(
+      ...encodePromptParts(
+        parts,
+        (text) => this.tokenizer.encode(text),
+        (token) => this.tokenizer.tokenId(token),
+      ),
+    );
     return tokens;
   }
 
@@ -154,7 +165,11 @@ export class RepositoryLayout {
     const known = this.tokensByPath.get(path);
     if (known && known.content === content) return known;
     const parts = repositoryFileParts(this.tokenizer.format, [{ path, content }], undefined, false);
-    const tokens = encodePromptParts(parts, (text) => this.tokenizer.encode(text), (token) => this.tokenizer.tokenId(token));
+    const tokens = encodePromptParts(
+      parts,
+      (text) => this.tokenizer.encode(text),
+      (token) => this.tokenizer.tokenId(token),
+    );
     const digest = createHash('sha1').update(content).digest('hex').slice(0, 16);
     const entry = { content, tokens, key: `${path}#${digest}` };
     this.tokensByPath.set(path, entry);

@@ -297,29 +297,35 @@ export class RepositoryService {
     const version = layout.version;
     // The save holds the engine for seconds (12 GiB at 100K tokens of an 8B model): a request
     // arriving meanwhile cancels it, and it is tried again after the next quiet spell.
-    return this.deps.runInBackground(`save-${version}`, async (cancel) => {
-      const laid = layout.layout();
-      const holder = this.deps.prefixCache.exactHolder(laid);
-      if (!holder || holder.tokens < laid.tokens.length || laid.tokens.length === 0) return { saved: false, bytes: 0 };
-      const started = performance.now();
-      const result = await store.save(
-        this.storeKey,
-        { root: workspaceIdentity(params), modelKey: this.deps.modelKey, tokens: holder.tokens, blocks: holder.blocks },
-        (kvPath) => this.deps.engine.saveSequence(holder.sequence, kvPath, { cancel }),
-      );
-      if (result.saved) this.savedVersion = version;
-      this.deps.log?.(
-        result.saved
-          ? `saved the repository KV (${holder.tokens} tokens, ${(result.bytes / 2 ** 30).toFixed(2)} GiB) in ${Math.round(performance.now() - started)} ms`
-          : `the repository KV (${(result.bytes / 2 ** 30).toFixed(2)} GiB) is larger than tidal.context.persistMaxGB: not kept on disk`,
-      );
-      return result;
-    }, { preemptible: true }).catch((error) => {
-      if ((error as { code?: string }).code !== 'ERR_TIDAL_CANCELLED') throw error;
-      this.deps.log?.('saving the repository KV gave way to a request; it is saved after the next quiet spell');
-      this.scheduleSave();
-      return { saved: false, bytes: 0 };
-    });
+    return this.deps
+      .runInBackground(
+        `save-${version}`,
+        async (cancel) => {
+          const laid = layout.layout();
+          const holder = this.deps.prefixCache.exactHolder(laid);
+          if (!holder || holder.tokens < laid.tokens.length || laid.tokens.length === 0) return { saved: false, bytes: 0 };
+          const started = performance.now();
+          const result = await store.save(
+            this.storeKey,
+            { root: workspaceIdentity(params), modelKey: this.deps.modelKey, tokens: holder.tokens, blocks: holder.blocks },
+            (kvPath) => this.deps.engine.saveSequence(holder.sequence, kvPath, { cancel }),
+          );
+          if (result.saved) this.savedVersion = version;
+          this.deps.log?.(
+            result.saved
+              ? `saved the repository KV (${holder.tokens} tokens, ${(result.bytes / 2 ** 30).toFixed(2)} GiB) in ${Math.round(performance.now() - started)} ms`
+              : `the repository KV (${(result.bytes / 2 ** 30).toFixed(2)} GiB) is larger than tidal.context.persistMaxGB: not kept on disk`,
+          );
+          return result;
+        },
+        { preemptible: true },
+      )
+      .catch((error) => {
+        if ((error as { code?: string }).code !== 'ERR_TIDAL_CANCELLED') throw error;
+        this.deps.log?.('saving the repository KV gave way to a request; it is saved after the next quiet spell');
+        this.scheduleSave();
+        return { saved: false, bytes: 0 };
+      });
   }
 
   private async restore(generation: number): Promise<void> {
@@ -337,7 +343,9 @@ export class RepositoryService {
         await this.deps.prefixCache.adopt(sequence, tokens, found.record.blocks);
         const laid = this.layout?.layout();
         this.restoredTokens = laid ? this.deps.prefixCache.bestReuse(laid, this.reuseShifted) : 0;
-        this.deps.log?.(`restored ${tokens.length} tokens of repository KV from disk in ${Math.round(performance.now() - started)} ms; ${this.restoredTokens} still match the workspace`);
+        this.deps.log?.(
+          `restored ${tokens.length} tokens of repository KV from disk in ${Math.round(performance.now() - started)} ms; ${this.restoredTokens} still match the workspace`,
+        );
       });
     } catch (error) {
       this.deps.log?.(`the stored repository KV could not be used (${(error as Error).message}); computing it again`);

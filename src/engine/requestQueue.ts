@@ -11,7 +11,7 @@ export const PRIORITY_BACKGROUND = 0;
 const PRIORITY_TOP = PRIORITY_COMPLETION;
 
 export interface QueueOptions {
-  now?: () => number;  // milliseconds; performance.now by default (tests move their own clock)
+  now?: () => number; // milliseconds; performance.now by default (tests move their own clock)
   // A waiting request rises one priority per agingMs waited, up to PRIORITY_TOP. Background jobs
   // do not rise: nobody waits for them, and they run whenever no request waits.
   agingMs?: number;
@@ -19,7 +19,10 @@ export interface QueueOptions {
 
 export class RequestCancelledError extends Error {
   readonly code = 'ERR_TIDAL_CANCELLED';
-  constructor(readonly requestId: string, readonly reason: 'cancelled' | 'superseded') {
+  constructor(
+    readonly requestId: string,
+    readonly reason: 'cancelled' | 'superseded',
+  ) {
     super(`Request ${requestId} was ${reason} before it started.`);
   }
 }
@@ -27,8 +30,8 @@ export class RequestCancelledError extends Error {
 export interface QueuedJob<T> {
   id: string;
   priority: number;
-  group?: string;       // jobs of one group can supersede each other
-  supersede?: boolean;  // cancel the queued and running jobs of the same group
+  group?: string; // jobs of one group can supersede each other
+  supersede?: boolean; // cancel the queued and running jobs of the same group
   // While it runs, a job of higher priority arriving cancels it (a background save that would
   // hold the engine for seconds); the job sees its cancel token and gives up.
   preemptible?: boolean;

@@ -15,7 +15,7 @@ const CONTEXT_TOKENS = 4;
 export class StreamDecoder {
   private readonly tokens: number[] = [];
   private prefixOffset = 0; // start of the window decoded as left context
-  private readOffset = 0;   // tokens before this have had their text emitted
+  private readOffset = 0; // tokens before this have had their text emitted
 
   constructor(private readonly decodeTokens: DecodeTokens) {}
 

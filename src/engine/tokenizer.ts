@@ -36,16 +36,16 @@ export interface TokenizerConfig {
 // it too drops nothing: with spaces counted as the three bytes of "▁" and a byte token as its
 // byte, the same bounds hold. It has no cuts, so a long text is bounded, not encoded.
 interface CountingFacts {
-  metaspace: boolean;       // SentencePiece-style (above) rather than byte-level
-  nfc: boolean;             // the normalizer is NFC (else there is none)
-  exactCuts: boolean;       // slices between cuts tokenize as they do in the whole text
-  prefixSpace: boolean;     // the pre-tokenizer puts a space in front of the text
+  metaspace: boolean; // SentencePiece-style (above) rather than byte-level
+  nfc: boolean; // the normalizer is NFC (else there is none)
+  exactCuts: boolean; // slices between cuts tokenize as they do in the whole text
+  prefixSpace: boolean; // the pre-tokenizer puts a space in front of the text
 }
 
 interface TokenTable {
   maxBytes: number;
-  lengths: Int32Array;      // bytes per token, longest first
-  masks: Uint32Array;       // 8 words per token: the set of byte values it is made of
+  lengths: Int32Array; // bytes per token, longest first
+  masks: Uint32Array; // 8 words per token: the set of byte values it is made of
 }
 
 const SPLIT_PATTERNS_WITH_CUTS = new Set([
@@ -89,7 +89,7 @@ function countingFactsOf(json: TokenizerJson, config: TokenizerConfig): Counting
   const added = json.added_tokens ?? [];
   if (added.some((token) => token.lstrip === true || token.rstrip === true)) return undefined;
   const root = json.pre_tokenizer;
-  const steps = root?.type === 'Sequence' ? root.pretokenizers ?? [] : root ? [root] : [];
+  const steps = root?.type === 'Sequence' ? (root.pretokenizers ?? []) : root ? [root] : [];
   const last = steps.at(-1);
   if (last?.type !== 'ByteLevel') return undefined;
   let exactCuts = last.add_prefix_space !== true && !added.some((token) => /\s/.test(token.content));
@@ -109,7 +109,7 @@ function countingFactsOf(json: TokenizerJson, config: TokenizerConfig): Counting
 function metaspaceFactsOf(json: TokenizerJson): CountingFacts | undefined {
   if ((json.added_tokens ?? []).some((token) => token.lstrip === true || token.rstrip === true)) return undefined;
   const root = json.normalizer;
-  const normalizers = root?.type === 'Sequence' ? root.normalizers ?? [] : root ? [root] : [];
+  const normalizers = root?.type === 'Sequence' ? (root.normalizers ?? []) : root ? [root] : [];
   let prefixSpace = false;
   for (const step of normalizers) {
     if (step.type === 'Prepend' && step.prepend === METASPACE) prefixSpace = true;
@@ -238,7 +238,11 @@ export class TextTokenizer {
   private readonly counting: CountingFacts | undefined;
   private tokenTable: TokenTable | undefined;
 
-  private constructor(private readonly tokenizer: Tokenizer, readonly config: TokenizerConfig, counting: CountingFacts | undefined) {
+  private constructor(
+    private readonly tokenizer: Tokenizer,
+    readonly config: TokenizerConfig,
+    counting: CountingFacts | undefined,
+  ) {
     this.vocabSize = tokenizer.get_vocab(true).size;
     // The bounds need every byte to be a token (else BPE may drop text it cannot spell).
     const everyByte = counting?.metaspace
@@ -350,7 +354,13 @@ export class TextTokenizer {
     const tokens: { length: number; mask: Uint32Array }[] = [];
     for (const token of this.tokenizer.get_vocab(true).keys()) {
       const byteToken = facts.metaspace ? alphabet.get(token) : undefined;
-      const mapped = added.has(token) ? undefined : facts.metaspace ? (byteToken === undefined ? undefined : [byteToken]) : Array.from(token, (char) => alphabet.get(char));
+      const mapped = added.has(token)
+        ? undefined
+        : facts.metaspace
+          ? byteToken === undefined
+            ? undefined
+            : [byteToken]
+          : Array.from(token, (char) => alphabet.get(char));
       const bytes = mapped !== undefined && mapped.every((byte) => byte !== undefined) ? Uint8Array.from(mapped as number[]) : Buffer.from(token, 'utf8');
       tokens.push({ length: bytes.length, mask: byteMask(bytes) });
     }

@@ -12,7 +12,7 @@ export const USAGE = [
   '   or: tidal-eval --load a.tsv,b.tsv [--trained-length N] [--output FILE.md]',
   'Passkey retrieval by context length and depth, and teacher-forced perplexity on held-out code, of full,',
   'TidalDecode and Quest attention; prints Markdown tables. --model is a Hugging Face model folder or a .gguf file,',
-  'its prompts tokenized by the model\'s own tokenizer (tokenizer.json, or --tokenizer).',
+  "its prompts tokenized by the model's own tokenizer (tokenizer.json, or --tokenizer).",
 ].join('\n');
 
 // Ranges, as in native/include/tidal/option_limits.h.
@@ -36,7 +36,7 @@ export interface RunArgs {
   contexts: number[];
   depths: number[];
   trials: number;
-  firstTrial: number;      // trials [firstTrial, trials): a later run adds trials without repeating earlier ones
+  firstTrial: number; // trials [firstTrial, trials): a later run adds trials without repeating earlier ones
   distractors: number;
   budgets: number[];
   selectionChoices: number[][];
@@ -49,7 +49,7 @@ export interface RunArgs {
   shards: number;
   backend: 'cpu' | 'cuda';
   threads: number;
-  maxPositions: number;    // 0: the model's own max_position_embeddings
+  maxPositions: number; // 0: the model's own max_position_embeddings
   trainedLength: number;
   save?: string;
   output?: string;

@@ -95,7 +95,7 @@ export async function runEval(addon: NativeAddon, args: RunArgs, log: (line: str
     results.perplexity.push(...sample.perplexity);
     if (saved !== undefined) fs.writeSync(saved, serializeResults(sample));
   };
-  let sampleIndex = 0;  // samples are dealt round-robin to the --shard processes
+  let sampleIndex = 0; // samples are dealt round-robin to the --shard processes
   const mine = () => sampleIndex++ % args.shards === args.shard;
   let model: LoadedModel | undefined;
   try {
@@ -123,7 +123,10 @@ export async function runEval(addon: NativeAddon, args: RunArgs, log: (line: str
           const others = randomDistractors(rng, needle, args.distractors);
           const sample = buildPasskeyPrompt(tokenizer, stream, context, args.depths[d], needle, rng, others);
           const correct = await scorePasskey(engine, sample.prompt, sample.answer, configs);
-          keep({ passkey: configs.map((config, c) => ({ context, depth: args.depths[d], trial, config: keyOf(config), correct: correct[c] })), perplexity: [] });
+          keep({
+            passkey: configs.map((config, c) => ({ context, depth: args.depths[d], trial, config: keyOf(config), correct: correct[c] })),
+            perplexity: [],
+          });
           fullHits += Number(correct[0]);
           samples++;
         }

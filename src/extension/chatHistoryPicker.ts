@@ -11,7 +11,13 @@ type PickItem = vscode.QuickPickItem & { id: string };
 const DELETE_BUTTON: vscode.QuickInputButton = { iconPath: new vscode.ThemeIcon('trash'), tooltip: 'Delete This Conversation' };
 
 function toPickItem(item: HistoryItem): PickItem {
-  return { id: item.id, label: item.label, description: item.description, buttons: [DELETE_BUTTON], ...(item.current ? { iconPath: new vscode.ThemeIcon('comment-discussion') } : {}) };
+  return {
+    id: item.id,
+    label: item.label,
+    description: item.description,
+    buttons: [DELETE_BUTTON],
+    ...(item.current ? { iconPath: new vscode.ThemeIcon('comment-discussion') } : {}),
+  };
 }
 
 /** Shows the History quick pick; resolves, once it is shown, with the id of the conversation opened, or undefined. */

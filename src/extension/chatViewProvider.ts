@@ -23,7 +23,18 @@ export interface PanelSnapshot {
 }
 
 // Fence languages to VS Code language ids, where they differ.
-const LANGUAGE_IDS: Record<string, string> = { js: 'javascript', ts: 'typescript', py: 'python', sh: 'shellscript', bash: 'shellscript', shell: 'shellscript', 'c++': 'cpp', rs: 'rust', yml: 'yaml', md: 'markdown' };
+const LANGUAGE_IDS: Record<string, string> = {
+  js: 'javascript',
+  ts: 'typescript',
+  py: 'python',
+  sh: 'shellscript',
+  bash: 'shellscript',
+  shell: 'shellscript',
+  'c++': 'cpp',
+  rs: 'rust',
+  yml: 'yaml',
+  md: 'markdown',
+};
 
 export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disposable {
   static readonly viewId = 'tidal.chat';
@@ -215,14 +226,23 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     const items: (vscode.QuickPickItem & { id?: ContextMention })[] = [
       { label: '$(file) File…', detail: 'Workspace files, whole' },
       { label: `$(selection) ${CONTEXT_MENTIONS['#selection']}`, id: '#selection', detail: 'The text selected in the editor when the question is sent' },
-      { label: `$(warning) ${CONTEXT_MENTIONS['#problems']}`, id: '#problems', description: file ? vscode.workspace.asRelativePath(file.uri) : undefined, detail: 'Errors and warnings of the active file' },
+      {
+        label: `$(warning) ${CONTEXT_MENTIONS['#problems']}`,
+        id: '#problems',
+        description: file ? vscode.workspace.asRelativePath(file.uri) : undefined,
+        detail: 'Errors and warnings of the active file',
+      },
       { label: `$(warning) ${CONTEXT_MENTIONS['#problems:workspace']}`, id: '#problems:workspace', detail: 'Errors and warnings of every file' },
       { label: `$(git-compare) ${CONTEXT_MENTIONS['#diff']}`, id: '#diff', detail: 'Staged and unstaged changes, from the Git extension' },
     ];
     const picked = await vscode.window.showQuickPick(items, { title: 'Tidal: Add Context to the Question' });
     if (!picked) return;
     if (picked.id) return this.attach([picked.id]);
-    const files = await vscode.window.showQuickPick(this.workspaceFiles(), { title: 'Tidal: Attach Files to the Question', canPickMany: true, matchOnDescription: true });
+    const files = await vscode.window.showQuickPick(this.workspaceFiles(), {
+      title: 'Tidal: Attach Files to the Question',
+      canPickMany: true,
+      matchOnDescription: true,
+    });
     if (files && files.length > 0) this.attach(files.map((item) => item.label));
   }
 

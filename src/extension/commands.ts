@@ -54,10 +54,7 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
       return languages[language];
     }),
     vscode.commands.registerCommand('tidal.restartEngine', async () => {
-      await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: 'Tidal: restarting the engine…' },
-        () => ctx.engine.restart(),
-      );
+      await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'Tidal: restarting the engine…' }, () => ctx.engine.restart());
       return ctx.engine.currentStatus.state;
     }),
     vscode.commands.registerCommand('tidal.showEngineLog', () => ctx.log.show(true)),

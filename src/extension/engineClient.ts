@@ -168,7 +168,7 @@ export class EngineClient implements vscode.Disposable {
   }
 
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
-    if (this.child !== child) return;  // an exit we asked for
+    if (this.child !== child) return; // an exit we asked for
     this.watchdog?.stop();
     this.connection?.dispose();
     this.child = undefined;
@@ -181,12 +181,10 @@ export class EngineClient implements vscode.Disposable {
     if (decision.restart && !this.disposed) {
       this.restartTimer = setTimeout(() => void this.start(), decision.delayMs);
     } else if (!this.disposed) {
-      void vscode.window
-        .showErrorMessage(`Tidal: ${decision.reason}. See the engine log for details.`, 'Show Log', 'Restart')
-        .then((choice) => {
-          if (choice === 'Show Log') this.log.show();
-          if (choice === 'Restart') void this.restart();
-        });
+      void vscode.window.showErrorMessage(`Tidal: ${decision.reason}. See the engine log for details.`, 'Show Log', 'Restart').then((choice) => {
+        if (choice === 'Show Log') this.log.show();
+        if (choice === 'Restart') void this.restart();
+      });
     }
   }
 

@@ -87,7 +87,14 @@ export interface TidalApi {
    * Inline completions: requests started/finished/cancelled, the last text shown, and the
    * repository tokens in the last engine completion's prompt.
    */
-  completionStats(): CompletionCounters & { lastText?: string; lastSource?: 'engine' | 'cache'; lastRequestId?: string; lastError?: string; lastRepositoryTokens?: number; lastAlternatives?: string[] };
+  completionStats(): CompletionCounters & {
+    lastText?: string;
+    lastSource?: 'engine' | 'cache';
+    lastRequestId?: string;
+    lastError?: string;
+    lastRepositoryTokens?: number;
+    lastAlternatives?: string[];
+  };
   /** The engine host's own counters (queue, prefix cache), or undefined while it is not ready. */
   engineStats(): Promise<EngineStats | undefined>;
   /** The status bar item's text. */
@@ -161,7 +168,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
     const key = JSON.stringify([current.remoteUrl, current.remoteModel, remoteApiKey ?? '']);
     if (remote?.key !== key) {
       // The window's session id names this editor to the server (completions supersede per client).
-      remote = { key, backend: new RemoteBackend({ baseUrl: current.remoteUrl, model: current.remoteModel || undefined, apiKey: remoteApiKey, client: vscode.env.sessionId }) };
+      remote = {
+        key,
+        backend: new RemoteBackend({ baseUrl: current.remoteUrl, model: current.remoteModel || undefined, apiKey: remoteApiKey, client: vscode.env.sessionId }),
+      };
     }
     return remote.backend;
   };
@@ -252,7 +262,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       refresh();
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(configureContext),
-    vscode.languages.registerInlineCompletionItemProvider([{ pattern: '**' }, { scheme: 'untitled' }], new TidalInlineCompletionProvider(completions, (uri) => repository.relativePath(uri), log, languageOn)),
+    vscode.languages.registerInlineCompletionItemProvider(
+      [{ pattern: '**' }, { scheme: 'untitled' }],
+      new TidalInlineCompletionProvider(completions, (uri) => repository.relativePath(uri), log, languageOn),
+    ),
     prefetchOnEditorSwitch(
       completions,
       (uri) => repository.relativePath(uri),
@@ -359,7 +372,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
         [model.onDidChange],
       ),
     chat: {
-      turns: () => chatSession.turns.map((turn) => ({ role: turn.role, text: turn.text, status: turn.status, error: turn.error, attachments: turn.attachments })),
+      turns: () =>
+        chatSession.turns.map((turn) => ({ role: turn.role, text: turn.text, status: turn.status, error: turn.error, attachments: turn.attachments })),
       lastAnswer: () => {
         const last = chatSession.lastAnswer;
         if (!last) return undefined;

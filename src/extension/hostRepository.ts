@@ -26,7 +26,6 @@ import { BYTES_PER_GB, type TidalSettings } from './settings';
 /** Events closer together than this go to the host in one notification. */
 export const EVENT_BATCH_MS = 50;
 
-
 export interface FolderParts {
   uri: UriParts & { fsPath: string };
   name: string;
@@ -50,7 +49,13 @@ export interface HostRepositoryDeps {
  * The workspace/open parameters for `folders` (at least one) under the current settings;
  * `workspaceName` names a workspace of several folders (VS Code's workspace name).
  */
-export function workspaceOpenParams(folders: readonly FolderParts[], settings: TidalSettings, maxTokens: number, globalStorageDir: string, workspaceName?: string): WorkspaceOpenParams {
+export function workspaceOpenParams(
+  folders: readonly FolderParts[],
+  settings: TidalSettings,
+  maxTokens: number,
+  globalStorageDir: string,
+  workspaceName?: string,
+): WorkspaceOpenParams {
   const { include, exclude, reuseShiftedKv, persist, persistMaxGB } = settings.context;
   const persistOn = persist && persistMaxGB > 0;
   const names = folderPathNames(folders);
@@ -181,7 +186,8 @@ export class HostRepository {
       this.opened = undefined;
       if ((error as { code?: number }).code === ErrorCodes.MethodNotFound) {
         // An engine host without the workspace layer: requests go without a repository part.
-        if (!this.reportedUnsupported) this.deps.log.info('repository: this engine host does not take workspace/open; completions and chat run without the repository');
+        if (!this.reportedUnsupported)
+          this.deps.log.info('repository: this engine host does not take workspace/open; completions and chat run without the repository');
         this.reportedUnsupported = true;
         this.setStatus(undefined);
         return;

@@ -32,7 +32,9 @@ export function connectHostRepository(deps: {
   // The host reads the files itself: every folder must be on this machine's disk.
   const hostRenders = () => {
     const current = folders();
-    return current.length === 0 ? hostRendersRepository(settings().backend, undefined) : current.every((folder) => hostRendersRepository(settings().backend, folder.uri.scheme));
+    return current.length === 0
+      ? hostRendersRepository(settings().backend, undefined)
+      : current.every((folder) => hostRendersRepository(settings().backend, folder.uri.scheme));
   };
   const repository = new HostRepository({
     rpc: () => engine.rpc,

@@ -49,8 +49,14 @@ export class HunkReview implements vscode.Disposable {
       this.removed,
       this.lensesChanged,
       this.originalChanged,
-      vscode.languages.registerCodeLensProvider({ pattern: '**' }, { onDidChangeCodeLenses: this.lensesChanged.event, provideCodeLenses: (document) => this.lenses(document) }),
-      vscode.languages.registerCodeLensProvider({ scheme: 'untitled' }, { onDidChangeCodeLenses: this.lensesChanged.event, provideCodeLenses: (document) => this.lenses(document) }),
+      vscode.languages.registerCodeLensProvider(
+        { pattern: '**' },
+        { onDidChangeCodeLenses: this.lensesChanged.event, provideCodeLenses: (document) => this.lenses(document) },
+      ),
+      vscode.languages.registerCodeLensProvider(
+        { scheme: 'untitled' },
+        { onDidChangeCodeLenses: this.lensesChanged.event, provideCodeLenses: (document) => this.lenses(document) },
+      ),
       vscode.workspace.registerTextDocumentContentProvider(ORIGINAL_SCHEME, {
         onDidChange: this.originalChanged.event,
         provideTextDocumentContent: (uri) => {
@@ -126,7 +132,13 @@ export class HunkReview implements vscode.Disposable {
     const review = this.reviews.get(uri.toString());
     if (!review) return undefined;
     return {
-      hunks: review.pending.hunks.map((hunk) => ({ id: hunk.id, start: hunk.start, count: hunk.count, original: hunk.original.join(''), proposed: hunk.proposed.join('') })),
+      hunks: review.pending.hunks.map((hunk) => ({
+        id: hunk.id,
+        start: hunk.start,
+        count: hunk.count,
+        original: hunk.original.join(''),
+        proposed: hunk.proposed.join(''),
+      })),
       insertedLines: [...review.shown.insertedLines],
       removedMarkers: [...review.shown.removedMarkers],
     };
@@ -264,7 +276,11 @@ export class HunkReview implements vscode.Disposable {
       }
       lenses.push(
         new vscode.CodeLens(range, { title: '$(check) Accept', command: 'tidal.acceptHunk', arguments: [uri, hunk.id] }),
-        new vscode.CodeLens(range, { title: `$(close) Reject (−${hunk.original.length} +${hunk.proposed.length})`, command: 'tidal.rejectHunk', arguments: [uri, hunk.id] }),
+        new vscode.CodeLens(range, {
+          title: `$(close) Reject (−${hunk.original.length} +${hunk.proposed.length})`,
+          command: 'tidal.rejectHunk',
+          arguments: [uri, hunk.id],
+        }),
       );
     });
     return lenses;

@@ -37,7 +37,12 @@ export function registerInlineEdit(deps: InlineEditDeps): { review: HunkReview; 
     const instruction =
       typeof instructionArg === 'string'
         ? instructionArg
-        : await vscode.window.showInputBox({ title: 'Tidal: Edit Selection with Instruction', prompt: 'How should the selected lines change?', placeHolder: 'e.g. handle the empty list', ignoreFocusOut: true });
+        : await vscode.window.showInputBox({
+            title: 'Tidal: Edit Selection with Instruction',
+            prompt: 'How should the selected lines change?',
+            placeHolder: 'e.g. handle the empty list',
+            ignoreFocusOut: true,
+          });
     if (!instruction || !instruction.trim()) return false;
     const version = document.version;
     const selected = document.getText(range);
@@ -60,7 +65,15 @@ export function registerInlineEdit(deps: InlineEditDeps): { review: HunkReview; 
         });
         let written = 0;
         const result = await deps.backend().generate(
-          { requestId: deps.newRequestId(), kind: 'chat', purpose: 'edit', messages, ...repositoryParams(context.repository), repoName: context.repoName, attention: context.attention },
+          {
+            requestId: deps.newRequestId(),
+            kind: 'chat',
+            purpose: 'edit',
+            messages,
+            ...repositoryParams(context.repository),
+            repoName: context.repoName,
+            attention: context.attention,
+          },
           (chunk) => {
             written += chunk.length;
             progress.report({ message: `${written} characters written` });
@@ -97,9 +110,7 @@ export function registerInlineEdit(deps: InlineEditDeps): { review: HunkReview; 
       return false;
     }
     const editor = await vscode.window.showTextDocument(document);
-    const selection = editor.selection.isEmpty
-      ? undefined
-      : { startLine: editor.selection.start.line, endLine: wholeLinesEnd(editor.selection) };
+    const selection = editor.selection.isEmpty ? undefined : { startLine: editor.selection.start.line, endLine: wholeLinesEnd(editor.selection) };
     const text = document.getText();
     const placement = placeCodeBlock(text, block.code, selection, editor.selection.active.line);
     const started = await review.start(document, replaceLines(text, placement, block.code));
@@ -109,6 +120,10 @@ export function registerInlineEdit(deps: InlineEditDeps): { review: HunkReview; 
 
   return {
     review,
-    disposables: [review, vscode.commands.registerCommand('tidal.inlineEdit', inlineEdit), vscode.commands.registerCommand('tidal.applyCodeBlock', applyCodeBlock)],
+    disposables: [
+      review,
+      vscode.commands.registerCommand('tidal.inlineEdit', inlineEdit),
+      vscode.commands.registerCommand('tidal.applyCodeBlock', applyCodeBlock),
+    ],
   };
 }

@@ -36,7 +36,10 @@ interface ProvideResponseOptions {
 
 interface LanguageModelChatProvider {
   readonly onDidChangeLanguageModelChatInformation?: vscode.Event<void>;
-  provideLanguageModelChatInformation(options: { readonly silent: boolean }, token: vscode.CancellationToken): vscode.ProviderResult<LanguageModelChatInformation[]>;
+  provideLanguageModelChatInformation(
+    options: { readonly silent: boolean },
+    token: vscode.CancellationToken,
+  ): vscode.ProviderResult<LanguageModelChatInformation[]>;
   provideLanguageModelChatResponse(
     model: LanguageModelChatInformation,
     messages: readonly RequestMessage[],
@@ -107,8 +110,13 @@ export class TidalLanguageModelProvider implements LanguageModelChatProvider {
     const chatMessages = toChatMessages(messages);
     if (chatMessages.every((message) => message.role === 'system')) throw new Error('Tidal: the request has no user message with text to answer.');
     const requested = options.modelOptions?.maxTokens;
-    const maxTokens = typeof requested === 'number' && Number.isInteger(requested) && requested > 0 ? Math.min(requested, model.maxOutputTokens) : model.maxOutputTokens;
-    const repository = await this.repositoryIfItFits(chatMessages.map((message) => message.content), maxTokens, options.modelOptions?.repository !== false);
+    const maxTokens =
+      typeof requested === 'number' && Number.isInteger(requested) && requested > 0 ? Math.min(requested, model.maxOutputTokens) : model.maxOutputTokens;
+    const repository = await this.repositoryIfItFits(
+      chatMessages.map((message) => message.content),
+      maxTokens,
+      options.modelOptions?.repository !== false,
+    );
     const outcome = await runWithCancellation(
       (onText, signal) =>
         this.deps.backend().generate(
@@ -165,7 +173,9 @@ export class TidalLanguageModelProvider implements LanguageModelChatProvider {
 export function registerLanguageModelProvider(deps: LanguageModelProviderDeps): vscode.Disposable[] {
   const register = (vscode.lm as unknown as { registerLanguageModelChatProvider?: RegisterProvider }).registerLanguageModelChatProvider;
   if (typeof register !== 'function') {
-    deps.log.info(`language model provider: this editor (VS Code ${vscode.version}) has no vscode.lm.registerLanguageModelChatProvider (1.104+); the Tidal model is not offered to other chat clients`);
+    deps.log.info(
+      `language model provider: this editor (VS Code ${vscode.version}) has no vscode.lm.registerLanguageModelChatProvider (1.104+); the Tidal model is not offered to other chat clients`,
+    );
     return [];
   }
   const provider = new TidalLanguageModelProvider(deps);

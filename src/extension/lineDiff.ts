@@ -42,7 +42,8 @@ export function diffLines(original: readonly string[], proposed: readonly string
   let head = 0;
   while (head < original.length && head < proposed.length && original[head] === proposed[head]) head += 1;
   let tail = 0;
-  while (tail < original.length - head && tail < proposed.length - head && original[original.length - 1 - tail] === proposed[proposed.length - 1 - tail]) tail += 1;
+  while (tail < original.length - head && tail < proposed.length - head && original[original.length - 1 - tail] === proposed[proposed.length - 1 - tail])
+    tail += 1;
   const a = original.slice(head, original.length - tail);
   const b = proposed.slice(head, proposed.length - tail);
   if (a.length === 0 && b.length === 0) return [];

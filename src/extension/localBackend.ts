@@ -49,7 +49,8 @@ export class LocalBackend implements GenerationBackend {
     }
     if (signal?.aborted) return cancelledResult(params.requestId);
     const rpc = this.engine.rpc;
-    if (!rpc) throw new EngineNotReadyError('The Tidal engine is not running right now (it may be restarting). Try again in a moment, or run "Tidal: Restart Engine".');
+    if (!rpc)
+      throw new EngineNotReadyError('The Tidal engine is not running right now (it may be restarting). Try again in a moment, or run "Tidal: Restart Engine".');
 
     const subscription = this.engine.onToken((chunk) => {
       if (chunk.requestId !== params.requestId) return;

@@ -5,7 +5,13 @@
 import * as vscode from 'vscode';
 
 import type { EngineClient } from './engineClient';
-import { LOCAL_ENGINE_NOTICE_ACTIONS, LOCAL_ENGINE_NOTICE_KEY, REMOTE_SETTINGS_QUERY, shouldShowLocalEngineNotice, type LocalEngineNoticeAction } from './localEngine';
+import {
+  LOCAL_ENGINE_NOTICE_ACTIONS,
+  LOCAL_ENGINE_NOTICE_KEY,
+  REMOTE_SETTINGS_QUERY,
+  shouldShowLocalEngineNotice,
+  type LocalEngineNoticeAction,
+} from './localEngine';
 import type { ModelController } from './modelController';
 import type { ModelNotifications } from './modelNotifications';
 import type { TidalSettings } from './settings';

@@ -73,14 +73,15 @@ export class ModelController implements vscode.Disposable {
       if (state.state === 'error') throw new Error(state.message);
       if (Date.now() > deadline) throw new Error('The model is still loading; try again in a moment.');
       if (this.loading) await this.loading;
-      else await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
-        const listener = this.onDidChange(() => {
-          clearTimeout(timer);
-          listener.dispose();
-          resolve();
+      else
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+          const listener = this.onDidChange(() => {
+            clearTimeout(timer);
+            listener.dispose();
+            resolve();
+          });
         });
-      });
     }
   }
 

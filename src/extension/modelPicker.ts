@@ -81,7 +81,9 @@ async function validateAndApply(
   }
   if (result.summary) {
     const s = result.summary;
-    log.info(`${label}: ${s.architecture} ${s.dtype}, ${s.parameters} parameters, needs about ${formatBytes(s.memory.totalBytes)} at ${s.memory.contextTokens} tokens`);
+    log.info(
+      `${label}: ${s.architecture} ${s.dtype}, ${s.parameters} parameters, needs about ${formatBytes(s.memory.totalBytes)} at ${s.memory.contextTokens} tokens`,
+    );
   }
   const verdict = await confirmValid(label, result, log);
   if (verdict === 'again') return 'again';
@@ -164,7 +166,11 @@ function buildItems(context: vscode.ExtensionContext): PickItem[] {
   const folder = modelsFolder(context);
   const current = (p: string) => (p === modelPath ? '$(check) ' : '');
   const items: PickItem[] = [
-    { label: `${current('')}$(package) Embedded demo model`, description: 'tidal-code-mini: ships with the extension, for trying it out; its answers are not useful', action: 'embedded' },
+    {
+      label: `${current('')}$(package) Embedded demo model`,
+      description: 'tidal-code-mini: ships with the extension, for trying it out; its answers are not useful',
+      action: 'embedded',
+    },
     { label: '$(folder-opened) Local model folder…', description: 'Hugging Face layout: config.json, *.safetensors, tokenizer.json', action: 'folder' },
     { label: '$(file-binary) GGUF file…', description: 'llama or qwen2 .gguf (F16, BF16, Q8_0, Q4_K, Q6_K, …)', action: 'gguf' },
   ];
@@ -210,7 +216,12 @@ export async function selectModel(
       case 'embedded':
         return applyModel('', log);
       case 'folder': {
-        const uris = await vscode.window.showOpenDialog({ title: 'Tidal: Select Model Folder', openLabel: 'Use This Model', canSelectFolders: true, canSelectFiles: false });
+        const uris = await vscode.window.showOpenDialog({
+          title: 'Tidal: Select Model Folder',
+          openLabel: 'Use This Model',
+          canSelectFolders: true,
+          canSelectFiles: false,
+        });
         if (!uris?.length) continue;
         outcome = await validateAndApply(uris[0].fsPath, path.basename(uris[0].fsPath), log, options);
         break;
@@ -242,10 +253,6 @@ export async function selectModel(
 }
 
 // Registers `tidal.selectModel`. Push the result onto context.subscriptions.
-export function registerModelPicker(
-  context: vscode.ExtensionContext,
-  log: vscode.LogOutputChannel,
-  options: ModelPickerOptions = {},
-): vscode.Disposable[] {
+export function registerModelPicker(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, options: ModelPickerOptions = {}): vscode.Disposable[] {
   return [vscode.commands.registerCommand('tidal.selectModel', () => selectModel(context, log, options))];
 }

@@ -9,11 +9,11 @@ import type { ChatMessageParam, ContextFileParam, FinishReason, GenerateParams, 
 import type { GenerationBackend } from './generationBackend';
 
 export interface RemoteBackendOptions {
-  baseUrl: string;      // e.g. http://127.0.0.1:8765/v1
+  baseUrl: string; // e.g. http://127.0.0.1:8765/v1
   apiKey?: string;
-  model?: string;       // empty: the first model the server lists
+  model?: string; // empty: the first model the server lists
   fetchImpl?: typeof fetch;
-  timeoutMs?: number;   // longest wait for the server's answer or its next chunk
+  timeoutMs?: number; // longest wait for the server's answer or its next chunk
   // Sent as OpenAI's `user`: a server supersedes completions per user, so this window's
   // completions never cancel another editor's. Default: a random id per backend.
   client?: string;
@@ -22,10 +22,10 @@ export interface RemoteBackendOptions {
 // What the server says about the model it serves (GET /models).
 interface ServedModel {
   id: string;
-  tidal: boolean;      // our own server: takes `suffix` as FIM and reports its FIM format
+  tidal: boolean; // our own server: takes `suffix` as FIM and reports its FIM format
   fileSeparator?: string;
   repoName?: string;
-  fim?: FimFormat;     // other servers: the FIM format inferred from the model's name
+  fim?: FimFormat; // other servers: the FIM format inferred from the model's name
 }
 
 const DEFAULT_TIMEOUT_MS = 120_000;
@@ -54,7 +54,10 @@ export function repoContextText(params: GenerateParams, fileSeparator?: string, 
 // The repository part of a chat: to our own server as the `repository` extra, which it puts
 // before the conversation as the local engine does (so the prefix it caches is shared with
 // completions); to other servers as a system message in front of the conversation.
-export function chatRepository(params: GenerateParams, served: Pick<ServedModel, 'tidal'>): { messages: ChatMessageParam[]; repository?: { name?: string; files: ContextFileParam[] } } {
+export function chatRepository(
+  params: GenerateParams,
+  served: Pick<ServedModel, 'tidal'>,
+): { messages: ChatMessageParam[]; repository?: { name?: string; files: ContextFileParam[] } } {
   const messages = params.messages ?? [];
   const files = params.repoContext ?? [];
   if (files.length === 0) return { messages };
@@ -66,7 +69,10 @@ export function chatRepository(params: GenerateParams, served: Pick<ServedModel,
 }
 
 class RemoteHttpError extends Error {
-  constructor(message: string, readonly code?: string) {
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
     super(message);
   }
 }
@@ -90,7 +96,7 @@ async function serverMessage(response: Response): Promise<{ message: string; cod
   const text = await response.text().catch(() => '');
   try {
     const body = JSON.parse(text) as { error?: { message?: unknown; code?: unknown } | string; message?: unknown; detail?: unknown };
-    const message = typeof body.error === 'string' ? body.error : body.error?.message ?? body.message ?? body.detail;
+    const message = typeof body.error === 'string' ? body.error : (body.error?.message ?? body.message ?? body.detail);
     const code = typeof body.error === 'object' && typeof body.error.code === 'string' ? body.error.code : undefined;
     if (typeof message === 'string' && message.length > 0) return { message, code };
   } catch {
@@ -326,7 +332,10 @@ interface Answer {
 }
 
 class StreamError extends Error {
-  constructor(message: string, readonly code?: string) {
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
     super(message);
   }
 }

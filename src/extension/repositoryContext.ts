@@ -51,7 +51,10 @@ export class RepositoryContext implements vscode.Disposable {
     this.workspace = workspace;
     const started = Date.now();
     this.scanning = workspace.scan().then(
-      () => this.log.info(`repository context: ${workspace.context.paths.length} files from ${folders.map((folder) => folder.name).join(', ')} in ${Date.now() - started} ms (${counter.exact ? 'model tokenizer' : 'estimated tokens'})`),
+      () =>
+        this.log.info(
+          `repository context: ${workspace.context.paths.length} files from ${folders.map((folder) => folder.name).join(', ')} in ${Date.now() - started} ms (${counter.exact ? 'model tokenizer' : 'estimated tokens'})`,
+        ),
       (error) => this.log.warn(`repository context scan failed: ${(error as Error).message}`),
     );
   }
@@ -89,4 +92,3 @@ export class RepositoryContext implements vscode.Disposable {
     this.workspace = undefined;
   }
 }
-

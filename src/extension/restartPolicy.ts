@@ -49,8 +49,8 @@ export interface WatchdogOptions {
   ping(): Promise<unknown>;
   /** Called once, when a ping went unanswered for timeoutMs; the watchdog is stopped by then. */
   onUnresponsive(waitedMs: number): void;
-  intervalMs?: number;  // from one answer to the next ping
-  timeoutMs?: number;   // how long a ping may go unanswered
+  intervalMs?: number; // from one answer to the next ping
+  timeoutMs?: number; // how long a ping may go unanswered
   timers?: WatchdogTimers;
 }
 

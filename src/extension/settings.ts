@@ -82,8 +82,10 @@ export function readSettings(get: SettingGetter): SettingsResult {
   };
 
   const d = DEFAULT_SETTINGS;
-  const selectionLayers = pick<number[]>('attention.selectionLayers', d.attention.selectionLayers, (v) =>
-    Array.isArray(v) && v.every((layer) => Number.isInteger(layer) && layer >= 0),
+  const selectionLayers = pick<number[]>(
+    'attention.selectionLayers',
+    d.attention.selectionLayers,
+    (v) => Array.isArray(v) && v.every((layer) => Number.isInteger(layer) && layer >= 0),
   );
   return {
     settings: {

@@ -107,7 +107,12 @@ export class TidalStatusBar implements vscode.Disposable {
         tooltip.appendMarkdown(`**Tidal Code** — ${activity?.busy ? 'busy (completing)' : 'ready'}\n\n`);
         if (model.embedded) tooltip.appendMarkdown(`Model: ${DEMO_MODEL_NOTE}\n\n`);
         else tooltip.appendMarkdown('Model: ').appendText(model.loaded.modelDir).appendMarkdown('\n\n');
-        const device = model.loaded.model.backend === 'cuda' && status.info?.cuda.deviceName ? `GPU (${status.info.cuda.deviceName})` : model.loaded.model.backend === 'cuda' ? 'GPU' : 'CPU';
+        const device =
+          model.loaded.model.backend === 'cuda' && status.info?.cuda.deviceName
+            ? `GPU (${status.info.cuda.deviceName})`
+            : model.loaded.model.backend === 'cuda'
+              ? 'GPU'
+              : 'CPU';
         tooltip.appendText(`Runs on: ${device}${gpu}`).appendMarkdown('\n\n');
         const repositoryLine = repositoryTooltipLine(repository);
         if (repositoryLine) tooltip.appendText(repositoryLine).appendMarkdown('\n\n');
@@ -147,7 +152,8 @@ function activityFigures(activity: CompletionActivity | undefined): { short: str
     parts.push(humanDuration(activity.lastLatencyMs));
     const first = activity.lastFirstTokenMs !== undefined ? `, first token after ${humanDuration(activity.lastFirstTokenMs)}` : '';
     const rate = tokensPerSecond(activity.lastTokens, activity.lastDecodeMs);
-    const generated = activity.lastTokens !== undefined ? `, ${activity.lastTokens} token${activity.lastTokens === 1 ? '' : 's'}${rate ? ` at ${rate}` : ''}` : '';
+    const generated =
+      activity.lastTokens !== undefined ? `, ${activity.lastTokens} token${activity.lastTokens === 1 ? '' : 's'}${rate ? ` at ${rate}` : ''}` : '';
     lines.push(`Last completion: ${humanDuration(activity.lastLatencyMs)}${first}${generated}`);
   }
   if (activity.lastError) lines.push(`Last completion failed: ${activity.lastError}`);

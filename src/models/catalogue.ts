@@ -31,17 +31,44 @@ const qwen25Coder = (
 });
 
 export const CATALOGUE: readonly CatalogueModel[] = [
-  qwen25Coder('0.5B', { layers: 24, hiddenSize: 896, heads: 14, kvHeads: 2, headDim: 64, intermediateSize: 4864, tiedEmbeddings: true }, 'fastest; completions on any machine'),
-  qwen25Coder('1.5B', { layers: 28, hiddenSize: 1536, heads: 12, kvHeads: 2, intermediateSize: 8960, tiedEmbeddings: true }, 'good completions on a laptop CPU'),
+  qwen25Coder(
+    '0.5B',
+    { layers: 24, hiddenSize: 896, heads: 14, kvHeads: 2, headDim: 64, intermediateSize: 4864, tiedEmbeddings: true },
+    'fastest; completions on any machine',
+  ),
+  qwen25Coder(
+    '1.5B',
+    { layers: 28, hiddenSize: 1536, heads: 12, kvHeads: 2, intermediateSize: 8960, tiedEmbeddings: true },
+    'good completions on a laptop CPU',
+  ),
   qwen25Coder('3B', { layers: 36, hiddenSize: 2048, heads: 16, kvHeads: 2, intermediateSize: 11008, tiedEmbeddings: true }, 'better chat; a GPU helps'),
-  qwen25Coder('7B', { layers: 28, hiddenSize: 3584, heads: 28, kvHeads: 4, intermediateSize: 18944, vocabSize: 152064, tiedEmbeddings: false }, 'strong chat and completions; GPU recommended'),
-  qwen25Coder('14B', { layers: 48, hiddenSize: 5120, heads: 40, kvHeads: 8, intermediateSize: 13824, vocabSize: 152064, tiedEmbeddings: false }, 'best quality here; needs a large GPU'),
+  qwen25Coder(
+    '7B',
+    { layers: 28, hiddenSize: 3584, heads: 28, kvHeads: 4, intermediateSize: 18944, vocabSize: 152064, tiedEmbeddings: false },
+    'strong chat and completions; GPU recommended',
+  ),
+  qwen25Coder(
+    '14B',
+    { layers: 48, hiddenSize: 5120, heads: 40, kvHeads: 8, intermediateSize: 13824, vocabSize: 152064, tiedEmbeddings: false },
+    'best quality here; needs a large GPU',
+  ),
   {
     id: 'qwen3-4b',
     repo: 'Qwen/Qwen3-4B',
     label: 'Qwen3 4B',
     description: 'general chat model with reasoning (qwen3); no fill-in-the-middle',
-    shape: { architecture: 'qwen3', layers: 36, hiddenSize: 2560, heads: 32, kvHeads: 8, headDim: 128, intermediateSize: 9728, vocabSize: 151936, tiedEmbeddings: true, maxPositions: 40960 },
+    shape: {
+      architecture: 'qwen3',
+      layers: 36,
+      hiddenSize: 2560,
+      heads: 32,
+      kvHeads: 8,
+      headDim: 128,
+      intermediateSize: 9728,
+      vocabSize: 151936,
+      tiedEmbeddings: true,
+      maxPositions: 40960,
+    },
     bytesPerParameter: 2,
     tokenizerBytes: 11_440_000,
   },
@@ -61,7 +88,8 @@ export function catalogueFacts(model: CatalogueModel, contextTokens: number): Ca
 }
 
 // The hub files a model folder needs: configs, tokenizer, safetensors weights and their index.
-const NEEDED = /^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|model\.safetensors\.index\.json|[^/]+\.safetensors)$/;
+const NEEDED =
+  /^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|model\.safetensors\.index\.json|[^/]+\.safetensors)$/;
 export function isModelFile(file: Pick<HubFile, 'path'>): boolean {
   return NEEDED.test(file.path);
 }

@@ -51,7 +51,10 @@ async function hashExisting(file: string, hashes: Hash[], signal?: AbortSignal):
 // Smoothed speed: bytes over a sliding window of recent samples.
 class SpeedMeter {
   private samples: { at: number; bytes: number }[] = [];
-  constructor(private readonly now: () => number, private readonly windowMs = 5000) {}
+  constructor(
+    private readonly now: () => number,
+    private readonly windowMs = 5000,
+  ) {}
   add(totalBytes: number): number {
     const at = this.now();
     this.samples.push({ at, bytes: totalBytes });
@@ -112,7 +115,8 @@ async function receive(
       };
       onAbort = () => fail(new DownloadCancelledError());
       response.on('data', (chunk: Buffer) => {
-        if (received + chunk.length > file.size) return fail(new ChecksumError(`${file.path} is larger than the ${file.size} bytes the hub listed; it was removed.`));
+        if (received + chunk.length > file.size)
+          return fail(new ChecksumError(`${file.path} is larger than the ${file.size} bytes the hub listed; it was removed.`));
         received += chunk.length;
         for (const h of hashes) h.update(chunk);
         onBytes(chunk.length);
@@ -123,7 +127,11 @@ async function receive(
       });
       response.on('aborted', () => fail(new HubError(`The connection dropped while receiving ${file.path}.`)));
       response.on('error', (error: NodeJS.ErrnoException) =>
-        fail(signal?.aborted || error.name === 'AbortError' ? new DownloadCancelledError() : new HubError(`The connection dropped while receiving ${file.path}: ${error.message}.`)),
+        fail(
+          signal?.aborted || error.name === 'AbortError'
+            ? new DownloadCancelledError()
+            : new HubError(`The connection dropped while receiving ${file.path}: ${error.message}.`),
+        ),
       );
       response.on('end', () => {
         if (received < file.size) fail(new HubError(`The connection dropped while receiving ${file.path} (${received} of ${file.size} bytes).`));
@@ -144,12 +152,7 @@ class RestartFromZero extends Error {}
 
 // Receives and verifies one file into staging/<path>; the part file stays on a dropped
 // connection or a cancel, and goes on a checksum or size mismatch.
-async function fetchFile(
-  options: DownloadOptions,
-  file: HubFile,
-  staging: string,
-  onBytes: (bytes: number) => void,
-): Promise<void> {
+async function fetchFile(options: DownloadOptions, file: HubFile, staging: string, onBytes: (bytes: number) => void): Promise<void> {
   const target = path.join(staging, ...file.path.split('/'));
   if (existsSync(target) && statSync(target).size === file.size) {
     onBytes(file.size);
@@ -197,7 +200,9 @@ async function fetchFile(
     }
     if (sha256 && sha256.digest('hex') !== file.sha256) {
       rmSync(part, { force: true });
-      throw new ChecksumError(`${file.path} does not match the sha256 the hub lists (a corrupt transfer or a changed file); it was removed. Try the download again.`);
+      throw new ChecksumError(
+        `${file.path} does not match the sha256 the hub lists (a corrupt transfer or a changed file); it was removed. Try the download again.`,
+      );
     }
     if (sha1 && sha1.digest('hex') !== file.gitBlobSha1) {
       rmSync(part, { force: true });

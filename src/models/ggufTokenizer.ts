@@ -23,10 +23,8 @@ export interface ConvertedTokenizer {
 const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 5, byte: 6 } as const;
 
 // Pre-tokenizer split patterns of byte-level BPE families, by tokenizer.ggml.pre.
-const QWEN2_PATTERN =
-  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-const LLAMA3_PATTERN =
-  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const QWEN2_PATTERN = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const LLAMA3_PATTERN = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 function byteLevelPreTokenizer(pre: string): Record<string, unknown> {
   const splitThenBytes = (pattern: string) => ({
@@ -85,11 +83,10 @@ export function convertGgufTokenizer(metadata: GgufTokenizerMetadata): Converted
   const types: ArrayLike<number> = metadata.tokenTypes.length === tokens.length ? metadata.tokenTypes : tokens.map(() => TOKEN_TYPE.normal);
   const { bosId: bos, eosId: eos, unknownId: unk, paddingId: pad } = metadata;
 
-  const isAdded = (id: number) => types[id] === TOKEN_TYPE.control || types[id] === TOKEN_TYPE.userDefined || (model === 'llama' && types[id] === TOKEN_TYPE.unknown);
+  const isAdded = (id: number) =>
+    types[id] === TOKEN_TYPE.control || types[id] === TOKEN_TYPE.userDefined || (model === 'llama' && types[id] === TOKEN_TYPE.unknown);
   const addedTokens = tokens.flatMap((content, id) =>
-    isAdded(id)
-      ? [{ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: types[id] !== TOKEN_TYPE.userDefined }]
-      : [],
+    isAdded(id) ? [{ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: types[id] !== TOKEN_TYPE.userDefined }] : [],
   );
   const vocab: Record<string, number> = {};
   tokens.forEach((piece, id) => {
@@ -102,7 +99,9 @@ export function convertGgufTokenizer(metadata: GgufTokenizerMetadata): Converted
     const merges = metadata.merges.map((merge, i) => {
       const parts = merge.split(' ');
       if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
-        throw new GgufTokenizerError(`GGUF merge ${i} '${merge}' is not two pieces separated by one space. Use a complete GGUF file or the Hugging Face folder.`);
+        throw new GgufTokenizerError(
+          `GGUF merge ${i} '${merge}' is not two pieces separated by one space. Use a complete GGUF file or the Hugging Face folder.`,
+        );
       }
       return parts as [string, string];
     });
@@ -111,8 +110,16 @@ export function convertGgufTokenizer(metadata: GgufTokenizerMetadata): Converted
       normalizer: null,
       pre_tokenizer: byteLevelPreTokenizer(metadata.pre || 'default'),
       model: {
-        type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-        fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges,
+        type: 'BPE',
+        dropout: null,
+        unk_token: null,
+        continuing_subword_prefix: null,
+        end_of_word_suffix: null,
+        fuse_unk: false,
+        byte_fallback: false,
+        ignore_merges: false,
+        vocab,
+        merges,
       },
       decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     };
@@ -126,15 +133,20 @@ export function convertGgufTokenizer(metadata: GgufTokenizerMetadata): Converted
       // then spaces become ▁.
       normalizer: {
         type: 'Sequence',
-        normalizers: [
-          ...(addSpacePrefix ? [{ type: 'Prepend', prepend: '\u2581' }] : []),
-          { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' },
-        ],
+        normalizers: [...(addSpacePrefix ? [{ type: 'Prepend', prepend: '\u2581' }] : []), { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' }],
       },
       pre_tokenizer: null,
       model: {
-        type: 'BPE', dropout: null, unk_token: unk === undefined ? null : tokens[unk], continuing_subword_prefix: null, end_of_word_suffix: null,
-        fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges: sentencePieceMerges(tokens, scores, mergeable),
+        type: 'BPE',
+        dropout: null,
+        unk_token: unk === undefined ? null : tokens[unk],
+        continuing_subword_prefix: null,
+        end_of_word_suffix: null,
+        fuse_unk: true,
+        byte_fallback: true,
+        ignore_merges: false,
+        vocab,
+        merges: sentencePieceMerges(tokens, scores, mergeable),
       },
       decoder: {
         type: 'Sequence',
@@ -153,7 +165,12 @@ export function convertGgufTokenizer(metadata: GgufTokenizerMetadata): Converted
       ? {
           type: 'TemplateProcessing',
           single: [{ SpecialToken: { id: tokens[bos], type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-          pair: [{ SpecialToken: { id: tokens[bos], type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: tokens[bos], type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+          pair: [
+            { SpecialToken: { id: tokens[bos], type_id: 0 } },
+            { Sequence: { id: 'A', type_id: 0 } },
+            { SpecialToken: { id: tokens[bos], type_id: 1 } },
+            { Sequence: { id: 'B', type_id: 1 } },
+          ],
           special_tokens: { [tokens[bos]]: { id: tokens[bos], ids: [bos], tokens: [tokens[bos]] } },
         }
       : null;
@@ -175,15 +192,20 @@ export function convertGgufTokenizer(metadata: GgufTokenizerMetadata): Converted
 export function checkGgufTokenizer(metadata: GgufTokenizerMetadata): void {
   const model = metadata.model;
   if (model === '') {
-    throw new GgufTokenizerError('The GGUF file has no tokenizer (tokenizer.ggml.model is missing). Use a GGUF file converted with its tokenizer, or the Hugging Face folder.');
+    throw new GgufTokenizerError(
+      'The GGUF file has no tokenizer (tokenizer.ggml.model is missing). Use a GGUF file converted with its tokenizer, or the Hugging Face folder.',
+    );
   }
   if (model !== 'gpt2' && model !== 'llama') {
-    throw new GgufTokenizerError(`The GGUF tokenizer type '${model}' is not supported (only 'gpt2' byte-level BPE and 'llama' SentencePiece). Use the Hugging Face folder of this model.`);
+    throw new GgufTokenizerError(
+      `The GGUF tokenizer type '${model}' is not supported (only 'gpt2' byte-level BPE and 'llama' SentencePiece). Use the Hugging Face folder of this model.`,
+    );
   }
   if (metadata.tokens.length === 0) throw new GgufTokenizerError('The GGUF file has no tokenizer.ggml.tokens. Use a GGUF file converted with its tokenizer.');
   if (model === 'gpt2') {
     byteLevelPreTokenizer(metadata.pre || 'default');
-    if (metadata.merges.length === 0) throw new GgufTokenizerError('The GGUF byte-level BPE tokenizer has no tokenizer.ggml.merges. Use a complete GGUF file or the Hugging Face folder.');
+    if (metadata.merges.length === 0)
+      throw new GgufTokenizerError('The GGUF byte-level BPE tokenizer has no tokenizer.ggml.merges. Use a complete GGUF file or the Hugging Face folder.');
   } else if (metadata.scores.length !== metadata.tokens.length) {
     throw new GgufTokenizerError('The GGUF SentencePiece tokenizer has no tokenizer.ggml.scores. Use a complete GGUF file or the Hugging Face folder.');
   }

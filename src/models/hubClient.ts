@@ -9,7 +9,10 @@ export const DEFAULT_HUB_URL = 'https://huggingface.co';
 
 export class HubError extends Error {
   readonly code = 'ERR_TIDAL_HUB';
-  constructor(message: string, readonly status?: number) {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
     super(message);
   }
 }
@@ -147,7 +150,8 @@ function isSafeRelativePath(p: string): boolean {
 
 // Parses a tree listing; entries that are not plain files with a safe path are skipped.
 export function parseTreeListing(body: unknown): HubFile[] {
-  if (!Array.isArray(body)) throw new HubError('The hub answered the file list with something other than a JSON array; is tidal.models.hubUrl a Hugging Face-compatible hub?');
+  if (!Array.isArray(body))
+    throw new HubError('The hub answered the file list with something other than a JSON array; is tidal.models.hubUrl a Hugging Face-compatible hub?');
   const files: HubFile[] = [];
   for (const entry of body as Record<string, unknown>[]) {
     if (!entry || entry.type !== 'file' || typeof entry.path !== 'string' || !isSafeRelativePath(entry.path)) continue;

@@ -31,7 +31,8 @@ function tokenizerIds(tokenizerJson: unknown, source: string): { vocabulary: Map
   const vocab = model?.vocab;
   const vocabulary = new Map<string, number>();
   const checkedId = (piece: string, id: unknown): number => {
-    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) throw fail(`gives token '${piece}' the id ${JSON.stringify(id)}, which is not a token id`);
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0)
+      throw fail(`gives token '${piece}' the id ${JSON.stringify(id)}, which is not a token id`);
     return id;
   };
   if (Array.isArray(vocab)) {
@@ -58,15 +59,12 @@ function tokenizerIds(tokenizerJson: unknown, source: string): { vocabulary: Map
  * BOS/EOS tokens tokenizer_config.json names present in the vocabulary. With modelVocabSize
  * undefined only the tokenizer itself is checked.
  */
-export function checkTokenizerFitsModel(
-  tokenizerJson: unknown,
-  tokenizerConfig: TokenizerConfig,
-  modelVocabSize: number | undefined,
-  source: string,
-): void {
+export function checkTokenizerFitsModel(tokenizerJson: unknown, tokenizerConfig: TokenizerConfig, modelVocabSize: number | undefined, source: string): void {
   const { vocabulary, added } = tokenizerIds(tokenizerJson, source);
   if (vocabulary.size === 0) {
-    throw new TokenizerLoadError(`The tokenizer ${source} has an empty vocabulary (model.vocab holds no tokens), so it cannot encode any text. ${USE_THE_MODELS_OWN}`);
+    throw new TokenizerLoadError(
+      `The tokenizer ${source} has an empty vocabulary (model.vocab holds no tokens), so it cannot encode any text. ${USE_THE_MODELS_OWN}`,
+    );
   }
   const idOf = (piece: string) => added.get(piece) ?? vocabulary.get(piece);
   const specials: [string, string | undefined][] = [
@@ -81,11 +79,15 @@ export function checkTokenizerFitsModel(
   if (modelVocabSize === undefined) return;
   const outside = (ids: Map<string, number>) => [...ids].filter(([, id]) => id >= modelVocabSize).sort((a, b) => b[1] - a[1]);
   const describe = (tokens: [string, number][]) =>
-    tokens.slice(0, 3).map(([piece, id]) => `'${piece}' = ${id}`).join(', ') + (tokens.length > 3 ? ` and ${tokens.length - 3} more` : '');
+    tokens
+      .slice(0, 3)
+      .map(([piece, id]) => `'${piece}' = ${id}`)
+      .join(', ') + (tokens.length > 3 ? ` and ${tokens.length - 3} more` : '');
   const mismatch = `the model's embedding holds only ${modelVocabSize} token ids (vocab_size), so the tokenizer and the model do not belong together. ${USE_THE_MODELS_OWN}`;
   for (const [field, piece] of specials) {
     const id = piece === undefined ? undefined : idOf(piece);
-    if (id !== undefined && id >= modelVocabSize) throw new TokenizerLoadError(`The ${field} '${piece}' of the tokenizer ${source} has id ${id}, but ${mismatch}`);
+    if (id !== undefined && id >= modelVocabSize)
+      throw new TokenizerLoadError(`The ${field} '${piece}' of the tokenizer ${source} has id ${id}, but ${mismatch}`);
   }
   const addedOutside = outside(added);
   if (addedOutside.length > 0) {
@@ -130,7 +132,7 @@ export function tokenizerForModel(modelPath: string, tokenizerDir?: string, read
   if (!reader) {
     throw new TokenizerLoadError(
       `The tokenizer of ${modelPath} is read by the native engine, which is not available here (${bundledAddon().error?.message ?? 'no addon'}). ` +
-        'Put the tokenizer.json of the model beside the .gguf file, or use the model\'s Hugging Face folder.',
+        "Put the tokenizer.json of the model beside the .gguf file, or use the model's Hugging Face folder.",
     );
   }
   try {

@@ -55,9 +55,15 @@ function memoryIssues(memory: MemoryEstimate, options: ValidationOptions, issues
   const detail = `${formatBytes(memory.weightBytes)} weights + ${formatBytes(memory.kvBytes)} KV cache at ${memory.contextTokens} tokens`;
   const advice = 'Pick a smaller model, or lower tidal.context.maxTokens.';
   if (options.gpuFreeBytes !== undefined && memory.totalBytes > options.gpuFreeBytes) {
-    issues.push({ severity: 'warning', message: `This model needs about ${need} (${detail}) but the GPU has ${formatBytes(options.gpuFreeBytes)} free. ${advice}` });
+    issues.push({
+      severity: 'warning',
+      message: `This model needs about ${need} (${detail}) but the GPU has ${formatBytes(options.gpuFreeBytes)} free. ${advice}`,
+    });
   } else if (options.gpuFreeBytes === undefined && memory.totalBytes > options.freeMemoryBytes) {
-    issues.push({ severity: 'warning', message: `This model needs about ${need} (${detail}) but only ${formatBytes(options.freeMemoryBytes)} of memory is free. ${advice}` });
+    issues.push({
+      severity: 'warning',
+      message: `This model needs about ${need} (${detail}) but only ${formatBytes(options.freeMemoryBytes)} of memory is free. ${advice}`,
+    });
   }
 }
 
@@ -72,7 +78,10 @@ function folderTokenizerIssues(folder: string, vocabSize: number | undefined, is
   const tokenizerPath = path.join(folder, 'tokenizer.json');
   const tokenizerConfigPath = path.join(folder, 'tokenizer_config.json');
   if (!existsSync(tokenizerPath)) {
-    issues.push({ severity: 'error', message: `${folder} has no tokenizer.json. Download the tokenizer files with the model (tokenizer.json and tokenizer_config.json).` });
+    issues.push({
+      severity: 'error',
+      message: `${folder} has no tokenizer.json. Download the tokenizer files with the model (tokenizer.json and tokenizer_config.json).`,
+    });
     return;
   }
   try {
@@ -84,7 +93,10 @@ function folderTokenizerIssues(folder: string, vocabSize: number | undefined, is
     issues.push({ severity: 'error', message });
   }
   if (!existsSync(tokenizerConfigPath)) {
-    issues.push({ severity: 'warning', message: 'tokenizer_config.json is missing: no chat template and no special-token settings. Chat may not work; completions will.' });
+    issues.push({
+      severity: 'warning',
+      message: 'tokenizer_config.json is missing: no chat template and no special-token settings. Chat may not work; completions will.',
+    });
   }
 }
 
@@ -108,7 +120,12 @@ function shapeOf(inspection: ModelInspection): ModelShape | undefined {
  * native engine is missing on this machine, `unavailable` says why) nothing can be checked
  * here: the result is usable with a warning, and the engine checks the model when it loads.
  */
-export function validateModel(modelPath: string, options: ValidationOptions, reader: ModelReader | undefined, unavailable = 'the native engine is missing'): ValidationResult {
+export function validateModel(
+  modelPath: string,
+  options: ValidationOptions,
+  reader: ModelReader | undefined,
+  unavailable = 'the native engine is missing',
+): ValidationResult {
   if (!reader) {
     return {
       ok: true,

@@ -18,10 +18,10 @@ export type FinishReason = 'length' | 'stop' | 'cancelled' | 'callback' | 'conte
 
 export interface EngineOptions {
   backend?: 'cpu' | 'cuda';
-  threads?: number;        // 0 or absent: every hardware thread
-  maxContext?: number;     // tokens per sequence; 0 or absent: the model's maximum
-  prefillChunk?: number;   // tokens per prefill pass; 0 or absent: the backend's default (2048 on CUDA, 256 on the CPU)
-  maxKvBytes?: number;     // KV cache cap over all sequences; 0 or absent: none
+  threads?: number; // 0 or absent: every hardware thread
+  maxContext?: number; // tokens per sequence; 0 or absent: the model's maximum
+  prefillChunk?: number; // tokens per prefill pass; 0 or absent: the backend's default (2048 on CUDA, 256 on the CPU)
+  maxKvBytes?: number; // KV cache cap over all sequences; 0 or absent: none
 }
 
 export interface ModelInfo {
@@ -45,16 +45,16 @@ export interface ModelInfo {
 
 export interface AttentionOptions {
   mode?: AttentionModeName;
-  tokenBudget?: number;          // tokens per query head in sparse layers, current token included
-  denseLayers?: number;          // layers [0, denseLayers) use full attention
-  selectionLayers?: number[];    // tidal: layers that (re-)select positions; empty = preset
+  tokenBudget?: number; // tokens per query head in sparse layers, current token included
+  denseLayers?: number; // layers [0, denseLayers) use full attention
+  selectionLayers?: number[]; // tidal: layers that (re-)select positions; empty = preset
   selectionPolicy?: SelectionPolicyName;
-  correctionInterval?: number;   // tidal: KV-cache correction every N generated tokens; 0 = off
-  sparseFirstStep?: boolean;     // tidal/quest: the prompt's last token runs as a sparse decode step
+  correctionInterval?: number; // tidal: KV-cache correction every N generated tokens; 0 = off
+  sparseFirstStep?: boolean; // tidal/quest: the prompt's last token runs as a sparse decode step
 }
 
 export interface SamplingOptions {
-  temperature?: number;  // 0: greedy
+  temperature?: number; // 0: greedy
   topK?: number;
   topP?: number;
   seed?: number;
@@ -96,12 +96,7 @@ export interface UsageStats {
 }
 
 // Errors from the engine carry one of these codes.
-export type EngineErrorCode =
-  | 'ERR_TIDAL_MODEL'
-  | 'ERR_TIDAL_REQUEST'
-  | 'ERR_TIDAL_OUT_OF_MEMORY'
-  | 'ERR_TIDAL_CANCELLED'
-  | 'ERR_TIDAL_ENGINE';
+export type EngineErrorCode = 'ERR_TIDAL_MODEL' | 'ERR_TIDAL_REQUEST' | 'ERR_TIDAL_OUT_OF_MEMORY' | 'ERR_TIDAL_CANCELLED' | 'ERR_TIDAL_ENGINE';
 
 export interface CancelToken {
   cancel(): void;
@@ -254,10 +249,7 @@ export class AddonLoadError extends Error {
 
 // Candidate locations, in order: next to the bundle (packaged extension), then the build tree.
 export function addonCandidates(bundleDir: string): string[] {
-  return [
-    path.join(bundleDir, 'native', 'tidal_native.node'),
-    path.join(bundleDir, '..', 'native', 'build', 'Release', 'tidal_native.node'),
-  ];
+  return [path.join(bundleDir, 'native', 'tidal_native.node'), path.join(bundleDir, '..', 'native', 'build', 'Release', 'tidal_native.node')];
 }
 
 /** The addon file a bundle in `bundleDir` would load, or undefined when there is none. */

@@ -5,7 +5,10 @@ import { buildFimPrompt, FimFormat, promptText } from '../engine/fimPrompt';
 import type { AttentionOptions, ChatMessageParam, ContextFileParam, GenerateParams, SamplingOptions } from '../engine/protocol';
 
 export class BadRequestError extends Error {
-  constructor(message: string, readonly param?: string) {
+  constructor(
+    message: string,
+    readonly param?: string,
+  ) {
     super(message);
   }
 }
@@ -29,9 +32,33 @@ const MAX_STOP_LENGTH = 256;
 // Every field a body may carry. A field set to null counts as absent; any other field is
 // refused by name, so a client never gets an answer computed without an option it asked for.
 const COMMON_FIELDS = [
-  'model', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'top_k', 'seed', 'stop', 'stream', 'stream_options',
-  'user', 'attention', 'n', 'logprobs', 'top_logprobs', 'frequency_penalty', 'presence_penalty', 'logit_bias',
-  'response_format', 'tools', 'tool_choice', 'functions', 'function_call', 'parallel_tool_calls', 'metadata', 'store', 'service_tier',
+  'model',
+  'max_tokens',
+  'max_completion_tokens',
+  'temperature',
+  'top_p',
+  'top_k',
+  'seed',
+  'stop',
+  'stream',
+  'stream_options',
+  'user',
+  'attention',
+  'n',
+  'logprobs',
+  'top_logprobs',
+  'frequency_penalty',
+  'presence_penalty',
+  'logit_bias',
+  'response_format',
+  'tools',
+  'tool_choice',
+  'functions',
+  'function_call',
+  'parallel_tool_calls',
+  'metadata',
+  'store',
+  'service_tier',
 ];
 const COMPLETION_FIELDS = new Set([...COMMON_FIELDS, 'prompt', 'suffix', 'echo', 'best_of']);
 // `repository` (Tidal extra): {"name"?, "files": [{"path", "content"}]} put before the
@@ -57,7 +84,10 @@ function isEmpty(value: unknown): boolean {
 function refuseUnknownFields(body: Body, known: ReadonlySet<string>, where: string): void {
   for (const [name, value] of Object.entries(body)) {
     if (!known.has(name) && !isAbsent(value)) {
-      throw new BadRequestError(`\`${where}${name}\` is not supported by this server; remove it. Fields it serves: ${[...known].join(', ')}.`, `${where}${name}`);
+      throw new BadRequestError(
+        `\`${where}${name}\` is not supported by this server; remove it. Fields it serves: ${[...known].join(', ')}.`,
+        `${where}${name}`,
+      );
     }
   }
 }
@@ -82,8 +112,15 @@ function stopSequences(body: Body): string[] {
   const value = body.stop;
   if (isAbsent(value)) return [];
   const list = typeof value === 'string' ? [value] : value;
-  if (!Array.isArray(list) || list.length > MAX_STOP_SEQUENCES || list.some((item) => typeof item !== 'string' || item.length === 0 || item.length > MAX_STOP_LENGTH)) {
-    throw new BadRequestError(`\`stop\` must be a non-empty string or a list of at most ${MAX_STOP_SEQUENCES} such strings (${MAX_STOP_LENGTH} characters at most).`, 'stop');
+  if (
+    !Array.isArray(list) ||
+    list.length > MAX_STOP_SEQUENCES ||
+    list.some((item) => typeof item !== 'string' || item.length === 0 || item.length > MAX_STOP_LENGTH)
+  ) {
+    throw new BadRequestError(
+      `\`stop\` must be a non-empty string or a list of at most ${MAX_STOP_SEQUENCES} such strings (${MAX_STOP_LENGTH} characters at most).`,
+      'stop',
+    );
   }
   return list as string[];
 }
@@ -105,7 +142,8 @@ function refuseUnsupportedOptions(body: Body): void {
   const format = body.response_format;
   if (!isAbsent(format) && (typeof format !== 'object' || (format as Body).type !== 'text')) refuse('response_format', 'other than {"type": "text"}');
   for (const name of ['tools', 'functions']) if (!isEmpty(body[name])) refuse(name, '(tool and function calls)');
-  for (const name of ['tool_choice', 'function_call']) if (!isAbsent(body[name]) && body[name] !== 'none' && body[name] !== 'auto') refuse(name, '(tool and function calls)');
+  for (const name of ['tool_choice', 'function_call'])
+    if (!isAbsent(body[name]) && body[name] !== 'none' && body[name] !== 'auto') refuse(name, '(tool and function calls)');
 }
 
 function samplingOf(body: Body): SamplingOptions {
@@ -114,7 +152,8 @@ function samplingOf(body: Body): SamplingOptions {
   if (temperature !== undefined) sampling.temperature = temperature;
   const topP = body.top_p;
   if (!isAbsent(topP)) {
-    if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw new BadRequestError(`\`top_p\` must be a number in (0, 1] (1 keeps every token), not ${JSON.stringify(topP)}.`, 'top_p');
+    if (typeof topP !== 'number' || !(topP > 0 && topP <= 1))
+      throw new BadRequestError(`\`top_p\` must be a number in (0, 1] (1 keeps every token), not ${JSON.stringify(topP)}.`, 'top_p');
     sampling.topP = topP;
   }
   const topK = optionalNumber(body, 'top_k', 0, 1 << 30, true, ' (0 keeps every token)');
@@ -135,16 +174,21 @@ function attentionOf(body: Body): AttentionOptions | undefined {
 }
 
 // Fields shared by both endpoints: sampling, length, streaming, Tidal's attention extras.
-function commonFields(body: Body, requestId: string, limits: RequestLimits): Omit<ParsedRequest, 'params'> & { maxTokens?: number; sampling: SamplingOptions; attention?: AttentionOptions; client: string } {
+function commonFields(
+  body: Body,
+  requestId: string,
+  limits: RequestLimits,
+): Omit<ParsedRequest, 'params'> & { maxTokens?: number; sampling: SamplingOptions; attention?: AttentionOptions; client: string } {
   refuseUnsupportedOptions(body);
   const limit = ` (this server's --max-tokens)`;
-  const maxTokens = optionalNumber(body, 'max_completion_tokens', 1, limits.maxTokens, true, limit) ?? optionalNumber(body, 'max_tokens', 1, limits.maxTokens, true, limit);
+  const maxTokens =
+    optionalNumber(body, 'max_completion_tokens', 1, limits.maxTokens, true, limit) ?? optionalNumber(body, 'max_tokens', 1, limits.maxTokens, true, limit);
   const streamOptions = body.stream_options;
   if (!isAbsent(streamOptions) && (typeof streamOptions !== 'object' || Array.isArray(streamOptions))) {
     throw new BadRequestError('`stream_options` must be an object.', 'stream_options');
   }
   if (streamOptions) refuseUnknownFields(streamOptions as Body, new Set(['include_usage']), 'stream_options.');
-  const includeUsage = streamOptions ? optionalBoolean(streamOptions as Body, 'include_usage', 'stream_options.') ?? false : false;
+  const includeUsage = streamOptions ? (optionalBoolean(streamOptions as Body, 'include_usage', 'stream_options.') ?? false) : false;
   return {
     maxTokens,
     sampling: samplingOf(body),
@@ -180,7 +224,8 @@ function contentOf(value: unknown, path: string): string {
   return value
     .map((part, index) => {
       const at = `${path}[${index}]`;
-      if (typeof part !== 'object' || part === null || Array.isArray(part)) throw new BadRequestError(`\`${at}\` must be an object {"type": "text", "text": "..."}.`, at);
+      if (typeof part !== 'object' || part === null || Array.isArray(part))
+        throw new BadRequestError(`\`${at}\` must be an object {"type": "text", "text": "..."}.`, at);
       const { type, text } = part as Body;
       if (type !== 'text') throw new BadRequestError(`\`${at}.type\` must be "text" (this server reads text only), not ${JSON.stringify(type)}.`, `${at}.type`);
       if (typeof text !== 'string') throw new BadRequestError(`\`${at}.text\` must be a string.`, `${at}.text`);

@@ -23,8 +23,18 @@ function promptTexts(params: GenerateParams, fimFormat: FimFormat | undefined): 
     case 'completion': {
       if (fimFormat === undefined) return [];
       const texts: PromptText[] = [];
-      const parts = buildFimPrompt(fimFormat, { prefix: params.prefix ?? '', suffix: params.suffix ?? '', filePath: params.filePath, repoName: params.repoName, repoContext: params.repoContext });
-      encodePromptParts(parts, (text) => (texts.push({ text, standalone: true }), []), () => 0);
+      const parts = buildFimPrompt(fimFormat, {
+        prefix: params.prefix ?? '',
+        suffix: params.suffix ?? '',
+        filePath: params.filePath,
+        repoName: params.repoName,
+        repoContext: params.repoContext,
+      });
+      encodePromptParts(
+        parts,
+        (text) => (texts.push({ text, standalone: true }), []),
+        () => 0,
+      );
       return texts;
     }
     case 'chat':

@@ -59,8 +59,21 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   const values = new Map<string, string>();
   const lists = new Map<string, string[]>([...REPEATABLE].map((flag) => [flag, []]));
   const flags = new Set([
-    '--model', '--tokenizer', '--host', '--port', '--api-key-file', '--model-name', '--backend', '--threads', '--max-context', '--max-body-mb',
-    '--max-tokens', '--request-timeout-s', '--max-queue', '--max-connections', ...REPEATABLE,
+    '--model',
+    '--tokenizer',
+    '--host',
+    '--port',
+    '--api-key-file',
+    '--model-name',
+    '--backend',
+    '--threads',
+    '--max-context',
+    '--max-body-mb',
+    '--max-tokens',
+    '--request-timeout-s',
+    '--max-queue',
+    '--max-connections',
+    ...REPEATABLE,
   ]);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -72,10 +85,12 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     if (REPEATABLE.has(flag)) (lists.get(flag) as string[]).push(value);
     else values.set(flag, value);
   }
-  const optionalInteger = (flag: string, min: number, max: number, fallback: number) => (values.has(flag) ? integer(flag, values.get(flag) as string, min, max) : fallback);
+  const optionalInteger = (flag: string, min: number, max: number, fallback: number) =>
+    values.has(flag) ? integer(flag, values.get(flag) as string, min, max) : fallback;
   const allowedHosts = lists.get('--allow-host') as string[];
   for (const name of allowedHosts) {
-    if (!/^(\[[0-9a-f:.]+\]|[0-9a-z.:-]+)$/i.test(name)) throw new UsageError(`--allow-host takes a host name or address without scheme, port or path, not "${name}".`);
+    if (!/^(\[[0-9a-f:.]+\]|[0-9a-z.:-]+)$/i.test(name))
+      throw new UsageError(`--allow-host takes a host name or address without scheme, port or path, not "${name}".`);
   }
   const allowedOrigins = (lists.get('--allow-origin') as string[]).map((origin) => {
     const normalized = normalizeOrigin(origin);

@@ -64,11 +64,7 @@ test('cause 5: completions still run first while the chat request has waited les
   let now = 0;
   const queue = new RequestQueue(() => new FlagToken(), { now: () => now });
   const { started, job, finish } = manualJobs();
-  const done = [
-    queue.enqueue(job('running', PRIORITY_CHAT)),
-    queue.enqueue(job('chat', PRIORITY_CHAT)),
-    queue.enqueue(job('completion', PRIORITY_COMPLETION)),
-  ];
+  const done = [queue.enqueue(job('running', PRIORITY_CHAT)), queue.enqueue(job('chat', PRIORITY_CHAT)), queue.enqueue(job('completion', PRIORITY_COMPLETION))];
   now += 1_999;
   await finish('running');
   assert.equal(started.at(-1), 'completion');

@@ -54,7 +54,13 @@ test('cause 12: the watchdog stays quiet while pings are answered and fires once
   const timers = new ManualTimers();
   const connection = fakeConnection();
   const unresponsive: number[] = [];
-  const watchdog = new ResponseWatchdog({ ping: connection.ping, onUnresponsive: (ms) => unresponsive.push(timers.now - ms), intervalMs: 1_000, timeoutMs: 5_000, timers });
+  const watchdog = new ResponseWatchdog({
+    ping: connection.ping,
+    onUnresponsive: (ms) => unresponsive.push(timers.now - ms),
+    intervalMs: 1_000,
+    timeoutMs: 5_000,
+    timers,
+  });
   watchdog.start();
   await timers.advance(60_000);
   assert.equal(connection.state.pings, 60);
@@ -73,7 +79,13 @@ test('cause 12: the watchdog stays quiet while pings are answered and fires once
 test('cause 12: a ping that fails is no answer; a stopped watchdog never fires; a late answer does not revive it', async () => {
   const timers = new ManualTimers();
   let fired = 0;
-  const failing = new ResponseWatchdog({ ping: () => Promise.reject(new Error('Connection is disposed')), onUnresponsive: () => fired++, intervalMs: 100, timeoutMs: 500, timers });
+  const failing = new ResponseWatchdog({
+    ping: () => Promise.reject(new Error('Connection is disposed')),
+    onUnresponsive: () => fired++,
+    intervalMs: 100,
+    timeoutMs: 500,
+    timers,
+  });
   failing.start();
   await timers.advance(600);
   assert.equal(fired, 1);
@@ -170,8 +182,14 @@ test('cause 12: EngineClient kills a host that stops answering and the restart p
     process.kill(frozenPid, 'SIGSTOP'); // alive, and deaf
     const restarted = await second;
     assert.notEqual(restarted.info!.pid, frozenPid);
-    assert.ok(statuses.some((status) => status.state === 'error' && /did not answer for 3 s/.test(status.message ?? '')), JSON.stringify(statuses));
-    assert.ok(lines.some((line) => /stopped answering/.test(line)), lines.join('\n'));
+    assert.ok(
+      statuses.some((status) => status.state === 'error' && /did not answer for 3 s/.test(status.message ?? '')),
+      JSON.stringify(statuses),
+    );
+    assert.ok(
+      lines.some((line) => /stopped answering/.test(line)),
+      lines.join('\n'),
+    );
     assert.throws(() => process.kill(frozenPid, 0), 'the frozen host was killed');
     assert.deepEqual(shownErrors, []);
   } finally {

@@ -12,14 +12,19 @@ import { generateRequest } from '../../src/engine/protocol';
 import type { TokenizerConfig } from '../../src/engine/tokenizer';
 import { embeddedModelDir, exitWithin, loadEmbeddedModel, startHost } from './hostFixture';
 
-const chatml = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+const chatml =
+  '{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}';
 const messages = [{ role: 'user' as const, content: 'Hello there' }];
 
 // [what it does, the template, what the error says]
 const bombs: [string, string, RegExp][] = [
   ['a range of 100 million numbers (heap)', '{% for i in range(100000000) %}{% endfor %}', /did not finish within 1 s/],
   ['nested loops of 10 000 × 10 000 (time)', '{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}', /did not finish within 1 s/],
-  ['a text that doubles 22 times, to 64 M characters (output)', "{% set ns = namespace(text='xxxxxxxxxxxxxxxx') %}{% for i in range(22) %}{% set ns.text = ns.text + ns.text %}{% endfor %}{{ ns.text }}", /wrote 67108864 characters/],
+  [
+    'a text that doubles 22 times, to 64 M characters (output)',
+    "{% set ns = namespace(text='xxxxxxxxxxxxxxxx') %}{% for i in range(22) %}{% set ns.text = ns.text + ns.text %}{% endfor %}{{ ns.text }}",
+    /wrote 67108864 characters/,
+  ],
   ['a million copies of a line (time)', "{% for i in range(1000000) %}{{ 'a line of prompt text that repeats ' }}{% endfor %}", /did not finish within 1 s/],
 ];
 
@@ -57,7 +62,10 @@ test('cause 1: the default limit is 2 s and the error says so; a normal render s
 
 test('cause 1: a template that fails or does not parse still gets the template error, not a worker error', () => {
   assert.throws(() => renderChat({ chat_template: '{% for %}' } as TokenizerConfig, messages), /chat template could not be parsed/);
-  assert.throws(() => renderChat({ chat_template: "{{ raise_exception('no system role') }}" } as TokenizerConfig, messages), /chat template failed on this conversation/);
+  assert.throws(
+    () => renderChat({ chat_template: "{{ raise_exception('no system role') }}" } as TokenizerConfig, messages),
+    /chat template failed on this conversation/,
+  );
 });
 
 test('cause 1: the engine host survives a model whose chat template runs the heap out; other requests still work', { timeout: 90_000 }, async () => {
@@ -74,7 +82,8 @@ test('cause 1: the engine host survives a model whose chat template runs the hea
       const started = Date.now();
       await assert.rejects(
         connection.sendRequest(generateRequest, { requestId: `chat-${attempt}`, kind: 'chat', messages, maxTokens: 4 }),
-        (error: Error & { data?: { code?: string } }) => /chat template did not finish within 2 s/.test(error.message) && error.data?.code === 'ERR_TIDAL_REQUEST',
+        (error: Error & { data?: { code?: string } }) =>
+          /chat template did not finish within 2 s/.test(error.message) && error.data?.code === 'ERR_TIDAL_REQUEST',
       );
       assert.ok(Date.now() - started < 6_000, `attempt ${attempt} took ${Date.now() - started} ms`);
     }

@@ -26,7 +26,7 @@ function checkCases(cases: Case[]): void {
     let first = 0;
     while (first < got.length && got[first] === ids[first]) first++;
     assert.deepEqual(got, ids, `encoding differs at token ${first} of ${ids.length} for text starting ${JSON.stringify(text.slice(0, 40))}`);
-    assert.equal(tokenizer.decode(got), text);  // byte-level BPE is lossless
+    assert.equal(tokenizer.decode(got), text); // byte-level BPE is lossless
   }
 }
 

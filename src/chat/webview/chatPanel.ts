@@ -182,7 +182,7 @@ function setBusy(value: boolean, text?: string): void {
   busy = value;
   sendButton.hidden = value;
   stopButton.hidden = !value;
-  status.textContent = value ? text ?? 'Answering…' : '';
+  status.textContent = value ? (text ?? 'Answering…') : '';
   status.hidden = !value;
 }
 
@@ -339,7 +339,9 @@ function receive(message: ChatToPanel): void {
       return;
     case 'codeButton': {
       const answers = messages.querySelectorAll<HTMLElement>('article.turn.assistant');
-      const button = answers[answers.length - 1]?.querySelector<HTMLButtonElement>(`button.code-action[data-action="${message.action}"][data-block="${message.block}"]`);
+      const button = answers[answers.length - 1]?.querySelector<HTMLButtonElement>(
+        `button.code-action[data-action="${message.action}"][data-block="${message.block}"]`,
+      );
       button?.click();
       return;
     }

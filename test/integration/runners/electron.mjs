@@ -9,7 +9,18 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { integrationDir, keepVscodeLogs, log, logsDir, readResults, repoRoot, RunDeadline, SUITE_START_TIMEOUT_MS, suiteEntry, userSettings } from './common.mjs';
+import {
+  integrationDir,
+  keepVscodeLogs,
+  log,
+  logsDir,
+  readResults,
+  repoRoot,
+  RunDeadline,
+  SUITE_START_TIMEOUT_MS,
+  suiteEntry,
+  userSettings,
+} from './common.mjs';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -90,9 +101,10 @@ export async function runWithElectron({ vsix, run, cleanup, suiteEnvironment = {
       break;
     }
     if (deadline.passed(results)) {
-      harnessError = timeoutMs === undefined
-        ? 'the suite ran past the sum of its tests\' time limits'
-        : 'the suite did not finish before the time limit (TIDAL_INTEGRATION_TIMEOUT_S)';
+      harnessError =
+        timeoutMs === undefined
+          ? "the suite ran past the sum of its tests' time limits"
+          : 'the suite did not finish before the time limit (TIDAL_INTEGRATION_TIMEOUT_S)';
       break;
     }
     await sleep(200);

@@ -31,7 +31,10 @@ type Step = { chunks: string[]; finishReason: FinishReason } | { error: Error };
 
 class ScriptedBackend implements GenerationBackend {
   readonly requests: GenerateParams[] = [];
-  constructor(private readonly steps: Step[], readonly kind: BackendKind = 'local') {}
+  constructor(
+    private readonly steps: Step[],
+    readonly kind: BackendKind = 'local',
+  ) {}
   async generate(params: GenerateParams, onText: (chunk: string) => void): Promise<GenerateResult> {
     this.requests.push(params);
     const step = this.steps[this.requests.length - 1];
@@ -83,7 +86,8 @@ const lastTurn = (session: ChatSession) => session.turns.at(-1)!;
 test('an answer cut at its token limit shows the marker; Continue sends the same conversation with the answer so far and appends', async () => {
   const next = random(11);
   for (let trial = 0; trial < 20; trial++) {
-    const pieces = (n: number) => Array.from({ length: n }, () => ['The ', 'cache ', 'is ', 'trim', 'med ', 'in ', '`trim`', '.\n', 'é'][Math.floor(next() * 9)]);
+    const pieces = (n: number) =>
+      Array.from({ length: n }, () => ['The ', 'cache ', 'is ', 'trim', 'med ', 'in ', '`trim`', '.\n', 'é'][Math.floor(next() * 9)]);
     const first = pieces(3);
     const second = pieces(3);
     const third = pieces(1 + Math.floor(next() * 3));
@@ -111,7 +115,7 @@ test('an answer cut at its token limit shows the marker; Continue sends the same
     assert.deepEqual(backend.requests[1].messages, backend.requests[0].messages, 'the conversation as sent before');
     assert.equal(lastTurn(session).text, first.join('') + second.join(''));
     // The panel got the continuation as deltas of the same turn.
-    const deltas = posted.filter((message) => message.type === 'delta').map((message) => (message as { id: string; text: string }));
+    const deltas = posted.filter((message) => message.type === 'delta').map((message) => message as { id: string; text: string });
     assert.ok(deltas.every((delta) => delta.id === answer.id));
     assert.equal(deltas.map((delta) => delta.text).join(''), first.join('') + second.join(''));
 
@@ -135,7 +139,10 @@ test('Continue needs the local engine, and survives a reload of the history', as
   assert.ok(!offersContinue(lastTurn(remoteSession), true), 'no Continue where the backend cannot continue');
 
   const store = new MemoryStore();
-  const backend = new ScriptedBackend([{ chunks: ['a', 'b', 'c'], finishReason: 'length' }, { chunks: ['d'], finishReason: 'stop' }]);
+  const backend = new ScriptedBackend([
+    { chunks: ['a', 'b', 'c'], finishReason: 'length' },
+    { chunks: ['d'], finishReason: 'stop' },
+  ]);
   const { session } = setup(backend, store);
   await session.ask('q');
   const reloaded = readHistory(store.values.get([...store.values.keys()][0]));

@@ -29,7 +29,10 @@ class ScriptedBackend implements GenerationBackend {
   readonly kind = 'local' as const;
   readonly requests: GenerateParams[] = [];
   signals: (AbortSignal | undefined)[] = [];
-  constructor(private readonly answers: string[][], private readonly holdOpen = false) {}
+  constructor(
+    private readonly answers: string[][],
+    private readonly holdOpen = false,
+  ) {}
   async generate(params: GenerateParams, onText: (chunk: string) => void, signal?: AbortSignal): Promise<GenerateResult> {
     this.requests.push(params);
     this.signals.push(signal);
@@ -102,8 +105,14 @@ test('a question streams its answer to the panel in order, ends as the engine te
   assert.equal(finalTurn.turn.text, 'The cache is trimmed in `trim`.');
   assert.equal(finalTurn.turn.status, 'done');
   assert.deepEqual(finalTurn.turn.meta, {
-    promptTokens: 321, maxContext: 16384, reusedTokens: 300, tokens: 31, contextFiles: 1,
-    attention: { mode: 'tidal', attendedFraction: 0.25 }, decodeMs: 10, finishReason: 'stop',
+    promptTokens: 321,
+    maxContext: 16384,
+    reusedTokens: 300,
+    tokens: 31,
+    contextFiles: 1,
+    attention: { mode: 'tidal', attendedFraction: 0.25 },
+    decodeMs: 10,
+    finishReason: 'stop',
   });
   assert.deepEqual(posted.at(-1), { type: 'busy', busy: false });
   assert.equal(session.lastAnswer?.streamed, 'The cache is trimmed in `trim`.');
@@ -111,10 +120,13 @@ test('a question streams its answer to the panel in order, ends as the engine te
 
   // What the store holds comes back as the same conversation in a new session.
   const reloaded = new ChatHistory(store);
-  assert.deepEqual(reloaded.current.turns.map((turn) => [turn.role, turn.text, turn.status]), [
-    ['user', 'Where is the cache trimmed?', 'done'],
-    ['assistant', 'The cache is trimmed in `trim`.', 'done'],
-  ]);
+  assert.deepEqual(
+    reloaded.current.turns.map((turn) => [turn.role, turn.text, turn.status]),
+    [
+      ['user', 'Where is the cache trimmed?', 'done'],
+      ['assistant', 'The cache is trimmed in `trim`.', 'done'],
+    ],
+  );
   assert.equal(reloaded.current.turns[1].meta?.attention?.mode, 'tidal');
 });
 
@@ -148,12 +160,18 @@ test('Regenerate answers the last question again and replaces its answer; earlie
     { role: 'assistant', content: 'first' },
   ]);
   await session.regenerate();
-  assert.deepEqual(session.turns.map((turn) => turn.text), ['Q1', 'first', 'Q2 #file:src/kvCache.ts.', 'third']);
+  assert.deepEqual(
+    session.turns.map((turn) => turn.text),
+    ['Q1', 'first', 'Q2 #file:src/kvCache.ts.', 'third'],
+  );
   assert.deepEqual(backend.requests[2].messages, backend.requests[1].messages);
   // The attachment named in the question is asked for again on regenerate.
   assert.deepEqual(session.turns[2].attachments, ['src/kvCache.ts']);
   const conversation = posted.filter((message) => message.type === 'conversation').at(-1) as Extract<ChatToPanel, { type: 'conversation' }>;
-  assert.deepEqual(conversation.turns.map((turn) => turn.text), ['Q1', 'first', 'Q2 #file:src/kvCache.ts.']);
+  assert.deepEqual(
+    conversation.turns.map((turn) => turn.text),
+    ['Q1', 'first', 'Q2 #file:src/kvCache.ts.'],
+  );
 });
 
 test('New chat starts an empty conversation and keeps the old one in the stored history', async () => {
@@ -164,7 +182,10 @@ test('New chat starts an empty conversation and keeps the old one in the stored 
   assert.deepEqual(session.turns, []);
   assert.deepEqual(posted.at(-1), { type: 'conversation', turns: [], busy: false });
   const stored = store.get<{ conversations: { turns: unknown[] }[] }>(HISTORY_KEY)!;
-  assert.deepEqual(stored.conversations.map((conversation) => conversation.turns.length), [0, 2]);
+  assert.deepEqual(
+    stored.conversations.map((conversation) => conversation.turns.length),
+    [0, 2],
+  );
 });
 
 test('a failure reaches the user as an error turn, and the session can ask again', async () => {
@@ -183,7 +204,10 @@ test('a failure reaches the user as an error turn, and the session can ask again
   await session.ask('Q again');
   assert.equal(session.turns.at(-1)?.text, 'fine');
   // The failed exchange is left out of the next prompt.
-  assert.deepEqual(backend.requests[0].messages!.map((message) => message.role), ['system', 'user']);
+  assert.deepEqual(
+    backend.requests[0].messages!.map((message) => message.role),
+    ['system', 'user'],
+  );
 });
 
 test("with the engine host's own repository part the request says `repository: true` and carries no files", async () => {
@@ -206,21 +230,36 @@ test('History: an earlier conversation opens in the panel and can be asked on; d
   const first = session.conversations[0].id;
   await session.newChat();
   await session.ask('Q2');
-  assert.deepEqual(session.conversations.map((conversation) => conversation.turns.length), [2, 2]);
+  assert.deepEqual(
+    session.conversations.map((conversation) => conversation.turns.length),
+    [2, 2],
+  );
 
   assert.equal(await session.openConversation(first), true);
-  assert.deepEqual(session.turns.map((turn) => turn.text), ['Q1', 'a1']);
+  assert.deepEqual(
+    session.turns.map((turn) => turn.text),
+    ['Q1', 'a1'],
+  );
   assert.deepEqual(posted.at(-1), { type: 'conversation', turns: session.turns.map((turn) => ({ ...turn })), busy: false });
   const stored = store.get<{ conversations: { id: string }[] }>(HISTORY_KEY)!;
   assert.equal(stored.conversations[0].id, first, 'the opened conversation is not stored as the current one');
   // Asking goes on in the opened conversation, with its earlier exchange in the prompt.
   await session.ask('Q3');
-  assert.deepEqual(session.turns.map((turn) => turn.text), ['Q1', 'a1', 'Q3', 'a3']);
-  assert.ok(backend.requests[2].messages?.some((message) => message.content === 'a1'), 'the earlier answer is not in the prompt');
+  assert.deepEqual(
+    session.turns.map((turn) => turn.text),
+    ['Q1', 'a1', 'Q3', 'a3'],
+  );
+  assert.ok(
+    backend.requests[2].messages?.some((message) => message.content === 'a1'),
+    'the earlier answer is not in the prompt',
+  );
   assert.equal(await session.openConversation('no-such-conversation'), false);
 
   await session.deleteConversation(first);
   assert.deepEqual(session.turns, []);
   assert.deepEqual(posted.at(-1), { type: 'conversation', turns: [], busy: false });
-  assert.deepEqual(session.conversations.map((conversation) => conversation.turns.map((turn) => turn.text)), [[], ['Q2', 'a2']]);
+  assert.deepEqual(
+    session.conversations.map((conversation) => conversation.turns.map((turn) => turn.text)),
+    [[], ['Q2', 'a2']],
+  );
 });

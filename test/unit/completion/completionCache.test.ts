@@ -7,7 +7,7 @@ import { CompletionCache } from '../../../src/completion/completionCache';
 
 test('random set/get sequences agree with a reference LRU', () => {
   let seed = 11;
-  const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
   const capacity = 5;
   const cache = new CompletionCache({ maxEntries: capacity, maxTypedAhead: 0 });
   const reference: { key: string; value: string }[] = [];

@@ -52,7 +52,16 @@ function scriptedBackend(chunks: string[] | ((params: GenerateParams) => string[
 }
 
 function result(requestId: string, text: string, finishReason: GenerateResult['finishReason']): GenerateResult {
-  return { requestId, text, finishReason, tokens: text.length, promptTokens: 100, reusedTokens: 90, recomputedTokens: 10, timings: { queuedMs: 0, prefillMs: 1, decodeMs: 1, totalMs: 2 } };
+  return {
+    requestId,
+    text,
+    finishReason,
+    tokens: text.length,
+    promptTokens: 100,
+    reusedTokens: 90,
+    recomputedTokens: 10,
+    timings: { queuedMs: 0, prefillMs: 1, decodeMs: 1, totalMs: 2 },
+  };
 }
 
 function service(backend: GenerationBackend, config: Partial<CompletionConfig> = {}) {
@@ -260,7 +269,10 @@ test('a manual trigger after typing reuses the cached greedy completion and asks
   assert.deepEqual((await completions.complete(request))?.alternatives, [word]);
   const manual = await completions.complete({ ...request, candidates: 3 });
   assert.equal(calls.length, 3);
-  assert.deepEqual(calls.slice(1).map((call) => call.params.sampling?.temperature && call.params.sampling.seed), [seed - 2, seed - 1]);
+  assert.deepEqual(
+    calls.slice(1).map((call) => call.params.sampling?.temperature && call.params.sampling.seed),
+    [seed - 2, seed - 1],
+  );
   assert.deepEqual(manual?.alternatives, [word, `${word}_${seed - 2}`, `${word}_${seed - 1}`]);
   assert.equal(completions.counters.cacheHits, 1);
 });

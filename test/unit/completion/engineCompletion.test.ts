@@ -44,10 +44,14 @@ function observedBackend(session: ModelSession) {
     async generate(params, onText, signal) {
       const call: Observed = { params, chunks: 0 };
       calls.push(call);
-      signal?.addEventListener('abort', () => {
-        call.chunksAtAbort = call.chunks;
-        session.cancel(params.requestId);
-      }, { once: true });
+      signal?.addEventListener(
+        'abort',
+        () => {
+          call.chunksAtAbort = call.chunks;
+          session.cancel(params.requestId);
+        },
+        { once: true },
+      );
       call.result = await session.generate(params, (text) => {
         call.chunks++;
         onText(text);
@@ -112,7 +116,10 @@ test('a superseded request is cancelled inside the engine within a step or two o
     const cancelled = calls[0];
     assert.equal(cancelled.result?.finishReason, 'cancelled');
     assert.ok(cancelled.chunksAtAbort !== undefined);
-    assert.ok(cancelled.result!.tokens <= cancelled.chunksAtAbort + 2, `${cancelled.result!.tokens} tokens generated, ${cancelled.chunksAtAbort} streamed when aborted`);
+    assert.ok(
+      cancelled.result!.tokens <= cancelled.chunksAtAbort + 2,
+      `${cancelled.result!.tokens} tokens generated, ${cancelled.chunksAtAbort} streamed when aborted`,
+    );
     const outcome = await second;
     assert.ok(outcome);
     assert.equal(session.stats().queue.cancelled >= 1, true);

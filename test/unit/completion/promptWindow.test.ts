@@ -14,7 +14,6 @@ function randomDocument(random: () => number, length: number): string {
   return text;
 }
 
-
 test('a short document goes in whole', () => {
   const text = 'const a = 1;\nconst b = 2;\n';
   const window = cutPromptWindow(text, 13, { maxPrefixChars: 100, maxSuffixChars: 100 });

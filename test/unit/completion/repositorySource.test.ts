@@ -26,7 +26,16 @@ function completionsFor(backend: BackendSetting, folderScheme: string | undefine
     kind: backend === 'remote' ? 'remote' : 'local',
     async generate(params) {
       sent.push(params);
-      return { requestId: params.requestId, text: 'x', finishReason: 'stop', tokens: 1, promptTokens: 10, reusedTokens: 0, recomputedTokens: 10, timings: { queuedMs: 0, prefillMs: 0, decodeMs: 0, totalMs: 0 } };
+      return {
+        requestId: params.requestId,
+        text: 'x',
+        finishReason: 'stop',
+        tokens: 1,
+        promptTokens: 10,
+        reusedTokens: 0,
+        recomputedTokens: 10,
+        timings: { queuedMs: 0, prefillMs: 0, decodeMs: 0, totalMs: 0 },
+      };
     },
   };
   const service = new CompletionService({

@@ -24,7 +24,7 @@ function fixture(): FixtureRepo {
 async function scanned(repo: FixtureRepo, options: Partial<RepoContextOptions> = {}): Promise<RepoContext> {
   const context = new RepoContext({ fileSystem: new NodeFileSystem(repo.root), countTokens, ...options });
   await context.scan();
-  context.render(UNLIMITED);  // tokens are counted when a render first needs them
+  context.render(UNLIMITED); // tokens are counted when a render first needs them
   return context;
 }
 
@@ -85,7 +85,10 @@ test('two scans give the same order and text; a rescan of an unchanged tree read
   const b = second.render(UNLIMITED);
   assert.equal(a.text, b.text);
   assert.deepEqual(a.files, b.files);
-  assert.deepEqual(a.files.map((f) => f.path), [...repo.included].sort());
+  assert.deepEqual(
+    a.files.map((f) => f.path),
+    [...repo.included].sort(),
+  );
   const rescan = await deltaCounters(first, () => first.scan());
   assert.deepEqual(rescan, { read: 2, tokenized: 0 }, 'only the two .gitignore files are read again');
   assert.equal(first.render(UNLIMITED).text, a.text);
@@ -121,7 +124,10 @@ test('a budget keeps the relevant files and the longest background prefix', asyn
   assert.ok(fitted.totalTokens <= budget);
   assert.ok(fitted.totalTokens > budget - 100, 'the budget is used, not wasted');
   assert.equal(fitted.files.at(-1)!.path, active);
-  assert.deepEqual(fitted.files.slice(-relevant.size).map((f) => f.path), full.files.slice(-relevant.size).map((f) => f.path));
+  assert.deepEqual(
+    fitted.files.slice(-relevant.size).map((f) => f.path),
+    full.files.slice(-relevant.size).map((f) => f.path),
+  );
   assert.equal(fitted.files.length + fitted.droppedFiles.length, full.files.length);
   // Background files are kept from the start of the path order; past the first one that did not
   // fit, only small files that still fit the remainder follow.
@@ -141,8 +147,10 @@ test('a budget keeps the relevant files and the longest background prefix', asyn
   const prefix = commonPrefixLength(fitted.text, squeezed.text);
   assert.ok(prefix >= fitted.files[same].startOffset);
   assert.ok(same >= firstDropped - 5, `only the end of the background changes (${same} of ${firstDropped} kept in place)`);
-  console.log(`# budget ${budget} tokens: ${fitted.files.length} files fit, ${fitted.droppedFiles.length} dropped; ` +
-    `after typing, prefix kept ${prefix}/${fitted.text.length} chars (${((100 * prefix) / fitted.text.length).toFixed(1)}%)`);
+  console.log(
+    `# budget ${budget} tokens: ${fitted.files.length} files fit, ${fitted.droppedFiles.length} dropped; ` +
+      `after typing, prefix kept ${prefix}/${fitted.text.length} chars (${((100 * prefix) / fitted.text.length).toFixed(1)}%)`,
+  );
   assert.equal(context.render(0).files.length, 0);
 });
 
@@ -163,7 +171,10 @@ test('renderFiles gives each file with its contents, and the excluded file takes
 
   // Unlimited: every file but the excluded one, in render's order, with render's contents.
   const all = context.renderFiles(UNLIMITED, `./${active}`);
-  assert.deepEqual(all.files.map((f) => f.path), full.files.map((f) => f.path).filter((p) => p !== active));
+  assert.deepEqual(
+    all.files.map((f) => f.path),
+    full.files.map((f) => f.path).filter((p) => p !== active),
+  );
   for (const file of all.files.slice(0, 20)) assert.equal(file.content, sourceOf(full, file.path));
   assert.equal(all.tokens, full.totalTokens - activeTokens);
   assert.deepEqual(all.droppedFiles, []);
@@ -201,8 +212,10 @@ test('a disk edit re-reads and re-tokenizes exactly that file and keeps the pref
   const afterSecond = context.render(UNLIMITED);
   const secondPrefix = commonPrefixLength(afterFirst.text, afterSecond.text);
   assert.ok(secondPrefix >= lastStart + sourceOf(afterFirst, path).length);
-  console.log(`# prefix kept: first edit ${firstPrefix}/${before.text.length} chars (file started at ${oldStart}); ` +
-    `second edit ${secondPrefix}/${afterFirst.text.length} chars (${((100 * secondPrefix) / afterFirst.text.length).toFixed(2)}%)`);
+  console.log(
+    `# prefix kept: first edit ${firstPrefix}/${before.text.length} chars (file started at ${oldStart}); ` +
+      `second edit ${secondPrefix}/${afterFirst.text.length} chars (${((100 * secondPrefix) / afterFirst.text.length).toFixed(2)}%)`,
+  );
 
   // A duplicate event with an unchanged stat reads nothing; a save of identical text re-tokenizes nothing.
   assert.deepEqual(await deltaCounters(context, () => context.applyChange({ path, kind: 'changed' })), { read: 0, tokenized: 0 });
@@ -229,7 +242,10 @@ test('editor buffers update without reading the disk; typing in the active file 
     const delta = await deltaCounters(context, () => context.applyChange({ path: active, kind: 'changed', text }));
     assert.deepEqual(delta, { read: 0, tokenized: 1 });
     const next = context.render(UNLIMITED);
-    assert.deepEqual(next.files.slice(0, -1).map((f) => f.path), othersBefore);
+    assert.deepEqual(
+      next.files.slice(0, -1).map((f) => f.path),
+      othersBefore,
+    );
     assert.ok(commonPrefixLength(previous.text, next.text) >= next.files.at(-1)!.startOffset + text.length - 1);
     previous = next;
   }
@@ -274,7 +290,10 @@ test('the active file pulls its folder and its imports next to it', async () => 
   assert.deepEqual(neighbours, [...repo.sources.filter((p) => p.startsWith('src/mod10/') && p !== 'src/mod10/file03.ts'), 'src/mod17/file03.ts'].sort());
   // Switching back to no active file restores the plain path order.
   context.setActiveFile(undefined);
-  assert.deepEqual(context.render(UNLIMITED).files.map((f) => f.path), [...repo.included].sort());
+  assert.deepEqual(
+    context.render(UNLIMITED).files.map((f) => f.path),
+    [...repo.included].sort(),
+  );
 });
 
 test('created and deleted files and folders; ignored creations stay out', async () => {
@@ -311,7 +330,10 @@ test('a changed .gitignore is applied without re-reading unchanged files', async
   const context = await scanned(repo);
   editOnDisk(repo, '.gitignore', '*.log\n!keep.log\n/output/\ntmp/\nsecret.txt\ndocs/**/*.draft.md\nsrc/mod0*/\n');
   const delta = await deltaCounters(context, () => context.applyChange({ path: '.gitignore', kind: 'changed' }));
-  assert.deepEqual(context.paths, repo.included.filter((p) => !p.startsWith('src/mod0')));
+  assert.deepEqual(
+    context.paths,
+    repo.included.filter((p) => !p.startsWith('src/mod0')),
+  );
   // Both rule files are read for their rules, the root one once more as a context file.
   assert.deepEqual(delta, { read: 3, tokenized: 1 });
 });
@@ -327,8 +349,10 @@ test('performance: scanning the 300-file fixture takes under a second', async ()
   const rescanStarted = performance.now();
   await context.scan();
   const rescanMs = performance.now() - rescanStarted;
-  console.log(`# ${context.paths.length} files, ${rendered.totalTokens} tokens: scan ${scanMs.toFixed(1)} ms, ` +
-    `render ${renderMs.toFixed(2)} ms, unchanged rescan ${rescanMs.toFixed(1)} ms`);
+  console.log(
+    `# ${context.paths.length} files, ${rendered.totalTokens} tokens: scan ${scanMs.toFixed(1)} ms, ` +
+      `render ${renderMs.toFixed(2)} ms, unchanged rescan ${rescanMs.toFixed(1)} ms`,
+  );
   assert.ok(context.paths.length >= 300);
   assert.ok(scanMs < 1000, `scan took ${scanMs.toFixed(0)} ms`);
 });

@@ -36,7 +36,13 @@ test('one folder: paths relative to it; several: the folder name in front, the i
 
 test('folder names are made unique in order', () => {
   const n = word();
-  assert.deepEqual(folderPathNames([{ name: n }, { name: 'x' }, { name: n }, { name: n }, { name: `${n} (2)` }]), [n, 'x', `${n} (2)`, `${n} (3)`, `${n} (2) (2)`]);
+  assert.deepEqual(folderPathNames([{ name: n }, { name: 'x' }, { name: n }, { name: n }, { name: `${n} (2)` }]), [
+    n,
+    'x',
+    `${n} (2)`,
+    `${n} (3)`,
+    `${n} (2) (2)`,
+  ]);
 });
 
 test("every folder's files are in the repository context, each under its folder's name; globs, generated folders and each folder's .gitignore apply inside it", async () => {
@@ -85,7 +91,13 @@ test("every folder's files are in the repository context, each under its folder'
 
 test('FoldersFileSystem refuses repeated or empty names', () => {
   const fs = new NodeFileSystem(os.tmpdir());
-  assert.throws(() => new FoldersFileSystem([{ name: 'a', fileSystem: fs }, { name: 'a', fileSystem: fs }]));
+  assert.throws(
+    () =>
+      new FoldersFileSystem([
+        { name: 'a', fileSystem: fs },
+        { name: 'a', fileSystem: fs },
+      ]),
+  );
   assert.throws(() => new FoldersFileSystem([{ name: '', fileSystem: fs }]));
   assert.throws(() => new FoldersFileSystem([{ name: 'a/b', fileSystem: fs }]));
 });

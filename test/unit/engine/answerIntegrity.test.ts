@@ -65,7 +65,13 @@ function loopingAddon(loop: readonly number[]): NativeAddon {
           onToken?.(token);
           await new Promise((resolve) => setImmediate(resolve));
         }
-        return { tokens: Int32Array.from(tokens), finishReason: cancel?.cancelled ? 'cancelled' : 'length', promptTokens: 0, prefillSeconds: 0, decodeSeconds: 0.001 };
+        return {
+          tokens: Int32Array.from(tokens),
+          finishReason: cancel?.cancelled ? 'cancelled' : 'length',
+          promptTokens: 0,
+          prefillSeconds: 0,
+          decodeSeconds: 0.001,
+        };
       };
       return new Proxy(engine, {
         get(target, name) {

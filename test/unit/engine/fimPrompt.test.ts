@@ -5,7 +5,10 @@ import { test } from 'node:test';
 
 import { buildFimPrompt, detectFimFormat, encodePromptParts, promptText } from '../../../src/engine/fimPrompt';
 
-const vocabulary = (...tokens: string[]) => (token: string) => tokens.includes(token);
+const vocabulary =
+  (...tokens: string[]) =>
+  (token: string) =>
+    tokens.includes(token);
 const request = { prefix: 'def add(a, b):\n    ', suffix: '\n\nprint(add(1, 2))\n' };
 
 test('Qwen2.5-Coder: prefix-suffix-middle with <|fim_*|> tokens, repository files behind <|file_sep|>', () => {
@@ -14,10 +17,7 @@ test('Qwen2.5-Coder: prefix-suffix-middle with <|fim_*|> tokens, repository file
   );
   assert.equal(format?.family, 'qwen');
   assert.equal(format.order, 'psm');
-  assert.equal(
-    promptText(buildFimPrompt(format, request)),
-    '<|fim_prefix|>def add(a, b):\n    <|fim_suffix|>\n\nprint(add(1, 2))\n<|fim_middle|>',
-  );
+  assert.equal(promptText(buildFimPrompt(format, request)), '<|fim_prefix|>def add(a, b):\n    <|fim_suffix|>\n\nprint(add(1, 2))\n<|fim_middle|>');
   const withRepo = buildFimPrompt(format, {
     ...request,
     repoName: 'demo',
@@ -51,17 +51,17 @@ test('DeepSeek-Coder: begin/hole/end, prefix-suffix-middle; other files as path 
   const format = detectFimFormat(vocabulary('<｜fim▁begin｜>', '<｜fim▁hole｜>', '<｜fim▁end｜>', '<｜end▁of▁sentence｜>'));
   assert.equal(format?.family, 'deepseek');
   assert.equal(format.order, 'psm');
-  assert.equal(
-    promptText(buildFimPrompt(format, request)),
-    '<｜fim▁begin｜>def add(a, b):\n    <｜fim▁hole｜>\n\nprint(add(1, 2))\n<｜fim▁end｜>',
-  );
+  assert.equal(promptText(buildFimPrompt(format, request)), '<｜fim▁begin｜>def add(a, b):\n    <｜fim▁hole｜>\n\nprint(add(1, 2))\n<｜fim▁end｜>');
   const withRepo = promptText(buildFimPrompt(format, { ...request, filePath: 'main.py', repoContext: [{ path: 'util.py', content: 'X = 1' }] }));
   assert.ok(withRepo.startsWith('// File: util.py\nX = 1\n\n// File: main.py\n<｜fim▁begin｜>'));
   assert.deepEqual(format.stopTokens, ['<｜end▁of▁sentence｜>', '<｜fim▁begin｜>']);
 });
 
 test('CodeLlama: spaced <PRE> <SUF> <MID> sentinels, suffix-first, either spelling of the tokens', () => {
-  for (const names of [['<PRE>', '<SUF>', '<MID>', '<EOT>'], ['▁<PRE>', '▁<SUF>', '▁<MID>', '▁<EOT>']]) {
+  for (const names of [
+    ['<PRE>', '<SUF>', '<MID>', '<EOT>'],
+    ['▁<PRE>', '▁<SUF>', '▁<MID>', '▁<EOT>'],
+  ]) {
     const format = detectFimFormat(vocabulary(...names));
     assert.equal(format?.family, 'codellama');
     assert.equal(format.order, 'spm');
@@ -81,7 +81,15 @@ test('a tokenizer without FIM tokens has no format; prompt parts encode special 
     (token) => ({ '<A>': 1000, '<B>': 1001 })[token],
   );
   assert.deepEqual(ids, [1000, 120, 121, 122, 1001]);
-  assert.throws(() => encodePromptParts([{ token: '<C>' }], () => [], () => undefined), /no <C> token/);
+  assert.throws(
+    () =>
+      encodePromptParts(
+        [{ token: '<C>' }],
+        () => [],
+        () => undefined,
+      ),
+    /no <C> token/,
+  );
 });
 
 test('every family keeps the repository part a stable prefix: a keystroke changes only the text after it', () => {
@@ -91,7 +99,14 @@ test('every family keeps the repository part a stable prefix: a keystroke change
     vocabulary('<｜fim▁begin｜>', '<｜fim▁hole｜>', '<｜fim▁end｜>'),
     vocabulary('<PRE>', '<SUF>', '<MID>', '<EOT>'),
   ];
-  const repo = { repoName: 'demo', filePath: 'src/main.py', repoContext: [{ path: 'src/a.py', content: 'A = 1\n' }, { path: 'src/b.py', content: 'B = 2\n' }] };
+  const repo = {
+    repoName: 'demo',
+    filePath: 'src/main.py',
+    repoContext: [
+      { path: 'src/a.py', content: 'A = 1\n' },
+      { path: 'src/b.py', content: 'B = 2\n' },
+    ],
+  };
   for (const hasToken of vocabularies) {
     const format = detectFimFormat(hasToken)!;
     const before = promptText(buildFimPrompt(format, { ...repo, prefix: 'x = A', suffix: '\nprint(x)\n' }));

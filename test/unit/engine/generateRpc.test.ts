@@ -6,15 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { startEngineHost } from '../../../src/engine/hostProcess';
-import {
-  cancelRequest,
-  echoRequest,
-  generateRequest,
-  loadModelRequest,
-  shutdownRequest,
-  statsRequest,
-  tokenNotification,
-} from '../../../src/engine/protocol';
+import { cancelRequest, echoRequest, generateRequest, loadModelRequest, shutdownRequest, statsRequest, tokenNotification } from '../../../src/engine/protocol';
 
 const hostScript = path.resolve('dist/engine-host.js');
 

@@ -82,7 +82,10 @@ test('chat and completions keep separate cached prefixes, so alternating does no
     const chat = (requestId: string, question: string): GenerateParams => ({
       requestId,
       kind: 'chat',
-      messages: [{ role: 'system', content: 'You answer questions about this repository.\n' + repoContext[0].content }, { role: 'user', content: question }],
+      messages: [
+        { role: 'system', content: 'You answer questions about this repository.\n' + repoContext[0].content },
+        { role: 'user', content: question },
+      ],
       maxTokens: 4,
       sampling: { temperature: 0 },
     });
@@ -108,13 +111,10 @@ test('streamed chunks add up to the text; a cancelled running request stops and 
   const session = await load();
   try {
     const chunks: string[] = [];
-    const long = session.generate(
-      { requestId: 'long', kind: 'raw', prompt: 'function add(a, b) {', maxTokens: 3000, sampling: { temperature: 0 } },
-      (text) => {
-        chunks.push(text);
-        if (chunks.length === 2) session.cancel('long');
-      },
-    );
+    const long = session.generate({ requestId: 'long', kind: 'raw', prompt: 'function add(a, b) {', maxTokens: 3000, sampling: { temperature: 0 } }, (text) => {
+      chunks.push(text);
+      if (chunks.length === 2) session.cancel('long');
+    });
     const queuedChunks: string[] = [];
     const next = session.generate({ requestId: 'next', kind: 'raw', prompt: 'const value = ', maxTokens: 5, sampling: { temperature: 0 } }, (text) =>
       queuedChunks.push(text),
@@ -132,10 +132,7 @@ test('streamed chunks add up to the text; a cancelled running request stops and 
     const blocker = session.generate({ requestId: 'blocker', kind: 'raw', prompt: 'x', maxTokens: 20, sampling: { temperature: 0 } });
     const victim = session.generate({ requestId: 'victim', kind: 'raw', prompt: 'y', maxTokens: 20 });
     assert.equal(session.cancel('victim'), true);
-    assert.deepEqual(
-      { finishReason: (await victim).finishReason, tokens: (await victim).tokens },
-      { finishReason: 'cancelled', tokens: 0 },
-    );
+    assert.deepEqual({ finishReason: (await victim).finishReason, tokens: (await victim).tokens }, { finishReason: 'cancelled', tokens: 0 });
     await blocker;
   } finally {
     await session.unload();

@@ -46,7 +46,7 @@ test('only the tokens after the longest common prefix are prefilled; a request g
 test('unrelated prompts get their own slot; with every slot taken the least recently used one is replaced', async () => {
   const engine = new RecordingEngine();
   const cache = new PrefixCache(engine, 2);
-  await cache.prepare(range(0, 50));      // slot A
+  await cache.prepare(range(0, 50)); // slot A
   await cache.prepare(range(1000, 1040)); // slot B
   assert.equal((await cache.prepare(range(0, 51))).reusedTokens, 49);
   assert.equal((await cache.prepare(range(1000, 1041))).reusedTokens, 39);
@@ -103,7 +103,10 @@ test('a changed block in the middle: with shifted reuse the later blocks are com
     assert.equal(second.shiftedTokens, moved);
     assert.equal(second.recomputedTokens, saved.tokens.length + 3);
     const compact = engine.calls.find((call) => call.startsWith('compact'));
-    assert.deepEqual(JSON.parse(compact!.split(' ').slice(2).join(' ')), [[0, exactPrefix], [before.blocks[3].start, moved]]);
+    assert.deepEqual(JSON.parse(compact!.split(' ').slice(2).join(' ')), [
+      [0, exactPrefix],
+      [before.blocks[3].start, moved],
+    ]);
     // The slot now holds the new prompt minus its last token, in order.
     assert.deepEqual(engine.sequences.get(second.sequence), Array.from(after.tokens.slice(0, -1)));
   }
@@ -117,7 +120,10 @@ test('planReuse on random layouts: what a compaction keeps is the new prompt, to
   };
   for (let trial = 0; trial < 300; trial++) {
     const count = 1 + Math.floor(random() * 8);
-    const files = Array.from({ length: count }, (_, i) => ({ key: `f${i}`, tokens: Array.from({ length: 1 + Math.floor(random() * 60) }, () => Math.floor(random() * 50)) }));
+    const files = Array.from({ length: count }, (_, i) => ({
+      key: `f${i}`,
+      tokens: Array.from({ length: 1 + Math.floor(random() * 60) }, () => Math.floor(random() * 50)),
+    }));
     const header = random() < 0.5 ? [] : [999];
     const old = layoutOf(header, files, random() < 0.5 ? [7, 7] : []);
     // New layout: some files removed, one maybe changed, some appended, same relative order.
@@ -131,7 +137,8 @@ test('planReuse on random layouts: what a compaction keeps is the new prompt, to
     assert.deepEqual(held.slice(0, plan.kept), Array.from(fresh.tokens.slice(0, plan.kept)), `trial ${trial}`);
     assert.ok(plan.kept >= plan.exact);
     if (plan.ranges) {
-      for (let i = 1; i < plan.ranges.length; i++) assert.ok(plan.ranges[i][0] >= plan.ranges[i - 1][0] + plan.ranges[i - 1][1], 'ranges ascend without overlap');
+      for (let i = 1; i < plan.ranges.length; i++)
+        assert.ok(plan.ranges[i][0] >= plan.ranges[i - 1][0] + plan.ranges[i - 1][1], 'ranges ascend without overlap');
     }
   }
 });

@@ -33,7 +33,10 @@ export class RecordingEngine implements PrefixEngine {
   async compactSequence(sequence: number, ranges: [number, number][]) {
     this.calls.push(`compact ${sequence} ${JSON.stringify(ranges)}`);
     const held = this.sequences.get(sequence)!;
-    this.sequences.set(sequence, ranges.flatMap(([start, count]) => held.slice(start, start + count)));
+    this.sequences.set(
+      sequence,
+      ranges.flatMap(([start, count]) => held.slice(start, start + count)),
+    );
   }
   async releaseSequence(sequence: number) {
     this.sequences.delete(sequence);

@@ -74,11 +74,17 @@ test('files are laid out oldest first, independent of any active file; a save mo
   const bStart = first.blocks[1].start;
   assert.deepEqual(Array.from(second.tokens.slice(0, bStart)), Array.from(first.tokens.slice(0, bStart)), 'identical up to b');
   assert.ok(commonPrefixLength(first.tokens, second.tokens) < first.blocks[1].start + first.blocks[1].length, 'b itself is no longer there');
-  assert.deepEqual(second.blocks.map((block) => block.key.split('#')[0]), ['src/a.ts', 'src/c.ts', 'lib/d.ts', 'README.md', 'src/b.ts']);
+  assert.deepEqual(
+    second.blocks.map((block) => block.key.split('#')[0]),
+    ['src/a.ts', 'src/c.ts', 'lib/d.ts', 'README.md', 'src/b.ts'],
+  );
   // The other blocks' tokens are unchanged, only moved.
   for (const block of second.blocks.slice(0, 4)) {
     const before = first.blocks.find((candidate) => candidate.key === block.key)!;
-    assert.deepEqual(Array.from(second.tokens.slice(block.start, block.start + block.length)), Array.from(first.tokens.slice(before.start, before.start + before.length)));
+    assert.deepEqual(
+      Array.from(second.tokens.slice(block.start, block.start + block.length)),
+      Array.from(first.tokens.slice(before.start, before.start + before.length)),
+    );
   }
 });
 
@@ -239,7 +245,10 @@ test('several workspace folders: every folder is in the layout, each file under 
   const first = await workspace({ 'src/a.ts': `export const a = ${Math.random()};\n`, 'node_modules/x/i.js': 'x' });
   const second = await workspace({ 'lib/b.py': `b = ${Math.random()}\n`, 'build/out.js': 'x' });
   const names = [`front-${Math.random().toString(36).slice(2, 6)}`, 'build'];
-  const folders = [{ name: names[0], path: first }, { name: names[1], path: second }];
+  const folders = [
+    { name: names[0], path: first },
+    { name: names[1], path: second },
+  ];
   const layout = new RepositoryLayout({ root: first, folders, include: ['**/*'], exclude: [], repoName: 'team', maxTokens: 100_000 }, tokenizer);
   await layout.scan();
   const laid = layout.layout();

@@ -73,7 +73,10 @@ test('random results: each field comes back out of the line', () => {
       timings: { queuedMs: 0, prefillMs: 0, decodeMs: 0, totalMs: next() * 300_000, firstTokenMs: next() < 0.2 ? undefined : next() * 60_000 },
     };
     const line = formatRequestLog(requestLogEntry({ requestId: result.requestId, kind, purpose: kind === purpose ? undefined : purpose }, result));
-    const match = /^request (\S+): (\w+), ([\d,]+) prompt tokens \(([\d,]+) cached\), ([\d,]+) files?, (no token|first token [^,]+), total [^,]+, ([\d,]+) tokens?, finish (\w+)$/.exec(line);
+    const match =
+      /^request (\S+): (\w+), ([\d,]+) prompt tokens \(([\d,]+) cached\), ([\d,]+) files?, (no token|first token [^,]+), total [^,]+, ([\d,]+) tokens?, finish (\w+)$/.exec(
+        line,
+      );
     assert.ok(match, line);
     const number = (text: string) => Number(text.replace(/,/g, ''));
     assert.deepEqual(

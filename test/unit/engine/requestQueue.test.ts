@@ -106,7 +106,13 @@ test('a new completion supersedes the queued and running completions but leaves 
 
 test('a job that throws rejects its promise and the queue moves on', async () => {
   const queue = new RequestQueue(() => new FlagToken());
-  const failing = queue.enqueue({ id: 'x', priority: 0, run: () => { throw new Error('broken job'); } });
+  const failing = queue.enqueue({
+    id: 'x',
+    priority: 0,
+    run: () => {
+      throw new Error('broken job');
+    },
+  });
   const ok = queue.enqueue({ id: 'y', priority: 0, run: async () => 'fine' });
   await assert.rejects(failing, /broken job/);
   assert.equal(await ok, 'fine');

@@ -76,24 +76,37 @@ test('the ChatML template renders system, user and assistant turns and opens the
       '<|im_start|>user\nThanks<|im_end|>\n' +
       '<|im_start|>assistant\n',
   );
-  const withSystem = renderChat(tokenizer.config, [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hi' }], {
-    addGenerationPrompt: false,
-  });
+  const withSystem = renderChat(
+    tokenizer.config,
+    [
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'Hi' },
+    ],
+    {
+      addGenerationPrompt: false,
+    },
+  );
   assert.equal(withSystem, '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n');
   const ids = tokenizer.encode(text);
   assert.equal(ids.filter((id) => id === tokenizer.tokenId('<|im_start|>')).length, 5);
 });
 
 test('a model without a chat template, or without a tokenizer, gets an error that says what to do', () => {
-  assert.throws(() => renderChat({}, [{ role: 'user', content: 'hi' }], { modelName: 'base-model' }), (error: Error) => {
-    assert.ok(error instanceof ChatTemplateError);
-    assert.match(error.message, /base-model has no chat template/);
-    assert.match(error.message, /instruction-tuned/);
-    return true;
-  });
-  assert.throws(() => TextTokenizer.fromDirectory(path.resolve('test/fixtures/models/llama2-mha-bf16')), (error: Error) => {
-    assert.ok(error instanceof TokenizerLoadError);
-    assert.match(error.message, /no tokenizer\.json/);
-    return true;
-  });
+  assert.throws(
+    () => renderChat({}, [{ role: 'user', content: 'hi' }], { modelName: 'base-model' }),
+    (error: Error) => {
+      assert.ok(error instanceof ChatTemplateError);
+      assert.match(error.message, /base-model has no chat template/);
+      assert.match(error.message, /instruction-tuned/);
+      return true;
+    },
+  );
+  assert.throws(
+    () => TextTokenizer.fromDirectory(path.resolve('test/fixtures/models/llama2-mha-bf16')),
+    (error: Error) => {
+      assert.ok(error instanceof TokenizerLoadError);
+      assert.match(error.message, /no tokenizer\.json/);
+      return true;
+    },
+  );
 });

@@ -16,7 +16,15 @@ const afterBatch = () => sleep(EVENT_BATCH_MS + 30);
 const uri = (path: string, scheme = 'file') => ({ scheme, authority: '', path, fsPath: path });
 const folder = (path: string): FolderParts => ({ uri: uri(path), name: path.slice(path.lastIndexOf('/') + 1) });
 
-const ready: RepositoryStatus = { state: 'ready', files: 12, droppedFiles: 1, skippedFiles: 0, totalTokens: 45_000, warmTokens: 45_000, restoredTokens: 40_000 };
+const ready: RepositoryStatus = {
+  state: 'ready',
+  files: 12,
+  droppedFiles: 1,
+  skippedFiles: 0,
+  totalTokens: 45_000,
+  warmTokens: 45_000,
+  restoredTokens: 40_000,
+};
 
 class FakeRpc {
   readonly requests: { method: string; params?: unknown }[] = [];
@@ -207,7 +215,10 @@ test('the remote backend or a model that failed closes the workspace in the host
   world.modelReady = false;
   repository.modelChanged('idle');
   await afterBatch();
-  assert.deepEqual(rpc.requests.map((request) => request.method), ['workspace/open', 'workspace/close']);
+  assert.deepEqual(
+    rpc.requests.map((request) => request.method),
+    ['workspace/open', 'workspace/close'],
+  );
 });
 
 test('a host without workspace/open: logged once, no status, requests still get the (empty) host part', async () => {
@@ -255,7 +266,10 @@ test('an open cut short by the engine stopping is no error: the restart opens ag
   };
   await repository.open('model ready');
   assert.equal(repository.status, undefined);
-  assert.deepEqual(logged.filter((line) => line.startsWith('warn')), []);
+  assert.deepEqual(
+    logged.filter((line) => line.startsWith('warn')),
+    [],
+  );
 });
 
 test('several workspace folders: all of them are opened (names made unique), and file events of each carry the folder name; files outside every folder and excluded ones are dropped', async () => {

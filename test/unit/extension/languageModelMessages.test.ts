@@ -50,7 +50,11 @@ function randomConversation(next: () => number): { messages: RequestMessage[]; t
   const count = Math.floor(next() * 8);
   for (let i = 0; i < count; i++) {
     const parts = Array.from({ length: Math.floor(next() * 4) }, () => randomPart(next));
-    messages.push({ role: pick(next, [ROLE_USER, ROLE_USER, ROLE_ASSISTANT, ROLE_ASSISTANT, ROLE_SYSTEM, 9]), content: parts.map((p) => p.part), name: undefined });
+    messages.push({
+      role: pick(next, [ROLE_USER, ROLE_USER, ROLE_ASSISTANT, ROLE_ASSISTANT, ROLE_SYSTEM, 9]),
+      content: parts.map((p) => p.part),
+      name: undefined,
+    });
     texts.push(parts.map((p) => p.text).join(''));
   }
   return { messages, texts };
@@ -106,7 +110,11 @@ test('countTokensOf: a message counts as its text with the model tokenizer (rand
       assert.equal(countTokensOf(text, count), expected, `seed ${seed}`);
     }
   }
-  assert.equal(calls.every((text) => text.length > 0), true, 'the empty text is not sent to the tokenizer');
+  assert.equal(
+    calls.every((text) => text.length > 0),
+    true,
+    'the empty text is not sent to the tokenizer',
+  );
   assert.ok(countTokensOf('hello world, hello world', count) > countTokensOf('hello', count));
 });
 
@@ -201,7 +209,10 @@ test('runWithCancellation: an engine error is passed on, unless the request was 
   const failing = async () => {
     throw new Error('The Tidal engine is not running right now');
   };
-  await assert.rejects(runWithCancellation(failing, new FakeToken(), () => undefined), /not running/);
+  await assert.rejects(
+    runWithCancellation(failing, new FakeToken(), () => undefined),
+    /not running/,
+  );
   const token = new FakeToken();
   const outcome = await runWithCancellation(
     async () => {

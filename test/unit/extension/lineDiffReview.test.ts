@@ -11,7 +11,6 @@ import { PendingEdit } from '../../../src/extension/pendingEdit';
 import { wholeLinesEnd } from '../../../src/extension/selectionPrompt';
 import { random } from '../seededRandom';
 
-
 function randomText(next: () => number, maxLines: number): string {
   const count = Math.floor(next() * (maxLines + 1));
   let text = '';
@@ -37,8 +36,22 @@ test('diffLines: all hunks give the proposal, none the original, and the kept li
     const a = splitLines(randomText(next, 8));
     const b = splitLines(randomText(next, 8));
     const hunks = diffLines(a, b);
-    assert.equal(applyHunks(a, hunks, hunks.map(() => true)), b.join(''));
-    assert.equal(applyHunks(a, hunks, hunks.map(() => false)), a.join(''));
+    assert.equal(
+      applyHunks(
+        a,
+        hunks,
+        hunks.map(() => true),
+      ),
+      b.join(''),
+    );
+    assert.equal(
+      applyHunks(
+        a,
+        hunks,
+        hunks.map(() => false),
+      ),
+      a.join(''),
+    );
     const kept = a.length - hunks.reduce((sum, hunk) => sum + hunk.original.length, 0);
     assert.equal(kept, bruteLcs(a, b), JSON.stringify({ a, b }));
   }
@@ -126,7 +139,11 @@ test('lineTexts is splitLines without the line breaks, on random texts with LF, 
   const pieces = ['a', 'bc', ' ', '\n', '\r\n', '\t', 'x = 1'];
   for (let round = 0; round < 300; round += 1) {
     const text = Array.from({ length: Math.floor(next() * 12) }, () => pieces[Math.floor(next() * pieces.length)]).join('');
-    assert.deepEqual(lineTexts(text), splitLines(text).map((line) => line.replace(/\r?\n$/, '')), JSON.stringify(text));
+    assert.deepEqual(
+      lineTexts(text),
+      splitLines(text).map((line) => line.replace(/\r?\n$/, '')),
+      JSON.stringify(text),
+    );
   }
   assert.deepEqual(lineTexts(''), []);
   assert.deepEqual(lineTexts('\n'), ['']);

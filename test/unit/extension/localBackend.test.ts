@@ -92,10 +92,7 @@ test('local backend: an engine that dies mid-request gives a clear error, then a
   const { host, backend, shutDown } = connect();
   try {
     await host.connection.sendRequest(loadModelRequest, { modelDir, options: { backend: 'cpu', threads: 1 } });
-    const request = backend.generate(
-      { requestId: newRequestId('raw'), kind: 'raw', prompt: repoPrompt, maxTokens: 100_000 },
-      () => host.child.kill('SIGKILL'),
-    );
+    const request = backend.generate({ requestId: newRequestId('raw'), kind: 'raw', prompt: repoPrompt, maxTokens: 100_000 }, () => host.child.kill('SIGKILL'));
     await assert.rejects(request, (error: Error) => error instanceof EngineNotReadyError && /stopped while answering/.test(error.message));
     await new Promise((resolve) => setTimeout(resolve, 200));
     await assert.rejects(

@@ -67,7 +67,7 @@ test('an addon that does not load (wrong platform, ABI, a missing library) names
   }
 });
 
-test('the notification: only without a local engine, only for a local backend, once per window, never after Don\'t Show Again', () => {
+test("the notification: only without a local engine, only for a local backend, once per window, never after Don't Show Again", () => {
   const none = localEngineOffer('win32-x64', missing);
   for (const backend of ['auto', 'cpu', 'cuda'] as const) assert.equal(shouldShowLocalEngineNotice(none, backend, undefined, false), true, backend);
   assert.equal(shouldShowLocalEngineNotice(none, 'remote', undefined, false), false, 'the remote backend needs no local engine');
@@ -76,7 +76,7 @@ test('the notification: only without a local engine, only for a local backend, o
   assert.equal(shouldShowLocalEngineNotice(localEngineOffer('linux-x64', { loaded: true }), 'auto', undefined, false), false, 'a local engine: nothing to say');
 });
 
-test('the engine client\'s status becomes the load result: only `unavailable` is a failure', () => {
+test("the engine client's status becomes the load result: only `unavailable` is a failure", () => {
   assert.deepEqual(addonLoadResultOf({ state: 'ready' }), { loaded: true });
   assert.deepEqual(addonLoadResultOf({ state: 'error' }), { loaded: true }, 'a crashed engine had an addon');
   assert.deepEqual(addonLoadResultOf({ state: 'starting' }), { loaded: true });

@@ -88,7 +88,8 @@ export function parseWhen(expression: string): string[] {
   const peek = () => tokens[at];
   const take = (expected?: string) => {
     const token = tokens[at++];
-    if (token === undefined || (expected !== undefined && token !== expected)) throw new Error(`when clause "${expression}": expected ${expected ?? 'more'} at token ${at}, got ${token}`);
+    if (token === undefined || (expected !== undefined && token !== expected))
+      throw new Error(`when clause "${expression}": expected ${expected ?? 'more'} at token ${at}, got ${token}`);
     return token;
   };
   const operand = (): void => {
@@ -141,7 +142,7 @@ test('the when-clause check rejects what VS Code would not parse', () => {
   for (const bad of ['ctrl+', 'ctl+t', 'ctrl+ctrl+t', 'alt+\\\\', 'ctrl+k ctrl+t x', '']) assert.equal(isKeyChord(bad), false, bad);
 });
 
-test('keybindings: each runs a contributed and registered command (or one of VS Code\'s), with valid keys and when clauses', () => {
+test("keybindings: each runs a contributed and registered command (or one of VS Code's), with valid keys and when clauses", () => {
   const keybindings = manifest.contributes.keybindings ?? [];
   assert.ok(keybindings.length >= 4, 'keybindings for the manual trigger, accept next line, chat and ask');
   const contributed = new Set(manifest.contributes.commands.map((command) => command.command));
@@ -151,7 +152,8 @@ test('keybindings: each runs a contributed and registered command (or one of VS 
       assert.ok(contributed.has(binding.command), `${binding.command} is bound but not in contributes.commands`);
       assert.ok(registered.has(binding.command), `${binding.command} is bound but not registered (COMMAND_IDS)`);
     }
-    for (const key of [binding.key, binding.mac, binding.win, binding.linux]) if (key !== undefined) assert.ok(isKeyChord(key), `"${key}" is not a key VS Code reads`);
+    for (const key of [binding.key, binding.mac, binding.win, binding.linux])
+      if (key !== undefined) assert.ok(isKeyChord(key), `"${key}" is not a key VS Code reads`);
     if (binding.when !== undefined) {
       const keys = parseWhen(binding.when);
       for (const key of keys.filter((k) => k.startsWith('config.'))) {
@@ -198,7 +200,7 @@ function commandLinks(markdown: string): string[] {
   return [...markdown.matchAll(/\]\(command:([\w.-]+)/g)].map((match) => match[1]);
 }
 
-test('every command the manifest uses (keybindings, menus, walkthrough, links in settings) is declared with a title, or is VS Code\'s', () => {
+test("every command the manifest uses (keybindings, menus, walkthrough, links in settings) is declared with a title, or is VS Code's", () => {
   const declared = new Map(manifest.contributes.commands.map((command) => [command.command, command.title]));
   const used: { command: string; where: string }[] = [];
   for (const binding of manifest.contributes.keybindings ?? []) used.push({ command: binding.command, where: 'keybindings' });
@@ -217,10 +219,17 @@ test('every command the manifest uses (keybindings, menus, walkthrough, links in
     }
   }
   for (const [name, schema] of Object.entries(settingsSchema)) {
-    for (const command of commandLinks(`${schema.markdownDescription ?? ''} ${(schema.enumDescriptions ?? []).join(' ')}`)) used.push({ command, where: `setting ${name}` });
+    for (const command of commandLinks(`${schema.markdownDescription ?? ''} ${(schema.enumDescriptions ?? []).join(' ')}`))
+      used.push({ command, where: `setting ${name}` });
   }
-  assert.ok(used.some((use) => use.where.startsWith('walkthrough')), 'the walkthrough links no command');
-  assert.ok(used.some((use) => use.where.startsWith('setting')), 'no setting links a command');
+  assert.ok(
+    used.some((use) => use.where.startsWith('walkthrough')),
+    'the walkthrough links no command',
+  );
+  assert.ok(
+    used.some((use) => use.where.startsWith('setting')),
+    'no setting links a command',
+  );
   for (const { command, where } of used) {
     if (VSCODE_COMMANDS.has(command)) continue;
     assert.ok(command.startsWith('tidal.'), `${where} uses ${command}, which is neither ours nor a known VS Code command`);
@@ -234,17 +243,27 @@ test('settings: Model, Backend and Completions come first; the attention researc
   const sections = manifest.contributes.configuration;
   assert.ok(Array.isArray(sections) && sections.length >= 2, 'configuration is a list of sections');
   const [main] = [...sections].sort((a, b) => (a.order ?? 0) - (b.order ?? 0));
-  assert.equal(main.title, 'Tidal Code', 'the first section carries the extension\'s name, so its settings show at the top level');
-  const byOrder = Object.entries(main.properties).sort(([, a], [, b]) => (a.order ?? Infinity) - (b.order ?? Infinity)).map(([name]) => name);
+  assert.equal(main.title, 'Tidal Code', "the first section carries the extension's name, so its settings show at the top level");
+  const byOrder = Object.entries(main.properties)
+    .sort(([, a], [, b]) => (a.order ?? Infinity) - (b.order ?? Infinity))
+    .map(([name]) => name);
   assert.deepEqual(byOrder.slice(0, 3), ['tidal.modelPath', 'tidal.backend', 'tidal.inlineCompletions.enabled']);
   for (const section of sections) {
     const orders = Object.values(section.properties).map((schema) => schema.order);
-    assert.ok(orders.every((order) => Number.isInteger(order)), `every setting of "${section.title}" has an order`);
+    assert.ok(
+      orders.every((order) => Number.isInteger(order)),
+      `every setting of "${section.title}" has an order`,
+    );
     assert.equal(new Set(orders).size, orders.length, `two settings of "${section.title}" share an order`);
   }
   const attention = sections.find((section) => section.title === 'Advanced: attention');
   assert.ok(attention, 'an "Advanced: attention" section');
-  assert.deepEqual(Object.keys(attention.properties).sort(), Object.keys(settingsSchema).filter((name) => name.startsWith('tidal.attention.')).sort());
+  assert.deepEqual(
+    Object.keys(attention.properties).sort(),
+    Object.keys(settingsSchema)
+      .filter((name) => name.startsWith('tidal.attention.'))
+      .sort(),
+  );
   assert.ok(!Object.keys(main.properties).some((name) => name.startsWith('tidal.attention.')));
   // A setting in two sections would be registered twice.
   const all = sections.flatMap((section) => Object.keys(section.properties));
@@ -264,7 +283,16 @@ test('the walkthrough covers choosing a model, GPU or CPU and what is in context
     if (step.media.markdown) assert.ok(existsSync(step.media.markdown), `${step.media.markdown} is missing`);
     assert.ok(step.title.trim() && step.description.trim(), step.id);
   }
-  assert.ok(text.some((t) => t.includes('(command:tidal.selectModel)') && /demo/i.test(t)), 'a step offers Select Model and says the embedded model is a demo');
-  assert.ok(text.some((t) => t.includes('tidal.backend') && /\bcpu\b/i.test(t) && /\bgpu\b/i.test(t)), 'a step explains tidal.backend, GPU or CPU');
-  assert.ok(text.some((t) => t.includes('tidal.context.maxTokens') && /\(command:/.test(t)), 'a step explains the context budget and links where to see it');
+  assert.ok(
+    text.some((t) => t.includes('(command:tidal.selectModel)') && /demo/i.test(t)),
+    'a step offers Select Model and says the embedded model is a demo',
+  );
+  assert.ok(
+    text.some((t) => t.includes('tidal.backend') && /\bcpu\b/i.test(t) && /\bgpu\b/i.test(t)),
+    'a step explains tidal.backend, GPU or CPU',
+  );
+  assert.ok(
+    text.some((t) => t.includes('tidal.context.maxTokens') && /\(command:/.test(t)),
+    'a step explains the context budget and links where to see it',
+  );
 });

@@ -6,14 +6,21 @@ import { test } from 'node:test';
 import type { ModelErrorCause, ModelState } from '../../../src/extension/modelController';
 import { demoMemoryAfterLoad, modelProblemKind, modelProblemNotice, scopesHoldingModelPath, shouldShowDemoNotice } from '../../../src/extension/modelNotices';
 
-const ready = (embedded: boolean) => ({ state: 'ready', loaded: { modelDir: embedded ? '/ext/models/tidal-code-mini' : '/models/qwen' }, loadMs: 5, embedded }) as unknown as ModelState;
-const failed = (cause: ModelErrorCause, message: string, embedded = false): ModelState => ({ state: 'error', modelDir: '/models/bad', message, embedded, cause });
+const ready = (embedded: boolean) =>
+  ({ state: 'ready', loaded: { modelDir: embedded ? '/ext/models/tidal-code-mini' : '/models/qwen' }, loadMs: 5, embedded }) as unknown as ModelState;
+const failed = (cause: ModelErrorCause, message: string, embedded = false): ModelState => ({
+  state: 'error',
+  modelDir: '/models/bad',
+  message,
+  embedded,
+  cause,
+});
 
 test('the demo note shows once the embedded model is loaded with tidal.modelPath empty, once per window', () => {
   assert.equal(shouldShowDemoNotice(ready(true), '', undefined, false), true);
   assert.equal(shouldShowDemoNotice(ready(true), '  ', undefined, false), true, 'a blank path is the embedded model');
   assert.equal(shouldShowDemoNotice(ready(true), '', undefined, true), false, 'already shown in this window');
-  assert.equal(shouldShowDemoNotice(ready(false), '/models/qwen', undefined, false), false, 'a model of the user\'s own');
+  assert.equal(shouldShowDemoNotice(ready(false), '/models/qwen', undefined, false), false, "a model of the user's own");
   assert.equal(shouldShowDemoNotice({ state: 'loading', modelDir: '/ext' }, '', undefined, false), false, 'not before the model is there');
   assert.equal(shouldShowDemoNotice({ state: 'idle', message: 'Remote backend: http://x' }, '', undefined, false), false, 'nothing local runs');
   assert.equal(shouldShowDemoNotice(failed('path', 'x', true), '', undefined, false), false);
@@ -58,7 +65,10 @@ test('the problem named: missing path, not a model path, unsupported architectur
 });
 
 test('Open Setting goes to the setting that caused the failure: the KV cap, or an explicit CUDA backend', () => {
-  const cap = modelProblemNotice(failed('memory', 'Could not load the model: over the KV memory cap. The KV cache cap is the setting tidal.engine.maxKvMemoryGB: raise it'), 'auto');
+  const cap = modelProblemNotice(
+    failed('memory', 'Could not load the model: over the KV memory cap. The KV cache cap is the setting tidal.engine.maxKvMemoryGB: raise it'),
+    'auto',
+  );
   assert.equal(cap?.setting, 'tidal.engine.maxKvMemoryGB');
   assert.deepEqual(cap?.actions, ['Select Model', 'Open Setting', 'Use Embedded']);
   const noGpu = modelProblemNotice(failed('engine', 'Could not load the model: CUDA: no device', true), 'cuda');
@@ -68,7 +78,10 @@ test('Open Setting goes to the setting that caused the failure: the KV cap, or a
 });
 
 test('the embedded model failing offers no Use Embedded (it is the one failing), and other states give no notification', () => {
-  const embedded = modelProblemNotice(failed('path', 'The embedded model is missing from the extension (/ext/models/tidal-code-mini); reinstall Tidal Code.', true), 'auto');
+  const embedded = modelProblemNotice(
+    failed('path', 'The embedded model is missing from the extension (/ext/models/tidal-code-mini); reinstall Tidal Code.', true),
+    'auto',
+  );
   assert.deepEqual(embedded?.actions, ['Select Model', 'Show Log']);
   assert.equal(embedded?.setting, undefined);
   assert.match(embedded!.message, /reinstall Tidal Code/);

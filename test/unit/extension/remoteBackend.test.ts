@@ -43,8 +43,14 @@ const completion: GenerateParams = {
   sampling: { temperature: 0 },
 };
 
-test('chat: text arrives streamed in several chunks and equals the engine\'s own answer', async () => {
-  const params: GenerateParams = { requestId: 'chat1', kind: 'chat', messages: [{ role: 'user', content: 'Explain add().' }], maxTokens: 24, sampling: { temperature: 0 } };
+test("chat: text arrives streamed in several chunks and equals the engine's own answer", async () => {
+  const params: GenerateParams = {
+    requestId: 'chat1',
+    kind: 'chat',
+    messages: [{ role: 'user', content: 'Explain add().' }],
+    maxTokens: 24,
+    sampling: { temperature: 0 },
+  };
   const reference = await session.generate({ ...params, requestId: 'ref-chat' });
   const chunks: string[] = [];
   const result = await backend().generate(params, (chunk) => chunks.push(chunk));
@@ -75,14 +81,29 @@ test('chat with repository files: our server puts them before the conversation a
 });
 
 test('chat with repository files to another server: a system message in front of the conversation', () => {
-  const params: GenerateParams = { requestId: 'x', kind: 'chat', repoName: 'demo', repoContext: completion.repoContext, messages: [{ role: 'user', content: 'hi' }] };
+  const params: GenerateParams = {
+    requestId: 'x',
+    kind: 'chat',
+    repoName: 'demo',
+    repoContext: completion.repoContext,
+    messages: [{ role: 'user', content: 'hi' }],
+  };
   const other = chatRepository(params, { tidal: false });
   assert.equal(other.repository, undefined);
   assert.equal(other.messages.length, 2);
   assert.equal(other.messages[0].role, 'system');
   assert.match(other.messages[0].content, /Files of the repository demo:[\s\S]*src\/math\.ts[\s\S]*return a \+ b;[\s\S]*src\/text\.ts/);
   // An existing system message keeps its text after the files.
-  const withSystem = chatRepository({ ...params, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'hi' }] }, { tidal: false });
+  const withSystem = chatRepository(
+    {
+      ...params,
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'hi' },
+      ],
+    },
+    { tidal: false },
+  );
   assert.equal(withSystem.messages.length, 2);
   assert.match(withSystem.messages[0].content, /src\/text\.ts[\s\S]*\nBe brief\.$/);
   // Ours gets the files as the `repository` extra; no files: the conversation alone.
@@ -141,7 +162,14 @@ test('a completion that a newer one replaces on the server resolves as cancelled
   let startNewer: () => void = () => undefined;
   const started = new Promise<void>((resolve) => (startNewer = resolve));
   // Precondition: greedy, this completion runs its whole 400 tokens.
-  const long: GenerateParams = { requestId: 'older', kind: 'completion', prefix: 'const numbers = [1, 2, 3, ', suffix: '];\n', maxTokens: 400, sampling: { temperature: 0 } };
+  const long: GenerateParams = {
+    requestId: 'older',
+    kind: 'completion',
+    prefix: 'const numbers = [1, 2, 3, ',
+    suffix: '];\n',
+    maxTokens: 400,
+    sampling: { temperature: 0 },
+  };
   assert.equal((await session.generate({ ...long, requestId: 'ref-long' })).finishReason, 'length');
   // One backend is one client (one editor window): its newer completion replaces its older one.
   const remote = backend();
@@ -154,26 +182,47 @@ test('a completion that a newer one replaces on the server resolves as cancelled
 });
 
 test('a wrong key, a server that is down, a wrong URL or model, a silent server: messages say what to check', async () => {
-  await assert.rejects(new RemoteBackend({ baseUrl: server.baseUrl, apiKey: 'wrong' }).generate(completion, () => undefined), /refused the API key \(HTTP 401/);
-  await assert.rejects(new RemoteBackend({ baseUrl: server.baseUrl }).generate(completion, () => undefined), /API key/);
-  await assert.rejects(new RemoteBackend({ baseUrl: server.baseUrl.replace(/\/v1$/, ''), apiKey: API_KEY }).generate(completion, () => undefined), /HTTP 404.*tidal\.remoteUrl/);
-  await assert.rejects(new RemoteBackend({ baseUrl: server.baseUrl, apiKey: API_KEY, model: 'other' }).generate(completion, () => undefined), /does not serve "other" \(it serves: tidal-code-mini\).*tidal\.remoteModel/);
+  await assert.rejects(
+    new RemoteBackend({ baseUrl: server.baseUrl, apiKey: 'wrong' }).generate(completion, () => undefined),
+    /refused the API key \(HTTP 401/,
+  );
+  await assert.rejects(
+    new RemoteBackend({ baseUrl: server.baseUrl }).generate(completion, () => undefined),
+    /API key/,
+  );
+  await assert.rejects(
+    new RemoteBackend({ baseUrl: server.baseUrl.replace(/\/v1$/, ''), apiKey: API_KEY }).generate(completion, () => undefined),
+    /HTTP 404.*tidal\.remoteUrl/,
+  );
+  await assert.rejects(
+    new RemoteBackend({ baseUrl: server.baseUrl, apiKey: API_KEY, model: 'other' }).generate(completion, () => undefined),
+    /does not serve "other" \(it serves: tidal-code-mini\).*tidal\.remoteModel/,
+  );
   // The server's own 400, relayed.
-  await assert.rejects(backend().generate({ ...completion, attention: { mode: 'bogus' as 'full' } }, () => undefined), /rejected the request \(HTTP 400\).*mode/);
+  await assert.rejects(
+    backend().generate({ ...completion, attention: { mode: 'bogus' as 'full' } }, () => undefined),
+    /rejected the request \(HTTP 400\).*mode/,
+  );
 
   // A port nobody listens on (taken, then released).
   const closed = http.createServer();
   await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
   const port = (closed.address() as AddressInfo).port;
   await new Promise((resolve) => closed.close(resolve));
-  await assert.rejects(new RemoteBackend({ baseUrl: `http://127.0.0.1:${port}/v1` }).generate(completion, () => undefined), /connection refused.*tidal\.remoteUrl/);
+  await assert.rejects(
+    new RemoteBackend({ baseUrl: `http://127.0.0.1:${port}/v1` }).generate(completion, () => undefined),
+    /connection refused.*tidal\.remoteUrl/,
+  );
 
   // A server that accepts and never answers.
   const silent = http.createServer(() => undefined);
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
   try {
     const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/v1`;
-    await assert.rejects(new RemoteBackend({ baseUrl: url, timeoutMs: 200 }).generate(completion, () => undefined), /sent nothing for 0\.2 s.*tidal\.remoteUrl/);
+    await assert.rejects(
+      new RemoteBackend({ baseUrl: url, timeoutMs: 200 }).generate(completion, () => undefined),
+      /sent nothing for 0\.2 s.*tidal\.remoteUrl/,
+    );
   } finally {
     silent.closeAllConnections();
     silent.close();
@@ -183,7 +232,7 @@ test('a wrong key, a server that is down, a wrong URL or model, a silent server:
 });
 
 // A stand-in for vLLM: lists a Qwen2.5-Coder model, takes no `suffix`, streams a fixed answer.
-test('servers that are not ours get the model family\'s FIM prompt as text, without `suffix`', async () => {
+test("servers that are not ours get the model family's FIM prompt as text, without `suffix`", async () => {
   const bodies: Record<string, unknown>[] = [];
   const fake = http.createServer((req, res) => {
     if (req.url === '/v1/models') {
@@ -215,7 +264,10 @@ test('servers that are not ours get the model family\'s FIM prompt as text, with
     assert.equal(body.suffix, undefined);
     assert.equal(
       body.prompt,
-      '<|repo_name|>demo\n<|file_sep|>src/math.ts\n' + completion.repoContext?.[0].content + '\n<|file_sep|>src/text.ts\n' + completion.repoContext?.[1].content +
+      '<|repo_name|>demo\n<|file_sep|>src/math.ts\n' +
+        completion.repoContext?.[0].content +
+        '\n<|file_sep|>src/text.ts\n' +
+        completion.repoContext?.[1].content +
         "\n<|file_sep|>src/main.ts\n<|fim_prefix|>import { add } from './math';\nconst total = add(<|fim_suffix|>);\nconsole.log(total);\n<|fim_middle|>",
     );
     assert.ok((body.stop as string[]).includes('<|endoftext|>'));
@@ -256,13 +308,22 @@ test('a server error (HTTP 500), an error event mid-stream and a stream cut shor
     const remote = new RemoteBackend({ baseUrl: `http://127.0.0.1:${(fake.address() as AddressInfo).port}/v1` });
     const chat: GenerateParams = { requestId: 'x', kind: 'chat', messages: [{ role: 'user', content: 'hi' }] };
     mode = '500';
-    await assert.rejects(remote.generate(chat, () => undefined), /failed \(HTTP 500\): CUDA out of memory\. Check the server's log/);
+    await assert.rejects(
+      remote.generate(chat, () => undefined),
+      /failed \(HTTP 500\): CUDA out of memory\. Check the server's log/,
+    );
     mode = 'event';
     const seen: string[] = [];
-    await assert.rejects(remote.generate(chat, (chunk) => seen.push(chunk)), /reported an error: engine crashed/);
+    await assert.rejects(
+      remote.generate(chat, (chunk) => seen.push(chunk)),
+      /reported an error: engine crashed/,
+    );
     assert.deepEqual(seen, ['Hel']);
     mode = 'cut';
-    await assert.rejects(remote.generate(chat, () => undefined), /ended before the answer was complete/);
+    await assert.rejects(
+      remote.generate(chat, () => undefined),
+      /ended before the answer was complete/,
+    );
   } finally {
     fake.close();
   }

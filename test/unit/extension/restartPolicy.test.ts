@@ -6,8 +6,14 @@ import { RestartPolicy } from '../../../src/extension/restartPolicy';
 test('delays double per crash up to the cap, then restarting stops', () => {
   const policy = new RestartPolicy(4, 60_000, 100, 500);
   const delays = [0, 1000, 2000, 3000].map((t) => policy.onCrash(t));
-  assert.deepEqual(delays.map((d) => d.restart), [true, true, true, true]);
-  assert.deepEqual(delays.map((d) => d.delayMs), [100, 200, 400, 500]);
+  assert.deepEqual(
+    delays.map((d) => d.restart),
+    [true, true, true, true],
+  );
+  assert.deepEqual(
+    delays.map((d) => d.delayMs),
+    [100, 200, 400, 500],
+  );
   const fifth = policy.onCrash(4000);
   assert.equal(fifth.restart, false);
   assert.match(fifth.reason, /crashed 5 times/);

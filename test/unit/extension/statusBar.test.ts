@@ -34,8 +34,9 @@ loader._load = function (request: string, ...rest: unknown[]) {
   return request === 'vscode' ? fakeVscode : load.call(this, request, ...rest);
 };
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { TidalStatusBar, DEMO_MODEL_NOTE, repositoryShare, tokensPerSecond } = require('../../../src/extension/statusBar') as typeof import('../../../src/extension/statusBar');
+const { TidalStatusBar, DEMO_MODEL_NOTE, repositoryShare, tokensPerSecond } =
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  require('../../../src/extension/statusBar') as typeof import('../../../src/extension/statusBar');
 import type { RepositoryStatus } from '../../../src/engine/protocol';
 import type { EngineStatus } from '../../../src/extension/engineClient';
 import type { ModelState } from '../../../src/extension/modelController';
@@ -53,7 +54,13 @@ const model = {
   embedded: true,
 } as unknown as ModelState;
 const status = (state: RepositoryStatus['state'], extra: Partial<RepositoryStatus> = {}): RepositoryStatus => ({
-  state, files: 120, droppedFiles: 3, skippedFiles: 2, totalTokens: 99_000, warmTokens: 45_000, ...extra,
+  state,
+  files: 120,
+  droppedFiles: 3,
+  skippedFiles: 2,
+  totalTokens: 99_000,
+  warmTokens: 45_000,
+  ...extra,
 });
 
 function show(repository: RepositoryStatus | undefined, engineStatus = engine, modelState: ModelState = model, figures: Partial<CompletionActivity> = {}) {
@@ -68,7 +75,10 @@ test('reading the repository, then its context warming up with the time left', (
   assert.equal(show(status('scanning')).text, '$(sync~spin) Tidal: reading repository…');
   assert.equal(show(status('warming', { etaMs: 12_300 })).text, '$(sync~spin) Tidal: context 45K/99K tokens, 12 s left');
   assert.equal(show(status('warming')).text, '$(sync~spin) Tidal: context 45K/99K tokens', 'no time when none is known');
-  assert.equal(show(status('warming', { warmTokens: 4500, totalTokens: 9000, etaMs: 150_000 })).text, '$(sync~spin) Tidal: context 4.5K/9.0K tokens, 3 min left');
+  assert.equal(
+    show(status('warming', { warmTokens: 4500, totalTokens: 9000, etaMs: 150_000 })).text,
+    '$(sync~spin) Tidal: context 4.5K/9.0K tokens, 3 min left',
+  );
   assert.match(show(status('warming', { etaMs: 12_300 })).tooltip, /45,000 of 99,000 tokens done/);
 });
 
@@ -95,7 +105,13 @@ test('engine and model problems take precedence over the repository', () => {
   const engineDown = show(warming, { state: 'error', message: 'The engine stopped unexpectedly (signal SIGKILL).' });
   assert.equal(engineDown.text, '$(error) Tidal');
   assert.match(engineDown.tooltip, /SIGKILL/);
-  const modelFailed = show(warming, engine, { state: 'error', modelDir: '/m', message: 'Could not load the model: out of memory', embedded: false, cause: 'memory' });
+  const modelFailed = show(warming, engine, {
+    state: 'error',
+    modelDir: '/m',
+    message: 'Could not load the model: out of memory',
+    embedded: false,
+    cause: 'memory',
+  });
   assert.equal(modelFailed.text, '$(warning) Tidal');
   assert.equal(modelFailed.background, 'statusBarItem.warningBackground');
   assert.equal(show(warming, engine, { state: 'loading', modelDir: '/m' }).text, '$(loading~spin) Tidal');
@@ -106,7 +122,10 @@ test('the texts as functions: progress only while reading or warming; times in s
   assert.equal(repositoryProgressText(status('ready')), undefined);
   assert.equal(repositoryProgressText(status('paused')), undefined);
   assert.match(repositoryTooltipLine(status('paused'))!, /paused at 45,000 of 99,000 tokens/);
-  assert.equal(repositoryTooltipLine(status('ready', { files: 1, droppedFiles: 1 })), 'Repository: 1 file, 99,000 tokens in context, 1 file left out by the token budget');
+  assert.equal(
+    repositoryTooltipLine(status('ready', { files: 1, droppedFiles: 1 })),
+    'Repository: 1 file, 99,000 tokens in context, 1 file left out by the token budget',
+  );
   assert.equal(timeLeft(undefined), undefined);
   assert.equal(timeLeft(400), '1 s');
   assert.equal(timeLeft(89_000), '89 s');
@@ -129,7 +148,7 @@ test('durations read as a person reads them, at every scale and at the unit boun
   assert.equal(humanDuration(-1), '–');
   // Random durations: the text's number, scaled by its unit, is within rounding of the input.
   let seed = 0x2545f491;
-  const random = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const random = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   for (let i = 0; i < 500; i++) {
     const ms = random() ** 3 * 600_000;
     const text = humanDuration(ms);
@@ -159,15 +178,21 @@ test('the embedded model is called a demo, with a link to select a real one; whe
   const real = show(undefined, engine, { ...model, embedded: false } as ModelState);
   assert.doesNotMatch(real.tooltip, /demo/);
   assert.match(real.tooltip, /Model: \/models\/mini/);
-  const gpu = show(undefined, { ...engine, info: { ...engine.info!, cuda: { usable: true, deviceName: 'NVIDIA H100', message: '' } } },
-    { ...model, loaded: { ...(model as { loaded: object }).loaded, model: { backend: 'cuda', maxContext: 8192 } } } as unknown as ModelState);
+  const gpu = show(undefined, { ...engine, info: { ...engine.info!, cuda: { usable: true, deviceName: 'NVIDIA H100', message: '' } } }, {
+    ...model,
+    loaded: { ...(model as { loaded: object }).loaded, model: { backend: 'cuda', maxContext: 8192 } },
+  } as unknown as ModelState);
   assert.match(gpu.tooltip, /Runs on: GPU \\\(NVIDIA H100\\\)/);
   assert.equal(gpu.text, '$(pulse) Tidal CUDA · 1.2K ctx · 80 ms');
 });
 
 test("the repository's share of the prompt: files in it of all it has, only once ready", () => {
   assert.equal(repositoryShare(status('ready', { files: 120, droppedFiles: 3 })), 'In the prompt: 120 of 123 repository files (97%)');
-  assert.equal(repositoryShare(status('ready', { files: 1399, droppedFiles: 1 })), 'In the prompt: 1,399 of 1,400 repository files (99%)', 'never rounds up to 100% while a file is out');
+  assert.equal(
+    repositoryShare(status('ready', { files: 1399, droppedFiles: 1 })),
+    'In the prompt: 1,399 of 1,400 repository files (99%)',
+    'never rounds up to 100% while a file is out',
+  );
   assert.equal(repositoryShare(status('ready', { files: 0, droppedFiles: 0 })), undefined);
   assert.equal(repositoryShare(status('warming')), undefined);
   assert.match(show(status('ready', { files: 120, droppedFiles: 3 })).tooltip, /In the prompt: 120 of 123 repository files \\\(97%\\\)/);
@@ -187,5 +212,8 @@ test('no local engine: the status bar names the platform, the tooltip leads to t
   assert.match(local.tooltip, /Open the remote server settings/);
   const remote = render('http://gpu-box:8765/v1');
   assert.equal(remote.text, '$(pulse) Tidal REMOTE');
-  assert.match(remote.tooltip, /OpenAI-compatible server at http:\/\/gpu-box:8765\/v1\. There is no local engine on darwin-arm64; requests go to the remote server/);
+  assert.match(
+    remote.tooltip,
+    /OpenAI-compatible server at http:\/\/gpu-box:8765\/v1\. There is no local engine on darwin-arm64; requests go to the remote server/,
+  );
 });

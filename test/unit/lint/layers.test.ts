@@ -41,7 +41,8 @@ test('core/ starts no process', async () => {
 });
 
 test('host/ may import core/ and native/, not vscode/', async () => {
-  const allowed = "import { buildFimPrompt } from '../core/prompt/fimPrompt';\nimport type { NativeAddon } from '../native/addon';\nexport const probe: [unknown, NativeAddon?] = [buildFimPrompt];\n";
+  const allowed =
+    "import { buildFimPrompt } from '../core/prompt/fimPrompt';\nimport type { NativeAddon } from '../native/addon';\nexport const probe: [unknown, NativeAddon?] = [buildFimPrompt];\n";
   assert.deepEqual(await layerErrors('src/host/layerProbe.ts', allowed), []);
   const errors = await layerErrors('src/host/layerProbe.ts', "import { activate } from '../vscode/extension';\nexport const probe = activate;\n");
   assert.equal(errors.length, 1);

@@ -48,7 +48,10 @@ function assertComplete(folder: string): void {
 
 test('the tree listing parser keeps safe file paths, LFS sha256 and sizes, git blob ids', () => {
   const files = parseTreeListing(JSON.parse(readFileSync('test/fixtures/hub/tree-listing.json', 'utf8')));
-  assert.deepEqual(files.map((f) => f.path), ['.gitattributes', 'config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model.onnx_data']);
+  assert.deepEqual(
+    files.map((f) => f.path),
+    ['.gitattributes', 'config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model.onnx_data'],
+  );
   const weights = files.find((f) => f.path === 'model.safetensors')!;
   assert.equal(weights.size, 988097824);
   assert.equal(weights.sha256, '3c0b8a5d3f0e6b1a9c2d4e7f8a1b3c5d7e9f0a2b4c6d8e0f1a3b5c7d9e1f2a4b');
@@ -117,14 +120,20 @@ test('a cancelled download leaves no model folder, keeps its part file, and the 
   await downloadModel({ location: location(), destination });
   assertComplete(destination);
   const ranged = hub.requests.filter((r) => r.url.startsWith('/cdn/') && r.url.endsWith('/model.safetensors'));
-  assert.deepEqual(ranged.map((r) => r.range), [`bytes=${partBytes}-`]);
+  assert.deepEqual(
+    ranged.map((r) => r.range),
+    [`bytes=${partBytes}-`],
+  );
   // Files finished before the cancel were not fetched again.
   assert.equal(hub.requests.filter((r) => r.url.endsWith('/config.json')).length, 0);
 });
 
 test('a wrong sha256 removes the file and leaves no model folder; the error says what to do', async () => {
   hub.faults.wrongSha256 = new Set(['model.safetensors']);
-  await assert.rejects(downloadModel({ location: location(), destination }), (e: Error) => e instanceof ChecksumError && /sha256.*removed.*Try the download again/.test(e.message));
+  await assert.rejects(
+    downloadModel({ location: location(), destination }),
+    (e: Error) => e instanceof ChecksumError && /sha256.*removed.*Try the download again/.test(e.message),
+  );
   assert.equal(existsSync(destination), false);
   const staged = readdirSync(stagingFolder(destination));
   assert.ok(!staged.some((name) => name.startsWith('model.safetensors')), staged.join());
@@ -147,7 +156,10 @@ test('a wrong git blob id or more bytes than listed are refused too', async () =
 });
 
 test('404s: an unknown repository and a listed file the hub does not serve', async () => {
-  await assert.rejects(listRepoFiles({ hubUrl: hub.url, repo: 'nobody/nothing' }), (e: Error) => e instanceof HubError && e.status === 404 && /not found/.test(e.message));
+  await assert.rejects(
+    listRepoFiles({ hubUrl: hub.url, repo: 'nobody/nothing' }),
+    (e: Error) => e instanceof HubError && e.status === 404 && /not found/.test(e.message),
+  );
   hub.faults.missingFile = new Set(['tokenizer.json']);
   await assert.rejects(downloadModel({ location: location(), destination }), (e: Error) => e instanceof HubError && e.status === 404);
   assert.equal(existsSync(destination), false);

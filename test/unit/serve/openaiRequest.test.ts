@@ -13,7 +13,6 @@ const qwenTokens = ['<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>', '<|fil
 const qwen = detectFimFormat((token) => qwenTokens.includes(token));
 const limits = { maxTokens: 4096 };
 
-
 function randomText(next: () => number, length: number): string {
   const alphabet = 'abc xyz{}();\n\n=<>|_/';
   let text = '';
@@ -62,7 +61,7 @@ test('stop strings: streamed in random chunks, the text stops where indexOf over
     const expected = hits.length > 0 ? text.slice(0, Math.min(...hits)) : text;
     const filter = new StopSequenceFilter(stops);
     let out = '';
-    for (let at = 0; at < text.length; ) {
+    for (let at = 0; at < text.length;) {
       const size = 1 + Math.floor(next() * 6);
       out += filter.push(text.slice(at, at + size));
       at += size;
@@ -75,14 +74,35 @@ test('stop strings: streamed in random chunks, the text stops where indexOf over
 
 test('completion and chat bodies map to GenerateParams; unsupported fields are refused by name', () => {
   const fim = parseCompletionRequest({ prompt: 'a', suffix: 'b', max_tokens: 5, temperature: 0.5, top_p: 0.9, seed: 3, stream: true }, 'id1', qwen, limits);
-  assert.deepEqual(fim.params, { requestId: 'id1', kind: 'completion', prefix: 'a', suffix: 'b', maxTokens: 5, sampling: { temperature: 0.5, topP: 0.9, seed: 3 }, attention: undefined, client: 'request:id1' });
+  assert.deepEqual(fim.params, {
+    requestId: 'id1',
+    kind: 'completion',
+    prefix: 'a',
+    suffix: 'b',
+    maxTokens: 5,
+    sampling: { temperature: 0.5, topP: 0.9, seed: 3 },
+    attention: undefined,
+    client: 'request:id1',
+  });
   assert.equal(fim.stream, true);
   const raw = parseCompletionRequest({ prompt: ['only one'], stop: 'x' }, 'id2', qwen, limits);
   assert.equal(raw.params.kind, 'raw');
   assert.equal(raw.params.prompt, 'only one');
   assert.deepEqual(raw.stop, ['x']);
-  const chat = parseChatRequest({ messages: [{ role: 'developer', content: [{ type: 'text', text: 'be brief' }] }, { role: 'user', content: 'hi' }] }, 'id3', limits);
-  assert.deepEqual(chat.params.messages, [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi' }]);
+  const chat = parseChatRequest(
+    {
+      messages: [
+        { role: 'developer', content: [{ type: 'text', text: 'be brief' }] },
+        { role: 'user', content: 'hi' },
+      ],
+    },
+    'id3',
+    limits,
+  );
+  assert.deepEqual(chat.params.messages, [
+    { role: 'system', content: 'be brief' },
+    { role: 'user', content: 'hi' },
+  ]);
   assert.throws(() => parseCompletionRequest({ prompt: 'a', logprobs: 2 }, 'x', qwen, limits), /logprobs/);
   assert.throws(() => parseCompletionRequest({ prompt: 'a', max_tokens: 0 }, 'x', qwen, limits), /max_tokens/);
   assert.throws(() => parseCompletionRequest({ prompt: 'a', stop: ['', 'b'] }, 'x', qwen, limits), /stop/);

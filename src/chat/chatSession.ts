@@ -3,9 +3,9 @@
 // answer, Continue goes on with an answer that stopped at its token limit, New chat starts
 // over; every change is posted to the panel and saved to the history.
 import type { AttentionOptions, ChatMessageParam, GenerateResult } from '../engine/protocol';
-import { canRetry, type GenerationBackend } from '../extension/generationBackend';
-import type { ChatToPanel } from '../extension/chatMessages';
-import { repositoryFileCount, repositoryParams, type RepositoryPart } from '../extension/repositoryPart';
+import { canRetry, type GenerationBackend } from '../core/backend/generationBackend';
+import type { ChatToPanel } from './chatMessages';
+import { repositoryFileCount, repositoryParams, type RepositoryPart } from '../core/backend/repositoryPart';
 import { newId, type Conversation, type Turn } from './conversation';
 import type { ChatHistory } from './historyStore';
 import { parseMentions } from './mentions';

@@ -1,6 +1,6 @@
 // The Problems an editor reports (VS Code diagnostics), as one line each for the chat prompt:
 // `path:line severity: message [source code]`, errors first. No `vscode` here: the extension
-// turns vscode.Diagnostic into Problem (src/chat/editorAttachments.ts).
+// turns vscode.Diagnostic into Problem (src/extension/editorAttachments.ts).
 
 export type ProblemSeverity = 'error' | 'warning' | 'info' | 'hint';
 

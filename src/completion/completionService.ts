@@ -5,8 +5,8 @@
 // adapter over this (src/extension/inlineCompletionProvider.ts); the typing benchmark drives
 // it directly.
 import type { AttentionOptions, GenerateParams, GenerateResult, SamplingOptions } from '../engine/protocol';
-import type { GenerationBackend } from '../extension/generationBackend';
-import { NO_REPOSITORY, repositoryParams, type RepositoryPart } from '../extension/repositoryPart';
+import type { GenerationBackend } from '../core/backend/generationBackend';
+import { NO_REPOSITORY, repositoryParams, type RepositoryPart } from '../core/backend/repositoryPart';
 import { CompletionCache } from './completionCache';
 import { chooseCompletionMode, type CompletionMode, type CompletionModeSetting } from './completionMode';
 import { linkedAbortController, pause } from './debounce';

@@ -9,8 +9,8 @@
 // render starts a new one), and its request, which gets an error naming the template.
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 
-import type { TokenizerConfig } from './tokenizer';
-import { tokenContent } from './tokenizer';
+import type { TokenizerConfig } from '../core/tokenizer/tokenizer';
+import { tokenContent } from '../core/tokenizer/tokenizer';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
 export interface ChatMessage {

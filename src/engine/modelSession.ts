@@ -30,8 +30,8 @@ import type {
 import { RepetitionGuard } from './repetitionGuard';
 import { RepositoryService } from './repositoryService';
 import { PRIORITY_BACKGROUND, PRIORITY_CHAT, PRIORITY_COMPLETION, RequestCancelledError, RequestQueue } from './requestQueue';
-import { tokenizerForModel } from '../models/modelTokenizer';
-import { TextTokenizer } from './tokenizer';
+import { tokenizerForModel } from '../core/tokenizer/modelTokenizer';
+import { TextTokenizer } from '../core/tokenizer/tokenizer';
 
 export class ModelRequestError extends Error {
   readonly code = 'ERR_TIDAL_REQUEST';

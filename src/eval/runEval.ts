@@ -6,8 +6,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import type { TextTokenizer } from '../engine/tokenizer';
-import { tokenizerForModel } from '../models/modelTokenizer';
+import type { TextTokenizer } from '../core/tokenizer/tokenizer';
+import { tokenizerForModel } from '../core/tokenizer/modelTokenizer';
 import type { NativeAddon, NativeEngine } from '../native/addon';
 import type { RunArgs } from './evalArgs';
 import { UsageError } from './evalArgs';

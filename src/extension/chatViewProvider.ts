@@ -9,7 +9,7 @@ import * as vscode from 'vscode';
 import { repositoryPathOf } from '../context/workspaceFolders';
 
 import { CONTEXT_MENTIONS, type ContextMention } from '../chat/mentions';
-import { MAX_LISTED_FILES, parsePanelMessage, type ChatToPanel, type CodeAction, type ComposerKey, type PanelToChat } from './chatMessages';
+import { MAX_LISTED_FILES, parsePanelMessage, type ChatToPanel, type CodeAction, type ComposerKey, type PanelToChat } from '../chat/chatMessages';
 import type { ChatSession } from '../chat/chatSession';
 
 /** What the panel last said it shows (its report after each render). */

@@ -4,7 +4,7 @@
 // the selection's indentation and line ending.
 import type { ChatMessageParam } from '../engine/protocol';
 import { clipAround, fence } from '../chat/promptAssembly';
-import { lineTexts } from './lineDiff';
+import { lineTexts } from '../core/edit/lineDiff';
 
 export const EDIT_SYSTEM_PROMPT =
   'You are Tidal, a coding assistant that rewrites code. You are given a file, the lines selected in it and an ' +

@@ -20,7 +20,7 @@ import {
 import type { EngineState } from './engineClient';
 import { isConnectionGone } from './localBackend';
 import type { ModelState } from './modelController';
-import type { RepositoryPart } from './repositoryPart';
+import type { RepositoryPart } from '../core/backend/repositoryPart';
 import { BYTES_PER_GB, type TidalSettings } from './settings';
 
 /** Events closer together than this go to the host in one notification. */

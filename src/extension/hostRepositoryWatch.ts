@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import type { EngineClient } from './engineClient';
 import { HostRepository, workspaceOpenParams } from './hostRepository';
 import type { ModelController } from './modelController';
-import { hostRendersRepository } from './repositoryPart';
+import { hostRendersRepository } from '../core/backend/repositoryPart';
 import type { TidalSettings } from './settings';
 
 export interface HostRepositoryWiring {

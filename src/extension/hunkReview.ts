@@ -5,8 +5,8 @@
 // Reject All would leave against the document now. The bookkeeping is pendingEdit.ts.
 import * as vscode from 'vscode';
 
-import { splitLines } from './lineDiff';
-import { PendingEdit, type LineEdit, type PendingHunk } from './pendingEdit';
+import { splitLines } from '../core/edit/lineDiff';
+import { PendingEdit, type LineEdit, type PendingHunk } from '../core/edit/pendingEdit';
 
 const ORIGINAL_SCHEME = 'tidal-original';
 

@@ -5,11 +5,11 @@
 import * as vscode from 'vscode';
 
 import type { ChatRequestContext } from '../chat/chatSession';
-import { codeBlockPath, placeCodeBlock, replaceLines } from './applyTarget';
+import { codeBlockPath, placeCodeBlock, replaceLines } from '../core/edit/applyTarget';
 import { buildEditMessages, extractCode, fitToSelection } from './editPrompt';
-import type { GenerationBackend } from './generationBackend';
+import type { GenerationBackend } from '../core/backend/generationBackend';
 import { HunkReview } from './hunkReview';
-import { repositoryParams } from './repositoryPart';
+import { repositoryParams } from '../core/backend/repositoryPart';
 import { wholeLinesEnd } from './selectionPrompt';
 
 export interface InlineEditDeps {

@@ -7,9 +7,9 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 
 import type { ModelState } from './modelController';
-import type { GenerationBackend } from './generationBackend';
+import type { GenerationBackend } from '../core/backend/generationBackend';
 import { countTokensOf, languageModelErrorMessage, runWithCancellation, toChatMessages, type RequestMessage } from './languageModelMessages';
-import { repositoryParams, type RepositoryPart } from './repositoryPart';
+import { repositoryParams, type RepositoryPart } from '../core/backend/repositoryPart';
 import { tokenCounterFor } from './repositoryContext';
 
 export const LANGUAGE_MODEL_VENDOR = 'tidal';

@@ -3,7 +3,7 @@
 import type { MessageConnection } from 'vscode-jsonrpc';
 
 import { cancelRequest, generateRequest, prefetchNotification, type GenerateParams, type GenerateResult, type TokenChunk } from '../engine/protocol';
-import { modelUnavailable, type GenerationBackend } from './generationBackend';
+import { modelUnavailable, type GenerationBackend } from '../core/backend/generationBackend';
 
 /** What the local backend needs of the engine process (EngineClient provides it). */
 export interface EngineConnection {

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 
 import { buildFimPrompt, FimFamily, fimFormatOfFamily, FimFormat, promptText, repoContextParts } from '../engine/fimPrompt';
 import type { ChatMessageParam, ContextFileParam, FinishReason, GenerateParams, GenerateResult } from '../engine/protocol';
-import type { GenerationBackend } from './generationBackend';
+import type { GenerationBackend } from '../core/backend/generationBackend';
 
 export interface RemoteBackendOptions {
   baseUrl: string; // e.g. http://127.0.0.1:8765/v1

@@ -9,7 +9,7 @@ import * as vscode from 'vscode';
 import type { CountTokens, RenderedFiles } from '../context/types';
 import { WorkspaceContext } from '../context/vscodeWorkspace';
 import { repositoryPathOf } from '../context/workspaceFolders';
-import { tokenizerForModel } from '../models/modelTokenizer';
+import { tokenizerForModel } from '../core/tokenizer/modelTokenizer';
 import { estimateTokens } from './contextBudget';
 import type { TidalSettings } from './settings';
 

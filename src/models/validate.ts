@@ -7,9 +7,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 import type { ModelInspection, ModelProblem, ModelReader } from '../native/addon';
-import { checkGgufTokenizer } from './ggufTokenizer';
+import { checkGgufTokenizer } from '../core/tokenizer/ggufTokenizer';
 import { estimateMemory, formatBytes, MemoryEstimate, ModelShape } from './modelShape';
-import { checkTokenizerFitsModel } from './modelTokenizer';
+import { checkTokenizerFitsModel } from '../core/tokenizer/modelTokenizer';
 
 export interface ValidationIssue {
   severity: 'error' | 'warning';

@@ -3,7 +3,7 @@
 // event loop (see TextTokenizer.countTokensAtLeast for the bound and the slices).
 import { buildFimPrompt, encodePromptParts, FimFormat } from '../engine/fimPrompt';
 import type { GenerateParams } from '../engine/protocol';
-import type { TextTokenizer } from '../engine/tokenizer';
+import type { TextTokenizer } from '../core/tokenizer/tokenizer';
 
 export type TokenCounter = Pick<TextTokenizer, 'countTokensAtLeast'>;
 

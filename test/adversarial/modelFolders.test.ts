@@ -11,7 +11,7 @@ import { after, test } from 'node:test';
 
 import { ModelSession } from '../../src/engine/modelSession';
 import { loadAddon } from '../../src/native/addon';
-import { tokenizerForModel } from '../../src/models/modelTokenizer';
+import { tokenizerForModel } from '../../src/core/tokenizer/modelTokenizer';
 import { folderTensors, GgufEntry, ggufImage, gpt2TokenizerMetadata } from '../unit/models/ggufImage';
 
 const addon = loadAddon(path.resolve('dist'));

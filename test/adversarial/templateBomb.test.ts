@@ -9,7 +9,7 @@ import { test } from 'node:test';
 
 import { ChatTemplateError, renderChat } from '../../src/engine/chatTemplate';
 import { generateRequest } from '../../src/engine/protocol';
-import type { TokenizerConfig } from '../../src/engine/tokenizer';
+import type { TokenizerConfig } from '../../src/core/tokenizer/tokenizer';
 import { embeddedModelDir, exitWithin, loadEmbeddedModel, startHost } from './hostFixture';
 
 const chatml =

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { TextTokenizer } from '../../src/engine/tokenizer';
+import { TextTokenizer } from '../../src/core/tokenizer/tokenizer';
 import { Mt19937_64, sampleRandom, seedSequence, uniformBelow } from '../../src/eval/mersenneTwister';
 import { buildCodeStream, buildPasskeyPrompt, CodeFile, CodeStream, collectCodeFiles, randomDistractors, randomNeedle } from '../../src/eval/passkey';
 import { random } from './seededRandom';

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { TextTokenizer } from '../../src/engine/tokenizer';
+import { TextTokenizer } from '../../src/core/tokenizer/tokenizer';
 import { loadEvalTokenizer } from '../../src/eval/runEval';
 import { random } from './seededRandom';
 

@@ -1,10 +1,10 @@
 // The chat panel's script, in the webview (bundled with markdown-it and highlight.js into
 // dist/chat-panel.js; no remote resources). It draws what the extension sends and sends back
-// what the user does; the messages are typed and checked in src/extension/chatMessages.ts.
-import { parseChatMessage, type ChatToPanel, type PanelToChat, type Turn } from '../../extension/chatMessages';
+// what the user does; the messages are typed and checked in src/chat/chatMessages.ts.
+import { parseChatMessage, type ChatToPanel, type PanelToChat, type Turn } from '../chatMessages';
 import { turnAnnouncement } from '../announcements';
 import { offersContinue, offersRegenerate, stopMarker } from '../answerMarkers';
-import { createMarkdownRenderer, type CodeBlock } from '../markdown';
+import { createMarkdownRenderer, type CodeBlock } from './markdown';
 import { attachmentLabel, mentionCandidates, mentionQueryAt, type MentionCandidate, type MentionQuery } from '../mentions';
 
 declare function acquireVsCodeApi(): { postMessage(message: unknown): void; getState(): unknown; setState(state: unknown): void };

@@ -10,9 +10,9 @@ import { ChatSession, type ChatRequestContext } from '../../../src/chat/chatSess
 import type { Turn } from '../../../src/chat/conversation';
 import { ChatHistory, readHistory, type StateStore } from '../../../src/chat/historyStore';
 import type { FinishReason, GenerateParams, GenerateResult } from '../../../src/engine/protocol';
-import type { ChatToPanel } from '../../../src/extension/chatMessages';
-import { parsePanelMessage } from '../../../src/extension/chatMessages';
-import { canRetry, ConfigurationError, modelUnavailable, type BackendKind, type GenerationBackend } from '../../../src/extension/generationBackend';
+import type { ChatToPanel } from '../../../src/chat/chatMessages';
+import { parsePanelMessage } from '../../../src/chat/chatMessages';
+import { canRetry, ConfigurationError, modelUnavailable, type BackendKind, type GenerationBackend } from '../../../src/core/backend/generationBackend';
 import { EngineNotReadyError } from '../../../src/extension/localBackend';
 import { random } from '../seededRandom';
 

@@ -12,7 +12,7 @@ import {
   parsePanelMessage,
   type ChatToPanel,
   type PanelToChat,
-} from '../../../src/extension/chatMessages';
+} from '../../../src/chat/chatMessages';
 
 const panelMessages: PanelToChat[] = [
   { type: 'ready' },

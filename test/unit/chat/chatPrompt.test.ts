@@ -9,7 +9,7 @@ import { test } from 'node:test';
 
 import { ModelSession } from '../../../src/engine/modelSession';
 import type { GenerateParams } from '../../../src/engine/protocol';
-import { TextTokenizer } from '../../../src/engine/tokenizer';
+import { TextTokenizer } from '../../../src/core/tokenizer/tokenizer';
 import { loadAddon } from '../../../src/native/addon';
 
 const addon = loadAddon(path.resolve('dist'));

@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import { ChatSession, type ChatRequestContext } from '../../../src/chat/chatSession';
 import { ChatHistory, HISTORY_KEY, type StateStore } from '../../../src/chat/historyStore';
 import type { GenerateParams, GenerateResult } from '../../../src/engine/protocol';
-import type { ChatToPanel } from '../../../src/extension/chatMessages';
-import type { GenerationBackend } from '../../../src/extension/generationBackend';
+import type { ChatToPanel } from '../../../src/chat/chatMessages';
+import type { GenerationBackend } from '../../../src/core/backend/generationBackend';
 
 class MemoryStore implements StateStore {
   readonly values = new Map<string, unknown>();

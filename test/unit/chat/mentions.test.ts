@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { seededRandom } from '../../../bench/context/common';
-import { parseChatMessage, parsePanelMessage } from '../../../src/extension/chatMessages';
+import { parseChatMessage, parsePanelMessage } from '../../../src/chat/chatMessages';
 import { attachmentLabel, CONTEXT_MENTIONS, mentionCandidates, mentionQueryAt, parseMentions, splitAttachments } from '../../../src/chat/mentions';
 import { formatProblem, formatProblems, type Problem, type ProblemSeverity } from '../../../src/chat/problems';
 import { buildChatMessages, cutBlock, SYSTEM_PROMPT, type EditorContext } from '../../../src/chat/promptAssembly';

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 
 import { CompletionService, distinctCompletions, type CompletionConfig } from '../../../src/completion/completionService';
 import type { GenerateParams, GenerateResult } from '../../../src/engine/protocol';
-import type { GenerationBackend } from '../../../src/extension/generationBackend';
+import type { GenerationBackend } from '../../../src/core/backend/generationBackend';
 
 const baseConfig: CompletionConfig = {
   enabled: true,

@@ -11,7 +11,7 @@ import { applyStopRules } from '../../../src/completion/stopRules';
 import { removeSuffixOverlap } from '../../../src/completion/suffixOverlap';
 import { ModelSession } from '../../../src/engine/modelSession';
 import type { GenerateParams, GenerateResult } from '../../../src/engine/protocol';
-import type { GenerationBackend } from '../../../src/extension/generationBackend';
+import type { GenerationBackend } from '../../../src/core/backend/generationBackend';
 import { loadAddon } from '../../../src/native/addon';
 
 const addon = loadAddon(path.resolve('dist'));

@@ -6,8 +6,8 @@ import { test } from 'node:test';
 
 import { CompletionService, type CompletionConfig } from '../../../src/completion/completionService';
 import type { BackendSetting, GenerateParams } from '../../../src/engine/protocol';
-import type { GenerationBackend } from '../../../src/extension/generationBackend';
-import { hostRendersRepository, repositoryPartFor } from '../../../src/extension/repositoryPart';
+import type { GenerationBackend } from '../../../src/core/backend/generationBackend';
+import { hostRendersRepository, repositoryPartFor } from '../../../src/core/backend/repositoryPart';
 
 const config: CompletionConfig = {
   enabled: true,

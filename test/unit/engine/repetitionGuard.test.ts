@@ -6,7 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { DEFAULT_REPETITION_LIMITS, firstRepetitionIndex, RepetitionGuard, type RepetitionLimits } from '../../../src/engine/repetitionGuard';
-import { TextTokenizer } from '../../../src/engine/tokenizer';
+import { TextTokenizer } from '../../../src/core/tokenizer/tokenizer';
 import { random } from '../seededRandom';
 
 function firstFiring(tokens: readonly number[], limits?: RepetitionLimits): number {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { loadAddon } from '../../../src/native/addon';
-import { TextTokenizer } from '../../../src/engine/tokenizer';
+import { TextTokenizer } from '../../../src/core/tokenizer/tokenizer';
 
 const modelDir = path.resolve('models/tidal-code-mini');
 const fixtureDir = path.resolve('test/fixtures/shipped-model');

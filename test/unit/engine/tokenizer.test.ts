@@ -5,8 +5,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { ChatTemplateError, renderChat } from '../../../src/engine/chatTemplate';
-import { StreamDecoder } from '../../../src/engine/streamDecoder';
-import { TextTokenizer, TokenizerLoadError } from '../../../src/engine/tokenizer';
+import { StreamDecoder } from '../../../src/core/tokenizer/streamDecoder';
+import { TextTokenizer, TokenizerLoadError } from '../../../src/core/tokenizer/tokenizer';
 
 const fixtureDir = path.resolve('test/fixtures/tokenizers/chatml-byte-bpe');
 const tokenizer = TextTokenizer.fromDirectory(fixtureDir);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import type { GenerateResult } from '../../../src/engine/protocol';
-import { TextTokenizer } from '../../../src/engine/tokenizer';
+import { TextTokenizer } from '../../../src/core/tokenizer/tokenizer';
 import {
   countTokensOf,
   languageModelErrorMessage,

@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { codeBlockPath, placeCodeBlock, replaceLines } from '../../../src/extension/applyTarget';
+import { codeBlockPath, placeCodeBlock, replaceLines } from '../../../src/core/edit/applyTarget';
 import { extractCode, fitToSelection } from '../../../src/extension/editPrompt';
-import { applyHunks, diffLines, lineTexts, splitLines } from '../../../src/extension/lineDiff';
-import { PendingEdit } from '../../../src/extension/pendingEdit';
+import { applyHunks, diffLines, lineTexts, splitLines } from '../../../src/core/edit/lineDiff';
+import { PendingEdit } from '../../../src/core/edit/pendingEdit';
 import { wholeLinesEnd } from '../../../src/extension/selectionPrompt';
 import { random } from '../seededRandom';
 

@@ -9,9 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 
-import { TextTokenizer } from '../../../src/engine/tokenizer';
+import { TextTokenizer } from '../../../src/core/tokenizer/tokenizer';
 import { loadAddon } from '../../../src/native/addon';
-import { tokenizerForModel } from '../../../src/models/modelTokenizer';
+import { tokenizerForModel } from '../../../src/core/tokenizer/modelTokenizer';
 import { validateModel } from '../../../src/models/validate';
 import { folderTensors, GgufEntry, ggufImage, gpt2TokenizerMetadata } from './ggufImage';
 

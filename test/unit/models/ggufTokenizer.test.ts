@@ -9,8 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 
-import { TextTokenizer } from '../../../src/engine/tokenizer';
-import { checkGgufTokenizer, GgufTokenizerError, loadGgufTokenizer as loadWith } from '../../../src/models/ggufTokenizer';
+import { TextTokenizer } from '../../../src/core/tokenizer/tokenizer';
+import { checkGgufTokenizer, GgufTokenizerError, loadGgufTokenizer as loadWith } from '../../../src/core/tokenizer/ggufTokenizer';
 import { loadAddon } from '../../../src/native/addon';
 import { random as seeded } from '../seededRandom';
 import { GgufEntry, ggufImage, gpt2TokenizerMetadata } from './ggufImage';

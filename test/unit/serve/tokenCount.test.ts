@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
-import { TextTokenizer } from '../../../src/engine/tokenizer';
+import { TextTokenizer } from '../../../src/core/tokenizer/tokenizer';
 import { random } from '../seededRandom';
 
 const byteLevel = ['models/tidal-code-mini', 'test/fixtures/tokenizers/chatml-byte-bpe'].map((dir) => ({ dir, tokenizer: TextTokenizer.fromDirectory(dir) }));

@@ -2,7 +2,7 @@
 // dist/chat-panel.js) and the extension (chatViewProvider.ts). Both sides import these types;
 // each side checks what it receives with the parser for its direction, since a webview message
 // is just JSON.
-import type { AnswerMeta, Turn } from '../chat/conversation';
+import type { AnswerMeta, Turn } from './conversation';
 
 const CODE_ACTIONS = ['copy', 'insert', 'newFile', 'apply'] as const;
 /** A code block's buttons: Copy, Insert at the cursor, New file, Apply (to the file it names, reviewed hunk by hunk). */

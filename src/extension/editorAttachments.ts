@@ -4,8 +4,8 @@
 import * as vscode from 'vscode';
 
 import { repositoryPathOf } from '../context/workspaceFolders';
-import { formatProblems, type Problem, type ProblemSeverity } from './problems';
-import type { AttachedText } from './promptAssembly';
+import { formatProblems, type Problem, type ProblemSeverity } from '../chat/problems';
+import type { AttachedText } from '../chat/promptAssembly';
 
 const SEVERITIES: Record<vscode.DiagnosticSeverity, ProblemSeverity> = {
   [vscode.DiagnosticSeverity.Error]: 'error',

@@ -9,7 +9,7 @@
 // defined, 5 unused, 6 byte), merges ('a b', gpt2 only), scores (llama only), pre (the
 // pre-tokenizer regex family, gpt2 only), the bos/eos/unknown/padding ids, addBos,
 // addSpacePrefix (llama), and chatTemplate.
-import type { GgufTokenizerMetadata, ModelReader } from '../native/addon';
+import type { GgufTokenizerMetadata, ModelReader } from '../../native/addon';
 
 export class GgufTokenizerError extends Error {
   readonly code = 'ERR_TIDAL_MODEL';

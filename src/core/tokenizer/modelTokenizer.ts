@@ -8,8 +8,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 
-import { TextTokenizer, tokenContent, TokenizerConfig, TokenizerLoadError } from '../engine/tokenizer';
-import { bundledAddon, type ModelReader } from '../native/addon';
+import { TextTokenizer, tokenContent, TokenizerConfig, TokenizerLoadError } from './tokenizer';
+import { bundledAddon, type ModelReader } from '../../native/addon';
 import { convertGgufTokenizer, GgufTokenizerError } from './ggufTokenizer';
 
 function isFile(p: string): boolean {

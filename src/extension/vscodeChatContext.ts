@@ -5,16 +5,16 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 
 import { locateRepositoryPath, repositoryPathOf } from '../context/workspaceFolders';
-import { FALLBACK_CONTEXT_TOKENS } from '../extension/contextBudget';
-import { repositoryName } from '../extension/hostRepository';
-import { ConfigurationError, modelUnavailable } from '../extension/generationBackend';
-import type { ModelController } from '../extension/modelController';
-import type { RepositoryPart } from '../extension/repositoryPart';
-import type { TidalSettings } from '../extension/settings';
-import type { ChatRequestContext } from './chatSession';
+import { FALLBACK_CONTEXT_TOKENS } from './contextBudget';
+import { repositoryName } from './hostRepository';
+import { ConfigurationError, modelUnavailable } from '../core/backend/generationBackend';
+import type { ModelController } from './modelController';
+import type { RepositoryPart } from '../core/backend/repositoryPart';
+import type { TidalSettings } from './settings';
+import type { ChatRequestContext } from '../chat/chatSession';
 import { readGitDiff, readProblems } from './editorAttachments';
-import { splitAttachments } from './mentions';
-import type { AttachedText, EditorFile } from './promptAssembly';
+import { splitAttachments } from '../chat/mentions';
+import type { AttachedText, EditorFile } from '../chat/promptAssembly';
 
 /** Tokens kept free for the answer. */
 const ANSWER_TOKENS = 1024;

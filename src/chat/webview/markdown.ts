@@ -26,8 +26,8 @@ import xml from 'highlight.js/lib/languages/xml';
 import yaml from 'highlight.js/lib/languages/yaml';
 import MarkdownIt from 'markdown-it';
 
-import { codeBlockPath } from '../extension/applyTarget';
-import { MAX_INFO_CHARS, MAX_LINE_BEFORE_CHARS } from '../extension/chatMessages';
+import { codeBlockPath } from '../../core/edit/applyTarget';
+import { MAX_INFO_CHARS, MAX_LINE_BEFORE_CHARS } from '../chatMessages';
 
 const LANGUAGES = { bash, c, cpp, csharp, css, diff, go, java, javascript, json, markdown, plaintext, python, rust, shell, sql, typescript, xml, yaml };
 for (const [name, language] of Object.entries(LANGUAGES)) hljs.registerLanguage(name, language);

@@ -10,8 +10,8 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
 
-import type { FimFormat } from '../engine/fimPrompt';
-import type { GenerateParams, GenerateResult, LoadedModel } from '../engine/protocol';
+import type { FimFormat } from '../core/prompt/fimPrompt';
+import type { GenerateParams, GenerateResult, LoadedModel } from '../core/protocol/protocol';
 import { BadRequestError, parseChatRequest, parseCompletionRequest, ParsedRequest, RequestLimits } from './openaiRequest';
 import { promptTokensAtLeast, TokenCounter } from './promptSize';
 import { GuardOptions, RequestGuards } from './requestGuards';

@@ -1,7 +1,7 @@
 // `tidal serve` entry point: loads one model and serves it over HTTP until SIGINT/SIGTERM.
 import * as path from 'node:path';
 
-import { ModelSession } from '../engine/modelSession';
+import { ModelSession } from '../host/modelSession';
 import { loadAddon } from '../native/addon';
 import { createTidalServer } from './httpServer';
 import { exposureWarning, parseServeArgs, ServeArgs, USAGE, UsageError } from './serveArgs';

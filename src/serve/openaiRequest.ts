@@ -1,8 +1,8 @@
 // OpenAI-style request bodies (/v1/completions, /v1/chat/completions) checked and turned
 // into the engine's GenerateParams. Anything we cannot honour is refused with a message that
 // names the field, never silently ignored.
-import { buildFimPrompt, FimFormat, promptText } from '../engine/fimPrompt';
-import type { AttentionOptions, ChatMessageParam, ContextFileParam, GenerateParams, SamplingOptions } from '../engine/protocol';
+import { buildFimPrompt, FimFormat, promptText } from '../core/prompt/fimPrompt';
+import type { AttentionOptions, ChatMessageParam, ContextFileParam, GenerateParams, SamplingOptions } from '../core/protocol/protocol';
 
 export class BadRequestError extends Error {
   constructor(

@@ -1,8 +1,8 @@
 // A lower bound on a request's prompt tokens, found before the engine tokenizes the prompt:
 // a prompt that provably cannot fit the context is refused without tokenizing megabytes on the
 // event loop (see TextTokenizer.countTokensAtLeast for the bound and the slices).
-import { buildFimPrompt, encodePromptParts, FimFormat } from '../engine/fimPrompt';
-import type { GenerateParams } from '../engine/protocol';
+import { buildFimPrompt, encodePromptParts, FimFormat } from '../core/prompt/fimPrompt';
+import type { GenerateParams } from '../core/protocol/protocol';
 import type { TextTokenizer } from '../core/tokenizer/tokenizer';
 
 export type TokenCounter = Pick<TextTokenizer, 'countTokensAtLeast'>;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { cancelRequest, generateRequest, statsRequest, type GenerateResult } from '../../src/engine/protocol';
+import { cancelRequest, generateRequest, statsRequest, type GenerateResult } from '../../src/core/protocol/protocol';
 import { exitWithin, frame, loadEmbeddedModel, readResponses, startBareHost, startHost, within } from './hostFixture';
 
 const brokenHeaders: { name: string; bytes: Buffer }[] = [

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { ModelSession } from '../../src/engine/modelSession';
-import { generateRequest } from '../../src/engine/protocol';
+import { ModelSession } from '../../src/host/modelSession';
+import { generateRequest } from '../../src/core/protocol/protocol';
 import { loadAddon } from '../../src/native/addon';
 import { embeddedModelDir, loadEmbeddedModel, startHost } from './hostFixture';
 

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { generateRequest } from '../../src/engine/protocol';
+import { generateRequest } from '../../src/core/protocol/protocol';
 import { loadEmbeddedModel, startHost } from './hostFixture';
 
 const chat = { requestId: 'chat', kind: 'chat', messages: [{ role: 'user', content: 'hi' }], maxTokens: 2 };

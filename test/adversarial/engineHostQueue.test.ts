@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { PRIORITY_BACKGROUND, PRIORITY_CHAT, PRIORITY_COMPLETION, RequestQueue } from '../../src/engine/requestQueue';
+import { PRIORITY_BACKGROUND, PRIORITY_CHAT, PRIORITY_COMPLETION, RequestQueue } from '../../src/host/requestQueue';
 import type { CancelToken } from '../../src/native/addon';
 
 class FlagToken implements CancelToken {

@@ -6,7 +6,7 @@ import Module from 'node:module';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { ResponseWatchdog, type WatchdogTimers } from '../../src/extension/restartPolicy';
+import { ResponseWatchdog, type WatchdogTimers } from '../../src/vscode/restartPolicy';
 import { hostScript } from './hostFixture';
 
 /** Timers on a clock that only moves when the test says so. */
@@ -146,8 +146,8 @@ loader._load = function (request: string, ...rest: unknown[]) {
   return request === 'vscode' ? fakeVscode : load.call(this, request, ...rest);
 };
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { EngineClient } = require('../../src/extension/engineClient') as typeof import('../../src/extension/engineClient');
-import type { EngineStatus } from '../../src/extension/engineClient';
+const { EngineClient } = require('../../src/vscode/engineClient') as typeof import('../../src/vscode/engineClient');
+import type { EngineStatus } from '../../src/vscode/engineClient';
 
 test('cause 12: EngineClient kills a host that stops answering and the restart policy starts a new one', { timeout: 60_000 }, async () => {
   const lines: string[] = [];

@@ -7,7 +7,7 @@ import * as net from 'node:net';
 
 import type { AddressInfo } from 'node:net';
 
-import type { GenerateParams, GenerateResult, LoadedModel } from '../../src/engine/protocol';
+import type { GenerateParams, GenerateResult, LoadedModel } from '../../src/core/protocol/protocol';
 import { createTidalServer, type ServedModel, type ServeOptions } from '../../src/serve/httpServer';
 
 export { loadEmbeddedSession, startServer, waitForResults, type ServerFixture } from '../unit/serve/serveFixture';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import type { ModelSession } from '../../src/engine/modelSession';
+import type { ModelSession } from '../../src/host/modelSession';
 import { errorOf, loadEmbeddedSession, postJson, startServer, type ServerFixture } from './httpFixture';
 
 let session: ModelSession;

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-import type { ModelSession } from '../../src/engine/modelSession';
+import type { ModelSession } from '../../src/host/modelSession';
 import { errorOf, json, loadEmbeddedSession, sseEvents, startServer, type ServerFixture } from './httpFixture';
 
 setFlagsFromString('--expose-gc');

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 
-import { ModelSession } from '../../src/engine/modelSession';
+import { ModelSession } from '../../src/host/modelSession';
 import { loadAddon } from '../../src/native/addon';
 import { tokenizerForModel } from '../../src/core/tokenizer/modelTokenizer';
 import { folderTensors, GgufEntry, ggufImage, gpt2TokenizerMetadata } from '../unit/models/ggufImage';

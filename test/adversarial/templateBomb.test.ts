@@ -7,8 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { ChatTemplateError, renderChat } from '../../src/engine/chatTemplate';
-import { generateRequest } from '../../src/engine/protocol';
+import { ChatTemplateError, renderChat } from '../../src/core/prompt/chatTemplate';
+import { generateRequest } from '../../src/core/protocol/protocol';
 import type { TokenizerConfig } from '../../src/core/tokenizer/tokenizer';
 import { embeddedModelDir, exitWithin, loadEmbeddedModel, startHost } from './hostFixture';
 

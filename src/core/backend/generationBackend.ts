@@ -2,7 +2,7 @@
 // text from a model. Two implementations: the local engine host process (JSON-RPC, see
 // localBackend.ts) and an OpenAI-compatible server (`tidal serve`, vLLM, SGLang; see
 // remoteBackend.ts). Neither depends on the `vscode` module, so both are unit-tested in Node.
-import type { GenerateParams, GenerateResult } from '../../engine/protocol';
+import type { GenerateParams, GenerateResult } from '../protocol/protocol';
 
 export type BackendKind = 'local' | 'remote';
 

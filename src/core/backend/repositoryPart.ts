@@ -2,7 +2,7 @@
 // sources: the engine host's own (the local backend: the host has the workspace open and reads
 // its files itself, so the request only says `repository: true`), or files rendered by the
 // extension and sent as text (the remote backend, whose server cannot read this disk).
-import type { BackendSetting, ContextFileParam, GenerateParams } from '../../engine/protocol';
+import type { BackendSetting, ContextFileParam, GenerateParams } from '../protocol/protocol';
 
 export type RepositoryPart =
   /** Rendered here (`source` may be left out: RenderedFiles is one as it comes). */

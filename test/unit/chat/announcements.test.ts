@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { turnAnnouncement } from '../../../src/chat/announcements';
-import type { AnswerMeta, Turn } from '../../../src/chat/conversation';
+import { turnAnnouncement } from '../../../src/core/chat/announcements';
+import type { AnswerMeta, Turn } from '../../../src/core/chat/conversation';
 
 const meta = (finishReason: string, extra: Partial<AnswerMeta> = {}): AnswerMeta => ({
   promptTokens: 700,

@@ -5,15 +5,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { offersContinue, offersRegenerate, stopMarker } from '../../../src/chat/answerMarkers';
-import { ChatSession, type ChatRequestContext } from '../../../src/chat/chatSession';
-import type { Turn } from '../../../src/chat/conversation';
-import { ChatHistory, readHistory, type StateStore } from '../../../src/chat/historyStore';
-import type { FinishReason, GenerateParams, GenerateResult } from '../../../src/engine/protocol';
-import type { ChatToPanel } from '../../../src/chat/chatMessages';
-import { parsePanelMessage } from '../../../src/chat/chatMessages';
+import { offersContinue, offersRegenerate, stopMarker } from '../../../src/core/chat/answerMarkers';
+import { ChatSession, type ChatRequestContext } from '../../../src/core/chat/chatSession';
+import type { Turn } from '../../../src/core/chat/conversation';
+import { ChatHistory, readHistory, type StateStore } from '../../../src/core/chat/historyStore';
+import type { FinishReason, GenerateParams, GenerateResult } from '../../../src/core/protocol/protocol';
+import type { ChatToPanel } from '../../../src/core/chat/chatMessages';
+import { parsePanelMessage } from '../../../src/core/chat/chatMessages';
 import { canRetry, ConfigurationError, modelUnavailable, type BackendKind, type GenerationBackend } from '../../../src/core/backend/generationBackend';
-import { EngineNotReadyError } from '../../../src/extension/localBackend';
+import { EngineNotReadyError } from '../../../src/core/backend/localBackend';
 import { random } from '../seededRandom';
 
 class MemoryStore implements StateStore {

@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import type { Conversation, Turn } from '../../../src/chat/conversation';
-import { historyItems, startedAt, turnCount } from '../../../src/chat/historyItems';
-import { ChatHistory, HISTORY_KEY, type StateStore } from '../../../src/chat/historyStore';
+import type { Conversation, Turn } from '../../../src/core/chat/conversation';
+import { historyItems, startedAt, turnCount } from '../../../src/core/chat/historyItems';
+import { ChatHistory, HISTORY_KEY, type StateStore } from '../../../src/core/chat/historyStore';
 
 class MemoryStore implements StateStore {
   readonly values = new Map<string, unknown>();

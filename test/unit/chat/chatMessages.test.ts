@@ -12,7 +12,7 @@ import {
   parsePanelMessage,
   type ChatToPanel,
   type PanelToChat,
-} from '../../../src/chat/chatMessages';
+} from '../../../src/core/chat/chatMessages';
 
 const panelMessages: PanelToChat[] = [
   { type: 'ready' },

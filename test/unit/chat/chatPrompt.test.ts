@@ -7,8 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { ModelSession } from '../../../src/engine/modelSession';
-import type { GenerateParams } from '../../../src/engine/protocol';
+import { ModelSession } from '../../../src/host/modelSession';
+import type { GenerateParams } from '../../../src/core/protocol/protocol';
 import { TextTokenizer } from '../../../src/core/tokenizer/tokenizer';
 import { loadAddon } from '../../../src/native/addon';
 

@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { ChatSession, type ChatRequestContext } from '../../../src/chat/chatSession';
-import { ChatHistory, HISTORY_KEY, type StateStore } from '../../../src/chat/historyStore';
-import type { GenerateParams, GenerateResult } from '../../../src/engine/protocol';
-import type { ChatToPanel } from '../../../src/chat/chatMessages';
+import { ChatSession, type ChatRequestContext } from '../../../src/core/chat/chatSession';
+import { ChatHistory, HISTORY_KEY, type StateStore } from '../../../src/core/chat/historyStore';
+import type { GenerateParams, GenerateResult } from '../../../src/core/protocol/protocol';
+import type { ChatToPanel } from '../../../src/core/chat/chatMessages';
 import type { GenerationBackend } from '../../../src/core/backend/generationBackend';
 
 class MemoryStore implements StateStore {

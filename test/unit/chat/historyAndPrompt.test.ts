@@ -3,11 +3,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import type { Conversation, Turn } from '../../../src/chat/conversation';
-import { priorExchanges } from '../../../src/chat/conversation';
-import { bound, ChatHistory, HISTORY_KEY, readHistory } from '../../../src/chat/historyStore';
-import { parseMentions } from '../../../src/chat/mentions';
-import { buildChatMessages, clipAround, SYSTEM_PROMPT } from '../../../src/chat/promptAssembly';
+import type { Conversation, Turn } from '../../../src/core/chat/conversation';
+import { priorExchanges } from '../../../src/core/chat/conversation';
+import { bound, ChatHistory, HISTORY_KEY, readHistory } from '../../../src/core/chat/historyStore';
+import { parseMentions } from '../../../src/core/chat/mentions';
+import { buildChatMessages, clipAround, SYSTEM_PROMPT } from '../../../src/core/chat/promptAssembly';
 
 const turn = (role: Turn['role'], text: string, status: Turn['status'] = 'done'): Turn => ({ id: `${role}-${text}`, role, text, status });
 const conversation = (id: string, texts: string[]): Conversation => ({

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { createMarkdownRenderer, highlightCode, isSafeLink } from '../../../src/chat/webview/markdown';
-import { MAX_INFO_CHARS, MAX_LINE_BEFORE_CHARS } from '../../../src/chat/chatMessages';
+import { createMarkdownRenderer, highlightCode, isSafeLink } from '../../../src/vscode/webview/markdown';
+import { MAX_INFO_CHARS, MAX_LINE_BEFORE_CHARS } from '../../../src/core/chat/chatMessages';
 
 const render = createMarkdownRenderer();
 

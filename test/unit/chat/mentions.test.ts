@@ -4,11 +4,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { seededRandom } from '../../../bench/context/common';
-import { parseChatMessage, parsePanelMessage } from '../../../src/chat/chatMessages';
-import { attachmentLabel, CONTEXT_MENTIONS, mentionCandidates, mentionQueryAt, parseMentions, splitAttachments } from '../../../src/chat/mentions';
-import { formatProblem, formatProblems, type Problem, type ProblemSeverity } from '../../../src/chat/problems';
-import { buildChatMessages, cutBlock, SYSTEM_PROMPT, type EditorContext } from '../../../src/chat/promptAssembly';
+import { random as seededRandom } from '../seededRandom';
+import { parseChatMessage, parsePanelMessage } from '../../../src/core/chat/chatMessages';
+import { attachmentLabel, CONTEXT_MENTIONS, mentionCandidates, mentionQueryAt, parseMentions, splitAttachments } from '../../../src/core/chat/mentions';
+import { formatProblem, formatProblems, type Problem, type ProblemSeverity } from '../../../src/core/chat/problems';
+import { buildChatMessages, cutBlock, SYSTEM_PROMPT, type EditorContext } from '../../../src/core/chat/promptAssembly';
 
 const pick = <T>(random: () => number, items: readonly T[]): T => items[Math.floor(random() * items.length)];
 const CONTEXT_IDS = Object.keys(CONTEXT_MENTIONS);

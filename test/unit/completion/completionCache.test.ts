@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { CompletionCache } from '../../../src/completion/completionCache';
+import { CompletionCache } from '../../../src/core/completion/completionCache';
 
 test('random set/get sequences agree with a reference LRU', () => {
   let seed = 11;

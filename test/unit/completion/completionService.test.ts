@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { CompletionService, distinctCompletions, type CompletionConfig } from '../../../src/completion/completionService';
-import type { GenerateParams, GenerateResult } from '../../../src/engine/protocol';
+import { CompletionService, distinctCompletions, type CompletionConfig } from '../../../src/core/completion/completionService';
+import type { GenerateParams, GenerateResult } from '../../../src/core/protocol/protocol';
 import type { GenerationBackend } from '../../../src/core/backend/generationBackend';
 
 const baseConfig: CompletionConfig = {

@@ -6,11 +6,11 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { CompletionService, type CompletionConfig } from '../../../src/completion/completionService';
-import { applyStopRules } from '../../../src/completion/stopRules';
-import { removeSuffixOverlap } from '../../../src/completion/suffixOverlap';
-import { ModelSession } from '../../../src/engine/modelSession';
-import type { GenerateParams, GenerateResult } from '../../../src/engine/protocol';
+import { CompletionService, type CompletionConfig } from '../../../src/core/completion/completionService';
+import { applyStopRules } from '../../../src/core/completion/stopRules';
+import { removeSuffixOverlap } from '../../../src/core/completion/suffixOverlap';
+import { ModelSession } from '../../../src/host/modelSession';
+import type { GenerateParams, GenerateResult } from '../../../src/core/protocol/protocol';
 import type { GenerationBackend } from '../../../src/core/backend/generationBackend';
 import { loadAddon } from '../../../src/native/addon';
 

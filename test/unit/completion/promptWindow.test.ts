@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { cutPromptWindow } from '../../../src/completion/promptWindow';
+import { cutPromptWindow } from '../../../src/core/completion/promptWindow';
 import { random as seeded } from '../seededRandom';
 
 function randomDocument(random: () => number, length: number): string {

@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { CompletionService, type CompletionConfig } from '../../../src/completion/completionService';
-import type { BackendSetting, GenerateParams } from '../../../src/engine/protocol';
+import { CompletionService, type CompletionConfig } from '../../../src/core/completion/completionService';
+import type { BackendSetting, GenerateParams } from '../../../src/core/protocol/protocol';
 import type { GenerationBackend } from '../../../src/core/backend/generationBackend';
 import { hostRendersRepository, repositoryPartFor } from '../../../src/core/backend/repositoryPart';
 

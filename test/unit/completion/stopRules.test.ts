@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { chooseCompletionMode } from '../../../src/completion/completionMode';
-import { applyStopRules, type StopContext } from '../../../src/completion/stopRules';
+import { chooseCompletionMode } from '../../../src/core/completion/completionMode';
+import { applyStopRules, type StopContext } from '../../../src/core/completion/stopRules';
 
 const multi = (linePrefix: string, suffix = '', maxLines = 16): StopContext => ({ mode: 'multi-line', linePrefix, suffix, maxLines, tabSize: 4 });
 

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { classifyBytes, classifyText } from '../../../src/context/fileContent';
-import { GitignoreRules } from '../../../src/context/gitignoreRules';
-import { importedFiles } from '../../../src/context/importedFiles';
-import { PathFilter } from '../../../src/context/pathFilter';
-import { Tier, orderByRelevance } from '../../../src/context/relevanceOrder';
-import { normalizePath, utf8Length } from '../../../src/context/repoContext';
+import { classifyBytes, classifyText } from '../../../src/core/context/fileContent';
+import { GitignoreRules } from '../../../src/core/context/gitignoreRules';
+import { importedFiles } from '../../../src/core/context/importedFiles';
+import { PathFilter } from '../../../src/core/context/pathFilter';
+import { Tier, orderByRelevance } from '../../../src/core/context/relevanceOrder';
+import { normalizePath, utf8Length } from '../../../src/core/context/repoContext';
 
 test('nested .gitignore: the deepest file with an opinion decides', () => {
   const rules = new GitignoreRules();

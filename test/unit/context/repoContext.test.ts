@@ -3,9 +3,9 @@ import { utimesSync } from 'node:fs';
 import * as nodePath from 'node:path';
 import { after, test } from 'node:test';
 
-import { NodeFileSystem } from '../../../src/context/nodeFileSystem';
-import { RepoContext } from '../../../src/context/repoContext';
-import type { RepoContextOptions } from '../../../src/context/types';
+import { NodeFileSystem } from '../../../src/core/context/nodeFileSystem';
+import { RepoContext } from '../../../src/core/context/repoContext';
+import type { RepoContextOptions } from '../../../src/core/context/types';
 import { FILES_PER_MODULE, makeFixtureRepo, type FixtureRepo } from './makeFixtureRepo';
 
 /** About four characters a token, like the real tokenizers on code. */

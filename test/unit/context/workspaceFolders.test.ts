@@ -6,9 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { NodeFileSystem, RepoContext } from '../../../src/context';
-import { FoldersFileSystem } from '../../../src/context/foldersFileSystem';
-import { folderPathNames, locateRepositoryPath, repositoryPathOf } from '../../../src/context/workspaceFolders';
+import { NodeFileSystem, RepoContext } from '../../../src/core/context';
+import { FoldersFileSystem } from '../../../src/core/context/foldersFileSystem';
+import { folderPathNames, locateRepositoryPath, repositoryPathOf } from '../../../src/core/context/workspaceFolders';
 
 const folder = (p: string, name = p.slice(p.lastIndexOf('/') + 1)) => ({ uri: { scheme: 'file', authority: '', path: p }, name });
 const file = (p: string) => ({ scheme: 'file', authority: '', path: p });

@@ -6,8 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { startEngineHost } from '../../../src/engine/hostProcess';
-import { echoRequest, engineInfoRequest, loadModelRequest, NO_LOCAL_ENGINE_CODE, shutdownRequest } from '../../../src/engine/protocol';
+import { startEngineHost } from '../../../src/host/hostProcess';
+import { echoRequest, engineInfoRequest, loadModelRequest, NO_LOCAL_ENGINE_CODE, shutdownRequest } from '../../../src/core/protocol/protocol';
 
 const hostScript = path.resolve('dist/engine-host.js');
 

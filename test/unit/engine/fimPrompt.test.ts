@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { buildFimPrompt, detectFimFormat, encodePromptParts, promptText } from '../../../src/engine/fimPrompt';
+import { buildFimPrompt, detectFimFormat, encodePromptParts, promptText } from '../../../src/core/prompt/fimPrompt';
 
 const vocabulary =
   (...tokens: string[]) =>

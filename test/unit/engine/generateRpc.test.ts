@@ -5,8 +5,16 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { startEngineHost } from '../../../src/engine/hostProcess';
-import { cancelRequest, echoRequest, generateRequest, loadModelRequest, shutdownRequest, statsRequest, tokenNotification } from '../../../src/engine/protocol';
+import { startEngineHost } from '../../../src/host/hostProcess';
+import {
+  cancelRequest,
+  echoRequest,
+  generateRequest,
+  loadModelRequest,
+  shutdownRequest,
+  statsRequest,
+  tokenNotification,
+} from '../../../src/core/protocol/protocol';
 
 const hostScript = path.resolve('dist/engine-host.js');
 

@@ -8,8 +8,8 @@ import * as os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { ModelSession } from '../../../src/engine/modelSession';
-import type { GenerateParams, WorkspaceOpenParams } from '../../../src/engine/protocol';
+import { ModelSession } from '../../../src/host/modelSession';
+import type { GenerateParams, WorkspaceOpenParams } from '../../../src/core/protocol/protocol';
 import { loadAddon } from '../../../src/native/addon';
 import { writeWorkspace } from './workspaceFolder';
 

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { ModelSession } from '../../../src/engine/modelSession';
-import type { GenerateParams } from '../../../src/engine/protocol';
+import { ModelSession } from '../../../src/host/modelSession';
+import type { GenerateParams } from '../../../src/core/protocol/protocol';
 import { loadAddon } from '../../../src/native/addon';
 
 const addon = loadAddon(path.resolve('dist'));

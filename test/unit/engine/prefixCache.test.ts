@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { commonPrefixLength, planReuse, PrefixCache, type PromptBlock, type PromptLayout } from '../../../src/engine/prefixCache';
+import { commonPrefixLength, planReuse, PrefixCache, type PromptBlock, type PromptLayout } from '../../../src/host/prefixCache';
 import { RecordingEngine } from './recordingEngine';
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);

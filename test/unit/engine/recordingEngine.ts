@@ -1,6 +1,6 @@
 // A stand-in engine for the prefix cache and the repository: sequences as token lists, every
 // call recorded, a prefill that can fail part-way or take time per token.
-import type { PrefixEngine } from '../../../src/engine/prefixCache';
+import type { PrefixEngine } from '../../../src/host/prefixCache';
 
 export class RecordingEngine implements PrefixEngine {
   readonly sequences = new Map<number, number[]>();

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { DEFAULT_REPETITION_LIMITS, firstRepetitionIndex, RepetitionGuard, type RepetitionLimits } from '../../../src/engine/repetitionGuard';
+import { DEFAULT_REPETITION_LIMITS, firstRepetitionIndex, RepetitionGuard, type RepetitionLimits } from '../../../src/host/repetitionGuard';
 import { TextTokenizer } from '../../../src/core/tokenizer/tokenizer';
 import { random } from '../seededRandom';
 

@@ -7,10 +7,10 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
-import { PrefixCache, commonPrefixLength } from '../../../src/engine/prefixCache';
-import { RepositoryLayout, type RepositoryTokenizer } from '../../../src/engine/repositoryLayout';
-import { RepositoryService } from '../../../src/engine/repositoryService';
-import { PRIORITY_BACKGROUND, PRIORITY_COMPLETION, RequestQueue } from '../../../src/engine/requestQueue';
+import { PrefixCache, commonPrefixLength } from '../../../src/host/prefixCache';
+import { RepositoryLayout, type RepositoryTokenizer } from '../../../src/host/repositoryLayout';
+import { RepositoryService } from '../../../src/host/repositoryService';
+import { PRIORITY_BACKGROUND, PRIORITY_COMPLETION, RequestQueue } from '../../../src/host/requestQueue';
 import type { CancelToken } from '../../../src/native/addon';
 import { RecordingEngine } from './recordingEngine';
 import { writeWorkspace } from './workspaceFolder';
@@ -262,7 +262,7 @@ test('several workspace folders: every folder is in the layout, each file under 
   const after = String.fromCodePoint(...Array.from(layout.layout().tokens).filter((token) => token < 4096 && token > 1));
   assert.ok(after.includes('b = "changed"'));
 
-  const { workspaceIdentity } = await import('../../../src/engine/repositoryService');
+  const { workspaceIdentity } = await import('../../../src/host/repositoryService');
   assert.equal(workspaceIdentity({ root: first }), first);
   assert.equal(workspaceIdentity({ root: first, folders: [folders[0]] }), first);
   const both = workspaceIdentity({ root: first, folders });

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import type { GenerateResult } from '../../../src/engine/protocol';
-import { formatDuration, formatFailedRequestLog, formatRequestLog, purposeOf, requestLogEntry, type RequestPurpose } from '../../../src/engine/requestLog';
+import type { GenerateResult } from '../../../src/core/protocol/protocol';
+import { formatDuration, formatFailedRequestLog, formatRequestLog, purposeOf, requestLogEntry, type RequestPurpose } from '../../../src/host/requestLog';
 import { random } from '../seededRandom';
 
 test('durations read as a person says them', () => {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import type { CancelToken } from '../../../src/native/addon';
-import { PRIORITY_BACKGROUND, PRIORITY_CHAT, PRIORITY_COMPLETION, RequestCancelledError, RequestQueue } from '../../../src/engine/requestQueue';
+import { PRIORITY_BACKGROUND, PRIORITY_CHAT, PRIORITY_COMPLETION, RequestCancelledError, RequestQueue } from '../../../src/host/requestQueue';
 
 class FlagToken implements CancelToken {
   cancelled = false;

@@ -47,6 +47,6 @@ test('the shipped tokenizer gives the ids Hugging Face tokenizers gives, and rou
     assert.deepEqual(Array.from(tokenizer.encode(text)), ids, JSON.stringify(text));
     assert.equal(tokenizer.decode(ids), text);
   }
-  const source = readFileSync(path.resolve('src/engine/prefixCache.ts'), 'utf8');
+  const source = readFileSync(path.resolve('src/host/prefixCache.ts'), 'utf8');
   assert.equal(tokenizer.decode(Array.from(tokenizer.encode(source))), source);
 });

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { ChatTemplateError, renderChat } from '../../../src/engine/chatTemplate';
+import { ChatTemplateError, renderChat } from '../../../src/core/prompt/chatTemplate';
 import { StreamDecoder } from '../../../src/core/tokenizer/streamDecoder';
 import { TextTokenizer, TokenizerLoadError } from '../../../src/core/tokenizer/tokenizer';
 

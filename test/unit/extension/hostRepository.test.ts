@@ -5,10 +5,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ErrorCodes, ResponseError } from 'vscode-jsonrpc';
 
-import type { RepositoryStatus, WorkspaceFileEvent, WorkspaceOpenParams } from '../../../src/engine/protocol';
-import { relativePathIn } from '../../../src/context/uriPath';
-import { EVENT_BATCH_MS, HostRepository, workspaceOpenParams, type FolderParts, type RepositoryConnection } from '../../../src/extension/hostRepository';
-import { DEFAULT_SETTINGS, type TidalSettings } from '../../../src/extension/settings';
+import type { RepositoryStatus, WorkspaceFileEvent, WorkspaceOpenParams } from '../../../src/core/protocol/protocol';
+import { relativePathIn } from '../../../src/core/context/uriPath';
+import { EVENT_BATCH_MS, HostRepository, workspaceOpenParams, type FolderParts, type RepositoryConnection } from '../../../src/vscode/hostRepository';
+import { DEFAULT_SETTINGS, type TidalSettings } from '../../../src/vscode/settings';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const afterBatch = () => sleep(EVENT_BATCH_MS + 30);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { explainKvCap } from '../../../src/extension/localBackend';
+import { explainKvCap } from '../../../src/core/backend/localBackend';
 
 test('an engine error about the KV cache cap names tidal.engine.maxKvMemoryGB; other errors stay as they are', () => {
   const cuda = 'the KV cache needs 9.0 GiB for 70000 positions, over the max_kv_bytes cap of 8.0 GiB; raise the cap or use a shorter context';

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import type { GenerateResult } from '../../../src/engine/protocol';
+import type { GenerateResult } from '../../../src/core/protocol/protocol';
 import { TextTokenizer } from '../../../src/core/tokenizer/tokenizer';
 import {
   countTokensOf,
@@ -18,8 +18,8 @@ import {
   toChatMessages,
   type CancellationLike,
   type RequestMessage,
-} from '../../../src/extension/languageModelMessages';
-import { quoteSelection } from '../../../src/extension/selectionPrompt';
+} from '../../../src/vscode/languageModelMessages';
+import { quoteSelection } from '../../../src/core/chat/selectionPrompt';
 import { random } from '../seededRandom';
 
 const pick = <T>(next: () => number, items: readonly T[]): T => items[Math.floor(next() * items.length)];

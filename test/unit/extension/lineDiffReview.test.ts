@@ -5,10 +5,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { codeBlockPath, placeCodeBlock, replaceLines } from '../../../src/core/edit/applyTarget';
-import { extractCode, fitToSelection } from '../../../src/extension/editPrompt';
+import { extractCode, fitToSelection } from '../../../src/core/edit/editPrompt';
 import { applyHunks, diffLines, lineTexts, splitLines } from '../../../src/core/edit/lineDiff';
 import { PendingEdit } from '../../../src/core/edit/pendingEdit';
-import { wholeLinesEnd } from '../../../src/extension/selectionPrompt';
+import { wholeLinesEnd } from '../../../src/core/chat/selectionPrompt';
 import { random } from '../seededRandom';
 
 function randomText(next: () => number, maxLines: number): string {

@@ -6,9 +6,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { startEngineHost } from '../../../src/engine/hostProcess';
-import { loadModelRequest, statsRequest, tokenNotification, type TokenChunk } from '../../../src/engine/protocol';
-import { EngineNotReadyError, LocalBackend, newRequestId } from '../../../src/extension/localBackend';
+import { startEngineHost } from '../../../src/host/hostProcess';
+import { loadModelRequest, statsRequest, tokenNotification, type TokenChunk } from '../../../src/core/protocol/protocol';
+import { EngineNotReadyError, LocalBackend, newRequestId } from '../../../src/core/backend/localBackend';
 
 const hostScript = path.resolve('dist/engine-host.js');
 const modelDir = path.resolve('models/tidal-code-mini');

@@ -11,7 +11,7 @@ import {
   remoteTooltipNote,
   shouldShowLocalEngineNotice,
   type AddonLoadResult,
-} from '../../../src/extension/localEngine';
+} from '../../../src/vscode/localEngine';
 
 const missing: AddonLoadResult = { loaded: false, kind: 'missing', message: 'The Tidal native engine is not in this installation.' };
 const unloadable: AddonLoadResult = {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
-import { COMMAND_IDS } from '../../../src/extension/commandIds';
+import { COMMAND_IDS } from '../../../src/vscode/commandIds';
 
 interface Keybinding {
   command: string;

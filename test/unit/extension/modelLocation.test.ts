@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { FALLBACK_CONTEXT_TOKENS, estimateTokens, repositoryBudget } from '../../../src/extension/contextBudget';
-import { engineBackendFor, missingModelProblem, resolveModelLocation } from '../../../src/extension/modelLocation';
+import { FALLBACK_CONTEXT_TOKENS, estimateTokens, repositoryBudget } from '../../../src/core/context/contextBudget';
+import { engineBackendFor, missingModelProblem, resolveModelLocation } from '../../../src/vscode/modelLocation';
 
 test('an empty tidal.modelPath means the embedded model; relative paths resolve against the workspace', () => {
   assert.deepEqual(resolveModelLocation('  ', '/ext/models/mini', '/ws'), { modelDir: '/ext/models/mini', embedded: true });

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import type { ModelErrorCause, ModelState } from '../../../src/extension/modelController';
-import { demoMemoryAfterLoad, modelProblemKind, modelProblemNotice, scopesHoldingModelPath, shouldShowDemoNotice } from '../../../src/extension/modelNotices';
+import type { ModelErrorCause, ModelState } from '../../../src/vscode/modelController';
+import { demoMemoryAfterLoad, modelProblemKind, modelProblemNotice, scopesHoldingModelPath, shouldShowDemoNotice } from '../../../src/vscode/modelNotices';
 
 const ready = (embedded: boolean) =>
   ({ state: 'ready', loaded: { modelDir: embedded ? '/ext/models/tidal-code-mini' : '/models/qwen' }, loadMs: 5, embedded }) as unknown as ModelState;

@@ -8,9 +8,9 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 
-import type { ModelSession } from '../../../src/engine/modelSession';
-import type { GenerateParams } from '../../../src/engine/protocol';
-import { chatRepository, inferFimFormat, RemoteBackend } from '../../../src/extension/remoteBackend';
+import type { ModelSession } from '../../../src/host/modelSession';
+import type { GenerateParams } from '../../../src/core/protocol/protocol';
+import { chatRepository, inferFimFormat, RemoteBackend } from '../../../src/core/backend/remoteBackend';
 import { loadEmbeddedSession, ServerFixture, startServer, waitForResults } from '../serve/serveFixture';
 
 const API_KEY = 'remote-test-key';

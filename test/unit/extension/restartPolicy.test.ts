@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { RestartPolicy } from '../../../src/extension/restartPolicy';
+import { RestartPolicy } from '../../../src/vscode/restartPolicy';
 
 test('delays double per crash up to the cap, then restarting stops', () => {
   const policy = new RestartPolicy(4, 60_000, 100, 500);

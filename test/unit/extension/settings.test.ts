@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
-import { DEFAULT_SETTINGS, maxKvBytesOf, readSettings } from '../../../src/extension/settings';
+import { DEFAULT_SETTINGS, maxKvBytesOf, readSettings } from '../../../src/vscode/settings';
 
 test('no values configured gives the documented defaults and no problems', () => {
   const { settings, problems } = readSettings(() => undefined);

@@ -36,12 +36,12 @@ loader._load = function (request: string, ...rest: unknown[]) {
 
 const { TidalStatusBar, DEMO_MODEL_NOTE, repositoryShare, tokensPerSecond } =
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  require('../../../src/extension/statusBar') as typeof import('../../../src/extension/statusBar');
-import type { RepositoryStatus } from '../../../src/engine/protocol';
-import type { EngineStatus } from '../../../src/extension/engineClient';
-import type { ModelState } from '../../../src/extension/modelController';
-import type { CompletionActivity } from '../../../src/extension/statusBar';
-import { humanDuration, repositoryProgressText, repositoryTooltipLine, timeLeft } from '../../../src/extension/repositoryStatusText';
+  require('../../../src/vscode/statusBar') as typeof import('../../../src/vscode/statusBar');
+import type { RepositoryStatus } from '../../../src/core/protocol/protocol';
+import type { EngineStatus } from '../../../src/vscode/engineClient';
+import type { ModelState } from '../../../src/vscode/modelController';
+import type { CompletionActivity } from '../../../src/vscode/statusBar';
+import { humanDuration, repositoryProgressText, repositoryTooltipLine, timeLeft } from '../../../src/vscode/repositoryStatusText';
 
 const engine: EngineStatus = {
   state: 'ready',

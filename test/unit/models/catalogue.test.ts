@@ -9,8 +9,8 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 
 import { loadAddon } from '../../../src/native/addon';
-import { CATALOGUE, catalogueFacts, isModelFile } from '../../../src/models/catalogue';
-import { estimateMemory, kvBytesPerToken, ModelShape, parameterCount } from '../../../src/models/modelShape';
+import { CATALOGUE, catalogueFacts, isModelFile } from '../../../src/core/models/catalogue';
+import { estimateMemory, kvBytesPerToken, ModelShape, parameterCount } from '../../../src/core/models/modelShape';
 
 const FIXTURES = 'test/fixtures/models';
 const addon = loadAddon(path.resolve('dist'));

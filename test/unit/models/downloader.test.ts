@@ -9,8 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, test } from 'node:test';
 
-import { ChecksumError, discardPartialDownload, DownloadProgress, downloadModel, stagingFolder } from '../../../src/models/downloader';
-import { DownloadCancelledError, HubError, listRepoFiles, nextPageUrl, parseTreeListing } from '../../../src/models/hubClient';
+import { ChecksumError, discardPartialDownload, DownloadProgress, downloadModel, stagingFolder } from '../../../src/core/models/downloader';
+import { DownloadCancelledError, HubError, listRepoFiles, nextPageUrl, parseTreeListing } from '../../../src/core/models/hubClient';
 import { FixtureHub } from './fixtureHub';
 
 const REPO = 'tidal-test/tiny-coder';

@@ -12,7 +12,7 @@ import { after, test } from 'node:test';
 import { TextTokenizer } from '../../../src/core/tokenizer/tokenizer';
 import { loadAddon } from '../../../src/native/addon';
 import { tokenizerForModel } from '../../../src/core/tokenizer/modelTokenizer';
-import { validateModel } from '../../../src/models/validate';
+import { validateModel } from '../../../src/core/models/validate';
 import { folderTensors, GgufEntry, ggufImage, gpt2TokenizerMetadata } from './ggufImage';
 
 const addon = loadAddon(path.resolve('dist'));

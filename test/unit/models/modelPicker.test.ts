@@ -10,8 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, test } from 'node:test';
 
-import { registerModelPicker, selectModel } from '../../../src/extension/modelPicker';
-import { CATALOGUE } from '../../../src/models/catalogue';
+import { registerModelPicker, selectModel } from '../../../src/vscode/modelPicker';
+import { CATALOGUE } from '../../../src/core/models/catalogue';
 import { loadAddon } from '../../../src/native/addon';
 import { fake } from './fakeVscode';
 import { FixtureHub } from './fixtureHub';

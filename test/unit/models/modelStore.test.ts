@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { CATALOGUE, catalogueFacts } from '../../../src/models/catalogue';
-import { formatBytes } from '../../../src/models/modelShape';
-import { catalogueDescription, formatDuration, progressMessage } from '../../../src/models/modelStore';
+import { CATALOGUE, catalogueFacts } from '../../../src/core/models/catalogue';
+import { formatBytes } from '../../../src/core/models/modelShape';
+import { catalogueDescription, formatDuration, progressMessage } from '../../../src/core/models/modelStore';
 
 test('progress reads bytes of total, speed and time left', () => {
   assert.equal(

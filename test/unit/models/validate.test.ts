@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 
-import { validateModel as validateWith, ValidationOptions, ValidationResult } from '../../../src/models/validate';
+import { validateModel as validateWith, ValidationOptions, ValidationResult } from '../../../src/core/models/validate';
 import { loadAddon } from '../../../src/native/addon';
 import { random } from '../seededRandom';
 import { ggufImage, gpt2TokenizerMetadata, GgufEntry, GgufTensor } from './ggufImage';

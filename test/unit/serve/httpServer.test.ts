@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import { after, before, test } from 'node:test';
 
-import type { ModelSession } from '../../../src/engine/modelSession';
+import type { ModelSession } from '../../../src/host/modelSession';
 import { loadEmbeddedSession, ServerFixture, startServer, waitForResults } from './serveFixture';
 
 const API_KEY = 'test-key-7f3a';

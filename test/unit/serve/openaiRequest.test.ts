@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { detectFimFormat } from '../../../src/engine/fimPrompt';
+import { detectFimFormat } from '../../../src/core/prompt/fimPrompt';
 import { parseChatRequest, parseCompletionRequest, splitRepoPrompt } from '../../../src/serve/openaiRequest';
 import { StopSequenceFilter } from '../../../src/serve/stopSequences';
 import { random } from '../seededRandom';

@@ -52,7 +52,7 @@ function randomText(next: () => number, count: number): string {
 }
 
 test('a long text counted in slices gives the very count of encoding it whole', async () => {
-  const code = readFileSync('src/engine/modelSession.ts', 'utf8').repeat(4);
+  const code = readFileSync('src/host/modelSession.ts', 'utf8').repeat(4);
   const next = random(5);
   for (const { dir, tokenizer } of byteLevel) {
     for (const text of [code, randomText(next, 60_000)]) {
@@ -102,7 +102,7 @@ test('a hostile text is refused after a little work, with the event loop turning
 test('a SentencePiece-style tokenizer is bounded too: never above the real count, and tight enough to refuse a huge prompt', async () => {
   const { tokenizer } = metaspace;
   const next = random(13);
-  const code = readFileSync('src/engine/modelSession.ts', 'utf8').repeat(4);
+  const code = readFileSync('src/host/modelSession.ts', 'utf8').repeat(4);
   for (const text of [code, randomText(next, 60_000), 'x'.repeat(300_000), ' '.repeat(100_000), '▁'.repeat(100_000), 'é🚨'.repeat(50_000)]) {
     const real = tokenizer.encode(text).length;
     for (const standalone of [true, false]) {

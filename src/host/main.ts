@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { createMessageConnection, ErrorCodes, ResponseError, StreamMessageWriter } from 'vscode-jsonrpc/node';
 
 import { AddonLoadError, loadAddon, type NativeAddon } from '../native/addon';
+import { TidalError } from '../native/errors';
 import { StrictMessageReader } from './messageReader';
 import { formatFailedRequestLog, formatRequestLog, requestLogEntry } from './requestLog';
 import { ModelSession } from './modelSession';
@@ -30,15 +31,7 @@ import {
   NO_LOCAL_ENGINE_CODE,
   type RepositoryStatus,
 } from '../core/protocol/protocol';
-import {
-  checkCancelParams,
-  checkEchoParams,
-  checkGenerateParams,
-  checkLoadModelParams,
-  checkWorkspaceOpenParams,
-  InvalidParamsError,
-  wellFormedEvents,
-} from './protocolCheck';
+import { checkCancelParams, checkEchoParams, checkGenerateParams, checkLoadModelParams, checkWorkspaceOpenParams, wellFormedEvents } from './protocolCheck';
 
 const reader = new StrictMessageReader(process.stdin);
 const writer = new StreamMessageWriter(process.stdout);
@@ -91,7 +84,7 @@ function checkedParams<T>(method: string, check: (value: unknown) => T, params: 
   try {
     return check(params);
   } catch (error) {
-    if (!(error instanceof InvalidParamsError)) throw error;
+    if (!(error instanceof TidalError) || error.code !== 'ERR_TIDAL_REQUEST') throw error;
     throw new ResponseError(ErrorCodes.InvalidParams, `${method}: ${error.message}`, { code: error.code });
   }
 }

@@ -29,18 +29,15 @@ import type {
 } from '../core/protocol/protocol';
 import { RepetitionGuard } from './repetitionGuard';
 import { RepositoryService } from './repositoryService';
-import { PRIORITY_BACKGROUND, PRIORITY_CHAT, PRIORITY_COMPLETION, RequestCancelledError, RequestQueue } from './requestQueue';
+import { PRIORITY_BACKGROUND, PRIORITY_CHAT, PRIORITY_COMPLETION, RequestQueue } from './requestQueue';
 import { tokenizerForModel } from '../core/tokenizer/modelTokenizer';
 import { TextTokenizer } from '../core/tokenizer/tokenizer';
-
-export class ModelRequestError extends Error {
-  readonly code = 'ERR_TIDAL_REQUEST';
-}
+import { cancelledResult, DEFAULT_MAX_TOKENS, guardedListener } from '../core/protocol/generation';
+import { TidalError, tidalErrorCode } from '../native/errors';
 
 const ENCODE_CACHE_MIN_CHARS = 512;
 const ENCODE_CACHE_ENTRIES = 4096;
 
-const DEFAULT_MAX_TOKENS = { chat: 1024, completion: 128, raw: 256 } as const;
 // The engine refuses a maxTokens above this (native/addon/convert.cpp).
 const ENGINE_MAX_TOKENS = 1 << 20;
 
@@ -156,7 +153,8 @@ export class ModelSession {
     const engine = await addon.loadModel(params.modelDir, params.options);
     if (tokenizer.vocabSize > engine.modelInfo.vocabSize) {
       await engine.unload();
-      throw new ModelRequestError(
+      throw new TidalError(
+        'ERR_TIDAL_REQUEST',
         `The tokenizer has ${tokenizer.vocabSize} tokens but the model only ${engine.modelInfo.vocabSize}: ` +
           'they do not belong together. Use the tokenizer files that came with the model.',
       );
@@ -227,7 +225,7 @@ export class ModelSession {
       params.repository === true && (params.kind === 'chat' || params.kind === 'completion') ? this.repository.promptPart(params.kind) : undefined;
     switch (params.kind) {
       case 'chat': {
-        if (!params.messages || params.messages.length === 0) throw new ModelRequestError('A chat request needs at least one message.');
+        if (!params.messages || params.messages.length === 0) throw new TidalError('ERR_TIDAL_REQUEST', 'A chat request needs at least one message.');
         const text = renderChat(tokenizer.config, params.messages, { addGenerationPrompt: true, modelName: this.modelDir });
         // A continued answer: its start follows the generation prompt, encoded on its own so
         // that the conversation keeps the tokens (and the cached KV) of the first request.
@@ -262,7 +260,8 @@ export class ModelSession {
       case 'completion': {
         const format = this.fimFormat;
         if (format === undefined) {
-          throw new ModelRequestError(
+          throw new TidalError(
+            'ERR_TIDAL_REQUEST',
             'This model has no fill-in-the-middle tokens, so it cannot complete code at the cursor. ' +
               'Pick a code model (Qwen2.5-Coder, StarCoder2, DeepSeek-Coder, CodeLlama) for inline completions.',
           );
@@ -301,18 +300,19 @@ export class ModelSession {
         break;
       }
       case 'raw': {
-        if (params.prompt === undefined || params.prompt.length === 0) throw new ModelRequestError('A raw request needs a prompt.');
+        if (params.prompt === undefined || params.prompt.length === 0) throw new TidalError('ERR_TIDAL_REQUEST', 'A raw request needs a prompt.');
         tokens = tokenizer.encode(params.prompt);
         if (bos !== undefined) tokens.unshift(bos);
         break;
       }
       default:
-        throw new ModelRequestError(`Unknown request kind ${String((params as { kind: unknown }).kind)}.`);
+        throw new TidalError('ERR_TIDAL_REQUEST', `Unknown request kind ${String((params as { kind: unknown }).kind)}.`);
     }
-    if (tokens.length === 0) throw new ModelRequestError('The prompt is empty after tokenization.');
+    if (tokens.length === 0) throw new TidalError('ERR_TIDAL_REQUEST', 'The prompt is empty after tokenization.');
     const maxContext = this.engine.modelInfo.maxContext;
     if (maxContext > 0 && tokens.length >= maxContext) {
-      throw new ModelRequestError(
+      throw new TidalError(
+        'ERR_TIDAL_REQUEST',
         `The prompt has ${tokens.length} tokens but the model's context holds ${maxContext}. ` + 'Lower tidal.context.maxTokens, or shorten the conversation.',
       );
     }
@@ -364,7 +364,7 @@ export class ModelSession {
         run: (cancel) => this.withinTimeLimit(cancel, () => this.run(params, prompt, hostMs, cancel, built, onText)),
       });
     } catch (error) {
-      if (error instanceof RequestCancelledError) return this.emptyResult(params.requestId, prompt.tokens.length, enqueued);
+      if (tidalErrorCode(error) === 'ERR_TIDAL_CANCELLED') return this.emptyResult(params.requestId, prompt.tokens.length, enqueued);
       throw error;
     }
   }
@@ -388,7 +388,7 @@ export class ModelSession {
         },
       });
     } catch (error) {
-      if (!(error instanceof RequestCancelledError) && (error as { code?: string }).code !== 'ERR_TIDAL_CANCELLED') throw error;
+      if (tidalErrorCode(error) !== 'ERR_TIDAL_CANCELLED') throw error;
     }
   }
 
@@ -453,14 +453,11 @@ export class ModelSession {
     const guard = params.stopOnRepetition ? new RepetitionGuard() : undefined;
     let repeated = false;
     let accepted = 0;
+    const listener = guardedListener(onText);
     const emit = (chunk: string) => {
       if (chunk.length === 0) return;
       text += chunk;
-      try {
-        onText?.(chunk);
-      } catch {
-        // A listener that fails must not stop the generation.
-      }
+      listener(chunk);
     };
     const sampling = withSeed(params.sampling);
     try {
@@ -555,7 +552,7 @@ export class ModelSession {
     try {
       prepared = await this.prefixCache.prepare(prompt, options);
     } catch (error) {
-      if ((error as { code?: string }).code !== 'ERR_TIDAL_OUT_OF_MEMORY' || cancel.cancelled) throw error;
+      if (tidalErrorCode(error) !== 'ERR_TIDAL_OUT_OF_MEMORY' || cancel.cancelled) throw error;
       if ((await this.prefixCache.shrink()) === 0) throw error;
       this.prefixCache.setMaxSlots(1);
       prepared = await this.prefixCache.prepare(prompt, options);
@@ -581,15 +578,6 @@ export class ModelSession {
 
   private emptyResult(requestId: string, promptTokens: number, enqueued: number, started = performance.now()): GenerateResult {
     const now = performance.now();
-    return {
-      requestId,
-      text: '',
-      finishReason: 'cancelled',
-      tokens: 0,
-      promptTokens,
-      reusedTokens: 0,
-      recomputedTokens: 0,
-      timings: { queuedMs: started - enqueued, prefillMs: 0, decodeMs: 0, totalMs: now - enqueued },
-    };
+    return cancelledResult(requestId, promptTokens, { queuedMs: started - enqueued, prefillMs: 0, decodeMs: 0, totalMs: now - enqueued });
   }
 }

@@ -6,12 +6,9 @@
 import * as path from 'node:path';
 
 import type { GenerateParams, LoadModelParams, WorkspaceFileEvent, WorkspaceOpenParams } from '../core/protocol/protocol';
+import { TidalError } from '../native/errors';
 
-export class InvalidParamsError extends Error {
-  readonly code = 'ERR_TIDAL_REQUEST';
-}
-
-/** Checks `value` at `at` (a field path such as `messages[0].content`); throws InvalidParamsError. */
+/** Checks `value` at `at` (a field path such as `messages[0].content`); throws a TidalError ERR_TIDAL_REQUEST. */
 type Check = (value: unknown, at: string) => void;
 
 function describe(value: unknown): string {
@@ -22,7 +19,7 @@ function describe(value: unknown): string {
 }
 
 function fail(at: string, expected: string, value: unknown): never {
-  throw new InvalidParamsError(`${at} must be ${expected}, not ${describe(value)}.`);
+  throw new TidalError('ERR_TIDAL_REQUEST', `${at} must be ${expected}, not ${describe(value)}.`);
 }
 
 const string: Check = (value, at) => {
@@ -36,21 +33,22 @@ const boolean: Check = (value, at) => {
 function integer(min: number, max = Number.MAX_SAFE_INTEGER): Check {
   return (value, at) => {
     if (typeof value !== 'number' || !Number.isInteger(value)) fail(at, 'a whole number', value);
-    if (value < min || value > max) throw new InvalidParamsError(`${at} must be between ${min} and ${max}, not ${value}.`);
+    if (value < min || value > max) throw new TidalError('ERR_TIDAL_REQUEST', `${at} must be between ${min} and ${max}, not ${value}.`);
   };
 }
 
 function number(min: number, max = Number.MAX_VALUE): Check {
   return (value, at) => {
     if (typeof value !== 'number' || !Number.isFinite(value)) fail(at, 'a number', value);
-    if (value < min || value > max) throw new InvalidParamsError(`${at} must be between ${min} and ${max}, not ${value}.`);
+    if (value < min || value > max) throw new TidalError('ERR_TIDAL_REQUEST', `${at} must be between ${min} and ${max}, not ${value}.`);
   };
 }
 
 function oneOf(...choices: string[]): Check {
   return (value, at) => {
     if (typeof value !== 'string' || !choices.includes(value)) {
-      throw new InvalidParamsError(
+      throw new TidalError(
+        'ERR_TIDAL_REQUEST',
         `${at} must be one of ${choices.map((choice) => `'${choice}'`).join(', ')}, not ${typeof value === 'string' ? `'${value.slice(0, 40)}'` : describe(value)}.`,
       );
     }
@@ -72,7 +70,7 @@ function object(fields: Record<string, Check>, optional: readonly string[] = [])
     for (const [name, check] of Object.entries(fields)) {
       const field = at === '' ? name : `${at}.${name}`;
       if (record[name] === undefined) {
-        if (!optional.includes(name)) throw new InvalidParamsError(`${field} is missing.`);
+        if (!optional.includes(name)) throw new TidalError('ERR_TIDAL_REQUEST', `${field} is missing.`);
         continue;
       }
       check(record[name], field);
@@ -85,12 +83,12 @@ const options = (fields: Record<string, Check>): Check => object(fields, Object.
 
 const absolutePath: Check = (value, at) => {
   string(value, at);
-  if (!path.isAbsolute(value as string)) throw new InvalidParamsError(`${at} must be an absolute path.`);
+  if (!path.isAbsolute(value as string)) throw new TidalError('ERR_TIDAL_REQUEST', `${at} must be an absolute path.`);
 };
 
 const requestId: Check = (value, at) => {
   string(value, at);
-  if ((value as string).length === 0 || (value as string).length > 256) throw new InvalidParamsError(`${at} must be 1 to 256 characters long.`);
+  if ((value as string).length === 0 || (value as string).length > 256) throw new TidalError('ERR_TIDAL_REQUEST', `${at} must be 1 to 256 characters long.`);
 };
 
 const generateParams = object(
@@ -153,7 +151,7 @@ const folderName: Check = (value, at) => {
   string(value, at);
   const name = value as string;
   if (name.length === 0 || name.length > 256 || name.includes('/') || name === '.' || name === '..') {
-    throw new InvalidParamsError(`${at} must be a folder name of 1 to 256 characters without '/'.`);
+    throw new TidalError('ERR_TIDAL_REQUEST', `${at} must be a folder name of 1 to 256 characters without '/'.`);
   }
 };
 
@@ -163,9 +161,9 @@ const workspaceFolder = object({ name: folderName, path: absolutePath });
 const uniqueFolders: Check = (value, at) => {
   listOf(workspaceFolder)(value, at);
   const names = (value as { name: string }[]).map((folder) => folder.name);
-  if (names.length === 0) throw new InvalidParamsError(`${at} must name at least one folder.`);
+  if (names.length === 0) throw new TidalError('ERR_TIDAL_REQUEST', `${at} must name at least one folder.`);
   const repeated = names.find((name, index) => names.indexOf(name) !== index);
-  if (repeated !== undefined) throw new InvalidParamsError(`${at} names the folder ${JSON.stringify(repeated)} twice.`);
+  if (repeated !== undefined) throw new TidalError('ERR_TIDAL_REQUEST', `${at} names the folder ${JSON.stringify(repeated)} twice.`);
 };
 
 const workspaceOpenParams = object(
@@ -185,7 +183,7 @@ const workspaceOpenParams = object(
 
 const workspaceFileEvent = object({ path: string, kind: oneOf('created', 'changed', 'deleted'), text: string }, ['text']);
 
-/** The checked params of a request, typed; throws InvalidParamsError naming the first bad field. */
+/** The checked params of a request, typed; throws a TidalError ERR_TIDAL_REQUEST naming the first bad field. */
 function checked<T>(check: Check, value: unknown): T {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('params', 'an object', value);
   check(value, '');

@@ -4,6 +4,7 @@
 // it has waited 2 s it runs next. Queued and running requests can be cancelled; a request may
 // supersede the earlier ones of its group (a newer completion replaces the older, now stale one).
 import type { CancelToken } from '../native/addon';
+import { TidalError } from '../native/errors';
 
 export const PRIORITY_COMPLETION = 2;
 export const PRIORITY_CHAT = 1;
@@ -17,14 +18,9 @@ export interface QueueOptions {
   agingMs?: number;
 }
 
-export class RequestCancelledError extends Error {
-  readonly code = 'ERR_TIDAL_CANCELLED';
-  constructor(
-    readonly requestId: string,
-    readonly reason: 'cancelled' | 'superseded',
-  ) {
-    super(`Request ${requestId} was ${reason} before it started.`);
-  }
+/** How a request that never ran is rejected: ERR_TIDAL_CANCELLED, the reason in the message. */
+function cancelledBeforeStart(requestId: string, reason: 'cancelled' | 'superseded'): TidalError {
+  return new TidalError('ERR_TIDAL_CANCELLED', `Request ${requestId} was ${reason} before it started.`);
 }
 
 export interface QueuedJob<T> {
@@ -124,7 +120,7 @@ export class RequestQueue {
       this.waiting.splice(i, 1);
       entry.cancel.cancel();
       this.cancelledCount++;
-      entry.reject(new RequestCancelledError(entry.job.id, reason));
+      entry.reject(cancelledBeforeStart(entry.job.id, reason));
       count++;
     }
     if (this.running !== undefined && match(this.running) && !this.running.cancel.cancelled) {

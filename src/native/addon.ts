@@ -2,6 +2,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { TidalError } from './errors';
+
 export interface CudaProbe {
   compiled: boolean;
   deviceCount: number;
@@ -95,8 +97,8 @@ export interface UsageStats {
   };
 }
 
-// Errors from the engine carry one of these codes.
-export type EngineErrorCode = 'ERR_TIDAL_MODEL' | 'ERR_TIDAL_REQUEST' | 'ERR_TIDAL_OUT_OF_MEMORY' | 'ERR_TIDAL_CANCELLED' | 'ERR_TIDAL_ENGINE';
+// Errors from the engine carry one of the EngineErrorCode codes (errors.ts).
+export type { EngineErrorCode } from './errors';
 
 export interface CancelToken {
   cancel(): void;
@@ -238,12 +240,12 @@ export interface NativeAddon extends ModelReader {
  */
 export type AddonProblemKind = 'missing' | 'unloadable';
 
-export class AddonLoadError extends Error {
+export class AddonLoadError extends TidalError {
   constructor(
     message: string,
     readonly kind: AddonProblemKind = 'unloadable',
   ) {
-    super(message);
+    super('ERR_TIDAL_NO_ENGINE', message);
   }
 }
 

@@ -193,7 +193,7 @@ export class HostRepository {
         return;
       }
       const message = (error as Error).message ?? String(error);
-      if (isConnectionGone(message)) {
+      if (isConnectionGone(error)) {
         // The engine stopped meanwhile; its restart and model load open the workspace again.
         this.setStatus(undefined);
         return;

@@ -7,7 +7,7 @@ import * as vscode from 'vscode';
 import { locateRepositoryPath, repositoryPathOf } from '../core/context/workspaceFolders';
 import { FALLBACK_CONTEXT_TOKENS } from '../core/context/contextBudget';
 import { repositoryName } from './hostRepository';
-import { ConfigurationError, modelUnavailable } from '../core/backend/generationBackend';
+import { modelUnavailable } from '../core/backend/generationBackend';
 import type { ModelController } from './modelController';
 import type { RepositoryPart } from '../core/backend/repositoryPart';
 import type { TidalSettings } from './settings';
@@ -15,9 +15,9 @@ import type { ChatRequestContext } from '../core/chat/chatSession';
 import { readGitDiff, readProblems } from './editorAttachments';
 import { splitAttachments } from '../core/chat/mentions';
 import type { AttachedText, EditorFile } from '../core/chat/promptAssembly';
+import { TidalError } from '../native/errors';
+import { DEFAULT_MAX_TOKENS } from '../core/protocol/generation';
 
-/** Tokens kept free for the answer. */
-const ANSWER_TOKENS = 1024;
 /** Largest attached file read, in bytes. */
 const MAX_ATTACHED_BYTES = 512 * 1024;
 
@@ -37,7 +37,8 @@ export async function gatherChatContext(
   // A remote server renders the chat with its own template; locally the model must have one.
   const loaded = settings.backend === 'remote' ? undefined : await model.whenReady().catch((error: unknown) => Promise.reject(modelUnavailable(error)));
   if (loaded && !loaded.tokenizer.hasChatTemplate) {
-    throw new ConfigurationError(
+    throw new TidalError(
+      'ERR_TIDAL_CONFIGURATION',
       `The model ${path.basename(loaded.modelDir)} has no chat template in its tokenizer_config.json, so it cannot chat. ` +
         'Pick an instruction-tuned (chat) model with "Tidal: Select Model"; this one still works for inline completions.',
     );
@@ -106,7 +107,8 @@ export async function gatherChatContext(
     repoName: repositoryName(folders, vscode.workspace.name),
     editor: { activeFile, selection, selectionAttached: request.selection, attached, attachedText },
     maxContext,
-    conversationBudgetTokens: Math.max(256, limit - repository.tokens - ANSWER_TOKENS),
+    // The room an answer takes by default is kept free for it.
+    conversationBudgetTokens: Math.max(256, limit - repository.tokens - DEFAULT_MAX_TOKENS.chat),
     attention: { mode: settings.attention.mode, tokenBudget: settings.attention.tokenBudget, selectionLayers: settings.attention.selectionLayers },
     ...(answerTokens > 0 ? { maxTokens: answerTokens } : {}),
   };

@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { ChatTemplateError, renderChat } from '../../src/core/prompt/chatTemplate';
+import { renderChat } from '../../src/core/prompt/chatTemplate';
+import { TidalError } from '../../src/native/errors';
 import { generateRequest } from '../../src/core/protocol/protocol';
 import type { TokenizerConfig } from '../../src/core/tokenizer/tokenizer';
 import { embeddedModelDir, exitWithin, loadEmbeddedModel, startHost } from './hostFixture';
@@ -34,7 +35,7 @@ for (const [name, template, says] of bombs) {
     assert.throws(
       () => renderChat({ chat_template: template } as TokenizerConfig, messages, { modelName: 'hostile-model', timeLimitMs: 1_000 }),
       (error: Error) => {
-        assert.ok(error instanceof ChatTemplateError, `${error.name}: ${error.message}`);
+        assert.ok(error instanceof TidalError && error.code === 'ERR_TIDAL_REQUEST', `${error.name}: ${error.message}`);
         assert.match(error.message, /chat template/);
         assert.match(error.message, says);
         assert.match(error.message, /hostile-model/);

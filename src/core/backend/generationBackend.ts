@@ -3,6 +3,7 @@
 // localBackend.ts) and an OpenAI-compatible server (`tidal serve`, vLLM, SGLang; see
 // remoteBackend.ts). Neither depends on the `vscode` module, so both are unit-tested in Node.
 import type { GenerateParams, GenerateResult } from '../protocol/protocol';
+import { TidalError, tidalErrorCode } from '../../native/errors';
 
 export type BackendKind = 'local' | 'remote';
 
@@ -23,22 +24,16 @@ export interface GenerationBackend {
 }
 
 /**
- * A request that cannot succeed until the user changes something: no model is loaded, the model
- * cannot chat. Asking again fails the same way, so the chat offers no Regenerate after it.
- */
-export class ConfigurationError extends Error {
-  readonly code = 'ERR_TIDAL_CONFIGURATION';
-}
-
-/**
  * The rejection of waiting for the model, as the user meets it: a model that failed to load (or
- * none, or the remote backend chosen) is a ConfigurationError; a model still loading is not (a
+ * none, or the remote backend chosen) is ERR_TIDAL_CONFIGURATION (a request that cannot succeed
+ * until the user changes something; asking again fails the same way, so the chat offers no
+ * Regenerate after it); a model still loading is not (a
  * moment later the same request succeeds).
  */
 export function modelUnavailable(error: unknown): Error {
   const message = error instanceof Error ? error.message : String(error);
   if (/still loading/i.test(message)) return error instanceof Error ? error : new Error(message);
-  return new ConfigurationError(message);
+  return new TidalError('ERR_TIDAL_CONFIGURATION', message);
 }
 
 /**
@@ -48,10 +43,6 @@ export function modelUnavailable(error: unknown): Error {
  * anything else (the engine stopped or restarted, a network error).
  */
 export function canRetry(error: unknown): boolean {
-  if (typeof error !== 'object' || error === null) return true;
-  const code = (error as { code?: unknown }).code;
-  const data = (error as { data?: unknown }).data;
-  const engineCode = typeof data === 'object' && data !== null ? (data as { code?: unknown }).code : undefined;
-  if (code === 'ERR_TIDAL_CONFIGURATION' || code === 'ERR_TIDAL_REQUEST' || code === 'ERR_TIDAL_MODEL') return false;
-  return !(engineCode === 'ERR_TIDAL_REQUEST' || engineCode === 'ERR_TIDAL_MODEL');
+  const code = tidalErrorCode(error);
+  return !(code === 'ERR_TIDAL_CONFIGURATION' || code === 'ERR_TIDAL_REQUEST' || code === 'ERR_TIDAL_MODEL');
 }

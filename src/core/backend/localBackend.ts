@@ -1,9 +1,11 @@
 // GenerationBackend over the engine host process: engine/generate requests, their text
 // streamed back as engine/token notifications, engine/cancel when the caller aborts.
-import type { MessageConnection } from 'vscode-jsonrpc';
+import { ConnectionError, ConnectionErrors, ErrorCodes, type MessageConnection } from 'vscode-jsonrpc';
 
 import { cancelRequest, generateRequest, prefetchNotification, type GenerateParams, type GenerateResult, type TokenChunk } from '../protocol/protocol';
+import { cancelledResult, guardedListener } from '../protocol/generation';
 import { modelUnavailable, type GenerationBackend } from './generationBackend';
+import { TidalError } from '../../native/errors';
 
 /** What the local backend needs of the engine process (EngineClient provides it). */
 export interface EngineConnection {
@@ -15,13 +17,15 @@ export interface EngineConnection {
   whenModelReady(): Promise<void>;
 }
 
-export class EngineNotReadyError extends Error {
-  readonly code = 'ERR_TIDAL_NOT_READY';
-}
-
-/** Whether a request failed because the engine host's connection went away (it stopped). */
-export function isConnectionGone(message: string): boolean {
-  return /connection (is )?(closed|disposed)|connection got disposed|pending response rejected/i.test(message);
+/**
+ * Whether a request failed because the engine host's connection went away (it stopped), by
+ * vscode-jsonrpc's codes: a request sent on a closed or disposed connection throws its
+ * ConnectionError; one still waiting when the connection is disposed is rejected with
+ * PendingResponseRejected.
+ */
+export function isConnectionGone(error: unknown): boolean {
+  if (error instanceof ConnectionError) return error.code === ConnectionErrors.Closed || error.code === ConnectionErrors.Disposed;
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === ErrorCodes.PendingResponseRejected;
 }
 
 let nextRequest = 0;
@@ -50,15 +54,14 @@ export class LocalBackend implements GenerationBackend {
     if (signal?.aborted) return cancelledResult(params.requestId);
     const rpc = this.engine.rpc;
     if (!rpc)
-      throw new EngineNotReadyError('The Tidal engine is not running right now (it may be restarting). Try again in a moment, or run "Tidal: Restart Engine".');
+      throw new TidalError(
+        'ERR_TIDAL_NOT_READY',
+        'The Tidal engine is not running right now (it may be restarting). Try again in a moment, or run "Tidal: Restart Engine".',
+      );
 
+    const listener = guardedListener(onText);
     const subscription = this.engine.onToken((chunk) => {
-      if (chunk.requestId !== params.requestId) return;
-      try {
-        onText(chunk.text);
-      } catch {
-        // A listener that fails must not break the request.
-      }
+      if (chunk.requestId === params.requestId) listener(chunk.text);
     });
     const onAbort = () => {
       void rpc.sendRequest(cancelRequest, { requestId: params.requestId }).catch(() => undefined);
@@ -68,10 +71,10 @@ export class LocalBackend implements GenerationBackend {
       return await rpc.sendRequest(generateRequest, params);
     } catch (error) {
       if (signal?.aborted) return cancelledResult(params.requestId);
-      const message = (error as Error).message ?? String(error);
-      if (isConnectionGone(message)) {
-        throw new EngineNotReadyError('The Tidal engine stopped while answering; it is being restarted. See "Tidal: Show Engine Log" for why.');
+      if (isConnectionGone(error)) {
+        throw new TidalError('ERR_TIDAL_NOT_READY', 'The Tidal engine stopped while answering; it is being restarted. See "Tidal: Show Engine Log" for why.');
       }
+      const message = (error as Error).message ?? String(error);
       const explained = explainKvCap(message);
       if (explained !== message) throw new Error(explained);
       throw error;
@@ -89,17 +92,4 @@ export class LocalBackend implements GenerationBackend {
 export function explainKvCap(message: string): string {
   if (!/max_kv_bytes|KV memory cap/i.test(message) || message.includes('tidal.engine.maxKvMemoryGB')) return message;
   return `${message}. The KV cache cap is the setting tidal.engine.maxKvMemoryGB: raise it (0: no cap), or lower tidal.context.maxTokens.`;
-}
-
-function cancelledResult(requestId: string): GenerateResult {
-  return {
-    requestId,
-    text: '',
-    finishReason: 'cancelled',
-    tokens: 0,
-    promptTokens: 0,
-    reusedTokens: 0,
-    recomputedTokens: 0,
-    timings: { queuedMs: 0, prefillMs: 0, decodeMs: 0, totalMs: 0 },
-  };
 }

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 
 import { buildFimPrompt, FimFamily, fimFormatOfFamily, FimFormat, promptText, repoContextParts } from '../prompt/fimPrompt';
 import type { ChatMessageParam, ContextFileParam, FinishReason, GenerateParams, GenerateResult } from '../protocol/protocol';
+import { DEFAULT_MAX_TOKENS, guardedListener } from '../protocol/generation';
 import type { GenerationBackend } from './generationBackend';
 
 export interface RemoteBackendOptions {
@@ -29,7 +30,6 @@ interface ServedModel {
 }
 
 const DEFAULT_TIMEOUT_MS = 120_000;
-const DEFAULT_MAX_TOKENS = { chat: 1024, completion: 128, raw: 256 } as const;
 
 // The FIM families, to recognise a model served elsewhere by its name.
 const FAMILY_NAMES: { pattern: RegExp; family: FimFamily }[] = [
@@ -179,15 +179,12 @@ export class RemoteBackend implements GenerationBackend {
       });
       if (!response.ok) throw await this.httpError(response, `POST ${request.path}`);
       armTimeout();
+      const listener = guardedListener(onText);
       const emit = (chunk: string) => {
         if (chunk.length === 0) return;
         firstChunkAt ??= performance.now();
         text += chunk;
-        try {
-          onText(chunk);
-        } catch {
-          // A listener that fails must not stop the generation.
-        }
+        listener(chunk);
       };
       const answer = (response.headers.get('content-type') ?? '').includes('text/event-stream')
         ? await readEventStream(response, emit, armTimeout)

@@ -11,15 +11,12 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from '
 
 import type { TokenizerConfig } from '../tokenizer/tokenizer';
 import { tokenContent } from '../tokenizer/tokenizer';
+import { TidalError } from '../../native/errors';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
 export interface ChatMessage {
   role: ChatRole;
   content: string;
-}
-
-export class ChatTemplateError extends Error {
-  readonly code = 'ERR_TIDAL_REQUEST';
 }
 
 /** How long the caller waits for one render. */
@@ -177,7 +174,8 @@ export function renderChat(
   const source = findChatTemplate(config);
   const model = options.modelName ? ` (model ${options.modelName})` : '';
   if (source === undefined) {
-    throw new ChatTemplateError(
+    throw new TidalError(
+      'ERR_TIDAL_REQUEST',
       `The model${options.modelName ? ` ${options.modelName}` : ''} has no chat template in tokenizer_config.json, ` +
         'so it cannot be used for chat. Pick an instruction-tuned (chat) model, or use it for completions only.',
     );
@@ -202,18 +200,20 @@ export function renderChat(
   if (answer === undefined) {
     renderWorker.terminate();
     renderWorker = undefined;
-    throw new ChatTemplateError(
+    throw new TidalError(
+      'ERR_TIDAL_REQUEST',
       `The model's chat template did not finish within ${limitMs / 1000} s: it loops too long or needs more than ${RENDER_HEAP_MB} MB${model}. ` +
         "Fix chat_template in the model's tokenizer_config.json, or pick another model.",
     );
   }
   switch (answer.stage) {
     case 'parse':
-      throw new ChatTemplateError(`The model's chat template could not be parsed: ${answer.error}${model}`);
+      throw new TidalError('ERR_TIDAL_REQUEST', `The model's chat template could not be parsed: ${answer.error}${model}`);
     case 'render':
-      throw new ChatTemplateError(`The model's chat template failed on this conversation: ${answer.error}${model}`);
+      throw new TidalError('ERR_TIDAL_REQUEST', `The model's chat template failed on this conversation: ${answer.error}${model}`);
     case 'size':
-      throw new ChatTemplateError(
+      throw new TidalError(
+        'ERR_TIDAL_REQUEST',
         `The model's chat template wrote ${answer.error} characters for this conversation, more than the ${MAX_RENDERED_CHARS} allowed${model}. ` +
           "Fix chat_template in the model's tokenizer_config.json, or pick another model.",
       );

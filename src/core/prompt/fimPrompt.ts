@@ -2,6 +2,7 @@
 // Completions put the stable repository context first and the current file last:
 // [repo context][file FIM]. Where a family was trained suffix-first (SPM), the prompt ends
 // with the prefix, so typing at the cursor only appends tokens and the cached KV stays valid.
+import { TidalError } from '../../native/errors';
 
 // A prompt is text with special tokens kept apart, so each special token becomes its one id
 // no matter how the tokenizer spells it (CodeLlama's are '▁<PRE>' in some vocabularies).
@@ -97,10 +98,6 @@ export function fimFormatOfFamily(family: FimFamily): FimFormat | undefined {
   const spelled = new Set([spec.prefix, spec.suffix, spec.middle, spec.fileSeparator, spec.repoName].flatMap((names) => (names ? [names[0]] : [])));
   for (const token of spec.stopTokens) if (!token.startsWith('▁')) spelled.add(token);
   return detectFimFormat((token) => spelled.has(token));
-}
-
-export class FimUnsupportedError extends Error {
-  readonly code = 'ERR_TIDAL_REQUEST';
 }
 
 // The FIM format of a tokenizer, from which special tokens it has; undefined when it has none.
@@ -214,7 +211,7 @@ export function encodePromptParts(parts: PromptPart[], encode: (text: string) =>
     }
     flush();
     const id = tokenId(part.token);
-    if (id === undefined) throw new FimUnsupportedError(`The tokenizer has no ${part.token} token.`);
+    if (id === undefined) throw new TidalError('ERR_TIDAL_REQUEST', `The tokenizer has no ${part.token} token.`);
     ids.push(id);
   }
   flush();

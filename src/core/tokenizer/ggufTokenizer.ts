@@ -10,10 +10,7 @@
 // pre-tokenizer regex family, gpt2 only), the bos/eos/unknown/padding ids, addBos,
 // addSpacePrefix (llama), and chatTemplate.
 import type { GgufTokenizerMetadata, ModelReader } from '../../native/addon';
-
-export class GgufTokenizerError extends Error {
-  readonly code = 'ERR_TIDAL_MODEL';
-}
+import { TidalError } from '../../native/errors';
 
 export interface ConvertedTokenizer {
   tokenizerJson: Record<string, unknown>;
@@ -47,7 +44,8 @@ function byteLevelPreTokenizer(pre: string): Record<string, unknown> {
     case 'smaug-bpe':
       return splitThenBytes(LLAMA3_PATTERN);
     default:
-      throw new GgufTokenizerError(
+      throw new TidalError(
+        'ERR_TIDAL_MODEL',
         `The GGUF tokenizer uses the '${pre}' pre-tokenizer, which Tidal does not know yet (known: default, gpt-2, qwen2, llama-bpe). ` +
           'Use the Hugging Face folder of this model instead (config.json, *.safetensors, tokenizer.json).',
       );
@@ -99,7 +97,8 @@ export function convertGgufTokenizer(metadata: GgufTokenizerMetadata): Converted
     const merges = metadata.merges.map((merge, i) => {
       const parts = merge.split(' ');
       if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
-        throw new GgufTokenizerError(
+        throw new TidalError(
+          'ERR_TIDAL_MODEL',
           `GGUF merge ${i} '${merge}' is not two pieces separated by one space. Use a complete GGUF file or the Hugging Face folder.`,
         );
       }
@@ -192,22 +191,31 @@ export function convertGgufTokenizer(metadata: GgufTokenizerMetadata): Converted
 export function checkGgufTokenizer(metadata: GgufTokenizerMetadata): void {
   const model = metadata.model;
   if (model === '') {
-    throw new GgufTokenizerError(
+    throw new TidalError(
+      'ERR_TIDAL_MODEL',
       'The GGUF file has no tokenizer (tokenizer.ggml.model is missing). Use a GGUF file converted with its tokenizer, or the Hugging Face folder.',
     );
   }
   if (model !== 'gpt2' && model !== 'llama') {
-    throw new GgufTokenizerError(
+    throw new TidalError(
+      'ERR_TIDAL_MODEL',
       `The GGUF tokenizer type '${model}' is not supported (only 'gpt2' byte-level BPE and 'llama' SentencePiece). Use the Hugging Face folder of this model.`,
     );
   }
-  if (metadata.tokens.length === 0) throw new GgufTokenizerError('The GGUF file has no tokenizer.ggml.tokens. Use a GGUF file converted with its tokenizer.');
+  if (metadata.tokens.length === 0)
+    throw new TidalError('ERR_TIDAL_MODEL', 'The GGUF file has no tokenizer.ggml.tokens. Use a GGUF file converted with its tokenizer.');
   if (model === 'gpt2') {
     byteLevelPreTokenizer(metadata.pre || 'default');
     if (metadata.merges.length === 0)
-      throw new GgufTokenizerError('The GGUF byte-level BPE tokenizer has no tokenizer.ggml.merges. Use a complete GGUF file or the Hugging Face folder.');
+      throw new TidalError(
+        'ERR_TIDAL_MODEL',
+        'The GGUF byte-level BPE tokenizer has no tokenizer.ggml.merges. Use a complete GGUF file or the Hugging Face folder.',
+      );
   } else if (metadata.scores.length !== metadata.tokens.length) {
-    throw new GgufTokenizerError('The GGUF SentencePiece tokenizer has no tokenizer.ggml.scores. Use a complete GGUF file or the Hugging Face folder.');
+    throw new TidalError(
+      'ERR_TIDAL_MODEL',
+      'The GGUF SentencePiece tokenizer has no tokenizer.ggml.scores. Use a complete GGUF file or the Hugging Face folder.',
+    );
   }
 }
 

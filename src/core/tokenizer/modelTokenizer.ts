@@ -8,9 +8,10 @@
 import { readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 
-import { TextTokenizer, tokenContent, TokenizerConfig, TokenizerLoadError } from './tokenizer';
+import { TextTokenizer, tokenContent, TokenizerConfig } from './tokenizer';
 import { bundledAddon, type ModelReader } from '../../native/addon';
-import { convertGgufTokenizer, GgufTokenizerError } from './ggufTokenizer';
+import { convertGgufTokenizer } from './ggufTokenizer';
+import { TidalError, tidalErrorCode } from '../../native/errors';
 
 function isFile(p: string): boolean {
   try {
@@ -26,7 +27,7 @@ const USE_THE_MODELS_OWN = 'Use the tokenizer files that came with the model.';
 // or Unigram's list of [piece, score] with ids by position) and its added tokens. Throws
 // TokenizerLoadError naming `source` when the structure or an id is not usable.
 function tokenizerIds(tokenizerJson: unknown, source: string): { vocabulary: Map<string, number>; added: Map<string, number> } {
-  const fail = (what: string) => new TokenizerLoadError(`The tokenizer ${source} ${what}. ${USE_THE_MODELS_OWN}`);
+  const fail = (what: string) => new TidalError('ERR_TIDAL_MODEL', `The tokenizer ${source} ${what}. ${USE_THE_MODELS_OWN}`);
   const model = (tokenizerJson as { model?: { vocab?: unknown } } | null)?.model;
   const vocab = model?.vocab;
   const vocabulary = new Map<string, number>();
@@ -62,7 +63,8 @@ function tokenizerIds(tokenizerJson: unknown, source: string): { vocabulary: Map
 export function checkTokenizerFitsModel(tokenizerJson: unknown, tokenizerConfig: TokenizerConfig, modelVocabSize: number | undefined, source: string): void {
   const { vocabulary, added } = tokenizerIds(tokenizerJson, source);
   if (vocabulary.size === 0) {
-    throw new TokenizerLoadError(
+    throw new TidalError(
+      'ERR_TIDAL_MODEL',
       `The tokenizer ${source} has an empty vocabulary (model.vocab holds no tokens), so it cannot encode any text. ${USE_THE_MODELS_OWN}`,
     );
   }
@@ -73,7 +75,7 @@ export function checkTokenizerFitsModel(tokenizerJson: unknown, tokenizerConfig:
   ];
   for (const [field, piece] of specials) {
     if (piece !== undefined && idOf(piece) === undefined) {
-      throw new TokenizerLoadError(`The ${field} '${piece}' of the tokenizer ${source} is not in its vocabulary. ${USE_THE_MODELS_OWN}`);
+      throw new TidalError('ERR_TIDAL_MODEL', `The ${field} '${piece}' of the tokenizer ${source} is not in its vocabulary. ${USE_THE_MODELS_OWN}`);
     }
   }
   if (modelVocabSize === undefined) return;
@@ -87,15 +89,16 @@ export function checkTokenizerFitsModel(tokenizerJson: unknown, tokenizerConfig:
   for (const [field, piece] of specials) {
     const id = piece === undefined ? undefined : idOf(piece);
     if (id !== undefined && id >= modelVocabSize)
-      throw new TokenizerLoadError(`The ${field} '${piece}' of the tokenizer ${source} has id ${id}, but ${mismatch}`);
+      throw new TidalError('ERR_TIDAL_MODEL', `The ${field} '${piece}' of the tokenizer ${source} has id ${id}, but ${mismatch}`);
   }
   const addedOutside = outside(added);
   if (addedOutside.length > 0) {
-    throw new TokenizerLoadError(`The tokenizer ${source} has special or added tokens outside the model (${describe(addedOutside)}): ${mismatch}`);
+    throw new TidalError('ERR_TIDAL_MODEL', `The tokenizer ${source} has special or added tokens outside the model (${describe(addedOutside)}): ${mismatch}`);
   }
   const vocabularyOutside = outside(vocabulary);
   if (vocabularyOutside.length > 0) {
-    throw new TokenizerLoadError(
+    throw new TidalError(
+      'ERR_TIDAL_MODEL',
       `The tokenizer ${source} has ${vocabulary.size} tokens, ${vocabularyOutside.length} of them with ids outside the model (${describe(vocabularyOutside)}): ${mismatch}`,
     );
   }
@@ -124,13 +127,14 @@ export function tokenizerForModel(modelPath: string, tokenizerDir?: string, read
       tokenizerJson = JSON.parse(readFileSync(file, 'utf8'));
       tokenizerConfig = readJsonOrEmpty(path.join(dir, 'tokenizer_config.json'));
     } catch (error) {
-      throw new TokenizerLoadError(`The tokenizer in ${dir} could not be read: ${(error as Error).message}`);
+      throw new TidalError('ERR_TIDAL_MODEL', `The tokenizer in ${dir} could not be read: ${(error as Error).message}`);
     }
     checkTokenizerFitsModel(tokenizerJson, tokenizerConfig, modelVocabSize(modelPath, reader), file);
     return tokenizer;
   }
   if (!reader) {
-    throw new TokenizerLoadError(
+    throw new TidalError(
+      'ERR_TIDAL_MODEL',
       `The tokenizer of ${modelPath} is read by the native engine, which is not available here (${bundledAddon().error?.message ?? 'no addon'}). ` +
         "Put the tokenizer.json of the model beside the .gguf file, or use the model's Hugging Face folder.",
     );
@@ -140,8 +144,9 @@ export function tokenizerForModel(modelPath: string, tokenizerDir?: string, read
     checkTokenizerFitsModel(tokenizerJson, tokenizerConfig, modelVocabSize(modelPath, reader), modelPath);
     return TextTokenizer.fromJson(tokenizerJson, tokenizerConfig);
   } catch (error) {
-    if (error instanceof TokenizerLoadError) throw error;
-    if (error instanceof GgufTokenizerError || (error as { code?: string }).code === 'ERR_TIDAL_MODEL') throw new TokenizerLoadError((error as Error).message);
-    throw new TokenizerLoadError(`The tokenizer in ${modelPath} could not be read: ${(error as Error).message}`);
+    if (error instanceof TidalError) throw error;
+    // The addon's own (a GGUF file it cannot read) comes with the same code, as a TidalError.
+    if (tidalErrorCode(error) === 'ERR_TIDAL_MODEL') throw new TidalError('ERR_TIDAL_MODEL', (error as Error).message);
+    throw new TidalError('ERR_TIDAL_MODEL', `The tokenizer in ${modelPath} could not be read: ${(error as Error).message}`);
   }
 }

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 
 import { StreamDecoder } from './streamDecoder';
+import { TidalError } from '../../native/errors';
 
 // tokenizer_config.json fields we read; special tokens may be strings or {content} objects.
 type TokenSpec = string | { content: string } | null | undefined;
@@ -220,10 +221,6 @@ function byteMask(bytes: Uint8Array): Uint32Array {
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-export class TokenizerLoadError extends Error {
-  readonly code = 'ERR_TIDAL_MODEL';
-}
-
 export function tokenContent(spec: TokenSpec): string | undefined {
   if (spec === null || spec === undefined) return undefined;
   return typeof spec === 'string' ? spec : spec.content;
@@ -262,7 +259,8 @@ export class TextTokenizer {
   static fromDirectory(dir: string): TextTokenizer {
     const tokenizerPath = path.join(dir, 'tokenizer.json');
     if (!existsSync(tokenizerPath)) {
-      throw new TokenizerLoadError(
+      throw new TidalError(
+        'ERR_TIDAL_MODEL',
         `The model folder ${dir} has no tokenizer.json. Download the tokenizer files with the model ` +
           '(tokenizer.json and tokenizer_config.json), or pick another model.',
       );
@@ -273,8 +271,8 @@ export class TextTokenizer {
       const config = existsSync(configPath) ? (JSON.parse(readFileSync(configPath, 'utf8')) as TokenizerConfig) : {};
       return TextTokenizer.fromJson(tokenizerJson, config);
     } catch (error) {
-      if (error instanceof TokenizerLoadError) throw error;
-      throw new TokenizerLoadError(`The tokenizer in ${dir} could not be read: ${(error as Error).message}`);
+      if (error instanceof TidalError) throw error;
+      throw new TidalError('ERR_TIDAL_MODEL', `The tokenizer in ${dir} could not be read: ${(error as Error).message}`);
     }
   }
 

@@ -12,8 +12,8 @@ import { ChatHistory, readHistory, type StateStore } from '../../../src/core/cha
 import type { FinishReason, GenerateParams, GenerateResult } from '../../../src/core/protocol/protocol';
 import type { ChatToPanel } from '../../../src/core/chat/chatMessages';
 import { parsePanelMessage } from '../../../src/core/chat/chatMessages';
-import { canRetry, ConfigurationError, modelUnavailable, type BackendKind, type GenerationBackend } from '../../../src/core/backend/generationBackend';
-import { EngineNotReadyError } from '../../../src/core/backend/localBackend';
+import { canRetry, modelUnavailable, type BackendKind, type GenerationBackend } from '../../../src/core/backend/generationBackend';
+import { TidalError } from '../../../src/native/errors';
 import { random } from '../seededRandom';
 
 class MemoryStore implements StateStore {
@@ -166,13 +166,13 @@ test('an answer stopped for repeating itself says so, and offers Regenerate, not
 
 test('Regenerate only where asking again can succeed', async () => {
   const failures: [Error, boolean][] = [
-    [new ConfigurationError('No model is configured.'), false],
+    [new TidalError('ERR_TIDAL_CONFIGURATION', 'No model is configured.'), false],
     [modelUnavailable(new Error('tidal.modelPath: /nowhere does not exist.')), false],
     [modelUnavailable(new Error('The model is still loading; try again in a moment.')), true],
     [Object.assign(new Error('The model has no chat template'), { code: -32603, data: { code: 'ERR_TIDAL_REQUEST' } }), false],
     [Object.assign(new Error('tokenizer broken'), { code: -32603, data: { code: 'ERR_TIDAL_MODEL' } }), false],
     [Object.assign(new Error('CUDA failed'), { code: -32603, data: { code: 'ERR_TIDAL_ENGINE' } }), true],
-    [new EngineNotReadyError('The Tidal engine stopped while answering; it is being restarted.'), true],
+    [new TidalError('ERR_TIDAL_NOT_READY', 'The Tidal engine stopped while answering; it is being restarted.'), true],
     [new Error('fetch failed'), true],
   ];
   for (const [error, retry] of failures) {
@@ -185,7 +185,7 @@ test('Regenerate only where asking again can succeed', async () => {
   }
   // A configuration error found while gathering the context (the model cannot chat).
   const { session } = setup(new ScriptedBackend([]), new MemoryStore(), async () => {
-    throw new ConfigurationError('The model has no chat template.');
+    throw new TidalError('ERR_TIDAL_CONFIGURATION', 'The model has no chat template.');
   });
   await session.ask('q');
   assert.equal(offersRegenerate(lastTurn(session), true), false);

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import type { CancelToken } from '../../../src/native/addon';
-import { PRIORITY_BACKGROUND, PRIORITY_CHAT, PRIORITY_COMPLETION, RequestCancelledError, RequestQueue } from '../../../src/host/requestQueue';
+import { PRIORITY_BACKGROUND, PRIORITY_CHAT, PRIORITY_COMPLETION, RequestQueue } from '../../../src/host/requestQueue';
+import { TidalError } from '../../../src/native/errors';
 
 class FlagToken implements CancelToken {
   cancelled = false;
@@ -72,7 +73,7 @@ test('cancelling a queued job rejects it without running; cancelling the running
   const next = queue.enqueue(make('c', PRIORITY_CHAT));
   await tick();
   assert.equal(queue.cancel('b'), true);
-  await assert.rejects(queued, (error: Error) => error instanceof RequestCancelledError && error.reason === 'cancelled');
+  await assert.rejects(queued, (error: Error) => error instanceof TidalError && error.code === 'ERR_TIDAL_CANCELLED' && / was cancelled /.test(error.message));
   assert.equal(queue.cancel('a'), true);
   assert.equal(await running, 'a:cancelled');
   await tick();
@@ -91,7 +92,10 @@ test('a new completion supersedes the queued and running completions but leaves 
   await tick();
   const second = queue.enqueue(make('completion-2', PRIORITY_COMPLETION, { group: 'completion', supersede: true }));
   const third = queue.enqueue(make('completion-3', PRIORITY_COMPLETION, { group: 'completion', supersede: true }));
-  const secondRejected = assert.rejects(second, (error: Error) => error instanceof RequestCancelledError && error.reason === 'superseded');
+  const secondRejected = assert.rejects(
+    second,
+    (error: Error) => error instanceof TidalError && error.code === 'ERR_TIDAL_CANCELLED' && / was superseded /.test(error.message),
+  );
   assert.equal(await first, 'completion-1:cancelled');
   await secondRejected;
   await tick();
@@ -126,7 +130,7 @@ test('cancelAll stops everything and whenIdle resolves once the running job has 
   const { make } = controllableJob(started);
   const running = queue.enqueue(make('a', PRIORITY_CHAT));
   const queued = queue.enqueue(make('b', PRIORITY_COMPLETION));
-  const queuedRejected = assert.rejects(queued, RequestCancelledError);
+  const queuedRejected = assert.rejects(queued, { code: 'ERR_TIDAL_CANCELLED' });
   assert.equal(queue.cancelAll(), 2);
   await queue.whenIdle();
   assert.equal(await running, 'a:cancelled');

@@ -4,9 +4,10 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { ChatTemplateError, renderChat } from '../../../src/core/prompt/chatTemplate';
+import { renderChat } from '../../../src/core/prompt/chatTemplate';
 import { StreamDecoder } from '../../../src/core/tokenizer/streamDecoder';
-import { TextTokenizer, TokenizerLoadError } from '../../../src/core/tokenizer/tokenizer';
+import { TextTokenizer } from '../../../src/core/tokenizer/tokenizer';
+import { TidalError } from '../../../src/native/errors';
 
 const fixtureDir = path.resolve('test/fixtures/tokenizers/chatml-byte-bpe');
 const tokenizer = TextTokenizer.fromDirectory(fixtureDir);
@@ -95,7 +96,7 @@ test('a model without a chat template, or without a tokenizer, gets an error tha
   assert.throws(
     () => renderChat({}, [{ role: 'user', content: 'hi' }], { modelName: 'base-model' }),
     (error: Error) => {
-      assert.ok(error instanceof ChatTemplateError);
+      assert.ok(error instanceof TidalError && error.code === 'ERR_TIDAL_REQUEST');
       assert.match(error.message, /base-model has no chat template/);
       assert.match(error.message, /instruction-tuned/);
       return true;
@@ -104,7 +105,7 @@ test('a model without a chat template, or without a tokenizer, gets an error tha
   assert.throws(
     () => TextTokenizer.fromDirectory(path.resolve('test/fixtures/models/llama2-mha-bf16')),
     (error: Error) => {
-      assert.ok(error instanceof TokenizerLoadError);
+      assert.ok(error instanceof TidalError && error.code === 'ERR_TIDAL_MODEL');
       assert.match(error.message, /no tokenizer\.json/);
       return true;
     },

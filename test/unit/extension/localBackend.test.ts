@@ -8,7 +8,8 @@ import { test } from 'node:test';
 
 import { startEngineHost } from '../../../src/host/hostProcess';
 import { loadModelRequest, statsRequest, tokenNotification, type TokenChunk } from '../../../src/core/protocol/protocol';
-import { EngineNotReadyError, LocalBackend, newRequestId } from '../../../src/core/backend/localBackend';
+import { LocalBackend, newRequestId } from '../../../src/core/backend/localBackend';
+import { TidalError } from '../../../src/native/errors';
 
 const hostScript = path.resolve('dist/engine-host.js');
 const modelDir = path.resolve('models/tidal-code-mini');
@@ -93,11 +94,14 @@ test('local backend: an engine that dies mid-request gives a clear error, then a
   try {
     await host.connection.sendRequest(loadModelRequest, { modelDir, options: { backend: 'cpu', threads: 1 } });
     const request = backend.generate({ requestId: newRequestId('raw'), kind: 'raw', prompt: repoPrompt, maxTokens: 100_000 }, () => host.child.kill('SIGKILL'));
-    await assert.rejects(request, (error: Error) => error instanceof EngineNotReadyError && /stopped while answering/.test(error.message));
+    await assert.rejects(
+      request,
+      (error: Error) => error instanceof TidalError && error.code === 'ERR_TIDAL_NOT_READY' && /stopped while answering/.test(error.message),
+    );
     await new Promise((resolve) => setTimeout(resolve, 200));
     await assert.rejects(
       backend.generate({ requestId: newRequestId('raw'), kind: 'raw', prompt: repoPrompt }, () => undefined),
-      (error: Error) => error instanceof EngineNotReadyError && /not running/.test(error.message),
+      (error: Error) => error instanceof TidalError && error.code === 'ERR_TIDAL_NOT_READY' && /not running/.test(error.message),
     );
   } finally {
     await shutDown();

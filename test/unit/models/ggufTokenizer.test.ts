@@ -10,7 +10,8 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 
 import { TextTokenizer } from '../../../src/core/tokenizer/tokenizer';
-import { checkGgufTokenizer, GgufTokenizerError, loadGgufTokenizer as loadWith } from '../../../src/core/tokenizer/ggufTokenizer';
+import { checkGgufTokenizer, loadGgufTokenizer as loadWith } from '../../../src/core/tokenizer/ggufTokenizer';
+import { TidalError } from '../../../src/native/errors';
 import { loadAddon } from '../../../src/native/addon';
 import { random as seeded } from '../seededRandom';
 import { GgufEntry, ggufImage, gpt2TokenizerMetadata } from './ggufImage';
@@ -232,7 +233,7 @@ test('malformed GGUF tokenizer metadata is refused with a message that says what
     assert.throws(
       () => loadGgufTokenizer(file),
       (error: Error & { code?: string }) =>
-        error.code === 'ERR_TIDAL_MODEL' && error instanceof GgufTokenizerError === (by === 'converter') && message.test(error.message),
+        error.code === 'ERR_TIDAL_MODEL' && error instanceof TidalError === (by === 'converter') && message.test(error.message),
       String(message),
     );
     // The quick check before loading catches the same tokenizer-level problems.

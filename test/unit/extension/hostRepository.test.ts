@@ -262,7 +262,8 @@ test("the host's workspace/status notifications are the latest status while the 
 test('an open cut short by the engine stopping is no error: the restart opens again', async () => {
   const { rpc, repository, logged } = setup();
   rpc.answerOpen = async () => {
-    throw new Error('Pending response rejected since connection got disposed');
+    // What vscode-jsonrpc rejects a pending request with when the connection is disposed.
+    throw new ResponseError(ErrorCodes.PendingResponseRejected, 'Pending response rejected since connection got disposed');
   };
   await repository.open('model ready');
   assert.equal(repository.status, undefined);

@@ -221,11 +221,10 @@ export class ModelSession {
     let blocks: readonly PromptBlock[] = [];
     let repositoryTokens = 0;
     let files = 0;
-    const hostRepository =
-      params.repository === true && (params.kind === 'chat' || params.kind === 'completion') ? this.repository.promptPart(params.kind) : undefined;
+    const hostRepository = params.kind !== 'raw' && params.repository === true ? this.repository.promptPart(params.kind) : undefined;
     switch (params.kind) {
       case 'chat': {
-        if (!params.messages || params.messages.length === 0) throw new TidalError('ERR_TIDAL_REQUEST', 'A chat request needs at least one message.');
+        if (params.messages.length === 0) throw new TidalError('ERR_TIDAL_REQUEST', 'A chat request needs at least one message.');
         const text = renderChat(tokenizer.config, params.messages, { addGenerationPrompt: true, modelName: this.modelDir });
         // A continued answer: its start follows the generation prompt, encoded on its own so
         // that the conversation keeps the tokens (and the cached KV) of the first request.
@@ -266,7 +265,7 @@ export class ModelSession {
               'Pick a code model (Qwen2.5-Coder, StarCoder2, DeepSeek-Coder, CodeLlama) for inline completions.',
           );
         }
-        const cursor = { prefix: params.prefix ?? '', suffix: params.suffix ?? '' };
+        const cursor = { prefix: params.prefix, suffix: params.suffix ?? '' };
         if (params.repository === true) {
           // [the host's repository part][current file's path][cursor window]
           const repository = hostRepository?.tokens.length ? hostRepository : undefined;
@@ -300,7 +299,7 @@ export class ModelSession {
         break;
       }
       case 'raw': {
-        if (params.prompt === undefined || params.prompt.length === 0) throw new TidalError('ERR_TIDAL_REQUEST', 'A raw request needs a prompt.');
+        if (params.prompt.length === 0) throw new TidalError('ERR_TIDAL_REQUEST', 'A raw request needs a prompt.');
         tokens = tokenizer.encode(params.prompt);
         if (bos !== undefined) tokens.unshift(bos);
         break;
@@ -450,7 +449,7 @@ export class ModelSession {
     let firstTokenAt: number | undefined;
     // A chat answer that repeats itself is stopped through the request's cancel token; tokens
     // the engine still sends after that are not part of the answer.
-    const guard = params.stopOnRepetition ? new RepetitionGuard() : undefined;
+    const guard = params.kind === 'chat' && params.stopOnRepetition ? new RepetitionGuard() : undefined;
     let repeated = false;
     let accepted = 0;
     const listener = guardedListener(onText);

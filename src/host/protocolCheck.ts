@@ -91,52 +91,53 @@ const requestId: Check = (value, at) => {
   if ((value as string).length === 0 || (value as string).length > 256) throw new TidalError('ERR_TIDAL_REQUEST', `${at} must be 1 to 256 characters long.`);
 };
 
-const generateParams = object(
-  {
-    requestId,
-    kind: oneOf('chat', 'completion', 'raw'),
-    repository: boolean,
-    messages: listOf(object({ role: oneOf('system', 'user', 'assistant'), content: string })),
-    prefix: string,
-    suffix: string,
-    filePath: string,
-    repoName: string,
-    repoContext: listOf(object({ path: string, content: string })),
-    prompt: string,
-    maxTokens: integer(1),
-    attention: options({
-      mode: oneOf('full', 'tidal', 'quest'),
-      tokenBudget: integer(1),
-      denseLayers: integer(0),
-      selectionLayers: listOf(integer(0)),
-      selectionPolicy: oneOf('perQueryHead', 'perKvHeadMax', 'perKvHeadSum'),
-      correctionInterval: integer(0),
-      sparseFirstStep: boolean,
-    }),
-    sampling: options({ temperature: number(0, 100), topK: integer(0), topP: number(0, 1), seed: integer(0) }),
-    client: string,
-    answerPrefix: string,
-    stopOnRepetition: boolean,
-    purpose: oneOf('completion', 'chat', 'ask', 'edit', 'raw'),
-  },
-  [
-    'repository',
-    'messages',
-    'prefix',
+// The fields every generate request may have, then those of each kind (GenerateParams is a union
+// on `kind`): a chat needs its messages, a completion its prefix, a raw request its prompt.
+const generateCommon = {
+  requestId,
+  kind: oneOf('chat', 'completion', 'raw'),
+  maxTokens: integer(1),
+  attention: options({
+    mode: oneOf('full', 'tidal', 'quest'),
+    tokenBudget: integer(1),
+    denseLayers: integer(0),
+    selectionLayers: listOf(integer(0)),
+    selectionPolicy: oneOf('perQueryHead', 'perKvHeadMax', 'perKvHeadSum'),
+    correctionInterval: integer(0),
+    sparseFirstStep: boolean,
+  }),
+  sampling: options({ temperature: number(0, 100), topK: integer(0), topP: number(0, 1), seed: integer(0) }),
+  purpose: oneOf('completion', 'chat', 'ask', 'edit', 'raw'),
+};
+const commonOptional = ['maxTokens', 'attention', 'sampling', 'purpose'];
+const repositoryFields = { repository: boolean, repoName: string, repoContext: listOf(object({ path: string, content: string })) };
+const repositoryOptional = Object.keys(repositoryFields);
+
+const generateParamsOfKind: Record<GenerateParams['kind'], Check> = {
+  chat: object(
+    {
+      ...generateCommon,
+      ...repositoryFields,
+      messages: listOf(object({ role: oneOf('system', 'user', 'assistant'), content: string })),
+      answerPrefix: string,
+      stopOnRepetition: boolean,
+    },
+    [...commonOptional, ...repositoryOptional, 'answerPrefix', 'stopOnRepetition'],
+  ),
+  completion: object({ ...generateCommon, ...repositoryFields, prefix: string, suffix: string, filePath: string, client: string }, [
+    ...commonOptional,
+    ...repositoryOptional,
     'suffix',
     'filePath',
-    'repoName',
-    'repoContext',
-    'prompt',
-    'maxTokens',
-    'attention',
-    'sampling',
     'client',
-    'answerPrefix',
-    'stopOnRepetition',
-    'purpose',
-  ],
-);
+  ]),
+  raw: object({ ...generateCommon, prompt: string }, commonOptional),
+};
+
+const generateParams: Check = (value, at) => {
+  object({ requestId, kind: generateCommon.kind })(value, at);
+  generateParamsOfKind[(value as GenerateParams).kind](value, at);
+};
 
 const loadModelParams = object(
   {

@@ -2,7 +2,15 @@
 // into the engine's GenerateParams. Anything we cannot honour is refused with a message that
 // names the field, never silently ignored.
 import { buildFimPrompt, FimFormat, promptText } from '../core/prompt/fimPrompt';
-import type { AttentionOptions, ChatMessageParam, ContextFileParam, GenerateParams, SamplingOptions } from '../core/protocol/protocol';
+import type {
+  AttentionOptions,
+  ChatMessageParam,
+  CompletionGenerateParams,
+  ContextFileParam,
+  GenerateParams,
+  RepositoryFields,
+  SamplingOptions,
+} from '../core/protocol/protocol';
 
 export class BadRequestError extends Error {
   constructor(
@@ -238,7 +246,10 @@ function contentOf(value: unknown, path: string): string {
 // <file_sep>current-path\nprefix — is split back into its files, so the FIM prompt is built
 // exactly as the local engine builds it (repository first, then the FIM sentinels) and the
 // repository files keep their cached tokens. Anything else stays one prefix.
-export function splitRepoPrompt(format: FimFormat | undefined, prompt: string): Pick<GenerateParams, 'prefix' | 'repoName' | 'repoContext' | 'filePath'> {
+export function splitRepoPrompt(
+  format: FimFormat | undefined,
+  prompt: string,
+): Pick<CompletionGenerateParams, 'prefix' | 'repoName' | 'repoContext' | 'filePath'> {
   const whole = { prefix: prompt };
   const separator = format?.fileSeparator;
   if (format === undefined || separator === undefined) return whole;
@@ -276,25 +287,22 @@ export function parseCompletionRequest(body: Body, requestId: string, fimFormat:
   if (!isAbsent(body.echo) && body.echo !== false) throw new BadRequestError('`echo` is not supported by this server; remove it.', 'echo');
   if (!isAbsent(body.best_of) && body.best_of !== 1) throw new BadRequestError('Only `best_of` = 1 is supported.', 'best_of');
   const common = commonFields(body, requestId, limits);
+  const shared = { requestId, maxTokens: common.maxTokens, sampling: common.sampling, attention: common.attention };
   let params: GenerateParams;
   if (!isAbsent(body.suffix)) {
     // Fill in the middle through the model's own FIM format.
     const suffix = promptTextOf(body.suffix, 'suffix');
-    params = { requestId, kind: 'completion', ...splitRepoPrompt(fimFormat, prompt), suffix };
+    params = { ...shared, kind: 'completion', ...splitRepoPrompt(fimFormat, prompt), suffix, client: common.client };
   } else {
     if (prompt.length === 0) throw new BadRequestError('`prompt` must not be empty.', 'prompt');
-    params = { requestId, kind: 'raw', prompt };
+    params = { ...shared, kind: 'raw', prompt };
   }
-  params.maxTokens = common.maxTokens;
-  params.sampling = common.sampling;
-  params.attention = common.attention;
-  params.client = common.client;
   return { params, stop: common.stop, stream: common.stream, includeUsage: common.includeUsage };
 }
 
 const ROLES = new Set(['system', 'user', 'assistant', 'developer']);
 
-function repositoryOf(body: Body): Pick<GenerateParams, 'repoName' | 'repoContext'> {
+function repositoryOf(body: Body): Pick<RepositoryFields, 'repoName' | 'repoContext'> {
   const repository = body.repository;
   if (isAbsent(repository)) return {};
   const shape = '`repository` (Tidal extra) must be {"name"?: string, "files": [{"path": string, "content": string}, ...]}';
@@ -347,7 +355,6 @@ export function parseChatRequest(body: Body, requestId: string, limits: RequestL
     maxTokens: common.maxTokens,
     sampling: common.sampling,
     attention: common.attention,
-    client: common.client,
   };
   return { params, stop: common.stop, stream: common.stream, includeUsage: common.includeUsage };
 }

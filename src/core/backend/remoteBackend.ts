@@ -5,7 +5,15 @@
 import { randomUUID } from 'node:crypto';
 
 import { buildFimPrompt, FimFamily, fimFormatOfFamily, FimFormat, promptText, repoContextParts } from '../prompt/fimPrompt';
-import type { ChatMessageParam, ContextFileParam, FinishReason, GenerateParams, GenerateResult } from '../protocol/protocol';
+import type {
+  ChatGenerateParams,
+  ChatMessageParam,
+  CompletionGenerateParams,
+  ContextFileParam,
+  FinishReason,
+  GenerateParams,
+  GenerateResult,
+} from '../protocol/protocol';
 import { DEFAULT_MAX_TOKENS, guardedListener } from '../protocol/generation';
 import type { GenerationBackend } from './generationBackend';
 
@@ -47,7 +55,7 @@ export function inferFimFormat(modelId: string): FimFormat | undefined {
 // The repository in front of the prefix, as the local FIM prompt lays it out (see
 // repoContextParts): with a file-separator token each file is <sep>path\ncontent\n; without
 // one, a `// File:` line.
-export function repoContextText(params: GenerateParams, fileSeparator?: string, repoNameToken?: string): string {
+export function repoContextText(params: Omit<CompletionGenerateParams | ChatGenerateParams, 'kind'>, fileSeparator?: string, repoNameToken?: string): string {
   return promptText(repoContextParts({ fileSeparator, repoName: repoNameToken }, params));
 }
 
@@ -55,10 +63,10 @@ export function repoContextText(params: GenerateParams, fileSeparator?: string, 
 // before the conversation as the local engine does (so the prefix it caches is shared with
 // completions); to other servers as a system message in front of the conversation.
 export function chatRepository(
-  params: GenerateParams,
+  params: ChatGenerateParams,
   served: Pick<ServedModel, 'tidal'>,
 ): { messages: ChatMessageParam[]; repository?: { name?: string; files: ContextFileParam[] } } {
-  const messages = params.messages ?? [];
+  const messages = params.messages;
   const files = params.repoContext ?? [];
   if (files.length === 0) return { messages };
   if (served.tidal) return { messages, repository: { name: params.repoName, files } };
@@ -289,9 +297,9 @@ export class RemoteBackend implements GenerationBackend {
       case 'chat':
         return { path: '/chat/completions', body: { ...body, ...chatRepository(params, served) } };
       case 'raw':
-        return { path: '/completions', body: { ...body, prompt: params.prompt ?? '' } };
+        return { path: '/completions', body: { ...body, prompt: params.prompt } };
       case 'completion': {
-        const prefix = params.prefix ?? '';
+        const prefix = params.prefix;
         const suffix = params.suffix ?? '';
         if (served.tidal) {
           // Our server builds the FIM prompt itself and splits the repository stream back into files.

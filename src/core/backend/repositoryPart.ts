@@ -2,7 +2,7 @@
 // sources: the engine host's own (the local backend: the host has the workspace open and reads
 // its files itself, so the request only says `repository: true`), or files rendered by the
 // extension and sent as text (the remote backend, whose server cannot read this disk).
-import type { BackendSetting, ContextFileParam, GenerateParams } from '../protocol/protocol';
+import type { BackendSetting, ContextFileParam, GenerateParams, RepositoryFields } from '../protocol/protocol';
 
 export type RepositoryPart =
   /** Rendered here (`source` may be left out: RenderedFiles is one as it comes). */
@@ -13,7 +13,7 @@ export type RepositoryPart =
 export const NO_REPOSITORY: RepositoryPart = { files: [], tokens: 0 };
 
 /** The GenerateParams fields that carry `part`: `repository` or `repoContext`, never both. */
-export function repositoryParams(part: RepositoryPart): Pick<GenerateParams, 'repository' | 'repoContext'> {
+export function repositoryParams(part: RepositoryPart): Pick<RepositoryFields, 'repository' | 'repoContext'> {
   return part.source === 'host' ? { repository: true } : { repoContext: part.files };
 }
 

@@ -70,37 +70,55 @@ export interface ContextFileParam {
   content: string;
 }
 
-export interface GenerateParams {
+/** What every generate request carries, whatever its kind. */
+export interface GenerateCommon {
   requestId: string;
-  kind: 'chat' | 'completion' | 'raw';
-  // Chat and completion: put the engine host's own repository part (workspace/open) in front
-  // of the request, instead of repoContext. Nothing of the repository crosses the process
-  // boundary per request.
-  repository?: boolean;
-  messages?: ChatMessageParam[]; // chat
-  prefix?: string; // completion: text before the cursor
-  suffix?: string; // completion: text after the cursor
-  filePath?: string; // completion: workspace-relative path of the current file
-  repoName?: string;
-  repoContext?: ContextFileParam[]; // completion: files put before the current one; chat: files put before the conversation
-  prompt?: string; // raw: the prompt text as is (special tokens written out)
   maxTokens?: number; // at most the room the prompt leaves in the model's context
   attention?: AttentionOptions;
   sampling?: SamplingOptions;
-  // Chat: the start of the assistant's answer, written after the conversation's generation
-  // prompt; the model continues it (an answer that stopped at its token limit goes on where it
+  // What the request is for, as named in the engine host's log line; default: its kind.
+  purpose?: 'completion' | 'chat' | 'ask' | 'edit' | 'raw';
+}
+
+/** The repository part of a chat or a completion: the host's own, or files sent with the request. */
+export interface RepositoryFields {
+  // Put the engine host's own repository part (workspace/open) in front of the request,
+  // instead of repoContext. Nothing of the repository crosses the process boundary per request.
+  repository?: boolean;
+  repoName?: string;
+  repoContext?: ContextFileParam[]; // completion: files put before the current one; chat: files put before the conversation
+}
+
+export interface ChatGenerateParams extends GenerateCommon, RepositoryFields {
+  kind: 'chat';
+  messages: ChatMessageParam[];
+  // The start of the assistant's answer, written after the conversation's generation prompt;
+  // the model continues it (an answer that stopped at its token limit goes on where it
   // stopped). The conversation's tokens are the same as the first request's, so their KV is
   // reused. The result's text is the continuation only.
   answerPrefix?: string;
   // Stop when the answer repeats itself (the same clause again and again): finish reason
   // 'repetition', the text up to there. Default off.
   stopOnRepetition?: boolean;
-  // What the request is for, as named in the engine host's log line; default: its kind.
-  purpose?: 'completion' | 'chat' | 'ask' | 'edit' | 'raw';
+}
+
+export interface CompletionGenerateParams extends GenerateCommon, RepositoryFields {
+  kind: 'completion';
+  prefix: string; // text before the cursor
+  suffix?: string; // text after the cursor
+  filePath?: string; // workspace-relative path of the current file
   // Completions of one client supersede each other (a newer one cancels the older, latest
   // wins); those of different clients do not. Absent: the one default client.
   client?: string;
 }
+
+export interface RawGenerateParams extends GenerateCommon {
+  kind: 'raw';
+  prompt: string; // the prompt text as is (special tokens written out)
+}
+
+/** One generate request; `kind` says which fields it has. */
+export type GenerateParams = ChatGenerateParams | CompletionGenerateParams | RawGenerateParams;
 
 export interface GenerateTimings {
   queuedMs: number; // waiting behind other requests

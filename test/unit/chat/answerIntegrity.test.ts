@@ -15,6 +15,7 @@ import { parsePanelMessage } from '../../../src/core/chat/chatMessages';
 import { canRetry, modelUnavailable, type BackendKind, type GenerationBackend } from '../../../src/core/backend/generationBackend';
 import { TidalError } from '../../../src/native/errors';
 import { random } from '../seededRandom';
+import { chatParams } from '../paramsOfKind';
 
 class MemoryStore implements StateStore {
   readonly values = new Map<string, unknown>();
@@ -105,14 +106,14 @@ test('an answer cut at its token limit shows the marker; Continue sends the same
     assert.ok(!offersContinue(answer, false), 'Continue only on the last answer');
     assert.equal(backend.requests[0].maxTokens, 3);
     assert.equal(backend.requests[0].purpose, 'ask');
-    assert.equal(backend.requests[0].stopOnRepetition, true);
-    assert.equal(backend.requests[0].answerPrefix, undefined);
+    assert.equal(chatParams(backend.requests[0]).stopOnRepetition, true);
+    assert.equal(chatParams(backend.requests[0]).answerPrefix, undefined);
 
     await session.continueAnswer();
     assert.equal(session.turns.length, 2, 'continuing adds no turn');
     assert.equal(lastTurn(session).id, answer.id);
-    assert.equal(backend.requests[1].answerPrefix, first.join(''));
-    assert.deepEqual(backend.requests[1].messages, backend.requests[0].messages, 'the conversation as sent before');
+    assert.equal(chatParams(backend.requests[1]).answerPrefix, first.join(''));
+    assert.deepEqual(chatParams(backend.requests[1]).messages, chatParams(backend.requests[0]).messages, 'the conversation as sent before');
     assert.equal(lastTurn(session).text, first.join('') + second.join(''));
     // The panel got the continuation as deltas of the same turn.
     const deltas = posted.filter((message) => message.type === 'delta').map((message) => message as { id: string; text: string });
@@ -122,7 +123,7 @@ test('an answer cut at its token limit shows the marker; Continue sends the same
     await session.continueAnswer();
     const done = lastTurn(session);
     assert.equal(done.text, first.join('') + second.join('') + third.join(''));
-    assert.equal(backend.requests[2].answerPrefix, first.join('') + second.join(''));
+    assert.equal(chatParams(backend.requests[2]).answerPrefix, first.join('') + second.join(''));
     assert.equal(stopMarker(done), undefined, 'an answer that ended on its own has no marker');
     assert.ok(!offersContinue(done, true));
     // Nothing more to continue: no request is sent.
@@ -151,7 +152,7 @@ test('Continue needs the local engine, and survives a reload of the history', as
   const { session: again } = setup(backend, store);
   await again.continueAnswer();
   assert.equal(lastTurn(again).text, 'abcd');
-  assert.equal(backend.requests[1].answerPrefix, 'abc');
+  assert.equal(chatParams(backend.requests[1]).answerPrefix, 'abc');
 });
 
 test('an answer stopped for repeating itself says so, and offers Regenerate, not Continue', async () => {

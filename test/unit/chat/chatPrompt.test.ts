@@ -8,7 +8,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { ModelSession } from '../../../src/host/modelSession';
-import type { GenerateParams } from '../../../src/core/protocol/protocol';
+import type { ChatGenerateParams, GenerateParams } from '../../../src/core/protocol/protocol';
 import { TextTokenizer } from '../../../src/core/tokenizer/tokenizer';
 import { loadAddon } from '../../../src/native/addon';
 
@@ -33,7 +33,7 @@ const completion = (requestId: string): GenerateParams => ({
   sampling: { temperature: 0 },
 });
 
-const chat = (requestId: string, question: string, mode: 'full' | 'tidal' = 'full'): GenerateParams => ({
+const chat = (requestId: string, question: string, mode: 'full' | 'tidal' = 'full'): ChatGenerateParams => ({
   requestId,
   kind: 'chat',
   repoName: 'demo',

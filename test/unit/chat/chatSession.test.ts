@@ -9,6 +9,7 @@ import { ChatHistory, HISTORY_KEY, type StateStore } from '../../../src/core/cha
 import type { GenerateParams, GenerateResult } from '../../../src/core/protocol/protocol';
 import type { ChatToPanel } from '../../../src/core/chat/chatMessages';
 import type { GenerationBackend } from '../../../src/core/backend/generationBackend';
+import { chatParams } from '../paramsOfKind';
 
 class MemoryStore implements StateStore {
   readonly values = new Map<string, unknown>();
@@ -155,7 +156,7 @@ test('Regenerate answers the last question again and replaces its answer; earlie
   const { session, posted } = setup(backend);
   await session.ask('Q1');
   await session.ask('Q2 #file:src/kvCache.ts.');
-  assert.deepEqual(backend.requests[1].messages!.slice(1, 3), [
+  assert.deepEqual(chatParams(backend.requests[1]).messages.slice(1, 3), [
     { role: 'user', content: 'Q1' },
     { role: 'assistant', content: 'first' },
   ]);
@@ -164,7 +165,7 @@ test('Regenerate answers the last question again and replaces its answer; earlie
     session.turns.map((turn) => turn.text),
     ['Q1', 'first', 'Q2 #file:src/kvCache.ts.', 'third'],
   );
-  assert.deepEqual(backend.requests[2].messages, backend.requests[1].messages);
+  assert.deepEqual(chatParams(backend.requests[2]).messages, chatParams(backend.requests[1]).messages);
   // The attachment named in the question is asked for again on regenerate.
   assert.deepEqual(session.turns[2].attachments, ['src/kvCache.ts']);
   const conversation = posted.filter((message) => message.type === 'conversation').at(-1) as Extract<ChatToPanel, { type: 'conversation' }>;
@@ -205,7 +206,7 @@ test('a failure reaches the user as an error turn, and the session can ask again
   assert.equal(session.turns.at(-1)?.text, 'fine');
   // The failed exchange is left out of the next prompt.
   assert.deepEqual(
-    backend.requests[0].messages!.map((message) => message.role),
+    chatParams(backend.requests[0]).messages.map((message) => message.role),
     ['system', 'user'],
   );
 });
@@ -215,7 +216,7 @@ test("with the engine host's own repository part the request says `repository: t
   const hostContext: ChatRequestContext = { ...context, repository: { source: 'host', files: 42, tokens: 50_000 } };
   const { session, posted } = setup(backend, new MemoryStore(), async () => hostContext);
   await session.ask('Where is the cache?');
-  const request = backend.requests[0];
+  const request = chatParams(backend.requests[0]);
   assert.equal(request.repository, true);
   assert.equal('repoContext' in request, false, 'no repoContext field at all');
   assert.ok(posted.some((message) => message.type === 'busy' && message.status === 'Answering with 42 repository files in context…'));
@@ -250,7 +251,7 @@ test('History: an earlier conversation opens in the panel and can be asked on; d
     ['Q1', 'a1', 'Q3', 'a3'],
   );
   assert.ok(
-    backend.requests[2].messages?.some((message) => message.content === 'a1'),
+    chatParams(backend.requests[2]).messages.some((message) => message.content === 'a1'),
     'the earlier answer is not in the prompt',
   );
   assert.equal(await session.openConversation('no-such-conversation'), false);

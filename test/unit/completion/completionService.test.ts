@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { CompletionService, distinctCompletions, type CompletionConfig } from '../../../src/core/completion/completionService';
 import type { GenerateParams, GenerateResult } from '../../../src/core/protocol/protocol';
 import type { GenerationBackend } from '../../../src/core/backend/generationBackend';
+import { completionParams } from '../paramsOfKind';
 
 const baseConfig: CompletionConfig = {
   enabled: true,
@@ -187,7 +188,7 @@ test("with the engine host's own repository part the request says `repository: t
   const outcome = await completions.complete(at('let y = |;\n'));
   assert.equal(outcome?.text, 'x + 1');
   assert.deepEqual(asked, ['a.ts']);
-  const params = calls[0].params;
+  const params = completionParams(calls[0].params);
   assert.equal(params.repository, true);
   assert.equal('repoContext' in params, false, 'no repoContext field at all');
   assert.equal(params.filePath, 'a.ts');
@@ -203,8 +204,8 @@ test('prefetch hands the backend the prompt a completion at the same cursor woul
   assert.equal(calls.length, 0, 'nothing generated');
   assert.equal(prefetched.length, 1);
   await completions.complete(cursor);
-  const sent = calls[0].params;
-  const ahead = prefetched[0];
+  const sent = completionParams(calls[0].params);
+  const ahead = completionParams(prefetched[0]);
   for (const key of ['kind', 'prefix', 'suffix', 'filePath', 'repoContext', 'repository', 'attention'] as const) assert.deepEqual(ahead[key], sent[key], key);
   // A backend without a KV cache (remote) has no prefetch: nothing happens.
   await service(backend).prefetch(cursor);

@@ -13,6 +13,7 @@ import { ModelSession } from '../../../src/host/modelSession';
 import type { GenerateParams, GenerateResult } from '../../../src/core/protocol/protocol';
 import type { GenerationBackend } from '../../../src/core/backend/generationBackend';
 import { loadAddon } from '../../../src/native/addon';
+import { completionParams } from '../paramsOfKind';
 
 const addon = loadAddon(path.resolve('dist'));
 const load = () => ModelSession.load(addon, { modelDir: path.resolve('models/tidal-code-mini'), options: { threads: 2 } });
@@ -88,7 +89,7 @@ test('the completion is the engine output for the prompt, cut by the stop rules,
       const outcome = await completions.complete({ documentKey: `doc${i}`, filePath: `service/f${i}.py`, text: document.text, offset });
       assert.ok(outcome, `document ${i}: no outcome (${completions.lastError})`);
       // Reference: the same request run to the end on its own, then cut.
-      const params = calls[calls.length - 1].params;
+      const params = completionParams(calls[calls.length - 1].params);
       assert.equal(params.prefix, document.text.slice(0, offset));
       const reference = await session.generate({ ...params, requestId: `ref${i}` });
       const linePrefix = document.text.slice(document.text.lastIndexOf('\n', offset - 1) + 1, offset);

@@ -8,6 +8,7 @@ import { CompletionService, type CompletionConfig } from '../../../src/core/comp
 import type { BackendSetting, GenerateParams } from '../../../src/core/protocol/protocol';
 import type { GenerationBackend } from '../../../src/core/backend/generationBackend';
 import { hostRendersRepository, repositoryPartFor } from '../../../src/core/backend/repositoryPart';
+import { completionParams } from '../paramsOfKind';
 
 const config: CompletionConfig = {
   enabled: true,
@@ -57,8 +58,8 @@ for (const backend of ['auto', 'cuda', 'cpu'] as const) {
   test(`local backend (${backend}): repository: true and no files; nothing is rendered in the extension`, async () => {
     const { service, sent, rendered } = completionsFor(backend, 'file');
     await service.complete(request);
-    assert.equal(sent[0].repository, true);
-    assert.equal(sent[0].repoContext, undefined);
+    assert.equal(completionParams(sent[0]).repository, true);
+    assert.equal(completionParams(sent[0]).repoContext, undefined);
     assert.deepEqual(rendered, []);
   });
 }
@@ -66,8 +67,8 @@ for (const backend of ['auto', 'cuda', 'cpu'] as const) {
 test('remote backend: the files rendered here, the active file left out, and no repository flag', async () => {
   const { service, sent, rendered } = completionsFor('remote', 'file');
   await service.complete(request);
-  assert.deepEqual(sent[0].repoContext, [{ path: 'lib.ts', content: 'export {};\n' }]);
-  assert.equal(sent[0].repository, undefined);
+  assert.deepEqual(completionParams(sent[0]).repoContext, [{ path: 'lib.ts', content: 'export {};\n' }]);
+  assert.equal(completionParams(sent[0]).repository, undefined);
   assert.deepEqual(rendered, ['a.ts']);
 });
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { ModelSession } from '../../../src/host/modelSession';
-import type { GenerateParams } from '../../../src/core/protocol/protocol';
+import type { ChatGenerateParams } from '../../../src/core/protocol/protocol';
 import { loadAddon, type NativeAddon, type NativeEngine } from '../../../src/native/addon';
 import { random } from '../seededRandom';
 
@@ -14,7 +14,7 @@ const addon = loadAddon(path.resolve('dist'));
 const modelDir = path.resolve('test/fixtures/models/qwen2-tied-sharded-f32');
 const tokenizerDir = path.resolve('test/fixtures/tokenizers/chatml-byte-bpe');
 
-const chat = (requestId: string, extra: Partial<GenerateParams> = {}): GenerateParams => ({
+const chat = (requestId: string, extra: Partial<ChatGenerateParams> = {}): ChatGenerateParams => ({
   requestId,
   kind: 'chat',
   messages: [
@@ -102,7 +102,7 @@ test('a looping chat answer stops with finish reason repetition where the reques
     const unguarded = await session.generate(chat('free', { maxTokens: 300 }));
     assert.equal(unguarded.finishReason, 'length');
     assert.equal(unguarded.tokens, 300);
-    const completion = await session.generate({ requestId: 'raw', kind: 'raw', prompt: 'x', maxTokens: 300, stopOnRepetition: false });
+    const completion = await session.generate({ requestId: 'raw', kind: 'raw', prompt: 'x', maxTokens: 300 });
     assert.equal(completion.finishReason, 'length');
   } finally {
     await session.unload();

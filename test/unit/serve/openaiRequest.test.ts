@@ -8,6 +8,7 @@ import { detectFimFormat } from '../../../src/core/prompt/fimPrompt';
 import { parseChatRequest, parseCompletionRequest, splitRepoPrompt } from '../../../src/serve/openaiRequest';
 import { StopSequenceFilter } from '../../../src/serve/stopSequences';
 import { random } from '../seededRandom';
+import { chatParams } from '../paramsOfKind';
 
 const qwenTokens = ['<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>', '<|file_sep|>', '<|repo_name|>', '<|endoftext|>'];
 const qwen = detectFimFormat((token) => qwenTokens.includes(token));
@@ -99,7 +100,7 @@ test('completion and chat bodies map to GenerateParams; unsupported fields are r
     'id3',
     limits,
   );
-  assert.deepEqual(chat.params.messages, [
+  assert.deepEqual(chatParams(chat.params).messages, [
     { role: 'system', content: 'be brief' },
     { role: 'user', content: 'hi' },
   ]);
@@ -116,11 +117,11 @@ test('chat: the `repository` extra becomes the files before the conversation; a 
     { path: 'src/b.ts', content: '' },
   ];
   const chat = parseChatRequest({ messages: [{ role: 'user', content: 'hi' }], repository: { name: 'demo', files } }, 'r1', limits);
-  assert.deepEqual(chat.params.repoContext, files);
-  assert.equal(chat.params.repoName, 'demo');
+  assert.deepEqual(chatParams(chat.params).repoContext, files);
+  assert.equal(chatParams(chat.params).repoName, 'demo');
   const unnamed = parseChatRequest({ messages: [{ role: 'user', content: 'hi' }], repository: { files } }, 'r2', limits);
-  assert.equal(unnamed.params.repoName, undefined);
-  assert.deepEqual(parseChatRequest({ messages: [{ role: 'user', content: 'hi' }], repository: null }, 'r3', limits).params.repoContext, undefined);
+  assert.equal(chatParams(unnamed.params).repoName, undefined);
+  assert.deepEqual(chatParams(parseChatRequest({ messages: [{ role: 'user', content: 'hi' }], repository: null }, 'r3', limits).params).repoContext, undefined);
   const bad: [unknown, RegExp][] = [
     ['src/a.ts', /`repository`/],
     [{ files: 'src/a.ts' }, /files/],

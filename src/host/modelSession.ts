@@ -240,7 +240,7 @@ export class ModelSession {
         }
         // [repository files, as completions render them][conversation]: the shared prefix
         // keeps one KV for both (see repositoryFileParts).
-        const repoFiles = params.repository ? [] : (params.repoContext ?? []);
+        const repoFiles = params.repository ? [] : (params.repositoryContext ?? []);
         const repoParts = repositoryFileParts(this.fimFormat, repoFiles, params.repoName, repoFiles.length > 0);
         if (repoParts.length === 0) {
           tokens = [...tokenizer.encode(text), ...answerStart];
@@ -283,8 +283,13 @@ export class ModelSession {
             if (bos !== undefined) tokens.unshift(bos);
           }
         } else {
-          const parts = buildFimPrompt(format, { ...cursor, filePath: params.filePath, repoName: params.repoName, repoContext: params.repoContext });
-          files = params.repoContext?.length ?? 0;
+          const parts = buildFimPrompt(format, {
+            ...cursor,
+            filePath: params.filePath,
+            repoName: params.repoName,
+            repositoryContext: params.repositoryContext,
+          });
+          files = params.repositoryContext?.length ?? 0;
           tokens = encodePromptParts(
             parts,
             (text) => this.encodeCached(text),

@@ -110,7 +110,7 @@ const generateCommon = {
   purpose: oneOf('completion', 'chat', 'ask', 'edit', 'raw'),
 };
 const commonOptional = ['maxTokens', 'attention', 'sampling', 'purpose'];
-const repositoryFields = { repository: boolean, repoName: string, repoContext: listOf(object({ path: string, content: string })) };
+const repositoryFields = { repository: boolean, repoName: string, repositoryContext: listOf(object({ path: string, content: string })) };
 const repositoryOptional = Object.keys(repositoryFields);
 
 const generateParamsOfKind: Record<GenerateParams['kind'], Check> = {

@@ -12,7 +12,7 @@
 // one does not fit; older files are left out (and not tokenized).
 import { createHash } from 'node:crypto';
 
-import { NodeFileSystem, RepoContext } from '../core/context';
+import { NodeFileSystem, RepositoryContext } from '../core/context';
 import { FoldersFileSystem } from '../core/context/foldersFileSystem';
 import type { ContextFileSystem } from '../core/context/types';
 import { encodePromptParts, repositoryFileParts, type FimFormat } from '../core/prompt/fimPrompt';
@@ -54,7 +54,7 @@ interface FileTokens {
 }
 
 export class RepositoryLayout {
-  readonly context: RepoContext;
+  readonly context: RepositoryContext;
   private readonly tokensByPath = new Map<string, FileTokens>();
   /** When a file's text came with an event instead of from the disk: the time it arrived. */
   private readonly eventTimes = new Map<string, number>();
@@ -66,14 +66,14 @@ export class RepositoryLayout {
     private readonly tokenizer: RepositoryTokenizer,
   ) {
     const multiRoot = options.folders !== undefined && options.folders.length > 1;
-    this.context = new RepoContext({
+    this.context = new RepositoryContext({
       fileSystem:
         options.fileSystem ??
         (multiRoot
           ? new FoldersFileSystem(options.folders!.map((folder) => ({ name: folder.name, fileSystem: new NodeFileSystem(folder.path) })))
           : new NodeFileSystem(options.root)),
       folderLevel: multiRoot ? 1 : 0,
-      // Budgeting happens here, with the real tokens; RepoContext's own count is unused.
+      // Budgeting happens here, with the real tokens; RepositoryContext's own count is unused.
       countTokens: () => 0,
       include: options.include,
       exclude: options.exclude,

@@ -249,7 +249,7 @@ function contentOf(value: unknown, path: string): string {
 export function splitRepoPrompt(
   format: FimFormat | undefined,
   prompt: string,
-): Pick<CompletionGenerateParams, 'prefix' | 'repoName' | 'repoContext' | 'filePath'> {
+): Pick<CompletionGenerateParams, 'prefix' | 'repoName' | 'repositoryContext' | 'filePath'> {
   const whole = { prefix: prompt };
   const separator = format?.fileSeparator;
   if (format === undefined || separator === undefined) return whole;
@@ -266,13 +266,13 @@ export function splitRepoPrompt(
   const current = segments.pop() as string;
   const currentEnd = current.indexOf('\n');
   if (currentEnd < 0) return whole;
-  const repoContext: ContextFileParam[] = [];
+  const repositoryContext: ContextFileParam[] = [];
   for (const segment of segments) {
     const end = segment.indexOf('\n');
     if (end < 0 || !segment.endsWith('\n')) return whole;
-    repoContext.push({ path: segment.slice(0, end), content: segment.slice(end + 1, -1) });
+    repositoryContext.push({ path: segment.slice(0, end), content: segment.slice(end + 1, -1) });
   }
-  const split = { repoName, repoContext, filePath: current.slice(0, currentEnd), prefix: current.slice(currentEnd + 1) };
+  const split = { repoName, repositoryContext, filePath: current.slice(0, currentEnd), prefix: current.slice(currentEnd + 1) };
   // Accept the split only if the prompt builder gives back the very text that came in.
   const withContext = promptText(buildFimPrompt(format, { ...split, prefix: '', suffix: '' }));
   const sentinels = promptText(buildFimPrompt(format, { prefix: '', suffix: '' }));
@@ -302,7 +302,7 @@ export function parseCompletionRequest(body: Body, requestId: string, fimFormat:
 
 const ROLES = new Set(['system', 'user', 'assistant', 'developer']);
 
-function repositoryOf(body: Body): Pick<RepositoryFields, 'repoName' | 'repoContext'> {
+function repositoryOf(body: Body): Pick<RepositoryFields, 'repoName' | 'repositoryContext'> {
   const repository = body.repository;
   if (isAbsent(repository)) return {};
   const shape = '`repository` (Tidal extra) must be {"name"?: string, "files": [{"path": string, "content": string}, ...]}';
@@ -313,7 +313,7 @@ function repositoryOf(body: Body): Pick<RepositoryFields, 'repoName' | 'repoCont
   if (!Array.isArray(files) || files.length > MAX_REPOSITORY_FILES) {
     throw new BadRequestError(`${shape}, with at most ${MAX_REPOSITORY_FILES} files.`, 'repository.files');
   }
-  const repoContext: ContextFileParam[] = files.map((file, index) => {
+  const repositoryContext: ContextFileParam[] = files.map((file, index) => {
     const at = `repository.files[${index}]`;
     if (typeof file !== 'object' || file === null || Array.isArray(file)) throw new BadRequestError(`\`${at}\` must be {"path", "content"}.`, at);
     const { path, content, ...rest } = file as Body;
@@ -323,7 +323,7 @@ function repositoryOf(body: Body): Pick<RepositoryFields, 'repoName' | 'repoCont
     if (extra !== undefined) throw new BadRequestError(`\`${at}.${extra}\` is not supported by this server; remove it.`, `${at}.${extra}`);
     return { path, content };
   });
-  return { repoName: typeof name === 'string' ? name : undefined, repoContext };
+  return { repoName: typeof name === 'string' ? name : undefined, repositoryContext };
 }
 
 export function parseChatRequest(body: Body, requestId: string, limits: RequestLimits): ParsedRequest {

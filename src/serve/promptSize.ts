@@ -28,7 +28,7 @@ function promptTexts(params: GenerateParams, fimFormat: FimFormat | undefined): 
         suffix: params.suffix ?? '',
         filePath: params.filePath,
         repoName: params.repoName,
-        repoContext: params.repoContext,
+        repositoryContext: params.repositoryContext,
       });
       encodePromptParts(
         parts,
@@ -41,7 +41,7 @@ function promptTexts(params: GenerateParams, fimFormat: FimFormat | undefined): 
       // The repository's files (encoded as completions encode them), then the messages inside
       // the chat template, which may trim each message.
       return [
-        ...(params.repoContext ?? []).map((file) => ({ text: file.content, standalone: true })),
+        ...(params.repositoryContext ?? []).map((file) => ({ text: file.content, standalone: true })),
         ...(params.messages ?? []).map((message) => ({ text: message.content.trim(), standalone: false })),
       ];
   }

@@ -28,7 +28,7 @@ import { LocalEngineNotice } from './localEngineNotice';
 import { ModelController, type ModelState } from './modelController';
 import { ModelNotifications, type ShownNotice } from './modelNotifications';
 import { registerModelPicker } from './modelPicker';
-import { RepositoryContext } from './repositoryContext';
+import { RenderedRepositoryContext } from './renderedRepositoryContext';
 import { repositoryPartFor } from '../core/backend/repositoryPart';
 import { RemoteBackend } from '../core/backend/remoteBackend';
 import { registerSelectionCommands } from './selectionCommands';
@@ -149,7 +149,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
   const model = new ModelController(engine, embeddedModelDir, settings, log, workspaceRoot);
   const modelNotifications = new ModelNotifications(model, context.globalState, log);
   const localEngineNotice = new LocalEngineNotice(engine, model, modelNotifications, settings, context.globalState, log);
-  const repository = new RepositoryContext(log);
+  const repository = new RenderedRepositoryContext(log);
   const local = new LocalBackend({
     get rpc() {
       return engine.rpc;
@@ -191,7 +191,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
   const repositoryTokens = () => completionSettings().repositoryTokens;
   const host = connectHostRepository({ engine, model, settings, repositoryTokens, globalStorageDir: context.globalStorageUri.fsPath, log });
   const { repository: hostRepository, hostRenders } = host;
-  const repositoryFor = repositoryPartFor({
+  const repositoryPart = repositoryPartFor({
     hostRenders,
     host: () => hostRepository.part(),
     files: (excludePath) => repository.snapshot(repositoryTokens(), excludePath),
@@ -205,7 +205,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       history: chatHistory(),
       post: (message) => chat.post(message),
       newRequestId: () => newRequestId('chat'),
-      gatherContext: (attachments) => gatherChatContext(attachments, chat.editor, model, repositoryFor, settings()),
+      gatherContext: (attachments) => gatherChatContext(attachments, chat.editor, model, repositoryPart, settings()),
     });
   chatSession = newChatSession();
   const completionsEnabled = () => settings().inlineCompletions.enabled;
@@ -213,7 +213,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
   const completions = new CompletionService({
     backend,
     config: () => completionSettings().config,
-    repositoryContext: repositoryFor,
+    repositoryPart: repositoryPart,
     newRequestId: () => newRequestId('completion'),
   });
   const updateStatusBar = () => {
@@ -288,7 +288,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
       backend,
       model: () => model.state,
       onDidChangeModel: model.onDidChange,
-      repositoryFor,
+      repositoryPart,
       repoName: () => repositoryName(vscode.workspace.workspaceFolders ?? [], vscode.workspace.name),
       newRequestId: () => newRequestId('lm'),
       log,
@@ -314,7 +314,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<TidalA
   // Edit Selection with Instruction, a chat code block's Apply, and the hunk review both end in.
   const inlineEdit = registerInlineEdit({
     backend,
-    gatherContext: (editor) => gatherChatContext([], editor, model, repositoryFor, settings()),
+    gatherContext: (editor) => gatherChatContext([], editor, model, repositoryPart, settings()),
     newRequestId: () => newRequestId('edit'),
   });
   context.subscriptions.push(...inlineEdit.disposables);

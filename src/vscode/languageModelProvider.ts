@@ -10,7 +10,7 @@ import type { ModelState } from './modelController';
 import type { GenerationBackend } from '../core/backend/generationBackend';
 import { countTokensOf, languageModelErrorMessage, runWithCancellation, toChatMessages, type RequestMessage } from './languageModelMessages';
 import { repositoryParams, type RepositoryPart } from '../core/backend/repositoryPart';
-import { tokenCounterFor } from './repositoryContext';
+import { tokenCounterFor } from './renderedRepositoryContext';
 
 export const LANGUAGE_MODEL_VENDOR = 'tidal';
 /** Tokens an answer may have at most (less when the context is small: half of it). */
@@ -56,7 +56,7 @@ export interface LanguageModelProviderDeps {
   backend(): GenerationBackend;
   model(): ModelState;
   onDidChangeModel: vscode.Event<unknown>;
-  repositoryFor(excludePath: string | undefined): Promise<RepositoryPart>;
+  repositoryPart(excludePath: string | undefined): Promise<RepositoryPart>;
   repoName(): string | undefined;
   newRequestId(): string;
   log: vscode.LogOutputChannel;
@@ -161,7 +161,7 @@ export class TidalLanguageModelProvider implements LanguageModelChatProvider {
   private async repositoryIfItFits(texts: string[], maxTokens: number, wanted: boolean): Promise<RepositoryPart | undefined> {
     const state = this.deps.model();
     if (!wanted || state.state !== 'ready') return undefined;
-    const repository = await this.deps.repositoryFor(undefined).catch(() => undefined);
+    const repository = await this.deps.repositoryPart(undefined).catch(() => undefined);
     if (!repository || repository.tokens <= 0) return undefined;
     const count = this.count();
     const messageTokens = texts.reduce((sum, text) => sum + count(text), 0);

@@ -31,7 +31,7 @@ export async function gatherChatContext(
    * the same tokens and share one cached KV prefix. Its `tokens` (for the host's part: the
    * host's last reported total) is what the conversation budget leaves room for.
    */
-  repositoryFor: (excludePath: string | undefined) => Promise<RepositoryPart>,
+  repositoryPart: (excludePath: string | undefined) => Promise<RepositoryPart>,
   settings: TidalSettings,
 ): Promise<ChatRequestContext> {
   // A remote server renders the chat with its own template; locally the model must have one.
@@ -98,7 +98,7 @@ export async function gatherChatContext(
   }
 
   const maxContext = loaded?.model.maxContext ?? FALLBACK_CONTEXT_TOKENS;
-  const repository = await repositoryFor(inWorkspace ? activeFile?.path : undefined);
+  const repository = await repositoryPart(inWorkspace ? activeFile?.path : undefined);
   // tidal.chat.maxTokens: tokens per answer before it stops with [Continue] (0 or unset: the engine's default).
   const answerTokens = chatAnswerTokens(vscode.workspace.getConfiguration('tidal').get('chat.maxTokens'));
   const limit = settings.context.maxTokens > 0 ? Math.min(settings.context.maxTokens, maxContext) : maxContext;

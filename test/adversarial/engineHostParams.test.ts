@@ -14,10 +14,10 @@ const raw = { requestId: 'raw', kind: 'raw', prompt: 'def f(x):\n', maxTokens: 2
 // [method, params, the field the error must name]
 const badRequests: [string, unknown, RegExp][] = [
   ['engine/generate', { ...chat, messages: [{ role: 'user', content: 5 }] }, /messages\[0\]\.content/],
-  ['engine/generate', { ...completion, repoContext: 'x' }, /repoContext/],
+  ['engine/generate', { ...completion, repositoryContext: 'x' }, /repositoryContext/],
   ['engine/generate', { ...completion, prefix: 5 }, /prefix/],
   ['engine/generate', { ...completion, suffix: ['a'] }, /suffix/],
-  ['engine/generate', { ...completion, repoContext: [{ path: 'a.py', content: null }] }, /repoContext\[0\]\.content/],
+  ['engine/generate', { ...completion, repositoryContext: [{ path: 'a.py', content: null }] }, /repositoryContext\[0\]\.content/],
   ['engine/generate', { ...chat, messages: [{ role: 'robot', content: 'hi' }] }, /messages\[0\]\.role/],
   ['engine/generate', { ...chat, messages: 'hi' }, /messages/],
   ['engine/generate', { ...raw, prompt: { text: 'x' } }, /prompt/],

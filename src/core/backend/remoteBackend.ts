@@ -4,7 +4,7 @@
 // cancels the generation on the server.
 import { randomUUID } from 'node:crypto';
 
-import { buildFimPrompt, FimFamily, fimFormatOfFamily, FimFormat, promptText, repoContextParts } from '../prompt/fimPrompt';
+import { buildFimPrompt, FimFamily, fimFormatOfFamily, FimFormat, promptText, repositoryContextParts } from '../prompt/fimPrompt';
 import type {
   ChatGenerateParams,
   ChatMessageParam,
@@ -53,10 +53,14 @@ export function inferFimFormat(modelId: string): FimFormat | undefined {
 }
 
 // The repository in front of the prefix, as the local FIM prompt lays it out (see
-// repoContextParts): with a file-separator token each file is <sep>path\ncontent\n; without
+// repositoryContextParts): with a file-separator token each file is <sep>path\ncontent\n; without
 // one, a `// File:` line.
-export function repoContextText(params: Omit<CompletionGenerateParams | ChatGenerateParams, 'kind'>, fileSeparator?: string, repoNameToken?: string): string {
-  return promptText(repoContextParts({ fileSeparator, repoName: repoNameToken }, params));
+export function repositoryContextText(
+  params: Omit<CompletionGenerateParams | ChatGenerateParams, 'kind'>,
+  fileSeparator?: string,
+  repoNameToken?: string,
+): string {
+  return promptText(repositoryContextParts({ fileSeparator, repoName: repoNameToken }, params));
 }
 
 // The repository part of a chat: to our own server as the `repository` extra, which it puts
@@ -67,10 +71,10 @@ export function chatRepository(
   served: Pick<ServedModel, 'tidal'>,
 ): { messages: ChatMessageParam[]; repository?: { name?: string; files: ContextFileParam[] } } {
   const messages = params.messages;
-  const files = params.repoContext ?? [];
+  const files = params.repositoryContext ?? [];
   if (files.length === 0) return { messages };
   if (served.tidal) return { messages, repository: { name: params.repoName, files } };
-  const repository = `Files of the repository${params.repoName ? ` ${params.repoName}` : ''}:\n\n${repoContextText(params)}`;
+  const repository = `Files of the repository${params.repoName ? ` ${params.repoName}` : ''}:\n\n${repositoryContextText(params)}`;
   const [first, ...rest] = messages;
   if (first?.role === 'system') return { messages: [{ role: 'system', content: `${repository}\n${first.content}` }, ...rest] };
   return { messages: [{ role: 'system', content: repository }, ...messages] };
@@ -303,14 +307,14 @@ export class RemoteBackend implements GenerationBackend {
         const suffix = params.suffix ?? '';
         if (served.tidal) {
           // Our server builds the FIM prompt itself and splits the repository stream back into files.
-          return { path: '/completions', body: { ...body, prompt: repoContextText(params, served.fileSeparator, served.repoName) + prefix, suffix } };
+          return { path: '/completions', body: { ...body, prompt: repositoryContextText(params, served.fileSeparator, served.repoName) + prefix, suffix } };
         }
         if (served.fim !== undefined) {
           // vLLM and SGLang take no `suffix`: send the model family's FIM prompt as text.
           const prompt = promptText(buildFimPrompt(served.fim, { ...params, prefix, suffix }));
           return { path: '/completions', body: { ...body, prompt, stop: served.fim.stopTokens.slice(0, 4) } };
         }
-        return { path: '/completions', body: { ...body, prompt: repoContextText(params) + prefix, suffix } };
+        return { path: '/completions', body: { ...body, prompt: repositoryContextText(params) + prefix, suffix } };
       }
       default:
         throw new Error(`Unknown request kind ${String((params as { kind: unknown }).kind)}.`);

@@ -12,9 +12,9 @@ export type RepositoryPart =
 
 export const NO_REPOSITORY: RepositoryPart = { files: [], tokens: 0 };
 
-/** The GenerateParams fields that carry `part`: `repository` or `repoContext`, never both. */
-export function repositoryParams(part: RepositoryPart): Pick<RepositoryFields, 'repository' | 'repoContext'> {
-  return part.source === 'host' ? { repository: true } : { repoContext: part.files };
+/** The GenerateParams fields that carry `part`: `repository` or `repositoryContext`, never both. */
+export function repositoryParams(part: RepositoryPart): Pick<RepositoryFields, 'repository' | 'repositoryContext'> {
+  return part.source === 'host' ? { repository: true } : { repositoryContext: part.files };
 }
 
 /** Number of repository files in the request's prompt. */

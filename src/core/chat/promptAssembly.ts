@@ -1,6 +1,6 @@
 // What a chat request sends: the conversation as chat messages, the editor context (active
 // file, selection, attached files) in the last user turn, and `#file:` mentions found in a
-// question. The repository files themselves travel separately (GenerateParams.repoContext) so
+// question. The repository files themselves travel separately (GenerateParams.repositoryContext) so
 // the engine can put them first, as completions do, and share their KV.
 import type { ChatMessageParam } from '../protocol/protocol';
 import type { Turn } from './conversation';

@@ -82,7 +82,7 @@ export interface CompletionServiceDeps {
    * The repository part of a request in `excludePath`: the engine host's own, or the files
    * rendered by the extension with that file left out.
    */
-  repositoryContext?: (excludePath: string | undefined) => Promise<RepositoryPart>;
+  repositoryPart?: (excludePath: string | undefined) => Promise<RepositoryPart>;
   newRequestId: () => string;
   now?: () => number;
   /** Seeds of the sampled alternatives; default random. */
@@ -185,7 +185,7 @@ export class CompletionService {
     const backend = this.deps.backend();
     if (!config.enabled || backend.prefetch === undefined) return;
     const window = cutPromptWindow(request.text, request.offset, { maxPrefixChars: config.maxPrefixChars, maxSuffixChars: config.maxSuffixChars });
-    const repository = this.deps.repositoryContext ? await this.deps.repositoryContext(request.filePath) : NO_REPOSITORY;
+    const repository = this.deps.repositoryPart ? await this.deps.repositoryPart(request.filePath) : NO_REPOSITORY;
     backend.prefetch(completionParams(this.deps.newRequestId(), window, request, config, repository, 1));
   }
 
@@ -229,7 +229,7 @@ export class CompletionService {
     this.counters.inFlight++;
     this.changed();
     try {
-      const repository = this.deps.repositoryContext ? await this.deps.repositoryContext(request.filePath) : NO_REPOSITORY;
+      const repository = this.deps.repositoryPart ? await this.deps.repositoryPart(request.filePath) : NO_REPOSITORY;
       // Superseded before any engine request: nothing started, so nothing counts as cancelled
       // (started = finished + cancelled + failed).
       if (request$.signal.aborted) return undefined;

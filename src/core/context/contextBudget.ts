@@ -1,5 +1,5 @@
 // How many tokens of repository context a request gets: pure functions, unit-tested.
-import { utf8Length } from './repoContext';
+import { utf8Length } from './repositoryContext';
 import type { CountTokens } from './types';
 
 /** A tokenizer-free estimate for models whose tokenizer the extension cannot read. */

@@ -1,6 +1,6 @@
 // The folders of a multi-root workspace as one file system: its top level lists the folders
 // by name, and '<name>/<path>' is <path> inside that folder. The repository context then walks
-// every folder, and each file's path in the prompt says which folder it is in. A RepoContext
+// every folder, and each file's path in the prompt says which folder it is in. A RepositoryContext
 // over it takes `folderLevel: 1` (globs apply inside each folder, as VS Code's do).
 import type { ContextFileSystem, DirectoryEntry, FileStat } from './types';
 

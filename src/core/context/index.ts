@@ -1,6 +1,6 @@
 // The repository context layer: pure TypeScript, no editor dependency (the VS Code adapter
-// lives in vscodeWorkspace.ts and is imported directly by the extension).
-export { RepoContext, DEFAULT_FILE_SEPARATOR, DEFAULT_MAX_FILE_BYTES, normalizePath } from './repoContext';
-export type { SkipReason } from './repoContext';
+// is src/vscode/watchedRepositoryContext.ts).
+export { RepositoryContext, DEFAULT_FILE_SEPARATOR, DEFAULT_MAX_FILE_BYTES, normalizePath } from './repositoryContext';
+export type { SkipReason } from './repositoryContext';
 export { NodeFileSystem } from './nodeFileSystem';
 export type * from './types';

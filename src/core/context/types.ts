@@ -28,7 +28,7 @@ export interface FileStat {
  */
 export type CountTokens = (text: string) => number;
 
-export interface RepoContextOptions {
+export interface RepositoryContextOptions {
   fileSystem: ContextFileSystem;
   countTokens: CountTokens;
   /** Written before each file's relative path; default '<|file_sep|>'. */
@@ -77,7 +77,7 @@ export interface RenderedContext {
   droppedFiles: string[];
 }
 
-export interface RepoContextCounters {
+export interface RepositoryContextCounters {
   /** Files whose bytes were read from the file system. */
   filesRead: number;
   /** File segments passed to the token counter. */

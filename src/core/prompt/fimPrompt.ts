@@ -1,6 +1,6 @@
 // Fill-in-the-middle prompts per model family, detected from the tokenizer's special tokens.
 // Completions put the stable repository context first and the current file last:
-// [repo context][file FIM]. Where a family was trained suffix-first (SPM), the prompt ends
+// [repository context][file FIM]. Where a family was trained suffix-first (SPM), the prompt ends
 // with the prefix, so typing at the cursor only appends tokens and the cached KV stays valid.
 import { TidalError } from '../../native/errors';
 
@@ -32,7 +32,7 @@ export interface FimRequest {
   suffix: string;
   filePath?: string;
   repoName?: string;
-  repoContext?: ContextFile[];
+  repositoryContext?: ContextFile[];
 }
 
 // Each family with its special tokens in order of preference (alternative spellings listed).
@@ -145,8 +145,8 @@ export function repositoryFileParts(
 // A completion's repository part: the files, then the current file's own separator and path.
 // Also the text the remote backend puts in front of the prefix for servers that build the FIM
 // prompt themselves.
-export function repoContextParts(format: Pick<FimFormat, 'fileSeparator' | 'repoName'>, request: Omit<FimRequest, 'prefix' | 'suffix'>): PromptPart[] {
-  const files = request.repoContext ?? [];
+export function repositoryContextParts(format: Pick<FimFormat, 'fileSeparator' | 'repoName'>, request: Omit<FimRequest, 'prefix' | 'suffix'>): PromptPart[] {
+  const files = request.repositoryContext ?? [];
   const parts = repositoryFileParts(format, files, request.repoName, files.length > 0 || request.filePath !== undefined);
   if (format.fileSeparator !== undefined) {
     if (request.filePath !== undefined && (files.length > 0 || request.repoName !== undefined)) {
@@ -159,7 +159,7 @@ export function repoContextParts(format: Pick<FimFormat, 'fileSeparator' | 'repo
 }
 
 export function buildFimPrompt(format: FimFormat, request: FimRequest): PromptPart[] {
-  return [...repoContextParts(format, request), ...fimCursorParts(format, request)];
+  return [...repositoryContextParts(format, request), ...fimCursorParts(format, request)];
 }
 
 // The current file's separator and path, as a completion puts them after the repository files

@@ -83,10 +83,10 @@ export interface GenerateCommon {
 /** The repository part of a chat or a completion: the host's own, or files sent with the request. */
 export interface RepositoryFields {
   // Put the engine host's own repository part (workspace/open) in front of the request,
-  // instead of repoContext. Nothing of the repository crosses the process boundary per request.
+  // instead of repositoryContext. Nothing of the repository crosses the process boundary per request.
   repository?: boolean;
   repoName?: string;
-  repoContext?: ContextFileParam[]; // completion: files put before the current one; chat: files put before the conversation
+  repositoryContext?: ContextFileParam[]; // completion: files put before the current one; chat: files put before the conversation
 }
 
 export interface ChatGenerateParams extends GenerateCommon, RepositoryFields {
@@ -149,7 +149,7 @@ export interface GenerateResult {
   shiftedTokens?: number;
   // Repository tokens of the prompt (the host's repository part; 0 without one).
   repositoryTokens?: number;
-  // Repository files in the prompt (the host's repository part or repoContext).
+  // Repository files in the prompt (the host's repository part or repositoryContext).
   contextFiles?: number;
   timings: GenerateTimings;
   attention?: AttentionRun; // the attention the engine ran for this request's decode steps

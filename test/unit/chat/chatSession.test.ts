@@ -91,7 +91,7 @@ test('a question streams its answer to the panel in order, ends as the engine te
 
   const request = backend.requests[0];
   assert.equal(request.kind, 'chat');
-  assert.deepEqual(request.repoContext, [{ path: 'src/kvCache.ts', content: 'export class KvCache {}\n' }]);
+  assert.deepEqual(request.repositoryContext, [{ path: 'src/kvCache.ts', content: 'export class KvCache {}\n' }]);
   assert.equal(request.repository, undefined);
   assert.equal(request.repoName, 'demo');
   assert.deepEqual(request.attention, context.attention);
@@ -218,7 +218,7 @@ test("with the engine host's own repository part the request says `repository: t
   await session.ask('Where is the cache?');
   const request = chatParams(backend.requests[0]);
   assert.equal(request.repository, true);
-  assert.equal('repoContext' in request, false, 'no repoContext field at all');
+  assert.equal('repositoryContext' in request, false, 'no repositoryContext field at all');
   assert.ok(posted.some((message) => message.type === 'busy' && message.status === 'Answering with 42 repository files in context…'));
   const finalTurn = posted.filter((message) => message.type === 'turn').at(-1) as Extract<ChatToPanel, { type: 'turn' }>;
   assert.equal(finalTurn.turn.meta?.contextFiles, 42);

@@ -70,7 +70,7 @@ function service(backend: GenerationBackend, config: Partial<CompletionConfig> =
   return new CompletionService({
     backend: () => backend,
     config: () => ({ ...baseConfig, ...config }),
-    repositoryContext: async (excludePath) => ({ files: [{ path: 'other.ts', content: `export const notThe = '${excludePath}';\n` }], tokens: 12 }),
+    repositoryPart: async (excludePath) => ({ files: [{ path: 'other.ts', content: `export const notThe = '${excludePath}';\n` }], tokens: 12 }),
     newRequestId: () => `c${++id}`,
   });
 }
@@ -91,7 +91,7 @@ test('the request carries the prompt window, the repository files and the path; 
   assert.equal(params.prefix, 'import { add } from "./math";\nconst total = ');
   assert.equal(params.suffix, '\n');
   assert.equal(params.filePath, 'a.ts');
-  assert.deepEqual(params.repoContext, [{ path: 'other.ts', content: "export const notThe = 'a.ts';\n" }]);
+  assert.deepEqual(params.repositoryContext, [{ path: 'other.ts', content: "export const notThe = 'a.ts';\n" }]);
   assert.equal(params.repository, undefined);
   assert.equal(params.maxTokens, 48);
   assert.deepEqual(params.sampling, { temperature: 0 });
@@ -182,7 +182,7 @@ test("with the engine host's own repository part the request says `repository: t
       generate: async (params, onText, signal) => ({ ...(await backend.generate(params, onText, signal)), repositoryTokens: 5000 }),
     }),
     config: () => baseConfig,
-    repositoryContext: async (excludePath) => (asked.push(excludePath), { source: 'host', files: 40, tokens: 4800 }),
+    repositoryPart: async (excludePath) => (asked.push(excludePath), { source: 'host', files: 40, tokens: 4800 }),
     newRequestId: () => 'c1',
   });
   const outcome = await completions.complete(at('let y = |;\n'));
@@ -190,7 +190,7 @@ test("with the engine host's own repository part the request says `repository: t
   assert.deepEqual(asked, ['a.ts']);
   const params = completionParams(calls[0].params);
   assert.equal(params.repository, true);
-  assert.equal('repoContext' in params, false, 'no repoContext field at all');
+  assert.equal('repositoryContext' in params, false, 'no repositoryContext field at all');
   assert.equal(params.filePath, 'a.ts');
   assert.equal(outcome.repositoryTokens, 5000, "the host's count for this prompt, not its last status");
 });
@@ -206,7 +206,8 @@ test('prefetch hands the backend the prompt a completion at the same cursor woul
   await completions.complete(cursor);
   const sent = completionParams(calls[0].params);
   const ahead = completionParams(prefetched[0]);
-  for (const key of ['kind', 'prefix', 'suffix', 'filePath', 'repoContext', 'repository', 'attention'] as const) assert.deepEqual(ahead[key], sent[key], key);
+  for (const key of ['kind', 'prefix', 'suffix', 'filePath', 'repositoryContext', 'repository', 'attention'] as const)
+    assert.deepEqual(ahead[key], sent[key], key);
   // A backend without a KV cache (remote) has no prefetch: nothing happens.
   await service(backend).prefetch(cursor);
   assert.equal(calls.length, 1);
@@ -341,7 +342,7 @@ test('every engine request started ends as finished, cancelled or failed, also w
     config: () => baseConfig,
     newRequestId: () => `c${++id}`,
     // Slow repository part: the next keystroke lands while it is read.
-    repositoryContext: () => new Promise((resolve) => waiting.push(() => resolve({ files: [], tokens: 0 }))),
+    repositoryPart: () => new Promise((resolve) => waiting.push(() => resolve({ files: [], tokens: 0 }))),
   });
   const runs: Promise<unknown>[] = [];
   const rounds = 3 + Math.floor(Math.random() * 5);

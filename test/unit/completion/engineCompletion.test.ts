@@ -68,7 +68,7 @@ function service(backend: GenerationBackend, overrides: Partial<CompletionConfig
   return new CompletionService({
     backend: () => backend,
     config: () => ({ ...config, ...overrides }),
-    repositoryContext: async () => ({ files: repoFiles, tokens: 30 }),
+    repositoryPart: async () => ({ files: repoFiles, tokens: 30 }),
     newRequestId: () => `t${++id}`,
   });
 }

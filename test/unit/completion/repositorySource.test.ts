@@ -1,6 +1,6 @@
 // Which repository part a completion request carries: for the local backend over a folder on
 // disk the engine host's own (`repository: true`, no files); for the remote backend, or a folder
-// the host cannot read, the files rendered by the extension (`repoContext`), as before.
+// the host cannot read, the files rendered by the extension (`repositoryContext`), as before.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
@@ -42,7 +42,7 @@ function completionsFor(backend: BackendSetting, folderScheme: string | undefine
   const service = new CompletionService({
     backend: () => generation,
     config: () => config,
-    repositoryContext: repositoryPartFor({
+    repositoryPart: repositoryPartFor({
       hostRenders: () => hostRendersRepository(backend, folderScheme),
       host: () => ({ source: 'host', files: 3, tokens: 700 }),
       files: async (excludePath) => (rendered.push(excludePath), { files: [{ path: 'lib.ts', content: 'export {};\n' }], tokens: 5 }),
@@ -59,7 +59,7 @@ for (const backend of ['auto', 'cuda', 'cpu'] as const) {
     const { service, sent, rendered } = completionsFor(backend, 'file');
     await service.complete(request);
     assert.equal(completionParams(sent[0]).repository, true);
-    assert.equal(completionParams(sent[0]).repoContext, undefined);
+    assert.equal(completionParams(sent[0]).repositoryContext, undefined);
     assert.deepEqual(rendered, []);
   });
 }
@@ -67,7 +67,7 @@ for (const backend of ['auto', 'cuda', 'cpu'] as const) {
 test('remote backend: the files rendered here, the active file left out, and no repository flag', async () => {
   const { service, sent, rendered } = completionsFor('remote', 'file');
   await service.complete(request);
-  assert.deepEqual(completionParams(sent[0]).repoContext, [{ path: 'lib.ts', content: 'export {};\n' }]);
+  assert.deepEqual(completionParams(sent[0]).repositoryContext, [{ path: 'lib.ts', content: 'export {};\n' }]);
   assert.equal(completionParams(sent[0]).repository, undefined);
   assert.deepEqual(rendered, ['a.ts']);
 });

@@ -6,7 +6,7 @@ import { GitignoreRules } from '../../../src/core/context/gitignoreRules';
 import { importedFiles } from '../../../src/core/context/importedFiles';
 import { PathFilter } from '../../../src/core/context/pathFilter';
 import { Tier, orderByRelevance } from '../../../src/core/context/relevanceOrder';
-import { normalizePath, utf8Length } from '../../../src/core/context/repoContext';
+import { normalizePath, utf8Length } from '../../../src/core/context/repositoryContext';
 
 test('nested .gitignore: the deepest file with an opinion decides', () => {
   const rules = new GitignoreRules();

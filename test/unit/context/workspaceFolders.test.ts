@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { NodeFileSystem, RepoContext } from '../../../src/core/context';
+import { NodeFileSystem, RepositoryContext } from '../../../src/core/context';
 import { FoldersFileSystem } from '../../../src/core/context/foldersFileSystem';
 import { folderPathNames, locateRepositoryPath, repositoryPathOf } from '../../../src/core/context/workspaceFolders';
 
@@ -67,7 +67,7 @@ test("every folder's files are in the repository context, each under its folder'
     // Only the first folder has a file the include glob wants at its root.
     writeFileSync(path.join(root, 'f0', 'top.md'), '# top\n');
     contents.set('build/top.md', '# top\n');
-    const context = new RepoContext({
+    const context = new RepositoryContext({
       fileSystem: new FoldersFileSystem(names.map((name, i) => ({ name, fileSystem: new NodeFileSystem(path.join(root, `f${i}`)) }))),
       countTokens: (text) => text.length,
       include: ['src/**', '*.md'],

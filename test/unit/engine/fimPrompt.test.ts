@@ -22,7 +22,7 @@ test('Qwen2.5-Coder: prefix-suffix-middle with <|fim_*|> tokens, repository file
     ...request,
     repoName: 'demo',
     filePath: 'src/main.py',
-    repoContext: [{ path: 'src/util.py', content: 'X = 1' }],
+    repositoryContext: [{ path: 'src/util.py', content: 'X = 1' }],
   });
   assert.equal(
     promptText(withRepo),
@@ -43,7 +43,7 @@ test('StarCoder2: suffix-first, so typing at the cursor only appends to the prom
   // Prefix-suffix-middle on request.
   const psm = detectFimFormat(vocabulary('<fim_prefix>', '<fim_suffix>', '<fim_middle>'), 'psm');
   assert.equal(promptText(buildFimPrompt(psm!, request)), '<fim_prefix>def add(a, b):\n    <fim_suffix>\n\nprint(add(1, 2))\n<fim_middle>');
-  const withRepo = promptText(buildFimPrompt(format, { ...request, repoName: 'r', filePath: 'b.py', repoContext: [{ path: 'a.py', content: 'A' }] }));
+  const withRepo = promptText(buildFimPrompt(format, { ...request, repoName: 'r', filePath: 'b.py', repositoryContext: [{ path: 'a.py', content: 'A' }] }));
   assert.ok(withRepo.startsWith('<repo_name>r\n<file_sep>a.py\nA\n<file_sep>b.py\n<fim_prefix><fim_suffix>'));
 });
 
@@ -52,7 +52,7 @@ test('DeepSeek-Coder: begin/hole/end, prefix-suffix-middle; other files as path 
   assert.equal(format?.family, 'deepseek');
   assert.equal(format.order, 'psm');
   assert.equal(promptText(buildFimPrompt(format, request)), '<｜fim▁begin｜>def add(a, b):\n    <｜fim▁hole｜>\n\nprint(add(1, 2))\n<｜fim▁end｜>');
-  const withRepo = promptText(buildFimPrompt(format, { ...request, filePath: 'main.py', repoContext: [{ path: 'util.py', content: 'X = 1' }] }));
+  const withRepo = promptText(buildFimPrompt(format, { ...request, filePath: 'main.py', repositoryContext: [{ path: 'util.py', content: 'X = 1' }] }));
   assert.ok(withRepo.startsWith('// File: util.py\nX = 1\n\n// File: main.py\n<｜fim▁begin｜>'));
   assert.deepEqual(format.stopTokens, ['<｜end▁of▁sentence｜>', '<｜fim▁begin｜>']);
 });
@@ -102,7 +102,7 @@ test('every family keeps the repository part a stable prefix: a keystroke change
   const repo = {
     repoName: 'demo',
     filePath: 'src/main.py',
-    repoContext: [
+    repositoryContext: [
       { path: 'src/a.py', content: 'A = 1\n' },
       { path: 'src/b.py', content: 'B = 2\n' },
     ],

@@ -14,7 +14,7 @@ const modelDir = path.resolve('test/fixtures/models/qwen2-tied-sharded-f32');
 const tokenizerDir = path.resolve('test/fixtures/tokenizers/chatml-byte-bpe');
 const load = () => ModelSession.load(addon, { modelDir, tokenizerDir, options: { threads: 2 } });
 
-const repoContext = [
+const repositoryContext = [
   { path: 'src/math.ts', content: 'export function add(a: number, b: number): number {\n  return a + b;\n}\n'.repeat(8) },
   { path: 'src/text.ts', content: "export const greeting = 'hello world';\nexport function shout(text: string) { return text.toUpperCase(); }\n" },
 ];
@@ -23,7 +23,7 @@ const completion = (requestId: string, suffix: string): GenerateParams => ({
   kind: 'completion',
   repoName: 'demo',
   filePath: 'src/main.ts',
-  repoContext,
+  repositoryContext,
   prefix: "import { add } from './math';\nconst total = add(",
   suffix,
   maxTokens: 6,
@@ -83,7 +83,7 @@ test('chat and completions keep separate cached prefixes, so alternating does no
       requestId,
       kind: 'chat',
       messages: [
-        { role: 'system', content: 'You answer questions about this repository.\n' + repoContext[0].content },
+        { role: 'system', content: 'You answer questions about this repository.\n' + repositoryContext[0].content },
         { role: 'user', content: question },
       ],
       maxTokens: 4,

@@ -32,7 +32,7 @@ const completion: GenerateParams = {
   requestId: 'c1',
   kind: 'completion',
   repoName: 'demo',
-  repoContext: [
+  repositoryContext: [
     { path: 'src/math.ts', content: 'export function add(a: number, b: number): number {\n  return a + b;\n}\n' },
     { path: 'src/text.ts', content: "export const greeting = 'hello';\n" },
   ],
@@ -67,13 +67,13 @@ test('chat with repository files: our server puts them before the conversation a
     requestId: 'chat-repo',
     kind: 'chat',
     repoName: completion.repoName,
-    repoContext: completion.repoContext,
+    repositoryContext: completion.repositoryContext,
     messages: [{ role: 'user', content: 'What does add() return?' }],
     maxTokens: 16,
     sampling: { temperature: 0 },
   };
   const reference = await session.generate({ ...params, requestId: 'ref-chat-repo' });
-  const withoutFiles = await session.generate({ ...params, requestId: 'ref-chat-bare', repoContext: undefined });
+  const withoutFiles = await session.generate({ ...params, requestId: 'ref-chat-bare', repositoryContext: undefined });
   const result = await backend().generate(params, () => undefined);
   assert.equal(result.text, reference.text);
   assert.equal(result.promptTokens, reference.promptTokens);
@@ -85,7 +85,7 @@ test('chat with repository files to another server: a system message in front of
     requestId: 'x',
     kind: 'chat',
     repoName: 'demo',
-    repoContext: completion.repoContext,
+    repositoryContext: completion.repositoryContext,
     messages: [{ role: 'user', content: 'hi' }],
   };
   const other = chatRepository(params, { tidal: false });
@@ -107,8 +107,8 @@ test('chat with repository files to another server: a system message in front of
   assert.equal(withSystem.messages.length, 2);
   assert.match(withSystem.messages[0].content, /src\/text\.ts[\s\S]*\nBe brief\.$/);
   // Ours gets the files as the `repository` extra; no files: the conversation alone.
-  assert.deepEqual(chatRepository(params, { tidal: true }).repository, { name: 'demo', files: completion.repoContext });
-  assert.deepEqual(chatRepository({ ...params, repoContext: [] }, { tidal: true }), { messages: params.messages });
+  assert.deepEqual(chatRepository(params, { tidal: true }).repository, { name: 'demo', files: completion.repositoryContext });
+  assert.deepEqual(chatRepository({ ...params, repositoryContext: [] }, { tidal: true }), { messages: params.messages });
 });
 
 test('completion: the repository goes over as the file-separator stream and becomes the local FIM prompt', async () => {
@@ -265,9 +265,9 @@ test("servers that are not ours get the model family's FIM prompt as text, witho
     assert.equal(
       body.prompt,
       '<|repo_name|>demo\n<|file_sep|>src/math.ts\n' +
-        completion.repoContext?.[0].content +
+        completion.repositoryContext?.[0].content +
         '\n<|file_sep|>src/text.ts\n' +
-        completion.repoContext?.[1].content +
+        completion.repositoryContext?.[1].content +
         "\n<|file_sep|>src/main.ts\n<|fim_prefix|>import { add } from './math';\nconst total = add(<|fim_suffix|>);\nconsole.log(total);\n<|fim_middle|>",
     );
     assert.ok((body.stop as string[]).includes('<|endoftext|>'));

@@ -92,7 +92,7 @@ test("streamed /v1/completions: chunks add up to the engine's own answer, usage 
 test('/v1/completions with `suffix` is FIM; a repository stream prompt gives the local prompt token for token', async () => {
   const params = {
     repoName: 'demo',
-    repoContext: [{ path: 'src/math.ts', content: sharedFile }],
+    repositoryContext: [{ path: 'src/math.ts', content: sharedFile }],
     filePath: 'src/main.ts',
     prefix: "import { add } from './math';\nconst total = add(",
     suffix: ');\nconsole.log(total);\n',

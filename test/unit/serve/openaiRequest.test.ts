@@ -39,7 +39,7 @@ test('a repository stream prompt splits back into the very files, path and prefi
       assert.deepEqual(split, { prefix: prompt });
       continue;
     }
-    assert.deepEqual(split, { repoName, repoContext: files, filePath: 'src/main.ts', prefix }, `round ${round}`);
+    assert.deepEqual(split, { repoName, repositoryContext: files, filePath: 'src/main.ts', prefix }, `round ${round}`);
   }
 });
 
@@ -117,11 +117,14 @@ test('chat: the `repository` extra becomes the files before the conversation; a 
     { path: 'src/b.ts', content: '' },
   ];
   const chat = parseChatRequest({ messages: [{ role: 'user', content: 'hi' }], repository: { name: 'demo', files } }, 'r1', limits);
-  assert.deepEqual(chatParams(chat.params).repoContext, files);
+  assert.deepEqual(chatParams(chat.params).repositoryContext, files);
   assert.equal(chatParams(chat.params).repoName, 'demo');
   const unnamed = parseChatRequest({ messages: [{ role: 'user', content: 'hi' }], repository: { files } }, 'r2', limits);
   assert.equal(chatParams(unnamed.params).repoName, undefined);
-  assert.deepEqual(chatParams(parseChatRequest({ messages: [{ role: 'user', content: 'hi' }], repository: null }, 'r3', limits).params).repoContext, undefined);
+  assert.deepEqual(
+    chatParams(parseChatRequest({ messages: [{ role: 'user', content: 'hi' }], repository: null }, 'r3', limits).params).repositoryContext,
+    undefined,
+  );
   const bad: [unknown, RegExp][] = [
     ['src/a.ts', /`repository`/],
     [{ files: 'src/a.ts' }, /files/],

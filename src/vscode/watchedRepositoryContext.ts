@@ -1,11 +1,11 @@
-// Connects a RepoContext to the VS Code workspace folders (several: paths '<name>/<path>', see
+// Connects a RepositoryContext to the VS Code workspace folders (several: paths '<name>/<path>', see
 // workspaceFolders.ts): their files through
 // vscode.workspace.fs, disk changes through a FileSystemWatcher, unsaved edits through
 // onDidChangeTextDocument, and the active / visible editors through the window events.
 import * as vscode from 'vscode';
 
 import { FoldersFileSystem } from '../core/context/foldersFileSystem';
-import { RepoContext } from '../core/context/repoContext';
+import { RepositoryContext } from '../core/context/repositoryContext';
 import { folderPathNames, repositoryPathOf } from '../core/context/workspaceFolders';
 import type { ContextFileSystem, CountTokens, DirectoryEntry, FileStat } from '../core/context/types';
 
@@ -42,7 +42,7 @@ export class VscodeFileSystem implements ContextFileSystem {
   }
 }
 
-export interface WorkspaceContextOptions {
+export interface WatchedRepositoryContextOptions {
   countTokens: CountTokens;
   include: readonly string[];
   exclude: readonly string[];
@@ -50,17 +50,17 @@ export interface WorkspaceContextOptions {
   maxFileBytes?: number;
 }
 
-/** A RepoContext that follows the workspace folders (one or several); dispose it to stop listening. */
-export class WorkspaceContext implements vscode.Disposable {
-  readonly context: RepoContext;
+/** A RepositoryContext that follows the workspace folders (one or several); dispose it to stop listening. */
+export class WatchedRepositoryContext implements vscode.Disposable {
+  readonly context: RepositoryContext;
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(
     private readonly folders: readonly vscode.WorkspaceFolder[],
-    options: WorkspaceContextOptions,
+    options: WatchedRepositoryContextOptions,
   ) {
     const names = folderPathNames(folders);
-    this.context = new RepoContext({
+    this.context = new RepositoryContext({
       ...options,
       fileSystem:
         folders.length > 1

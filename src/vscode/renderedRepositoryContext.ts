@@ -1,13 +1,13 @@
 // The whole-repository context rendered by the extension, for the remote backend (whose server
 // cannot read this disk) and folders the engine host cannot read (virtual file systems): a
-// WorkspaceContext over every workspace folder (paths '<name>/<path>' when there are several), counted with the loaded model's tokenizer
+// WatchedRepositoryContext over every workspace folder (paths '<name>/<path>' when there are several), counted with the loaded model's tokenizer
 // (else estimated), rendered to the files sent in front of a completion or a chat question
 // within the token budget. For the local backend the engine host owns the repository
 // (hostRepository.ts) and this stays empty: nothing is scanned or tokenized here.
 import * as vscode from 'vscode';
 
 import type { CountTokens, RenderedFiles } from '../core/context/types';
-import { WorkspaceContext } from './vscodeWorkspace';
+import { WatchedRepositoryContext } from './watchedRepositoryContext';
 import { repositoryPathOf } from '../core/context/workspaceFolders';
 import { tokenizerForModel } from '../core/tokenizer/modelTokenizer';
 import { estimateTokens } from '../core/context/contextBudget';
@@ -25,8 +25,8 @@ export function tokenCounterFor(modelPath: string | undefined): { count: CountTo
   return { count: estimateTokens, exact: false };
 }
 
-export class RepositoryContext implements vscode.Disposable {
-  private workspace: WorkspaceContext | undefined;
+export class RenderedRepositoryContext implements vscode.Disposable {
+  private workspace: WatchedRepositoryContext | undefined;
   private scanning: Promise<void> | undefined;
   private key = '';
 
@@ -43,7 +43,7 @@ export class RepositoryContext implements vscode.Disposable {
     this.scanning = undefined;
     if (folders.length === 0) return;
     const counter = tokenCounterFor(modelPath);
-    const workspace = new WorkspaceContext(folders, {
+    const workspace = new WatchedRepositoryContext(folders, {
       countTokens: counter.count,
       include: settings.context.include,
       exclude: settings.context.exclude,

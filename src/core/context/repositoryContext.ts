@@ -8,7 +8,16 @@ import { GitignoreRules, ancestorDirectories } from './gitignoreRules';
 import { importedFiles } from './importedFiles';
 import { PathFilter } from './pathFilter';
 import { orderByRelevance, type RankedPath, type RelevanceState } from './relevanceOrder';
-import type { ContextFileSystem, CountTokens, FileChange, FileStat, RenderedContext, RenderedFiles, RepoContextCounters, RepoContextOptions } from './types';
+import type {
+  ContextFileSystem,
+  CountTokens,
+  FileChange,
+  FileStat,
+  RenderedContext,
+  RenderedFiles,
+  RepositoryContextCounters,
+  RepositoryContextOptions,
+} from './types';
 
 export const DEFAULT_FILE_SEPARATOR = '<|file_sep|>';
 export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
@@ -63,7 +72,7 @@ export function utf8Length(text: string): number {
   return bytes;
 }
 
-export class RepoContext {
+export class RepositoryContext {
   private readonly fileSystem: ContextFileSystem;
   private readonly countTokens: CountTokens;
   private readonly separator: string;
@@ -84,9 +93,9 @@ export class RepoContext {
   /** Serialises scans and changes so events apply in the order they arrived. */
   private queue: Promise<unknown> = Promise.resolve();
 
-  readonly counters: RepoContextCounters = { filesRead: 0, filesTokenized: 0 };
+  readonly counters: RepositoryContextCounters = { filesRead: 0, filesTokenized: 0 };
 
-  constructor(options: RepoContextOptions) {
+  constructor(options: RepositoryContextOptions) {
     this.fileSystem = options.fileSystem;
     this.countTokens = options.countTokens;
     this.separator = options.fileSeparator ?? DEFAULT_FILE_SEPARATOR;

@@ -4,8 +4,8 @@ import * as nodePath from 'node:path';
 import { after, test } from 'node:test';
 
 import { NodeFileSystem } from '../../../src/core/context/nodeFileSystem';
-import { RepoContext } from '../../../src/core/context/repoContext';
-import type { RepoContextOptions } from '../../../src/core/context/types';
+import { RepositoryContext } from '../../../src/core/context/repositoryContext';
+import type { RepositoryContextOptions } from '../../../src/core/context/types';
 import { FILES_PER_MODULE, makeFixtureRepo, type FixtureRepo } from './makeFixtureRepo';
 
 /** About four characters a token, like the real tokenizers on code. */
@@ -21,8 +21,8 @@ function fixture(): FixtureRepo {
   return repo;
 }
 
-async function scanned(repo: FixtureRepo, options: Partial<RepoContextOptions> = {}): Promise<RepoContext> {
-  const context = new RepoContext({ fileSystem: new NodeFileSystem(repo.root), countTokens, ...options });
+async function scanned(repo: FixtureRepo, options: Partial<RepositoryContextOptions> = {}): Promise<RepositoryContext> {
+  const context = new RepositoryContext({ fileSystem: new NodeFileSystem(repo.root), countTokens, ...options });
   await context.scan();
   context.render(UNLIMITED); // tokens are counted when a render first needs them
   return context;
@@ -44,7 +44,7 @@ function commonPrefixLength(a: string, b: string): number {
 }
 
 /** Files read and tokenized by `run` and the render of everything that follows it. */
-function deltaCounters(context: RepoContext, run: () => Promise<void>): Promise<{ read: number; tokenized: number }> {
+function deltaCounters(context: RepositoryContext, run: () => Promise<void>): Promise<{ read: number; tokenized: number }> {
   const before = { ...context.counters };
   return run().then(() => {
     context.render(UNLIMITED);
@@ -154,7 +154,7 @@ test('a budget keeps the relevant files and the longest background prefix', asyn
   assert.equal(context.render(0).files.length, 0);
 });
 
-function sourceOf(rendered: ReturnType<RepoContext['render']>, path: string): string {
+function sourceOf(rendered: ReturnType<RepositoryContext['render']>, path: string): string {
   const index = rendered.files.findIndex((f) => f.path === path);
   const start = rendered.files[index].startOffset + `<|file_sep|>${path}\n`.length;
   const end = index + 1 < rendered.files.length ? rendered.files[index + 1].startOffset : rendered.text.length;

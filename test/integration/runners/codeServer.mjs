@@ -453,6 +453,8 @@ export async function runWithCodeServer({ vsix, run, cleanup, suiteEnvironment =
       'extensionEnvironment',
       JSON.stringify({
         ...suiteEnvironment,
+        // The extension builds its test API only when told it runs under the tests.
+        TIDAL_TEST_API: '1',
         TIDAL_TEST_RESULTS: run.resultsFile,
         TIDAL_TEST_CHECKPOINTS: run.checkpointsDir,
         TIDAL_TEST_EXTENSIONS_DIR: run.extensionsDir,

@@ -61,7 +61,7 @@ export async function runWithElectron({ vsix, run, cleanup, suiteEnvironment = {
     '--no-cached-data',
   ];
   /** @type {NodeJS.ProcessEnv} */
-  const env = { ...process.env, ...suiteEnvironment, TIDAL_TEST_RESULTS: run.resultsFile, TIDAL_TEST_EXTENSIONS_DIR: run.extensionsDir };
+  const env = { ...process.env, ...suiteEnvironment, TIDAL_TEST_API: '1', TIDAL_TEST_RESULTS: run.resultsFile, TIDAL_TEST_EXTENSIONS_DIR: run.extensionsDir };
   delete env.ELECTRON_RUN_AS_NODE; // set by some parents; VS Code would start as plain Node
   const vscodeProcess = spawn(vscodeExecutablePath, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const vscodeLog = createWriteStream(path.join(logsDir, 'vscode.log'));

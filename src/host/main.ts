@@ -21,6 +21,7 @@ import {
   prefetchNotification,
   shutdownRequest,
   statsRequest,
+  progressNotification,
   tokenNotification,
   unloadModelRequest,
   workspaceCloseRequest,
@@ -146,7 +147,11 @@ connection.onRequest(generateRequest, (raw) =>
     const params = checkedParams(generateRequest.method, checkGenerateParams, raw);
     const arrived = performance.now();
     try {
-      const result = await loadedSession().generate(params, (text) => connection.sendNotification(tokenNotification, { requestId: params.requestId, text }));
+      const result = await loadedSession().generate(
+        params,
+        (text) => connection.sendNotification(tokenNotification, { requestId: params.requestId, text }),
+        (progress) => connection.sendNotification(progressNotification, { requestId: params.requestId, ...progress }),
+      );
       logRequest(formatRequestLog(requestLogEntry(params, result)));
       return result;
     } catch (error) {

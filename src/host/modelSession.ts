@@ -22,6 +22,7 @@ import type {
   GenerateParams,
   GenerateResult,
   LoadedModel,
+  PrefillProgress,
   LoadModelParams,
   RepositoryStatus,
   WorkspaceFileEvent,
@@ -58,6 +59,13 @@ const DRAWN_SEED_LIMIT = 2 ** 48 - 1;
 const CANCEL_SECONDS = 0.05;
 const MIN_CHUNK = 256;
 const MAX_CHUNK = 8192;
+// A request's prefill is reported in parts of about PROGRESS_SECONDS at the measured rate
+// (PROGRESS_TOKENS before anything was measured), so that a long wait shows its progress.
+const PROGRESS_SECONDS = 0.5;
+const PROGRESS_TOKENS = 1024;
+
+/** Prefill progress of one request, without its id (the caller knows it). */
+export type RequestProgress = Omit<PrefillProgress, 'requestId'>;
 
 /**
  * Sampling with a temperature and no seed gets a fresh random seed, so that asking again gives
@@ -66,6 +74,14 @@ const MAX_CHUNK = 8192;
 function withSeed(sampling: SamplingOptions | undefined): SamplingOptions | undefined {
   if (sampling === undefined || !((sampling.temperature ?? 0) > 0) || sampling.seed !== undefined) return sampling;
   return { ...sampling, seed: randomInt(DRAWN_SEED_LIMIT) };
+}
+
+/** The file paths of a repository layout's blocks (keyed `path#digest`), in order. */
+function blockPaths(blocks: readonly PromptBlock[]): string[] {
+  return blocks.map((block) => {
+    const hash = block.key.lastIndexOf('#');
+    return hash > 0 ? block.key.slice(0, hash) : block.key;
+  });
 }
 
 function concatTokens(head: Int32Array, tail: readonly number[]): Int32Array {
@@ -80,6 +96,7 @@ interface BuiltPrompt extends PromptLayout {
   stopTokens: number[];
   repositoryTokens: number;
   files: number; // repository files in the prompt
+  paths: string[]; // their paths, in prompt order
 }
 
 // What identifies a model for the stored KV: its files (path, size, modification time) and the
@@ -221,6 +238,7 @@ export class ModelSession {
     let blocks: readonly PromptBlock[] = [];
     let repositoryTokens = 0;
     let files = 0;
+    let paths: string[] = [];
     const hostRepository = params.kind !== 'raw' && params.repository === true ? this.repository.promptPart(params.kind) : undefined;
     switch (params.kind) {
       case 'chat': {
@@ -236,6 +254,7 @@ export class ModelSession {
           blocks = hostRepository.blocks;
           repositoryTokens = hostRepository.tokens.length;
           files = hostRepository.files;
+          paths = blockPaths(hostRepository.blocks);
           break;
         }
         // [repository files, as completions render them][conversation]: the shared prefix
@@ -247,6 +266,7 @@ export class ModelSession {
           break;
         }
         files = repoFiles.length;
+        paths = repoFiles.map((file) => file.path);
         tokens = encodePromptParts(
           repoParts,
           (part) => this.encodeCached(part),
@@ -278,6 +298,7 @@ export class ModelSession {
             blocks = repository.blocks;
             repositoryTokens = repository.tokens.length;
             files = repository.files;
+            paths = blockPaths(repository.blocks);
           } else {
             tokens = tailTokens;
             if (bos !== undefined) tokens.unshift(bos);
@@ -290,6 +311,7 @@ export class ModelSession {
             repositoryContext: params.repositoryContext,
           });
           files = params.repositoryContext?.length ?? 0;
+          paths = (params.repositoryContext ?? []).map((file) => file.path);
           tokens = encodePromptParts(
             parts,
             (text) => this.encodeCached(text),
@@ -320,7 +342,7 @@ export class ModelSession {
         `The prompt has ${tokens.length} tokens but the model's context holds ${maxContext}. ` + 'Lower tidal.context.maxTokens, or shorten the conversation.',
       );
     }
-    return { tokens: tokens instanceof Int32Array ? tokens : Int32Array.from(tokens), blocks, stopTokens: [...stopTokens], repositoryTokens, files };
+    return { tokens: tokens instanceof Int32Array ? tokens : Int32Array.from(tokens), blocks, stopTokens: [...stopTokens], repositoryTokens, files, paths };
   }
 
   // The cursor window's parts, each text part encoded on its own. The prefix is split at its
@@ -352,8 +374,9 @@ export class ModelSession {
     return [...ids];
   }
 
-  // Queues a request; onText receives the generated text chunk by chunk, in order.
-  async generate(params: GenerateParams, onText?: (text: string) => void): Promise<GenerateResult> {
+  // Queues a request; onText receives the generated text chunk by chunk, in order, and
+  // onProgress how far its prompt's prefill is (only for prefills of several parts).
+  async generate(params: GenerateParams, onText?: (text: string) => void, onProgress?: (progress: RequestProgress) => void): Promise<GenerateResult> {
     const built = performance.now(); // the request's arrival
     const prompt = this.buildPrompt(params);
     const hostMs = performance.now() - built;
@@ -365,7 +388,7 @@ export class ModelSession {
         priority: isCompletion ? PRIORITY_COMPLETION : PRIORITY_CHAT,
         group: isCompletion ? `completion:${params.client ?? ''}` : undefined,
         supersede: isCompletion,
-        run: (cancel) => this.withinTimeLimit(cancel, () => this.run(params, prompt, hostMs, cancel, built, onText)),
+        run: (cancel) => this.withinTimeLimit(cancel, () => this.run(params, prompt, hostMs, cancel, built, onText, onProgress)),
       });
     } catch (error) {
       if (tidalErrorCode(error) === 'ERR_TIDAL_CANCELLED') return this.emptyResult(params.requestId, prompt.tokens.length, enqueued);
@@ -437,13 +460,14 @@ export class ModelSession {
     cancel: CancelToken,
     arrived: number,
     onText?: (text: string) => void,
+    onProgress?: (progress: RequestProgress) => void,
   ): Promise<GenerateResult> {
     const started = performance.now();
     const enqueued = arrived + buildMs;
     const { tokens, stopTokens } = prompt;
     let prepared;
     try {
-      prepared = await this.prepareWithMemory(prompt, cancel);
+      prepared = await this.prepareWithMemory(prompt, cancel, onProgress);
     } catch (error) {
       if (cancel.cancelled) return this.emptyResult(params.requestId, tokens.length, enqueued, started);
       throw error;
@@ -501,6 +525,7 @@ export class ModelSession {
         recomputedTokens: prepared.recomputedTokens,
         repositoryTokens: prompt.repositoryTokens,
         contextFiles: prompt.files,
+        ...(params.kind === 'chat' ? { contextPaths: prompt.paths } : {}),
         timings: {
           queuedMs: started - enqueued,
           hostMs: buildMs + prepared.planMs,
@@ -550,8 +575,8 @@ export class ModelSession {
 
   // A prompt that does not fit the KV memory next to another slot gets the memory of the other
   // slots (they are released), once; a second failure reaches the caller with the engine's words.
-  private async prepareWithMemory(prompt: BuiltPrompt, cancel: CancelToken) {
-    const options = this.requestPrepareOptions(cancel);
+  private async prepareWithMemory(prompt: BuiltPrompt, cancel: CancelToken, onProgress?: (progress: RequestProgress) => void) {
+    const options = { ...this.requestPrepareOptions(cancel), ...(onProgress ? this.progressOptions(onProgress) : {}) };
     let prepared;
     try {
       prepared = await this.prefixCache.prepare(prompt, options);
@@ -571,6 +596,25 @@ export class ModelSession {
   /** How a request (or a prefetch) brings a slot to its prompt. */
   private requestPrepareOptions(cancel: CancelToken): PrepareOptions {
     return { cancel, reuseShifted: this.repository.reuseShifted, chunk: this.requestChunk() };
+  }
+
+  /**
+   * Reports a request's prefill in parts of about PROGRESS_SECONDS; the time left is the
+   * tokens left at the rate this prefill has had so far (before its first part: the rate of
+   * earlier requests, if any).
+   */
+  private progressOptions(onProgress: (progress: RequestProgress) => void): Pick<PrepareOptions, 'onProgress' | 'progressTokens'> {
+    const started = performance.now();
+    const earlierRate = this.prefillTokensPerSecond;
+    const progressTokens = earlierRate > 0 ? Math.max(MIN_CHUNK, Math.round(earlierRate * PROGRESS_SECONDS)) : PROGRESS_TOKENS;
+    return {
+      progressTokens,
+      onProgress: (done, total) => {
+        const seconds = (performance.now() - started) / 1000;
+        const rate = seconds > 0 ? done / seconds : earlierRate;
+        onProgress({ done, total, ...(rate > 0 && done < total ? { etaMs: Math.round(((total - done) / rate) * 1000) } : {}) });
+      },
+    };
   }
 
   /** Tokens per prefill pass for a request: two layers' share of it take about CANCEL_SECONDS at the measured rate. */

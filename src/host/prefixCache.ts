@@ -47,7 +47,18 @@ export interface PrepareOptions {
   chunk?: number;
   /** Hold every token (a warm-up); by default the last token is left for generate. */
   holdAll?: boolean;
+  /**
+   * Called after each part of the prefill with the tokens computed so far and the tokens this
+   * call computes in all. With it, a prefill of at least two parts of `progressTokens` runs as
+   * several engine prefills of that size, each reported; a shorter one (or any prefill without
+   * it) runs as one engine prefill and is not reported.
+   */
+  onProgress?: (done: number, total: number) => void;
+  /** Tokens per reported part (rounded up to whole passes of `chunk`); default 4096. */
+  progressTokens?: number;
 }
+
+const DEFAULT_PROGRESS_TOKENS = 4096;
 
 export interface PreparedPrompt {
   sequence: number; // the slot: holds the prompt minus its last token (generate on it, then finish())
@@ -242,11 +253,25 @@ export class PrefixCache {
         slot.tokens = tokens.slice(0, plan.exact);
       }
       if (plan.kept < target) {
-        await this.engine.prefill(slot.sequence, tokens.slice(plan.kept, target), {
-          cancel: options.cancel,
-          ...(options.chunk ? { chunk: options.chunk } : {}),
-        });
-        slot.tokens = tokens.slice(0, target);
+        const total = target - plan.kept;
+        const part = options.onProgress ? progressPart(options) : total;
+        // Parts only where there are at least two: a keystroke's short prefill stays one call.
+        const step = total >= 2 * part ? part : total;
+        for (let at = plan.kept; at < target; at += step) {
+          const end = Math.min(target, at + step);
+          await this.engine.prefill(slot.sequence, tokens.slice(at, end), {
+            cancel: options.cancel,
+            ...(options.chunk ? { chunk: options.chunk } : {}),
+          });
+          slot.tokens = tokens.slice(0, end);
+          if (step < total) {
+            try {
+              options.onProgress?.(end - plan.kept, total);
+            } catch {
+              // A progress listener that fails must not stop the prefill.
+            }
+          }
+        }
       }
       slot.blocks = blocksWithin(prompt.blocks, slot.tokens.length);
     } catch (error) {
@@ -405,4 +430,11 @@ export class PrefixCache {
       await this.engine.trimSequence(slot.sequence, 0).catch(() => undefined);
     }
   }
+}
+
+/** Tokens per reported part of a prefill: `progressTokens`, in whole engine passes. */
+function progressPart(options: PrepareOptions): number {
+  const wanted = Math.max(1, Math.round(options.progressTokens ?? DEFAULT_PROGRESS_TOKENS));
+  const pass = options.chunk && options.chunk > 0 ? options.chunk : 1;
+  return Math.ceil(wanted / pass) * pass;
 }

@@ -6,7 +6,7 @@
 import * as crypto from 'node:crypto';
 import * as vscode from 'vscode';
 
-import { repositoryPathOf } from '../core/context/workspaceFolders';
+import { locateRepositoryPath, repositoryPathOf } from '../core/context/workspaceFolders';
 
 import { CONTEXT_MENTIONS, type ContextMention } from '../core/chat/mentions';
 import { MAX_LISTED_FILES, parsePanelMessage, type ChatToPanel, type CodeAction, type ComposerKey, type PanelToChat } from '../core/chat/chatMessages';
@@ -202,6 +202,9 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
       case 'listFiles':
         this.post({ type: 'files', paths: (await this.workspaceFiles()).map((file) => file.label) });
         return;
+      case 'openFile':
+        await this.openFile(message.path);
+        return;
       case 'chips':
         this.chips = message.attachments;
         this.offered = message.offered ?? [];
@@ -253,6 +256,21 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     return files
       .map((uri) => ({ label: repositoryPathOf(folders, uri) ?? vscode.workspace.asRelativePath(uri, false), uri }))
       .sort((a, b) => a.label.localeCompare(b.label));
+  }
+
+  /** Opens a repository path (as the engine names files in the prompt) in an editor. */
+  private async openFile(repositoryPath: string): Promise<void> {
+    const located = locateRepositoryPath(vscode.workspace.workspaceFolders ?? [], repositoryPath);
+    const parts = located?.relative.split('/') ?? [];
+    if (!located || parts.some((part) => part === '..' || part === '')) {
+      void vscode.window.showWarningMessage(`Tidal: ${repositoryPath} is not a file of the open workspace folders.`);
+      return;
+    }
+    try {
+      await vscode.window.showTextDocument(vscode.Uri.joinPath(located.folder.uri, ...parts), { preview: true });
+    } catch (error) {
+      void vscode.window.showWarningMessage(`Tidal: cannot open ${repositoryPath}: ${(error as Error).message}`);
+    }
   }
 
   /** Presses a code block's button in the last answer, as a person would (the tests' API). */

@@ -16,9 +16,11 @@ import {
   engineInfoRequest,
   logNotification,
   NO_LOCAL_ENGINE_CODE,
+  progressNotification,
   shutdownRequest,
   tokenNotification,
   workspaceStatusNotification,
+  type PrefillProgress,
   type RepositoryStatus,
   type TokenChunk,
 } from '../core/protocol/protocol';
@@ -43,6 +45,7 @@ export class EngineClient implements vscode.Disposable {
   private readonly policy = new RestartPolicy();
   private readonly changed = new vscode.EventEmitter<EngineStatus>();
   private readonly tokens = new vscode.EventEmitter<TokenChunk>();
+  private readonly progress = new vscode.EventEmitter<PrefillProgress>();
   private readonly repositoryStatuses = new vscode.EventEmitter<RepositoryStatus>();
   private restartTimer?: NodeJS.Timeout;
   private watchdog?: ResponseWatchdog;
@@ -52,6 +55,8 @@ export class EngineClient implements vscode.Disposable {
   readonly onDidChangeStatus = this.changed.event;
   /** engine/token notifications: the streamed text of running requests. */
   readonly onToken = this.tokens.event;
+  /** engine/progress notifications: how far running requests' prompts are. */
+  readonly onProgress = this.progress.event;
   /** workspace/status notifications: the host's repository warming up, ready, or failing. */
   readonly onRepositoryStatus = this.repositoryStatuses.event;
 
@@ -90,6 +95,7 @@ export class EngineClient implements vscode.Disposable {
     });
     connection.onNotification(logNotification, ({ level, message }) => this.log[level](`[engine] ${message}`));
     connection.onNotification(tokenNotification, (chunk) => this.tokens.fire(chunk));
+    connection.onNotification(progressNotification, (progress) => this.progress.fire(progress));
     connection.onNotification(workspaceStatusNotification, (status) => this.repositoryStatuses.fire(status));
     child.on('exit', (code, signal) => this.onExit(child, code, signal));
     child.on('error', (error) => this.log.error(`engine process error: ${error.message}`));
@@ -198,6 +204,7 @@ export class EngineClient implements vscode.Disposable {
     void this.stop();
     this.changed.dispose();
     this.tokens.dispose();
+    this.progress.dispose();
     this.repositoryStatuses.dispose();
   }
 }

@@ -1,19 +1,10 @@
 // What the status bar says about the engine host's repository (workspace/status): progress
 // while it is read and warmed up, a summary line once ready, the message when it failed. Pure,
 // so every state's text is unit-tested without VS Code.
-import type { RepositoryStatus } from '../core/protocol/protocol';
+import type { PrefillProgress, RepositoryStatus } from '../core/protocol/protocol';
+import { compactCount, timeLeft } from '../core/progress/progressText';
 
-/** 950 → "950", 4_500 → "4.5K", 45_000 → "45K". */
-export function compactCount(count: number): string {
-  return count >= 10_000 ? `${Math.round(count / 1000)}K` : count >= 1000 ? `${(count / 1000).toFixed(1)}K` : String(count);
-}
-
-/** 12_300 → "12 s", 150_000 → "3 min"; undefined when unknown. */
-export function timeLeft(etaMs: number | undefined): string | undefined {
-  if (etaMs === undefined || !Number.isFinite(etaMs) || etaMs < 0) return undefined;
-  const seconds = Math.max(1, Math.round(etaMs / 1000));
-  return seconds < 90 ? `${seconds} s` : `${Math.round(seconds / 60)} min`;
-}
+export { compactCount, timeLeft };
 
 /** A duration as a person reads it: 80 → "80 ms", 5_400 → "5.4 s", 54_197 → "54 s", 125_000 → "2 min 5 s". */
 export function humanDuration(ms: number): string {
@@ -42,6 +33,13 @@ export function repositoryProgressText(status: RepositoryStatus | undefined): st
     default:
       return undefined;
   }
+}
+
+/** The status bar text while a request's prompt is read (prefilled in parts); undefined otherwise. */
+export function prefillStatusText(progress: Pick<PrefillProgress, 'done' | 'total' | 'etaMs'> | undefined): string | undefined {
+  if (!progress || progress.done >= progress.total) return undefined;
+  const left = timeLeft(progress.etaMs);
+  return `$(sync~spin) Tidal: reading ${compactCount(progress.done)}/${compactCount(progress.total)} tokens${left ? `, ${left} left` : ''}`;
 }
 
 /** The tooltip line about the repository; undefined when the host has none open. */

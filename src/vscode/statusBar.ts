@@ -6,11 +6,11 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 
-import type { RepositoryStatus } from '../core/protocol/protocol';
+import type { PrefillProgress, RepositoryStatus } from '../core/protocol/protocol';
 import type { EngineStatus } from './engineClient';
 import { addonLoadResultOf, localEngineOffer, platformName, remoteTooltipNote } from './localEngine';
 import type { ModelState } from './modelController';
-import { compactCount, humanDuration, repositoryProgressText, repositoryTooltipLine } from './repositoryStatusText';
+import { compactCount, humanDuration, prefillStatusText, repositoryProgressText, repositoryTooltipLine } from './repositoryStatusText';
 
 /** What the tooltip says about the embedded model, with a link to choose a real one. */
 export const DEMO_MODEL_NOTE =
@@ -31,6 +31,8 @@ export interface CompletionActivity {
   remoteUrl?: string;
   /** The engine host's repository (local backend), as its last workspace/status said. */
   repository?: RepositoryStatus;
+  /** A request (chat, completion, ...) whose long prompt the engine is reading now. */
+  prefill?: PrefillProgress;
 }
 
 export class TidalStatusBar implements vscode.Disposable {
@@ -101,7 +103,7 @@ export class TidalStatusBar implements vscode.Disposable {
         const repository = activity?.repository;
         const icon = repository?.state === 'error' ? '$(warning)' : activity?.busy ? '$(sync~spin)' : '$(pulse)';
         const figures = activityFigures(activity);
-        this.item.text = `${repositoryProgressText(repository) ?? `${icon} Tidal ${backend}${figures.short}`}${completions}`;
+        this.item.text = `${repositoryProgressText(repository) ?? prefillStatusText(activity?.prefill) ?? `${icon} Tidal ${backend}${figures.short}`}${completions}`;
         const tooltip = new vscode.MarkdownString(undefined, true);
         tooltip.isTrusted = { enabledCommands: ['tidal.selectModel', 'tidal.showMenu'] };
         tooltip.appendMarkdown(`**Tidal Code** — ${activity?.busy ? 'busy (completing)' : 'ready'}\n\n`);

@@ -11,6 +11,7 @@ import { ChatSession } from '../core/chat/chatSession';
 import { ChatHistory } from '../core/chat/historyStore';
 import { CompletionService } from '../core/completion/completionService';
 import { completionsOnFor } from '../core/completion/languageSwitch';
+import type { PrefillProgress } from '../core/protocol/protocol';
 import { BackendSelection } from './backendSelection';
 import { ChatViewProvider } from './chatViewProvider';
 import { registerCommands } from './commands';
@@ -58,6 +59,7 @@ export class TidalExtension extends Disposable {
         return engine.rpc;
       },
       onToken: (listener) => engine.onToken(listener),
+      onProgress: (listener) => engine.onProgress(listener),
       whenModelReady: () => model.whenReady().then(() => undefined),
     });
     const backends = await BackendSelection.create(context.secrets, settings, local);
@@ -154,6 +156,9 @@ export class TidalExtension extends Disposable {
     );
 
     // The status bar and the chat view's model line follow the engine, the model and completions.
+    // A request's long prefill shows there too while it runs (any request: chat, completion, edit).
+    let prefill: PrefillProgress | undefined;
+    let prefillTimer: NodeJS.Timeout | undefined;
     const updateStatusBar = () => {
       const current = settings();
       this.statusBar.update(engine.currentStatus, current.inlineCompletions.enabled, model.state, {
@@ -166,8 +171,20 @@ export class TidalExtension extends Disposable {
         lastError: completions.lastError,
         remoteUrl: current.backend === 'remote' ? current.remoteUrl : undefined,
         repository: hostRenders() ? host.repository.status : undefined,
+        prefill,
       });
     };
+    this._register(
+      engine.onProgress((progress) => {
+        clearTimeout(prefillTimer);
+        prefill = progress.done < progress.total ? progress : undefined;
+        // A request that ends or fails without a last report (cancelled, engine restarted) must
+        // not leave the progress up: each part takes about half a second, so a stale one goes.
+        if (prefill) prefillTimer = setTimeout(() => ((prefill = undefined), updateStatusBar()), 5000);
+        updateStatusBar();
+      }),
+    );
+    this._register({ dispose: () => clearTimeout(prefillTimer) });
     const refresh = () => {
       updateStatusBar();
       this.chat.refreshEngine();

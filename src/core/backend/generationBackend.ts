@@ -2,7 +2,7 @@
 // text from a model. Two implementations: the local engine host process (JSON-RPC, see
 // localBackend.ts) and an OpenAI-compatible server (`tidal serve`, vLLM, SGLang; see
 // remoteBackend.ts). Neither depends on the `vscode` module, so both are unit-tested in Node.
-import type { GenerateParams, GenerateResult } from '../protocol/protocol';
+import type { GenerateParams, GenerateResult, PrefillProgress } from '../protocol/protocol';
 import { TidalError, tidalErrorCode } from '../../native/errors';
 
 export type BackendKind = 'local' | 'remote';
@@ -13,9 +13,16 @@ export interface GenerationBackend {
    * Runs one request. `onText` receives the generated text chunk by chunk, in order, before the
    * promise settles. Aborting `signal` cancels the request all the way into the engine; the
    * promise then resolves with finishReason 'cancelled' and whatever text came before.
-   * Failures reject with an Error whose message says what the user can do next.
+   * Failures reject with an Error whose message says what the user can do next. `onProgress`
+   * hears how far the prompt's prefill is, where the backend can tell (the local engine, for
+   * prefills long enough to report in parts).
    */
-  generate(params: GenerateParams, onText: (chunk: string) => void, signal?: AbortSignal): Promise<GenerateResult>;
+  generate(
+    params: GenerateParams,
+    onText: (chunk: string) => void,
+    signal?: AbortSignal,
+    onProgress?: (progress: PrefillProgress) => void,
+  ): Promise<GenerateResult>;
   /**
    * Computes `params`' prompt in the background without generating (a completion's window
    * after the editor switched files). Best effort: nothing is reported back.

@@ -2,7 +2,15 @@
 // streamed back as engine/token notifications, engine/cancel when the caller aborts.
 import { ConnectionError, ConnectionErrors, ErrorCodes, type MessageConnection } from 'vscode-jsonrpc';
 
-import { cancelRequest, generateRequest, prefetchNotification, type GenerateParams, type GenerateResult, type TokenChunk } from '../protocol/protocol';
+import {
+  cancelRequest,
+  generateRequest,
+  prefetchNotification,
+  type GenerateParams,
+  type GenerateResult,
+  type PrefillProgress,
+  type TokenChunk,
+} from '../protocol/protocol';
 import { cancelledResult, guardedListener } from '../protocol/generation';
 import { modelUnavailable, type GenerationBackend } from './generationBackend';
 import { TidalError } from '../../native/errors';
@@ -13,6 +21,8 @@ export interface EngineConnection {
   readonly rpc: MessageConnection | undefined;
   /** Every engine/token notification of the current process. */
   onToken(listener: (chunk: TokenChunk) => void): { dispose(): void };
+  /** Every engine/progress notification of the current process. */
+  onProgress(listener: (progress: PrefillProgress) => void): { dispose(): void };
   /** Waits for the model to be loaded; rejects with a message for the user when it cannot be. */
   whenModelReady(): Promise<void>;
 }
@@ -44,7 +54,12 @@ export class LocalBackend implements GenerationBackend {
     void this.engine.rpc?.sendNotification(prefetchNotification, params).catch(() => undefined);
   }
 
-  async generate(params: GenerateParams, onText: (chunk: string) => void, signal?: AbortSignal): Promise<GenerateResult> {
+  async generate(
+    params: GenerateParams,
+    onText: (chunk: string) => void,
+    signal?: AbortSignal,
+    onProgress?: (progress: PrefillProgress) => void,
+  ): Promise<GenerateResult> {
     if (signal?.aborted) return cancelledResult(params.requestId);
     try {
       await this.engine.whenModelReady();
@@ -63,6 +78,16 @@ export class LocalBackend implements GenerationBackend {
     const subscription = this.engine.onToken((chunk) => {
       if (chunk.requestId === params.requestId) listener(chunk.text);
     });
+    const progressSubscription = onProgress
+      ? this.engine.onProgress((progress) => {
+          if (progress.requestId !== params.requestId) return;
+          try {
+            onProgress(progress);
+          } catch {
+            // A progress listener that fails must not stop the request.
+          }
+        })
+      : undefined;
     const onAbort = () => {
       void rpc.sendRequest(cancelRequest, { requestId: params.requestId }).catch(() => undefined);
     };
@@ -81,6 +106,7 @@ export class LocalBackend implements GenerationBackend {
     } finally {
       signal?.removeEventListener('abort', onAbort);
       subscription.dispose();
+      progressSubscription?.dispose();
     }
   }
 }

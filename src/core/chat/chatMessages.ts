@@ -23,6 +23,8 @@ export type PanelToChat =
   | { type: 'pickAttachment' }
   /** The panel wants the workspace's file paths, to complete a `#`/`@` mention. */
   | { type: 'listFiles' }
+  /** A path of an answer's "Used N files" list clicked: open that file. */
+  | { type: 'openFile'; path: string }
   /** The attachments the composer's chips show now, and the ids the `#`/`@` list offers (sent whenever they change). */
   | { type: 'chips'; attachments: string[]; offered?: string[] }
   /**
@@ -117,6 +119,8 @@ export function parsePanelMessage(value: unknown): PanelToChat | undefined {
       if (value.draft !== undefined && !isText(value.draft)) return undefined;
       return { type: 'rendered', turns, visibleText: value.visibleText, ...(value.draft !== undefined ? { draft: value.draft as string } : {}) };
     }
+    case 'openFile':
+      return isText(value.path, 4096) && value.path.length > 0 ? { type: 'openFile', path: value.path } : undefined;
     default:
       return undefined;
   }

@@ -6,6 +6,7 @@ import type { AttentionOptions, ChatMessageParam, GenerateResult } from '../prot
 import { canRetry, type GenerationBackend } from '../backend/generationBackend';
 import type { ChatToPanel } from './chatMessages';
 import { repositoryFileCount, repositoryParams, type RepositoryPart } from '../backend/repositoryPart';
+import { prefillProgressText } from '../progress/progressText';
 import { newId, type Conversation, type Turn } from './conversation';
 import type { ChatHistory } from './historyStore';
 import { parseMentions } from './mentions';
@@ -191,7 +192,8 @@ export class ChatSession {
       const contextFiles = repositoryFileCount(context.repository);
       const maxTokens = context.maxTokens ?? this.deps.maxTokens;
       const backend = this.deps.backend();
-      this.deps.post({ type: 'busy', busy: true, status: `Answering with ${contextFiles} repository files in context…` });
+      const answering = `Answering with ${contextFiles} repository files in context…`;
+      this.deps.post({ type: 'busy', busy: true, status: answering });
       const result = await backend.generate(
         {
           requestId: this.deps.newRequestId(),
@@ -213,6 +215,10 @@ export class ChatSession {
           this.deps.post({ type: 'delta', id: turn.id, text: chunk });
         },
         controller.signal,
+        (progress) => {
+          if (controller.signal.aborted) return;
+          this.deps.post({ type: 'busy', busy: true, status: progress.done < progress.total ? `${prefillProgressText(progress)}…` : answering });
+        },
       );
       record.result = result;
       // The engine's text is the answer (after the part it continued); the streamed chunks add up to it.
@@ -223,7 +229,9 @@ export class ChatSession {
         maxContext: context.maxContext,
         reusedTokens: result.reusedTokens,
         tokens: result.tokens,
-        contextFiles,
+        // What the engine put into the prompt where it says (the local engine), else what was sent.
+        contextFiles: result.contextFiles ?? contextFiles,
+        ...contextPathsOf(result.contextPaths, context.repository),
         attention: result.attention ? { mode: result.attention.mode, attendedFraction: result.attention.attendedFraction } : undefined,
         decodeMs: result.timings.decodeMs,
         finishReason: result.finishReason,
@@ -247,4 +255,10 @@ export class ChatSession {
       finish();
     }
   }
+}
+
+/** The paths an answer could see: the engine's list, else the files the request carried. */
+function contextPathsOf(fromEngine: string[] | undefined, part: RepositoryPart): { contextPaths?: string[] } {
+  if (fromEngine !== undefined) return { contextPaths: fromEngine };
+  return part.source === 'host' ? {} : { contextPaths: part.files.map((file) => file.path) };
 }

@@ -12,6 +12,8 @@ export interface AnswerMeta {
   reusedTokens: number;
   tokens: number;
   contextFiles: number;
+  /** The repository files in the answer's prompt, in prompt order, where known. */
+  contextPaths?: string[];
   attention?: { mode: 'full' | 'tidal' | 'quest'; attendedFraction: number };
   decodeMs: number;
   finishReason: string;

@@ -143,6 +143,7 @@ function readMeta(value: unknown): AnswerMeta | undefined {
     decodeMs: value.decodeMs as number,
     finishReason: value.finishReason,
   };
+  if (Array.isArray(value.contextPaths) && value.contextPaths.every((path) => typeof path === 'string')) meta.contextPaths = value.contextPaths as string[];
   const attention = value.attention;
   if (
     isRecord(attention) &&

@@ -151,6 +151,8 @@ export interface GenerateResult {
   repositoryTokens?: number;
   // Repository files in the prompt (the host's repository part or repositoryContext).
   contextFiles?: number;
+  // Chat only: the paths of those files, in prompt order (what the answer could see).
+  contextPaths?: string[];
   timings: GenerateTimings;
   attention?: AttentionRun; // the attention the engine ran for this request's decode steps
   // The sampling seed, when sampling with a temperature: the request's own, or one drawn for it
@@ -167,6 +169,18 @@ export interface AttentionRun {
 export interface TokenChunk {
   requestId: string;
   text: string;
+}
+
+/**
+ * How far the engine is with a request's prompt: `done` of the `total` prompt tokens that this
+ * request computes (tokens whose KV was reused are in neither), and the time left at the rate
+ * measured so far. Sent after each part of a prefill long enough to be worth reporting.
+ */
+export interface PrefillProgress {
+  requestId: string;
+  done: number;
+  total: number;
+  etaMs?: number;
 }
 
 export interface EngineStats {
@@ -242,6 +256,7 @@ export const loadModelRequest = new RequestType<LoadModelParams, LoadedModel, vo
 export const unloadModelRequest = new RequestType0<void, void>('engine/unloadModel');
 export const generateRequest = new RequestType<GenerateParams, GenerateResult, void>('engine/generate');
 export const tokenNotification = new NotificationType<TokenChunk>('engine/token');
+export const progressNotification = new NotificationType<PrefillProgress>('engine/progress');
 // Computes a completion's prompt in the background without generating (the editor switched
 // files: the first completion there then costs what a keystroke costs). A newer prefetch of the
 // same client replaces an older one that has not run yet.

@@ -98,6 +98,8 @@ function renderTurn(turn: Turn, isLast: boolean): HTMLElement {
     article.append(note);
   }
   if (turn.meta?.cutToFit?.length) article.append(element('div', 'meta cut-note', `Attachments cut to fit the context: ${turn.meta.cutToFit.join('; ')}`));
+  const used = turn.meta?.contextPaths;
+  if (used && used.length > 0) article.append(usedFiles(used));
   const footer = element('div', 'turn-footer');
   const meta = describeMeta(turn);
   if (meta) footer.append(element('span', 'meta', meta));
@@ -110,6 +112,24 @@ function renderTurn(turn: Turn, isLast: boolean): HTMLElement {
   }
   if (footer.childElementCount > 0) article.append(footer);
   return article;
+}
+
+/** "Used N files": the repository files in the answer's prompt, each a button that opens it. */
+function usedFiles(paths: string[]): HTMLElement {
+  const details = element('details', 'used-files');
+  details.append(element('summary', undefined, `Used ${paths.length} ${paths.length === 1 ? 'file' : 'files'}`));
+  const list = element('ul');
+  for (const path of paths) {
+    const open = element('button', 'link-button file-link', path);
+    open.type = 'button';
+    open.dataset.path = path;
+    open.title = `Open ${path}`;
+    const item = element('li');
+    item.append(open);
+    list.append(item);
+  }
+  details.append(list);
+  return details;
 }
 
 let reportTimer: ReturnType<typeof setTimeout> | undefined;
@@ -381,6 +401,10 @@ messages.addEventListener('click', (event) => {
   if (!target) return;
   if (target.dataset.command === 'regenerate' || target.dataset.command === 'continue') {
     send({ type: target.dataset.command });
+    return;
+  }
+  if (target.dataset.path !== undefined) {
+    send({ type: 'openFile', path: target.dataset.path });
     return;
   }
   const action = target.dataset.action;

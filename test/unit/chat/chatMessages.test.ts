@@ -22,6 +22,8 @@ const panelMessages: PanelToChat[] = [
   { type: 'regenerate' },
   { type: 'selectModel' },
   { type: 'pickAttachment' },
+  { type: 'openFile', path: 'src/kvCache.ts' },
+  { type: 'openFile', path: 'frontend/src/app (2).tsx' },
   { type: 'codeAction', action: 'copy', code: 'const a = 1;\n', language: 'ts' },
   { type: 'codeAction', action: 'insert', code: 'x', language: '' },
   { type: 'codeAction', action: 'newFile', code: 'print(1)', language: 'python' },
@@ -192,4 +194,12 @@ test('random values never throw and are either refused or a well-formed message'
     }
   }
   assert.ok(accepted > 100, `only ${accepted} random messages were well formed`);
+});
+
+test('openFile needs a non-empty path of at most 4096 characters', () => {
+  assert.equal(parsePanelMessage({ type: 'openFile', path: '' }), undefined);
+  assert.equal(parsePanelMessage({ type: 'openFile' }), undefined);
+  assert.equal(parsePanelMessage({ type: 'openFile', path: 7 }), undefined);
+  assert.equal(parsePanelMessage({ type: 'openFile', path: 'a'.repeat(4097) }), undefined);
+  assert.deepEqual(parsePanelMessage({ type: 'openFile', path: 'a'.repeat(4096) }), { type: 'openFile', path: 'a'.repeat(4096) });
 });

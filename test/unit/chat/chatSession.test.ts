@@ -6,7 +6,7 @@ import { test } from 'node:test';
 
 import { ChatSession, type ChatRequestContext } from '../../../src/core/chat/chatSession';
 import { ChatHistory, HISTORY_KEY, type StateStore } from '../../../src/core/chat/historyStore';
-import type { GenerateParams, GenerateResult } from '../../../src/core/protocol/protocol';
+import type { GenerateParams, GenerateResult, PrefillProgress } from '../../../src/core/protocol/protocol';
 import type { ChatToPanel } from '../../../src/core/chat/chatMessages';
 import type { GenerationBackend } from '../../../src/core/backend/generationBackend';
 import { chatParams } from '../paramsOfKind';
@@ -33,10 +33,22 @@ class ScriptedBackend implements GenerationBackend {
   constructor(
     private readonly answers: string[][],
     private readonly holdOpen = false,
+    // Prefill progress reported before the text, and fields the result adds (as the local engine's).
+    private readonly progress: Omit<PrefillProgress, 'requestId'>[] = [],
+    private readonly extra: Partial<GenerateResult> = {},
   ) {}
-  async generate(params: GenerateParams, onText: (chunk: string) => void, signal?: AbortSignal): Promise<GenerateResult> {
+  async generate(
+    params: GenerateParams,
+    onText: (chunk: string) => void,
+    signal?: AbortSignal,
+    onProgress?: (progress: PrefillProgress) => void,
+  ): Promise<GenerateResult> {
     this.requests.push(params);
     this.signals.push(signal);
+    for (const step of this.progress) {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      onProgress?.({ requestId: params.requestId, ...step });
+    }
     const chunks = this.answers[this.requests.length - 1] ?? ['ok'];
     let text = '';
     for (const chunk of chunks) {
@@ -57,6 +69,7 @@ class ScriptedBackend implements GenerationBackend {
       recomputedTokens: 21,
       timings: { queuedMs: 0, prefillMs: 1, decodeMs: 10, totalMs: 11 },
       attention: { mode: 'tidal', contextLength: 330, attendedFraction: 0.25 },
+      ...this.extra,
     };
   }
 }
@@ -111,6 +124,7 @@ test('a question streams its answer to the panel in order, ends as the engine te
     reusedTokens: 300,
     tokens: 31,
     contextFiles: 1,
+    contextPaths: ['src/kvCache.ts'],
     attention: { mode: 'tidal', attendedFraction: 0.25 },
     decodeMs: 10,
     finishReason: 'stop',
@@ -222,6 +236,33 @@ test("with the engine host's own repository part the request says `repository: t
   assert.ok(posted.some((message) => message.type === 'busy' && message.status === 'Answering with 42 repository files in context…'));
   const finalTurn = posted.filter((message) => message.type === 'turn').at(-1) as Extract<ChatToPanel, { type: 'turn' }>;
   assert.equal(finalTurn.turn.meta?.contextFiles, 42);
+});
+
+test("a long prompt's prefill shows as progress in the panel; the answer lists the files the engine put into its prompt", async () => {
+  const progress = [
+    { done: 4096, total: 14_239, etaMs: 3200 },
+    { done: 8192, total: 14_239, etaMs: 1900 },
+    { done: 14_239, total: 14_239 },
+  ];
+  const used = ['src/a.ts', 'lib/b.py', 'README.md'];
+  const backend = new ScriptedBackend([['It is ', 'in a.ts.']], false, progress, { contextFiles: 3, contextPaths: used });
+  const hostContext: ChatRequestContext = { ...context, repository: { source: 'host', files: 42, tokens: 50_000 } };
+  const { session, posted, store } = setup(backend, new MemoryStore(), async () => hostContext);
+  await session.ask('Where is it?');
+  const statuses = posted.filter((message) => message.type === 'busy' && message.busy).map((message) => (message as { status?: string }).status);
+  assert.deepEqual(statuses, [
+    'Reading the repository…',
+    'Answering with 42 repository files in context…',
+    'Reading the context: 4,096 of 14,239 tokens, 3 s left…',
+    'Reading the context: 8,192 of 14,239 tokens, 2 s left…',
+    'Answering with 42 repository files in context…',
+  ]);
+  const finalTurn = posted.filter((message) => message.type === 'turn').at(-1) as Extract<ChatToPanel, { type: 'turn' }>;
+  // What the engine says it put into the prompt, not the extension's last count.
+  assert.equal(finalTurn.turn.meta?.contextFiles, 3);
+  assert.deepEqual(finalTurn.turn.meta?.contextPaths, used);
+  // Stored with the answer.
+  assert.deepEqual(new ChatHistory(store).current.turns.at(-1)?.meta?.contextPaths, used);
 });
 
 test('History: an earlier conversation opens in the panel and can be asked on; deleting the one shown empties the panel', async () => {

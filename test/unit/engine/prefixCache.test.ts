@@ -199,3 +199,70 @@ test('finish with keepAtMost keeps no more of the prompt than that (a sparse las
   const again = await cache.prepare(prompt);
   assert.deepEqual([again.reusedTokens, again.recomputedTokens, again.lastTokens], [59, 1, [59]]);
 });
+
+test('a prefill with a progress listener runs in parts of whole passes and reports each; a short one runs in one call and is not reported', async () => {
+  const engine = new RecordingEngine();
+  const cache = new PrefixCache(engine);
+  const heard: [number, number][] = [];
+  // 999 tokens to compute; parts of 300 tokens rounded up to passes of 64: 320.
+  const first = await cache.prepare(range(0, 1000), { chunk: 64, progressTokens: 300, onProgress: (done, total) => heard.push([done, total]) });
+  assert.deepEqual(
+    engine.calls.filter((call) => call.startsWith('prefill')),
+    ['prefill 1 320', 'prefill 1 320', 'prefill 1 320', 'prefill 1 39'],
+  );
+  assert.deepEqual(heard, [
+    [320, 999],
+    [640, 999],
+    [960, 999],
+    [999, 999],
+  ]);
+  assert.deepEqual(engine.sequences.get(first.sequence), range(0, 999));
+  await cache.finish(first.sequence, range(0, 1000));
+
+  // 639 more tokens (999 are held): less than two parts of 320, so one prefill and nothing reported.
+  heard.length = 0;
+  const calls = engine.calls.length;
+  await cache.prepare(range(0, 1639), { chunk: 64, progressTokens: 300, onProgress: (done, total) => heard.push([done, total]) });
+  assert.deepEqual(engine.calls.slice(calls), ['prefill 1 639']);
+  assert.deepEqual(heard, []);
+
+  // Without a listener a long prefill is one call.
+  const fresh = new RecordingEngine();
+  await new PrefixCache(fresh).prepare(range(0, 5000), { chunk: 64, progressTokens: 300 });
+  assert.deepEqual(
+    fresh.calls.filter((call) => call.startsWith('prefill')),
+    ['prefill 1 4999'],
+  );
+});
+
+test('a request cancelled between parts of its prefill keeps the parts done, and the next prompt reuses them', async () => {
+  const engine = new RecordingEngine();
+  const cache = new PrefixCache(engine);
+  let cancelled = false;
+  const cancel = {
+    cancel: () => (cancelled = true),
+    get cancelled() {
+      return cancelled;
+    },
+  };
+  const throwing = () => {
+    throw new Error('a listener that fails');
+  };
+  await assert.rejects(
+    cache.prepare(range(0, 2000), {
+      chunk: 100,
+      progressTokens: 500,
+      cancel,
+      onProgress: (done) => {
+        if (done >= 1000) cancel.cancel();
+        throwing();
+      },
+    }),
+    /cancelled/,
+  );
+  const slot = [...engine.sequences.values()][0];
+  assert.deepEqual(slot, range(0, 1000), 'the two parts before the cancel stay in the slot');
+  const again = await cache.prepare(range(0, 2000));
+  assert.equal(again.reusedTokens, 1000);
+  assert.deepEqual(engine.sequences.get(again.sequence), range(0, 1999));
+});

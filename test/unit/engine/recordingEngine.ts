@@ -1,5 +1,6 @@
 // A stand-in engine for the prefix cache and the repository: sequences as token lists, every
 // call recorded, a prefill that can fail part-way or take time per token.
+import type { CancelToken } from '../../../src/native/addon';
 import type { PrefixEngine } from '../../../src/host/prefixCache';
 
 export class RecordingEngine implements PrefixEngine {
@@ -44,8 +45,10 @@ export class RecordingEngine implements PrefixEngine {
   async sequenceTokens(sequence: number) {
     return Int32Array.from(this.sequences.get(sequence)!);
   }
-  async prefill(sequence: number, tokens: ArrayLike<number>) {
+  async prefill(sequence: number, tokens: ArrayLike<number>, options?: { cancel?: CancelToken }) {
     const list = Array.from(tokens);
+    // As the engine: a request cancelled before the prefill starts computes nothing.
+    if (options?.cancel?.cancelled) throw Object.assign(new Error('cancelled'), { code: 'ERR_TIDAL_CANCELLED' });
     if (this.failNextPrefillAfter !== undefined) {
       this.sequences.get(sequence)!.push(...list.slice(0, this.failNextPrefillAfter));
       this.failNextPrefillAfter = undefined;

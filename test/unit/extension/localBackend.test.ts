@@ -7,7 +7,14 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { startEngineHost } from '../../../src/host/hostProcess';
-import { loadModelRequest, statsRequest, tokenNotification, type TokenChunk } from '../../../src/core/protocol/protocol';
+import {
+  loadModelRequest,
+  progressNotification,
+  statsRequest,
+  tokenNotification,
+  type PrefillProgress,
+  type TokenChunk,
+} from '../../../src/core/protocol/protocol';
 import { LocalBackend, newRequestId } from '../../../src/core/backend/localBackend';
 import { TidalError } from '../../../src/native/errors';
 
@@ -23,6 +30,8 @@ function connect() {
   const exited = new Promise<void>((resolve) => host.child.once('exit', () => resolve()));
   const listeners = new Set<(chunk: TokenChunk) => void>();
   host.connection.onNotification(tokenNotification, (chunk) => listeners.forEach((listener) => listener(chunk)));
+  const progressListeners = new Set<(progress: PrefillProgress) => void>();
+  host.connection.onNotification(progressNotification, (progress) => progressListeners.forEach((listener) => listener(progress)));
   host.connection.listen();
   let alive = true;
   // As EngineClient does: a process that exits takes its connection with it.
@@ -37,6 +46,10 @@ function connect() {
     onToken: (listener) => {
       listeners.add(listener);
       return { dispose: () => listeners.delete(listener) };
+    },
+    onProgress: (listener) => {
+      progressListeners.add(listener);
+      return { dispose: () => progressListeners.delete(listener) };
     },
     whenModelReady: async () => undefined,
   });
@@ -84,6 +97,45 @@ test('local backend: streamed chunks add up to the answer; an abort cancels insi
     aborted.abort();
     const skipped = await backend.generate({ requestId: 'never', kind: 'raw', prompt: repoPrompt }, () => assert.fail('no text expected'), aborted.signal);
     assert.equal(skipped.finishReason, 'cancelled');
+  } finally {
+    await shutDown();
+  }
+});
+
+test('local backend: a long prompt reports its prefill in parts, up to every token it computes; a short one does not', { timeout: 120_000 }, async () => {
+  const { host, backend, shutDown } = connect();
+  try {
+    await host.connection.sendRequest(loadModelRequest, { modelDir, options: { backend: 'cpu', threads: 2 } });
+    // ~3K tokens, this engine's first request: parts of 1024 tokens (no prefill rate is known yet).
+    const lines = Array.from({ length: 170 }, (_, i) => `value_${i} = compute(${(i * 7919) % 1000}, "${(i * 104729).toString(36)}")`);
+    const heard: PrefillProgress[] = [];
+    const long = await backend.generate(
+      { requestId: newRequestId('raw'), kind: 'raw', prompt: lines.join('\n'), maxTokens: 2, attention: { mode: 'full' } },
+      () => undefined,
+      undefined,
+      (progress) => heard.push(progress),
+    );
+    assert.ok(long.recomputedTokens > 2049, `the prompt was only ${long.recomputedTokens} tokens`);
+    assert.equal(heard.length, Math.ceil((long.recomputedTokens - 1) / 1024), JSON.stringify(heard));
+    // The prompt's last token runs in generate: the prefill computes all tokens but that one.
+    const total = long.recomputedTokens - 1;
+    for (const [i, progress] of heard.entries()) {
+      assert.equal(progress.total, total);
+      assert.ok(progress.done > (i > 0 ? heard[i - 1].done : 0) && progress.done <= total, JSON.stringify(heard));
+      if (progress.done < total) assert.ok(progress.etaMs !== undefined && progress.etaMs >= 0, JSON.stringify(progress));
+    }
+    assert.equal(heard.at(-1)?.done, total);
+    assert.equal(heard.at(-1)?.etaMs, undefined);
+
+    // A short prompt is one prefill: nothing to report.
+    const quiet: PrefillProgress[] = [];
+    await backend.generate(
+      { requestId: newRequestId('raw'), kind: 'raw', prompt: repoPrompt, maxTokens: 2 },
+      () => undefined,
+      undefined,
+      (progress) => quiet.push(progress),
+    );
+    assert.deepEqual(quiet, []);
   } finally {
     await shutDown();
   }

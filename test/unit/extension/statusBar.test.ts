@@ -82,6 +82,14 @@ test('reading the repository, then its context warming up with the time left', (
   assert.match(show(status('warming', { etaMs: 12_300 })).tooltip, /45,000 of 99,000 tokens done/);
 });
 
+test("a request's long prompt being read shows its progress; the repository's warm-up goes first; done, the usual text", () => {
+  const reading = { requestId: 'chat-1', done: 6000, total: 14_239, etaMs: 3400 };
+  assert.equal(show(status('ready'), engine, model, { prefill: reading }).text, '$(sync~spin) Tidal: reading 6.0K/14K tokens, 3 s left');
+  assert.equal(show(status('ready'), engine, model, { prefill: { ...reading, etaMs: undefined } }).text, '$(sync~spin) Tidal: reading 6.0K/14K tokens');
+  assert.equal(show(status('warming', { etaMs: 12_300 }), engine, model, { prefill: reading }).text, '$(sync~spin) Tidal: context 45K/99K tokens, 12 s left');
+  assert.equal(show(status('ready'), engine, model, { prefill: { ...reading, done: 14_239 } }).text, '$(pulse) Tidal CPU · 1.2K ctx · 80 ms');
+});
+
 test('ready: the usual text; the tooltip counts files, tokens, the restored ones and those left out', () => {
   const ready = show(status('ready', { warmTokens: 99_000, restoredTokens: 60_000 }));
   assert.equal(ready.text, '$(pulse) Tidal CPU · 1.2K ctx · 80 ms');

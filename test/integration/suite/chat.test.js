@@ -125,6 +125,12 @@ test(
     assert.equal(api.chat.turns().at(-2).text, question);
     assert.equal(api.chat.turns().at(-1).text, answer.text);
     assert.equal(api.getState().chatViewVisible, true, 'the chat panel is not shown');
+    // The repository files the engine put into the prompt are listed under the answer: each a file
+    // of the workspace, as many as the answer says it used.
+    const meta = api.chat.turns().at(-1).meta;
+    const used = meta?.contextPaths ?? [];
+    assert.ok(used.length >= 2 && used.length === meta.contextFiles, `used ${JSON.stringify(used)} of ${meta?.contextFiles} files`);
+    for (const file of used) await vscode.workspace.fs.stat(vscode.Uri.joinPath(folder.uri, ...file.split('/')));
 
     // The panel rendered the answer growing (the part shown while the engine was held), then whole.
     assert.ok(partial.length < answer.text.length && answer.text.startsWith(partial), `partial ${JSON.stringify(partial)} of ${JSON.stringify(answer.text)}`);
@@ -140,6 +146,7 @@ test(
       if (fragment) assert.ok(shown.includes(normalise(fragment)), `the panel text lacks "${fragment}"`);
       assert.match(shown, /[\d,]+ \/ [\d,]+ tokens of context/);
       assert.match(shown, /TidalDecode, \d+% attended/);
+      assert.ok(shown.includes(`Used ${used.length} files`), `the panel text lacks "Used ${used.length} files"`);
     }
     const light = await screenshotInTheme('Default Light Modern', 'chat-answer-light');
     if (light) assert.ok(normalise(light.workbench.chatWebviewText).includes(question));

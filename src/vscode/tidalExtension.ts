@@ -279,7 +279,8 @@ function describeState(engine: EngineClient, model: ModelState): string {
   switch (model.state) {
     case 'ready': {
       const m = model.loaded.model;
-      const name = model.embedded ? 'tidal-code-mini' : path.basename(model.loaded.modelDir);
+      // The embedded model is called a demo wherever it is named (its answers are not useful).
+      const name = model.embedded ? 'tidal-code-mini (demo model)' : path.basename(model.loaded.modelDir);
       return `${name} · ${m.architecture} · ${m.backend.toUpperCase()} · context ${m.maxContext.toLocaleString('en-US')} tokens`;
     }
     case 'loading':

@@ -138,7 +138,7 @@ test(
     const shown = await captureWorkbench('integration-chat-model-button', { waitForChatView: true, clickInChat: '#model', waitForQuickInput: 'Select Model' });
     if (!shown) return;
     assert.equal(shown.clickedInChat, true, 'no model button in the chat header');
-    assert.match(shown.workbench.chatWebviewText, /tidal-code-mini/, 'the header does not name the model');
+    assert.match(shown.workbench.chatWebviewText, /tidal-code-mini \(demo model\)/, 'the header does not name the model as the demo it is');
     assert.ok(shown.workbench.quickInput, 'the model button opened no quick pick');
     assert.match(shown.workbench.quickInput.title, /Select Model/);
     await vscode.commands.executeCommand('workbench.action.closeQuickOpen');

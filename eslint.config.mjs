@@ -35,7 +35,7 @@ function layerRule(layer, allowed, extra = {}) {
           patterns: [
             {
               regex: importOf(forbidden),
-              message: `src/${layer}/ may import only ${[...allowed.map((other) => `src/${other}/`), 'itself'].join(', ')} (layers: ${layers.join(' < ')}).`,
+              message: `src/${layer}/ may import only ${[...allowed.map((other) => `src/${other}/`), 'itself'].join(', ')} (layers: native < core < host < serve, eval < vscode).`,
             },
             ...(extra.patterns ?? []),
           ],

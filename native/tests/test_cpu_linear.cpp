@@ -119,9 +119,9 @@ TIDAL_TEST(cpu_dot_and_row_load_match_reference) {
 
 TIDAL_TEST(cpu_linear_quantised_weights_equal_the_same_weights_dequantised) {
   // A block-quantised matrix gives bit for bit the products of its dequantised f32 copy, for
-  // every type, token count (1-4: the in-register kernels, one token several rows at a time;
-  // more: the dequantised scratch), row split and width, on both instruction paths; row loads
-  // likewise.
+  // every type, token count (up to 8: the in-register kernels in tiles of up to four tokens, one
+  // token several rows at a time; more: the dequantised scratch), row split and width, on both
+  // instruction paths; row loads likewise.
   for (DType dtype :
        {DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::Q5_K, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1}) {
     for (int64_t cols : {512, 768}) {
@@ -136,7 +136,7 @@ TIDAL_TEST(cpu_linear_quantised_weights_equal_the_same_weights_dequantised) {
       CHECK(finite);
       const cpu::MatrixView plain{DType::F32, dequantised.data(), rows, cols};
       on_each_simd_path([&](const char* path) {
-        for (int64_t tokens : {1, 2, 3, 4, 5, 9}) {
+        for (int64_t tokens : {1, 2, 3, 4, 5, 8, 9}) {
           const auto x = random_floats(static_cast<size_t>(tokens * cols), 40 + tokens);
           const auto bias = random_floats(static_cast<size_t>(rows), 41);
           std::vector<float> a(static_cast<size_t>(tokens * rows), std::nanf("")), b = a;

@@ -8,8 +8,8 @@
 // (15 timed products per cell after two warm-ups; the cell is their median).
 // TIDAL_CPU_LINEAR_WEIGHTS=q4_k,bf16 picks the formats (default bf16,q8_0,q4_k,q6_k) and
 // TIDAL_CPU_LINEAR_THREADS=1 the thread counts (default 1,2), e.g. to count instructions of one
-// cell under callgrind. Without TIDAL_CPU_LINEAR_TIMING the same code runs once on a small shape,
-// so that it stays built and working.
+// cell under callgrind; TIDAL_CPU_LINEAR_TOKENS=4 times products of that many tokens (default 1). Without
+// TIDAL_CPU_LINEAR_TIMING the same code runs once on a small shape, so that it stays built and working.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -54,11 +54,12 @@ std::vector<unsigned char> random_matrix(DType dtype, int64_t rows, int64_t cols
   return bytes;
 }
 
-// y = W x over the pool, 16 rows per unit of work (CpuBackend::run_linears at one token).
-void one_token_product(cpu::ThreadPool& pool, const cpu::MatrixView& w, const float* x, float* y) {
-  constexpr int64_t kUnitRows = 16;
-  pool.parallel_for((w.rows + kUnitRows - 1) / kUnitRows, [&](int64_t begin, int64_t end, int) {
-    cpu::linear_rows(w, nullptr, x, w.cols, 1, y, w.rows, begin * kUnitRows, std::min(w.rows, end * kUnitRows));
+// Y = X W^T for `tokens` rows of X over the pool, in units of 16 rows at one token and 64 at
+// more (as CpuBackend::run_linears splits them).
+void product(cpu::ThreadPool& pool, const cpu::MatrixView& w, const float* x, int64_t tokens, float* y) {
+  const int64_t unit_rows = tokens == 1 ? 16 : 64;
+  pool.parallel_for((w.rows + unit_rows - 1) / unit_rows, [&](int64_t begin, int64_t end, int) {
+    cpu::linear_rows(w, nullptr, x, w.cols, tokens, y, w.rows, begin * unit_rows, std::min(w.rows, end * unit_rows));
   });
 }
 
@@ -93,17 +94,20 @@ TIDAL_TEST(cpu_linear_one_token_timing) {
   for (const std::string& count : list_from_env("TIDAL_CPU_LINEAR_THREADS", "1,2"))
     thread_counts.push_back(std::max(1, std::atoi(count.c_str())));
   CHECK(!formats.empty());
+  const char* tokens_text = std::getenv("TIDAL_CPU_LINEAR_TOKENS");
+  const int64_t tokens = tokens_text ? std::max(1, std::atoi(tokens_text)) : 1;
 
   if (timing) {
-    std::printf("\n| shape | weights | MB |");
+    std::printf("\n%lld token%s per product\n| shape | weights | MB |", static_cast<long long>(tokens),
+                tokens == 1 ? "" : "s");
     for (int threads : thread_counts) std::printf(" %d thread%s ms |", threads, threads == 1 ? "" : "s");
     std::printf(" GB/s (%d threads) |\n|---|---|---:|", thread_counts.back());
     for (size_t i = 0; i <= thread_counts.size(); ++i) std::printf("---:|");
     std::printf("\n");
   }
   for (const Shape& shape : shapes) {
-    const auto x = random_floats(static_cast<size_t>(shape.cols), 7);
-    std::vector<float> y(static_cast<size_t>(shape.rows));
+    const auto x = random_floats(static_cast<size_t>(tokens * shape.cols), 7);
+    std::vector<float> y(static_cast<size_t>(tokens * shape.rows));
     for (const Format& format : formats) {
       const auto bytes = random_matrix(format.dtype, shape.rows, shape.cols, 11);
       const cpu::MatrixView w{format.dtype, bytes.data(), shape.rows, shape.cols};
@@ -114,7 +118,7 @@ TIDAL_TEST(cpu_linear_one_token_timing) {
         for (int i = 0; i < (timing ? repetitions + 2 : 1); ++i) {
           std::fill(y.begin(), y.end(), std::nanf(""));
           const auto start = std::chrono::steady_clock::now();
-          one_token_product(pool, w, x.data(), y.data());
+          product(pool, w, x.data(), tokens, y.data());
           const auto stop = std::chrono::steady_clock::now();
           if (!timing || i >= 2) ms.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
         }

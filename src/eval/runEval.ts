@@ -10,7 +10,7 @@ import type { TextTokenizer } from '../core/tokenizer/tokenizer';
 import { tokenizerForModel } from '../core/tokenizer/modelTokenizer';
 import type { NativeAddon, NativeEngine } from '../native/addon';
 import type { RunArgs } from './evalArgs';
-import { UsageError } from './evalArgs';
+import { usageError } from './evalArgs';
 import { sampleRandom, uniformBelow } from './mersenneTwister';
 import { buildCodeStream, buildPasskeyPrompt, collectCodeFiles, EvalInputError, randomDistractors, randomNeedle } from './passkey';
 import { formatFixed } from './printfNumber';
@@ -24,7 +24,7 @@ export function loadEvalTokenizer(modelPath: string, tokenizerPath: string | und
   if (tokenizerPath === undefined) return tokenizerForModel(modelPath);
   const isFile = fs.statSync(tokenizerPath, { throwIfNoEntry: false })?.isFile() ?? false;
   if (isFile && path.basename(tokenizerPath) !== 'tokenizer.json') {
-    throw new UsageError(`--tokenizer takes a tokenizer.json or the folder holding one (with its tokenizer_config.json), not ${tokenizerPath}`);
+    throw usageError(`--tokenizer takes a tokenizer.json or the folder holding one (with its tokenizer_config.json), not ${tokenizerPath}`);
   }
   return tokenizerForModel(modelPath, isFile ? path.dirname(tokenizerPath) : tokenizerPath);
 }
@@ -53,7 +53,7 @@ export async function loadEvalModel(
     if (args.maxPositions > 0) config.max_position_embeddings = args.maxPositions;
     const positions = config.max_position_embeddings;
     if (typeof positions === 'number' && longest > positions) {
-      throw new UsageError(`context ${longest} is past the model's ${positions} positions; pass --max-positions N to test RoPE extrapolation beyond them`);
+      throw usageError(`context ${longest} is past the model's ${positions} positions; pass --max-positions N to test RoPE extrapolation beyond them`);
     }
     if (args.maxPositions > 0) {
       linkedFolder = fs.mkdtempSync(path.join(os.tmpdir(), 'tidal-eval-model-'));
@@ -64,7 +64,7 @@ export async function loadEvalModel(
       modelDir = linkedFolder;
     }
   } else if (args.maxPositions > 0) {
-    throw new UsageError('--max-positions needs a model folder (config.json); a .gguf file keeps the context length it was written with');
+    throw usageError('--max-positions needs a model folder (config.json); a .gguf file keeps the context length it was written with');
   }
   const removeLinks = () => {
     if (linkedFolder !== undefined) fs.rmSync(linkedFolder, { recursive: true, force: true });

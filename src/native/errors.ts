@@ -13,16 +13,26 @@ export type TidalErrorCode =
   /** The engine host is not running now (starting, restarting, or it stopped mid-request). */
   | 'ERR_TIDAL_NOT_READY'
   /** Cannot succeed until the user changes something: no model, a model that cannot chat. */
-  | 'ERR_TIDAL_CONFIGURATION';
+  | 'ERR_TIDAL_CONFIGURATION'
+  /** The model hub could not be reached or answered with an error (`status`: its HTTP status). */
+  | 'ERR_TIDAL_HUB'
+  /** A downloaded file is not what the hub's listing says (size or hash); it was removed. */
+  | 'ERR_TIDAL_CHECKSUM'
+  /** A command-line tool (tidal serve, tidal eval) was called with arguments it cannot use. */
+  | 'ERR_TIDAL_USAGE';
 
 export class TidalError extends Error {
+  /** The HTTP status of a service's answer behind the error (ERR_TIDAL_HUB), when there was one. */
+  readonly status?: number;
+
   constructor(
     readonly code: TidalErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; status?: number },
   ) {
     super(message, options);
     this.name = 'TidalError';
+    if (options?.status !== undefined) this.status = options.status;
   }
 }
 

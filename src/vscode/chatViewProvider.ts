@@ -11,6 +11,7 @@ import { locateRepositoryPath, repositoryPathOf } from '../core/context/workspac
 import { CONTEXT_MENTIONS, type ContextMention } from '../core/chat/mentions';
 import { MAX_LISTED_FILES, parsePanelMessage, type ChatToPanel, type CodeAction, type ComposerKey, type PanelToChat } from '../core/chat/chatMessages';
 import type { ChatSession } from '../core/chat/chatSession';
+import { Disposable } from './lifecycle';
 
 /** What the panel last said it shows (its report after each render). */
 export interface PanelSnapshot {
@@ -36,10 +37,9 @@ const LANGUAGE_IDS: Record<string, string> = {
   md: 'markdown',
 };
 
-export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disposable {
+export class ChatViewProvider extends Disposable implements vscode.WebviewViewProvider {
   static readonly viewId = 'tidal.chat';
   private view?: vscode.WebviewView;
-  private readonly disposables: vscode.Disposable[] = [];
   private lastEditor?: vscode.TextEditor;
   private snapshot?: PanelSnapshot;
   private readyListeners: (() => void)[] = [];
@@ -56,12 +56,15 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     private readonly session: () => ChatSession,
     private readonly engineSummary: () => string,
   ) {
+    super();
     this.lastEditor = vscode.window.activeTextEditor;
-    this.disposables.push(
+    this._register(
       vscode.window.onDidChangeActiveTextEditor((editor) => {
         if (editor) this.lastEditor = editor;
       }),
     );
+    // The view keeps its page while hidden, so a conversation in progress goes on streaming into it.
+    this._register(vscode.window.registerWebviewViewProvider(ChatViewProvider.viewId, this, { webviewOptions: { retainContextWhenHidden: true } }));
   }
 
   resolveWebviewView(view: vscode.WebviewView): void {
@@ -72,11 +75,13 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
       localResourceRoots: [vscode.Uri.joinPath(this.extensionUri, 'media'), vscode.Uri.joinPath(this.extensionUri, 'dist')],
     };
     view.webview.html = this.html(view.webview);
-    this.disposables.push(
+    this._register(
       view.webview.onDidReceiveMessage((message: unknown) => {
         const parsed = parsePanelMessage(message);
         if (parsed) void this.receive(parsed).catch((error) => this.post({ type: 'notice', text: (error as Error).message }));
       }),
+    );
+    this._register(
       view.onDidDispose(() => {
         if (this.view === view) this.view = undefined;
       }),
@@ -364,9 +369,5 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
   <script nonce="${nonce}" src="${resource('dist', 'chat-panel.js')}"></script>
 </body>
 </html>`;
-  }
-
-  dispose(): void {
-    for (const disposable of this.disposables) disposable.dispose();
   }
 }

@@ -15,10 +15,10 @@ import {
 import type { ModelController } from './modelController';
 import type { ModelNotifications } from './modelNotifications';
 import type { TidalSettings } from './settings';
+import { Disposable } from './lifecycle';
 
-export class LocalEngineNotice implements vscode.Disposable {
+export class LocalEngineNotice extends Disposable {
   private shownInThisWindow = false;
-  private readonly subscriptions: vscode.Disposable[];
 
   constructor(
     engine: EngineClient,
@@ -28,10 +28,9 @@ export class LocalEngineNotice implements vscode.Disposable {
     private readonly globalState: vscode.Memento,
     private readonly log: vscode.LogOutputChannel,
   ) {
-    this.subscriptions = [
-      engine.onDidChangeStatus(() => this.consider()),
-      vscode.workspace.onDidChangeConfiguration((event) => event.affectsConfiguration('tidal.backend') && this.consider()),
-    ];
+    super();
+    this._register(engine.onDidChangeStatus(() => this.consider()));
+    this._register(vscode.workspace.onDidChangeConfiguration((event) => event.affectsConfiguration('tidal.backend') && this.consider()));
   }
 
   private consider(): void {
@@ -62,9 +61,5 @@ export class LocalEngineNotice implements vscode.Disposable {
       default:
         return;
     }
-  }
-
-  dispose(): void {
-    for (const subscription of this.subscriptions.splice(0)) subscription.dispose();
   }
 }

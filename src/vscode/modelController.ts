@@ -10,6 +10,7 @@ import { addonLoadResultOf, localEngineOffer, platformName, type LocalEngineOffe
 import { engineBackendFor, missingModelProblem, resolveModelLocation } from './modelLocation';
 import { explainKvCap } from '../core/backend/localBackend';
 import { maxKvBytesOf, type TidalSettings } from './settings';
+import { Disposable } from './lifecycle';
 
 export type ModelState =
   | { state: 'idle'; message: string }
@@ -25,12 +26,11 @@ export type ModelState =
  */
 export type ModelErrorCause = 'path' | 'model' | 'memory' | 'engine';
 
-export class ModelController implements vscode.Disposable {
+export class ModelController extends Disposable {
   private current: ModelState = { state: 'idle', message: 'Waiting for the engine…' };
   private loading: Promise<void> | undefined;
   private generation = 0;
-  private readonly changed = new vscode.EventEmitter<ModelState>();
-  private readonly disposables: vscode.Disposable[] = [];
+  private readonly changed = this._register(new vscode.EventEmitter<ModelState>());
   readonly onDidChange = this.changed.event;
 
   constructor(
@@ -40,7 +40,8 @@ export class ModelController implements vscode.Disposable {
     private readonly log: vscode.LogOutputChannel,
     private readonly workspaceRoot: () => string | undefined,
   ) {
-    this.disposables.push(
+    super();
+    this._register(
       engine.onDidChangeStatus((status) => {
         // Unavailable: no engine will come; reload() says so, or shows the remote backend.
         if (status.state === 'ready' || status.state === 'unavailable') void this.reload();
@@ -165,11 +166,6 @@ export class ModelController implements vscode.Disposable {
   private set(state: ModelState): void {
     this.current = state;
     this.changed.fire(state);
-  }
-
-  dispose(): void {
-    for (const disposable of this.disposables.splice(0)) disposable.dispose();
-    this.changed.dispose();
   }
 }
 

@@ -7,7 +7,8 @@ import * as vscode from 'vscode';
 
 import { CATALOGUE, catalogueFacts, catalogueFolder, CatalogueModel, isModelFile } from '../core/models/catalogue';
 import { discardPartialDownload, downloadModel } from '../core/models/downloader';
-import { DEFAULT_HUB_URL, DownloadCancelledError, HubError } from '../core/models/hubClient';
+import { DEFAULT_HUB_URL } from '../core/models/hubClient';
+import { tidalErrorCode } from '../native/errors';
 import { formatBytes } from '../core/models/modelShape';
 import { catalogueDescription, downloadState, partialBytes, progressMessage } from '../core/models/modelStore';
 import { validateModel, ValidationResult } from '../core/models/validate';
@@ -142,7 +143,8 @@ async function download(context: vscode.ExtensionContext, model: CatalogueModel,
       },
     );
   } catch (error) {
-    if (error instanceof DownloadCancelledError) {
+    const code = tidalErrorCode(error);
+    if (code === 'ERR_TIDAL_CANCELLED') {
       log.info(`download of ${model.repo} cancelled; partial files kept`);
       const choice = await vscode.window.showInformationMessage(
         `Download of ${model.label} paused. Pick it again to resume where it stopped.`,
@@ -153,7 +155,7 @@ async function download(context: vscode.ExtensionContext, model: CatalogueModel,
     }
     const message = (error as Error).message;
     log.error(`download of ${model.repo} failed: ${message}`);
-    const actions = error instanceof HubError ? ['Retry', 'Open Hub Setting'] : ['Retry'];
+    const actions = code === 'ERR_TIDAL_HUB' || code === 'ERR_TIDAL_CHECKSUM' ? ['Retry', 'Open Hub Setting'] : ['Retry'];
     const choice = await vscode.window.showErrorMessage(`Tidal could not download ${model.label}: ${message}`, ...actions);
     if (choice === 'Retry') return download(context, model, log);
     if (choice === 'Open Hub Setting') await vscode.commands.executeCommand('workbench.action.openSettings', 'tidal.models.hubUrl');

@@ -113,7 +113,6 @@ export class TidalExtension extends Disposable {
         () => describeState(engine, model.state),
       ),
     );
-    this._register(vscode.window.registerWebviewViewProvider(ChatViewProvider.viewId, this.chat, { webviewOptions: { retainContextWhenHidden: true } }));
     this.newChatSession = () =>
       new ChatSession({
         backend,

@@ -102,11 +102,10 @@ void linear_rows_quantized(const MatrixView& w, const float* bias, const float* 
 
 #if TIDAL_X86_SIMD
 // Up to kTile tokens against block-quantised rows dequantised in registers (cpu/block_dot.h):
-// each row is read once, in its blocks; one token takes four rows at a time. Same results as
-// linear_rows_quantized.
+// each row is read once, in its blocks; one token takes F::kRows rows at a time.
 template <class F>
-void linear_rows_blocks_avx2(const MatrixView& w, const float* bias, const float* x, int64_t x_stride, int64_t tokens,
-                             float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
+void tile_blocks_avx2(const MatrixView& w, const float* bias, const float* x, int64_t x_stride, int64_t tokens,
+                      float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
   const int64_t row_bytes = static_cast<int64_t>(dtype_bytes(w.dtype, w.cols));
   const auto* base = static_cast<const unsigned char*>(w.data);
   const float* xs[kTile];
@@ -144,12 +143,28 @@ void linear_rows_blocks_avx2(const MatrixView& w, const float* bias, const float
   }
 }
 
-// The in-register product for w's format when there is one and few tokens (a decode step);
-// false when the caller should take linear_rows_quantized (many tokens share each dequantised
-// block there, or the format has no in-register kernel).
+// Every tile of kTile tokens against the rows, each tile dequantising the blocks again. Same
+// results as linear_rows_quantized.
+template <class F>
+void linear_rows_blocks_avx2(const MatrixView& w, const float* bias, const float* x, int64_t x_stride, int64_t tokens,
+                             float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
+  for (int64_t t0 = 0; t0 < tokens; t0 += kTile)
+    tile_blocks_avx2<F>(w, bias, x + t0 * x_stride, x_stride, std::min(kTile, tokens - t0), y + t0 * y_stride, y_stride,
+                        row_begin, row_end);
+}
+
+// Up to this many tokens, dequantising the blocks again for each tile of tokens in registers
+// beats dequantising them once into scratch and reading that back per tile (measured at
+// 1-64 tokens, bench/NOTES.md Version 13: clearly faster at 5, as fast or faster at 8, mixed
+// at 16 and 32, slower at 64).
+constexpr int64_t kMaxTokensInRegisters = 2 * kTile;
+
+// The in-register product for w's format when there is one and few tokens (a decode step, a
+// short batch); false when the caller should take linear_rows_quantized (many tokens share
+// each dequantised block there, or the format has no in-register kernel).
 bool linear_rows_in_registers(const MatrixView& w, const float* bias, const float* x, int64_t x_stride, int64_t tokens,
                               float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
-  if (tokens > kTile) return false;
+  if (tokens > kMaxTokensInRegisters) return false;
   switch (w.dtype) {
     case DType::Q8_0:
       linear_rows_blocks_avx2<kernels::Q8_0Blocks>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);

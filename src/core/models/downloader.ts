@@ -9,7 +9,8 @@ import { createHash, Hash } from 'node:crypto';
 import { appendFileSync, createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 
-import { DownloadCancelledError, fileUrl, hubGet, HubError, HubFile, HubLocation, listRepoFiles } from './hubClient';
+import { downloadCancelled, fileUrl, hubError, hubGet, HubFile, HubLocation, listRepoFiles } from './hubClient';
+import { TidalError, tidalErrorCode } from '../../native/errors';
 
 export interface DownloadProgress {
   file: string; // the file being received
@@ -32,7 +33,8 @@ export interface DownloadOptions {
   now?: () => number;
 }
 
-export class ChecksumError extends HubError {}
+/** A downloaded file that is not what the listing says: ERR_TIDAL_CHECKSUM. */
+const checksumError = (message: string) => new TidalError('ERR_TIDAL_CHECKSUM', message);
 
 // The staging folder beside the destination; parts left there are resumed next time.
 export const stagingFolder = (destination: string) => `${destination}.download`;
@@ -43,7 +45,7 @@ function gitBlobHash(size: number): Hash {
 
 async function hashExisting(file: string, hashes: Hash[], signal?: AbortSignal): Promise<void> {
   for await (const chunk of createReadStream(file)) {
-    if (signal?.aborted) throw new DownloadCancelledError();
+    if (signal?.aborted) throw downloadCancelled();
     for (const h of hashes) h.update(chunk as Buffer);
   }
 }
@@ -66,7 +68,7 @@ class SpeedMeter {
 }
 
 // Receives one file into `part`, appending from its current length. Resolves when the body
-// ended; a body that ends before its length is a dropped connection (HubError, retried).
+// ended; a body that ends before its length is a dropped connection (ERR_TIDAL_HUB, retried).
 async function receive(
   location: HubLocation,
   file: HubFile,
@@ -98,7 +100,7 @@ async function receive(
     const range = /^bytes (\d+)-/.exec(String(response.headers['content-range'] ?? ''));
     if (!range || Number(range[1]) !== offset) {
       response.resume();
-      throw new HubError(`The hub resumed ${file.path} at the wrong place; the download starts that file over next time.`);
+      throw hubError(`The hub resumed ${file.path} at the wrong place; the download starts that file over next time.`);
     }
   }
   const out = createWriteStream(part, { flags: append ? 'a' : 'w' });
@@ -113,10 +115,10 @@ async function receive(
         reject(error);
         response.destroy();
       };
-      onAbort = () => fail(new DownloadCancelledError());
+      onAbort = () => fail(downloadCancelled());
       response.on('data', (chunk: Buffer) => {
         if (received + chunk.length > file.size)
-          return fail(new ChecksumError(`${file.path} is larger than the ${file.size} bytes the hub listed; it was removed.`));
+          return fail(checksumError(`${file.path} is larger than the ${file.size} bytes the hub listed; it was removed.`));
         received += chunk.length;
         for (const h of hashes) h.update(chunk);
         onBytes(chunk.length);
@@ -125,16 +127,16 @@ async function receive(
           out.once('drain', () => response.resume());
         }
       });
-      response.on('aborted', () => fail(new HubError(`The connection dropped while receiving ${file.path}.`)));
+      response.on('aborted', () => fail(hubError(`The connection dropped while receiving ${file.path}.`)));
       response.on('error', (error: NodeJS.ErrnoException) =>
         fail(
           signal?.aborted || error.name === 'AbortError'
-            ? new DownloadCancelledError()
-            : new HubError(`The connection dropped while receiving ${file.path}: ${error.message}.`),
+            ? downloadCancelled()
+            : hubError(`The connection dropped while receiving ${file.path}: ${error.message}.`),
         ),
       );
       response.on('end', () => {
-        if (received < file.size) fail(new HubError(`The connection dropped while receiving ${file.path} (${received} of ${file.size} bytes).`));
+        if (received < file.size) fail(hubError(`The connection dropped while receiving ${file.path} (${received} of ${file.size} bytes).`));
         else if (!settled) {
           settled = true;
           resolve();
@@ -185,28 +187,29 @@ async function fetchFile(options: DownloadOptions, file: HubFile, staging: strin
       if (error instanceof RestartFromZero) {
         rmSync(part, { force: true });
         if (attempt < attempts) continue;
-        throw new HubError(`The hub does not resume ${file.path}; try again.`);
+        throw hubError(`The hub does not resume ${file.path}; try again.`);
       }
-      if (error instanceof ChecksumError) rmSync(part, { force: true });
-      if (error instanceof DownloadCancelledError || error instanceof ChecksumError || attempt >= attempts) throw error;
-      if (error instanceof HubError && error.status !== undefined) throw error; // HTTP errors are not retried
-      if (!(error instanceof HubError)) throw error;
+      const code = tidalErrorCode(error);
+      if (code === 'ERR_TIDAL_CHECKSUM') rmSync(part, { force: true });
+      if (code === 'ERR_TIDAL_CANCELLED' || code === 'ERR_TIDAL_CHECKSUM' || attempt >= attempts) throw error;
+      if (code !== 'ERR_TIDAL_HUB') throw error;
+      if ((error as TidalError).status !== undefined) throw error; // HTTP errors are not retried
       continue;
     }
     const size = statSync(part).size;
     if (size !== file.size) {
       rmSync(part, { force: true });
-      throw new ChecksumError(`${file.path} has ${size} bytes, not the ${file.size} the hub listed; it was removed. Try the download again.`);
+      throw checksumError(`${file.path} has ${size} bytes, not the ${file.size} the hub listed; it was removed. Try the download again.`);
     }
     if (sha256 && sha256.digest('hex') !== file.sha256) {
       rmSync(part, { force: true });
-      throw new ChecksumError(
+      throw checksumError(
         `${file.path} does not match the sha256 the hub lists (a corrupt transfer or a changed file); it was removed. Try the download again.`,
       );
     }
     if (sha1 && sha1.digest('hex') !== file.gitBlobSha1) {
       rmSync(part, { force: true });
-      throw new ChecksumError(`${file.path} does not match the checksum the hub lists; it was removed. Try the download again.`);
+      throw checksumError(`${file.path} does not match the checksum the hub lists; it was removed. Try the download again.`);
     }
     renameSync(part, target);
     return;
@@ -219,7 +222,7 @@ export async function downloadModel(options: DownloadOptions): Promise<string> {
   const { destination } = options;
   if (existsSync(destination)) return destination;
   const files = (await listRepoFiles(options.location, options.signal)).filter(options.include ?? (() => true));
-  if (files.length === 0) throw new HubError(`${options.location.repo} lists none of the files a model needs on ${options.location.hubUrl}.`);
+  if (files.length === 0) throw hubError(`${options.location.repo} lists none of the files a model needs on ${options.location.hubUrl}.`);
   const staging = stagingFolder(destination);
   mkdirSync(staging, { recursive: true });
 
@@ -234,7 +237,7 @@ export async function downloadModel(options: DownloadOptions): Promise<string> {
     options.onProgress({ file: current, receivedBytes, totalBytes, bytesPerSecond, etaSeconds });
   };
   for (const file of files) {
-    if (options.signal?.aborted) throw new DownloadCancelledError();
+    if (options.signal?.aborted) throw downloadCancelled();
     current = file.path;
     await fetchFile(options, file, staging, (bytes) => {
       receivedBytes += bytes;

@@ -5,23 +5,17 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 
+import { TidalError } from '../../native/errors';
+
 export const DEFAULT_HUB_URL = 'https://huggingface.co';
 
-export class HubError extends Error {
-  readonly code = 'ERR_TIDAL_HUB';
-  constructor(
-    message: string,
-    readonly status?: number,
-  ) {
-    super(message);
-  }
+/** A hub failure: ERR_TIDAL_HUB, with the HTTP status when the hub answered. */
+export function hubError(message: string, status?: number): TidalError {
+  return new TidalError('ERR_TIDAL_HUB', message, { status });
 }
 
-export class DownloadCancelledError extends Error {
-  readonly code = 'ERR_TIDAL_CANCELLED';
-  constructor() {
-    super('The download was cancelled; the files received so far are kept and the next download resumes from them.');
-  }
+export function downloadCancelled(): TidalError {
+  return new TidalError('ERR_TIDAL_CANCELLED', 'The download was cancelled; the files received so far are kept and the next download resumes from them.');
 }
 
 export interface HubFile {
@@ -45,17 +39,17 @@ export function hubBase(hubUrl: string): URL {
   try {
     url = new URL(hubUrl);
   } catch {
-    throw new HubError(`The hub URL '${hubUrl}' is not a URL. Set tidal.models.hubUrl to an http(s) address such as ${DEFAULT_HUB_URL}.`);
+    throw hubError(`The hub URL '${hubUrl}' is not a URL. Set tidal.models.hubUrl to an http(s) address such as ${DEFAULT_HUB_URL}.`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new HubError(`The hub URL '${hubUrl}' is not http or https. Set tidal.models.hubUrl to an address such as ${DEFAULT_HUB_URL}.`);
+    throw hubError(`The hub URL '${hubUrl}' is not http or https. Set tidal.models.hubUrl to an address such as ${DEFAULT_HUB_URL}.`);
   }
   if (!url.pathname.endsWith('/')) url.pathname += '/';
   return url;
 }
 
 function checkRepo(repo: string): void {
-  if (!REPO_PATTERN.test(repo) || repo.includes('..')) throw new HubError(`'${repo}' is not a model repository id (owner/name).`);
+  if (!REPO_PATTERN.test(repo) || repo.includes('..')) throw hubError(`'${repo}' is not a model repository id (owner/name).`);
 }
 
 const encodePath = (p: string) => p.split('/').map(encodeURIComponent).join('/');
@@ -93,26 +87,26 @@ export interface HubResponse {
 }
 
 // GET with redirects followed; resolves once the final response's headers arrive. Errors:
-// HubError (network, status >= 400), DownloadCancelledError.
+// ERR_TIDAL_HUB (network, status >= 400), ERR_TIDAL_CANCELLED.
 export function hubGet(url: URL, options: { signal?: AbortSignal; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<HubResponse> {
   const { signal } = options;
   const get = (current: URL, redirects: number): Promise<HubResponse> =>
     new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(new DownloadCancelledError());
+      if (signal?.aborted) return reject(downloadCancelled());
       const client = current.protocol === 'https:' ? https : http;
       const request = client.get(current, { headers: { 'user-agent': 'tidal-code', ...options.headers }, signal });
       request.setTimeout(options.timeoutMs ?? 30_000, () => request.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
       request.on('error', (error: NodeJS.ErrnoException) => {
-        if (signal?.aborted || error.name === 'AbortError') reject(new DownloadCancelledError());
-        else reject(new HubError(describeNetworkError(current, error)));
+        if (signal?.aborted || error.name === 'AbortError') reject(downloadCancelled());
+        else reject(hubError(describeNetworkError(current, error)));
       });
       request.on('response', (response) => {
         const status = response.statusCode ?? 0;
         if (status >= 300 && status < 400 && response.headers.location) {
           response.resume();
-          if (redirects >= MAX_REDIRECTS) return reject(new HubError(`${url.href} redirected more than ${MAX_REDIRECTS} times.`));
+          if (redirects >= MAX_REDIRECTS) return reject(hubError(`${url.href} redirected more than ${MAX_REDIRECTS} times.`));
           const next = new URL(response.headers.location, current);
-          if (next.protocol !== 'http:' && next.protocol !== 'https:') return reject(new HubError(`${url.href} redirected to a non-http address.`));
+          if (next.protocol !== 'http:' && next.protocol !== 'https:') return reject(hubError(`${url.href} redirected to a non-http address.`));
           get(next, redirects + 1).then(resolve, reject);
           return;
         }
@@ -124,7 +118,7 @@ export function hubGet(url: URL, options: { signal?: AbortSignal; headers?: Reco
               : status === 404
                 ? 'was not found: check the repository name and tidal.models.hubUrl'
                 : `failed with HTTP ${status}: try again later`;
-          return reject(new HubError(`${url.href} ${what}.`, status));
+          return reject(hubError(`${url.href} ${what}.`, status));
         }
         resolve({ response, url: current });
       });
@@ -137,7 +131,7 @@ async function readBody(response: http.IncomingMessage, limit: number): Promise<
   let size = 0;
   for await (const chunk of response) {
     size += (chunk as Buffer).length;
-    if (size > limit) throw new HubError(`The hub's answer is larger than ${limit} bytes.`);
+    if (size > limit) throw hubError(`The hub's answer is larger than ${limit} bytes.`);
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
@@ -151,7 +145,7 @@ function isSafeRelativePath(p: string): boolean {
 // Parses a tree listing; entries that are not plain files with a safe path are skipped.
 export function parseTreeListing(body: unknown): HubFile[] {
   if (!Array.isArray(body))
-    throw new HubError('The hub answered the file list with something other than a JSON array; is tidal.models.hubUrl a Hugging Face-compatible hub?');
+    throw hubError('The hub answered the file list with something other than a JSON array; is tidal.models.hubUrl a Hugging Face-compatible hub?');
   const files: HubFile[] = [];
   for (const entry of body as Record<string, unknown>[]) {
     if (!entry || entry.type !== 'file' || typeof entry.path !== 'string' || !isSafeRelativePath(entry.path)) continue;
@@ -187,7 +181,7 @@ export async function listRepoFiles(location: HubLocation, signal?: AbortSignal)
     try {
       body = JSON.parse(text);
     } catch {
-      throw new HubError(`The hub's file list for ${location.repo} is not JSON; is tidal.models.hubUrl a Hugging Face-compatible hub?`);
+      throw hubError(`The hub's file list for ${location.repo} is not JSON; is tidal.models.hubUrl a Hugging Face-compatible hub?`);
     }
     files.push(...parseTreeListing(body));
     const link = response.headers.link;

@@ -104,8 +104,8 @@ TIDAL_AVX2_INLINE void k_block_steps(const uint8_t* block, float* step, float* o
                                                   << 32;
   const uint64_t mins =
       (b & 0x3F3F3F3Fu) | static_cast<uint64_t>(((c >> 4) & 0x0F0F0F0Fu) | ((b >> 6) & 0x03030303u) << 4) << 32;
-  const __m256i sc = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(scales)));
-  const __m256i m = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(mins)));
+  const __m256i sc = _mm256_cvtepu8_epi32(_mm_set_epi64x(0, static_cast<long long>(scales)));
+  const __m256i m = _mm256_cvtepu8_epi32(_mm_set_epi64x(0, static_cast<long long>(mins)));
   _mm256_store_ps(step, _mm256_mul_ps(_mm256_set1_ps(f16_at(block)), _mm256_cvtepi32_ps(sc)));
   _mm256_store_ps(offset, _mm256_mul_ps(_mm256_set1_ps(f16_at(block + 2)), _mm256_cvtepi32_ps(m)));
 }

@@ -3,7 +3,7 @@
 // drive the chat panel as a user would.
 import * as vscode from 'vscode';
 
-import type { CodeAction, ComposerKey } from '../core/chat/chatMessages';
+import type { AnswerMeta, CodeAction, ComposerKey } from '../core/chat/chatMessages';
 import { HISTORY_KEY } from '../core/chat/historyStore';
 import type { CompletionCounters } from '../core/completion/completionService';
 import { statsRequest, type EngineStats, type RepositoryStatus } from '../core/protocol/protocol';
@@ -43,7 +43,7 @@ export interface TidalApi {
   /** The chat, as the panel's user sees it. */
   chat: {
     /** The current conversation's turns. */
-    turns(): { role: 'user' | 'assistant'; text: string; status: string; error?: string; attachments?: string[] }[];
+    turns(): { role: 'user' | 'assistant'; text: string; status: string; error?: string; attachments?: string[]; meta?: AnswerMeta }[];
     /** The last answer: the engine's result and the text streamed to the panel. */
     lastAnswer(): ChatAnswerState | undefined;
     busy(): boolean;
@@ -169,7 +169,14 @@ export function createTestApi(tidal: TidalExtension, context: vscode.ExtensionCo
       ),
     chat: {
       turns: () =>
-        tidal.session.turns.map((turn) => ({ role: turn.role, text: turn.text, status: turn.status, error: turn.error, attachments: turn.attachments })),
+        tidal.session.turns.map((turn) => ({
+          role: turn.role,
+          text: turn.text,
+          status: turn.status,
+          error: turn.error,
+          attachments: turn.attachments,
+          meta: turn.meta,
+        })),
       lastAnswer: () => {
         const last = tidal.session.lastAnswer;
         if (!last) return undefined;

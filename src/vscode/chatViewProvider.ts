@@ -50,6 +50,8 @@ export class ChatViewProvider extends Disposable implements vscode.WebviewViewPr
   /** Whether the panel's page has said it is ready (messages posted before that are lost). */
   private pageReady = false;
   private pendingDrafts: string[] = [];
+  /** The busy state last posted to the panel, with its status line. */
+  private busyPosted: { busy: boolean; status?: string } = { busy: false };
 
   constructor(
     private readonly extensionUri: vscode.Uri,
@@ -172,7 +174,13 @@ export class ChatViewProvider extends Disposable implements vscode.WebviewViewPr
     this.post({ type: 'engine', summary: this.engineSummary() });
   }
 
+  /** The busy state last posted to the panel and its status line (for the integration tests). */
+  get busyStatus(): { busy: boolean; status?: string } {
+    return this.busyPosted;
+  }
+
   post(message: ChatToPanel): void {
+    if (message.type === 'busy') this.busyPosted = { busy: message.busy, status: message.status };
     void this.view?.webview.postMessage(message);
   }
 

@@ -43,10 +43,21 @@ export interface TidalApi {
   /** The chat, as the panel's user sees it. */
   chat: {
     /** The current conversation's turns. */
-    turns(): { role: 'user' | 'assistant'; text: string; status: string; error?: string; attachments?: string[]; meta?: AnswerMeta }[];
+    turns(): {
+      role: 'user' | 'assistant';
+      text: string;
+      status: string;
+      error?: string;
+      /** false where asking again would fail the same way (the panel offers no Regenerate). */
+      canRetry?: boolean;
+      attachments?: string[];
+      meta?: AnswerMeta;
+    }[];
     /** The last answer: the engine's result and the text streamed to the panel. */
     lastAnswer(): ChatAnswerState | undefined;
     busy(): boolean;
+    /** The busy state last posted to the panel, with the status line it shows (e.g. "Reading the repository…"). */
+    busyStatus(): { busy: boolean; status?: string };
     /** Resolves once no answer is being generated. */
     idle(): Promise<void>;
     /** What the panel reported it shows after its last render. */
@@ -174,6 +185,7 @@ export function createTestApi(tidal: TidalExtension, context: vscode.ExtensionCo
           text: turn.text,
           status: turn.status,
           error: turn.error,
+          canRetry: turn.canRetry,
           attachments: turn.attachments,
           meta: turn.meta,
         })),
@@ -197,6 +209,7 @@ export function createTestApi(tidal: TidalExtension, context: vscode.ExtensionCo
         };
       },
       busy: () => tidal.session.busy,
+      busyStatus: () => tidal.chat.busyStatus,
       idle: () => tidal.session.idle(),
       panel: () => tidal.chat.panelSnapshot,
       stop: () => tidal.session.stop(),

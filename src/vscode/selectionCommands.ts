@@ -1,5 +1,7 @@
 // The editor context-menu commands: ask about the selection, explain it, or add it to the
-// question being written in the Tidal chat. Each quotes the selection (selectionPrompt.ts).
+// question being written in the Tidal chat. Each quotes the selection (selectionPrompt.ts); the
+// chat's own selection block is then left out (promptAssembly.quotesSelection), so the code
+// reaches the prompt once, and stays in the conversation for the questions after.
 import * as vscode from 'vscode';
 
 import { repositoryPathOf } from '../core/context/workspaceFolders';

@@ -14,6 +14,7 @@ import type { TidalSettings } from './settings';
 import type { ChatRequestContext } from '../core/chat/chatSession';
 import { readGitDiff, readProblems } from './editorAttachments';
 import { splitAttachments } from '../core/chat/mentions';
+import { wholeLinesEnd } from '../core/chat/selectionPrompt';
 import type { AttachedText, EditorFile } from '../core/chat/promptAssembly';
 import { TidalError } from '../native/errors';
 import { DEFAULT_MAX_TOKENS } from '../core/protocol/generation';
@@ -55,7 +56,12 @@ export async function gatherChatContext(
       : undefined;
   const selection =
     editor && activeFile && !editor.selection.isEmpty
-      ? { path: activeFile.path, text: document!.getText(editor.selection), startLine: editor.selection.start.line + 1, endLine: editor.selection.end.line + 1 }
+      ? {
+          path: activeFile.path,
+          text: document!.getText(editor.selection),
+          startLine: editor.selection.start.line + 1,
+          endLine: wholeLinesEnd(editor.selection),
+        }
       : undefined;
 
   const request = splitAttachments(attachments);

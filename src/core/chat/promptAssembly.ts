@@ -81,7 +81,9 @@ export function buildChatMessages(
     if (leftOut !== undefined) blocks.push(leftOut);
   };
   for (const file of editor.attached) takeAttachment(file.path, 'Attached file', file.path, file.content, file.language);
-  if (editor.selection && editor.selection.text.trim() !== '') {
+  // A question that quotes the selection already (the context-menu commands write it there)
+  // does not get it a second time.
+  if (editor.selection && editor.selection.text.trim() !== '' && !quotesSelection(question, editor.selection)) {
     const s = editor.selection;
     const range = `${s.path}, lines ${s.startLine}-${s.endLine}`;
     if (editor.selectionAttached) takeAttachment(`Selection (${range})`, `Attached selection in ${range}`, undefined, s.text, editor.activeFile?.language);
@@ -113,6 +115,11 @@ export function buildChatMessages(
   }
   const userContent = blocks.length > 0 ? `${blocks.join('\n\n')}\n\n${question}` : question;
   return [{ role: 'system', content: SYSTEM_PROMPT }, ...kept, { role: 'user', content: userContent }];
+}
+
+/** The question holds the selection's text and names its file (as quoteSelection writes it). */
+export function quotesSelection(question: string, selection: EditorSelection): boolean {
+  return question.includes(selection.text) && question.includes(selection.path);
 }
 
 const BLOCK_SEPARATOR = '\n\n';

@@ -1,7 +1,9 @@
 // The loaded model as a VS Code language model (vscode.lm, vendor "tidal"): the editor's own
 // Chat view and other extensions can pick it with vscode.lm.selectChatModels({ vendor: 'tidal' })
-// and stream answers from it. Requests go through the same GenerationBackend as the Tidal chat,
-// with the repository part in front when it fits; tokens are counted with the model's tokenizer.
+// and stream answers from it. Requests go through the same GenerationBackend as the Tidal chat
+// (the local engine, or the server of tidal.remoteUrl when tidal.backend is remote), with the
+// repository part in front when it fits; tokens are counted with the local model's tokenizer
+// (estimated for a remote server).
 // The provider API is stable since VS Code 1.104; on an older editor nothing is registered.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
@@ -11,6 +13,8 @@ import type { GenerationBackend } from '../core/backend/generationBackend';
 import { countTokensOf, languageModelErrorMessage, runWithCancellation, toChatMessages, type RequestMessage } from './languageModelMessages';
 import { repositoryParams, type RepositoryPart } from '../core/backend/repositoryPart';
 import { tokenCounterFor } from './renderedRepositoryContext';
+import { FALLBACK_CONTEXT_TOKENS } from '../core/context/contextBudget';
+import type { TidalSettings } from './settings';
 
 export const LANGUAGE_MODEL_VENDOR = 'tidal';
 /** Tokens an answer may have at most (less when the context is small: half of it). */
@@ -53,7 +57,10 @@ interface LanguageModelChatProvider {
 type RegisterProvider = (vendor: string, provider: LanguageModelChatProvider) => vscode.Disposable;
 
 export interface LanguageModelProviderDeps {
+  /** The backend the settings choose now (BackendSelection): requests and the model offered follow it. */
   backend(): GenerationBackend;
+  /** The remote server's URL and model, named in the model offered when the backend is remote. */
+  settings(): Pick<TidalSettings, 'remoteUrl' | 'remoteModel'>;
   model(): ModelState;
   onDidChangeModel: vscode.Event<unknown>;
   repositoryPart(excludePath: string | undefined): Promise<RepositoryPart>;
@@ -81,6 +88,33 @@ export function describeLoadedModel(state: ModelState): LanguageModelChatInforma
   };
 }
 
+/**
+ * The model of the remote server (tidal.backend = remote), as vscode.lm describes it. Its
+ * context is not known here, so the budget of other remote requests is assumed
+ * (FALLBACK_CONTEXT_TOKENS); the server refuses a prompt too long for it with a message.
+ */
+export function describeRemoteModel(remote: Pick<TidalSettings, 'remoteUrl' | 'remoteModel'>): LanguageModelChatInformation {
+  const served = remote.remoteModel.trim();
+  let host = remote.remoteUrl;
+  try {
+    host = new URL(remote.remoteUrl).host;
+  } catch {
+    // An invalid URL is named as written; a request says what is wrong with it.
+  }
+  const maxOutputTokens = Math.min(MAX_OUTPUT_TOKENS, Math.floor(FALLBACK_CONTEXT_TOKENS / 2));
+  return {
+    id: served ? `remote-${served}` : 'remote',
+    name: `Tidal ${served || 'remote'} (${host})`,
+    family: 'remote',
+    version: 'remote',
+    tooltip: `Served by ${remote.remoteUrl} (tidal.backend is remote)`,
+    detail: 'remote',
+    maxInputTokens: FALLBACK_CONTEXT_TOKENS - maxOutputTokens,
+    maxOutputTokens,
+    capabilities: { imageInput: false, toolCalling: false },
+  };
+}
+
 export class TidalLanguageModelProvider implements LanguageModelChatProvider {
   readonly onDidChangeLanguageModelChatInformation: vscode.Event<void>;
   private readonly changed = new vscode.EventEmitter<void>();
@@ -95,8 +129,9 @@ export class TidalLanguageModelProvider implements LanguageModelChatProvider {
     this.changed.fire();
   }
 
+  /** The model the selected backend answers with: the remote server's, or the loaded local one (none while loading). */
   provideLanguageModelChatInformation(): LanguageModelChatInformation[] {
-    const described = describeLoadedModel(this.deps.model());
+    const described = this.deps.backend().kind === 'remote' ? describeRemoteModel(this.deps.settings()) : describeLoadedModel(this.deps.model());
     return described ? [described] : [];
   }
 
@@ -112,14 +147,16 @@ export class TidalLanguageModelProvider implements LanguageModelChatProvider {
     const requested = options.modelOptions?.maxTokens;
     const maxTokens =
       typeof requested === 'number' && Number.isInteger(requested) && requested > 0 ? Math.min(requested, model.maxOutputTokens) : model.maxOutputTokens;
+    const backend = this.deps.backend();
     const repository = await this.repositoryIfItFits(
       chatMessages.map((message) => message.content),
       maxTokens,
       options.modelOptions?.repository !== false,
+      backend.kind === 'remote' ? FALLBACK_CONTEXT_TOKENS : undefined,
     );
     const outcome = await runWithCancellation(
       (onText, signal) =>
-        this.deps.backend().generate(
+        backend.generate(
           {
             requestId: this.deps.newRequestId(),
             kind: 'chat',
@@ -157,15 +194,24 @@ export class TidalLanguageModelProvider implements LanguageModelChatProvider {
     return this.counter.count;
   }
 
-  /** The repository part, when asked for and when it leaves room for the messages and the answer. */
-  private async repositoryIfItFits(texts: string[], maxTokens: number, wanted: boolean): Promise<RepositoryPart | undefined> {
+  /**
+   * The repository part, when asked for and when it leaves room for the messages and the answer
+   * in `remoteContext` tokens (a remote server's) or else the loaded model's context.
+   */
+  private async repositoryIfItFits(
+    texts: string[],
+    maxTokens: number,
+    wanted: boolean,
+    remoteContext: number | undefined,
+  ): Promise<RepositoryPart | undefined> {
     const state = this.deps.model();
-    if (!wanted || state.state !== 'ready') return undefined;
+    const maxContext = remoteContext ?? (state.state === 'ready' ? state.loaded.model.maxContext : undefined);
+    if (!wanted || maxContext === undefined) return undefined;
     const repository = await this.deps.repositoryPart(undefined).catch(() => undefined);
     if (!repository || repository.tokens <= 0) return undefined;
     const count = this.count();
     const messageTokens = texts.reduce((sum, text) => sum + count(text), 0);
-    return repository.tokens + messageTokens + maxTokens <= state.loaded.model.maxContext ? repository : undefined;
+    return repository.tokens + messageTokens + maxTokens <= maxContext ? repository : undefined;
   }
 }
 
@@ -179,5 +225,13 @@ export function registerLanguageModelProvider(deps: LanguageModelProviderDeps): 
     return [];
   }
   const provider = new TidalLanguageModelProvider(deps);
-  return [provider, register.call(vscode.lm, LANGUAGE_MODEL_VENDOR, provider), deps.onDidChangeModel(() => provider.modelChanged())];
+  return [
+    provider,
+    register.call(vscode.lm, LANGUAGE_MODEL_VENDOR, provider),
+    deps.onDidChangeModel(() => provider.modelChanged()),
+    // The remote model offered is named by these (tidal.backend itself reloads the model, above).
+    vscode.workspace.onDidChangeConfiguration((event) => {
+      if (event.affectsConfiguration('tidal.remoteUrl') || event.affectsConfiguration('tidal.remoteModel')) provider.modelChanged();
+    }),
+  ];
 }

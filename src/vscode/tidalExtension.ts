@@ -218,6 +218,7 @@ export class TidalExtension extends Disposable {
       ...registerSelectionCommands(this.chat),
       ...registerLanguageModelProvider({
         backend,
+        settings,
         model: () => model.state,
         onDidChangeModel: model.onDidChange,
         repositoryPart,

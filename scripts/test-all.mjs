@@ -20,6 +20,8 @@ const layers = [
   ['integration', 'node', ['test/integration/run.mjs']],
   // The universal package (no native engine) in the same VS Code: activation, the status bar, the remote backend.
   ['integration-no-native', 'node', ['test/integration/run.mjs'], { TIDAL_NATIVE_ENGINE: 'absent' }],
+  // A workspace of two folders (a .code-workspace): the repository, #file mentions, Used N files and completions across both.
+  ['integration-multi-root', 'node', ['test/integration/run.mjs'], { TIDAL_WORKSPACE: 'multi-root' }],
 ];
 
 // Counts from each runner's own closing lines.
@@ -67,7 +69,7 @@ for (const [name, command, args, env] of layers) {
   summary.push(`${ok ? 'ok  ' : 'FAIL'} ${name} (${seconds} s${tally})`);
   if (!ok) {
     failedLayer = true;
-    if (counts.failed === 0) total.failed += 1;  // a layer that broke before its tests ran
+    if (counts.failed === 0) total.failed += 1; // a layer that broke before its tests ran
     break;
   }
 }

@@ -17,6 +17,10 @@
 //                                   native engine) and run only the tests written for that
 //                                   (suite/withoutNativeEngine.json); implied when
 //                                   TIDAL_INTEGRATION_FILES names only such tests
+//   TIDAL_WORKSPACE=multi-root      open a workspace of two folders (fixtures/workspace and
+//                                   fixtures/helpers) and run only the tests written for that
+//                                   (suite/multiRoot.json); implied when TIDAL_INTEGRATION_FILES
+//                                   names only such tests
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -29,14 +33,26 @@ const timeoutSeconds = process.env.TIDAL_INTEGRATION_TIMEOUT_S ? Number(process.
 /** The suite files written for an install without the native engine; the default run leaves them out. */
 const withoutNativeEngineFiles = JSON.parse(readFileSync(path.join(repoRoot, 'test', 'integration', 'suite', 'withoutNativeEngine.json'), 'utf8'));
 
-/** Whether this run installs the package without the native engine (see TIDAL_NATIVE_ENGINE above). */
-function nativeEngineAbsent() {
-  if (process.env.TIDAL_NATIVE_ENGINE === 'absent') return true;
-  const files = (process.env.TIDAL_INTEGRATION_FILES ?? '')
+/** The suite files written for a window of two folders; the default run leaves them out. */
+const multiRootFiles = JSON.parse(readFileSync(path.join(repoRoot, 'test', 'integration', 'suite', 'multiRoot.json'), 'utf8'));
+
+/** Whether TIDAL_INTEGRATION_FILES names some files, each of them one of `files`. */
+function namesOnly(files) {
+  const named = (process.env.TIDAL_INTEGRATION_FILES ?? '')
     .split(',')
     .map((name) => name.trim())
     .filter(Boolean);
-  return files.length > 0 && files.every((name) => withoutNativeEngineFiles.includes(name));
+  return named.length > 0 && named.every((name) => files.includes(name));
+}
+
+/** Whether this run installs the package without the native engine (see TIDAL_NATIVE_ENGINE above). */
+function nativeEngineAbsent() {
+  return process.env.TIDAL_NATIVE_ENGINE === 'absent' || namesOnly(withoutNativeEngineFiles);
+}
+
+/** Whether this run opens a workspace of two folders (see TIDAL_WORKSPACE above). */
+function multiRootWorkspace() {
+  return process.env.TIDAL_WORKSPACE === 'multi-root' || namesOnly(multiRootFiles);
 }
 
 /** The VSIX under test; `npm run package` (re)builds it when it is missing or older than its sources. */
@@ -99,7 +115,8 @@ async function main() {
     });
   }
 
-  run = prepareRun();
+  const multiRoot = multiRootWorkspace();
+  run = prepareRun({ multiRoot });
   cleanup.add('remove scratch folder', () => {
     if (process.env.TIDAL_KEEP_TEMP === '1') log(`scratch folder kept: ${run.tempRoot}`);
     else rmSync(run.tempRoot, { recursive: true, force: true, maxRetries: 3 });
@@ -108,8 +125,9 @@ async function main() {
     const absent = nativeEngineAbsent();
     const vsix = ensureVsix(absent ? 'tidal-code-universal.vsix' : 'tidal-code.vsix');
     // The suite (suite/index.js) picks its files by this; both runners hand it to the extension host.
-    const suiteEnvironment = { TIDAL_TEST_NATIVE_ENGINE: absent ? 'absent' : 'present' };
+    const suiteEnvironment = { TIDAL_TEST_NATIVE_ENGINE: absent ? 'absent' : 'present', TIDAL_TEST_WORKSPACE: multiRoot ? 'multi-root' : 'folder' };
     if (absent) log('without the native engine: the universal package, and the tests written for it');
+    if (multiRoot) log('a workspace of two folders, and the tests written for it');
     const started = Date.now();
     let runner;
     if (runnerName === 'electron') {

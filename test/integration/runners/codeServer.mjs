@@ -421,7 +421,7 @@ export async function runWithCodeServer({ vsix, run, cleanup, suiteEnvironment =
   log(`installing ${path.relative(repoRoot, vsix)} into a fresh extensions folder`);
   installVsix(tools, baseArgs, env, vsix);
 
-  const { port, exited } = await startCodeServer(tools, baseArgs, env, run.workspace, cleanup);
+  const { port, exited } = await startCodeServer(tools, baseArgs, env, run.opened, cleanup);
   const authority = `127.0.0.1:${port}`;
   log(`code-server listening on http://${authority}/`);
 
@@ -463,7 +463,7 @@ export async function runWithCodeServer({ vsix, run, cleanup, suiteEnvironment =
     ['skipWelcome', 'true'],
     ['skipReleaseNotes', 'true'],
   ];
-  const query = new URLSearchParams({ folder: run.workspace, payload: JSON.stringify(payload) });
+  const query = new URLSearchParams({ [run.opened.endsWith('.code-workspace') ? 'workspace' : 'folder']: run.opened, payload: JSON.stringify(payload) });
   await page.goto(`http://${authority}/?${query}`, { timeout: 60_000 });
   log('workbench loaded; the suite runs in the extension host');
 

@@ -1,6 +1,6 @@
 // What both runners share: the run's folders, the results file the suite writes, clean-up of
 // the processes a run starts, and the summary printed at the end.
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,18 +20,35 @@ export function log(message) {
  * A fresh scratch folder for one run: VS Code's user data and extensions, a copy of the
  * fixture workspace (tests may write settings into it), the results file and the folder for
  * screenshot requests. Old artifacts of this runner are cleared so none is mistaken for new.
+ * `multiRoot`: a second folder (fixtures/helpers) beside it, and a .code-workspace naming both,
+ * which is what the window opens (`opened`).
  */
 const FIXTURE_MTIME = new Date('2026-01-01T00:00:00Z');
 
-export function prepareRun() {
-  const tempRoot = mkdtempSync(path.join(os.tmpdir(), 'tidal-it-'));
-  const workspace = path.join(tempRoot, 'workspace');
-  cpSync(path.join(integrationDir, 'fixtures', 'workspace'), workspace, { recursive: true });
+/** The folders of a multi-root run, in the .code-workspace's order. */
+export const MULTI_ROOT_FOLDERS = ['workspace', 'helpers'];
+
+/** A copy of fixtures/`name` at `tempRoot`/`name`. */
+function copyFixture(tempRoot, name) {
+  const copy = path.join(tempRoot, name);
+  cpSync(path.join(integrationDir, 'fixtures', name), copy, { recursive: true });
   // One modification time for every fixture file: the engine host lays files out by it, and
   // copies made within the same clock tick (or not) would otherwise order them differently from
   // run to run, and with them every prompt the tests see.
-  for (const entry of readdirSync(workspace, { recursive: true, withFileTypes: true })) {
+  for (const entry of readdirSync(copy, { recursive: true, withFileTypes: true })) {
     if (entry.isFile()) utimesSync(path.join(entry.parentPath ?? entry.path, entry.name), FIXTURE_MTIME, FIXTURE_MTIME);
+  }
+  return copy;
+}
+
+export function prepareRun({ multiRoot = false } = {}) {
+  const tempRoot = mkdtempSync(path.join(os.tmpdir(), 'tidal-it-'));
+  const workspace = copyFixture(tempRoot, 'workspace');
+  let opened = workspace;
+  if (multiRoot) {
+    for (const name of MULTI_ROOT_FOLDERS.slice(1)) copyFixture(tempRoot, name);
+    opened = path.join(tempRoot, 'tidal-multi-root.code-workspace');
+    writeFileSync(opened, `${JSON.stringify({ folders: MULTI_ROOT_FOLDERS.map((name) => ({ path: name })) }, null, 2)}\n`);
   }
   const checkpointsDir = path.join(tempRoot, 'checkpoints');
   mkdirSync(checkpointsDir);
@@ -44,6 +61,8 @@ export function prepareRun() {
   return {
     tempRoot,
     workspace,
+    /** What the window opens: the workspace folder, or for a multi-root run the .code-workspace file. */
+    opened,
     userDataDir: path.join(tempRoot, 'user-data'),
     extensionsDir: path.join(tempRoot, 'extensions'),
     resultsFile: path.join(tempRoot, 'results.json'),

@@ -46,7 +46,7 @@ export async function runWithElectron({ vsix, run, cleanup, suiteEnvironment = {
   if (install.status !== 0) throw new Error(`code --install-extension failed (exit ${install.status ?? install.signal}):\n${output.trim()}`);
 
   const args = [
-    run.workspace,
+    run.opened,
     ...profileArgs,
     `--extensionDevelopmentPath=${integrationDir}`,
     `--extensionTestsPath=${suiteEntry}`,

@@ -18,7 +18,10 @@ export const DEMO_MODEL_NOTE =
 
 /** What the inline completions add to the status bar. */
 export interface CompletionActivity {
+  /** A completion is in flight. */
   busy: boolean;
+  /** The chat is answering (reading the context or writing). */
+  answering?: boolean;
   /** Prompt tokens of the last completion (repository context + file window). */
   contextTokens?: number;
   lastLatencyMs?: number;
@@ -101,12 +104,13 @@ export class TidalStatusBar implements vscode.Disposable {
       case 'ready': {
         const backend = model.loaded.model.backend.toUpperCase();
         const repository = activity?.repository;
-        const icon = repository?.state === 'error' ? '$(warning)' : activity?.busy ? '$(sync~spin)' : '$(pulse)';
+        const icon = repository?.state === 'error' ? '$(warning)' : activity?.busy || activity?.answering ? '$(sync~spin)' : '$(pulse)';
         const figures = activityFigures(activity);
         this.item.text = `${repositoryProgressText(repository) ?? prefillStatusText(activity?.prefill) ?? `${icon} Tidal ${backend}${figures.short}`}${completions}`;
         const tooltip = new vscode.MarkdownString(undefined, true);
         tooltip.isTrusted = { enabledCommands: ['tidal.selectModel', 'tidal.showMenu'] };
-        tooltip.appendMarkdown(`**Tidal Code** — ${activity?.busy ? 'busy (completing)' : 'ready'}\n\n`);
+        const doing = [activity?.busy ? 'completing' : '', activity?.answering ? 'answering in the chat' : ''].filter(Boolean).join(', ');
+        tooltip.appendMarkdown(`**Tidal Code** — ${doing ? `busy (${doing})` : 'ready'}\n\n`);
         if (model.embedded) tooltip.appendMarkdown(`Model: ${DEMO_MODEL_NOTE}\n\n`);
         else tooltip.appendMarkdown('Model: ').appendText(model.loaded.modelDir).appendMarkdown('\n\n');
         const device =
@@ -127,7 +131,7 @@ export class TidalStatusBar implements vscode.Disposable {
       }
       default:
         if (activity?.remoteUrl) {
-          this.item.text = `${activity.busy ? '$(sync~spin)' : '$(pulse)'} Tidal REMOTE${activityFigures(activity).short}${completions}`;
+          this.item.text = `${activity.busy || activity.answering ? '$(sync~spin)' : '$(pulse)'} Tidal REMOTE${activityFigures(activity).short}${completions}`;
           const note = remoteTooltipNote(localEngineOffer(this.platform, addonLoadResultOf(status)));
           this.item.tooltip = `Tidal: OpenAI-compatible server at ${activity.remoteUrl}${activity.lastError ? `; last completion failed: ${activity.lastError}` : ''}${note ? `. ${note}` : ''} — click for options`;
           return;

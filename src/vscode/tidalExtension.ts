@@ -113,11 +113,20 @@ export class TidalExtension extends Disposable {
         () => describeState(engine, model.state),
       ),
     );
+    // The chat's busy state, for the status bar (set up below, once the status bar's update exists).
+    let chatBusy = false;
+    let onChatBusy = () => {};
     this.newChatSession = () =>
       new ChatSession({
         backend,
         history: new ChatHistory(context.workspaceState),
-        post: (message) => this.chat.post(message),
+        post: (message) => {
+          this.chat.post(message);
+          if (message.type === 'busy' && message.busy !== chatBusy) {
+            chatBusy = message.busy;
+            onChatBusy();
+          }
+        },
         newRequestId: () => newRequestId('chat'),
         gatherContext: (attachments) => gatherChatContext(attachments, this.chat.editor, model, repositoryPart, settings()),
       });
@@ -162,6 +171,7 @@ export class TidalExtension extends Disposable {
       const current = settings();
       this.statusBar.update(engine.currentStatus, current.inlineCompletions.enabled, model.state, {
         busy: completions.counters.inFlight > 0,
+        answering: chatBusy,
         contextTokens: completions.lastFromEngine?.result?.promptTokens,
         lastLatencyMs: completions.lastFromEngine?.totalMs,
         lastFirstTokenMs: completions.lastFromEngine?.firstTokenMs,
@@ -173,6 +183,7 @@ export class TidalExtension extends Disposable {
         prefill,
       });
     };
+    onChatBusy = updateStatusBar;
     this._register(
       engine.onProgress((progress) => {
         clearTimeout(prefillTimer);

@@ -158,12 +158,14 @@ test(
       const samples = watch.stop();
 
       // Every sample while the chat was busy had a status line in the panel; the panel said
-      // which step it was at (the repository, then answering with N files). The status bar
-      // shows only completions' work, not the chat's, so it is not checked here.
+      // which step it was at (the repository, then answering with N files); and the status bar
+      // was busy too (its spinner, "answering in the chat" in its tooltip).
       const busy = samples.filter((sample) => sample.chatBusy);
       assert.ok(busy.length >= 2, `only ${busy.length} samples while the chat was busy`);
       const silent = silentChatSamples(samples);
       assert.deepEqual(silent, [], `the panel said nothing while busy at ${silent.length} of ${busy.length} samples`);
+      const idleBar = busy.filter((sample) => statusBarLooksIdle(sample.statusBar) || !/answering in the chat/.test(sample.tooltip));
+      assert.deepEqual(idleBar, [], `the status bar looked idle at ${idleBar.length} of ${busy.length} samples while the chat answered`);
       const statuses = [...new Set(busy.map((sample) => sample.panel.status))];
       assert.ok(
         statuses.some((status) => /^Answering with \d+ repository files in context…$/.test(status)),

@@ -90,6 +90,17 @@ test("a request's long prompt being read shows its progress; the repository's wa
   assert.equal(show(status('ready'), engine, model, { prefill: { ...reading, done: 14_239 } }).text, '$(pulse) Tidal CPU · 1.2K ctx · 80 ms');
 });
 
+test('busy for any engine work: a completion in flight, the chat answering, or both; idle otherwise', () => {
+  const idle = show(status('ready'));
+  assert.equal(idle.text, '$(pulse) Tidal CPU · 1.2K ctx · 80 ms');
+  assert.match(idle.tooltip, /— ready/);
+  const answering = show(status('ready'), engine, model, { answering: true });
+  assert.equal(answering.text, '$(sync~spin) Tidal CPU · 1.2K ctx · 80 ms');
+  assert.match(answering.tooltip, /busy \(answering in the chat\)/);
+  assert.match(show(status('ready'), engine, model, { busy: true }).tooltip, /busy \(completing\)/);
+  assert.match(show(status('ready'), engine, model, { busy: true, answering: true }).tooltip, /busy \(completing, answering in the chat\)/);
+});
+
 test('ready: the usual text; the tooltip counts files, tokens, the restored ones and those left out', () => {
   const ready = show(status('ready', { warmTokens: 99_000, restoredTokens: 60_000 }));
   assert.equal(ready.text, '$(pulse) Tidal CPU · 1.2K ctx · 80 ms');

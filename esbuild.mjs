@@ -29,7 +29,7 @@ const common = {
   format: 'cjs',
   sourcemap: !production,
   minify: production,
-  external: ['vscode'],
+  external: ['vscode', 'webgpu'],
   define: { TIDAL_JINJA_BUNDLE: JSON.stringify(jinja.outputFiles[0].text) },
   logLevel: 'info',
 };

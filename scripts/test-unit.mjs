@@ -27,7 +27,7 @@ await esbuild.build({
   target: 'node20',
   format: 'cjs',
   sourcemap: 'inline',
-  external: ['vscode'],
+  external: ['vscode', 'webgpu'],
   logLevel: 'warning',
 });
 const compiled = tests.map((file) => path.join(outDir, path.relative(root, file)).replace(/\.ts$/, '.js'));

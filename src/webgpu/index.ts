@@ -1,0 +1,1 @@
+export { openWebGpuDevice, WebGpuDevice, WebGpuUnavailableError } from './webgpuDevice';

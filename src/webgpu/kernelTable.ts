@@ -1,0 +1,69 @@
+// Each compute command of the tape as a kernel: its WGSL, the buffers it binds (after the
+// parameters at binding 0), and how many workgroups it takes. Arguments are the command's words.
+import { attentionWgsl } from './kernels/attention';
+import { LINEAR_ROWS, LINEAR_TOKENS, linearWgsl, WeightType, weightTypes } from './kernels/linear';
+import { pageBoundsWgsl } from './kernels/pageBounds';
+import { qkvRopeWgsl } from './kernels/qkvRope';
+import { questPagesWgsl } from './kernels/questPages';
+import { rmsNormWgsl } from './kernels/rmsNorm';
+import { selectTopKWgsl } from './kernels/selectTopK';
+import { swigluWgsl } from './kernels/swiglu';
+import { TapeOp } from './tape';
+
+/** A binding: a buffer id, or a placeholder for an absent optional buffer. */
+export type Binding = number | 'absent-read' | 'absent-write';
+
+export interface Kernel {
+  key: (args: Uint32Array) => string;
+  source: (key: string) => string;
+  bindings: (args: Uint32Array) => Binding[];
+  workgroups: (args: Uint32Array) => number;
+}
+
+const ceil = (a: number, b: number) => Math.ceil(a / b);
+const optional = (id: number, absent: Binding): Binding => (id === 0 ? absent : id);
+const single = (name: string, source: () => string) => ({ key: () => name, source: () => source() });
+
+export const kernels: Record<number, Kernel> = {
+  [TapeOp.RmsNorm]: {
+    ...single('rmsNorm', rmsNormWgsl),
+    bindings: (a) => [a[0], a[3], a[6]],
+    workgroups: (a) => a[7],
+  },
+  [TapeOp.Linear]: {
+    key: (a) => `linear-${weightTypes[a[1]]}`,
+    source: (key) => linearWgsl(key.slice('linear-'.length) as WeightType),
+    bindings: (a) => [a[0], a[4], a[7], optional(a[11], 'absent-read')],
+    workgroups: (a) => ceil(a[2], LINEAR_ROWS) * ceil(a[10], LINEAR_TOKENS),
+  },
+  [TapeOp.QkvRope]: {
+    ...single('qkvRope', qkvRopeWgsl),
+    bindings: (a) => [a[0], a[5], optional(a[6], 'absent-read'), a[9], a[10]],
+    workgroups: (a) => a[1] * (a[2] + a[3]),
+  },
+  [TapeOp.PageBounds]: {
+    ...single('pageBounds', pageBoundsWgsl),
+    bindings: (a) => [a[0], a[1], a[2]],
+    workgroups: (a) => ceil((a[6] - a[5]) * a[3] * a[4], 64),
+  },
+  [TapeOp.Attend]: {
+    ...single('attention', attentionWgsl),
+    bindings: (a) => [a[0], a[6], a[7], a[8], optional(a[10], 'absent-write'), optional(a[12], 'absent-read')],
+    workgroups: (a) => a[1] * a[2],
+  },
+  [TapeOp.SelectTopK]: {
+    ...single('selectTopK', selectTopKWgsl),
+    bindings: (a) => [a[0], a[7]],
+    workgroups: (a) => (a[6] === 0 ? a[1] : a[1] / a[2]),
+  },
+  [TapeOp.QuestPages]: {
+    ...single('questPages', questPagesWgsl),
+    bindings: (a) => [a[0], a[4], a[5], a[9], a[11]],
+    workgroups: (a) => a[1],
+  },
+  [TapeOp.Swiglu]: {
+    ...single('swiglu', swigluWgsl),
+    bindings: (a) => [a[0], a[3]],
+    workgroups: (a) => ceil(a[1] * a[2], 256),
+  },
+};

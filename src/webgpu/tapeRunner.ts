@@ -1,0 +1,188 @@
+// Runs the native backend's command tapes on a GPUDevice: buffers by id, one compute pass per
+// stretch of kernels, host uploads and buffer copies in order between them, and the reads
+// mapped back at the end. Kernel parameters go into 256-byte uniform slots.
+import { Binding, kernels } from './kernelTable';
+import { commands, TapeOp, wide } from './tape';
+
+const STORAGE = 0x80, COPY_SRC = 0x04, COPY_DST = 0x08, UNIFORM = 0x40, MAP_READ = 0x01;
+const MAP_MODE_READ = 0x01;
+const SLOT_BYTES = 256;
+const ARENA_SLOTS = 256;
+const MAX_GRID = 65535;
+
+interface Arena {
+  buffer: GPUBuffer;
+  words: Uint32Array;
+  used: number;  // slots written since the last flush of this arena
+  flushedUpTo: number;
+}
+
+export class TapeRunner {
+  private readonly buffers = new Map<number, GPUBuffer>();
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly arenas: Arena[] = [];
+  private readonly absentRead: GPUBuffer;
+  private readonly absentWrite: GPUBuffer;
+  private encoder: GPUCommandEncoder | undefined;
+  private pass: GPUComputePassEncoder | undefined;
+  private slot = 0;
+
+  constructor(private readonly device: GPUDevice) {
+    this.absentRead = device.createBuffer({ size: 16, usage: STORAGE });
+    this.absentWrite = device.createBuffer({ size: 16, usage: STORAGE });
+  }
+
+  get bufferCount(): number {
+    return this.buffers.size;
+  }
+
+  async run(words: Uint32Array, uploads: ArrayBuffer[]): Promise<ArrayBuffer[]> {
+    const reads: { staging: GPUBuffer; bytes: number }[] = [];
+    const freed: GPUBuffer[] = [];
+    this.slot = 0;
+    for (const arena of this.arenas) arena.used = arena.flushedUpTo = 0;
+    this.device.pushErrorScope('validation');
+    this.device.pushErrorScope('out-of-memory');
+    for (const { op, args } of commands(words)) {
+      switch (op) {
+        case TapeOp.CreateBuffer: {
+          const bytes = Math.max(16, Math.ceil(wide(args, 1) / 4) * 4);
+          this.buffers.set(args[0], this.device.createBuffer({ size: bytes, usage: STORAGE | COPY_SRC | COPY_DST }));
+          break;
+        }
+        case TapeOp.FreeBuffer: {
+          const buffer = this.buffers.get(args[0]);
+          if (buffer) freed.push(buffer);
+          this.buffers.delete(args[0]);
+          break;
+        }
+        case TapeOp.Upload: {
+          // Host writes are queue operations: what is encoded before them is submitted first.
+          this.submit();
+          const data = uploads[args[3]];
+          this.device.queue.writeBuffer(this.buffer(args[0]), wide(args, 1), data, 0, data.byteLength);
+          break;
+        }
+        case TapeOp.Copy:
+          this.endPass();
+          this.commandEncoder().copyBufferToBuffer(this.buffer(args[0]), wide(args, 1), this.buffer(args[3]), wide(args, 4), wide(args, 6));
+          break;
+        case TapeOp.Read: {
+          this.endPass();
+          const bytes = wide(args, 3);
+          const staging = this.device.createBuffer({ size: Math.max(4, Math.ceil(bytes / 4) * 4), usage: MAP_READ | COPY_DST });
+          this.commandEncoder().copyBufferToBuffer(this.buffer(args[0]), wide(args, 1), staging, 0, Math.ceil(bytes / 4) * 4);
+          reads.push({ staging, bytes });
+          break;
+        }
+        default:
+          this.dispatch(op, args);
+      }
+    }
+    this.submit();
+    for (const buffer of freed) buffer.destroy();
+    const outOfMemory = await this.device.popErrorScope();
+    const invalid = await this.device.popErrorScope();
+    const failure = invalid ?? outOfMemory;
+    if (failure) {
+      for (const read of reads) read.staging.destroy();
+      throw new Error(failure.message);
+    }
+    return Promise.all(
+      reads.map(async ({ staging, bytes }) => {
+        await staging.mapAsync(MAP_MODE_READ);
+        const data = staging.getMappedRange().slice(0, bytes);
+        staging.unmap();
+        staging.destroy();
+        return data;
+      }),
+    );
+  }
+
+  destroy(): void {
+    for (const buffer of this.buffers.values()) buffer.destroy();
+    this.buffers.clear();
+    for (const arena of this.arenas) arena.buffer.destroy();
+    this.absentRead.destroy();
+    this.absentWrite.destroy();
+  }
+
+  private buffer(id: number): GPUBuffer {
+    const buffer = this.buffers.get(id);
+    if (!buffer) throw new Error(`tape: buffer ${id} does not exist`);
+    return buffer;
+  }
+
+  private commandEncoder(): GPUCommandEncoder {
+    this.encoder ??= this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = undefined;
+  }
+
+  private submit(): void {
+    this.endPass();
+    if (!this.encoder) return;
+    for (const arena of this.arenas) {
+      if (arena.used > arena.flushedUpTo) {
+        const from = arena.flushedUpTo * SLOT_BYTES;
+        this.device.queue.writeBuffer(arena.buffer, from, arena.words.buffer, from, (arena.used - arena.flushedUpTo) * SLOT_BYTES);
+        arena.flushedUpTo = arena.used;
+      }
+    }
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = undefined;
+  }
+
+  private pipeline(key: string, source: () => string): GPUComputePipeline {
+    let pipeline = this.pipelines.get(key);
+    if (!pipeline) {
+      const module = this.device.createShaderModule({ code: source(), label: key });
+      pipeline = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: key });
+      this.pipelines.set(key, pipeline);
+    }
+    return pipeline;
+  }
+
+  /** A uniform slot holding `args`: (arena, byte offset). */
+  private parameters(args: Uint32Array): { buffer: GPUBuffer; offset: number } {
+    const arenaIndex = Math.floor(this.slot / ARENA_SLOTS);
+    const within = this.slot % ARENA_SLOTS;
+    this.slot++;
+    if (arenaIndex === this.arenas.length) {
+      const buffer = this.device.createBuffer({ size: ARENA_SLOTS * SLOT_BYTES, usage: UNIFORM | COPY_DST });
+      this.arenas.push({ buffer, words: new Uint32Array((ARENA_SLOTS * SLOT_BYTES) / 4), used: 0, flushedUpTo: 0 });
+    }
+    const arena = this.arenas[arenaIndex];
+    arena.words.set(args, (within * SLOT_BYTES) / 4);
+    arena.used = within + 1;
+    return { buffer: arena.buffer, offset: within * SLOT_BYTES };
+  }
+
+  private resolve(binding: Binding): GPUBuffer {
+    if (binding === 'absent-read') return this.absentRead;
+    if (binding === 'absent-write') return this.absentWrite;
+    return this.buffer(binding);
+  }
+
+  private dispatch(op: number, args: Uint32Array): void {
+    const kernel = kernels[op];
+    if (!kernel) throw new Error(`tape: unknown command ${op}`);
+    const groups = kernel.workgroups(args);
+    if (groups === 0) return;
+    const key = kernel.key(args);
+    const pipeline = this.pipeline(key, () => kernel.source(key));
+    const { buffer, offset } = this.parameters(args);
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer, offset, size: SLOT_BYTES } }];
+    kernel.bindings(args).forEach((binding, i) => entries.push({ binding: i + 1, resource: { buffer: this.resolve(binding) } }));
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    this.pass ??= this.commandEncoder().beginComputePass();
+    this.pass.setPipeline(pipeline);
+    this.pass.setBindGroup(0, bindGroup);
+    const x = Math.min(groups, MAX_GRID);
+    this.pass.dispatchWorkgroups(x, Math.ceil(groups / x));
+  }
+}

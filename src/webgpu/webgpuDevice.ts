@@ -1,0 +1,72 @@
+// The WebGPU device the native engine's "webgpu" backend runs on: Dawn through the `webgpu`
+// npm package (Metal on macOS, D3D12 or Vulkan on Windows, Vulkan on Linux). The engine records
+// its forward on a command tape (native/src/webgpu/) and hands it to execute(); this side only
+// encodes kernels and reads back what the engine asked for.
+import { TapeRunner } from './tapeRunner';
+
+/** What loadModel(dir, { backend: 'webgpu', webgpu }) takes. */
+export interface WebGpuDevice {
+  readonly adapterName: string;
+  readonly owners: unknown;
+  /** Largest buffer binding, in bytes: the engine splits weight matrices to fit. */
+  readonly maxBindingBytes: number;
+  execute(words: Uint32Array, uploads: ArrayBuffer[]): Promise<ArrayBuffer[]>;
+  destroy(): void;
+}
+
+/** No WebGPU adapter here; the message says why and what to do. */
+export class WebGpuUnavailableError extends Error {
+  readonly code = 'ERR_TIDAL_WEBGPU_UNAVAILABLE';
+}
+
+interface WebGpuModule {
+  create(options: string[]): GPU;
+}
+
+export async function openWebGpuDevice(): Promise<WebGpuDevice> {
+  let module: WebGpuModule;
+  try {
+    module = (await import('webgpu')) as unknown as WebGpuModule;
+  } catch (error) {
+    throw new WebGpuUnavailableError(`The WebGPU runtime (the \`webgpu\` package, Dawn) could not be loaded: ${(error as Error).message}`);
+  }
+  const gpu = module.create([]);
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) {
+    throw new WebGpuUnavailableError(
+      'No WebGPU adapter: Dawn found no Metal, D3D12 or Vulkan device. On Linux, install a Vulkan driver ' +
+        '(Mesa 25 or newer, e.g. mesa-vulkan-drivers from bookworm-backports on Debian 12), or use the cpu backend.',
+    );
+  }
+  const limits = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+      maxBufferSize: limits.maxBufferSize,
+      maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
+    },
+  });
+  const runner = new TapeRunner(device);
+  const info = adapter.info;
+  const adapterName = [info.vendor, info.architecture, info.device, info.description].filter((part) => part).join(' ') || 'unknown adapter';
+  const maxBindingBytes = Math.floor(Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize) / 256) * 256;
+  let chain: Promise<unknown> = Promise.resolve();
+  // The instance and adapter stay referenced while the device lives: Dawn's event processing
+  // uses the instance, and a collected one takes the process down.
+  const owners = { gpu, adapter };
+  return {
+    owners,
+    adapterName,
+    maxBindingBytes,
+    // Tapes run one after another, in the order the engine sent them.
+    execute(words, uploads) {
+      const result = chain.then(() => runner.run(words, uploads));
+      chain = result.catch(() => undefined);
+      return result;
+    },
+    destroy() {
+      runner.destroy();
+      device.destroy();
+    },
+  };
+}

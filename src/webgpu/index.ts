@@ -1,1 +1,1 @@
-export { openWebGpuDevice, WebGpuDevice, WebGpuUnavailableError } from './webgpuDevice';
+export { openWebGpuDevice, WebGpuDevice, WebGpuDeviceOptions, WebGpuUnavailableError } from './webgpuDevice';

@@ -27,7 +27,11 @@ export class TapeRunner {
   private pass: GPUComputePassEncoder | undefined;
   private slot = 0;
 
-  constructor(private readonly device: GPUDevice) {
+  /** poison: every new buffer starts as NaN (tests: a value read before it is written shows). */
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly poison = false,
+  ) {
     this.absentRead = device.createBuffer({ size: 16, usage: STORAGE });
     this.absentWrite = device.createBuffer({ size: 16, usage: STORAGE });
   }
@@ -47,7 +51,9 @@ export class TapeRunner {
       switch (op) {
         case TapeOp.CreateBuffer: {
           const bytes = Math.max(16, Math.ceil(wide(args, 1) / 4) * 4);
-          this.buffers.set(args[0], this.device.createBuffer({ size: bytes, usage: STORAGE | COPY_SRC | COPY_DST }));
+          const buffer = this.device.createBuffer({ size: bytes, usage: STORAGE | COPY_SRC | COPY_DST });
+          if (this.poison) this.fillWithNaN(buffer, bytes);
+          this.buffers.set(args[0], buffer);
           break;
         }
         case TapeOp.FreeBuffer: {
@@ -105,6 +111,12 @@ export class TapeRunner {
     for (const arena of this.arenas) arena.buffer.destroy();
     this.absentRead.destroy();
     this.absentWrite.destroy();
+  }
+
+  private fillWithNaN(buffer: GPUBuffer, bytes: number): void {
+    const chunk = new Uint32Array(Math.min(bytes, 1 << 22) / 4).fill(0x7fc00000);
+    for (let offset = 0; offset < bytes; offset += chunk.byteLength)
+      this.device.queue.writeBuffer(buffer, offset, chunk.buffer, 0, Math.min(chunk.byteLength, bytes - offset));
   }
 
   private buffer(id: number): GPUBuffer {

@@ -23,7 +23,12 @@ interface WebGpuModule {
   create(options: string[]): GPU;
 }
 
-export async function openWebGpuDevice(): Promise<WebGpuDevice> {
+export interface WebGpuDeviceOptions {
+  /** Fill every new device buffer with NaN, so that a kernel reading what nothing wrote shows (tests). */
+  poisonBuffers?: boolean;
+}
+
+export async function openWebGpuDevice(options: WebGpuDeviceOptions = {}): Promise<WebGpuDevice> {
   let module: WebGpuModule;
   try {
     module = (await import('webgpu')) as unknown as WebGpuModule;
@@ -46,7 +51,7 @@ export async function openWebGpuDevice(): Promise<WebGpuDevice> {
       maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
     },
   });
-  const runner = new TapeRunner(device);
+  const runner = new TapeRunner(device, options.poisonBuffers);
   const info = adapter.info;
   const adapterName = [info.vendor, info.architecture, info.device, info.description].filter((part) => part).join(' ') || 'unknown adapter';
   const maxBindingBytes = Math.floor(Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize) / 256) * 256;

@@ -32,6 +32,7 @@ import { RepositoryService } from './repositoryService';
 import { PRIORITY_BACKGROUND, PRIORITY_CHAT, PRIORITY_COMPLETION, RequestCancelledError, RequestQueue } from './requestQueue';
 import { tokenizerForModel } from '../models/modelTokenizer';
 import { TextTokenizer } from './tokenizer';
+import { withWebGpuDevice } from '../webgpu';
 
 export class ModelRequestError extends Error {
   readonly code = 'ERR_TIDAL_REQUEST';
@@ -146,7 +147,7 @@ export class ModelSession {
 
   static async load(addon: NativeAddon, params: LoadModelParams, log?: (message: string) => void, options: SessionOptions = {}): Promise<ModelSession> {
     const tokenizer = tokenizerForModel(params.modelDir, params.tokenizerDir, addon);
-    const engine = await addon.loadModel(params.modelDir, params.options);
+    const engine = await addon.loadModel(params.modelDir, await withWebGpuDevice(params.options));
     if (tokenizer.vocabSize > engine.modelInfo.vocabSize) {
       await engine.unload();
       throw new ModelRequestError(

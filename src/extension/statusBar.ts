@@ -107,7 +107,7 @@ export class TidalStatusBar implements vscode.Disposable {
         tooltip.appendMarkdown(`**Tidal Code** — ${activity?.busy ? 'busy (completing)' : 'ready'}\n\n`);
         if (model.embedded) tooltip.appendMarkdown(`Model: ${DEMO_MODEL_NOTE}\n\n`);
         else tooltip.appendMarkdown('Model: ').appendText(model.loaded.modelDir).appendMarkdown('\n\n');
-        const device = model.loaded.model.backend === 'cuda' && status.info?.cuda.deviceName ? `GPU (${status.info.cuda.deviceName})` : model.loaded.model.backend === 'cuda' ? 'GPU' : 'CPU';
+        const device = model.loaded.model.backend === 'cuda' && status.info?.cuda.deviceName ? `GPU (${status.info.cuda.deviceName})` : model.loaded.model.backend === 'cuda' ? 'GPU' : model.loaded.model.backend === 'webgpu' ? 'GPU (WebGPU)' : 'CPU';
         tooltip.appendText(`Runs on: ${device}${gpu}`).appendMarkdown('\n\n');
         const repositoryLine = repositoryTooltipLine(repository);
         if (repositoryLine) tooltip.appendText(repositoryLine).appendMarkdown('\n\n');

@@ -1,1 +1,2 @@
 export { openWebGpuDevice, WebGpuDevice, WebGpuDeviceOptions, WebGpuUnavailableError } from './webgpuDevice';
+export { withWebGpuDevice } from './engineOptions';

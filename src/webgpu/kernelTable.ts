@@ -2,6 +2,7 @@
 // parameters at binding 0), and how many workgroups it takes. Arguments are the command's words.
 import { attentionWgsl } from './kernels/attention';
 import { LINEAR_ROWS, LINEAR_TOKENS, linearWgsl, WeightType, weightTypes } from './kernels/linear';
+import { linearOneTokenWgsl } from './kernels/linearOneToken';
 import { pageBoundsWgsl } from './kernels/pageBounds';
 import { qkvRopeWgsl } from './kernels/qkvRope';
 import { questPagesWgsl } from './kernels/questPages';
@@ -22,6 +23,7 @@ export interface Kernel {
 
 const ceil = (a: number, b: number) => Math.ceil(a / b);
 const optional = (id: number, absent: Binding): Binding => (id === 0 ? absent : id);
+const oneTokenLinear = (a: Uint32Array) => a[10] === 1 && a[3] % 8 === 0;
 const single = (name: string, source: () => string) => ({ key: () => name, source: () => source() });
 
 export const kernels: Record<number, Kernel> = {
@@ -31,10 +33,14 @@ export const kernels: Record<number, Kernel> = {
     workgroups: (a) => a[7],
   },
   [TapeOp.Linear]: {
-    key: (a) => `linear-${weightTypes[a[1]]}`,
-    source: (key) => linearWgsl(key.slice('linear-'.length) as WeightType),
+    // One token with rows of whole 16-byte pieces: the decode product (linearOneToken.ts).
+    key: (a) => `${oneTokenLinear(a) ? 'linear1' : 'linear'}-${weightTypes[a[1]]}`,
+    source: (key) => {
+      const [name, type] = key.split('-');
+      return name === 'linear1' ? linearOneTokenWgsl(type as WeightType) : linearWgsl(type as WeightType);
+    },
     bindings: (a) => [a[0], a[4], a[7], optional(a[11], 'absent-read')],
-    workgroups: (a) => ceil(a[2], LINEAR_ROWS) * ceil(a[10], LINEAR_TOKENS),
+    workgroups: (a) => (oneTokenLinear(a) ? ceil(a[2], 4) : ceil(a[2], LINEAR_ROWS) * ceil(a[10], LINEAR_TOKENS)),
   },
   [TapeOp.QkvRope]: {
     ...single('qkvRope', qkvRopeWgsl),

@@ -1,6 +1,7 @@
 // Runs the native backend's command tapes on a GPUDevice: buffers by id, one compute pass per
 // stretch of kernels, host uploads and buffer copies in order between them, and the reads
 // mapped back at the end. Kernel parameters go into 256-byte uniform slots.
+import { decodeAttentionCombineWgsl, decodeAttentionPartsWgsl } from './kernels/decodeAttention';
 import { Binding, kernels } from './kernelTable';
 import { commands, TapeOp, wide } from './tape';
 
@@ -26,6 +27,8 @@ export class TapeRunner {
   private encoder: GPUCommandEncoder | undefined;
   private pass: GPUComputePassEncoder | undefined;
   private slot = 0;
+  private partials: GPUBuffer | undefined;  // decode attention's per-partition results
+  private readonly retired: GPUBuffer[] = [];  // replaced scratch, destroyed after the tape's submit
 
   /** poison: every new buffer starts as NaN (tests: a value read before it is written shows). */
   constructor(
@@ -87,6 +90,7 @@ export class TapeRunner {
     }
     this.submit();
     for (const buffer of freed) buffer.destroy();
+    for (const buffer of this.retired.splice(0)) buffer.destroy();
     const outOfMemory = await this.device.popErrorScope();
     const invalid = await this.device.popErrorScope();
     const failure = invalid ?? outOfMemory;
@@ -109,6 +113,7 @@ export class TapeRunner {
     for (const buffer of this.buffers.values()) buffer.destroy();
     this.buffers.clear();
     for (const arena of this.arenas) arena.buffer.destroy();
+    this.partials?.destroy();
     this.absentRead.destroy();
     this.absentWrite.destroy();
   }
@@ -181,15 +186,50 @@ export class TapeRunner {
   }
 
   private dispatch(op: number, args: Uint32Array): void {
+    if (op === TapeOp.Attend && this.decodeAttention(args)) return;
     const kernel = kernels[op];
     if (!kernel) throw new Error(`tape: unknown command ${op}`);
-    const groups = kernel.workgroups(args);
-    if (groups === 0) return;
     const key = kernel.key(args);
-    const pipeline = this.pipeline(key, () => kernel.source(key));
+    this.launch(key, () => kernel.source(key), args, kernel.bindings(args).map((binding) => this.resolve(binding)), kernel.workgroups(args));
+  }
+
+  /**
+   * One-token attention split over the positions (kernels/decodeAttention.ts): partitions of
+   * 32-512 positions, about 128 of them for a long context, then the combine. False where its
+   * limits (head_dim a multiple of 4 up to 256, GQA groups up to 8) send the command to the
+   * one-workgroup-per-head kernel.
+   */
+  private decodeAttention(args: Uint32Array): boolean {
+    const [, tokens, heads, kvHeads, headDim] = args;
+    if (tokens !== 1 || headDim % 4 !== 0 || headDim > 256 || heads / kvHeads > 8) return false;
+    const listed = args[12] !== 0;
+    const count = listed ? args[14] : args[11];
+    const partition = Math.max(32, Math.min(512, Math.ceil(Math.ceil(count / 128) / 32) * 32));
+    const partitions = Math.ceil(count / partition);
+    const bytes = heads * partitions * (headDim + 2) * 4;
+    if (!this.partials || this.partials.size < bytes) {
+      if (this.partials) this.retired.push(this.partials);
+      this.partials = this.device.createBuffer({ size: Math.max(bytes, 1 << 16), usage: STORAGE });
+    }
+    const params = new Uint32Array(17);
+    params.set(args.subarray(0, 15));
+    params[15] = partition;
+    params[16] = partitions;
+    const owners = listed ? heads : kvHeads;
+    const scores = args[10] === 0 ? this.absentWrite : this.buffer(args[10]);
+    const lists = listed ? this.buffer(args[12]) : this.absentRead;
+    this.launch('decodeAttentionParts', decodeAttentionPartsWgsl, params,
+      [this.buffer(args[0]), this.buffer(args[6]), this.buffer(args[7]), this.partials, scores, lists], owners * partitions);
+    this.launch('decodeAttentionCombine', decodeAttentionCombineWgsl, params, [this.partials, this.buffer(args[8])], heads);
+    return true;
+  }
+
+  private launch(key: string, source: () => string, args: Uint32Array, buffers: GPUBuffer[], groups: number): void {
+    if (groups === 0) return;
+    const pipeline = this.pipeline(key, source);
     const { buffer, offset } = this.parameters(args);
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer, offset, size: SLOT_BYTES } }];
-    kernel.bindings(args).forEach((binding, i) => entries.push({ binding: i + 1, resource: { buffer: this.resolve(binding) } }));
+    buffers.forEach((resource, i) => entries.push({ binding: i + 1, resource: { buffer: resource } }));
     const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     this.pass ??= this.commandEncoder().beginComputePass();
     this.pass.setPipeline(pipeline);

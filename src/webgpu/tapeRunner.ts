@@ -10,6 +10,29 @@ const MAP_MODE_READ = 0x01;
 const SLOT_BYTES = 256;
 const ARENA_SLOTS = 256;
 const MAX_GRID = 65535;
+const COMPUTE = 0x4;
+// Dispatches encoded before the encoder is submitted, so the device starts on the first layers
+// while the rest of a pass is being encoded.
+const DISPATCHES_PER_SUBMIT = 64;
+// Bind groups kept for reuse by the next passes (a decode step binds the same buffers each time).
+const MAX_BIND_GROUPS = 8192;
+
+interface Pipeline {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+}
+
+/** The bind group layout a kernel declares: the uniform at binding 0 (dynamic offset), then storage buffers. */
+function layoutEntries(source: string): GPUBindGroupLayoutEntry[] {
+  const entries: GPUBindGroupLayoutEntry[] = [];
+  for (const match of source.matchAll(/@binding\((\d+)\)\s*var<(uniform|storage,\s*read_write|storage,\s*read)>/g)) {
+    const binding = Number(match[1]);
+    const kind = match[2].replace(/\s/g, '');
+    const type: GPUBufferBindingType = kind === 'uniform' ? 'uniform' : kind === 'storage,read' ? 'read-only-storage' : 'storage';
+    entries.push({ binding, visibility: COMPUTE, buffer: { type, hasDynamicOffset: binding === 0 } });
+  }
+  return entries;
+}
 
 interface Arena {
   buffer: GPUBuffer;
@@ -20,7 +43,11 @@ interface Arena {
 
 export class TapeRunner {
   private readonly buffers = new Map<number, GPUBuffer>();
-  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly pipelines = new Map<string, Pipeline>();
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly serials = new WeakMap<GPUBuffer, number>();
+  private nextSerial = 1;
+  private dispatchesSinceSubmit = 0;
   private readonly arenas: Arena[] = [];
   private readonly absentRead: GPUBuffer;
   private readonly absentWrite: GPUBuffer;
@@ -152,16 +179,43 @@ export class TapeRunner {
     }
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = undefined;
+    this.dispatchesSinceSubmit = 0;
   }
 
-  private pipeline(key: string, source: () => string): GPUComputePipeline {
+  private pipeline(key: string, source: () => string): Pipeline {
     let pipeline = this.pipelines.get(key);
     if (!pipeline) {
-      const module = this.device.createShaderModule({ code: source(), label: key });
-      pipeline = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: key });
+      const code = source();
+      const module = this.device.createShaderModule({ code, label: key });
+      const layout = this.device.createBindGroupLayout({ entries: layoutEntries(code), label: key });
+      const pipelineLayout = this.device.createPipelineLayout({ bindGroupLayouts: [layout] });
+      pipeline = { pipeline: this.device.createComputePipeline({ layout: pipelineLayout, compute: { module, entryPoint: 'main' }, label: key }), layout };
       this.pipelines.set(key, pipeline);
     }
     return pipeline;
+  }
+
+  private serial(buffer: GPUBuffer): number {
+    let serial = this.serials.get(buffer);
+    if (serial === undefined) {
+      serial = this.nextSerial++;
+      this.serials.set(buffer, serial);
+    }
+    return serial;
+  }
+
+  /** The bind group of these buffers for this pipeline, made once (buffers are never reused under another serial). */
+  private bindGroup(key: string, pipeline: Pipeline, uniform: GPUBuffer, buffers: GPUBuffer[]): GPUBindGroup {
+    const cacheKey = `${key}:${[uniform, ...buffers].map((buffer) => this.serial(buffer)).join(',')}`;
+    let group = this.bindGroups.get(cacheKey);
+    if (!group) {
+      if (this.bindGroups.size >= MAX_BIND_GROUPS) this.bindGroups.clear();
+      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: uniform, offset: 0, size: SLOT_BYTES } }];
+      buffers.forEach((resource, i) => entries.push({ binding: i + 1, resource: { buffer: resource } }));
+      group = this.device.createBindGroup({ layout: pipeline.layout, entries });
+      this.bindGroups.set(cacheKey, group);
+    }
+    return group;
   }
 
   /** A uniform slot holding `args`: (arena, byte offset). */
@@ -228,13 +282,12 @@ export class TapeRunner {
     if (groups === 0) return;
     const pipeline = this.pipeline(key, source);
     const { buffer, offset } = this.parameters(args);
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer, offset, size: SLOT_BYTES } }];
-    buffers.forEach((resource, i) => entries.push({ binding: i + 1, resource: { buffer: resource } }));
-    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const bindGroup = this.bindGroup(key, pipeline, buffer, buffers);
     this.pass ??= this.commandEncoder().beginComputePass();
-    this.pass.setPipeline(pipeline);
-    this.pass.setBindGroup(0, bindGroup);
+    this.pass.setPipeline(pipeline.pipeline);
+    this.pass.setBindGroup(0, bindGroup, [offset]);
     const x = Math.min(groups, MAX_GRID);
     this.pass.dispatchWorkgroups(x, Math.ceil(groups / x));
+    if (++this.dispatchesSinceSubmit >= DISPATCHES_PER_SUBMIT) this.submit();
   }
 }

@@ -8,6 +8,8 @@ import { TapeRunner } from './tapeRunner';
 export interface WebGpuDevice {
   readonly adapterName: string;
   readonly owners: unknown;
+  /** The GPUDevice itself (benchmarks measure its bandwidth). */
+  readonly gpuDevice: GPUDevice;
   /** Largest buffer binding, in bytes: the engine splits weight matrices to fit. */
   readonly maxBindingBytes: number;
   execute(words: Uint32Array, uploads: ArrayBuffer[]): Promise<ArrayBuffer[]>;
@@ -61,6 +63,7 @@ export async function openWebGpuDevice(options: WebGpuDeviceOptions = {}): Promi
   const owners = { gpu, adapter };
   return {
     owners,
+    gpuDevice: device,
     adapterName,
     maxBindingBytes,
     // Tapes run one after another, in the order the engine sent them.

@@ -18,6 +18,9 @@ namespace tidal {
 namespace {
 
 constexpr uint64_t kFloat = sizeof(float);
+// Weight buffers stay at most this large (the largest binding of many devices, and a bounded
+// copy through JavaScript when they are uploaded).
+constexpr uint64_t kMaxWeightBandBytes = uint64_t{256} << 20;
 
 uint32_t u32(int64_t value) { return static_cast<uint32_t>(value); }
 
@@ -34,7 +37,7 @@ struct DeviceMatrix {
 
 struct DeviceLayer {
   uint32_t input_norm = 0, post_attention_norm = 0;
-  DeviceMatrix q, k, v, o, gate, up, down;
+  DeviceMatrix qkv, o, gate_up, down;  // q|k|v and gate|up stacked by rows
   uint32_t o_bias = 0;
   // q|k|v biases then q|k norm weights, back to back (whichever the model has), and which are there.
   uint32_t qkv_extras = 0, qkv_extras_flags = 0;
@@ -153,7 +156,7 @@ class WebGpuBackend final : public Backend, public DecoderOps {
 
  private:
   void upload_weights();
-  DeviceMatrix upload_matrix(const cpu::MatrixView& matrix);
+  DeviceMatrix upload_matrix(const std::vector<const cpu::MatrixView*>& parts);
   uint32_t upload_vector(const std::vector<float>& values);
   void size_activations(int64_t tokens, int64_t logit_rows);
   // (Re)creates `*id` with room for `bytes` when it has less.
@@ -196,31 +199,47 @@ class WebGpuBackend final : public Backend, public DecoderOps {
   float* logits_destination_ = nullptr;
 };
 
-DeviceMatrix WebGpuBackend::upload_matrix(const cpu::MatrixView& m) {
+// Matrices of the same width stacked by rows (q|k|v, gate|up: one product for the group).
+DeviceMatrix WebGpuBackend::upload_matrix(const std::vector<const cpu::MatrixView*>& parts) {
   DeviceMatrix out;
-  out.rows = m.rows;
-  out.cols = m.cols;
+  const DType dtype = parts[0]->dtype;
+  bool same_type = true;
+  out.cols = parts[0]->cols;
+  for (const cpu::MatrixView* part : parts) {
+    if (part->cols != out.cols) throw std::logic_error("stacked matrices differ in width");
+    same_type = same_type && part->dtype == dtype;
+    out.rows += part->rows;
+  }
   // f16 and bf16 rows are read as pairs of values: kept as they are when rows stay 4-byte aligned.
-  const bool pairs = m.cols % 2 == 0;
-  if (m.dtype == DType::F16 && pairs) {
+  const bool pairs = out.cols % 2 == 0;
+  if (same_type && dtype == DType::F16 && pairs) {
     out.type = TapeWeightType::F16;
-  } else if (m.dtype == DType::BF16 && pairs) {
+  } else if (same_type && dtype == DType::BF16 && pairs) {
     out.type = TapeWeightType::BF16;
   } else {
     out.type = TapeWeightType::F32;
   }
-  const bool as_stored = m.dtype == DType::F32 || out.type != TapeWeightType::F32;
-  const uint64_t row_bytes = static_cast<uint64_t>(m.cols) * (out.type == TapeWeightType::F32 ? 4 : 2);
-  const int64_t band_rows = std::max<int64_t>(1, static_cast<int64_t>(device_->max_binding_bytes() / row_bytes));
-  for (int64_t first = 0; first < m.rows; first += band_rows) {
-    const int64_t rows = std::min(band_rows, m.rows - first);
+  const uint64_t row_bytes = static_cast<uint64_t>(out.cols) * (out.type == TapeWeightType::F32 ? 4 : 2);
+  const uint64_t band_bytes = std::min<uint64_t>(device_->max_binding_bytes(), kMaxWeightBandBytes);
+  const int64_t band_rows = std::max<int64_t>(1, static_cast<int64_t>(band_bytes / row_bytes));
+  for (int64_t first = 0; first < out.rows; first += band_rows) {
+    const int64_t rows = std::min(band_rows, out.rows - first);
     const uint32_t id = device_->create_buffer(static_cast<uint64_t>(rows) * row_bytes);
-    if (as_stored) {
-      device_->upload(id, 0, static_cast<const uint8_t*>(m.data) + first * row_bytes, rows * row_bytes, true);
-    } else {
-      std::vector<float> widened(static_cast<size_t>(rows * m.cols));
-      for (int64_t r = 0; r < rows; ++r) cpu::load_matrix_row(m, first + r, widened.data() + r * m.cols);
-      device_->upload(id, 0, widened.data(), widened.size() * sizeof(float));
+    int64_t part_first = 0;  // the part's first row in the stack
+    for (const cpu::MatrixView* part : parts) {
+      const int64_t begin = std::max(first, part_first), end = std::min(first + rows, part_first + part->rows);
+      if (begin < end) {
+        const uint64_t at = static_cast<uint64_t>(begin - first) * row_bytes;
+        const int64_t local = begin - part_first, count = end - begin;
+        if (part->dtype == DType::F32 || out.type != TapeWeightType::F32) {
+          device_->upload(id, at, static_cast<const uint8_t*>(part->data) + local * row_bytes, count * row_bytes, true);
+        } else {
+          std::vector<float> widened(static_cast<size_t>(count * out.cols));
+          for (int64_t r = 0; r < count; ++r) cpu::load_matrix_row(*part, local + r, widened.data() + r * out.cols);
+          device_->upload(id, at, widened.data(), widened.size() * sizeof(float));
+        }
+      }
+      part_first += part->rows;
     }
     out.bands.push_back({id, first, rows});
     device_->flush();  // one band's copy in flight at a time
@@ -255,17 +274,14 @@ void WebGpuBackend::upload_weights() {
       layer.qkv_extras_flags |= kQkNorm;
     }
     layer.qkv_extras = upload_vector(extras);
-    layer.q = upload_matrix(w.q_proj);
-    layer.k = upload_matrix(w.k_proj);
-    layer.v = upload_matrix(w.v_proj);
-    layer.o = upload_matrix(w.o_proj);
-    layer.gate = upload_matrix(w.gate_proj);
-    layer.up = upload_matrix(w.up_proj);
-    layer.down = upload_matrix(w.down_proj);
+    layer.qkv = upload_matrix({&w.q_proj, &w.k_proj, &w.v_proj});
+    layer.o = upload_matrix({&w.o_proj});
+    layer.gate_up = upload_matrix({&w.gate_proj, &w.up_proj});
+    layer.down = upload_matrix({&w.down_proj});
     layers_.push_back(std::move(layer));
   }
   final_norm_ = upload_vector(weights_.final_norm);
-  lm_head_ = upload_matrix(weights_.lm_head);
+  lm_head_ = upload_matrix({&weights_.lm_head});
   device_->flush();
 }
 
@@ -350,13 +366,10 @@ void WebGpuBackend::linear(int64_t layer_index, LayerMatrix matrix, Activation i
   switch (matrix) {
     case LayerMatrix::Qkv:
       // Their biases are added by qkv_rope_append.
-      record_linear(layer.q, 0, x, 0, x_stride, qkv_.id, 0, qkv_width(), count_, false);
-      record_linear(layer.k, 0, x, 0, x_stride, qkv_.id, q_size(), qkv_width(), count_, false);
-      record_linear(layer.v, 0, x, 0, x_stride, qkv_.id, q_size() + kv_size(), qkv_width(), count_, false);
+      record_linear(layer.qkv, 0, x, 0, x_stride, qkv_.id, 0, qkv_width(), count_, false);
       return;
     case LayerMatrix::GateUp:
-      record_linear(layer.gate, 0, x, 0, x_stride, gate_up_.id, 0, 2 * inner, count_, false);
-      record_linear(layer.up, 0, x, 0, x_stride, gate_up_.id, inner, 2 * inner, count_, false);
+      record_linear(layer.gate_up, 0, x, 0, x_stride, gate_up_.id, 0, 2 * inner, count_, false);
       return;
     case LayerMatrix::O:
       record_linear(layer.o, layer.o_bias, x, 0, x_stride, activation_buffer(out), 0, config_.hidden_size, count_,

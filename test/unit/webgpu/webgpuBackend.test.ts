@@ -140,6 +140,27 @@ test('webgpu sequences: trim, then decode; save to a file and load it back', asy
   }
 });
 
+test('weights split into many buffer bands (a device with 4 KiB bindings) give the same logits', async (t) => {
+  const gpu = await deviceOrSkip(t);
+  if (!gpu) return;
+  for (const name of ['llama2-mha-bf16', 'qwen2-tied-sharded-f32']) {
+    const cpu = await addon.loadModel(fixture(name), { threads: 2 });
+    // Bands of 16-32 rows: q|k|v, gate|up and the output matrix cross band boundaries inside their parts.
+    const small = { maxBindingBytes: 4096, execute: gpu.execute.bind(gpu) };
+    const webgpu = await addon.loadModel(fixture(name), { backend: 'webgpu', webgpu: small });
+    try {
+      const prompt = Array.from({ length: 20 }, (_, i) => (i * 53 + 7) % 500);
+      const a = await cpu.createSequence();
+      const b = await webgpu.createSequence();
+      assertClose(await cpu.prefill(a, prompt, { allLogits: true }), await webgpu.prefill(b, prompt, { allLogits: true }), tolerance(cpu), `${name} prefill`);
+      assertClose(await cpu.decode(a, 3), await webgpu.decode(b, 3), tolerance(cpu), `${name} decode`);
+    } finally {
+      await cpu.unload();
+      await webgpu.unload();
+    }
+  }
+});
+
 test('the webgpu backend without a device says what to do', async () => {
   await assert.rejects(addon.loadModel(fixture('llama3-gqa-f32'), { backend: 'webgpu' }), /webgpu backend runs where the engine is loaded from Node/);
 });

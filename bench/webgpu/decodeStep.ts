@@ -46,19 +46,26 @@ interface Row {
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
-async function timeSteps(engine: NativeEngine, sequence: number, mode: 'full' | 'tidal'): Promise<{ ms: number[]; first: Float32Array }> {
+async function timeSteps(
+  engine: NativeEngine,
+  sequence: number,
+  mode: 'full' | 'tidal',
+  device?: WebGpuDevice,
+): Promise<{ ms: number[]; first: Float32Array; encodeMs: number[]; dispatches: number }> {
   const fork = await engine.forkSequence(sequence);
   const attention = { mode, tokenBudget };
   const first = await engine.decode(fork, 17, attention);
   for (let i = 0; i < 2; i++) await engine.decode(fork, 18 + i, attention);  // warm-up
   const ms: number[] = [];
+  const encodeMs: number[] = [];
   for (let i = 0; i < steps; i++) {
     const start = process.hrtime.bigint();
     await engine.decode(fork, 100 + i, attention);
     ms.push(Number(process.hrtime.bigint() - start) / 1e6);
+    if (device) encodeMs.push(device.lastTape().encodeMs);
   }
   await engine.releaseSequence(fork);
-  return { ms, first };
+  return { ms, first, encodeMs, dispatches: device?.lastTape().dispatches ?? 0 };
 }
 
 /** Device-to-device copy bandwidth of the WebGPU device, read + written bytes per second. */
@@ -140,8 +147,9 @@ async function main(): Promise<void> {
   const restored = await webgpu.loadSequence(retagged);
   notes.push(`webgpu sequence load (${context} positions): ${((Date.now() - start) / 1000).toFixed(1)} s`);
   for (const mode of modes) {
-    const { ms, first } = await timeSteps(webgpu, restored, mode);
+    const { ms, first, encodeMs, dispatches } = await timeSteps(webgpu, restored, mode, device);
     notes.push(`${mode}: first-step logits, webgpu against ${reference}: relative RMS ${relativeRms(firstLogits[mode], first).toExponential(2)}`);
+    notes.push(`${mode}: webgpu step = ${dispatches} dispatches, encoded in ${median(encodeMs).toFixed(2)} ms (median; the device starts every 64)`);
     const positions = mode === 'full' ? context : Math.min(context, tokenBudget);
     const bytes = info.weightBytes + kvElements(positions) * 4;  // f32 K/V
     rows.push({ backend: 'webgpu', mode, context, median_ms: median(ms), min_ms: Math.min(...ms), floor_ms: (bytes / bandwidth) * 2e3, bytes_per_step: bytes });

@@ -41,7 +41,16 @@ interface Arena {
   flushedUpTo: number;
 }
 
+/** What the last tape cost: its dispatches, and the milliseconds spent encoding it and in all. */
+export interface TapeStats {
+  dispatches: number;
+  encodeMs: number;
+  totalMs: number;
+}
+
 export class TapeRunner {
+  lastTape: TapeStats = { dispatches: 0, encodeMs: 0, totalMs: 0 };
+  private dispatches = 0;
   private readonly buffers = new Map<number, GPUBuffer>();
   private readonly pipelines = new Map<string, Pipeline>();
   private readonly bindGroups = new Map<string, GPUBindGroup>();
@@ -73,6 +82,8 @@ export class TapeRunner {
   async run(words: Uint32Array, uploads: ArrayBuffer[]): Promise<ArrayBuffer[]> {
     const reads: { staging: GPUBuffer; bytes: number }[] = [];
     const freed: GPUBuffer[] = [];
+    const started = performance.now();
+    this.dispatches = 0;
     this.slot = 0;
     for (const arena of this.arenas) arena.used = arena.flushedUpTo = 0;
     this.device.pushErrorScope('validation');
@@ -116,6 +127,7 @@ export class TapeRunner {
       }
     }
     this.submit();
+    const encoded = performance.now();
     for (const buffer of freed) buffer.destroy();
     for (const buffer of this.retired.splice(0)) buffer.destroy();
     const outOfMemory = await this.device.popErrorScope();
@@ -125,7 +137,7 @@ export class TapeRunner {
       for (const read of reads) read.staging.destroy();
       throw new Error(failure.message);
     }
-    return Promise.all(
+    const results = await Promise.all(
       reads.map(async ({ staging, bytes }) => {
         await staging.mapAsync(MAP_MODE_READ);
         const data = staging.getMappedRange().slice(0, bytes);
@@ -134,6 +146,8 @@ export class TapeRunner {
         return data;
       }),
     );
+    this.lastTape = { dispatches: this.dispatches, encodeMs: encoded - started, totalMs: performance.now() - started };
+    return results;
   }
 
   destroy(): void {
@@ -288,6 +302,7 @@ export class TapeRunner {
     this.pass.setBindGroup(0, bindGroup, [offset]);
     const x = Math.min(groups, MAX_GRID);
     this.pass.dispatchWorkgroups(x, Math.ceil(groups / x));
+    this.dispatches++;
     if (++this.dispatchesSinceSubmit >= DISPATCHES_PER_SUBMIT) this.submit();
   }
 }

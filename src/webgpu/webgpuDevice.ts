@@ -2,7 +2,7 @@
 // npm package (Metal on macOS, D3D12 or Vulkan on Windows, Vulkan on Linux). The engine records
 // its forward on a command tape (native/src/webgpu/) and hands it to execute(); this side only
 // encodes kernels and reads back what the engine asked for.
-import { TapeRunner } from './tapeRunner';
+import { TapeRunner, TapeStats } from './tapeRunner';
 
 /** What loadModel(dir, { backend: 'webgpu', webgpu }) takes. */
 export interface WebGpuDevice {
@@ -13,6 +13,8 @@ export interface WebGpuDevice {
   /** Largest buffer binding, in bytes: the engine splits weight matrices to fit. */
   readonly maxBindingBytes: number;
   execute(words: Uint32Array, uploads: ArrayBuffer[]): Promise<ArrayBuffer[]>;
+  /** The cost of the last tape run (a decode step is one tape). */
+  lastTape(): TapeStats;
   destroy(): void;
 }
 
@@ -72,6 +74,7 @@ export async function openWebGpuDevice(options: WebGpuDeviceOptions = {}): Promi
       chain = result.catch(() => undefined);
       return result;
     },
+    lastTape: () => runner.lastTape,
     destroy() {
       runner.destroy();
       device.destroy();

@@ -16,12 +16,12 @@ const fields = ['qkv_id', 'tokens', 'heads', 'kv_heads', 'head_dim', 'start', 'k
 export const decodeAttentionPartsWgsl = () => `
 ${paramsStruct(fields)}
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> keys: array<f32>;
+@group(0) @binding(2) var<storage, read> keys: array<vec4f>;
 @group(0) @binding(3) var<storage, read> values: array<f32>;
 @group(0) @binding(4) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(5) var<storage, read_write> scores: array<f32>;
 @group(0) @binding(6) var<storage, read> lists: array<i32>;
-var<workgroup> q: array<f32, 2048>;
+var<workgroup> q: array<vec4f, 512>;
 var<workgroup> weights: array<f32, 1024>;
 var<workgroup> tile_positions: array<u32, 128>;
 var<workgroup> reduce: array<f32, 128>;
@@ -46,7 +46,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) groups: vec3
   let first = part * p.part_size;
   let last = min(count, first + p.part_size);
   let scale = bitcast<f32>(p.scale);
-  for (var i = lane; i < served * p.head_dim; i += 128u) { q[i] = qkv[first_head * p.head_dim + i]; }
+  for (var i = lane; i < served * p.head_dim / 4u; i += 128u) {
+    let at = first_head * p.head_dim + 4u * i;
+    q[i] = vec4f(qkv[at], qkv[at + 1u], qkv[at + 2u], qkv[at + 3u]);
+  }
   workgroupBarrier();
   var running_max: array<f32, 8>;
   var running_sum: array<f32, 8>;
@@ -62,10 +65,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) groups: vec3
       let row = position * kv_size + base;
       var dots: array<f32, 8>;
       for (var d = 0u; d < p.head_dim; d += 4u) {
-        let k = vec4f(keys[row + d], keys[row + d + 1u], keys[row + d + 2u], keys[row + d + 3u]);
+        let k = keys[(row + d) / 4u];
         for (var g = 0u; g < served; g++) {
-          let at = g * p.head_dim + d;
-          dots[g] += dot(vec4f(q[at], q[at + 1u], q[at + 2u], q[at + 3u]), k);
+          dots[g] += dot(q[(g * p.head_dim + d) / 4u], k);
         }
       }
       for (var g = 0u; g < served; g++) {

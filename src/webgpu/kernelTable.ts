@@ -3,6 +3,7 @@
 import { attentionWgsl } from './kernels/attention';
 import { LINEAR_ROWS, LINEAR_TOKENS, linearWgsl, WeightType, weightTypes } from './kernels/linear';
 import { linearOneTokenWgsl } from './kernels/linearOneToken';
+import { linearTiledWgsl, TILED_ROWS, TILED_TOKENS } from './kernels/linearTiled';
 import { pageBoundsWgsl } from './kernels/pageBounds';
 import { qkvRopeWgsl } from './kernels/qkvRope';
 import { questPagesWgsl } from './kernels/questPages';
@@ -23,7 +24,7 @@ export interface Kernel {
 
 const ceil = (a: number, b: number) => Math.ceil(a / b);
 const optional = (id: number, absent: Binding): Binding => (id === 0 ? absent : id);
-const oneTokenLinear = (a: Uint32Array) => a[10] === 1 && a[3] % 8 === 0;
+const linearKind = (a: Uint32Array) => (a[10] === 1 && a[3] % 8 === 0 ? 'linear1' : a[10] >= 16 ? 'linearTiled' : 'linear');
 const single = (name: string, source: () => string) => ({ key: () => name, source: () => source() });
 
 export const kernels: Record<number, Kernel> = {
@@ -33,14 +34,21 @@ export const kernels: Record<number, Kernel> = {
     workgroups: (a) => a[7],
   },
   [TapeOp.Linear]: {
-    // One token with rows of whole 16-byte pieces: the decode product (linearOneToken.ts).
-    key: (a) => `${oneTokenLinear(a) ? 'linear1' : 'linear'}-${weightTypes[a[1]]}`,
+    // One token with rows of whole 16-byte pieces: the decode product (linearOneToken.ts); many
+    // tokens: the tiled product (linearTiled.ts); a few: linear.ts.
+    key: (a) => `${linearKind(a)}-${weightTypes[a[1]]}`,
     source: (key) => {
-      const [name, type] = key.split('-');
-      return name === 'linear1' ? linearOneTokenWgsl(type as WeightType) : linearWgsl(type as WeightType);
+      const [kind, type] = key.split('-');
+      if (kind === 'linear1') return linearOneTokenWgsl(type as WeightType);
+      return kind === 'linearTiled' ? linearTiledWgsl(type as WeightType) : linearWgsl(type as WeightType);
     },
     bindings: (a) => [a[0], a[4], a[7], optional(a[11], 'absent-read')],
-    workgroups: (a) => (oneTokenLinear(a) ? ceil(a[2], 4) : ceil(a[2], LINEAR_ROWS) * ceil(a[10], LINEAR_TOKENS)),
+    workgroups: (a) => {
+      const kind = linearKind(a);
+      if (kind === 'linear1') return ceil(a[2], 4);
+      if (kind === 'linearTiled') return ceil(a[2], TILED_ROWS) * ceil(a[10], TILED_TOKENS);
+      return ceil(a[2], LINEAR_ROWS) * ceil(a[10], LINEAR_TOKENS);
+    },
   },
   [TapeOp.QkvRope]: {
     ...single('qkvRope', qkvRopeWgsl),

@@ -24,7 +24,8 @@ export interface Kernel {
 
 const ceil = (a: number, b: number) => Math.ceil(a / b);
 const optional = (id: number, absent: Binding): Binding => (id === 0 ? absent : id);
-const linearKind = (a: Uint32Array) => (a[10] === 1 && a[3] % 8 === 0 ? 'linear1' : a[10] >= 16 ? 'linearTiled' : 'linear');
+// The one-token kernel reads plain types (f32, f16, bf16: type numbers 0-2) in 16-byte pieces.
+const linearKind = (a: Uint32Array) => (a[10] === 1 && a[3] % 8 === 0 && a[1] <= 2 ? 'linear1' : a[10] >= 16 ? 'linearTiled' : 'linear');
 const single = (name: string, source: () => string) => ({ key: () => name, source: () => source() });
 
 export const kernels: Record<number, Kernel> = {

@@ -35,15 +35,41 @@ struct DeviceMatrix {
   std::vector<Band> bands;
 };
 
+// The matrices of one product (q|k|v, gate|up, or one matrix): runs of the same stored type
+// stacked by rows into one DeviceMatrix each, with the first output column of each run.
+struct DeviceProduct {
+  std::vector<std::pair<DeviceMatrix, int64_t>> runs;
+};
+
 struct DeviceLayer {
   uint32_t input_norm = 0, post_attention_norm = 0;
-  DeviceMatrix qkv, o, gate_up, down;  // q|k|v and gate|up stacked by rows
+  DeviceProduct qkv, o, gate_up, down;
   uint32_t o_bias = 0;
   // q|k|v biases then q|k norm weights, back to back (whichever the model has), and which are there.
   uint32_t qkv_extras = 0, qkv_extras_flags = 0;
 };
 
 constexpr uint32_t kQkvBias = 1, kQkNorm = 2;
+
+// How a matrix of `dtype` and `cols` columns is kept on the device: as stored where the kernels
+// read that type and rows stay 4-byte aligned, else widened to f32.
+TapeWeightType device_type(DType dtype, int64_t cols) {
+  const bool aligned = dtype_bytes(dtype, cols) % 4 == 0;
+  switch (dtype) {
+    case DType::F16:
+      return aligned ? TapeWeightType::F16 : TapeWeightType::F32;
+    case DType::BF16:
+      return aligned ? TapeWeightType::BF16 : TapeWeightType::F32;
+    case DType::Q8_0:
+      return aligned ? TapeWeightType::Q8_0 : TapeWeightType::F32;
+    case DType::Q4_K:
+      return aligned ? TapeWeightType::Q4_K : TapeWeightType::F32;
+    case DType::Q6_K:
+      return aligned ? TapeWeightType::Q6_K : TapeWeightType::F32;
+    default:
+      return TapeWeightType::F32;
+  }
+}
 
 uint32_t policy_word(SelectionPolicy policy) {
   switch (policy) {
@@ -157,11 +183,14 @@ class WebGpuBackend final : public Backend, public DecoderOps {
  private:
   void upload_weights();
   DeviceMatrix upload_matrix(const std::vector<const cpu::MatrixView*>& parts);
+  DeviceProduct upload_product(const std::vector<const cpu::MatrixView*>& parts);
   uint32_t upload_vector(const std::vector<float>& values);
   void size_activations(int64_t tokens, int64_t logit_rows);
   // (Re)creates `*id` with room for `bytes` when it has less.
   void ensure(uint32_t* id, uint64_t* capacity, uint64_t bytes);
   uint32_t activation_buffer(Activation a) const;
+  void record_product(const DeviceProduct& product, uint32_t bias, uint32_t in, int64_t in_stride, uint32_t out,
+                      int64_t out_offset, int64_t out_stride, int64_t tokens, bool accumulate);
   void record_linear(const DeviceMatrix& w, uint32_t bias, uint32_t in, int64_t in_offset, int64_t in_stride,
                      uint32_t out, int64_t out_offset, int64_t out_stride, int64_t tokens, bool accumulate);
 
@@ -178,7 +207,7 @@ class WebGpuBackend final : public Backend, public DecoderOps {
 
   std::vector<DeviceLayer> layers_;
   uint32_t final_norm_ = 0;
-  DeviceMatrix lm_head_;
+  DeviceProduct lm_head_;
 
   // Activations, row-major [tokens][activation_width], and the pass's RoPE angles
   // [tokens][cos half | sin half]; each buffer with its capacity in bytes.
@@ -210,16 +239,9 @@ DeviceMatrix WebGpuBackend::upload_matrix(const std::vector<const cpu::MatrixVie
     same_type = same_type && part->dtype == dtype;
     out.rows += part->rows;
   }
-  // f16 and bf16 rows are read as pairs of values: kept as they are when rows stay 4-byte aligned.
-  const bool pairs = out.cols % 2 == 0;
-  if (same_type && dtype == DType::F16 && pairs) {
-    out.type = TapeWeightType::F16;
-  } else if (same_type && dtype == DType::BF16 && pairs) {
-    out.type = TapeWeightType::BF16;
-  } else {
-    out.type = TapeWeightType::F32;
-  }
-  const uint64_t row_bytes = static_cast<uint64_t>(out.cols) * (out.type == TapeWeightType::F32 ? 4 : 2);
+  out.type = same_type ? device_type(dtype, out.cols) : TapeWeightType::F32;
+  const uint64_t row_bytes =
+      out.type == TapeWeightType::F32 ? static_cast<uint64_t>(out.cols) * 4 : dtype_bytes(dtype, out.cols);
   const uint64_t band_bytes = std::min<uint64_t>(device_->max_binding_bytes(), kMaxWeightBandBytes);
   const int64_t band_rows = std::max<int64_t>(1, static_cast<int64_t>(band_bytes / row_bytes));
   for (int64_t first = 0; first < out.rows; first += band_rows) {
@@ -231,7 +253,7 @@ DeviceMatrix WebGpuBackend::upload_matrix(const std::vector<const cpu::MatrixVie
       if (begin < end) {
         const uint64_t at = static_cast<uint64_t>(begin - first) * row_bytes;
         const int64_t local = begin - part_first, count = end - begin;
-        if (part->dtype == DType::F32 || out.type != TapeWeightType::F32) {
+        if (part->dtype == DType::F32 || out.type != TapeWeightType::F32) {  // as stored
           device_->upload(id, at, static_cast<const uint8_t*>(part->data) + local * row_bytes, count * row_bytes, true);
         } else {
           std::vector<float> widened(static_cast<size_t>(count * out.cols));
@@ -245,6 +267,21 @@ DeviceMatrix WebGpuBackend::upload_matrix(const std::vector<const cpu::MatrixVie
     device_->flush();  // one band's copy in flight at a time
   }
   return out;
+}
+
+DeviceProduct WebGpuBackend::upload_product(const std::vector<const cpu::MatrixView*>& parts) {
+  DeviceProduct product;
+  int64_t column = 0;
+  for (size_t first = 0; first < parts.size();) {
+    size_t end = first + 1;
+    while (end < parts.size() && parts[end]->dtype == parts[first]->dtype) ++end;
+    const std::vector<const cpu::MatrixView*> run(parts.begin() + static_cast<std::ptrdiff_t>(first),
+                                                  parts.begin() + static_cast<std::ptrdiff_t>(end));
+    product.runs.emplace_back(upload_matrix(run), column);
+    for (const cpu::MatrixView* part : run) column += part->rows;
+    first = end;
+  }
+  return product;
 }
 
 uint32_t WebGpuBackend::upload_vector(const std::vector<float>& values) {
@@ -274,14 +311,14 @@ void WebGpuBackend::upload_weights() {
       layer.qkv_extras_flags |= kQkNorm;
     }
     layer.qkv_extras = upload_vector(extras);
-    layer.qkv = upload_matrix({&w.q_proj, &w.k_proj, &w.v_proj});
-    layer.o = upload_matrix({&w.o_proj});
-    layer.gate_up = upload_matrix({&w.gate_proj, &w.up_proj});
-    layer.down = upload_matrix({&w.down_proj});
+    layer.qkv = upload_product({&w.q_proj, &w.k_proj, &w.v_proj});
+    layer.o = upload_product({&w.o_proj});
+    layer.gate_up = upload_product({&w.gate_proj, &w.up_proj});
+    layer.down = upload_product({&w.down_proj});
     layers_.push_back(std::move(layer));
   }
   final_norm_ = upload_vector(weights_.final_norm);
-  lm_head_ = upload_matrix({&weights_.lm_head});
+  lm_head_ = upload_product({&weights_.lm_head});
   device_->flush();
 }
 
@@ -325,6 +362,14 @@ uint32_t WebGpuBackend::activation_buffer(Activation a) const {
   return 0;
 }
 
+void WebGpuBackend::record_product(const DeviceProduct& product, uint32_t bias, uint32_t in, int64_t in_stride,
+                                   uint32_t out, int64_t out_offset, int64_t out_stride, int64_t tokens,
+                                   bool accumulate) {
+  // A bias belongs to a one-matrix product (o_proj), so the runs' column offsets apply to it too.
+  for (const auto& [matrix, column] : product.runs)
+    record_linear(matrix, bias, in, 0, in_stride, out, out_offset + column, out_stride, tokens, accumulate);
+}
+
 void WebGpuBackend::record_linear(const DeviceMatrix& w, uint32_t bias, uint32_t in, int64_t in_offset,
                                   int64_t in_stride, uint32_t out, int64_t out_offset, int64_t out_stride,
                                   int64_t tokens, bool accumulate) {
@@ -366,17 +411,17 @@ void WebGpuBackend::linear(int64_t layer_index, LayerMatrix matrix, Activation i
   switch (matrix) {
     case LayerMatrix::Qkv:
       // Their biases are added by qkv_rope_append.
-      record_linear(layer.qkv, 0, x, 0, x_stride, qkv_.id, 0, qkv_width(), count_, false);
+      record_product(layer.qkv, 0, x, x_stride, qkv_.id, 0, qkv_width(), count_, false);
       return;
     case LayerMatrix::GateUp:
-      record_linear(layer.gate_up, 0, x, 0, x_stride, gate_up_.id, 0, 2 * inner, count_, false);
+      record_product(layer.gate_up, 0, x, x_stride, gate_up_.id, 0, 2 * inner, count_, false);
       return;
     case LayerMatrix::O:
-      record_linear(layer.o, layer.o_bias, x, 0, x_stride, activation_buffer(out), 0, config_.hidden_size, count_,
-                    accumulate);
+      record_product(layer.o, layer.o_bias, x, x_stride, activation_buffer(out), 0, config_.hidden_size, count_,
+                     accumulate);
       return;
     case LayerMatrix::Down:
-      record_linear(layer.down, 0, x, 0, x_stride, activation_buffer(out), 0, config_.hidden_size, count_, accumulate);
+      record_product(layer.down, 0, x, x_stride, activation_buffer(out), 0, config_.hidden_size, count_, accumulate);
       return;
   }
 }
@@ -435,7 +480,7 @@ void WebGpuBackend::swiglu() {
 }
 
 void WebGpuBackend::logits(int64_t rows) {
-  record_linear(lm_head_, 0, normed_.id, 0, config_.hidden_size, logits_buffer_.id, 0, config_.vocab_size, rows, false);
+  record_product(lm_head_, 0, normed_.id, config_.hidden_size, logits_buffer_.id, 0, config_.vocab_size, rows, false);
 }
 
 void WebGpuBackend::write_activation(Activation a, int64_t rows, const float* values) {

@@ -37,7 +37,8 @@ enum class TapeOp : uint32_t {
 };
 
 // How a weight matrix is stored on the device (Linear's dtype word).
-enum class TapeWeightType : uint32_t { F32 = 0, F16 = 1, BF16 = 2 };
+// Block-quantised types keep their GGUF blocks (rows of whole blocks, 4-byte aligned).
+enum class TapeWeightType : uint32_t { F32 = 0, F16 = 1, BF16 = 2, Q8_0 = 3, Q4_K = 4, Q6_K = 5 };
 
 // Data the tape carries to the device (weights, token embeddings, RoPE angles).
 struct TapeUpload {

@@ -3,13 +3,26 @@
 // f32. A workgroup of 64 lanes computes 4 rows x 4 tokens: each lane sums a strided share of
 // the columns, then a tree over the lanes adds the shares.
 import { groupIndex, paramsStruct } from './common';
+import { isQuantized, quantizedWgsl } from './quantized';
 
-export type WeightType = 'f32' | 'f16' | 'bf16';
-export const weightTypes: WeightType[] = ['f32', 'f16', 'bf16'];
+// The tape's weight types, by their number (TapeWeightType in native/src/webgpu/webgpu_tape.h).
+export type WeightType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_k' | 'q6_k';
+export const weightTypes: WeightType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_k', 'q6_k'];
 export const LINEAR_ROWS = 4;
 export const LINEAR_TOKENS = 4;
 
 function columnLoop(type: WeightType): string {
+  if (isQuantized(type)) {
+    return `
+  for (var c = lane; c < p.cols; c += 64u) {
+    var xs: array<f32, 4>;
+    for (var j = 0u; j < 4u; j++) { xs[j] = x[x_row[j] + c]; }
+    for (var i = 0u; i < 4u; i++) {
+      let wv = weight_value(w_row[i] / p.cols, c);
+      for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] += wv * xs[j]; }
+    }
+  }`;
+  }
   if (type === 'f32') {
     return `
   for (var c = lane; c < p.cols; c += 64u) {
@@ -44,6 +57,7 @@ ${paramsStruct(['w_id', 'w_type', 'rows', 'cols', 'x_id', 'x_offset', 'x_stride'
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 var<workgroup> shares: array<f32, 1024>;
 ${groupIndex}
+${isQuantized(type) ? quantizedWgsl(type) : ''}
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) groups: vec3u,
         @builtin(local_invocation_index) lane: u32) {

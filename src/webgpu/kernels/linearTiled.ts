@@ -4,11 +4,22 @@
 // 4 tokens. Pieces past the matrix's edges are zeros. W is f32, or f16 / bf16 read as pairs.
 import { groupIndex, paramsStruct } from './common';
 import { WeightType } from './linear';
+import { isQuantized, quantizedWgsl } from './quantized';
 
 export const TILED_ROWS = 64;
 export const TILED_TOKENS = 64;
 
 function loadWeights(type: WeightType): string {
+  if (isQuantized(type)) {
+    return `
+    for (var i = lane; i < 1024u; i += 256u) {
+      let r = i / 16u;
+      let c = i % 16u;
+      var value = 0.0;
+      if (first_row + r < p.rows && k + c < p.cols) { value = weight_value(first_row + r, k + c); }
+      w_tile[r * 17u + c] = value;
+    }`;
+  }
   if (type === 'f32') {
     return `
     for (var i = lane; i < 1024u; i += 256u) {
@@ -44,6 +55,7 @@ ${paramsStruct(['w_id', 'w_type', 'rows', 'cols', 'x_id', 'x_offset', 'x_stride'
 var<workgroup> w_tile: array<f32, 1088>;  // [64 rows][16 + 1]
 var<workgroup> x_tile: array<f32, 1088>;  // [64 tokens][16 + 1]
 ${groupIndex}
+${isQuantized(type) ? quantizedWgsl(type) : ''}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) groups: vec3u,
         @builtin(local_invocation_index) lane: u32) {

@@ -52,6 +52,7 @@ std::unique_ptr<Backend> create_backend(const ModelConfig& config, const ModelWe
     WebGpuBackendOptions webgpu_options;
     webgpu_options.executor = options.webgpu_executor;
     webgpu_options.max_kv_bytes = options.max_kv_bytes;
+    webgpu_options.max_positions = options.max_context;
     return create_webgpu_backend(config, weights, webgpu_options);
   }
 #ifdef TIDAL_HAVE_CUDA

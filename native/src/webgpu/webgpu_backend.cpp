@@ -89,6 +89,7 @@ class WebGpuBackend final : public Backend, public DecoderOps {
       : config_(config),
         weights_(weights),
         device_(std::make_shared<WebGpuDevice>(options.executor, options.max_kv_bytes)),
+        max_positions_(options.max_positions),
         inverse_frequencies_(config.rope_frequencies) {
     check_rope_frequencies(config);
     upload_weights();
@@ -101,7 +102,7 @@ class WebGpuBackend final : public Backend, public DecoderOps {
   DecoderOps& decoder_ops() override { return *this; }
 
   std::unique_ptr<KvCache> create_kv_cache() override {
-    return std::make_unique<WebGpuKvCache>(device_, config_.num_layers, kv_size());
+    return std::make_unique<WebGpuKvCache>(device_, config_.num_layers, kv_size(), max_positions_);
   }
   size_t kv_bytes_in_use() const override { return device_->kv_bytes_in_use(); }
   size_t kv_bytes_peak() const override { return device_->kv_bytes_peak(); }
@@ -203,6 +204,7 @@ class WebGpuBackend final : public Backend, public DecoderOps {
   ModelConfig config_;
   const ModelWeights& weights_;
   std::shared_ptr<WebGpuDevice> device_;
+  int64_t max_positions_;
   std::vector<float> inverse_frequencies_;
 
   std::vector<DeviceLayer> layers_;

@@ -15,6 +15,7 @@ namespace tidal {
 struct WebGpuBackendOptions {
   std::shared_ptr<WebGpuExecutor> executor;  // required
   size_t max_kv_bytes = 0;                   // 0 = no cap
+  int64_t max_positions = 0;                 // per sequence; 0 = no cap (KV buffers grow ahead up to it)
 };
 
 // Throws RequestError without an executor.

@@ -4,11 +4,13 @@
 #include <stdexcept>
 
 #include "engine/decoder.h"
+#include "tidal/error.h"
 
 namespace tidal {
 
-WebGpuKvCache::WebGpuKvCache(std::shared_ptr<WebGpuDevice> device, int64_t layers, int64_t row_values)
-    : device_(std::move(device)), layers_(layers), row_values_(row_values) {}
+WebGpuKvCache::WebGpuKvCache(std::shared_ptr<WebGpuDevice> device, int64_t layers, int64_t row_values,
+                             int64_t max_positions)
+    : device_(std::move(device)), layers_(layers), row_values_(row_values), max_positions_(max_positions) {}
 
 WebGpuKvCache::~WebGpuKvCache() { release(); }
 
@@ -37,8 +39,15 @@ void WebGpuKvCache::trim(int64_t length) {
 
 void WebGpuKvCache::reserve(int64_t positions) {
   if (positions <= capacity_) return;
-  int64_t capacity = std::max<int64_t>({positions, 2 * capacity_, 64});
+  // Growing copies every position, so grow ahead by half (not past max_positions).
+  int64_t capacity = std::max<int64_t>({positions, capacity_ + capacity_ / 2, 32});
+  if (max_positions_ > 0) capacity = std::max(positions, std::min(capacity, max_positions_));
   capacity = pages_of(capacity) * kQuestPageTokens;
+  const uint64_t layer_bytes = static_cast<uint64_t>(capacity) * row_values_ * sizeof(float);
+  if (layer_bytes > device_->max_binding_bytes())
+    throw OutOfMemoryError("the keys of one layer at " + std::to_string(capacity) + " positions need " +
+                           std::to_string(layer_bytes) + " bytes, more than this WebGPU device binds in one buffer (" +
+                           std::to_string(device_->max_binding_bytes()) + " bytes): use a shorter context");
   const size_t bytes = bytes_for(capacity);
   device_->reserve_kv(bytes);
   const uint64_t row_bytes = static_cast<uint64_t>(row_values_) * sizeof(float);
@@ -65,7 +74,7 @@ void WebGpuKvCache::reserve(int64_t positions) {
 
 std::unique_ptr<KvCache> WebGpuKvCache::fork(int64_t length) const {
   if (length < 0 || length > length_) throw std::logic_error("fork past the cache's length");
-  auto copy = std::make_unique<WebGpuKvCache>(device_, layers_, row_values_);
+  auto copy = std::make_unique<WebGpuKvCache>(device_, layers_, row_values_, max_positions_);
   copy->reserve(std::max<int64_t>(length, 1));
   const uint64_t row_bytes = static_cast<uint64_t>(row_values_) * sizeof(float);
   for (int64_t l = 0; l < layers_; ++l) {

@@ -14,7 +14,8 @@ namespace tidal {
 
 class WebGpuKvCache final : public KvCache {
  public:
-  WebGpuKvCache(std::shared_ptr<WebGpuDevice> device, int64_t layers, int64_t row_values);
+  // `max_positions` (0: none) caps how far the buffers grow ahead of what is asked.
+  WebGpuKvCache(std::shared_ptr<WebGpuDevice> device, int64_t layers, int64_t row_values, int64_t max_positions);
   ~WebGpuKvCache() override;
 
   int64_t length() const override { return length_; }
@@ -38,7 +39,7 @@ class WebGpuKvCache final : public KvCache {
   void release();
 
   std::shared_ptr<WebGpuDevice> device_;
-  int64_t layers_, row_values_;
+  int64_t layers_, row_values_, max_positions_;
   int64_t length_ = 0, capacity_ = 0;
   size_t bytes_ = 0;
   std::vector<uint32_t> keys_, values_, key_min_, key_max_;

@@ -5,6 +5,7 @@ import { LINEAR_ROWS, LINEAR_TOKENS, linearWgsl, WeightType, weightTypes } from 
 import { linearOneTokenWgsl } from './kernels/linearOneToken';
 import { linearTiledWgsl, TILED_ROWS, TILED_TOKENS } from './kernels/linearTiled';
 import { pageBoundsWgsl } from './kernels/pageBounds';
+import { PREFILL_TOKENS, prefillAttentionWgsl } from './kernels/prefillAttention';
 import { qkvRopeWgsl } from './kernels/qkvRope';
 import { questPagesWgsl } from './kernels/questPages';
 import { rmsNormWgsl } from './kernels/rmsNorm';
@@ -26,6 +27,8 @@ const ceil = (a: number, b: number) => Math.ceil(a / b);
 const optional = (id: number, absent: Binding): Binding => (id === 0 ? absent : id);
 // The one-token kernel reads plain types (f32, f16, bf16: type numbers 0-2) in 16-byte pieces.
 const linearKind = (a: Uint32Array) => (a[10] === 1 && a[3] % 8 === 0 && a[1] <= 2 ? 'linear1' : a[10] >= 16 ? 'linearTiled' : 'linear');
+// Dense attention of several tokens (no kept scores, no lists).
+const tiledPrefill = (a: Uint32Array) => a[1] > 1 && a[4] <= 128 && a[10] === 0 && a[12] === 0;
 const single = (name: string, source: () => string) => ({ key: () => name, source: () => source() });
 
 export const kernels: Record<number, Kernel> = {
@@ -62,9 +65,13 @@ export const kernels: Record<number, Kernel> = {
     workgroups: (a) => ceil((a[6] - a[5]) * a[3] * a[4], 64),
   },
   [TapeOp.Attend]: {
-    ...single('attention', attentionWgsl),
-    bindings: (a) => [a[0], a[6], a[7], a[8], optional(a[10], 'absent-write'), optional(a[12], 'absent-read')],
-    workgroups: (a) => a[1] * a[2],
+    // Passes of several tokens with head_dim <= 128: the tiled prefill kernel; otherwise (and for
+    // one token when the runner's split kernel does not apply) one workgroup per token and head.
+    key: (a) => (tiledPrefill(a) ? `prefillAttention-${a[4]}` : 'attention'),
+    source: (key) => (key === 'attention' ? attentionWgsl() : prefillAttentionWgsl(Number(key.split('-')[1]))),
+    bindings: (a) =>
+      tiledPrefill(a) ? [a[0], a[6], a[7], a[8]] : [a[0], a[6], a[7], a[8], optional(a[10], 'absent-write'), optional(a[12], 'absent-read')],
+    workgroups: (a) => (tiledPrefill(a) ? ceil(a[1], PREFILL_TOKENS) * a[2] : a[1] * a[2]),
   },
   [TapeOp.SelectTopK]: {
     ...single('selectTopK', selectTopKWgsl),

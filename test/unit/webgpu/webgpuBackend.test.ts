@@ -111,21 +111,21 @@ for (const [index, model] of models.entries()) {
   });
 }
 
-test('webgpu sequences: trim, then decode; save to a file and load it back', async (t) => {
+test('webgpu sequences: a long pass, trim, then decode; save to a file and load it back', async (t) => {
   const gpu = await deviceOrSkip(t);
   if (!gpu) return;
   const [cpu, webgpu] = await pair(gpu, fixture('qwen3-qknorm-f32'));
   const dir = mkdtempSync(path.join(tmpdir(), 'tidal-webgpu-'));
   try {
     const next = random(77);
-    const prompt = Array.from({ length: 37 }, () => Math.floor(next() * 500));
+    // 150 tokens in one pass: the prefill attention's workgroups of 64 tokens, three of them.
+    const prompt = Array.from({ length: 150 }, () => Math.floor(next() * 500));
     const tol = tolerance(cpu);
     const a = await cpu.createSequence();
     const b = await webgpu.createSequence();
-    await cpu.prefill(a, prompt);
-    await webgpu.prefill(b, prompt);
-    await cpu.trimSequence(a, 21);
-    await webgpu.trimSequence(b, 21);
+    assertClose(await cpu.prefill(a, prompt, { allLogits: true }), await webgpu.prefill(b, prompt, { allLogits: true }), tol, 'one 150-token pass');
+    await cpu.trimSequence(a, 121);
+    await webgpu.trimSequence(b, 121);
     const attention = { mode: 'quest' as const, tokenBudget: 16 };
     assertClose(await cpu.decode(a, 7, attention), await webgpu.decode(b, 7, attention), tol, 'after trim');
     const file = path.join(dir, 'sequence.tkv');

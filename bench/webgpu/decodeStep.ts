@@ -9,8 +9,12 @@
 // bandwidth measured in the same process (read + written bytes, as bench/NOTES.md counts them).
 // Prints a markdown table, writes --out-json and --out-md.
 //
+// Also: both backends prefill the first --prefill-tokens tokens in one sequence each (timed,
+// last-token logits compared), which checks the WebGPU prefill kernels on the device.
+//
 //   node decode-step.js --model DIR [--reference cuda|cpu] [--context 32768] [--steps 16]
-//        [--modes full,tidal] [--token-budget 2048] [--work DIR] [--out-json F] [--out-md F]
+//        [--modes full,tidal] [--token-budget 2048] [--prefill-tokens 2048] [--work DIR]
+//        [--out-json F] [--out-md F]
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -33,6 +37,7 @@ const work = option('work', '/tmp/tidal-webgpu-bench');
 const addonDir = option('addon-dir', path.resolve('dist'));
 const outJson = option('out-json', '');
 const outMd = option('out-md', '');
+const prefillCheck = Number(option('prefill-tokens', '2048'));
 
 interface Row {
   backend: string;
@@ -116,6 +121,15 @@ async function main(): Promise<void> {
   const sequence = await ref.createSequence();
   await ref.prefill(sequence, tokens);
   notes.push(`${reference} prefill of ${context} tokens: ${((Date.now() - start) / 1000).toFixed(1)} s`);
+  let prefillLogits: Float32Array | undefined;
+  let referencePrefillMs = 0;
+  if (prefillCheck > 0) {
+    const short = await ref.createSequence();
+    start = Date.now();
+    prefillLogits = await ref.prefill(short, tokens.slice(0, prefillCheck));
+    referencePrefillMs = Date.now() - start;
+    await ref.releaseSequence(short);
+  }
   const firstLogits: Record<string, Float32Array> = {};
   for (const mode of modes) {
     const { ms, first } = await timeSteps(ref, sequence, mode);
@@ -143,6 +157,17 @@ async function main(): Promise<void> {
   start = Date.now();
   const webgpu = await addon.loadModel(model, { backend: 'webgpu', webgpu: device, maxContext: context + 64 });
   notes.push(`webgpu model load (weights uploaded): ${((Date.now() - start) / 1000).toFixed(1)} s`);
+  if (prefillLogits) {
+    const short = await webgpu.createSequence();
+    start = Date.now();
+    const logits = await webgpu.prefill(short, tokens.slice(0, prefillCheck));
+    const ms = Date.now() - start;
+    notes.push(
+      `prefill of ${prefillCheck} tokens: webgpu ${ms} ms (${((prefillCheck / ms) * 1000).toFixed(0)} tok/s), ${reference} ${referencePrefillMs} ms ` +
+        `(${((prefillCheck / referencePrefillMs) * 1000).toFixed(0)} tok/s); last-token logits relative RMS ${relativeRms(prefillLogits, logits).toExponential(2)}`,
+    );
+    await webgpu.releaseSequence(short);
+  }
   start = Date.now();
   const restored = await webgpu.loadSequence(retagged);
   notes.push(`webgpu sequence load (${context} positions): ${((Date.now() - start) / 1000).toFixed(1)} s`);

@@ -39,7 +39,10 @@ export async function openWebGpuDevice(options: WebGpuDeviceOptions = {}): Promi
   } catch (error) {
     throw new WebGpuUnavailableError(`The WebGPU runtime (the \`webgpu\` package, Dawn) could not be loaded: ${(error as Error).message}`);
   }
-  const gpu = module.create([]);
+  // Dawn's own options, space-separated (e.g. `adapter=NAME`, `backend=vulkan`,
+  // `enable-dawn-features=disable_robustness`): see the webgpu package's README.
+  const flags = (process.env.TIDAL_WEBGPU_FLAGS ?? '').split(' ').filter((flag) => flag);
+  const gpu = module.create(flags);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) {
     throw new WebGpuUnavailableError(

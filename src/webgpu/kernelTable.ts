@@ -9,6 +9,7 @@ import { PREFILL_TOKENS, prefillAttentionWgsl } from './kernels/prefillAttention
 import { qkvRopeWgsl } from './kernels/qkvRope';
 import { questPagesWgsl } from './kernels/questPages';
 import { rmsNormWgsl } from './kernels/rmsNorm';
+import { rotateKeysWgsl } from './kernels/rotateKeys';
 import { selectTopKWgsl } from './kernels/selectTopK';
 import { swigluWgsl } from './kernels/swiglu';
 import { TapeOp } from './tape';
@@ -82,6 +83,11 @@ export const kernels: Record<number, Kernel> = {
     ...single('questPages', questPagesWgsl),
     bindings: (a) => [a[0], a[4], a[5], a[9], a[11]],
     workgroups: (a) => a[1],
+  },
+  [TapeOp.RotateKeys]: {
+    ...single('rotateKeys', rotateKeysWgsl),
+    bindings: (a) => [a[0], a[5]],
+    workgroups: (a) => ceil(a[4] * a[1] * (a[2] / 2), 64),
   },
   [TapeOp.Swiglu]: {
     ...single('swiglu', swigluWgsl),

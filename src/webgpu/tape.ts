@@ -14,6 +14,7 @@ export const TapeOp = {
   SelectTopK: 11,
   QuestPages: 12,
   Swiglu: 13,
+  RotateKeys: 14,
 } as const;
 
 /** A 64-bit count or offset sent as (low word, high word). */

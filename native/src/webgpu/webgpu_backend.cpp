@@ -112,9 +112,7 @@ class WebGpuBackend final : public Backend, public DecoderOps {
   const char* kv_dtype() const override { return "f32"; }
 
   SelectionTrace last_selection_trace() const override;
-  void compact(KvCache&, const KvRanges&) override {
-    throw RequestError("the webgpu backend cannot move K/V positions yet (context shift); use the cpu backend for it");
-  }
+  void compact(KvCache& cache, const KvRanges& ranges) override;
   void save_kv(const KvCache& cache, KvByteSink& sink) override;
   void load_kv(KvCache& cache, int64_t length, KvByteSource& source) override;
 
@@ -520,6 +518,58 @@ SelectionTrace WebGpuBackend::last_selection_trace() const {
   self.device_->read(scores_.id, 0, trace.scores.size() * sizeof(float), trace.scores.data());
   trace.selected = self.read_position_lists(PositionLists::Selection);
   return trace;
+}
+
+// Context shift (Backend::compact): each range that moves goes down to follow the previous
+// one; values are copied, keys copied and rotated by the RoPE angle of the move (delta *
+// inv_freq_i per pair, computed in double on the host as the CPU backend does), then the Quest
+// page bounds are rebuilt from the first moved position. A copy within one buffer goes through
+// a scratch buffer (WebGPU copies need two buffers).
+void WebGpuBackend::compact(KvCache& cache_base, const KvRanges& ranges) {
+  auto& cache = dynamic_cast<WebGpuKvCache&>(cache_base);
+  const int64_t half = config_.head_dim / 2;
+  const uint64_t row_bytes = static_cast<uint64_t>(kv_size()) * sizeof(float);
+  int64_t largest = 0;
+  for (const auto& range : ranges) largest = std::max(largest, range.second);
+  int64_t next = 0, first_moved = -1;
+  uint32_t scratch = 0;
+  for (const auto& [start, count] : ranges) {
+    if (start != next) {
+      if (first_moved < 0) {
+        first_moved = next;
+        scratch = device_->create_buffer(static_cast<uint64_t>(largest) * row_bytes);
+      }
+      std::vector<double> cos_values(static_cast<size_t>(half)), sin_values(static_cast<size_t>(half));
+      cpu::rope_delta_angles(inverse_frequencies_.data(), half, next - start, cos_values.data(), sin_values.data());
+      std::vector<float> table(static_cast<size_t>(2 * half));
+      for (int64_t i = 0; i < half; ++i) {
+        table[static_cast<size_t>(i)] = static_cast<float>(cos_values[static_cast<size_t>(i)]);
+        table[static_cast<size_t>(half + i)] = static_cast<float>(sin_values[static_cast<size_t>(i)]);
+      }
+      const uint32_t angles = device_->create_buffer(table.size() * sizeof(float));
+      device_->upload(angles, 0, table.data(), table.size() * sizeof(float));
+      const uint64_t bytes = static_cast<uint64_t>(count) * row_bytes;
+      for (int64_t l = 0; l < config_.num_layers; ++l) {
+        for (uint32_t id : {cache.keys(l), cache.values(l)}) {
+          device_->copy(id, static_cast<uint64_t>(start) * row_bytes, scratch, 0, bytes);
+          device_->copy(scratch, 0, id, static_cast<uint64_t>(next) * row_bytes, bytes);
+        }
+        device_->op(TapeOp::RotateKeys,
+                    {cache.keys(l), u32(config_.num_kv_heads), u32(config_.head_dim), u32(next), u32(count), angles});
+      }
+      device_->free_buffer(angles);
+    }
+    next += count;
+  }
+  if (first_moved >= 0) {
+    for (int64_t l = 0; l < config_.num_layers; ++l)
+      device_->op(TapeOp::PageBounds, {cache.keys(l), cache.key_min(l), cache.key_max(l), u32(config_.num_kv_heads),
+                                       u32(config_.head_dim), u32(first_moved / kQuestPageTokens),
+                                       u32((next + kQuestPageTokens - 1) / kQuestPageTokens), u32(next)});
+    device_->free_buffer(scratch);
+    device_->flush();
+  }
+  cache.trim(next);
 }
 
 // File order is [layer][keys | values][kv_head][position][head_dim]; the device keeps

@@ -34,6 +34,7 @@ enum class TapeOp : uint32_t {
   QuestPages,        // qkv, heads, kv heads, head dim, key min, key max, pages, page budget, positions, lists,
                      // stride, bounds scratch
   Swiglu,            // gate|up, tokens, inner, gated
+  RotateKeys,        // k cache, kv heads, head dim, first position, count, table (cos half | sin half)
 };
 
 // How a weight matrix is stored on the device (Linear's dtype word).

@@ -140,6 +140,33 @@ test('webgpu sequences: a long pass, trim, then decode; save to a file and load 
   }
 });
 
+test('webgpu context shift: kept ranges moved down, keys re-rotated, Quest bounds rebuilt', async (t) => {
+  const gpu = await deviceOrSkip(t);
+  if (!gpu) return;
+  const [cpu, webgpu] = await pair(gpu, fixture('llama3-gqa-f32'));
+  try {
+    const next = random(31);
+    const prompt = Array.from({ length: 90 }, () => Math.floor(next() * 500));
+    const tol = tolerance(cpu);
+    const a = await cpu.createSequence();
+    const b = await webgpu.createSequence();
+    await cpu.prefill(a, prompt);
+    await webgpu.prefill(b, prompt);
+    // A leading range in place, then two that move (one across a page boundary).
+    const ranges: [number, number][] = [[0, 10], [23, 17], [50, 33]];
+    await cpu.compactSequence(a, ranges);
+    await webgpu.compactSequence(b, ranges);
+    assert.equal(await webgpu.sequenceLength(b), 60);
+    for (const attention of [{ mode: 'full' as const }, { mode: 'quest' as const, tokenBudget: 32 }]) {
+      const forks = [await cpu.forkSequence(a), await webgpu.forkSequence(b)];
+      for (const token of [4, 8]) assertClose(await cpu.decode(forks[0], token, attention), await webgpu.decode(forks[1], token, attention), tol, `${attention.mode} after the shift`);
+    }
+  } finally {
+    await cpu.unload();
+    await webgpu.unload();
+  }
+});
+
 test('weights split into many buffer bands (a device with 12 KiB bindings) give the same logits', async (t) => {
   const gpu = await deviceOrSkip(t);
   if (!gpu) return;

@@ -31,7 +31,11 @@ if ! git check-ignore -q "$CARRY"; then
 fi
 
 if [ "$BUILD" = 1 ]; then
-  node scripts/build-native.mjs
+  # CUDA on explicitly: a build folder configured without it keeps that setting otherwise.
+  export CUDACXX=${CUDACXX:-/usr/local/cuda/bin/nvcc}
+  if [ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node_api.h ]; then export npm_config_nodedir=/usr; fi
+  node node_modules/cmake-js/bin/cmake-js compile --directory native --out native/build \
+    --parallel "$(nproc)" --CDTIDAL_CUDA=ON
 fi
 ADDON=native/build/Release/tidal_native.node
 BACKENDS=$(node -e "console.log(require('./$ADDON').compiledBackends().join(','))")

@@ -13,6 +13,7 @@ namespace {
 // One tape in flight: the engine thread waits on `done`; the JS thread fills the reads.
 struct TapeJob {
   tidal::Tape* tape = nullptr;
+  tidal::Tape owned;  // a detached job's tape
   std::mutex mutex;
   std::condition_variable changed;
   bool done = false;
@@ -37,6 +38,20 @@ class JsWebGpuExecutor final : public tidal::WebGpuExecutor {
   ~JsWebGpuExecutor() override { tsfn_.Release(); }
 
   uint64_t max_binding_bytes() const override { return max_binding_bytes_; }
+
+  void run_detached(tidal::Tape tape) override {
+    auto job = std::make_shared<TapeJob>();
+    job->owned = std::move(tape);
+    job->tape = &job->owned;
+    auto* held = new std::shared_ptr<TapeJob>(job);
+    const napi_status status =
+        tsfn_.NonBlockingCall(held, [this](Napi::Env env, Napi::Function execute, std::shared_ptr<TapeJob>* held) {
+          std::shared_ptr<TapeJob> job = std::move(*held);
+          delete held;
+          Submit(env, execute, job);
+        });
+    if (status != napi_ok) delete held;  // the JS thread is gone, and the device with it
+  }
 
   void run(tidal::Tape& tape) override {
     // Shared with the JS side: its last unlock may come after this thread has woken.

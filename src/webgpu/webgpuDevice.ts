@@ -15,6 +15,8 @@ export interface WebGpuDevice {
   execute(words: Uint32Array, uploads: ArrayBuffer[]): Promise<ArrayBuffer[]>;
   /** The cost of the last tape run (a decode step is one tape). */
   lastTape(): TapeStats;
+  /** Buffers the engines hold on this device (weights, caches, activations). */
+  liveBuffers(): number;
   destroy(): void;
 }
 
@@ -78,6 +80,7 @@ export async function openWebGpuDevice(options: WebGpuDeviceOptions = {}): Promi
       return result;
     },
     lastTape: () => runner.lastTape,
+    liveBuffers: () => runner.bufferCount,
     destroy() {
       runner.destroy();
       device.destroy();

@@ -95,7 +95,8 @@ class WebGpuBackend final : public Backend, public DecoderOps {
     upload_weights();
   }
 
-  ~WebGpuBackend() override = default;
+  // Its buffers are freed on the device when the device goes (after the last cache).
+  ~WebGpuBackend() override;
 
   const char* name() const override { return "webgpu"; }
   int threads() const override { return 1; }
@@ -267,6 +268,23 @@ DeviceMatrix WebGpuBackend::upload_matrix(const std::vector<const cpu::MatrixVie
     device_->flush();  // one band's copy in flight at a time
   }
   return out;
+}
+
+WebGpuBackend::~WebGpuBackend() {
+  auto free_product = [&](const DeviceProduct& product) {
+    for (const auto& run : product.runs)
+      for (const DeviceMatrix::Band& band : run.first.bands) device_->free_buffer(band.buffer);
+  };
+  for (const DeviceLayer& layer : layers_) {
+    for (uint32_t id : {layer.input_norm, layer.post_attention_norm, layer.o_bias, layer.qkv_extras})
+      device_->free_buffer(id);
+    for (const DeviceProduct* product : {&layer.qkv, &layer.o, &layer.gate_up, &layer.down}) free_product(*product);
+  }
+  device_->free_buffer(final_norm_);
+  free_product(lm_head_);
+  for (const Buffer* buffer : {&residual_, &normed_, &qkv_, &attention_, &gate_up_, &gated_, &logits_buffer_, &rope_,
+                               &scores_, &selected_, &quest_lists_, &quest_bounds_})
+    device_->free_buffer(buffer->id);
 }
 
 DeviceProduct WebGpuBackend::upload_product(const std::vector<const cpu::MatrixView*>& parts) {

@@ -13,6 +13,15 @@ WebGpuDevice::WebGpuDevice(std::shared_ptr<WebGpuExecutor> executor, size_t max_
   max_binding_bytes_ = executor_->max_binding_bytes();
 }
 
+WebGpuDevice::~WebGpuDevice() {
+  Tape frees;
+  for (size_t at = 0; at + 1 < tape_.words.size(); at += 2 + tape_.words[at + 1])
+    if (tape_.words[at] == static_cast<uint32_t>(TapeOp::FreeBuffer))
+      frees.words.insert(frees.words.end(), tape_.words.begin() + static_cast<std::ptrdiff_t>(at),
+                         tape_.words.begin() + static_cast<std::ptrdiff_t>(at + 3));
+  if (!frees.empty()) executor_->run_detached(std::move(frees));
+}
+
 void WebGpuDevice::push64(std::vector<uint32_t>& words, uint64_t value) {
   words.push_back(static_cast<uint32_t>(value));
   words.push_back(static_cast<uint32_t>(value >> 32));

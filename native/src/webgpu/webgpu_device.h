@@ -14,6 +14,8 @@ namespace tidal {
 class WebGpuDevice {
  public:
   explicit WebGpuDevice(std::shared_ptr<WebGpuExecutor> executor, size_t max_kv_bytes);
+  // Frees on the device what was freed here and not yet run (the buffers of the last caches).
+  ~WebGpuDevice();
 
   uint32_t create_buffer(uint64_t bytes);
   void free_buffer(uint32_t id);

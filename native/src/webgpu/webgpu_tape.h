@@ -74,6 +74,9 @@ class WebGpuExecutor {
  public:
   virtual ~WebGpuExecutor() = default;
   virtual void run(Tape& tape) = 0;
+  // Hands over a tape of FreeBuffer commands and returns at once (destructors, which may run on
+  // the thread that services the device, use it). Never throws.
+  virtual void run_detached(Tape tape) = 0;
   // Bytes the largest buffer binding may have on this device (weights are split to fit).
   virtual uint64_t max_binding_bytes() const = 0;
 };

@@ -190,6 +190,25 @@ test('weights split into many buffer bands (a device with 12 KiB bindings) give 
   }
 });
 
+test('an unloaded model leaves no buffers on the device', async (t) => {
+  const gpu = await deviceOrSkip(t);
+  if (!gpu) return;
+  const device = await openWebGpuDevice();
+  try {
+    const engine = await addon.loadModel(fixture('qwen3-qknorm-f32'), { backend: 'webgpu', webgpu: device });
+    const sequence = await engine.createSequence();
+    await engine.prefill(sequence, [1, 2, 3, 4, 5]);
+    await engine.forkSequence(sequence);
+    assert.ok(device.liveBuffers() > 0);
+    await engine.unload();
+    // The frees reach the device after the unload has returned.
+    for (let i = 0; i < 100 && device.liveBuffers() > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(device.liveBuffers(), 0);
+  } finally {
+    device.destroy();
+  }
+});
+
 test('the webgpu backend without a device says what to do', async () => {
   await assert.rejects(addon.loadModel(fixture('llama3-gqa-f32'), { backend: 'webgpu' }), /webgpu backend runs where the engine is loaded from Node/);
 });

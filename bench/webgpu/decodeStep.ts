@@ -73,6 +73,29 @@ async function timeSteps(
   return { ms, first, encodeMs, dispatches: device?.lastTape().dispatches ?? 0 };
 }
 
+/** Device time per kernel of one decode step (each dispatch in its own timed pass). */
+async function profileStep(engine: NativeEngine, sequence: number, mode: 'full' | 'tidal', device: WebGpuDevice): Promise<string[]> {
+  try {
+    device.setProfiling(true);
+  } catch (error) {
+    return [`(no per-kernel times: ${(error as Error).message})`];
+  }
+  const fork = await engine.forkSequence(sequence);
+  await engine.decode(fork, 31, { mode, tokenBudget });
+  await engine.decode(fork, 32, { mode, tokenBudget });
+  device.setProfiling(false);
+  await engine.releaseSequence(fork);
+  const profile = [...device.lastProfile().entries()].sort((a, b) => b[1].ns - a[1].ns);
+  const total = profile.reduce((sum, [, entry]) => sum + entry.ns, 0);
+  return [
+    `webgpu ${mode}, one step by kernel (device time, each dispatch timed alone): ${(total / 1e6).toFixed(2)} ms in all`,
+    '',
+    '| kernel | dispatches | us | share |',
+    '|---|---:|---:|---:|',
+    ...profile.map(([key, entry]) => `| ${key} | ${entry.dispatches} | ${(entry.ns / 1e3).toFixed(1)} | ${((100 * entry.ns) / total).toFixed(1)}% |`),
+  ];
+}
+
 /** Device-to-device copy bandwidth of the WebGPU device, read + written bytes per second. */
 async function webGpuCopyBandwidth(device: WebGpuDevice): Promise<number> {
   const gpu = device.gpuDevice;
@@ -111,6 +134,7 @@ async function main(): Promise<void> {
   mkdirSync(work, { recursive: true });
   const rows: Row[] = [];
   const notes: string[] = [];
+  const kernelTables: string[][] = [];
   const tokens = Array.from({ length: context }, (_, i) => (i * 7919 + 13) % 8000);
 
   // 1. The reference backend.
@@ -150,8 +174,9 @@ async function main(): Promise<void> {
   rmSync(saved, { force: true });
   notes.push(`rewrote it for webgpu (f32 K/V) in ${((Date.now() - start) / 1000).toFixed(1)} s`);
 
-  // 3. The webgpu backend.
-  const device = await openWebGpuDevice();
+  // 3. The webgpu backend. Kernel timestamps unquantised, for the per-kernel table.
+  if (!process.env.TIDAL_WEBGPU_FLAGS) process.env.TIDAL_WEBGPU_FLAGS = 'disable-dawn-features=timestamp_quantization';
+  const device = await openWebGpuDevice({ profile: true });
   const bandwidth = await webGpuCopyBandwidth(device);
   notes.push(`WebGPU adapter: ${device.adapterName}; copy bandwidth ${(bandwidth / 1e9).toFixed(0)} GB/s (read + written)`);
   start = Date.now();
@@ -178,6 +203,7 @@ async function main(): Promise<void> {
     const positions = mode === 'full' ? context : Math.min(context, tokenBudget);
     const bytes = info.weightBytes + kvElements(positions) * 4;  // f32 K/V
     rows.push({ backend: 'webgpu', mode, context, median_ms: median(ms), min_ms: Math.min(...ms), floor_ms: (bytes / bandwidth) * 2e3, bytes_per_step: bytes });
+    kernelTables.push(await profileStep(webgpu, restored, mode, device));
   }
   await webgpu.unload();
   device.destroy();
@@ -193,6 +219,7 @@ async function main(): Promise<void> {
     }),
     '',
     ...notes.map((note) => `- ${note}`),
+    ...kernelTables.flatMap((table) => ['', ...table]),
   ];
   const table = lines.join('\n');
   console.log(table);

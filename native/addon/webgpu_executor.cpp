@@ -29,9 +29,10 @@ struct TapeJob {
 
 class JsWebGpuExecutor final : public tidal::WebGpuExecutor {
  public:
-  JsWebGpuExecutor(Napi::Env env, Napi::Function execute, Napi::Object device, uint64_t max_binding_bytes)
+  // `execute` is bound to its device already: nothing here refers to a JS object, so the
+  // executor may be destroyed on any thread, and a detached call may outlive it.
+  JsWebGpuExecutor(Napi::Env env, Napi::Function execute, uint64_t max_binding_bytes)
       : max_binding_bytes_(max_binding_bytes) {
-    device_ = Napi::Persistent(device);
     tsfn_ = Napi::ThreadSafeFunction::New(env, execute, "tidal.webgpu", 0, 1);
     tsfn_.Unref(env);  // an idle device does not keep Node alive
   }
@@ -45,7 +46,7 @@ class JsWebGpuExecutor final : public tidal::WebGpuExecutor {
     job->tape = &job->owned;
     auto* held = new std::shared_ptr<TapeJob>(job);
     const napi_status status =
-        tsfn_.NonBlockingCall(held, [this](Napi::Env env, Napi::Function execute, std::shared_ptr<TapeJob>* held) {
+        tsfn_.NonBlockingCall(held, [](Napi::Env env, Napi::Function execute, std::shared_ptr<TapeJob>* held) {
           std::shared_ptr<TapeJob> job = std::move(*held);
           delete held;
           Submit(env, execute, job);
@@ -59,7 +60,7 @@ class JsWebGpuExecutor final : public tidal::WebGpuExecutor {
     job->tape = &tape;
     auto* held = new std::shared_ptr<TapeJob>(job);
     const napi_status status =
-        tsfn_.BlockingCall(held, [this](Napi::Env env, Napi::Function execute, std::shared_ptr<TapeJob>* held) {
+        tsfn_.BlockingCall(held, [](Napi::Env env, Napi::Function execute, std::shared_ptr<TapeJob>* held) {
           std::shared_ptr<TapeJob> job = std::move(*held);
           delete held;
           Submit(env, execute, job);
@@ -75,7 +76,7 @@ class JsWebGpuExecutor final : public tidal::WebGpuExecutor {
 
  private:
   // On the JS thread: hands the tape to device.execute and settles the job when its promise does.
-  void Submit(Napi::Env env, Napi::Function execute, const std::shared_ptr<TapeJob>& job) {
+  static void Submit(Napi::Env env, Napi::Function execute, const std::shared_ptr<TapeJob>& job) {
     Napi::HandleScope scope(env);
     try {
       tidal::Tape& tape = *job->tape;
@@ -87,7 +88,7 @@ class JsWebGpuExecutor final : public tidal::WebGpuExecutor {
         std::memcpy(buffer.Data(), tape.uploads[i].data, tape.uploads[i].bytes);
         uploads.Set(static_cast<uint32_t>(i), buffer);
       }
-      Napi::Value promise = execute.Call(device_.Value(), {words, uploads});
+      Napi::Value promise = execute.Call({words, uploads});
       auto on_done = Napi::Function::New(env, [job](const Napi::CallbackInfo& info) {
         try {
           tidal::Tape& tape = *job->tape;
@@ -123,7 +124,6 @@ class JsWebGpuExecutor final : public tidal::WebGpuExecutor {
     }
   }
 
-  Napi::ObjectReference device_;
   Napi::ThreadSafeFunction tsfn_;
   uint64_t max_binding_bytes_;
 };
@@ -139,7 +139,9 @@ std::shared_ptr<tidal::WebGpuExecutor> CreateWebGpuExecutor(Napi::Env env, Napi:
     throw Napi::TypeError::New(env, "webgpu must have execute(words, uploads) and maxBindingBytes");
   const double bytes = max_binding.As<Napi::Number>().DoubleValue();
   if (!(bytes >= 1024)) throw Napi::RangeError::New(env, "webgpu.maxBindingBytes must be at least 1024");
-  return std::make_shared<JsWebGpuExecutor>(env, execute.As<Napi::Function>(), device, static_cast<uint64_t>(bytes));
+  Napi::Function bound =
+      execute.As<Napi::Object>().Get("bind").As<Napi::Function>().Call(execute, {device}).As<Napi::Function>();
+  return std::make_shared<JsWebGpuExecutor>(env, bound, static_cast<uint64_t>(bytes));
 }
 
 }  // namespace tidal_addon

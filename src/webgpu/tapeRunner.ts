@@ -48,8 +48,18 @@ export interface TapeStats {
   totalMs: number;
 }
 
+/** Device time of each kernel over the last profiled tape: dispatches and nanoseconds, by kernel. */
+export type KernelProfile = Map<string, { dispatches: number; ns: number }>;
+
+const PROFILE_QUERIES = 4096;  // the most a query set may hold
+
 export class TapeRunner {
   lastTape: TapeStats = { dispatches: 0, encodeMs: 0, totalMs: 0 };
+  lastProfile: KernelProfile = new Map();
+  // Profiling (a device with 'timestamp-query'): each dispatch in its own pass with timestamps.
+  private profiling = false;
+  private querySet: GPUQuerySet | undefined;
+  private profiledKeys: string[] = [];
   private dispatches = 0;
   private readonly buffers = new Map<number, GPUBuffer>();
   private readonly pipelines = new Map<string, Pipeline>();
@@ -73,6 +83,13 @@ export class TapeRunner {
   ) {
     this.absentRead = device.createBuffer({ size: 16, usage: STORAGE });
     this.absentWrite = device.createBuffer({ size: 16, usage: STORAGE });
+  }
+
+  /** Times every kernel of the following tapes (slower: one pass per dispatch). */
+  setProfiling(on: boolean): void {
+    if (on && !this.device.features.has('timestamp-query')) throw new Error('this WebGPU device has no timestamp-query feature');
+    this.profiling = on;
+    if (on) this.querySet ??= this.device.createQuerySet({ type: 'timestamp', count: PROFILE_QUERIES });
   }
 
   get bufferCount(): number {
@@ -126,7 +143,9 @@ export class TapeRunner {
           this.dispatch(op, args);
       }
     }
+    const readProfile = this.profiling && this.profiledKeys.length > 0 ? this.resolveProfile() : undefined;
     this.submit();
+    const profile = readProfile?.();
     const encoded = performance.now();
     for (const buffer of freed) buffer.destroy();
     for (const buffer of this.retired.splice(0)) buffer.destroy();
@@ -147,6 +166,7 @@ export class TapeRunner {
       }),
     );
     this.lastTape = { dispatches: this.dispatches, encodeMs: encoded - started, totalMs: performance.now() - started };
+    if (profile) this.lastProfile = await profile;
     return results;
   }
 
@@ -297,12 +317,48 @@ export class TapeRunner {
     const pipeline = this.pipeline(key, source);
     const { buffer, offset } = this.parameters(args);
     const bindGroup = this.bindGroup(key, pipeline, buffer, buffers);
+    if (this.profiling && this.querySet && 2 * this.profiledKeys.length + 2 <= PROFILE_QUERIES) {
+      this.endPass();
+      const at = 2 * this.profiledKeys.length;
+      this.profiledKeys.push(key);
+      this.pass = this.commandEncoder().beginComputePass({
+        timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: at, endOfPassWriteIndex: at + 1 },
+      });
+    }
     this.pass ??= this.commandEncoder().beginComputePass();
     this.pass.setPipeline(pipeline.pipeline);
     this.pass.setBindGroup(0, bindGroup, [offset]);
     const x = Math.min(groups, MAX_GRID);
     this.pass.dispatchWorkgroups(x, Math.ceil(groups / x));
     this.dispatches++;
+    if (this.profiling) this.endPass();
     if (++this.dispatchesSinceSubmit >= DISPATCHES_PER_SUBMIT) this.submit();
+  }
+
+  /** Resolves the tape's timestamps into the encoder; once submitted, the returned function reads the per-kernel sums. */
+  private resolveProfile(): () => Promise<KernelProfile> {
+    const keys = this.profiledKeys;
+    this.profiledKeys = [];
+    this.endPass();
+    const bytes = keys.length * 16;
+    const resolved = this.device.createBuffer({ size: bytes, usage: 0x200 | COPY_SRC });  // QUERY_RESOLVE
+    const staging = this.device.createBuffer({ size: bytes, usage: MAP_READ | COPY_DST });
+    this.commandEncoder().resolveQuerySet(this.querySet!, 0, 2 * keys.length, resolved, 0);
+    this.commandEncoder().copyBufferToBuffer(resolved, 0, staging, 0, bytes);
+    return async () => {
+      await staging.mapAsync(MAP_MODE_READ);
+      const times = new BigUint64Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      staging.destroy();
+      resolved.destroy();
+      const profile: KernelProfile = new Map();
+      keys.forEach((key, i) => {
+        const entry = profile.get(key) ?? { dispatches: 0, ns: 0 };
+        entry.dispatches++;
+        entry.ns += Number(times[2 * i + 1] - times[2 * i]);
+        profile.set(key, entry);
+      });
+      return profile;
+    };
   }
 }

@@ -2,7 +2,7 @@
 // npm package (Metal on macOS, D3D12 or Vulkan on Windows, Vulkan on Linux). The engine records
 // its forward on a command tape (native/src/webgpu/) and hands it to execute(); this side only
 // encodes kernels and reads back what the engine asked for.
-import { TapeRunner, TapeStats } from './tapeRunner';
+import { KernelProfile, TapeRunner, TapeStats } from './tapeRunner';
 
 /** What loadModel(dir, { backend: 'webgpu', webgpu }) takes. */
 export interface WebGpuDevice {
@@ -17,6 +17,10 @@ export interface WebGpuDevice {
   lastTape(): TapeStats;
   /** Buffers the engines hold on this device (weights, caches, activations). */
   liveBuffers(): number;
+  /** Per-kernel device time of the following tapes (needs `profile` when opened); off again with false. */
+  setProfiling(on: boolean): void;
+  /** The per-kernel times of the last profiled tape. */
+  lastProfile(): KernelProfile;
   destroy(): void;
 }
 
@@ -32,6 +36,8 @@ interface WebGpuModule {
 export interface WebGpuDeviceOptions {
   /** Fill every new device buffer with NaN, so that a kernel reading what nothing wrote shows (tests). */
   poisonBuffers?: boolean;
+  /** Ask for 'timestamp-query', so setProfiling can time kernels (benchmarks). */
+  profile?: boolean;
 }
 
 export async function openWebGpuDevice(options: WebGpuDeviceOptions = {}): Promise<WebGpuDevice> {
@@ -54,6 +60,7 @@ export async function openWebGpuDevice(options: WebGpuDeviceOptions = {}): Promi
   }
   const limits = adapter.limits;
   const device = await adapter.requestDevice({
+    requiredFeatures: options.profile && adapter.features.has('timestamp-query') ? ['timestamp-query'] : [],
     requiredLimits: {
       maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
       maxBufferSize: limits.maxBufferSize,
@@ -81,6 +88,8 @@ export async function openWebGpuDevice(options: WebGpuDeviceOptions = {}): Promi
     },
     lastTape: () => runner.lastTape,
     liveBuffers: () => runner.bufferCount,
+    setProfiling: (on) => runner.setProfiling(on),
+    lastProfile: () => runner.lastProfile,
     destroy() {
       runner.destroy();
       device.destroy();

@@ -284,12 +284,12 @@ export class TapeRunner {
   /**
    * One-token attention split over the positions (kernels/decodeAttention.ts): partitions of
    * 32-512 positions, about 128 of them for a long context, then the combine. False where its
-   * limits (head_dim a multiple of 4 up to 256, GQA groups up to 8) send the command to the
-   * one-workgroup-per-head kernel.
+   * limits (head_dim a multiple of 4 up to 256, GQA groups up to 8, group x head_dim up to 1024)
+   * send the command to the one-workgroup-per-head kernel.
    */
   private decodeAttention(args: Uint32Array): boolean {
     const [, tokens, heads, kvHeads, headDim] = args;
-    if (tokens !== 1 || headDim % 4 !== 0 || headDim > 256 || heads / kvHeads > 8) return false;
+    if (tokens !== 1 || headDim % 4 !== 0 || headDim > 256 || heads / kvHeads > 8 || (heads / kvHeads) * headDim > 1024) return false;
     const listed = args[12] !== 0;
     const count = listed ? args[14] : args[11];
     const partition = Math.max(32, Math.min(512, Math.ceil(Math.ceil(count / 128) / 32) * 32));

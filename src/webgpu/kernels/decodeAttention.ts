@@ -7,7 +7,7 @@
 // read once for all of them; over position lists (one list per query head) a workgroup serves
 // one head. Scores s_i = scale * q.K[pos_i] are kept for a selection layer as in attention.ts.
 // Partials: scratch [heads][partitions][head_dim + 2] (a, then m and l). head_dim <= 256,
-// group <= 8.
+// group <= 8, and group * head_dim <= 1024 (the queries of a workgroup in 4 KiB).
 import { groupIndex, paramsStruct } from './common';
 
 const fields = ['qkv_id', 'tokens', 'heads', 'kv_heads', 'head_dim', 'start', 'k_id', 'v_id', 'out_id', 'scale',
@@ -21,10 +21,10 @@ ${paramsStruct(fields)}
 @group(0) @binding(4) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(5) var<storage, read_write> scores: array<f32>;
 @group(0) @binding(6) var<storage, read> lists: array<i32>;
-var<workgroup> q: array<vec4f, 512>;
+var<workgroup> q: array<vec4f, 256>;
 var<workgroup> weights: array<f32, 1024>;
 var<workgroup> tile_positions: array<u32, 128>;
-var<workgroup> reduce: array<f32, 128>;
+var<workgroup> reduce: array<f32, 1024>;
 ${groupIndex}
 
 @compute @workgroup_size(128)
@@ -77,31 +77,37 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) groups: vec3
       }
     }
     tile_positions[lane] = position;
+    // The tile's max and sum for every served head at once: one tree of 7 steps each.
+    for (var g = 0u; g < served; g++) { reduce[g * 128u + lane] = select(-3.0e38, weights[g * 128u + lane], lane < in_tile); }
+    workgroupBarrier();
+    for (var step = 64u; step > 0u; step >>= 1u) {
+      if (lane < step) {
+        for (var g = 0u; g < served; g++) { reduce[g * 128u + lane] = max(reduce[g * 128u + lane], reduce[g * 128u + lane + step]); }
+      }
+      workgroupBarrier();
+    }
+    var next_max: array<f32, 8>;
+    for (var g = 0u; g < served; g++) { next_max[g] = max(running_max[g], reduce[g * 128u]); }
     workgroupBarrier();
     for (var g = 0u; g < served; g++) {
-      reduce[lane] = select(-3.0e38, weights[g * 128u + lane], lane < in_tile);
-      workgroupBarrier();
-      for (var step = 64u; step > 0u; step >>= 1u) {
-        if (lane < step) { reduce[lane] = max(reduce[lane], reduce[lane + step]); }
-        workgroupBarrier();
-      }
-      let next_max = max(running_max[g], reduce[0]);
-      workgroupBarrier();
       var e = 0.0;
-      if (lane < in_tile) { e = exp(weights[g * 128u + lane] - next_max); }
+      if (lane < in_tile) { e = exp(weights[g * 128u + lane] - next_max[g]); }
       weights[g * 128u + lane] = e;
-      reduce[lane] = e;
-      workgroupBarrier();
-      for (var step = 64u; step > 0u; step >>= 1u) {
-        if (lane < step) { reduce[lane] += reduce[lane + step]; }
-        workgroupBarrier();
+      reduce[g * 128u + lane] = e;
+    }
+    workgroupBarrier();
+    for (var step = 64u; step > 0u; step >>= 1u) {
+      if (lane < step) {
+        for (var g = 0u; g < served; g++) { reduce[g * 128u + lane] += reduce[g * 128u + lane + step]; }
       }
-      let correction = exp(running_max[g] - next_max);
-      running_sum[g] = running_sum[g] * correction + reduce[0];
+      workgroupBarrier();
+    }
+    for (var g = 0u; g < served; g++) {
+      let correction = exp(running_max[g] - next_max[g]);
+      running_sum[g] = running_sum[g] * correction + reduce[g * 128u];
       acc0[g] *= correction;
       acc1[g] *= correction;
-      running_max[g] = next_max;
-      workgroupBarrier();
+      running_max[g] = next_max[g];
     }
     for (var i = 0u; i < in_tile; i++) {
       let row = tile_positions[i] * kv_size + base;

@@ -9,7 +9,7 @@ import path from 'node:path';
 const production = process.argv.includes('--production');
 const watch = process.argv.includes('--watch');
 
-// Chat templates render in a worker thread, which runs code given as text (src/engine/chatTemplate.ts):
+// Chat templates render in a worker thread, which runs code given as text (src/core/prompt/chatTemplate.ts):
 // the bundles carry @huggingface/jinja as text too, as the global `tidalJinja`.
 const jinja = await esbuild.build({
   stdin: { contents: "export * from '@huggingface/jinja';", resolveDir: process.cwd() },
@@ -64,11 +64,11 @@ const copyAddon = {
 };
 
 const contexts = await Promise.all([
-  esbuild.context({ ...common, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist' }),
-  esbuild.context({ ...common, entryPoints: { 'engine-host': 'src/engine/main.ts' }, outdir: 'dist', plugins: [copyAddon] }),
-  esbuild.context({ ...common, entryPoints: { 'embedded-demo': 'src/engine/embeddedDemo.ts' }, outdir: 'dist' }),
+  esbuild.context({ ...common, entryPoints: { extension: 'src/vscode/extension.ts' }, outdir: 'dist' }),
+  esbuild.context({ ...common, entryPoints: { 'engine-host': 'src/host/main.ts' }, outdir: 'dist', plugins: [copyAddon] }),
+  esbuild.context({ ...common, entryPoints: { 'embedded-demo': 'src/host/embeddedDemo.ts' }, outdir: 'dist' }),
   // The chat panel's script runs in the webview (a browser), with markdown-it and highlight.js inside.
-  esbuild.context({ ...common, platform: 'browser', target: 'es2022', format: 'iife', external: [], entryPoints: { 'chat-panel': 'src/chat/webview/chatPanel.ts' }, outdir: 'dist' }),
+  esbuild.context({ ...common, platform: 'browser', target: 'es2022', format: 'iife', external: [], entryPoints: { 'chat-panel': 'src/vscode/webview/chatPanel.ts' }, outdir: 'dist' }),
   esbuild.context({ ...common, entryPoints: { 'tidal-serve': 'src/serve/main.ts' }, outdir: 'dist' }),
   esbuild.context({ ...common, entryPoints: { 'tidal-eval': 'src/eval/main.ts' }, outdir: 'dist' }),
 ]);

@@ -1,5 +1,6 @@
 // `npm test`: bundles src/ (the unit tests start the built engine host), then every test
-// layer in order — TypeScript type check, the C++/CUDA format check, unit tests, the
+// layer in order — TypeScript type check, the C++/CUDA format check, the lint (layers, see
+// eslint.config.mjs), the TypeScript format check (prettier), the import cycle check, unit tests, the
 // hostile-input suite, native tests (ctest), integration tests inside a real VS Code (the
 // linux-x64 package, then the universal one without the native engine). Stops
 // at the first failing layer, prints one summary line per layer and a last line with the
@@ -10,6 +11,9 @@ const layers = [
   ['build', 'node', ['esbuild.mjs']],
   ['typecheck', 'npx', ['tsc', '-p', '.', '--noEmit']],
   ['format', 'node', ['scripts/check-format.mjs']],
+  ['lint', 'npx', ['eslint', '--max-warnings', '0', '.']],
+  ['prettier', 'npx', ['prettier', '--check', 'src', 'test']],
+  ['cycles', 'node', ['scripts/check-cycles.mjs']],
   ['unit', 'node', ['scripts/test-unit.mjs']],
   ['adversarial', 'node', ['scripts/test-unit.mjs', 'test/adversarial']],
   ['native', 'ctest', ['--test-dir', 'native/build', '--output-on-failure', '--verbose']],

@@ -27,7 +27,8 @@ await esbuild.build({
   target: 'node20',
   format: 'cjs',
   sourcemap: 'inline',
-  external: ['vscode', 'webgpu'],
+  // eslint loads its config and plugins from node_modules at run time (test/unit/lint).
+  external: ['vscode', 'eslint', 'webgpu'],
   logLevel: 'warning',
 });
 const compiled = tests.map((file) => path.join(outDir, path.relative(root, file)).replace(/\.ts$/, '.js'));

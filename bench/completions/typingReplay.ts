@@ -14,13 +14,13 @@
 //                                  [--model DIR] [--verbose 1]
 import * as path from 'node:path';
 
-import { NodeFileSystem, RepoContext } from '../../src/context';
-import { CompletionService, type CompletionOutcome } from '../../src/completion/completionService';
-import { ModelSession } from '../../src/engine/modelSession';
-import type { GenerateParams, GenerateResult } from '../../src/engine/protocol';
-import { completionBudget } from '../../src/extension/inlineCompletionConfig';
-import type { GenerationBackend } from '../../src/extension/generationBackend';
-import { DEFAULT_SETTINGS } from '../../src/extension/settings';
+import { NodeFileSystem, RepositoryContext } from '../../src/core/context';
+import { CompletionService, type CompletionOutcome } from '../../src/core/completion/completionService';
+import { ModelSession } from '../../src/host/modelSession';
+import type { GenerateParams, GenerateResult } from '../../src/core/protocol/protocol';
+import { completionBudget } from '../../src/vscode/inlineCompletionConfig';
+import type { GenerationBackend } from '../../src/core/backend/generationBackend';
+import { DEFAULT_SETTINGS } from '../../src/vscode/settings';
 import { loadAddon } from '../../src/native/addon';
 import { promises as fs } from 'node:fs';
 
@@ -134,7 +134,7 @@ async function main(): Promise<void> {
   const settings = { ...DEFAULT_SETTINGS, context: { ...DEFAULT_SETTINGS.context, maxTokens: contextTokens } };
   const budget = completionBudget(settings, 'auto', maxContext, path.basename(workspace));
 
-  const repo = new RepoContext({
+  const repo = new RepositoryContext({
     fileSystem: new NodeFileSystem(workspace),
     countTokens: (text) => session.tokenizer.encode(text).length,
     include: ['src/**/*.ts', 'README.md', 'package.json'],
@@ -149,7 +149,7 @@ async function main(): Promise<void> {
   const completions = new CompletionService({
     backend: () => sessionBackend(session),
     config: () => ({ ...budget.config, debounceMs: 0 }),
-    repositoryContext: async (excludePath) => repo.renderFiles(budget.repositoryTokens, excludePath),
+    repositoryPart: async (excludePath) => repo.renderFiles(budget.repositoryTokens, excludePath),
     newRequestId: (() => {
       let id = 0;
       return () => `bench-${++id}`;

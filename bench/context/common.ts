@@ -1,6 +1,6 @@
 // What the context benchmarks share: a seeded random source, a shuffle, the log-probability of
 // a token under a logit row, block paths, a mean.
-import type { PromptBlock } from '../../src/engine/prefixCache';
+import type { PromptBlock } from '../../src/host/prefixCache';
 
 /** mulberry32: the same sequence from the same seed on every run. */
 export function seededRandom(seed: number): () => number {

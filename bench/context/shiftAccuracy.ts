@@ -36,10 +36,10 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { ModelSession } from '../../src/engine/modelSession';
-import { commonPrefixLength, planReuse, type PromptBlock, type PromptLayout } from '../../src/engine/prefixCache';
-import type { GenerateParams } from '../../src/engine/protocol';
-import { RepositoryLayout } from '../../src/engine/repositoryLayout';
+import { ModelSession } from '../../src/host/modelSession';
+import { commonPrefixLength, planReuse, type PromptBlock, type PromptLayout } from '../../src/host/prefixCache';
+import type { GenerateParams } from '../../src/core/protocol/protocol';
+import { RepositoryLayout } from '../../src/host/repositoryLayout';
 import { loadAddon, type NativeAddon, type NativeEngine } from '../../src/native/addon';
 import { logProbability, mean, pathOfBlock, seededRandom, shuffle as shuffleWith } from './common';
 

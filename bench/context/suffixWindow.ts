@@ -24,13 +24,13 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { applyStopRules } from '../../src/completion/stopRules';
-import { cutPromptWindow } from '../../src/completion/promptWindow';
-import { ModelSession } from '../../src/engine/modelSession';
-import { commonPrefixLength } from '../../src/engine/prefixCache';
-import type { GenerateParams } from '../../src/engine/protocol';
-import { completionBudget, MAX_SUFFIX_CHARS } from '../../src/extension/inlineCompletionConfig';
-import type { TidalSettings } from '../../src/extension/settings';
+import { applyStopRules } from '../../src/core/completion/stopRules';
+import { cutPromptWindow } from '../../src/core/completion/promptWindow';
+import { ModelSession } from '../../src/host/modelSession';
+import { commonPrefixLength } from '../../src/host/prefixCache';
+import type { GenerateParams } from '../../src/core/protocol/protocol';
+import { completionBudget, MAX_SUFFIX_CHARS } from '../../src/vscode/inlineCompletionConfig';
+import type { TidalSettings } from '../../src/vscode/settings';
 import { loadAddon, type NativeAddon, type NativeEngine } from '../../src/native/addon';
 import { logProbability, mean, pathOfBlock, seededRandom, shuffle as shuffleWith } from './common';
 

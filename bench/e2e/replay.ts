@@ -23,11 +23,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { cutPromptWindow } from '../../src/completion/promptWindow';
-import { ModelSession } from '../../src/engine/modelSession';
-import type { GenerateParams, GenerateResult, RepositoryStatus, WorkspaceOpenParams } from '../../src/engine/protocol';
-import { completionBudget } from '../../src/extension/inlineCompletionConfig';
-import { DEFAULT_SETTINGS } from '../../src/extension/settings';
+import { cutPromptWindow } from '../../src/core/completion/promptWindow';
+import { ModelSession } from '../../src/host/modelSession';
+import type { GenerateParams, GenerateResult, RepositoryStatus, WorkspaceOpenParams } from '../../src/core/protocol/protocol';
+import { completionBudget } from '../../src/vscode/inlineCompletionConfig';
+import { DEFAULT_SETTINGS } from '../../src/vscode/settings';
 import { loadAddon, type NativeAddon } from '../../src/native/addon';
 
 // ---- options ----

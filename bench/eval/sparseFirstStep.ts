@@ -10,7 +10,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 
-import { TextTokenizer } from '../../src/engine/tokenizer';
+import { TextTokenizer } from '../../src/core/tokenizer/tokenizer';
 import { loadAddon, type AttentionOptions, type NativeEngine } from '../../src/native/addon';
 import { seededRandom } from '../context/common';
 
@@ -46,7 +46,7 @@ async function complete(engine: NativeEngine, base: number, baseLength: number, 
 async function main(): Promise<void> {
   const addon = loadAddon(path.resolve('out')); // the build tree's addon (native/build/Release)
   const tokenizer = TextTokenizer.fromDirectory(modelDir);
-  const engine = await addon.loadModel(modelDir, { backend: option('backend', 'cpu'), threads: Number(option('threads', '0')) });
+  const engine = await addon.loadModel(modelDir, { backend: option('backend', 'cpu') as 'cpu' | 'cuda', threads: Number(option('threads', '0')) });
   const files = [...sourceFiles('src'), ...sourceFiles('native/src')];
   const next = seededRandom(7);
 

@@ -11,8 +11,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { ModelSession } from '../../src/engine/modelSession';
-import type { ContextFileParam, GenerateParams, GenerateResult } from '../../src/engine/protocol';
+import { ModelSession } from '../../src/host/modelSession';
+import type { ContextFileParam, GenerateParams, GenerateResult } from '../../src/core/protocol/protocol';
 import { loadAddon } from '../../src/native/addon';
 
 interface Args {
@@ -64,7 +64,7 @@ function* sourceFiles(root: string): Generator<string> {
 }
 
 interface Workload {
-  repoContext: ContextFileParam[];
+  repositoryContext: ContextFileParam[];
   filePath: string;
   prefix: string;
   suffix: string;
@@ -73,7 +73,7 @@ interface Workload {
 // Packs source files until the prompt reaches `target` tokens; the last file read becomes the
 // current file, cut 5 lines before its end.
 function buildWorkload(session: ModelSession, source: string, target: number): Workload {
-  const repoContext: ContextFileParam[] = [];
+  const repositoryContext: ContextFileParam[] = [];
   let tokens = 0;
   let current: { path: string; content: string } | undefined;
   for (const file of sourceFiles(source)) {
@@ -89,14 +89,14 @@ function buildWorkload(session: ModelSession, source: string, target: number): W
     }
     const count = session.tokenizer.encode(content).length + 8;
     if (tokens + count > target) break;
-    repoContext.push({ path: relative, content });
+    repositoryContext.push({ path: relative, content });
     tokens += count;
   }
   if (current === undefined) throw new Error(`No source file of 40+ lines under ${source}.`);
   const lines = current.content.split('\n');
   const cut = lines.length - 5;
   return {
-    repoContext,
+    repositoryContext,
     filePath: current.path,
     prefix: lines.slice(0, cut).join('\n') + '\n',
     suffix: lines.slice(cut).join('\n'),
@@ -139,11 +139,11 @@ async function main(): Promise<void> {
       return Infinity; // over the model's context
     }
   };
-  while (workload.repoContext.length > 0 && size(workload) > budget) workload.repoContext.pop();
+  while (workload.repositoryContext.length > 0 && size(workload) > budget) workload.repositoryContext.pop();
   const edited = editNearEnd(workload);
   const promptTokens = size(workload);
   console.error(`model ${path.basename(args.modelDir)} (${info.architecture}, ${info.numLayers} layers, ${info.backend}, ${info.threads} threads), ` +
-    `prompt ${promptTokens} tokens (${workload.repoContext.length} repository files + ${workload.filePath})`);
+    `prompt ${promptTokens} tokens (${workload.repositoryContext.length} repository files + ${workload.filePath})`);
 
   const cold: number[] = [];
   const warm: number[] = [];

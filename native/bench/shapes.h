@@ -6,7 +6,8 @@
 
 namespace tidal::bench {
 
-// "llama-3.1-8b", "llama-2-7b", "qwen2.5-coder-7b" or "qwen2.5-coder-1.5b"; throws
+// "llama-3.1-8b", "llama-2-7b", "qwen2.5-coder-7b", "qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b" or
+// "qwen3-8b"; throws
 // RequestError naming the known shapes for anything else.
 ModelConfig bench_shape(const std::string& name);
 

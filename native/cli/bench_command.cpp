@@ -298,7 +298,7 @@ int run_bench(Arguments&) {
 
 TIDAL_CLI_COMMAND(bench, "bench",
                   "decode / prefill speed of the CUDA backend on random-weight 7-8B shapes, against the floor",
-                  "[--shapes llama-3.1-8b,llama-2-7b,qwen2.5-coder-7b,qwen2.5-coder-1.5b] "
+                  "[--shapes llama-3.1-8b,llama-2-7b,qwen2.5-coder-7b,qwen2.5-coder-1.5b,qwen2.5-coder-0.5b,qwen3-8b] "
                   "[--contexts 10000,32000,100000] [--decode-tokens N] [--prefill N] [--prefill-chunk N] "
                   "[--sdpa-peer native/gpu_bench/sdpa_peer.py] [--weights bf16|q8_0|q4_k_m] " +
                       std::string(kAttentionOptionsUsage),

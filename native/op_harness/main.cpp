@@ -245,7 +245,8 @@ class OpChecker {
       side.ops().begin_pass(*side.cache, toks.data(), pass);
       side.ops().embed(pass);
     }
-    // embed: both read the same bf16 rows, exactly.
+    // embed: both read the same bf16 rows, exactly. A block-quantised table is dequantised to
+    // f32 on the CPU and to bf16 on CUDA: within bf16's rounding (2^-9 relative) then.
     {
       std::vector<std::vector<float>> rows;
       for (Side& side : sides) {
@@ -254,7 +255,8 @@ class OpChecker {
         rows.push_back(std::move(out));
       }
       const double e = relative_l2(rows[1], rows[0]);
-      tally_.check(e == 0.0, "embed, " + at, format_error(e));
+      const bool quantised_table = shape_.spec.dtype != DType::BF16 && shape_.spec.dtype != DType::F32;
+      tally_.check(quantised_table ? e <= 0x1p-9 : e == 0.0, "embed, " + at, format_error(e));
     }
     const uint64_t seed = 1000 + static_cast<uint64_t>(start + count);
     const auto residual = random_values(size_of(Activation::Residual, count), seed);
@@ -454,13 +456,37 @@ class OpChecker {
       tally_.check(sizes && last && worst >= 0.9 && mean >= 0.97, what + ", " + at, detail);
     };
     lists_ok(selections[0], selections[1], route.selection.count(), "select_top_k");
-    const double e_listed = relative_l2(listed[1], listed[0]);
-    tally_.check(e_listed < 3e-2, "attend_lists (selection), " + at, format_error(e_listed));
+    check_listed(listed, selections, "attend_lists (selection), " + at);
     if (policy == SelectionPolicy::PerQueryHead) {
       lists_ok(quest_lists[0], quest_lists[1], route.quest.count, "quest_pages");
-      const double e_quest = relative_l2(quest[1], quest[0]);
-      tally_.check(e_quest < 3e-2, "attend_lists (quest), " + at, format_error(e_quest));
+      check_listed(quest, quest_lists, "attend_lists (quest), " + at);
     }
+  }
+
+  // Attention over position lists, compared on the heads whose lists are the same set on both
+  // sides. Where a near-tie put another position into one side's list, the outputs differ by
+  // about sqrt(changed / listed) (an average of random values over another set), which says
+  // nothing about the kernel; those heads are counted, not compared. At least one head must be.
+  void check_listed(const std::vector<std::vector<float>>& out,
+                    const std::vector<std::vector<std::vector<int32_t>>>& lists, const std::string& what) {
+    const int64_t d = config_.head_dim;
+    std::vector<float> a, b;
+    int64_t same = 0;
+    const size_t heads = std::min(lists[0].size(), lists[1].size());
+    for (size_t h = 0; h < heads; ++h) {
+      std::vector<int32_t> x = lists[0][h], y = lists[1][h];
+      std::sort(x.begin(), x.end());
+      std::sort(y.begin(), y.end());
+      if (x != y) continue;
+      ++same;
+      a.insert(a.end(), out[0].begin() + static_cast<int64_t>(h) * d, out[0].begin() + static_cast<int64_t>(h + 1) * d);
+      b.insert(b.end(), out[1].begin() + static_cast<int64_t>(h) * d, out[1].begin() + static_cast<int64_t>(h + 1) * d);
+    }
+    const double e = same > 0 ? relative_l2(b, a) : 1.0;
+    char detail[160];
+    std::snprintf(detail, sizeof detail, "rel L2 %.2e over the %lld of %zu heads with the same list",
+                  same > 0 ? e : 0.0, static_cast<long long>(same), heads);
+    tally_.check(same > 0 && e < 2e-2, what, detail);
   }
 
   const Shape& shape_;

@@ -10,6 +10,7 @@
 #include "engine_test_models.h"
 #include "harness.h"
 #include "model/half.h"
+#include "random_blocks.h"
 #include "simd_paths.h"
 
 using namespace tidal;
@@ -116,74 +117,46 @@ TIDAL_TEST(cpu_dot_and_row_load_match_reference) {
   for (int c = 0; c < 9; ++c) CHECK(row[c] == m.values[2 * 9 + c]);
 }
 
-namespace {
-
-// Random blocks of a quantised type: random quant bytes, finite f16 scale fields of a
-// moderate size (the layouts of model/quant.h).
-std::vector<unsigned char> random_blocks(DType dtype, int64_t rows, int64_t cols, uint64_t seed) {
-  const size_t bytes = dtype_bytes(dtype, rows * cols);
-  const size_t block_bytes = dtype_bytes(dtype, dtype_block_elements(dtype));
-  std::vector<unsigned char> out(bytes);
-  SamplingRandom random(seed);
-  for (unsigned char& b : out) b = static_cast<unsigned char>(random.next());
-  auto put_f16 = [&](size_t at, float value) {
-    const uint16_t h = f32_to_f16(value);
-    std::memcpy(out.data() + at, &h, 2);
-  };
-  for (size_t block = 0; block < bytes / block_bytes; ++block) {
-    const size_t at = block * block_bytes;
-    const float d = 0.002f + 0.01f * static_cast<float>(random.uniform());
-    switch (dtype) {
-      case DType::Q6_K:
-        put_f16(at + 208, d);
-        break;
-      case DType::Q4_1:
-      case DType::Q5_1:
-      case DType::Q4_K:
-      case DType::Q5_K:
-        put_f16(at, d);
-        put_f16(at + 2, 0.5f * d);
-        break;
-      default:
-        put_f16(at, d);
-        break;
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
 TIDAL_TEST(cpu_linear_quantised_weights_equal_the_same_weights_dequantised) {
   // A block-quantised matrix gives bit for bit the products of its dequantised f32 copy, for
-  // every type, token count and row split, on both instruction paths; row loads likewise.
+  // every type, token count (up to 8: the in-register kernels in tiles of up to four tokens, one
+  // token several rows at a time; more: the dequantised scratch), row split and width, on both
+  // instruction paths; row loads likewise.
   for (DType dtype :
        {DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::Q5_K, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1}) {
-    const int64_t rows = 37, cols = 512;
-    std::vector<unsigned char> blocks = random_blocks(dtype, rows, cols, 3 + static_cast<uint64_t>(dtype));
-    blocks.insert(blocks.begin(), 0);  // view it unaligned
-    const cpu::MatrixView quantised{dtype, blocks.data() + 1, rows, cols};
-    std::vector<float> dequantised(static_cast<size_t>(rows * cols));
-    convert_to_f32(dtype, blocks.data() + 1, dequantised.data(), dequantised.size());
-    bool finite = true;
-    for (float v : dequantised) finite = finite && std::isfinite(v);
-    CHECK(finite);
-    const cpu::MatrixView plain{DType::F32, dequantised.data(), rows, cols};
-    on_each_simd_path([&](const char*) {
-      for (int64_t tokens : {1, 3, 9}) {
-        const auto x = random_floats(static_cast<size_t>(tokens * cols), 40 + tokens);
-        const auto bias = random_floats(static_cast<size_t>(rows), 41);
-        std::vector<float> a(static_cast<size_t>(tokens * rows), std::nanf("")), b = a;
-        cpu::linear_rows(plain, bias.data(), x.data(), cols, tokens, a.data(), rows, 0, rows);
-        // The quantised product in two row ranges.
-        cpu::linear_rows(quantised, bias.data(), x.data(), cols, tokens, b.data(), rows, 0, 11);
-        cpu::linear_rows(quantised, bias.data(), x.data(), cols, tokens, b.data(), rows, 11, rows);
-        CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
-      }
-    });
-    std::vector<float> row(static_cast<size_t>(cols));
-    cpu::load_matrix_row(quantised, 23, row.data());
-    CHECK(std::memcmp(row.data(), dequantised.data() + 23 * cols, row.size() * sizeof(float)) == 0);
+    for (int64_t cols : {512, 768}) {
+      const int64_t rows = 37;
+      std::vector<unsigned char> blocks = random_blocks(dtype, rows, cols, 3 + static_cast<uint64_t>(dtype) + cols);
+      blocks.insert(blocks.begin(), 0);  // view it unaligned
+      const cpu::MatrixView quantised{dtype, blocks.data() + 1, rows, cols};
+      std::vector<float> dequantised(static_cast<size_t>(rows * cols));
+      convert_to_f32(dtype, blocks.data() + 1, dequantised.data(), dequantised.size());
+      bool finite = true;
+      for (float v : dequantised) finite = finite && std::isfinite(v);
+      CHECK(finite);
+      const cpu::MatrixView plain{DType::F32, dequantised.data(), rows, cols};
+      on_each_simd_path([&](const char* path) {
+        for (int64_t tokens : {1, 2, 3, 4, 5, 8, 9}) {
+          const auto x = random_floats(static_cast<size_t>(tokens * cols), 40 + tokens);
+          const auto bias = random_floats(static_cast<size_t>(rows), 41);
+          std::vector<float> a(static_cast<size_t>(tokens * rows), std::nanf("")), b = a;
+          cpu::linear_rows(plain, bias.data(), x.data(), cols, tokens, a.data(), rows, 0, rows);
+          // The quantised product in three row ranges (odd starts and lengths).
+          cpu::linear_rows(quantised, bias.data(), x.data(), cols, tokens, b.data(), rows, 0, 11);
+          cpu::linear_rows(quantised, bias.data(), x.data(), cols, tokens, b.data(), rows, 11, 14);
+          cpu::linear_rows(quantised, bias.data(), x.data(), cols, tokens, b.data(), rows, 14, rows);
+          bool written = true;
+          for (float v : b) written = written && std::isfinite(v);
+          if (!written || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) != 0)
+            record_failure(__FILE__, __LINE__,
+                           std::string(path) + " " + dtype_name(dtype) + " cols " + std::to_string(cols) + " tokens " +
+                               std::to_string(tokens) + ": the quantised product differs from the dequantised one");
+        }
+      });
+      std::vector<float> row(static_cast<size_t>(cols));
+      cpu::load_matrix_row(quantised, 23, row.data());
+      CHECK(std::memcmp(row.data(), dequantised.data() + 23 * cols, row.size() * sizeof(float)) == 0);
+    }
     CHECK(is_quantized(dtype));
   }
 }

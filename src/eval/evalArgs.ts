@@ -1,7 +1,9 @@
 // Command line of `tidal-eval` (see USAGE): the options, defaults and ranges of the C++
 // `tidal eval` it replaces, plus --backend.
+import { TidalError } from '../native/errors';
 
-export class UsageError extends Error {}
+/** A command line that cannot be used: ERR_TIDAL_USAGE; main prints the message and the usage. */
+export const usageError = (message: string) => new TidalError('ERR_TIDAL_USAGE', message);
 
 export const USAGE = [
   'usage: tidal-eval --model DIR [--tokenizer FILE|DIR] [--corpus src,native/src] [--corpus-base DIR]',
@@ -12,7 +14,7 @@ export const USAGE = [
   '   or: tidal-eval --load a.tsv,b.tsv [--trained-length N] [--output FILE.md]',
   'Passkey retrieval by context length and depth, and teacher-forced perplexity on held-out code, of full,',
   'TidalDecode and Quest attention; prints Markdown tables. --model is a Hugging Face model folder or a .gguf file,',
-  'its prompts tokenized by the model\'s own tokenizer (tokenizer.json, or --tokenizer).',
+  "its prompts tokenized by the model's own tokenizer (tokenizer.json, or --tokenizer).",
 ].join('\n');
 
 // Ranges, as in native/include/tidal/option_limits.h.
@@ -36,7 +38,7 @@ export interface RunArgs {
   contexts: number[];
   depths: number[];
   trials: number;
-  firstTrial: number;      // trials [firstTrial, trials): a later run adds trials without repeating earlier ones
+  firstTrial: number; // trials [firstTrial, trials): a later run adds trials without repeating earlier ones
   distractors: number;
   budgets: number[];
   selectionChoices: number[][];
@@ -49,7 +51,7 @@ export interface RunArgs {
   shards: number;
   backend: 'cpu' | 'cuda' | 'webgpu';
   threads: number;
-  maxPositions: number;    // 0: the model's own max_position_embeddings
+  maxPositions: number; // 0: the model's own max_position_embeddings
   trainedLength: number;
   save?: string;
   output?: string;
@@ -73,11 +75,11 @@ class Options {
   constructor(argv: readonly string[]) {
     for (let i = 0; i < argv.length; i++) {
       const arg = argv[i];
-      if (!arg.startsWith('--')) throw new UsageError(`unexpected argument '${arg}' (options start with --)`);
+      if (!arg.startsWith('--')) throw usageError(`unexpected argument '${arg}' (options start with --)`);
       const equals = arg.indexOf('=');
       if (equals >= 0) this.values.set(arg.slice(0, equals), arg.slice(equals + 1));
       else if (FLAGS.has(arg)) this.values.set(arg, '');
-      else if (i + 1 >= argv.length) throw new UsageError(`option ${arg} needs a value`);
+      else if (i + 1 >= argv.length) throw usageError(`option ${arg} needs a value`);
       else this.values.set(arg, argv[++i]);
     }
   }
@@ -98,7 +100,7 @@ class Options {
 
   required(name: string): string {
     const value = this.text(name);
-    if (value === undefined) throw new UsageError(`missing option ${name}`);
+    if (value === undefined) throw usageError(`missing option ${name}`);
     return value;
   }
 
@@ -119,16 +121,16 @@ class Options {
 
   rejectUnused(): void {
     const unused = [...this.values.keys()].sort().find((name) => !this.used.has(name));
-    if (unused !== undefined) throw new UsageError(`unknown option ${unused}`);
+    if (unused !== undefined) throw usageError(`unknown option ${unused}`);
   }
 }
 
 // One integer in [lo, hi]: decimal digits with an optional sign, nothing else.
 function parseInteger(text: string, option: string, lo: number, hi: number, what = 'an integer'): number {
   const range = `[${lo}, ${hi}]`;
-  if (!/^[-+]?\d+$/.test(text)) throw new UsageError(`option ${option} expects ${what} in ${range}, got '${text}'`);
+  if (!/^[-+]?\d+$/.test(text)) throw usageError(`option ${option} expects ${what} in ${range}, got '${text}'`);
   const value = Number(text);
-  if (value < lo || value > hi) throw new UsageError(`option ${option} must be in ${range}, got '${text}'`);
+  if (value < lo || value > hi) throw usageError(`option ${option} must be in ${range}, got '${text}'`);
   return value;
 }
 
@@ -143,7 +145,7 @@ function parseSelectionChoices(text: string): number[][] {
   const items = text.split(';');
   if (items.at(-1) === '') items.pop();
   const out = items.map((item) => parseIntegerList(item, '--selection-choices', 0, MAX_LAYER_INDEX));
-  if (out.length === 0) throw new UsageError('--selection-choices needs at least one list, e.g. 2;2,4');
+  if (out.length === 0) throw usageError('--selection-choices needs at least one list, e.g. 2;2,4');
   return out;
 }
 
@@ -152,7 +154,7 @@ function parseDepths(text: string): number[] {
   if (items.at(-1) === '') items.pop();
   return items.map((item) => {
     const value = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(item) ? Number(item) : NaN;
-    if (!(value >= 0 && value <= 1)) throw new UsageError('--depths takes fractions in [0, 1] separated by commas, e.g. 0.1,0.5,0.9');
+    if (!(value >= 0 && value <= 1)) throw usageError('--depths takes fractions in [0, 1] separated by commas, e.g. 0.1,0.5,0.9');
     return value;
   });
 }
@@ -186,14 +188,14 @@ export function parseEvalArgs(argv: readonly string[]): RunArgs | LoadArgs {
   const shardText = options.text('--shard') ?? '0/1';
   const shardMatch = /^(\d+)\/(\d+)$/.exec(shardText);
   const [shard, shards] = shardMatch ? [Number(shardMatch[1]), Number(shardMatch[2])] : [-1, 0];
-  if (shards < 1 || shard < 0 || shard >= shards) throw new UsageError('--shard takes I/N with 0 <= I < N, e.g. 0/4');
+  if (shards < 1 || shard < 0 || shard >= shards) throw usageError('--shard takes I/N with 0 <= I < N, e.g. 0/4');
   const backend = options.text('--backend') ?? 'cpu';
-  if (backend !== 'cpu' && backend !== 'cuda' && backend !== 'webgpu') throw new UsageError(`--backend takes cpu, cuda or webgpu, got '${backend}'`);
+  if (backend !== 'cpu' && backend !== 'cuda' && backend !== 'webgpu') throw usageError(`--backend takes cpu, cuda or webgpu, got '${backend}'`);
   const threads = options.integer('--threads', 0, 0, MAX_THREADS);
   const maxPositions = options.integer('--max-positions', 0, 0, MAX_POSITIONS);
   options.rejectUnused();
   if (perplexityWindows > 0 && (perplexityScored < 1 || perplexityScored + 2 > perplexityLength)) {
-    throw new UsageError('--perplexity-scored must be in [1, --perplexity-length - 2]');
+    throw usageError('--perplexity-scored must be in [1, --perplexity-length - 2]');
   }
   return {
     kind: 'run',

@@ -5,7 +5,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { loadAddon } from '../native/addon';
-import { parseEvalArgs, USAGE, UsageError } from './evalArgs';
+import { parseEvalArgs, USAGE } from './evalArgs';
+import { tidalErrorCode } from '../native/errors';
 import { appendResults, EvalResults, renderReport } from './report';
 import { runEval } from './runEval';
 
@@ -27,8 +28,8 @@ async function main(argv: string[]): Promise<number> {
     if (args.output !== undefined) fs.writeFileSync(args.output, report);
     return 0;
   } catch (error) {
-    if (error instanceof UsageError) {
-      console.error(`tidal-eval: ${error.message}\n${USAGE}`);
+    if (tidalErrorCode(error) === 'ERR_TIDAL_USAGE') {
+      console.error(`tidal-eval: ${(error as Error).message}\n${USAGE}`);
       return 2;
     }
     console.error(`tidal-eval: ${(error as Error)?.message ?? String(error)}`);

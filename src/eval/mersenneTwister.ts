@@ -5,8 +5,8 @@
 const N = 312;
 const M = 156;
 const MASK64 = (1n << 64n) - 1n;
-const UPPER = 0xffffffff80000000n;  // the top w - r = 33 bits
-const LOWER = 0x7fffffffn;          // the low r = 31 bits
+const UPPER = 0xffffffff80000000n; // the top w - r = 33 bits
+const LOWER = 0x7fffffffn; // the low r = 31 bits
 const MATRIX = 0xb5026f5aa96619e9n;
 
 // std::seed_seq{words...}.generate() filling `count` 32-bit words.

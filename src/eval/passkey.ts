@@ -17,7 +17,7 @@ export interface PromptTokenizer {
 export class EvalInputError extends Error {}
 
 export interface CodeFile {
-  path: string;  // as written in the stream's file headers
+  path: string; // as written in the stream's file headers
   text: string;
 }
 
@@ -29,7 +29,11 @@ function* filesUnder(dir: string): Generator<string> {
   for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) yield* filesUnder(full);
-    else if ((entry.isFile() || (entry.isSymbolicLink() && fs.statSync(full, { throwIfNoEntry: false })?.isFile())) && CODE_EXTENSIONS.has(path.extname(entry.name))) yield full;
+    else if (
+      (entry.isFile() || (entry.isSymbolicLink() && fs.statSync(full, { throwIfNoEntry: false })?.isFile())) &&
+      CODE_EXTENSIONS.has(path.extname(entry.name))
+    )
+      yield full;
   }
 }
 
@@ -39,7 +43,7 @@ function* filesUnder(dir: string): Generator<string> {
  * Throws EvalInputError when a root is missing or nothing is found.
  */
 export function collectCodeFiles(base: string, roots: readonly string[]): CodeFile[] {
-  const found = new Map<string, string>();  // name in the stream -> file
+  const found = new Map<string, string>(); // name in the stream -> file
   for (const root of roots) {
     const full = path.join(base, root);
     const stat = fs.statSync(full, { throwIfNoEntry: false });
@@ -74,7 +78,7 @@ export interface CodeStream {
 
 export function buildCodeStream(tokenizer: PromptTokenizer, files: readonly CodeFile[]): CodeStream {
   const fileSeparator = tokenizer.tokenId('<|file_sep|>');
-  if (fileSeparator === undefined) throw new EvalInputError("the tokenizer has no <|file_sep|> token, which the eval prompts need");
+  if (fileSeparator === undefined) throw new EvalInputError('the tokenizer has no <|file_sep|> token, which the eval prompts need');
   const ids: number[] = [];
   for (const file of files) {
     ids.push(fileSeparator);
@@ -90,13 +94,38 @@ export function buildCodeStream(tokenizer: PromptTokenizer, files: readonly Code
 }
 
 export interface Needle {
-  definition: string;  // the planted line, e.g. `#define PASSKEY_KAZO 123456\n`
-  query: string;       // the last prompt line, e.g. `printf("%d", PASSKEY_KAZO);  // ->`
-  answer: string;      // what should follow, e.g. ` 123456\n`
-  name: string;        // the key's name in capitals, e.g. `KAZO`
+  definition: string; // the planted line, e.g. `#define PASSKEY_KAZO 123456\n`
+  query: string; // the last prompt line, e.g. `printf("%d", PASSKEY_KAZO);  // ->`
+  answer: string; // what should follow, e.g. ` 123456\n`
+  name: string; // the key's name in capitals, e.g. `KAZO`
 }
 
-const SYLLABLES = ['ka', 'zo', 'ri', 'mu', 'te', 'lan', 'vor', 'qui', 'ber', 'ost', 'nix', 'dal', 'pre', 'sul', 'gam', 'tor', 'wen', 'yel', 'fap', 'hob', 'jid', 'cru', 'ely', 'mon'];
+const SYLLABLES = [
+  'ka',
+  'zo',
+  'ri',
+  'mu',
+  'te',
+  'lan',
+  'vor',
+  'qui',
+  'ber',
+  'ost',
+  'nix',
+  'dal',
+  'pre',
+  'sul',
+  'gam',
+  'tor',
+  'wen',
+  'yel',
+  'fap',
+  'hob',
+  'jid',
+  'cru',
+  'ely',
+  'mon',
+];
 
 // A key in one of the three training shapes (string constant, dict entry, #define), a name of
 // 2-3 syllables and a value of 5-8 digits.
@@ -132,9 +161,9 @@ export function randomDistractors(rng: Mt19937_64, needle: Needle, count: number
 }
 
 export interface PasskeyPrompt {
-  prompt: number[];        // code with the needle, then "\n" + query
+  prompt: number[]; // code with the needle, then "\n" + query
   answer: number[];
-  needlePosition: number;  // index of the needle's first token in prompt
+  needlePosition: number; // index of the needle's first token in prompt
 }
 
 /**

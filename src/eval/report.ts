@@ -3,9 +3,9 @@
 import { formatFixed, formatGeneral } from './printfNumber';
 
 export interface ConfigKey {
-  mode: string;       // "full", "tidal", "quest"; perplexity also "full-prefill"
-  selection: string;  // tidal selection layers "2,4", else "-"
-  budget: number;     // 0 for full
+  mode: string; // "full", "tidal", "quest"; perplexity also "full-prefill"
+  selection: string; // tidal selection layers "2,4", else "-"
+  budget: number; // 0 for full
 }
 
 export interface PasskeyRecord {
@@ -18,9 +18,9 @@ export interface PasskeyRecord {
 
 export interface PerplexityRecord {
   window: number;
-  windowTokens: number;  // window length
+  windowTokens: number; // window length
   config: ConfigKey;
-  nll: number;           // summed over the scored tokens
+  nll: number; // summed over the scored tokens
   tokens: number;
 }
 

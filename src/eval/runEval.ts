@@ -6,12 +6,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import type { TextTokenizer } from '../engine/tokenizer';
-import { tokenizerForModel } from '../models/modelTokenizer';
+import type { TextTokenizer } from '../core/tokenizer/tokenizer';
+import { tokenizerForModel } from '../core/tokenizer/modelTokenizer';
 import type { NativeAddon, NativeEngine } from '../native/addon';
 import { withWebGpuDevice } from '../webgpu';
 import type { RunArgs } from './evalArgs';
-import { UsageError } from './evalArgs';
+import { usageError } from './evalArgs';
 import { sampleRandom, uniformBelow } from './mersenneTwister';
 import { buildCodeStream, buildPasskeyPrompt, collectCodeFiles, EvalInputError, randomDistractors, randomNeedle } from './passkey';
 import { formatFixed } from './printfNumber';
@@ -25,7 +25,7 @@ export function loadEvalTokenizer(modelPath: string, tokenizerPath: string | und
   if (tokenizerPath === undefined) return tokenizerForModel(modelPath);
   const isFile = fs.statSync(tokenizerPath, { throwIfNoEntry: false })?.isFile() ?? false;
   if (isFile && path.basename(tokenizerPath) !== 'tokenizer.json') {
-    throw new UsageError(`--tokenizer takes a tokenizer.json or the folder holding one (with its tokenizer_config.json), not ${tokenizerPath}`);
+    throw usageError(`--tokenizer takes a tokenizer.json or the folder holding one (with its tokenizer_config.json), not ${tokenizerPath}`);
   }
   return tokenizerForModel(modelPath, isFile ? path.dirname(tokenizerPath) : tokenizerPath);
 }
@@ -54,7 +54,7 @@ export async function loadEvalModel(
     if (args.maxPositions > 0) config.max_position_embeddings = args.maxPositions;
     const positions = config.max_position_embeddings;
     if (typeof positions === 'number' && longest > positions) {
-      throw new UsageError(`context ${longest} is past the model's ${positions} positions; pass --max-positions N to test RoPE extrapolation beyond them`);
+      throw usageError(`context ${longest} is past the model's ${positions} positions; pass --max-positions N to test RoPE extrapolation beyond them`);
     }
     if (args.maxPositions > 0) {
       linkedFolder = fs.mkdtempSync(path.join(os.tmpdir(), 'tidal-eval-model-'));
@@ -65,7 +65,7 @@ export async function loadEvalModel(
       modelDir = linkedFolder;
     }
   } else if (args.maxPositions > 0) {
-    throw new UsageError('--max-positions needs a model folder (config.json); a .gguf file keeps the context length it was written with');
+    throw usageError('--max-positions needs a model folder (config.json); a .gguf file keeps the context length it was written with');
   }
   const removeLinks = () => {
     if (linkedFolder !== undefined) fs.rmSync(linkedFolder, { recursive: true, force: true });
@@ -96,7 +96,7 @@ export async function runEval(addon: NativeAddon, args: RunArgs, log: (line: str
     results.perplexity.push(...sample.perplexity);
     if (saved !== undefined) fs.writeSync(saved, serializeResults(sample));
   };
-  let sampleIndex = 0;  // samples are dealt round-robin to the --shard processes
+  let sampleIndex = 0; // samples are dealt round-robin to the --shard processes
   const mine = () => sampleIndex++ % args.shards === args.shard;
   let model: LoadedModel | undefined;
   try {
@@ -124,7 +124,10 @@ export async function runEval(addon: NativeAddon, args: RunArgs, log: (line: str
           const others = randomDistractors(rng, needle, args.distractors);
           const sample = buildPasskeyPrompt(tokenizer, stream, context, args.depths[d], needle, rng, others);
           const correct = await scorePasskey(engine, sample.prompt, sample.answer, configs);
-          keep({ passkey: configs.map((config, c) => ({ context, depth: args.depths[d], trial, config: keyOf(config), correct: correct[c] })), perplexity: [] });
+          keep({
+            passkey: configs.map((config, c) => ({ context, depth: args.depths[d], trial, config: keyOf(config), correct: correct[c] })),
+            perplexity: [],
+          });
           fullHits += Number(correct[0]);
           samples++;
         }

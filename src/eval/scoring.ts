@@ -68,7 +68,12 @@ export class ScoringError extends Error {}
  * every answer token is predicted by a decode step under that configuration. Returns, per
  * configuration, whether the whole answer came out.
  */
-export async function scorePasskey(engine: NativeEngine, prompt: readonly number[], answer: readonly number[], configs: readonly EvalConfig[]): Promise<boolean[]> {
+export async function scorePasskey(
+  engine: NativeEngine,
+  prompt: readonly number[],
+  answer: readonly number[],
+  configs: readonly EvalConfig[],
+): Promise<boolean[]> {
   if (prompt.length < 2 || answer.length === 0) throw new ScoringError('a passkey sample needs a prompt of 2+ tokens and an answer');
   return withSequence(engine, engine.createSequence(), async (base) => {
     await engine.prefill(base, prompt.slice(0, -1));
@@ -90,7 +95,7 @@ export async function scorePasskey(engine: NativeEngine, prompt: readonly number
 }
 
 export interface NllSum {
-  nll: number;     // sum of -log p(token) in nats
+  nll: number; // sum of -log p(token) in nats
   tokens: number;
 }
 

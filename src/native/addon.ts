@@ -2,6 +2,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { TidalError } from './errors';
+
 export interface CudaProbe {
   compiled: boolean;
   deviceCount: number;
@@ -20,10 +22,10 @@ export interface EngineOptions {
   backend?: 'cpu' | 'cuda' | 'webgpu';
   /** The device of the 'webgpu' backend (src/webgpu: openWebGpuDevice). */
   webgpu?: { readonly maxBindingBytes: number; execute(words: Uint32Array, uploads: ArrayBuffer[]): Promise<ArrayBuffer[]> };
-  threads?: number;        // 0 or absent: every hardware thread
-  maxContext?: number;     // tokens per sequence; 0 or absent: the model's maximum
-  prefillChunk?: number;   // tokens per prefill pass; 0 or absent: the backend's default (2048 on CUDA, 256 on the CPU)
-  maxKvBytes?: number;     // KV cache cap over all sequences; 0 or absent: none
+  threads?: number; // 0 or absent: every hardware thread
+  maxContext?: number; // tokens per sequence; 0 or absent: the model's maximum
+  prefillChunk?: number; // tokens per prefill pass; 0 or absent: the backend's default (2048 on CUDA, 256 on the CPU)
+  maxKvBytes?: number; // KV cache cap over all sequences; 0 or absent: none
 }
 
 export interface ModelInfo {
@@ -47,16 +49,16 @@ export interface ModelInfo {
 
 export interface AttentionOptions {
   mode?: AttentionModeName;
-  tokenBudget?: number;          // tokens per query head in sparse layers, current token included
-  denseLayers?: number;          // layers [0, denseLayers) use full attention
-  selectionLayers?: number[];    // tidal: layers that (re-)select positions; empty = preset
+  tokenBudget?: number; // tokens per query head in sparse layers, current token included
+  denseLayers?: number; // layers [0, denseLayers) use full attention
+  selectionLayers?: number[]; // tidal: layers that (re-)select positions; empty = preset
   selectionPolicy?: SelectionPolicyName;
-  correctionInterval?: number;   // tidal: KV-cache correction every N generated tokens; 0 = off
-  sparseFirstStep?: boolean;     // tidal/quest: the prompt's last token runs as a sparse decode step
+  correctionInterval?: number; // tidal: KV-cache correction every N generated tokens; 0 = off
+  sparseFirstStep?: boolean; // tidal/quest: the prompt's last token runs as a sparse decode step
 }
 
 export interface SamplingOptions {
-  temperature?: number;  // 0: greedy
+  temperature?: number; // 0: greedy
   topK?: number;
   topP?: number;
   seed?: number;
@@ -97,13 +99,8 @@ export interface UsageStats {
   };
 }
 
-// Errors from the engine carry one of these codes.
-export type EngineErrorCode =
-  | 'ERR_TIDAL_MODEL'
-  | 'ERR_TIDAL_REQUEST'
-  | 'ERR_TIDAL_OUT_OF_MEMORY'
-  | 'ERR_TIDAL_CANCELLED'
-  | 'ERR_TIDAL_ENGINE';
+// Errors from the engine carry one of the EngineErrorCode codes (errors.ts).
+export type { EngineErrorCode } from './errors';
 
 export interface CancelToken {
   cancel(): void;
@@ -245,21 +242,18 @@ export interface NativeAddon extends ModelReader {
  */
 export type AddonProblemKind = 'missing' | 'unloadable';
 
-export class AddonLoadError extends Error {
+export class AddonLoadError extends TidalError {
   constructor(
     message: string,
     readonly kind: AddonProblemKind = 'unloadable',
   ) {
-    super(message);
+    super('ERR_TIDAL_NO_ENGINE', message);
   }
 }
 
 // Candidate locations, in order: next to the bundle (packaged extension), then the build tree.
 export function addonCandidates(bundleDir: string): string[] {
-  return [
-    path.join(bundleDir, 'native', 'tidal_native.node'),
-    path.join(bundleDir, '..', 'native', 'build', 'Release', 'tidal_native.node'),
-  ];
+  return [path.join(bundleDir, 'native', 'tidal_native.node'), path.join(bundleDir, '..', 'native', 'build', 'Release', 'tidal_native.node')];
 }
 
 /** The addon file a bundle in `bundleDir` would load, or undefined when there is none. */

@@ -10,8 +10,8 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
 
-import type { FimFormat } from '../engine/fimPrompt';
-import type { GenerateParams, GenerateResult, LoadedModel } from '../engine/protocol';
+import type { FimFormat } from '../core/prompt/fimPrompt';
+import type { GenerateParams, GenerateResult, LoadedModel } from '../core/protocol/protocol';
 import { BadRequestError, parseChatRequest, parseCompletionRequest, ParsedRequest, RequestLimits } from './openaiRequest';
 import { promptTokensAtLeast, TokenCounter } from './promptSize';
 import { GuardOptions, RequestGuards } from './requestGuards';
@@ -28,14 +28,14 @@ export interface ServedModel {
 export interface ServeOptions extends GuardOptions {
   model: ServedModel;
   modelId: string;
-  apiKey?: string;             // when set, every /v1 request needs `Authorization: Bearer <key>`
-  maxBodyBytes?: number;       // larger bodies get 413
-  maxTokens?: number;          // larger max_tokens get 400
-  requestTimeoutMs?: number;   // one request in the engine, queue included; then it is cancelled
-  maxQueue?: number;           // requests waiting for the engine; more get 503
-  maxConnections?: number;     // open connections; more are closed at once
-  uploadTimeoutMs?: number;    // the whole request (headers and body) must arrive within this
-  headersTimeoutMs?: number;   // the headers must arrive within this
+  apiKey?: string; // when set, every /v1 request needs `Authorization: Bearer <key>`
+  maxBodyBytes?: number; // larger bodies get 413
+  maxTokens?: number; // larger max_tokens get 400
+  requestTimeoutMs?: number; // one request in the engine, queue included; then it is cancelled
+  maxQueue?: number; // requests waiting for the engine; more get 503
+  maxConnections?: number; // open connections; more are closed at once
+  uploadTimeoutMs?: number; // the whole request (headers and body) must arrive within this
+  headersTimeoutMs?: number; // the headers must arrive within this
   keepAliveTimeoutMs?: number; // an idle kept-alive connection is closed after this
   log?: (line: string) => void;
 }
@@ -77,14 +77,21 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown, heade
 // Compares digests, so neither the key's content nor its length leaks through timing.
 function keyMatches(expected: string, header: string | undefined): boolean {
   const match = /^Bearer\s+(.+)$/i.exec(header ?? '');
-  const given = createHash('sha256').update(match ? match[1].trim() : '').digest();
+  const given = createHash('sha256')
+    .update(match ? match[1].trim() : '')
+    .digest();
   const wanted = createHash('sha256').update(expected).digest();
   return timingSafeEqual(given, wanted) && match !== null;
 }
 
 function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   const tooLarge = () =>
-    new HttpError(413, `The request body is larger than ${limit} bytes. Send a smaller context, or start the server with a larger --max-body-mb.`, 'invalid_request_error', 'request_too_large');
+    new HttpError(
+      413,
+      `The request body is larger than ${limit} bytes. Send a smaller context, or start the server with a larger --max-body-mb.`,
+      'invalid_request_error',
+      'request_too_large',
+    );
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooLarge());
   return new Promise((resolve, reject) => {
@@ -237,15 +244,33 @@ export function createServeHandler(options: ServeOptions): (req: http.IncomingMe
             object: 'chat.completion.chunk',
             created: Math.floor(Date.now() / 1000),
             model: modelId,
-            choices: [{ index: 0, delta: text === undefined ? {} : first ? { role: 'assistant', content: text } : { content: text }, logprobs: null, finish_reason: reason }],
+            choices: [
+              {
+                index: 0,
+                delta: text === undefined ? {} : first ? { role: 'assistant', content: text } : { content: text },
+                logprobs: null,
+                finish_reason: reason,
+              },
+            ],
           }
-        : { id, object: 'text_completion', created: Math.floor(Date.now() / 1000), model: modelId, choices: [{ index: 0, text: text ?? '', logprobs: null, finish_reason: reason }] };
+        : {
+            id,
+            object: 'text_completion',
+            created: Math.floor(Date.now() / 1000),
+            model: modelId,
+            choices: [{ index: 0, text: text ?? '', logprobs: null, finish_reason: reason }],
+          };
     // The stream's headers go out with its first event, so a request the engine refuses
     // before generating (a bad option, a prompt over the context) still gets its 4xx status.
     const writeEvent = (data: unknown) => {
       if (res.writableEnded || res.destroyed) return;
       if (!res.headersSent) {
-        res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+        res.writeHead(200, {
+          'Content-Type': 'text/event-stream; charset=utf-8',
+          'Cache-Control': 'no-cache',
+          Connection: 'keep-alive',
+          'X-Accel-Buffering': 'no',
+        });
         if (kind === 'chat') res.write(`data: ${JSON.stringify(chunkOf('', null, true))}\n\n`);
       }
       res.write(`data: ${JSON.stringify(data)}\n\n`);
@@ -308,7 +333,14 @@ export function createServeHandler(options: ServeOptions): (req: http.IncomingMe
     if (cancelled && !timedOut) {
       // Not by this client (it is still here), by a stop string nor by the time limit: a newer
       // completion request of the same `user` replaced this one.
-      return fail(new HttpError(409, 'A newer completion request of the same `user` replaced this one on the server (the completions of one `user` are served latest-wins).', 'server_error', 'request_superseded'));
+      return fail(
+        new HttpError(
+          409,
+          'A newer completion request of the same `user` replaced this one on the server (the completions of one `user` are served latest-wins).',
+          'server_error',
+          'request_superseded',
+        ),
+      );
     }
     const tail = stopFilter.flush();
     if (tail.length > 0) {
@@ -318,7 +350,9 @@ export function createServeHandler(options: ServeOptions): (req: http.IncomingMe
     finished = true;
     const reason = cancelled ? 'length' : finishReason(result, stopFilter.stopped); // cancelled here: out of time
     const usage = usageOf(result);
-    log(`${id}: ${kind} ${usage.prompt_tokens} prompt tokens (${result.reusedTokens} reused), ${usage.completion_tokens} generated, ${reason}${cancelled ? ' (time limit)' : ''}, ${result.timings.totalMs.toFixed(0)} ms`);
+    log(
+      `${id}: ${kind} ${usage.prompt_tokens} prompt tokens (${result.reusedTokens} reused), ${usage.completion_tokens} generated, ${reason}${cancelled ? ' (time limit)' : ''}, ${result.timings.totalMs.toFixed(0)} ms`,
+    );
     if (res.destroyed) return;
     if (request.stream) {
       writeEvent(chunkOf(kind === 'chat' ? undefined : '', reason));
@@ -346,11 +380,20 @@ export function createServeHandler(options: ServeOptions): (req: http.IncomingMe
     const routes: Record<string, string> = { '/health': 'GET', '/v1/models': 'GET', '/v1/completions': 'POST', '/v1/chat/completions': 'POST' };
     const method = routes[pathname];
     if (method === undefined) {
-      throw new HttpError(404, `Unknown route ${req.method} ${pathname}. This server serves GET /v1/models, POST /v1/completions and POST /v1/chat/completions.`, 'invalid_request_error', 'unknown_route');
+      throw new HttpError(
+        404,
+        `Unknown route ${req.method} ${pathname}. This server serves GET /v1/models, POST /v1/completions and POST /v1/chat/completions.`,
+        'invalid_request_error',
+        'unknown_route',
+      );
     }
     if (req.method === 'OPTIONS' && origin !== undefined) {
       // The browser's preflight for an allowed page.
-      res.writeHead(204, { 'Access-Control-Allow-Methods': method, 'Access-Control-Allow-Headers': 'Authorization, Content-Type', 'Access-Control-Max-Age': '600' });
+      res.writeHead(204, {
+        'Access-Control-Allow-Methods': method,
+        'Access-Control-Allow-Headers': 'Authorization, Content-Type',
+        'Access-Control-Max-Age': '600',
+      });
       res.end();
       return;
     }
@@ -359,7 +402,14 @@ export function createServeHandler(options: ServeOptions): (req: http.IncomingMe
     }
     if (pathname === '/health') return sendJson(res, 200, { status: 'ok' });
     if (options.apiKey !== undefined && !keyMatches(options.apiKey, req.headers.authorization)) {
-      throw new HttpError(401, 'Missing or wrong API key: send `Authorization: Bearer <key>` with the key the server was started with.', 'invalid_request_error', 'invalid_api_key', null, { 'WWW-Authenticate': 'Bearer' });
+      throw new HttpError(
+        401,
+        'Missing or wrong API key: send `Authorization: Bearer <key>` with the key the server was started with.',
+        'invalid_request_error',
+        'invalid_api_key',
+        null,
+        { 'WWW-Authenticate': 'Bearer' },
+      );
     }
     if (pathname === '/v1/models') return sendJson(res, 200, modelList());
     const wrongType = guards.contentTypeRefusal(req);
@@ -370,12 +420,21 @@ export function createServeHandler(options: ServeOptions): (req: http.IncomingMe
       throw new HttpError(400, '`model` must be a string.', 'invalid_request_error', 'invalid_request', 'model');
     }
     if (typeof body.model === 'string' && body.model !== '' && body.model !== modelId) {
-      throw new HttpError(404, `The model \`${body.model}\` is not served here; this server serves \`${modelId}\` (see GET /v1/models).`, 'invalid_request_error', 'model_not_found', 'model');
+      throw new HttpError(
+        404,
+        `The model \`${body.model}\` is not served here; this server serves \`${modelId}\` (see GET /v1/models).`,
+        'invalid_request_error',
+        'model_not_found',
+        'model',
+      );
     }
     const kind = pathname === '/v1/chat/completions' ? 'chat' : 'completion';
     let request: ParsedRequest;
     try {
-      request = kind === 'chat' ? parseChatRequest(body, `chatcmpl-${randomUUID()}`, limits) : parseCompletionRequest(body, `cmpl-${randomUUID()}`, model.fimFormat, limits);
+      request =
+        kind === 'chat'
+          ? parseChatRequest(body, `chatcmpl-${randomUUID()}`, limits)
+          : parseCompletionRequest(body, `cmpl-${randomUUID()}`, model.fimFormat, limits);
     } catch (error) {
       if (error instanceof BadRequestError) throw new HttpError(400, error.message, 'invalid_request_error', 'invalid_request', error.param ?? null);
       throw error;
@@ -392,7 +451,8 @@ export function createServeHandler(options: ServeOptions): (req: http.IncomingMe
 
   return (req, res) => {
     route(req, res).catch((error: unknown) => {
-      const httpError = error instanceof HttpError ? error : new HttpError(500, `Internal error: ${(error as Error)?.message ?? String(error)}`, 'server_error');
+      const httpError =
+        error instanceof HttpError ? error : new HttpError(500, `Internal error: ${(error as Error)?.message ?? String(error)}`, 'server_error');
       if (httpError.status >= 500) log(`${req.method} ${req.url}: ${httpError.message}`);
       if (res.headersSent) {
         res.destroy();

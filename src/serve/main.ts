@@ -1,10 +1,11 @@
 // `tidal serve` entry point: loads one model and serves it over HTTP until SIGINT/SIGTERM.
 import * as path from 'node:path';
 
-import { ModelSession } from '../engine/modelSession';
+import { ModelSession } from '../host/modelSession';
 import { loadAddon } from '../native/addon';
 import { createTidalServer } from './httpServer';
-import { exposureWarning, parseServeArgs, ServeArgs, USAGE, UsageError } from './serveArgs';
+import { exposureWarning, parseServeArgs, ServeArgs, USAGE } from './serveArgs';
+import { tidalErrorCode } from '../native/errors';
 
 async function main(): Promise<void> {
   let args: ServeArgs;
@@ -15,8 +16,8 @@ async function main(): Promise<void> {
     }
     args = parseServeArgs(process.argv.slice(2));
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    console.error(`tidal-serve: ${error.message}\n${USAGE}`);
+    if (tidalErrorCode(error) !== 'ERR_TIDAL_USAGE') throw error;
+    console.error(`tidal-serve: ${(error as Error).message}\n${USAGE}`);
     process.exitCode = 2;
     return;
   }

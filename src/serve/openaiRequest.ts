@@ -1,11 +1,22 @@
 // OpenAI-style request bodies (/v1/completions, /v1/chat/completions) checked and turned
 // into the engine's GenerateParams. Anything we cannot honour is refused with a message that
 // names the field, never silently ignored.
-import { buildFimPrompt, FimFormat, promptText } from '../engine/fimPrompt';
-import type { AttentionOptions, ChatMessageParam, ContextFileParam, GenerateParams, SamplingOptions } from '../engine/protocol';
+import { buildFimPrompt, FimFormat, promptText } from '../core/prompt/fimPrompt';
+import type {
+  AttentionOptions,
+  ChatMessageParam,
+  CompletionGenerateParams,
+  ContextFileParam,
+  GenerateParams,
+  RepositoryFields,
+  SamplingOptions,
+} from '../core/protocol/protocol';
 
 export class BadRequestError extends Error {
-  constructor(message: string, readonly param?: string) {
+  constructor(
+    message: string,
+    readonly param?: string,
+  ) {
     super(message);
   }
 }
@@ -29,9 +40,33 @@ const MAX_STOP_LENGTH = 256;
 // Every field a body may carry. A field set to null counts as absent; any other field is
 // refused by name, so a client never gets an answer computed without an option it asked for.
 const COMMON_FIELDS = [
-  'model', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'top_k', 'seed', 'stop', 'stream', 'stream_options',
-  'user', 'attention', 'n', 'logprobs', 'top_logprobs', 'frequency_penalty', 'presence_penalty', 'logit_bias',
-  'response_format', 'tools', 'tool_choice', 'functions', 'function_call', 'parallel_tool_calls', 'metadata', 'store', 'service_tier',
+  'model',
+  'max_tokens',
+  'max_completion_tokens',
+  'temperature',
+  'top_p',
+  'top_k',
+  'seed',
+  'stop',
+  'stream',
+  'stream_options',
+  'user',
+  'attention',
+  'n',
+  'logprobs',
+  'top_logprobs',
+  'frequency_penalty',
+  'presence_penalty',
+  'logit_bias',
+  'response_format',
+  'tools',
+  'tool_choice',
+  'functions',
+  'function_call',
+  'parallel_tool_calls',
+  'metadata',
+  'store',
+  'service_tier',
 ];
 const COMPLETION_FIELDS = new Set([...COMMON_FIELDS, 'prompt', 'suffix', 'echo', 'best_of']);
 // `repository` (Tidal extra): {"name"?, "files": [{"path", "content"}]} put before the
@@ -57,7 +92,10 @@ function isEmpty(value: unknown): boolean {
 function refuseUnknownFields(body: Body, known: ReadonlySet<string>, where: string): void {
   for (const [name, value] of Object.entries(body)) {
     if (!known.has(name) && !isAbsent(value)) {
-      throw new BadRequestError(`\`${where}${name}\` is not supported by this server; remove it. Fields it serves: ${[...known].join(', ')}.`, `${where}${name}`);
+      throw new BadRequestError(
+        `\`${where}${name}\` is not supported by this server; remove it. Fields it serves: ${[...known].join(', ')}.`,
+        `${where}${name}`,
+      );
     }
   }
 }
@@ -82,8 +120,15 @@ function stopSequences(body: Body): string[] {
   const value = body.stop;
   if (isAbsent(value)) return [];
   const list = typeof value === 'string' ? [value] : value;
-  if (!Array.isArray(list) || list.length > MAX_STOP_SEQUENCES || list.some((item) => typeof item !== 'string' || item.length === 0 || item.length > MAX_STOP_LENGTH)) {
-    throw new BadRequestError(`\`stop\` must be a non-empty string or a list of at most ${MAX_STOP_SEQUENCES} such strings (${MAX_STOP_LENGTH} characters at most).`, 'stop');
+  if (
+    !Array.isArray(list) ||
+    list.length > MAX_STOP_SEQUENCES ||
+    list.some((item) => typeof item !== 'string' || item.length === 0 || item.length > MAX_STOP_LENGTH)
+  ) {
+    throw new BadRequestError(
+      `\`stop\` must be a non-empty string or a list of at most ${MAX_STOP_SEQUENCES} such strings (${MAX_STOP_LENGTH} characters at most).`,
+      'stop',
+    );
   }
   return list as string[];
 }
@@ -105,7 +150,8 @@ function refuseUnsupportedOptions(body: Body): void {
   const format = body.response_format;
   if (!isAbsent(format) && (typeof format !== 'object' || (format as Body).type !== 'text')) refuse('response_format', 'other than {"type": "text"}');
   for (const name of ['tools', 'functions']) if (!isEmpty(body[name])) refuse(name, '(tool and function calls)');
-  for (const name of ['tool_choice', 'function_call']) if (!isAbsent(body[name]) && body[name] !== 'none' && body[name] !== 'auto') refuse(name, '(tool and function calls)');
+  for (const name of ['tool_choice', 'function_call'])
+    if (!isAbsent(body[name]) && body[name] !== 'none' && body[name] !== 'auto') refuse(name, '(tool and function calls)');
 }
 
 function samplingOf(body: Body): SamplingOptions {
@@ -114,7 +160,8 @@ function samplingOf(body: Body): SamplingOptions {
   if (temperature !== undefined) sampling.temperature = temperature;
   const topP = body.top_p;
   if (!isAbsent(topP)) {
-    if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw new BadRequestError(`\`top_p\` must be a number in (0, 1] (1 keeps every token), not ${JSON.stringify(topP)}.`, 'top_p');
+    if (typeof topP !== 'number' || !(topP > 0 && topP <= 1))
+      throw new BadRequestError(`\`top_p\` must be a number in (0, 1] (1 keeps every token), not ${JSON.stringify(topP)}.`, 'top_p');
     sampling.topP = topP;
   }
   const topK = optionalNumber(body, 'top_k', 0, 1 << 30, true, ' (0 keeps every token)');
@@ -135,16 +182,21 @@ function attentionOf(body: Body): AttentionOptions | undefined {
 }
 
 // Fields shared by both endpoints: sampling, length, streaming, Tidal's attention extras.
-function commonFields(body: Body, requestId: string, limits: RequestLimits): Omit<ParsedRequest, 'params'> & { maxTokens?: number; sampling: SamplingOptions; attention?: AttentionOptions; client: string } {
+function commonFields(
+  body: Body,
+  requestId: string,
+  limits: RequestLimits,
+): Omit<ParsedRequest, 'params'> & { maxTokens?: number; sampling: SamplingOptions; attention?: AttentionOptions; client: string } {
   refuseUnsupportedOptions(body);
   const limit = ` (this server's --max-tokens)`;
-  const maxTokens = optionalNumber(body, 'max_completion_tokens', 1, limits.maxTokens, true, limit) ?? optionalNumber(body, 'max_tokens', 1, limits.maxTokens, true, limit);
+  const maxTokens =
+    optionalNumber(body, 'max_completion_tokens', 1, limits.maxTokens, true, limit) ?? optionalNumber(body, 'max_tokens', 1, limits.maxTokens, true, limit);
   const streamOptions = body.stream_options;
   if (!isAbsent(streamOptions) && (typeof streamOptions !== 'object' || Array.isArray(streamOptions))) {
     throw new BadRequestError('`stream_options` must be an object.', 'stream_options');
   }
   if (streamOptions) refuseUnknownFields(streamOptions as Body, new Set(['include_usage']), 'stream_options.');
-  const includeUsage = streamOptions ? optionalBoolean(streamOptions as Body, 'include_usage', 'stream_options.') ?? false : false;
+  const includeUsage = streamOptions ? (optionalBoolean(streamOptions as Body, 'include_usage', 'stream_options.') ?? false) : false;
   return {
     maxTokens,
     sampling: samplingOf(body),
@@ -180,7 +232,8 @@ function contentOf(value: unknown, path: string): string {
   return value
     .map((part, index) => {
       const at = `${path}[${index}]`;
-      if (typeof part !== 'object' || part === null || Array.isArray(part)) throw new BadRequestError(`\`${at}\` must be an object {"type": "text", "text": "..."}.`, at);
+      if (typeof part !== 'object' || part === null || Array.isArray(part))
+        throw new BadRequestError(`\`${at}\` must be an object {"type": "text", "text": "..."}.`, at);
       const { type, text } = part as Body;
       if (type !== 'text') throw new BadRequestError(`\`${at}.type\` must be "text" (this server reads text only), not ${JSON.stringify(type)}.`, `${at}.type`);
       if (typeof text !== 'string') throw new BadRequestError(`\`${at}.text\` must be a string.`, `${at}.text`);
@@ -193,7 +246,10 @@ function contentOf(value: unknown, path: string): string {
 // <file_sep>current-path\nprefix — is split back into its files, so the FIM prompt is built
 // exactly as the local engine builds it (repository first, then the FIM sentinels) and the
 // repository files keep their cached tokens. Anything else stays one prefix.
-export function splitRepoPrompt(format: FimFormat | undefined, prompt: string): Pick<GenerateParams, 'prefix' | 'repoName' | 'repoContext' | 'filePath'> {
+export function splitRepoPrompt(
+  format: FimFormat | undefined,
+  prompt: string,
+): Pick<CompletionGenerateParams, 'prefix' | 'repoName' | 'repositoryContext' | 'filePath'> {
   const whole = { prefix: prompt };
   const separator = format?.fileSeparator;
   if (format === undefined || separator === undefined) return whole;
@@ -210,13 +266,13 @@ export function splitRepoPrompt(format: FimFormat | undefined, prompt: string): 
   const current = segments.pop() as string;
   const currentEnd = current.indexOf('\n');
   if (currentEnd < 0) return whole;
-  const repoContext: ContextFileParam[] = [];
+  const repositoryContext: ContextFileParam[] = [];
   for (const segment of segments) {
     const end = segment.indexOf('\n');
     if (end < 0 || !segment.endsWith('\n')) return whole;
-    repoContext.push({ path: segment.slice(0, end), content: segment.slice(end + 1, -1) });
+    repositoryContext.push({ path: segment.slice(0, end), content: segment.slice(end + 1, -1) });
   }
-  const split = { repoName, repoContext, filePath: current.slice(0, currentEnd), prefix: current.slice(currentEnd + 1) };
+  const split = { repoName, repositoryContext, filePath: current.slice(0, currentEnd), prefix: current.slice(currentEnd + 1) };
   // Accept the split only if the prompt builder gives back the very text that came in.
   const withContext = promptText(buildFimPrompt(format, { ...split, prefix: '', suffix: '' }));
   const sentinels = promptText(buildFimPrompt(format, { prefix: '', suffix: '' }));
@@ -231,25 +287,22 @@ export function parseCompletionRequest(body: Body, requestId: string, fimFormat:
   if (!isAbsent(body.echo) && body.echo !== false) throw new BadRequestError('`echo` is not supported by this server; remove it.', 'echo');
   if (!isAbsent(body.best_of) && body.best_of !== 1) throw new BadRequestError('Only `best_of` = 1 is supported.', 'best_of');
   const common = commonFields(body, requestId, limits);
+  const shared = { requestId, maxTokens: common.maxTokens, sampling: common.sampling, attention: common.attention };
   let params: GenerateParams;
   if (!isAbsent(body.suffix)) {
     // Fill in the middle through the model's own FIM format.
     const suffix = promptTextOf(body.suffix, 'suffix');
-    params = { requestId, kind: 'completion', ...splitRepoPrompt(fimFormat, prompt), suffix };
+    params = { ...shared, kind: 'completion', ...splitRepoPrompt(fimFormat, prompt), suffix, client: common.client };
   } else {
     if (prompt.length === 0) throw new BadRequestError('`prompt` must not be empty.', 'prompt');
-    params = { requestId, kind: 'raw', prompt };
+    params = { ...shared, kind: 'raw', prompt };
   }
-  params.maxTokens = common.maxTokens;
-  params.sampling = common.sampling;
-  params.attention = common.attention;
-  params.client = common.client;
   return { params, stop: common.stop, stream: common.stream, includeUsage: common.includeUsage };
 }
 
 const ROLES = new Set(['system', 'user', 'assistant', 'developer']);
 
-function repositoryOf(body: Body): Pick<GenerateParams, 'repoName' | 'repoContext'> {
+function repositoryOf(body: Body): Pick<RepositoryFields, 'repoName' | 'repositoryContext'> {
   const repository = body.repository;
   if (isAbsent(repository)) return {};
   const shape = '`repository` (Tidal extra) must be {"name"?: string, "files": [{"path": string, "content": string}, ...]}';
@@ -260,7 +313,7 @@ function repositoryOf(body: Body): Pick<GenerateParams, 'repoName' | 'repoContex
   if (!Array.isArray(files) || files.length > MAX_REPOSITORY_FILES) {
     throw new BadRequestError(`${shape}, with at most ${MAX_REPOSITORY_FILES} files.`, 'repository.files');
   }
-  const repoContext: ContextFileParam[] = files.map((file, index) => {
+  const repositoryContext: ContextFileParam[] = files.map((file, index) => {
     const at = `repository.files[${index}]`;
     if (typeof file !== 'object' || file === null || Array.isArray(file)) throw new BadRequestError(`\`${at}\` must be {"path", "content"}.`, at);
     const { path, content, ...rest } = file as Body;
@@ -270,7 +323,7 @@ function repositoryOf(body: Body): Pick<GenerateParams, 'repoName' | 'repoContex
     if (extra !== undefined) throw new BadRequestError(`\`${at}.${extra}\` is not supported by this server; remove it.`, `${at}.${extra}`);
     return { path, content };
   });
-  return { repoName: typeof name === 'string' ? name : undefined, repoContext };
+  return { repoName: typeof name === 'string' ? name : undefined, repositoryContext };
 }
 
 export function parseChatRequest(body: Body, requestId: string, limits: RequestLimits): ParsedRequest {
@@ -302,7 +355,6 @@ export function parseChatRequest(body: Body, requestId: string, limits: RequestL
     maxTokens: common.maxTokens,
     sampling: common.sampling,
     attention: common.attention,
-    client: common.client,
   };
   return { params, stop: common.stop, stream: common.stream, includeUsage: common.includeUsage };
 }

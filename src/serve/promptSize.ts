@@ -1,9 +1,9 @@
 // A lower bound on a request's prompt tokens, found before the engine tokenizes the prompt:
 // a prompt that provably cannot fit the context is refused without tokenizing megabytes on the
 // event loop (see TextTokenizer.countTokensAtLeast for the bound and the slices).
-import { buildFimPrompt, encodePromptParts, FimFormat } from '../engine/fimPrompt';
-import type { GenerateParams } from '../engine/protocol';
-import type { TextTokenizer } from '../engine/tokenizer';
+import { buildFimPrompt, encodePromptParts, FimFormat } from '../core/prompt/fimPrompt';
+import type { GenerateParams } from '../core/protocol/protocol';
+import type { TextTokenizer } from '../core/tokenizer/tokenizer';
 
 export type TokenCounter = Pick<TextTokenizer, 'countTokensAtLeast'>;
 
@@ -23,15 +23,25 @@ function promptTexts(params: GenerateParams, fimFormat: FimFormat | undefined): 
     case 'completion': {
       if (fimFormat === undefined) return [];
       const texts: PromptText[] = [];
-      const parts = buildFimPrompt(fimFormat, { prefix: params.prefix ?? '', suffix: params.suffix ?? '', filePath: params.filePath, repoName: params.repoName, repoContext: params.repoContext });
-      encodePromptParts(parts, (text) => (texts.push({ text, standalone: true }), []), () => 0);
+      const parts = buildFimPrompt(fimFormat, {
+        prefix: params.prefix ?? '',
+        suffix: params.suffix ?? '',
+        filePath: params.filePath,
+        repoName: params.repoName,
+        repositoryContext: params.repositoryContext,
+      });
+      encodePromptParts(
+        parts,
+        (text) => (texts.push({ text, standalone: true }), []),
+        () => 0,
+      );
       return texts;
     }
     case 'chat':
       // The repository's files (encoded as completions encode them), then the messages inside
       // the chat template, which may trim each message.
       return [
-        ...(params.repoContext ?? []).map((file) => ({ text: file.content, standalone: true })),
+        ...(params.repositoryContext ?? []).map((file) => ({ text: file.content, standalone: true })),
         ...(params.messages ?? []).map((message) => ({ text: message.content.trim(), standalone: false })),
       ];
   }

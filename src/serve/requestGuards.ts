@@ -6,9 +6,9 @@
 import type { IncomingMessage } from 'node:http';
 
 export interface GuardOptions {
-  host?: string;                 // the address the server listens on
-  allowedHosts?: string[];       // more names this server answers to (--allow-host)
-  allowedOrigins?: string[];     // web origins allowed to call it (--allow-origin)
+  host?: string; // the address the server listens on
+  allowedHosts?: string[]; // more names this server answers to (--allow-host)
+  allowedOrigins?: string[]; // web origins allowed to call it (--allow-origin)
 }
 
 export interface Refusal {

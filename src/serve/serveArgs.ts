@@ -4,6 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { TidalError } from '../native/errors';
+
 import { SERVE_DEFAULTS } from './httpServer';
 import { normalizeOrigin } from './requestGuards';
 
@@ -26,7 +28,8 @@ export interface ServeArgs {
   maxConnections: number;
 }
 
-export class UsageError extends Error {}
+/** A command line that cannot be used: ERR_TIDAL_USAGE; main prints the message and the usage. */
+export const usageError = (message: string) => new TidalError('ERR_TIDAL_USAGE', message);
 
 export const USAGE = [
   'usage: tidal-serve --model DIR [--tokenizer DIR] [--host 127.0.0.1] [--port 8765] [--api-key-file FILE]',
@@ -49,7 +52,7 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 function integer(flag: string, value: string, min: number, max: number): number {
   const number = Number(value);
-  if (!/^\d+$/.test(value) || number < min || number > max) throw new UsageError(`${flag} must be an integer in [${min}, ${max}], not "${value}".`);
+  if (!/^\d+$/.test(value) || number < min || number > max) throw usageError(`${flag} must be an integer in [${min}, ${max}], not "${value}".`);
   return number;
 }
 
@@ -59,45 +62,61 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   const values = new Map<string, string>();
   const lists = new Map<string, string[]>([...REPEATABLE].map((flag) => [flag, []]));
   const flags = new Set([
-    '--model', '--tokenizer', '--host', '--port', '--api-key-file', '--model-name', '--backend', '--threads', '--max-context', '--max-body-mb',
-    '--max-tokens', '--request-timeout-s', '--max-queue', '--max-connections', ...REPEATABLE,
+    '--model',
+    '--tokenizer',
+    '--host',
+    '--port',
+    '--api-key-file',
+    '--model-name',
+    '--backend',
+    '--threads',
+    '--max-context',
+    '--max-body-mb',
+    '--max-tokens',
+    '--request-timeout-s',
+    '--max-queue',
+    '--max-connections',
+    ...REPEATABLE,
   ]);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const eq = arg.indexOf('=');
     const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    if (!flags.has(flag)) throw new UsageError(`Unknown option ${arg}.`);
+    if (!flags.has(flag)) throw usageError(`Unknown option ${arg}.`);
     const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
-    if (value === undefined || value === '') throw new UsageError(`${flag} needs a value.`);
+    if (value === undefined || value === '') throw usageError(`${flag} needs a value.`);
     if (REPEATABLE.has(flag)) (lists.get(flag) as string[]).push(value);
     else values.set(flag, value);
   }
-  const optionalInteger = (flag: string, min: number, max: number, fallback: number) => (values.has(flag) ? integer(flag, values.get(flag) as string, min, max) : fallback);
+  const optionalInteger = (flag: string, min: number, max: number, fallback: number) =>
+    values.has(flag) ? integer(flag, values.get(flag) as string, min, max) : fallback;
   const allowedHosts = lists.get('--allow-host') as string[];
   for (const name of allowedHosts) {
-    if (!/^(\[[0-9a-f:.]+\]|[0-9a-z.:-]+)$/i.test(name)) throw new UsageError(`--allow-host takes a host name or address without scheme, port or path, not "${name}".`);
+    if (!/^(\[[0-9a-f:.]+\]|[0-9a-z.:-]+)$/i.test(name))
+      throw usageError(`--allow-host takes a host name or address without scheme, port or path, not "${name}".`);
   }
   const allowedOrigins = (lists.get('--allow-origin') as string[]).map((origin) => {
     const normalized = normalizeOrigin(origin);
-    if (normalized === undefined) throw new UsageError(`--allow-origin takes an origin such as https://app.example or http://localhost:3000, not "${origin}".`);
+    if (normalized === undefined) throw usageError(`--allow-origin takes an origin such as https://app.example or http://localhost:3000, not "${origin}".`);
     return normalized;
   });
   const modelDir = values.get('--model');
-  if (modelDir === undefined) throw new UsageError('--model DIR is required (a Hugging Face model folder or a GGUF file).');
+  if (modelDir === undefined) throw usageError('--model DIR is required (a Hugging Face model folder or a GGUF file).');
   let apiKey: string | undefined;
   const keyFile = values.get('--api-key-file');
   if (keyFile !== undefined) {
     try {
       apiKey = fs.readFileSync(keyFile, 'utf8').trim();
     } catch (error) {
-      throw new UsageError(`Cannot read the API key file ${keyFile}: ${(error as Error).message}`);
+      throw usageError(`Cannot read the API key file ${keyFile}: ${(error as Error).message}`);
     }
-    if (apiKey.length === 0) throw new UsageError(`The API key file ${keyFile} is empty.`);
+    if (apiKey.length === 0) throw usageError(`The API key file ${keyFile} is empty.`);
   } else if (env.TIDAL_API_KEY !== undefined && env.TIDAL_API_KEY.trim() !== '') {
     apiKey = env.TIDAL_API_KEY.trim();
   }
   const backend = values.get('--backend');
-  if (backend !== undefined && backend !== 'cpu' && backend !== 'cuda' && backend !== 'webgpu') throw new UsageError(`--backend must be cpu, cuda or webgpu, not "${backend}".`);
+  if (backend !== undefined && backend !== 'cpu' && backend !== 'cuda' && backend !== 'webgpu')
+    throw usageError(`--backend must be cpu, cuda or webgpu, not "${backend}".`);
   const host = values.get('--host') ?? '127.0.0.1';
   const port = values.has('--port') ? integer('--port', values.get('--port') as string, 0, 65535) : 8765;
   return {

@@ -8,6 +8,6 @@ let shared: Promise<WebGpuDevice> | undefined;
 export async function withWebGpuDevice(options: EngineOptions | undefined): Promise<EngineOptions | undefined> {
   if (options?.backend !== 'webgpu' || options.webgpu) return options;
   shared ??= openWebGpuDevice();
-  shared.catch(() => (shared = undefined));  // a later load tries again
+  shared.catch(() => (shared = undefined)); // a later load tries again
   return { ...options, webgpu: await shared };
 }

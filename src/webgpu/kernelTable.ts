@@ -70,8 +70,7 @@ export const kernels: Record<number, Kernel> = {
     // one token when the runner's split kernel does not apply) one workgroup per token and head.
     key: (a) => (tiledPrefill(a) ? `prefillAttention-${a[4]}` : 'attention'),
     source: (key) => (key === 'attention' ? attentionWgsl() : prefillAttentionWgsl(Number(key.split('-')[1]))),
-    bindings: (a) =>
-      tiledPrefill(a) ? [a[0], a[6], a[7], a[8]] : [a[0], a[6], a[7], a[8], optional(a[10], 'absent-write'), optional(a[12], 'absent-read')],
+    bindings: (a) => (tiledPrefill(a) ? [a[0], a[6], a[7], a[8]] : [a[0], a[6], a[7], a[8], optional(a[10], 'absent-write'), optional(a[12], 'absent-read')]),
     workgroups: (a) => (tiledPrefill(a) ? ceil(a[1], PREFILL_TOKENS) * a[2] : a[1] * a[2]),
   },
   [TapeOp.SelectTopK]: {

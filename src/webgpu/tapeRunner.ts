@@ -5,7 +5,11 @@ import { decodeAttentionCombineWgsl, decodeAttentionPartsWgsl } from './kernels/
 import { Binding, kernels } from './kernelTable';
 import { commands, TapeOp, wide } from './tape';
 
-const STORAGE = 0x80, COPY_SRC = 0x04, COPY_DST = 0x08, UNIFORM = 0x40, MAP_READ = 0x01;
+const STORAGE = 0x80,
+  COPY_SRC = 0x04,
+  COPY_DST = 0x08,
+  UNIFORM = 0x40,
+  MAP_READ = 0x01;
 const MAP_MODE_READ = 0x01;
 const SLOT_BYTES = 256;
 const ARENA_SLOTS = 256;
@@ -37,7 +41,7 @@ function layoutEntries(source: string): GPUBindGroupLayoutEntry[] {
 interface Arena {
   buffer: GPUBuffer;
   words: Uint32Array;
-  used: number;  // slots written since the last flush of this arena
+  used: number; // slots written since the last flush of this arena
   flushedUpTo: number;
 }
 
@@ -51,7 +55,7 @@ export interface TapeStats {
 /** Device time of each kernel over the last profiled tape: dispatches and nanoseconds, by kernel. */
 export type KernelProfile = Map<string, { dispatches: number; ns: number }>;
 
-const PROFILE_QUERIES = 4096;  // the most a query set may hold
+const PROFILE_QUERIES = 4096; // the most a query set may hold
 
 export class TapeRunner {
   lastTape: TapeStats = { dispatches: 0, encodeMs: 0, totalMs: 0 };
@@ -73,8 +77,8 @@ export class TapeRunner {
   private encoder: GPUCommandEncoder | undefined;
   private pass: GPUComputePassEncoder | undefined;
   private slot = 0;
-  private partials: GPUBuffer | undefined;  // decode attention's per-partition results
-  private readonly retired: GPUBuffer[] = [];  // replaced scratch, destroyed after the tape's submit
+  private partials: GPUBuffer | undefined; // decode attention's per-partition results
+  private readonly retired: GPUBuffer[] = []; // replaced scratch, destroyed after the tape's submit
 
   /** poison: every new buffer starts as NaN (tests: a value read before it is written shows). */
   constructor(
@@ -278,7 +282,13 @@ export class TapeRunner {
     const kernel = kernels[op];
     if (!kernel) throw new Error(`tape: unknown command ${op}`);
     const key = kernel.key(args);
-    this.launch(key, () => kernel.source(key), args, kernel.bindings(args).map((binding) => this.resolve(binding)), kernel.workgroups(args));
+    this.launch(
+      key,
+      () => kernel.source(key),
+      args,
+      kernel.bindings(args).map((binding) => this.resolve(binding)),
+      kernel.workgroups(args),
+    );
   }
 
   /**
@@ -306,8 +316,13 @@ export class TapeRunner {
     const owners = listed ? heads : kvHeads;
     const scores = args[10] === 0 ? this.absentWrite : this.buffer(args[10]);
     const lists = listed ? this.buffer(args[12]) : this.absentRead;
-    this.launch('decodeAttentionParts', decodeAttentionPartsWgsl, params,
-      [this.buffer(args[0]), this.buffer(args[6]), this.buffer(args[7]), this.partials, scores, lists], owners * partitions);
+    this.launch(
+      'decodeAttentionParts',
+      decodeAttentionPartsWgsl,
+      params,
+      [this.buffer(args[0]), this.buffer(args[6]), this.buffer(args[7]), this.partials, scores, lists],
+      owners * partitions,
+    );
     this.launch('decodeAttentionCombine', decodeAttentionCombineWgsl, params, [this.partials, this.buffer(args[8])], heads);
     return true;
   }
@@ -341,7 +356,7 @@ export class TapeRunner {
     this.profiledKeys = [];
     this.endPass();
     const bytes = keys.length * 16;
-    const resolved = this.device.createBuffer({ size: bytes, usage: 0x200 | COPY_SRC });  // QUERY_RESOLVE
+    const resolved = this.device.createBuffer({ size: bytes, usage: 0x200 | COPY_SRC }); // QUERY_RESOLVE
     const staging = this.device.createBuffer({ size: bytes, usage: MAP_READ | COPY_DST });
     this.commandEncoder().resolveQuerySet(this.querySet!, 0, 2 * keys.length, resolved, 0);
     this.commandEncoder().copyBufferToBuffer(resolved, 0, staging, 0, bytes);

@@ -96,7 +96,12 @@ test('cause 15: a model path that is not GGUF nor a folder is named as such, not
   writeFileSync(notGguf, 'hello, this is no model');
   const result = tidal('info', '--model', notGguf);
   assert.equal(result.status, 1, result.stderr);
-  assert.match(result.stderr, new RegExp(`'${notGguf.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}' is not a GGUF file \\(bad magic: expected the magic "GGUF", found "hell"\\) nor a model folder`));
+  assert.match(
+    result.stderr,
+    new RegExp(
+      `'${notGguf.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}' is not a GGUF file \\(bad magic: expected the magic "GGUF", found "hell"\\) nor a model folder`,
+    ),
+  );
   assert.doesNotMatch(result.stderr, /Not a directory/);
 
   const safetensors = tidal('info', '--model', path.join(MODEL, 'model.safetensors'));

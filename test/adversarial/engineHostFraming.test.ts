@@ -6,12 +6,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { cancelRequest, generateRequest, statsRequest, type GenerateResult } from '../../src/engine/protocol';
+import { cancelRequest, generateRequest, statsRequest, type GenerateResult } from '../../src/core/protocol/protocol';
 import { exitWithin, frame, loadEmbeddedModel, readResponses, startBareHost, startHost, within } from './hostFixture';
 
 const brokenHeaders: { name: string; bytes: Buffer }[] = [
   { name: 'Content-Length that is not a number', bytes: Buffer.from('Content-Length: abc\r\n\r\n{}') },
-  { name: 'no Content-Length header', bytes: Buffer.from('Content-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n{"jsonrpc":"2.0","id":1,"method":"engine/echo","params":{"text":"x"}}') },
+  {
+    name: 'no Content-Length header',
+    bytes: Buffer.from('Content-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n{"jsonrpc":"2.0","id":1,"method":"engine/echo","params":{"text":"x"}}'),
+  },
   { name: 'an empty header block', bytes: Buffer.from('\r\n\r\n{"jsonrpc":"2.0","id":1,"method":"engine/echo","params":{"text":"x"}}') },
   { name: 'a negative Content-Length', bytes: Buffer.from('Content-Length: -5\r\n\r\n{"a":1}') },
   { name: 'a Content-Length far beyond any message', bytes: Buffer.from('Content-Length: 99999999999999\r\n\r\n{"jsonrpc":"2.0"') },
@@ -59,46 +62,50 @@ test('cause 12: a message split into one-byte writes is still read, and closing 
   }
 });
 
-test('cause 12: unknown methods, messages that are not JSON-RPC, and deeply nested or huge params get answers; the host lives on', { timeout: 60_000 }, async () => {
-  const host = startBareHost();
-  const { response } = readResponses(host);
-  const send = (message: unknown) => host.child.stdin.write(frame(message));
-  try {
-    send({ jsonrpc: '2.0', id: 1, method: 'engine/selfDestruct', params: { now: true } });
-    assert.equal((await response(1, 5_000)).error?.code, -32601);
-    // 100 000 levels of arrays: JSON.stringify cannot write it, so the test writes the text.
-    const depth = 100_000;
-    const nested = `${'['.repeat(depth)}"bottom"${']'.repeat(depth)}`;
-    send(`{"jsonrpc":"2.0","id":2,"method":"engine/nowhere","params":{"nested":${nested}}}`);
-    assert.equal((await response(2, 10_000)).error?.code, -32601);
-    send(`{"jsonrpc":"2.0","id":3,"method":"engine/echo","params":{"text":${nested}}}`);
-    const echoed = await response(3, 10_000);
-    assert.equal(echoed.error?.code, -32602, JSON.stringify(echoed).slice(0, 200));
-    assert.match(echoed.error?.message ?? '', /text/);
-    send(`{"jsonrpc":"2.0","id":4,"method":"engine/generate","params":{"requestId":"deep","kind":"raw","prompt":${nested}}}`);
-    assert.equal((await response(4, 10_000)).error?.code, -32602);
-    send({ jsonrpc: '2.0', id: 5, method: 'engine/nowhere', params: { huge: 'x'.repeat(32 * 1024 * 1024) } });
-    assert.equal((await response(5, 20_000)).error?.code, -32601);
-    const big = 'é'.repeat(4 * 1024 * 1024);
-    send({ jsonrpc: '2.0', id: 6, method: 'engine/echo', params: { text: big } });
-    assert.deepEqual((await response(6, 20_000)).result, { text: big });
-    // Notifications nobody handles, or with nonsense params, are dropped without an answer.
-    send({ jsonrpc: '2.0', method: 'engine/whatever', params: [1, 2, 3] });
-    send({ jsonrpc: '2.0', method: 'workspace/events', params: { events: 'all of them' } });
-    send({ jsonrpc: '2.0', method: 'engine/prefetch', params: { kind: 'completion', requestId: 5, prefix: {} } });
-    // JSON that is not JSON-RPC: nothing to answer, nothing to break.
-    send(null);
-    send([1, 2, 3]);
-    send(42);
-    send({ jsonrpc: '2.0', id: 77 });
-    send({ jsonrpc: '2.0', id: 78, method: 42 });
-    send({ jsonrpc: '2.0', id: 8, method: 'engine/echo', params: { text: 'still here' } });
-    assert.deepEqual((await response(8, 5_000)).result, { text: 'still here' });
-    assert.equal(await exitWithin(host, 100), undefined);
-  } finally {
-    await host.stop();
-  }
-});
+test(
+  'cause 12: unknown methods, messages that are not JSON-RPC, and deeply nested or huge params get answers; the host lives on',
+  { timeout: 60_000 },
+  async () => {
+    const host = startBareHost();
+    const { response } = readResponses(host);
+    const send = (message: unknown) => host.child.stdin.write(frame(message));
+    try {
+      send({ jsonrpc: '2.0', id: 1, method: 'engine/selfDestruct', params: { now: true } });
+      assert.equal((await response(1, 5_000)).error?.code, -32601);
+      // 100 000 levels of arrays: JSON.stringify cannot write it, so the test writes the text.
+      const depth = 100_000;
+      const nested = `${'['.repeat(depth)}"bottom"${']'.repeat(depth)}`;
+      send(`{"jsonrpc":"2.0","id":2,"method":"engine/nowhere","params":{"nested":${nested}}}`);
+      assert.equal((await response(2, 10_000)).error?.code, -32601);
+      send(`{"jsonrpc":"2.0","id":3,"method":"engine/echo","params":{"text":${nested}}}`);
+      const echoed = await response(3, 10_000);
+      assert.equal(echoed.error?.code, -32602, JSON.stringify(echoed).slice(0, 200));
+      assert.match(echoed.error?.message ?? '', /text/);
+      send(`{"jsonrpc":"2.0","id":4,"method":"engine/generate","params":{"requestId":"deep","kind":"raw","prompt":${nested}}}`);
+      assert.equal((await response(4, 10_000)).error?.code, -32602);
+      send({ jsonrpc: '2.0', id: 5, method: 'engine/nowhere', params: { huge: 'x'.repeat(32 * 1024 * 1024) } });
+      assert.equal((await response(5, 20_000)).error?.code, -32601);
+      const big = 'é'.repeat(4 * 1024 * 1024);
+      send({ jsonrpc: '2.0', id: 6, method: 'engine/echo', params: { text: big } });
+      assert.deepEqual((await response(6, 20_000)).result, { text: big });
+      // Notifications nobody handles, or with nonsense params, are dropped without an answer.
+      send({ jsonrpc: '2.0', method: 'engine/whatever', params: [1, 2, 3] });
+      send({ jsonrpc: '2.0', method: 'workspace/events', params: { events: 'all of them' } });
+      send({ jsonrpc: '2.0', method: 'engine/prefetch', params: { kind: 'completion', requestId: 5, prefix: {} } });
+      // JSON that is not JSON-RPC: nothing to answer, nothing to break.
+      send(null);
+      send([1, 2, 3]);
+      send(42);
+      send({ jsonrpc: '2.0', id: 77 });
+      send({ jsonrpc: '2.0', id: 78, method: 42 });
+      send({ jsonrpc: '2.0', id: 8, method: 'engine/echo', params: { text: 'still here' } });
+      assert.deepEqual((await response(8, 5_000)).result, { text: 'still here' });
+      assert.equal(await exitWithin(host, 100), undefined);
+    } finally {
+      await host.stop();
+    }
+  },
+);
 
 test('a flood of generate requests with cancellations settles every request and leaves the host serving', { timeout: 120_000 }, async () => {
   const host = startHost();
@@ -111,8 +118,8 @@ test('a flood of generate requests with cancellations settles every request and 
       const kind = index % 3 === 0 ? 'completion' : 'raw';
       const params =
         kind === 'completion'
-          ? { requestId, kind, prefix: `def f${index}(x):\n    return `, suffix: '\n', maxTokens: 4, client: `c${index % 4}` } as const
-          : { requestId, kind, prompt: `<|file_sep|>src/f${index}.py\ndef f(x):\n`, maxTokens: 6 } as const;
+          ? ({ requestId, kind, prefix: `def f${index}(x):\n    return `, suffix: '\n', maxTokens: 4, client: `c${index % 4}` } as const)
+          : ({ requestId, kind, prompt: `<|file_sep|>src/f${index}.py\ndef f(x):\n`, maxTokens: 6 } as const);
       requests.push(connection.sendRequest(generateRequest, params).catch((error: Error) => error));
       if (index % 2 === 1) void connection.sendRequest(cancelRequest, { requestId }).catch(() => undefined);
       if (index % 7 === 0) void connection.sendRequest(cancelRequest, { requestId: `flood-${index - 3}` }).catch(() => undefined);
@@ -123,7 +130,10 @@ test('a flood of generate requests with cancellations settles every request and 
       if (outcome instanceof Error) assert.fail(`flood-${index} failed: ${outcome.message}`);
       assert.ok(['length', 'stop', 'cancelled'].includes(outcome.finishReason), `flood-${index}: ${outcome.finishReason}`);
     }
-    assert.ok(settled.some((outcome) => !(outcome instanceof Error) && outcome.finishReason !== 'cancelled'), 'nothing ran');
+    assert.ok(
+      settled.some((outcome) => !(outcome instanceof Error) && outcome.finishReason !== 'cancelled'),
+      'nothing ran',
+    );
     const stats = await connection.sendRequest(statsRequest);
     assert.equal(stats.queue.queued, 0);
     assert.equal(stats.queue.running, null);

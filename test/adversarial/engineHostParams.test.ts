@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { generateRequest } from '../../src/engine/protocol';
+import { generateRequest } from '../../src/core/protocol/protocol';
 import { loadEmbeddedModel, startHost } from './hostFixture';
 
 const chat = { requestId: 'chat', kind: 'chat', messages: [{ role: 'user', content: 'hi' }], maxTokens: 2 };
@@ -14,10 +14,10 @@ const raw = { requestId: 'raw', kind: 'raw', prompt: 'def f(x):\n', maxTokens: 2
 // [method, params, the field the error must name]
 const badRequests: [string, unknown, RegExp][] = [
   ['engine/generate', { ...chat, messages: [{ role: 'user', content: 5 }] }, /messages\[0\]\.content/],
-  ['engine/generate', { ...completion, repoContext: 'x' }, /repoContext/],
+  ['engine/generate', { ...completion, repositoryContext: 'x' }, /repositoryContext/],
   ['engine/generate', { ...completion, prefix: 5 }, /prefix/],
   ['engine/generate', { ...completion, suffix: ['a'] }, /suffix/],
-  ['engine/generate', { ...completion, repoContext: [{ path: 'a.py', content: null }] }, /repoContext\[0\]\.content/],
+  ['engine/generate', { ...completion, repositoryContext: [{ path: 'a.py', content: null }] }, /repositoryContext\[0\]\.content/],
   ['engine/generate', { ...chat, messages: [{ role: 'robot', content: 'hi' }] }, /messages\[0\]\.role/],
   ['engine/generate', { ...chat, messages: 'hi' }, /messages/],
   ['engine/generate', { ...raw, prompt: { text: 'x' } }, /prompt/],
@@ -45,7 +45,20 @@ const badRequests: [string, unknown, RegExp][] = [
   ['workspace/open', { root: '/tmp', include: [], exclude: [], maxTokens: 10, persistDir: 4 }, /persistDir/],
   ['workspace/open', { root: '/tmp', folders: [{ name: 'a', path: 'relative' }], include: [], exclude: [], maxTokens: 10 }, /folders\[0\]\.path/],
   ['workspace/open', { root: '/tmp', folders: [{ name: 'a/b', path: '/tmp' }], include: [], exclude: [], maxTokens: 10 }, /folders\[0\]\.name/],
-  ['workspace/open', { root: '/tmp', folders: [{ name: 'a', path: '/tmp' }, { name: 'a', path: '/var' }], include: [], exclude: [], maxTokens: 10 }, /twice/],
+  [
+    'workspace/open',
+    {
+      root: '/tmp',
+      folders: [
+        { name: 'a', path: '/tmp' },
+        { name: 'a', path: '/var' },
+      ],
+      include: [],
+      exclude: [],
+      maxTokens: 10,
+    },
+    /twice/,
+  ],
   ['workspace/open', { root: '/tmp', folders: [], include: [], exclude: [], maxTokens: 10 }, /at least one/],
   ['engine/loadModel', { modelDir: 5 }, /modelDir/],
   ['engine/loadModel', { modelDir: '/tmp', options: { threads: 'many' } }, /options\.threads/],
@@ -73,7 +86,12 @@ test('cause 14: wrongly typed params are refused with InvalidParams naming the f
         what,
       );
     }
-    const after = await connection.sendRequest(generateRequest, { requestId: 'after', kind: 'chat', messages: [{ role: 'user', content: 'hi' }], maxTokens: 2 });
+    const after = await connection.sendRequest(generateRequest, {
+      requestId: 'after',
+      kind: 'chat',
+      messages: [{ role: 'user', content: 'hi' }],
+      maxTokens: 2,
+    });
     assert.equal(after.requestId, 'after');
     // Fields the host does not know are left alone (a newer extension may send more).
     const extra = await connection.sendRequest(generateRequest, { ...raw, requestId: 'extra', futureField: { anything: true } } as never);

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { PRIORITY_BACKGROUND, PRIORITY_CHAT, PRIORITY_COMPLETION, RequestQueue } from '../../src/engine/requestQueue';
+import { PRIORITY_BACKGROUND, PRIORITY_CHAT, PRIORITY_COMPLETION, RequestQueue } from '../../src/host/requestQueue';
 import type { CancelToken } from '../../src/native/addon';
 
 class FlagToken implements CancelToken {
@@ -64,11 +64,7 @@ test('cause 5: completions still run first while the chat request has waited les
   let now = 0;
   const queue = new RequestQueue(() => new FlagToken(), { now: () => now });
   const { started, job, finish } = manualJobs();
-  const done = [
-    queue.enqueue(job('running', PRIORITY_CHAT)),
-    queue.enqueue(job('chat', PRIORITY_CHAT)),
-    queue.enqueue(job('completion', PRIORITY_COMPLETION)),
-  ];
+  const done = [queue.enqueue(job('running', PRIORITY_CHAT)), queue.enqueue(job('chat', PRIORITY_CHAT)), queue.enqueue(job('completion', PRIORITY_COMPLETION))];
   now += 1_999;
   await finish('running');
   assert.equal(started.at(-1), 'completion');

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { generateRequest, type GenerateParams } from '../../src/engine/protocol';
+import { generateRequest, type GenerateParams } from '../../src/core/protocol/protocol';
 import { loadEmbeddedModel, startHost } from './hostFixture';
 
 const prompt = '<|file_sep|>src/names.py\n# A list of names for the examples below.\nNAMES = [\n';

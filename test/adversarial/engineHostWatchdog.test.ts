@@ -6,7 +6,7 @@ import Module from 'node:module';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { ResponseWatchdog, type WatchdogTimers } from '../../src/extension/restartPolicy';
+import { ResponseWatchdog, type WatchdogTimers } from '../../src/vscode/restartPolicy';
 import { hostScript } from './hostFixture';
 
 /** Timers on a clock that only moves when the test says so. */
@@ -54,7 +54,13 @@ test('cause 12: the watchdog stays quiet while pings are answered and fires once
   const timers = new ManualTimers();
   const connection = fakeConnection();
   const unresponsive: number[] = [];
-  const watchdog = new ResponseWatchdog({ ping: connection.ping, onUnresponsive: (ms) => unresponsive.push(timers.now - ms), intervalMs: 1_000, timeoutMs: 5_000, timers });
+  const watchdog = new ResponseWatchdog({
+    ping: connection.ping,
+    onUnresponsive: (ms) => unresponsive.push(timers.now - ms),
+    intervalMs: 1_000,
+    timeoutMs: 5_000,
+    timers,
+  });
   watchdog.start();
   await timers.advance(60_000);
   assert.equal(connection.state.pings, 60);
@@ -73,7 +79,13 @@ test('cause 12: the watchdog stays quiet while pings are answered and fires once
 test('cause 12: a ping that fails is no answer; a stopped watchdog never fires; a late answer does not revive it', async () => {
   const timers = new ManualTimers();
   let fired = 0;
-  const failing = new ResponseWatchdog({ ping: () => Promise.reject(new Error('Connection is disposed')), onUnresponsive: () => fired++, intervalMs: 100, timeoutMs: 500, timers });
+  const failing = new ResponseWatchdog({
+    ping: () => Promise.reject(new Error('Connection is disposed')),
+    onUnresponsive: () => fired++,
+    intervalMs: 100,
+    timeoutMs: 500,
+    timers,
+  });
   failing.start();
   await timers.advance(600);
   assert.equal(fired, 1);
@@ -134,8 +146,8 @@ loader._load = function (request: string, ...rest: unknown[]) {
   return request === 'vscode' ? fakeVscode : load.call(this, request, ...rest);
 };
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { EngineClient } = require('../../src/extension/engineClient') as typeof import('../../src/extension/engineClient');
-import type { EngineStatus } from '../../src/extension/engineClient';
+const { EngineClient } = require('../../src/vscode/engineClient') as typeof import('../../src/vscode/engineClient');
+import type { EngineStatus } from '../../src/vscode/engineClient';
 
 test('cause 12: EngineClient kills a host that stops answering and the restart policy starts a new one', { timeout: 60_000 }, async () => {
   const lines: string[] = [];
@@ -170,8 +182,14 @@ test('cause 12: EngineClient kills a host that stops answering and the restart p
     process.kill(frozenPid, 'SIGSTOP'); // alive, and deaf
     const restarted = await second;
     assert.notEqual(restarted.info!.pid, frozenPid);
-    assert.ok(statuses.some((status) => status.state === 'error' && /did not answer for 3 s/.test(status.message ?? '')), JSON.stringify(statuses));
-    assert.ok(lines.some((line) => /stopped answering/.test(line)), lines.join('\n'));
+    assert.ok(
+      statuses.some((status) => status.state === 'error' && /did not answer for 3 s/.test(status.message ?? '')),
+      JSON.stringify(statuses),
+    );
+    assert.ok(
+      lines.some((line) => /stopped answering/.test(line)),
+      lines.join('\n'),
+    );
     assert.throws(() => process.kill(frozenPid, 0), 'the frozen host was killed');
     assert.deepEqual(shownErrors, []);
   } finally {

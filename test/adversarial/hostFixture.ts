@@ -8,8 +8,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { MessageConnection } from 'vscode-jsonrpc/node';
 
-import { startEngineHost } from '../../src/engine/hostProcess';
-import { loadModelRequest, type LoadedModel } from '../../src/engine/protocol';
+import { startEngineHost } from '../../src/host/hostProcess';
+import { loadModelRequest, type LoadedModel } from '../../src/core/protocol/protocol';
 
 export const hostScript = path.resolve('dist/engine-host.js');
 export const embeddedModelDir = path.resolve('models/tidal-code-mini');

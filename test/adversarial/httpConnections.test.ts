@@ -32,9 +32,13 @@ test('cause 6: connections beyond the cap are refused; /health works again once 
     let accepted = 0;
     server.server.on('connection', () => accepted++);
     const stalled = [0, 1, 2, 3].map(() => rawConnection(server.port, stalledUpload()));
-    await within(5_000, 'four connections accepted', (async () => {
-      while (accepted < 4) await new Promise((resolve) => setTimeout(resolve, 10));
-    })());
+    await within(
+      5_000,
+      'four connections accepted',
+      (async () => {
+        while (accepted < 4) await new Promise((resolve) => setTimeout(resolve, 10));
+      })(),
+    );
     const extra = rawConnection(server.port, 'GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
     const refused = await within(5_000, 'the fifth connection', extra.closed);
     assert.equal(refused.text, '', 'no answer over the cap');
@@ -60,7 +64,10 @@ test('cause 13: a client that half-closes after sending its request still gets t
       if (stream) {
         // Chunked transfer encoding around the events: strip the chunk sizes.
         const events = sseEvents(payload.replace(/(^|\r\n)[0-9a-f]+\r\n/g, '$1').replace(/\r\n/g, ''));
-        assert.equal(events.map((data) => (data === '[DONE]' ? '' : (JSON.parse(data) as { choices: { text: string }[] }).choices[0].text)).join(''), 'the answer');
+        assert.equal(
+          events.map((data) => (data === '[DONE]' ? '' : (JSON.parse(data) as { choices: { text: string }[] }).choices[0].text)).join(''),
+          'the answer',
+        );
       } else {
         assert.equal((JSON.parse(payload) as { choices: { text: string }[] }).choices[0].text, 'the answer');
       }

@@ -7,7 +7,7 @@ import * as net from 'node:net';
 
 import type { AddressInfo } from 'node:net';
 
-import type { GenerateParams, GenerateResult, LoadedModel } from '../../src/engine/protocol';
+import type { GenerateParams, GenerateResult, LoadedModel } from '../../src/core/protocol/protocol';
 import { createTidalServer, type ServedModel, type ServeOptions } from '../../src/serve/httpServer';
 
 export { loadEmbeddedSession, startServer, waitForResults, type ServerFixture } from '../unit/serve/serveFixture';
@@ -79,7 +79,9 @@ export function rawConnection(port: number, bytes: string, options: { end?: bool
     if (bytes.length > 0) socket.write(bytes);
     if (options.end) socket.end();
   });
-  const closed = new Promise<{ text: string; afterMs: number; error?: string }>((resolve) => socket.on('close', () => resolve({ text, afterMs: performance.now() - started, error })));
+  const closed = new Promise<{ text: string; afterMs: number; error?: string }>((resolve) =>
+    socket.on('close', () => resolve({ text, afterMs: performance.now() - started, error })),
+  );
   return { socket, closed };
 }
 
@@ -104,7 +106,16 @@ export function standInModel(text = 'ok', delayMs = 0): ServedModel {
     generate: async (params: GenerateParams, onText?: (text: string) => void): Promise<GenerateResult> => {
       await new Promise((resolve) => setTimeout(resolve, delayMs));
       onText?.(text);
-      return { requestId: params.requestId, text, finishReason: 'stop', tokens: 1, promptTokens: 1, reusedTokens: 0, recomputedTokens: 1, timings: { queuedMs: 0, prefillMs: 0, decodeMs: delayMs, totalMs: delayMs } };
+      return {
+        requestId: params.requestId,
+        text,
+        finishReason: 'stop',
+        tokens: 1,
+        promptTokens: 1,
+        reusedTokens: 0,
+        recomputedTokens: 1,
+        timings: { queuedMs: 0, prefillMs: 0, decodeMs: delayMs, totalMs: delayMs },
+      };
     },
   };
 }

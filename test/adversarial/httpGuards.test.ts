@@ -26,7 +26,14 @@ test('cause 2: DNS rebinding: a Host that is not a name of this server gets 403 
     assert.match(error.message, /rebind\.evil\.example[\s\S]*--allow-host rebind\.evil\.example/);
   }
   // The names of this machine and the configured one still work, with or without a port.
-  for (const host of ['localhost', `localhost:${server.port}`, `127.0.0.1:${server.port}`, `[::1]:${server.port}`, 'TIDAL.box.lan', `tidal.box.lan:${server.port}`]) {
+  for (const host of [
+    'localhost',
+    `localhost:${server.port}`,
+    `127.0.0.1:${server.port}`,
+    `[::1]:${server.port}`,
+    'TIDAL.box.lan',
+    `tidal.box.lan:${server.port}`,
+  ]) {
     assert.equal((await request(`${server.baseUrl}/models`, { headers: { Host: host } })).status, 200, host);
   }
 });

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import type { ModelSession } from '../../src/engine/modelSession';
+import type { ModelSession } from '../../src/host/modelSession';
 import { errorOf, loadEmbeddedSession, postJson, sseEvents, startServer, type ServerFixture } from './httpFixture';
 
 let session: ModelSession;
@@ -26,7 +26,11 @@ async function withServer(options: Parameters<typeof startServer>[1], body: (ser
 
 test('cause 4: max_tokens above the server maximum is refused with 400 naming the field and the limit', async () => {
   await withServer({}, async (server) => {
-    for (const [field, value] of [['max_tokens', 4097], ['max_tokens', 1 << 20], ['max_completion_tokens', 5000]] as const) {
+    for (const [field, value] of [
+      ['max_tokens', 4097],
+      ['max_tokens', 1 << 20],
+      ['max_completion_tokens', 5000],
+    ] as const) {
       const error = errorOf(await postJson(`${server.baseUrl}/completions`, { prompt: 'x', [field]: value }), 400);
       assert.equal(error.param, field);
       assert.match(error.message, new RegExp(`\`${field}\` must be an integer in \\[1, 4096\\][\\s\\S]*--max-tokens`));
@@ -55,9 +59,16 @@ test('cause 4: a request past the wall-clock limit is cancelled and ends with fi
     }
     assert.ok(elapsed < 4_000, `answered after ${elapsed.toFixed(0)} ms`);
 
-    const streamed = await postJson(`${server.baseUrl}/chat/completions`, { messages: [{ role: 'user', content: 'Count to a thousand.' }], max_tokens: 4000, temperature: 0, stream: true });
+    const streamed = await postJson(`${server.baseUrl}/chat/completions`, {
+      messages: [{ role: 'user', content: 'Count to a thousand.' }],
+      max_tokens: 4000,
+      temperature: 0,
+      stream: true,
+    });
     if (streamed.status === 200) {
-      const events = sseEvents(streamed.text).slice(0, -1).map((data) => JSON.parse(data) as { choices: { finish_reason: string | null }[] });
+      const events = sseEvents(streamed.text)
+        .slice(0, -1)
+        .map((data) => JSON.parse(data) as { choices: { finish_reason: string | null }[] });
       assert.equal(events.at(-1)?.choices[0].finish_reason, 'length');
     } else {
       assert.match(errorOf(streamed, 503).message, /--request-timeout-s/);

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import type { ModelSession } from '../../src/engine/modelSession';
+import type { ModelSession } from '../../src/host/modelSession';
 import { errorOf, loadEmbeddedSession, postJson, request, startServer, type ServerFixture } from './httpFixture';
 
 let session: ModelSession;

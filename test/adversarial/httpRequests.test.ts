@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import type { ModelSession } from '../../src/engine/modelSession';
+import type { ModelSession } from '../../src/host/modelSession';
 import { errorOf, loadEmbeddedSession, postJson, startServer, type ServerFixture } from './httpFixture';
 
 let session: ModelSession;
@@ -32,9 +32,15 @@ async function refused(route: string, body: unknown, param: string, pattern: Reg
 
 test('cause 8: 20 concurrent completions without `user` all finish; none supersedes another', async () => {
   const answers = await Promise.all(
-    Array.from({ length: 20 }, (_, i) => postJson(`${server.baseUrl}/completions`, { prompt: `const value${i} = `, suffix: ';\n', max_tokens: 3, temperature: 0 })),
+    Array.from({ length: 20 }, (_, i) =>
+      postJson(`${server.baseUrl}/completions`, { prompt: `const value${i} = `, suffix: ';\n', max_tokens: 3, temperature: 0 }),
+    ),
   );
-  assert.deepEqual(answers.map((answer) => answer.status), Array(20).fill(200), answers.find((answer) => answer.status !== 200)?.text);
+  assert.deepEqual(
+    answers.map((answer) => answer.status),
+    Array(20).fill(200),
+    answers.find((answer) => answer.status !== 200)?.text,
+  );
 });
 
 test('cause 9: fields that would change the answer are refused by name; harmless ones are accepted', async () => {
@@ -75,18 +81,31 @@ test('cause 9: fields that would change the answer are refused by name; harmless
     metadata: { trace: 'x' },
     seed: null,
   };
-  for (const [route, body] of [['/chat/completions', chat], ['/completions', completion]] as const) {
+  for (const [route, body] of [
+    ['/chat/completions', chat],
+    ['/completions', completion],
+  ] as const) {
     const answer = await postJson(`${server.baseUrl}${route}`, { ...body, ...harmless });
     assert.equal(answer.status, 200, answer.text);
   }
   // An assistant message as OpenAI client libraries hand it back, put into the history.
-  const history = [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello', refusal: null, tool_calls: [], annotations: [] }, { role: 'user', content: 'again' }];
+  const history = [
+    { role: 'user', content: 'hi' },
+    { role: 'assistant', content: 'hello', refusal: null, tool_calls: [], annotations: [] },
+    { role: 'user', content: 'again' },
+  ];
   assert.equal((await postJson(`${server.baseUrl}/chat/completions`, { ...chat, messages: history })).status, 200);
 });
 
 test('cause 10: message content must be a string or a list of text parts; the error names the path', async () => {
   const cases: [unknown, string][] = [
-    [[{ type: 'text', text: 'a' }, { type: 'text', text: { nested: 'object' } }], 'messages[0].content[1].text'],
+    [
+      [
+        { type: 'text', text: 'a' },
+        { type: 'text', text: { nested: 'object' } },
+      ],
+      'messages[0].content[1].text',
+    ],
     [[{ type: 'image_url', image_url: { url: 'https://x.example/a.png' } }], 'messages[0].content[0].type'],
     [[{ type: 'text' }], 'messages[0].content[0].text'],
     [['plain string part'], 'messages[0].content[0]'],
@@ -97,7 +116,18 @@ test('cause 10: message content must be a string or a list of text parts; the er
     await refused('/chat/completions', { ...chat, messages: [{ role: 'user', content }] }, path, new RegExp(path.replace(/[[\].]/g, '\\$&')));
   }
   await refused('/chat/completions', { ...chat, messages: [{ role: 'tool', content: 'x' }] }, 'messages[0].role', /role/);
-  const parts = await postJson(`${server.baseUrl}/chat/completions`, { ...chat, messages: [{ role: 'user', content: [{ type: 'text', text: 'h' }, { type: 'text', text: 'i' }] }] });
+  const parts = await postJson(`${server.baseUrl}/chat/completions`, {
+    ...chat,
+    messages: [
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'h' },
+          { type: 'text', text: 'i' },
+        ],
+      },
+    ],
+  });
   assert.equal(parts.status, 200, parts.text);
 });
 

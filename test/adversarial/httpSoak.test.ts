@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-import type { ModelSession } from '../../src/engine/modelSession';
+import type { ModelSession } from '../../src/host/modelSession';
 import { errorOf, json, loadEmbeddedSession, sseEvents, startServer, type ServerFixture } from './httpFixture';
 
 setFlagsFromString('--expose-gc');
@@ -26,7 +26,8 @@ after(async () => {
   await session.unload();
 });
 
-const post = (route: string, body: unknown, signal?: AbortSignal) => fetch(`${server.baseUrl}${route}`, { method: 'POST', headers: json, body: JSON.stringify(body), signal });
+const post = (route: string, body: unknown, signal?: AbortSignal) =>
+  fetch(`${server.baseUrl}${route}`, { method: 'POST', headers: json, body: JSON.stringify(body), signal });
 
 async function answer(response: Response): Promise<{ status: number; text: string; headers: Record<string, string> }> {
   return { status: response.status, text: await response.text(), headers: {} };
@@ -55,7 +56,15 @@ async function round(i: number): Promise<number> {
       return 1;
     }
     case 1: {
-      const streamed = await answer(await post('/chat/completions', { messages: [{ role: 'user', content: `Say ${i}.` }], max_tokens: 3, temperature: 0, stream: true, stream_options: { include_usage: true } }));
+      const streamed = await answer(
+        await post('/chat/completions', {
+          messages: [{ role: 'user', content: `Say ${i}.` }],
+          max_tokens: 3,
+          temperature: 0,
+          stream: true,
+          stream_options: { include_usage: true },
+        }),
+      );
       assert.equal(streamed.status, 200, streamed.text);
       checkStream(streamed.text, false);
       return 1;

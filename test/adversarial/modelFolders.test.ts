@@ -9,9 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 
-import { ModelSession } from '../../src/engine/modelSession';
+import { ModelSession } from '../../src/host/modelSession';
 import { loadAddon } from '../../src/native/addon';
-import { tokenizerForModel } from '../../src/models/modelTokenizer';
+import { tokenizerForModel } from '../../src/core/tokenizer/modelTokenizer';
 import { folderTensors, GgufEntry, ggufImage, gpt2TokenizerMetadata } from '../unit/models/ggufImage';
 
 const addon = loadAddon(path.resolve('dist'));
@@ -60,7 +60,10 @@ function editSafetensors(dir: string, edit: (header: Json) => void): void {
 
 async function assertLoadRefused(modelPath: string, pattern: RegExp): Promise<void> {
   const inspection = addon.inspectModel(modelPath);
-  assert.ok(inspection.problems.some((p) => pattern.test(p.message)), `inspectModel(${modelPath}): ${JSON.stringify(inspection.problems)}`);
+  assert.ok(
+    inspection.problems.some((p) => pattern.test(p.message)),
+    `inspectModel(${modelPath}): ${JSON.stringify(inspection.problems)}`,
+  );
   await assert.rejects(addon.loadModel(modelPath, { threads: 2 }), (error: Error & { code?: string }) => {
     assert.equal(error.code, 'ERR_TIDAL_MODEL', error.message);
     assert.match(error.message, pattern);
@@ -80,7 +83,8 @@ async function assertSessionRefused(modelDir: string, pattern: RegExp): Promise<
 
 test('cause 11: num_hidden_layers 5 over 6-layer safetensors is refused, naming model.layers.5.*', async () => {
   const dir = folderOf('llama3-gqa-f32', (d) => editJson(path.join(d, 'config.json'), (c) => (c.num_hidden_layers = 5)));
-  const pattern = /model\.layers\.5\.\* \(9 tensors\) are in the weights but not used by config\.json's 5 layers \(num_hidden_layers = 5\); the config does not match the weights/;
+  const pattern =
+    /model\.layers\.5\.\* \(9 tensors\) are in the weights but not used by config\.json's 5 layers \(num_hidden_layers = 5\); the config does not match the weights/;
   await assertLoadRefused(dir, pattern);
   await assertSessionRefused(dir, pattern);
 });
@@ -146,7 +150,10 @@ test('cause 11: token ids beyond the model vocab_size are refused (sparse ids, m
   const eos = folderOf('qwen2-tied-sharded-f32', (d) =>
     editJson(path.join(d, 'tokenizer.json'), (t) => (t.added_tokens.find((a: Json) => a.content === '<|im_end|>').id = 700)),
   );
-  await assertSessionRefused(eos, /The eos_token '<\|im_end\|>' of the tokenizer .*tokenizer\.json has id 700, but the model's embedding holds only 512 token ids/);
+  await assertSessionRefused(
+    eos,
+    /The eos_token '<\|im_end\|>' of the tokenizer .*tokenizer\.json has id 700, but the model's embedding holds only 512 token ids/,
+  );
   const fim = folderOf('qwen2-tied-sharded-f32', (d) =>
     editJson(path.join(d, 'tokenizer.json'), (t) => (t.added_tokens.find((a: Json) => a.content === '<|fim_prefix|>').id = 600)),
   );
@@ -160,13 +167,16 @@ test('cause 11: a GGUF whose token list is longer than its embedding is refused 
   const file = qwen2Gguf('long-token-list.gguf', (m) => {
     const tokens = (m['tokenizer.ggml.tokens'] as { value: string[] }).value;
     const types = (m['tokenizer.ggml.token_type'] as { value: number[] }).value;
-    for (let id = tokens.length; id < 520; id++) tokens.push(`[EXTRA${id}]`), types.push(1);
+    for (let id = tokens.length; id < 520; id++) (tokens.push(`[EXTRA${id}]`), types.push(1));
   });
-  assert.throws(() => tokenizerForModel(file, undefined, addon), (e: Error & { code?: string }) => {
-    assert.equal(e.code, 'ERR_TIDAL_MODEL');
-    assert.match(e.message, /long-token-list\.gguf has 520 tokens, 8 of them with ids outside the model .*holds only 512 token ids/);
-    return true;
-  });
+  assert.throws(
+    () => tokenizerForModel(file, undefined, addon),
+    (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'ERR_TIDAL_MODEL');
+      assert.match(e.message, /long-token-list\.gguf has 520 tokens, 8 of them with ids outside the model .*holds only 512 token ids/);
+      return true;
+    },
+  );
 });
 
 // ---- damaged weights and configs (already refused; pinned here) ----
@@ -189,23 +199,31 @@ test('cause 11: damaged safetensors are refused with what is wrong', async () =>
   );
   await assertLoadRefused(overlapping, /overlap in the data section/);
 
-  const badDtype = folderOf('llama3-gqa-f32', (d) => editSafetensors(d, (h) => {
-    h['model.norm.weight'].dtype = 'I8';
-  }));
+  const badDtype = folderOf('llama3-gqa-f32', (d) =>
+    editSafetensors(d, (h) => {
+      h['model.norm.weight'].dtype = 'I8';
+    }),
+  );
   await assertLoadRefused(badDtype, /tensor 'model\.norm\.weight' has dtype 'I8', which is not supported; supported dtypes: F32, F16, BF16/);
 
-  const badByteCount = folderOf('llama3-gqa-f32', (d) => editSafetensors(d, (h) => {
-    h['model.norm.weight'].dtype = 'F16';
-  }));
+  const badByteCount = folderOf('llama3-gqa-f32', (d) =>
+    editSafetensors(d, (h) => {
+      h['model.norm.weight'].dtype = 'F16';
+    }),
+  );
   await assertLoadRefused(badByteCount, /tensor 'model\.norm\.weight' has data_offsets .* but shape \[64\] x F16 needs 128 bytes/);
 
   // Same bytes, rows and columns swapped: finite values, wrong shape.
-  const wrongShape = folderOf('llama3-gqa-f32', (d) => editSafetensors(d, (h) => {
-    h['model.embed_tokens.weight'].shape.reverse();
-  }));
+  const wrongShape = folderOf('llama3-gqa-f32', (d) =>
+    editSafetensors(d, (h) => {
+      h['model.embed_tokens.weight'].shape.reverse();
+    }),
+  );
   await assertLoadRefused(wrongShape, /tensor 'model\.embed_tokens\.weight' has shape \[64, 512\], expected \[512, 64\] from config\.json/);
 
-  const gitLfs = folderOf('llama3-gqa-f32', (d) => writeFileSync(path.join(d, 'model.safetensors'), 'version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1\n'));
+  const gitLfs = folderOf('llama3-gqa-f32', (d) =>
+    writeFileSync(path.join(d, 'model.safetensors'), 'version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1\n'),
+  );
   await assertLoadRefused(gitLfs, /is a Git LFS pointer, not the weights/);
 });
 
@@ -235,7 +253,10 @@ test('cause 11, 15: damaged GGUF files are refused (bad magic, truncated, absurd
     writeFileSync(file, bytes);
     return file;
   };
-  await assertLoadRefused(write('bad-magic.gguf', Buffer.concat([Buffer.from('GGUV'), intact.subarray(4)])), /is not a GGUF file \(bad magic: expected the magic "GGUF", found "GGUV"\) nor a model folder/);
+  await assertLoadRefused(
+    write('bad-magic.gguf', Buffer.concat([Buffer.from('GGUV'), intact.subarray(4)])),
+    /is not a GGUF file \(bad magic: expected the magic "GGUF", found "GGUV"\) nor a model folder/,
+  );
   await assertLoadRefused(write('truncated-header.gguf', intact.subarray(0, 4000)), /truncated/);
   await assertLoadRefused(write('truncated-data.gguf', intact.subarray(0, intact.length - 1000)), /runs past the end of the file|truncated/);
   const absurdTensors = Buffer.from(intact);

@@ -7,19 +7,25 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { ChatTemplateError, renderChat } from '../../src/engine/chatTemplate';
-import { generateRequest } from '../../src/engine/protocol';
-import type { TokenizerConfig } from '../../src/engine/tokenizer';
+import { renderChat } from '../../src/core/prompt/chatTemplate';
+import { TidalError } from '../../src/native/errors';
+import { generateRequest } from '../../src/core/protocol/protocol';
+import type { TokenizerConfig } from '../../src/core/tokenizer/tokenizer';
 import { embeddedModelDir, exitWithin, loadEmbeddedModel, startHost } from './hostFixture';
 
-const chatml = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+const chatml =
+  '{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}';
 const messages = [{ role: 'user' as const, content: 'Hello there' }];
 
 // [what it does, the template, what the error says]
 const bombs: [string, string, RegExp][] = [
   ['a range of 100 million numbers (heap)', '{% for i in range(100000000) %}{% endfor %}', /did not finish within 1 s/],
   ['nested loops of 10 000 × 10 000 (time)', '{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}', /did not finish within 1 s/],
-  ['a text that doubles 22 times, to 64 M characters (output)', "{% set ns = namespace(text='xxxxxxxxxxxxxxxx') %}{% for i in range(22) %}{% set ns.text = ns.text + ns.text %}{% endfor %}{{ ns.text }}", /wrote 67108864 characters/],
+  [
+    'a text that doubles 22 times, to 64 M characters (output)',
+    "{% set ns = namespace(text='xxxxxxxxxxxxxxxx') %}{% for i in range(22) %}{% set ns.text = ns.text + ns.text %}{% endfor %}{{ ns.text }}",
+    /wrote 67108864 characters/,
+  ],
   ['a million copies of a line (time)', "{% for i in range(1000000) %}{{ 'a line of prompt text that repeats ' }}{% endfor %}", /did not finish within 1 s/],
 ];
 
@@ -29,7 +35,7 @@ for (const [name, template, says] of bombs) {
     assert.throws(
       () => renderChat({ chat_template: template } as TokenizerConfig, messages, { modelName: 'hostile-model', timeLimitMs: 1_000 }),
       (error: Error) => {
-        assert.ok(error instanceof ChatTemplateError, `${error.name}: ${error.message}`);
+        assert.ok(error instanceof TidalError && error.code === 'ERR_TIDAL_REQUEST', `${error.name}: ${error.message}`);
         assert.match(error.message, /chat template/);
         assert.match(error.message, says);
         assert.match(error.message, /hostile-model/);
@@ -57,7 +63,10 @@ test('cause 1: the default limit is 2 s and the error says so; a normal render s
 
 test('cause 1: a template that fails or does not parse still gets the template error, not a worker error', () => {
   assert.throws(() => renderChat({ chat_template: '{% for %}' } as TokenizerConfig, messages), /chat template could not be parsed/);
-  assert.throws(() => renderChat({ chat_template: "{{ raise_exception('no system role') }}" } as TokenizerConfig, messages), /chat template failed on this conversation/);
+  assert.throws(
+    () => renderChat({ chat_template: "{{ raise_exception('no system role') }}" } as TokenizerConfig, messages),
+    /chat template failed on this conversation/,
+  );
 });
 
 test('cause 1: the engine host survives a model whose chat template runs the heap out; other requests still work', { timeout: 90_000 }, async () => {
@@ -74,7 +83,8 @@ test('cause 1: the engine host survives a model whose chat template runs the hea
       const started = Date.now();
       await assert.rejects(
         connection.sendRequest(generateRequest, { requestId: `chat-${attempt}`, kind: 'chat', messages, maxTokens: 4 }),
-        (error: Error & { data?: { code?: string } }) => /chat template did not finish within 2 s/.test(error.message) && error.data?.code === 'ERR_TIDAL_REQUEST',
+        (error: Error & { data?: { code?: string } }) =>
+          /chat template did not finish within 2 s/.test(error.message) && error.data?.code === 'ERR_TIDAL_REQUEST',
       );
       assert.ok(Date.now() - started < 6_000, `attempt ${attempt} took ${Date.now() - started} ms`);
     }

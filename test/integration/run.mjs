@@ -32,7 +32,10 @@ const withoutNativeEngineFiles = JSON.parse(readFileSync(path.join(repoRoot, 'te
 /** Whether this run installs the package without the native engine (see TIDAL_NATIVE_ENGINE above). */
 function nativeEngineAbsent() {
   if (process.env.TIDAL_NATIVE_ENGINE === 'absent') return true;
-  const files = (process.env.TIDAL_INTEGRATION_FILES ?? '').split(',').map((name) => name.trim()).filter(Boolean);
+  const files = (process.env.TIDAL_INTEGRATION_FILES ?? '')
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
   return files.length > 0 && files.every((name) => withoutNativeEngineFiles.includes(name));
 }
 
@@ -47,10 +50,14 @@ function ensureVsix(packageName) {
   const newer = newestSource();
   const stale = existsSync(vsix) && newer && newer.mtimeMs > statSync(vsix).mtimeMs;
   if (!existsSync(vsix) || stale) {
-    log(stale ? `${path.relative(repoRoot, newer.file)} is newer than dist/${packageName}: running \`npm run package\``
-              : `dist/${packageName} is missing: running \`npm run package\``);
+    log(
+      stale
+        ? `${path.relative(repoRoot, newer.file)} is newer than dist/${packageName}: running \`npm run package\``
+        : `dist/${packageName} is missing: running \`npm run package\``,
+    );
     const result = spawnSync('npm', ['run', 'package'], { cwd: repoRoot, stdio: 'inherit', timeout: 5 * 60_000 });
-    if (result.status !== 0 || !existsSync(vsix)) throw new Error(`\`npm run package\` failed (exit ${result.status ?? result.signal}); the VSIX is needed to test the extension as users install it`);
+    if (result.status !== 0 || !existsSync(vsix))
+      throw new Error(`\`npm run package\` failed (exit ${result.status ?? result.signal}); the VSIX is needed to test the extension as users install it`);
   }
   return vsix;
 }
@@ -114,13 +121,22 @@ async function main() {
     }
     // Last resort if something hangs past its own limits: the suite's limit (or, without one,
     // two hours), plus room for a first-time tool install (9 minutes at most per step).
-    const watchdog = setTimeout(async () => {
-      harnessError = 'the run hung past every time limit; stopped';
-      await finish();
-      process.exit(1);
-    }, ((timeoutSeconds ?? 2 * 3600) + 12 * 60) * 1000);
+    const watchdog = setTimeout(
+      async () => {
+        harnessError = 'the run hung past every time limit; stopped';
+        await finish();
+        process.exit(1);
+      },
+      ((timeoutSeconds ?? 2 * 3600) + 12 * 60) * 1000,
+    );
     watchdog.unref();
-    ({ results, harnessError } = await runner({ vsix, run, cleanup, suiteEnvironment, timeoutMs: timeoutSeconds === undefined ? undefined : timeoutSeconds * 1000 }));
+    ({ results, harnessError } = await runner({
+      vsix,
+      run,
+      cleanup,
+      suiteEnvironment,
+      timeoutMs: timeoutSeconds === undefined ? undefined : timeoutSeconds * 1000,
+    }));
     log(`${runnerName} runner finished in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } catch (error) {
     harnessError = error instanceof Error ? error.message : String(error);

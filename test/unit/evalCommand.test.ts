@@ -23,7 +23,13 @@ function writeSyntheticCorpus(dir: string): void {
   const next = random(17);
   const below = (n: number) => Math.floor(next() * n);
   const words = ['count', 'total', 'index', 'value', 'name', 'items', 'result', 'offset', 'limit', 'buffer'];
-  const files: [string, string][] = [['lib/alpha.py', 'py'], ['lib/beta.py', 'py'], ['lib/gamma.ts', 'ts'], ['lib/sub/delta.cpp', 'cpp'], ['lib/readme.txt', 'txt']];
+  const files: [string, string][] = [
+    ['lib/alpha.py', 'py'],
+    ['lib/beta.py', 'py'],
+    ['lib/gamma.ts', 'ts'],
+    ['lib/sub/delta.cpp', 'cpp'],
+    ['lib/readme.txt', 'txt'],
+  ];
   for (const [name, kind] of files) {
     let text = '';
     for (let line = 0; line < 120; line++) {
@@ -40,8 +46,28 @@ function writeSyntheticCorpus(dir: string): void {
 }
 
 const RUN_OPTIONS = [
-  '--corpus', 'lib', '--contexts', '600,1500', '--depths', '0.2,0.8', '--trials', '1', '--distractors', '1', '--budgets', '16,256',
-  '--selection-choices', '2;2,4', '--perplexity-windows', '1', '--perplexity-length', '400', '--perplexity-scored', '24', '--threads', '2',
+  '--corpus',
+  'lib',
+  '--contexts',
+  '600,1500',
+  '--depths',
+  '0.2,0.8',
+  '--trials',
+  '1',
+  '--distractors',
+  '1',
+  '--budgets',
+  '16,256',
+  '--selection-choices',
+  '2;2,4',
+  '--perplexity-windows',
+  '1',
+  '--perplexity-length',
+  '400',
+  '--perplexity-scored',
+  '24',
+  '--threads',
+  '2',
 ];
 
 // What the C++ `tidal eval --model models/tidal-code-mini --corpus-base CORPUS ${RUN_OPTIONS}` saved.
@@ -108,11 +134,27 @@ test('options: the C++ defaults, ranges and messages', () => {
   assert.deepEqual([defaults.trials, defaults.firstTrial, defaults.distractors, defaults.seed, defaults.shard, defaults.shards], [4, 0, 0, 1234, 0, 1]);
   assert.deepEqual([defaults.perplexityWindows, defaults.perplexityLength, defaults.perplexityScored, defaults.trainedLength], [2, 4096, 256, 8192]);
   assert.deepEqual([defaults.withQuest, defaults.backend, defaults.threads, defaults.maxPositions], [true, 'cpu', 0, 0]);
-  const given = parseEvalArgs(['--model=m', '--no-quest', '--shard', '1/4', '--selection-choices', '2;3,5;', '--contexts', '100,200,', '--backend', 'cuda']) as RunArgs;
+  const given = parseEvalArgs([
+    '--model=m',
+    '--no-quest',
+    '--shard',
+    '1/4',
+    '--selection-choices',
+    '2;3,5;',
+    '--contexts',
+    '100,200,',
+    '--backend',
+    'cuda',
+  ]) as RunArgs;
   assert.deepEqual([given.withQuest, given.shard, given.shards, given.backend], [false, 1, 4, 'cuda']);
   assert.deepEqual(given.selectionChoices, [[2], [3, 5]]);
   assert.deepEqual(given.contexts, [100, 200]);
-  assert.deepEqual(parseEvalArgs(['--load', 'a.tsv,b.tsv', '--trained-length', '4096']), { kind: 'load', load: ['a.tsv', 'b.tsv'], trainedLength: 4096, output: undefined });
+  assert.deepEqual(parseEvalArgs(['--load', 'a.tsv,b.tsv', '--trained-length', '4096']), {
+    kind: 'load',
+    load: ['a.tsv', 'b.tsv'],
+    trainedLength: 4096,
+    output: undefined,
+  });
   const refused: [string[], RegExp][] = [
     [[], /missing option --model/],
     [['--model', 'm', '--trials', 'x'], /option --trials expects an integer in \[0, 1048576\], got 'x'/],
@@ -130,9 +172,9 @@ test('options: the C++ defaults, ranges and messages', () => {
   for (const [argv, message] of refused) assert.throws(() => parseEvalArgs(argv), message, argv.join(' '));
 });
 
-test('--max-positions lets contexts past the model\'s positions run (a folder of links, removed afterwards)', async () => {
+test("--max-positions lets contexts past the model's positions run (a folder of links, removed afterwards)", async () => {
   const addon = loadAddon(path.resolve('dist'));
-  const fixture = path.resolve('test/fixtures/models/llama3-gqa-f32');  // max_position_embeddings 4096
+  const fixture = path.resolve('test/fixtures/models/llama3-gqa-f32'); // max_position_embeddings 4096
   const base = { modelPath: fixture, backend: 'cpu' as const, threads: 2 };
   await assert.rejects(loadEvalModel(addon, { ...base, maxPositions: 0 }, 5000), /context 5000 is past the model's 4096 positions; pass --max-positions/);
   const before = readdirSync(os.tmpdir()).filter((name) => name.startsWith('tidal-eval-model-')).length;
@@ -156,7 +198,11 @@ test('a run on the shipped model saves the records the C++ tidal eval saved; --l
     writeSyntheticCorpus(path.join(dir, 'corpus'));
     const saved = path.join(dir, 'saved.tsv');
     const output = path.join(dir, 'report.md');
-    const run = spawnSync(process.execPath, [script, '--model', modelDir, '--corpus-base', path.join(dir, 'corpus'), ...RUN_OPTIONS, '--save', saved, '--output', output], { encoding: 'utf8' });
+    const run = spawnSync(
+      process.execPath,
+      [script, '--model', modelDir, '--corpus-base', path.join(dir, 'corpus'), ...RUN_OPTIONS, '--save', saved, '--output', output],
+      { encoding: 'utf8' },
+    );
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stderr, /corpus: 4 files, \d+ tokens/);
     assert.match(run.stderr, /passkey 1500: full attention 1\/2/);
@@ -175,7 +221,9 @@ test('a run on the shipped model saves the records the C++ tidal eval saved; --l
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /tidal-eval: code folder .*nothing does not exist/);
     // A model whose embedding has 512 rows cannot take the shipped tokenizer's ids up to 8191.
-    const mismatched = spawnSync(process.execPath, [script, '--model', path.resolve('test/fixtures/models/llama3-gqa-f32'), '--tokenizer', modelDir], { encoding: 'utf8' });
+    const mismatched = spawnSync(process.execPath, [script, '--model', path.resolve('test/fixtures/models/llama3-gqa-f32'), '--tokenizer', modelDir], {
+      encoding: 'utf8',
+    });
     assert.equal(mismatched.status, 1);
     assert.match(mismatched.stderr, /holds only 512 token ids/);
   } finally {
@@ -183,16 +231,33 @@ test('a run on the shipped model saves the records the C++ tidal eval saved; --l
   }
 });
 
-test('shards split one run\'s samples: together they hold every record of the whole run', { timeout: 300_000 }, async () => {
+test("shards split one run's samples: together they hold every record of the whole run", { timeout: 300_000 }, async () => {
   const addon = loadAddon(path.resolve('dist'));
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tidal-eval-shards-'));
   try {
     writeSyntheticCorpus(dir);
-    const options = (extra: string[]) => parseEvalArgs(['--model', modelDir, '--corpus-base', dir, ...RUN_OPTIONS, '--budgets', '16', '--selection-choices', '2', '--no-quest', ...extra]) as RunArgs;
+    const options = (extra: string[]) =>
+      parseEvalArgs([
+        '--model',
+        modelDir,
+        '--corpus-base',
+        dir,
+        ...RUN_OPTIONS,
+        '--budgets',
+        '16',
+        '--selection-choices',
+        '2',
+        '--no-quest',
+        ...extra,
+      ]) as RunArgs;
     const quiet = () => {};
     const whole = await runEval(addon, options([]), quiet);
-    const parts = [await runEval(addon, options(['--shard', '0/3']), quiet), await runEval(addon, options(['--shard', '2/3']), quiet), await runEval(addon, options(['--shard', '1/3']), quiet)];
-    assert.equal(whole.passkey.length, 4 * 2);  // 4 samples x (full, tidal)
+    const parts = [
+      await runEval(addon, options(['--shard', '0/3']), quiet),
+      await runEval(addon, options(['--shard', '2/3']), quiet),
+      await runEval(addon, options(['--shard', '1/3']), quiet),
+    ];
+    assert.equal(whole.passkey.length, 4 * 2); // 4 samples x (full, tidal)
     assert.ok(parts.every((part) => part.passkey.length + part.perplexity.length > 0));
     const lines = (results: EvalResults) => serializeResults(results).split('\n').filter(Boolean).sort();
     assert.deepEqual(parts.flatMap(lines).sort(), lines(whole));

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { TextTokenizer } from '../../src/engine/tokenizer';
+import { TextTokenizer } from '../../src/core/tokenizer/tokenizer';
 import { Mt19937_64, sampleRandom, seedSequence, uniformBelow } from '../../src/eval/mersenneTwister';
 import { buildCodeStream, buildPasskeyPrompt, CodeFile, CodeStream, collectCodeFiles, randomDistractors, randomNeedle } from '../../src/eval/passkey';
 import { random } from './seededRandom';
@@ -53,11 +53,17 @@ test('std::mt19937_64 and std::seed_seq: the values the C++ standard and libstdc
   assert.deepEqual([five.next(), five.next(), five.next()], [12415856028556828342n, 710100233786309728n, 4155840352752516200n]);
   assert.deepEqual(Array.from(seedSequence([1, 2, 3], 8)), [3275708407, 3360503653, 2494732693, 2179803546, 3073202457, 3129723206, 1631503729, 3486643711]);
   const sample = sampleRandom(1234, 4096, 0, 0);
-  assert.deepEqual([sample.next(), sample.next(), sample.next(), sample.next()], [501661619364970979n, 9823566224939118510n, 2108531011723428343n, 9863001043565407249n]);
+  assert.deepEqual(
+    [sample.next(), sample.next(), sample.next(), sample.next()],
+    [501661619364970979n, 9823566224939118510n, 2108531011723428343n, 9863001043565407249n],
+  );
   const wide = sampleRandom(0x123456789abc, 0xc0de, 3, 0);
   assert.deepEqual([wide.next(), wide.next()], [2100341038317594346n, 11470080276244375826n]);
   const draws = sampleRandom(1234, 8192, 2, 1);
-  assert.deepEqual(Array.from({ length: 8 }, () => uniformBelow(draws, 24)), [15, 12, 11, 9, 15, 11, 3, 23]);
+  assert.deepEqual(
+    Array.from({ length: 8 }, () => uniformBelow(draws, 24)),
+    [15, 12, 11, 9, 15, 11, 3, 23],
+  );
 });
 
 test('uniformBelow covers its range evenly', () => {
@@ -89,9 +95,12 @@ test('needles have the training shapes', () => {
 });
 
 test('the code stream marks files and line ends', () => {
-  const stream = buildCodeStream(tokenizer, [{ path: 'a.py', text: 'x = 1\ny = 2\n' }, { path: 'b.ts', text: 'let z;\n' }]);
+  const stream = buildCodeStream(tokenizer, [
+    { path: 'a.py', text: 'x = 1\ny = 2\n' },
+    { path: 'b.ts', text: 'let z;\n' },
+  ]);
   const separator = tokenizer.tokenId('<|file_sep|>');
-  assert.equal(separator, 8);  // the shipped tokenizer.json's added token
+  assert.equal(separator, 8); // the shipped tokenizer.json's added token
   assert.equal(stream.ids[0], separator);
   assert.equal(stream.ids.filter((id) => id === separator).length, 2);
   assert.equal(tokenizer.decode(stream.ids), '<|file_sep|>a.py\nx = 1\ny = 2\n<|file_sep|>b.ts\nlet z;\n');
@@ -100,7 +109,7 @@ test('the code stream marks files and line ends', () => {
     assert.equal(stream.lineEnd[i] === 1, tokenizer.decode([id]).endsWith('\n'));
     ends += stream.lineEnd[i];
   });
-  assert.equal(ends, 5);  // each header line and each code line
+  assert.equal(ends, 5); // each header line and each code line
   assert.throws(() => buildCodeStream({ encode: () => [], decode: () => '', tokenId: () => undefined }, []), /no <\|file_sep\|> token/);
 });
 
@@ -130,7 +139,7 @@ test('a passkey prompt has the asked length and puts the needle after a line bre
       if (position >= target) {
         for (let i = Math.max(target, 1); i < position; i++) assert.equal(stream.lineEnd[start + i - 1], 0);
       } else {
-        assert.equal(depth, 1);  // only past the last line break does it go back before the target
+        assert.equal(depth, 1); // only past the last line break does it go back before the target
       }
     }
   }
@@ -167,14 +176,20 @@ test('code files are collected sorted, by extension and size', () => {
     const write = (name: string, bytes: number) => writeFileSync(path.join(dir, name), 'a'.repeat(bytes));
     write('pkg/sub/b.cpp', 500);
     write('pkg/a.ts', 300);
-    write('pkg/small.py', 100);        // under 200 B
-    write('pkg/huge.h', 200 * 1024);   // over 160 KB
-    write('pkg/notes.txt', 500);       // not code
+    write('pkg/small.py', 100); // under 200 B
+    write('pkg/huge.h', 200 * 1024); // over 160 KB
+    write('pkg/notes.txt', 500); // not code
     writeFileSync(path.join(dir, 'pkg', 'nul.js'), `${'a'.repeat(300)}\0`);
     const files = collectCodeFiles(dir, ['pkg']);
-    assert.deepEqual(files.map((f) => f.path), ['pkg/a.ts', 'pkg/sub/b.cpp']);
+    assert.deepEqual(
+      files.map((f) => f.path),
+      ['pkg/a.ts', 'pkg/sub/b.cpp'],
+    );
     assert.equal(files[1].text.length, 500);
-    assert.deepEqual(collectCodeFiles(dir, ['pkg/notes.txt']).map((f) => f.path), ['pkg/notes.txt']);  // a file named as a root is taken as it is
+    assert.deepEqual(
+      collectCodeFiles(dir, ['pkg/notes.txt']).map((f) => f.path),
+      ['pkg/notes.txt'],
+    ); // a file named as a root is taken as it is
     assert.throws(() => collectCodeFiles(dir, ['missing']), /does not exist/);
     assert.throws(() => collectCodeFiles(dir, ['pkg/small.py']), /no source files/);
   } finally {

@@ -101,7 +101,13 @@ test('numbers are written as glibc printf writes them (ties to even, from the ex
     [0, '0 0.00 +0.0000 0 0'],
   ];
   for (const [value, expected] of rows) {
-    const written = [formatFixed(value, 0), formatFixed(value, 2), formatFixed(value, 4, { plus: true }), formatGeneral(value, 9), formatGeneral(value, 3)].join(' ');
+    const written = [
+      formatFixed(value, 0),
+      formatFixed(value, 2),
+      formatFixed(value, 4, { plus: true }),
+      formatGeneral(value, 9),
+      formatGeneral(value, 3),
+    ].join(' ');
     assert.equal(written, expected, String(value));
   }
   assert.deepEqual([formatFixed(NaN, 2), formatGeneral(-Infinity, 9)], ['nan', '-inf']);
@@ -109,14 +115,16 @@ test('numbers are written as glibc printf writes them (ties to even, from the ex
 
 test('the committed records render to the committed tables, and re-save to the same lines', () => {
   const dir = path.resolve('bench/eval');
-  const raw = readdirSync(path.join(dir, 'raw')).filter((name) => name.endsWith('.tsv')).sort();
+  const raw = readdirSync(path.join(dir, 'raw'))
+    .filter((name) => name.endsWith('.tsv'))
+    .sort();
   const load = (names: string[]) => {
     const results: EvalResults = { passkey: [], perplexity: [] };
     for (const name of names) {
       const text = readFileSync(path.join(dir, 'raw', name), 'utf8');
       const one: EvalResults = { passkey: [], perplexity: [] };
       appendResults(text, name, one);
-      assert.equal(serializeResults(one), text, name);  // passkey lines come before perplexity lines in every file
+      assert.equal(serializeResults(one), text, name); // passkey lines come before perplexity lines in every file
       appendResults(text, name, results);
     }
     return results;

@@ -11,7 +11,7 @@ import { labelOf, makeEvalConfigs, negativeLogLikelihood, argmaxToken, scorePass
 import { loadAddon } from '../../src/native/addon';
 import { random } from './seededRandom';
 
-const fixture = path.resolve('test/fixtures/models/llama3-gqa-f32');  // 6 layers, vocabulary 512
+const fixture = path.resolve('test/fixtures/models/llama3-gqa-f32'); // 6 layers, vocabulary 512
 const reference = JSON.parse(readFileSync(path.join(fixture, 'reference.json'), 'utf8')) as {
   vocab_size: number;
   sequences: { tokens: number[]; logits_offset: number; length: number }[];
@@ -40,27 +40,34 @@ test('negative log-likelihood matches a direct softmax; argmax takes the lowest 
   assert.equal(argmaxToken([0.5, 3, -1, 3]), 1);
 });
 
-test('passkey scoring accepts transformers\' greedy answer under every configuration at full budget, and nothing else', async () => {
+test("passkey scoring accepts transformers' greedy answer under every configuration at full budget, and nothing else", async () => {
   const engine = await loadAddon(path.resolve('dist')).loadModel(fixture, { threads: 2 });
   try {
     const { prompt, new_tokens: answer } = reference.greedy;
     const configs = makeEvalConfigs([4096], [[2], [2, 5]], true);
     const right = await scorePasskey(engine, prompt, answer, configs);
-    assert.deepEqual(right, configs.map(() => true), configs.map(labelOf).join(', '));
+    assert.deepEqual(
+      right,
+      configs.map(() => true),
+      configs.map(labelOf).join(', '),
+    );
     // Poisoned answers: a wrong first or last token is never accepted.
     for (const poisoned of [0, answer.length - 1]) {
       const wrong = [...answer];
       wrong[poisoned] = (wrong[poisoned] + 1) % reference.vocab_size;
-      assert.deepEqual(await scorePasskey(engine, prompt, wrong, configs), configs.map(() => false));
+      assert.deepEqual(
+        await scorePasskey(engine, prompt, wrong, configs),
+        configs.map(() => false),
+      );
     }
     await assert.rejects(scorePasskey(engine, [1], answer, configs), /prompt of 2\+ tokens/);
-    assert.equal(engine.usage().sequences, 0);  // every fork was released
+    assert.equal(engine.usage().sequences, 0); // every fork was released
   } finally {
     await engine.unload();
   }
 });
 
-test('perplexity matches transformers\' logits; a budget that covers the context equals full attention', async () => {
+test("perplexity matches transformers' logits; a budget that covers the context equals full attention", async () => {
   const engine = await loadAddon(path.resolve('dist')).loadModel(fixture, { threads: 2 });
   try {
     const { tokens: window, logits_offset } = reference.sequences[2];
@@ -71,7 +78,7 @@ test('perplexity matches transformers\' logits; a budget that covers the context
     let expected = 0;
     for (let t = prefix - 1; t + 1 < window.length; t++) expected += negativeLogLikelihood(logits, logits_offset + t * vocab, vocab, window[t + 1]);
 
-    const configs = makeEvalConfigs([4, 4096], [[2, 5]], true);  // full, tidal b4, tidal b4096, quest b4, quest b4096
+    const configs = makeEvalConfigs([4, 4096], [[2, 5]], true); // full, tidal b4, tidal b4096, quest b4, quest b4096
     const sums = await scorePerplexity(engine, window, prefix, configs);
     assert.equal(sums.length, configs.length + 1);
     const near = (value: number, what: string) => assert.ok(Math.abs(value - expected) < 1e-4 * Math.abs(expected), `${what}: ${value} vs ${expected}`);

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { TextTokenizer } from '../../src/engine/tokenizer';
+import { TextTokenizer } from '../../src/core/tokenizer/tokenizer';
 import { loadEvalTokenizer } from '../../src/eval/runEval';
 import { random } from './seededRandom';
 
@@ -26,7 +26,7 @@ function checkCases(cases: Case[]): void {
     let first = 0;
     while (first < got.length && got[first] === ids[first]) first++;
     assert.deepEqual(got, ids, `encoding differs at token ${first} of ${ids.length} for text starting ${JSON.stringify(text.slice(0, 40))}`);
-    assert.equal(tokenizer.decode(got), text);  // byte-level BPE is lossless
+    assert.equal(tokenizer.decode(got), text); // byte-level BPE is lossless
   }
 }
 

@@ -8,8 +8,23 @@
 import { groupIndex, paramsStruct } from './common';
 
 export const attentionWgsl = () => `
-${paramsStruct(['qkv_id', 'tokens', 'heads', 'kv_heads', 'head_dim', 'start', 'k_id', 'v_id', 'out_id', 'scale',
-  'scores_id', 'positions', 'lists_id', 'list_stride', 'list_count'])}
+${paramsStruct([
+  'qkv_id',
+  'tokens',
+  'heads',
+  'kv_heads',
+  'head_dim',
+  'start',
+  'k_id',
+  'v_id',
+  'out_id',
+  'scale',
+  'scores_id',
+  'positions',
+  'lists_id',
+  'list_stride',
+  'list_count',
+])}
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> keys: array<f32>;
 @group(0) @binding(3) var<storage, read> values: array<f32>;

@@ -10,8 +10,25 @@
 // group <= 8, and group * head_dim <= 1024 (the queries of a workgroup in 4 KiB).
 import { groupIndex, paramsStruct } from './common';
 
-const fields = ['qkv_id', 'tokens', 'heads', 'kv_heads', 'head_dim', 'start', 'k_id', 'v_id', 'out_id', 'scale',
-  'scores_id', 'positions', 'lists_id', 'list_stride', 'list_count', 'part_size', 'partitions'];
+const fields = [
+  'qkv_id',
+  'tokens',
+  'heads',
+  'kv_heads',
+  'head_dim',
+  'start',
+  'k_id',
+  'v_id',
+  'out_id',
+  'scale',
+  'scores_id',
+  'positions',
+  'lists_id',
+  'list_stride',
+  'list_count',
+  'part_size',
+  'partitions',
+];
 
 export const decodeAttentionPartsWgsl = () => `
 ${paramsStruct(fields)}

@@ -49,8 +49,22 @@ function columnLoop(type: WeightType): string {
 }
 
 export const linearWgsl = (type: WeightType) => `
-${paramsStruct(['w_id', 'w_type', 'rows', 'cols', 'x_id', 'x_offset', 'x_stride', 'y_id', 'y_offset', 'y_stride',
-  'tokens', 'bias_id', 'accumulate', 'bias_offset'])}
+${paramsStruct([
+  'w_id',
+  'w_type',
+  'rows',
+  'cols',
+  'x_id',
+  'x_offset',
+  'x_stride',
+  'y_id',
+  'y_offset',
+  'y_stride',
+  'tokens',
+  'bias_id',
+  'accumulate',
+  'bias_offset',
+])}
 @group(0) @binding(1) var<storage, read> w: array<${type === 'f32' ? 'f32' : 'u32'}>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;

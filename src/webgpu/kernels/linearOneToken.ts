@@ -15,8 +15,7 @@ function rowLoop(type: WeightType): string {
     for (var i = 0u; i < 4u; i++) { acc[i] += dot(w[w_row[i] / 4u + k], xv); }
   }`;
   }
-  const unpack = (word: string) =>
-    type === 'f16' ? `unpack2x16float(${word})` : `vec2f(bitcast<f32>(${word} << 16u), bitcast<f32>(${word} & 0xffff0000u))`;
+  const unpack = (word: string) => (type === 'f16' ? `unpack2x16float(${word})` : `vec2f(bitcast<f32>(${word} << 16u), bitcast<f32>(${word} & 0xffff0000u))`);
   return `
   let octets = p.cols / 8u;
   for (var k = lane; k < octets; k += 128u) {
@@ -33,8 +32,22 @@ function rowLoop(type: WeightType): string {
 }
 
 export const linearOneTokenWgsl = (type: WeightType) => `
-${paramsStruct(['w_id', 'w_type', 'rows', 'cols', 'x_id', 'x_offset', 'x_stride', 'y_id', 'y_offset', 'y_stride',
-  'tokens', 'bias_id', 'accumulate', 'bias_offset'])}
+${paramsStruct([
+  'w_id',
+  'w_type',
+  'rows',
+  'cols',
+  'x_id',
+  'x_offset',
+  'x_stride',
+  'y_id',
+  'y_offset',
+  'y_stride',
+  'tokens',
+  'bias_id',
+  'accumulate',
+  'bias_offset',
+])}
 @group(0) @binding(1) var<storage, read> w: array<${type === 'f32' ? 'vec4f' : 'vec4u'}>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;

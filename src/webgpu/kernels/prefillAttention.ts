@@ -15,8 +15,23 @@ export const prefillTile = (headDim: number) => Math.min(64, Math.floor(2048 / h
 export const prefillAttentionWgsl = (headDim: number) => {
   const tile = prefillTile(headDim);
   return `
-${paramsStruct(['qkv_id', 'tokens', 'heads', 'kv_heads', 'head_dim', 'start', 'k_id', 'v_id', 'out_id', 'scale',
-  'scores_id', 'positions', 'lists_id', 'list_stride', 'list_count'])}
+${paramsStruct([
+  'qkv_id',
+  'tokens',
+  'heads',
+  'kv_heads',
+  'head_dim',
+  'start',
+  'k_id',
+  'v_id',
+  'out_id',
+  'scale',
+  'scores_id',
+  'positions',
+  'lists_id',
+  'list_stride',
+  'list_count',
+])}
 const HD: u32 = ${headDim}u;
 const TILE: u32 = ${tile}u;
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;

@@ -6,8 +6,7 @@
 import { groupIndex, paramsStruct } from './common';
 
 export const qkvRopeWgsl = () => `
-${paramsStruct(['qkv_id', 'tokens', 'heads', 'kv_heads', 'head_dim', 'rope_id', 'extras_id', 'flags', 'eps',
-  'k_id', 'v_id', 'start'])}
+${paramsStruct(['qkv_id', 'tokens', 'heads', 'kv_heads', 'head_dim', 'rope_id', 'extras_id', 'flags', 'eps', 'k_id', 'v_id', 'start'])}
 @group(0) @binding(1) var<storage, read_write> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> rope: array<f32>;
 @group(0) @binding(3) var<storage, read> extras: array<f32>;

@@ -6,8 +6,7 @@ import { groupIndex, paramsStruct } from './common';
 import { topKWgsl } from './topK';
 
 export const questPagesWgsl = () => `
-${paramsStruct(['qkv_id', 'heads', 'kv_heads', 'head_dim', 'min_id', 'max_id', 'pages', 'page_budget', 'positions',
-  'lists_id', 'stride', 'bounds_id'])}
+${paramsStruct(['qkv_id', 'heads', 'kv_heads', 'head_dim', 'min_id', 'max_id', 'pages', 'page_budget', 'positions', 'lists_id', 'stride', 'bounds_id'])}
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> key_min: array<f32>;
 @group(0) @binding(3) var<storage, read> key_max: array<f32>;

@@ -93,14 +93,17 @@ function installVsix(tools, baseArgs, env, vsix) {
 async function startCodeServer(tools, baseArgs, env, workspace, cleanup) {
   const args = [
     ...baseArgs,
-    '--auth', 'none',
-    '--bind-addr', '127.0.0.1:0',
+    '--auth',
+    'none',
+    '--bind-addr',
+    '127.0.0.1:0',
     '--disable-telemetry',
     '--disable-update-check',
     '--disable-workspace-trust',
     '--disable-getting-started-override',
     '--ignore-last-opened',
-    '--vscode-option', 'enable-smoke-test-driver',
+    '--vscode-option',
+    'enable-smoke-test-driver',
     workspace,
   ];
   // Its own process group, so that stopping it also stops the extension host and the other
@@ -131,7 +134,8 @@ async function startCodeServer(tools, baseArgs, env, workspace, cleanup) {
   const port = await new Promise((resolve, reject) => {
     let seen = '';
     const timer = setTimeout(
-      () => reject(new Error(`code-server did not report a listening port within ${LISTEN_TIMEOUT_MS / 1000} s (see .test-artifacts/integration/code-server.log)`)),
+      () =>
+        reject(new Error(`code-server did not report a listening port within ${LISTEN_TIMEOUT_MS / 1000} s (see .test-artifacts/integration/code-server.log)`)),
       LISTEN_TIMEOUT_MS,
     );
     server.stdout.on('data', (chunk) => {
@@ -176,7 +180,13 @@ async function chatWebviewState(page) {
       ? await content.evaluate(() => ({ text: document.body?.innerText ?? '', theme: document.body?.dataset.vscodeThemeKind ?? null })).catch(() => undefined)
       : undefined;
     const box = await element.boundingBox().catch(() => null);
-    return { chatWebviewVisible: true, chatWebviewText: seen?.text ?? '', chatWebviewTheme: seen?.theme ?? null, chatLocation: box ? await partAt(page, box) : null, content };
+    return {
+      chatWebviewVisible: true,
+      chatWebviewText: seen?.text ?? '',
+      chatWebviewTheme: seen?.theme ?? null,
+      chatLocation: box ? await partAt(page, box) : null,
+      content,
+    };
   }
   return { chatWebviewVisible: false, chatWebviewText: '', chatWebviewTheme: null, chatLocation: null, content: undefined };
 }
@@ -211,13 +221,17 @@ function viewActionsAndQuickInput(page) {
   return page
     .evaluate(() => {
       const shown = (node) => node.getBoundingClientRect().width > 0;
-      const viewTitleActions = [...document.querySelectorAll('.title-actions .action-label')].filter(shown).map((node) => node.getAttribute('aria-label') ?? '');
+      const viewTitleActions = [...document.querySelectorAll('.title-actions .action-label')]
+        .filter(shown)
+        .map((node) => node.getAttribute('aria-label') ?? '');
       const widget = document.querySelector('.quick-input-widget');
       const open = widget !== null && shown(widget) && getComputedStyle(widget).display !== 'none';
       const quickInput = open
         ? {
             title: widget.querySelector('.quick-input-title')?.textContent ?? '',
-            items: [...widget.querySelectorAll('.quick-input-list .monaco-list-row')].map((row) => row.querySelector('.label-name')?.textContent ?? row.getAttribute('aria-label') ?? ''),
+            items: [...widget.querySelectorAll('.quick-input-list .monaco-list-row')].map(
+              (row) => row.querySelector('.label-name')?.textContent ?? row.getAttribute('aria-label') ?? '',
+            ),
           }
         : null;
       return { viewTitleActions, quickInput };
@@ -227,7 +241,10 @@ function viewActionsAndQuickInput(page) {
 
 /** Clicks the view-title action whose label starts with `label`, as a person would; resolves with whether there was one. */
 async function clickViewAction(page, label) {
-  const action = page.locator(`.title-actions .action-label[aria-label^="${label.replace(/["\\]/g, '')}"]`).filter({ visible: true }).first();
+  const action = page
+    .locator(`.title-actions .action-label[aria-label^="${label.replace(/["\\]/g, '')}"]`)
+    .filter({ visible: true })
+    .first();
   if ((await action.count()) === 0) return false;
   await action.click({ timeout: 10_000 });
   return true;
@@ -258,13 +275,14 @@ const NOTIFICATION_ITEMS = '.notifications-toasts .notification-list-item, .noti
 
 function notificationItems(page) {
   return page
-    .evaluate((selector) =>
-      [...document.querySelectorAll(selector)]
-        .filter((toast) => toast.getBoundingClientRect().height > 0)
-        .map((toast) => ({
-          message: toast.querySelector('.notification-list-item-message')?.textContent ?? '',
-          buttons: [...toast.querySelectorAll('.notification-list-item-buttons-container .monaco-button')].map((button) => button.textContent ?? ''),
-        })),
+    .evaluate(
+      (selector) =>
+        [...document.querySelectorAll(selector)]
+          .filter((toast) => toast.getBoundingClientRect().height > 0)
+          .map((toast) => ({
+            message: toast.querySelector('.notification-list-item-message')?.textContent ?? '',
+            buttons: [...toast.querySelectorAll('.notification-list-item-buttons-container .monaco-button')].map((button) => button.textContent ?? ''),
+          })),
       NOTIFICATION_ITEMS,
     )
     .catch(() => []);
@@ -289,11 +307,16 @@ async function pressNotificationButton(page, messagePart, label) {
  * ghost text in the editor, a notification whose message contains a text.
  */
 async function inspectWorkbench(page, { waitForChatView, waitForTheme, waitForGhostText, waitForNotification, waitForQuickInput }) {
-  const ghostTextShown = () => page.evaluate(() => document.querySelector('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text') !== null).catch(() => false);
+  const ghostTextShown = () =>
+    page.evaluate(() => document.querySelector('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text') !== null).catch(() => false);
   // The ghost text as shown: its inline part on the cursor's line and the lines below it.
   const ghostTextContent = () =>
     page
-      .evaluate(() => [...document.querySelectorAll('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text .view-line')].map((node) => node.textContent).join('\n'))
+      .evaluate(() =>
+        [...document.querySelectorAll('.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text .view-line')]
+          .map((node) => node.textContent)
+          .join('\n'),
+      )
       .catch(() => '');
   const look = async () => {
     const webview = await chatWebviewState(page);
@@ -325,7 +348,14 @@ async function inspectWorkbench(page, { waitForChatView, waitForTheme, waitForGh
     };
   });
   const { content: _content, ...webview } = seen.webview;
-  return { ...sidebar, ...webview, ...(await viewActionsAndQuickInput(page)), ghostTextVisible: seen.ghostText, ghostText: seen.ghostText ? await ghostTextContent() : '', notifications: seen.notifications };
+  return {
+    ...sidebar,
+    ...webview,
+    ...(await viewActionsAndQuickInput(page)),
+    ghostTextVisible: seen.ghostText,
+    ghostText: seen.ghostText ? await ghostTextContent() : '',
+    notifications: seen.notifications,
+  };
 }
 
 async function answerScreenshotRequests(page, checkpointsDir) {
@@ -421,7 +451,14 @@ export async function runWithCodeServer({ vsix, run, cleanup, suiteEnvironment =
     ['extensionTestsPath', remoteUri(authority, suiteEntry)],
     [
       'extensionEnvironment',
-      JSON.stringify({ ...suiteEnvironment, TIDAL_TEST_RESULTS: run.resultsFile, TIDAL_TEST_CHECKPOINTS: run.checkpointsDir, TIDAL_TEST_EXTENSIONS_DIR: run.extensionsDir }),
+      JSON.stringify({
+        ...suiteEnvironment,
+        // The extension builds its test API only when told it runs under the tests.
+        TIDAL_TEST_API: '1',
+        TIDAL_TEST_RESULTS: run.resultsFile,
+        TIDAL_TEST_CHECKPOINTS: run.checkpointsDir,
+        TIDAL_TEST_EXTENSIONS_DIR: run.extensionsDir,
+      }),
     ],
     ['skipWelcome', 'true'],
     ['skipReleaseNotes', 'true'],
@@ -449,9 +486,10 @@ export async function runWithCodeServer({ vsix, run, cleanup, suiteEnvironment =
       break;
     }
     if (deadline.passed(results)) {
-      harnessError = timeoutMs === undefined
-        ? 'the suite ran past the sum of its tests\' time limits'
-        : 'the suite did not finish before the time limit (TIDAL_INTEGRATION_TIMEOUT_S)';
+      harnessError =
+        timeoutMs === undefined
+          ? "the suite ran past the sum of its tests' time limits"
+          : 'the suite did not finish before the time limit (TIDAL_INTEGRATION_TIMEOUT_S)';
       break;
     }
     await sleep(200);

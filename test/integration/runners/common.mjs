@@ -163,5 +163,8 @@ export function reportResults(results, harnessError) {
 
 function indent(text, spaces) {
   const pad = ' '.repeat(spaces);
-  return text.split('\n').map((line) => pad + line).join('\n');
+  return text
+    .split('\n')
+    .map((line) => pad + line)
+    .join('\n');
 }

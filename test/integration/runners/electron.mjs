@@ -9,7 +9,18 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { integrationDir, keepVscodeLogs, log, logsDir, readResults, repoRoot, RunDeadline, SUITE_START_TIMEOUT_MS, suiteEntry, userSettings } from './common.mjs';
+import {
+  integrationDir,
+  keepVscodeLogs,
+  log,
+  logsDir,
+  readResults,
+  repoRoot,
+  RunDeadline,
+  SUITE_START_TIMEOUT_MS,
+  suiteEntry,
+  userSettings,
+} from './common.mjs';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -50,7 +61,7 @@ export async function runWithElectron({ vsix, run, cleanup, suiteEnvironment = {
     '--no-cached-data',
   ];
   /** @type {NodeJS.ProcessEnv} */
-  const env = { ...process.env, ...suiteEnvironment, TIDAL_TEST_RESULTS: run.resultsFile, TIDAL_TEST_EXTENSIONS_DIR: run.extensionsDir };
+  const env = { ...process.env, ...suiteEnvironment, TIDAL_TEST_API: '1', TIDAL_TEST_RESULTS: run.resultsFile, TIDAL_TEST_EXTENSIONS_DIR: run.extensionsDir };
   delete env.ELECTRON_RUN_AS_NODE; // set by some parents; VS Code would start as plain Node
   const vscodeProcess = spawn(vscodeExecutablePath, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const vscodeLog = createWriteStream(path.join(logsDir, 'vscode.log'));
@@ -90,9 +101,10 @@ export async function runWithElectron({ vsix, run, cleanup, suiteEnvironment = {
       break;
     }
     if (deadline.passed(results)) {
-      harnessError = timeoutMs === undefined
-        ? 'the suite ran past the sum of its tests\' time limits'
-        : 'the suite did not finish before the time limit (TIDAL_INTEGRATION_TIMEOUT_S)';
+      harnessError =
+        timeoutMs === undefined
+          ? "the suite ran past the sum of its tests' time limits"
+          : 'the suite did not finish before the time limit (TIDAL_INTEGRATION_TIMEOUT_S)';
       break;
     }
     await sleep(200);

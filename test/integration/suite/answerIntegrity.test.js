@@ -70,82 +70,108 @@ function engineLogText() {
   return found.map((file) => fs.readFileSync(file, 'utf8')).join('\n');
 }
 
-test('answers: a chat answer cut at its token limit shows the marker, Continue appends to it, and each request gets a log line', async () => {
-  const api = await tidalApi();
-  assert.equal(await api.waitForModel(90_000), 'ready', `model: ${JSON.stringify(api.getState().model)}`);
-  await setAnswerTokens(24);
-  try {
-    await vscode.commands.executeCommand('tidal.openChat');
-    assert.ok(await waitFor(() => api.chat.panel() !== undefined, { timeoutMs: 30_000 }), 'the chat panel never reported a render');
-    await api.chat.idle();
+test(
+  'answers: a chat answer cut at its token limit shows the marker, Continue appends to it, and each request gets a log line',
+  async () => {
+    const api = await tidalApi();
+    assert.equal(await api.waitForModel(90_000), 'ready', `model: ${JSON.stringify(api.getState().model)}`);
+    await setAnswerTokens(24);
+    try {
+      await vscode.commands.executeCommand('tidal.openChat');
+      assert.ok(await waitFor(() => api.chat.panel() !== undefined, { timeoutMs: 30_000 }), 'the chat panel never reported a render');
+      await api.chat.idle();
 
-    const turnsBefore = api.chat.turns().length;
-    await vscode.commands.executeCommand('tidal.askAboutRepo', 'How is the KV cache trimmed after an edit?');
-    const first = api.chat.lastAnswer();
-    assert.equal(first?.finishReason, 'length', `the answer did not stop at its limit: ${JSON.stringify(first)}`);
-    assert.equal(first.tokens, 24);
-    const answerTurn = api.chat.turns().at(-1);
-    assert.equal(api.chat.turns().length, turnsBefore + 2);
-    assert.equal(answerTurn.role, 'assistant');
-    const firstText = answerTurn.text;
-    assert.ok(firstText.length > 0);
+      const turnsBefore = api.chat.turns().length;
+      await vscode.commands.executeCommand('tidal.askAboutRepo', 'How is the KV cache trimmed after an edit?');
+      const first = api.chat.lastAnswer();
+      assert.equal(first?.finishReason, 'length', `the answer did not stop at its limit: ${JSON.stringify(first)}`);
+      assert.equal(first.tokens, 24);
+      const answerTurn = api.chat.turns().at(-1);
+      assert.equal(api.chat.turns().length, turnsBefore + 2);
+      assert.equal(answerTurn.role, 'assistant');
+      const firstText = answerTurn.text;
+      assert.ok(firstText.length > 0);
 
-    // The panel shows the marker and the Continue button under the answer.
-    const marked = await waitFor(() => {
-      const visible = api.chat.panel()?.visibleText ?? '';
-      return visible.includes('Stopped at the 24-token limit.') && /\bContinue\b/.test(visible);
-    }, { timeoutMs: 30_000 });
-    assert.ok(marked, `the panel shows no length marker with Continue: ${api.chat.panel()?.visibleText.slice(-400)}`);
-    await captureWorkbench('answer-length-marker', { waitForChatView: true });
+      // The panel shows the marker and the Continue button under the answer.
+      const marked = await waitFor(
+        () => {
+          const visible = api.chat.panel()?.visibleText ?? '';
+          return visible.includes('Stopped at the 24-token limit.') && /\bContinue\b/.test(visible);
+        },
+        { timeoutMs: 30_000 },
+      );
+      assert.ok(marked, `the panel shows no length marker with Continue: ${api.chat.panel()?.visibleText.slice(-400)}`);
+      await captureWorkbench('answer-length-marker', { waitForChatView: true });
 
-    await vscode.commands.executeCommand('tidal.continueAnswer');
-    const continued = api.chat.lastAnswer();
-    assert.ok(continued && !continued.error, `Continue failed: ${JSON.stringify(continued)}`);
-    assert.equal(api.chat.turns().length, turnsBefore + 2, 'Continue added a turn instead of appending');
-    const after = api.chat.turns().at(-1);
-    assert.ok(after.text.startsWith(firstText), 'the continued answer does not start with the answer so far');
-    assert.ok(after.text.length > firstText.length, 'Continue added no text');
-    assert.equal(after.text, firstText + continued.streamed, 'the answer is not the first part and the continuation');
-    // The conversation was sent again as it was: its prompt's KV came from the cache.
-    assert.ok((continued.reusedTokens ?? 0) >= (first.promptTokens ?? 0) - 1, `reused ${continued.reusedTokens} of ${first.promptTokens} tokens`);
-    const shown = await waitFor(() => normalise(api.chat.panel()?.turns.at(-1)?.text ?? '') === normalise(after.text), { timeoutMs: 30_000 });
-    assert.ok(shown, 'the panel does not show the continued answer');
+      await vscode.commands.executeCommand('tidal.continueAnswer');
+      const continued = api.chat.lastAnswer();
+      assert.ok(continued && !continued.error, `Continue failed: ${JSON.stringify(continued)}`);
+      assert.equal(api.chat.turns().length, turnsBefore + 2, 'Continue added a turn instead of appending');
+      const after = api.chat.turns().at(-1);
+      assert.ok(after.text.startsWith(firstText), 'the continued answer does not start with the answer so far');
+      assert.ok(after.text.length > firstText.length, 'Continue added no text');
+      assert.equal(after.text, firstText + continued.streamed, 'the answer is not the first part and the continuation');
+      // The conversation was sent again as it was: its prompt's KV came from the cache.
+      assert.ok((continued.reusedTokens ?? 0) >= (first.promptTokens ?? 0) - 1, `reused ${continued.reusedTokens} of ${first.promptTokens} tokens`);
+      const shown = await waitFor(() => normalise(api.chat.panel()?.turns.at(-1)?.text ?? '') === normalise(after.text), { timeoutMs: 30_000 });
+      assert.ok(shown, 'the panel does not show the continued answer');
 
-    // One log line per request: both requests, with their purpose and finish reason.
-    const logText = engineLogText();
-    if (logText !== undefined) {
-      const lines = await waitFor(() => {
-        const text = engineLogText() ?? '';
-        const found = text.split('\n').filter((line) => /request chat-\S+: ask, [\d,]+ prompt tokens \([\d,]+ cached\), [\d,]+ files?, first token [^,]+, total [^,]+, [\d,]+ tokens?, finish \w+/.test(line));
-        return found.length >= 1 && text.split('\n').some((line) => /request chat-\S+: chat, .* finish /.test(line)) ? found : undefined;
-      }, { timeoutMs: 30_000 });
-      assert.ok(lines, `no per-request log lines in the Tidal Engine log:\n${(engineLogText() ?? '').split('\n').slice(-15).join('\n')}`);
-      assert.ok(lines.some((line) => /, 24 tokens, finish length$/.test(line)), lines.join('\n'));
+      // One log line per request: both requests, with their purpose and finish reason.
+      const logText = engineLogText();
+      if (logText !== undefined) {
+        const lines = await waitFor(
+          () => {
+            const text = engineLogText() ?? '';
+            const found = text
+              .split('\n')
+              .filter((line) =>
+                /request chat-\S+: ask, [\d,]+ prompt tokens \([\d,]+ cached\), [\d,]+ files?, first token [^,]+, total [^,]+, [\d,]+ tokens?, finish \w+/.test(
+                  line,
+                ),
+              );
+            return found.length >= 1 && text.split('\n').some((line) => /request chat-\S+: chat, .* finish /.test(line)) ? found : undefined;
+          },
+          { timeoutMs: 30_000 },
+        );
+        assert.ok(lines, `no per-request log lines in the Tidal Engine log:\n${(engineLogText() ?? '').split('\n').slice(-15).join('\n')}`);
+        assert.ok(
+          lines.some((line) => /, 24 tokens, finish length$/.test(line)),
+          lines.join('\n'),
+        );
+      }
+    } finally {
+      await setAnswerTokens(undefined);
     }
-  } finally {
-    await setAnswerTokens(undefined);
-  }
-}, { timeoutMs: 300_000 });
+  },
+  { timeoutMs: 300_000 },
+);
 
-test('answers: the demo model looping in an answer is stopped as repetition, with a marker and Regenerate', async () => {
-  const api = await tidalApi();
-  assert.equal(await api.waitForModel(90_000), 'ready');
-  await setAnswerTokens(900);
-  try {
-    await api.chat.idle();
-    await vscode.commands.executeCommand('tidal.askAboutRepo', 'List every function in the repository.');
-    const answer = api.chat.lastAnswer();
-    assert.ok(answer && !answer.error, JSON.stringify(answer));
-    assert.equal(answer.finishReason, 'repetition', `finish ${answer.finishReason} after ${answer.tokens} tokens: ${answer.text.slice(-300)}`);
-    assert.ok(answer.tokens < 900);
-    const marked = await waitFor(() => {
-      const visible = api.chat.panel()?.visibleText ?? '';
-      return visible.includes('Stopped: the answer kept repeating itself.') && /\bRegenerate\b/.test(visible);
-    }, { timeoutMs: 30_000 });
-    assert.ok(marked, `no repetition marker: ${api.chat.panel()?.visibleText.slice(-400)}`);
-  } finally {
-    await setAnswerTokens(undefined);
-    // The chat tests that follow count the turns of a conversation of their own.
-    await vscode.commands.executeCommand('tidal.newChat');
-  }
-}, { timeoutMs: 300_000 });
+test(
+  'answers: the demo model looping in an answer is stopped as repetition, with a marker and Regenerate',
+  async () => {
+    const api = await tidalApi();
+    assert.equal(await api.waitForModel(90_000), 'ready');
+    await setAnswerTokens(900);
+    try {
+      await api.chat.idle();
+      await vscode.commands.executeCommand('tidal.askAboutRepo', 'List every function in the repository.');
+      const answer = api.chat.lastAnswer();
+      assert.ok(answer && !answer.error, JSON.stringify(answer));
+      assert.equal(answer.finishReason, 'repetition', `finish ${answer.finishReason} after ${answer.tokens} tokens: ${answer.text.slice(-300)}`);
+      assert.ok(answer.tokens < 900);
+      const marked = await waitFor(
+        () => {
+          const visible = api.chat.panel()?.visibleText ?? '';
+          return visible.includes('Stopped: the answer kept repeating itself.') && /\bRegenerate\b/.test(visible);
+        },
+        { timeoutMs: 30_000 },
+      );
+      assert.ok(marked, `no repetition marker: ${api.chat.panel()?.visibleText.slice(-400)}`);
+    } finally {
+      await setAnswerTokens(undefined);
+      // The chat tests that follow count the turns of a conversation of their own.
+      await vscode.commands.executeCommand('tidal.newChat');
+    }
+  },
+  { timeoutMs: 300_000 },
+);

@@ -48,7 +48,10 @@ test('the extension is installed from the VSIX and activates', async () => {
   const extensionsDir = process.env.TIDAL_TEST_EXTENSIONS_DIR;
   if (extensionsDir) {
     const relative = path.relative(extensionsDir, extension.extensionPath);
-    assert.ok(!relative.startsWith('..') && !path.isAbsolute(relative), `loaded from ${extension.extensionPath}, not from the VSIX installed in ${extensionsDir}`);
+    assert.ok(
+      !relative.startsWith('..') && !path.isAbsolute(relative),
+      `loaded from ${extension.extensionPath}, not from the VSIX installed in ${extensionsDir}`,
+    );
   }
   const api = await tidalApi();
   assert.equal(extension.isActive, true);
@@ -104,54 +107,74 @@ test('tidal.showEngineLog runs without error', async () => {
   await vscode.commands.executeCommand('tidal.showEngineLog');
 });
 
-test('the engine host starts and reports ready', async () => {
-  const api = await tidalApi();
-  const state = await api.waitForEngine(120_000);
-  assert.equal(state, 'ready', `engine state "${state}": ${api.getState().engineMessage ?? 'no message'}`);
-  await captureWorkbench('integration-engine-ready');
-}, { timeoutMs: 240_000 });
+test(
+  'the engine host starts and reports ready',
+  async () => {
+    const api = await tidalApi();
+    const state = await api.waitForEngine(120_000);
+    assert.equal(state, 'ready', `engine state "${state}": ${api.getState().engineMessage ?? 'no message'}`);
+    await captureWorkbench('integration-engine-ready');
+  },
+  { timeoutMs: 240_000 },
+);
 
-test('the embedded default model loads in the engine, on the CPU here', async () => {
-  const api = await tidalApi();
-  const state = await api.waitForModel(120_000);
-  const model = api.getState().model;
-  assert.equal(state, 'ready', `model state "${state}": ${model.message ?? 'no message'}`);
-  assert.equal(model.architecture, 'llama');
-  assert.equal(model.backend, 'cpu');
-  assert.ok(model.maxContext >= 8192, `context ${model.maxContext}`);
-}, { timeoutMs: 150_000 });
+test(
+  'the embedded default model loads in the engine, on the CPU here',
+  async () => {
+    const api = await tidalApi();
+    const state = await api.waitForModel(120_000);
+    const model = api.getState().model;
+    assert.equal(state, 'ready', `model state "${state}": ${model.message ?? 'no message'}`);
+    assert.equal(model.architecture, 'llama');
+    assert.equal(model.backend, 'cpu');
+    assert.ok(model.maxContext >= 8192, `context ${model.maxContext}`);
+  },
+  { timeoutMs: 150_000 },
+);
 
-test('a crashed engine process is restarted and the model is loaded again', async () => {
-  const api = await tidalApi();
-  const before = api.getState().enginePid;
-  assert.ok(before, 'no engine pid reported');
-  process.kill(before, 'SIGKILL');
-  const crashed = await waitFor(() => api.getState().enginePid !== before || api.getState().engineState !== 'ready', { timeoutMs: 30_000 });
-  assert.ok(crashed, 'the extension did not notice the engine process was killed');
-  const back = await waitFor(() => api.getState().model.state === 'ready' && api.getState().enginePid !== before, { timeoutMs: 150_000, intervalMs: 200 });
-  assert.ok(back, `after the crash: engine ${api.getState().engineState}, model ${JSON.stringify(api.getState().model)}`);
-}, { timeoutMs: 180_000 });
+test(
+  'a crashed engine process is restarted and the model is loaded again',
+  async () => {
+    const api = await tidalApi();
+    const before = api.getState().enginePid;
+    assert.ok(before, 'no engine pid reported');
+    process.kill(before, 'SIGKILL');
+    const crashed = await waitFor(() => api.getState().enginePid !== before || api.getState().engineState !== 'ready', { timeoutMs: 30_000 });
+    assert.ok(crashed, 'the extension did not notice the engine process was killed');
+    const back = await waitFor(() => api.getState().model.state === 'ready' && api.getState().enginePid !== before, { timeoutMs: 150_000, intervalMs: 200 });
+    assert.ok(back, `after the crash: engine ${api.getState().engineState}, model ${JSON.stringify(api.getState().model)}`);
+  },
+  { timeoutMs: 180_000 },
+);
 
-test('tidal.restartEngine brings the engine back to ready', async () => {
-  const api = await tidalApi();
-  await vscode.commands.executeCommand('tidal.restartEngine');
-  const state = await api.waitForEngine(120_000);
-  assert.equal(state, 'ready', `engine state "${state}" after restart: ${api.getState().engineMessage ?? 'no message'}`);
-  assert.equal(await api.waitForModel(120_000), 'ready', `model after restart: ${JSON.stringify(api.getState().model)}`);
-}, { timeoutMs: 300_000 });
+test(
+  'tidal.restartEngine brings the engine back to ready',
+  async () => {
+    const api = await tidalApi();
+    await vscode.commands.executeCommand('tidal.restartEngine');
+    const state = await api.waitForEngine(120_000);
+    assert.equal(state, 'ready', `engine state "${state}" after restart: ${api.getState().engineMessage ?? 'no message'}`);
+    assert.equal(await api.waitForModel(120_000), 'ready', `model after restart: ${JSON.stringify(api.getState().model)}`);
+  },
+  { timeoutMs: 300_000 },
+);
 
-test('tidal.openChat reveals the chat view', async () => {
-  const api = await tidalApi();
-  await vscode.commands.executeCommand('tidal.openChat');
-  const seen = await captureWorkbench('integration-chat-view', { waitForChatView: true });
-  if (seen) {
-    // The runner looked at the workbench itself: the chat is in the secondary side bar (the
-    // primary one keeps the Explorer), and its webview is on screen with its content rendered.
-    assert.equal(seen.workbench.chatLocation, 'auxiliarybar', `the chat is not in the secondary side bar: ${JSON.stringify(seen.workbench)}`);
-    assert.notEqual(seen.workbench.activeViewContainer, 'workbench.view.extension.tidal');
-    assert.equal(seen.workbench.chatWebviewVisible, true, 'the chat webview is not on screen');
-    assert.notEqual(seen.workbench.chatWebviewText.trim(), '', 'the chat webview rendered no text');
-  }
-  const visible = await waitFor(() => api.getState().chatViewVisible === true, { timeoutMs: 30_000 });
-  assert.equal(visible, true, `getState().chatViewVisible is ${JSON.stringify(api.getState().chatViewVisible)} after tidal.openChat`);
-}, { timeoutMs: 180_000 });
+test(
+  'tidal.openChat reveals the chat view',
+  async () => {
+    const api = await tidalApi();
+    await vscode.commands.executeCommand('tidal.openChat');
+    const seen = await captureWorkbench('integration-chat-view', { waitForChatView: true });
+    if (seen) {
+      // The runner looked at the workbench itself: the chat is in the secondary side bar (the
+      // primary one keeps the Explorer), and its webview is on screen with its content rendered.
+      assert.equal(seen.workbench.chatLocation, 'auxiliarybar', `the chat is not in the secondary side bar: ${JSON.stringify(seen.workbench)}`);
+      assert.notEqual(seen.workbench.activeViewContainer, 'workbench.view.extension.tidal');
+      assert.equal(seen.workbench.chatWebviewVisible, true, 'the chat webview is not on screen');
+      assert.notEqual(seen.workbench.chatWebviewText.trim(), '', 'the chat webview rendered no text');
+    }
+    const visible = await waitFor(() => api.getState().chatViewVisible === true, { timeoutMs: 30_000 });
+    assert.equal(visible, true, `getState().chatViewVisible is ${JSON.stringify(api.getState().chatViewVisible)} after tidal.openChat`);
+  },
+  { timeoutMs: 180_000 },
+);

@@ -27,7 +27,10 @@ async function startFakeServer() {
       if (request.method === 'GET' && request.url === '/v1/models') return reply({ object: 'list', data: [{ id: 'fixed-answers', object: 'model' }] });
       if (request.method === 'POST' && request.url === '/v1/chat/completions') {
         state.chatRequests.push(JSON.parse(body));
-        return reply({ choices: [{ index: 0, message: { role: 'assistant', content: state.answer }, finish_reason: 'stop' }], usage: { prompt_tokens: 100, completion_tokens: 20 } });
+        return reply({
+          choices: [{ index: 0, message: { role: 'assistant', content: state.answer }, finish_reason: 'stop' }],
+          usage: { prompt_tokens: 100, completion_tokens: 20 },
+        });
       }
       if (request.method === 'POST' && request.url === '/v1/completions') return reply({ choices: [{ index: 0, text: '', finish_reason: 'stop' }] });
       response.writeHead(404).end();
@@ -45,7 +48,10 @@ async function withFakeServer(api, body) {
   try {
     await config.update('remoteUrl', server.url, vscode.ConfigurationTarget.Global);
     await config.update('backend', 'remote', vscode.ConfigurationTarget.Global);
-    assert.ok(await waitFor(() => /Remote backend/.test(api.getState().model.message ?? ''), { timeoutMs: 30_000 }), `model state ${JSON.stringify(api.getState().model)}`);
+    assert.ok(
+      await waitFor(() => /Remote backend/.test(api.getState().model.message ?? ''), { timeoutMs: 30_000 }),
+      `model state ${JSON.stringify(api.getState().model)}`,
+    );
     await body(server);
   } finally {
     await config.update('backend', undefined, vscode.ConfigurationTarget.Global);

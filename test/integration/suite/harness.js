@@ -58,7 +58,8 @@ async function runRegisteredTests() {
   const plannedMs = registered.reduce((sum, testCase) => sum + testCase.timeoutMs, 0) + SCREENSHOT_TIMEOUT_MS;
   /** @type {TestResult[]} */
   const results = [];
-  const write = (finished) => writeJsonAtomically(resultsFile, { planned, plannedMs, results, finished, vscodeVersion: require('vscode').version, node: process.version });
+  const write = (finished) =>
+    writeJsonAtomically(resultsFile, { planned, plannedMs, results, finished, vscodeVersion: require('vscode').version, node: process.version });
   write(false);
   for (const testCase of registered) {
     const started = Date.now();
@@ -112,12 +113,37 @@ async function waitFor(probe, { timeoutMs = 10_000, intervalMs = 100 } = {}) {
  * @param {{ waitForChatView?: boolean, waitForTheme?: 'vscode-dark' | 'vscode-light', waitForGhostText?: boolean, waitForNotification?: string, waitForQuickInput?: string, clickViewAction?: string, clickInChat?: string, press?: string[], pressNotificationButton?: { message: string, button: string }, timeoutMs?: number }} [options]
  * @returns {Promise<undefined | { screenshot: string, pressedNotificationButton?: boolean, clickedViewAction?: boolean, clickedInChat?: boolean, workbench: { activeViewContainer: string | null, sidebarTitle: string | null, chatWebviewVisible: boolean, chatWebviewText: string, chatLocation: string | null, viewTitleActions: string[], quickInput: null | { title: string, items: string[] }, ghostTextVisible: boolean, ghostText: string, notifications: { message: string, buttons: string[] }[] } }>}
  */
-async function captureWorkbench(name, { waitForChatView = false, waitForTheme, waitForGhostText = false, waitForNotification, waitForQuickInput, clickViewAction, clickInChat, press = [], pressNotificationButton, timeoutMs = SCREENSHOT_TIMEOUT_MS } = {}) {
+async function captureWorkbench(
+  name,
+  {
+    waitForChatView = false,
+    waitForTheme,
+    waitForGhostText = false,
+    waitForNotification,
+    waitForQuickInput,
+    clickViewAction,
+    clickInChat,
+    press = [],
+    pressNotificationButton,
+    timeoutMs = SCREENSHOT_TIMEOUT_MS,
+  } = {},
+) {
   const folder = process.env.TIDAL_TEST_CHECKPOINTS;
   if (!folder) return undefined;
   const responseFile = path.join(folder, `${name}.response.json`);
   fs.rmSync(responseFile, { force: true });
-  writeJsonAtomically(path.join(folder, `${name}.request.json`), { name, waitForChatView, waitForTheme, waitForGhostText, waitForNotification, waitForQuickInput, clickViewAction, clickInChat, press, pressNotificationButton });
+  writeJsonAtomically(path.join(folder, `${name}.request.json`), {
+    name,
+    waitForChatView,
+    waitForTheme,
+    waitForGhostText,
+    waitForNotification,
+    waitForQuickInput,
+    clickViewAction,
+    clickInChat,
+    press,
+    pressNotificationButton,
+  });
   const answered = await waitFor(() => fs.existsSync(responseFile), { timeoutMs, intervalMs: 100 });
   if (!answered) throw new Error(`the runner did not take screenshot "${name}" within ${timeoutMs} ms`);
   const response = JSON.parse(fs.readFileSync(responseFile, 'utf8'));

@@ -24,7 +24,6 @@ async function tidalApi() {
   return extension.activate();
 }
 
-
 async function openFixture(relative) {
   const folder = vscode.workspace.workspaceFolders[0];
   const document = await vscode.workspace.openTextDocument(vscode.Uri.joinPath(folder.uri, ...relative.split('/')));
@@ -65,12 +64,15 @@ async function reviewLenses(uri) {
  */
 function watchEditorLensRequests(uri) {
   const watch = { requests: 0 };
-  const provider = vscode.languages.registerCodeLensProvider({ pattern: '**' }, {
-    provideCodeLenses: (document) => {
-      if (document.uri.toString() === uri.toString() && ownLensQueries === 0) watch.requests += 1;
-      return [];
+  const provider = vscode.languages.registerCodeLensProvider(
+    { pattern: '**' },
+    {
+      provideCodeLenses: (document) => {
+        if (document.uri.toString() === uri.toString() && ownLensQueries === 0) watch.requests += 1;
+        return [];
+      },
     },
-  });
+  );
   return Object.assign(watch, {
     /** Waits (5 s at most: the screenshot is taken either way) for a request after `since`. */
     after: (since) => waitFor(() => watch.requests > since, { timeoutMs: 5_000, intervalMs: 20 }),
@@ -95,73 +97,98 @@ const KV_CACHE_TRIM_CHECKED = [
   '  }',
 ].join('\n');
 
-test('chat Apply: the code block goes into the file it names, reviewed with CodeLenses; Accept All leaves the new text', async () => {
-  const api = await tidalApi();
-  await withFakeServer(api, async (server) => {
-    const kvCache = (await openFixture('src/kvCache.ts')).document;
-    const original = kvCache.getText();
-    assert.ok(original.includes(`${KV_CACHE_TRIM}\n`), 'the fixture src/kvCache.ts changed; update this test');
-    // Another file in front: the block names src/kvCache.ts, so that is where it must go.
-    const python = await openFixture('src/select_top_k.py');
-    python.selection = new vscode.Selection(0, 0, 0, 0);
-    const lensRequests = watchEditorLensRequests(kvCache.uri);
-    try {
-      server.answer = ['`trim` takes any number today. In `src/kvCache.ts`, refuse a position that is not an integer:', '', '```ts', KV_CACHE_TRIM_CHECKED, '```', '', 'The rest of the class stays as it is.', ''].join('\n');
-      await vscode.commands.executeCommand('tidal.openChat');
-      assert.ok(await waitFor(() => api.chat.panel() !== undefined, { timeoutMs: 30_000 }), 'the chat panel never reported a render');
-      await vscode.commands.executeCommand('tidal.askAboutRepo', 'Make trim refuse a position that is not an integer.');
-      assert.equal(api.chat.lastAnswer()?.error, undefined, `the answer failed: ${api.chat.lastAnswer()?.error}`);
-      assert.equal(api.chat.lastAnswer()?.text, server.answer);
-      assert.equal(server.chatRequests.length, 1);
-      // The panel shows the answer, its code block with the Apply button.
-      const shown = await waitFor(() => {
-        const panel = api.chat.panel();
-        return panel?.turns.at(-1)?.text === server.answer && /\bApply\b/.test(panel.visibleText) ? panel : undefined;
-      }, { timeoutMs: 30_000 });
-      assert.ok(shown, `the panel does not show the answer with an Apply button: ${api.chat.panel()?.visibleText.slice(-400)}`);
+test(
+  'chat Apply: the code block goes into the file it names, reviewed with CodeLenses; Accept All leaves the new text',
+  async () => {
+    const api = await tidalApi();
+    await withFakeServer(api, async (server) => {
+      const kvCache = (await openFixture('src/kvCache.ts')).document;
+      const original = kvCache.getText();
+      assert.ok(original.includes(`${KV_CACHE_TRIM}\n`), 'the fixture src/kvCache.ts changed; update this test');
+      // Another file in front: the block names src/kvCache.ts, so that is where it must go.
+      const python = await openFixture('src/select_top_k.py');
+      python.selection = new vscode.Selection(0, 0, 0, 0);
+      const lensRequests = watchEditorLensRequests(kvCache.uri);
+      try {
+        server.answer = [
+          '`trim` takes any number today. In `src/kvCache.ts`, refuse a position that is not an integer:',
+          '',
+          '```ts',
+          KV_CACHE_TRIM_CHECKED,
+          '```',
+          '',
+          'The rest of the class stays as it is.',
+          '',
+        ].join('\n');
+        await vscode.commands.executeCommand('tidal.openChat');
+        assert.ok(await waitFor(() => api.chat.panel() !== undefined, { timeoutMs: 30_000 }), 'the chat panel never reported a render');
+        await vscode.commands.executeCommand('tidal.askAboutRepo', 'Make trim refuse a position that is not an integer.');
+        assert.equal(api.chat.lastAnswer()?.error, undefined, `the answer failed: ${api.chat.lastAnswer()?.error}`);
+        assert.equal(api.chat.lastAnswer()?.text, server.answer);
+        assert.equal(server.chatRequests.length, 1);
+        // The panel shows the answer, its code block with the Apply button.
+        const shown = await waitFor(
+          () => {
+            const panel = api.chat.panel();
+            return panel?.turns.at(-1)?.text === server.answer && /\bApply\b/.test(panel.visibleText) ? panel : undefined;
+          },
+          { timeoutMs: 30_000 },
+        );
+        assert.ok(shown, `the panel does not show the answer with an Apply button: ${api.chat.panel()?.visibleText.slice(-400)}`);
 
-      api.chat.pressCodeButton('apply', 0);
-      const review = await waitFor(() => api.review(kvCache.uri), { timeoutMs: 30_000 });
-      assert.ok(review, 'pressing Apply started no review in src/kvCache.ts');
-      const requestsAtReview = lensRequests.requests;
-      assert.equal(vscode.window.activeTextEditor?.document.uri.toString(), kvCache.uri.toString(), 'the file Apply changed is not in front');
-      const expected = original.replace(`${KV_CACHE_TRIM}\n`, `${KV_CACHE_TRIM_CHECKED}\n`);
-      assert.equal(kvCache.getText(), expected, 'the proposal in the document is not the block in place of trim()');
-      // One hunk: the added line, marked inserted.
-      const addedLine = expected.split('\n').findIndex((line) => line.includes('RangeError'));
-      assert.deepEqual(review.hunks.map((hunk) => ({ start: hunk.start, count: hunk.count, original: hunk.original })), [{ start: addedLine, count: 1, original: '' }]);
-      assert.deepEqual(review.insertedLines, [addedLine]);
-      assert.equal(python.document.isDirty, false, 'the file in front when Apply was pressed was changed');
+        api.chat.pressCodeButton('apply', 0);
+        const review = await waitFor(() => api.review(kvCache.uri), { timeoutMs: 30_000 });
+        assert.ok(review, 'pressing Apply started no review in src/kvCache.ts');
+        const requestsAtReview = lensRequests.requests;
+        assert.equal(vscode.window.activeTextEditor?.document.uri.toString(), kvCache.uri.toString(), 'the file Apply changed is not in front');
+        const expected = original.replace(`${KV_CACHE_TRIM}\n`, `${KV_CACHE_TRIM_CHECKED}\n`);
+        assert.equal(kvCache.getText(), expected, 'the proposal in the document is not the block in place of trim()');
+        // One hunk: the added line, marked inserted.
+        const addedLine = expected.split('\n').findIndex((line) => line.includes('RangeError'));
+        assert.deepEqual(
+          review.hunks.map((hunk) => ({ start: hunk.start, count: hunk.count, original: hunk.original })),
+          [{ start: addedLine, count: 1, original: '' }],
+        );
+        assert.deepEqual(review.insertedLines, [addedLine]);
+        assert.equal(python.document.isDirty, false, 'the file in front when Apply was pressed was changed');
 
-      const lenses = await waitFor(async () => {
-        const found = await reviewLenses(kvCache.uri);
-        return found.some((lens) => lens.command === 'tidal.acceptAllHunks') ? found : undefined;
-      }, { timeoutMs: 20_000 });
-      assert.ok(lenses, 'no review CodeLenses on src/kvCache.ts');
-      assert.deepEqual(lenses.map((lens) => [lens.line, lens.title]), [
-        [addedLine, '$(check-all) Accept All (1)'],
-        [addedLine, '$(discard) Reject All'],
-        [addedLine, '$(diff) Show Diff'],
-        [addedLine, '$(check) Accept'],
-        [addedLine, '$(close) Reject (−0 +1)'],
-      ]);
-      vscode.window.activeTextEditor?.revealRange(new vscode.Range(addedLine, 0, addedLine, 0), vscode.TextEditorRevealType.InCenter);
-      await lensRequests.after(requestsAtReview);
-      const seen = await captureWorkbench('integration-chat-apply-review', { waitForChatView: true });
-      if (seen) assert.match(seen.workbench.chatWebviewText, /Apply/);
+        const lenses = await waitFor(
+          async () => {
+            const found = await reviewLenses(kvCache.uri);
+            return found.some((lens) => lens.command === 'tidal.acceptAllHunks') ? found : undefined;
+          },
+          { timeoutMs: 20_000 },
+        );
+        assert.ok(lenses, 'no review CodeLenses on src/kvCache.ts');
+        assert.deepEqual(
+          lenses.map((lens) => [lens.line, lens.title]),
+          [
+            [addedLine, '$(check-all) Accept All (1)'],
+            [addedLine, '$(discard) Reject All'],
+            [addedLine, '$(diff) Show Diff'],
+            [addedLine, '$(check) Accept'],
+            [addedLine, '$(close) Reject (−0 +1)'],
+          ],
+        );
+        vscode.window.activeTextEditor?.revealRange(new vscode.Range(addedLine, 0, addedLine, 0), vscode.TextEditorRevealType.InCenter);
+        await lensRequests.after(requestsAtReview);
+        const seen = await captureWorkbench('integration-chat-apply-review', { waitForChatView: true });
+        if (seen) assert.match(seen.workbench.chatWebviewText, /Apply/);
 
-      assert.equal(await click(lenses.find((lens) => lens.command === 'tidal.acceptAllHunks')), true);
-      assert.ok(await waitFor(() => api.review(kvCache.uri) === undefined, { timeoutMs: 10_000 }), 'the review is still running after Accept All');
-      assert.deepEqual(await reviewLenses(kvCache.uri), [], 'review CodeLenses left after Accept All');
-      assert.equal(kvCache.getText(), expected);
-      await kvCache.save();
-      assert.equal(Buffer.from(await vscode.workspace.fs.readFile(kvCache.uri)).toString('utf8'), expected, 'the saved file does not hold the new text');
-    } finally {
-      lensRequests.dispose();
-      await restore(kvCache, original);
-    }
-  });
-}, { timeoutMs: 300_000 });
+        assert.equal(await click(lenses.find((lens) => lens.command === 'tidal.acceptAllHunks')), true);
+        assert.ok(await waitFor(() => api.review(kvCache.uri) === undefined, { timeoutMs: 10_000 }), 'the review is still running after Accept All');
+        assert.deepEqual(await reviewLenses(kvCache.uri), [], 'review CodeLenses left after Accept All');
+        assert.equal(kvCache.getText(), expected);
+        await kvCache.save();
+        assert.equal(Buffer.from(await vscode.workspace.fs.readFile(kvCache.uri)).toString('utf8'), expected, 'the saved file does not hold the new text');
+      } finally {
+        lensRequests.dispose();
+        await restore(kvCache, original);
+      }
+    });
+  },
+  { timeoutMs: 300_000 },
+);
 
 const TOP_K = [
   'def select_top_k(scores: list[float], k: int) -> list[int]:',
@@ -171,64 +198,80 @@ const TOP_K = [
 const DOCSTRING = '    """The k positions with the highest scores, in ascending order."""';
 const RETURN_CLAMPED = '    return sorted(order[: max(k, 0)])';
 
-test('inline edit: the selected lines rewritten as two hunks; accept one, reject the other, and the file is exactly that', async () => {
-  const api = await tidalApi();
-  await withFakeServer(api, async (server) => {
-    const editor = await openFixture('src/select_top_k.py');
-    const document = editor.document;
-    const original = document.getText();
-    const first = original.split('\n').indexOf(TOP_K.split('\n')[0]);
-    assert.ok(first >= 0 && original.includes(`${TOP_K}\n`), 'the fixture src/select_top_k.py changed; update this test');
-    const lensRequests = watchEditorLensRequests(document.uri);
-    try {
-      // The model answers with the function documented and k clamped, in a fence after a sentence.
-      const [signature, order] = TOP_K.split('\n');
-      server.answer = ['Here it is:', '', '```python', signature, DOCSTRING, order, RETURN_CLAMPED, '```', ''].join('\n');
-      // The three lines of the function, selected from the middle of the first to the middle of the last.
-      editor.selection = new vscode.Selection(first, 4, first + 2, 10);
-      const instruction = 'Add a docstring and treat a negative k as 0';
-      const requestsBefore = lensRequests.requests;
-      assert.equal(await vscode.commands.executeCommand('tidal.inlineEdit', instruction), true, 'the inline edit proposed nothing');
-      const asked = JSON.stringify(server.chatRequests.at(-1)?.messages ?? []);
-      assert.ok(asked.includes(instruction), `the instruction is not in the request: ${asked.slice(0, 400)}`);
-      assert.ok(asked.includes('reverse=True'), 'the selected lines are not in the request');
+test(
+  'inline edit: the selected lines rewritten as two hunks; accept one, reject the other, and the file is exactly that',
+  async () => {
+    const api = await tidalApi();
+    await withFakeServer(api, async (server) => {
+      const editor = await openFixture('src/select_top_k.py');
+      const document = editor.document;
+      const original = document.getText();
+      const first = original.split('\n').indexOf(TOP_K.split('\n')[0]);
+      assert.ok(first >= 0 && original.includes(`${TOP_K}\n`), 'the fixture src/select_top_k.py changed; update this test');
+      const lensRequests = watchEditorLensRequests(document.uri);
+      try {
+        // The model answers with the function documented and k clamped, in a fence after a sentence.
+        const [signature, order] = TOP_K.split('\n');
+        server.answer = ['Here it is:', '', '```python', signature, DOCSTRING, order, RETURN_CLAMPED, '```', ''].join('\n');
+        // The three lines of the function, selected from the middle of the first to the middle of the last.
+        editor.selection = new vscode.Selection(first, 4, first + 2, 10);
+        const instruction = 'Add a docstring and treat a negative k as 0';
+        const requestsBefore = lensRequests.requests;
+        assert.equal(await vscode.commands.executeCommand('tidal.inlineEdit', instruction), true, 'the inline edit proposed nothing');
+        const asked = JSON.stringify(server.chatRequests.at(-1)?.messages ?? []);
+        assert.ok(asked.includes(instruction), `the instruction is not in the request: ${asked.slice(0, 400)}`);
+        assert.ok(asked.includes('reverse=True'), 'the selected lines are not in the request');
 
-      const review = api.review(document.uri);
-      assert.ok(review, 'no review after the inline edit');
-      // Two hunks, one unchanged line between them: the docstring added, the return replaced.
-      assert.deepEqual(review.hunks.map((hunk) => ({ start: hunk.start, count: hunk.count, original: hunk.original, proposed: hunk.proposed })), [
-        { start: first + 1, count: 1, original: '', proposed: `${DOCSTRING}\n` },
-        { start: first + 3, count: 1, original: '    return sorted(order[:k])\n', proposed: `${RETURN_CLAMPED}\n` },
-      ]);
-      const lenses = await waitFor(async () => {
-        const found = await reviewLenses(document.uri);
-        return found.filter((lens) => lens.command === 'tidal.acceptHunk').length === 2 ? found : undefined;
-      }, { timeoutMs: 20_000 });
-      assert.ok(lenses, `the review shows no Accept lens per hunk: ${JSON.stringify(await reviewLenses(document.uri))}`);
-      await lensRequests.after(requestsBefore);
-      await captureWorkbench('integration-inline-edit-review');
+        const review = api.review(document.uri);
+        assert.ok(review, 'no review after the inline edit');
+        // Two hunks, one unchanged line between them: the docstring added, the return replaced.
+        assert.deepEqual(
+          review.hunks.map((hunk) => ({ start: hunk.start, count: hunk.count, original: hunk.original, proposed: hunk.proposed })),
+          [
+            { start: first + 1, count: 1, original: '', proposed: `${DOCSTRING}\n` },
+            { start: first + 3, count: 1, original: '    return sorted(order[:k])\n', proposed: `${RETURN_CLAMPED}\n` },
+          ],
+        );
+        const lenses = await waitFor(
+          async () => {
+            const found = await reviewLenses(document.uri);
+            return found.filter((lens) => lens.command === 'tidal.acceptHunk').length === 2 ? found : undefined;
+          },
+          { timeoutMs: 20_000 },
+        );
+        assert.ok(lenses, `the review shows no Accept lens per hunk: ${JSON.stringify(await reviewLenses(document.uri))}`);
+        await lensRequests.after(requestsBefore);
+        await captureWorkbench('integration-inline-edit-review');
 
-      const [docstringHunk, returnHunk] = review.hunks;
-      const accept = lenses.find((lens) => lens.command === 'tidal.acceptHunk' && lens.arguments[1] === docstringHunk.id);
-      assert.ok(accept && accept.line === first + 1, `no Accept lens over the docstring: ${JSON.stringify(lenses)}`);
-      assert.equal(await click(accept), true);
-      const after = await waitFor(async () => {
-        const found = await reviewLenses(document.uri);
-        return found.filter((lens) => lens.command === 'tidal.acceptHunk').length === 1 ? found : undefined;
-      }, { timeoutMs: 20_000 });
-      assert.ok(after, 'the accepted hunk still has its lenses');
-      const reject = after.find((lens) => lens.command === 'tidal.rejectHunk' && lens.arguments[1] === returnHunk.id);
-      assert.ok(reject && reject.line === first + 3, `no Reject lens over the return: ${JSON.stringify(after)}`);
-      assert.equal(reject.title, '$(close) Reject (−1 +1)');
-      assert.equal(await click(reject), true);
+        const [docstringHunk, returnHunk] = review.hunks;
+        const accept = lenses.find((lens) => lens.command === 'tidal.acceptHunk' && lens.arguments[1] === docstringHunk.id);
+        assert.ok(accept && accept.line === first + 1, `no Accept lens over the docstring: ${JSON.stringify(lenses)}`);
+        assert.equal(await click(accept), true);
+        const after = await waitFor(
+          async () => {
+            const found = await reviewLenses(document.uri);
+            return found.filter((lens) => lens.command === 'tidal.acceptHunk').length === 1 ? found : undefined;
+          },
+          { timeoutMs: 20_000 },
+        );
+        assert.ok(after, 'the accepted hunk still has its lenses');
+        const reject = after.find((lens) => lens.command === 'tidal.rejectHunk' && lens.arguments[1] === returnHunk.id);
+        assert.ok(reject && reject.line === first + 3, `no Reject lens over the return: ${JSON.stringify(after)}`);
+        assert.equal(reject.title, '$(close) Reject (−1 +1)');
+        assert.equal(await click(reject), true);
 
-      assert.ok(await waitFor(() => api.review(document.uri) === undefined, { timeoutMs: 10_000 }), 'the review is still running after both hunks were decided');
-      const expected = original.replace(`${TOP_K}\n`, `${[signature, DOCSTRING, order, '    return sorted(order[:k])'].join('\n')}\n`);
-      assert.equal(document.getText(), expected);
-      assert.notEqual(expected, original);
-    } finally {
-      lensRequests.dispose();
-      await restore(document, original);
-    }
-  });
-}, { timeoutMs: 300_000 });
+        assert.ok(
+          await waitFor(() => api.review(document.uri) === undefined, { timeoutMs: 10_000 }),
+          'the review is still running after both hunks were decided',
+        );
+        const expected = original.replace(`${TOP_K}\n`, `${[signature, DOCSTRING, order, '    return sorted(order[:k])'].join('\n')}\n`);
+        assert.equal(document.getText(), expected);
+        assert.notEqual(expected, original);
+      } finally {
+        lensRequests.dispose();
+        await restore(document, original);
+      }
+    });
+  },
+  { timeoutMs: 300_000 },
+);

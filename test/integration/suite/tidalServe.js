@@ -14,10 +14,14 @@ const repoRoot = path.resolve(__dirname, '..', '..', '..');
 function startServer() {
   const script = path.join(repoRoot, 'dist', 'tidal-serve.js');
   assert.ok(fs.existsSync(script), `${script} is missing: build with \`node esbuild.mjs\``);
-  const child = spawn(process.execPath, [script, '--model', path.join(repoRoot, 'models', 'tidal-code-mini'), '--port', '0', '--threads', '1', '--backend', 'cpu'], {
-    env: { ...process.env, ELECTRON_RUN_AS_NODE: '1', TIDAL_API_KEY: '' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [script, '--model', path.join(repoRoot, 'models', 'tidal-code-mini'), '--port', '0', '--threads', '1', '--backend', 'cpu'],
+    {
+      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1', TIDAL_API_KEY: '' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   return new Promise((resolve, reject) => {
     let stderr = '';
     const timer = setTimeout(() => reject(new Error(`tidal-serve did not start within 120 s: ${stderr}`)), 120_000);

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { turnAnnouncement } from '../../../src/chat/announcements';
-import type { AnswerMeta, Turn } from '../../../src/chat/conversation';
+import { turnAnnouncement } from '../../../src/core/chat/announcements';
+import type { AnswerMeta, Turn } from '../../../src/core/chat/conversation';
 
 const meta = (finishReason: string, extra: Partial<AnswerMeta> = {}): AnswerMeta => ({
   promptTokens: 700,
@@ -20,7 +20,12 @@ const answer = (status: Turn['status'], text = '', more: Partial<Turn> = {}): Tu
 
 test('an answer is announced when it starts and when it ends, never while it streams', () => {
   // The turns of one answer as the panel receives them: started, growing, done.
-  const seen: Turn[] = [answer('streaming'), answer('streaming', 'The KV'), answer('streaming', 'The KV cache is trimmed in trim().'), answer('done', 'The KV cache is trimmed in trim().', { meta: meta('stop') })];
+  const seen: Turn[] = [
+    answer('streaming'),
+    answer('streaming', 'The KV'),
+    answer('streaming', 'The KV cache is trimmed in trim().'),
+    answer('done', 'The KV cache is trimmed in trim().', { meta: meta('stop') }),
+  ];
   const said: string[] = [];
   let before: Turn | undefined;
   for (const turn of seen) {
@@ -41,7 +46,10 @@ test('the end says how the answer ended: the marker, Continue where it is offere
     'Answer ended. Stopped at the 24-token limit. Continue is available.',
   );
   // Continue is offered only on the last answer.
-  assert.equal(turnAnnouncement(streaming, answer('done', 'x', { meta: meta('length', { canContinue: true }) }), false), 'Answer ended. Stopped at the 24-token limit.');
+  assert.equal(
+    turnAnnouncement(streaming, answer('done', 'x', { meta: meta('length', { canContinue: true }) }), false),
+    'Answer ended. Stopped at the 24-token limit.',
+  );
   assert.equal(turnAnnouncement(streaming, answer('done', 'x', { meta: meta('repetition') })), 'Answer ended. Stopped: the answer kept repeating itself.');
   assert.equal(turnAnnouncement(streaming, answer('stopped', 'x')), 'Answer stopped.');
   // Continue restarts a finished answer: announced as a start again.
@@ -56,7 +64,7 @@ test('errors are announced with their message, once', () => {
   assert.equal(turnAnnouncement(answer('streaming'), answer('error')), 'The answer failed.');
 });
 
-test('nothing is said for the user\'s turns or for a finished answer drawn again', () => {
+test("nothing is said for the user's turns or for a finished answer drawn again", () => {
   assert.equal(turnAnnouncement(undefined, { id: 'user-1', role: 'user', text: 'Where?', status: 'done' }), undefined);
   const done = answer('done', 'x', { meta: meta('stop') });
   assert.equal(turnAnnouncement(done, done), undefined);

@@ -5,16 +5,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { offersContinue, offersRegenerate, stopMarker } from '../../../src/chat/answerMarkers';
-import { ChatSession, type ChatRequestContext } from '../../../src/chat/chatSession';
-import type { Turn } from '../../../src/chat/conversation';
-import { ChatHistory, readHistory, type StateStore } from '../../../src/chat/historyStore';
-import type { FinishReason, GenerateParams, GenerateResult } from '../../../src/engine/protocol';
-import type { ChatToPanel } from '../../../src/extension/chatMessages';
-import { parsePanelMessage } from '../../../src/extension/chatMessages';
-import { canRetry, ConfigurationError, modelUnavailable, type BackendKind, type GenerationBackend } from '../../../src/extension/generationBackend';
-import { EngineNotReadyError } from '../../../src/extension/localBackend';
+import { offersContinue, offersRegenerate, stopMarker } from '../../../src/core/chat/answerMarkers';
+import { ChatSession, type ChatRequestContext } from '../../../src/core/chat/chatSession';
+import type { Turn } from '../../../src/core/chat/conversation';
+import { ChatHistory, readHistory, type StateStore } from '../../../src/core/chat/historyStore';
+import type { FinishReason, GenerateParams, GenerateResult } from '../../../src/core/protocol/protocol';
+import type { ChatToPanel } from '../../../src/core/chat/chatMessages';
+import { parsePanelMessage } from '../../../src/core/chat/chatMessages';
+import { canRetry, modelUnavailable, type BackendKind, type GenerationBackend } from '../../../src/core/backend/generationBackend';
+import { TidalError } from '../../../src/native/errors';
 import { random } from '../seededRandom';
+import { chatParams } from '../paramsOfKind';
 
 class MemoryStore implements StateStore {
   readonly values = new Map<string, unknown>();
@@ -31,7 +32,10 @@ type Step = { chunks: string[]; finishReason: FinishReason } | { error: Error };
 
 class ScriptedBackend implements GenerationBackend {
   readonly requests: GenerateParams[] = [];
-  constructor(private readonly steps: Step[], readonly kind: BackendKind = 'local') {}
+  constructor(
+    private readonly steps: Step[],
+    readonly kind: BackendKind = 'local',
+  ) {}
   async generate(params: GenerateParams, onText: (chunk: string) => void): Promise<GenerateResult> {
     this.requests.push(params);
     const step = this.steps[this.requests.length - 1];
@@ -83,7 +87,8 @@ const lastTurn = (session: ChatSession) => session.turns.at(-1)!;
 test('an answer cut at its token limit shows the marker; Continue sends the same conversation with the answer so far and appends', async () => {
   const next = random(11);
   for (let trial = 0; trial < 20; trial++) {
-    const pieces = (n: number) => Array.from({ length: n }, () => ['The ', 'cache ', 'is ', 'trim', 'med ', 'in ', '`trim`', '.\n', 'é'][Math.floor(next() * 9)]);
+    const pieces = (n: number) =>
+      Array.from({ length: n }, () => ['The ', 'cache ', 'is ', 'trim', 'med ', 'in ', '`trim`', '.\n', 'é'][Math.floor(next() * 9)]);
     const first = pieces(3);
     const second = pieces(3);
     const third = pieces(1 + Math.floor(next() * 3));
@@ -101,24 +106,24 @@ test('an answer cut at its token limit shows the marker; Continue sends the same
     assert.ok(!offersContinue(answer, false), 'Continue only on the last answer');
     assert.equal(backend.requests[0].maxTokens, 3);
     assert.equal(backend.requests[0].purpose, 'ask');
-    assert.equal(backend.requests[0].stopOnRepetition, true);
-    assert.equal(backend.requests[0].answerPrefix, undefined);
+    assert.equal(chatParams(backend.requests[0]).stopOnRepetition, true);
+    assert.equal(chatParams(backend.requests[0]).answerPrefix, undefined);
 
     await session.continueAnswer();
     assert.equal(session.turns.length, 2, 'continuing adds no turn');
     assert.equal(lastTurn(session).id, answer.id);
-    assert.equal(backend.requests[1].answerPrefix, first.join(''));
-    assert.deepEqual(backend.requests[1].messages, backend.requests[0].messages, 'the conversation as sent before');
+    assert.equal(chatParams(backend.requests[1]).answerPrefix, first.join(''));
+    assert.deepEqual(chatParams(backend.requests[1]).messages, chatParams(backend.requests[0]).messages, 'the conversation as sent before');
     assert.equal(lastTurn(session).text, first.join('') + second.join(''));
     // The panel got the continuation as deltas of the same turn.
-    const deltas = posted.filter((message) => message.type === 'delta').map((message) => (message as { id: string; text: string }));
+    const deltas = posted.filter((message) => message.type === 'delta').map((message) => message as { id: string; text: string });
     assert.ok(deltas.every((delta) => delta.id === answer.id));
     assert.equal(deltas.map((delta) => delta.text).join(''), first.join('') + second.join(''));
 
     await session.continueAnswer();
     const done = lastTurn(session);
     assert.equal(done.text, first.join('') + second.join('') + third.join(''));
-    assert.equal(backend.requests[2].answerPrefix, first.join('') + second.join(''));
+    assert.equal(chatParams(backend.requests[2]).answerPrefix, first.join('') + second.join(''));
     assert.equal(stopMarker(done), undefined, 'an answer that ended on its own has no marker');
     assert.ok(!offersContinue(done, true));
     // Nothing more to continue: no request is sent.
@@ -135,7 +140,10 @@ test('Continue needs the local engine, and survives a reload of the history', as
   assert.ok(!offersContinue(lastTurn(remoteSession), true), 'no Continue where the backend cannot continue');
 
   const store = new MemoryStore();
-  const backend = new ScriptedBackend([{ chunks: ['a', 'b', 'c'], finishReason: 'length' }, { chunks: ['d'], finishReason: 'stop' }]);
+  const backend = new ScriptedBackend([
+    { chunks: ['a', 'b', 'c'], finishReason: 'length' },
+    { chunks: ['d'], finishReason: 'stop' },
+  ]);
   const { session } = setup(backend, store);
   await session.ask('q');
   const reloaded = readHistory(store.values.get([...store.values.keys()][0]));
@@ -144,7 +152,7 @@ test('Continue needs the local engine, and survives a reload of the history', as
   const { session: again } = setup(backend, store);
   await again.continueAnswer();
   assert.equal(lastTurn(again).text, 'abcd');
-  assert.equal(backend.requests[1].answerPrefix, 'abc');
+  assert.equal(chatParams(backend.requests[1]).answerPrefix, 'abc');
 });
 
 test('an answer stopped for repeating itself says so, and offers Regenerate, not Continue', async () => {
@@ -159,13 +167,13 @@ test('an answer stopped for repeating itself says so, and offers Regenerate, not
 
 test('Regenerate only where asking again can succeed', async () => {
   const failures: [Error, boolean][] = [
-    [new ConfigurationError('No model is configured.'), false],
+    [new TidalError('ERR_TIDAL_CONFIGURATION', 'No model is configured.'), false],
     [modelUnavailable(new Error('tidal.modelPath: /nowhere does not exist.')), false],
     [modelUnavailable(new Error('The model is still loading; try again in a moment.')), true],
     [Object.assign(new Error('The model has no chat template'), { code: -32603, data: { code: 'ERR_TIDAL_REQUEST' } }), false],
     [Object.assign(new Error('tokenizer broken'), { code: -32603, data: { code: 'ERR_TIDAL_MODEL' } }), false],
     [Object.assign(new Error('CUDA failed'), { code: -32603, data: { code: 'ERR_TIDAL_ENGINE' } }), true],
-    [new EngineNotReadyError('The Tidal engine stopped while answering; it is being restarted.'), true],
+    [new TidalError('ERR_TIDAL_NOT_READY', 'The Tidal engine stopped while answering; it is being restarted.'), true],
     [new Error('fetch failed'), true],
   ];
   for (const [error, retry] of failures) {
@@ -178,7 +186,7 @@ test('Regenerate only where asking again can succeed', async () => {
   }
   // A configuration error found while gathering the context (the model cannot chat).
   const { session } = setup(new ScriptedBackend([]), new MemoryStore(), async () => {
-    throw new ConfigurationError('The model has no chat template.');
+    throw new TidalError('ERR_TIDAL_CONFIGURATION', 'The model has no chat template.');
   });
   await session.ask('q');
   assert.equal(offersRegenerate(lastTurn(session), true), false);

@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import type { Conversation, Turn } from '../../../src/chat/conversation';
-import { historyItems, startedAt, turnCount } from '../../../src/chat/historyItems';
-import { ChatHistory, HISTORY_KEY, type StateStore } from '../../../src/chat/historyStore';
+import type { Conversation, Turn } from '../../../src/core/chat/conversation';
+import { historyItems, startedAt, turnCount } from '../../../src/core/chat/historyItems';
+import { ChatHistory, HISTORY_KEY, type StateStore } from '../../../src/core/chat/historyStore';
 
 class MemoryStore implements StateStore {
   readonly values = new Map<string, unknown>();
@@ -49,7 +49,10 @@ test('items: conversations with turns, in stored order, titled by the first ques
     conversation('c1', new Date(2026, 11, 1, 8, 0), `${long}\n\nsecond line`),
   ];
   const items = historyItems(conversations, 'c2', now);
-  assert.deepEqual(items.map((item) => item.id), ['c2', 'c1']);
+  assert.deepEqual(
+    items.map((item) => item.id),
+    ['c2', 'c1'],
+  );
   assert.deepEqual(items[0], { id: 'c2', label: 'Where is the KV cache trimmed?', description: 'today, 20:15 · 4 turns · open now', current: true });
   assert.equal(items[1].description, '2026-12-01 08:00 · 2 turns');
   assert.equal(items[1].current, false);
@@ -66,17 +69,35 @@ test('open: the picked conversation becomes the one shown; an empty one shown be
   const second = history.startNew();
   second.turns.push(turn('user', 'second'));
   const empty = history.startNew();
-  assert.deepEqual(history.all.map((c) => c.id), [empty.id, second.id, first]);
+  assert.deepEqual(
+    history.all.map((c) => c.id),
+    [empty.id, second.id, first],
+  );
 
   assert.equal(history.open(first), true);
-  assert.deepEqual(history.all.map((c) => c.id), [first, second.id], 'the empty conversation was kept');
+  assert.deepEqual(
+    history.all.map((c) => c.id),
+    [first, second.id],
+    'the empty conversation was kept',
+  );
   assert.equal(history.open(second.id), true);
-  assert.deepEqual(history.all.map((c) => c.id), [second.id, first], 'a conversation with turns was lost');
+  assert.deepEqual(
+    history.all.map((c) => c.id),
+    [second.id, first],
+    'a conversation with turns was lost',
+  );
   assert.equal(history.open(second.id), true);
   assert.equal(history.open('no-such-conversation'), false);
-  assert.deepEqual(history.all.map((c) => c.id), [second.id, first]);
+  assert.deepEqual(
+    history.all.map((c) => c.id),
+    [second.id, first],
+  );
   await history.save();
-  assert.deepEqual(new ChatHistory(store).all.map((c) => c.id), [second.id, first], 'the order is not what was stored');
+  assert.deepEqual(
+    new ChatHistory(store).all.map((c) => c.id),
+    [second.id, first],
+    'the order is not what was stored',
+  );
 });
 
 test('remove: a past conversation goes; removing the one shown leaves a new, empty one shown', async () => {
@@ -90,11 +111,17 @@ test('remove: a past conversation goes; removing the one shown leaves a new, emp
   c.turns.push(turn('user', 'c'));
 
   assert.equal(history.remove(b.id), true);
-  assert.deepEqual(history.all.map((x) => x.id), [c.id, a]);
+  assert.deepEqual(
+    history.all.map((x) => x.id),
+    [c.id, a],
+  );
   assert.equal(history.remove(c.id), true);
   assert.equal(history.current.turns.length, 0);
   assert.notEqual(history.current.id, c.id);
-  assert.deepEqual(history.all.slice(1).map((x) => x.id), [a]);
+  assert.deepEqual(
+    history.all.slice(1).map((x) => x.id),
+    [a],
+  );
   assert.equal(history.remove('no-such-conversation'), false);
   await history.save();
   const stored = store.get<{ conversations: { id: string }[] }>(HISTORY_KEY)!;

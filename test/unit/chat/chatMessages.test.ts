@@ -3,7 +3,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { MAX_ATTACHMENTS, MAX_INFO_CHARS, MAX_LINE_BEFORE_CHARS, MAX_TEXT_CHARS, parseChatMessage, parsePanelMessage, type ChatToPanel, type PanelToChat } from '../../../src/extension/chatMessages';
+import {
+  MAX_ATTACHMENTS,
+  MAX_INFO_CHARS,
+  MAX_LINE_BEFORE_CHARS,
+  MAX_TEXT_CHARS,
+  parseChatMessage,
+  parsePanelMessage,
+  type ChatToPanel,
+  type PanelToChat,
+} from '../../../src/core/chat/chatMessages';
 
 const panelMessages: PanelToChat[] = [
   { type: 'ready' },
@@ -13,13 +22,22 @@ const panelMessages: PanelToChat[] = [
   { type: 'regenerate' },
   { type: 'selectModel' },
   { type: 'pickAttachment' },
+  { type: 'openFile', path: 'src/kvCache.ts' },
+  { type: 'openFile', path: 'frontend/src/app (2).tsx' },
   { type: 'codeAction', action: 'copy', code: 'const a = 1;\n', language: 'ts' },
   { type: 'codeAction', action: 'insert', code: 'x', language: '' },
   { type: 'codeAction', action: 'newFile', code: 'print(1)', language: 'python' },
   { type: 'codeAction', action: 'apply', code: 'trim() {}\n', language: 'ts', info: 'ts src/kvCache.ts', lineBefore: 'In `src/kvCache.ts`:' },
   { type: 'codeAction', action: 'apply', code: 'x', language: '', info: '', lineBefore: '' },
   { type: 'codeAction', action: 'apply', code: 'x', language: '' },
-  { type: 'rendered', turns: [{ role: 'user', text: 'q' }, { role: 'assistant', text: 'a' }], visibleText: 'You q Tidal a' },
+  {
+    type: 'rendered',
+    turns: [
+      { role: 'user', text: 'q' },
+      { role: 'assistant', text: 'a' },
+    ],
+    visibleText: 'You q Tidal a',
+  },
 ];
 
 const chatMessages: ChatToPanel[] = [
@@ -101,20 +119,60 @@ test('malformed messages are refused', () => {
 
 test('random values never throw and are either refused or a well-formed message', () => {
   let seed = 12345;
-  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-  const types = ['ready', 'ask', 'stop', 'regenerate', 'selectModel', 'pickAttachment', 'codeAction', 'codeButton', 'rendered', 'engine', 'conversation', 'turn', 'delta', 'busy', 'attach', 'notice'];
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const types = [
+    'ready',
+    'ask',
+    'stop',
+    'regenerate',
+    'selectModel',
+    'pickAttachment',
+    'codeAction',
+    'codeButton',
+    'rendered',
+    'engine',
+    'conversation',
+    'turn',
+    'delta',
+    'busy',
+    'attach',
+    'notice',
+  ];
   const value = (depth: number): unknown => {
     const pick = Math.floor(random() * 8);
     if (depth > 2) return pick % 2 === 0 ? 'text' : 3;
     switch (pick) {
-      case 0: return null;
-      case 1: return random() > 0.5;
-      case 2: return Math.floor(random() * 100) - 50;
-      case 3: return ['', 'x', 'copy', 'apply', 'user', 'assistant', 'done', 'streaming'][Math.floor(random() * 8)];
-      case 4: return Array.from({ length: Math.floor(random() * 3) }, () => value(depth + 1));
+      case 0:
+        return null;
+      case 1:
+        return random() > 0.5;
+      case 2:
+        return Math.floor(random() * 100) - 50;
+      case 3:
+        return ['', 'x', 'copy', 'apply', 'user', 'assistant', 'done', 'streaming'][Math.floor(random() * 8)];
+      case 4:
+        return Array.from({ length: Math.floor(random() * 3) }, () => value(depth + 1));
       default: {
         const record: Record<string, unknown> = { type: types[Math.floor(random() * types.length)] };
-        for (const key of ['text', 'attachments', 'action', 'code', 'language', 'info', 'lineBefore', 'block', 'turns', 'visibleText', 'summary', 'busy', 'turn', 'id', 'paths', 'status', 'role']) {
+        for (const key of [
+          'text',
+          'attachments',
+          'action',
+          'code',
+          'language',
+          'info',
+          'lineBefore',
+          'block',
+          'turns',
+          'visibleText',
+          'summary',
+          'busy',
+          'turn',
+          'id',
+          'paths',
+          'status',
+          'role',
+        ]) {
           if (random() < 0.4) record[key] = value(depth + 1);
         }
         return record;
@@ -136,4 +194,12 @@ test('random values never throw and are either refused or a well-formed message'
     }
   }
   assert.ok(accepted > 100, `only ${accepted} random messages were well formed`);
+});
+
+test('openFile needs a non-empty path of at most 4096 characters', () => {
+  assert.equal(parsePanelMessage({ type: 'openFile', path: '' }), undefined);
+  assert.equal(parsePanelMessage({ type: 'openFile' }), undefined);
+  assert.equal(parsePanelMessage({ type: 'openFile', path: 7 }), undefined);
+  assert.equal(parsePanelMessage({ type: 'openFile', path: 'a'.repeat(4097) }), undefined);
+  assert.deepEqual(parsePanelMessage({ type: 'openFile', path: 'a'.repeat(4096) }), { type: 'openFile', path: 'a'.repeat(4096) });
 });

@@ -7,15 +7,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { ModelSession } from '../../../src/engine/modelSession';
-import type { GenerateParams } from '../../../src/engine/protocol';
-import { TextTokenizer } from '../../../src/engine/tokenizer';
+import { ModelSession } from '../../../src/host/modelSession';
+import type { ChatGenerateParams, GenerateParams } from '../../../src/core/protocol/protocol';
+import { TextTokenizer } from '../../../src/core/tokenizer/tokenizer';
 import { loadAddon } from '../../../src/native/addon';
 
 const addon = loadAddon(path.resolve('dist'));
 const modelDir = path.resolve('models/tidal-code-mini');
 
-const repoContext = [
+const repositoryContext = [
   { path: 'src/kvCache.ts', content: 'export class KvCache {\n  trim(length: number) {\n    this.length = Math.min(this.length, length);\n  }\n}\n' },
   { path: 'src/select_top_k.py', content: 'def select_top_k(scores, k):\n    return sorted(range(len(scores)), key=lambda i: -scores[i])[:k]\n' },
 ];
@@ -24,7 +24,7 @@ const completion = (requestId: string): GenerateParams => ({
   requestId,
   kind: 'completion',
   repoName: 'demo',
-  repoContext,
+  repositoryContext,
   filePath: 'src/main.ts',
   prefix: 'const cache = new KvCache();\ncache.',
   suffix: '\n',
@@ -33,11 +33,11 @@ const completion = (requestId: string): GenerateParams => ({
   sampling: { temperature: 0 },
 });
 
-const chat = (requestId: string, question: string, mode: 'full' | 'tidal' = 'full'): GenerateParams => ({
+const chat = (requestId: string, question: string, mode: 'full' | 'tidal' = 'full'): ChatGenerateParams => ({
   requestId,
   kind: 'chat',
   repoName: 'demo',
-  repoContext,
+  repositoryContext,
   messages: [
     { role: 'system', content: 'You answer questions about the repository above.' },
     { role: 'user', content: question },
@@ -58,7 +58,7 @@ test('the chat prompt is [repository files as completions render them][ChatML co
       return value as number;
     };
     const expectedPrefix = [id('<|repo_name|>'), ...tokenizer.encode('demo\n')];
-    for (const file of repoContext) expectedPrefix.push(id('<|file_sep|>'), ...tokenizer.encode(`${file.path}\n${file.content}\n`));
+    for (const file of repositoryContext) expectedPrefix.push(id('<|file_sep|>'), ...tokenizer.encode(`${file.path}\n${file.content}\n`));
     const conversation =
       '<|im_start|>system\nYou answer questions about the repository above.<|im_end|>\n' +
       '<|im_start|>user\nWhat does trim do?<|im_end|>\n<|im_start|>assistant\n';
@@ -71,7 +71,7 @@ test('the chat prompt is [repository files as completions render them][ChatML co
     assert.deepEqual(completionTokens.slice(0, expectedPrefix.length), expectedPrefix, 'completion prompts start with the same repository tokens');
 
     // Without repository files the prompt is the conversation alone.
-    const bare = Array.from(session.buildPrompt({ ...chat('z', 'What does trim do?'), repoContext: [] }).tokens);
+    const bare = Array.from(session.buildPrompt({ ...chat('z', 'What does trim do?'), repositoryContext: [] }).tokens);
     assert.deepEqual(bare, tokenizer.encode(conversation));
   } finally {
     await session.unload();

@@ -4,11 +4,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { ChatSession, type ChatRequestContext } from '../../../src/chat/chatSession';
-import { ChatHistory, HISTORY_KEY, type StateStore } from '../../../src/chat/historyStore';
-import type { GenerateParams, GenerateResult } from '../../../src/engine/protocol';
-import type { ChatToPanel } from '../../../src/extension/chatMessages';
-import type { GenerationBackend } from '../../../src/extension/generationBackend';
+import { ChatSession, type ChatRequestContext } from '../../../src/core/chat/chatSession';
+import { ChatHistory, HISTORY_KEY, type StateStore } from '../../../src/core/chat/historyStore';
+import type { GenerateParams, GenerateResult, PrefillProgress } from '../../../src/core/protocol/protocol';
+import type { ChatToPanel } from '../../../src/core/chat/chatMessages';
+import type { GenerationBackend } from '../../../src/core/backend/generationBackend';
+import { chatParams } from '../paramsOfKind';
 
 class MemoryStore implements StateStore {
   readonly values = new Map<string, unknown>();
@@ -29,10 +30,25 @@ class ScriptedBackend implements GenerationBackend {
   readonly kind = 'local' as const;
   readonly requests: GenerateParams[] = [];
   signals: (AbortSignal | undefined)[] = [];
-  constructor(private readonly answers: string[][], private readonly holdOpen = false) {}
-  async generate(params: GenerateParams, onText: (chunk: string) => void, signal?: AbortSignal): Promise<GenerateResult> {
+  constructor(
+    private readonly answers: string[][],
+    private readonly holdOpen = false,
+    // Prefill progress reported before the text, and fields the result adds (as the local engine's).
+    private readonly progress: Omit<PrefillProgress, 'requestId'>[] = [],
+    private readonly extra: Partial<GenerateResult> = {},
+  ) {}
+  async generate(
+    params: GenerateParams,
+    onText: (chunk: string) => void,
+    signal?: AbortSignal,
+    onProgress?: (progress: PrefillProgress) => void,
+  ): Promise<GenerateResult> {
     this.requests.push(params);
     this.signals.push(signal);
+    for (const step of this.progress) {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      onProgress?.({ requestId: params.requestId, ...step });
+    }
     const chunks = this.answers[this.requests.length - 1] ?? ['ok'];
     let text = '';
     for (const chunk of chunks) {
@@ -53,6 +69,7 @@ class ScriptedBackend implements GenerationBackend {
       recomputedTokens: 21,
       timings: { queuedMs: 0, prefillMs: 1, decodeMs: 10, totalMs: 11 },
       attention: { mode: 'tidal', contextLength: 330, attendedFraction: 0.25 },
+      ...this.extra,
     };
   }
 }
@@ -87,7 +104,7 @@ test('a question streams its answer to the panel in order, ends as the engine te
 
   const request = backend.requests[0];
   assert.equal(request.kind, 'chat');
-  assert.deepEqual(request.repoContext, [{ path: 'src/kvCache.ts', content: 'export class KvCache {}\n' }]);
+  assert.deepEqual(request.repositoryContext, [{ path: 'src/kvCache.ts', content: 'export class KvCache {}\n' }]);
   assert.equal(request.repository, undefined);
   assert.equal(request.repoName, 'demo');
   assert.deepEqual(request.attention, context.attention);
@@ -102,8 +119,15 @@ test('a question streams its answer to the panel in order, ends as the engine te
   assert.equal(finalTurn.turn.text, 'The cache is trimmed in `trim`.');
   assert.equal(finalTurn.turn.status, 'done');
   assert.deepEqual(finalTurn.turn.meta, {
-    promptTokens: 321, maxContext: 16384, reusedTokens: 300, tokens: 31, contextFiles: 1,
-    attention: { mode: 'tidal', attendedFraction: 0.25 }, decodeMs: 10, finishReason: 'stop',
+    promptTokens: 321,
+    maxContext: 16384,
+    reusedTokens: 300,
+    tokens: 31,
+    contextFiles: 1,
+    contextPaths: ['src/kvCache.ts'],
+    attention: { mode: 'tidal', attendedFraction: 0.25 },
+    decodeMs: 10,
+    finishReason: 'stop',
   });
   assert.deepEqual(posted.at(-1), { type: 'busy', busy: false });
   assert.equal(session.lastAnswer?.streamed, 'The cache is trimmed in `trim`.');
@@ -111,10 +135,13 @@ test('a question streams its answer to the panel in order, ends as the engine te
 
   // What the store holds comes back as the same conversation in a new session.
   const reloaded = new ChatHistory(store);
-  assert.deepEqual(reloaded.current.turns.map((turn) => [turn.role, turn.text, turn.status]), [
-    ['user', 'Where is the cache trimmed?', 'done'],
-    ['assistant', 'The cache is trimmed in `trim`.', 'done'],
-  ]);
+  assert.deepEqual(
+    reloaded.current.turns.map((turn) => [turn.role, turn.text, turn.status]),
+    [
+      ['user', 'Where is the cache trimmed?', 'done'],
+      ['assistant', 'The cache is trimmed in `trim`.', 'done'],
+    ],
+  );
   assert.equal(reloaded.current.turns[1].meta?.attention?.mode, 'tidal');
 });
 
@@ -143,17 +170,23 @@ test('Regenerate answers the last question again and replaces its answer; earlie
   const { session, posted } = setup(backend);
   await session.ask('Q1');
   await session.ask('Q2 #file:src/kvCache.ts.');
-  assert.deepEqual(backend.requests[1].messages!.slice(1, 3), [
+  assert.deepEqual(chatParams(backend.requests[1]).messages.slice(1, 3), [
     { role: 'user', content: 'Q1' },
     { role: 'assistant', content: 'first' },
   ]);
   await session.regenerate();
-  assert.deepEqual(session.turns.map((turn) => turn.text), ['Q1', 'first', 'Q2 #file:src/kvCache.ts.', 'third']);
-  assert.deepEqual(backend.requests[2].messages, backend.requests[1].messages);
+  assert.deepEqual(
+    session.turns.map((turn) => turn.text),
+    ['Q1', 'first', 'Q2 #file:src/kvCache.ts.', 'third'],
+  );
+  assert.deepEqual(chatParams(backend.requests[2]).messages, chatParams(backend.requests[1]).messages);
   // The attachment named in the question is asked for again on regenerate.
   assert.deepEqual(session.turns[2].attachments, ['src/kvCache.ts']);
   const conversation = posted.filter((message) => message.type === 'conversation').at(-1) as Extract<ChatToPanel, { type: 'conversation' }>;
-  assert.deepEqual(conversation.turns.map((turn) => turn.text), ['Q1', 'first', 'Q2 #file:src/kvCache.ts.']);
+  assert.deepEqual(
+    conversation.turns.map((turn) => turn.text),
+    ['Q1', 'first', 'Q2 #file:src/kvCache.ts.'],
+  );
 });
 
 test('New chat starts an empty conversation and keeps the old one in the stored history', async () => {
@@ -164,7 +197,10 @@ test('New chat starts an empty conversation and keeps the old one in the stored 
   assert.deepEqual(session.turns, []);
   assert.deepEqual(posted.at(-1), { type: 'conversation', turns: [], busy: false });
   const stored = store.get<{ conversations: { turns: unknown[] }[] }>(HISTORY_KEY)!;
-  assert.deepEqual(stored.conversations.map((conversation) => conversation.turns.length), [0, 2]);
+  assert.deepEqual(
+    stored.conversations.map((conversation) => conversation.turns.length),
+    [0, 2],
+  );
 });
 
 test('a failure reaches the user as an error turn, and the session can ask again', async () => {
@@ -183,7 +219,10 @@ test('a failure reaches the user as an error turn, and the session can ask again
   await session.ask('Q again');
   assert.equal(session.turns.at(-1)?.text, 'fine');
   // The failed exchange is left out of the next prompt.
-  assert.deepEqual(backend.requests[0].messages!.map((message) => message.role), ['system', 'user']);
+  assert.deepEqual(
+    chatParams(backend.requests[0]).messages.map((message) => message.role),
+    ['system', 'user'],
+  );
 });
 
 test("with the engine host's own repository part the request says `repository: true` and carries no files", async () => {
@@ -191,12 +230,39 @@ test("with the engine host's own repository part the request says `repository: t
   const hostContext: ChatRequestContext = { ...context, repository: { source: 'host', files: 42, tokens: 50_000 } };
   const { session, posted } = setup(backend, new MemoryStore(), async () => hostContext);
   await session.ask('Where is the cache?');
-  const request = backend.requests[0];
+  const request = chatParams(backend.requests[0]);
   assert.equal(request.repository, true);
-  assert.equal('repoContext' in request, false, 'no repoContext field at all');
+  assert.equal('repositoryContext' in request, false, 'no repositoryContext field at all');
   assert.ok(posted.some((message) => message.type === 'busy' && message.status === 'Answering with 42 repository files in context…'));
   const finalTurn = posted.filter((message) => message.type === 'turn').at(-1) as Extract<ChatToPanel, { type: 'turn' }>;
   assert.equal(finalTurn.turn.meta?.contextFiles, 42);
+});
+
+test("a long prompt's prefill shows as progress in the panel; the answer lists the files the engine put into its prompt", async () => {
+  const progress = [
+    { done: 4096, total: 14_239, etaMs: 3200 },
+    { done: 8192, total: 14_239, etaMs: 1900 },
+    { done: 14_239, total: 14_239 },
+  ];
+  const used = ['src/a.ts', 'lib/b.py', 'README.md'];
+  const backend = new ScriptedBackend([['It is ', 'in a.ts.']], false, progress, { contextFiles: 3, contextPaths: used });
+  const hostContext: ChatRequestContext = { ...context, repository: { source: 'host', files: 42, tokens: 50_000 } };
+  const { session, posted, store } = setup(backend, new MemoryStore(), async () => hostContext);
+  await session.ask('Where is it?');
+  const statuses = posted.filter((message) => message.type === 'busy' && message.busy).map((message) => (message as { status?: string }).status);
+  assert.deepEqual(statuses, [
+    'Reading the repository…',
+    'Answering with 42 repository files in context…',
+    'Reading the context: 4,096 of 14,239 tokens, 3 s left…',
+    'Reading the context: 8,192 of 14,239 tokens, 2 s left…',
+    'Answering with 42 repository files in context…',
+  ]);
+  const finalTurn = posted.filter((message) => message.type === 'turn').at(-1) as Extract<ChatToPanel, { type: 'turn' }>;
+  // What the engine says it put into the prompt, not the extension's last count.
+  assert.equal(finalTurn.turn.meta?.contextFiles, 3);
+  assert.deepEqual(finalTurn.turn.meta?.contextPaths, used);
+  // Stored with the answer.
+  assert.deepEqual(new ChatHistory(store).current.turns.at(-1)?.meta?.contextPaths, used);
 });
 
 test('History: an earlier conversation opens in the panel and can be asked on; deleting the one shown empties the panel', async () => {
@@ -206,21 +272,36 @@ test('History: an earlier conversation opens in the panel and can be asked on; d
   const first = session.conversations[0].id;
   await session.newChat();
   await session.ask('Q2');
-  assert.deepEqual(session.conversations.map((conversation) => conversation.turns.length), [2, 2]);
+  assert.deepEqual(
+    session.conversations.map((conversation) => conversation.turns.length),
+    [2, 2],
+  );
 
   assert.equal(await session.openConversation(first), true);
-  assert.deepEqual(session.turns.map((turn) => turn.text), ['Q1', 'a1']);
+  assert.deepEqual(
+    session.turns.map((turn) => turn.text),
+    ['Q1', 'a1'],
+  );
   assert.deepEqual(posted.at(-1), { type: 'conversation', turns: session.turns.map((turn) => ({ ...turn })), busy: false });
   const stored = store.get<{ conversations: { id: string }[] }>(HISTORY_KEY)!;
   assert.equal(stored.conversations[0].id, first, 'the opened conversation is not stored as the current one');
   // Asking goes on in the opened conversation, with its earlier exchange in the prompt.
   await session.ask('Q3');
-  assert.deepEqual(session.turns.map((turn) => turn.text), ['Q1', 'a1', 'Q3', 'a3']);
-  assert.ok(backend.requests[2].messages?.some((message) => message.content === 'a1'), 'the earlier answer is not in the prompt');
+  assert.deepEqual(
+    session.turns.map((turn) => turn.text),
+    ['Q1', 'a1', 'Q3', 'a3'],
+  );
+  assert.ok(
+    chatParams(backend.requests[2]).messages.some((message) => message.content === 'a1'),
+    'the earlier answer is not in the prompt',
+  );
   assert.equal(await session.openConversation('no-such-conversation'), false);
 
   await session.deleteConversation(first);
   assert.deepEqual(session.turns, []);
   assert.deepEqual(posted.at(-1), { type: 'conversation', turns: [], busy: false });
-  assert.deepEqual(session.conversations.map((conversation) => conversation.turns.map((turn) => turn.text)), [[], ['Q2', 'a2']]);
+  assert.deepEqual(
+    session.conversations.map((conversation) => conversation.turns.map((turn) => turn.text)),
+    [[], ['Q2', 'a2']],
+  );
 });

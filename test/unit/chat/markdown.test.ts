@@ -3,14 +3,43 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { createMarkdownRenderer, highlightCode, isSafeLink } from '../../../src/chat/markdown';
-import { MAX_INFO_CHARS, MAX_LINE_BEFORE_CHARS } from '../../../src/extension/chatMessages';
+import { createMarkdownRenderer, highlightCode, isSafeLink } from '../../../src/vscode/webview/markdown';
+import { MAX_INFO_CHARS, MAX_LINE_BEFORE_CHARS } from '../../../src/core/chat/chatMessages';
 
 const render = createMarkdownRenderer();
 
 // Every tag name in the HTML, to compare with the tags the renderer is allowed to produce.
 const tags = (html: string) => [...html.matchAll(/<([a-zA-Z][a-zA-Z0-9]*)[\s>]/g)].map((m) => m[1].toLowerCase());
-const ALLOWED = new Set(['p', 'a', 'em', 'strong', 'code', 'pre', 'ul', 'ol', 'li', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'blockquote', 'table', 'thead', 'tbody', 'tr', 'th', 'td', 'hr', 'br', 's', 'div', 'span', 'button']);
+const ALLOWED = new Set([
+  'p',
+  'a',
+  'em',
+  'strong',
+  'code',
+  'pre',
+  'ul',
+  'ol',
+  'li',
+  'h1',
+  'h2',
+  'h3',
+  'h4',
+  'h5',
+  'h6',
+  'blockquote',
+  'table',
+  'thead',
+  'tbody',
+  'tr',
+  'th',
+  'td',
+  'hr',
+  'br',
+  's',
+  'div',
+  'span',
+  'button',
+]);
 
 test('raw HTML in an answer is shown as text, never as markup', () => {
   const poisoned = [
@@ -33,7 +62,15 @@ test('raw HTML in an answer is shown as text, never as markup', () => {
 test('links: http(s) and mailto are links, other schemes and images are not', () => {
   assert.match(render('[docs](https://example.com/a?b=1)').html, /<a href="https:\/\/example\.com\/a\?b=1" rel="noopener noreferrer">docs<\/a>/);
   assert.match(render('[mail](mailto:a@b.c)').html, /<a href="mailto:a@b\.c"/);
-  for (const url of ['javascript:alert(1)', 'JAVASCRIPT:alert(1)', 'data:text/html,<b>x</b>', 'vbscript:x', 'file:///etc/passwd', 'command:workbench.action.quit', 'vscode://x']) {
+  for (const url of [
+    'javascript:alert(1)',
+    'JAVASCRIPT:alert(1)',
+    'data:text/html,<b>x</b>',
+    'vbscript:x',
+    'file:///etc/passwd',
+    'command:workbench.action.quit',
+    'vscode://x',
+  ]) {
     assert.equal(isSafeLink(url), false, url);
     assert.doesNotMatch(render(`[x](${url})`).html, /<a /, url);
   }
@@ -58,7 +95,9 @@ test('fenced code: highlighted, with its exact source kept for the buttons', () 
   assert.equal(highlightCode('<x>', 'no-such-language'), '&lt;x&gt;');
   // Only a word that looks like a language name labels the block; anything else reads 'text'.
   assert.match(render('```"><b>\nx\n```').html, /<span class="code-language">text<\/span>/);
-  assert.deepEqual(render('```{{{{{{{{{{{{{{{{{{{{{{{{{{{{{\nx\n```').codeBlocks, [{ language: '', code: 'x\n', info: '{{{{{{{{{{{{{{{{{{{{{{{{{{{{{', lineBefore: '' }]);
+  assert.deepEqual(render('```{{{{{{{{{{{{{{{{{{{{{{{{{{{{{\nx\n```').codeBlocks, [
+    { language: '', code: 'x\n', info: '{{{{{{{{{{{{{{{{{{{{{{{{{{{{{', lineBefore: '' },
+  ]);
   // A fence with text only on its opening line shows that text rather than an empty box.
   const bare = render('```{{{ <b>');
   assert.deepEqual(bare.codeBlocks, [{ language: '', code: '{{{ <b>', info: '{{{ <b>', lineBefore: '' }]);
@@ -75,12 +114,18 @@ test('an answer cut mid-stream (an open fence) still renders, and each render st
 
 // The attributes of the Apply button of block `index` in `html`, unescaped as a browser would.
 function applyButton(html: string, index: number): { info: string; lineBefore: string; title: string; raw: string } {
-  const raw = new RegExp(`<button [^>]*data-action="apply" data-block="${index}"[^>]*><span class="glyph" aria-hidden="true"></span><span class="label">Apply</span></button>`).exec(html)?.[0];
+  const raw = new RegExp(
+    `<button [^>]*data-action="apply" data-block="${index}"[^>]*><span class="glyph" aria-hidden="true"></span><span class="label">Apply</span></button>`,
+  ).exec(html)?.[0];
   assert.ok(raw, `no Apply button for block ${index}: ${html}`);
   const attribute = (name: string) => {
     const value = new RegExp(` ${name}="([^"]*)"`).exec(raw)?.[1];
     assert.ok(value !== undefined, `no ${name} on ${raw}`);
-    return value.replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+    return value
+      .replace(/&quot;/g, '"')
+      .replace(/&lt;/g, '<')
+      .replace(/&gt;/g, '>')
+      .replace(/&amp;/g, '&');
   };
   return { info: attribute('data-info'), lineBefore: attribute('data-line-before'), title: attribute('title'), raw };
 }
@@ -107,11 +152,14 @@ test('Apply: each code block has one, carrying its fence info and the line above
   const { html, codeBlocks } = render(source);
   assert.equal(codeBlocks.length, 3);
   assert.equal((html.match(/data-action="apply"/g) ?? []).length, 3);
-  assert.deepEqual(codeBlocks.map(({ info, lineBefore }) => ({ info, lineBefore })), [
-    { info: 'ts', lineBefore: 'In `src/kvCache.ts`:' },
-    { info: 'ts src/other.ts', lineBefore: '```' },
-    { info: 'python', lineBefore: '- and in a list, after text on the line right above:' },
-  ]);
+  assert.deepEqual(
+    codeBlocks.map(({ info, lineBefore }) => ({ info, lineBefore })),
+    [
+      { info: 'ts', lineBefore: 'In `src/kvCache.ts`:' },
+      { info: 'ts src/other.ts', lineBefore: '```' },
+      { info: 'python', lineBefore: '- and in a list, after text on the line right above:' },
+    ],
+  );
   for (const [index, block] of codeBlocks.entries()) {
     const button = applyButton(html, index);
     assert.equal(button.info, block.info);
@@ -153,9 +201,11 @@ test('Apply: a very long info string or line above is cut to what a panel messag
 
 test('code block buttons: icons with a label for screen readers and a tooltip, in the order Copy, Insert, New File, Apply', () => {
   const { html } = render('In `src/a.ts`:\n\n```ts\nconst a = 1;\n```\n');
-  const buttons = [...html.matchAll(/<button [^>]*data-action="(\w+)"[^>]* title="([^"]*)"><span class="glyph" aria-hidden="true"><\/span><span class="label">([^<]+)<\/span><\/button>/g)].map(
-    ([, action, title, label]) => ({ action, title, label }),
-  );
+  const buttons = [
+    ...html.matchAll(
+      /<button [^>]*data-action="(\w+)"[^>]* title="([^"]*)"><span class="glyph" aria-hidden="true"><\/span><span class="label">([^<]+)<\/span><\/button>/g,
+    ),
+  ].map(([, action, title, label]) => ({ action, title, label }));
   assert.deepEqual(buttons, [
     { action: 'copy', title: 'Copy to the clipboard', label: 'Copy' },
     { action: 'insert', title: 'Insert at the cursor in the editor', label: 'Insert at Cursor' },

@@ -4,17 +4,22 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { seededRandom } from '../../../bench/context/common';
-import { parseChatMessage, parsePanelMessage } from '../../../src/extension/chatMessages';
-import { attachmentLabel, CONTEXT_MENTIONS, mentionCandidates, mentionQueryAt, parseMentions, splitAttachments } from '../../../src/chat/mentions';
-import { formatProblem, formatProblems, type Problem, type ProblemSeverity } from '../../../src/chat/problems';
-import { buildChatMessages, cutBlock, SYSTEM_PROMPT, type EditorContext } from '../../../src/chat/promptAssembly';
+import { random as seededRandom } from '../seededRandom';
+import { parseChatMessage, parsePanelMessage } from '../../../src/core/chat/chatMessages';
+import { attachmentLabel, CONTEXT_MENTIONS, mentionCandidates, mentionQueryAt, parseMentions, splitAttachments } from '../../../src/core/chat/mentions';
+import { formatProblem, formatProblems, type Problem, type ProblemSeverity } from '../../../src/core/chat/problems';
+import { buildChatMessages, cutBlock, SYSTEM_PROMPT, type EditorContext } from '../../../src/core/chat/promptAssembly';
 
 const pick = <T>(random: () => number, items: readonly T[]): T => items[Math.floor(random() * items.length)];
 const CONTEXT_IDS = Object.keys(CONTEXT_MENTIONS);
 
 test('parseMentions: #file: paths and the context ids as whole words, in order, once each', () => {
-  assert.deepEqual(parseMentions('see #file:src/a.ts, with #selection and #problems. Also #diff? #file:src/a.ts'), ['src/a.ts', '#selection', '#problems', '#diff']);
+  assert.deepEqual(parseMentions('see #file:src/a.ts, with #selection and #problems. Also #diff? #file:src/a.ts'), [
+    'src/a.ts',
+    '#selection',
+    '#problems',
+    '#diff',
+  ]);
   assert.deepEqual(parseMentions('#problems:workspace then #problems:'), ['#problems:workspace', '#problems']);
   assert.deepEqual(parseMentions('x#selection #selections #Diff #file: #filename'), []);
   assert.deepEqual(parseMentions('(#diff)'), [], 'a mention follows white space or starts the text');
@@ -91,14 +96,22 @@ test('mentionCandidates: context ids first, then paths holding the query in orde
   const paths = ['src/kvCache.ts', 'test/kv/cache.test.ts', 'docs/kv.md', 'src/select_top_k.py', 'kvCache.ts'];
   const found = mentionCandidates('kvc', paths).map((item) => item.id);
   assert.deepEqual(found, ['kvCache.ts', 'src/kvCache.ts', 'test/kv/cache.test.ts']);
-  assert.deepEqual(mentionCandidates('sel', []).map((item) => item.id), ['#selection']);
-  assert.deepEqual(mentionCandidates('prob', []).map((item) => item.id), ['#problems', '#problems:workspace']);
+  assert.deepEqual(
+    mentionCandidates('sel', []).map((item) => item.id),
+    ['#selection'],
+  );
+  assert.deepEqual(
+    mentionCandidates('prob', []).map((item) => item.id),
+    ['#problems', '#problems:workspace'],
+  );
   assert.equal(mentionCandidates('', paths, 3).length, 3);
 
   const random = seededRandom(11);
   const letters = 'abcdk/._';
   for (let round = 0; round < 300; round++) {
-    const pool = Array.from({ length: 1 + Math.floor(random() * 30) }, () => Array.from({ length: 1 + Math.floor(random() * 12) }, () => pick(random, [...letters])).join(''));
+    const pool = Array.from({ length: 1 + Math.floor(random() * 30) }, () =>
+      Array.from({ length: 1 + Math.floor(random() * 12) }, () => pick(random, [...letters])).join(''),
+    );
     const query = Array.from({ length: Math.floor(random() * 3) }, () => pick(random, [...letters])).join('');
     const limit = 1 + Math.floor(random() * 40);
     const items = mentionCandidates(query, pool, limit).filter((item) => !item.id.startsWith('#'));
@@ -109,7 +122,10 @@ test('mentionCandidates: context ids first, then paths holding the query in orde
     };
     const expected = [...new Set(pool)].filter(holds);
     assert.ok(items.length <= limit);
-    assert.ok(items.every((item) => holds(item.id)), `${query}: ${JSON.stringify(items)}`);
+    assert.ok(
+      items.every((item) => holds(item.id)),
+      `${query}: ${JSON.stringify(items)}`,
+    );
     if (mentionCandidates(query, [], limit).length === 0) assert.equal(items.length, Math.min(limit, expected.length));
     // A file name that starts with the query is never ranked after one that does not.
     const starts = items.map((item) => item.id.slice(item.id.lastIndexOf('/') + 1).startsWith(query));
@@ -119,7 +135,10 @@ test('mentionCandidates: context ids first, then paths holding the query in orde
 
 test('formatProblems: one line each, path:line severity: message [source code], errors first, the rest counted', () => {
   assert.equal(formatProblems([]), 'No problems reported.');
-  assert.equal(formatProblem({ path: 'a.py', line: 3, severity: 'warning', message: 'unused\n  import', source: 'pylint', code: 'W0611' }), 'a.py:3 warning: unused import [pylint W0611]');
+  assert.equal(
+    formatProblem({ path: 'a.py', line: 3, severity: 'warning', message: 'unused\n  import', source: 'pylint', code: 'W0611' }),
+    'a.py:3 warning: unused import [pylint W0611]',
+  );
   const random = seededRandom(7);
   const severities: ProblemSeverity[] = ['error', 'warning', 'info', 'hint'];
   for (let round = 0; round < 200; round++) {
@@ -143,7 +162,11 @@ test('formatProblems: one line each, path:line severity: message [source code], 
       assert.ok(!line.includes('\n'));
       return severities.indexOf(match[3] as ProblemSeverity);
     });
-    assert.deepEqual(ranks, [...ranks].sort((a, b) => a - b), 'errors first');
+    assert.deepEqual(
+      ranks,
+      [...ranks].sort((a, b) => a - b),
+      'errors first',
+    );
     // What is shown are the most severe ones.
     const cutoff = problems.map((p) => severities.indexOf(p.severity)).sort((a, b) => a - b)[shown - 1];
     if (shown > 0) assert.equal(ranks.at(-1), cutoff);
@@ -164,10 +187,23 @@ test('prompt with attachments: headers ahead of the question, in order, and the 
   const notes: string[] = [];
   const content = buildChatMessages([], 'Why?', editor, 10_000, notes).at(-1)!.content;
   assert.deepEqual(notes, []);
-  const headers = ['Attached file lib/b.ts:', 'Attached selection in src/a.py, lines 2-2:', 'Problems in src/a.py (VS Code diagnostics):', 'Git diff:', 'Active file src/a.py:'];
+  const headers = [
+    'Attached file lib/b.ts:',
+    'Attached selection in src/a.py, lines 2-2:',
+    'Problems in src/a.py (VS Code diagnostics):',
+    'Git diff:',
+    'Active file src/a.py:',
+  ];
   const at = headers.map((header) => content.indexOf(header));
-  assert.ok(at.every((index) => index >= 0), content);
-  assert.deepEqual(at, [...at].sort((a, b) => a - b), content);
+  assert.ok(
+    at.every((index) => index >= 0),
+    content,
+  );
+  assert.deepEqual(
+    at,
+    [...at].sort((a, b) => a - b),
+    content,
+  );
   assert.ok(content.endsWith('\n\nWhy?'));
   assert.ok(content.includes('```\nsrc/a.py:2 error: bad\n```'));
 });
@@ -175,7 +211,10 @@ test('prompt with attachments: headers ahead of the question, in order, and the 
 test('cutBlock: at most maxChars, the start of the text, the marker with the counts; nothing under 200 characters', () => {
   const random = seededRandom(3);
   for (let round = 0; round < 500; round++) {
-    const lines = Array.from({ length: Math.floor(random() * 200) }, (_, i) => `line ${i} ${'x'.repeat(Math.floor(random() * 80))}${random() < 0.05 ? '```' : ''}`);
+    const lines = Array.from(
+      { length: Math.floor(random() * 200) },
+      (_, i) => `line ${i} ${'x'.repeat(Math.floor(random() * 80))}${random() < 0.05 ? '```' : ''}`,
+    );
     const content = lines.join('\n');
     const maxChars = Math.floor(random() * 4000);
     const cut = cutBlock('Attached file', 'a.ts', content, 'ts', maxChars);
@@ -195,7 +234,10 @@ test('prompt budget: random attachments and budgets; each whole, cut with a mark
     const text = (n: number) => Array.from({ length: n }, (_, i) => `${i}: ${'abc def '.repeat(1 + Math.floor(random() * 6))}`).join('\n');
     const files = Array.from({ length: Math.floor(random() * 4) }, (_, i) => ({ path: `src/f${i}.ts`, content: text(Math.floor(random() * 120)) }));
     const selection = random() < 0.5 ? { path: 'src/a.py', text: text(1 + Math.floor(random() * 60)), startLine: 1, endLine: 9 } : undefined;
-    const problems = random() < 0.5 ? [{ label: 'Problems in the workspace', title: 'Problems in the workspace (VS Code diagnostics)', text: text(Math.floor(random() * 80)) }] : [];
+    const problems =
+      random() < 0.5
+        ? [{ label: 'Problems in the workspace', title: 'Problems in the workspace (VS Code diagnostics)', text: text(Math.floor(random() * 80)) }]
+        : [];
     const editor: EditorContext = { selection, selectionAttached: selection !== undefined, attached: files, attachedText: problems };
     const question = 'What is wrong here?';
     const budgetTokens = 100 + Math.floor(random() * 3000);

@@ -3,11 +3,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { CompletionCache } from '../../../src/completion/completionCache';
+import { CompletionCache } from '../../../src/core/completion/completionCache';
 
 test('random set/get sequences agree with a reference LRU', () => {
   let seed = 11;
-  const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
   const capacity = 5;
   const cache = new CompletionCache({ maxEntries: capacity, maxTypedAhead: 0 });
   const reference: { key: string; value: string }[] = [];

@@ -4,9 +4,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { CompletionService, distinctCompletions, type CompletionConfig } from '../../../src/completion/completionService';
-import type { GenerateParams, GenerateResult } from '../../../src/engine/protocol';
-import type { GenerationBackend } from '../../../src/extension/generationBackend';
+import { CompletionService, distinctCompletions, type CompletionConfig } from '../../../src/core/completion/completionService';
+import type { GenerateParams, GenerateResult } from '../../../src/core/protocol/protocol';
+import type { GenerationBackend } from '../../../src/core/backend/generationBackend';
+import { completionParams } from '../paramsOfKind';
 
 const baseConfig: CompletionConfig = {
   enabled: true,
@@ -52,7 +53,16 @@ function scriptedBackend(chunks: string[] | ((params: GenerateParams) => string[
 }
 
 function result(requestId: string, text: string, finishReason: GenerateResult['finishReason']): GenerateResult {
-  return { requestId, text, finishReason, tokens: text.length, promptTokens: 100, reusedTokens: 90, recomputedTokens: 10, timings: { queuedMs: 0, prefillMs: 1, decodeMs: 1, totalMs: 2 } };
+  return {
+    requestId,
+    text,
+    finishReason,
+    tokens: text.length,
+    promptTokens: 100,
+    reusedTokens: 90,
+    recomputedTokens: 10,
+    timings: { queuedMs: 0, prefillMs: 1, decodeMs: 1, totalMs: 2 },
+  };
 }
 
 function service(backend: GenerationBackend, config: Partial<CompletionConfig> = {}) {
@@ -60,7 +70,7 @@ function service(backend: GenerationBackend, config: Partial<CompletionConfig> =
   return new CompletionService({
     backend: () => backend,
     config: () => ({ ...baseConfig, ...config }),
-    repositoryContext: async (excludePath) => ({ files: [{ path: 'other.ts', content: `export const notThe = '${excludePath}';\n` }], tokens: 12 }),
+    repositoryPart: async (excludePath) => ({ files: [{ path: 'other.ts', content: `export const notThe = '${excludePath}';\n` }], tokens: 12 }),
     newRequestId: () => `c${++id}`,
   });
 }
@@ -81,7 +91,7 @@ test('the request carries the prompt window, the repository files and the path; 
   assert.equal(params.prefix, 'import { add } from "./math";\nconst total = ');
   assert.equal(params.suffix, '\n');
   assert.equal(params.filePath, 'a.ts');
-  assert.deepEqual(params.repoContext, [{ path: 'other.ts', content: "export const notThe = 'a.ts';\n" }]);
+  assert.deepEqual(params.repositoryContext, [{ path: 'other.ts', content: "export const notThe = 'a.ts';\n" }]);
   assert.equal(params.repository, undefined);
   assert.equal(params.maxTokens, 48);
   assert.deepEqual(params.sampling, { temperature: 0 });
@@ -172,15 +182,15 @@ test("with the engine host's own repository part the request says `repository: t
       generate: async (params, onText, signal) => ({ ...(await backend.generate(params, onText, signal)), repositoryTokens: 5000 }),
     }),
     config: () => baseConfig,
-    repositoryContext: async (excludePath) => (asked.push(excludePath), { source: 'host', files: 40, tokens: 4800 }),
+    repositoryPart: async (excludePath) => (asked.push(excludePath), { source: 'host', files: 40, tokens: 4800 }),
     newRequestId: () => 'c1',
   });
   const outcome = await completions.complete(at('let y = |;\n'));
   assert.equal(outcome?.text, 'x + 1');
   assert.deepEqual(asked, ['a.ts']);
-  const params = calls[0].params;
+  const params = completionParams(calls[0].params);
   assert.equal(params.repository, true);
-  assert.equal('repoContext' in params, false, 'no repoContext field at all');
+  assert.equal('repositoryContext' in params, false, 'no repositoryContext field at all');
   assert.equal(params.filePath, 'a.ts');
   assert.equal(outcome.repositoryTokens, 5000, "the host's count for this prompt, not its last status");
 });
@@ -194,9 +204,10 @@ test('prefetch hands the backend the prompt a completion at the same cursor woul
   assert.equal(calls.length, 0, 'nothing generated');
   assert.equal(prefetched.length, 1);
   await completions.complete(cursor);
-  const sent = calls[0].params;
-  const ahead = prefetched[0];
-  for (const key of ['kind', 'prefix', 'suffix', 'filePath', 'repoContext', 'repository', 'attention'] as const) assert.deepEqual(ahead[key], sent[key], key);
+  const sent = completionParams(calls[0].params);
+  const ahead = completionParams(prefetched[0]);
+  for (const key of ['kind', 'prefix', 'suffix', 'filePath', 'repositoryContext', 'repository', 'attention'] as const)
+    assert.deepEqual(ahead[key], sent[key], key);
   // A backend without a KV cache (remote) has no prefetch: nothing happens.
   await service(backend).prefetch(cursor);
   assert.equal(calls.length, 1);
@@ -260,7 +271,10 @@ test('a manual trigger after typing reuses the cached greedy completion and asks
   assert.deepEqual((await completions.complete(request))?.alternatives, [word]);
   const manual = await completions.complete({ ...request, candidates: 3 });
   assert.equal(calls.length, 3);
-  assert.deepEqual(calls.slice(1).map((call) => call.params.sampling?.temperature && call.params.sampling.seed), [seed - 2, seed - 1]);
+  assert.deepEqual(
+    calls.slice(1).map((call) => call.params.sampling?.temperature && call.params.sampling.seed),
+    [seed - 2, seed - 1],
+  );
   assert.deepEqual(manual?.alternatives, [word, `${word}_${seed - 2}`, `${word}_${seed - 1}`]);
   assert.equal(completions.counters.cacheHits, 1);
 });
@@ -328,7 +342,7 @@ test('every engine request started ends as finished, cancelled or failed, also w
     config: () => baseConfig,
     newRequestId: () => `c${++id}`,
     // Slow repository part: the next keystroke lands while it is read.
-    repositoryContext: () => new Promise((resolve) => waiting.push(() => resolve({ files: [], tokens: 0 }))),
+    repositoryPart: () => new Promise((resolve) => waiting.push(() => resolve({ files: [], tokens: 0 }))),
   });
   const runs: Promise<unknown>[] = [];
   const rounds = 3 + Math.floor(Math.random() * 5);

@@ -6,13 +6,14 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { CompletionService, type CompletionConfig } from '../../../src/completion/completionService';
-import { applyStopRules } from '../../../src/completion/stopRules';
-import { removeSuffixOverlap } from '../../../src/completion/suffixOverlap';
-import { ModelSession } from '../../../src/engine/modelSession';
-import type { GenerateParams, GenerateResult } from '../../../src/engine/protocol';
-import type { GenerationBackend } from '../../../src/extension/generationBackend';
+import { CompletionService, type CompletionConfig } from '../../../src/core/completion/completionService';
+import { applyStopRules } from '../../../src/core/completion/stopRules';
+import { removeSuffixOverlap } from '../../../src/core/completion/suffixOverlap';
+import { ModelSession } from '../../../src/host/modelSession';
+import type { GenerateParams, GenerateResult } from '../../../src/core/protocol/protocol';
+import type { GenerationBackend } from '../../../src/core/backend/generationBackend';
 import { loadAddon } from '../../../src/native/addon';
+import { completionParams } from '../paramsOfKind';
 
 const addon = loadAddon(path.resolve('dist'));
 const load = () => ModelSession.load(addon, { modelDir: path.resolve('models/tidal-code-mini'), options: { threads: 2 } });
@@ -44,10 +45,14 @@ function observedBackend(session: ModelSession) {
     async generate(params, onText, signal) {
       const call: Observed = { params, chunks: 0 };
       calls.push(call);
-      signal?.addEventListener('abort', () => {
-        call.chunksAtAbort = call.chunks;
-        session.cancel(params.requestId);
-      }, { once: true });
+      signal?.addEventListener(
+        'abort',
+        () => {
+          call.chunksAtAbort = call.chunks;
+          session.cancel(params.requestId);
+        },
+        { once: true },
+      );
       call.result = await session.generate(params, (text) => {
         call.chunks++;
         onText(text);
@@ -63,7 +68,7 @@ function service(backend: GenerationBackend, overrides: Partial<CompletionConfig
   return new CompletionService({
     backend: () => backend,
     config: () => ({ ...config, ...overrides }),
-    repositoryContext: async () => ({ files: repoFiles, tokens: 30 }),
+    repositoryPart: async () => ({ files: repoFiles, tokens: 30 }),
     newRequestId: () => `t${++id}`,
   });
 }
@@ -84,7 +89,7 @@ test('the completion is the engine output for the prompt, cut by the stop rules,
       const outcome = await completions.complete({ documentKey: `doc${i}`, filePath: `service/f${i}.py`, text: document.text, offset });
       assert.ok(outcome, `document ${i}: no outcome (${completions.lastError})`);
       // Reference: the same request run to the end on its own, then cut.
-      const params = calls[calls.length - 1].params;
+      const params = completionParams(calls[calls.length - 1].params);
       assert.equal(params.prefix, document.text.slice(0, offset));
       const reference = await session.generate({ ...params, requestId: `ref${i}` });
       const linePrefix = document.text.slice(document.text.lastIndexOf('\n', offset - 1) + 1, offset);
@@ -112,7 +117,10 @@ test('a superseded request is cancelled inside the engine within a step or two o
     const cancelled = calls[0];
     assert.equal(cancelled.result?.finishReason, 'cancelled');
     assert.ok(cancelled.chunksAtAbort !== undefined);
-    assert.ok(cancelled.result!.tokens <= cancelled.chunksAtAbort + 2, `${cancelled.result!.tokens} tokens generated, ${cancelled.chunksAtAbort} streamed when aborted`);
+    assert.ok(
+      cancelled.result!.tokens <= cancelled.chunksAtAbort + 2,
+      `${cancelled.result!.tokens} tokens generated, ${cancelled.chunksAtAbort} streamed when aborted`,
+    );
     const outcome = await second;
     assert.ok(outcome);
     assert.equal(session.stats().queue.cancelled >= 1, true);

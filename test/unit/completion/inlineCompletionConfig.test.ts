@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { completionBudget, readCompletionMode } from '../../../src/extension/inlineCompletionConfig';
-import { DEFAULT_SETTINGS } from '../../../src/extension/settings';
+import { completionBudget, readCompletionMode } from '../../../src/vscode/inlineCompletionConfig';
+import { DEFAULT_SETTINGS } from '../../../src/vscode/settings';
 
 test('the file window is a quarter of the context up to 2048 tokens, the suffix at most 768 characters; the repository gets the rest', () => {
   const small = completionBudget(DEFAULT_SETTINGS, 'auto', 4096);

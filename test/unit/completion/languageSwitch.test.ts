@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { completionsOnFor, DEFAULT_LANGUAGE_SWITCH, isLanguageSwitch, toggleLanguage } from '../../../src/completion/languageSwitch';
-import { readSettings } from '../../../src/extension/settings';
+import { completionsOnFor, DEFAULT_LANGUAGE_SWITCH, isLanguageSwitch, toggleLanguage } from '../../../src/core/completion/languageSwitch';
+import { readSettings } from '../../../src/vscode/settings';
 
 const randomId = () => `lang${Math.random().toString(36).slice(2, 8)}`;
 

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { cutPromptWindow } from '../../../src/completion/promptWindow';
+import { cutPromptWindow } from '../../../src/core/completion/promptWindow';
 import { random as seeded } from '../seededRandom';
 
 function randomDocument(random: () => number, length: number): string {
@@ -13,7 +13,6 @@ function randomDocument(random: () => number, length: number): string {
   for (let i = 0; i < length; i++) text += alphabet[Math.floor(random() * alphabet.length)];
   return text;
 }
-
 
 test('a short document goes in whole', () => {
   const text = 'const a = 1;\nconst b = 2;\n';

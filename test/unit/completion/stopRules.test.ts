@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { chooseCompletionMode } from '../../../src/completion/completionMode';
-import { applyStopRules, type StopContext } from '../../../src/completion/stopRules';
+import { chooseCompletionMode } from '../../../src/core/completion/completionMode';
+import { applyStopRules, type StopContext } from '../../../src/core/completion/stopRules';
 
 const multi = (linePrefix: string, suffix = '', maxLines = 16): StopContext => ({ mode: 'multi-line', linePrefix, suffix, maxLines, tabSize: 4 });
 
@@ -49,8 +49,10 @@ test('multi-line after a block opener: the body and the closer, not the next fun
   // The closer is already in the document after the cursor: left out.
   assert.equal(stream(body, multi('function max(a, b) {', '\n}\n')).text, '\n  if (a > b) {\n    return a;\n  }\n  return b;');
   // Python: the block ends at the first line back at the def's indentation.
-  assert.equal(stream('\n    total = 0\n    for v in values:\n        total += v\n    return total\ndef other():\n', multi('def total(values):')).text,
-    '\n    total = 0\n    for v in values:\n        total += v\n    return total');
+  assert.equal(
+    stream('\n    total = 0\n    for v in values:\n        total += v\n    return total\ndef other():\n', multi('def total(values):')).text,
+    '\n    total = 0\n    for v in values:\n        total += v\n    return total',
+  );
 });
 
 test('multi-line on an empty line in a body: stops at a dedent or after a blank line before the next statement', () => {

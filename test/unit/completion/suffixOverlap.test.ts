@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { removeSuffixOverlap } from '../../../src/completion/suffixOverlap';
+import { removeSuffixOverlap } from '../../../src/core/completion/suffixOverlap';
 
 // Document after accepting `completion` at the cursor.
 const accept = (prefix: string, completion: string, suffix: string) => prefix + removeSuffixOverlap(completion, suffix) + suffix;

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { classifyBytes, classifyText } from '../../../src/context/fileContent';
-import { GitignoreRules } from '../../../src/context/gitignoreRules';
-import { importedFiles } from '../../../src/context/importedFiles';
-import { PathFilter } from '../../../src/context/pathFilter';
-import { Tier, orderByRelevance } from '../../../src/context/relevanceOrder';
-import { normalizePath, utf8Length } from '../../../src/context/repoContext';
+import { classifyBytes, classifyText } from '../../../src/core/context/fileContent';
+import { GitignoreRules } from '../../../src/core/context/gitignoreRules';
+import { importedFiles } from '../../../src/core/context/importedFiles';
+import { PathFilter } from '../../../src/core/context/pathFilter';
+import { Tier, orderByRelevance } from '../../../src/core/context/relevanceOrder';
+import { normalizePath, utf8Length } from '../../../src/core/context/repositoryContext';
 
 test('nested .gitignore: the deepest file with an opinion decides', () => {
   const rules = new GitignoreRules();
@@ -48,8 +48,16 @@ test('path filter: generated names and folders, include and exclude globs', () =
 test('imports resolve for TypeScript, Python, C and Rust', () => {
   const files = new Set(['src/a.ts', 'src/b/index.ts', 'src/c.ts', 'lib/util.py', 'pkg/__init__.py', 'pkg/mod.py', 'inc/x.h', 'src/x.h', 'src/m.rs']);
   const exists = (p: string) => files.has(p);
-  assert.deepEqual(importedFiles('src/main.ts', "import { a } from './a';\nexport * from './b';\nconst c = require('./c.js');\nimport 'lodash';\n", exists), ['src/a.ts', 'src/b/index.ts', 'src/c.ts']);
-  assert.deepEqual(importedFiles('pkg/run.py', 'from . import mod\nimport lib.util\nfrom .mod import f\n', exists), ['lib/util.py', 'pkg/__init__.py', 'pkg/mod.py']);
+  assert.deepEqual(importedFiles('src/main.ts', "import { a } from './a';\nexport * from './b';\nconst c = require('./c.js');\nimport 'lodash';\n", exists), [
+    'src/a.ts',
+    'src/b/index.ts',
+    'src/c.ts',
+  ]);
+  assert.deepEqual(importedFiles('pkg/run.py', 'from . import mod\nimport lib.util\nfrom .mod import f\n', exists), [
+    'lib/util.py',
+    'pkg/__init__.py',
+    'pkg/mod.py',
+  ]);
   assert.deepEqual(importedFiles('src/main.c', '#include "x.h"\n#include <stdio.h>\n', exists), ['src/x.h']);
   assert.deepEqual(importedFiles('src/lib.rs', 'mod m;\n', exists), ['src/m.rs']);
 });
@@ -59,10 +67,20 @@ test('relevance order: tiers ascend, recent edits by sequence, paths by code uni
     activePath: 'dir/a.ts',
     activeImports: new Set(['x/imp.ts']),
     openPaths: new Set(['open.ts', 'r1.ts']),
-    recentEdits: new Map([['r2.ts', 1], ['r1.ts', 2], ['dir/a.ts', 3]]),
+    recentEdits: new Map([
+      ['r2.ts', 1],
+      ['r1.ts', 2],
+      ['dir/a.ts', 3],
+    ]),
   });
-  assert.deepEqual(order.map((r) => r.path), ['Z.ts', 'b.ts', 'dir/b.ts', 'x/imp.ts', 'open.ts', 'r2.ts', 'r1.ts', 'dir/a.ts']);
-  assert.deepEqual(order.map((r) => r.tier), [Tier.Background, Tier.Background, Tier.Neighbour, Tier.Neighbour, Tier.Open, Tier.Recent, Tier.Recent, Tier.Active]);
+  assert.deepEqual(
+    order.map((r) => r.path),
+    ['Z.ts', 'b.ts', 'dir/b.ts', 'x/imp.ts', 'open.ts', 'r2.ts', 'r1.ts', 'dir/a.ts'],
+  );
+  assert.deepEqual(
+    order.map((r) => r.tier),
+    [Tier.Background, Tier.Background, Tier.Neighbour, Tier.Neighbour, Tier.Open, Tier.Recent, Tier.Recent, Tier.Active],
+  );
 });
 
 test('paths are normalised; UTF-8 length matches the encoder', () => {

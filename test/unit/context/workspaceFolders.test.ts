@@ -6,9 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { NodeFileSystem, RepoContext } from '../../../src/context';
-import { FoldersFileSystem } from '../../../src/context/foldersFileSystem';
-import { folderPathNames, locateRepositoryPath, repositoryPathOf } from '../../../src/context/workspaceFolders';
+import { NodeFileSystem, RepositoryContext } from '../../../src/core/context';
+import { FoldersFileSystem } from '../../../src/core/context/foldersFileSystem';
+import { folderPathNames, locateRepositoryPath, repositoryPathOf } from '../../../src/core/context/workspaceFolders';
 
 const folder = (p: string, name = p.slice(p.lastIndexOf('/') + 1)) => ({ uri: { scheme: 'file', authority: '', path: p }, name });
 const file = (p: string) => ({ scheme: 'file', authority: '', path: p });
@@ -36,7 +36,13 @@ test('one folder: paths relative to it; several: the folder name in front, the i
 
 test('folder names are made unique in order', () => {
   const n = word();
-  assert.deepEqual(folderPathNames([{ name: n }, { name: 'x' }, { name: n }, { name: n }, { name: `${n} (2)` }]), [n, 'x', `${n} (2)`, `${n} (3)`, `${n} (2) (2)`]);
+  assert.deepEqual(folderPathNames([{ name: n }, { name: 'x' }, { name: n }, { name: n }, { name: `${n} (2)` }]), [
+    n,
+    'x',
+    `${n} (2)`,
+    `${n} (3)`,
+    `${n} (2) (2)`,
+  ]);
 });
 
 test("every folder's files are in the repository context, each under its folder's name; globs, generated folders and each folder's .gitignore apply inside it", async () => {
@@ -61,7 +67,7 @@ test("every folder's files are in the repository context, each under its folder'
     // Only the first folder has a file the include glob wants at its root.
     writeFileSync(path.join(root, 'f0', 'top.md'), '# top\n');
     contents.set('build/top.md', '# top\n');
-    const context = new RepoContext({
+    const context = new RepositoryContext({
       fileSystem: new FoldersFileSystem(names.map((name, i) => ({ name, fileSystem: new NodeFileSystem(path.join(root, `f${i}`)) }))),
       countTokens: (text) => text.length,
       include: ['src/**', '*.md'],
@@ -85,7 +91,13 @@ test("every folder's files are in the repository context, each under its folder'
 
 test('FoldersFileSystem refuses repeated or empty names', () => {
   const fs = new NodeFileSystem(os.tmpdir());
-  assert.throws(() => new FoldersFileSystem([{ name: 'a', fileSystem: fs }, { name: 'a', fileSystem: fs }]));
+  assert.throws(
+    () =>
+      new FoldersFileSystem([
+        { name: 'a', fileSystem: fs },
+        { name: 'a', fileSystem: fs },
+      ]),
+  );
   assert.throws(() => new FoldersFileSystem([{ name: '', fileSystem: fs }]));
   assert.throws(() => new FoldersFileSystem([{ name: 'a/b', fileSystem: fs }]));
 });

@@ -9,8 +9,8 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 
 import { loadAddon } from '../../../src/native/addon';
-import { CATALOGUE, catalogueFacts, isModelFile } from '../../../src/models/catalogue';
-import { estimateMemory, kvBytesPerToken, ModelShape, parameterCount } from '../../../src/models/modelShape';
+import { CATALOGUE, catalogueFacts, isModelFile } from '../../../src/core/models/catalogue';
+import { estimateMemory, kvBytesPerToken, ModelShape, parameterCount } from '../../../src/core/models/modelShape';
 
 const FIXTURES = 'test/fixtures/models';
 const addon = loadAddon(path.resolve('dist'));
@@ -77,20 +77,27 @@ test('catalogue models have their published parameter counts and sensible memory
     assert.equal(m.totalBytes, m.weightBytes + m.kvBytes + m.overheadBytes);
     // f32 K and V for every layer and KV head, + 1/16 for page bounds.
     const s = model.shape;
-    assert.equal(m.kvBytes, Math.ceil(8192 * s.layers * 2 * s.kvHeads * s.headDim * 4 * 17 / 16));
+    assert.equal(m.kvBytes, Math.ceil((8192 * s.layers * 2 * s.kvHeads * s.headDim * 4 * 17) / 16));
     const full = catalogueFacts(model, 0).memory;
     assert.equal(full.contextTokens, s.maxPositions);
     assert.ok(full.kvBytes > m.kvBytes);
   }
   // 0.5B at 32k: 24 layers x 2 x 2 heads x 64 x 4 B = 24 KiB per token (+1/16) -> ~0.84 GB of KV.
   const small = catalogueFacts(CATALOGUE[0], 32768).memory;
-  assert.equal(small.kvBytes, 32768 * 24 * 2 * 2 * 64 * 4 * 17 / 16);
+  assert.equal(small.kvBytes, (32768 * 24 * 2 * 2 * 64 * 4 * 17) / 16);
   // A context longer than the model's maximum is capped.
   assert.equal(estimateMemory(CATALOGUE[0].shape, 0, 1 << 20).contextTokens, 32768);
 });
 
 test('only the files a model folder needs are fetched from a repository', () => {
-  const keep = ['config.json', 'model-00001-of-00004.safetensors', 'model.safetensors.index.json', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json'];
+  const keep = [
+    'config.json',
+    'model-00001-of-00004.safetensors',
+    'model.safetensors.index.json',
+    'tokenizer.json',
+    'tokenizer_config.json',
+    'generation_config.json',
+  ];
   const skip = ['README.md', '.gitattributes', 'vocab.json', 'merges.txt', 'onnx/model.safetensors', 'LICENSE', 'model.gguf'];
   for (const p of keep) assert.ok(isModelFile({ path: p }), p);
   for (const p of skip) assert.ok(!isModelFile({ path: p }), p);
@@ -108,10 +115,21 @@ test('unsupported or broken config.json is refused with what to do', () => {
   const refused = (config: Record<string, unknown>, kind: string, pattern: RegExp) => {
     const inspection = withConfig(config);
     assert.equal(inspection.shape, undefined);
-    assert.ok(inspection.problems.some((p) => p.kind === kind && pattern.test(p.message)), JSON.stringify(inspection.problems));
+    assert.ok(
+      inspection.problems.some((p) => p.kind === kind && pattern.test(p.message)),
+      JSON.stringify(inspection.problems),
+    );
   };
-  refused({ model_type: 'gpt_neox', architectures: ['GPTNeoXForCausalLM'] }, 'unsupported', /unsupported model architecture 'GPTNeoXForCausalLM'.*supported: llama, mistral, qwen2, qwen3/);
+  refused(
+    { model_type: 'gpt_neox', architectures: ['GPTNeoXForCausalLM'] },
+    'unsupported',
+    /unsupported model architecture 'GPTNeoXForCausalLM'.*supported: llama, mistral, qwen2, qwen3/,
+  );
   refused({ architectures: ['LlamaForCausalLM'], hidden_size: 64 }, 'malformed', /required field 'vocab_size' is missing|num_attention_heads/);
-  refused({ model_type: 'llama', hidden_size: 60, num_attention_heads: 6, num_key_value_heads: 4, num_hidden_layers: 1, intermediate_size: 8, vocab_size: 4 }, 'malformed', /not a multiple/);
+  refused(
+    { model_type: 'llama', hidden_size: 60, num_attention_heads: 6, num_key_value_heads: 4, num_hidden_layers: 1, intermediate_size: 8, vocab_size: 4 },
+    'malformed',
+    /not a multiple/,
+  );
   assert.equal(withConfig({ model_type: 'gpt_neox', architectures: ['GPTNeoXForCausalLM'] }).architecture, 'GPTNeoXForCausalLM');
 });

@@ -9,8 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, test } from 'node:test';
 
-import { ChecksumError, discardPartialDownload, DownloadProgress, downloadModel, stagingFolder } from '../../../src/models/downloader';
-import { DownloadCancelledError, HubError, listRepoFiles, nextPageUrl, parseTreeListing } from '../../../src/models/hubClient';
+import { discardPartialDownload, DownloadProgress, downloadModel, stagingFolder } from '../../../src/core/models/downloader';
+import { TidalError } from '../../../src/native/errors';
+import { listRepoFiles, nextPageUrl, parseTreeListing } from '../../../src/core/models/hubClient';
 import { FixtureHub } from './fixtureHub';
 
 const REPO = 'tidal-test/tiny-coder';
@@ -48,13 +49,16 @@ function assertComplete(folder: string): void {
 
 test('the tree listing parser keeps safe file paths, LFS sha256 and sizes, git blob ids', () => {
   const files = parseTreeListing(JSON.parse(readFileSync('test/fixtures/hub/tree-listing.json', 'utf8')));
-  assert.deepEqual(files.map((f) => f.path), ['.gitattributes', 'config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model.onnx_data']);
+  assert.deepEqual(
+    files.map((f) => f.path),
+    ['.gitattributes', 'config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model.onnx_data'],
+  );
   const weights = files.find((f) => f.path === 'model.safetensors')!;
   assert.equal(weights.size, 988097824);
   assert.equal(weights.sha256, '3c0b8a5d3f0e6b1a9c2d4e7f8a1b3c5d7e9f0a2b4c6d8e0f1a3b5c7d9e1f2a4b');
   assert.equal(weights.gitBlobSha1, undefined);
   assert.equal(files.find((f) => f.path === 'config.json')!.gitBlobSha1, '0f1e2d3c4b5a69788796a5b4c3d2e1f0a9b8c7d6');
-  assert.throws(() => parseTreeListing({ error: 'x' }), HubError);
+  assert.throws(() => parseTreeListing({ error: 'x' }), { code: 'ERR_TIDAL_HUB' });
 });
 
 test('a download fetches every listed file through the redirect, verified, with progress to the total', async () => {
@@ -107,7 +111,7 @@ test('a cancelled download leaves no model folder, keeps its part file, and the 
         if (p.file === 'model.safetensors' && p.receivedBytes >= 300_000) controller.abort();
       },
     }),
-    DownloadCancelledError,
+    { code: 'ERR_TIDAL_CANCELLED' },
   );
   assert.equal(existsSync(destination), false);
   const part = path.join(stagingFolder(destination), 'model.safetensors.part');
@@ -117,14 +121,20 @@ test('a cancelled download leaves no model folder, keeps its part file, and the 
   await downloadModel({ location: location(), destination });
   assertComplete(destination);
   const ranged = hub.requests.filter((r) => r.url.startsWith('/cdn/') && r.url.endsWith('/model.safetensors'));
-  assert.deepEqual(ranged.map((r) => r.range), [`bytes=${partBytes}-`]);
+  assert.deepEqual(
+    ranged.map((r) => r.range),
+    [`bytes=${partBytes}-`],
+  );
   // Files finished before the cancel were not fetched again.
   assert.equal(hub.requests.filter((r) => r.url.endsWith('/config.json')).length, 0);
 });
 
 test('a wrong sha256 removes the file and leaves no model folder; the error says what to do', async () => {
   hub.faults.wrongSha256 = new Set(['model.safetensors']);
-  await assert.rejects(downloadModel({ location: location(), destination }), (e: Error) => e instanceof ChecksumError && /sha256.*removed.*Try the download again/.test(e.message));
+  await assert.rejects(
+    downloadModel({ location: location(), destination }),
+    (e: Error) => e instanceof TidalError && e.code === 'ERR_TIDAL_CHECKSUM' && /sha256.*removed.*Try the download again/.test(e.message),
+  );
   assert.equal(existsSync(destination), false);
   const staged = readdirSync(stagingFolder(destination));
   assert.ok(!staged.some((name) => name.startsWith('model.safetensors')), staged.join());
@@ -136,20 +146,29 @@ test('a wrong sha256 removes the file and leaves no model folder; the error says
 
 test('a wrong git blob id or more bytes than listed are refused too', async () => {
   hub.faults.wrongBlobOid = new Set(['config.json']);
-  await assert.rejects(downloadModel({ location: location(), destination }), ChecksumError);
+  await assert.rejects(downloadModel({ location: location(), destination }), { code: 'ERR_TIDAL_CHECKSUM' });
   assert.equal(existsSync(destination), false);
   discardPartialDownload(destination);
   assert.equal(existsSync(stagingFolder(destination)), false);
   hub.faults = { extraBytes: new Set(['model.safetensors']) };
-  await assert.rejects(downloadModel({ location: location(), destination }), (e: Error) => e instanceof ChecksumError && /larger than/.test(e.message));
+  await assert.rejects(
+    downloadModel({ location: location(), destination }),
+    (e: Error) => e instanceof TidalError && e.code === 'ERR_TIDAL_CHECKSUM' && /larger than/.test(e.message),
+  );
   assert.equal(existsSync(destination), false);
   assert.ok(!readdirSync(stagingFolder(destination)).some((name) => name.startsWith('model.safetensors')));
 });
 
 test('404s: an unknown repository and a listed file the hub does not serve', async () => {
-  await assert.rejects(listRepoFiles({ hubUrl: hub.url, repo: 'nobody/nothing' }), (e: Error) => e instanceof HubError && e.status === 404 && /not found/.test(e.message));
+  await assert.rejects(
+    listRepoFiles({ hubUrl: hub.url, repo: 'nobody/nothing' }),
+    (e: Error) => e instanceof TidalError && e.code === 'ERR_TIDAL_HUB' && e.status === 404 && /not found/.test(e.message),
+  );
   hub.faults.missingFile = new Set(['tokenizer.json']);
-  await assert.rejects(downloadModel({ location: location(), destination }), (e: Error) => e instanceof HubError && e.status === 404);
+  await assert.rejects(
+    downloadModel({ location: location(), destination }),
+    (e: Error) => e instanceof TidalError && e.code === 'ERR_TIDAL_HUB' && e.status === 404,
+  );
   assert.equal(existsSync(destination), false);
 });
 
@@ -160,7 +179,7 @@ test('a hub that is down, and bad hub settings, give errors that name the settin
   await new Promise<void>((resolve) => closed.close(() => resolve()));
   await assert.rejects(
     downloadModel({ location: { hubUrl: `http://127.0.0.1:${port}`, repo: REPO }, destination }),
-    (e: Error) => e instanceof HubError && /Could not connect.*tidal\.models\.hubUrl/.test(e.message),
+    (e: Error) => e instanceof TidalError && e.code === 'ERR_TIDAL_HUB' && /Could not connect.*tidal\.models\.hubUrl/.test(e.message),
   );
   await assert.rejects(listRepoFiles({ hubUrl: 'ftp://example', repo: REPO }), /not http or https/);
   await assert.rejects(listRepoFiles({ hubUrl: hub.url, repo: '../etc' }), /not a model repository id/);

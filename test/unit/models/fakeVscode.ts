@@ -30,10 +30,12 @@ export const fake = {
   },
 };
 
-const message = (kind: string) => async (text: string, ...rest: unknown[]) => {
-  const actions = rest.filter((r): r is string => typeof r === 'string');
-  return fake.next({ kind, message: text, actions });
-};
+const message =
+  (kind: string) =>
+  async (text: string, ...rest: unknown[]) => {
+    const actions = rest.filter((r): r is string => typeof r === 'string');
+    return fake.next({ kind, message: text, actions });
+  };
 
 const vscode = {
   ProgressLocation: { Notification: 15 },

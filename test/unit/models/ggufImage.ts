@@ -50,14 +50,30 @@ const str = (s: string) => {
 function encodeEntry(key: string, entry: GgufEntry): Buffer {
   const parts: Buffer[] = [str(key)];
   switch (entry.type) {
-    case 'u32': parts.push(u32(4), u32(entry.value)); break;
-    case 'i32': parts.push(u32(5), i32(entry.value)); break;
-    case 'f32': parts.push(u32(6), f32(entry.value)); break;
-    case 'bool': parts.push(u32(7), Buffer.from([entry.value ? 1 : 0])); break;
-    case 'string': parts.push(u32(8), str(entry.value)); break;
-    case 'strings': parts.push(u32(9), u32(8), u64(entry.value.length), Buffer.concat(entry.value.map(str))); break;
-    case 'f32s': parts.push(u32(9), u32(6), u64(entry.value.length), Buffer.concat(entry.value.map(f32))); break;
-    case 'i32s': parts.push(u32(9), u32(5), u64(entry.value.length), Buffer.concat(entry.value.map(i32))); break;
+    case 'u32':
+      parts.push(u32(4), u32(entry.value));
+      break;
+    case 'i32':
+      parts.push(u32(5), i32(entry.value));
+      break;
+    case 'f32':
+      parts.push(u32(6), f32(entry.value));
+      break;
+    case 'bool':
+      parts.push(u32(7), Buffer.from([entry.value ? 1 : 0]));
+      break;
+    case 'string':
+      parts.push(u32(8), str(entry.value));
+      break;
+    case 'strings':
+      parts.push(u32(9), u32(8), u64(entry.value.length), Buffer.concat(entry.value.map(str)));
+      break;
+    case 'f32s':
+      parts.push(u32(9), u32(6), u64(entry.value.length), Buffer.concat(entry.value.map(f32)));
+      break;
+    case 'i32s':
+      parts.push(u32(9), u32(5), u64(entry.value.length), Buffer.concat(entry.value.map(i32)));
+      break;
   }
   return Buffer.concat(parts);
 }
@@ -124,9 +140,15 @@ export function ggufName(hf: string): string {
   if (hf === 'model.norm.weight') return 'output_norm.weight';
   if (hf === 'lm_head.weight') return 'output.weight';
   const parts: [string, string][] = [
-    ['.self_attn.q_proj.', '.attn_q.'], ['.self_attn.k_proj.', '.attn_k.'], ['.self_attn.v_proj.', '.attn_v.'], ['.self_attn.o_proj.', '.attn_output.'],
-    ['.mlp.gate_proj.', '.ffn_gate.'], ['.mlp.up_proj.', '.ffn_up.'], ['.mlp.down_proj.', '.ffn_down.'],
-    ['.input_layernorm.', '.attn_norm.'], ['.post_attention_layernorm.', '.ffn_norm.'],
+    ['.self_attn.q_proj.', '.attn_q.'],
+    ['.self_attn.k_proj.', '.attn_k.'],
+    ['.self_attn.v_proj.', '.attn_v.'],
+    ['.self_attn.o_proj.', '.attn_output.'],
+    ['.mlp.gate_proj.', '.ffn_gate.'],
+    ['.mlp.up_proj.', '.ffn_up.'],
+    ['.mlp.down_proj.', '.ffn_down.'],
+    ['.input_layernorm.', '.attn_norm.'],
+    ['.post_attention_layernorm.', '.ffn_norm.'],
   ];
   const name = hf.replace(/^model\.layers\./, 'blk.');
   for (const [from, to] of parts) if (name.includes(from)) return name.replace(from, to);
@@ -137,14 +159,24 @@ export function ggufName(hf: string): string {
 // GGUF, so the bytes are copied as they are).
 export function folderTensors(folder: string): GgufTensor[] {
   const tensors: GgufTensor[] = [];
-  for (const file of readdirSync(folder).filter((f) => f.endsWith('.safetensors')).sort()) {
+  for (const file of readdirSync(folder)
+    .filter((f) => f.endsWith('.safetensors'))
+    .sort()) {
     const bytes = readFileSync(path.join(folder, file));
     const length = Number(bytes.readBigUInt64LE(0));
-    const header = JSON.parse(bytes.subarray(8, 8 + length).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+    const header = JSON.parse(bytes.subarray(8, 8 + length).toString('utf8')) as Record<
+      string,
+      { dtype: string; shape: number[]; data_offsets: [number, number] }
+    >;
     for (const [name, t] of Object.entries(header)) {
       if (name === '__metadata__') continue;
       if (t.dtype !== 'F32') throw new Error(`${file}: tensor ${name} is ${t.dtype}, not F32`);
-      tensors.push({ name: ggufName(name), type: 0, ne: [...t.shape].reverse(), bytes: bytes.subarray(8 + length + t.data_offsets[0], 8 + length + t.data_offsets[1]) });
+      tensors.push({
+        name: ggufName(name),
+        type: 0,
+        ne: [...t.shape].reverse(),
+        bytes: bytes.subarray(8 + length + t.data_offsets[0], 8 + length + t.data_offsets[1]),
+      });
     }
   }
   return tensors;

@@ -9,10 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 
-import { TextTokenizer } from '../../../src/engine/tokenizer';
+import { TextTokenizer } from '../../../src/core/tokenizer/tokenizer';
 import { loadAddon } from '../../../src/native/addon';
-import { tokenizerForModel } from '../../../src/models/modelTokenizer';
-import { validateModel } from '../../../src/models/validate';
+import { tokenizerForModel } from '../../../src/core/tokenizer/modelTokenizer';
+import { validateModel } from '../../../src/core/models/validate';
 import { folderTensors, GgufEntry, ggufImage, gpt2TokenizerMetadata } from './ggufImage';
 
 const addon = loadAddon(path.resolve('dist'));
@@ -44,7 +44,10 @@ test('a qwen2 .gguf model: its tokenizer encodes like tokenizer.json and the eng
   const validation = validateModel(file, { contextTokens: 0, freeMemoryBytes: 64e9 }, addon);
   assert.deepEqual(validation.issues, []);
   assert.equal(validation.summary!.dtype, 'F32');
-  assert.equal(validation.summary!.parameters, tensors.reduce((sum, t) => sum + t.bytes.length / 4, 0));
+  assert.equal(
+    validation.summary!.parameters,
+    tensors.reduce((sum, t) => sum + t.bytes.length / 4, 0),
+  );
   // The GGUF shape is the folder's: the same model under two containers.
   const fromFile = addon.inspectModel(file);
   const fromFolder = addon.inspectModel(FOLDER);
@@ -63,7 +66,10 @@ test('a qwen2 .gguf model: its tokenizer encodes like tokenizer.json and the eng
     assert.ok(f > 0 && Math.abs(fileFrequencies[i] - f) <= 1e-6 * f, `pair ${i}: ${fileFrequencies[i]} vs ${f}`);
   });
   assert.equal(fromFile.parameters, fromFolder.parameters);
-  assert.equal(fromFile.tokenizerTokens, Math.max(...(Object.values(tokenizerJson.model.vocab) as number[]), ...tokenizerJson.added_tokens.map((t: { id: number }) => t.id)) + 1);
+  assert.equal(
+    fromFile.tokenizerTokens,
+    Math.max(...(Object.values(tokenizerJson.model.vocab) as number[]), ...tokenizerJson.added_tokens.map((t: { id: number }) => t.id)) + 1,
+  );
 
   const fromGguf = tokenizerForModel(file, undefined, addon);
   const fromJson = TextTokenizer.fromDirectory(TOKENIZER);
@@ -74,7 +80,10 @@ test('a qwen2 .gguf model: its tokenizer encodes like tokenizer.json and the eng
   assert.throws(() => tokenizerForModel(FOLDER, undefined, addon), /no tokenizer\.json/);
   // Without the engine the GGUF tokenizer cannot be read: a clear error, which callers that
   // only count tokens turn into an estimate.
-  assert.throws(() => tokenizerForModel(file, undefined, undefined), (e: Error & { code?: string }) => e.code === 'ERR_TIDAL_MODEL' && /read by the native engine, which is not available here/.test(e.message));
+  assert.throws(
+    () => tokenizerForModel(file, undefined, undefined),
+    (e: Error & { code?: string }) => e.code === 'ERR_TIDAL_MODEL' && /read by the native engine, which is not available here/.test(e.message),
+  );
 
   const reference = JSON.parse(readFileSync(path.join(FOLDER, 'reference.json'), 'utf8')) as { greedy: { prompt: number[]; new_tokens: number[] } };
   const engine = await addon.loadModel(file, { threads: 2 });
@@ -82,7 +91,11 @@ test('a qwen2 .gguf model: its tokenizer encodes like tokenizer.json and the eng
     assert.equal(engine.modelInfo.architecture, 'qwen2');
     assert.ok(fromGguf.vocabSize <= engine.modelInfo.vocabSize);
     const sequence = await engine.createSequence();
-    const result = await engine.generate(sequence, reference.greedy.prompt, { maxTokens: reference.greedy.new_tokens.length, stopAtEos: false, attention: { mode: 'full' } });
+    const result = await engine.generate(sequence, reference.greedy.prompt, {
+      maxTokens: reference.greedy.new_tokens.length,
+      stopAtEos: false,
+      attention: { mode: 'full' },
+    });
     assert.deepEqual(Array.from(result.tokens), reference.greedy.new_tokens);
   } finally {
     await engine.unload();
@@ -92,5 +105,8 @@ test('a qwen2 .gguf model: its tokenizer encodes like tokenizer.json and the eng
 test('a broken .gguf gives the host a tokenizer error it can show', () => {
   const file = path.join(scratch, 'broken.gguf');
   writeFileSync(file, Buffer.from('GGUF\x03\x00\x00\x00'));
-  assert.throws(() => tokenizerForModel(file, undefined, addon), (e: Error & { code?: string }) => e.code === 'ERR_TIDAL_MODEL' && /GGUF file .*broken\.gguf.*truncated/.test(e.message));
+  assert.throws(
+    () => tokenizerForModel(file, undefined, addon),
+    (e: Error & { code?: string }) => e.code === 'ERR_TIDAL_MODEL' && /GGUF file .*broken\.gguf.*truncated/.test(e.message),
+  );
 });

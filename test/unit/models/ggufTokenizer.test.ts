@@ -9,8 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 
-import { TextTokenizer } from '../../../src/engine/tokenizer';
-import { checkGgufTokenizer, GgufTokenizerError, loadGgufTokenizer as loadWith } from '../../../src/models/ggufTokenizer';
+import { TextTokenizer } from '../../../src/core/tokenizer/tokenizer';
+import { checkGgufTokenizer, loadGgufTokenizer as loadWith } from '../../../src/core/tokenizer/ggufTokenizer';
+import { TidalError } from '../../../src/native/errors';
 import { loadAddon } from '../../../src/native/addon';
 import { random as seeded } from '../seededRandom';
 import { GgufEntry, ggufImage, gpt2TokenizerMetadata } from './ggufImage';
@@ -31,9 +32,11 @@ function writeGguf(metadata: Record<string, GgufEntry>): string {
 function random(seed: number): () => number {
   let s = seed >>> 0 || 1;
   return () => {
-    s ^= s << 13; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
     s ^= s >> 17;
-    s ^= s << 5; s >>>= 0;
+    s ^= s << 5;
+    s >>>= 0;
     return s / 2 ** 32;
   };
 }
@@ -115,10 +118,11 @@ function trainPieces(corpus: string[], count: number): string[] {
   const pieces: string[] = [];
   for (let step = 0; step < count; step++) {
     const counts = new Map<string, number>();
-    for (const w of words) for (let i = 0; i + 1 < w.length; i++) {
-      const key = `${w[i]}\u0000${w[i + 1]}`;
-      counts.set(key, (counts.get(key) ?? 0) + 1);
-    }
+    for (const w of words)
+      for (let i = 0; i + 1 < w.length; i++) {
+        const key = `${w[i]}\u0000${w[i + 1]}`;
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
     let best: string | undefined;
     for (const [key, c] of counts) if (best === undefined || c > counts.get(best)! || (c === counts.get(best)! && key < best)) best = key;
     if (best === undefined || counts.get(best)! < 2) break;
@@ -127,7 +131,10 @@ function trainPieces(corpus: string[], count: number): string[] {
     words = words.map((w) => {
       const out: string[] = [];
       for (let i = 0; i < w.length; i++) {
-        if (i + 1 < w.length && w[i] === a && w[i + 1] === b) { out.push(a + b); i++; } else out.push(w[i]);
+        if (i + 1 < w.length && w[i] === a && w[i + 1] === b) {
+          out.push(a + b);
+          i++;
+        } else out.push(w[i]);
       }
       return out;
     });
@@ -146,7 +153,10 @@ function referenceSentencePiece(text: string, ids: Map<string, number>, score: (
     let bestScore = -Infinity;
     for (let i = 0; i + 1 < symbols.length; i++) {
       const id = ids.get(symbols[i] + symbols[i + 1]);
-      if (id !== undefined && score(id) > bestScore) { bestScore = score(id); bestAt = i; }
+      if (id !== undefined && score(id) > bestScore) {
+        bestScore = score(id);
+        bestAt = i;
+      }
     }
     if (bestAt < 0) break;
     symbols.splice(bestAt, 2, symbols[bestAt] + symbols[bestAt + 1]);
@@ -160,7 +170,14 @@ test('a SentencePiece-style GGUF tokenizer encodes as SentencePiece BPE merging 
   const bytesOnly = ['🌊', '世', '🏄', '\r'];
   const pieces = trainPieces(corpus, 150).filter((p) => !bytesOnly.some((c) => p.includes(c)));
   const chars = [...new Set(corpus.flatMap((t) => Array.from(SPACE + t.replaceAll(' ', SPACE))))].filter((c) => !bytesOnly.includes(c));
-  const tokens = ['<unk>', '<s>', '</s>', ...Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`), ...chars, ...pieces];
+  const tokens = [
+    '<unk>',
+    '<s>',
+    '</s>',
+    ...Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`),
+    ...chars,
+    ...pieces,
+  ];
   const types = tokens.map((t, id) => (id === 0 ? 2 : id < 3 ? 3 : id < 259 ? 6 : 1));
   // Single characters score below every merged piece; merged pieces by -rank.
   const scores = tokens.map((_, id) => (id < 259 + chars.length ? -1e6 - id : -(id - 259 - chars.length)));
@@ -179,9 +196,16 @@ test('a SentencePiece-style GGUF tokenizer encodes as SentencePiece BPE merging 
   assert.equal(tokenizer.config.add_bos_token, true);
   assert.deepEqual(tokenizer.encode('hi', { addSpecialTokens: true })[0], 1);
   const ids = new Map<string, number>();
-  tokens.forEach((t, id) => { if (types[id] === 1 || types[id] === 6) ids.set(t, id); });
+  tokens.forEach((t, id) => {
+    if (types[id] === 1 || types[id] === 6) ids.set(t, id);
+  });
   let merged = 0;
-  const texts = [...corpus, ...randomTexts(7, 200).map((t) => t.replaceAll('<|im_end|>', '')).filter((t) => t.length > 0)];
+  const texts = [
+    ...corpus,
+    ...randomTexts(7, 200)
+      .map((t) => t.replaceAll('<|im_end|>', ''))
+      .filter((t) => t.length > 0),
+  ];
   for (const text of texts) {
     const expected = referenceSentencePiece(text, ids, (id) => scores[id]);
     assert.deepEqual(tokenizer.encode(text), expected, `ids of ${JSON.stringify(text)}`);
@@ -192,11 +216,7 @@ test('a SentencePiece-style GGUF tokenizer encodes as SentencePiece BPE merging 
 });
 
 test('malformed GGUF tokenizer metadata is refused with a message that says what to do', () => {
-  const base = gpt2TokenizerMetadata(
-    JSON.parse(readFileSync('test/fixtures/tokenizers/chatml-byte-bpe/tokenizer.json', 'utf8')),
-    {},
-    'gpt-2',
-  );
+  const base = gpt2TokenizerMetadata(JSON.parse(readFileSync('test/fixtures/tokenizers/chatml-byte-bpe/tokenizer.json', 'utf8')), {}, 'gpt-2');
   // 'converter': refused while building tokenizer.json; 'engine': refused by the engine's reader.
   const cases: [Record<string, GgufEntry>, RegExp, 'converter' | 'engine'][] = [
     [{}, /no tokenizer.*Hugging Face folder/, 'converter'],
@@ -212,33 +232,43 @@ test('malformed GGUF tokenizer metadata is refused with a message that says what
     const file = writeGguf(metadata);
     assert.throws(
       () => loadGgufTokenizer(file),
-      (error: Error & { code?: string }) => error.code === 'ERR_TIDAL_MODEL' && (error instanceof GgufTokenizerError) === (by === 'converter') && message.test(error.message),
+      (error: Error & { code?: string }) =>
+        error.code === 'ERR_TIDAL_MODEL' && error instanceof TidalError === (by === 'converter') && message.test(error.message),
       String(message),
     );
     // The quick check before loading catches the same tokenizer-level problems.
-    if (by === 'converter' && !/merge/.test(String(message))) assert.throws(() => checkGgufTokenizer(addon.readGgufTokenizer(file)), (error: Error) => message.test(error.message));
+    if (by === 'converter' && !/merge/.test(String(message)))
+      assert.throws(
+        () => checkGgufTokenizer(addon.readGgufTokenizer(file)),
+        (error: Error) => message.test(error.message),
+      );
   }
   checkGgufTokenizer(addon.readGgufTokenizer(writeGguf(base)));
-  assert.throws(() => checkGgufTokenizer(addon.readGgufTokenizer(writeGguf({ ...base, 'tokenizer.ggml.model': { type: 'string', value: 'llama' } }))), /no tokenizer\.ggml\.scores/);
+  assert.throws(
+    () => checkGgufTokenizer(addon.readGgufTokenizer(writeGguf({ ...base, 'tokenizer.ggml.model': { type: 'string', value: 'llama' } }))),
+    /no tokenizer\.ggml\.scores/,
+  );
 });
 
 test('the engine reads every tokenizer field the converter uses', () => {
   const tokens = ['<unk>', '<s>', '</s>', 'a', 'b', 'ab'];
-  const metadata = addon.readGgufTokenizer(writeGguf({
-    'tokenizer.ggml.model': { type: 'string', value: 'llama' },
-    'tokenizer.ggml.pre': { type: 'string', value: 'default' },
-    'tokenizer.ggml.tokens': { type: 'strings', value: tokens },
-    'tokenizer.ggml.scores': { type: 'f32s', value: [0, 0, 0, -1, -2, -0.5] },
-    'tokenizer.ggml.token_type': { type: 'i32s', value: [2, 3, 3, 1, 1, 1] },
-    'tokenizer.ggml.merges': { type: 'strings', value: ['a b'] },
-    'tokenizer.ggml.unknown_token_id': { type: 'u32', value: 0 },
-    'tokenizer.ggml.bos_token_id': { type: 'u32', value: 1 },
-    'tokenizer.ggml.eos_token_id': { type: 'u32', value: 2 },
-    'tokenizer.ggml.padding_token_id': { type: 'u32', value: 2 },
-    'tokenizer.ggml.add_bos_token': { type: 'bool', value: false },
-    'tokenizer.ggml.add_space_prefix': { type: 'bool', value: false },
-    'tokenizer.chat_template': { type: 'string', value: '{{ messages }}' },
-  }));
+  const metadata = addon.readGgufTokenizer(
+    writeGguf({
+      'tokenizer.ggml.model': { type: 'string', value: 'llama' },
+      'tokenizer.ggml.pre': { type: 'string', value: 'default' },
+      'tokenizer.ggml.tokens': { type: 'strings', value: tokens },
+      'tokenizer.ggml.scores': { type: 'f32s', value: [0, 0, 0, -1, -2, -0.5] },
+      'tokenizer.ggml.token_type': { type: 'i32s', value: [2, 3, 3, 1, 1, 1] },
+      'tokenizer.ggml.merges': { type: 'strings', value: ['a b'] },
+      'tokenizer.ggml.unknown_token_id': { type: 'u32', value: 0 },
+      'tokenizer.ggml.bos_token_id': { type: 'u32', value: 1 },
+      'tokenizer.ggml.eos_token_id': { type: 'u32', value: 2 },
+      'tokenizer.ggml.padding_token_id': { type: 'u32', value: 2 },
+      'tokenizer.ggml.add_bos_token': { type: 'bool', value: false },
+      'tokenizer.ggml.add_space_prefix': { type: 'bool', value: false },
+      'tokenizer.chat_template': { type: 'string', value: '{{ messages }}' },
+    }),
+  );
   assert.equal(metadata.model, 'llama');
   assert.equal(metadata.pre, 'default');
   assert.deepEqual(metadata.tokens, tokens);
@@ -256,16 +286,39 @@ test('broken GGUF headers are refused: magic, version, truncation, absurd counts
   const good = ggufImage({ 'general.architecture': { type: 'string', value: 'llama' }, 'tokenizer.ggml.tokens': { type: 'strings', value: ['a', 'b'] } });
   const variants: [string, Buffer, RegExp][] = [
     ['magic', Buffer.concat([Buffer.from('GGUG'), good.subarray(4)]), /expected the magic "GGUF", found "GGUG"/],
-    ['version', (() => { const b = Buffer.from(good); b.writeUInt32LE(9, 4); return b; })(), /unsupported GGUF version 9/],
+    [
+      'version',
+      (() => {
+        const b = Buffer.from(good);
+        b.writeUInt32LE(9, 4);
+        return b;
+      })(),
+      /unsupported GGUF version 9/,
+    ],
     ['truncated', good.subarray(0, 40), /truncated/],
-    ['count', (() => { const b = Buffer.from(good); b.writeBigUInt64LE(1n << 40n, 16); return b; })(), /metadata count 1099511627776 is larger than the file allows/],
+    [
+      'count',
+      (() => {
+        const b = Buffer.from(good);
+        b.writeBigUInt64LE(1n << 40n, 16);
+        return b;
+      })(),
+      /metadata count 1099511627776 is larger than the file allows/,
+    ],
   ];
   for (const [name, bytes, message] of variants) {
     const file = path.join(scratch, `broken-${name}.gguf`);
     writeFileSync(file, bytes);
-    assert.throws(() => addon.readGgufTokenizer(file), (e: Error & { code?: string }) => e.code === 'ERR_TIDAL_MODEL' && message.test(e.message), name);
+    assert.throws(
+      () => addon.readGgufTokenizer(file),
+      (e: Error & { code?: string }) => e.code === 'ERR_TIDAL_MODEL' && message.test(e.message),
+      name,
+    );
     const inspection = addon.inspectModel(file);
-    assert.ok(inspection.problems.some((p) => message.test(p.message)), `${name}: ${JSON.stringify(inspection.problems)}`);
+    assert.ok(
+      inspection.problems.some((p) => message.test(p.message)),
+      `${name}: ${JSON.stringify(inspection.problems)}`,
+    );
   }
   const file = path.join(scratch, 'good.gguf');
   writeFileSync(file, good);
@@ -285,7 +338,8 @@ test('random truncations and corrupted bytes of a GGUF header end in problems or
   let refused = 0;
   for (let i = 0; i < 300; i++) {
     const bytes = Buffer.from(i % 2 === 0 ? image.subarray(0, Math.floor(next() * image.length)) : image);
-    if (i % 2 === 1) for (let flips = 1 + Math.floor(next() * 4); flips > 0; flips--) bytes[Math.floor(next() * Math.min(bytes.length, 4096))] = Math.floor(next() * 256);
+    if (i % 2 === 1)
+      for (let flips = 1 + Math.floor(next() * 4); flips > 0; flips--) bytes[Math.floor(next() * Math.min(bytes.length, 4096))] = Math.floor(next() * 256);
     writeFileSync(file, bytes);
     const inspection = addon.inspectModel(file);
     assert.ok(inspection.problems.length > 0); // no model metadata at all: never loadable

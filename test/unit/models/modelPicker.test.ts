@@ -10,8 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, test } from 'node:test';
 
-import { registerModelPicker, selectModel } from '../../../src/extension/modelPicker';
-import { CATALOGUE } from '../../../src/models/catalogue';
+import { registerModelPicker, selectModel } from '../../../src/vscode/modelPicker';
+import { CATALOGUE } from '../../../src/core/models/catalogue';
 import { loadAddon } from '../../../src/native/addon';
 import { fake } from './fakeVscode';
 import { FixtureHub } from './fixtureHub';
@@ -31,10 +31,20 @@ const log = {
 const model = CATALOGUE[0];
 const shipped = 'models/tidal-code-mini';
 const hub = new FixtureHub(
-  new Map([[model.repo, FixtureHub.filesFrom(
-    Object.fromEntries(['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'MODEL_CARD.md'].map((n) => [n, path.join(shipped, n)])),
-    (name) => name.endsWith('.safetensors'),
-  )]]),
+  new Map([
+    [
+      model.repo,
+      FixtureHub.filesFrom(
+        Object.fromEntries(
+          ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'MODEL_CARD.md'].map((n) => [
+            n,
+            path.join(shipped, n),
+          ]),
+        ),
+        (name) => name.endsWith('.safetensors'),
+      ),
+    ],
+  ]),
 );
 before(() => hub.start());
 after(async () => {
@@ -49,8 +59,10 @@ beforeEach(() => {
 });
 
 type Item = { label: string; description?: string; action?: string; model?: { id: string } };
-const pickAction = (action: string, id?: string) => ({ items }: { items?: unknown[] }) =>
-  (items as Item[]).find((i) => i.action === action && (id === undefined || i.model?.id === id));
+const pickAction =
+  (action: string, id?: string) =>
+  ({ items }: { items?: unknown[] }) =>
+    (items as Item[]).find((i) => i.action === action && (id === undefined || i.model?.id === id));
 
 test('the command is registered as tidal.selectModel', () => {
   const [disposable] = registerModelPicker(context, log) as unknown as { id: string }[];
@@ -81,28 +93,39 @@ test('a folder without a tokenizer is refused with an error; Pick Another Model 
   );
   assert.equal(await selectModel(context, log, { reader }), undefined);
   assert.deepEqual(fake.updates, []);
-  assert.deepEqual(fake.shown.map((s) => s.kind), ['quickPick', 'openDialog', 'error', 'quickPick']);
+  assert.deepEqual(
+    fake.shown.map((s) => s.kind),
+    ['quickPick', 'openDialog', 'error', 'quickPick'],
+  );
 });
 
 test('a folder that does not fit memory asks first; Use Anyway applies it', async () => {
   fake.settings.set('tidal.context.maxTokens', 16384);
   const options = { gpuFreeBytes: async () => 1000, reader };
-  fake.answers.push(pickAction('folder'), () => [{ fsPath: path.resolve(shipped) }], ({ message }) => {
-    assert.match(message!, /needs about .* the GPU has 1\.0 KB free/);
-    return 'Use Anyway';
-  });
+  fake.answers.push(
+    pickAction('folder'),
+    () => [{ fsPath: path.resolve(shipped) }],
+    ({ message }) => {
+      assert.match(message!, /needs about .* the GPU has 1\.0 KB free/);
+      return 'Use Anyway';
+    },
+  );
   assert.equal(await selectModel(context, log, options), path.resolve(shipped));
   assert.deepEqual(fake.updates, [['tidal.modelPath', path.resolve(shipped)]]);
 });
 
 test('without the native engine beside the extension a folder is applied after a warning', async () => {
   // The bundle this test runs from has no addon beside it: the picker's default reader is missing.
-  fake.answers.push(pickAction('folder'), () => [{ fsPath: path.resolve(shipped) }], ({ kind, message, actions }) => {
-    assert.equal(kind, 'warning');
-    assert.match(message!, /could not check this model here \(The Tidal native engine is missing .*\); the engine checks it when it loads/);
-    assert.deepEqual(actions, ['Use Anyway', 'Pick Another Model']);
-    return 'Use Anyway';
-  });
+  fake.answers.push(
+    pickAction('folder'),
+    () => [{ fsPath: path.resolve(shipped) }],
+    ({ kind, message, actions }) => {
+      assert.equal(kind, 'warning');
+      assert.match(message!, /could not check this model here \(The Tidal native engine is missing .*\); the engine checks it when it loads/);
+      assert.deepEqual(actions, ['Use Anyway', 'Pick Another Model']);
+      return 'Use Anyway';
+    },
+  );
   assert.equal(await selectModel(context, log), path.resolve(shipped));
   assert.deepEqual(fake.updates, [['tidal.modelPath', path.resolve(shipped)]]);
 });
@@ -161,11 +184,15 @@ test('a recommended model downloads under progress, can be cancelled, resumes, a
 test('a hub that is down shows the error with Retry and a way to the hub setting', async () => {
   fake.settings.set('tidal.models.hubUrl', 'http://127.0.0.1:9');
   fake.settings.set('tidal.models.folder', path.join(scratch, 'elsewhere'));
-  fake.answers.push(pickAction('catalogue', CATALOGUE[1].id), () => 'Download', ({ message, actions }) => {
-    assert.match(message!, /could not download .*Could not connect/);
-    assert.deepEqual(actions, ['Retry', 'Open Hub Setting']);
-    return 'Open Hub Setting';
-  });
+  fake.answers.push(
+    pickAction('catalogue', CATALOGUE[1].id),
+    () => 'Download',
+    ({ message, actions }) => {
+      assert.match(message!, /could not download .*Could not connect/);
+      assert.deepEqual(actions, ['Retry', 'Open Hub Setting']);
+      return 'Open Hub Setting';
+    },
+  );
   assert.equal(await selectModel(context, log, { reader }), undefined);
   assert.deepEqual(fake.executed, [['workbench.action.openSettings', 'tidal.models.hubUrl']]);
   assert.deepEqual(fake.updates, []);

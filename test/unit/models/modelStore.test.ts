@@ -2,16 +2,19 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { CATALOGUE, catalogueFacts } from '../../../src/models/catalogue';
-import { formatBytes } from '../../../src/models/modelShape';
-import { catalogueDescription, formatDuration, progressMessage } from '../../../src/models/modelStore';
+import { CATALOGUE, catalogueFacts } from '../../../src/core/models/catalogue';
+import { formatBytes } from '../../../src/core/models/modelShape';
+import { catalogueDescription, formatDuration, progressMessage } from '../../../src/core/models/modelStore';
 
 test('progress reads bytes of total, speed and time left', () => {
   assert.equal(
     progressMessage({ file: 'model.safetensors', receivedBytes: 1.25e9, totalBytes: 3.1e9, bytesPerSecond: 25e6, etaSeconds: 74 }),
     'model.safetensors: 1.3 GB of 3.1 GB, 25.0 MB/s, 1 min left',
   );
-  assert.equal(progressMessage({ file: 'config.json', receivedBytes: 0, totalBytes: 659, bytesPerSecond: 0, etaSeconds: undefined }), 'config.json: 0 B of 659 B');
+  assert.equal(
+    progressMessage({ file: 'config.json', receivedBytes: 0, totalBytes: 659, bytesPerSecond: 0, etaSeconds: undefined }),
+    'config.json: 0 B of 659 B',
+  );
   assert.equal(progressMessage({ file: 'a', receivedBytes: 10, totalBytes: 10, bytesPerSecond: 5, etaSeconds: 0 }), 'a: 10 B of 10 B, 5 B/s');
   assert.deepEqual([0.2, 59, 61, 3599, 3600, 7260].map(formatDuration), ['1 s', '59 s', '1 min', '60 min', '1 h 0 min', '2 h 1 min']);
   assert.deepEqual([999, 1000, 15_230_000_000, 123_456_789].map(formatBytes), ['999 B', '1.0 KB', '15.2 GB', '123 MB']);

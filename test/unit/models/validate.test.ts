@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 
-import { validateModel as validateWith, ValidationOptions, ValidationResult } from '../../../src/models/validate';
+import { validateModel as validateWith, ValidationOptions, ValidationResult } from '../../../src/core/models/validate';
 import { loadAddon } from '../../../src/native/addon';
 import { random } from '../seededRandom';
 import { ggufImage, gpt2TokenizerMetadata, GgufEntry, GgufTensor } from './ggufImage';
@@ -27,7 +27,13 @@ function folderOf(fixture: string, edit?: (dir: string) => void, tokenizer = tru
   const dir = path.join(scratch, `m${folders++}`);
   mkdirSync(dir);
   const source = path.join('test/fixtures/models', fixture);
-  for (const name of ['config.json', 'generation_config.json', 'model.safetensors', 'model.safetensors.index.json', ...[1, 2, 3, 4].map((i) => `model-0000${i}-of-00004.safetensors`)]) {
+  for (const name of [
+    'config.json',
+    'generation_config.json',
+    'model.safetensors',
+    'model.safetensors.index.json',
+    ...[1, 2, 3, 4].map((i) => `model-0000${i}-of-00004.safetensors`),
+  ]) {
     try {
       copyFileSync(path.join(source, name), path.join(dir, name));
     } catch {
@@ -42,7 +48,10 @@ function folderOf(fixture: string, edit?: (dir: string) => void, tokenizer = tru
 const errors = (r: ValidationResult) => r.issues.filter((i) => i.severity === 'error').map((i) => i.message);
 function assertRefused(result: ValidationResult, pattern: RegExp): void {
   assert.equal(result.ok, false);
-  assert.ok(errors(result).some((m) => pattern.test(m)), `errors: ${errors(result).join(' | ')}`);
+  assert.ok(
+    errors(result).some((m) => pattern.test(m)),
+    `errors: ${errors(result).join(' | ')}`,
+  );
 }
 
 test('complete folders of every supported architecture pass, with their dtype and sizes', () => {
@@ -69,36 +78,116 @@ test('complete folders of every supported architecture pass, with their dtype an
 
 test('broken folders are refused with what to do', () => {
   assertRefused(validateModel(path.join(scratch, 'nowhere'), PLENTY), /does not exist.*Pick a model folder/);
-  assertRefused(validateModel(folderOf('mistral-gqa-f16', (d) => rmSync(path.join(d, 'config.json'))), PLENTY), /config\.json.*Pick a model folder/);
-  assertRefused(validateModel(folderOf('mistral-gqa-f16', undefined, false), PLENTY), /no tokenizer\.json.*Download the tokenizer files/);
-  assertRefused(validateModel(folderOf('mistral-gqa-f16', (d) => rmSync(path.join(d, 'model.safetensors'))), PLENTY), /no model weights in .*model\.safetensors/);
-  assertRefused(validateModel(folderOf('qwen2-tied-sharded-f32', (d) => rmSync(path.join(d, 'model-00003-of-00004.safetensors'))), PLENTY), /model-00003-of-00004\.safetensors.*download the model again/);
   assertRefused(
-    validateModel(folderOf('mistral-gqa-f16', (d) => truncateSync(path.join(d, 'model.safetensors'), 300_000)), PLENTY),
+    validateModel(
+      folderOf('mistral-gqa-f16', (d) => rmSync(path.join(d, 'config.json'))),
+      PLENTY,
+    ),
+    /config\.json.*Pick a model folder/,
+  );
+  assertRefused(validateModel(folderOf('mistral-gqa-f16', undefined, false), PLENTY), /no tokenizer\.json.*Download the tokenizer files/);
+  assertRefused(
+    validateModel(
+      folderOf('mistral-gqa-f16', (d) => rmSync(path.join(d, 'model.safetensors'))),
+      PLENTY,
+    ),
+    /no model weights in .*model\.safetensors/,
+  );
+  assertRefused(
+    validateModel(
+      folderOf('qwen2-tied-sharded-f32', (d) => rmSync(path.join(d, 'model-00003-of-00004.safetensors'))),
+      PLENTY,
+    ),
+    /model-00003-of-00004\.safetensors.*download the model again/,
+  );
+  assertRefused(
+    validateModel(
+      folderOf('mistral-gqa-f16', (d) => truncateSync(path.join(d, 'model.safetensors'), 300_000)),
+      PLENTY,
+    ),
     /truncated.*download the model again/,
   );
-  assertRefused(validateModel(folderOf('mistral-gqa-f16', (d) => writeFileSync(path.join(d, 'model.safetensors'), 'garbage')), PLENTY), /too short for a safetensors file.*download the model again/);
+  assertRefused(
+    validateModel(
+      folderOf('mistral-gqa-f16', (d) => writeFileSync(path.join(d, 'model.safetensors'), 'garbage')),
+      PLENTY,
+    ),
+    /too short for a safetensors file.*download the model again/,
+  );
   const editConfig = (change: (c: Record<string, unknown>) => void) => (d: string) => {
     const file = path.join(d, 'config.json');
     const config = JSON.parse(readFileSync(file, 'utf8'));
     change(config);
     writeFileSync(file, JSON.stringify(config));
   };
-  assertRefused(validateModel(folderOf('mistral-gqa-f16', editConfig((c) => { c.model_type = 'gemma2'; c.architectures = ['Gemma2ForCausalLM']; })), PLENTY), /unsupported model architecture 'Gemma2ForCausalLM'.*Pick another model/);
-  assertRefused(validateModel(folderOf('mistral-gqa-f16', editConfig((c) => { c.quantization_config = { quant_method: 'awq' }; })), PLENTY), /quantized checkpoints are not supported \(quantization_config method 'awq'\)/);
+  assertRefused(
+    validateModel(
+      folderOf(
+        'mistral-gqa-f16',
+        editConfig((c) => {
+          c.model_type = 'gemma2';
+          c.architectures = ['Gemma2ForCausalLM'];
+        }),
+      ),
+      PLENTY,
+    ),
+    /unsupported model architecture 'Gemma2ForCausalLM'.*Pick another model/,
+  );
+  assertRefused(
+    validateModel(
+      folderOf(
+        'mistral-gqa-f16',
+        editConfig((c) => {
+          c.quantization_config = { quant_method: 'awq' };
+        }),
+      ),
+      PLENTY,
+    ),
+    /quantized checkpoints are not supported \(quantization_config method 'awq'\)/,
+  );
   const f8 = folderOf('mistral-gqa-f16', (d) => {
     const file = path.join(d, 'model.safetensors');
     const bytes = readFileSync(file);
     const length = Number(bytes.readBigUInt64LE(0));
-    const header = Buffer.from(bytes.subarray(8, 8 + length).toString('utf8').replace('"F16"', '"F8_E4M3"'));
+    const header = Buffer.from(
+      bytes
+        .subarray(8, 8 + length)
+        .toString('utf8')
+        .replace('"F16"', '"F8_E4M3"'),
+    );
     const newLength = Buffer.alloc(8);
     newLength.writeBigUInt64LE(BigInt(header.length));
     writeFileSync(file, Buffer.concat([newLength, header, bytes.subarray(8 + length)]));
   });
   assertRefused(validateModel(f8, PLENTY), /dtype 'F8_E4M3', which is not supported; supported dtypes: F32, F16, BF16.*Pick another model/);
-  assertRefused(validateModel(folderOf('mistral-gqa-f16', editConfig((c) => { c.num_hidden_layers = 7; })), PLENTY), /missing tensor 'model\.layers\.6\..*do not belong to one model/);
-  assertRefused(validateModel(folderOf('mistral-gqa-f16', editConfig((c) => { c.intermediate_size = 180; })), PLENTY), /gate_proj.*\[176, 64\], expected \[180, 64\]/);
-  const noChat = validateModel(folderOf('mistral-gqa-f16', (d) => rmSync(path.join(d, 'tokenizer_config.json'))), PLENTY);
+  assertRefused(
+    validateModel(
+      folderOf(
+        'mistral-gqa-f16',
+        editConfig((c) => {
+          c.num_hidden_layers = 7;
+        }),
+      ),
+      PLENTY,
+    ),
+    /missing tensor 'model\.layers\.6\..*do not belong to one model/,
+  );
+  assertRefused(
+    validateModel(
+      folderOf(
+        'mistral-gqa-f16',
+        editConfig((c) => {
+          c.intermediate_size = 180;
+        }),
+      ),
+      PLENTY,
+    ),
+    /gate_proj.*\[176, 64\], expected \[180, 64\]/,
+  );
+  const noChat = validateModel(
+    folderOf('mistral-gqa-f16', (d) => rmSync(path.join(d, 'tokenizer_config.json'))),
+    PLENTY,
+  );
   assert.equal(noChat.ok, true);
   assert.match(noChat.issues[0].message, /tokenizer_config\.json is missing/);
 });
@@ -107,11 +196,14 @@ test('without the native engine a model is let through with a warning; the engin
   const result = validateWith(path.join(scratch, 'nowhere'), PLENTY, undefined, 'no addon for linux-riscv64');
   assert.equal(result.ok, true);
   assert.equal(result.summary, undefined);
-  assert.deepEqual(result.issues.map((i) => i.severity), ['warning']);
+  assert.deepEqual(
+    result.issues.map((i) => i.severity),
+    ['warning'],
+  );
   assert.match(result.issues[0].message, /could not check this model here \(no addon for linux-riscv64\)/);
 });
 
-test('cause 11: weights beyond config.json\'s layers, and a tokenizer that does not fit the model, are refused', () => {
+test("cause 11: weights beyond config.json's layers, and a tokenizer that does not fit the model, are refused", () => {
   const editJson = (name: string, change: (c: Record<string, any>) => void) => (d: string) => {
     const file = path.join(d, name);
     const json = JSON.parse(readFileSync(file, 'utf8'));
@@ -119,25 +211,69 @@ test('cause 11: weights beyond config.json\'s layers, and a tokenizer that does 
     writeFileSync(file, JSON.stringify(json));
   };
   assertRefused(
-    validateModel(folderOf('mistral-gqa-f16', editJson('config.json', (c) => { c.num_hidden_layers = 5; })), PLENTY),
+    validateModel(
+      folderOf(
+        'mistral-gqa-f16',
+        editJson('config.json', (c) => {
+          c.num_hidden_layers = 5;
+        }),
+      ),
+      PLENTY,
+    ),
     /model\.layers\.5\.\* \(9 tensors\) are in the weights but not used by config\.json's 5 layers/,
   );
   assertRefused(
-    validateModel(folderOf('mistral-gqa-f16', editJson('tokenizer.json', (t) => { t.model.vocab = {}; t.model.merges = []; })), PLENTY),
+    validateModel(
+      folderOf(
+        'mistral-gqa-f16',
+        editJson('tokenizer.json', (t) => {
+          t.model.vocab = {};
+          t.model.merges = [];
+        }),
+      ),
+      PLENTY,
+    ),
     /tokenizer\.json has an empty vocabulary/,
   );
   assertRefused(
-    validateModel(folderOf('mistral-gqa-f16', editJson('tokenizer.json', (t) => { t.model.vocab.far = 4096; })), PLENTY),
+    validateModel(
+      folderOf(
+        'mistral-gqa-f16',
+        editJson('tokenizer.json', (t) => {
+          t.model.vocab.far = 4096;
+        }),
+      ),
+      PLENTY,
+    ),
     /ids outside the model \('far' = 4096\): the model's embedding holds only 512 token ids/,
   );
   assertRefused(
-    validateModel(folderOf('mistral-gqa-f16', editJson('tokenizer_config.json', (c) => { c.eos_token = '<|absent|>'; })), PLENTY),
+    validateModel(
+      folderOf(
+        'mistral-gqa-f16',
+        editJson('tokenizer_config.json', (c) => {
+          c.eos_token = '<|absent|>';
+        }),
+      ),
+      PLENTY,
+    ),
     /The eos_token '<\|absent\|>' of the tokenizer .*tokenizer\.json is not in its vocabulary/,
   );
-  const longTokens = ggufFile({ ...qwen2Meta, ...gpt2TokenizerMetadata(
-    { ...JSON.parse(readFileSync(path.join(TOKENIZER, 'tokenizer.json'), 'utf8')), added_tokens: [{ id: 600, content: '<|far|>', special: true }] },
-    { eos_token: '<|far|>' }, 'qwen2') }, { embd: 1, q: 0 });
-  assertRefused(validateModel(longTokens, PLENTY), /the tokenizer has 601 tokens but the embedding token_embd\.weight only 512 rows, so the tokenizer and the model do not belong together/);
+  const longTokens = ggufFile(
+    {
+      ...qwen2Meta,
+      ...gpt2TokenizerMetadata(
+        { ...JSON.parse(readFileSync(path.join(TOKENIZER, 'tokenizer.json'), 'utf8')), added_tokens: [{ id: 600, content: '<|far|>', special: true }] },
+        { eos_token: '<|far|>' },
+        'qwen2',
+      ),
+    },
+    { embd: 1, q: 0 },
+  );
+  assertRefused(
+    validateModel(longTokens, PLENTY),
+    /the tokenizer has 601 tokens but the embedding token_embd\.weight only 512 rows, so the tokenizer and the model do not belong together/,
+  );
 });
 
 test('a model that does not fit the free memory or the free GPU memory gets a warning with the numbers', () => {
@@ -199,7 +335,11 @@ function ggufFile(metadata: Record<string, GgufEntry>, types: { embd: number; q:
 }
 
 test('a GGUF file passes with its shape; quantised matrices keep their blocks in memory, and take bf16 on a GPU', () => {
-  for (const [embd, q, dtype] of [[1, 12, 'F32+F16+Q4_K'], [0, 14, 'F32+Q6_K'], [1, 8, 'F32+F16+Q8_0']] as const) {
+  for (const [embd, q, dtype] of [
+    [1, 12, 'F32+F16+Q4_K'],
+    [0, 14, 'F32+Q6_K'],
+    [1, 8, 'F32+F16+Q8_0'],
+  ] as const) {
     const tensors = qwen2Tensors({ embd, q }, 100 + q);
     const result = validateModel(ggufFile(qwen2Meta, { embd, q }, tensors), { contextTokens: 1024, freeMemoryBytes: 64e9 });
     assert.deepEqual(result.issues, []);
@@ -208,23 +348,38 @@ test('a GGUF file passes with its shape; quantised matrices keep their blocks in
     assert.equal(s.architecture, 'qwen2');
     assert.equal(s.dtype, dtype);
     const elements = (t: GgufTensor) => t.ne.reduce((a, b) => a * b, 1);
-    assert.equal(s.parameters, tensors.reduce((sum, t) => sum + elements(t), 0));
-    assert.equal(s.fileBytes, tensors.reduce((sum, t) => sum + t.bytes.length, 0));
+    assert.equal(
+      s.parameters,
+      tensors.reduce((sum, t) => sum + elements(t), 0),
+    );
+    assert.equal(
+      s.fileBytes,
+      tensors.reduce((sum, t) => sum + t.bytes.length, 0),
+    );
     // On the CPU a quantised matrix stays as stored; a quantised vector would become f32.
-    assert.equal(s.memory.weightBytes, tensors.reduce((sum, t) => sum + (t.type <= 1 || t.ne.length === 2 ? t.bytes.length : elements(t) * 4), 0));
+    assert.equal(
+      s.memory.weightBytes,
+      tensors.reduce((sum, t) => sum + (t.type <= 1 || t.ne.length === 2 ? t.bytes.length : elements(t) * 4), 0),
+    );
     const onGpu = validateModel(ggufFile(qwen2Meta, { embd, q }, tensors), { contextTokens: 1024, freeMemoryBytes: 64e9, gpuFreeBytes: 64e9 });
     assert.equal(onGpu.summary!.memory.weightBytes, s.parameters * 2);
     // 1 layer x 2 x 2 KV heads x head_dim 64 x 4 bytes x 17/16 per token.
-    assert.equal(s.memory.kvBytes, 1024 * 1 * 2 * 2 * 64 * 4 * 17 / 16);
+    assert.equal(s.memory.kvBytes, (1024 * 1 * 2 * 2 * 64 * 4 * 17) / 16);
   }
 });
 
 test('GGUF files the engine cannot run are refused with what to do', () => {
   assertRefused(validateModel(ggufFile(qwen2Meta, { embd: 1, q: 10 }), PLENTY), /stores tensors as Q2_K, which the engine does not dequantise.*Q4_K_M/);
-  assertRefused(validateModel(ggufFile({ ...qwen2Meta, 'general.architecture': { type: 'string', value: 'phi3' } }, { embd: 1, q: 0 }), PLENTY), /unsupported architecture 'phi3'.*Pick another model/);
+  assertRefused(
+    validateModel(ggufFile({ ...qwen2Meta, 'general.architecture': { type: 'string', value: 'phi3' } }, { embd: 1, q: 0 }), PLENTY),
+    /unsupported architecture 'phi3'.*Pick another model/,
+  );
   const { ['qwen2.block_count']: _, ...noLayers } = qwen2Meta;
   assertRefused(validateModel(ggufFile(noLayers, { embd: 1, q: 0 }), PLENTY), /qwen2\.block_count/);
-  assertRefused(validateModel(ggufFile({ ...qwen2Meta, 'tokenizer.ggml.pre': { type: 'string', value: 'exotic' } }, { embd: 1, q: 0 }), PLENTY), /'exotic' pre-tokenizer/);
+  assertRefused(
+    validateModel(ggufFile({ ...qwen2Meta, 'tokenizer.ggml.pre': { type: 'string', value: 'exotic' } }, { embd: 1, q: 0 }), PLENTY),
+    /'exotic' pre-tokenizer/,
+  );
   const cut = ggufFile(qwen2Meta, { embd: 1, q: 0 });
   truncateSync(cut, 60_000);
   assertRefused(validateModel(cut, PLENTY), /truncated.*download the model again/);

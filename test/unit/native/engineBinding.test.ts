@@ -39,7 +39,7 @@ test('greedy generation streams the tokens transformers generated, in order, bef
     assert.equal(result.finishReason, 'length');
     assert.equal(result.promptTokens, ref.greedy.prompt.length);
     assert.equal(await engine.sequenceLength(sequence), ref.greedy.prompt.length + ref.greedy.new_tokens.length);
-    assert.ok(ticks >= 0);  // the JS thread kept running timers while the engine worked
+    assert.ok(ticks >= 0); // the JS thread kept running timers while the engine worked
     const usage = engine.usage();
     assert.ok(usage.kvBytes > 0 && usage.tokensDecoded >= ref.greedy.new_tokens.length - 1);
   } finally {
@@ -78,10 +78,16 @@ test('a cancel token stops generation within one step; a throwing callback rejec
     const sequence = await engine.createSequence();
     const cancel = new addon.CancelToken();
     const seen: number[] = [];
-    const result = await engine.generate(sequence, [5, 6, 7, 8], { maxTokens: 3000, stopAtEos: false }, (token) => {
-      seen.push(token);
-      if (seen.length === 3) cancel.cancel();
-    }, cancel);
+    const result = await engine.generate(
+      sequence,
+      [5, 6, 7, 8],
+      { maxTokens: 3000, stopAtEos: false },
+      (token) => {
+        seen.push(token);
+        if (seen.length === 3) cancel.cancel();
+      },
+      cancel,
+    );
     assert.equal(result.finishReason, 'cancelled');
     assert.ok(result.tokens.length >= 3 && result.tokens.length < 3000, `got ${result.tokens.length} tokens`);
     assert.deepEqual(seen, Array.from(result.tokens));

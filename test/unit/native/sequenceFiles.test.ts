@@ -18,7 +18,10 @@ test('compactSequence keeps the ranges given, in order, and rejects bad ranges',
   try {
     const sequence = await engine.createSequence();
     await engine.prefill(sequence, prompt, { chunk: 7 });
-    await engine.compactSequence(sequence, [[0, 10], [25, 15]]);
+    await engine.compactSequence(sequence, [
+      [0, 10],
+      [25, 15],
+    ]);
     assert.deepEqual(Array.from(await engine.sequenceTokens(sequence)), [...prompt.slice(0, 10), ...prompt.slice(25)]);
     const logits = await engine.decode(sequence, 3);
     assert.ok(logits.every(Number.isFinite));
@@ -26,11 +29,17 @@ test('compactSequence keeps the ranges given, in order, and rejects bad ranges',
     assert.throws(() => engine.compactSequence(sequence, [[0, 1, 2]] as never), /ranges\[0\] must be a \[start, count\] pair/);
     assert.throws(() => engine.compactSequence(sequence, [[-1, 2]]), RangeError);
     assert.throws(() => engine.compactSequence(sequence, 'all' as never), TypeError);
-    await assert.rejects(engine.compactSequence(sequence, [[5, 3], [0, 2]]), (error: Error & { code?: string }) => {
-      assert.equal(error.code, 'ERR_TIDAL_REQUEST');
-      assert.match(error.message, /ascending/);
-      return true;
-    });
+    await assert.rejects(
+      engine.compactSequence(sequence, [
+        [5, 3],
+        [0, 2],
+      ]),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, 'ERR_TIDAL_REQUEST');
+        assert.match(error.message, /ascending/);
+        return true;
+      },
+    );
     assert.throws(() => engine.prefill(sequence, [1], { chunk: -1 }), RangeError);
   } finally {
     await engine.unload();

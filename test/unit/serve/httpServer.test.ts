@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import { after, before, test } from 'node:test';
 
-import type { ModelSession } from '../../../src/engine/modelSession';
+import type { ModelSession } from '../../../src/host/modelSession';
 import { loadEmbeddedSession, ServerFixture, startServer, waitForResults } from './serveFixture';
 
 const API_KEY = 'test-key-7f3a';
@@ -23,7 +23,11 @@ after(async () => {
 });
 
 async function post(route: string, body: unknown, headers: Record<string, string> = auth): Promise<Response> {
-  return fetch(`${server.baseUrl}${route}`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  return fetch(`${server.baseUrl}${route}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
 }
 
 // Splits an SSE body into its data payloads.
@@ -65,7 +69,7 @@ test('GET /v1/models names the model and its FIM format', async () => {
   assert.deepEqual(body.data[0].tidal.fim, { family: 'qwen', order: 'psm', fileSeparator: '<|file_sep|>', repoName: '<|repo_name|>' });
 });
 
-test('streamed /v1/completions: chunks add up to the engine\'s own answer, usage counts match', async () => {
+test("streamed /v1/completions: chunks add up to the engine's own answer, usage counts match", async () => {
   const prompt = 'function fibonacci(n) {\n  if (n < 2) return n;\n';
   const reference = await session.generate({ requestId: 'ref-raw', kind: 'raw', prompt, maxTokens: 24, sampling: { temperature: 0 } });
   const response = await post('/completions', { prompt, max_tokens: 24, temperature: 0, stream: true, stream_options: { include_usage: true } });
@@ -88,7 +92,7 @@ test('streamed /v1/completions: chunks add up to the engine\'s own answer, usage
 test('/v1/completions with `suffix` is FIM; a repository stream prompt gives the local prompt token for token', async () => {
   const params = {
     repoName: 'demo',
-    repoContext: [{ path: 'src/math.ts', content: sharedFile }],
+    repositoryContext: [{ path: 'src/math.ts', content: sharedFile }],
     filePath: 'src/main.ts',
     prefix: "import { add } from './math';\nconst total = add(",
     suffix: ');\nconsole.log(total);\n',
@@ -104,7 +108,7 @@ test('/v1/completions with `suffix` is FIM; a repository stream prompt gives the
   assert.equal(body.usage.prompt_tokens_details.cached_tokens, reference.promptTokens - 1);
 });
 
-test('streamed /v1/chat/completions: role first, then content deltas equal to the engine\'s answer', async () => {
+test("streamed /v1/chat/completions: role first, then content deltas equal to the engine's answer", async () => {
   const messages = [{ role: 'user' as const, content: 'What does add() return?' }];
   const reference = await session.generate({ requestId: 'ref-chat', kind: 'chat', messages, maxTokens: 20, sampling: { temperature: 0 } });
   const response = await post('/chat/completions', { messages, max_tokens: 20, temperature: 0, stream: true });
@@ -136,7 +140,9 @@ test('`stop` cuts the text before the first stop string and finishes with "stop"
     const response = await post('/completions', { prompt, max_tokens: 32, temperature: 0, stop: [stop, 'never-written-xyz'], stream });
     assert.equal(response.status, 200);
     if (stream) {
-      const payloads = events(await response.text()).slice(0, -1).map((payload) => JSON.parse(payload));
+      const payloads = events(await response.text())
+        .slice(0, -1)
+        .map((payload) => JSON.parse(payload));
       assert.equal(payloads.map((chunk) => chunk.choices[0].text).join(''), expected);
       assert.equal(payloads.at(-1).choices[0].finish_reason, 'stop');
     } else {
@@ -208,10 +214,19 @@ test('completions of different users do not supersede each other; those of one u
     if (done) break;
     aliceText += new TextDecoder().decode(value);
   }
-  const textOf = (sse: string) => events(sse).filter((e) => e !== '[DONE]').map((e) => JSON.parse(e) as { choices?: { text?: string }[]; error?: unknown });
-  for (const [who, sse] of [['alice', aliceText], ['bob', bobText]] as const) {
+  const textOf = (sse: string) =>
+    events(sse)
+      .filter((e) => e !== '[DONE]')
+      .map((e) => JSON.parse(e) as { choices?: { text?: string }[]; error?: unknown });
+  for (const [who, sse] of [
+    ['alice', aliceText],
+    ['bob', bobText],
+  ] as const) {
     const parsed = textOf(sse);
-    assert.ok(parsed.every((event) => event.error === undefined), `${who} was not superseded`);
+    assert.ok(
+      parsed.every((event) => event.error === undefined),
+      `${who} was not superseded`,
+    );
     assert.equal(parsed.map((event) => event.choices?.[0]?.text ?? '').join(''), reference.text, who);
   }
   // A second request of Alice's replaces her first.
@@ -254,7 +269,11 @@ test('bad requests get 4xx with a message, and the server keeps serving', async 
   const tooLong = 'word '.repeat(40_000);
   const big = await startServer(session, { apiKey: API_KEY });
   try {
-    const response = await fetch(`${big.baseUrl}/completions`, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/json' }, body: JSON.stringify({ prompt: tooLong, max_tokens: 1 }) });
+    const response = await fetch(`${big.baseUrl}/completions`, {
+      method: 'POST',
+      headers: { ...auth, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ prompt: tooLong, max_tokens: 1 }),
+    });
     await expectError(response, 400, /context holds/);
   } finally {
     await big.close();

@@ -4,15 +4,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { detectFimFormat } from '../../../src/engine/fimPrompt';
+import { detectFimFormat } from '../../../src/core/prompt/fimPrompt';
 import { parseChatRequest, parseCompletionRequest, splitRepoPrompt } from '../../../src/serve/openaiRequest';
 import { StopSequenceFilter } from '../../../src/serve/stopSequences';
 import { random } from '../seededRandom';
+import { chatParams } from '../paramsOfKind';
 
 const qwenTokens = ['<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>', '<|file_sep|>', '<|repo_name|>', '<|endoftext|>'];
 const qwen = detectFimFormat((token) => qwenTokens.includes(token));
 const limits = { maxTokens: 4096 };
-
 
 function randomText(next: () => number, length: number): string {
   const alphabet = 'abc xyz{}();\n\n=<>|_/';
@@ -39,7 +39,7 @@ test('a repository stream prompt splits back into the very files, path and prefi
       assert.deepEqual(split, { prefix: prompt });
       continue;
     }
-    assert.deepEqual(split, { repoName, repoContext: files, filePath: 'src/main.ts', prefix }, `round ${round}`);
+    assert.deepEqual(split, { repoName, repositoryContext: files, filePath: 'src/main.ts', prefix }, `round ${round}`);
   }
 });
 
@@ -62,7 +62,7 @@ test('stop strings: streamed in random chunks, the text stops where indexOf over
     const expected = hits.length > 0 ? text.slice(0, Math.min(...hits)) : text;
     const filter = new StopSequenceFilter(stops);
     let out = '';
-    for (let at = 0; at < text.length; ) {
+    for (let at = 0; at < text.length;) {
       const size = 1 + Math.floor(next() * 6);
       out += filter.push(text.slice(at, at + size));
       at += size;
@@ -75,14 +75,35 @@ test('stop strings: streamed in random chunks, the text stops where indexOf over
 
 test('completion and chat bodies map to GenerateParams; unsupported fields are refused by name', () => {
   const fim = parseCompletionRequest({ prompt: 'a', suffix: 'b', max_tokens: 5, temperature: 0.5, top_p: 0.9, seed: 3, stream: true }, 'id1', qwen, limits);
-  assert.deepEqual(fim.params, { requestId: 'id1', kind: 'completion', prefix: 'a', suffix: 'b', maxTokens: 5, sampling: { temperature: 0.5, topP: 0.9, seed: 3 }, attention: undefined, client: 'request:id1' });
+  assert.deepEqual(fim.params, {
+    requestId: 'id1',
+    kind: 'completion',
+    prefix: 'a',
+    suffix: 'b',
+    maxTokens: 5,
+    sampling: { temperature: 0.5, topP: 0.9, seed: 3 },
+    attention: undefined,
+    client: 'request:id1',
+  });
   assert.equal(fim.stream, true);
   const raw = parseCompletionRequest({ prompt: ['only one'], stop: 'x' }, 'id2', qwen, limits);
   assert.equal(raw.params.kind, 'raw');
   assert.equal(raw.params.prompt, 'only one');
   assert.deepEqual(raw.stop, ['x']);
-  const chat = parseChatRequest({ messages: [{ role: 'developer', content: [{ type: 'text', text: 'be brief' }] }, { role: 'user', content: 'hi' }] }, 'id3', limits);
-  assert.deepEqual(chat.params.messages, [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi' }]);
+  const chat = parseChatRequest(
+    {
+      messages: [
+        { role: 'developer', content: [{ type: 'text', text: 'be brief' }] },
+        { role: 'user', content: 'hi' },
+      ],
+    },
+    'id3',
+    limits,
+  );
+  assert.deepEqual(chatParams(chat.params).messages, [
+    { role: 'system', content: 'be brief' },
+    { role: 'user', content: 'hi' },
+  ]);
   assert.throws(() => parseCompletionRequest({ prompt: 'a', logprobs: 2 }, 'x', qwen, limits), /logprobs/);
   assert.throws(() => parseCompletionRequest({ prompt: 'a', max_tokens: 0 }, 'x', qwen, limits), /max_tokens/);
   assert.throws(() => parseCompletionRequest({ prompt: 'a', stop: ['', 'b'] }, 'x', qwen, limits), /stop/);
@@ -96,11 +117,14 @@ test('chat: the `repository` extra becomes the files before the conversation; a 
     { path: 'src/b.ts', content: '' },
   ];
   const chat = parseChatRequest({ messages: [{ role: 'user', content: 'hi' }], repository: { name: 'demo', files } }, 'r1', limits);
-  assert.deepEqual(chat.params.repoContext, files);
-  assert.equal(chat.params.repoName, 'demo');
+  assert.deepEqual(chatParams(chat.params).repositoryContext, files);
+  assert.equal(chatParams(chat.params).repoName, 'demo');
   const unnamed = parseChatRequest({ messages: [{ role: 'user', content: 'hi' }], repository: { files } }, 'r2', limits);
-  assert.equal(unnamed.params.repoName, undefined);
-  assert.deepEqual(parseChatRequest({ messages: [{ role: 'user', content: 'hi' }], repository: null }, 'r3', limits).params.repoContext, undefined);
+  assert.equal(chatParams(unnamed.params).repoName, undefined);
+  assert.deepEqual(
+    chatParams(parseChatRequest({ messages: [{ role: 'user', content: 'hi' }], repository: null }, 'r3', limits).params).repositoryContext,
+    undefined,
+  );
   const bad: [unknown, RegExp][] = [
     ['src/a.ts', /`repository`/],
     [{ files: 'src/a.ts' }, /files/],

@@ -26,7 +26,10 @@ test('arguments: defaults, key from a file or the environment, clear errors', ()
     assert.equal(defaults.maxQueue, 16);
     assert.equal(defaults.maxConnections, 64);
     assert.deepEqual([defaults.allowedHosts, defaults.allowedOrigins], [[], []]);
-    const repeated = parseServeArgs(['--model', 'm', '--allow-host', 'box.lan', '--allow-host=10.0.0.5', '--allow-origin', 'https://App.example/', '--max-tokens', '512'], {});
+    const repeated = parseServeArgs(
+      ['--model', 'm', '--allow-host', 'box.lan', '--allow-host=10.0.0.5', '--allow-origin', 'https://App.example/', '--max-tokens', '512'],
+      {},
+    );
     assert.deepEqual(repeated.allowedHosts, ['box.lan', '10.0.0.5']);
     assert.deepEqual(repeated.allowedOrigins, ['https://app.example']);
     assert.equal(repeated.maxTokens, 512);

@@ -3,8 +3,8 @@
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
-import { ModelSession } from '../../../src/engine/modelSession';
-import type { GenerateParams, GenerateResult } from '../../../src/engine/protocol';
+import { ModelSession } from '../../../src/host/modelSession';
+import type { GenerateParams, GenerateResult } from '../../../src/core/protocol/protocol';
 import { loadAddon } from '../../../src/native/addon';
 import { createTidalServer, ServedModel, ServeOptions } from '../../../src/serve/httpServer';
 

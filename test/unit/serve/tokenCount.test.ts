@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
-import { TextTokenizer } from '../../../src/engine/tokenizer';
+import { TextTokenizer } from '../../../src/core/tokenizer/tokenizer';
 import { random } from '../seededRandom';
 
 const byteLevel = ['models/tidal-code-mini', 'test/fixtures/tokenizers/chatml-byte-bpe'].map((dir) => ({ dir, tokenizer: TextTokenizer.fromDirectory(dir) }));
@@ -13,10 +13,37 @@ const byteLevel = ['models/tidal-code-mini', 'test/fixtures/tokenizers/chatml-by
 const metaspace = { dir: 'test/fixtures/tokenizers/llama-sp-bpe', tokenizer: TextTokenizer.fromDirectory('test/fixtures/tokenizers/llama-sp-bpe') };
 const tokenizers = [...byteLevel, metaspace];
 
-
 // Pieces that stress the places where slices are cut: line breaks, spaces before letters,
 // \r\n, tabs, combining marks, special tokens, letters outside ASCII and the BMP.
-const pieces = ['▁', 'a', 'b', 'Z', 'é', ' ', ' ', '\n', '\n', '\r', '\t', '1', '2', '{', '}', ';', "'", 's', '<|im_end|>', 'e\u0301', '\u0301', '🚨', 'я', '  ', 'll', '.', '_'];
+const pieces = [
+  '▁',
+  'a',
+  'b',
+  'Z',
+  'é',
+  ' ',
+  ' ',
+  '\n',
+  '\n',
+  '\r',
+  '\t',
+  '1',
+  '2',
+  '{',
+  '}',
+  ';',
+  "'",
+  's',
+  '<|im_end|>',
+  'e\u0301',
+  '\u0301',
+  '🚨',
+  'я',
+  '  ',
+  'll',
+  '.',
+  '_',
+];
 
 function randomText(next: () => number, count: number): string {
   let text = '';
@@ -25,7 +52,7 @@ function randomText(next: () => number, count: number): string {
 }
 
 test('a long text counted in slices gives the very count of encoding it whole', async () => {
-  const code = readFileSync('src/engine/modelSession.ts', 'utf8').repeat(4);
+  const code = readFileSync('src/host/modelSession.ts', 'utf8').repeat(4);
   const next = random(5);
   for (const { dir, tokenizer } of byteLevel) {
     for (const text of [code, randomText(next, 60_000)]) {
@@ -44,7 +71,10 @@ test('the count never exceeds the tokens of a text, alone or inside a longer one
       assert.equal(await tokenizer.countTokensAtLeast(text, { stopAt: Infinity, standalone: true }), alone, `${dir}: ${JSON.stringify(text)}`);
       const around = randomText(next, 3);
       const inside = tokenizer.encode(`${around}${text}${around}`).length;
-      assert.ok((await tokenizer.countTokensAtLeast(text, { stopAt: Infinity, standalone: false })) <= inside, `${dir}: ${JSON.stringify(text)} inside ${JSON.stringify(around)}`);
+      assert.ok(
+        (await tokenizer.countTokensAtLeast(text, { stopAt: Infinity, standalone: false })) <= inside,
+        `${dir}: ${JSON.stringify(text)} inside ${JSON.stringify(around)}`,
+      );
     }
     // Long stretches without a cut are bounded by their bytes, not encoded.
     for (const text of ['x'.repeat(300_000), 'é'.repeat(200_000), `${'a b\n'.repeat(1000)}${'q'.repeat(100_000)}${'c d\n'.repeat(1000)}`]) {
@@ -72,7 +102,7 @@ test('a hostile text is refused after a little work, with the event loop turning
 test('a SentencePiece-style tokenizer is bounded too: never above the real count, and tight enough to refuse a huge prompt', async () => {
   const { tokenizer } = metaspace;
   const next = random(13);
-  const code = readFileSync('src/engine/modelSession.ts', 'utf8').repeat(4);
+  const code = readFileSync('src/host/modelSession.ts', 'utf8').repeat(4);
   for (const text of [code, randomText(next, 60_000), 'x'.repeat(300_000), ' '.repeat(100_000), '▁'.repeat(100_000), 'é🚨'.repeat(50_000)]) {
     const real = tokenizer.encode(text).length;
     for (const standalone of [true, false]) {

@@ -153,13 +153,18 @@ test('webgpu context shift: kept ranges moved down, keys re-rotated, Quest bound
     await cpu.prefill(a, prompt);
     await webgpu.prefill(b, prompt);
     // A leading range in place, then two that move (one across a page boundary).
-    const ranges: [number, number][] = [[0, 10], [23, 17], [50, 33]];
+    const ranges: [number, number][] = [
+      [0, 10],
+      [23, 17],
+      [50, 33],
+    ];
     await cpu.compactSequence(a, ranges);
     await webgpu.compactSequence(b, ranges);
     assert.equal(await webgpu.sequenceLength(b), 60);
     for (const attention of [{ mode: 'full' as const }, { mode: 'quest' as const, tokenBudget: 32 }]) {
       const forks = [await cpu.forkSequence(a), await webgpu.forkSequence(b)];
-      for (const token of [4, 8]) assertClose(await cpu.decode(forks[0], token, attention), await webgpu.decode(forks[1], token, attention), tol, `${attention.mode} after the shift`);
+      for (const token of [4, 8])
+        assertClose(await cpu.decode(forks[0], token, attention), await webgpu.decode(forks[1], token, attention), tol, `${attention.mode} after the shift`);
     }
   } finally {
     await cpu.unload();
@@ -182,7 +187,13 @@ test('weights split into many buffer bands (a device with 12 KiB bindings) give 
       assertClose(await cpu.prefill(a, prompt, { allLogits: true }), await webgpu.prefill(b, prompt, { allLogits: true }), tolerance(cpu), `${name} prefill`);
       assertClose(await cpu.decode(a, 3), await webgpu.decode(b, 3), tolerance(cpu), `${name} decode`);
       // A cache whose one layer would not fit a binding is refused with the reason, not a device error.
-      await assert.rejects(webgpu.prefill(b, Array.from({ length: 100 }, (_, i) => i)), /more than this WebGPU device binds in one buffer/);
+      await assert.rejects(
+        webgpu.prefill(
+          b,
+          Array.from({ length: 100 }, (_, i) => i),
+        ),
+        /more than this WebGPU device binds in one buffer/,
+      );
     } finally {
       await cpu.unload();
       await webgpu.unload();

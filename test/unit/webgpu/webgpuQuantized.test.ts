@@ -17,9 +17,21 @@ const addon = loadAddon(path.resolve('dist'));
 const scratch = mkdtempSync(path.join(tmpdir(), 'tidal-webgpu-gguf-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
-const HIDDEN = 256, LAYERS = 2, HEADS = 4, KV_HEADS = 2, HEAD_DIM = 64, INTERMEDIATE = 512, VOCAB = 512;
-const Q8_0 = 8, Q4_K = 12, Q6_K = 14;
-const blockOf: Record<number, { values: number; bytes: number }> = { [Q8_0]: { values: 32, bytes: 34 }, [Q4_K]: { values: 256, bytes: 144 }, [Q6_K]: { values: 256, bytes: 210 } };
+const HIDDEN = 256,
+  LAYERS = 2,
+  HEADS = 4,
+  KV_HEADS = 2,
+  HEAD_DIM = 64,
+  INTERMEDIATE = 512,
+  VOCAB = 512;
+const Q8_0 = 8,
+  Q4_K = 12,
+  Q6_K = 14;
+const blockOf: Record<number, { values: number; bytes: number }> = {
+  [Q8_0]: { values: 32, bytes: 34 },
+  [Q4_K]: { values: 256, bytes: 144 },
+  [Q6_K]: { values: 256, bytes: 210 },
+};
 
 // f16 bits of a small positive number (normal range: at least 2^-14).
 function f16(value: number): number {
@@ -51,9 +63,18 @@ function f32Tensor(name: string, values: number[]): GgufTensor {
 
 function model(): string {
   const next = random(4242);
-  const matrix = (name: string, type: number, rows: number, cols: number): GgufTensor => ({ name, type, ne: [cols, rows], bytes: quantized(type, rows, cols, next) });
+  const matrix = (name: string, type: number, rows: number, cols: number): GgufTensor => ({
+    name,
+    type,
+    ne: [cols, rows],
+    bytes: quantized(type, rows, cols, next),
+  });
   const ones = (n: number) => Array.from({ length: n }, () => 0.8 + 0.4 * next());
-  const tensors: GgufTensor[] = [matrix('token_embd.weight', Q8_0, VOCAB, HIDDEN), f32Tensor('output_norm.weight', ones(HIDDEN)), matrix('output.weight', Q6_K, VOCAB, HIDDEN)];
+  const tensors: GgufTensor[] = [
+    matrix('token_embd.weight', Q8_0, VOCAB, HIDDEN),
+    f32Tensor('output_norm.weight', ones(HIDDEN)),
+    matrix('output.weight', Q6_K, VOCAB, HIDDEN),
+  ];
   for (let l = 0; l < LAYERS; l++) {
     tensors.push(
       f32Tensor(`blk.${l}.attn_norm.weight`, ones(HIDDEN)),
@@ -84,7 +105,7 @@ function model(): string {
   return file;
 }
 
-test('Q8_0, Q4_K and Q6_K matrices read in their blocks on the WebGPU device give the cpu backend\'s logits', async (t) => {
+test("Q8_0, Q4_K and Q6_K matrices read in their blocks on the WebGPU device give the cpu backend's logits", async (t) => {
   let device;
   try {
     device = await openWebGpuDevice({ poisonBuffers: true });
@@ -101,7 +122,8 @@ test('Q8_0, Q4_K and Q6_K matrices read in their blocks on the WebGPU device giv
     assert.equal(cpu.modelInfo.dtype, 'mixed');
     const tolerance = 16 * 2 ** -24 * Math.sqrt(HIDDEN * LAYERS);
     const compare = (expected: Float32Array, actual: Float32Array, what: string) => {
-      let error = 0, norm = 0;
+      let error = 0,
+        norm = 0;
       for (let i = 0; i < expected.length; i++) {
         assert.ok(Number.isFinite(actual[i]), `${what}: logit ${i} is ${actual[i]}`);
         error += (actual[i] - expected[i]) ** 2;

@@ -1,0 +1,62 @@
+// The numbers of a decoder-only transformer that decide its size (read by the engine:
+// inspectModel in src/native/addon.ts), turned into a parameter count and a memory estimate
+// at a context length.
+import type { InspectedShape, ModelInfo } from '../../native/addon';
+
+export type Architecture = ModelInfo['architecture'];
+
+export type ModelShape = Omit<InspectedShape, 'rope'> & { architecture: Architecture };
+
+// Parameters: embeddings, per layer the Q/K/V/O projections (qwen2 with Q/K/V biases,
+// qwen3 with per-head Q/K norms), the gated MLP and two norms, the final norm, and the
+// output head unless tied to the embeddings.
+export function parameterCount(shape: ModelShape): number {
+  const q = shape.heads * shape.headDim;
+  const kv = shape.kvHeads * shape.headDim;
+  let perLayer = shape.hiddenSize * q + 2 * shape.hiddenSize * kv + q * shape.hiddenSize + 3 * shape.hiddenSize * shape.intermediateSize + 2 * shape.hiddenSize;
+  if (shape.architecture === 'qwen2') perLayer += q + 2 * kv;
+  if (shape.architecture === 'qwen3') perLayer += 2 * shape.headDim;
+  const embeddings = shape.vocabSize * shape.hiddenSize;
+  return embeddings + shape.layers * perLayer + shape.hiddenSize + (shape.tiedEmbeddings ? 0 : embeddings);
+}
+
+// KV cache bytes per token as the engine keeps it: f32 keys and values for every layer and
+// KV head, plus Quest's per-page key min/max (2 vectors per 16-token page: +1/16).
+export function kvBytesPerToken(shape: Pick<ModelShape, 'layers' | 'kvHeads' | 'headDim'>): number {
+  const floats = shape.layers * 2 * shape.kvHeads * shape.headDim;
+  return floats * 4 * (1 + 1 / 16);
+}
+
+export interface MemoryEstimate {
+  contextTokens: number;
+  weightBytes: number;
+  kvBytes: number;
+  overheadBytes: number; // activations, logits, scratch
+  totalBytes: number;
+}
+
+// Memory to run a model at `contextTokens` (0 or more than the model's maximum: its maximum).
+// Overhead: f32 logits of a 512-token prefill chunk's last rows, activation buffers, and a
+// margin of 5% of the weights.
+export function estimateMemory(shape: ModelShape, weightBytes: number, contextTokens: number): MemoryEstimate {
+  const tokens = contextTokens > 0 ? Math.min(contextTokens, shape.maxPositions) : shape.maxPositions;
+  const kvBytes = Math.ceil(kvBytesPerToken(shape) * tokens);
+  const activations = 512 * (shape.hiddenSize * 4 + shape.intermediateSize * 2) * 4 + shape.vocabSize * 4 * 8;
+  const overheadBytes = Math.ceil(activations + weightBytes * 0.05);
+  return { contextTokens: tokens, weightBytes, kvBytes, overheadBytes, totalBytes: weightBytes + kvBytes + overheadBytes };
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${value >= 100 || unit === 0 ? value.toFixed(0) : value.toFixed(1)} ${units[unit]}`;
+}
+
+export function formatParameters(count: number): string {
+  return count >= 1e9 ? `${(count / 1e9).toFixed(2)}B` : `${(count / 1e6).toFixed(0)}M`;
+}

@@ -2,6 +2,7 @@
 // npm package (Metal on macOS, D3D12 or Vulkan on Windows, Vulkan on Linux). The engine records
 // its forward on a command tape (native/src/webgpu/) and hands it to execute(); this side only
 // encodes kernels and reads back what the engine asked for.
+import { TidalError } from '../native/errors';
 import { KernelProfile, TapeRunner, TapeStats } from './tapeRunner';
 
 /** What loadModel(dir, { backend: 'webgpu', webgpu }) takes. */
@@ -24,9 +25,12 @@ export interface WebGpuDevice {
   destroy(): void;
 }
 
-/** No WebGPU adapter here; the message says why and what to do. */
-export class WebGpuUnavailableError extends Error {
-  readonly code = 'ERR_TIDAL_WEBGPU_UNAVAILABLE';
+/** No WebGPU adapter or runtime here (ERR_TIDAL_CONFIGURATION); the message says why and what to do. */
+export class WebGpuUnavailableError extends TidalError {
+  constructor(message: string) {
+    super('ERR_TIDAL_CONFIGURATION', message);
+    this.name = 'WebGpuUnavailableError';
+  }
 }
 
 interface WebGpuModule {

@@ -4,6 +4,7 @@
 //   node esbuild.mjs [--production] [--watch]
 import * as esbuild from 'esbuild';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
 
 const production = process.argv.includes('--production');
 const watch = process.argv.includes('--watch');
@@ -29,12 +30,24 @@ const common = {
   format: 'cjs',
   sourcemap: !production,
   minify: production,
-  external: ['vscode'],
+  external: ['vscode', 'webgpu'],
   define: { TIDAL_JINJA_BUNDLE: JSON.stringify(jinja.outputFiles[0].text) },
   logLevel: 'info',
 };
 
 const addonBuilt = 'native/build/Release/tidal_native.node';
+
+// The WebGPU runtime (the `webgpu` package: its loader and this platform's dawn.node) next to the
+// engine host, which imports it for the 'webgpu' backend; the package of this platform carries it.
+function copyWebGpuRuntime() {
+  const platform = `${process.platform}-${process.platform === 'darwin' ? 'universal' : process.arch}`;
+  for (const file of ['index.js', 'package.json', `dist/${platform}/dawn.node`]) {
+    const from = `node_modules/webgpu/${file}`;
+    if (!existsSync(from)) return;
+    mkdirSync(path.dirname(`dist/node_modules/webgpu/${file}`), { recursive: true });
+    copyFileSync(from, `dist/node_modules/webgpu/${file}`);
+  }
+}
 const copyAddon = {
   name: 'copy-native-addon',
   setup(build) {
@@ -45,6 +58,7 @@ const copyAddon = {
       }
       mkdirSync('dist/native', { recursive: true });
       copyFileSync(addonBuilt, 'dist/native/tidal_native.node');
+      copyWebGpuRuntime();
     });
   },
 };

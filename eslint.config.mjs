@@ -1,12 +1,14 @@
 // Lint for the TypeScript of src/. Its main job is to keep the layers apart. From the bottom up:
 //
 //   native/   the addon's types and loader          imports nothing of src/
+//   webgpu/   the WebGPU device the addon's         imports native/
+//             'webgpu' backend runs its kernels on
 //   core/     protocol, prompts, tokenizer,         imports native/
 //             context, completion, chat, models;
 //             no editor, no child process
-//   host/     the engine host process               imports core/, native/
-//   serve/    `tidal serve` (HTTP)                  imports host/, core/, native/
-//   eval/     `tidal eval`                          imports host/, core/, native/
+//   host/     the engine host process               imports core/, webgpu/, native/
+//   serve/    `tidal serve` (HTTP)                  imports host/, core/, webgpu/, native/
+//   eval/     `tidal eval`                          imports host/, core/, webgpu/, native/
 //   vscode/   the extension: activate, providers,   imports everything below
 //             views, commands, adapters
 //
@@ -15,7 +17,7 @@
 // `node scripts/check-cycles.mjs` finds the import cycles inside a layer.
 import tseslint from 'typescript-eslint';
 
-const layers = ['native', 'core', 'host', 'serve', 'eval', 'vscode'];
+const layers = ['native', 'webgpu', 'core', 'host', 'serve', 'eval', 'vscode'];
 
 /** A relative import of one of `folders` of src/ (seen from anywhere below src/). */
 function importOf(folders) {
@@ -35,7 +37,7 @@ function layerRule(layer, allowed, extra = {}) {
           patterns: [
             {
               regex: importOf(forbidden),
-              message: `src/${layer}/ may import only ${[...allowed.map((other) => `src/${other}/`), 'itself'].join(', ')} (layers: native < core < host < serve, eval < vscode).`,
+              message: `src/${layer}/ may import only ${[...allowed.map((other) => `src/${other}/`), 'itself'].join(', ')} (layers: native < webgpu, core < host < serve, eval < vscode).`,
             },
             ...(extra.patterns ?? []),
           ],
@@ -59,10 +61,11 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-require-imports': 'error' },
   },
   layerRule('native', []),
+  layerRule('webgpu', ['native']),
   layerRule('core', ['native'], noProcess),
-  layerRule('host', ['core', 'native']),
-  layerRule('serve', ['host', 'core', 'native']),
-  layerRule('eval', ['host', 'core', 'native']),
+  layerRule('host', ['core', 'webgpu', 'native']),
+  layerRule('serve', ['host', 'core', 'webgpu', 'native']),
+  layerRule('eval', ['host', 'core', 'webgpu', 'native']),
   // The composition root: imports every layer, and `vscode`.
   {
     files: ['src/vscode/**/*.ts'],

@@ -20,9 +20,11 @@ const PACKAGES = {
   universal: { out: 'dist/tidal-code-universal.vsix', target: undefined, native: false },
 };
 
-/** The .vscodeignore for a package without the native engine: the same list, the addon left out. */
+/** The .vscodeignore for a package without the native engine: the same list, the addon and the WebGPU runtime (which the engine drives) left out. */
 function ignoreFileWithoutNative(dir) {
-  const lines = readFileSync('.vscodeignore', 'utf8').split('\n').filter((line) => line.trim() !== `!${ADDON}`);
+  const lines = readFileSync('.vscodeignore', 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== `!${ADDON}` && !line.includes('dist/node_modules/webgpu'));
   const file = path.join(dir, 'vscodeignore-universal');
   writeFileSync(file, `${lines.join('\n')}\n`);
   return file;

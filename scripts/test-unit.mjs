@@ -28,7 +28,7 @@ await esbuild.build({
   format: 'cjs',
   sourcemap: 'inline',
   // eslint loads its config and plugins from node_modules at run time (test/unit/lint).
-  external: ['vscode', 'eslint'],
+  external: ['vscode', 'eslint', 'webgpu'],
   logLevel: 'warning',
 });
 const compiled = tests.map((file) => path.join(outDir, path.relative(root, file)).replace(/\.ts$/, '.js'));

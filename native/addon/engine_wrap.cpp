@@ -7,6 +7,7 @@
 #include "cancel_token.h"
 #include "convert.h"
 #include "promise_worker.h"
+#include "webgpu_executor.h"
 
 namespace tidal_addon {
 namespace {
@@ -130,6 +131,8 @@ Napi::Value EngineWrap::LoadModel(const Napi::CallbackInfo& info) {
     throw Napi::TypeError::New(env, "loadModel(dir, options?): dir must be a string");
   std::string dir = info[0].As<Napi::String>().Utf8Value();
   tidal::EngineOptions options = ToEngineOptions(env, info.Length() > 1 ? info[1] : env.Undefined());
+  if (info.Length() > 1 && info[1].IsObject() && !info[1].As<Napi::Object>().Get("webgpu").IsUndefined())
+    options.webgpu_executor = CreateWebGpuExecutor(env, info[1].As<Napi::Object>().Get("webgpu"));
   auto loaded = std::make_shared<std::shared_ptr<tidal::Engine>>();
   return PromiseWorker::Start(
       env, [dir, options, loaded] { *loaded = std::shared_ptr<tidal::Engine>(tidal::Engine::load(dir, options)); },

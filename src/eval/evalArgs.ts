@@ -10,7 +10,7 @@ export const USAGE = [
   '                  [--contexts 4096,8192,16384,32768] [--depths 0.1,0.3,0.5,0.7,0.9] [--trials N] [--first-trial N] [--distractors N]',
   "                  [--budgets 64,128,...,4096] [--selection-choices '2;2,4;2,3'] [--no-quest]",
   '                  [--perplexity-windows N] [--perplexity-length N] [--perplexity-scored N] [--seed S]',
-  '                  [--backend cpu|cuda] [--threads N] [--max-positions N] [--trained-length N] [--shard I/N] [--save FILE] [--output FILE.md]',
+  '                  [--backend cpu|cuda|webgpu] [--threads N] [--max-positions N] [--trained-length N] [--shard I/N] [--save FILE] [--output FILE.md]',
   '   or: tidal-eval --load a.tsv,b.tsv [--trained-length N] [--output FILE.md]',
   'Passkey retrieval by context length and depth, and teacher-forced perplexity on held-out code, of full,',
   'TidalDecode and Quest attention; prints Markdown tables. --model is a Hugging Face model folder or a .gguf file,',
@@ -49,7 +49,7 @@ export interface RunArgs {
   seed: number;
   shard: number;
   shards: number;
-  backend: 'cpu' | 'cuda';
+  backend: 'cpu' | 'cuda' | 'webgpu';
   threads: number;
   maxPositions: number; // 0: the model's own max_position_embeddings
   trainedLength: number;
@@ -190,7 +190,7 @@ export function parseEvalArgs(argv: readonly string[]): RunArgs | LoadArgs {
   const [shard, shards] = shardMatch ? [Number(shardMatch[1]), Number(shardMatch[2])] : [-1, 0];
   if (shards < 1 || shard < 0 || shard >= shards) throw usageError('--shard takes I/N with 0 <= I < N, e.g. 0/4');
   const backend = options.text('--backend') ?? 'cpu';
-  if (backend !== 'cpu' && backend !== 'cuda') throw usageError(`--backend takes cpu or cuda, got '${backend}'`);
+  if (backend !== 'cpu' && backend !== 'cuda' && backend !== 'webgpu') throw usageError(`--backend takes cpu, cuda or webgpu, got '${backend}'`);
   const threads = options.integer('--threads', 0, 0, MAX_THREADS);
   const maxPositions = options.integer('--max-positions', 0, 0, MAX_POSITIONS);
   options.rejectUnused();

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import type { TextTokenizer } from '../core/tokenizer/tokenizer';
 import { tokenizerForModel } from '../core/tokenizer/modelTokenizer';
 import type { NativeAddon, NativeEngine } from '../native/addon';
+import { withWebGpuDevice } from '../webgpu';
 import type { RunArgs } from './evalArgs';
 import { usageError } from './evalArgs';
 import { sampleRandom, uniformBelow } from './mersenneTwister';
@@ -70,7 +71,7 @@ export async function loadEvalModel(
     if (linkedFolder !== undefined) fs.rmSync(linkedFolder, { recursive: true, force: true });
   };
   try {
-    const engine = await addon.loadModel(modelDir, { backend: args.backend, threads: args.threads, maxContext: longest });
+    const engine = await addon.loadModel(modelDir, await withWebGpuDevice({ backend: args.backend, threads: args.threads, maxContext: longest }));
     return {
       engine,
       dispose: async () => {

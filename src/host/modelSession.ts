@@ -35,6 +35,7 @@ import { tokenizerForModel } from '../core/tokenizer/modelTokenizer';
 import { TextTokenizer } from '../core/tokenizer/tokenizer';
 import { cancelledResult, DEFAULT_MAX_TOKENS, guardedListener } from '../core/protocol/generation';
 import { TidalError, tidalErrorCode } from '../native/errors';
+import { withWebGpuDevice } from '../webgpu';
 
 const ENCODE_CACHE_MIN_CHARS = 512;
 const ENCODE_CACHE_ENTRIES = 4096;
@@ -167,7 +168,7 @@ export class ModelSession {
 
   static async load(addon: NativeAddon, params: LoadModelParams, log?: (message: string) => void, options: SessionOptions = {}): Promise<ModelSession> {
     const tokenizer = tokenizerForModel(params.modelDir, params.tokenizerDir, addon);
-    const engine = await addon.loadModel(params.modelDir, params.options);
+    const engine = await addon.loadModel(params.modelDir, await withWebGpuDevice(params.options));
     if (tokenizer.vocabSize > engine.modelInfo.vocabSize) {
       await engine.unload();
       throw new TidalError(

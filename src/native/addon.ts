@@ -19,7 +19,9 @@ export type SelectionPolicyName = 'perQueryHead' | 'perKvHeadMax' | 'perKvHeadSu
 export type FinishReason = 'length' | 'stop' | 'cancelled' | 'callback' | 'context_full';
 
 export interface EngineOptions {
-  backend?: 'cpu' | 'cuda';
+  backend?: 'cpu' | 'cuda' | 'webgpu';
+  /** The device of the 'webgpu' backend (src/webgpu: openWebGpuDevice). */
+  webgpu?: { readonly maxBindingBytes: number; execute(words: Uint32Array, uploads: ArrayBuffer[]): Promise<ArrayBuffer[]> };
   threads?: number; // 0 or absent: every hardware thread
   maxContext?: number; // tokens per sequence; 0 or absent: the model's maximum
   prefillChunk?: number; // tokens per prefill pass; 0 or absent: the backend's default (2048 on CUDA, 256 on the CPU)

@@ -16,7 +16,7 @@ export interface ServeArgs {
   host: string;
   port: number;
   apiKey?: string;
-  backend?: 'cpu' | 'cuda';
+  backend?: 'cpu' | 'cuda' | 'webgpu';
   threads?: number;
   maxContext?: number;
   maxBodyBytes: number;
@@ -33,7 +33,7 @@ export const usageError = (message: string) => new TidalError('ERR_TIDAL_USAGE',
 
 export const USAGE = [
   'usage: tidal-serve --model DIR [--tokenizer DIR] [--host 127.0.0.1] [--port 8765] [--api-key-file FILE]',
-  '                   [--model-name NAME] [--backend cpu|cuda] [--threads N] [--max-context N]',
+  '                   [--model-name NAME] [--backend cpu|cuda|webgpu] [--threads N] [--max-context N]',
   '                   [--allow-host NAME]... [--allow-origin URL]... [--max-body-mb N] [--max-tokens N]',
   '                   [--request-timeout-s N] [--max-queue N] [--max-connections N]',
   'The API key may also come from the TIDAL_API_KEY environment variable.',
@@ -115,7 +115,8 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     apiKey = env.TIDAL_API_KEY.trim();
   }
   const backend = values.get('--backend');
-  if (backend !== undefined && backend !== 'cpu' && backend !== 'cuda') throw usageError(`--backend must be cpu or cuda, not "${backend}".`);
+  if (backend !== undefined && backend !== 'cpu' && backend !== 'cuda' && backend !== 'webgpu')
+    throw usageError(`--backend must be cpu, cuda or webgpu, not "${backend}".`);
   const host = values.get('--host') ?? '127.0.0.1';
   const port = values.has('--port') ? integer('--port', values.get('--port') as string, 0, 65535) : 8765;
   return {

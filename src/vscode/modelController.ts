@@ -184,6 +184,6 @@ function loadErrorCause(error: unknown, message: string): ModelErrorCause {
  * was read only between passes); the GPU takes the engine's default (2048), where long passes
  * are what makes prefill fast.
  */
-function prefillChunkFor(backend: 'cpu' | 'cuda'): number | undefined {
+function prefillChunkFor(backend: 'cpu' | 'cuda' | 'webgpu'): number | undefined {
   return backend === 'cpu' ? 32 : undefined;
 }

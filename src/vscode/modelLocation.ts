@@ -33,8 +33,8 @@ export function resolveModelLocation(modelPath: string, embeddedModelDir: string
 }
 
 /** The engine backend for the setting: CUDA where it was built and a usable GPU is present. */
-export function engineBackendFor(setting: TidalSettings['backend'], cudaUsable: boolean, compiled: readonly string[]): 'cpu' | 'cuda' {
-  if (setting === 'cuda') return 'cuda';
+export function engineBackendFor(setting: TidalSettings['backend'], cudaUsable: boolean, compiled: readonly string[]): 'cpu' | 'cuda' | 'webgpu' {
+  if (setting === 'cuda' || setting === 'webgpu') return setting;
   if (setting === 'auto' && cudaUsable && compiled.includes('cuda')) return 'cuda';
   return 'cpu';
 }

@@ -32,7 +32,7 @@ export interface SettingsResult {
   problems: string[];
 }
 
-const BACKENDS: readonly BackendSetting[] = ['auto', 'cuda', 'cpu', 'remote'];
+const BACKENDS: readonly BackendSetting[] = ['auto', 'cuda', 'cpu', 'webgpu', 'remote'];
 const MODES: readonly AttentionMode[] = ['full', 'tidal', 'quest'];
 
 export const DEFAULT_SETTINGS: TidalSettings = {

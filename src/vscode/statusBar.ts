@@ -118,7 +118,9 @@ export class TidalStatusBar implements vscode.Disposable {
             ? `GPU (${status.info.cuda.deviceName})`
             : model.loaded.model.backend === 'cuda'
               ? 'GPU'
-              : 'CPU';
+              : model.loaded.model.backend === 'webgpu'
+                ? 'GPU (WebGPU)'
+                : 'CPU';
         tooltip.appendText(`Runs on: ${device}${gpu}`).appendMarkdown('\n\n');
         const repositoryLine = repositoryTooltipLine(repository);
         if (repositoryLine) tooltip.appendText(repositoryLine).appendMarkdown('\n\n');

@@ -167,7 +167,7 @@ test('options: the C++ defaults, ranges and messages', () => {
     [['--load', 'a.tsv', '--model', 'm'], /unknown option --model/],
     [['model'], /unexpected argument 'model'/],
     [['--model'], /option --model needs a value/],
-    [['--model', 'm', '--backend', 'metal'], /--backend takes cpu or cuda/],
+    [['--model', 'm', '--backend', 'metal'], /--backend takes cpu, cuda or webgpu/],
   ];
   for (const [argv, message] of refused) assert.throws(() => parseEvalArgs(argv), message, argv.join(' '));
 });

@@ -25,6 +25,7 @@ namespace tidal {
 
 struct ModelConfig;
 class TensorSource;
+class WebGpuExecutor;  // webgpu/webgpu_tape.h
 
 // Default tokens per prefill pass. On CUDA, long passes are what makes prefill fast (the matrix
 // products and the attention kernel fill the GPU); a cancel still stops a pass within about two
@@ -41,6 +42,8 @@ struct EngineOptions {
   // kCpuPrefillChunk on the CPU). A cancel takes effect between the layers of a pass.
   int64_t prefill_chunk = 0;
   size_t max_kv_bytes = 0;  // KV cache memory cap over all sequences; 0 = none
+  // The device the "webgpu" backend records its ops for (the Node addon supplies one).
+  std::shared_ptr<WebGpuExecutor> webgpu_executor;
 };
 
 struct ModelInfo {

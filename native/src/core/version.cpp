@@ -6,9 +6,9 @@ std::string engine_version() { return TIDAL_VERSION; }
 
 std::vector<std::string> compiled_backends() {
 #ifdef TIDAL_HAVE_CUDA
-  return {"cuda", "cpu"};
+  return {"cuda", "webgpu", "cpu"};
 #else
-  return {"cpu"};
+  return {"webgpu", "cpu"};
 #endif
 }
 

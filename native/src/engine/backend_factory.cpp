@@ -4,6 +4,7 @@
 
 #include "cpu/cpu_backend.h"
 #include "tidal/error.h"
+#include "webgpu/webgpu_backend.h"
 #ifdef TIDAL_HAVE_CUDA
 #include "cuda/cuda_backend.h"
 #endif
@@ -23,13 +24,14 @@ std::unique_ptr<Backend> create_cpu(const ModelConfig& config, const ModelWeight
 }  // namespace
 
 // "cpu" is the default and the reference; "cuda" runs on the GPU or fails with the reason;
+// "webgpu" records the ops for a WebGPU device the caller supplies (EngineOptions::webgpu_executor);
 // "auto" takes the GPU when the cuda backend can run there and falls back to the CPU
 // otherwise (the only case in which the engine falls back).
 std::vector<std::string> available_backends() {
 #ifdef TIDAL_HAVE_CUDA
-  return {"cpu", "cuda", "auto"};
+  return {"cpu", "cuda", "webgpu", "auto"};
 #else
-  return {"cpu"};
+  return {"cpu", "webgpu"};
 #endif
 }
 
@@ -46,6 +48,13 @@ void require_available_backend(const std::string& name) {
 std::unique_ptr<Backend> create_backend(const ModelConfig& config, const ModelWeights& weights,
                                         const EngineOptions& options) {
   require_available_backend(options.backend);
+  if (options.backend == "webgpu") {
+    WebGpuBackendOptions webgpu_options;
+    webgpu_options.executor = options.webgpu_executor;
+    webgpu_options.max_kv_bytes = options.max_kv_bytes;
+    webgpu_options.max_positions = options.max_context;
+    return create_webgpu_backend(config, weights, webgpu_options);
+  }
 #ifdef TIDAL_HAVE_CUDA
   if (options.backend == "cuda" || (options.backend == "auto" && cuda_backend_unavailable_reason().empty())) {
     CudaBackendOptions cuda_options;

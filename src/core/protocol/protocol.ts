@@ -4,7 +4,7 @@ import { RequestType, RequestType0, NotificationType } from 'vscode-jsonrpc';
 
 import type { AttentionOptions, EngineOptions, FinishReason as EngineFinishReason, ModelInfo, SamplingOptions, UsageStats } from '../../native/addon';
 
-export type BackendSetting = 'auto' | 'cuda' | 'cpu' | 'remote';
+export type BackendSetting = 'auto' | 'cuda' | 'cpu' | 'webgpu' | 'remote';
 export type AttentionMode = 'full' | 'tidal' | 'quest';
 
 export interface EngineInfo {

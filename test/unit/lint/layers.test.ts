@@ -40,13 +40,13 @@ test('core/ starts no process', async () => {
   assert.match(errors[0], /starts no process/);
 });
 
-test('host/ may import core/ and native/, not vscode/', async () => {
+test('host/ may import core/, webgpu/ and native/, not vscode/', async () => {
   const allowed =
     "import { buildFimPrompt } from '../core/prompt/fimPrompt';\nimport type { NativeAddon } from '../native/addon';\nexport const probe: [unknown, NativeAddon?] = [buildFimPrompt];\n";
   assert.deepEqual(await layerErrors('src/host/layerProbe.ts', allowed), []);
   const errors = await layerErrors('src/host/layerProbe.ts', "import { activate } from '../vscode/extension';\nexport const probe = activate;\n");
   assert.equal(errors.length, 1);
-  assert.match(errors[0], /src\/host\/ may import only src\/core\/, src\/native\/, itself/);
+  assert.match(errors[0], /src\/host\/ may import only src\/core\/, src\/webgpu\/, src\/native\/, itself/);
 });
 
 test('vscode/ may import vscode and every layer under it', async () => {
@@ -70,4 +70,15 @@ test("the chat panel's script (a browser) may import core/, not the extension or
   assert.equal(errors.length, 2);
   assert.match(errors[0], /imports only core\//);
   assert.match(errors[1], /runs in a browser/);
+});
+
+test('webgpu/ may import only native/', async () => {
+  const code = [
+    "import { ModelSession } from '../host/modelSession';",
+    "import type { NativeAddon } from '../native/addon';",
+    'export const probe: [typeof ModelSession, NativeAddon?] = [ModelSession];',
+  ].join('\n');
+  const errors = await layerErrors('src/webgpu/layerProbe.ts', code);
+  assert.equal(errors.length, 1);
+  assert.match(errors[0], /src\/webgpu\/ may import only src\/native\/, itself/);
 });

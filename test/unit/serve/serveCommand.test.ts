@@ -46,7 +46,7 @@ test('arguments: defaults, key from a file or the environment, clear errors', ()
     assert.throws(() => parseServeArgs(['--model', 'm', '--api-key-file', path.join(dir, 'none')], {}), /Cannot read the API key file/);
     writeFileSync(keyFile, '  \n');
     assert.throws(() => parseServeArgs(['--model', 'm', '--api-key-file', keyFile], {}), /is empty/);
-    assert.throws(() => parseServeArgs(['--model', 'm', '--backend', 'metal'], {}), /cpu or cuda/);
+    assert.throws(() => parseServeArgs(['--model', 'm', '--backend', 'metal'], {}), /cpu, cuda or webgpu/);
     assert.match(exposureWarning(parseServeArgs(['--model', 'm', '--host', '0.0.0.0'], {})) ?? '', /without an API key/);
     assert.equal(exposureWarning(parseServeArgs(['--model', 'm', '--host', '0.0.0.0'], { TIDAL_API_KEY: 'k' })), undefined);
   } finally {

@@ -1,0 +1,3 @@
+export type { KernelProfile } from './tapeRunner';
+export { openWebGpuDevice, WebGpuDevice, WebGpuDeviceOptions, WebGpuUnavailableError } from './webgpuDevice';
+export { withWebGpuDevice } from './engineOptions';

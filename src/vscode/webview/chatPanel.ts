@@ -83,7 +83,18 @@ function renderTurn(turn: Turn, isLast: boolean): HTMLElement {
     body.append(element('span', 'thinking', 'Reading the repository…'));
   }
   article.append(body);
-  if (turn.status === 'error') article.append(element('div', 'error-text', turn.error ?? 'The answer failed.'));
+  if (turn.status === 'error') {
+    const failed = element('div', 'error-text', turn.error ?? 'The answer failed.');
+    // Asking again fails the same way until the model is changed: offer that instead of Regenerate.
+    if (turn.canRetry === false) {
+      const pick = element('button', 'link-button', 'Select Model');
+      pick.type = 'button';
+      pick.dataset.command = 'selectModel';
+      pick.title = 'Choose a model that can answer (Tidal: Select Model)';
+      failed.append(' ', pick);
+    }
+    article.append(failed);
+  }
   const marker = stopMarker(turn);
   if (marker) {
     const note = element('div', 'stop-note', marker);
@@ -399,7 +410,7 @@ modelButton.addEventListener('click', () => send({ type: 'selectModel' }));
 messages.addEventListener('click', (event) => {
   const target = (event.target as HTMLElement).closest('button');
   if (!target) return;
-  if (target.dataset.command === 'regenerate' || target.dataset.command === 'continue') {
+  if (target.dataset.command === 'regenerate' || target.dataset.command === 'continue' || target.dataset.command === 'selectModel') {
     send({ type: target.dataset.command });
     return;
   }

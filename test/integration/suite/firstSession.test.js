@@ -2,10 +2,11 @@
 // VSIX, the fixture workspace open, a question asked in the chat panel, a completion, a bad
 // tidal.modelPath, and the embedded model picked back with Use Embedded. Checked on the way:
 // - every wait shows what is happening: while the chat answers, the panel's status line names
-//   the step (sampled every 100 ms); while a completion runs, the status bar spins;
+//   the step and the status bar spins (sampled every 100 ms); while a completion runs, the
+//   status bar spins;
 // - every error offers an action: the bad path is a notification with Select Model, Open
-//   Setting and Use Embedded, and the chat's answer then fails without Regenerate (asking again
-//   would fail the same way);
+//   Setting and Use Embedded, and the chat's answer then fails with a Select Model button and
+//   without Regenerate (asking again would fail the same way);
 // - the context shown is the context sent: the answer's "Used N files" are the files the engine
 //   host says it put into the prompt (its repository status, its stats, its request log line),
 //   and those are the workspace's files.
@@ -330,6 +331,17 @@ test(
         const shown = normalise(chatSeen.workbench.chatWebviewText);
         assert.ok(shown.includes(normalise(turn.error).slice(0, 60)), `the panel does not show the error: ${shown.slice(-600)}`);
         assert.ok(!/Regenerate/.test(shown), `the panel offers Regenerate after: ${turn.error}`);
+      }
+      // Instead, the failed answer offers what can fix it: Select Model, which opens the picker.
+      const picked = await captureWorkbench('integration-first-session-chat-error-action', {
+        waitForChatView: true,
+        clickInChat: '.error-text button[data-command="selectModel"]',
+        waitForQuickInput: 'Select Model',
+      });
+      if (picked) {
+        assert.equal(picked.clickedInChat, true, 'the failed answer has no Select Model button');
+        assert.match(picked.workbench.quickInput?.title ?? '', /Select Model/, 'Select Model in the failed answer opened no picker');
+        await vscode.commands.executeCommand('workbench.action.closeQuickOpen');
       }
 
       // The notification, on screen with its buttons; the user presses Use Embedded.

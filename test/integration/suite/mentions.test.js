@@ -111,7 +111,8 @@ test(
       const kvCache = new TextDecoder().decode(await vscode.workspace.fs.readFile(vscode.Uri.joinPath(folder.uri, 'src', 'kvCache.ts')));
       assert.ok(before.includes('Attached file src/kvCache.ts:'), 'no header for the attached file');
       assert.ok(before.includes(kvCache.trim()), 'the attached file is not in the prompt whole');
-      assert.ok(before.includes('Attached selection in src/select_top_k.py, lines 1-3:'), `no header for the selection: ${before.slice(0, 400)}`);
+      // The selection ends at column 0 of line 3: that line is not part of it (lines 1-2).
+      assert.ok(before.includes('Attached selection in src/select_top_k.py, lines 1-2:'), `no header for the selection: ${before.slice(0, 400)}`);
       assert.ok(before.includes(selectedText.trim()), 'the selection is not in the prompt');
       assert.ok(before.includes('Problems in src/select_top_k.py (VS Code diagnostics):'), 'no header for the problems');
       assert.ok(before.includes(`src/select_top_k.py:2 error: ${problemMessage} [mentions-test]`), `the problem is not in the prompt: ${before}`);

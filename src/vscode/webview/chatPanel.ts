@@ -4,7 +4,7 @@
 import { parseChatMessage, type ChatToPanel, type PanelToChat, type Turn } from '../../core/chat/chatMessages';
 import { turnAnnouncement } from '../../core/chat/announcements';
 import { offersContinue, offersRegenerate, stopMarker } from '../../core/chat/answerMarkers';
-import { createMarkdownRenderer, type CodeBlock } from './markdown';
+import { createMarkdownRenderer, endsInOpenFence, type CodeBlock } from './markdown';
 import { attachmentLabel, mentionCandidates, mentionQueryAt, type MentionCandidate, type MentionQuery } from '../../core/chat/mentions';
 
 declare function acquireVsCodeApi(): { postMessage(message: unknown): void; getState(): unknown; setState(state: unknown): void };
@@ -79,6 +79,15 @@ function renderTurn(turn: Turn, isLast: boolean): HTMLElement {
     const rendered = renderMarkdown(turn.text);
     body.innerHTML = rendered.html; // markdown-it output: raw HTML escaped, links checked
     codeBlocks.set(turn.id, rendered.codeBlocks);
+    // A block still being written: Copy shows what is there, but Insert, New file and Apply
+    // would put half of it into a file; they wait for the block's closing fence.
+    if (turn.status === 'streaming' && rendered.codeBlocks.length > 0 && endsInOpenFence(turn.text)) {
+      const last = rendered.codeBlocks.length - 1;
+      body.querySelectorAll<HTMLButtonElement>(`button.code-action[data-block="${last}"]:not([data-action="copy"])`).forEach((button) => {
+        button.disabled = true;
+        button.title = `${button.title} (once the block is complete)`;
+      });
+    }
   } else if (turn.status === 'streaming') {
     body.append(element('span', 'thinking', 'Reading the repository…'));
   }

@@ -126,3 +126,25 @@ export function createMarkdownRenderer(): (source: string) => RenderedMarkdown {
     return { html, codeBlocks: blocks };
   };
 }
+
+/**
+ * Whether `text` ends inside a fenced code block (an opening fence not yet closed), as a
+ * streaming answer does while a block is still being written. CommonMark's rule: a fence is 3
+ * or more backticks or tildes after at most 3 spaces; it is closed by a fence of the same
+ * character, at least as long, with nothing after it.
+ */
+export function endsInOpenFence(text: string): boolean {
+  let open: { char: string; length: number } | undefined;
+  for (const line of text.split('\n')) {
+    const fence = /^ {0,3}(`{3,}|~{3,})(.*)$/.exec(line);
+    if (!fence) continue;
+    const [, marks, rest] = fence;
+    if (!open) {
+      if (marks[0] === '`' && rest.includes('`')) continue; // not a fence: an info string may not hold a backtick
+      open = { char: marks[0], length: marks.length };
+    } else if (marks[0] === open.char && marks.length >= open.length && rest.trim() === '') {
+      open = undefined;
+    }
+  }
+  return open !== undefined;
+}

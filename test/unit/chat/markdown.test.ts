@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { createMarkdownRenderer, highlightCode, isSafeLink } from '../../../src/vscode/webview/markdown';
+import { createMarkdownRenderer, endsInOpenFence, highlightCode, isSafeLink } from '../../../src/vscode/webview/markdown';
 import { MAX_INFO_CHARS, MAX_LINE_BEFORE_CHARS } from '../../../src/core/chat/chatMessages';
 
 const render = createMarkdownRenderer();
@@ -212,4 +212,27 @@ test('code block buttons: icons with a label for screen readers and a tooltip, i
     { action: 'newFile', title: 'Open in a new untitled file', label: 'New File' },
     { action: 'apply', title: 'Apply to src/a.ts, then review the change hunk by hunk', label: 'Apply' },
   ]);
+});
+
+test('a streaming answer ends inside a code block until its closing fence arrives', () => {
+  assert.equal(endsInOpenFence(''), false);
+  assert.equal(endsInOpenFence('Use this:\n\n```ts\nconst a = 1;'), true);
+  assert.equal(endsInOpenFence('Use this:\n\n```ts\nconst a = 1;\n``'), true, 'two backticks do not close it');
+  assert.equal(endsInOpenFence('Use this:\n\n```ts\nconst a = 1;\n```'), false);
+  assert.equal(endsInOpenFence('````md\n```ts\nx\n```\n'), true, 'a shorter fence inside a longer one does not close it');
+  assert.equal(endsInOpenFence('````md\n```ts\nx\n```\n````\nafter'), false);
+  assert.equal(endsInOpenFence('~~~\ncode\n```'), true, 'a fence closes only with its own character');
+  assert.equal(endsInOpenFence('~~~\ncode\n~~~~'), false);
+  assert.equal(endsInOpenFence('```ts\ncode\n``` trailing'), true, 'a closing fence has nothing after it');
+  assert.equal(endsInOpenFence('    ```\nindented code, not a fence'), false);
+  assert.equal(endsInOpenFence('``` `inline` ```'), false, 'an info string with a backtick is no fence');
+  // Each prefix of a finished answer: open exactly while inside its one block.
+  const answer = 'Here:\n```py\nprint(1)\n```\nDone.';
+  const close = answer.indexOf('```\nDone');
+  for (let end = 0; end <= answer.length; end++) {
+    const prefix = answer.slice(0, end);
+    // Open from the opening fence's third backtick ("```" alone opens a block) to the closing one's.
+    const inside = end >= answer.indexOf('```py') + 3 && end < close + 3;
+    assert.equal(endsInOpenFence(prefix), inside, JSON.stringify(prefix));
+  }
 });

@@ -7,8 +7,8 @@
 // for the selection that follows (scores [heads][positions]). head_dim <= 256.
 import { groupIndex, paramsStruct } from './common';
 
-export const attentionWgsl = () => `
-${paramsStruct([
+/** The attend command's parameters, as the tape lays them out (every attention kernel reads them). */
+export const ATTEND_FIELDS = [
   'qkv_id',
   'tokens',
   'heads',
@@ -24,7 +24,10 @@ ${paramsStruct([
   'lists_id',
   'list_stride',
   'list_count',
-])}
+];
+
+export const attentionWgsl = () => `
+${paramsStruct(ATTEND_FIELDS)}
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> keys: array<f32>;
 @group(0) @binding(3) var<storage, read> values: array<f32>;

@@ -8,27 +8,11 @@
 // one head. Scores s_i = scale * q.K[pos_i] are kept for a selection layer as in attention.ts.
 // Partials: scratch [heads][partitions][head_dim + 2] (a, then m and l). head_dim <= 256,
 // group <= 8, and group * head_dim <= 1024 (the queries of a workgroup in 4 KiB).
+import { ATTEND_FIELDS } from './attention';
 import { groupIndex, paramsStruct } from './common';
 
-const fields = [
-  'qkv_id',
-  'tokens',
-  'heads',
-  'kv_heads',
-  'head_dim',
-  'start',
-  'k_id',
-  'v_id',
-  'out_id',
-  'scale',
-  'scores_id',
-  'positions',
-  'lists_id',
-  'list_stride',
-  'list_count',
-  'part_size',
-  'partitions',
-];
+// The attend command's parameters, then the split over positions that this kernel adds.
+const fields = [...ATTEND_FIELDS, 'part_size', 'partitions'];
 
 export const decodeAttentionPartsWgsl = () => `
 ${paramsStruct(fields)}

@@ -48,8 +48,12 @@ function columnLoop(type: WeightType): string {
   }`;
 }
 
-export const linearWgsl = (type: WeightType) => `
-${paramsStruct([
+/**
+ * The linear command's parameters (as the tape lays them out) and the bindings every product
+ * kernel reads: the weights as `f32Element` (f32 weights) or `packedElement` (16-bit and block
+ * types), x, y and the bias.
+ */
+export const linearBindings = (type: WeightType, f32Element: string, packedElement: string) => `${paramsStruct([
   'w_id',
   'w_type',
   'rows',
@@ -65,10 +69,13 @@ ${paramsStruct([
   'accumulate',
   'bias_offset',
 ])}
-@group(0) @binding(1) var<storage, read> w: array<${type === 'f32' ? 'f32' : 'u32'}>;
+@group(0) @binding(1) var<storage, read> w: array<${type === 'f32' ? f32Element : packedElement}>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;`;
+
+export const linearWgsl = (type: WeightType) => `
+${linearBindings(type, 'f32', 'u32')}
 var<workgroup> shares: array<f32, 1024>;
 ${groupIndex}
 ${isQuantized(type) ? quantizedWgsl(type) : ''}

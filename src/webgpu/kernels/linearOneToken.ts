@@ -3,7 +3,7 @@
 // time (4 f32, or 8 f16 / bf16 values), consecutive lanes consecutive bytes, then a tree over
 // the lanes adds the 4 rows' shares. Needs cols % 8 == 0 (linear.ts serves the rest).
 import { groupIndex, paramsStruct } from './common';
-import { WeightType } from './linear';
+import { linearBindings, WeightType } from './linear';
 
 function rowLoop(type: WeightType): string {
   if (type === 'f32') {
@@ -32,26 +32,7 @@ function rowLoop(type: WeightType): string {
 }
 
 export const linearOneTokenWgsl = (type: WeightType) => `
-${paramsStruct([
-  'w_id',
-  'w_type',
-  'rows',
-  'cols',
-  'x_id',
-  'x_offset',
-  'x_stride',
-  'y_id',
-  'y_offset',
-  'y_stride',
-  'tokens',
-  'bias_id',
-  'accumulate',
-  'bias_offset',
-])}
-@group(0) @binding(1) var<storage, read> w: array<${type === 'f32' ? 'vec4f' : 'vec4u'}>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
+${linearBindings(type, 'vec4f', 'vec4u')}
 var<workgroup> shares: array<f32, 512>;
 ${groupIndex}
 @compute @workgroup_size(128)

@@ -3,7 +3,7 @@
 // 16, each step's W and x pieces staged in workgroup memory, and each lane accumulates 4 rows x
 // 4 tokens. Pieces past the matrix's edges are zeros. W is f32, or f16 / bf16 read as pairs.
 import { groupIndex, paramsStruct } from './common';
-import { WeightType } from './linear';
+import { linearBindings, WeightType } from './linear';
 import { isQuantized, quantizedWgsl } from './quantized';
 
 export const TILED_ROWS = 64;
@@ -46,26 +46,7 @@ function loadWeights(type: WeightType): string {
 }
 
 export const linearTiledWgsl = (type: WeightType) => `
-${paramsStruct([
-  'w_id',
-  'w_type',
-  'rows',
-  'cols',
-  'x_id',
-  'x_offset',
-  'x_stride',
-  'y_id',
-  'y_offset',
-  'y_stride',
-  'tokens',
-  'bias_id',
-  'accumulate',
-  'bias_offset',
-])}
-@group(0) @binding(1) var<storage, read> w: array<${type === 'f32' ? 'f32' : 'u32'}>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
+${linearBindings(type, 'f32', 'u32')}
 var<workgroup> w_tile: array<f32, 1088>;  // [64 rows][16 + 1]
 var<workgroup> x_tile: array<f32, 1088>;  // [64 tokens][16 + 1]
 ${groupIndex}

@@ -6,6 +6,7 @@
 // each K/V row is read once per 64 tokens instead of once per token. Each lane keeps its q and
 // its running max, sum and output in registers; a tile's scores are exponentiated against the
 // tile's max once (the online softmax). Generated per head_dim (<= 128).
+import { ATTEND_FIELDS } from './attention';
 import { groupIndex, paramsStruct } from './common';
 
 export const PREFILL_TOKENS = 64;
@@ -15,23 +16,7 @@ export const prefillTile = (headDim: number) => Math.min(64, Math.floor(2048 / h
 export const prefillAttentionWgsl = (headDim: number) => {
   const tile = prefillTile(headDim);
   return `
-${paramsStruct([
-  'qkv_id',
-  'tokens',
-  'heads',
-  'kv_heads',
-  'head_dim',
-  'start',
-  'k_id',
-  'v_id',
-  'out_id',
-  'scale',
-  'scores_id',
-  'positions',
-  'lists_id',
-  'list_stride',
-  'list_count',
-])}
+${paramsStruct(ATTEND_FIELDS)}
 const HD: u32 = ${headDim}u;
 const TILE: u32 = ${tile}u;
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;

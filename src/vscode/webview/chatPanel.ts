@@ -96,11 +96,7 @@ function renderTurn(turn: Turn, isLast: boolean): HTMLElement {
     const failed = element('div', 'error-text', turn.error ?? 'The answer failed.');
     // Asking again fails the same way until the model is changed: offer that instead of Regenerate.
     if (turn.canRetry === false) {
-      const pick = element('button', 'link-button', 'Select Model');
-      pick.type = 'button';
-      pick.dataset.command = 'selectModel';
-      pick.title = 'Choose a model that can answer (Tidal: Select Model)';
-      failed.append(' ', pick);
+      failed.append(' ', commandButton('Select Model', 'selectModel', 'Choose a model that can answer (Tidal: Select Model)'));
     }
     article.append(failed);
   }
@@ -109,11 +105,7 @@ function renderTurn(turn: Turn, isLast: boolean): HTMLElement {
     const note = element('div', 'stop-note', marker);
     note.setAttribute('role', 'note');
     if (offersContinue(turn, isLast)) {
-      const more = element('button', 'link-button', 'Continue');
-      more.type = 'button';
-      more.dataset.command = 'continue';
-      more.title = 'Go on with this answer where it stopped';
-      note.append(' ', more);
+      note.append(' ', commandButton('Continue', 'continue', 'Go on with this answer where it stopped'));
     }
     article.append(note);
   }
@@ -124,14 +116,19 @@ function renderTurn(turn: Turn, isLast: boolean): HTMLElement {
   const meta = describeMeta(turn);
   if (meta) footer.append(element('span', 'meta', meta));
   if (offersRegenerate(turn, isLast)) {
-    const again = element('button', 'link-button', 'Regenerate');
-    again.type = 'button';
-    again.dataset.command = 'regenerate';
-    again.title = 'Answer the last question again';
-    footer.append(again);
+    footer.append(commandButton('Regenerate', 'regenerate', 'Answer the last question again'));
   }
   if (footer.childElementCount > 0) article.append(footer);
   return article;
+}
+
+/** A link-styled button of the answer that sends `command` to the extension (the click handler below). */
+function commandButton(label: string, command: 'regenerate' | 'continue' | 'selectModel', title: string): HTMLButtonElement {
+  const button = element('button', 'link-button', label);
+  button.type = 'button';
+  button.dataset.command = command;
+  button.title = title;
+  return button;
 }
 
 /** "Used N files": the repository files in the answer's prompt, each a button that opens it. */

@@ -14,7 +14,7 @@ const vscode = require('vscode');
 const { holdEngine } = require('./engineHold');
 const { test, waitFor, captureWorkbench } = require('./harness');
 
-/** @typedef {import('../../../src/extension/extension').TidalApi} TidalApi */
+/** @typedef {import('../../../src/vscode/testApi').TidalApi} TidalApi */
 
 async function tidalApi() {
   const extension = vscode.extensions.getExtension('tidal-code.tidal-code');

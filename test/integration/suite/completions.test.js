@@ -16,7 +16,7 @@ const { test, waitFor, captureWorkbench } = require('./harness');
 
 const EXTENSION_ID = 'tidal-code.tidal-code';
 
-/** @returns {Promise<import('../../../src/extension/extension').TidalApi>} */
+/** @returns {Promise<import('../../../src/vscode/testApi').TidalApi>} */
 async function tidalApi() {
   const extension = vscode.extensions.getExtension(EXTENSION_ID);
   assert.ok(extension, `extension ${EXTENSION_ID} is not installed in this VS Code`);

@@ -21,7 +21,7 @@ function tidalExtension() {
   return extension;
 }
 
-/** @returns {Promise<import('../../../src/extension/extension').TidalApi>} */
+/** @returns {Promise<import('../../../src/vscode/testApi').TidalApi>} */
 const tidalApi = () => tidalExtension().activate();
 const tidal = () => vscode.workspace.getConfiguration('tidal');
 

@@ -10,7 +10,7 @@ const { test, waitFor, captureWorkbench } = require('./harness');
 
 const EXTENSION_ID = 'tidal-code.tidal-code';
 
-/** @typedef {import('../../../src/extension/extension').TidalApi} TidalApi */
+/** @typedef {import('../../../src/vscode/testApi').TidalApi} TidalApi */
 
 function tidalExtension() {
   const extension = vscode.extensions.getExtension(EXTENSION_ID);

@@ -12,16 +12,10 @@ const os = require('node:os');
 const path = require('node:path');
 const vscode = require('vscode');
 
-const { test, waitFor, captureWorkbench } = require('./harness');
+const { test, waitFor, captureWorkbench, tidalApi } = require('./harness');
 
 const MODEL_ERROR_ACTIONS = ['Select Model', 'Open Setting', 'Use Embedded'];
 const EMBEDDED_MODEL = path.resolve(__dirname, '..', '..', '..', 'models', 'tidal-code-mini');
-
-async function tidalApi() {
-  const extension = vscode.extensions.getExtension('tidal-code.tidal-code');
-  assert.ok(extension, 'the Tidal extension is not installed');
-  return extension.activate();
-}
 
 const modelPathSetting = () => vscode.workspace.getConfiguration('tidal').inspect('modelPath');
 

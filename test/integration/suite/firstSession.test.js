@@ -19,7 +19,7 @@ const path = require('node:path');
 const vscode = require('vscode');
 
 const { holdEngine } = require('./engineHold');
-const { test, waitFor, captureWorkbench } = require('./harness');
+const { test, waitFor, captureWorkbench, tidalApi } = require('./harness');
 
 const MODEL_ERROR_ACTIONS = ['Select Model', 'Open Setting', 'Use Embedded'];
 /** Tokens per chat answer here: enough to see it stream, few enough for the CPU. */
@@ -27,13 +27,6 @@ const ANSWER_TOKENS = 32;
 const SAMPLE_MS = 100;
 
 /** @typedef {import('../../../src/vscode/testApi').TidalApi} TidalApi */
-
-/** @returns {Promise<TidalApi>} */
-async function tidalApi() {
-  const extension = vscode.extensions.getExtension('tidal-code.tidal-code');
-  assert.ok(extension, 'the Tidal extension is not installed');
-  return extension.activate();
-}
 
 const tidal = () => vscode.workspace.getConfiguration('tidal');
 const normalise = (text) => text.replace(/\s+/g, ' ').trim();

@@ -11,6 +11,7 @@
 //   TIDAL_TEST_CHECKPOINTS  folder for screenshot requests to the runner (absent: no screenshots)
 'use strict';
 
+const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -151,4 +152,14 @@ async function captureWorkbench(
   return response;
 }
 
-module.exports = { test, runRegisteredTests, waitFor, captureWorkbench };
+/**
+ * The Tidal extension's test API (activating the extension if it is not yet).
+ * @returns {Promise<import('../../../src/vscode/testApi').TidalApi>}
+ */
+async function tidalApi() {
+  const extension = require('vscode').extensions.getExtension('tidal-code.tidal-code');
+  assert.ok(extension, 'the Tidal extension is not installed');
+  return extension.activate();
+}
+
+module.exports = { test, runRegisteredTests, waitFor, captureWorkbench, tidalApi };

@@ -12,7 +12,7 @@ const vscode = require('vscode');
 
 const { test, waitFor, captureWorkbench } = require('./harness');
 
-/** @typedef {import('../../../src/extension/extension').TidalApi} TidalApi */
+/** @typedef {import('../../../src/vscode/testApi').TidalApi} TidalApi */
 
 async function tidalApi() {
   const extension = vscode.extensions.getExtension('tidal-code.tidal-code');

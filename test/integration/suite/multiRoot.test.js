@@ -8,16 +8,9 @@
 const assert = require('node:assert/strict');
 const vscode = require('vscode');
 
-const { test, waitFor, captureWorkbench } = require('./harness');
+const { test, waitFor, captureWorkbench, tidalApi } = require('./harness');
 
 /** @typedef {import('../../../src/vscode/testApi').TidalApi} TidalApi */
-
-/** @returns {Promise<TidalApi>} */
-async function tidalApi() {
-  const extension = vscode.extensions.getExtension('tidal-code.tidal-code');
-  assert.ok(extension, 'the Tidal extension is not installed');
-  return extension.activate();
-}
 
 const tidal = () => vscode.workspace.getConfiguration('tidal');
 const normalise = (text) => text.replace(/\s+/g, ' ').trim();

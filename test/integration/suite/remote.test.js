@@ -8,14 +8,8 @@ const assert = require('node:assert/strict');
 const vscode = require('vscode');
 
 const { holdEngine } = require('./engineHold');
-const { test, waitFor } = require('./harness');
+const { test, waitFor, tidalApi } = require('./harness');
 const { startServer } = require('./tidalServe');
-
-async function tidalApi() {
-  const extension = vscode.extensions.getExtension('tidal-code.tidal-code');
-  assert.ok(extension, 'the Tidal extension is not installed');
-  return extension.activate();
-}
 
 /** Resolves with `promise`, or rejects with `message` once `ms` have passed (a failure guard). */
 function within(promise, ms, message) {

@@ -9,16 +9,9 @@ const assert = require('node:assert/strict');
 const vscode = require('vscode');
 
 const { withFakeServer } = require('./fakeServer');
-const { test, waitFor } = require('./harness');
+const { test, waitFor, tidalApi } = require('./harness');
 
 /** @typedef {import('../../../src/vscode/testApi').TidalApi} TidalApi */
-
-/** @returns {Promise<TidalApi>} */
-async function tidalApi() {
-  const extension = vscode.extensions.getExtension('tidal-code.tidal-code');
-  assert.ok(extension, 'the Tidal extension is not installed');
-  return extension.activate();
-}
 
 /** The vendor "tidal" models vscode.lm offers once `accept` takes one of them. */
 async function offered(accept) {

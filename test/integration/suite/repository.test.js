@@ -7,13 +7,7 @@
 const assert = require('node:assert/strict');
 const vscode = require('vscode');
 
-const { test, waitFor } = require('./harness');
-
-async function tidalApi() {
-  const extension = vscode.extensions.getExtension('tidal-code.tidal-code');
-  assert.ok(extension, 'the Tidal extension is not installed');
-  return extension.activate();
-}
+const { test, waitFor, tidalApi } = require('./harness');
 
 const PROGRESS = /^\$\(sync~spin\) Tidal: (reading repository…|context [\d.]+K?\/[\d.]+K? tokens(, \d+ (s|min) left)?)/;
 

@@ -13,16 +13,9 @@ const assert = require('node:assert/strict');
 const vscode = require('vscode');
 
 const { withFakeServer } = require('./fakeServer');
-const { test, waitFor, captureWorkbench } = require('./harness');
+const { test, waitFor, captureWorkbench, tidalApi } = require('./harness');
 
-/** @typedef {import('../../../src/extension/extension').TidalApi} TidalApi */
-
-/** @returns {Promise<TidalApi>} */
-async function tidalApi() {
-  const extension = vscode.extensions.getExtension('tidal-code.tidal-code');
-  assert.ok(extension, 'the Tidal extension is not installed');
-  return extension.activate();
-}
+/** @typedef {import('../../../src/vscode/testApi').TidalApi} TidalApi */
 
 async function openFixture(relative) {
   const folder = vscode.workspace.workspaceFolders[0];

@@ -10,16 +10,9 @@ const assert = require('node:assert/strict');
 const vscode = require('vscode');
 
 const { withFakeServer } = require('./fakeServer');
-const { test, waitFor } = require('./harness');
+const { test, waitFor, tidalApi } = require('./harness');
 
 /** @typedef {import('../../../src/vscode/testApi').TidalApi} TidalApi */
-
-/** @returns {Promise<TidalApi>} */
-async function tidalApi() {
-  const extension = vscode.extensions.getExtension('tidal-code.tidal-code');
-  assert.ok(extension, 'the Tidal extension is not installed');
-  return extension.activate();
-}
 
 const occurrences = (text, part) => text.split(part).length - 1;
 

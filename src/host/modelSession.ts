@@ -77,12 +77,18 @@ function withSeed(sampling: SamplingOptions | undefined): SamplingOptions | unde
   return { ...sampling, seed: randomInt(DRAWN_SEED_LIMIT) };
 }
 
-/** The file paths of a repository layout's blocks (keyed `path#digest`), in order. */
-function blockPaths(blocks: readonly PromptBlock[]): string[] {
-  return blocks.map((block) => {
-    const hash = block.key.lastIndexOf('#');
-    return hash > 0 ? block.key.slice(0, hash) : block.key;
-  });
+/**
+ * The repository files in a chat prompt, in order: the host's repository part (its blocks are
+ * keyed `path#digest`, one per file), else the files the request carried. Only chat results
+ * carry them, so completions (one per keystroke) do not build the list.
+ */
+function contextPathsOf(params: GenerateParams, prompt: BuiltPrompt): string[] {
+  if (prompt.blocks.length > 0)
+    return prompt.blocks.map((block) => {
+      const hash = block.key.lastIndexOf('#');
+      return hash > 0 ? block.key.slice(0, hash) : block.key;
+    });
+  return params.kind !== 'raw' && !params.repository ? (params.repositoryContext ?? []).map((file) => file.path) : [];
 }
 
 function concatTokens(head: Int32Array, tail: readonly number[]): Int32Array {
@@ -97,7 +103,6 @@ interface BuiltPrompt extends PromptLayout {
   stopTokens: number[];
   repositoryTokens: number;
   files: number; // repository files in the prompt
-  paths: string[]; // their paths, in prompt order
 }
 
 // What identifies a model for the stored KV: its files (path, size, modification time) and the
@@ -239,7 +244,6 @@ export class ModelSession {
     let blocks: readonly PromptBlock[] = [];
     let repositoryTokens = 0;
     let files = 0;
-    let paths: string[] = [];
     const hostRepository = params.kind !== 'raw' && params.repository === true ? this.repository.promptPart(params.kind) : undefined;
     switch (params.kind) {
       case 'chat': {
@@ -255,7 +259,6 @@ export class ModelSession {
           blocks = hostRepository.blocks;
           repositoryTokens = hostRepository.tokens.length;
           files = hostRepository.files;
-          paths = blockPaths(hostRepository.blocks);
           break;
         }
         // [repository files, as completions render them][conversation]: the shared prefix
@@ -267,7 +270,6 @@ export class ModelSession {
           break;
         }
         files = repoFiles.length;
-        paths = repoFiles.map((file) => file.path);
         tokens = encodePromptParts(
           repoParts,
           (part) => this.encodeCached(part),
@@ -299,7 +301,6 @@ export class ModelSession {
             blocks = repository.blocks;
             repositoryTokens = repository.tokens.length;
             files = repository.files;
-            paths = blockPaths(repository.blocks);
           } else {
             tokens = tailTokens;
             if (bos !== undefined) tokens.unshift(bos);
@@ -312,7 +313,6 @@ export class ModelSession {
             repositoryContext: params.repositoryContext,
           });
           files = params.repositoryContext?.length ?? 0;
-          paths = (params.repositoryContext ?? []).map((file) => file.path);
           tokens = encodePromptParts(
             parts,
             (text) => this.encodeCached(text),
@@ -343,7 +343,7 @@ export class ModelSession {
         `The prompt has ${tokens.length} tokens but the model's context holds ${maxContext}. ` + 'Lower tidal.context.maxTokens, or shorten the conversation.',
       );
     }
-    return { tokens: tokens instanceof Int32Array ? tokens : Int32Array.from(tokens), blocks, stopTokens: [...stopTokens], repositoryTokens, files, paths };
+    return { tokens: tokens instanceof Int32Array ? tokens : Int32Array.from(tokens), blocks, stopTokens: [...stopTokens], repositoryTokens, files };
   }
 
   // The cursor window's parts, each text part encoded on its own. The prefix is split at its
@@ -526,7 +526,7 @@ export class ModelSession {
         recomputedTokens: prepared.recomputedTokens,
         repositoryTokens: prompt.repositoryTokens,
         contextFiles: prompt.files,
-        ...(params.kind === 'chat' ? { contextPaths: prompt.paths } : {}),
+        ...(params.kind === 'chat' ? { contextPaths: contextPathsOf(params, prompt) } : {}),
         timings: {
           queuedMs: started - enqueued,
           hostMs: buildMs + prepared.planMs,

@@ -3,7 +3,9 @@
 # git through /.carry/ in .git/info/exclude; name .carry/webgpu in the run's carry): Node (English
 # ICU data only, stripped, xz), the native addon with the CUDA and webgpu backends (stripped, xz),
 # the bundled benchmark, the `webgpu` package's dawn.node for linux-x64 (xz) and the Vulkan loader
-# (libvulkan1 .deb; the GPU machine has NVIDIA's driver but may lack the loader). From the
+# (libvulkan1 and the GL vendor-neutral libraries as .debs: NVIDIA's Vulkan driver is
+# libGLX_nvidia.so.0, which needs libGLdispatch; the GPU machine has the driver but may lack
+# the loaders). From the
 # repository root, where nvcc is:
 #
 #   bash bench/webgpu/pack.sh            # build the addon, bundle, pack; print what will travel
@@ -44,7 +46,7 @@ case ",$BACKENDS," in
   *) echo "pack: $ADDON lacks the cuda or webgpu backend ($BACKENDS); build it here, where nvcc is" >&2; exit 1 ;;
 esac
 strip --strip-unneeded -o "$CARRY/tidal_native.node" "$ADDON"
-xz -9e --x86 -f "$CARRY/tidal_native.node"
+xz --x86 --lzma2=preset=9e -f "$CARRY/tidal_native.node"
 
 node_modules/.bin/esbuild bench/webgpu/decodeStep.ts --bundle --platform=node --format=cjs --target=node20 \
   --external:webgpu --outfile="$CARRY/decode-step.js" --log-level=warning
@@ -52,16 +54,16 @@ node_modules/.bin/esbuild bench/webgpu/decodeStep.ts --bundle --platform=node --
 mkdir -p "$CARRY/webgpu"
 cp node_modules/webgpu/index.js node_modules/webgpu/package.json "$CARRY/webgpu/"
 if [ ! -f "$CARRY/webgpu/dawn.node.xz" ] || [ node_modules/webgpu/dist/linux-x64/dawn.node -nt "$CARRY/webgpu/dawn.node.xz" ]; then
-  xz -9e --x86 -T2 -c node_modules/webgpu/dist/linux-x64/dawn.node > "$CARRY/webgpu/dawn.node.xz"
+  xz --x86 --lzma2=preset=9e -T2 -c node_modules/webgpu/dist/linux-x64/dawn.node > "$CARRY/webgpu/dawn.node.xz"
 fi
 
 # The Vulkan loader, for amd64 whatever this machine is (the GPU machine's notes say how).
-if ! ls "$CARRY"/libvulkan1_*.deb >/dev/null 2>&1; then
+if ! ls "$CARRY"/libglvnd0_*.deb >/dev/null 2>&1; then
   LISTS=$(mktemp -d /tmp/tidal-apt-XXXXXX)
   mkdir -p "$LISTS/partial"
   APT_OPTS=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists="$LISTS")
   apt-get "${APT_OPTS[@]}" update -qq
-  (cd "$CARRY" && apt-get "${APT_OPTS[@]}" download libvulkan1)
+  (cd "$CARRY" && apt-get "${APT_OPTS[@]}" download libvulkan1 libglvnd0 libegl1 libgl1 libglx0 libopengl0 libgles2)
   rm -rf "$LISTS"
 fi
 

@@ -34,10 +34,11 @@ cp "$CARRY/decode-step.js" "$WORK/bin/"
 cp "$CARRY/webgpu/index.js" "$CARRY/webgpu/package.json" "$WORK/bin/node_modules/webgpu/"
 unxz "$CARRY/webgpu/dawn.node.xz" "$WORK/bin/node_modules/webgpu/dist/linux-x64/dawn.node"
 
-# Vulkan: the loader from the carried .deb when the machine has none; NVIDIA's ICD file where
+# Vulkan: the loader and libglvnd (which NVIDIA's Vulkan driver needs) from the carried .debs
+# when the machine lacks them; NVIDIA's ICD file where
 # the loader does not find it by itself.
-if ! ldconfig -p | grep -q 'libvulkan.so.1'; then
-  for deb in "$CARRY"/libvulkan1_*.deb; do dpkg -x "$deb" /; done
+if ! ldconfig -p | grep -q 'libvulkan.so.1' || ! ldconfig -p | grep -q 'libGLdispatch.so.0'; then
+  for deb in "$CARRY"/*.deb; do dpkg -x "$deb" /; done
   ldconfig
 fi
 ICD=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json

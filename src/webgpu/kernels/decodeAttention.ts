@@ -64,7 +64,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) groups: vec3
     if (j < last) {
       position = select(j, u32(lists[first_head * p.list_stride + j]), listed);
       let row = position * kv_size + base;
+      // Zeroed by hand: Dawn's compiler kept a loop-scoped array's values from the previous tile.
       var dots: array<f32, 8>;
+      for (var g = 0u; g < 8u; g++) { dots[g] = 0.0; }
       for (var d = 0u; d < p.head_dim; d += 4u) {
         let k = keys[(row + d) / 4u];
         for (var g = 0u; g < served; g++) {

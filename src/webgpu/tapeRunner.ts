@@ -316,9 +316,10 @@ export class TapeRunner {
     const owners = listed ? heads : kvHeads;
     const scores = args[10] === 0 ? this.absentWrite : this.buffer(args[10]);
     const lists = listed ? this.buffer(args[12]) : this.absentRead;
+    const served = listed ? 1 : heads / kvHeads;
     this.launch(
-      'decodeAttentionParts',
-      decodeAttentionPartsWgsl,
+      `decodeAttentionParts-${served}-${headDim}`,
+      () => decodeAttentionPartsWgsl(served, headDim),
       params,
       [this.buffer(args[0]), this.buffer(args[6]), this.buffer(args[7]), this.partials, scores, lists],
       owners * partitions,

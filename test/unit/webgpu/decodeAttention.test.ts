@@ -2,7 +2,8 @@
 // the device against a float64 reference, for partition sizes the engine picks at contexts that
 // the fixture models never reach: one partial tile (32 positions), one full tile (128), and
 // several tiles per partition (160: a full tile and a partial one; 256 and 512: full tiles), each
-// over the dense prefix and over per-head position lists. Random queries, keys and values; the
+// over the dense prefix and over per-head position lists, and more partitions than the combine
+// kernel takes in one chunk. Random queries, keys and values; the
 // output buffer starts as NaN.
 import assert from 'node:assert/strict';
 import { test, TestContext } from 'node:test';
@@ -64,6 +65,8 @@ function reference(c: Case, q: Float32Array, keys: Float32Array, values: Float32
   }
   return out;
 }
+
+const pipelines = new Map<string, GPUComputePipeline>();
 
 async function run(device: GPUDevice, c: Case, seed: number): Promise<void> {
   const next = random(seed);
@@ -127,10 +130,18 @@ async function run(device: GPUDevice, c: Case, seed: number): Promise<void> {
   const encoder = device.createCommandEncoder();
   const pass = encoder.beginComputePass();
   for (const [source, bindings, groups] of [
-    [decodeAttentionPartsWgsl(), [...inputs, partials, scores, listBuffer], (c.listed ? c.heads : c.kvHeads) * partitions],
+    [
+      decodeAttentionPartsWgsl(c.listed ? 1 : c.heads / c.kvHeads, c.headDim),
+      [...inputs, partials, scores, listBuffer],
+      (c.listed ? c.heads : c.kvHeads) * partitions,
+    ],
     [decodeAttentionCombineWgsl(), [partials, out], c.heads],
   ] as const) {
-    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: source }), entryPoint: 'main' } });
+    let pipeline = pipelines.get(source);
+    if (!pipeline) {
+      pipeline = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: source }), entryPoint: 'main' } });
+      pipelines.set(source, pipeline);
+    }
     const entries = [uniform, ...bindings].map((b, binding) => ({ binding, resource: { buffer: b } }));
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
@@ -164,7 +175,10 @@ test('split one-token attention matches float64 for every partition shape (parti
     [8, 2, 32],
     [4, 1, 128],
     [6, 6, 64],
+    [2, 1, 256],
   ])
     for (const partition of [32, 128, 160, 256, 512])
       for (const listed of [false, true]) await run(device, { heads, kvHeads, headDim, positions: 700, partition, listed }, seed++);
+  // More partitions than the combine's chunk of 256.
+  await run(device, { heads: 4, kvHeads: 2, headDim: 64, positions: 9000, partition: 32, listed: false }, seed++);
 });

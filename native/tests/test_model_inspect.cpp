@@ -248,9 +248,10 @@ TIDAL_TEST(inspect_reports_gguf_problems_by_kind) {
   CHECK_EQ(ok.tokenizer_tokens, int64_t(64));
   CHECK_EQ(ok.dtypes.size(), size_t(3));
   CHECK_EQ(ok.dtypes[0], std::string("F32"));
-  // A Q4_K matrix stays in its blocks on the CPU; the GPU holds bf16, 2 bytes a value.
+  // A Q4_K matrix stays in its blocks on the CPU and on the GPU; everything else is bf16 on
+  // the GPU, 2 bytes a value (the F16 embedding too).
   CHECK_EQ(ok.loaded_weight_bytes, ok.weight_bytes);
-  CHECK_EQ(ok.gpu_weight_bytes, uint64_t(ok.parameters) * 2);
+  CHECK_EQ(ok.gpu_weight_bytes, uint64_t(ok.parameters - 256 * 256) * 2 + 256 * 144);
 
   tidal_test::write_bytes(dir.file("q2k.gguf"), image("qwen2", tidal_test::kGgmlQ2_K, 64));
   CHECK_PROBLEM(tidal::inspect_model(dir.file("q2k.gguf")), ModelProblemKind::Unsupported, "stores tensors as Q2_K");

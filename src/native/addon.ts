@@ -194,7 +194,7 @@ export interface ModelInspection {
   parameters: number;
   weightBytes: number; // tensor bytes as stored
   loadedWeightBytes: number; // once loaded on the CPU (quantised GGUF matrices stay in their blocks)
-  gpuWeightBytes: number; // once loaded on the GPU (bf16, 2 bytes a value)
+  gpuWeightBytes: number; // once loaded on the GPU (Q8_0 / Q4_K / Q6_K matrices in their blocks, the rest bf16)
   tokenizerTokens: number; // GGUF tokenizer.ggml.tokens entries; 0 for a folder
   problems: ModelProblem[]; // empty: the engine can load the model
 }

@@ -5,17 +5,19 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 
-import { CATALOGUE, catalogueFacts, catalogueFolder, CatalogueModel, isModelFile } from '../core/models/catalogue';
+import { CATALOGUE, catalogueFacts, catalogueFolder, CatalogueModel, isModelFile, recommendedModel } from '../core/models/catalogue';
 import { discardPartialDownload, downloadModel } from '../core/models/downloader';
 import { DEFAULT_HUB_URL } from '../core/models/hubClient';
 import { tidalErrorCode } from '../native/errors';
-import { formatBytes } from '../core/models/modelShape';
-import { catalogueDescription, downloadState, partialBytes, progressMessage } from '../core/models/modelStore';
+import { formatBytes, KvFormat } from '../core/models/modelShape';
+import { catalogueDescription, downloadState, MemoryRoom, partialBytes, progressMessage } from '../core/models/modelStore';
 import { validateModel, ValidationResult } from '../core/models/validate';
 import { bundledAddon, type ModelReader } from '../native/addon';
 
 export interface ModelPickerOptions {
-  // Free memory of the GPU the engine runs on, when known (bytes).
+  // Free memory of the GPU the engine runs on, when known (bytes). Default: where tidal.backend
+  // is auto or cuda and the addon finds a usable CUDA device, that device's memory (the
+  // engine unloads the current model before it loads the next, so all of it is the room).
   gpuFreeBytes?: () => Promise<number | undefined>;
   // Reads the picked model (the engine's inspectModel). Default: the addon beside the
   // extension; where there is none, models are applied with a warning and checked on load.
@@ -25,6 +27,19 @@ export interface ModelPickerOptions {
 interface PickItem extends vscode.QuickPickItem {
   action?: 'embedded' | 'folder' | 'gguf' | 'catalogue';
   model?: CatalogueModel;
+}
+
+async function cudaDeviceBytes(reader: ModelReader | undefined): Promise<number | undefined> {
+  const backend = vscode.workspace.getConfiguration('tidal').get<string>('backend', 'auto');
+  if (backend !== 'auto' && backend !== 'cuda') return undefined;
+  const addon = reader ?? bundledAddon().addon;
+  if (!addon || !('probeCuda' in addon)) return undefined;
+  const probe = (addon as { probeCuda(): { usable: boolean; memoryTotalGiB: number } }).probeCuda();
+  return probe.usable && probe.memoryTotalGiB > 0 ? probe.memoryTotalGiB * 2 ** 30 : undefined;
+}
+
+function gpuRoom(options: ModelPickerOptions): Promise<number | undefined> {
+  return (options.gpuFreeBytes ?? (() => cudaDeviceBytes(options.reader)))().catch(() => undefined);
 }
 
 function settings() {
@@ -72,7 +87,7 @@ async function validateAndApply(
   options: ModelPickerOptions,
 ): Promise<string | undefined | 'again'> {
   const { contextTokens } = settings();
-  const gpuFreeBytes = await options.gpuFreeBytes?.().catch(() => undefined);
+  const gpuFreeBytes = await gpuRoom(options);
   const bundled = options.reader ? { addon: options.reader, error: undefined } : bundledAddon();
   let result: ValidationResult;
   try {
@@ -163,8 +178,13 @@ async function download(context: vscode.ExtensionContext, model: CatalogueModel,
   }
 }
 
-function buildItems(context: vscode.ExtensionContext): PickItem[] {
+function buildItems(context: vscode.ExtensionContext, gpuFreeBytes: number | undefined): PickItem[] {
   const { modelPath, contextTokens, hubUrl } = settings();
+  // Where the engine would run: the GPU's free memory and a bf16 KV cache there, else the
+  // machine's free memory and an f32 one.
+  const room: MemoryRoom = gpuFreeBytes !== undefined ? { freeBytes: gpuFreeBytes, where: 'GPU' } : { freeBytes: os.freemem(), where: 'memory' };
+  const kvFormat: KvFormat = room.where === 'GPU' ? 'bf16' : 'f32';
+  const recommended = recommendedModel(contextTokens, room.freeBytes, kvFormat);
   const folder = modelsFolder(context);
   const current = (p: string) => (p === modelPath ? '$(check) ' : '');
   const items: PickItem[] = [
@@ -185,10 +205,13 @@ function buildItems(context: vscode.ExtensionContext): PickItem[] {
   items.push({ label: `Recommended (from ${host})`, kind: vscode.QuickPickItemKind.Separator });
   for (const model of CATALOGUE) {
     const state = downloadState(folder, model);
-    const facts = catalogueFacts(model, contextTokens);
+    const facts = catalogueFacts(model, contextTokens, kvFormat);
     items.push({
       label: `${current(catalogueFolder(folder, model))}${state === 'downloaded' ? '$(pass-filled)' : '$(cloud-download)'} ${model.label}`,
-      description: catalogueDescription(model, facts, state, state === 'partial' ? partialBytes(folder, model) : 0),
+      description: catalogueDescription(model, facts, state, state === 'partial' ? partialBytes(folder, model) : 0, {
+        ...room,
+        recommended: model === recommended,
+      }),
       detail: `${model.repo}: ${model.description}`,
       action: 'catalogue',
       model,
@@ -204,8 +227,9 @@ export async function selectModel(
   log: vscode.LogOutputChannel,
   options: ModelPickerOptions = {},
 ): Promise<string | undefined> {
+  const gpuFreeBytes = await gpuRoom(options);
   for (;;) {
-    const picked = await vscode.window.showQuickPick(buildItems(context), {
+    const picked = await vscode.window.showQuickPick(buildItems(context, gpuFreeBytes), {
       title: 'Tidal: Select Model',
       placeHolder: 'The model for completions and chat',
       matchOnDescription: true,

@@ -4,7 +4,7 @@
 import * as path from 'node:path';
 
 import type { HubFile } from './hubClient';
-import { estimateMemory, MemoryEstimate, ModelShape, parameterCount } from './modelShape';
+import { estimateMemory, fitsIn, KvFormat, MemoryEstimate, ModelShape, parameterCount } from './modelShape';
 
 export interface CatalogueModel {
   id: string; // short id, also the folder name under the models folder
@@ -80,11 +80,23 @@ export interface CatalogueFacts {
   memory: MemoryEstimate;
 }
 
-// Parameters, download size and the memory to run at `contextTokens` (0: the model's maximum).
-export function catalogueFacts(model: CatalogueModel, contextTokens: number): CatalogueFacts {
+// Parameters, download size and the memory to run at `contextTokens` (0: the model's maximum),
+// with the KV cache as the backend keeps it (bf16 on a GPU, f32 on the CPU).
+export function catalogueFacts(model: CatalogueModel, contextTokens: number, kvFormat: KvFormat = 'f32'): CatalogueFacts {
   const parameters = parameterCount(model.shape);
   const weightBytes = parameters * model.bytesPerParameter;
-  return { parameters, downloadBytes: weightBytes + model.tokenizerBytes, memory: estimateMemory(model.shape, weightBytes, contextTokens) };
+  return { parameters, downloadBytes: weightBytes + model.tokenizerBytes, memory: estimateMemory(model.shape, weightBytes, contextTokens, kvFormat) };
+}
+
+// The catalogue model to recommend for `freeBytes` of memory (the GPU's where the engine runs
+// on one): the largest that fits at `contextTokens`, or undefined when none does.
+export function recommendedModel(contextTokens: number, freeBytes: number, kvFormat: KvFormat): CatalogueModel | undefined {
+  let best: { model: CatalogueModel; parameters: number } | undefined;
+  for (const model of CATALOGUE) {
+    const facts = catalogueFacts(model, contextTokens, kvFormat);
+    if (fitsIn(facts.memory, freeBytes) && (!best || facts.parameters > best.parameters)) best = { model, parameters: facts.parameters };
+  }
+  return best?.model;
 }
 
 // The hub files a model folder needs: configs, tokenizer, safetensors weights and their index.

@@ -20,30 +20,41 @@ export function parameterCount(shape: ModelShape): number {
   return embeddings + shape.layers * perLayer + shape.hiddenSize + (shape.tiedEmbeddings ? 0 : embeddings);
 }
 
-// KV cache bytes per token as the engine keeps it: f32 keys and values for every layer and
-// KV head, plus Quest's per-page key min/max (2 vectors per 16-token page: +1/16).
-export function kvBytesPerToken(shape: Pick<ModelShape, 'layers' | 'kvHeads' | 'headDim'>): number {
-  const floats = shape.layers * 2 * shape.kvHeads * shape.headDim;
-  return floats * 4 * (1 + 1 / 16);
+// How a backend keeps the KV cache: f32 on the CPU and WebGPU, bf16 on CUDA.
+export type KvFormat = 'f32' | 'bf16';
+const KV_ELEMENT_BYTES: Record<KvFormat, number> = { f32: 4, bf16: 2 };
+
+// KV cache bytes per token as the engine keeps it: keys and values for every layer and KV
+// head, plus Quest's per-page key min/max (2 vectors per 16-token page: +1/16).
+export function kvBytesPerToken(shape: Pick<ModelShape, 'layers' | 'kvHeads' | 'headDim'>, format: KvFormat = 'f32'): number {
+  const values = shape.layers * 2 * shape.kvHeads * shape.headDim;
+  return values * KV_ELEMENT_BYTES[format] * (1 + 1 / 16);
 }
 
 export interface MemoryEstimate {
   contextTokens: number;
   weightBytes: number;
   kvBytes: number;
+  kvFormat: KvFormat;
   overheadBytes: number; // activations, logits, scratch
   totalBytes: number;
 }
 
-// Memory to run a model at `contextTokens` (0 or more than the model's maximum: its maximum).
+// Memory to run a model at `contextTokens` (0 or more than the model's maximum: its maximum),
+// with the KV cache in `kvFormat` (bf16 where the engine runs on CUDA).
 // Overhead: f32 logits of a 512-token prefill chunk's last rows, activation buffers, and a
 // margin of 5% of the weights.
-export function estimateMemory(shape: ModelShape, weightBytes: number, contextTokens: number): MemoryEstimate {
+export function estimateMemory(shape: ModelShape, weightBytes: number, contextTokens: number, kvFormat: KvFormat = 'f32'): MemoryEstimate {
   const tokens = contextTokens > 0 ? Math.min(contextTokens, shape.maxPositions) : shape.maxPositions;
-  const kvBytes = Math.ceil(kvBytesPerToken(shape) * tokens);
+  const kvBytes = Math.ceil(kvBytesPerToken(shape, kvFormat) * tokens);
   const activations = 512 * (shape.hiddenSize * 4 + shape.intermediateSize * 2) * 4 + shape.vocabSize * 4 * 8;
   const overheadBytes = Math.ceil(activations + weightBytes * 0.05);
-  return { contextTokens: tokens, weightBytes, kvBytes, overheadBytes, totalBytes: weightBytes + kvBytes + overheadBytes };
+  return { contextTokens: tokens, weightBytes, kvBytes, kvFormat, overheadBytes, totalBytes: weightBytes + kvBytes + overheadBytes };
+}
+
+// Whether an estimate fits `freeBytes`, keeping a tenth of it for everything else.
+export function fitsIn(memory: MemoryEstimate, freeBytes: number): boolean {
+  return memory.totalBytes <= freeBytes * 0.9;
 }
 
 export function formatBytes(bytes: number): string {

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { CatalogueFacts, catalogueFolder, CatalogueModel } from './catalogue';
 import type { DownloadProgress } from './downloader';
 import { stagingFolder } from './downloader';
-import { formatBytes, formatParameters } from './modelShape';
+import { fitsIn, formatBytes, formatParameters } from './modelShape';
 
 export type DownloadState = 'downloaded' | 'partial' | 'absent';
 
@@ -41,13 +41,33 @@ export function progressMessage(p: DownloadProgress): string {
   return text;
 }
 
-// The description line of a catalogue entry: parameters, download or on-disk state, memory.
-export function catalogueDescription(model: CatalogueModel, facts: CatalogueFacts, state: DownloadState, partial = 0): string {
+// Where a model would run and how much memory is free there, for the picker's fit notes.
+export interface MemoryRoom {
+  freeBytes: number;
+  where: 'GPU' | 'memory';
+}
+
+// The description line of a catalogue entry: parameters, download or on-disk state, memory
+// (and, given the free memory where it would run, whether it fits and whether it is the one
+// recommended for this machine).
+export function catalogueDescription(
+  model: CatalogueModel,
+  facts: CatalogueFacts,
+  state: DownloadState,
+  partial = 0,
+  room?: MemoryRoom & { recommended: boolean },
+): string {
   const size =
     state === 'downloaded'
       ? 'downloaded'
       : state === 'partial'
         ? `${formatBytes(partial)} of ${formatBytes(facts.downloadBytes)} downloaded, resumes`
         : `${formatBytes(facts.downloadBytes)} download`;
-  return `${formatParameters(facts.parameters)} · ${size} · needs ~${formatBytes(facts.memory.totalBytes)} at ${facts.memory.contextTokens} tokens`;
+  const m = facts.memory;
+  let text = `${formatParameters(facts.parameters)} · ${size} · needs ~${formatBytes(m.totalBytes)} at ${m.contextTokens} tokens`;
+  if (!room) return text;
+  text += ` (${m.kvFormat} KV cache)`;
+  const free = room.where === 'GPU' ? `the ${formatBytes(room.freeBytes)} free on the GPU` : `the ${formatBytes(room.freeBytes)} of free memory`;
+  text += fitsIn(m, room.freeBytes) ? ` · fits ${free}` : ` · more than ${free}`;
+  return room.recommended ? `Recommended for this machine · ${text}` : text;
 }

@@ -52,7 +52,7 @@ export function problemMessage(problem: ModelProblem): string {
 
 function memoryIssues(memory: MemoryEstimate, options: ValidationOptions, issues: ValidationIssue[]): void {
   const need = formatBytes(memory.totalBytes);
-  const detail = `${formatBytes(memory.weightBytes)} weights + ${formatBytes(memory.kvBytes)} KV cache at ${memory.contextTokens} tokens`;
+  const detail = `${formatBytes(memory.weightBytes)} weights + ${formatBytes(memory.kvBytes)} ${memory.kvFormat} KV cache at ${memory.contextTokens} tokens`;
   const advice = 'Pick a smaller model, or lower tidal.context.maxTokens.';
   if (options.gpuFreeBytes !== undefined && memory.totalBytes > options.gpuFreeBytes) {
     issues.push({
@@ -140,8 +140,9 @@ export function validateModel(
   if (!shape && issues.length === 0) issues.push({ severity: 'error', message: `The engine could not read the shape of ${modelPath}. Pick another model.` });
   if (issues.some((i) => i.severity === 'error') || !shape) return { ok: false, issues };
 
-  const weightBytes = options.gpuFreeBytes !== undefined ? inspection.gpuWeightBytes : inspection.loadedWeightBytes;
-  const memory = estimateMemory(shape, weightBytes, options.contextTokens);
+  const onGpu = options.gpuFreeBytes !== undefined;
+  const weightBytes = onGpu ? inspection.gpuWeightBytes : inspection.loadedWeightBytes;
+  const memory = estimateMemory(shape, weightBytes, options.contextTokens, onGpu ? 'bf16' : 'f32');
   memoryIssues(memory, options, issues);
   return {
     ok: !issues.some((i) => i.severity === 'error'),

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 
 import { loadAddon } from '../../../src/native/addon';
-import { CATALOGUE, catalogueFacts, isModelFile } from '../../../src/core/models/catalogue';
+import { CATALOGUE, catalogueFacts, isModelFile, recommendedModel } from '../../../src/core/models/catalogue';
 import { estimateMemory, kvBytesPerToken, ModelShape, parameterCount } from '../../../src/core/models/modelShape';
 
 const FIXTURES = 'test/fixtures/models';
@@ -87,6 +87,29 @@ test('catalogue models have their published parameter counts and sensible memory
   assert.equal(small.kvBytes, (32768 * 24 * 2 * 2 * 64 * 4 * 17) / 16);
   // A context longer than the model's maximum is capped.
   assert.equal(estimateMemory(CATALOGUE[0].shape, 0, 1 << 20).contextTokens, 32768);
+  // On CUDA the cache is bf16: half the bytes, the weights unchanged.
+  const gpu = catalogueFacts(CATALOGUE[0], 32768, 'bf16').memory;
+  assert.equal(gpu.kvFormat, 'bf16');
+  assert.equal(gpu.kvBytes, small.kvBytes / 2);
+  assert.equal(gpu.weightBytes, small.weightBytes);
+});
+
+test('the recommended catalogue model is the largest that fits the room, with the KV format of where it runs', () => {
+  const sizes = new Map(CATALOGUE.map((m) => [m.id, catalogueFacts(m, 32768, 'bf16').memory.totalBytes]));
+  // An 80 GB GPU takes the 14B model at 32K tokens (~38 GB); 24 GB takes the 7B (~18 GB).
+  assert.equal(recommendedModel(32768, 80e9, 'bf16')?.id, 'qwen2.5-coder-14b-instruct');
+  assert.equal(recommendedModel(32768, 24e9, 'bf16')?.id, 'qwen2.5-coder-7b-instruct');
+  // Exactly at the edge: the 7B needs its estimate plus a tenth of the room kept free.
+  const sevenB = sizes.get('qwen2.5-coder-7b-instruct')!;
+  assert.equal(recommendedModel(32768, sevenB / 0.9, 'bf16')?.id, 'qwen2.5-coder-7b-instruct');
+  assert.notEqual(recommendedModel(32768, sevenB / 0.9 - 1, 'bf16')?.id, 'qwen2.5-coder-7b-instruct');
+  // The f32 cache of the CPU needs more than the bf16 one: a room can fit a model on a GPU that it
+  // would not fit on the CPU.
+  const room = (sizes.get('qwen2.5-coder-7b-instruct')! + 1e6) / 0.9;
+  assert.equal(recommendedModel(32768, room, 'bf16')?.id, 'qwen2.5-coder-7b-instruct');
+  assert.notEqual(recommendedModel(32768, room, 'f32')?.id, 'qwen2.5-coder-7b-instruct');
+  // Too little for any: none.
+  assert.equal(recommendedModel(32768, 100e6, 'f32'), undefined);
 });
 
 test('only the files a model folder needs are fetched from a repository', () => {

@@ -29,3 +29,17 @@ test('catalogue entries say downloaded, partly downloaded or the download size, 
   // 7B at 8k: 15.2 GB weights + 8192 x 28 layers x 2 x 4 heads x 128 x 4 B x 17/16 = 998 MB of KV.
   assert.equal(formatBytes(facts.memory.kvBytes), '998 MB');
 });
+
+test('with the room where the model would run, entries say whether it fits and which one is recommended', () => {
+  const model = CATALOGUE.find((m) => m.id === 'qwen2.5-coder-7b-instruct')!;
+  const facts = catalogueFacts(model, 8192, 'bf16');
+  const need = formatBytes(facts.memory.totalBytes);
+  assert.equal(
+    catalogueDescription(model, facts, 'absent', 0, { freeBytes: 80e9, where: 'GPU', recommended: true }),
+    `Recommended for this machine · 7.62B · 15.2 GB download · needs ~${need} at 8192 tokens (bf16 KV cache) · fits the 80.0 GB free on the GPU`,
+  );
+  assert.equal(
+    catalogueDescription(model, catalogueFacts(model, 8192), 'downloaded', 0, { freeBytes: 12e9, where: 'memory', recommended: false }),
+    `7.62B · downloaded · needs ~${formatBytes(catalogueFacts(model, 8192).memory.totalBytes)} at 8192 tokens (f32 KV cache) · more than the 12.0 GB of free memory`,
+  );
+});

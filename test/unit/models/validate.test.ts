@@ -281,9 +281,11 @@ test('a model that does not fit the free memory or the free GPU memory gets a wa
   const cpu = validateModel(dir, { contextTokens: 0, freeMemoryBytes: 1e6 });
   assert.equal(cpu.ok, true);
   assert.equal(cpu.issues.length, 1);
-  assert.match(cpu.issues[0].message, /needs about .* KV cache at \d+ tokens.* 1\.0 MB of memory is free.*tidal\.context\.maxTokens/);
+  assert.match(cpu.issues[0].message, /needs about .* f32 KV cache at \d+ tokens.* 1\.0 MB of memory is free.*tidal\.context\.maxTokens/);
   const gpu = validateModel(dir, { contextTokens: 0, freeMemoryBytes: 64e9, gpuFreeBytes: 1e6 });
-  assert.match(gpu.issues[0].message, /the GPU has 1\.0 MB free/);
+  assert.match(gpu.issues[0].message, /bf16 KV cache at \d+ tokens.*the GPU has 1\.0 MB free/);
+  // On the GPU the cache is bf16: half the CPU's f32 bytes.
+  assert.equal(gpu.summary!.memory.kvBytes * 2, cpu.summary!.memory.kvBytes);
   assert.deepEqual(validateModel(dir, { contextTokens: 0, freeMemoryBytes: 1e6, gpuFreeBytes: 64e9 }).issues, []);
 });
 

@@ -17,6 +17,8 @@ export interface InlineEditDeps {
   /** The chat's context for `editor` (repository part, budget, attention). */
   gatherContext(editor: vscode.TextEditor): Promise<ChatRequestContext>;
   newRequestId(): string;
+  /** Told when an edit starts and stops writing (the status bar spins meanwhile). */
+  onBusy?(busy: boolean): void;
 }
 
 /** Characters of the file shown around the selection, at most. */
@@ -64,22 +66,26 @@ export function registerInlineEdit(deps: InlineEditDeps): { review: HunkReview; 
           contextChars: Math.min(FILE_CONTEXT_CHARS, context.conversationBudgetTokens * 3),
         });
         let written = 0;
-        const result = await deps.backend().generate(
-          {
-            requestId: deps.newRequestId(),
-            kind: 'chat',
-            purpose: 'edit',
-            messages,
-            ...repositoryParams(context.repository),
-            repoName: context.repoName,
-            attention: context.attention,
-          },
-          (chunk) => {
-            written += chunk.length;
-            progress.report({ message: `${written} characters written` });
-          },
-          controller.signal,
-        );
+        deps.onBusy?.(true);
+        const result = await deps
+          .backend()
+          .generate(
+            {
+              requestId: deps.newRequestId(),
+              kind: 'chat',
+              purpose: 'edit',
+              messages,
+              ...repositoryParams(context.repository),
+              repoName: context.repoName,
+              attention: context.attention,
+            },
+            (chunk) => {
+              written += chunk.length;
+              progress.report({ message: `${written} characters written` });
+            },
+            controller.signal,
+          )
+          .finally(() => deps.onBusy?.(false));
         return result.finishReason === 'cancelled' ? undefined : result.text;
       },
     );

@@ -22,6 +22,8 @@ export interface CompletionActivity {
   busy: boolean;
   /** The chat is answering (reading the context or writing). */
   answering?: boolean;
+  /** Edit Selection with Instruction is writing its proposal. */
+  editing?: boolean;
   /** Prompt tokens of the last completion (repository context + file window). */
   contextTokens?: number;
   lastLatencyMs?: number;
@@ -104,12 +106,14 @@ export class TidalStatusBar implements vscode.Disposable {
       case 'ready': {
         const backend = model.loaded.model.backend.toUpperCase();
         const repository = activity?.repository;
-        const icon = repository?.state === 'error' ? '$(warning)' : activity?.busy || activity?.answering ? '$(sync~spin)' : '$(pulse)';
+        const icon = repository?.state === 'error' ? '$(warning)' : working(activity) ? '$(sync~spin)' : '$(pulse)';
         const figures = activityFigures(activity);
         this.item.text = `${repositoryProgressText(repository) ?? prefillStatusText(activity?.prefill) ?? `${icon} Tidal ${backend}${figures.short}`}${completions}`;
         const tooltip = new vscode.MarkdownString(undefined, true);
         tooltip.isTrusted = { enabledCommands: ['tidal.selectModel', 'tidal.showMenu'] };
-        const doing = [activity?.busy ? 'completing' : '', activity?.answering ? 'answering in the chat' : ''].filter(Boolean).join(', ');
+        const doing = [activity?.busy ? 'completing' : '', activity?.answering ? 'answering in the chat' : '', activity?.editing ? 'editing the selection' : '']
+          .filter(Boolean)
+          .join(', ');
         tooltip.appendMarkdown(`**Tidal Code** — ${doing ? `busy (${doing})` : 'ready'}\n\n`);
         if (model.embedded) tooltip.appendMarkdown(`Model: ${DEMO_MODEL_NOTE}\n\n`);
         else tooltip.appendMarkdown('Model: ').appendText(model.loaded.modelDir).appendMarkdown('\n\n');
@@ -133,7 +137,7 @@ export class TidalStatusBar implements vscode.Disposable {
       }
       default:
         if (activity?.remoteUrl) {
-          this.item.text = `${activity.busy || activity.answering ? '$(sync~spin)' : '$(pulse)'} Tidal REMOTE${activityFigures(activity).short}${completions}`;
+          this.item.text = `${working(activity) ? '$(sync~spin)' : '$(pulse)'} Tidal REMOTE${activityFigures(activity).short}${completions}`;
           const note = remoteTooltipNote(localEngineOffer(this.platform, addonLoadResultOf(status)));
           this.item.tooltip = `Tidal: OpenAI-compatible server at ${activity.remoteUrl}${activity.lastError ? `; last completion failed: ${activity.lastError}` : ''}${note ? `. ${note}` : ''} — click for options`;
           return;
@@ -169,6 +173,11 @@ function activityFigures(activity: CompletionActivity | undefined): { short: str
 }
 
 /** "42 tokens/s" from a decode of `tokens` in `ms`; undefined when too short to say. */
+/** Whether any request of the user's is running: a completion, a chat answer or an edit. */
+export function working(activity: CompletionActivity | undefined): boolean {
+  return !!(activity?.busy || activity?.answering || activity?.editing);
+}
+
 export function tokensPerSecond(tokens: number | undefined, ms: number | undefined): string | undefined {
   if (tokens === undefined || ms === undefined || tokens < 2 || !(ms > 0)) return undefined;
   const rate = (tokens / ms) * 1000;

@@ -115,6 +115,7 @@ export class TidalExtension extends Disposable {
     );
     // The chat's busy state, for the status bar (set up below, once the status bar's update exists).
     let chatBusy = false;
+    let editBusy = false;
     let onChatBusy = () => {};
     this.newChatSession = () =>
       new ChatSession({
@@ -172,6 +173,7 @@ export class TidalExtension extends Disposable {
       this.statusBar.update(engine.currentStatus, current.inlineCompletions.enabled, model.state, {
         busy: completions.counters.inFlight > 0,
         answering: chatBusy,
+        editing: editBusy,
         contextTokens: completions.lastFromEngine?.result?.promptTokens,
         lastLatencyMs: completions.lastFromEngine?.totalMs,
         lastFirstTokenMs: completions.lastFromEngine?.firstTokenMs,
@@ -245,6 +247,10 @@ export class TidalExtension extends Disposable {
       backend,
       gatherContext: (editor) => gatherChatContext([], editor, model, repositoryPart, settings()),
       newRequestId: () => newRequestId('edit'),
+      onBusy: (busy) => {
+        editBusy = busy;
+        updateStatusBar();
+      },
     });
     for (const disposable of this.inlineEdit.disposables) this._register(disposable);
 

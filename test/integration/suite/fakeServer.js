@@ -12,10 +12,11 @@ const { waitFor } = require('./harness');
 /**
  * An OpenAI-compatible server on 127.0.0.1 (a port the OS picks) that answers chat requests
  * with `server.answer` and completions with nothing. `server.chatRequests` holds the chat
- * requests' bodies, in order.
+ * requests' bodies, in order. While `server.gate` is a promise, chat answers wait for it (a test
+ * looks at the editor while a request is still running, then resolves it).
  */
 async function startFakeServer() {
-  const state = { answer: '', chatRequests: [] };
+  const state = { answer: '', chatRequests: [], gate: undefined };
   const server = http.createServer((request, response) => {
     let body = '';
     request.on('data', (chunk) => (body += chunk));
@@ -27,10 +28,12 @@ async function startFakeServer() {
       if (request.method === 'GET' && request.url === '/v1/models') return reply({ object: 'list', data: [{ id: 'fixed-answers', object: 'model' }] });
       if (request.method === 'POST' && request.url === '/v1/chat/completions') {
         state.chatRequests.push(JSON.parse(body));
-        return reply({
-          choices: [{ index: 0, message: { role: 'assistant', content: state.answer }, finish_reason: 'stop' }],
-          usage: { prompt_tokens: 100, completion_tokens: 20 },
-        });
+        return void Promise.resolve(state.gate).then(() =>
+          reply({
+            choices: [{ index: 0, message: { role: 'assistant', content: state.answer }, finish_reason: 'stop' }],
+            usage: { prompt_tokens: 100, completion_tokens: 20 },
+          }),
+        );
       }
       if (request.method === 'POST' && request.url === '/v1/completions') return reply({ choices: [{ index: 0, text: '', finish_reason: 'stop' }] });
       response.writeHead(404).end();

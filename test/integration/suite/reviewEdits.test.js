@@ -210,7 +210,16 @@ test(
         editor.selection = new vscode.Selection(first, 4, first + 2, 10);
         const instruction = 'Add a docstring and treat a negative k as 0';
         const requestsBefore = lensRequests.requests;
-        assert.equal(await vscode.commands.executeCommand('tidal.inlineEdit', instruction), true, 'the inline edit proposed nothing');
+        // The answer waits until the status bar has been seen busy with the edit.
+        let answer;
+        server.gate = new Promise((resolve) => (answer = resolve));
+        const editing = vscode.commands.executeCommand('tidal.inlineEdit', instruction);
+        const spinning = await waitFor(() => api.statusBarText().includes('$(sync~spin)'), { timeoutMs: 20_000 });
+        answer();
+        server.gate = undefined;
+        assert.equal(await editing, true, 'the inline edit proposed nothing');
+        assert.ok(spinning, `the status bar did not show the edit at work: ${api.statusBarText()}`);
+        assert.ok(await waitFor(() => !api.statusBarText().includes('$(sync~spin)')), `the status bar still spins: ${api.statusBarText()}`);
         const asked = JSON.stringify(server.chatRequests.at(-1)?.messages ?? []);
         assert.ok(asked.includes(instruction), `the instruction is not in the request: ${asked.slice(0, 400)}`);
         assert.ok(asked.includes('reverse=True'), 'the selected lines are not in the request');

@@ -90,7 +90,7 @@ test("a request's long prompt being read shows its progress; the repository's wa
   assert.equal(show(status('ready'), engine, model, { prefill: { ...reading, done: 14_239 } }).text, '$(pulse) Tidal CPU · 1.2K ctx · 80 ms');
 });
 
-test('busy for any engine work: a completion in flight, the chat answering, or both; idle otherwise', () => {
+test('busy for any engine work: a completion in flight, the chat answering, an edit being written, or several; idle otherwise', () => {
   const idle = show(status('ready'));
   assert.equal(idle.text, '$(pulse) Tidal CPU · 1.2K ctx · 80 ms');
   assert.match(idle.tooltip, /— ready/);
@@ -99,6 +99,9 @@ test('busy for any engine work: a completion in flight, the chat answering, or b
   assert.match(answering.tooltip, /busy \(answering in the chat\)/);
   assert.match(show(status('ready'), engine, model, { busy: true }).tooltip, /busy \(completing\)/);
   assert.match(show(status('ready'), engine, model, { busy: true, answering: true }).tooltip, /busy \(completing, answering in the chat\)/);
+  const editing = show(status('ready'), engine, model, { editing: true });
+  assert.equal(editing.text, '$(sync~spin) Tidal CPU · 1.2K ctx · 80 ms');
+  assert.match(editing.tooltip, /busy \(editing the selection\)/);
 });
 
 test('ready: the usual text; the tooltip counts files, tokens, the restored ones and those left out', () => {

@@ -127,7 +127,7 @@ connection.onRequest(loadModelRequest, (raw) =>
     const info = session.info();
     connection.sendNotification(logNotification, {
       level: 'info',
-      message: `loaded ${info.model.architecture} model from ${params.modelDir} (${info.model.backend}, ${info.tokenizer.vocabSize} tokens)`,
+      message: `loaded ${info.model.architecture} model from ${params.modelDir} (${info.model.backend}, vocabulary of ${info.tokenizer.vocabSize} tokens)`,
     });
     return info;
   }),

@@ -52,6 +52,7 @@ export class ChatViewProvider extends Disposable implements vscode.WebviewViewPr
   private pendingDrafts: string[] = [];
   /** The busy state last posted to the panel, with its status line. */
   private busyPosted: { busy: boolean; status?: string } = { busy: false };
+  private readonly statusesPosted: string[] = [];
 
   constructor(
     private readonly extensionUri: vscode.Uri,
@@ -179,8 +180,19 @@ export class ChatViewProvider extends Disposable implements vscode.WebviewViewPr
     return this.busyPosted;
   }
 
+  /** The last 200 status lines posted to the panel, oldest first (for the integration tests). */
+  get statusLines(): readonly string[] {
+    return this.statusesPosted;
+  }
+
   post(message: ChatToPanel): void {
-    if (message.type === 'busy') this.busyPosted = { busy: message.busy, status: message.status };
+    if (message.type === 'busy') {
+      this.busyPosted = { busy: message.busy, status: message.status };
+      if (message.status && message.status !== this.statusesPosted.at(-1)) {
+        this.statusesPosted.push(message.status);
+        if (this.statusesPosted.length > 200) this.statusesPosted.shift();
+      }
+    }
     void this.view?.webview.postMessage(message);
   }
 

@@ -58,6 +58,8 @@ export interface TidalApi {
     busy(): boolean;
     /** The busy state last posted to the panel, with the status line it shows (e.g. "Reading the repository…"). */
     busyStatus(): { busy: boolean; status?: string };
+    /** The status lines posted to the panel (the last 200, oldest first, no repeats in a row). */
+    statusLines(): readonly string[];
     /** Resolves once no answer is being generated. */
     idle(): Promise<void>;
     /** What the panel reported it shows after its last render. */
@@ -210,6 +212,7 @@ export function createTestApi(tidal: TidalExtension, context: vscode.ExtensionCo
       },
       busy: () => tidal.session.busy,
       busyStatus: () => tidal.chat.busyStatus,
+      statusLines: () => tidal.chat.statusLines,
       idle: () => tidal.session.idle(),
       panel: () => tidal.chat.panelSnapshot,
       stop: () => tidal.session.stop(),

@@ -216,6 +216,69 @@ test(
 );
 
 test(
+  'a long question: the panel says how much of the prompt the engine has read, part by part, before the answer',
+  async () => {
+    const api = await tidalApi();
+    assert.equal(await api.waitForModel(120_000), 'ready', `model: ${JSON.stringify(api.getState().model)}`);
+    await setSetting('chat.maxTokens', ANSWER_TOKENS);
+    try {
+      await vscode.commands.executeCommand('tidal.openChat');
+      assert.ok(await waitFor(() => api.chat.panel() !== undefined, { timeoutMs: 30_000 }), 'the chat panel never reported a render');
+      await vscode.commands.executeCommand('tidal.newChat').then(undefined, () => undefined);
+      // About 27,000 characters of code pasted into the question (some 8K tokens here): the
+      // engine host reads a prompt in parts of about half a second at its measured rate (1,024
+      // tokens before it has one), so on any machine this is more than one part, and each part
+      // is reported to the panel. The status lines posted are recorded, so nothing here depends
+      // on sampling the panel at the right moment.
+      const source = fs.readFileSync(path.join(vscode.workspace.workspaceFolders[0].uri.fsPath, 'src', 'kvCache.ts'), 'utf8');
+      let pasted = '';
+      while (pasted.length < 27_000) pasted += `${source}\n`;
+      const before = api.chat.statusLines().length;
+      const question = `Explain this code:\n\n${pasted.trimEnd()}`;
+      const turnsBefore = api.chat.turns().length;
+      api.chat.composer({ text: question, submit: true });
+      // Where the reading is slow enough to be seen (the CPU here: seconds), the engine is held
+      // at the first part reported, and the panel is captured showing it.
+      const readingNow = () => /^Reading the context: /.test(api.chat.busyStatus().status ?? '');
+      if (await waitFor(readingNow, { timeoutMs: 30_000, intervalMs: 10 })) {
+        const hold = holdEngine(api);
+        try {
+          const status = api.chat.busyStatus().status;
+          const seen = await captureWorkbench('integration-first-session-long-question-reading', { waitForChatView: true });
+          if (seen) assert.ok(normalise(seen.workbench.chatWebviewText).includes(normalise(status)), `the panel does not show "${status}"`);
+        } finally {
+          hold.release();
+        }
+      }
+      assert.ok(await waitFor(() => api.chat.turns().length >= turnsBefore + 2, { timeoutMs: 30_000 }), 'the question did not start an answer');
+      const ended = await waitFor(() => !api.chat.busy() && api.chat.turns().at(-1).status !== 'streaming', { timeoutMs: 240_000, intervalMs: 50 });
+      assert.ok(ended, `the answer did not end: ${JSON.stringify({ ...api.chat.lastAnswer(), messages: undefined })}`);
+      assert.equal(api.chat.turns().at(-2).text, question);
+      const turn = api.chat.turns().at(-1);
+      const answer = api.chat.lastAnswer();
+      assert.equal(turn.status, 'done', `answer: ${JSON.stringify({ ...answer, messages: undefined })}`);
+      const lines = api.chat.statusLines().slice(before);
+      const reading = lines.map((line) => /^Reading the context: ([\d,]+) of ([\d,]+) tokens(, .+ left)?…?$/.exec(line)).filter(Boolean);
+      assert.ok(reading.length >= 1, `no "Reading the context" line among ${JSON.stringify(lines)}`);
+      const numbers = reading.map((match) => [Number(match[1].replace(/,/g, '')), Number(match[2].replace(/,/g, ''))]);
+      // The counts rise up to the total, and the total is what the engine computed for the
+      // prompt: its tokens less those it found cached (and less the last, which the first
+      // decode step reads).
+      for (let i = 1; i < numbers.length; i++) assert.ok(numbers[i][0] > numbers[i - 1][0], `counts do not rise: ${JSON.stringify(numbers)}`);
+      const total = numbers[0][1];
+      for (const [done, of] of numbers) assert.ok(done > 0 && done <= of && of === total, `${JSON.stringify(numbers)}`);
+      assert.ok(total >= 4000, `only ${total} tokens to read`);
+      const computed = answer.promptTokens - (answer.reusedTokens ?? 0);
+      assert.ok(Math.abs(total - computed) <= 1, `progress total ${total}; answer ${answer.promptTokens} prompt tokens, ${answer.reusedTokens} reused`);
+      await captureWorkbench('integration-first-session-long-question-answered', { waitForChatView: true });
+    } finally {
+      await setSetting('chat.maxTokens', undefined);
+    }
+  },
+  { timeoutMs: 360_000 },
+);
+
+test(
   'first session: a completion while the user types, with the status bar busy while it runs',
   async () => {
     const api = await tidalApi();

@@ -70,22 +70,37 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) groups: vec3
     let j = tile + lane;
     let in_tile = min(128u, last - tile);
     var position = 0u;
-    if (j < last) {
-      position = select(j, u32(lists[first_head * p.list_stride + j]), listed);
-      let row = (position * kv_size + base) / 4u;
-      // Set by hand each tile: Dawn's compiler once kept a loop-scoped array's values from the
-      // previous tile.
+    if (j < last) { position = select(j, u32(lists[first_head * p.list_stride + j]), listed); }
+    // The scores: a team of 8 lanes per position, each lane a share of the row's 16-byte
+    // pieces, so that a team reads its key row as one contiguous run (one lane per row reads
+    // rows 4 KiB apart); 16 positions a round, the team's sums through workgroup memory.
+    for (var round = 0u; round < 8u; round++) {
+      let slot = round * 16u + lane / 8u;
+      let member = lane % 8u;
+      let jr = tile + slot;
       var dots: array<f32, G>;
       for (var g = 0u; g < G; g++) { dots[g] = 0.0; }
-      for (var d = 0u; d < HD / 4u; d++) {
-        let k = keys[row + d];
-        for (var g = 0u; g < G; g++) { dots[g] += dot(q[g * HD / 4u + d], k); }
+      if (jr < last) {
+        let at = select(jr, u32(lists[first_head * p.list_stride + jr]), listed);
+        let row = (at * kv_size + base) / 4u;
+        for (var d = member; d < HD / 4u; d += 8u) {
+          let k = keys[row + d];
+          for (var g = 0u; g < G; g++) { dots[g] += dot(q[g * HD / 4u + d], k); }
+        }
       }
-      for (var g = 0u; g < G; g++) {
-        let s = dots[g] * scale;
-        weights[g * 128u + lane] = s;
-        if (p.scores_id != 0u) { scores[(first_head + g) * p.positions + j] = s; }
+      for (var g = 0u; g < G; g++) { reduce[g * 128u + lane] = dots[g]; }
+      workgroupBarrier();
+      if (lane < 16u * G) {
+        let g = lane / 16u;
+        let within = lane % 16u;
+        var sum = 0.0;
+        for (var m = 0u; m < 8u; m++) { sum += reduce[g * 128u + within * 8u + m]; }
+        let js = tile + round * 16u + within;
+        let s = sum * scale;
+        weights[g * 128u + round * 16u + within] = s;
+        if (p.scores_id != 0u && js < last) { scores[(first_head + g) * p.positions + js] = s; }
       }
+      workgroupBarrier();
     }
     tile_positions[lane] = position;
     // The tile's max and sum for every served head at once: one tree of 7 steps each.

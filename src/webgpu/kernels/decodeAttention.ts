@@ -6,6 +6,8 @@
 // Dense attention serves the `group` query heads of one KV head together, so each K/V row is
 // read once for all of them; over position lists (one list per query head) a workgroup serves
 // one head. Scores s_i = scale * q.K[pos_i] are kept for a selection layer as in attention.ts.
+// The scores of a 128-position tile are made 16 positions a round by teams of 8 lanes (each
+// team reads one key row as a contiguous run), the values by one lane per output element.
 // Partials: scratch [heads][partitions][head_dim + 2] (a, then m and l). head_dim <= 256,
 // group <= 8, and group * head_dim <= 1024 (the queries of a workgroup in 4 KiB).
 // The kernel is made for one (served heads, head_dim) pair, so that the per-head running

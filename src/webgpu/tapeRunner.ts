@@ -4,13 +4,8 @@
 import { decodeAttentionCombineWgsl, decodeAttentionPartsWgsl } from './kernels/decodeAttention';
 import { Binding, kernels } from './kernelTable';
 import { commands, TapeOp, wide } from './tape';
+import { COPY_DST, COPY_SRC, MAP_MODE_READ, MAP_READ, STORAGE, UNIFORM } from './usage';
 
-const STORAGE = 0x80,
-  COPY_SRC = 0x04,
-  COPY_DST = 0x08,
-  UNIFORM = 0x40,
-  MAP_READ = 0x01;
-const MAP_MODE_READ = 0x01;
 const SLOT_BYTES = 256;
 const ARENA_SLOTS = 256;
 const MAX_GRID = 65535;

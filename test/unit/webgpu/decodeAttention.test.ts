@@ -10,6 +10,7 @@ import { test, TestContext } from 'node:test';
 
 import { openWebGpuDevice, WebGpuDevice, WebGpuUnavailableError } from '../../../src/webgpu';
 import { decodeAttentionCombineWgsl, decodeAttentionPartsWgsl } from '../../../src/webgpu/kernels/decodeAttention';
+import { COPY_DST, COPY_SRC, MAP_MODE_READ, MAP_READ, STORAGE, UNIFORM } from '../../../src/webgpu/usage';
 import { random } from '../seededRandom';
 
 let opened: Promise<WebGpuDevice | string> | undefined;
@@ -24,13 +25,6 @@ async function deviceOrSkip(t: TestContext): Promise<GPUDevice | undefined> {
   t.skip(`no WebGPU adapter: ${result}`);
   return undefined;
 }
-
-// GPUBufferUsage and GPUMapMode values (the Node binding has no globals for them).
-const STORAGE = 0x80;
-const UNIFORM = 0x40;
-const COPY_DST = 0x08;
-const COPY_SRC = 0x04;
-const MAP_READ = 0x01;
 
 interface Case {
   heads: number;
@@ -151,7 +145,7 @@ async function run(device: GPUDevice, c: Case, seed: number): Promise<void> {
   const staging = device.createBuffer({ size: out.size, usage: MAP_READ | COPY_DST });
   encoder.copyBufferToBuffer(out, 0, staging, 0, out.size);
   device.queue.submit([encoder.finish()]);
-  await staging.mapAsync(MAP_READ);
+  await staging.mapAsync(MAP_MODE_READ);
   const got = new Float32Array(staging.getMappedRange().slice(0));
   staging.unmap();
   const want = reference(c, q, keys, values, lists, listCount, stride);

@@ -73,6 +73,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) groups: vec3
     let in_tile = min(128u, last - tile);
     var position = 0u;
     if (j < last) { position = select(j, u32(lists[first_head * p.list_stride + j]), listed); }
+    tile_positions[lane] = position;
+    workgroupBarrier();
     // The scores: a team of 8 lanes per position, each lane a share of the row's 16-byte
     // pieces, so that a team reads its key row as one contiguous run (one lane per row reads
     // rows 4 KiB apart); 16 positions a round, the team's sums through workgroup memory.
@@ -80,11 +82,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) groups: vec3
       let slot = round * 16u + lane / 8u;
       let member = lane % 8u;
       let jr = tile + slot;
+      // Zeroed by hand each round: Dawn's compiler once kept a loop-scoped array's values
+      // from the previous iteration.
       var dots: array<f32, G>;
       for (var g = 0u; g < G; g++) { dots[g] = 0.0; }
       if (jr < last) {
-        let at = select(jr, u32(lists[first_head * p.list_stride + jr]), listed);
-        let row = (at * kv_size + base) / 4u;
+        let row = (tile_positions[slot] * kv_size + base) / 4u;
         for (var d = member; d < HD / 4u; d += 8u) {
           let k = keys[row + d];
           for (var g = 0u; g < G; g++) { dots[g] += dot(q[g * HD / 4u + d], k); }
@@ -104,7 +107,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) groups: vec3
       }
       workgroupBarrier();
     }
-    tile_positions[lane] = position;
     // The tile's max and sum for every served head at once: one tree of 7 steps each.
     for (var g = 0u; g < G; g++) { reduce[g * 128u + lane] = select(-3.0e38, weights[g * 128u + lane], lane < in_tile); }
     workgroupBarrier();

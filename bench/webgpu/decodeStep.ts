@@ -20,6 +20,7 @@ import path from 'node:path';
 
 import { loadAddon, NativeEngine } from '../../src/native/addon';
 import { openWebGpuDevice, WebGpuDevice } from '../../src/webgpu';
+import { STORAGE } from '../../src/webgpu/usage';
 import { retagKvFileForWebGpu } from './kvFileRetag';
 
 function option(name: string, fallback: string): string {
@@ -106,8 +107,8 @@ async function webGpuReadBandwidth(device: WebGpuDevice): Promise<number> {
   const limit = Math.min(gpu.limits.maxBufferSize, gpu.limits.maxStorageBufferBindingSize);
   const bytes = Math.floor(Math.min(1 << 30, limit) / 4096) * 4096;
   const lanes = 1024 * 256;
-  const data = gpu.createBuffer({ size: bytes, usage: 0x80 }); // STORAGE
-  const sums = gpu.createBuffer({ size: lanes * 4, usage: 0x80 });
+  const data = gpu.createBuffer({ size: bytes, usage: STORAGE });
+  const sums = gpu.createBuffer({ size: lanes * 4, usage: STORAGE });
   const code = `
 @group(0) @binding(0) var<storage, read> data: array<vec4f>;
 @group(0) @binding(1) var<storage, read_write> sums: array<f32>;

@@ -9,10 +9,10 @@ import { CATALOGUE, catalogueFacts, catalogueFolder, CatalogueModel, isModelFile
 import { discardPartialDownload, downloadModel } from '../core/models/downloader';
 import { DEFAULT_HUB_URL } from '../core/models/hubClient';
 import { tidalErrorCode } from '../native/errors';
-import { formatBytes, KvFormat } from '../core/models/modelShape';
+import { formatBytes, kvFormatOn } from '../core/models/modelShape';
 import { catalogueDescription, downloadState, MemoryRoom, partialBytes, progressMessage } from '../core/models/modelStore';
 import { validateModel, ValidationResult } from '../core/models/validate';
-import { bundledAddon, type ModelReader } from '../native/addon';
+import { bundledAddon, type ModelReader, type NativeAddon } from '../native/addon';
 
 export interface ModelPickerOptions {
   // Free memory of the GPU the engine runs on, when known (bytes). Default: where tidal.backend
@@ -29,17 +29,18 @@ interface PickItem extends vscode.QuickPickItem {
   model?: CatalogueModel;
 }
 
-async function cudaDeviceBytes(reader: ModelReader | undefined): Promise<number | undefined> {
+/** The memory of the CUDA device the engine would run on, or undefined where it runs elsewhere. */
+function cudaDeviceBytes(reader: ModelReader | undefined): number | undefined {
   const backend = vscode.workspace.getConfiguration('tidal').get<string>('backend', 'auto');
   if (backend !== 'auto' && backend !== 'cuda') return undefined;
+  // A reader passed in (tests) may be no addon at all; then nothing is probed.
   const addon = reader ?? bundledAddon().addon;
-  if (!addon || !('probeCuda' in addon)) return undefined;
-  const probe = (addon as { probeCuda(): { usable: boolean; memoryTotalGiB: number } }).probeCuda();
-  return probe.usable && probe.memoryTotalGiB > 0 ? probe.memoryTotalGiB * 2 ** 30 : undefined;
+  const probe = addon && 'probeCuda' in addon ? (addon as NativeAddon).probeCuda() : undefined;
+  return probe?.usable && probe.memoryTotalGiB > 0 ? probe.memoryTotalGiB * 2 ** 30 : undefined;
 }
 
 function gpuRoom(options: ModelPickerOptions): Promise<number | undefined> {
-  return (options.gpuFreeBytes ?? (() => cudaDeviceBytes(options.reader)))().catch(() => undefined);
+  return (options.gpuFreeBytes ?? (async () => cudaDeviceBytes(options.reader)))().catch(() => undefined);
 }
 
 function settings() {
@@ -183,7 +184,7 @@ function buildItems(context: vscode.ExtensionContext, gpuFreeBytes: number | und
   // Where the engine would run: the GPU's free memory and a bf16 KV cache there, else the
   // machine's free memory and an f32 one.
   const room: MemoryRoom = gpuFreeBytes !== undefined ? { freeBytes: gpuFreeBytes, where: 'GPU' } : { freeBytes: os.freemem(), where: 'memory' };
-  const kvFormat: KvFormat = room.where === 'GPU' ? 'bf16' : 'f32';
+  const kvFormat = kvFormatOn(room.where === 'GPU');
   const recommended = recommendedModel(contextTokens, room.freeBytes, kvFormat);
   const folder = modelsFolder(context);
   const current = (p: string) => (p === modelPath ? '$(check) ' : '');

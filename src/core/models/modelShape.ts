@@ -24,6 +24,11 @@ export function parameterCount(shape: ModelShape): number {
 export type KvFormat = 'f32' | 'bf16';
 const KV_ELEMENT_BYTES: Record<KvFormat, number> = { f32: 4, bf16: 2 };
 
+/** The KV format of the engine on a CUDA GPU (true) or on the CPU (false). */
+export function kvFormatOn(cudaGpu: boolean): KvFormat {
+  return cudaGpu ? 'bf16' : 'f32';
+}
+
 // KV cache bytes per token as the engine keeps it: keys and values for every layer and KV
 // head, plus Quest's per-page key min/max (2 vectors per 16-token page: +1/16).
 export function kvBytesPerToken(shape: Pick<ModelShape, 'layers' | 'kvHeads' | 'headDim'>, format: KvFormat = 'f32'): number {

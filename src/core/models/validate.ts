@@ -8,7 +8,7 @@ import * as path from 'node:path';
 
 import type { ModelInspection, ModelProblem, ModelReader } from '../../native/addon';
 import { checkGgufTokenizer } from '../tokenizer/ggufTokenizer';
-import { estimateMemory, formatBytes, MemoryEstimate, ModelShape } from './modelShape';
+import { estimateMemory, formatBytes, kvFormatOn, MemoryEstimate, ModelShape } from './modelShape';
 import { checkTokenizerFitsModel } from '../tokenizer/modelTokenizer';
 
 export interface ValidationIssue {
@@ -142,7 +142,7 @@ export function validateModel(
 
   const onGpu = options.gpuFreeBytes !== undefined;
   const weightBytes = onGpu ? inspection.gpuWeightBytes : inspection.loadedWeightBytes;
-  const memory = estimateMemory(shape, weightBytes, options.contextTokens, onGpu ? 'bf16' : 'f32');
+  const memory = estimateMemory(shape, weightBytes, options.contextTokens, kvFormatOn(onGpu));
   memoryIssues(memory, options, issues);
   return {
     ok: !issues.some((i) => i.severity === 'error'),

@@ -9,7 +9,15 @@ import * as vscode from 'vscode';
 import { locateRepositoryPath, repositoryPathOf } from '../core/context/workspaceFolders';
 
 import { CONTEXT_MENTIONS, type ContextMention } from '../core/chat/mentions';
-import { MAX_LISTED_FILES, parsePanelMessage, type ChatToPanel, type CodeAction, type ComposerKey, type PanelToChat } from '../core/chat/chatMessages';
+import {
+  MAX_LISTED_FILES,
+  parsePanelMessage,
+  type ChatToPanel,
+  type CodeAction,
+  type CodeButtonState,
+  type ComposerKey,
+  type PanelToChat,
+} from '../core/chat/chatMessages';
 import type { ChatSession } from '../core/chat/chatSession';
 import { Disposable } from './lifecycle';
 
@@ -21,6 +29,8 @@ export interface PanelSnapshot {
   draft: string;
   /** Length of the last turn's text in each report so far (the last 500), to see an answer grow. */
   lastTurnLengths: number[];
+  /** The last answer's code-block buttons as drawn. */
+  codeButtons: CodeButtonState[];
 }
 
 // Fence languages to VS Code language ids, where they differ.
@@ -42,6 +52,7 @@ export class ChatViewProvider extends Disposable implements vscode.WebviewViewPr
   private view?: vscode.WebviewView;
   private lastEditor?: vscode.TextEditor;
   private snapshot?: PanelSnapshot;
+  private codeActionsSeen: CodeAction[] = [];
   private readyListeners: (() => void)[] = [];
   /** The attachments the composer's chips show, as the panel last said. */
   private chips: string[] = [];
@@ -235,6 +246,7 @@ export class ChatViewProvider extends Disposable implements vscode.WebviewViewPr
         this.offered = message.offered ?? [];
         return;
       case 'codeAction':
+        this.codeActionsSeen = [...this.codeActionsSeen, message.action].slice(-50);
         await this.codeAction(message);
         return;
       case 'rendered':
@@ -243,6 +255,7 @@ export class ChatViewProvider extends Disposable implements vscode.WebviewViewPr
           visibleText: message.visibleText,
           draft: message.draft ?? '',
           lastTurnLengths: [...(this.snapshot?.lastTurnLengths ?? []), message.turns.at(-1)?.text.length ?? 0].slice(-500),
+          codeButtons: message.codeButtons ?? [],
         };
         return;
     }
@@ -296,6 +309,11 @@ export class ChatViewProvider extends Disposable implements vscode.WebviewViewPr
     } catch (error) {
       void vscode.window.showWarningMessage(`Tidal: cannot open ${repositoryPath}: ${(error as Error).message}`);
     }
+  }
+
+  /** The code-block actions the panel sent, oldest first (the last 50). */
+  get codeActions(): readonly CodeAction[] {
+    return this.codeActionsSeen;
   }
 
   /** Presses a code block's button in the last answer, as a person would (the tests' API). */

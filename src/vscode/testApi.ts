@@ -3,7 +3,7 @@
 // drive the chat panel as a user would.
 import * as vscode from 'vscode';
 
-import type { AnswerMeta, CodeAction, ComposerKey } from '../core/chat/chatMessages';
+import type { AnswerMeta, CodeAction, CodeButtonState, ComposerKey } from '../core/chat/chatMessages';
 import { HISTORY_KEY } from '../core/chat/historyStore';
 import type { CompletionCounters } from '../core/completion/completionService';
 import { statsRequest, type EngineStats, type RepositoryStatus } from '../core/protocol/protocol';
@@ -63,7 +63,8 @@ export interface TidalApi {
     /** Resolves once no answer is being generated. */
     idle(): Promise<void>;
     /** What the panel reported it shows after its last render. */
-    panel(): { turns: { role: 'user' | 'assistant'; text: string }[]; visibleText: string; lastTurnLengths: number[] } | undefined;
+    panel():
+      { turns: { role: 'user' | 'assistant'; text: string }[]; visibleText: string; lastTurnLengths: number[]; codeButtons: CodeButtonState[] } | undefined;
     /** The panel's Stop button. */
     stop(): void;
     /** Number of turns per stored conversation in the workspace state, current first. */
@@ -80,6 +81,8 @@ export interface TidalApi {
     mentionOptions(): readonly string[];
     /** Presses a code block's button (Copy, Insert, New file, Apply; `block`: its index) in the last answer. */
     pressCodeButton(action: CodeAction, block: number): void;
+    /** The code-block actions the panel sent to the extension, oldest first (a disabled button sends none). */
+    codeActions(): readonly CodeAction[];
   };
   /** The hunk review of a proposed edit (inline edit, chat Apply) running in `uri`, as shown; undefined when none. */
   review(uri: vscode.Uri): ReviewSnapshot | undefined;
@@ -226,6 +229,7 @@ export function createTestApi(tidal: TidalExtension, context: vscode.ExtensionCo
       composerAttachments: () => tidal.chat.composerAttachments,
       mentionOptions: () => tidal.chat.mentionOptions,
       pressCodeButton: (action, block) => tidal.chat.pressCodeButton(action, block),
+      codeActions: () => tidal.chat.codeActions,
     },
     review: (uri) => tidal.inlineEdit.review.snapshot(uri),
     completionStats: () => ({

@@ -33,7 +33,21 @@ export type PanelToChat =
    */
   | { type: 'codeAction'; action: CodeAction; code: string; language: string; info?: string; lineBefore?: string }
   /** What the panel shows after a render: each turn's source text, and the page's visible text. */
-  | { type: 'rendered'; turns: { role: 'user' | 'assistant'; text: string }[]; visibleText: string; draft?: string };
+  | {
+      type: 'rendered';
+      turns: { role: 'user' | 'assistant'; text: string }[];
+      visibleText: string;
+      draft?: string;
+      /** The last answer's code-block buttons as drawn: which block, which action, whether it can be pressed. */
+      codeButtons?: CodeButtonState[];
+    };
+
+/** A code block's button in the panel, as drawn. */
+export interface CodeButtonState {
+  block: number;
+  action: CodeAction;
+  disabled: boolean;
+}
 
 export type ChatToPanel =
   | { type: 'engine'; summary: string }
@@ -70,6 +84,8 @@ export const MAX_LISTED_FILES = 5000;
 /** Longest fence info string and line before a code block a codeAction may carry. */
 export const MAX_INFO_CHARS = 1024;
 export const MAX_LINE_BEFORE_CHARS = 4096;
+/** Most code-block buttons a render report may list (four per block). */
+export const MAX_CODE_BUTTONS = 4 * 256;
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 const isText = (value: unknown, max = MAX_TEXT_CHARS): value is string => typeof value === 'string' && value.length <= max;
@@ -117,7 +133,23 @@ export function parsePanelMessage(value: unknown): PanelToChat | undefined {
         turns.push({ role: turn.role, text: turn.text });
       }
       if (value.draft !== undefined && !isText(value.draft)) return undefined;
-      return { type: 'rendered', turns, visibleText: value.visibleText, ...(value.draft !== undefined ? { draft: value.draft as string } : {}) };
+      let codeButtons: CodeButtonState[] | undefined;
+      if (value.codeButtons !== undefined) {
+        if (!Array.isArray(value.codeButtons) || value.codeButtons.length > MAX_CODE_BUTTONS) return undefined;
+        codeButtons = [];
+        for (const button of value.codeButtons) {
+          if (!isRecord(button) || !isCodeAction(button.action) || typeof button.disabled !== 'boolean') return undefined;
+          if (!Number.isInteger(button.block) || (button.block as number) < 0) return undefined;
+          codeButtons.push({ block: button.block as number, action: button.action, disabled: button.disabled });
+        }
+      }
+      return {
+        type: 'rendered',
+        turns,
+        visibleText: value.visibleText,
+        ...(value.draft !== undefined ? { draft: value.draft as string } : {}),
+        ...(codeButtons ? { codeButtons } : {}),
+      };
     }
     case 'openFile':
       return isText(value.path, 4096) && value.path.length > 0 ? { type: 'openFile', path: value.path } : undefined;

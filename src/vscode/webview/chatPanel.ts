@@ -1,7 +1,7 @@
 // The chat panel's script, in the webview (bundled with markdown-it and highlight.js into
 // dist/chat-panel.js; no remote resources). It draws what the extension sends and sends back
 // what the user does; the messages are typed and checked in src/core/chat/chatMessages.ts.
-import { parseChatMessage, type ChatToPanel, type PanelToChat, type Turn } from '../../core/chat/chatMessages';
+import { MAX_CODE_BUTTONS, parseChatMessage, type ChatToPanel, type CodeButtonState, type PanelToChat, type Turn } from '../../core/chat/chatMessages';
 import { turnAnnouncement } from '../../core/chat/announcements';
 import { offersContinue, offersRegenerate, stopMarker } from '../../core/chat/answerMarkers';
 import { createMarkdownRenderer, endsInOpenFence, type CodeBlock } from './markdown';
@@ -153,8 +153,28 @@ let reportTimer: ReturnType<typeof setTimeout> | undefined;
 function report(): void {
   clearTimeout(reportTimer);
   reportTimer = setTimeout(() => {
-    send({ type: 'rendered', turns: turns.map((turn) => ({ role: turn.role, text: turn.text })), visibleText: messages.innerText, draft: input.value });
+    send({
+      type: 'rendered',
+      turns: turns.map((turn) => ({ role: turn.role, text: turn.text })),
+      visibleText: messages.innerText,
+      draft: input.value,
+      codeButtons: lastAnswerCodeButtons(),
+    });
   }, 50);
+}
+
+/** The last answer's code-block buttons as drawn (at most MAX_CODE_BUTTONS). */
+function lastAnswerCodeButtons(): CodeButtonState[] {
+  const answers = messages.querySelectorAll<HTMLElement>('article.turn.assistant');
+  const buttons = answers[answers.length - 1]?.querySelectorAll<HTMLButtonElement>('button.code-action') ?? [];
+  const states: CodeButtonState[] = [];
+  for (const button of Array.from(buttons).slice(0, MAX_CODE_BUTTONS)) {
+    const action = button.dataset.action;
+    if (action === 'copy' || action === 'insert' || action === 'newFile' || action === 'apply') {
+      states.push({ block: Number(button.dataset.block), action, disabled: button.disabled });
+    }
+  }
+  return states;
 }
 
 function renderAll(): void {

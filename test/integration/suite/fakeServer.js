@@ -14,9 +14,26 @@ const { waitFor } = require('./harness');
  * with `server.answer` and completions with nothing. `server.chatRequests` holds the chat
  * requests' bodies, in order. While `server.gate` is a promise, chat answers wait for it (a test
  * looks at the editor while a request is still running, then resolves it).
+ *
+ * With `server.pause = { after, until }` a streamed request (`stream: true`, as the remote
+ * backend sends) gets the answer as server-sent events: the text up to and including `after`,
+ * then nothing until the promise `until` settles, then the rest and the finish. A test looks at
+ * the panel while the answer is half written.
  */
 async function startFakeServer() {
-  const state = { answer: '', chatRequests: [], gate: undefined };
+  const state = { answer: '', chatRequests: [], gate: undefined, pause: undefined };
+  const streamAnswer = async (response, answer, pause) => {
+    const cut = answer.indexOf(pause.after);
+    assert.ok(cut >= 0, `server.pause.after is not in the answer: ${JSON.stringify(pause.after)}`);
+    const event = (value) => response.write(`data: ${JSON.stringify(value)}\n\n`);
+    const delta = (content) => event({ choices: [{ index: 0, delta: { content }, finish_reason: null }] });
+    response.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
+    delta(answer.slice(0, cut + pause.after.length));
+    await pause.until;
+    delta(answer.slice(cut + pause.after.length));
+    event({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], usage: { prompt_tokens: 100, completion_tokens: 20 } });
+    response.end('data: [DONE]\n\n');
+  };
   const server = http.createServer((request, response) => {
     let body = '';
     request.on('data', (chunk) => (body += chunk));
@@ -27,7 +44,17 @@ async function startFakeServer() {
       };
       if (request.method === 'GET' && request.url === '/v1/models') return reply({ object: 'list', data: [{ id: 'fixed-answers', object: 'model' }] });
       if (request.method === 'POST' && request.url === '/v1/chat/completions') {
-        state.chatRequests.push(JSON.parse(body));
+        const parsed = JSON.parse(body);
+        state.chatRequests.push(parsed);
+        const pause = state.pause;
+        if (pause && parsed.stream === true) {
+          return void Promise.resolve(state.gate)
+            .then(() => streamAnswer(response, state.answer, pause))
+            .catch((error) => {
+              console.error(`fake server: ${error.message}`);
+              response.destroy();
+            });
+        }
         return void Promise.resolve(state.gate).then(() =>
           reply({
             choices: [{ index: 0, message: { role: 'assistant', content: state.answer }, finish_reason: 'stop' }],

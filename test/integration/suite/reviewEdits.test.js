@@ -183,6 +183,100 @@ test(
   { timeoutMs: 300_000 },
 );
 
+test(
+  'a code block while it streams: Copy takes what is there, Insert, New file and Apply wait for its closing fence; complete, Apply reviews it',
+  async () => {
+    const api = await tidalApi();
+    await withFakeServer(api, async (server) => {
+      const kvCache = (await openFixture('src/kvCache.ts')).document;
+      const original = kvCache.getText();
+      assert.ok(original.includes(`${KV_CACHE_TRIM}\n`), 'the fixture src/kvCache.ts changed; update this test');
+      const checkLine = KV_CACHE_TRIM_CHECKED.split('\n')[2];
+      server.answer = [
+        'In `src/kvCache.ts`, refuse a position that is not an integer:',
+        '',
+        '```ts',
+        KV_CACHE_TRIM_CHECKED,
+        '```',
+        '',
+        'Nothing else changes.',
+        '',
+      ].join('\n');
+      // The server sends the answer up to the new check, inside the block, and waits there.
+      let resume;
+      server.pause = { after: `${checkLine}\n`, until: new Promise((resolve) => (resume = resolve)) };
+      const partial = server.answer.slice(0, server.answer.indexOf(checkLine) + checkLine.length + 1);
+      try {
+        await vscode.commands.executeCommand('tidal.openChat');
+        assert.ok(await waitFor(() => api.chat.panel() !== undefined, { timeoutMs: 30_000 }), 'the chat panel never reported a render');
+        await vscode.commands.executeCommand('tidal.newChat');
+        const asked = vscode.commands.executeCommand('tidal.askAboutRepo', 'Make trim refuse a position that is not an integer.');
+        const buttonsOf = (panel) =>
+          Object.fromEntries(panel.codeButtons.filter((button) => button.block === 0).map((button) => [button.action, button.disabled]));
+        const streaming = await waitFor(
+          () => {
+            const panel = api.chat.panel();
+            return panel?.turns.at(-1)?.text === partial && panel.codeButtons.length > 0 ? panel : undefined;
+          },
+          { timeoutMs: 60_000 },
+        );
+        assert.ok(streaming, `the panel never showed the half-written block: ${JSON.stringify(api.chat.panel()?.turns.at(-1)?.text)}`);
+        assert.equal(api.chat.busy(), true, 'the answer is not running while the server holds it');
+        assert.deepEqual(buttonsOf(streaming), { copy: false, insert: true, newFile: true, apply: true }, 'the open block’s buttons');
+        const seen = await captureWorkbench('integration-chat-code-block-streaming', { waitForChatView: true });
+        if (seen) assert.match(seen.workbench.chatWebviewText, /Number\.isInteger/, 'the half-written block is not on screen');
+
+        // Pressed while disabled, Apply and Insert send nothing; Copy takes the lines written so far.
+        const before = api.chat.codeActions().length;
+        api.chat.pressCodeButton('apply', 0);
+        api.chat.pressCodeButton('insert', 0);
+        api.chat.pressCodeButton('copy', 0);
+        assert.ok(await waitFor(() => api.chat.codeActions().length > before, { timeoutMs: 10_000 }), 'Copy sent nothing');
+        assert.ok(
+          await waitFor(async () => (await vscode.env.clipboard.readText()).includes('Number.isInteger'), { timeoutMs: 10_000 }),
+          'Copy did not put the block so far on the clipboard',
+        );
+        assert.deepEqual(api.chat.codeActions().slice(before), ['copy'], 'a disabled button sent its action');
+        const copied = await vscode.env.clipboard.readText();
+        assert.equal(copied, KV_CACHE_TRIM_CHECKED.split('\n').slice(0, 3).join('\n') + '\n', 'Copy took something else than the lines written so far');
+        assert.equal(api.review(kvCache.uri), undefined, 'a review started from a half-written block');
+        assert.equal(kvCache.getText(), original, 'the file changed while the block was half written');
+
+        // The rest arrives: the block is closed and every button can be pressed.
+        resume();
+        await asked;
+        assert.equal(api.chat.lastAnswer()?.error, undefined, `the answer failed: ${api.chat.lastAnswer()?.error}`);
+        assert.equal(api.chat.lastAnswer()?.text, server.answer);
+        const done = await waitFor(
+          () => {
+            const panel = api.chat.panel();
+            return panel?.turns.at(-1)?.text === server.answer && panel.codeButtons.length > 0 ? panel : undefined;
+          },
+          { timeoutMs: 30_000 },
+        );
+        assert.ok(done, 'the panel does not show the finished answer');
+        assert.deepEqual(buttonsOf(done), { copy: false, insert: false, newFile: false, apply: false }, 'the closed block’s buttons');
+        api.chat.pressCodeButton('apply', 0);
+        const review = await waitFor(() => api.review(kvCache.uri), { timeoutMs: 30_000 });
+        assert.ok(review, 'Apply on the finished block started no review');
+        assert.equal(
+          kvCache.getText(),
+          original.replace(`${KV_CACHE_TRIM}\n`, `${KV_CACHE_TRIM_CHECKED}\n`),
+          'the proposal is not the whole block in place of trim()',
+        );
+        await vscode.commands.executeCommand('tidal.rejectAllHunks', kvCache.uri);
+        assert.ok(await waitFor(() => api.review(kvCache.uri) === undefined, { timeoutMs: 10_000 }), 'the review is still running after Reject All');
+        assert.equal(kvCache.getText(), original, 'Reject All did not give back the file');
+      } finally {
+        resume();
+        await api.chat.idle();
+        await restore(kvCache, original);
+      }
+    });
+  },
+  { timeoutMs: 300_000 },
+);
+
 const TOP_K = [
   'def select_top_k(scores: list[float], k: int) -> list[int]:',
   '    order = sorted(range(len(scores)), key=lambda position: scores[position], reverse=True)',

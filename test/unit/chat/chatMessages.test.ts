@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
+  MAX_CODE_BUTTONS,
   MAX_ATTACHMENTS,
   MAX_INFO_CHARS,
   MAX_LINE_BEFORE_CHARS,
@@ -37,6 +38,16 @@ const panelMessages: PanelToChat[] = [
       { role: 'assistant', text: 'a' },
     ],
     visibleText: 'You q Tidal a',
+  },
+  {
+    type: 'rendered',
+    turns: [{ role: 'assistant', text: '```ts\nx' }],
+    visibleText: 'Tidal x',
+    draft: '',
+    codeButtons: [
+      { block: 0, action: 'copy', disabled: false },
+      { block: 0, action: 'apply', disabled: true },
+    ],
   },
 ];
 
@@ -96,6 +107,16 @@ test('malformed messages are refused', () => {
     { type: 'rendered', turns: [{ role: 'system', text: 'x' }], visibleText: '' },
     { type: 'rendered', turns: 'x', visibleText: '' },
     { type: 'rendered', turns: [] },
+    { type: 'rendered', turns: [], visibleText: '', codeButtons: [{ block: 0, action: 'delete', disabled: false }] },
+    { type: 'rendered', turns: [], visibleText: '', codeButtons: [{ block: -1, action: 'copy', disabled: false }] },
+    { type: 'rendered', turns: [], visibleText: '', codeButtons: [{ block: 0, action: 'copy', disabled: 'no' }] },
+    { type: 'rendered', turns: [], visibleText: '', codeButtons: 'copy' },
+    {
+      type: 'rendered',
+      turns: [],
+      visibleText: '',
+      codeButtons: Array.from({ length: MAX_CODE_BUTTONS + 1 }, () => ({ block: 0, action: 'copy', disabled: false })),
+    },
   ];
   for (const value of badPanel) assert.equal(parsePanelMessage(value), undefined, JSON.stringify(value)?.slice(0, 80));
   const badChat: unknown[] = [

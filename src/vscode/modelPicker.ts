@@ -5,12 +5,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 
-import { CATALOGUE, catalogueFacts, catalogueFolder, CatalogueModel, isModelFile, recommendedModel } from '../core/models/catalogue';
+import { CATALOGUE, catalogueFacts, catalogueFolder, CatalogueModel, recommendedModel, selectModelFiles } from '../core/models/catalogue';
 import { discardPartialDownload, downloadModel } from '../core/models/downloader';
 import { DEFAULT_HUB_URL } from '../core/models/hubClient';
 import { tidalErrorCode } from '../native/errors';
 import { formatBytes, kvFormatOn } from '../core/models/modelShape';
-import { catalogueDescription, downloadState, MemoryRoom, partialBytes, progressMessage } from '../core/models/modelStore';
+import { catalogueDescription, catalogueModelPath, downloadState, MemoryRoom, partialBytes, progressMessage } from '../core/models/modelStore';
 import { validateModel, ValidationResult } from '../core/models/validate';
 import { bundledAddon, type ModelReader, type NativeAddon } from '../native/addon';
 
@@ -118,7 +118,7 @@ async function download(context: vscode.ExtensionContext, model: CatalogueModel,
     // reported by the download itself
   }
   const state = downloadState(modelsFolder(context), model);
-  if (state === 'downloaded') return destination;
+  if (state === 'downloaded') return catalogueModelPath(modelsFolder(context), model);
   if (state === 'absent') {
     const go = await vscode.window.showInformationMessage(
       `Download ${model.label} (about ${formatBytes(facts.downloadBytes)}) from ${hubHost} into ${destination}?`,
@@ -138,10 +138,10 @@ async function download(context: vscode.ExtensionContext, model: CatalogueModel,
         let lastUpdate = 0;
         let lastFile = '';
         try {
-          return await downloadModel({
+          await downloadModel({
             location: { hubUrl, repo: model.repo },
             destination,
-            include: isModelFile,
+            select: (files) => selectModelFiles(model, files),
             signal: controller.signal,
             onProgress: (p) => {
               const now = Date.now();
@@ -153,6 +153,7 @@ async function download(context: vscode.ExtensionContext, model: CatalogueModel,
               reported = percent;
             },
           });
+          return catalogueModelPath(modelsFolder(context), model);
         } finally {
           subscription.dispose();
         }
@@ -208,12 +209,12 @@ function buildItems(context: vscode.ExtensionContext, gpuFreeBytes: number | und
     const state = downloadState(folder, model);
     const facts = catalogueFacts(model, contextTokens, kvFormat);
     items.push({
-      label: `${current(catalogueFolder(folder, model))}${state === 'downloaded' ? '$(pass-filled)' : '$(cloud-download)'} ${model.label}`,
+      label: `${current(catalogueModelPath(folder, model))}${state === 'downloaded' ? '$(pass-filled)' : '$(cloud-download)'} ${model.label}`,
       description: catalogueDescription(model, facts, state, state === 'partial' ? partialBytes(folder, model) : 0, {
         ...room,
         recommended: model === recommended,
       }),
-      detail: `${model.repo}: ${model.description}`,
+      detail: `${model.repo}${model.weights === 'bf16' ? ' (bf16 safetensors)' : ` (${model.weights} GGUF)`}: ${model.description}`,
       action: 'catalogue',
       model,
     });

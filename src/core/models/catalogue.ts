@@ -1,10 +1,18 @@
 // Recommended code models the engine runs, with the numbers of each model's own config.json
 // (Qwen/<name> on the Hugging Face hub), so parameter counts, download sizes and memory are
-// computed rather than quoted. All are bf16 safetensors.
+// computed rather than quoted. Each comes as bf16 safetensors (Qwen/<name>) and, where the
+// engine reads the architecture from GGUF, as Q8_0 and Q4_K_M GGUF files (Qwen/<name>-GGUF):
+// what people with less GPU memory run.
 import * as path from 'node:path';
 
+import { TidalError } from '../../native/errors';
 import type { HubFile } from './hubClient';
 import { estimateMemory, fitsIn, KvFormat, MemoryEstimate, ModelShape, parameterCount } from './modelShape';
+
+/** How a catalogue model's weights are stored: bf16 safetensors, or a GGUF file of that quantisation. */
+export type WeightFormat = 'bf16' | 'Q8_0' | 'Q4_K_M';
+/** Most precise first (the order of the picker's rows and of the tie-break between equal sizes). */
+export const WEIGHT_FORMATS: readonly WeightFormat[] = ['bf16', 'Q8_0', 'Q4_K_M'];
 
 export interface CatalogueModel {
   id: string; // short id, also the folder name under the models folder
@@ -12,25 +20,33 @@ export interface CatalogueModel {
   label: string;
   description: string;
   shape: ModelShape;
-  bytesPerParameter: number; // of the stored weights
-  tokenizerBytes: number; // tokenizer.json + configs, about
+  weights: WeightFormat;
+  tokenizerBytes: number; // tokenizer.json + configs, about (0 for a GGUF: it carries its tokenizer)
+}
+
+interface BaseModel {
+  id: string;
+  repo: string;
+  label: string;
+  description: string;
+  shape: ModelShape;
+  tokenizerBytes: number;
 }
 
 const qwen25Coder = (
   size: string,
   shape: Omit<ModelShape, 'architecture' | 'vocabSize' | 'maxPositions' | 'headDim'> & { vocabSize?: number; headDim?: number },
   description: string,
-): CatalogueModel => ({
+): BaseModel => ({
   id: `qwen2.5-coder-${size.toLowerCase()}-instruct`,
   repo: `Qwen/Qwen2.5-Coder-${size}-Instruct`,
   label: `Qwen2.5-Coder ${size} Instruct`,
   description,
   shape: { architecture: 'qwen2', vocabSize: 151936, maxPositions: 32768, headDim: 128, ...shape },
-  bytesPerParameter: 2,
   tokenizerBytes: 7_050_000,
 });
 
-export const CATALOGUE: readonly CatalogueModel[] = [
+const BASE_MODELS: readonly BaseModel[] = [
   qwen25Coder(
     '0.5B',
     { layers: 24, hiddenSize: 896, heads: 14, kvHeads: 2, headDim: 64, intermediateSize: 4864, tiedEmbeddings: true },
@@ -69,10 +85,82 @@ export const CATALOGUE: readonly CatalogueModel[] = [
       tiedEmbeddings: true,
       maxPositions: 40960,
     },
-    bytesPerParameter: 2,
     tokenizerBytes: 11_440_000,
   },
 ];
+
+// Architectures the engine reads from a GGUF file (native/src/model/gguf_model.cpp).
+const GGUF_ARCHITECTURES = new Set(['llama', 'qwen2']);
+
+function variant(base: BaseModel, weights: WeightFormat): CatalogueModel {
+  if (weights === 'bf16') return { ...base, weights };
+  return {
+    ...base,
+    id: `${base.id}-${weights.toLowerCase()}`,
+    repo: `${base.repo}-GGUF`,
+    label: `${base.label} ${weights}`,
+    weights,
+    tokenizerBytes: 0,
+  };
+}
+
+export const CATALOGUE: readonly CatalogueModel[] = BASE_MODELS.flatMap((base) =>
+  WEIGHT_FORMATS.filter((format) => format === 'bf16' || GGUF_ARCHITECTURES.has(base.shape.architecture)).map((format) => variant(base, format)),
+);
+
+// Bytes per 256 values of the GGUF block types a quantisation uses.
+const BLOCK_BYTES_PER_256 = { Q4_K: 144, Q6_K: 210, Q5_0: 176, Q8_0: 272, F32: 1024 } as const;
+type BlockType = keyof typeof BLOCK_BYTES_PER_256;
+
+// llama.cpp's Q4_K_M: Q6_K for the output head (the embedding when tied) and for attn_v and
+// ffn_down in the first and last eighth of the layers and every third between, Q4_K for the
+// rest; a matrix whose rows do not split into 256-value blocks takes the fallback type (Q5_0
+// for Q4_K, Q8_0 for Q6_K). Q8_0 everywhere in a Q8_0 file. Norms and biases stay f32.
+function moreBits(layer: number, layers: number): boolean {
+  const eighth = Math.floor(layers / 8);
+  return layer < eighth || layer >= Math.floor((7 * layers) / 8) || (layer - eighth) % 3 === 2;
+}
+function blockType(type: BlockType, columns: number): BlockType {
+  if (columns % 256 === 0 || type === 'Q8_0' || type === 'F32') return type;
+  return type === 'Q4_K' ? 'Q5_0' : 'Q8_0';
+}
+const matrixBytes = (type: BlockType, rows: number, columns: number) => (rows * columns * BLOCK_BYTES_PER_256[blockType(type, columns)]) / 256;
+
+/**
+ * Bytes of a model's weights in `format`: as stored in the file (`onCuda` false), or as the
+ * CUDA backend holds them (`onCuda` true): GGUF matrices in their blocks, the token embedding
+ * widened to bf16 (the embedding lookup and a tied output head read it).
+ */
+export function weightBytes(shape: ModelShape, format: WeightFormat, onCuda = false): number {
+  const parameters = parameterCount(shape);
+  if (format === 'bf16') return parameters * 2;
+  const h = shape.hiddenSize;
+  const q = shape.heads * shape.headDim;
+  const kv = shape.kvHeads * shape.headDim;
+  const quantised = (type: BlockType): BlockType => (format === 'Q8_0' ? 'Q8_0' : type);
+  let bytes = 0;
+  let matrixParameters = 0;
+  const matrix = (type: BlockType, rows: number, columns: number) => {
+    bytes += matrixBytes(quantised(type), rows, columns);
+    matrixParameters += rows * columns;
+  };
+  const embeddingType: BlockType = shape.tiedEmbeddings ? 'Q6_K' : 'Q4_K';
+  const embeddingBytes = matrixBytes(quantised(embeddingType), shape.vocabSize, h);
+  matrix(embeddingType, shape.vocabSize, h);
+  if (!shape.tiedEmbeddings) matrix('Q6_K', shape.vocabSize, h);
+  for (let layer = 0; layer < shape.layers; layer++) {
+    const more = moreBits(layer, shape.layers);
+    matrix('Q4_K', q, h);
+    matrix('Q4_K', kv, h);
+    matrix(more ? 'Q6_K' : 'Q4_K', kv, h);
+    matrix('Q4_K', h, q);
+    matrix('Q4_K', shape.intermediateSize, h);
+    matrix('Q4_K', shape.intermediateSize, h);
+    matrix(more ? 'Q6_K' : 'Q4_K', h, shape.intermediateSize);
+  }
+  bytes += (parameters - matrixParameters) * 4; // norms and biases, f32
+  return onCuda ? bytes - embeddingBytes + shape.vocabSize * h * 2 : bytes;
+}
 
 export interface CatalogueFacts {
   parameters: number;
@@ -81,20 +169,27 @@ export interface CatalogueFacts {
 }
 
 // Parameters, download size and the memory to run at `contextTokens` (0: the model's maximum),
-// with the KV cache as the backend keeps it (bf16 on a GPU, f32 on the CPU).
+// with the KV cache as the backend keeps it: bf16 on a CUDA GPU (kvFormatOn(true), where the
+// weights are counted as the CUDA backend holds them), f32 on the CPU.
 export function catalogueFacts(model: CatalogueModel, contextTokens: number, kvFormat: KvFormat = 'f32'): CatalogueFacts {
   const parameters = parameterCount(model.shape);
-  const weightBytes = parameters * model.bytesPerParameter;
-  return { parameters, downloadBytes: weightBytes + model.tokenizerBytes, memory: estimateMemory(model.shape, weightBytes, contextTokens, kvFormat) };
+  const fileBytes = weightBytes(model.shape, model.weights);
+  const resident = weightBytes(model.shape, model.weights, kvFormat === 'bf16');
+  return { parameters, downloadBytes: fileBytes + model.tokenizerBytes, memory: estimateMemory(model.shape, resident, contextTokens, kvFormat) };
 }
 
 // The catalogue model to recommend for `freeBytes` of memory (the GPU's where the engine runs
-// on one): the largest that fits at `contextTokens`, or undefined when none does.
+// on one): the largest that fits at `contextTokens`, in its most precise weight format that
+// fits; undefined when none does.
 export function recommendedModel(contextTokens: number, freeBytes: number, kvFormat: KvFormat): CatalogueModel | undefined {
-  let best: { model: CatalogueModel; parameters: number } | undefined;
+  let best: { model: CatalogueModel; parameters: number; rank: number } | undefined;
   for (const model of CATALOGUE) {
     const facts = catalogueFacts(model, contextTokens, kvFormat);
-    if (fitsIn(facts.memory, freeBytes) && (!best || facts.parameters > best.parameters)) best = { model, parameters: facts.parameters };
+    if (!fitsIn(facts.memory, freeBytes)) continue;
+    const rank = WEIGHT_FORMATS.indexOf(model.weights);
+    if (!best || facts.parameters > best.parameters || (facts.parameters === best.parameters && rank < best.rank)) {
+      best = { model, parameters: facts.parameters, rank };
+    }
   }
   return best?.model;
 }
@@ -104,6 +199,28 @@ const NEEDED =
   /^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|model\.safetensors\.index\.json|[^/]+\.safetensors)$/;
 export function isModelFile(file: Pick<HubFile, 'path'>): boolean {
   return NEEDED.test(file.path);
+}
+
+/**
+ * The files to download for `model` from its repository's listing: a bf16 model's folder
+ * files, or the one GGUF file of its quantisation (e.g. qwen2.5-coder-7b-instruct-q4_k_m.gguf).
+ * A quantisation that the repository holds only in split parts (-00001-of-00002.gguf), or not
+ * at all, is refused with what the repository has (ERR_TIDAL_HUB).
+ */
+export function selectModelFiles<T extends Pick<HubFile, 'path'>>(model: CatalogueModel, files: readonly T[]): T[] {
+  if (model.weights === 'bf16') return files.filter(isModelFile);
+  const quant = model.weights.toLowerCase();
+  const single = files.filter((file) => !file.path.includes('/') && file.path.toLowerCase().endsWith(`-${quant}.gguf`));
+  if (single.length === 1) return single;
+  const ggufs = files.filter((file) => file.path.toLowerCase().endsWith('.gguf')).map((file) => file.path);
+  const parts = ggufs.filter((name) => new RegExp(`-${quant}-\\d+-of-\\d+\\.gguf$`, 'i').test(name));
+  const what =
+    single.length > 1
+      ? `more than one ${model.weights} file (${single.map((file) => file.path).join(', ')})`
+      : parts.length > 0
+        ? `${model.weights} only in ${parts.length} split parts, which Tidal does not read yet`
+        : `no ${model.weights} file${ggufs.length > 0 ? ` (its GGUF files: ${ggufs.slice(0, 8).join(', ')})` : ''}`;
+  throw new TidalError('ERR_TIDAL_HUB', `${model.repo} has ${what}. Pick the model in another format, or download a .gguf yourself and choose GGUF file….`);
 }
 
 export function catalogueFolder(modelsFolder: string, model: CatalogueModel): string {

@@ -23,8 +23,10 @@ export interface DownloadProgress {
 export interface DownloadOptions {
   location: HubLocation;
   destination: string; // the model folder to create
-  // Which hub files to fetch (default: all of them).
+  // Which hub files to fetch (default: all of them): a filter, or a choice made from the whole
+  // listing (which may throw to refuse the repository).
   include?: (file: HubFile) => boolean;
+  select?: (files: HubFile[]) => HubFile[];
   signal?: AbortSignal;
   onProgress?: (progress: DownloadProgress) => void;
   // Attempts per file after a dropped connection (each resumes); default 3.
@@ -221,7 +223,8 @@ async function fetchFile(options: DownloadOptions, file: HubFile, staging: strin
 export async function downloadModel(options: DownloadOptions): Promise<string> {
   const { destination } = options;
   if (existsSync(destination)) return destination;
-  const files = (await listRepoFiles(options.location, options.signal)).filter(options.include ?? (() => true));
+  const listed = await listRepoFiles(options.location, options.signal);
+  const files = options.select ? options.select(listed) : listed.filter(options.include ?? (() => true));
   if (files.length === 0) throw hubError(`${options.location.repo} lists none of the files a model needs on ${options.location.hubUrl}.`);
   const staging = stagingFolder(destination);
   mkdirSync(staging, { recursive: true });

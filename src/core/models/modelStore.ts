@@ -16,6 +16,18 @@ export function downloadState(modelsFolder: string, model: CatalogueModel): Down
   return existsSync(stagingFolder(folder)) ? 'partial' : 'absent';
 }
 
+/**
+ * The path to load a downloaded catalogue model from (tidal.modelPath): its folder, or for a
+ * GGUF model the .gguf file in it (the folder itself when there is not exactly one: validation
+ * then says what is wrong).
+ */
+export function catalogueModelPath(modelsFolder: string, model: CatalogueModel): string {
+  const folder = catalogueFolder(modelsFolder, model);
+  if (model.weights === 'bf16' || !existsSync(folder)) return folder;
+  const ggufs = readdirSync(folder).filter((name) => name.toLowerCase().endsWith('.gguf'));
+  return ggufs.length === 1 ? path.join(folder, ggufs[0]) : folder;
+}
+
 // Bytes already received for a partial download (verified files and part files).
 export function partialBytes(modelsFolder: string, model: CatalogueModel): number {
   const walk = (dir: string): number =>

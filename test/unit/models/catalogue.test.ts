@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 
 import { loadAddon } from '../../../src/native/addon';
-import { CATALOGUE, catalogueFacts, isModelFile, recommendedModel } from '../../../src/core/models/catalogue';
+import { CATALOGUE, catalogueFacts, isModelFile, recommendedModel, selectModelFiles, WEIGHT_FORMATS, weightBytes } from '../../../src/core/models/catalogue';
 import { estimateMemory, kvBytesPerToken, ModelShape, parameterCount } from '../../../src/core/models/modelShape';
 
 const FIXTURES = 'test/fixtures/models';
@@ -66,8 +66,9 @@ test('catalogue models have their published parameter counts and sensible memory
     'qwen2.5-coder-14b-instruct': 14.7e9,
     'qwen3-4b': 4.02e9,
   };
-  assert.deepEqual(CATALOGUE.map((m) => m.id).sort(), Object.keys(published).sort());
-  for (const model of CATALOGUE) {
+  const bf16 = CATALOGUE.filter((m) => m.weights === 'bf16');
+  assert.deepEqual(bf16.map((m) => m.id).sort(), Object.keys(published).sort());
+  for (const model of bf16) {
     const facts = catalogueFacts(model, 8192);
     const expected = published[model.id];
     assert.ok(Math.abs(facts.parameters - expected) / expected < 0.01, `${model.id}: ${facts.parameters}`);
@@ -94,22 +95,123 @@ test('catalogue models have their published parameter counts and sensible memory
   assert.equal(gpu.weightBytes, small.weightBytes);
 });
 
-test('the recommended catalogue model is the largest that fits the room, with the KV format of where it runs', () => {
-  const sizes = new Map(CATALOGUE.map((m) => [m.id, catalogueFacts(m, 32768, 'bf16').memory.totalBytes]));
-  // An 80 GB GPU takes the 14B model at 32K tokens (~38 GB); 24 GB takes the 7B (~18 GB).
+test('each Qwen2.5-Coder model also comes as Q8_0 and Q4_K_M GGUF; Qwen3 (not read from GGUF) only as bf16', () => {
+  const coder = CATALOGUE.filter((m) => m.shape.architecture === 'qwen2');
+  assert.equal(coder.length, 15);
+  for (const m of coder.filter((m) => m.weights !== 'bf16')) {
+    const base = CATALOGUE.find((b) => b.weights === 'bf16' && m.id.startsWith(b.id))!;
+    assert.equal(m.id, `${base.id}-${m.weights.toLowerCase()}`);
+    assert.equal(m.repo, `${base.repo}-GGUF`);
+    assert.equal(m.label, `${base.label} ${m.weights}`);
+    assert.deepEqual(m.shape, base.shape);
+    assert.equal(m.tokenizerBytes, 0);
+  }
+  assert.deepEqual(
+    CATALOGUE.filter((m) => m.shape.architecture === 'qwen3').map((m) => m.weights),
+    ['bf16'],
+  );
+});
+
+test('GGUF weight bytes are those of the files llama.cpp writes (published sizes of Qwen2.5-Coder 7B and 14B)', () => {
+  // Sizes of llama.cpp's quantisations of Qwen2.5-Coder-7B/14B-Instruct as listed on the hub.
+  const published: [string, number][] = [
+    ['qwen2.5-coder-7b-instruct-q4_k_m', 4.68e9],
+    ['qwen2.5-coder-7b-instruct-q8_0', 8.1e9],
+    ['qwen2.5-coder-14b-instruct-q4_k_m', 8.99e9],
+    ['qwen2.5-coder-14b-instruct-q8_0', 15.7e9],
+  ];
+  for (const [id, bytes] of published) {
+    const model = CATALOGUE.find((m) => m.id === id)!;
+    const estimate = weightBytes(model.shape, model.weights);
+    assert.ok(Math.abs(estimate - bytes) / bytes < 0.015, `${id}: ${estimate} against ${bytes}`);
+    assert.equal(catalogueFacts(model, 8192).downloadBytes, estimate);
+  }
+  // Q8_0 is 34 bytes per 32 values plus the f32 norms and biases; bf16 2 bytes a parameter.
+  const small = CATALOGUE.find((m) => m.id === 'qwen2.5-coder-0.5b-instruct')!.shape;
+  const parameters = parameterCount(small);
+  const vectors = small.layers * (2 * small.hiddenSize + small.heads * small.headDim + 2 * small.kvHeads * small.headDim) + small.hiddenSize;
+  assert.equal(weightBytes(small, 'Q8_0'), ((parameters - vectors) * 34) / 32 + vectors * 4);
+  assert.equal(weightBytes(small, 'bf16'), parameters * 2);
+  // 0.5B rows of 896 values do not split into 256-value blocks: Q4_K falls back to Q5_0, so its
+  // Q4_K_M file is larger than 4.5 bits a parameter.
+  assert.ok(weightBytes(small, 'Q4_K_M') > (parameters * 5) / 8);
+  // On CUDA the token embedding is held as bf16 beside the blocks: the 7B Q4_K_M (untied, a Q4_K
+  // embedding of 152064 x 3584) takes that much more than its file.
+  const sevenB = CATALOGUE.find((m) => m.id === 'qwen2.5-coder-7b-instruct-q4_k_m')!.shape;
+  const embedding = 152064 * 3584;
+  assert.equal(weightBytes(sevenB, 'Q4_K_M', true) - weightBytes(sevenB, 'Q4_K_M'), embedding * 2 - (embedding * 144) / 256);
+  assert.equal(weightBytes(sevenB, 'bf16', true), weightBytes(sevenB, 'bf16'));
+});
+
+test('the recommended catalogue model is the largest that fits the room, in its most precise format that fits', () => {
+  const size = (id: string, kv: 'bf16' | 'f32' = 'bf16') =>
+    catalogueFacts(
+      CATALOGUE.find((m) => m.id === id)!,
+      32768,
+      kv,
+    ).memory.totalBytes;
+  // An 80 GB GPU takes the 14B model in bf16 at 32K tokens (~38 GB); 24 GB the 14B in Q4_K_M
+  // (bf16 does not fit, nor Q8_0); a 16 GB card the 7B in Q8_0.
   assert.equal(recommendedModel(32768, 80e9, 'bf16')?.id, 'qwen2.5-coder-14b-instruct');
-  assert.equal(recommendedModel(32768, 24e9, 'bf16')?.id, 'qwen2.5-coder-7b-instruct');
-  // Exactly at the edge: the 7B needs its estimate plus a tenth of the room kept free.
-  const sevenB = sizes.get('qwen2.5-coder-7b-instruct')!;
-  assert.equal(recommendedModel(32768, sevenB / 0.9, 'bf16')?.id, 'qwen2.5-coder-7b-instruct');
-  assert.notEqual(recommendedModel(32768, sevenB / 0.9 - 1, 'bf16')?.id, 'qwen2.5-coder-7b-instruct');
+  assert.equal(recommendedModel(32768, 24e9, 'bf16')?.id, 'qwen2.5-coder-14b-instruct-q4_k_m');
+  assert.equal(recommendedModel(32768, 16e9, 'bf16')?.id, 'qwen2.5-coder-7b-instruct-q8_0');
+  // Exactly at the edge: the 7B Q8_0 needs its estimate plus a tenth of the room kept free; a
+  // byte less and the 7B Q4_K_M is the one.
+  const q8 = size('qwen2.5-coder-7b-instruct-q8_0');
+  assert.equal(recommendedModel(32768, q8 / 0.9, 'bf16')?.id, 'qwen2.5-coder-7b-instruct-q8_0');
+  assert.equal(recommendedModel(32768, q8 / 0.9 - 1, 'bf16')?.id, 'qwen2.5-coder-7b-instruct-q4_k_m');
+  // Every model that fits is no larger than the one recommended, and none of its size in a
+  // more precise format fits.
+  for (const room of [2e9, 6e9, 12e9, 16e9, 24e9, 40e9, 80e9]) {
+    const pick = recommendedModel(32768, room, 'bf16')!;
+    const fits = CATALOGUE.filter((m) => size(m.id) <= room * 0.9);
+    assert.ok(fits.includes(pick), `${room}: ${pick.id}`);
+    for (const m of fits) {
+      assert.ok(parameterCount(m.shape) <= parameterCount(pick.shape), `${room}: ${m.id} is larger than ${pick.id}`);
+      if (parameterCount(m.shape) === parameterCount(pick.shape))
+        assert.ok(WEIGHT_FORMATS.indexOf(m.weights) >= WEIGHT_FORMATS.indexOf(pick.weights), `${room}: ${m.id} is more precise than ${pick.id}`);
+    }
+  }
   // The f32 cache of the CPU needs more than the bf16 one: a room can fit a model on a GPU that it
   // would not fit on the CPU.
-  const room = (sizes.get('qwen2.5-coder-7b-instruct')! + 1e6) / 0.9;
-  assert.equal(recommendedModel(32768, room, 'bf16')?.id, 'qwen2.5-coder-7b-instruct');
-  assert.notEqual(recommendedModel(32768, room, 'f32')?.id, 'qwen2.5-coder-7b-instruct');
+  const room = (size('qwen2.5-coder-14b-instruct-q4_k_m') + 1e6) / 0.9;
+  assert.equal(recommendedModel(32768, room, 'bf16')?.id, 'qwen2.5-coder-14b-instruct-q4_k_m');
+  assert.ok(size('qwen2.5-coder-14b-instruct-q4_k_m', 'f32') > room * 0.9);
+  assert.notEqual(recommendedModel(32768, room, 'f32')?.id, 'qwen2.5-coder-14b-instruct-q4_k_m');
   // Too little for any: none.
   assert.equal(recommendedModel(32768, 100e6, 'f32'), undefined);
+});
+
+test('a GGUF model downloads the one file of its quantisation; split parts or none are refused with what the repository has', () => {
+  const q4 = CATALOGUE.find((m) => m.id === 'qwen2.5-coder-7b-instruct-q4_k_m')!;
+  const q8 = CATALOGUE.find((m) => m.id === 'qwen2.5-coder-7b-instruct-q8_0')!;
+  const listing = [
+    'README.md',
+    '.gitattributes',
+    'qwen2.5-coder-7b-instruct-fp16-00001-of-00004.gguf',
+    'qwen2.5-coder-7b-instruct-q4_k_m.gguf',
+    'qwen2.5-coder-7b-instruct-q4_k_s.gguf',
+    'qwen2.5-coder-7b-instruct-q8_0-00001-of-00003.gguf',
+    'qwen2.5-coder-7b-instruct-q8_0-00002-of-00003.gguf',
+    'qwen2.5-coder-7b-instruct-q8_0-00003-of-00003.gguf',
+    'sub/qwen2.5-coder-7b-instruct-q8_0.gguf',
+  ].map((p) => ({ path: p }));
+  assert.deepEqual(selectModelFiles(q4, listing), [{ path: 'qwen2.5-coder-7b-instruct-q4_k_m.gguf' }]);
+  assert.throws(() => selectModelFiles(q8, listing), { code: 'ERR_TIDAL_HUB', message: /has Q8_0 only in 3 split parts, which Tidal does not read yet/ });
+  // The name's case does not matter (Qwen3-4B-Q4_K_M.gguf); two candidates are refused.
+  assert.deepEqual(selectModelFiles(q4, [{ path: 'Qwen2.5-Coder-7B-Instruct-Q4_K_M.gguf' }]), [{ path: 'Qwen2.5-Coder-7B-Instruct-Q4_K_M.gguf' }]);
+  assert.throws(
+    () => selectModelFiles(q4, [{ path: 'a-q4_k_m.gguf' }, { path: 'b-Q4_K_M.gguf' }]),
+    /more than one Q4_K_M file \(a-q4_k_m\.gguf, b-Q4_K_M\.gguf\)/,
+  );
+  assert.throws(() => selectModelFiles(q4, [{ path: 'x-q2_k.gguf' }]), /has no Q4_K_M file \(its GGUF files: x-q2_k\.gguf\)/);
+  assert.throws(() => selectModelFiles(q4, [{ path: 'README.md' }]), /has no Q4_K_M file\. Pick the model in another format/);
+  // A bf16 model takes its folder files, as before.
+  const bf16 = CATALOGUE.find((m) => m.id === 'qwen2.5-coder-7b-instruct')!;
+  assert.deepEqual(
+    selectModelFiles(bf16, [{ path: 'config.json' }, { path: 'model.safetensors' }, { path: 'model.gguf' }, { path: 'README.md' }]).map((f) => f.path),
+    ['config.json', 'model.safetensors'],
+  );
 });
 
 test('only the files a model folder needs are fetched from a repository', () => {

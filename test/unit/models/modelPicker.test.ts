@@ -5,7 +5,7 @@
 import './fakeVscode';
 
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, test } from 'node:test';
@@ -15,6 +15,7 @@ import { CATALOGUE } from '../../../src/core/models/catalogue';
 import { loadAddon } from '../../../src/native/addon';
 import { fake } from './fakeVscode';
 import { FixtureHub } from './fixtureHub';
+import { folderTensors, GgufEntry, ggufImage, gpt2TokenizerMetadata } from './ggufImage';
 
 const reader = loadAddon(path.resolve('dist'));
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'tidal-picker-'));
@@ -30,8 +31,44 @@ const log = {
 // The smallest catalogue entry, served by the fixture hub from the shipped model's files.
 const model = CATALOGUE[0];
 const shipped = 'models/tidal-code-mini';
+// Its Q4_K_M variant, from the GGUF repository: a .gguf of the qwen2 fixture model (F32 inside:
+// the flow is what is tested), beside files the picker must leave (another quantisation, split
+// parts, a README).
+const q4Model = CATALOGUE.find((m) => m.id === `${model.id}-q4_k_m`)!;
+const q4File = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
+function fixtureGguf(): Buffer {
+  const folder = 'test/fixtures/models/qwen2-tied-sharded-f32';
+  const tokenizer = 'test/fixtures/tokenizers/chatml-byte-bpe';
+  const config = JSON.parse(readFileSync(path.join(folder, 'config.json'), 'utf8'));
+  const metadata: Record<string, GgufEntry> = {
+    'general.architecture': { type: 'string', value: 'qwen2' },
+    'qwen2.block_count': { type: 'u32', value: config.num_hidden_layers },
+    'qwen2.embedding_length': { type: 'u32', value: config.hidden_size },
+    'qwen2.feed_forward_length': { type: 'u32', value: config.intermediate_size },
+    'qwen2.attention.head_count': { type: 'u32', value: config.num_attention_heads },
+    'qwen2.attention.head_count_kv': { type: 'u32', value: config.num_key_value_heads },
+    'qwen2.attention.layer_norm_rms_epsilon': { type: 'f32', value: config.rms_norm_eps },
+    'qwen2.rope.freq_base': { type: 'f32', value: config.rope_parameters.rope_theta },
+    'qwen2.context_length': { type: 'u32', value: config.max_position_embeddings },
+    ...gpt2TokenizerMetadata(
+      JSON.parse(readFileSync(path.join(tokenizer, 'tokenizer.json'), 'utf8')),
+      JSON.parse(readFileSync(path.join(tokenizer, 'tokenizer_config.json'), 'utf8')),
+      'gpt-2',
+    ),
+  };
+  return ggufImage(metadata, folderTensors(folder));
+}
+const ggufFiles = new Map([
+  [q4File, { content: fixtureGguf(), lfs: true }],
+  ['qwen2.5-coder-0.5b-instruct-q5_k_m.gguf', { content: Buffer.from('another quantisation'), lfs: true }],
+  ['qwen2.5-coder-0.5b-instruct-q8_0-00001-of-00002.gguf', { content: Buffer.from('part one'), lfs: true }],
+  ['qwen2.5-coder-0.5b-instruct-q8_0-00002-of-00002.gguf', { content: Buffer.from('part two'), lfs: true }],
+  ['README.md', { content: Buffer.from('# GGUF'), lfs: false }],
+]);
+
 const hub = new FixtureHub(
   new Map([
+    [q4Model.repo, ggufFiles],
     [
       model.repo,
       FixtureHub.filesFrom(
@@ -179,6 +216,52 @@ test('a recommended model downloads under progress, can be cancelled, resumes, a
   assert.match(listed!.description!, /downloaded ·/);
   assert.match(listed!.label, /^\$\(check\)/);
   assert.equal(hub.requests.length, 0);
+});
+
+test('a Q4_K_M model downloads only its .gguf file, which becomes tidal.modelPath; a quantisation only in split parts is refused', async () => {
+  const destination = path.join(scratch, 'storage', 'models', q4Model.id);
+  let listed: Item | undefined;
+  fake.answers.push(({ items }) => {
+    listed = (items as Item[]).find((i) => i.model?.id === q4Model.id);
+    return listed;
+  });
+  fake.answers.push(({ message }) => {
+    assert.match(message!, /Download Qwen2\.5-Coder 0\.5B Instruct Q4_K_M \(about \d+ MB\) from 127\.0\.0\.1/);
+    return 'Download';
+  });
+  const file = path.join(destination, q4File);
+  assert.equal(await selectModel(context, log, { reader }), file);
+  assert.match(listed!.label, /Qwen2\.5-Coder 0\.5B Instruct Q4_K_M$/);
+  assert.match((listed as { detail?: string }).detail!, /^Qwen\/Qwen2\.5-Coder-0\.5B-Instruct-GGUF \(Q4_K_M GGUF\): /);
+  assert.deepEqual(fake.updates, [['tidal.modelPath', file]]);
+  assert.deepEqual(readdirSync(destination), [q4File]);
+  assert.ok(readFileSync(file).equals(ggufFiles.get(q4File)!.content));
+  // Listed again: downloaded, current, and applied without fetching.
+  hub.requests.length = 0;
+  fake.updates.length = 0;
+  fake.answers.push(({ items }) => {
+    listed = (items as Item[]).find((i) => i.model?.id === q4Model.id);
+    return listed;
+  });
+  assert.equal(await selectModel(context, log, { reader }), file);
+  assert.match(listed!.label, /^\$\(check\) \$\(pass-filled\) /);
+  assert.equal(hub.requests.length, 0);
+
+  // The Q8_0 of the same repository is there only in split parts: the download says so, nothing is written.
+  const q8Model = CATALOGUE.find((m) => m.id === `${model.id}-q8_0`)!;
+  fake.updates.length = 0;
+  fake.answers.push(
+    pickAction('catalogue', q8Model.id),
+    () => 'Download',
+    ({ message, actions }) => {
+      assert.match(message!, /could not download Qwen2\.5-Coder 0\.5B Instruct Q8_0: .*has Q8_0 only in 2 split parts, which Tidal does not read yet/);
+      assert.deepEqual(actions, ['Retry', 'Open Hub Setting']);
+      return undefined;
+    },
+  );
+  assert.equal(await selectModel(context, log, { reader }), undefined);
+  assert.deepEqual(fake.updates, []);
+  assert.equal(existsSync(path.join(scratch, 'storage', 'models', q8Model.id)), false);
 });
 
 test('a hub that is down shows the error with Retry and a way to the hub setting', async () => {

@@ -134,6 +134,13 @@ test(
     assert.match(shown.workbench.chatWebviewText, /tidal-code-mini \(demo model\)/, 'the header does not name the model as the demo it is');
     assert.ok(shown.workbench.quickInput, 'the model button opened no quick pick');
     assert.match(shown.workbench.quickInput.title, /Select Model/);
+    // Each recommended model in its weight formats: bf16 safetensors, then Q8_0 and Q4_K_M GGUF.
+    const rows = shown.workbench.quickInput.items;
+    for (const format of ['', ' Q8_0', ' Q4_K_M'])
+      assert.ok(
+        rows.some((row) => row.trim().endsWith(`Qwen2.5-Coder 0.5B Instruct${format}`)),
+        `no row for Qwen2.5-Coder 0.5B Instruct${format}: ${JSON.stringify(rows)}`,
+      );
     await vscode.commands.executeCommand('workbench.action.closeQuickOpen');
   },
   { timeoutMs: 180_000 },

@@ -12,7 +12,7 @@ import { after, test } from 'node:test';
 import { ModelSession } from '../../src/host/modelSession';
 import { loadAddon } from '../../src/native/addon';
 import { tokenizerForModel } from '../../src/core/tokenizer/modelTokenizer';
-import { folderTensors, GgufEntry, ggufImage, gpt2TokenizerMetadata } from '../unit/models/ggufImage';
+import { folderTensors, GgufEntry, ggufImage, qwen2FixtureMetadata } from '../unit/models/ggufImage';
 
 const addon = loadAddon(path.resolve('dist'));
 const FIXTURES = 'test/fixtures/models';
@@ -92,22 +92,7 @@ test('cause 11: num_hidden_layers 5 over 6-layer safetensors is refused, naming 
 // A GGUF image of the qwen2 fixture (F32 tensors, the fixture tokenizer in its metadata).
 function qwen2Gguf(name: string, editMetadata?: (m: Record<string, GgufEntry>) => void): string {
   const folder = path.join(FIXTURES, 'qwen2-tied-sharded-f32');
-  const config = JSON.parse(readFileSync(path.join(folder, 'config.json'), 'utf8')) as Json;
-  const metadata: Record<string, GgufEntry> = {
-    'general.architecture': { type: 'string', value: 'qwen2' },
-    'qwen2.block_count': { type: 'u32', value: config.num_hidden_layers },
-    'qwen2.embedding_length': { type: 'u32', value: config.hidden_size },
-    'qwen2.feed_forward_length': { type: 'u32', value: config.intermediate_size },
-    'qwen2.attention.head_count': { type: 'u32', value: config.num_attention_heads },
-    'qwen2.attention.head_count_kv': { type: 'u32', value: config.num_key_value_heads },
-    'qwen2.attention.layer_norm_rms_epsilon': { type: 'f32', value: config.rms_norm_eps },
-    'qwen2.context_length': { type: 'u32', value: config.max_position_embeddings },
-    ...gpt2TokenizerMetadata(
-      JSON.parse(readFileSync(path.join(TOKENIZER, 'tokenizer.json'), 'utf8')),
-      JSON.parse(readFileSync(path.join(TOKENIZER, 'tokenizer_config.json'), 'utf8')),
-      'qwen2',
-    ),
-  };
+  const metadata = qwen2FixtureMetadata(folder, TOKENIZER, 'qwen2');
   editMetadata?.(metadata);
   const file = path.join(scratch, name);
   writeFileSync(file, ggufImage(metadata, folderTensors(folder)));

@@ -90,14 +90,20 @@ const KV_CACHE_TRIM_CHECKED = [
   '  }',
 ].join('\n');
 
+/** Opens the fixture src/kvCache.ts, which must hold KV_CACHE_TRIM: its document and text. */
+async function openKvCache() {
+  const document = (await openFixture('src/kvCache.ts')).document;
+  const original = document.getText();
+  assert.ok(original.includes(`${KV_CACHE_TRIM}\n`), 'the fixture src/kvCache.ts changed; update this test');
+  return { document, original };
+}
+
 test(
   'chat Apply: the code block goes into the file it names, reviewed with CodeLenses; Accept All leaves the new text',
   async () => {
     const api = await tidalApi();
     await withFakeServer(api, async (server) => {
-      const kvCache = (await openFixture('src/kvCache.ts')).document;
-      const original = kvCache.getText();
-      assert.ok(original.includes(`${KV_CACHE_TRIM}\n`), 'the fixture src/kvCache.ts changed; update this test');
+      const { document: kvCache, original } = await openKvCache();
       // Another file in front: the block names src/kvCache.ts, so that is where it must go.
       const python = await openFixture('src/select_top_k.py');
       python.selection = new vscode.Selection(0, 0, 0, 0);
@@ -188,9 +194,7 @@ test(
   async () => {
     const api = await tidalApi();
     await withFakeServer(api, async (server) => {
-      const kvCache = (await openFixture('src/kvCache.ts')).document;
-      const original = kvCache.getText();
-      assert.ok(original.includes(`${KV_CACHE_TRIM}\n`), 'the fixture src/kvCache.ts changed; update this test');
+      const { document: kvCache, original } = await openKvCache();
       const checkLine = KV_CACHE_TRIM_CHECKED.split('\n')[2];
       server.answer = [
         'In `src/kvCache.ts`, refuse a position that is not an integer:',

@@ -134,6 +134,32 @@ export function gpt2TokenizerMetadata(
   return out;
 }
 
+/**
+ * The metadata of a qwen2 GGUF made from a fixture model folder: the config's numbers under
+ * their GGUF keys (the RoPE base when the config has one) and the tokenizer of `tokenizerDir`
+ * with pre-tokenizer `pre`. With folderTensors(folder) it is the folder's model as a .gguf.
+ */
+export function qwen2FixtureMetadata(folder: string, tokenizerDir: string, pre: string): Record<string, GgufEntry> {
+  const config = JSON.parse(readFileSync(path.join(folder, 'config.json'), 'utf8'));
+  const theta = config.rope_parameters?.rope_theta ?? config.rope_theta;
+  return {
+    'general.architecture': { type: 'string', value: 'qwen2' },
+    'qwen2.block_count': { type: 'u32', value: config.num_hidden_layers },
+    'qwen2.embedding_length': { type: 'u32', value: config.hidden_size },
+    'qwen2.feed_forward_length': { type: 'u32', value: config.intermediate_size },
+    'qwen2.attention.head_count': { type: 'u32', value: config.num_attention_heads },
+    'qwen2.attention.head_count_kv': { type: 'u32', value: config.num_key_value_heads },
+    'qwen2.attention.layer_norm_rms_epsilon': { type: 'f32', value: config.rms_norm_eps },
+    ...(theta !== undefined ? { 'qwen2.rope.freq_base': { type: 'f32', value: theta } as GgufEntry } : {}),
+    'qwen2.context_length': { type: 'u32', value: config.max_position_embeddings },
+    ...gpt2TokenizerMetadata(
+      JSON.parse(readFileSync(path.join(tokenizerDir, 'tokenizer.json'), 'utf8')),
+      JSON.parse(readFileSync(path.join(tokenizerDir, 'tokenizer_config.json'), 'utf8')),
+      pre,
+    ),
+  };
+}
+
 // Hugging Face tensor name -> GGUF name, as the llama.cpp converter spells them.
 export function ggufName(hf: string): string {
   if (hf === 'model.embed_tokens.weight') return 'token_embd.weight';

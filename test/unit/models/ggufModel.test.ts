@@ -13,7 +13,7 @@ import { TextTokenizer } from '../../../src/core/tokenizer/tokenizer';
 import { loadAddon } from '../../../src/native/addon';
 import { tokenizerForModel } from '../../../src/core/tokenizer/modelTokenizer';
 import { validateModel } from '../../../src/core/models/validate';
-import { folderTensors, GgufEntry, ggufImage, gpt2TokenizerMetadata } from './ggufImage';
+import { folderTensors, ggufImage, qwen2FixtureMetadata } from './ggufImage';
 
 const addon = loadAddon(path.resolve('dist'));
 const FOLDER = 'test/fixtures/models/qwen2-tied-sharded-f32';
@@ -22,21 +22,8 @@ const scratch = mkdtempSync(path.join(os.tmpdir(), 'tidal-gguf-model-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
 test('a qwen2 .gguf model: its tokenizer encodes like tokenizer.json and the engine generates the recorded tokens', async () => {
-  const config = JSON.parse(readFileSync(path.join(FOLDER, 'config.json'), 'utf8'));
   const tokenizerJson = JSON.parse(readFileSync(path.join(TOKENIZER, 'tokenizer.json'), 'utf8'));
-  const tokenizerConfig = JSON.parse(readFileSync(path.join(TOKENIZER, 'tokenizer_config.json'), 'utf8'));
-  const metadata: Record<string, GgufEntry> = {
-    'general.architecture': { type: 'string', value: 'qwen2' },
-    'qwen2.block_count': { type: 'u32', value: config.num_hidden_layers },
-    'qwen2.embedding_length': { type: 'u32', value: config.hidden_size },
-    'qwen2.feed_forward_length': { type: 'u32', value: config.intermediate_size },
-    'qwen2.attention.head_count': { type: 'u32', value: config.num_attention_heads },
-    'qwen2.attention.head_count_kv': { type: 'u32', value: config.num_key_value_heads },
-    'qwen2.attention.layer_norm_rms_epsilon': { type: 'f32', value: config.rms_norm_eps },
-    'qwen2.rope.freq_base': { type: 'f32', value: config.rope_parameters.rope_theta },
-    'qwen2.context_length': { type: 'u32', value: config.max_position_embeddings },
-    ...gpt2TokenizerMetadata(tokenizerJson, tokenizerConfig, 'gpt-2'),
-  };
+  const metadata = qwen2FixtureMetadata(FOLDER, TOKENIZER, 'gpt-2');
   const file = path.join(scratch, 'qwen2-fixture-f32.gguf');
   const tensors = folderTensors(FOLDER);
   writeFileSync(file, ggufImage(metadata, tensors));

@@ -15,7 +15,7 @@ import { CATALOGUE } from '../../../src/core/models/catalogue';
 import { loadAddon } from '../../../src/native/addon';
 import { fake } from './fakeVscode';
 import { FixtureHub } from './fixtureHub';
-import { folderTensors, GgufEntry, ggufImage, gpt2TokenizerMetadata } from './ggufImage';
+import { folderTensors, ggufImage, qwen2FixtureMetadata } from './ggufImage';
 
 const reader = loadAddon(path.resolve('dist'));
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'tidal-picker-'));
@@ -38,25 +38,7 @@ const q4Model = CATALOGUE.find((m) => m.id === `${model.id}-q4_k_m`)!;
 const q4File = 'qwen2.5-coder-0.5b-instruct-q4_k_m.gguf';
 function fixtureGguf(): Buffer {
   const folder = 'test/fixtures/models/qwen2-tied-sharded-f32';
-  const tokenizer = 'test/fixtures/tokenizers/chatml-byte-bpe';
-  const config = JSON.parse(readFileSync(path.join(folder, 'config.json'), 'utf8'));
-  const metadata: Record<string, GgufEntry> = {
-    'general.architecture': { type: 'string', value: 'qwen2' },
-    'qwen2.block_count': { type: 'u32', value: config.num_hidden_layers },
-    'qwen2.embedding_length': { type: 'u32', value: config.hidden_size },
-    'qwen2.feed_forward_length': { type: 'u32', value: config.intermediate_size },
-    'qwen2.attention.head_count': { type: 'u32', value: config.num_attention_heads },
-    'qwen2.attention.head_count_kv': { type: 'u32', value: config.num_key_value_heads },
-    'qwen2.attention.layer_norm_rms_epsilon': { type: 'f32', value: config.rms_norm_eps },
-    'qwen2.rope.freq_base': { type: 'f32', value: config.rope_parameters.rope_theta },
-    'qwen2.context_length': { type: 'u32', value: config.max_position_embeddings },
-    ...gpt2TokenizerMetadata(
-      JSON.parse(readFileSync(path.join(tokenizer, 'tokenizer.json'), 'utf8')),
-      JSON.parse(readFileSync(path.join(tokenizer, 'tokenizer_config.json'), 'utf8')),
-      'gpt-2',
-    ),
-  };
-  return ggufImage(metadata, folderTensors(folder));
+  return ggufImage(qwen2FixtureMetadata(folder, 'test/fixtures/tokenizers/chatml-byte-bpe', 'gpt-2'), folderTensors(folder));
 }
 const ggufFiles = new Map([
   [q4File, { content: fixtureGguf(), lfs: true }],

@@ -34,10 +34,6 @@ namespace tidal::cuda {
 
 namespace {
 
-constexpr int kThreads = 128;
-constexpr int kWarps = kThreads / kWarpSize;
-constexpr int kRowsPerWarp = 2;
-constexpr int kStages = 3;
 constexpr int kPieceValues = 32;
 constexpr int kChunkValues = kWarpSize * kPieceValues;
 
@@ -178,14 +174,17 @@ struct Q6_KGemv : QuantBlock<QuantFormat::Q6_K> {
   }
 };
 
-template <class Format>
-__global__ void __launch_bounds__(kThreads)
+// kWarps warps a block, kRowsPerWarp rows a warp, kStages chunks per warp in shared memory
+// (the configurations a launch may pick: GemvQuantConfig).
+template <class Format, int kWarps, int kRowsPerWarp, int kStages>
+__global__ void __launch_bounds__(kWarps * kWarpSize)
     gemv_quant_kernel(const uint8_t* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta) {
   constexpr int kChunkBytes = kChunkValues / Format::kValues * Format::kBytes;
   // The chunk plus up to 15 bytes of head, in whole vectors.
   constexpr int kStageBytes = (kChunkBytes + 15 + 15) / 16 * 16;
   constexpr int kVectorsPerLane = (kStageBytes / 16 + kWarpSize - 1) / kWarpSize;
   __shared__ __align__(16) uint8_t stage[kWarps][kStages][kRowsPerWarp][kStageBytes];
+  static_assert(sizeof(stage) <= 48 * 1024, "static shared memory above 48 KB");
 
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   const int64_t first = (int64_t(blockIdx.x) * kWarps + warp) * kRowsPerWarp;
@@ -254,32 +253,55 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <class Format>
+template <class Format, int kWarps, int kRowsPerWarp, int kStages>
 cudaError_t launch(const void* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta,
                    cudaStream_t stream) {
   constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
-  gemv_quant_kernel<Format><<<static_cast<unsigned>(ceil_div(rows, kRowsPerBlock)), kThreads, 0, stream>>>(
-      static_cast<const uint8_t*>(w), rows, cols, x, y, beta);
+  gemv_quant_kernel<Format, kWarps, kRowsPerWarp, kStages>
+      <<<static_cast<unsigned>(ceil_div(rows, kRowsPerBlock)), kWarps * kWarpSize, 0, stream>>>(
+          static_cast<const uint8_t*>(w), rows, cols, x, y, beta);
   return cudaGetLastError();
+}
+
+template <class Format>
+cudaError_t launch_config(const GemvQuantConfig& config, const void* w, int64_t rows, int cols, const uint16_t* x,
+                          float* y, float beta, cudaStream_t stream) {
+#define TIDAL_GEMV_QUANT_CONFIG(W, R, S) \
+  if (config.warps == W && config.rows_per_warp == R && config.stages == S) \
+    return launch<Format, W, R, S>(w, rows, cols, x, y, beta, stream);
+  TIDAL_GEMV_QUANT_CONFIGS(TIDAL_GEMV_QUANT_CONFIG)
+#undef TIDAL_GEMV_QUANT_CONFIG
+  return cudaErrorInvalidValue;
 }
 
 }  // namespace
 
-cudaError_t launch_gemv_quant(QuantFormat format, const void* w, int64_t rows, int cols, const uint16_t* x, float* y,
-                              float beta, cudaStream_t stream) {
-  if (!is_quant_format(uint32_t(format))) return cudaErrorInvalidValue;
+bool gemv_quant_config_supported(const GemvQuantConfig& config) {
+  for (const GemvQuantConfig& compiled : kGemvQuantConfigs)
+    if (compiled == config) return true;
+  return false;
+}
+
+cudaError_t launch_gemv_quant_with(const GemvQuantConfig& config, QuantFormat format, const void* w, int64_t rows,
+                                   int cols, const uint16_t* x, float* y, float beta, cudaStream_t stream) {
+  if (!is_quant_format(uint32_t(format)) || !gemv_quant_config_supported(config)) return cudaErrorInvalidValue;
   if (cols <= 0 || cols % quant_block_elements(format) != 0) return cudaErrorInvalidValue;
   if ((reinterpret_cast<uintptr_t>(w) | reinterpret_cast<uintptr_t>(x)) % 16 != 0) return cudaErrorMisalignedAddress;
   if (rows <= 0) return cudaSuccess;
   switch (format) {
     case QuantFormat::Q8_0:
-      return launch<Q8_0Gemv>(w, rows, cols, x, y, beta, stream);
+      return launch_config<Q8_0Gemv>(config, w, rows, cols, x, y, beta, stream);
     case QuantFormat::Q4_K:
-      return launch<Q4_KGemv>(w, rows, cols, x, y, beta, stream);
+      return launch_config<Q4_KGemv>(config, w, rows, cols, x, y, beta, stream);
     case QuantFormat::Q6_K:
-      return launch<Q6_KGemv>(w, rows, cols, x, y, beta, stream);
+      return launch_config<Q6_KGemv>(config, w, rows, cols, x, y, beta, stream);
   }
   return cudaErrorInvalidValue;
+}
+
+cudaError_t launch_gemv_quant(QuantFormat format, const void* w, int64_t rows, int cols, const uint16_t* x, float* y,
+                              float beta, cudaStream_t stream) {
+  return launch_gemv_quant_with(kDefaultGemvQuantConfig, format, w, rows, cols, x, y, beta, stream);
 }
 
 }  // namespace tidal::cuda

@@ -38,6 +38,7 @@
 #include "cuda/quest_kernels.h"
 #include "cuda/selection_kernels.h"
 #include "engine/decoder.h"
+#include "kernels/gemv_quant.h"
 #include "kernels/prefill_attention.h"
 #include "kernels/topk_select.h"
 
@@ -488,6 +489,75 @@ class Bench {
     }
   }
 
+  // One-token products over block-quantised weights (kernels/gemv_quant.cu), every compiled
+  // configuration, on the Llama-3.1-8B matrices; the weights cycle through copies larger than 4x
+  // the L2, so every launch reads them from memory. The Q4_K_M step estimate: per layer q|k|v,
+  // o, gate|up in Q4_K and down half Q4_K, half Q6_K (llama.cpp's mix), plus the Q6_K head.
+  void run_gemv_quant() {
+    struct Matrix {
+      const char* name;
+      int64_t rows;
+      int cols;
+    };
+    const Matrix matrices[] = {{"q|k|v", 6144, 4096},  {"o", 4096, 4096},        {"gate|up", 28672, 4096},
+                               {"down", 4096, 14336}, {"output", 128256, 4096}};
+    const cuda::QuantFormat formats[] = {cuda::QuantFormat::Q4_K, cuda::QuantFormat::Q6_K, cuda::QuantFormat::Q8_0};
+    const std::vector<cuda::GemvQuantConfig> configs(std::begin(cuda::kGemvQuantConfigs),
+                                                     std::end(cuda::kGemvQuantConfigs));
+    const size_t pool_bytes = std::max<size_t>(size_t(1) << 30, 6 * l2_bytes_);
+    DeviceBuffer pool(pool_bytes), x(size_t(16384) * 2), y(size_t(128256) * 4);
+    // 0x11 in every byte: finite f16 scales; the bytes do not change the work.
+    check(cudaMemset(pool.as(), 0x11, pool_bytes), "fill");
+    gpu_bench::fill_random_bf16(x.as<uint16_t>(), 16384, 3, stream_);
+    const char* format_names[] = {"Q4_K", "Q6_K", "Q8_0"};
+    std::printf("\nOne-token products over quantised weights (median us; GB/s of weight bytes; share of the %.0f GB/s read sweep)\n\n",
+                read_gbs_);
+    std::printf("| format | matrix | rows x cols | MB |");
+    for (const auto& c : configs) std::printf(" %dw %dr %ds |", c.warps, c.rows_per_warp, c.stages);
+    std::printf("\n|---|---|---|---:|");
+    for (size_t i = 0; i < configs.size(); ++i) std::printf("---:|");
+    std::printf("\n");
+    // us[config][format][matrix]
+    std::vector<std::vector<std::vector<double>>> us(configs.size(),
+                                                     std::vector<std::vector<double>>(3, std::vector<double>(5)));
+    for (int f = 0; f < 3; ++f)
+      for (int m = 0; m < 5; ++m) {
+        const Matrix& matrix = matrices[m];
+        const int64_t bytes = matrix.rows * cuda::quant_row_bytes(formats[f], matrix.cols);
+        const int64_t stride = (bytes + 255) / 256 * 256;
+        const int copies = int(std::max<int64_t>(1, int64_t(pool_bytes) / stride));
+        std::printf("| %s | %s | %lld x %d | %.1f |", format_names[f], matrix.name, static_cast<long long>(matrix.rows),
+                    matrix.cols, bytes / 1e6);
+        for (size_t c = 0; c < configs.size(); ++c) {
+          const double t = median_us(
+              [&](int rep) {
+                check(cuda::launch_gemv_quant_with(configs[c], formats[f], pool.as<uint8_t>() + (rep % copies) * stride,
+                                                   matrix.rows, matrix.cols, x.as<uint16_t>(), y.as<float>(), 0.0f,
+                                                   stream_),
+                      "gemv_quant");
+              },
+              stream_);
+          us[c][size_t(f)][size_t(m)] = t;
+          std::printf(" %.1f (%.0f%%) |", t, 100.0 * bytes / t / 1e3 / read_gbs_);
+        }
+        std::printf("\n");
+      }
+    const double floor_us = [&] {
+      double bytes = 0;
+      auto b = [&](int f, int m) { return double(matrices[m].rows * cuda::quant_row_bytes(formats[f], matrices[m].cols)); };
+      bytes = 32 * (b(0, 0) + b(0, 1) + b(0, 2) + 0.5 * (b(0, 3) + b(1, 3))) + b(1, 4);
+      return bytes / read_gbs_ / 1e3;
+    }();
+    std::printf("\nLlama-3.1-8B Q4_K_M products of one step (floor %.0f us at the read sweep):", floor_us);
+    for (size_t c = 0; c < configs.size(); ++c) {
+      const auto& t = us[c];
+      const double step = 32 * (t[0][0] + t[0][1] + t[0][2] + 0.5 * (t[0][3] + t[1][3])) + t[1][4];
+      std::printf(" %dw%dr%ds %.0f us (%.2fx);", configs[c].warps, configs[c].rows_per_warp, configs[c].stages, step,
+                  step / floor_us);
+    }
+    std::printf("\n");
+  }
+
   void print_matmul_table() const {
     std::printf(
         "\nprefill matrix products (cuBLAS, bf16 x bf16 -> fp32), Llama-3.1-8B layer; floor = flops / %.0f TFLOP/s\n\n",
@@ -545,6 +615,7 @@ int main(int argc, char** argv) {
   const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
   const bool smoke = argc > 1 && std::strcmp(argv[1], "--smoke") == 0;
   const bool prefill_only = argc > 1 && std::strcmp(argv[1], "--prefill") == 0;
+  const bool gemv_quant_only = argc > 1 && std::strcmp(argv[1], "--gemv-quant") == 0;
   if (smoke) {
     settings.warmup = 1;
     settings.reps = 2;
@@ -557,6 +628,11 @@ int main(int argc, char** argv) {
   }
   try {
     Bench bench;
+    if (gemv_quant_only) {
+      bench.measure_bandwidth();
+      bench.run_gemv_quant();
+      return 0;
+    }
     if (!prefill_only) {
       bench.measure_bandwidth();
       const Shape shapes[] = {{"Llama-3.1-8B", 32, 8, 128}, {"Llama-2-7B", 32, 32, 128}};

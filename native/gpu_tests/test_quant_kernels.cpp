@@ -111,40 +111,48 @@ void check_gemv(Report& report, Rng& rng, QuantFormat format, const Shape& shape
   DeviceArray<uint8_t> device_matrix(matrix);
   DeviceArray<uint16_t> device_x(x);
   constexpr int64_t kTail = 4;  // entries past the last row that must keep the poison
-  for (const float beta : {0.0f, 1.0f}) {
-    DeviceArray<float> y(size_t(rows + kTail));
-    y.poison();
-    std::vector<float> initial(size_t(rows + kTail), NAN);
-    if (beta != 0.0f) {
-      initial = y.download();
-      for (int64_t r = 0; r < rows; ++r) initial[size_t(r)] = float(rng.uniform(-2.0, 2.0));
-      y.upload(initial);
+  for (const cuda::GemvQuantConfig& config : cuda::kGemvQuantConfigs) {
+    for (const float beta : {0.0f, 1.0f}) {
+      // Every compiled configuration at every shape with beta 0; beta 1 with the default one, and
+      // with the others at the larger shapes.
+      if (!(config == cuda::kDefaultGemvQuantConfig) && beta != 0.0f && rows * cols < 1'000'000) continue;
+      DeviceArray<float> y(size_t(rows + kTail));
+      y.poison();
+      std::vector<float> initial(size_t(rows + kTail), NAN);
+      if (beta != 0.0f) {
+        initial = y.download();
+        for (int64_t r = 0; r < rows; ++r) initial[size_t(r)] = float(rng.uniform(-2.0, 2.0));
+        y.upload(initial);
+      }
+      check_cuda(
+          cuda::launch_gemv_quant_with(config, format, device_matrix.data(), rows, cols, device_x.data(), y.data(),
+                                       beta, nullptr),
+          "launch_gemv_quant");
+      check_cuda(cudaDeviceSynchronize(), "gemv_quant");
+      const std::vector<float> got = y.download();
+      std::vector<double> ref(static_cast<size_t>(rows)), out(static_cast<size_t>(rows));
+      double worst = 0;  // max over rows of |error| / sum |W x|
+      for (int64_t r = 0; r < rows; ++r) {
+        ref[size_t(r)] = dot[size_t(r)] + (beta != 0.0f ? double(initial[size_t(r)]) : 0.0);
+        out[size_t(r)] = got[size_t(r)];
+        const double error = std::fabs(out[size_t(r)] - ref[size_t(r)]) / std::max(magnitude[size_t(r)], 1e-30);
+        worst = std::isfinite(out[size_t(r)]) ? std::max(worst, error) : INFINITY;
+      }
+      bool tail_ok = true;
+      for (int64_t i = rows; i < rows + kTail; ++i) {
+        uint32_t bits;
+        std::memcpy(&bits, &got[size_t(i)], 4);
+        tail_ok = tail_ok && bits == 0xFFFFFFFFu;
+      }
+      const double relative = relative_l2(ref, out);
+      report.check(worst < 1e-4 && relative < 1e-3 && tail_ok,
+                   std::string("gemv_quant ") + format_name(format) + " " + std::to_string(config.warps) + "w" +
+                       std::to_string(config.rows_per_warp) + "r" + std::to_string(config.stages) + "s rows=" +
+                       std::to_string(rows) +
+                       " cols=" + std::to_string(cols) + " beta=" + (beta != 0.0f ? "1" : "0"),
+                   "max |err|/sum|wx| " + gpu_test::format("%.2e", worst) + ", rel L2 " +
+                       gpu_test::format("%.2e", relative) + (tail_ok ? "" : ", wrote past the last row"));
     }
-    check_cuda(
-        cuda::launch_gemv_quant(format, device_matrix.data(), rows, cols, device_x.data(), y.data(), beta, nullptr),
-        "launch_gemv_quant");
-    check_cuda(cudaDeviceSynchronize(), "gemv_quant");
-    const std::vector<float> got = y.download();
-    std::vector<double> ref(static_cast<size_t>(rows)), out(static_cast<size_t>(rows));
-    double worst = 0;  // max over rows of |error| / sum |W x|
-    for (int64_t r = 0; r < rows; ++r) {
-      ref[size_t(r)] = dot[size_t(r)] + (beta != 0.0f ? double(initial[size_t(r)]) : 0.0);
-      out[size_t(r)] = got[size_t(r)];
-      const double error = std::fabs(out[size_t(r)] - ref[size_t(r)]) / std::max(magnitude[size_t(r)], 1e-30);
-      worst = std::isfinite(out[size_t(r)]) ? std::max(worst, error) : INFINITY;
-    }
-    bool tail_ok = true;
-    for (int64_t i = rows; i < rows + kTail; ++i) {
-      uint32_t bits;
-      std::memcpy(&bits, &got[size_t(i)], 4);
-      tail_ok = tail_ok && bits == 0xFFFFFFFFu;
-    }
-    const double relative = relative_l2(ref, out);
-    report.check(worst < 1e-4 && relative < 1e-3 && tail_ok,
-                 std::string("gemv_quant ") + format_name(format) + " rows=" + std::to_string(rows) +
-                     " cols=" + std::to_string(cols) + " beta=" + (beta != 0.0f ? "1" : "0"),
-                 "max |err|/sum|wx| " + gpu_test::format("%.2e", worst) + ", rel L2 " +
-                     gpu_test::format("%.2e", relative) + (tail_ok ? "" : ", wrote past the last row"));
   }
 }
 
@@ -201,7 +209,10 @@ void check_refusals(Report& report, QuantFormat format) {
           cudaErrorMisalignedAddress &&
       cuda::launch_gemv_quant(QuantFormat(2), matrix.data(), 4, 512, x.data(), y.data(), 0.0f, nullptr) ==
           cudaErrorInvalidValue &&
-      cuda::launch_gemv_quant(format, matrix.data(), 0, 512, x.data(), y.data(), 0.0f, nullptr) == cudaSuccess;
+      cuda::launch_gemv_quant(format, matrix.data(), 0, 512, x.data(), y.data(), 0.0f, nullptr) == cudaSuccess &&
+      !cuda::gemv_quant_config_supported({4, 3, 3}) &&
+      cuda::launch_gemv_quant_with({4, 3, 3}, format, matrix.data(), 4, 512, x.data(), y.data(), 0.0f, nullptr) ==
+          cudaErrorInvalidValue;
   check_cuda(cudaDeviceSynchronize(), "refusals");
   report.check(ok, std::string("quant launchers refuse bad arguments ") + format_name(format));
 }

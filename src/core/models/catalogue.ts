@@ -24,14 +24,8 @@ export interface CatalogueModel {
   tokenizerBytes: number; // tokenizer.json + configs, about (0 for a GGUF: it carries its tokenizer)
 }
 
-interface BaseModel {
-  id: string;
-  repo: string;
-  label: string;
-  description: string;
-  shape: ModelShape;
-  tokenizerBytes: number;
-}
+/** A model before its weight format is chosen (the bf16 repository's names). */
+type BaseModel = Omit<CatalogueModel, 'weights'>;
 
 const qwen25Coder = (
   size: string,

@@ -177,7 +177,7 @@ struct Q6_KGemv : QuantBlock<QuantFormat::Q6_K> {
 // kWarps warps a block, kRowsPerWarp rows a warp, kStages chunks per warp in shared memory
 // (the configurations a launch may pick: GemvQuantConfig).
 template <class Format, int kWarps, int kRowsPerWarp, int kStages>
-__global__ void __launch_bounds__(kWarps * kWarpSize)
+__global__ void __launch_bounds__(kWarps* kWarpSize)
     gemv_quant_kernel(const uint8_t* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta) {
   constexpr int kChunkBytes = kChunkValues / Format::kValues * Format::kBytes;
   // The chunk plus up to 15 bytes of head, in whole vectors.
@@ -266,7 +266,7 @@ cudaError_t launch(const void* w, int64_t rows, int cols, const uint16_t* x, flo
 template <class Format>
 cudaError_t launch_config(const GemvQuantConfig& config, const void* w, int64_t rows, int cols, const uint16_t* x,
                           float* y, float beta, cudaStream_t stream) {
-#define TIDAL_GEMV_QUANT_CONFIG(W, R, S) \
+#define TIDAL_GEMV_QUANT_CONFIG(W, R, S)                                    \
   if (config.warps == W && config.rows_per_warp == R && config.stages == S) \
     return launch<Format, W, R, S>(w, rows, cols, x, y, beta, stream);
   TIDAL_GEMV_QUANT_CONFIGS(TIDAL_GEMV_QUANT_CONFIG)

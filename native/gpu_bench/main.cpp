@@ -499,8 +499,11 @@ class Bench {
       int64_t rows;
       int cols;
     };
-    const Matrix matrices[] = {{"q|k|v", 6144, 4096},  {"o", 4096, 4096},        {"gate|up", 28672, 4096},
-                               {"down", 4096, 14336}, {"output", 128256, 4096}};
+    const Matrix matrices[] = {{"q|k|v", 6144, 4096},
+                               {"o", 4096, 4096},
+                               {"gate|up", 28672, 4096},
+                               {"down", 4096, 14336},
+                               {"output", 128256, 4096}};
     const cuda::QuantFormat formats[] = {cuda::QuantFormat::Q4_K, cuda::QuantFormat::Q6_K, cuda::QuantFormat::Q8_0};
     const std::vector<cuda::GemvQuantConfig> configs(std::begin(cuda::kGemvQuantConfigs),
                                                      std::end(cuda::kGemvQuantConfigs));
@@ -510,8 +513,10 @@ class Bench {
     check(cudaMemset(pool.as(), 0x11, pool_bytes), "fill");
     gpu_bench::fill_random_bf16(x.as<uint16_t>(), 16384, 3, stream_);
     const char* format_names[] = {"Q4_K", "Q6_K", "Q8_0"};
-    std::printf("\nOne-token products over quantised weights (median us; GB/s of weight bytes; share of the %.0f GB/s read sweep)\n\n",
-                read_gbs_);
+    std::printf(
+        "\nOne-token products over quantised weights (median us; GB/s of weight bytes; share of the %.0f GB/s read "
+        "sweep)\n\n",
+        read_gbs_);
     std::printf("| format | matrix | rows x cols | MB |");
     for (const auto& c : configs) std::printf(" %dw %dr %ds |", c.warps, c.rows_per_warp, c.stages);
     std::printf("\n|---|---|---|---:|");
@@ -544,7 +549,9 @@ class Bench {
       }
     const double floor_us = [&] {
       double bytes = 0;
-      auto b = [&](int f, int m) { return double(matrices[m].rows * cuda::quant_row_bytes(formats[f], matrices[m].cols)); };
+      auto b = [&](int f, int m) {
+        return double(matrices[m].rows * cuda::quant_row_bytes(formats[f], matrices[m].cols));
+      };
       bytes = 32 * (b(0, 0) + b(0, 1) + b(0, 2) + 0.5 * (b(0, 3) + b(1, 3))) + b(1, 4);
       return bytes / read_gbs_ / 1e3;
     }();

@@ -124,10 +124,9 @@ void check_gemv(Report& report, Rng& rng, QuantFormat format, const Shape& shape
         for (int64_t r = 0; r < rows; ++r) initial[size_t(r)] = float(rng.uniform(-2.0, 2.0));
         y.upload(initial);
       }
-      check_cuda(
-          cuda::launch_gemv_quant_with(config, format, device_matrix.data(), rows, cols, device_x.data(), y.data(),
-                                       beta, nullptr),
-          "launch_gemv_quant");
+      check_cuda(cuda::launch_gemv_quant_with(config, format, device_matrix.data(), rows, cols, device_x.data(),
+                                              y.data(), beta, nullptr),
+                 "launch_gemv_quant");
       check_cuda(cudaDeviceSynchronize(), "gemv_quant");
       const std::vector<float> got = y.download();
       std::vector<double> ref(static_cast<size_t>(rows)), out(static_cast<size_t>(rows));
@@ -148,8 +147,7 @@ void check_gemv(Report& report, Rng& rng, QuantFormat format, const Shape& shape
       report.check(worst < 1e-4 && relative < 1e-3 && tail_ok,
                    std::string("gemv_quant ") + format_name(format) + " " + std::to_string(config.warps) + "w" +
                        std::to_string(config.rows_per_warp) + "r" + std::to_string(config.stages) + "s rows=" +
-                       std::to_string(rows) +
-                       " cols=" + std::to_string(cols) + " beta=" + (beta != 0.0f ? "1" : "0"),
+                       std::to_string(rows) + " cols=" + std::to_string(cols) + " beta=" + (beta != 0.0f ? "1" : "0"),
                    "max |err|/sum|wx| " + gpu_test::format("%.2e", worst) + ", rel L2 " +
                        gpu_test::format("%.2e", relative) + (tail_ok ? "" : ", wrote past the last row"));
     }

@@ -274,6 +274,224 @@ cudaError_t launch_config(const GemvQuantConfig& config, const void* w, int64_t 
   return cudaErrorInvalidValue;
 }
 
+// ---- Q4_K on tensor cores ----
+//
+// The SIMT kernel above spends ~8 instructions a Q4_K value (Nsight Compute: issue-bound at 53%
+// of the memory rate, bench/NOTES.md Version 16). Here a warp multiplies 16 rows at once with
+// mma.sync m16n8k16 (bf16 in, fp32 accumulation) and the per-value work is only the widening of
+// the nibbles to bf16.
+//
+// Nibbles to bf16: 0x4300 | q is the bf16 128 + q (exponent 2^7, q in the low mantissa bits),
+// so one LOP3 widens the low nibbles of bytes 0 and 2 of a word into a pair of bf16, and a shift
+// plus a LOP3 each of the other three pairs: 7 instructions for 8 values. The bias comes back
+// out exactly: sum (128 + q) x = 128 X + sum q x, with X the sum of x over the sub-block,
+// computed on the tensor cores as well (an A of ones), so both sums round alike.
+//
+// One mma per K-block sub-block half. The 8 columns of B are the 8 sub-blocks of a K-block:
+// column j holds x restricted to sub-block j (zero elsewhere), so after the K-block's 16 mmas
+// the accumulator holds, for every row r and sub-block j, C[r][j] = 128 X_j + sum_i q_ri x_i,
+// and thread (group g, lane-in-group t) holds rows g and g + 8 of sub-blocks 2t and 2t + 1: the
+// per-sub-block scales and mins are applied once per (row, sub-block), never duplicated across
+// the threads of a group.
+//
+// Order of k. Within a sub-block (32 values i), thread t owns i in [8t, 8t + 8): its 8-byte
+// load of quant bytes 32p + 8t.. gives those 8 values of sub-block 2p (low nibbles) and of
+// 2p + 1 (high). The mma's k slots are a permutation of i chosen so that A and B agree: in
+// half h of the sub-block, slots (2t, 2t + 1) are i = 8t + 4h + (0, 2) and slots
+// (2t + 8, 2t + 9) are i = 8t + 4h + (1, 3), for A's rows and for B's column alike (B's x
+// pairs are byte-permuted the same way).
+//
+// Loads: each warp streams its K-blocks of the block's 16 rows through its own shared-memory
+// stages with cp.async (pairs of K-blocks, 288 bytes a row, a row stride of 32 mod 128 bytes so
+// that the 8-byte loads of the 8 row groups fall in distinct banks); the warps' partial sums
+// meet in shared memory at the end.
+namespace q4k_mma {
+
+constexpr int kRows = 16;
+constexpr int kBlocksPerStage = 2;
+constexpr int kBlockBytes = 144;
+constexpr int row_stride() {
+  int stride = kBlocksPerStage * kBlockBytes;
+  while (stride % 128 != 32 && stride % 128 != 96) stride += 16;
+  return stride;
+}
+constexpr int kStride = row_stride();
+constexpr int kStageBytes = kRows * kStride;
+constexpr int kVectorsPerRow = kBlocksPerStage * kBlockBytes / 16;
+
+constexpr size_t shared_bytes(int warps, int stages) {
+  return size_t(warps) * stages * kStageBytes + size_t(warps) * kRows * sizeof(float);
+}
+
+__device__ __forceinline__ void mma_bf16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                         uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// Nibbles at bits `shift` and `shift` + 16 of `word`, as the bf16 pair (128 + q, 128 + q').
+template <int Shift>
+__device__ __forceinline__ uint32_t widen(uint32_t word) {
+  return ((word >> Shift) & 0x000F000Fu) | 0x43004300u;
+}
+
+template <int kWarps, int kStages>
+__global__ void __launch_bounds__(kWarps * kWarpSize)
+    gemv_q4k_mma_kernel(const uint8_t* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta) {
+  extern __shared__ __align__(16) uint8_t shared[];
+  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int g = lane / 4, t = lane % 4;
+  const int64_t first = int64_t(blockIdx.x) * kRows;
+  const int k_blocks = cols / 256;
+  const int64_t row_bytes = int64_t(k_blocks) * kBlockBytes;
+  const int kb_begin = int(int64_t(k_blocks) * warp / kWarps);
+  const int kb_end = int(int64_t(k_blocks) * (warp + 1) / kWarps);
+  const int steps = int(ceil_div(kb_end - kb_begin, kBlocksPerStage));
+  uint8_t* stages = shared + size_t(warp) * kStages * kStageBytes;
+  float* partial = reinterpret_cast<float*>(shared + size_t(kWarps) * kStages * kStageBytes);
+
+  // Copies the step's K-blocks of the 16 rows (rows past the matrix repeat its last row; their
+  // sums are never written) into stage step % kStages; one commit group per call.
+  constexpr int kVectors = kRows * kVectorsPerRow;
+  auto issue = [&](int step) {
+    if (step < steps) {
+      const int kb0 = kb_begin + step * kBlocksPerStage;
+      const int row_vectors = kBlockBytes / 16 * min(kBlocksPerStage, kb_end - kb0);
+      uint8_t* target = stages + (step % kStages) * kStageBytes;
+#pragma unroll
+      for (int i = 0; i < (kVectors + kWarpSize - 1) / kWarpSize; ++i) {
+        const int v = lane + i * kWarpSize;
+        const int r = v / kVectorsPerRow, u = v % kVectorsPerRow;
+        if (v < kVectors && u < row_vectors) {
+          const int64_t row = min(first + r, rows - 1);
+          copy_async_16(target + r * kStride + 16 * u, w + row * row_bytes + int64_t(kb0) * kBlockBytes + 16 * u,
+                        true);
+        }
+      }
+    }
+    copy_async_commit();
+  };
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) issue(s);
+
+  // mask[j]: B's column j is x of sub-block j, supplied by the threads of group j only.
+  uint32_t mask[8];
+#pragma unroll
+  for (int j = 0; j < 8; ++j) mask[j] = g == j ? 0xFFFFFFFFu : 0u;
+  constexpr uint32_t kOnes = 0x3F803F80u;  // the bf16 pair (1, 1)
+  // The packed scales of sub-blocks 2t, 2t + 1 sit in bytes 2(t % 2), +1 of the scale words.
+  const int scale_shift = 16 * (t & 1);
+  const bool low_scales = t < 2;
+  float acc[2] = {0.0f, 0.0f};  // rows g and g + 8
+
+  for (int step = 0; step < steps; ++step) {
+    issue(step + kStages - 1);
+    const int kb0 = kb_begin + step * kBlocksPerStage;
+    const int count = min(kBlocksPerStage, kb_end - kb0);
+    uint4 xr[kBlocksPerStage];
+#pragma unroll
+    for (int i = 0; i < kBlocksPerStage; ++i)
+      if (i < count) xr[i] = __ldg(reinterpret_cast<const uint4*>(x + int64_t(kb0 + i) * 256 + 32 * g + 8 * t));
+    copy_async_wait<kStages - 1>();
+    __syncwarp();
+    const uint8_t* stage = stages + (step % kStages) * kStageBytes;
+#pragma unroll
+    for (int i = 0; i < kBlocksPerStage; ++i) {
+      if (i >= count) break;
+      // x pairs in the k-slot order: (x0, x2), (x1, x3), (x4, x6), (x5, x7) of i = 8t + ...
+      const uint32_t xp[4] = {__byte_perm(xr[i].x, xr[i].y, 0x5410), __byte_perm(xr[i].x, xr[i].y, 0x7632),
+                              __byte_perm(xr[i].z, xr[i].w, 0x5410), __byte_perm(xr[i].z, xr[i].w, 0x7632)};
+      float sums[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // X of sub-blocks 2t, 2t + 1 (twice)
+      mma_bf16(sums, kOnes, kOnes, kOnes, kOnes, xp[0], xp[1]);
+      mma_bf16(sums, kOnes, kOnes, kOnes, kOnes, xp[2], xp[3]);
+      float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      const uint8_t* row_lo = stage + g * kStride + i * kBlockBytes;  // row g's block
+      const uint8_t* row_hi = row_lo + 8 * kStride;                   // row g + 8's
+#pragma unroll
+      for (int p = 0; p < 4; ++p) {
+        const uint2 lo = *reinterpret_cast<const uint2*>(row_lo + 16 + 32 * p + 8 * t);
+        const uint2 hi = *reinterpret_cast<const uint2*>(row_hi + 16 + 32 * p + 8 * t);
+        // Sub-block 2p (low nibbles), halves h = 0 (word .x) and 1 (word .y).
+        mma_bf16(c, widen<0>(lo.x), widen<0>(hi.x), widen<8>(lo.x), widen<8>(hi.x), xp[0] & mask[2 * p],
+                 xp[1] & mask[2 * p]);
+        mma_bf16(c, widen<0>(lo.y), widen<0>(hi.y), widen<8>(lo.y), widen<8>(hi.y), xp[2] & mask[2 * p],
+                 xp[3] & mask[2 * p]);
+        // Sub-block 2p + 1 (high nibbles).
+        mma_bf16(c, widen<4>(lo.x), widen<4>(hi.x), widen<12>(lo.x), widen<12>(hi.x), xp[0] & mask[2 * p + 1],
+                 xp[1] & mask[2 * p + 1]);
+        mma_bf16(c, widen<4>(lo.y), widen<4>(hi.y), widen<12>(lo.y), widen<12>(hi.y), xp[2] & mask[2 * p + 1],
+                 xp[3] & mask[2 * p + 1]);
+      }
+      // c[0], c[1]: row g, sub-blocks 2t, 2t + 1; c[2], c[3]: row g + 8.
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const uint4 head = *reinterpret_cast<const uint4*>(r == 0 ? row_lo : row_hi);
+        const float d = f16_bits_to_float(head.x & 0xFFFF);
+        const float dmin = f16_bits_to_float(head.x >> 16);
+        const uint32_t a = head.y >> scale_shift, b = head.z >> scale_shift, e = head.w >> scale_shift;
+        // kernels/quant_blocks.cuh q4k_scale_min, for two sub-blocks a byte each.
+        const uint32_t scales = low_scales ? a & 0x3F3Fu : (e & 0x0F0Fu) | ((a >> 2) & 0x3030u);
+        const uint32_t mins = low_scales ? b & 0x3F3Fu : ((e >> 4) & 0x0F0Fu) | ((b >> 2) & 0x3030u);
+        float inner = 0.0f, min_sum = 0.0f;
+#pragma unroll
+        for (int k = 0; k < 2; ++k) {
+          const float quant_dot = fmaf(-128.0f, sums[k], c[2 * r + k]);
+          inner = fmaf(float((scales >> (8 * k)) & 0xFF), quant_dot, inner);
+          min_sum = fmaf(float((mins >> (8 * k)) & 0xFF), sums[k], min_sum);
+        }
+        acc[r] = fmaf(d, inner, acc[r]);
+        acc[r] = fmaf(-dmin, min_sum, acc[r]);
+      }
+    }
+    __syncwarp();  // the stage is refilled by the next iteration's issue
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    acc[r] += __shfl_xor_sync(0xFFFFFFFFu, acc[r], 1);
+    acc[r] += __shfl_xor_sync(0xFFFFFFFFu, acc[r], 2);
+  }
+  if (t == 0) {
+    partial[warp * kRows + g] = acc[0];
+    partial[warp * kRows + g + 8] = acc[1];
+  }
+  __syncthreads();
+  if (threadIdx.x < kRows) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int v = 0; v < kWarps; ++v) sum += partial[v * kRows + threadIdx.x];
+    const int64_t row = first + threadIdx.x;
+    if (row < rows) y[row] = beta == 0.0f ? sum : beta * y[row] + sum;
+  }
+}
+
+template <int kWarps, int kStages>
+cudaError_t launch(const void* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta,
+                   cudaStream_t stream) {
+  constexpr size_t kShared = shared_bytes(kWarps, kStages);
+  if constexpr (kShared > 48 * 1024) {
+    static const cudaError_t raised = cudaFuncSetAttribute(
+        gemv_q4k_mma_kernel<kWarps, kStages>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kShared));
+    if (raised != cudaSuccess) return raised;
+  }
+  gemv_q4k_mma_kernel<kWarps, kStages><<<static_cast<unsigned>(ceil_div(rows, kRows)), kWarps * kWarpSize, kShared,
+                                         stream>>>(static_cast<const uint8_t*>(w), rows, cols, x, y, beta);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_config(const GemvQuantConfig& config, const void* w, int64_t rows, int cols, const uint16_t* x,
+                          float* y, float beta, cudaStream_t stream) {
+#define TIDAL_GEMV_Q4K_MMA_CONFIG(W, S) \
+  if (config.warps == W && config.stages == S) return launch<W, S>(w, rows, cols, x, y, beta, stream);
+  TIDAL_GEMV_Q4K_MMA_CONFIGS(TIDAL_GEMV_Q4K_MMA_CONFIG)
+#undef TIDAL_GEMV_Q4K_MMA_CONFIG
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace q4k_mma
+
 }  // namespace
 
 bool gemv_quant_config_supported(const GemvQuantConfig& config) {
@@ -282,9 +500,13 @@ bool gemv_quant_config_supported(const GemvQuantConfig& config) {
   return false;
 }
 
+bool gemv_quant_config_supported(const GemvQuantConfig& config, QuantFormat format) {
+  return gemv_quant_config_supported(config) && (!config.mma || format == QuantFormat::Q4_K);
+}
+
 cudaError_t launch_gemv_quant_with(const GemvQuantConfig& config, QuantFormat format, const void* w, int64_t rows,
                                    int cols, const uint16_t* x, float* y, float beta, cudaStream_t stream) {
-  if (!is_quant_format(uint32_t(format)) || !gemv_quant_config_supported(config)) return cudaErrorInvalidValue;
+  if (!is_quant_format(uint32_t(format)) || !gemv_quant_config_supported(config, format)) return cudaErrorInvalidValue;
   if (cols <= 0 || cols % quant_block_elements(format) != 0) return cudaErrorInvalidValue;
   if ((reinterpret_cast<uintptr_t>(w) | reinterpret_cast<uintptr_t>(x)) % 16 != 0) return cudaErrorMisalignedAddress;
   if (rows <= 0) return cudaSuccess;
@@ -292,6 +514,7 @@ cudaError_t launch_gemv_quant_with(const GemvQuantConfig& config, QuantFormat fo
     case QuantFormat::Q8_0:
       return launch_config<Q8_0Gemv>(config, w, rows, cols, x, y, beta, stream);
     case QuantFormat::Q4_K:
+      if (config.mma) return q4k_mma::launch_config(config, w, rows, cols, x, y, beta, stream);
       return launch_config<Q4_KGemv>(config, w, rows, cols, x, y, beta, stream);
     case QuantFormat::Q6_K:
       return launch_config<Q6_KGemv>(config, w, rows, cols, x, y, beta, stream);
@@ -301,7 +524,7 @@ cudaError_t launch_gemv_quant_with(const GemvQuantConfig& config, QuantFormat fo
 
 cudaError_t launch_gemv_quant(QuantFormat format, const void* w, int64_t rows, int cols, const uint16_t* x, float* y,
                               float beta, cudaStream_t stream) {
-  return launch_gemv_quant_with(kDefaultGemvQuantConfig, format, w, rows, cols, x, y, beta, stream);
+  return launch_gemv_quant_with(default_gemv_quant_config(format), format, w, rows, cols, x, y, beta, stream);
 }
 
 }  // namespace tidal::cuda

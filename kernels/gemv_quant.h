@@ -16,17 +16,19 @@ namespace tidal::cuda {
 cudaError_t launch_gemv_quant(QuantFormat format, const void* w, int64_t rows, int cols, const uint16_t* x, float* y,
                               float beta, cudaStream_t stream);
 
-// How the product is spread: warps per block, rows per warp, chunks of 1024 values in flight
-// per warp (shared-memory stages). Only the configurations listed below are compiled; the
-// default is the long-standing one (bench/NOTES.md Version 16: 4 warps, 4 rows, 2 stages was
-// ~7% faster over the Llama-3.1-8B Q4_K_M matrices, not yet measured in a whole step).
+// How the product is spread. The SIMT kernel (all formats): warps per block, rows per warp,
+// chunks of 1024 values in flight per warp (shared-memory stages). The tensor-core kernel
+// (Q4_K only, `mma`): 16 rows a block on the mma's M dimension, the block's `warps` splitting
+// each row's K-blocks between them, `stages` pairs of K-blocks in flight per warp
+// (rows_per_warp is 16). Only the configurations listed below are compiled.
 struct GemvQuantConfig {
   int warps = 4;
   int rows_per_warp = 2;
   int stages = 3;
+  bool mma = false;
 };
-// X(warps, rows_per_warp, stages) for every compiled configuration (each format's stages must
-// fit 48 KB of static shared memory).
+// X(warps, rows_per_warp, stages) for every compiled SIMT configuration (each format's stages
+// must fit 48 KB of static shared memory), and X(warps, stages) for the tensor-core ones.
 #define TIDAL_GEMV_QUANT_CONFIGS(X) \
   X(4, 2, 3)                        \
   X(4, 2, 4)                        \
@@ -35,15 +37,32 @@ struct GemvQuantConfig {
   X(2, 4, 4)                        \
   X(2, 8, 2)                        \
   X(4, 1, 4)
-#define TIDAL_GEMV_QUANT_CONFIG_ENTRY(W, R, S) GemvQuantConfig{W, R, S},
-inline constexpr GemvQuantConfig kGemvQuantConfigs[] = {TIDAL_GEMV_QUANT_CONFIGS(TIDAL_GEMV_QUANT_CONFIG_ENTRY)};
+#define TIDAL_GEMV_Q4K_MMA_CONFIGS(X) \
+  X(4, 2)                             \
+  X(4, 3)                             \
+  X(8, 2)
+#define TIDAL_GEMV_QUANT_CONFIG_ENTRY(W, R, S) GemvQuantConfig{W, R, S, false},
+#define TIDAL_GEMV_Q4K_MMA_CONFIG_ENTRY(W, S) GemvQuantConfig{W, 16, S, true},
+inline constexpr GemvQuantConfig kGemvQuantConfigs[] = {
+    TIDAL_GEMV_QUANT_CONFIGS(TIDAL_GEMV_QUANT_CONFIG_ENTRY) TIDAL_GEMV_Q4K_MMA_CONFIGS(TIDAL_GEMV_Q4K_MMA_CONFIG_ENTRY)};
 #undef TIDAL_GEMV_QUANT_CONFIG_ENTRY
-inline constexpr GemvQuantConfig kDefaultGemvQuantConfig{4, 2, 3};
-constexpr bool operator==(const GemvQuantConfig& a, const GemvQuantConfig& b) {
-  return a.warps == b.warps && a.rows_per_warp == b.rows_per_warp && a.stages == b.stages;
+#undef TIDAL_GEMV_Q4K_MMA_CONFIG_ENTRY
+// The SIMT default (Q8_0, Q6_K) is the long-standing one (bench/NOTES.md Version 16: those
+// formats reach 82-93% of the read sweep with it); Q4_K, instruction-bound in the SIMT kernel,
+// takes the tensor-core kernel (Version 17).
+inline constexpr GemvQuantConfig kDefaultGemvQuantConfig{4, 2, 3, false};
+inline constexpr GemvQuantConfig kDefaultGemvQ4kConfig{4, 16, 2, true};
+constexpr GemvQuantConfig default_gemv_quant_config(QuantFormat format) {
+  return format == QuantFormat::Q4_K ? kDefaultGemvQ4kConfig : kDefaultGemvQuantConfig;
 }
+constexpr bool operator==(const GemvQuantConfig& a, const GemvQuantConfig& b) {
+  return a.warps == b.warps && a.rows_per_warp == b.rows_per_warp && a.stages == b.stages && a.mma == b.mma;
+}
+// Whether `config` is compiled (for any format), and whether it serves `format`.
 bool gemv_quant_config_supported(const GemvQuantConfig& config);
-// launch_gemv_quant with an explicit configuration (cudaErrorInvalidValue for one not compiled).
+bool gemv_quant_config_supported(const GemvQuantConfig& config, QuantFormat format);
+// launch_gemv_quant with an explicit configuration (cudaErrorInvalidValue for one not compiled
+// or not serving the format).
 cudaError_t launch_gemv_quant_with(const GemvQuantConfig& config, QuantFormat format, const void* w, int64_t rows,
                                    int cols, const uint16_t* x, float* y, float beta, cudaStream_t stream);
 

@@ -518,7 +518,7 @@ class Bench {
         "sweep)\n\n",
         read_gbs_);
     std::printf("| format | matrix | rows x cols | MB |");
-    for (const auto& c : configs) std::printf(" %dw %dr %ds |", c.warps, c.rows_per_warp, c.stages);
+    for (const auto& c : configs) std::printf(" %dw %dr %ds%s |", c.warps, c.rows_per_warp, c.stages, c.mma ? " mma" : "");
     std::printf("\n|---|---|---|---:|");
     for (size_t i = 0; i < configs.size(); ++i) std::printf("---:|");
     std::printf("\n");
@@ -534,6 +534,11 @@ class Bench {
         std::printf("| %s | %s | %lld x %d | %.1f |", format_names[f], matrix.name, static_cast<long long>(matrix.rows),
                     matrix.cols, bytes / 1e6);
         for (size_t c = 0; c < configs.size(); ++c) {
+          if (!cuda::gemv_quant_config_supported(configs[c], formats[f])) {
+            us[c][size_t(f)][size_t(m)] = -1;
+            std::printf(" - |");
+            continue;
+          }
           const double t = median_us(
               [&](int rep) {
                 check(cuda::launch_gemv_quant_with(configs[c], formats[f], pool.as<uint8_t>() + (rep % copies) * stride,
@@ -556,11 +561,16 @@ class Bench {
       return bytes / read_gbs_ / 1e3;
     }();
     std::printf("\nLlama-3.1-8B Q4_K_M products of one step (floor %.0f us at the read sweep):", floor_us);
+    // Q4_K from each configuration, Q6_K from its default one.
+    size_t q6k_default = 0;
+    for (size_t c = 0; c < configs.size(); ++c)
+      if (configs[c] == cuda::default_gemv_quant_config(cuda::QuantFormat::Q6_K)) q6k_default = c;
+    const auto& q6k = us[q6k_default][1];
     for (size_t c = 0; c < configs.size(); ++c) {
-      const auto& t = us[c];
-      const double step = 32 * (t[0][0] + t[0][1] + t[0][2] + 0.5 * (t[0][3] + t[1][3])) + t[1][4];
-      std::printf(" %dw%dr%ds %.0f us (%.2fx);", configs[c].warps, configs[c].rows_per_warp, configs[c].stages, step,
-                  step / floor_us);
+      const auto& q4k = us[c][0];
+      const double step = 32 * (q4k[0] + q4k[1] + q4k[2] + 0.5 * (q4k[3] + q6k[3])) + q6k[4];
+      std::printf(" %dw%dr%ds%s %.0f us (%.2fx);", configs[c].warps, configs[c].rows_per_warp, configs[c].stages,
+                  configs[c].mma ? " mma" : "", step, step / floor_us);
     }
     std::printf("\n");
   }

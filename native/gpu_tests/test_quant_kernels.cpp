@@ -1,9 +1,10 @@
 // GPU tests of the block-quantised weight kernels (kernels/gemv_quant.cu, kernels/dequantize.cu)
 // against the engine's CPU dequantiser (model/quant.h) on random blocks: random bytes for the
 // quants and packed scales, the f16 scales set to finite values of a weight's magnitude.
-//   gemv_quant: y against a float64 sum over the CPU's dequantised rows, beta 0 and 1; every
-//     row within 1e-4 of sum |W x| of its reference, relative L2 error below 1e-3, and the
-//     NaN poison past the last row untouched.
+//   gemv_quant: y against a float64 sum over the CPU's dequantised rows, beta 0 and 1, every
+//     compiled configuration of the format (Q4_K's tensor-core ones included); every row within
+//     1e-4 of sum |W x| of its reference, relative L2 error below 1e-3, and the NaN poison past
+//     the last row untouched.
 //   dequantize_bf16: a whole matrix and a range of rows, every value the CPU's float32 rounded
 //     to bf16, or one bf16 step from it, and the poison past the range untouched.
 // Shapes: cols 256 to 14336, including block counts that leave Q6_K rows off 16-byte
@@ -112,10 +113,11 @@ void check_gemv(Report& report, Rng& rng, QuantFormat format, const Shape& shape
   DeviceArray<uint16_t> device_x(x);
   constexpr int64_t kTail = 4;  // entries past the last row that must keep the poison
   for (const cuda::GemvQuantConfig& config : cuda::kGemvQuantConfigs) {
+    if (!cuda::gemv_quant_config_supported(config, format)) continue;
     for (const float beta : {0.0f, 1.0f}) {
-      // Every compiled configuration at every shape with beta 0; beta 1 with the default one, and
-      // with the others at the larger shapes.
-      if (!(config == cuda::kDefaultGemvQuantConfig) && beta != 0.0f && rows * cols < 1'000'000) continue;
+      // Every configuration of the format at every shape with beta 0; beta 1 with the format's
+      // default one, and with the others at the larger shapes.
+      if (!(config == cuda::default_gemv_quant_config(format)) && beta != 0.0f && rows * cols < 1'000'000) continue;
       DeviceArray<float> y(size_t(rows + kTail));
       y.poison();
       std::vector<float> initial(size_t(rows + kTail), NAN);
@@ -146,7 +148,8 @@ void check_gemv(Report& report, Rng& rng, QuantFormat format, const Shape& shape
       const double relative = relative_l2(ref, out);
       report.check(worst < 1e-4 && relative < 1e-3 && tail_ok,
                    std::string("gemv_quant ") + format_name(format) + " " + std::to_string(config.warps) + "w" +
-                       std::to_string(config.rows_per_warp) + "r" + std::to_string(config.stages) + "s rows=" +
+                       std::to_string(config.rows_per_warp) + "r" + std::to_string(config.stages) + "s" +
+                       (config.mma ? " mma" : "") + " rows=" +
                        std::to_string(rows) + " cols=" + std::to_string(cols) + " beta=" + (beta != 0.0f ? "1" : "0"),
                    "max |err|/sum|wx| " + gpu_test::format("%.2e", worst) + ", rel L2 " +
                        gpu_test::format("%.2e", relative) + (tail_ok ? "" : ", wrote past the last row"));
@@ -209,6 +212,10 @@ void check_refusals(Report& report, QuantFormat format) {
           cudaErrorInvalidValue &&
       cuda::launch_gemv_quant(format, matrix.data(), 0, 512, x.data(), y.data(), 0.0f, nullptr) == cudaSuccess &&
       !cuda::gemv_quant_config_supported({4, 3, 3}) &&
+      cuda::gemv_quant_config_supported(cuda::kDefaultGemvQ4kConfig, QuantFormat::Q4_K) &&
+      (format == QuantFormat::Q4_K ||
+       cuda::launch_gemv_quant_with(cuda::kDefaultGemvQ4kConfig, format, matrix.data(), 4, 512, x.data(), y.data(),
+                                    0.0f, nullptr) == cudaErrorInvalidValue) &&
       cuda::launch_gemv_quant_with({4, 3, 3}, format, matrix.data(), 4, 512, x.data(), y.data(), 0.0f, nullptr) ==
           cudaErrorInvalidValue;
   check_cuda(cudaDeviceSynchronize(), "refusals");

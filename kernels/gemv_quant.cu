@@ -323,8 +323,8 @@ constexpr size_t shared_bytes(int warps, int stages) {
   return size_t(warps) * stages * kStageBytes + size_t(warps) * kRows * sizeof(float);
 }
 
-__device__ __forceinline__ void mma_bf16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                         uint32_t b0, uint32_t b1) {
+__device__ __forceinline__ void mma_bf16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                                         uint32_t b1) {
   asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
       "{%0, %1, %2, %3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
@@ -338,7 +338,7 @@ __device__ __forceinline__ uint32_t widen(uint32_t word) {
 }
 
 template <int kWarps, int kStages>
-__global__ void __launch_bounds__(kWarps * kWarpSize)
+__global__ void __launch_bounds__(kWarps* kWarpSize)
     gemv_q4k_mma_kernel(const uint8_t* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta) {
   extern __shared__ __align__(16) uint8_t shared[];
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
@@ -366,8 +366,7 @@ __global__ void __launch_bounds__(kWarps * kWarpSize)
         const int r = v / kVectorsPerRow, u = v % kVectorsPerRow;
         if (v < kVectors && u < row_vectors) {
           const int64_t row = min(first + r, rows - 1);
-          copy_async_16(target + r * kStride + 16 * u, w + row * row_bytes + int64_t(kb0) * kBlockBytes + 16 * u,
-                        true);
+          copy_async_16(target + r * kStride + 16 * u, w + row * row_bytes + int64_t(kb0) * kBlockBytes + 16 * u, true);
         }
       }
     }
@@ -472,12 +471,13 @@ cudaError_t launch(const void* w, int64_t rows, int cols, const uint16_t* x, flo
                    cudaStream_t stream) {
   constexpr size_t kShared = shared_bytes(kWarps, kStages);
   if constexpr (kShared > 48 * 1024) {
-    static const cudaError_t raised = cudaFuncSetAttribute(
-        gemv_q4k_mma_kernel<kWarps, kStages>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kShared));
+    static const cudaError_t raised = cudaFuncSetAttribute(gemv_q4k_mma_kernel<kWarps, kStages>,
+                                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(kShared));
     if (raised != cudaSuccess) return raised;
   }
-  gemv_q4k_mma_kernel<kWarps, kStages><<<static_cast<unsigned>(ceil_div(rows, kRows)), kWarps * kWarpSize, kShared,
-                                         stream>>>(static_cast<const uint8_t*>(w), rows, cols, x, y, beta);
+  gemv_q4k_mma_kernel<kWarps, kStages>
+      <<<static_cast<unsigned>(ceil_div(rows, kRows)), kWarps * kWarpSize, kShared, stream>>>(
+          static_cast<const uint8_t*>(w), rows, cols, x, y, beta);
   return cudaGetLastError();
 }
 

@@ -43,17 +43,21 @@ struct GemvQuantConfig {
   X(8, 2)
 #define TIDAL_GEMV_QUANT_CONFIG_ENTRY(W, R, S) GemvQuantConfig{W, R, S, false},
 #define TIDAL_GEMV_Q4K_MMA_CONFIG_ENTRY(W, S) GemvQuantConfig{W, 16, S, true},
-inline constexpr GemvQuantConfig kGemvQuantConfigs[] = {
-    TIDAL_GEMV_QUANT_CONFIGS(TIDAL_GEMV_QUANT_CONFIG_ENTRY) TIDAL_GEMV_Q4K_MMA_CONFIGS(TIDAL_GEMV_Q4K_MMA_CONFIG_ENTRY)};
+inline constexpr GemvQuantConfig kGemvQuantConfigs[] = {TIDAL_GEMV_QUANT_CONFIGS(
+    TIDAL_GEMV_QUANT_CONFIG_ENTRY) TIDAL_GEMV_Q4K_MMA_CONFIGS(TIDAL_GEMV_Q4K_MMA_CONFIG_ENTRY)};
 #undef TIDAL_GEMV_QUANT_CONFIG_ENTRY
 #undef TIDAL_GEMV_Q4K_MMA_CONFIG_ENTRY
-// The SIMT default (Q8_0, Q6_K) is the long-standing one (bench/NOTES.md Version 16: those
-// formats reach 82-93% of the read sweep with it); Q4_K, instruction-bound in the SIMT kernel,
-// takes the tensor-core kernel (Version 17).
+// Defaults per format: Q8_0 keeps the long-standing SIMT configuration (bench/NOTES.md Version
+// 16: 76-93% of the read sweep at the large matrices); Q6_K takes 2 warps of 4 rows (Version 17:
+// the Q6_K head 166 -> 150 us on an H100, no matrix slower by more than 2%); Q4_K,
+// instruction-bound in the SIMT kernel, takes the tensor-core kernel (Version 17).
 inline constexpr GemvQuantConfig kDefaultGemvQuantConfig{4, 2, 3, false};
+inline constexpr GemvQuantConfig kDefaultGemvQ6kConfig{2, 4, 3, false};
 inline constexpr GemvQuantConfig kDefaultGemvQ4kConfig{4, 16, 2, true};
 constexpr GemvQuantConfig default_gemv_quant_config(QuantFormat format) {
-  return format == QuantFormat::Q4_K ? kDefaultGemvQ4kConfig : kDefaultGemvQuantConfig;
+  return format == QuantFormat::Q4_K   ? kDefaultGemvQ4kConfig
+         : format == QuantFormat::Q6_K ? kDefaultGemvQ6kConfig
+                                       : kDefaultGemvQuantConfig;
 }
 constexpr bool operator==(const GemvQuantConfig& a, const GemvQuantConfig& b) {
   return a.warps == b.warps && a.rows_per_warp == b.rows_per_warp && a.stages == b.stages && a.mma == b.mma;

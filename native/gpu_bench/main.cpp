@@ -518,7 +518,8 @@ class Bench {
         "sweep)\n\n",
         read_gbs_);
     std::printf("| format | matrix | rows x cols | MB |");
-    for (const auto& c : configs) std::printf(" %dw %dr %ds%s |", c.warps, c.rows_per_warp, c.stages, c.mma ? " mma" : "");
+    for (const auto& c : configs)
+      std::printf(" %dw %dr %ds%s |", c.warps, c.rows_per_warp, c.stages, c.mma ? " mma" : "");
     std::printf("\n|---|---|---|---:|");
     for (size_t i = 0; i < configs.size(); ++i) std::printf("---:|");
     std::printf("\n");

@@ -8,7 +8,7 @@
 //   dequantize_bf16: a whole matrix and a range of rows, every value the CPU's float32 rounded
 //     to bf16, or one bf16 step from it, and the poison past the range untouched.
 // Shapes: cols 256 to 14336, including block counts that leave Q6_K rows off 16-byte
-// boundaries (and Q8_0 rows of 37 blocks), rows 1, 7, 33 and 4097.
+// boundaries (and Q8_0 rows of 37 blocks), rows 1, 7, 33 and 4097 (Q4_K also 8999 and 16389).
 #include <cuda_runtime_api.h>
 
 #include <cmath>
@@ -149,8 +149,8 @@ void check_gemv(Report& report, Rng& rng, QuantFormat format, const Shape& shape
       report.check(worst < 1e-4 && relative < 1e-3 && tail_ok,
                    std::string("gemv_quant ") + format_name(format) + " " + std::to_string(config.warps) + "w" +
                        std::to_string(config.rows_per_warp) + "r" + std::to_string(config.stages) + "s" +
-                       (config.mma ? " mma" : "") + " rows=" +
-                       std::to_string(rows) + " cols=" + std::to_string(cols) + " beta=" + (beta != 0.0f ? "1" : "0"),
+                       (config.mma ? " mma" : "") + " rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) +
+                       " beta=" + (beta != 0.0f ? "1" : "0"),
                    "max |err|/sum|wx| " + gpu_test::format("%.2e", worst) + ", rel L2 " +
                        gpu_test::format("%.2e", relative) + (tail_ok ? "" : ", wrote past the last row"));
     }
@@ -229,6 +229,12 @@ void test_quant_kernels(Report& report) {
   for (const QuantFormat format : {QuantFormat::Q8_0, QuantFormat::Q4_K, QuantFormat::Q6_K}) {
     // 768 and 1280 are 3 and 5 K-blocks: Q6_K rows of 630 and 1050 bytes start off 16 bytes.
     std::vector<Shape> shapes = {{1, 256}, {7, 768}, {33, 1280}, {5, 3072}, {4097, 4096}, {67, 14336}, {512, 14336}};
+    if (format == QuantFormat::Q4_K) {
+      // Many row groups of 16 (more than an H100 or H200 runs at once), one with 3 rows; and a
+      // single K-block, so that three of the tensor-core kernel's four warps have none.
+      shapes.push_back({16389, 256});
+      shapes.push_back({8999, 2048});
+    }
     if (format == QuantFormat::Q8_0) {
       shapes.push_back({5, 96});    // 3 blocks, one partial chunk
       shapes.push_back({9, 1184});  // 37 blocks: 1258-byte rows

@@ -79,6 +79,11 @@ tidal::EngineOptions ToEngineOptions(Napi::Env env, Napi::Value value) {
   options.max_context = IntField(env, object, "maxContext", 0, 0, limits::kMaxContext);
   options.prefill_chunk = IntField(env, object, "prefillChunk", 0, 0, limits::kMaxPrefillChunk);
   options.max_kv_bytes = size_t(IntField(env, object, "maxKvBytes", 0, 0, limits::kMaxKvBytes));
+  Napi::Value fp8 = object.Get("kvFp8Simulation");
+  if (!fp8.IsUndefined()) {
+    if (!fp8.IsBoolean()) throw Napi::TypeError::New(env, "kvFp8Simulation must be a boolean");
+    options.kv_fp8_simulation = fp8.As<Napi::Boolean>().Value();
+  }
   return options;
 }
 

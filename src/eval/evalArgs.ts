@@ -11,6 +11,7 @@ export const USAGE = [
   "                  [--budgets 64,128,...,4096] [--selection-choices '2;2,4;2,3'] [--no-quest]",
   '                  [--perplexity-windows N] [--perplexity-length N] [--perplexity-scored N] [--seed S]',
   '                  [--backend cpu|cuda|webgpu] [--threads N] [--max-positions N] [--trained-length N] [--shard I/N] [--save FILE] [--output FILE.md]',
+  '                  [--kv-fp8-simulation]   (CPU: K/V rounded as an FP8 E4M3 cache with per-row scales would keep them)',
   '   or: tidal-eval --load a.tsv,b.tsv [--trained-length N] [--output FILE.md]',
   'Passkey retrieval by context length and depth, and teacher-forced perplexity on held-out code, of full,',
   'TidalDecode and Quest attention; prints Markdown tables. --model is a Hugging Face model folder or a .gguf file,',
@@ -52,6 +53,7 @@ export interface RunArgs {
   backend: 'cpu' | 'cuda' | 'webgpu';
   threads: number;
   maxPositions: number; // 0: the model's own max_position_embeddings
+  kvFp8Simulation: boolean; // every K/V row rounded as an FP8 E4M3 cache would store it (CPU backend)
   trainedLength: number;
   save?: string;
   output?: string;
@@ -64,7 +66,7 @@ export interface LoadArgs {
   output?: string;
 }
 
-const FLAGS = new Set(['--no-quest']);
+const FLAGS = new Set(['--no-quest', '--kv-fp8-simulation']);
 
 // `--name value`, `--name=value` and the flags above; unknown options are reported once every
 // known one was read, as the C++ parser did.
@@ -193,7 +195,11 @@ export function parseEvalArgs(argv: readonly string[]): RunArgs | LoadArgs {
   if (backend !== 'cpu' && backend !== 'cuda' && backend !== 'webgpu') throw usageError(`--backend takes cpu, cuda or webgpu, got '${backend}'`);
   const threads = options.integer('--threads', 0, 0, MAX_THREADS);
   const maxPositions = options.integer('--max-positions', 0, 0, MAX_POSITIONS);
+  const kvFp8Simulation = options.flag('--kv-fp8-simulation');
   options.rejectUnused();
+  if (kvFp8Simulation && backend !== 'cpu') throw usageError('--kv-fp8-simulation runs on the CPU backend only (--backend cpu)');
+  // Saved records name no KV format: merged with an exact run's, they would be averaged together.
+  if (kvFp8Simulation && save !== undefined) throw usageError('--kv-fp8-simulation cannot be combined with --save; compare the tables (--output)');
   if (perplexityWindows > 0 && (perplexityScored < 1 || perplexityScored + 2 > perplexityLength)) {
     throw usageError('--perplexity-scored must be in [1, --perplexity-length - 2]');
   }
@@ -220,6 +226,7 @@ export function parseEvalArgs(argv: readonly string[]): RunArgs | LoadArgs {
     backend,
     threads,
     maxPositions,
+    kvFp8Simulation,
     trainedLength,
     save,
     output,

@@ -23,7 +23,12 @@ async function main(argv: string[]): Promise<number> {
     } else {
       results = await runEval(loadAddon(path.dirname(__filename)), args, (line) => console.error(line));
     }
-    const report = renderReport(results, args.trainedLength);
+    const note =
+      args.kind === 'run' && args.kvFp8Simulation
+        ? '**KV cache rounded as FP8 E4M3** (every K/V row written, one float scale per position and KV head: ' +
+          'the accuracy such a cache costs; the cache still held floats).\n\n'
+        : '';
+    const report = note + renderReport(results, args.trainedLength);
     process.stdout.write(report);
     if (args.output !== undefined) fs.writeFileSync(args.output, report);
     return 0;

@@ -42,7 +42,7 @@ export interface LoadedModel {
  */
 export async function loadEvalModel(
   addon: NativeAddon,
-  args: Pick<RunArgs, 'modelPath' | 'maxPositions' | 'backend' | 'threads'>,
+  args: Pick<RunArgs, 'modelPath' | 'maxPositions' | 'backend' | 'threads'> & Partial<Pick<RunArgs, 'kvFp8Simulation'>>,
   longest: number,
 ): Promise<LoadedModel> {
   const isFolder = fs.statSync(args.modelPath, { throwIfNoEntry: false })?.isDirectory() ?? false;
@@ -71,7 +71,10 @@ export async function loadEvalModel(
     if (linkedFolder !== undefined) fs.rmSync(linkedFolder, { recursive: true, force: true });
   };
   try {
-    const engine = await addon.loadModel(modelDir, await withWebGpuDevice({ backend: args.backend, threads: args.threads, maxContext: longest }));
+    const engine = await addon.loadModel(
+      modelDir,
+      await withWebGpuDevice({ backend: args.backend, threads: args.threads, maxContext: longest, kvFp8Simulation: args.kvFp8Simulation === true }),
+    );
     return {
       engine,
       dispose: async () => {

@@ -26,6 +26,8 @@ export interface EngineOptions {
   maxContext?: number; // tokens per sequence; 0 or absent: the model's maximum
   prefillChunk?: number; // tokens per prefill pass; 0 or absent: the backend's default (2048 on CUDA, 256 on the CPU)
   maxKvBytes?: number; // KV cache cap over all sequences; 0 or absent: none
+  /** CPU backend only: round every K/V row as an FP8 E4M3 cache with a float scale per (position, KV head) would store it; measures that cache's accuracy (tidal-eval --kv-fp8-simulation), not its memory. */
+  kvFp8Simulation?: boolean;
 }
 
 export interface ModelInfo {

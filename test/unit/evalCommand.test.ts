@@ -133,7 +133,8 @@ test('options: the C++ defaults, ranges and messages', () => {
   assert.deepEqual(defaults.corpus, DEFAULT_CORPUS);
   assert.deepEqual([defaults.trials, defaults.firstTrial, defaults.distractors, defaults.seed, defaults.shard, defaults.shards], [4, 0, 0, 1234, 0, 1]);
   assert.deepEqual([defaults.perplexityWindows, defaults.perplexityLength, defaults.perplexityScored, defaults.trainedLength], [2, 4096, 256, 8192]);
-  assert.deepEqual([defaults.withQuest, defaults.backend, defaults.threads, defaults.maxPositions], [true, 'cpu', 0, 0]);
+  assert.deepEqual([defaults.withQuest, defaults.backend, defaults.threads, defaults.maxPositions, defaults.kvFp8Simulation], [true, 'cpu', 0, 0, false]);
+  assert.equal((parseEvalArgs(['--model', 'm', '--kv-fp8-simulation']) as RunArgs).kvFp8Simulation, true);
   const given = parseEvalArgs([
     '--model=m',
     '--no-quest',
@@ -168,6 +169,8 @@ test('options: the C++ defaults, ranges and messages', () => {
     [['model'], /unexpected argument 'model'/],
     [['--model'], /option --model needs a value/],
     [['--model', 'm', '--backend', 'metal'], /--backend takes cpu, cuda or webgpu/],
+    [['--model', 'm', '--kv-fp8-simulation', '--backend', 'cuda'], /--kv-fp8-simulation runs on the CPU backend only/],
+    [['--model', 'm', '--kv-fp8-simulation', '--save', 'a.tsv'], /--kv-fp8-simulation cannot be combined with --save/],
   ];
   for (const [argv, message] of refused) assert.throws(() => parseEvalArgs(argv), message, argv.join(' '));
 });
@@ -226,6 +229,27 @@ test('a run on the shipped model saves the records the C++ tidal eval saved; --l
     });
     assert.equal(mismatched.status, 1);
     assert.match(mismatched.stderr, /holds only 512 token ids/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--kv-fp8-simulation: the same run with every K/V row rounded as FP8 says so and scores differently', { timeout: 300_000 }, () => {
+  assert.ok(existsSync(script), 'dist/tidal-eval.js is missing: run `node esbuild.mjs` first');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tidal-eval-fp8-'));
+  try {
+    writeSyntheticCorpus(path.join(dir, 'corpus'));
+    const args = [script, '--model', modelDir, '--corpus-base', path.join(dir, 'corpus'), ...RUN_OPTIONS];
+    const exact = spawnSync(process.execPath, args, { encoding: 'utf8' });
+    const rounded = spawnSync(process.execPath, [...args, '--kv-fp8-simulation'], { encoding: 'utf8' });
+    assert.equal(exact.status, 0, exact.stderr);
+    assert.equal(rounded.status, 0, rounded.stderr);
+    assert.ok(rounded.stdout.startsWith('**KV cache rounded as FP8 E4M3**'), rounded.stdout.slice(0, 200));
+    assert.ok(!exact.stdout.includes('FP8'));
+    // Same tables, other perplexities: the perplexity rows are where the rounding shows.
+    const perplexity = (text: string) => text.slice(text.indexOf('### Held-out code perplexity'));
+    assert.match(perplexity(rounded.stdout), /### Held-out code perplexity/);
+    assert.notEqual(perplexity(rounded.stdout), perplexity(exact.stdout));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -63,7 +63,8 @@ class CpuBackend final : public Backend, public DecoderOps {
         weights_(weights),
         pool_(options.threads),
         kv_pool_(std::make_shared<cpu::KvPagePool>(
-            cpu::KvPageLayout{config.num_layers, config.num_kv_heads, config.head_dim}, options.max_kv_bytes)),
+            cpu::KvPageLayout{config.num_layers, config.num_kv_heads, config.head_dim}, options.max_kv_bytes,
+            options.kv_fp8_simulation)),
         inverse_frequencies_(config.rope_frequencies),
         thread_scores_(static_cast<size_t>(pool_.size())),
         thread_indices_(static_cast<size_t>(pool_.size())),

@@ -12,8 +12,9 @@
 namespace tidal {
 
 struct CpuBackendOptions {
-  int threads = 0;          // 0 = every hardware thread
-  size_t max_kv_bytes = 0;  // 0 = no cap
+  int threads = 0;                 // 0 = every hardware thread
+  size_t max_kv_bytes = 0;         // 0 = no cap
+  bool kv_fp8_simulation = false;  // EngineOptions::kv_fp8_simulation
 };
 
 // `weights` (and the tensors they view) must outlive the backend.

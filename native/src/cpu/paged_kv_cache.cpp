@@ -5,6 +5,7 @@
 #include <cstring>
 #include <new>
 
+#include "cpu/fp8_e4m3.h"
 #include "cpu/quest_pages.h"
 #include "tidal/error.h"
 
@@ -34,8 +35,8 @@ void for_each_file_piece(const KvPageLayout& layout, int64_t length, Piece piece
 
 }  // namespace
 
-KvPagePool::KvPagePool(const KvPageLayout& layout, size_t max_bytes)
-    : layout_(layout), max_bytes_(max_bytes), counters_(std::make_shared<Counters>()) {}
+KvPagePool::KvPagePool(const KvPageLayout& layout, size_t max_bytes, bool fp8_rows)
+    : layout_(layout), max_bytes_(max_bytes), fp8_rows_(fp8_rows), counters_(std::make_shared<Counters>()) {}
 
 std::shared_ptr<float> KvPagePool::allocate() {
   const size_t bytes = layout_.page_bytes();
@@ -125,8 +126,15 @@ void PagedKvCache::write(int64_t layer, int64_t kv_head, int64_t position, const
   float* base = pages_[static_cast<size_t>(position / kKvPageTokens)].get();
   const int64_t slot = position % kKvPageTokens;
   const size_t row_bytes = static_cast<size_t>(layout.head_dim) * sizeof(float);
-  std::memcpy(base + layout.key_offset(layer, kv_head) + slot * layout.head_dim, key, row_bytes);
-  std::memcpy(base + layout.value_offset(layer, kv_head) + slot * layout.head_dim, value, row_bytes);
+  float* key_row = base + layout.key_offset(layer, kv_head) + slot * layout.head_dim;
+  float* value_row = base + layout.value_offset(layer, kv_head) + slot * layout.head_dim;
+  std::memcpy(key_row, key, row_bytes);
+  std::memcpy(value_row, value, row_bytes);
+  if (pool_->fp8_rows()) {
+    round_row_fp8_e4m3(key_row, layout.head_dim);
+    round_row_fp8_e4m3(value_row, layout.head_dim);
+    key = key_row;  // the bounds cover the keys as stored
+  }
   float* key_min = base + layout.key_min_offset(layer, kv_head);
   float* key_max = base + layout.key_max_offset(layer, kv_head);
   if (slot == 0)

@@ -45,11 +45,14 @@ struct KvPageLayout {
   }
 };
 
-// Allocates pages and counts the memory they hold; enforces an optional cap.
+// Allocates pages and counts the memory they hold; enforces an optional cap. With
+// `fp8_rows`, every K/V row written is first rounded as an FP8 E4M3 cache with a float scale
+// per row would keep it (cpu/fp8_e4m3.h): an accuracy measurement, the pages still hold floats.
 class KvPagePool {
  public:
-  KvPagePool(const KvPageLayout& layout, size_t max_bytes);
+  KvPagePool(const KvPageLayout& layout, size_t max_bytes, bool fp8_rows = false);
   const KvPageLayout& layout() const { return layout_; }
+  bool fp8_rows() const { return fp8_rows_; }
   // A zero-initialised page. Throws OutOfMemoryError naming the bytes asked for.
   std::shared_ptr<float> allocate();
   size_t bytes_in_use() const { return counters_->bytes.load(); }
@@ -62,6 +65,7 @@ class KvPagePool {
   };
   KvPageLayout layout_;
   size_t max_bytes_;
+  bool fp8_rows_;
   std::shared_ptr<Counters> counters_;
 };
 
@@ -85,7 +89,8 @@ class PagedKvCache final : public KvCache {
   void rollback();
 
   // Stores the key and value of one KV head at `position` (reserved, >= every position
-  // written before in this page) and widens the page's key bounds.
+  // written before in this page; rounded first when the pool has fp8_rows) and widens the
+  // page's key bounds.
   void write(int64_t layer, int64_t kv_head, int64_t position, const float* key, const float* value);
 
   // Rewriting rows in place (compaction, cpu/kv_compaction.h): make_writable copies the

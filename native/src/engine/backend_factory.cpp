@@ -18,6 +18,7 @@ std::unique_ptr<Backend> create_cpu(const ModelConfig& config, const ModelWeight
   CpuBackendOptions cpu_options;
   cpu_options.threads = options.threads;
   cpu_options.max_kv_bytes = options.max_kv_bytes;
+  cpu_options.kv_fp8_simulation = options.kv_fp8_simulation;
   return create_cpu_backend(config, weights, cpu_options);
 }
 
@@ -48,6 +49,11 @@ void require_available_backend(const std::string& name) {
 std::unique_ptr<Backend> create_backend(const ModelConfig& config, const ModelWeights& weights,
                                         const EngineOptions& options) {
   require_available_backend(options.backend);
+  if (options.kv_fp8_simulation && options.backend != "cpu")
+    throw RequestError(
+        "kv_fp8_simulation (rounding the KV cache as FP8 to measure its accuracy) is a CPU backend "
+        "option; backend '" +
+        options.backend + "' was asked for");
   if (options.backend == "webgpu") {
     WebGpuBackendOptions webgpu_options;
     webgpu_options.executor = options.webgpu_executor;

@@ -1,0 +1,162 @@
+// FP8 E4M3 rounding (cpu/fp8_e4m3.h) and the CPU KV cache option that applies it
+// (EngineOptions::kv_fp8_simulation): the code table against the format's definition written
+// out independently, round to nearest even at every midpoint, saturation and NaN, the per-row
+// scale, rows as the cache stores them, and an engine whose K/V pass through it.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "cpu/fp8_e4m3.h"
+#include "cpu/paged_kv_cache.h"
+#include "engine_test_models.h"
+#include "harness.h"
+#include "tidal/error.h"
+
+using namespace tidal;
+using namespace tidal_test;
+
+namespace {
+
+// The value of a code from its bit fields, in double: (-1)^s * 2^(e - 7) * (1 + m / 8), or
+// 2^-6 * m / 8 for e == 0.
+double reference_value(int code) {
+  const int s = code >> 7, e = (code >> 3) & 15, m = code & 7;
+  const double magnitude = e == 0 ? std::ldexp(m / 8.0, -6) : std::ldexp(1.0 + m / 8.0, e - 7);
+  return s ? -magnitude : magnitude;
+}
+
+}  // namespace
+
+TIDAL_TEST(fp8_e4m3_codes_decode_as_the_format_defines_and_round_trip) {
+  for (int code = 0; code < 256; ++code) {
+    const float value = cpu::fp8_e4m3_to_float(uint8_t(code));
+    if ((code & 0x7F) == 0x7F) {
+      CHECK(std::isnan(value));
+      continue;
+    }
+    CHECK_EQ(double(value), reference_value(code));
+    // Every finite code encodes back to itself (-0 keeps its sign bit).
+    CHECK_EQ(int(cpu::float_to_fp8_e4m3(value)), code);
+  }
+  CHECK_EQ(double(cpu::fp8_e4m3_to_float(0x7E)), 448.0);
+  CHECK_EQ(double(cpu::fp8_e4m3_to_float(0x01)), std::ldexp(1.0, -9));
+}
+
+TIDAL_TEST(fp8_e4m3_rounds_to_nearest_with_ties_to_even_and_saturates) {
+  // At every midpoint between neighbouring codes: the even code; just off it, the nearer one.
+  for (int code = 0; code < 0x7E; ++code) {
+    const double low = reference_value(code), high = reference_value(code + 1);
+    const double mid = (low + high) / 2;
+    const int even = code % 2 == 0 ? code : code + 1;
+    CHECK_EQ(int(cpu::float_to_fp8_e4m3(float(mid))), even);
+    CHECK_EQ(int(cpu::float_to_fp8_e4m3(float(-mid))), 0x80 | even);
+    const double step = (high - low) / 64;
+    CHECK_EQ(int(cpu::float_to_fp8_e4m3(float(mid - step))), code);
+    CHECK_EQ(int(cpu::float_to_fp8_e4m3(float(mid + step))), code + 1);
+  }
+  CHECK_EQ(int(cpu::float_to_fp8_e4m3(449.0f)), 0x7E);
+  CHECK_EQ(int(cpu::float_to_fp8_e4m3(1e30f)), 0x7E);
+  CHECK_EQ(int(cpu::float_to_fp8_e4m3(-std::numeric_limits<float>::infinity())), 0xFE);
+  CHECK_EQ(int(cpu::float_to_fp8_e4m3(std::nanf(""))), 0x7F);
+  CHECK_EQ(int(cpu::float_to_fp8_e4m3(std::ldexp(1.0f, -11))), 0x00);  // below half the least subnormal
+}
+
+TIDAL_TEST(fp8_row_rounding_scales_by_the_row_maximum) {
+  const std::vector<float> original = random_floats(128, 31, -3.0f, 3.0f);
+  std::vector<float> row = original;
+  cpu::round_row_fp8_e4m3(row.data(), int64_t(row.size()));
+  float max_abs = 0;
+  for (float v : original) max_abs = std::fmax(max_abs, std::fabs(v));
+  const double scale = max_abs / 448.0;
+  size_t changed = 0;
+  for (size_t i = 0; i < row.size(); ++i) {
+    // Each value is scale times an e4m3 value, within half a step of the original: 1/16
+    // relative in the normal range, half of 2^-9 * scale below it.
+    const double q = row[i] / scale;
+    const uint8_t code = cpu::float_to_fp8_e4m3(float(q));
+    CHECK(std::fabs(q - cpu::fp8_e4m3_to_float(code)) <= 1e-4 * std::fabs(q) + 1e-6);
+    const double error = std::fabs(double(row[i]) - original[i]);
+    CHECK(error <= std::fmax(std::fabs(original[i]) / 16.0, std::ldexp(scale, -10)) * 1.0001);
+    changed += row[i] != original[i];
+  }
+  CHECK(changed > 64);  // random floats are not e4m3 multiples of the scale
+  // The largest magnitude is kept (448 is a code).
+  for (size_t i = 0; i < row.size(); ++i)
+    if (std::fabs(original[i]) == max_abs) CHECK(std::fabs(double(row[i]) - original[i]) <= 1e-6 * max_abs);
+
+  std::vector<float> zeros(64, 0.0f), with_nan = original;
+  cpu::round_row_fp8_e4m3(zeros.data(), 64);
+  for (float v : zeros) CHECK_EQ(double(v), 0.0);
+  with_nan[5] = std::nanf("");
+  cpu::round_row_fp8_e4m3(with_nan.data(), int64_t(with_nan.size()));
+  CHECK(std::memcmp(with_nan.data() + 6, original.data() + 6, (original.size() - 6) * sizeof(float)) == 0);
+}
+
+TIDAL_TEST(kv_cache_with_fp8_rows_stores_rounded_rows_and_bounds_of_them) {
+  const cpu::KvPageLayout layout{2, 2, 32};
+  auto exact_pool = std::make_shared<cpu::KvPagePool>(layout, 0, false);
+  auto fp8_pool = std::make_shared<cpu::KvPagePool>(layout, 0, true);
+  cpu::PagedKvCache exact(exact_pool), rounded(fp8_pool);
+  const int64_t positions = 20;
+  const std::vector<float> keys = random_floats(size_t(positions * 32), 41, -2.0f, 2.0f);
+  const std::vector<float> values = random_floats(size_t(positions * 32), 42, -1.0f, 1.0f);
+  exact.reserve(positions);
+  rounded.reserve(positions);
+  for (int64_t p = 0; p < positions; ++p) {
+    exact.write(1, 1, p, &keys[size_t(p * 32)], &values[size_t(p * 32)]);
+    rounded.write(1, 1, p, &keys[size_t(p * 32)], &values[size_t(p * 32)]);
+  }
+  exact.commit(positions);
+  rounded.commit(positions);
+  for (int64_t p = 0; p < positions; ++p) {
+    std::vector<float> key(&keys[size_t(p * 32)], &keys[size_t(p * 32)] + 32);
+    std::vector<float> value(&values[size_t(p * 32)], &values[size_t(p * 32)] + 32);
+    CHECK(std::memcmp(exact.head_view(1, 1).key(p), key.data(), 32 * sizeof(float)) == 0);
+    cpu::round_row_fp8_e4m3(key.data(), 32);
+    cpu::round_row_fp8_e4m3(value.data(), 32);
+    CHECK(std::memcmp(rounded.head_view(1, 1).key(p), key.data(), 32 * sizeof(float)) == 0);
+    CHECK(std::memcmp(rounded.head_view(1, 1).value(p), value.data(), 32 * sizeof(float)) == 0);
+    CHECK(std::memcmp(exact.head_view(1, 1).key(p), key.data(), 32 * sizeof(float)) != 0);
+  }
+  // Quest bounds of page 0 are the min and max of the stored (rounded) keys.
+  for (int64_t d = 0; d < 32; ++d) {
+    float lo = INFINITY, hi = -INFINITY;
+    for (int64_t p = 0; p < 16; ++p) {
+      lo = std::fmin(lo, rounded.head_view(1, 1).key(p)[d]);
+      hi = std::fmax(hi, rounded.head_view(1, 1).key(p)[d]);
+    }
+    CHECK_EQ(double(rounded.key_min(0, 1, 1)[d]), double(lo));
+    CHECK_EQ(double(rounded.key_max(0, 1, 1)[d]), double(hi));
+  }
+}
+
+TIDAL_TEST(engine_kv_fp8_simulation_changes_the_logits_a_little_and_only_on_the_cpu) {
+  for (const std::string& kind : {std::string("llama"), std::string("qwen2")}) {
+    SyntheticModelSpec spec = tiny_model_spec(kind);
+    EngineOptions options = test_engine_options();
+    auto exact = make_test_engine(spec, options);
+    options.kv_fp8_simulation = true;
+    auto rounded = make_test_engine(spec, options);
+    const auto prompt = random_tokens(40, spec.vocab_size, 5);
+    const SequenceId a = exact->create_sequence(), b = rounded->create_sequence();
+    std::vector<float> la = exact->prefill(a, prompt), lb = rounded->prefill(b, prompt);
+    double worst = max_relative_difference(lb, la);
+    bool differs = !bitwise_equal(la, lb);
+    for (int step = 0; step < 4; ++step) {
+      const int32_t token = prompt[size_t(step)];
+      la = exact->decode(a, token);
+      lb = rounded->decode(b, token);
+      worst = std::fmax(worst, max_relative_difference(lb, la));
+      differs = differs || !bitwise_equal(la, lb);
+    }
+    CHECK(differs);      // the rows were rounded
+    CHECK(worst < 0.1);  // and only by what 3 mantissa bits cost
+  }
+  EngineOptions options = test_engine_options();
+  options.kv_fp8_simulation = true;
+  options.backend = "auto";
+  SyntheticModel model = make_synthetic_model(tiny_model_spec("llama"));
+  CHECK_THROWS_WITH(Engine::from_tensors(model.config, model.tensors, options), "CPU backend option");
+}

@@ -12,6 +12,7 @@
 #include "cpu/paged_kv_cache.h"
 #include "engine_test_models.h"
 #include "harness.h"
+#include "kv_snapshot.h"
 #include "tidal/error.h"
 
 using namespace tidal;
@@ -130,6 +131,43 @@ TIDAL_TEST(kv_cache_with_fp8_rows_stores_rounded_rows_and_bounds_of_them) {
     CHECK_EQ(double(rounded.key_min(0, 1, 1)[d]), double(lo));
     CHECK_EQ(double(rounded.key_max(0, 1, 1)[d]), double(hi));
   }
+}
+
+TIDAL_TEST(kv_cache_with_fp8_rows_rounds_rows_loaded_from_a_saved_exact_cache) {
+  const cpu::KvPageLayout layout{2, 2, 16};
+  auto exact_pool = std::make_shared<cpu::KvPagePool>(layout, 0, false);
+  auto fp8_pool = std::make_shared<cpu::KvPagePool>(layout, 0, true);
+  cpu::PagedKvCache exact(exact_pool);
+  const int64_t positions = 21;
+  const std::vector<float> rows = random_floats(size_t(2 * 2 * positions * 16 * 2), 51, -2.0f, 2.0f);
+  exact.reserve(positions);
+  size_t at = 0;
+  for (int64_t layer = 0; layer < 2; ++layer)
+    for (int64_t head = 0; head < 2; ++head)
+      for (int64_t p = 0; p < positions; ++p, at += 32) exact.write(layer, head, p, &rows[at], &rows[at + 16]);
+  exact.commit(positions);
+  MemorySink sink;
+  exact.save(sink);
+  cpu::PagedKvCache loaded(fp8_pool);
+  MemorySource source(sink.bytes());
+  loaded.load(positions, source);
+  CHECK_EQ(loaded.length(), positions);
+  for (int64_t layer = 0; layer < 2; ++layer)
+    for (int64_t head = 0; head < 2; ++head)
+      for (int64_t p = 0; p < positions; ++p) {
+        std::vector<float> key(exact.head_view(layer, head).key(p), exact.head_view(layer, head).key(p) + 16);
+        std::vector<float> value(exact.head_view(layer, head).value(p), exact.head_view(layer, head).value(p) + 16);
+        cpu::round_row_fp8_e4m3(key.data(), 16);
+        cpu::round_row_fp8_e4m3(value.data(), 16);
+        CHECK(std::memcmp(loaded.head_view(layer, head).key(p), key.data(), 16 * sizeof(float)) == 0);
+        CHECK(std::memcmp(loaded.head_view(layer, head).value(p), value.data(), 16 * sizeof(float)) == 0);
+      }
+  CHECK_EQ(double(loaded.key_max(1, 1, 0)[3]),
+           double(std::fmax(
+               loaded.head_view(1, 0).key(16)[3],
+               std::fmax(loaded.head_view(1, 0).key(17)[3],
+                         std::fmax(loaded.head_view(1, 0).key(18)[3],
+                                   std::fmax(loaded.head_view(1, 0).key(19)[3], loaded.head_view(1, 0).key(20)[3]))))));
 }
 
 TIDAL_TEST(engine_kv_fp8_simulation_changes_the_logits_a_little_and_only_on_the_cpu) {

@@ -192,8 +192,14 @@ void PagedKvCache::load(int64_t length, KvByteSource& source) {
   if (length_ != 0 || !pages_.empty()) throw RequestError("KV cache load into a cache that is not empty");
   reserve(length);
   try {
+    const int64_t head_dim = pool_->layout().head_dim;
     for_each_file_piece(pool_->layout(), length, [&](size_t page, int64_t offset, size_t bytes) {
-      source.read(pages_[page].get() + offset, bytes);
+      float* rows = pages_[page].get() + offset;
+      source.read(rows, bytes);
+      // A file saved without the rounding is rounded as it comes in, like every row written.
+      if (pool_->fp8_rows())
+        for (size_t row = 0; row < bytes / sizeof(float) / size_t(head_dim); ++row)
+          round_row_fp8_e4m3(rows + row * size_t(head_dim), head_dim);
     });
   } catch (...) {
     rollback();

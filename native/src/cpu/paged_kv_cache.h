@@ -105,8 +105,8 @@ class PagedKvCache final : public KvCache {
 
   // The K/V of positions [0, length()) in file order (see KvByteSink).
   void save(KvByteSink& sink) const;
-  // Fills an empty cache with `length` positions in file order and rebuilds their bounds. On
-  // an exception the cache stays empty.
+  // Fills an empty cache with `length` positions in file order (rounded when the pool has
+  // fp8_rows) and rebuilds their bounds. On an exception the cache stays empty.
   void load(int64_t length, KvByteSource& source);
 
   // Page base pointers, one per page.

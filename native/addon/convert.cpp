@@ -35,6 +35,14 @@ int64_t IntField(Napi::Env env, Napi::Object object, const char* name, int64_t f
   return int64_t(number);
 }
 
+// Reads a boolean field; absent fields keep `fallback`.
+bool BoolField(Napi::Env env, Napi::Object object, const char* name, bool fallback) {
+  Napi::Value value = object.Get(name);
+  if (value.IsUndefined()) return fallback;
+  if (!value.IsBoolean()) throw Napi::TypeError::New(env, std::string(name) + " must be a boolean");
+  return value.As<Napi::Boolean>().Value();
+}
+
 double NumberField(Napi::Env env, Napi::Object object, const char* name, double fallback, double lo, double hi) {
   Napi::Value value = object.Get(name);
   if (value.IsUndefined()) return fallback;
@@ -79,11 +87,7 @@ tidal::EngineOptions ToEngineOptions(Napi::Env env, Napi::Value value) {
   options.max_context = IntField(env, object, "maxContext", 0, 0, limits::kMaxContext);
   options.prefill_chunk = IntField(env, object, "prefillChunk", 0, 0, limits::kMaxPrefillChunk);
   options.max_kv_bytes = size_t(IntField(env, object, "maxKvBytes", 0, 0, limits::kMaxKvBytes));
-  Napi::Value fp8 = object.Get("kvFp8Simulation");
-  if (!fp8.IsUndefined()) {
-    if (!fp8.IsBoolean()) throw Napi::TypeError::New(env, "kvFp8Simulation must be a boolean");
-    options.kv_fp8_simulation = fp8.As<Napi::Boolean>().Value();
-  }
+  options.kv_fp8_simulation = BoolField(env, object, "kvFp8Simulation", false);
   return options;
 }
 
@@ -120,11 +124,7 @@ tidal::AttentionOptions ToAttentionOptions(Napi::Env env, Napi::Value value) {
       throw Napi::TypeError::New(env, "selectionPolicy must be 'perQueryHead', 'perKvHeadMax' or 'perKvHeadSum'");
   }
   options.correction_interval = IntField(env, object, "correctionInterval", 0, 0, limits::kMaxCorrectionInterval);
-  Napi::Value sparse_first_step = object.Get("sparseFirstStep");
-  if (!sparse_first_step.IsUndefined()) {
-    if (!sparse_first_step.IsBoolean()) throw Napi::TypeError::New(env, "sparseFirstStep must be a boolean");
-    options.sparse_first_step = sparse_first_step.As<Napi::Boolean>().Value();
-  }
+  options.sparse_first_step = BoolField(env, object, "sparseFirstStep", options.sparse_first_step);
   return options;
 }
 

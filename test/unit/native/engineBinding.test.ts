@@ -138,6 +138,7 @@ test('bad inputs become JS errors with readable messages and codes', async () =>
     assert.match(error.message, /no-such-model/);
     return true;
   });
+  assert.throws(() => addon.loadModel(fixture('qwen3-qknorm-f32'), { kvFp8Simulation: 'yes' as never }), /kvFp8Simulation must be a boolean/);
   const engine = await addon.loadModel(fixture('qwen3-qknorm-f32'), { threads: 1 });
   try {
     const sequence = await engine.createSequence();

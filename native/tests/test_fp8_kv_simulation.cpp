@@ -70,7 +70,9 @@ TIDAL_TEST(fp8_row_rounding_scales_by_the_row_maximum) {
   cpu::round_row_fp8_e4m3(row.data(), int64_t(row.size()));
   float max_abs = 0;
   for (float v : original) max_abs = std::fmax(max_abs, std::fabs(v));
-  const double scale = max_abs / 448.0;
+  const double scale = cpu::fp8_e4m3_row_scale(max_abs);
+  // An f16 at or above max / 448, less than one f16 step (2^-10 relative) above it.
+  CHECK(scale >= max_abs / 448.0 && scale <= max_abs / 448.0 * (1 + std::ldexp(1.0, -10)));
   size_t changed = 0;
   for (size_t i = 0; i < row.size(); ++i) {
     // Each value is scale times an e4m3 value, within half a step of the original: 1/16
@@ -83,9 +85,9 @@ TIDAL_TEST(fp8_row_rounding_scales_by_the_row_maximum) {
     changed += row[i] != original[i];
   }
   CHECK(changed > 64);  // random floats are not e4m3 multiples of the scale
-  // The largest magnitude is kept (448 is a code).
+  // The largest magnitude lands on 448, the code below the scale's rounding.
   for (size_t i = 0; i < row.size(); ++i)
-    if (std::fabs(original[i]) == max_abs) CHECK(std::fabs(double(row[i]) - original[i]) <= 1e-6 * max_abs);
+    if (std::fabs(original[i]) == max_abs) CHECK_EQ(std::fabs(double(row[i])), 448.0 * scale);
 
   std::vector<float> zeros(64, 0.0f), with_nan = original;
   cpu::round_row_fp8_e4m3(zeros.data(), 64);
@@ -197,4 +199,28 @@ TIDAL_TEST(engine_kv_fp8_simulation_changes_the_logits_a_little_and_only_on_the_
   options.backend = "auto";
   SyntheticModel model = make_synthetic_model(tiny_model_spec("llama"));
   CHECK_THROWS_WITH(Engine::from_tensors(model.config, model.tensors, options), "CPU backend option");
+}
+
+TIDAL_TEST(fp8_row_scale_is_the_next_f16_at_or_above_max_over_448) {
+  CHECK_EQ(double(cpu::fp8_e4m3_row_scale(0.0f)), 0.0);
+  CHECK_EQ(double(cpu::fp8_e4m3_row_scale(448.0f)), 1.0);  // an f16 already
+  // Just above 1: the next f16 (steps of 2^-10 in [1, 2)).
+  CHECK_EQ(double(cpu::fp8_e4m3_row_scale(448.0f * (1.0f + 0x1p-20f))), 1.0 + 0x1p-10);
+  CHECK_EQ(double(cpu::fp8_e4m3_row_scale(448.0f * 1.5f)), 1.5);
+  // Below 2^-14 the f16 steps are 2^-24 (subnormals); far below, the least subnormal.
+  CHECK_EQ(double(cpu::fp8_e4m3_row_scale(448.0f * 0x1p-20f * 1.3f)), std::ldexp(std::ceil(1.3 * 16.0), -24));
+  CHECK_EQ(double(cpu::fp8_e4m3_row_scale(1e-30f)), 0x1p-24);
+  // Above the largest f16 (65504) the scale stays at it.
+  CHECK_EQ(double(cpu::fp8_e4m3_row_scale(1e30f)), 65504.0);
+  // Random maxima: an f16 (11 significant bits), >= max / 448, less than one f16 step above.
+  const std::vector<float> mantissas = random_floats(1000, 77, 1.0f, 2.0f);
+  for (int i = 0; i < 1000; ++i) {
+    const float max_abs = std::ldexp(mantissas[size_t(i)], i % 22 - 4);  // scales in f16's normal range
+    const float s = cpu::fp8_e4m3_row_scale(max_abs);
+    int exponent = 0;
+    const double mantissa = std::frexp(double(s), &exponent) * 2048.0;
+    CHECK_EQ(mantissa, std::floor(mantissa));
+    CHECK(double(s) >= double(max_abs / 448.0f));
+    CHECK(double(s) < double(max_abs / 448.0f) * (1.0 + 0x1p-10));
+  }
 }

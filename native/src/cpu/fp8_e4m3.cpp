@@ -46,6 +46,16 @@ uint8_t float_to_fp8_e4m3(float value) {
   return uint8_t(sign | code);
 }
 
+float fp8_e4m3_row_scale(float max_abs) {
+  const float s = std::fmin(max_abs / 448.0f, 65504.0f);
+  if (!(s > 0.0f)) return 0.0f;
+  // f16 steps: 2^(e - 10) for s in [2^e, 2^(e+1)), e >= -14; 2^-24 below (subnormals).
+  int exponent = 0;
+  std::frexp(s, &exponent);  // s in [2^(exponent - 1), 2^exponent)
+  const int step = std::max(exponent - 1, -14) - 10;
+  return std::ldexp(std::ceil(std::ldexp(s, -step)), step);
+}
+
 void round_row_fp8_e4m3(float* row, int64_t n) {
   float max_abs = 0.0f;
   for (int64_t i = 0; i < n; ++i) {
@@ -53,7 +63,7 @@ void round_row_fp8_e4m3(float* row, int64_t n) {
     max_abs = std::max(max_abs, std::fabs(row[i]));
   }
   if (max_abs == 0.0f) return;
-  const float scale = max_abs / 448.0f;
+  const float scale = fp8_e4m3_row_scale(max_abs);
   for (int64_t i = 0; i < n; ++i) row[i] = fp8_e4m3_to_float(float_to_fp8_e4m3(row[i] / scale)) * scale;
 }
 

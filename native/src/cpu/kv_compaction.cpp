@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "cpu/fp8_e4m3.h"
 #include "cpu/rope.h"
 
 namespace tidal::cpu {
@@ -43,6 +44,7 @@ void compact_paged_kv(PagedKvCache& cache, const KvRanges& ranges, const std::ve
   // write can land on it; (layer, kv_head) blocks are disjoint, one task each.
   const KvPageLayout& layout = cache.layout();
   const size_t row_bytes = static_cast<size_t>(layout.head_dim) * sizeof(float);
+  const bool fp8 = cache.fp8_rows();
   pool.parallel_for(layout.layers * layout.kv_heads, [&](int64_t begin, int64_t end, int) {
     for (int64_t block = begin; block < end; ++block) {
       const int64_t layer = block / layout.kv_heads, head = block % layout.kv_heads;
@@ -51,6 +53,8 @@ void compact_paged_kv(PagedKvCache& cache, const KvRanges& ranges, const std::ve
           float* key = cache.key_row(layer, head, move.to + i);
           std::memcpy(key, cache.key_row(layer, head, move.from + i), row_bytes);
           rotate_pairs(key, move.cos_values.data(), move.sin_values.data(), half);
+          // A rotated key is a new row: an FP8 cache stores it rounded again (as the GPU's does).
+          if (fp8) round_row_fp8_e4m3(key, layout.head_dim);
           std::memcpy(cache.value_row(layer, head, move.to + i), cache.value_row(layer, head, move.from + i),
                       row_bytes);
         }

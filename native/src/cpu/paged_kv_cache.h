@@ -75,6 +75,7 @@ class PagedKvCache final : public KvCache {
 
   int64_t length() const override { return length_; }
   const KvPageLayout& layout() const { return pool_->layout(); }
+  bool fp8_rows() const { return pool_->fp8_rows(); }
   void trim(int64_t length) override;
   std::unique_ptr<KvCache> fork(int64_t length) const override;
   size_t bytes_referenced() const override { return pages_.size() * pool_->layout().page_bytes(); }

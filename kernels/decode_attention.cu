@@ -22,6 +22,12 @@
 // merges the splits of the unit's heads:
 //   out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s,   M = max_s m_s.
 // (A separate combine kernel cost more, mostly its launch latency: bench/NOTES.md.)
+//
+// An FP8 cache (kFp8) has rows of head_dim one-byte codes and a scale pair per row
+// (kernels/kv_fp8.cuh). Lanes keep the same 8 values per piece (8 bytes instead of 16), a tile
+// stage carries the tile's scale pairs after its K and V rows (one 4-byte copy per row), the
+// key scale multiplies the finished dot product and the value scale the row's softmax weight.
+// Stages are half as large, so there are more of them in flight.
 #include "decode_attention.h"
 
 #include <cuda_bf16.h>
@@ -29,6 +35,7 @@
 #include <type_traits>
 
 #include "common.cuh"
+#include "kv_fp8.cuh"
 
 namespace tidal::cuda::detail {
 
@@ -40,26 +47,45 @@ constexpr int kAttentionStages = 4;
 // A running max below any real score: keeps 2^(m - m') finite (0 or 1) before the first row.
 constexpr float kEmptyMax = -1e30f;
 
-template <int kHeadDim, int kGroup, int kVecs, int kRows>
+template <int kHeadDim, int kGroup, int kVecs, int kRows, bool kFp8>
 struct SplitLayout {
   static constexpr int kLanesPerRow = kHeadDim / (8 * kVecs);
   static constexpr int kRowGroups = kAttentionThreads / kLanesPerRow;
   static constexpr int kTileRows = kRowGroups * kRows;
-  static constexpr int kUnitsPerRow = kHeadDim / 8;  // 16-byte units
-  static constexpr int kTileElems = kTileRows * kHeadDim;
-  static constexpr int kStageElems = 2 * kTileElems;  // K tile then V tile
+  static constexpr int kStages = kFp8 ? 2 * kAttentionStages - 2 : kAttentionStages;
+  static constexpr int kElementBytes = kFp8 ? 1 : 2;
+  static constexpr int kRowBytes = kHeadDim * kElementBytes;
+  static constexpr int kUnitsPerRow = kRowBytes / 16;  // 16-byte copies
+  static constexpr int kTileBytes = kTileRows * kRowBytes;
+  static constexpr int kStageBytes = 2 * kTileBytes + (kFp8 ? kTileRows * 4 : 0);  // K, V, scale pairs
   static constexpr int kCopiesPerThread = 2 * kTileRows * kUnitsPerRow / kAttentionThreads;
-  // Rows read by one 8-lane shared-memory phase; their units are XOR-swizzled apart.
-  static constexpr int kSwizzleRows = kLanesPerRow >= 8 ? 1 : 8 / kLanesPerRow;
-  static constexpr size_t kSharedBytes = size_t(kAttentionStages) * kStageElems * sizeof(uint16_t);
+  // A lane reads pieces of 8 values (16 bytes of bf16, 8 of FP8). Lanes that share a
+  // shared-memory phase (8 lanes of 16-byte loads, 16 lanes of 8-byte ones) must hit distinct
+  // banks: the pieces of the rows they read are XOR-swizzled apart, by multiples of
+  // kLanesPerRow (even for FP8, so that a 16-byte copy's two pieces stay side by side).
+  static constexpr int kPieceBytes = 8 * kElementBytes;
+  static constexpr int kPhaseLanes = kFp8 ? 16 : 8;
+  static constexpr int kRowsPerLine = kRowBytes >= 128 ? 1 : 128 / kRowBytes;
+  static constexpr int kSwizzleRows =
+      kLanesPerRow * kRowsPerLine >= kPhaseLanes ? 1 : kPhaseLanes / (kLanesPerRow * kRowsPerLine);
+  static constexpr size_t kStagesBytes = size_t(kStages) * kStageBytes;
+  static constexpr size_t kMergeBytes = size_t(kRowGroups) * kGroup * kHeadDim * sizeof(float);
+  static constexpr size_t kCombineBytes = size_t(kGroup) * (kMaxSplits + 1) * sizeof(float);
+  static constexpr size_t kSharedBytes = kStagesBytes > kMergeBytes
+                                             ? (kStagesBytes > kCombineBytes ? kStagesBytes : kCombineBytes)
+                                             : (kMergeBytes > kCombineBytes ? kMergeBytes : kCombineBytes);
   static_assert(kLanesPerRow >= 1 && kLanesPerRow <= kWarpSize && kHeadDim % (8 * kVecs) == 0, "bad row split");
   static_assert((2 * kTileRows * kUnitsPerRow) % kAttentionThreads == 0, "tile copies must spread evenly");
-  static_assert(kSharedBytes >= size_t(kRowGroups) * kGroup * kHeadDim * sizeof(float), "merge buffer must fit");
-  static_assert(kSharedBytes >= size_t(kGroup) * (kMaxSplits + 1) * sizeof(float), "combine buffer must fit");
+  static_assert(!kFp8 || (kLanesPerRow % 2 == 0 && kSwizzleRows * kLanesPerRow <= kHeadDim / 8),
+                "FP8 swizzle must keep copy pairs and stay inside the row");
 
-  // Where unit `unit` of tile row `row` lives in a stage's K (or V) tile.
-  __device__ static __forceinline__ int offset(int row, int unit) {
-    return row * kHeadDim + (unit ^ ((row % kSwizzleRows) * kLanesPerRow)) * 8;
+  // Byte offset of piece `piece` (8 values) of tile row `row` in a stage's K (or V) tile.
+  __device__ static __forceinline__ int offset(int row, int piece) {
+    return row * kRowBytes + (piece ^ (((row / kRowsPerLine) % kSwizzleRows) * kLanesPerRow)) * kPieceBytes;
+  }
+  // Byte offset of 16-byte copy unit `unit` of tile row `row`.
+  __device__ static __forceinline__ int copy_offset(int row, int unit) {
+    return kFp8 ? offset(row, 2 * unit) : offset(row, unit);
   }
 };
 
@@ -134,13 +160,15 @@ __device__ __forceinline__ void combine_unit(const AttentionLaunch& p, int first
   }
 }
 
-template <int kHeadDim, int kGroup, int kVecs, int kRows, PositionMode kMode, typename QueryT>
+template <int kHeadDim, int kGroup, int kVecs, int kRows, PositionMode kMode, typename QueryT, bool kFp8>
 __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(const AttentionLaunch p) {
-  using Layout = SplitLayout<kHeadDim, kGroup, kVecs, kRows>;
+  using Layout = SplitLayout<kHeadDim, kGroup, kVecs, kRows, kFp8>;
   constexpr int kLanesPerRow = Layout::kLanesPerRow;
   constexpr int kRowGroups = Layout::kRowGroups;
   constexpr int kTileRows = Layout::kTileRows;
+  constexpr int kStages = Layout::kStages;
   extern __shared__ __align__(16) uint16_t tiles[];
+  char* const stages = reinterpret_cast<char*>(tiles);
 
   const int split = blockIdx.x;
   const int unit = blockIdx.y;
@@ -161,8 +189,11 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(cons
   const int32_t* list = nullptr;
   if constexpr (kMode != PositionMode::Dense)
     list = p.positions + int64_t(kMode == PositionMode::PerQueryHead ? first_head : kv_head) * p.position_stride;
-  const uint16_t* keys = p.keys + int64_t(kv_head) * p.key_head_stride;
-  const uint16_t* values = p.values + int64_t(kv_head) * p.value_head_stride;
+  constexpr int kElementBytes = Layout::kElementBytes;
+  const char* keys = static_cast<const char*>(p.keys) + int64_t(kv_head) * p.key_head_stride * kElementBytes;
+  const char* values = static_cast<const char*>(p.values) + int64_t(kv_head) * p.value_head_stride * kElementBytes;
+  const int64_t key_row_bytes = p.key_row_stride * kElementBytes, value_row_bytes = p.value_row_stride * kElementBytes;
+  const uint32_t* scales = kFp8 ? p.scales + int64_t(kv_head) * p.scale_head_stride : nullptr;
   const int64_t count = p.count_device ? *p.count_device : p.count;
   const int64_t begin = int64_t(split) * p.split_rows;
   const int64_t end = min(count, begin + p.split_rows);  // <= begin: an empty split
@@ -190,7 +221,7 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(cons
   // past the split are zero-filled. Always commits a group, so that group counts line up.
   auto issue = [&](int tile, const int32_t(&listed)[kListLoads]) {
     if (tile < tile_count) {
-      uint16_t* stage = tiles + (tile % kAttentionStages) * Layout::kStageElems;
+      char* stage = stages + (tile % kStages) * Layout::kStageBytes;
       const int64_t tile_begin = begin + int64_t(tile) * kTileRows;
 #pragma unroll
       for (int j = 0; j < Layout::kCopiesPerThread; ++j) {
@@ -202,9 +233,14 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(cons
         const bool valid = i < end;
         int64_t position = i;
         if constexpr (kMode != PositionMode::Dense) position = listed[j % kListLoads];
-        const uint16_t* source = is_value ? values + position * p.value_row_stride : keys + position * p.key_row_stride;
-        copy_async_16(stage + (is_value ? Layout::kTileElems : 0) + Layout::offset(row, piece),
-                      valid ? source + piece * 8 : keys, valid);
+        const char* source = is_value ? values + position * value_row_bytes : keys + position * key_row_bytes;
+        copy_async_16(stage + (is_value ? Layout::kTileBytes : 0) + Layout::copy_offset(row, piece),
+                      valid ? source + piece * 16 : keys, valid);
+        if constexpr (kFp8) {
+          // The thread that copies a row's first key piece copies its scale pair too.
+          if (!is_value && piece == 0)
+            copy_async_4(stage + 2 * Layout::kTileBytes + row * 4, valid ? scales + position : scales, valid);
+        }
       }
     }
     copy_async_commit();
@@ -212,13 +248,13 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(cons
   // Start the first tiles before anything else, so that their latency overlaps the query load.
   int32_t listed[kListLoads] = {};
   {
-    int32_t first[kAttentionStages - 1][kListLoads] = {};
+    int32_t first[kStages - 1][kListLoads] = {};
 #pragma unroll
-    for (int s = 0; s < kAttentionStages - 1; ++s) load_positions(s, first[s]);
+    for (int s = 0; s < kStages - 1; ++s) load_positions(s, first[s]);
 #pragma unroll
-    for (int s = 0; s < kAttentionStages - 1; ++s) issue(s, first[s]);
+    for (int s = 0; s < kStages - 1; ++s) issue(s, first[s]);
   }
-  load_positions(kAttentionStages - 1, listed);
+  load_positions(kStages - 1, listed);
 
   // This lane's slice of every query vector of the unit, in base-2 softmax units.
   float q[kGroup][kVecs][8];
@@ -250,24 +286,44 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(cons
   }
 
   for (int tile = 0; tile < tile_count; ++tile) {
-    copy_async_wait<kAttentionStages - 2>();  // this thread's copies of `tile` have landed
-    __syncthreads();                          // everyone's have, and everyone is done with the stage refilled next
-    issue(tile + kAttentionStages - 1, listed);
-    load_positions(tile + kAttentionStages, listed);
-    const uint16_t* key_tile = tiles + (tile % kAttentionStages) * Layout::kStageElems;
-    const uint16_t* value_tile = key_tile + Layout::kTileElems;
+    copy_async_wait<kStages - 2>();  // this thread's copies of `tile` have landed
+    __syncthreads();                 // everyone's have, and everyone is done with the stage refilled next
+    issue(tile + kStages - 1, listed);
+    load_positions(tile + kStages, listed);
+    const char* key_tile = stages + (tile % kStages) * Layout::kStageBytes;
+    const char* value_tile = key_tile + Layout::kTileBytes;
+    const uint32_t* scale_tile = reinterpret_cast<const uint32_t*>(value_tile + Layout::kTileBytes);
     const int64_t tile_begin = begin + int64_t(tile) * kTileRows;
 
     float s[kRows][kGroup];
     bool valid[kRows];
+    float value_scale[kRows];
 #pragma unroll
     for (int u = 0; u < kRows; ++u) {
       const int row = u * kRowGroups + row_group;
       valid[u] = tile_begin + row < end;
       float k[kVecs][8];
+      float key_scale = 1.0f;
+      if constexpr (kFp8) {
+        const uint32_t pair = scale_tile[row];
+        key_scale = key_scale_of(pair);
+        value_scale[u] = value_scale_of(pair);
 #pragma unroll
-      for (int v = 0; v < kVecs; ++v)
-        unpack_bf16x8(*reinterpret_cast<const uint4*>(key_tile + Layout::offset(row, lane + v * kLanesPerRow)), k[v]);
+        for (int v = 0; v < kVecs; ++v) {
+          uint32_t h[4];
+          fp8x8_to_half8(*reinterpret_cast<const uint2*>(key_tile + Layout::offset(row, lane + v * kLanesPerRow)), h);
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            k[v][2 * e] = half_low(h[e]);
+            k[v][2 * e + 1] = half_high(h[e]);
+          }
+        }
+      } else {
+        value_scale[u] = 1.0f;
+#pragma unroll
+        for (int v = 0; v < kVecs; ++v)
+          unpack_bf16x8(*reinterpret_cast<const uint4*>(key_tile + Layout::offset(row, lane + v * kLanesPerRow)), k[v]);
+      }
 #pragma unroll
       for (int g = 0; g < kGroup; ++g) {
         float dot = 0.0f;
@@ -276,6 +332,7 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(cons
 #pragma unroll
           for (int e = 0; e < 8; ++e) dot = fmaf(q[g][v][e], k[v][e], dot);
         dot = group_sum<kLanesPerRow>(dot);
+        if constexpr (kFp8) dot *= key_scale;
         s[u][g] = valid[u] ? dot : -INFINITY;
       }
     }
@@ -291,13 +348,22 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(cons
                 s[u][g] * kLn2;
     }
 
+    // The row's 8 values of each piece as 4 32-bit words: bf16 pairs, or f16 pairs widened
+    // from the FP8 codes (exact), so that the loop below unpacks one word per 2 values either way.
     uint4 value_raw[kRows][kVecs];
 #pragma unroll
     for (int u = 0; u < kRows; ++u)
 #pragma unroll
-      for (int v = 0; v < kVecs; ++v)
-        value_raw[u][v] = *reinterpret_cast<const uint4*>(
-            value_tile + Layout::offset(u * kRowGroups + row_group, lane + v * kLanesPerRow));
+      for (int v = 0; v < kVecs; ++v) {
+        const char* piece = value_tile + Layout::offset(u * kRowGroups + row_group, lane + v * kLanesPerRow);
+        if constexpr (kFp8) {
+          uint32_t h[4];
+          fp8x8_to_half8(*reinterpret_cast<const uint2*>(piece), h);
+          value_raw[u][v] = make_uint4(h[0], h[1], h[2], h[3]);
+        } else {
+          value_raw[u][v] = *reinterpret_cast<const uint4*>(piece);
+        }
+      }
 
 #pragma unroll
     for (int g = 0; g < kGroup; ++g) {
@@ -326,6 +392,10 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(cons
 #pragma unroll
           for (int e = 0; e < 8; ++e) acc[g][v][e] *= alpha;
       }
+      if constexpr (kFp8) {
+#pragma unroll
+        for (int u = 0; u < kRows; ++u) weight[u] *= value_scale[u];
+      }
 #pragma unroll
       for (int v = 0; v < kVecs; ++v) {
 #pragma unroll
@@ -334,7 +404,13 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(cons
 #pragma unroll
           for (int u = 0; u < kRows; ++u) {
             const uint32_t word = (&value_raw[u][v].x)[e / 2];
-            a = fmaf(weight[u], (e % 2 == 0) ? bf16_low(word) : bf16_high(word), a);
+            float x;
+            if constexpr (kFp8) {
+              x = (e % 2 == 0) ? half_low(word) : half_high(word);
+            } else {
+              x = (e % 2 == 0) ? bf16_low(word) : bf16_high(word);
+            }
+            a = fmaf(weight[u], x, a);
           }
           acc[g][v][e] = a;
         }
@@ -422,11 +498,11 @@ struct SplitKernel {
 // The split kernel instance for a head size, group bucket, list mode and query type, with
 // its shared-memory size (above the default 48 KB limit, raised once per instance) and its
 // occupancy, read once (devices of one process are assumed alike).
-template <int kHeadDim, int kGroup, PositionMode kMode, typename QueryT>
+template <int kHeadDim, int kGroup, PositionMode kMode, typename QueryT, bool kFp8>
 auto split_kernel() {
   using Shape = SplitShape<kGroup>;
-  constexpr auto kernel = attention_split_kernel<kHeadDim, kGroup, Shape::kVecs, Shape::kRows, kMode, QueryT>;
-  constexpr size_t shared = SplitLayout<kHeadDim, kGroup, Shape::kVecs, Shape::kRows>::kSharedBytes;
+  constexpr auto kernel = attention_split_kernel<kHeadDim, kGroup, Shape::kVecs, Shape::kRows, kMode, QueryT, kFp8>;
+  constexpr size_t shared = SplitLayout<kHeadDim, kGroup, Shape::kVecs, Shape::kRows, kFp8>::kSharedBytes;
   static const int blocks_per_sm = [] {
     int blocks = 0;
     // A failure here shows again, with its message, when the kernel is launched.
@@ -446,27 +522,29 @@ int group_bucket(const AttentionLaunch& launch) {
 }
 
 // Calls fn(kernel) with the split kernel instance for this launch (`mode` overrides the
-// launch's own, for the occupancy query).
+// launch's own, for the occupancy query). An FP8 cache takes an fp32 query (the backend's).
 template <typename Fn>
 cudaError_t with_split_kernel(const AttentionLaunch& launch, PositionMode mode, Fn&& fn) {
-  auto by_group = [&](auto head_dim_tag, auto query_tag) -> cudaError_t {
+  auto by_group = [&](auto head_dim_tag, auto query_tag, auto fp8_tag) -> cudaError_t {
     constexpr int kHeadDim = decltype(head_dim_tag)::value;
     using QueryT = typename decltype(query_tag)::type;
-    if (mode == PositionMode::PerQueryHead) return fn(split_kernel<kHeadDim, 1, PositionMode::PerQueryHead, QueryT>());
+    constexpr bool kFp8 = decltype(fp8_tag)::value;
+    if (mode == PositionMode::PerQueryHead)
+      return fn(split_kernel<kHeadDim, 1, PositionMode::PerQueryHead, QueryT, kFp8>());
     const bool dense = mode == PositionMode::Dense;
     switch (group_bucket(launch)) {
       case 1:
-        return dense ? fn(split_kernel<kHeadDim, 1, PositionMode::Dense, QueryT>())
-                     : fn(split_kernel<kHeadDim, 1, PositionMode::PerKvHead, QueryT>());
+        return dense ? fn(split_kernel<kHeadDim, 1, PositionMode::Dense, QueryT, kFp8>())
+                     : fn(split_kernel<kHeadDim, 1, PositionMode::PerKvHead, QueryT, kFp8>());
       case 2:
-        return dense ? fn(split_kernel<kHeadDim, 2, PositionMode::Dense, QueryT>())
-                     : fn(split_kernel<kHeadDim, 2, PositionMode::PerKvHead, QueryT>());
+        return dense ? fn(split_kernel<kHeadDim, 2, PositionMode::Dense, QueryT, kFp8>())
+                     : fn(split_kernel<kHeadDim, 2, PositionMode::PerKvHead, QueryT, kFp8>());
       case 4:
-        return dense ? fn(split_kernel<kHeadDim, 4, PositionMode::Dense, QueryT>())
-                     : fn(split_kernel<kHeadDim, 4, PositionMode::PerKvHead, QueryT>());
+        return dense ? fn(split_kernel<kHeadDim, 4, PositionMode::Dense, QueryT, kFp8>())
+                     : fn(split_kernel<kHeadDim, 4, PositionMode::PerKvHead, QueryT, kFp8>());
       default:
-        return dense ? fn(split_kernel<kHeadDim, 8, PositionMode::Dense, QueryT>())
-                     : fn(split_kernel<kHeadDim, 8, PositionMode::PerKvHead, QueryT>());
+        return dense ? fn(split_kernel<kHeadDim, 8, PositionMode::Dense, QueryT, kFp8>())
+                     : fn(split_kernel<kHeadDim, 8, PositionMode::PerKvHead, QueryT, kFp8>());
     }
   };
   struct Bf16 {
@@ -475,12 +553,17 @@ cudaError_t with_split_kernel(const AttentionLaunch& launch, PositionMode mode, 
   struct F32 {
     using type = float;
   };
+  using Fp8 = std::true_type;
+  using NotFp8 = std::false_type;
+  const bool fp8 = launch.scales != nullptr;
   if (launch.head_dim == 64) {
     using D = std::integral_constant<int, 64>;
-    return launch.query_bf16 ? by_group(D{}, Bf16{}) : by_group(D{}, F32{});
+    if (fp8) return by_group(D{}, F32{}, Fp8{});
+    return launch.query_bf16 ? by_group(D{}, Bf16{}, NotFp8{}) : by_group(D{}, F32{}, NotFp8{});
   }
   using D = std::integral_constant<int, 128>;
-  return launch.query_bf16 ? by_group(D{}, Bf16{}) : by_group(D{}, F32{});
+  if (fp8) return by_group(D{}, F32{}, Fp8{});
+  return launch.query_bf16 ? by_group(D{}, Bf16{}, NotFp8{}) : by_group(D{}, F32{}, NotFp8{});
 }
 
 }  // namespace

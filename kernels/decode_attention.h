@@ -19,10 +19,13 @@ constexpr int kMaxSplits = 256;
 struct AttentionLaunch {
   const void* query = nullptr;
   bool query_bf16 = false;
-  const uint16_t* keys = nullptr;  // bf16 bits
-  const uint16_t* values = nullptr;
-  int64_t key_head_stride = 0, key_row_stride = 0;
+  const void* keys = nullptr;  // bf16 bits, or FP8 codes when `scales` is set
+  const void* values = nullptr;
+  int64_t key_head_stride = 0, key_row_stride = 0;  // elements
   int64_t value_head_stride = 0, value_row_stride = 0;
+  // FP8 cache (kernels/kv_fp8.cuh): [kv_head][scale_head_stride] scale pairs of the rows.
+  const uint32_t* scales = nullptr;
+  int64_t scale_head_stride = 0;
   int num_heads = 0;
   int num_kv_heads = 0;
   int group = 1;  // query heads per KV head

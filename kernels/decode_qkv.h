@@ -12,7 +12,8 @@ namespace tidal::cuda {
 // q/k per-head RMSNorm (when non-null), RoPE of q and k at `position` (read from
 // position_device instead when non-null); k and v go to keys / values [kv_head][head_stride]
 // at row `position`, and the page of `position` gets its key min/max recomputed (key_min /
-// key_max [kv_head][page_head_stride], pages of 16 rows; skipped when key_min is null).
+// key_max [kv_head][page_head_stride], pages of 16 rows; skipped when key_min is null). With an
+// FP8 cache the bounds are of the stored values, rounded outwards to bf16.
 struct DecodeQkvLaunch {
   float* qkv = nullptr;
   const float* bias = nullptr;
@@ -23,9 +24,11 @@ struct DecodeQkvLaunch {
   const float* q_norm = nullptr;
   const float* k_norm = nullptr;
   float eps = 0;
-  uint16_t* keys = nullptr;
-  uint16_t* values = nullptr;
-  int64_t head_stride = 0;  // elements between KV heads of the cache (rows of head_dim)
+  void* keys = nullptr;  // bf16, or FP8 codes when `scales` is set (kernels/kv_fp8.cuh)
+  void* values = nullptr;
+  int64_t head_stride = 0;     // elements between KV heads of the cache (rows of head_dim)
+  uint32_t* scales = nullptr;  // FP8: the rows' scale pairs [kv_head][scale_head_stride]
+  int64_t scale_head_stride = 0;
   uint16_t* key_min = nullptr;
   uint16_t* key_max = nullptr;
   int64_t page_head_stride = 0;

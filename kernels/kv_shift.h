@@ -15,15 +15,21 @@ namespace tidal::cuda {
 // rotations[table][i] (fp32 pairs). Cache rows are row_stride elements apart; scratch rows
 // count * head_dim. head_dim even and <= 512.
 struct KvShiftLaunch {
-  const uint16_t* keys = nullptr;
-  const uint16_t* values = nullptr;
+  const void* keys = nullptr;
+  const void* values = nullptr;
   int64_t row_stride = 0;
   int rows = 0, head_dim = 0;
   const int32_t* moves = nullptr;    // [count][2]: source position, rotation table
   const float* rotations = nullptr;  // [tables][head_dim / 2][2]: cos, sin
   int count = 0;
-  uint16_t* key_scratch = nullptr;  // [rows][count][head_dim]
-  uint16_t* value_scratch = nullptr;
+  void* key_scratch = nullptr;  // [rows][count][head_dim]
+  void* value_scratch = nullptr;
+  // FP8 cache (kernels/kv_fp8.cuh) when set: keys, values and scratch hold codes, scales [rows]
+  // [scale_row_stride] the rows' scale pairs, scale_scratch [rows][count] those of the moved rows;
+  // a rotated key is rounded again with a scale of its own (head_dim <= 256).
+  const uint32_t* scales = nullptr;
+  int64_t scale_row_stride = 0;
+  uint32_t* scale_scratch = nullptr;
 };
 cudaError_t launch_kv_shift_gather(const KvShiftLaunch& launch, cudaStream_t stream);
 

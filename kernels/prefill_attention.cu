@@ -145,7 +145,7 @@ __global__ void __launch_bounds__(Warps * 32)
   const int row0 = q_first + warp * 16 + g, row1 = row0 + 8;
   uint32_t qa[D / 16][4];
   {
-    const int64_t q_stride = int64_t(p.heads) * D;
+    const int64_t q_stride = int64_t(p.row_heads ? p.row_heads : p.heads) * D;
     const uint16_t* q0 = p.q + int64_t(row0) * q_stride + int64_t(head) * D;
     const uint16_t* q1 = q0 + 8 * q_stride;
 #pragma unroll
@@ -273,10 +273,10 @@ __global__ void __launch_bounds__(Warps * 32)
 
   l0 = quad_sum(l0);
   l1 = quad_sum(l1);
-  const int64_t out_stride = int64_t(p.heads) * D;
   if constexpr (Partial) {
     // O_s as fp32 pairs (each row's 8 columns of a dimension tile are one 32-byte sector);
     // lane t == 0 of each quad writes the row's (m_s, l_s).
+    const int64_t out_stride = int64_t(p.heads) * D;  // the partials hold this launch's heads
     const int64_t split_rows = int64_t(blockIdx.z) * p.tokens;
     float* out = partials.out + split_rows * out_stride + int64_t(head) * D + 2 * t;
 #pragma unroll
@@ -292,6 +292,7 @@ __global__ void __launch_bounds__(Warps * 32)
       if (row1 < p.tokens) stats[int64_t(row1) * p.heads] = make_float2(m1, l1);
     }
   } else {
+    const int64_t out_stride = int64_t(p.row_heads ? p.row_heads : p.heads) * D;
     const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
     __nv_bfloat16* out = reinterpret_cast<__nv_bfloat16*>(p.out) + int64_t(head) * D + 2 * t;
 #pragma unroll
@@ -345,7 +346,8 @@ __global__ void __launch_bounds__(kCombineWarps * 32)
     }
   }
   const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-  uint16_t* out = p.out + row * D + lane * kPerLane;  // [token][head][D]
+  const int64_t row_heads = p.row_heads ? p.row_heads : p.heads;
+  uint16_t* out = p.out + (token * row_heads + row % p.heads) * D + lane * kPerLane;  // [token][head][D]
   if constexpr (kPerLane == 4) {
     *reinterpret_cast<uint2*>(out) =
         make_uint2(pack_bf16(acc[0] * inv, acc[1] * inv), pack_bf16(acc[2] * inv, acc[3] * inv));
@@ -505,6 +507,7 @@ size_t prefill_attention_scratch_bytes(const PrefillAttentionLaunch& p, int spli
 cudaError_t launch_prefill_attention(const PrefillAttentionLaunch& launch, cudaStream_t stream) {
   if (launch.tokens <= 0) return cudaSuccess;
   if (launch.kv_heads <= 0 || launch.heads % launch.kv_heads != 0) return cudaErrorInvalidValue;
+  if (launch.row_heads != 0 && launch.row_heads < launch.heads) return cudaErrorInvalidValue;
   if (launch.head_dim != 64 && launch.head_dim != 128) return cudaErrorInvalidValue;
   int splits = prefill_attention_splits(launch);
   const bool room =

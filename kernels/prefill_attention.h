@@ -25,6 +25,10 @@ struct PrefillAttentionLaunch {
   const uint16_t* values = nullptr;
   int64_t head_stride = 0;
   int tokens = 0, heads = 0, kv_heads = 0, head_dim = 0;
+  // Heads in a row of q and out; 0: `heads`. A launch over some of the heads (an FP8 cache's KV
+  // heads widened a few at a time) passes q and out at its first query head, K/V holding its
+  // kv_heads, and the full row here.
+  int row_heads = 0;
   int64_t start = 0;
   float scale = 0;
   uint16_t* out = nullptr;

@@ -75,6 +75,7 @@ struct HopperShape {
 
 struct HopperParams {
   int tokens = 0, heads = 0, kv_heads = 0;
+  int row_heads = 0;  // heads in a row of out (PrefillAttentionLaunch::row_heads, resolved)
   int64_t start = 0;
   float scale_log2 = 0;
   uint16_t* out = nullptr;
@@ -472,8 +473,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   l0 = quad_sum(l0);
   l1 = quad_sum(l1);
-  const int64_t out_stride = int64_t(p.heads) * D;
   if constexpr (Partial) {
+    const int64_t out_stride = int64_t(p.heads) * D;  // the partials hold this launch's heads
     const int64_t split_rows = int64_t(blockIdx.z) * p.tokens;
     float* out = p.partial_out + split_rows * out_stride + int64_t(head) * D + 2 * t;
 #pragma unroll
@@ -489,6 +490,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (row1 < p.tokens) stats[int64_t(row1) * p.heads] = make_float2(m1 * scale, l1);
     }
   } else {
+    const int64_t out_stride = int64_t(p.row_heads) * D;
     const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
     __nv_bfloat16* out = reinterpret_cast<__nv_bfloat16*>(p.out) + int64_t(head) * D + 2 * t;
 #pragma unroll
@@ -589,7 +591,8 @@ cudaError_t launch_prefill_attention_hopper(const PrefillAttentionLaunch& launch
 
   CUtensorMap q_map, k_map, v_map;
   const cuuint64_t q_dims[2] = {cuuint64_t(launch.heads) * d, cuuint64_t(launch.tokens)};
-  const cuuint64_t q_strides[1] = {cuuint64_t(launch.heads) * d * 2};
+  const int row_heads = launch.row_heads ? launch.row_heads : launch.heads;
+  const cuuint64_t q_strides[1] = {cuuint64_t(row_heads) * d * 2};
   const cuuint32_t q_box[2] = {kBlockColumns, kHopperQueryRows};
   const cuuint64_t kv_dims[3] = {cuuint64_t(d), cuuint64_t(total), cuuint64_t(launch.kv_heads)};
   const cuuint64_t kv_strides[2] = {cuuint64_t(d) * 2, cuuint64_t(launch.head_stride) * 2};
@@ -603,6 +606,7 @@ cudaError_t launch_prefill_attention_hopper(const PrefillAttentionLaunch& launch
   params.tokens = launch.tokens;
   params.heads = launch.heads;
   params.kv_heads = launch.kv_heads;
+  params.row_heads = row_heads;
   params.start = launch.start;
   params.scale_log2 = launch.scale * kLog2e;
   params.out = launch.out;

@@ -1,6 +1,7 @@
 // Device side of the ggml block formats (kernels/quant_format.h): where each value of a block
-// sits, cut into pieces of 32 values that one thread decodes, and the small field readers
-// shared by the GEMV (kernels/gemv_quant.cu) and the dequantiser (kernels/dequantize.cu).
+// sits, cut into pieces of 32 values that one thread decodes, the small field readers shared
+// by the GEMV (kernels/gemv_quant.cu), the dequantiser (kernels/dequantize.cu) and the
+// embedding gather (kernels/embedding.cu), and the piece decoders of the last two.
 //
 // A piece is 32 values of one block, in runs of consecutive values whose positions follow
 // from the bit placement, so that the thread reads whole bytes of the block and whole
@@ -95,5 +96,84 @@ __device__ __forceinline__ void q4k_scale_min(uint32_t p0, uint32_t p1, uint32_t
   scale = j < 4 ? a & 0x3F : (c & 0x0F) | ((a >> 6) << 4);
   min = j < 4 ? b & 0x3F : (c >> 4) | ((b >> 6) << 4);
 }
+
+// Piece decoders: Format::decode(block, piece, emit) calls emit(first, values) for each run of
+// 8 consecutive values of piece `piece`, values[0] being value `first` of the block. Each value
+// is computed with the CPU dequantiser's operations in its order, each rounded once (no fused
+// multiply-add), so it is the reference's float32:
+//   Q8_0  d * q;   Q4_K  (d * sc) * q - dmin * m;   Q6_K  (d * sc) * (q - 32).
+struct Q8_0Pieces : QuantBlock<QuantFormat::Q8_0> {
+  // Block 2-byte aligned.
+  template <class Emit>
+  __device__ __forceinline__ static void decode(const uint8_t* block, int, Emit&& emit) {
+    const float d = f16_bits_to_float(load_u16(block));
+#pragma unroll
+    for (int v = 0; v < 4; ++v) {
+      const uint32_t low = load_u32_even(block + 2 + 8 * v), high = load_u32_even(block + 6 + 8 * v);
+      float values[8];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        values[i] = __fmul_rn(d, float(int8_t(low >> (8 * i))));
+        values[4 + i] = __fmul_rn(d, float(int8_t(high >> (8 * i))));
+      }
+      emit(8 * v, values);
+    }
+  }
+};
+
+struct Q4_KPieces : QuantBlock<QuantFormat::Q4_K> {
+  // Block 16-byte aligned (every Q4_K block of a 16-byte aligned matrix is).
+  template <class Emit>
+  __device__ __forceinline__ static void decode(const uint8_t* block, int piece, Emit&& emit) {
+    const float d = f16_bits_to_float(load_u16(block));
+    const float dmin = f16_bits_to_float(load_u16(block + 2));
+    const uint4 quants = __ldg(reinterpret_cast<const uint4*>(block + q4k_quant_offset(piece)));
+    const uint32_t words[4] = {quants.x, quants.y, quants.z, quants.w};
+#pragma unroll
+    for (int run = 0; run < 2; ++run) {
+      int scale, min;
+      q4k_scale_min(block + 4, 2 * (piece / 2) + run, scale, min);
+      const float step = __fmul_rn(d, float(scale)), offset = __fmul_rn(dmin, float(min));
+      const int shift = 4 * run;  // run 0: low nibbles, run 1: high nibbles
+#pragma unroll
+      for (int v = 0; v < 2; ++v) {
+        float values[8];
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          const uint32_t byte = words[2 * v + i / 4] >> (8 * (i % 4));
+          values[i] = __fsub_rn(__fmul_rn(step, float((byte >> shift) & 0x0F)), offset);
+        }
+        emit(q4k_run_start(piece, run) + 8 * v, values);
+      }
+    }
+  }
+};
+
+struct Q6_KPieces : QuantBlock<QuantFormat::Q6_K> {
+  // Block 2-byte aligned.
+  template <class Emit>
+  __device__ __forceinline__ static void decode(const uint8_t* block, int piece, Emit&& emit) {
+    const int half = piece / 4, first = 8 * (piece % 4);
+    const uint8_t* low = block + 64 * half + first;
+    const uint8_t* high = block + 128 + 32 * half + first;
+    const float d = f16_bits_to_float(load_u16(block + 208));
+    const uint32_t a[2] = {load_u32_even(low), load_u32_even(low + 4)};
+    const uint32_t b[2] = {load_u32_even(low + 32), load_u32_even(low + 36)};
+    const uint32_t h[2] = {load_u32_even(high), load_u32_even(high + 4)};
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const float step = __fmul_rn(d, float(static_cast<int8_t>(block[192 + q6k_scale_index(piece, k)])));
+      float values[8];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const uint32_t source = (k % 2 == 0 ? a[i / 4] : b[i / 4]) >> (8 * (i % 4));
+        const int nibble = int((source >> (4 * (k / 2))) & 0x0F);
+        const int top = int((h[i / 4] >> (8 * (i % 4) + 2 * k)) & 0x03);
+        values[i] = __fmul_rn(step, float((nibble | (top << 4)) - 32));
+      }
+      emit(q6k_run_start(piece, k), values);
+    }
+  }
+};
 
 }  // namespace tidal::cuda

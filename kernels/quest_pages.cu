@@ -1,7 +1,8 @@
 // Quest page metadata and page scores.
 //
 // The cache is cut into pages of kQuestPageTokens positions. For every page and KV head we
-// keep the element-wise min and max of the page's keys (bf16, exact: they are key values).
+// keep the element-wise min and max of the page's keys (bf16, exact: they are key values; of
+// an FP8 cache's keys, rounded outwards so they still bound them).
 // Any key k of the page satisfies min_i <= k_i <= max_i, and q_i k_i is linear in k_i, so
 //   q . k <= sum_i max(q_i * min_i, q_i * max_i)      (the page's upper bound)
 // Decoding ranks pages by that bound per query head (select_top_k), expands the chosen pages
@@ -18,6 +19,7 @@
 #include <type_traits>
 
 #include "common.cuh"
+#include "kv_fp8.cuh"
 
 namespace tidal::cuda::detail {
 
@@ -33,7 +35,18 @@ __device__ __forceinline__ uint4 pack_bf16x8(const float (&x)[8]) {
   return make_uint4(pair(x[0], x[1]), pair(x[2], x[3]), pair(x[4], x[5]), pair(x[6], x[7]));
 }
 
-template <int kHeadDim>
+// Rounds 8 floats down (lower bounds) or up (upper bounds) to bf16 and packs them.
+template <bool kUp>
+__device__ __forceinline__ uint4 pack_bf16x8_outwards(const float (&x)[8]) {
+  auto pair = [](float low, float high) {
+    const __nv_bfloat16 a = kUp ? __float2bfloat16_ru(low) : __float2bfloat16_rd(low);
+    const __nv_bfloat16 b = kUp ? __float2bfloat16_ru(high) : __float2bfloat16_rd(high);
+    return uint32_t(__bfloat16_as_ushort(a)) | (uint32_t(__bfloat16_as_ushort(b)) << 16);
+  };
+  return make_uint4(pair(x[0], x[1]), pair(x[2], x[3]), pair(x[4], x[5]), pair(x[6], x[7]));
+}
+
+template <int kHeadDim, bool kFp8>
 __global__ void __launch_bounds__(kThreads) update_pages_kernel(const QuestUpdateLaunch p) {
   constexpr int kLanes = kHeadDim / 8;
   constexpr int kPagesPerBlock = kThreads / kLanes;
@@ -43,14 +56,26 @@ __global__ void __launch_bounds__(kThreads) update_pages_kernel(const QuestUpdat
   if (page >= p.first_page + p.page_count) return;
   const int64_t start = page * kQuestPageTokens;
   const int64_t stop = min(start + kQuestPageTokens, p.end_position);
-  const uint16_t* keys = p.keys + int64_t(kv_head) * p.key_head_stride + lane * 8;
+  // This lane's 8 values of the key at `position`, as stored.
+  auto load = [&](int64_t position, float(&k)[8]) {
+    if constexpr (kFp8) {
+      const uint8_t* keys = static_cast<const uint8_t*>(p.keys) + int64_t(kv_head) * p.key_head_stride + lane * 8;
+      unpack_fp8x8(__ldg(reinterpret_cast<const uint2*>(keys + position * p.key_row_stride)), k);
+      const float scale = key_scale_of(__ldg(p.scales + int64_t(kv_head) * p.scale_head_stride + position));
+#pragma unroll
+      for (int e = 0; e < 8; ++e) k[e] *= scale;
+    } else {
+      const uint16_t* keys = static_cast<const uint16_t*>(p.keys) + int64_t(kv_head) * p.key_head_stride + lane * 8;
+      unpack_bf16x8(load_vector(keys + position * p.key_row_stride), k);
+    }
+  };
   float lo[8], hi[8];
-  unpack_bf16x8(load_vector(keys + start * p.key_row_stride), lo);
+  load(start, lo);
 #pragma unroll
   for (int e = 0; e < 8; ++e) hi[e] = lo[e];
   for (int64_t position = start + 1; position < stop; ++position) {
     float k[8];
-    unpack_bf16x8(load_vector(keys + position * p.key_row_stride), k);
+    load(position, k);
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
       lo[e] = fminf(lo[e], k[e]);
@@ -58,8 +83,13 @@ __global__ void __launch_bounds__(kThreads) update_pages_kernel(const QuestUpdat
     }
   }
   const int64_t offset = int64_t(kv_head) * p.page_head_stride + page * kHeadDim + lane * 8;
-  *reinterpret_cast<uint4*>(p.key_min + offset) = pack_bf16x8(lo);
-  *reinterpret_cast<uint4*>(p.key_max + offset) = pack_bf16x8(hi);
+  if constexpr (kFp8) {
+    *reinterpret_cast<uint4*>(p.key_min + offset) = pack_bf16x8_outwards<false>(lo);
+    *reinterpret_cast<uint4*>(p.key_max + offset) = pack_bf16x8_outwards<true>(hi);
+  } else {
+    *reinterpret_cast<uint4*>(p.key_min + offset) = pack_bf16x8(lo);
+    *reinterpret_cast<uint4*>(p.key_max + offset) = pack_bf16x8(hi);
+  }
 }
 
 template <int kHeadDim, int kGroup, typename QueryT>
@@ -139,10 +169,17 @@ cudaError_t launch_scores(const QuestScoreLaunch& p, cudaStream_t stream) {
 cudaError_t launch_update_quest_pages(const QuestUpdateLaunch& p, cudaStream_t stream) {
   const int pages_per_block = kThreads / (p.head_dim / 8);
   const dim3 grid(static_cast<unsigned>(ceil_div(p.page_count, pages_per_block)), p.num_kv_heads);
+  const bool fp8 = p.scales != nullptr;
   if (p.head_dim == 64) {
-    update_pages_kernel<64><<<grid, kThreads, 0, stream>>>(p);
+    if (fp8) {
+      update_pages_kernel<64, true><<<grid, kThreads, 0, stream>>>(p);
+    } else {
+      update_pages_kernel<64, false><<<grid, kThreads, 0, stream>>>(p);
+    }
+  } else if (fp8) {
+    update_pages_kernel<128, true><<<grid, kThreads, 0, stream>>>(p);
   } else {
-    update_pages_kernel<128><<<grid, kThreads, 0, stream>>>(p);
+    update_pages_kernel<128, false><<<grid, kThreads, 0, stream>>>(p);
   }
   return cudaGetLastError();
 }

@@ -11,8 +11,10 @@ namespace tidal::cuda::detail {
 constexpr int kQuestPageTokens = 16;
 
 struct QuestUpdateLaunch {
-  const uint16_t* keys = nullptr;
+  const void* keys = nullptr;  // bf16, or FP8 codes when `scales` is set (bounds rounded outwards)
   int64_t key_head_stride = 0, key_row_stride = 0;
+  const uint32_t* scales = nullptr;
+  int64_t scale_head_stride = 0;
   int num_kv_heads = 0;
   int head_dim = 0;
   uint16_t* key_min = nullptr;  // [kv_head][page][head_dim] with page_head_stride per head

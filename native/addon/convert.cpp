@@ -88,6 +88,7 @@ tidal::EngineOptions ToEngineOptions(Napi::Env env, Napi::Value value) {
   options.prefill_chunk = IntField(env, object, "prefillChunk", 0, 0, limits::kMaxPrefillChunk);
   options.max_kv_bytes = size_t(IntField(env, object, "maxKvBytes", 0, 0, limits::kMaxKvBytes));
   options.kv_fp8_simulation = BoolField(env, object, "kvFp8Simulation", false);
+  options.kv_fp8 = BoolField(env, object, "kvFp8", false);
   return options;
 }
 

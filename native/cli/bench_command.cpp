@@ -49,8 +49,14 @@ AttentionPlan plan_for(AttentionMode mode, const AttentionOptions& base, int64_t
 struct StepBytes {
   double weights = 0, kv = 0;
 };
-StepBytes step_bytes(const ModelConfig& c, const AttentionPlan& plan, int64_t positions, double weight_bytes) {
-  const double d = double(c.head_dim), row = 2.0 * d * 2.0;  // K + V bf16 of one head and position
+// K + V of one KV head and position: bf16, or FP8 codes and their scale pair.
+double kv_row_bytes(const ModelConfig& c, bool fp8) {
+  return fp8 ? 2.0 * double(c.head_dim) + 4.0 : 4.0 * double(c.head_dim);
+}
+
+StepBytes step_bytes(const ModelConfig& c, const AttentionPlan& plan, int64_t positions, double weight_bytes,
+                     bool fp8) {
+  const double d = double(c.head_dim), row = kv_row_bytes(c, fp8);
   StepBytes bytes;
   bytes.weights = weight_bytes;
   for (LayerAttention role : plan.layers) {
@@ -93,6 +99,9 @@ int run_bench(Arguments& arguments) {
   const std::string weights = arguments.text("--weights", "bf16");
   if (weights != "bf16" && weights != "q8_0" && weights != "q4_k_m")
     throw UsageError("--weights '" + weights + "' is not one of bf16, q8_0, q4_k_m");
+  const std::string kv_cache = arguments.text("--kv-cache", "bf16");
+  if (kv_cache != "bf16" && kv_cache != "fp8") throw UsageError("--kv-cache '" + kv_cache + "' is not bf16 or fp8");
+  const bool fp8 = kv_cache == "fp8";
   AttentionOptions attention = read_attention_options(arguments);
   if (!arguments.has("--budget")) attention.token_budget = 2048;
   arguments.reject_unused();
@@ -108,15 +117,20 @@ int run_bench(Arguments& arguments) {
               static_cast<long long>(attention.token_budget), static_cast<long long>(attention.token_budget),
               static_cast<long long>(attention.token_budget / 16), static_cast<long long>(attention.dense_layers));
 
-  std::vector<std::string> decode_rows, attention_rows, prefill_rows;
+  std::vector<std::string> decode_rows, attention_rows, prefill_rows, memory_rows;
   SamplingRandom random(1);
   for (const std::string& shape : shapes) {
     const ModelConfig config = bench::bench_shape(shape);
-    auto backend = create_random_cuda_backend(config, 1234, CudaBackendOptions{}, weights);
+    size_t free_bytes = 0, total_bytes = 0;
+    check(cudaMemGetInfo(&free_bytes, &total_bytes), "reading the device memory");
+    const size_t used_before = total_bytes - free_bytes;
+    CudaBackendOptions options;
+    options.kv_fp8 = fp8;
+    auto backend = create_random_cuda_backend(config, 1234, options, weights);
     auto* tools = dynamic_cast<CudaBackendTools*>(backend.get());
     const double weight_bytes = double(tools->decode_weight_bytes());
-    std::fprintf(stderr, "%s: %.2f GB of %s weights read per token\n", shape.c_str(), weight_bytes / 1e9,
-                 weights.c_str());
+    std::fprintf(stderr, "%s: %.2f GB of %s weights read per token, %.2f GB on the device\n", shape.c_str(),
+                 weight_bytes / 1e9, weights.c_str(), double(tools->weight_bytes()) / 1e9);
     auto token = [&] { return static_cast<int32_t>(random.next() % static_cast<uint64_t>(config.vocab_size)); };
 
     for (int warps : {4, 8}) {
@@ -164,7 +178,8 @@ int run_bench(Arguments& arguments) {
       bench::fill_cache_random(config, *backend, *cache, context, 99);
       const AttentionPlan tidal_plan = plan_for(AttentionMode::Tidal, attention, config.num_layers);
       // Attention of one layer, by role.
-      const double bytes_layer = 2.0 * double(config.num_kv_heads * context * config.head_dim) * 2.0;
+      const double row_bytes = kv_row_bytes(config, fp8);
+      const double bytes_layer = double(config.num_kv_heads * context) * row_bytes;
       const double floor_layer_us = bytes_layer / bandwidth * 1e6;
       const double dense_us =
           bench::time_layer_attention(config, *backend, *cache, LayerAttention::Dense, tidal_plan, 30);
@@ -175,8 +190,7 @@ int run_bench(Arguments& arguments) {
       const AttentionPlan quest_plan = plan_for(AttentionMode::Quest, attention, config.num_layers);
       const double quest_us =
           bench::time_layer_attention(config, *backend, *cache, LayerAttention::QuestPages, quest_plan, 30);
-      const double sparse_bytes =
-          double(config.num_heads) * double(attention.token_budget) * double(config.head_dim) * 4.0;
+      const double sparse_bytes = double(config.num_heads) * double(attention.token_budget) * row_bytes;
       const double quest_bytes =
           sparse_bytes + double(config.num_kv_heads) * double((context + 15) / 16) * double(config.head_dim) * 4.0;
       char line[320];
@@ -243,7 +257,7 @@ int run_bench(Arguments& arguments) {
                          static_cast<long long>(tools->graph_instantiations() - instantiations),
                          graph_gpu[graph_gpu.size() / 2]);
           }
-          const StepBytes bytes = step_bytes(config, plan, context + 1, weight_bytes);
+          const StepBytes bytes = step_bytes(config, plan, context + 1, weight_bytes, fp8);
           const double floor_ms = (bytes.weights + bytes.kv) / bandwidth * 1e3;
           std::snprintf(line, sizeof line, "| %s | %lldK | %s%s | %.3f | %.3f | %.2f | %.2fx | %.1f | %.1f |",
                         shape.c_str(), static_cast<long long>(context / 1000), mode_label(mode), variant.label, ms,
@@ -254,6 +268,31 @@ int run_bench(Arguments& arguments) {
       }
       tools->set_graphs(false);
       tools->set_gemv(CudaBackendTools::GemvUse::Auto);
+
+      // A keystroke's recompute on top of the context (256 tokens, the product's chunk after a
+      // cursor move), then the memory the process holds with that cache: what a card must have.
+      {
+        std::vector<int32_t> chunk(256);
+        for (int32_t& t : chunk) t = token();
+        std::vector<float> logits(static_cast<size_t>(config.vocab_size));
+        std::vector<double> times;
+        for (int r = 0; r < 4; ++r) {
+          const auto started = Clock::now();
+          backend->forward(*cache, chunk.data(), 256, nullptr, LogitsWanted::Last, logits.data(), nullptr);
+          times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - started).count());
+          cache->trim(context);
+        }
+        std::sort(times.begin() + 1, times.end());
+        check(cudaMemGetInfo(&free_bytes, &total_bytes), "reading the device memory");
+        const size_t used = total_bytes - free_bytes;
+        char memory[320];
+        std::snprintf(memory, sizeof memory, "| %s | %s | %s | %lldK | %.2f | %.2f | %.2f | %.2f | %.1f |",
+                      shape.c_str(), weights.c_str(), kv_cache.c_str(), static_cast<long long>(context / 1000),
+                      double(tools->weight_bytes()) / 1e9, double(backend->kv_bytes_in_use()) / 1e9,
+                      double(used - used_before) / 1e9, double(used) / 1e9, times[2]);
+        memory_rows.push_back(memory);
+        std::fprintf(stderr, "%s\n", memory);
+      }
     }
   }
 
@@ -268,6 +307,13 @@ int run_bench(Arguments& arguments) {
   std::printf("| shape | context | op | time (us) | floor (us) | time/floor | of bandwidth |\n");
   std::printf("|---|---|---|---:|---:|---:|---:|\n");
   for (const std::string& row : attention_rows) std::printf("%s\n", row.c_str());
+  std::printf(
+      "\nGPU memory with the cache at each context, after a 256-token chunk on top of it (the chunk's "
+      "median ms of 3 after a warm-up; engine = device memory in use minus before the model was created; "
+      "device = all in use, the CUDA context included)\n\n");
+  std::printf("| shape | weights | KV cache | context | weights GB | KV GB | engine GB | device GB | chunk256 ms |\n");
+  std::printf("|---|---|---|---|---:|---:|---:|---:|---:|\n");
+  for (const std::string& row : memory_rows) std::printf("%s\n", row.c_str());
   if (!prefill_rows.empty()) {
     std::printf("\nPrefill (chunked, dense causal attention)\n\n");
     std::printf("| shape | tokens | chunk | attention warps/block | seconds | tokens/s | TFLOP/s |\n");
@@ -300,7 +346,7 @@ TIDAL_CLI_COMMAND(bench, "bench",
                   "decode / prefill speed of the CUDA backend on random-weight 7-8B shapes, against the floor",
                   "[--shapes llama-3.1-8b,llama-2-7b,qwen2.5-coder-7b,qwen2.5-coder-1.5b,qwen2.5-coder-0.5b,qwen3-8b] "
                   "[--contexts 10000,32000,100000] [--decode-tokens N] [--prefill N] [--prefill-chunk N] "
-                  "[--sdpa-peer native/gpu_bench/sdpa_peer.py] [--weights bf16|q8_0|q4_k_m] " +
+                  "[--sdpa-peer native/gpu_bench/sdpa_peer.py] [--weights bf16|q8_0|q4_k_m] [--kv-cache bf16|fp8] " +
                       std::string(kAttentionOptionsUsage),
                   {}, run_bench);
 

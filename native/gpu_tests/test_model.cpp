@@ -2,19 +2,25 @@
 // llama3 scaling, SwiGLU, argmax) against float64 CPU references on random inputs of awkward
 // sizes, and whole-model logits of the CUDA backend against the CPU backend (the reference,
 // itself checked against transformers in native/tests) on random bf16 models of every
-// architecture: prefill in chunks, decode with full, tidal and quest attention, graph replay
-// against plain launches, fork and trim. Outputs are poisoned before every run.
+// architecture and on models whose matrices, the embedding included, are Q4_K, Q8_0 or Q6_K
+// (tied: the quantised embedding is the output too): prefill in chunks, decode with full,
+// tidal and quest attention, graph replay against plain launches, fork and trim, the weights'
+// device bytes, and prefill products in many slices of a small dequantisation scratch against
+// unsliced ones. The random quantised weights of `tidal bench` are checked for their formats'
+// bytes and finite logits. Outputs are poisoned before every run.
 #include <cuda_runtime_api.h>
 #include <atomic>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "bench/shapes.h"
 #include "cpu/cpu_backend.h"
 #include "cuda/cuda_backend.h"
 #include "engine/attention_plan.h"
@@ -22,6 +28,7 @@
 #include "engine/synthetic_model.h"
 #include "kernels/gemv.h"
 #include "kernels/prefill_attention.h"
+#include "kernels/quant_format.h"
 #include "kernels/rms_norm.h"
 #include "kernels/rope.h"
 #include "kernels/sampling.h"
@@ -303,8 +310,54 @@ SyntheticModelSpec gpu_model_spec(const std::string& kind) {
     spec.o_proj_bias = true;
   } else if (kind == "llama-f32") {
     spec.dtype = DType::F32;  // converted to bf16 on upload: compared with the CPU's f32 at a looser bound
+  } else if (kind == "llama-q4_k") {
+    // Every matrix, the embedding too, in Q4_K blocks (rows of 256 values); f32 vectors.
+    spec.dtype = DType::Q4_K;
+    spec.intermediate_size = 768;
+  } else if (kind == "qwen2-q8_0") {
+    // Tied: the Q8_0 embedding is the output matrix too.
+    spec.architecture = Architecture::Qwen2;
+    spec.attention_bias = true;
+    spec.tie_word_embeddings = true;
+    spec.num_kv_heads = 1;
+    spec.dtype = DType::Q8_0;
+    spec.intermediate_size = 704;
+  } else if (kind == "llama-q6_k-tied") {
+    spec.dtype = DType::Q6_K;
+    spec.tie_word_embeddings = true;
+    spec.intermediate_size = 768;
   }
   return spec;
+}
+
+// Whether the CUDA backend keeps quantised matrices in their blocks (CudaBackendOptions{}'s
+// default unless $TIDAL_CUDA_QUANTIZED=0).
+bool keeps_quantized() {
+  const char* quantized = std::getenv("TIDAL_CUDA_QUANTIZED");
+  return !quantized || std::string(quantized) != "0";
+}
+
+// The device bytes of `weights` on the CUDA backend: a quantised matrix in its blocks, any
+// other bf16; vectors f32. `decode`: only what a decode step reads (layers and output matrix).
+size_t expected_weight_bytes(const ModelWeights& weights, bool decode) {
+  const bool blocks = keeps_quantized();
+  auto matrix = [&](const cpu::MatrixView& m) {
+    return blocks && is_quantized(m.dtype) ? dtype_bytes(m.dtype, m.rows * m.cols) : size_t(m.rows * m.cols) * 2;
+  };
+  auto vector = [](const std::vector<float>& v) { return v.size() * 4; };
+  const bool tied = weights.lm_head.data == weights.embed_tokens.data;
+  size_t bytes = matrix(weights.lm_head) + vector(weights.final_norm);
+  if (!decode && !tied) bytes += matrix(weights.embed_tokens);
+  for (const LayerWeights& l : weights.layers) {
+    for (const cpu::MatrixView* m :
+         {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
+      bytes += matrix(*m);
+    bytes += vector(l.input_norm) + vector(l.post_attention_norm);
+    if (!decode)
+      for (const std::vector<float>* v : {&l.q_bias, &l.k_bias, &l.v_bias, &l.o_bias, &l.q_norm, &l.k_norm})
+        bytes += vector(*v);
+  }
+  return bytes;
 }
 
 AttentionPlan make_plan(const ModelConfig& config, AttentionMode mode, int64_t budget, SelectionPolicy policy) {
@@ -328,6 +381,37 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
   Rng rng(31);
   std::vector<int32_t> prompt(333);
   for (int32_t& t : prompt) t = int32_t(rng.below(vocab));
+
+  {
+    const size_t total = tools->weight_bytes(), decode = tools->decode_weight_bytes();
+    const size_t want_total = expected_weight_bytes(weights, false), want_decode = expected_weight_bytes(weights, true);
+    report.check(total == want_total && decode == want_decode, kind + ": weight bytes on the device",
+                 std::to_string(total) + " (" + std::to_string(want_total) + " expected), " + std::to_string(decode) +
+                     " read per token (" + std::to_string(want_decode) + ")");
+  }
+  if (tools->dequantized_bytes() > 0) {
+    // Prefill products through a 10000-byte scratch (slices of at most 19 rows of 256 values,
+    // 6 of 768): the logits of every row as with the whole matrices dequantised at once.
+    const int64_t count = 190;
+    std::vector<float> reference(size_t(count * vocab)), whole(size_t(count * vocab), NAN);
+    std::vector<float> sliced(size_t(count * vocab), NAN);
+    auto c = cpu->create_kv_cache();
+    cpu->forward(*c, prompt.data(), count, nullptr, LogitsWanted::All, reference.data(), nullptr);
+    auto g1 = gpu->create_kv_cache();
+    gpu->forward(*g1, prompt.data(), count, nullptr, LogitsWanted::All, whole.data(), nullptr);
+    const size_t default_bytes = tools->dequantized_bytes();
+    tools->set_dequantized_limit(10000);
+    const size_t small_bytes = tools->dequantized_bytes();
+    auto g2 = gpu->create_kv_cache();
+    gpu->forward(*g2, prompt.data(), count, nullptr, LogitsWanted::All, sliced.data(), nullptr);
+    tools->set_dequantized_limit(0);
+    const double error = relative_l2f(whole, sliced), cpu_error = relative_l2f(reference, sliced);
+    report.check(small_bytes == 10000 && default_bytes > small_bytes && tools->dequantized_bytes() == default_bytes &&
+                     error < 1e-4 && cpu_error < bound,
+                 kind + ": prefill through a small dequantisation scratch (many slices) vs whole matrices",
+                 format("rel L2 %.2e", error) + format(", vs cpu %.2e", cpu_error) + ", scratch " +
+                     std::to_string(small_bytes) + " of " + std::to_string(default_bytes) + " bytes");
+  }
 
   auto cpu_cache = cpu->create_kv_cache();
   auto gpu_cache = gpu->create_kv_cache();
@@ -506,6 +590,81 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
   }
 }
 
+// create_random_cuda_backend's quantised mixes (tidal bench --weights): the documented format
+// of every matrix (q4_k_m: Q4_K, v_proj, down_proj and output Q6_K, the embedding Q4_K, or Q6_K
+// when it is the output too; q8_0: all Q8_0), told by the device bytes, and finite logits of a
+// prefill and a decode step. Then Llama-3.1-8B's widths (2 layers, a 32768-token vocabulary):
+// the 64 MiB dequantisation scratch, and its sliced prefill products against unsliced ones.
+void test_random_quantized(Report& report) {
+  using cuda::QuantFormat;
+  auto blocks = [](QuantFormat f, int64_t rows, int64_t cols) { return size_t(rows * cuda::quant_row_bytes(f, cols)); };
+  auto finite = [](const std::vector<float>& v) {
+    return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
+  };
+  for (const std::string mix : {"q8_0", "q4_k_m"})
+    for (const bool tied : {false, true}) {
+      SyntheticModelSpec spec = gpu_model_spec("llama3");
+      spec.intermediate_size = 768;
+      spec.tie_word_embeddings = tied;
+      const ModelConfig config = make_synthetic_model(spec).config;
+      auto gpu = create_random_cuda_backend(config, 5, CudaBackendOptions{}, mix);
+      auto* tools = dynamic_cast<CudaBackendTools*>(gpu.get());
+      const bool k_quants = mix == "q4_k_m";
+      const QuantFormat main = k_quants ? QuantFormat::Q4_K : QuantFormat::Q8_0;
+      const QuantFormat wide = k_quants ? QuantFormat::Q6_K : QuantFormat::Q8_0;
+      const int64_t hidden = config.hidden_size, inner = config.intermediate_size, vocab = config.vocab_size;
+      const int64_t q_size = config.num_heads * config.head_dim, kv_size = config.num_kv_heads * config.head_dim;
+      const size_t layer = blocks(main, q_size, hidden) + blocks(main, kv_size, hidden) +
+                           blocks(wide, kv_size, hidden) + blocks(main, hidden, q_size) +
+                           2 * blocks(main, inner, hidden) + blocks(wide, hidden, inner) + size_t(hidden) * 8;
+      const size_t layers = size_t(config.num_layers) * layer + size_t(hidden) * 4;
+      const size_t embedding = blocks(tied ? wide : main, vocab, hidden), head = blocks(wide, vocab, hidden);
+      const size_t want_total = layers + embedding + (tied ? 0 : head),
+                   want_decode = layers + (tied ? embedding : head);
+      std::vector<int32_t> prompt(150);
+      Rng rng(43);
+      for (int32_t& t : prompt) t = int32_t(rng.below(vocab));
+      prompt.back() = int32_t(vocab - 1);
+      auto cache = gpu->create_kv_cache();
+      std::vector<float> prefill(size_t(prompt.size()) * size_t(vocab), NAN), step(size_t(vocab), NAN);
+      gpu->forward(*cache, prompt.data(), int64_t(prompt.size()), nullptr, LogitsWanted::All, prefill.data(), nullptr);
+      const int32_t token = int32_t(vocab - 1);
+      gpu->forward(*cache, &token, 1, nullptr, LogitsWanted::Last, step.data(), nullptr);
+      report.check(tools->weight_bytes() == want_total && tools->decode_weight_bytes() == want_decode &&
+                       finite(prefill) && finite(step),
+                   "random " + mix + (tied ? " tied" : "") + " weights: formats and finite logits",
+                   std::to_string(tools->weight_bytes()) + " bytes (" + std::to_string(want_total) + " expected), " +
+                       std::to_string(tools->decode_weight_bytes()) + " read per token (" +
+                       std::to_string(want_decode) + ")");
+    }
+  if (quick_mode()) return;
+  ModelConfig config = bench::bench_shape("llama-3.1-8b");
+  config.num_layers = 2;
+  config.vocab_size = 32768;
+  auto gpu = create_random_cuda_backend(config, 6, CudaBackendOptions{}, "q4_k_m");
+  auto* tools = dynamic_cast<CudaBackendTools*>(gpu.get());
+  const size_t bound_bytes = tools->dequantized_bytes();
+  std::vector<int32_t> prompt(96);
+  Rng rng(44);
+  for (int32_t& t : prompt) t = int32_t(rng.below(config.vocab_size));
+  const size_t logits = prompt.size() * size_t(config.vocab_size);
+  std::vector<float> sliced(logits, NAN), whole(logits, NAN);
+  auto c1 = gpu->create_kv_cache();
+  gpu->forward(*c1, prompt.data(), int64_t(prompt.size()), nullptr, LogitsWanted::All, sliced.data(), nullptr);
+  tools->set_dequantized_limit(size_t(1) << 30);  // every part at once
+  const size_t whole_bytes = tools->dequantized_bytes();
+  auto c2 = gpu->create_kv_cache();
+  gpu->forward(*c2, prompt.data(), int64_t(prompt.size()), nullptr, LogitsWanted::All, whole.data(), nullptr);
+  tools->set_dequantized_limit(0);
+  const double error = relative_l2f(whole, sliced);
+  // Unsliced: the largest part, the 32768 x 4096 head, at once.
+  report.check(
+      bound_bytes == size_t(64) << 20 && whole_bytes == size_t(32768) * 4096 * 2 && error < 1e-4 && finite(sliced),
+      "random q4_k_m at Llama-3.1-8B's widths: 64 MiB scratch, sliced prefill vs whole matrices",
+      format("rel L2 %.2e", error) + ", scratch " + std::to_string(bound_bytes) + " / " + std::to_string(whole_bytes) +
+          " bytes");
+}
+
 // The engine with EngineOptions::backend "cuda" and "auto" against the default cpu engine.
 void test_engine_backend(Report& report) {
   const SyntheticModelSpec spec = gpu_model_spec("llama3");
@@ -548,8 +707,10 @@ void test_model(Report& report) {
     return;
   }
   report.run("engine backend", [&] { test_engine_backend(report); });
-  for (const char* kind : {"llama3", "llama2-mha", "qwen2", "qwen3", "llama-f32"})
+  for (const char* kind :
+       {"llama3", "llama2-mha", "qwen2", "qwen3", "llama-f32", "llama-q4_k", "qwen2-q8_0", "llama-q6_k-tied"})
     report.run(std::string("cuda backend ") + kind, [&] { test_backend_against_cpu(report, kind); });
+  report.run("random quantized weights", [&] { test_random_quantized(report); });
 }
 
 }  // namespace tidal::gpu_test

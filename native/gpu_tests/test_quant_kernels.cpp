@@ -1,12 +1,16 @@
-// GPU tests of the block-quantised weight kernels (kernels/gemv_quant.cu, kernels/dequantize.cu)
-// against the engine's CPU dequantiser (model/quant.h) on random blocks: random bytes for the
-// quants and packed scales, the f16 scales set to finite values of a weight's magnitude.
+// GPU tests of the block-quantised weight kernels (kernels/gemv_quant.cu, kernels/dequantize.cu,
+// the quantised gather of kernels/embedding.cu) against the engine's CPU dequantiser
+// (model/quant.h) on random blocks: random bytes for the quants and packed scales, the f16
+// scales set to finite values of a weight's magnitude.
 //   gemv_quant: y against a float64 sum over the CPU's dequantised rows, beta 0 and 1, every
 //     compiled configuration of the format (Q4_K's tensor-core ones included); every row within
 //     1e-4 of sum |W x| of its reference, relative L2 error below 1e-3, and the NaN poison past
 //     the last row untouched.
 //   dequantize_bf16: a whole matrix and a range of rows, every value the CPU's float32 rounded
 //     to bf16, or one bf16 step from it, and the poison past the range untouched.
+//   embedding_quant: the rows of random token ids (the first and last row among them, the last
+//     twice) into a NaN-poisoned output, every value the CPU's float32 bit for bit, and the
+//     poison past the last token untouched; also at Llama-3.1-8B's 128256 x 4096.
 // Shapes: cols 256 to 14336, including block counts that leave Q6_K rows off 16-byte
 // boundaries (and Q8_0 rows of 37 blocks), rows 1, 7, 33 and 4097 (Q4_K also 8999 and 16389).
 #include <cuda_runtime_api.h>
@@ -18,6 +22,7 @@
 #include <vector>
 
 #include "kernels/dequantize.h"
+#include "kernels/embedding.h"
 #include "kernels/gemv_quant.h"
 #include "model/half.h"
 #include "model/quant.h"
@@ -191,11 +196,63 @@ void check_dequantize(Report& report, QuantFormat format, const Shape& shape, co
                    (tail_ok ? "" : ", wrote past the range"));
 }
 
+// The matrix as an embedding table [rows][cols]: the rows of `count` token ids gathered by
+// launch_embedding_quant against the CPU dequantiser's float32 rows, bit for bit (every value
+// is exact before its last operation, so a fused multiply-add on either side rounds the same:
+// cpu/block_dot.h).
+void check_embedding(Report& report, Rng& rng, QuantFormat format, const Shape& shape,
+                     const std::vector<uint8_t>& matrix, const DeviceArray<uint8_t>& device_matrix, int count) {
+  const int cols = shape.cols;
+  std::vector<int32_t> tokens(static_cast<size_t>(count));
+  for (int32_t& t : tokens) t = int32_t(rng.below(shape.rows));
+  tokens[0] = int32_t(shape.rows - 1);
+  if (count > 2) {
+    tokens[1] = 0;
+    tokens[size_t(count) - 1] = int32_t(shape.rows - 1);
+  }
+  constexpr int64_t kTail = 8;
+  DeviceArray<int32_t> device_tokens(tokens);
+  DeviceArray<float> out(size_t(int64_t(count) * cols + kTail));
+  out.poison();
+  check_cuda(cuda::launch_embedding_quant(format, device_matrix.data(), device_tokens.data(), count, cols, out.data(),
+                                          nullptr),
+             "launch_embedding_quant");
+  check_cuda(cudaDeviceSynchronize(), "embedding_quant");
+  const std::vector<float> got = out.download();
+  int64_t wrong = 0;
+  double worst = 0;  // largest |error| relative to the row's largest magnitude
+  for (int t = 0; t < count; ++t) {
+    const std::vector<float> row = host_row(format, matrix, tokens[size_t(t)], cols);
+    double largest = 1e-30;
+    for (float v : row) largest = std::max(largest, double(std::fabs(v)));
+    for (int c = 0; c < cols; ++c) {
+      const float expected = row[size_t(c)], value = got[size_t(int64_t(t) * cols + c)];
+      if (std::memcmp(&expected, &value, 4) == 0) continue;
+      ++wrong;
+      const double error = std::fabs(double(value) - double(expected)) / largest;
+      worst = std::isfinite(error) ? std::max(worst, error) : INFINITY;
+    }
+  }
+  bool tail_ok = true;
+  for (int64_t i = int64_t(count) * cols; i < int64_t(count) * cols + kTail; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &got[size_t(i)], 4);
+    tail_ok = tail_ok && bits == 0xFFFFFFFFu;
+  }
+  report.check(wrong == 0 && tail_ok,
+               std::string("embedding_quant ") + format_name(format) + " tokens=" + std::to_string(count) +
+                   " of rows=" + std::to_string(shape.rows) + " hidden=" + std::to_string(cols),
+               std::to_string(wrong) + " values not the CPU's float32" +
+                   (wrong ? ", worst off by " + gpu_test::format("%.2e", worst) + " of the row's largest" : "") +
+                   (tail_ok ? "" : ", wrote past the last token"));
+}
+
 // Arguments the launchers must refuse without launching.
 void check_refusals(Report& report, QuantFormat format) {
   DeviceArray<uint8_t> matrix(size_t(4 * cuda::quant_row_bytes(format, 512) + 16));
   DeviceArray<uint16_t> x(512 + 8), out(4 * 512 + 8);
   DeviceArray<float> y(4);
+  DeviceArray<int32_t> tokens(std::vector<int32_t>{0, 3});
   const int odd_cols = cuda::quant_block_elements(format) + 16;
   const bool ok =
       cuda::launch_gemv_quant(format, matrix.data(), 4, odd_cols, x.data(), y.data(), 0.0f, nullptr) ==
@@ -208,6 +265,15 @@ void check_refusals(Report& report, QuantFormat format) {
           cudaErrorInvalidValue &&
       cuda::launch_dequantize_bf16(format, matrix.data(), 0, 4, 512, out.data() + 1, nullptr) ==
           cudaErrorMisalignedAddress &&
+      cuda::launch_embedding_quant(format, matrix.data(), tokens.data(), 2, odd_cols, y.data(), nullptr) ==
+          cudaErrorInvalidValue &&
+      cuda::launch_embedding_quant(format, matrix.data() + 2, tokens.data(), 2, 512, y.data(), nullptr) ==
+          cudaErrorMisalignedAddress &&
+      cuda::launch_embedding_quant(format, matrix.data(), tokens.data(), 2, 512, y.data() + 1, nullptr) ==
+          cudaErrorMisalignedAddress &&
+      cuda::launch_embedding_quant(QuantFormat(2), matrix.data(), tokens.data(), 2, 512, y.data(), nullptr) ==
+          cudaErrorInvalidValue &&
+      cuda::launch_embedding_quant(format, matrix.data(), tokens.data(), 0, 512, y.data(), nullptr) == cudaSuccess &&
       cuda::launch_gemv_quant(QuantFormat(2), matrix.data(), 4, 512, x.data(), y.data(), 0.0f, nullptr) ==
           cudaErrorInvalidValue &&
       cuda::launch_gemv_quant(format, matrix.data(), 0, 512, x.data(), y.data(), 0.0f, nullptr) == cudaSuccess &&
@@ -248,6 +314,13 @@ void test_quant_kernels(Report& report) {
       const int64_t first = shape.rows / 2;
       check_dequantize(report, format, shape, matrix, device_matrix, first,
                        std::max<int64_t>(1, shape.rows - first - 1));
+      check_embedding(report, rng, format, shape, matrix, device_matrix, 37);
+    }
+    if (!quick_mode()) {  // An embedding of Llama-3.1-8B's shape.
+      const Shape vocabulary = {128256, 4096};
+      const std::vector<uint8_t> table = random_matrix(rng, format, vocabulary.rows, vocabulary.cols);
+      const DeviceArray<uint8_t> device_table(table);
+      check_embedding(report, rng, format, vocabulary, table, device_table, 300);
     }
     check_refusals(report, format);
   }

@@ -54,8 +54,8 @@ AttentionOptions mode(AttentionMode m) {
 // A file of the given header whose K/V are zeros, for the cases an engine cannot produce.
 void write_crafted(const std::string& path, const KvFileHeader& header, const std::vector<int32_t>& tokens) {
   const size_t bytes =
-      static_cast<size_t>(header.layers * 2 * header.kv_heads * header.cached_count * header.head_dim) *
-      kv_element_bytes(header.kv_dtype);
+      static_cast<size_t>(header.layers * 2 * header.kv_heads * header.cached_count) *
+      (static_cast<size_t>(header.head_dim) * kv_element_bytes(header.kv_dtype) + kv_row_extra_bytes(header.kv_dtype));
   write_kv_file(path, header, tokens, {}, [&](KvByteSink& sink) {
     const std::vector<char> zeros(bytes);
     sink.write(zeros.data(), zeros.size());

@@ -224,3 +224,10 @@ TIDAL_TEST(fp8_row_scale_is_the_next_f16_at_or_above_max_over_448) {
     CHECK(double(s) < double(max_abs / 448.0f) * (1.0 + 0x1p-10));
   }
 }
+
+TIDAL_TEST(engine_fp8_kv_cache_is_refused_by_the_cpu_backend_with_a_pointer_to_the_simulation) {
+  EngineOptions options = test_engine_options();
+  options.kv_fp8 = true;
+  SyntheticModel model = make_synthetic_model(tiny_model_spec("llama"));
+  CHECK_THROWS_WITH(Engine::from_tensors(model.config, model.tensors, options), "kv_fp8_simulation");
+}

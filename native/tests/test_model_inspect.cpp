@@ -201,8 +201,8 @@ TIDAL_TEST(inspect_reports_broken_folders_by_kind) {
 }
 
 TIDAL_TEST(inspect_reports_gguf_problems_by_kind) {
-  // A small qwen2 GGUF: every tensor of one layer, F16 embedding, attn_q in a chosen type.
-  auto image = [](const std::string& arch, uint32_t q_type, int64_t tokens) {
+  // A small qwen2 GGUF: every tensor of one layer, F16 embedding (or Q4_K), attn_q in a chosen type.
+  auto image = [](const std::string& arch, uint32_t q_type, int64_t tokens, bool q4k_embedding = false) {
     tidal_test::GgufWriter w;
     w.add_string("general.architecture", arch);
     w.add_string("general.name", "tiny");
@@ -221,7 +221,10 @@ TIDAL_TEST(inspect_reports_gguf_problems_by_kind) {
       for (uint64_t d : ne) n *= d;
       w.add_tensor(name, tidal_test::kGgmlF32, ne, std::vector<uint8_t>(n * 4, 0));
     };
-    w.add_tensor("token_embd.weight", tidal_test::kGgmlF16, {256, 64}, std::vector<uint8_t>(256 * 64 * 2, 0));
+    if (q4k_embedding)
+      w.add_tensor("token_embd.weight", tidal_test::kGgmlQ4_K, {256, 64}, std::vector<uint8_t>(64 * 144, 0));
+    else
+      w.add_tensor("token_embd.weight", tidal_test::kGgmlF16, {256, 64}, std::vector<uint8_t>(256 * 64 * 2, 0));
     f32("blk.0.attn_norm.weight", {256});
     const size_t q_bytes = q_type == tidal_test::kGgmlQ4_K   ? 256 * 144
                            : q_type == tidal_test::kGgmlQ2_K ? 256 * 84
@@ -252,6 +255,12 @@ TIDAL_TEST(inspect_reports_gguf_problems_by_kind) {
   // the GPU, 2 bytes a value (the F16 embedding too).
   CHECK_EQ(ok.loaded_weight_bytes, ok.weight_bytes);
   CHECK_EQ(ok.gpu_weight_bytes, uint64_t(ok.parameters - 256 * 256) * 2 + 256 * 144);
+  // A Q4_K embedding stays in its blocks on the GPU too.
+  tidal_test::write_bytes(dir.file("q4k-embedding.gguf"), image("qwen2", tidal_test::kGgmlQ4_K, 64, true));
+  const ModelInspection q4k_embedding = tidal::inspect_model(dir.file("q4k-embedding.gguf"));
+  CHECK_EQ(problems_text(q4k_embedding), std::string("(none)"));
+  CHECK_EQ(q4k_embedding.gpu_weight_bytes,
+           uint64_t(q4k_embedding.parameters - 256 * 256 - 64 * 256) * 2 + 256 * 144 + 64 * 144);
 
   tidal_test::write_bytes(dir.file("q2k.gguf"), image("qwen2", tidal_test::kGgmlQ2_K, 64));
   CHECK_PROBLEM(tidal::inspect_model(dir.file("q2k.gguf")), ModelProblemKind::Unsupported, "stores tensors as Q2_K");

@@ -143,7 +143,14 @@ const loadModelParams = object(
   {
     modelDir: string,
     tokenizerDir: string,
-    options: options({ backend: oneOf('cpu', 'cuda', 'webgpu'), threads: integer(0), maxContext: integer(0), prefillChunk: integer(0), maxKvBytes: number(0) }),
+    options: options({
+      backend: oneOf('cpu', 'cuda', 'webgpu'),
+      threads: integer(0),
+      maxContext: integer(0),
+      prefillChunk: integer(0),
+      maxKvBytes: number(0),
+      kvFp8: boolean,
+    }),
   },
   ['tokenizerDir', 'options'],
 );

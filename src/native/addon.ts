@@ -28,6 +28,8 @@ export interface EngineOptions {
   maxKvBytes?: number; // KV cache cap over all sequences; 0 or absent: none
   /** CPU backend only: round every K/V row as an FP8 E4M3 cache with a float scale per (position, KV head) would store it; measures that cache's accuracy (tidal-eval --kv-fp8-simulation), not its memory. */
   kvFp8Simulation?: boolean;
+  /** CUDA backend only: the KV cache as FP8 E4M3 codes with an f16 scale per (position, KV head) row, half of bf16's memory; refused by the cpu and webgpu backends. */
+  kvFp8?: boolean;
 }
 
 export interface ModelInfo {

@@ -135,7 +135,9 @@ export class ModelController extends Disposable {
     try {
       let loaded: LoadedModel;
       try {
-        loaded = await attempt({ backend, prefillChunk: prefillChunkFor(backend), maxKvBytes });
+        // The FP8 cache is a CUDA option; the CPU engine keeps float K/V.
+        const kvFp8 = backend === 'cuda' && settings.engine.kvCache === 'fp8' ? true : undefined;
+        loaded = await attempt({ backend, prefillChunk: prefillChunkFor(backend), maxKvBytes, kvFp8 });
       } catch (error) {
         // 'auto' may fall back to the CPU; an explicit 'cuda' setting reports the failure.
         if (backend !== 'cuda' || settings.backend !== 'auto') throw error;

@@ -50,6 +50,7 @@ function settings() {
     contextTokens: Math.max(0, config.get<number>('context.maxTokens', 0) ?? 0),
     hubUrl: (config.get<string>('models.hubUrl', DEFAULT_HUB_URL) || DEFAULT_HUB_URL).trim(),
     folder: (config.get<string>('models.folder', '') ?? '').trim(),
+    kvCache: config.get<string>('engine.kvCache', 'bf16') === 'fp8' ? ('fp8' as const) : ('bf16' as const),
   };
 }
 
@@ -87,12 +88,12 @@ async function validateAndApply(
   log: vscode.LogOutputChannel,
   options: ModelPickerOptions,
 ): Promise<string | undefined | 'again'> {
-  const { contextTokens } = settings();
+  const { contextTokens, kvCache } = settings();
   const gpuFreeBytes = await gpuRoom(options);
   const bundled = options.reader ? { addon: options.reader, error: undefined } : bundledAddon();
   let result: ValidationResult;
   try {
-    result = validateModel(modelPath, { contextTokens, freeMemoryBytes: os.freemem(), gpuFreeBytes }, bundled.addon, bundled.error?.message);
+    result = validateModel(modelPath, { contextTokens, freeMemoryBytes: os.freemem(), gpuFreeBytes, kvCache }, bundled.addon, bundled.error?.message);
   } catch (error) {
     result = { ok: false, issues: [{ severity: 'error', message: (error as Error).message }] };
   }
@@ -181,11 +182,11 @@ async function download(context: vscode.ExtensionContext, model: CatalogueModel,
 }
 
 function buildItems(context: vscode.ExtensionContext, gpuFreeBytes: number | undefined): PickItem[] {
-  const { modelPath, contextTokens, hubUrl } = settings();
-  // Where the engine would run: the GPU's free memory and a bf16 KV cache there, else the
-  // machine's free memory and an f32 one.
+  const { modelPath, contextTokens, hubUrl, kvCache } = settings();
+  // Where the engine would run: the GPU's free memory and a KV cache there as
+  // tidal.engine.kvCache says (bf16 or FP8), else the machine's free memory and an f32 one.
   const room: MemoryRoom = gpuFreeBytes !== undefined ? { freeBytes: gpuFreeBytes, where: 'GPU' } : { freeBytes: os.freemem(), where: 'memory' };
-  const kvFormat = kvFormatOn(room.where === 'GPU');
+  const kvFormat = kvFormatOn(room.where === 'GPU', kvCache);
   const recommended = recommendedModel(contextTokens, room.freeBytes, kvFormat);
   const folder = modelsFolder(context);
   const current = (p: string) => (p === modelPath ? '$(check) ' : '');

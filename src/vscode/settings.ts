@@ -19,7 +19,8 @@ export interface TidalSettings {
     persist: boolean;
     persistMaxGB: number;
   };
-  engine: { maxKvMemoryGB: number };
+  /** kvCache: how the CUDA engine stores K/V ('fp8': E4M3 with a scale per row, half of bf16's memory). */
+  engine: { maxKvMemoryGB: number; kvCache: 'bf16' | 'fp8' };
   /** `languages`: on or off per VS Code language id, "*" for the others (completionsOnFor). */
   inlineCompletions: { enabled: boolean; debounceMs: number; languages: LanguageSwitch };
 }
@@ -49,7 +50,7 @@ export const DEFAULT_SETTINGS: TidalSettings = {
     persist: true,
     persistMaxGB: 20,
   },
-  engine: { maxKvMemoryGB: 0 },
+  engine: { maxKvMemoryGB: 0, kvCache: 'bf16' },
   inlineCompletions: { enabled: true, debounceMs: 150, languages: DEFAULT_LANGUAGE_SWITCH },
 };
 
@@ -108,6 +109,7 @@ export function readSettings(get: SettingGetter): SettingsResult {
       },
       engine: {
         maxKvMemoryGB: pick('engine.maxKvMemoryGB', d.engine.maxKvMemoryGB, numberIn(0, 1 << 20)),
+        kvCache: pick('engine.kvCache', d.engine.kvCache, (v) => v === 'bf16' || v === 'fp8'),
       },
       inlineCompletions: {
         enabled: pick('inlineCompletions.enabled', d.inlineCompletions.enabled, isBool),

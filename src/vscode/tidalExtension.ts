@@ -216,7 +216,7 @@ export class TidalExtension extends Disposable {
         if (!event.affectsConfiguration('tidal')) return;
         const affects = (...keys: string[]) => keys.some((key) => event.affectsConfiguration(key));
         this.logSettingProblems();
-        if (affects('tidal.modelPath', 'tidal.backend', 'tidal.engine.maxKvMemoryGB')) void model.reload();
+        if (affects('tidal.modelPath', 'tidal.backend', 'tidal.engine.maxKvMemoryGB', 'tidal.engine.kvCache')) void model.reload();
         if (affects('tidal.context.include', 'tidal.context.exclude', 'tidal.backend')) configureContext();
         if (affects('tidal.inlineCompletions.enabled') && !settings().inlineCompletions.enabled) completions.cancelAll();
         if (affects('tidal.modelPath', 'tidal.backend', 'tidal.attention')) completions.clearCache();

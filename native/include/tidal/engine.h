@@ -46,6 +46,10 @@ struct EngineOptions {
   // float scale per (position, KV head) would store it (the cache still holds floats, so this
   // measures the accuracy of such a cache, not its memory: `tidal-eval --kv-fp8-simulation`).
   bool kv_fp8_simulation = false;
+  // CUDA backend: keep the KV cache as FP8 E4M3 codes with an f16 scale per (position, KV head)
+  // row, half of bf16's memory (the rounding kv_fp8_simulation measures). Refused by the cpu and
+  // webgpu backends; "auto" applies it when it picks CUDA (the CPU fallback keeps floats).
+  bool kv_fp8 = false;
   // The device the "webgpu" backend records its ops for (the Node addon supplies one).
   std::shared_ptr<WebGpuExecutor> webgpu_executor;
 };

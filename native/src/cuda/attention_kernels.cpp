@@ -71,17 +71,25 @@ void decode_attention(const DecodeAttentionArgs& args, cudaStream_t stream) {
   require(args.query && kv.keys && kv.values && args.out, "query, keys, values and out must be set");
   require(aligned16(args.query) && aligned16(kv.keys) && aligned16(kv.values),
           "query, keys and values must be 16-byte aligned");
-  require(kv.key_row_stride % 8 == 0 && kv.key_head_stride % 8 == 0 && kv.value_row_stride % 8 == 0 &&
-              kv.value_head_stride % 8 == 0,
-          "K/V strides must be multiples of 8 elements");
+  const int64_t vector = kv.fp8() ? 16 : 8;  // elements in 16 bytes
+  require(kv.key_row_stride % vector == 0 && kv.key_head_stride % vector == 0 && kv.value_row_stride % vector == 0 &&
+              kv.value_head_stride % vector == 0,
+          "K/V strides must be multiples of 16 bytes");
+  if (kv.fp8()) {
+    require(args.query_type == ElementType::F32, "an FP8 cache is read with an fp32 query");
+    require(reinterpret_cast<uintptr_t>(kv.scales) % 4 == 0 && kv.scale_head_stride >= 0,
+            "FP8 scales must be 4-byte aligned");
+  }
   require(args.workspace && args.workspace_bytes >= decode_attention_workspace_bytes(args.num_heads, kv.head_dim),
           "workspace smaller than decode_attention_workspace_bytes()");
 
   AttentionLaunch launch;
   launch.query = args.query;
   launch.query_bf16 = args.query_type == ElementType::BF16;
-  launch.keys = static_cast<const uint16_t*>(kv.keys);
-  launch.values = static_cast<const uint16_t*>(kv.values);
+  launch.keys = kv.keys;
+  launch.values = kv.values;
+  launch.scales = kv.scales;
+  launch.scale_head_stride = kv.scale_head_stride;
   launch.key_head_stride = kv.key_head_stride;
   launch.key_row_stride = kv.key_row_stride;
   launch.value_head_stride = kv.value_head_stride;

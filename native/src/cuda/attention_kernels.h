@@ -23,10 +23,12 @@ namespace tidal::cuda {
 
 enum class ElementType : uint8_t { F32, BF16 };
 
-// One layer's keys and values (bf16) in device memory. Element (kv_head, position, dim) of
-// the keys is keys[kv_head * key_head_stride + position * key_row_stride + dim]; values
-// likewise. Strides count elements and must be multiples of 8, the bases 16-byte aligned
-// (every row is read as 16-byte vectors).
+// One layer's keys and values in device memory. Element (kv_head, position, dim) of the keys
+// is keys[kv_head * key_head_stride + position * key_row_stride + dim]; values likewise.
+// Strides count elements and must be multiples of 16 bytes (8 bf16, 16 FP8), the bases 16-byte
+// aligned (every row is read as 16-byte vectors). Elements are bf16, or, when `scales` is set, FP8 E4M3 codes with
+// one f16 scale per row (kernels/kv_fp8.cuh): scales[kv_head * scale_head_stride + position]
+// holds the key's scale in its low half and the value's in its high half.
 struct KvLayerView {
   const void* keys = nullptr;
   const void* values = nullptr;
@@ -36,6 +38,9 @@ struct KvLayerView {
   int64_t value_row_stride = 0;
   int num_kv_heads = 0;
   int head_dim = 0;  // 64 or 128
+  const uint32_t* scales = nullptr;
+  int64_t scale_head_stride = 0;
+  bool fp8() const { return scales != nullptr; }
 };
 
 // Which heads read which list of a sparse attention.

@@ -42,6 +42,11 @@ using cuda::QuantMatrix;
 using cuda::throw_if_failed;
 static_assert(cuda::kQuestPageTokens == kQuestPageTokens, "Quest pages of the engine and of the kernels");
 
+// Prefill over an FP8 cache widens at most this much K/V to bf16 at once (CudaBackendTools::
+// set_fp8_prefill_scratch): at 100K tokens of an 8B model, 2 of its 8 KV heads (0.10 GB) instead
+// of all of them (0.41 GB, a twelfth of the 5 GB an 8B Q4_K_M model's weights take).
+constexpr size_t kFp8PrefillScratchBytes = size_t(128) << 20;
+
 // Longest rows the GEMV kernel takes in GemvUse::Auto (see linear()).
 constexpr int64_t kGemvAutoCols = 8192;
 
@@ -112,7 +117,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   std::unique_ptr<KvCache> create_kv_cache() override { return std::make_unique<CudaKvCache>(account_, kv_shape()); }
   size_t kv_bytes_in_use() const override { return account_->in_use; }
   size_t kv_bytes_peak() const override { return account_->peak; }
-  size_t kv_bytes_per_token() const override { return kv_shape().bytes_for(256) / 256; }
+  // Without Quest's page bounds (built only for a sequence that runs a Quest step).
+  size_t kv_bytes_per_token() const override { return kv_shape().bytes_for(256, false) / 256; }
 
   SelectionTrace last_selection_trace() const override {
     SelectionTrace trace;
@@ -136,7 +142,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     return trace;
   }
 
-  const char* kv_dtype() const override { return "bf16"; }
+  const char* kv_dtype() const override { return options_.kv_fp8 ? "fp8_e4m3" : "bf16"; }
 
   void compact(KvCache& cache, const KvRanges& ranges) override {
     cuda::compact_kv_cache(dynamic_cast<CudaKvCache&>(cache), ranges, inv_freq_host_, compact_chunk_);
@@ -199,6 +205,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     for (int64_t i = 0; i < pass.count; ++i)
       if (tokens[i] < 0 || tokens[i] >= config_.vocab_size)
         throw RequestError("token id " + std::to_string(tokens[i]) + " is outside the vocabulary");
+    if (pass.count == 1 && pass.plan && pass.plan->mode == AttentionMode::Quest) cache.ensure_pages();
     cache.reserve(pass.positions());
     ws_.prepare(config_, pass.count, pass.positions(), pass.plan, pass.logit_rows, stream_);
     throw_if_failed(
@@ -282,10 +289,19 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
 
   void embed(const DecoderPass& pass) override {
     count_ = pass.count;
-    throw_if_failed(
-        cuda::launch_embedding(weights_.embed.get<uint16_t>(), ws_.tokens.get<int32_t>(), static_cast<int>(count_),
-                               static_cast<int>(config_.hidden_size), ws_.hidden.get<float>(), stream_),
-        "launching the embedding");
+    const DeviceMatrix& table = weights_.embed;
+    const auto* tokens = ws_.tokens.get<int32_t>();
+    const int count = static_cast<int>(count_), hidden = static_cast<int>(config_.hidden_size);
+    if (table.quantized()) {
+      const QuantMatrix& blocks = table.parts.front();
+      throw_if_failed(cuda::launch_embedding_quant(blocks.format, blocks.blocks.get(), tokens, count, hidden,
+                                                   ws_.hidden.get<float>(), stream_),
+                      "launching the embedding");
+    } else {
+      throw_if_failed(
+          cuda::launch_embedding(table.bf16.get<uint16_t>(), tokens, count, hidden, ws_.hidden.get<float>(), stream_),
+          "launching the embedding");
+    }
   }
 
   void rms_norm(Activation in, int64_t layer, NormWeight which, Activation out, int64_t first_row) override {
@@ -343,8 +359,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     }
     cuda::PrefillAttentionLaunch p;
     p.q = ws_.q_bf16.get<uint16_t>();
-    p.keys = cache_->keys(layer);
-    p.values = cache_->values(layer);
+    p.keys = static_cast<const uint16_t*>(cache_->keys(layer));
+    p.values = static_cast<const uint16_t*>(cache_->values(layer));
     p.head_stride = cache_->capacity() * config_.head_dim;
     p.tokens = static_cast<int>(pass.count);
     p.heads = static_cast<int>(config_.num_heads);
@@ -354,6 +370,48 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(config_.head_dim)));
     p.out = ws_.attention_out.get<uint16_t>();
     p.warps = prefill_warps_;
+    if (!cache_->shape().fp8) {
+      prefill_attention(p);
+      return;
+    }
+    // FP8: the tensor-core kernels read bf16 tiles, so positions [0, end) of a few KV heads at
+    // a time are widened into a scratch of at most fp8_prefill_scratch_ bytes (one head at
+    // least; the codes are exact in f16, scaled and rounded to bf16 once), each group of heads
+    // attended on its own with q and out at its first query head.
+    const int64_t end = pass.start + pass.count, d = config_.head_dim, kv_heads = config_.num_kv_heads;
+    const int64_t group = config_.num_heads / kv_heads;
+    const int64_t head_bytes = 2 * end * d * 2;  // K and V of one head, bf16
+    const int64_t per_launch =
+        std::clamp<int64_t>(static_cast<int64_t>(fp8_prefill_scratch_) / head_bytes, 1, kv_heads);
+    ws_.prefill_kv.ensure(static_cast<size_t>(per_launch * 2 * cache_->capacity() * d) * 2,
+                          "FP8 K/V widened for prefill attention", stream_);
+    const cuda::PrefillAttentionLaunch whole = p;
+    for (int64_t first = 0; first < kv_heads; first += per_launch) {
+      const int64_t heads = std::min(per_launch, kv_heads - first);
+      uint16_t* keys = ws_.prefill_kv.get<uint16_t>();
+      uint16_t* values = keys + heads * end * d;
+      throw_if_failed(
+          cuda::launch_kv_widen_fp8(static_cast<const uint8_t*>(cache_->keys(layer)),
+                                    static_cast<const uint8_t*>(cache_->values(layer)), cache_->capacity() * d,
+                                    cache_->scales(layer), cache_->capacity(), static_cast<int>(first),
+                                    static_cast<int>(heads), end, static_cast<int>(d), keys, values, stream_),
+          "widening FP8 K/V");
+      p = whole;
+      p.keys = keys;
+      p.values = values;
+      p.head_stride = end * d;
+      p.kv_heads = static_cast<int>(heads);
+      p.heads = static_cast<int>(heads * group);
+      p.row_heads = whole.heads;
+      p.q = whole.q + first * group * d;
+      p.out = whole.out + first * group * d;
+      prefill_attention(p);
+    }
+  }
+
+  // One launch of prefill attention, split over the keys when it is a short chunk against a
+  // long cache.
+  void prefill_attention(cuda::PrefillAttentionLaunch& p) {
     p.splits = cuda::prefill_attention_splits(p);  // > 1: a short chunk against a long cache
     if (p.splits > 1) {
       ws_.prefill_partials.ensure(cuda::prefill_attention_scratch_bytes(p, p.splits), "prefill attention partials",
@@ -392,6 +450,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   }
 
   void quest_pages(int64_t layer, const QuestSpec& quest) override {
+    if (!cache_->has_pages()) throw std::logic_error("Quest page bounds are built when a pass's plan is Quest");
     const int64_t heads = config_.num_heads;
     cuda::QuestScoreArgs s;
     s.query = ws_.qkv.get<float>();
@@ -444,13 +503,9 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
         "launching swiglu");
   }
 
+  // The output matrix: lm_head, or the embedding when tied (bf16 or in its blocks alike).
   void logits(int64_t rows) override {
-    if (weights_.output_quantized()) {
-      product(weights_.lm_head, rows_of(Activation::Normed), ws_.logits.get<float>(), config_.vocab_size, 0.0f, rows);
-    } else {
-      product(weights_.output(), config_.vocab_size, config_.hidden_size, rows_of(Activation::Normed),
-              ws_.logits.get<float>(), config_.vocab_size, 0.0f, rows);
-    }
+    product(weights_.output(), rows_of(Activation::Normed), ws_.logits.get<float>(), config_.vocab_size, 0.0f, rows);
   }
 
   // A cancellable pass keeps at most one layer queued ahead of the host: before issuing
@@ -468,6 +523,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
 
   // ---- CudaBackendTools ----
   size_t decode_weight_bytes() const override { return weights_.decode_bytes(); }
+  size_t weight_bytes() const override { return weights_.bytes(); }
   void set_graphs(bool enabled) override { graphs_ = enabled; }
   int64_t graph_replays() const override { return step_graph_.replays(); }
   int64_t graph_instantiations() const override { return step_graph_.instantiations(); }
@@ -475,13 +531,21 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   void set_gemv(GemvUse use) override { gemv_ = use; }
   void set_prefill_warps(int warps) override { prefill_warps_ = warps == 8 ? 8 : 4; }
   void set_compact_chunk(int64_t positions) override { compact_chunk_ = std::max<int64_t>(positions, 0); }
+  void set_fp8_prefill_scratch(size_t bytes) override {
+    fp8_prefill_scratch_ = bytes ? bytes : kFp8PrefillScratchBytes;
+  }
+  void set_dequantized_limit(size_t bytes) override {
+    synchronize();  // no product in flight reads the scratch being replaced
+    weights_.set_dequantized_limit(bytes);
+  }
+  size_t dequantized_bytes() const override { return weights_.dequantized.bytes(); }
 
  private:
   int64_t q_size() const { return config_.num_heads * config_.head_dim; }
   int64_t kv_size() const { return config_.num_kv_heads * config_.head_dim; }
   int64_t qkv_width() const { return q_size() + 2 * kv_size(); }
   int group() const { return static_cast<int>(config_.num_heads / config_.num_kv_heads); }
-  KvShape kv_shape() const { return {config_.num_layers, config_.num_kv_heads, config_.head_dim}; }
+  KvShape kv_shape() const { return {config_.num_layers, config_.num_kv_heads, config_.head_dim, options_.kv_fp8}; }
 
   // An activation's rows in device memory: fp32 for what products write, bf16 for what they read.
   struct Rows {
@@ -529,9 +593,10 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     blas_->linear(w, rows, cols, in, x.stride, tokens, y, y_stride, beta);
   }
 
-  // The same for a layer matrix: bf16, or quantised parts (stacked by rows) read in their
-  // blocks by the quantised GEMV for one token, and for more dequantised to bf16 a slice of
-  // rows at a time (no larger than weights_.dequantized) in front of cuBLAS.
+  // The same for a layer or output matrix: bf16, or quantised parts (stacked by rows) read in
+  // their blocks by the quantised GEMV for one token, and for more dequantised to bf16 in front
+  // of cuBLAS, a part in slices of equal rows no larger than weights_.dequantized (64 MiB at
+  // most: DeviceWeights's kDequantizedLimit; thousands of rows at a model's widths).
   void product(const DeviceMatrix& m, Rows x, float* y, int64_t y_stride, float beta, int64_t tokens = 0) {
     if (!m.quantized()) {
       product(m.bf16.get<uint16_t>(), m.rows, m.cols, x, y, y_stride, beta, tokens);
@@ -546,7 +611,10 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
                                                 in, y + row, beta, stream_),
                         "launching the quantised gemv");
       } else {
-        const int64_t slice = std::max<int64_t>(1, static_cast<int64_t>(weights_.dequantized.bytes() / 2) / part.cols);
+        const int64_t capacity =
+            std::max<int64_t>(1, static_cast<int64_t>(weights_.dequantized.bytes() / 2) / part.cols);
+        const int64_t slices = (part.rows + capacity - 1) / capacity;
+        const int64_t slice = (part.rows + slices - 1) / slices;
         auto* scratch = weights_.dequantized.get<uint16_t>();
         for (int64_t first = 0; first < part.rows; first += slice) {
           const int64_t rows = std::min(slice, part.rows - first);
@@ -593,9 +661,11 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   }
 
   std::vector<const void*> step_bindings(const CudaKvCache& cache) const {
-    return {cache.keys(0),    cache.values(0),  ws_.tokens.get(),        ws_.hidden.get(),
-            ws_.normed.get(), ws_.qkv.get(),    ws_.attention_out.get(), ws_.gate_up.get(),
-            ws_.logits.get(), ws_.scores.get(), ws_.selected.get()};
+    // The scales and page bounds too: a graph captured before a Quest step built the bounds
+    // skipped their update, so it must not be replayed once they exist.
+    return {cache.keys(0),      cache.values(0),         ws_.tokens.get(),      ws_.hidden.get(), ws_.normed.get(),
+            ws_.qkv.get(),      ws_.attention_out.get(), ws_.gate_up.get(),     ws_.logits.get(), ws_.scores.get(),
+            ws_.selected.get(), cache.scales(0),         cache.pages(0).key_min};
   }
 
   void replay_step(const DecoderPass& pass, const DecoderRoute& route) {
@@ -647,6 +717,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     q.keys = cache.keys(layer);
     q.values = cache.values(layer);
     q.head_stride = cache.capacity() * config_.head_dim;
+    q.scales = cache.scales(layer);
+    q.scale_head_stride = cache.capacity();
     const cuda::QuestPageTable pages = cache.pages(layer);
     q.key_min = static_cast<uint16_t*>(pages.key_min);
     q.key_max = static_cast<uint16_t*>(pages.key_max);
@@ -678,11 +750,20 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     rope.eps = eps;
     rope.q_bf16 = ws_.q_bf16.get<uint16_t>();
     throw_if_failed(cuda::launch_rope(rope, stream_), "launching rope");
-    throw_if_failed(cuda::launch_kv_append(qkv, qkv_width(), t, rope.heads, rope.kv_heads, rope.head_dim, cache.keys(l),
-                                           cache.values(l), cache.capacity() * config_.head_dim, start, stream_),
-                    "launching kv_append");
-    const cuda::KvLayerView view = cache.view(l);
-    cuda::update_quest_pages(view, cache.pages(l), start, start + count, stream_);
+    const int64_t head_stride = cache.capacity() * config_.head_dim;
+    if (cache.shape().fp8) {
+      throw_if_failed(
+          cuda::launch_kv_append_fp8(qkv, qkv_width(), t, rope.heads, rope.kv_heads, rope.head_dim,
+                                     static_cast<uint8_t*>(cache.keys(l)), static_cast<uint8_t*>(cache.values(l)),
+                                     head_stride, cache.scales(l), cache.capacity(), start, stream_),
+          "launching kv_append");
+    } else {
+      throw_if_failed(cuda::launch_kv_append(qkv, qkv_width(), t, rope.heads, rope.kv_heads, rope.head_dim,
+                                             static_cast<uint16_t*>(cache.keys(l)),
+                                             static_cast<uint16_t*>(cache.values(l)), head_stride, start, stream_),
+                      "launching kv_append");
+    }
+    if (cache.has_pages()) cuda::update_quest_pages(cache.view(l), cache.pages(l), start, start + count, stream_);
   }
 
   void decode(CudaKvCache& cache, int64_t layer, int64_t positions, const cuda::PositionLists* lists, float* scores) {
@@ -715,6 +796,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   GemvUse gemv_ = GemvUse::Auto;
   int prefill_warps_ = 4;
   int64_t compact_chunk_ = 0;  // positions per compaction chunk; 0 = as many as the scratch bound allows
+  size_t fp8_prefill_scratch_ = kFp8PrefillScratchBytes;
   cuda::StepGraph step_graph_;
   cudaEvent_t layer_events_[2] = {nullptr, nullptr};  // the last two layers of a cancellable pass
   DeviceBuffer step_;                                 // position, length, candidates of the step (int64)

@@ -2,7 +2,8 @@
 // Weights are bf16 on the device (f32/f16 models are converted once on upload; q|k|v and
 // gate|up are stored as one matrix each so a layer does 4 matrix products), activations
 // fp32 with bf16 copies at the inputs of the matrix products (cuBLAS, fp32 accumulation),
-// KV cache bf16 [layer][kv_head][capacity][head_dim] with Quest page min/max beside it.
+// KV cache bf16 (or FP8 with row scales) [layer][kv_head][capacity][head_dim], Quest page
+// min/max beside it once a Quest step asks for them.
 // Prefill runs the tensor-core flash kernel (kernels/prefill_attention.cu), a decode step
 // the split-K kernels (kernels/decode_attention.cu, topk_select.cu, quest_pages.cu), and
 // full and tidal decode steps are replayed from one captured CUDA graph per length bucket.
@@ -30,11 +31,16 @@ struct CudaBackendOptions {
   // ($TIDAL_CUDA_GRAPHS=0 turns this off). Faster per token than plain launches: the
   // figures are in bench/NOTES.md ("Figures moved out of code comments").
   bool graphs = true;
-  // GGUF matrices in Q8_0 / Q4_K / Q6_K stay in their blocks on the device (a quarter to a
-  // half of bf16's memory and reads per token); off, every matrix is converted to bf16.
+  // GGUF matrices in Q8_0 / Q4_K / Q6_K, the embedding included, stay in their blocks on the
+  // device (a quarter to a half of bf16's memory and reads per token); off, every matrix is
+  // converted to bf16.
   // $TIDAL_CUDA_QUANTIZED=0 / 1 overrides (0: the bf16 conversion, for comparisons). On since the
   // op harness and the GPU suite passed with it on an H100 (bench/NOTES.md, Version 15).
   bool quantized_weights = true;
+  // KV cache of FP8 E4M3 codes with an f16 scale per row (kernels/kv_fp8.cuh): half of bf16's
+  // memory and reads. Its accuracy was measured with the CPU backend's simulation of exactly
+  // this rounding (bench/eval/fp8_kv.md). Prefill attention widens the cached rows to bf16.
+  bool kv_fp8 = false;
 };
 
 // Why the CUDA backend cannot run here (no device, unsupported GPU, no cuBLAS), or empty.
@@ -61,6 +67,8 @@ class CudaBackendTools {
   virtual ~CudaBackendTools() = default;
   // Bytes of the matrices one decode step reads (every layer's weights and the output head).
   virtual size_t decode_weight_bytes() const = 0;
+  // Bytes of every weight on the device (the embedding included; not the prefill scratch).
+  virtual size_t weight_bytes() const = 0;
   virtual void set_graphs(bool enabled) = 0;
   virtual int64_t graph_replays() const = 0;
   // Executable graphs built (a step whose graph could not be updated in place builds one).
@@ -76,6 +84,14 @@ class CudaBackendTools {
   // Positions moved per chunk by Backend::compact (tests: a small chunk makes chunks overlap
   // the sources of later ones); 0 (default) = as many as a 256 MiB scratch buffer holds.
   virtual void set_compact_chunk(int64_t positions) = 0;
+  // Bytes of bf16 K/V that prefill over an FP8 cache widens at once (KV heads are attended a
+  // few at a time to stay under it, one at least); 0 = the default, 128 MiB.
+  virtual void set_fp8_prefill_scratch(size_t bytes) = 0;
+  // Bytes at most of the scratch into which products of more than one token dequantise
+  // quantised matrices, a slice of rows at a time (default 64 MiB, or the largest matrix when
+  // smaller); tests lower it so that products run in many slices. 0 restores the default.
+  virtual void set_dequantized_limit(size_t bytes) = 0;
+  virtual size_t dequantized_bytes() const = 0;
 };
 
 }  // namespace tidal

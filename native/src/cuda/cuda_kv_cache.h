@@ -29,21 +29,33 @@ struct KvAccount {
 
 struct KvShape {
   int64_t layers = 0, kv_heads = 0, head_dim = 0;
-  size_t bytes_for(int64_t capacity) const {
-    const size_t rows = static_cast<size_t>(layers * kv_heads);
-    const size_t kv = rows * static_cast<size_t>(capacity * head_dim) * 2 * 2;
-    const size_t pages = rows * static_cast<size_t>(capacity / kQuestPageTokens * head_dim) * 2 * 2;
-    return kv + pages;
+  bool fp8 = false;  // E4M3 codes and a pair of f16 scales per row instead of bf16
+  size_t element_bytes() const { return fp8 ? 1 : 2; }
+  // K, V (and the FP8 scales) of `capacity` positions.
+  size_t kv_bytes_for(int64_t capacity) const {
+    const size_t rows = static_cast<size_t>(layers * kv_heads) * static_cast<size_t>(capacity);
+    return rows * (static_cast<size_t>(head_dim) * element_bytes() * 2 + (fp8 ? 4 : 0));
+  }
+  // Quest's page bounds (bf16 min and max of every 16 positions), when a cache has them.
+  size_t page_bytes_for(int64_t capacity) const {
+    return static_cast<size_t>(layers * kv_heads) * static_cast<size_t>(capacity / kQuestPageTokens * head_dim) * 2 * 2;
+  }
+  size_t bytes_for(int64_t capacity, bool pages) const {
+    return kv_bytes_for(capacity) + (pages ? page_bytes_for(capacity) : 0);
   }
 };
 
-// One sequence's cache: K and V [layer][kv_head][capacity][head_dim] bf16, Quest key min/max
-// [layer][kv_head][capacity / 16][head_dim] bf16. Capacity grows by a quarter at least (copying
-// the valid positions); fork copies.
+// One sequence's cache: K and V [layer][kv_head][capacity][head_dim], bf16 or (shape.fp8) E4M3
+// codes with scales [layer][kv_head][capacity] (key and value f16 scale in one 32-bit word).
+// Quest key min/max [layer][kv_head][capacity / 16][head_dim] bf16 are built the first time a
+// Quest step asks for them (ensure_pages: 8 KiB a token on an 8B model, as much as FP8 K/V of
+// the same positions take, and TidalDecode and full attention never read them) and are kept up
+// to date from then on. Capacity grows by a quarter at least (copying the valid positions);
+// fork copies.
 class CudaKvCache final : public KvCache {
  public:
   CudaKvCache(std::shared_ptr<KvAccount> account, KvShape shape) : account_(std::move(account)), shape_(shape) {}
-  ~CudaKvCache() override { account_->in_use -= shape_.bytes_for(capacity_); }
+  ~CudaKvCache() override { account_->in_use -= bytes_referenced(); }
 
   int64_t length() const override { return length_; }
   void trim(int64_t length) override {
@@ -54,13 +66,14 @@ class CudaKvCache final : public KvCache {
   std::unique_ptr<KvCache> fork(int64_t length) const override {
     if (length < 0 || length > length_) throw RequestError("KV cache fork beyond its length");
     auto copy = std::make_unique<CudaKvCache>(account_, shape_);
+    copy->with_pages_ = with_pages_;
     copy->reserve(length);
     copy_positions(*this, *copy, length);
     copy->length_ = length;
     copy->refresh_partial_page();
     return copy;
   }
-  size_t bytes_referenced() const override { return shape_.bytes_for(capacity_); }
+  size_t bytes_referenced() const override { return shape_.bytes_for(capacity_, with_pages_); }
 
   void reserve(int64_t positions) {
     if (positions <= capacity_) return;
@@ -68,28 +81,36 @@ class CudaKvCache final : public KvCache {
     // would ask for twice that).
     int64_t capacity = std::max<int64_t>({positions, capacity_ + capacity_ / 4, 256});
     capacity = (capacity + 255) / 256 * 256;
-    const size_t bytes = shape_.bytes_for(capacity);
-    const size_t old_bytes = shape_.bytes_for(capacity_);
-    if (account_->cap && account_->in_use - old_bytes + bytes > account_->cap)
-      throw OutOfMemoryError("the KV cache needs " + gib(account_->in_use - old_bytes + bytes) + " for " +
-                             std::to_string(positions) + " positions, over the max_kv_bytes cap of " +
-                             gib(account_->cap) + "; raise the cap or use a shorter context");
+    check_cap(shape_.bytes_for(capacity, with_pages_), std::to_string(positions) + " positions");
     CudaKvCache grown(account_, shape_);
+    grown.with_pages_ = with_pages_;
     grown.allocate(capacity);
     copy_positions(*this, grown, length_);
-    std::swap(keys_, grown.keys_);
-    std::swap(values_, grown.values_);
-    std::swap(key_min_, grown.key_min_);
-    std::swap(key_max_, grown.key_max_);
-    std::swap(capacity_, grown.capacity_);
+    swap_storage(grown);
   }
   void commit(int64_t length) { length_ = length; }
+
+  // Allocates and builds the Quest page bounds of [0, length) if this cache has none yet.
+  void ensure_pages() {
+    if (with_pages_) return;
+    check_cap(shape_.bytes_for(capacity_, true), "Quest's page bounds");
+    allocate_pages(capacity_);
+    with_pages_ = true;
+    account_->add(shape_.page_bytes_for(capacity_));
+    update_pages(0, length_);
+  }
+  bool has_pages() const { return with_pages_; }
 
   int64_t capacity() const { return capacity_; }
   const KvShape& shape() const { return shape_; }
   cudaStream_t stream() const { return account_->stream; }
-  uint16_t* keys(int64_t layer) const { return keys_.get<uint16_t>() + layer * layer_elements(); }
-  uint16_t* values(int64_t layer) const { return values_.get<uint16_t>() + layer * layer_elements(); }
+  // Layer bases: bf16 elements or FP8 codes (a byte each).
+  void* keys(int64_t layer) const { return keys_.get<char>() + layer * layer_bytes(); }
+  void* values(int64_t layer) const { return values_.get<char>() + layer * layer_bytes(); }
+  // FP8 only (null otherwise): [kv_head][capacity] scale pairs of a layer.
+  uint32_t* scales(int64_t layer) const {
+    return shape_.fp8 ? scales_.get<uint32_t>() + layer * shape_.kv_heads * capacity_ : nullptr;
+  }
   KvLayerView view(int64_t layer) const {
     KvLayerView v;
     v.keys = keys(layer);
@@ -98,10 +119,14 @@ class CudaKvCache final : public KvCache {
     v.key_row_stride = v.value_row_stride = shape_.head_dim;
     v.num_kv_heads = static_cast<int>(shape_.kv_heads);
     v.head_dim = static_cast<int>(shape_.head_dim);
+    v.scales = scales(layer);
+    v.scale_head_stride = capacity_;
     return v;
   }
+  // Empty (null tables) while the cache has no page bounds.
   QuestPageTable pages(int64_t layer) const {
     QuestPageTable t;
+    if (!with_pages_) return t;
     const int64_t page_elements = shape_.kv_heads * page_capacity() * shape_.head_dim;
     t.key_min = key_min_.get<uint16_t>() + layer * page_elements;
     t.key_max = key_max_.get<uint16_t>() + layer * page_elements;
@@ -110,34 +135,67 @@ class CudaKvCache final : public KvCache {
     return t;
   }
   void update_pages(int64_t first, int64_t end) const {
-    if (end <= first) return;
+    if (end <= first || !with_pages_) return;
     for (int64_t layer = 0; layer < shape_.layers; ++layer)
       update_quest_pages(view(layer), pages(layer), first, end, account_->stream);
   }
 
  private:
-  int64_t layer_elements() const { return shape_.kv_heads * capacity_ * shape_.head_dim; }
+  size_t layer_bytes() const {
+    return static_cast<size_t>(shape_.kv_heads * capacity_ * shape_.head_dim) * shape_.element_bytes();
+  }
   int64_t page_capacity() const { return capacity_ / kQuestPageTokens; }
 
+  void check_cap(size_t bytes, const std::string& what) const {
+    const size_t old_bytes = bytes_referenced();
+    if (account_->cap && account_->in_use - old_bytes + bytes > account_->cap)
+      throw OutOfMemoryError("the KV cache needs " + gib(account_->in_use - old_bytes + bytes) + " for " + what +
+                             ", over the max_kv_bytes cap of " + gib(account_->cap) +
+                             "; raise the cap or use a shorter context");
+  }
+
   void allocate(int64_t capacity) {
-    const size_t kv_bytes = static_cast<size_t>(shape_.layers * shape_.kv_heads * capacity * shape_.head_dim) * 2;
-    const size_t page_bytes = kv_bytes / kQuestPageTokens;
+    const size_t kv_bytes = layer_bytes_for(capacity) * static_cast<size_t>(shape_.layers);
     keys_ = DeviceBuffer(kv_bytes, "the KV cache (keys)");
     values_ = DeviceBuffer(kv_bytes, "the KV cache (values)");
+    if (shape_.fp8)
+      scales_ = DeviceBuffer(static_cast<size_t>(shape_.layers * shape_.kv_heads * capacity) * 4,
+                             "the KV cache (FP8 scales)");
+    if (with_pages_) allocate_pages(capacity);
+    capacity_ = capacity;
+    account_->add(shape_.bytes_for(capacity, with_pages_));
+  }
+  void allocate_pages(int64_t capacity) {
+    const size_t page_bytes = shape_.page_bytes_for(capacity) / 2;
     key_min_ = DeviceBuffer(page_bytes, "Quest page metadata");
     key_max_ = DeviceBuffer(page_bytes, "Quest page metadata");
-    capacity_ = capacity;
-    account_->add(shape_.bytes_for(capacity));
+  }
+  size_t layer_bytes_for(int64_t capacity) const {
+    return static_cast<size_t>(shape_.kv_heads * capacity * shape_.head_dim) * shape_.element_bytes();
+  }
+  void swap_storage(CudaKvCache& other) {
+    std::swap(keys_, other.keys_);
+    std::swap(values_, other.values_);
+    std::swap(scales_, other.scales_);
+    std::swap(key_min_, other.key_min_);
+    std::swap(key_max_, other.key_max_);
+    std::swap(capacity_, other.capacity_);
   }
 
   static void copy_positions(const CudaKvCache& from, CudaKvCache& to, int64_t length) {
     if (length <= 0) return;
     const int64_t rows = from.shape_.layers * from.shape_.kv_heads, d = from.shape_.head_dim;
+    const size_t e = from.shape_.element_bytes();
     const cudaStream_t stream = from.account_->stream;
     for (const auto& [source, target] : {std::pair{&from.keys_, &to.keys_}, std::pair{&from.values_, &to.values_}})
-      throw_if_failed(cudaMemcpy2DAsync(target->get(), to.capacity_ * d * 2, source->get(), from.capacity_ * d * 2,
-                                        length * d * 2, rows, cudaMemcpyDeviceToDevice, stream),
+      throw_if_failed(cudaMemcpy2DAsync(target->get(), to.capacity_ * d * e, source->get(), from.capacity_ * d * e,
+                                        length * d * e, rows, cudaMemcpyDeviceToDevice, stream),
                       "copying the KV cache");
+    if (from.shape_.fp8)
+      throw_if_failed(cudaMemcpy2DAsync(to.scales_.get(), to.capacity_ * 4, from.scales_.get(), from.capacity_ * 4,
+                                        length * 4, rows, cudaMemcpyDeviceToDevice, stream),
+                      "copying the KV cache's scales");
+    if (!from.with_pages_ || !to.with_pages_) return;
     const int64_t pages = (length + kQuestPageTokens - 1) / kQuestPageTokens;
     for (const auto& [source, target] :
          {std::pair{&from.key_min_, &to.key_min_}, std::pair{&from.key_max_, &to.key_max_}})
@@ -155,9 +213,10 @@ class CudaKvCache final : public KvCache {
 
   std::shared_ptr<KvAccount> account_;
   KvShape shape_;
-  DeviceBuffer keys_, values_, key_min_, key_max_;
+  DeviceBuffer keys_, values_, scales_, key_min_, key_max_;
   int64_t capacity_ = 0;
   int64_t length_ = 0;
+  bool with_pages_ = false;
 };
 
 }  // namespace tidal::cuda

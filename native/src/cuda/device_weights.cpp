@@ -18,6 +18,12 @@ namespace tidal::cuda {
 
 namespace {
 
+// Bytes of `dequantized` at most. A larger matrix is dequantised and multiplied a slice of rows
+// at a time (CudaBackend::product): 64 MiB holds 8192 rows of 4096 values or 2340 of 14336,
+// slices that keep prefill's cuBLAS products large, where scratch for Llama-3.1-8B's whole
+// gate|up would take 235 MB.
+constexpr size_t kDequantizedLimit = size_t(64) << 20;
+
 // Copies a matrix to the device as bf16, starting at row `row_offset` of `target`. Other
 // types (f32, f16, the block-quantised ones) are converted on the host, a slice of rows at a
 // time.
@@ -123,10 +129,9 @@ size_t DeviceMatrix::bytes() const {
 
 void DeviceWeights::upload(const ModelConfig& config, const ModelWeights& weights, bool keep_quantized,
                            cudaStream_t stream) {
-  const int64_t hidden = config.hidden_size;
   layers.resize(static_cast<size_t>(config.num_layers));
-  embed = DeviceBuffer(static_cast<size_t>(config.vocab_size * hidden) * 2, "the embedding matrix");
-  upload_matrix(weights.embed_tokens, embed.get<uint16_t>(), stream);
+  upload_parts(embed, {&weights.embed_tokens}, keep_quantized, "the embedding matrix", stream);
+  // Tied (the binding points lm_head at the embedding): the embedding is the output matrix.
   if (weights.lm_head.data != weights.embed_tokens.data)
     upload_parts(lm_head, {&weights.lm_head}, keep_quantized, "the output matrix", stream);
   final_norm = upload_floats(weights.final_norm, "the final norm");
@@ -153,6 +158,11 @@ void DeviceWeights::upload(const ModelConfig& config, const ModelWeights& weight
 }
 
 void DeviceWeights::randomize(const ModelConfig& config, uint64_t seed, cudaStream_t stream) {
+  randomize_parts(config, seed, true, stream);
+}
+
+// Norms and biases, and with bf16_matrices the embedding, output and layer matrices in bf16.
+void DeviceWeights::randomize_parts(const ModelConfig& config, uint64_t seed, bool bf16_matrices, cudaStream_t stream) {
   const int64_t q_size = config.num_heads * config.head_dim, kv_size = config.num_kv_heads * config.head_dim;
   layers.resize(static_cast<size_t>(config.num_layers));
   const int64_t hidden = config.hidden_size, inner = config.intermediate_size;
@@ -165,20 +175,24 @@ void DeviceWeights::randomize(const ModelConfig& config, uint64_t seed, cudaStre
                     "filling random weights");
   };
   auto fan_in = [](int64_t cols) { return static_cast<float>(std::sqrt(3.0 / static_cast<double>(cols))); };
-  embed = DeviceBuffer(static_cast<size_t>(config.vocab_size * hidden) * 2, "the embedding matrix");
-  fill(embed, 0.0f, 1.0f);
-  if (!config.tie_word_embeddings) {
-    allocate_bf16(lm_head, config.vocab_size, hidden, "the output matrix");
-    fill(lm_head.bf16, 0.0f, fan_in(hidden));
+  if (bf16_matrices) {
+    allocate_bf16(embed, config.vocab_size, hidden, "the embedding matrix");
+    fill(embed.bf16, 0.0f, 1.0f);
+    if (!config.tie_word_embeddings) {
+      allocate_bf16(lm_head, config.vocab_size, hidden, "the output matrix");
+      fill(lm_head.bf16, 0.0f, fan_in(hidden));
+    }
   }
   final_norm = DeviceBuffer(static_cast<size_t>(hidden) * 4, "the final norm");
   fill_f32(final_norm, 1.0f, 0.1f);
   for (DeviceLayer& d : layers) {
-    allocate_layer(config, d);
-    fill(d.qkv.bf16, 0.0f, fan_in(hidden));
-    fill(d.o.bf16, 0.0f, fan_in(q_size));
-    fill(d.gate_up.bf16, 0.0f, fan_in(hidden));
-    fill(d.down.bf16, 0.0f, fan_in(inner));
+    if (bf16_matrices) {
+      allocate_layer(config, d);
+      fill(d.qkv.bf16, 0.0f, fan_in(hidden));
+      fill(d.o.bf16, 0.0f, fan_in(q_size));
+      fill(d.gate_up.bf16, 0.0f, fan_in(hidden));
+      fill(d.down.bf16, 0.0f, fan_in(inner));
+    }
     d.input_norm = DeviceBuffer(static_cast<size_t>(hidden) * 4, "a norm");
     d.post_norm = DeviceBuffer(static_cast<size_t>(hidden) * 4, "a norm");
     fill_f32(d.input_norm, 1.0f, 0.1f);
@@ -201,7 +215,7 @@ void DeviceWeights::randomize_quantized(const ModelConfig& config, const std::st
                                         cudaStream_t stream) {
   if (mix != "q8_0" && mix != "q4_k_m")
     throw RequestError("random weights '" + mix + "' are not one of bf16, q8_0, q4_k_m");
-  randomize(config, seed, stream);  // embedding, norms, biases; the matrices are replaced below
+  randomize_parts(config, seed, false, stream);  // norms and biases; the matrices below
   const int64_t q_size = config.num_heads * config.head_dim, kv_size = config.num_kv_heads * config.head_dim;
   const int64_t hidden = config.hidden_size, inner = config.intermediate_size;
   const bool k_quants = mix == "q4_k_m";
@@ -210,13 +224,25 @@ void DeviceWeights::randomize_quantized(const ModelConfig& config, const std::st
   std::map<std::tuple<int, int64_t, int64_t>, std::vector<uint8_t>> host;  // (format, rows, cols) -> blocks
   SamplingRandom random(seed);
   auto blocks_of = [&](QuantFormat format, int64_t rows, int64_t cols) -> const std::vector<uint8_t>& {
+    if (cols % quant_block_elements(format) != 0)
+      throw RequestError("random weights '" + mix + "' need rows of whole " +
+                         std::to_string(quant_block_elements(format)) + "-value blocks; this shape has rows of " +
+                         std::to_string(cols) + " values");
     std::vector<uint8_t>& blocks = host[{static_cast<int>(format), rows, cols}];
     if (blocks.empty()) {
+      // A slice of rows at a time: a vocabulary-sized matrix in float32 would take gigabytes.
       const double half = std::sqrt(3.0 / static_cast<double>(cols));
-      std::vector<float> values(static_cast<size_t>(rows * cols));
-      for (float& v : values) v = static_cast<float>(half * (2.0 * random.uniform() - 1.0));
-      blocks.resize(static_cast<size_t>(rows * quant_row_bytes(format, cols)));
-      quantize_from_f32(static_cast<GgmlType>(format), values.data(), values.size(), blocks.data());
+      const int64_t row_bytes = quant_row_bytes(format, cols);
+      const int64_t slice_rows = std::max<int64_t>(1, (int64_t(16) << 20) / cols);
+      blocks.resize(static_cast<size_t>(rows * row_bytes));
+      std::vector<float> values;
+      for (int64_t first = 0; first < rows; first += slice_rows) {
+        const int64_t count = std::min(slice_rows, rows - first);
+        values.resize(static_cast<size_t>(count * cols));
+        for (float& v : values) v = static_cast<float>(half * (2.0 * random.uniform() - 1.0));
+        quantize_from_f32(static_cast<GgmlType>(format), values.data(), values.size(),
+                          blocks.data() + first * row_bytes);
+      }
     }
     return blocks;
   };
@@ -256,29 +282,56 @@ void DeviceWeights::randomize_quantized(const ModelConfig& config, const std::st
     down.push_back(part(wide, hidden, inner));
     quantized(d.down, std::move(down));
   }
-  std::vector<QuantMatrix> head;
-  head.push_back(part(wide, config.vocab_size, hidden));
-  quantized(lm_head, std::move(head));
+  // The embedding in the mix's main format, as llama.cpp stores token_embd; when it is the
+  // output too (tied), in the output's format.
+  std::vector<QuantMatrix> embedding;
+  embedding.push_back(part(config.tie_word_embeddings ? wide : main, config.vocab_size, hidden));
+  quantized(embed, std::move(embedding));
+  if (!config.tie_word_embeddings) {
+    std::vector<QuantMatrix> head;
+    head.push_back(part(wide, config.vocab_size, hidden));
+    quantized(lm_head, std::move(head));
+  }
+  allocate_dequantized();
+}
+
+void DeviceWeights::set_dequantized_limit(size_t bytes) {
+  dequantized_limit_ = bytes;
   allocate_dequantized();
 }
 
 void DeviceWeights::allocate_dequantized() {
-  int64_t largest = 0;  // values of the largest quantised layer matrix
-  for (const DeviceLayer& d : layers)
-    for (const DeviceMatrix* m : {&d.qkv, &d.o, &d.gate_up, &d.down})
-      if (m->quantized()) largest = std::max(largest, m->rows * m->cols);
-  // The output matrix is dequantised a slice of rows at a time, no larger than a layer matrix.
-  if (lm_head.quantized() && largest == 0) largest = std::min<int64_t>(lm_head.rows, 32768) * lm_head.cols;
-  dequantized =
-      largest > 0 ? DeviceBuffer(static_cast<size_t>(largest) * 2, "dequantised weights for prefill") : DeviceBuffer();
+  // Products dequantise one part at a time: the largest part bounds what is needed.
+  int64_t largest = 0, widest = 0;
+  std::vector<const DeviceMatrix*> matrices = {&output()};
+  for (const DeviceLayer& d : layers) matrices.insert(matrices.end(), {&d.qkv, &d.o, &d.gate_up, &d.down});
+  for (const DeviceMatrix* m : matrices)
+    for (const QuantMatrix& part : m->parts) {
+      largest = std::max(largest, part.rows * part.cols);
+      widest = std::max(widest, part.cols);
+    }
+  dequantized = DeviceBuffer();
+  if (largest == 0) return;
+  const int64_t limit = static_cast<int64_t>((dequantized_limit_ ? dequantized_limit_ : kDequantizedLimit) / 2);
+  const int64_t values = std::max(std::min(largest, limit), widest);
+  dequantized = DeviceBuffer(static_cast<size_t>(values) * 2, "dequantised weights for prefill");
 }
 
 size_t DeviceWeights::decode_bytes() const {
-  size_t bytes = (lm_head.bytes() ? lm_head.bytes() : embed.bytes()) + final_norm.bytes();
+  size_t bytes = output().bytes() + final_norm.bytes();
   for (const DeviceLayer& d : layers)
     bytes +=
         d.qkv.bytes() + d.o.bytes() + d.gate_up.bytes() + d.down.bytes() + d.input_norm.bytes() + d.post_norm.bytes();
   return bytes;
+}
+
+size_t DeviceWeights::bytes() const {
+  size_t total = embed.bytes() + lm_head.bytes() + final_norm.bytes();
+  for (const DeviceLayer& d : layers)
+    for (size_t b : {d.qkv.bytes(), d.o.bytes(), d.gate_up.bytes(), d.down.bytes(), d.input_norm.bytes(),
+                     d.post_norm.bytes(), d.qkv_bias.bytes(), d.o_bias.bytes(), d.q_norm.bytes(), d.k_norm.bytes()})
+      total += b;
+  return total;
 }
 
 }  // namespace tidal::cuda

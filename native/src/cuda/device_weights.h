@@ -1,7 +1,7 @@
 // The model's weights on the device, by job apart from the forward: upload (conversion to bf16
 // and fusion of q|k|v and gate|up into one matrix each, so a layer does 4 matrix products; or
-// GGUF's quantised blocks as they are) or random generation for benchmarks without a
-// checkpoint.
+// GGUF's quantised blocks as they are, the embedding's too) or random generation for
+// benchmarks without a checkpoint.
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -44,31 +44,45 @@ struct DeviceLayer {
 DeviceBuffer upload_floats(const std::vector<float>& values, const char* what);
 
 struct DeviceWeights {
-  DeviceBuffer embed, final_norm;  // bf16 [vocab][hidden] (quantised embeddings are converted), fp32
-  DeviceMatrix lm_head;            // empty when tied to the embedding
+  // [vocab][hidden]: bf16, or (keep_quantized, a Q8_0 / Q4_K / Q6_K file) one part in its blocks,
+  // gathered a row per token by kernels/embedding.cu. Also the output matrix when tied.
+  DeviceMatrix embed;
+  DeviceBuffer final_norm;  // fp32
+  DeviceMatrix lm_head;     // empty when tied to the embedding
   std::vector<DeviceLayer> layers;
-  // bf16 rows of quantised matrices dequantised for products of more than one token; empty
-  // when no matrix is quantised.
+  // bf16 rows of quantised matrices dequantised for products of more than one token, a slice
+  // of rows at a time (64 MiB at most: set_dequantized_limit); empty when no matrix is
+  // quantised.
   DeviceBuffer dequantized;
 
   // Throws OutOfMemoryError when the weights do not fit. keep_quantized: Q8_0 / Q4_K / Q6_K
-  // matrices stay in their blocks (read by kernels/gemv_quant.cu for one token, dequantised
-  // into `dequantized` for more); off, or for other types, every matrix becomes bf16.
+  // matrices (the embedding too) stay in their blocks (read by kernels/gemv_quant.cu for one
+  // token, dequantised into `dequantized` for more); off, or for other types, every matrix
+  // becomes bf16.
   void upload(const ModelConfig& config, const ModelWeights& weights, bool keep_quantized, cudaStream_t stream);
   // Variance ~1/fan_in, norms near 1, as synthetic_model.h.
   void randomize(const ModelConfig& config, uint64_t seed, cudaStream_t stream);
-  // The same with quantised layer and output matrices: "q8_0" (all Q8_0) or "q4_k_m" (Q4_K,
-  // with v_proj, down_proj and the output in Q6_K, as llama.cpp's Q4_K_M mostly does). The
-  // blocks are quantised on the host once per matrix shape and every layer gets its own copy.
+  // The same with quantised matrices: "q8_0" (all Q8_0) or "q4_k_m" (Q4_K, with v_proj,
+  // down_proj and the output in Q6_K, as llama.cpp's Q4_K_M mostly does; the embedding Q4_K, or
+  // Q6_K when it is the output too). The blocks are quantised on the host once per matrix shape
+  // and every layer gets its own copy.
   void randomize_quantized(const ModelConfig& config, const std::string& mix, uint64_t seed, cudaStream_t stream);
-  // The output matrix: lm_head, or the embedding's bf16 rows when tied.
-  bool output_quantized() const { return lm_head.quantized(); }
-  const uint16_t* output() const { return lm_head.bf16.bytes() ? lm_head.bf16.get<uint16_t>() : embed.get<uint16_t>(); }
+  // The output matrix: lm_head, or the embedding when tied.
+  const DeviceMatrix& output() const { return lm_head.rows ? lm_head : embed; }
   // Bytes of the matrices one decode step reads (every layer's weights and the output head).
   size_t decode_bytes() const;
+  // Bytes of every weight on the device (not `dequantized`).
+  size_t bytes() const;
+  // Resizes `dequantized` for a bound of `bytes` (0: the 64 MiB default; tests lower it so
+  // that products run in many slices).
+  void set_dequantized_limit(size_t bytes);
 
  private:
-  // Sizes `dequantized` for the largest quantised matrix (empty when none is).
+  // Bytes of `dequantized` at most; 0: kDequantizedLimit (device_weights.cpp).
+  size_t dequantized_limit_ = 0;
+  void randomize_parts(const ModelConfig& config, uint64_t seed, bool bf16_matrices, cudaStream_t stream);
+  // Sizes `dequantized` for the largest quantised matrix, or the limit when that is smaller
+  // (at least one row of the widest), empty when none is quantised.
   void allocate_dequantized();
 };
 

@@ -41,8 +41,11 @@ void compact_kv_cache(CudaKvCache& cache, const KvRanges& ranges, const std::vec
   }
   const int64_t moved = new_length - first_moved;
   const int64_t rows = shape.layers * shape.kv_heads;
-  const size_t position_bytes = static_cast<size_t>(rows * shape.head_dim) * 2;  // one of keys / values
-  int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>(kCompactionScratchBytes / (2 * position_bytes)));
+  const size_t element = shape.element_bytes();
+  const size_t position_bytes = static_cast<size_t>(rows * shape.head_dim) * element;  // one of keys / values
+  // Per position: keys and values, and with FP8 the scale pairs after both.
+  const size_t scratch_per_position = 2 * position_bytes + (shape.fp8 ? static_cast<size_t>(rows) * 4 : 0);
+  int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>(kCompactionScratchBytes / scratch_per_position));
   if (chunk_positions > 0) chunk = std::min(chunk, chunk_positions);
   chunk = std::min(chunk, moved);
 
@@ -50,7 +53,7 @@ void compact_kv_cache(CudaKvCache& cache, const KvRanges& ranges, const std::vec
   DeviceBuffer scratch;
   for (;;) {
     try {
-      scratch = DeviceBuffer(2 * position_bytes * static_cast<size_t>(chunk), "the KV compaction scratch");
+      scratch = DeviceBuffer(scratch_per_position * static_cast<size_t>(chunk), "the KV compaction scratch");
       break;
     } catch (const OutOfMemoryError&) {
       if (chunk == 1) throw;
@@ -67,11 +70,13 @@ void compact_kv_cache(CudaKvCache& cache, const KvRanges& ranges, const std::vec
                                   cudaMemcpyHostToDevice, stream),
                   "uploading the KV compaction rotations");
 
-  uint16_t* keys = cache.keys(0);
-  uint16_t* values = cache.values(0);
+  char* keys = static_cast<char*>(cache.keys(0));
+  char* values = static_cast<char*>(cache.values(0));
+  uint32_t* scales = cache.scales(0);
   const int64_t row_stride = cache.capacity() * shape.head_dim;
-  uint16_t* key_scratch = scratch.get<uint16_t>();
-  uint16_t* value_scratch = key_scratch + static_cast<size_t>(rows * chunk * shape.head_dim);
+  char* key_scratch = scratch.get<char>();
+  char* value_scratch = key_scratch + position_bytes * static_cast<size_t>(chunk);
+  uint32_t* scale_scratch = reinterpret_cast<uint32_t*>(value_scratch + position_bytes * static_cast<size_t>(chunk));
   for (int64_t done = 0; done < moved; done += chunk) {
     const int64_t count = std::min(chunk, moved - done);
     KvShiftLaunch launch;
@@ -85,13 +90,23 @@ void compact_kv_cache(CudaKvCache& cache, const KvRanges& ranges, const std::vec
     launch.count = static_cast<int>(count);
     launch.key_scratch = key_scratch;
     launch.value_scratch = value_scratch;
+    if (scales) {
+      launch.scales = scales;
+      launch.scale_row_stride = cache.capacity();
+      launch.scale_scratch = scale_scratch;
+    }
     throw_if_failed(launch_kv_shift_gather(launch, stream), "launching the KV compaction");
-    const size_t width = static_cast<size_t>(count * shape.head_dim) * 2;
-    const int64_t destination = (first_moved + done) * shape.head_dim;
+    const size_t width = static_cast<size_t>(count * shape.head_dim) * element;
+    const size_t destination = static_cast<size_t>((first_moved + done) * shape.head_dim) * element;
     for (auto [target, source] : {std::pair{keys, key_scratch}, std::pair{values, value_scratch}})
-      throw_if_failed(cudaMemcpy2DAsync(target + destination, static_cast<size_t>(row_stride) * 2, source, width, width,
-                                        static_cast<size_t>(rows), cudaMemcpyDeviceToDevice, stream),
+      throw_if_failed(cudaMemcpy2DAsync(target + destination, static_cast<size_t>(row_stride) * element, source, width,
+                                        width, static_cast<size_t>(rows), cudaMemcpyDeviceToDevice, stream),
                       "moving KV cache rows");
+    if (scales)
+      throw_if_failed(cudaMemcpy2DAsync(scales + first_moved + done, static_cast<size_t>(cache.capacity()) * 4,
+                                        scale_scratch, static_cast<size_t>(count) * 4, static_cast<size_t>(count) * 4,
+                                        static_cast<size_t>(rows), cudaMemcpyDeviceToDevice, stream),
+                      "moving KV cache scales");
   }
   cache.commit(new_length);
   cache.update_pages(first_moved, new_length);

@@ -44,12 +44,19 @@ struct Segment {
 
 std::vector<Segment> segments_of(const CudaKvCache& cache, int64_t length) {
   const KvShape& shape = cache.shape();
-  const size_t bytes = static_cast<size_t>(length * shape.head_dim) * 2;
+  const size_t element = shape.element_bytes();
+  const size_t bytes = static_cast<size_t>(length * shape.head_dim) * element;
+  const size_t head_bytes = static_cast<size_t>(cache.capacity() * shape.head_dim) * element;
   std::vector<Segment> out;
-  for (int64_t layer = 0; layer < shape.layers; ++layer)
-    for (uint16_t* base : {cache.keys(layer), cache.values(layer)})
+  for (int64_t layer = 0; layer < shape.layers; ++layer) {
+    for (void* base : {cache.keys(layer), cache.values(layer)})
       for (int64_t head = 0; head < shape.kv_heads; ++head)
-        out.push_back({reinterpret_cast<char*>(base + head * cache.capacity() * shape.head_dim), bytes});
+        out.push_back({static_cast<char*>(base) + head * head_bytes, bytes});
+    if (shape.fp8)
+      for (int64_t head = 0; head < shape.kv_heads; ++head)
+        out.push_back(
+            {reinterpret_cast<char*>(cache.scales(layer) + head * cache.capacity()), static_cast<size_t>(length) * 4});
+  }
   return out;
 }
 

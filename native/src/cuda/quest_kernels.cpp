@@ -34,7 +34,9 @@ void update_quest_pages(const KvLayerView& kv, const QuestPageTable& pages, int6
   require(0 <= first_position && first_position <= end_position, name, "need 0 <= first_position <= end_position");
   if (first_position == end_position) return;
   detail::QuestUpdateLaunch launch;
-  launch.keys = static_cast<const uint16_t*>(kv.keys);
+  launch.keys = kv.keys;
+  launch.scales = kv.scales;
+  launch.scale_head_stride = kv.scale_head_stride;
   launch.key_head_stride = kv.key_head_stride;
   launch.key_row_stride = kv.key_row_stride;
   launch.num_kv_heads = kv.num_kv_heads;

@@ -16,6 +16,7 @@ struct Workspace {
   DeviceBuffer tokens, hidden, normed, qkv, q_bf16, attention_out, gate_up, logits, argmax;
   DeviceBuffer scores, selected, bounds, pages, quest_positions;
   DeviceBuffer prefill_partials;  // split-KV prefill attention: partial outputs and row statistics
+  DeviceBuffer prefill_kv;        // FP8 cache: one layer's K and V widened to bf16 for prefill attention
   int64_t score_stride = 0;       // positions per row of `scores`
 
   // Activations for `count` tokens; logits for `logit_rows` of them (a long prefill pass wants

@@ -66,7 +66,8 @@ using KvRanges = std::vector<std::pair<int64_t, int64_t>>;
 
 // The K/V section of a saved sequence, as a byte stream in "file order": for every layer, its
 // keys [kv_head][position][head_dim], then its values likewise, elements in the backend's
-// kv_dtype(). A backend writes or reads it in pieces of any size, in order.
+// kv_dtype(); for "fp8_e4m3" the layer's scale pairs [kv_head][position] (key f16, value f16)
+// follow its values. A backend writes or reads it in pieces of any size, in order.
 class KvByteSink {
  public:
   virtual ~KvByteSink() = default;
@@ -107,7 +108,7 @@ class Backend {
   // Empty when no selection layer has run yet.
   virtual SelectionTrace last_selection_trace() const = 0;
 
-  // How K/V elements are stored, and so saved: "f32" or "bf16".
+  // How K/V elements are stored, and so saved: "f32", "bf16" or "fp8_e4m3".
   virtual const char* kv_dtype() const = 0;
 
   // Context shift: afterwards the cache holds the positions of `ranges`, back to back, in

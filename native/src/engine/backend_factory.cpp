@@ -54,6 +54,9 @@ std::unique_ptr<Backend> create_backend(const ModelConfig& config, const ModelWe
         "kv_fp8_simulation (rounding the KV cache as FP8 to measure its accuracy) is a CPU backend "
         "option; backend '" +
         options.backend + "' was asked for");
+  if (options.kv_fp8 && (options.backend == "cpu" || options.backend == "webgpu"))
+    throw RequestError("an FP8 KV cache is a cuda backend option; backend '" + options.backend +
+                       "' keeps its K/V as floats (to measure FP8's accuracy on the CPU use kv_fp8_simulation)");
   if (options.backend == "webgpu") {
     WebGpuBackendOptions webgpu_options;
     webgpu_options.executor = options.webgpu_executor;
@@ -65,6 +68,7 @@ std::unique_ptr<Backend> create_backend(const ModelConfig& config, const ModelWe
   if (options.backend == "cuda" || (options.backend == "auto" && cuda_backend_unavailable_reason().empty())) {
     CudaBackendOptions cuda_options;
     cuda_options.max_kv_bytes = options.max_kv_bytes;
+    cuda_options.kv_fp8 = options.kv_fp8;
     try {
       return create_cuda_backend(config, weights, cuda_options);
     } catch (const RequestError&) {

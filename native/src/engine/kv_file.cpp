@@ -138,7 +138,10 @@ bool layout_of(const KvFileHeader& h, uint64_t header_bytes, Layout& out) {
   out.front_bytes = out.tokens_offset + 4 * static_cast<uint64_t>(h.token_count + h.logits_count);
   out.kv_offset = round_up(out.front_bytes, kAlignment);
   uint64_t kv = element;
-  for (int64_t factor : {h.layers, int64_t{2}, h.kv_heads, h.cached_count, h.head_dim})
+  if (__builtin_mul_overflow(kv, static_cast<uint64_t>(h.head_dim), &kv) ||
+      __builtin_add_overflow(kv, kv_row_extra_bytes(h.kv_dtype), &kv))
+    return false;
+  for (int64_t factor : {h.layers, int64_t{2}, h.kv_heads, h.cached_count})
     if (__builtin_mul_overflow(kv, static_cast<uint64_t>(factor), &kv)) return false;
   out.kv_bytes = kv;
   uint64_t tail = 0;
@@ -270,8 +273,11 @@ class FileSink final : public KvByteSink {
 size_t kv_element_bytes(const std::string& dtype) {
   if (dtype == "f32") return 4;
   if (dtype == "bf16") return 2;
+  if (dtype == "fp8_e4m3") return 1;
   return 0;
 }
+
+size_t kv_row_extra_bytes(const std::string& dtype) { return dtype == "fp8_e4m3" ? 2 : 0; }
 
 size_t write_kv_file(const std::string& path, const KvFileHeader& header, const std::vector<int32_t>& tokens,
                      const std::vector<float>& logits, const std::function<void(KvByteSink&)>& write_kv) {

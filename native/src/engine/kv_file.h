@@ -9,8 +9,9 @@
 //                strings as u32 length + bytes, the fingerprint as u32 count + name/value pairs)
 //   16 + H       i32 tokens[token_count], f32 logits[logits_count]
 //                zero padding up to kv_offset, a multiple of 4096
-//   kv_offset    K/V, kv_bytes = layers * 2 * kv_heads * cached_count * head_dim * element bytes,
-//                in "file order" (KvByteSink in engine/backend.h)
+//   kv_offset    K/V, kv_bytes = layers * 2 * kv_heads * cached_count * (head_dim * element bytes
+//                + row extra bytes), in "file order" (KvByteSink in engine/backend.h); the extra
+//                bytes are 0, or 2 for "fp8_e4m3" (each row's f16 scale)
 //   end          "TIDALEND", u64 checksum, u64 kv_bytes
 //
 // The checksum (FNV-1a, 64 bits) covers bytes [0, kv_offset): header, tokens, logits. The K/V
@@ -34,7 +35,7 @@ constexpr uint32_t kKvFileVersion = 2;
 
 struct KvFileHeader {
   std::string backend;   // the backend that computed and stored the K/V: "cpu", "cuda"
-  std::string kv_dtype;  // its element type: "f32", "bf16"
+  std::string kv_dtype;  // its element type: "f32", "bf16", "fp8_e4m3"
   int64_t layers = 0, kv_heads = 0, head_dim = 0;
   ModelFingerprint model;
   int64_t token_count = 0;             // the token history
@@ -45,6 +46,8 @@ struct KvFileHeader {
 
 // Bytes of one K/V element of `dtype`, 0 when unknown.
 size_t kv_element_bytes(const std::string& dtype);
+// Bytes each K or V row (head_dim elements) carries besides its elements: 2 for "fp8_e4m3".
+size_t kv_row_extra_bytes(const std::string& dtype);
 
 // Writes a KV file to `path + ".tmp"` (the front, then the K/V that `write_kv` sends to its
 // sink, then the end marker) and renames it to `path`. Returns the file's size. Throws

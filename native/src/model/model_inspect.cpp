@@ -236,10 +236,10 @@ void inspect_gguf(const std::string& path, ModelInspection& out) {
     const bool plain = t.type == GgmlType::F32 || t.type == GgmlType::F16 || t.type == GgmlType::BF16;
     const bool kept_quantised = info && info->dequantizable && t.ne.size() == 2;
     out.loaded_weight_bytes += plain || kept_quantised ? t.bytes : static_cast<uint64_t>(t.numel) * sizeof(float);
-    // The CUDA backend keeps Q8_0 / Q4_K / Q6_K matrices in their blocks (not the embedding,
-    // which it holds as bf16) and converts everything else to bf16.
-    const bool gpu_blocks = t.ne.size() == 2 && t.name != "token_embd.weight" &&
-                            (t.type == GgmlType::Q8_0 || t.type == GgmlType::Q4_K || t.type == GgmlType::Q6_K);
+    // The CUDA backend keeps Q8_0 / Q4_K / Q6_K matrices (the embedding too) in their blocks
+    // and converts everything else to bf16.
+    const bool gpu_blocks =
+        t.ne.size() == 2 && (t.type == GgmlType::Q8_0 || t.type == GgmlType::Q4_K || t.type == GgmlType::Q6_K);
     out.gpu_weight_bytes += gpu_blocks ? t.bytes : static_cast<uint64_t>(t.numel) * 2;
     if ((!info || !info->dequantizable) &&
         std::find(unreadable.begin(), unreadable.end(), type_name) == unreadable.end())

@@ -123,7 +123,7 @@ const matrixBytes = (type: BlockType, rows: number, columns: number) => (rows * 
 /**
  * Bytes of a model's weights in `format`: as stored in the file (`onCuda` false), or as the
  * CUDA backend holds them (`onCuda` true): GGUF matrices in their blocks, the token embedding
- * widened to bf16 (the embedding lookup and a tied output head read it).
+ * too when it is Q8_0 / Q4_K / Q6_K (a Q5_0 one is widened to bf16).
  */
 export function weightBytes(shape: ModelShape, format: WeightFormat, onCuda = false): number {
   const parameters = parameterCount(shape);
@@ -153,7 +153,8 @@ export function weightBytes(shape: ModelShape, format: WeightFormat, onCuda = fa
     matrix(more ? 'Q6_K' : 'Q4_K', h, shape.intermediateSize);
   }
   bytes += (parameters - matrixParameters) * 4; // norms and biases, f32
-  return onCuda ? bytes - embeddingBytes + shape.vocabSize * h * 2 : bytes;
+  const embeddingOnCuda = blockType(quantised(embeddingType), h) === 'Q5_0' ? shape.vocabSize * h * 2 : embeddingBytes;
+  return onCuda ? bytes - embeddingBytes + embeddingOnCuda : bytes;
 }
 
 export interface CatalogueFacts {
@@ -168,7 +169,7 @@ export interface CatalogueFacts {
 export function catalogueFacts(model: CatalogueModel, contextTokens: number, kvFormat: KvFormat = 'f32'): CatalogueFacts {
   const parameters = parameterCount(model.shape);
   const fileBytes = weightBytes(model.shape, model.weights);
-  const resident = weightBytes(model.shape, model.weights, kvFormat === 'bf16');
+  const resident = weightBytes(model.shape, model.weights, kvFormat !== 'f32');
   return { parameters, downloadBytes: fileBytes + model.tokenizerBytes, memory: estimateMemory(model.shape, resident, contextTokens, kvFormat) };
 }
 

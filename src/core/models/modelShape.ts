@@ -20,20 +20,25 @@ export function parameterCount(shape: ModelShape): number {
   return embeddings + shape.layers * perLayer + shape.hiddenSize + (shape.tiedEmbeddings ? 0 : embeddings);
 }
 
-// How a backend keeps the KV cache: f32 on the CPU and WebGPU, bf16 on CUDA.
-export type KvFormat = 'f32' | 'bf16';
-const KV_ELEMENT_BYTES: Record<KvFormat, number> = { f32: 4, bf16: 2 };
+// How a backend keeps the KV cache: f32 on the CPU and WebGPU; bf16 on CUDA, or FP8 (E4M3
+// codes with an f16 scale per row) where tidal.engine.kvCache is fp8.
+export type KvFormat = 'f32' | 'bf16' | 'fp8';
+const KV_ELEMENT_BYTES: Record<KvFormat, number> = { f32: 4, bf16: 2, fp8: 1 };
 
-/** The KV format of the engine on a CUDA GPU (true) or on the CPU (false). */
-export function kvFormatOn(cudaGpu: boolean): KvFormat {
-  return cudaGpu ? 'bf16' : 'f32';
+/** The KV format of the engine on a CUDA GPU (true, with tidal.engine.kvCache) or on the CPU (false). */
+export function kvFormatOn(cudaGpu: boolean, kvCache: 'bf16' | 'fp8' = 'bf16'): KvFormat {
+  return cudaGpu ? kvCache : 'f32';
 }
 
 // KV cache bytes per token as the engine keeps it: keys and values for every layer and KV
-// head, plus Quest's per-page key min/max (2 vectors per 16-token page: +1/16).
-export function kvBytesPerToken(shape: Pick<ModelShape, 'layers' | 'kvHeads' | 'headDim'>, format: KvFormat = 'f32'): number {
-  const values = shape.layers * 2 * shape.kvHeads * shape.headDim;
-  return values * KV_ELEMENT_BYTES[format] * (1 + 1 / 16);
+// head (FP8: and each row's 2-byte scale), plus Quest's per-page key min/max (2 vectors per
+// 16-token page, in the element type; bf16 on CUDA). The CPU keeps those bounds always; CUDA
+// builds them only for a sequence that runs Quest, so they count there only with `quest`.
+export function kvBytesPerToken(shape: Pick<ModelShape, 'layers' | 'kvHeads' | 'headDim'>, format: KvFormat = 'f32', quest = format === 'f32'): number {
+  const rows = shape.layers * 2 * shape.kvHeads;
+  const kv = rows * (shape.headDim * KV_ELEMENT_BYTES[format] + (format === 'fp8' ? 2 : 0));
+  const pages = quest ? (rows * shape.headDim * (format === 'f32' ? 4 : 2)) / 16 : 0;
+  return kv + pages;
 }
 
 export interface MemoryEstimate {
@@ -51,7 +56,8 @@ export interface MemoryEstimate {
 // margin of 5% of the weights.
 export function estimateMemory(shape: ModelShape, weightBytes: number, contextTokens: number, kvFormat: KvFormat = 'f32'): MemoryEstimate {
   const tokens = contextTokens > 0 ? Math.min(contextTokens, shape.maxPositions) : shape.maxPositions;
-  const kvBytes = Math.ceil(kvBytesPerToken(shape, kvFormat) * tokens);
+  // On the GPU, Quest's bounds are counted too: the estimate is for any attention mode.
+  const kvBytes = Math.ceil(kvBytesPerToken(shape, kvFormat, true) * tokens);
   const activations = 512 * (shape.hiddenSize * 4 + shape.intermediateSize * 2) * 4 + shape.vocabSize * 4 * 8;
   const overheadBytes = Math.ceil(activations + weightBytes * 0.05);
   return { contextTokens: tokens, weightBytes, kvBytes, kvFormat, overheadBytes, totalBytes: weightBytes + kvBytes + overheadBytes };

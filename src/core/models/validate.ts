@@ -35,6 +35,7 @@ export interface ValidationOptions {
   contextTokens: number; // 0: the model's maximum
   freeMemoryBytes: number; // os.freemem()
   gpuFreeBytes?: number; // when the engine runs on a GPU and knows its free memory
+  kvCache?: 'bf16' | 'fp8'; // tidal.engine.kvCache: the GPU's KV format (bf16 when absent)
 }
 
 // What the user can do about each kind of problem the engine finds.
@@ -142,7 +143,7 @@ export function validateModel(
 
   const onGpu = options.gpuFreeBytes !== undefined;
   const weightBytes = onGpu ? inspection.gpuWeightBytes : inspection.loadedWeightBytes;
-  const memory = estimateMemory(shape, weightBytes, options.contextTokens, kvFormatOn(onGpu));
+  const memory = estimateMemory(shape, weightBytes, options.contextTokens, kvFormatOn(onGpu, options.kvCache));
   memoryIssues(memory, options, issues);
   return {
     ok: !issues.some((i) => i.severity === 'error'),

@@ -93,6 +93,17 @@ test('catalogue models have their published parameter counts and sensible memory
   assert.equal(gpu.kvFormat, 'bf16');
   assert.equal(gpu.kvBytes, small.kvBytes / 2);
   assert.equal(gpu.weightBytes, small.weightBytes);
+  // An FP8 cache: a byte a value and a 2-byte scale a row (24 layers x 2 x 2 heads x (64 + 2)),
+  // with Quest's bf16 bounds (+ 2 x 64 x 2 / 16 a row) as the estimate counts them.
+  const fp8 = catalogueFacts(CATALOGUE[0], 32768, 'fp8').memory;
+  assert.equal(fp8.kvFormat, 'fp8');
+  assert.equal(fp8.kvBytes, 32768 * 24 * 2 * 2 * (64 + 2 + (64 * 2) / 16));
+  // Per token without Quest's bounds (a cache that never runs Quest has none on CUDA): the
+  // engine's figure for an 8B model, 66,560 bytes.
+  const llama8b = { layers: 32, kvHeads: 8, headDim: 128 };
+  assert.equal(kvBytesPerToken(llama8b, 'fp8'), 66560);
+  assert.equal(kvBytesPerToken(llama8b, 'bf16'), 131072);
+  assert.equal(kvBytesPerToken(llama8b, 'bf16', true), 131072 + 8192);
 });
 
 test('each Qwen2.5-Coder model also comes as Q8_0 and Q4_K_M GGUF; Qwen3 (not read from GGUF) only as bf16', () => {
@@ -135,16 +146,21 @@ test('GGUF weight bytes are those of the files llama.cpp writes (published sizes
   // 0.5B rows of 896 values do not split into 256-value blocks: Q4_K falls back to Q5_0, so its
   // Q4_K_M file is larger than 4.5 bits a parameter.
   assert.ok(weightBytes(small, 'Q4_K_M') > (parameters * 5) / 8);
-  // On CUDA the token embedding is held as bf16 beside the blocks: the 7B Q4_K_M (untied, a Q4_K
-  // embedding of 152064 x 3584) takes that much more than its file.
+  // On CUDA the token embedding stays in its blocks: the 7B Q4_K_M (untied, a Q4_K embedding of
+  // 152064 x 3584) and the 0.5B (tied, Q6_K falling back to Q8_0) take what their files do. A
+  // Q5_0 embedding (a Q4_K one whose rows do not split into 256-value blocks) is held as bf16.
   const sevenB = CATALOGUE.find((m) => m.id === 'qwen2.5-coder-7b-instruct-q4_k_m')!.shape;
-  const embedding = 152064 * 3584;
-  assert.equal(weightBytes(sevenB, 'Q4_K_M', true) - weightBytes(sevenB, 'Q4_K_M'), embedding * 2 - (embedding * 144) / 256);
+  assert.equal(weightBytes(sevenB, 'Q4_K_M', true), weightBytes(sevenB, 'Q4_K_M'));
+  assert.equal(weightBytes(sevenB, 'Q8_0', true), weightBytes(sevenB, 'Q8_0'));
+  assert.equal(weightBytes(small, 'Q4_K_M', true), weightBytes(small, 'Q4_K_M'));
   assert.equal(weightBytes(sevenB, 'bf16', true), weightBytes(sevenB, 'bf16'));
+  const oddRows = { ...sevenB, hiddenSize: 3584 + 32 };
+  const embedding = 152064 * oddRows.hiddenSize;
+  assert.equal(weightBytes(oddRows, 'Q4_K_M', true) - weightBytes(oddRows, 'Q4_K_M'), embedding * 2 - (embedding * 176) / 256);
 });
 
 test('the recommended catalogue model is the largest that fits the room, in its most precise format that fits', () => {
-  const size = (id: string, kv: 'bf16' | 'f32' = 'bf16') =>
+  const size = (id: string, kv: 'bf16' | 'fp8' | 'f32' = 'bf16') =>
     catalogueFacts(
       CATALOGUE.find((m) => m.id === id)!,
       32768,
@@ -178,6 +194,11 @@ test('the recommended catalogue model is the largest that fits the room, in its 
   assert.equal(recommendedModel(32768, room, 'bf16')?.id, 'qwen2.5-coder-14b-instruct-q4_k_m');
   assert.ok(size('qwen2.5-coder-14b-instruct-q4_k_m', 'f32') > room * 0.9);
   assert.notEqual(recommendedModel(32768, room, 'f32')?.id, 'qwen2.5-coder-14b-instruct-q4_k_m');
+  // An FP8 cache leaves more of a 16 GB card to the weights: at 32K tokens the 14B in Q4_K_M
+  // needs ~16.4 GB with a bf16 cache (the 7B Q8_0 is picked) and ~13.2 GB with an FP8 one.
+  assert.equal(recommendedModel(32768, 16e9, 'fp8')?.id, 'qwen2.5-coder-14b-instruct-q4_k_m');
+  assert.ok(size('qwen2.5-coder-14b-instruct-q4_k_m', 'fp8') < 16e9 * 0.9);
+  assert.ok(size('qwen2.5-coder-14b-instruct-q4_k_m') > 16e9 * 0.9);
   // Too little for any: none.
   assert.equal(recommendedModel(32768, 100e6, 'f32'), undefined);
 });

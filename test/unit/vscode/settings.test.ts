@@ -82,6 +82,7 @@ test('repository context and KV memory settings: valid values pass through, inva
     'context.persist': false,
     'context.persistMaxGB': 2.5,
     'engine.maxKvMemoryGB': 12,
+    'engine.kvCache': 'fp8',
   };
   const good = readSettings((key) => valid[key]);
   assert.deepEqual(good.problems, []);
@@ -89,6 +90,8 @@ test('repository context and KV memory settings: valid values pass through, inva
   assert.equal(good.settings.context.persist, false);
   assert.equal(good.settings.context.persistMaxGB, 2.5);
   assert.equal(good.settings.engine.maxKvMemoryGB, 12);
+  assert.equal(good.settings.engine.kvCache, 'fp8');
+  assert.equal(DEFAULT_SETTINGS.engine.kvCache, 'bf16');
   assert.equal(maxKvBytesOf(good.settings), 12 * 1024 ** 3);
   assert.equal(maxKvBytesOf(DEFAULT_SETTINGS), undefined, '0 GB: no cap');
 
@@ -97,16 +100,19 @@ test('repository context and KV memory settings: valid values pass through, inva
     'context.persist': 1,
     'context.persistMaxGB': -1,
     'engine.maxKvMemoryGB': Number.NaN,
+    'engine.kvCache': 'fp4',
   };
   const bad = readSettings((key) => invalid[key]);
   assert.equal(bad.settings.context.reuseShiftedKv, true);
   assert.equal(bad.settings.context.persist, true);
   assert.equal(bad.settings.context.persistMaxGB, 20);
   assert.equal(bad.settings.engine.maxKvMemoryGB, 0);
+  assert.equal(bad.settings.engine.kvCache, 'bf16');
   assert.deepEqual(bad.problems.map((line) => line.split(':')[0]).sort(), [
     'tidal.context.persist',
     'tidal.context.persistMaxGB',
     'tidal.context.reuseShiftedKv',
+    'tidal.engine.kvCache',
     'tidal.engine.maxKvMemoryGB',
   ]);
 });

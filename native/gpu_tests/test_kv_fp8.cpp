@@ -1,0 +1,401 @@
+// The FP8 KV cache (CudaBackendOptions::kv_fp8, kernels/kv_fp8.cuh):
+// - decode attention over FP8 rows against a float64 reference over the same codes and
+//   scales: dense (with the selection scores), per-KV-head and per-query-head lists, every
+//   group bucket and both head sizes, long enough for many splits;
+// - the CUDA backend with an FP8 cache against the CPU backend rounding its rows the same way
+//   (kv_fp8_simulation): prefill in two chunks, decode in full / tidal / quest, the stored
+//   codes themselves, save and load, compaction, and the memory it takes.
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cpu/cpu_backend.h"
+#include "cpu/fp8_e4m3.h"
+#include "cuda/attention_kernels.h"
+#include "cuda/cuda_backend.h"
+#include "engine/attention_plan.h"
+#include "engine/model_weights.h"
+#include "engine/synthetic_model.h"
+#include "model/half.h"
+#include "test_support.h"
+
+namespace tidal::gpu_test {
+
+namespace {
+
+// A random code that is not NaN (0x7F, 0xFF), magnitudes up to 448.
+uint8_t random_code(Rng& rng) {
+  for (;;) {
+    const uint8_t code = uint8_t(rng.below(256));
+    if ((code & 0x7F) != 0x7F) return code;
+  }
+}
+
+void test_attention_kernel(Report& report, int head_dim, int group, int64_t seq_len) {
+  const int kv_heads = 2, heads = kv_heads * group;
+  Rng rng(uint64_t(head_dim * 100 + group));
+  // Rows of codes, scales near 1/448 (values within +-1), a row of zeros (scale 0) included.
+  const int64_t capacity = seq_len + 16;
+  std::vector<uint8_t> keys(size_t(kv_heads * capacity * head_dim)), values(keys.size());
+  for (uint8_t& c : keys) c = random_code(rng);
+  for (uint8_t& c : values) c = random_code(rng);
+  std::vector<uint32_t> scales(size_t(kv_heads * capacity));
+  for (uint32_t& s : scales)
+    s = uint32_t(f32_to_f16(float(rng.uniform(0.5, 2.0) / 448.0))) |
+        (uint32_t(f32_to_f16(float(rng.uniform(0.5, 2.0) / 448.0))) << 16);
+  scales[size_t(seq_len / 2)] = 0;
+  std::fill_n(keys.begin() + (seq_len / 2) * head_dim, head_dim, uint8_t(0));
+  std::fill_n(values.begin() + (seq_len / 2) * head_dim, head_dim, uint8_t(0));
+  std::vector<float> query(size_t(heads * head_dim));
+  for (float& q : query) q = float(rng.uniform(-2.0, 2.0));
+
+  auto key_at = [&](int j, int64_t p, int i) {
+    return double(cpu::fp8_e4m3_to_float(keys[size_t((j * capacity + p) * head_dim + i)])) *
+           f16_to_f32(uint16_t(scales[size_t(j * capacity + p)] & 0xFFFF));
+  };
+  auto value_at = [&](int j, int64_t p, int i) {
+    return double(cpu::fp8_e4m3_to_float(values[size_t((j * capacity + p) * head_dim + i)])) *
+           f16_to_f32(uint16_t(scales[size_t(j * capacity + p)] >> 16));
+  };
+  // float64 attention of head h over `positions`; scores out when asked.
+  auto reference = [&](int h, const std::vector<int32_t>& positions, std::vector<double>* scores) {
+    const int j = h / group;
+    std::vector<double> s(positions.size());
+    double m = -INFINITY;
+    for (size_t n = 0; n < positions.size(); ++n) {
+      double dot = 0;
+      for (int i = 0; i < head_dim; ++i) dot += double(query[size_t(h * head_dim + i)]) * key_at(j, positions[n], i);
+      s[n] = dot / std::sqrt(double(head_dim));
+      m = std::max(m, s[n]);
+    }
+    if (scores) *scores = s;
+    std::vector<double> out(size_t(head_dim), 0.0);
+    double total = 0;
+    for (size_t n = 0; n < positions.size(); ++n) {
+      const double w = std::exp(s[n] - m);
+      total += w;
+      for (int i = 0; i < head_dim; ++i) out[size_t(i)] += w * value_at(j, positions[n], i);
+    }
+    for (double& o : out) o /= total;
+    return out;
+  };
+
+  DeviceArray<uint8_t> d_keys(keys), d_values(values);
+  DeviceArray<uint32_t> d_scales(scales);
+  DeviceArray<float> d_query(query), d_out(size_t(heads * head_dim)), d_scores(size_t(heads * seq_len));
+  DeviceArray<uint8_t> workspace(cuda::decode_attention_workspace_bytes(heads, head_dim));
+  cuda::prepare_decode_attention_workspace(workspace.data(), heads, head_dim, nullptr);
+  cuda::DecodeAttentionArgs a;
+  a.query = d_query.data();
+  a.num_heads = heads;
+  a.kv.keys = d_keys.data();
+  a.kv.values = d_values.data();
+  a.kv.key_head_stride = a.kv.value_head_stride = capacity * head_dim;
+  a.kv.key_row_stride = a.kv.value_row_stride = head_dim;
+  a.kv.num_kv_heads = kv_heads;
+  a.kv.head_dim = head_dim;
+  a.kv.scales = d_scales.data();
+  a.kv.scale_head_stride = capacity;
+  a.out = d_out.data();
+  a.workspace = workspace.data();
+  a.workspace_bytes = workspace.size();
+  const std::string name = "fp8 decode attention, head_dim " + std::to_string(head_dim) + ", group " +
+                           std::to_string(group) + ", " + std::to_string(seq_len) + " positions";
+
+  {  // Dense, with the scores a selection layer ranks.
+    d_out.poison();
+    d_scores.poison();
+    a.seq_len = seq_len;
+    a.scores = d_scores.data();
+    a.score_stride = seq_len;
+    cuda::decode_attention(a, nullptr);
+    check_cuda(cudaDeviceSynchronize(), "dense fp8 attention");
+    const std::vector<float> out = d_out.download(), scores = d_scores.download();
+    std::vector<int32_t> all(static_cast<size_t>(seq_len));
+    for (int64_t p = 0; p < seq_len; ++p) all[size_t(p)] = int32_t(p);
+    double out_error = 0, score_error = 0;
+    for (int h = 0; h < heads; ++h) {
+      std::vector<double> want_scores;
+      const std::vector<double> want = reference(h, all, &want_scores);
+      std::vector<double> got(out.begin() + h * head_dim, out.begin() + (h + 1) * head_dim);
+      out_error = std::max(out_error, relative_l2(want, got));
+      std::vector<double> got_scores(scores.begin() + h * seq_len, scores.begin() + (h + 1) * seq_len);
+      score_error = std::max(score_error, relative_l2(want_scores, got_scores));
+    }
+    report.check(out_error < 1e-5 && score_error < 1e-5, name + ": dense output and scores vs float64",
+                 format("out rel L2 %.2e", out_error) + format(", scores %.2e", score_error));
+    a.scores = nullptr;
+  }
+  // Sparse: lists of random distinct positions (not sorted), per KV head and per query head.
+  for (const cuda::PositionSharing sharing : {cuda::PositionSharing::PerKvHead, cuda::PositionSharing::PerQueryHead}) {
+    const int lists = sharing == cuda::PositionSharing::PerKvHead ? kv_heads : heads;
+    const int64_t count = std::min<int64_t>(seq_len, 777), stride = count + 5;
+    std::vector<int32_t> positions(size_t(lists * stride), -1);
+    for (int r = 0; r < lists; ++r) {
+      std::vector<int32_t> all(static_cast<size_t>(seq_len));
+      for (int64_t p = 0; p < seq_len; ++p) all[size_t(p)] = int32_t(p);
+      for (int64_t n = 0; n < count; ++n) {
+        const int64_t pick = n + int64_t(rng.below(uint64_t(seq_len - n)));
+        std::swap(all[size_t(n)], all[size_t(pick)]);
+        positions[size_t(r * stride + n)] = all[size_t(n)];
+      }
+    }
+    DeviceArray<int32_t> d_positions(positions);
+    cuda::PositionLists l;
+    l.positions = d_positions.data();
+    l.stride = stride;
+    l.count = count;
+    l.sharing = sharing;
+    a.sparse = &l;
+    d_out.poison();
+    cuda::decode_attention(a, nullptr);
+    check_cuda(cudaDeviceSynchronize(), "sparse fp8 attention");
+    a.sparse = nullptr;
+    const std::vector<float> out = d_out.download();
+    double error = 0;
+    for (int h = 0; h < heads; ++h) {
+      const int r = sharing == cuda::PositionSharing::PerKvHead ? h / group : h;
+      const std::vector<int32_t> list(positions.begin() + r * stride, positions.begin() + r * stride + count);
+      const std::vector<double> want = reference(h, list, nullptr);
+      std::vector<double> got(out.begin() + h * head_dim, out.begin() + (h + 1) * head_dim);
+      error = std::max(error, relative_l2(want, got));
+    }
+    report.check(error < 1e-5,
+                 name + (sharing == cuda::PositionSharing::PerKvHead ? ": per-KV-head" : ": per-query-head") +
+                     " lists vs float64",
+                 format("rel L2 %.2e", error));
+  }
+}
+
+SyntheticModelSpec fp8_model_spec(const std::string& kind) {
+  SyntheticModelSpec spec;
+  spec.seed = 23;
+  spec.dtype = DType::BF16;
+  spec.vocab_size = 1000;
+  spec.hidden_size = 256;
+  spec.intermediate_size = 688;
+  spec.num_layers = 6;
+  spec.num_heads = 8;
+  spec.num_kv_heads = 2;
+  spec.head_dim = 128;  // Llama-3.1-8B's head size and GQA group (4)
+  spec.max_position_embeddings = 4096;
+  spec.rope_theta = 500000.0;
+  if (kind == "qwen2-d64") {
+    spec.architecture = Architecture::Qwen2;
+    spec.attention_bias = true;
+    spec.head_dim = 64;
+    spec.num_kv_heads = 1;  // group 8
+  }
+  return spec;
+}
+
+AttentionPlan plan_of(const ModelConfig& config, AttentionMode mode, int64_t budget, SelectionPolicy policy) {
+  AttentionOptions options;
+  options.mode = mode;
+  options.token_budget = budget;
+  options.selection_policy = policy;
+  options.dense_layers = 2;
+  return make_attention_plan(options, config.num_layers);
+}
+
+std::vector<double> widen_floats(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
+
+// The saved K/V as bytes (file order).
+struct ByteSink final : KvByteSink {
+  std::vector<char> bytes;
+  void write(const void* data, size_t n) override {
+    bytes.insert(bytes.end(), static_cast<const char*>(data), static_cast<const char*>(data) + n);
+  }
+};
+struct ByteSource final : KvByteSource {
+  const std::vector<char>& bytes;
+  size_t at = 0;
+  explicit ByteSource(const std::vector<char>& b) : bytes(b) {}
+  void read(void* data, size_t n) override {
+    if (at + n > bytes.size()) throw std::runtime_error("read past the end");
+    std::memcpy(data, bytes.data() + at, n);
+    at += n;
+  }
+};
+
+void test_backend(Report& report, const std::string& kind) {
+  const SyntheticModelSpec spec = fp8_model_spec(kind);
+  SyntheticModel model = make_synthetic_model(spec);
+  const ModelWeights weights = bind_model_weights(model.config, *model.tensors);
+  CpuBackendOptions cpu_options;
+  cpu_options.kv_fp8_simulation = true;
+  auto cpu = create_cpu_backend(model.config, weights, cpu_options);
+  CudaBackendOptions gpu_options;
+  gpu_options.kv_fp8 = true;
+  auto gpu = create_cuda_backend(model.config, weights, gpu_options);
+  const int64_t vocab = model.config.vocab_size, layers = model.config.num_layers;
+  const int64_t kv_heads = model.config.num_kv_heads, d = model.config.head_dim;
+  const double bound = 2e-2;
+  Rng rng(37);
+  std::vector<int32_t> prompt(333);
+  for (int32_t& t : prompt) t = int32_t(rng.below(uint64_t(vocab)));
+
+  report.check(std::string(gpu->kv_dtype()) == "fp8_e4m3" &&
+                   gpu->kv_bytes_per_token() == size_t(layers * kv_heads * (2 * d + 4)),
+               kind + ": FP8 cache dtype and bytes per token (codes + scale pairs)",
+               std::string(gpu->kv_dtype()) + ", " + std::to_string(gpu->kv_bytes_per_token()) + " bytes");
+
+  auto cpu_cache = cpu->create_kv_cache();
+  auto gpu_cache = gpu->create_kv_cache();
+  double prefill_error = 0;
+  for (auto [offset, count] : {std::pair<int64_t, int64_t>{0, 190}, {190, 143}}) {
+    std::vector<float> a(size_t(count * vocab)), b(size_t(count * vocab), NAN);
+    cpu->forward(*cpu_cache, prompt.data() + offset, count, nullptr, LogitsWanted::All, a.data(), nullptr);
+    gpu->forward(*gpu_cache, prompt.data() + offset, count, nullptr, LogitsWanted::All, b.data(), nullptr);
+    prefill_error = std::max(prefill_error, relative_l2(widen_floats(a), widen_floats(b)));
+  }
+  report.check(prefill_error < bound, kind + ": FP8 prefill logits vs cpu simulation (2 chunks)",
+               format("rel L2 %.2e", prefill_error));
+  {
+    // Prefill attention one KV head at a time (a widening scratch too small for two): the
+    // same logits as all heads at once, up to the order of the split-KV sums.
+    auto* tools = dynamic_cast<CudaBackendTools*>(gpu.get());
+    std::vector<float> whole(size_t(143 * vocab), NAN), by_head(size_t(143 * vocab), NAN);
+    auto a = gpu_cache->fork(190);
+    gpu->forward(*a, prompt.data() + 190, 143, nullptr, LogitsWanted::All, whole.data(), nullptr);
+    tools->set_fp8_prefill_scratch(1);
+    auto b = gpu_cache->fork(190);
+    gpu->forward(*b, prompt.data() + 190, 143, nullptr, LogitsWanted::All, by_head.data(), nullptr);
+    tools->set_fp8_prefill_scratch(0);
+    const double error = relative_l2(widen_floats(whole), widen_floats(by_head));
+    report.check(error < 1e-3 && !std::isnan(by_head.back()),
+                 kind + ": FP8 prefill one KV head at a time vs all at once", format("rel L2 %.2e", error));
+  }
+  const size_t kv_only = gpu->kv_bytes_in_use();
+
+  {  // The codes and scales as stored, against the CPU simulation's rounded rows.
+    ByteSink gpu_bytes, cpu_bytes;
+    gpu->save_kv(*gpu_cache, gpu_bytes);
+    cpu->save_kv(*cpu_cache, cpu_bytes);
+    const int64_t n = 333;
+    const size_t want = size_t(layers * kv_heads * n * (2 * d + 4));
+    int64_t values = 0, same = 0, far = 0;
+    if (gpu_bytes.bytes.size() == want && cpu_bytes.bytes.size() == size_t(layers * 2 * kv_heads * n * d) * 4) {
+      const char* g = gpu_bytes.bytes.data();
+      const float* c = reinterpret_cast<const float*>(cpu_bytes.bytes.data());
+      for (int64_t layer = 0; layer < layers; ++layer) {
+        const char* codes = g + layer * kv_heads * n * (2 * d + 4);
+        const uint32_t* pairs = reinterpret_cast<const uint32_t*>(codes + 2 * kv_heads * n * d);
+        for (int kv = 0; kv < 2; ++kv)
+          for (int64_t j = 0; j < kv_heads; ++j)
+            for (int64_t p = 0; p < n; ++p) {
+              const uint32_t pair = pairs[j * n + p];
+              const float scale = f16_to_f32(uint16_t(kv == 0 ? pair & 0xFFFF : pair >> 16));
+              for (int64_t i = 0; i < d; ++i) {
+                const uint8_t code = uint8_t(codes[((kv * kv_heads + j) * n + p) * d + i]);
+                const float got = cpu::fp8_e4m3_to_float(code) * scale;
+                const float ref = c[(((layer * 2 + kv) * kv_heads + j) * n + p) * d + i];
+                ++values;
+                same += got == ref;
+                // Within one code step of the CPU's value (1/8 relative, or a subnormal step).
+                far += std::fabs(got - ref) > std::max(std::fabs(ref) / 7.0f, scale * 0x1p-8f);
+              }
+            }
+      }
+    }
+    report.check(values > 0 && double(same) >= 0.9 * double(values) && far == 0,
+                 kind + ": stored codes and scales decode to the cpu simulation's rows",
+                 std::to_string(same) + " of " + std::to_string(values) + " equal, " + std::to_string(far) +
+                     " more than a step apart; " + std::to_string(gpu_bytes.bytes.size()) + " bytes saved");
+
+    // Loaded into a fresh cache, the K/V continue exactly like the original.
+    auto loaded = gpu->create_kv_cache();
+    ByteSource source(gpu_bytes.bytes);
+    gpu->load_kv(*loaded, 333, source);
+    auto original = gpu_cache->fork(333);
+    const AttentionPlan full = plan_of(model.config, AttentionMode::Full, 64, SelectionPolicy::PerQueryHead);
+    std::vector<float> a(static_cast<size_t>(vocab), NAN), b(static_cast<size_t>(vocab), NAN);
+    const int32_t token = 17;
+    gpu->forward(*original, &token, 1, &full, LogitsWanted::Last, a.data(), nullptr);
+    gpu->forward(*loaded, &token, 1, &full, LogitsWanted::Last, b.data(), nullptr);
+    report.check(source.at == gpu_bytes.bytes.size() && a == b && !std::isnan(a[0]),
+                 kind + ": saved and loaded FP8 cache continues bit for bit");
+  }
+
+  struct Mode {
+    const char* name;
+    AttentionMode mode;
+    SelectionPolicy policy;
+  };
+  const Mode modes[] = {{"full", AttentionMode::Full, SelectionPolicy::PerQueryHead},
+                        {"tidal", AttentionMode::Tidal, SelectionPolicy::PerQueryHead},
+                        {"tidal kv-max", AttentionMode::Tidal, SelectionPolicy::PerKvHeadMax},
+                        {"quest", AttentionMode::Quest, SelectionPolicy::PerQueryHead}};
+  for (const Mode& mode : modes) {
+    const AttentionPlan plan = plan_of(model.config, mode.mode, 96, mode.policy);
+    auto c = cpu_cache->fork(333);
+    auto g = gpu_cache->fork(333);
+    double worst = 0;
+    for (int step = 0; step < 5; ++step) {
+      const int32_t token = int32_t(rng.below(uint64_t(vocab)));
+      std::vector<float> a(static_cast<size_t>(vocab)), b(static_cast<size_t>(vocab), NAN);
+      cpu->forward(*c, &token, 1, &plan, LogitsWanted::Last, a.data(), nullptr);
+      gpu->forward(*g, &token, 1, &plan, LogitsWanted::Last, b.data(), nullptr);
+      worst = std::max(worst, relative_l2(widen_floats(a), widen_floats(b)));
+    }
+    const double mode_bound = mode.mode == AttentionMode::Full    ? bound
+                              : mode.mode == AttentionMode::Quest ? 8 * bound
+                                                                  : 2.5 * bound;
+    report.check(worst < mode_bound, kind + ": FP8 decode logits vs cpu simulation, " + mode.name,
+                 format("rel L2 %.2e", worst));
+  }
+  {  // Quest's page bounds exist only once a Quest step asked for them (a fork of a cache
+     // without them has none either): the quest forks above built and freed theirs.
+    auto g = gpu_cache->fork(333);
+    const size_t before = gpu->kv_bytes_in_use();
+    const AttentionPlan quest = plan_of(model.config, AttentionMode::Quest, 4096, SelectionPolicy::PerQueryHead);
+    auto c = cpu_cache->fork(333);
+    std::vector<float> a(static_cast<size_t>(vocab)), b(static_cast<size_t>(vocab), NAN);
+    const int32_t token = 5;
+    cpu->forward(*c, &token, 1, &quest, LogitsWanted::Last, a.data(), nullptr);
+    gpu->forward(*g, &token, 1, &quest, LogitsWanted::Last, b.data(), nullptr);
+    const size_t after = gpu->kv_bytes_in_use();
+    const double error = relative_l2(widen_floats(a), widen_floats(b));
+    report.check(before == 2 * kv_only && after > before && error < bound,
+                 kind + ": Quest bounds built on the first Quest step; full-budget step vs cpu",
+                 std::to_string(kv_only) + " bytes a cache, " + std::to_string(after - before) + " more with bounds" +
+                     format(", rel L2 %.2e", error));
+  }
+  {  // Compaction: drop positions [40, 140), keep the rest (keys rotated and rounded again).
+    auto c = cpu_cache->fork(333);
+    auto g = gpu_cache->fork(333);
+    const KvRanges ranges = {{0, 40}, {140, 193}};
+    cpu->compact(*c, ranges);
+    gpu->compact(*g, ranges);
+    const AttentionPlan full = plan_of(model.config, AttentionMode::Full, 64, SelectionPolicy::PerQueryHead);
+    std::vector<float> a(static_cast<size_t>(vocab)), b(static_cast<size_t>(vocab), NAN);
+    const int32_t token = 9;
+    cpu->forward(*c, &token, 1, &full, LogitsWanted::Last, a.data(), nullptr);
+    gpu->forward(*g, &token, 1, &full, LogitsWanted::Last, b.data(), nullptr);
+    const double error = relative_l2(widen_floats(a), widen_floats(b));
+    report.check(g->length() == 234 && error < bound, kind + ": FP8 cache compacted, then a step vs cpu",
+                 format("rel L2 %.2e", error));
+  }
+}
+
+}  // namespace
+
+void test_kv_fp8(Report& report) {
+  for (int head_dim : {64, 128})
+    for (int group : {1, 2, 4, 8})
+      report.run("fp8 attention kernel",
+                 [&] { test_attention_kernel(report, head_dim, group, quick_mode() ? 900 : 9000); });
+  const std::string reason = cuda_backend_unavailable_reason();
+  if (!reason.empty()) {
+    report.check(false, "cuda backend", reason);
+    return;
+  }
+  for (const char* kind : {"llama-d128", "qwen2-d64"})
+    report.run(std::string("fp8 cache ") + kind, [&] { test_backend(report, kind); });
+}
+
+}  // namespace tidal::gpu_test

@@ -25,7 +25,7 @@ async function main(argv: string[]): Promise<number> {
     }
     const note =
       args.kind === 'run' && args.kvFp8Simulation
-        ? '**KV cache rounded as FP8 E4M3** (every K/V row written, one float scale per position and KV head: ' +
+        ? '**KV cache rounded as FP8 E4M3** (every K/V row written, one f16 scale per position and KV head, as the GPU FP8 cache stores it: ' +
           'the accuracy such a cache costs; the cache still held floats).\n\n'
         : '';
     const report = note + renderReport(results, args.trainedLength);

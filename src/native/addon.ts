@@ -26,7 +26,7 @@ export interface EngineOptions {
   maxContext?: number; // tokens per sequence; 0 or absent: the model's maximum
   prefillChunk?: number; // tokens per prefill pass; 0 or absent: the backend's default (2048 on CUDA, 256 on the CPU)
   maxKvBytes?: number; // KV cache cap over all sequences; 0 or absent: none
-  /** CPU backend only: round every K/V row as an FP8 E4M3 cache with a float scale per (position, KV head) would store it; measures that cache's accuracy (tidal-eval --kv-fp8-simulation), not its memory. */
+  /** CPU backend only: round every K/V row as the FP8 E4M3 cache (an f16 scale per position and KV head) stores it; measures that cache's accuracy (tidal-eval --kv-fp8-simulation), not its memory. */
   kvFp8Simulation?: boolean;
   /** CUDA backend only: the KV cache as FP8 E4M3 codes with an f16 scale per (position, KV head) row, half of bf16's memory; refused by the cpu and webgpu backends. */
   kvFp8?: boolean;

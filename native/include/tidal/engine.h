@@ -42,8 +42,8 @@ struct EngineOptions {
   // kCpuPrefillChunk on the CPU). A cancel takes effect between the layers of a pass.
   int64_t prefill_chunk = 0;
   size_t max_kv_bytes = 0;  // KV cache memory cap over all sequences; 0 = none
-  // CPU backend only: round every K/V row written to the cache as an FP8 E4M3 cache with one
-  // float scale per (position, KV head) would store it (the cache still holds floats, so this
+  // CPU backend only: round every K/V row written to the cache as the FP8 E4M3 cache (one f16
+  // scale per position and KV head, kv_fp8 below) stores it (the cache still holds floats, so this
   // measures the accuracy of such a cache, not its memory: `tidal-eval --kv-fp8-simulation`).
   bool kv_fp8_simulation = false;
   // CUDA backend: keep the KV cache as FP8 E4M3 codes with an f16 scale per (position, KV head)

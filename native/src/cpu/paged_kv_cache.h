@@ -46,8 +46,8 @@ struct KvPageLayout {
 };
 
 // Allocates pages and counts the memory they hold; enforces an optional cap. With
-// `fp8_rows`, every K/V row written is first rounded as an FP8 E4M3 cache with a float scale
-// per row would keep it (cpu/fp8_e4m3.h): an accuracy measurement, the pages still hold floats.
+// `fp8_rows`, every K/V row written is first rounded as an FP8 E4M3 cache with an f16 scale
+// per row keeps it (cpu/fp8_e4m3.h): an accuracy measurement, the pages still hold floats.
 class KvPagePool {
  public:
   KvPagePool(const KvPageLayout& layout, size_t max_bytes, bool fp8_rows = false);

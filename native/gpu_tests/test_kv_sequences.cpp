@@ -150,6 +150,8 @@ void test_compaction(Report& report, const std::string& kind) {
     cpu->forward(*cpu_cache, prompt.data() + offset, 300, nullptr, LogitsWanted::None, nullptr, nullptr);
     gpu->forward(*gpu_cache, prompt.data() + offset, 300, nullptr, LogitsWanted::None, nullptr, nullptr);
   }
+  // Quest's page bounds exist (as after a Quest step), so compaction must rebuild them.
+  dynamic_cast<cuda::CudaKvCache&>(*gpu_cache).ensure_pages();
   // Moves of 80 and 170 positions; 330 positions move in all.
   const KvRanges ranges = {{0, 100}, {180, 250}, {520, 80}};
   const int64_t length = 430;
@@ -263,6 +265,8 @@ void test_transfer(Report& report) {
   MemorySink saved;
   gpu->save_kv(*cache, saved);
   auto loaded = gpu->create_kv_cache();
+  // With page bounds (as a cache that ran Quest has), which the load must rebuild.
+  dynamic_cast<cuda::CudaKvCache&>(*loaded).ensure_pages();
   MemorySource source(saved.bytes());
   gpu->load_kv(*loaded, length, source);
   MemorySink again;

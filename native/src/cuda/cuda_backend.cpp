@@ -450,7 +450,13 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   }
 
   void quest_pages(int64_t layer, const QuestSpec& quest) override {
-    if (!cache_->has_pages()) throw std::logic_error("Quest page bounds are built when a pass's plan is Quest");
+    if (!cache_->has_pages()) {
+      // A pass whose plan is Quest built them in begin_pass; a caller of the ops alone (the op
+      // harness) gets them here: the cache's positions, then this pass's (a layer whose row is
+      // not written yet recomputes its page when it writes it).
+      cache_->ensure_pages();
+      cache_->update_pages(cache_->length(), pass_positions_);
+    }
     const int64_t heads = config_.num_heads;
     cuda::QuestScoreArgs s;
     s.query = ws_.qkv.get<float>();

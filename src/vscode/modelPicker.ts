@@ -214,6 +214,7 @@ function buildItems(context: vscode.ExtensionContext, gpuFreeBytes: number | und
       description: catalogueDescription(model, facts, state, state === 'partial' ? partialBytes(folder, model) : 0, {
         ...room,
         recommended: model === recommended,
+        withFp8: kvFormat === 'bf16' ? catalogueFacts(model, contextTokens, 'fp8').memory : undefined,
       }),
       detail: `${model.repo}${model.weights === 'bf16' ? ' (bf16 safetensors)' : ` (${model.weights} GGUF)`}: ${model.description}`,
       action: 'catalogue',

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { CatalogueFacts, catalogueFolder, CatalogueModel } from './catalogue';
 import type { DownloadProgress } from './downloader';
 import { stagingFolder } from './downloader';
-import { fitsIn, formatBytes, formatParameters } from './modelShape';
+import { fitsIn, formatBytes, formatParameters, MemoryEstimate } from './modelShape';
 
 export type DownloadState = 'downloaded' | 'partial' | 'absent';
 
@@ -61,13 +61,14 @@ export interface MemoryRoom {
 
 // The description line of a catalogue entry: parameters, download or on-disk state, memory
 // (and, given the free memory where it would run, whether it fits and whether it is the one
-// recommended for this machine).
+// recommended for this machine; `withFp8`: the estimate with an FP8 KV cache, named when only
+// that one fits).
 export function catalogueDescription(
   model: CatalogueModel,
   facts: CatalogueFacts,
   state: DownloadState,
   partial = 0,
-  room?: MemoryRoom & { recommended: boolean },
+  room?: MemoryRoom & { recommended: boolean; withFp8?: MemoryEstimate },
 ): string {
   const size =
     state === 'downloaded'
@@ -81,5 +82,7 @@ export function catalogueDescription(
   text += ` (${m.kvFormat} KV cache)`;
   const free = room.where === 'GPU' ? `the ${formatBytes(room.freeBytes)} free on the GPU` : `the ${formatBytes(room.freeBytes)} of free memory`;
   text += fitsIn(m, room.freeBytes) ? ` · fits ${free}` : ` · more than ${free}`;
+  if (!fitsIn(m, room.freeBytes) && room.withFp8 && fitsIn(room.withFp8, room.freeBytes))
+    text += ` · fits with an FP8 KV cache (~${formatBytes(room.withFp8.totalBytes)}; tidal.engine.kvCache)`;
   return room.recommended ? `Recommended for this machine · ${text}` : text;
 }

@@ -42,4 +42,14 @@ test('with the room where the model would run, entries say whether it fits and w
     catalogueDescription(model, catalogueFacts(model, 8192), 'downloaded', 0, { freeBytes: 12e9, where: 'memory', recommended: false }),
     `7.62B · downloaded · needs ~${formatBytes(catalogueFacts(model, 8192).memory.totalBytes)} at 8192 tokens (f32 KV cache) · more than the 12.0 GB of free memory`,
   );
+  // On a GPU where only the FP8 KV cache lets it fit, the entry says so and names the setting.
+  const long = catalogueFacts(model, 32768, 'bf16');
+  const fp8 = catalogueFacts(model, 32768, 'fp8').memory;
+  const room = (long.memory.totalBytes + fp8.totalBytes) / 2 / 0.9;
+  assert.match(
+    catalogueDescription(model, long, 'absent', 0, { freeBytes: room, where: 'GPU', recommended: false, withFp8: fp8 }),
+    new RegExp(` · more than the .* free on the GPU · fits with an FP8 KV cache \\(~${formatBytes(fp8.totalBytes)}; tidal\\.engine\\.kvCache\\)$`),
+  );
+  // Where bf16 fits, nothing more is said.
+  assert.doesNotMatch(catalogueDescription(model, long, 'absent', 0, { freeBytes: 80e9, where: 'GPU', recommended: false, withFp8: fp8 }), /FP8/);
 });

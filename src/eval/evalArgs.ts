@@ -8,6 +8,7 @@ export const usageError = (message: string) => new TidalError('ERR_TIDAL_USAGE',
 export const USAGE = [
   'usage: tidal-eval --model DIR [--tokenizer FILE|DIR] [--corpus src,native/src] [--corpus-base DIR]',
   '                  [--contexts 4096,8192,16384,32768] [--depths 0.1,0.3,0.5,0.7,0.9] [--trials N] [--first-trial N] [--distractors N]',
+  '                  [--crossfile-trials N]   (cross-file completion: a call to a helper defined in another file, at each depth)',
   "                  [--budgets 64,128,...,4096] [--selection-choices '2;2,4;2,3'] [--no-quest]",
   '                  [--perplexity-windows N] [--perplexity-length N] [--perplexity-scored N] [--seed S]',
   '                  [--backend cpu|cuda|webgpu] [--threads N] [--max-positions N] [--trained-length N] [--shard I/N] [--save FILE] [--output FILE.md]',
@@ -41,6 +42,7 @@ export interface RunArgs {
   trials: number;
   firstTrial: number; // trials [firstTrial, trials): a later run adds trials without repeating earlier ones
   distractors: number;
+  crossfileTrials: number; // cross-file completion samples per (context, depth); 0: none
   budgets: number[];
   selectionChoices: number[][];
   withQuest: boolean;
@@ -179,6 +181,7 @@ export function parseEvalArgs(argv: readonly string[]): RunArgs | LoadArgs {
   const trials = options.integer('--trials', 4, 0, MAX_COUNT);
   const distractors = options.integer('--distractors', 0, 0, MAX_DISTRACTORS);
   const firstTrial = options.integer('--first-trial', 0, 0, MAX_COUNT);
+  const crossfileTrials = options.integer('--crossfile-trials', 0, 0, MAX_COUNT);
   const budgets = options.integerList('--budgets', [64, 128, 256, 512, 1024, 2048, 4096], 1, MAX_TOKEN_BUDGET);
   const selectionChoices = parseSelectionChoices(options.text('--selection-choices') ?? '2;2,4;2,3');
   const withQuest = !options.flag('--no-quest');
@@ -214,6 +217,7 @@ export function parseEvalArgs(argv: readonly string[]): RunArgs | LoadArgs {
     trials,
     firstTrial,
     distractors,
+    crossfileTrials,
     budgets,
     selectionChoices,
     withQuest,

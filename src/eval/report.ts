@@ -24,9 +24,13 @@ export interface PerplexityRecord {
   tokens: number;
 }
 
+// Cross-file completion (src/eval/crossfile.ts): the helper's file at `depth` of the window.
+export type CrossFileRecord = PasskeyRecord;
+
 export interface EvalResults {
   passkey: PasskeyRecord[];
   perplexity: PerplexityRecord[];
+  crossfile?: CrossFileRecord[];
 }
 
 export class ResultsFileError extends Error {}
@@ -37,6 +41,9 @@ export function serializeResults(results: EvalResults): string {
   let out = '';
   for (const r of results.passkey) {
     out += `passkey\t${r.context}\t${formatFixed(r.depth, 4)}\t${r.trial}\t${r.config.mode}\t${r.config.selection}\t${r.config.budget}\t${r.correct ? 1 : 0}\n`;
+  }
+  for (const r of results.crossfile ?? []) {
+    out += `crossfile\t${r.context}\t${formatFixed(r.depth, 4)}\t${r.trial}\t${r.config.mode}\t${r.config.selection}\t${r.config.budget}\t${r.correct ? 1 : 0}\n`;
   }
   for (const r of results.perplexity) {
     out += `perplexity\t${r.window}\t${r.windowTokens}\t${r.config.mode}\t${r.config.selection}\t${r.config.budget}\t${formatGeneral(r.nll, 9)}\t${r.tokens}\n`;
@@ -63,8 +70,9 @@ export function appendResults(text: string, source: string, results: EvalResults
     if (line === '') return;
     const f = line.split('\t');
     try {
-      if (f.length === 8 && f[0] === 'passkey') {
-        results.passkey.push({
+      if (f.length === 8 && (f[0] === 'passkey' || f[0] === 'crossfile')) {
+        const records = f[0] === 'passkey' ? results.passkey : (results.crossfile ??= []);
+        records.push({
           context: integerField(f[1]),
           depth: numberField(f[2]),
           trial: integerField(f[3]),
@@ -260,5 +268,46 @@ function renderPerplexity(results: EvalResults): string {
 // configuration by context; a summary against the targets (`trainedLength`: contexts up to it
 // count as within the trained length); and perplexity by configuration.
 export function renderReport(results: EvalResults, trainedLength: number): string {
-  return (results.passkey.length ? renderPasskey(results, trainedLength) : '') + (results.perplexity.length ? renderPerplexity(results) : '');
+  return (
+    (results.passkey.length ? renderPasskey(results, trainedLength) : '') +
+    (results.crossfile?.length ? renderCrossFile(results.crossfile) : '') +
+    (results.perplexity.length ? renderPerplexity(results) : '')
+  );
+}
+
+// Markdown: cross-file completion accuracy of every configuration by context, with the
+// samples per cell, and the full-attention accuracy by depth (how far back the helper was).
+function renderCrossFile(records: readonly CrossFileRecord[]): string {
+  const contexts = [...new Set(records.map((r) => r.context))].sort((a, b) => a - b);
+  const depths = [...new Set(records.map((r) => r.depth))].sort((a, b) => a - b);
+  const configs = configsOf([...records]);
+  const byContext = configs.map(() => new Map<number, Tally>());
+  const fullByDepth = new Map<string, Tally>();
+  for (const r of records) {
+    const t = tallyOf(byContext[configs.findIndex((k) => sameConfig(k, r.config))], r.context);
+    t.hits += Number(r.correct);
+    t.total++;
+    if (r.config.mode === 'full') {
+      const d = tallyOf(fullByDepth, `${r.context}|${r.depth}`);
+      d.hits += Number(r.correct);
+      d.total++;
+    }
+  }
+  let out =
+    "\n### Cross-file completion, full attention (context x depth of the helper's file)\n\n" +
+    `| context | ${depths.map((d) => `depth ${formatFixed(100 * d, 0)}%`).join(' | ')} | samples |\n` +
+    `| ---: | ${depths.map(() => '---:').join(' | ')} | ---: |\n`;
+  for (const context of contexts) {
+    const cells = depths.map((d) => fullByDepth.get(`${context}|${d}`) ?? new Tally());
+    out += `| ${contextName(context)} | ${cells.map((t) => percent(t.hits, t.total)).join(' | ')} | ${cells.reduce((n, t) => n + t.total, 0)} |\n`;
+  }
+  out +=
+    '\n### Cross-file completion by attention configuration (mean over depths and trials)\n\n' +
+    `| mode | selection layers | budget | ${contexts.map(contextName).join(' | ')} |\n` +
+    `| --- | --- | ---: | ${contexts.map(() => '---:').join(' | ')} |\n`;
+  configs.forEach((k, c) => {
+    const cells = contexts.map((context) => byContext[c].get(context) ?? new Tally());
+    out += `| ${k.mode} | ${k.selection} | ${budgetText(k.budget)} | ${cells.map((t) => percent(t.hits, t.total)).join(' | ')} |\n`;
+  });
+  return out;
 }

@@ -13,6 +13,7 @@ import { withWebGpuDevice } from '../webgpu';
 import type { RunArgs } from './evalArgs';
 import { usageError } from './evalArgs';
 import { sampleRandom, uniformBelow } from './mersenneTwister';
+import { buildCrossFilePrompt, randomCrossFileCase } from './crossfile';
 import { buildCodeStream, buildPasskeyPrompt, collectCodeFiles, EvalInputError, randomDistractors, randomNeedle } from './passkey';
 import { formatFixed } from './printfNumber';
 import { EvalResults, serializeResults } from './report';
@@ -92,11 +93,12 @@ export async function loadEvalModel(
 }
 
 export async function runEval(addon: NativeAddon, args: RunArgs, log: (line: string) => void): Promise<EvalResults> {
-  const results: EvalResults = { passkey: [], perplexity: [] };
+  const results: EvalResults = { passkey: [], perplexity: [], crossfile: [] };
   const saved = args.save === undefined ? undefined : fs.openSync(args.save, 'w');
   const keep = (sample: EvalResults) => {
     results.passkey.push(...sample.passkey);
     results.perplexity.push(...sample.perplexity);
+    results.crossfile?.push(...(sample.crossfile ?? []));
     if (saved !== undefined) fs.writeSync(saved, serializeResults(sample));
   };
   let sampleIndex = 0; // samples are dealt round-robin to the --shard processes
@@ -135,7 +137,31 @@ export async function runEval(addon: NativeAddon, args: RunArgs, log: (line: str
           samples++;
         }
       }
-      log(`passkey ${context}: full attention ${fullHits}/${samples} (${seconds(contextStarted)} s)`);
+      if (samples > 0) log(`passkey ${context}: full attention ${fullHits}/${samples} (${seconds(contextStarted)} s)`);
+    }
+
+    // Cross-file completion: the same contexts and depths, samples drawn apart from the
+    // passkey ones (another stream of the seed).
+    for (const context of args.crossfileTrials > 0 ? args.contexts : []) {
+      const contextStarted = performance.now();
+      let fullHits = 0;
+      let samples = 0;
+      for (let trial = 0; trial < args.crossfileTrials; trial++) {
+        for (let d = 0; d < args.depths.length; d++) {
+          if (!mine()) continue;
+          const rng = sampleRandom(args.seed, context, 0xcf00 + d, trial);
+          const sample = buildCrossFilePrompt(tokenizer, stream, context, args.depths[d], randomCrossFileCase(rng), rng);
+          const correct = await scorePasskey(engine, sample.prompt, sample.answer, configs);
+          keep({
+            passkey: [],
+            perplexity: [],
+            crossfile: configs.map((config, c) => ({ context, depth: args.depths[d], trial, config: keyOf(config), correct: correct[c] })),
+          });
+          fullHits += Number(correct[0]);
+          samples++;
+        }
+      }
+      log(`cross-file ${context}: full attention ${fullHits}/${samples} (${seconds(contextStarted)} s)`);
     }
 
     for (let w = 0; w < args.perplexityWindows; w++) {

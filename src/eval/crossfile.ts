@@ -1,0 +1,102 @@
+// The cross-file completion task of `tidal-eval`: a repository-shaped prompt whose last file
+// must call a function defined in another file far before it, the case whole-repository
+// context is for. The helper's file is planted at a file boundary at a given depth of a window
+// of the code stream; the last file describes, in a comment, what the helper does (the words
+// of its doc comment) and stops where the call begins. The completion is right when it names
+// the helper and opens its call: nothing in the last file says the name, so the model has to
+// find the file that does, depth x context tokens back.
+import { Mt19937_64, uniformBelow } from './mersenneTwister';
+import { CodeStream, EvalInputError, PromptTokenizer } from './passkey';
+
+export interface CrossFileCase {
+  helperPath: string; // e.g. `src/kazo/rimuTable.ts`
+  helperText: string; // the helper's whole file
+  queryPath: string;
+  queryText: string; // the last file, up to the call
+  answer: string; // the helper's name and `(`
+  name: string;
+}
+
+const SYLLABLES = ['ka', 'zo', 'ri', 'mu', 'te', 'lan', 'vor', 'qui', 'ber', 'ost', 'nix', 'dal', 'pre', 'sul', 'gam', 'tor'];
+const VERBS = ['convert', 'pack', 'encode', 'fold', 'rotate', 'merge', 'scale', 'split'];
+const NOUNS = ['ledger', 'sprocket', 'harbor', 'lantern', 'meadow', 'quiver', 'saddle', 'tundra', 'violet', 'walnut', 'ember', 'falcon'];
+const FORMS = ['checksum', 'summary', 'index', 'signature', 'outline', 'digest'];
+
+const pick = <T>(rng: Mt19937_64, list: readonly T[]): T => list[uniformBelow(rng, list.length)];
+const capitalized = (word: string) => word[0].toUpperCase() + word.slice(1);
+
+function syllableWord(rng: Mt19937_64, count: number): string {
+  let word = '';
+  for (let i = 0; i < count; i++) word += pick(rng, SYLLABLES);
+  return word;
+}
+
+/**
+ * A helper with a made-up name (`<syllables><Syllables>`, never a real word) whose doc comment
+ * says "<verb>s a <noun> into its <form>", and a last file that asks for exactly that.
+ */
+export function randomCrossFileCase(rng: Mt19937_64): CrossFileCase {
+  const folder = syllableWord(rng, 2);
+  const name = syllableWord(rng, 2) + capitalized(syllableWord(rng, 2));
+  const verb = pick(rng, VERBS);
+  const noun = pick(rng, NOUNS);
+  const form = pick(rng, FORMS);
+  const factor = 3 + uniformBelow(rng, 97);
+  const helperPath = `src/${folder}/${name}.ts`;
+  const helperText =
+    `/** ${capitalized(verb)}s a ${noun} into its ${form}. */\n` +
+    `export function ${name}(${noun}: readonly number[]): number {\n` +
+    `  let ${form} = ${factor};\n` +
+    `  for (const value of ${noun}) ${form} = (${form} * ${factor} + value) % 65521;\n` +
+    `  return ${form};\n` +
+    `}\n`;
+  const queryPath = `src/app/${pick(rng, NOUNS)}Report.ts`;
+  const queryText = `export function report(${noun}: readonly number[]): string {\n` + `  // ${verb} the ${noun} into its ${form}\n` + `  const ${form} =`;
+  return { helperPath, helperText, queryPath, queryText, answer: ` ${name}(`, name };
+}
+
+export interface CrossFilePrompt {
+  prompt: number[];
+  answer: number[];
+  helperPosition: number; // index of the helper file's separator token in prompt
+}
+
+/**
+ * A prompt of exactly `length` tokens counting the answer: a window of `stream` from a random
+ * token, the helper's file inserted at the first file boundary at or after `depth` (0..1) of the
+ * window (or the last one before it; the window's end when it has none), then the last file.
+ * Throws EvalInputError when the stream is too short.
+ */
+export function buildCrossFilePrompt(
+  tokenizer: PromptTokenizer,
+  stream: CodeStream,
+  length: number,
+  depth: number,
+  task: CrossFileCase,
+  rng: Mt19937_64,
+): CrossFilePrompt {
+  const separator = tokenizer.tokenId('<|file_sep|>');
+  if (separator === undefined) throw new EvalInputError('the tokenizer has no <|file_sep|> token, which the eval prompts need');
+  const helper = [separator, ...tokenizer.encode(`${task.helperPath}\n${task.helperText}`)];
+  const query = [separator, ...tokenizer.encode(`${task.queryPath}\n${task.queryText}`)];
+  const answer = tokenizer.encode(task.answer);
+  const contextLength = length - helper.length - query.length - answer.length;
+  if (contextLength < 1 || contextLength >= stream.ids.length) {
+    throw new EvalInputError(
+      `a ${length}-token cross-file prompt needs more code than the corpus's ${stream.ids.length} tokens; add folders to --corpus or use shorter --contexts`,
+    );
+  }
+  const start = uniformBelow(rng, stream.ids.length - contextLength);
+  const target = Math.trunc(depth * contextLength);
+  let at = -1;
+  for (let i = target; i < contextLength && at < 0; i++) if (stream.ids[start + i] === separator) at = i;
+  for (let i = Math.min(target, contextLength - 1); i >= 0 && at < 0; i--) if (stream.ids[start + i] === separator) at = i;
+  if (at < 0) at = contextLength;
+  const prompt: number[] = [];
+  for (let i = 0; i < at; i++) prompt.push(stream.ids[start + i]);
+  const helperPosition = prompt.length;
+  prompt.push(...helper);
+  for (let i = at; i < contextLength; i++) prompt.push(stream.ids[start + i]);
+  prompt.push(...query);
+  return { prompt, answer, helperPosition };
+}

@@ -17,11 +17,13 @@
 #include "cpu/fp8_e4m3.h"
 #include "cuda/attention_kernels.h"
 #include "cuda/cuda_backend.h"
+#include "decode_modes.h"
 #include "engine/attention_plan.h"
 #include "engine/model_weights.h"
 #include "engine/synthetic_model.h"
 #include "kernels/kv_append.h"
 #include "model/half.h"
+#include "small_model.h"
 #include "test_support.h"
 
 namespace tidal::gpu_test {
@@ -247,17 +249,8 @@ void test_append_and_widen(Report& report, int head_dim) {
 }
 
 SyntheticModelSpec fp8_model_spec(const std::string& kind) {
-  SyntheticModelSpec spec;
-  spec.seed = 23;
-  spec.dtype = DType::BF16;
-  spec.vocab_size = 1000;
-  spec.hidden_size = 256;
-  spec.intermediate_size = 688;
-  spec.num_layers = 6;
-  spec.num_heads = 8;
-  spec.num_kv_heads = 2;
+  SyntheticModelSpec spec = small_model_spec(23);
   spec.head_dim = 128;  // Llama-3.1-8B's head size and GQA group (4)
-  spec.max_position_embeddings = 4096;
   spec.rope_theta = 500000.0;
   if (kind == "qwen2-d64") {
     spec.architecture = Architecture::Qwen2;
@@ -266,15 +259,6 @@ SyntheticModelSpec fp8_model_spec(const std::string& kind) {
     spec.num_kv_heads = 1;  // group 8
   }
   return spec;
-}
-
-AttentionPlan plan_of(const ModelConfig& config, AttentionMode mode, int64_t budget, SelectionPolicy policy) {
-  AttentionOptions options;
-  options.mode = mode;
-  options.token_budget = budget;
-  options.selection_policy = policy;
-  options.dense_layers = 2;
-  return make_attention_plan(options, config.num_layers);
 }
 
 std::vector<double> widen_floats(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
@@ -387,7 +371,7 @@ void test_backend(Report& report, const std::string& kind) {
     ByteSource source(gpu_bytes.bytes);
     gpu->load_kv(*loaded, 333, source);
     auto original = gpu_cache->fork(333);
-    const AttentionPlan full = plan_of(model.config, AttentionMode::Full, 64, SelectionPolicy::PerQueryHead);
+    const AttentionPlan full = make_plan(model.config, AttentionMode::Full, 64, SelectionPolicy::PerQueryHead);
     std::vector<float> a(static_cast<size_t>(vocab), NAN), b(static_cast<size_t>(vocab), NAN);
     const int32_t token = 17;
     gpu->forward(*original, &token, 1, &full, LogitsWanted::Last, a.data(), nullptr);
@@ -396,17 +380,8 @@ void test_backend(Report& report, const std::string& kind) {
                  kind + ": saved and loaded FP8 cache continues bit for bit");
   }
 
-  struct Mode {
-    const char* name;
-    AttentionMode mode;
-    SelectionPolicy policy;
-  };
-  const Mode modes[] = {{"full", AttentionMode::Full, SelectionPolicy::PerQueryHead},
-                        {"tidal", AttentionMode::Tidal, SelectionPolicy::PerQueryHead},
-                        {"tidal kv-max", AttentionMode::Tidal, SelectionPolicy::PerKvHeadMax},
-                        {"quest", AttentionMode::Quest, SelectionPolicy::PerQueryHead}};
-  for (const Mode& mode : modes) {
-    const AttentionPlan plan = plan_of(model.config, mode.mode, 96, mode.policy);
+  for (const DecodeMode& mode : kDecodeModes) {
+    const AttentionPlan plan = make_plan(model.config, mode.mode, 96, mode.policy);
     auto c = cpu_cache->fork(333);
     auto g = gpu_cache->fork(333);
     double worst = 0;
@@ -417,9 +392,7 @@ void test_backend(Report& report, const std::string& kind) {
       gpu->forward(*g, &token, 1, &plan, LogitsWanted::Last, b.data(), nullptr);
       worst = std::max(worst, relative_l2(widen_floats(a), widen_floats(b)));
     }
-    const double mode_bound = mode.mode == AttentionMode::Full    ? bound
-                              : mode.mode == AttentionMode::Quest ? 8 * bound
-                                                                  : 2.5 * bound;
+    const double mode_bound = mode.bound_factor * bound;
     report.check(worst < mode_bound, kind + ": FP8 decode logits vs cpu simulation, " + mode.name,
                  format("rel L2 %.2e", worst));
   }
@@ -427,7 +400,7 @@ void test_backend(Report& report, const std::string& kind) {
      // without them has none either): the quest forks above built and freed theirs.
     auto g = gpu_cache->fork(333);
     const size_t before = gpu->kv_bytes_in_use();
-    const AttentionPlan quest = plan_of(model.config, AttentionMode::Quest, 4096, SelectionPolicy::PerQueryHead);
+    const AttentionPlan quest = make_plan(model.config, AttentionMode::Quest, 4096, SelectionPolicy::PerQueryHead);
     auto c = cpu_cache->fork(333);
     std::vector<float> a(static_cast<size_t>(vocab)), b(static_cast<size_t>(vocab), NAN);
     const int32_t token = 5;
@@ -446,7 +419,7 @@ void test_backend(Report& report, const std::string& kind) {
     const KvRanges ranges = {{0, 40}, {140, 193}};
     cpu->compact(*c, ranges);
     gpu->compact(*g, ranges);
-    const AttentionPlan full = plan_of(model.config, AttentionMode::Full, 64, SelectionPolicy::PerQueryHead);
+    const AttentionPlan full = make_plan(model.config, AttentionMode::Full, 64, SelectionPolicy::PerQueryHead);
     std::vector<float> a(static_cast<size_t>(vocab)), b(static_cast<size_t>(vocab), NAN);
     const int32_t token = 9;
     cpu->forward(*c, &token, 1, &full, LogitsWanted::Last, a.data(), nullptr);

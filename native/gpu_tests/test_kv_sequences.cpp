@@ -27,6 +27,7 @@
 #include "engine/kv_file.h"
 #include "engine/model_weights.h"
 #include "engine/synthetic_model.h"
+#include "small_model.h"
 #include "test_support.h"
 #include "tidal/engine.h"
 #include "tidal/error.h"
@@ -64,17 +65,7 @@ Kv read_kv(Backend& backend, const KvCache& cache, const ModelConfig& config) {
 }
 
 SyntheticModelSpec spec_of(const std::string& kind) {
-  SyntheticModelSpec spec;
-  spec.seed = 51;
-  spec.dtype = DType::BF16;
-  spec.vocab_size = 1000;
-  spec.hidden_size = 256;
-  spec.intermediate_size = 688;
-  spec.num_layers = 6;
-  spec.num_heads = 8;
-  spec.num_kv_heads = 2;
-  spec.head_dim = 64;
-  spec.max_position_embeddings = 4096;
+  SyntheticModelSpec spec = small_model_spec(51);
   if (kind == "llama3") {
     spec.llama3_rope_scaling = true;
     spec.rope_theta = 500000.0;

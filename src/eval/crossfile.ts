@@ -15,6 +15,7 @@ export interface CrossFileCase {
   queryText: string; // the last file, up to the call
   answer: string; // the helper's name and `(`
   name: string;
+  what: string; // "<verb> <noun> <form>": what the helper does (distractors do something else)
 }
 
 const SYLLABLES = ['ka', 'zo', 'ri', 'mu', 'te', 'lan', 'vor', 'qui', 'ber', 'ost', 'nix', 'dal', 'pre', 'sul', 'gam', 'tor'];
@@ -52,7 +53,24 @@ export function randomCrossFileCase(rng: Mt19937_64): CrossFileCase {
     `}\n`;
   const queryPath = `src/app/${pick(rng, NOUNS)}Report.ts`;
   const queryText = `export function report(${noun}: readonly number[]): string {\n` + `  // ${verb} the ${noun} into its ${form}\n` + `  const ${form} =`;
-  return { helperPath, helperText, queryPath, queryText, answer: ` ${name}(`, name };
+  return { helperPath, helperText, queryPath, queryText, answer: ` ${name}(`, name, what: `${verb} ${noun} ${form}` };
+}
+
+// `count` other helpers, each with its own name and doing something else (another verb, noun
+// or form), planted with the real one so that the call must match the description, not just
+// pick the one made-up name in the prompt.
+export function crossFileDistractors(rng: Mt19937_64, task: CrossFileCase, count: number): CrossFileCase[] {
+  const out: CrossFileCase[] = [];
+  const names = new Set([task.name]);
+  const whats = new Set([task.what]);
+  while (out.length < count) {
+    const other = randomCrossFileCase(rng);
+    if (names.has(other.name) || whats.has(other.what) || other.helperPath === task.helperPath) continue;
+    names.add(other.name);
+    whats.add(other.what);
+    out.push(other);
+  }
+  return out;
 }
 
 export interface CrossFilePrompt {
@@ -65,6 +83,7 @@ export interface CrossFilePrompt {
  * A prompt of exactly `length` tokens counting the answer: a window of `stream` from a random
  * token, the helper's file inserted at the first file boundary at or after `depth` (0..1) of the
  * window (or the last one before it; the window's end when it has none), then the last file.
+ * Distractors' helper files go to file boundaries at random depths.
  * Throws EvalInputError when the stream is too short.
  */
 export function buildCrossFilePrompt(
@@ -74,29 +93,41 @@ export function buildCrossFilePrompt(
   depth: number,
   task: CrossFileCase,
   rng: Mt19937_64,
+  distractors: readonly CrossFileCase[] = [],
 ): CrossFilePrompt {
   const separator = tokenizer.tokenId('<|file_sep|>');
   if (separator === undefined) throw new EvalInputError('the tokenizer has no <|file_sep|> token, which the eval prompts need');
-  const helper = [separator, ...tokenizer.encode(`${task.helperPath}\n${task.helperText}`)];
+  const fileOf = (c: CrossFileCase) => [separator, ...tokenizer.encode(`${c.helperPath}\n${c.helperText}`)];
+  const planted = [{ depth, ids: fileOf(task), isHelper: true }];
+  for (const d of distractors) planted.push({ depth: uniformBelow(rng, 1000001) / 1e6, ids: fileOf(d), isHelper: false });
   const query = [separator, ...tokenizer.encode(`${task.queryPath}\n${task.queryText}`)];
   const answer = tokenizer.encode(task.answer);
-  const contextLength = length - helper.length - query.length - answer.length;
+  const plantedTokens = planted.reduce((sum, p) => sum + p.ids.length, 0);
+  const contextLength = length - plantedTokens - query.length - answer.length;
   if (contextLength < 1 || contextLength >= stream.ids.length) {
     throw new EvalInputError(
       `a ${length}-token cross-file prompt needs more code than the corpus's ${stream.ids.length} tokens; add folders to --corpus or use shorter --contexts`,
     );
   }
   const start = uniformBelow(rng, stream.ids.length - contextLength);
-  const target = Math.trunc(depth * contextLength);
-  let at = -1;
-  for (let i = target; i < contextLength && at < 0; i++) if (stream.ids[start + i] === separator) at = i;
-  for (let i = Math.min(target, contextLength - 1); i >= 0 && at < 0; i--) if (stream.ids[start + i] === separator) at = i;
-  if (at < 0) at = contextLength;
+  const boundaryAt = (atDepth: number) => {
+    const target = Math.trunc(atDepth * contextLength);
+    for (let i = target; i < contextLength; i++) if (stream.ids[start + i] === separator) return i;
+    for (let i = Math.min(target, contextLength - 1); i >= 0; i--) if (stream.ids[start + i] === separator) return i;
+    return contextLength;
+  };
+  const cuts = planted.map((p, index) => ({ at: boundaryAt(p.depth), index }));
+  cuts.sort((a, b) => a.at - b.at || a.index - b.index);
   const prompt: number[] = [];
-  for (let i = 0; i < at; i++) prompt.push(stream.ids[start + i]);
-  const helperPosition = prompt.length;
-  prompt.push(...helper);
-  for (let i = at; i < contextLength; i++) prompt.push(stream.ids[start + i]);
+  let helperPosition = 0;
+  let previous = 0;
+  for (const { at, index } of cuts) {
+    for (let i = previous; i < at; i++) prompt.push(stream.ids[start + i]);
+    if (planted[index].isHelper) helperPosition = prompt.length;
+    prompt.push(...planted[index].ids);
+    previous = at;
+  }
+  for (let i = previous; i < contextLength; i++) prompt.push(stream.ids[start + i]);
   prompt.push(...query);
   return { prompt, answer, helperPosition };
 }

@@ -13,7 +13,7 @@ import { withWebGpuDevice } from '../webgpu';
 import type { RunArgs } from './evalArgs';
 import { usageError } from './evalArgs';
 import { sampleRandom, uniformBelow } from './mersenneTwister';
-import { buildCrossFilePrompt, randomCrossFileCase } from './crossfile';
+import { buildCrossFilePrompt, crossFileDistractors, randomCrossFileCase } from './crossfile';
 import { buildCodeStream, buildPasskeyPrompt, collectCodeFiles, EvalInputError, randomDistractors, randomNeedle } from './passkey';
 import { formatFixed } from './printfNumber';
 import { EvalResults, serializeResults } from './report';
@@ -150,7 +150,9 @@ export async function runEval(addon: NativeAddon, args: RunArgs, log: (line: str
         for (let d = 0; d < args.depths.length; d++) {
           if (!mine()) continue;
           const rng = sampleRandom(args.seed, context, 0xcf00 + d, trial);
-          const sample = buildCrossFilePrompt(tokenizer, stream, context, args.depths[d], randomCrossFileCase(rng), rng);
+          const task = randomCrossFileCase(rng);
+          const others = crossFileDistractors(rng, task, args.distractors);
+          const sample = buildCrossFilePrompt(tokenizer, stream, context, args.depths[d], task, rng, others);
           const correct = await scorePasskey(engine, sample.prompt, sample.answer, configs);
           keep({
             passkey: [],

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { TextTokenizer } from '../../src/core/tokenizer/tokenizer';
-import { buildCrossFilePrompt, randomCrossFileCase } from '../../src/eval/crossfile';
+import { buildCrossFilePrompt, crossFileDistractors, randomCrossFileCase } from '../../src/eval/crossfile';
 import { sampleRandom } from '../../src/eval/mersenneTwister';
 import { buildCodeStream, CodeFile } from '../../src/eval/passkey';
 import { appendResults, ConfigKey, EvalResults, renderReport, serializeResults } from '../../src/eval/report';
@@ -70,6 +70,27 @@ test('a cross-file prompt: the helper file at a file boundary near the depth, ex
     () => buildCrossFilePrompt(tokenizer, stream, stream.ids.length + 1000, 0.5, randomCrossFileCase(sampleRandom(1, 2, 3, 4)), sampleRandom(1, 2, 3, 4)),
     /needs more code/,
   );
+});
+
+test('distractor helpers: other names doing other things, each planted whole, the prompt still exact', () => {
+  const stream = buildCodeStream(tokenizer, files(60));
+  const separator = tokenizer.tokenId('<|file_sep|>')!;
+  const rng = sampleRandom(5, 3000, 2, 1);
+  const task = randomCrossFileCase(rng);
+  const others = crossFileDistractors(rng, task, 3);
+  assert.equal(others.length, 3);
+  assert.equal(new Set([task, ...others].map((c) => c.name)).size, 4);
+  assert.equal(new Set([task, ...others].map((c) => c.what)).size, 4);
+  const sample = buildCrossFilePrompt(tokenizer, stream, 3000, 0.3, task, rng, others);
+  assert.equal(sample.prompt.length + sample.answer.length, 3000);
+  const text = tokenizer.decode(sample.prompt);
+  for (const c of [task, ...others]) assert.equal(text.split(`${c.helperPath}\n${c.helperText}`).length, 2, c.name);
+  const helper = [separator, ...tokenizer.encode(`${task.helperPath}\n${task.helperText}`)];
+  assert.deepEqual(sample.prompt.slice(sample.helperPosition, sample.helperPosition + helper.length), helper);
+  // The last file's request matches the helper's doc comment only.
+  const request = /\/\/ (\w+) the (\w+) into its (\w+)\n/.exec(text.slice(text.lastIndexOf(task.queryPath)))!;
+  assert.equal(`${request[1]} ${request[2]} ${request[3]}`, task.what);
+  for (const c of others) assert.notEqual(c.what, task.what);
 });
 
 test('cross-file records round-trip through the saved lines and render their own tables', () => {

@@ -6,7 +6,7 @@
 // the helper and opens its call: nothing in the last file says the name, so the model has to
 // find the file that does, depth x context tokens back.
 import { Mt19937_64, uniformBelow } from './mersenneTwister';
-import { CodeStream, EvalInputError, PromptTokenizer } from './passkey';
+import { CodeStream, EvalInputError, PromptTokenizer, SYLLABLES, windowWithPieces } from './passkey';
 
 export interface CrossFileCase {
   helperPath: string; // e.g. `src/kazo/rimuTable.ts`
@@ -18,7 +18,8 @@ export interface CrossFileCase {
   what: string; // "<verb> <noun> <form>": what the helper does (distractors do something else)
 }
 
-const SYLLABLES = ['ka', 'zo', 'ri', 'mu', 'te', 'lan', 'vor', 'qui', 'ber', 'ost', 'nix', 'dal', 'pre', 'sul', 'gam', 'tor'];
+// The first 16 of the passkey names' syllables.
+const NAME_SYLLABLES = SYLLABLES.slice(0, 16);
 const VERBS = ['convert', 'pack', 'encode', 'fold', 'rotate', 'merge', 'scale', 'split'];
 const NOUNS = ['ledger', 'sprocket', 'harbor', 'lantern', 'meadow', 'quiver', 'saddle', 'tundra', 'violet', 'walnut', 'ember', 'falcon'];
 const FORMS = ['checksum', 'summary', 'index', 'signature', 'outline', 'digest'];
@@ -28,7 +29,7 @@ const capitalized = (word: string) => word[0].toUpperCase() + word.slice(1);
 
 function syllableWord(rng: Mt19937_64, count: number): string {
   let word = '';
-  for (let i = 0; i < count; i++) word += pick(rng, SYLLABLES);
+  for (let i = 0; i < count; i++) word += pick(rng, NAME_SYLLABLES);
   return word;
 }
 
@@ -98,8 +99,8 @@ export function buildCrossFilePrompt(
   const separator = tokenizer.tokenId('<|file_sep|>');
   if (separator === undefined) throw new EvalInputError('the tokenizer has no <|file_sep|> token, which the eval prompts need');
   const fileOf = (c: CrossFileCase) => [separator, ...tokenizer.encode(`${c.helperPath}\n${c.helperText}`)];
-  const planted = [{ depth, ids: fileOf(task), isHelper: true }];
-  for (const d of distractors) planted.push({ depth: uniformBelow(rng, 1000001) / 1e6, ids: fileOf(d), isHelper: false });
+  const planted = [{ depth, ids: fileOf(task) }];
+  for (const d of distractors) planted.push({ depth: uniformBelow(rng, 1000001) / 1e6, ids: fileOf(d) });
   const query = [separator, ...tokenizer.encode(`${task.queryPath}\n${task.queryText}`)];
   const answer = tokenizer.encode(task.answer);
   const plantedTokens = planted.reduce((sum, p) => sum + p.ids.length, 0);
@@ -116,18 +117,7 @@ export function buildCrossFilePrompt(
     for (let i = Math.min(target, contextLength - 1); i >= 0; i--) if (stream.ids[start + i] === separator) return i;
     return contextLength;
   };
-  const cuts = planted.map((p, index) => ({ at: boundaryAt(p.depth), index }));
-  cuts.sort((a, b) => a.at - b.at || a.index - b.index);
-  const prompt: number[] = [];
-  let helperPosition = 0;
-  let previous = 0;
-  for (const { at, index } of cuts) {
-    for (let i = previous; i < at; i++) prompt.push(stream.ids[start + i]);
-    if (planted[index].isHelper) helperPosition = prompt.length;
-    prompt.push(...planted[index].ids);
-    previous = at;
-  }
-  for (let i = previous; i < contextLength; i++) prompt.push(stream.ids[start + i]);
-  prompt.push(...query);
-  return { prompt, answer, helperPosition };
+  const pieces = planted.map((p) => ({ at: boundaryAt(p.depth), ids: p.ids }));
+  const { prompt, firstPiecePosition } = windowWithPieces(stream, start, contextLength, pieces, query);
+  return { prompt, answer, helperPosition: firstPiecePosition };
 }

@@ -100,7 +100,7 @@ export interface Needle {
   name: string; // the key's name in capitals, e.g. `KAZO`
 }
 
-const SYLLABLES = [
+export const SYLLABLES = [
   'ka',
   'zo',
   'ri',
@@ -201,21 +201,35 @@ export function buildPasskeyPrompt(
     for (let i = Math.min(target, contextLength); i >= 1; i--) if (stream.lineEnd[start + i - 1]) return i;
     return contextLength;
   };
-  const cuts = planted.map((p, index) => ({ at: insertionPoint(p.depth), index }));
+  const pieces = planted.map((p) => ({ at: insertionPoint(p.depth), ids: p.ids }));
+  const { prompt, firstPiecePosition } = windowWithPieces(stream, start, contextLength, pieces, query);
+  return { prompt, answer, needlePosition: firstPiecePosition };
+}
+
+/**
+ * Tokens [start, start + length) of `stream` with each piece's ids inserted before window offset
+ * `at` (pieces at the same offset in their order), then `tail`; also where the first piece's ids
+ * begin in the prompt.
+ */
+export function windowWithPieces(
+  stream: CodeStream,
+  start: number,
+  length: number,
+  pieces: readonly { at: number; ids: readonly number[] }[],
+  tail: readonly number[],
+): { prompt: number[]; firstPiecePosition: number } {
+  const cuts = pieces.map((p, index) => ({ at: p.at, index }));
   cuts.sort((a, b) => a.at - b.at || a.index - b.index);
   const prompt: number[] = [];
-  const window = (from: number, to: number) => {
-    for (let i = from; i < to; i++) prompt.push(stream.ids[start + i]);
-  };
-  let needlePosition = 0;
+  let firstPiecePosition = 0;
   let previous = 0;
   for (const { at, index } of cuts) {
-    window(previous, at);
-    if (planted[index].isNeedle) needlePosition = prompt.length;
-    prompt.push(...planted[index].ids);
+    for (let i = previous; i < at; i++) prompt.push(stream.ids[start + i]);
+    if (index === 0) firstPiecePosition = prompt.length;
+    prompt.push(...pieces[index].ids);
     previous = at;
   }
-  window(previous, contextLength);
-  prompt.push(...query);
-  return { prompt, answer, needlePosition };
+  for (let i = previous; i < length; i++) prompt.push(stream.ids[start + i]);
+  prompt.push(...tail);
+  return { prompt, firstPiecePosition };
 }

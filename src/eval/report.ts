@@ -129,17 +129,16 @@ function tallyOf<K>(map: Map<K, Tally>, key: K): Tally {
 
 const budgetText = (budget: number) => (budget ? String(budget) : '-');
 
-function renderPasskey(results: EvalResults, trainedLength: number): string {
-  let out = '';
-  const contexts = [...new Set(results.passkey.map((r) => r.context))].sort((a, b) => a - b);
-  const depths = [...new Set(results.passkey.map((r) => r.depth))].sort((a, b) => a - b);
-  const configs = configsOf(results.passkey);
-
-  // byContext[config index] by context, and the full-attention tally by (context, depth).
+// The tallies of retrieval records (passkey, cross-file): every configuration's by context, and
+// full attention's by (context, depth).
+function retrievalTallies(records: readonly PasskeyRecord[]) {
+  const contexts = [...new Set(records.map((r) => r.context))].sort((a, b) => a - b);
+  const depths = [...new Set(records.map((r) => r.depth))].sort((a, b) => a - b);
+  const configs = configsOf([...records]);
   const byContext = configs.map(() => new Map<number, Tally>());
   const fullByDepth = new Map<string, Tally>();
   const cell = (context: number, depth: number) => `${context}|${depth}`;
-  for (const r of results.passkey) {
+  for (const r of records) {
     const t = tallyOf(byContext[configs.findIndex((k) => sameConfig(k, r.config))], r.context);
     t.hits += Number(r.correct);
     t.total++;
@@ -149,26 +148,19 @@ function renderPasskey(results: EvalResults, trainedLength: number): string {
       d.total++;
     }
   }
-  const tally = (c: number, context: number) => byContext[c].get(context) ?? new Tally();
+  return {
+    contexts,
+    depths,
+    configs,
+    tally: (c: number, context: number) => byContext[c].get(context) ?? new Tally(),
+    fullAt: (context: number, depth: number) => fullByDepth.get(cell(context, depth)) ?? new Tally(),
+  };
+}
 
-  out += '### Passkey retrieval, full attention (context x depth)\n\n| context |';
-  for (const d of depths) out += ` depth ${formatFixed(100 * d, 0)}% |`;
-  out += ' mean | samples |\n| ---: |';
-  out += ' ---: |'.repeat(depths.length);
-  out += ' ---: | ---: |\n';
-  for (const context of contexts) {
-    out += `| ${contextName(context)}${context > trainedLength ? ' (beyond training)' : ''} |`;
-    const all = new Tally();
-    for (const d of depths) {
-      const t = fullByDepth.get(cell(context, d)) ?? new Tally();
-      out += ` ${percent(t.hits, t.total)} |`;
-      all.hits += t.hits;
-      all.total += t.total;
-    }
-    out += ` ${percent(all.hits, all.total)} | ${all.total} |\n`;
-  }
-
-  out += '\n### Passkey retrieval by attention configuration (mean over depths and trials)\n\n| mode | selection layers | budget |';
+// A table of every configuration's accuracy by context.
+function configurationTable(title: string, tallies: ReturnType<typeof retrievalTallies>): string {
+  const { contexts, configs, tally } = tallies;
+  let out = `\n### ${title}\n\n| mode | selection layers | budget |`;
   for (const context of contexts) out += ` ${contextName(context)} |`;
   out += '\n| --- | --- | ---: |';
   out += ' ---: |'.repeat(contexts.length);
@@ -181,6 +173,32 @@ function renderPasskey(results: EvalResults, trainedLength: number): string {
     }
     out += '\n';
   });
+  return out;
+}
+
+function renderPasskey(results: EvalResults, trainedLength: number): string {
+  let out = '';
+  const tallies = retrievalTallies(results.passkey);
+  const { contexts, depths, configs, tally, fullAt } = tallies;
+
+  out += '### Passkey retrieval, full attention (context x depth)\n\n| context |';
+  for (const d of depths) out += ` depth ${formatFixed(100 * d, 0)}% |`;
+  out += ' mean | samples |\n| ---: |';
+  out += ' ---: |'.repeat(depths.length);
+  out += ' ---: | ---: |\n';
+  for (const context of contexts) {
+    out += `| ${contextName(context)}${context > trainedLength ? ' (beyond training)' : ''} |`;
+    const all = new Tally();
+    for (const d of depths) {
+      const t = fullAt(context, d);
+      out += ` ${percent(t.hits, t.total)} |`;
+      all.hits += t.hits;
+      all.total += t.total;
+    }
+    out += ` ${percent(all.hits, all.total)} | ${all.total} |\n`;
+  }
+
+  out += configurationTable('Passkey retrieval by attention configuration (mean over depths and trials)', tallies);
 
   // Targets.
   out += '\n### Against the targets\n\n';
@@ -278,36 +296,16 @@ export function renderReport(results: EvalResults, trainedLength: number): strin
 // Markdown: cross-file completion accuracy of every configuration by context, with the
 // samples per cell, and the full-attention accuracy by depth (how far back the helper was).
 function renderCrossFile(records: readonly CrossFileRecord[]): string {
-  const contexts = [...new Set(records.map((r) => r.context))].sort((a, b) => a - b);
-  const depths = [...new Set(records.map((r) => r.depth))].sort((a, b) => a - b);
-  const configs = configsOf([...records]);
-  const byContext = configs.map(() => new Map<number, Tally>());
-  const fullByDepth = new Map<string, Tally>();
-  for (const r of records) {
-    const t = tallyOf(byContext[configs.findIndex((k) => sameConfig(k, r.config))], r.context);
-    t.hits += Number(r.correct);
-    t.total++;
-    if (r.config.mode === 'full') {
-      const d = tallyOf(fullByDepth, `${r.context}|${r.depth}`);
-      d.hits += Number(r.correct);
-      d.total++;
-    }
-  }
+  const tallies = retrievalTallies(records);
+  const { contexts, depths, fullAt } = tallies;
   let out =
     "\n### Cross-file completion, full attention (context x depth of the helper's file)\n\n" +
     `| context | ${depths.map((d) => `depth ${formatFixed(100 * d, 0)}%`).join(' | ')} | samples |\n` +
     `| ---: | ${depths.map(() => '---:').join(' | ')} | ---: |\n`;
   for (const context of contexts) {
-    const cells = depths.map((d) => fullByDepth.get(`${context}|${d}`) ?? new Tally());
+    const cells = depths.map((d) => fullAt(context, d));
     out += `| ${contextName(context)} | ${cells.map((t) => percent(t.hits, t.total)).join(' | ')} | ${cells.reduce((n, t) => n + t.total, 0)} |\n`;
   }
-  out +=
-    '\n### Cross-file completion by attention configuration (mean over depths and trials)\n\n' +
-    `| mode | selection layers | budget | ${contexts.map(contextName).join(' | ')} |\n` +
-    `| --- | --- | ---: | ${contexts.map(() => '---:').join(' | ')} |\n`;
-  configs.forEach((k, c) => {
-    const cells = contexts.map((context) => byContext[c].get(context) ?? new Tally());
-    out += `| ${k.mode} | ${k.selection} | ${budgetText(k.budget)} | ${cells.map((t) => percent(t.hits, t.total)).join(' | ')} |\n`;
-  });
+  out += configurationTable('Cross-file completion by attention configuration (mean over depths and trials)', tallies);
   return out;
 }

@@ -132,6 +132,18 @@ __device__ __forceinline__ float block_sum(float value, float* partial) {
   return block_sum(value, partial, (blockDim.x + kWarpSize - 1) / kWarpSize);
 }
 
+// Maximum of every thread's value over the block (whole warps), returned to every thread; as
+// block_sum, `partial` holds one float per warp and a second call on it needs a barrier first.
+__device__ __forceinline__ float block_max(float value, float* partial) {
+  value = warp_max(value);
+  if (threadIdx.x % kWarpSize == 0) partial[threadIdx.x / kWarpSize] = value;
+  __syncthreads();
+  const int warps = (blockDim.x + kWarpSize - 1) / kWarpSize;
+  float result = partial[0];
+  for (int w = 1; w < warps; ++w) result = fmaxf(result, partial[w]);
+  return result;
+}
+
 // ---- online softmax, base 2 ----------------------------------------------------------------
 // An attention row's state over the keys seen so far, with logits x = q.k * scale * log2(e):
 //   m = max_k x_k,   l = sum_k 2^(x_k - m),   O = sum_k 2^(x_k - m) v_k

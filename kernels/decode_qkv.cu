@@ -59,72 +59,55 @@ __global__ void decode_qkv_kernel(const DecodeQkvLaunch p) {
     value[i + half] = v2;
   }
   const int64_t row = position * p.head_dim;
-  const int64_t offset = int64_t(kv_head) * p.page_head_stride + position / kPageTokens * p.head_dim;
+  const int64_t head_offset = int64_t(kv_head) * p.head_stride;
+  uint8_t* codes = static_cast<uint8_t*>(p.keys) + head_offset;             // FP8 cache
+  __nv_bfloat16* keys = static_cast<__nv_bfloat16*>(p.keys) + head_offset;  // bf16 cache
+  uint32_t* scales = p.scales ? p.scales + int64_t(kv_head) * p.scale_head_stride : nullptr;
   if (p.scales) {
-    // FP8: the row maxima over the block (head_dim / 2 threads, one or more warps), then codes.
     __shared__ float maxima[2][8];
-    float k_max = warp_max(fmaxf(fabsf(y1), fabsf(y2))), v_max = warp_max(fmaxf(fabsf(v1), fabsf(v2)));
-    const int warps = (half + kWarpSize - 1) / kWarpSize;
-    if (i % kWarpSize == 0) {
-      maxima[0][i / kWarpSize] = k_max;
-      maxima[1][i / kWarpSize] = v_max;
-    }
-    __syncthreads();
-    for (int w = 0; w < warps; ++w) {
-      k_max = fmaxf(k_max, maxima[0][w]);
-      v_max = fmaxf(v_max, maxima[1][w]);
-    }
+    const float k_max = block_max(fmaxf(fabsf(y1), fabsf(y2)), maxima[0]);
+    const float v_max = block_max(fmaxf(fabsf(v1), fabsf(v2)), maxima[1]);
     const uint16_t k_bits = fp8_row_scale(k_max), v_bits = fp8_row_scale(v_max);
     const float k_scale = fp8_scale_value(k_bits), v_scale = fp8_scale_value(v_bits);
-    uint8_t* keys = static_cast<uint8_t*>(p.keys) + int64_t(kv_head) * p.head_stride;
-    uint8_t* values = static_cast<uint8_t*>(p.values) + int64_t(kv_head) * p.head_stride;
-    uint32_t* scales = p.scales + int64_t(kv_head) * p.scale_head_stride;
-    keys[row + i] = fp8_encode(y1, k_scale);
-    keys[row + i + half] = fp8_encode(y2, k_scale);
+    uint8_t* values = static_cast<uint8_t*>(p.values) + head_offset;
+    codes[row + i] = fp8_encode(y1, k_scale);
+    codes[row + i + half] = fp8_encode(y2, k_scale);
     values[row + i] = fp8_encode(v1, v_scale);
     values[row + i + half] = fp8_encode(v2, v_scale);
     if (i == 0) scales[position] = uint32_t(k_bits) | (uint32_t(v_bits) << 16);
-    if (!p.key_min) return;
-    __syncthreads();  // this block's row and scale are in the cache before the page reads them back
-    const int64_t page = position / kPageTokens;
-    float lo1 = INFINITY, hi1 = -INFINITY, lo2 = INFINITY, hi2 = -INFINITY;
-    for (int64_t at = page * kPageTokens; at <= position; ++at) {
-      const float scale = key_scale_of(scales[at]);
-      const uint16_t codes = uint16_t(keys[at * p.head_dim + i]) | uint16_t(keys[at * p.head_dim + i + half] << 8);
-      const float2 x = fp8x2_to_float2(codes);
-      const float a = x.x * scale, b = x.y * scale;
-      lo1 = fminf(lo1, a), hi1 = fmaxf(hi1, a), lo2 = fminf(lo2, b), hi2 = fmaxf(hi2, b);
-    }
-    __nv_bfloat16* key_min = reinterpret_cast<__nv_bfloat16*>(p.key_min) + offset;
-    __nv_bfloat16* key_max = reinterpret_cast<__nv_bfloat16*>(p.key_max) + offset;
-    key_min[i] = __float2bfloat16_rd(lo1);
-    key_min[i + half] = __float2bfloat16_rd(lo2);
-    key_max[i] = __float2bfloat16_ru(hi1);
-    key_max[i + half] = __float2bfloat16_ru(hi2);
-    return;
+  } else {
+    __nv_bfloat16* values = static_cast<__nv_bfloat16*>(p.values) + head_offset;
+    keys[row + i] = __float2bfloat16_rn(y1);
+    keys[row + i + half] = __float2bfloat16_rn(y2);
+    values[row + i] = __float2bfloat16_rn(v1);
+    values[row + i + half] = __float2bfloat16_rn(v2);
   }
-  __nv_bfloat16* keys = reinterpret_cast<__nv_bfloat16*>(p.keys) + int64_t(kv_head) * p.head_stride;
-  __nv_bfloat16* values = reinterpret_cast<__nv_bfloat16*>(p.values) + int64_t(kv_head) * p.head_stride;
-  keys[row + i] = __float2bfloat16_rn(y1);
-  keys[row + i + half] = __float2bfloat16_rn(y2);
-  values[row + i] = __float2bfloat16_rn(v1);
-  values[row + i + half] = __float2bfloat16_rn(v2);
   if (!p.key_min) return;
-  __syncthreads();  // this block's key row is in the cache before the page reads it back
+  __syncthreads();  // this block's key row (and scale) is in the cache before the page reads it back
+  // This thread's pair of the key at `at`, as the cache holds it.
+  auto stored = [&](int64_t at) {
+    if (p.scales) {
+      const float scale = key_scale_of(scales[at]);
+      const float2 x =
+          fp8x2_to_float2(uint16_t(codes[at * p.head_dim + i]) | uint16_t(codes[at * p.head_dim + i + half] << 8));
+      return make_float2(x.x * scale, x.y * scale);
+    }
+    return make_float2(__bfloat162float(keys[at * p.head_dim + i]), __bfloat162float(keys[at * p.head_dim + i + half]));
+  };
   const int64_t page = position / kPageTokens;
   float lo1 = INFINITY, hi1 = -INFINITY, lo2 = INFINITY, hi2 = -INFINITY;
   for (int64_t at = page * kPageTokens; at <= position; ++at) {
-    const float a = __bfloat162float(keys[at * p.head_dim + i]);
-    const float b = __bfloat162float(keys[at * p.head_dim + i + half]);
-    lo1 = fminf(lo1, a), hi1 = fmaxf(hi1, a), lo2 = fminf(lo2, b), hi2 = fmaxf(hi2, b);
+    const float2 k = stored(at);
+    lo1 = fminf(lo1, k.x), hi1 = fmaxf(hi1, k.x), lo2 = fminf(lo2, k.y), hi2 = fmaxf(hi2, k.y);
   }
+  const int64_t offset = int64_t(kv_head) * p.page_head_stride + page * p.head_dim;
   __nv_bfloat16* key_min = reinterpret_cast<__nv_bfloat16*>(p.key_min) + offset;
   __nv_bfloat16* key_max = reinterpret_cast<__nv_bfloat16*>(p.key_max) + offset;
-  // Exact: the bounds are key values, already bf16.
-  key_min[i] = __float2bfloat16_rn(lo1);
-  key_min[i + half] = __float2bfloat16_rn(lo2);
-  key_max[i] = __float2bfloat16_rn(hi1);
-  key_max[i + half] = __float2bfloat16_rn(hi2);
+  // Rounded outwards, so they bound the keys: exact for bf16 keys, which are bf16 values already.
+  key_min[i] = __float2bfloat16_rd(lo1);
+  key_min[i + half] = __float2bfloat16_rd(lo2);
+  key_max[i] = __float2bfloat16_ru(hi1);
+  key_max[i + half] = __float2bfloat16_ru(hi2);
 }
 
 }  // namespace

@@ -55,15 +55,8 @@ cudaError_t launch_dequantize_bf16(QuantFormat format, const void* w, int64_t fi
   if (cols <= 0 || cols % quant_block_elements(format) != 0 || first_row < 0) return cudaErrorInvalidValue;
   if ((reinterpret_cast<uintptr_t>(w) | reinterpret_cast<uintptr_t>(out)) % 16 != 0) return cudaErrorMisalignedAddress;
   if (rows <= 0) return cudaSuccess;
-  switch (format) {
-    case QuantFormat::Q8_0:
-      return launch<Q8_0Pieces>(w, first_row, rows, cols, out, stream);
-    case QuantFormat::Q4_K:
-      return launch<Q4_KPieces>(w, first_row, rows, cols, out, stream);
-    case QuantFormat::Q6_K:
-      return launch<Q6_KPieces>(w, first_row, rows, cols, out, stream);
-  }
-  return cudaErrorInvalidValue;
+  return with_quant_pieces(
+      format, [&](auto pieces) { return launch<decltype(pieces)>(w, first_row, rows, cols, out, stream); });
 }
 
 }  // namespace tidal::cuda

@@ -65,15 +65,8 @@ cudaError_t launch_embedding_quant(QuantFormat format, const void* table, const 
   if ((reinterpret_cast<uintptr_t>(table) | reinterpret_cast<uintptr_t>(out)) % 16 != 0)
     return cudaErrorMisalignedAddress;
   if (count <= 0) return cudaSuccess;
-  switch (format) {
-    case QuantFormat::Q8_0:
-      return launch_quant<Q8_0Pieces>(table, tokens, count, hidden, out, stream);
-    case QuantFormat::Q4_K:
-      return launch_quant<Q4_KPieces>(table, tokens, count, hidden, out, stream);
-    case QuantFormat::Q6_K:
-      return launch_quant<Q6_KPieces>(table, tokens, count, hidden, out, stream);
-  }
-  return cudaErrorInvalidValue;
+  return with_quant_pieces(
+      format, [&](auto pieces) { return launch_quant<decltype(pieces)>(table, tokens, count, hidden, out, stream); });
 }
 
 }  // namespace tidal::cuda

@@ -25,7 +25,7 @@ __global__ void kv_append_kernel(const float* qkv, int64_t stride, int heads, in
 }
 
 // One block of 128 threads per (token, KV head); each thread holds up to 2 values of the key
-// and of the value row. The row maxima are block reductions (warp maxima, then shared memory).
+// and of the value row; the row maxima are block reductions.
 constexpr int kFp8Threads = 128;
 
 __global__ void __launch_bounds__(kFp8Threads)
@@ -47,19 +47,8 @@ __global__ void __launch_bounds__(kFp8Threads)
     k_max = fmaxf(k_max, fabsf(kx[j]));
     v_max = fmaxf(v_max, fabsf(vx[j]));
   }
-  k_max = warp_max(k_max);
-  v_max = warp_max(v_max);
-  const int warp = threadIdx.x / kWarpSize;
-  if (threadIdx.x % kWarpSize == 0) {
-    maxima[0][warp] = k_max;
-    maxima[1][warp] = v_max;
-  }
-  __syncthreads();
-#pragma unroll
-  for (int w = 0; w < kFp8Threads / kWarpSize; ++w) {
-    k_max = fmaxf(k_max, maxima[0][w]);
-    v_max = fmaxf(v_max, maxima[1][w]);
-  }
+  k_max = block_max(k_max, maxima[0]);
+  v_max = block_max(v_max, maxima[1]);
   const uint16_t k_bits = fp8_row_scale(k_max), v_bits = fp8_row_scale(v_max);
   const float k_scale = fp8_scale_value(k_bits), v_scale = fp8_scale_value(v_bits);
   const int64_t offset = int64_t(h) * head_stride + (start + t) * head_dim;

@@ -176,4 +176,18 @@ struct Q6_KPieces : QuantBlock<QuantFormat::Q6_K> {
   }
 };
 
+// Calls fn(Pieces{}) with the piece decoder of `format`; cudaErrorInvalidValue for another.
+template <class Fn>
+cudaError_t with_quant_pieces(QuantFormat format, Fn&& fn) {
+  switch (format) {
+    case QuantFormat::Q8_0:
+      return fn(Q8_0Pieces{});
+    case QuantFormat::Q4_K:
+      return fn(Q4_KPieces{});
+    case QuantFormat::Q6_K:
+      return fn(Q6_KPieces{});
+  }
+  return cudaErrorInvalidValue;
+}
+
 }  // namespace tidal::cuda

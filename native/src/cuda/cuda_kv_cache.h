@@ -105,8 +105,8 @@ class CudaKvCache final : public KvCache {
   const KvShape& shape() const { return shape_; }
   cudaStream_t stream() const { return account_->stream; }
   // Layer bases: bf16 elements or FP8 codes (a byte each).
-  void* keys(int64_t layer) const { return keys_.get<char>() + layer * layer_bytes(); }
-  void* values(int64_t layer) const { return values_.get<char>() + layer * layer_bytes(); }
+  void* keys(int64_t layer) const { return keys_.get<char>() + layer * layer_bytes_for(capacity_); }
+  void* values(int64_t layer) const { return values_.get<char>() + layer * layer_bytes_for(capacity_); }
   // FP8 only (null otherwise): [kv_head][capacity] scale pairs of a layer.
   uint32_t* scales(int64_t layer) const {
     return shape_.fp8 ? scales_.get<uint32_t>() + layer * shape_.kv_heads * capacity_ : nullptr;
@@ -141,9 +141,6 @@ class CudaKvCache final : public KvCache {
   }
 
  private:
-  size_t layer_bytes() const {
-    return static_cast<size_t>(shape_.kv_heads * capacity_ * shape_.head_dim) * shape_.element_bytes();
-  }
   int64_t page_capacity() const { return capacity_ / kQuestPageTokens; }
 
   void check_cap(size_t bytes, const std::string& what) const {

@@ -261,8 +261,6 @@ SyntheticModelSpec fp8_model_spec(const std::string& kind) {
   return spec;
 }
 
-std::vector<double> widen_floats(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
-
 // The saved K/V as bytes (file order).
 struct ByteSink final : KvByteSink {
   std::vector<char> bytes;
@@ -305,13 +303,7 @@ void test_backend(Report& report, const std::string& kind) {
 
   auto cpu_cache = cpu->create_kv_cache();
   auto gpu_cache = gpu->create_kv_cache();
-  double prefill_error = 0;
-  for (auto [offset, count] : {std::pair<int64_t, int64_t>{0, 190}, {190, 143}}) {
-    std::vector<float> a(size_t(count * vocab)), b(size_t(count * vocab), NAN);
-    cpu->forward(*cpu_cache, prompt.data() + offset, count, nullptr, LogitsWanted::All, a.data(), nullptr);
-    gpu->forward(*gpu_cache, prompt.data() + offset, count, nullptr, LogitsWanted::All, b.data(), nullptr);
-    prefill_error = std::max(prefill_error, relative_l2(widen_floats(a), widen_floats(b)));
-  }
+  const double prefill_error = prefill_in_two_chunks(*cpu, *gpu, *cpu_cache, *gpu_cache, prompt, vocab);
   report.check(prefill_error < bound, kind + ": FP8 prefill logits vs cpu simulation (2 chunks)",
                format("rel L2 %.2e", prefill_error));
   {
@@ -325,7 +317,7 @@ void test_backend(Report& report, const std::string& kind) {
     auto b = gpu_cache->fork(190);
     gpu->forward(*b, prompt.data() + 190, 143, nullptr, LogitsWanted::All, by_head.data(), nullptr);
     tools->set_fp8_prefill_scratch(0);
-    const double error = relative_l2(widen_floats(whole), widen_floats(by_head));
+    const double error = relative_l2f(whole, by_head);
     report.check(error < 1e-3 && !std::isnan(by_head.back()),
                  kind + ": FP8 prefill one KV head at a time vs all at once", format("rel L2 %.2e", error));
   }
@@ -390,7 +382,7 @@ void test_backend(Report& report, const std::string& kind) {
       std::vector<float> a(static_cast<size_t>(vocab)), b(static_cast<size_t>(vocab), NAN);
       cpu->forward(*c, &token, 1, &plan, LogitsWanted::Last, a.data(), nullptr);
       gpu->forward(*g, &token, 1, &plan, LogitsWanted::Last, b.data(), nullptr);
-      worst = std::max(worst, relative_l2(widen_floats(a), widen_floats(b)));
+      worst = std::max(worst, relative_l2f(a, b));
     }
     const double mode_bound = mode.bound_factor * bound;
     report.check(worst < mode_bound, kind + ": FP8 decode logits vs cpu simulation, " + mode.name,
@@ -407,7 +399,7 @@ void test_backend(Report& report, const std::string& kind) {
     cpu->forward(*c, &token, 1, &quest, LogitsWanted::Last, a.data(), nullptr);
     gpu->forward(*g, &token, 1, &quest, LogitsWanted::Last, b.data(), nullptr);
     const size_t after = gpu->kv_bytes_in_use();
-    const double error = relative_l2(widen_floats(a), widen_floats(b));
+    const double error = relative_l2f(a, b);
     report.check(before == 2 * kv_only && after > before && error < bound,
                  kind + ": Quest bounds built on the first Quest step; full-budget step vs cpu",
                  std::to_string(kv_only) + " bytes a cache, " + std::to_string(after - before) + " more with bounds" +
@@ -424,7 +416,7 @@ void test_backend(Report& report, const std::string& kind) {
     const int32_t token = 9;
     cpu->forward(*c, &token, 1, &full, LogitsWanted::Last, a.data(), nullptr);
     gpu->forward(*g, &token, 1, &full, LogitsWanted::Last, b.data(), nullptr);
-    const double error = relative_l2(widen_floats(a), widen_floats(b));
+    const double error = relative_l2f(a, b);
     report.check(g->length() == 234 && error < bound, kind + ": FP8 cache compacted, then a step vs cpu",
                  format("rel L2 %.2e", error));
   }

@@ -86,11 +86,6 @@ std::vector<int64_t> sources_of(const KvRanges& ranges) {
   return out;
 }
 
-double relative_l2f(const std::vector<float>& ref, const std::vector<float>& got) {
-  if (ref.size() != got.size()) return INFINITY;
-  return relative_l2(std::vector<double>(ref.begin(), ref.end()), std::vector<double>(got.begin(), got.end()));
-}
-
 // Entries of the cache's Quest page bounds (pages holding positions < length) that differ
 // from the element-wise min / max of its keys.
 int64_t page_bound_mismatches(const cuda::CudaKvCache& cache, const Kv& kv) {

@@ -275,11 +275,6 @@ void test_elementwise(Report& report) {
   }
 }
 
-double relative_l2f(const std::vector<float>& ref, const std::vector<float>& got) {
-  if (ref.size() != got.size()) return INFINITY;
-  return relative_l2(widen(ref), widen(got));
-}
-
 SyntheticModelSpec gpu_model_spec(const std::string& kind) {
   SyntheticModelSpec spec = small_model_spec(21);
   if (kind == "llama3") {
@@ -398,14 +393,7 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
 
   auto cpu_cache = cpu->create_kv_cache();
   auto gpu_cache = gpu->create_kv_cache();
-  // Prefill in two chunks (the second attends the cache the first filled), every row's logits.
-  double prefill_error = 0;
-  for (auto [offset, count] : {std::pair<int64_t, int64_t>{0, 190}, {190, 143}}) {
-    std::vector<float> a(size_t(count * vocab)), b(size_t(count * vocab), NAN);
-    cpu->forward(*cpu_cache, prompt.data() + offset, count, nullptr, LogitsWanted::All, a.data(), nullptr);
-    gpu->forward(*gpu_cache, prompt.data() + offset, count, nullptr, LogitsWanted::All, b.data(), nullptr);
-    prefill_error = std::max(prefill_error, relative_l2f(a, b));
-  }
+  const double prefill_error = prefill_in_two_chunks(*cpu, *gpu, *cpu_cache, *gpu_cache, prompt, vocab);
   report.check(prefill_error < bound && gpu_cache->length() == 333, kind + ": prefill logits vs cpu (2 chunks)",
                format("rel L2 %.2e", prefill_error));
 

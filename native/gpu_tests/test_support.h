@@ -109,6 +109,11 @@ inline double relative_l2(const std::vector<double>& ref, const std::vector<doub
   }
   return std::sqrt(diff / std::max(norm, 1e-300));
 }
+// The same of float vectors (logits); infinity when the sizes differ.
+inline double relative_l2f(const std::vector<float>& ref, const std::vector<float>& got) {
+  if (ref.size() != got.size()) return INFINITY;
+  return relative_l2(std::vector<double>(ref.begin(), ref.end()), std::vector<double>(got.begin(), got.end()));
+}
 
 // --quick: only the cases up to a few thousand positions (for compute-sanitizer runs).
 inline bool& quick_mode() {

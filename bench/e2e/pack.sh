@@ -7,18 +7,21 @@
 #   bash bench/e2e/pack.sh --smoke    # then run run_gpu.sh here on the CPU with the tiny model
 #
 # Options: --no-build (use native/build as it is), --node PATH (default: the node on PATH),
-# --smoke. What travels (tracked files, untracked files not ignored, carried folders) must stay
+# --smoke, --eval (pack .carry/eval for tools/train/run_long_gpu.sh instead: Node, the addon and
+# the self-contained dist/tidal-eval.js, without the replay). What travels (tracked files, untracked files not ignored, carried folders) must stay
 # under 64 MiB; the tracked tree alone is about 42 MiB, so the carry has about 20 MiB.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 BUILD=1
 SMOKE=0
+EVAL=0
 NODE_BIN=$(command -v node)
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-build) BUILD=0 ;;
     --smoke) SMOKE=1 ;;
+    --eval) EVAL=1 ;;
     --node) NODE_BIN=$2; shift ;;
     *) echo "pack: unknown option $1" >&2; exit 2 ;;
   esac
@@ -26,6 +29,7 @@ while [ $# -gt 0 ]; do
 done
 
 CARRY=.carry/e2e
+[ "$EVAL" = 1 ] && CARRY=.carry/eval
 mkdir -p "$CARRY"
 if ! git check-ignore -q "$CARRY"; then
   echo "pack: $CARRY is not ignored by git; add the line /.carry/ to .git/info/exclude" >&2
@@ -56,16 +60,22 @@ rm -rf "$CHECK_MODEL"
 strip --strip-unneeded -o "$CARRY/tidal_native.node" "$ADDON"
 xz -9e --x86 --lzma2=preset=9e -f "$CARRY/tidal_native.node"
 
-# The replay, one CommonJS file with its dependencies; @huggingface/jinja goes in as text, as in
-# the extension's bundles (esbuild.mjs), because chat templates render in a worker thread and
-# the GPU machine has no node_modules.
-CARRY="$CARRY" node --input-type=module -e '
-import * as esbuild from "esbuild";
-const jinja = await esbuild.build({ stdin: { contents: "export * from \"@huggingface/jinja\";", resolveDir: process.cwd() },
-  bundle: true, platform: "node", target: "node20", format: "iife", globalName: "tidalJinja", minify: true, write: false, logLevel: "warning" });
-await esbuild.build({ entryPoints: ["bench/e2e/replay.ts"], bundle: true, platform: "node", target: "node20", format: "cjs",
-  outfile: `${process.env.CARRY}/replay.js`, define: { TIDAL_JINJA_BUNDLE: JSON.stringify(jinja.outputFiles[0].text) }, logLevel: "warning" });
-'
+# The eval bundle (dist/tidal-eval.js needs nothing but the addon), or the replay, one CommonJS
+# file with its dependencies; @huggingface/jinja goes in as text, as in the extension's bundles
+# (esbuild.mjs), because chat templates render in a worker thread and the GPU machine has no
+# node_modules.
+if [ "$EVAL" = 1 ]; then
+  node esbuild.mjs > /dev/null
+  xz -9e -c dist/tidal-eval.js > "$CARRY/tidal-eval.js.xz"
+else
+  CARRY="$CARRY" node --input-type=module -e '
+  import * as esbuild from "esbuild";
+  const jinja = await esbuild.build({ stdin: { contents: "export * from \"@huggingface/jinja\";", resolveDir: process.cwd() },
+    bundle: true, platform: "node", target: "node20", format: "iife", globalName: "tidalJinja", minify: true, write: false, logLevel: "warning" });
+  await esbuild.build({ entryPoints: ["bench/e2e/replay.ts"], bundle: true, platform: "node", target: "node20", format: "cjs",
+    outfile: `${process.env.CARRY}/replay.js`, define: { TIDAL_JINJA_BUNDLE: JSON.stringify(jinja.outputFiles[0].text) }, logLevel: "warning" });
+  '
+fi
 
 # Node: made once per binary (it takes a minute), kept while the binary is the same.
 NODE_ID="$("$NODE_BIN" --version) $(sha1sum "$NODE_BIN" | cut -c1-16)"

@@ -6,6 +6,11 @@ Three kinds of rows, each exactly `length` tokens with a per-token loss weight:
              <|fim_prefix|>prefix<|fim_suffix|>suffix<|fim_middle|>middle<|endoftext|>
   retrieval  a long window of real code with a key line planted at a random depth, and at the
              end a code line that asks for it; the answer tokens carry a larger loss weight.
+  crossfile  a long window of real code with a small helper file planted at a file boundary, and
+             at the end a file whose comment says what the helper does and which stops where the
+             call begins; the helper's name and its call are the weighted answer. Its words (verbs,
+             nouns, results) are disjoint from those of `tidal-eval --crossfile-trials`, so the
+             eval measures whether the skill carries over, not recall of its sentences.
 Rows are drawn from train files only; evaluation builds the same rows from held-out files.
 """
 import os
@@ -54,6 +59,84 @@ def random_needle(rng, name=None):
     if shape == 1:
         return Needle(f'    "{name.lower()}": {value},\n', f'print(CONFIG["{name.lower()}"])  # ->', f" {value}\n")
     return Needle(f"#define PASSKEY_{name} {value}\n", f"printf(\"%d\", PASSKEY_{name});  // ->", f" {value}\n")
+
+
+CROSSFILE_VERBS = ["normalize", "compress", "hash", "reverse", "tally", "shuffle", "sort", "trim",
+                   "weigh", "render", "parse", "flatten", "sample", "clamp", "mirror", "stitch"]
+CROSSFILE_NOUNS = ["orchard", "kettle", "glacier", "compass", "anchor", "pebble", "thistle", "marble",
+                   "canyon", "beacon", "cobalt", "juniper", "lagoon", "prism", "raven", "spindle"]
+CROSSFILE_RESULTS = ["total", "key", "label", "vector", "score", "tag", "fingerprint", "profile",
+                     "sketch", "tally"]
+CROSSFILE_LANGUAGES = ["python", "typescript", "javascript", "c"]
+
+
+@dataclass
+class Helper:
+    """One planted helper file and the last file that must call it."""
+    helper_path: str
+    helper_text: str
+    query_path: str
+    query_text: str
+    answer: str
+    name: str
+    what: tuple
+
+
+def _third_person(verb):
+    return verb + ("es" if verb.endswith(("sh", "ch", "s", "x")) else "s")
+
+
+def _syllable_word(rng, count):
+    return "".join(rng.choice(SYLLABLES) for _ in range(count))
+
+
+def random_helper(rng, language=None):
+    """A helper with a made-up name whose doc comment says what it does, in one of a few
+    languages, and the caller's file up to the call. The answer is the name and its call."""
+    language = language or rng.choice(CROSSFILE_LANGUAGES)
+    verb, noun, result = rng.choice(CROSSFILE_VERBS), rng.choice(CROSSFILE_NOUNS), rng.choice(CROSSFILE_RESULTS)
+    if result == verb:
+        result = "total"
+    folder = _syllable_word(rng, 2)
+    first, second = _syllable_word(rng, 2), _syllable_word(rng, rng.randint(1, 2))
+    factor = rng.randint(3, 99)
+    caller = rng.choice(CROSSFILE_NOUNS)
+    phrasing = rng.randrange(3)
+    said = [f"{verb} the {noun} into its {result}", f"{result} of the {noun} ({verb})",
+            f"{_third_person(verb)} a {noun} and gives its {result}"][phrasing]
+    doc = f"{_third_person(verb).capitalize()} a {noun} into its {result}."
+    if language == "python":
+        name = f"{first}_{second}"
+        helper_path = f"{folder}/{name}.py"
+        helper_text = (f"def {name}({noun}):\n    \"\"\"{doc}\"\"\"\n    {result} = {factor}\n"
+                       f"    for value in {noun}:\n        {result} = ({result} * {factor} + value) % 65521\n"
+                       f"    return {result}\n")
+        query_path = f"app/{caller}_report.py"
+        query_text = f"def report({noun}):\n    # {said}\n    {result} ="
+        answer = f" {name}({noun})\n"
+    elif language == "c":
+        name = f"{first}_{second}"
+        helper_path = f"src/{folder}/{name}.c"
+        helper_text = (f"/* {doc} */\nint {name}(const int *{noun}, int count) {{\n  int {result} = {factor};\n"
+                       f"  for (int i = 0; i < count; i++) {result} = ({result} * {factor} + {noun}[i]) % 65521;\n"
+                       f"  return {result};\n}}\n")
+        query_path = f"src/app/{caller}_report.c"
+        query_text = f"int report(const int *{noun}, int count) {{\n  /* {said} */\n  int {result} ="
+        answer = f" {name}({noun}, count);\n"
+    else:
+        name = first + second.capitalize()
+        typed = language == "typescript"
+        extension = "ts" if typed else "js"
+        parameter = f"{noun}: readonly number[]" if typed else noun
+        returns = ": number" if typed else ""
+        helper_path = f"src/{folder}/{name}.{extension}"
+        helper_text = (f"/** {doc} */\nexport function {name}({parameter}){returns} {{\n  let {result} = {factor};\n"
+                       f"  for (const value of {noun}) {result} = ({result} * {factor} + value) % 65521;\n"
+                       f"  return {result};\n}}\n")
+        query_path = f"src/app/{caller}Report.{extension}"
+        query_text = f"export function report({parameter}){': string' if typed else ''} {{\n  // {said}\n  const {result} ="
+        answer = f" {name}({noun});\n"
+    return Helper(helper_path, helper_text, query_path, query_text, answer, name, (verb, noun, result))
 
 
 class Tokens:
@@ -173,6 +256,54 @@ class RowBuilder:
         out += context[previous:].tolist() + query
         return out + answer, len(out)
 
+    # -- cross-file completion --------------------------------------------------------------
+    def crossfile_ids(self, length, depth, helper, distractors=(), rng=None):
+        """A `length`-token row: code context with the helper's file inserted at the file boundary
+        nearest relative `depth`, distractor helpers at random boundaries, then the caller's file
+        and the answer. Returns (ids, answer_start)."""
+        rng = rng or self.rng
+        sep = self.tokens.special[FILE_SEP]
+        def file_ids(path, text):
+            return [sep] + self.tokens.encode(f"{path}\n{text}")
+        planted = [(depth, file_ids(helper.helper_path, helper.helper_text))]
+        planted += [(rng.random(), file_ids(d.helper_path, d.helper_text)) for d in distractors]
+        query = file_ids(helper.query_path, helper.query_text)
+        answer = self.tokens.encode(helper.answer)
+        context_length = length - len(query) - len(answer) - sum(len(p) for _, p in planted)
+        if context_length < length // 2:
+            raise ValueError(f"a {length}-token cross-file row is too short for its planted files")
+        context, _ = self.buffer.window(rng, context_length)
+        boundaries = np.flatnonzero(context == sep)
+        if len(boundaries) == 0:
+            boundaries = np.array([context_length])
+        cuts = []
+        for relative, piece in planted:
+            at = int(boundaries[min(np.searchsorted(boundaries, relative * context_length), len(boundaries) - 1)])
+            cuts.append((at, piece))
+        cuts.sort(key=lambda c: c[0])
+        out, previous = [], 0
+        for at, piece in cuts:
+            out += context[previous:at].tolist() + piece
+            previous = at
+        out += context[previous:].tolist() + query
+        return out + answer, len(out)
+
+    def crossfile_row(self, length):
+        rng = self.rng
+        helper = random_helper(rng)
+        names, whats = {helper.name}, {helper.what}
+        distractors = []
+        for _ in range(rng.randint(0, 4) if length >= 8192 else 0):
+            other = random_helper(rng)
+            if other.name not in names and other.what not in whats:
+                names.add(other.name)
+                whats.add(other.what)
+                distractors.append(other)
+        ids, answer_start = self.crossfile_ids(length, rng.random(), helper, distractors)
+        weights = np.ones(length, np.float32)
+        weights[answer_start:] = ANSWER_WEIGHT
+        return Row(np.array(ids, np.int64), weights, "crossfile")
+
     def retrieval_row(self, length):
         rng = self.rng
         needle = random_needle(rng)
@@ -191,28 +322,34 @@ class RowBuilder:
 
 class Curriculum:
     """Sequence length and stream mix as a function of training progress (0..1). `stages` is a
-    list of (progress_start, length, retrieval_probability); FIM probability is fixed."""
+    list of (progress_start, length, retrieval_probability[, crossfile_probability]); FIM
+    probability is fixed."""
 
     def __init__(self, stages, fim_probability=0.25):
-        self.stages = sorted(stages)
+        self.stages = sorted(tuple(stage) + (0.0,) * (4 - len(stage)) for stage in stages)
         self.fim_probability = fim_probability
+        for _, _, retrieval, crossfile in self.stages:
+            if retrieval + crossfile + fim_probability > 1.0:
+                raise ValueError("a stage's retrieval, cross-file and FIM probabilities add up to more than 1")
 
     def at(self, progress):
         current = self.stages[0]
         for stage in self.stages:
             if progress >= stage[0]:
                 current = stage
-        return current[1], current[2]
+        return current[1], current[2], current[3]
 
 
 def make_batch(builder, curriculum, progress, tokens_per_batch):
-    length, retrieval_probability = curriculum.at(progress)
+    length, retrieval_probability, crossfile_probability = curriculum.at(progress)
     rows = []
     for _ in range(max(1, tokens_per_batch // length)):
         draw = builder.rng.random()
         if draw < retrieval_probability:
             rows.append(builder.retrieval_row(length))
-        elif draw < retrieval_probability + curriculum.fim_probability:
+        elif draw < retrieval_probability + crossfile_probability:
+            rows.append(builder.crossfile_row(length))
+        elif draw < retrieval_probability + crossfile_probability + curriculum.fim_probability:
             rows.append(builder.fim_row(length))
         else:
             rows.append(builder.code_row(length))

@@ -5,6 +5,7 @@ Size budget: model.safetensors in bf16 must stay under 32 MB, i.e. under 16M par
 hidden 512 and 8 query / 2 KV heads of 64, one layer costs 0.66M (attention) + 3*512*inter (MLP);
 the tied 8192 x 512 embedding costs 4.2M. Six layers with intermediate 768 give 15.2M.
 """
+import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 DEFAULT_SHAPE = dict(
@@ -37,6 +38,14 @@ def build_config(vocab_size, eos_token_id, **overrides):
 def build_model(config, attention="sdpa"):
     config._attn_implementation = attention
     return LlamaForCausalLM(config)
+
+
+def load_model(model_dir, max_position_embeddings, attention="sdpa"):
+    """A trained folder's weights in float32 for further training, its config's
+    max_position_embeddings replaced (the RoPE frequencies do not depend on it)."""
+    model = LlamaForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation=attention)
+    model.config.max_position_embeddings = max_position_embeddings
+    return model
 
 
 def count_parameters(model):

@@ -6,6 +6,10 @@ CPU recipe (the first shipped weights; 2 cores, bf16 autocast):
         --corpus-bytes 24000000 --tokens-per-batch 8192 --time-budget 1800 \\
         --log-every 10 --eval-every 50 --stages 0:256:0.15,0.25:512:0.3,0.6:1024:0.35
 
+Long-context continuation (tools/train/run_long_gpu.sh): --init starts from a trained folder's
+weights instead of random ones, and --max-positions sets the exported model's
+max_position_embeddings; stages may add a cross-file probability (data.py).
+
 The tokenizer must already be in --model-dir (train_tokenizer.py). Progress through the
 learning-rate schedule and the length curriculum is measured in steps (--steps) or, with
 --time-budget, in elapsed seconds, so a run always finishes its cosine decay on time.
@@ -30,10 +34,14 @@ from special_tokens import END_OF_TEXT, IM_END  # noqa: E402
 
 
 def parse_stages(text):
+    """"start:length:retrieval[:crossfile],..." -> [(start, length, retrieval, crossfile)]."""
     stages = []
     for part in text.split(","):
-        start, length, retrieval = part.split(":")
-        stages.append((float(start), int(length), float(retrieval)))
+        fields = part.split(":")
+        if len(fields) not in (3, 4):
+            raise ValueError(f"a stage is start:length:retrieval[:crossfile], got '{part}'")
+        crossfile = float(fields[3]) if len(fields) == 4 else 0.0
+        stages.append((float(fields[0]), int(fields[1]), float(fields[2]), crossfile))
     return stages
 
 
@@ -97,6 +105,9 @@ def main():
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--init", default=None, help="a model folder whose weights training starts from")
+    parser.add_argument("--max-positions", type=int, default=None,
+                        help="max_position_embeddings of the exported model (default: the longest stage, at least 16384)")
     parser.add_argument("--checkpoint", default=None, help="where to save optimizer state at the end")
     parser.add_argument("--resume", default=None)
     args = parser.parse_args()
@@ -121,10 +132,21 @@ def main():
           f"{len(held_out_files)} held-out files ({len(held_out.ids) / 1e6:.2f}M tokens), "
           f"prepared in {time.time() - started:.0f}s", flush=True)
 
-    max_length = max(length for _, length, _ in curriculum.stages)
-    config = model_shape.build_config(tokens.tokenizer.get_vocab_size(), tokens.eos,
-                                      max_position_embeddings=max(16384, max_length))
-    model = model_shape.build_model(config).to(device)
+    max_length = max(stage[1] for stage in curriculum.stages)
+    positions = args.max_positions or max(16384, max_length)
+    if positions < max_length:
+        raise SystemExit(f"--max-positions {positions} is shorter than the longest stage ({max_length})")
+    if args.init:
+        model = model_shape.load_model(args.init, positions)
+        if model.config.vocab_size != tokens.tokenizer.get_vocab_size():
+            raise SystemExit(f"--init {args.init} has a vocabulary of {model.config.vocab_size}, the tokenizer "
+                             f"{tokens.tokenizer.get_vocab_size()}")
+        model = model.to(device)
+        print(f"initialised from {args.init}", flush=True)
+    else:
+        config = model_shape.build_config(tokens.tokenizer.get_vocab_size(), tokens.eos,
+                                          max_position_embeddings=positions)
+        model = model_shape.build_model(config).to(device)
     print(f"parameters: {model_shape.count_parameters(model) / 1e6:.2f}M", flush=True)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -143,14 +165,28 @@ def main():
     def autocast():
         return torch.autocast(device, dtype=torch.bfloat16)
 
+    if device == "cuda" and max_length > 16384:
+        # One row of the longest stage first, so a shape that does not fit fails in seconds, not
+        # at the last stage; the time also says what the last stage's steps will cost.
+        probe_started = time.time()
+        probe = torch.randint(0, model.config.vocab_size, (1, max_length), device=device)
+        with autocast():
+            probe_loss = forward(input_ids=probe).logits.float().logsumexp(-1).mean()
+        probe_loss.backward()
+        optimizer.zero_grad(set_to_none=True)
+        torch.cuda.synchronize()
+        print(f"probe: a {max_length}-token row forward and backward in {time.time() - probe_started:.1f}s, "
+              f"peak {torch.cuda.max_memory_allocated() / 1e9:.1f} GB", flush=True)
+        del probe, probe_loss
+
     os.makedirs(os.path.dirname(os.path.abspath(args.log)), exist_ok=True)
     log_file = open(args.log, "a" if args.resume else "w", newline="")
     log = csv.writer(log_file)
     if not args.resume:
         log.writerow(["step", "tokens", "seconds", "seq_len", "lr", "loss", "code_loss", "fim_loss",
-                      "retrieval_loss", "held_out_loss"])
+                      "retrieval_loss", "crossfile_loss", "held_out_loss"])
     train_started = time.time() - elapsed_before
-    kind_losses = {"code": [], "fim": [], "retrieval": []}
+    kind_losses = {"code": [], "fim": [], "retrieval": [], "crossfile": []}
     window_losses = []
     while True:
         elapsed = time.time() - train_started
@@ -182,7 +218,7 @@ def main():
                 return f"{sum(values) / len(values):.4f}" if values else ""
             row = [step, tokens_seen, f"{time.time() - train_started:.1f}", length, f"{lr:.2e}",
                    mean(window_losses), mean(kind_losses["code"]), mean(kind_losses["fim"]),
-                   mean(kind_losses["retrieval"]), f"{held:.4f}" if held != "" else ""]
+                   mean(kind_losses["retrieval"]), mean(kind_losses["crossfile"]), f"{held:.4f}" if held != "" else ""]
             log.writerow(row)
             log_file.flush()
             print(" ".join(str(v) for v in row), flush=True)

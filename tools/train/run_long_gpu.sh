@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Long-context continuation of tidal-code-mini on one GPU, in a single command of under 10
+# minutes: starts from the shipped weights, trains in stages of 16K, 32K, 64K and 128K tokens on
+# real code, FIM, passkey retrieval and cross-file helper calls (data.py), exports a folder with
+# max_position_embeddings 131072, and evaluates it with transformers at 1K-32K (the short
+# contexts it must not lose), then, with .carry/eval packed (bench/e2e/pack.sh --eval), runs
+# tidal-eval on the engine's CUDA backend at 16K-128K. Everything written goes under
+# ${OUT:-out/train-long}: the loss curve, the evaluation tables, and one tar (the model folder,
+# its transformers fixture for test/fixtures/shipped-model, the JSON summaries) cut into pieces
+# under 16 MiB: 7 files, of the 8 that come back from the GPU machine.
+#   bash tools/train/run_long_gpu.sh
+set -euo pipefail
+export PYTHONUNBUFFERED=1
+out="${OUT:-out/train-long}"
+work="${LONG_WORK:-/tmp/tidal-code-long}"
+mkdir -p "$out" "$work"
+rm -rf "$work/model"
+cp -r models/tidal-code-mini "$work/model"
+python3 tools/train/train.py --init models/tidal-code-mini --model-dir "$work/model" --log "$out/loss.csv" \
+    --corpus-bytes 300000000 --tokens-per-batch 131072 --time-budget "${TRAIN_SECONDS:-240}" \
+    --log-every 5 --eval-every 50 --lr "${TRAIN_LR:-6e-4}" --warmup 0.03 --max-positions 131072 \
+    --stages "${TRAIN_STAGES:-0:16384:0.3:0.2,0.3:32768:0.3:0.25,0.55:65536:0.3:0.25,0.8:131072:0.3:0.25}" \
+    --fim-probability 0.2 > "$work/train_log.txt" 2>&1 || { tail -40 "$work/train_log.txt"; exit 1; }
+grep -v "^[0-9]" "$work/train_log.txt"; awk 'NR % 10 == 0' "$out/loss.csv" | tail -30
+python3 tools/train/evaluate.py --model-dir "$work/model" --out "$out/eval.md" \
+    --corpus-bytes 300000000 --fim-examples "${EVAL_FIM:-100}" --trials 10 \
+    --lengths "${EVAL_LENGTHS:-1024,2048,4096,8192,16384,32768}" 2>&1 \
+    | grep -v "max_new_tokens" | tee "$work/eval_log.txt"
+
+# The engine itself on CUDA at 16K-128K, when bench/e2e/pack.sh --eval packed Node, the addon and
+# tidal-eval into .carry/eval: passkey and cross-file completion for full / TidalDecode / Quest,
+# records saved as they finish (a run stopped by its time limit keeps them).
+if [ -f .carry/eval/node.xz ]; then
+  bin="$work/bin"
+  mkdir -p "$bin/native"
+  xz -d -c .carry/eval/node.xz > "$bin/node" && chmod +x "$bin/node"
+  xz -d -c .carry/eval/tidal_native.node.xz > "$bin/native/tidal_native.node"
+  xz -d -c .carry/eval/tidal-eval.js.xz > "$bin/tidal-eval.js"
+  TIDAL_CUBLAS=$(find $(python3 -c 'import site; print(" ".join(site.getsitepackages()))') -name 'libcublas.so*' | sort -r | head -1)
+  export TIDAL_CUBLAS
+  evaluate() {  # evaluate NAME SECONDS ARGS...
+    local name=$1 seconds=$2; shift 2
+    timeout "$seconds" "$bin/node" "$bin/tidal-eval.js" --backend cuda --model "$work/model" --corpus-base . \
+      --depths 0.1,0.5,0.9 --budgets 256,1024,2048 --selection-choices '2,4' --trained-length 131072 \
+      --save "$work/$name.tsv" "$@" > /dev/null 2> "$work/$name.log" || echo "tidal-eval $name: exit $?"
+    cat "$work/$name.log"
+  }
+  evaluate long_a "${EVAL_A_SECONDS:-110}" --contexts 32768,100000 --trials "${EVAL_TRIALS:-6}" \
+    --crossfile-trials "${EVAL_TRIALS:-6}" --perplexity-windows 2 --perplexity-length 32768 --perplexity-scored 128
+  evaluate long_b "${EVAL_B_SECONDS:-110}" --contexts 16384,65536,131072 --trials "${EVAL_TRIALS:-6}" \
+    --crossfile-trials "${EVAL_TRIALS:-6}" --perplexity-windows 0
+  cat "$work/long_a.tsv" "$work/long_b.tsv" > "$out/long.tsv" 2>/dev/null || true
+  "$bin/node" "$bin/tidal-eval.js" --load "$out/long.tsv" --trained-length 131072 --output "$out/long.md" > /dev/null \
+    && cat "$out/long.md"
+fi
+
+# transformers' logits of the new weights, for test/fixtures/shipped-model should they ship.
+python3 tools/fixtures/record_shipped_model.py --model "$work/model" --out "$work/shipped-model" > /dev/null
+mkdir -p "$work/results"
+mv "$out/train_summary.json" "$out/eval.json" "$work/results/" 2>/dev/null || true
+tar -C "$work" -cf "$work/model.tar" model shipped-model results
+split -b 15M -d "$work/model.tar" "$out/model.tar.part"
+sha256sum "$work/model.tar"

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -130,11 +131,21 @@ inline void write_safetensors(const std::string& path, const std::vector<TensorS
 class TempDir {
  public:
   TempDir() {
+#ifdef _WIN32
+    std::random_device random;
+    for (int attempt = 0; attempt < 100 && path_.empty(); ++attempt) {
+      const auto candidate = std::filesystem::temp_directory_path() / ("tidal-test-" + std::to_string(random()));
+      std::error_code error;
+      if (std::filesystem::create_directory(candidate, error)) path_ = candidate.u8string();
+    }
+    if (path_.empty()) throw std::runtime_error("cannot create a folder under the temporary directory");
+#else
     std::string pattern = (std::filesystem::temp_directory_path() / "tidal-test-XXXXXX").string();
     std::vector<char> buffer(pattern.begin(), pattern.end());
     buffer.push_back('\0');
     if (!::mkdtemp(buffer.data())) throw std::runtime_error("mkdtemp failed for " + pattern);
     path_ = buffer.data();
+#endif
   }
   ~TempDir() {
     std::error_code ignored;

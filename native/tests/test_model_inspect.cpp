@@ -301,8 +301,8 @@ TIDAL_TEST(inspect_never_throws_on_corrupt_headers) {
   };
   // Truncations inside the header (every 7th byte) and in the data.
   tidal_test::write_bytes(file, gguf);
-  const tidal::GgufFile parsed = tidal::GgufFile::open(file);
-  const size_t header = parsed.contents().data_offset;
+  // Unmapped again at once: Windows refuses to rewrite a file while it is mapped.
+  const size_t header = tidal::GgufFile::open(file).contents().data_offset;
   for (size_t cut = 0; cut < header; cut += 7) inspect(std::vector<uint8_t>(gguf.begin(), gguf.begin() + cut));
   CHECK_EQ(refused, runs);
   for (int i = 0; i < 40; ++i) {
@@ -360,7 +360,7 @@ TIDAL_TEST(inspect_a_16_gb_file_reads_only_its_header) {
   tidal_test::write_bytes(file, std::vector<uint8_t>(head.begin(), head.begin() + (w.header_end() + 31) / 32 * 32));
   const uint64_t size = (w.header_end() + 31) / 32 * 32 + offset;
   CHECK(size > (uint64_t(16) << 30));
-  CHECK_EQ(::truncate(file.c_str(), off_t(size)), 0);
+  std::filesystem::resize_file(file, size);  // 64-bit everywhere (MinGW's truncate takes a 32-bit long)
   const auto start = std::chrono::steady_clock::now();
   const ModelInspection inspection = tidal::inspect_model(file);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -370,7 +370,9 @@ TIDAL_TEST(inspect_a_16_gb_file_reads_only_its_header) {
   CHECK_EQ(inspection.problems.size(), size_t(1));
   CHECK_PROBLEM(inspection, ModelProblemKind::Mismatch,
                 "tensor 'output.weight' has shape [128000, 4096], expected [1000000, 4096]");
+#ifndef _WIN32
   struct stat info {};
   CHECK_EQ(::stat(file.c_str(), &info), 0);
   CHECK(uint64_t(info.st_blocks) * 512 < (uint64_t(64) << 20));  // sparse: nothing was written
+#endif
 }

@@ -1,15 +1,11 @@
 #include "engine/kv_file.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <thread>
 
+#include "core/platform_io.h"
 #include "tidal/error.h"
 
 namespace tidal {
@@ -35,7 +31,7 @@ uint64_t fnv1a(const void* data, size_t bytes) {
   return hash;
 }
 
-std::string system_error() { return std::strerror(errno); }
+std::string system_error() { return platform::error_text(); }
 
 // ---- header encoding ----
 
@@ -153,8 +149,7 @@ bool layout_of(const KvFileHeader& h, uint64_t header_bytes, Layout& out) {
 void write_all(int fd, const void* data, size_t bytes, const std::string& path) {
   const char* p = static_cast<const char*>(data);
   while (bytes > 0) {
-    const ssize_t n = ::write(fd, p, bytes);
-    if (n < 0 && errno == EINTR) continue;
+    const int64_t n = platform::write(fd, p, bytes);
     if (n <= 0) throw RequestError("cannot write KV file '" + path + "': " + system_error());
     p += n;
     bytes -= static_cast<size_t>(n);
@@ -166,8 +161,7 @@ size_t read_up_to(int fd, void* data, size_t bytes, const std::string& path) {
   char* p = static_cast<char*>(data);
   size_t done = 0;
   while (done < bytes) {
-    const ssize_t n = ::read(fd, p + done, bytes - done);
-    if (n < 0 && errno == EINTR) continue;
+    const int64_t n = platform::read(fd, p + done, bytes - done);
     if (n < 0) throw RequestError("cannot read KV file '" + path + "': " + system_error());
     if (n == 0) break;
     done += static_cast<size_t>(n);
@@ -183,9 +177,7 @@ void read_exactly(int fd, void* data, size_t bytes, const std::string& path, con
 // pread / pwrite of exactly [offset, offset + bytes); the error text, empty on success.
 std::string positioned(int fd, char* data, size_t bytes, uint64_t offset, bool writing) {
   while (bytes > 0) {
-    const ssize_t n = writing ? ::pwrite(fd, data, bytes, static_cast<off_t>(offset))
-                              : ::pread(fd, data, bytes, static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
+    const int64_t n = writing ? platform::pwrite(fd, data, bytes, offset) : platform::pread(fd, data, bytes, offset);
     if (n < 0) return system_error();
     if (n == 0) return "the file ended early";
     data += n;
@@ -193,20 +185,6 @@ std::string positioned(int fd, char* data, size_t bytes, uint64_t offset, bool w
     offset += static_cast<uint64_t>(n);
   }
   return "";
-}
-
-// True when every page of [offset, offset + bytes) of the file is in the page cache (false
-// when that cannot be told).
-bool in_page_cache(int fd, uint64_t offset, size_t bytes) {
-  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-  const uint64_t start = offset / page * page;
-  const size_t length = static_cast<size_t>(offset + bytes - start);
-  void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(start));
-  if (map == MAP_FAILED) return false;
-  std::vector<unsigned char> pages((length + page - 1) / page);
-  const bool known = ::mincore(map, length, pages.data()) == 0;
-  ::munmap(map, length);
-  return known && std::all_of(pages.begin(), pages.end(), [](unsigned char p) { return (p & 1) != 0; });
 }
 
 // Reads of large pieces that are in the page cache run on several threads, in parts of at
@@ -218,7 +196,7 @@ constexpr size_t kMaxParallel = 8;
 
 void transfer(int fd, char* data, size_t bytes, uint64_t offset, bool writing, const std::string& path) {
   size_t parts = 1;
-  if (!writing && bytes >= 2 * kParallelPart && in_page_cache(fd, offset, bytes))
+  if (!writing && bytes >= 2 * kParallelPart && platform::in_page_cache(fd, offset, bytes))
     parts = std::min(kMaxParallel, bytes / kParallelPart);
   std::vector<std::string> errors(parts);
   const size_t part = (bytes / parts + kAlignment - 1) / kAlignment * kAlignment;
@@ -295,7 +273,7 @@ size_t write_kv_file(const std::string& path, const KvFileHeader& header, const 
   std::memcpy(&front[layout.tokens_offset + tokens.size() * 4], logits.data(), logits.size() * 4);
 
   const std::string temporary = path + ".tmp";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = platform::create_write(temporary);
   if (fd < 0) throw RequestError("cannot create KV file '" + temporary + "': " + system_error());
   try {
     write_all(fd, front.data(), front.size(), temporary);
@@ -311,18 +289,17 @@ size_t write_kv_file(const std::string& path, const KvFileHeader& header, const 
     std::memcpy(end + 8, &checksum, 8);
     std::memcpy(end + 16, &layout.kv_bytes, 8);
     transfer(fd, end, sizeof end, layout.kv_offset + layout.kv_bytes, true, temporary);
-    if (::close(fd) != 0) {
-      ::unlink(temporary.c_str());
+    if (platform::close(fd) != 0) {
+      platform::remove_file(temporary);
       throw RequestError("cannot write KV file '" + temporary + "': " + system_error());
     }
   } catch (...) {
-    ::close(fd);
-    ::unlink(temporary.c_str());
+    platform::close(fd);
+    platform::remove_file(temporary);
     throw;
   }
-  if (::rename(temporary.c_str(), path.c_str()) != 0) {
-    const std::string reason = system_error();
-    ::unlink(temporary.c_str());
+  if (const std::string reason = platform::replace_file(temporary, path); !reason.empty()) {
+    platform::remove_file(temporary);
     throw RequestError("cannot rename KV file '" + temporary + "' to '" + path + "': " + reason);
   }
   return static_cast<size_t>(layout.total);
@@ -333,7 +310,7 @@ class KvFileReader::Source final : public KvByteSource {
  public:
   Source(int fd, const std::string& path, uint64_t offset, uint64_t bytes)
       : fd_(fd), path_(path), offset_(offset), left_(bytes) {}
-  ~Source() override { ::close(fd_); }
+  ~Source() override { platform::close(fd_); }
   void read(void* data, size_t bytes) override {
     if (bytes > left_ + (buffered_ - used_))
       throw RequestError("reading past the K/V of KV file '" + path_ + "' (a backend asked for more than saved)");
@@ -381,13 +358,13 @@ class KvFileReader::Source final : public KvByteSource {
 };
 
 KvFileReader::KvFileReader(const std::string& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = platform::open_read(path);
   if (fd < 0) throw RequestError("cannot open KV file '" + path + "': " + system_error());
   try {
-    struct stat info {};
-    if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode))
+    platform::FileStatus info;
+    if (!platform::status(fd, info) || info.kind != platform::FileKind::kRegular)
       throw RequestError("KV file '" + path + "' is not a regular file");
-    const uint64_t file_size = static_cast<uint64_t>(info.st_size);
+    const uint64_t file_size = info.size;
     char prologue[kPrologueBytes];
     if (read_up_to(fd, prologue, kPrologueBytes, path) != kPrologueBytes || std::memcmp(prologue, kMagic, 8) != 0)
       throw RequestError("'" + path + "' is not a Tidal KV file (it does not start with TIDALKV1)");
@@ -427,8 +404,7 @@ KvFileReader::KvFileReader(const std::string& path) : path_(path) {
     std::memcpy(&front[kPrologueBytes], header_bytes.data(), header_size);
     read_exactly(fd, &front[layout.tokens_offset], layout.kv_offset - layout.tokens_offset, path, "tokens");
     char end[kEndBytes];
-    if (::pread(fd, end, kEndBytes, static_cast<off_t>(layout.kv_offset + layout.kv_bytes)) !=
-        static_cast<ssize_t>(kEndBytes))
+    if (platform::pread(fd, end, kEndBytes, layout.kv_offset + layout.kv_bytes) != static_cast<int64_t>(kEndBytes))
       throw RequestError("KV file '" + path + "' is truncated: it ends before its end marker");
     uint64_t checksum = 0, kv_bytes = 0;
     std::memcpy(&checksum, end + 8, 8);
@@ -442,10 +418,10 @@ KvFileReader::KvFileReader(const std::string& path) : path_(path) {
     std::memcpy(tokens_.data(), &front[layout.tokens_offset], tokens_.size() * 4);
     std::memcpy(logits_.data(), &front[layout.tokens_offset + tokens_.size() * 4], logits_.size() * 4);
     kv_bytes_ = layout.kv_bytes;
-    posix_fadvise(fd, static_cast<off_t>(layout.kv_offset), static_cast<off_t>(layout.kv_bytes), POSIX_FADV_SEQUENTIAL);
+    platform::advise_sequential(fd, layout.kv_offset, layout.kv_bytes);
     source_ = std::make_unique<Source>(fd, path, layout.kv_offset, layout.kv_bytes);
   } catch (...) {
-    ::close(fd);
+    platform::close(fd);
     throw;
   }
 }

@@ -1,8 +1,9 @@
 // A whole file mapped read-only into memory. Weights are paged in by the OS on first touch
 // and shared with the page cache, so opening a multi-gigabyte model costs no copies.
 //
-// The mapping assumes the file is not truncated while mapped: reading past a shrunken end
-// raises SIGBUS, which no user-space check can prevent. Model folders are not edited while
+// The mapping assumes the file is not truncated while mapped: on POSIX systems reading past a
+// shrunken end raises SIGBUS, which no user-space check can prevent (Windows refuses to cut a
+// mapped file). Model folders are not edited while
 // loaded in practice; callers validate every offset against size() taken at open time.
 #pragma once
 #include <cstddef>
@@ -31,6 +32,7 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  void* handle_ = nullptr;  // Windows: the file mapping object
 };
 
 }  // namespace tidal

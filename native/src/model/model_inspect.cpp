@@ -1,7 +1,5 @@
 #include "model/model_inspect.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -10,6 +8,7 @@
 #include <memory>
 #include <optional>
 
+#include "core/platform_io.h"
 #include "model/gguf.h"
 #include "model/gguf_model.h"
 #include "model/json.h"
@@ -293,23 +292,23 @@ void inspect_gguf(const std::string& path, ModelInspection& out) {
 ModelInspection inspect_model(const std::string& path) {
   ModelInspection out;
   out.path = path;
-  struct stat info {};
-  if (path.empty() || ::stat(path.c_str(), &info) != 0) {
+  const platform::FileStatus info = platform::status(path);
+  if (info.kind == platform::FileKind::kMissing) {
     add_problem(out, ModelProblemKind::Missing,
                 "model path '" + path +
                     "' does not exist; give a model folder (config.json and *.safetensors) or a .gguf file");
     return out;
   }
-  if (S_ISDIR(info.st_mode)) {
+  if (info.kind == platform::FileKind::kDirectory) {
     inspect_folder(path, out);
     return out;
   }
-  if (!S_ISREG(info.st_mode)) {
+  if (info.kind != platform::FileKind::kRegular) {
     add_problem(out, ModelProblemKind::Unsupported,
                 "'" + path + "' is neither a file nor a folder; give a model folder or a .gguf file");
     return out;
   }
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in = platform::open_input_stream(path);
   if (!in) {
     add_problem(out, ModelProblemKind::Missing, "cannot open '" + path + "': " + std::strerror(errno));
     return out;
@@ -321,7 +320,7 @@ ModelInspection inspect_model(const std::string& path) {
     inspect_gguf(path, out);
     return out;
   }
-  const std::string found = size < 4 ? "it is " + std::to_string(info.st_size) + " bytes, too short for the magic"
+  const std::string found = size < 4 ? "it is " + std::to_string(info.size) + " bytes, too short for the magic"
                                      : "bad magic: " + describe_gguf_magic(head, size);
   add_problem(out, ModelProblemKind::Unsupported,
               "'" + path + "' is not a GGUF file (" + found +

@@ -1,13 +1,11 @@
 #include "model/weight_store.h"
 
-#include <dirent.h>
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <set>
 
+#include "core/platform_io.h"
 #include "model/half.h"
 #include "model/json.h"
 #include "model/mapped_file.h"
@@ -266,10 +264,7 @@ constexpr const char* kSingleFile = "model.safetensors";
 constexpr const char* kIndexFile = "model.safetensors.index.json";
 constexpr size_t kMaxIndexBytes = 64u << 20;
 
-bool path_present(const std::string& path) {
-  struct stat info;
-  return ::lstat(path.c_str(), &info) == 0;  // lstat: a dangling link still counts, and fails loudly on open
-}
+bool path_present(const std::string& path) { return platform::present(path); }
 
 bool ends_with(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -286,19 +281,15 @@ std::string join_names(const std::vector<std::string>& names) {
 // Explains an empty-handed search: what was looked for and which weight-like files exist.
 [[noreturn]] void throw_no_weights(const std::string& dir) {
   std::vector<std::string> safetensors, pickles, gguf, other_frameworks;
-  if (DIR* listing = ::opendir(dir.c_str())) {
-    while (const dirent* entry = ::readdir(listing)) {
-      std::string name = entry->d_name;
-      if (ends_with(name, ".safetensors"))
-        safetensors.push_back(name);
-      else if (ends_with(name, ".bin") || ends_with(name, ".pt") || ends_with(name, ".pth") || ends_with(name, ".ckpt"))
-        pickles.push_back(name);
-      else if (ends_with(name, ".gguf"))
-        gguf.push_back(name);
-      else if (ends_with(name, ".h5") || ends_with(name, ".msgpack"))
-        other_frameworks.push_back(name);
-    }
-    ::closedir(listing);
+  for (const std::string& name : platform::list_folder(dir)) {
+    if (ends_with(name, ".safetensors"))
+      safetensors.push_back(name);
+    else if (ends_with(name, ".bin") || ends_with(name, ".pt") || ends_with(name, ".pth") || ends_with(name, ".ckpt"))
+      pickles.push_back(name);
+    else if (ends_with(name, ".gguf"))
+      gguf.push_back(name);
+    else if (ends_with(name, ".h5") || ends_with(name, ".msgpack"))
+      other_frameworks.push_back(name);
   }
   for (auto* list : {&safetensors, &pickles, &gguf, &other_frameworks}) std::sort(list->begin(), list->end());
 
@@ -358,9 +349,9 @@ WeightStore WeightStore::open_file(const std::string& path) {
 }
 
 WeightStore WeightStore::open(const std::string& model_dir) {
-  struct stat info;
-  if (::stat(model_dir.c_str(), &info) != 0) throw ModelError("model folder '" + model_dir + "' does not exist");
-  if (!S_ISDIR(info.st_mode)) throw ModelError("'" + model_dir + "' is not a folder; give the model folder");
+  const platform::FileStatus info = platform::status(model_dir);
+  if (info.kind == platform::FileKind::kMissing) throw ModelError("model folder '" + model_dir + "' does not exist");
+  if (info.kind != platform::FileKind::kDirectory) throw ModelError("'" + model_dir + "' is not a folder; give the model folder");
 
   const std::string single_path = model_dir + "/" + kSingleFile;
   const std::string index_path = model_dir + "/" + kIndexFile;

@@ -2,23 +2,68 @@
 //   linux-x64   `vsce package --target linux-x64`, with the native engine
 //               (dist/native/tidal_native.node) → dist/tidal-code.vsix, the package the
 //               integration tests install
+//   win32-x64   `vsce package --target win32-x64`, with the Windows engine cross-built by
+//               scripts/build-native-win.mjs (native/build-win32-x64/tidal_native.node, placed
+//               at dist/native/ in the package) and Dawn's win32-x64 runtime for the WebGPU
+//               backend → dist/tidal-code-win32-x64.vsix; packaged from a staging folder, so
+//               dist/ keeps this machine's engine
 //   universal   no target, no native binary → dist/tidal-code-universal.vsix, for every
-//               other platform (win32-x64, darwin-arm64, linux-arm64, ...): the remote backend
+//               other platform (darwin-arm64, win32-arm64, linux-arm64, ...): the remote backend
 // VS Code installs the package of its own platform where there is one, else the universal one.
 // Each package's file list is checked after packaging: the linux-x64 one must hold the addon,
 // the universal one no .node file at all.
-//   node scripts/package-vsix.mjs [linux-x64|universal ...]   (default: both)
+//   node scripts/package-vsix.mjs [linux-x64|win32-x64|universal ...]   (default: linux-x64,
+//   universal, and win32-x64 when its engine is built)
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 const ADDON = 'dist/native/tidal_native.node';
 
+const WINDOWS_ADDON = 'native/build-win32-x64/tidal_native.node';
+
 const PACKAGES = {
   'linux-x64': { out: 'dist/tidal-code.vsix', target: 'linux-x64', native: true },
+  'win32-x64': { out: 'dist/tidal-code-win32-x64.vsix', target: 'win32-x64', native: true, staged: true },
   universal: { out: 'dist/tidal-code-universal.vsix', target: undefined, native: false },
 };
+
+/**
+ * A folder holding what the win32-x64 package carries, laid out as the extension expects: the
+ * bundles and files the .vscodeignore lets through, the Windows addon at dist/native/, and the
+ * webgpu package's loader with its win32-x64 runtime (dawn.node, dxcompiler.dll,
+ * d3dcompiler_47.dll) instead of this machine's.
+ */
+function stageWindows(scratch) {
+  if (!existsSync(WINDOWS_ADDON)) throw new Error(`${WINDOWS_ADDON} is missing: build it with \`node scripts/build-native-win.mjs\` (MinGW-w64)`);
+  const head = readFileSync(WINDOWS_ADDON).subarray(0, 2).toString('latin1');
+  if (head !== 'MZ') throw new Error(`${WINDOWS_ADDON} is not a Windows DLL`);
+  const stage = path.join(scratch, 'win32-x64');
+  for (const file of [
+    'package.json',
+    'README.md',
+    'CHANGELOG.md',
+    'LICENSE',
+    '.vscodeignore',
+    'dist/extension.js',
+    'dist/engine-host.js',
+    'dist/chat-panel.js',
+  ]) {
+    mkdirSync(path.dirname(path.join(stage, file)), { recursive: true });
+    copyFileSync(file, path.join(stage, file));
+  }
+  cpSync('media', path.join(stage, 'media'), { recursive: true });
+  cpSync('models/tidal-code-mini', path.join(stage, 'models/tidal-code-mini'), { recursive: true });
+  mkdirSync(path.join(stage, 'dist/native'), { recursive: true });
+  copyFileSync(WINDOWS_ADDON, path.join(stage, ADDON));
+  const runtime = 'node_modules/webgpu/dist/win32-x64';
+  if (!existsSync(path.join(runtime, 'dawn.node'))) throw new Error(`${runtime}/dawn.node is missing; run \`npm install\``);
+  mkdirSync(path.join(stage, 'dist/node_modules/webgpu/dist/win32-x64'), { recursive: true });
+  for (const file of ['index.js', 'package.json']) copyFileSync(`node_modules/webgpu/${file}`, path.join(stage, 'dist/node_modules/webgpu', file));
+  for (const file of readdirSync(runtime)) copyFileSync(path.join(runtime, file), path.join(stage, 'dist/node_modules/webgpu/dist/win32-x64', file));
+  return stage;
+}
 
 /** The .vscodeignore for a package without the native engine: the same list, the addon and the WebGPU runtime (which the engine drives) left out. */
 function ignoreFileWithoutNative(dir) {
@@ -55,10 +100,12 @@ function packageOne(name, scratch) {
   if (spec.native && !existsSync(ADDON)) {
     throw new Error(`${ADDON} is missing: build the native engine (\`npm run install\`) and bundle (\`node esbuild.mjs --production\`) first`);
   }
-  const args = ['vsce', 'package', '--no-dependencies', '--allow-missing-repository', '--skip-license', '--out', spec.out];
+  const cwd = spec.staged ? stageWindows(scratch) : process.cwd();
+  const vsce = path.resolve('node_modules/.bin/vsce');
+  const args = ['package', '--no-dependencies', '--allow-missing-repository', '--skip-license', '--out', path.resolve(spec.out)];
   if (spec.target) args.push('--target', spec.target);
   if (!spec.native) args.push('--ignoreFile', ignoreFileWithoutNative(scratch));
-  const result = spawnSync('npx', args, { stdio: 'inherit' });
+  const result = spawnSync(vsce, args, { stdio: 'inherit', cwd });
   if (result.status !== 0) throw new Error(`vsce package (${name}) failed (exit ${result.status ?? result.signal})`);
 
   const entries = zipEntryNames(readFileSync(spec.out));
@@ -66,12 +113,18 @@ function packageOne(name, scratch) {
   if (!entries.includes('extension.vsixmanifest')) throw new Error(`${spec.out} has no extension.vsixmanifest`);
   if (spec.native && !nativeFiles.includes(`extension/${ADDON}`)) throw new Error(`${spec.out} lacks extension/${ADDON}`);
   if (!spec.native && nativeFiles.length > 0) throw new Error(`${spec.out} holds native files: ${nativeFiles.join(', ')}`);
+  const dawn = entries.filter((entry) => entry.endsWith('/dawn.node'));
+  if (spec.native && (dawn.length !== 1 || !dawn[0].includes(`/dist/${spec.target}/`))) {
+    throw new Error(`${spec.out} should carry the ${spec.target} WebGPU runtime alone, not ${dawn.join(', ') || 'none'}`);
+  }
   const megabytes = (statSync(spec.out).size / 2 ** 20).toFixed(1);
   console.log(`${spec.out}: ${name}, ${entries.length} files, ${megabytes} MiB, native engine: ${nativeFiles.length > 0 ? nativeFiles.join(', ') : 'none'}`);
 }
 
 const requested = process.argv.slice(2);
-const names = requested.length > 0 ? requested : Object.keys(PACKAGES);
+const names = requested.length > 0 ? requested : ['linux-x64', 'universal', ...(existsSync(WINDOWS_ADDON) ? ['win32-x64'] : [])];
+if (requested.length === 0 && !existsSync(WINDOWS_ADDON))
+  console.log(`package-vsix: no win32-x64 package (${WINDOWS_ADDON} is not built; node scripts/build-native-win.mjs)`);
 for (const name of names) {
   if (!PACKAGES[name]) {
     console.error(`package-vsix: unknown package "${name}"; expected one of ${Object.keys(PACKAGES).join(', ')}`);

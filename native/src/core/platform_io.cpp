@@ -100,7 +100,8 @@ void remember_windows_error() {
   if (message) LocalFree(message);
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ' || text.back() == '.'))
     text.pop_back();
-  last_error = text.empty() ? "Windows error " + std::to_string(code) : text + " (Windows error " + std::to_string(code) + ")";
+  last_error =
+      text.empty() ? "Windows error " + std::to_string(code) : text + " (Windows error " + std::to_string(code) + ")";
 }
 
 FileKind kind_of(unsigned mode) {
@@ -165,9 +166,9 @@ std::vector<std::string> list_folder(const std::string& path) {
 }
 
 int open_read(const std::string& path) {
-  return descriptor_of(CreateFileW(widen(path).c_str(), GENERIC_READ, kShareAll, nullptr, OPEN_EXISTING,
-                                   FILE_ATTRIBUTE_NORMAL, nullptr),
-                       _O_RDONLY);
+  return descriptor_of(
+      CreateFileW(widen(path).c_str(), GENERIC_READ, kShareAll, nullptr, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr),
+      _O_RDONLY);
 }
 
 int create_write(const std::string& path) {

@@ -30,7 +30,7 @@ bool present(const std::string& path);
 // The names in a folder (no "." or ".."); empty when it cannot be listed.
 std::vector<std::string> list_folder(const std::string& path);
 
-int open_read(const std::string& path);   // -1 and errno on failure
+int open_read(const std::string& path);     // -1 and errno on failure
 int create_write(const std::string& path);  // created or truncated, mode 0644 where that applies
 int close(int fd);
 // One read or write of up to `bytes` at the current position (the count done, 0 at the end of

@@ -351,7 +351,8 @@ WeightStore WeightStore::open_file(const std::string& path) {
 WeightStore WeightStore::open(const std::string& model_dir) {
   const platform::FileStatus info = platform::status(model_dir);
   if (info.kind == platform::FileKind::kMissing) throw ModelError("model folder '" + model_dir + "' does not exist");
-  if (info.kind != platform::FileKind::kDirectory) throw ModelError("'" + model_dir + "' is not a folder; give the model folder");
+  if (info.kind != platform::FileKind::kDirectory)
+    throw ModelError("'" + model_dir + "' is not a folder; give the model folder");
 
   const std::string single_path = model_dir + "/" + kSingleFile;
   const std::string index_path = model_dir + "/" + kIndexFile;

@@ -1,0 +1,57 @@
+// Run by scripts/test-windows.mjs twice, with this machine's Node and Linux addon and with
+// Windows' node.exe and the cross-built addon under Wine: for every fixture model on the CPU
+// backend, the logits of a prefill, of a TidalDecode step, and of a full step after a save and
+// load of the sequence's KV file (positioned writes, the replace over an older file, positioned
+// reads), plus the refusal of a missing model path. Prints one JSON object.
+//   node test/windows/addonDigest.cjs ADDON REPOSITORY_ROOT SCRATCH_FOLDER
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+
+const [addonPath, root, scratch] = process.argv.slice(2);
+const addon = require(addonPath);
+
+function sample(logits) {
+  // 16 logits spread over the vocabulary, and the sum of all of them.
+  const picked = [];
+  for (let i = 0; i < 16; i++) picked.push(logits[Math.floor((i * (logits.length - 1)) / 15)]);
+  let sum = 0;
+  for (const value of logits) sum += value;
+  return { picked, sum };
+}
+
+async function main() {
+  const out = { platform: process.platform, backends: addon.compiledBackends(), models: {} };
+  const fixtures = path.join(root, 'test', 'fixtures', 'models');
+  for (const name of fs.readdirSync(fixtures).sort()) {
+    const engine = await addon.loadModel(path.join(fixtures, name), { backend: 'cpu', threads: 2, maxContext: 256 });
+    try {
+      const vocab = engine.modelInfo.vocabSize;
+      const sequence = await engine.createSequence();
+      const tokens = Array.from({ length: 48 }, (_, i) => (i * 7919 + 104729) % vocab);
+      const prefill = await engine.prefill(sequence, tokens);
+      const tidal = await engine.decode(sequence, 5 % vocab, { mode: 'tidal', tokenBudget: 16, selectionLayers: [1] });
+      const file = path.join(scratch, `${name} ünïcode.kv`);
+      fs.writeFileSync(file, 'an older file the save replaces');
+      await engine.saveSequence(sequence, file);
+      const loaded = await engine.loadSequence(file);
+      const full = await engine.decode(loaded, 7 % vocab, { mode: 'full' });
+      fs.rmSync(file);
+      out.models[name] = { prefill: sample(prefill), tidal: sample(tidal), full: sample(full) };
+    } finally {
+      await engine.unload();
+    }
+  }
+  try {
+    await addon.loadModel(path.join(root, 'no-such-model'), { backend: 'cpu' });
+    out.missing = 'loaded';
+  } catch (error) {
+    out.missing = error.message.includes('does not exist') ? 'refused' : error.message;
+  }
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+main().catch((error) => {
+  process.stdout.write(`${JSON.stringify({ error: String(error && error.stack ? error.stack : error) })}\n`);
+  process.exitCode = 1;
+});

@@ -130,6 +130,12 @@ try {
     check('addon runs under Windows', b.platform === 'win32' && !b.error, b.error ?? b.platform);
     check('addon backends', JSON.stringify(b.backends) === JSON.stringify(['webgpu', 'cpu']), JSON.stringify(b.backends));
     check('a missing model is refused', b.missing === 'refused', b.missing);
+    const unicode = JSON.stringify(b.unicodeFolder);
+    check(
+      'a model folder with a non-ASCII path loads, with the same logits',
+      unicode !== undefined && unicode === JSON.stringify(b.models?.['llama3-gqa-f32']?.prefill) && unicode === JSON.stringify(a.unicodeFolder),
+      unicode === undefined ? 'not loaded' : '',
+    );
     const names = Object.keys(a.models);
     check('every fixture model loads', names.length >= 5 && JSON.stringify(Object.keys(b.models ?? {})) === JSON.stringify(names), names.join(', '));
     for (const name of names) {

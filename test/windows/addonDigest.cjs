@@ -2,7 +2,7 @@
 // Windows' node.exe and the cross-built addon under Wine: for every fixture model on the CPU
 // backend, the logits of a prefill, of a TidalDecode step, and of a full step after a save and
 // load of the sequence's KV file (positioned writes, the replace over an older file, positioned
-// reads), plus the refusal of a missing model path. Prints one JSON object.
+// reads); a model loaded from a folder with a non-ASCII path; the refusal of a missing model path. Prints one JSON object.
 //   node test/windows/addonDigest.cjs ADDON REPOSITORY_ROOT SCRATCH_FOLDER
 'use strict';
 const fs = require('node:fs');
@@ -41,6 +41,17 @@ async function main() {
     } finally {
       await engine.unload();
     }
+  }
+  // A model folder whose path is not ASCII (Windows takes UTF-16 paths; the engine gets UTF-8).
+  const unicodeFolder = path.join(scratch, 'modèles ünï 模型', 'llama3');
+  fs.cpSync(path.join(fixtures, 'llama3-gqa-f32'), unicodeFolder, { recursive: true });
+  const engine = await addon.loadModel(unicodeFolder, { backend: 'cpu', threads: 2, maxContext: 256 });
+  try {
+    const vocab = engine.modelInfo.vocabSize;
+    const tokens = Array.from({ length: 48 }, (_, i) => (i * 7919 + 104729) % vocab);
+    out.unicodeFolder = sample(await engine.prefill(await engine.createSequence(), tokens));
+  } finally {
+    await engine.unload();
   }
   try {
     await addon.loadModel(path.join(root, 'no-such-model'), { backend: 'cpu' });

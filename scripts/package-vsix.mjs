@@ -2,18 +2,19 @@
 //   linux-x64   `vsce package --target linux-x64`, with the native engine
 //               (dist/native/tidal_native.node) → dist/tidal-code.vsix, the package the
 //               integration tests install
-//   win32-x64   `vsce package --target win32-x64`, with the Windows engine cross-built by
-//               scripts/build-native-win.mjs (native/build-win32-x64/tidal_native.node, placed
-//               at dist/native/ in the package) and Dawn's win32-x64 runtime for the WebGPU
-//               backend → dist/tidal-code-win32-x64.vsix; packaged from a staging folder, so
-//               dist/ keeps this machine's engine
+//   win32-x64, linux-arm64
+//               `vsce package --target <target>`, with the engine cross-built by
+//               scripts/build-native-cross.mjs (native/build-<target>/tidal_native.node, placed
+//               at dist/native/ in the package) and Dawn's runtime of that platform for the
+//               WebGPU backend → dist/tidal-code-<target>.vsix; packaged from a staging folder,
+//               so dist/ keeps this machine's engine
 //   universal   no target, no native binary → dist/tidal-code-universal.vsix, for every
-//               other platform (darwin-arm64, win32-arm64, linux-arm64, ...): the remote backend
+//               other platform (darwin-arm64, darwin-x64, win32-arm64, ...): the remote backend
 // VS Code installs the package of its own platform where there is one, else the universal one.
 // Each package's file list is checked after packaging: the linux-x64 one must hold the addon,
 // the universal one no .node file at all.
-//   node scripts/package-vsix.mjs [linux-x64|win32-x64|universal ...]   (default: linux-x64,
-//   universal, and win32-x64 when its engine is built)
+//   node scripts/package-vsix.mjs [linux-x64|win32-x64|linux-arm64|universal ...]   (default:
+//   linux-x64, universal, and each cross target whose engine is built)
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -21,25 +22,29 @@ import path from 'node:path';
 
 const ADDON = 'dist/native/tidal_native.node';
 
-const WINDOWS_ADDON = 'native/build-win32-x64/tidal_native.node';
+const crossAddon = (target) => `native/build-${target}/tidal_native.node`;
+const CROSS = ['win32-x64', 'linux-arm64'];
 
 const PACKAGES = {
   'linux-x64': { out: 'dist/tidal-code.vsix', target: 'linux-x64', native: true },
   'win32-x64': { out: 'dist/tidal-code-win32-x64.vsix', target: 'win32-x64', native: true, staged: true },
+  'linux-arm64': { out: 'dist/tidal-code-linux-arm64.vsix', target: 'linux-arm64', native: true, staged: true },
   universal: { out: 'dist/tidal-code-universal.vsix', target: undefined, native: false },
 };
 
 /**
- * A folder holding what the win32-x64 package carries, laid out as the extension expects: the
- * bundles and files the .vscodeignore lets through, the Windows addon at dist/native/, and the
- * webgpu package's loader with its win32-x64 runtime (dawn.node, dxcompiler.dll,
- * d3dcompiler_47.dll) instead of this machine's.
+ * A folder holding what a cross target's package carries, laid out as the extension expects:
+ * the bundles and files the .vscodeignore lets through, that platform's addon at dist/native/,
+ * and the webgpu package's loader with that platform's runtime (dawn.node, and on Windows
+ * dxcompiler.dll and d3dcompiler_47.dll) instead of this machine's.
  */
-function stageWindows(scratch) {
-  if (!existsSync(WINDOWS_ADDON)) throw new Error(`${WINDOWS_ADDON} is missing: build it with \`node scripts/build-native-win.mjs\` (MinGW-w64)`);
-  const head = readFileSync(WINDOWS_ADDON).subarray(0, 2).toString('latin1');
-  if (head !== 'MZ') throw new Error(`${WINDOWS_ADDON} is not a Windows DLL`);
-  const stage = path.join(scratch, 'win32-x64');
+function stageCross(target, scratch) {
+  const addon = crossAddon(target);
+  if (!existsSync(addon)) throw new Error(`${addon} is missing: build it with \`node scripts/build-native-cross.mjs ${target}\``);
+  const head = readFileSync(addon).subarray(0, 4);
+  const format = target.startsWith('win32') ? head.subarray(0, 2).toString('latin1') === 'MZ' : head.toString('latin1') === '\x7fELF';
+  if (!format) throw new Error(`${addon} is not a ${target} library`);
+  const stage = path.join(scratch, target);
   for (const file of [
     'package.json',
     'README.md',
@@ -56,12 +61,12 @@ function stageWindows(scratch) {
   cpSync('media', path.join(stage, 'media'), { recursive: true });
   cpSync('models/tidal-code-mini', path.join(stage, 'models/tidal-code-mini'), { recursive: true });
   mkdirSync(path.join(stage, 'dist/native'), { recursive: true });
-  copyFileSync(WINDOWS_ADDON, path.join(stage, ADDON));
-  const runtime = 'node_modules/webgpu/dist/win32-x64';
+  copyFileSync(addon, path.join(stage, ADDON));
+  const runtime = `node_modules/webgpu/dist/${target}`;
   if (!existsSync(path.join(runtime, 'dawn.node'))) throw new Error(`${runtime}/dawn.node is missing; run \`npm install\``);
-  mkdirSync(path.join(stage, 'dist/node_modules/webgpu/dist/win32-x64'), { recursive: true });
+  mkdirSync(path.join(stage, `dist/node_modules/webgpu/dist/${target}`), { recursive: true });
   for (const file of ['index.js', 'package.json']) copyFileSync(`node_modules/webgpu/${file}`, path.join(stage, 'dist/node_modules/webgpu', file));
-  for (const file of readdirSync(runtime)) copyFileSync(path.join(runtime, file), path.join(stage, 'dist/node_modules/webgpu/dist/win32-x64', file));
+  for (const file of readdirSync(runtime)) copyFileSync(path.join(runtime, file), path.join(stage, `dist/node_modules/webgpu/dist/${target}`, file));
   return stage;
 }
 
@@ -100,7 +105,7 @@ function packageOne(name, scratch) {
   if (spec.native && !existsSync(ADDON)) {
     throw new Error(`${ADDON} is missing: build the native engine (\`npm run install\`) and bundle (\`node esbuild.mjs --production\`) first`);
   }
-  const cwd = spec.staged ? stageWindows(scratch) : process.cwd();
+  const cwd = spec.staged ? stageCross(spec.target, scratch) : process.cwd();
   const vsce = path.resolve('node_modules/.bin/vsce');
   const args = ['package', '--no-dependencies', '--allow-missing-repository', '--skip-license', '--out', path.resolve(spec.out)];
   if (spec.target) args.push('--target', spec.target);

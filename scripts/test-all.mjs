@@ -1,7 +1,7 @@
 // `npm test`: bundles src/ (the unit tests start the built engine host), then every test
 // layer in order — TypeScript type check, the C++/CUDA format check, the lint (layers, see
 // eslint.config.mjs), the TypeScript format check (prettier), the import cycle check, unit tests, the
-// hostile-input suite, native tests (ctest), the Windows x64 engine under Wine, integration tests inside a real VS Code (the
+// hostile-input suite, native tests (ctest), the Windows x64 and Linux Arm engines (Wine, QEMU), integration tests inside a real VS Code (the
 // linux-x64 package, then the universal one without the native engine). Stops
 // at the first failing layer, prints one summary line per layer and a last line with the
 // test counts over all layers.
@@ -17,8 +17,8 @@ const layers = [
   ['unit', 'node', ['scripts/test-unit.mjs']],
   ['adversarial', 'node', ['scripts/test-unit.mjs', 'test/adversarial']],
   ['native', 'ctest', ['--test-dir', 'native/build', '--output-on-failure', '--verbose']],
-  // The Windows x64 engine, cross-built with MinGW-w64, under Wine with node.exe: native tests, the addon against Linux's, the main job.
-  ['windows', 'node', ['scripts/test-windows.mjs']],
+  // The engines for Windows x64 (under Wine) and Linux on Arm (under QEMU), cross-built here: native tests, the addon against this one, the main job.
+  ['cross', 'node', ['scripts/test-cross.mjs']],
   ['integration', 'node', ['test/integration/run.mjs']],
   // The universal package (no native engine) in the same VS Code: activation, the status bar, the remote backend.
   ['integration-no-native', 'node', ['test/integration/run.mjs'], { TIDAL_NATIVE_ENGINE: 'absent' }],

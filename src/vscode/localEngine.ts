@@ -8,7 +8,7 @@ import type { AddonProblemKind } from '../native/addon';
 import type { BackendSetting } from '../core/protocol/protocol';
 
 /** The platforms whose package carries the native engine, as `vsce package --target` names them. */
-export const NATIVE_ENGINE_TARGETS: readonly string[] = ['linux-x64', 'win32-x64'];
+export const NATIVE_ENGINE_TARGETS: readonly string[] = ['linux-x64', 'win32-x64', 'linux-arm64'];
 
 /** The platform as `vsce package --target` names it: `darwin-arm64`, `win32-x64`, `linux-x64`. */
 export function platformName(platform: string, arch: string): string {
@@ -64,7 +64,7 @@ export function localEngineOffer(platform: string, addon: AddonLoadResult): Loca
   let reason: string;
   if (addon.kind === 'unloadable') reason = `The native engine could not be loaded. ${addon.message}`;
   else if (nativePackage) reason = `The native engine is missing from this installation; reinstall the extension (its ${platform} package carries the engine).`;
-  else reason = `The local engine is built for ${NATIVE_ENGINE_TARGETS.join(' and ')} only; this package has no native engine for ${platform}.`;
+  else reason = `The local engine is built for ${NATIVE_ENGINE_TARGETS.join(', ')} only; this package has no native engine for ${platform}.`;
   const tooltip =
     `**Tidal Code** — ${headline}\n\n${reason}\n\n${REMOTE_HOW}\n\n` +
     `[Open the remote server settings](${settingsLink(REMOTE_SETTINGS_QUERY)}) · [Open the backend setting](${settingsLink('tidal.backend')})`;

@@ -20,10 +20,10 @@ const unloadable: AddonLoadResult = {
   message: 'The Tidal native engine at /ext/dist/native/tidal_native.node could not be loaded on linux-x64 (Node 24.1.0): invalid ELF header',
 };
 
-test('platform names are the ones vsce --target uses; the native engine is published for linux-x64 and win32-x64', () => {
+test('platform names are the ones vsce --target uses; the native engine is published for linux-x64, win32-x64 and linux-arm64', () => {
   assert.equal(platformName('darwin', 'arm64'), 'darwin-arm64');
   assert.equal(platformName('win32', 'x64'), 'win32-x64');
-  assert.deepEqual(NATIVE_ENGINE_TARGETS, ['linux-x64', 'win32-x64']);
+  assert.deepEqual(NATIVE_ENGINE_TARGETS, ['linux-x64', 'win32-x64', 'linux-arm64']);
 });
 
 test('with the addon loaded there is a local engine, on any platform', () => {
@@ -32,14 +32,14 @@ test('with the addon loaded there is a local engine, on any platform', () => {
 });
 
 test('another platform without the addon (the universal package): no local engine, and the remote backend offered', () => {
-  for (const platform of ['darwin-arm64', 'darwin-x64', 'win32-arm64', 'linux-arm64']) {
+  for (const platform of ['darwin-arm64', 'darwin-x64', 'win32-arm64', 'linux-armhf']) {
     const offer = localEngineOffer(platform, missing);
     assert.equal(offer.local, false);
     if (offer.local) continue;
     assert.equal(offer.nativePackage, false);
     assert.equal(offer.headline, `no local engine on ${platform}`);
     assert.equal(offer.statusText, `$(circle-slash) Tidal: no local engine on ${platform}`);
-    assert.match(offer.reason, new RegExp(`built for linux-x64 and win32-x64 only; this package has no native engine for ${platform}`));
+    assert.match(offer.reason, new RegExp(`built for linux-x64, win32-x64, linux-arm64 only; this package has no native engine for ${platform}`));
     assert.match(offer.tooltip, /`tidal\.backend` to `remote`/);
     assert.match(offer.tooltip, /command:workbench\.action\.openSettings\?%5B%22tidal\.remote%22%5D/, 'a link to the remote server settings');
     assert.match(offer.tooltip, /command:workbench\.action\.openSettings\?%5B%22tidal\.backend%22%5D/, 'a link to the backend setting');
@@ -49,8 +49,8 @@ test('another platform without the addon (the universal package): no local engin
   }
 });
 
-test('linux-x64 or win32-x64 with the addon missing: this install lost it, reinstalling brings it back', () => {
-  for (const platform of ['linux-x64', 'win32-x64']) {
+test('linux-x64, win32-x64 or linux-arm64 with the addon missing: this install lost it, reinstalling brings it back', () => {
+  for (const platform of ['linux-x64', 'win32-x64', 'linux-arm64']) {
     const offer = localEngineOffer(platform, missing);
     assert.equal(offer.local, false);
     if (offer.local) continue;

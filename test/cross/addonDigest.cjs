@@ -1,9 +1,10 @@
-// Run by scripts/test-windows.mjs twice, with this machine's Node and Linux addon and with
-// Windows' node.exe and the cross-built addon under Wine: for every fixture model on the CPU
-// backend, the logits of a prefill, of a TidalDecode step, and of a full step after a save and
-// load of the sequence's KV file (positioned writes, the replace over an older file, positioned
-// reads); a model loaded from a folder with a non-ASCII path; the refusal of a missing model path. Prints one JSON object.
-//   node test/windows/addonDigest.cjs ADDON REPOSITORY_ROOT SCRATCH_FOLDER
+// Run by scripts/test-cross.mjs with this machine's Node and addon, and with another platform's
+// Node and the addon cross-built for it (Windows under Wine, Arm under QEMU): for every fixture
+// model on the CPU backend, the logits of a prefill, of a TidalDecode step, and of a full step
+// after a save and load of the sequence's KV file (positioned writes, the replace over an older
+// file, positioned reads); a model loaded from a folder with a non-ASCII path; the refusal of a
+// missing model path. Prints one JSON object.
+//   node test/cross/addonDigest.cjs ADDON REPOSITORY_ROOT SCRATCH_FOLDER
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');

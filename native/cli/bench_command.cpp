@@ -175,6 +175,7 @@ int run_bench(Arguments& arguments) {
 
     for (int64_t context : contexts) {
       auto cache = backend->create_kv_cache();
+      cache->prepare_for(context);  // as the engine does before a prefill: one allocation
       bench::fill_cache_random(config, *backend, *cache, context, 99);
       const AttentionPlan tidal_plan = plan_for(AttentionMode::Tidal, attention, config.num_layers);
       // Attention of one layer, by role.
@@ -286,9 +287,10 @@ int run_bench(Arguments& arguments) {
         check(cudaMemGetInfo(&free_bytes, &total_bytes), "reading the device memory");
         const size_t used = total_bytes - free_bytes;
         char memory[320];
-        std::snprintf(memory, sizeof memory, "| %s | %s | %s | %lldK | %.2f | %.2f | %.2f | %.2f | %.1f |",
+        std::snprintf(memory, sizeof memory, "| %s | %s | %s | %lldK | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f |",
                       shape.c_str(), weights.c_str(), kv_cache.c_str(), static_cast<long long>(context / 1000),
                       double(tools->weight_bytes()) / 1e9, double(backend->kv_bytes_in_use()) / 1e9,
+                      double(tools->workspace_bytes() + tools->dequantized_bytes()) / 1e9,
                       double(used - used_before) / 1e9, double(used) / 1e9, times[2]);
         memory_rows.push_back(memory);
         std::fprintf(stderr, "%s\n", memory);
@@ -309,10 +311,13 @@ int run_bench(Arguments& arguments) {
   for (const std::string& row : attention_rows) std::printf("%s\n", row.c_str());
   std::printf(
       "\nGPU memory with the cache at each context, after a 256-token chunk on top of it (the chunk's "
-      "median ms of 3 after a warm-up; engine = device memory in use minus before the model was created; "
+      "median ms of 3 after a warm-up; scratch = the activations of the largest pass so far and the "
+      "dequantisation scratch; engine = device memory in use minus before the model was created; "
       "device = all in use, the CUDA context included)\n\n");
-  std::printf("| shape | weights | KV cache | context | weights GB | KV GB | engine GB | device GB | chunk256 ms |\n");
-  std::printf("|---|---|---|---|---:|---:|---:|---:|---:|\n");
+  std::printf(
+      "| shape | weights | KV cache | context | weights GB | KV GB | scratch GB | engine GB | device GB | chunk256 ms "
+      "|\n");
+  std::printf("|---|---|---|---|---:|---:|---:|---:|---:|---:|\n");
   for (const std::string& row : memory_rows) std::printf("%s\n", row.c_str());
   if (!prefill_rows.empty()) {
     std::printf("\nPrefill (chunked, dense causal attention)\n\n");

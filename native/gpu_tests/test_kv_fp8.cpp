@@ -304,7 +304,12 @@ void test_backend(Report& report, const std::string& kind) {
   auto cpu_cache = cpu->create_kv_cache();
   auto gpu_cache = gpu->create_kv_cache();
   const double prefill_error = prefill_in_two_chunks(*cpu, *gpu, *cpu_cache, *gpu_cache, prompt, vocab);
-  report.check(prefill_error < bound, kind + ": FP8 prefill logits vs cpu simulation (2 chunks)",
+  // The GPU rounds its bf16 K/V to E4M3 where the CPU rounds f32 ones: a value within a bf16 step
+  // of a rounding midpoint (a few percent of them) lands on the other code, one E4M3 step (2^-3 of
+  // it) away, 16x a bf16 step. Measured on an H100: 2.1e-2 and 2.3e-2 where the bf16 cache's
+  // logits differ from the CPU's by ~6e-3; a wrong scale or layout gives ~1.
+  const double prefill_bound = 4e-2;
+  report.check(prefill_error < prefill_bound, kind + ": FP8 prefill logits vs cpu simulation (2 chunks)",
                format("rel L2 %.2e", prefill_error));
   {
     // Prefill attention one KV head at a time (a widening scratch too small for two): the

@@ -383,12 +383,17 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
     auto g2 = gpu->create_kv_cache();
     gpu->forward(*g2, prompt.data(), count, nullptr, LogitsWanted::All, sliced.data(), nullptr);
     tools->set_dequantized_limit(0);
+    // Not bitwise: cuBLAS picks its algorithm (and so its summation order) by the product's
+    // shape, and a slice is another shape. Measured on an H100: 4.5e-3 to 5.4e-3 between the two,
+    // each ~8e-3 from the CPU. A slice at a wrong offset or of wrong rows would be far off.
     const double error = relative_l2f(whole, sliced), cpu_error = relative_l2f(reference, sliced);
+    const double whole_cpu_error = relative_l2f(reference, whole);
     report.check(small_bytes == 10000 && default_bytes > small_bytes && tools->dequantized_bytes() == default_bytes &&
-                     error < 1e-4 && cpu_error < bound,
+                     error < bound && cpu_error < bound && cpu_error < 1.5 * whole_cpu_error + 1e-3,
                  kind + ": prefill through a small dequantisation scratch (many slices) vs whole matrices",
-                 format("rel L2 %.2e", error) + format(", vs cpu %.2e", cpu_error) + ", scratch " +
-                     std::to_string(small_bytes) + " of " + std::to_string(default_bytes) + " bytes");
+                 format("rel L2 %.2e", error) + format(", vs cpu %.2e", cpu_error) +
+                     format(" (whole matrices %.2e)", whole_cpu_error) + ", scratch " + std::to_string(small_bytes) +
+                     " of " + std::to_string(default_bytes) + " bytes");
   }
 
   auto cpu_cache = cpu->create_kv_cache();
@@ -614,9 +619,10 @@ void test_random_quantized(Report& report) {
   gpu->forward(*c2, prompt.data(), int64_t(prompt.size()), nullptr, LogitsWanted::All, whole.data(), nullptr);
   tools->set_dequantized_limit(0);
   const double error = relative_l2f(whole, sliced);
-  // Unsliced: the largest part, the 32768 x 4096 head, at once.
+  // Unsliced: the largest part, the 32768 x 4096 head, at once. Not bitwise (cuBLAS's algorithm
+  // depends on the slice's shape): 2.7e-3 measured on an H100; wrong rows would be far off.
   report.check(
-      bound_bytes == size_t(64) << 20 && whole_bytes == size_t(32768) * 4096 * 2 && error < 1e-4 && finite(sliced),
+      bound_bytes == size_t(64) << 20 && whole_bytes == size_t(32768) * 4096 * 2 && error < 2e-2 && finite(sliced),
       "random q4_k_m at Llama-3.1-8B's widths: 64 MiB scratch, sliced prefill vs whole matrices",
       format("rel L2 %.2e", error) + ", scratch " + std::to_string(bound_bytes) + " / " + std::to_string(whole_bytes) +
           " bytes");

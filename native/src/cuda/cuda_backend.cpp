@@ -545,6 +545,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     weights_.set_dequantized_limit(bytes);
   }
   size_t dequantized_bytes() const override { return weights_.dequantized.bytes(); }
+  size_t workspace_bytes() const override { return ws_.bytes(); }
 
  private:
   int64_t q_size() const { return config_.num_heads * config_.head_dim; }

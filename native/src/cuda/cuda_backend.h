@@ -92,6 +92,10 @@ class CudaBackendTools {
   // smaller); tests lower it so that products run in many slices. 0 restores the default.
   virtual void set_dequantized_limit(size_t bytes) = 0;
   virtual size_t dequantized_bytes() const = 0;
+  // Device bytes of the scratch for the tokens in flight (activations, logits, selection lists,
+  // prefill attention partials, the FP8 widening scratch) as it stands: it grows to the largest
+  // pass seen and is kept.
+  virtual size_t workspace_bytes() const = 0;
 };
 
 }  // namespace tidal

@@ -50,8 +50,8 @@ struct KvShape {
 // Quest key min/max [layer][kv_head][capacity / 16][head_dim] bf16 are built the first time a
 // Quest step asks for them (ensure_pages: 8 KiB a token on an 8B model, as much as FP8 K/V of
 // the same positions take, and TidalDecode and full attention never read them) and are kept up
-// to date from then on. Capacity grows by a quarter at least (copying the valid positions);
-// fork copies.
+// to date from then on. Capacity grows by a quarter (at most kMaxGrowth positions; copying the valid positions), or
+// once to what a prefill or load needs (prepare_for); fork copies.
 class CudaKvCache final : public KvCache {
  public:
   CudaKvCache(std::shared_ptr<KvAccount> account, KvShape shape) : account_(std::move(account)), shape_(shape) {}
@@ -75,18 +75,24 @@ class CudaKvCache final : public KvCache {
   }
   size_t bytes_referenced() const override { return shape_.bytes_for(capacity_, with_pages_); }
 
+  // Positions a prepared cache keeps free after what it was prepared for: a reply decodes into
+  // them without growing (a growth copies every valid position and briefly holds both copies).
+  static constexpr int64_t kDecodeRoom = 2048;
+  // Growth adds a quarter of the capacity, at most this many positions (at 100K positions of an
+  // 8B model a quarter is 1.7 GB of FP8 codes, or 3.3 GB of bf16, that a 16 GB card may lack).
+  static constexpr int64_t kMaxGrowth = 8192;
+
+  void prepare_for(int64_t positions) override {
+    if (positions <= capacity_) return;
+    try {
+      grow_to(positions + kDecodeRoom, positions);
+    } catch (const OutOfMemoryError&) {
+      grow_to(positions, positions);  // without the room when only the exact size fits
+    }
+  }
   void reserve(int64_t positions) {
     if (positions <= capacity_) return;
-    // Grows by a quarter at least (a 100K-token cache of a 7B MHA model is 52 GB: doubling
-    // would ask for twice that).
-    int64_t capacity = std::max<int64_t>({positions, capacity_ + capacity_ / 4, 256});
-    capacity = (capacity + 255) / 256 * 256;
-    check_cap(shape_.bytes_for(capacity, with_pages_), std::to_string(positions) + " positions");
-    CudaKvCache grown(account_, shape_);
-    grown.with_pages_ = with_pages_;
-    grown.allocate(capacity);
-    copy_positions(*this, grown, length_);
-    swap_storage(grown);
+    grow_to(std::max<int64_t>({positions, capacity_ + std::min(capacity_ / 4, kMaxGrowth), 256}), positions);
   }
   void commit(int64_t length) { length_ = length; }
 
@@ -142,6 +148,17 @@ class CudaKvCache final : public KvCache {
 
  private:
   int64_t page_capacity() const { return capacity_ / kQuestPageTokens; }
+
+  // A new allocation of `capacity` (rounded up to 256 positions) holding the valid positions.
+  void grow_to(int64_t capacity, int64_t positions) {
+    capacity = (capacity + 255) / 256 * 256;
+    check_cap(shape_.bytes_for(capacity, with_pages_), std::to_string(positions) + " positions");
+    CudaKvCache grown(account_, shape_);
+    grown.with_pages_ = with_pages_;
+    grown.allocate(capacity);
+    copy_positions(*this, grown, length_);
+    swap_storage(grown);
+  }
 
   void check_cap(size_t bytes, const std::string& what) const {
     const size_t old_bytes = bytes_referenced();

@@ -122,7 +122,7 @@ void save_kv_cache(const CudaKvCache& cache, KvByteSink& sink) {
 
 void load_kv_cache(CudaKvCache& cache, int64_t length, KvByteSource& source) {
   if (cache.length() != 0) throw RequestError("KV cache load into a cache that is not empty");
-  cache.reserve(length);
+  cache.prepare_for(length);  // with room to decode after the loaded positions
   SegmentCursor cursor(segments_of(cache, length));
   const size_t total = cursor.total();
   const cudaStream_t stream = cache.stream();

@@ -23,6 +23,15 @@ struct Workspace {
   // none or one: rows of the vocabulary for every token would be gigabytes at 2048 tokens).
   void prepare(const ModelConfig& config, int64_t count, int64_t positions, const AttentionPlan* plan,
                int64_t logit_rows, cudaStream_t stream);
+  // Device bytes of every buffer above.
+  size_t bytes() const {
+    size_t total = 0;
+    for (const DeviceBuffer* b :
+         {&tokens, &hidden, &normed, &qkv, &q_bf16, &attention_out, &gate_up, &logits, &argmax, &scores, &selected,
+          &bounds, &pages, &quest_positions, &prefill_partials, &prefill_kv})
+      total += b->bytes();
+    return total;
+  }
 };
 
 }  // namespace tidal::cuda

@@ -59,6 +59,10 @@ class KvCache {
   virtual std::unique_ptr<KvCache> fork(int64_t length) const = 0;
   // Bytes of the pages this cache refers to (shared pages counted in every cache).
   virtual size_t bytes_referenced() const = 0;
+  // A hint before a prefill or a load: the cache is about to hold `positions` positions. A cache
+  // that grows by copying into a larger allocation (CUDA) allocates once, with room for a
+  // reply's tokens after them, instead of growing chunk by chunk. Others ignore it.
+  virtual void prepare_for(int64_t positions) { (void)positions; }
 };
 
 // Position ranges (start, count) of a cache, ascending and disjoint (the engine validates them).

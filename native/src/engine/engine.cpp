@@ -130,6 +130,7 @@ void Engine::Impl::run_pending(Sequence& sequence, const std::atomic<bool>* canc
   std::vector<float> last(static_cast<size_t>(vocab()));
   if (all_logits) all_logits->assign(static_cast<size_t>(pending * vocab()), 0.0f);
   try {
+    sequence.cache->prepare_for(start + pending);  // one allocation for the whole prefill (CUDA)
     for (int64_t done = 0; done < pending;) {
       if (cancel && cancel->load())
         throw CancelledError("prefill cancelled after " + std::to_string(done) + " of " + std::to_string(pending) +

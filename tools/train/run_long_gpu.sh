@@ -9,23 +9,39 @@
 # its transformers fixture for test/fixtures/shipped-model, the JSON summaries) cut into pieces
 # under 16 MiB: 7 files, of the 8 that come back from the GPU machine.
 #   bash tools/train/run_long_gpu.sh
+# A second stage on the same (warm) machine continues from the first's folder, longer rows:
+#   LONG_INIT=/tmp/tidal-code-long/model LONG_NAME=model2 TRAIN_SECONDS=270 TRAIN_LR=4e-4 \
+#   TRAIN_STAGES=0:32768:0.4:0.25,0.3:65536:0.4:0.3,0.6:131072:0.4:0.3 bash tools/train/run_long_gpu.sh
+# (bench/train/long/ holds both stages' logs, bench/eval/long_stage*_h100.md their tables.)
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 out="${OUT:-out/train-long}"
 work="${LONG_WORK:-/tmp/tidal-code-long}"
 mkdir -p "$out" "$work"
-rm -rf "$work/model"
-cp -r models/tidal-code-mini "$work/model"
-python3 tools/train/train.py --init models/tidal-code-mini --model-dir "$work/model" --log "$out/loss.csv" \
+init="${LONG_INIT:-models/tidal-code-mini}"
+name="${LONG_NAME:-model}"
+model="$work/$name"
+rm -rf "$model"
+cp -r "$init" "$model"
+python3 tools/train/train.py --init "$init" --model-dir "$model" --log "$out/loss.csv" \
     --corpus-bytes 300000000 --tokens-per-batch 131072 --time-budget "${TRAIN_SECONDS:-240}" \
     --log-every 5 --eval-every 50 --lr "${TRAIN_LR:-6e-4}" --warmup 0.03 --max-positions 131072 \
     --stages "${TRAIN_STAGES:-0:16384:0.3:0.2,0.3:32768:0.3:0.25,0.55:65536:0.3:0.25,0.8:131072:0.3:0.25}" \
     --fim-probability 0.2 > "$work/train_log.txt" 2>&1 || { tail -40 "$work/train_log.txt"; exit 1; }
 grep -v "^[0-9]" "$work/train_log.txt"; awk 'NR % 10 == 0' "$out/loss.csv" | tail -30
-python3 tools/train/evaluate.py --model-dir "$work/model" --out "$out/eval.md" \
+python3 tools/train/evaluate.py --model-dir "$model" --out "$out/eval.md" \
     --corpus-bytes 300000000 --fim-examples "${EVAL_FIM:-100}" --trials 10 \
     --lengths "${EVAL_LENGTHS:-1024,2048,4096,8192,16384,32768}" 2>&1 \
     | grep -v "max_new_tokens" | tee "$work/eval_log.txt"
+
+# transformers' logits of the new weights, for test/fixtures/shipped-model should they ship;
+# the model goes into the tar before the engine's evaluation, so a failure there loses nothing.
+python3 tools/fixtures/record_shipped_model.py --model "$model" --out "$work/shipped-model" > /dev/null
+mkdir -p "$work/results"
+mv "$out/train_summary.json" "$out/eval.json" "$work/results/" 2>/dev/null || true
+tar -C "$work" -cf "$work/model.tar" "$name" shipped-model results
+split -b 15M -d "$work/model.tar" "$out/model.tar.part"
+sha256sum "$work/model.tar"
 
 # The engine itself on CUDA at 16K-128K, when bench/e2e/pack.sh --eval packed Node, the addon and
 # tidal-eval into .carry/eval: passkey and cross-file completion for full / TidalDecode / Quest,
@@ -36,11 +52,12 @@ if [ -f .carry/eval/node.xz ]; then
   xz -d -c .carry/eval/node.xz > "$bin/node" && chmod +x "$bin/node"
   xz -d -c .carry/eval/tidal_native.node.xz > "$bin/native/tidal_native.node"
   xz -d -c .carry/eval/tidal-eval.js.xz > "$bin/tidal-eval.js"
-  TIDAL_CUBLAS=$(find $(python3 -c 'import site; print(" ".join(site.getsitepackages()))') -name 'libcublas.so*' | sort -r | head -1)
-  export TIDAL_CUBLAS
+  # cuBLAS from PyTorch's wheel when it is there (else the engine looks for the system's).
+  cublas=$(find $(python3 -c 'import site; print(" ".join(site.getsitepackages()))') -name 'libcublas.so*' 2>/dev/null | sort -r | head -1 || true)
+  [ -n "$cublas" ] && export TIDAL_CUBLAS="$cublas"
   evaluate() {  # evaluate NAME SECONDS ARGS...
     local name=$1 seconds=$2; shift 2
-    timeout "$seconds" "$bin/node" "$bin/tidal-eval.js" --backend cuda --model "$work/model" --corpus-base . \
+    timeout "$seconds" "$bin/node" "$bin/tidal-eval.js" --backend cuda --model "$model" --corpus-base . \
       --depths 0.1,0.5,0.9 --budgets 256,1024,2048 --selection-choices '2,4' --trained-length 131072 \
       --save "$work/$name.tsv" "$@" > /dev/null 2> "$work/$name.log" || echo "tidal-eval $name: exit $?"
     cat "$work/$name.log"
@@ -53,11 +70,3 @@ if [ -f .carry/eval/node.xz ]; then
   "$bin/node" "$bin/tidal-eval.js" --load "$out/long.tsv" --trained-length 131072 --output "$out/long.md" > /dev/null \
     && cat "$out/long.md"
 fi
-
-# transformers' logits of the new weights, for test/fixtures/shipped-model should they ship.
-python3 tools/fixtures/record_shipped_model.py --model "$work/model" --out "$work/shipped-model" > /dev/null
-mkdir -p "$work/results"
-mv "$out/train_summary.json" "$out/eval.json" "$work/results/" 2>/dev/null || true
-tar -C "$work" -cf "$work/model.tar" model shipped-model results
-split -b 15M -d "$work/model.tar" "$out/model.tar.part"
-sha256sum "$work/model.tar"

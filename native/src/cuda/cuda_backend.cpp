@@ -670,9 +670,12 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   std::vector<const void*> step_bindings(const CudaKvCache& cache) const {
     // The scales and page bounds too: a graph captured before a Quest step built the bounds
     // skipped their update, so it must not be replayed once they exist.
-    return {cache.keys(0),      cache.values(0),         ws_.tokens.get(),      ws_.hidden.get(), ws_.normed.get(),
-            ws_.qkv.get(),      ws_.attention_out.get(), ws_.gate_up.get(),     ws_.logits.get(), ws_.scores.get(),
-            ws_.selected.get(), cache.scales(0),         cache.pages(0).key_min};
+    // Every workspace buffer a step may touch: the activations and logits are reallocated
+    // smaller after a long pass (Workspace::prepare).
+    return {cache.keys(0),      cache.values(0),          ws_.tokens.get(),       ws_.hidden.get(), ws_.normed.get(),
+            ws_.qkv.get(),      ws_.attention_out.get(),  ws_.gate_up.get(),      ws_.logits.get(), ws_.scores.get(),
+            ws_.selected.get(), cache.scales(0),          cache.pages(0).key_min, ws_.q_bf16.get(), ws_.bounds.get(),
+            ws_.pages.get(),    ws_.quest_positions.get()};
   }
 
   void replay_step(const DecoderPass& pass, const DecoderRoute& route) {

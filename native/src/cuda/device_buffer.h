@@ -63,6 +63,18 @@ class DeviceBuffer {
     throw_if_failed(cudaMemsetAsync(bigger.data_, 0xFF, bytes, stream), "poisoning a scratch buffer");
     *this = std::move(bigger);
   }
+  // As ensure(), except that a buffer grown past `keep` bytes by an earlier, larger need is given
+  // back down to `keep` bytes once `bytes` fits in that (contents lost, the new memory poisoned).
+  void fit(size_t bytes, size_t keep, const char* what, cudaStream_t stream) {
+    if (bytes <= keep && bytes_ > keep) {
+      *this = DeviceBuffer();  // freed first, so the smaller one may take its place
+      DeviceBuffer smaller(keep, what);
+      throw_if_failed(cudaMemsetAsync(smaller.data_, 0xFF, keep, stream), "poisoning a scratch buffer");
+      *this = std::move(smaller);
+      return;
+    }
+    ensure(bytes, what, stream);
+  }
 
  private:
   void* data_ = nullptr;

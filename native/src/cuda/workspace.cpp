@@ -14,16 +14,23 @@ constexpr int64_t kScratchPositions = 16384;
 void Workspace::prepare(const ModelConfig& config, int64_t count, int64_t positions, const AttentionPlan* plan,
                         int64_t logit_rows, cudaStream_t stream) {
   const int64_t width = config.hidden_size, inner = config.intermediate_size, heads = config.num_heads;
-  const size_t t = static_cast<size_t>(count);
+  const size_t t = static_cast<size_t>(count), kept = static_cast<size_t>(kKeptTokens);
   const int64_t q_size = config.num_heads * config.head_dim, kv_size = config.num_kv_heads * config.head_dim;
+  // The activations of a long prefill pass (hundreds of MB at 2048 tokens of an 8B model) are
+  // given back once passes are short again; a keystroke's chunk fits in what is kept.
+  const auto activations = [&](DeviceBuffer& buffer, size_t per_token) {
+    buffer.fit(t * per_token, kept * per_token, "activations", stream);
+  };
   tokens.ensure(t * 4, "token ids", stream);
-  hidden.ensure(t * width * 4, "activations", stream);
-  normed.ensure(t * std::max(width, inner) * 2, "activations", stream);
-  qkv.ensure(t * (q_size + 2 * kv_size) * 4, "activations", stream);
-  q_bf16.ensure(t * q_size * 2, "activations", stream);
-  attention_out.ensure(t * q_size * 2, "activations", stream);
-  gate_up.ensure(t * 2 * inner * 4, "activations", stream);
-  logits.ensure(static_cast<size_t>(std::max<int64_t>(logit_rows, 1) * config.vocab_size) * 4, "logits", stream);
+  activations(hidden, width * 4);
+  activations(normed, std::max(width, inner) * 2);
+  activations(qkv, (q_size + 2 * kv_size) * 4);
+  activations(q_bf16, q_size * 2);
+  activations(attention_out, q_size * 2);
+  activations(gate_up, 2 * inner * 4);
+  // Logits of every token (an evaluation's pass) are gigabytes for a large vocabulary: one row kept.
+  const size_t row = static_cast<size_t>(config.vocab_size) * 4;
+  logits.fit(static_cast<size_t>(std::max<int64_t>(logit_rows, 1)) * row, row, "logits", stream);
   argmax.ensure(16, "argmax", stream);
   if (plan) {
     // Sized for the next multiple of kScratchPositions: a decode step is one position longer

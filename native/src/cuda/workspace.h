@@ -1,6 +1,9 @@
 // The CUDA backend's scratch memory for the tokens in flight: activations (fp32 where
 // products write, bf16 where they read), logits, and the selection / Quest lists of a decode
-// step. Buffers only grow, so a captured decode graph stays valid while they keep their address.
+// step. Buffers grow to the largest pass; the activations and logits of a pass longer than
+// kKeptTokens (one logits row) are given back to that size by the next pass that fits in it. A
+// captured decode graph replays only while the buffers it names keep their address
+// (step_bindings in cuda_backend.cpp).
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -11,6 +14,10 @@
 #include "model/model_config.h"
 
 namespace tidal::cuda {
+
+// Tokens of activations a workspace keeps after a longer pass: a keystroke's recompute (256)
+// fits without allocating.
+inline constexpr int64_t kKeptTokens = 256;
 
 struct Workspace {
   DeviceBuffer tokens, hidden, normed, qkv, q_bf16, attention_out, gate_up, logits, argmax;

@@ -1,6 +1,7 @@
 // Where the configured model is and which engine backend runs it: pure functions of the
 // settings, unit-tested without VS Code.
 import { existsSync, statSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 import type { TidalSettings } from './settings';
@@ -20,7 +21,8 @@ export interface ModelLocation {
 export function resolveModelLocation(modelPath: string, embeddedModelDir: string, workspaceRoot?: string): ModelLocation {
   const trimmed = modelPath.trim();
   if (trimmed === '') return { modelDir: embeddedModelDir, embedded: true };
-  const expanded = trimmed.startsWith('~/') ? path.join(process.env.HOME ?? '', trimmed.slice(2)) : trimmed;
+  // ~ is the home folder on every platform (os.homedir(): HOME is unset on Windows), with / or \\ after it.
+  const expanded = /^~([/\\]|$)/.test(trimmed) ? path.join(os.homedir(), trimmed.slice(2)) : trimmed;
   const absolute = path.isAbsolute(expanded) ? expanded : path.resolve(workspaceRoot ?? process.cwd(), expanded);
   if (isGgufPath(absolute)) {
     // A GGUF file carries its weights and tokenizer; a tokenizer.json beside it wins.

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
@@ -19,6 +19,19 @@ test('an empty tidal.modelPath means the embedded model; relative paths resolve 
     assert.deepEqual(resolveModelLocation(path.join(dir, 'm.gguf'), '/e'), { modelDir: path.join(dir, 'm.gguf'), tokenizerDir: dir, embedded: false });
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('~ in tidal.modelPath is the home folder on every platform (HOME is unset on Windows), ~user is not', () => {
+  const home = process.env.HOME;
+  delete process.env.HOME;
+  try {
+    assert.equal(resolveModelLocation('~/models/qwen', '/e', '/ws').modelDir, path.join(homedir(), 'models/qwen'));
+    assert.equal(resolveModelLocation('~\\models', '/e', '/ws').modelDir, path.join(homedir(), 'models'));
+    assert.equal(resolveModelLocation('~', '/e', '/ws').modelDir, homedir());
+    assert.equal(resolveModelLocation('~other/m', '/e', '/ws').modelDir, '/ws/~other/m');
+  } finally {
+    if (home !== undefined) process.env.HOME = home;
   }
 });
 

@@ -179,6 +179,21 @@ class CodeBuffer:
         return self.ids[start:start + length], start
 
 
+def _with_pieces(context, places, planted, tail):
+    """The context's ids with each (relative depth, piece) of `planted` inserted at the first of
+    `places` (ascending indexes into the context) at or after that depth (the last place when
+    none is; the end when there are no places), then `tail`."""
+    if len(places) == 0:
+        places = np.array([len(context)])
+    cuts = sorted(((int(places[min(np.searchsorted(places, relative * len(context)), len(places) - 1)]), piece)
+                   for relative, piece in planted), key=lambda cut: cut[0])
+    out, previous = [], 0
+    for at, piece in cuts:
+        out += context[previous:at].tolist() + piece
+        previous = at
+    return out + context[previous:].tolist() + tail
+
+
 class RowBuilder:
     def __init__(self, tokens, files, seed):
         self.tokens = tokens
@@ -241,19 +256,7 @@ class RowBuilder:
         context_length = length - len(query) - len(answer) - sum(len(p) for _, p in planted)
         context, start = self.buffer.window(rng, context_length)
         line_end = self.buffer.line_end[start:start + context_length]
-        ends = np.flatnonzero(line_end) + 1  # insert after a line break
-        if len(ends) == 0:
-            ends = np.array([context_length])
-        cuts = []
-        for relative, piece in planted:
-            at = int(ends[min(np.searchsorted(ends, relative * context_length), len(ends) - 1)])
-            cuts.append((at, piece))
-        cuts.sort(key=lambda c: c[0])
-        out, previous = [], 0
-        for at, piece in cuts:
-            out += context[previous:at].tolist() + piece
-            previous = at
-        out += context[previous:].tolist() + query
+        out = _with_pieces(context, np.flatnonzero(line_end) + 1, planted, query)  # after a line break
         return out + answer, len(out)
 
     # -- cross-file completion --------------------------------------------------------------
@@ -273,19 +276,7 @@ class RowBuilder:
         if context_length < length // 2:
             raise ValueError(f"a {length}-token cross-file row is too short for its planted files")
         context, _ = self.buffer.window(rng, context_length)
-        boundaries = np.flatnonzero(context == sep)
-        if len(boundaries) == 0:
-            boundaries = np.array([context_length])
-        cuts = []
-        for relative, piece in planted:
-            at = int(boundaries[min(np.searchsorted(boundaries, relative * context_length), len(boundaries) - 1)])
-            cuts.append((at, piece))
-        cuts.sort(key=lambda c: c[0])
-        out, previous = [], 0
-        for at, piece in cuts:
-            out += context[previous:at].tolist() + piece
-            previous = at
-        out += context[previous:].tolist() + query
+        out = _with_pieces(context, np.flatnonzero(context == sep), planted, query)  # before a file
         return out + answer, len(out)
 
     def crossfile_row(self, length):

@@ -122,12 +122,17 @@ function compareDigests(target, here, there) {
     // compilers' rounding may differ.
     check(`${target}: ${name} logits match linux-x64`, worst < 1e-4, `worst relative difference ${worst.toExponential(2)}`);
   }
-  const unicode = JSON.stringify(there.unicodeFolder);
-  check(
-    `${target}: a model folder under a non-ASCII path loads, with the same logits`,
-    unicode !== undefined && unicode === JSON.stringify(there.models?.['llama3-gqa-f32']?.prefill),
-    unicode === undefined ? 'not loaded' : '',
-  );
+  for (const [key, what] of [
+    ['unicodeFolder', 'a non-ASCII path'],
+    ['longFolder', `a path of ${there.longFolderLength} characters (past MAX_PATH)`],
+  ]) {
+    const loaded = JSON.stringify(there[key]);
+    check(
+      `${target}: a model folder under ${what} loads, with the same logits`,
+      loaded !== undefined && loaded === JSON.stringify(there.models?.['llama3-gqa-f32']?.prefill),
+      loaded === undefined ? 'not loaded' : '',
+    );
+  }
 }
 
 function testTarget(target, here) {

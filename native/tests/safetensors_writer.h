@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 #include <stdexcept>
@@ -109,12 +110,13 @@ inline std::vector<uint8_t> safetensors_bytes(const std::vector<TensorSpec>& ten
   return raw_safetensors_bytes(header, data);
 }
 
+// `path` is UTF-8 (on Windows too: the stream opens its UTF-16 form).
 inline void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-  FILE* f = std::fopen(path.c_str(), "wb");
+  std::ofstream f(std::filesystem::u8path(path), std::ios::binary | std::ios::trunc);
   if (!f) throw std::runtime_error("cannot create " + path);
-  size_t written = bytes.empty() ? 0 : std::fwrite(bytes.data(), 1, bytes.size(), f);
-  std::fclose(f);
-  if (written != bytes.size()) throw std::runtime_error("short write to " + path);
+  if (!bytes.empty()) f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  f.close();
+  if (!f) throw std::runtime_error("short write to " + path);
 }
 
 inline void write_text(const std::string& path, const std::string& text) {

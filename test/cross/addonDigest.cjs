@@ -2,7 +2,7 @@
 // Node and the addon cross-built for it (Windows under Wine, Arm under QEMU): for every fixture
 // model on the CPU backend, the logits of a prefill, of a TidalDecode step, and of a full step
 // after a save and load of the sequence's KV file (positioned writes, the replace over an older
-// file, positioned reads); a model loaded from a folder with a non-ASCII path; the refusal of a
+// file, positioned reads); a model loaded from a folder with a non-ASCII path and from one past MAX_PATH; the refusal of a
 // missing model path. Prints one JSON object.
 //   node test/cross/addonDigest.cjs ADDON REPOSITORY_ROOT SCRATCH_FOLDER
 'use strict';
@@ -43,16 +43,23 @@ async function main() {
       await engine.unload();
     }
   }
-  // A model folder whose path is not ASCII (Windows takes UTF-16 paths; the engine gets UTF-8).
-  const unicodeFolder = path.join(scratch, 'modèles ünï 模型', 'llama3');
-  fs.cpSync(path.join(fixtures, 'llama3-gqa-f32'), unicodeFolder, { recursive: true });
-  const engine = await addon.loadModel(unicodeFolder, { backend: 'cpu', threads: 2, maxContext: 256 });
-  try {
-    const vocab = engine.modelInfo.vocabSize;
-    const tokens = Array.from({ length: 48 }, (_, i) => (i * 7919 + 104729) % vocab);
-    out.unicodeFolder = sample(await engine.prefill(await engine.createSequence(), tokens));
-  } finally {
-    await engine.unload();
+  // A model folder whose path is not ASCII (Windows takes UTF-16 paths; the engine gets UTF-8),
+  // and one whose path is longer than Windows' MAX_PATH (260).
+  const folders = {
+    unicodeFolder: path.join(scratch, 'modèles ünï 模型', 'llama3'),
+    longFolder: path.join(scratch, ...Array.from({ length: 6 }, (_, i) => `a-folder-name-of-some-length-${i}-${'x'.repeat(20)}`), 'llama3'),
+  };
+  for (const [key, folder] of Object.entries(folders)) {
+    fs.cpSync(path.join(fixtures, 'llama3-gqa-f32'), folder, { recursive: true });
+    const engine = await addon.loadModel(folder, { backend: 'cpu', threads: 2, maxContext: 256 });
+    try {
+      const vocab = engine.modelInfo.vocabSize;
+      const tokens = Array.from({ length: 48 }, (_, i) => (i * 7919 + 104729) % vocab);
+      out[key] = sample(await engine.prefill(await engine.createSequence(), tokens));
+      out[`${key}Length`] = folder.length;
+    } finally {
+      await engine.unload();
+    }
   }
   try {
     await addon.loadModel(path.join(root, 'no-such-model'), { backend: 'cpu' });

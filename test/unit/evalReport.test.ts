@@ -134,3 +134,17 @@ test('the committed records render to the committed tables, and re-save to the s
   assert.equal(renderReport(load(raw.filter((name) => !distract.includes(name))), 8192), readFileSync(path.join(dir, 'eval.md'), 'utf8'));
   assert.equal(renderReport(load(distract), 8192), readFileSync(path.join(dir, 'eval_distractors.md'), 'utf8'));
 });
+
+test('the long-context records (raw-long/, the testbed model on CUDA) render to their committed tables and re-save to the same lines', () => {
+  const dir = path.resolve('bench/eval');
+  const names = readdirSync(path.join(dir, 'raw-long')).filter((name) => name.endsWith('.tsv'));
+  assert.ok(names.length >= 2);
+  for (const name of names) {
+    const text = readFileSync(path.join(dir, 'raw-long', name), 'utf8');
+    const results: EvalResults = { passkey: [], perplexity: [], crossfile: [] };
+    appendResults(text, name, results);
+    assert.equal(serializeResults(results), text, name);
+    assert.ok((results.crossfile ?? []).length > 0, name);
+    assert.equal(renderReport(results, 131072), readFileSync(path.join(dir, name.replace(/\.tsv$/, '.md')), 'utf8'), name);
+  }
+});

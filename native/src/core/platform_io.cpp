@@ -37,15 +37,9 @@ void remember_errno() { last_error = std::strerror(errno); }
 
 std::string error_text() { return last_error.empty() ? std::string(std::strerror(errno)) : last_error; }
 
-std::ifstream open_input_stream(const std::string& path) {
-  return std::ifstream(std::filesystem::u8path(path), std::ios::binary);
-}
-
 #ifdef _WIN32
 
-namespace {
-
-std::wstring widen(const std::string& utf8) {
+std::wstring windows_path(const std::string& utf8) {
   if (utf8.empty()) return std::wstring();
   const int length = static_cast<int>(std::min<size_t>(utf8.size(), INT_MAX));
   int wide = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, utf8.data(), length, nullptr, 0);
@@ -55,8 +49,21 @@ std::wstring widen(const std::string& utf8) {
   if (wide > 0) MultiByteToWideChar(CP_UTF8, flags, utf8.data(), length, &out[0], wide);
   // _wstat64 refuses a directory written with a trailing separator ("C:\models\x\").
   while (out.size() > 3 && (out.back() == L'\\' || out.back() == L'/')) out.pop_back();
+  // An absolute path past MAX_PATH (260) needs the \\?\ prefix, which also turns off the
+  // system's parsing: separators must be backslashes then.
+  if (out.size() >= MAX_PATH - 12 && out.rfind(L"\\\\?\\", 0) != 0) {
+    std::wstring native = out;
+    for (wchar_t& c : native)
+      if (c == L'/') c = L'\\';
+    if (native.size() > 2 && native[1] == L':' && native[2] == L'\\') return L"\\\\?\\" + native;
+    if (native.rfind(L"\\\\", 0) == 0) return L"\\\\?\\UNC\\" + native.substr(2);
+  }
   return out;
 }
+
+namespace {
+
+std::wstring widen(const std::string& utf8) { return windows_path(utf8); }
 
 std::string narrow(const wchar_t* text) {
   const int bytes = WideCharToMultiByte(CP_UTF8, 0, text, -1, nullptr, 0, nullptr, nullptr);
@@ -127,6 +134,10 @@ int descriptor_of(HANDLE handle, int flags) {
 }
 
 }  // namespace
+
+std::ifstream open_input_stream(const std::string& path) {
+  return std::ifstream(std::filesystem::path(widen(path)), std::ios::binary);
+}
 
 FileStatus status(const std::string& path) {
   FileStatus out;
@@ -297,6 +308,8 @@ FileKind kind_of(mode_t mode) {
 }
 
 }  // namespace
+
+std::ifstream open_input_stream(const std::string& path) { return std::ifstream(path, std::ios::binary); }
 
 FileStatus status(const std::string& path) {
   FileStatus out;

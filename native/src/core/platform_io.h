@@ -1,6 +1,7 @@
 // The few file-system calls the engine makes, for POSIX systems and for Windows. Paths are UTF-8
 // everywhere (Windows calls get them as UTF-16, so a user folder with accents or CJK names
-// works). File descriptors are the C runtime's on both, opened in binary mode.
+// works, and absolute ones past MAX_PATH get the \\?\ prefix). File descriptors are the C
+// runtime's on both, opened in binary mode.
 //
 // Errors follow the C convention: -1 (or false) and errno set, and error_text() says why in
 // words, including for the Windows calls that report through GetLastError().
@@ -56,7 +57,7 @@ void advise_sequential(int fd, uint64_t offset, uint64_t bytes);
 // The reason for the last failed call of this thread, in words.
 std::string error_text();
 
-// A binary input stream on a UTF-8 path.
+// A binary input stream on a UTF-8 path (on Windows through its UTF-16 form, long paths too).
 std::ifstream open_input_stream(const std::string& path);
 
 // A read-only mapping of a whole file. address is nullptr for an empty file.
@@ -70,5 +71,11 @@ struct Mapping {
 // `not_regular` when the path is a folder or a device.
 bool map_file(const std::string& path, Mapping& out, std::string& error, bool& out_of_memory, bool& not_regular);
 void unmap_file(Mapping& mapping);
+
+#ifdef _WIN32
+// The UTF-16 form Windows calls get: trailing separators dropped, and an absolute path of
+// MAX_PATH - 12 characters or more given the \\?\ (or \\?\UNC\) prefix with backslashes.
+std::wstring windows_path(const std::string& utf8);
+#endif
 
 }  // namespace tidal::platform

@@ -13,6 +13,11 @@
 #   LONG_INIT=/tmp/tidal-code-long/model LONG_NAME=model2 TRAIN_SECONDS=270 TRAIN_LR=4e-4 \
 #   TRAIN_STAGES=0:32768:0.4:0.25,0.3:65536:0.4:0.3,0.6:131072:0.4:0.3 bash tools/train/run_long_gpu.sh
 # (bench/train/long/ holds both stages' logs, bench/eval/long_stage*_h100.md their tables.)
+# Nothing of /tmp survives the machine, and 30 MB of weights do not fit in what travels to it, so
+# a later session runs the stages again before the next one, e.g. a third stage that starts the
+# cross-file rows at 8K, where the small model can learn the skill before it must reach far:
+#   LONG_INIT=/tmp/tidal-code-long/model2 LONG_NAME=model3 TRAIN_SECONDS=280 TRAIN_LR=3e-4 \
+#   TRAIN_STAGES=0:8192:0.2:0.5,0.25:32768:0.35:0.35,0.5:65536:0.35:0.3,0.75:131072:0.4:0.3 ...
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 out="${OUT:-out/train-long}"

@@ -63,8 +63,6 @@ std::wstring windows_path(const std::string& utf8) {
 
 namespace {
 
-std::wstring widen(const std::string& utf8) { return windows_path(utf8); }
-
 std::string narrow(const wchar_t* text) {
   const int bytes = WideCharToMultiByte(CP_UTF8, 0, text, -1, nullptr, 0, nullptr, nullptr);
   if (bytes <= 1) return std::string();
@@ -136,13 +134,13 @@ int descriptor_of(HANDLE handle, int flags) {
 }  // namespace
 
 std::ifstream open_input_stream(const std::string& path) {
-  return std::ifstream(std::filesystem::path(widen(path)), std::ios::binary);
+  return std::ifstream(std::filesystem::path(windows_path(path)), std::ios::binary);
 }
 
 FileStatus status(const std::string& path) {
   FileStatus out;
   struct _stat64 info;
-  if (path.empty() || _wstat64(widen(path).c_str(), &info) != 0) return out;
+  if (path.empty() || _wstat64(windows_path(path).c_str(), &info) != 0) return out;
   out.kind = kind_of(info.st_mode);
   out.size = static_cast<uint64_t>(info.st_size);
   return out;
@@ -160,13 +158,13 @@ bool status(int fd, FileStatus& out) {
 }
 
 bool present(const std::string& path) {
-  return !path.empty() && GetFileAttributesW(widen(path).c_str()) != INVALID_FILE_ATTRIBUTES;
+  return !path.empty() && GetFileAttributesW(windows_path(path).c_str()) != INVALID_FILE_ATTRIBUTES;
 }
 
 std::vector<std::string> list_folder(const std::string& path) {
   std::vector<std::string> names;
   WIN32_FIND_DATAW entry;
-  HANDLE search = FindFirstFileW((widen(path) + L"\\*").c_str(), &entry);
+  HANDLE search = FindFirstFileW((windows_path(path) + L"\\*").c_str(), &entry);
   if (search == INVALID_HANDLE_VALUE) return names;
   do {
     const std::string name = narrow(entry.cFileName);
@@ -177,14 +175,14 @@ std::vector<std::string> list_folder(const std::string& path) {
 }
 
 int open_read(const std::string& path) {
-  return descriptor_of(
-      CreateFileW(widen(path).c_str(), GENERIC_READ, kShareAll, nullptr, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, nullptr),
-      _O_RDONLY);
+  return descriptor_of(CreateFileW(windows_path(path).c_str(), GENERIC_READ, kShareAll, nullptr, OPEN_EXISTING,
+                                   FILE_ATTRIBUTE_NORMAL, nullptr),
+                       _O_RDONLY);
 }
 
 int create_write(const std::string& path) {
-  return descriptor_of(CreateFileW(widen(path).c_str(), GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_DELETE, nullptr,
-                                   CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL, nullptr),
+  return descriptor_of(CreateFileW(windows_path(path).c_str(), GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_DELETE,
+                                   nullptr, CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL, nullptr),
                        _O_WRONLY);
 }
 
@@ -234,13 +232,14 @@ int64_t pwrite(int fd, const void* data, size_t bytes, uint64_t offset) {
 }
 
 std::string replace_file(const std::string& from, const std::string& to) {
-  if (MoveFileExW(widen(from).c_str(), widen(to).c_str(), MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH))
+  if (MoveFileExW(windows_path(from).c_str(), windows_path(to).c_str(),
+                  MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH))
     return "";
   remember_windows_error();
   return last_error;
 }
 
-void remove_file(const std::string& path) { DeleteFileW(widen(path).c_str()); }
+void remove_file(const std::string& path) { DeleteFileW(windows_path(path).c_str()); }
 
 bool in_page_cache(int, uint64_t, size_t) { return false; }
 
@@ -255,7 +254,7 @@ bool map_file(const std::string& path, Mapping& out, std::string& error, bool& o
     error = "'" + path + "' is not a regular file";
     return false;
   }
-  HANDLE file = CreateFileW(widen(path).c_str(), GENERIC_READ, kShareAll, nullptr, OPEN_EXISTING,
+  HANDLE file = CreateFileW(windows_path(path).c_str(), GENERIC_READ, kShareAll, nullptr, OPEN_EXISTING,
                             FILE_ATTRIBUTE_NORMAL | FILE_FLAG_RANDOM_ACCESS, nullptr);
   if (file == INVALID_HANDLE_VALUE) {
     remember_windows_error();
@@ -307,6 +306,17 @@ FileKind kind_of(mode_t mode) {
   return FileKind::kOther;
 }
 
+// A system call's result, called again while a signal interrupts it; a failure remembered.
+template <class Call>
+int64_t retried(const Call& call) {
+  for (;;) {
+    const int64_t n = call();
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) remember_errno();
+    return n;
+  }
+}
+
 }  // namespace
 
 std::ifstream open_input_stream(const std::string& path) { return std::ifstream(path, std::ios::binary); }
@@ -349,12 +359,7 @@ std::vector<std::string> list_folder(const std::string& path) {
 }
 
 int open_read(const std::string& path) {
-  int fd;
-  do {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) remember_errno();
-  return fd;
+  return static_cast<int>(retried([&] { return ::open(path.c_str(), O_RDONLY | O_CLOEXEC); }));
 }
 
 int create_write(const std::string& path) {
@@ -370,39 +375,19 @@ int close(int fd) {
 }
 
 int64_t read(int fd, void* data, size_t bytes) {
-  for (;;) {
-    const ssize_t n = ::read(fd, data, bytes);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) remember_errno();
-    return n;
-  }
+  return retried([&] { return ::read(fd, data, bytes); });
 }
 
 int64_t write(int fd, const void* data, size_t bytes) {
-  for (;;) {
-    const ssize_t n = ::write(fd, data, bytes);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) remember_errno();
-    return n;
-  }
+  return retried([&] { return ::write(fd, data, bytes); });
 }
 
 int64_t pread(int fd, void* data, size_t bytes, uint64_t offset) {
-  for (;;) {
-    const ssize_t n = ::pread(fd, data, bytes, static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) remember_errno();
-    return n;
-  }
+  return retried([&] { return ::pread(fd, data, bytes, static_cast<off_t>(offset)); });
 }
 
 int64_t pwrite(int fd, const void* data, size_t bytes, uint64_t offset) {
-  for (;;) {
-    const ssize_t n = ::pwrite(fd, data, bytes, static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) remember_errno();
-    return n;
-  }
+  return retried([&] { return ::pwrite(fd, data, bytes, static_cast<off_t>(offset)); });
 }
 
 std::string replace_file(const std::string& from, const std::string& to) {

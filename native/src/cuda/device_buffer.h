@@ -68,10 +68,7 @@ class DeviceBuffer {
   void fit(size_t bytes, size_t keep, const char* what, cudaStream_t stream) {
     if (bytes <= keep && bytes_ > keep) {
       *this = DeviceBuffer();  // freed first, so the smaller one may take its place
-      DeviceBuffer smaller(keep, what);
-      throw_if_failed(cudaMemsetAsync(smaller.data_, 0xFF, keep, stream), "poisoning a scratch buffer");
-      *this = std::move(smaller);
-      return;
+      bytes = keep;
     }
     ensure(bytes, what, stream);
   }

@@ -264,8 +264,6 @@ constexpr const char* kSingleFile = "model.safetensors";
 constexpr const char* kIndexFile = "model.safetensors.index.json";
 constexpr size_t kMaxIndexBytes = 64u << 20;
 
-bool path_present(const std::string& path) { return platform::present(path); }
-
 bool ends_with(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
@@ -356,12 +354,12 @@ WeightStore WeightStore::open(const std::string& model_dir) {
 
   const std::string single_path = model_dir + "/" + kSingleFile;
   const std::string index_path = model_dir + "/" + kIndexFile;
-  if (path_present(single_path)) {
+  if (platform::present(single_path)) {
     WeightStore store = open_file(single_path);
     store.source_ = model_dir;
     return store;
   }
-  if (!path_present(index_path)) throw_no_weights(model_dir);
+  if (!platform::present(index_path)) throw_no_weights(model_dir);
 
   // Sharded checkpoint: {"metadata": {...}, "weight_map": {"<tensor>": "<shard file>", ...}}.
   std::unique_ptr<MappedFile> index_file = MappedFile::open(index_path);
@@ -395,7 +393,7 @@ WeightStore WeightStore::open(const std::string& model_dir) {
   store.source_ = model_dir;
   for (const std::string& shard : shard_order) {
     std::string shard_path = model_dir + "/" + shard;
-    if (!path_present(shard_path))
+    if (!platform::present(shard_path))
       throw ModelError("shard '" + shard + "' listed in '" + index_path + "' is missing from the folder; " +
                        "the download is incomplete");
     store.add_file(MappedFile::open(shard_path), shard_path);

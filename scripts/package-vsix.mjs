@@ -20,10 +20,11 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import os from 'node:os';
 import path from 'node:path';
 
+import { addonOf, CROSS_TARGETS } from './build-native-cross.mjs';
+
 const ADDON = 'dist/native/tidal_native.node';
 
-const crossAddon = (target) => `native/build-${target}/tidal_native.node`;
-const CROSS = ['win32-x64', 'linux-arm64'];
+const CROSS = Object.keys(CROSS_TARGETS);
 
 const PACKAGES = {
   'linux-x64': { out: 'dist/tidal-code.vsix', target: 'linux-x64', native: true },
@@ -39,27 +40,21 @@ const PACKAGES = {
  * dxcompiler.dll and d3dcompiler_47.dll) instead of this machine's.
  */
 function stageCross(target, scratch) {
-  const addon = crossAddon(target);
+  const addon = addonOf(target);
   if (!existsSync(addon)) throw new Error(`${addon} is missing: build it with \`node scripts/build-native-cross.mjs ${target}\``);
   const head = readFileSync(addon).subarray(0, 4);
   const format = target.startsWith('win32') ? head.subarray(0, 2).toString('latin1') === 'MZ' : head.toString('latin1') === '\x7fELF';
   if (!format) throw new Error(`${addon} is not a ${target} library`);
   const stage = path.join(scratch, target);
-  for (const file of [
-    'package.json',
-    'README.md',
-    'CHANGELOG.md',
-    'LICENSE',
-    '.vscodeignore',
-    'dist/extension.js',
-    'dist/engine-host.js',
-    'dist/chat-panel.js',
-  ]) {
-    mkdirSync(path.dirname(path.join(stage, file)), { recursive: true });
-    copyFileSync(file, path.join(stage, file));
+  // What the .vscodeignore lets through ("!file" or "!folder/**"), but this machine's addon and WebGPU runtime.
+  const kept = readFileSync('.vscodeignore', 'utf8')
+    .split('\n')
+    .filter((line) => line.startsWith('!') && line.slice(1) !== ADDON && !line.includes('dist/node_modules/webgpu'))
+    .map((line) => line.slice(1).replace(/\/\*\*$/, ''));
+  for (const entry of ['.vscodeignore', ...kept]) {
+    mkdirSync(path.dirname(path.join(stage, entry)), { recursive: true });
+    cpSync(entry, path.join(stage, entry), { recursive: true });
   }
-  cpSync('media', path.join(stage, 'media'), { recursive: true });
-  cpSync('models/tidal-code-mini', path.join(stage, 'models/tidal-code-mini'), { recursive: true });
   mkdirSync(path.join(stage, 'dist/native'), { recursive: true });
   copyFileSync(addon, path.join(stage, ADDON));
   const runtime = `node_modules/webgpu/dist/${target}`;
@@ -127,9 +122,13 @@ function packageOne(name, scratch) {
 }
 
 const requested = process.argv.slice(2);
-const names = requested.length > 0 ? requested : ['linux-x64', 'universal', ...(existsSync(WINDOWS_ADDON) ? ['win32-x64'] : [])];
-if (requested.length === 0 && !existsSync(WINDOWS_ADDON))
-  console.log(`package-vsix: no win32-x64 package (${WINDOWS_ADDON} is not built; node scripts/build-native-win.mjs)`);
+const built = CROSS.filter((target) => existsSync(addonOf(target)));
+const names = requested.length > 0 ? requested : ['linux-x64', 'universal', ...built];
+if (requested.length === 0) {
+  for (const target of CROSS.filter((t) => !built.includes(t))) {
+    console.log(`package-vsix: no ${target} package (${addonOf(target)} is not built; node scripts/build-native-cross.mjs ${target})`);
+  }
+}
 for (const name of names) {
   if (!PACKAGES[name]) {
     console.error(`package-vsix: unknown package "${name}"; expected one of ${Object.keys(PACKAGES).join(', ')}`);

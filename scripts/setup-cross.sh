@@ -22,16 +22,8 @@ if [ "$(uname -s)" != "Linux" ] || ! command -v apt-get >/dev/null; then
   say "skipped: install ${PACKAGES[*]} by hand to build and test the engines for Windows and Arm"
   exit 0
 fi
-if [ "$(id -u)" != "0" ]; then
-  if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-    SUDO=sudo
-  else
-    say "skipped: installing ${PACKAGES[*]} needs root (run this script as root or with sudo)"
-    exit 0
-  fi
-else
-  SUDO=
-fi
+. "$(dirname "$0")/apt-root.sh"
+apt_root "${PACKAGES[*]}"
 say "installing ${PACKAGES[*]} ..."
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null

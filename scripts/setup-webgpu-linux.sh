@@ -23,16 +23,8 @@ if [ -n "$major" ] && [ "$major" -ge 25 ]; then
   say "ready (mesa-vulkan-drivers $major.x already installed)"
   exit 0
 fi
-if [ "$(id -u)" != "0" ]; then
-  if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-    SUDO=sudo
-  else
-    say "skipped: installing mesa-vulkan-drivers needs root (run this script as root or with sudo)"
-    exit 0
-  fi
-else
-  SUDO=
-fi
+. "$(dirname "$0")/apt-root.sh"
+apt_root "mesa-vulkan-drivers"
 codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
 release=()
 if [ "$codename" = "bookworm" ]; then

@@ -21,16 +21,19 @@ function sample(logits) {
   return { picked, sum };
 }
 
+const load = (folder) => addon.loadModel(folder, { backend: 'cpu', threads: 2, maxContext: 256 });
+// The same 48 tokens for every load of a model, so two folders of one model compare.
+const promptOf = (engine) => Array.from({ length: 48 }, (_, i) => (i * 7919 + 104729) % engine.modelInfo.vocabSize);
+
 async function main() {
   const out = { platform: process.platform, backends: addon.compiledBackends(), models: {} };
   const fixtures = path.join(root, 'test', 'fixtures', 'models');
   for (const name of fs.readdirSync(fixtures).sort()) {
-    const engine = await addon.loadModel(path.join(fixtures, name), { backend: 'cpu', threads: 2, maxContext: 256 });
+    const engine = await load(path.join(fixtures, name));
     try {
       const vocab = engine.modelInfo.vocabSize;
       const sequence = await engine.createSequence();
-      const tokens = Array.from({ length: 48 }, (_, i) => (i * 7919 + 104729) % vocab);
-      const prefill = await engine.prefill(sequence, tokens);
+      const prefill = await engine.prefill(sequence, promptOf(engine));
       const tidal = await engine.decode(sequence, 5 % vocab, { mode: 'tidal', tokenBudget: 16, selectionLayers: [1] });
       const file = path.join(scratch, `${name} ünïcode.kv`);
       fs.writeFileSync(file, 'an older file the save replaces');
@@ -51,11 +54,9 @@ async function main() {
   };
   for (const [key, folder] of Object.entries(folders)) {
     fs.cpSync(path.join(fixtures, 'llama3-gqa-f32'), folder, { recursive: true });
-    const engine = await addon.loadModel(folder, { backend: 'cpu', threads: 2, maxContext: 256 });
+    const engine = await load(folder);
     try {
-      const vocab = engine.modelInfo.vocabSize;
-      const tokens = Array.from({ length: 48 }, (_, i) => (i * 7919 + 104729) % vocab);
-      out[key] = sample(await engine.prefill(await engine.createSequence(), tokens));
+      out[key] = sample(await engine.prefill(await engine.createSequence(), promptOf(engine)));
       out[`${key}Length`] = folder.length;
     } finally {
       await engine.unload();

@@ -34,14 +34,14 @@ from special_tokens import END_OF_TEXT, IM_END  # noqa: E402
 
 
 def parse_stages(text):
-    """"start:length:retrieval[:crossfile],..." -> [(start, length, retrieval, crossfile)]."""
+    """"start:length:retrieval[:crossfile],..." -> [(start, length, retrieval[, crossfile])]
+    (data.Curriculum takes a missing cross-file probability as 0)."""
     stages = []
     for part in text.split(","):
         fields = part.split(":")
         if len(fields) not in (3, 4):
             raise ValueError(f"a stage is start:length:retrieval[:crossfile], got '{part}'")
-        crossfile = float(fields[3]) if len(fields) == 4 else 0.0
-        stages.append((float(fields[0]), int(fields[1]), float(fields[2]), crossfile))
+        stages.append((float(fields[0]), int(fields[1]), *map(float, fields[2:])))
     return stages
 
 

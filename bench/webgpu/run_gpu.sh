@@ -19,17 +19,23 @@ WORK=${WEBGPU_WORK:-/tmp/tidal-webgpu}
 CARRY=.carry/webgpu
 START=$SECONDS
 
-for needed in node.xz tidal_native.node.xz decode-step.js webgpu/dawn.node.xz webgpu/index.js; do
-  if [ ! -f "$CARRY/$needed" ]; then
-    echo "run_gpu: $CARRY/$needed is missing (run bench/webgpu/pack.sh here first and name .carry/webgpu in carry)" >&2
+# Node and the addon may come from .carry/e2e instead (the same build), so that one call can
+# carry both benchmarks within the 64 MiB that travels.
+NODE_CARRY=$CARRY
+if [ ! -f "$CARRY/node.xz" ] && [ -f .carry/e2e/node.xz ] && [ -f .carry/e2e/tidal_native.node.xz ]; then
+  NODE_CARRY=.carry/e2e
+fi
+for needed in "$NODE_CARRY/node.xz" "$NODE_CARRY/tidal_native.node.xz" "$CARRY/decode-step.js" "$CARRY/webgpu/dawn.node.xz" "$CARRY/webgpu/index.js"; do
+  if [ ! -f "$needed" ]; then
+    echo "run_gpu: $needed is missing (run bench/webgpu/pack.sh here first and name .carry/webgpu in carry)" >&2
     exit 2
   fi
 done
 mkdir -p "$OUT" "$WORK/bin/native" "$WORK/bin/node_modules/webgpu/dist/linux-x64"
 unxz() { python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"), 1 << 20)' "$1" "$2"; }
-unxz "$CARRY/node.xz" "$WORK/bin/node"
+unxz "$NODE_CARRY/node.xz" "$WORK/bin/node"
 chmod +x "$WORK/bin/node"
-unxz "$CARRY/tidal_native.node.xz" "$WORK/bin/native/tidal_native.node"
+unxz "$NODE_CARRY/tidal_native.node.xz" "$WORK/bin/native/tidal_native.node"
 cp "$CARRY/decode-step.js" "$WORK/bin/"
 cp "$CARRY/webgpu/index.js" "$CARRY/webgpu/package.json" "$WORK/bin/node_modules/webgpu/"
 unxz "$CARRY/webgpu/dawn.node.xz" "$WORK/bin/node_modules/webgpu/dist/linux-x64/dawn.node"

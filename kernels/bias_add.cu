@@ -8,6 +8,7 @@ namespace tidal::cuda {
 namespace {
 
 __global__ void bias_add_kernel(float* x, int64_t stride, const float* bias, int width) {
+  let_next_kernel_start();
   float* row = x + int64_t(blockIdx.x) * stride;
   for (int i = threadIdx.x; i < width; i += blockDim.x) row[i] += bias[i];
 }

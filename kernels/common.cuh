@@ -1,6 +1,7 @@
 // Device helpers shared by the kernels: bf16 unpacking and packing, 16-byte loads, warp,
 // quad and block reductions, the online softmax's weights and merge, the split-KV part rule of
-// prefill attention, and the order-preserving float -> uint32 key of the top-k selection.
+// prefill attention, the order-preserving float -> uint32 key of the top-k selection, and early
+// launch (a kernel scheduled before the previous one ends).
 //
 // bf16 is the top half of a float32, so widening is a shift: the low bf16 of a 32-bit word
 // becomes `word << 16`, the high one `word & 0xffff0000`. A 16-byte vector holds 8 bf16.
@@ -195,5 +196,46 @@ __device__ __forceinline__ uint32_t ordered_key(float value) {
 }
 
 __host__ __device__ constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// ---- Early launch (programmatic dependent launch, sm_90) ----
+//
+// A kernel launched with `early` (launch_kernel below) may be scheduled while the kernel before
+// it in the stream is still running, as soon as every block of that kernel has called
+// let_next_kernel_start(). Until it calls wait_for_previous_kernels() it may touch only memory
+// that no kernel still in flight writes (a model's weights); the wait returns once the previous
+// kernel has ended and its writes are visible, and since that kernel waited for its own
+// predecessor the same way (or was launched without `early`), every earlier kernel has ended too.
+// So a kernel launched early must call the wait in every block before it reads or writes an
+// activation, and before it ends. let_next_kernel_start() may be called anywhere: it only lets
+// a dependent be scheduled, which then waits for this kernel's end before it reads its results.
+__device__ __forceinline__ void let_next_kernel_start() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wait_for_previous_kernels() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+// Launches `kernel` on `stream`; with `early`, with programmatic stream serialization (the
+// kernel must then follow the rule above). Returns the launch's error code.
+template <typename... Params, typename... Args>
+cudaError_t launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
+                          bool early, Args... args) {
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared_bytes;
+  config.stream = stream;
+  config.attrs = early ? &attribute : nullptr;
+  config.numAttrs = early ? 1 : 0;
+  const cudaError_t launched = cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
+  return launched != cudaSuccess ? launched : cudaGetLastError();
+}
 
 }  // namespace tidal::cuda

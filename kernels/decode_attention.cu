@@ -162,6 +162,7 @@ __device__ __forceinline__ void combine_unit(const AttentionLaunch& p, int first
 
 template <int kHeadDim, int kGroup, int kVecs, int kRows, PositionMode kMode, typename QueryT, bool kFp8>
 __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(const AttentionLaunch p) {
+  let_next_kernel_start();
   using Layout = SplitLayout<kHeadDim, kGroup, kVecs, kRows, kFp8>;
   constexpr int kLanesPerRow = Layout::kLanesPerRow;
   constexpr int kRowGroups = Layout::kRowGroups;

@@ -22,6 +22,7 @@ namespace {
 constexpr int kPageTokens = detail::kQuestPageTokens;
 
 __global__ void decode_qkv_kernel(const DecodeQkvLaunch p) {
+  let_next_kernel_start();
   __shared__ float partial[8];
   const int head = blockIdx.x;  // < heads: a query head; else a KV head
   const int half = p.head_dim / 2;

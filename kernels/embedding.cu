@@ -14,6 +14,7 @@ namespace {
 constexpr int kQuantThreads = 128;
 
 __global__ void embedding_kernel(const uint16_t* table, const int32_t* tokens, int hidden, float* out) {
+  let_next_kernel_start();
   const int t = blockIdx.x;
   const uint16_t* row = table + int64_t(tokens[t]) * hidden;
   float* target = out + int64_t(t) * hidden;
@@ -24,6 +25,7 @@ __global__ void embedding_kernel(const uint16_t* table, const int32_t* tokens, i
 template <class Format>
 __global__ void __launch_bounds__(kQuantThreads)
     embedding_quant_kernel(const uint8_t* table, const int32_t* tokens, int hidden, float* out) {
+  let_next_kernel_start();
   const int pieces_per_row = hidden / Format::kPieceValues;
   const int in_row = int(blockIdx.y) * kQuantThreads + int(threadIdx.x);
   if (in_row >= pieces_per_row) return;

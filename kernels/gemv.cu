@@ -7,6 +7,8 @@
 // through the read-only cache beside W (it is 8-28 KB and shared by every warp), so no block
 // waits for a shared-memory prologue before its first weight load; row sums are warp
 // reductions. beta = 1 accumulates into the fp32 residual stream (the residual add is fused).
+// Launched early (kernels/common.cuh), the first loads of W overlap the end of the kernel
+// before it, and the wait for that kernel comes before the first read of x.
 //
 // The first version staged x in shared memory and kept 8 loads in flight per lane, and was
 // slower than cuBLAS on a 7-8B model's matrices (bench/NOTES.md).
@@ -34,9 +36,13 @@ __device__ __forceinline__ uint4 load_streaming(const uint4* address) { return _
 
 __global__ void __launch_bounds__(kGemvThreads)
     gemv_kernel(const uint16_t* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta) {
+  let_next_kernel_start();
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   const int64_t first = int64_t(blockIdx.x) * kRowsPerBlock + warp * kRowsPerWarp;
-  if (first >= rows) return;
+  if (first >= rows) {
+    wait_for_previous_kernels();
+    return;
+  }
   const int vectors = cols / 8;
   const uint4* xv = reinterpret_cast<const uint4*>(x);
   const uint4* row[kRowsPerWarp];
@@ -48,12 +54,18 @@ __global__ void __launch_bounds__(kGemvThreads)
     acc[r] = 0.0f;
   }
   int v = lane;
+  // Launched early, the first loads of W go out before the wait for the kernel that writes x.
+  bool waited = false;
   for (; v + (kUnroll - 1) * kWarpSize < vectors; v += kUnroll * kWarpSize) {
     uint4 wv[kRowsPerWarp][kUnroll];
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r)
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) wv[r][u] = load_streaming(row[r] + v + u * kWarpSize);
+    if (!waited) {
+      wait_for_previous_kernels();
+      waited = true;
+    }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const uint4 xu = __ldg(xv + v + u * kWarpSize);
@@ -61,6 +73,7 @@ __global__ void __launch_bounds__(kGemvThreads)
       for (int r = 0; r < kRowsPerWarp; ++r) acc[r] += dot8(wv[r][u], xu);
     }
   }
+  if (!waited) wait_for_previous_kernels();
   for (; v < vectors; v += kWarpSize) {
     const uint4 xu = __ldg(xv + v);
 #pragma unroll
@@ -76,12 +89,11 @@ __global__ void __launch_bounds__(kGemvThreads)
 }  // namespace
 
 cudaError_t launch_gemv(const uint16_t* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta,
-                        cudaStream_t stream) {
+                        cudaStream_t stream, bool early) {
   if (rows <= 0) return cudaSuccess;
   if (cols % 8 != 0 || cols <= 0) return cudaErrorInvalidValue;
-  gemv_kernel<<<static_cast<unsigned>(ceil_div(rows, kRowsPerBlock)), kGemvThreads, 0, stream>>>(w, rows, cols, x, y,
-                                                                                                 beta);
-  return cudaGetLastError();
+  return launch_kernel(gemv_kernel, dim3(static_cast<unsigned>(ceil_div(rows, kRowsPerBlock))), dim3(kGemvThreads), 0,
+                       stream, early, w, rows, cols, x, y, beta);
 }
 
 }  // namespace tidal::cuda

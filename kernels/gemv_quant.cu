@@ -186,9 +186,13 @@ __global__ void __launch_bounds__(kWarps* kWarpSize)
   __shared__ __align__(16) uint8_t stage[kWarps][kStages][kRowsPerWarp][kStageBytes];
   static_assert(sizeof(stage) <= 48 * 1024, "static shared memory above 48 KB");
 
+  let_next_kernel_start();
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   const int64_t first = (int64_t(blockIdx.x) * kWarps + warp) * kRowsPerWarp;
-  if (first >= rows) return;
+  if (first >= rows) {
+    wait_for_previous_kernels();
+    return;
+  }
   const int64_t row_bytes = int64_t(cols / Format::kValues) * Format::kBytes;
   const int64_t matrix_bytes = rows * row_bytes;
   int64_t row_begin[kRowsPerWarp];
@@ -224,6 +228,9 @@ __global__ void __launch_bounds__(kWarps* kWarpSize)
   for (int r = 0; r < kRowsPerWarp; ++r) acc[r] = 0.0f;
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) issue(s);
+  // Launched early, the first chunks of W are in flight before the wait for the kernel that
+  // writes x (and y).
+  wait_for_previous_kernels();
 
   const int block = lane / Format::kPieces, piece = lane % Format::kPieces;
   for (int chunk = 0; chunk < chunks; ++chunk) {
@@ -254,21 +261,20 @@ __global__ void __launch_bounds__(kWarps* kWarpSize)
 }
 
 template <class Format, int kWarps, int kRowsPerWarp, int kStages>
-cudaError_t launch(const void* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta,
-                   cudaStream_t stream) {
+cudaError_t launch(const void* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta, cudaStream_t stream,
+                   bool early) {
   constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
-  gemv_quant_kernel<Format, kWarps, kRowsPerWarp, kStages>
-      <<<static_cast<unsigned>(ceil_div(rows, kRowsPerBlock)), kWarps * kWarpSize, 0, stream>>>(
-          static_cast<const uint8_t*>(w), rows, cols, x, y, beta);
-  return cudaGetLastError();
+  return launch_kernel(gemv_quant_kernel<Format, kWarps, kRowsPerWarp, kStages>,
+                       dim3(static_cast<unsigned>(ceil_div(rows, kRowsPerBlock))), dim3(kWarps * kWarpSize), 0, stream,
+                       early, static_cast<const uint8_t*>(w), rows, cols, x, y, beta);
 }
 
 template <class Format>
 cudaError_t launch_config(const GemvQuantConfig& config, const void* w, int64_t rows, int cols, const uint16_t* x,
-                          float* y, float beta, cudaStream_t stream) {
+                          float* y, float beta, cudaStream_t stream, bool early) {
 #define TIDAL_GEMV_QUANT_CONFIG(W, R, S)                                    \
   if (config.warps == W && config.rows_per_warp == R && config.stages == S) \
-    return launch<Format, W, R, S>(w, rows, cols, x, y, beta, stream);
+    return launch<Format, W, R, S>(w, rows, cols, x, y, beta, stream, early);
   TIDAL_GEMV_QUANT_CONFIGS(TIDAL_GEMV_QUANT_CONFIG)
 #undef TIDAL_GEMV_QUANT_CONFIG
   return cudaErrorInvalidValue;
@@ -341,6 +347,7 @@ template <int kWarps, int kStages>
 __global__ void __launch_bounds__(kWarps* kWarpSize)
     gemv_q4k_mma_kernel(const uint8_t* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta) {
   extern __shared__ __align__(16) uint8_t shared[];
+  let_next_kernel_start();
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   const int g = lane / 4, t = lane % 4;
   const int64_t first = int64_t(blockIdx.x) * kRows;
@@ -374,6 +381,9 @@ __global__ void __launch_bounds__(kWarps* kWarpSize)
   };
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) issue(s);
+  // Launched early, the first K-blocks of W are in flight before the wait for the kernel that
+  // writes x (and y).
+  wait_for_previous_kernels();
 
   // mask[j]: B's column j is x of sub-block j, supplied by the threads of group j only.
   uint32_t mask[8];
@@ -467,24 +477,23 @@ __global__ void __launch_bounds__(kWarps* kWarpSize)
 }
 
 template <int kWarps, int kStages>
-cudaError_t launch(const void* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta,
-                   cudaStream_t stream) {
+cudaError_t launch(const void* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta, cudaStream_t stream,
+                   bool early) {
   constexpr size_t kShared = shared_bytes(kWarps, kStages);
   if constexpr (kShared > 48 * 1024) {
     static const cudaError_t raised = cudaFuncSetAttribute(gemv_q4k_mma_kernel<kWarps, kStages>,
                                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(kShared));
     if (raised != cudaSuccess) return raised;
   }
-  gemv_q4k_mma_kernel<kWarps, kStages>
-      <<<static_cast<unsigned>(ceil_div(rows, kRows)), kWarps * kWarpSize, kShared, stream>>>(
-          static_cast<const uint8_t*>(w), rows, cols, x, y, beta);
-  return cudaGetLastError();
+  return launch_kernel(gemv_q4k_mma_kernel<kWarps, kStages>, dim3(static_cast<unsigned>(ceil_div(rows, kRows))),
+                       dim3(kWarps * kWarpSize), kShared, stream, early, static_cast<const uint8_t*>(w), rows, cols, x,
+                       y, beta);
 }
 
 cudaError_t launch_config(const GemvQuantConfig& config, const void* w, int64_t rows, int cols, const uint16_t* x,
-                          float* y, float beta, cudaStream_t stream) {
+                          float* y, float beta, cudaStream_t stream, bool early) {
 #define TIDAL_GEMV_Q4K_MMA_CONFIG(W, S) \
-  if (config.warps == W && config.stages == S) return launch<W, S>(w, rows, cols, x, y, beta, stream);
+  if (config.warps == W && config.stages == S) return launch<W, S>(w, rows, cols, x, y, beta, stream, early);
   TIDAL_GEMV_Q4K_MMA_CONFIGS(TIDAL_GEMV_Q4K_MMA_CONFIG)
 #undef TIDAL_GEMV_Q4K_MMA_CONFIG
   return cudaErrorInvalidValue;
@@ -505,26 +514,26 @@ bool gemv_quant_config_supported(const GemvQuantConfig& config, QuantFormat form
 }
 
 cudaError_t launch_gemv_quant_with(const GemvQuantConfig& config, QuantFormat format, const void* w, int64_t rows,
-                                   int cols, const uint16_t* x, float* y, float beta, cudaStream_t stream) {
+                                   int cols, const uint16_t* x, float* y, float beta, cudaStream_t stream, bool early) {
   if (!is_quant_format(uint32_t(format)) || !gemv_quant_config_supported(config, format)) return cudaErrorInvalidValue;
   if (cols <= 0 || cols % quant_block_elements(format) != 0) return cudaErrorInvalidValue;
   if ((reinterpret_cast<uintptr_t>(w) | reinterpret_cast<uintptr_t>(x)) % 16 != 0) return cudaErrorMisalignedAddress;
   if (rows <= 0) return cudaSuccess;
   switch (format) {
     case QuantFormat::Q8_0:
-      return launch_config<Q8_0Gemv>(config, w, rows, cols, x, y, beta, stream);
+      return launch_config<Q8_0Gemv>(config, w, rows, cols, x, y, beta, stream, early);
     case QuantFormat::Q4_K:
-      if (config.mma) return q4k_mma::launch_config(config, w, rows, cols, x, y, beta, stream);
-      return launch_config<Q4_KGemv>(config, w, rows, cols, x, y, beta, stream);
+      if (config.mma) return q4k_mma::launch_config(config, w, rows, cols, x, y, beta, stream, early);
+      return launch_config<Q4_KGemv>(config, w, rows, cols, x, y, beta, stream, early);
     case QuantFormat::Q6_K:
-      return launch_config<Q6_KGemv>(config, w, rows, cols, x, y, beta, stream);
+      return launch_config<Q6_KGemv>(config, w, rows, cols, x, y, beta, stream, early);
   }
   return cudaErrorInvalidValue;
 }
 
 cudaError_t launch_gemv_quant(QuantFormat format, const void* w, int64_t rows, int cols, const uint16_t* x, float* y,
-                              float beta, cudaStream_t stream) {
-  return launch_gemv_quant_with(default_gemv_quant_config(format), format, w, rows, cols, x, y, beta, stream);
+                              float beta, cudaStream_t stream, bool early) {
+  return launch_gemv_quant_with(default_gemv_quant_config(format), format, w, rows, cols, x, y, beta, stream, early);
 }
 
 }  // namespace tidal::cuda

@@ -13,8 +13,10 @@ namespace tidal::cuda {
 // cols)), x bf16 [cols], y fp32; the weights are dequantised in registers, fp32 accumulation;
 // beta == 0 never reads y. cols a multiple of the format's block values (32 for Q8_0, 256 for
 // Q4_K and Q6_K); w and x 16-byte aligned (cudaErrorMisalignedAddress otherwise).
+// early: the kernel may start before the previous kernel in the stream ends and load W then
+// (kernels/common.cuh, "Early launch"); only for a W that no kernel in flight writes.
 cudaError_t launch_gemv_quant(QuantFormat format, const void* w, int64_t rows, int cols, const uint16_t* x, float* y,
-                              float beta, cudaStream_t stream);
+                              float beta, cudaStream_t stream, bool early = false);
 
 // How the product is spread. The SIMT kernel (all formats): warps per block, rows per warp,
 // chunks of 1024 values in flight per warp (shared-memory stages). The tensor-core kernel
@@ -68,6 +70,7 @@ bool gemv_quant_config_supported(const GemvQuantConfig& config, QuantFormat form
 // launch_gemv_quant with an explicit configuration (cudaErrorInvalidValue for one not compiled
 // or not serving the format).
 cudaError_t launch_gemv_quant_with(const GemvQuantConfig& config, QuantFormat format, const void* w, int64_t rows,
-                                   int cols, const uint16_t* x, float* y, float beta, cudaStream_t stream);
+                                   int cols, const uint16_t* x, float* y, float beta, cudaStream_t stream,
+                                   bool early = false);
 
 }  // namespace tidal::cuda

@@ -13,6 +13,7 @@ namespace {
 
 __global__ void kv_append_kernel(const float* qkv, int64_t stride, int heads, int kv_heads, int head_dim,
                                  __nv_bfloat16* keys, __nv_bfloat16* values, int64_t head_stride, int64_t start) {
+  let_next_kernel_start();
   const int t = blockIdx.x;
   const int h = blockIdx.y;
   const float* k = qkv + int64_t(t) * stride + int64_t(heads + h) * head_dim;
@@ -32,6 +33,7 @@ __global__ void __launch_bounds__(kFp8Threads)
     kv_append_fp8_kernel(const float* qkv, int64_t stride, int heads, int kv_heads, int head_dim, uint8_t* keys,
                          uint8_t* values, int64_t head_stride, uint32_t* scales, int64_t scale_head_stride,
                          int64_t start) {
+  let_next_kernel_start();
   __shared__ float maxima[2][kFp8Threads / kWarpSize];
   const int t = blockIdx.x;
   const int h = blockIdx.y;

@@ -48,6 +48,7 @@ __device__ __forceinline__ uint4 pack_bf16x8_outwards(const float (&x)[8]) {
 
 template <int kHeadDim, bool kFp8>
 __global__ void __launch_bounds__(kThreads) update_pages_kernel(const QuestUpdateLaunch p) {
+  let_next_kernel_start();
   constexpr int kLanes = kHeadDim / 8;
   constexpr int kPagesPerBlock = kThreads / kLanes;
   const int lane = threadIdx.x % kLanes;
@@ -94,6 +95,7 @@ __global__ void __launch_bounds__(kThreads) update_pages_kernel(const QuestUpdat
 
 template <int kHeadDim, int kGroup, typename QueryT>
 __global__ void __launch_bounds__(kThreads) page_scores_kernel(const QuestScoreLaunch p) {
+  let_next_kernel_start();
   constexpr int kLanes = kHeadDim / 8;
   constexpr int kRowGroups = kThreads / kLanes;
   const int lane = threadIdx.x % kLanes;
@@ -141,6 +143,7 @@ __global__ void __launch_bounds__(kThreads) page_scores_kernel(const QuestScoreL
 }
 
 __global__ void expand_pages_kernel(const PageExpandLaunch p) {
+  let_next_kernel_start();
   const int row = blockIdx.y;
   const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (j >= p.pages_per_row * kQuestPageTokens) return;

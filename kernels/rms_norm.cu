@@ -25,6 +25,7 @@ __device__ __forceinline__ uint2 pack_bf16x4(float a, float b, float c, float d)
 // width % 4 == 0, rows 16-byte aligned, width <= 4 * kCached * blockDim.x.
 __global__ void rms_norm_vector_kernel(const float* x, int64_t x_stride, const float* weight, int width, float eps,
                                        uint16_t* out, int64_t out_stride) {
+  let_next_kernel_start();
   __shared__ float partial[1024 / kWarpSize];
   const float4* row = reinterpret_cast<const float4*>(x + int64_t(blockIdx.x) * x_stride);
   const float4* gain = reinterpret_cast<const float4*>(weight);
@@ -53,6 +54,7 @@ __global__ void rms_norm_vector_kernel(const float* x, int64_t x_stride, const f
 // Any width and alignment.
 __global__ void rms_norm_kernel(const float* x, int64_t x_stride, const float* weight, int width, float eps,
                                 uint16_t* out, int64_t out_stride) {
+  let_next_kernel_start();
   const float* row = x + int64_t(blockIdx.x) * x_stride;
   float sum = 0.0f;
   for (int i = threadIdx.x; i < width; i += kNormThreads) sum += row[i] * row[i];

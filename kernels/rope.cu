@@ -12,6 +12,7 @@ namespace tidal::cuda {
 namespace {
 
 __global__ void rope_kernel(RopeLaunch p) {
+  let_next_kernel_start();
   const int t = blockIdx.x;
   const int head = blockIdx.y;  // < heads: a query head; else a key head
   const int half = p.head_dim / 2;

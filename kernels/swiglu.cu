@@ -15,6 +15,7 @@ constexpr int kThreads = 256;
 __device__ __forceinline__ float silu_times(float g, float u) { return g / (1.0f + expf(-g)) * u; }
 
 __global__ void swiglu_kernel(const float* gate_up, int inner, uint16_t* out) {
+  let_next_kernel_start();
   const float* gate = gate_up + int64_t(blockIdx.y) * 2 * inner;
   const float* up = gate + inner;
   __nv_bfloat16* target = reinterpret_cast<__nv_bfloat16*>(out) + int64_t(blockIdx.y) * inner;
@@ -24,6 +25,7 @@ __global__ void swiglu_kernel(const float* gate_up, int inner, uint16_t* out) {
 
 // inner % 4 == 0: gate, up and out rows 16- / 8-byte aligned.
 __global__ void swiglu_vector_kernel(const float* gate_up, int inner, uint16_t* out) {
+  let_next_kernel_start();
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= inner / 4) return;
   const float4* gate = reinterpret_cast<const float4*>(gate_up + int64_t(blockIdx.y) * 2 * inner);

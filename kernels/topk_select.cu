@@ -55,6 +55,7 @@ __device__ __forceinline__ uint64_t sort_value(uint32_t key, int64_t i) {
 template <bool kKeysInShared>
 __global__ void __cluster_dims__(kTopKClusterSize, 1, 1) __launch_bounds__(kTopKThreads)
     select_top_k_kernel(const TopKLaunch p) {
+  let_next_kernel_start();
   extern __shared__ uint32_t cached_keys[];
   __shared__ uint32_t histogram[2][kBins];  // two, so a pass never clears one another block still reads
   __shared__ uint32_t merged[kBins];
@@ -224,6 +225,7 @@ __global__ void __cluster_dims__(kTopKClusterSize, 1, 1) __launch_bounds__(kTopK
 }
 
 __global__ void select_all_kernel(const TopKLaunch p) {
+  let_next_kernel_start();
   const int row = blockIdx.y;
   int32_t* out = p.out + int64_t(row) * p.out_stride;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < p.candidates;

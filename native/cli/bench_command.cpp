@@ -212,26 +212,33 @@ int run_bench(Arguments& arguments) {
 
       // Whole decode steps.
       double full_ms = 0;
+      const bool early_default = tools->early_launch();
       for (AttentionMode mode : {AttentionMode::Full, AttentionMode::Tidal, AttentionMode::Quest}) {
         const AttentionPlan plan = plan_for(mode, attention, config.num_layers);
         struct Variant {
           bool graphs;
           CudaBackendTools::GemvUse gemv;
+          bool early;
           const char* label;
         };
         using Gemv = CudaBackendTools::GemvUse;
-        // The default first (replayed graphs, GEMV kernel or cuBLAS per matrix), then plain
-        // launches, and plain launches with one kind of matrix product only.
-        const Variant variants[] = {{true, Gemv::Auto, ""},
-                                    {false, Gemv::Auto, " (plain launches)"},
-                                    {false, Gemv::Never, " (plain, cuBLAS only)"},
-                                    {false, Gemv::Always, " (plain, GEMV kernel only)"}};
+        // The default first (replayed graphs, GEMV kernel or cuBLAS per matrix, products
+        // launched early), then the same without early launches, plain launches, and plain
+        // launches with one kind of matrix product only.
+        const Variant variants[] = {{true, Gemv::Auto, early_default, ""},
+                                    {true, Gemv::Auto, false, " (no early launch)"},
+                                    {false, Gemv::Auto, early_default, " (plain launches)"},
+                                    {false, Gemv::Never, early_default, " (plain, cuBLAS only)"},
+                                    {false, Gemv::Always, early_default, " (plain, GEMV kernel only)"}};
         for (const Variant& variant : variants) {
-          const bool graphs = variant.graphs;
+          const bool graphs = variant.graphs, is_default = &variant == &variants[0];
           if (variant.gemv != Gemv::Auto && mode != AttentionMode::Full) continue;
           if (!graphs && mode == AttentionMode::Quest) continue;  // Quest steps run plain launches anyway
+          // Without early launches by default, the second row would repeat the first.
+          if (&variant == &variants[1] && (!early_default || mode == AttentionMode::Quest)) continue;
           tools->set_graphs(graphs);
           tools->set_gemv(variant.gemv);
+          tools->set_early_launch(variant.early);
           const int64_t instantiations = tools->graph_instantiations(), replays = tools->graph_replays();
           std::vector<float> logits(static_cast<size_t>(config.vocab_size));
           std::vector<double> times, graph_gpu;
@@ -248,7 +255,7 @@ int run_bench(Arguments& arguments) {
           cache->trim(context);
           std::sort(times.begin(), times.end());
           const double ms = times[times.size() / 2];
-          if (mode == AttentionMode::Full && graphs && variant.gemv == Gemv::Auto) full_ms = ms;
+          if (mode == AttentionMode::Full && is_default) full_ms = ms;
           if (!graph_gpu.empty()) {
             std::sort(graph_gpu.begin(), graph_gpu.end());
             std::fprintf(stderr,
@@ -269,6 +276,7 @@ int run_bench(Arguments& arguments) {
       }
       tools->set_graphs(false);
       tools->set_gemv(CudaBackendTools::GemvUse::Auto);
+      tools->set_early_launch(early_default);
 
       // A keystroke's recompute on top of the context (256 tokens, the product's chunk after a
       // cursor move), then the memory the process holds with that cache: what a card must have.

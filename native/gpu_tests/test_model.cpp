@@ -34,6 +34,7 @@
 #include "kernels/rope.h"
 #include "kernels/sampling.h"
 #include "kernels/swiglu.h"
+#include "late_writer.h"
 #include "prefill_variants.h"
 #include "small_model.h"
 #include "test_support.h"
@@ -235,14 +236,32 @@ void test_elementwise(Report& report) {
       std::vector<uint16_t> w = random_bf16_vector(rng, size_t(rows) * cols), x = random_bf16_vector(rng, size_t(cols));
       std::vector<float> y0(static_cast<size_t>(rows));
       for (float& value : y0) value = float(rng.uniform());
-      DeviceArray<uint16_t> dw(w), dx(x);
-      DeviceArray<float> dy(static_cast<size_t>(rows));
-      for (float beta : {0.0f, 1.0f}) {
-        if (beta == 0.0f)
+      DeviceArray<uint16_t> dw(w), dx(x), late_x(static_cast<size_t>(cols));
+      DeviceArray<float> dy(static_cast<size_t>(rows)), dy0(y0);
+      // Plain, then launched early (kernels/common.cuh) behind a kernel that writes x and y only
+      // after a delay, over a poisoned x and y.
+      for (const auto& [beta, early] :
+           {std::pair<float, bool>{0.0f, false}, {1.0f, false}, {0.0f, true}, {1.0f, true}}) {
+        if (beta == 0.0f || early)
           dy.poison();
         else
           dy.upload(y0);
-        check_cuda(cuda::launch_gemv(dw.data(), rows, cols, dx.data(), dy.data(), beta, nullptr), "gemv");
+        if (!early) {
+          check_cuda(cuda::launch_gemv(dw.data(), rows, cols, dx.data(), dy.data(), beta, nullptr), "gemv");
+        } else {
+          late_x.poison();
+          cudaStream_t stream = nullptr;
+          check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "creating a stream");
+          check_cuda(cudaDeviceSynchronize(), "poison");
+          const void* from[2] = {dx.data(), dy0.data()};
+          void* to[2] = {late_x.data(), dy.data()};
+          const size_t bytes[2] = {size_t(cols) * 2, beta != 0.0f ? size_t(rows) * 4 : 0};
+          check_cuda(launch_late_copy(from, to, bytes, 20'000, stream), "late copy");
+          check_cuda(cuda::launch_gemv(dw.data(), rows, cols, late_x.data(), dy.data(), beta, stream, true),
+                     "gemv early");
+          check_cuda(cudaStreamSynchronize(stream), "gemv early");
+          cudaStreamDestroy(stream);
+        }
         const std::vector<double> got = widen(dy.download());
         std::vector<double> ref(got.size());
         for (int r = 0; r < rows; ++r) {
@@ -252,7 +271,8 @@ void test_elementwise(Report& report) {
         }
         const double error = relative_l2(ref, got);
         report.check(error < 1e-5,
-                     "gemv " + std::to_string(rows) + "x" + std::to_string(cols) + " beta " + std::to_string(int(beta)),
+                     "gemv " + std::to_string(rows) + "x" + std::to_string(cols) + " beta " +
+                         std::to_string(int(beta)) + (early ? " early" : ""),
                      format("rel L2 %.2e", error));
       }
     }
@@ -521,6 +541,22 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
     const AttentionPlan full = make_plan(model.config, AttentionMode::Full, 64, SelectionPolicy::PerQueryHead);
     const auto mixed = plain_and_graphed(*long_cache, 1020, full, 6, 9, [](int step) { return step % 3 != 0; });
     report.check(mixed[0] == mixed[1], kind + ": graph replay with and without logits equals plain launches");
+    // Early launches (kernels/common.cuh) change when the products start, never what they
+    // compute: steps with and without them are equal bit for bit, plain and replayed.
+    for (AttentionMode mode : {AttentionMode::Full, AttentionMode::Tidal}) {
+      const AttentionPlan early_plan = make_plan(model.config, mode, 64, SelectionPolicy::PerQueryHead);
+      const bool early_default = tools->early_launch();
+      tools->set_early_launch(false);
+      const auto off = plain_and_graphed(*long_cache, 1020, early_plan, 6, 11, every_step);
+      tools->set_early_launch(true);
+      const bool on_here = tools->early_launch();
+      const auto on = plain_and_graphed(*long_cache, 1020, early_plan, 6, 11, every_step);
+      tools->set_early_launch(early_default);
+      report.check(on_here && off[0] == on[0] && off[1] == on[1],
+                   kind + ": steps with early launches equal those without, " +
+                       std::string(mode == AttentionMode::Full ? "full" : "tidal"),
+                   on_here ? "" : "early launch unavailable on this device");
+    }
     // The trimmed fork continues like a cache prefilled to 290 positions.
     auto c2 = cpu_cache->fork(290);
     std::vector<float> a(static_cast<size_t>(vocab)), b(size_t(vocab), NAN);

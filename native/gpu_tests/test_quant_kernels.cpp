@@ -5,7 +5,8 @@
 //   gemv_quant: y against a float64 sum over the CPU's dequantised rows, beta 0 and 1, every
 //     compiled configuration of the format (Q4_K's tensor-core ones included); every row within
 //     1e-4 of sum |W x| of its reference, relative L2 error below 1e-3, and the NaN poison past
-//     the last row untouched.
+//     the last row untouched. The default configurations also launched early (kernels/common.cuh)
+//     behind a kernel that writes x and y only after a delay.
 //   dequantize_bf16: a whole matrix and a range of rows, every value the CPU's float32 rounded
 //     to bf16, or one bf16 step from it, and the poison past the range untouched.
 //   embedding_quant: the rows of random token ids (the first and last row among them, the last
@@ -17,6 +18,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -24,6 +26,7 @@
 #include "kernels/dequantize.h"
 #include "kernels/embedding.h"
 #include "kernels/gemv_quant.h"
+#include "late_writer.h"
 #include "model/half.h"
 #include "model/quant.h"
 #include "test_support.h"
@@ -131,9 +134,35 @@ void check_gemv(Report& report, Rng& rng, QuantFormat format, const Shape& shape
         for (int64_t r = 0; r < rows; ++r) initial[size_t(r)] = float(rng.uniform(-2.0, 2.0));
         y.upload(initial);
       }
-      check_cuda(cuda::launch_gemv_quant_with(config, format, device_matrix.data(), rows, cols, device_x.data(),
-                                              y.data(), beta, nullptr),
+      // The default configuration also launched early (kernels/common.cuh) behind a kernel that
+      // writes x and y only after a delay, over a poisoned x and y: the product must read them
+      // after that kernel ends.
+      const bool early = config == cuda::default_gemv_quant_config(format);
+      DeviceArray<uint16_t> late_x{size_t(cols)};
+      DeviceArray<float> late_y{size_t(rows + kTail)};
+      if (early) {
+        late_x.poison();
+        check_cuda(cudaMemcpy(late_y.data(), y.data(), size_t(rows + kTail) * 4, cudaMemcpyDeviceToDevice), "copy y");
+        y.poison();
+      }
+      check_cuda(early ? cudaSuccess
+                       : cuda::launch_gemv_quant_with(config, format, device_matrix.data(), rows, cols, device_x.data(),
+                                                      y.data(), beta, nullptr),
                  "launch_gemv_quant");
+      if (early) {
+        cudaStream_t stream = nullptr;
+        check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "creating a stream");
+        check_cuda(cudaDeviceSynchronize(), "poison");
+        const void* from[2] = {device_x.data(), late_y.data()};
+        void* to[2] = {late_x.data(), y.data()};
+        const size_t bytes[2] = {size_t(cols) * 2, beta != 0.0f ? size_t(rows) * 4 : 0};
+        check_cuda(launch_late_copy(from, to, bytes, 20'000, stream), "late copy");
+        check_cuda(cuda::launch_gemv_quant_with(config, format, device_matrix.data(), rows, cols, late_x.data(),
+                                                y.data(), beta, stream, true),
+                   "launch_gemv_quant early");
+        check_cuda(cudaStreamSynchronize(stream), "gemv_quant early");
+        cudaStreamDestroy(stream);
+      }
       check_cuda(cudaDeviceSynchronize(), "gemv_quant");
       const std::vector<float> got = y.download();
       std::vector<double> ref(static_cast<size_t>(rows)), out(static_cast<size_t>(rows));
@@ -154,8 +183,8 @@ void check_gemv(Report& report, Rng& rng, QuantFormat format, const Shape& shape
       report.check(worst < 1e-4 && relative < 1e-3 && tail_ok,
                    std::string("gemv_quant ") + format_name(format) + " " + std::to_string(config.warps) + "w" +
                        std::to_string(config.rows_per_warp) + "r" + std::to_string(config.stages) + "s" +
-                       (config.mma ? " mma" : "") + " rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) +
-                       " beta=" + (beta != 0.0f ? "1" : "0"),
+                       (config.mma ? " mma" : "") + (early ? " early" : "") + " rows=" + std::to_string(rows) +
+                       " cols=" + std::to_string(cols) + " beta=" + (beta != 0.0f ? "1" : "0"),
                    "max |err|/sum|wx| " + gpu_test::format("%.2e", worst) + ", rel L2 " +
                        gpu_test::format("%.2e", relative) + (tail_ok ? "" : ", wrote past the last row"));
     }
@@ -290,8 +319,39 @@ void check_refusals(Report& report, QuantFormat format) {
 
 }  // namespace
 
+std::string hex_word(uint32_t word) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%08x", word);
+  return text;
+}
+
+// Whether a kernel launched early does start before the kernel ahead of it ends on this device
+// (otherwise the early-launch checks above could not fail): the probe reads the poisoned word
+// before its wait and the written one after it.
+void check_early_launch_overlaps(Report& report) {
+  cudaStream_t stream = nullptr;
+  check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "creating a stream");
+  const std::vector<uint32_t> value = {0x12345678u};
+  DeviceArray<uint32_t> source(value), target(1), seen(2);
+  target.poison();
+  seen.poison(0);
+  check_cuda(cudaDeviceSynchronize(), "poison");
+  const void* from[2] = {source.data(), nullptr};
+  void* to[2] = {target.data(), nullptr};
+  const size_t bytes[2] = {4, 0};
+  check_cuda(launch_late_copy(from, to, bytes, 200'000, stream), "late copy");
+  check_cuda(launch_early_probe(target.data(), seen.data(), stream), "early probe");
+  check_cuda(cudaStreamSynchronize(stream), "early probe");
+  cudaStreamDestroy(stream);
+  const std::vector<uint32_t> got = seen.download();
+  report.check(got[0] == 0xFFFFFFFFu && got[1] == 0x12345678u,
+               "a kernel launched early starts before the one ahead ends, and its wait sees that one's writes",
+               "before the wait " + hex_word(got[0]) + ", after " + hex_word(got[1]));
+}
+
 void test_quant_kernels(Report& report) {
   Rng rng(19001);
+  check_early_launch_overlaps(report);
   for (const QuantFormat format : {QuantFormat::Q8_0, QuantFormat::Q4_K, QuantFormat::Q6_K}) {
     // 768 and 1280 are 3 and 5 K-blocks: Q6_K rows of 630 and 1050 bytes start off 16 bytes.
     std::vector<Shape> shapes = {{1, 256}, {7, 768}, {33, 1280}, {5, 3072}, {4097, 4096}, {67, 14336}, {512, 14336}};

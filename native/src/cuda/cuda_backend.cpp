@@ -77,6 +77,14 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     const char* gemv = std::getenv("TIDAL_CUDA_GEMV");
     if (gemv)
       gemv_ = std::string(gemv) == "1" ? GemvUse::Always : std::string(gemv) == "0" ? GemvUse::Never : GemvUse::Auto;
+    // One-token products over the model's weights launch early (kernels/common.cuh): their
+    // first weight loads overlap the end of the kernel before them. $TIDAL_CUDA_EARLY_LAUNCH=0
+    // turns that off. It needs compute capability 9.0 (griddepcontrol).
+    int major = 0;
+    throw_if_failed(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, options.device),
+                    "reading the compute capability");
+    const char* early = std::getenv("TIDAL_CUDA_EARLY_LAUNCH");
+    early_launch_ = major >= 9 && !(early && std::string(early) == "0");
     step_ = DeviceBuffer(kStepScalars * sizeof(int64_t), "the step position");
     throw_if_failed(cudaMallocHost(reinterpret_cast<void**>(&step_host_), kStepScalars * sizeof(int64_t)),
                     "allocating pinned host memory");
@@ -535,6 +543,13 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   int64_t graph_instantiations() const override { return step_graph_.instantiations(); }
   double last_graph_gpu_ms() override { return step_graph_.last_gpu_ms(); }
   void set_gemv(GemvUse use) override { gemv_ = use; }
+  void set_early_launch(bool enabled) override {
+    int major = 0;
+    throw_if_failed(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, options_.device),
+                    "reading the compute capability");
+    early_launch_ = enabled && major >= 9;
+  }
+  bool early_launch() const override { return early_launch_; }
   void set_prefill_warps(int warps) override { prefill_warps_ = warps == 8 ? 8 : 4; }
   void set_compact_chunk(int64_t positions) override { compact_chunk_ = std::max<int64_t>(positions, 0); }
   void set_fp8_prefill_scratch(size_t bytes) override {
@@ -594,7 +609,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     const auto* in = static_cast<const uint16_t*>(x.data);
     const bool gemv = gemv_ == GemvUse::Always || (gemv_ == GemvUse::Auto && cols <= kGemvAutoCols);
     if (tokens == 1 && gemv && cols % 8 == 0 && cols <= 100 * 1024) {
-      throw_if_failed(cuda::launch_gemv(w, rows, static_cast<int>(cols), in, y, beta, stream_), "launching gemv");
+      throw_if_failed(cuda::launch_gemv(w, rows, static_cast<int>(cols), in, y, beta, stream_, early_launch_),
+                      "launching gemv");
       return;
     }
     blas_->linear(w, rows, cols, in, x.stride, tokens, y, y_stride, beta);
@@ -615,7 +631,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     for (const QuantMatrix& part : m.parts) {
       if (tokens == 1) {
         throw_if_failed(cuda::launch_gemv_quant(part.format, part.blocks.get(), part.rows, static_cast<int>(part.cols),
-                                                in, y + row, beta, stream_),
+                                                in, y + row, beta, stream_, early_launch_),
                         "launching the quantised gemv");
       } else {
         const int64_t capacity =
@@ -660,6 +676,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
                                 plan ? plan->token_budget : 0,
                                 plan ? static_cast<int64_t>(plan->selection_policy) : 0,
                                 static_cast<int64_t>(gemv_),
+                                early_launch_ ? 1 : 0,
                                 bound,
                                 cache.capacity()};
     if (plan)
@@ -804,6 +821,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   bool graphs_ = true;
   bool quantized_weights_ = false;
   GemvUse gemv_ = GemvUse::Auto;
+  bool early_launch_ = false;
   int prefill_warps_ = 4;
   int64_t compact_chunk_ = 0;  // positions per compaction chunk; 0 = as many as the scratch bound allows
   size_t fp8_prefill_scratch_ = kFp8PrefillScratchBytes;

@@ -79,6 +79,11 @@ class CudaBackendTools {
   // was measured faster for the matrix's row length ($TIDAL_CUDA_GEMV=1 / 0 force one).
   enum class GemvUse { Auto, Always, Never };
   virtual void set_gemv(GemvUse use) = 0;
+  // Whether one-token products over the weights launch early, their first weight loads
+  // overlapping the end of the kernel before them (kernels/common.cuh; on by default where the
+  // device has compute capability 9.0, $TIDAL_CUDA_EARLY_LAUNCH=0 turns it off).
+  virtual void set_early_launch(bool enabled) = 0;
+  virtual bool early_launch() const = 0;
   // Warps per prefill attention block (16 query rows each): 4 (default) or 8.
   virtual void set_prefill_warps(int warps) = 0;
   // Positions moved per chunk by Backend::compact (tests: a small chunk makes chunks overlap

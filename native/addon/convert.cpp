@@ -275,7 +275,7 @@ Napi::Object FromGenerateResult(Napi::Env env, const tidal::GenerateResult& resu
   auto out = Napi::Object::New(env);
   auto tokens = Napi::Int32Array::New(env, result.tokens.size());
   for (size_t i = 0; i < result.tokens.size(); ++i) tokens[i] = result.tokens[i];
-  out.Set("tokens", tokens);
+  out.Set("tokens", Published(env, tokens));
   out.Set("finishReason", tidal::finish_reason_name(result.finish_reason));
   out.Set("promptTokens", double(result.prompt_tokens));
   out.Set("prefillSeconds", result.prefill_seconds);
@@ -286,7 +286,7 @@ Napi::Object FromGenerateResult(Napi::Env env, const tidal::GenerateResult& resu
 Napi::Float32Array FromFloats(Napi::Env env, const std::vector<float>& values) {
   auto array = Napi::Float32Array::New(env, values.size());
   std::copy(values.begin(), values.end(), array.Data());
-  return array;
+  return Published(env, array);
 }
 
 Napi::Error ToJsError(Napi::Env env, const std::string& message, const std::string& code) {

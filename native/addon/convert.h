@@ -2,7 +2,11 @@
 // becomes a TypeError/RangeError naming the field and what was expected.
 #pragma once
 #include <napi.h>
+#ifdef __EMSCRIPTEN__
+#include <emnapi.h>
+#endif
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,6 +31,23 @@ Napi::Object FromModelInfo(Napi::Env env, const tidal::ModelInfo& info);
 Napi::Object FromUsage(Napi::Env env, const tidal::UsageStats& usage);
 Napi::Object FromGenerateResult(Napi::Env env, const tidal::GenerateResult& result);
 Napi::Float32Array FromFloats(Napi::Env env, const std::vector<float>& values);
+
+// Makes what C++ wrote through a typed array's or ArrayBuffer's Data() visible to JS; returns
+// the value to hand to JS. Natively Data() is the array's own memory and this does nothing. In
+// the WebAssembly build (emnapi, native/wasm/) Data() is a copy in the module's memory, copied
+// into the JS array here.
+template <typename Array>
+Array Published(Napi::Env env, Array array) {
+#ifdef __EMSCRIPTEN__
+  if (array.ByteLength() == 0) return array;
+  napi_value value = array;
+  NAPI_THROW_IF_FAILED(env, emnapi_sync_memory(env, false, &value, 0, SIZE_MAX), Array());
+  return Array(env, value);
+#else
+  (void)env;
+  return array;
+#endif
+}
 
 // A JS Error whose `code` property says which engine error it was: "ERR_TIDAL_MODEL",
 // "ERR_TIDAL_REQUEST", "ERR_TIDAL_OUT_OF_MEMORY", "ERR_TIDAL_CANCELLED" or "ERR_TIDAL_ENGINE".

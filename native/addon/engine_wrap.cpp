@@ -228,7 +228,7 @@ Napi::Value EngineWrap::SequenceTokens(const Napi::CallbackInfo& info) {
       [tokens](Napi::Env env) -> Napi::Value {
         auto array = Napi::Int32Array::New(env, tokens->size());
         std::copy(tokens->begin(), tokens->end(), array.Data());
-        return array;
+        return Published(env, array);
       },
       "tidal.sequenceTokens");
 }

@@ -114,10 +114,10 @@ Napi::Value ReadGgufTokenizer(const Napi::CallbackInfo& info) {
   out.Set("merges", StringArray(env, t.merges));
   Napi::Float32Array scores = Napi::Float32Array::New(env, t.scores.size());
   for (size_t i = 0; i < t.scores.size(); ++i) scores[i] = t.scores[i];
-  out.Set("scores", scores);
+  out.Set("scores", Published(env, scores));
   Napi::Int32Array types = Napi::Int32Array::New(env, t.token_types.size());
   for (size_t i = 0; i < t.token_types.size(); ++i) types[i] = t.token_types[i];
-  out.Set("tokenTypes", types);
+  out.Set("tokenTypes", Published(env, types));
   out.Set("bosId", Optional(env, t.bos_id));
   out.Set("eosId", Optional(env, t.eos_id));
   out.Set("eotId", Optional(env, t.eot_id));

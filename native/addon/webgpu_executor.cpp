@@ -5,6 +5,7 @@
 #include <mutex>
 #include <string>
 
+#include "convert.h"
 #include "tidal/error.h"
 
 namespace tidal_addon {
@@ -82,11 +83,12 @@ class JsWebGpuExecutor final : public tidal::WebGpuExecutor {
       tidal::Tape& tape = *job->tape;
       auto words = Napi::Uint32Array::New(env, tape.words.size());
       std::memcpy(words.Data(), tape.words.data(), tape.words.size() * sizeof(uint32_t));
+      words = Published(env, words);
       auto uploads = Napi::Array::New(env, tape.uploads.size());
       for (size_t i = 0; i < tape.uploads.size(); ++i) {
         auto buffer = Napi::ArrayBuffer::New(env, tape.uploads[i].bytes);
         std::memcpy(buffer.Data(), tape.uploads[i].data, tape.uploads[i].bytes);
-        uploads.Set(static_cast<uint32_t>(i), buffer);
+        uploads.Set(static_cast<uint32_t>(i), Published(env, buffer));
       }
       Napi::Value promise = execute.Call({words, uploads});
       auto on_done = Napi::Function::New(env, [job](const Napi::CallbackInfo& info) {

@@ -72,7 +72,11 @@ ModelFingerprint model_fingerprint(const ModelConfig& config, const ModelWeights
 }
 
 std::string fingerprint_difference(const ModelFingerprint& file, const ModelFingerprint& model) {
-  for (const auto& [name, value] : model.fields) {
+  for (const auto& field : model.fields) {
+    // Named references, not a structured binding: C++17 does not let a lambda capture one (GCC
+    // accepts it, clang does not).
+    const std::string& name = field.first;
+    const std::string& value = field.second;
     auto it = std::find_if(file.fields.begin(), file.fields.end(), [&](const auto& f) { return f.first == name; });
     const std::string found = it == file.fields.end() ? "nothing" : it->second;
     if (found != value) return name + ": the file has " + found + ", this model has " + value;

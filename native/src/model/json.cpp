@@ -1,13 +1,44 @@
 #include "model/json.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <string>
 
 namespace tidal::json {
+
+namespace {
+
+// std::from_chars for a double, where the C++ library has it. Emscripten's libc++ (3.1.6, the
+// WebAssembly build) lacks the floating-point overloads; there the same contract comes from
+// strtod, which in its C library (musl) reads '.' as the decimal point in every locale. The
+// caller has checked the JSON number grammar already, so strtod sees nothing else.
+std::from_chars_result parse_double(const char* first, const char* last, double& out) {
+#ifdef __EMSCRIPTEN__
+  const std::string copy(first, last);  // strtod needs a terminated string
+  char* end = nullptr;
+  errno = 0;
+  const double value = std::strtod(copy.c_str(), &end);
+  std::from_chars_result result{first + (end - copy.c_str()), std::errc()};
+  if (end == copy.c_str()) {
+    result = {first, std::errc::invalid_argument};
+  } else if (errno == ERANGE && (value == 0 || std::isinf(value))) {
+    result.ec = std::errc::result_out_of_range;  // out is left alone, as from_chars does
+  } else {
+    out = value;  // a subnormal result (ERANGE too) is kept, as from_chars does
+  }
+  return result;
+#else
+  return std::from_chars(first, last, out);
+#endif
+}
+
+}  // namespace
 
 const char* type_name(Type type) {
   switch (type) {
@@ -490,7 +521,7 @@ class Parser {
       // Too large for int64: fall through to a double.
     }
     double parsed = 0;
-    auto [ptr, ec] = std::from_chars(first, last, parsed);
+    auto [ptr, ec] = parse_double(first, last, parsed);
     if (ec == std::errc::result_out_of_range) {
       // Underflow to zero is harmless; overflow to infinity is not representable in JSON.
       bool exponent_negative = false;

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Builds the engine addon to WebAssembly (CPU and WebGPU-tape backends, portable kernels) with
+# Debian bookworm's Emscripten 3.1.6 (`apt-get install emscripten`) and emnapi (Node-API for
+# Emscripten, from npm). Output: OUT/tidal_native.{js,wasm,worker.js}; load it with loader.cjs.
+#   bash native/wasm/build.sh OUT EMNAPI_NODE_MODULES [JOBS]
+# EMNAPI_NODE_MODULES holds emnapi, @emnapi/runtime and node-addon-api.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+native=$(cd "$here/.." && pwd)
+out=$(mkdir -p "$1" && cd "$1" && pwd)
+modules=$(cd "$2" && pwd)
+jobs=${3:-$(nproc)}
+emnapi=$modules/emnapi
+naa=$modules/node-addon-api
+# Debian's emscripten runs its JS tools with `node`; one from outside Debian (NodeSource,
+# nvm) does not look in Debian's module folder for acorn (package node-acorn).
+export NODE_PATH=/usr/share/nodejs${NODE_PATH:+:$NODE_PATH}
+
+common=(-O3 -pthread -fexceptions -DBUILDING_NODE_EXTENSION
+        '-DNAPI_EXTERN=__attribute__((__import_module__("env")))' -I"$emnapi/include/node")
+# emnapi's C part: Node-API on its JS runtime, async work and thread-safe functions on a libuv
+# thread pool over pthreads. EMNAPI_USE_PROXYING=0: Emscripten's proxying API is 3.1.9+.
+emnapi_sources=(js_native_api node_api async_cleanup_hook async_context async_work threadsafe_function
+                uv/uv-common uv/threadpool uv/unix/loop uv/unix/posix-hrtime uv/unix/thread uv/unix/async uv/unix/core)
+cxx_flags=(-std=c++17 -fno-math-errno -Wall -Wextra ${TIDAL_WASM_CXXFLAGS:-} -DTIDAL_VERSION="\"$(node -p "require('$native/../package.json').version" 2>/dev/null || echo 0.1.0)\""
+           -I"$native/include" -I"$native/src" -I"$naa"
+           -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED -DNAPI_CPP_EXCEPTIONS)
+
+mkdir -p "$out/obj"
+jobs_file=$out/obj/jobs.txt
+: > "$jobs_file"
+for s in "${emnapi_sources[@]}"; do
+  echo "emcc ${common[*]@Q} -DEMNAPI_USE_PROXYING=0 -c ${emnapi}/src/$s.c -o $out/obj/emnapi_${s//\//_}.o" >> "$jobs_file"
+done
+# The engine (without src/cuda/) and the addon, as native/CMakeLists.txt builds them.
+for f in "$native"/src/*/*.cpp "$native"/addon/*.cpp; do
+  case $f in */src/cuda/*) continue ;; esac
+  rel=${f#"$native"/}
+  obj=$out/obj/${rel//\//_}.o
+  echo "em++ ${common[*]@Q} ${cxx_flags[*]@Q} -c ${f@Q} -o ${obj@Q}" >> "$jobs_file"
+done
+tr '\n' '\0' < "$jobs_file" | xargs -0 -P "$jobs" -I{} bash -c '{}'
+
+em++ -O3 -pthread -fexceptions "$out"/obj/*.o -o "$out/tidal_native.js" \
+  --js-library="$here/emscripten_compat.js" --js-library="$emnapi/dist/library_napi.js" \
+  -sENVIRONMENT=node -sMODULARIZE=1 -sEXPORT_NAME=createTidalNative -sNODERAWFS=1 \
+  -sALLOW_MEMORY_GROWTH=1 -sMAXIMUM_MEMORY=4GB -sWASM_BIGINT=1 -sTOTAL_STACK=2MB -sDEFAULT_PTHREAD_STACK_SIZE=2MB \
+  -sPTHREAD_POOL_SIZE=${TIDAL_WASM_POOL:-8} \
+  "-sEXPORTED_FUNCTIONS=['_malloc','_free','_napi_register_wasm_v1','_node_api_module_get_api_version_v1']" \
+  "-sEXPORTED_RUNTIME_METHODS=['emnapiInit']" "-sDEFAULT_LIBRARY_FUNCS_TO_INCLUDE=['\$emnapiAddSendListener']" \
+  ${TIDAL_WASM_LDFLAGS:-} 2>&1 | grep -v 'Wpthreads-mem-growth' || true
+test -f "$out/tidal_native.wasm"
+ls -l "$out"/tidal_native.*

@@ -48,10 +48,19 @@ function copyWebGpuRuntime() {
     copyFileSync(from, `dist/node_modules/webgpu/${file}`);
   }
 }
+// The WebAssembly build of the engine (scripts/build-native-wasm.mjs), when there is one, at
+// dist/native-wasm/: the engine of the platforms without a native build (src/native/wasmAddon.ts).
+function copyWasmAddon() {
+  const files = ['tidal_native.js', 'tidal_native.wasm', 'tidal_native.worker.js'];
+  if (!files.every((file) => existsSync(`native/build-wasm/${file}`))) return;
+  mkdirSync('dist/native-wasm', { recursive: true });
+  for (const file of files) copyFileSync(`native/build-wasm/${file}`, `dist/native-wasm/${file}`);
+}
 const copyAddon = {
   name: 'copy-native-addon',
   setup(build) {
     build.onEnd(() => {
+      copyWasmAddon();
       if (!existsSync(addonBuilt)) {
         console.warn(`esbuild: ${addonBuilt} is missing; run \`npm run install\` to build the native engine.`);
         return;

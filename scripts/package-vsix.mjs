@@ -8,7 +8,8 @@
 //               at dist/native/ in the package) and Dawn's runtime of that platform for the
 //               WebGPU backend → dist/tidal-code-<target>.vsix; packaged from a staging folder,
 //               so dist/ keeps this machine's engine
-//   universal   no target, no native binary → dist/tidal-code-universal.vsix, for every
+//   universal   no target, no native binary (the WebAssembly engine, dist/native-wasm, instead)
+//               → dist/tidal-code-universal.vsix, for every
 //               other platform (darwin-arm64, darwin-x64, win32-arm64, ...): the remote backend
 // VS Code installs the package of its own platform where there is one, else the universal one.
 // Each package's file list is checked after packaging: the linux-x64 one must hold the addon,
@@ -50,6 +51,7 @@ function stageCross(target, scratch) {
   const kept = readFileSync('.vscodeignore', 'utf8')
     .split('\n')
     .filter((line) => line.startsWith('!') && line.slice(1) !== ADDON && !line.includes('dist/node_modules/webgpu'))
+    .filter((line) => !line.includes('dist/native-wasm') || existsSync('dist/native-wasm'))
     .map((line) => line.slice(1).replace(/\/\*\*$/, ''));
   for (const entry of ['.vscodeignore', ...kept]) {
     mkdirSync(path.dirname(path.join(stage, entry)), { recursive: true });
@@ -97,6 +99,9 @@ function zipEntryNames(buffer) {
 
 function packageOne(name, scratch) {
   const spec = PACKAGES[name];
+  if (!spec.native && !existsSync('dist/native-wasm/tidal_native.wasm')) {
+    throw new Error('dist/native-wasm is missing: build the WebAssembly engine (`node scripts/build-native-wasm.mjs`) and bundle (`node esbuild.mjs --production`) first');
+  }
   if (spec.native && !existsSync(ADDON)) {
     throw new Error(`${ADDON} is missing: build the native engine (\`npm run install\`) and bundle (\`node esbuild.mjs --production\`) first`);
   }
@@ -113,6 +118,11 @@ function packageOne(name, scratch) {
   if (!entries.includes('extension.vsixmanifest')) throw new Error(`${spec.out} has no extension.vsixmanifest`);
   if (spec.native && !nativeFiles.includes(`extension/${ADDON}`)) throw new Error(`${spec.out} lacks extension/${ADDON}`);
   if (!spec.native && nativeFiles.length > 0) throw new Error(`${spec.out} holds native files: ${nativeFiles.join(', ')}`);
+  // The WebAssembly engine: the universal package's only engine; the others carry it where it was built.
+  const wasm = ['tidal_native.js', 'tidal_native.wasm', 'tidal_native.worker.js'].map((file) => `extension/dist/native-wasm/${file}`);
+  if (!spec.native && !wasm.every((file) => entries.includes(file))) {
+    throw new Error(`${spec.out} lacks the WebAssembly engine (${wasm.filter((file) => !entries.includes(file)).join(', ')})`);
+  }
   const dawn = entries.filter((entry) => entry.endsWith('/dawn.node'));
   if (spec.native && (dawn.length !== 1 || !dawn[0].includes(`/dist/${spec.target}/`))) {
     throw new Error(`${spec.out} should carry the ${spec.target} WebGPU runtime alone, not ${dawn.join(', ') || 'none'}`);

@@ -1,8 +1,8 @@
 // `npm test`: bundles src/ (the unit tests start the built engine host), then every test
 // layer in order — TypeScript type check, the C++/CUDA format check, the lint (layers, see
 // eslint.config.mjs), the TypeScript format check (prettier), the import cycle check, unit tests, the
-// hostile-input suite, native tests (ctest), the Windows x64 and Linux Arm engines (Wine, QEMU), integration tests inside a real VS Code (the
-// linux-x64 package, then the universal one without the native engine). Stops
+// hostile-input suite, native tests (ctest), the Windows x64, Linux Arm and WebAssembly engines (Wine, QEMU, Node), integration tests inside a real VS Code (the
+// linux-x64 package, then the universal one with its WebAssembly engine, then without any engine). Stops
 // at the first failing layer, prints one summary line per layer and a last line with the
 // test counts over all layers.
 import { spawn } from 'node:child_process';
@@ -20,7 +20,9 @@ const layers = [
   // The engines for Windows x64 (under Wine) and Linux on Arm (under QEMU), cross-built here: native tests, the addon against this one, the main job.
   ['cross', 'node', ['scripts/test-cross.mjs']],
   ['integration', 'node', ['test/integration/run.mjs']],
-  // The universal package (no native engine) in the same VS Code: activation, the status bar, the remote backend.
+  // The universal package (no native engine: the WebAssembly one) in the same VS Code: the engine host runs it, a question answered locally.
+  ['integration-wasm', 'node', ['test/integration/run.mjs'], { TIDAL_NATIVE_ENGINE: 'wasm' }],
+  // The same without its WebAssembly engine (no engine at all): activation, the status bar, the remote backend.
   ['integration-no-native', 'node', ['test/integration/run.mjs'], { TIDAL_NATIVE_ENGINE: 'absent' }],
   // A workspace of two folders (a .code-workspace): the repository, #file mentions, Used N files and completions across both.
   ['integration-multi-root', 'node', ['test/integration/run.mjs'], { TIDAL_WORKSPACE: 'multi-root' }],

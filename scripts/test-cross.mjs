@@ -8,19 +8,27 @@
 //   linux-arm64  under QEMU (user mode): the native tests and the addon against this machine's.
 //                (The op harness takes minutes there, and QEMU's user mode cannot start the
 //                engine host's child process without the kernel's binfmt support.)
+//   wasm32       the WebAssembly build (scripts/build-native-wasm.mjs, Emscripten), the engine of
+//                the platforms without a native one, in this machine's Node: the addon against
+//                this machine's, the WebGPU backend's tests through it (lavapipe where there is
+//                no GPU), and the main job from a staged extension that holds no native addon, so
+//                that the engine host falls back to it as on macOS.
 // The addon check (test/cross/addonDigest.cjs): prefill, TidalDecode and full logits of every
 // fixture model, a KV file saved over an older one under a non-ASCII name and loaded back, a
 // model folder under a non-ASCII path, and a missing model refused.
 // A target whose compiler or runner is missing is skipped, saying so, unless
 // TIDAL_REQUIRE_CROSS=1 (CI installs them with scripts/setup-cross.sh and sets it).
-//   node scripts/test-cross.mjs [win32-x64|linux-arm64 ...]     Prints "N passed, M failed".
+//   node scripts/test-cross.mjs [win32-x64|linux-arm64|wasm32 ...]     Prints "N passed, M failed".
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import * as esbuild from 'esbuild';
+
 import { addonOf, buildDirOf, buildNativeCross, CROSS_TARGETS, hasCrossCompiler } from './build-native-cross.mjs';
+import { buildNativeWasm, hasEmscripten, WASM_BUILD_DIR } from './build-native-wasm.mjs';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const NODE_VERSION = '20.20.2';
@@ -135,6 +143,80 @@ function compareDigests(target, here, there) {
   }
 }
 
+/** The main job's bundles and the embedded model under scratch/extension, plus what `addEngine(dist)` puts there. */
+function stageExtension(scratch, addEngine) {
+  const stage = path.join(scratch, 'extension');
+  mkdirSync(path.join(stage, 'dist', 'native'), { recursive: true });
+  for (const file of ['embedded-demo.js', 'engine-host.js']) copyFileSync(path.join(root, 'dist', file), path.join(stage, 'dist', file));
+  addEngine(path.join(stage, 'dist'));
+  cpSync(path.join(root, 'models', 'tidal-code-mini'), path.join(stage, 'models', 'tidal-code-mini'), { recursive: true });
+  return stage;
+}
+
+/** The main job through the engine host, as `npm run main` runs it: every answer right. */
+function checkMainJob(target, demo) {
+  const rows = [...demo.output.matchAll(/^\| (full|tidal|quest) +\| "([^"]*)" +\| (yes|no)/gm)];
+  check(
+    `${target}: main job (engine host, embedded model, full / tidal / quest)`,
+    demo.status === 0 && rows.length === 3 && rows.every((row) => row[3] === 'yes'),
+    rows.length ? rows.map((row) => `${row[1]} "${row[2]}" ${row[3]}`).join(', ') : demo.output.slice(-1500),
+  );
+}
+
+/** The WebAssembly build in this machine's Node. */
+function testWasm(here) {
+  if (!hasEmscripten()) {
+    if (required) check('wasm32: toolchain', false, 'emscripten is not installed (TIDAL_REQUIRE_CROSS=1)');
+    else console.log('wasm32: emscripten is not installed; skipped (scripts/setup-cross.sh installs it)');
+    return;
+  }
+  const started = Date.now();
+  buildNativeWasm();
+  console.log(`wasm32: built in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  const scratch = mkdtempSync(path.join(os.tmpdir(), 'tidal-wasm32-'));
+  try {
+    // The extension's own loader (src/native/wasmAddon.ts), bundled for the digest script.
+    const loader = path.join(scratch, 'wasm-loader.cjs');
+    esbuild.buildSync({ entryPoints: [path.join(root, 'src', 'native', 'wasmAddon.ts')], bundle: true, platform: 'node', format: 'cjs', outfile: loader, logLevel: 'warning' });
+    const digest = spawnSync(process.execPath, [path.join(root, 'test', 'cross', 'addonDigest.cjs'), WASM_BUILD_DIR, root, scratch], {
+      encoding: 'utf8',
+      env: { ...process.env, TIDAL_WASM_LOADER: loader },
+      timeout: 600_000,
+    });
+    let there;
+    try {
+      there = JSON.parse(digest.stdout.trim().split('\n').pop());
+    } catch {
+      check('wasm32: addon digest', false, `${digest.stdout.slice(-800)} ${digest.stderr.slice(-800)}`);
+    }
+    if (there) compareDigests('wasm32', here, there);
+    // The WebGPU backend driven by the WebAssembly build (what macOS gets: Dawn reaches Metal
+    // there): the WebGPU unit tests, each against the CPU backend, through this addon.
+    const webgpu = spawnSync(process.execPath, [path.join(root, 'scripts', 'test-unit.mjs'), 'test/unit/webgpu'], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, TIDAL_TEST_ADDON: 'wasm' },
+      timeout: 600_000,
+    });
+    const pass = Number(webgpu.stdout.match(/^ℹ pass (\d+)$/m)?.[1] ?? 0);
+    const fail = Number(webgpu.stdout.match(/^ℹ fail (\d+)$/m)?.[1] ?? 1);
+    const skipped = Number(webgpu.stdout.match(/^ℹ skipped (\d+)$/m)?.[1] ?? 0);
+    check(
+      'wasm32: the WebGPU backend through the WebAssembly engine matches the CPU backend (test/unit/webgpu)',
+      webgpu.status === 0 && fail === 0 && pass > 0,
+      `${pass} passed, ${fail} failed, ${skipped} skipped${webgpu.status === 0 ? '' : `: ${webgpu.stdout.slice(-1500)} ${webgpu.stderr.slice(-500)}`}`,
+    );
+    // No native addon in the staged extension: the engine host must fall back to the WebAssembly build.
+    const stage = stageExtension(scratch, (dist) => cpSync(WASM_BUILD_DIR, path.join(dist, 'native-wasm'), { recursive: true }));
+    const demo = spawnSync(process.execPath, [path.join(stage, 'dist', 'embedded-demo.js')], { encoding: 'utf8', timeout: 600_000 });
+    check('wasm32: the engine host runs the WebAssembly engine', demo.stdout.includes('WebAssembly engine'), demo.stdout.split('\n')[0]);
+    checkMainJob('wasm32', { status: demo.status, output: `${demo.stdout}${demo.stderr}` });
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  console.log(`wasm32: ${((Date.now() - started) / 1000).toFixed(0)} s`);
+}
+
 function testTarget(target, here) {
   const runner = RUNNERS[target];
   const command = runner.find();
@@ -176,19 +258,8 @@ function testTarget(target, here) {
     if (there) compareDigests(target, here, there);
 
     if (runner.mainJob) {
-      // The main job through the engine host, as `npm run main` runs it.
-      const stage = path.join(scratch, 'extension');
-      mkdirSync(path.join(stage, 'dist', 'native'), { recursive: true });
-      for (const file of ['embedded-demo.js', 'engine-host.js']) copyFileSync(path.join(root, 'dist', file), path.join(stage, 'dist', file));
-      copyFileSync(addonOf(target), path.join(stage, 'dist', 'native', 'tidal_native.node'));
-      cpSync(path.join(root, 'models', 'tidal-code-mini'), path.join(stage, 'models', 'tidal-code-mini'), { recursive: true });
-      const demo = runOn(runner, node, command, [runner.path(path.join(stage, 'dist', 'embedded-demo.js'))], 600);
-      const rows = [...demo.output.matchAll(/^\| (full|tidal|quest) +\| "([^"]*)" +\| (yes|no)/gm)];
-      check(
-        `${target}: main job (engine host, embedded model, full / tidal / quest)`,
-        demo.status === 0 && rows.length === 3 && rows.every((row) => row[3] === 'yes'),
-        rows.length ? rows.map((row) => `${row[1]} "${row[2]}" ${row[3]}`).join(', ') : demo.output.slice(-1500),
-      );
+      const stage = stageExtension(scratch, (dist) => copyFileSync(addonOf(target), path.join(dist, 'native', 'tidal_native.node')));
+      checkMainJob(target, runOn(runner, node, command, [runner.path(path.join(stage, 'dist', 'embedded-demo.js'))], 600));
     }
   } finally {
     rmSync(scratch, { recursive: true, force: true });
@@ -197,10 +268,10 @@ function testTarget(target, here) {
 }
 
 const requested = process.argv.slice(2);
-const targets = requested.length > 0 ? requested : Object.keys(RUNNERS);
+const targets = requested.length > 0 ? requested : [...Object.keys(RUNNERS), 'wasm32'];
 for (const target of targets) {
-  if (!RUNNERS[target]) {
-    console.error(`test-cross: unknown target "${target}"; expected one of ${Object.keys(RUNNERS).join(', ')}`);
+  if (!RUNNERS[target] && target !== 'wasm32') {
+    console.error(`test-cross: unknown target "${target}"; expected one of ${[...Object.keys(RUNNERS), 'wasm32'].join(', ')}`);
     process.exit(2);
   }
 }
@@ -218,6 +289,11 @@ try {
 } catch {
   check('linux-x64 reference digest', false, `${digest.stdout.slice(-500)} ${digest.stderr.slice(-1000)}`);
 }
-if (here) for (const target of targets) testTarget(target, here);
+if (here) {
+  for (const target of targets) {
+    if (target === 'wasm32') testWasm(here);
+    else testTarget(target, here);
+  }
+}
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { loadAddon } from '../native/addon';
+import { loadEngineAddon } from '../native/addon';
 import { parseEvalArgs, USAGE } from './evalArgs';
 import { tidalErrorCode } from '../native/errors';
 import { appendResults, EvalResults, renderReport } from './report';
@@ -21,7 +21,7 @@ async function main(argv: string[]): Promise<number> {
     if (args.kind === 'load') {
       for (const file of args.load) appendResults(fs.readFileSync(file, 'utf8'), file, results);
     } else {
-      results = await runEval(loadAddon(path.dirname(__filename)), args, (line) => console.error(line));
+      results = await runEval(await loadEngineAddon(path.dirname(__filename)), args, (line) => console.error(line));
     }
     const note =
       args.kind === 'run' && args.kvFp8Simulation

@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 
 import { startEngineHost } from './hostProcess';
-import { AttentionMode, generateRequest, loadModelRequest, shutdownRequest, statsRequest } from '../core/protocol/protocol';
+import { AttentionMode, engineInfoRequest, generateRequest, loadModelRequest, shutdownRequest, statsRequest } from '../core/protocol/protocol';
 
 const root = path.resolve(__dirname, '..');
 const modelDir = process.env.TIDAL_MODEL ?? path.join(root, 'models', 'tidal-code-mini');
@@ -38,11 +38,13 @@ async function main(): Promise<void> {
   host.stderr.pipe(process.stderr);
   rpc.listen();
   try {
+    const info = await rpc.sendRequest(engineInfoRequest);
     const loaded = await rpc.sendRequest(loadModelRequest, { modelDir });
     const m = loaded.model;
     console.log(
       `model ${path.relative(root, modelDir)}: ${m.architecture}, ${m.numLayers} layers, ${m.numHeads}/${m.numKvHeads} heads x ${m.headDim}, ` +
-        `vocab ${m.vocabSize}, ${(m.weightBytes / 1e6).toFixed(1)} MB ${m.dtype}, backend ${m.backend} (${m.threads} threads)`,
+        `vocab ${m.vocabSize}, ${(m.weightBytes / 1e6).toFixed(1)} MB ${m.dtype}, backend ${m.backend} (${m.threads} threads), ` +
+        `${info.build === 'wasm' ? 'WebAssembly engine' : 'native engine'}`,
     );
 
     // The small model is strongest at continuing a repository-style stream (its FIM is weak), so

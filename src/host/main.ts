@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import { createMessageConnection, ErrorCodes, ResponseError, StreamMessageWriter } from 'vscode-jsonrpc/node';
 
-import { AddonLoadError, loadAddon, type NativeAddon } from '../native/addon';
+import { AddonLoadError, addonBuild, loadEngineAddon, type NativeAddon } from '../native/addon';
 import { TidalError } from '../native/errors';
 import { StrictMessageReader } from './messageReader';
 import { formatFailedRequestLog, formatRequestLog, requestLogEntry } from './requestLog';
@@ -51,25 +51,29 @@ console.log = (...args: unknown[]) => console.error(...args);
 // library missing) leaves the host running: every request that needs it, engine/info first, is
 // answered with NO_LOCAL_ENGINE_CODE and the reason, and the extension stops the host and offers
 // the remote backend instead of restarting it in a loop.
-let loadedAddon: NativeAddon | undefined;
+// The native addon, or where there is none for this platform the WebAssembly build
+// (loadEngineAddon); the latter loads asynchronously, so requests wait for it.
 let addonProblem: AddonLoadError | undefined;
-try {
-  loadedAddon = loadAddon(path.dirname(__filename));
-} catch (error) {
-  addonProblem = error instanceof AddonLoadError ? error : new AddonLoadError((error as Error).message);
-  process.stderr.write(`engine host ${process.pid}: ${addonProblem.message}\n`);
-}
+const addonLoading: Promise<NativeAddon | undefined> = loadEngineAddon(path.dirname(__filename)).then(
+  (addon) => addon,
+  (error: unknown) => {
+    addonProblem = error instanceof AddonLoadError ? error : new AddonLoadError((error as Error).message);
+    process.stderr.write(`engine host ${process.pid}: ${addonProblem.message}\n`);
+    return undefined;
+  },
+);
 
-function nativeAddon(): NativeAddon {
-  if (loadedAddon) return loadedAddon;
+async function nativeAddon(): Promise<NativeAddon> {
+  const addon = await addonLoading;
+  if (addon) return addon;
   throw new ResponseError(ErrorCodes.InternalError, addonProblem?.message ?? 'The Tidal native engine is not available.', {
     code: NO_LOCAL_ENGINE_CODE,
     kind: addonProblem?.kind ?? 'unloadable',
   });
 }
 
-connection.onRequest(engineInfoRequest, () => {
-  const addon = nativeAddon();
+connection.onRequest(engineInfoRequest, async () => {
+  const addon = await nativeAddon();
   const cuda = addon.probeCuda();
   return {
     engineVersion: addon.engineVersion(),
@@ -77,6 +81,7 @@ connection.onRequest(engineInfoRequest, () => {
     cuda: { usable: cuda.usable, deviceName: cuda.deviceName, message: cuda.message },
     pid: process.pid,
     nodeVersion: process.versions.node,
+    build: addonBuild(addon),
   };
 });
 
@@ -122,7 +127,7 @@ connection.onRequest(loadModelRequest, (raw) =>
     const previous = session;
     session = undefined;
     await previous?.unload();
-    session = await ModelSession.load(nativeAddon(), params, (message) => connection.sendNotification(logNotification, { level: 'info', message }));
+    session = await ModelSession.load(await nativeAddon(), params, (message) => connection.sendNotification(logNotification, { level: 'info', message }));
     session.onRepositoryStatus((status) => connection.sendNotification(workspaceStatusNotification, status));
     const info = session.info();
     connection.sendNotification(logNotification, {

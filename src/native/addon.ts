@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { TidalError } from './errors';
+import { isWasmAddonFolder, loadWasmAddon } from './wasmAddon';
 
 export interface CudaProbe {
   compiled: boolean;
@@ -281,6 +282,57 @@ export function loadAddon(bundleDir: string): NativeAddon {
   } catch (error) {
     throw new AddonLoadError(
       `The Tidal native engine at ${found} could not be loaded on ${process.platform}-${process.arch} ` +
+        `(Node ${process.versions.node}): ${(error as Error).message}`,
+      'unloadable',
+    );
+  }
+}
+
+// The WebAssembly build of the addon (src/native/wasmAddon.ts): beside the bundle in a package
+// (dist/native-wasm/), or in the build tree of a source checkout (scripts/build-native-wasm.mjs).
+export function wasmAddonCandidates(bundleDir: string): string[] {
+  return [path.join(bundleDir, 'native-wasm'), path.join(bundleDir, '..', 'native', 'build-wasm')];
+}
+
+const wasmAddons = new WeakSet<NativeAddon>();
+/** Whether `addon` is a native build or the WebAssembly one (loadEngineAddon). */
+export function addonBuild(addon: NativeAddon): 'native' | 'wasm' {
+  return wasmAddons.has(addon) ? 'wasm' : 'native';
+}
+
+/** The folder of the WebAssembly build a bundle in `bundleDir` would load, or undefined when there is none. */
+export function findWasmAddon(bundleDir: string): string | undefined {
+  return wasmAddonCandidates(bundleDir).find(isWasmAddonFolder);
+}
+
+/**
+ * The engine addon for the engine host, `tidal serve` and `tidal eval`: the native build for
+ * this platform, or where there is none (or it does not load), the WebAssembly build, which runs
+ * the CPU backend (and WebGPU) on every platform Node runs on, slower than native code.
+ * TIDAL_ADDON=wasm asks for the WebAssembly build, TIDAL_ADDON=native for the native one only.
+ */
+export async function loadEngineAddon(bundleDir: string, choice = process.env.TIDAL_ADDON): Promise<NativeAddon> {
+  let nativeProblem: AddonLoadError | undefined;
+  if (choice !== 'wasm') {
+    try {
+      return loadAddon(bundleDir);
+    } catch (error) {
+      nativeProblem = error instanceof AddonLoadError ? error : new AddonLoadError((error as Error).message);
+      if (choice === 'native') throw nativeProblem;
+    }
+  }
+  const folder = findWasmAddon(bundleDir);
+  if (!folder) {
+    if (nativeProblem) throw nativeProblem;
+    throw new AddonLoadError(`The WebAssembly build of the Tidal engine is missing (looked in ${wasmAddonCandidates(bundleDir).join(', ')}).`, 'missing');
+  }
+  try {
+    const addon = (await loadWasmAddon(folder)) as NativeAddon;
+    wasmAddons.add(addon);
+    return addon;
+  } catch (error) {
+    throw new AddonLoadError(
+      `${nativeProblem ? `${nativeProblem.message} ` : ''}The WebAssembly build of the Tidal engine at ${folder} could not be loaded ` +
         `(Node ${process.versions.node}): ${(error as Error).message}`,
       'unloadable',
     );

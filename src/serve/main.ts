@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 
 import { ModelSession } from '../host/modelSession';
-import { loadAddon } from '../native/addon';
+import { loadEngineAddon } from '../native/addon';
 import { createTidalServer } from './httpServer';
 import { exposureWarning, parseServeArgs, ServeArgs, USAGE } from './serveArgs';
 import { tidalErrorCode } from '../native/errors';
@@ -21,7 +21,7 @@ async function main(): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  const addon = loadAddon(path.dirname(__filename));
+  const addon = await loadEngineAddon(path.dirname(__filename));
   const session = await ModelSession.load(addon, {
     modelDir: args.modelDir,
     tokenizerDir: args.tokenizerDir,

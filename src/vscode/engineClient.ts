@@ -24,7 +24,7 @@ import {
   type RepositoryStatus,
   type TokenChunk,
 } from '../core/protocol/protocol';
-import { addonCandidates, findAddon, type AddonProblemKind } from '../native/addon';
+import { addonCandidates, findAddon, findWasmAddon, wasmAddonCandidates, type AddonProblemKind } from '../native/addon';
 import { ResponseWatchdog, RestartPolicy, type WatchdogOptions } from './restartPolicy';
 
 /** `unavailable`: there is no native engine here (see `problem`); nothing is restarted. */
@@ -76,10 +76,12 @@ export class EngineClient implements vscode.Disposable {
 
   async start(): Promise<void> {
     if (this.disposed) return;
-    // No addon file beside the host script: no process to start (the universal package).
+    // No addon beside the host script, native or WebAssembly: no process to start.
     const bundleDir = path.dirname(this.hostScript);
-    if (!findAddon(bundleDir)) {
-      const message = `The Tidal native engine is not in this installation (looked for ${addonCandidates(bundleDir).join(', ')}).`;
+    if (!findAddon(bundleDir) && !findWasmAddon(bundleDir)) {
+      const message =
+        `The Tidal engine is not in this installation (looked for ${addonCandidates(bundleDir).join(', ')} ` +
+        `and the WebAssembly build in ${wasmAddonCandidates(bundleDir).join(', ')}).`;
       this.log.warn(`no local engine on ${process.platform}-${process.arch}: ${message}`);
       this.setStatus({ state: 'unavailable', message, problem: { kind: 'missing', message } });
       return;
@@ -104,7 +106,8 @@ export class EngineClient implements vscode.Disposable {
       const info = await withTimeout(connection.sendRequest(engineInfoRequest), 30_000, 'the engine did not answer within 30 s');
       if (this.child !== child) return;
       this.log.info(
-        `engine ${info.engineVersion} ready (pid ${info.pid}, Node ${info.nodeVersion}, backends ${info.compiledBackends.join('/')}` +
+        `engine ${info.engineVersion}${info.build === 'wasm' ? ' (WebAssembly build: no native engine for this platform)' : ''} ready ` +
+          `(pid ${info.pid}, Node ${info.nodeVersion}, backends ${info.compiledBackends.join('/')}` +
           `, CUDA: ${info.cuda.usable ? info.cuda.deviceName : info.cuda.message})`,
       );
       this.setStatus({ state: 'ready', info });

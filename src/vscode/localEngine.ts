@@ -1,7 +1,8 @@
 // Where the local engine runs, as pure decisions (unit-tested without VS Code). The native engine
 // ships only in the package for the platforms it is built for (NATIVE_ENGINE_TARGETS); every
-// other platform gets the universal package, which has none and works through the remote
-// backend. From the platform and what became of loading the addon, this decides what the
+// other platform gets the universal package, whose engine is the WebAssembly build (CPU backend,
+// slower than native code). Without either (a broken install, a build that does not load) the
+// extension works through the remote backend. From the platform and what became of loading the addon, this decides what the
 // extension says and offers: the status bar's text and tooltip, the engine's message, and a
 // notification shown once while a local backend is selected.
 import type { AddonProblemKind } from '../native/addon';
@@ -64,7 +65,10 @@ export function localEngineOffer(platform: string, addon: AddonLoadResult): Loca
   let reason: string;
   if (addon.kind === 'unloadable') reason = `The native engine could not be loaded. ${addon.message}`;
   else if (nativePackage) reason = `The native engine is missing from this installation; reinstall the extension (its ${platform} package carries the engine).`;
-  else reason = `The local engine is built for ${NATIVE_ENGINE_TARGETS.join(', ')} only; this package has no native engine for ${platform}.`;
+  else
+    reason =
+      `The native engine is built for ${NATIVE_ENGINE_TARGETS.join(', ')} only; this package has no native engine for ${platform}, ` +
+      'and its WebAssembly engine (dist/native-wasm), which runs everywhere else, is missing: reinstall the extension.';
   const tooltip =
     `**Tidal Code** — ${headline}\n\n${reason}\n\n${REMOTE_HOW}\n\n` +
     `[Open the remote server settings](${settingsLink(REMOTE_SETTINGS_QUERY)}) · [Open the backend setting](${settingsLink('tidal.backend')})`;

@@ -29,6 +29,8 @@ export interface TidalApi {
     engineState: string;
     engineMessage?: string;
     enginePid?: number;
+    /** 'native' or 'wasm' (the WebAssembly build) once the engine is ready. */
+    engineBuild?: string;
     commandsRegistered: string[];
     backend?: string;
     /** Whether this machine has a local engine; without one, the platform and the reason. */
@@ -156,6 +158,7 @@ export function createTestApi(tidal: TidalExtension, context: vscode.ExtensionCo
         engineState: tidal.engine.currentStatus.state,
         engineMessage: tidal.engine.currentStatus.message,
         enginePid: tidal.engine.currentStatus.info?.pid,
+        engineBuild: tidal.engine.currentStatus.info?.build,
         backend: tidal.engine.currentStatus.info ? (tidal.engine.currentStatus.info.cuda.usable ? 'cuda' : 'cpu') : undefined,
         localEngine: { available: offer.local, platform: offer.platform, reason: offer.local ? undefined : offer.reason },
         commandsRegistered: [...COMMAND_IDS],

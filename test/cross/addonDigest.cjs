@@ -3,14 +3,20 @@
 // model on the CPU backend, the logits of a prefill, of a TidalDecode step, and of a full step
 // after a save and load of the sequence's KV file (positioned writes, the replace over an older
 // file, positioned reads); a model loaded from a folder with a non-ASCII path and from one past MAX_PATH; the refusal of a
-// missing model path. Prints one JSON object.
+// missing model path. Prints one JSON object. Also run with the WebAssembly build: ADDON is then
+// its folder, loaded through src/native/wasmAddon.ts bundled to the file TIDAL_WASM_LOADER names.
 //   node test/cross/addonDigest.cjs ADDON REPOSITORY_ROOT SCRATCH_FOLDER
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 
 const [addonPath, root, scratch] = process.argv.slice(2);
-const addon = require(addonPath);
+let addon;
+async function loadAddon() {
+  if (!fs.statSync(addonPath).isDirectory()) return require(addonPath);
+  const { loadWasmAddon } = require(process.env.TIDAL_WASM_LOADER);
+  return loadWasmAddon(addonPath);
+}
 
 function sample(logits) {
   // 16 logits spread over the vocabulary, and the sum of all of them.
@@ -26,6 +32,7 @@ const load = (folder) => addon.loadModel(folder, { backend: 'cpu', threads: 2, m
 const promptOf = (engine) => Array.from({ length: 48 }, (_, i) => (i * 7919 + 104729) % engine.modelInfo.vocabSize);
 
 async function main() {
+  addon = await loadAddon();
   const out = { platform: process.platform, backends: addon.compiledBackends(), models: {} };
   const fixtures = path.join(root, 'test', 'fixtures', 'models');
   for (const name of fs.readdirSync(fixtures).sort()) {

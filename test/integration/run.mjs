@@ -13,10 +13,13 @@
 //   TIDAL_INTEGRATION_TIMEOUT_S=n   limit for starting VS Code and running the suite (default: none
 //                                   beyond the tests' own limits, see runners/common.mjs)
 //   TIDAL_KEEP_TEMP=1               keep the scratch folder (profile, workspace copy) for a look
-//   TIDAL_NATIVE_ENGINE=absent      install the universal package (dist/tidal-code-universal.vsix, no
-//                                   native engine) and run only the tests written for that
-//                                   (suite/withoutNativeEngine.json); implied when
+//   TIDAL_NATIVE_ENGINE=wasm        install the universal package (dist/tidal-code-universal.vsix, no
+//                                   native engine: the WebAssembly one) and run only the tests
+//                                   written for that (suite/wasmEngine.json); implied when
 //                                   TIDAL_INTEGRATION_FILES names only such tests
+//   TIDAL_NATIVE_ENGINE=absent      the universal package with its WebAssembly engine removed after
+//                                   the install (no engine at all) and only the tests written for
+//                                   that (suite/withoutNativeEngine.json); implied likewise
 //   TIDAL_WORKSPACE=multi-root      open a workspace of two folders (fixtures/workspace and
 //                                   fixtures/helpers) and run only the tests written for that
 //                                   (suite/multiRoot.json); implied when TIDAL_INTEGRATION_FILES
@@ -33,6 +36,9 @@ const timeoutSeconds = process.env.TIDAL_INTEGRATION_TIMEOUT_S ? Number(process.
 /** The suite files written for an install without the native engine; the default run leaves them out. */
 const withoutNativeEngineFiles = JSON.parse(readFileSync(path.join(repoRoot, 'test', 'integration', 'suite', 'withoutNativeEngine.json'), 'utf8'));
 
+/** The suite files written for the universal package's WebAssembly engine; the default run leaves them out. */
+const wasmEngineFiles = JSON.parse(readFileSync(path.join(repoRoot, 'test', 'integration', 'suite', 'wasmEngine.json'), 'utf8'));
+
 /** The suite files written for a window of two folders; the default run leaves them out. */
 const multiRootFiles = JSON.parse(readFileSync(path.join(repoRoot, 'test', 'integration', 'suite', 'multiRoot.json'), 'utf8'));
 
@@ -45,9 +51,11 @@ function namesOnly(files) {
   return named.length > 0 && named.every((name) => files.includes(name));
 }
 
-/** Whether this run installs the package without the native engine (see TIDAL_NATIVE_ENGINE above). */
-function nativeEngineAbsent() {
-  return process.env.TIDAL_NATIVE_ENGINE === 'absent' || namesOnly(withoutNativeEngineFiles);
+/** 'present' (the linux-x64 package), 'wasm' or 'absent' (see TIDAL_NATIVE_ENGINE above). */
+function nativeEngineMode() {
+  if (process.env.TIDAL_NATIVE_ENGINE === 'absent' || namesOnly(withoutNativeEngineFiles)) return 'absent';
+  if (process.env.TIDAL_NATIVE_ENGINE === 'wasm' || namesOnly(wasmEngineFiles)) return 'wasm';
+  return 'present';
 }
 
 /** Whether this run opens a workspace of two folders (see TIDAL_WORKSPACE above). */
@@ -122,11 +130,12 @@ async function main() {
     else rmSync(run.tempRoot, { recursive: true, force: true, maxRetries: 3 });
   });
   try {
-    const absent = nativeEngineAbsent();
-    const vsix = ensureVsix(absent ? 'tidal-code-universal.vsix' : 'tidal-code.vsix');
+    const engine = nativeEngineMode();
+    const vsix = ensureVsix(engine === 'present' ? 'tidal-code.vsix' : 'tidal-code-universal.vsix');
     // The suite (suite/index.js) picks its files by this; both runners hand it to the extension host.
-    const suiteEnvironment = { TIDAL_TEST_NATIVE_ENGINE: absent ? 'absent' : 'present', TIDAL_TEST_WORKSPACE: multiRoot ? 'multi-root' : 'folder' };
-    if (absent) log('without the native engine: the universal package, and the tests written for it');
+    const suiteEnvironment = { TIDAL_TEST_NATIVE_ENGINE: engine, TIDAL_TEST_WORKSPACE: multiRoot ? 'multi-root' : 'folder' };
+    if (engine === 'wasm') log('the universal package: the WebAssembly engine, and the tests written for it');
+    if (engine === 'absent') log('the universal package without its WebAssembly engine: no engine at all, and the tests written for it');
     if (multiRoot) log('a workspace of two folders, and the tests written for it');
     const started = Date.now();
     let runner;

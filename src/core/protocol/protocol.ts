@@ -13,6 +13,8 @@ export interface EngineInfo {
   cuda: { usable: boolean; deviceName: string; message: string };
   pid: number;
   nodeVersion: string;
+  /** 'native' (tidal_native.node built for this platform) or 'wasm' (the WebAssembly build). */
+  build?: 'native' | 'wasm';
 }
 
 export interface LogMessage {

@@ -27,6 +27,7 @@ import {
   SUITE_START_TIMEOUT_MS,
   suiteEntry,
   userSettings,
+  afterInstall,
 } from './common.mjs';
 
 const EXTENSION_ID = 'tidal-code.tidal-code';
@@ -420,6 +421,7 @@ export async function runWithCodeServer({ vsix, run, cleanup, suiteEnvironment =
 
   log(`installing ${path.relative(repoRoot, vsix)} into a fresh extensions folder`);
   installVsix(tools, baseArgs, env, vsix);
+  afterInstall(run, suiteEnvironment);
 
   const { port, exited } = await startCodeServer(tools, baseArgs, env, run.opened, cleanup);
   const authority = `127.0.0.1:${port}`;

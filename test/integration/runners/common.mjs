@@ -187,3 +187,19 @@ function indent(text, spaces) {
     .map((line) => pad + line)
     .join('\n');
 }
+
+/**
+ * After the install: for TIDAL_TEST_NATIVE_ENGINE=absent, the installed universal package loses
+ * its WebAssembly engine (dist/native-wasm), so that the extension runs with no engine at all,
+ * as where that build cannot load, and the tests of that case see it.
+ */
+export function afterInstall(run, suiteEnvironment) {
+  if (suiteEnvironment.TIDAL_TEST_NATIVE_ENGINE !== 'absent') return;
+  for (const name of readdirSync(run.extensionsDir)) {
+    const wasm = path.join(run.extensionsDir, name, 'dist', 'native-wasm');
+    if (name.startsWith('tidal-code.') && existsSync(wasm)) {
+      rmSync(wasm, { recursive: true, force: true });
+      log(`removed ${path.relative(run.extensionsDir, wasm)}: an installation without any engine`);
+    }
+  }
+}

@@ -20,6 +20,7 @@ import {
   SUITE_START_TIMEOUT_MS,
   suiteEntry,
   userSettings,
+  afterInstall,
 } from './common.mjs';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -44,6 +45,7 @@ export async function runWithElectron({ vsix, run, cleanup, suiteEnvironment = {
   const output = `${install.stdout ?? ''}${install.stderr ?? ''}`;
   writeFileSync(path.join(logsDir, 'install-extension.log'), output);
   if (install.status !== 0) throw new Error(`code --install-extension failed (exit ${install.status ?? install.signal}):\n${output.trim()}`);
+  afterInstall(run, suiteEnvironment);
 
   const args = [
     run.opened,

@@ -31,7 +31,7 @@ test('with the addon loaded there is a local engine, on any platform', () => {
   assert.equal(remoteTooltipNote(localEngineOffer('linux-x64', { loaded: true })), undefined);
 });
 
-test('another platform without the addon (the universal package): no local engine, and the remote backend offered', () => {
+test('another platform without the addon (the universal package without its WebAssembly engine): no local engine, and the remote backend offered', () => {
   for (const platform of ['darwin-arm64', 'darwin-x64', 'win32-arm64', 'linux-armhf']) {
     const offer = localEngineOffer(platform, missing);
     assert.equal(offer.local, false);
@@ -40,6 +40,7 @@ test('another platform without the addon (the universal package): no local engin
     assert.equal(offer.headline, `no local engine on ${platform}`);
     assert.equal(offer.statusText, `$(circle-slash) Tidal: no local engine on ${platform}`);
     assert.match(offer.reason, new RegExp(`built for linux-x64, win32-x64, linux-arm64 only; this package has no native engine for ${platform}`));
+    assert.match(offer.reason, /WebAssembly engine \(dist\/native-wasm\).*is missing/);
     assert.match(offer.tooltip, /`tidal\.backend` to `remote`/);
     assert.match(offer.tooltip, /command:workbench\.action\.openSettings\?%5B%22tidal\.remote%22%5D/, 'a link to the remote server settings');
     assert.match(offer.tooltip, /command:workbench\.action\.openSettings\?%5B%22tidal\.backend%22%5D/, 'a link to the backend setting');

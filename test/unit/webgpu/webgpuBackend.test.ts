@@ -14,13 +14,20 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { test, TestContext } from 'node:test';
+import { before, test, TestContext } from 'node:test';
 
-import { loadAddon, NativeAddon, NativeEngine } from '../../../src/native/addon';
+import { addonBuild, loadEngineAddon, NativeAddon, NativeEngine } from '../../../src/native/addon';
 import { openWebGpuDevice, WebGpuDevice, WebGpuUnavailableError } from '../../../src/webgpu';
 import { random } from '../seededRandom';
 
-const addon: NativeAddon = loadAddon(path.resolve('dist'));
+// TIDAL_TEST_ADDON=wasm: the same tests through the WebAssembly build of the engine, the engine of
+// the platforms without a native build (scripts/test-cross.mjs runs them so).
+const build = process.env.TIDAL_TEST_ADDON === 'wasm' ? 'wasm' : 'native';
+let addon: NativeAddon;
+before(async () => {
+  addon = await loadEngineAddon(path.resolve('dist'), build);
+  assert.equal(addonBuild(addon), build);
+});
 const fixture = (name: string) => path.resolve('test/fixtures/models', name);
 const models = [
   ...['llama2-mha-bf16', 'llama3-gqa-f32', 'mistral-gqa-f16', 'qwen2-tied-sharded-f32', 'qwen3-qknorm-f32'].map(fixture),

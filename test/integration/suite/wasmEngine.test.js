@@ -61,7 +61,9 @@ test(
     const answer = api.chat.lastAnswer();
     assert.ok(answer, 'no answer recorded');
     assert.equal(answer.error, undefined, `the local answer failed: ${answer.error}`);
-    assert.ok(answer.finishReason === 'length' || answer.finishReason === 'stop', `finish reason ${answer.finishReason}`);
+    // The embedded demo model may also loop until the repetition stop ends the answer.
+    assert.ok(['length', 'stop', 'repetition'].includes(answer.finishReason), `finish reason ${answer.finishReason}`);
+    assert.ok(answer.tokens > 0, `${answer.tokens} tokens generated`);
     assert.ok(answer.text.length > 0, 'an empty answer');
     assert.equal(answer.streamed, answer.text);
     assert.ok(answer.promptTokens > 0, `a prompt of ${answer.promptTokens} tokens`);

@@ -8,14 +8,20 @@
 //               at dist/native/ in the package) and Dawn's runtime of that platform for the
 //               WebGPU backend → dist/tidal-code-<target>.vsix; packaged from a staging folder,
 //               so dist/ keeps this machine's engine
+//   darwin-arm64, darwin-x64, win32-arm64
+//               `vsce package --target <target>`, no native engine: the WebAssembly one
+//               (dist/native-wasm, scripts/build-native-wasm.mjs) and Dawn's runtime of that
+//               platform, which the WebAssembly engine drives for the WebGPU backend (Metal on
+//               macOS) → dist/tidal-code-<target>.vsix, staged like the cross targets
 //   universal   no target, no native binary (the WebAssembly engine, dist/native-wasm, instead)
-//               → dist/tidal-code-universal.vsix, for every
-//               other platform (darwin-arm64, darwin-x64, win32-arm64, ...): the remote backend
+//               → dist/tidal-code-universal.vsix, for every other platform: the CPU backend
+//               through WebAssembly, and the remote backend
 // VS Code installs the package of its own platform where there is one, else the universal one.
 // Each package's file list is checked after packaging: the linux-x64 one must hold the addon,
-// the universal one no .node file at all.
-//   node scripts/package-vsix.mjs [linux-x64|win32-x64|linux-arm64|universal ...]   (default:
-//   linux-x64, universal, and each cross target whose engine is built)
+// the universal one no .node file at all and the WebAssembly engine, the darwin and win32-arm64
+// ones the WebAssembly engine and their dawn.node alone.
+//   node scripts/package-vsix.mjs [linux-x64|win32-x64|linux-arm64|darwin-arm64|darwin-x64|win32-arm64|universal ...]
+//   (default: linux-x64, universal, each cross target whose engine is built, and the WebAssembly platforms)
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -31,8 +37,15 @@ const PACKAGES = {
   'linux-x64': { out: 'dist/tidal-code.vsix', target: 'linux-x64', native: true },
   'win32-x64': { out: 'dist/tidal-code-win32-x64.vsix', target: 'win32-x64', native: true, staged: true },
   'linux-arm64': { out: 'dist/tidal-code-linux-arm64.vsix', target: 'linux-arm64', native: true, staged: true },
+  // No native build (no Apple SDK here; no Windows-on-Arm toolchain in Debian): the WebAssembly
+  // engine, with Dawn's runtime of the platform for the WebGPU backend (Metal on macOS).
+  'darwin-arm64': { out: 'dist/tidal-code-darwin-arm64.vsix', target: 'darwin-arm64', native: false, staged: true, runtime: 'darwin-universal' },
+  'darwin-x64': { out: 'dist/tidal-code-darwin-x64.vsix', target: 'darwin-x64', native: false, staged: true, runtime: 'darwin-universal' },
+  'win32-arm64': { out: 'dist/tidal-code-win32-arm64.vsix', target: 'win32-arm64', native: false, staged: true, runtime: 'win32-arm64' },
   universal: { out: 'dist/tidal-code-universal.vsix', target: undefined, native: false },
 };
+/** The packages of the WebAssembly engine with a WebGPU runtime. */
+const WASM_PLATFORMS = ['darwin-arm64', 'darwin-x64', 'win32-arm64'];
 
 /**
  * A folder holding what a cross target's package carries, laid out as the extension expects:
@@ -40,12 +53,14 @@ const PACKAGES = {
  * and the webgpu package's loader with that platform's runtime (dawn.node, and on Windows
  * dxcompiler.dll and d3dcompiler_47.dll) instead of this machine's.
  */
-function stageCross(target, scratch) {
+function stageCross(target, scratch, { native = true, runtimeName = target } = {}) {
   const addon = addonOf(target);
-  if (!existsSync(addon)) throw new Error(`${addon} is missing: build it with \`node scripts/build-native-cross.mjs ${target}\``);
-  const head = readFileSync(addon).subarray(0, 4);
-  const format = target.startsWith('win32') ? head.subarray(0, 2).toString('latin1') === 'MZ' : head.toString('latin1') === '\x7fELF';
-  if (!format) throw new Error(`${addon} is not a ${target} library`);
+  if (native) {
+    if (!existsSync(addon)) throw new Error(`${addon} is missing: build it with \`node scripts/build-native-cross.mjs ${target}\``);
+    const head = readFileSync(addon).subarray(0, 4);
+    const format = target.startsWith('win32') ? head.subarray(0, 2).toString('latin1') === 'MZ' : head.toString('latin1') === '\x7fELF';
+    if (!format) throw new Error(`${addon} is not a ${target} library`);
+  }
   const stage = path.join(scratch, target);
   // What the .vscodeignore lets through ("!file" or "!folder/**"), but this machine's addon and WebGPU runtime.
   const kept = readFileSync('.vscodeignore', 'utf8')
@@ -57,13 +72,15 @@ function stageCross(target, scratch) {
     mkdirSync(path.dirname(path.join(stage, entry)), { recursive: true });
     cpSync(entry, path.join(stage, entry), { recursive: true });
   }
-  mkdirSync(path.join(stage, 'dist/native'), { recursive: true });
-  copyFileSync(addon, path.join(stage, ADDON));
-  const runtime = `node_modules/webgpu/dist/${target}`;
+  if (native) {
+    mkdirSync(path.join(stage, 'dist/native'), { recursive: true });
+    copyFileSync(addon, path.join(stage, ADDON));
+  }
+  const runtime = `node_modules/webgpu/dist/${runtimeName}`;
   if (!existsSync(path.join(runtime, 'dawn.node'))) throw new Error(`${runtime}/dawn.node is missing; run \`npm install\``);
-  mkdirSync(path.join(stage, `dist/node_modules/webgpu/dist/${target}`), { recursive: true });
+  mkdirSync(path.join(stage, `dist/node_modules/webgpu/dist/${runtimeName}`), { recursive: true });
   for (const file of ['index.js', 'package.json']) copyFileSync(`node_modules/webgpu/${file}`, path.join(stage, 'dist/node_modules/webgpu', file));
-  for (const file of readdirSync(runtime)) copyFileSync(path.join(runtime, file), path.join(stage, `dist/node_modules/webgpu/dist/${target}`, file));
+  for (const file of readdirSync(runtime)) copyFileSync(path.join(runtime, file), path.join(stage, `dist/node_modules/webgpu/dist/${runtimeName}`, file));
   return stage;
 }
 
@@ -105,11 +122,11 @@ function packageOne(name, scratch) {
   if (spec.native && !existsSync(ADDON)) {
     throw new Error(`${ADDON} is missing: build the native engine (\`npm run install\`) and bundle (\`node esbuild.mjs --production\`) first`);
   }
-  const cwd = spec.staged ? stageCross(spec.target, scratch) : process.cwd();
+  const cwd = spec.staged ? stageCross(spec.target, scratch, { native: spec.native, runtimeName: spec.runtime ?? spec.target }) : process.cwd();
   const vsce = path.resolve('node_modules/.bin/vsce');
   const args = ['package', '--no-dependencies', '--allow-missing-repository', '--skip-license', '--out', path.resolve(spec.out)];
   if (spec.target) args.push('--target', spec.target);
-  if (!spec.native) args.push('--ignoreFile', ignoreFileWithoutNative(scratch));
+  if (!spec.staged && !spec.native) args.push('--ignoreFile', ignoreFileWithoutNative(scratch));
   const result = spawnSync(vsce, args, { stdio: 'inherit', cwd });
   if (result.status !== 0) throw new Error(`vsce package (${name}) failed (exit ${result.status ?? result.signal})`);
 
@@ -117,15 +134,17 @@ function packageOne(name, scratch) {
   const nativeFiles = entries.filter((entry) => entry.endsWith('.node'));
   if (!entries.includes('extension.vsixmanifest')) throw new Error(`${spec.out} has no extension.vsixmanifest`);
   if (spec.native && !nativeFiles.includes(`extension/${ADDON}`)) throw new Error(`${spec.out} lacks extension/${ADDON}`);
-  if (!spec.native && nativeFiles.length > 0) throw new Error(`${spec.out} holds native files: ${nativeFiles.join(', ')}`);
+  const ownNative = spec.runtime ? nativeFiles.filter((entry) => !entry.endsWith('/dawn.node')) : nativeFiles;
+  if (!spec.native && ownNative.length > 0) throw new Error(`${spec.out} holds native files: ${ownNative.join(', ')}`);
   // The WebAssembly engine: the universal package's only engine; the others carry it where it was built.
   const wasm = ['tidal_native.js', 'tidal_native.wasm', 'tidal_native.worker.js'].map((file) => `extension/dist/native-wasm/${file}`);
   if (!spec.native && !wasm.every((file) => entries.includes(file))) {
     throw new Error(`${spec.out} lacks the WebAssembly engine (${wasm.filter((file) => !entries.includes(file)).join(', ')})`);
   }
   const dawn = entries.filter((entry) => entry.endsWith('/dawn.node'));
-  if (spec.native && (dawn.length !== 1 || !dawn[0].includes(`/dist/${spec.target}/`))) {
-    throw new Error(`${spec.out} should carry the ${spec.target} WebGPU runtime alone, not ${dawn.join(', ') || 'none'}`);
+  const runtimeName = spec.runtime ?? spec.target;
+  if ((spec.native || spec.runtime) && (dawn.length !== 1 || !dawn[0].includes(`/dist/${runtimeName}/`))) {
+    throw new Error(`${spec.out} should carry the ${runtimeName} WebGPU runtime alone, not ${dawn.join(', ') || 'none'}`);
   }
   const megabytes = (statSync(spec.out).size / 2 ** 20).toFixed(1);
   console.log(`${spec.out}: ${name}, ${entries.length} files, ${megabytes} MiB, native engine: ${nativeFiles.length > 0 ? nativeFiles.join(', ') : 'none'}`);
@@ -133,7 +152,7 @@ function packageOne(name, scratch) {
 
 const requested = process.argv.slice(2);
 const built = CROSS.filter((target) => existsSync(addonOf(target)));
-const names = requested.length > 0 ? requested : ['linux-x64', 'universal', ...built];
+const names = requested.length > 0 ? requested : ['linux-x64', 'universal', ...built, ...WASM_PLATFORMS];
 if (requested.length === 0) {
   for (const target of CROSS.filter((t) => !built.includes(t))) {
     console.log(`package-vsix: no ${target} package (${addonOf(target)} is not built; node scripts/build-native-cross.mjs ${target})`);

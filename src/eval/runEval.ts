@@ -8,7 +8,7 @@ import * as path from 'node:path';
 
 import type { TextTokenizer } from '../core/tokenizer/tokenizer';
 import { tokenizerForModel } from '../core/tokenizer/modelTokenizer';
-import type { NativeAddon, NativeEngine } from '../native/addon';
+import type { ModelReader, NativeAddon, NativeEngine } from '../native/addon';
 import { withWebGpuDevice } from '../webgpu';
 import type { RunArgs } from './evalArgs';
 import { usageError } from './evalArgs';
@@ -21,14 +21,15 @@ import { keyOf, makeEvalConfigs, scorePasskey, scorePerplexity } from './scoring
 
 const seconds = (since: number) => formatFixed((performance.now() - since) / 1000, 1);
 
-// The tokenizer of --model, or of --tokenizer (a tokenizer.json or the folder holding one).
-export function loadEvalTokenizer(modelPath: string, tokenizerPath: string | undefined): TextTokenizer {
-  if (tokenizerPath === undefined) return tokenizerForModel(modelPath);
+// The tokenizer of --model, or of --tokenizer (a tokenizer.json or the folder holding one); a
+// GGUF file's is read by `reader` (the addon the evaluation runs on, native or WebAssembly).
+export function loadEvalTokenizer(modelPath: string, tokenizerPath: string | undefined, reader?: ModelReader): TextTokenizer {
+  if (tokenizerPath === undefined) return tokenizerForModel(modelPath, undefined, reader);
   const isFile = fs.statSync(tokenizerPath, { throwIfNoEntry: false })?.isFile() ?? false;
   if (isFile && path.basename(tokenizerPath) !== 'tokenizer.json') {
     throw usageError(`--tokenizer takes a tokenizer.json or the folder holding one (with its tokenizer_config.json), not ${tokenizerPath}`);
   }
-  return tokenizerForModel(modelPath, isFile ? path.dirname(tokenizerPath) : tokenizerPath);
+  return tokenizerForModel(modelPath, isFile ? path.dirname(tokenizerPath) : tokenizerPath, reader);
 }
 
 export interface LoadedModel {
@@ -106,7 +107,7 @@ export async function runEval(addon: NativeAddon, args: RunArgs, log: (line: str
   let model: LoadedModel | undefined;
   try {
     const started = performance.now();
-    const tokenizer = loadEvalTokenizer(args.modelPath, args.tokenizerPath);
+    const tokenizer = loadEvalTokenizer(args.modelPath, args.tokenizerPath, addon);
     const files = collectCodeFiles(args.corpusBase, args.corpus);
     const stream = buildCodeStream(tokenizer, files);
     log(`corpus: ${files.length} files, ${stream.ids.length} tokens (tokenized in ${seconds(started)} s)`);

@@ -223,10 +223,12 @@ int run_bench(Arguments& arguments) {
         };
         using Gemv = CudaBackendTools::GemvUse;
         // The default first (replayed graphs, GEMV kernel or cuBLAS per matrix, products
-        // launched early), then the same without early launches, plain launches, and plain
-        // launches with one kind of matrix product only.
+        // launched early or not as the backend's default says), then the same with the other
+        // early-launch setting, plain launches, and plain launches with one kind of matrix
+        // product only.
         const Variant variants[] = {{true, Gemv::Auto, early_default, ""},
-                                    {true, Gemv::Auto, false, " (no early launch)"},
+                                    {true, Gemv::Auto, !early_default,
+                                     early_default ? " (no early launch)" : " (early launch)"},
                                     {false, Gemv::Auto, early_default, " (plain launches)"},
                                     {false, Gemv::Never, early_default, " (plain, cuBLAS only)"},
                                     {false, Gemv::Always, early_default, " (plain, GEMV kernel only)"}};
@@ -234,8 +236,7 @@ int run_bench(Arguments& arguments) {
           const bool graphs = variant.graphs, is_default = &variant == &variants[0];
           if (variant.gemv != Gemv::Auto && mode != AttentionMode::Full) continue;
           if (!graphs && mode == AttentionMode::Quest) continue;  // Quest steps run plain launches anyway
-          // Without early launches by default, the second row would repeat the first.
-          if (&variant == &variants[1] && (!early_default || mode == AttentionMode::Quest)) continue;
+          if (&variant == &variants[1] && mode == AttentionMode::Quest) continue;
           tools->set_graphs(graphs);
           tools->set_gemv(variant.gemv);
           tools->set_early_launch(variant.early);

@@ -77,14 +77,15 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     const char* gemv = std::getenv("TIDAL_CUDA_GEMV");
     if (gemv)
       gemv_ = std::string(gemv) == "1" ? GemvUse::Always : std::string(gemv) == "0" ? GemvUse::Never : GemvUse::Auto;
-    // One-token products over the model's weights launch early (kernels/common.cuh): their
-    // first weight loads overlap the end of the kernel before them. $TIDAL_CUDA_EARLY_LAUNCH=0
-    // turns that off. It needs compute capability 9.0 (griddepcontrol).
+    // One-token products over the model's weights may launch early (kernels/common.cuh): their
+    // first weight loads overlap the end of the kernel before them. Off until measured on a GPU
+    // (bench/NOTES.md Version 22); $TIDAL_CUDA_EARLY_LAUNCH=1 turns it on. It needs compute
+    // capability 9.0 (griddepcontrol).
     int major = 0;
     throw_if_failed(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, options.device),
                     "reading the compute capability");
     const char* early = std::getenv("TIDAL_CUDA_EARLY_LAUNCH");
-    early_launch_ = major >= 9 && !(early && std::string(early) == "0");
+    early_launch_ = major >= 9 && early && std::string(early) == "1";
     step_ = DeviceBuffer(kStepScalars * sizeof(int64_t), "the step position");
     throw_if_failed(cudaMallocHost(reinterpret_cast<void**>(&step_host_), kStepScalars * sizeof(int64_t)),
                     "allocating pinned host memory");

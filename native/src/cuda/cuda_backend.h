@@ -80,8 +80,8 @@ class CudaBackendTools {
   enum class GemvUse { Auto, Always, Never };
   virtual void set_gemv(GemvUse use) = 0;
   // Whether one-token products over the weights launch early, their first weight loads
-  // overlapping the end of the kernel before them (kernels/common.cuh; on by default where the
-  // device has compute capability 9.0, $TIDAL_CUDA_EARLY_LAUNCH=0 turns it off).
+  // overlapping the end of the kernel before them (kernels/common.cuh; off by default until
+  // measured, $TIDAL_CUDA_EARLY_LAUNCH=1 turns it on where the device has compute capability 9.0).
   virtual void set_early_launch(bool enabled) = 0;
   virtual bool early_launch() const = 0;
   // Warps per prefill attention block (16 query rows each): 4 (default) or 8.

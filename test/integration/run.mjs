@@ -63,7 +63,7 @@ function multiRootWorkspace() {
   return process.env.TIDAL_WORKSPACE === 'multi-root' || namesOnly(multiRootFiles);
 }
 
-/** The VSIX under test; `npm run package` (re)builds it when it is missing or older than its sources. */
+/** The VSIX under test; `npm run package:tested` (the linux-x64 and universal packages) (re)builds it when it is missing or older than its sources. */
 function ensureVsix(packageName) {
   if (process.env.TIDAL_VSIX) {
     const vsix = path.resolve(process.env.TIDAL_VSIX);
@@ -76,12 +76,12 @@ function ensureVsix(packageName) {
   if (!existsSync(vsix) || stale) {
     log(
       stale
-        ? `${path.relative(repoRoot, newer.file)} is newer than dist/${packageName}: running \`npm run package\``
-        : `dist/${packageName} is missing: running \`npm run package\``,
+        ? `${path.relative(repoRoot, newer.file)} is newer than dist/${packageName}: running \`npm run package:tested\``
+        : `dist/${packageName} is missing: running \`npm run package:tested\``,
     );
-    const result = spawnSync('npm', ['run', 'package'], { cwd: repoRoot, stdio: 'inherit', timeout: 5 * 60_000 });
+    const result = spawnSync('npm', ['run', 'package:tested'], { cwd: repoRoot, stdio: 'inherit', timeout: 5 * 60_000 });
     if (result.status !== 0 || !existsSync(vsix))
-      throw new Error(`\`npm run package\` failed (exit ${result.status ?? result.signal}); the VSIX is needed to test the extension as users install it`);
+      throw new Error(`\`npm run package:tested\` failed (exit ${result.status ?? result.signal}); the VSIX is needed to test the extension as users install it`);
   }
   return vsix;
 }

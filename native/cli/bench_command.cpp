@@ -226,12 +226,12 @@ int run_bench(Arguments& arguments) {
         // launched early or not as the backend's default says), then the same with the other
         // early-launch setting, plain launches, and plain launches with one kind of matrix
         // product only.
-        const Variant variants[] = {{true, Gemv::Auto, early_default, ""},
-                                    {true, Gemv::Auto, !early_default,
-                                     early_default ? " (no early launch)" : " (early launch)"},
-                                    {false, Gemv::Auto, early_default, " (plain launches)"},
-                                    {false, Gemv::Never, early_default, " (plain, cuBLAS only)"},
-                                    {false, Gemv::Always, early_default, " (plain, GEMV kernel only)"}};
+        const Variant variants[] = {
+            {true, Gemv::Auto, early_default, ""},
+            {true, Gemv::Auto, !early_default, early_default ? " (no early launch)" : " (early launch)"},
+            {false, Gemv::Auto, early_default, " (plain launches)"},
+            {false, Gemv::Never, early_default, " (plain, cuBLAS only)"},
+            {false, Gemv::Always, early_default, " (plain, GEMV kernel only)"}};
         for (const Variant& variant : variants) {
           const bool graphs = variant.graphs, is_default = &variant == &variants[0];
           if (variant.gemv != Gemv::Auto && mode != AttentionMode::Full) continue;

@@ -22,7 +22,12 @@ common=(-O3 -pthread -fexceptions -DBUILDING_NODE_EXTENSION
 # thread pool over pthreads. EMNAPI_USE_PROXYING=0: Emscripten's proxying API is 3.1.9+.
 emnapi_sources=(js_native_api node_api async_cleanup_hook async_context async_work threadsafe_function
                 uv/uv-common uv/threadpool uv/unix/loop uv/unix/posix-hrtime uv/unix/thread uv/unix/async uv/unix/core)
-cxx_flags=(-std=c++17 -fno-math-errno -Wall -Wextra ${TIDAL_WASM_CXXFLAGS:-} -DTIDAL_VERSION="\"$(node -p "require('$native/../package.json').version" 2>/dev/null || echo 0.1.0)\""
+# WebAssembly SIMD128 for the CPU kernels' vector loops (cpu/dot_kernels.h, under
+# __wasm_simd128__). No auto-vectorisation, so the rest compiles as without SIMD: at -O3
+# -msimd128, clang 14's SLP vectoriser miscompiles the plain loop of cpu/dot_kernels.h
+# (wrong sums with two activation rows and a partial last chunk).
+simd_flags=(-msimd128 -fno-slp-vectorize -fno-vectorize)
+cxx_flags=(-std=c++17 -fno-math-errno -Wall -Wextra "${simd_flags[@]}" ${TIDAL_WASM_CXXFLAGS:-} -DTIDAL_VERSION="\"$(node -p "require('$native/../package.json').version" 2>/dev/null || echo 0.1.0)\""
            -I"$native/include" -I"$native/src" -I"$naa"
            -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED -DNAPI_CPP_EXCEPTIONS)
 

@@ -9,6 +9,10 @@
 // So one output is the same sequence of float operations whichever caller asks for it and
 // however many activation rows ride along: a batched prefill and a one-token decode, or a
 // dense and a gathered attention, give bitwise equal results.
+//
+// On WebAssembly with SIMD128 the portable ones run as 128-bit vector loops (the 16 lanes in
+// four 4-wide registers, a multiplication then an addition as in the plain loop), so they give
+// the plain loops' results bit for bit.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -19,6 +23,9 @@
 
 #if TIDAL_X86_SIMD
 #include <immintrin.h>
+#endif
+#if TIDAL_WASM_SIMD
+#include <wasm_simd128.h>
 #endif
 
 namespace tidal::cpu::kernels {
@@ -55,9 +62,101 @@ inline float sum_lanes(const float* lanes) {
   return s2a + s2b;
 }
 
+#if TIDAL_WASM_SIMD
+
+// f16_to_f32 (model/half.h) of the four halves in the low 16 bits of h's lanes; same bits.
+inline v128_t f16x4_to_f32(v128_t h) {
+  const v128_t sign = wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16);
+  const v128_t magnitude = wasm_v128_and(h, wasm_i32x4_splat(0x7FFF));
+  const v128_t mantissa = wasm_v128_and(h, wasm_i32x4_splat(0x03FF));
+  // Normal: exponent|mantissa shifted into place, exponent rebiased by 112.
+  const v128_t normal = wasm_i32x4_add(wasm_i32x4_shl(magnitude, 13), wasm_i32x4_splat(112 << 23));
+  // Zero or subnormal: mantissa * 2^-24, exact.
+  const v128_t small = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(mantissa), wasm_f32x4_splat(0x1p-24f));
+  // Inf/NaN: all-ones exponent, the payload shifted into place, the quiet bit for a NaN.
+  const v128_t quiet = wasm_v128_andnot(wasm_i32x4_splat(0x00400000), wasm_i32x4_eq(mantissa, wasm_i32x4_splat(0)));
+  const v128_t special = wasm_v128_or(wasm_v128_or(wasm_i32x4_splat(0x7F800000), wasm_i32x4_shl(mantissa, 13)), quiet);
+  v128_t bits = wasm_v128_bitselect(small, normal, wasm_i32x4_lt(magnitude, wasm_i32x4_splat(0x0400)));
+  bits = wasm_v128_bitselect(special, bits, wasm_i32x4_ge(magnitude, wasm_i32x4_splat(0x7C00)));
+  return wasm_v128_or(bits, sign);
+}
+
+// Sixteen consecutive elements of a row stored as D, widened to f32: v[k] holds 4k .. 4k + 3.
+template <DType D>
+inline void load16(const unsigned char* row, int64_t i, v128_t* v) {
+  if constexpr (D == DType::F32) {
+    for (int k = 0; k < 4; ++k) v[k] = wasm_v128_load(row + 4 * i + 16 * k);
+  } else {
+    for (int k = 0; k < 2; ++k) {
+      const v128_t h = wasm_v128_load(row + 2 * i + 16 * k);
+      if constexpr (D == DType::BF16) {
+        // bf16 is the top half of an f32: interleave zeros below each half.
+        const v128_t zero = wasm_i32x4_splat(0);
+        v[2 * k] = wasm_i16x8_shuffle(zero, h, 0, 8, 1, 9, 2, 10, 3, 11);
+        v[2 * k + 1] = wasm_i16x8_shuffle(zero, h, 4, 12, 5, 13, 6, 14, 7, 15);
+      } else {
+        v[2 * k] = f16x4_to_f32(wasm_u32x4_extend_low_u16x8(h));
+        v[2 * k + 1] = f16x4_to_f32(wasm_u32x4_extend_high_u16x8(h));
+      }
+    }
+  }
+}
+
+// Same tree as sum_lanes on the 16 lanes held in v[0..3].
+inline float sum_lanes(const v128_t* v) {
+  const v128_t s4 = wasm_f32x4_add(wasm_f32x4_add(v[0], v[2]), wasm_f32x4_add(v[1], v[3]));
+  const v128_t s2 = wasm_f32x4_add(s4, wasm_i32x4_shuffle(s4, s4, 2, 3, 0, 1));
+  return wasm_f32x4_extract_lane(s2, 0) + wasm_f32x4_extract_lane(s2, 1);
+}
+
+// out[t] = sum_c w[c] * x[t][c] for t < NT (WebAssembly SIMD128 path of dot_rows_portable).
+template <DType D, int NT>
+inline void dot_rows_wasm(const unsigned char* w, const float* const* x, int64_t n, float* out) {
+  v128_t acc[NT][4];
+  for (int t = 0; t < NT; ++t)
+    for (int k = 0; k < 4; ++k) acc[t][k] = wasm_f32x4_splat(0.0f);
+  int64_t c = 0;
+  for (; c + kLanes <= n; c += kLanes) {
+    v128_t wc[4];
+    load16<D>(w, c, wc);
+    for (int t = 0; t < NT; ++t)
+      for (int k = 0; k < 4; ++k)
+        acc[t][k] = wasm_f32x4_add(acc[t][k], wasm_f32x4_mul(wc[k], wasm_v128_load(x[t] + c + 4 * k)));
+  }
+  if (c < n) {
+    const int64_t rest = n - c;
+    float wt[kLanes] = {};
+    for (int64_t j = 0; j < rest; ++j) wt[j] = load_element<D>(w, c + j);
+    v128_t wc[4];
+    for (int k = 0; k < 4; ++k) wc[k] = wasm_v128_load(wt + 4 * k);
+    for (int t = 0; t < NT; ++t) {
+      float xt[kLanes] = {};
+      std::memcpy(xt, x[t] + c, static_cast<size_t>(rest) * sizeof(float));
+      for (int k = 0; k < 4; ++k)
+        acc[t][k] = wasm_f32x4_add(acc[t][k], wasm_f32x4_mul(wc[k], wasm_v128_load(xt + 4 * k)));
+    }
+  }
+  for (int t = 0; t < NT; ++t) out[t] = sum_lanes(acc[t]);
+}
+
+// y[i] += a * x[i] (WebAssembly SIMD128 path of axpy_portable).
+inline void axpy_wasm(float a, const float* x, float* y, int64_t n) {
+  const v128_t va = wasm_f32x4_splat(a);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    wasm_v128_store(y + i, wasm_f32x4_add(wasm_v128_load(y + i), wasm_f32x4_mul(va, wasm_v128_load(x + i))));
+  for (; i < n; ++i) y[i] = y[i] + a * x[i];
+}
+
+#endif  // TIDAL_WASM_SIMD
+
 // out[t] = sum_c w[c] * x[t][c] for t < NT (portable path).
 template <DType D, int NT>
 inline void dot_rows_portable(const unsigned char* w, const float* const* x, int64_t n, float* out) {
+#if TIDAL_WASM_SIMD
+  dot_rows_wasm<D, NT>(w, x, n, out);
+  return;
+#endif
   float acc[NT][kLanes];
   for (int t = 0; t < NT; ++t)
     for (int j = 0; j < kLanes; ++j) acc[t][j] = 0.0f;
@@ -85,6 +184,10 @@ inline void dot_rows_portable(const unsigned char* w, const float* const* x, int
 
 // y[i] += a * x[i] (portable path).
 inline void axpy_portable(float a, const float* x, float* y, int64_t n) {
+#if TIDAL_WASM_SIMD
+  axpy_wasm(a, x, y, n);
+  return;
+#endif
   for (int64_t i = 0; i < n; ++i) y[i] = y[i] + a * x[i];
 }
 

@@ -2,6 +2,8 @@
 // as plain fixed-width loops (auto-vectorised by the compiler for the build's baseline ISA),
 // and an x86-64 one with AVX2 + FMA + F16C intrinsics, compiled through function target
 // attributes so the library still runs on CPUs without them. The choice is made at run time.
+// WebAssembly builds with SIMD128 (-msimd128) run the portable kernels as 128-bit vector loops
+// with the same float operations in the same order; that choice is made at compile time.
 #pragma once
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
@@ -10,6 +12,12 @@
 #else
 #define TIDAL_X86_SIMD 0
 #define TIDAL_TARGET_AVX2
+#endif
+
+#ifdef __wasm_simd128__
+#define TIDAL_WASM_SIMD 1
+#else
+#define TIDAL_WASM_SIMD 0
 #endif
 
 namespace tidal::cpu {

@@ -9,8 +9,9 @@
 //                (The op harness takes minutes there, and QEMU's user mode cannot start the
 //                engine host's child process without the kernel's binfmt support.)
 //   wasm32       the WebAssembly build (scripts/build-native-wasm.mjs, Emscripten), the engine of
-//                the platforms without a native one, in this machine's Node: the addon against
-//                this machine's, the WebGPU backend's tests through it (lavapipe where there is
+//                the platforms without a native one, in this machine's Node and in Windows' Node
+//                under Wine (Windows paths): the addon against this machine's, the WebGPU
+//                backend's tests through it (lavapipe where there is
 //                no GPU), and the main job from a staged extension that holds no native addon, so
 //                that the engine host falls back to it as on macOS.
 // The addon check (test/cross/addonDigest.cjs): prefill, TidalDecode and full logits of every
@@ -92,12 +93,12 @@ function platformNode(runner) {
 }
 
 /** Runs a program of the target with stdout to a file (Node's console writes fail on Wine's pipes). */
-function runOn(runner, program, command, args, timeoutSeconds) {
+function runOn(runner, program, command, args, timeoutSeconds, extraEnv = {}) {
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'tidal-cross-'));
   const out = path.join(scratch, 'out.txt');
   const quote = (a) => `'${a.replaceAll("'", "'\\''")}'`;
   const line = `timeout ${timeoutSeconds} "$TIDAL_RUNNER" ${[program, ...args].map(quote).join(' ')} > ${quote(out)} 2>&1`;
-  const result = spawnSync('bash', ['-c', line], { env: { ...process.env, ...runner.env(command) } });
+  const result = spawnSync('bash', ['-c', line], { env: { ...process.env, ...runner.env(command), ...extraEnv } });
   const output = existsSync(out) ? readFileSync(out, 'utf8') : '';
   rmSync(scratch, { recursive: true, force: true });
   return { status: result.status, output };
@@ -190,6 +191,31 @@ function testWasm(here) {
       check('wasm32: addon digest', false, `${digest.stdout.slice(-800)} ${digest.stderr.slice(-800)}`);
     }
     if (there) compareDigests('wasm32', here, there);
+    // The same build in Windows' Node under Wine, as Windows on Arm runs it: Windows paths
+    // (drive letters, '\\', past MAX_PATH) through Emscripten's file layer.
+    const windows = RUNNERS['win32-x64'];
+    const wine = windows.find();
+    if (wine) {
+      const result = runOn(
+        windows,
+        platformNode(windows),
+        wine,
+        [windows.path(path.join(root, 'test', 'cross', 'addonDigest.cjs')), windows.path(WASM_BUILD_DIR), windows.path(root), windows.path(scratch)],
+        600,
+        { TIDAL_WASM_LOADER: windows.path(loader) },
+      );
+      let onWindows;
+      try {
+        onWindows = JSON.parse(result.output.trim().split('\n').pop());
+      } catch {
+        check('win32-wasm32: addon digest', false, result.output.slice(-1500));
+      }
+      if (onWindows) compareDigests('win32-wasm32', here, onWindows);
+    } else if (required) {
+      check('win32-wasm32: toolchain', false, `${windows.install} is not installed (TIDAL_REQUIRE_CROSS=1)`);
+    } else {
+      console.log(`win32-wasm32: ${windows.install} is not installed; skipped`);
+    }
     // The WebGPU backend driven by the WebAssembly build (what macOS gets: Dawn reaches Metal
     // there): the WebGPU unit tests, each against the CPU backend, through this addon.
     const webgpu = spawnSync(process.execPath, [path.join(root, 'scripts', 'test-unit.mjs'), 'test/unit/webgpu'], {

@@ -23,6 +23,9 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __EMSCRIPTEN__
+#include <emscripten.h>
+#endif
 #endif
 
 namespace tidal::platform {
@@ -317,14 +320,34 @@ int64_t retried(const Call& call) {
   }
 }
 
+#ifdef __EMSCRIPTEN__
+// The WebAssembly build reaches files through Node (Emscripten's NODERAWFS), which splits a path
+// on '/' and cuts every piece to 255 bytes: a Windows path written with '\\' is one piece there,
+// and one longer than 255 bytes would lose its end. Node on Windows takes '/' as well, so on a
+// Windows host '\\' becomes '/'.
+bool host_is_windows() {
+  static const bool windows =
+      EM_ASM_INT({ return typeof process !== 'undefined' && process.platform === 'win32' ? 1 : 0; }) != 0;
+  return windows;
+}
+std::string host_path(const std::string& path) {
+  if (!host_is_windows()) return path;
+  std::string out = path;
+  std::replace(out.begin(), out.end(), '\\', '/');
+  return out;
+}
+#else
+const std::string& host_path(const std::string& path) { return path; }
+#endif
+
 }  // namespace
 
-std::ifstream open_input_stream(const std::string& path) { return std::ifstream(path, std::ios::binary); }
+std::ifstream open_input_stream(const std::string& path) { return std::ifstream(host_path(path), std::ios::binary); }
 
 FileStatus status(const std::string& path) {
   FileStatus out;
   struct stat info;
-  if (path.empty() || ::stat(path.c_str(), &info) != 0) return out;
+  if (path.empty() || ::stat(host_path(path).c_str(), &info) != 0) return out;
   out.kind = kind_of(info.st_mode);
   out.size = static_cast<uint64_t>(info.st_size);
   return out;
@@ -343,12 +366,12 @@ bool status(int fd, FileStatus& out) {
 
 bool present(const std::string& path) {
   struct stat info;
-  return !path.empty() && ::lstat(path.c_str(), &info) == 0;
+  return !path.empty() && ::lstat(host_path(path).c_str(), &info) == 0;
 }
 
 std::vector<std::string> list_folder(const std::string& path) {
   std::vector<std::string> names;
-  if (DIR* listing = ::opendir(path.c_str())) {
+  if (DIR* listing = ::opendir(host_path(path).c_str())) {
     while (const dirent* entry = ::readdir(listing)) {
       const std::string name = entry->d_name;
       if (name != "." && name != "..") names.push_back(name);
@@ -359,11 +382,11 @@ std::vector<std::string> list_folder(const std::string& path) {
 }
 
 int open_read(const std::string& path) {
-  return static_cast<int>(retried([&] { return ::open(path.c_str(), O_RDONLY | O_CLOEXEC); }));
+  return static_cast<int>(retried([&] { return ::open(host_path(path).c_str(), O_RDONLY | O_CLOEXEC); }));
 }
 
 int create_write(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = ::open(host_path(path).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) remember_errno();
   return fd;
 }
@@ -391,12 +414,12 @@ int64_t pwrite(int fd, const void* data, size_t bytes, uint64_t offset) {
 }
 
 std::string replace_file(const std::string& from, const std::string& to) {
-  if (::rename(from.c_str(), to.c_str()) == 0) return "";
+  if (::rename(host_path(from).c_str(), host_path(to).c_str()) == 0) return "";
   remember_errno();
   return last_error;
 }
 
-void remove_file(const std::string& path) { ::unlink(path.c_str()); }
+void remove_file(const std::string& path) { ::unlink(host_path(path).c_str()); }
 
 bool in_page_cache(int fd, uint64_t offset, size_t bytes) {
   const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));

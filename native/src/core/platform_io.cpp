@@ -327,7 +327,7 @@ int64_t retried(const Call& call) {
 // Windows host '\\' becomes '/'.
 bool host_is_windows() {
   static const bool windows =
-      EM_ASM_INT({ return typeof process !== 'undefined' && process.platform === 'win32' ? 1 : 0; }) != 0;
+      EM_ASM_INT({ return typeof process != = 'undefined' && process.platform == = 'win32' ? 1 : 0; }) != 0;
   return windows;
 }
 std::string host_path(const std::string& path) {

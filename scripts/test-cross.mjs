@@ -21,7 +21,7 @@
 // TIDAL_REQUIRE_CROSS=1 (CI installs them with scripts/setup-cross.sh and sets it).
 //   node scripts/test-cross.mjs [win32-x64|linux-arm64|wasm32 ...]     Prints "N passed, M failed".
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -191,6 +191,28 @@ function testWasm(here) {
       check('wasm32: addon digest', false, `${digest.stdout.slice(-800)} ${digest.stderr.slice(-800)}`);
     }
     if (there) compareDigests('wasm32', here, there);
+    // A model file past what 32-bit WebAssembly can map (a sparse 5 GiB one) is refused as out
+    // of memory; a length cut to 32 bits would map a part of it and read past that.
+    const big = path.join(scratch, 'big-model');
+    cpSync(path.join(root, 'test', 'fixtures', 'models', 'llama3-gqa-f32'), big, { recursive: true });
+    truncateSync(path.join(big, 'model.safetensors'), 5 * 2 ** 30);
+    const refusal = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `require(process.argv[1]).loadWasmAddon(process.argv[2]).then((addon) => addon.loadModel(process.argv[3], { backend: 'cpu' }))` +
+          `.then(() => console.log('loaded'), (error) => console.log(error.code + ' ' + error.message)).then(() => process.exit(0))`,
+        loader,
+        WASM_BUILD_DIR,
+        big,
+      ],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    check(
+      'wasm32: a model file larger than 32-bit memory is refused as out of memory',
+      refusal.stdout.startsWith('ERR_TIDAL_OUT_OF_MEMORY'),
+      (refusal.stdout || refusal.stderr).trim().slice(0, 300),
+    );
     // The same build in Windows' Node under Wine, as Windows on Arm runs it: Windows paths
     // (drive letters, '\\', past MAX_PATH) through Emscripten's file layer.
     const windows = RUNNERS['win32-x64'];

@@ -45,6 +45,8 @@ for f in "$native"/src/*/*.cpp "$native"/addon/*.cpp; do
   echo "em++ ${common[*]@Q} ${cxx_flags[*]@Q} -c ${f@Q} -o ${obj@Q}" >> "$jobs_file"
 done
 tr '\n' '\0' < "$jobs_file" | xargs -0 -P "$jobs" -I{} bash -c '{}'
+# A failed link must not leave an older build looking current.
+rm -f "$out"/tidal_native.js "$out"/tidal_native.wasm "$out"/tidal_native.worker.js
 
 em++ -O3 -pthread -fexceptions "$out"/obj/*.o -o "$out/tidal_native.js" \
   --js-library="$here/emscripten_compat.js" --js-library="$emnapi/dist/library_napi.js" \
@@ -53,6 +55,7 @@ em++ -O3 -pthread -fexceptions "$out"/obj/*.o -o "$out/tidal_native.js" \
   -sPTHREAD_POOL_SIZE=${TIDAL_WASM_POOL:-8} \
   "-sEXPORTED_FUNCTIONS=['_malloc','_free','_napi_register_wasm_v1','_node_api_module_get_api_version_v1']" \
   "-sEXPORTED_RUNTIME_METHODS=['emnapiInit']" "-sDEFAULT_LIBRARY_FUNCS_TO_INCLUDE=['\$emnapiAddSendListener']" \
-  ${TIDAL_WASM_LDFLAGS:-} 2>&1 | grep -v 'Wpthreads-mem-growth' || true
+  ${TIDAL_WASM_LDFLAGS:-} > "$out/obj/link.log" 2>&1 || { grep -v 'Wpthreads-mem-growth' "$out/obj/link.log" >&2; exit 1; }
+grep -v 'Wpthreads-mem-growth' "$out/obj/link.log" || true
 test -f "$out/tidal_native.wasm"
 ls -l "$out"/tidal_native.*

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 
 #ifdef _WIN32
 #ifndef WIN32_LEAN_AND_MEAN
@@ -326,8 +328,9 @@ int64_t retried(const Call& call) {
 // and one longer than 255 bytes would lose its end. Node on Windows takes '/' as well, so on a
 // Windows host '\\' becomes '/'.
 bool host_is_windows() {
-  static const bool windows =
-      EM_ASM_INT({ return typeof process != = 'undefined' && process.platform == = 'win32' ? 1 : 0; }) != 0;
+  // clang-format off
+  static const bool windows = EM_ASM_INT({ return (typeof process != 'undefined' && process.platform == 'win32') ? 1 : 0; }) != 0;
+  // clang-format on
   return windows;
 }
 std::string host_path(const std::string& path) {
@@ -461,6 +464,19 @@ bool map_file(const std::string& path, Mapping& out, std::string& error, bool& o
   if (out.size == 0) {  // mmap rejects length 0; an empty file has no bytes to map
     ::close(fd);
     return true;
+  }
+  if (out.size > std::numeric_limits<size_t>::max() / 2) {
+    // A 32-bit build (the WebAssembly engine: 4 GB of memory in all) cannot map it whole, and a
+    // length cut to 32 bits would map a part while the file's offsets reach past it.
+    ::close(fd);
+    char size[32];
+    std::snprintf(size, sizeof size, "%.1f GB", double(out.size) / 1e9);
+    error = "'" + path + "' is " + size +
+            ", more than this 32-bit build of the engine (the WebAssembly one) can map; " +
+            "use a smaller model or a platform with the native engine";
+    out_of_memory = true;
+    out.size = 0;
+    return false;
   }
   void* address = ::mmap(nullptr, static_cast<size_t>(out.size), PROT_READ, MAP_PRIVATE, fd, 0);
   const int map_error = errno;

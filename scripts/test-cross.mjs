@@ -178,7 +178,14 @@ function testWasm(here) {
   try {
     // The extension's own loader (src/native/wasmAddon.ts), bundled for the digest script.
     const loader = path.join(scratch, 'wasm-loader.cjs');
-    esbuild.buildSync({ entryPoints: [path.join(root, 'src', 'native', 'wasmAddon.ts')], bundle: true, platform: 'node', format: 'cjs', outfile: loader, logLevel: 'warning' });
+    esbuild.buildSync({
+      entryPoints: [path.join(root, 'src', 'native', 'wasmAddon.ts')],
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      outfile: loader,
+      logLevel: 'warning',
+    });
     const digest = spawnSync(process.execPath, [path.join(root, 'test', 'cross', 'addonDigest.cjs'), WASM_BUILD_DIR, root, scratch], {
       encoding: 'utf8',
       env: { ...process.env, TIDAL_WASM_LOADER: loader },

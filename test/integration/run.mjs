@@ -81,7 +81,9 @@ function ensureVsix(packageName) {
     );
     const result = spawnSync('npm', ['run', 'package:tested'], { cwd: repoRoot, stdio: 'inherit', timeout: 5 * 60_000 });
     if (result.status !== 0 || !existsSync(vsix))
-      throw new Error(`\`npm run package:tested\` failed (exit ${result.status ?? result.signal}); the VSIX is needed to test the extension as users install it`);
+      throw new Error(
+        `\`npm run package:tested\` failed (exit ${result.status ?? result.signal}); the VSIX is needed to test the extension as users install it`,
+      );
   }
   return vsix;
 }

@@ -10,8 +10,9 @@
 //                engine host's child process without the kernel's binfmt support.)
 //   wasm32       the WebAssembly build (scripts/build-native-wasm.mjs, Emscripten), the engine of
 //                the platforms without a native one, in this machine's Node and in Windows' Node
-//                under Wine (Windows paths): the addon against this machine's, the WebGPU
-//                backend's tests through it (lavapipe where there is
+//                under Wine (Windows paths): the native tests and the op harness check built as
+//                WebAssembly programs (this machine's Node only), the addon against this
+//                machine's, the WebGPU backend's tests through it (lavapipe where there is
 //                no GPU), and the main job from a staged extension that holds no native addon, so
 //                that the engine host falls back to it as on macOS.
 // The addon check (test/cross/addonDigest.cjs): prefill, TidalDecode and full logits of every
@@ -29,7 +30,7 @@ import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 
 import { addonOf, buildDirOf, buildNativeCross, CROSS_TARGETS, hasCrossCompiler } from './build-native-cross.mjs';
-import { buildNativeWasm, hasEmscripten, WASM_BUILD_DIR } from './build-native-wasm.mjs';
+import { buildNativeWasm, hasEmscripten, WASM_BUILD_DIR, WASM_TEST_PROGRAMS } from './build-native-wasm.mjs';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const NODE_VERSION = '20.20.2';
@@ -164,6 +165,17 @@ function checkMainJob(target, demo) {
   );
 }
 
+/** A run of a WebAssembly test program: exit 0 and "N passed, 0 failed" (N > 0), as testTarget's programs. */
+function checkTally(name, status, output) {
+  const tally = output.match(/(\d+) passed, (\d+) failed\s*$/m);
+  const failures = output.split('\n').filter((line) => line.startsWith('FAIL'));
+  check(
+    name,
+    status === 0 && tally !== null && tally[2] === '0' && Number(tally[1]) > 0,
+    tally ? `${tally[1]} passed, ${tally[2]} failed ${failures.join('; ')}` : output.slice(-2000),
+  );
+}
+
 /** The WebAssembly build in this machine's Node. */
 function testWasm(here) {
   if (!hasEmscripten()) {
@@ -172,8 +184,17 @@ function testWasm(here) {
     return;
   }
   const started = Date.now();
-  buildNativeWasm();
+  buildNativeWasm({ tests: true });
   console.log(`wasm32: built in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  // The engine's own tests and the op harness check (the CPU backend against a one-thread one,
+  // the block-quantised products included), as WebAssembly programs.
+  for (const [name, args] of [
+    ['tidal_tests', []],
+    ['tidal_op_harness', ['check']],
+  ]) {
+    const run = spawnSync(process.execPath, [WASM_TEST_PROGRAMS[name], ...args], { encoding: 'utf8', timeout: 900_000 });
+    checkTally(`wasm32: ${name} ${args.join(' ')}`.trim(), run.status, `${run.stdout}${run.stderr}`);
+  }
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'tidal-wasm32-'));
   try {
     // The extension's own loader (src/native/wasmAddon.ts), bundled for the digest script.

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <random>
 #include <string>
@@ -321,6 +322,12 @@ TIDAL_TEST(inspect_never_throws_on_corrupt_headers) {
 
 // A 16 GB GGUF (sparse on disk): only the header is read, so it takes milliseconds.
 TIDAL_TEST(inspect_a_16_gb_file_reads_only_its_header) {
+#ifdef __EMSCRIPTEN__
+  // 32-bit WebAssembly: Emscripten 3.1.6's file layer keeps only the low 32 bits of the length
+  // given to resize_file (16 GB + n becomes n mod 4 GiB), so the file cannot be made.
+  std::printf("    skipped under WebAssembly: a 32-bit build cannot make a 16 GB file\n");
+  return;
+#endif
   TempDir dir;
   const std::string file = dir.file("big.gguf");
   tidal_test::GgufWriter w;

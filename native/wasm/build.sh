@@ -2,9 +2,18 @@
 # Builds the engine addon to WebAssembly (CPU and WebGPU-tape backends, portable kernels) with
 # Debian bookworm's Emscripten 3.1.6 (`apt-get install emscripten`) and emnapi (Node-API for
 # Emscripten, from npm). Output: OUT/tidal_native.{js,wasm,worker.js}; load it with loader.cjs.
-#   bash native/wasm/build.sh OUT EMNAPI_NODE_MODULES [JOBS]
-# EMNAPI_NODE_MODULES holds emnapi, @emnapi/runtime and node-addon-api.
+#   bash native/wasm/build.sh OUT EMNAPI_NODE_MODULES [JOBS] [--tests]
+# EMNAPI_NODE_MODULES holds emnapi, @emnapi/runtime and node-addon-api. --tests also builds the
+# engine's test programs (native/CMakeLists.txt's tidal_tests and tidal_op_harness) from the
+# same engine objects, as programs for Node: OUT/tests/tidal_tests.js, tidal_op_harness.js
+# (`node OUT/tests/tidal_tests.js`; files through Node's, NODERAWFS).
 set -euo pipefail
+tests=0
+positional=()
+for arg in "$@"; do
+  if [ "$arg" = --tests ]; then tests=1; else positional+=("$arg"); fi
+done
+set -- "${positional[@]}"
 here=$(cd "$(dirname "$0")" && pwd)
 native=$(cd "$here/.." && pwd)
 out=$(mkdir -p "$1" && cd "$1" && pwd)
@@ -44,9 +53,42 @@ for f in "$native"/src/*/*.cpp "$native"/addon/*.cpp; do
   obj=$out/obj/${rel//\//_}.o
   echo "em++ ${common[*]@Q} ${cxx_flags[*]@Q} -c ${f@Q} -o ${obj@Q}" >> "$jobs_file"
 done
+# The test programs' own sources (tests/, the CLI's option parser, bench/, op_harness/), compiled
+# in the same run, into OUT/tests/obj (not OUT/obj, which the addon links whole).
+test_obj=$out/tests/obj
+rm -rf "$out/tests"
+if [ "$tests" = 1 ]; then
+  mkdir -p "$test_obj"
+  test_flags=(-I"$native" -DTIDAL_FIXTURES_DIR="\"$native/../test/fixtures\"")
+  for f in "$native"/tests/*.cpp "$native"/cli/cli_arguments.cpp "$native"/bench/*.cpp "$native"/op_harness/*.cpp; do
+    rel=${f#"$native"/}
+    obj=$test_obj/${rel//\//_}.o
+    echo "em++ ${common[*]@Q} ${cxx_flags[*]@Q} ${test_flags[*]@Q} -c ${f@Q} -o ${obj@Q}" >> "$jobs_file"
+  done
+fi
 tr '\n' '\0' < "$jobs_file" | xargs -0 -P "$jobs" -I{} bash -c '{}'
 # A failed link must not leave an older build looking current.
 rm -f "$out"/tidal_native.js "$out"/tidal_native.wasm "$out"/tidal_native.worker.js
+
+# Links a test program, in the background: main() on a worker thread (PROXY_TO_PTHREAD), so that
+# Node's thread stays free to start the engine's threads and to do the workers' file calls;
+# the process exits with main's status.
+link_pids=()
+link_names=()
+link_test_program() {
+  local name=$1
+  shift
+  em++ -O3 -pthread -fexceptions "$out"/obj/src_*.o "$@" -o "$out/tests/$name.js" --pre-js="$here/program_pre.js" \
+    -sENVIRONMENT=node -sNODERAWFS=1 -sPROXY_TO_PTHREAD=1 -sEXIT_RUNTIME=1 \
+    -sALLOW_MEMORY_GROWTH=1 -sMAXIMUM_MEMORY=4GB -sWASM_BIGINT=1 -sTOTAL_STACK=8MB -sDEFAULT_PTHREAD_STACK_SIZE=8MB \
+    -sPTHREAD_POOL_SIZE=4 ${TIDAL_WASM_LDFLAGS:-} > "$test_obj/$name.link.log" 2>&1 &
+  link_pids+=("$!")
+  link_names+=("$name")
+}
+if [ "$tests" = 1 ]; then
+  link_test_program tidal_tests "$test_obj"/tests_*.o "$test_obj"/cli_cli_arguments.cpp.o "$test_obj"/bench_*.o
+  link_test_program tidal_op_harness "$test_obj"/op_harness_*.o "$test_obj"/bench_*.o
+fi
 
 em++ -O3 -pthread -fexceptions "$out"/obj/*.o -o "$out/tidal_native.js" \
   --js-library="$here/emscripten_compat.js" --js-library="$emnapi/dist/library_napi.js" \
@@ -59,3 +101,11 @@ em++ -O3 -pthread -fexceptions "$out"/obj/*.o -o "$out/tidal_native.js" \
 grep -v 'Wpthreads-mem-growth' "$out/obj/link.log" || true
 test -f "$out/tidal_native.wasm"
 ls -l "$out"/tidal_native.*
+if [ "$tests" = 1 ]; then
+  for i in "${!link_pids[@]}"; do
+    name=${link_names[$i]}
+    wait "${link_pids[$i]}" || { grep -v 'Wpthreads-mem-growth' "$test_obj/$name.link.log" >&2; exit 1; }
+    grep -v 'Wpthreads-mem-growth' "$test_obj/$name.link.log" || true
+  done
+  ls -l "$out"/tests/*.js
+fi

@@ -100,12 +100,24 @@ void linear_rows_quantized(const MatrixView& w, const float* bias, const float* 
   }
 }
 
+#if TIDAL_X86_SIMD || TIDAL_WASM_SIMD
+// R rows of F blocks against NT activation rows, dequantised in registers (cpu/block_dot.h):
+// AVX2 + FMA on x86-64 (the build's F types are those kernels'), SIMD128 on WebAssembly.
+template <class F, int R, int NT>
+inline void block_dot_rows(const unsigned char* rows, int64_t row_bytes, const float* const* x, int64_t cols,
+                           float* out) {
 #if TIDAL_X86_SIMD
+  kernels::block_dot_rows_avx2<F, R, NT>(rows, row_bytes, x, cols, out);
+#else
+  kernels::block_dot_rows_wasm<F, R, NT>(rows, row_bytes, x, cols, out);
+#endif
+}
+
 // Up to kTile tokens against block-quantised rows dequantised in registers (cpu/block_dot.h):
 // each row is read once, in its blocks; one token takes F::kRows rows at a time.
 template <class F>
-void tile_blocks_avx2(const MatrixView& w, const float* bias, const float* x, int64_t x_stride, int64_t tokens,
-                      float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
+void tile_blocks(const MatrixView& w, const float* bias, const float* x, int64_t x_stride, int64_t tokens, float* y,
+                 int64_t y_stride, int64_t row_begin, int64_t row_end) {
   const int64_t row_bytes = static_cast<int64_t>(dtype_bytes(w.dtype, w.cols));
   const auto* base = static_cast<const unsigned char*>(w.data);
   const float* xs[kTile];
@@ -118,7 +130,7 @@ void tile_blocks_avx2(const MatrixView& w, const float* bias, const float* x, in
     constexpr int kRows = F::kRows;
     for (; r + kRows <= row_end; r += kRows) {
       float out[kRows];
-      kernels::block_dot_rows_avx2<F, kRows, 1>(base + r * row_bytes, row_bytes, xs, w.cols, out);
+      block_dot_rows<F, kRows, 1>(base + r * row_bytes, row_bytes, xs, w.cols, out);
       for (int i = 0; i < kRows; ++i) store(r + i, out + i);
     }
   }
@@ -127,16 +139,16 @@ void tile_blocks_avx2(const MatrixView& w, const float* bias, const float* x, in
     const unsigned char* row = base + r * row_bytes;
     switch (tokens) {
       case 4:
-        kernels::block_dot_rows_avx2<F, 1, 4>(row, row_bytes, xs, w.cols, out);
+        block_dot_rows<F, 1, 4>(row, row_bytes, xs, w.cols, out);
         break;
       case 3:
-        kernels::block_dot_rows_avx2<F, 1, 3>(row, row_bytes, xs, w.cols, out);
+        block_dot_rows<F, 1, 3>(row, row_bytes, xs, w.cols, out);
         break;
       case 2:
-        kernels::block_dot_rows_avx2<F, 1, 2>(row, row_bytes, xs, w.cols, out);
+        block_dot_rows<F, 1, 2>(row, row_bytes, xs, w.cols, out);
         break;
       default:
-        kernels::block_dot_rows_avx2<F, 1, 1>(row, row_bytes, xs, w.cols, out);
+        block_dot_rows<F, 1, 1>(row, row_bytes, xs, w.cols, out);
         break;
     }
     store(r, out);
@@ -146,18 +158,23 @@ void tile_blocks_avx2(const MatrixView& w, const float* bias, const float* x, in
 // Every tile of kTile tokens against the rows, each tile dequantising the blocks again. Same
 // results as linear_rows_quantized.
 template <class F>
-void linear_rows_blocks_avx2(const MatrixView& w, const float* bias, const float* x, int64_t x_stride, int64_t tokens,
-                             float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
+void linear_rows_blocks(const MatrixView& w, const float* bias, const float* x, int64_t x_stride, int64_t tokens,
+                        float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
   for (int64_t t0 = 0; t0 < tokens; t0 += kTile)
-    tile_blocks_avx2<F>(w, bias, x + t0 * x_stride, x_stride, std::min(kTile, tokens - t0), y + t0 * y_stride, y_stride,
-                        row_begin, row_end);
+    tile_blocks<F>(w, bias, x + t0 * x_stride, x_stride, std::min(kTile, tokens - t0), y + t0 * y_stride, y_stride,
+                   row_begin, row_end);
 }
 
 // Up to this many tokens, dequantising the blocks again for each tile of tokens in registers
 // beats dequantising them once into scratch and reading that back per tile (measured at
 // 1-64 tokens, bench/NOTES.md Version 13: clearly faster at 5, as fast or faster at 8, mixed
-// at 16 and 32, slower at 64).
+// at 16 and 32, slower at 64). On WebAssembly (SIMD128, Node 20 on x86-64): one tile, faster
+// for every format at 1 to 4 tokens, mixed at 5 to 8 (Q4_K and Q5_K slower at 6 and 8).
+#if TIDAL_WASM_SIMD
+constexpr int64_t kMaxTokensInRegisters = kTile;
+#else
 constexpr int64_t kMaxTokensInRegisters = 2 * kTile;
+#endif
 
 // The in-register product for w's format when there is one and few tokens (a decode step, a
 // short batch); false when the caller should take linear_rows_quantized (many tokens share
@@ -167,19 +184,19 @@ bool linear_rows_in_registers(const MatrixView& w, const float* bias, const floa
   if (tokens > kMaxTokensInRegisters) return false;
   switch (w.dtype) {
     case DType::Q8_0:
-      linear_rows_blocks_avx2<kernels::Q8_0Blocks>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);
+      linear_rows_blocks<kernels::Q8_0Blocks>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);
       return true;
     case DType::Q4_0:
-      linear_rows_blocks_avx2<kernels::Q4_0Blocks>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);
+      linear_rows_blocks<kernels::Q4_0Blocks>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);
       return true;
     case DType::Q4_K:
-      linear_rows_blocks_avx2<kernels::Q4_KBlocks>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);
+      linear_rows_blocks<kernels::Q4_KBlocks>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);
       return true;
     case DType::Q5_K:
-      linear_rows_blocks_avx2<kernels::Q5_KBlocks>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);
+      linear_rows_blocks<kernels::Q5_KBlocks>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);
       return true;
     case DType::Q6_K:
-      linear_rows_blocks_avx2<kernels::Q6_KBlocks>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);
+      linear_rows_blocks<kernels::Q6_KBlocks>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);
       return true;
     default:
       return false;
@@ -200,6 +217,9 @@ void linear_rows_path(const MatrixView& w, const float* bias, const float* x, in
     default:
 #if TIDAL_X86_SIMD
       if (Simd && linear_rows_in_registers(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end)) return;
+#elif TIDAL_WASM_SIMD
+      // WebAssembly's portable kernels are its SIMD128 ones (chosen at compile time).
+      if (linear_rows_in_registers(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end)) return;
 #endif
       return linear_rows_quantized<Simd>(w, bias, x, x_stride, tokens, y, y_stride, row_begin, row_end);
   }

@@ -54,7 +54,9 @@ console.log = (...args: unknown[]) => console.error(...args);
 // The native addon, or where there is none for this platform the WebAssembly build
 // (loadEngineAddon); the latter loads asynchronously, so requests wait for it.
 let addonProblem: AddonLoadError | undefined;
-const addonLoading: Promise<NativeAddon | undefined> = loadEngineAddon(path.dirname(__filename)).then(
+const addonLoading: Promise<NativeAddon | undefined> = loadEngineAddon(path.dirname(__filename), undefined, (message) =>
+  process.stderr.write(`engine host ${process.pid}: ${message}\n`),
+).then(
   (addon) => addon,
   (error: unknown) => {
     addonProblem = error instanceof AddonLoadError ? error : new AddonLoadError((error as Error).message);

@@ -311,7 +311,7 @@ export function findWasmAddon(bundleDir: string): string | undefined {
  * the CPU backend (and WebGPU) on every platform Node runs on, slower than native code.
  * TIDAL_ADDON=wasm asks for the WebAssembly build, TIDAL_ADDON=native for the native one only.
  */
-export async function loadEngineAddon(bundleDir: string, choice = process.env.TIDAL_ADDON): Promise<NativeAddon> {
+export async function loadEngineAddon(bundleDir: string, choice = process.env.TIDAL_ADDON, log: (message: string) => void = () => {}): Promise<NativeAddon> {
   let nativeProblem: AddonLoadError | undefined;
   if (choice !== 'wasm') {
     try {
@@ -329,6 +329,7 @@ export async function loadEngineAddon(bundleDir: string, choice = process.env.TI
   try {
     const addon = (await loadWasmAddon(folder)) as NativeAddon;
     wasmAddons.add(addon);
+    log(`the WebAssembly engine from ${folder}${nativeProblem ? `, since the native one is not there: ${nativeProblem.message}` : ''}`);
     return addon;
   } catch (error) {
     throw new AddonLoadError(

@@ -106,7 +106,7 @@ export class EngineClient implements vscode.Disposable {
       const info = await withTimeout(connection.sendRequest(engineInfoRequest), 30_000, 'the engine did not answer within 30 s');
       if (this.child !== child) return;
       this.log.info(
-        `engine ${info.engineVersion}${info.build === 'wasm' ? ' (WebAssembly build: no native engine for this platform)' : ''} ready ` +
+        `engine ${info.engineVersion}${info.build === 'wasm' ? ' (the WebAssembly build: no native engine loads here)' : ''} ready ` +
           `(pid ${info.pid}, Node ${info.nodeVersion}, backends ${info.compiledBackends.join('/')}` +
           `, CUDA: ${info.cuda.usable ? info.cuda.deviceName : info.cuda.message})`,
       );

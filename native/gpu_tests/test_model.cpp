@@ -250,17 +250,12 @@ void test_elementwise(Report& report) {
           check_cuda(cuda::launch_gemv(dw.data(), rows, cols, dx.data(), dy.data(), beta, nullptr), "gemv");
         } else {
           late_x.poison();
-          cudaStream_t stream = nullptr;
-          check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "creating a stream");
-          check_cuda(cudaDeviceSynchronize(), "poison");
           const void* from[2] = {dx.data(), dy0.data()};
           void* to[2] = {late_x.data(), dy.data()};
           const size_t bytes[2] = {size_t(cols) * 2, beta != 0.0f ? size_t(rows) * 4 : 0};
-          check_cuda(launch_late_copy(from, to, bytes, 20'000, stream), "late copy");
-          check_cuda(cuda::launch_gemv(dw.data(), rows, cols, late_x.data(), dy.data(), beta, stream, true),
-                     "gemv early");
-          check_cuda(cudaStreamSynchronize(stream), "gemv early");
-          cudaStreamDestroy(stream);
+          behind_late_copy(from, to, bytes, [&](cudaStream_t stream) {
+            return cuda::launch_gemv(dw.data(), rows, cols, late_x.data(), dy.data(), beta, stream, true);
+          });
         }
         const std::vector<double> got = widen(dy.download());
         std::vector<double> ref(got.size());

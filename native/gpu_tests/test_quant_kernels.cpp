@@ -150,18 +150,13 @@ void check_gemv(Report& report, Rng& rng, QuantFormat format, const Shape& shape
                                                       y.data(), beta, nullptr),
                  "launch_gemv_quant");
       if (early) {
-        cudaStream_t stream = nullptr;
-        check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "creating a stream");
-        check_cuda(cudaDeviceSynchronize(), "poison");
         const void* from[2] = {device_x.data(), late_y.data()};
         void* to[2] = {late_x.data(), y.data()};
         const size_t bytes[2] = {size_t(cols) * 2, beta != 0.0f ? size_t(rows) * 4 : 0};
-        check_cuda(launch_late_copy(from, to, bytes, 20'000, stream), "late copy");
-        check_cuda(cuda::launch_gemv_quant_with(config, format, device_matrix.data(), rows, cols, late_x.data(),
-                                                y.data(), beta, stream, true),
-                   "launch_gemv_quant early");
-        check_cuda(cudaStreamSynchronize(stream), "gemv_quant early");
-        cudaStreamDestroy(stream);
+        behind_late_copy(from, to, bytes, [&](cudaStream_t stream) {
+          return cuda::launch_gemv_quant_with(config, format, device_matrix.data(), rows, cols, late_x.data(), y.data(),
+                                              beta, stream, true);
+        });
       }
       check_cuda(cudaDeviceSynchronize(), "gemv_quant");
       const std::vector<float> got = y.download();

@@ -298,14 +298,18 @@ TIDAL_WASM_INLINE void widen_i8x16(v128_t bytes, v128_t* v) {
 // the K formats (Q4_K twice as fast as with one), one for Q8_0 and Q4_0 (a third faster than
 // with four).
 
-// Q8_0: [f16 d][int8 q[32]], value = d * q.
-struct Q8_0Blocks {
-  static constexpr int kRows = 1;
-  static constexpr int64_t kValues = 32, kBytes = 34;
+// The formats whose block starts with its one f16 scale d.
+struct OneScaleBlocks {
   struct Scales {
     v128_t d;
   };
   TIDAL_WASM_INLINE static void scales(const uint8_t* block, Scales* s) { s->d = wasm_f32x4_splat(f16_at(block)); }
+};
+
+// Q8_0: [f16 d][int8 q[32]], value = d * q.
+struct Q8_0Blocks : OneScaleBlocks {
+  static constexpr int kRows = 1;
+  static constexpr int64_t kValues = 32, kBytes = 34;
   template <int P>
   TIDAL_WASM_INLINE static void piece(const uint8_t* block, const Scales& s, v128_t* v) {
     widen_i8x16(wasm_v128_load(block + 2 + 16 * P), v);
@@ -315,13 +319,9 @@ struct Q8_0Blocks {
 
 // Q4_0: [f16 d][16 bytes], byte i holds value i (low nibble) and i + 16 (high nibble);
 // value = d * (q - 8).
-struct Q4_0Blocks {
+struct Q4_0Blocks : OneScaleBlocks {
   static constexpr int kRows = 1;
   static constexpr int64_t kValues = 32, kBytes = 18;
-  struct Scales {
-    v128_t d;
-  };
-  TIDAL_WASM_INLINE static void scales(const uint8_t* block, Scales* s) { s->d = wasm_f32x4_splat(f16_at(block)); }
   template <int P>
   TIDAL_WASM_INLINE static void piece(const uint8_t* block, const Scales& s, v128_t* v) {
     const v128_t bytes = wasm_v128_load(block + 2);
@@ -362,14 +362,19 @@ TIDAL_WASM_INLINE void k_values(v128_t quants, float step, float offset, v128_t*
   for (int k = 0; k < 4; ++k) v[k] = wasm_f32x4_sub(wasm_f32x4_mul(st, v[k]), off);
 }
 
+// The K formats with Q4_K's scale fields (d, dmin, 12 bytes of 6-bit scales and mins), four rows
+// a one-token product.
+struct KStepBlocks {
+  static constexpr int kRows = 4;
+  using Scales = KBlockSteps;
+  TIDAL_WASM_INLINE static void scales(const uint8_t* block, Scales* s) { k_block_steps(block, s); }
+};
+
 // Q4_K: [f16 d][f16 dmin][12 bytes of scales][128 bytes of quants]; sub-block j (32 values)
 // is in the low (j even) or high (j odd) nibbles of quant bytes [32 (j / 2), 32 (j / 2) + 32).
 // value = (d * sc_j) * q - dmin * m_j.
-struct Q4_KBlocks {
-  static constexpr int kRows = 4;
+struct Q4_KBlocks : KStepBlocks {
   static constexpr int64_t kValues = 256, kBytes = 144;
-  using Scales = KBlockSteps;
-  TIDAL_WASM_INLINE static void scales(const uint8_t* block, Scales* s) { k_block_steps(block, s); }
   template <int P>
   TIDAL_WASM_INLINE static v128_t quants(const uint8_t* p) {
     const v128_t bytes = wasm_v128_load(p);
@@ -383,11 +388,8 @@ struct Q4_KBlocks {
 
 // Q5_K: Q4_K with 32 bytes of fifth bits after the scales (quants at byte 48): bit j of byte i
 // is the fifth bit of value 32 j + i.
-struct Q5_KBlocks {
-  static constexpr int kRows = 4;
+struct Q5_KBlocks : KStepBlocks {
   static constexpr int64_t kValues = 256, kBytes = 176;
-  using Scales = KBlockSteps;
-  TIDAL_WASM_INLINE static void scales(const uint8_t* block, Scales* s) { k_block_steps(block, s); }
   template <int P>
   TIDAL_WASM_INLINE static void piece(const uint8_t* block, const Scales& s, v128_t* v) {
     constexpr int j = P / 2;

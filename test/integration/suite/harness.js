@@ -157,9 +157,14 @@ async function captureWorkbench(
  * @returns {Promise<import('../../../src/vscode/testApi').TidalApi>}
  */
 async function tidalApi() {
-  const extension = require('vscode').extensions.getExtension('tidal-code.tidal-code');
-  assert.ok(extension, 'the Tidal extension is not installed');
-  return extension.activate();
+  return tidalExtension().activate();
 }
 
-module.exports = { test, runRegisteredTests, waitFor, captureWorkbench, tidalApi };
+/** The installed Tidal extension (vscode.Extension), not activated here. */
+function tidalExtension() {
+  const extension = require('vscode').extensions.getExtension('tidal-code.tidal-code');
+  assert.ok(extension, 'the Tidal extension is not installed');
+  return extension;
+}
+
+module.exports = { test, runRegisteredTests, waitFor, captureWorkbench, tidalApi, tidalExtension };

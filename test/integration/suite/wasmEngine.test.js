@@ -11,15 +11,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const vscode = require('vscode');
 
-const { test } = require('./harness');
-
-const EXTENSION_ID = 'tidal-code.tidal-code';
-
-function tidalExtension() {
-  const extension = vscode.extensions.getExtension(EXTENSION_ID);
-  assert.ok(extension, `extension ${EXTENSION_ID} is not installed in this VS Code`);
-  return extension;
-}
+const { test, tidalApi, tidalExtension } = require('./harness');
 
 const logText = (api) => (fs.existsSync(api.logFile()) ? fs.readFileSync(api.logFile(), 'utf8') : '');
 
@@ -36,7 +28,7 @@ test(
     for (const file of ['tidal_native.js', 'tidal_native.wasm', 'tidal_native.worker.js']) {
       assert.ok(fs.existsSync(path.join(extension.extensionPath, 'dist', 'native-wasm', file)), `dist/native-wasm/${file} is missing`);
     }
-    const api = await extension.activate();
+    const api = await tidalApi();
     assert.equal(await api.waitForEngine(120_000), 'ready', `engine: ${api.getState().engineState} ${api.getState().engineMessage ?? ''}`);
     const state = api.getState();
     assert.equal(state.engineBuild, 'wasm');
@@ -51,7 +43,7 @@ test(
 test(
   'the embedded model loads on the WebAssembly engine, and a question about the repository is answered locally',
   async () => {
-    const api = await tidalExtension().activate();
+    const api = await tidalApi();
     const state = await api.waitForModel(180_000);
     const model = api.getState().model;
     assert.equal(state, 'ready', `model state "${state}": ${model.message ?? 'no message'}`);

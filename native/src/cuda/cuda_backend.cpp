@@ -84,8 +84,9 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     int major = 0;
     throw_if_failed(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, options.device),
                     "reading the compute capability");
+    early_launch_possible_ = major >= 9;
     const char* early = std::getenv("TIDAL_CUDA_EARLY_LAUNCH");
-    early_launch_ = major >= 9 && early && std::string(early) == "1";
+    set_early_launch(early && std::string(early) == "1");
     step_ = DeviceBuffer(kStepScalars * sizeof(int64_t), "the step position");
     throw_if_failed(cudaMallocHost(reinterpret_cast<void**>(&step_host_), kStepScalars * sizeof(int64_t)),
                     "allocating pinned host memory");
@@ -544,12 +545,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   int64_t graph_instantiations() const override { return step_graph_.instantiations(); }
   double last_graph_gpu_ms() override { return step_graph_.last_gpu_ms(); }
   void set_gemv(GemvUse use) override { gemv_ = use; }
-  void set_early_launch(bool enabled) override {
-    int major = 0;
-    throw_if_failed(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, options_.device),
-                    "reading the compute capability");
-    early_launch_ = enabled && major >= 9;
-  }
+  void set_early_launch(bool enabled) override { early_launch_ = enabled && early_launch_possible_; }
   bool early_launch() const override { return early_launch_; }
   void set_prefill_warps(int warps) override { prefill_warps_ = warps == 8 ? 8 : 4; }
   void set_compact_chunk(int64_t positions) override { compact_chunk_ = std::max<int64_t>(positions, 0); }
@@ -822,6 +818,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   bool graphs_ = true;
   bool quantized_weights_ = false;
   GemvUse gemv_ = GemvUse::Auto;
+  bool early_launch_possible_ = false;  // compute capability 9.0 or later
   bool early_launch_ = false;
   int prefill_warps_ = 4;
   int64_t compact_chunk_ = 0;  // positions per compaction chunk; 0 = as many as the scratch bound allows

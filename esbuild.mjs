@@ -6,6 +6,8 @@ import * as esbuild from 'esbuild';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
+import { WASM_ADDON_FILES } from './scripts/build-native-wasm.mjs';
+
 const production = process.argv.includes('--production');
 const watch = process.argv.includes('--watch');
 
@@ -51,10 +53,9 @@ function copyWebGpuRuntime() {
 // The WebAssembly build of the engine (scripts/build-native-wasm.mjs), when there is one, at
 // dist/native-wasm/: the engine of the platforms without a native build (src/native/wasmAddon.ts).
 function copyWasmAddon() {
-  const files = ['tidal_native.js', 'tidal_native.wasm', 'tidal_native.worker.js'];
-  if (!files.every((file) => existsSync(`native/build-wasm/${file}`))) return;
+  if (!WASM_ADDON_FILES.every((file) => existsSync(`native/build-wasm/${file}`))) return;
   mkdirSync('dist/native-wasm', { recursive: true });
-  for (const file of files) copyFileSync(`native/build-wasm/${file}`, `dist/native-wasm/${file}`);
+  for (const file of WASM_ADDON_FILES) copyFileSync(`native/build-wasm/${file}`, `dist/native-wasm/${file}`);
 }
 const copyAddon = {
   name: 'copy-native-addon',

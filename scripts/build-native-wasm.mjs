@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 export const WASM_BUILD_DIR = path.join(root, 'native', 'build-wasm');
-const OUTPUTS = ['tidal_native.js', 'tidal_native.wasm', 'tidal_native.worker.js'];
+/** The files of one build (src/native/wasmAddon.ts loads them from one folder). */
+export const WASM_ADDON_FILES = ['tidal_native.js', 'tidal_native.wasm', 'tidal_native.worker.js'];
 /** The test programs (`buildNativeWasm({ tests: true })`), each `node WASM_TEST_PROGRAMS[name]`. */
 export const WASM_TEST_PROGRAMS = Object.fromEntries(
   ['tidal_tests', 'tidal_op_harness'].map((name) => [name, path.join(WASM_BUILD_DIR, 'tests', `${name}.js`)]),
@@ -39,7 +40,7 @@ function newestSource(folders) {
 
 /** Builds when needed (with the test programs when `tests`); returns 'built', 'up to date' or throws. */
 export function buildNativeWasm({ force = false, tests = false } = {}) {
-  const outputs = OUTPUTS.map((file) => path.join(WASM_BUILD_DIR, file));
+  const outputs = WASM_ADDON_FILES.map((file) => path.join(WASM_BUILD_DIR, file));
   const folders = ['src', 'addon', 'include', 'wasm'];
   if (tests) {
     for (const program of Object.values(WASM_TEST_PROGRAMS)) outputs.push(program, program.replace(/\.js$/, '.wasm'), program.replace(/\.js$/, '.worker.js'));

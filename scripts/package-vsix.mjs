@@ -28,6 +28,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { addonOf, CROSS_TARGETS } from './build-native-cross.mjs';
+import { WASM_ADDON_FILES } from './build-native-wasm.mjs';
 
 const ADDON = 'dist/native/tidal_native.node';
 
@@ -137,7 +138,7 @@ function packageOne(name, scratch) {
   const ownNative = spec.runtime ? nativeFiles.filter((entry) => !entry.endsWith('/dawn.node')) : nativeFiles;
   if (!spec.native && ownNative.length > 0) throw new Error(`${spec.out} holds native files: ${ownNative.join(', ')}`);
   // The WebAssembly engine: the universal package's only engine; the others carry it where it was built.
-  const wasm = ['tidal_native.js', 'tidal_native.wasm', 'tidal_native.worker.js'].map((file) => `extension/dist/native-wasm/${file}`);
+  const wasm = WASM_ADDON_FILES.map((file) => `extension/dist/native-wasm/${file}`);
   if (!spec.native && !wasm.every((file) => entries.includes(file))) {
     throw new Error(`${spec.out} lacks the WebAssembly engine (${wasm.filter((file) => !entries.includes(file)).join(', ')})`);
   }

@@ -165,7 +165,19 @@ function checkMainJob(target, demo) {
   );
 }
 
-/** A run of a WebAssembly test program: exit 0 and "N passed, 0 failed" (N > 0), as testTarget's programs. */
+/** The addon digest a run printed on its last line, compared with this machine's. */
+function checkDigest(target, here, output) {
+  let there;
+  try {
+    there = JSON.parse(output.trim().split('\n').pop());
+  } catch {
+    check(`${target}: addon digest`, false, output.slice(-1500));
+    return;
+  }
+  compareDigests(target, here, there);
+}
+
+/** A run of a test program (tidal_tests, the op harness): exit 0 and "N passed, 0 failed" (N > 0). */
 function checkTally(name, status, output) {
   const tally = output.match(/(\d+) passed, (\d+) failed\s*$/m);
   const failures = output.split('\n').filter((line) => line.startsWith('FAIL'));
@@ -212,13 +224,7 @@ function testWasm(here) {
       env: { ...process.env, TIDAL_WASM_LOADER: loader },
       timeout: 600_000,
     });
-    let there;
-    try {
-      there = JSON.parse(digest.stdout.trim().split('\n').pop());
-    } catch {
-      check('wasm32: addon digest', false, `${digest.stdout.slice(-800)} ${digest.stderr.slice(-800)}`);
-    }
-    if (there) compareDigests('wasm32', here, there);
+    checkDigest('wasm32', here, `${digest.stderr}${digest.stdout}`);
     // A model file past what 32-bit WebAssembly can map (a sparse 5 GiB one) is refused as out
     // of memory; a length cut to 32 bits would map a part of it and read past that.
     const big = path.join(scratch, 'big-model');
@@ -254,13 +260,7 @@ function testWasm(here) {
         600,
         { TIDAL_WASM_LOADER: windows.path(loader) },
       );
-      let onWindows;
-      try {
-        onWindows = JSON.parse(result.output.trim().split('\n').pop());
-      } catch {
-        check('win32-wasm32: addon digest', false, result.output.slice(-1500));
-      }
-      if (onWindows) compareDigests('win32-wasm32', here, onWindows);
+      checkDigest('win32-wasm32', here, result.output);
     } else if (required) {
       check('win32-wasm32: toolchain', false, `${windows.install} is not installed (TIDAL_REQUIRE_CROSS=1)`);
     } else {
@@ -312,26 +312,14 @@ function testTarget(target, here) {
   if (runner.opHarness) programs.push([`tidal_op_harness${exe}`, ['check']]);
   for (const [name, args] of programs) {
     const { status, output } = runOn(runner, path.join(buildDirOf(target), name), command, args, 900);
-    const tally = output.match(/(\d+) passed, (\d+) failed\s*$/m);
-    const failures = output.split('\n').filter((line) => line.startsWith('FAIL'));
-    check(
-      `${target}: ${name} ${args.join(' ')}`.trim(),
-      status === 0 && tally !== null && tally[2] === '0' && Number(tally[1]) > 0,
-      tally ? `${tally[1]} passed, ${tally[2]} failed ${failures.join('; ')}` : output.slice(-2000),
-    );
+    checkTally(`${target}: ${name} ${args.join(' ')}`.trim(), status, output);
   }
 
   const scratch = mkdtempSync(path.join(os.tmpdir(), `tidal-${target}-`));
   try {
     const digest = path.join(root, 'test', 'cross', 'addonDigest.cjs');
     const result = runOn(runner, node, command, [runner.path(digest), runner.path(addonOf(target)), runner.path(root), runner.path(scratch)], 600);
-    let there;
-    try {
-      there = JSON.parse(result.output.trim().split('\n').pop());
-    } catch {
-      check(`${target}: addon digest`, false, result.output.slice(-1500));
-    }
-    if (there) compareDigests(target, here, there);
+    checkDigest(target, here, result.output);
 
     if (runner.mainJob) {
       const stage = stageExtension(scratch, (dist) => copyFileSync(addonOf(target), path.join(dist, 'native', 'tidal_native.node')));

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the engine addon to WebAssembly (CPU and WebGPU-tape backends, portable kernels) with
 # Debian bookworm's Emscripten 3.1.6 (`apt-get install emscripten`) and emnapi (Node-API for
-# Emscripten, from npm). Output: OUT/tidal_native.{js,wasm,worker.js}; load it with loader.cjs.
+# Emscripten, from npm). Output: OUT/tidal_native.{js,wasm,worker.js}, which
+# src/native/wasmAddon.ts loads.
 #   bash native/wasm/build.sh OUT EMNAPI_NODE_MODULES [JOBS] [--tests]
 # EMNAPI_NODE_MODULES holds emnapi, @emnapi/runtime and node-addon-api. --tests also builds the
 # engine's test programs (native/CMakeLists.txt's tidal_tests and tidal_op_harness) from the
@@ -24,6 +25,8 @@ naa=$modules/node-addon-api
 # Debian's emscripten runs its JS tools with `node`; one from outside Debian (NodeSource,
 # nvm) does not look in Debian's module folder for acorn (package node-acorn).
 export NODE_PATH=/usr/share/nodejs${NODE_PATH:+:$NODE_PATH}
+# A link's log without the warning every pthreads build with memory growth gives.
+show_log() { grep -v 'Wpthreads-mem-growth' "$1" || true; }
 
 common=(-O3 -pthread -fexceptions -DBUILDING_NODE_EXTENSION
         '-DNAPI_EXTERN=__attribute__((__import_module__("env")))' -I"$emnapi/include/node")
@@ -68,7 +71,7 @@ if [ "$tests" = 1 ]; then
 fi
 tr '\n' '\0' < "$jobs_file" | xargs -0 -P "$jobs" -I{} bash -c '{}'
 # A failed link must not leave an older build looking current.
-rm -f "$out"/tidal_native.js "$out"/tidal_native.wasm "$out"/tidal_native.worker.js
+rm -f "$out"/tidal_native.*
 
 # Links a test program, in the background: main() on a worker thread (PROXY_TO_PTHREAD), so that
 # Node's thread stays free to start the engine's threads and to do the workers' file calls;
@@ -97,15 +100,15 @@ em++ -O3 -pthread -fexceptions "$out"/obj/*.o -o "$out/tidal_native.js" \
   -sPTHREAD_POOL_SIZE=${TIDAL_WASM_POOL:-8} \
   "-sEXPORTED_FUNCTIONS=['_malloc','_free','_napi_register_wasm_v1','_node_api_module_get_api_version_v1']" \
   "-sEXPORTED_RUNTIME_METHODS=['emnapiInit']" "-sDEFAULT_LIBRARY_FUNCS_TO_INCLUDE=['\$emnapiAddSendListener']" \
-  ${TIDAL_WASM_LDFLAGS:-} > "$out/obj/link.log" 2>&1 || { grep -v 'Wpthreads-mem-growth' "$out/obj/link.log" >&2; exit 1; }
-grep -v 'Wpthreads-mem-growth' "$out/obj/link.log" || true
+  ${TIDAL_WASM_LDFLAGS:-} > "$out/obj/link.log" 2>&1 || { show_log "$out/obj/link.log" >&2; exit 1; }
+show_log "$out/obj/link.log"
 test -f "$out/tidal_native.wasm"
 ls -l "$out"/tidal_native.*
 if [ "$tests" = 1 ]; then
   for i in "${!link_pids[@]}"; do
     name=${link_names[$i]}
-    wait "${link_pids[$i]}" || { grep -v 'Wpthreads-mem-growth' "$test_obj/$name.link.log" >&2; exit 1; }
-    grep -v 'Wpthreads-mem-growth' "$test_obj/$name.link.log" || true
+    wait "${link_pids[$i]}" || { show_log "$test_obj/$name.link.log" >&2; exit 1; }
+    show_log "$test_obj/$name.link.log"
   done
   ls -l "$out"/tests/*.js
 fi

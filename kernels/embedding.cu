@@ -16,7 +16,7 @@ constexpr int kQuantThreads = 128;
 __global__ void embedding_kernel(const uint16_t* table, const int32_t* tokens, int hidden, float* out) {
   let_next_kernel_start();
   const int t = blockIdx.x;
-  const uint16_t* row = table + int64_t(tokens[t]) * hidden;
+  const uint16_t* row = table + int64_t(tokens ? tokens[t] : t) * hidden;
   float* target = out + int64_t(t) * hidden;
   for (int i = threadIdx.x; i < hidden; i += blockDim.x) target[i] = __uint_as_float(uint32_t(row[i]) << 16);
 }
@@ -32,7 +32,7 @@ __global__ void __launch_bounds__(kQuantThreads)
   const int t = blockIdx.x;
   const int block = in_row / Format::kPieces, piece = in_row % Format::kPieces;
   const int64_t row_bytes = int64_t(hidden / Format::kValues) * Format::kBytes;
-  const uint8_t* source = table + int64_t(tokens[t]) * row_bytes + int64_t(block) * Format::kBytes;
+  const uint8_t* source = table + int64_t(tokens ? tokens[t] : t) * row_bytes + int64_t(block) * Format::kBytes;
   float* target = out + int64_t(t) * hidden + int64_t(block) * Format::kValues;
   Format::decode(source, piece, [&](int first, const float(&values)[8]) {
     float4* at = reinterpret_cast<float4*>(target + first);

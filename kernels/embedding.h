@@ -8,7 +8,8 @@
 
 namespace tidal::cuda {
 
-// out[t][i] = table[tokens[t]][i] (bf16 -> fp32).
+// out[t][i] = table[tokens[t]][i] (bf16 -> fp32); with tokens null, table[t][i] (rows already
+// gathered in pass order).
 cudaError_t launch_embedding(const uint16_t* table, const int32_t* tokens, int count, int hidden, float* out,
                              cudaStream_t stream);
 

@@ -339,17 +339,28 @@ bool keeps_quantized() {
   return !quantized || std::string(quantized) != "0";
 }
 
+// Whether the CUDA backend keeps an untied embedding in host memory (CudaBackendOptions{}'s
+// default unless $TIDAL_CUDA_EMBEDDING_ON_HOST=0).
+bool embedding_on_host() {
+  const char* on_host = std::getenv("TIDAL_CUDA_EMBEDDING_ON_HOST");
+  return !on_host || std::string(on_host) != "0";
+}
+
+// Bytes of a matrix on the CUDA backend: in its blocks when quantised, any other bf16.
+size_t expected_matrix_bytes(const cpu::MatrixView& m) {
+  return keeps_quantized() && is_quantized(m.dtype) ? dtype_bytes(m.dtype, m.rows * m.cols)
+                                                    : size_t(m.rows * m.cols) * 2;
+}
+
 // The device bytes of `weights` on the CUDA backend: a quantised matrix in its blocks, any
-// other bf16; vectors f32. `decode`: only what a decode step reads (layers and output matrix).
+// other bf16; vectors f32; an untied embedding in host memory by default. `decode`: only what
+// a decode step reads (layers and output matrix).
 size_t expected_weight_bytes(const ModelWeights& weights, bool decode) {
-  const bool blocks = keeps_quantized();
-  auto matrix = [&](const cpu::MatrixView& m) {
-    return blocks && is_quantized(m.dtype) ? dtype_bytes(m.dtype, m.rows * m.cols) : size_t(m.rows * m.cols) * 2;
-  };
+  auto matrix = [](const cpu::MatrixView& m) { return expected_matrix_bytes(m); };
   auto vector = [](const std::vector<float>& v) { return v.size() * 4; };
   const bool tied = weights.lm_head.data == weights.embed_tokens.data;
   size_t bytes = matrix(weights.lm_head) + vector(weights.final_norm);
-  if (!decode && !tied) bytes += matrix(weights.embed_tokens);
+  if (!decode && !tied && !embedding_on_host()) bytes += matrix(weights.embed_tokens);
   for (const LayerWeights& l : weights.layers) {
     for (const cpu::MatrixView* m :
          {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
@@ -378,9 +389,42 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
   {
     const size_t total = tools->weight_bytes(), decode = tools->decode_weight_bytes();
     const size_t want_total = expected_weight_bytes(weights, false), want_decode = expected_weight_bytes(weights, true);
-    report.check(total == want_total && decode == want_decode, kind + ": weight bytes on the device",
+    const bool tied = weights.lm_head.data == weights.embed_tokens.data;
+    const size_t host = tools->host_weight_bytes();
+    const size_t want_host = !tied && embedding_on_host() ? expected_matrix_bytes(weights.embed_tokens) : 0;
+    report.check(total == want_total && decode == want_decode && host == want_host,
+                 kind + ": weight bytes on the device and in host memory",
                  std::to_string(total) + " (" + std::to_string(want_total) + " expected), " + std::to_string(decode) +
-                     " read per token (" + std::to_string(want_decode) + ")");
+                     " read per token (" + std::to_string(want_decode) + "), " + std::to_string(host) +
+                     " in host memory (" + std::to_string(want_host) + ")");
+    if (!tied) {
+      // The embedding on the device and in host memory: the same rows reach the same kernel,
+      // so prefill (every row's logits) and decode steps (plain launches, then replayed graphs)
+      // are equal bit for bit.
+      CudaBackendOptions other;
+      other.embedding_on_host = !embedding_on_host();
+      auto moved = create_cuda_backend(model.config, weights, other);
+      const AttentionPlan plan = make_plan(model.config, AttentionMode::Tidal, 64, SelectionPolicy::PerQueryHead);
+      auto run = [&](Backend& backend) {
+        std::vector<float> out(size_t(200 + 6) * size_t(vocab), NAN);
+        auto cache = backend.create_kv_cache();
+        backend.forward(*cache, prompt.data(), 200, nullptr, LogitsWanted::All, out.data(), nullptr);
+        for (int s = 0; s < 6; ++s) {
+          const int32_t next = prompt[size_t(200 + s)];
+          backend.forward(*cache, &next, 1, &plan, LogitsWanted::Last, out.data() + size_t(200 + s) * size_t(vocab),
+                          nullptr);
+        }
+        return out;
+      };
+      const std::vector<float> here = run(*gpu), there = run(*moved);
+      const auto* moved_tools = dynamic_cast<CudaBackendTools*>(moved.get());
+      const bool swapped = (moved_tools->host_weight_bytes() == 0) == (host != 0);
+      report.check(
+          swapped && here == there && std::all_of(here.begin(), here.end(), [](float x) { return std::isfinite(x); }),
+          kind + ": the embedding in host memory gives the logits of the embedding on the device, bit for bit",
+          format("rel L2 %.2e", relative_l2f(here, there)) +
+              (swapped ? "" : ", the second backend did not move the table"));
+    }
   }
   if (tools->dequantized_bytes() > 0) {
     // Prefill products through a 10000-byte scratch (slices of at most 19 rows of 256 values,
@@ -607,13 +651,21 @@ void test_random_quantized(Report& report) {
       const QuantFormat wide = k_quants ? QuantFormat::Q6_K : QuantFormat::Q8_0;
       const int64_t hidden = config.hidden_size, inner = config.intermediate_size, vocab = config.vocab_size;
       const int64_t q_size = config.num_heads * config.head_dim, kv_size = config.num_kv_heads * config.head_dim;
-      const size_t layer = blocks(main, q_size, hidden) + blocks(main, kv_size, hidden) +
-                           blocks(wide, kv_size, hidden) + blocks(main, hidden, q_size) +
-                           2 * blocks(main, inner, hidden) + blocks(wide, hidden, inner) + size_t(hidden) * 8;
-      const size_t layers = size_t(config.num_layers) * layer + size_t(hidden) * 4;
+      // llama.cpp's Q4_K_M recipe: v_proj and down_proj in Q6_K in the layers use_more_bits picks
+      // (the first and last eighth, every third between), Q4_K elsewhere.
+      size_t layers = size_t(hidden) * 4;
+      const int64_t n = config.num_layers;
+      for (int64_t l = 0; l < n; ++l) {
+        const bool more = l < n / 8 || l >= 7 * n / 8 || (l - n / 8) % 3 == 2;
+        const QuantFormat sensitive = more ? wide : main;
+        layers += blocks(main, q_size, hidden) + blocks(main, kv_size, hidden) + blocks(sensitive, kv_size, hidden) +
+                  blocks(main, hidden, q_size) + 2 * blocks(main, inner, hidden) + blocks(sensitive, hidden, inner) +
+                  size_t(hidden) * 8;
+      }
       const size_t embedding = blocks(tied ? wide : main, vocab, hidden), head = blocks(wide, vocab, hidden);
-      const size_t want_total = layers + embedding + (tied ? 0 : head),
-                   want_decode = layers + (tied ? embedding : head);
+      const bool host_table = !tied && embedding_on_host();
+      const size_t want_total = layers + (host_table ? 0 : embedding) + (tied ? 0 : head),
+                   want_decode = layers + (tied ? embedding : head), want_host = host_table ? embedding : 0;
       std::vector<int32_t> prompt(150);
       Rng rng(43);
       for (int32_t& t : prompt) t = int32_t(rng.below(vocab));
@@ -624,11 +676,12 @@ void test_random_quantized(Report& report) {
       const int32_t token = int32_t(vocab - 1);
       gpu->forward(*cache, &token, 1, nullptr, LogitsWanted::Last, step.data(), nullptr);
       report.check(tools->weight_bytes() == want_total && tools->decode_weight_bytes() == want_decode &&
-                       finite(prefill) && finite(step),
+                       tools->host_weight_bytes() == want_host && finite(prefill) && finite(step),
                    "random " + mix + (tied ? " tied" : "") + " weights: formats and finite logits",
                    std::to_string(tools->weight_bytes()) + " bytes (" + std::to_string(want_total) + " expected), " +
                        std::to_string(tools->decode_weight_bytes()) + " read per token (" +
-                       std::to_string(want_decode) + ")");
+                       std::to_string(want_decode) + "), " + std::to_string(tools->host_weight_bytes()) +
+                       " in host memory (" + std::to_string(want_host) + ")");
     }
   if (quick_mode()) return;
   ModelConfig config = bench::bench_shape("llama-3.1-8b");

@@ -202,8 +202,10 @@ TIDAL_TEST(inspect_reports_broken_folders_by_kind) {
 }
 
 TIDAL_TEST(inspect_reports_gguf_problems_by_kind) {
-  // A small qwen2 GGUF: every tensor of one layer, F16 embedding (or Q4_K), attn_q in a chosen type.
-  auto image = [](const std::string& arch, uint32_t q_type, int64_t tokens, bool q4k_embedding = false) {
+  // A small qwen2 GGUF: every tensor of one layer, F16 embedding (or Q4_K), attn_q in a chosen
+  // type; tied, or with its own output matrix (Q6_K).
+  auto image = [](const std::string& arch, uint32_t q_type, int64_t tokens, bool q4k_embedding = false,
+                  bool untied = false) {
     tidal_test::GgufWriter w;
     w.add_string("general.architecture", arch);
     w.add_string("general.name", "tiny");
@@ -242,6 +244,8 @@ TIDAL_TEST(inspect_reports_gguf_problems_by_kind) {
     f32("blk.0.ffn_up.weight", {256, 256});
     f32("blk.0.ffn_down.weight", {256, 256});
     f32("output_norm.weight", {256});
+    if (untied)
+      w.add_tensor("output.weight", tidal_test::kGgmlQ6_K, {256, tokens}, std::vector<uint8_t>(tokens * 210, 0));
     return w.bytes();
   };
   TempDir dir;
@@ -262,6 +266,12 @@ TIDAL_TEST(inspect_reports_gguf_problems_by_kind) {
   CHECK_EQ(problems_text(q4k_embedding), std::string("(none)"));
   CHECK_EQ(q4k_embedding.gpu_weight_bytes,
            uint64_t(q4k_embedding.parameters - 256 * 256 - 64 * 256) * 2 + 256 * 144 + 64 * 144);
+  // With an output matrix of its own, the embedding stays in host memory (the CUDA backend's
+  // default): the GPU holds the Q6_K output matrix and none of the embedding.
+  tidal_test::write_bytes(dir.file("untied.gguf"), image("qwen2", tidal_test::kGgmlQ4_K, 64, true, true));
+  const ModelInspection untied = tidal::inspect_model(dir.file("untied.gguf"));
+  CHECK_EQ(problems_text(untied), std::string("(none)"));
+  CHECK_EQ(untied.gpu_weight_bytes, uint64_t(untied.parameters - 256 * 256 - 2 * 64 * 256) * 2 + 256 * 144 + 64 * 210);
 
   tidal_test::write_bytes(dir.file("q2k.gguf"), image("qwen2", tidal_test::kGgmlQ2_K, 64));
   CHECK_PROBLEM(tidal::inspect_model(dir.file("q2k.gguf")), ModelProblemKind::Unsupported, "stores tensors as Q2_K");

@@ -36,6 +36,7 @@ using cuda::CudaKvCache;
 using cuda::DeviceBuffer;
 using cuda::DeviceLayer;
 using cuda::DeviceMatrix;
+using cuda::HostEmbedding;
 using cuda::KvAccount;
 using cuda::KvShape;
 using cuda::QuantMatrix;
@@ -43,9 +44,11 @@ using cuda::throw_if_failed;
 static_assert(cuda::kQuestPageTokens == kQuestPageTokens, "Quest pages of the engine and of the kernels");
 
 // Prefill over an FP8 cache widens at most this much K/V to bf16 at once (CudaBackendTools::
-// set_fp8_prefill_scratch): at 100K tokens of an 8B model, 2 of its 8 KV heads (0.10 GB) instead
-// of all of them (0.41 GB, a twelfth of the 5 GB an 8B Q4_K_M model's weights take).
-constexpr size_t kFp8PrefillScratchBytes = size_t(128) << 20;
+// set_fp8_prefill_scratch), one KV head at least: at 100K tokens of an 8B model one of its 8 KV
+// heads (52 MB) instead of all of them (0.41 GB). 128 MiB (two heads there) made a 256-token
+// chunk at 100K 2.5% faster on an H100 (81.0 against 83.0 ms, bench/NOTES.md Version 24) for
+// 52 MB more, which a 16 GB card running an 8B model at 100K does not have to spare.
+constexpr size_t kFp8PrefillScratchBytes = size_t(64) << 20;
 
 // Longest rows the GEMV kernel takes in GemvUse::Auto (see linear()).
 constexpr int64_t kGemvAutoCols = 8192;
@@ -74,6 +77,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     graphs_ = graphs ? std::string(graphs) != "0" : options.graphs;
     const char* quantized = std::getenv("TIDAL_CUDA_QUANTIZED");
     quantized_weights_ = quantized ? std::string(quantized) != "0" : options.quantized_weights;
+    const char* embedding_on_host = std::getenv("TIDAL_CUDA_EMBEDDING_ON_HOST");
+    embedding_on_host_ = embedding_on_host ? std::string(embedding_on_host) != "0" : options.embedding_on_host;
     const char* gemv = std::getenv("TIDAL_CUDA_GEMV");
     if (gemv)
       gemv_ = std::string(gemv) == "1" ? GemvUse::Always : std::string(gemv) == "0" ? GemvUse::Never : GemvUse::Auto;
@@ -112,12 +117,14 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     if (stream_) cudaStreamDestroy(stream_);
   }
 
-  void upload(const ModelWeights& weights) { weights_.upload(config_, weights, quantized_weights_, stream_); }
+  void upload(const ModelWeights& weights) {
+    weights_.upload(config_, weights, quantized_weights_, embedding_on_host_, stream_);
+  }
   void randomize(uint64_t seed, const std::string& weights) {
     if (weights == "bf16") {
-      weights_.randomize(config_, seed, stream_);
+      weights_.randomize(config_, seed, embedding_on_host_, stream_);
     } else {
-      weights_.randomize_quantized(config_, weights, seed, stream_);
+      weights_.randomize_quantized(config_, weights, seed, embedding_on_host_, stream_);
     }
   }
 
@@ -221,6 +228,19 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     throw_if_failed(
         cudaMemcpyAsync(ws_.tokens.get(), tokens, static_cast<size_t>(pass.count) * 4, cudaMemcpyHostToDevice, stream_),
         "uploading tokens");
+    const HostEmbedding& host_table = weights_.host_embed;
+    if (!host_table.empty()) {
+      // The pass's embedding rows, gathered here and uploaded in one copy. The staging is
+      // pageable: the copy has left it when cudaMemcpyAsync returns.
+      const size_t bytes = static_cast<size_t>(pass.count * host_table.row_bytes);
+      ws_.embedding_rows.fit(bytes, static_cast<size_t>(cuda::kKeptTokens * host_table.row_bytes), "embedding rows",
+                             stream_);
+      embedding_staging_.resize(bytes);
+      host_table.gather(tokens, pass.count, embedding_staging_.data());
+      throw_if_failed(
+          cudaMemcpyAsync(ws_.embedding_rows.get(), embedding_staging_.data(), bytes, cudaMemcpyHostToDevice, stream_),
+          "uploading embedding rows");
+    }
     cache_ = &cache;
     count_ = pass.count;
     pass_positions_ = pass.positions();
@@ -302,6 +322,17 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     const DeviceMatrix& table = weights_.embed;
     const auto* tokens = ws_.tokens.get<int32_t>();
     const int count = static_cast<int>(count_), hidden = static_cast<int>(config_.hidden_size);
+    const HostEmbedding& host_table = weights_.host_embed;
+    if (!host_table.empty()) {
+      // Row t of the uploaded rows is token t's (no ids: the rows are in pass order).
+      throw_if_failed(host_table.quantized
+                          ? cuda::launch_embedding_quant(host_table.format, ws_.embedding_rows.get(), nullptr, count,
+                                                         hidden, ws_.hidden.get<float>(), stream_)
+                          : cuda::launch_embedding(ws_.embedding_rows.get<uint16_t>(), nullptr, count, hidden,
+                                                   ws_.hidden.get<float>(), stream_),
+                      "launching the embedding");
+      return;
+    }
     if (table.quantized()) {
       const QuantMatrix& blocks = table.parts.front();
       throw_if_failed(cuda::launch_embedding_quant(blocks.format, blocks.blocks.get(), tokens, count, hidden,
@@ -393,8 +424,9 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     const int64_t head_bytes = 2 * end * d * 2;  // K and V of one head, bf16
     const int64_t per_launch =
         std::clamp<int64_t>(static_cast<int64_t>(fp8_prefill_scratch_) / head_bytes, 1, kv_heads);
-    ws_.prefill_kv.ensure(static_cast<size_t>(per_launch * 2 * cache_->capacity() * d) * 2,
-                          "FP8 K/V widened for prefill attention", stream_);
+    // Given back down to what this pass needs (fewer heads fit at once as the context grows).
+    const size_t widened = static_cast<size_t>(per_launch * 2 * cache_->capacity() * d) * 2;
+    ws_.prefill_kv.fit(widened, widened, "FP8 K/V widened for prefill attention", stream_);
     const cuda::PrefillAttentionLaunch whole = p;
     for (int64_t first = 0; first < kv_heads; first += per_launch) {
       const int64_t heads = std::min(per_launch, kv_heads - first);
@@ -540,6 +572,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   // ---- CudaBackendTools ----
   size_t decode_weight_bytes() const override { return weights_.decode_bytes(); }
   size_t weight_bytes() const override { return weights_.bytes(); }
+  size_t host_weight_bytes() const override { return weights_.host_bytes(); }
   void set_graphs(bool enabled) override { graphs_ = enabled; }
   int64_t graph_replays() const override { return step_graph_.replays(); }
   int64_t graph_instantiations() const override { return step_graph_.instantiations(); }
@@ -686,10 +719,10 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     // skipped their update, so it must not be replayed once they exist.
     // Every workspace buffer a step may touch: the activations and logits are reallocated
     // smaller after a long pass (Workspace::prepare).
-    return {cache.keys(0),      cache.values(0),          ws_.tokens.get(),       ws_.hidden.get(), ws_.normed.get(),
-            ws_.qkv.get(),      ws_.attention_out.get(),  ws_.gate_up.get(),      ws_.logits.get(), ws_.scores.get(),
-            ws_.selected.get(), cache.scales(0),          cache.pages(0).key_min, ws_.q_bf16.get(), ws_.bounds.get(),
-            ws_.pages.get(),    ws_.quest_positions.get()};
+    return {cache.keys(0),      cache.values(0),           ws_.tokens.get(),        ws_.hidden.get(), ws_.normed.get(),
+            ws_.qkv.get(),      ws_.attention_out.get(),   ws_.gate_up.get(),       ws_.logits.get(), ws_.scores.get(),
+            ws_.selected.get(), cache.scales(0),           cache.pages(0).key_min,  ws_.q_bf16.get(), ws_.bounds.get(),
+            ws_.pages.get(),    ws_.quest_positions.get(), ws_.embedding_rows.get()};
   }
 
   void replay_step(const DecoderPass& pass, const DecoderRoute& route) {
@@ -817,6 +850,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   std::unique_ptr<cuda::Blas> blas_;
   bool graphs_ = true;
   bool quantized_weights_ = false;
+  bool embedding_on_host_ = true;
+  std::vector<uint8_t> embedding_staging_;  // the pass's embedding rows (host_embed), before their upload
   GemvUse gemv_ = GemvUse::Auto;
   bool early_launch_possible_ = false;  // compute capability 9.0 or later
   bool early_launch_ = false;

@@ -41,6 +41,11 @@ struct CudaBackendOptions {
   // memory and reads. Its accuracy was measured with the CPU backend's simulation of exactly
   // this rounding (bench/eval/fp8_kv.md). Prefill attention widens the cached rows to bf16.
   bool kv_fp8 = false;
+  // An untied embedding table stays in host memory: a pass gathers its tokens' rows on the host
+  // and uploads them with the token ids (a row is 2-8 KB), so the device holds none of the
+  // table (llama.cpp keeps token_embd on the CPU for the same reason). $TIDAL_CUDA_EMBEDDING_ON_HOST=0
+  // keeps it on the device.
+  bool embedding_on_host = true;
 };
 
 // Why the CUDA backend cannot run here (no device, unsupported GPU, no cuBLAS), or empty.
@@ -67,8 +72,11 @@ class CudaBackendTools {
   virtual ~CudaBackendTools() = default;
   // Bytes of the matrices one decode step reads (every layer's weights and the output head).
   virtual size_t decode_weight_bytes() const = 0;
-  // Bytes of every weight on the device (the embedding included; not the prefill scratch).
+  // Bytes of every weight on the device (the embedding included unless on the host; not the
+  // prefill scratch).
   virtual size_t weight_bytes() const = 0;
+  // Bytes of weights kept in host memory (an untied embedding: CudaBackendOptions::embedding_on_host).
+  virtual size_t host_weight_bytes() const = 0;
   virtual void set_graphs(bool enabled) = 0;
   virtual int64_t graph_replays() const = 0;
   // Executable graphs built (a step whose graph could not be updated in place builds one).

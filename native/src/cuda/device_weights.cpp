@@ -112,7 +112,45 @@ void upload_parts(DeviceMatrix& m, const std::vector<const cpu::MatrixView*>& pa
   }
 }
 
+// A matrix's rows into host memory as the embedding's host table: in its blocks when they are
+// kept (keep_quantized and a format the kernels read), else bf16 (converted a slice at a time).
+void keep_on_host(HostEmbedding& table, const cpu::MatrixView& m, bool keep_quantized) {
+  QuantFormat format;
+  table.quantized = keep_quantized && quant_format_of(m.dtype, &format);
+  if (table.quantized) {
+    table.format = format;
+    table.row_bytes = quant_row_bytes(format, m.cols);
+    const auto* bytes = static_cast<const uint8_t*>(m.data);
+    table.rows.assign(bytes, bytes + static_cast<size_t>(m.rows * table.row_bytes));
+    return;
+  }
+  table.row_bytes = m.cols * 2;
+  table.rows.resize(static_cast<size_t>(m.rows * table.row_bytes));
+  auto* target = reinterpret_cast<uint16_t*>(table.rows.data());
+  if (m.dtype == DType::BF16) {
+    std::memcpy(target, m.data, table.rows.size());
+    return;
+  }
+  const int64_t slice_rows = std::max<int64_t>(1, (int64_t(16) << 20) / std::max<int64_t>(m.cols, 1));
+  const size_t stored_row_bytes = dtype_bytes(m.dtype, m.cols);
+  std::vector<float> values;
+  for (int64_t first = 0; first < m.rows; first += slice_rows) {
+    const int64_t rows = std::min(slice_rows, m.rows - first);
+    const size_t n = static_cast<size_t>(rows * m.cols);
+    values.resize(n);
+    convert_to_f32(m.dtype, static_cast<const uint8_t*>(m.data) + static_cast<size_t>(first) * stored_row_bytes,
+                   values.data(), n);
+    for (size_t i = 0; i < n; ++i) target[static_cast<size_t>(first * m.cols) + i] = f32_to_bf16(values[i]);
+  }
+}
+
 }  // namespace
+
+void HostEmbedding::gather(const int32_t* tokens, int64_t count, uint8_t* out) const {
+  const size_t bytes = static_cast<size_t>(row_bytes);
+  for (int64_t t = 0; t < count; ++t)
+    std::memcpy(out + static_cast<size_t>(t) * bytes, rows.data() + static_cast<size_t>(tokens[t]) * bytes, bytes);
+}
 
 DeviceBuffer upload_floats(const std::vector<float>& values, const char* what) {
   if (values.empty()) return {};
@@ -128,12 +166,16 @@ size_t DeviceMatrix::bytes() const {
 }
 
 void DeviceWeights::upload(const ModelConfig& config, const ModelWeights& weights, bool keep_quantized,
-                           cudaStream_t stream) {
+                           bool embedding_on_host, cudaStream_t stream) {
   layers.resize(static_cast<size_t>(config.num_layers));
-  upload_parts(embed, {&weights.embed_tokens}, keep_quantized, "the embedding matrix", stream);
   // Tied (the binding points lm_head at the embedding): the embedding is the output matrix.
-  if (weights.lm_head.data != weights.embed_tokens.data)
-    upload_parts(lm_head, {&weights.lm_head}, keep_quantized, "the output matrix", stream);
+  const bool tied = weights.lm_head.data == weights.embed_tokens.data;
+  if (tied || !embedding_on_host) {
+    upload_parts(embed, {&weights.embed_tokens}, keep_quantized, "the embedding matrix", stream);
+  } else {
+    keep_on_host(host_embed, weights.embed_tokens, keep_quantized);
+  }
+  if (!tied) upload_parts(lm_head, {&weights.lm_head}, keep_quantized, "the output matrix", stream);
   final_norm = upload_floats(weights.final_norm, "the final norm");
   for (size_t l = 0; l < layers.size(); ++l) {
     const LayerWeights& w = weights.layers[l];
@@ -157,8 +199,17 @@ void DeviceWeights::upload(const ModelConfig& config, const ModelWeights& weight
   allocate_dequantized();
 }
 
-void DeviceWeights::randomize(const ModelConfig& config, uint64_t seed, cudaStream_t stream) {
+void DeviceWeights::randomize(const ModelConfig& config, uint64_t seed, bool embedding_on_host, cudaStream_t stream) {
   randomize_parts(config, seed, true, stream);
+  if (embedding_on_host && !config.tie_word_embeddings) {
+    // The same random values, moved to the host.
+    host_embed.quantized = false;
+    host_embed.row_bytes = config.hidden_size * 2;
+    host_embed.rows.resize(embed.bf16.bytes());
+    throw_if_failed(cudaMemcpy(host_embed.rows.data(), embed.bf16.get(), embed.bf16.bytes(), cudaMemcpyDeviceToHost),
+                    "moving the embedding to the host");
+    embed = DeviceMatrix();
+  }
 }
 
 // Norms and biases, and with bf16_matrices the embedding, output and layer matrices in bf16.
@@ -211,8 +262,15 @@ void DeviceWeights::randomize_parts(const ModelConfig& config, uint64_t seed, bo
   throw_if_failed(cudaStreamSynchronize(stream), "filling random weights");
 }
 
+namespace {
+// llama.cpp's use_more_bits: the layers whose v_proj and down_proj its Q4_K_M stores in Q6_K.
+bool more_bits(int64_t layer, int64_t layers) {
+  return layer < layers / 8 || layer >= 7 * layers / 8 || (layer - layers / 8) % 3 == 2;
+}
+}  // namespace
+
 void DeviceWeights::randomize_quantized(const ModelConfig& config, const std::string& mix, uint64_t seed,
-                                        cudaStream_t stream) {
+                                        bool embedding_on_host, cudaStream_t stream) {
   if (mix != "q8_0" && mix != "q4_k_m")
     throw RequestError("random weights '" + mix + "' are not one of bf16, q8_0, q4_k_m");
   randomize_parts(config, seed, false, stream);  // norms and biases; the matrices below
@@ -265,11 +323,13 @@ void DeviceWeights::randomize_quantized(const ModelConfig& config, const std::st
     for (const QuantMatrix& p : parts) m.rows += p.rows;
     m.parts = std::move(parts);
   };
-  for (DeviceLayer& d : layers) {
+  for (size_t l = 0; l < layers.size(); ++l) {
+    DeviceLayer& d = layers[l];
+    const QuantFormat sensitive = more_bits(static_cast<int64_t>(l), config.num_layers) ? wide : main;
     std::vector<QuantMatrix> qkv;
     qkv.push_back(part(main, q_size, hidden));
     qkv.push_back(part(main, kv_size, hidden));
-    qkv.push_back(part(wide, kv_size, hidden));
+    qkv.push_back(part(sensitive, kv_size, hidden));
     quantized(d.qkv, std::move(qkv));
     std::vector<QuantMatrix> o;
     o.push_back(part(main, hidden, q_size));
@@ -279,14 +339,21 @@ void DeviceWeights::randomize_quantized(const ModelConfig& config, const std::st
     gate_up.push_back(part(main, inner, hidden));
     quantized(d.gate_up, std::move(gate_up));
     std::vector<QuantMatrix> down;
-    down.push_back(part(wide, hidden, inner));
+    down.push_back(part(sensitive, hidden, inner));
     quantized(d.down, std::move(down));
   }
   // The embedding in the mix's main format, as llama.cpp stores token_embd; when it is the
   // output too (tied), in the output's format.
-  std::vector<QuantMatrix> embedding;
-  embedding.push_back(part(config.tie_word_embeddings ? wide : main, config.vocab_size, hidden));
-  quantized(embed, std::move(embedding));
+  if (embedding_on_host && !config.tie_word_embeddings) {
+    host_embed.quantized = true;
+    host_embed.format = main;
+    host_embed.row_bytes = quant_row_bytes(main, hidden);
+    host_embed.rows = blocks_of(main, config.vocab_size, hidden);
+  } else {
+    std::vector<QuantMatrix> embedding;
+    embedding.push_back(part(config.tie_word_embeddings ? wide : main, config.vocab_size, hidden));
+    quantized(embed, std::move(embedding));
+  }
   if (!config.tie_word_embeddings) {
     std::vector<QuantMatrix> head;
     head.push_back(part(wide, config.vocab_size, hidden));

@@ -22,6 +22,7 @@ inline constexpr int64_t kKeptTokens = 256;
 struct Workspace {
   DeviceBuffer tokens, hidden, normed, qkv, q_bf16, attention_out, gate_up, logits, argmax;
   DeviceBuffer scores, selected, bounds, pages, quest_positions;
+  DeviceBuffer embedding_rows;    // the pass's embedding rows uploaded from the host (HostEmbedding)
   DeviceBuffer prefill_partials;  // split-KV prefill attention: partial outputs and row statistics
   DeviceBuffer prefill_kv;        // FP8 cache: one layer's K and V widened to bf16 for prefill attention
   int64_t score_stride = 0;       // positions per row of `scores`
@@ -35,7 +36,7 @@ struct Workspace {
     size_t total = 0;
     for (const DeviceBuffer* b :
          {&tokens, &hidden, &normed, &qkv, &q_bf16, &attention_out, &gate_up, &logits, &argmax, &scores, &selected,
-          &bounds, &pages, &quest_positions, &prefill_partials, &prefill_kv})
+          &bounds, &pages, &quest_positions, &embedding_rows, &prefill_partials, &prefill_kv})
       total += b->bytes();
     return total;
   }

@@ -204,6 +204,9 @@ void inspect_folder(const std::string& dir, ModelInspection& out) {
   out.tensor_count = static_cast<int64_t>(store->size());
   out.loaded_weight_bytes = out.weight_bytes;
   out.gpu_weight_bytes = static_cast<uint64_t>(out.parameters) * 2;
+  // An untied embedding stays in host memory on the CUDA backend.
+  if (store->has("lm_head.weight") && store->has("model.embed_tokens.weight"))
+    out.gpu_weight_bytes -= static_cast<uint64_t>(store->get("model.embed_tokens.weight").numel()) * 2;
   out.dtypes = dtypes_by_bytes(bytes_by_type);
   if (out.has_config) check_tensors(out.config, table, out);
 }
@@ -226,6 +229,10 @@ void inspect_gguf(const std::string& path, ModelInspection& out) {
   // Tensors: storage types, sizes, and types the engine cannot dequantise.
   std::map<std::string, uint64_t> bytes_by_type;
   std::vector<std::string> unreadable;
+  // An untied embedding (the file has output.weight) stays in host memory on the CUDA backend
+  // (CudaBackendOptions::embedding_on_host): it adds nothing on the GPU.
+  const bool untied = std::any_of(gguf.tensors.begin(), gguf.tensors.end(),
+                                  [](const GgufTensorInfo& t) { return t.name == "output.weight"; });
   for (const GgufTensorInfo& t : gguf.tensors) {
     const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(t.type));  // parse_gguf refused unknown ids
     const std::string type_name = info ? info->name : ggml_type_name(static_cast<uint32_t>(t.type));
@@ -239,7 +246,8 @@ void inspect_gguf(const std::string& path, ModelInspection& out) {
     // and converts everything else to bf16.
     const bool gpu_blocks =
         t.ne.size() == 2 && (t.type == GgmlType::Q8_0 || t.type == GgmlType::Q4_K || t.type == GgmlType::Q6_K);
-    out.gpu_weight_bytes += gpu_blocks ? t.bytes : static_cast<uint64_t>(t.numel) * 2;
+    if (!(untied && t.name == "token_embd.weight"))
+      out.gpu_weight_bytes += gpu_blocks ? t.bytes : static_cast<uint64_t>(t.numel) * 2;
     if ((!info || !info->dequantizable) &&
         std::find(unreadable.begin(), unreadable.end(), type_name) == unreadable.end())
       unreadable.push_back(type_name);

@@ -48,9 +48,9 @@ struct ModelInspection {
   int64_t parameters = 0;     // elements of every tensor
   uint64_t weight_bytes = 0;  // tensor bytes as stored
   // Once loaded on the CPU: block-quantised GGUF matrices stay in their blocks, quantised
-  // vectors become f32. On the GPU: Q8_0 / Q4_K / Q6_K matrices (the embedding too) in their
+  // vectors become f32. On the GPU: Q8_0 / Q4_K / Q6_K matrices (a tied embedding too) in their
   // blocks, the rest bf16, 2 bytes a value (f32 vectors counted at 2 too: they are a rounding
-  // error next to the matrices).
+  // error next to the matrices); an untied embedding stays in host memory, none of it there.
   uint64_t loaded_weight_bytes = 0;
   uint64_t gpu_weight_bytes = 0;
   int64_t tokenizer_tokens = 0;        // GGUF tokenizer.ggml.tokens entries; 0 for a folder

@@ -122,12 +122,14 @@ const matrixBytes = (type: BlockType, rows: number, columns: number) => (rows * 
 
 /**
  * Bytes of a model's weights in `format`: as stored in the file (`onCuda` false), or as the
- * CUDA backend holds them (`onCuda` true): GGUF matrices in their blocks, the token embedding
- * too when it is Q8_0 / Q4_K / Q6_K (a Q5_0 one is widened to bf16).
+ * CUDA backend holds them on the GPU (`onCuda` true): GGUF matrices in their blocks; an untied
+ * token embedding stays in host memory (none of it on the GPU); a tied one is the output matrix
+ * too, in its blocks.
  */
 export function weightBytes(shape: ModelShape, format: WeightFormat, onCuda = false): number {
   const parameters = parameterCount(shape);
-  if (format === 'bf16') return parameters * 2;
+  const hostEmbedding = onCuda && !shape.tiedEmbeddings;
+  if (format === 'bf16') return (parameters - (hostEmbedding ? shape.vocabSize * shape.hiddenSize : 0)) * 2;
   const h = shape.hiddenSize;
   const q = shape.heads * shape.headDim;
   const kv = shape.kvHeads * shape.headDim;
@@ -153,8 +155,9 @@ export function weightBytes(shape: ModelShape, format: WeightFormat, onCuda = fa
     matrix(more ? 'Q6_K' : 'Q4_K', h, shape.intermediateSize);
   }
   bytes += (parameters - matrixParameters) * 4; // norms and biases, f32
-  const embeddingOnCuda = blockType(quantised(embeddingType), h) === 'Q5_0' ? shape.vocabSize * h * 2 : embeddingBytes;
-  return onCuda ? bytes - embeddingBytes + embeddingOnCuda : bytes;
+  // A tied embedding is Q6_K (Q8_0 where its rows do not split into 256-value blocks), both
+  // kept in their blocks.
+  return hostEmbedding ? bytes - embeddingBytes : bytes;
 }
 
 export interface CatalogueFacts {

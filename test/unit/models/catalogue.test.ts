@@ -146,17 +146,21 @@ test('GGUF weight bytes are those of the files llama.cpp writes (published sizes
   // 0.5B rows of 896 values do not split into 256-value blocks: Q4_K falls back to Q5_0, so its
   // Q4_K_M file is larger than 4.5 bits a parameter.
   assert.ok(weightBytes(small, 'Q4_K_M') > (parameters * 5) / 8);
-  // On CUDA the token embedding stays in its blocks: the 7B Q4_K_M (untied, a Q4_K embedding of
-  // 152064 x 3584) and the 0.5B (tied, Q6_K falling back to Q8_0) take what their files do. A
-  // Q5_0 embedding (a Q4_K one whose rows do not split into 256-value blocks) is held as bf16.
+  // On CUDA an untied embedding stays in host memory: the 7B (untied, a Q4_K embedding of
+  // 152064 x 3584) holds its file less the embedding on the GPU, in every format. The 0.5B
+  // (tied, Q6_K falling back to Q8_0) takes what its file does: its embedding is the output
+  // matrix, in its blocks also where its rows do not split into 256-value blocks (Q8_0).
   const sevenB = CATALOGUE.find((m) => m.id === 'qwen2.5-coder-7b-instruct-q4_k_m')!.shape;
-  assert.equal(weightBytes(sevenB, 'Q4_K_M', true), weightBytes(sevenB, 'Q4_K_M'));
-  assert.equal(weightBytes(sevenB, 'Q8_0', true), weightBytes(sevenB, 'Q8_0'));
+  const sevenBEmbedding = 152064 * 3584;
+  assert.equal(sevenB.tiedEmbeddings, false);
+  assert.equal(weightBytes(sevenB, 'Q4_K_M', true), weightBytes(sevenB, 'Q4_K_M') - (sevenBEmbedding * 144) / 256);
+  assert.equal(weightBytes(sevenB, 'Q8_0', true), weightBytes(sevenB, 'Q8_0') - (sevenBEmbedding * 34) / 32);
+  assert.equal(weightBytes(sevenB, 'bf16', true), weightBytes(sevenB, 'bf16') - sevenBEmbedding * 2);
+  assert.equal(small.tiedEmbeddings, true);
   assert.equal(weightBytes(small, 'Q4_K_M', true), weightBytes(small, 'Q4_K_M'));
-  assert.equal(weightBytes(sevenB, 'bf16', true), weightBytes(sevenB, 'bf16'));
-  const oddRows = { ...sevenB, hiddenSize: 3584 + 32 };
-  const embedding = 152064 * oddRows.hiddenSize;
-  assert.equal(weightBytes(oddRows, 'Q4_K_M', true) - weightBytes(oddRows, 'Q4_K_M'), embedding * 2 - (embedding * 176) / 256);
+  assert.equal(weightBytes(small, 'bf16', true), weightBytes(small, 'bf16'));
+  const oddRows = { ...sevenB, hiddenSize: 3584 + 32, tiedEmbeddings: true };
+  assert.equal(weightBytes(oddRows, 'Q4_K_M', true), weightBytes(oddRows, 'Q4_K_M'));
 });
 
 test('the recommended catalogue model is the largest that fits the room, in its most precise format that fits', () => {

@@ -282,6 +282,21 @@ function testWasm(here) {
       webgpu.status === 0 && fail === 0 && pass > 0,
       `${pass} passed, ${fail} failed, ${skipped} skipped${webgpu.status === 0 ? '' : `: ${webgpu.stdout.slice(-1500)} ${webgpu.stderr.slice(-500)}`}`,
     );
+    // The model checks of the picker (validation, GGUF tokenizers) through the WebAssembly build,
+    // found as the extension finds it where no native addon loads (readerFrom).
+    const models = spawnSync(process.execPath, [path.join(root, 'scripts', 'test-unit.mjs'), 'test/unit/models'], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, TIDAL_TEST_ADDON: 'wasm' },
+      timeout: 600_000,
+    });
+    const modelsPass = Number(models.stdout.match(/^ℹ pass (\d+)$/m)?.[1] ?? 0);
+    const modelsFail = Number(models.stdout.match(/^ℹ fail (\d+)$/m)?.[1] ?? 1);
+    check(
+      'wasm32: model validation and GGUF tokenizers through the WebAssembly engine (test/unit/models)',
+      models.status === 0 && modelsFail === 0 && modelsPass > 0,
+      `${modelsPass} passed, ${modelsFail} failed${models.status === 0 ? '' : `: ${models.stdout.slice(-1500)} ${models.stderr.slice(-500)}`}`,
+    );
     // No native addon in the staged extension: the engine host must fall back to the WebAssembly build.
     const stage = stageExtension(scratch, (dist) => cpSync(WASM_BUILD_DIR, path.join(dist, 'native-wasm'), { recursive: true }));
     const demo = spawnSync(process.execPath, [path.join(stage, 'dist', 'embedded-demo.js')], { encoding: 'utf8', timeout: 600_000 });

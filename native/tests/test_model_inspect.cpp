@@ -245,7 +245,8 @@ TIDAL_TEST(inspect_reports_gguf_problems_by_kind) {
     f32("blk.0.ffn_down.weight", {256, 256});
     f32("output_norm.weight", {256});
     if (untied)
-      w.add_tensor("output.weight", tidal_test::kGgmlQ6_K, {256, tokens}, std::vector<uint8_t>(tokens * 210, 0));
+      w.add_tensor("output.weight", tidal_test::kGgmlQ6_K, {256, static_cast<uint64_t>(tokens)},
+                   std::vector<uint8_t>(static_cast<size_t>(tokens) * 210, 0));
     return w.bytes();
   };
   TempDir dir;

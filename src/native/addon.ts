@@ -342,15 +342,53 @@ export async function loadEngineAddon(bundleDir: string, choice = process.env.TI
 
 // The addon beside this bundle (dist/ for the extension and the engine host), loaded once, or
 // the reason it is not there: a machine without the native engine (another platform, a
-// source checkout not built) still runs the extension, without local model checks.
+// source checkout not built) still runs the extension. Synchronous, so native only; once
+// bundledReader() has loaded the WebAssembly build instead, that one.
 let bundled: { addon?: NativeAddon; error?: AddonLoadError } | undefined;
 export function bundledAddon(): { addon?: NativeAddon; error?: AddonLoadError } {
   if (!bundled) {
     try {
       bundled = { addon: loadAddon(__dirname) };
     } catch (error) {
-      bundled = { error: error instanceof AddonLoadError ? error : new AddonLoadError((error as Error).message) };
+      bundled = { error: asAddonLoadError(error) };
     }
   }
   return bundled;
+}
+
+function asAddonLoadError(error: unknown): AddonLoadError {
+  return error instanceof AddonLoadError ? error : new AddonLoadError((error as Error).message);
+}
+
+/**
+ * An engine build in `bundleDir` to read model files with (the model checks of the picker, a
+ * GGUF file's tokenizer): the native addon, else the WebAssembly build, so that a platform
+ * without a native build (macOS, Windows on Arm) checks models before use too. With neither,
+ * the native addon's error (it says what to install or build).
+ */
+export async function readerFrom(bundleDir: string): Promise<{ addon?: NativeAddon; error?: AddonLoadError }> {
+  let nativeError: AddonLoadError;
+  try {
+    return { addon: loadAddon(bundleDir) };
+  } catch (error) {
+    nativeError = asAddonLoadError(error);
+  }
+  try {
+    return { addon: await loadEngineAddon(bundleDir, 'wasm') };
+  } catch {
+    return { error: nativeError };
+  }
+}
+
+// readerFrom() for this bundle, loaded once; a WebAssembly build it loads is also what
+// bundledAddon() returns from then on.
+let bundledLoading: Promise<{ addon?: NativeAddon; error?: AddonLoadError }> | undefined;
+export function bundledReader(): Promise<{ addon?: NativeAddon; error?: AddonLoadError }> {
+  const native = bundledAddon();
+  if (native.addon) return Promise.resolve(native);
+  bundledLoading ??= readerFrom(__dirname).then((found) => {
+    if (found.addon) bundled = found;
+    return found.addon ? found : native;
+  });
+  return bundledLoading;
 }

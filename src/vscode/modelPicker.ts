@@ -12,7 +12,7 @@ import { tidalErrorCode } from '../native/errors';
 import { formatBytes, kvFormatOn } from '../core/models/modelShape';
 import { catalogueDescription, catalogueModelPath, downloadState, MemoryRoom, partialBytes, progressMessage } from '../core/models/modelStore';
 import { validateModel, ValidationResult } from '../core/models/validate';
-import { bundledAddon, type ModelReader, type NativeAddon } from '../native/addon';
+import { bundledAddon, bundledReader, type ModelReader, type NativeAddon } from '../native/addon';
 
 export interface ModelPickerOptions {
   // Free memory of the GPU the engine runs on, when known (bytes). Default: where tidal.backend
@@ -90,7 +90,8 @@ async function validateAndApply(
 ): Promise<string | undefined | 'again'> {
   const { contextTokens, kvCache } = settings();
   const gpuFreeBytes = await gpuRoom(options);
-  const bundled = options.reader ? { addon: options.reader, error: undefined } : bundledAddon();
+  // The native addon, else the WebAssembly build: models are checked on every platform.
+  const bundled = options.reader ? { addon: options.reader, error: undefined } : await bundledReader();
   let result: ValidationResult;
   try {
     result = validateModel(modelPath, { contextTokens, freeMemoryBytes: os.freemem(), gpuFreeBytes, kvCache }, bundled.addon, bundled.error?.message);

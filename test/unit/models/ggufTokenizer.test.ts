@@ -7,16 +7,21 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, test } from 'node:test';
+import { after, before, test } from 'node:test';
 
 import { TextTokenizer } from '../../../src/core/tokenizer/tokenizer';
 import { checkGgufTokenizer, loadGgufTokenizer as loadWith } from '../../../src/core/tokenizer/ggufTokenizer';
 import { TidalError } from '../../../src/native/errors';
-import { loadAddon } from '../../../src/native/addon';
+import type { NativeAddon } from '../../../src/native/addon';
 import { random as seeded } from '../seededRandom';
+import { testReader } from './testReader';
 import { GgufEntry, ggufImage, gpt2TokenizerMetadata } from './ggufImage';
 
-const addon = loadAddon(path.resolve('dist'));
+// The native addon, or the WebAssembly build with TIDAL_TEST_ADDON=wasm (testReader.ts).
+let addon: NativeAddon;
+before(async () => {
+  addon = await testReader();
+});
 const loadGgufTokenizer = (file: string) => loadWith(file, addon);
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'tidal-gguf-tok-'));

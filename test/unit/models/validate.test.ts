@@ -6,14 +6,19 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, test } from 'node:test';
+import { after, before, test } from 'node:test';
 
 import { validateModel as validateWith, ValidationOptions, ValidationResult } from '../../../src/core/models/validate';
-import { loadAddon } from '../../../src/native/addon';
+import type { NativeAddon } from '../../../src/native/addon';
 import { random } from '../seededRandom';
+import { testReader } from './testReader';
 import { ggufImage, gpt2TokenizerMetadata, GgufEntry, GgufTensor } from './ggufImage';
 
-const addon = loadAddon(path.resolve('dist'));
+// The native addon, or the WebAssembly build with TIDAL_TEST_ADDON=wasm (testReader.ts).
+let addon: NativeAddon;
+before(async () => {
+  addon = await testReader();
+});
 const validateModel = (modelPath: string, options: ValidationOptions) => validateWith(modelPath, options, addon);
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'tidal-validate-'));

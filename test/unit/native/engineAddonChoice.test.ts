@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { AddonLoadError, addonBuild, findWasmAddon, loadEngineAddon } from '../../../src/native/addon';
+import { AddonLoadError, addonBuild, findWasmAddon, loadEngineAddon, readerFrom } from '../../../src/native/addon';
 
 function scratchBundle(): { bundle: string; remove: () => void } {
   const root = mkdtempSync(path.join(tmpdir(), 'tidal-addon-choice-'));
@@ -63,6 +63,25 @@ test('the native addon is taken first where it loads, even beside a WebAssembly 
     const addon = await loadEngineAddon(bundle, undefined);
     assert.equal(addonBuild(addon), 'native');
     assert.ok(addon.compiledBackends().includes('cpu'));
+  } finally {
+    remove();
+  }
+});
+
+test('readerFrom (the model checks): the native addon where it loads; with no engine at all, the native error', async () => {
+  const { bundle, remove } = scratchBundle();
+  try {
+    const none = await readerFrom(bundle);
+    assert.equal(none.addon, undefined);
+    assert.ok(none.error instanceof AddonLoadError);
+    assert.equal(none.error.kind, 'missing');
+    assert.match(none.error.message, /tidal_native\.node/);
+    mkdirSync(path.join(bundle, 'native'));
+    copyFileSync(path.resolve('dist/native/tidal_native.node'), path.join(bundle, 'native', 'tidal_native.node'));
+    const native = await readerFrom(bundle);
+    assert.equal(native.error, undefined);
+    assert.equal(addonBuild(native.addon!), 'native');
+    assert.equal(native.addon!.inspectModel(path.resolve('models/tidal-code-mini')).shape?.vocabSize, 8192);
   } finally {
     remove();
   }

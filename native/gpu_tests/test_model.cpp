@@ -655,9 +655,13 @@ void test_random_quantized(Report& report) {
       // (the first and last eighth, every third between), Q4_K elsewhere.
       size_t layers = size_t(hidden) * 4;
       const int64_t n = config.num_layers;
+      // Consecutive matrices of one format are joined: q|k|v is 1 part (2 where v_proj is Q6_K),
+      // gate|up 1, o and down 1 each; the embedding (on the device when tied) and head 1 each.
+      size_t want_parts = !tied && !embedding_on_host() ? 2 : 1;
       for (int64_t l = 0; l < n; ++l) {
         const bool more = l < n / 8 || l >= 7 * n / 8 || (l - n / 8) % 3 == 2;
         const QuantFormat sensitive = more ? wide : main;
+        want_parts += (sensitive == main ? 1 : 2) + 3;
         layers += blocks(main, q_size, hidden) + blocks(main, kv_size, hidden) + blocks(sensitive, kv_size, hidden) +
                   blocks(main, hidden, q_size) + 2 * blocks(main, inner, hidden) + blocks(sensitive, hidden, inner) +
                   size_t(hidden) * 8;
@@ -676,12 +680,14 @@ void test_random_quantized(Report& report) {
       const int32_t token = int32_t(vocab - 1);
       gpu->forward(*cache, &token, 1, nullptr, LogitsWanted::Last, step.data(), nullptr);
       report.check(tools->weight_bytes() == want_total && tools->decode_weight_bytes() == want_decode &&
-                       tools->host_weight_bytes() == want_host && finite(prefill) && finite(step),
+                       tools->host_weight_bytes() == want_host && tools->quantized_parts() == want_parts &&
+                       finite(prefill) && finite(step),
                    "random " + mix + (tied ? " tied" : "") + " weights: formats and finite logits",
                    std::to_string(tools->weight_bytes()) + " bytes (" + std::to_string(want_total) + " expected), " +
                        std::to_string(tools->decode_weight_bytes()) + " read per token (" +
                        std::to_string(want_decode) + "), " + std::to_string(tools->host_weight_bytes()) +
-                       " in host memory (" + std::to_string(want_host) + ")");
+                       " in host memory (" + std::to_string(want_host) + "), " +
+                       std::to_string(tools->quantized_parts()) + " parts (" + std::to_string(want_parts) + ")");
     }
   if (quick_mode()) return;
   ModelConfig config = bench::bench_shape("llama-3.1-8b");

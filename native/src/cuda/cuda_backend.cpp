@@ -573,6 +573,12 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   size_t decode_weight_bytes() const override { return weights_.decode_bytes(); }
   size_t weight_bytes() const override { return weights_.bytes(); }
   size_t host_weight_bytes() const override { return weights_.host_bytes(); }
+  size_t quantized_parts() const override {
+    size_t parts = weights_.embed.parts.size() + weights_.lm_head.parts.size();
+    for (const DeviceLayer& d : weights_.layers)
+      parts += d.qkv.parts.size() + d.o.parts.size() + d.gate_up.parts.size() + d.down.parts.size();
+    return parts;
+  }
   void set_graphs(bool enabled) override { graphs_ = enabled; }
   int64_t graph_replays() const override { return step_graph_.replays(); }
   int64_t graph_instantiations() const override { return step_graph_.instantiations(); }

@@ -77,6 +77,8 @@ class CudaBackendTools {
   virtual size_t weight_bytes() const = 0;
   // Bytes of weights kept in host memory (an untied embedding: CudaBackendOptions::embedding_on_host).
   virtual size_t host_weight_bytes() const = 0;
+  // Quantised parts over every matrix (each one launch of a one-token product).
+  virtual size_t quantized_parts() const = 0;
   virtual void set_graphs(bool enabled) = 0;
   virtual int64_t graph_replays() const = 0;
   // Executable graphs built (a step whose graph could not be updated in place builds one).

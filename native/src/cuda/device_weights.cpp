@@ -77,6 +77,43 @@ bool quant_format_of(DType dtype, QuantFormat* format) {
   return true;
 }
 
+// Consecutive parts of one format and width become one part (their blocks copied into one
+// buffer, rows stacked): a one-token product is then one launch for them instead of one per
+// part, e.g. q|k|v of a Q8_0 file (or of a Q4_K_M layer whose v_proj is Q4_K) and gate|up.
+void merge_parts(std::vector<QuantMatrix>& parts, const char* what, cudaStream_t stream) {
+  std::vector<QuantMatrix> merged;
+  for (size_t i = 0; i < parts.size();) {
+    size_t end = i + 1;
+    while (end < parts.size() && parts[end].format == parts[i].format && parts[end].cols == parts[i].cols) ++end;
+    if (end == i + 1) {
+      merged.push_back(std::move(parts[i]));
+      i = end;
+      continue;
+    }
+    QuantMatrix group;
+    group.format = parts[i].format;
+    group.cols = parts[i].cols;
+    size_t bytes = 0;
+    for (size_t k = i; k < end; ++k) {
+      group.rows += parts[k].rows;
+      bytes += parts[k].blocks.bytes();
+    }
+    group.blocks = DeviceBuffer(bytes, what);
+    size_t offset = 0;
+    for (size_t k = i; k < end; ++k) {
+      throw_if_failed(cudaMemcpyAsync(group.blocks.get<char>() + offset, parts[k].blocks.get(), parts[k].blocks.bytes(),
+                                      cudaMemcpyDeviceToDevice, stream),
+                      "joining weight matrices");
+      offset += parts[k].blocks.bytes();
+    }
+    throw_if_failed(cudaStreamSynchronize(stream), "joining weight matrices");
+    for (size_t k = i; k < end; ++k) parts[k].blocks = DeviceBuffer();
+    merged.push_back(std::move(group));
+    i = end;
+  }
+  parts = std::move(merged);
+}
+
 // `parts` (stacked by rows) as one device matrix: kept in their blocks when every part is in a
 // format the kernels read, else converted to one bf16 matrix.
 void upload_parts(DeviceMatrix& m, const std::vector<const cpu::MatrixView*>& parts, bool keep_quantized,
@@ -110,6 +147,7 @@ void upload_parts(DeviceMatrix& m, const std::vector<const cpu::MatrixView*>& pa
     throw_if_failed(cudaStreamSynchronize(stream), "uploading weights");
     m.parts.push_back(std::move(q));
   }
+  merge_parts(m.parts, what, stream);
 }
 
 // A matrix's rows into host memory as the embedding's host table: in its blocks when they are
@@ -316,12 +354,13 @@ void DeviceWeights::randomize_quantized(const ModelConfig& config, const std::st
     throw_if_failed(cudaStreamSynchronize(stream), "uploading weights");
     return q;
   };
-  auto quantized = [](DeviceMatrix& m, std::vector<QuantMatrix> parts) {
+  auto quantized = [&](DeviceMatrix& m, std::vector<QuantMatrix> parts) {
     m.bf16 = DeviceBuffer();
     m.rows = 0;
     m.cols = parts.front().cols;
     for (const QuantMatrix& p : parts) m.rows += p.rows;
     m.parts = std::move(parts);
+    merge_parts(m.parts, "random quantised weights", stream);
   };
   for (size_t l = 0; l < layers.size(); ++l) {
     DeviceLayer& d = layers[l];

@@ -24,8 +24,9 @@ struct QuantMatrix {
 };
 
 // A layer matrix: bf16 (q|k|v and gate|up fused into one), or, for a GGUF model whose matrices
-// are Q8_0 / Q4_K / Q6_K, those matrices kept in their blocks (q|k|v: 3 parts, gate|up: 2, the
-// others 1; parts stacked by rows, each in its own format).
+// are Q8_0 / Q4_K / Q6_K, those matrices kept in their blocks: parts stacked by rows, each in
+// its own format, consecutive matrices of one format joined into one part (q|k|v: 1 to 3
+// parts, gate|up: 1 or 2, the others 1).
 struct DeviceMatrix {
   DeviceBuffer bf16;
   std::vector<QuantMatrix> parts;

@@ -7,7 +7,7 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { addonBuild, loadAddon, readerFrom, type NativeAddon } from '../../../src/native/addon';
+import { addonBuild, findWasmAddon, loadAddon, readerFrom, type NativeAddon } from '../../../src/native/addon';
 
 export const testBuild = process.env.TIDAL_TEST_ADDON === 'wasm' ? 'wasm' : 'native';
 
@@ -15,9 +15,13 @@ let reading: Promise<NativeAddon> | undefined;
 export function testReader(): Promise<NativeAddon> {
   reading ??= (async () => {
     if (testBuild === 'native') return loadAddon(path.resolve('dist'));
+    // The build where the engine host looks for it (dist/native-wasm, or native/build-wasm in a
+    // checkout), staged alone as an extension's dist/native-wasm.
+    const built = findWasmAddon(path.resolve('dist'));
+    assert.ok(built, 'no WebAssembly build of the engine (node scripts/build-native-wasm.mjs)');
     const root = mkdtempSync(path.join(tmpdir(), 'tidal-reader-'));
     try {
-      cpSync(path.resolve('dist', 'native-wasm'), path.join(root, 'dist', 'native-wasm'), { recursive: true });
+      cpSync(built, path.join(root, 'dist', 'native-wasm'), { recursive: true });
       const found = await readerFrom(path.join(root, 'dist'));
       assert.ok(found.addon, `readerFrom found no engine: ${found.error?.message}`);
       assert.equal(addonBuild(found.addon), 'wasm');

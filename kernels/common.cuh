@@ -40,6 +40,10 @@ __device__ __forceinline__ uint32_t pack_bf16(float low, float high) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
+// SwiGLU's product silu(g) * u, in fp32: kernels/swiglu.cu and the products that end in it
+// (gemv.cu, gemv_quant.cu with a gate|up matrix) compute it alike, so they agree bit for bit.
+__device__ __forceinline__ float silu_times(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
 // Read-only 16-byte load through the non-coherent path (the KV cache does not change while a
 // kernel reads it).
 __device__ __forceinline__ uint4 load_vector(const void* address) {

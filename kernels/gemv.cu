@@ -10,6 +10,11 @@
 // Launched early (kernels/common.cuh), the first loads of W overlap the end of the kernel
 // before it, and the wait for that kernel comes before the first read of x.
 //
+// With kSwiglu, W is a gate|up matrix [2 * inner][cols] and the product ends in SwiGLU: a warp's
+// two rows are gate row j and up row inner + j, and it writes bf16 silu(gate) * up to out[j]
+// (no fp32 y, no separate SwiGLU launch); the sums are the same as without, so the result is
+// kernels/swiglu.cu's bit for bit.
+//
 // The first version staged x in shared memory and kept 8 loads in flight per lane, and was
 // slower than cuBLAS on a 7-8B model's matrices (bench/NOTES.md).
 #include "gemv.h"
@@ -34,11 +39,15 @@ __device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
 // Weights are streamed once: no L1 allocation for them (x stays cached).
 __device__ __forceinline__ uint4 load_streaming(const uint4* address) { return __ldcs(address); }
 
+// kSwiglu: rows = inner, y is the bf16 output (uint16_t) and beta unused.
+template <bool kSwiglu>
 __global__ void __launch_bounds__(kGemvThreads)
-    gemv_kernel(const uint16_t* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta) {
+    gemv_kernel(const uint16_t* w, int64_t rows, int cols, const uint16_t* x, void* y_out, float beta) {
   let_next_kernel_start();
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
-  const int64_t first = int64_t(blockIdx.x) * kRowsPerBlock + warp * kRowsPerWarp;
+  // kSwiglu: output j = the warp's index; its rows j (gate) and rows + j (up).
+  const int64_t first = kSwiglu ? int64_t(blockIdx.x) * (kGemvThreads / kWarpSize) + warp
+                                : int64_t(blockIdx.x) * kRowsPerBlock + warp * kRowsPerWarp;
   if (first >= rows) {
     wait_for_previous_kernels();
     return;
@@ -49,7 +58,7 @@ __global__ void __launch_bounds__(kGemvThreads)
   float acc[kRowsPerWarp];
 #pragma unroll
   for (int r = 0; r < kRowsPerWarp; ++r) {
-    const int64_t index = first + r < rows ? first + r : rows - 1;
+    const int64_t index = kSwiglu ? first + r * rows : first + r < rows ? first + r : rows - 1;
     row[r] = reinterpret_cast<const uint4*>(w + index * cols);
     acc[r] = 0.0f;
   }
@@ -79,10 +88,17 @@ __global__ void __launch_bounds__(kGemvThreads)
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) acc[r] += dot8(load_streaming(row[r] + v), xu);
   }
+  if constexpr (kSwiglu) {
+    static_assert(kRowsPerWarp == 2, "a gate row and an up row a warp");
+    const float gate = warp_sum(acc[0]), up = warp_sum(acc[1]);
+    if (lane == 0) reinterpret_cast<__nv_bfloat16*>(y_out)[first] = __float2bfloat16_rn(silu_times(gate, up));
+  } else {
+    float* y = static_cast<float*>(y_out);
 #pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) {
-    const float sum = warp_sum(acc[r]);
-    if (lane == 0 && first + r < rows) y[first + r] = beta == 0.0f ? sum : beta * y[first + r] + sum;
+    for (int r = 0; r < kRowsPerWarp; ++r) {
+      const float sum = warp_sum(acc[r]);
+      if (lane == 0 && first + r < rows) y[first + r] = beta == 0.0f ? sum : beta * y[first + r] + sum;
+    }
   }
 }
 
@@ -92,8 +108,16 @@ cudaError_t launch_gemv(const uint16_t* w, int64_t rows, int cols, const uint16_
                         cudaStream_t stream, bool early) {
   if (rows <= 0) return cudaSuccess;
   if (cols % 8 != 0 || cols <= 0) return cudaErrorInvalidValue;
-  return launch_kernel(gemv_kernel, dim3(static_cast<unsigned>(ceil_div(rows, kRowsPerBlock))), dim3(kGemvThreads), 0,
-                       stream, early, w, rows, cols, x, y, beta);
+  return launch_kernel(gemv_kernel<false>, dim3(static_cast<unsigned>(ceil_div(rows, kRowsPerBlock))),
+                       dim3(kGemvThreads), 0, stream, early, w, rows, cols, x, static_cast<void*>(y), beta);
+}
+
+cudaError_t launch_gemv_swiglu(const uint16_t* w, int64_t inner, int cols, const uint16_t* x, uint16_t* out,
+                               cudaStream_t stream, bool early) {
+  if (inner <= 0) return cudaSuccess;
+  if (cols % 8 != 0 || cols <= 0) return cudaErrorInvalidValue;
+  return launch_kernel(gemv_kernel<true>, dim3(static_cast<unsigned>(ceil_div(inner, kGemvThreads / kWarpSize))),
+                       dim3(kGemvThreads), 0, stream, early, w, inner, cols, x, static_cast<void*>(out), 0.0f);
 }
 
 }  // namespace tidal::cuda

@@ -13,4 +13,10 @@ namespace tidal::cuda {
 cudaError_t launch_gemv(const uint16_t* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta,
                         cudaStream_t stream, bool early = false);
 
+// The same over a gate|up matrix W [2 * inner][cols] (gate rows, then up rows), ending in
+// SwiGLU: out[j] = bf16(silu(gate_j) * up_j) with gate_j, up_j the fp32 row sums, bit for bit
+// what launch_gemv into fp32 followed by launch_swiglu (kernels/swiglu.h) writes.
+cudaError_t launch_gemv_swiglu(const uint16_t* w, int64_t inner, int cols, const uint16_t* x, uint16_t* out,
+                               cudaStream_t stream, bool early = false);
+
 }  // namespace tidal::cuda

@@ -176,9 +176,13 @@ struct Q6_KGemv : QuantBlock<QuantFormat::Q6_K> {
 
 // kWarps warps a block, kRowsPerWarp rows a warp, kStages chunks per warp in shared memory
 // (the configurations a launch may pick: GemvQuantConfig).
+// inner > 0: W is a gate|up matrix [2 * inner][cols] and the product ends in SwiGLU: a warp's
+// first kRowsPerWarp / 2 rows are gate rows j.., the others the up rows inner + j.., and it
+// writes bf16 silu(gate) * up to out[j..] (y_out, uint16_t) instead of fp32 sums (beta unused).
 template <class Format, int kWarps, int kRowsPerWarp, int kStages>
 __global__ void __launch_bounds__(kWarps* kWarpSize)
-    gemv_quant_kernel(const uint8_t* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta) {
+    gemv_quant_kernel(const uint8_t* w, int64_t rows, int cols, const uint16_t* x, void* y_out, float beta,
+                      int64_t inner) {
   constexpr int kChunkBytes = kChunkValues / Format::kValues * Format::kBytes;
   // The chunk plus up to 15 bytes of head, in whole vectors.
   constexpr int kStageBytes = (kChunkBytes + 15 + 15) / 16 * 16;
@@ -188,8 +192,10 @@ __global__ void __launch_bounds__(kWarps* kWarpSize)
 
   let_next_kernel_start();
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
-  const int64_t first = (int64_t(blockIdx.x) * kWarps + warp) * kRowsPerWarp;
-  if (first >= rows) {
+  constexpr int kPairs = kRowsPerWarp / 2;
+  // The warp's first row, or with SwiGLU its first output.
+  const int64_t first = (int64_t(blockIdx.x) * kWarps + warp) * (inner > 0 ? kPairs : kRowsPerWarp);
+  if (first >= (inner > 0 ? inner : rows)) {
     wait_for_previous_kernels();
     return;
   }
@@ -197,7 +203,13 @@ __global__ void __launch_bounds__(kWarps* kWarpSize)
   const int64_t matrix_bytes = rows * row_bytes;
   int64_t row_begin[kRowsPerWarp];
 #pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) row_begin[r] = (first + r < rows ? first + r : rows - 1) * row_bytes;
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    int64_t row = first + r < rows ? first + r : rows - 1;
+    if constexpr (kPairs > 0) {
+      if (inner > 0) row = (r < kPairs ? 0 : inner) + min(first + r % kPairs, inner - 1);
+    }
+    row_begin[r] = row * row_bytes;
+  }
   const int chunks = int(ceil_div(cols, kChunkValues));
 
   // Copies chunk `chunk` of the warp's rows into stage chunk % kStages; one commit group per
@@ -253,28 +265,45 @@ __global__ void __launch_bounds__(kWarps* kWarpSize)
     __syncwarp();  // the stage is refilled by the next iteration's issue
   }
 
+  float sums[kRowsPerWarp];
 #pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) {
-    const float sum = warp_sum(acc[r]);
-    if (lane == 0 && first + r < rows) y[first + r] = beta == 0.0f ? sum : beta * y[first + r] + sum;
+  for (int r = 0; r < kRowsPerWarp; ++r) sums[r] = warp_sum(acc[r]);
+  if (lane != 0) return;
+  if (inner > 0) {
+    if constexpr (kPairs > 0) {
+#pragma unroll
+      for (int r = 0; r < kPairs; ++r)
+        if (first + r < inner)
+          reinterpret_cast<__nv_bfloat16*>(y_out)[first + r] =
+              __float2bfloat16_rn(silu_times(sums[r], sums[r + kPairs]));
+    }
+    return;
   }
+  float* y = static_cast<float*>(y_out);
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r)
+    if (first + r < rows) y[first + r] = beta == 0.0f ? sums[r] : beta * y[first + r] + sums[r];
 }
 
+// inner > 0: SwiGLU over a gate|up matrix of rows = 2 * inner (gemv_quant_kernel); y is then
+// the bf16 output. Configurations of an odd row count per warp cannot pair rows.
 template <class Format, int kWarps, int kRowsPerWarp, int kStages>
-cudaError_t launch(const void* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta, cudaStream_t stream,
-                   bool early) {
-  constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
+cudaError_t launch(const void* w, int64_t rows, int cols, const uint16_t* x, void* y, float beta, cudaStream_t stream,
+                   bool early, int64_t inner) {
+  if (inner > 0 && kRowsPerWarp % 2 != 0) return cudaErrorInvalidValue;
+  const int64_t outputs_per_block = inner > 0 ? kWarps * (kRowsPerWarp / 2) : kWarps * kRowsPerWarp;
   return launch_kernel(gemv_quant_kernel<Format, kWarps, kRowsPerWarp, kStages>,
-                       dim3(static_cast<unsigned>(ceil_div(rows, kRowsPerBlock))), dim3(kWarps * kWarpSize), 0, stream,
-                       early, static_cast<const uint8_t*>(w), rows, cols, x, y, beta);
+                       dim3(static_cast<unsigned>(ceil_div(inner > 0 ? inner : rows, outputs_per_block))),
+                       dim3(kWarps * kWarpSize), 0, stream, early, static_cast<const uint8_t*>(w), rows, cols, x, y,
+                       beta, inner);
 }
 
 template <class Format>
 cudaError_t launch_config(const GemvQuantConfig& config, const void* w, int64_t rows, int cols, const uint16_t* x,
-                          float* y, float beta, cudaStream_t stream, bool early) {
+                          void* y, float beta, cudaStream_t stream, bool early, int64_t inner) {
 #define TIDAL_GEMV_QUANT_CONFIG(W, R, S)                                    \
   if (config.warps == W && config.rows_per_warp == R && config.stages == S) \
-    return launch<Format, W, R, S>(w, rows, cols, x, y, beta, stream, early);
+    return launch<Format, W, R, S>(w, rows, cols, x, y, beta, stream, early, inner);
   TIDAL_GEMV_QUANT_CONFIGS(TIDAL_GEMV_QUANT_CONFIG)
 #undef TIDAL_GEMV_QUANT_CONFIG
   return cudaErrorInvalidValue;
@@ -343,14 +372,19 @@ __device__ __forceinline__ uint32_t widen(uint32_t word) {
   return ((word >> Shift) & 0x000F000Fu) | 0x43004300u;
 }
 
+// inner > 0: W is a gate|up matrix [2 * inner][cols], the block's 16 rows are gate rows
+// j..j+7 and up rows inner + j..+7, and it writes bf16 silu(gate) * up to out[j..j+7] (y_out,
+// uint16_t) instead of fp32 sums (beta unused).
 template <int kWarps, int kStages>
 __global__ void __launch_bounds__(kWarps* kWarpSize)
-    gemv_q4k_mma_kernel(const uint8_t* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta) {
+    gemv_q4k_mma_kernel(const uint8_t* w, int64_t rows, int cols, const uint16_t* x, void* y_out, float beta,
+                        int64_t inner) {
   extern __shared__ __align__(16) uint8_t shared[];
   let_next_kernel_start();
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   const int g = lane / 4, t = lane % 4;
-  const int64_t first = int64_t(blockIdx.x) * kRows;
+  // The block's first row, or with SwiGLU its first output (8 a block).
+  const int64_t first = int64_t(blockIdx.x) * (inner > 0 ? kRows / 2 : kRows);
   const int k_blocks = cols / 256;
   const int64_t row_bytes = int64_t(k_blocks) * kBlockBytes;
   const int kb_begin = int(int64_t(k_blocks) * warp / kWarps);
@@ -372,7 +406,8 @@ __global__ void __launch_bounds__(kWarps* kWarpSize)
         const int v = lane + i * kWarpSize;
         const int r = v / kVectorsPerRow, u = v % kVectorsPerRow;
         if (v < kVectors && u < row_vectors) {
-          const int64_t row = min(first + r, rows - 1);
+          const int64_t row = inner > 0 ? (r < kRows / 2 ? 0 : inner) + min(first + r % (kRows / 2), inner - 1)
+                                        : min(first + r, rows - 1);
           copy_async_16(target + r * kStride + 16 * u, w + row * row_bytes + int64_t(kb0) * kBlockBytes + 16 * u, true);
         }
       }
@@ -467,7 +502,21 @@ __global__ void __launch_bounds__(kWarps* kWarpSize)
     partial[warp * kRows + g + 8] = acc[1];
   }
   __syncthreads();
+  if (inner > 0) {
+    // Thread i < 8: output first + i from its gate row (i) and up row (i + 8), each summed over
+    // the warps in the order of the plain path.
+    if (threadIdx.x < kRows / 2 && first + threadIdx.x < inner) {
+      float gate = 0.0f, up = 0.0f;
+#pragma unroll
+      for (int v = 0; v < kWarps; ++v) gate += partial[v * kRows + threadIdx.x];
+#pragma unroll
+      for (int v = 0; v < kWarps; ++v) up += partial[v * kRows + kRows / 2 + threadIdx.x];
+      reinterpret_cast<__nv_bfloat16*>(y_out)[first + threadIdx.x] = __float2bfloat16_rn(silu_times(gate, up));
+    }
+    return;
+  }
   if (threadIdx.x < kRows) {
+    float* y = static_cast<float*>(y_out);
     float sum = 0.0f;
 #pragma unroll
     for (int v = 0; v < kWarps; ++v) sum += partial[v * kRows + threadIdx.x];
@@ -477,23 +526,23 @@ __global__ void __launch_bounds__(kWarps* kWarpSize)
 }
 
 template <int kWarps, int kStages>
-cudaError_t launch(const void* w, int64_t rows, int cols, const uint16_t* x, float* y, float beta, cudaStream_t stream,
-                   bool early) {
+cudaError_t launch(const void* w, int64_t rows, int cols, const uint16_t* x, void* y, float beta, cudaStream_t stream,
+                   bool early, int64_t inner) {
   constexpr size_t kShared = shared_bytes(kWarps, kStages);
   if constexpr (kShared > 48 * 1024) {
     static const cudaError_t raised = cudaFuncSetAttribute(gemv_q4k_mma_kernel<kWarps, kStages>,
                                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(kShared));
     if (raised != cudaSuccess) return raised;
   }
-  return launch_kernel(gemv_q4k_mma_kernel<kWarps, kStages>, dim3(static_cast<unsigned>(ceil_div(rows, kRows))),
-                       dim3(kWarps * kWarpSize), kShared, stream, early, static_cast<const uint8_t*>(w), rows, cols, x,
-                       y, beta);
+  const unsigned blocks = static_cast<unsigned>(inner > 0 ? ceil_div(inner, kRows / 2) : ceil_div(rows, kRows));
+  return launch_kernel(gemv_q4k_mma_kernel<kWarps, kStages>, dim3(blocks), dim3(kWarps * kWarpSize), kShared, stream,
+                       early, static_cast<const uint8_t*>(w), rows, cols, x, y, beta, inner);
 }
 
 cudaError_t launch_config(const GemvQuantConfig& config, const void* w, int64_t rows, int cols, const uint16_t* x,
-                          float* y, float beta, cudaStream_t stream, bool early) {
+                          void* y, float beta, cudaStream_t stream, bool early, int64_t inner) {
 #define TIDAL_GEMV_Q4K_MMA_CONFIG(W, S) \
-  if (config.warps == W && config.stages == S) return launch<W, S>(w, rows, cols, x, y, beta, stream, early);
+  if (config.warps == W && config.stages == S) return launch<W, S>(w, rows, cols, x, y, beta, stream, early, inner);
   TIDAL_GEMV_Q4K_MMA_CONFIGS(TIDAL_GEMV_Q4K_MMA_CONFIG)
 #undef TIDAL_GEMV_Q4K_MMA_CONFIG
   return cudaErrorInvalidValue;
@@ -513,22 +562,45 @@ bool gemv_quant_config_supported(const GemvQuantConfig& config, QuantFormat form
   return gemv_quant_config_supported(config) && (!config.mma || format == QuantFormat::Q4_K);
 }
 
-cudaError_t launch_gemv_quant_with(const GemvQuantConfig& config, QuantFormat format, const void* w, int64_t rows,
-                                   int cols, const uint16_t* x, float* y, float beta, cudaStream_t stream, bool early) {
+namespace {
+
+// Both products: inner > 0 for SwiGLU over a gate|up matrix of rows = 2 * inner.
+cudaError_t launch_any(const GemvQuantConfig& config, QuantFormat format, const void* w, int64_t rows, int cols,
+                       const uint16_t* x, void* y, float beta, cudaStream_t stream, bool early, int64_t inner) {
   if (!is_quant_format(uint32_t(format)) || !gemv_quant_config_supported(config, format)) return cudaErrorInvalidValue;
   if (cols <= 0 || cols % quant_block_elements(format) != 0) return cudaErrorInvalidValue;
   if ((reinterpret_cast<uintptr_t>(w) | reinterpret_cast<uintptr_t>(x)) % 16 != 0) return cudaErrorMisalignedAddress;
   if (rows <= 0) return cudaSuccess;
   switch (format) {
     case QuantFormat::Q8_0:
-      return launch_config<Q8_0Gemv>(config, w, rows, cols, x, y, beta, stream, early);
+      return launch_config<Q8_0Gemv>(config, w, rows, cols, x, y, beta, stream, early, inner);
     case QuantFormat::Q4_K:
-      if (config.mma) return q4k_mma::launch_config(config, w, rows, cols, x, y, beta, stream, early);
-      return launch_config<Q4_KGemv>(config, w, rows, cols, x, y, beta, stream, early);
+      if (config.mma) return q4k_mma::launch_config(config, w, rows, cols, x, y, beta, stream, early, inner);
+      return launch_config<Q4_KGemv>(config, w, rows, cols, x, y, beta, stream, early, inner);
     case QuantFormat::Q6_K:
-      return launch_config<Q6_KGemv>(config, w, rows, cols, x, y, beta, stream, early);
+      return launch_config<Q6_KGemv>(config, w, rows, cols, x, y, beta, stream, early, inner);
   }
   return cudaErrorInvalidValue;
+}
+
+}  // namespace
+
+cudaError_t launch_gemv_quant_with(const GemvQuantConfig& config, QuantFormat format, const void* w, int64_t rows,
+                                   int cols, const uint16_t* x, float* y, float beta, cudaStream_t stream, bool early) {
+  return launch_any(config, format, w, rows, cols, x, y, beta, stream, early, 0);
+}
+
+cudaError_t launch_gemv_quant_swiglu_with(const GemvQuantConfig& config, QuantFormat format, const void* w,
+                                          int64_t inner, int cols, const uint16_t* x, uint16_t* out,
+                                          cudaStream_t stream, bool early) {
+  if (inner <= 0) return cudaSuccess;
+  return launch_any(config, format, w, 2 * inner, cols, x, out, 0.0f, stream, early, inner);
+}
+
+cudaError_t launch_gemv_quant_swiglu(QuantFormat format, const void* w, int64_t inner, int cols, const uint16_t* x,
+                                     uint16_t* out, cudaStream_t stream, bool early) {
+  return launch_gemv_quant_swiglu_with(default_gemv_quant_config(format), format, w, inner, cols, x, out, stream,
+                                       early);
 }
 
 cudaError_t launch_gemv_quant(QuantFormat format, const void* w, int64_t rows, int cols, const uint16_t* x, float* y,

@@ -18,6 +18,13 @@ namespace tidal::cuda {
 cudaError_t launch_gemv_quant(QuantFormat format, const void* w, int64_t rows, int cols, const uint16_t* x, float* y,
                               float beta, cudaStream_t stream, bool early = false);
 
+// The same over a gate|up matrix W [2 * inner][cols] (gate rows, then up rows) in one format,
+// ending in SwiGLU: out[j] = bf16(silu(gate_j) * up_j) with gate_j, up_j the fp32 row sums, bit
+// for bit what launch_gemv_quant into fp32 followed by launch_swiglu (kernels/swiglu.h) writes.
+// cudaErrorInvalidValue for a configuration with an odd rows_per_warp.
+cudaError_t launch_gemv_quant_swiglu(QuantFormat format, const void* w, int64_t inner, int cols, const uint16_t* x,
+                                     uint16_t* out, cudaStream_t stream, bool early = false);
+
 // How the product is spread. The SIMT kernel (all formats): warps per block, rows per warp,
 // chunks of 1024 values in flight per warp (shared-memory stages). The tensor-core kernel
 // (Q4_K only, `mma`): 16 rows a block on the mma's M dimension, the block's `warps` splitting
@@ -72,5 +79,9 @@ bool gemv_quant_config_supported(const GemvQuantConfig& config, QuantFormat form
 cudaError_t launch_gemv_quant_with(const GemvQuantConfig& config, QuantFormat format, const void* w, int64_t rows,
                                    int cols, const uint16_t* x, float* y, float beta, cudaStream_t stream,
                                    bool early = false);
+// launch_gemv_quant_swiglu with an explicit configuration.
+cudaError_t launch_gemv_quant_swiglu_with(const GemvQuantConfig& config, QuantFormat format, const void* w,
+                                          int64_t inner, int cols, const uint16_t* x, uint16_t* out,
+                                          cudaStream_t stream, bool early = false);
 
 }  // namespace tidal::cuda

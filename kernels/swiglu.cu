@@ -12,8 +12,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ float silu_times(float g, float u) { return g / (1.0f + expf(-g)) * u; }
-
 __global__ void swiglu_kernel(const float* gate_up, int inner, uint16_t* out) {
   let_next_kernel_start();
   const float* gate = gate_up + int64_t(blockIdx.y) * 2 * inner;

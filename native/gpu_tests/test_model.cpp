@@ -272,6 +272,28 @@ void test_elementwise(Report& report) {
       }
     }
   }
+  // The bf16 GEMV ending in SwiGLU against the plain GEMV then launch_swiglu, bit for bit, with
+  // poisoned outputs past `inner` (an odd count: a partial block of 4 outputs).
+  for (const auto& [inner, cols] : {std::pair<int64_t, int>{13, 896}, {4864, 896}}) {
+    const std::vector<uint16_t> w = random_bf16_vector(rng, size_t(2 * inner) * size_t(cols)),
+                                x = random_bf16_vector(rng, size_t(cols));
+    DeviceArray<uint16_t> dw(w), dx(x), composed(size_t(inner + 8)), fused(size_t(inner + 8));
+    DeviceArray<float> sums(size_t(2 * inner));
+    sums.poison();
+    composed.poison();
+    fused.poison();
+    check_cuda(cuda::launch_gemv(dw.data(), 2 * inner, cols, dx.data(), sums.data(), 0.0f, nullptr), "gemv");
+    check_cuda(cuda::launch_swiglu(sums.data(), 1, static_cast<int>(inner), composed.data(), nullptr), "swiglu");
+    check_cuda(cuda::launch_gemv_swiglu(dw.data(), inner, cols, dx.data(), fused.data(), nullptr), "gemv with SwiGLU");
+    const std::vector<uint16_t> want = composed.download(), got = fused.download();
+    size_t differing = 0;
+    for (int64_t i = 0; i < inner; ++i) differing += want[size_t(i)] != got[size_t(i)];
+    bool tail = true;
+    for (int64_t i = inner; i < inner + 8; ++i) tail = tail && got[size_t(i)] == 0xFFFFu;
+    report.check(differing == 0 && tail,
+                 "gemv ending in SwiGLU, inner " + std::to_string(inner) + ": equals gemv then SwiGLU, bit for bit",
+                 std::to_string(differing) + " differ" + (tail ? "" : ", wrote past the outputs"));
+  }
   {  // Argmax with a tie (lowest index wins) and a NaN (never wins), 151936 wide.
     const int64_t width = 151936;
     std::vector<float> logits(size_t(2 * width));
@@ -595,6 +617,20 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
                    kind + ": steps with early launches equal those without, " +
                        std::string(mode == AttentionMode::Full ? "full" : "tidal"),
                    on_here ? "" : "early launch unavailable on this device");
+    }
+    // The gate|up product ending in SwiGLU itself (the default) against the separate SwiGLU
+    // kernel: equal bit for bit, plain and replayed; the prefill path never fuses.
+    {
+      const AttentionPlan fused_plan = make_plan(model.config, AttentionMode::Tidal, 64, SelectionPolicy::PerQueryHead);
+      tools->set_fused_swiglu(false);
+      const auto separate = plain_and_graphed(*long_cache, 1020, fused_plan, 5, 13, every_step);
+      tools->set_fused_swiglu(true);
+      const auto fused = plain_and_graphed(*long_cache, 1020, fused_plan, 5, 13, every_step);
+      const bool finite = std::all_of(fused[0].begin(), fused[0].end(), [](float v) { return std::isfinite(v); });
+      report.check(
+          finite && separate[0] == fused[0] && separate[1] == fused[1] && tools->fused_swiglu(),
+          kind + ": steps whose gate|up product ends in SwiGLU equal those with the SwiGLU kernel, bit for bit",
+          format("rel L2 %.2e", relative_l2f(separate[0], fused[0])));
     }
     // The trimmed fork continues like a cache prefilled to 290 positions.
     auto c2 = cpu_cache->fork(290);

@@ -26,6 +26,7 @@
 #include "kernels/dequantize.h"
 #include "kernels/embedding.h"
 #include "kernels/gemv_quant.h"
+#include "kernels/swiglu.h"
 #include "late_writer.h"
 #include "model/half.h"
 #include "model/quant.h"
@@ -354,6 +355,55 @@ void check_early_launch_overlaps(Report& report) {
                "before the wait " + hex_word(got[0]) + ", after " + hex_word(got[1]));
 }
 
+std::string config_name(const cuda::GemvQuantConfig& config) {
+  return std::to_string(config.warps) + "w" + std::to_string(config.rows_per_warp) + "r" +
+         std::to_string(config.stages) + "s" + (config.mma ? " mma" : "");
+}
+
+// The gate|up product ending in SwiGLU (launch_gemv_quant_swiglu_with) against the plain
+// product into fp32 followed by launch_swiglu, bit for bit, for every configuration of the
+// format that pairs rows; `inner` outputs over a [2 * inner][cols] matrix, with poisoned
+// outputs past them. A configuration of one row a warp is refused.
+void check_gemv_swiglu(Report& report, Rng& rng, QuantFormat format, int64_t inner, int cols) {
+  const std::vector<uint8_t> matrix = random_matrix(rng, format, 2 * inner, cols);
+  std::vector<uint16_t> x(static_cast<size_t>(cols));
+  for (uint16_t& v : x) v = random_bf16(rng);
+  const DeviceArray<uint8_t> device_matrix(matrix);
+  const DeviceArray<uint16_t> device_x(x);
+  constexpr int64_t kTail = 8;
+  for (const cuda::GemvQuantConfig& config : cuda::kGemvQuantConfigs) {
+    if (!cuda::gemv_quant_config_supported(config, format)) continue;
+    DeviceArray<float> sums(size_t(2 * inner));
+    DeviceArray<uint16_t> composed(size_t(inner + kTail)), fused(size_t(inner + kTail));
+    sums.poison();
+    composed.poison();
+    fused.poison();
+    check_cuda(cuda::launch_gemv_quant_with(config, format, device_matrix.data(), 2 * inner, cols, device_x.data(),
+                                            sums.data(), 0.0f, nullptr),
+               "gemv_quant");
+    check_cuda(cuda::launch_swiglu(sums.data(), 1, static_cast<int>(inner), composed.data(), nullptr), "swiglu");
+    const cudaError_t launched = cuda::launch_gemv_quant_swiglu_with(config, format, device_matrix.data(), inner, cols,
+                                                                     device_x.data(), fused.data(), nullptr);
+    check_cuda(cudaDeviceSynchronize(), "gemv_quant with SwiGLU");
+    const std::string name = std::string("gemv_quant ") + format_name(format) + " " + config_name(config) +
+                             " ending in SwiGLU, inner " + std::to_string(inner) + " cols " + std::to_string(cols);
+    if (config.rows_per_warp % 2 != 0) {
+      (void)cudaGetLastError();
+      report.check(launched == cudaErrorInvalidValue, name + ": refused (one row a warp)");
+      continue;
+    }
+    const std::vector<uint16_t> want = composed.download(), got = fused.download();
+    size_t differing = 0;
+    for (int64_t i = 0; i < inner; ++i) differing += want[size_t(i)] != got[size_t(i)];
+    bool tail = true;
+    for (int64_t i = inner; i < inner + kTail; ++i) tail = tail && got[size_t(i)] == 0xFFFFu;
+    report.check(launched == cudaSuccess && differing == 0 && tail,
+                 name + ": equals the product then SwiGLU, bit for bit",
+                 std::to_string(differing) + " of " + std::to_string(inner) + " differ" +
+                     (tail ? "" : ", wrote past the outputs"));
+  }
+}
+
 void test_quant_kernels(Report& report) {
   Rng rng(19001);
   check_early_launch_overlaps(report);
@@ -388,6 +438,12 @@ void test_quant_kernels(Report& report) {
       check_embedding(report, rng, format, vocabulary, table, device_table, 300);
     }
     check_refusals(report, format);
+    // Odd output counts: a partial row group of the tensor-core kernel (8 outputs a block) and
+    // of every SIMT configuration; and a Llama-3.1-8B gate|up.
+    const int block_cols = format == QuantFormat::Q8_0 ? 96 : 768;
+    check_gemv_swiglu(report, rng, format, 13, block_cols);
+    check_gemv_swiglu(report, rng, format, 1, 256);
+    if (!quick_mode()) check_gemv_swiglu(report, rng, format, 14336, 4096);
   }
 }
 

@@ -77,6 +77,10 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     graphs_ = graphs ? std::string(graphs) != "0" : options.graphs;
     const char* quantized = std::getenv("TIDAL_CUDA_QUANTIZED");
     quantized_weights_ = quantized ? std::string(quantized) != "0" : options.quantized_weights;
+    // A one-token gate|up product ends in SwiGLU (one launch fewer a layer, the same bits);
+    // $TIDAL_CUDA_FUSED_SWIGLU=0 keeps the separate SwiGLU kernel.
+    const char* fused_swiglu = std::getenv("TIDAL_CUDA_FUSED_SWIGLU");
+    fused_swiglu_ = !fused_swiglu || std::string(fused_swiglu) != "0";
     const char* embedding_on_host = std::getenv("TIDAL_CUDA_EMBEDDING_ON_HOST");
     embedding_on_host_ = embedding_on_host ? std::string(embedding_on_host) != "0" : options.embedding_on_host;
     const char* gemv = std::getenv("TIDAL_CUDA_GEMV");
@@ -376,7 +380,9 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
                           "launching bias_add");
         break;
       case LayerMatrix::GateUp:
-        product(d.gate_up, x, target, y.stride, beta);
+        // One token: the product may end in SwiGLU itself (swiglu() then has nothing to do).
+        gated_in_gate_up_ = !accumulate && gate_up_swiglu(d.gate_up, x);
+        if (!gated_in_gate_up_) product(d.gate_up, x, target, y.stride, beta);
         break;
       case LayerMatrix::Down:
         product(d.down, x, target, y.stride, beta);
@@ -545,6 +551,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   }
 
   void swiglu() override {
+    if (gated_in_gate_up_) return;  // the gate|up product wrote Activation::Gated
     throw_if_failed(
         cuda::launch_swiglu(ws_.gate_up.get<float>(), static_cast<int>(count_),
                             static_cast<int>(config_.intermediate_size), ws_.normed.get<uint16_t>(), stream_),
@@ -573,6 +580,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   size_t decode_weight_bytes() const override { return weights_.decode_bytes(); }
   size_t weight_bytes() const override { return weights_.bytes(); }
   size_t host_weight_bytes() const override { return weights_.host_bytes(); }
+  void set_fused_swiglu(bool enabled) override { fused_swiglu_ = enabled; }
+  bool fused_swiglu() const override { return fused_swiglu_; }
   size_t quantized_parts() const override {
     size_t parts = weights_.embed.parts.size() + weights_.lm_head.parts.size();
     for (const DeviceLayer& d : weights_.layers)
@@ -624,7 +633,10 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
       case Activation::GateUp:
         return {ws_.gate_up.get(), 2 * config_.intermediate_size};
       case Activation::Gated:
-        return {ws_.normed.get(), config_.intermediate_size};  // shares ws_.normed
+        // Shares ws_.normed; written by a gate|up product that ends in SwiGLU, it is in
+        // ws_.gate_up (the product reads its x from ws_.normed), as bf16.
+        if (gated_in_gate_up_) return {ws_.gate_up.get(), config_.intermediate_size};
+        return {ws_.normed.get(), config_.intermediate_size};
       case Activation::Logits:
         return {ws_.logits.get(), config_.vocab_size};
     }
@@ -687,6 +699,35 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     }
   }
 
+  // The one-token gate|up product ending in SwiGLU (kernels/gemv.h, gemv_quant.h), writing
+  // Activation::Gated into ws_.gate_up: for a bf16 matrix the GEMV kernel would take, or one
+  // quantised part (gate and up joined: one format). False where it does not apply (more
+  // tokens, cuBLAS, two parts, fusion off); the caller then runs the plain product.
+  bool gate_up_swiglu(const DeviceMatrix& m, Rows x) {
+    if (count_ != 1 || !fused_swiglu_) return false;
+    const int64_t inner = config_.intermediate_size;
+    const auto* in = static_cast<const uint16_t*>(x.data);
+    auto* out = ws_.gate_up.get<uint16_t>();
+    if (!m.quantized()) {
+      const bool gemv = gemv_ == GemvUse::Always || (gemv_ == GemvUse::Auto && m.cols <= kGemvAutoCols);
+      if (!gemv || m.cols % 8 != 0 || m.rows != 2 * inner) return false;
+      throw_if_failed(cuda::launch_gemv_swiglu(m.bf16.get<uint16_t>(), inner, static_cast<int>(m.cols), in, out,
+                                               stream_, early_launch_),
+                      "launching gemv with SwiGLU");
+      return true;
+    }
+    if (m.parts.size() != 1 || m.parts.front().rows != 2 * inner) return false;
+    const QuantMatrix& part = m.parts.front();
+    const cudaError_t launched = cuda::launch_gemv_quant_swiglu(
+        part.format, part.blocks.get(), inner, static_cast<int>(part.cols), in, out, stream_, early_launch_);
+    if (launched == cudaErrorInvalidValue) {
+      (void)cudaGetLastError();
+      return false;  // a configuration that cannot pair rows
+    }
+    throw_if_failed(launched, "launching the quantised gemv with SwiGLU");
+    return true;
+  }
+
   // ---- decode graphs ----
   //
   // A replayable step graph reads the step's position, length and selection candidate count
@@ -713,6 +754,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
                                 plan ? static_cast<int64_t>(plan->selection_policy) : 0,
                                 static_cast<int64_t>(gemv_),
                                 early_launch_ ? 1 : 0,
+                                fused_swiglu_ ? 1 : 0,
                                 bound,
                                 cache.capacity()};
     if (plan)
@@ -857,6 +899,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   bool graphs_ = true;
   bool quantized_weights_ = false;
   bool embedding_on_host_ = true;
+  bool fused_swiglu_ = true;                // set_fused_swiglu; $TIDAL_CUDA_FUSED_SWIGLU=0 turns it off
+  bool gated_in_gate_up_ = false;           // this layer's gate|up product ended in SwiGLU (gate_up_swiglu)
   std::vector<uint8_t> embedding_staging_;  // the pass's embedding rows (host_embed), before their upload
   GemvUse gemv_ = GemvUse::Auto;
   bool early_launch_possible_ = false;  // compute capability 9.0 or later

@@ -77,6 +77,10 @@ class CudaBackendTools {
   virtual size_t weight_bytes() const = 0;
   // Bytes of weights kept in host memory (an untied embedding: CudaBackendOptions::embedding_on_host).
   virtual size_t host_weight_bytes() const = 0;
+  // Whether a one-token gate|up product ends in SwiGLU itself (on by default): one launch fewer
+  // a layer, the same bits as the separate kernel.
+  virtual void set_fused_swiglu(bool enabled) = 0;
+  virtual bool fused_swiglu() const = 0;
   // Quantised parts over every matrix (each one launch of a one-token product).
   virtual size_t quantized_parts() const = 0;
   virtual void set_graphs(bool enabled) = 0;

@@ -267,36 +267,28 @@ function testWasm(here) {
       console.log(`win32-wasm32: ${windows.install} is not installed; skipped`);
     }
     // The WebGPU backend driven by the WebAssembly build (what macOS gets: Dawn reaches Metal
-    // there): the WebGPU unit tests, each against the CPU backend, through this addon.
-    const webgpu = spawnSync(process.execPath, [path.join(root, 'scripts', 'test-unit.mjs'), 'test/unit/webgpu'], {
-      cwd: root,
-      encoding: 'utf8',
-      env: { ...process.env, TIDAL_TEST_ADDON: 'wasm' },
-      timeout: 600_000,
-    });
-    const pass = Number(webgpu.stdout.match(/^ℹ pass (\d+)$/m)?.[1] ?? 0);
-    const fail = Number(webgpu.stdout.match(/^ℹ fail (\d+)$/m)?.[1] ?? 1);
-    const skipped = Number(webgpu.stdout.match(/^ℹ skipped (\d+)$/m)?.[1] ?? 0);
-    check(
-      'wasm32: the WebGPU backend through the WebAssembly engine matches the CPU backend (test/unit/webgpu)',
-      webgpu.status === 0 && fail === 0 && pass > 0,
-      `${pass} passed, ${fail} failed, ${skipped} skipped${webgpu.status === 0 ? '' : `: ${webgpu.stdout.slice(-1500)} ${webgpu.stderr.slice(-500)}`}`,
-    );
-    // The model checks of the picker (validation, GGUF tokenizers) through the WebAssembly build,
-    // found as the extension finds it where no native addon loads (readerFrom).
-    const models = spawnSync(process.execPath, [path.join(root, 'scripts', 'test-unit.mjs'), 'test/unit/models'], {
-      cwd: root,
-      encoding: 'utf8',
-      env: { ...process.env, TIDAL_TEST_ADDON: 'wasm' },
-      timeout: 600_000,
-    });
-    const modelsPass = Number(models.stdout.match(/^ℹ pass (\d+)$/m)?.[1] ?? 0);
-    const modelsFail = Number(models.stdout.match(/^ℹ fail (\d+)$/m)?.[1] ?? 1);
-    check(
-      'wasm32: model validation and GGUF tokenizers through the WebAssembly engine (test/unit/models)',
-      models.status === 0 && modelsFail === 0 && modelsPass > 0,
-      `${modelsPass} passed, ${modelsFail} failed${models.status === 0 ? '' : `: ${models.stdout.slice(-1500)} ${models.stderr.slice(-500)}`}`,
-    );
+    // there): the WebGPU unit tests, each against the CPU backend, through this addon. Then the
+    // model checks of the picker (validation, GGUF tokenizers) through it, found as the
+    // extension finds it where no native addon loads (readerFrom).
+    for (const [folder, what] of [
+      ['test/unit/webgpu', 'the WebGPU backend through the WebAssembly engine matches the CPU backend'],
+      ['test/unit/models', 'model validation and GGUF tokenizers through the WebAssembly engine'],
+    ]) {
+      const run = spawnSync(process.execPath, [path.join(root, 'scripts', 'test-unit.mjs'), folder], {
+        cwd: root,
+        encoding: 'utf8',
+        env: { ...process.env, TIDAL_TEST_ADDON: 'wasm' },
+        timeout: 600_000,
+      });
+      const pass = Number(run.stdout.match(/^ℹ pass (\d+)$/m)?.[1] ?? 0);
+      const fail = Number(run.stdout.match(/^ℹ fail (\d+)$/m)?.[1] ?? 1);
+      const skipped = Number(run.stdout.match(/^ℹ skipped (\d+)$/m)?.[1] ?? 0);
+      check(
+        `wasm32: ${what} (${folder})`,
+        run.status === 0 && fail === 0 && pass > 0,
+        `${pass} passed, ${fail} failed, ${skipped} skipped${run.status === 0 ? '' : `: ${run.stdout.slice(-1500)} ${run.stderr.slice(-500)}`}`,
+      );
+    }
     // No native addon in the staged extension: the engine host must fall back to the WebAssembly build.
     const stage = stageExtension(scratch, (dist) => cpSync(WASM_BUILD_DIR, path.join(dist, 'native-wasm'), { recursive: true }));
     const demo = spawnSync(process.execPath, [path.join(stage, 'dist', 'embedded-demo.js')], { encoding: 'utf8', timeout: 600_000 });

@@ -116,6 +116,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     for (cudaEvent_t e : layer_events_)
       if (e) cudaEventDestroy(e);
     if (step_host_) cudaFreeHost(step_host_);
+    if (embedding_copied_) cudaEventDestroy(embedding_copied_);
+    if (embedding_staging_) cudaFreeHost(embedding_staging_);
     weights_.layers.clear();
     blas_.reset();
     if (stream_) cudaStreamDestroy(stream_);
@@ -234,16 +236,31 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
         "uploading tokens");
     const HostEmbedding& host_table = weights_.host_embed;
     if (!host_table.empty()) {
-      // The pass's embedding rows, gathered here and uploaded in one copy. The staging is
-      // pageable: the copy has left it when cudaMemcpyAsync returns.
+      // The pass's embedding rows, gathered here into pinned memory (a 2048-token pass of a
+      // bf16 8B model is 16 MB: pinned, the copy runs at the link's rate and does not stall the
+      // host) and uploaded in one copy. The staging is reused once the last copy from it ended.
       const size_t bytes = static_cast<size_t>(pass.count * host_table.row_bytes);
       ws_.embedding_rows.fit(bytes, static_cast<size_t>(cuda::kKeptTokens * host_table.row_bytes), "embedding rows",
                              stream_);
-      embedding_staging_.resize(bytes);
-      host_table.gather(tokens, pass.count, embedding_staging_.data());
+      if (embedding_copied_) throw_if_failed(cudaEventSynchronize(embedding_copied_), "uploading embedding rows");
+      if (bytes > embedding_staging_bytes_) {
+        if (embedding_staging_) cudaFreeHost(embedding_staging_);
+        embedding_staging_ = nullptr;
+        embedding_staging_bytes_ = 0;
+        if (cudaMallocHost(reinterpret_cast<void**>(&embedding_staging_), bytes) != cudaSuccess) {
+          (void)cudaGetLastError();
+          throw OutOfMemoryError("pinned host memory for the embedding rows of a " + std::to_string(pass.count) +
+                                 "-token pass (" + std::to_string(bytes) + " bytes) could not be allocated");
+        }
+        embedding_staging_bytes_ = bytes;
+      }
+      if (!embedding_copied_)
+        throw_if_failed(cudaEventCreateWithFlags(&embedding_copied_, cudaEventDisableTiming), "creating an event");
+      host_table.gather(tokens, pass.count, embedding_staging_);
       throw_if_failed(
-          cudaMemcpyAsync(ws_.embedding_rows.get(), embedding_staging_.data(), bytes, cudaMemcpyHostToDevice, stream_),
+          cudaMemcpyAsync(ws_.embedding_rows.get(), embedding_staging_, bytes, cudaMemcpyHostToDevice, stream_),
           "uploading embedding rows");
+      throw_if_failed(cudaEventRecord(embedding_copied_, stream_), "uploading embedding rows");
     }
     cache_ = &cache;
     count_ = pass.count;
@@ -899,9 +916,13 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   bool graphs_ = true;
   bool quantized_weights_ = false;
   bool embedding_on_host_ = true;
-  bool fused_swiglu_ = true;                // set_fused_swiglu; $TIDAL_CUDA_FUSED_SWIGLU=0 turns it off
-  bool gated_in_gate_up_ = false;           // this layer's gate|up product ended in SwiGLU (gate_up_swiglu)
-  std::vector<uint8_t> embedding_staging_;  // the pass's embedding rows (host_embed), before their upload
+  bool fused_swiglu_ = true;       // set_fused_swiglu; $TIDAL_CUDA_FUSED_SWIGLU=0 turns it off
+  bool gated_in_gate_up_ = false;  // this layer's gate|up product ended in SwiGLU (gate_up_swiglu)
+  // The pass's embedding rows (host_embed) before their upload: pinned, grown to the largest
+  // pass; embedding_copied_ marks the end of the last copy from it.
+  uint8_t* embedding_staging_ = nullptr;
+  size_t embedding_staging_bytes_ = 0;
+  cudaEvent_t embedding_copied_ = nullptr;
   GemvUse gemv_ = GemvUse::Auto;
   bool early_launch_possible_ = false;  // compute capability 9.0 or later
   bool early_launch_ = false;

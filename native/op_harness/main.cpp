@@ -289,6 +289,10 @@ class OpChecker {
     compare(
         sides, "swiglu, " + at, count, {{Activation::GateUp, gate_up}}, Activation::Gated, count,
         [&](DecoderOps& o) { o.swiglu(); }, 1e-2);
+    // The two as one op (fused on CUDA for one token: the product writes Gated itself).
+    compare(
+        sides, "gate|up product ending in swiglu, " + at, count, {{Activation::Normed, normed}}, Activation::Gated,
+        count, [&](DecoderOps& o) { o.gate_up_swiglu(layer, Activation::Normed); }, 1e-2);
     compare(
         sides, "linear down (+= residual), " + at, count,
         {{Activation::Gated, gated}, {Activation::Residual, residual}}, Activation::Residual, count,

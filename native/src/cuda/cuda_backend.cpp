@@ -279,6 +279,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   }
 
   void write_activation(Activation a, int64_t rows, const float* values) override {
+    if (a == Activation::GateUp) gated_in_gate_up_ = false;  // Gated lives in ws_.normed again
     const Rows r = rows_of(a);
     const int64_t width = activation_width(config_, a);
     const size_t element = bf16_activation(a) ? 2 : 4;
@@ -397,9 +398,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
                           "launching bias_add");
         break;
       case LayerMatrix::GateUp:
-        // One token: the product may end in SwiGLU itself (swiglu() then has nothing to do).
-        gated_in_gate_up_ = !accumulate && gate_up_swiglu(d.gate_up, x);
-        if (!gated_in_gate_up_) product(d.gate_up, x, target, y.stride, beta);
+        gated_in_gate_up_ = false;  // GateUp holds the fp32 sums again
+        product(d.gate_up, x, target, y.stride, beta);
         break;
       case LayerMatrix::Down:
         product(d.down, x, target, y.stride, beta);
@@ -568,7 +568,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   }
 
   void swiglu() override {
-    if (gated_in_gate_up_) return;  // the gate|up product wrote Activation::Gated
+    gated_in_gate_up_ = false;  // Gated is in ws_.normed again
     throw_if_failed(
         cuda::launch_swiglu(ws_.gate_up.get<float>(), static_cast<int>(count_),
                             static_cast<int>(config_.intermediate_size), ws_.normed.get<uint16_t>(), stream_),
@@ -719,8 +719,18 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   // The one-token gate|up product ending in SwiGLU (kernels/gemv.h, gemv_quant.h), writing
   // Activation::Gated into ws_.gate_up: for a bf16 matrix the GEMV kernel would take, or one
   // quantised part (gate and up joined: one format). False where it does not apply (more
-  // tokens, cuBLAS, two parts, fusion off); the caller then runs the plain product.
-  bool gate_up_swiglu(const DeviceMatrix& m, Rows x) {
+  // tokens, cuBLAS, two parts, fusion off); the caller then runs the two ops.
+  // One token: the gate|up product ending in SwiGLU (one launch); otherwise the two ops.
+  void gate_up_swiglu(int64_t layer, Activation in) override {
+    const DeviceLayer& d = weights_.layers[static_cast<size_t>(layer)];
+    if (fused_gate_up_swiglu(d.gate_up, rows_of(in))) {
+      gated_in_gate_up_ = true;
+      return;
+    }
+    DecoderOps::gate_up_swiglu(layer, in);
+  }
+
+  bool fused_gate_up_swiglu(const DeviceMatrix& m, Rows x) {
     if (count_ != 1 || !fused_swiglu_) return false;
     const int64_t inner = config_.intermediate_size;
     const auto* in = static_cast<const uint16_t*>(x.data);
@@ -916,8 +926,10 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   bool graphs_ = true;
   bool quantized_weights_ = false;
   bool embedding_on_host_ = true;
-  bool fused_swiglu_ = true;       // set_fused_swiglu; $TIDAL_CUDA_FUSED_SWIGLU=0 turns it off
-  bool gated_in_gate_up_ = false;  // this layer's gate|up product ended in SwiGLU (gate_up_swiglu)
+  bool fused_swiglu_ = true;  // set_fused_swiglu; $TIDAL_CUDA_FUSED_SWIGLU=0 turns it off
+  // Activation::Gated is in ws_.gate_up (as bf16), written by the fused gate_up_swiglu; until
+  // linear(GateUp), swiglu() or a write of GateUp puts it back in ws_.normed.
+  bool gated_in_gate_up_ = false;
   // The pass's embedding rows (host_embed) before their upload: pinned, grown to the largest
   // pass; embedding_copied_ marks the end of the last copy from it.
   uint8_t* embedding_staging_ = nullptr;

@@ -120,8 +120,7 @@ void run_decoder(const ModelConfig& config, DecoderOps& ops, const DecoderPass& 
     attend_layer(ops, route, layer, pass);
     ops.linear(layer, LayerMatrix::O, Activation::Attention, Activation::Residual, true);
     ops.rms_norm(Activation::Residual, layer, NormWeight::PostAttention, Activation::Normed, 0);
-    ops.linear(layer, LayerMatrix::GateUp, Activation::Normed, Activation::GateUp, false);
-    ops.swiglu();
+    ops.gate_up_swiglu(layer, Activation::Normed);
     ops.linear(layer, LayerMatrix::Down, Activation::Gated, Activation::Residual, true);
   }
   if (pass.logit_rows > 0) {

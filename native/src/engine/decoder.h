@@ -100,6 +100,13 @@ class DecoderOps {
   virtual void attend_lists(int64_t layer, PositionLists lists, const DecoderPass& pass) = 0;
   // Gated = silu(gate) * up.
   virtual void swiglu() = 0;
+  // Gated = swiglu of the gate|up product of `in`: linear(GateUp) then swiglu(), as one op so
+  // that a backend may fuse them (the CUDA one does for one token); GateUp's contents are
+  // then unspecified.
+  virtual void gate_up_swiglu(int64_t layer, Activation in) {
+    linear(layer, LayerMatrix::GateUp, in, Activation::GateUp, false);
+    swiglu();
+  }
   // logits rows [0, rows) = Normed rows [0, rows) Wout.
   virtual void logits(int64_t rows) = 0;
   // Cancellable passes: called before each layer is issued, so an asynchronous backend can

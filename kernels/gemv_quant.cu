@@ -372,23 +372,31 @@ __device__ __forceinline__ uint32_t widen(uint32_t word) {
   return ((word >> Shift) & 0x000F000Fu) | 0x43004300u;
 }
 
-// inner > 0: W is a gate|up matrix [2 * inner][cols], the block's 16 rows are gate rows
-// j..j+7 and up rows inner + j..+7, and it writes bf16 silu(gate) * up to out[j..j+7] (y_out,
+// The block's warps form kGroups = kWarps / kSplits groups of 16 rows; the kSplits warps of a
+// group split its K-blocks between them (kSplits == kWarps: the whole block on 16 rows, the
+// most blocks for a small matrix; kSplits == 1: every warp streams whole rows of its own, the
+// longest-lived pipelines).
+// inner > 0: W is a gate|up matrix [2 * inner][cols], a group's 16 rows are gate rows j..j+7
+// and up rows inner + j..+7, and it writes bf16 silu(gate) * up to out[j..j+7] (y_out,
 // uint16_t) instead of fp32 sums (beta unused).
-template <int kWarps, int kStages>
+template <int kWarps, int kStages, int kSplits>
 __global__ void __launch_bounds__(kWarps* kWarpSize)
     gemv_q4k_mma_kernel(const uint8_t* w, int64_t rows, int cols, const uint16_t* x, void* y_out, float beta,
                         int64_t inner) {
+  static_assert(kSplits >= 1 && kWarps % kSplits == 0, "the warps split into whole groups");
+  constexpr int kGroups = kWarps / kSplits;
   extern __shared__ __align__(16) uint8_t shared[];
   let_next_kernel_start();
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int group = warp / kSplits, split = warp % kSplits;
   const int g = lane / 4, t = lane % 4;
-  // The block's first row, or with SwiGLU its first output (8 a block).
-  const int64_t first = int64_t(blockIdx.x) * (inner > 0 ? kRows / 2 : kRows);
+  // The group's first row, or with SwiGLU its first output (8 a group). A group past the
+  // matrix repeats its last rows (clamped below) and writes nothing.
+  const int64_t first = (int64_t(blockIdx.x) * kGroups + group) * (inner > 0 ? kRows / 2 : kRows);
   const int k_blocks = cols / 256;
   const int64_t row_bytes = int64_t(k_blocks) * kBlockBytes;
-  const int kb_begin = int(int64_t(k_blocks) * warp / kWarps);
-  const int kb_end = int(int64_t(k_blocks) * (warp + 1) / kWarps);
+  const int kb_begin = int(int64_t(k_blocks) * split / kSplits);
+  const int kb_end = int(int64_t(k_blocks) * (split + 1) / kSplits);
   const int steps = int(ceil_div(kb_end - kb_begin, kBlocksPerStage));
   uint8_t* stages = shared + size_t(warp) * kStages * kStageBytes;
   float* partial = reinterpret_cast<float*>(shared + size_t(kWarps) * kStages * kStageBytes);
@@ -502,47 +510,57 @@ __global__ void __launch_bounds__(kWarps* kWarpSize)
     partial[warp * kRows + g + 8] = acc[1];
   }
   __syncthreads();
+  // Each row's sum over its group's warps, in split order (the same order with and without
+  // SwiGLU, so the fused output is the plain one's bit for bit).
+  auto row_sum = [&](int row_group, int row) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int v = 0; v < kSplits; ++v) sum += partial[(row_group * kSplits + v) * kRows + row];
+    return sum;
+  };
   if (inner > 0) {
-    // Thread i < 8: output first + i from its gate row (i) and up row (i + 8), each summed over
-    // the warps in the order of the plain path.
-    if (threadIdx.x < kRows / 2 && first + threadIdx.x < inner) {
-      float gate = 0.0f, up = 0.0f;
-#pragma unroll
-      for (int v = 0; v < kWarps; ++v) gate += partial[v * kRows + threadIdx.x];
-#pragma unroll
-      for (int v = 0; v < kWarps; ++v) up += partial[v * kRows + kRows / 2 + threadIdx.x];
-      reinterpret_cast<__nv_bfloat16*>(y_out)[first + threadIdx.x] = __float2bfloat16_rn(silu_times(gate, up));
+    // Thread i < 8 kGroups: output i % 8 of group i / 8 from its gate row (i % 8) and up row
+    // (i % 8 + 8).
+    if (threadIdx.x < kGroups * kRows / 2) {
+      const int row_group = threadIdx.x / (kRows / 2), j = threadIdx.x % (kRows / 2);
+      const int64_t out = (int64_t(blockIdx.x) * kGroups + row_group) * (kRows / 2) + j;
+      if (out < inner)
+        reinterpret_cast<__nv_bfloat16*>(y_out)[out] =
+            __float2bfloat16_rn(silu_times(row_sum(row_group, j), row_sum(row_group, kRows / 2 + j)));
     }
     return;
   }
-  if (threadIdx.x < kRows) {
+  if (threadIdx.x < kGroups * kRows) {
     float* y = static_cast<float*>(y_out);
-    float sum = 0.0f;
-#pragma unroll
-    for (int v = 0; v < kWarps; ++v) sum += partial[v * kRows + threadIdx.x];
-    const int64_t row = first + threadIdx.x;
+    const int row_group = threadIdx.x / kRows, r = threadIdx.x % kRows;
+    const float sum = row_sum(row_group, r);
+    const int64_t row = (int64_t(blockIdx.x) * kGroups + row_group) * kRows + r;
     if (row < rows) y[row] = beta == 0.0f ? sum : beta * y[row] + sum;
   }
 }
 
-template <int kWarps, int kStages>
+template <int kWarps, int kStages, int kSplits>
 cudaError_t launch(const void* w, int64_t rows, int cols, const uint16_t* x, void* y, float beta, cudaStream_t stream,
                    bool early, int64_t inner) {
   constexpr size_t kShared = shared_bytes(kWarps, kStages);
+  constexpr auto kernel = gemv_q4k_mma_kernel<kWarps, kStages, kSplits>;
   if constexpr (kShared > 48 * 1024) {
-    static const cudaError_t raised = cudaFuncSetAttribute(gemv_q4k_mma_kernel<kWarps, kStages>,
-                                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(kShared));
+    static const cudaError_t raised =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kShared));
     if (raised != cudaSuccess) return raised;
   }
-  const unsigned blocks = static_cast<unsigned>(inner > 0 ? ceil_div(inner, kRows / 2) : ceil_div(rows, kRows));
-  return launch_kernel(gemv_q4k_mma_kernel<kWarps, kStages>, dim3(blocks), dim3(kWarps * kWarpSize), kShared, stream,
-                       early, static_cast<const uint8_t*>(w), rows, cols, x, y, beta, inner);
+  constexpr int kGroups = kWarps / kSplits;
+  const unsigned blocks =
+      static_cast<unsigned>(inner > 0 ? ceil_div(inner, kGroups * kRows / 2) : ceil_div(rows, kGroups * kRows));
+  return launch_kernel(kernel, dim3(blocks), dim3(kWarps * kWarpSize), kShared, stream, early,
+                       static_cast<const uint8_t*>(w), rows, cols, x, y, beta, inner);
 }
 
 cudaError_t launch_config(const GemvQuantConfig& config, const void* w, int64_t rows, int cols, const uint16_t* x,
                           void* y, float beta, cudaStream_t stream, bool early, int64_t inner) {
-#define TIDAL_GEMV_Q4K_MMA_CONFIG(W, S) \
-  if (config.warps == W && config.stages == S) return launch<W, S>(w, rows, cols, x, y, beta, stream, early, inner);
+#define TIDAL_GEMV_Q4K_MMA_CONFIG(W, S, K)                             \
+  if (config.warps == W && config.stages == S && config.k_splits == K) \
+    return launch<W, S, (K == 0 ? W : K)>(w, rows, cols, x, y, beta, stream, early, inner);
   TIDAL_GEMV_Q4K_MMA_CONFIGS(TIDAL_GEMV_Q4K_MMA_CONFIG)
 #undef TIDAL_GEMV_Q4K_MMA_CONFIG
   return cudaErrorInvalidValue;

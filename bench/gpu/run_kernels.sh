@@ -3,7 +3,7 @@
 # here and carried in .carry/gpu (xz, stripped), points the engine at the cuBLAS that PyTorch
 # ships, and runs them. Usage: bash bench/gpu/run_kernels.sh [TEST_GROUP] [BENCH_FLAG]
 #   e.g. bash bench/gpu/run_kernels.sh "prefill" --prefill   (OUT: where the logs go)
-# TEST_GROUP "none" skips the tests. The CLI (`tidal`) is unpacked beside them when it was
+# TEST_GROUP "none" skips the tests. The CLI (`tidal`) and the op harness are unpacked beside them when they were
 # carried; KERNELS_THEN, if set, is a command run afterwards with $work naming that folder.
 set -uo pipefail
 group="${1:-}"
@@ -12,7 +12,7 @@ out="${OUT:-/tmp}"
 work=$(mktemp -d)
 python3 - "$work" <<'PY'
 import lzma, os, sys
-for name in ("tidal_gpu_tests", "tidal_gpu_bench", "tidal"):
+for name in ("tidal_gpu_tests", "tidal_gpu_bench", "tidal", "tidal_op_harness"):
     if not os.path.exists(f".carry/gpu/{name}.xz"):
         continue
     with lzma.open(f".carry/gpu/{name}.xz") as src, open(os.path.join(sys.argv[1], name), "wb") as dst:

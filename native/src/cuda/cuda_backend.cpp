@@ -716,10 +716,6 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     }
   }
 
-  // The one-token gate|up product ending in SwiGLU (kernels/gemv.h, gemv_quant.h), writing
-  // Activation::Gated into ws_.gate_up: for a bf16 matrix the GEMV kernel would take, or one
-  // quantised part (gate and up joined: one format). False where it does not apply (more
-  // tokens, cuBLAS, two parts, fusion off); the caller then runs the two ops.
   // One token: the gate|up product ending in SwiGLU (one launch); otherwise the two ops.
   void gate_up_swiglu(int64_t layer, Activation in) override {
     const DeviceLayer& d = weights_.layers[static_cast<size_t>(layer)];
@@ -730,6 +726,10 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     DecoderOps::gate_up_swiglu(layer, in);
   }
 
+  // The one-token gate|up product ending in SwiGLU (kernels/gemv.h, gemv_quant.h), writing
+  // Activation::Gated into ws_.gate_up: for a bf16 matrix the GEMV kernel would take, or one
+  // quantised part (gate and up joined: one format). False where it does not apply (more
+  // tokens, cuBLAS, two parts, fusion off); the caller then runs the two ops.
   bool fused_gate_up_swiglu(const DeviceMatrix& m, Rows x) {
     if (count_ != 1 || !fused_swiglu_) return false;
     const int64_t inner = config_.intermediate_size;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -83,6 +84,18 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     fused_swiglu_ = !fused_swiglu || std::string(fused_swiglu) != "0";
     const char* embedding_on_host = std::getenv("TIDAL_CUDA_EMBEDDING_ON_HOST");
     embedding_on_host_ = embedding_on_host ? std::string(embedding_on_host) != "0" : options.embedding_on_host;
+    // $TIDAL_CUDA_Q4K_CONFIG=warps,stages,k_splits picks another compiled tensor-core
+    // configuration of the one-token Q4_K product (kernels/gemv_quant.h), for measuring one
+    // against the default in whole decode steps.
+    if (const char* q4k = std::getenv("TIDAL_CUDA_Q4K_CONFIG")) {
+      cuda::GemvQuantConfig chosen{0, 16, 0, true, 0};
+      if (std::sscanf(q4k, "%d,%d,%d", &chosen.warps, &chosen.stages, &chosen.k_splits) != 3 ||
+          !cuda::gemv_quant_config_supported(chosen, cuda::QuantFormat::Q4_K))
+        throw RequestError(std::string("TIDAL_CUDA_Q4K_CONFIG=") + q4k +
+                           " is not a compiled Q4_K tensor-core configuration (warps,stages,k_splits; "
+                           "kernels/gemv_quant.h lists them)");
+      q4k_config_ = chosen;
+    }
     const char* gemv = std::getenv("TIDAL_CUDA_GEMV");
     if (gemv)
       gemv_ = std::string(gemv) == "1" ? GemvUse::Always : std::string(gemv) == "0" ? GemvUse::Never : GemvUse::Auto;
@@ -695,9 +708,10 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     int64_t row = 0;
     for (const QuantMatrix& part : m.parts) {
       if (tokens == 1) {
-        throw_if_failed(cuda::launch_gemv_quant(part.format, part.blocks.get(), part.rows, static_cast<int>(part.cols),
-                                                in, y + row, beta, stream_, early_launch_),
-                        "launching the quantised gemv");
+        throw_if_failed(
+            cuda::launch_gemv_quant_with(gemv_config(part.format), part.format, part.blocks.get(), part.rows,
+                                         static_cast<int>(part.cols), in, y + row, beta, stream_, early_launch_),
+            "launching the quantised gemv");
       } else {
         const int64_t capacity =
             std::max<int64_t>(1, static_cast<int64_t>(weights_.dequantized.bytes() / 2) / part.cols);
@@ -745,8 +759,9 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     }
     if (m.parts.size() != 1 || m.parts.front().rows != 2 * inner) return false;
     const QuantMatrix& part = m.parts.front();
-    const cudaError_t launched = cuda::launch_gemv_quant_swiglu(
-        part.format, part.blocks.get(), inner, static_cast<int>(part.cols), in, out, stream_, early_launch_);
+    const cudaError_t launched =
+        cuda::launch_gemv_quant_swiglu_with(gemv_config(part.format), part.format, part.blocks.get(), inner,
+                                            static_cast<int>(part.cols), in, out, stream_, early_launch_);
     if (launched == cudaErrorInvalidValue) {
       (void)cudaGetLastError();
       return false;  // a configuration that cannot pair rows
@@ -927,6 +942,12 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   bool quantized_weights_ = false;
   bool embedding_on_host_ = true;
   bool fused_swiglu_ = true;  // set_fused_swiglu; $TIDAL_CUDA_FUSED_SWIGLU=0 turns it off
+  // The one-token Q4_K product's configuration ($TIDAL_CUDA_Q4K_CONFIG); other formats take
+  // their defaults.
+  cuda::GemvQuantConfig q4k_config_ = cuda::default_gemv_quant_config(cuda::QuantFormat::Q4_K);
+  cuda::GemvQuantConfig gemv_config(cuda::QuantFormat format) const {
+    return format == cuda::QuantFormat::Q4_K ? q4k_config_ : cuda::default_gemv_quant_config(format);
+  }
   // Activation::Gated is in ws_.gate_up (as bf16), written by the fused gate_up_swiglu; until
   // linear(GateUp), swiglu() or a write of GateUp puts it back in ws_.normed.
   bool gated_in_gate_up_ = false;

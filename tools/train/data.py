@@ -10,7 +10,10 @@ Three kinds of rows, each exactly `length` tokens with a per-token loss weight:
              at the end a file whose comment says what the helper does and which stops where the
              call begins; the helper's name and its call are the weighted answer. Its words (verbs,
              nouns, results) are disjoint from those of `tidal-eval --crossfile-trials`, so the
-             eval measures whether the skill carries over, not recall of its sentences.
+             eval measures whether the skill carries over, not recall of its sentences. In
+             half of the rows the three words are made up of syllables, a new set each row,
+             so that no word can be learned as a cue: only matching the request's words to
+             the doc comment's and copying the name next to them pays.
 Rows are drawn from train files only; evaluation builds the same rows from held-out files.
 """
 import os
@@ -68,6 +71,8 @@ CROSSFILE_NOUNS = ["orchard", "kettle", "glacier", "compass", "anchor", "pebble"
 CROSSFILE_RESULTS = ["total", "key", "label", "vector", "score", "tag", "fingerprint", "profile",
                      "sketch", "tally"]
 CROSSFILE_LANGUAGES = ["python", "typescript", "javascript", "c"]
+# Share of cross-file rows whose verb, noun and result are made-up syllable words.
+CROSSFILE_INVENTED_SHARE = 0.5
 
 
 @dataclass
@@ -83,6 +88,8 @@ class Helper:
 
 
 def _third_person(verb):
+    if len(verb) > 1 and verb.endswith("y") and verb[-2] not in "aeiou":
+        return verb[:-1] + "ies"
     return verb + ("es" if verb.endswith(("sh", "ch", "s", "x")) else "s")
 
 
@@ -94,7 +101,12 @@ def random_helper(rng, language=None):
     """A helper with a made-up name whose doc comment says what it does, in one of a few
     languages, and the caller's file up to the call. The answer is the name and its call."""
     language = language or rng.choice(CROSSFILE_LANGUAGES)
-    verb, noun, result = rng.choice(CROSSFILE_VERBS), rng.choice(CROSSFILE_NOUNS), rng.choice(CROSSFILE_RESULTS)
+    if rng.random() < CROSSFILE_INVENTED_SHARE:
+        verb, noun, result = (_syllable_word(rng, rng.randint(2, 3)) for _ in range(3))
+        if len({verb, noun, result}) < 3:
+            noun, result = noun + "o", result + "ix"
+    else:
+        verb, noun, result = rng.choice(CROSSFILE_VERBS), rng.choice(CROSSFILE_NOUNS), rng.choice(CROSSFILE_RESULTS)
     if result == verb:
         result = "total"
     folder = _syllable_word(rng, 2)

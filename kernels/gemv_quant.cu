@@ -379,8 +379,8 @@ __device__ __forceinline__ uint32_t widen(uint32_t word) {
 // inner > 0: W is a gate|up matrix [2 * inner][cols], a group's 16 rows are gate rows j..j+7
 // and up rows inner + j..+7, and it writes bf16 silu(gate) * up to out[j..j+7] (y_out,
 // uint16_t) instead of fp32 sums (beta unused).
-template <int kWarps, int kStages, int kSplits>
-__global__ void __launch_bounds__(kWarps* kWarpSize)
+template <int kWarps, int kStages, int kSplits, int kMinBlocks>
+__global__ void __launch_bounds__(kWarps* kWarpSize, kMinBlocks)
     gemv_q4k_mma_kernel(const uint8_t* w, int64_t rows, int cols, const uint16_t* x, void* y_out, float beta,
                         int64_t inner) {
   static_assert(kSplits >= 1 && kWarps % kSplits == 0, "the warps split into whole groups");
@@ -539,14 +539,22 @@ __global__ void __launch_bounds__(kWarps* kWarpSize)
   }
 }
 
-template <int kWarps, int kStages, int kSplits>
+// kMinBlocks 0: no register bound (launch bounds of 0 minimum blocks), the default carveout.
+template <int kWarps, int kStages, int kSplits, int kMinBlocks>
 cudaError_t launch(const void* w, int64_t rows, int cols, const uint16_t* x, void* y, float beta, cudaStream_t stream,
                    bool early, int64_t inner) {
   constexpr size_t kShared = shared_bytes(kWarps, kStages);
-  constexpr auto kernel = gemv_q4k_mma_kernel<kWarps, kStages, kSplits>;
+  constexpr auto kernel = gemv_q4k_mma_kernel<kWarps, kStages, kSplits, kMinBlocks>;
   if constexpr (kShared > 48 * 1024) {
     static const cudaError_t raised =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kShared));
+    if (raised != cudaSuccess) return raised;
+  }
+  if constexpr (kMinBlocks > 0) {
+    // The driver sizes the SM's shared memory for the blocks it expects (Nsight Compute: a
+    // 168 KB carveout, 4 blocks of the 2-stage kernel); ask for all of it.
+    static const cudaError_t raised =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
     if (raised != cudaSuccess) return raised;
   }
   constexpr int kGroups = kWarps / kSplits;
@@ -558,9 +566,9 @@ cudaError_t launch(const void* w, int64_t rows, int cols, const uint16_t* x, voi
 
 cudaError_t launch_config(const GemvQuantConfig& config, const void* w, int64_t rows, int cols, const uint16_t* x,
                           void* y, float beta, cudaStream_t stream, bool early, int64_t inner) {
-#define TIDAL_GEMV_Q4K_MMA_CONFIG(W, S, K)                             \
-  if (config.warps == W && config.stages == S && config.k_splits == K) \
-    return launch<W, S, (K == 0 ? W : K)>(w, rows, cols, x, y, beta, stream, early, inner);
+#define TIDAL_GEMV_Q4K_MMA_CONFIG(W, S, K, B)                                                    \
+  if (config.warps == W && config.stages == S && config.k_splits == K && config.min_blocks == B) \
+    return launch<W, S, (K == 0 ? W : K), B>(w, rows, cols, x, y, beta, stream, early, inner);
   TIDAL_GEMV_Q4K_MMA_CONFIGS(TIDAL_GEMV_Q4K_MMA_CONFIG)
 #undef TIDAL_GEMV_Q4K_MMA_CONFIG
   return cudaErrorInvalidValue;

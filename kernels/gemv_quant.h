@@ -30,17 +30,20 @@ cudaError_t launch_gemv_quant_swiglu(QuantFormat format, const void* w, int64_t 
 // (Q4_K only, `mma`): a warp multiplies 16 rows (the mma's M dimension; rows_per_warp is 16);
 // the block's `warps` form warps / k_splits groups of 16 rows, the k_splits warps of a group
 // splitting its K-blocks between them (k_splits 0: all the block's warps, one group); `stages`
-// pairs of K-blocks in flight per warp. Only the configurations listed below are compiled.
+// pairs of K-blocks in flight per warp; min_blocks > 0 asks the compiler for registers that let
+// that many blocks share an SM and the SM for its largest shared-memory carveout (0: neither).
+// Only the configurations listed below are compiled.
 struct GemvQuantConfig {
   int warps = 4;
   int rows_per_warp = 2;
   int stages = 3;
   bool mma = false;
   int k_splits = 0;
+  int min_blocks = 0;
 };
 // X(warps, rows_per_warp, stages) for every compiled SIMT configuration (each format's stages
-// must fit 48 KB of static shared memory), and X(warps, stages, k_splits) for the tensor-core
-// ones.
+// must fit 48 KB of static shared memory), and X(warps, stages, k_splits, min_blocks) for the
+// tensor-core ones (bench/NOTES.md Version 29 has the measurements behind them).
 #define TIDAL_GEMV_QUANT_CONFIGS(X) \
   X(4, 2, 3)                        \
   X(4, 2, 4)                        \
@@ -50,15 +53,14 @@ struct GemvQuantConfig {
   X(2, 8, 2)                        \
   X(4, 1, 4)
 #define TIDAL_GEMV_Q4K_MMA_CONFIGS(X) \
-  X(4, 2, 0)                          \
-  X(4, 3, 0)                          \
-  X(8, 2, 0)                          \
-  X(4, 2, 2)                          \
-  X(8, 2, 2)                          \
-  X(4, 3, 1)                          \
-  X(8, 2, 1)
+  X(4, 2, 0, 0)                       \
+  X(4, 3, 0, 0)                       \
+  X(8, 2, 0, 0)                       \
+  X(4, 2, 2, 0)                       \
+  X(4, 2, 0, 6)                       \
+  X(4, 2, 2, 6)
 #define TIDAL_GEMV_QUANT_CONFIG_ENTRY(W, R, S) GemvQuantConfig{W, R, S, false},
-#define TIDAL_GEMV_Q4K_MMA_CONFIG_ENTRY(W, S, K) GemvQuantConfig{W, 16, S, true, K},
+#define TIDAL_GEMV_Q4K_MMA_CONFIG_ENTRY(W, S, K, B) GemvQuantConfig{W, 16, S, true, K, B},
 inline constexpr GemvQuantConfig kGemvQuantConfigs[] = {TIDAL_GEMV_QUANT_CONFIGS(
     TIDAL_GEMV_QUANT_CONFIG_ENTRY) TIDAL_GEMV_Q4K_MMA_CONFIGS(TIDAL_GEMV_Q4K_MMA_CONFIG_ENTRY)};
 #undef TIDAL_GEMV_QUANT_CONFIG_ENTRY
@@ -77,7 +79,7 @@ constexpr GemvQuantConfig default_gemv_quant_config(QuantFormat format) {
 }
 constexpr bool operator==(const GemvQuantConfig& a, const GemvQuantConfig& b) {
   return a.warps == b.warps && a.rows_per_warp == b.rows_per_warp && a.stages == b.stages && a.mma == b.mma &&
-         a.k_splits == b.k_splits;
+         a.k_splits == b.k_splits && a.min_blocks == b.min_blocks;
 }
 // Whether `config` is compiled (for any format), and whether it serves `format`.
 bool gemv_quant_config_supported(const GemvQuantConfig& config);

@@ -519,8 +519,9 @@ class Bench {
         read_gbs_);
     std::printf("| format | matrix | rows x cols | MB |");
     for (const auto& c : configs)
-      std::printf(" %dw %dr %ds%s%s |", c.warps, c.rows_per_warp, c.stages, c.mma ? " mma" : "",
-                  c.k_splits ? (" k" + std::to_string(c.k_splits)).c_str() : "");
+      std::printf(" %dw %dr %ds%s%s%s |", c.warps, c.rows_per_warp, c.stages, c.mma ? " mma" : "",
+                  c.k_splits ? (" k" + std::to_string(c.k_splits)).c_str() : "",
+                  c.min_blocks ? (" b" + std::to_string(c.min_blocks)).c_str() : "");
     std::printf("\n|---|---|---|---:|");
     for (size_t i = 0; i < configs.size(); ++i) std::printf("---:|");
     std::printf("\n");
@@ -571,10 +572,10 @@ class Bench {
     for (size_t c = 0; c < configs.size(); ++c) {
       const auto& q4k = us[c][0];
       const double step = 32 * (q4k[0] + q4k[1] + q4k[2] + 0.5 * (q4k[3] + q6k[3])) + q6k[4];
-      std::printf(" %dw%dr%ds%s%s %.0f us (%.2fx);", configs[c].warps, configs[c].rows_per_warp, configs[c].stages,
-                  configs[c].mma ? " mma" : "",
-                  configs[c].k_splits ? (" k" + std::to_string(configs[c].k_splits)).c_str() : "", step,
-                  step / floor_us);
+      std::printf(
+          " %dw%dr%ds%s%s%s %.0f us (%.2fx);", configs[c].warps, configs[c].rows_per_warp, configs[c].stages,
+          configs[c].mma ? " mma" : "", configs[c].k_splits ? (" k" + std::to_string(configs[c].k_splits)).c_str() : "",
+          configs[c].min_blocks ? (" b" + std::to_string(configs[c].min_blocks)).c_str() : "", step, step / floor_us);
     }
     std::printf("\n");
   }

@@ -84,15 +84,16 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     fused_swiglu_ = !fused_swiglu || std::string(fused_swiglu) != "0";
     const char* embedding_on_host = std::getenv("TIDAL_CUDA_EMBEDDING_ON_HOST");
     embedding_on_host_ = embedding_on_host ? std::string(embedding_on_host) != "0" : options.embedding_on_host;
-    // $TIDAL_CUDA_Q4K_CONFIG=warps,stages,k_splits picks another compiled tensor-core
-    // configuration of the one-token Q4_K product (kernels/gemv_quant.h), for measuring one
-    // against the default in whole decode steps.
+    // $TIDAL_CUDA_Q4K_CONFIG=warps,stages,k_splits[,min_blocks] picks another compiled
+    // tensor-core configuration of the one-token Q4_K product (kernels/gemv_quant.h), for
+    // measuring one against the default in whole decode steps.
     if (const char* q4k = std::getenv("TIDAL_CUDA_Q4K_CONFIG")) {
-      cuda::GemvQuantConfig chosen{0, 16, 0, true, 0};
-      if (std::sscanf(q4k, "%d,%d,%d", &chosen.warps, &chosen.stages, &chosen.k_splits) != 3 ||
-          !cuda::gemv_quant_config_supported(chosen, cuda::QuantFormat::Q4_K))
+      cuda::GemvQuantConfig chosen{0, 16, 0, true, 0, 0};
+      const int fields =
+          std::sscanf(q4k, "%d,%d,%d,%d", &chosen.warps, &chosen.stages, &chosen.k_splits, &chosen.min_blocks);
+      if (fields < 3 || !cuda::gemv_quant_config_supported(chosen, cuda::QuantFormat::Q4_K))
         throw RequestError(std::string("TIDAL_CUDA_Q4K_CONFIG=") + q4k +
-                           " is not a compiled Q4_K tensor-core configuration (warps,stages,k_splits; "
+                           " is not a compiled Q4_K tensor-core configuration (warps,stages,k_splits[,min_blocks]; "
                            "kernels/gemv_quant.h lists them)");
       q4k_config_ = chosen;
     }

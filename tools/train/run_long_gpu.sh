@@ -9,6 +9,10 @@
 # its transformers fixture for test/fixtures/shipped-model, the JSON summaries) cut into pieces
 # under 16 MiB: 7 files, of the 8 that come back from the GPU machine.
 #   bash tools/train/run_long_gpu.sh
+# LONG_EVAL_ONLY=1 skips the training, the transformers evaluation and the tar, and runs only
+# the engine's evaluation of LONG_INIT (e.g. other selection layers for a model trained before).
+# EVAL_SELECTION (default '2,4') and EVAL_BUDGETS (default 256,1024,2048) choose the engine
+# evaluation's TidalDecode selection-layer sets (';' between sets, e.g. '2,4;1,3;2,3;3') and budgets.
 # A second stage on the same (warm) machine continues from the first's folder, longer rows:
 #   LONG_INIT=/tmp/tidal-code-long/model LONG_NAME=model2 TRAIN_SECONDS=270 TRAIN_LR=4e-4 \
 #   TRAIN_STAGES=0:32768:0.4:0.25,0.3:65536:0.4:0.3,0.6:131072:0.4:0.3 bash tools/train/run_long_gpu.sh
@@ -26,6 +30,9 @@ mkdir -p "$out" "$work"
 init="${LONG_INIT:-models/tidal-code-mini}"
 name="${LONG_NAME:-model}"
 model="$work/$name"
+if [ "${LONG_EVAL_ONLY:-0}" = 1 ]; then
+  model="$init"  # no training: the engine's evaluation below, of LONG_INIT as it is
+else
 rm -rf "$model"
 cp -r "$init" "$model"
 python3 tools/train/train.py --init "$init" --model-dir "$model" --log "$out/loss.csv" \
@@ -47,6 +54,7 @@ mv "$out/train_summary.json" "$out/eval.json" "$work/results/" 2>/dev/null || tr
 tar -C "$work" -cf "$work/model.tar" "$name" shipped-model results
 split -b 15M -d "$work/model.tar" "$out/model.tar.part"
 sha256sum "$work/model.tar"
+fi
 
 # The engine itself on CUDA at 16K-128K, when bench/e2e/pack.sh --eval packed Node, the addon and
 # tidal-eval into .carry/eval: passkey and cross-file completion for full / TidalDecode / Quest,
@@ -63,7 +71,8 @@ if [ -f .carry/eval/node.xz ]; then
   evaluate() {  # evaluate NAME SECONDS ARGS...
     local name=$1 seconds=$2; shift 2
     timeout "$seconds" "$bin/node" "$bin/tidal-eval.js" --backend cuda --model "$model" --corpus-base . \
-      --depths 0.1,0.5,0.9 --budgets 256,1024,2048 --selection-choices '2,4' --trained-length 131072 \
+      --depths 0.1,0.5,0.9 --budgets "${EVAL_BUDGETS:-256,1024,2048}" --selection-choices "${EVAL_SELECTION:-2,4}" \
+      --trained-length 131072 \
       --save "$work/$name.tsv" "$@" > /dev/null 2> "$work/$name.log" || echo "tidal-eval $name: exit $?"
     cat "$work/$name.log"
   }

@@ -489,6 +489,12 @@ class Bench {
     }
   }
 
+  // " mma", " k<k_splits>", " b<min_blocks>" where they apply: the rest of a configuration's name.
+  static std::string mma_suffix(const cuda::GemvQuantConfig& c) {
+    return std::string(c.mma ? " mma" : "") + (c.k_splits ? " k" + std::to_string(c.k_splits) : "") +
+           (c.min_blocks ? " b" + std::to_string(c.min_blocks) : "");
+  }
+
   // One-token products over block-quantised weights (kernels/gemv_quant.cu), every compiled
   // configuration, on the Llama-3.1-8B matrices; the weights cycle through copies larger than 4x
   // the L2, so every launch reads them from memory. The Q4_K_M step estimate: per layer q|k|v,
@@ -519,9 +525,7 @@ class Bench {
         read_gbs_);
     std::printf("| format | matrix | rows x cols | MB |");
     for (const auto& c : configs)
-      std::printf(" %dw %dr %ds%s%s%s |", c.warps, c.rows_per_warp, c.stages, c.mma ? " mma" : "",
-                  c.k_splits ? (" k" + std::to_string(c.k_splits)).c_str() : "",
-                  c.min_blocks ? (" b" + std::to_string(c.min_blocks)).c_str() : "");
+      std::printf(" %dw %dr %ds%s |", c.warps, c.rows_per_warp, c.stages, mma_suffix(c).c_str());
     std::printf("\n|---|---|---|---:|");
     for (size_t i = 0; i < configs.size(); ++i) std::printf("---:|");
     std::printf("\n");
@@ -572,10 +576,8 @@ class Bench {
     for (size_t c = 0; c < configs.size(); ++c) {
       const auto& q4k = us[c][0];
       const double step = 32 * (q4k[0] + q4k[1] + q4k[2] + 0.5 * (q4k[3] + q6k[3])) + q6k[4];
-      std::printf(
-          " %dw%dr%ds%s%s%s %.0f us (%.2fx);", configs[c].warps, configs[c].rows_per_warp, configs[c].stages,
-          configs[c].mma ? " mma" : "", configs[c].k_splits ? (" k" + std::to_string(configs[c].k_splits)).c_str() : "",
-          configs[c].min_blocks ? (" b" + std::to_string(configs[c].min_blocks)).c_str() : "", step, step / floor_us);
+      std::printf(" %dw%dr%ds%s %.0f us (%.2fx);", configs[c].warps, configs[c].rows_per_warp, configs[c].stages,
+                  mma_suffix(configs[c]).c_str(), step, step / floor_us);
     }
     std::printf("\n");
   }

@@ -101,6 +101,13 @@ struct Shape {
   int cols;
 };
 
+std::string config_name(const cuda::GemvQuantConfig& config) {
+  return std::to_string(config.warps) + "w" + std::to_string(config.rows_per_warp) + "r" +
+         std::to_string(config.stages) + "s" + (config.mma ? " mma" : "") +
+         (config.k_splits ? " k" + std::to_string(config.k_splits) : std::string()) +
+         (config.min_blocks ? " b" + std::to_string(config.min_blocks) : std::string());
+}
+
 void check_gemv(Report& report, Rng& rng, QuantFormat format, const Shape& shape, const std::vector<uint8_t>& matrix) {
   const int64_t rows = shape.rows;
   const int cols = shape.cols;
@@ -176,15 +183,12 @@ void check_gemv(Report& report, Rng& rng, QuantFormat format, const Shape& shape
         tail_ok = tail_ok && bits == 0xFFFFFFFFu;
       }
       const double relative = relative_l2(ref, out);
-      report.check(
-          worst < 1e-4 && relative < 1e-3 && tail_ok,
-          std::string("gemv_quant ") + format_name(format) + " " + std::to_string(config.warps) + "w" +
-              std::to_string(config.rows_per_warp) + "r" + std::to_string(config.stages) + "s" +
-              (config.mma ? " mma" : "") + (config.k_splits ? " k" + std::to_string(config.k_splits) : std::string()) +
-              (config.min_blocks ? " b" + std::to_string(config.min_blocks) : std::string()) + (early ? " early" : "") +
-              " rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) + " beta=" + (beta != 0.0f ? "1" : "0"),
-          "max |err|/sum|wx| " + gpu_test::format("%.2e", worst) + ", rel L2 " + gpu_test::format("%.2e", relative) +
-              (tail_ok ? "" : ", wrote past the last row"));
+      report.check(worst < 1e-4 && relative < 1e-3 && tail_ok,
+                   std::string("gemv_quant ") + format_name(format) + " " + config_name(config) +
+                       (early ? " early" : "") + " rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) +
+                       " beta=" + (beta != 0.0f ? "1" : "0"),
+                   "max |err|/sum|wx| " + gpu_test::format("%.2e", worst) + ", rel L2 " +
+                       gpu_test::format("%.2e", relative) + (tail_ok ? "" : ", wrote past the last row"));
     }
   }
 }
@@ -355,13 +359,6 @@ void check_early_launch_overlaps(Report& report) {
   report.check(got[0] == 0xFFFFFFFFu && got[1] == 0x12345678u,
                "a kernel launched early starts before the one ahead ends, and its wait sees that one's writes",
                "before the wait " + hex_word(got[0]) + ", after " + hex_word(got[1]));
-}
-
-std::string config_name(const cuda::GemvQuantConfig& config) {
-  return std::to_string(config.warps) + "w" + std::to_string(config.rows_per_warp) + "r" +
-         std::to_string(config.stages) + "s" + (config.mma ? " mma" : "") +
-         (config.k_splits ? " k" + std::to_string(config.k_splits) : std::string()) +
-         (config.min_blocks ? " b" + std::to_string(config.min_blocks) : std::string());
 }
 
 // The gate|up product ending in SwiGLU (launch_gemv_quant_swiglu_with) against the plain

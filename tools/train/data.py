@@ -102,9 +102,9 @@ def random_helper(rng, language=None):
     languages, and the caller's file up to the call. The answer is the name and its call."""
     language = language or rng.choice(CROSSFILE_LANGUAGES)
     if rng.random() < CROSSFILE_INVENTED_SHARE:
-        verb, noun, result = (_syllable_word(rng, rng.randint(2, 3)) for _ in range(3))
-        if len({verb, noun, result}) < 3:
-            noun, result = noun + "o", result + "ix"
+        verb = noun = result = ""
+        while len({verb, noun, result}) < 3:
+            verb, noun, result = (_syllable_word(rng, rng.randint(2, 3)) for _ in range(3))
     else:
         verb, noun, result = rng.choice(CROSSFILE_VERBS), rng.choice(CROSSFILE_NOUNS), rng.choice(CROSSFILE_RESULTS)
     if result == verb:

@@ -33,27 +33,27 @@ model="$work/$name"
 if [ "${LONG_EVAL_ONLY:-0}" = 1 ]; then
   model="$init"  # no training: the engine's evaluation below, of LONG_INIT as it is
 else
-rm -rf "$model"
-cp -r "$init" "$model"
-python3 tools/train/train.py --init "$init" --model-dir "$model" --log "$out/loss.csv" \
-    --corpus-bytes 300000000 --tokens-per-batch 131072 --time-budget "${TRAIN_SECONDS:-240}" \
-    --log-every 5 --eval-every 50 --lr "${TRAIN_LR:-6e-4}" --warmup 0.03 --max-positions 131072 \
-    --stages "${TRAIN_STAGES:-0:16384:0.3:0.2,0.3:32768:0.3:0.25,0.55:65536:0.3:0.25,0.8:131072:0.3:0.25}" \
-    --fim-probability 0.2 > "$work/train_log.txt" 2>&1 || { tail -40 "$work/train_log.txt"; exit 1; }
-grep -v "^[0-9]" "$work/train_log.txt"; awk 'NR % 10 == 0' "$out/loss.csv" | tail -30
-python3 tools/train/evaluate.py --model-dir "$model" --out "$out/eval.md" \
-    --corpus-bytes 300000000 --fim-examples "${EVAL_FIM:-100}" --trials 10 \
-    --lengths "${EVAL_LENGTHS:-1024,2048,4096,8192,16384,32768}" 2>&1 \
-    | grep -v "max_new_tokens" | tee "$work/eval_log.txt"
+  rm -rf "$model"
+  cp -r "$init" "$model"
+  python3 tools/train/train.py --init "$init" --model-dir "$model" --log "$out/loss.csv" \
+      --corpus-bytes 300000000 --tokens-per-batch 131072 --time-budget "${TRAIN_SECONDS:-240}" \
+      --log-every 5 --eval-every 50 --lr "${TRAIN_LR:-6e-4}" --warmup 0.03 --max-positions 131072 \
+      --stages "${TRAIN_STAGES:-0:16384:0.3:0.2,0.3:32768:0.3:0.25,0.55:65536:0.3:0.25,0.8:131072:0.3:0.25}" \
+      --fim-probability 0.2 > "$work/train_log.txt" 2>&1 || { tail -40 "$work/train_log.txt"; exit 1; }
+  grep -v "^[0-9]" "$work/train_log.txt"; awk 'NR % 10 == 0' "$out/loss.csv" | tail -30
+  python3 tools/train/evaluate.py --model-dir "$model" --out "$out/eval.md" \
+      --corpus-bytes 300000000 --fim-examples "${EVAL_FIM:-100}" --trials 10 \
+      --lengths "${EVAL_LENGTHS:-1024,2048,4096,8192,16384,32768}" 2>&1 \
+      | grep -v "max_new_tokens" | tee "$work/eval_log.txt"
 
-# transformers' logits of the new weights, for test/fixtures/shipped-model should they ship;
-# the model goes into the tar before the engine's evaluation, so a failure there loses nothing.
-python3 tools/fixtures/record_shipped_model.py --model "$model" --out "$work/shipped-model" > /dev/null
-mkdir -p "$work/results"
-mv "$out/train_summary.json" "$out/eval.json" "$work/results/" 2>/dev/null || true
-tar -C "$work" -cf "$work/model.tar" "$name" shipped-model results
-split -b 15M -d "$work/model.tar" "$out/model.tar.part"
-sha256sum "$work/model.tar"
+  # transformers' logits of the new weights, for test/fixtures/shipped-model should they ship;
+  # the model goes into the tar before the engine's evaluation, so a failure there loses nothing.
+  python3 tools/fixtures/record_shipped_model.py --model "$model" --out "$work/shipped-model" > /dev/null
+  mkdir -p "$work/results"
+  mv "$out/train_summary.json" "$out/eval.json" "$work/results/" 2>/dev/null || true
+  tar -C "$work" -cf "$work/model.tar" "$name" shipped-model results
+  split -b 15M -d "$work/model.tar" "$out/model.tar.part"
+  sha256sum "$work/model.tar"
 fi
 
 # The engine itself on CUDA at 16K-128K, when bench/e2e/pack.sh --eval packed Node, the addon and

@@ -325,26 +325,47 @@ class RowBuilder:
 
 class Curriculum:
     """Sequence length and stream mix as a function of training progress (0..1). `stages` is a
-    list of (progress_start, length, retrieval_probability[, crossfile_probability]); FIM
-    probability is fixed."""
+    list of (progress_start, length, retrieval_probability[, crossfile_probability[, span]]);
+    FIM probability is fixed. A span longer than the length stretches each row's positions
+    (see stretched_positions): the row's tokens are `length` long, the distances they see reach
+    `span`, at the cost of a `length` row."""
 
     def __init__(self, stages, fim_probability=0.25):
-        self.stages = sorted(tuple(stage) + (0.0,) * (4 - len(stage)) for stage in stages)
+        self.stages = sorted(tuple(stage) + (0.0, 0)[len(stage) - 3:] for stage in stages)
         self.fim_probability = fim_probability
-        for _, _, retrieval, crossfile in self.stages:
+        for _, length, retrieval, crossfile, span in self.stages:
             if retrieval + crossfile + fim_probability > 1.0:
                 raise ValueError("a stage's retrieval, cross-file and FIM probabilities add up to more than 1")
+            if span and span < length:
+                raise ValueError(f"a stage's span ({span}) is shorter than its length ({length})")
 
     def at(self, progress):
+        """(length, retrieval probability, cross-file probability, span) at `progress`."""
         current = self.stages[0]
         for stage in self.stages:
             if progress >= stage[0]:
                 current = stage
-        return current[1], current[2], current[3]
+        return current[1], current[2], current[3], int(current[4]) or current[1]
+
+
+def stretched_positions(rng, length, span):
+    """Position ids of a `length`-token row whose distances reach `span` (positional skip-wise
+    training): positions count up from 0, and at one cut, drawn uniformly inside the row, they
+    jump ahead by a gap drawn uniformly from [0, span - length]. Tokens after the cut see those
+    before it that much further away, so a planted key before the cut and its query after it
+    teach a distance of up to `span` at the cost of a `length` row. RoPE makes attention depend
+    only on distances, so nothing else in the row changes. With span <= length: 0..length-1."""
+    positions = np.arange(length, dtype=np.int64)
+    if span > length and length > 1:
+        cut = rng.randint(1, length - 1)
+        positions[cut:] += rng.randint(0, span - length)
+    return positions
 
 
 def make_batch(builder, curriculum, progress, tokens_per_batch):
-    length, retrieval_probability, crossfile_probability = curriculum.at(progress)
+    """(ids, weights, positions, length, kinds): positions is None unless the stage stretches
+    its rows' positions to a longer span."""
+    length, retrieval_probability, crossfile_probability, span = curriculum.at(progress)
     rows = []
     for _ in range(max(1, tokens_per_batch // length)):
         draw = builder.rng.random()
@@ -358,7 +379,8 @@ def make_batch(builder, curriculum, progress, tokens_per_batch):
             rows.append(builder.code_row(length))
     ids = np.stack([r.ids for r in rows])
     weights = np.stack([r.weights for r in rows])
-    return ids, weights, length, [r.kind for r in rows]
+    positions = np.stack([stretched_positions(builder.rng, length, span) for _ in rows]) if span > length else None
+    return ids, weights, positions, length, [r.kind for r in rows]
 
 
 def load_splits(tokenizer_path, max_bytes, seed):

@@ -11,6 +11,11 @@
 #   bash tools/train/run_long_gpu.sh
 # LONG_EVAL_ONLY=1 skips the training, the transformers evaluation and the tar, and runs only
 # the engine's evaluation of LONG_INIT (e.g. other selection layers for a model trained before).
+# TRAIN_FIM (default 0.2) is the share of FIM rows at every length. A stage's fifth field stretches
+# its rows' positions to a longer span (train.py, data.stretched_positions): the shipped weights'
+# last stage ran 16K rows spanning up to 128K, then real 128K rows, from stage 4's folder:
+#   LONG_INIT=<stage 4> LONG_NAME=model6 TRAIN_SECONDS=400 TRAIN_LR=3e-4 TRAIN_FIM=0.1 \
+#   TRAIN_STAGES=0:16384:0.5:0.35:131072,0.65:131072:0.5:0.35 bash tools/train/run_long_gpu.sh
 # EVAL_SELECTION (default '2,4') and EVAL_BUDGETS (default 256,1024,2048) choose the engine
 # evaluation's TidalDecode selection-layer sets (';' between sets, e.g. '2,4;1,3;2,3;3') and budgets.
 # A second stage on the same (warm) machine continues from the first's folder, longer rows:
@@ -39,7 +44,7 @@ else
       --corpus-bytes 300000000 --tokens-per-batch 131072 --time-budget "${TRAIN_SECONDS:-240}" \
       --log-every 5 --eval-every 50 --lr "${TRAIN_LR:-6e-4}" --warmup 0.03 --max-positions 131072 \
       --stages "${TRAIN_STAGES:-0:16384:0.3:0.2,0.3:32768:0.3:0.25,0.55:65536:0.3:0.25,0.8:131072:0.3:0.25}" \
-      --fim-probability 0.2 > "$work/train_log.txt" 2>&1 || { tail -40 "$work/train_log.txt"; exit 1; }
+      --fim-probability "${TRAIN_FIM:-0.2}" > "$work/train_log.txt" 2>&1 || { tail -40 "$work/train_log.txt"; exit 1; }
   grep -v "^[0-9]" "$work/train_log.txt"; awk 'NR % 10 == 0' "$out/loss.csv" | tail -30
   python3 tools/train/evaluate.py --model-dir "$model" --out "$out/eval.md" \
       --corpus-bytes 300000000 --fim-examples "${EVAL_FIM:-100}" --trials 10 \

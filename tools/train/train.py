@@ -8,7 +8,8 @@ CPU recipe (the first shipped weights; 2 cores, bf16 autocast):
 
 Long-context continuation (tools/train/run_long_gpu.sh): --init starts from a trained folder's
 weights instead of random ones, and --max-positions sets the exported model's
-max_position_embeddings; stages may add a cross-file probability (data.py).
+max_position_embeddings; stages may add a cross-file probability and a span that stretches
+their rows' positions (data.py: Curriculum, stretched_positions).
 
 The tokenizer must already be in --model-dir (train_tokenizer.py). Progress through the
 learning-rate schedule and the length curriculum is measured in steps (--steps) or, with
@@ -34,14 +35,16 @@ from special_tokens import END_OF_TEXT, IM_END  # noqa: E402
 
 
 def parse_stages(text):
-    """"start:length:retrieval[:crossfile],..." -> [(start, length, retrieval[, crossfile])]
-    (data.Curriculum takes a missing cross-file probability as 0)."""
+    """"start:length:retrieval[:crossfile[:span]],..." -> [(start, length, retrieval[, crossfile[, span]])]
+    (data.Curriculum takes a missing cross-file probability as 0, and a missing span as the
+    length: rows whose positions are not stretched)."""
     stages = []
     for part in text.split(","):
         fields = part.split(":")
-        if len(fields) not in (3, 4):
-            raise ValueError(f"a stage is start:length:retrieval[:crossfile], got '{part}'")
-        stages.append((float(fields[0]), int(fields[1]), *map(float, fields[2:])))
+        if len(fields) not in (3, 4, 5):
+            raise ValueError(f"a stage is start:length:retrieval[:crossfile[:span]], got '{part}'")
+        stage = (float(fields[0]), int(fields[1]), *map(float, fields[2:4]))
+        stages.append(stage + ((int(fields[4]),) if len(fields) == 5 else ()))
     return stages
 
 
@@ -133,9 +136,10 @@ def main():
           f"prepared in {time.time() - started:.0f}s", flush=True)
 
     max_length = max(stage[1] for stage in curriculum.stages)
-    positions = args.max_positions or max(16384, max_length)
-    if positions < max_length:
-        raise SystemExit(f"--max-positions {positions} is shorter than the longest stage ({max_length})")
+    max_span = max(max(stage[1], int(stage[4])) for stage in curriculum.stages)
+    positions = args.max_positions or max(16384, max_span)
+    if positions < max_span:
+        raise SystemExit(f"--max-positions {positions} is shorter than the longest stage or span ({max_span})")
     if args.init:
         model = model_shape.load_model(args.init, positions)
         if model.config.vocab_size != tokens.tokenizer.get_vocab_size():
@@ -196,11 +200,19 @@ def main():
         lr = learning_rate(progress, args.lr, args.warmup)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        ids, weights, length, kinds = data.make_batch(builder, curriculum, progress, args.tokens_per_batch)
+        ids, weights, position_ids, length, kinds = data.make_batch(builder, curriculum, progress,
+                                                                    args.tokens_per_batch)
         x = torch.from_numpy(ids).to(device, non_blocking=True)
         w = torch.from_numpy(weights).to(device, non_blocking=True)
+        stretched = {}
+        if position_ids is not None:
+            # The explicit all-ones mask matters: without one, transformers reads a jump in the
+            # position ids as the start of another packed sequence and would mask attention
+            # across the cut, the very distances the stretched rows are there to teach.
+            stretched = {"position_ids": torch.from_numpy(position_ids).to(device, non_blocking=True),
+                         "attention_mask": torch.ones_like(x)}
         with autocast():
-            logits = forward(input_ids=x).logits
+            logits = forward(input_ids=x, **stretched).logits
         loss, row_losses = weighted_loss(logits, x, w)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -28,7 +28,14 @@ export interface CompletionBudget {
   repositoryTokens: number;
 }
 
-export function completionBudget(settings: TidalSettings, mode: CompletionModeSetting, modelMaxContext: number, repoName?: string): CompletionBudget {
+/** `backend`: the loaded model's ('cpu' caps the default repository context, contextBudget.ts). */
+export function completionBudget(
+  settings: TidalSettings,
+  mode: CompletionModeSetting,
+  modelMaxContext: number,
+  repoName?: string,
+  backend?: string,
+): CompletionBudget {
   const windowTokens = Math.max(64, Math.min(MAX_FILE_WINDOW_TOKENS, Math.floor((modelMaxContext > 0 ? modelMaxContext : 8192) / 4)));
   const windowChars = windowTokens * CHARS_PER_TOKEN;
   const reserve = windowTokens + MAX_TOKENS.multiLine + 64; // file window, answer, FIM tokens and paths
@@ -44,6 +51,6 @@ export function completionBudget(settings: TidalSettings, mode: CompletionModeSe
       attention: { mode: settings.attention.mode, tokenBudget: settings.attention.tokenBudget, selectionLayers: settings.attention.selectionLayers },
       repoName,
     },
-    repositoryTokens: repositoryBudget(settings.context.maxTokens, modelMaxContext, reserve),
+    repositoryTokens: repositoryBudget(settings.context.maxTokens, modelMaxContext, reserve, backend),
   };
 }

@@ -92,6 +92,7 @@ export class TidalExtension extends Disposable {
         readCompletionMode(vscode.workspace.getConfiguration('tidal').get('inlineCompletions.mode')),
         model.loaded?.model.maxContext ?? 0,
         repoName(),
+        model.loaded?.model.backend,
       );
     const repositoryTokens = () => completionSettings().repositoryTokens;
     const host = connectHostRepository({ engine, model, settings, repositoryTokens, globalStorageDir: context.globalStorageUri.fsPath, log });

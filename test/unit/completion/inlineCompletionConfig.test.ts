@@ -22,6 +22,17 @@ test('the file window is a quarter of the context up to 2048 tokens, the suffix 
   assert.deepEqual(large.config.attention, { mode: 'tidal', tokenBudget: 2048, selectionLayers: [] });
 });
 
+test('on the CPU backend the repository context stops at 16K tokens unless the setting asks for more', () => {
+  const reserve = 2048 + 128 + 64;
+  assert.equal(completionBudget(DEFAULT_SETTINGS, 'auto', 131072, 'repo', 'cpu').repositoryTokens, 16384 - reserve);
+  assert.equal(completionBudget(DEFAULT_SETTINGS, 'auto', 131072, 'repo', 'cuda').repositoryTokens, 131072 - reserve);
+  assert.equal(completionBudget(DEFAULT_SETTINGS, 'auto', 131072, 'repo', 'webgpu').repositoryTokens, 131072 - reserve);
+  // A model shorter than the cap keeps its own length; a number in the setting goes past the cap.
+  assert.equal(completionBudget(DEFAULT_SETTINGS, 'auto', 8192, 'repo', 'cpu').repositoryTokens, 8192 - reserve);
+  const asked = { ...DEFAULT_SETTINGS, context: { ...DEFAULT_SETTINGS.context, maxTokens: 65536 } };
+  assert.equal(completionBudget(asked, 'auto', 131072, 'repo', 'cpu').repositoryTokens, 65536 - reserve);
+});
+
 test('the mode setting falls back to auto when it is not one of the three', () => {
   assert.equal(readCompletionMode('single-line'), 'single-line');
   assert.equal(readCompletionMode('multi-line'), 'multi-line');

@@ -115,7 +115,9 @@ TIDAL_TEST(attention_nan_scores_rank_last) {
 TIDAL_TEST(attention_tidal_plan_scales_selection_layers_with_depth) {
   CHECK((default_selection_layers(32, 2) == std::vector<int64_t>{2, 13}));
   CHECK((default_selection_layers(28, 2) == std::vector<int64_t>{2, 11}));
-  CHECK((default_selection_layers(6, 2) == std::vector<int64_t>{2, 4}));
+  CHECK((default_selection_layers(6, 2) == std::vector<int64_t>{2, 5}));
+  CHECK((default_selection_layers(7, 2) == std::vector<int64_t>{2, 6}));
+  CHECK((default_selection_layers(12, 2) == std::vector<int64_t>{2, 4}));
   CHECK((default_selection_layers(4, 2) == std::vector<int64_t>{2, 3}));
   CHECK((default_selection_layers(3, 2) == std::vector<int64_t>{2}));
   CHECK((default_selection_layers(2, 2).empty()));

@@ -10,7 +10,7 @@ import { AttentionMode, engineInfoRequest, generateRequest, loadModelRequest, sh
 const root = path.resolve(__dirname, '..');
 const modelDir = process.env.TIDAL_MODEL ?? path.join(root, 'models', 'tidal-code-mini');
 const tokenBudget = Number(process.env.TIDAL_BUDGET ?? 64);
-// TidalDecode selection layers: the engine's preset ({2, 4} on this 6-layer model), or a
+// TidalDecode selection layers: the engine's preset ({2, 5} on this 6-layer model), or a
 // comma-separated list in TIDAL_SELECTION_LAYERS to compare others (e.g. "2" alone loses the
 // answer at budget 64).
 const selectionLayers = process.env.TIDAL_SELECTION_LAYERS ? process.env.TIDAL_SELECTION_LAYERS.split(',').map(Number) : undefined;

@@ -92,7 +92,7 @@ struct AttentionOptions {
   int64_t dense_layers = 2;
   // Tidal: layers that run full attention and re-select positions for the layers after
   // them. Empty = preset {dense_layers, num_layers * 13 / 32} (layers 2 and 13 of 32; for
-  // shallow models the re-selection is halfway through the remaining layers, {2, 4} of 6).
+  // shallow models the last layer re-selects, {2, 5} of 6: engine/attention_plan.cpp).
   std::vector<int64_t> selection_layers;
   SelectionPolicy selection_policy = SelectionPolicy::PerQueryHead;
   // Tidal: every N generated tokens, recompute the K/V of the last N tokens with full

@@ -10,11 +10,12 @@ namespace tidal {
 std::vector<int64_t> default_selection_layers(int64_t num_layers, int64_t dense_layers) {
   std::vector<int64_t> layers;
   // Shallow models: 13/32 of the depth falls on or before the first selection layer, which
-  // would leave no re-selection at all; then re-select halfway through the remaining layers.
-  // (On the 6-layer embedded model, selecting only at layer 2 loses a planted key at budgets
-  // 64 and 128; re-selecting at layer 4 finds it even at 32.)
+  // would leave no re-selection at all; then re-select at the last layer, so that it attends
+  // in full. The 6-layer embedded model retrieves in its last layer: with {2, 4} that layer
+  // attends only to what layer 4 picked and a far passkey at 100K tokens is found 25% of the
+  // time against full attention's 70%; {2, 5} finds it 73% (bench/eval/long_stage6_h100.md).
   int64_t reselection = num_layers * 13 / 32;
-  if (reselection <= dense_layers) reselection = dense_layers + (num_layers - dense_layers) / 2;
+  if (reselection <= dense_layers) reselection = num_layers - 1;
   for (int64_t layer : {dense_layers, reselection})
     if (layer >= dense_layers && layer < num_layers && std::find(layers.begin(), layers.end(), layer) == layers.end())
       layers.push_back(layer);

@@ -78,7 +78,7 @@ test('complete folders of every supported architecture pass, with their dtype an
   }
   const shipped = validateModel('models/tidal-code-mini', PLENTY);
   assert.equal(shipped.ok, true, JSON.stringify(shipped.issues));
-  assert.equal(shipped.summary!.memory.contextTokens, 16384);
+  assert.equal(shipped.summary!.memory.contextTokens, 131072);
 });
 
 test('broken folders are refused with what to do', () => {

@@ -10,8 +10,13 @@ import { createTidalServer, ServedModel, ServeOptions } from '../../../src/serve
 
 export const embeddedModelDir = path.resolve('models/tidal-code-mini');
 
+/**
+ * The embedded model at 16K tokens of context (its own is 128K), as `tidal serve --max-context
+ * 16384` would serve it: a prompt over the context is refused before any work, where one just
+ * under 128K would take minutes to read on two cores.
+ */
 export function loadEmbeddedSession(): Promise<ModelSession> {
-  return ModelSession.load(loadAddon(path.resolve('dist')), { modelDir: embeddedModelDir, options: { threads: 2, backend: 'cpu' } });
+  return ModelSession.load(loadAddon(path.resolve('dist')), { modelDir: embeddedModelDir, options: { threads: 2, backend: 'cpu', maxContext: 16384 } });
 }
 
 export interface ServerFixture {

@@ -43,7 +43,9 @@ test('the guard agrees with the definition on random streams with planted cycles
 
 test('a cycle fires at exactly max(minTokens, minRepeats x period) tokens, not one token before', () => {
   const next = random(7);
+  // The cycle test alone (the low-variety test also stops short cycles, up to 10% earlier).
   const { minTokens, minRepeats, maxPeriod } = DEFAULT_REPETITION_LIMITS;
+  const cycles: RepetitionLimits = { minTokens, minRepeats, maxPeriod };
   for (let trial = 0; trial < 200; trial++) {
     const period = 1 + Math.floor(next() * maxPeriod);
     // Distinct tokens in the cycle: its smallest period is `period` itself.
@@ -51,12 +53,46 @@ test('a cycle fires at exactly max(minTokens, minRepeats x period) tokens, not o
     const needed = Math.max(minTokens, minRepeats * period);
     const noise = Array.from({ length: Math.floor(next() * 50) }, (_, i) => 5000 + i);
     const tokens = [...noise, ...cycle(unit, needed + 5)];
-    assert.equal(firstFiring(tokens), noise.length + needed - 1, `period ${period}`);
-    assert.equal(firstFiring(tokens.slice(0, noise.length + needed - 1)), -1, `period ${period}: one token short`);
-    const guard = new RepetitionGuard();
+    assert.equal(firstFiring(tokens, cycles), noise.length + needed - 1, `period ${period}`);
+    assert.equal(firstFiring(tokens.slice(0, noise.length + needed - 1), cycles), -1, `period ${period}: one token short`);
+    const guard = new RepetitionGuard(cycles);
     tokens.forEach((token) => guard.push(token));
     assert.deepEqual(guard.repetition, { period, tokens: needed });
   }
+});
+
+test('the low-variety test agrees with its definition on random streams, and fires at its share exactly', () => {
+  for (let seed = 1; seed <= 200; seed++) {
+    const next = random(1000 + seed);
+    const limits: RepetitionLimits = {
+      maxPeriod: 1 + Math.floor(next() * 8),
+      minTokens: 40 + Math.floor(next() * 200),
+      minRepeats: 2 + Math.floor(next() * 6),
+      varietyWindow: 8 + Math.floor(next() * 60),
+      varietyFew: 1 + Math.floor(next() * 4),
+      varietyShare: 0.5 + next() * 0.5,
+    };
+    const tokens: number[] = [];
+    while (tokens.length < 400) {
+      // Stretches drawn from a few ids, between stretches drawn from many.
+      const few = next() < 0.4;
+      const ids = few ? 1 + Math.floor(next() * 5) : 50;
+      for (let i = Math.floor(next() * 80); i > 0; i--) tokens.push((few ? 100 : 0) + Math.floor(next() * ids));
+    }
+    assert.equal(firstFiring(tokens, limits), firstRepetitionIndex(tokens, limits), `seed ${seed}, limits ${JSON.stringify(limits)}`);
+  }
+  // 4 ids in 180 of the 200 newest tokens fires; in 179 it does not.
+  const spread = Array.from({ length: 400 }, (_, i) => 10_000 + i);
+  const looped = (fewCount: number) => [...spread.slice(0, 200 - fewCount), ...cycle([1, 2, 1, 3, 4, 1], fewCount)];
+  const off = { maxPeriod: 1, minTokens: 10_000, minRepeats: 2 }; // the cycle test out of the way
+  const variety = { ...off, varietyWindow: 200, varietyFew: 4, varietyShare: 0.9 };
+  assert.equal(firstFiring(looped(180), variety), 199);
+  assert.equal(firstFiring(looped(179), variety), -1);
+  const guard = new RepetitionGuard(variety);
+  looped(180).forEach((token) => guard.push(token));
+  assert.deepEqual(guard.repetition, { period: 0, tokens: 200 });
+  assert.throws(() => new RepetitionGuard({ ...off, varietyWindow: 200 }), RangeError);
+  assert.throws(() => new RepetitionGuard({ ...off, varietyWindow: 200, varietyFew: 4, varietyShare: 1.5 }), RangeError);
 });
 
 test('longer than maxPeriod is not a cycle the guard looks for', () => {
@@ -79,6 +115,17 @@ test('repetitive code does not trip it: tables of similar lines, similar cases, 
     assert.ok(tokens.length > 150 || name === 'separators', `${name}: ${tokens.length} tokens`);
     assert.equal(firstFiring(tokens), -1, `${name} was taken for a repetition`);
   }
+});
+
+test('a few tokens in no fixed order (a loop of backtick runs) stop the answer, which the cycle test alone misses', () => {
+  const next = random(11);
+  const runs = Array.from({ length: 400 }, () => ' ' + '`'.repeat([4, 4, 4, 6, 5][Math.floor(next() * 5)])).join('');
+  const tokens = tokenizer.encode('The functions are listed below.\n\n' + runs);
+  assert.ok(tokens.length > 400, `${tokens.length} tokens`);
+  const at = firstFiring(tokens);
+  assert.ok(at > 0 && at < 400, `fired at ${at} of ${tokens.length}`);
+  const { minTokens, minRepeats, maxPeriod } = DEFAULT_REPETITION_LIMITS;
+  assert.equal(firstFiring(tokens, { minTokens, minRepeats, maxPeriod }), -1, 'the cycle test alone stops it too: the case is not the one this test is about');
 });
 
 test('a clause said again and again stops within a few repeats of the threshold', () => {

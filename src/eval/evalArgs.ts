@@ -14,6 +14,7 @@ export const USAGE = [
   '                  [--perplexity-windows N] [--perplexity-length N] [--perplexity-scored N] [--seed S]',
   '                  [--backend cpu|cuda|webgpu] [--threads N] [--max-positions N] [--trained-length N] [--shard I/N] [--save FILE] [--output FILE.md]',
   '                  [--kv-fp8-simulation]   (CPU: K/V rounded as an FP8 E4M3 cache with per-row scales would keep them)',
+  '                  [--kv-cache bf16|fp8]   (CUDA: the KV cache the engine keeps; fp8 is tidal.engine.kvCache "fp8")',
   '   or: tidal-eval --load a.tsv,b.tsv [--trained-length N] [--output FILE.md]',
   'Passkey retrieval by context length and depth, and teacher-forced perplexity on held-out code, of full,',
   'TidalDecode and Quest attention; prints Markdown tables. --model is a Hugging Face model folder or a .gguf file,',
@@ -57,6 +58,7 @@ export interface RunArgs {
   threads: number;
   maxPositions: number; // 0: the model's own max_position_embeddings
   kvFp8Simulation: boolean; // every K/V row rounded as an FP8 E4M3 cache would store it (CPU backend)
+  kvCache: 'bf16' | 'fp8'; // the CUDA backend's KV cache (fp8: the engine's FP8 E4M3 cache itself)
   trainedLength: number;
   save?: string;
   output?: string;
@@ -200,7 +202,13 @@ export function parseEvalArgs(argv: readonly string[]): RunArgs | LoadArgs {
   const threads = options.integer('--threads', 0, 0, MAX_THREADS);
   const maxPositions = options.integer('--max-positions', 0, 0, MAX_POSITIONS);
   const kvFp8Simulation = options.flag('--kv-fp8-simulation');
+  const kvCache = options.text('--kv-cache') ?? 'bf16';
   options.rejectUnused();
+  if (kvCache !== 'bf16' && kvCache !== 'fp8') throw usageError(`--kv-cache takes bf16 or fp8, got '${kvCache}'`);
+  if (kvCache === 'fp8' && backend !== 'cuda')
+    throw usageError('--kv-cache fp8 runs on the CUDA backend only (--backend cuda); on the CPU use --kv-fp8-simulation');
+  // Saved records name no KV format either.
+  if (kvCache === 'fp8' && save !== undefined) throw usageError('--kv-cache fp8 cannot be combined with --save; compare the tables (--output)');
   if (kvFp8Simulation && backend !== 'cpu') throw usageError('--kv-fp8-simulation runs on the CPU backend only (--backend cpu)');
   // Saved records name no KV format: merged with an exact run's, they would be averaged together.
   if (kvFp8Simulation && save !== undefined) throw usageError('--kv-fp8-simulation cannot be combined with --save; compare the tables (--output)');
@@ -232,6 +240,7 @@ export function parseEvalArgs(argv: readonly string[]): RunArgs | LoadArgs {
     threads,
     maxPositions,
     kvFp8Simulation,
+    kvCache,
     trainedLength,
     save,
     output,

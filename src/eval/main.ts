@@ -27,7 +27,9 @@ async function main(argv: string[]): Promise<number> {
       args.kind === 'run' && args.kvFp8Simulation
         ? '**KV cache rounded as FP8 E4M3** (every K/V row written, one f16 scale per position and KV head, as the GPU FP8 cache stores it: ' +
           'the accuracy such a cache costs; the cache still held floats).\n\n'
-        : '';
+        : args.kind === 'run' && args.kvCache === 'fp8'
+          ? '**KV cache in FP8 E4M3** (the CUDA engine\'s own FP8 cache, one f16 scale per position and KV head: tidal.engine.kvCache "fp8").\n\n'
+          : '';
     const report = note + renderReport(results, args.trainedLength);
     process.stdout.write(report);
     if (args.output !== undefined) fs.writeFileSync(args.output, report);

@@ -44,7 +44,7 @@ export interface LoadedModel {
  */
 export async function loadEvalModel(
   addon: NativeAddon,
-  args: Pick<RunArgs, 'modelPath' | 'maxPositions' | 'backend' | 'threads'> & Partial<Pick<RunArgs, 'kvFp8Simulation'>>,
+  args: Pick<RunArgs, 'modelPath' | 'maxPositions' | 'backend' | 'threads'> & Partial<Pick<RunArgs, 'kvFp8Simulation' | 'kvCache'>>,
   longest: number,
 ): Promise<LoadedModel> {
   const isFolder = fs.statSync(args.modelPath, { throwIfNoEntry: false })?.isDirectory() ?? false;
@@ -75,7 +75,13 @@ export async function loadEvalModel(
   try {
     const engine = await addon.loadModel(
       modelDir,
-      await withWebGpuDevice({ backend: args.backend, threads: args.threads, maxContext: longest, kvFp8Simulation: args.kvFp8Simulation === true }),
+      await withWebGpuDevice({
+        backend: args.backend,
+        threads: args.threads,
+        maxContext: longest,
+        kvFp8Simulation: args.kvFp8Simulation === true,
+        ...(args.kvCache === 'fp8' ? { kvFp8: true } : {}),
+      }),
     );
     return {
       engine,

@@ -134,8 +134,12 @@ test('options: the C++ defaults, ranges and messages', () => {
   assert.deepEqual(defaults.corpus, DEFAULT_CORPUS);
   assert.deepEqual([defaults.trials, defaults.firstTrial, defaults.distractors, defaults.seed, defaults.shard, defaults.shards], [4, 0, 0, 1234, 0, 1]);
   assert.deepEqual([defaults.perplexityWindows, defaults.perplexityLength, defaults.perplexityScored, defaults.trainedLength], [2, 4096, 256, 8192]);
-  assert.deepEqual([defaults.withQuest, defaults.backend, defaults.threads, defaults.maxPositions, defaults.kvFp8Simulation], [true, 'cpu', 0, 0, false]);
+  assert.deepEqual(
+    [defaults.withQuest, defaults.backend, defaults.threads, defaults.maxPositions, defaults.kvFp8Simulation, defaults.kvCache],
+    [true, 'cpu', 0, 0, false, 'bf16'],
+  );
   assert.equal((parseEvalArgs(['--model', 'm', '--kv-fp8-simulation']) as RunArgs).kvFp8Simulation, true);
+  assert.equal((parseEvalArgs(['--model', 'm', '--backend', 'cuda', '--kv-cache', 'fp8']) as RunArgs).kvCache, 'fp8');
   const given = parseEvalArgs([
     '--model=m',
     '--no-quest',
@@ -172,6 +176,9 @@ test('options: the C++ defaults, ranges and messages', () => {
     [['--model', 'm', '--backend', 'metal'], /--backend takes cpu, cuda or webgpu/],
     [['--model', 'm', '--kv-fp8-simulation', '--backend', 'cuda'], /--kv-fp8-simulation runs on the CPU backend only/],
     [['--model', 'm', '--kv-fp8-simulation', '--save', 'a.tsv'], /--kv-fp8-simulation cannot be combined with --save/],
+    [['--model', 'm', '--kv-cache', 'fp8'], /--kv-cache fp8 runs on the CUDA backend only/],
+    [['--model', 'm', '--backend', 'cuda', '--kv-cache', 'fp16'], /--kv-cache takes bf16 or fp8, got 'fp16'/],
+    [['--model', 'm', '--backend', 'cuda', '--kv-cache', 'fp8', '--save', 'a.tsv'], /--kv-cache fp8 cannot be combined with --save/],
   ];
   for (const [argv, message] of refused) assert.throws(() => parseEvalArgs(argv), message, argv.join(' '));
 });

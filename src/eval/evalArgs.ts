@@ -205,13 +205,12 @@ export function parseEvalArgs(argv: readonly string[]): RunArgs | LoadArgs {
   const kvCache = options.text('--kv-cache') ?? 'bf16';
   options.rejectUnused();
   if (kvCache !== 'bf16' && kvCache !== 'fp8') throw usageError(`--kv-cache takes bf16 or fp8, got '${kvCache}'`);
+  if (kvFp8Simulation && backend !== 'cpu') throw usageError('--kv-fp8-simulation runs on the CPU backend only (--backend cpu)');
   if (kvCache === 'fp8' && backend !== 'cuda')
     throw usageError('--kv-cache fp8 runs on the CUDA backend only (--backend cuda); on the CPU use --kv-fp8-simulation');
-  // Saved records name no KV format either.
-  if (kvCache === 'fp8' && save !== undefined) throw usageError('--kv-cache fp8 cannot be combined with --save; compare the tables (--output)');
-  if (kvFp8Simulation && backend !== 'cpu') throw usageError('--kv-fp8-simulation runs on the CPU backend only (--backend cpu)');
   // Saved records name no KV format: merged with an exact run's, they would be averaged together.
-  if (kvFp8Simulation && save !== undefined) throw usageError('--kv-fp8-simulation cannot be combined with --save; compare the tables (--output)');
+  const fp8Option = kvFp8Simulation ? '--kv-fp8-simulation' : kvCache === 'fp8' ? '--kv-cache fp8' : undefined;
+  if (fp8Option !== undefined && save !== undefined) throw usageError(`${fp8Option} cannot be combined with --save; compare the tables (--output)`);
   if (perplexityWindows > 0 && (perplexityScored < 1 || perplexityScored + 2 > perplexityLength)) {
     throw usageError('--perplexity-scored must be in [1, --perplexity-length - 2]');
   }

@@ -83,22 +83,20 @@ function fewDominate(counts: Iterable<number>, variety: VarietyLimits): boolean 
 }
 
 export class RepetitionGuard {
-  private readonly recent: Int32Array; // ring of the last maxPeriod tokens
+  private readonly recent: Int32Array; // ring of the last max(maxPeriod, varietyWindow) tokens
   private readonly run: Int32Array; // run[p]: newest tokens in a row equal to the one p before
   private count = 0;
   private found: Repetition | undefined;
   private readonly variety: VarietyLimits | undefined;
-  private readonly windowTokens: Int32Array; // ring of the last varietyWindow tokens
-  private readonly windowCounts = new Map<number, number>();
+  private readonly windowCounts = new Map<number, number>(); // id -> count in the last varietyWindow tokens
 
   constructor(private readonly limits: RepetitionLimits = DEFAULT_REPETITION_LIMITS) {
     if (!(limits.maxPeriod >= 1 && limits.minRepeats >= 2 && limits.minTokens >= 1)) {
       throw new RangeError('RepetitionGuard: maxPeriod >= 1, minRepeats >= 2 and minTokens >= 1.');
     }
     this.variety = varietyOf(limits);
-    this.recent = new Int32Array(limits.maxPeriod);
+    this.recent = new Int32Array(Math.max(limits.maxPeriod, this.variety?.window ?? 0));
     this.run = new Int32Array(limits.maxPeriod + 1);
-    this.windowTokens = new Int32Array(this.variety?.window ?? 0);
   }
 
   /** The repetition found so far (the first one), or undefined. */
@@ -119,22 +117,22 @@ export class RepetitionGuard {
         this.found = { period: p, tokens: this.run[p] + p };
       }
     }
-    this.recent[this.count % size] = token;
     if (this.variety !== undefined) this.pushVariety(token);
+    this.recent[this.count % size] = token;
     this.count++;
     return this.found !== undefined;
   }
 
+  // Before `token` enters the ring: the token leaving the window is still in it.
   private pushVariety(token: number): void {
     const { window } = this.variety!;
     const counts = this.windowCounts;
     if (this.count >= window) {
-      const leaving = this.windowTokens[this.count % window];
+      const leaving = this.recent[(this.count - window) % this.recent.length];
       const left = counts.get(leaving)! - 1;
       if (left === 0) counts.delete(leaving);
       else counts.set(leaving, left);
     }
-    this.windowTokens[this.count % window] = token;
     counts.set(token, (counts.get(token) ?? 0) + 1);
     if (this.found === undefined && this.count + 1 >= window && fewDominate(counts.values(), this.variety!)) {
       this.found = { period: 0, tokens: window };

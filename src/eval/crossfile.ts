@@ -5,6 +5,8 @@
 // of its doc comment) and stops where the call begins. The completion is right when it names
 // the helper and opens its call: nothing in the last file says the name, so the model has to
 // find the file that does, depth x context tokens back.
+// The completion is judged as text (scoring.ts, scoreCompletionText): the answer ` name(` ends
+// inside what the tokenizer makes one token of a real call (`(ledger`).
 import { Mt19937_64, uniformBelow } from './mersenneTwister';
 import { CodeStream, EvalInputError, PromptTokenizer, SYLLABLES, windowWithPieces } from './passkey';
 

@@ -17,7 +17,11 @@ import { buildCrossFilePrompt, crossFileDistractors, randomCrossFileCase } from 
 import { buildCodeStream, buildPasskeyPrompt, collectCodeFiles, EvalInputError, randomDistractors, randomNeedle } from './passkey';
 import { formatFixed } from './printfNumber';
 import { EvalResults, serializeResults } from './report';
-import { keyOf, makeEvalConfigs, scorePasskey, scorePerplexity } from './scoring';
+import { keyOf, makeEvalConfigs, scoreCompletionText, scorePasskey, scorePerplexity } from './scoring';
+
+// A cross-file answer is judged as text (scoreCompletionText); the model may spell the name in
+// a few more tokens than the tokenizer's own encoding of it.
+const CROSSFILE_SLACK_TOKENS = 4;
 
 const seconds = (since: number) => formatFixed((performance.now() - since) / 1000, 1);
 
@@ -160,7 +164,14 @@ export async function runEval(addon: NativeAddon, args: RunArgs, log: (line: str
           const task = randomCrossFileCase(rng);
           const others = crossFileDistractors(rng, task, args.distractors);
           const sample = buildCrossFilePrompt(tokenizer, stream, context, args.depths[d], task, rng, others);
-          const correct = await scorePasskey(engine, sample.prompt, sample.answer, configs);
+          const correct = await scoreCompletionText(
+            engine,
+            sample.prompt,
+            task.answer,
+            (ids) => tokenizer.decode(ids),
+            configs,
+            sample.answer.length + CROSSFILE_SLACK_TOKENS,
+          );
           keep({
             passkey: [],
             perplexity: [],

@@ -75,6 +75,52 @@ export async function scorePasskey(
   configs: readonly EvalConfig[],
 ): Promise<boolean[]> {
   if (prompt.length < 2 || answer.length === 0) throw new ScoringError('a passkey sample needs a prompt of 2+ tokens and an answer');
+  return perConfiguration(engine, prompt, configs, async (next) => {
+    for (const expected of answer) if ((await next()) !== expected) return false;
+    return true;
+  });
+}
+
+/**
+ * Like scorePasskey, but the answer is text and the model's own token boundaries count for
+ * nothing: a fork decodes greedily until the generated text covers `answer` (right) or departs
+ * from it (wrong), at most `maxTokens` tokens. An answer that stops inside what the tokenizer
+ * would make one token (" kazoRimu(" before "(ledger") is found whether the model writes "(" on
+ * its own or "(led"; comparing token ids would call the second wrong.
+ */
+export async function scoreCompletionText(
+  engine: NativeEngine,
+  prompt: readonly number[],
+  answer: string,
+  decodeText: (tokens: readonly number[]) => string,
+  configs: readonly EvalConfig[],
+  maxTokens: number,
+): Promise<boolean[]> {
+  if (prompt.length < 2 || answer.length === 0) throw new ScoringError('a completion sample needs a prompt of 2+ tokens and an answer');
+  if (!(maxTokens >= 1)) throw new ScoringError('a completion sample needs maxTokens >= 1');
+  return perConfiguration(engine, prompt, configs, async (next) => {
+    const generated: number[] = [];
+    while (generated.length < maxTokens) {
+      generated.push(await next());
+      const text = decodeText(generated);
+      if (text.startsWith(answer)) return true;
+      // A byte-level token may end inside a character: wait for the rest of it.
+      const settled = text.endsWith('\uFFFD') ? text.slice(0, -1) : text;
+      if (!answer.startsWith(settled)) return false;
+    }
+    return false;
+  });
+}
+
+// Prefills all prompt tokens but the last with full attention; then, per configuration, a fork
+// runs `judge`, whose `next()` decodes one step under that configuration (the last prompt
+// token first, then the previous greedy token) and returns the greedy token.
+async function perConfiguration(
+  engine: NativeEngine,
+  prompt: readonly number[],
+  configs: readonly EvalConfig[],
+  judge: (next: () => Promise<number>) => Promise<boolean>,
+): Promise<boolean[]> {
   return withSequence(engine, engine.createSequence(), async (base) => {
     await engine.prefill(base, prompt.slice(0, -1));
     const correct: boolean[] = [];
@@ -82,11 +128,7 @@ export async function scorePasskey(
       correct.push(
         await withSequence(engine, engine.forkSequence(base), async (fork) => {
           let token = prompt[prompt.length - 1];
-          for (const expected of answer) {
-            token = argmaxToken(await engine.decode(fork, token, config.attention));
-            if (token !== expected) return false;
-          }
-          return true;
+          return judge(async () => (token = argmaxToken(await engine.decode(fork, token, config.attention))));
         }),
       );
     }

@@ -7,7 +7,16 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { labelOf, makeEvalConfigs, negativeLogLikelihood, argmaxToken, scorePasskey, scorePerplexity, selectionOf } from '../../src/eval/scoring';
+import {
+  labelOf,
+  makeEvalConfigs,
+  negativeLogLikelihood,
+  argmaxToken,
+  scoreCompletionText,
+  scorePasskey,
+  scorePerplexity,
+  selectionOf,
+} from '../../src/eval/scoring';
 import { loadAddon } from '../../src/native/addon';
 import { random } from './seededRandom';
 
@@ -62,6 +71,36 @@ test("passkey scoring accepts transformers' greedy answer under every configurat
     }
     await assert.rejects(scorePasskey(engine, [1], answer, configs), /prompt of 2\+ tokens/);
     assert.equal(engine.usage().sequences, 0); // every fork was released
+  } finally {
+    await engine.unload();
+  }
+});
+
+test("completion text scoring: transformers' greedy text, wherever the answer ends, is accepted; a wrong character, too few tokens are not", async () => {
+  const engine = await loadAddon(path.resolve('dist')).loadModel(fixture, { threads: 2 });
+  try {
+    const { prompt, new_tokens: greedy } = reference.greedy;
+    const configs = makeEvalConfigs([4096], [[2, 5]], true);
+    // A made-up byte-level text: each id is "<id>", so one token's text is several characters.
+    const decodeText = (ids: readonly number[]) => ids.map((id) => `<${id}>`).join('');
+    const text = decodeText(greedy.slice(0, 6));
+    const all = configs.map(() => true);
+    const none = configs.map(() => false);
+    assert.deepEqual(await scoreCompletionText(engine, prompt, text, decodeText, configs, 6), all);
+    // The answer ends inside the sixth token's text: still right, from the same six tokens.
+    assert.deepEqual(await scoreCompletionText(engine, prompt, text.slice(0, -2), decodeText, configs, 6), all);
+    // ...but not from five.
+    assert.deepEqual(await scoreCompletionText(engine, prompt, text, decodeText, configs, 5), none);
+    // Poisoned: a wrong first or last character.
+    for (const at of [1, text.length - 2]) {
+      const wrong = text.slice(0, at) + (text[at] === '9' ? '8' : '9') + text.slice(at + 1);
+      assert.deepEqual(await scoreCompletionText(engine, prompt, wrong, decodeText, configs, 12), none, wrong);
+    }
+    // A token that ends inside a character (U+FFFD until the next one) is waited for.
+    const split = (ids: readonly number[]) => (ids.length === 1 ? '\uFFFD' : 'é' + decodeText(ids.slice(1)));
+    assert.deepEqual(await scoreCompletionText(engine, prompt, 'é' + decodeText(greedy.slice(1, 3)), split, configs, 3), all);
+    await assert.rejects(scoreCompletionText(engine, prompt, '', decodeText, configs, 4), /an answer/);
+    assert.equal(engine.usage().sequences, 0);
   } finally {
     await engine.unload();
   }

@@ -28,14 +28,22 @@
 // stage carries the tile's scale pairs after its K and V rows (one 4-byte copy per row), the
 // key scale multiplies the finished dot product and the value scale the row's softmax weight.
 // Stages are half as large, so there are more of them in flight.
+//
+// That kernel spends a dot product per query head on every row, on the CUDA cores: with 4-8
+// query heads per KV head it is instruction-bound, not memory-bound. For bf16 caches with 2-8
+// query heads per KV head (dense, or per-KV-head lists) attention_mma_kernel below runs the
+// same plan with the group's heads as the rows of tensor-core products.
 #include "decode_attention.h"
 
 #include <cuda_bf16.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <type_traits>
 
 #include "common.cuh"
 #include "kv_fp8.cuh"
+#include "mma.cuh"
 
 namespace tidal::cuda::detail {
 
@@ -160,6 +168,138 @@ __device__ __forceinline__ void combine_unit(const AttentionLaunch& p, int first
   }
 }
 
+// The K/V tile pipeline of the split kernels: tile `tile` of a block's rows goes into stage
+// tile % kStages of shared memory by 16-byte cp.async copies, coalesced along the rows, rows
+// past the split zero-filled; kStages - 1 tiles are in flight while the block computes on the
+// oldest. Sparse lists: the positions of a thread's rows of a tile (its K and V copies share
+// rows, so half as many as copies) are loaded one tile ahead of their copies; a list load
+// issued right before the copies that need its result would put one global-memory latency on
+// the critical path of every tile. `Layout` gives the tile shape and the (swizzled) place of
+// each 16-byte copy.
+template <typename Layout, PositionMode kMode, bool kFp8>
+struct TileCopies {
+  static constexpr int kHalf = Layout::kTileRows * Layout::kUnitsPerRow;  // copies of one tile's K (or V)
+  static constexpr int kListLoads = Layout::kCopiesPerThread / 2;
+  static_assert(kHalf % kAttentionThreads == 0, "a thread's K and V copies must share rows");
+
+  const char* keys;
+  const char* values;
+  int64_t key_row_bytes, value_row_bytes;
+  const uint32_t* scales;  // FP8 only
+  const int32_t* list;     // sparse only
+  int64_t begin, end;
+  int tile_count;
+  char* stages;
+
+  __device__ __forceinline__ void load_positions(int tile, int32_t (&out)[kListLoads]) const {
+    if constexpr (kMode != PositionMode::Dense) {
+      const int64_t tile_begin = begin + int64_t(tile) * Layout::kTileRows;
+#pragma unroll
+      for (int j = 0; j < kListLoads; ++j) {
+        const int64_t i = tile_begin + ((threadIdx.x + j * kAttentionThreads) % kHalf) / Layout::kUnitsPerRow;
+        out[j] = tile < tile_count && i < end ? __ldg(list + i) : 0;
+      }
+    }
+  }
+
+  // Queues the copies of tile `tile` into its stage. Always commits a group, so that group
+  // counts line up.
+  __device__ __forceinline__ void issue(int tile, const int32_t (&listed)[kListLoads]) const {
+    if (tile < tile_count) {
+      char* stage = stages + (tile % Layout::kStages) * Layout::kStageBytes;
+      const int64_t tile_begin = begin + int64_t(tile) * Layout::kTileRows;
+#pragma unroll
+      for (int j = 0; j < Layout::kCopiesPerThread; ++j) {
+        const int copy = threadIdx.x + j * kAttentionThreads;
+        const bool is_value = copy >= kHalf;
+        const int row = (copy % kHalf) / Layout::kUnitsPerRow;
+        const int piece = copy % Layout::kUnitsPerRow;
+        const int64_t i = tile_begin + row;
+        const bool valid = i < end;
+        int64_t position = i;
+        if constexpr (kMode != PositionMode::Dense) position = listed[j % kListLoads];
+        const char* source = is_value ? values + position * value_row_bytes : keys + position * key_row_bytes;
+        copy_async_16(stage + (is_value ? Layout::kTileBytes : 0) + Layout::copy_offset(row, piece),
+                      valid ? source + piece * 16 : keys, valid);
+        if constexpr (kFp8) {
+          // The thread that copies a row's first key piece copies its scale pair too.
+          if (!is_value && piece == 0)
+            copy_async_4(stage + 2 * Layout::kTileBytes + row * 4, valid ? scales + position : scales, valid);
+        }
+      }
+    }
+    copy_async_commit();
+  }
+
+  // The first kStages - 1 tiles; `listed` gets the positions of the next one.
+  __device__ __forceinline__ void start(int32_t (&listed)[kListLoads]) const {
+    int32_t first[Layout::kStages - 1][kListLoads] = {};
+#pragma unroll
+    for (int s = 0; s < Layout::kStages - 1; ++s) load_positions(s, first[s]);
+#pragma unroll
+    for (int s = 0; s < Layout::kStages - 1; ++s) issue(s, first[s]);
+    load_positions(Layout::kStages - 1, listed);
+  }
+
+  // Once tile `tile` has landed and its stage's previous tile is done with: queues tile
+  // + kStages - 1, whose positions `listed` holds, and loads those of the tile after it.
+  __device__ __forceinline__ void next(int tile, int32_t (&listed)[kListLoads]) const {
+    issue(tile + Layout::kStages - 1, listed);
+    load_positions(tile + Layout::kStages, listed);
+  }
+};
+
+// Ends a block of the split kernels: merges the block's kParts partial results of each head
+// (running max and sum in part_max / part_sum [kParts][kGroup], accumulators in part_acc
+// [kParts][kGroup][kHeadDim], all in shared memory and written before the call) into the
+// split's partial (max, sum, acc) per head, and lets the last block of the unit to finish merge
+// the unit's splits (combine_unit; `scratch` is shared memory the parts no longer need, at
+// least kGroup * (kMaxSplits + 1) floats, and may be part_acc itself). Every thread calls it.
+template <int kHeadDim, int kGroup, int kParts>
+__device__ __forceinline__ void finish_split(const AttentionLaunch& p, int split, int unit, int first_head, int heads,
+                                             float (*part_max)[kGroup], float (*part_sum)[kGroup],
+                                             float (*part_acc)[kGroup][kHeadDim], float* scratch) {
+  __shared__ float head_max[kGroup];
+  __syncthreads();
+  if (threadIdx.x < kGroup) {
+    float block_max = kEmptyMax;
+    for (int r = 0; r < kParts; ++r) block_max = fmaxf(block_max, part_max[r][threadIdx.x]);
+    head_max[threadIdx.x] = block_max;
+  }
+  __syncthreads();
+  for (int index = threadIdx.x; index < kParts * kGroup; index += kAttentionThreads) {
+    const int r = index / kGroup, g = index % kGroup;
+    part_max[r][g] = softmax_weight(part_max[r][g], head_max[g]);  // the part's weight 2^(m - M), in place
+  }
+  __syncthreads();
+
+  if (threadIdx.x < heads) {
+    const int g = threadIdx.x;
+    float sum = 0.0f;
+    for (int r = 0; r < kParts; ++r) sum = merge_add(sum, part_sum[r][g], part_max[r][g]);
+    float* stats = p.partial_stats + (int64_t(first_head + g) * p.num_splits + split) * 2;
+    stats[0] = head_max[g];
+    stats[1] = sum;
+  }
+  for (int index = threadIdx.x; index < heads * kHeadDim; index += kAttentionThreads) {
+    const int g = index / kHeadDim, d = index % kHeadDim;
+    float sum = 0.0f;
+    for (int r = 0; r < kParts; ++r) sum = merge_add(sum, part_acc[r][g][d], part_max[r][g]);
+    p.partial_acc[(int64_t(first_head + g) * p.num_splits + split) * kHeadDim + d] = sum;
+  }
+
+  // The last block of the unit merges its splits.
+  __shared__ bool last_block;
+  __threadfence();  // this thread's partials are visible device-wide before the count says so
+  __syncthreads();
+  if (threadIdx.x == 0) last_block = atomicAdd(p.split_counters + unit, 1u) == unsigned(p.num_splits - 1);
+  __syncthreads();
+  if (!last_block) return;
+  __threadfence();  // and the other blocks' partials are visible to this one
+  combine_unit<kHeadDim, kGroup>(p, first_head, heads, scratch);
+  if (threadIdx.x == 0) p.split_counters[unit] = 0;  // ready for the next launch
+}
+
 template <int kHeadDim, int kGroup, int kVecs, int kRows, PositionMode kMode, typename QueryT, bool kFp8>
 __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(const AttentionLaunch p) {
   let_next_kernel_start();
@@ -200,62 +340,11 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(cons
   const int64_t end = min(count, begin + p.split_rows);  // <= begin: an empty split
   const int tile_count = static_cast<int>(ceil_div(max(end - begin, int64_t(0)), kTileRows));
 
-  // Sparse lists: the positions of this thread's rows of a tile (its K and V copies share
-  // rows, so half as many as copies), loaded one tile ahead of their copies. A list load
-  // issued right before the copies that need its result would put one global-memory latency
-  // on the critical path of every tile.
-  constexpr int kHalf = kTileRows * Layout::kUnitsPerRow;  // copies of one tile's K (or V)
-  constexpr int kListLoads = Layout::kCopiesPerThread / 2;
-  static_assert(kHalf % kAttentionThreads == 0, "a thread's K and V copies must share rows");
-  auto load_positions = [&](int tile, int32_t(&out)[kListLoads]) {
-    if constexpr (kMode != PositionMode::Dense) {
-      const int64_t tile_begin = begin + int64_t(tile) * kTileRows;
-#pragma unroll
-      for (int j = 0; j < kListLoads; ++j) {
-        const int64_t i = tile_begin + ((threadIdx.x + j * kAttentionThreads) % kHalf) / Layout::kUnitsPerRow;
-        out[j] = tile < tile_count && i < end ? __ldg(list + i) : 0;
-      }
-    }
-  };
-
-  // Queues the copies of tile `tile` (K and V rows, 16 bytes per copy) into its stage; rows
-  // past the split are zero-filled. Always commits a group, so that group counts line up.
-  auto issue = [&](int tile, const int32_t(&listed)[kListLoads]) {
-    if (tile < tile_count) {
-      char* stage = stages + (tile % kStages) * Layout::kStageBytes;
-      const int64_t tile_begin = begin + int64_t(tile) * kTileRows;
-#pragma unroll
-      for (int j = 0; j < Layout::kCopiesPerThread; ++j) {
-        const int copy = threadIdx.x + j * kAttentionThreads;
-        const bool is_value = copy >= kHalf;
-        const int row = (copy % kHalf) / Layout::kUnitsPerRow;
-        const int piece = copy % Layout::kUnitsPerRow;
-        const int64_t i = tile_begin + row;
-        const bool valid = i < end;
-        int64_t position = i;
-        if constexpr (kMode != PositionMode::Dense) position = listed[j % kListLoads];
-        const char* source = is_value ? values + position * value_row_bytes : keys + position * key_row_bytes;
-        copy_async_16(stage + (is_value ? Layout::kTileBytes : 0) + Layout::copy_offset(row, piece),
-                      valid ? source + piece * 16 : keys, valid);
-        if constexpr (kFp8) {
-          // The thread that copies a row's first key piece copies its scale pair too.
-          if (!is_value && piece == 0)
-            copy_async_4(stage + 2 * Layout::kTileBytes + row * 4, valid ? scales + position : scales, valid);
-        }
-      }
-    }
-    copy_async_commit();
-  };
+  const TileCopies<Layout, kMode, kFp8> copies{keys, values, key_row_bytes, value_row_bytes, scales,
+                                               list, begin,  end,           tile_count,      stages};
   // Start the first tiles before anything else, so that their latency overlaps the query load.
-  int32_t listed[kListLoads] = {};
-  {
-    int32_t first[kStages - 1][kListLoads] = {};
-#pragma unroll
-    for (int s = 0; s < kStages - 1; ++s) load_positions(s, first[s]);
-#pragma unroll
-    for (int s = 0; s < kStages - 1; ++s) issue(s, first[s]);
-  }
-  load_positions(kStages - 1, listed);
+  int32_t listed[TileCopies<Layout, kMode, kFp8>::kListLoads] = {};
+  copies.start(listed);
 
   // This lane's slice of every query vector of the unit, in base-2 softmax units.
   float q[kGroup][kVecs][8];
@@ -289,8 +378,7 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(cons
   for (int tile = 0; tile < tile_count; ++tile) {
     copy_async_wait<kStages - 2>();  // this thread's copies of `tile` have landed
     __syncthreads();                 // everyone's have, and everyone is done with the stage refilled next
-    issue(tile + kStages - 1, listed);
-    load_positions(tile + kStages, listed);
+    copies.next(tile, listed);
     const char* key_tile = stages + (tile % kStages) * Layout::kStageBytes;
     const char* value_tile = key_tile + Layout::kTileBytes;
     const uint32_t* scale_tile = reinterpret_cast<const uint32_t*>(value_tile + Layout::kTileBytes);
@@ -422,9 +510,8 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(cons
   __syncthreads();  // the stages are reused as the merge buffer below
 
   // Merge the row groups of the block.
-  __shared__ float merge_max[kRowGroups][kGroup];  // becomes the weight 2^(m - M) in place
+  __shared__ float merge_max[kRowGroups][kGroup];
   __shared__ float merge_sum[kRowGroups][kGroup];
-  __shared__ float head_max[kGroup];
   auto merge_acc = reinterpret_cast<float(*)[kGroup][kHeadDim]>(tiles);
   if (lane == 0) {
 #pragma unroll
@@ -441,44 +528,210 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(cons
       target[0] = make_float4(acc[g][v][0], acc[g][v][1], acc[g][v][2], acc[g][v][3]);
       target[1] = make_float4(acc[g][v][4], acc[g][v][5], acc[g][v][6], acc[g][v][7]);
     }
-  __syncthreads();
-  if (threadIdx.x < kGroup) {
-    float block_max = kEmptyMax;
-    for (int r = 0; r < kRowGroups; ++r) block_max = fmaxf(block_max, merge_max[r][threadIdx.x]);
-    head_max[threadIdx.x] = block_max;
-  }
-  __syncthreads();
-  for (int index = threadIdx.x; index < kRowGroups * kGroup; index += kAttentionThreads) {
-    const int r = index / kGroup, g = index % kGroup;
-    merge_max[r][g] = softmax_weight(merge_max[r][g], head_max[g]);
-  }
-  __syncthreads();
+  finish_split<kHeadDim, kGroup, kRowGroups>(p, split, unit, first_head, heads, merge_max, merge_sum, merge_acc,
+                                             reinterpret_cast<float*>(tiles));
+}
 
-  if (threadIdx.x < heads) {
-    const int g = threadIdx.x;
-    float sum = 0.0f;
-    for (int r = 0; r < kRowGroups; ++r) sum = merge_add(sum, merge_sum[r][g], merge_max[r][g]);
-    float* stats = p.partial_stats + (int64_t(first_head + g) * p.num_splits + split) * 2;
-    stats[0] = head_max[g];
-    stats[1] = sum;
+// The tensor-core split kernel: bf16 caches, 2-8 query heads per KV head, dense or per-KV-head
+// lists. Same plan, partials and last-block combine as attention_split_kernel, but the group's
+// query heads are the rows of m16n8k16 products (rows past the group are zero), so a K/V row
+// costs a few tensor-core instructions for all the heads instead of a dot product per head on
+// the CUDA cores (which left the GQA kernel instruction-bound: bench/NOTES.md). Per tile of
+// kMmaTileRows rows, warp w takes rows [16 w, 16 w + 16):
+//   S = Q K^T      two 8-row n-blocks, head_dim / 16 k-steps, K fragments by ldmatrix;
+//   online softmax per head in base 2 (a head's 16 scores sit in the 4 lanes of a quad);
+//   O += P V       P from S's accumulators as the A operand, V fragments by ldmatrix.trans.
+// fp32 accuracy from bf16 operands: an fp32 query is split q = q_hi + q_lo (two bf16 with 16
+// bits of mantissa together) and so is P; each product runs once per part. A bf16 query
+// needs one part. The warps' (max, sum, acc) are merged as the row groups of the other
+// kernel are (finish_split). Shared rows are XOR-swizzled by row % 8 in 16-byte pieces, so
+// that the 8 rows of one ldmatrix matrix (8 rows, one piece) fall in distinct banks.
+constexpr int kMmaTileRows = 64;
+constexpr int kMmaWarps = kAttentionThreads / kWarpSize;
+static_assert(kMmaWarps * 16 == kMmaTileRows, "a warp takes 16 rows of a tile");
+
+template <int kHeadDim>
+struct MmaLayout {
+  static constexpr int kTileRows = kMmaTileRows;
+  static constexpr int kStages = kHeadDim == 128 ? 3 : 4;  // 32 KB or 16 KB a stage
+  static constexpr int kRowBytes = kHeadDim * 2;
+  static constexpr int kUnitsPerRow = kRowBytes / 16;
+  static constexpr int kTileBytes = kTileRows * kRowBytes;
+  static constexpr int kStageBytes = 2 * kTileBytes;
+  static constexpr int kCopiesPerThread = 2 * kTileRows * kUnitsPerRow / kAttentionThreads;
+  static constexpr size_t kStagesBytes = size_t(kStages) * kStageBytes;
+  static constexpr size_t kMergeBytes = size_t(kMmaWarps) * 8 * kHeadDim * sizeof(float);
+  static constexpr size_t kCombineBytes = size_t(8) * (kMaxSplits + 1) * sizeof(float);
+  static_assert(kStagesBytes >= kMergeBytes && kStagesBytes >= kCombineBytes, "the stages hold the merge");
+  static constexpr size_t kSharedBytes = kStagesBytes;
+  __device__ static __forceinline__ int copy_offset(int row, int piece) {
+    return row * kRowBytes + (piece ^ (row & 7)) * 16;
   }
-  for (int index = threadIdx.x; index < heads * kHeadDim; index += kAttentionThreads) {
-    const int g = index / kHeadDim, d = index % kHeadDim;
-    float sum = 0.0f;
-    for (int r = 0; r < kRowGroups; ++r) sum = merge_add(sum, merge_acc[r][g][d], merge_max[r][g]);
-    p.partial_acc[(int64_t(first_head + g) * p.num_splits + split) * kHeadDim + d] = sum;
+};
+
+template <typename QueryT>
+__device__ __forceinline__ float query_value(const QueryT* query, int i) {
+  if constexpr (std::is_same_v<QueryT, __nv_bfloat16>) {
+    return __bfloat162float(query[i]);
+  } else {
+    return query[i];
+  }
+}
+
+template <int kHeadDim, PositionMode kMode, typename QueryT>
+__global__ void __launch_bounds__(kAttentionThreads) attention_mma_kernel(const AttentionLaunch p) {
+  let_next_kernel_start();
+  constexpr int kGroup = 8;
+  constexpr int kSteps = kHeadDim / 16;  // k-steps of S = Q K^T
+  constexpr int kParts = std::is_same_v<QueryT, __nv_bfloat16> ? 1 : 2;
+  using Layout = MmaLayout<kHeadDim>;
+  constexpr int kStages = Layout::kStages;
+  extern __shared__ __align__(16) uint16_t tiles[];
+  char* const stages = reinterpret_cast<char*>(tiles);
+
+  const int split = blockIdx.x;
+  const int kv_head = blockIdx.y;
+  const int first_head = kv_head * p.group, heads = p.group;
+  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int g = lane / 4, t = lane % 4;  // fragment row (query head) and column pair
+
+  const int32_t* list = kMode == PositionMode::Dense ? nullptr : p.positions + int64_t(kv_head) * p.position_stride;
+  const char* keys = static_cast<const char*>(p.keys) + int64_t(kv_head) * p.key_head_stride * 2;
+  const char* values = static_cast<const char*>(p.values) + int64_t(kv_head) * p.value_head_stride * 2;
+  const int64_t count = p.count_device ? *p.count_device : p.count;
+  const int64_t begin = int64_t(split) * p.split_rows;
+  const int64_t end = min(count, begin + p.split_rows);  // <= begin: an empty split
+  const int tile_count = static_cast<int>(ceil_div(max(end - begin, int64_t(0)), kMmaTileRows));
+
+  using Copies = TileCopies<Layout, kMode, false>;
+  const Copies copies{keys,       values, p.key_row_stride * 2, p.value_row_stride * 2, nullptr, list, begin, end,
+                      tile_count, stages};
+  int32_t listed[Copies::kListLoads] = {};
+  copies.start(listed);
+
+  // Q as the A operand: a0 = Q[head g][16 kk + 2t ..], a2 = Q[head g][16 kk + 8 + 2t ..] (a1 and
+  // a3, rows g + 8, are zero), in kParts bf16 parts.
+  uint32_t qa[kParts][kSteps][2];
+  {
+    const QueryT* query = static_cast<const QueryT*>(p.query) + int64_t(first_head + g) * kHeadDim;
+#pragma unroll
+    for (int kk = 0; kk < kSteps; ++kk)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int d = 16 * kk + 8 * h + 2 * t;
+        const float x0 = g < heads ? query_value(query, d) : 0.0f;
+        const float x1 = g < heads ? query_value(query, d + 1) : 0.0f;
+        qa[0][kk][h] = pack_bf16(x0, x1);
+        if constexpr (kParts == 2) qa[1][kk][h] = pack_bf16(x0 - bf16_low(qa[0][kk][h]), x1 - bf16_high(qa[0][kk][h]));
+      }
   }
 
-  // The last block of the unit merges its splits.
-  __shared__ bool last_block;
-  __threadfence();  // this thread's partials are visible device-wide before the count says so
-  __syncthreads();
-  if (threadIdx.x == 0) last_block = atomicAdd(p.split_counters + unit, 1u) == unsigned(p.num_splits - 1);
-  __syncthreads();
-  if (!last_block) return;
-  __threadfence();  // and the other blocks' partials are visible to this one
-  combine_unit<kHeadDim, kGroup>(p, first_head, heads, reinterpret_cast<float*>(tiles));
-  if (threadIdx.x == 0) p.split_counters[unit] = 0;  // ready for the next launch
+  float o[kHeadDim / 8][4];
+#pragma unroll
+  for (int d = 0; d < kHeadDim / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
+  float m = kEmptyMax, l = 0.0f;         // head g's running max; l: this lane's share of its sum
+  const int row0 = warp * 16;            // the warp's first row of a tile
+  const int j = lane / 8, i = lane % 8;  // ldmatrix: the matrix and the row this lane addresses
+
+  for (int tile = 0; tile < tile_count; ++tile) {
+    copy_async_wait<kStages - 2>();  // this thread's copies of `tile` have landed
+    __syncthreads();                 // everyone's have, and everyone is done with the stage refilled next
+    copies.next(tile, listed);
+    const char* key_tile = stages + (tile % kStages) * Layout::kStageBytes;
+    const char* value_tile = key_tile + Layout::kTileBytes;
+    const int64_t first = begin + int64_t(tile) * kMmaTileRows + row0;  // the warp's first row
+    if (first >= end) continue;                                         // warp-uniform: all 16 rows past the split
+
+    // S = Q K^T. Matrix j of the x4 load: rows row0 + 8 (j / 2) + i, piece 2 kk + j % 2, so
+    // registers (0, 1) are b0, b1 of n-block 0 and (2, 3) those of n-block 1.
+    float s[2][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < kSteps; ++kk) {
+      uint32_t b[4];
+      ldmatrix_x4(b, key_tile + Layout::copy_offset(row0 + 8 * (j / 2) + i, 2 * kk + j % 2));
+#pragma unroll
+      for (int part = 0; part < kParts; ++part) {
+        const uint32_t a[4] = {qa[part][kk][0], 0u, qa[part][kk][1], 0u};
+        mma_bf16(s[0], a, b[0], b[1]);
+        mma_bf16(s[1], a, b[2], b[3]);
+      }
+    }
+    // Base-2 scores of head g for rows first + 8 nb + 2t + e; rows past the split masked.
+    float tile_max = -INFINITY;
+#pragma unroll
+    for (int nb = 0; nb < 2; ++nb)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int64_t row = first + 8 * nb + 2 * t + e;
+        const float x = s[nb][e] * p.scale_log2;
+        s[nb][e] = row < end ? x : -INFINITY;
+        tile_max = fmaxf(tile_max, s[nb][e]);
+      }
+    if (p.scores != nullptr && g < heads) {  // dense only: the position is the row's index
+#pragma unroll
+      for (int nb = 0; nb < 2; ++nb)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int64_t row = first + 8 * nb + 2 * t + e;
+          if (row < end) p.scores[int64_t(first_head + g) * p.score_stride + row] = s[nb][e] * kLn2;
+        }
+    }
+    const float new_max = fmaxf(m, quad_max(tile_max));
+    const float alpha = softmax_weight(m, new_max);
+    m = new_max;
+    float w[2][2], sum = 0.0f;
+#pragma unroll
+    for (int nb = 0; nb < 2; ++nb)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        w[nb][e] = softmax_weight(s[nb][e], new_max);
+        sum += w[nb][e];
+      }
+    l = merge_add(sum, l, alpha);
+#pragma unroll
+    for (int d = 0; d < kHeadDim / 8; ++d) {
+      o[d][0] *= alpha;
+      o[d][1] *= alpha;
+    }
+    // P as the A operand (16 heads x 16 rows): a0 = n-block 0's pair, a2 = n-block 1's.
+    uint32_t pa[kParts][4];
+    pa[0][0] = pack_bf16(w[0][0], w[0][1]);
+    pa[0][2] = pack_bf16(w[1][0], w[1][1]);
+    pa[0][1] = pa[0][3] = 0u;
+    if constexpr (kParts == 2) {
+      pa[1][0] = pack_bf16(w[0][0] - bf16_low(pa[0][0]), w[0][1] - bf16_high(pa[0][0]));
+      pa[1][2] = pack_bf16(w[1][0] - bf16_low(pa[0][2]), w[1][1] - bf16_high(pa[0][2]));
+      pa[1][1] = pa[1][3] = 0u;
+    }
+    // O += P V. Matrix j of the transposed x4 load: rows row0 + 8 (j % 2) + i, piece db + j / 2,
+    // so registers (0, 1) are b0, b1 of dimension block db and (2, 3) those of db + 1.
+#pragma unroll
+    for (int db = 0; db < kHeadDim / 8; db += 2) {
+      uint32_t b[4];
+      ldmatrix_x4_trans(b, value_tile + Layout::copy_offset(row0 + 8 * (j % 2) + i, db + j / 2));
+#pragma unroll
+      for (int part = 0; part < kParts; ++part) {
+        mma_bf16(o[db], pa[part], b[0], b[1]);
+        mma_bf16(o[db + 1], pa[part], b[2], b[3]);
+      }
+    }
+  }
+  copy_async_wait<0>();
+  __syncthreads();  // the stages are reused as the merge buffer below
+
+  l = quad_sum(l);
+  __shared__ float part_max[kMmaWarps][kGroup];
+  __shared__ float part_sum[kMmaWarps][kGroup];
+  auto part_acc = reinterpret_cast<float(*)[kGroup][kHeadDim]>(tiles);
+  if (t == 0) {
+    part_max[warp][g] = m;
+    part_sum[warp][g] = l;
+  }
+#pragma unroll
+  for (int d = 0; d < kHeadDim / 8; ++d)
+    *reinterpret_cast<float2*>(&part_acc[warp][g][8 * d + 2 * t]) = make_float2(o[d][0], o[d][1]);
+  finish_split<kHeadDim, kGroup, kMmaWarps>(p, split, kv_head, first_head, heads, part_max, part_sum, part_acc,
+                                            reinterpret_cast<float*>(tiles));
 }
 
 // Lanes per row and rows per tile by group size: q and acc slices cost 16 * group * vecs
@@ -514,6 +767,32 @@ auto split_kernel() {
     return blocks > 0 ? blocks : 1;
   }();
   return SplitKernel<decltype(kernel)>{kernel, shared, blocks_per_sm};
+}
+
+template <int kHeadDim, PositionMode kMode, typename QueryT>
+auto mma_kernel() {
+  constexpr auto kernel = attention_mma_kernel<kHeadDim, kMode, QueryT>;
+  constexpr size_t shared = MmaLayout<kHeadDim>::kSharedBytes;
+  static const int blocks_per_sm = [] {
+    int blocks = 0;
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared)) !=
+            cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kAttentionThreads, shared) != cudaSuccess)
+      return 1;
+    return blocks > 0 ? blocks : 1;
+  }();
+  return SplitKernel<decltype(kernel)>{kernel, shared, blocks_per_sm};
+}
+
+// The tensor-core kernel serves bf16 caches with 2+ query heads per KV head, dense or with
+// per-KV-head lists, when $TIDAL_CUDA_DECODE_MMA=1; it is not the default until it has run on a
+// GPU (bench/NOTES.md, Version 32).
+bool uses_mma(const AttentionLaunch& launch, PositionMode mode) {
+  static const bool enabled = [] {
+    const char* value = std::getenv("TIDAL_CUDA_DECODE_MMA");
+    return value != nullptr && std::strcmp(value, "1") == 0;
+  }();
+  return enabled && mode != PositionMode::PerQueryHead && launch.group >= 2 && launch.scales == nullptr;
 }
 
 int group_bucket(const AttentionLaunch& launch) {
@@ -556,6 +835,19 @@ cudaError_t with_split_kernel(const AttentionLaunch& launch, PositionMode mode, 
   };
   using Fp8 = std::true_type;
   using NotFp8 = std::false_type;
+  if (uses_mma(launch, mode)) {
+    auto by_mode = [&](auto head_dim_tag, auto query_tag) -> cudaError_t {
+      constexpr int kHeadDim = decltype(head_dim_tag)::value;
+      using QueryT = typename decltype(query_tag)::type;
+      return mode == PositionMode::Dense ? fn(mma_kernel<kHeadDim, PositionMode::Dense, QueryT>())
+                                         : fn(mma_kernel<kHeadDim, PositionMode::PerKvHead, QueryT>());
+    };
+    if (launch.head_dim == 64)
+      return launch.query_bf16 ? by_mode(std::integral_constant<int, 64>{}, Bf16{})
+                               : by_mode(std::integral_constant<int, 64>{}, F32{});
+    return launch.query_bf16 ? by_mode(std::integral_constant<int, 128>{}, Bf16{})
+                             : by_mode(std::integral_constant<int, 128>{}, F32{});
+  }
   const bool fp8 = launch.scales != nullptr;
   if (launch.head_dim == 64) {
     using D = std::integral_constant<int, 64>;
@@ -581,6 +873,10 @@ int attention_blocks_per_sm(const AttentionLaunch& launch) {
 }
 
 int attention_rows_per_step(const AttentionLaunch& launch) {
+  // Per-KV-head lists plan as dense attention does (attention_blocks_per_sm).
+  const PositionMode mode =
+      launch.mode == PositionMode::PerQueryHead ? PositionMode::PerQueryHead : PositionMode::Dense;
+  if (uses_mma(launch, mode)) return kMmaTileRows;
   // kRowGroups * kRows = kAttentionThreads * 8 * kVecs / head_dim * 4 / kVecs.
   return kAttentionThreads * 32 / launch.head_dim;
 }

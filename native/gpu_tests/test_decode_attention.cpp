@@ -170,6 +170,46 @@ void test_sparse(Report& report, Rng& rng, int64_t seq, int64_t count, int group
       "rel L2 " + format("%.2e", error));
 }
 
+// A replayed decode graph reads seq_len from the device, below the bound the split plan was made
+// for: the rows between them hold NaN, so attending any of them shows in the result.
+void test_device_seq_len(Report& report, Rng& rng, int64_t seq, int64_t bound, int group, int head_dim) {
+  if (quick_mode() && bound > 4097) return;
+  const int num_heads = kKvHeads * group;
+  HostLayer layer = make_layer(rng, kKvHeads, head_dim, bound, 0, 0);
+  const uint16_t nan_bits = 0x7fc0;
+  for (int j = 0; j < kKvHeads; ++j)
+    for (int64_t position = seq; position < bound; ++position)
+      for (int i = 0; i < head_dim; ++i) {
+        layer.keys[layer.key_index(j, position, i)] = nan_bits;
+        layer.values[layer.value_index(j, position, i)] = nan_bits;
+      }
+  Query query = make_query(rng, num_heads, head_dim, false);
+  DeviceLayer device(layer);
+  DeviceArray<int64_t> seq_len(std::vector<int64_t>{seq});
+  Outputs outputs(num_heads, head_dim, cuda::ElementType::F32);
+  cuda::DecodeAttentionArgs args;
+  args.query = query.device.data();
+  args.num_heads = num_heads;
+  args.kv = device.view(layer);
+  args.seq_len = bound;
+  args.seq_len_device = seq_len.data();
+  args.out = outputs.out.data();
+  args.workspace = outputs.workspace.data();
+  args.workspace_bytes = outputs.workspace.size();
+  cuda::decode_attention(args, nullptr);
+  check_cuda(cudaDeviceSynchronize(), "decode attention, device seq_len");
+  std::vector<std::vector<int32_t>> lists(static_cast<size_t>(num_heads),
+                                          std::vector<int32_t>(static_cast<size_t>(seq)));
+  for (auto& list : lists) std::iota(list.begin(), list.end(), 0);
+  std::vector<double> ref;
+  reference_attention(layer, query.values, num_heads, lists, ref);
+  const double error = relative_l2(ref, download_output(outputs.out, cuda::ElementType::F32, ref.size()));
+  report.check(error < kAttentionTolF32,
+               "dense, device seq_len=" + std::to_string(seq) + " of " + std::to_string(bound) +
+                   " G=" + std::to_string(group) + " d=" + std::to_string(head_dim),
+               "rel L2 " + format("%.2e", error));
+}
+
 // A per-KV-head list holding every position must give bitwise the dense result.
 void test_full_list_equals_dense(Report& report, Rng& rng, int64_t seq, int group, int head_dim) {
   if (quick_mode() && seq > 4097) return;
@@ -226,6 +266,9 @@ void test_decode_attention(Report& report) {
         test_sparse(report, rng, size.seq, size.count, group, head_dim, sharing, variant++);
       }
 
+  test_device_seq_len(report, rng, 1000, 4097, 4, 128);
+  test_device_seq_len(report, rng, 20000, 33333, 7, 64);
+  test_device_seq_len(report, rng, 777, 1000, 1, 128);
   test_full_list_equals_dense(report, rng, 1000, 1, 128);
   test_full_list_equals_dense(report, rng, 4097, 4, 128);
   test_full_list_equals_dense(report, rng, 33333, 7, 64);

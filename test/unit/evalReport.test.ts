@@ -135,7 +135,7 @@ test('the committed records render to the committed tables, and re-save to the s
   assert.equal(renderReport(load(distract), 8192), readFileSync(path.join(dir, 'eval_distractors.md'), 'utf8'));
 });
 
-test('the long-context records (raw-long/, the testbed model on CUDA) render to their committed tables and re-save to the same lines', () => {
+test('the long-context records (raw-long/, the testbed model) render to their committed tables and re-save to the same lines', () => {
   const dir = path.resolve('bench/eval');
   const names = readdirSync(path.join(dir, 'raw-long')).filter((name) => name.endsWith('.tsv'));
   assert.ok(names.length >= 2);

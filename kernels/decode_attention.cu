@@ -749,39 +749,34 @@ struct SplitKernel {
   int blocks_per_sm;  // resident blocks per SM (occupancy), 1 if it could not be read
 };
 
-// The split kernel instance for a head size, group bucket, list mode and query type, with
-// its shared-memory size (above the default 48 KB limit, raised once per instance) and its
-// occupancy, read once (devices of one process are assumed alike).
-template <int kHeadDim, int kGroup, PositionMode kMode, typename QueryT, bool kFp8>
-auto split_kernel() {
-  using Shape = SplitShape<kGroup>;
-  constexpr auto kernel = attention_split_kernel<kHeadDim, kGroup, Shape::kVecs, Shape::kRows, kMode, QueryT, kFp8>;
-  constexpr size_t shared = SplitLayout<kHeadDim, kGroup, Shape::kVecs, Shape::kRows, kFp8>::kSharedBytes;
+// A kernel instance with its shared-memory size (above the default 48 KB limit, raised once per
+// instance) and its occupancy, read once (devices of one process are assumed alike).
+template <auto kKernel, size_t kShared>
+SplitKernel<decltype(kKernel)> with_occupancy() {
   static const int blocks_per_sm = [] {
     int blocks = 0;
     // A failure here shows again, with its message, when the kernel is launched.
-    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared)) !=
+    if (cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kShared)) !=
             cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kAttentionThreads, shared) != cudaSuccess)
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kKernel, kAttentionThreads, kShared) != cudaSuccess)
       return 1;
     return blocks > 0 ? blocks : 1;
   }();
-  return SplitKernel<decltype(kernel)>{kernel, shared, blocks_per_sm};
+  return SplitKernel<decltype(kKernel)>{kKernel, kShared, blocks_per_sm};
 }
 
+// The CUDA-core split kernel for a head size, group bucket, list mode and query type.
+template <int kHeadDim, int kGroup, PositionMode kMode, typename QueryT, bool kFp8>
+auto split_kernel() {
+  using Shape = SplitShape<kGroup>;
+  return with_occupancy<attention_split_kernel<kHeadDim, kGroup, Shape::kVecs, Shape::kRows, kMode, QueryT, kFp8>,
+                        SplitLayout<kHeadDim, kGroup, Shape::kVecs, Shape::kRows, kFp8>::kSharedBytes>();
+}
+
+// The tensor-core kernel for a head size, list mode and query type.
 template <int kHeadDim, PositionMode kMode, typename QueryT>
 auto mma_kernel() {
-  constexpr auto kernel = attention_mma_kernel<kHeadDim, kMode, QueryT>;
-  constexpr size_t shared = MmaLayout<kHeadDim>::kSharedBytes;
-  static const int blocks_per_sm = [] {
-    int blocks = 0;
-    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared)) !=
-            cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kAttentionThreads, shared) != cudaSuccess)
-      return 1;
-    return blocks > 0 ? blocks : 1;
-  }();
-  return SplitKernel<decltype(kernel)>{kernel, shared, blocks_per_sm};
+  return with_occupancy<attention_mma_kernel<kHeadDim, kMode, QueryT>, MmaLayout<kHeadDim>::kSharedBytes>();
 }
 
 // The tensor-core kernel serves bf16 caches with 2+ query heads per KV head, dense or with

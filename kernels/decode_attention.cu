@@ -241,11 +241,15 @@ struct TileCopies {
     load_positions(Layout::kStages - 1, listed);
   }
 
-  // Once tile `tile` has landed and its stage's previous tile is done with: queues tile
-  // + kStages - 1, whose positions `listed` holds, and loads those of the tile after it.
-  __device__ __forceinline__ void next(int tile, int32_t (&listed)[kListLoads]) const {
+  // Waits until every thread's copies of tile `tile` have landed and the whole block is done
+  // with the stage refilled next; then queues tile + kStages - 1, whose positions `listed`
+  // holds, loads those of the tile after it, and returns tile `tile`'s stage (K, then V).
+  __device__ __forceinline__ const char* arrive(int tile, int32_t (&listed)[kListLoads]) const {
+    copy_async_wait<Layout::kStages - 2>();
+    __syncthreads();
     issue(tile + Layout::kStages - 1, listed);
     load_positions(tile + Layout::kStages, listed);
+    return stages + (tile % Layout::kStages) * Layout::kStageBytes;
   }
 };
 
@@ -307,7 +311,6 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(cons
   constexpr int kLanesPerRow = Layout::kLanesPerRow;
   constexpr int kRowGroups = Layout::kRowGroups;
   constexpr int kTileRows = Layout::kTileRows;
-  constexpr int kStages = Layout::kStages;
   extern __shared__ __align__(16) uint16_t tiles[];
   char* const stages = reinterpret_cast<char*>(tiles);
 
@@ -376,10 +379,7 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(cons
   }
 
   for (int tile = 0; tile < tile_count; ++tile) {
-    copy_async_wait<kStages - 2>();  // this thread's copies of `tile` have landed
-    __syncthreads();                 // everyone's have, and everyone is done with the stage refilled next
-    copies.next(tile, listed);
-    const char* key_tile = stages + (tile % kStages) * Layout::kStageBytes;
+    const char* key_tile = copies.arrive(tile, listed);
     const char* value_tile = key_tile + Layout::kTileBytes;
     const uint32_t* scale_tile = reinterpret_cast<const uint32_t*>(value_tile + Layout::kTileBytes);
     const int64_t tile_begin = begin + int64_t(tile) * kTileRows;
@@ -585,7 +585,6 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_mma_kernel(const 
   constexpr int kSteps = kHeadDim / 16;  // k-steps of S = Q K^T
   constexpr int kParts = std::is_same_v<QueryT, __nv_bfloat16> ? 1 : 2;
   using Layout = MmaLayout<kHeadDim>;
-  constexpr int kStages = Layout::kStages;
   extern __shared__ __align__(16) uint16_t tiles[];
   char* const stages = reinterpret_cast<char*>(tiles);
 
@@ -634,10 +633,7 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_mma_kernel(const 
   const int j = lane / 8, i = lane % 8;  // ldmatrix: the matrix and the row this lane addresses
 
   for (int tile = 0; tile < tile_count; ++tile) {
-    copy_async_wait<kStages - 2>();  // this thread's copies of `tile` have landed
-    __syncthreads();                 // everyone's have, and everyone is done with the stage refilled next
-    copies.next(tile, listed);
-    const char* key_tile = stages + (tile % kStages) * Layout::kStageBytes;
+    const char* key_tile = copies.arrive(tile, listed);
     const char* value_tile = key_tile + Layout::kTileBytes;
     const int64_t first = begin + int64_t(tile) * kMmaTileRows + row0;  // the warp's first row
     if (first >= end) continue;                                         // warp-uniform: all 16 rows past the split

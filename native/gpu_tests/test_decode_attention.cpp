@@ -38,14 +38,39 @@ std::vector<int32_t> random_positions(Rng& rng, int64_t seq, int64_t count) {
 struct Outputs {
   DeviceArray<uint8_t> out;
   DeviceArray<uint8_t> workspace;
+  cuda::ElementType type;
   Outputs(int num_heads, int head_dim, cuda::ElementType type)
       : out(size_t(num_heads) * head_dim * (type == cuda::ElementType::BF16 ? 2 : 4)),
-        workspace(cuda::decode_attention_workspace_bytes(num_heads, head_dim)) {
+        workspace(cuda::decode_attention_workspace_bytes(num_heads, head_dim)),
+        type(type) {
     out.poison();
     workspace.poison();  // the partials; the split counters must start cleared
     cuda::prepare_decode_attention_workspace(workspace.data(), num_heads, head_dim, nullptr);
   }
 };
+
+// `query`'s heads against `layer` into `outputs`; the caller adds seq_len or the lists.
+cuda::DecodeAttentionArgs attention_args(const Query& query, int num_heads, const DeviceLayer& device,
+                                         const HostLayer& layer, Outputs& outputs) {
+  cuda::DecodeAttentionArgs args;
+  args.query = query.device.data();
+  args.query_type = query.type;
+  args.num_heads = num_heads;
+  args.kv = device.view(layer);
+  args.out = outputs.out.data();
+  args.out_type = outputs.type;
+  args.workspace = outputs.workspace.data();
+  args.workspace_bytes = outputs.workspace.size();
+  return args;
+}
+
+// Every position below seq, for each of the heads: dense attention as lists.
+std::vector<std::vector<int32_t>> every_position(int num_heads, int64_t seq) {
+  std::vector<std::vector<int32_t>> lists(static_cast<size_t>(num_heads),
+                                          std::vector<int32_t>(static_cast<size_t>(seq)));
+  for (auto& list : lists) std::iota(list.begin(), list.end(), 0);
+  return lists;
+}
 
 void test_dense(Report& report, Rng& rng, int64_t seq, int group, int head_dim, int variant) {
   if (quick_mode() && seq > 4097) return;
@@ -65,29 +90,18 @@ void test_dense(Report& report, Rng& rng, int64_t seq, int group, int head_dim, 
   DeviceArray<float> scores(size_t(num_heads) * score_stride);
   scores.poison();
 
-  cuda::DecodeAttentionArgs args;
-  args.query = query.device.data();
-  args.query_type = query.type;
-  args.num_heads = num_heads;
-  args.kv = device.view(layer);
+  cuda::DecodeAttentionArgs args = attention_args(query, num_heads, device, layer, outputs);
   args.seq_len = seq;
   if (with_scores) {
     args.scores = scores.data();
     args.score_stride = score_stride;
   }
-  args.out = outputs.out.data();
-  args.out_type = out_type;
-  args.workspace = outputs.workspace.data();
-  args.workspace_bytes = outputs.workspace.size();
   cuda::decode_attention(args, nullptr);
   check_cuda(cudaDeviceSynchronize(), "decode attention");
 
-  std::vector<std::vector<int32_t>> lists(static_cast<size_t>(num_heads),
-                                          std::vector<int32_t>(static_cast<size_t>(seq)));
-  for (auto& list : lists) std::iota(list.begin(), list.end(), 0);
   std::vector<double> ref;
   std::vector<std::vector<double>> ref_scores, magnitude;
-  reference_attention(layer, query.values, num_heads, lists, ref, &ref_scores, &magnitude);
+  reference_attention(layer, query.values, num_heads, every_position(num_heads, seq), ref, &ref_scores, &magnitude);
   const std::vector<double> got = download_output(outputs.out, out_type, ref.size());
   const double error = relative_l2(ref, got);
   const double tolerance = out_bf16 ? kAttentionTolBf16 : kAttentionTolF32;
@@ -146,16 +160,8 @@ void test_sparse(Report& report, Rng& rng, int64_t seq, int64_t count, int group
   sparse.stride = stride;
   sparse.count = count;
   sparse.sharing = sharing;
-  cuda::DecodeAttentionArgs args;
-  args.query = query.device.data();
-  args.query_type = query.type;
-  args.num_heads = num_heads;
-  args.kv = device.view(layer);
+  cuda::DecodeAttentionArgs args = attention_args(query, num_heads, device, layer, outputs);
   args.sparse = &sparse;
-  args.out = outputs.out.data();
-  args.out_type = out_type;
-  args.workspace = outputs.workspace.data();
-  args.workspace_bytes = outputs.workspace.size();
   cuda::decode_attention(args, nullptr);
   check_cuda(cudaDeviceSynchronize(), "sparse attention");
 
@@ -187,22 +193,13 @@ void test_device_seq_len(Report& report, Rng& rng, int64_t seq, int64_t bound, i
   DeviceLayer device(layer);
   DeviceArray<int64_t> seq_len(std::vector<int64_t>{seq});
   Outputs outputs(num_heads, head_dim, cuda::ElementType::F32);
-  cuda::DecodeAttentionArgs args;
-  args.query = query.device.data();
-  args.num_heads = num_heads;
-  args.kv = device.view(layer);
+  cuda::DecodeAttentionArgs args = attention_args(query, num_heads, device, layer, outputs);
   args.seq_len = bound;
   args.seq_len_device = seq_len.data();
-  args.out = outputs.out.data();
-  args.workspace = outputs.workspace.data();
-  args.workspace_bytes = outputs.workspace.size();
   cuda::decode_attention(args, nullptr);
   check_cuda(cudaDeviceSynchronize(), "decode attention, device seq_len");
-  std::vector<std::vector<int32_t>> lists(static_cast<size_t>(num_heads),
-                                          std::vector<int32_t>(static_cast<size_t>(seq)));
-  for (auto& list : lists) std::iota(list.begin(), list.end(), 0);
   std::vector<double> ref;
-  reference_attention(layer, query.values, num_heads, lists, ref);
+  reference_attention(layer, query.values, num_heads, every_position(num_heads, seq), ref);
   const double error = relative_l2(ref, download_output(outputs.out, cuda::ElementType::F32, ref.size()));
   report.check(error < kAttentionTolF32,
                "dense, device seq_len=" + std::to_string(seq) + " of " + std::to_string(bound) +
@@ -222,14 +219,8 @@ void test_full_list_equals_dense(Report& report, Rng& rng, int64_t seq, int grou
   DeviceArray<int32_t> positions(flat);
   Outputs dense(num_heads, head_dim, cuda::ElementType::F32), sparse(num_heads, head_dim, cuda::ElementType::F32);
 
-  cuda::DecodeAttentionArgs args;
-  args.query = query.device.data();
-  args.num_heads = num_heads;
-  args.kv = device.view(layer);
+  cuda::DecodeAttentionArgs args = attention_args(query, num_heads, device, layer, dense);
   args.seq_len = seq;
-  args.out = dense.out.data();
-  args.workspace = dense.workspace.data();
-  args.workspace_bytes = dense.workspace.size();
   cuda::decode_attention(args, nullptr);
   cuda::PositionLists lists;
   lists.positions = positions.data();

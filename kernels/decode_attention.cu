@@ -29,10 +29,10 @@
 // key scale multiplies the finished dot product and the value scale the row's softmax weight.
 // Stages are half as large, so there are more of them in flight.
 //
-// That kernel spends a dot product per query head on every row, on the CUDA cores: with 4-8
-// query heads per KV head it is instruction-bound, not memory-bound. For bf16 caches with 2-8
-// query heads per KV head (dense, or per-KV-head lists) attention_mma_kernel below runs the
-// same plan with the group's heads as the rows of tensor-core products.
+// attention_mma_kernel below runs the same plan for bf16 caches with 2-8 query heads per KV head
+// (dense, or per-KV-head lists) with the group's heads as the rows of tensor-core products. It
+// is opt-in ($TIDAL_CUDA_DECODE_MMA=1): on an H100 it was slower than this kernel (bench/NOTES.md,
+// Version 32).
 #include "decode_attention.h"
 
 #include <cuda_bf16.h>
@@ -536,17 +536,18 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_split_kernel(cons
 // lists. Same plan, partials and last-block combine as attention_split_kernel, but the group's
 // query heads are the rows of m16n8k16 products (rows past the group are zero), so a K/V row
 // costs a few tensor-core instructions for all the heads instead of a dot product per head on
-// the CUDA cores (which left the GQA kernel instruction-bound: bench/NOTES.md). Per tile of
-// kMmaTileRows rows, warp w takes rows [16 w, 16 w + 16):
+// the CUDA cores. Per tile of kMmaTileRows rows, warp w takes rows [16 w, 16 w + 16):
 //   S = Q K^T      two 8-row n-blocks, head_dim / 16 k-steps, K fragments by ldmatrix;
 //   online softmax per head in base 2 (a head's 16 scores sit in the 4 lanes of a quad);
 //   O += P V       P from S's accumulators as the A operand, V fragments by ldmatrix.trans.
 // fp32 accuracy from bf16 operands: an fp32 query is split q = q_hi + q_lo (two bf16 with 16
 // bits of mantissa together), and so is P always (P in one bf16 part missed the fp32 output
-// tolerance, 1.3-5e-4 against 1e-4, on the GPU); each product runs once per part. The warps' (max, sum, acc) are merged
-// as the row groups of the other kernel are (finish_split). Shared rows are XOR-swizzled by row % 8 in 16-byte pieces,
-// so that the 8 rows of one ldmatrix matrix (8 rows, one piece) fall in distinct banks.
+// tolerance, 1.3-5e-4 against 1e-4, on the GPU); each product runs once per part. The warps'
+// (max, sum, acc) are merged as the row groups of the other kernel are (finish_split). Shared
+// rows are XOR-swizzled by row % 8 in 16-byte pieces, so that the 8 rows of one ldmatrix matrix
+// (8 rows, one piece) fall in distinct banks.
 constexpr int kMmaTileRows = 64;
+constexpr int kMmaGroup = 8;  // A's rows that may hold query heads (m16n8k16's rows g, not g + 8)
 constexpr int kMmaWarps = kAttentionThreads / kWarpSize;
 static_assert(kMmaWarps * 16 == kMmaTileRows, "a warp takes 16 rows of a tile");
 
@@ -560,8 +561,8 @@ struct MmaLayout {
   static constexpr int kStageBytes = 2 * kTileBytes;
   static constexpr int kCopiesPerThread = 2 * kTileRows * kUnitsPerRow / kAttentionThreads;
   static constexpr size_t kStagesBytes = size_t(kStages) * kStageBytes;
-  static constexpr size_t kMergeBytes = size_t(kMmaWarps) * 8 * kHeadDim * sizeof(float);
-  static constexpr size_t kCombineBytes = size_t(8) * (kMaxSplits + 1) * sizeof(float);
+  static constexpr size_t kMergeBytes = size_t(kMmaWarps) * kMmaGroup * kHeadDim * sizeof(float);
+  static constexpr size_t kCombineBytes = size_t(kMmaGroup) * (kMaxSplits + 1) * sizeof(float);
   static_assert(kStagesBytes >= kMergeBytes && kStagesBytes >= kCombineBytes, "the stages hold the merge");
   static constexpr size_t kSharedBytes = kStagesBytes;
   __device__ static __forceinline__ int copy_offset(int row, int piece) {
@@ -581,7 +582,7 @@ __device__ __forceinline__ float query_value(const QueryT* query, int i) {
 template <int kHeadDim, PositionMode kMode, typename QueryT>
 __global__ void __launch_bounds__(kAttentionThreads) attention_mma_kernel(const AttentionLaunch p) {
   let_next_kernel_start();
-  constexpr int kGroup = 8;
+  constexpr int kGroup = kMmaGroup;
   constexpr int kSteps = kHeadDim / 16;  // k-steps of S = Q K^T
   constexpr int kQueryParts = std::is_same_v<QueryT, __nv_bfloat16> ? 1 : 2;
   using Layout = MmaLayout<kHeadDim>;
@@ -653,7 +654,8 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_mma_kernel(const 
         mma_bf16(s[1], a, b[2], b[3]);
       }
     }
-    // Base-2 scores of head g for rows first + 8 nb + 2t + e; rows past the split masked.
+    // Base-2 scores of head g for rows first + 8 nb + 2t + e; rows past the split masked. The
+    // scores (dense only: the position is the row's index) are written in natural-log units.
     float tile_max = -INFINITY;
 #pragma unroll
     for (int nb = 0; nb < 2; ++nb)
@@ -661,18 +663,11 @@ __global__ void __launch_bounds__(kAttentionThreads) attention_mma_kernel(const 
       for (int e = 0; e < 2; ++e) {
         const int64_t row = first + 8 * nb + 2 * t + e;
         const float x = s[nb][e] * p.scale_log2;
+        if (p.scores != nullptr && g < heads && row < end)
+          p.scores[int64_t(first_head + g) * p.score_stride + row] = x * kLn2;
         s[nb][e] = row < end ? x : -INFINITY;
         tile_max = fmaxf(tile_max, s[nb][e]);
       }
-    if (p.scores != nullptr && g < heads) {  // dense only: the position is the row's index
-#pragma unroll
-      for (int nb = 0; nb < 2; ++nb)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int64_t row = first + 8 * nb + 2 * t + e;
-          if (row < end) p.scores[int64_t(first_head + g) * p.score_stride + row] = s[nb][e] * kLn2;
-        }
-    }
     const float new_max = fmaxf(m, quad_max(tile_max));
     const float alpha = softmax_weight(m, new_max);
     m = new_max;
@@ -775,8 +770,8 @@ auto mma_kernel() {
 }
 
 // The tensor-core kernel serves bf16 caches with 2+ query heads per KV head, dense or with
-// per-KV-head lists, when $TIDAL_CUDA_DECODE_MMA=1; it is not the default until it has run on a
-// GPU (bench/NOTES.md, Version 32).
+// per-KV-head lists, when $TIDAL_CUDA_DECODE_MMA=1 (opt-in: slower than the CUDA-core kernel on
+// an H100, bench/NOTES.md, Version 32).
 bool uses_mma(const AttentionLaunch& launch, PositionMode mode) {
   static const bool enabled = [] {
     const char* value = std::getenv("TIDAL_CUDA_DECODE_MMA");
@@ -849,11 +844,16 @@ cudaError_t with_split_kernel(const AttentionLaunch& launch, PositionMode mode, 
   return launch.query_bf16 ? by_group(D{}, Bf16{}, NotFp8{}) : by_group(D{}, F32{}, NotFp8{});
 }
 
+// The mode a launch's split plan is made for: per-KV-head lists plan as dense attention does, so
+// that a list of every position splits exactly as dense attention and gives bitwise its result.
+PositionMode planning_mode(const AttentionLaunch& launch) {
+  return launch.mode == PositionMode::PerQueryHead ? PositionMode::PerQueryHead : PositionMode::Dense;
+}
+
 }  // namespace
 
 int attention_blocks_per_sm(const AttentionLaunch& launch) {
-  const PositionMode mode =
-      launch.mode == PositionMode::PerQueryHead ? PositionMode::PerQueryHead : PositionMode::Dense;
+  const PositionMode mode = planning_mode(launch);
   int blocks = 1;
   with_split_kernel(launch, mode, [&](auto kernel) {
     blocks = kernel.blocks_per_sm;
@@ -863,10 +863,7 @@ int attention_blocks_per_sm(const AttentionLaunch& launch) {
 }
 
 int attention_rows_per_step(const AttentionLaunch& launch) {
-  // Per-KV-head lists plan as dense attention does (attention_blocks_per_sm).
-  const PositionMode mode =
-      launch.mode == PositionMode::PerQueryHead ? PositionMode::PerQueryHead : PositionMode::Dense;
-  if (uses_mma(launch, mode)) return kMmaTileRows;
+  if (uses_mma(launch, planning_mode(launch))) return kMmaTileRows;
   // kRowGroups * kRows = kAttentionThreads * 8 * kVecs / head_dim * 4 / kVecs.
   return kAttentionThreads * 32 / launch.head_dim;
 }

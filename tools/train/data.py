@@ -15,6 +15,12 @@ Three kinds of rows, each exactly `length` tokens with a per-token loss weight:
              so that no word can be learned as a cue: only matching the request's words to
              the doc comment's and copying the name next to them pays.
 Rows are drawn from train files only; evaluation builds the same rows from held-out files.
+
+Retrieval and cross-file rows carry their reach: the span of cut points that leave the planted
+key (or helper file) wholly before the cut and the request wholly after it. A stage that stretches
+positions (stretched_positions) can pin its cut inside the reach (Curriculum's far share), so
+that every such row teaches a key-to-request distance beyond the row's length, not only the rows
+whose random cut happens to fall between the two.
 """
 import os
 import random
@@ -40,6 +46,9 @@ class Row:
     ids: np.ndarray      # int64 [length]
     weights: np.ndarray  # float32 [length]; weight of predicting ids[t] from ids[:t]
     kind: str
+    # (first, last): a position jump at any index in [first, last] falls after the planted key
+    # (or helper file) and before the request; None for rows without one.
+    reach: tuple = None
 
 
 @dataclass
@@ -194,16 +203,19 @@ class CodeBuffer:
 def _with_pieces(context, places, planted, tail):
     """The context's ids with each (relative depth, piece) of `planted` inserted at the first of
     `places` (ascending indexes into the context) at or after that depth (the last place when
-    none is; the end when there are no places), then `tail`."""
+    none is; the end when there are no places), then `tail`. Returns (ids, first_end): first_end
+    is the index just after the first planted piece."""
     if len(places) == 0:
         places = np.array([len(context)])
-    cuts = sorted(((int(places[min(np.searchsorted(places, relative * len(context)), len(places) - 1)]), piece)
-                   for relative, piece in planted), key=lambda cut: cut[0])
-    out, previous = [], 0
-    for at, piece in cuts:
+    cuts = sorted(((int(places[min(np.searchsorted(places, relative * len(context)), len(places) - 1)]), index, piece)
+                   for index, (relative, piece) in enumerate(planted)), key=lambda cut: cut[0])
+    out, previous, first_end = [], 0, None
+    for at, index, piece in cuts:
         out += context[previous:at].tolist() + piece
         previous = at
-    return out + context[previous:].tolist() + tail
+        if index == 0:
+            first_end = len(out)
+    return out + context[previous:].tolist() + tail, first_end
 
 
 class RowBuilder:
@@ -259,7 +271,8 @@ class RowBuilder:
     def retrieval_ids(self, length, depth, needle, distractors=(), rng=None):
         """A `length`-token row: code context with `needle` planted at relative `depth`, the
         distractor needles at random depths, then the query and the answer. Returns (ids,
-        answer_start) so the answer is ids[answer_start:]."""
+        answer_start, reach): the answer is ids[answer_start:], and reach (see Row) runs from
+        the end of the needle's line to the start of the query."""
         rng = rng or self.rng
         query = self.tokens.encode("\n" + needle.query)
         answer = self.tokens.encode(needle.answer)
@@ -268,14 +281,15 @@ class RowBuilder:
         context_length = length - len(query) - len(answer) - sum(len(p) for _, p in planted)
         context, start = self.buffer.window(rng, context_length)
         line_end = self.buffer.line_end[start:start + context_length]
-        out = _with_pieces(context, np.flatnonzero(line_end) + 1, planted, query)  # after a line break
-        return out + answer, len(out)
+        out, key_end = _with_pieces(context, np.flatnonzero(line_end) + 1, planted, query)  # after a line break
+        return out + answer, len(out), (key_end, len(out) - len(query))
 
     # -- cross-file completion --------------------------------------------------------------
     def crossfile_ids(self, length, depth, helper, distractors=(), rng=None):
         """A `length`-token row: code context with the helper's file inserted at the file boundary
         nearest relative `depth`, distractor helpers at random boundaries, then the caller's file
-        and the answer. Returns (ids, answer_start)."""
+        and the answer. Returns (ids, answer_start, reach): reach (see Row) runs from the end of
+        the helper's file to the start of the caller's."""
         rng = rng or self.rng
         sep = self.tokens.special[FILE_SEP]
         def file_ids(path, text):
@@ -288,8 +302,8 @@ class RowBuilder:
         if context_length < length // 2:
             raise ValueError(f"a {length}-token cross-file row is too short for its planted files")
         context, _ = self.buffer.window(rng, context_length)
-        out = _with_pieces(context, np.flatnonzero(context == sep), planted, query)  # before a file
-        return out + answer, len(out)
+        out, helper_end = _with_pieces(context, np.flatnonzero(context == sep), planted, query)  # before a file
+        return out + answer, len(out), (helper_end, len(out) - len(query))
 
     def crossfile_row(self, length):
         rng = self.rng
@@ -302,10 +316,10 @@ class RowBuilder:
                 names.add(other.name)
                 whats.add(other.what)
                 distractors.append(other)
-        ids, answer_start = self.crossfile_ids(length, rng.random(), helper, distractors)
+        ids, answer_start, reach = self.crossfile_ids(length, rng.random(), helper, distractors)
         weights = np.ones(length, np.float32)
         weights[answer_start:] = ANSWER_WEIGHT
-        return Row(np.array(ids, np.int64), weights, "crossfile")
+        return Row(np.array(ids, np.int64), weights, "crossfile", reach)
 
     def retrieval_row(self, length):
         rng = self.rng
@@ -317,10 +331,10 @@ class RowBuilder:
             if other.query not in names:
                 names.add(other.query)
                 distractors.append(other)
-        ids, answer_start = self.retrieval_ids(length, rng.random(), needle, distractors)
+        ids, answer_start, reach = self.retrieval_ids(length, rng.random(), needle, distractors)
         weights = np.ones(length, np.float32)
         weights[answer_start:] = ANSWER_WEIGHT
-        return Row(np.array(ids, np.int64), weights, "retrieval")
+        return Row(np.array(ids, np.int64), weights, "retrieval", reach)
 
 
 class Curriculum:
@@ -328,11 +342,15 @@ class Curriculum:
     list of (progress_start, length, retrieval_probability[, crossfile_probability[, span]]);
     FIM probability is fixed. A span longer than the length stretches each row's positions
     (see stretched_positions): the row's tokens are `length` long, the distances they see reach
-    `span`, at the cost of a `length` row."""
+    `span`, at the cost of a `length` row. `far_share` is the share of stretched rows with a
+    reach (retrieval, cross-file) whose cut is pinned inside it; the others cut anywhere."""
 
-    def __init__(self, stages, fim_probability=0.25):
+    def __init__(self, stages, fim_probability=0.25, far_share=0.0):
         self.stages = sorted(tuple(stage) + (0.0, 0)[len(stage) - 3:] for stage in stages)
         self.fim_probability = fim_probability
+        if not 0.0 <= far_share <= 1.0:
+            raise ValueError(f"the far share must lie in [0, 1], got {far_share}")
+        self.far_share = far_share
         for _, length, retrieval, crossfile, span in self.stages:
             if retrieval + crossfile + fim_probability > 1.0:
                 raise ValueError("a stage's retrieval, cross-file and FIM probabilities add up to more than 1")
@@ -348,16 +366,22 @@ class Curriculum:
         return current[1], current[2], current[3], int(current[4]) or current[1]
 
 
-def stretched_positions(rng, length, span):
+def stretched_positions(rng, length, span, reach=None):
     """Position ids of a `length`-token row whose distances reach `span` (positional skip-wise
-    training): positions count up from 0, and at one cut, drawn uniformly inside the row, they
-    jump ahead by a gap drawn uniformly from [0, span - length]. Tokens after the cut see those
-    before it that much further away, so a planted key before the cut and its query after it
-    teach a distance of up to `span` at the cost of a `length` row. RoPE makes attention depend
-    only on distances, so nothing else in the row changes. With span <= length: 0..length-1."""
+    training): positions count up from 0, and at one cut, drawn uniformly inside the row (inside
+    `reach`, a (first, last) range of indexes, when given), they jump ahead by a gap drawn
+    uniformly from [0, span - length]. Tokens after the cut see those before it that much further
+    away, so a planted key before the cut and its query after it teach a distance of up to `span`
+    at the cost of a `length` row. RoPE makes attention depend only on distances, so nothing else
+    in the row changes. With span <= length: 0..length-1."""
     positions = np.arange(length, dtype=np.int64)
     if span > length and length > 1:
-        cut = rng.randint(1, length - 1)
+        first, last = 1, length - 1
+        if reach is not None:
+            first, last = max(first, reach[0]), min(last, reach[1])
+            if first > last:
+                raise ValueError(f"reach {reach} holds no cut inside a {length}-token row")
+        cut = rng.randint(first, last)
         positions[cut:] += rng.randint(0, span - length)
     return positions
 
@@ -379,7 +403,14 @@ def make_batch(builder, curriculum, progress, tokens_per_batch):
             rows.append(builder.code_row(length))
     ids = np.stack([r.ids for r in rows])
     weights = np.stack([r.weights for r in rows])
-    positions = np.stack([stretched_positions(builder.rng, length, span) for _ in rows]) if span > length else None
+    positions = None
+    if span > length:
+        def reach(row):
+            # The far-share draw is made only when it can matter, so that a share of 0 draws the
+            # same random numbers (and rows) as before the share existed.
+            pinned = row.reach is not None and curriculum.far_share > 0 and builder.rng.random() < curriculum.far_share
+            return row.reach if pinned else None
+        positions = np.stack([stretched_positions(builder.rng, length, span, reach(row)) for row in rows])
     return ids, weights, positions, length, [r.kind for r in rows]
 
 

@@ -66,7 +66,7 @@ def passkey_accuracy(model, builder, tokens, device, length, depth, trials, seed
     hits = 0
     for _ in range(trials):
         needle = data.random_needle(rng)
-        ids, answer_start = builder.retrieval_ids(length, depth, needle, rng=rng)
+        ids, answer_start, _ = builder.retrieval_ids(length, depth, needle, rng=rng)
         answer = ids[answer_start:]
         generated = greedy(model, ids[:answer_start], device, len(answer) + 2, [tokens.eos])
         hits += generated[:len(answer)] == answer

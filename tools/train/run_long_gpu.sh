@@ -16,6 +16,13 @@
 # last stage ran 16K rows spanning up to 128K, then real 128K rows, from stage 4's folder:
 #   LONG_INIT=<stage 4> LONG_NAME=model6 TRAIN_SECONDS=400 TRAIN_LR=3e-4 TRAIN_FIM=0.1 \
 #   TRAIN_STAGES=0:16384:0.5:0.35:131072,0.65:131072:0.5:0.35 bash tools/train/run_long_gpu.sh
+# TRAIN_FAR (default 0) is the share of stretched retrieval and cross-file rows whose position jump
+# is pinned between the planted key (or helper file) and the request, so that each of them teaches
+# a distance past the row's length (data.Curriculum). The next stage, from the shipped weights, for
+# the cross-file helpers that sit 50K-120K tokens back (bench/NOTES.md, Version 33):
+#   LONG_NAME=model7 TRAIN_SECONDS=420 TRAIN_LR=2e-4 TRAIN_FIM=0.1 TRAIN_FAR=1 \
+#   TRAIN_STAGES=0:16384:0.3:0.55:131072,0.6:131072:0.3:0.5 bash tools/train/run_long_gpu.sh
+# The rows' structure is checked first (tools/train/test_data.py, with the real tokenizer).
 # EVAL_SELECTION (default '2,4') and EVAL_BUDGETS (default 256,1024,2048) choose the engine
 # evaluation's TidalDecode selection-layer sets (';' between sets, e.g. '2,4;1,3;2,3;3') and budgets.
 # A second stage on the same (warm) machine continues from the first's folder, longer rows:
@@ -38,13 +45,14 @@ model="$work/$name"
 if [ "${LONG_EVAL_ONLY:-0}" = 1 ]; then
   model="$init"  # no training: the engine's evaluation below, of LONG_INIT as it is
 else
+  python3 tools/train/test_data.py > "$work/test_data.txt" 2>&1 || { tail -40 "$work/test_data.txt"; exit 1; }
   rm -rf "$model"
   cp -r "$init" "$model"
   python3 tools/train/train.py --init "$init" --model-dir "$model" --log "$out/loss.csv" \
       --corpus-bytes 300000000 --tokens-per-batch 131072 --time-budget "${TRAIN_SECONDS:-240}" \
       --log-every 5 --eval-every 50 --lr "${TRAIN_LR:-6e-4}" --warmup 0.03 --max-positions 131072 \
       --stages "${TRAIN_STAGES:-0:16384:0.3:0.2,0.3:32768:0.3:0.25,0.55:65536:0.3:0.25,0.8:131072:0.3:0.25}" \
-      --fim-probability "${TRAIN_FIM:-0.2}" > "$work/train_log.txt" 2>&1 || { tail -40 "$work/train_log.txt"; exit 1; }
+      --fim-probability "${TRAIN_FIM:-0.2}" --far-share "${TRAIN_FAR:-0}" > "$work/train_log.txt" 2>&1 || { tail -40 "$work/train_log.txt"; exit 1; }
   grep -v "^[0-9]" "$work/train_log.txt"; awk 'NR % 10 == 0' "$out/loss.csv" | tail -30
   python3 tools/train/evaluate.py --model-dir "$model" --out "$out/eval.md" \
       --corpus-bytes 300000000 --fim-examples "${EVAL_FIM:-100}" --trials 10 \

@@ -101,6 +101,9 @@ def main():
     parser.add_argument("--time-budget", type=float, default=None, help="seconds of training")
     parser.add_argument("--stages", default="0:1024:0.15,0.35:4096:0.3,0.7:8192:0.35")
     parser.add_argument("--fim-probability", type=float, default=0.25)
+    parser.add_argument("--far-share", type=float, default=0.0,
+                        help="share of stretched retrieval and cross-file rows whose position jump falls "
+                             "between the planted key and the request (data.Curriculum)")
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--warmup", type=float, default=0.04, help="fraction of the run")
     parser.add_argument("--weight-decay", type=float, default=0.1)
@@ -130,7 +133,7 @@ def main():
     held_out = data.CodeBuffer(tokens, held_out_files)
     eval_rng = random.Random(args.seed + 1)
     eval_rows = [held_out.window(eval_rng, 1024)[0] for _ in range(16)]
-    curriculum = data.Curriculum(parse_stages(args.stages), args.fim_probability)
+    curriculum = data.Curriculum(parse_stages(args.stages), args.fim_probability, args.far_share)
     print(f"data: {len(train_files)} train files ({len(builder.buffer.ids) / 1e6:.1f}M tokens), "
           f"{len(held_out_files)} held-out files ({len(held_out.ids) / 1e6:.2f}M tokens), "
           f"prepared in {time.time() - started:.0f}s", flush=True)

@@ -126,6 +126,7 @@ tidal::AttentionOptions ToAttentionOptions(Napi::Env env, Napi::Value value) {
   }
   options.correction_interval = IntField(env, object, "correctionInterval", 0, 0, limits::kMaxCorrectionInterval);
   options.sparse_first_step = BoolField(env, object, "sparseFirstStep", options.sparse_first_step);
+  options.sparse_prefill = BoolField(env, object, "sparsePrefill", options.sparse_prefill);
   return options;
 }
 
@@ -151,6 +152,7 @@ tidal::PrefillOptions ToPrefillOptions(Napi::Env env, Napi::Value value) {
   tidal::PrefillOptions options;
   options.all_logits = object.Get("allLogits").ToBoolean().Value();
   options.chunk = IntField(env, object, "chunk", 0, 0, limits::kMaxPrefillChunk);
+  options.attention = ToAttentionOptions(env, object.Get("attention"));
   return options;
 }
 

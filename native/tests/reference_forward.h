@@ -3,6 +3,7 @@
 // check the engine's logits. Slow and simple on purpose.
 #pragma once
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -12,13 +13,23 @@
 
 namespace tidal_test {
 
+// Per token, per query head, the positions it attends to; an empty list (or a missing token)
+// means all of 0..t, causal attention.
+using AttentionLists = std::vector<std::vector<std::vector<int64_t>>>;
+// Given a layer's rotated queries and keys ([token][heads * head_dim], [token][kv_heads *
+// head_dim]), the positions each query attends to in that layer.
+using AttentionRestriction = std::function<AttentionLists(int64_t layer, const std::vector<std::vector<double>>& q,
+                                                          const std::vector<std::vector<double>>& k)>;
+
 class ReferenceModel {
  public:
   ReferenceModel(const tidal::ModelConfig& config, const tidal::TensorSource& tensors)
       : c_(config), tensors_(tensors) {}
 
-  // Logits [tokens.size()][vocab] for every position.
-  std::vector<std::vector<double>> logits(const std::vector<int32_t>& tokens) const {
+  // Logits [tokens.size()][vocab] for every position; `restrict`, when given, chooses the
+  // positions each query attends to, layer by layer (sparse attention).
+  std::vector<std::vector<double>> logits(const std::vector<int32_t>& tokens,
+                                          const AttentionRestriction& restrict = nullptr) const {
     const int64_t n = static_cast<int64_t>(tokens.size());
     const int64_t hidden = c_.hidden_size, hd = c_.head_dim, nh = c_.num_heads, nkv = c_.num_kv_heads;
     const auto embed = load("model.embed_tokens.weight");
@@ -38,22 +49,27 @@ class ReferenceModel {
         for (int64_t head = 0; head < nh; ++head) prepare(q[t], head, t, inv_freq, p + "self_attn.q_norm.weight");
         for (int64_t head = 0; head < nkv; ++head) prepare(k[t], head, t, inv_freq, p + "self_attn.k_norm.weight");
       }
+      const AttentionLists lists = restrict ? restrict(l, q, k) : AttentionLists{};
       for (int64_t t = 0; t < n; ++t) {
         std::vector<double> attn(static_cast<size_t>(nh * hd), 0.0);
         for (int64_t head = 0; head < nh; ++head) {
           const int64_t kvh = head / (nh / nkv);
-          std::vector<double> s(static_cast<size_t>(t + 1));
+          std::vector<int64_t> seen;
+          if (static_cast<size_t>(t) < lists.size()) seen = lists[t][head];
+          if (seen.empty())
+            for (int64_t j = 0; j <= t; ++j) seen.push_back(j);
+          std::vector<double> s(seen.size());
           double mx = -INFINITY;
-          for (int64_t j = 0; j <= t; ++j) {
+          for (size_t j = 0; j < seen.size(); ++j) {
             double d = 0.0;
-            for (int64_t i = 0; i < hd; ++i) d += q[t][head * hd + i] * k[j][kvh * hd + i];
+            for (int64_t i = 0; i < hd; ++i) d += q[t][head * hd + i] * k[seen[j]][kvh * hd + i];
             s[j] = d / std::sqrt(static_cast<double>(hd));
             mx = std::fmax(mx, s[j]);
           }
           double sum = 0.0;
           for (double& e : s) sum += (e = std::exp(e - mx));
-          for (int64_t j = 0; j <= t; ++j)
-            for (int64_t i = 0; i < hd; ++i) attn[head * hd + i] += s[j] / sum * v[j][kvh * hd + i];
+          for (size_t j = 0; j < seen.size(); ++j)
+            for (int64_t i = 0; i < hd; ++i) attn[head * hd + i] += s[j] / sum * v[seen[j]][kvh * hd + i];
         }
         auto o = linear(p + "self_attn.o_proj", attn, c_.o_proj_bias);
         for (int64_t i = 0; i < hidden; ++i) x[t][i] += o[i];

@@ -11,6 +11,8 @@ export const USAGE = [
   '                  [--crossfile-trials N]   (cross-file completion: a call to a helper defined in another file, at each depth;',
   '                                            --distractors N plants N other helpers that do something else)',
   "                  [--budgets 64,128,...,4096] [--selection-choices '2;2,4;2,3'] [--no-quest]",
+  '                  [--sparse-prefill N]     (each tidal and quest configuration again, the last N prompt tokens before the decoded',
+  "                                            one prefilled under its attention: a keystroke's recomputed tokens; CPU backend)",
   '                  [--perplexity-windows N] [--perplexity-length N] [--perplexity-scored N] [--seed S]',
   '                  [--backend cpu|cuda|webgpu] [--threads N] [--max-positions N] [--trained-length N] [--shard I/N] [--save FILE] [--output FILE.md]',
   '                  [--kv-fp8-simulation]   (CPU: K/V rounded as an FP8 E4M3 cache with per-row scales would keep them)',
@@ -48,6 +50,7 @@ export interface RunArgs {
   budgets: number[];
   selectionChoices: number[][];
   withQuest: boolean;
+  sparsePrefill: number; // 0: none; N: tidal and quest again with N prompt tokens prefilled sparse (modes "tidal+prefillN")
   perplexityWindows: number;
   perplexityLength: number;
   perplexityScored: number;
@@ -188,6 +191,7 @@ export function parseEvalArgs(argv: readonly string[]): RunArgs | LoadArgs {
   const budgets = options.integerList('--budgets', [64, 128, 256, 512, 1024, 2048, 4096], 1, MAX_TOKEN_BUDGET);
   const selectionChoices = parseSelectionChoices(options.text('--selection-choices') ?? '2;2,4;2,3');
   const withQuest = !options.flag('--no-quest');
+  const sparsePrefill = options.integer('--sparse-prefill', 0, 0, MAX_CONTEXT);
   const perplexityWindows = options.integer('--perplexity-windows', 2, 0, MAX_COUNT);
   const perplexityLength = options.integer('--perplexity-length', 4096, 3, MAX_CONTEXT);
   const perplexityScored = options.integer('--perplexity-scored', 256, 1, MAX_CONTEXT);
@@ -206,6 +210,7 @@ export function parseEvalArgs(argv: readonly string[]): RunArgs | LoadArgs {
   options.rejectUnused();
   if (kvCache !== 'bf16' && kvCache !== 'fp8') throw usageError(`--kv-cache takes bf16 or fp8, got '${kvCache}'`);
   if (kvFp8Simulation && backend !== 'cpu') throw usageError('--kv-fp8-simulation runs on the CPU backend only (--backend cpu)');
+  if (sparsePrefill > 0 && backend !== 'cpu') throw usageError('--sparse-prefill runs on the CPU backend only (--backend cpu)');
   if (kvCache === 'fp8' && backend !== 'cuda')
     throw usageError('--kv-cache fp8 runs on the CUDA backend only (--backend cuda); on the CPU use --kv-fp8-simulation');
   // Saved records name no KV format: merged with an exact run's, they would be averaged together.
@@ -229,6 +234,7 @@ export function parseEvalArgs(argv: readonly string[]): RunArgs | LoadArgs {
     budgets,
     selectionChoices,
     withQuest,
+    sparsePrefill,
     perplexityWindows,
     perplexityLength,
     perplexityScored,

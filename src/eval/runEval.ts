@@ -125,7 +125,9 @@ export async function runEval(addon: NativeAddon, args: RunArgs, log: (line: str
     const longest = Math.max(args.perplexityWindows > 0 ? args.perplexityLength : 0, ...args.contexts);
     model = await loadEvalModel(addon, args, longest);
     const engine = model.engine;
-    const configs = makeEvalConfigs(args.budgets, args.selectionChoices, args.withQuest);
+    const configs = makeEvalConfigs(args.budgets, args.selectionChoices, args.withQuest, args.sparsePrefill);
+    // Perplexity scores decode steps, teacher-forced: a sparse prefill has no part in it.
+    const decodeConfigs = configs.filter((config) => !config.sparsePrefillTokens);
     log(`model ${args.modelPath}: ${engine.modelInfo.numLayers} layers, ${engine.modelInfo.threads} threads; ${configs.length} attention configurations`);
 
     for (const context of args.contexts) {
@@ -191,13 +193,13 @@ export async function runEval(addon: NativeAddon, args: RunArgs, log: (line: str
       if (stream.ids.length <= args.perplexityLength) throw new EvalInputError('the corpus is shorter than --perplexity-length; add folders to --corpus');
       const start = uniformBelow(rng, stream.ids.length - args.perplexityLength);
       const window = Array.from(stream.ids.subarray(start, start + args.perplexityLength));
-      const sums = await scorePerplexity(engine, window, args.perplexityLength - args.perplexityScored, configs);
+      const sums = await scorePerplexity(engine, window, args.perplexityLength - args.perplexityScored, decodeConfigs);
       const windowTokens = args.perplexityLength;
       keep({
         passkey: [],
         perplexity: [
           { window: w, windowTokens, config: { mode: 'full-prefill', selection: '-', budget: 0 }, nll: sums[0].nll, tokens: sums[0].tokens },
-          ...configs.map((config, c) => ({ window: w, windowTokens, config: keyOf(config), nll: sums[c + 1].nll, tokens: sums[c + 1].tokens })),
+          ...decodeConfigs.map((config, c) => ({ window: w, windowTokens, config: keyOf(config), nll: sums[c + 1].nll, tokens: sums[c + 1].tokens })),
         ],
       });
       log(`perplexity window ${w}: full ${formatFixed(Math.exp(sums[1].nll / sums[1].tokens), 3)} (${seconds(windowStarted)} s)`);

@@ -1,11 +1,20 @@
 // Scoring of `tidal-eval`: one full-attention prefill per sample, then each attention
 // configuration decodes from a fork of that sequence (TidalDecode and Quest act only on decode
-// steps, so the prefill is shared).
+// steps, so the prefill is shared). A configuration with sparsePrefillTokens N forks before the
+// prompt's last N + 1 tokens instead and prefills N of them under its own attention
+// (sparsePrefill: what a keystroke's recomputed tokens would run as), then decodes the last.
 import type { AttentionOptions, NativeEngine } from '../native/addon';
 import type { ConfigKey } from './report';
 
 export interface EvalConfig {
   attention: Required<Pick<AttentionOptions, 'mode'>> & AttentionOptions;
+  /** Prompt tokens before the last one prefilled under `attention` (tidal, quest); 0: none. */
+  sparsePrefillTokens?: number;
+}
+
+// "tidal", or "tidal+prefill256" for a configuration whose last 256 prompt tokens run sparse.
+function modeOf(config: EvalConfig): string {
+  return config.sparsePrefillTokens ? `${config.attention.mode}+prefill${config.sparsePrefillTokens}` : config.attention.mode;
 }
 
 // "2,4" for tidal, "-" otherwise.
@@ -13,24 +22,34 @@ export function selectionOf(config: EvalConfig): string {
   return config.attention.mode === 'tidal' ? (config.attention.selectionLayers ?? []).join(',') : '-';
 }
 
-// "full", "tidal 2,4 b256", "quest b256".
+// "full", "tidal 2,4 b256", "quest b256", "quest+prefill256 b256".
 export function labelOf(config: EvalConfig): string {
   const { mode, tokenBudget } = config.attention;
-  return mode === 'full' ? 'full' : mode === 'tidal' ? `tidal ${selectionOf(config)} b${tokenBudget}` : `quest b${tokenBudget}`;
+  return mode === 'full' ? 'full' : mode === 'tidal' ? `${modeOf(config)} ${selectionOf(config)} b${tokenBudget}` : `${modeOf(config)} b${tokenBudget}`;
 }
 
 export function keyOf(config: EvalConfig): ConfigKey {
   const { mode, tokenBudget } = config.attention;
-  return { mode, selection: selectionOf(config), budget: mode === 'full' ? 0 : (tokenBudget ?? 0) };
+  return { mode: modeOf(config), selection: selectionOf(config), budget: mode === 'full' ? 0 : (tokenBudget ?? 0) };
 }
 
-// full; tidal at every budget for every selection-layer choice; quest at every budget.
-export function makeEvalConfigs(budgets: readonly number[], selectionChoices: readonly (readonly number[])[], withQuest: boolean): EvalConfig[] {
+// full; tidal at every budget for every selection-layer choice; quest at every budget; with
+// sparsePrefillTokens > 0, each tidal and quest configuration again with that many prompt
+// tokens prefilled sparse.
+export function makeEvalConfigs(
+  budgets: readonly number[],
+  selectionChoices: readonly (readonly number[])[],
+  withQuest: boolean,
+  sparsePrefillTokens = 0,
+): EvalConfig[] {
   const configs: EvalConfig[] = [{ attention: { mode: 'full' } }];
   for (const layers of selectionChoices) {
     for (const budget of budgets) configs.push({ attention: { mode: 'tidal', tokenBudget: budget, selectionLayers: [...layers] } });
   }
   if (withQuest) for (const budget of budgets) configs.push({ attention: { mode: 'quest', tokenBudget: budget } });
+  if (sparsePrefillTokens > 0) {
+    for (const config of configs.slice(1)) configs.push({ attention: { ...config.attention }, sparsePrefillTokens });
+  }
   return configs;
 }
 
@@ -114,7 +133,8 @@ export async function scoreCompletionText(
 
 // Prefills all prompt tokens but the last with full attention; then, per configuration, a fork
 // runs `judge`, whose `next()` decodes one step under that configuration (the last prompt
-// token first, then the previous greedy token) and returns the greedy token.
+// token first, then the previous greedy token) and returns the greedy token. A configuration
+// with sparsePrefillTokens forks that many tokens earlier and prefills them sparse first.
 async function perConfiguration(
   engine: NativeEngine,
   prompt: readonly number[],
@@ -122,11 +142,14 @@ async function perConfiguration(
   judge: (next: () => Promise<number>) => Promise<boolean>,
 ): Promise<boolean[]> {
   return withSequence(engine, engine.createSequence(), async (base) => {
-    await engine.prefill(base, prompt.slice(0, -1));
+    const held = prompt.length - 1;
+    await engine.prefill(base, prompt.slice(0, held));
     const correct: boolean[] = [];
     for (const config of configs) {
+      const sparse = Math.min(config.sparsePrefillTokens ?? 0, held - 1);
       correct.push(
-        await withSequence(engine, engine.forkSequence(base), async (fork) => {
+        await withSequence(engine, engine.forkSequence(base, held - Math.max(sparse, 0)), async (fork) => {
+          if (sparse > 0) await engine.prefill(fork, prompt.slice(held - sparse, held), { attention: { ...config.attention, sparsePrefill: true } });
           let token = prompt[prompt.length - 1];
           return judge(async () => (token = argmaxToken(await engine.decode(fork, token, config.attention))));
         }),
@@ -151,6 +174,8 @@ export interface NllSum {
 export async function scorePerplexity(engine: NativeEngine, window: readonly number[], prefix: number, configs: readonly EvalConfig[]): Promise<NllSum[]> {
   const length = window.length;
   if (prefix < 2 || prefix >= length) throw new ScoringError('perplexity prefix must be in [2, window length)');
+  if (configs.some((config) => config.sparsePrefillTokens))
+    throw new ScoringError('perplexity is scored by decode steps only: pass configurations without sparsePrefillTokens');
   const vocab = engine.modelInfo.vocabSize;
   const out: NllSum[] = [];
   out.push(

@@ -60,6 +60,10 @@ export interface AttentionOptions {
   selectionPolicy?: SelectionPolicyName;
   correctionInterval?: number; // tidal: KV-cache correction every N generated tokens; 0 = off
   sparseFirstStep?: boolean; // tidal/quest: the prompt's last token runs as a sparse decode step
+  // tidal/quest: prompt tokens prefilled after a cached context run sparse too (each sparse layer
+  // attends to the positions chosen for the whole pass and to the pass's own tokens); CPU backend
+  // only, others reject it with ERR_TIDAL_REQUEST
+  sparsePrefill?: boolean;
 }
 
 export interface SamplingOptions {
@@ -125,8 +129,12 @@ export interface NativeEngine {
   sequenceLength(sequence: number): Promise<number>;
   sequenceTokens(sequence: number): Promise<Int32Array>;
   // chunk: tokens per forward pass; 0 or absent: the engine's prefillChunk. A cancel takes
-  // effect between the layers of a pass.
-  prefill(sequence: number, tokens: ArrayLike<number>, options?: { allLogits?: boolean; cancel?: CancelToken; chunk?: number }): Promise<Float32Array>;
+  // effect between the layers of a pass. attention with sparsePrefill: the passes run sparse.
+  prefill(
+    sequence: number,
+    tokens: ArrayLike<number>,
+    options?: { allLogits?: boolean; cancel?: CancelToken; chunk?: number; attention?: AttentionOptions },
+  ): Promise<Float32Array>;
   // Context shift: keeps only `ranges` ([start, count], count >= 1, ascending, non-overlapping,
   // within the processed positions) of the sequence, moved down to follow each other; moved keys
   // are re-rotated to their new positions, values move unchanged. Approximate (the moved K/V saw

@@ -135,9 +135,10 @@ test('options: the C++ defaults, ranges and messages', () => {
   assert.deepEqual([defaults.trials, defaults.firstTrial, defaults.distractors, defaults.seed, defaults.shard, defaults.shards], [4, 0, 0, 1234, 0, 1]);
   assert.deepEqual([defaults.perplexityWindows, defaults.perplexityLength, defaults.perplexityScored, defaults.trainedLength], [2, 4096, 256, 8192]);
   assert.deepEqual(
-    [defaults.withQuest, defaults.backend, defaults.threads, defaults.maxPositions, defaults.kvFp8Simulation, defaults.kvCache],
-    [true, 'cpu', 0, 0, false, 'bf16'],
+    [defaults.withQuest, defaults.backend, defaults.threads, defaults.maxPositions, defaults.kvFp8Simulation, defaults.kvCache, defaults.sparsePrefill],
+    [true, 'cpu', 0, 0, false, 'bf16', 0],
   );
+  assert.equal((parseEvalArgs(['--model', 'm', '--sparse-prefill', '256']) as RunArgs).sparsePrefill, 256);
   assert.equal((parseEvalArgs(['--model', 'm', '--kv-fp8-simulation']) as RunArgs).kvFp8Simulation, true);
   assert.equal((parseEvalArgs(['--model', 'm', '--backend', 'cuda', '--kv-cache', 'fp8']) as RunArgs).kvCache, 'fp8');
   const given = parseEvalArgs([
@@ -170,6 +171,7 @@ test('options: the C++ defaults, ranges and messages', () => {
     [['--model', 'm', '--selection-choices', ''], /needs at least one list/],
     [['--model', 'm', '--perplexity-length', '100', '--perplexity-scored', '99'], /--perplexity-scored must be in/],
     [['--model', 'm', '--bogus', '1'], /unknown option --bogus/],
+    [['--model', 'm', '--sparse-prefill', '64', '--backend', 'cuda'], /--sparse-prefill runs on the CPU backend only/],
     [['--load', 'a.tsv', '--model', 'm'], /unknown option --model/],
     [['model'], /unexpected argument 'model'/],
     [['--model'], /option --model needs a value/],

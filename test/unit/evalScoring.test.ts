@@ -8,6 +8,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import {
+  keyOf,
   labelOf,
   makeEvalConfigs,
   negativeLogLikelihood,
@@ -17,7 +18,7 @@ import {
   scorePerplexity,
   selectionOf,
 } from '../../src/eval/scoring';
-import { loadAddon } from '../../src/native/addon';
+import { type AttentionOptions, loadAddon } from '../../src/native/addon';
 import { random } from './seededRandom';
 
 const fixture = path.resolve('test/fixtures/models/llama3-gqa-f32'); // 6 layers, vocabulary 512
@@ -33,6 +34,11 @@ test('configurations: full, tidal per selection choice and budget, quest per bud
   assert.equal(selectionOf(configs[6]), '-');
   assert.equal(selectionOf(configs[4]), '2,4');
   assert.equal(makeEvalConfigs([64], [[2]], false).length, 2);
+  // With a sparse prefill of 128 tokens, each tidal and quest configuration again.
+  const sparse = makeEvalConfigs([64], [[2, 4]], true, 128);
+  assert.deepEqual(sparse.map(labelOf), ['full', 'tidal 2,4 b64', 'quest b64', 'tidal+prefill128 2,4 b64', 'quest+prefill128 b64']);
+  assert.deepEqual(keyOf(sparse[3]), { mode: 'tidal+prefill128', selection: '2,4', budget: 64 });
+  assert.equal(sparse[3].attention.mode, 'tidal');
 });
 
 test('negative log-likelihood matches a direct softmax; argmax takes the lowest id on ties', () => {
@@ -53,7 +59,10 @@ test("passkey scoring accepts transformers' greedy answer under every configurat
   const engine = await loadAddon(path.resolve('dist')).loadModel(fixture, { threads: 2 });
   try {
     const { prompt, new_tokens: answer } = reference.greedy;
-    const configs = makeEvalConfigs([4096], [[2], [2, 5]], true);
+    // The sparse-prefill configurations fork before the prompt's last 9 tokens and prefill 8 of
+    // them under their own attention: at full budget, the same answers.
+    const configs = makeEvalConfigs([4096], [[2], [2, 5]], true, 8);
+    assert.equal(configs.length, 7);
     const right = await scorePasskey(engine, prompt, answer, configs);
     assert.deepEqual(
       right,
@@ -130,6 +139,37 @@ test("perplexity matches transformers' logits; a budget that covers the context 
     assert.ok(Math.abs(sums[2].nll - expected) > 1e-3 * Math.abs(expected));
     assert.ok(Math.abs(sums[4].nll - expected) > 1e-3 * Math.abs(expected));
     await assert.rejects(scorePerplexity(engine, window, window.length, configs), /prefix/);
+    await assert.rejects(scorePerplexity(engine, window, prefix, makeEvalConfigs([4], [[2, 5]], false, 8)), /sparsePrefillTokens/);
+    assert.equal(engine.usage().sequences, 0);
+  } finally {
+    await engine.unload();
+  }
+});
+
+test('a sparse prefill through the addon: its budget covering the context gives the dense logits, a small one others', async () => {
+  const engine = await loadAddon(path.resolve('dist')).loadModel(fixture, { threads: 2 });
+  try {
+    const next = random(31);
+    const tokens = Array.from({ length: 60 }, () => Math.floor(next() * reference.vocab_size));
+    const run = async (attention?: AttentionOptions) => {
+      const sequence = await engine.createSequence();
+      try {
+        await engine.prefill(sequence, tokens.slice(0, 44));
+        return await engine.prefill(sequence, tokens.slice(44), { allLogits: true, attention });
+      } finally {
+        await engine.releaseSequence(sequence);
+      }
+    };
+    const dense = await run();
+    const sparse = await run({ mode: 'tidal', tokenBudget: 4, selectionLayers: [2, 5], sparsePrefill: true });
+    const covering = await run({ mode: 'quest', tokenBudget: 64, sparsePrefill: true });
+    const decodeOnly = await run({ mode: 'quest', tokenBudget: 16 });
+    assert.equal(dense.length, 16 * reference.vocab_size);
+    assert.deepEqual(covering, dense);
+    assert.deepEqual(decodeOnly, dense); // without sparsePrefill the plan is for decode steps
+    let moved = 0;
+    for (let i = 0; i < dense.length; i++) moved = Math.max(moved, Math.abs(sparse[i] - dense[i]));
+    assert.ok(moved > 1e-3, `a 4-token budget changed the logits by ${moved}`);
     assert.equal(engine.usage().sequences, 0);
   } finally {
     await engine.unload();

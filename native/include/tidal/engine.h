@@ -105,6 +105,14 @@ struct AttentionOptions {
   // then sparse ones, as every later step's are (the correction above covers it). Off: the
   // TidalDecode setup, where the whole prompt is prefilled with full attention.
   bool sparse_first_step = false;
+  // Tidal and Quest: prompt tokens prefilled after a cached context (what a keystroke
+  // recomputes) run under this plan too, not with full attention. In a sparse layer each of a
+  // pass's tokens attends to the positions chosen for the whole pass among those before it
+  // (tidal: at the last selection layer, the top budget-1 by the highest log-softmax weight any of
+  // the pass's tokens gives them; quest: the budget/16 pages whose key bound is highest for any
+  // of them), and to the pass's own tokens up to itself. The CPU backend runs it; the others
+  // refuse it (RequestError). Off: prefill is full attention.
+  bool sparse_prefill = false;
 };
 
 struct SamplingOptions {
@@ -176,6 +184,8 @@ struct PrefillOptions {
   bool all_logits = false;
   // Tokens per forward pass (cancellation is checked between layers); 0 = EngineOptions::prefill_chunk.
   int64_t chunk = 0;
+  // With attention.sparse_prefill (tidal or quest), the passes run sparse (AttentionOptions).
+  AttentionOptions attention;
 };
 
 class Engine {

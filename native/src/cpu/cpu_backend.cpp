@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -110,7 +111,7 @@ class CpuBackend final : public Backend, public DecoderOps {
     DecoderPass pass;
     pass.start = cache.length();
     pass.count = count;
-    pass.plan = count == 1 ? plan : nullptr;
+    pass.plan = count == 1 || (plan && plan->sparse_prefill) ? plan : nullptr;
     pass.logit_rows = wanted == LogitsWanted::All ? count : wanted == LogitsWanted::Last ? 1 : 0;
     pass.cancel = count > 1 ? cancel : nullptr;
     const DecoderRoute route = route_pass(config_, pass);
@@ -123,11 +124,13 @@ class CpuBackend final : public Backend, public DecoderOps {
       throw;
     }
     end_pass(true);
-    if (route.selects) traced_positions_ = pass.positions();
+    // The trace shows decode steps; a sparse prefill's selection leaves none.
+    if (route.selects) traced_positions_ = count == 1 ? pass.positions() : 0;
     add_stats(stats, route.stats);
   }
 
   DecoderOps& decoder_ops() override { return *this; }
+  bool supports_sparse_prefill() const override { return true; }
 
   // ---- DecoderOps ----
   void embed(const DecoderPass& pass) override;
@@ -183,6 +186,9 @@ class CpuBackend final : public Backend, public DecoderOps {
     HeadTask task(int64_t index, int64_t kv_heads, int64_t group) const;
   };
   HeadTasks head_tasks(int64_t tokens) const;
+  // A sparse prefill's selection scores: per query head, each position before the pass gets the
+  // highest log-softmax weight the pass's tokens give it (attend_dense with keep_scores).
+  void keep_pass_scores(int64_t layer, const DecoderPass& pass);
 
   int64_t q_size() const { return config_.num_heads * config_.head_dim; }
   int64_t kv_size() const { return config_.num_kv_heads * config_.head_dim; }
@@ -216,11 +222,12 @@ class CpuBackend final : public Backend, public DecoderOps {
   std::vector<float> selection_scores_;
   std::vector<int32_t> selected_;
   int64_t selected_stride_ = 0;
+  int64_t selected_keep_ = 0;              // of them, chosen before the pass's own tokens
   bool selected_shared_by_group_ = false;  // one list per KV head (the per-KV-head policies)
   int64_t traced_positions_ = 0;           // positions of the last selection made, 0 = none yet
   // Quest lists of the current layer: per query head [heads][quest_stride_] positions.
   std::vector<int32_t> quest_positions_;
-  int64_t quest_stride_ = 0, quest_count_ = 0;
+  int64_t quest_stride_ = 0, quest_count_ = 0;  // count: chosen positions, before the pass's own
 };
 
 void CpuBackend::run_linears(const std::vector<LinearJob>& jobs, const float* x, int64_t x_stride, int64_t tokens) {
@@ -460,11 +467,17 @@ CpuBackend::HeadTask CpuBackend::HeadTasks::task(int64_t index, int64_t kv_heads
 }
 
 // Causal attention of tokens [start, start + count): token t sees positions [0, start + t].
-// With keep_scores (one token), each head's scaled scores stay in selection_scores_.
+// With keep_scores, each head's scaled scores (one token) or its tokens' highest log-softmax
+// weights (keep_pass_scores) stay in selection_scores_.
 void CpuBackend::attend_dense(int64_t layer, const DecoderPass& pass, bool keep_scores) {
   const int64_t head_dim = config_.head_dim, positions = pass.positions();
   const float scale = attention_scale();
   const HeadTasks tasks = head_tasks(pass.count);
+  if (keep_scores && pass.count > 1) {
+    attend_dense(layer, pass, false);
+    keep_pass_scores(layer, pass);
+    return;
+  }
   float* kept_scores = keep_scores ? sized(selection_scores_, config_.num_heads * positions) : nullptr;
   pool_.parallel_for(tasks.count, [&](int64_t begin, int64_t end, int thread) {
     for (int64_t i = begin; i < end; ++i) {
@@ -487,12 +500,42 @@ void CpuBackend::attend_dense(int64_t layer, const DecoderPass& pass, bool keep_
   });
 }
 
+// The scores a sparse prefill pass selects by: for query head h and position j before the
+// pass, max over the pass's tokens t of (s_tj - log sum_i exp s_ti), s_t being token t's
+// scaled scores over the positions it sees. For one token this ranks as its scores do.
+void CpuBackend::keep_pass_scores(int64_t layer, const DecoderPass& pass) {
+  const int64_t heads = config_.num_heads, head_dim = config_.head_dim, group = group_size();
+  const int64_t positions = pass.positions(), start = pass.start;
+  const float scale = attention_scale();
+  float* kept = sized(selection_scores_, heads * positions);
+  pool_.parallel_for(heads, [&](int64_t begin, int64_t end, int thread) {
+    float* scores = sized(thread_scores_[static_cast<size_t>(thread)], positions);
+    for (int64_t h = begin; h < end; ++h) {
+      float* row = kept + h * positions;
+      std::fill(row, row + positions, -std::numeric_limits<float>::infinity());
+      const KvHeadView kv = cache_->head_view(layer, h / group);
+      for (int64_t t = 0; t < pass.count; ++t) {
+        const int64_t visible = start + t + 1;
+        cpu::attention_scores(q_.data() + t * q_size() + h * head_dim, kv, nullptr, visible, scale, scores);
+        float top = scores[0];
+        for (int64_t j = 1; j < visible; ++j) top = std::max(top, scores[j]);
+        double sum = 0.0;
+        for (int64_t j = 0; j < visible; ++j) sum += std::exp(static_cast<double>(scores[j] - top));
+        const float log_total = top + static_cast<float>(std::log(sum));
+        for (int64_t j = 0; j < start; ++j) row[j] = std::max(row[j], scores[j] - log_total);
+      }
+    }
+  });
+}
+
 // A tidal selection layer's choice from the scores attend_dense kept: per query head (or per
-// GQA group, reducing its heads' scores) the top `keep` earlier positions, the current last.
+// GQA group, reducing its heads' scores) the top `keep` positions before the pass, then the
+// pass's own tokens (a decode step's current token last).
 void CpuBackend::select_top_k(const SelectionSpec& s) {
   const int64_t heads = config_.num_heads, group = group_size(), positions = s.positions;
   const float* all_scores = selection_scores_.data();
   selected_stride_ = s.count();
+  selected_keep_ = s.keep;
   selected_shared_by_group_ = s.per_kv_head();
   int32_t* selected = sized(selected_, heads * selected_stride_);
   const cpu::GroupSelection reduce = group_selection(s.policy);
@@ -510,7 +553,8 @@ void CpuBackend::select_top_k(const SelectionSpec& s) {
         ranked = combined;
       }
       cpu::select_top_positions(ranked, s.candidates, s.keep, out, scratch);
-      out[s.keep] = static_cast<int32_t>(positions - 1);  // the current token, always attended
+      for (int64_t t = 0; t < s.pass_tokens; ++t)  // the pass's own tokens, always attended
+        out[s.keep + t] = static_cast<int32_t>(s.candidates + t);
       if (!per_head)
         for (int64_t g = 1; g < group; ++g)
           std::copy(out, out + selected_stride_, selected + (first_head + g) * selected_stride_);
@@ -518,12 +562,14 @@ void CpuBackend::select_top_k(const SelectionSpec& s) {
   });
 }
 
-// Quest: per query head, rank pages by their key upper bound and list the positions of the
-// best page_budget pages (the current page always among them).
+// Quest: per query head, rank pages by their key upper bound (a prefill pass: the highest of
+// its tokens') and list the positions of the best page_budget pages (the last page always
+// among them), then a prefill pass's own tokens.
 void CpuBackend::quest_pages(int64_t layer, const QuestSpec& quest) {
   const int64_t heads = config_.num_heads, head_dim = config_.head_dim, group = group_size();
   const int64_t pages = quest.pages, positions = quest.positions;
-  quest_stride_ = quest.page_budget * kKvPageTokens;
+  const int64_t queries = std::max<int64_t>(quest.pass_tokens, 1);
+  quest_stride_ = quest.page_budget * kKvPageTokens + quest.pass_tokens;
   quest_count_ = quest.count;
   int32_t* lists = sized(quest_positions_, heads * quest_stride_);
   pool_.parallel_for(heads, [&](int64_t begin, int64_t end, int thread) {
@@ -533,10 +579,15 @@ void CpuBackend::quest_pages(int64_t layer, const QuestSpec& quest) {
     float* bounds = sized(thread_floats_[static_cast<size_t>(thread)], pages);
     for (int64_t h = begin; h < end; ++h) {
       const int64_t kv_head = h / group;
-      const float* q = q_.data() + h * head_dim;
-      for (int64_t p = 0; p < pages; ++p)
-        bounds[p] = cpu::page_score_upper_bound(q, cache_->key_min(p, layer, kv_head),
-                                                cache_->key_max(p, layer, kv_head), head_dim);
+      for (int64_t p = 0; p < pages; ++p) {
+        const float* key_min = cache_->key_min(p, layer, kv_head);
+        const float* key_max = cache_->key_max(p, layer, kv_head);
+        float bound = cpu::page_score_upper_bound(q_.data() + h * head_dim, key_min, key_max, head_dim);
+        for (int64_t t = 1; t < queries; ++t)
+          bound = std::max(
+              bound, cpu::page_score_upper_bound(q_.data() + t * q_size() + h * head_dim, key_min, key_max, head_dim));
+        bounds[p] = bound;
+      }
       const int64_t chosen_count = cpu::select_pages(bounds, pages, quest.page_budget, chosen, scratch);
       int32_t* list = lists + h * quest_stride_;
       int64_t listed = 0;
@@ -545,19 +596,34 @@ void CpuBackend::quest_pages(int64_t layer, const QuestSpec& quest) {
         const int64_t last = std::min(positions, first + kKvPageTokens);
         for (int64_t pos = first; pos < last; ++pos) list[listed++] = static_cast<int32_t>(pos);
       }
+      for (int64_t t = 0; t < quest.pass_tokens; ++t) list[listed++] = static_cast<int32_t>(positions + t);
     }
   });
 }
 
-// Attention of the one decoding token over position lists: each query head its own list, or
-// the heads of a group together when they share one.
-void CpuBackend::attend_lists(int64_t layer, PositionLists which, const DecoderPass&) {
+// Attention over position lists: a decoding token over each query head's list (the heads of a
+// group together when they share one); token t of a longer pass over the chosen positions of
+// its head's list and the pass's tokens up to itself.
+void CpuBackend::attend_lists(int64_t layer, PositionLists which, const DecoderPass& pass) {
   const int64_t heads = config_.num_heads, head_dim = config_.head_dim, group = group_size();
   const float scale = attention_scale();
   const bool selection = which == PositionLists::Selection;
   const int32_t* lists = selection ? selected_.data() : quest_positions_.data();
   const int64_t stride = selection ? selected_stride_ : quest_stride_;
   const int64_t count = selection ? selected_stride_ : quest_count_;
+  if (pass.count > 1) {
+    const int64_t chosen = selection ? selected_keep_ : quest_count_;
+    pool_.parallel_for(pass.count * heads, [&](int64_t begin, int64_t end, int thread) {
+      float* scores = sized(thread_scores_[static_cast<size_t>(thread)], chosen + pass.count);
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t t = i / heads, h = i % heads;
+        const int64_t offset = t * q_size() + h * head_dim;
+        cpu::attend(q_.data() + offset, cache_->head_view(layer, h / group), lists + h * stride, chosen + t + 1, scale,
+                    scores, attention_out_.data() + offset);
+      }
+    });
+    return;
+  }
   if (selection && selected_shared_by_group_) {
     const HeadTasks tasks = head_tasks(1);
     pool_.parallel_for(tasks.count, [&](int64_t begin, int64_t end, int thread) {

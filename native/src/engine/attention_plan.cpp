@@ -28,6 +28,7 @@ AttentionPlan make_attention_plan(const AttentionOptions& options, int64_t num_l
   plan.mode = options.mode;
   plan.token_budget = options.token_budget;
   plan.selection_policy = options.selection_policy;
+  plan.sparse_prefill = options.sparse_prefill && options.mode != AttentionMode::Full;
   plan.layers.assign(static_cast<size_t>(num_layers), LayerAttention::Dense);
   if (options.mode == AttentionMode::Full) return plan;
 

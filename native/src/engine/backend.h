@@ -28,6 +28,8 @@ struct AttentionPlan {
   std::vector<LayerAttention> layers;  // one entry per model layer
   int64_t token_budget = 0;
   SelectionPolicy selection_policy = SelectionPolicy::PerQueryHead;
+  // The plan applies to passes of several tokens too (AttentionOptions::sparse_prefill).
+  bool sparse_prefill = false;
 };
 
 // Counts of KV positions read by attention in one forward pass (summed over layers and
@@ -90,6 +92,8 @@ class Backend {
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
   virtual int threads() const = 0;
+  // Whether forward() runs a sparse_prefill plan over passes of several tokens.
+  virtual bool supports_sparse_prefill() const { return false; }
   // The ops this backend's forward is made of (engine/decoder.h), for the op harness and
   // benchmarks; forward() is the way to run the model.
   virtual DecoderOps& decoder_ops() = 0;
@@ -101,7 +105,8 @@ class Backend {
 
   // Runs tokens[0, count) at positions cache.length() ... through the model, appends their
   // K/V to the cache, and writes logits ([vocab] for Last, [count][vocab] for All). `plan`
-  // applies to one-token steps; null or count > 1 means dense causal attention. On an
+  // applies to one-token steps, and to longer passes where it says sparse_prefill and the
+  // backend supports_sparse_prefill(); otherwise (or null) attention is dense causal. On an
   // exception the cache keeps its previous length. Throws OutOfMemoryError. `cancel`, when
   // given, is read between the layers of a pass of more than one token: once it is set the pass
   // stops within about two layers and throws CancelledError (the cache as before the call).

@@ -48,15 +48,26 @@ DecoderRoute route_pass(const ModelConfig& config, const DecoderPass& pass) {
   const int64_t heads = config.num_heads, start = pass.start, count = pass.count, positions = pass.positions();
   // Every query head of every token reads the positions up to its own.
   const int64_t dense_reads = heads * (count * start + count * (count + 1) / 2);
-  const AttentionPlan* plan = count == 1 ? pass.plan : nullptr;
+  const AttentionPlan* plan = count == 1 || (pass.plan && pass.plan->sparse_prefill) ? pass.plan : nullptr;
   if (plan) {
     route.selection.policy = plan->selection_policy;
     route.selection.token_budget = std::max<int64_t>(plan->token_budget, 1);
     route.selection.positions = positions;
-    route.selection.candidates = positions - 1;
+    route.selection.candidates = start;
     route.selection.keep = std::min(route.selection.token_budget - 1, route.selection.candidates);
-    route.quest = quest_spec(positions, plan->token_budget);
+    route.selection.pass_tokens = count;
+    if (count == 1) {
+      route.quest = quest_spec(positions, plan->token_budget);
+    } else {
+      route.quest = quest_spec(start, plan->token_budget);
+      route.quest.pass_tokens = count;
+    }
   }
+  // Token t of the pass reads `listed` positions of a list and t + 1 of its own (decode: its
+  // one token is in the list already).
+  const auto list_reads = [&](int64_t listed, int64_t own_tokens) {
+    return heads * (count * listed + (own_tokens > 0 ? count * (count + 1) / 2 : 0));
+  };
   route.layers.resize(static_cast<size_t>(config.num_layers), LayerAttention::Dense);
   for (int64_t l = 0; l < config.num_layers; ++l) {
     LayerAttention role = plan ? plan->layers[static_cast<size_t>(l)] : LayerAttention::Dense;
@@ -70,10 +81,10 @@ DecoderRoute route_pass(const ModelConfig& config, const DecoderPass& pass) {
         ++route.stats.selection_layers;
         break;
       case LayerAttention::Selected:
-        route.stats.attended_positions += heads * route.selection.count();
+        route.stats.attended_positions += list_reads(route.selection.keep, route.selection.pass_tokens);
         break;
       case LayerAttention::QuestPages:
-        route.stats.attended_positions += heads * route.quest.count;
+        route.stats.attended_positions += list_reads(route.quest.count, route.quest.pass_tokens);
         ++route.stats.selection_layers;
         break;
       case LayerAttention::Dense:

@@ -23,7 +23,7 @@ namespace tidal {
 struct DecoderPass {
   int64_t start = 0;
   int64_t count = 0;
-  const AttentionPlan* plan = nullptr;                 // one-token passes only; null = dense causal
+  const AttentionPlan* plan = nullptr;                 // null = dense causal (route_pass says when it applies)
   int64_t logit_rows = 0;                              // logits of the last `logit_rows` tokens
   const std::atomic<bool>* cancel = nullptr;           // read between layers
   int64_t positions() const { return start + count; }  // cache length once the tokens are in
@@ -49,15 +49,18 @@ int64_t activation_width(const ModelConfig& config, Activation activation);
 enum class LayerMatrix : uint8_t { Qkv, O, GateUp, Down };
 enum class NormWeight : uint8_t { Input, PostAttention, Final };
 
-// A tidal selection: the `keep` highest-scoring of the `candidates` earlier positions, and
-// the current token last, per query head or (the per-KV-head policies) per GQA group.
+// A tidal selection: the `keep` highest-scoring of the `candidates` positions before the
+// pass, then the pass's own tokens, per query head or (the per-KV-head policies) per GQA
+// group. A decode step's pass is its current token, listed last; token t of a longer pass
+// (sparse prefill) attends to the first keep + t + 1 entries of the list.
 struct SelectionSpec {
   SelectionPolicy policy = SelectionPolicy::PerQueryHead;
   int64_t token_budget = 1;
-  int64_t positions = 0;   // cache length, current token included
-  int64_t candidates = 0;  // positions - 1
-  int64_t keep = 0;        // min(token_budget - 1, candidates)
-  int64_t count() const { return keep + 1; }
+  int64_t positions = 0;    // cache length, the pass's tokens included
+  int64_t candidates = 0;   // positions before the pass: positions - pass_tokens
+  int64_t keep = 0;         // min(token_budget - 1, candidates)
+  int64_t pass_tokens = 1;  // tokens of the pass
+  int64_t count() const { return keep + pass_tokens; }
   bool per_kv_head() const { return policy != SelectionPolicy::PerQueryHead; }
 };
 
@@ -67,11 +70,16 @@ constexpr int64_t kQuestPageTokens = 16;
 // Positions a per-head list holds after selecting min(page_budget, pages) pages, the last page
 // (partial when `positions` is not a multiple of kQuestPageTokens) among them.
 int64_t quest_position_count(int64_t positions, int64_t page_budget);
+// A decode step ranks the pages of every position, its own token's page included. A sparse
+// prefill pass ranks the pages before the pass by the highest bound any of its tokens gives
+// them, and lists the pass's own tokens after the chosen positions: token t attends to the
+// first count + t + 1 entries.
 struct QuestSpec {
-  int64_t positions = 0;
+  int64_t positions = 0;    // positions ranked: the cache length (decode) or the pass's start
   int64_t pages = 0;        // ceil(positions / kQuestPageTokens)
   int64_t page_budget = 1;  // max(1, token_budget / kQuestPageTokens)
-  int64_t count = 0;        // positions in each head's list
+  int64_t count = 0;        // chosen positions in each head's list
+  int64_t pass_tokens = 0;  // listed after them: 0 for a decode step, the pass's tokens for a prefill
 };
 QuestSpec quest_spec(int64_t positions, int64_t token_budget);
 
@@ -91,12 +99,14 @@ class DecoderOps {
   // q|k|v bias, Qwen3's per-head q/k norms, RoPE at the tokens' positions, and the new K/V
   // (and their Quest page bounds) into the cache.
   virtual void qkv_rope_append(int64_t layer, const DecoderPass& pass) = 0;
-  // Causal attention of the pass's tokens over every cached position. keep_scores (one-token
-  // passes) keeps the scaled q.k of every position for select_top_k.
+  // Causal attention of the pass's tokens over every cached position. keep_scores keeps, for
+  // select_top_k, per query head and position: the scaled q.k (a one-token pass), or for a
+  // longer pass the highest log-softmax weight any of its tokens gives each position before it.
   virtual void attend_dense(int64_t layer, const DecoderPass& pass, bool keep_scores) = 0;
   virtual void select_top_k(const SelectionSpec& selection) = 0;
   virtual void quest_pages(int64_t layer, const QuestSpec& quest) = 0;
-  // One-token attention over the position lists of the last select_top_k or quest_pages.
+  // Attention of the pass's tokens over the position lists of the last select_top_k or
+  // quest_pages (token t of a longer pass over its prefix of them: see SelectionSpec).
   virtual void attend_lists(int64_t layer, PositionLists lists, const DecoderPass& pass) = 0;
   // Gated = silu(gate) * up.
   virtual void swiglu() = 0;

@@ -112,7 +112,11 @@ void Engine::Impl::record_decode(double seconds, const AttentionPlan& plan, cons
 }
 
 void Engine::Impl::run_pending(Sequence& sequence, const std::atomic<bool>* cancel, std::vector<float>* all_logits,
-                               int64_t chunk) {
+                               int64_t chunk, const AttentionPlan* plan) {
+  if (plan && !plan->sparse_prefill) plan = nullptr;
+  if (plan && !backend->supports_sparse_prefill())
+    throw RequestError(std::string("sparse prefill (attention.sparse_prefill) is not supported by the ") +
+                       backend->name() + " backend yet; it runs on the CPU backend");
   int64_t pending = sequence.pending();
   if (pending == 0) {
     if (sequence.logits_valid) {
@@ -138,11 +142,11 @@ void Engine::Impl::run_pending(Sequence& sequence, const std::atomic<bool>* canc
       const int64_t n = std::min<int64_t>(chunk, pending - done);
       const int32_t* tokens = sequence.tokens.data() + start + done;
       if (all_logits) {
-        backend->forward(*sequence.cache, tokens, n, nullptr, LogitsWanted::All, all_logits->data() + done * vocab(),
+        backend->forward(*sequence.cache, tokens, n, plan, LogitsWanted::All, all_logits->data() + done * vocab(),
                          nullptr, cancel);
       } else {
         const bool final_chunk = done + n == pending;
-        backend->forward(*sequence.cache, tokens, n, nullptr, final_chunk ? LogitsWanted::Last : LogitsWanted::None,
+        backend->forward(*sequence.cache, tokens, n, plan, final_chunk ? LogitsWanted::Last : LogitsWanted::None,
                          last.data(), nullptr, cancel);
       }
       done += n;
@@ -153,6 +157,8 @@ void Engine::Impl::run_pending(Sequence& sequence, const std::atomic<bool>* canc
     sequence.logits_valid = logits_were_valid;
     throw;
   }
+  // KV written under sparse attention: a KV-cache correction recomputes it.
+  if (plan) sequence.first_sparse_position = std::min(sequence.first_sparse_position, start);
   if (all_logits)
     sequence.logits.assign(all_logits->end() - vocab(), all_logits->end());
   else
@@ -175,7 +181,7 @@ void Engine::Impl::decode_last(Sequence& sequence, const AttentionPlan& plan, co
   if (sequence.pending() > 1) {
     sequence.tokens.pop_back();
     try {
-      run_pending(sequence, cancel, nullptr, chunk > 0 ? chunk : options.prefill_chunk);
+      run_pending(sequence, cancel, nullptr, chunk > 0 ? chunk : options.prefill_chunk, &plan);
     } catch (...) {
       sequence.tokens.push_back(token);
       throw;
@@ -321,15 +327,16 @@ std::vector<float> Engine::prefill(SequenceId id, const std::vector<int32_t>& to
   impl_->check_tokens(tokens.data(), tokens.size());
   impl_->check_room(sequence, tokens.size());
   const int64_t chunk = impl_->prefill_chunk(options.chunk);
+  const AttentionPlan plan = make_attention_plan(options.attention, impl_->config.num_layers);
   const size_t old_size = sequence.tokens.size();
   sequence.tokens.insert(sequence.tokens.end(), tokens.begin(), tokens.end());
   try {
     if (options.all_logits) {
       std::vector<float> all;
-      impl_->run_pending(sequence, cancel, &all, chunk);
+      impl_->run_pending(sequence, cancel, &all, chunk, &plan);
       return all;
     }
-    impl_->run_pending(sequence, cancel, nullptr, chunk);
+    impl_->run_pending(sequence, cancel, nullptr, chunk, &plan);
     return sequence.logits;
   } catch (...) {
     sequence.tokens.resize(old_size);
@@ -384,7 +391,7 @@ GenerateResult Engine::generate(SequenceId id, const std::vector<int32_t>& promp
     if (sparse_first_step)
       engine.decode_last(sequence, plan, cancel, chunk);
     else
-      engine.run_pending(sequence, cancel, nullptr, chunk);
+      engine.run_pending(sequence, cancel, nullptr, chunk, &plan);
   } catch (const CancelledError&) {
     restore();
     result.finish_reason = FinishReason::Cancelled;

@@ -59,10 +59,12 @@ struct Engine::Impl {
   void record_prefill(int64_t tokens, double seconds);
   void record_decode(double seconds, const AttentionPlan& plan, const ForwardStats& forward, int64_t context);
 
-  // Runs tokens[cache length, end) densely in chunks of `chunk` tokens, checking `cancel`
+  // Runs tokens[cache length, end) in chunks of `chunk` tokens, densely or, with a
+  // sparse_prefill `plan`, under it (RequestError where the backend cannot), checking `cancel`
   // before each chunk; sets the sequence's logits. On failure the cache returns to its
   // length before the call. With `all_logits`, returns every processed token's logits.
-  void run_pending(Sequence& sequence, const std::atomic<bool>* cancel, std::vector<float>* all_logits, int64_t chunk);
+  void run_pending(Sequence& sequence, const std::atomic<bool>* cancel, std::vector<float>* all_logits, int64_t chunk,
+                   const AttentionPlan* plan = nullptr);
   void trim_cache(Sequence& sequence, int64_t length);
   // One decode step for the last pending token (the others, if any, are prefilled first, in
   // chunks of `chunk` tokens, 0 = the engine's; `cancel` is read as run_pending reads it and

@@ -176,6 +176,46 @@ function configurationTable(title: string, tallies: ReturnType<typeof retrievalT
   return out;
 }
 
+// Each "MODE+prefillN" configuration (its last N prompt tokens prefilled sparse) against MODE with
+// the same selection and budget (a dense prefill), sample by sample: the samples are the same, so
+// the answers that changed say more than the two rates. Empty when no such configuration ran.
+function sparsePrefillComparison(records: readonly PasskeyRecord[]): string {
+  const configs = configsOf([...records]);
+  const sample = (r: PasskeyRecord) => `${r.context}|${r.depth}|${r.trial}`;
+  let out = '';
+  for (const sparse of configs) {
+    const match = /^(.+)\+prefill(\d+)$/.exec(sparse.mode);
+    if (!match) continue;
+    const dense: ConfigKey = { mode: match[1], selection: sparse.selection, budget: sparse.budget };
+    const denseAnswers = new Map<string, boolean>();
+    for (const r of records) if (sameConfig(r.config, dense)) denseAnswers.set(sample(r), r.correct);
+    const contexts = [...new Set(records.map((r) => r.context))].sort((a, b) => a - b);
+    const cells: string[] = [];
+    for (const context of contexts) {
+      let right = 0;
+      let denseRight = 0;
+      let lost = 0;
+      let gained = 0;
+      let total = 0;
+      for (const r of records) {
+        if (r.context !== context || !sameConfig(r.config, sparse)) continue;
+        const before = denseAnswers.get(sample(r));
+        if (before === undefined) continue;
+        total++;
+        right += Number(r.correct);
+        denseRight += Number(before);
+        if (before && !r.correct) lost++;
+        if (!before && r.correct) gained++;
+      }
+      if (total)
+        cells.push(`${contextName(context)} ${percent(right, total)} against ${percent(denseRight, total)} (${lost} lost, ${gained} gained of ${total})`);
+    }
+    const selection = sparse.selection === '-' ? '' : ` {${sparse.selection}}`;
+    if (cells.length) out += `- ${sparse.mode}${selection} at ${sparse.budget} against ${dense.mode}${selection} with a dense prefill: ${cells.join('; ')}\n`;
+  }
+  return out ? `\n#### Sparse prefill against a dense prefill (the same samples)\n\n${out}` : '';
+}
+
 function renderPasskey(results: EvalResults, trainedLength: number): string {
   let out = '';
   const tallies = retrievalTallies(results.passkey);
@@ -199,6 +239,7 @@ function renderPasskey(results: EvalResults, trainedLength: number): string {
   }
 
   out += configurationTable('Passkey retrieval by attention configuration (mean over depths and trials)', tallies);
+  out += sparsePrefillComparison(results.passkey);
 
   // Targets.
   out += '\n### Against the targets\n\n';
@@ -307,5 +348,6 @@ function renderCrossFile(records: readonly CrossFileRecord[]): string {
     out += `| ${contextName(context)} | ${cells.map((t) => percent(t.hits, t.total)).join(' | ')} | ${cells.reduce((n, t) => n + t.total, 0)} |\n`;
   }
   out += configurationTable('Cross-file completion by attention configuration (mean over depths and trials)', tallies);
+  out += sparsePrefillComparison(records);
   return out;
 }

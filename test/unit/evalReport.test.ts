@@ -68,6 +68,31 @@ test('the report counts the records', () => {
   includes(report, '2 windows of 4K tokens, 100 scored tokens');
 });
 
+test('a sparse prefill is compared with the dense prefill of the same configuration, sample by sample', () => {
+  const r = handmade();
+  // tidal+prefill256 {2,4} b64 at 4K: dense was right on samples 0 and 1; sparse on 2 only.
+  const sparse: ConfigKey = { mode: 'tidal+prefill256', selection: '2,4', budget: 64 };
+  const quest: ConfigKey = { mode: 'quest+prefill256', selection: '-', budget: 128 };
+  for (let trial = 0; trial < 2; trial++) {
+    for (const depth of [0.1, 0.9]) {
+      const i = trial * 2 + (depth > 0.5 ? 1 : 0);
+      r.passkey.push({ context: 4096, depth, trial, config: sparse, correct: i === 2 });
+      r.passkey.push({ context: 4096, depth, trial, config: quest, correct: i < 3 });
+    }
+  }
+  const report = renderReport(r, 8192);
+  includes(report, '#### Sparse prefill against a dense prefill (the same samples)');
+  includes(report, '- tidal+prefill256 {2,4} at 64 against tidal {2,4} with a dense prefill: 4K 25% against 50% (2 lost, 1 gained of 4)');
+  includes(report, '- quest+prefill256 at 128 against quest with a dense prefill: 4K 75% against 75% (0 lost, 0 gained of 4)');
+  includes(report, '| tidal+prefill256 | 2,4 | 64 | 25% | - |');
+  // Without such configurations, no such section.
+  assert.ok(!renderReport(handmade(), 8192).includes('Sparse prefill'));
+  // The records round-trip with their modes.
+  const again: EvalResults = { passkey: [], perplexity: [] };
+  appendResults(serializeResults(r), 'sparse.tsv', again);
+  assert.deepEqual(again, r);
+});
+
 test('the report skips comparisons where full attention retrieves nothing', () => {
   const r: EvalResults = { passkey: [], perplexity: [] };
   r.passkey.push({ context: 32768, depth: 0.5, trial: 0, config: { mode: 'full', selection: '-', budget: 0 }, correct: false });

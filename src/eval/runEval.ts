@@ -126,8 +126,9 @@ export async function runEval(addon: NativeAddon, args: RunArgs, log: (line: str
     model = await loadEvalModel(addon, args, longest);
     const engine = model.engine;
     const configs = makeEvalConfigs(args.budgets, args.selectionChoices, args.withQuest, args.sparsePrefill);
-    // Perplexity scores decode steps, teacher-forced: a sparse prefill has no part in it.
-    const decodeConfigs = configs.filter((config) => !config.sparsePrefillTokens);
+    // Perplexity scores its last --perplexity-scored tokens: a sparse prefill of as many tokens
+    // prefills exactly them (scorePerplexity); one of another length is left out there.
+    const decodeConfigs = configs.filter((config) => !config.sparsePrefillTokens || config.sparsePrefillTokens === args.perplexityScored);
     log(`model ${args.modelPath}: ${engine.modelInfo.numLayers} layers, ${engine.modelInfo.threads} threads; ${configs.length} attention configurations`);
 
     for (const context of args.contexts) {

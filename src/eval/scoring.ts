@@ -169,13 +169,14 @@ export interface NllSum {
  * with full attention; then tokens window[prefix - 1 .. end - 1) are decoded one by one under
  * each configuration and score the next token. Element 0 of the result is the same tokens
  * scored from one full-attention prefill of the whole window (all logits), a reference the
- * `full` decode must match.
+ * `full` decode must match. A configuration with sparsePrefillTokens (which must be the number
+ * of scored tokens) prefills those tokens in one sparse prefill instead, and scores its logits.
  */
 export async function scorePerplexity(engine: NativeEngine, window: readonly number[], prefix: number, configs: readonly EvalConfig[]): Promise<NllSum[]> {
   const length = window.length;
   if (prefix < 2 || prefix >= length) throw new ScoringError('perplexity prefix must be in [2, window length)');
-  if (configs.some((config) => config.sparsePrefillTokens))
-    throw new ScoringError('perplexity is scored by decode steps only: pass configurations without sparsePrefillTokens');
+  if (configs.some((config) => config.sparsePrefillTokens && config.sparsePrefillTokens !== length - prefix))
+    throw new ScoringError(`a sparse prefill scores the ${length - prefix} scored tokens: its sparsePrefillTokens must be that number`);
   const vocab = engine.modelInfo.vocabSize;
   const out: NllSum[] = [];
   out.push(
@@ -195,6 +196,17 @@ export async function scorePerplexity(engine: NativeEngine, window: readonly num
       out.push(
         await withSequence(engine, engine.forkSequence(base), async (fork) => {
           const sum: NllSum = { nll: 0, tokens: 0 };
+          if (config.sparsePrefillTokens) {
+            const logits = await engine.prefill(fork, window.slice(prefix - 1, length - 1), {
+              allLogits: true,
+              attention: { ...config.attention, sparsePrefill: true },
+            });
+            for (let t = prefix - 1; t + 1 < length; t++) {
+              sum.nll += negativeLogLikelihood(logits, (t - prefix + 1) * vocab, vocab, window[t + 1]);
+              sum.tokens++;
+            }
+            return sum;
+          }
           for (let t = prefix - 1; t + 1 < length; t++) {
             sum.nll += negativeLogLikelihood(await engine.decode(fork, window[t], config.attention), 0, vocab, window[t + 1]);
             sum.tokens++;

@@ -139,7 +139,17 @@ test("perplexity matches transformers' logits; a budget that covers the context 
     assert.ok(Math.abs(sums[2].nll - expected) > 1e-3 * Math.abs(expected));
     assert.ok(Math.abs(sums[4].nll - expected) > 1e-3 * Math.abs(expected));
     await assert.rejects(scorePerplexity(engine, window, window.length, configs), /prefix/);
-    await assert.rejects(scorePerplexity(engine, window, prefix, makeEvalConfigs([4], [[2, 5]], false, 8)), /sparsePrefillTokens/);
+    await assert.rejects(scorePerplexity(engine, window, prefix, makeEvalConfigs([4], [[2, 5]], false, 8)), /sparsePrefillTokens must be/);
+    // A sparse prefill of the scored tokens: at a budget covering the context the same
+    // likelihood as one dense prefill; at 4 tokens another.
+    const scored = window.length - prefix;
+    const prefilled = await scorePerplexity(engine, window, prefix, makeEvalConfigs([4, 4096], [[2, 5]], true, scored));
+    assert.equal(prefilled.length, 10);
+    assert.deepEqual(prefilled.slice(0, 6), sums);
+    assert.equal(prefilled[7].nll, sums[0].nll, 'tidal+prefill, budget covers the context: the dense prefill bitwise');
+    assert.equal(prefilled[9].nll, sums[0].nll, 'quest+prefill, budget covers the context');
+    assert.ok(Math.abs(prefilled[6].nll - expected) > 1e-3 * Math.abs(expected), 'a 4-token sparse prefill differs');
+    assert.equal(prefilled[6].tokens, scored);
     assert.equal(engine.usage().sequences, 0);
   } finally {
     await engine.unload();

@@ -1,5 +1,6 @@
 // Command line of `tidal-eval` (see USAGE): the options, defaults and ranges of the C++
 // `tidal eval` it replaces, plus --backend.
+import type { SelectionPolicyName } from '../native/addon';
 import { TidalError } from '../native/errors';
 
 /** A command line that cannot be used: ERR_TIDAL_USAGE; main prints the message and the usage. */
@@ -11,6 +12,8 @@ export const USAGE = [
   '                  [--crossfile-trials N]   (cross-file completion: a call to a helper defined in another file, at each depth;',
   '                                            --distractors N plants N other helpers that do something else)',
   "                  [--budgets 64,128,...,4096] [--selection-choices '2;2,4;2,3'] [--no-quest]",
+  '                  [--selection-policies perQueryHead,perKvHeadMax,perKvHeadSum]   (tidal: whose scores pick the positions;',
+  "                                            per query head by default; the others share one list per KV head's group)",
   '                  [--sparse-prefill N]     (each tidal and quest configuration again, the last N prompt tokens before the decoded',
   "                                            one prefilled under its attention: a keystroke's recomputed tokens; CPU backend)",
   '                  [--perplexity-windows N] [--perplexity-length N] [--perplexity-scored N] [--seed S]',
@@ -49,6 +52,7 @@ export interface RunArgs {
   crossfileTrials: number; // cross-file completion samples per (context, depth); 0: none
   budgets: number[];
   selectionChoices: number[][];
+  selectionPolicies: SelectionPolicyName[];
   withQuest: boolean;
   sparsePrefill: number; // 0: none; N: tidal and quest again with N prompt tokens prefilled sparse (modes "tidal+prefillN")
   perplexityWindows: number;
@@ -73,6 +77,8 @@ export interface LoadArgs {
   trainedLength: number;
   output?: string;
 }
+
+const SELECTION_POLICIES: readonly SelectionPolicyName[] = ['perQueryHead', 'perKvHeadMax', 'perKvHeadSum'];
 
 const FLAGS = new Set(['--no-quest', '--kv-fp8-simulation']);
 
@@ -190,6 +196,11 @@ export function parseEvalArgs(argv: readonly string[]): RunArgs | LoadArgs {
   const crossfileTrials = options.integer('--crossfile-trials', 0, 0, MAX_COUNT);
   const budgets = options.integerList('--budgets', [64, 128, 256, 512, 1024, 2048, 4096], 1, MAX_TOKEN_BUDGET);
   const selectionChoices = parseSelectionChoices(options.text('--selection-choices') ?? '2;2,4;2,3');
+  const selectionPolicies = options.textList('--selection-policies', ['perQueryHead']);
+  for (const policy of selectionPolicies) {
+    if (!SELECTION_POLICIES.includes(policy as SelectionPolicyName))
+      throw usageError(`--selection-policies takes ${SELECTION_POLICIES.join(', ')}, got '${policy}'`);
+  }
   const withQuest = !options.flag('--no-quest');
   const sparsePrefill = options.integer('--sparse-prefill', 0, 0, MAX_CONTEXT);
   const perplexityWindows = options.integer('--perplexity-windows', 2, 0, MAX_COUNT);
@@ -233,6 +244,7 @@ export function parseEvalArgs(argv: readonly string[]): RunArgs | LoadArgs {
     crossfileTrials,
     budgets,
     selectionChoices,
+    selectionPolicies: selectionPolicies as SelectionPolicyName[],
     withQuest,
     sparsePrefill,
     perplexityWindows,

@@ -3,7 +3,7 @@
 // steps, so the prefill is shared). A configuration with sparsePrefillTokens N forks before the
 // prompt's last N + 1 tokens instead and prefills N of them under its own attention
 // (sparsePrefill: what a keystroke's recomputed tokens would run as), then decodes the last.
-import type { AttentionOptions, NativeEngine } from '../native/addon';
+import type { AttentionOptions, NativeEngine, SelectionPolicyName } from '../native/addon';
 import type { ConfigKey } from './report';
 
 export interface EvalConfig {
@@ -17,9 +17,13 @@ function modeOf(config: EvalConfig): string {
   return config.sparsePrefillTokens ? `${config.attention.mode}+prefill${config.sparsePrefillTokens}` : config.attention.mode;
 }
 
-// "2,4" for tidal, "-" otherwise.
+// The policies' names in the tables, after the layers: "2,4" (per query head), "2,4/max", "2,4/sum".
+const POLICY_SUFFIX: Record<SelectionPolicyName, string> = { perQueryHead: '', perKvHeadMax: '/max', perKvHeadSum: '/sum' };
+
+// "2,4" for tidal, "2,4/max" with the per-KV-head max policy, "-" otherwise.
 export function selectionOf(config: EvalConfig): string {
-  return config.attention.mode === 'tidal' ? (config.attention.selectionLayers ?? []).join(',') : '-';
+  const { mode, selectionLayers, selectionPolicy } = config.attention;
+  return mode === 'tidal' ? (selectionLayers ?? []).join(',') + POLICY_SUFFIX[selectionPolicy ?? 'perQueryHead'] : '-';
 }
 
 // "full", "tidal 2,4 b256", "quest b256", "quest+prefill256 b256".
@@ -33,7 +37,8 @@ export function keyOf(config: EvalConfig): ConfigKey {
   return { mode: modeOf(config), selection: selectionOf(config), budget: mode === 'full' ? 0 : (tokenBudget ?? 0) };
 }
 
-// full; tidal at every budget for every selection-layer choice; quest at every budget; with
+// full; tidal at every budget for every selection-layer choice (for each selection policy);
+// quest at every budget; with
 // sparsePrefillTokens > 0, each tidal and quest configuration again with that many prompt
 // tokens prefilled sparse.
 export function makeEvalConfigs(
@@ -41,10 +46,17 @@ export function makeEvalConfigs(
   selectionChoices: readonly (readonly number[])[],
   withQuest: boolean,
   sparsePrefillTokens = 0,
+  selectionPolicies: readonly SelectionPolicyName[] = ['perQueryHead'],
 ): EvalConfig[] {
   const configs: EvalConfig[] = [{ attention: { mode: 'full' } }];
-  for (const layers of selectionChoices) {
-    for (const budget of budgets) configs.push({ attention: { mode: 'tidal', tokenBudget: budget, selectionLayers: [...layers] } });
+  for (const policy of selectionPolicies) {
+    for (const layers of selectionChoices) {
+      for (const budget of budgets) {
+        const attention: EvalConfig['attention'] = { mode: 'tidal', tokenBudget: budget, selectionLayers: [...layers] };
+        if (policy !== 'perQueryHead') attention.selectionPolicy = policy;
+        configs.push({ attention });
+      }
+    }
   }
   if (withQuest) for (const budget of budgets) configs.push({ attention: { mode: 'quest', tokenBudget: budget } });
   if (sparsePrefillTokens > 0) {

@@ -139,6 +139,11 @@ test('options: the C++ defaults, ranges and messages', () => {
     [true, 'cpu', 0, 0, false, 'bf16', 0],
   );
   assert.equal((parseEvalArgs(['--model', 'm', '--sparse-prefill', '256']) as RunArgs).sparsePrefill, 256);
+  assert.deepEqual(defaults.selectionPolicies, ['perQueryHead']);
+  assert.deepEqual((parseEvalArgs(['--model', 'm', '--selection-policies', 'perKvHeadMax,perKvHeadSum']) as RunArgs).selectionPolicies, [
+    'perKvHeadMax',
+    'perKvHeadSum',
+  ]);
   assert.equal((parseEvalArgs(['--model', 'm', '--kv-fp8-simulation']) as RunArgs).kvFp8Simulation, true);
   assert.equal((parseEvalArgs(['--model', 'm', '--backend', 'cuda', '--kv-cache', 'fp8']) as RunArgs).kvCache, 'fp8');
   const given = parseEvalArgs([
@@ -172,6 +177,7 @@ test('options: the C++ defaults, ranges and messages', () => {
     [['--model', 'm', '--perplexity-length', '100', '--perplexity-scored', '99'], /--perplexity-scored must be in/],
     [['--model', 'm', '--bogus', '1'], /unknown option --bogus/],
     [['--model', 'm', '--sparse-prefill', '64', '--backend', 'cuda'], /--sparse-prefill runs on the CPU backend only/],
+    [['--model', 'm', '--selection-policies', 'perKvHead'], /--selection-policies takes perQueryHead, perKvHeadMax, perKvHeadSum, got 'perKvHead'/],
     [['--load', 'a.tsv', '--model', 'm'], /unknown option --model/],
     [['model'], /unexpected argument 'model'/],
     [['--model'], /option --model needs a value/],

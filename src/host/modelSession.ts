@@ -4,7 +4,7 @@ import { createHash, randomInt } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import type { CancelToken, NativeAddon, NativeEngine, SamplingOptions } from '../native/addon';
+import type { AttentionOptions, CancelToken, NativeAddon, NativeEngine, SamplingOptions } from '../native/addon';
 import { findChatTemplate, renderChat, startChatRenderer, withoutLeadingBos } from '../core/prompt/chatTemplate';
 import {
   buildFimPrompt,
@@ -468,7 +468,7 @@ export class ModelSession {
     const { tokens, stopTokens } = prompt;
     let prepared;
     try {
-      prepared = await this.prepareWithMemory(prompt, cancel, onProgress);
+      prepared = await this.prepareWithMemory(prompt, cancel, onProgress, params.attention);
     } catch (error) {
       if (cancel.cancelled) return this.emptyResult(params.requestId, tokens.length, enqueued, started);
       throw error;
@@ -542,9 +542,11 @@ export class ModelSession {
       };
     } finally {
       // Generated on the slot itself: trim it back to the prompt, keeping the prompt's KV.
-      // With a sparse first step the prompt's last K/V entry is a sparse one: not kept for reuse.
+      // With a sparse first step the prompt's last K/V entry is a sparse one, with a sparse
+      // prefill the recomputed ones are: not kept for reuse.
       const sparseLast = params.attention?.sparseFirstStep === true && (params.attention.mode ?? 'full') !== 'full';
-      await this.prefixCache.finish(prepared.sequence, prompt, sparseLast ? tokens.length - 1 : undefined).catch(() => undefined);
+      const keep = Math.min(sparseLast ? tokens.length - 1 : Infinity, prepared.sparseFrom ?? Infinity);
+      await this.prefixCache.finish(prepared.sequence, prompt, keep).catch(() => undefined);
     }
   }
 
@@ -576,8 +578,12 @@ export class ModelSession {
 
   // A prompt that does not fit the KV memory next to another slot gets the memory of the other
   // slots (they are released), once; a second failure reaches the caller with the engine's words.
-  private async prepareWithMemory(prompt: BuiltPrompt, cancel: CancelToken, onProgress?: (progress: RequestProgress) => void) {
-    const options = { ...this.requestPrepareOptions(cancel), ...(onProgress ? this.progressOptions(onProgress) : {}) };
+  private async prepareWithMemory(prompt: BuiltPrompt, cancel: CancelToken, onProgress?: (progress: RequestProgress) => void, attention?: AttentionOptions) {
+    const options = {
+      ...this.requestPrepareOptions(cancel),
+      ...(onProgress ? this.progressOptions(onProgress) : {}),
+      ...(attention?.sparsePrefill ? { attention } : {}),
+    };
     let prepared;
     try {
       prepared = await this.prefixCache.prepare(prompt, options);

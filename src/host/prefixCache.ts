@@ -14,10 +14,10 @@
 // (generated tokens sit after the prompt, so they never clobber the shared prefix): no KV is
 // copied per request. A second slot (chat next to completions) is made by forking the first
 // at the shared prefix, once; on a GPU that fork is a copy, so the slot count is bounded.
-import type { CancelToken, NativeEngine } from '../native/addon';
+import type { AttentionOptions, CancelToken, NativeEngine } from '../native/addon';
 
 export type PrefixEngine = Pick<NativeEngine, 'createSequence' | 'forkSequence' | 'trimSequence' | 'releaseSequence' | 'sequenceTokens'> & {
-  prefill(sequence: number, tokens: ArrayLike<number>, options?: { cancel?: CancelToken; chunk?: number }): Promise<Float32Array>;
+  prefill(sequence: number, tokens: ArrayLike<number>, options?: { cancel?: CancelToken; chunk?: number; attention?: AttentionOptions }): Promise<Float32Array>;
   /** Keeps only `ranges` ([start, count], ascending) of the sequence, moved down, keys re-rotated. */
   compactSequence(sequence: number, ranges: [number, number][]): Promise<void>;
 };
@@ -56,7 +56,21 @@ export interface PrepareOptions {
   onProgress?: (done: number, total: number) => void;
   /** Tokens per reported part (rounded up to whole passes of `chunk`); default 4096. */
   progressTokens?: number;
+  /**
+   * Attention with sparsePrefill (tidal, quest): a short recompute after a long reuse (at most
+   * SPARSE_PREFILL_MAX_TOKENS after at least SPARSE_PREFILL_MIN_BUDGETS token budgets, what a
+   * keystroke recomputes) is prefilled under it. Its entries are approximate: finish() trims the slot back
+   * to before them (PreparedPrompt.sparseFrom), so no later prompt reuses them.
+   */
+  attention?: AttentionOptions;
 }
+
+// The sparse prefill measured in bench/eval (tidal-eval --sparse-prefill): a few hundred tokens
+// after a long exact context. Longer recomputes prefill densely, and so does a context of fewer
+// than a few budgets, where sparse attention reads little less.
+export const SPARSE_PREFILL_MAX_TOKENS = 512;
+export const SPARSE_PREFILL_MIN_BUDGETS = 4;
+const ENGINE_DEFAULT_TOKEN_BUDGET = 256; // AttentionOptions::token_budget's default
 
 const DEFAULT_PROGRESS_TOKENS = 4096;
 
@@ -66,6 +80,8 @@ export interface PreparedPrompt {
   reusedTokens: number; // tokens whose KV came from the cache (exact or shifted)
   shiftedTokens: number; // of them, moved to a new position
   recomputedTokens: number; // tokens this request computes (prefill + the generate prompt)
+  /** Where sparse-prefilled entries begin (pass it to finish() as keepAtMost); absent: none. */
+  sparseFrom?: number;
   planMs: number; // host time spent matching and planning
   engineMs: number; // engine time: compaction, trim, prefill
 }
@@ -236,6 +252,7 @@ export class PrefixCache {
     if (tokens.length === 0) throw new RangeError('A prompt needs at least one token.');
     const planStarted = performance.now();
     const target = options.holdAll ? tokens.length : tokens.length - 1;
+    let sparseFrom: number | undefined;
     const shifted = options.reuseShifted ?? false;
     let planMs = 0;
     let engineStarted = 0;
@@ -254,6 +271,12 @@ export class PrefixCache {
       }
       if (plan.kept < target) {
         const total = target - plan.kept;
+        const attention = options.attention;
+        const budget = attention?.tokenBudget ?? ENGINE_DEFAULT_TOKEN_BUDGET;
+        const sparse = attention?.sparsePrefill && (attention.mode ?? 'full') !== 'full';
+        if (sparse && total <= SPARSE_PREFILL_MAX_TOKENS && plan.kept >= SPARSE_PREFILL_MIN_BUDGETS * budget) {
+          sparseFrom = plan.kept;
+        }
         const part = options.onProgress ? progressPart(options) : total;
         // Parts only where there are at least two: a keystroke's short prefill stays one call.
         const step = total >= 2 * part ? part : total;
@@ -262,6 +285,7 @@ export class PrefixCache {
           await this.engine.prefill(slot.sequence, tokens.slice(at, end), {
             cancel: options.cancel,
             ...(options.chunk ? { chunk: options.chunk } : {}),
+            ...(sparseFrom !== undefined ? { attention } : {}),
           });
           slot.tokens = tokens.slice(0, end);
           if (step < total) {
@@ -292,6 +316,7 @@ export class PrefixCache {
       reusedTokens: plan.kept,
       shiftedTokens: plan.shifted,
       recomputedTokens: recomputed,
+      ...(sparseFrom !== undefined ? { sparseFrom } : {}),
       planMs,
       engineMs,
     };

@@ -105,6 +105,7 @@ const generateCommon = {
     selectionPolicy: oneOf('perQueryHead', 'perKvHeadMax', 'perKvHeadSum'),
     correctionInterval: integer(0),
     sparseFirstStep: boolean,
+    sparsePrefill: boolean,
   }),
   sampling: options({ temperature: number(0, 100), topK: integer(0), topP: number(0, 1), seed: integer(0) }),
   purpose: oneOf('completion', 'chat', 'ask', 'edit', 'raw'),

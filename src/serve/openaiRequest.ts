@@ -75,7 +75,16 @@ const COMPLETION_FIELDS = new Set([...COMMON_FIELDS, 'prompt', 'suffix', 'echo',
 const CHAT_FIELDS = new Set([...COMMON_FIELDS, 'messages', 'repository']);
 const REPOSITORY_FIELDS = new Set(['name', 'files']);
 const MAX_REPOSITORY_FILES = 100_000;
-const ATTENTION_FIELDS = new Set(['mode', 'tokenBudget', 'denseLayers', 'selectionLayers', 'selectionPolicy', 'correctionInterval', 'sparseFirstStep']);
+const ATTENTION_FIELDS = new Set([
+  'mode',
+  'tokenBudget',
+  'denseLayers',
+  'selectionLayers',
+  'selectionPolicy',
+  'correctionInterval',
+  'sparseFirstStep',
+  'sparsePrefill',
+]);
 // What an OpenAI client library puts back into the history with an assistant message.
 const EMPTY_MESSAGE_FIELDS = new Set(['refusal', 'tool_calls', 'function_call', 'audio', 'annotations']);
 

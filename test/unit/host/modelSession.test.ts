@@ -76,6 +76,31 @@ test('prefix reuse: a repeated prompt recomputes one token, an edit near the end
   }
 });
 
+test('a sparse prefill: a keystroke after a long repository recomputes its tail under tidal, and that tail is not reused', async () => {
+  const session = await load();
+  try {
+    // Over SPARSE_PREFILL_MIN_BUDGETS budgets of 64 tokens of repository before the file being edited.
+    const long = [{ path: 'src/long.ts', content: repositoryContext[0].content.repeat(4) }, ...repositoryContext];
+    const attention = { mode: 'tidal' as const, tokenBudget: 64, sparsePrefill: true };
+    const request = (requestId: string, suffix: string): GenerateParams => Object.assign(completion(requestId, suffix), { repositoryContext: long, attention });
+    const first = await session.generate(request('s1', ');\nconsole.log(total);\n'));
+    assert.ok(first.promptTokens > 600 && first.promptTokens < 4000, `prompt of ${first.promptTokens} tokens`);
+    const edited = await session.generate(request('s2', ');\nconsole.log(totals);\n'));
+    assert.ok(edited.reusedTokens > 4 * 64 && edited.recomputedTokens <= 16, `reused ${edited.reusedTokens}, recomputed ${edited.recomputedTokens}`);
+    // Its recomputed entries were sparse: the same prompt again recomputes them instead of
+    // reusing them (a dense request would recompute one token).
+    const again = await session.generate(request('s3', ');\nconsole.log(totals);\n'));
+    assert.deepEqual([again.reusedTokens, again.recomputedTokens], [edited.reusedTokens, edited.recomputedTokens]);
+    assert.equal(again.text, edited.text);
+    const dense = await session.generate({ ...request('s4', ');\nconsole.log(totals);\n'), attention: { mode: 'tidal', tokenBudget: 64 } });
+    assert.equal(dense.recomputedTokens, edited.recomputedTokens);
+    const denseAgain = await session.generate({ ...request('s5', ');\nconsole.log(totals);\n'), attention: { mode: 'tidal', tokenBudget: 64 } });
+    assert.equal(denseAgain.recomputedTokens, 1);
+  } finally {
+    await session.unload();
+  }
+});
+
 test('chat and completions keep separate cached prefixes, so alternating does not clobber either', async () => {
   const session = await load();
   try {

@@ -5,7 +5,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { commonPrefixLength, planReuse, PrefixCache, type PromptBlock, type PromptLayout } from '../../../src/host/prefixCache';
+import {
+  commonPrefixLength,
+  planReuse,
+  PrefixCache,
+  SPARSE_PREFILL_MAX_TOKENS,
+  SPARSE_PREFILL_MIN_BUDGETS,
+  type PromptBlock,
+  type PromptLayout,
+} from '../../../src/host/prefixCache';
 import { RecordingEngine } from './recordingEngine';
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
@@ -198,6 +206,45 @@ test('finish with keepAtMost keeps no more of the prompt than that (a sparse las
   // The next request with the same prompt recomputes only that last token.
   const again = await cache.prepare(prompt);
   assert.deepEqual([again.reusedTokens, again.recomputedTokens, again.lastTokens], [59, 1, [59]]);
+});
+
+test('a sparse prefill runs only for a keystroke-sized recompute after a long reuse, and its entries are not kept', async () => {
+  const engine = new RecordingEngine();
+  const cache = new PrefixCache(engine);
+  const attention = { mode: 'tidal' as const, tokenBudget: 256, sparsePrefill: true };
+  const repository = range(0, SPARSE_PREFILL_MIN_BUDGETS * 256 + 100);
+  // Cold: the whole prompt is recomputed, densely.
+  const cold = [...repository, ...range(90_000, 90_300)];
+  const first = await cache.prepare(cold, { attention });
+  assert.equal(first.sparseFrom, undefined);
+  assert.equal(engine.calls.at(-1), `prefill ${first.sequence} ${cold.length - 1}`);
+  await cache.finish(first.sequence, cold, first.sparseFrom);
+  // A keystroke: 300 tokens after the repository change; they run sparse.
+  const typed = [...repository, ...range(91_000, 91_300)];
+  const second = await cache.prepare(typed, { attention });
+  assert.deepEqual([second.reusedTokens, second.sparseFrom], [repository.length, repository.length]);
+  assert.equal(engine.calls.at(-1), `prefill ${second.sequence} 299 sparse`);
+  engine.generateOn(second.sequence, second.lastTokens, [5, 6]);
+  await cache.finish(second.sequence, typed, second.sparseFrom);
+  assert.deepEqual(engine.sequences.get(second.sequence), repository, 'the sparse entries are trimmed away');
+  // The same prompt again recomputes them (sparse again); with full attention, densely.
+  const again = await cache.prepare(typed, { attention });
+  assert.equal(again.reusedTokens, repository.length);
+  assert.equal(engine.calls.at(-1), `prefill ${again.sequence} 299 sparse`);
+  await cache.finish(again.sequence, typed, again.sparseFrom);
+  const dense = await cache.prepare(typed, { attention: { ...attention, mode: 'full' } });
+  assert.equal(dense.sparseFrom, undefined);
+  assert.equal(engine.calls.at(-1), `prefill ${dense.sequence} 299`);
+  await cache.finish(dense.sequence, typed);
+  // A context of fewer than SPARSE_PREFILL_MIN_BUDGETS budgets: dense.
+  const wide = await cache.prepare([...repository, ...range(93_000, 93_100)], { attention: { ...attention, tokenBudget: repository.length } });
+  assert.equal(wide.sparseFrom, undefined);
+  assert.equal(engine.calls.at(-1), `prefill ${wide.sequence} 99`);
+  // More than SPARSE_PREFILL_MAX_TOKENS recomputed: dense.
+  const long = [...repository, ...range(92_000, 92_000 + SPARSE_PREFILL_MAX_TOKENS + 2)];
+  const third = await cache.prepare(long, { attention });
+  assert.equal(third.sparseFrom, undefined);
+  assert.equal(engine.calls.at(-1), `prefill ${third.sequence} ${SPARSE_PREFILL_MAX_TOKENS + 1}`);
 });
 
 test('a prefill with a progress listener runs in parts of whole passes and reports each; a short one runs in one call and is not reported', async () => {

@@ -1,6 +1,6 @@
 // A stand-in engine for the prefix cache and the repository: sequences as token lists, every
 // call recorded, a prefill that can fail part-way or take time per token.
-import type { CancelToken } from '../../../src/native/addon';
+import type { AttentionOptions, CancelToken } from '../../../src/native/addon';
 import type { PrefixEngine } from '../../../src/host/prefixCache';
 
 export class RecordingEngine implements PrefixEngine {
@@ -45,7 +45,7 @@ export class RecordingEngine implements PrefixEngine {
   async sequenceTokens(sequence: number) {
     return Int32Array.from(this.sequences.get(sequence)!);
   }
-  async prefill(sequence: number, tokens: ArrayLike<number>, options?: { cancel?: CancelToken }) {
+  async prefill(sequence: number, tokens: ArrayLike<number>, options?: { cancel?: CancelToken; attention?: AttentionOptions }) {
     const list = Array.from(tokens);
     // As the engine: a request cancelled before the prefill starts computes nothing.
     if (options?.cancel?.cancelled) throw Object.assign(new Error('cancelled'), { code: 'ERR_TIDAL_CANCELLED' });
@@ -54,7 +54,7 @@ export class RecordingEngine implements PrefixEngine {
       this.failNextPrefillAfter = undefined;
       throw Object.assign(new Error('cancelled'), { code: 'ERR_TIDAL_CANCELLED' });
     }
-    this.calls.push(`prefill ${sequence} ${list.length}`);
+    this.calls.push(`prefill ${sequence} ${list.length}${options?.attention?.sparsePrefill ? ' sparse' : ''}`);
     if (this.msPerToken > 0) await new Promise((resolve) => setTimeout(resolve, Math.ceil(list.length * this.msPerToken)));
     this.sequences.get(sequence)!.push(...list);
     return new Float32Array(0);

@@ -146,6 +146,8 @@ test('bad inputs become JS errors with readable messages and codes', async () =>
     assert.throws(() => engine.prefill(sequence, [1, 2, 99999]), /tokens\[2\] = 99999 is not a token id in \[0, 512\)/);
     assert.throws(() => engine.generate(sequence, [1], { attention: { mode: 'sparse' as never } }), TypeError);
     assert.throws(() => engine.generate(sequence, [1], { attention: { mode: 'tidal', sparseFirstStep: 'yes' as never } }), /sparseFirstStep must be a boolean/);
+    assert.throws(() => engine.prefill(sequence, [1], { attention: { mode: 'tidal', sparsePrefill: 1 as never } }), /sparsePrefill must be a boolean/);
+    assert.throws(() => engine.prefill(sequence, [1], { attention: { mode: 'tidal', tokenBudget: 0, sparsePrefill: true } }), RangeError);
     assert.throws(() => engine.generate(sequence, [1], { sampling: { topP: 2 } }), RangeError);
     await assert.rejects(engine.trimSequence(123456, 0), (error: Error & { code?: string }) => error.code === 'ERR_TIDAL_REQUEST');
   } finally {

@@ -320,6 +320,11 @@ function renderPerplexity(results: EvalResults): string {
     const versusFull = Number.isNaN(fullNll) ? '-' : `${formatFixed(100 * (Math.exp(nll - fullNll) - 1), 2, { plus: true })}%`;
     out += `| ${k.mode} | ${k.selection} | ${budgetText(k.budget)} | ${formatFixed(nll, 4)} | ${formatFixed(Math.exp(nll), 3)} | ${versusFull} |\n`;
   });
+  if (configs.some((k) => /\+prefill\d+$/.test(k.mode))) {
+    out +=
+      '\nThe +prefill rows score the same tokens from one sparse prefill of them, not from decode steps: each attends to the ' +
+      'positions chosen for the whole pass and to the pass up to itself (`--sparse-prefill`).\n';
+  }
   return out;
 }
 

@@ -87,6 +87,10 @@ test('a sparse prefill is compared with the dense prefill of the same configurat
   includes(report, '| tidal+prefill256 | 2,4 | 64 | 25% | - |');
   // Without such configurations, no such section.
   assert.ok(!renderReport(handmade(), 8192).includes('Sparse prefill'));
+  assert.ok(!renderReport(handmade(), 8192).includes('+prefill rows'));
+  r.perplexity.push({ window: 0, windowTokens: 4096, config: sparse, nll: 125, tokens: 50 });
+  includes(renderReport(r, 8192), '| tidal+prefill256 | 2,4 | 64 | 2.5000 | 12.182 |');
+  includes(renderReport(r, 8192), 'The +prefill rows score the same tokens from one sparse prefill of them');
   // The records round-trip with their modes.
   const again: EvalResults = { passkey: [], perplexity: [] };
   appendResults(serializeResults(r), 'sparse.tsv', again);

@@ -2,9 +2,9 @@
 // scores, for the three group policies, ties and edge budgets included.
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <vector>
 
+#include "brute_force_top.h"
 #include "cpu/attention.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/token_selection.h"
@@ -19,16 +19,6 @@ using namespace tidal;
 using namespace tidal_test;
 
 namespace {
-
-// The `keep` best positions by (score descending, position ascending), returned ascending.
-std::vector<int32_t> brute_force_top(const std::vector<double>& scores, int64_t keep) {
-  std::vector<int32_t> order(scores.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return scores[a] > scores[b]; });
-  order.resize(static_cast<size_t>(std::min<int64_t>(keep, static_cast<int64_t>(scores.size()))));
-  std::sort(order.begin(), order.end());
-  return order;
-}
 
 // Scores on a coarse grid (multiples of 1/8), so ties are common and group sums are exact.
 std::vector<float> grid_scores(size_t count, uint64_t seed) {

@@ -5,10 +5,10 @@
 // and bad options, are refused with the sequence unchanged.
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <string>
 #include <vector>
 
+#include "brute_force_top.h"
 #include "engine/decoder.h"
 #include "engine/synthetic_model.h"
 #include "engine_test_models.h"
@@ -52,16 +52,6 @@ double dot(const std::vector<double>& a, int64_t a_offset, const std::vector<dou
   return d;
 }
 
-// The indexes of the `keep` largest of `scores` (ascending).
-std::vector<int64_t> top(const std::vector<double>& scores, int64_t keep) {
-  std::vector<int64_t> order(scores.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return scores[a] > scores[b]; });
-  order.resize(static_cast<size_t>(std::min<int64_t>(keep, static_cast<int64_t>(order.size()))));
-  std::sort(order.begin(), order.end());
-  return order;
-}
-
 // The selection rule of a sparse prefill of tokens [start, n), in float64, from its
 // definition: tidal selects at each selection layer, per query head, the budget - 1 positions
 // before `start` to which any of the pass's tokens gives the highest log-softmax weight, and
@@ -90,7 +80,7 @@ AttentionRestriction restriction(const ModelConfig& config, AttentionMode mode, 
             for (int64_t j = 0; j <= t; ++j) sum += std::exp(s[j] - mx);
             for (int64_t j = 0; j < start; ++j) best[j] = std::fmax(best[j], s[j] - mx - std::log(sum));
           }
-          (*selected)[h] = top(best, budget - 1);
+          for (int32_t j : brute_force_top(best, budget - 1)) (*selected)[h].push_back(j);
         }
         return lists;  // a selection layer attends densely
       }
@@ -112,7 +102,7 @@ AttentionRestriction restriction(const ModelConfig& config, AttentionMode mode, 
             }
             bound[p] = std::fmax(bound[p], b);
           }
-        for (int64_t p : top(bound, std::max<int64_t>(1, budget / 16) - 1))
+        for (int64_t p : brute_force_top(bound, std::max<int64_t>(1, budget / 16) - 1))
           for (int64_t j = 16 * p; j < 16 * p + 16; ++j) chosen[h].push_back(j);
         for (int64_t j = 16 * (pages - 1); j < start; ++j) chosen[h].push_back(j);  // the last page
       }

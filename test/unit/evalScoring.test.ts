@@ -18,10 +18,20 @@ import {
   scorePerplexity,
   selectionOf,
 } from '../../src/eval/scoring';
-import { type AttentionOptions, loadAddon } from '../../src/native/addon';
+import { type AttentionOptions, loadAddon, type NativeEngine } from '../../src/native/addon';
 import { random } from './seededRandom';
 
 const fixture = path.resolve('test/fixtures/models/llama3-gqa-f32'); // 6 layers, vocabulary 512
+// Runs `body` on the fixture model loaded on the CPU backend, unloading it afterwards.
+async function withEngine(body: (engine: NativeEngine) => Promise<void>): Promise<void> {
+  const engine = await loadAddon(path.resolve('dist')).loadModel(fixture, { threads: 2 });
+  try {
+    await body(engine);
+  } finally {
+    await engine.unload();
+  }
+}
+
 const reference = JSON.parse(readFileSync(path.join(fixture, 'reference.json'), 'utf8')) as {
   vocab_size: number;
   sequences: { tokens: number[]; logits_offset: number; length: number }[];
@@ -61,8 +71,7 @@ test('negative log-likelihood matches a direct softmax; argmax takes the lowest 
 });
 
 test("passkey scoring accepts transformers' greedy answer under every configuration at full budget, and nothing else", async () => {
-  const engine = await loadAddon(path.resolve('dist')).loadModel(fixture, { threads: 2 });
-  try {
+  await withEngine(async (engine) => {
     const { prompt, new_tokens: answer } = reference.greedy;
     // The sparse-prefill configurations fork before the prompt's last 9 tokens and prefill 8 of
     // them under their own attention: at full budget, the same answers.
@@ -85,14 +94,11 @@ test("passkey scoring accepts transformers' greedy answer under every configurat
     }
     await assert.rejects(scorePasskey(engine, [1], answer, configs), /prompt of 2\+ tokens/);
     assert.equal(engine.usage().sequences, 0); // every fork was released
-  } finally {
-    await engine.unload();
-  }
+  });
 });
 
 test("completion text scoring: transformers' greedy text, wherever the answer ends, is accepted; a wrong character, too few tokens are not", async () => {
-  const engine = await loadAddon(path.resolve('dist')).loadModel(fixture, { threads: 2 });
-  try {
+  await withEngine(async (engine) => {
     const { prompt, new_tokens: greedy } = reference.greedy;
     const configs = makeEvalConfigs([4096], [[2, 5]], true);
     // A made-up byte-level text: each id is "<id>", so one token's text is several characters.
@@ -115,14 +121,11 @@ test("completion text scoring: transformers' greedy text, wherever the answer en
     assert.deepEqual(await scoreCompletionText(engine, prompt, 'é' + decodeText(greedy.slice(1, 3)), split, configs, 3), all);
     await assert.rejects(scoreCompletionText(engine, prompt, '', decodeText, configs, 4), /an answer/);
     assert.equal(engine.usage().sequences, 0);
-  } finally {
-    await engine.unload();
-  }
+  });
 });
 
 test("perplexity matches transformers' logits; a budget that covers the context equals full attention", async () => {
-  const engine = await loadAddon(path.resolve('dist')).loadModel(fixture, { threads: 2 });
-  try {
+  await withEngine(async (engine) => {
     const { tokens: window, logits_offset } = reference.sequences[2];
     const vocab = reference.vocab_size;
     const raw = readFileSync(path.join(fixture, 'reference_logits.f32'));
@@ -156,14 +159,11 @@ test("perplexity matches transformers' logits; a budget that covers the context 
     assert.ok(Math.abs(prefilled[6].nll - expected) > 1e-3 * Math.abs(expected), 'a 4-token sparse prefill differs');
     assert.equal(prefilled[6].tokens, scored);
     assert.equal(engine.usage().sequences, 0);
-  } finally {
-    await engine.unload();
-  }
+  });
 });
 
 test('a sparse prefill through the addon: its budget covering the context gives the dense logits, a small one others', async () => {
-  const engine = await loadAddon(path.resolve('dist')).loadModel(fixture, { threads: 2 });
-  try {
+  await withEngine(async (engine) => {
     const next = random(31);
     const tokens = Array.from({ length: 60 }, () => Math.floor(next() * reference.vocab_size));
     const run = async (attention?: AttentionOptions) => {
@@ -186,7 +186,5 @@ test('a sparse prefill through the addon: its budget covering the context gives 
     for (let i = 0; i < dense.length; i++) moved = Math.max(moved, Math.abs(sparse[i] - dense[i]));
     assert.ok(moved > 1e-3, `a 4-token budget changed the logits by ${moved}`);
     assert.equal(engine.usage().sequences, 0);
-  } finally {
-    await engine.unload();
-  }
+  });
 });

@@ -25,6 +25,7 @@
 # The rows' structure is checked first (tools/train/test_data.py, with the real tokenizer).
 # EVAL_SELECTION (default '2,4') and EVAL_BUDGETS (default 256,1024,2048) choose the engine
 # evaluation's TidalDecode selection-layer sets (';' between sets, e.g. '2,4;1,3;2,3;3') and budgets.
+# EVAL_EXTRA adds options to it, e.g. '--selection-policies perQueryHead,perKvHeadMax,perKvHeadSum'.
 # A second stage on the same (warm) machine continues from the first's folder, longer rows:
 #   LONG_INIT=/tmp/tidal-code-long/model LONG_NAME=model2 TRAIN_SECONDS=270 TRAIN_LR=4e-4 \
 #   TRAIN_STAGES=0:32768:0.4:0.25,0.3:65536:0.4:0.3,0.6:131072:0.4:0.3 bash tools/train/run_long_gpu.sh
@@ -86,7 +87,7 @@ if [ -f .carry/eval/node.xz ]; then
     timeout "$seconds" "$bin/node" "$bin/tidal-eval.js" --backend cuda --model "$model" --corpus-base . \
       --depths 0.1,0.5,0.9 --budgets "${EVAL_BUDGETS:-256,1024,2048}" --selection-choices "${EVAL_SELECTION:-2,4}" \
       --trained-length 131072 \
-      --save "$work/$name.tsv" "$@" > /dev/null 2> "$work/$name.log" || echo "tidal-eval $name: exit $?"
+      --save "$work/$name.tsv" ${EVAL_EXTRA:-} "$@" > /dev/null 2> "$work/$name.log" || echo "tidal-eval $name: exit $?"
     cat "$work/$name.log"
   }
   evaluate long_a "${EVAL_A_SECONDS:-110}" --contexts 32768,100000 --trials "${EVAL_TRIALS:-6}" \

@@ -186,9 +186,10 @@ class CpuBackend final : public Backend, public DecoderOps {
     HeadTask task(int64_t index, int64_t kv_heads, int64_t group) const;
   };
   HeadTasks head_tasks(int64_t tokens) const;
-  // A sparse prefill's selection scores: per query head, each position before the pass gets the
-  // highest log-softmax weight the pass's tokens give it (attend_dense with keep_scores).
-  void keep_pass_scores(int64_t layer, const DecoderPass& pass);
+  // attend_dense with keep_scores for a pass of several tokens (sparse prefill): the same
+  // attention, and per query head, each position before the pass gets the highest log-softmax
+  // weight the pass's tokens give it.
+  void attend_keeping_pass_scores(int64_t layer, const DecoderPass& pass);
 
   int64_t q_size() const { return config_.num_heads * config_.head_dim; }
   int64_t kv_size() const { return config_.num_kv_heads * config_.head_dim; }
@@ -222,7 +223,6 @@ class CpuBackend final : public Backend, public DecoderOps {
   std::vector<float> selection_scores_;
   std::vector<int32_t> selected_;
   int64_t selected_stride_ = 0;
-  int64_t selected_keep_ = 0;              // of them, chosen before the pass's own tokens
   bool selected_shared_by_group_ = false;  // one list per KV head (the per-KV-head policies)
   int64_t traced_positions_ = 0;           // positions of the last selection made, 0 = none yet
   // Quest lists of the current layer: per query head [heads][quest_stride_] positions.
@@ -470,14 +470,13 @@ CpuBackend::HeadTask CpuBackend::HeadTasks::task(int64_t index, int64_t kv_heads
 // With keep_scores, each head's scaled scores (one token) or its tokens' highest log-softmax
 // weights (keep_pass_scores) stay in selection_scores_.
 void CpuBackend::attend_dense(int64_t layer, const DecoderPass& pass, bool keep_scores) {
+  if (keep_scores && pass.count > 1) {
+    attend_keeping_pass_scores(layer, pass);
+    return;
+  }
   const int64_t head_dim = config_.head_dim, positions = pass.positions();
   const float scale = attention_scale();
   const HeadTasks tasks = head_tasks(pass.count);
-  if (keep_scores && pass.count > 1) {
-    attend_dense(layer, pass, false);
-    keep_pass_scores(layer, pass);
-    return;
-  }
   float* kept_scores = keep_scores ? sized(selection_scores_, config_.num_heads * positions) : nullptr;
   pool_.parallel_for(tasks.count, [&](int64_t begin, int64_t end, int thread) {
     for (int64_t i = begin; i < end; ++i) {
@@ -502,8 +501,10 @@ void CpuBackend::attend_dense(int64_t layer, const DecoderPass& pass, bool keep_
 
 // The scores a sparse prefill pass selects by: for query head h and position j before the
 // pass, max over the pass's tokens t of (s_tj - log sum_i exp s_ti), s_t being token t's
-// scaled scores over the positions it sees. For one token this ranks as its scores do.
-void CpuBackend::keep_pass_scores(int64_t layer, const DecoderPass& pass) {
+// scaled scores over the positions it sees. For one token this ranks as its scores do. The
+// same scores then give token t's attention (the one-head form of attend_dense's grouped
+// one, so the same bits), so they are computed once.
+void CpuBackend::attend_keeping_pass_scores(int64_t layer, const DecoderPass& pass) {
   const int64_t heads = config_.num_heads, head_dim = config_.head_dim, group = group_size();
   const int64_t positions = pass.positions(), start = pass.start;
   const float scale = attention_scale();
@@ -515,14 +516,15 @@ void CpuBackend::keep_pass_scores(int64_t layer, const DecoderPass& pass) {
       std::fill(row, row + positions, -std::numeric_limits<float>::infinity());
       const KvHeadView kv = cache_->head_view(layer, h / group);
       for (int64_t t = 0; t < pass.count; ++t) {
-        const int64_t visible = start + t + 1;
-        cpu::attention_scores(q_.data() + t * q_size() + h * head_dim, kv, nullptr, visible, scale, scores);
+        const int64_t visible = start + t + 1, offset = t * q_size() + h * head_dim;
+        cpu::attention_scores(q_.data() + offset, kv, nullptr, visible, scale, scores);
         float top = scores[0];
         for (int64_t j = 1; j < visible; ++j) top = std::max(top, scores[j]);
         double sum = 0.0;
         for (int64_t j = 0; j < visible; ++j) sum += std::exp(static_cast<double>(scores[j] - top));
         const float log_total = top + static_cast<float>(std::log(sum));
         for (int64_t j = 0; j < start; ++j) row[j] = std::max(row[j], scores[j] - log_total);
+        cpu::attention_weighted_values(scores, kv, nullptr, visible, attention_out_.data() + offset);
       }
     }
   });
@@ -535,7 +537,6 @@ void CpuBackend::select_top_k(const SelectionSpec& s) {
   const int64_t heads = config_.num_heads, group = group_size(), positions = s.positions;
   const float* all_scores = selection_scores_.data();
   selected_stride_ = s.count();
-  selected_keep_ = s.keep;
   selected_shared_by_group_ = s.per_kv_head();
   int32_t* selected = sized(selected_, heads * selected_stride_);
   const cpu::GroupSelection reduce = group_selection(s.policy);
@@ -612,7 +613,8 @@ void CpuBackend::attend_lists(int64_t layer, PositionLists which, const DecoderP
   const int64_t stride = selection ? selected_stride_ : quest_stride_;
   const int64_t count = selection ? selected_stride_ : quest_count_;
   if (pass.count > 1) {
-    const int64_t chosen = selection ? selected_keep_ : quest_count_;
+    // A selection list ends with the pass's tokens; a Quest list holds quest_count_ chosen first.
+    const int64_t chosen = selection ? selected_stride_ - pass.count : quest_count_;
     pool_.parallel_for(pass.count * heads, [&](int64_t begin, int64_t end, int thread) {
       float* scores = sized(thread_scores_[static_cast<size_t>(thread)], chosen + pass.count);
       for (int64_t i = begin; i < end; ++i) {

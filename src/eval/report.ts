@@ -182,6 +182,7 @@ function configurationTable(title: string, tallies: ReturnType<typeof retrievalT
 function sparsePrefillComparison(records: readonly PasskeyRecord[]): string {
   const configs = configsOf([...records]);
   const sample = (r: PasskeyRecord) => `${r.context}|${r.depth}|${r.trial}`;
+  const contexts = [...new Set(records.map((r) => r.context))].sort((a, b) => a - b);
   let out = '';
   for (const sparse of configs) {
     const match = /^(.+)\+prefill(\d+)$/.exec(sparse.mode);
@@ -189,7 +190,6 @@ function sparsePrefillComparison(records: readonly PasskeyRecord[]): string {
     const dense: ConfigKey = { mode: match[1], selection: sparse.selection, budget: sparse.budget };
     const denseAnswers = new Map<string, boolean>();
     for (const r of records) if (sameConfig(r.config, dense)) denseAnswers.set(sample(r), r.correct);
-    const contexts = [...new Set(records.map((r) => r.context))].sort((a, b) => a - b);
     const cells: string[] = [];
     for (const context of contexts) {
       let right = 0;

@@ -38,9 +38,8 @@ export function keyOf(config: EvalConfig): ConfigKey {
 }
 
 // full; tidal at every budget for every selection-layer choice (for each selection policy);
-// quest at every budget; with
-// sparsePrefillTokens > 0, each tidal and quest configuration again with that many prompt
-// tokens prefilled sparse.
+// quest at every budget; with sparsePrefillTokens > 0, each tidal and quest configuration again
+// with that many prompt tokens prefilled sparse.
 export function makeEvalConfigs(
   budgets: readonly number[],
   selectionChoices: readonly (readonly number[])[],
@@ -160,7 +159,7 @@ async function perConfiguration(
     for (const config of configs) {
       const sparse = Math.min(config.sparsePrefillTokens ?? 0, held - 1);
       correct.push(
-        await withSequence(engine, engine.forkSequence(base, held - Math.max(sparse, 0)), async (fork) => {
+        await withSequence(engine, engine.forkSequence(base, held - sparse), async (fork) => {
           if (sparse > 0) await engine.prefill(fork, prompt.slice(held - sparse, held), { attention: { ...config.attention, sparsePrefill: true } });
           let token = prompt[prompt.length - 1];
           return judge(async () => (token = argmaxToken(await engine.decode(fork, token, config.attention))));

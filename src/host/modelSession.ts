@@ -579,11 +579,8 @@ export class ModelSession {
   // A prompt that does not fit the KV memory next to another slot gets the memory of the other
   // slots (they are released), once; a second failure reaches the caller with the engine's words.
   private async prepareWithMemory(prompt: BuiltPrompt, cancel: CancelToken, onProgress?: (progress: RequestProgress) => void, attention?: AttentionOptions) {
-    const options = {
-      ...this.requestPrepareOptions(cancel),
-      ...(onProgress ? this.progressOptions(onProgress) : {}),
-      ...(attention?.sparsePrefill ? { attention } : {}),
-    };
+    // The prefix cache decides whether the attention's sparsePrefill applies to this prefill.
+    const options = { ...this.requestPrepareOptions(cancel), ...(onProgress ? this.progressOptions(onProgress) : {}), attention };
     let prepared;
     try {
       prepared = await this.prefixCache.prepare(prompt, options);

@@ -326,6 +326,8 @@ __global__ void __launch_bounds__(kCombineWarps * 32)
   }
   const float inv = l > 0.0f ? 1.0f / l : 0.0f;
   const int64_t row_heads = p.row_heads ? p.row_heads : p.heads;
+  // m and l are in base 2 (x = q.k * scale * log2 e): ln(sum e^(q.k * scale)) = (m + log2 l) ln 2.
+  if (p.lse && lane == 0) p.lse[token * row_heads + row % p.heads] = (m + log2f(l)) * kLn2;
   uint16_t* out = p.out + (token * row_heads + row % p.heads) * D + lane * kPerLane;  // [token][head][D]
   if constexpr (kPerLane == 4) {
     *reinterpret_cast<uint2*>(out) =
@@ -446,6 +448,8 @@ int splits_from_environment() {
 
 }  // namespace
 
+static int prefill_attention_splits_rule(const PrefillAttentionLaunch& p);
+
 PrefillKernel prefill_attention_kernel(const PrefillAttentionLaunch& p) {
   if (p.kernel != PrefillKernel::Auto) return p.kernel;
   if (const PrefillKernel forced = kernel_from_environment(); forced != PrefillKernel::Auto) return forced;
@@ -453,6 +457,12 @@ PrefillKernel prefill_attention_kernel(const PrefillAttentionLaunch& p) {
 }
 
 int prefill_attention_splits(const PrefillAttentionLaunch& p) {
+  // The row statistics come out of the combine, which a launch in one part does not run.
+  if (p.lse) return std::max(2, prefill_attention_splits_rule(p));
+  return prefill_attention_splits_rule(p);
+}
+
+static int prefill_attention_splits_rule(const PrefillAttentionLaunch& p) {
   if (p.splits > 0) return std::min(p.splits, kMaxSplits);
   if (const int forced = splits_from_environment(); forced > 0) return forced;
   if (p.tokens <= 0 || p.tokens >= kSplitMaxTokens) return 1;
@@ -492,7 +502,8 @@ cudaError_t launch_prefill_attention(const PrefillAttentionLaunch& launch, cudaS
   const bool room =
       launch.split_scratch && launch.split_scratch_bytes >= prefill_attention_scratch_bytes(launch, splits);
   if (splits > 1 && !room) {
-    if (launch.splits > 1) return cudaErrorInvalidValue;  // forced without room for the partials
+    // Forced, or asked for the row statistics, without room for the partials.
+    if (launch.splits > 1 || launch.lse) return cudaErrorInvalidValue;
     splits = 1;
   }
   if (prefill_attention_kernel(launch) == PrefillKernel::Wgmma) {

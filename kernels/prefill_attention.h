@@ -41,14 +41,19 @@ struct PrefillAttentionLaunch {
   int splits = 0;
   void* split_scratch = nullptr;
   size_t split_scratch_bytes = 0;
+  // When set: each (token, head) row's log-sum-exp (natural log) of its scaled scores over the
+  // positions it attends, lse[token * row_heads + head], like out (a sparse prefill's selection layer ranks
+  // positions by the log-softmax weights; kernels/sparse_prefill.h). The combine kernel writes
+  // it, so such a launch runs in 2 parts at least and needs the split scratch.
+  float* lse = nullptr;
 };
 cudaError_t launch_prefill_attention(const PrefillAttentionLaunch& launch, cudaStream_t stream);
 // The kernel a launch runs (Auto resolved): MmaSync or Wgmma.
 PrefillKernel prefill_attention_kernel(const PrefillAttentionLaunch& launch);
-// The key parts a launch runs with: its `splits` when set, else $TIDAL_PREFILL_SPLITS when
-// set, else 1 for chunks of 1024+ queries or caches under 2048 keys, else enough parts for
-// 2 to 4 waves of resident blocks (the fullest last wave), at least 1024 keys a part, <= 64.
-// Blocks and tiles are those of the kernel the launch runs.
+// The key parts a launch runs with (at least 2 when it asks for lse): its `splits` when set,
+// else $TIDAL_PREFILL_SPLITS when set, else 1 for chunks of 1024+ queries or caches under 2048 keys, else enough parts
+// for 2 to 4 waves of resident blocks (the fullest last wave), at least 1024 keys a part, <= 64. Blocks and tiles are
+// those of the kernel the launch runs.
 int prefill_attention_splits(const PrefillAttentionLaunch& launch);
 // Scratch bytes for `splits` parts: splits * tokens * heads * (head_dim + 2) floats.
 size_t prefill_attention_scratch_bytes(const PrefillAttentionLaunch& launch, int splits);

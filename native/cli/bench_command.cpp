@@ -54,6 +54,29 @@ double kv_row_bytes(const ModelConfig& c, bool fp8) {
   return fp8 ? 2.0 * double(c.head_dim) + 4.0 : 4.0 * double(c.head_dim);
 }
 
+// The floor of a `tokens`-token chunk after `context` cached positions: the weights read once,
+// plus its products' and attention's flops at `peak_flops`. Attention per layer and query head:
+// Q K^T and P V over the positions each token sees (on average context + tokens / 2), and a
+// sparse prefill's selection layer the pass scores' Q K^T once more, its sparse layers the
+// budget's positions instead of the context.
+double chunk_floor_ms(const ModelConfig& c, const AttentionPlan* plan, int64_t context, int64_t tokens,
+                      double weight_bytes, double bandwidth, double peak_flops) {
+  const double q_size = double(c.num_heads * c.head_dim), kv_size = double(c.num_kv_heads * c.head_dim);
+  const double hidden = double(c.hidden_size), inner = double(c.intermediate_size), n = double(tokens);
+  const double parameters = double(c.num_layers) * (hidden * (2.0 * q_size + 2.0 * kv_size) + 3.0 * inner * hidden);
+  double flops = 2.0 * parameters * n + 2.0 * double(c.vocab_size) * hidden;  // logits of the last token
+  const double seen = double(context) + n / 2.0;
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const LayerAttention role = plan ? plan->layers[size_t(l)] : LayerAttention::Dense;
+    double attended = seen, extra = 0.0;
+    if (role == LayerAttention::Selected)
+      attended = double(std::min<int64_t>(plan->token_budget - 1, context)) + n / 2.0;
+    if (role == LayerAttention::DenseAndSelect) extra = double(context);
+    flops += q_size * n * (4.0 * attended + 2.0 * extra);
+  }
+  return (weight_bytes / bandwidth + flops / peak_flops) * 1e3;
+}
+
 StepBytes step_bytes(const ModelConfig& c, const AttentionPlan& plan, int64_t positions, double weight_bytes,
                      bool fp8) {
   const double d = double(c.head_dim), row = kv_row_bytes(c, fp8);
@@ -96,6 +119,8 @@ int run_bench(Arguments& arguments) {
   const int64_t prefill_tokens = arguments.integer("--prefill", 0, 0, limits::kMaxContext);
   const int64_t prefill_chunk = arguments.integer("--prefill-chunk", 8192, 64, limits::kMaxPrefillChunk);
   const std::string sdpa = arguments.text("--sdpa-peer", "");
+  // The dense bf16 matrix rate the chunk floors assume (measured on the H200, bench/NOTES.md).
+  const double peak_tflops = double(arguments.integer("--peak-tflops", 790, 1, 100000));
   const std::string weights = arguments.text("--weights", "bf16");
   if (weights != "bf16" && weights != "q8_0" && weights != "q4_k_m")
     throw UsageError("--weights '" + weights + "' is not one of bf16, q8_0, q4_k_m");
@@ -117,7 +142,7 @@ int run_bench(Arguments& arguments) {
               static_cast<long long>(attention.token_budget), static_cast<long long>(attention.token_budget),
               static_cast<long long>(attention.token_budget / 16), static_cast<long long>(attention.dense_layers));
 
-  std::vector<std::string> decode_rows, attention_rows, prefill_rows, memory_rows, widening_rows;
+  std::vector<std::string> decode_rows, attention_rows, prefill_rows, memory_rows, widening_rows, sparse_chunk_rows;
   SamplingRandom random(1);
   for (const std::string& shape : shapes) {
     const ModelConfig config = bench::bench_shape(shape);
@@ -190,18 +215,18 @@ int run_bench(Arguments& arguments) {
         backend->forward(*cache, &first, 1, &step_plan, LogitsWanted::Last, logits.data(), nullptr);
         cache->trim(context);
         // The chunk's median ms of 3 after a warm-up, the cache trimmed back after each.
-        auto time_chunk = [&] {
+        auto time_chunk = [&](const AttentionPlan* chunk_plan) {
           std::vector<double> times;
           for (int r = 0; r < 4; ++r) {
             const auto started = Clock::now();
-            backend->forward(*cache, chunk.data(), 256, nullptr, LogitsWanted::Last, logits.data(), nullptr);
+            backend->forward(*cache, chunk.data(), 256, chunk_plan, LogitsWanted::Last, logits.data(), nullptr);
             times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - started).count());
             cache->trim(context);
           }
           std::sort(times.begin() + 1, times.end());
           return times[2];
         };
-        const double chunk_ms = time_chunk();
+        const double chunk_ms = time_chunk(nullptr);
         check(cudaMemGetInfo(&free_bytes, &total_bytes), "reading the device memory");
         const size_t used = total_bytes - free_bytes;
         char memory[320];
@@ -217,12 +242,28 @@ int run_bench(Arguments& arguments) {
         if (fp8) {
           // The same chunk with twice the default FP8 widening scratch (more KV heads a launch).
           tools->set_fp8_prefill_scratch(size_t(128) << 20);
-          const double wide_ms = time_chunk();
+          const double wide_ms = time_chunk(nullptr);
           tools->set_fp8_prefill_scratch(0);
           char line[200];
           std::snprintf(line, sizeof line, "| %s | %lldK | %.1f | %.1f |", shape.c_str(),
                         static_cast<long long>(context / 1000), chunk_ms, wide_ms);
           widening_rows.push_back(line);
+        } else {
+          // The same chunk with tidal attention for its own tokens too (sparse prefill).
+          AttentionOptions sparse_options = attention;
+          sparse_options.sparse_prefill = true;
+          const AttentionPlan sparse_plan = plan_for(AttentionMode::Tidal, sparse_options, config.num_layers);
+          const double sparse_ms = time_chunk(&sparse_plan);
+          const double peak = peak_tflops * 1e12;
+          const double dense_floor = chunk_floor_ms(config, nullptr, context, 256, weight_bytes, bandwidth, peak);
+          const double sparse_floor = chunk_floor_ms(config, &sparse_plan, context, 256, weight_bytes, bandwidth, peak);
+          char line[240];
+          std::snprintf(line, sizeof line, "| %s | %lldK | %.1f | %.1f | %.2f | %.1f | %.1f | %.2f | %.2f |",
+                        shape.c_str(), static_cast<long long>(context / 1000), chunk_ms, dense_floor,
+                        chunk_ms / dense_floor, sparse_ms, sparse_floor, sparse_ms / sparse_floor,
+                        chunk_ms / sparse_ms);
+          sparse_chunk_rows.push_back(line);
+          std::fprintf(stderr, "%s\n", line);
         }
       }
       const AttentionPlan tidal_plan = plan_for(AttentionMode::Tidal, attention, config.num_layers);
@@ -357,6 +398,15 @@ int run_bench(Arguments& arguments) {
         "128 MiB\n\n| shape | context | 64 MiB | 128 MiB |\n|---|---|---:|---:|\n");
     for (const std::string& row : widening_rows) std::printf("%s\n", row.c_str());
   }
+  if (!sparse_chunk_rows.empty()) {
+    std::printf(
+        "\nA keystroke's 256-token chunk (median ms of 3), dense against a tidal sparse prefill (its tokens attend "
+        "the selection's positions and the chunk; the tidal budget and layers above); floor = the weights read once "
+        "plus the flops at %.0f TFLOP/s\n\n| shape | context | dense ms | floor | ratio | sparse ms | floor | ratio | "
+        "dense/sparse |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        peak_tflops);
+    for (const std::string& row : sparse_chunk_rows) std::printf("%s\n", row.c_str());
+  }
   if (!prefill_rows.empty()) {
     std::printf("\nPrefill (chunked, dense causal attention)\n\n");
     std::printf("| shape | tokens | chunk | attention warps/block | seconds | tokens/s | TFLOP/s |\n");
@@ -389,7 +439,8 @@ TIDAL_CLI_COMMAND(bench, "bench",
                   "decode / prefill speed of the CUDA backend on random-weight 7-8B shapes, against the floor",
                   "[--shapes llama-3.1-8b,llama-2-7b,qwen2.5-coder-7b,qwen2.5-coder-1.5b,qwen2.5-coder-0.5b,qwen3-8b] "
                   "[--contexts 10000,32000,100000] [--decode-tokens N] [--prefill N] [--prefill-chunk N] "
-                  "[--sdpa-peer native/gpu_bench/sdpa_peer.py] [--weights bf16|q8_0|q4_k_m] [--kv-cache bf16|fp8] " +
+                  "[--sdpa-peer native/gpu_bench/sdpa_peer.py] [--weights bf16|q8_0|q4_k_m] [--kv-cache bf16|fp8] "
+                  "[--peak-tflops 790] " +
                       std::string(kAttentionOptionsUsage),
                   {}, run_bench);
 

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   group("prefill attention split", [&] { tidal::gpu_test::test_prefill_attention_split(report); });
   group("quantized weights", [&] { tidal::gpu_test::test_quant_kernels(report); });
   group("fp8 kv cache", [&] { tidal::gpu_test::test_kv_fp8(report); });
+  group("sparse prefill", [&] { tidal::gpu_test::test_sparse_prefill(report); });
   std::printf("%d passed, %d failed\n", report.passed(), report.failed());
   return report.failed() == 0 ? 0 : 1;
 }

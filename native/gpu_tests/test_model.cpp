@@ -550,6 +550,61 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
                    std::to_string(gpu_attended) + " vs " + std::to_string(cpu_attended));
   }
 
+  // Sparse prefill (tidal, every policy): a 40-token pass over the 333 cached positions in one
+  // pass and in two, its logits against the CPU backend's. Budget 96 must move the logits far
+  // from the dense prefill's (so the plan is not ignored), at least twice as far as from the CPU's; a
+  // budget covering the cache gives the dense prefill's. Quest is refused, the cache unchanged.
+  {
+    std::vector<int32_t> pass(40);
+    for (int32_t& t : pass) t = int32_t(rng.below(vocab));
+    const size_t rows = pass.size() * size_t(vocab);
+    std::vector<float> dense(rows, NAN);
+    {
+      auto g = gpu_cache->fork(333);
+      gpu->forward(*g, pass.data(), 40, nullptr, LogitsWanted::All, dense.data(), nullptr);
+    }
+    for (const DecodeMode& mode : kDecodeModes) {
+      if (mode.mode != AttentionMode::Tidal) continue;
+      for (const int64_t budget : {int64_t{96}, int64_t{400}}) {
+        AttentionPlan plan = make_plan(model.config, mode.mode, budget, mode.policy);
+        plan.sparse_prefill = true;
+        for (const int64_t first : {int64_t{40}, int64_t{15}}) {  // one pass, or 15 then 25 tokens
+          auto c = cpu_cache->fork(333);
+          auto g = gpu_cache->fork(333);
+          std::vector<float> a(rows), b(rows, NAN);
+          ForwardStats sa, sb;
+          cpu->forward(*c, pass.data(), first, &plan, LogitsWanted::All, a.data(), &sa);
+          gpu->forward(*g, pass.data(), first, &plan, LogitsWanted::All, b.data(), &sb);
+          if (first < 40) {
+            cpu->forward(*c, pass.data() + first, 40 - first, &plan, LogitsWanted::All, a.data() + first * vocab, &sa);
+            gpu->forward(*g, pass.data() + first, 40 - first, &plan, LogitsWanted::All, b.data() + first * vocab, &sb);
+          }
+          const double error = relative_l2f(a, b), from_dense = relative_l2f(dense, b);
+          const bool covering = budget > 333;
+          const bool placed = covering ? from_dense < bound : from_dense > 2 * error;
+          report.check(error < mode.bound_factor * bound && placed && g->length() == 373 &&
+                           sa.attended_positions == sb.attended_positions,
+                       kind + ": sparse prefill logits vs cpu, " + mode.name + ", budget " + std::to_string(budget) +
+                           (first < 40 ? ", two passes" : ""),
+                       format("rel L2 %.2e", error) + format(", from the dense prefill %.2e", from_dense) +
+                           ", attended " + std::to_string(sb.attended_positions) + " vs " +
+                           std::to_string(sa.attended_positions));
+        }
+      }
+    }
+    AttentionPlan quest = make_plan(model.config, AttentionMode::Quest, 96, SelectionPolicy::PerQueryHead);
+    quest.sparse_prefill = true;
+    auto g = gpu_cache->fork(333);
+    std::string message;
+    try {
+      gpu->forward(*g, pass.data(), 40, &quest, LogitsWanted::Last, dense.data(), nullptr);
+    } catch (const RequestError& error) {
+      message = error.what();
+    }
+    report.check(message.find("Quest") != std::string::npos && g->length() == 333,
+                 kind + ": a Quest sparse prefill is refused and leaves the cache", message);
+  }
+
   // Graph replay against plain launches, bit for bit; fork and trim keep the cache usable.
   {
     const AttentionPlan plan = make_plan(model.config, AttentionMode::Tidal, 64, SelectionPolicy::PerQueryHead);

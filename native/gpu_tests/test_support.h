@@ -159,5 +159,6 @@ void test_kv_sequences(Report& report);
 void test_prefill_attention_split(Report& report);
 void test_quant_kernels(Report& report);
 void test_kv_fp8(Report& report);
+void test_sparse_prefill(Report& report);
 
 }  // namespace tidal::gpu_test

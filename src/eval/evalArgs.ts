@@ -15,7 +15,8 @@ export const USAGE = [
   '                  [--selection-policies perQueryHead,perKvHeadMax,perKvHeadSum]   (tidal: whose scores pick the positions;',
   "                                            per query head by default; the others share one list per KV head's group)",
   '                  [--sparse-prefill N]     (each tidal and quest configuration again, the last N prompt tokens before the decoded',
-  "                                            one prefilled under its attention: a keystroke's recomputed tokens; CPU backend)",
+  "                                            one prefilled under its attention: a keystroke's recomputed tokens; CPU, or",
+  '                                            CUDA for tidal only)',
   '                  [--perplexity-windows N] [--perplexity-length N] [--perplexity-scored N] [--seed S]',
   '                  [--backend cpu|cuda|webgpu] [--threads N] [--max-positions N] [--trained-length N] [--shard I/N] [--save FILE] [--output FILE.md]',
   '                  [--kv-fp8-simulation]   (CPU: K/V rounded as an FP8 E4M3 cache with per-row scales would keep them)',
@@ -54,7 +55,7 @@ export interface RunArgs {
   selectionChoices: number[][];
   selectionPolicies: SelectionPolicyName[];
   withQuest: boolean;
-  sparsePrefill: number; // 0: none; N: tidal and quest again with N prompt tokens prefilled sparse (modes "tidal+prefillN")
+  sparsePrefill: number; // 0: none; N: tidal and quest (on the CPU) again with N prompt tokens prefilled sparse (modes "tidal+prefillN")
   perplexityWindows: number;
   perplexityLength: number;
   perplexityScored: number;
@@ -221,7 +222,7 @@ export function parseEvalArgs(argv: readonly string[]): RunArgs | LoadArgs {
   options.rejectUnused();
   if (kvCache !== 'bf16' && kvCache !== 'fp8') throw usageError(`--kv-cache takes bf16 or fp8, got '${kvCache}'`);
   if (kvFp8Simulation && backend !== 'cpu') throw usageError('--kv-fp8-simulation runs on the CPU backend only (--backend cpu)');
-  if (sparsePrefill > 0 && backend !== 'cpu') throw usageError('--sparse-prefill runs on the CPU backend only (--backend cpu)');
+  if (sparsePrefill > 0 && backend === 'webgpu') throw usageError('--sparse-prefill runs on the CPU and CUDA backends (the CUDA one for tidal only)');
   if (kvCache === 'fp8' && backend !== 'cuda')
     throw usageError('--kv-cache fp8 runs on the CUDA backend only (--backend cuda); on the CPU use --kv-fp8-simulation');
   // Saved records name no KV format: merged with an exact run's, they would be averaged together.

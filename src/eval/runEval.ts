@@ -125,7 +125,7 @@ export async function runEval(addon: NativeAddon, args: RunArgs, log: (line: str
     const longest = Math.max(args.perplexityWindows > 0 ? args.perplexityLength : 0, ...args.contexts);
     model = await loadEvalModel(addon, args, longest);
     const engine = model.engine;
-    const configs = makeEvalConfigs(args.budgets, args.selectionChoices, args.withQuest, args.sparsePrefill, args.selectionPolicies);
+    const configs = makeEvalConfigs(args.budgets, args.selectionChoices, args.withQuest, args.sparsePrefill, args.selectionPolicies, args.backend === 'cpu');
     // Perplexity scores its last --perplexity-scored tokens: a sparse prefill of as many tokens
     // prefills exactly them (scorePerplexity); one of another length is left out there.
     const decodeConfigs = configs.filter((config) => !config.sparsePrefillTokens || config.sparsePrefillTokens === args.perplexityScored);

@@ -39,13 +39,15 @@ export function keyOf(config: EvalConfig): ConfigKey {
 
 // full; tidal at every budget for every selection-layer choice (for each selection policy);
 // quest at every budget; with sparsePrefillTokens > 0, each tidal and quest configuration again
-// with that many prompt tokens prefilled sparse.
+// with that many prompt tokens prefilled sparse (tidal only with sparseQuest false: the CUDA
+// backend prefills Quest densely only).
 export function makeEvalConfigs(
   budgets: readonly number[],
   selectionChoices: readonly (readonly number[])[],
   withQuest: boolean,
   sparsePrefillTokens = 0,
   selectionPolicies: readonly SelectionPolicyName[] = ['perQueryHead'],
+  sparseQuest = true,
 ): EvalConfig[] {
   const configs: EvalConfig[] = [{ attention: { mode: 'full' } }];
   for (const policy of selectionPolicies) {
@@ -59,7 +61,8 @@ export function makeEvalConfigs(
   }
   if (withQuest) for (const budget of budgets) configs.push({ attention: { mode: 'quest', tokenBudget: budget } });
   if (sparsePrefillTokens > 0) {
-    for (const config of configs.slice(1)) configs.push({ attention: { ...config.attention }, sparsePrefillTokens });
+    for (const config of configs.slice(1))
+      if (sparseQuest || config.attention.mode !== 'quest') configs.push({ attention: { ...config.attention }, sparsePrefillTokens });
   }
   return configs;
 }

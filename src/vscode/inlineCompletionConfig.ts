@@ -28,6 +28,17 @@ export interface CompletionBudget {
   repositoryTokens: number;
 }
 
+/**
+ * Whether a completion asks the engine to prefill a keystroke's recomputed tokens sparse: the
+ * setting, where the engine runs it (CPU; CUDA for tidal over a bf16 KV cache; the WebGPU backend
+ * and a remote engine of unknown kind are not asked, since they could refuse the request).
+ */
+export function sparsePrefillApplies(settings: TidalSettings, backend: string | undefined): boolean {
+  if (!settings.attention.sparsePrefill || settings.attention.mode === 'full') return false;
+  if (backend === 'cpu') return true;
+  return backend === 'cuda' && settings.attention.mode === 'tidal' && settings.engine.kvCache === 'bf16';
+}
+
 /** `backend`: the loaded model's ('cpu' caps the default repository context, contextBudget.ts). */
 export function completionBudget(
   settings: TidalSettings,
@@ -48,7 +59,12 @@ export function completionBudget(
       maxSuffixChars: Math.min(MAX_SUFFIX_CHARS, Math.floor(windowChars / 4)),
       maxLines: 16,
       maxTokens: { ...MAX_TOKENS },
-      attention: { mode: settings.attention.mode, tokenBudget: settings.attention.tokenBudget, selectionLayers: settings.attention.selectionLayers },
+      attention: {
+        mode: settings.attention.mode,
+        tokenBudget: settings.attention.tokenBudget,
+        selectionLayers: settings.attention.selectionLayers,
+        ...(sparsePrefillApplies(settings, backend) ? { sparsePrefill: true } : {}),
+      },
       repoName,
     },
     repositoryTokens: repositoryBudget(settings.context.maxTokens, modelMaxContext, reserve, backend),

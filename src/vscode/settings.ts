@@ -8,7 +8,8 @@ export interface TidalSettings {
   backend: BackendSetting;
   remoteUrl: string;
   remoteModel: string;
-  attention: { mode: AttentionMode; tokenBudget: number; selectionLayers: number[] };
+  /** sparsePrefill: a keystroke's recomputed prompt tokens run under the same sparse attention (completions). */
+  attention: { mode: AttentionMode; tokenBudget: number; selectionLayers: number[]; sparsePrefill: boolean };
   context: {
     maxTokens: number;
     include: string[];
@@ -41,7 +42,7 @@ export const DEFAULT_SETTINGS: TidalSettings = {
   backend: 'auto',
   remoteUrl: 'http://127.0.0.1:8765/v1',
   remoteModel: '',
-  attention: { mode: 'tidal', tokenBudget: 2048, selectionLayers: [] },
+  attention: { mode: 'tidal', tokenBudget: 2048, selectionLayers: [], sparsePrefill: false },
   context: {
     maxTokens: 0,
     include: ['**/*'],
@@ -98,6 +99,7 @@ export function readSettings(get: SettingGetter): SettingsResult {
         mode: pick('attention.mode', d.attention.mode, (v) => MODES.includes(v as AttentionMode)),
         tokenBudget: pick('attention.tokenBudget', d.attention.tokenBudget, intIn(16, 1 << 20)),
         selectionLayers: [...new Set(selectionLayers)].sort((a, b) => a - b),
+        sparsePrefill: pick('attention.sparsePrefill', d.attention.sparsePrefill, isBool),
       },
       context: {
         maxTokens: pick('context.maxTokens', d.context.maxTokens, intIn(0, 1 << 24)),

@@ -139,6 +139,7 @@ test('options: the C++ defaults, ranges and messages', () => {
     [true, 'cpu', 0, 0, false, 'bf16', 0],
   );
   assert.equal((parseEvalArgs(['--model', 'm', '--sparse-prefill', '256']) as RunArgs).sparsePrefill, 256);
+  assert.equal((parseEvalArgs(['--model', 'm', '--sparse-prefill', '256', '--backend', 'cuda']) as RunArgs).sparsePrefill, 256);
   assert.deepEqual(defaults.selectionPolicies, ['perQueryHead']);
   assert.deepEqual((parseEvalArgs(['--model', 'm', '--selection-policies', 'perKvHeadMax,perKvHeadSum']) as RunArgs).selectionPolicies, [
     'perKvHeadMax',
@@ -176,7 +177,7 @@ test('options: the C++ defaults, ranges and messages', () => {
     [['--model', 'm', '--selection-choices', ''], /needs at least one list/],
     [['--model', 'm', '--perplexity-length', '100', '--perplexity-scored', '99'], /--perplexity-scored must be in/],
     [['--model', 'm', '--bogus', '1'], /unknown option --bogus/],
-    [['--model', 'm', '--sparse-prefill', '64', '--backend', 'cuda'], /--sparse-prefill runs on the CPU backend only/],
+    [['--model', 'm', '--sparse-prefill', '64', '--backend', 'webgpu'], /--sparse-prefill runs on the CPU and CUDA backends/],
     [['--model', 'm', '--selection-policies', 'perKvHead'], /--selection-policies takes perQueryHead, perKvHeadMax, perKvHeadSum, got 'perKvHead'/],
     [['--load', 'a.tsv', '--model', 'm'], /unknown option --model/],
     [['model'], /unexpected argument 'model'/],

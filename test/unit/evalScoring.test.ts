@@ -49,6 +49,9 @@ test('configurations: full, tidal per selection choice and budget, quest per bud
   assert.deepEqual(sparse.map(labelOf), ['full', 'tidal 2,4 b64', 'quest b64', 'tidal+prefill128 2,4 b64', 'quest+prefill128 b64']);
   assert.deepEqual(keyOf(sparse[3]), { mode: 'tidal+prefill128', selection: '2,4', budget: 64 });
   assert.equal(sparse[3].attention.mode, 'tidal');
+  // On the CUDA backend, which prefills Quest densely only: the tidal ones again.
+  const cudaSparse = makeEvalConfigs([64], [[2, 4]], true, 128, ['perQueryHead'], false);
+  assert.deepEqual(cudaSparse.map(labelOf), ['full', 'tidal 2,4 b64', 'quest b64', 'tidal+prefill128 2,4 b64']);
   // The per-KV-head policies as more tidal configurations, named after their layers.
   const policies = makeEvalConfigs([64], [[2, 5]], false, 0, ['perQueryHead', 'perKvHeadMax', 'perKvHeadSum']);
   assert.deepEqual(policies.map(labelOf), ['full', 'tidal 2,5 b64', 'tidal 2,5/max b64', 'tidal 2,5/sum b64']);

@@ -130,7 +130,7 @@ class CpuBackend final : public Backend, public DecoderOps {
   }
 
   DecoderOps& decoder_ops() override { return *this; }
-  bool supports_sparse_prefill() const override { return true; }
+  std::string sparse_prefill_refusal(const AttentionPlan&) const override { return {}; }
 
   // ---- DecoderOps ----
   void embed(const DecoderPass& pass) override;

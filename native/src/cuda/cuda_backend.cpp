@@ -25,6 +25,7 @@
 #include "engine/decoder.h"
 #include "kernels/dequantize.h"
 #include "kernels/gemv_quant.h"
+#include "kernels/sparse_prefill.h"
 #include "model/half.h"
 #include "model/rope_frequencies.h"
 #include "tidal/error.h"
@@ -157,6 +158,15 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   // Without Quest's page bounds (built only for a sequence that runs a Quest step).
   size_t kv_bytes_per_token() const override { return kv_shape().bytes_for(256, false) / 256; }
 
+  // Tidal sparse prefill over a bf16 cache: the selection layers' pass scores from the prefill
+  // attention's row statistics (kernels/sparse_prefill.h), the decode top-k, and the prefill
+  // attention over each list's rows gathered into a compact cache.
+  std::string sparse_prefill_refusal(const AttentionPlan& plan) const override {
+    if (plan.mode == AttentionMode::Quest) return "Quest's sparse prefill runs on the CPU backend only";
+    if (options_.kv_fp8) return "a sparse prefill needs a bf16 KV cache on the cuda backend (this one is FP8)";
+    return {};
+  }
+
   SelectionTrace last_selection_trace() const override {
     SelectionTrace trace;
     if (traced_positions_ == 0) return trace;
@@ -197,7 +207,9 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
                LogitsWanted wanted, float* logits, ForwardStats* stats, const std::atomic<bool>* cancel) override {
     if (count <= 0) return;
     auto& cache = dynamic_cast<CudaKvCache&>(cache_base);
-    if (count > 1) plan = nullptr;
+    if (count > 1 && !(plan && plan->sparse_prefill)) plan = nullptr;
+    if (count > 1 && plan)
+      if (const std::string refusal = sparse_prefill_refusal(*plan); !refusal.empty()) throw RequestError(refusal);
     const int64_t start = cache.length();
     const int64_t logit_rows = wanted == LogitsWanted::All ? count : wanted == LogitsWanted::Last ? 1 : 0;
     DecoderPass pass;
@@ -222,7 +234,9 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
                           cudaMemcpyDeviceToHost, stream_),
           "reading logits");
     end_pass(true);
-    if (route.selects) {
+    if (route.selects && count > 1) {
+      traced_positions_ = 0;  // the trace shows decode steps; a sparse prefill's selection leaves none
+    } else if (route.selects) {
       // The selection's scores and lists stay in ws_.scores and ws_.selected until the next one.
       traced_positions_ = start + count;
       traced_stride_ = route.selection.token_budget;
@@ -448,6 +462,30 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(config_.head_dim)));
     p.out = ws_.attention_out.get<uint16_t>();
     p.warps = prefill_warps_;
+    if (keep_scores) {
+      // A sparse prefill's selection layer: the same attention, its rows' log-sum-exp, then per
+      // query head and position before the pass the highest log-softmax weight of the pass.
+      if (cache_->shape().fp8) throw RequestError(sparse_prefill_refusal(*pass.plan));
+      ws_.pass_lse.ensure(static_cast<size_t>(pass.count * config_.num_heads) * 4, "sparse prefill row statistics",
+                          stream_);
+      p.lse = ws_.pass_lse.get<float>();
+      prefill_attention(p);
+      cuda::PassScoresLaunch s;
+      s.q = p.q;
+      s.keys = p.keys;
+      s.head_stride = p.head_stride;
+      s.lse = p.lse;
+      s.tokens = p.tokens;
+      s.heads = p.heads;
+      s.kv_heads = p.kv_heads;
+      s.head_dim = p.head_dim;
+      s.candidates = pass.start;
+      s.scale = p.scale;
+      s.out = ws_.scores.get<float>();
+      s.out_stride = ws_.score_stride;
+      throw_if_failed(cuda::launch_pass_scores(s, stream_), "launching the sparse prefill pass scores");
+      return;
+    }
     if (!cache_->shape().fp8) {
       prefill_attention(p);
       return;
@@ -491,7 +529,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   // One launch of prefill attention, split over the keys when it is a short chunk against a
   // long cache.
   void prefill_attention(cuda::PrefillAttentionLaunch& p) {
-    p.splits = cuda::prefill_attention_splits(p);  // > 1: a short chunk against a long cache
+    p.splits = cuda::prefill_attention_splits(p);  // > 1: a short chunk against a long cache (or lse wanted)
     if (p.splits > 1) {
       ws_.prefill_partials.ensure(cuda::prefill_attention_scratch_bytes(p, p.splits), "prefill attention partials",
                                   stream_);
@@ -518,6 +556,11 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     k.out = ws_.selected.get<int32_t>();
     k.out_stride = s.token_budget;
     k.append_position = s.positions - 1;
+    if (s.pass_tokens > 1) {
+      // A sparse prefill: only the chosen positions; attend_lists adds the pass's own rows.
+      k.k = s.keep;
+      k.append_position = -1;
+    }
     if (step_bound_) {
       k.candidates = step_bound_ - 1;
       k.append_position = step_bound_ - 1;
@@ -566,6 +609,10 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   }
 
   void attend_lists(int64_t layer, PositionLists which, const DecoderPass& pass) override {
+    if (pass.count > 1) {
+      attend_lists_prefill(layer, which, pass);
+      return;
+    }
     cuda::PositionLists lists;
     if (which == PositionLists::Selection) {
       lists.positions = ws_.selected.get<int32_t>();
@@ -579,6 +626,50 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
       lists.sharing = cuda::PositionSharing::PerQueryHead;
     }
     decode(*cache_, layer, pass.positions(), &lists, nullptr);
+  }
+
+  // A sparse prefill's layer over the last selection: per list (query head, or KV head for the
+  // per-KV-head policies) its chosen rows and the pass's own rows gathered into a compact cache
+  // of keep + count rows, then the prefill attention over it as over a cache whose first keep
+  // positions precede the pass: token t attends to the chosen rows and the pass up to itself.
+  void attend_lists_prefill(int64_t layer, PositionLists which, const DecoderPass& pass) {
+    if (which != PositionLists::Selection || cache_->shape().fp8)
+      throw RequestError(sparse_prefill_refusal(*pass.plan));
+    const int64_t d = config_.head_dim;
+    const int64_t keep = selected_count_ - pass.count;  // SelectionSpec::count() = keep + pass tokens
+    const int64_t lists = selected_shared_ ? config_.num_kv_heads : config_.num_heads;
+    const int64_t rows = keep + pass.count;
+    const size_t half = static_cast<size_t>(lists * rows * d) * 2;
+    ws_.list_kv.ensure(2 * half, "sparse prefill K/V lists", stream_);
+    cuda::GatherListsLaunch g;
+    g.keys = static_cast<const uint16_t*>(cache_->keys(layer));
+    g.values = static_cast<const uint16_t*>(cache_->values(layer));
+    g.head_stride = cache_->capacity() * d;
+    g.positions = ws_.selected.get<int32_t>();
+    g.list_stride = selected_stride_;
+    g.lists = static_cast<int>(lists);
+    g.lists_per_kv_head = selected_shared_ ? 1 : static_cast<int>(group());
+    g.head_dim = static_cast<int>(d);
+    g.keep = keep;
+    g.pass_start = pass.start;
+    g.pass_tokens = pass.count;
+    g.out_keys = ws_.list_kv.get<uint16_t>();
+    g.out_values = g.out_keys + half / 2;
+    throw_if_failed(cuda::launch_gather_lists(g, stream_), "gathering the sparse prefill K/V lists");
+    cuda::PrefillAttentionLaunch p;
+    p.q = ws_.q_bf16.get<uint16_t>();
+    p.keys = g.out_keys;
+    p.values = g.out_values;
+    p.head_stride = rows * d;
+    p.tokens = static_cast<int>(pass.count);
+    p.heads = static_cast<int>(config_.num_heads);
+    p.kv_heads = static_cast<int>(lists);
+    p.head_dim = static_cast<int>(d);
+    p.start = keep;
+    p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+    p.out = ws_.attention_out.get<uint16_t>();
+    p.warps = prefill_warps_;
+    prefill_attention(p);
   }
 
   void swiglu() override {

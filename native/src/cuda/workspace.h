@@ -25,6 +25,8 @@ struct Workspace {
   DeviceBuffer embedding_rows;    // the pass's embedding rows uploaded from the host (HostEmbedding)
   DeviceBuffer prefill_partials;  // split-KV prefill attention: partial outputs and row statistics
   DeviceBuffer prefill_kv;        // FP8 cache: one layer's K and V widened to bf16 for prefill attention
+  DeviceBuffer pass_lse;          // sparse prefill: the selection layer's row log-sum-exp [tokens][heads]
+  DeviceBuffer list_kv;           // sparse prefill: each list's K/V rows gathered [lists][keep + tokens][d]
   int64_t score_stride = 0;       // positions per row of `scores`
 
   // Activations for `count` tokens; logits for `logit_rows` of them (a long prefill pass wants
@@ -36,7 +38,7 @@ struct Workspace {
     size_t total = 0;
     for (const DeviceBuffer* b :
          {&tokens, &hidden, &normed, &qkv, &q_bf16, &attention_out, &gate_up, &logits, &argmax, &scores, &selected,
-          &bounds, &pages, &quest_positions, &embedding_rows, &prefill_partials, &prefill_kv})
+          &bounds, &pages, &quest_positions, &embedding_rows, &prefill_partials, &prefill_kv, &pass_lse, &list_kv})
       total += b->bytes();
     return total;
   }

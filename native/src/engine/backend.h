@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -92,8 +93,12 @@ class Backend {
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
   virtual int threads() const = 0;
-  // Whether forward() runs a sparse_prefill plan over passes of several tokens.
-  virtual bool supports_sparse_prefill() const { return false; }
+  // Why forward() cannot run `plan` (a sparse_prefill plan) over passes of several tokens, or
+  // empty when it can.
+  virtual std::string sparse_prefill_refusal(const AttentionPlan& plan) const {
+    (void)plan;
+    return std::string("the ") + name() + " backend runs no sparse prefill yet";
+  }
   // The ops this backend's forward is made of (engine/decoder.h), for the op harness and
   // benchmarks; forward() is the way to run the model.
   virtual DecoderOps& decoder_ops() = 0;
@@ -106,7 +111,7 @@ class Backend {
   // Runs tokens[0, count) at positions cache.length() ... through the model, appends their
   // K/V to the cache, and writes logits ([vocab] for Last, [count][vocab] for All). `plan`
   // applies to one-token steps, and to longer passes where it says sparse_prefill and the
-  // backend supports_sparse_prefill(); otherwise (or null) attention is dense causal. On an
+  // backend has no sparse_prefill_refusal() for it; otherwise (or null) attention is dense causal. On an
   // exception the cache keeps its previous length. Throws OutOfMemoryError. `cancel`, when
   // given, is read between the layers of a pass of more than one token: once it is set the pass
   // stops within about two layers and throws CancelledError (the cache as before the call).

@@ -114,9 +114,10 @@ void Engine::Impl::record_decode(double seconds, const AttentionPlan& plan, cons
 void Engine::Impl::run_pending(Sequence& sequence, const std::atomic<bool>* cancel, std::vector<float>* all_logits,
                                int64_t chunk, const AttentionPlan* plan) {
   if (plan && !plan->sparse_prefill) plan = nullptr;
-  if (plan && !backend->supports_sparse_prefill())
-    throw RequestError(std::string("sparse prefill (attention.sparse_prefill) is not supported by the ") +
-                       backend->name() + " backend yet; it runs on the CPU backend");
+  if (plan)
+    if (const std::string refusal = backend->sparse_prefill_refusal(*plan); !refusal.empty())
+      throw RequestError("sparse prefill (attention.sparse_prefill) cannot run here: " + refusal +
+                         " (the CPU backend runs every mode)");
   int64_t pending = sequence.pending();
   if (pending == 0) {
     if (sequence.logits_valid) {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { completionBudget, readCompletionMode } from '../../../src/vscode/inlineCompletionConfig';
+import { completionBudget, readCompletionMode, sparsePrefillApplies } from '../../../src/vscode/inlineCompletionConfig';
 import { DEFAULT_SETTINGS } from '../../../src/vscode/settings';
 
 test('the file window is a quarter of the context up to 2048 tokens, the suffix at most 768 characters; the repository gets the rest', () => {
@@ -20,6 +20,26 @@ test('the file window is a quarter of the context up to 2048 tokens, the suffix 
   assert.equal(capped.repositoryTokens, 8192 - (2048 + 128 + 64));
   assert.equal(completionBudget(DEFAULT_SETTINGS, 'auto', 0).repositoryTokens, 32768 - (2048 + 128 + 64));
   assert.deepEqual(large.config.attention, { mode: 'tidal', tokenBudget: 2048, selectionLayers: [] });
+});
+
+test('a sparse prefill is asked for only where the engine runs it', () => {
+  const on = (attention: Partial<typeof DEFAULT_SETTINGS.attention>, kvCache: 'bf16' | 'fp8' = 'bf16') => ({
+    ...DEFAULT_SETTINGS,
+    attention: { ...DEFAULT_SETTINGS.attention, sparsePrefill: true, ...attention },
+    engine: { ...DEFAULT_SETTINGS.engine, kvCache },
+  });
+  const asked = (settings: typeof DEFAULT_SETTINGS, backend?: string) =>
+    completionBudget(settings, 'auto', 131072, 'repo', backend).config.attention?.sparsePrefill === true;
+  assert.equal(asked(DEFAULT_SETTINGS, 'cuda'), false); // off by default
+  assert.equal(asked(on({}), 'cuda'), true);
+  assert.equal(asked(on({}), 'cpu'), true);
+  assert.equal(asked(on({ mode: 'quest' }), 'cpu'), true);
+  assert.equal(asked(on({ mode: 'quest' }), 'cuda'), false); // the CUDA backend prefills Quest densely only
+  assert.equal(asked(on({}, 'fp8'), 'cuda'), false); // nor over an FP8 cache
+  assert.equal(asked(on({ mode: 'full' }), 'cpu'), false);
+  assert.equal(asked(on({}), 'webgpu'), false);
+  assert.equal(asked(on({}), undefined), false); // no local model (a remote engine)
+  assert.equal(sparsePrefillApplies(on({}), 'cuda'), true);
 });
 
 test('on the CPU backend the repository context stops at 16K tokens unless the setting asks for more', () => {

@@ -19,6 +19,7 @@ test('valid values pass through, selection layers sorted and de-duplicated', () 
     'attention.mode': 'quest',
     'attention.tokenBudget': 512,
     'attention.selectionLayers': [13, 2, 13],
+    'attention.sparsePrefill': true,
     'context.maxTokens': 100000,
     'inlineCompletions.enabled': false,
     'inlineCompletions.debounceMs': 40,
@@ -31,6 +32,7 @@ test('valid values pass through, selection layers sorted and de-duplicated', () 
   assert.equal(settings.attention.mode, 'quest');
   assert.equal(settings.attention.tokenBudget, 512);
   assert.deepEqual(settings.attention.selectionLayers, [2, 13]);
+  assert.equal(settings.attention.sparsePrefill, true);
   assert.equal(settings.context.maxTokens, 100000);
   assert.equal(settings.inlineCompletions.enabled, false);
   assert.equal(settings.inlineCompletions.debounceMs, 40);
@@ -43,6 +45,7 @@ test('each invalid value falls back to its default and is reported by name', () 
     'attention.mode': 'sparse',
     'attention.tokenBudget': 3.5,
     'attention.selectionLayers': [2, -1],
+    'attention.sparsePrefill': 'yes',
     'context.include': ['src/**', 7],
     'inlineCompletions.debounceMs': 999999,
   };
@@ -52,12 +55,14 @@ test('each invalid value falls back to its default and is reported by name', () 
   assert.equal(settings.attention.mode, DEFAULT_SETTINGS.attention.mode);
   assert.equal(settings.attention.tokenBudget, DEFAULT_SETTINGS.attention.tokenBudget);
   assert.deepEqual(settings.attention.selectionLayers, []);
+  assert.equal(settings.attention.sparsePrefill, false);
   assert.deepEqual(settings.context.include, DEFAULT_SETTINGS.context.include);
   assert.equal(settings.inlineCompletions.debounceMs, DEFAULT_SETTINGS.inlineCompletions.debounceMs);
   const named = problems.map((line) => line.split(':')[0]).sort();
   assert.deepEqual(named, [
     'tidal.attention.mode',
     'tidal.attention.selectionLayers',
+    'tidal.attention.sparsePrefill',
     'tidal.attention.tokenBudget',
     'tidal.backend',
     'tidal.context.include',

@@ -17,7 +17,7 @@
 //                  [--keystrokes 40] [--switches 4] [--max-tokens 16] [--deadline-s S]
 //                  [--phases warmup,keys,switch,save,chat,noshift,persist] [--drop-caches 1]
 //                  [--addon-dir DIR] [--source-root DIR] [--workspace-dir DIR] [--verbose 1]
-//                  [--sparse-first-step 1]
+//                  [--sparse-first-step 1] [--sparse-prefill 1]
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -59,7 +59,13 @@ const prefillChunk = numberOption('prefill-chunk', 0);
 const targetTokens = numberOption('target-tokens', 99000);
 const attentionMode = option('attention', 'tidal') as 'tidal' | 'full';
 // --sparse-first-step 1: completions run the prompt's last token as a sparse decode step.
-const completionAttention = { mode: attentionMode, ...(option('sparse-first-step', '0') === '1' ? { sparseFirstStep: true } : {}) };
+// --sparse-prefill 1: a keystroke's recomputed tokens run under the same sparse attention
+// (tidal.attention.sparsePrefill; the prefix cache decides which recomputes qualify).
+const completionAttention = {
+  mode: attentionMode,
+  ...(option('sparse-first-step', '0') === '1' ? { sparseFirstStep: true } : {}),
+  ...(option('sparse-prefill', '0') === '1' ? { sparsePrefill: true } : {}),
+};
 const outFile = args.has('out') ? path.resolve(args.get('out')!) : undefined;
 const keystrokeCount = numberOption('keystrokes', 40);
 const switchCount = numberOption('switches', 4);
@@ -483,6 +489,7 @@ async function main(): Promise<void> {
   figures.backend = m.backend;
   figures.attention = attentionMode;
   figures.sparse_first_step = completionAttention.sparseFirstStep === true;
+  figures.sparse_prefill = completionAttention.sparsePrefill === true;
   figures.model = `${m.architecture} ${m.numLayers} layers, hidden ${m.hiddenSize}`;
   figures.node = process.version;
 
@@ -795,7 +802,7 @@ function writeOutputs(error?: unknown): string {
     '',
   ];
   const header = [
-    `## End-to-end replay: ${figures.model ?? modelDir}, ${figures.backend ?? backend}${figures.device ? ` (${figures.device})` : ''}, attention ${attentionMode}, repository part ${figures.repository_tokens ?? '?'} tokens`,
+    `## End-to-end replay: ${figures.model ?? modelDir}, ${figures.backend ?? backend}${figures.device ? ` (${figures.device})` : ''}, attention ${attentionMode}${completionAttention.sparsePrefill ? ' (keystroke recomputes prefilled sparse)' : ''}, repository part ${figures.repository_tokens ?? '?'} tokens`,
     '',
     `Node ${process.version}; completions: prompt window of CompletionService, at most ${maxTokens} generated tokens, greedy. Times to first token are queued + host + prefill + first decode as the engine host reports them.`,
     '',

@@ -4,8 +4,10 @@
 // is a sanity bound only (its mechanics are checked exactly elsewhere).
 #pragma once
 #include <cstdint>
+#include <set>
 
 #include "engine/attention_plan.h"
+#include "engine/backend.h"
 #include "model/model_config.h"
 
 namespace tidal::gpu_test {
@@ -32,6 +34,19 @@ inline AttentionPlan make_plan(const ModelConfig& config, AttentionMode mode, in
   options.selection_policy = policy;
   options.dense_layers = 2;
   return make_attention_plan(options, config.num_layers);
+}
+
+// The share of one trace's selected positions (over every query head) that the other selected
+// too; 0 when the two differ in shape (another cache length or list count).
+inline double selection_overlap(const SelectionTrace& a, const SelectionTrace& b) {
+  if (a.selected.size() != b.selected.size() || a.positions != b.positions) return 0;
+  int64_t same = 0, total = 0;
+  for (size_t h = 0; h < a.selected.size(); ++h) {
+    const std::set<int32_t> chosen(b.selected[h].begin(), b.selected[h].end());
+    for (int32_t position : a.selected[h]) same += int64_t(chosen.count(position));
+    total += int64_t(a.selected[h].size());
+  }
+  return total ? double(same) / double(total) : 0.0;
 }
 
 }  // namespace tidal::gpu_test

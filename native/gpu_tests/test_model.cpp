@@ -524,20 +524,8 @@ void test_backend_against_cpu(Report& report, const std::string& kind) {
       worst = std::max(worst, relative_l2f(a, b));
       cpu_attended += sa.attended_positions;
       gpu_attended += sb.attended_positions;
-      if (mode.mode == AttentionMode::Tidal) {
-        const SelectionTrace ta = cpu->last_selection_trace(), tb = gpu->last_selection_trace();
-        if (ta.selected.size() != tb.selected.size() || ta.positions != tb.positions) {
-          overlap = 0;
-          continue;
-        }
-        int64_t same = 0, total = 0;
-        for (size_t h = 0; h < ta.selected.size(); ++h) {
-          const std::set<int32_t> chosen(tb.selected[h].begin(), tb.selected[h].end());
-          for (int32_t pos : ta.selected[h]) same += chosen.count(pos);
-          total += int64_t(ta.selected[h].size());
-        }
-        overlap = std::min(overlap, total ? double(same) / double(total) : 0.0);
-      }
+      if (mode.mode == AttentionMode::Tidal)
+        overlap = std::min(overlap, selection_overlap(cpu->last_selection_trace(), gpu->last_selection_trace()));
     }
     // Quest's exact check is the full-budget case below and the kernel tests (test_quest.cpp).
     const double mode_bound = mode.bound_factor * bound;

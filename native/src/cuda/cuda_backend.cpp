@@ -162,7 +162,10 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   // attention's row statistics (kernels/sparse_prefill.h), the decode top-k, and the prefill
   // attention over each list's rows gathered into a compact cache.
   std::string sparse_prefill_refusal(const AttentionPlan& plan) const override {
-    if (plan.mode == AttentionMode::Quest) return "Quest's sparse prefill runs on the CPU backend only";
+    return sparse_prefill_refusal(plan.mode);
+  }
+  std::string sparse_prefill_refusal(AttentionMode mode) const {
+    if (mode == AttentionMode::Quest) return "Quest's sparse prefill runs on the CPU backend only";
     if (options_.kv_fp8) return "a sparse prefill needs a bf16 KV cache on the cuda backend (this one is FP8)";
     return {};
   }
@@ -465,7 +468,7 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
     if (keep_scores) {
       // A sparse prefill's selection layer: the same attention, its rows' log-sum-exp, then per
       // query head and position before the pass the highest log-softmax weight of the pass.
-      if (cache_->shape().fp8) throw RequestError(sparse_prefill_refusal(*pass.plan));
+      if (cache_->shape().fp8) throw RequestError(sparse_prefill_refusal(AttentionMode::Tidal));
       ws_.pass_lse.ensure(static_cast<size_t>(pass.count * config_.num_heads) * 4, "sparse prefill row statistics",
                           stream_);
       p.lse = ws_.pass_lse.get<float>();
@@ -634,7 +637,8 @@ class CudaBackend final : public Backend, public DecoderOps, public CudaBackendT
   // positions precede the pass: token t attends to the chosen rows and the pass up to itself.
   void attend_lists_prefill(int64_t layer, PositionLists which, const DecoderPass& pass) {
     if (which != PositionLists::Selection || cache_->shape().fp8)
-      throw RequestError(sparse_prefill_refusal(*pass.plan));
+      throw RequestError(
+          sparse_prefill_refusal(which == PositionLists::Selection ? AttentionMode::Tidal : AttentionMode::Quest));
     const int64_t d = config_.head_dim;
     const int64_t keep = selected_count_ - pass.count;  // SelectionSpec::count() = keep + pass tokens
     const int64_t lists = selected_shared_ ? config_.num_kv_heads : config_.num_heads;
